@@ -1,0 +1,41 @@
+# sensorbox: two commands on a fresh machine.
+#   make run    set everything up, start a simulated device (web on http://127.0.0.1:$(PORT))
+#   make test   set up what the tests need, run the whole suite
+# Also: make bench (benchmarks), make bundle (device bundle under build/), make clean.
+
+PYTHON ?= python3
+PORT   ?= 8080
+DATA   ?= ./var
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench bundle clean system-deps node-deps
+
+$(STAMP): pyproject.toml
+	@scripts/ensure-system-packages $(PYTHON)
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || scripts/ensure-system-packages --install python3-venv
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+node_modules/.installed: package.json package-lock.json
+	@scripts/ensure-system-packages node:nodejs npm
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+bundle: $(STAMP)
+	$(BIN)/sensorbox build
+
+run: $(STAMP)
+	$(BIN)/sensorbox run --port $(PORT) --data $(DATA)
+
+test: $(STAMP) node_modules/.installed
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf build .pytest_cache test-artifacts

@@ -1,0 +1,139 @@
+"""The device application: wires config, log, sensors, services and the HTTP API, then runs the event loop.
+
+    import sensorbox.device.app as app
+    app.main()            # what main.py does on the device and on the unix port
+
+Services (each supervised, see ``supervisor``): ``lag`` (loop-lag monitor), one sampler per sensor,
+``housekeeping`` (log to flash, heap low-water mark), ``http`` (the API).
+"""
+
+import gc
+import os
+
+import asyncio
+
+from sensorbox.device import platform as platform_mod
+from sensorbox.device.auth import Auth
+from sensorbox.device.config import Config
+from sensorbox.device.health import Health
+from sensorbox.device.log import Log
+from sensorbox.device.sensors.sampler import Sensor
+from sensorbox.device.supervisor import LagMonitor, Supervisor
+
+# Which config keys each sensor depends on: a change restarts its sampler.
+_SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
+
+
+def _makedirs(path):
+    parts = path.rstrip("/").split("/")
+    cur = ""
+    for i, p in enumerate(parts):
+        cur = p if i == 0 else cur + "/" + p
+        if not cur or cur == ".":
+            continue
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass
+
+
+class Device:
+    def __init__(self, platform=None, echo_log=True):
+        self.platform = platform or platform_mod.get()
+        data = self.platform.data_dir
+        _makedirs(data)
+        self.log = Log(self.platform.epoch_ms, data + "/log.txt", ring_size=32, echo=echo_log)
+        self.config = Config(data + "/config.json", self.log)
+        self.log.set_level(self.config.get("log.level"))
+        self.log.file_bytes = self.config.get("log.file_kb") * 1024
+        self.device_id = self.platform.unique_id()
+        self.supervisor = Supervisor(self.log)
+        self.lag = LagMonitor()
+        self.sensors = {}
+        # Rings hold ~10 s of accelerometer data and 128 ms of sound (its readers run every few tens of ms).
+        self.sensors["accel"] = Sensor("accel", self._driver_factory("accel"), self.log, 10, 1024)
+        self.sensors["mic"] = Sensor("mic", self._driver_factory("mic"), self.log, 1, 2048)
+        self.auth = Auth(data + "/auth.json", self.log, getattr(self.platform, "admin_password", None))
+        self.health = Health(self)
+        self.http = None
+        self._stop = None
+        self.config.listen(self.supervisor.config_changed)
+        self.config.listen(self._on_config)
+
+    def _driver_factory(self, name):
+        def make():
+            if not self.config.get(name + ".enabled"):
+                return None
+            drv = self.platform.sensor(name, self.config, self.log)
+            if drv is None:
+                self.log.warning(name, "no {} on this board".format(name))
+            return drv
+
+        return make
+
+    def _on_config(self, changed):
+        if "log.level" in changed:
+            self.log.set_level(self.config.get("log.level"))
+        if "log.file_kb" in changed:
+            self.log.file_bytes = self.config.get("log.file_kb") * 1024
+
+    async def _housekeeping(self):
+        n = 0
+        while True:
+            await asyncio.sleep_ms(500)
+            self.health.sample_heap()
+            n += 1
+            if n % 4 == 0 and self.log.pending():
+                self.log.flush()
+
+    async def _serve(self):
+        from sensorbox.device.http import api
+        from sensorbox.device.http.server import make_app
+
+        if self.http is None:
+            self.http = make_app(self.auth, self.log)
+            api.add_routes(self.http, self)
+        port = self.platform.http_port(self.config.get("http.port"))
+        host = getattr(self.platform, "http_host", "0.0.0.0")
+        self.log.info("http", "serving on http://{}:{}/".format(host, port))
+        await self.http.start_server(host=host, port=port)
+
+    async def run(self):
+        self._stop = asyncio.Event()
+        self.log.info("app", "sensorbox {} starting on {} (id {})".format(
+            __import__("sensorbox").__version__, self.platform.name, self.device_id))
+        if self.auth.generated_password:
+            # Shown once, on the console only: never logged to flash, never returned by the API.
+            print("\n*** admin password (shown once): {} ***\n".format(self.auth.generated_password))
+        sup = self.supervisor
+        sup.add("lag", self.lag.run)
+        for name in self.sensors:
+            sup.add(name, self.sensors[name].run, _SENSOR_KEYS[name])
+        sup.add("housekeeping", self._housekeeping)
+        await self.platform.start_network(self.config, self.log)
+        sup.add("http", self._serve)
+        gc.collect()
+        gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
+        await self._stop.wait()
+
+    def stop(self):
+        if self._stop is not None:
+            self._stop.set()
+
+    async def shutdown(self):
+        self.log.info("app", "stopping")
+        if self.http is not None:
+            self.http.shutdown()
+        await self.supervisor.stop()
+        self.log.flush()
+
+
+def main():
+    device = Device()
+    try:
+        asyncio.run(device.run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        asyncio.run(device.shutdown())
+        asyncio.new_event_loop()

@@ -1,0 +1,93 @@
+"""Device authentication: the admin password, kept only as a salted, iterated SHA-256 hash in ``auth.json``.
+
+First start: the password is taken from the platform (``SENSORBOX_ADMIN_PASSWORD`` on the unix port) or made
+up at random and printed once on the console; it is never logged or written in clear. Requests authenticate
+with HTTP Basic (user ``admin``). Verifying a password costs ``ITERATIONS`` hashes, so a verified credential is
+remembered (by its SHA-256, never in clear) and a wrong guess makes every login wait ``LOCKOUT_MS``
+(doubling with each failure, up to a minute) — rate limiting that costs the device nothing.
+"""
+
+import binascii
+import hashlib
+import json
+import os
+import time
+
+from micropython import const
+
+ITERATIONS = const(2000)
+LOCKOUT_MS = const(500)
+_LOCKOUT_MAX_MS = const(60000)
+_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alike characters
+
+
+def _hash(salt, password, iterations):
+    h = hashlib.sha256(salt + password).digest()
+    for _ in range(iterations - 1):
+        h = hashlib.sha256(salt + h).digest()
+    return h
+
+
+def new_password(length=16):
+    raw = os.urandom(length)
+    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in raw)
+
+
+class Auth:
+    def __init__(self, path, log, initial_password=None):
+        self.path = path
+        self.log = log
+        self._verified = []  # sha256 of credentials already checked (bounded)
+        self._fail_until = 0
+        self._failures = 0
+        self.generated_password = None
+        try:
+            with open(path) as f:
+                d = json.load(f)
+            self._salt = binascii.unhexlify(d["salt"])
+            self._hash = binascii.unhexlify(d["hash"])
+            self._iterations = d["iterations"]
+        except (OSError, ValueError, KeyError) as e:
+            if not isinstance(e, OSError):
+                log.error("auth", "{} is unreadable ({}); setting a new admin password".format(path, e))
+            pw = initial_password or new_password()
+            if not initial_password:
+                self.generated_password = pw
+            self.set_password(pw)
+
+    def set_password(self, password):
+        self._salt = os.urandom(16)
+        self._iterations = ITERATIONS
+        self._hash = _hash(self._salt, password.encode(), self._iterations)
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"salt": binascii.hexlify(self._salt).decode(), "hash": binascii.hexlify(self._hash).decode(),
+                       "iterations": self._iterations}, f)
+        os.rename(tmp, self.path)
+        self._verified = []
+
+    def check_basic(self, header):
+        """Check an ``Authorization: Basic ...`` header. Returns "admin", None (wrong or absent) or "wait"
+        (locked out after a failure)."""
+        if not header or not header.startswith("Basic "):
+            return None
+        key = hashlib.sha256(header.encode()).digest()
+        if key in self._verified:
+            return "admin"
+        if time.ticks_diff(self._fail_until, time.ticks_ms()) > 0:
+            return "wait"
+        try:
+            user, _, password = binascii.a2b_base64(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeError):
+            return None
+        if user == "admin" and _hash(self._salt, password.encode(), self._iterations) == self._hash:
+            self._failures = 0
+            self._verified.append(key)
+            if len(self._verified) > 4:
+                self._verified.pop(0)
+            return "admin"
+        self._failures += 1
+        wait = min(LOCKOUT_MS << min(self._failures - 1, 10), _LOCKOUT_MAX_MS)
+        self._fail_until = time.ticks_add(time.ticks_ms(), wait)
+        self.log.warning("auth", "failed login (failure {}, next attempt in {} ms)".format(self._failures, wait))
+        return None

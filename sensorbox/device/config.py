@@ -1,0 +1,83 @@
+"""The device's configuration on flash: ``config.json`` in the data directory, validated by the shared schema.
+
+Boot: a missing file means defaults. A file that does not parse or does not validate is moved aside to
+``config.json.bad`` for inspection, reported in the log and in ``boot_error``, and the device starts on defaults.
+Update: ``update(partial)`` validates the whole result first, writes it atomically (temp file + rename, which
+littlefs does atomically), and only then makes it the config in force and tells the listeners which keys changed.
+A rejected update changes nothing.
+"""
+
+import json
+import os
+
+from sensorbox.shared import config_schema as schema
+from sensorbox.shared.config_schema import ConfigError  # noqa: F401 (re-exported for callers)
+
+
+class Config:
+    def __init__(self, path, log):
+        self.path = path
+        self.log = log
+        self.values = schema.defaults()
+        self.boot_error = None
+        self.reboot_pending = []
+        self._listeners = []
+        self._load()
+
+    def get(self, key):
+        return self.values[key]
+
+    def listen(self, fn):
+        """``fn(changed_keys)`` is called after every accepted change."""
+        self._listeners.append(fn)
+
+    def _load(self):
+        try:
+            with open(self.path) as f:
+                text = f.read()
+        except OSError:
+            self.log.info("config", "no {}: using defaults".format(self.path))
+            return
+        try:
+            data = json.loads(text)
+            self.values = schema.validate(data)
+        except (ValueError, ConfigError) as e:
+            self.boot_error = "{} is invalid ({}); kept as {}.bad, started on defaults".format(self.path, e, self.path)
+            self.log.error("config", self.boot_error)
+            try:
+                os.rename(self.path, self.path + ".bad")
+            except OSError as e2:
+                self.log.error("config", "cannot move the bad config aside: {}".format(e2))
+
+    def update(self, partial):
+        """Validate and apply ``partial``; returns the list of changed keys. Raises ConfigError or OSError."""
+        merged = schema.validate(partial, self.values)
+        changed = []
+        for k in schema.keys():
+            if merged[k] != self.values[k]:
+                changed.append(k)
+        if not changed:
+            return changed
+        self._save(merged)
+        self.values = merged
+        for k in changed:
+            if schema.needs_reboot(k) and k not in self.reboot_pending:
+                self.reboot_pending.append(k)
+        self.log.info("config", "changed: {}".format(", ".join(changed)))
+        for fn in self._listeners:
+            try:
+                fn(changed)
+            except Exception as e:
+                self.log.exception("config", "listener failed", e)
+        return changed
+
+    def _save(self, values):
+        # Only keys that differ from the default are written: the file stays small and new defaults apply.
+        out = {}
+        for e in schema.SCHEMA:
+            if values[e[0]] != e[2]:
+                out[e[0]] = values[e[0]]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(out))
+        os.rename(tmp, self.path)

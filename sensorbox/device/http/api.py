@@ -1,0 +1,51 @@
+"""API routes: status (open, the health probe), config (read: authenticated; write: admin), debug fault."""
+
+from microdot import send_file
+
+from sensorbox.device.http.server import BadRequest, error, read_json
+from sensorbox.shared import config_schema as schema
+
+
+def add_routes(http, device):
+    require = http.require
+
+    @http.get("/api/status")
+    async def status(req):
+        return device.health.status()
+
+    @http.get("/api/config")
+    @require
+    async def get_config(req):
+        return {"config": schema.public_view(device.config.values), "reboot_pending": device.config.reboot_pending,
+                "boot_error": device.config.boot_error}
+
+    @http.get("/api/config/schema")
+    @require
+    async def get_schema(req):
+        # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM.
+        return send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
+
+    @http.put("/api/config")
+    @require
+    async def put_config(req):
+        update = read_json(req)
+        try:
+            changed = device.config.update(update)
+        except schema.ConfigError as e:
+            return error(400, e.reason, e.key)
+        except OSError as e:
+            return error(507, "cannot save the config on flash ({}); nothing changed".format(e))
+        return {"changed": changed, "reboot_pending": device.config.reboot_pending,
+                "config": schema.public_view(device.config.values)}
+
+    @http.post("/api/debug/fault")
+    @require
+    async def inject_fault(req):
+        """Make a service fail as if it had raised: exercises logging, restart counting and backoff."""
+        body = read_json(req)
+        name = body.get("service") if isinstance(body, dict) else None
+        if not isinstance(name, str) or device.supervisor.get(name) is None:
+            raise BadRequest("unknown service; one of: {}".format(
+                ", ".join(s.name for s in device.supervisor.services)), "service")
+        device.supervisor.inject_fault(name)
+        return {"injected": name}

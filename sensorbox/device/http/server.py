@@ -1,0 +1,94 @@
+"""Creating the Microdot app: request limits, JSON errors and the ``require`` authentication decorator.
+
+Every error is JSON: ``{"error": "<message>", "field": "<offending key or parameter>"}``.
+"""
+
+import json
+
+from microdot import Microdot, Request, Response
+
+# Limits: the device has tens of KB of heap; bodies past these are refused before they are read.
+Request.max_content_length = 16 * 1024
+Request.max_body_length = 16 * 1024
+Request.max_readline = 2 * 1024
+
+
+def error(status, message, field=None):
+    body = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return Response(body, status)
+
+
+def read_json(req):
+    """The request body as JSON; raises BadRequest with a reason when it is not."""
+    body = req.body
+    if not body:
+        raise BadRequest("request body is empty; expected JSON")
+    try:
+        return json.loads(body.decode())
+    except (ValueError, UnicodeError) as e:
+        raise BadRequest("request body is not valid JSON ({})".format(e))
+
+
+class BadRequest(Exception):
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def make_app(auth, log):
+    app = Microdot()
+
+    @app.errorhandler(400)
+    async def bad_request(req):
+        return error(400, "bad request")
+
+    @app.errorhandler(404)
+    async def not_found(req):
+        return error(404, "no such endpoint: {}".format(req.path if req else "?"))
+
+    @app.errorhandler(405)
+    async def not_allowed(req):
+        return error(405, "method {} not allowed here".format(req.method if req else "?"))
+
+    @app.errorhandler(413)
+    async def too_large(req):
+        return error(413, "request body too large (limit {} bytes)".format(Request.max_content_length))
+
+    @app.errorhandler(500)
+    async def internal(req):
+        return error(500, "internal error; see the device log")
+
+    @app.errorhandler(MemoryError)
+    async def out_of_memory(req, exc):
+        log.error("http", "out of memory on {} {}".format(req.method, req.path))
+        return error(503, "device is short of memory; retry")
+
+    @app.errorhandler(Exception)
+    async def crashed(req, exc):
+        log.exception("http", "{} {} failed".format(req.method, req.path), exc)
+        return error(500, "internal error; see the device log")
+
+    @app.errorhandler(BadRequest)
+    async def on_bad_request(req, exc):
+        return error(400, exc.message, exc.field)
+
+    def require(handler):
+        """Route decorator: only for an authenticated admin."""
+
+        async def guarded(req, *args, **kwargs):
+            who = auth.check_basic(req.headers.get("Authorization"))
+            if who == "wait":
+                return error(429, "too many failed logins; wait and retry")
+            if who != "admin":
+                res = error(401, "authentication required")
+                res.headers["WWW-Authenticate"] = 'Basic realm="sensorbox"'
+                return res
+            return await handler(req, *args, **kwargs)
+
+        return guarded
+
+    app.require = require
+    return app

@@ -1,0 +1,35 @@
+"""A wall clock in epoch milliseconds built on ``ticks_ms``, so it is monotonic during a run.
+
+``time.time()`` is an int of seconds on an ESP32 (epoch 2000) and a float on the unix port (epoch 1970); both can
+jump when NTP sets the clock. The device keeps one reference point and counts ticks from it, so timestamps in the
+store never go backwards. ``resync`` moves the reference forward only.
+"""
+
+import time
+
+_EPOCH_2000_MS = 946684800000
+
+
+class Clock:
+    def __init__(self, now_s, epoch_offset_ms=0):
+        self._ref_ms = int(now_s * 1000) + epoch_offset_ms
+        self._ref_ticks = time.ticks_ms()
+        self._last = self._ref_ms
+
+    def epoch_ms(self):
+        t = self._ref_ms + time.ticks_diff(time.ticks_ms(), self._ref_ticks)
+        if t < self._last:
+            return self._last
+        self._last = t
+        # Re-anchor well before ticks_ms wraps (2**29 ms on 32-bit ports, about 6 days).
+        if time.ticks_diff(time.ticks_ms(), self._ref_ticks) > 86400000:
+            self._ref_ms = t
+            self._ref_ticks = time.ticks_ms()
+        return t
+
+    def resync(self, now_ms):
+        """A better wall-clock reading arrived (NTP, a browser): adopt it if it is ahead."""
+        if now_ms > self.epoch_ms():
+            self._ref_ms = now_ms
+            self._ref_ticks = time.ticks_ms()
+            self._last = now_ms

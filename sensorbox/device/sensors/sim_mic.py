@@ -1,0 +1,92 @@
+"""Simulated microphone: a 16 kHz (or 8 kHz) PCM stream of a tone, noise, both, or silence at set levels.
+
+It models an I2S microphone read through a DMA buffer of ``fifo_frames`` samples: samples arrive on the
+microphone's clock; if the buffer is not read in time the oldest are overwritten (counted as dropped).
+The signal comes from two 50 ms tables made at start (a whole number of tone periods, since the tone is rounded
+to 20 Hz), so producing a batch does no float work. Noise is read from its table at a pseudo-random offset per
+batch so it does not repeat every 50 ms. Levels are dB full scale (RMS; a full-scale sine is -3 dBFS).
+"""
+
+import array
+import math
+
+from micropython import const
+
+_TABLE_S_DIV = const(20)  # table length = rate / 20 (50 ms)
+
+
+class SignalMicrophone:
+    name = "mic"
+    columns = ("pcm",)
+    fifo_frames = 4096  # I2S DMA buffer: 256 ms at 16 kHz
+    batch_frames = 256
+
+    def __init__(self, config, clock):
+        self.clock = clock
+        self.rate_hz = config.get("mic.rate_hz")
+        self.poll_ms = config.get("mic.poll_ms")
+        self.signal = config.get("sim.mic_signal")
+        self.tone_hz = (config.get("sim.mic_tone_hz") + 10) // 20 * 20
+        if self.tone_hz >= self.rate_hz // 2:
+            self.tone_hz = self.rate_hz // 2 - 20
+        self.tone_dbfs = config.get("sim.mic_tone_dbfs")
+        self.noise_dbfs = config.get("sim.mic_noise_dbfs")
+        self._tone = None
+        self._noise = None
+
+    def start(self):
+        n = self.rate_hz // _TABLE_S_DIV
+        tone = array.array("h", bytes(2 * n))
+        noise = array.array("h", bytes(2 * n))
+        if "tone" in self.signal:
+            # dBFS is RMS relative to 32767, so the peak is sqrt(2) times the RMS (clipped at full scale).
+            peak = 32767 * math.sqrt(2) * 10 ** (self.tone_dbfs / 20)
+            peak = min(peak, 32767)
+            w = 2 * math.pi * self.tone_hz / self.rate_hz
+            for i in range(n):
+                tone[i] = int(round(peak * math.sin(w * i)))
+        if "noise" in self.signal:
+            # Uniform white noise: RMS = half-width / sqrt(3).
+            half = min(32767, int(32767 * math.sqrt(3) * 10 ** (self.noise_dbfs / 20)))
+            seed = 1
+            for i in range(n):
+                seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+                noise[i] = (seed >> 4) % (2 * half + 1) - half if half else 0
+        self._tone = tone
+        self._noise = noise
+        self._n = n
+        self._t0 = self.clock()
+        self._seq = 0
+        self._rng = 7
+
+    def stop(self):
+        self._tone = None
+        self._noise = None
+
+    def read(self, batch):
+        produced = (self.clock() - self._t0) * self.rate_hz // 1000
+        seq = self._seq
+        if produced - seq > self.fifo_frames:
+            seq = produced - self.fifo_frames
+        n = min(produced - seq, batch.capacity)
+        if n <= 0:
+            batch.n = 0
+            return 0
+        tone = self._tone
+        noise = self._noise
+        size = self._n
+        self._rng = (self._rng * 1103515245 + 12345) & 0x7FFFFFFF
+        off = (self._rng >> 8) % size
+        out = batch.data
+        for i in range(n):
+            v = tone[(seq + i) % size] + noise[(off + i) % size]
+            if v > 32767:
+                v = 32767
+            elif v < -32768:
+                v = -32768
+            out[i] = v
+        batch.n = n
+        batch.seq = seq
+        batch.t_ms = self._t0 + seq * 1000 // self.rate_hz
+        self._seq = seq + n
+        return n

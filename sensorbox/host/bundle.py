@@ -1,0 +1,134 @@
+"""Build the device bundle: device and shared code compiled to .mpy with mpy-cross, plus Microdot from its wheel.
+
+Layout of a bundle (``build/<target>/``), which is also the device's file system root:
+
+    main.py                      starts sensorbox.device.app
+    www/config-schema.json       the config schema with help texts (served by /api/config/schema)
+    lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
+    lib/microdot/...             .mpy of the Microdot modules the device uses
+    bundle.json                  what is in it, with sizes
+
+Targets: ``unix`` (x64 native code, for the simulated device and device tests) and ``esp32`` (xtensawin).
+Compilation is incremental; a module that mpy-cross rejects fails the build with its error.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import sensorbox
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(REPO, "build")
+TARGETS = {"unix": "x64", "esp32": "xtensawin"}
+DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
+MICRODOT_MODULES = ("__init__", "microdot", "helpers", "sse")
+# Files of the device that are not code: none yet (web assets arrive with the UI).
+
+#: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's
+#: firmware ~1.9 MB and its file system ~2 MB; keeping the app within 512 KB leaves ~1.5 MB for data.
+FLASH_BUDGET_BYTES = 512 * 1024
+FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts what the files really occupy
+
+
+class BuildError(Exception):
+    pass
+
+
+def mpy_cross_path():
+    exe = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    return exe if os.path.exists(exe) else shutil.which("mpy-cross") or "mpy-cross"
+
+
+def device_sources():
+    """(source path, path in lib/) of every device module."""
+    out = [(os.path.join(REPO, "sensorbox", "__init__.py"), "sensorbox/__init__.py")]
+    for d in DEVICE_DIRS:
+        for root, dirs, files in os.walk(os.path.join(REPO, d)):
+            dirs[:] = sorted(x for x in dirs if x != "__pycache__")
+            for f in sorted(files):
+                if f.endswith(".py") and f != "main.py":
+                    src = os.path.join(root, f)
+                    out.append((src, os.path.relpath(src, REPO)))
+    import microdot
+
+    mdir = os.path.dirname(microdot.__file__)
+    for m in MICRODOT_MODULES:
+        out.append((os.path.join(mdir, m + ".py"), "microdot/" + m + ".py"))
+    return out
+
+
+def compile_one(src, dst, arch, name):
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    res = subprocess.run([mpy_cross_path(), "-march=" + arch, "-o", dst, "-s", name, src],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BuildError("mpy-cross rejected {}:\n{}".format(os.path.relpath(src, REPO), res.stderr.strip()))
+
+
+def build(target="unix", out_dir=None, quiet=True):
+    """Build (incrementally) and return the bundle directory."""
+    arch = TARGETS[target]
+    out = out_dir or os.path.join(BUILD, target)
+    lib = os.path.join(out, "lib")
+    wanted = set()
+    files = []
+    for src, rel in device_sources():
+        dst = os.path.join(lib, rel[:-3] + ".mpy")
+        wanted.add(dst)
+        if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+            if not quiet:
+                print("mpy-cross", rel)
+            compile_one(src, dst, arch, rel)
+        files.append(dst)
+    # Remove modules whose source is gone.
+    for root, _, names in os.walk(lib):
+        for n in names:
+            p = os.path.join(root, n)
+            if p not in wanted:
+                os.remove(p)
+    shutil.copyfile(os.path.join(REPO, "sensorbox", "device", "main.py"), os.path.join(out, "main.py"))
+    files.append(os.path.join(out, "main.py"))
+    files.extend(build_www(os.path.join(out, "www")))
+    manifest = {"version": sensorbox.__version__, "target": target, "arch": arch,
+                "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)}}
+    manifest["bytes"] = sum(manifest["files"].values())
+    manifest["flash_bytes"] = flash_bytes(manifest["files"].values())
+    manifest["flash_budget"] = FLASH_BUDGET_BYTES
+    with open(os.path.join(out, "bundle.json"), "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+    return out
+
+
+def build_www(www):
+    """Static files the device serves from flash. Returns their paths."""
+    from sensorbox.shared import config_docs
+
+    os.makedirs(www, exist_ok=True)
+    path = os.path.join(www, "config-schema.json")
+    with open(path, "w") as f:
+        json.dump({"schema": config_docs.describe()}, f, separators=(",", ":"))
+    return [path]
+
+
+def flash_bytes(sizes):
+    """Bytes the files occupy on littlefs (each file rounded up to whole blocks)."""
+    return sum((s + FLASH_BLOCK - 1) // FLASH_BLOCK * FLASH_BLOCK for s in sizes)
+
+
+def micropython_path():
+    exe = os.path.join(os.path.dirname(sys.executable), "micropython")
+    return exe if os.path.exists(exe) else shutil.which("micropython") or "micropython"
+
+
+def micropython_env(bundle_dir, extra=None, path=()):
+    """Environment for running the bundle on the unix port: the port's frozen modules, the bundle's lib, then
+    ``path``."""
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join((".frozen", os.path.join(bundle_dir, "lib")) + tuple(path))
+    env["SENSORBOX_WWW"] = os.path.join(bundle_dir, "www")
+    if extra:
+        env.update(extra)
+    return env

@@ -1,0 +1,46 @@
+"""Help texts for the configuration keys and the schema as plain data, for the UI, the OpenAPI description and
+the README. Kept apart from ``config_schema`` so the device does not hold these strings in RAM; the bundle
+build turns ``describe()`` into a static JSON file the device serves from flash."""
+
+from sensorbox.shared import config_schema as schema
+
+HELP = {
+    "device.name": "Name shown in the UI and sent to integrations",
+    "http.port": "TCP port of the web UI and API",
+    "log.level": "Lowest level kept in the log",
+    "log.file_kb": "Size of one log file on flash before it rotates (two files are kept)",
+    "accel.enabled": "Sample the accelerometer",
+    "accel.rate_hz": "Accelerometer output data rate (Hz)",
+    "accel.range_g": "Accelerometer full-scale range (g); 16 bits span plus and minus this",
+    "accel.poll_ms": "How often the accelerometer FIFO is read (ms)",
+    "mic.enabled": "Sample the microphone",
+    "mic.rate_hz": "Microphone sample rate (Hz)",
+    "mic.poll_ms": "How often the microphone buffer is read (ms)",
+    "sim.replay_gap_every_s": "Simulator: inject a sensor stall this often (s, 0 = never); its frames are lost",
+    "sim.replay_gap_ms": "Simulator: length of an injected stall (ms)",
+    "sim.replay_noise": "Simulator: peak amplitude of noise added to the replayed recording (counts)",
+    "sim.mic_signal": "Simulator: what the microphone hears",
+    "sim.mic_tone_hz": "Simulator: tone frequency (Hz, rounded to 20 Hz)",
+    "sim.mic_tone_dbfs": "Simulator: tone level (dB full scale, RMS)",
+    "sim.mic_noise_dbfs": "Simulator: noise level (dB full scale, RMS)",
+}
+
+
+def describe():
+    """The schema as a list of dicts: key, kind, default, bounds or choices, apply (live/reboot), help."""
+    out = []
+    for key, kind, default, low, high, apply in schema.SCHEMA:
+        d = {"key": key, "kind": kind, "apply": "reboot" if apply == schema.REBOOT else "live",
+             "help": HELP.get(key, "")}
+        if kind == schema.CHOICE:
+            d["choices"] = list(high)
+        elif kind in (schema.INT, schema.FLOAT):
+            d["min"] = low
+            d["max"] = high
+        elif kind in (schema.STR, schema.SECRET):
+            d["min_length"] = low
+            d["max_length"] = high
+        if kind != schema.SECRET:
+            d["default"] = default
+        out.append(d)
+    return out

@@ -1,0 +1,167 @@
+"""One pytest run for every interpreter sensorbox runs on.
+
+- ``tests/host/test_*.py``: CPython (host tools), collected by pytest as usual.
+- ``tests/device/test_*.py``: device tests. Never imported by CPython: each ``test_*`` function (sync or async)
+  runs in its own process on the MicroPython unix port, compiled to .mpy like the code under test (the bundle in
+  build/unix), under ``-X heapsize=DEVICE_HEAP`` (a module may set ``HEAPSIZE = "..."``). A failure shows the
+  MicroPython traceback.
+- ``tests/shared/test_*.py``: shared code, run three times: CPython (plain pytest), ``[micropython]`` (unix port,
+  from .mpy) and ``[wasm]`` (MicroPython WebAssembly under Node, which has no viper/native emitters).
+  Shared tests are synchronous and use plain ``assert``. A module lists data files it opens in ``DATA_FILES``.
+
+Tests run with the repository root as working directory. ``tests/support`` is on the path of device tests.
+"""
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from sensorbox.host import bundle  # noqa: E402
+
+#: Heap for device tests: 96K words = 96 KB on a 32-bit ESP32, below what one without PSRAM leaves to Python
+#: with Wi-Fi up. The whole app is tested separately at 64wK (see tests/device/test_app_heap.py).
+DEVICE_HEAP = "96wK"
+TIMEOUT_S = 120
+BUILD_TESTS = os.path.join(REPO, "build", "tests")
+_results = {"micropython": [0, 0], "wasm": [0, 0]}
+
+
+def pytest_sessionstart(session):
+    os.chdir(REPO)
+    try:
+        bundle.build("unix")
+    except bundle.BuildError as e:
+        raise pytest.UsageError(str(e))
+
+
+def _module_info(path):
+    tree = ast.parse(open(path).read(), str(path))
+    names, consts = [], {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                consts[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return names, consts
+
+
+def _kind(path):
+    parts = os.path.relpath(str(path), REPO).split(os.sep)
+    if len(parts) >= 3 and parts[0] == "tests" and parts[-1].startswith("test_") and parts[-1].endswith(".py"):
+        return parts[1]
+    return None
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    if _kind(module_path) == "device":
+        return MicroPythonFile.from_parent(parent, path=module_path, variants=("micropython",))
+    return None
+
+
+def pytest_collect_file(file_path, parent):
+    if _kind(file_path) == "shared":
+        return MicroPythonFile.from_parent(parent, path=file_path, variants=("micropython", "wasm"))
+    return None
+
+
+class MicroPythonFile(pytest.File):
+    def __init__(self, *, variants, **kw):
+        super().__init__(**kw)
+        self.variants = variants
+
+    def collect(self):
+        names, consts = _module_info(self.path)
+        for variant in self.variants:
+            for name in names:
+                yield MicroPythonItem.from_parent(self, name="{}[{}]".format(name, variant), test=name,
+                                                  variant=variant, consts=consts)
+
+
+class MicroPythonFailure(Exception):
+    pass
+
+
+def _compile_test(path):
+    rel = os.path.relpath(str(path), REPO)
+    out = os.path.join(BUILD_TESTS, os.path.dirname(rel))
+    dst = os.path.join(out, os.path.basename(rel)[:-3] + ".mpy")
+    if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(str(path)):
+        bundle.compile_one(str(path), dst, bundle.TARGETS["unix"], rel)
+    return out
+
+
+def _compiled_support():
+    src = os.path.join(REPO, "tests", "support")
+    out = os.path.join(BUILD_TESTS, "support")
+    for f in os.listdir(src):
+        if f.endswith(".py"):
+            dst = os.path.join(out, f[:-3] + ".mpy")
+            if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(os.path.join(src, f)):
+                bundle.compile_one(os.path.join(src, f), dst, bundle.TARGETS["unix"], "tests/support/" + f)
+    return out
+
+
+class MicroPythonItem(pytest.Item):
+    def __init__(self, *, test, variant, consts, **kw):
+        super().__init__(**kw)
+        self.test = test
+        self.variant = variant
+        self.consts = consts
+        self.add_marker(getattr(pytest.mark, variant))
+
+    def runtest(self):
+        tmp = os.path.join(REPO, "build", "test-tmp", self.variant, self.path.stem, self.test)
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        if self.variant == "wasm":
+            cmd = ["node", os.path.join(REPO, "tests", "wasm_runner.mjs"), REPO, str(self.path), self.test]
+            cmd += list(self.consts.get("DATA_FILES", ()))
+            env = dict(os.environ, NODE_PATH=os.path.join(REPO, "node_modules"))
+        else:
+            test_dir = _compile_test(self.path)
+            heap = self.consts.get("HEAPSIZE", DEVICE_HEAP)
+            cmd = [bundle.micropython_path(), "-X", "heapsize=" + heap, os.path.join(REPO, "tests", "mp_runner.py"),
+                   self.path.stem, self.test]
+            env = bundle.micropython_env(os.path.join(REPO, "build", "unix"), {"SENSORBOX_TEST_TMP": tmp},
+                                         path=(test_dir, _compiled_support()))
+        try:
+            res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)
+        except subprocess.TimeoutExpired as e:
+            _results[self.variant][1] += 1
+            raise MicroPythonFailure("timed out after {} s\n{}".format(TIMEOUT_S, (e.stdout or b"")[-4000:]))
+        ok = res.returncode == 0 and "SENSORBOX-TEST PASS" in res.stdout
+        _results[self.variant][0 if ok else 1] += 1
+        if not ok:
+            raise MicroPythonFailure("exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}".format(
+                res.returncode, res.stdout[-6000:], res.stderr[-6000:]))
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, MicroPythonFailure):
+            return "{} on {}:\n{}".format(self.test, self.variant, excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, "{}::{}".format(os.path.relpath(str(self.path), REPO), self.name)
+
+
+def pytest_terminal_summary(terminalreporter):
+    mp, wasm = _results["micropython"], _results["wasm"]
+    terminalreporter.write_line(
+        "sensorbox: {} tests ran on MicroPython (unix port, .mpy, heap {}): {} passed, {} failed; "
+        "{} on MicroPython WebAssembly: {} passed, {} failed".format(
+            mp[0] + mp[1], DEVICE_HEAP, mp[0], mp[1], wasm[0] + wasm[1], wasm[0], wasm[1]))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "micropython: runs on the MicroPython unix port")
+    config.addinivalue_line("markers", "wasm: runs on MicroPython WebAssembly (Node)")

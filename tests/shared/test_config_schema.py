@@ -1,0 +1,88 @@
+"""The config schema and validator, on CPython, MicroPython and WebAssembly."""
+
+from sensorbox.shared import config_schema as schema
+from sensorbox.shared.config_schema import ConfigError
+
+
+def _rejects(update, key, words):
+    try:
+        schema.validate(update)
+    except ConfigError as e:
+        assert e.key == key, (e.key, key)
+        assert words in e.reason, (e.reason, words)
+        return
+    raise AssertionError("accepted {}".format(update))
+
+
+def test_defaults_validate():
+    d = schema.defaults()
+    assert schema.validate({}, d) == d
+    assert d["accel.rate_hz"] == 50
+    for key in schema.keys():
+        assert schema.check_value(key, d[key]) == d[key]
+
+
+def test_update_merges_without_touching_inputs():
+    current = schema.defaults()
+    before = dict(current)
+    merged = schema.validate({"accel.rate_hz": 100, "device.name": "lab-3"}, current)
+    assert merged["accel.rate_hz"] == 100
+    assert merged["device.name"] == "lab-3"
+    assert current == before
+
+
+def test_unknown_key_is_named():
+    _rejects({"accel.rate": 50}, "accel.rate", "unknown key")
+
+
+def test_wrong_type_is_named():
+    _rejects({"accel.poll_ms": "40"}, "accel.poll_ms", "expected an integer")
+    _rejects({"accel.enabled": 1}, "accel.enabled", "true or false")
+    _rejects({"device.name": 5}, "device.name", "expected a string")
+    _rejects({"accel.poll_ms": True}, "accel.poll_ms", "expected an integer")
+
+
+def test_out_of_range_is_named():
+    _rejects({"accel.poll_ms": 0}, "accel.poll_ms", "out of range 5..1000")
+    _rejects({"http.port": 70000}, "http.port", "out of range")
+    _rejects({"device.name": ""}, "device.name", "length 0")
+    _rejects({"device.name": "x\ny"}, "device.name", "control characters")
+
+
+def test_choices():
+    assert schema.validate({"accel.rate_hz": 25})["accel.rate_hz"] == 25
+    _rejects({"accel.rate_hz": 30}, "accel.rate_hz", "not one of 25, 50, 100")
+    _rejects({"log.level": "verbose"}, "log.level", "not one of")
+
+
+def test_whole_float_is_an_int():
+    assert schema.validate({"accel.poll_ms": 40.0})["accel.poll_ms"] == 40
+    _rejects({"accel.poll_ms": 40.5}, "accel.poll_ms", "expected an integer")
+
+
+def test_body_must_be_an_object():
+    _rejects([1, 2], "(body)", "JSON object")
+
+
+def test_first_bad_key_wins_and_nothing_is_applied():
+    current = schema.defaults()
+    try:
+        schema.validate({"accel.rate_hz": 100, "zzz": 1}, current)
+        raise AssertionError("accepted")
+    except ConfigError as e:
+        assert e.key == "zzz"
+    assert current["accel.rate_hz"] == 50
+
+
+def test_reboot_flag():
+    assert schema.needs_reboot("http.port")
+    assert not schema.needs_reboot("accel.rate_hz")
+
+
+def test_every_key_has_help():
+    from sensorbox.shared import config_docs
+
+    described = config_docs.describe()
+    assert [d["key"] for d in described] == list(schema.keys())
+    for d in described:
+        assert d["help"], d["key"]

@@ -1,0 +1,67 @@
+"""Helpers for device tests (MicroPython): a scratch directory, a settable clock, a quiet log, a config stub."""
+
+import os
+
+import asyncio
+
+from sensorbox.device.log import Log
+from sensorbox.shared import config_schema
+
+
+def tmpdir(sub=""):
+    """A fresh directory for this test (the harness makes SENSORBOX_TEST_TMP empty before each test)."""
+    path = os.getenv("SENSORBOX_TEST_TMP")
+    if sub:
+        path = path + "/" + sub
+        try:
+            os.mkdir(path)
+        except OSError:
+            pass
+    return path
+
+
+class FakeClock:
+    """Epoch ms that only moves when told to: drivers read time through it."""
+
+    def __init__(self, t=1700000000000):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, ms):
+        self.t += ms
+
+
+class StubConfig:
+    """Config values (defaults plus overrides) with the ``get`` the drivers use."""
+
+    def __init__(self, **overrides):
+        self.values = config_schema.defaults()
+        for k in overrides:
+            self.values[k.replace("__", ".")] = overrides[k]
+
+    def get(self, key):
+        return self.values[key]
+
+
+def quiet_log(path=None):
+    return Log(lambda: 0, path, echo=False)
+
+
+async def until(cond, timeout_ms=3000, step_ms=5):
+    """Wait until cond() is true; fail after timeout_ms."""
+    waited = 0
+    while not cond():
+        if waited >= timeout_ms:
+            raise AssertionError("condition not met within {} ms".format(timeout_ms))
+        await asyncio.sleep_ms(step_ms)
+        waited += step_ms
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False

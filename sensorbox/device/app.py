@@ -14,6 +14,7 @@ import asyncio
 
 from sensorbox.device import platform as platform_mod
 from sensorbox.device.auth import Auth
+from sensorbox.device.bus import Bus
 from sensorbox.device.config import Config
 from sensorbox.device.health import Health
 from sensorbox.device.log import Log
@@ -48,6 +49,7 @@ class Device:
         self.log.file_bytes = self.config.get("log.file_kb") * 1024
         self.device_id = self.platform.unique_id()
         self.supervisor = Supervisor(self.log)
+        self.bus = Bus(self.log)
         self.lag = LagMonitor()
         self.sensors = {}
         # Rings hold ~10 s of accelerometer data and 128 ms of sound (its readers run every few tens of ms).

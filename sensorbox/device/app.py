@@ -43,7 +43,12 @@ class Device:
         self.platform = platform or platform_mod.get()
         data = self.platform.data_dir
         _makedirs(data)
-        self.log = Log(self.platform.epoch_ms, data + "/log.txt", ring_size=32, echo=echo_log)
+        self.log = Log(self.platform.epoch_ms, data + "/log.txt", echo=echo_log)
+        self.sensors = {}
+        # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 64 ms of sound at 16 kHz
+        # (its reader runs every few tens of ms). They are never reallocated.
+        self.sensors["accel"] = Sensor("accel", self._driver_factory("accel"), self.log, 3, 500)
+        self.sensors["mic"] = Sensor("mic", self._driver_factory("mic"), self.log, 1, 1024)
         self.config = Config(data + "/config.json", self.log)
         self.log.set_level(self.config.get("log.level"))
         self.log.file_bytes = self.config.get("log.file_kb") * 1024
@@ -51,10 +56,6 @@ class Device:
         self.supervisor = Supervisor(self.log)
         self.bus = Bus(self.log)
         self.lag = LagMonitor()
-        self.sensors = {}
-        # Rings hold ~10 s of accelerometer data and 128 ms of sound (its readers run every few tens of ms).
-        self.sensors["accel"] = Sensor("accel", self._driver_factory("accel"), self.log, 10, 1024)
-        self.sensors["mic"] = Sensor("mic", self._driver_factory("mic"), self.log, 1, 2048)
         self.auth = Auth(data + "/auth.json", self.log, getattr(self.platform, "admin_password", None))
         self.health = Health(self)
         self.http = None

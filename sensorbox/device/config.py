@@ -4,24 +4,23 @@ Boot: a missing file means defaults. A file that does not parse or does not vali
 ``config.json.bad`` for inspection, reported in the log and in ``boot_error``, and the device starts on defaults.
 Update: ``update(partial)`` validates the whole result first, writes it atomically (temp file + rename, which
 littlefs does atomically), and only then makes it the config in force and tells the listeners which keys changed.
-A rejected update changes nothing.
+A rejected update raises ``ValueError`` with ``key`` and ``reason`` and changes nothing.
 """
 
 import json
 import os
 
 from sensorbox.shared import config_schema as schema
-from sensorbox.shared.config_schema import ConfigError  # noqa: F401 (re-exported for callers)
 
 
 class Config:
     def __init__(self, path, log):
         self.path = path
         self.log = log
-        self.values = schema.defaults()
         self.boot_error = None
         self.reboot_pending = []
         self._listeners = []
+        self.values = schema.defaults()
         self._load()
 
     def get(self, key):
@@ -39,9 +38,8 @@ class Config:
             self.log.info("config", "no {}: using defaults".format(self.path))
             return
         try:
-            data = json.loads(text)
-            self.values = schema.validate(data)
-        except (ValueError, ConfigError) as e:
+            self.values = schema.validate(json.loads(text))
+        except ValueError as e:  # bad JSON or a ConfigError
             self.boot_error = "{} is invalid ({}); kept as {}.bad, started on defaults".format(self.path, e, self.path)
             self.log.error("config", self.boot_error)
             try:
@@ -52,17 +50,14 @@ class Config:
     def update(self, partial):
         """Validate and apply ``partial``; returns the list of changed keys. Raises ConfigError or OSError."""
         merged = schema.validate(partial, self.values)
-        changed = []
-        for k in schema.keys():
-            if merged[k] != self.values[k]:
-                changed.append(k)
+        changed = [k for k in schema.keys() if merged[k] != self.values[k]]
         if not changed:
             return changed
         self._save(merged)
-        self.values = merged
         for k in changed:
             if schema.needs_reboot(k) and k not in self.reboot_pending:
                 self.reboot_pending.append(k)
+        self.values = merged
         self.log.info("config", "changed: {}".format(", ".join(changed)))
         for fn in self._listeners:
             try:
@@ -71,10 +66,14 @@ class Config:
                 self.log.exception("config", "listener failed", e)
         return changed
 
+    def public(self):
+        """The configuration as the API shows it (secrets replaced by whether they are set)."""
+        return schema.public_view(self.values)
+
     def _save(self, values):
         # Only keys that differ from the default are written: the file stays small and new defaults apply.
         out = {}
-        for e in schema.SCHEMA:
+        for e in schema.entries():
             if values[e[0]] != e[2]:
                 out[e[0]] = values[e[0]]
         tmp = self.path + ".tmp"

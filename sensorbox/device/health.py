@@ -43,6 +43,6 @@ class Health:
             "task_restarts": d.supervisor.total_restarts(),
             "tasks": d.supervisor.status(),
             "sensors": sensors,
-            "log": {"pending": d.log.pending(), "dropped": d.log.dropped, "write_errors": d.log.write_errors},
+            "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
             "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
         }

@@ -1,9 +1,15 @@
-"""The device log: a bounded ring of recent entries in RAM plus a rotated log file on flash.
+"""The device log: a fixed byte ring of recent entries in RAM plus a rotated log file on flash.
 
-``log.info("store", "opened")`` costs a tuple and a ring slot; nothing touches flash. The supervisor's
-``flush`` service writes pending entries to ``log.txt`` every few seconds in one open/write/close (a littlefs
-open+write+close takes tens of ms on an ESP32, too much per entry). When the file passes ``file_kb`` it becomes
-``log.1.txt`` (the previous one is dropped), so the log never takes more than twice ``file_kb`` of flash.
+An entry is one text record ``"<epoch_ms> <level> <source> <message>\\n"`` (continuation lines of a message, such
+as a traceback, start with ``"| "``). Records go into a ``bytearray`` ring of ``ring_bytes`` allocated once, so
+logging makes no long-lived objects and does not fragment the heap. An entry's id is the byte offset at which it
+starts in the stream of everything ever logged; ``entries(since=id)`` reads from there.
+
+Nothing touches flash when logging: the housekeeping service calls ``flush`` every few seconds, which appends
+what is new to ``log.txt`` in one open/write/close (a littlefs open+write+close takes tens of ms on an ESP32,
+too much per entry). When the file passes ``file_bytes`` it becomes ``log.1.txt`` (the previous one is dropped),
+so the log never takes more than twice that. Bytes that leave the ring before reaching flash are counted in
+``dropped`` (bytes), never silently.
 """
 
 import io
@@ -19,33 +25,42 @@ _NAMES = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error"}
 
 
 class Log:
-    def __init__(self, clock, path=None, ring_size=64, file_kb=32, echo=True):
+    def __init__(self, clock, path=None, ring_bytes=2048, file_kb=32, echo=True):
         self._clock = clock
         self.path = path
-        self.ring_size = ring_size
         self.file_bytes = file_kb * 1024
         self.level = INFO
         self.echo = echo
-        self._ring = []
-        self._seq = 0  # number of entries ever logged; entry i has id i
-        self._flushed = 0  # entries up to this id are on flash
-        self.dropped = 0  # entries that left the ring before reaching flash
+        self._ring = bytearray(ring_bytes)
+        self._mv = memoryview(self._ring)
+        self._size = ring_bytes
+        self._end = 0  # bytes ever logged
+        self._flushed = 0  # bytes up to here are on flash (or counted as dropped)
+        self.dropped = 0  # bytes that left the ring before reaching flash
         self.write_errors = 0
 
     def log(self, level, source, message):
         if level < self.level:
             return
-        entry = (self._seq, self._clock(), level, source, message)
-        self._seq += 1
-        ring = self._ring
-        ring.append(entry)
-        if len(ring) > self.ring_size:
-            old = ring.pop(0)
-            if old[0] >= self._flushed and self.path:
-                self.dropped += 1
-                self._flushed = old[0] + 1
+        name = _NAMES.get(level, "info")
         if self.echo:
-            print("{} {} {}".format(_NAMES.get(level, level), source, message))
+            print(name, source, message)
+        rec = "{} {} {} {}\n".format(self._clock(), name, source, message.replace("\n", "\n| ")).encode()
+        if len(rec) > self._size // 2:
+            rec = rec[: self._size // 2 - 5] + b"...\n"
+        self._put(rec)
+
+    def _put(self, rec):
+        n = len(rec)
+        pos = self._end % self._size
+        first = min(n, self._size - pos)
+        self._mv[pos:pos + first] = rec[:first]
+        if first < n:
+            self._mv[0:n - first] = rec[first:]
+        self._end += n
+        if self.path and self._end - self._flushed > self._size:
+            self.dropped += self._end - self._size - self._flushed
+            self._flushed = self._end - self._size
 
     def debug(self, source, message):
         self.log(DEBUG, source, message)
@@ -67,22 +82,59 @@ class Log:
     def set_level(self, name):
         self.level = LEVELS[name]
 
+    def _bytes(self, start):
+        """The logged bytes from absolute offset ``start`` (clamped to what the ring holds) to the end."""
+        start = max(start, self._end - self._size, 0)
+        out = bytearray(self._end - start)
+        a = start % self._size
+        n = len(out)
+        first = min(n, self._size - a)
+        out[0:first] = self._mv[a:a + first]
+        if first < n:
+            out[first:] = self._mv[0:n - first]
+        return start, out
+
     def entries(self, since=0, min_level=0):
-        """Entries in the ring with id >= since, as dicts (for the API)."""
+        """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API)."""
+        start, raw = self._bytes(since)
         out = []
-        for seq, t, level, source, message in self._ring:
-            if seq >= since and level >= min_level:
-                out.append({"id": seq, "t": t, "level": _NAMES.get(level, level), "source": source, "msg": message})
+        pos = 0
+        # The oldest bytes may be the tail of an entry that was partly overwritten: skip to a record start.
+        if start > 0 and start != since:
+            while pos < len(raw):
+                nl = raw.find(b"\n", pos)
+                if nl < 0 or raw[nl + 1:nl + 3] != b"| ":
+                    pos = nl + 1 if nl >= 0 else len(raw)
+                    break
+                pos = nl + 1
+        while pos < len(raw):
+            end = pos
+            while True:
+                nl = raw.find(b"\n", end)
+                if nl < 0:
+                    nl = len(raw)
+                    break
+                if raw[nl + 1:nl + 3] != b"| ":
+                    break
+                end = nl + 1
+            text = bytes(raw[pos:nl]).decode()
+            parts = text.split(" ", 3)
+            if len(parts) == 4:
+                level = LEVELS.get(parts[1], 0)
+                if level >= min_level:
+                    out.append({"id": start + pos, "t": int(parts[0]), "level": parts[1], "source": parts[2],
+                                "msg": parts[3].replace("\n| ", "\n")})
+            pos = nl + 1
         return out
 
     def pending(self):
-        return self._seq - self._flushed
+        return self._end - self._flushed
 
     def flush(self):
-        """Append entries not yet on flash to the log file, rotating it when full. Returns entries written."""
-        if not self.path or self._flushed >= self._seq:
+        """Append what is not yet on flash to the log file, rotating it when full. Returns bytes written."""
+        if not self.path or self._flushed >= self._end:
             return 0
-        n = 0
+        start, raw = self._bytes(self._flushed)
         try:
             try:
                 size = os.stat(self.path)[6]
@@ -93,15 +145,13 @@ class Log:
                     os.rename(self.path, self.path[:-4] + ".1.txt")
                 except OSError:
                     pass
-            with open(self.path, "a") as f:
-                for seq, t, level, source, message in self._ring:
-                    if seq >= self._flushed:
-                        f.write("{} {} {} {}\n".format(t, _NAMES.get(level, level), source, message))
-                        n += 1
-            self._flushed = self._seq
+            with open(self.path, "ab") as f:
+                f.write(raw)
+            self._flushed = start + len(raw)
         except OSError as e:
-            # A full or failing flash must not take the device down: keep the entries in RAM and say so.
+            # A full or failing flash must not take the device down: the entries stay in RAM; say so once.
             self.write_errors += 1
-            if self.echo:
+            if self.echo and self.write_errors == 1:
                 print("error log cannot write {}: {}".format(self.path, e))
-        return n
+            return 0
+        return len(raw)

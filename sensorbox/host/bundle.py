@@ -92,6 +92,7 @@ def build(target="unix", out_dir=None, quiet=True):
     shutil.copyfile(os.path.join(REPO, "sensorbox", "device", "main.py"), os.path.join(out, "main.py"))
     files.append(os.path.join(out, "main.py"))
     files.extend(build_www(os.path.join(out, "www")))
+    files.extend(copy_default_model(os.path.join(out, "models", "default")))
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch,
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)}}
     manifest["bytes"] = sum(manifest["files"].values())
@@ -99,6 +100,18 @@ def build(target="unix", out_dir=None, quiet=True):
     manifest["flash_budget"] = FLASH_BUDGET_BYTES
     with open(os.path.join(out, "bundle.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
+    return out
+
+
+def copy_default_model(dst):
+    """The classifier model the device runs until one is uploaded (models/default: model.csv + meta.json)."""
+    src = os.path.join(REPO, "models", "default")
+    out = []
+    if os.path.isdir(src):
+        os.makedirs(dst, exist_ok=True)
+        for name in ("model.csv", "meta.json"):
+            shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+            out.append(os.path.join(dst, name))
     return out
 
 

@@ -29,7 +29,7 @@ HELP = {
 def describe():
     """The schema as a list of dicts: key, kind, default, bounds or choices, apply (live/reboot), help."""
     out = []
-    for key, kind, default, low, high, apply in schema.SCHEMA:
+    for key, kind, default, low, high, apply in schema.entries():
         d = {"key": key, "kind": kind, "apply": "reboot" if apply == schema.REBOOT else "live",
              "help": HELP.get(key, "")}
         if kind == schema.CHOICE:

@@ -1,22 +1,48 @@
 """The device configuration schema and its validator: one declaration, used by the device, the host and the UI.
 
 A configuration is a flat mapping of dotted keys (``"accel.rate_hz"``) to values. Each key is declared once in
-``SCHEMA`` with its kind, default, bounds and whether a change applies live or needs a restart. ``validate``
+``SPEC`` with its kind, default, bounds and whether a change applies live or needs a restart. ``validate``
 checks a partial update against the schema and the current values and returns the merged configuration, or
 raises ``ConfigError`` naming the key and the reason. Nothing is ever half-applied.
+
+``SPEC`` is one string, a line per key: ``key kind default [low high | choices] [reboot]``, where default and
+choices are JSON tokens without spaces. A table of tuples would cost the device ~220 bytes of heap per key; this
+string costs its length, and a key's entry is parsed only when it is checked. Help texts are in config_docs.py.
 """
+
+import json
 
 # Kinds of value.
 INT = "int"
 FLOAT = "float"
 BOOL = "bool"
-STR = "str"
+STR = "str"  # low/high bound the length
 CHOICE = "choice"
 SECRET = "secret"  # a string that is accepted on write and never returned
 
-# Flags.
 LIVE = 0  # applied without a restart (the services that use the key restart themselves)
 REBOOT = 1  # stored at once, takes effect after a restart
+
+SPEC = """
+device.name             str     "sensorbox"   1 32
+http.port               int     80            1 65535  reboot
+log.level               choice  "info"        ["debug","info","warning","error"]
+log.file_kb             int     32            4 512
+accel.enabled           bool    true
+accel.rate_hz           choice  50            [25,50,100]
+accel.range_g           choice  8             [2,4,8,16]
+accel.poll_ms           int     40            5 1000
+mic.enabled             bool    true
+mic.rate_hz             choice  16000         [8000,16000]
+mic.poll_ms             int     20            5 200
+sim.replay_gap_every_s  int     0             0 86400
+sim.replay_gap_ms       int     500           0 60000
+sim.replay_noise        int     0             0 4096
+sim.mic_signal          choice  "tone+noise"  ["tone","noise","tone+noise","silence"]
+sim.mic_tone_hz         int     1000          20 3980
+sim.mic_tone_dbfs       int     -20           -90 0
+sim.mic_noise_dbfs      int     -50           -90 0
+"""
 
 
 class ConfigError(ValueError):
@@ -28,84 +54,71 @@ class ConfigError(ValueError):
         self.reason = reason
 
 
-# (key, kind, default, low, high | choices, apply). For CHOICE, low is None and high is the tuple of values.
-# Help texts live in config_docs.py: the device never loads them (RAM), the UI and docs do.
-SCHEMA = (
-    ("device.name", STR, "sensorbox", 1, 32, LIVE),
-    ("http.port", INT, 80, 1, 65535, REBOOT),
-    ("log.level", CHOICE, "info", None, ("debug", "info", "warning", "error"), LIVE),
-    ("log.file_kb", INT, 32, 4, 512, LIVE),
-    ("accel.enabled", BOOL, True, None, None, LIVE),
-    ("accel.rate_hz", CHOICE, 50, None, (25, 50, 100), LIVE),
-    ("accel.range_g", CHOICE, 8, None, (2, 4, 8, 16), LIVE),
-    ("accel.poll_ms", INT, 40, 5, 1000, LIVE),
-    ("mic.enabled", BOOL, True, None, None, LIVE),
-    ("mic.rate_hz", CHOICE, 16000, None, (8000, 16000), LIVE),
-    ("mic.poll_ms", INT, 20, 5, 200, LIVE),
-    ("sim.replay_gap_every_s", INT, 0, 0, 86400, LIVE),
-    ("sim.replay_gap_ms", INT, 500, 0, 60000, LIVE),
-    ("sim.replay_noise", INT, 0, 0, 4096, LIVE),
-    ("sim.mic_signal", CHOICE, "tone+noise", None, ("tone", "noise", "tone+noise", "silence"), LIVE),
-    ("sim.mic_tone_hz", INT, 1000, 20, 3980, LIVE),
-    ("sim.mic_tone_dbfs", INT, -20, -90, 0, LIVE),
-    ("sim.mic_noise_dbfs", INT, -50, -90, 0, LIVE),
-)
-
-_BY_KEY = {}
-for _entry in SCHEMA:
-    _BY_KEY[_entry[0]] = _entry
-
-
-def keys():
-    """All keys, in declaration order."""
-    return tuple(e[0] for e in SCHEMA)
+def _parse(line):
+    p = line.split()
+    kind = p[1]
+    default = json.loads(p[2])
+    low = high = None
+    apply = REBOOT if p[-1] == "reboot" else LIVE
+    if kind == CHOICE:
+        high = tuple(json.loads(p[3]))
+    elif kind != BOOL:
+        low = json.loads(p[3])
+        high = json.loads(p[4])
+    return (p[0], kind, default, low, high, apply)
 
 
 def entry(key):
-    """The schema entry of ``key``, or None."""
-    return _BY_KEY.get(key)
+    """(key, kind, default, low, high | choices, apply) for ``key``, or None."""
+    i = SPEC.find("\n" + key + " ")
+    if i < 0:
+        return None
+    e = _parse(SPEC[i + 1:SPEC.find("\n", i + 1)])
+    return e if e[0] == key else None
+
+
+def entries():
+    """Every entry, in declaration order."""
+    for line in SPEC.split("\n"):
+        if line.strip():
+            yield _parse(line)
+
+
+def keys():
+    return tuple(e[0] for e in entries())
 
 
 def defaults():
     """A new dict holding every key's default."""
-    out = {}
-    for e in SCHEMA:
-        out[e[0]] = e[2]
-    return out
-
-
-def is_secret(key):
-    e = _BY_KEY.get(key)
-    return e is not None and e[1] == SECRET
+    return {e[0]: e[2] for e in entries()}
 
 
 def needs_reboot(key):
-    e = _BY_KEY.get(key)
+    e = entry(key)
     return e is not None and e[5] == REBOOT
 
 
 def check_value(key, value):
     """Return ``value`` converted to the key's kind, or raise ConfigError."""
-    e = _BY_KEY.get(key)
+    e = entry(key) if isinstance(key, str) else None
     if e is None:
         raise ConfigError(key, "unknown key")
     kind, low, high = e[1], e[3], e[4]
-    # bool is a subclass of int on CPython and MicroPython alike: exclude it from numbers explicitly.
+    isbool = value is True or value is False  # bool is an int subclass everywhere: keep it apart
     if kind == BOOL:
-        if value is True or value is False:
+        if isbool:
             return value
         raise ConfigError(key, "expected true or false, got {}".format(_show(value)))
     if kind == INT:
-        if value is True or value is False or not isinstance(value, int):
-            if isinstance(value, float) and value == int(value):
-                value = int(value)
-            else:
-                raise ConfigError(key, "expected an integer, got {}".format(_show(value)))
+        if isinstance(value, float) and not isbool and value == int(value):
+            value = int(value)
+        if isbool or not isinstance(value, int):
+            raise ConfigError(key, "expected an integer, got {}".format(_show(value)))
         if value < low or value > high:
             raise ConfigError(key, "{} is out of range {}..{}".format(value, low, high))
         return value
     if kind == FLOAT:
-        if value is True or value is False or not isinstance(value, (int, float)):
+        if isbool or not isinstance(value, (int, float)):
             raise ConfigError(key, "expected a number, got {}".format(_show(value)))
         value = float(value)
         if value != value or value < low or value > high:
@@ -122,22 +135,22 @@ def check_value(key, value):
         return value
     if kind == CHOICE:
         for c in high:
-            if value == c and (value is True or value is False) == (c is True or c is False):
+            if value == c and isbool == (c is True or c is False):
                 return c
         raise ConfigError(key, "{} is not one of {}".format(_show(value), ", ".join(str(c) for c in high)))
-    raise ConfigError(key, "schema kind {} unknown".format(kind))  # pragma: no cover
+    raise ConfigError(key, "schema kind {} unknown".format(kind))
 
 
 def validate(update, current=None):
     """Validate the partial ``update`` against the schema and return the merged configuration.
 
-    ``current`` is the configuration in force (defaults when None). Raises ConfigError for the first bad key;
-    neither argument is modified.
+    ``current`` is the configuration in force (defaults when None). Raises ConfigError for the first bad key in
+    sorted order; neither argument is modified.
     """
     if not isinstance(update, dict):
         raise ConfigError("(body)", "expected a JSON object of key: value")
     merged = dict(current) if current is not None else defaults()
-    for key in sorted(update):
+    for key in sorted(update, key=str):
         if not isinstance(key, str):
             raise ConfigError(str(key), "keys must be strings")
         merged[key] = check_value(key, update[key])
@@ -147,12 +160,8 @@ def validate(update, current=None):
 def public_view(config):
     """The configuration as the API shows it: secrets are replaced by whether they are set."""
     out = {}
-    for e in SCHEMA:
-        k = e[0]
-        if e[1] == SECRET:
-            out[k] = {"set": bool(config.get(k))}
-        else:
-            out[k] = config.get(k, e[2])
+    for e in entries():
+        out[e[0]] = {"set": bool(config.get(e[0]))} if e[1] == SECRET else config.get(e[0], e[2])
     return out
 
 

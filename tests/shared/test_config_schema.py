@@ -33,6 +33,9 @@ def test_update_merges_without_touching_inputs():
 
 def test_unknown_key_is_named():
     _rejects({"accel.rate": 50}, "accel.rate", "unknown key")
+    # Keys that contain a real key plus spacing must not match a line of the spec.
+    for k in ("device.name str", "device.name ", "\ndevice.name", "", " ", "http.port int 80"):
+        _rejects({k: "x"}, k, "unknown key")
 
 
 def test_wrong_type_is_named():

@@ -3,7 +3,6 @@
 from microdot import send_file
 
 from sensorbox.device.http.server import BadRequest, error, read_json
-from sensorbox.shared import config_schema as schema
 
 
 def add_routes(http, device):
@@ -16,7 +15,7 @@ def add_routes(http, device):
     @http.get("/api/config")
     @require
     async def get_config(req):
-        return {"config": schema.public_view(device.config.values), "reboot_pending": device.config.reboot_pending,
+        return {"config": device.config.public(), "reboot_pending": device.config.reboot_pending,
                 "boot_error": device.config.boot_error}
 
     @http.get("/api/config/schema")
@@ -31,12 +30,11 @@ def add_routes(http, device):
         update = read_json(req)
         try:
             changed = device.config.update(update)
-        except schema.ConfigError as e:
-            return error(400, e.reason, e.key)
         except OSError as e:
             return error(507, "cannot save the config on flash ({}); nothing changed".format(e))
-        return {"changed": changed, "reboot_pending": device.config.reboot_pending,
-                "config": schema.public_view(device.config.values)}
+        except ValueError as e:  # ConfigError: names the key
+            return error(400, getattr(e, "reason", str(e)), getattr(e, "key", None))
+        return {"changed": changed, "reboot_pending": device.config.reboot_pending}
 
     @http.post("/api/debug/fault")
     @require

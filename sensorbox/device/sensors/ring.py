@@ -32,6 +32,14 @@ class SampleRing:
         self.seq_ref = 0
         self.gaps = []  # recent (first_missing_seq, next_present_seq), oldest first
 
+    def reset(self, rate_hz):
+        """Start over (sampling restarted: sequence numbers begin again at 0) at ``rate_hz``."""
+        self.rate_hz = rate_hz
+        self.head = 0
+        self.t_ref_ms = 0
+        self.seq_ref = 0
+        self.gaps = []
+
     def oldest(self):
         """Sequence number of the oldest frame still held."""
         return self.head - self.capacity if self.head > self.capacity else 0

@@ -6,16 +6,18 @@ from sensorbox.device.sensors.ring import Batch, SampleRing
 
 
 class Sensor:
-    """One sensor as the app sees it: its driver, ring and counters. ``run`` is the supervised service."""
+    """One sensor as the app sees it: its driver, ring and counters. ``run`` is the supervised service.
 
-    def __init__(self, name, make_driver, log, ring_seconds=10, max_ring_frames=4096):
+    The ring is allocated once, here, for ``channels`` x ``frames``: a config change (another rate) reuses it
+    rather than asking a fragmented heap for a new large block.
+    """
+
+    def __init__(self, name, make_driver, log, channels, frames):
         self.name = name
         self.make_driver = make_driver  # () -> driver, or None when the sensor is disabled/absent
         self.log = log
-        self.ring_seconds = ring_seconds
-        self.max_ring_frames = max_ring_frames
         self.driver = None
-        self.ring = None
+        self.ring = SampleRing(channels, frames, 1)
         self.generation = 0  # increments each time sampling (re)starts; readers re-sync on change
         self.received = 0
         self.dropped = 0
@@ -29,12 +31,11 @@ class Sensor:
             self.driver = None
             while True:  # disabled: idle until the config changes
                 await asyncio.sleep_ms(1000)
-        self.driver = drv
         ch = len(drv.columns)
-        frames = min(self.max_ring_frames, max(64, drv.rate_hz * self.ring_seconds))
-        if self.ring is None or self.ring.channels != ch or self.ring.capacity != frames \
-                or self.ring.rate_hz != drv.rate_hz:
-            self.ring = SampleRing(ch, frames, drv.rate_hz)
+        if ch != self.ring.channels:
+            raise ValueError("{} driver has {} channels, the ring {}".format(self.name, ch, self.ring.channels))
+        self.driver = drv
+        self.ring.reset(drv.rate_hz)
         batch = Batch(ch, drv.batch_frames)
         self.poll_ms = drv.poll_ms
         self.generation += 1

@@ -11,7 +11,7 @@ import array
 
 from micropython import const
 
-from sensorbox.shared import npy
+from sensorbox.device import lazy
 
 _SOURCE_RATE = const(50)
 _SOURCE_RANGE_G = const(8)
@@ -39,7 +39,11 @@ class ReplayAccelerometer:
     def start(self):
         f = open(self.path, "rb")
         head = f.read(128)
-        descr, shape, offset = npy.parse_header(head)
+        npy = lazy.load("sensorbox.shared.npy")  # only needed here: give its RAM back at once
+        try:
+            descr, shape, offset = npy.parse_header(head)
+        finally:
+            lazy.unload("sensorbox.shared.npy")
         if descr != "<i2" or len(shape) != 2 or shape[1] < 3:
             f.close()
             raise ValueError("{}: expected int16 frames x >=3 channels, got {} {}".format(self.path, descr, shape))

@@ -1,0 +1,95 @@
+"""The log: byte ring in RAM, batched writes to flash, rotation, counted loss, failing flash."""
+
+import os
+
+from devtest import exists, tmpdir
+from sensorbox.device.log import Log
+
+
+def _log(path=None, **kw):
+    t = [1000]
+
+    def clock():
+        t[0] += 1
+        return t[0]
+
+    return Log(clock, path, echo=False, **kw)
+
+
+def test_entries_round_trip_with_multiline_messages():
+    log = _log()
+    log.info("store", "opened")
+    log.warning("accel", "lost 3 frames")
+    try:
+        raise ValueError("boom")
+    except ValueError as e:
+        log.exception("sup", "mic failed", e)
+    es = log.entries()
+    assert [e["source"] for e in es] == ["store", "accel", "sup"]
+    assert es[1]["level"] == "warning" and es[1]["msg"] == "lost 3 frames"
+    assert es[2]["msg"].startswith("mic failed\nTraceback") and "ValueError: boom" in es[2]["msg"]
+    assert es[0]["t"] < es[1]["t"]
+    later = log.entries(since=es[1]["id"])
+    assert [e["source"] for e in later] == ["accel", "sup"]
+    assert [e["source"] for e in log.entries(min_level=30)] == ["accel", "sup"]
+
+
+def test_level_filter():
+    log = _log()
+    log.set_level("warning")
+    log.info("x", "hidden")
+    log.error("x", "shown")
+    assert [e["msg"] for e in log.entries()] == ["shown"]
+
+
+def test_ring_is_bounded_and_keeps_whole_recent_entries():
+    log = _log(ring_bytes=512)
+    for i in range(200):
+        log.info("src", "message number {}".format(i))
+    es = log.entries()
+    assert es[-1]["msg"] == "message number 199"
+    assert 5 < len(es) < 30
+    for e in es:  # never a torn entry
+        assert e["msg"].startswith("message number ")
+    nums = [int(e["msg"].split()[-1]) for e in es]
+    assert nums == list(range(nums[0], 200))
+
+
+def test_flush_appends_and_rotates():
+    d = tmpdir()
+    path = d + "/log.txt"
+    log = _log(path, file_kb=1)
+    for i in range(30):
+        log.info("src", "entry {} {}".format(i, "x" * 40))
+        if i % 5 == 4:
+            assert log.flush() > 0
+    assert log.pending() == 0
+    assert exists(d + "/log.1.txt")
+    with open(path) as f:
+        current = f.read()
+    with open(d + "/log.1.txt") as f:
+        old = f.read()
+    assert "entry 29" in current
+    assert len(current) + len(old) <= 2 * 1024 + 600
+    assert log.dropped == 0
+
+
+def test_loss_before_flush_is_counted():
+    d = tmpdir()
+    log = _log(d + "/log.txt", ring_bytes=256)
+    for i in range(50):
+        log.info("src", "unflushed entry {}".format(i))
+    assert log.dropped > 0
+    log.flush()
+    with open(d + "/log.txt") as f:
+        text = f.read()
+    assert "unflushed entry 49" in text
+
+
+def test_unwritable_flash_keeps_entries_and_counts():
+    log = _log("/nonexistent-dir/sub/log.txt")
+    log.error("x", "still here")
+    assert log.flush() == 0
+    assert log.write_errors == 1
+    assert log.entries()[-1]["msg"] == "still here"
+    assert log.pending() > 0

@@ -5,12 +5,17 @@ Boot: a missing file means defaults. A file that does not parse or does not vali
 Update: ``update(partial)`` validates the whole result first, writes it atomically (temp file + rename, which
 littlefs does atomically), and only then makes it the config in force and tells the listeners which keys changed.
 A rejected update raises ``ValueError`` with ``key`` and ``reason`` and changes nothing.
+
+The schema module is loaded only while it is needed (boot, an update, the API's view; see ``lazy``): between
+those moments the device runs on the plain ``values`` dict and the schema's ~6 KB of heap stay free.
 """
 
 import json
 import os
 
-from sensorbox.shared import config_schema as schema
+from sensorbox.device import lazy
+
+_SCHEMA = "sensorbox.shared.config_schema"
 
 
 class Config:
@@ -20,8 +25,12 @@ class Config:
         self.boot_error = None
         self.reboot_pending = []
         self._listeners = []
-        self.values = schema.defaults()
-        self._load()
+        schema = lazy.load(_SCHEMA)
+        try:
+            self.values = schema.defaults()
+            self._load(schema)
+        finally:
+            lazy.unload(_SCHEMA)
 
     def get(self, key):
         return self.values[key]
@@ -30,7 +39,7 @@ class Config:
         """``fn(changed_keys)`` is called after every accepted change."""
         self._listeners.append(fn)
 
-    def _load(self):
+    def _load(self, schema):
         try:
             with open(self.path) as f:
                 text = f.read()
@@ -49,14 +58,19 @@ class Config:
 
     def update(self, partial):
         """Validate and apply ``partial``; returns the list of changed keys. Raises ConfigError or OSError."""
-        merged = schema.validate(partial, self.values)
-        changed = [k for k in schema.keys() if merged[k] != self.values[k]]
+        schema = lazy.load(_SCHEMA)
+        try:
+            merged = schema.validate(partial, self.values)
+            changed = [k for k in schema.keys() if merged[k] != self.values[k]]
+            if changed:
+                self._save(schema, merged)
+                for k in changed:
+                    if schema.needs_reboot(k) and k not in self.reboot_pending:
+                        self.reboot_pending.append(k)
+        finally:
+            lazy.unload(_SCHEMA)
         if not changed:
             return changed
-        self._save(merged)
-        for k in changed:
-            if schema.needs_reboot(k) and k not in self.reboot_pending:
-                self.reboot_pending.append(k)
         self.values = merged
         self.log.info("config", "changed: {}".format(", ".join(changed)))
         for fn in self._listeners:
@@ -68,9 +82,13 @@ class Config:
 
     def public(self):
         """The configuration as the API shows it (secrets replaced by whether they are set)."""
-        return schema.public_view(self.values)
+        schema = lazy.load(_SCHEMA)
+        try:
+            return schema.public_view(self.values)
+        finally:
+            lazy.unload(_SCHEMA)
 
-    def _save(self, values):
+    def _save(self, schema, values):
         # Only keys that differ from the default are written: the file stays small and new defaults apply.
         out = {}
         for e in schema.entries():

@@ -1,6 +1,6 @@
 """Fixtures for host tests that talk to the real device app on the MicroPython unix port over real sockets.
 
-``device_factory(data_dir=None, heap="64wK", env=None)`` starts ``main.py`` of the unix bundle exactly as
+``device_factory(data_dir=None, heap=bundle.APP_HEAP, env=None)`` starts ``main.py`` of the unix bundle exactly as
 ``sensorbox run`` does, on a free port, and waits until ``/api/status`` answers. ``device_app`` is one such device
 shared by a test module. The admin password is ``ADMIN_PASSWORD``. A device's console output is in ``dev.output()``.
 """
@@ -40,7 +40,7 @@ class Response:
 
 
 class Device:
-    def __init__(self, data_dir, heap="64wK", env=None, port=None):
+    def __init__(self, data_dir, heap=bundle.APP_HEAP, env=None, port=None):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)

@@ -2,7 +2,7 @@
 
 from microdot import send_file
 
-from sensorbox.device.http.server import BadRequest, error, read_json
+from sensorbox.device.http.server import BadRequest, error, json_response, read_json
 
 
 def add_routes(http, device):
@@ -10,13 +10,13 @@ def add_routes(http, device):
 
     @http.get("/api/status")
     async def status(req):
-        return device.health.status()
+        return json_response(device.health.status())
 
     @http.get("/api/config")
     @require
     async def get_config(req):
-        return {"config": device.config.public(), "reboot_pending": device.config.reboot_pending,
-                "boot_error": device.config.boot_error}
+        return json_response({"config": device.config.public(), "reboot_pending": device.config.reboot_pending,
+                              "boot_error": device.config.boot_error})
 
     @http.get("/api/config/schema")
     @require
@@ -34,7 +34,7 @@ def add_routes(http, device):
             return error(507, "cannot save the config on flash ({}); nothing changed".format(e))
         except ValueError as e:  # ConfigError: names the key
             return error(400, getattr(e, "reason", str(e)), getattr(e, "key", None))
-        return {"changed": changed, "reboot_pending": device.config.reboot_pending}
+        return json_response({"changed": changed, "reboot_pending": device.config.reboot_pending})
 
     @http.post("/api/debug/fault")
     @require
@@ -46,4 +46,4 @@ def add_routes(http, device):
             raise BadRequest("unknown service; one of: {}".format(
                 ", ".join(s.name for s in device.supervisor.services)), "service")
         device.supervisor.inject_fault(name)
-        return {"injected": name}
+        return json_response({"injected": name})

@@ -13,11 +13,54 @@ Request.max_body_length = 16 * 1024
 Request.max_readline = 2 * 1024
 
 
+def _pieces(obj):
+    # JSON text of obj in small pieces: containers are walked, leaves encoded one by one.
+    if isinstance(obj, dict):
+        yield "{"
+        first = True
+        for k in obj:
+            if not first:
+                yield ","
+            first = False
+            yield json.dumps(k) + ":"
+            yield from _pieces(obj[k])
+        yield "}"
+    elif isinstance(obj, (list, tuple)):
+        yield "["
+        for i, v in enumerate(obj):
+            if i:
+                yield ","
+            yield from _pieces(v)
+        yield "]"
+    else:
+        yield json.dumps(obj)
+
+
+def _chunks(obj, size):
+    buf = []
+    n = 0
+    for p in _pieces(obj):
+        buf.append(p)
+        n += len(p)
+        if n >= size:
+            yield "".join(buf)
+            buf = []
+            n = 0
+    if buf:
+        yield "".join(buf)
+
+
+def json_response(obj, status=200, chunk=256):
+    """A JSON response streamed in small chunks: no single large string, so it works in a fragmented heap
+    where a 1 KB block may not exist even with 20 KB free."""
+    return Response(_chunks(obj, chunk), status, {"Content-Type": "application/json"})
+
+
 def error(status, message, field=None):
     body = {"error": message}
     if field is not None:
         body["field"] = field
-    return Response(body, status)
+    return json_response(body, status)
 
 
 def read_json(req):

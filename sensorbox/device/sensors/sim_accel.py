@@ -11,11 +11,25 @@ import array
 
 from micropython import const
 
-from sensorbox.device import lazy
-
 _SOURCE_RATE = const(50)
 _SOURCE_RANGE_G = const(8)
 _CHUNK = const(64)  # source frames read from the file at a time
+
+
+def _npy_int16_shape(head):
+    # Just enough of the .npy format for a replay file (shared/npy.py is the full reader; loading it here would
+    # cost heap for one call): (shape, data offset) of a C-order '<i2' array, or (None, 0).
+    if head[:8] != b"\x93NUMPY\x01\x00" or len(head) < 12:
+        return None, 0
+    offset = 10 + head[8] + 256 * head[9]
+    text = head[10:offset]
+    if b"'descr': '<i2'" not in text or b"'fortran_order': False" not in text:
+        return None, 0
+    i = text.find(b"'shape': (")
+    j = text.find(b")", i)
+    if i < 0 or j < 0:
+        return None, 0
+    return tuple(int(p) for p in text[i + 10:j].split(b",") if p.strip()), offset
 
 
 class ReplayAccelerometer:
@@ -38,15 +52,10 @@ class ReplayAccelerometer:
 
     def start(self):
         f = open(self.path, "rb")
-        head = f.read(128)
-        npy = lazy.load("sensorbox.shared.npy")  # only needed here: give its RAM back at once
-        try:
-            descr, shape, offset = npy.parse_header(head)
-        finally:
-            lazy.unload("sensorbox.shared.npy")
-        if descr != "<i2" or len(shape) != 2 or shape[1] < 3:
+        shape, offset = _npy_int16_shape(f.read(128))
+        if shape is None or len(shape) != 2 or shape[1] < 3:
             f.close()
-            raise ValueError("{}: expected int16 frames x >=3 channels, got {} {}".format(self.path, descr, shape))
+            raise ValueError("{}: expected a .npy of int16 frames x >=3 channels".format(self.path))
         self._f = f
         self._offset = offset
         self._src_frames = shape[0]

@@ -2,9 +2,9 @@
 
 It models an I2S microphone read through a DMA buffer of ``fifo_frames`` samples: samples arrive on the
 microphone's clock; if the buffer is not read in time the oldest are overwritten (counted as dropped).
-The signal comes from two 50 ms tables made at start (a whole number of tone periods, since the tone is rounded
-to 20 Hz), so producing a batch does no float work. Noise is read from its table at a pseudo-random offset per
-batch so it does not repeat every 50 ms. Levels are dB full scale (RMS; a full-scale sine is -3 dBFS).
+The tone comes from a 50 ms table made at start (a whole number of periods, since the tone is rounded to 20 Hz);
+the noise is drawn per sample from an integer generator, so producing a batch does no float work and the noise
+never repeats. Levels are dB full scale (RMS; a full-scale sine is -3 dBFS).
 """
 
 import array
@@ -32,12 +32,10 @@ class SignalMicrophone:
         self.tone_dbfs = config.get("sim.mic_tone_dbfs")
         self.noise_dbfs = config.get("sim.mic_noise_dbfs")
         self._tone = None
-        self._noise = None
 
     def start(self):
         n = self.rate_hz // _TABLE_S_DIV
         tone = array.array("h", bytes(2 * n))
-        noise = array.array("h", bytes(2 * n))
         if "tone" in self.signal:
             # dBFS is RMS relative to 32767, so the peak is sqrt(2) times the RMS (clipped at full scale).
             peak = 32767 * math.sqrt(2) * 10 ** (self.tone_dbfs / 20)
@@ -47,13 +45,10 @@ class SignalMicrophone:
                 tone[i] = int(round(peak * math.sin(w * i)))
         if "noise" in self.signal:
             # Uniform white noise: RMS = half-width / sqrt(3).
-            half = min(32767, int(32767 * math.sqrt(3) * 10 ** (self.noise_dbfs / 20)))
-            seed = 1
-            for i in range(n):
-                seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-                noise[i] = (seed >> 4) % (2 * half + 1) - half if half else 0
+            self._half = min(32767, int(32767 * math.sqrt(3) * 10 ** (self.noise_dbfs / 20)))
+        else:
+            self._half = 0
         self._tone = tone
-        self._noise = noise
         self._n = n
         self._t0 = self.clock()
         self._seq = 0
@@ -61,7 +56,6 @@ class SignalMicrophone:
 
     def stop(self):
         self._tone = None
-        self._noise = None
 
     def read(self, batch):
         produced = (self.clock() - self._t0) * self.rate_hz // 1000
@@ -73,18 +67,22 @@ class SignalMicrophone:
             batch.n = 0
             return 0
         tone = self._tone
-        noise = self._noise
         size = self._n
-        self._rng = (self._rng * 1103515245 + 12345) & 0x7FFFFFFF
-        off = (self._rng >> 8) % size
+        half = self._half
+        span = 2 * half + 1
+        rng = self._rng
         out = batch.data
         for i in range(n):
-            v = tone[(seq + i) % size] + noise[(off + i) % size]
+            v = tone[(seq + i) % size]
+            if half:
+                rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
+                v += (rng >> 4) % span - half
             if v > 32767:
                 v = 32767
             elif v < -32768:
                 v = -32768
             out[i] = v
+        self._rng = rng
         batch.n = n
         batch.seq = seq
         batch.t_ms = self._t0 + seq * 1000 // self.rate_hz

@@ -1,0 +1,35 @@
+"""The device bundle: every device module compiles with mpy-cross for both targets and fits the flash budget."""
+
+import json
+import os
+
+import pytest
+
+from sensorbox.host import bundle
+
+
+@pytest.mark.parametrize("target", sorted(bundle.TARGETS))
+def test_bundle_compiles_and_fits_flash(target, tmp_path):
+    out = bundle.build(target, out_dir=str(tmp_path / target))
+    m = json.load(open(os.path.join(out, "bundle.json")))
+    assert m["arch"] == bundle.TARGETS[target]
+    sources = [rel for _, rel in bundle.device_sources()]
+    for rel in sources:
+        assert "lib/" + rel[:-3] + ".mpy" in m["files"], rel
+    assert "main.py" in m["files"] and "www/config-schema.json" in m["files"]
+    assert m["flash_bytes"] <= bundle.FLASH_BUDGET_BYTES, m["flash_bytes"]
+    with open(os.path.join(out, "lib", "sensorbox", "device", "app.mpy"), "rb") as f:
+        head = f.read(4)
+    assert head[0] == ord("M") and head[1] == 6  # .mpy version 6, what MicroPython >= 1.23 loads
+
+
+def test_a_module_mpy_cross_rejects_fails_the_build(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("@micropython.viper\ndef f(x: int) -> int:\n    return x + 1.5\n")
+    with pytest.raises(bundle.BuildError) as e:
+        bundle.compile_one(str(bad), str(tmp_path / "bad.mpy"), "x64", "bad.py")
+    assert "bad.py" in str(e.value)
+
+
+def test_flash_accounting_rounds_to_blocks():
+    assert bundle.flash_bytes([1, 4096, 4097]) == 4096 + 4096 + 8192

@@ -1,0 +1,89 @@
+# DSP benchmarks on the MicroPython unix port (run by bench/bench_dsp.py). Prints "name value baseline unit":
+# viper kernels against the plain-Python version of the same algorithm over the same arrays, in this run.
+import array
+import time
+
+from sensorbox.device import kernels_fast as V
+from sensorbox.shared import features as F
+from sensorbox.shared import kernels as K
+from sensorbox.shared import kernels_py as P
+from sensorbox.shared.soundlevel import A_WEIGHTING
+
+
+def _data(seed, n, lo, hi):
+    out = array.array("h", bytes(2 * n))
+    for i in range(n):
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        out[i] = lo + (seed >> 8) % (hi - lo + 1)
+    return out
+
+
+def _time(fn, reps):
+    t0 = time.ticks_us()
+    for _ in range(reps):
+        fn()
+    return time.ticks_diff(time.ticks_us(), t0) / reps
+
+
+def fft():
+    n = 256
+    tw = K.fft_table(n)
+    src_r = _data(1, n, -16384, 16384)
+    src_i = _data(2, n, -16384, 16384)
+    re = array.array("h", src_r)
+    im = array.array("h", src_i)
+    # restore the input before each transform (in place) with the viper copy kernel, in both variants
+    def fast():
+        V.gather(src_r, 0, 1, n, re)
+        V.gather(src_i, 0, 1, n, im)
+        V.fft_q15(re, im, n, tw)
+
+    def plain():
+        V.gather(src_r, 0, 1, n, re)
+        V.gather(src_i, 0, 1, n, im)
+        P.fft_q15(re, im, n, tw)
+
+    return _time(fast, 2000), _time(plain, 20)
+
+
+def iir():
+    n = 2000
+    x = _data(3, n, -20000, 20000)
+    y = array.array("h", bytes(2 * n))
+    a = K.IIRQ(A_WEIGHTING[16000])
+    return (_time(lambda: V.iir_q(x, y, n, a.coefs, a.state, a.nsec), 50),
+            _time(lambda: P.iir_q(x, y, n, a.coefs, a.state, a.nsec), 2))
+
+
+def features():
+    with open("data/watch_excerpt.npy", "rb") as f:
+        from sensorbox.shared import npy
+
+        descr, shape, off = npy.parse_header(f.read(128))
+        f.seek(off)
+        raw = array.array("h", f.read(12 * F.WINDOW))
+    fr = array.array("h", bytes(2 * 3 * F.WINDOW))
+    for i in range(F.WINDOW):
+        for c in range(3):
+            fr[3 * i + c] = raw[6 * i + c]
+    ex = F.Extractor(3)
+    out = array.array("h", bytes(2 * len(F.names(3))))
+    fast = _time(lambda: ex.extract(fr, out), 300)
+    # the same extractor with the plain kernels swapped in
+    saved = {}
+    for name in ("fft_q15", "isqrt", "gather", "magnitude", "moments", "sumsq_dev", "center", "crossings",
+                 "sort_i16", "band_power", "argmax_power", "dot"):
+        saved[name] = getattr(K, name)
+        setattr(K, name, getattr(P, name))
+    plain = _time(lambda: ex.extract(fr, out), 10)
+    for name in saved:
+        setattr(K, name, saved[name])
+    return fast, plain
+
+
+f = fft()
+print("fft256_us", f[0], f[1], "us")
+r = iir()
+print("iir2000_us", r[0], r[1], "us")
+e = features()
+print("features3_us", e[0], e[1], "us")

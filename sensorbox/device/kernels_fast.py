@@ -1,0 +1,344 @@
+"""The integer DSP kernels of ``sensorbox.shared.kernels_py``, compiled with ``@micropython.viper``.
+
+Same names, arguments and results as the plain versions, bit for bit (tests/device/test_kernels_fast.py).
+Device only: a port without the viper emitter (WebAssembly) raises SyntaxError on import, which
+``sensorbox.shared.kernels`` catches. Viper notes: ``ptr16`` loads are unsigned, so int16 values are
+sign-extended with ``(v ^ 0x8000) - 0x8000``; pointers are not bounds-checked, so every function trusts its
+``n``/offsets (the facade and callers size the arrays); integers wrap modulo 2**32 on a 32-bit ESP32, which is
+why the algorithms keep every intermediate below 2**31 (see kernels_py). 32-bit arrays are only written here.
+"""
+
+import micropython
+from micropython import const
+
+IIR_FRAC = const(8)  # as kernels_py.IIR_FRAC (written as 8 and 128 inside iir_q)
+
+
+@micropython.viper
+def fft_q15(re, im, n: int, tw):
+    pr = ptr16(re)
+    pi = ptr16(im)
+    pt = ptr16(tw)
+    j = 0
+    i = 1
+    while i < n:
+        bit = n >> 1
+        while j & bit:
+            j ^= bit
+            bit >>= 1
+        j ^= bit
+        if i < j:
+            t = pr[i]
+            pr[i] = pr[j]
+            pr[j] = t
+            t = pi[i]
+            pi[i] = pi[j]
+            pi[j] = t
+        i += 1
+    half = n >> 1
+    size = 2
+    step = half
+    while size <= n:
+        h = size >> 1
+        start = 0
+        while start < n:
+            k = 0
+            m = start
+            end = start + h
+            while m < end:
+                mh = m + h
+                wr = (int(pt[k]) ^ 0x8000) - 0x8000
+                wi = (int(pt[half + k]) ^ 0x8000) - 0x8000
+                xr = (int(pr[mh]) ^ 0x8000) - 0x8000
+                xi = (int(pi[mh]) ^ 0x8000) - 0x8000
+                tr = (wr * xr + wi * xi + 16384) >> 15
+                ti = (wr * xi - wi * xr + 16384) >> 15
+                ur = (int(pr[m]) ^ 0x8000) - 0x8000
+                ui = (int(pi[m]) ^ 0x8000) - 0x8000
+                pr[m] = (ur + tr) >> 1
+                pi[m] = (ui + ti) >> 1
+                pr[mh] = (ur - tr) >> 1
+                pi[mh] = (ui - ti) >> 1
+                k += step
+                m += 1
+            start += size
+        size <<= 1
+        step >>= 1
+
+
+@micropython.viper
+def iir_q(x, y, n: int, coefs, state, nsec: int):
+    px = ptr16(x)
+    py = ptr16(y)
+    pc = ptr16(coefs)
+    ps = ptr16(state)
+    i = 0
+    while i < n:
+        v = ((int(px[i]) ^ 0x8000) - 0x8000) << 8
+        s = 0
+        while s < nsec:
+            c = s * 10
+            o = s * 8
+            # acc = b0*v + b1*x1 + b2*x2 - a1*y1 - a2*y2, each product as kernels_py._mul
+            vh = v >> 14
+            vl = v & 0x3FFF
+            ch = (int(pc[c]) ^ 0x8000) - 0x8000
+            cl = int(pc[c + 1])
+            acc = ch * vh + ((ch * vl + cl * vh + ((cl * vl) >> 14) + 8192) >> 14)
+            sh = (int(ps[o]) ^ 0x8000) - 0x8000
+            sl = int(ps[o + 1])
+            ch = (int(pc[c + 2]) ^ 0x8000) - 0x8000
+            cl = int(pc[c + 3])
+            acc += ch * sh + ((ch * sl + cl * sh + ((cl * sl) >> 14) + 8192) >> 14)
+            sh = (int(ps[o + 2]) ^ 0x8000) - 0x8000
+            sl = int(ps[o + 3])
+            ch = (int(pc[c + 4]) ^ 0x8000) - 0x8000
+            cl = int(pc[c + 5])
+            acc += ch * sh + ((ch * sl + cl * sh + ((cl * sl) >> 14) + 8192) >> 14)
+            sh = (int(ps[o + 4]) ^ 0x8000) - 0x8000
+            sl = int(ps[o + 5])
+            ch = (int(pc[c + 6]) ^ 0x8000) - 0x8000
+            cl = int(pc[c + 7])
+            acc -= ch * sh + ((ch * sl + cl * sh + ((cl * sl) >> 14) + 8192) >> 14)
+            sh = (int(ps[o + 6]) ^ 0x8000) - 0x8000
+            sl = int(ps[o + 7])
+            ch = (int(pc[c + 8]) ^ 0x8000) - 0x8000
+            cl = int(pc[c + 9])
+            acc -= ch * sh + ((ch * sl + cl * sh + ((cl * sl) >> 14) + 8192) >> 14)
+            ps[o + 2] = ps[o]
+            ps[o + 3] = ps[o + 1]
+            ps[o] = vh
+            ps[o + 1] = vl
+            ps[o + 6] = ps[o + 4]
+            ps[o + 7] = ps[o + 5]
+            ps[o + 4] = acc >> 14
+            ps[o + 5] = acc & 0x3FFF
+            v = acc
+            s += 1
+        v = (v + 128) >> 8
+        if v > 32767:
+            v = 32767
+        elif v < -32768:
+            v = -32768
+        py[i] = v
+        i += 1
+
+
+@micropython.viper
+def isqrt(v: int) -> int:
+    r = 0
+    bit = 16384
+    bit <<= 16  # 2**30, built at run time: as a literal it would be a long-int object for mpy-cross
+    while bit > v:
+        bit >>= 2
+    while bit:
+        if v >= r + bit:
+            v -= r + bit
+            r = (r >> 1) + bit
+        else:
+            r >>= 1
+        bit >>= 2
+    return r
+
+
+@micropython.viper
+def gather(src, off: int, stride: int, n: int, dst):
+    ps = ptr16(src)
+    pd = ptr16(dst)
+    p = off
+    for i in range(n):
+        pd[i] = ps[p]
+        p += stride
+
+
+@micropython.viper
+def magnitude(src, off: int, stride: int, n: int, dst):
+    ps = ptr16(src)
+    pd = ptr16(dst)
+    p = off
+    for i in range(n):
+        a = (int(ps[p]) ^ 0x8000) - 0x8000
+        b = (int(ps[p + 1]) ^ 0x8000) - 0x8000
+        c = (int(ps[p + 2]) ^ 0x8000) - 0x8000
+        p += stride
+        if a < 0:
+            a = -a
+        if b < 0:
+            b = -b
+        if c < 0:
+            c = -c
+        if a > 26753:
+            a = 26753
+        if b > 26753:
+            b = 26753
+        if c > 26753:
+            c = 26753
+        v = a * a + b * b + c * c
+        r = 0
+        bit = 16384
+        bit <<= 16  # 2**30, built at run time: as a literal it would be a long-int object for mpy-cross
+        while bit > v:
+            bit >>= 2
+        while bit:
+            if v >= r + bit:
+                v -= r + bit
+                r = (r >> 1) + bit
+            else:
+                r >>= 1
+            bit >>= 2
+        if r > 32767:
+            r = 32767
+        pd[i] = r
+
+
+@micropython.viper
+def moments(x, n: int, out):
+    px = ptr16(x)
+    po = ptr32(out)
+    s = (int(px[0]) ^ 0x8000) - 0x8000
+    lo = s
+    hi = s
+    prev = s
+    sd = 0
+    md = 0
+    i = 1
+    while i < n:
+        v = (int(px[i]) ^ 0x8000) - 0x8000
+        s += v
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+        d = v - prev
+        if d < 0:
+            d = -d
+        sd += d
+        if d > md:
+            md = d
+        prev = v
+        i += 1
+    po[0] = s
+    po[1] = lo
+    po[2] = hi
+    po[3] = sd
+    po[4] = md
+
+
+@micropython.viper
+def sumsq_dev(x, n: int, mean: int, shift: int) -> int:
+    px = ptr16(x)
+    s = 0
+    for i in range(n):
+        d = ((int(px[i]) ^ 0x8000) - 0x8000) - mean
+        if d < 0:
+            d = -d
+        if d > 46340:
+            d = 46340
+        s += (d * d) >> shift
+    return s
+
+
+@micropython.viper
+def center(x, n: int, mean: int, shift: int, dst):
+    px = ptr16(x)
+    pd = ptr16(dst)
+    if shift >= 0:
+        for i in range(n):
+            pd[i] = (((int(px[i]) ^ 0x8000) - 0x8000) - mean) << shift
+    else:
+        shift = 0 - shift
+        for i in range(n):
+            pd[i] = (((int(px[i]) ^ 0x8000) - 0x8000) - mean) >> shift
+
+
+@micropython.viper
+def crossings(x, n: int) -> int:
+    px = ptr16(x)
+    c = 0
+    neg = int(px[0]) & 0x8000
+    for i in range(1, n):
+        ng = int(px[i]) & 0x8000
+        if ng != neg:
+            c += 1
+            neg = ng
+    return c
+
+
+@micropython.viper
+def sort_i16(x, n: int):
+    px = ptr16(x)
+    i = 1
+    while i < n:
+        v = (int(px[i]) ^ 0x8000) - 0x8000
+        j = i - 1
+        while j >= 0:
+            w = (int(px[j]) ^ 0x8000) - 0x8000
+            if w <= v:
+                break
+            px[j + 1] = w
+            j -= 1
+        px[j + 1] = v
+        i += 1
+
+
+@micropython.viper
+def band_power(re, im, lo: int, hi: int) -> int:
+    pr = ptr16(re)
+    pi = ptr16(im)
+    s = 0
+    k = lo
+    while k < hi:
+        a = (int(pr[k]) ^ 0x8000) - 0x8000
+        b = (int(pi[k]) ^ 0x8000) - 0x8000
+        s += a * a + b * b
+        k += 1
+    return s
+
+
+@micropython.viper
+def argmax_power(re, im, lo: int, hi: int) -> int:
+    pr = ptr16(re)
+    pi = ptr16(im)
+    best = -1
+    at = lo
+    k = lo
+    while k < hi:
+        a = (int(pr[k]) ^ 0x8000) - 0x8000
+        b = (int(pi[k]) ^ 0x8000) - 0x8000
+        p = a * a + b * b
+        if p > best:
+            best = p
+            at = k
+        k += 1
+    return at
+
+
+@micropython.viper
+def dot(a, b, n: int, shift: int) -> int:
+    pa = ptr16(a)
+    pb = ptr16(b)
+    s = 0
+    for i in range(n):
+        s += (((int(pa[i]) ^ 0x8000) - 0x8000) * ((int(pb[i]) ^ 0x8000) - 0x8000)) >> shift
+    return s
+
+
+@micropython.viper
+def sumsq_i16(x, off: int, n: int, out):
+    px = ptr16(x)
+    po = ptr32(out)
+    hi = 0
+    lo = 0
+    i = off
+    end = off + n
+    while i < end:
+        v = (int(px[i]) ^ 0x8000) - 0x8000
+        q = v * v
+        hi += q >> 16
+        lo += q & 0xFFFF
+        if lo >= 65536:
+            hi += 1
+            lo -= 65536
+        i += 1
+    po[0] = hi
+    po[1] = lo

@@ -1,0 +1,71 @@
+"""Sound level service: reads the microphone's sample ring, runs the shared sound level meter, publishes levels.
+
+Each interval (config ``sound.interval_s``) it publishes on the bus
+``("soundlevel", t_ms, (leq, lmin, lmax, l10, l50, l90))``: ints in centi-dB SPL (10000 = 100.00 dB), ``t_ms``
+the epoch ms of the last sample of the chunk that closed the interval (within one chunk, 16 ms, of its end).
+``status()`` gives the latest values for /api/status. Calibration: ``sound.sensitivity_dbfs`` (what the
+microphone reads, RMS dBFS, for 94 dB SPL at 1 kHz); weighting ``sound.weighting`` (A or Z) and
+``sound.time_weighting`` (fast or slow). Work is cut into chunks of 256 samples (~0.1 ms each on the unix
+port) with a yield between them, so a backlog never blocks the loop. When sampling restarts (the sensor's
+``generation`` changes) the meter starts over; frames lost to a slow reader are counted in ``lost``.
+"""
+
+import array
+
+import asyncio
+from micropython import const
+
+_CHUNK = const(256)
+
+
+class SoundMeter:
+    def __init__(self, device):
+        self.device = device
+        self._buf = array.array("h", bytes(2 * _CHUNK))  # allocated once, reused across restarts
+        self.meter = None
+        self.latest = None  # (t_ms, result tuple)
+        self.lost = 0
+        self._t = 0
+
+    def _publish(self, result):
+        self.latest = (self._t, result)
+        self.device.bus.publish("soundlevel", self._t, result)
+
+    async def run(self):
+        from sensorbox.shared.soundlevel import SoundLevelMeter
+
+        d = self.device
+        cfg = d.config
+        sensor = d.sensors["mic"]
+        buf = self._buf
+        while True:
+            while sensor.driver is None or sensor.generation == 0:
+                await asyncio.sleep_ms(100)
+            gen = sensor.generation
+            ring = sensor.ring
+            self.meter = None  # let the old meter's buffers go before the new one allocates
+            meter = SoundLevelMeter(ring.rate_hz, cfg.get("sound.weighting"), cfg.get("sound.time_weighting"),
+                                    cfg.get("sound.sensitivity_dbfs"), cfg.get("sound.interval_s") * 1000)
+            meter.on_interval = self._publish
+            self.meter = meter
+            seq = ring.head
+            while sensor.generation == gen:
+                first, n = ring.read(seq, buf, _CHUNK)
+                if n == 0:
+                    await asyncio.sleep_ms(sensor.poll_ms)
+                    continue
+                if first != seq:
+                    self.lost += first - seq
+                seq = first + n
+                self._t = ring.time_of(seq - 1)
+                meter.process(buf, n)
+                await asyncio.sleep_ms(0)
+
+    def status(self):
+        m = self.meter
+        if m is None:
+            return None
+        last = self.latest
+        return {"level_cdb": m.level_cdb, "weighting": m.weighting, "time_weighting": m.time_weighting,
+                "interval_ms": m.interval_ms, "t_ms": last[0] if last else None,
+                "interval": list(last[1]) if last else None, "lost": self.lost}

@@ -1,0 +1,240 @@
+"""Accelerometer (and gyroscope) window features: the model's input, computed identically on the device, the host
+(training) and in the browser.
+
+    ex = Extractor(channels=3, window=WINDOW)        # allocates every buffer once
+    ex.extract(frames, out)                          # frames: array('h'), window*channels interleaved counts
+    names(3)                                         # ('ax_mean', 'ax_std', ...): the order of ``out``
+
+Signals: the axes of each sensor and their magnitude: ``ax ay az am`` (accelerometer) and, with 6 channels,
+``gx gy gz gm`` (gyroscope). Per signal (``SIGNAL_FEATURES``), then per sensor the pairwise axis correlations,
+then the gravity direction. Everything is integer arithmetic through ``sensorbox.shared.kernels`` (fixed-point
+FFT included), so the int16 outputs are identical on every interpreter. Trees only compare thresholds, so
+scales need only be fixed and documented; these are (``SCALES``):
+
+- ``mean std min max p10 p25 p50 p75 p90 iqr rms``: input counts (accelerometer 4096/g, gyroscope 16.4/dps),
+  ``std`` = population standard deviation (floor), ``rms`` of the raw signal, percentiles nearest-rank.
+- ``jerk``: mean |x[i] - x[i-1]| in counts per sample, times 16; ``jerkmax``: max |x[i] - x[i-1]| (counts).
+- ``zc``: sign changes of the mean-removed signal in the window (a frequency proxy).
+- ``e0``..``e4``: energy of the mean-removed signal in the bands of ``BANDS_CHZ`` (0.3-1, 1-2.5, 2.5-5, 5-10,
+  10-25 Hz) as 64*log2(counts**2) (the bands plus DC and the rest sum to the variance); -2048 when empty.
+- ``domf``: frequency of the strongest FFT bin above DC, in centi-Hz (0 for a flat signal).
+- ``<sensor>_corr_xy/xz/yz``: Pearson correlation of the axes, 4096 = 1.
+- ``grav_x/y/z``: the gravity direction (the window's mean acceleration as a unit vector), 4096 = 1.
+
+Every value is clamped to int16. ``FEATURE_VERSION`` changes whenever a name, order or scale changes: a model
+records the version it was trained on and the device refuses a mismatch.
+"""
+
+import array
+
+from sensorbox.shared import kernels
+
+FEATURE_VERSION = 1
+WINDOW = 128  # frames per window (2.56 s at 50 Hz)
+HOP = 64  # frames between window starts
+RATE_HZ = 50
+
+SIGNAL_FEATURES = ("mean", "std", "min", "max", "p10", "p25", "p50", "p75", "p90", "iqr", "rms", "jerk",
+                   "jerkmax", "zc", "e0", "e1", "e2", "e3", "e4", "domf")
+BANDS_CHZ = ((30, 100), (100, 250), (250, 500), (500, 1000), (1000, 2500))  # centi-Hz [low, high)
+PERCENTILES = (10, 25, 50, 75, 90)
+LOG_FLOOR = -2048
+SCALES = (
+    ("mean std min max p10 p25 p50 p75 p90 iqr rms jerkmax", "counts"),
+    ("jerk", "counts per sample * 16"),
+    ("zc", "sign changes per window"),
+    ("e0 e1 e2 e3 e4", "64 * log2(counts**2)"),
+    ("domf", "centi-Hz"),
+    ("corr_xy corr_xz corr_yz grav_x grav_y grav_z", "4096 = 1"),
+)
+_SENSORS = ("a", "g")
+_AXES = ("x", "y", "z", "m")
+
+
+def signals(channels):
+    """Signal names for ``channels`` (3: accelerometer, 6: accelerometer + gyroscope)."""
+    if channels not in (3, 6):
+        raise ValueError("features need 3 or 6 channels, got {}".format(channels))
+    out = []
+    for s in range(channels // 3):
+        for a in _AXES:
+            out.append(_SENSORS[s] + a)
+    return tuple(out)
+
+
+def names(channels):
+    """Feature names for a window of ``channels`` axes, in the order ``Extractor.extract`` writes them."""
+    out = []
+    for sig in signals(channels):
+        for f in SIGNAL_FEATURES:
+            out.append(sig + "_" + f)
+    for s in range(channels // 3):
+        for pair in ("xy", "xz", "yz"):
+            out.append(_SENSORS[s] + "_corr_" + pair)
+    for a in ("x", "y", "z"):
+        out.append("grav_" + a)
+    return tuple(out)
+
+
+def _bitlen(v):
+    n = 0
+    while v:
+        v >>= 1
+        n += 1
+    return n
+
+
+def isqrt(v):
+    """floor(sqrt(v)) for any int v >= 0 (Newton's method above the 31-bit kernel)."""
+    if v < 0x40000000:
+        return kernels.isqrt(v) if v > 0 else 0
+    x = 1 << ((_bitlen(v) + 1) >> 1)
+    while True:
+        y = (x + v // x) >> 1
+        if y >= x:
+            return x
+        x = y
+
+
+def log2_q6(p):
+    """64 * log2(p) for an int p >= 1, linear between powers of two (exact at them); LOG_FLOOR for p <= 0."""
+    if p <= 0:
+        return LOG_FLOOR
+    b = _bitlen(p) - 1
+    return 64 * b + (((p - (1 << b)) << 6) >> b)
+
+
+def _c16(v):
+    return 32767 if v > 32767 else (-32768 if v < -32768 else v)
+
+
+def _div_round(a, b):
+    # round(a / b) for b > 0, halves up; floor division keeps it identical for negative a everywhere
+    return (2 * a + b) // (2 * b)
+
+
+class Extractor:
+    """Computes ``names(channels)`` for one window. All scratch buffers are allocated here, once."""
+
+    def __init__(self, channels, window=WINDOW, rate_hz=RATE_HZ):
+        self.channels = channels
+        self.signals = signals(channels)
+        self.n_features = len(names(channels))
+        n = window
+        if n < 16 or n > kernels.FFT_MAX or n & (n - 1):
+            raise ValueError("window must be a power of two from 16 to {}, got {}".format(kernels.FFT_MAX, n))
+        self.window = n
+        self.rate_hz = rate_hz
+        self._tw = kernels.fft_table(n)
+        self._buf = array.array("h", bytes(2 * n))
+        self._re = array.array("h", bytes(2 * n))
+        self._im = array.array("h", bytes(2 * n))
+        self._zero = array.array("h", bytes(2 * n))
+        self._cen = [array.array("h", bytes(2 * n)) for _ in range(channels)]  # centred axes, for correlation
+        self._m = array.array("i", bytes(4 * 5))
+        self._means = array.array("i", bytes(4 * 3))
+        # FFT bins of each band: bin k is at k * rate / n Hz
+        bins = []
+        for lo, hi in BANDS_CHZ:
+            a = max(1, (lo * n + 100 * rate_hz - 1) // (100 * rate_hz))
+            b = min(n // 2, (hi * n + 100 * rate_hz - 1) // (100 * rate_hz))
+            bins.append((a, max(a, b)))
+        self._bins = tuple(bins)
+        self._pidx = tuple((p * (n - 1) + 50) // 100 for p in PERCENTILES)
+        self._dshift = _bitlen(n)
+
+    def extract(self, frames, out):
+        """Write the features of ``frames`` (int16, window*channels interleaved) into ``out`` (int16 array of
+        ``len(names(channels))``) and return ``out``."""
+        n = self.window
+        ch = self.channels
+        if len(frames) < n * ch or len(out) < self.n_features:
+            raise ValueError("extract: need {} frames x {} channels and {} outputs, got {} values and {}".format(
+                n, ch, self.n_features, len(frames), len(out)))
+        k = kernels
+        o = 0
+        for s in range(ch // 3):
+            for axis in range(4):
+                if axis < 3:
+                    k.gather(frames, s * 3 + axis, ch, n, self._buf)
+                    cen = self._cen[s * 3 + axis]
+                else:
+                    k.magnitude(frames, s * 3, ch, n, self._buf)
+                    cen = self._re
+                mean = self._signal(self._buf, cen, out, o)
+                if axis < 3 and s == 0:
+                    self._means[axis] = mean
+                o += len(SIGNAL_FEATURES)
+        sh = self._dshift
+        for s in range(ch // 3):
+            a = self._cen[3 * s]
+            b = self._cen[3 * s + 1]
+            c = self._cen[3 * s + 2]
+            ra = isqrt(k.dot(a, a, n, sh))
+            rb = isqrt(k.dot(b, b, n, sh))
+            rc = isqrt(k.dot(c, c, n, sh))
+            out[o] = self._corr(k.dot(a, b, n, sh), ra * rb)
+            out[o + 1] = self._corr(k.dot(a, c, n, sh), ra * rc)
+            out[o + 2] = self._corr(k.dot(b, c, n, sh), rb * rc)
+            o += 3
+        m = self._means
+        norm = isqrt(m[0] * m[0] + m[1] * m[1] + m[2] * m[2])
+        for i in range(3):
+            out[o + i] = _c16(_div_round(m[i] * 4096, norm)) if norm else 0
+        return out
+
+    @staticmethod
+    def _corr(num, den):
+        if den <= 0:
+            return 0
+        v = _div_round(num * 4096, den)
+        return 4096 if v > 4096 else (-4096 if v < -4096 else v)
+
+    def _signal(self, buf, cen, out, o):
+        # The SIGNAL_FEATURES of one signal into out[o:]; leaves the centred, scaled signal in ``cen``.
+        # Returns the mean.
+        k = kernels
+        n = self.window
+        m = self._m
+        k.moments(buf, n, m)
+        lo = m[1]
+        hi = m[2]
+        mean = _div_round(m[0], n)
+        maxd = hi - mean if hi - mean > mean - lo else mean - lo
+        if maxd > 46340:
+            maxd = 46340
+        sh = _bitlen(maxd * maxd * n) - 31
+        if sh < 0:
+            sh = 0
+        var = (k.sumsq_dev(buf, n, mean, sh) << sh) // n
+        out[o] = _c16(mean)
+        out[o + 1] = _c16(isqrt(var))
+        out[o + 2] = lo
+        out[o + 3] = hi
+        out[o + 10] = _c16(isqrt(mean * mean + var))
+        out[o + 11] = _c16(_div_round(m[3] * 16, n - 1))
+        out[o + 12] = _c16(m[4])
+        # Centre and scale to a peak of 8192..16383 (block floating point) for the FFT and correlations.
+        fs = 14 - _bitlen(maxd) if maxd else 0
+        k.center(buf, n, mean, fs, cen)
+        out[o + 13] = k.crossings(cen, n)
+        re = self._re
+        im = self._im
+        if cen is not re:
+            k.gather(cen, 0, 1, n, re)
+        k.gather(self._zero, 0, 1, n, im)
+        k.fft_q15(re, im, n, self._tw)
+        # one-sided band energy in counts**2: 2 * sum |X/n|**2 * 2**(-2 fs)
+        i = o + 14
+        for a, b in self._bins:
+            p = k.band_power(re, im, a, b)
+            out[i] = log2_q6(p) + 64 - 128 * fs if p > 0 else LOG_FLOOR
+            i += 1
+        out[o + 19] = k.argmax_power(re, im, 1, n >> 1) * 100 * self.rate_hz // n if maxd else 0
+        # Percentiles last: sorting destroys the time order of buf.
+        k.sort_i16(buf, n)
+        pi = self._pidx
+        for j in range(5):
+            out[o + 4 + j] = buf[pi[j]]
+        out[o + 9] = _c16(buf[pi[3]] - buf[pi[1]])
+        return mean

@@ -1,0 +1,357 @@
+"""DSP kernels in plain Python: the reference implementations (CPython, MicroPython, MicroPython WebAssembly).
+
+``sensorbox/device/kernels_fast.py`` has the same integer kernels compiled with ``@micropython.viper``; both
+compute bit-identical results (tests/device/test_kernels_fast.py checks them against each other with edge
+values). Use them through ``sensorbox.shared.kernels``, which picks the fastest variant present.
+
+Integer kernels work on ``array('h')`` (int16) data and keep every intermediate value inside the signed 32-bit
+range for the input ranges documented below, so the viper versions give the same results on a 32-bit ESP32
+(whose viper integers wrap modulo 2**32) as here. Arithmetic right shifts round towards minus infinity in
+both. Float kernels (``fft_float``, ``IIRFloat``, ``linear_map``) are the fallbacks for emlearn's C modules.
+"""
+
+_Q = 14  # iir_q: coefficients are Q28 split into (c >> 14, c & 0x3FFF); signal values split the same way
+_QMASK = 0x3FFF
+IIR_FRAC = 8  # iir_q: fraction bits of the signal inside the cascade (input int16 << 8)
+
+
+def fft_q15(re, im, n, tw):
+    """In-place radix-2 complex FFT of ``n`` points (a power of two, <= 512) in fixed point.
+
+    ``re``/``im``: int16 arrays. ``tw``: twiddles from ``kernels.fft_table(n)``: Q15 cos(2 pi k/n) for
+    k < n/2, then Q15 sin(2 pi k/n). Forward transform (e^-i), scaled by 1/n: every stage halves (with floor).
+    Inputs within +-16384 (per component) cannot overflow: magnitudes stay below 23,200 and every product
+    below 2**31.
+    """
+    j = 0
+    for i in range(1, n):
+        bit = n >> 1
+        while j & bit:
+            j ^= bit
+            bit >>= 1
+        j ^= bit
+        if i < j:
+            t = re[i]
+            re[i] = re[j]
+            re[j] = t
+            t = im[i]
+            im[i] = im[j]
+            im[j] = t
+    half = n >> 1
+    size = 2
+    step = half
+    while size <= n:
+        h = size >> 1
+        start = 0
+        while start < n:
+            k = 0
+            m = start
+            while m < start + h:
+                wr = tw[k]
+                wi = tw[half + k]
+                xr = re[m + h]
+                xi = im[m + h]
+                tr = (wr * xr + wi * xi + 16384) >> 15
+                ti = (wr * xi - wi * xr + 16384) >> 15
+                ur = re[m]
+                ui = im[m]
+                re[m] = (ur + tr) >> 1
+                im[m] = (ui + ti) >> 1
+                re[m + h] = (ur - tr) >> 1
+                im[m + h] = (ui - ti) >> 1
+                k += step
+                m += 1
+            start += size
+        size <<= 1
+        step >>= 1
+
+
+def _mul(ch, cl, v):
+    # (c * v) >> 28 for c = ch * 2**14 + cl (Q28, |c| < 2**29) and |v| < 2**29, in 32-bit pieces.
+    vh = v >> _Q
+    vl = v & _QMASK
+    return ch * vh + ((ch * vl + cl * vh + ((cl * vl) >> _Q) + 8192) >> _Q)
+
+
+def iir_q(x, y, n, coefs, state, nsec):
+    """Fixed-point biquad cascade (direct form I), ``n`` samples from int16 ``x`` into int16 ``y`` (may be x).
+
+    ``coefs``: int16 array, 10 per section, from ``kernels.iir_q_coefs(sos)`` (b0, b1, b2, a1, a2, each as the
+    pair (c >> 14, c & 0x3FFF) of its Q28 value; |c| < 2). ``state``: int16 array of 8 per section (x1, x2,
+    y1, y2 split the same way), zero to start. Inside the cascade the signal is int16 << IIR_FRAC and must
+    stay below 2**29 (an intermediate gain below 2**(29 - 15 - IIR_FRAC) = 64); the output is rounded and
+    saturated to int16.
+    """
+    half = 1 << (IIR_FRAC - 1)
+    for i in range(n):
+        v = x[i] << IIR_FRAC
+        for s in range(nsec):
+            c = s * 10
+            o = s * 8
+            acc = _mul(coefs[c], coefs[c + 1], v)
+            acc += _mul(coefs[c + 2], coefs[c + 3], (state[o] << _Q) + state[o + 1])
+            acc += _mul(coefs[c + 4], coefs[c + 5], (state[o + 2] << _Q) + state[o + 3])
+            acc -= _mul(coefs[c + 6], coefs[c + 7], (state[o + 4] << _Q) + state[o + 5])
+            acc -= _mul(coefs[c + 8], coefs[c + 9], (state[o + 6] << _Q) + state[o + 7])
+            state[o + 2] = state[o]
+            state[o + 3] = state[o + 1]
+            state[o] = v >> _Q
+            state[o + 1] = v & _QMASK
+            state[o + 6] = state[o + 4]
+            state[o + 7] = state[o + 5]
+            state[o + 4] = acc >> _Q
+            state[o + 5] = acc & _QMASK
+            v = acc
+        v = (v + half) >> IIR_FRAC
+        if v > 32767:
+            v = 32767
+        elif v < -32768:
+            v = -32768
+        y[i] = v
+
+
+def isqrt(v):
+    """floor(sqrt(v)) for 0 <= v < 2**31 (bit by bit, no division)."""
+    r = 0
+    bit = 1 << 30
+    while bit > v:
+        bit >>= 2
+    while bit:
+        if v >= r + bit:
+            v -= r + bit
+            r = (r >> 1) + bit
+        else:
+            r >>= 1
+        bit >>= 2
+    return r
+
+
+def gather(src, off, stride, n, dst):
+    """dst[i] = src[off + i * stride] for i < n (de-interleave one channel of int16 frames)."""
+    for i in range(n):
+        dst[i] = src[off + i * stride]
+
+
+def magnitude(src, off, stride, n, dst):
+    """dst[i] = |(a, b, c)| of the three int16 values at src[off + i * stride ...], floor of the square root.
+    Each component is clamped to +-26753 first (so the sum of squares fits 31 bits), the result to 32767."""
+    for i in range(n):
+        p = off + i * stride
+        a = src[p]
+        b = src[p + 1]
+        c = src[p + 2]
+        if a < 0:
+            a = -a
+        if b < 0:
+            b = -b
+        if c < 0:
+            c = -c
+        if a > 26753:
+            a = 26753
+        if b > 26753:
+            b = 26753
+        if c > 26753:
+            c = 26753
+        m = isqrt(a * a + b * b + c * c)
+        if m > 32767:
+            m = 32767
+        dst[i] = m
+
+
+def moments(x, n, out):
+    """One pass over int16 x[:n] (n >= 1): out[0] = sum, out[1] = min, out[2] = max, out[3] = sum of
+    |x[i] - x[i-1]|, out[4] = max |x[i] - x[i-1]|. ``out`` is an int32 array ('i') of length >= 5."""
+    s = x[0]
+    lo = s
+    hi = s
+    prev = s
+    sd = 0
+    md = 0
+    for i in range(1, n):
+        v = x[i]
+        s += v
+        if v < lo:
+            lo = v
+        if v > hi:
+            hi = v
+        d = v - prev
+        if d < 0:
+            d = -d
+        sd += d
+        if d > md:
+            md = d
+        prev = v
+    out[0] = s
+    out[1] = lo
+    out[2] = hi
+    out[3] = sd
+    out[4] = md
+
+
+def sumsq_dev(x, n, mean, shift):
+    """sum of ((x[i] - mean)**2 >> shift), each |x[i] - mean| clamped to 46340. The caller picks ``shift`` so
+    that n * max_dev**2 >> shift < 2**31."""
+    s = 0
+    for i in range(n):
+        d = x[i] - mean
+        if d < 0:
+            d = -d
+        if d > 46340:
+            d = 46340
+        s += (d * d) >> shift
+    return s
+
+
+def center(x, n, mean, shift, dst):
+    """dst[i] = (x[i] - mean) << shift (shift >= 0) or >> -shift (shift < 0); the result must fit int16."""
+    if shift >= 0:
+        for i in range(n):
+            dst[i] = (x[i] - mean) << shift
+    else:
+        shift = -shift
+        for i in range(n):
+            dst[i] = (x[i] - mean) >> shift
+
+
+def crossings(x, n):
+    """How often the sign of x[:n] changes (0 counts as positive)."""
+    c = 0
+    neg = x[0] < 0
+    for i in range(1, n):
+        ng = x[i] < 0
+        if ng != neg:
+            c += 1
+            neg = ng
+    return c
+
+
+def sort_i16(x, n):
+    """Sort x[:n] in place, ascending (insertion sort: small n, no allocation)."""
+    for i in range(1, n):
+        v = x[i]
+        j = i - 1
+        while j >= 0 and x[j] > v:
+            x[j + 1] = x[j]
+            j -= 1
+        x[j + 1] = v
+
+
+def band_power(re, im, lo, hi):
+    """sum of re[k]**2 + im[k]**2 for lo <= k < hi (below 2**31 for fft_q15 output of inputs within +-16384)."""
+    s = 0
+    for k in range(lo, hi):
+        a = re[k]
+        b = im[k]
+        s += a * a + b * b
+    return s
+
+
+def argmax_power(re, im, lo, hi):
+    """The k in [lo, hi) with the largest re[k]**2 + im[k]**2 (the first one on ties); lo when lo >= hi."""
+    best = -1
+    at = lo
+    for k in range(lo, hi):
+        a = re[k]
+        b = im[k]
+        p = a * a + b * b
+        if p > best:
+            best = p
+            at = k
+    return at
+
+
+def dot(a, b, n, shift):
+    """sum of ((a[i] * b[i]) >> shift) for int16 a, b; the caller keeps the sum below 2**31."""
+    s = 0
+    for i in range(n):
+        s += (a[i] * b[i]) >> shift
+    return s
+
+
+def sumsq_i16(x, off, n, out):
+    """Sum of squares of int16 x[off:off + n] (n <= 65536) as out[0] * 65536 + out[1] (out: int32 array,
+    0 <= out[1] < 65536), accumulated without ever leaving 32 bits."""
+    hi = 0
+    lo = 0
+    for i in range(off, off + n):
+        v = x[i]
+        q = v * v
+        hi += q >> 16
+        lo += q & 0xFFFF
+        if lo >= 65536:
+            hi += 1
+            lo -= 65536
+    out[0] = hi
+    out[1] = lo
+
+
+# Float kernels: plain fallbacks for emlearn_fft, emlearn_iir and emlearn_arrayutils (slow on a device).
+
+def fft_float(re, im, n, cos_t, sin_t):
+    """In-place radix-2 complex forward FFT (e^-i, unscaled, as numpy.fft.fft and emlearn_fft) on float
+    arrays. cos_t/sin_t: cos/sin(2 pi k / n) for k < n/2."""
+    j = 0
+    for i in range(1, n):
+        bit = n >> 1
+        while j & bit:
+            j ^= bit
+            bit >>= 1
+        j ^= bit
+        if i < j:
+            t = re[i]
+            re[i] = re[j]
+            re[j] = t
+            t = im[i]
+            im[i] = im[j]
+            im[j] = t
+    size = 2
+    while size <= n:
+        h = size >> 1
+        step = n // size
+        for start in range(0, n, size):
+            k = 0
+            for m in range(start, start + h):
+                wr = cos_t[k]
+                wi = sin_t[k]
+                xr = re[m + h]
+                xi = im[m + h]
+                tr = wr * xr + wi * xi
+                ti = wr * xi - wi * xr
+                re[m + h] = re[m] - tr
+                im[m + h] = im[m] - ti
+                re[m] += tr
+                im[m] += ti
+                k += step
+        size <<= 1
+
+
+def iir_float(sos, state, buf):
+    """Biquad cascade in place on float ``buf``: transposed direct form II, scipy.signal.sosfilt convention
+    (6 values per section: b0, b1, b2, a0 (= 1), a1, a2), as emlearn_iir. ``state``: 2 floats per section."""
+    nsec = len(sos) // 6
+    for i in range(len(buf)):
+        v = buf[i]
+        for s in range(nsec):
+            c = s * 6
+            o = s * 2
+            out = state[o] + sos[c] * v
+            state[o] = state[o + 1] + sos[c + 1] * v - sos[c + 4] * out
+            state[o + 1] = sos[c + 2] * v - sos[c + 5] * out
+            v = out
+        buf[i] = v
+
+
+def linear_map(src, dst, in_min, in_max, out_min, out_max):
+    """dst[i] = out_min + (src[i] - in_min) * (out_max - out_min) / (in_max - in_min), as
+    emlearn_arrayutils.linear_map; into an int16 array the value is rounded and clamped."""
+    scale = (out_max - out_min) / (in_max - in_min)
+    to_int = len(dst) > 0 and isinstance(dst[0], int)
+    for i in range(len(src)):
+        v = out_min + (src[i] - in_min) * scale
+        if to_int:
+            v = int(v + 0.5) if v >= 0 else -int(-v + 0.5)
+            if v > 32767:
+                v = 32767
+            elif v < -32768:
+                v = -32768
+        dst[i] = v

@@ -1,0 +1,118 @@
+"""Viper kernels against the plain reference, bit for bit, on random and edge values (int16 extremes, zero
+runs, the largest inputs each kernel's contract allows)."""
+
+import array
+
+from sensorbox.device import kernels_fast as V
+from sensorbox.shared import kernels as K
+from sensorbox.shared import kernels_py as P
+
+EDGES = (-32768, -32767, -16385, -16384, -1, 0, 1, 16383, 16384, 32766, 32767)
+
+
+def _data(seed, n, lo=-32768, hi=32767, edges=True):
+    out = array.array("h", bytes(2 * n))
+    for i in range(n):
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        if edges and seed % 5 == 0:
+            v = EDGES[(seed >> 8) % len(EDGES)]
+            out[i] = lo if v < lo else (hi if v > hi else v)
+        else:
+            out[i] = lo + (seed >> 8) % (hi - lo + 1)
+    return out
+
+
+def test_facade_uses_viper():
+    assert K.VARIANT == "viper" and K.fft_q15 is V.fft_q15 and V.IIR_FRAC == P.IIR_FRAC
+
+
+def test_fft_identical():
+    for n in (2, 8, 128, 256, 512):
+        for seed in (1, 2, 3):
+            tw = K.fft_table(n)
+            re = _data(seed, n, -16384, 16384)
+            im = _data(seed + 7, n, -16384, 16384)
+            if seed == 3:
+                for i in range(n):  # the worst case: every component at the contract's limit
+                    re[i] = 16384 if i & 1 else -16384
+                    im[i] = -16384
+            r2 = array.array("h", re)
+            i2 = array.array("h", im)
+            V.fft_q15(re, im, n, tw)
+            P.fft_q15(r2, i2, n, tw)
+            assert re == r2 and im == i2, (n, seed)
+
+
+def test_iir_identical_with_full_scale_input():
+    from sensorbox.shared.soundlevel import A_WEIGHTING
+
+    for rate in (16000, 8000):
+        q = A_WEIGHTING[rate]
+        a = K.IIRQ(q)
+        b = K.IIRQ(q)
+        x = _data(11, 600)
+        for i in range(100, 200):
+            x[i] = 32767 if (i // 3) & 1 else -32768  # full-scale square wave
+        y1 = array.array("h", bytes(1200))
+        y2 = array.array("h", bytes(1200))
+        V.iir_q(x, y1, 600, a.coefs, a.state, a.nsec)
+        P.iir_q(x, y2, 600, b.coefs, b.state, b.nsec)
+        assert y1 == y2 and a.state == b.state, rate
+    # extreme coefficients: -2 and just under 2
+    q = (-2 * K.Q28, 2 * K.Q28 - 1, -2 * K.Q28, 2 * K.Q28 - 1, K.Q28 - 1)
+    a = K.IIRQ(q)
+    b = K.IIRQ(q)
+    x = _data(12, 50, -300, 300)
+    y1 = array.array("h", bytes(100))
+    y2 = array.array("h", bytes(100))
+    V.iir_q(x, y1, 50, a.coefs, a.state, a.nsec)
+    P.iir_q(x, y2, 50, b.coefs, b.state, b.nsec)
+    assert y1 == y2
+
+
+def test_scalar_kernels_identical():
+    for v in (0, 1, 2, 3, 99, 1 << 20, (1 << 30) - 1, 1 << 30, (1 << 31) - 1):
+        assert V.isqrt(v) == P.isqrt(v), v
+    for seed in (1, 2, 3, 4):
+        n = 128
+        x = _data(seed, 3 * n)
+        out1 = array.array("i", bytes(20))
+        out2 = array.array("i", bytes(20))
+        d1 = array.array("h", bytes(2 * n))
+        d2 = array.array("h", bytes(2 * n))
+        V.magnitude(x, 0, 3, n, d1)
+        P.magnitude(x, 0, 3, n, d2)
+        assert d1 == d2
+        V.gather(x, 2, 3, n, d1)
+        P.gather(x, 2, 3, n, d2)
+        assert d1 == d2
+        V.moments(d1, n, out1)
+        P.moments(d2, n, out2)
+        assert out1 == out2
+        for mean in (-32768, -5, 0, 77, 32767):
+            for sh in (0, 3, 9):
+                assert V.sumsq_dev(d1, n, mean, sh) == P.sumsq_dev(d1, n, mean, sh)
+        c1 = array.array("h", bytes(2 * n))
+        c2 = array.array("h", bytes(2 * n))
+        for mean, sh in ((0, -2), (100, -1), (0, 0)):
+            V.center(d1, n, mean, sh, c1)
+            P.center(d1, n, mean, sh, c2)
+            assert c1 == c2
+        small = _data(seed, n, -4000, 4000)
+        V.center(small, n, -3, 2, c1)
+        P.center(small, n, -3, 2, c2)
+        assert c1 == c2
+        assert V.crossings(c1, n) == P.crossings(c2, n)
+        assert V.dot(c1, small, n, 8) == P.dot(c2, small, n, 8)
+        assert V.band_power(small, c1, 3, 100) == P.band_power(small, c2, 3, 100)
+        assert V.argmax_power(small, c1, 1, 64) == P.argmax_power(small, c2, 1, 64)
+        V.sumsq_i16(x, 5, 300, out1)
+        P.sumsq_i16(x, 5, 300, out2)
+        assert out1[0] == out2[0] and out1[1] == out2[1]
+        s1 = array.array("h", x)
+        s2 = array.array("h", x)
+        V.sort_i16(s1, 3 * n)
+        P.sort_i16(s2, 3 * n)
+        assert s1 == s2
+        for i in range(1, 3 * n):
+            assert s1[i - 1] <= s1[i]

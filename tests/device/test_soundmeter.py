@@ -1,0 +1,57 @@
+"""The sound meter service on the simulated microphone: a 1 kHz tone at a set dBFS reads the expected dB SPL,
+levels are published on the bus in centi-dB and kept for /api/status; a config change restarts it."""
+
+import asyncio
+
+import time
+
+from devtest import StubConfig, quiet_log, until
+from sensorbox.device.bus import Bus
+from sensorbox.device.sensors.sampler import Sensor
+from sensorbox.device.sensors.sim_mic import SignalMicrophone
+from sensorbox.device.soundmeter import SoundMeter
+
+
+class _Device:
+    def __init__(self, **cfg):
+        self.log = quiet_log()
+        self.config = StubConfig(**cfg)
+        self.bus = Bus(self.log)
+        self.clock = time.ticks_ms  # real time: the meter must keep up with the microphone's real rate
+        self.sensors = {"mic": Sensor("mic", lambda: SignalMicrophone(self.config, self.clock), self.log, 1, 1024)}
+
+
+async def _run(dev, seconds):
+    got = []
+    dev.bus.subscribe("soundlevel", lambda topic, t, v: got.append((t, v)))
+    sm = SoundMeter(dev)
+    tasks = [asyncio.create_task(dev.sensors["mic"].run()), asyncio.create_task(sm.run())]
+    await asyncio.sleep_ms(seconds * 1000)
+    await until(lambda: len(got) >= seconds - 1, 3000)
+    for t in tasks:
+        t.cancel()
+    await asyncio.sleep_ms(0)
+    return sm, got
+
+
+async def test_tone_level_published_and_in_status():
+    dev = _Device(sim__mic_signal="tone", sim__mic_tone_hz=1000, sim__mic_tone_dbfs=-30,
+                  sound__sensitivity_dbfs=-26.0, sound__interval_s=1)
+    sm, got = await _run(dev, 4)
+    assert len(got) >= 3, got
+    t, (leq, lmin, lmax, l10, l50, l90) = got[-1]
+    # -30 dBFS + 26 + 94 = 90.00 dB SPL (A-weighting is 0 dB at 1 kHz)
+    assert abs(leq - 9000) <= 10, got[-1]
+    assert abs(lmin - 9000) <= 15 and abs(lmax - 9000) <= 15 and l10 >= l50 >= l90
+    assert got[-1][0] > got[-2][0]
+    st = sm.status()
+    assert st["interval"] == [leq, lmin, lmax, l10, l50, l90] and st["weighting"] == "A"
+    assert abs(st["level_cdb"] - 9000) <= 15 and st["lost"] == 0
+
+
+async def test_noise_and_z_weighting():
+    dev = _Device(sim__mic_signal="noise", sim__mic_noise_dbfs=-40, sound__sensitivity_dbfs=-40.0,
+                  sound__weighting="Z", sound__time_weighting="slow")
+    sm, got = await _run(dev, 3)
+    assert abs(got[-1][1][0] - 9400) <= 30, got  # white noise at -40 dBFS, calibrated 94 dB at -40 dBFS
+    assert sm.status()["time_weighting"] == "slow"

@@ -1,0 +1,172 @@
+"""DSP kernels through the facade (viper on the unix port, plain Python on CPython and WebAssembly): the same
+expected outputs on every interpreter."""
+
+import array
+import math
+import sys
+
+from sensorbox.shared import kernels as K
+
+
+def _lcg(seed, n, lo, hi):
+    out = array.array("h", bytes(2 * n))
+    for i in range(n):
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        out[i] = lo + (seed >> 8) % (hi - lo + 1)
+    return out
+
+
+def _checksum(*arrays):
+    c = 0
+    for a in arrays:
+        for v in a:
+            c = (c * 31 + v) & 0xFFFFFFF
+    return c
+
+
+def test_variant_is_the_fastest_present():
+    if sys.implementation.name == "micropython" and sys.platform == "linux":
+        assert K.VARIANT == "viper"
+    else:
+        assert K.VARIANT == "python"
+    assert K.FLOAT_VARIANT == "python"  # emlearn-micropython cannot be installed here
+
+
+def test_fft_table_matches_cos_sin():
+    for n in (2, 16, 128, 512):
+        tw = K.fft_table(n)
+        for k in range(n // 2):
+            assert abs(tw[k] - 32767 * math.cos(2 * math.pi * k / n)) <= 0.5 + 1e-9
+            assert abs(tw[n // 2 + k] - 32767 * math.sin(2 * math.pi * k / n)) <= 0.5 + 1e-9
+    for bad in (0, 3, 100, 1024):
+        try:
+            K.fft_table(bad)
+            raise AssertionError("accepted FFT size {}".format(bad))
+        except ValueError:
+            pass
+
+
+def test_fft_q15_against_float_dft():
+    n = 64
+    re = _lcg(3, n, -16384, 16384)
+    im = _lcg(4, n, -16384, 16384)
+    ref = []
+    for k in range(n):
+        sr = si = 0.0
+        for t in range(n):
+            a = -2 * math.pi * k * t / n
+            sr += re[t] * math.cos(a) - im[t] * math.sin(a)
+            si += re[t] * math.sin(a) + im[t] * math.cos(a)
+        ref.append((sr / n, si / n))
+    K.fft_q15(re, im, n, K.fft_table(n))
+    for k in range(n):
+        assert abs(re[k] - ref[k][0]) <= 4 and abs(im[k] - ref[k][1]) <= 4, (k, re[k], im[k], ref[k])
+
+
+def test_fft_q15_golden_256():
+    # Bit-exact expected output (same on CPython, viper and WebAssembly), full-range input.
+    n = 256
+    re = _lcg(1, n, -16384, 16384)
+    im = _lcg(2, n, -16384, 16384)
+    K.fft_q15(re, im, n, K.fft_table(n))
+    assert _checksum(re, im) == FFT256_CHECKSUM
+
+
+def test_iir_q_close_to_float_and_golden():
+    # A-weighting at 16 kHz (Q28) vs the same filter in float (transposed DF2).
+    from sensorbox.shared import kernels_py
+    from sensorbox.shared.soundlevel import A_WEIGHTING
+
+    q = A_WEIGHTING[16000]
+    sos = []
+    for s in range(3):
+        c = q[5 * s:5 * s + 5]
+        sos += [c[0] / K.Q28, c[1] / K.Q28, c[2] / K.Q28, 1.0, c[3] / K.Q28, c[4] / K.Q28]
+    x = _lcg(5, 800, -20000, 20000)
+    f = K.IIRQ(q)
+    y = array.array("h", bytes(1600))
+    f.run(x, y, 400)
+    f.run(x[400:], memoryview(y)[400:], 400)  # state carries across calls
+    ref = array.array("d", x)
+    kernels_py.iir_float(sos, array.array("d", [0.0] * 6), ref)
+    worst = 0
+    for i in range(800):
+        worst = max(worst, abs(y[i] - ref[i]))
+    assert worst <= 2, worst
+    assert _checksum(y) == IIR_CHECKSUM
+
+
+def test_iir_q_saturates_and_rejects_bad_coefficients():
+    f = K.IIRQ((K.Q28, 0, 0, 0, 0))  # gain 1: identity
+    x = array.array("h", [32767, -32768, 0, 5, -5])
+    y = array.array("h", bytes(10))
+    f.run(x, y, 5)
+    assert list(y) == [32767, -32768, 0, 5, -5]
+    g = K.IIRQ((2 * K.Q28 - 1, 0, 0, 0, 0))  # gain ~2: clips
+    g.run(x, y, 5)
+    assert list(y) == [32767, -32768, 0, 10, -10]
+    for bad in ((2 * K.Q28, 0, 0, 0, 0), (0, 0, 0, 0)):
+        try:
+            K.IIRQ(bad)
+            raise AssertionError("accepted {}".format(bad))
+        except ValueError:
+            pass
+
+
+def test_integer_helpers():
+    for v in (0, 1, 2, 3, 4, 15, 16, 17, 1 << 20, (1 << 30) - 1, (1 << 30), (1 << 31) - 1):
+        r = K.isqrt(v)
+        assert r * r <= v < (r + 1) * (r + 1), v
+    x = array.array("h", [3, -7, 32767, -32768, 0, 3])
+    m = array.array("i", bytes(20))
+    K.moments(x, 6, m)
+    assert list(m) == [-2, -32768, 32767, 10 + 32774 + 65535 + 32768 + 3, 65535]
+    assert K.crossings(x, 6) == 4
+    assert K.sumsq_dev(x, 6, 0, 0) == 9 + 49 + 32767 ** 2 + 32768 ** 2 + 9
+    assert K.sumsq_dev(x, 3, -32768, 2) == ((32771 ** 2) >> 2) + ((32761 ** 2) >> 2) + ((46340 ** 2) >> 2)  # clamped
+    K.sort_i16(x, 6)
+    assert list(x) == [-32768, -7, 0, 3, 3, 32767]
+    d = array.array("h", bytes(12))
+    K.center(x, 6, 3, -2, d)
+    assert list(d) == [(-32771) >> 2, -3, -1, 0, 0, 8191]
+    K.center(array.array("h", [1, -1]), 2, 0, 3, d)
+    assert d[0] == 8 and d[1] == -8
+    fr = array.array("h", [3, 4, 0, 32767, 32767, 32767, -1, -1, -1])
+    mag = array.array("h", bytes(6))
+    K.magnitude(fr, 0, 3, 3, mag)
+    assert list(mag) == [5, 32767, 1]
+    g = array.array("h", bytes(6))
+    K.gather(fr, 1, 3, 3, g)
+    assert list(g) == [4, 32767, -1]
+    a = array.array("h", [100, -200, 300])
+    assert K.dot(a, a, 3, 2) == (10000 >> 2) + (40000 >> 2) + (90000 >> 2)
+    assert K.band_power(a, a, 0, 3) == 2 * (10000 + 40000 + 90000)
+    assert K.argmax_power(a, a, 0, 2) == 1 and K.argmax_power(a, a, 0, 3) == 2
+    sq = array.array("i", bytes(8))
+    big = array.array("h", [-32768] * 1000)
+    K.sumsq_i16(big, 0, 1000, sq)
+    assert sq[0] * 65536 + sq[1] == 1000 * 32768 * 32768 and 0 <= sq[1] < 65536
+
+
+def test_float_fft_and_iir_fallbacks():
+    n = 16
+    re = array.array("f", [math.cos(2 * math.pi * 3 * t / n) for t in range(n)])
+    im = array.array("f", bytes(4 * n))
+    K.FFT(n).run(re, im)
+    for k in range(n):
+        want = n / 2 if k in (3, n - 3) else 0.0
+        assert abs(re[k] - want) < 1e-4 and abs(im[k]) < 1e-4, (k, re[k], im[k])
+    buf = array.array("f", [1.0, 0.0, 0.0, 0.0])
+    K.IIR([0.5, 0.5, 0.0, 1.0, -0.5, 0.0]).run(buf)  # y = 0.5x + 0.5x1 + 0.5y1
+    assert [round(v, 6) for v in buf] == [0.5, 0.75, 0.375, 0.1875]
+    src = array.array("h", [-32768, 0, 32767])
+    dst = array.array("f", bytes(12))
+    K.linear_map(src, dst, -32768, 32767, -1.0, 1.0)
+    assert abs(dst[0] + 1) < 1e-6 and abs(dst[2] - 1) < 1e-6
+    back = array.array("h", bytes(6))
+    K.linear_map(dst, back, -1.0, 1.0, -32768, 32767)
+    assert list(back) == [-32768, 0, 32767]
+
+
+FFT256_CHECKSUM = 224907150
+IIR_CHECKSUM = 201154341

@@ -1,0 +1,44 @@
+"""Model API (admin only): what model runs, upload in chunks, activate without restart, roll back.
+
+    GET  /api/model                                   active model, whether a previous/staged one exists, last error
+    PUT  /api/model/meta.json                         start an upload; refused at once if incompatible (400 + reason)
+    PUT  /api/model/model.csv?offset=N                append a chunk (N = bytes staged so far; 409 says where)
+    POST /api/model/activate                          validate the staged model and switch to it live
+    POST /api/model/rollback                          switch back to the previous model
+
+``sensorbox model push URL MODEL_DIR`` drives the upload. Errors: ``{"error": reason, "field": ...}``.
+One handler for all actions, and the model manager (``sensorbox.device.models``) is loaded only for the request:
+this API costs the device little RAM while idle.
+"""
+
+from sensorbox.device import lazy
+from sensorbox.device.http.server import error
+
+_MANAGER = "sensorbox.device.models"
+
+
+def add_routes(http, device):
+    @http.route("/api/model", methods=["GET"])
+    @http.route("/api/model/<action>", methods=["GET", "PUT", "POST"])
+    @http.require
+    async def model(req, action="info"):
+        m = lazy.load(_MANAGER)
+        try:
+            if action == "info" and req.method == "GET":
+                return m.info(device)
+            if req.method == "PUT" and action == "meta.json":
+                return m.stage_meta(device, req.body)
+            if req.method == "PUT" and action == "model.csv":
+                return m.stage_chunk(device, int(req.args.get("offset", "0")), req.body)
+            if req.method == "POST" and action in ("activate", "rollback"):
+                return m.activate(device) if action == "activate" else m.rollback(device)
+            return error(404, "no such model action: {} {}".format(req.method, action))
+        except m.ModelError as e:
+            return error(409 if e.field == "offset" else 400, e.reason, e.field)
+        except ValueError:
+            return error(400, "offset must be an integer", "offset")
+        except OSError as e:
+            return error(507, "flash error while handling the model ({})".format(e))
+        finally:
+            m = None
+            lazy.unload(_MANAGER)

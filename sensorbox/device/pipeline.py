@@ -1,0 +1,163 @@
+"""The analysis pipeline (a supervised service): accelerometer ring -> sliding windows -> features -> classifier ->
+smoothing, "unknown" threshold, class-change events -> the bus.
+
+Config (``ml.*``): ``window`` frames per window (must match the model), ``hop`` frames between windows,
+``smooth`` windows whose votes are summed before deciding, ``unknown_permille`` the confidence below which the
+result is "unknown". Published on ``device.bus`` (subscribers copy what they keep):
+
+- ``features``: ``array('h')`` of the window's int16 features (model input order)
+- ``predictions``: ``(class_index, confidence_permille)``; class_index -1 = unknown; confidence = share of the
+  trees' votes over the smoothing span that went to the winning class
+- ``events``: ``{"type": "class_change", "from": name, "to": name, "confidence": permille}``
+
+t_ms is the epoch time of the window's last frame. Each loop turn does at most one window's features, then
+yields, then classifies. The model can change at any time (``device.model``, see ``models``); the next window uses it.
+"""
+
+import array
+
+import asyncio
+
+from sensorbox.device import lazy
+from sensorbox.shared import features
+
+UNKNOWN = "unknown"
+
+
+class Model:
+    """A loaded model: the evaluator and the few meta fields the pipeline and the API need."""
+
+    def __init__(self, meta, evaluator, origin):
+        self.trees = evaluator
+        self.classes = meta["classes"]
+        self.n_trees = meta["trees"]
+        self.window = meta["window"]
+        self.origin = origin
+        m = meta.get("metrics") or {}
+        self.info = {"origin": origin, "classes": self.classes, "trees": meta["trees"], "nodes": meta["nodes"],
+                     "features": len(meta["features"]), "feature_version": meta["feature_version"],
+                     "window": self.window, "hop": meta["hop"], "sha256": meta["csv_sha256"][:16],
+                     "cv_accuracy": m.get("cv_accuracy_mean"), "created": meta.get("created")}
+
+
+class Pipeline:
+    def __init__(self, device):
+        self.device = device
+        self.windows = 0
+        self.gaps = 0
+        self.latest = None  # (t_ms, class_index, confidence_permille)
+        self.label = -1
+        self.reason = None  # why there are no predictions, if there are none
+
+    def status(self):
+        lt = self.latest
+        m = self.device.model
+        out = {"windows": self.windows, "gaps": self.gaps, "reason": self.reason, "prediction": None,
+               "model": m.info["sha256"] if m else None}
+        if lt is not None:
+            name = m.classes[lt[1]] if m is not None and 0 <= lt[1] < len(m.classes) else UNKNOWN
+            out["prediction"] = {"t_ms": lt[0], "class": name, "index": lt[1], "confidence": lt[2]}
+        return out
+
+    async def run(self):
+        d = self.device
+        cfg = d.config
+        if d.model is None and d.model_error is None:
+            lazy.load("sensorbox.device.models").boot(d)
+            lazy.unload("sensorbox.device.models")
+        if not cfg.get("ml.enabled"):
+            self.reason = "ml.enabled is off"
+            while True:
+                await asyncio.sleep_ms(1000)
+        window = cfg.get("ml.window")
+        hop = min(cfg.get("ml.hop"), window)
+        smooth = cfg.get("ml.smooth")
+        threshold = cfg.get("ml.unknown_permille")
+        sensor = d.sensors["accel"]
+        ring = sensor.ring
+        ch = ring.channels
+        ex = features.Extractor(ch, window)
+        feats = array.array("h", bytes(2 * len(features.names(ch))))
+        buf = array.array("h", bytes(2 * window * ch))
+        mv = memoryview(buf)
+        hist = None  # votes of the last `smooth` windows, smooth x n_classes
+        model = None
+        gen = -1
+        filled = seq = nh = 0
+        poll = 20
+        while True:
+            if sensor.generation != gen:  # sampling (re)started: sequence numbers begin again
+                if sensor.driver is None:
+                    self.reason = "the accelerometer is off"
+                    await asyncio.sleep_ms(500)
+                    continue
+                gen = sensor.generation
+                seq = ring.head
+                filled = 0
+                self.reason = None
+                poll = max(20, hop * 250 // ring.rate_hz)  # ~4 polls per hop
+            await asyncio.sleep_ms(poll)
+            while True:
+                first, n = ring.read(seq, mv[filled * ch:], window - filled)
+                if n == 0:
+                    break
+                if first != seq:  # frames lost or overwritten: this window would span a gap
+                    self.gaps += 1
+                    filled = 0
+                    seq = first
+                    continue
+                seq += n
+                filled += n
+                if filled < window:
+                    break
+                t_ms = ring.time_of(seq - 1)
+                ex.extract(buf, feats)
+                self.windows += 1
+                d.bus.publish("features", t_ms, feats)
+                await asyncio.sleep_ms(0)
+                m = d.model
+                if m is not model:  # new model: fresh smoothing state
+                    model = m
+                    nh = 0
+                    hist = array.array("H", bytes(2 * smooth * len(m.classes))) if m is not None else None
+                if m is None:
+                    self.reason = "no model loaded: " + str(d.model_error)
+                elif m.window != window or len(feats) != m.trees.n_features:
+                    self.reason = "model needs {}-frame windows of {} features".format(m.window, m.trees.n_features)
+                else:
+                    self.reason = None
+                    self._classify(m, feats, hist, nh % smooth, min(nh + 1, smooth), threshold, t_ms)
+                    nh += 1
+                # slide: keep the last window - hop frames
+                keep = (window - hop) * ch
+                mv[0:keep] = mv[(window * ch) - keep:window * ch]
+                filled = window - hop
+
+    def _classify(self, m, feats, hist, slot, count, threshold, t_ms):
+        t = m.trees
+        t.classify(feats)
+        v = t.votes()
+        nc = len(m.classes)
+        base = slot * nc
+        best = -1
+        most = 0
+        for c in range(nc):
+            hist[base + c] = v[c]
+        for c in range(nc):
+            s = 0
+            for k in range(count):
+                s += hist[k * nc + c]
+            if s > most:
+                most = s
+                best = c
+        conf = most * 1000 // (count * m.n_trees)
+        if conf < threshold:
+            best = -1
+        self.latest = (t_ms, best, conf)
+        bus = self.device.bus
+        bus.publish("predictions", t_ms, (best, conf))
+        if best != self.label:
+            old = self.label
+            self.label = best
+            bus.publish("events", t_ms, {"type": "class_change", "from": m.classes[old] if old >= 0 else UNKNOWN,
+                                         "to": m.classes[best] if best >= 0 else UNKNOWN, "confidence": conf})

@@ -1,0 +1,151 @@
+"""The analysis pipeline on real recorded frames: sliding windows over the sample ring, features identical to the
+shared Extractor's on the same frames, the shipped model's predictions, smoothing/unknown/events on the bus,
+gaps restart the window, a model swapped in mid-run is used from the next window."""
+
+import array
+import json
+
+import asyncio
+
+from devtest import StubConfig, quiet_log, tmpdir, until
+from sensorbox.device.bus import Bus
+from sensorbox.device import models
+from sensorbox.device.pipeline import Pipeline
+from sensorbox.device.sensors.ring import Batch, SampleRing
+from sensorbox.shared import features, npy
+
+EXCERPT = "data/watch_excerpt.npy"
+
+
+class Plat:
+    def __init__(self):
+        self.data_dir = tmpdir()
+        self.www_dir = "./www"
+
+
+class Sensor:
+    def __init__(self):
+        # rate 1000 only shortens the pipeline's poll interval (hop / rate / 4) so the test runs fast
+        self.ring = SampleRing(3, 500, 1000)
+        self.generation = 1
+        self.driver = True
+
+
+class Dev:
+    def __init__(self, **cfg):
+        self.log = quiet_log()
+        self.config = StubConfig(**cfg)
+        self.bus = Bus(self.log)
+        self.platform = Plat()
+        self.sensors = {"accel": Sensor()}
+        self.model = self.model_error = None
+
+
+def segment(label, n, subject=1):
+    """The first ``n`` int16 frames (x, y, z interleaved) of one labelled recording of the excerpt."""
+    with open(EXCERPT[:-4] + ".json") as f:
+        segs = json.load(f)["segments"]
+    for s in segs:
+        if s["label"] == label and s["subject"] == subject:
+            break
+    n = min(n, s["frames"])
+    out = array.array("h", bytes(2 * 3 * n))
+    with open(EXCERPT, "rb") as f:
+        _, shape, off = npy.parse_header(f.read(128))
+        f.seek(off + s["start"] * shape[1] * 2)
+        row = array.array("h", bytes(2 * shape[1]))
+        for i in range(n):
+            f.readinto(row)
+            for c in range(3):
+                out[3 * i + c] = row[c]
+    return out
+
+
+async def feed(ring, frames, first_seq, n_frames, batch_frames=32):
+    b = Batch(3, batch_frames)
+    seq = first_seq
+    done = 0
+    while done < n_frames:
+        n = min(batch_frames, n_frames - done)
+        for i in range(n * 3):
+            b.data[i] = frames[(done * 3 + i) % len(frames)]
+        b.n = n
+        b.seq = seq
+        b.t_ms = 1000 + seq  # 1 ms per frame at the ring's nominal 1000 Hz
+        ring.write(b)
+        seq += n
+        done += n
+        await asyncio.sleep_ms(3)
+    return seq
+
+
+async def test_windows_features_predictions_events():
+    dev = Dev()
+    pipe = Pipeline(dev)
+    got = {"features": [], "predictions": [], "events": []}
+
+    def keep(topic, t, v):
+        got[topic].append((t, array.array("h", v) if topic == "features" else v))
+
+    for topic in got:
+        dev.bus.subscribe(topic, keep)
+    task = asyncio.create_task(pipe.run())
+    await until(lambda: dev.model is not None)
+    classes = dev.model.classes
+    frames = segment("ROW", 1100)
+    ring = dev.sensors["accel"].ring
+    await feed(ring, frames, 0, 128 + 64 * 9)
+    await until(lambda: len(got["predictions"]) >= 10)
+    assert pipe.windows == 10 and pipe.gaps == 0
+    # window k = frames [64k, 64k + 128): features identical to the shared Extractor's on the same frames
+    ex = features.Extractor(3, 128)
+    want = array.array("h", bytes(2 * len(features.names(3))))
+    for k in (0, 1, 9):
+        ex.extract(frames[64 * 3 * k:64 * 3 * k + 128 * 3], want)
+        assert got["features"][k][1] == want, k
+        assert got["features"][k][0] == 1000 + 64 * k + 127  # time of the window's last frame
+    row = classes.index("ROW")
+    assert [p[1][0] for p in got["predictions"]].count(row) >= 8, got["predictions"]
+    assert all(0 <= p[1][1] <= 1000 for p in got["predictions"])
+    ev = got["events"][0][1]
+    assert ev["type"] == "class_change" and ev["from"] == "unknown" and ev["to"] == "ROW", ev
+    st = pipe.status()
+    assert st["prediction"]["class"] == "ROW" and st["windows"] == 10 and st["model"]
+    # a gap: frames 704..799 never arrive -> no window spans it; windows restart after it
+    before = pipe.windows
+    await feed(ring, frames, 800, 128)
+    await until(lambda: pipe.windows == before + 1)
+    assert pipe.gaps == 1
+    # a new model (here: the same file loaded again) is used from the next window, smoothing restarts
+    old = dev.model
+    dev.model = models._check(dev, models._path(dev, "default"), "default")
+    assert dev.model is not old
+    await feed(ring, frames, 928, 64)
+    await until(lambda: pipe.windows == before + 2)
+    assert pipe.latest[1] == row
+    task.cancel()
+    await asyncio.sleep_ms(0)
+
+
+async def test_unknown_below_threshold_and_no_model():
+    # unknown_permille 1000: only a unanimous vote over the smoothing span counts
+    dev = Dev(ml__unknown_permille=1000, ml__smooth=1)
+    pipe = Pipeline(dev)
+    preds = []
+    dev.bus.subscribe("predictions", lambda t, ts, v: preds.append(v))
+    task = asyncio.create_task(pipe.run())
+    await until(lambda: dev.model is not None)
+    frames = segment("ER", 1100)  # the least certain class of the shipped model
+    await feed(dev.sensors["accel"].ring, frames, 0, 128 + 64 * 15)
+    await until(lambda: len(preds) >= 16)
+    assert all((c == -1) == (conf < 1000) for c, conf in preds), preds
+    assert any(c == -1 for c, _ in preds)
+    # without a model the pipeline still publishes features and says why it does not classify
+    dev.model = None
+    dev.model_error = "test"
+    n = pipe.windows
+    await feed(dev.sensors["accel"].ring, frames, 128 + 64 * 15, 64)
+    await until(lambda: pipe.windows == n + 1 and pipe.reason is not None)
+    assert "no model" in pipe.status()["reason"] and len(preds) == 16
+    task.cancel()
+    await asyncio.sleep_ms(0)

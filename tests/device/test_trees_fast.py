@@ -1,0 +1,92 @@
+"""The viper tree kernel gives the same votes and class as the plain-Python kernel over the same arrays, on random
+forests and inputs with int16 extremes, and allocates nothing per prediction."""
+
+import array
+
+import micropython
+
+from forestgen import Rng, forest_csv, inputs
+from sensorbox.device import trees_fast
+from sensorbox.shared import trees
+
+# The random forests are held as CSV lines (tens of KB); the kernel itself allocates nothing.
+HEAPSIZE = "1024wK"
+
+
+def test_viper_matches_plain_on_random_forests():
+    rng = Rng(7)
+    checked = 0
+    for case in range(6):
+        n_features = 1 + rng.below(12)
+        n_classes = 2 + rng.below(6)
+        lines = forest_csv(rng, n_trees=1 + rng.below(12), depth=1 + rng.below(9), n_features=n_features,
+                           n_classes=n_classes)
+        n_nodes = len([line for line in lines if line.startswith("n,")])
+        fast = trees_fast.new(16, n_nodes, 16)
+        plain = trees.Trees(16, n_nodes, 16)
+        trees.load(lines, fast)
+        trees.load(lines, plain)
+        fast.check()
+        plain.check()
+        assert fast.kernel is trees_fast.vote and plain.kernel is trees.vote
+        assert list(fast.nodes) == list(plain.nodes)
+        classes = set()
+        for x in inputs(rng, 300, n_features):
+            c = plain.classify(x)
+            assert fast.classify(x) == c
+            assert list(fast.votes()) == list(plain.votes())
+            classes.add(c)
+            checked += 1
+        assert len(classes) > 1
+    assert checked == 1800
+
+
+def test_threshold_edges_signed_compare():
+    # one node on feature 0: go left (class 1) if x < thr; thresholds and inputs at the int16 extremes
+    for thr in (-32768, -1, 0, 1, 32767):
+        t = trees_fast.new(1, 1, 2)
+        trees.load(["f,1", "c,2", "l,0", "l,1", "r,0", "n,0,{},-2,-1".format(thr)], t)
+        t.check()
+        for v in (-32768, -32767, -2, -1, 0, 1, 2, 32766, 32767):
+            assert t.classify(array.array("h", [v])) == (1 if v < thr else 0), (thr, v)
+
+
+def test_predict_allocates_nothing():
+    rng = Rng(3)
+    lines = forest_csv(rng, n_trees=10, depth=8, n_features=10, n_classes=5)
+    t = trees_fast.new(10, len(lines), 5)
+    trees.load(lines, t)
+    t.check()
+    xs = inputs(rng, 20, 10)
+    t.classify(xs[0])
+    micropython.heap_lock()
+    try:
+        for x in xs:
+            t.classify(x)
+    finally:
+        micropython.heap_unlock()
+
+
+def test_ctrees_wrapper_over_the_builder_interface():
+    # trees_c.CTrees wraps emlearn_trees (not installable here); the shared Trees has the same builder interface,
+    # so it stands in for the C module: votes recovered from float outputs must equal the kernel's votes.
+    from sensorbox.device.trees_c import CTrees
+
+    rng = Rng(5)
+    lines = forest_csv(rng, n_trees=7, depth=6, n_features=6, n_classes=4)
+    n = len([line for line in lines if line.startswith("n,")])
+    wrapped = CTrees(trees.Trees(7, n, 4))
+    plain = trees.Trees(7, n, 4)
+    trees.load(lines, wrapped)
+    trees.load(lines, plain)
+    wrapped.check()
+    for x in inputs(rng, 200, 6):
+        assert wrapped.classify(x) == plain.classify(x)
+        assert list(wrapped.votes()) == list(plain.votes())
+    broken = CTrees(trees.Trees(1, 1, 2))
+    trees.load(["f,1", "c,2", "l,0", "r,0", "n,0,5,-1,-2"], broken)  # leaf 1 is referenced but never defined
+    try:
+        broken.check()
+    except trees.TreesError:
+        return
+    raise AssertionError("incomplete model accepted")

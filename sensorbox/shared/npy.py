@@ -20,14 +20,23 @@ class NpyError(ValueError):
 
 
 def header(descr, shape):
-    """The bytes of a version 1.0 header for a C-order array of ``descr`` (e.g. '<i2') and ``shape``."""
-    if descr not in DTYPES:
+    """The bytes of a version 1.0 header for a C-order array of ``descr`` (e.g. '<i2') and ``shape``.
+
+    ``descr`` may also be a list of (field name, descr) pairs: a structured array (a table with named columns,
+    e.g. ``[("t", "<i8"), ("x", "<i2")]``), whose rows are the fields packed without padding."""
+    if isinstance(descr, (list, tuple)):
+        for name, d in descr:
+            if d not in DTYPES or not name or "'" in name or "\\" in name:
+                raise NpyError("unsupported field {} {}".format(name, d))
+        descr = "[" + ", ".join("('{}', '{}')".format(n, d) for n, d in descr) + "]"
+    elif descr not in DTYPES:
         raise NpyError("unsupported dtype {}".format(descr))
     if len(shape) == 1:
         shape_s = "({},)".format(shape[0])
     else:
         shape_s = "({})".format(", ".join(str(int(d)) for d in shape))
-    d = "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}".format(descr, shape_s)
+    d = "{{'descr': {}, 'fortran_order': False, 'shape': {}, }}".format(
+        descr if descr[0] == "[" else "'" + descr + "'", shape_s)
     total = len(MAGIC) + 4 + len(d) + 1
     pad = (64 - total % 64) % 64
     d = d + " " * pad + "\n"

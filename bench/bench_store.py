@@ -1,0 +1,56 @@
+"""Store benchmarks on the MicroPython unix port, on littlefs (os.VfsLfs2, 4 KB blocks) over a RAM block device
+that counts block operations, each against a baseline measured in the same run:
+
+- append throughput (1 s batches of 50 Hz x 3 int16 with a flush point each) vs plain append + flush;
+- bytes on flash per stored sample (littlefs blocks really used, one hour at 50 Hz) vs the 6-byte payload
+  (target overhead <= 2 %);
+- export throughput as .npy (t int64 + x, y, z) vs reading the same segment files raw in 1 KB chunks;
+- flash block operations per minute at 50 Hz 3-axis (a wear proxy) vs a logger that syncs every sample;
+- heap: the store while sampling, and the reader's extra while an export streams (fresh interpreter).
+"""
+
+import os
+import subprocess
+
+from sensorbox.host import bundle
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+LABELS = {
+    "append_samples_per_s": "append 50 Hz x3, 1 s batches: store vs plain file append (both flushed)",
+    "flash_bytes_per_sample": "flash bytes per sample (littlefs blocks, 1 h) vs 6 B payload (target <= 1.02)",
+    "export_npy_rows_per_s": "export .npy rows/s vs raw read of the segment files",
+    "export_npy_kb_per_s": "export .npy KB/s (t int64 added) vs raw read KB/s",
+    "flash_ops_per_min_50hz": "flash block progs+erases per minute at 50 Hz: store vs sync per sample",
+    "heap_store_sampling_bytes": "heap of the store while sampling (code + buffers) vs a 64wK heap",
+    "heap_export_extra_bytes": "extra heap while an export streams vs a 64wK heap",
+}
+
+
+def _run(args):
+    out_dir = bundle.build("unix")
+    res = subprocess.run([bundle.micropython_path(), "-X", "heapsize=4096wK", os.path.join(HERE, "mp_store.py")]
+                         + args, env=bundle.micropython_env(out_dir), cwd=bundle.REPO, capture_output=True,
+                         text=True, timeout=900)
+    if res.returncode != 0:
+        raise RuntimeError("mp_store.py failed:\n{}{}".format(res.stdout, res.stderr))
+    r = {}
+    for line in res.stdout.splitlines():
+        p = line.split()
+        if len(p) == 4:
+            r[p[0]] = (float(p[1]), float(p[2]), p[3])
+    return r
+
+
+def run():
+    r = _run([])
+    r.update(_run(["heap"]))
+    rows = []
+    v = r["flash_bytes_per_sample"][0]
+    r["flash_overhead_pct"] = (round((v / 6 - 1) * 100, 3), 2.0, "%")
+    LABELS["flash_overhead_pct"] = "flash overhead per raw sample vs the 2 % target"
+    for key, label in LABELS.items():
+        v, b, unit = r[key]
+        ratio = v / b if b else None
+        rows.append((label, round(v, 3), round(b, 3), round(ratio, 4) if ratio is not None else None, unit))
+    return rows

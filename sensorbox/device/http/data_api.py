@@ -1,0 +1,73 @@
+"""Data API (admin only): the store's resources, their data as streamed .npy/CSV/JSON, and labels.
+
+    GET    /api/resources                      schemas, time coverage, bytes, budget, bytes/day, days until full
+    GET    /api/resources/<name>/data          ?start=&end=&columns=&format=npy|csv|json&max_points=&since=
+    GET    /api/labels                         all labels (also: /api/resources/labels/data?format=csv)
+    POST   /api/labels                         {"start": ms, "end": ms, "label": "walking"} -> 201 with its id
+    DELETE /api/labels/<id>
+
+The reader (``store.export``) and the tables (``store.meta``) are loaded per request and unloaded at once
+(``lazy``): they cost heap only while a request runs. Resource names are looked up in the store's table, never used as paths: no traversal.
+Bad parameters get ``400 {"error": reason, "field": name}``.
+"""
+
+from sensorbox.device import lazy
+from sensorbox.device.http.server import error, read_json
+from sensorbox.device.store.core import QueryError
+
+_EX = "sensorbox.device.store.export"
+_META = "sensorbox.device.store.meta"
+
+
+def add_routes(http, device):
+    require = http.require
+
+    def call(fn, *args):
+        meta = lazy.load(_META)
+        try:
+            return getattr(meta, fn)(device.store, *args)
+        except QueryError as e:
+            return error(400, e.reason, e.field)
+        finally:
+            lazy.unload(_META)
+
+    @http.get("/api/resources")
+    @require
+    async def resources(req):
+        now = device.platform.epoch_ms()
+        res = call("resources", now)
+        return {"device": device.device_id, "time_ms": now, "resources": res, "store": device.store.status()}
+
+    @http.get("/api/resources/<name>/data")
+    @require
+    async def data(req, name):
+        args = {}
+        for k in req.args:
+            args[k] = req.args.get(k)
+        ex = lazy.load(_EX)
+        try:
+            p = ex.plan(device.store, name, args, device.platform.epoch_ms())
+            return ex.stream(device.store, p), 200, ex.headers(p)
+        except QueryError as e:
+            return error(400, e.reason, e.field)
+        finally:
+            lazy.unload(_EX)
+
+    @http.get("/api/labels")
+    @require
+    async def labels(req):
+        return {"labels": [{"id": x[3], "start": x[0], "end": x[1], "label": x[2]}
+                           for x in call("labels_load")[1]]}
+
+    @http.post("/api/labels")
+    @require
+    async def add_label(req):
+        res = call("label_add", read_json(req))
+        return res if not isinstance(res, dict) else (res, 201)
+
+    @http.delete("/api/labels/<int:ident>")
+    @require
+    async def delete_label(req, ident):
+        if not call("label_delete", ident):
+            return error(404, "no label {}".format(ident), "id")
+        return {"deleted": ident}

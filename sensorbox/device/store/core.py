@@ -1,0 +1,609 @@
+"""The store's writer: resources, segment files on flash, crash recovery, retention and reader cursors.
+
+Resources (``RESOURCES``) and the bus values the store expects from their producers:
+
+- ``accel``: int16 x, y, z at the sensor's rate, read from ``device.sensors["accel"].ring`` (not the bus).
+- ``features``: bus topic "features", value = ``array('h')`` (or tuple of ints), one per window. The width is
+  taken from the value; a change of width starts a new segment. Names: ``store.set_columns("features", names)``,
+  else f0, f1, ...
+- ``predictions``: value = ``(class_index, confidence_permille)`` ints.
+- ``soundlevel``: value = ``(leq, lmin, lmax, l10, l50, l90)`` ints in centi-dB (int16).
+- ``events``: value = a small JSON-able dict with a "type" key (at most 500 bytes as JSON).
+Values outside int16 are clamped. Times are epoch ms ints; within a resource they are made strictly increasing
+(a row up to 2 s older than the previous one is stored 1 ms after it; a bigger jump back starts a new segment).
+
+Layout: ``<root>/<resource>/<name>.seg``, ``name`` = start time in epoch ms (made unique and increasing).
+A segment is a 32-byte header (magic ``SBS1``, version, resource code, columns, rate, row bytes, t0, seq0,
+generation, CRC-32 of the first 28 bytes) followed by rows, appended only:
+
+- rate rows (accel): ``columns`` int16 values, row i at ``t0 + i*1000//rate``. A gap in the sample sequence,
+  a sensor restart (new generation) or clock drift of more than two sample periods starts a new segment, so
+  every gap is explicit: the next segment's ``seq0``/``t0`` say where sampling resumed.
+- timed rows: int32 ms offset from t0, then ``columns`` int16 values.
+- text rows (events): ``<epoch ms>\\t<json>\\n``.
+
+A segment is closed at ``seg_bytes`` (8 littlefs blocks of 4 KB, less the CTZ pointers: no block half used;
+smaller when a budget is small) or after 24 h. Writes are batched: accel frames are appended once per flush
+interval, bus values wait in a preallocated RAM buffer; then each written file is flushed (littlefs: synced).
+
+Power-loss contract: a row is durable once a flush point passed it; flush points come every ``store.flush_ms``
+(default 1 s), so at most that much data (plus one write) is lost. A crash can leave a torn tail in the newest
+segment: a partial row, a partial line or a partial header. ``open()`` deletes a torn header or an empty
+segment; readers ignore a partial last row or line; a segment is never appended to after a restart. A file that
+does not belong (wrong name, bad header, other resource) is moved to ``<root>/quarantine`` (the newest 8 are
+kept) and reported: never a crash loop.
+
+Retention: each resource has a byte budget (``store.<name>_kb``, 0 = not stored) and the file system keeps a
+free floor (``store.min_free_kb``). The oldest segment goes first. Reader cursors (``cursor``/``advance``) hold
+back deletion for the free floor while other data can go; past the budget data goes anyway, counted as
+``forced`` and in the cursor's ``lost``. A write that fails (full flash) frees space and retries once; what
+still cannot be written is counted in ``lost_rows``. Sampling never stops for the store.
+"""
+
+import binascii
+import json
+import os
+import struct
+
+from micropython import const
+
+HDR = const(32)
+_MAGIC = b"SBS1"
+_HFMT = "<4sBBHHHqII"  # magic, version, code, ncols, rate_hz, row_bytes, t0, seq0, generation (+ crc32)
+SEG_BYTES = 32704  # 8 x 4096 less littlefs CTZ skip-list pointers: a full segment occupies exactly 8 blocks
+_SPAN_MS = const(86400000)
+TEXT_MAX = const(500)
+_FRAMES = const(128)  # accel frames per ring read
+_CUR_SAVE_MS = const(10000)
+
+RATE = 0
+TIMED = 1
+TEXT = 2
+
+# name, code, kind, columns (None: from the first value), RAM buffer bytes, default budget KB (config_schema)
+RESOURCES = (
+    ("accel", 1, RATE, ("x", "y", "z"), 0),
+    ("features", 2, TIMED, None, 512),
+    ("predictions", 3, TIMED, ("class", "confidence"), 256),
+    ("soundlevel", 4, TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
+    ("events", 5, TEXT, ("type", "data"), 512),
+)
+
+
+class QueryError(ValueError):
+    def __init__(self, reason, field):
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+def columns_of(r):
+    if r.cols is not None:
+        return r.cols
+    names = getattr(r, "names", None)
+    if names is not None and len(names) == r.ncols:
+        return tuple(names)
+    return tuple("f{}".format(i) for i in range(r.ncols))
+
+
+def read_header(path, buf):
+    """(size, code, ncols, rate, row_bytes, t0, seq0, gen) of a segment, or ValueError("torn"|reason)."""
+    size = os.stat(path)[6]
+    with open(path, "rb") as f:
+        n = f.readinto(buf) or 0
+    if n < HDR:
+        raise ValueError("torn" if bytes(buf[:min(n, 4)]) == _MAGIC[:min(n, 4)] else "not a segment")
+    h = struct.unpack_from(_HFMT, buf, 0)
+    if h[0] != _MAGIC or h[1] != 1:
+        raise ValueError("not a segment")
+    if struct.unpack_from("<I", buf, 28)[0] != binascii.crc32(memoryview(buf)[:28]) & 0xFFFFFFFF:
+        raise ValueError("header checksum")
+    return size, h[2], h[3], h[4], h[5], h[6], h[7], h[8]
+
+
+def seg_names(r):
+    """Segment names (ints, ascending) of resource ``r``."""
+    out = []
+    for e in os.ilistdir(r.dir):
+        n = e[0]
+        if n.endswith(".seg") and n[:-4].isdigit():
+            out.append(int(n[:-4]))
+    out.sort()
+    return out
+
+
+class Res:
+    def __init__(self, spec, root):
+        self.name, self.code, self.kind, self.cols, bufsize = spec
+        self.ncols = len(self.cols) if self.cols else 0
+        self.dir = root + "/" + self.name
+        self.budget = 0
+        self.seg_max = SEG_BYTES
+        self.bytes = 0  # bytes of its segment files
+        self.nseg = 0
+        self.first = None  # name of the oldest segment
+        self.newest = 0  # name of the newest segment
+        self.last_t = None  # time of the newest row on flash (or in RAM, for ordering)
+        self.f = None  # the open segment
+        self.seg_name = self.seg_t0 = self.seg_rows = self.seg_size = self.seg_ncols = 0
+        self.seg_next = self.seg_gen = self.seg_rate = 0
+        self.buf = bytearray(bufsize) if bufsize else None
+        self.blen = 0
+        self.dirty = False
+        self.rows = 0  # rows stored since boot
+        self.added = 0  # bytes appended since boot (bytes/day estimate)
+        self.lost_rows = 0  # RAM buffer full or write failed
+        self.ret_segs = 0  # segments deleted by retention
+        self.ret_bytes = 0
+        self.forced = 0  # ... of which a cursor still needed
+        self.gaps = 0
+        self.errors = 0
+
+
+class Store:
+    def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
+        self.root = root
+        self.log = log
+        self.clock = clock
+        self.flash_stats = flash_stats
+        self.seg_bytes = seg_bytes
+        self.res = [Res(s, root) for s in RESOURCES]
+        self.by_name = {}
+        for r in self.res:
+            self.by_name[r.name] = r
+        self.accel = self.by_name["accel"]
+        self.flush_ms = 1000
+        self.min_free = 0
+        self.cursors = {}  # name -> [resource, t consumed, segments lost]
+        self._cur_dirty = False
+        self._cur_saved = 0
+        self.quarantined = 0
+        self.torn = 0
+        self.notes = []  # recent quarantine/recovery messages (newest 4)
+        self._hdr = bytearray(HDR)
+        self._dt = bytearray(4)
+        self._fbuf = None
+        self._gen = None
+        self._seq = 0
+        self._rolled = False
+        self.busy = 0  # exports streaming: routine retention waits (a full flash does not)
+        self.t_open = clock()
+
+    # ---- configuration and recovery ----
+
+    def configure(self, cfg):
+        self.flush_ms = cfg.get("store.flush_ms")
+        self.min_free = cfg.get("store.min_free_kb") * 1024
+        for r in self.res:
+            b = cfg.get("store." + r.name + "_kb") * 1024
+            if b == 0:
+                self._close_seg(r)
+            r.budget = b
+            # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
+            r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
+
+    def open(self):
+        """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for
+        this runs once per boot, so it lives in ``recover`` and is unloaded afterwards)."""
+        from sensorbox.device import lazy
+
+        lazy.load("sensorbox.device.store.recover").open_store(self)
+        lazy.unload("sensorbox.device.store.recover")
+
+    def quarantine(self, path, rname, reason):
+        from sensorbox.device import lazy
+
+        lazy.load("sensorbox.device.store.recover").quarantine(self, path, rname, reason)
+        lazy.unload("sensorbox.device.store.recover")
+
+    # ---- writing ----
+
+    def _open_seg(self, r, t0, ncols, seq0=0, gen=0, rate=0):
+        self._close_seg(r)
+        rb = 2 * ncols if r.kind == RATE else (4 + 2 * ncols if r.kind == TIMED else 0)
+        name = t0 if t0 > r.newest else r.newest + 1
+        h = self._hdr
+        struct.pack_into(_HFMT, h, 0, _MAGIC, 1, r.code, ncols, rate, rb, t0, seq0 & 0xFFFFFFFF, gen & 0xFFFFFFFF)
+        struct.pack_into("<I", h, 28, binascii.crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
+        path = "{}/{}.seg".format(r.dir, name)
+        f = open(path, "wb")
+        try:
+            f.write(h)
+        except OSError:
+            f.close()
+            _rm(path)
+            raise
+        r.f = f
+        r.seg_name = r.newest = name
+        r.seg_t0, r.seg_ncols, r.seg_next, r.seg_gen, r.seg_rate = t0, ncols, seq0, gen, rate
+        r.seg_rows = 0
+        r.seg_size = HDR
+        r.bytes += HDR
+        r.nseg += 1
+        r.dirty = True
+        if r.first is None:
+            r.first = name
+        self._rolled = True
+
+    def _close_seg(self, r):
+        f = r.f
+        if f is None:
+            return
+        r.f = None
+        try:
+            f.close()
+        except OSError:
+            pass
+        if r.seg_rows == 0:
+            _rm("{}/{}.seg".format(r.dir, r.seg_name))
+            r.bytes -= r.seg_size
+            r.nseg -= 1
+            if r.nseg == 0:
+                r.first = None
+
+    def _write(self, r, data, rows, nbytes):
+        """Append to the open segment; on failure close it (its tail may be torn) and free space."""
+        try:
+            r.f.write(data)
+        except OSError as e:
+            r.errors += 1
+            self.log.error("store", "{}: write failed ({}); new segment".format(r.name, e))
+            r.seg_rows += 1  # keep the file: what was written before is valid
+            self._close_seg(r)
+            self.retain(True)
+            return False
+        r.seg_rows += rows
+        r.seg_size += nbytes
+        r.bytes += nbytes
+        r.added += nbytes
+        r.rows += rows
+        r.dirty = True
+        return True
+
+    def append_frames(self, t_first, seq, gen, rate, data, n):
+        """Append ``n`` frames (int16, interleaved, ``data`` a memoryview) of the rate resource."""
+        r = self.accel
+        if r.budget == 0 or n <= 0:
+            return
+        ch = r.ncols
+        rb = 2 * ch
+        done = 0
+        t = t_first
+        for attempt in range(4):
+            if done >= n:
+                return
+            if r.f is not None:
+                exp_t = r.seg_t0 + r.seg_rows * 1000 // rate
+                if seq + done != r.seg_next or gen != r.seg_gen or rate != r.seg_rate \
+                        or abs(t - exp_t) > 2 * 1000 // rate + 2 or r.seg_size + rb > r.seg_max:
+                    if r.f is not None and seq + done != r.seg_next and gen == r.seg_gen:
+                        r.gaps += 1
+                    self._close_seg(r)
+            if r.f is None:
+                try:
+                    self._open_seg(r, t, ch, seq + done, gen, rate)
+                except OSError as e:
+                    self.log.error("store", "accel: cannot open a segment ({})".format(e))
+                    self.retain(True)
+                    continue
+            k = min(n - done, (r.seg_max - r.seg_size) // rb)
+            if self._write(r, data[done * ch:(done + k) * ch], k, k * rb):
+                r.seg_next = seq + done + k
+                done += k
+                r.last_t = r.seg_t0 + (r.seg_rows - 1) * 1000 // rate
+                t = r.seg_t0 + r.seg_rows * 1000 // rate
+        if done < n:
+            r.lost_rows += n - done
+
+    def on_bus(self, topic, t, value):
+        """Bus subscriber: copy the value into the resource's RAM buffer (written at the next flush)."""
+        r = self.by_name.get(topic)
+        if r is None or r.budget == 0 or r.buf is None:
+            return
+        last = r.last_t
+        if last is not None and last - 2000 < t <= last:
+            t = last + 1
+        if r.kind == TEXT:
+            data = json.dumps(value).encode()
+            n = len(data)
+            size = n
+        else:
+            n = len(value)
+            size = 2 * n
+            if r.cols is not None and n != r.ncols:
+                r.lost_rows += 1
+                self.log.warning("store", "{}: expected {} values, got {}".format(r.name, r.ncols, n))
+                return
+        if size > TEXT_MAX:
+            r.lost_rows += 1
+            return
+        if r.blen + 10 + size > len(r.buf):
+            self._drain(r)  # full before the flush point: write the batch now (synced at the flush point)
+        off = r.blen
+        buf = r.buf
+        struct.pack_into("<qH", buf, off, t, n)
+        if r.kind == TEXT:
+            buf[off + 10:off + 10 + n] = data
+        else:
+            for i in range(n):
+                v = value[i]
+                struct.pack_into("<h", buf, off + 10 + 2 * i, -32768 if v < -32768 else (32767 if v > 32767 else v))
+        r.blen = off + 10 + size
+        r.last_t = t
+
+    def _drain(self, r):
+        buf = r.buf
+        mv = memoryview(buf)
+        off = 0
+        end = r.blen
+        r.blen = 0
+        while off < end:
+            t, n = struct.unpack_from("<qH", buf, off)
+            size = n if r.kind == TEXT else 2 * n
+            self._row(r, t, n, mv[off + 10:off + 10 + size])
+            off += 10 + size
+
+    def _row(self, r, t, n, payload):
+        for attempt in range(2):
+            if r.kind == TEXT:
+                head = "{}\t".format(t).encode()
+                size = len(head) + n + 1
+            else:
+                size = 4 + 2 * n
+            if r.f is not None and (r.seg_size + size > r.seg_max or t - r.seg_t0 > _SPAN_MS or t < r.seg_t0
+                                    or (r.kind == TIMED and n != r.seg_ncols)):
+                self._close_seg(r)
+            if r.f is None:
+                try:
+                    self._open_seg(r, t, 0 if r.kind == TEXT else n)
+                except OSError as e:
+                    self.log.error("store", "{}: cannot open a segment ({})".format(r.name, e))
+                    self.retain(True)
+                    continue
+            if r.kind == TEXT:
+                ok = self._write(r, head, 0, len(head)) and self._write(r, payload, 0, n) \
+                    and self._write(r, b"\n", 1, 1)
+            else:
+                struct.pack_into("<i", self._dt, 0, t - r.seg_t0)
+                ok = self._write(r, self._dt, 0, 4) and self._write(r, payload, 1, 2 * n)
+            if ok:
+                return
+        r.lost_rows += 1
+
+    def poll(self, sensor):
+        """Move new frames from the sensor's ring to flash (the store service calls this every flush)."""
+        r = self.accel
+        ring = sensor.ring
+        if r.budget == 0 or ring is None or sensor.driver is None or ring.channels != r.ncols:
+            return
+        if self._fbuf is None:
+            import array
+
+            self._fbuf = array.array("h", bytes(2 * _FRAMES * r.ncols))
+        if sensor.generation != self._gen:
+            self._gen = sensor.generation
+            self._seq = ring.oldest()
+        buf = self._fbuf
+        mv = memoryview(buf)
+        for _ in range(64):
+            first, n = ring.read(self._seq, buf, _FRAMES)
+            if n <= 0:
+                break
+            self.append_frames(ring.time_of(first), first, self._gen, ring.rate_hz, mv, n)
+            self._seq = first + n
+
+    def flush(self):
+        """The flush point: write buffered rows and sync every file written since the last one."""
+        for r in self.res:
+            if r.blen:
+                self._drain(r)
+            if r.dirty and r.f is not None:
+                r.dirty = False
+                try:
+                    r.f.flush()
+                except OSError as e:
+                    r.errors += 1
+                    self.log.error("store", "{}: flush failed ({})".format(r.name, e))
+                    self._close_seg(r)
+        if self._rolled:
+            self._rolled = False
+            self.retain()
+        if self._cur_dirty and self.clock() - self._cur_saved >= _CUR_SAVE_MS:
+            self.save_cursors()
+
+    def close(self):
+        self.flush()
+        for r in self.res:
+            self._close_seg(r)
+        if self._cur_dirty:
+            self.save_cursors()
+
+    async def run(self, device):
+        """The supervised store service (restarted on ``store.*`` config changes)."""
+        import asyncio
+
+        self.configure(device.config)
+        sensor = device.sensors.get("accel")
+        n = 0
+        while True:
+            if sensor is not None:
+                self.poll(sensor)
+            self.flush()
+            n += 1
+            if n % 16 == 0:
+                self.retain()
+            await asyncio.sleep_ms(self.flush_ms)
+
+    # ---- retention and cursors ----
+
+    def _oldest(self, r):
+        """(oldest, next) segment names that may be deleted, or None (the open segment is never deleted)."""
+        if r.nseg < 1:
+            return None
+        a = b = None
+        for e in os.ilistdir(r.dir):
+            n = e[0]
+            if n.endswith(".seg") and n[:-4].isdigit():
+                v = int(n[:-4])
+                if a is None or v < a:
+                    a, b = v, a
+                elif b is None or v < b:
+                    b = v
+        if a is None or (r.f is not None and a == r.seg_name):
+            return None
+        return a, b
+
+    def _held(self, r, end):
+        """Cursors on ``r`` that have not consumed data before ``end``."""
+        out = []
+        for k in self.cursors:
+            c = self.cursors[k]
+            if c[0] == r.name and (end is None or c[1] < end - 1):
+                out.append(c)
+        return out
+
+    def _drop(self, r, old):
+        a, b = old
+        path = "{}/{}.seg".format(r.dir, a)
+        try:
+            size = os.stat(path)[6]
+            os.remove(path)
+        except OSError as e:
+            self.log.error("store", "{}: cannot delete {} ({})".format(r.name, path, e))
+            return False
+        r.bytes -= size
+        r.nseg -= 1
+        r.first = b
+        r.ret_segs += 1
+        r.ret_bytes += size
+        held = self._held(r, b if b is not None else (r.last_t or 0) + 2)
+        if held:
+            r.forced += 1
+            for c in held:
+                c[2] += 1
+            self._cur_dirty = True
+            self.log.warning("store", "{}: retention deleted unread segment {}".format(r.name, a))
+        return True
+
+    def _free(self):
+        if self.flash_stats is None:
+            return None
+        try:
+            return self.flash_stats()[1]
+        except OSError:
+            return None
+
+    def retain(self, urgent=False):
+        """Delete the oldest segments: per-resource budgets, then the free floor (``urgent``: a write failed)."""
+        if self.busy and not urgent:
+            return
+        for r in self.res:
+            while r.bytes > r.budget:
+                old = self._oldest(r)
+                if old is None or not self._drop(r, old):
+                    break
+        for i in range(64):
+            free = self._free()
+            if not urgent and (free is None or free >= self.min_free):
+                return
+            best = None
+            for r in self.res:
+                old = self._oldest(r)
+                if old is not None:
+                    held = 1 if self._held(r, old[1] if old[1] is not None else (r.last_t or 0) + 2) else 0
+                    key = (held, old[0])
+                    if best is None or key < best[0]:
+                        best = (key, r, old)
+            if best is None or not self._drop(best[1], best[2]):
+                return
+            if urgent and i >= 1:
+                return
+
+    def cursor(self, name, resource, start=None):
+        """Register (or return) reader cursor ``name`` on ``resource``; a new one starts at ``start`` (default:
+        the newest data). Returns the time it has consumed up to. Data after it is held back from deletion
+        within the budget."""
+        c = self.cursors.get(name)
+        if c is None:
+            r = self.by_name[resource]
+            c = self.cursors[name] = [resource, start if start is not None else (r.last_t or 0), 0]
+            self._cur_dirty = True
+        return c[1]
+
+    def advance(self, name, t):
+        """Cursor ``name`` has consumed (delivered) every row up to time ``t``."""
+        c = self.cursors[name]
+        if t > c[1]:
+            c[1] = t
+            self._cur_dirty = True
+
+    def drop_cursor(self, name):
+        if self.cursors.pop(name, None) is not None:
+            self._cur_dirty = True
+
+    def save_cursors(self):
+        self._cur_saved = self.clock()
+        self._cur_dirty = False
+        tmp = self.root + "/cursors.json.tmp"
+        try:
+            with open(tmp, "w") as f:
+                f.write(json.dumps(self.cursors))
+            os.rename(tmp, self.root + "/cursors.json")
+        except OSError as e:
+            self.log.error("store", "cannot save cursors ({})".format(e))
+
+    # ---- figures ----
+
+    def per_day(self, r):
+        """Bytes per day at the current settings: nominal for the rate resource, observed for the others."""
+        if r.budget == 0:
+            return 0
+        if r.kind == RATE:
+            if r.seg_rate:
+                rb = 2 * r.ncols
+                return r.seg_rate * rb * 86400 * (r.seg_max // rb * rb + HDR) // (r.seg_max // rb * rb)
+            return 0
+        el = self.clock() - self.t_open
+        return r.added * 86400000 // el if el > 60000 else 0
+
+    def days_until_full(self, r):
+        """Days until the resource's budget (or the free-flash floor) is reached and retention starts."""
+        d = self.per_day(r)
+        if not d:
+            return None
+        room = max(r.budget - r.bytes, 0)
+        free = self._free()
+        if free is not None:
+            room = min(room, max(free - self.min_free, 0))
+        return round(room / d, 2)
+
+    def status(self):
+        """The store's summary for /api/status."""
+        used = budget = segs = forced = lost = 0
+        days = None
+        for r in self.res:
+            used += r.bytes
+            budget += r.budget
+            segs += r.ret_segs
+            forced += r.forced
+            lost += r.lost_rows
+            d = self.days_until_full(r)
+            if d is not None and (days is None or d < days):
+                days = d
+        return {"bytes": used, "budget": budget, "days_until_full": days, "retention_deleted_segments": segs,
+                "forced_loss_segments": forced, "lost_rows": lost, "quarantined": self.quarantined,
+                "torn_tails": self.torn, "notes": self.notes}
+
+
+def _mkdir(path):
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass
+
+
+def _rm(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -1,0 +1,64 @@
+"""``sensorbox pull`` against the device app on the MicroPython unix port: files numpy reads, a manifest, and a
+second pull that fetches only what is new (no row twice, none skipped)."""
+
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ADMIN_PASSWORD
+from sensorbox.host import cli, pull
+
+
+def test_pull_incremental_into_numpy_files(device_factory, tmp_path, capsys):
+    dev = device_factory()
+    time.sleep(3)
+    assert dev.post("/api/labels", {"start": 1, "end": 2, "label": "rest"}).status == 201
+    out = tmp_path / "pulled"
+    code = cli.main(["pull", dev.url, "--out", str(out), "--password", ADMIN_PASSWORD, "--no-progress"])
+    assert code == 0
+    dev_id = dev.status()["device"]["id"]
+    folder = out / dev_id
+    man = json.loads((folder / "manifest.json").read_text())
+    assert man["device"] == dev_id
+    acc = man["resources"]["accel"]
+    assert acc["schema"]["columns"] == ["t", "x", "y", "z"] and acc["rows"] > 50
+    a1 = np.load(folder / "accel.npy")
+    assert a1.dtype.names == ("t", "x", "y", "z") and len(a1) == acc["rows"] and acc["next"] == int(a1["t"][-1])
+    assert (folder / "labels.csv").read_text() == "start,end,label\n1,2,rest\n"
+    assert "accel:" in capsys.readouterr().out
+    time.sleep(2)
+    pull.pull(dev.url, str(out), password=ADMIN_PASSWORD, log=lambda *a: None)
+    a2 = np.load(folder / "accel.npy")
+    assert len(a2) > len(a1) and np.array_equal(a2[:len(a1)], a1)
+    assert np.all(np.diff(a2["t"]) == 20), "the second pull must continue exactly where the first stopped"
+    full = np.load(__import__("io").BytesIO(dev.get("/api/resources/accel/data?end={}".format(
+        int(a2["t"][-1]) + 1)).body))
+    assert np.array_equal(full, a2)
+    man2 = json.loads((folder / "manifest.json").read_text())
+    assert man2["resources"]["accel"]["rows"] == len(a2)
+    if os.path.exists(folder / "predictions.npy"):
+        p = np.load(folder / "predictions.npy")
+        assert p.dtype.names == ("t", "class", "confidence")
+
+
+def test_pull_errors_and_since_parsing(device_factory, tmp_path):
+    now = 1_700_000_000_000
+    assert pull.parse_since("2h", now) == now - 7_200_000
+    assert pull.parse_since("-1000", now) == now - 1000
+    assert pull.parse_since("1700000000000", now) == now
+    assert pull.parse_since("2023-11-14T22:13:20", now) == now
+    with pytest.raises(pull.PullError):
+        pull.parse_since("yesterday-ish", now)
+    with pytest.raises(pull.PullError, match="cannot reach"):
+        pull.pull("http://127.0.0.1:9", str(tmp_path), password="x")
+    dev = device_factory()
+    with pytest.raises(pull.PullError, match="401"):
+        pull.pull(dev.url, str(tmp_path), password="wrong")
+    m = pull.pull(dev.url, str(tmp_path), password=ADMIN_PASSWORD, since="1s", resources=["accel"],
+                  log=lambda *a: None)
+    assert set(m["resources"]) == {"accel"}
+    a = np.load(tmp_path / m["device"] / "accel.npy")
+    assert a["t"][0] >= m["device_time_ms"] - 1000

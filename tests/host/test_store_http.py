@@ -1,0 +1,165 @@
+"""The store through the device app's HTTP API, over real sockets, with the app on the MicroPython unix port.
+
+The simulated accelerometer replays data/watch_excerpt.npy: frame ``seq`` is recording frame ``seq % N`` at
+``t0 + 20*seq`` ms, and the store's first frame is seq 0. With stalls injected every 2 s (their frames never
+reach the FIFO), an export must hold exactly the recording's frames outside the stalls: same values, same times,
+explicit gaps.
+"""
+
+import io
+import json
+import os
+import time
+
+import numpy as np
+import pytest
+
+from sensorbox.host import bundle
+
+SRC = np.load(os.path.join(bundle.REPO, "data", "watch_excerpt.npy"))[:, :3].astype(np.int64)
+GAP_EVERY_MS, GAP_MS = 2000, 300
+
+
+def _start(factory, tmp_path, name, config):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(config))
+    return factory(data_dir=d)  # at bundle.APP_HEAP, like `sensorbox run`
+
+
+@pytest.fixture
+def dev(device_factory, tmp_path):
+    return _start(device_factory, tmp_path, "gaps", {
+        "sim.replay_gap_every_s": GAP_EVERY_MS // 1000, "sim.replay_gap_ms": GAP_MS, "store.flush_ms": 250,
+        "mic.enabled": False})
+
+
+def _npy(dev, query):
+    r = dev.get("/api/resources/accel/data?" + query)
+    assert r.status == 200, r.body
+    return np.load(io.BytesIO(r.body)), r.headers
+
+
+def _expected_seqs(first_t, start, end):
+    """Sequence numbers the simulated sensor delivered (not stalled) with start <= t < end."""
+    s = np.arange(max(0, (start - first_t) // 20), (end - first_t) // 20 + 1)
+    rel = s * 20
+    s = s[(rel % GAP_EVERY_MS) < GAP_EVERY_MS - GAP_MS]
+    t = first_t + 20 * s
+    return s[(t >= start) & (t < end)]
+
+
+def test_npy_export_is_exactly_the_replayed_recording(dev):
+    time.sleep(5.5)
+    whole, _ = _npy(dev, "")
+    assert whole.dtype.names == ("t", "x", "y", "z") and whole.dtype["x"] == np.int16
+    first_t = int(whole["t"][0])
+    seqs = _expected_seqs(first_t, first_t, int(whole["t"][-1]) + 1)
+    assert np.array_equal(whole["t"], first_t + 20 * seqs)
+    assert np.array_equal(np.column_stack([whole["x"], whole["y"], whole["z"]]), SRC[seqs % len(SRC)])
+    # A window in the middle, by time: exactly the recording's frames for that range, gaps included.
+    start, end = first_t + 1234, first_t + 4321
+    a, h = _npy(dev, "start={}&end={}".format(start, end))
+    seqs = _expected_seqs(first_t, start, end)
+    assert len(seqs) > 100 and int(h["X-Sensorbox-Rows"]) == len(a) == len(seqs)
+    assert np.array_equal(a["t"], first_t + 20 * seqs)
+    assert np.array_equal(np.column_stack([a["x"], a["y"], a["z"]]), SRC[seqs % len(SRC)])
+    jumps = np.diff(a["t"])
+    assert set(jumps.tolist()) == {20, GAP_MS + 20}, "stalls must show as explicit time gaps"
+    st = dev.status()
+    assert st["sensors"]["accel"]["dropped"] > 0 and st["store"]["bytes"] > 0
+    res = dev.get("/api/resources").json()
+    accel = [r for r in res["resources"] if r["name"] == "accel"][0]
+    assert accel["gaps"] >= 2 and accel["rate_hz"] == 50 and accel["columns"] == ["t", "x", "y", "z"]
+    assert 50 * 6 * 86400 <= accel["bytes_per_day"] < 50 * 6 * 86400 * 1.01  # 0.1 % header overhead
+    assert accel["days_until_full"] is not None and accel["start"] == first_t
+
+
+def test_csv_columns_decimation_and_since(dev):
+    time.sleep(3)
+    r = dev.get("/api/resources/accel/data?format=csv&columns=t,z")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
+    lines = r.body.decode().strip().split("\n")
+    assert lines[0] == "t,z" and len(lines) > 50
+    last_t = int(lines[-1].split(",")[0])
+    assert r.headers["X-Sensorbox-Next"] == str(last_t)
+    # Incremental: since=Next gives only newer rows, and nothing is skipped.
+    time.sleep(1.5)
+    r2 = dev.get("/api/resources/accel/data?format=csv&columns=t,z&since={}".format(last_t))
+    more = r2.body.decode().strip().split("\n")[1:]
+    assert more and int(more[0].split(",")[0]) > last_t
+    r3 = dev.get("/api/resources/accel/data?format=csv&columns=t,z")
+    assert r3.body.decode().strip().split("\n")[1:len(lines) + len(more)] == lines[1:] + more
+    # Decimation bounds the output and keeps the envelope.
+    full, _ = _npy(dev, "")
+    d, h = _npy(dev, "max_points=10&end={}".format(int(full["t"][-1]) + 1))
+    assert len(d) == 10 and int(h["X-Sensorbox-Decimated"]) > 0
+    assert d.dtype.names[:4] == ("t", "n", "x_min", "x_max")
+    assert d["n"].sum() == len(full)
+    assert d["x_min"][d["n"] > 0].min() == full["x"].min() and d["x_max"].max() == full["x"].max()
+    # Huge ranges are fine (streamed); decimation bounds even those.
+    d2, _ = _npy(dev, "start=0&end=9007199254740992&max_points=7")
+    assert len(d2) <= 7
+
+
+def test_bad_queries_get_400_with_field_and_no_traversal(dev):
+    cases = [
+        ("accel/data?start=yesterday", "start"), ("accel/data?start=10&end=5", "end"),
+        ("accel/data?columns=x,nope", "columns"), ("accel/data?columns=x,x", "columns"),
+        ("accel/data?format=xlsx", "format"), ("events/data?format=npy", "format"),
+        ("accel/data?max_points=1", "max_points"), ("accel/data?max_points=10000000", "max_points"),
+        ("accel/data?limit=5", "limit"), ("nosuch/data", "name"), ("..%2F..%2Fconfig.json/data", "name"),
+        ("accel/data?end=99999999999999999999", "end"), ("accel/data?since=-", "since"),
+    ]
+    for q, field in cases:
+        r = dev.get("/api/resources/" + q)
+        assert r.status == 400, (q, r.status, r.body)
+        body = r.json()
+        assert body["field"] == field and body["error"], (q, body)
+    for path in ("/api/resources/../../config.json/data", "/api/resources/accel/../../../etc/passwd"):
+        assert dev.get(path).status in (400, 404)
+    for path in ("/api/resources", "/api/resources/accel/data", "/api/labels"):
+        assert dev.get(path, auth=False).status == 401
+    assert dev.post("/api/labels", {"start": 1, "end": 2, "label": "x"}, auth=False).status == 401
+
+
+def test_labels_create_list_export_delete(dev):
+    r = dev.post("/api/labels", {"start": 1000, "end": 5000, "label": "walking, fast"})
+    assert r.status == 201, r.body
+    ident = r.json()["id"]
+    assert dev.post("/api/labels", {"start": 6000, "end": 7000, "label": "rest"}).status == 201
+    labs = dev.get("/api/labels").json()["labels"]
+    assert [x["label"] for x in labs] == ["walking, fast", "rest"] and labs[0]["id"] == ident
+    csv = dev.get("/api/resources/labels/data?format=csv&start=0&end=5500").body.decode()
+    assert csv == 'start,end,label\n1000,5000,"walking, fast"\n'
+    for bad, field in (({"start": 5, "end": 1, "label": "x"}, "end"), ({"start": "a", "end": 1, "label": "x"}, "start"),
+                       ({"start": 1, "end": 2, "label": ""}, "label"), ({"start": 1, "end": 2}, "label"),
+                       ({"start": 1, "end": 2, "label": "x", "extra": 1}, "extra")):
+        r = dev.post("/api/labels", bad)
+        assert r.status == 400 and r.json()["field"] == field, (bad, r.body)
+    assert dev.request("DELETE", "/api/labels/{}".format(ident)).status == 200
+    assert dev.request("DELETE", "/api/labels/{}".format(ident)).status == 404
+    assert [x["label"] for x in dev.get("/api/labels").json()["labels"]] == ["rest"]
+
+
+def test_tiny_budget_keeps_newest_reports_drops_keeps_sampling(device_factory, tmp_path):
+    d = _start(device_factory, tmp_path, "tiny", {"store.accel_kb": 4, "accel.rate_hz": 100, "store.flush_ms": 200,
+                                                   "mic.enabled": False})
+    deadline = time.time() + 30
+    while True:
+        res = d.get("/api/resources").json()
+        accel = res["resources"][0]
+        if accel["retention"]["deleted_segments"] >= 2 or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert accel["retention"]["deleted_segments"] >= 2, accel
+    assert accel["bytes"] <= 4096 + 1024 and accel["lost_rows"] == 0
+    assert res["store"]["retention_deleted_segments"] >= 2
+    assert d.status()["store"]["retention_deleted_segments"] >= 2
+    a, _ = _npy(d, "")
+    now_ms = d.status()["time_ms"]
+    assert now_ms - int(a["t"][-1]) < 1500, "the newest data must be on flash"
+    assert np.all(np.diff(a["t"]) == 10)
+    before = d.status()["sensors"]["accel"]["received"]
+    time.sleep(0.5)
+    assert d.status()["sensors"]["accel"]["received"] > before

@@ -19,6 +19,7 @@ from sensorbox.device.config import Config
 from sensorbox.device.health import Health
 from sensorbox.device.log import Log
 from sensorbox.device.sensors.sampler import Sensor
+from sensorbox.device.soundmeter import SoundMeter
 from sensorbox.device.supervisor import LagMonitor, Supervisor
 
 # Which config keys each sensor depends on: a change restarts its sampler.
@@ -55,9 +56,20 @@ class Device:
         self.device_id = self.platform.unique_id()
         self.supervisor = Supervisor(self.log)
         self.bus = Bus(self.log)
+        from sensorbox.device.store.core import Store
+
+        # The store: first subscriber of the analysis results (see store/core.py for the value shapes).
+        self.store = Store(data + "/store", self.log, self.platform.epoch_ms, self.platform.flash_stats)
+        self.store.configure(self.config)
+        self.store.open()
+        for topic in ("features", "predictions", "soundlevel", "events"):
+            self.bus.subscribe(topic, self.store.on_bus)
         self.lag = LagMonitor()
+        self.soundmeter = SoundMeter(self)  # sound levels from the mic ring (sound.* config)
         self.auth = Auth(data + "/auth.json", self.log, getattr(self.platform, "admin_password", None))
         self.health = Health(self)
+        self.model = self.model_error = None  # the classifier in use (see models.py) / why there is none
+        self.pipeline = None  # made when its service first starts (after the HTTP server has its RAM)
         self.http = None
         self._stop = None
         self.config.listen(self.supervisor.config_changed)
@@ -89,17 +101,30 @@ class Device:
             if n % 4 == 0 and self.log.pending():
                 self.log.flush()
 
-    async def _serve(self):
+    def _make_http(self):
         from sensorbox.device.http import api
         from sensorbox.device.http.server import make_app
 
-        if self.http is None:
-            self.http = make_app(self.auth, self.log)
-            api.add_routes(self.http, self)
+        self.http = make_app(self.auth, self.log)
+        api.add_routes(self.http, self)
+        from sensorbox.device.http import model_api
+
+        model_api.add_routes(self.http, self)
+        from sensorbox.device.http import data_api
+
+        data_api.add_routes(self.http, self)
+    async def _serve(self):
         port = self.platform.http_port(self.config.get("http.port"))
         host = getattr(self.platform, "http_host", "0.0.0.0")
         self.log.info("http", "serving on http://{}:{}/".format(host, port))
         await self.http.start_server(host=host, port=port)
+
+    async def _pipeline(self):
+        if self.pipeline is None:
+            from sensorbox.device.pipeline import Pipeline
+
+            self.pipeline = Pipeline(self)
+        await self.pipeline.run()
 
     async def run(self):
         self._stop = asyncio.Event()
@@ -108,10 +133,18 @@ class Device:
         if self.auth.generated_password:
             # Shown once, on the console only: never logged to flash, never returned by the API.
             print("\n*** admin password (shown once): {} ***\n".format(self.auth.generated_password))
+        # Load all long-lived code before any service starts allocating, so code and buffers do not end up
+        # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
+        self._make_http()
+        asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
+        gc.collect()
         sup = self.supervisor
         sup.add("lag", self.lag.run)
         for name in self.sensors:
             sup.add(name, self.sensors[name].run, _SENSOR_KEYS[name])
+        sup.add("soundmeter", self.soundmeter.run, ("sound.",))
+        sup.add("pipeline", self._pipeline, ("ml.",))
+        sup.add("store", lambda: self.store.run(self), ("store.",))
         sup.add("housekeeping", self._housekeeping)
         await self.platform.start_network(self.config, self.log)
         sup.add("http", self._serve)
@@ -128,6 +161,7 @@ class Device:
         if self.http is not None:
             self.http.shutdown()
         await self.supervisor.stop()
+        self.store.close()
         self.log.flush()
 
 

@@ -43,6 +43,9 @@ class Health:
             "task_restarts": d.supervisor.total_restarts(),
             "tasks": d.supervisor.status(),
             "sensors": sensors,
+            "soundlevel": d.soundmeter.status() if getattr(d, "soundmeter", None) else None,
+            "analysis": d.pipeline.status() if getattr(d, "pipeline", None) else None,
+            "store": d.store.status() if getattr(d, "store", None) else None,
             "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
             "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
         }

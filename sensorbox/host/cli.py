@@ -12,11 +12,14 @@ EPILOG_MAIN = """examples:
   sensorbox run                          simulated device on http://127.0.0.1:8080, data in ./var
   sensorbox run --port 8081 --data /tmp/box2
   sensorbox build --target esp32         compile the bundle for an ESP32 into build/esp32
+  sensorbox pull http://127.0.0.1:8080 --out data/   download stored data (incrementally) as .npy/.jsonl
+  sensorbox train watch --out models/mine          train a classifier (report + model for devices)
+  sensorbox model push http://127.0.0.1:8080 models/mine   upload and activate it on a running device
 """
 
 EPILOG_RUN = """examples:
   sensorbox run
-  sensorbox run --port 9000 --data ./var/lab1 --heap 64wK
+  sensorbox run --port 9000 --data ./var/lab1 --heap 160wK
   SENSORBOX_ADMIN_PASSWORD=secret sensorbox run     (admin password on first start of a fresh --data)
 
 The device runs the real app on the MicroPython unix port from the compiled bundle (build/unix). Its
@@ -86,8 +89,9 @@ def build_parser():
     r.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     r.add_argument("--data", default="./var", help="data directory: config, store, log (default ./var)")
-    r.add_argument("--heap", default="64wK",
-                   help="MicroPython heap; 64wK = 64K words, an ESP32's 64 KB on this 64-bit port (default)")
+    r.add_argument("--heap", default=bundle.APP_HEAP,
+                   help="MicroPython heap (default %(default)s: w scales by word size, so 128wK on this 64-bit "
+                        "port models an ESP32's 128 KB)")
     r.add_argument("--replay", default=os.path.join(bundle.REPO, "data", "watch_excerpt.npy"),
                    help="int16 .npy recording (frames x channels) the simulated accelerometer replays")
     r.set_defaults(func=cmd_run)
@@ -97,6 +101,13 @@ def build_parser():
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     b.add_argument("--target", choices=sorted(bundle.TARGETS), default="unix")
     b.set_defaults(func=cmd_build)
+
+    from sensorbox.host import train
+
+    train.add_commands(sub)
+    from sensorbox.host import pull
+
+    pull.add_parser(sub)
     return p
 
 

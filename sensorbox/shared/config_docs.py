@@ -23,6 +23,23 @@ HELP = {
     "sim.mic_tone_hz": "Simulator: tone frequency (Hz, rounded to 20 Hz)",
     "sim.mic_tone_dbfs": "Simulator: tone level (dB full scale, RMS)",
     "sim.mic_noise_dbfs": "Simulator: noise level (dB full scale, RMS)",
+    "ml.enabled": "Classify the accelerometer continuously (windows, features, model, events)",
+    "ml.window": "Frames per analysis window; must match the model's (its meta.json window)",
+    "ml.hop": "Frames between the starts of consecutive windows (window/2 = 50 % overlap)",
+    "ml.smooth": "Windows whose tree votes are summed before a class is decided (1 = no smoothing)",
+    "ml.unknown_permille": "Below this confidence (share of votes, 0-1000) the result is 'unknown'",
+    "ml.model_max_kb": "Largest model (RAM, KB) the device accepts; bigger uploads are refused",
+    "sound.interval_s": "Sound level meter: length of one Leq/Lmin/Lmax/L10/L50/L90 interval (s)",
+    "sound.sensitivity_dbfs": "Sound level meter: microphone reading (RMS dBFS) for 94 dB SPL at 1 kHz; calibrates dB SPL",
+    "sound.weighting": "Sound level meter: frequency weighting, A (IEC 61672) or Z (none)",
+    "sound.time_weighting": "Sound level meter: time weighting of Lmin/Lmax/Ln, fast (125 ms) or slow (1 s)",
+    "store.flush_ms": "Store: flush interval (ms); data is durable on flash at most this long after it arrived",
+    "store.min_free_kb": "Store: free flash to keep (KB); below it the oldest data of any resource is deleted",
+    "store.accel_kb": "Store: flash budget for raw accelerometer samples (KB, 0 = not stored)",
+    "store.features_kb": "Store: flash budget for feature vectors (KB, 0 = not stored)",
+    "store.predictions_kb": "Store: flash budget for predictions (KB, 0 = not stored)",
+    "store.soundlevel_kb": "Store: flash budget for sound levels (KB, 0 = not stored)",
+    "store.events_kb": "Store: flash budget for events (KB, 0 = not stored)",
 }
 
 

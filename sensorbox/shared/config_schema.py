@@ -42,6 +42,23 @@ sim.mic_signal          choice  "tone+noise"  ["tone","noise","tone+noise","sile
 sim.mic_tone_hz         int     1000          20 3980
 sim.mic_tone_dbfs       int     -20           -90 0
 sim.mic_noise_dbfs      int     -50           -90 0
+ml.enabled              bool    true
+ml.window               int     128           32 256
+ml.hop                  int     64            8 256
+ml.smooth               int     3             1 16
+ml.unknown_permille     int     500           0 1000
+ml.model_max_kb         int     16            1 64
+sound.interval_s        int     1             1 300
+sound.sensitivity_dbfs  float   -26.0         -80 0
+sound.weighting         choice  "A"           ["A","Z"]
+sound.time_weighting    choice  "fast"        ["fast","slow"]
+store.flush_ms          int     1000          200 5000
+store.min_free_kb       int     64            0 65536
+store.accel_kb          int     1024          0 1048576
+store.features_kb       int     128           0 1048576
+store.predictions_kb    int     64            0 1048576
+store.soundlevel_kb     int     64            0 1048576
+store.events_kb         int     64            0 1048576
 """
 
 

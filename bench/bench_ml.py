@@ -5,9 +5,8 @@ over the same arrays, same run; target >= 12x) and the heap a loaded model takes
 """
 
 import os
-import subprocess
 
-from sensorbox.host import bundle
+from bench.mp import run_script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -15,17 +14,7 @@ MODEL = os.path.join(REPO, "models", "default")
 
 
 def _mp(script, *args):
-    out = bundle.build("unix")
-    env = bundle.micropython_env(out, path=(os.path.join(REPO, "tests", "support"),))
-    res = subprocess.run([bundle.micropython_path(), "-X", "heapsize=1024wK", os.path.join(HERE, script)] + list(args),
-                         env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    if res.returncode != 0:
-        raise RuntimeError("{} failed:\n{}{}".format(script, res.stdout, res.stderr))
-    rows = {}
-    for line in res.stdout.splitlines():
-        name, value, base, unit = line.split()
-        rows[name] = (float(value), float(base), unit)
-    return rows
+    return run_script(script, heap="1024wK", args=args, path=(os.path.join(REPO, "tests", "support"),))
 
 
 def run():

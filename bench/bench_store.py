@@ -9,12 +9,7 @@ that counts block operations, each against a baseline measured in the same run:
 - heap: the store while sampling, and the reader's extra while an export streams (fresh interpreter).
 """
 
-import os
-import subprocess
-
-from sensorbox.host import bundle
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from bench.mp import run_script
 
 LABELS = {
     "append_samples_per_s": "append 50 Hz x3, 1 s batches: store vs plain file append (both flushed)",
@@ -28,18 +23,7 @@ LABELS = {
 
 
 def _run(args):
-    out_dir = bundle.build("unix")
-    res = subprocess.run([bundle.micropython_path(), "-X", "heapsize=4096wK", os.path.join(HERE, "mp_store.py")]
-                         + args, env=bundle.micropython_env(out_dir), cwd=bundle.REPO, capture_output=True,
-                         text=True, timeout=900)
-    if res.returncode != 0:
-        raise RuntimeError("mp_store.py failed:\n{}{}".format(res.stdout, res.stderr))
-    r = {}
-    for line in res.stdout.splitlines():
-        p = line.split()
-        if len(p) == 4:
-            r[p[0]] = (float(p[1]), float(p[2]), p[3])
-    return r
+    return run_script("mp_store.py", heap="4096wK", args=args)
 
 
 def run():

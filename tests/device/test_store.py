@@ -53,6 +53,12 @@ def read_all(st, name, **params):
     return next(it), list(it)
 
 
+def times(st, name="accel"):
+    it = each_row(st, name)
+    next(it)
+    return [row[0] for row in it]
+
+
 def last_row(st, name, check=None):
     """(number of rows, first row, last row), calling check(row) on each."""
     it = each_row(st, name)
@@ -306,3 +312,61 @@ def test_header_layout():
         b = f.read()
     assert len(b) == 32 + 12
     assert struct.unpack_from("<4sBBHHHqII", b) == (b"SBS1", 1, 1, 3, 50, 6, T0, 7, 3)
+
+
+class FakeSensor:
+    """What the store reads of a Sensor: ``ring``, ``driver``, ``generation`` (sampler.py)."""
+
+    def __init__(self, ring):
+        self.ring = ring
+        self.driver = object()
+        self.generation = 1
+
+
+def test_poll_from_ring_gaps_and_restart():
+    from sensorbox.device.sensors.ring import Batch, SampleRing
+
+    st = make(tmpdir("s"))
+    ring = SampleRing(3, 256, 50)
+    ring.reset(50)
+    sensor = FakeSensor(ring)
+    batch = Batch(3, 32)
+
+    def feed(seq, n, t0=T0):
+        batch.data[:] = frames(seq, 32)
+        batch.n = n
+        batch.seq = seq
+        batch.t_ms = t0 + seq * 20
+        ring.write(batch)
+
+    feed(0, 32)
+    feed(32, 32)
+    st.poll(sensor)
+    feed(70, 32)  # frames 64..69 lost in the sensor: a gap
+    st.poll(sensor)
+    st.flush()
+    assert times(st) == [T0 + 20 * s for s in list(range(64)) + list(range(70, 102))]
+    assert st.accel.gaps == 1 and st.accel.nseg == 2
+    # The reader falls behind more than the ring holds: what was overwritten is a gap, not a crash.
+    for k in range(12):
+        feed(102 + 32 * k, 32)
+    st.poll(sensor)
+    # Sampling restarts (config change): seq starts again at 0 with a new clock; nothing old is re-stored.
+    sensor.generation = 2
+    ring.reset(50)
+    st.poll(sensor)
+    feed(0, 10, T0 + 100000)
+    st.poll(sensor)
+    st.flush()
+    t = times(st)
+    assert t == sorted(t) and len(set(t)) == len(t)
+    assert t[-10:] == [T0 + 100000 + 20 * s for s in range(10)]
+    assert t[-11] == T0 + (102 + 32 * 12 - 1) * 20  # the newest frame before the restart
+    assert st.accel.nseg == 4
+
+
+def test_crc32_fallback_matches_binascii():
+    import binascii
+
+    for data in (b"", b"SBS1" + bytes(24), bytes(range(28)), b"\xff" * 28):
+        assert core.crc32_py(data) == binascii.crc32(data) & 0xFFFFFFFF

@@ -43,3 +43,17 @@ def test_values_match_struct_layout():
     # First frame of the excerpt: a wrist nearly at rest, so the acceleration is about 1 g = 4096 counts.
     g2 = row[0] * row[0] + row[1] * row[1] + row[2] * row[2]
     assert 3000 * 3000 < g2 < 5500 * 5500, row
+
+
+def test_structured_header_for_tables():
+    h = npy.header([("t", "<i8"), ("x", "<i2")], (5,))
+    assert len(h) % 64 == 0 and h[:6] == npy.MAGIC
+    text = h[10:].decode()
+    assert text.startswith("{'descr': [('t', '<i8'), ('x', '<i2')], 'fortran_order': False, 'shape': (5,), }")
+    assert text.endswith("\n")
+    for bad in ([("t", "<i3")], [("", "<i2")], [("a'b", "<i2")]):
+        try:
+            npy.header(bad, (1,))
+            raise AssertionError("accepted {}".format(bad))
+        except npy.NpyError:
+            pass

@@ -11,6 +11,8 @@ The reader (``store.export``) and the tables (``store.meta``) are loaded per req
 Bad parameters get ``400 {"error": reason, "field": name}``.
 """
 
+import asyncio
+
 from sensorbox.device import lazy
 from sensorbox.device.http.server import error, read_json
 from sensorbox.device.store.core import QueryError
@@ -45,13 +47,15 @@ def add_routes(http, device):
         for k in req.args:
             args[k] = req.args.get(k)
         ex = lazy.load(_EX)
+        lazy.unload(_EX)  # unloaded at once; this handler keeps what it uses until it returns
         try:
-            p = ex.plan(device.store, name, args, device.platform.epoch_ms())
-            return ex.stream(device.store, p), 200, ex.headers(p)
+            p = ex.plan(device.store, name, args, device.platform.epoch_ms(), False)
         except QueryError as e:
             return error(400, e.reason, e.field)
-        finally:
-            lazy.unload(_EX)
+        if p.numeric:  # count the rows (the .npy header needs them), a segment at a time
+            for _ in ex.prepare(device.store, p):
+                await asyncio.sleep_ms(0)
+        return ex.stream(device.store, p), 200, ex.headers(p)
 
     @http.get("/api/labels")
     @require

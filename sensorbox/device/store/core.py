@@ -40,7 +40,6 @@ back deletion for the free floor while other data can go; past the budget data g
 still cannot be written is counted in ``lost_rows``. Sampling never stops for the store.
 """
 
-import binascii
 import json
 import os
 import struct
@@ -70,6 +69,22 @@ RESOURCES = (
 )
 
 
+def crc32_py(data):
+    """CRC-32 (as zlib/binascii) of a 28-byte header, for firmware built without ``binascii.crc32``."""
+    c = 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
+    return c ^ 0xFFFFFFFF
+
+
+try:
+    from binascii import crc32
+except ImportError:  # pragma: no cover - depends on the firmware build
+    crc32 = crc32_py
+
+
 class QueryError(ValueError):
     def __init__(self, reason, field):
         super().__init__(reason)
@@ -91,12 +106,17 @@ def read_header(path, buf):
     size = os.stat(path)[6]
     with open(path, "rb") as f:
         n = f.readinto(buf) or 0
+    return check_header(buf, n, size)
+
+
+def check_header(buf, n, size):
+    """Validate the ``n`` header bytes read into ``buf`` of a segment of ``size`` bytes (see read_header)."""
     if n < HDR:
         raise ValueError("torn" if bytes(buf[:min(n, 4)]) == _MAGIC[:min(n, 4)] else "not a segment")
     h = struct.unpack_from(_HFMT, buf, 0)
     if h[0] != _MAGIC or h[1] != 1:
         raise ValueError("not a segment")
-    if struct.unpack_from("<I", buf, 28)[0] != binascii.crc32(memoryview(buf)[:28]) & 0xFFFFFFFF:
+    if struct.unpack_from("<I", buf, 28)[0] != crc32(memoryview(buf)[:28]) & 0xFFFFFFFF:
         raise ValueError("header checksum")
     return size, h[2], h[3], h[4], h[5], h[6], h[7], h[8]
 
@@ -166,7 +186,7 @@ class Store:
         self._gen = None
         self._seq = 0
         self._rolled = False
-        self.busy = 0  # exports streaming: routine retention waits (a full flash does not)
+        self.reading = None  # time an export last read a chunk: routine retention waits 10 s (a full flash not)
         self.t_open = clock()
 
     # ---- configuration and recovery ----
@@ -204,7 +224,7 @@ class Store:
         name = t0 if t0 > r.newest else r.newest + 1
         h = self._hdr
         struct.pack_into(_HFMT, h, 0, _MAGIC, 1, r.code, ncols, rate, rb, t0, seq0 & 0xFFFFFFFF, gen & 0xFFFFFFFF)
-        struct.pack_into("<I", h, 28, binascii.crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
+        struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
         path = "{}/{}.seg".format(r.dir, name)
         f = open(path, "wb")
         try:
@@ -495,8 +515,8 @@ class Store:
 
     def retain(self, urgent=False):
         """Delete the oldest segments: per-resource budgets, then the free floor (``urgent``: a write failed)."""
-        if self.busy and not urgent:
-            return
+        if self.reading is not None and self.clock() - self.reading < 10000 and not urgent:
+            return  # an export is streaming: do not delete what its .npy header already counted
         for r in self.res:
             while r.bytes > r.budget:
                 old = self._oldest(r)

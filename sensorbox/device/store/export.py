@@ -15,7 +15,7 @@ row: ``t`` (bucket start), ``n`` (rows in it, 0 = none), then ``<col>_min`` and 
 import json
 import struct
 
-from sensorbox.device.store.core import RATE, TEXT, TIMED, QueryError, columns_of, read_header, seg_names
+from sensorbox.device.store.core import RATE, TIMED, QueryError, check_header, columns_of, seg_names
 from sensorbox.shared import npy
 
 _CHUNK = 1024
@@ -42,8 +42,9 @@ def _int(params, key, default, low, high, now):
     return v
 
 
-def plan(store, name, params, now):
-    """Validate a query; raises QueryError. ``params`` is a dict of strings."""
+def plan(store, name, params, now, counted=True):
+    """Validate a query; raises QueryError. ``params`` is a dict of strings. With ``counted=False`` the caller
+    must run ``prepare(store, plan)`` before ``stream`` (numeric resources)."""
     for k in params:
         if k not in ("start", "end", "columns", "format", "max_points", "since"):
             raise QueryError("unknown parameter", k)
@@ -59,7 +60,8 @@ def plan(store, name, params, now):
         p.r = r
         p.kind = r.kind
         cols = columns_of(r)
-    p.fmt = params.get("format") or ("npy" if p.kind in (RATE, TIMED) else "json")
+    p.numeric = p.kind in (RATE, TIMED)
+    p.fmt = params.get("format") or ("npy" if p.numeric else "json")
     if p.fmt not in (("npy", "csv") if p.kind in (RATE, TIMED) else ("json", "csv")):
         raise QueryError("format must be one of: {}".format(
             "npy, csv" if p.kind in (RATE, TIMED) else "json, csv"), "format")
@@ -89,7 +91,9 @@ def plan(store, name, params, now):
     if p.kind in (RATE, TIMED):
         p.idx = [cols.index(c) for c in sel if c != "t"]
         p.order = [cols.index(c) if c != "t" else -1 for c in sel]
-        _count(store, p)
+        if counted:
+            for _ in prepare(store, p):
+                pass
     return p
 
 
@@ -115,10 +119,12 @@ def _first_at(f, hdr, rows, x):
 
 
 def _segments(store, p):
-    """Yield (path, header, first, stop) of the row ranges of [p.start, p.end) per segment."""
+    """Yield (path, header, first, stop, t first, t last) of the rows in [p.start, p.end) of each segment,
+    opening each segment once."""
     r = p.r
     names = seg_names(r)
     hb = bytearray(_HDR)
+    b4 = bytearray(4)
     for i in range(len(names)):
         if i + 1 < len(names) and names[i + 1] <= p.start:
             continue
@@ -126,44 +132,51 @@ def _segments(store, p):
             break
         path = "{}/{}.seg".format(r.dir, names[i])
         try:
-            h = read_header(path, hb)
-        except (OSError, ValueError):
-            continue  # deleted meanwhile, or torn: open() deals with it
-        if h[2] != r.ncols and r.kind == TIMED:
-            continue  # an older feature width
-        rows = (h[0] - _HDR) // h[4]
-        with open(path, "rb") as f:
+            f = open(path, "rb")
+        except OSError:
+            continue  # deleted meanwhile
+        with f:
+            size = f.seek(0, 2)
+            f.seek(0)
+            try:
+                h = check_header(hb, f.readinto(hb) or 0, size)
+            except ValueError:
+                continue  # torn: open() deals with it at the next start
+            if h[2] != r.ncols and r.kind == TIMED:
+                continue  # an older feature width
+            rows = (h[0] - _HDR) // h[4]
             a = _first_at(f, h, rows, p.start)
             b = _first_at(f, h, rows, p.end)
-        if b > a:
-            yield path, h, a, b
+            if b > a:
+                yield path, h, a, b, _time_at(f, h, a, b4), _time_at(f, h, b - 1, b4)
 
 
-def _time_of(path, h, i):
+def _time_at(f, h, i, b4):
     if h[3]:
         return h[5] + i * 1000 // h[3]
-    with open(path, "rb") as f:
-        f.seek(_HDR + i * h[4])
-        return h[5] + struct.unpack("<i", f.read(4))[0]
+    f.seek(_HDR + i * h[4])
+    f.readinto(b4)
+    return h[5] + struct.unpack("<i", b4)[0]
 
 
-def _count(store, p):
-    """Rows in range, the time of the last one; fixes p.end so rows appended meanwhile are not sent."""
+def prepare(store, p):
+    """Count the rows in range and note the last one's time (fixing p.end, so rows appended meanwhile are not
+    sent: the .npy header says how many rows follow). A generator: it yields after each segment so the HTTP
+    handler can let other tasks run (``plan`` runs it to the end when asked to)."""
     n = 0
-    last = None
-    for path, h, a, b in _segments(store, p):
-        n += b - a
-        last = _time_of(path, h, b - 1)
+    first = last = None
+    for seg in _segments(store, p):
+        n += seg[3] - seg[2]
+        if first is None:
+            first = seg[4]
+        last = seg[5]
+        yield
     p.rows = n
     p.last = last
     if last is not None:
         p.end = min(p.end, last + 1)
     p.buckets = 0
     if p.max_points and n > p.max_points:
-        first = None
-        for path, h, a, b in _segments(store, p):
-            first = _time_of(path, h, a)
-            break
         p.t0 = first
         p.width = (p.end - first + p.max_points - 1) // p.max_points
         p.buckets = (p.end - first + p.width - 1) // p.width
@@ -204,7 +217,7 @@ def out_columns(p):
 def _rows(store, p):
     """Yield (t, values tuple) of every row in range, reading ~1 KB at a time."""
     buf = bytearray(_CHUNK)
-    for path, h, a, b in _segments(store, p):
+    for path, h, a, b, ta, tb in _segments(store, p):
         rb = h[4]
         timed = not h[3]
         fmt = "<{}h".format(h[2])
@@ -214,6 +227,7 @@ def _rows(store, p):
             i = a
             while i < b:
                 k = min(per, b - i)
+                store.reading = store.clock()
                 f.seek(_HDR + i * rb)
                 f.readinto(buf)
                 for j in range(k):
@@ -228,45 +242,41 @@ def _rows(store, p):
 
 def stream(store, p):
     """The response body, chunk by chunk."""
-    store.busy += 1
-    try:
-        if p.kind == -1 or p.kind == TEXT:
-            for c in _text(store, p):
-                yield c
-            return
-        out = bytearray(_CHUNK)
-        o = 0
-        cols = out_columns(p)
-        csv = p.fmt == "csv"
+    if not p.numeric:
+        for c in _text(store, p):
+            yield c
+        return
+    out = bytearray(_CHUNK)
+    o = 0
+    cols = out_columns(p)
+    csv = p.fmt == "csv"
+    if csv:
+        line = ",".join(c[0] for c in cols) + "\n"
+        out[0:len(line)] = line.encode()
+        o = len(line)
+    else:
+        h = npy.header(cols, (p.buckets or p.rows,))
+        out[0:len(h)] = h
+        o = len(h)
+    fmt = "<" + "".join("q" if c[1] == "<i8" else ("i" if c[1] == "<i4" else "h") for c in cols)
+    size = struct.calcsize(fmt)
+    cap = len(out)
+    for row in (_buckets(store, p) if p.buckets else _select(store, p)):
         if csv:
-            line = ",".join(c[0] for c in cols) + "\n"
-            out[0:len(line)] = line.encode()
-            o = len(line)
+            s = (",".join(str(v) for v in row) + "\n").encode()
+            if o + len(s) > cap:
+                yield memoryview(out)[:o]
+                o = 0
+            out[o:o + len(s)] = s
+            o += len(s)
         else:
-            h = npy.header(cols, (p.buckets or p.rows,))
-            out[0:len(h)] = h
-            o = len(h)
-        fmt = "<" + "".join("q" if c[1] == "<i8" else ("i" if c[1] == "<i4" else "h") for c in cols)
-        size = struct.calcsize(fmt)
-        cap = len(out)
-        for row in (_buckets(store, p) if p.buckets else _select(store, p)):
-            if csv:
-                s = (",".join(str(v) for v in row) + "\n").encode()
-                if o + len(s) > cap:
-                    yield memoryview(out)[:o]
-                    o = 0
-                out[o:o + len(s)] = s
-                o += len(s)
-            else:
-                if o + size > cap:
-                    yield memoryview(out)[:o]
-                    o = 0
-                struct.pack_into(fmt, out, o, *row)
-                o += size
-        if o:
-            yield memoryview(out)[:o]
-    finally:
-        store.busy -= 1
+            if o + size > cap:
+                yield memoryview(out)[:o]
+                o = 0
+            struct.pack_into(fmt, out, o, *row)
+            o += size
+    if o:
+        yield memoryview(out)[:o]
 
 
 def _select(store, p):

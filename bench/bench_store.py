@@ -9,7 +9,11 @@ that counts block operations, each against a baseline measured in the same run:
 - heap: the store while sampling, and the reader's extra while an export streams (fresh interpreter).
 """
 
+import os
+
 from bench.mp import run_script
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 LABELS = {
     "append_samples_per_s": "append 50 Hz x3, 1 s batches: store vs plain file append (both flushed)",
@@ -23,7 +27,7 @@ LABELS = {
 
 
 def _run(args):
-    return run_script("mp_store.py", heap="4096wK", args=args)
+    return run_script("mp_store.py", heap="4096wK", args=args, path=(os.path.join(REPO, "tests", "support"),))
 
 
 def run():

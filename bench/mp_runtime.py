@@ -21,46 +21,33 @@ class Cfg:
         return self.values[k]
 
 
+def _batch_cost(name, drv, ring, batch, t, step_ms, frames, n_iter=2000):
+    # One batch through the sampling path (driver read, sequence check in the ring write), against the bare
+    # copy of the same samples into the ring's buffer: the least any sampling path must do.
+    drv.start()
+    t0 = time.ticks_us()
+    for _ in range(n_iter):
+        t[0] += step_ms
+        drv.read(batch)
+        ring.write(batch)
+    full = time.ticks_diff(time.ticks_us(), t0) / n_iter
+    n = frames * ring.channels
+    dst = memoryview(ring.buf)
+    src = memoryview(batch.data)
+    t0 = time.ticks_us()
+    for _ in range(n_iter):
+        dst[0:n] = src[0:n]
+    base = time.ticks_diff(time.ticks_us(), t0) / n_iter
+    print(name, full, base, "us")
+
+
 def per_batch_overhead():
-    # The sampling path per batch: driver read + sequence check + ring write, against the bare copy of the same
-    # bytes into the ring's buffer (the least any sampling path must do).
     cfg = Cfg()
     t = [1700000000000]
-    mic = SignalMicrophone(cfg, lambda: t[0])
-    mic.start()
-    ring = SampleRing(1, 1024, 16000)
-    batch = Batch(1, 256)
-    n_iter = 2000
-    t0 = time.ticks_us()
-    for _ in range(n_iter):
-        t[0] += 16  # 256 samples at 16 kHz
-        n = mic.read(batch)
-        ring.write(batch)
-    full = time.ticks_diff(time.ticks_us(), t0) / n_iter
-    dst = memoryview(ring.buf)
-    src = memoryview(batch.data)
-    t0 = time.ticks_us()
-    for _ in range(n_iter):
-        dst[0:256] = src[0:256]
-    base = time.ticks_diff(time.ticks_us(), t0) / n_iter
-    print("mic_batch_us", full, base, "us")
-    acc = ReplayAccelerometer("data/watch_excerpt.npy", cfg, lambda: t[0])
-    acc.start()
-    ring = SampleRing(3, 500, 50)
-    batch = Batch(3, 32)
-    t0 = time.ticks_us()
-    for _ in range(n_iter):
-        t[0] += 40  # 2 frames at 50 Hz
-        acc.read(batch)
-        ring.write(batch)
-    full = time.ticks_diff(time.ticks_us(), t0) / n_iter
-    dst = memoryview(ring.buf)
-    src = memoryview(batch.data)
-    t0 = time.ticks_us()
-    for _ in range(n_iter):
-        dst[0:6] = src[0:6]
-    base = time.ticks_diff(time.ticks_us(), t0) / n_iter
-    print("accel_batch_us", full, base, "us")
+    clock = lambda: t[0]  # noqa: E731
+    _batch_cost("mic_batch_us", SignalMicrophone(cfg, clock), SampleRing(1, 1024, 16000), Batch(1, 256), t, 16, 256)
+    _batch_cost("accel_batch_us", ReplayAccelerometer("data/watch_excerpt.npy", cfg, clock), SampleRing(3, 500, 50),
+                Batch(3, 32), t, 40, 2)
 
 
 async def lag_under_load(sampling):

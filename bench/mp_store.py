@@ -7,38 +7,13 @@ import os
 import sys
 import time
 
+from ramflash import RamFlash  # tests/support
+
 T0 = 1700000000000
 
 
-class Blocks:
-    def __init__(self, n, size=4096):
-        self.size = size
-        self.data = bytearray(n * size)
-        self.progs = 0
-        self.erases = 0
-
-    def readblocks(self, b, buf, off=0):
-        o = b * self.size + off
-        buf[:] = memoryview(self.data)[o:o + len(buf)]
-
-    def writeblocks(self, b, buf, off=0):
-        o = b * self.size + off
-        self.data[o:o + len(buf)] = buf
-        self.progs += 1
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return len(self.data) // self.size
-        if op == 5:
-            return self.size
-        if op == 6:
-            self.erases += 1
-            return 0
-        return None
-
-
 def mount(n):
-    bd = Blocks(n)
+    bd = RamFlash(n)
     os.VfsLfs2.mkfs(bd)
     os.mount(os.VfsLfs2(bd), "/flash")
     return bd

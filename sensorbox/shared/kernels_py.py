@@ -15,14 +15,8 @@ _QMASK = 0x3FFF
 IIR_FRAC = 8  # iir_q: fraction bits of the signal inside the cascade (input int16 << 8)
 
 
-def fft_q15(re, im, n, tw):
-    """In-place radix-2 complex FFT of ``n`` points (a power of two, <= 512) in fixed point.
-
-    ``re``/``im``: int16 arrays. ``tw``: twiddles from ``kernels.fft_table(n)``: Q15 cos(2 pi k/n) for
-    k < n/2, then Q15 sin(2 pi k/n). Forward transform (e^-i), scaled by 1/n: every stage halves (with floor).
-    Inputs within +-16384 (per component) cannot overflow: magnitudes stay below 23,200 and every product
-    below 2**31.
-    """
+def _bit_reverse(re, im, n):
+    # The radix-2 FFT's input permutation, in place.
     j = 0
     for i in range(1, n):
         bit = n >> 1
@@ -37,6 +31,17 @@ def fft_q15(re, im, n, tw):
             t = im[i]
             im[i] = im[j]
             im[j] = t
+
+
+def fft_q15(re, im, n, tw):
+    """In-place radix-2 complex FFT of ``n`` points (a power of two, <= 512) in fixed point.
+
+    ``re``/``im``: int16 arrays. ``tw``: twiddles from ``kernels.fft_table(n)``: Q15 cos(2 pi k/n) for
+    k < n/2, then Q15 sin(2 pi k/n). Forward transform (e^-i), scaled by 1/n: every stage halves (with floor).
+    Inputs within +-16384 (per component) cannot overflow: magnitudes stay below 23,200 and every product
+    below 2**31.
+    """
+    _bit_reverse(re, im, n)
     half = n >> 1
     size = 2
     step = half
@@ -290,20 +295,7 @@ def sumsq_i16(x, off, n, out):
 def fft_float(re, im, n, cos_t, sin_t):
     """In-place radix-2 complex forward FFT (e^-i, unscaled, as numpy.fft.fft and emlearn_fft) on float
     arrays. cos_t/sin_t: cos/sin(2 pi k / n) for k < n/2."""
-    j = 0
-    for i in range(1, n):
-        bit = n >> 1
-        while j & bit:
-            j ^= bit
-            bit >>= 1
-        j ^= bit
-        if i < j:
-            t = re[i]
-            re[i] = re[j]
-            re[j] = t
-            t = im[i]
-            im[i] = im[j]
-            im[j] = t
+    _bit_reverse(re, im, n)
     size = 2
     while size <= n:
         h = size >> 1

@@ -5,6 +5,7 @@ import array
 import os
 import struct
 
+from ramflash import RamFlash
 from devtest import StubConfig, quiet_log, tmpdir
 from sensorbox.device.store import core, export
 
@@ -229,35 +230,8 @@ def test_cursor_holds_within_floor_and_counts_forced_loss():
     assert st2.cursors["outbox"][1] == T0 + 10000 and st2.cursors["outbox"][2] == ev.forced
 
 
-class RamBlocks:
-    """A block device in RAM for os.VfsLfs2 (littlefs, as on the ESP32's flash)."""
-
-    def __init__(self, n, size=512):
-        self.size = size
-        self.data = bytearray(n * size)
-
-    def readblocks(self, b, buf, off=0):
-        o = b * self.size + off
-        buf[:] = self.data[o:o + len(buf)]
-
-    def writeblocks(self, b, buf, off=0):
-        o = b * self.size + off
-        self.data[o:o + len(buf)] = buf
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return len(self.data) // self.size
-        if op == 5:
-            return self.size
-        if op == 6:
-            o = arg * self.size
-            self.data[o:o + self.size] = b"\xff" * self.size
-            return 0
-        return None
-
-
 def test_full_littlefs_keeps_sampling_newest():
-    bd = RamBlocks(96)  # 48 KB of flash
+    bd = RamFlash(96, 512)  # 48 KB of flash
     os.VfsLfs2.mkfs(bd)
     os.mount(os.VfsLfs2(bd), "/flash")
     try:

@@ -17,14 +17,16 @@ class Clock:
         self._last = self._ref_ms
 
     def epoch_ms(self):
-        t = self._ref_ms + time.ticks_diff(time.ticks_ms(), self._ref_ticks)
+        now = time.ticks_ms()
+        d = time.ticks_diff(now, self._ref_ticks)
+        t = self._ref_ms + d
+        # Re-anchor well before ticks_ms wraps (ticks_diff is valid for 2**29 ms on 32-bit ports, ~6 days).
+        if d > 86400000:
+            self._ref_ms = t
+            self._ref_ticks = now
         if t < self._last:
             return self._last
         self._last = t
-        # Re-anchor well before ticks_ms wraps (2**29 ms on 32-bit ports, about 6 days).
-        if time.ticks_diff(time.ticks_ms(), self._ref_ticks) > 86400000:
-            self._ref_ms = t
-            self._ref_ticks = time.ticks_ms()
         return t
 
     def resync(self, now_ms):

@@ -6,7 +6,7 @@ import time
 
 from forestgen import Rng, forest_csv, inputs
 from sensorbox.device import trees_fast
-from sensorbox.shared import trees
+from sensorbox.shared import trees, trees_csv
 
 
 def per_call_us(fn, xs, reps):
@@ -23,11 +23,9 @@ def bench_trees():
     lines = forest_csv(rng, n_trees=10, depth=8, n_features=10, n_classes=5)
     n = len([line for line in lines if line.startswith("n,")])
     fast = trees_fast.new(10, n, 5)
-    trees.load(lines, fast)
-    fast.check()
+    trees_csv.load(lines, fast)
     plain = trees.Trees(10, n, 5)
-    trees.load(lines, plain)
-    plain.check()
+    trees_csv.load(lines, plain)
     xs = inputs(rng, 200, 10)
     for x in xs:
         if fast.classify(x) != plain.classify(x):
@@ -47,7 +45,7 @@ def bench_model_heap(csv_path, meta_path):
     before = gc.mem_alloc()
     t = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
     with open(csv_path) as f:
-        trees.load(f, t)
+        trees_csv.load(f, t)
     gc.collect()
     print("model_heap_bytes", gc.mem_alloc() - before, meta["nodes"], "bytes")
 

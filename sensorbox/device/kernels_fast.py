@@ -15,10 +15,9 @@ IIR_FRAC = const(8)  # as kernels_py.IIR_FRAC (written as 8 and 128 inside iir_q
 
 
 @micropython.viper
-def fft_q15(re, im, n: int, tw):
-    pr = ptr16(re)
-    pi = ptr16(im)
-    pt = ptr16(tw)
+def fft_q15(re: ptr16, im: ptr16, n: int, tw: ptr16):
+    # kernels_py.fft_q15 line for line. The arrays arrive as typed pointer arguments: viper keeps its first
+    # three locals in registers, and re/im (and n) are the hottest ones.
     j = 0
     i = 1
     while i < n:
@@ -28,42 +27,91 @@ def fft_q15(re, im, n: int, tw):
             bit >>= 1
         j ^= bit
         if i < j:
-            t = pr[i]
-            pr[i] = pr[j]
-            pr[j] = t
-            t = pi[i]
-            pi[i] = pi[j]
-            pi[j] = t
+            t = re[i]
+            re[i] = re[j]
+            re[j] = t
+            t = im[i]
+            im[i] = im[j]
+            im[j] = t
         i += 1
     half = n >> 1
-    size = 2
-    step = half
-    while size <= n:
-        h = size >> 1
-        start = 0
-        while start < n:
-            k = 0
-            m = start
-            end = start + h
-            while m < end:
-                mh = m + h
-                wr = (int(pt[k]) ^ 0x8000) - 0x8000
-                wi = (int(pt[half + k]) ^ 0x8000) - 0x8000
-                xr = (int(pr[mh]) ^ 0x8000) - 0x8000
-                xi = (int(pi[mh]) ^ 0x8000) - 0x8000
-                tr = (wr * xr + wi * xi + 16384) >> 15
-                ti = (wr * xi - wi * xr + 16384) >> 15
-                ur = (int(pr[m]) ^ 0x8000) - 0x8000
-                ui = (int(pi[m]) ^ 0x8000) - 0x8000
-                pr[m] = (ur + tr) >> 1
-                pi[m] = (ui + ti) >> 1
-                pr[mh] = (ur - tr) >> 1
-                pi[mh] = (ui - ti) >> 1
-                k += step
-                m += 1
-            start += size
-        size <<= 1
-        step >>= 1
+    h = 1
+    step = half  # twiddle index step of stage A (span h): n / (2h)
+    while 4 * h <= n:
+        h2 = h + h
+        h4 = h2 + h2
+        sb = step >> 1  # stage B (span 2h)
+        q = 0
+        while q < h:
+            ka = q * step
+            ar = (int(tw[ka]) ^ 0x8000) - 0x8000
+            ai = (int(tw[half + ka]) ^ 0x8000) - 0x8000
+            kb = q * sb
+            br = (int(tw[kb]) ^ 0x8000) - 0x8000
+            bi = (int(tw[half + kb]) ^ 0x8000) - 0x8000
+            kc = kb + h * sb
+            cr = (int(tw[kc]) ^ 0x8000) - 0x8000
+            ci = (int(tw[half + kc]) ^ 0x8000) - 0x8000
+            m0 = q
+            while m0 < n:
+                m1 = m0 + h
+                m2 = m0 + h2
+                m3 = m1 + h2
+                # stage A on (m0, m1) and (m2, m3), twiddle a
+                xr = (int(re[m1]) ^ 0x8000) - 0x8000
+                xi = (int(im[m1]) ^ 0x8000) - 0x8000
+                tr = (ar * xr + ai * xi + 16384) >> 15
+                ti = (ar * xi - ai * xr + 16384) >> 15
+                ur = (int(re[m0]) ^ 0x8000) - 0x8000
+                ui = (int(im[m0]) ^ 0x8000) - 0x8000
+                r0 = (ur + tr) >> 1
+                i0 = (ui + ti) >> 1
+                r1 = (ur - tr) >> 1
+                i1 = (ui - ti) >> 1
+                xr = (int(re[m3]) ^ 0x8000) - 0x8000
+                xi = (int(im[m3]) ^ 0x8000) - 0x8000
+                tr = (ar * xr + ai * xi + 16384) >> 15
+                ti = (ar * xi - ai * xr + 16384) >> 15
+                ur = (int(re[m2]) ^ 0x8000) - 0x8000
+                ui = (int(im[m2]) ^ 0x8000) - 0x8000
+                r2 = (ur + tr) >> 1
+                i2 = (ui + ti) >> 1
+                r3 = (ur - tr) >> 1
+                i3 = (ui - ti) >> 1
+                # stage B on (m0, m2), twiddle b, and on (m1, m3), twiddle c
+                tr = (br * r2 + bi * i2 + 16384) >> 15
+                ti = (br * i2 - bi * r2 + 16384) >> 15
+                re[m0] = (r0 + tr) >> 1
+                im[m0] = (i0 + ti) >> 1
+                re[m2] = (r0 - tr) >> 1
+                im[m2] = (i0 - ti) >> 1
+                tr = (cr * r3 + ci * i3 + 16384) >> 15
+                ti = (cr * i3 - ci * r3 + 16384) >> 15
+                re[m1] = (r1 + tr) >> 1
+                im[m1] = (i1 + ti) >> 1
+                re[m3] = (r1 - tr) >> 1
+                im[m3] = (i1 - ti) >> 1
+                m0 += h4
+            q += 1
+        h = h4
+        step = sb >> 1
+    if h < n:  # the last stage of an odd count (span h = n/2, twiddle step 1)
+        q = 0
+        while q < h:
+            wr = (int(tw[q]) ^ 0x8000) - 0x8000
+            wi = (int(tw[half + q]) ^ 0x8000) - 0x8000
+            m1 = q + h
+            xr = (int(re[m1]) ^ 0x8000) - 0x8000
+            xi = (int(im[m1]) ^ 0x8000) - 0x8000
+            tr = (wr * xr + wi * xi + 16384) >> 15
+            ti = (wr * xi - wi * xr + 16384) >> 15
+            ur = (int(re[q]) ^ 0x8000) - 0x8000
+            ui = (int(im[q]) ^ 0x8000) - 0x8000
+            re[q] = (ur + tr) >> 1
+            im[q] = (ui + ti) >> 1
+            re[m1] = (ur - tr) >> 1
+            im[m1] = (ui - ti) >> 1
+            q += 1
 
 
 @micropython.viper
@@ -265,20 +313,24 @@ def crossings(x, n: int) -> int:
 
 
 @micropython.viper
-def sort_i16(x, n: int):
-    px = ptr16(x)
-    i = 1
-    while i < n:
-        v = (int(px[i]) ^ 0x8000) - 0x8000
-        j = i - 1
-        while j >= 0:
-            w = (int(px[j]) ^ 0x8000) - 0x8000
-            if w <= v:
-                break
-            px[j + 1] = w
-            j -= 1
-        px[j + 1] = v
-        i += 1
+def sort_i16(x: ptr16, n: int):
+    g = 1
+    while 3 * g + 1 < n:
+        g = 3 * g + 1
+    while g > 0:
+        i = g
+        while i < n:
+            v = (int(x[i]) ^ 0x8000) - 0x8000
+            j = i - g
+            while j >= 0:
+                w = (int(x[j]) ^ 0x8000) - 0x8000
+                if w <= v:
+                    break
+                x[j + g] = w
+                j -= g
+            x[j + g] = v
+            i += 1
+        g = (g - 1) // 3
 
 
 @micropython.viper

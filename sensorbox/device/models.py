@@ -8,24 +8,35 @@ Layout under the data directory::
 
 An upload writes ``staged/meta.json`` (checked at once: format, feature version and names, channels, window, RAM)
 and then ``staged/model.csv`` in chunks appended at an offset, so a model is never whole in RAM. ``activate()``
-checks size and SHA-256, parses the CSV into a new evaluator and only then swaps it in and rotates the directories
-(active -> previous, staged -> active). Anything wrong raises ``ModelError`` with a reason and the running model
-stays. ``rollback()`` swaps active and previous. At boot: active, else previous, else the bundled default.
+checks size and SHA-256 with the old model still running; then it lets the old model go (only one model is ever in
+RAM: that is what lets a model be replaced inside the app's heap), parses the CSV into the old evaluator's arrays
+if the new model fits them (else into new ones) and rotates the directories (active -> previous, staged -> active). If the new model turns out bad, the old one is loaded again
+from flash (as at boot), so anything wrong raises ``ModelError`` with a reason and the old model runs on.
+``rollback()`` swaps active and previous the same way. At boot: active, else previous, else the bundled default.
 
-This module is loaded only while it works (``lazy.load``/``unload``: at boot and per API request); what stays
-in RAM is ``device.model`` (a ``Model``: the evaluator and a few meta fields) and ``device.model_error``.
-Every function takes the ``device`` (platform, config, log, sensors).
+Loading is a coroutine (``boot``, ``activate``, ``rollback``): it yields every few CSV lines and file chunks, so a
+model load (~40 ms of parsing on the unix port, seconds on an ESP32) never stalls the samplers. One load at a time
+(``device.model_busy``); a second request is refused with a reason.
+
+This module is loaded only while it works (``lazy.load``/``unload``: at boot and per API request); it and the CSV
+reader (``sensorbox.shared.trees_csv``) stay loaded across the awaits of one load, held by that coroutine, and are
+unloaded when it ends. What stays in RAM is ``device.model`` (a ``Model``: the evaluator and a few meta fields) and
+``device.model_error``. Every function takes the ``device`` (platform, config, log, sensors).
 """
 
 import gc
 import json
 import os
 
+import asyncio
+
 from sensorbox.device import lazy, trees_fast
 from sensorbox.device.pipeline import Model  # defined there: resident, unlike this module
 from sensorbox.shared import features
 
 _CHUNK = 512
+_YIELD_LINES = 8  # CSV lines parsed between yields: ~0.5 ms on the unix port (~25-50 ms on an ESP32)
+_YIELD_CHUNKS = 8  # file chunks hashed between yields
 
 
 class ModelError(ValueError):
@@ -67,7 +78,7 @@ def _compatible(device, meta):
     try:
         ch = device.sensors["accel"].ring.channels
         cfg = device.config
-        sm.check_meta(meta, features.FEATURE_VERSION, features.names(ch), ch, cfg.get("ml.window"),
+        sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, cfg.get("ml.window"),
                       cfg.get("ml.model_max_kb") * 1024)
     except sm.ModelError as e:
         raise ModelError(e.reason, e.field)
@@ -75,39 +86,84 @@ def _compatible(device, meta):
         lazy.unload("sensorbox.shared.model")
 
 
-def _check(device, path, origin):
-    """Validate the model in ``path`` completely and return it loaded. Raises ModelError."""
+def _read_meta(path):
     try:
         with open(path + "/meta.json") as f:
-            meta = json.load(f)
+            return json.load(f)
     except (OSError, ValueError) as e:
         raise ModelError("meta.json missing or not JSON ({})".format(e))
+
+
+async def _verify(device, path):
+    """Check meta.json and the file's size and hash (no model in RAM needed). Returns meta, slimmed to what a
+    running model needs: ``features`` becomes the count of names (the list is ~5 KB of strings), ``training``
+    and ``scaling`` are dropped. Raises ModelError."""
+    meta = _read_meta(path)
     _compatible(device, meta)
-    _check_file(path + "/model.csv", meta)
-    sm = lazy.load("sensorbox.shared.model")
+    meta["features"] = len(meta["features"])
+    meta.pop("training", None)
+    meta.pop("scaling", None)
+    gc.collect()
+    await _check_file(path + "/model.csv", meta)
+    return meta
+
+
+def _fits(ev, meta):
+    # an evaluator (a released model's) whose arrays can take this model: refilled instead of reallocated
+    return (ev is not None and hasattr(ev, "reset") and ev.max_trees >= meta["trees"]
+            and ev.max_nodes >= meta["nodes"] and ev.max_leaves >= meta["leaves"])
+
+
+async def _load(device, path, meta, origin, spare=None):
+    """Parse model.csv of a verified model into an evaluator, yielding every few lines. Raises ModelError.
+    ``spare``: the released model's evaluator, refilled when the new model fits its capacity, so replacing a
+    model needs no new large block of a fragmented heap. Otherwise the new arrays are allocated first, before
+    the CSV reader is loaded, while the released model's space is free."""
+    ev = ld = None
+    want = (meta["features"], len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"])
     try:
         gc.collect()
-        ev = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
+        if _fits(spare, meta):
+            ev = spare
+            ev.reset()
+        else:
+            ev = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
+        ld = lazy.load("sensorbox.shared.trees_csv").Loader(ev)
+        n = 0
         with open(path + "/model.csv") as f:
-            sm.load(f, meta, ev)
+            for line in f:
+                ld.feed(line)
+                n += 1
+                if n == _YIELD_LINES:
+                    n = 0
+                    await asyncio.sleep_ms(0)
+        ld.finish(want)
         return Model(meta, ev, origin)
-    except sm.ModelError as e:
-        raise ModelError(e.reason, e.field)
+    except ValueError as e:  # trees.TreesError: a line, a reference or a count
+        raise ModelError("model.csv: {}".format(e), "csv")
     except OSError as e:
         raise ModelError("cannot read the model: {}".format(e))
     except MemoryError:
-        raise ModelError("not enough RAM to load the model next to the running one")
+        raise ModelError("not enough RAM to load the model")
     finally:
-        lazy.unload("sensorbox.shared.model")
+        ev = ld = spare = None
+        lazy.unload("sensorbox.shared.trees_csv")
 
 
-def _check_file(path, meta):
+async def _check(device, path, origin, spare=None):
+    """Validate the model in ``path`` completely and return it loaded. Raises ModelError."""
+    meta = await _verify(device, path)
+    return await _load(device, path, meta, origin, spare)
+
+
+async def _check_file(path, meta):
     import binascii
     import hashlib
 
     h = hashlib.sha256()
     buf = bytearray(_CHUNK)
     n = 0
+    chunks = 0
     try:
         with open(path, "rb") as f:
             while True:
@@ -116,6 +172,9 @@ def _check_file(path, meta):
                     break
                 h.update(buf if k == _CHUNK else buf[:k])
                 n += k
+                chunks += 1
+                if chunks % _YIELD_CHUNKS == 0:
+                    await asyncio.sleep_ms(0)
     except OSError as e:
         raise ModelError("model.csv missing ({})".format(e))
     if n != meta["csv_bytes"]:
@@ -125,20 +184,52 @@ def _check_file(path, meta):
         raise ModelError("model.csv does not match meta.json's csv_sha256: corrupted or from another model", "csv")
 
 
-def boot(device):
+def _claim(device):
+    if getattr(device, "model_busy", False):
+        raise ModelError("a model is being loaded; try again in a moment")
+    device.model_busy = True
+
+
+async def boot(device):
     """Load the model to run at start: active, else previous, else the bundled default."""
+    _claim(device)
+    try:
+        return await _boot(device)
+    finally:
+        device.model_busy = False
+
+
+async def _boot(device, spare=None):
     for which in ("active", "previous", "default"):
         path = _path(device, which)
         if which != "default" and not _exists(path + "/meta.json"):
             continue
         try:
-            device.model = _check(device, path, which if which == "default" else "uploaded")
+            device.model = await _check(device, path, which if which == "default" else "uploaded", spare)
             device.log.info("model", "running the {} model ({} trees)".format(which, device.model.n_trees))
             return device.model
         except ModelError as e:
             device.model_error = "{} model refused: {}".format(which, e.reason)
             device.log.error("model", device.model_error)
     return None
+
+
+async def _replace(device, path, origin):
+    """Verify the model in ``path`` with the old one running, then release the old one and load the new one.
+    If the new one fails to load, the old one is loaded again from flash and ModelError is raised."""
+    meta = await _verify(device, path)
+    spare = device.model.trees if device.model is not None else None
+    device.model = None  # the pipeline holds no reference of its own: only ``spare`` keeps the old arrays
+    gc.collect()
+    try:
+        return await _load(device, path, meta, origin, spare)
+    except ModelError:
+        err = device.model_error
+        gc.collect()  # the refused model's arrays, unless they are ``spare``
+        await _boot(device, spare)  # the directories are unchanged: this loads what ran before
+        if device.model is not None:
+            device.model_error = err  # else _boot's reason stays: why no model runs now
+        raise
 
 
 def stage_meta(device, body):
@@ -171,18 +262,21 @@ def stage_chunk(device, offset, body):
     return {"received": size + len(body)}
 
 
-def activate(device):
+async def activate(device):
     """Validate the staged model; if good, run it from now on and keep the old one as previous."""
     st = _path(device, "staged")
     if not _exists(st + "/meta.json"):
         raise ModelError("nothing staged to activate")
+    _claim(device)
     try:
-        new = _check(device, st, "uploaded")
+        new = await _replace(device, st, "uploaded")
     except ModelError as e:
         device.model_error = "upload refused: " + e.reason
         device.log.warning("model", device.model_error)
         _rmtree(st)
         raise
+    finally:
+        device.model_busy = False
     _swap(device, "staged")
     device.model = new
     device.model_error = None
@@ -190,13 +284,17 @@ def activate(device):
     return info(device)
 
 
-def rollback(device):
+async def rollback(device):
     """Run the previous model again (the bundled default if none was kept); the current becomes previous."""
     prev = _path(device, "previous")
     origin = "uploaded" if _exists(prev + "/meta.json") else "default"
     if origin == "default" and not _exists(_path(device, "active")):
         raise ModelError("no previous model to roll back to")
-    new = _check(device, prev if origin == "uploaded" else _path(device, "default"), origin)
+    _claim(device)
+    try:
+        new = await _replace(device, prev if origin == "uploaded" else _path(device, "default"), origin)
+    finally:
+        device.model_busy = False
     _swap(device, "previous")
     device.model = new
     device.log.info("model", "rolled back to the previous model ({})".format(origin))

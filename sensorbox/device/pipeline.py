@@ -25,9 +25,15 @@ UNKNOWN = "unknown"
 
 
 class Model:
-    """A loaded model: the evaluator and the few meta fields the pipeline and the API need."""
+    """A loaded model: the evaluator and the few meta fields the pipeline and the API need (``meta`` as
+    ``models`` slims it: ``features`` is the count). ``serial`` tells models apart without keeping a reference
+    (``device.model`` is the only one: replacing a model frees it)."""
+
+    _count = 0
 
     def __init__(self, meta, evaluator, origin):
+        Model._count += 1
+        self.serial = Model._count
         self.trees = evaluator
         self.classes = meta["classes"]
         self.n_trees = meta["trees"]
@@ -35,7 +41,7 @@ class Model:
         self.origin = origin
         m = meta.get("metrics") or {}
         self.info = {"origin": origin, "classes": self.classes, "trees": meta["trees"], "nodes": meta["nodes"],
-                     "features": len(meta["features"]), "feature_version": meta["feature_version"],
+                     "features": meta["features"], "feature_version": meta["feature_version"],
                      "window": self.window, "hop": meta["hop"], "sha256": meta["csv_sha256"][:16],
                      "cv_accuracy": m.get("cv_accuracy_mean"), "created": meta.get("created")}
 
@@ -63,8 +69,12 @@ class Pipeline:
         d = self.device
         cfg = d.config
         if d.model is None and d.model_error is None:
-            lazy.load("sensorbox.device.models").boot(d)
-            lazy.unload("sensorbox.device.models")
+            try:
+                await lazy.load("sensorbox.device.models").boot(d)  # yields while it parses
+            except ValueError:  # models.ModelError: a model upload is loading one right now
+                pass
+            finally:
+                lazy.unload("sensorbox.device.models")
         if not cfg.get("ml.enabled"):
             self.reason = "ml.enabled is off"
             while True:
@@ -81,7 +91,7 @@ class Pipeline:
         buf = array.array("h", bytes(2 * window * ch))
         mv = memoryview(buf)
         hist = None  # votes of the last `smooth` windows, smooth x n_classes
-        model = None
+        serial = 0  # the model in use (Model.serial): no reference, so a replaced model can be freed
         gen = -1
         filled = seq = nh = 0
         poll = 20
@@ -116,8 +126,8 @@ class Pipeline:
                 d.bus.publish("features", t_ms, feats)
                 await asyncio.sleep_ms(0)
                 m = d.model
-                if m is not model:  # new model: fresh smoothing state
-                    model = m
+                if (m.serial if m is not None else 0) != serial:  # new model: fresh smoothing state
+                    serial = m.serial if m is not None else 0
                     nh = 0
                     hist = array.array("H", bytes(2 * smooth * len(m.classes))) if m is not None else None
                 if m is None:
@@ -128,6 +138,7 @@ class Pipeline:
                     self.reason = None
                     self._classify(m, feats, hist, nh % smooth, min(nh + 1, smooth), threshold, t_ms)
                     nh += 1
+                m = None  # hold no model across the awaits
                 # slide: keep the last window - hop frames
                 keep = (window - hop) * ch
                 mv[0:keep] = mv[(window * ch) - keep:window * ch]

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from sensorbox.shared import model as model_fmt
-from sensorbox.shared import trees
+from sensorbox.shared import trees, trees_csv
 
 
 def _emlearn():
@@ -75,7 +75,7 @@ def export(est, out_dir, meta):
     with open(csv_path, "wb") as f:
         f.write(data)
     t = trees.Trees(len(estimators(est)), trees.MAX_NODES, 255)
-    n_features, n_classes, n_trees, n_nodes, n_leaves = trees.load(text.splitlines(), t)
+    n_features, n_classes, n_trees, n_nodes, n_leaves = trees_csv.load(text.splitlines(), t)
     out = dict(meta)
     out.update({"format": model_fmt.FORMAT, "kind": "trees", "trees": n_trees, "nodes": n_nodes,
                 "leaves": n_leaves, "csv_bytes": len(data), "csv_sha256": hashlib.sha256(data).hexdigest()})

@@ -64,24 +64,37 @@ def signals(channels):
 
 def names(channels):
     """Feature names for a window of ``channels`` axes, in the order ``Extractor.extract`` writes them."""
-    out = []
+    return tuple(iter_names(channels))
+
+
+def iter_names(channels):
+    """``names(channels)`` one at a time, for comparing with a model's list without holding ~90 strings."""
     for sig in signals(channels):
         for f in SIGNAL_FEATURES:
-            out.append(sig + "_" + f)
+            yield sig + "_" + f
     for s in range(channels // 3):
         for pair in ("xy", "xz", "yz"):
-            out.append(_SENSORS[s] + "_corr_" + pair)
+            yield _SENSORS[s] + "_corr_" + pair
     for a in ("x", "y", "z"):
-        out.append("grav_" + a)
-    return tuple(out)
+        yield "grav_" + a
+
+
+_NIBBLE_BITS = b"\x00\x01\x02\x02\x03\x03\x03\x03\x04\x04\x04\x04\x04\x04\x04\x04"
 
 
 def _bitlen(v):
+    # bits of an int v >= 0 (int.bit_length, which MicroPython lacks): 16, 8, 4 bits at a time
     n = 0
-    while v:
-        v >>= 1
-        n += 1
-    return n
+    while v >= 0x10000:
+        v >>= 16
+        n += 16
+    if v >= 0x100:
+        v >>= 8
+        n += 8
+    if v >= 0x10:
+        v >>= 4
+        n += 4
+    return n + _NIBBLE_BITS[v]
 
 
 def isqrt(v):

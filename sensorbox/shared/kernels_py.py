@@ -40,35 +40,92 @@ def fft_q15(re, im, n, tw):
     k < n/2, then Q15 sin(2 pi k/n). Forward transform (e^-i), scaled by 1/n: every stage halves (with floor).
     Inputs within +-16384 (per component) cannot overflow: magnitudes stay below 23,200 and every product
     below 2**31.
+
+    Decimation in time after a bit-reversal permutation. The stages are done two at a time (radix 2**2): one
+    pass loads four points, does the two butterflies of stage A (span h) and the two of stage B (span 2h) on
+    them in locals and stores them once; twiddles are loaded once per pass and offset. Every butterfly and
+    its rounding are those of the textbook stage-by-stage loop; an odd number of stages ends with one plain
+    radix-2 stage. ``kernels_fast.fft_q15`` is this code line for line.
     """
     _bit_reverse(re, im, n)
     half = n >> 1
-    size = 2
-    step = half
-    while size <= n:
-        h = size >> 1
-        start = 0
-        while start < n:
-            k = 0
-            m = start
-            while m < start + h:
-                wr = tw[k]
-                wi = tw[half + k]
-                xr = re[m + h]
-                xi = im[m + h]
-                tr = (wr * xr + wi * xi + 16384) >> 15
-                ti = (wr * xi - wi * xr + 16384) >> 15
-                ur = re[m]
-                ui = im[m]
-                re[m] = (ur + tr) >> 1
-                im[m] = (ui + ti) >> 1
-                re[m + h] = (ur - tr) >> 1
-                im[m + h] = (ui - ti) >> 1
-                k += step
-                m += 1
-            start += size
-        size <<= 1
-        step >>= 1
+    h = 1
+    step = half  # twiddle index step of stage A (span h): n / (2h)
+    while 4 * h <= n:
+        h2 = h + h
+        h4 = h2 + h2
+        sb = step >> 1  # stage B (span 2h)
+        q = 0
+        while q < h:
+            ka = q * step
+            ar = tw[ka]
+            ai = tw[half + ka]
+            kb = q * sb
+            br = tw[kb]
+            bi = tw[half + kb]
+            kc = kb + h * sb
+            cr = tw[kc]
+            ci = tw[half + kc]
+            m0 = q
+            while m0 < n:
+                m1 = m0 + h
+                m2 = m0 + h2
+                m3 = m1 + h2
+                # stage A on (m0, m1) and (m2, m3), twiddle a
+                xr = re[m1]
+                xi = im[m1]
+                tr = (ar * xr + ai * xi + 16384) >> 15
+                ti = (ar * xi - ai * xr + 16384) >> 15
+                ur = re[m0]
+                ui = im[m0]
+                r0 = (ur + tr) >> 1
+                i0 = (ui + ti) >> 1
+                r1 = (ur - tr) >> 1
+                i1 = (ui - ti) >> 1
+                xr = re[m3]
+                xi = im[m3]
+                tr = (ar * xr + ai * xi + 16384) >> 15
+                ti = (ar * xi - ai * xr + 16384) >> 15
+                ur = re[m2]
+                ui = im[m2]
+                r2 = (ur + tr) >> 1
+                i2 = (ui + ti) >> 1
+                r3 = (ur - tr) >> 1
+                i3 = (ui - ti) >> 1
+                # stage B on (m0, m2), twiddle b, and on (m1, m3), twiddle c
+                tr = (br * r2 + bi * i2 + 16384) >> 15
+                ti = (br * i2 - bi * r2 + 16384) >> 15
+                re[m0] = (r0 + tr) >> 1
+                im[m0] = (i0 + ti) >> 1
+                re[m2] = (r0 - tr) >> 1
+                im[m2] = (i0 - ti) >> 1
+                tr = (cr * r3 + ci * i3 + 16384) >> 15
+                ti = (cr * i3 - ci * r3 + 16384) >> 15
+                re[m1] = (r1 + tr) >> 1
+                im[m1] = (i1 + ti) >> 1
+                re[m3] = (r1 - tr) >> 1
+                im[m3] = (i1 - ti) >> 1
+                m0 += h4
+            q += 1
+        h = h4
+        step = sb >> 1
+    if h < n:  # the last stage of an odd count (span h = n/2, twiddle step 1)
+        q = 0
+        while q < h:
+            wr = tw[q]
+            wi = tw[half + q]
+            m1 = q + h
+            xr = re[m1]
+            xi = im[m1]
+            tr = (wr * xr + wi * xi + 16384) >> 15
+            ti = (wr * xi - wi * xr + 16384) >> 15
+            ur = re[q]
+            ui = im[q]
+            re[q] = (ur + tr) >> 1
+            im[q] = (ui + ti) >> 1
+            re[m1] = (ur - tr) >> 1
+            im[m1] = (ui - ti) >> 1
+            q += 1
 
 
 def _mul(ch, cl, v):
@@ -231,14 +288,20 @@ def crossings(x, n):
 
 
 def sort_i16(x, n):
-    """Sort x[:n] in place, ascending (insertion sort: small n, no allocation)."""
-    for i in range(1, n):
-        v = x[i]
-        j = i - 1
-        while j >= 0 and x[j] > v:
-            x[j + 1] = x[j]
-            j -= 1
-        x[j + 1] = v
+    """Sort x[:n] in place, ascending. Shell sort with Knuth's gaps (1, 4, 13, 40, ...): no allocation, about
+    n**1.25 steps where insertion sort takes n**2/4 (a 128-sample window: ~6x fewer)."""
+    g = 1
+    while 3 * g + 1 < n:
+        g = 3 * g + 1
+    while g > 0:
+        for i in range(g, n):
+            v = x[i]
+            j = i - g
+            while j >= 0 and x[j] > v:
+                x[j + g] = x[j]
+                j -= g
+            x[j + g] = v
+        g = (g - 1) // 3
 
 
 def band_power(re, im, lo, hi):

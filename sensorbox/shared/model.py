@@ -39,8 +39,9 @@ def ram_bytes(meta):
 
 
 def check_meta(meta, feature_version, feature_names, channels=None, window=None, max_bytes=None):
-    """Raise ModelError unless ``meta`` describes a model that can run on features ``feature_names`` of
-    ``feature_version`` (and ``channels``/``window`` when given) within ``max_bytes`` of RAM."""
+    """Raise ModelError unless ``meta`` describes a model that can run on features ``feature_names`` (any
+    iterable, e.g. ``features.iter_names(channels)``) of ``feature_version`` (and ``channels``/``window`` when
+    given) within ``max_bytes`` of RAM."""
     if not isinstance(meta, dict):
         raise ModelError("meta.json is not a JSON object")
     for k in _INTS:
@@ -61,13 +62,16 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
     if channels is not None and meta["channels"] != channels:
         raise ModelError("model needs {} channels, the sensor delivers {}".format(meta["channels"], channels),
                          "channels")
-    if len(names) != len(feature_names):
-        raise ModelError("model takes {} features, this device computes {}".format(len(names), len(feature_names)),
-                         "features")
-    for i in range(len(names)):
-        if names[i] != feature_names[i]:
-            raise ModelError("feature {} is {} in the model but {} on this device".format(
-                i, names[i], feature_names[i]), "features")
+    n = 0
+    bad = None  # the first difference
+    for want in feature_names:
+        if bad is None and n < len(names) and names[n] != want:
+            bad = (n, names[n], want)
+        n += 1
+    if len(names) != n:
+        raise ModelError("model takes {} features, this device computes {}".format(len(names), n), "features")
+    if bad is not None:
+        raise ModelError("feature {} is {} in the model but {} on this device".format(*bad), "features")
     if window is not None and meta["window"] != window:
         raise ModelError("model was trained on {}-frame windows, ml.window is {}".format(meta["window"], window),
                          "window")
@@ -83,21 +87,23 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
             ram_bytes(meta), meta["nodes"], max_bytes), "nodes")
 
 
+def counts(meta):
+    """What model.csv must hold according to ``meta``: (features, classes, trees, nodes, leaves), as
+    ``trees_csv.Loader.finish(expect)`` takes them."""
+    return len(meta["features"]), len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"]
+
+
 def load(lines, meta, builder):
     """Parse ``lines`` of model.csv into ``builder`` (capacity from ``meta``) and check that the file holds
-    exactly what ``meta`` announces. Raises ModelError."""
+    exactly what ``meta`` announces. Returns the builder. Raises ModelError. (The device, which yields between
+    lines, feeds a ``trees_csv.Loader`` itself and ends it with ``finish(counts(meta))``.)"""
+    from sensorbox.shared import trees_csv
+
+    ld = trees_csv.Loader(builder)
     try:
-        got = trees.load(lines, builder)
-    except trees.TreesError as e:
-        raise ModelError("model.csv: {}".format(e), "csv")
-    want = (len(meta["features"]), len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"])
-    what = ("features", "classes", "trees", "nodes", "leaves")
-    for i in range(5):
-        if got[i] != want[i]:
-            raise ModelError("model.csv has {} {}, meta.json says {}{}".format(
-                got[i], what[i], want[i], " (truncated file?)" if got[i] < want[i] else ""), "csv")
-    try:
-        builder.check()
+        for line in lines:
+            ld.feed(line)
+        ld.finish(counts(meta))
     except trees.TreesError as e:
         raise ModelError("model.csv: {}".format(e), "csv")
     return builder

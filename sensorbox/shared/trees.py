@@ -1,20 +1,17 @@
-"""Tree ensembles (random forest, extra trees) in emlearn's CSV model format: loading into compact arrays and
-hard majority-vote prediction, bit-identical to emlearn's C code (``eml_trees.h``) and ``emlearn_trees``.
+"""Tree ensembles (random forest, extra trees) from emlearn's CSV model format: compact arrays and hard
+majority-vote prediction, bit-identical to emlearn's C code (``eml_trees.h``) and ``emlearn_trees``.
 
-CSV lines (emlearn ``convert(...).save(format='csv')``)::
-
-    f,<n_features>   c,<n_classes>   lb,<leaf_bits>   l,<class>   r,<root node>   n,<feature>,<threshold>,<left>,<right>
-
-A child >= 0 is a relative offset to a later node; a child < 0 is leaf ``-child-1``. The threshold is truncated to
-an int (``int(float(t))``, as the device loader does) and the rule is: go left if ``x[feature] < threshold``.
-Only majority voting (``lb,0``: a leaf holds a class index) is supported.
+Rule: go left if ``x[feature] < threshold`` (the threshold truncated to an int when the CSV is read). Only
+majority voting (a leaf holds a class index) is supported. Reading and validating the CSV is in
+``sensorbox.shared.trees_csv`` (``load(lines, builder)``): a device needs that code only while a model loads,
+this module while one runs.
 
 ``Trees`` has the builder interface of ``emlearn_trees`` (``setdata``, ``addnode``, ``addroot``, ``addleaf``,
-``outputs``, ``predict(x, out)``), so ``load(lines, builder)`` fills either one. Storage, 8 bytes per node like
+``outputs``, ``predict(x, out)``), so ``trees_csv.load`` fills either one. Storage, 8 bytes per node like
 emlearn: ``nodes`` is one int16 array of (feature, threshold, left, right) per node with children stored as
 absolute node indices (>= 0) or leaf codes (< 0); ``roots`` int16; ``leaves`` a bytearray of class indices.
-``check()`` proves every walk ends inside the arrays (children point strictly forward), so fast kernels over the
-same arrays (``sensorbox.device.trees_fast``) need no bounds checks.
+Once ``trees_csv`` has accepted a file every walk ends inside the arrays (children point strictly forward), so
+fast kernels over the same arrays (``sensorbox.device.trees_fast``) need no bounds checks.
 """
 
 import array
@@ -73,6 +70,12 @@ class Trees:
         self.kernel = kernel or vote
         self._votes = None
 
+    def reset(self):
+        """Empty the ensemble, keeping its arrays (capacity), to load another model into them."""
+        self.n_trees = self.n_nodes = self.n_leaves = self.n_features = self.leaf_bits = 0
+        self.n_classes = -1
+        self._votes = None
+
     # The emlearn_trees builder interface.
     def setdata(self, n_features, n_classes, leaf_bits):
         if not 0 < n_features <= MAX_FEATURES:
@@ -127,32 +130,6 @@ class Trees:
             raise TreesError("model not loaded")
         return self.n_classes
 
-    def check(self):
-        """Raise TreesError unless the loaded ensemble is complete and every walk stays inside the arrays."""
-        if self.n_classes < 0:
-            raise TreesError("no f/c lines: model not loaded")
-        if self.n_trees == 0 or self.n_nodes == 0 or self.n_leaves == 0:
-            raise TreesError("empty model: {} trees, {} nodes, {} leaves".format(
-                self.n_trees, self.n_nodes, self.n_leaves))
-        n = self.nodes
-        nn = self.n_nodes
-        nl = self.n_leaves
-        for i in range(nn):
-            j = i * 4
-            if n[j] >= self.n_features:
-                raise TreesError("node {}: feature {} >= n_features {}".format(i, n[j], self.n_features))
-            for c in (n[j + 2], n[j + 3]):
-                if c >= 0 and not i < c < nn:
-                    raise TreesError("node {}: child {} is not a later node".format(i, c))
-                if c < 0 and -c - 1 >= nl:
-                    raise TreesError("node {}: leaf {} does not exist".format(i, -c - 1))
-        for t in range(self.n_trees):
-            if self.roots[t] >= nn:
-                raise TreesError("tree {}: root {} does not exist".format(t, self.roots[t]))
-        for k in range(nl):
-            if self.leaves[k] >= self.n_classes:
-                raise TreesError("leaf {}: class {} >= n_classes {}".format(k, self.leaves[k], self.n_classes))
-
     def classify(self, x):
         """The winning class for int16 features ``x``; the vote counts are left in ``self.votes()``."""
         if len(x) < self.n_features:
@@ -170,62 +147,3 @@ class Trees:
         v = self._votes
         for c in range(self.n_classes):
             out[c] = v[c] / self.n_trees
-
-
-def load(lines, builder):
-    """Parse emlearn CSV ``lines`` (any iterable of str or bytes lines, e.g. an open file) into ``builder``
-    (a ``Trees`` or an ``emlearn_trees`` model). Returns (n_features, n_classes, n_trees, n_nodes, n_leaves) as
-    counted in the file. Raises TreesError naming the line (the builder's own errors included)."""
-    n_features = n_classes = None
-    leaf_bits = 0
-    trees = nodes = leaves = 0
-    ready = False
-    lineno = 0
-    for line in lines:
-        lineno += 1
-        if isinstance(line, bytes):
-            line = line.decode()
-        line = line.strip()
-        if not line:
-            continue
-        tok = line.split(",")
-        kind = tok[0]
-        try:
-            if kind in ("n", "l", "r"):
-                if not ready:
-                    if n_features is None or n_classes is None:
-                        raise TreesError("data before the f and c lines")
-                    builder.setdata(n_features, n_classes, leaf_bits)
-                    ready = True
-                if kind == "n":
-                    if len(tok) != 5:
-                        raise TreesError("a node line has 5 fields")
-                    builder.addnode(int(tok[3]), int(tok[4]), int(tok[1]), int(float(tok[2])))
-                    nodes += 1
-                elif len(tok) != 2:
-                    raise TreesError("a leaf/root line has 2 fields")
-                elif kind == "l":
-                    builder.addleaf(int(tok[1]))
-                    leaves += 1
-                else:
-                    builder.addroot(int(tok[1]))
-                    trees += 1
-            elif kind in ("f", "c", "lb"):
-                if len(tok) != 2:
-                    raise TreesError("a header line has 2 fields")
-                if ready:
-                    raise TreesError("header line after the data")
-                if kind == "f":
-                    n_features = int(tok[1])
-                elif kind == "c":
-                    n_classes = int(tok[1])
-                else:
-                    leaf_bits = int(tok[1])
-            # other kinds are ignored, as emlearn's loader does
-        except TreesError as e:
-            raise TreesError("line {}: {}".format(lineno, e))
-        except ValueError as e:  # int()/float() of a broken number, or the builder's own check
-            raise TreesError("line {}: {} ({})".format(lineno, e, line[:40]))
-    if not ready:
-        raise TreesError("no tree data (f, c, then l/r/n lines): not an emlearn tree model")
-    return n_features, n_classes, trees, nodes, leaves

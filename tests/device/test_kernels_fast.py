@@ -116,3 +116,25 @@ def test_scalar_kernels_identical():
         assert s1 == s2
         for i in range(1, 3 * n):
             assert s1[i - 1] <= s1[i]
+
+
+def test_sort_identical_on_every_size_and_order():
+    # Shell sort: sizes around the gap boundaries (4, 13, 40, 121), sorted, reversed and constant input, and
+    # elements past n left alone.
+    for n in (0, 1, 2, 3, 4, 5, 13, 14, 40, 41, 121, 122, 128, 512):
+        for kind in range(4):
+            x = _data(n + kind, n + 2)
+            if kind == 1:
+                for i in range(n + 2):
+                    x[i] = i - 100
+            elif kind == 2:
+                for i in range(n + 2):
+                    x[i] = 32767 - 257 * i
+            elif kind == 3:
+                for i in range(n):
+                    x[i] = -32768 if i & 1 else 32767
+            y = array.array("h", x)
+            want = sorted(x[:n]) + list(x[n:])
+            V.sort_i16(x, n)
+            P.sort_i16(y, n)
+            assert list(x) == want and list(y) == want, (n, kind)

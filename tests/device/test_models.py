@@ -72,15 +72,25 @@ def refused(fn, *words):
     raise AssertionError("accepted")
 
 
-def test_boots_on_default_then_uploads_activates_and_rolls_back():
+async def arefused(coro, *words):
+    try:
+        await coro
+    except ModelError as e:
+        for w in words:
+            assert w in e.reason, (e.reason, w)
+        return e
+    raise AssertionError("accepted")
+
+
+async def test_boots_on_default_then_uploads_activates_and_rolls_back():
     m = manager()
-    assert m.boot() is m.current and m.current.origin == "default"
+    assert (await m.boot()) is m.current and m.current.origin == "default"
     first = m.current
     meta = read("meta.json")
     csv = read("model.csv")
     upload(m, meta, csv)
     assert m.info()["staged"]
-    info = m.activate()
+    info = await m.activate()
     assert m.current is not first and m.current.origin == "uploaded"
     assert info["active"]["sha256"] == json.loads(meta)["csv_sha256"][:16]
     assert not info["staged"] and info["previous"]
@@ -90,18 +100,18 @@ def test_boots_on_default_then_uploads_activates_and_rolls_back():
 
     x = array.array("h", bytes(2 * first.trees.n_features))
     assert m.current.trees.classify(x) == first.trees.classify(x)
-    m.rollback()
+    await m.rollback()
     assert m.current.origin == "default" and exists(m.dir + "/previous/model.csv")
-    m.rollback()
+    await m.rollback()
     assert m.current.origin == "uploaded"
     # a restart finds the active model on flash
     m2 = manager()
-    assert m2.boot().origin == "uploaded"
+    assert (await m2.boot()).origin == "uploaded"
 
 
-def test_bad_models_are_refused_with_reasons_and_the_old_keeps_running():
+async def test_bad_models_are_refused_with_reasons_and_the_old_keeps_running():
     m = manager()
-    m.boot()
+    await m.boot()
     running = m.current
     meta = json.loads(read("meta.json"))
     csv = read("model.csv")
@@ -120,7 +130,7 @@ def test_bad_models_are_refused_with_reasons_and_the_old_keeps_running():
     m.config.values["ml.model_max_kb"] = 16
     # truncated upload
     upload(m, read("meta.json"), csv[:len(csv) // 2])
-    refused(m.activate, "upload incomplete")
+    await arefused(m.activate(), "upload incomplete")
     # wrong offset
     m.stage_meta(read("meta.json"))
     e = refused(lambda: m.stage_chunk(10, csv[:10]), "continue at 0")
@@ -128,8 +138,65 @@ def test_bad_models_are_refused_with_reasons_and_the_old_keeps_running():
     # same length, altered content
     tampered = csv[:-8] + b"9" + csv[-7:]
     upload(m, read("meta.json"), tampered)
-    refused(m.activate, "csv_sha256")
+    await arefused(m.activate(), "csv_sha256")
     assert m.current is running and m.current.origin == "default"
     assert "upload refused" in m.info()["last_error"] and m.dev.model_error
-    refused(m.activate, "nothing staged")
-    refused(m.rollback, "no previous model")
+    await arefused(m.activate(), "nothing staged")
+    await arefused(m.rollback(), "no previous model")
+
+
+async def test_a_model_that_fails_to_parse_gives_the_old_one_back_from_flash():
+    # meta.json matches the file (size, hash), so the old model is released before the CSV shows it is bad;
+    # the old one is then loaded again from flash and keeps classifying the same way.
+    import array
+    import binascii
+    import hashlib
+
+    m = manager()
+    await m.boot()
+    running = m.current
+    csv = read("model.csv")
+    lines = csv.split(b"\n")
+    for i in range(len(lines)):
+        if lines[i].startswith(b"n,"):
+            lines[i] = b"n,99," + lines[i].split(b",", 2)[2]  # feature 99: the model has fewer
+            break
+    bad = b"\n".join(lines)
+    meta = json.loads(read("meta.json"))
+    meta["csv_bytes"] = len(bad)
+    meta["csv_sha256"] = binascii.hexlify(hashlib.sha256(bad).digest()).decode()
+    upload(m, json.dumps(meta).encode(), bad)
+    await arefused(m.activate(), "model.csv: line", "feature 99")
+    assert m.current is not None and m.current is not running and m.current.origin == "default"
+    assert m.current.serial != running.serial
+    x = array.array("h", bytes(2 * running.trees.n_features))
+    assert m.current.trees.classify(x) == running.trees.classify(x)
+    assert "upload refused" in m.info()["last_error"] and not m.info()["staged"]
+    assert not m.dev.model_busy
+
+
+async def test_loading_yields_to_other_tasks_and_one_load_at_a_time():
+    # The CSV is parsed a few lines per turn of the event loop: a task that counts its turns runs many times
+    # during one boot, and a second load while one runs is refused.
+    import asyncio
+
+    m = manager()
+    turns = [0]
+    stop = [False]
+
+    async def ticker():
+        while not stop[0]:
+            turns[0] += 1
+            await asyncio.sleep_ms(0)
+
+    t = asyncio.create_task(ticker())
+    load = asyncio.create_task(m.boot())
+    await asyncio.sleep_ms(0)
+    assert m.dev.model_busy
+    await arefused(m.boot(), "being loaded")
+    await load
+    stop[0] = True
+    await t
+    nodes = json.loads(read("meta.json"))["nodes"]
+    assert m.current is not None and not m.dev.model_busy
+    assert turns[0] >= nodes // models._YIELD_LINES, (turns[0], nodes)

@@ -118,7 +118,7 @@ async def test_windows_features_predictions_events():
     assert pipe.gaps == 1
     # a new model (here: the same file loaded again) is used from the next window, smoothing restarts
     old = dev.model
-    dev.model = models._check(dev, models._path(dev, "default"), "default")
+    dev.model = await models._check(dev, models._path(dev, "default"), "default")
     assert dev.model is not old
     await feed(ring, frames, 928, 64)
     await until(lambda: pipe.windows == before + 2)

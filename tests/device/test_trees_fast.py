@@ -7,7 +7,7 @@ import micropython
 
 from forestgen import Rng, forest_csv, inputs
 from sensorbox.device import trees_fast
-from sensorbox.shared import trees
+from sensorbox.shared import trees, trees_csv
 
 # The random forests are held as CSV lines (tens of KB); the kernel itself allocates nothing.
 HEAPSIZE = "1024wK"
@@ -24,10 +24,8 @@ def test_viper_matches_plain_on_random_forests():
         n_nodes = len([line for line in lines if line.startswith("n,")])
         fast = trees_fast.new(16, n_nodes, 16)
         plain = trees.Trees(16, n_nodes, 16)
-        trees.load(lines, fast)
-        trees.load(lines, plain)
-        fast.check()
-        plain.check()
+        trees_csv.load(lines, fast)
+        trees_csv.load(lines, plain)
         assert fast.kernel is trees_fast.vote and plain.kernel is trees.vote
         assert list(fast.nodes) == list(plain.nodes)
         classes = set()
@@ -45,8 +43,7 @@ def test_threshold_edges_signed_compare():
     # one node on feature 0: go left (class 1) if x < thr; thresholds and inputs at the int16 extremes
     for thr in (-32768, -1, 0, 1, 32767):
         t = trees_fast.new(1, 1, 2)
-        trees.load(["f,1", "c,2", "l,0", "l,1", "r,0", "n,0,{},-2,-1".format(thr)], t)
-        t.check()
+        trees_csv.load(["f,1", "c,2", "l,0", "l,1", "r,0", "n,0,{},-2,-1".format(thr)], t)
         for v in (-32768, -32767, -2, -1, 0, 1, 2, 32766, 32767):
             assert t.classify(array.array("h", [v])) == (1 if v < thr else 0), (thr, v)
 
@@ -55,8 +52,7 @@ def test_predict_allocates_nothing():
     rng = Rng(3)
     lines = forest_csv(rng, n_trees=10, depth=8, n_features=10, n_classes=5)
     t = trees_fast.new(10, len(lines), 5)
-    trees.load(lines, t)
-    t.check()
+    trees_csv.load(lines, t)
     xs = inputs(rng, 20, 10)
     t.classify(xs[0])
     micropython.heap_lock()
@@ -77,14 +73,16 @@ def test_ctrees_wrapper_over_the_builder_interface():
     n = len([line for line in lines if line.startswith("n,")])
     wrapped = CTrees(trees.Trees(7, n, 4))
     plain = trees.Trees(7, n, 4)
-    trees.load(lines, wrapped)
-    trees.load(lines, plain)
+    trees_csv.load(lines, wrapped)
+    trees_csv.load(lines, plain)
     wrapped.check()
     for x in inputs(rng, 200, 6):
         assert wrapped.classify(x) == plain.classify(x)
         assert list(wrapped.votes()) == list(plain.votes())
     broken = CTrees(trees.Trees(1, 1, 2))
-    trees.load(["f,1", "c,2", "l,0", "r,0", "n,0,5,-1,-2"], broken)  # leaf 1 is referenced but never defined
+    ld = trees_csv.Loader(broken)
+    for line in ["f,1", "c,2", "l,0", "r,0", "n,0,5,-1,-2"]:  # leaf 1 is referenced but never defined
+        ld.feed(line)
     try:
         broken.check()
     except trees.TreesError:

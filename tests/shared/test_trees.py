@@ -1,9 +1,9 @@
-"""Tree ensembles in emlearn's CSV format (sensorbox.shared.trees): loading, the go-left-if-less rule, threshold
-truncation, hard majority vote with first-class tie break, and rejection of broken or oversized models."""
+"""Tree ensembles in emlearn's CSV format (sensorbox.shared.trees, read by trees_csv): loading, the go-left-if-less
+rule, threshold truncation, hard majority vote with first-class tie break, and rejection of broken or oversized models."""
 
 import array
 
-from sensorbox.shared import trees
+from sensorbox.shared import trees, trees_csv
 
 # Three trees over 2 features, 3 classes. Leaves: 0 -> class 0, 1 -> class 1, 2 -> class 2.
 # Tree A (root 0): x0 < 10 ? class 0 : (x1 < -5 ? class 1 : class 2)
@@ -41,8 +41,7 @@ def reference(x):
 
 def loaded(text=MODEL, cap=(4, 8, 4)):
     t = trees.Trees(*cap)
-    counts = trees.load(text.split("\n"), t)
-    t.check()
+    counts = trees_csv.load(text.split("\n"), t)
     return t, counts
 
 
@@ -86,14 +85,13 @@ def test_tie_goes_to_the_first_class():
 def test_bytes_lines_and_unknown_kinds_are_accepted():
     t = trees.Trees(4, 8, 4)
     lines = [line.encode() for line in MODEL.split("\n")] + [b"x,whatever", b""]
-    assert trees.load(lines, t)[3] == 4
+    assert trees_csv.load(lines, t)[3] == 4
 
 
 def _rejects(text, words, cap=(4, 8, 4)):
     t = trees.Trees(*cap)
     try:
-        trees.load(text.split("\n"), t)
-        t.check()
+        trees_csv.load(text.split("\n"), t)
     except trees.TreesError as e:
         for w in words:
             assert w in str(e), (str(e), w)
@@ -105,14 +103,14 @@ def test_rejects_broken_models_with_reasons():
     lines = MODEL.split("\n")
     _rejects("\n".join(lines[:-1]) + "\nn,0,-3.7,-3", ["line 13", "5 fields"])  # truncated mid-line
     _rejects("\n".join(lines[:-1]) + "\nn,0,-3.7,-3,x", ["line 13"])  # garbage number
-    _rejects("\n".join(lines[:-2]), ["root 2 does not exist"])  # truncated at a line end
+    _rejects("\n".join(lines[:-2]), ["tree 2: root 3 does not exist"])  # truncated at a line end
     _rejects("hello,world\n", ["not an emlearn tree model"])
     _rejects("", ["not an emlearn tree model"])
     _rejects("l,0\n" + MODEL, ["line 1", "before the f and c"])
     _rejects(MODEL.replace("lb,0", "lb,8"), ["leaf_bits"])
     _rejects(MODEL.replace("n,0,10.0,-1,1", "n,5,10.0,-1,1"), ["feature 5"])
     _rejects(MODEL.replace("n,0,10.0,-1,1", "n,0,10.0,-1,0"), ["not a later node"])  # a cycle
-    _rejects(MODEL.replace("n,0,10.0,-1,1", "n,0,10.0,-9,1"), ["leaf 8"])
+    _rejects(MODEL.replace("n,0,10.0,-1,1", "n,0,10.0,-9,1"), ["node 0: leaf 8 does not exist"])
     _rejects(MODEL.replace("l,2", "l,7"), ["class 7"])
     _rejects(MODEL.replace("n,0,10.0,-1,1", "n,0,99999,-1,1"), ["not int16"])
 

@@ -31,7 +31,7 @@ def add_routes(http, device):
             if req.method == "PUT" and action == "model.csv":
                 return m.stage_chunk(device, int(req.args.get("offset", "0")), req.body)
             if req.method == "POST" and action in ("activate", "rollback"):
-                return m.activate(device) if action == "activate" else m.rollback(device)
+                return await (m.activate(device) if action == "activate" else m.rollback(device))
             return error(404, "no such model action: {} {}".format(req.method, action))
         except m.ModelError as e:
             return error(409 if e.field == "offset" else 400, e.reason, e.field)

@@ -1,0 +1,132 @@
+"""Reading emlearn's tree CSV into a tree builder, with complete validation: needed only while a model loads.
+
+Split from ``sensorbox.shared.trees`` (the evaluator, resident while a model runs) so the device keeps this code
+in RAM only while it parses a file (``sensorbox.device.lazy``). Line format (emlearn
+``convert(...).save(format='csv')``)::
+
+    f,<n_features>   c,<n_classes>   lb,<leaf_bits>   l,<class>   r,<root node>   n,<feature>,<threshold>,<left>,<right>
+
+A child >= 0 is a relative offset to a later node; a child < 0 is leaf ``-child-1``. The threshold is truncated to
+an int (``int(float(t))``, as the device loader does). Only majority voting (``lb,0``) is supported.
+
+``Loader(builder)`` takes one line at a time (``feed``), so a caller can yield between lines, and checks each line
+as it comes in O(1) memory; ``finish()`` checks what needs the whole file (every child, root and leaf reference
+exists) and returns the counts. After ``finish`` every walk over the builder's arrays ends inside them (children
+point strictly forward), which is what the unchecked viper kernel (``sensorbox.device.trees_fast``) relies on.
+``load(lines, builder)`` does both. Errors are ``trees.TreesError`` naming the line or node.
+"""
+
+from sensorbox.shared.trees import TreesError
+
+
+class Loader:
+    def __init__(self, builder):
+        self.builder = builder
+        self.n_features = self.n_classes = None
+        self.leaf_bits = 0
+        self.trees = self.nodes = self.leaves = 0
+        self.ready = False
+        self.lineno = 0
+        # the furthest reference seen so far, checked against the counts in finish(): (value, where)
+        self._far_node = (-1, None)
+        self._far_leaf = (-1, None)
+
+    def feed(self, line):
+        """Parse one line (str or bytes) into the builder. Raises TreesError naming the line."""
+        self.lineno += 1
+        if isinstance(line, bytes):
+            line = line.decode()
+        line = line.strip()
+        if not line:
+            return
+        tok = line.split(",")
+        kind = tok[0]
+        try:
+            if kind in ("n", "l", "r"):
+                if not self.ready:
+                    if self.n_features is None or self.n_classes is None:
+                        raise TreesError("data before the f and c lines")
+                    self.builder.setdata(self.n_features, self.n_classes, self.leaf_bits)
+                    self.ready = True
+                if kind == "n":
+                    if len(tok) != 5:
+                        raise TreesError("a node line has 5 fields")
+                    self._node(int(tok[1]), int(float(tok[2])), int(tok[3]), int(tok[4]))
+                elif len(tok) != 2:
+                    raise TreesError("a leaf/root line has 2 fields")
+                elif kind == "l":
+                    c = int(tok[1])
+                    if not 0 <= c < self.n_classes:
+                        raise TreesError("leaf {}: class {} >= n_classes {}".format(self.leaves, c, self.n_classes))
+                    self.builder.addleaf(c)
+                    self.leaves += 1
+                else:
+                    r = int(tok[1])
+                    if r > self._far_node[0]:
+                        self._far_node = (r, "tree {}: root".format(self.trees))
+                    self.builder.addroot(r)
+                    self.trees += 1
+            elif kind in ("f", "c", "lb"):
+                if len(tok) != 2:
+                    raise TreesError("a header line has 2 fields")
+                if self.ready:
+                    raise TreesError("header line after the data")
+                if kind == "f":
+                    self.n_features = int(tok[1])
+                elif kind == "c":
+                    self.n_classes = int(tok[1])
+                else:
+                    self.leaf_bits = int(tok[1])
+            # other kinds are ignored, as emlearn's loader does
+        except TreesError as e:
+            raise TreesError("line {}: {}".format(self.lineno, e))
+        except ValueError as e:  # int()/float() of a broken number, or the builder's own check
+            raise TreesError("line {}: {} ({})".format(self.lineno, e, line[:40]))
+
+    def _node(self, feature, threshold, left, right):
+        i = self.nodes
+        if not 0 <= feature < self.n_features:
+            raise TreesError("node {}: feature {} >= n_features {}".format(i, feature, self.n_features))
+        for c in (left, right):
+            if c >= 0:
+                if c == 0:
+                    raise TreesError("node {}: child {} is not a later node".format(i, i))
+                if i + c > self._far_node[0]:
+                    self._far_node = (i + c, "node {}: child".format(i))
+            elif -c - 1 > self._far_leaf[0]:
+                self._far_leaf = (-c - 1, "node {}: leaf".format(i))
+        self.builder.addnode(left, right, feature, threshold)
+        self.nodes += 1
+
+    def finish(self, expect=None):
+        """Check the references that needed the whole file; return (n_features, n_classes, n_trees, n_nodes,
+        n_leaves) as counted in it. ``expect``: those counts as announced elsewhere (a model's meta.json), checked
+        first, since a truncated file is better explained by them than by a dangling reference. Raises TreesError."""
+        if not self.ready:
+            raise TreesError("no tree data (f, c, then l/r/n lines): not an emlearn tree model")
+        got = (self.n_features, self.n_classes, self.trees, self.nodes, self.leaves)
+        if expect is not None:
+            what = ("features", "classes", "trees", "nodes", "leaves")
+            for i in range(5):
+                if got[i] != expect[i]:
+                    raise TreesError("the file has {} {}, meta.json says {}{}".format(
+                        got[i], what[i], expect[i], " (truncated file?)" if got[i] < expect[i] else ""))
+        if self.trees == 0 or self.nodes == 0 or self.leaves == 0:
+            raise TreesError("empty model: {} trees, {} nodes, {} leaves".format(self.trees, self.nodes, self.leaves))
+        far, where = self._far_node
+        if far >= self.nodes:
+            raise TreesError("{} {} does not exist ({} nodes)".format(where, far, self.nodes))
+        far, where = self._far_leaf
+        if far >= self.leaves:
+            raise TreesError("{} {} does not exist ({} leaves)".format(where, far, self.leaves))
+        return got
+
+
+def load(lines, builder):
+    """Parse emlearn CSV ``lines`` (any iterable of str or bytes lines, e.g. an open file) into ``builder``
+    (a ``trees.Trees`` or an ``emlearn_trees`` model) and validate it completely. Returns (n_features, n_classes,
+    n_trees, n_nodes, n_leaves) as counted in the file. Raises TreesError naming the line or node."""
+    ld = Loader(builder)
+    for line in lines:
+        ld.feed(line)
+    return ld.finish()

@@ -1,0 +1,2 @@
+"""Integrations that feed other systems from the store (store-and-forward): ``mqtt_sink`` (the MQTT service;
+``mqtt_cold``: discovery, commands, health, status, loaded only while used). Imported only when enabled."""

@@ -1,0 +1,238 @@
+"""The MQTT sink service: store-and-forward of predictions, sound levels and events to a broker.
+
+Topics (``base`` = ``<mqtt.prefix>/<device id>``):
+
+- ``base/predictions``  ``{"t", "key", "class", "label", "confidence"}`` (QoS 1)
+- ``base/soundlevel``   ``{"t", "key", "leq", "lmin", "lmax", "l10", "l50", "l90"}`` in dB (QoS 1)
+- ``base/events``       ``{"t", "key", ...the event}`` (QoS 1)
+- ``base/health``       ``{"t", "uptime_s", "heap_free", "delivered", "lost_segments"}`` (QoS 0, retained,
+  at connect and every minute)
+- ``base/status``       ``online`` / ``offline`` (retained; ``offline`` is the last will and is published
+  explicitly at a clean stop, since a clean DISCONNECT discards the will)
+- ``base/cmd/<name>``   commands in (``mqtt.commands``; JSON object; with ``mqtt.command_token`` set it must
+  carry ``"token"``; retained commands are refused): ``reload_model``, ``label`` (``{"start","end","label"}``).
+  The result goes to ``base/cmd_result``.
+- ``homeassistant/device/<id>/config``: discovery (``mqtt_cold.py``), retained, sent again whenever
+  ``homeassistant/status`` says ``online``.
+
+Every data message is read from flash through an ``Outbox`` cursor and the cursor moves only after the broker's
+PUBACK: at-least-once, with ``key`` (``<device id>-<resource>-<t>``) to deduplicate; ``t`` is the original epoch
+ms. The three resources are merged by time (predictions wait while the model loads after a boot: their labels
+come from it); order always holds within each topic. A backlog is replayed one message at a time with
+``mqtt.replay_ms`` between messages. Segments that retention deleted before
+delivery are counted in status and reported once as an ``outbox_loss`` event (which is itself delivered).
+"""
+
+import json
+import time
+
+import asyncio
+
+from sensorbox.device.mqtt import MQTTClient
+from sensorbox.device.outbox import Outbox
+
+_RES = ("predictions", "soundlevel", "events")
+_SL = ("leq", "lmin", "lmax", "l10", "l50", "l90")
+_KEEPALIVE_S = 60
+_HEALTH_MS = 60000
+
+
+def _db(v):
+    """Centi-dB int as a decimal string (no float formatting: float32 on the device)."""
+    a = -v if v < 0 else v
+    return "{}{}.{:02d}".format("-" if v < 0 else "", a // 100, a % 100)
+
+
+class MqttSink:
+    def __init__(self, device):
+        self.d = device
+        self.client = None
+        self.base = None
+        self.state = "starting"
+        self.outboxes = None
+        self.queues = None
+        self.lost_seen = None
+        self.errors = 0
+        self.commands = 0
+        self.refused = 0
+        self.announced = 0
+        self._announce = False
+        self._cmds = []
+        self._health_at = 0
+        self._stopping = False
+
+    def status(self):
+        c = self.client
+        out = {"enabled": self.d.config.get("mqtt.enabled"), "state": self.state, "errors": self.errors,
+               "commands": self.commands, "commands_refused": self.refused, "discovery_sent": self.announced}
+        if c is not None:
+            out["connected"] = c.connected
+            out["connects"] = c.connects
+            out["last_error"] = c.error
+            out["retransmits"] = c.retransmits
+            out["backoff_ms"] = c.backoff_ms
+        if self.outboxes is not None:
+            res = {}
+            for ob in self.outboxes:
+                res[ob.resource] = {"delivered": ob.sent, "cursor": ob.t, "pending": ob.pending(),
+                                    "lost_segments": ob.lost()}
+            out["outbox"] = res
+        return out
+
+    def _health(self):
+        import gc
+
+        d = self.d
+        n = lost = 0
+        for ob in self.outboxes:
+            n += ob.sent
+            lost += ob.lost()
+        return '{{"t":{},"uptime_s":{},"heap_free":{},"delivered":{},"lost_segments":{}}}'.format(
+            d.platform.epoch_ms(), time.ticks_diff(time.ticks_ms(), d.health.boot_ticks) // 1000, gc.mem_free(),
+            n, lost).encode()
+
+    def _cold(self, fn, *args):
+        from sensorbox.device import lazy
+
+        try:
+            return getattr(lazy.load("sensorbox.device.integrations.mqtt_cold"), fn)(self, *args)
+        finally:
+            lazy.unload("sensorbox.device.integrations.mqtt_cold")
+
+    async def run(self):
+        d = self.d
+        cfg = d.config
+        host = cfg.get("mqtt.host")
+        if not host:
+            self.state = "mqtt.host is not set"
+            while True:
+                await asyncio.sleep_ms(60000)
+        base = self.base = "{}/{}".format(cfg.get("mqtt.prefix"), d.device_id)
+        if self.outboxes is None:
+            self.outboxes = [Outbox(d.store, "mqtt", r) for r in _RES]
+            self.lost_seen = [ob.lost() for ob in self.outboxes]
+        self.queues = [[] for _ in _RES]
+        c = self.client = MQTTClient("sensorbox-" + d.device_id, host, cfg.get("mqtt.port"),
+                                     cfg.get("mqtt.username"), cfg.get("mqtt.password"), _KEEPALIVE_S,
+                                     ssl=True if cfg.get("mqtt.tls") else None,
+                                     will=(base + "/status", b"offline", True, 1), on_message=self._on_msg)
+        c.subs.append(("homeassistant/status", 1))
+        if cfg.get("mqtt.commands"):
+            c.subs.append((base + "/cmd/+", 1))
+        try:
+            while True:
+                if self._stopping:
+                    await asyncio.sleep_ms(1000)
+                    continue
+                if not c.connected:
+                    self.state = "connecting"
+                    await c.ensure()
+                    self.state = "connected"
+                    try:
+                        await c.publish(base + "/status", b"online", True, 1)
+                    except (OSError, asyncio.TimeoutError):
+                        continue
+                    self._announce = True
+                try:
+                    await self._step(c)
+                except (OSError, asyncio.TimeoutError) as e:  # MQTTError is an OSError
+                    self.errors += 1
+                    c.close("{}: {}".format(type(e).__name__, e))
+        finally:
+            c.close()
+            self.state = "stopped"
+
+    async def stop(self):
+        """Clean stop: retained ``offline`` (a DISCONNECT discards the last will), then DISCONNECT."""
+        self._stopping = True
+        c = self.client
+        if c is not None and c.connected:
+            try:
+                await c.publish(self.base + "/status", b"offline", True, 1)
+            except Exception:
+                pass
+            await c.disconnect()
+
+    def _on_msg(self, topic, payload, retain):
+        if topic == "homeassistant/status":
+            if payload == b"online":
+                self._announce = True
+        elif topic.startswith(self.base + "/cmd/"):
+            if retain or len(self._cmds) >= 4:
+                self.refused += 1
+            else:
+                self._cmds.append((topic[len(self.base) + 5:], payload))
+
+    async def _step(self, c):
+        d = self.d
+        if self._announce:
+            self._announce = False
+            try:
+                topic, payload = self._cold("discovery")
+            except MemoryError:  # no contiguous block for its code right now: try again shortly
+                self._announce = True
+                self.errors += 1
+                await asyncio.sleep_ms(500)
+                return
+            await c.publish(topic, payload, True, 1)
+            self.announced += 1
+        while self._cmds:
+            try:
+                res = self._cold("command", *self._cmds[0])
+            except MemoryError:
+                self.errors += 1
+                await asyncio.sleep_ms(500)
+                return
+            self._cmds.pop(0)
+            await c.publish(self.base + "/cmd_result", res, False, 1)
+        if time.ticks_diff(time.ticks_ms(), self._health_at) >= 0:
+            self._health_at = time.ticks_add(time.ticks_ms(), _HEALTH_MS)
+            await c.publish(self.base + "/health", self._health(), True, 0)
+        # the oldest row of the three outboxes goes first
+        best = -1
+        for i in range(len(_RES)):
+            if i == 0 and d.model is None and d.model_error is None:
+                continue  # the model is loading (after a boot): its class names make the labels
+            q = self.queues[i]
+            if not q:
+                q.extend(self.outboxes[i].read(8))
+            if q and (best < 0 or q[0][0] < self.queues[best][0][0]):
+                best = i
+        if best < 0:
+            await asyncio.sleep_ms(200)
+            return
+        ob = self.outboxes[best]
+        t, v = self.queues[best][0]
+        await c.publish(self.base + "/" + ob.resource, self._payload(ob, t, v), False, 1)
+        self.queues[best].pop(0)
+        ob.ack(t)
+        lost = ob.lost()
+        if lost != self.lost_seen[best]:
+            d.bus.publish("events", d.platform.epoch_ms(), {"type": "outbox_loss", "sink": "mqtt",
+                                                            "resource": ob.resource,
+                                                            "segments": lost - self.lost_seen[best]})
+            self.lost_seen[best] = lost
+        more = False
+        for q in self.queues:
+            if q:
+                more = True
+        await asyncio.sleep_ms(d.config.get("mqtt.replay_ms") if more else 0)
+
+    def _payload(self, ob, t, v):
+        head = '{{"t":{},"key":"{}"'.format(t, ob.key(self.d.device_id, t))
+        r = ob.resource
+        if r == "events":
+            body = bytes(v)
+            return head.encode() + (b"," + body[1:] if len(body) > 2 else b"}")
+        if r == "predictions":
+            m = self.d.model
+            k = v[0]
+            label = m.classes[k] if m is not None and 0 <= k < len(m.classes) else "unknown"
+            return '{},"class":{},"label":{},"confidence":{}.{:03d}}}'.format(
+                head, k, json.dumps(label), v[1] // 1000, v[1] % 1000).encode()
+        parts = [head]
+        for i in range(len(_SL)):
+            parts.append(',"{}":{}'.format(_SL[i], _db(v[i])))
+        parts.append("}")
+        return "".join(parts).encode()
+

@@ -1,0 +1,111 @@
+"""Test helpers for the MQTT tests: a real mosquitto on a free 127.0.0.1 port (own config, own process) and a
+paho-mqtt subscriber that records what arrives. ``scripts/ensure-system-packages`` installs mosquitto (make test)."""
+
+import getpass
+import itertools
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import paho.mqtt.client as paho
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """mosquitto on 127.0.0.1:port. ``users={"name": "password"}`` turns anonymous access off."""
+
+    def __init__(self, tmp, port=None, users=None):
+        self.port = port or free_port()
+        self.dir = str(tmp)
+        os.makedirs(self.dir, exist_ok=True)
+        self.conf = os.path.join(self.dir, "mosquitto.conf")
+        lines = ["listener {} 127.0.0.1".format(self.port), "persistence false", "log_dest stderr",
+                 "log_type error", "log_type warning", "log_type notice",
+                 # started as root, mosquitto would switch to user "mosquitto", who cannot read pytest's tmp dir
+                 "user " + getpass.getuser()]
+        if users:
+            pw = os.path.join(self.dir, "passwd")
+            open(pw, "w").close()
+            for u, p in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", pw, u, p], check=True, capture_output=True)
+            os.chmod(pw, 0o600)
+            lines += ["allow_anonymous false", "password_file " + pw]
+        else:
+            lines.append("allow_anonymous true")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.dir, "broker.log"), "ab")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
+        t0 = time.time()
+        while time.time() - t0 < 10:
+            if self.proc.poll() is not None:
+                raise RuntimeError("mosquitto exited: " + open(os.path.join(self.dir, "broker.log")).read())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not listen")
+
+    def stop(self, kill=True):
+        if self.proc is not None and self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            self.proc.wait(10)
+        self.proc = None
+        self.log.close()
+
+
+_ids = itertools.count()
+
+
+class Collector:
+    """A paho subscriber: ``messages`` is a list of (topic, payload bytes, retain), in arrival order."""
+
+    def __init__(self, port, topics=("#",), user=None, password=None):
+        self.messages = []
+        self.lock = threading.RLock()
+        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="collector-{}-{}".format(os.getpid(), next(_ids)))
+        if user:
+            self.c.username_pw_set(user, password)
+        self.c.on_message = self._on
+        self.c.on_connect = lambda c, u, f, rc, p: [c.subscribe(t, 1) for t in topics]
+        self.c.reconnect_delay_set(0.1, 0.5)
+        self.c.connect("127.0.0.1", port, 30)
+        self.c.loop_start()
+
+    def _on(self, c, u, msg):
+        with self.lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def on(self, topic):
+        with self.lock:
+            return [m for m in self.messages if m[0] == topic]
+
+    def wait(self, cond, timeout=20):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            with self.lock:
+                if cond(list(self.messages)):
+                    return True
+            time.sleep(0.05)
+        raise AssertionError("timed out; got {} messages: {}".format(len(self.messages), self.messages[-5:]))
+
+    def publish(self, topic, payload, retain=False):
+        self.c.publish(topic, payload, 1, retain).wait_for_publish(5)
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()

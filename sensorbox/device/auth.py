@@ -5,6 +5,16 @@ up at random and printed once on the console; it is never logged or written in c
 with HTTP Basic (user ``admin``). Verifying a password costs ``ITERATIONS`` hashes, so a verified credential is
 remembered (by its SHA-256, never in clear) and a wrong guess makes every login wait ``LOCKOUT_MS``
 (doubling with each failure, up to a minute) — rate limiting that costs the device nothing.
+
+Also, for the web UI and scripts (code in ``http/authz.py`` and ``http/web_lazy.py``, loaded per request, so a
+device nobody browses pays nothing for them; they keep their state on the ``Auth`` object):
+
+- Sessions: the UI's login (``POST /api/login``, checked through ``check_basic`` so it shares its lockout) makes
+  a random session id, sent as an ``HttpOnly; SameSite=Strict`` cookie; RAM keeps only its SHA-256
+  (``auth.sessions``: a few, oldest dropped, expiring when idle). A CSRF token derived from the session id must
+  come in ``X-CSRF-Token`` with every state-changing request.
+- API tokens (``Authorization: Bearer sb_<id>_<secret>``) with a scope, ``read`` or ``admin``: made and revoked
+  by the admin, kept in ``tokens.json`` as the SHA-256 of a 128-bit random secret (never in clear), shown once.
 """
 
 import binascii

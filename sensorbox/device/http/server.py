@@ -7,10 +7,17 @@ import json
 
 from microdot import Microdot, Request, Response
 
+from sensorbox.device import lazy
+
+_AUTHZ = "sensorbox.device.http.authz"
+_WEB = "sensorbox.device.http.web_lazy"
+_STATIC = "sensorbox.device.http.static"
+
 # Limits: the device has tens of KB of heap; bodies past these are refused before they are read.
 Request.max_content_length = 16 * 1024
 Request.max_body_length = 16 * 1024
 Request.max_readline = 2 * 1024
+Response.send_file_buffer_size = 512  # files (UI assets, schema) go out in 512-byte reads: smaller blocks to find
 
 
 def _pieces(obj):
@@ -90,6 +97,13 @@ def make_app(auth, log):
 
     @app.errorhandler(404)
     async def not_found(req):
+        # The UI, its files and the rarely used API routes (http/web_lazy.py) are answered from here: no route
+        # of theirs stays registered in RAM. ``app.device`` is set by the app once it is built.
+        if req is not None and app.device is not None:
+            name = _STATIC if req.path == "/" or req.path.startswith("/static/") else _WEB  # UI files: tiny module
+            m = lazy.load(name)
+            lazy.unload(name)
+            return await m.handle(app.device, app, req)
         return error(404, "no such endpoint: {}".format(req.path if req else "?"))
 
     @app.errorhandler(405)
@@ -119,10 +133,20 @@ def make_app(auth, log):
         return error(400, exc.message, exc.field)
 
     def require(handler):
-        """Route decorator: only for an authenticated admin."""
+        """Route decorator: any credential may read (GET, HEAD); changing state needs admin. Plain HTTP Basic
+        from a non-browser client (no ``Origin``/``Sec-Fetch-Site`` header) is checked here; everything else
+        (API tokens, the UI's session and CSRF token, cross-site requests) by ``authz``, loaded per request."""
 
         async def guarded(req, *args, **kwargs):
-            who = auth.check_basic(req.headers.get("Authorization"))
+            h = req.headers
+            a = h.get("Authorization")
+            if "Origin" in h or "Sec-Fetch-Site" in h or "Cookie" in h or (a and not a.startswith("Basic ")):
+                m = lazy.load(_AUTHZ)
+                lazy.unload(_AUTHZ)
+                a = m.check(auth, req, False)  # the refusal (a Response), or None
+                m = None  # let authz's code go before the handler needs the RAM
+                return a or await handler(req, *args, **kwargs)
+            who = auth.check_basic(a)
             if who == "wait":
                 return error(429, "too many failed logins; wait and retry")
             if who != "admin":
@@ -133,5 +157,21 @@ def make_app(auth, log):
 
         return guarded
 
+    handle = app.handle_request
+
+    async def handle_request(reader, writer):
+        # Microdot leaves the connection open when writing a response fails with anything but a socket error
+        # (a MemoryError while streaming a file, say): the client would wait for ever. Close it.
+        try:
+            await handle(reader, writer)
+        except Exception as e:
+            log.warning("http", "connection dropped: {!r}".format(e))
+            try:
+                await writer.aclose()
+            except Exception:
+                pass
+
+    app.handle_request = handle_request
     app.require = require
+    app.device = None
     return app

@@ -1,0 +1,115 @@
+"""Checking a request's credentials beyond plain HTTP Basic: API tokens, the UI's session, CSRF, cross-site.
+
+Loaded per request (``lazy``) by ``server.make_app``'s guard whenever a request is not plain HTTP Basic (or no
+credential) from a non-browser client (no ``Origin``, ``Sec-Fetch-Site`` or ``Cookie`` header): only browsers
+and token holders pay the import; scripts (``sensorbox pull``, curl) and the idle device pay nothing. The state (sessions, tokens) lives in the ``Auth`` object (``sensorbox/device/auth.py``).
+
+Rules, in order:
+
+1. State-changing requests (anything but GET/HEAD) whose ``Origin`` is not this host, or whose
+   ``Sec-Fetch-Site`` says ``cross-site``/``same-site``, are refused (403): browsers resend cookies and cached
+   Basic credentials, so another site must never get to change anything.
+2. ``Authorization: Bearer sb_<id>_<secret>``: an API token; its scope is ``read`` or ``admin``.
+   ``Authorization: Basic``: the admin password. Otherwise the ``sb_session`` cookie: admin, and a
+   state-changing request must carry the session's CSRF token in ``X-CSRF-Token``.
+3. No valid credential: 401 (with ``WWW-Authenticate: Basic`` unless the UI asked, ``X-Requested-With``, so the
+   browser does not pop up its own dialog). A ``read`` credential on an admin route or a state-changing request: 403.
+"""
+
+import binascii
+import hashlib
+import json
+import time
+
+from micropython import const
+
+from sensorbox.device.http.server import error
+
+COOKIE = "sb_session"
+MAX_SESSIONS = const(4)
+SESSION_IDLE_MS = const(12 * 3600 * 1000)
+
+
+def tokens_path(auth):
+    return auth.path.rpartition("/")[0] + "/tokens.json" if "/" in auth.path else "tokens.json"
+
+
+def tokens(auth):
+    """The API tokens, ``[{"id", "name", "scope", "hash"}]`` (read from flash once)."""
+    if getattr(auth, "tokens", None) is None:
+        try:
+            with open(tokens_path(auth)) as f:
+                auth.tokens = json.load(f)
+        except (OSError, ValueError):
+            auth.tokens = []
+    return auth.tokens
+
+
+def bearer_scope(auth, header):
+    """The scope ("read" or "admin") of an ``Authorization: Bearer sb_<id>_<secret>`` header, else None."""
+    parts = header[7:].split("_")
+    if len(parts) != 3 or parts[0] != "sb":
+        return None
+    h = binascii.hexlify(hashlib.sha256(parts[2].encode()).digest()).decode()
+    for t in tokens(auth):
+        if str(t["id"]) == parts[1] and t["hash"] == h:
+            return t["scope"]
+    return None
+
+
+def sessions(auth):
+    """``[[sha256(session id), last use ticks_ms]]``, newest last."""
+    if not hasattr(auth, "sessions"):
+        auth.sessions = []
+    return auth.sessions
+
+
+def session_ok(auth, sid):
+    """True when ``sid`` is a live session (and marks it used)."""
+    if not sid or len(sid) != 32:
+        return False
+    key = hashlib.sha256(sid.encode()).digest()
+    now = time.ticks_ms()
+    for s in sessions(auth):
+        if s[0] == key:
+            if time.ticks_diff(now, s[1]) > SESSION_IDLE_MS:
+                auth.sessions.remove(s)
+                return False
+            s[1] = now
+            return True
+    return False
+
+
+def csrf_token(sid):
+    return binascii.hexlify(hashlib.sha256(("csrf:" + sid).encode()).digest()[:16]).decode()
+
+
+def check(auth, req, admin):
+    """None when ``req`` may go on, else the refusal (a Response)."""
+    h = req.headers
+    unsafe = req.method not in ("GET", "HEAD")
+    if unsafe and (h.get("Sec-Fetch-Site") in ("cross-site", "same-site") or
+                   ("Origin" in h and h["Origin"].partition("//")[2] != h.get("Host"))):
+        return error(403, "cross-site request refused", "Origin")
+    a = h.get("Authorization")
+    if a and a.startswith("Bearer "):
+        scope = bearer_scope(auth, a)
+        if scope is None:
+            return error(401, "invalid or revoked API token", "Authorization")
+    elif a:
+        scope = auth.check_basic(a)
+        if scope == "wait":
+            return error(429, "too many failed logins; wait and retry")
+    else:
+        sid = req.cookies.get(COOKIE)
+        scope = "admin" if session_ok(auth, sid) else None
+        if scope and unsafe and h.get("X-CSRF-Token") != csrf_token(sid):
+            return error(403, "missing or wrong X-CSRF-Token", "X-CSRF-Token")
+    if scope is None:
+        res = error(401, "authentication required")
+        if "X-Requested-With" not in h:
+            res.headers["WWW-Authenticate"] = 'Basic realm="sensorbox"'
+        return res
+    if scope != "admin" and (admin or unsafe):
+        return error(403, "this needs an admin credential; the token's scope is {}".format(scope), "Authorization")
+    return None

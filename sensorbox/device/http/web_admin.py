@@ -1,0 +1,124 @@
+"""Login, logout, API tokens and restart (``/api/login``, ``/api/logout``, ``/api/tokens``, ``/api/restart``).
+
+Loaded for one request by ``web_lazy`` (which has checked the method and the credentials) and unloaded at once.
+Tokens: ``tokens.json`` next to ``auth.json`` holds ``[{"id", "name", "scope", "hash"}]`` where hash is the
+SHA-256 of the token's 128-bit random secret; the token itself is returned once, on creation, never stored.
+"""
+
+import binascii
+import hashlib
+import json
+import os
+
+from micropython import const
+
+from sensorbox.device.http import authz
+from sensorbox.device.http.authz import COOKIE, MAX_SESSIONS, csrf_token
+from sensorbox.device.http.server import BadRequest, error, json_response, read_json
+
+MAX_TOKENS = const(8)
+SCOPES = ("read", "admin")
+
+
+def handle(device, req, action, ident):
+    auth = device.auth
+    if action == "login":
+        return login(auth, req)
+    if action == "logout":
+        sid = req.cookies.get(COOKIE) or ""
+        key = hashlib.sha256(sid.encode()).digest()
+        auth.sessions = [s for s in authz.sessions(auth) if s[0] != key]
+        res = json_response({"logged_out": True})
+        res.set_cookie(COOKIE, "x", path="/", http_only=True, max_age=0)
+        return res
+    if action == "restart":
+        return restart(device)
+    return tokens(device, auth, req, ident)
+
+
+def login(auth, req):
+    # JSON only: a cross-site HTML form cannot send it without a CORS preflight, which the device never grants.
+    if (req.content_type or "").split(";")[0].strip() != "application/json":
+        raise BadRequest("login needs a JSON body (Content-Type: application/json)", "Content-Type")
+    body = read_json(req)
+    pw = body.get("password") if isinstance(body, dict) else None
+    if not isinstance(pw, str):
+        raise BadRequest("password missing", "password")
+    # Checked as Basic credentials: the same hash, remembered credentials and failed-login lockout.
+    ok = auth.check_basic("Basic " + binascii.b2a_base64(("admin:" + pw).encode()).decode().strip())
+    if ok == "wait":
+        return error(429, "too many failed logins; wait and retry")
+    if ok != "admin":
+        return error(401, "wrong password", "password")
+    sid = binascii.hexlify(os.urandom(16)).decode()
+    ss = authz.sessions(auth)
+    ss.append([hashlib.sha256(sid.encode()).digest(), __import__("time").ticks_ms()])
+    if len(ss) > MAX_SESSIONS:
+        ss.pop(0)
+    auth.log.info("auth", "UI login")
+    res = json_response({"scope": "admin", "csrf": csrf_token(sid)})
+    res.set_cookie(COOKIE, sid, path="/", http_only=True)
+    res.headers["Set-Cookie"][-1] += "; SameSite=Strict"
+    return res
+
+
+def restart(device):
+    import asyncio
+
+    device.log.warning("app", "restart requested over HTTP")
+    device.log.flush()
+
+    async def later():
+        await asyncio.sleep_ms(300)  # let the answer go out first
+        device.platform.reset()
+
+    asyncio.create_task(later())
+    return {"restarting": True}
+
+
+def _public(t):
+    return {"id": t["id"], "name": t["name"], "scope": t["scope"]}
+
+
+def _save(auth, toks):
+    path = authz.tokens_path(auth)
+    with open(path + ".tmp", "w") as f:
+        json.dump(toks, f)
+    os.rename(path + ".tmp", path)
+    auth.tokens = toks
+
+
+def tokens(device, auth, req, ident):
+    authz.tokens(auth)
+    if req.method == "GET":
+        return json_response({"tokens": [_public(t) for t in auth.tokens]})
+    try:
+        if req.method == "DELETE":
+            left = [t for t in auth.tokens if t["id"] != ident]
+            if len(left) == len(auth.tokens):
+                return error(404, "no token {}".format(ident), "id")
+            _save(auth, left)
+            device.log.info("auth", "API token {} revoked".format(ident))
+            return {"revoked": ident}
+        body = read_json(req)
+        if not isinstance(body, dict):
+            raise BadRequest("expected a JSON object", "(body)")
+        name = body.get("name")
+        scope = body.get("scope")
+        if scope not in SCOPES:
+            raise BadRequest("scope must be one of: read, admin", "scope")
+        if not isinstance(name, str) or not 0 < len(name) <= 32:
+            raise BadRequest("name must be a string of 1 to 32 characters", "name")
+        if len(auth.tokens) >= MAX_TOKENS:
+            raise BadRequest("at most {} tokens; revoke one first".format(MAX_TOKENS), "name")
+        ident = max([t["id"] for t in auth.tokens] + [0]) + 1
+        secret = binascii.hexlify(os.urandom(16)).decode()
+        t = {"id": ident, "name": name, "scope": scope,
+             "hash": binascii.hexlify(hashlib.sha256(secret.encode()).digest()).decode()}
+        _save(auth, auth.tokens + [t])
+    except OSError as e:
+        return error(507, "cannot save tokens on flash ({})".format(e))
+    device.log.info("auth", "API token {} ({}) created".format(ident, scope))
+    pub = _public(t)
+    pub["token"] = "sb_{}_{}".format(ident, secret)
+    return json_response(pub, 201)

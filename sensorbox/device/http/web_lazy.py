@@ -1,0 +1,112 @@
+"""The web UI's files and the API routes that are not registered with Microdot (answered from the 404 handler).
+
+    GET    /                     the single-page UI; GET /static/<name> its assets, pre-gzipped on flash
+    GET    /api/openapi.json     the API description (written into www/ by the bundle builder)
+    POST   /api/login            {"password": ...} -> session cookie (HttpOnly, SameSite=Strict) + {"csrf": ...}
+    POST   /api/logout
+    GET    /api/session          who is asking: {"scope", "via", "csrf"} (the UI's start-up check)
+    GET    /api/tokens           API tokens (never their secrets)                                      admin
+    POST   /api/tokens           {"name": ..., "scope": "read"|"admin"} -> 201 with the token, shown once   admin
+    DELETE /api/tokens/<id>                                                                            admin
+    GET    /api/routes           every route of this app (tests check them against the OpenAPI)          admin
+    GET    /api/logs?since=N     entries of the log ring from byte offset N (each has its "id"); "next": pass it
+                                 as since to get only what is new
+    GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
+    GET    /api/live             Server-Sent Events (see ``live``)
+    POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
+
+Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
+restart): none of this stays in the device's heap; only ``live`` stays imported once a stream has run.
+The UI's files (``/``, ``/static/<name>``) are served by ``static.py``, loaded by the 404 handler.
+"""
+
+from sensorbox.device.http import authz
+from sensorbox.device.http.server import BadRequest, error, json_response
+from sensorbox.device.http.static import static_file
+
+_ADMIN = "sensorbox.device.http.web_admin"
+# action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
+_ROUTES = {
+    "login": (("POST",), None),
+    "logout": (("POST",), None),
+    "openapi.json": (("GET",), None),
+    "live": (("GET",), False),
+    "session": (("GET",), False),
+    "logs": (("GET",), False),
+    "events": (("GET",), False),
+    "tokens": (("GET", "POST", "DELETE"), True),  # DELETE only as /api/tokens/<id>
+    "routes": (("GET",), True),
+    "restart": (("POST",), True),
+}
+
+
+async def handle(device, http, req):
+    """The answer to a request no registered route matched (server.make_app's 404 handler)."""
+    res = await _handle(device, http, req, req.path.strip("/"))
+    if isinstance(res, dict):
+        return json_response(res)
+    return res
+
+
+async def _handle(device, http, req, p):
+    if req.method not in ("GET", "HEAD", "POST", "PUT", "DELETE"):
+        return error(405, "method {} not allowed".format(req.method))
+    parts = p.split("/")
+    action = parts[1] if len(parts) in (2, 3) and parts[0] == "api" else None
+    ident = None
+    if len(parts) == 3 and action == "tokens" and req.method == "DELETE":
+        try:
+            ident = int(parts[2])
+        except ValueError:
+            action = None
+    elif len(parts) == 3 or req.method == "DELETE":
+        action = None
+    r = _ROUTES.get(action)
+    if r is None:
+        return error(404, "no such endpoint: {}".format(req.path))
+    if req.method not in r[0]:
+        return error(405, "method {} not allowed here".format(req.method))
+    auth = device.auth
+    if r[1] is not None:
+        refused = authz.check(auth, req, r[1])
+        if refused is not None:
+            return refused
+    if action == "live":
+        from sensorbox.device.http import live  # stays imported while streams may run
+
+        return live.response(device, req)
+    if action == "openapi.json":
+        return static_file(device.platform.www_dir, "openapi.json")
+    if action == "session":
+        a = req.headers.get("Authorization") or ""
+        sid = req.cookies.get(authz.COOKIE)
+        if a.startswith("Bearer "):
+            return {"scope": authz.bearer_scope(auth, a), "via": "token"}
+        if a:
+            return {"scope": "admin", "via": "basic"}
+        return {"scope": "admin", "via": "session", "csrf": authz.csrf_token(sid)}
+    if action == "logs":
+        try:
+            since = int(req.args.get("since", "0"))
+        except ValueError:
+            raise BadRequest("since must be an integer (an entry id)", "since")
+        if since < 0:
+            raise BadRequest("since must be >= 0", "since")
+        # "next": where the following call should start (the end of what was logged so far)
+        return json_response({"entries": device.log.entries(since), "next": device.log._end})
+    if action == "events":
+        for _, pattern, handler, _, _ in http.url_map:  # the data route, for the events resource
+            if pattern.url_pattern == "/api/resources/<name>/data":
+                return await handler(req, name="events")
+    if action == "routes":
+        out = [[m, p.url_pattern] for m, p, _, _, _ in http.url_map]
+        for k in _ROUTES:
+            out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
+        out += [[["GET"], "/"], [["GET"], "/static/<name>"], [["DELETE"], "/api/tokens/<int:ident>"]]
+        return json_response(out)
+    # login, logout, tokens, restart: in web_admin, loaded for the request
+    from sensorbox.device import lazy
+
+    m = lazy.load(_ADMIN)
+    lazy.unload(_ADMIN)
+    return m.handle(device, req, action, ident)

@@ -1,0 +1,337 @@
+// sensorbox web UI: a single page over the device's JSON API (no framework, no build step; charts by uPlot).
+"use strict";
+const $ = (s) => document.querySelector(s);
+const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; };
+const fmtT = (ms) => new Date(ms).toLocaleString();
+const G = 4096; // accelerometer counts per g (±8 g range)
+let csrf = null;
+
+async function api(method, path, body, raw) {
+  const h = { "X-Requested-With": "fetch" };
+  if (csrf && method !== "GET") h["X-CSRF-Token"] = csrf;
+  let b = body;
+  if (body !== undefined && !(body instanceof Blob) && !(body instanceof ArrayBuffer) && !(body instanceof Uint8Array)) {
+    b = JSON.stringify(body); h["Content-Type"] = "application/json";
+  }
+  let r;
+  for (let i = 0; ; i++) {  // 503: the device is short of memory for a moment and says "retry"
+    try { r = await fetch(path, { method, headers: h, body: b, credentials: "same-origin" }); } catch (e) {
+      if (i === 8 || method !== "GET") throw e;  // the connection dropped: GETs are safe to repeat
+      r = { status: 503 };
+    }
+    if (r.status !== 503 || i === 8) break;
+    await new Promise((ok) => setTimeout(ok, 300 + 200 * i));
+  }
+  if (r.status === 401 && path !== "/api/login") { showLogin(); throw new Error("log in first"); }
+  if (raw && r.ok) return r;
+  const t = await r.text();
+  let j = null;
+  try { j = t ? JSON.parse(t) : null; } catch (e) { j = null; }
+  if (!r.ok) { const e = new Error((j && j.error) || r.status + " " + r.statusText); e.field = j && j.field; e.status = r.status; throw e; }
+  return j;
+}
+
+// ---------- login and navigation ----------
+function showLogin() {
+  stopLive();
+  document.querySelectorAll("section").forEach((s) => (s.hidden = s.id !== "login"));
+  $("#nav").hidden = true;
+  $("#password").focus();
+}
+$("#loginform").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("#loginerr").textContent = "";
+  try {
+    const r = await api("POST", "/api/login", { password: $("#password").value });
+    csrf = r.csrf; $("#password").value = "";
+    start();
+  } catch (e) { $("#loginerr").textContent = e.message; }
+});
+$("#logout").addEventListener("click", async () => { await api("POST", "/api/logout").catch(() => {}); csrf = null; showLogin(); });
+
+const pages = { dashboard: showDashboard, history: showHistory, settings: showSettings, models: showModels, health: showHealth };
+function route() {
+  const name = (location.hash || "#dashboard").slice(1);
+  const page = pages[name] ? name : "dashboard";
+  document.querySelectorAll("section").forEach((s) => (s.hidden = s.id !== page));
+  document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("on", a.getAttribute("href") === "#" + page));
+  if (page !== "dashboard") stopLive();
+  clearInterval(route.timer);
+  liveClosed.then(() => pages[page]()).catch((e) => console.log(page + ": " + e.message));
+}
+window.addEventListener("hashchange", () => { if (csrf !== null) route(); });
+
+async function start() {
+  try {
+    const s = await api("GET", "/api/session");
+    csrf = s.csrf || "";
+  } catch (e) { return; }
+  $("#nav").hidden = false;
+  route();
+}
+
+function chartWidth(node) { return Math.max(240, node.clientWidth - 10); }
+window.addEventListener("resize", () => {
+  if (live.plot) live.plot.setSize({ width: chartWidth($("#livechart")), height: 240 });
+  if (hist.plot) hist.plot.setSize({ width: chartWidth($("#histchart")), height: 260 });
+});
+
+// ---------- dashboard ----------
+const live = { es: null, plot: null, t: [], x: [], y: [], z: [], n: 0, max: 250 };
+// Closing a stream frees its RAM on the device only when the device notices (its next write, <= 200 ms):
+// pages wait for that before asking for more (the device has tens of KB for everything).
+let liveClosed = Promise.resolve();
+function stopLive() {
+  if (live.es) { live.es.close(); live.es = null; liveClosed = new Promise((ok) => setTimeout(ok, 500)); }
+}
+function b64ToInt16(b64) {
+  const bin = atob(b64); const u8 = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
+  return new Int16Array(u8.buffer);
+}
+function showDashboard() {
+  const node = $("#livechart");
+  if (!live.plot) {
+    live.plot = new uPlot({ width: chartWidth(node), height: 240, scales: { x: { time: true } },
+      series: [{}, { label: "x (g)", stroke: "#d1495b", points: { show: false } }, { label: "y (g)", stroke: "#00798c", points: { show: false } },
+        { label: "z (g)", stroke: "#edae49", points: { show: false } }] },
+      [[], [], [], []], node);
+  }
+  stopLive();
+  const es = new EventSource("/api/live");
+  live.es = es;
+  es.addEventListener("accel", (m) => {
+    const d = JSON.parse(m.data); const v = b64ToInt16(d.b64);
+    for (let i = 0; i < d.n; i++) {
+      live.t.push((d.t + i * d.dt) / 1000); live.x.push(v[3 * i] / G); live.y.push(v[3 * i + 1] / G); live.z.push(v[3 * i + 2] / G);
+    }
+    const extra = live.t.length - live.max;
+    if (extra > 0) for (const a of [live.t, live.x, live.y, live.z]) a.splice(0, extra);
+    live.n += d.n; $("#nsamples").textContent = live.n;
+    live.plot.setData([live.t, live.x, live.y, live.z]);
+  });
+  es.addEventListener("prediction", (m) => {
+    const d = JSON.parse(m.data);
+    $("#cls").textContent = d.class; $("#conf").textContent = "confidence " + Math.round(d.confidence * 100) + " %";
+  });
+  es.addEventListener("soundlevel", (m) => {
+    const d = JSON.parse(m.data);
+    $("#leq").textContent = (d.leq / 100).toFixed(1) + " dB";
+    $("#leqbar").style.width = Math.max(0, Math.min(100, (d.leq / 100 - 30) / 90 * 100)) + "%";
+  });
+  es.addEventListener("event", (m) => {
+    const d = JSON.parse(m.data);
+    const li = el("li", fmtT(d.t) + "  " + d.type + (d.to ? ": " + d.from + " → " + d.to : ""));
+    $("#liveevents").prepend(li);
+  });
+  es.onerror = () => { if (es.readyState === 2) setTimeout(() => { if (live.es === es) showDashboard(); }, 2000); };
+  const health = async () => {
+    try {
+      const s = await api("GET", "/api/status");
+      $("#devname").textContent = s.device.name;
+      const a = s.analysis && s.analysis.prediction;
+      if (a && $("#cls").textContent === "–") { $("#cls").textContent = a.class; $("#conf").textContent = "confidence " + Math.round(a.confidence / 10) + " %"; }
+      $("#dhealth").textContent = "up " + s.uptime_s + " s · heap free " + Math.round(s.heap.free / 1024) + " KB · loop lag p99 " +
+        s.loop_lag.p99_ms + " ms · restarts " + s.task_restarts + " · dropped " + s.sensors.accel.dropped;
+    } catch (e) { /* shown by the next attempt */ }
+  };
+  health(); route.timer = setInterval(health, 3000);
+}
+
+// ---------- history ----------
+const hist = { plot: null, sel: null };
+function parseCsv(text) {
+  const lines = text.trim().split("\n"); const head = lines.shift().split(",");
+  const cols = {}; head.forEach((h) => (cols[h] = []));
+  for (const l of lines) { const p = l.split(","); head.forEach((h, i) => cols[h].push(Number(p[i]))); }
+  return cols;
+}
+function exportUrl(fmt) {
+  const r = hist.sel || hist.range;
+  return "/api/resources/accel/data?format=" + fmt + "&start=" + Math.floor(r[0]) + "&end=" + Math.ceil(r[1]);
+}
+function updateSelection() {
+  const r = hist.sel;
+  $("#selinfo").textContent = r ? fmtT(r[0]) + " – " + fmtT(r[1]) : "none (exports take the whole range)";
+  $("#expnpy").href = exportUrl("npy"); $("#expcsv").href = exportUrl("csv");
+}
+async function showHistory() {
+  const span = Number($("#hrange").value);
+  const now = Date.now();
+  // one request at a time: each loads the device's export code for its duration
+  let data;
+  try {
+    data = await (await api("GET", "/api/resources/accel/data?format=csv&max_points=400&start=-" + span, undefined, true)).text();
+  } catch (e) { $("#hinfo").textContent = "could not load the data: " + e.message; return; }
+  const ev = await api("GET", "/api/events?start=-" + span).catch(() => []);
+  const c = parseCsv(data);
+  if (!c.t) { $("#hinfo").textContent = "unexpected answer from the device"; return; }
+  const mid = (a) => (c[a + "_min"] ? c[a + "_min"].map((v, i) => (v + c[a + "_max"][i]) / 2 / G) : c[a].map((v) => v / G));
+  const keep = c.n ? c.n.map((n) => n > 0) : c.t.map(() => true);
+  const f = (arr) => arr.filter((_, i) => keep[i]);
+  const series = [f(c.t.map((t) => t / 1000)), f(mid("x")), f(mid("y")), f(mid("z"))];
+  hist.range = [series[0].length ? series[0][0] * 1000 : now - span, now];
+  $("#hinfo").textContent = series[0].length + " points" + (c.n ? " (decimated on the device, min/max midpoints)" : "");
+  const node = $("#histchart"); node.textContent = "";
+  hist.sel = null;
+  hist.plot = new uPlot({ width: chartWidth(node), height: 260, scales: { x: { time: true } },
+    cursor: { drag: { x: true, y: false, setScale: false } },
+    hooks: { setSelect: [(u) => {
+      if (u.select.width < 2) return;
+      hist.sel = [u.posToVal(u.select.left, "x") * 1000, u.posToVal(u.select.left + u.select.width, "x") * 1000];
+      updateSelection();
+    }] },
+    series: [{}, { label: "x (g)", stroke: "#d1495b" }, { label: "y (g)", stroke: "#00798c" }, { label: "z (g)", stroke: "#edae49" }] },
+    series, node);
+  updateSelection();
+  const ul = $("#hevents"); ul.textContent = "";
+  for (const e of (ev || []).slice(-200).reverse()) ul.append(el("li", fmtT(e.t) + "  " + e.type + (e.to ? ": " + e.from + " → " + e.to + " (" + e.confidence / 10 + " %)" : "")));
+  loadLabels();
+}
+async function loadLabels() {
+  const r = await api("GET", "/api/labels");
+  const tb = $("#labels tbody"); tb.textContent = "";
+  for (const l of r.labels) {
+    const tr = el("tr"); tr.append(el("td", fmtT(l.start)), el("td", fmtT(l.end)), el("td", l.label));
+    const del = el("button", "Delete"); del.onclick = async () => { await api("DELETE", "/api/labels/" + l.id); loadLabels(); };
+    const td = el("td"); td.append(del); tr.append(td); tb.append(tr);
+  }
+}
+$("#hload").addEventListener("click", showHistory);
+$("#hrange").addEventListener("change", showHistory);
+$("#labelbtn").addEventListener("click", async () => {
+  $("#labelerr").textContent = "";
+  if (!hist.sel) { $("#labelerr").textContent = "select a range on the chart first"; return; }
+  try {
+    await api("POST", "/api/labels", { start: Math.floor(hist.sel[0]), end: Math.ceil(hist.sel[1]), label: $("#labelname").value });
+    loadLabels();
+  } catch (e) { $("#labelerr").textContent = e.message + (e.field ? " (" + e.field + ")" : ""); }
+});
+
+// ---------- settings ----------
+async function showSettings() {
+  const sc = await api("GET", "/api/config/schema");
+  const cf = await api("GET", "/api/config");
+  const form = $("#cfgform"); form.textContent = "";
+  for (const d of sc.schema) {
+    const row = el("div", undefined, "field"); row.dataset.key = d.key;
+    const lab = el("label", d.key + (d.apply === "reboot" ? " (restart)" : "")); lab.htmlFor = "cfg-" + d.key;
+    let inp;
+    if (d.kind === "bool") { inp = el("input"); inp.type = "checkbox"; inp.checked = !!cf.config[d.key]; }
+    else if (d.kind === "choice") { inp = el("select"); for (const c of d.choices) inp.append(el("option", String(c))); inp.value = String(cf.config[d.key]); }
+    else {
+      inp = el("input"); inp.type = d.kind === "secret" ? "password" : (d.kind === "int" || d.kind === "float") ? "number" : "text";
+      if (d.kind === "float") inp.step = "any";
+      inp.value = d.kind === "secret" ? "" : cf.config[d.key] === undefined || cf.config[d.key] === null ? "" : cf.config[d.key];
+      if (d.kind === "secret") inp.placeholder = "(unchanged)";
+    }
+    inp.id = "cfg-" + d.key;
+    const msg = el("span", "", "err");
+    inp.addEventListener("change", async () => {
+      let v = d.kind === "bool" ? inp.checked : inp.value;
+      if (d.kind === "int") v = /^-?\d+$/.test(v) ? parseInt(v, 10) : v;
+      if (d.kind === "float") v = v !== "" && !isNaN(Number(v)) ? Number(v) : v;
+      if (d.kind === "choice" && typeof d.choices[0] === "number") v = Number(v);
+      msg.className = "err"; msg.textContent = "";
+      try {
+        const r = await api("PUT", "/api/config", { [d.key]: v });
+        msg.className = "ok"; msg.textContent = r.reboot_pending && r.reboot_pending.includes(d.key) ? "saved; applies after a restart" : "saved, applied";
+      } catch (e) { msg.textContent = e.message; }
+    });
+    row.append(lab, inp, el("span", d.help, "help"), msg); form.append(row);
+  }
+  loadTokens();
+}
+async function loadTokens() {
+  const ul = $("#toklist"); ul.textContent = "";
+  const r = await api("GET", "/api/tokens");
+  for (const t of r.tokens) {
+    const li = el("li", "#" + t.id + " " + t.name + " (" + t.scope + ") ");
+    const b = el("button", "Revoke"); b.onclick = async () => { await api("DELETE", "/api/tokens/" + t.id); loadTokens(); };
+    li.append(b); ul.append(li);
+  }
+}
+$("#tokbtn").addEventListener("click", async () => {
+  try {
+    const r = await api("POST", "/api/tokens", { name: $("#tokname").value, scope: $("#tokscope").value });
+    $("#tokshow").textContent = r.token + "  (shown once)"; loadTokens();
+  } catch (e) { $("#tokshow").textContent = e.message; }
+});
+
+// ---------- models ----------
+async function showModels() {
+  const m = await api("GET", "/api/model");
+  const box = $("#modelinfo"); box.textContent = "";
+  const a = m.active;
+  if (a) {
+    box.append(el("div", "Active model", "k"), el("div", (a.name || a.origin) + " · " + a.sha256, "v"));
+    box.append(el("div", "classes: " + a.classes.join(", "), "s"));
+    box.append(el("div", "trees " + a.trees + ", nodes " + a.nodes + ", features " + a.features + ", window " + a.window + "/" + a.hop +
+      (a.cv_accuracy !== undefined ? ", CV accuracy " + a.cv_accuracy : "") + (a.created ? ", created " + a.created : ""), "s"));
+  } else box.append(el("div", "No model running" + (m.last_error ? ": " + m.last_error : ""), "err"));
+  box.append(el("div", "previous model: " + (m.previous ? "yes" : "no") + " · staged upload: " + (m.staged ? "yes" : "no") +
+    (m.last_error ? " · last error: " + m.last_error : ""), "s"));
+  $("#rollback").disabled = !m.previous;
+}
+const CHUNK = 1024; // upload piece: the device must find this much contiguous RAM to receive it
+const say = (t, ok) => { const p = $("#modelmsg"); p.textContent = t; p.className = ok ? "ok" : "err"; };
+$("#upbtn").addEventListener("click", async () => {
+  const meta = $("#upmeta").files[0], csv = $("#upcsv").files[0];
+  if (!meta || !csv) { say("choose meta.json and model.csv", false); return; }
+  try {
+    // Each step is retried when the connection drops (the device short of RAM for a moment); a chunk the
+    // device already has answers 409 and is skipped.
+    const again = async (fn) => { for (let i = 0; ; i++) { try { return await fn(); } catch (e) {
+      if (e.status === 409) return null; if (i === 4 || (e.status && e.status !== 503)) throw e;
+      await new Promise((ok) => setTimeout(ok, 500)); } } };
+    const m = new Uint8Array(await meta.arrayBuffer());
+    await again(() => api("PUT", "/api/model/meta.json", m));
+    const buf = new Uint8Array(await csv.arrayBuffer());
+    for (let off = 0; off < buf.length; off += CHUNK) {
+      await again(() => api("PUT", "/api/model/model.csv?offset=" + off, buf.subarray(off, Math.min(buf.length, off + CHUNK))));
+      say("uploading " + Math.round(Math.min(1, (off + CHUNK) / buf.length) * 100) + " %", true);
+    }
+    say("uploaded " + buf.length + " bytes; activate it to use it", true); showModels();
+  } catch (e) { say("upload failed: " + e.message, false); }
+});
+$("#activate").addEventListener("click", async () => {
+  try { await api("POST", "/api/model/activate"); say("activated", true); showModels(); } catch (e) { say(e.message, false); }
+});
+$("#rollback").addEventListener("click", async () => {
+  try { await api("POST", "/api/model/rollback"); say("rolled back", true); showModels(); } catch (e) { say(e.message, false); }
+});
+
+// ---------- health and logs ----------
+const logState = { since: 0 };
+async function showHealth() {
+  const s = await api("GET", "/api/status");
+  const g = $("#hstatus"); g.textContent = "";
+  const card = (k, v) => { const c = el("div", undefined, "card"); c.append(el("div", k, "k"), el("div", v, "s")); g.append(c); };
+  card("Device", s.device.name + " (" + s.device.id + ") " + s.device.platform + " v" + s.device.version);
+  card("Uptime", s.uptime_s + " s");
+  card("Heap", Math.round(s.heap.free / 1024) + " KB free of " + Math.round(s.heap.total / 1024) + ", lowest " + Math.round(s.heap.min_free / 1024) + " KB");
+  card("Loop lag", "max " + s.loop_lag.max_ms + " ms, p99 " + s.loop_lag.p99_ms + " ms");
+  if (s.store) card("Storage", Math.round(s.store.bytes / 1024) + " KB of " + Math.round(s.store.budget / 1024) + " KB budget, full in " + s.store.days_until_full + " days");
+  for (const n in s.sensors) card("Sensor " + n, s.sensors[n].rate_hz + " Hz, received " + s.sensors[n].received + ", dropped " + s.sensors[n].dropped);
+  card("Task restarts", String(s.task_restarts));
+  const tb = $("#tasks tbody"); tb.textContent = "";
+  for (const n of Object.keys(s.tasks).sort()) {
+    const t = s.tasks[n]; const tr = el("tr");
+    tr.append(el("td", n), el("td", t.running ? "yes" : "no"), el("td", String(t.restarts)), el("td", t.last_error || ""));
+    tb.append(tr);
+  }
+  const l = await api("GET", "/api/logs?since=" + logState.since);
+  const pre = $("#log");
+  if (logState.since === 0) pre.textContent = "";
+  for (const e of l.entries) pre.textContent += fmtT(e.t) + " " + e.level + " " + e.source + ": " + e.msg + "\n";
+  logState.since = l.next;
+  pre.scrollTop = pre.scrollHeight;
+  route.timer = setInterval(() => { if (!$("#health").hidden) showHealthQuiet(); }, 4000);
+}
+function showHealthQuiet() { clearInterval(route.timer); showHealth().catch(() => {}); }
+$("#restart").addEventListener("click", async () => {
+  if (!confirm("Restart the device?")) return;
+  await api("POST", "/api/restart").catch(() => {});
+});
+
+start();

@@ -25,13 +25,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-bundle: $(STAMP)
+bundle: $(STAMP) node_modules/.installed
 	$(BIN)/sensorbox build
 
-run: $(STAMP)
+run: $(STAMP) node_modules/.installed
 	$(BIN)/sensorbox run --port $(PORT) --data $(DATA)
 
 test: $(STAMP) node_modules/.installed
+	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
+	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

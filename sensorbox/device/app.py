@@ -71,6 +71,7 @@ class Device:
         self.model = self.model_error = None  # the classifier in use (see models.py) / why there is none
         self.pipeline = None  # made when its service first starts (after the HTTP server has its RAM)
         self.http = None
+        self.mqtt = None  # the MQTT sink (integrations/mqtt_sink.py), made when mqtt.enabled is first on
         self._stop = None
         self.config.listen(self.supervisor.config_changed)
         self.config.listen(self._on_config)
@@ -113,6 +114,7 @@ class Device:
         from sensorbox.device.http import data_api
 
         data_api.add_routes(self.http, self)
+        self.http.device = self  # the UI and the rarely used API routes (http/web_lazy.py, no resident routes)
     async def _serve(self):
         port = self.platform.http_port(self.config.get("http.port"))
         host = getattr(self.platform, "http_host", "0.0.0.0")
@@ -125,6 +127,17 @@ class Device:
 
             self.pipeline = Pipeline(self)
         await self.pipeline.run()
+
+    async def _mqtt(self):
+        # Imported only when enabled: the client and outbox cost no heap on a device that does not use MQTT.
+        if not self.config.get("mqtt.enabled"):
+            while True:
+                await asyncio.sleep_ms(60000)
+        if self.mqtt is None:
+            from sensorbox.device.integrations.mqtt_sink import MqttSink
+
+            self.mqtt = MqttSink(self)
+        await self.mqtt.run()
 
     async def run(self):
         self._stop = asyncio.Event()
@@ -148,6 +161,7 @@ class Device:
         sup.add("housekeeping", self._housekeeping)
         await self.platform.start_network(self.config, self.log)
         sup.add("http", self._serve)
+        sup.add("mqtt", self._mqtt, ("mqtt.", "device.name"))
         gc.collect()
         gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
         await self._stop.wait()
@@ -160,6 +174,8 @@ class Device:
         self.log.info("app", "stopping")
         if self.http is not None:
             self.http.shutdown()
+        if self.mqtt is not None:
+            await self.mqtt.stop()  # retained "offline" before the clean DISCONNECT
         await self.supervisor.stop()
         self.store.close()
         self.log.flush()

@@ -46,6 +46,7 @@ class Health:
             "soundlevel": d.soundmeter.status() if getattr(d, "soundmeter", None) else None,
             "analysis": d.pipeline.status() if getattr(d, "pipeline", None) else None,
             "store": d.store.status() if getattr(d, "store", None) else None,
+            "mqtt": d.mqtt.status() if getattr(d, "mqtt", None) else {"enabled": d.config.get("mqtt.enabled")},
             "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
             "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
         }

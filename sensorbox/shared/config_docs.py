@@ -40,6 +40,16 @@ HELP = {
     "store.predictions_kb": "Store: flash budget for predictions (KB, 0 = not stored)",
     "store.soundlevel_kb": "Store: flash budget for sound levels (KB, 0 = not stored)",
     "store.events_kb": "Store: flash budget for events (KB, 0 = not stored)",
+    "mqtt.enabled": "MQTT: publish predictions, events, sound levels and health to a broker (store-and-forward)",
+    "mqtt.host": "MQTT: broker host name or address",
+    "mqtt.port": "MQTT: broker TCP port (1883 plain, 8883 usually TLS)",
+    "mqtt.tls": "MQTT: connect with TLS",
+    "mqtt.username": "MQTT: user name (empty = anonymous)",
+    "mqtt.password": "MQTT: password (write-only)",
+    "mqtt.prefix": "MQTT: topic prefix; topics are <prefix>/<device id>/...",
+    "mqtt.commands": "MQTT: accept commands on <prefix>/<device id>/cmd/<name> (reload_model, label)",
+    "mqtt.command_token": "MQTT: when set, a command's JSON must carry this as \"token\" (write-only)",
+    "mqtt.replay_ms": "MQTT: pause between messages while replaying a backlog (ms), so sampling and the UI keep their share",
 }
 
 

@@ -59,6 +59,16 @@ store.features_kb       int     128           0 1048576
 store.predictions_kb    int     64            0 1048576
 store.soundlevel_kb     int     64            0 1048576
 store.events_kb         int     64            0 1048576
+mqtt.enabled            bool    false
+mqtt.host               str     ""            0 64
+mqtt.port               int     1883          1 65535
+mqtt.tls                bool    false
+mqtt.username           str     ""            0 64
+mqtt.password           secret  ""            0 128
+mqtt.prefix             str     "sensorbox"   1 64
+mqtt.commands           bool    false
+mqtt.command_token      secret  ""            0 64
+mqtt.replay_ms          int     20            0 1000
 """
 
 

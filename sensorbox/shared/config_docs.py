@@ -7,6 +7,7 @@ from sensorbox.shared import config_schema as schema
 HELP = {
     "device.name": "Name shown in the UI and sent to integrations",
     "http.port": "TCP port of the web UI and API",
+    "http.read_timeout_s": "A client that sends nothing for this long while its request is read is cut off (s)",
     "log.level": "Lowest level kept in the log",
     "log.file_kb": "Size of one log file on flash before it rotates (two files are kept)",
     "accel.enabled": "Sample the accelerometer",

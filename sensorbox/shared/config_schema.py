@@ -26,6 +26,7 @@ REBOOT = 1  # stored at once, takes effect after a restart
 SPEC = """
 device.name             str     "sensorbox"   1 32
 http.port               int     80            1 65535  reboot
+http.read_timeout_s     int     10            1 120
 log.level               choice  "info"        ["debug","info","warning","error"]
 log.file_kb             int     32            4 512
 accel.enabled           bool    true

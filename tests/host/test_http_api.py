@@ -154,3 +154,22 @@ def _read(path):
             return f.read()
     except FileNotFoundError:
         return None
+
+
+def test_slow_client_is_cut_off_and_sampling_goes_on(device_app):
+    assert device_app.put("/api/config", {"http.read_timeout_s": 1}).status == 200
+    try:
+        before = device_app.status()["sensors"]["accel"]["received"]
+        with socket.create_connection(("127.0.0.1", device_app.port), timeout=8) as c:
+            c.sendall(b"GET /api/status HTTP/1.0\r\nX-Slow: ")  # ...and then nothing
+            reply = b""
+            while True:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.0 400"), reply  # answered and closed, not left hanging
+        st = device_app.status()
+        assert st["sensors"]["accel"]["received"] > before and st["sensors"]["accel"]["dropped"] == 0
+    finally:
+        device_app.put("/api/config", {"http.read_timeout_s": 10})

@@ -5,6 +5,7 @@ Every error is JSON: ``{"error": "<message>", "field": "<offending key or parame
 
 import json
 
+import asyncio
 from microdot import Microdot, Request, Response
 
 from sensorbox.device import lazy
@@ -88,6 +89,28 @@ class BadRequest(Exception):
         self.field = field
 
 
+class _TimedReader:
+    """The client's stream with a deadline on every read: a slow or silent client is cut off (Microdot has no
+    read timeout of its own) and its connection answered with 400 and closed, instead of holding a task and its
+    buffers for ever."""
+
+    def __init__(self, stream, ms):
+        self._s = stream
+        self._ms = ms
+
+    async def readline(self):
+        return await asyncio.wait_for_ms(self._s.readline(), self._ms)
+
+    async def readexactly(self, n):
+        return await asyncio.wait_for_ms(self._s.readexactly(n), self._ms)
+
+    async def read(self, n=-1):
+        return await asyncio.wait_for_ms(self._s.read(n), self._ms)
+
+    def __getattr__(self, name):
+        return getattr(self._s, name)
+
+
 def make_app(auth, log):
     app = Microdot()
 
@@ -163,7 +186,8 @@ def make_app(auth, log):
         # Microdot leaves the connection open when writing a response fails with anything but a socket error
         # (a MemoryError while streaming a file, say): the client would wait for ever. Close it.
         try:
-            await handle(reader, writer)
+            cfg = app.device.config if app.device is not None else None
+            await handle(_TimedReader(reader, 1000 * cfg.get("http.read_timeout_s") if cfg else 10000), writer)
         except Exception as e:
             log.warning("http", "connection dropped: {!r}".format(e))
             try:

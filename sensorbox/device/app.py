@@ -72,6 +72,7 @@ class Device:
         self.pipeline = None  # made when its service first starts (after the HTTP server has its RAM)
         self.http = None
         self.mqtt = None  # the MQTT sink (integrations/mqtt_sink.py), made when mqtt.enabled is first on
+        self.webhook = None  # the webhook sink (integrations/webhook.py), made when webhook.enabled is first on
         self._stop = None
         self.config.listen(self.supervisor.config_changed)
         self.config.listen(self._on_config)
@@ -114,6 +115,12 @@ class Device:
         from sensorbox.device.http import data_api
 
         data_api.add_routes(self.http, self)
+        from sensorbox.device import lazy
+
+        try:  # http.cors_origin: two small response hooks; the module itself is not kept
+            lazy.load("sensorbox.device.http.cors").install(self.http, self.config)
+        finally:
+            lazy.unload("sensorbox.device.http.cors")
         self.http.device = self  # the UI and the rarely used API routes (http/web_lazy.py, no resident routes)
     async def _serve(self):
         port = self.platform.http_port(self.config.get("http.port"))
@@ -139,6 +146,17 @@ class Device:
             self.mqtt = MqttSink(self)
         await self.mqtt.run()
 
+    async def _webhook(self):
+        # Imported only when enabled, like the MQTT sink.
+        if not self.config.get("webhook.enabled"):
+            while True:
+                await asyncio.sleep_ms(60000)
+        if self.webhook is None:
+            from sensorbox.device.integrations.webhook import WebhookSink
+
+            self.webhook = WebhookSink(self)
+        await self.webhook.run()
+
     async def run(self):
         self._stop = asyncio.Event()
         self.log.info("app", "sensorbox {} starting on {} (id {})".format(
@@ -162,6 +180,7 @@ class Device:
         await self.platform.start_network(self.config, self.log)
         sup.add("http", self._serve)
         sup.add("mqtt", self._mqtt, ("mqtt.", "device.name"))
+        sup.add("webhook", self._webhook, ("webhook.",))
         gc.collect()
         gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
         await self._stop.wait()

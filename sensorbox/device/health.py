@@ -47,6 +47,8 @@ class Health:
             "analysis": d.pipeline.status() if getattr(d, "pipeline", None) else None,
             "store": d.store.status() if getattr(d, "store", None) else None,
             "mqtt": d.mqtt.status() if getattr(d, "mqtt", None) else {"enabled": d.config.get("mqtt.enabled")},
+            "webhook": d.webhook.status() if getattr(d, "webhook", None) else {
+                "enabled": d.config.get("webhook.enabled")},
             "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
             "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
         }

@@ -8,6 +8,7 @@ HELP = {
     "device.name": "Name shown in the UI and sent to integrations",
     "http.port": "TCP port of the web UI and API",
     "http.read_timeout_s": "A client that sends nothing for this long while its request is read is cut off (s)",
+    "http.cors_origin": "CORS: origin allowed to call the API from a browser (\"\" = off, * = any); no cookies cross-origin",
     "log.level": "Lowest level kept in the log",
     "log.file_kb": "Size of one log file on flash before it rotates (two files are kept)",
     "accel.enabled": "Sample the accelerometer",
@@ -51,6 +52,12 @@ HELP = {
     "mqtt.commands": "MQTT: accept commands on <prefix>/<device id>/cmd/<name> (reload_model, label)",
     "mqtt.command_token": "MQTT: when set, a command's JSON must carry this as \"token\" (write-only)",
     "mqtt.replay_ms": "MQTT: pause between messages while replaying a backlog (ms), so sampling and the UI keep their share",
+    "webhook.enabled": "Webhook: POST events (and chosen resources) as signed JSON to a URL (store-and-forward)",
+    "webhook.url": "Webhook: receiver URL, http:// or https:// (the certificate is not verified)",
+    "webhook.secret": "Webhook: HMAC-SHA256 key for the X-Sensorbox-Signature header (write-only; empty = unsigned)",
+    "webhook.resources": "Webhook: what to send, comma separated: events, predictions, soundlevel",
+    "webhook.timeout_s": "Webhook: timeout of each connect, send and reply wait (s); a timeout is retried",
+    "webhook.retry_max_s": "Webhook: longest wait between retries (s); waits double from 1 s, with jitter",
 }
 
 

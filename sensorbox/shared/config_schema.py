@@ -27,6 +27,7 @@ SPEC = """
 device.name             str     "sensorbox"   1 32
 http.port               int     80            1 65535  reboot
 http.read_timeout_s     int     10            1 120
+http.cors_origin        str     ""            0 100
 log.level               choice  "info"        ["debug","info","warning","error"]
 log.file_kb             int     32            4 512
 accel.enabled           bool    true
@@ -70,6 +71,12 @@ mqtt.prefix             str     "sensorbox"   1 64
 mqtt.commands           bool    false
 mqtt.command_token      secret  ""            0 64
 mqtt.replay_ms          int     20            0 1000
+webhook.enabled         bool    false
+webhook.url             str     ""            0 200
+webhook.secret          secret  ""            0 128
+webhook.resources       str     "events"      1 40
+webhook.timeout_s       int     10            1 120
+webhook.retry_max_s     int     300           1 3600
 """
 
 

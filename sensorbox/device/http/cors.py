@@ -1,0 +1,34 @@
+"""CORS for the API (``http.cors_origin``, off by default): lets a web page from another origin (a dashboard, a
+notebook UI) call the device's API with explicit credentials (an ``Authorization`` header).
+
+``""`` = off (no CORS headers at all: browsers keep cross-origin pages out, which the login's JSON-only rule relies
+on); ``"*"`` = any origin; otherwise one exact origin such as ``https://dash.example:8443``. Credentials mode is
+never granted (no ``Access-Control-Allow-Credentials``), so the browser does not send the session cookie
+cross-origin: a page from another origin authenticates with a Basic or token ``Authorization`` header of its own.
+The setting is read on every response, so a change applies at once. Preflights (``OPTIONS``) are answered by
+Microdot without authentication, as browsers require; its hook for them is ``after_error_request``.
+"""
+
+
+def install(app, config):
+    async def add(req, res):
+        o = config.get("http.cors_origin")
+        if not o or req is None:
+            return res
+        origin = req.headers.get("Origin")
+        if not origin or (o != "*" and origin != o):
+            return res
+        h = res.headers
+        h["Access-Control-Allow-Origin"] = o
+        if o != "*":
+            h["Vary"] = "Origin"
+        if req.method == "OPTIONS":
+            h["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE"
+            h["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            h["Access-Control-Max-Age"] = "600"
+        else:
+            h["Access-Control-Expose-Headers"] = "X-Sensorbox-Next"
+        return res
+
+    app.after_request(add)
+    app.after_error_request(add)

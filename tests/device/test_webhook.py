@@ -1,0 +1,238 @@
+"""The webhook sink's parts on MicroPython: HMAC-SHA256 (RFC 4231 vectors), URL parsing, the asyncio HTTP client
+against a real server in the same process (error status, a reply that never comes, success), and heap."""
+
+import gc
+
+import asyncio
+
+from sensorbox.device.integrations import httpc
+
+# RFC 4231 test cases 1, 2, 6 (key longer than the block) and 7: (key, data, HMAC-SHA256 hex)
+RFC4231 = (
+    (b"\x0b" * 20, b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    (b"Jefe", b"what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    (b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First",
+     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+    (b"\xaa" * 131, b"This is a test using a larger than block-size key and a larger than block-size data. The key "
+     b"needs to be hashed before being used by the HMAC algorithm.",
+     "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
+)
+
+
+def test_hmac_sha256_rfc4231_vectors_and_parts():
+    for key, data, want in RFC4231:
+        assert httpc.Hmac(key).hexdigest(data) == want
+    m = httpc.Hmac("Jefe")  # str keys are UTF-8
+    assert m.hexdigest(b"what do ya ", b"want", b" for nothing?") == RFC4231[1][2]  # parts are concatenated
+    assert m.hexdigest(b"what do ya want for nothing?") == RFC4231[1][2]  # reusable
+    assert httpc.Hmac(b"").hexdigest(b"") == "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad"
+
+
+def test_parse_url():
+    from sensorbox.device.integrations import webhook_cold as cold
+
+    assert cold.parse_url("http://127.0.0.1:8080/hook?a=1") == (False, "127.0.0.1", 8080, "/hook?a=1")
+    assert cold.parse_url("https://example.org") == (True, "example.org", 443, "/")
+    assert cold.parse_url("http://h/") == (False, "h", 80, "/")
+    for bad in ("ftp://h/", "http://:80/", "http://u:p@h/", "http://h:x/", "http://h:70000/", "h/x", ""):
+        try:
+            cold.parse_url(bad)
+        except ValueError:
+            continue
+        raise AssertionError("accepted " + bad)
+
+
+class Server:
+    """Answers with the statuses in ``plan`` in turn (None = read the request, then never answer)."""
+
+    def __init__(self, plan):
+        self.plan = list(plan)
+        self.requests = []
+        self.port = None
+        self.srv = None
+
+    async def handle(self, r, w):
+        lines = []
+        while True:
+            line = await r.readline()
+            if line in (b"\r\n", b""):
+                break
+            lines.append(line)
+        n = 0
+        for line in lines:
+            if line.lower().startswith(b"content-length:"):
+                n = int(line[15:])
+        body = await r.readexactly(n) if n else b""
+        self.requests.append((lines, body))
+        code = self.plan.pop(0) if self.plan else 200
+        if code is None:
+            await asyncio.sleep_ms(3000)  # hangs past the client's timeout
+        else:
+            w.write("HTTP/1.1 {} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".format(code).encode())
+            await w.drain()
+        w.close()
+        await w.wait_closed()
+
+    async def start(self):
+        import random
+
+        for _ in range(20):
+            port = 20000 + random.getrandbits(14)
+            try:
+                self.srv = await asyncio.start_server(self.handle, "127.0.0.1", port)
+                self.port = port
+                return
+            except OSError:
+                continue
+        raise AssertionError("no free port")
+
+
+async def test_client_status_timeout_and_success_against_a_real_server():
+    s = Server((500, None, 201))
+    await s.start()
+    url = (False, "127.0.0.1", s.port, "/in/x")
+    body = '{"t":1,"unit":"\u00b0C \u00b5"}'.encode()
+    try:
+        assert await httpc.post(url, body, b"Idempotency-Key: k1\r\n", 1000) == 500
+        try:
+            await httpc.post(url, body, b"Idempotency-Key: k1\r\n", 300)
+            raise AssertionError("no timeout")
+        except asyncio.TimeoutError:
+            pass
+        assert await httpc.post(url, body, b"Idempotency-Key: k1\r\n", 1000) == 201
+        # refused connection: an OSError, not a hang
+        s.srv.close()
+        await s.srv.wait_closed()
+        try:
+            await httpc.post(url, body, b"", 1000)
+            raise AssertionError("posted to a closed port")
+        except OSError:
+            pass
+    finally:
+        s.srv.close()
+    assert len(s.requests) == 3
+    lines, got = s.requests[2]
+    assert got == body  # byte length, not character length
+    assert lines[0] == b"POST /in/x HTTP/1.1\r\n"
+    assert "Host: 127.0.0.1:{}\r\n".format(s.port).encode() in lines
+    assert "Content-Length: {}\r\n".format(len(body)).encode() in lines
+    assert b"Content-Type: application/json\r\n" in lines
+    assert b"Idempotency-Key: k1\r\n" in lines
+
+
+class _Platform:
+    def __init__(self, clock):
+        self.epoch_ms = clock
+
+
+class _Bus:
+    def __init__(self):
+        self.published = []
+
+    def publish(self, topic, t, value):
+        self.published.append((topic, t, value))
+
+
+class _Dev:
+    """What the sink uses of the device: config, the real store, id, clock, model, bus."""
+
+    def __init__(self, port):
+        from devtest import FakeClock, StubConfig, quiet_log, tmpdir
+        from sensorbox.device.store import core
+
+        self.clock = FakeClock()
+        self.config = StubConfig(webhook__enabled=True, webhook__url="http://127.0.0.1:{}/h".format(port),
+                                 webhook__secret="k\u00e9y", webhook__resources="soundlevel,events",
+                                 webhook__timeout_s=1, webhook__retry_max_s=1)
+        self.store = core.Store(tmpdir("store"), quiet_log(), self.clock, None)
+        self.store.configure(self.config)
+        self.store.open()
+        self.device_id = "dev1"
+        self.platform = _Platform(self.clock)
+        self.model = self.model_error = None
+        self.bus = _Bus()
+
+
+async def test_sink_retries_through_errors_and_a_hang_then_delivers_in_order_and_its_heap():
+    import json
+
+    from devtest import until
+
+    s = Server((500, 503, None))
+    await s.start()
+    d = _Dev(s.port)
+    gc.collect()
+    f0 = gc.mem_free()
+    from sensorbox.device.integrations.webhook import WebhookSink
+
+    sink = WebhookSink(d)
+    task = asyncio.create_task(sink.run())
+    await until(lambda: sink.state == "running")
+    t0 = d.clock.t
+    for i in range(6):
+        d.store.on_bus("soundlevel", t0 + 1000 * i, (6000 + i, -50, 7000, 6500, 6000, 5500))
+        if i % 2:
+            d.store.on_bus("events", t0 + 1000 * i + 1, {"type": "note", "i": i, "text": "25 \u00b0C"})
+    d.store.flush()
+    await until(lambda: len(s.requests) >= 12, 15000)
+    # three failures (500, 503, a hang past the 1 s timeout) on the first message, then 9 deliveries
+    st = sink.status()
+    assert st["failures"] == 3 and st["attempts"] == 12 and st["last_error"] == "timeout"
+    assert st["outbox"]["soundlevel"]["delivered"] == 6 and st["outbox"]["events"]["delivered"] == 3
+    assert not st["outbox"]["events"]["pending"] and st["outbox"]["soundlevel"]["backlog_ms"] == 0
+    mac = httpc.Hmac("k\u00e9y")
+    keys = []
+    for lines, body in s.requests:
+        h = {}
+        for line in lines[1:]:
+            k, _, v = line.decode().partition(":")
+            h[k.lower()] = v.strip()
+        assert h["x-sensorbox-signature"] == "sha256=" + mac.hexdigest(h["x-sensorbox-timestamp"].encode(), b".",
+                                                                           body)
+        b = json.loads(body)
+        assert h["idempotency-key"] == b["key"] == "dev1-{}-{}".format(b["resource"], b["t"])
+        keys.append((b["t"], b["resource"]))
+    assert keys[:4] == [(t0, "soundlevel")] * 4  # the same message until it went through
+    got = keys[3:]
+    assert got == sorted(got) and len(got) == 9  # time order across the two resources
+    first = json.loads(s.requests[3][1])
+    assert first["leq"] == 60.0 and first["lmin"] == -0.5 and first["device"] == "dev1"
+    ev = json.loads(s.requests[5][1])
+    assert ev["type"] == "note" and ev["i"] == 1 and ev["text"] == "25 \u00b0C" and ev["t"] == t0 + 1001
+    del lines, body, b, h, keys, got, first, ev
+    s.requests = []
+    gc.collect()
+    f1 = gc.mem_free()
+    task.cancel()
+    s.srv.close()
+    print("HEAP running sink with 2 outboxes (code + objects) {} B".format(f0 - f1))
+    assert f0 - f1 < 20000
+
+
+def test_heap_of_client_and_sink_code():
+    import asyncio  # noqa: F401
+    from sensorbox.device import outbox  # noqa: F401 - shared with the MQTT sink
+    from sensorbox.device.store import core  # noqa: F401 - resident in the app anyway
+    from sensorbox.device import lazy
+
+    lazy.unload("sensorbox.device.integrations.httpc")  # imported by this test module: measure it too
+    data = b"x" * 300
+    gc.collect()
+    f0 = gc.mem_free()
+    from sensorbox.device.integrations import webhook  # noqa: F401 - imports httpc
+
+    gc.collect()
+    f1 = gc.mem_free()
+    m = httpc.Hmac(b"k" * 32)
+    gc.collect()
+    f2 = gc.mem_free()
+    m.hexdigest(b"1700000000", b".", data)  # first use
+    gc.collect()
+    f3 = gc.mem_free()
+    for _ in range(5):
+        m.hexdigest(b"1700000000", b".", data)
+    gc.collect()
+    f4 = gc.mem_free()
+    print("HEAP webhook+httpc code {} B, hmac object {} B, first signing {} B, then {} B".format(
+        f0 - f1, f1 - f2, f2 - f3, f3 - f4))
+    assert f0 - f1 < 10000 and f1 - f2 < 400 and f3 - f4 < 64

@@ -142,3 +142,33 @@ class Outbox:
             if t > after:
                 out.append((t, v[1:]))
                 self._hint = (name, HDR + i * rb, t)
+
+
+SOUNDLEVEL = ("leq", "lmin", "lmax", "l10", "l50", "l90")
+
+
+def db_text(v):
+    """Centi-dB int as a decimal string (no float formatting: float32 on the device)."""
+    a = -v if v < 0 else v
+    return "{}{}.{:02d}".format("-" if v < 0 else "", a // 100, a % 100)
+
+
+def message(device, resource, head, v):
+    """The JSON body (bytes) every sink sends for one stored row: ``head`` is the sink's opening fields without
+    the closing brace (e.g. ``'{"t":1700000000000,"key":"..."'``), then the row's own fields."""
+    if resource == "events":
+        body = bytes(v)
+        return head.encode() + (b"," + body[1:] if len(body) > 2 else b"}")
+    if resource == "predictions":
+        import json
+
+        m = device.model
+        k = v[0]
+        label = m.classes[k] if m is not None and 0 <= k < len(m.classes) else "unknown"
+        return '{},"class":{},"label":{},"confidence":{}.{:03d}}}'.format(
+            head, k, json.dumps(label), v[1] // 1000, v[1] % 1000).encode()
+    parts = [head]
+    for i in range(len(SOUNDLEVEL)):
+        parts.append(',"{}":{}'.format(SOUNDLEVEL[i], db_text(v[i])))
+    parts.append("}")
+    return "".join(parts).encode()

@@ -23,24 +23,18 @@ come from it); order always holds within each topic. A backlog is replayed one m
 delivery are counted in status and reported once as an ``outbox_loss`` event (which is itself delivered).
 """
 
-import json
 import time
 
 import asyncio
 
 from sensorbox.device.mqtt import MQTTClient
-from sensorbox.device.outbox import Outbox
+from sensorbox.device.outbox import Outbox, message
 
 _RES = ("predictions", "soundlevel", "events")
-_SL = ("leq", "lmin", "lmax", "l10", "l50", "l90")
 _KEEPALIVE_S = 60
 _HEALTH_MS = 60000
 
 
-def _db(v):
-    """Centi-dB int as a decimal string (no float formatting: float32 on the device)."""
-    a = -v if v < 0 else v
-    return "{}{}.{:02d}".format("-" if v < 0 else "", a // 100, a % 100)
 
 
 class MqttSink:
@@ -221,18 +215,5 @@ class MqttSink:
     def _payload(self, ob, t, v):
         head = '{{"t":{},"key":"{}"'.format(t, ob.key(self.d.device_id, t))
         r = ob.resource
-        if r == "events":
-            body = bytes(v)
-            return head.encode() + (b"," + body[1:] if len(body) > 2 else b"}")
-        if r == "predictions":
-            m = self.d.model
-            k = v[0]
-            label = m.classes[k] if m is not None and 0 <= k < len(m.classes) else "unknown"
-            return '{},"class":{},"label":{},"confidence":{}.{:03d}}}'.format(
-                head, k, json.dumps(label), v[1] // 1000, v[1] % 1000).encode()
-        parts = [head]
-        for i in range(len(_SL)):
-            parts.append(',"{}":{}'.format(_SL[i], _db(v[i])))
-        parts.append("}")
-        return "".join(parts).encode()
+        return message(self.d, r, head, v)
 

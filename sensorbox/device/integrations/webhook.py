@@ -24,15 +24,11 @@ import random
 import asyncio
 
 from sensorbox.device.integrations import httpc
-from sensorbox.device.outbox import Outbox
+from sensorbox.device.outbox import Outbox, message
 
 _RES = ("predictions", "soundlevel", "events")
-_SL = ("leq", "lmin", "lmax", "l10", "l50", "l90")
 
 
-def _db(v):
-    a = -v if v < 0 else v
-    return "{}{}.{:02d}".format("-" if v < 0 else "", a // 100, a % 100)
 
 
 class WebhookSink:
@@ -143,19 +139,4 @@ class WebhookSink:
 
     def _payload(self, r, t, v, key):
         head = '{{"device":"{}","resource":"{}","t":{},"key":"{}"'.format(self.d.device_id, r, t, key)
-        if r == "events":
-            body = bytes(v)
-            return head.encode() + (b"," + body[1:] if len(body) > 2 else b"}")
-        if r == "predictions":
-            import json
-
-            m = self.d.model
-            k = v[0]
-            label = m.classes[k] if m is not None and 0 <= k < len(m.classes) else "unknown"
-            return '{},"class":{},"label":{},"confidence":{}.{:03d}}}'.format(
-                head, k, json.dumps(label), v[1] // 1000, v[1] % 1000).encode()
-        parts = [head]
-        for i in range(len(_SL)):
-            parts.append(',"{}":{}'.format(_SL[i], _db(v[i])))
-        parts.append("}")
-        return "".join(parts).encode()
+        return message(self.d, r, head, v)

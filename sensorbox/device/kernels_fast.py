@@ -15,25 +15,56 @@ IIR_FRAC = const(8)  # as kernels_py.IIR_FRAC (written as 8 and 128 inside iir_q
 
 
 @micropython.viper
-def fft_q15(re: ptr16, im: ptr16, n: int, tw: ptr16):
-    # kernels_py.fft_q15 line for line. The arrays arrive as typed pointer arguments: viper keeps its first
-    # three locals in registers, and re/im (and n) are the hottest ones.
-    j = 0
-    i = 1
-    while i < n:
-        bit = n >> 1
-        while j & bit:
-            j ^= bit
-            bit >>= 1
-        j ^= bit
-        if i < j:
-            t = re[i]
-            re[i] = re[j]
-            re[j] = t
-            t = im[i]
-            im[i] = im[j]
-            im[j] = t
-        i += 1
+def fft_q15(re, im, n: int, tw):
+    # kernels_py.fft_q15: the same butterflies in the same order, hence the same results. The work is done by
+    # two helpers whose first parameters are their hottest variables: viper keeps a function's first three
+    # locals in registers (the rest live in its stack frame), and parameters come first. The arrays are passed
+    # on as objects: a pointer would be passed as an int object holding the address, a long int (allocated)
+    # wherever addresses exceed the small-int range.
+    _bit_reverse(0, 0, re, im, n)
+    _stages(0, 0, re, 0, im, n, tw)
+
+
+@micropython.viper
+def _bit_reverse(i: int, j: int, re: ptr16, im: ptr16, n: int):
+    # kernels_py._bit_reverse's permutation, visiting only the pairs that swap: an index is (a, mid, b), a
+    # and b of hb bits each and a middle bit when log2(n) is odd; its reverse (rev(b), mid, rev(a)) is larger
+    # exactly when a < rev(b) (equal means a fixed point). hb <= 4 for n <= 512 (kernels.FFT_MAX): an hb-bit
+    # reverse is the 4-bit one shifted right by 4 - hb. No per-index test (i < j) and no reversed counter to step.
+    hb = 0
+    while (4 << (hb + hb)) <= n:
+        hb += 1
+    hh = 1 << hb  # H
+    s = n >> hb  # stride of a: H << mid
+    mids = s >> hb  # 1 or 2
+    sh = 4 - hb
+    b = 0
+    while b < hh:
+        rb = ((((b & 1) << 3) | ((b & 2) << 1) | ((b >> 1) & 2) | ((b >> 3) & 1)) >> sh)
+        a = 0
+        while a < rb:
+            ra = ((((a & 1) << 3) | ((a & 2) << 1) | ((a >> 1) & 2) | ((a >> 3) & 1)) >> sh)
+            i = a * s + b
+            j = rb * s + ra
+            m = 0
+            while m < mids:
+                t = re[i]
+                re[i] = re[j]
+                re[j] = t
+                t = im[i]
+                im[i] = im[j]
+                im[j] = t
+                i += hh
+                j += hh
+                m += 1
+            a += 1
+        b += 1
+
+
+@micropython.viper
+def _stages(tr: int, ti: int, re: ptr16, m0: int, im: ptr16, n: int, tw: ptr16):
+    # The radix-2**2 passes of kernels_py.fft_q15; the first butterflies of each pass (q = 0), a third of all
+    # for n = 256, have the twiddles (1, 0) and (0, 1) and get a loop without the products by zero.
     half = n >> 1
     h = 1
     step = half  # twiddle index step of stage A (span h): n / (2h)
@@ -42,16 +73,63 @@ def fft_q15(re: ptr16, im: ptr16, n: int, tw: ptr16):
         h4 = h2 + h2
         sb = step >> 1  # stage B (span 2h)
         q = 0
+        if int(tw[half]) == 0 and int(tw[half >> 1]) == 0:
+            # q = 0: stage A and B's first twiddle are (cos 0, 0), B's second (0, sin pi/2). The zero products
+            # are left out; every other operation is the general loop's, so the results are the same.
+            ar = (int(tw[0]) ^ 0x8000) - 0x8000
+            ci = (int(tw[half + (half >> 1)]) ^ 0x8000) - 0x8000
+            m0 = 0
+            while m0 < n:
+                m1 = m0 + h
+                m2 = m0 + h2
+                m3 = m1 + h2
+                xr = (int(re[m1]) ^ 0x8000) - 0x8000
+                xi = (int(im[m1]) ^ 0x8000) - 0x8000
+                tr = (ar * xr + 16384) >> 15
+                ti = (ar * xi + 16384) >> 15
+                ur = (int(re[m0]) ^ 0x8000) - 0x8000
+                ui = (int(im[m0]) ^ 0x8000) - 0x8000
+                r0 = (ur + tr) >> 1
+                i0 = (ui + ti) >> 1
+                r1 = (ur - tr) >> 1
+                i1 = (ui - ti) >> 1
+                xr = (int(re[m3]) ^ 0x8000) - 0x8000
+                xi = (int(im[m3]) ^ 0x8000) - 0x8000
+                tr = (ar * xr + 16384) >> 15
+                ti = (ar * xi + 16384) >> 15
+                ur = (int(re[m2]) ^ 0x8000) - 0x8000
+                ui = (int(im[m2]) ^ 0x8000) - 0x8000
+                r2 = (ur + tr) >> 1
+                i2 = (ui + ti) >> 1
+                r3 = (ur - tr) >> 1
+                i3 = (ui - ti) >> 1
+                tr = (ar * r2 + 16384) >> 15
+                ti = (ar * i2 + 16384) >> 15
+                re[m0] = (r0 + tr) >> 1
+                im[m0] = (i0 + ti) >> 1
+                re[m2] = (r0 - tr) >> 1
+                im[m2] = (i0 - ti) >> 1
+                tr = (ci * i3 + 16384) >> 15
+                ti = (16384 - ci * r3) >> 15
+                re[m1] = (r1 + tr) >> 1
+                im[m1] = (i1 + ti) >> 1
+                re[m3] = (r1 - tr) >> 1
+                im[m3] = (i1 - ti) >> 1
+                m0 += h4
+            q = 1
+        ka = q * step
+        kb = q * sb
+        quarter = h * sb  # n / 4: stage B's second twiddle is a quarter turn on from its first
         while q < h:
-            ka = q * step
             ar = (int(tw[ka]) ^ 0x8000) - 0x8000
             ai = (int(tw[half + ka]) ^ 0x8000) - 0x8000
-            kb = q * sb
             br = (int(tw[kb]) ^ 0x8000) - 0x8000
             bi = (int(tw[half + kb]) ^ 0x8000) - 0x8000
-            kc = kb + h * sb
+            kc = kb + quarter
             cr = (int(tw[kc]) ^ 0x8000) - 0x8000
             ci = (int(tw[half + kc]) ^ 0x8000) - 0x8000
+            ka += step
+            kb += sb
             m0 = q
             while m0 < n:
                 m1 = m0 + h

@@ -8,15 +8,18 @@ Layout under the data directory::
 
 An upload writes ``staged/meta.json`` (checked at once: format, feature version and names, channels, window, RAM)
 and then ``staged/model.csv`` in chunks appended at an offset, so a model is never whole in RAM. ``activate()``
-checks size and SHA-256 with the old model still running; then it lets the old model go (only one model is ever in
-RAM: that is what lets a model be replaced inside the app's heap), parses the CSV into the old evaluator's arrays
-if the new model fits them (else into new ones) and rotates the directories (active -> previous, staged -> active). If the new model turns out bad, the old one is loaded again
-from flash (as at boot), so anything wrong raises ``ModelError`` with a reason and the old model runs on.
-``rollback()`` swaps active and previous the same way. At boot: active, else previous, else the bundled default.
+checks size and SHA-256 with the old model still running, parses the CSV and rotates the directories (active ->
+previous, staged -> active). A new model that fits the old evaluator's arrays is parsed into them: the old model
+is let go first (one model in RAM: that is what lets a model be replaced inside the app's heap). One that needs
+bigger arrays gets new ones while the old model keeps classifying. Activation is atomic: if it fails or is
+cancelled part-way (a bad CSV, MemoryError, the request's task cancelled), the old model runs again, at once or,
+when its arrays were being refilled, after a restore task (not cancelled with the request) has loaded it from
+flash again (as at boot). Anything wrong raises ``ModelError`` with a reason. ``rollback()`` swaps active and
+previous the same way. At boot: active, else previous, else the bundled default.
 
 Loading is a coroutine (``boot``, ``activate``, ``rollback``): it yields every few CSV lines and file chunks, so a
 model load (~40 ms of parsing on the unix port, seconds on an ESP32) never stalls the samplers. One load at a time
-(``device.model_busy``); a second request is refused with a reason.
+(``device.model_busy``, also held by a restore task); a second request is refused with a reason.
 
 This module is loaded only while it works (``lazy.load``/``unload``: at boot and per API request); it and the CSV
 reader (``sensorbox.shared.trees_csv``) stay loaded across the awaits of one load, held by that coroutine, and are
@@ -118,7 +121,7 @@ async def _load(device, path, meta, origin, spare=None):
     """Parse model.csv of a verified model into an evaluator, yielding every few lines. Raises ModelError.
     ``spare``: the released model's evaluator, refilled when the new model fits its capacity, so replacing a
     model needs no new large block of a fragmented heap. Otherwise the new arrays are allocated first, before
-    the CSV reader is loaded, while the released model's space is free."""
+    the CSV reader is loaded."""
     ev = ld = None
     want = (meta["features"], len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"])
     try:
@@ -215,21 +218,67 @@ async def _boot(device, spare=None):
 
 
 async def _replace(device, path, origin):
-    """Verify the model in ``path`` with the old one running, then release the old one and load the new one.
-    If the new one fails to load, the old one is loaded again from flash and ModelError is raised."""
-    meta = await _verify(device, path)
-    spare = device.model.trees if device.model is not None else None
-    device.model = None  # the pipeline holds no reference of its own: only ``spare`` keeps the old arrays
+    """Verify the model in ``path`` with the old one running, then load the new one. Returns it, running.
+
+    Atomic: whatever stops this part-way (a bad model, MemoryError, the task being cancelled), the old model
+    runs again. If the new model needs arrays of its own, the old one keeps running while they fill and
+    nothing needs restoring. If it fits the old model's arrays, the old model is released and its arrays are
+    refilled (one model in RAM); on failure a restore task (``_restore``) loads the old model from flash into
+    them again. That task is not part of the caller: cancelling the caller does not stop it. On an error the
+    caller waits for it (so the error reports what runs); when cancelled it does not."""
+    try:
+        meta = await _verify(device, path)
+    except MemoryError:
+        raise ModelError("not enough RAM to check the model")
+    old = device.model
+    spare = old.trees if old is not None else None
+    if not _fits(spare, meta):
+        spare = None
+        new = await _load(device, path, meta, origin)  # the old model runs on meanwhile (``old`` holds it)
+        device.model = new
+        return new
+    old = None
+    device.model = None  # its arrays are about to be overwritten; only ``spare`` holds them now
     gc.collect()
     try:
-        return await _load(device, path, meta, origin, spare)
-    except ModelError:
-        err = device.model_error
-        gc.collect()  # the refused model's arrays, unless they are ``spare``
-        await _boot(device, spare)  # the directories are unchanged: this loads what ran before
+        new = await _load(device, path, meta, origin, spare)
+    except BaseException as e:  # ModelError, MemoryError, CancelledError, anything
+        gc.collect()  # the refused model's data: room for the restore
+        try:
+            done = asyncio.Event()
+            asyncio.create_task(_restore(device, spare, done))
+        except MemoryError:  # not even that: the old model comes back at the next start
+            device.model_error = "not enough RAM to reload the model that ran; it loads at the next start"
+            device.log.error("model", device.model_error)
+            raise e
+        device.model_busy = _RESTORING  # the restore task's now: activate/rollback leave it set
+        spare = None
+        if not isinstance(e, asyncio.CancelledError):
+            await done.wait()
+        raise e
+    device.model = new
+    return new
+
+
+_RESTORING = "restoring"  # device.model_busy while a restore task runs (truthy: other loads are refused)
+
+
+async def _restore(device, spare, done):
+    """Load the model that ran before an interrupted replacement again (the directories on flash are unchanged,
+    so ``_boot`` finds it) into ``spare``, its arrays."""
+    err = device.model_error
+    try:
+        await _boot(device, spare)
         if device.model is not None:
             device.model_error = err  # else _boot's reason stays: why no model runs now
-        raise
+    finally:
+        device.model_busy = False
+        done.set()
+
+
+def _release(device):
+    if device.model_busy is True:  # not while a restore task owns it
+        device.model_busy = False
 
 
 def stage_meta(device, body):
@@ -276,9 +325,8 @@ async def activate(device):
         _rmtree(st)
         raise
     finally:
-        device.model_busy = False
+        _release(device)
     _swap(device, "staged")
-    device.model = new
     device.model_error = None
     device.log.info("model", "activated an uploaded model ({} trees, {})".format(new.n_trees, new.info["sha256"]))
     return info(device)
@@ -292,11 +340,10 @@ async def rollback(device):
         raise ModelError("no previous model to roll back to")
     _claim(device)
     try:
-        new = await _replace(device, prev if origin == "uploaded" else _path(device, "default"), origin)
+        await _replace(device, prev if origin == "uploaded" else _path(device, "default"), origin)
     finally:
-        device.model_busy = False
+        _release(device)
     _swap(device, "previous")
-    device.model = new
     device.log.info("model", "rolled back to the previous model ({})".format(origin))
     return info(device)
 

@@ -5,12 +5,21 @@ Data sources (``sensorbox train DATA``):
 
 - ``watch``: seglearn's full smartwatch dataset (140 recordings, 10 subjects, 7 exercises; ``datasets.watch_dataset``)
 - ``excerpt``: the bundled replay recording ``data/watch_excerpt.npy`` with its segment list (2 subjects)
+- a folder written by ``sensorbox pull URL --out DIR`` (``DIR``, or one device's ``DIR/<device id>``): each
+  device's raw accelerometer (``accel.npy``: t, x, y, z) cut by its time-range labels (``labels.csv``: start, end,
+  label; made in the web UI or with ``POST /api/labels``). Windows lie wholly inside one label and inside one
+  stretch of samples without a gap; unlabelled frames, and frames two different labels claim, are dropped. A label
+  range is a session: cross-validation groups by session (``--group-by session``, the default) or by device and
+  UTC day (``--group-by day``), so windows of one session are never in both train and test.
 - a ``.npy`` file of int16 frames x channels with a ``.json`` sidecar listing labelled segments
-  (``{"segments": [{"start", "frames", "label", "subject"}...]}``, the excerpt's format), or a directory of them
-  (e.g. recordings pulled from a device and labelled).
+  (``{"segments": [{"start", "frames", "label", "subject"}...]}``, the excerpt's format), or a directory of them.
 
-Evaluation: subject-grouped k-fold cross-validation (no subject in both train and test), predictions made the way
-the device makes them (hard majority vote, device thresholds). The final model is trained on all data and
+Several sources train one model together (``sensorbox train watch pulled/``): classes are the union, groups stay
+apart. Features come from the shared extractor (``sensorbox.shared.features``), exactly as the device computes
+them from the same int16 counts (so the devices should sample at the range and rate the data were recorded at).
+
+Evaluation: grouped k-fold cross-validation (no subject, or session, in both train and test), predictions made
+the way the device makes them (hard majority vote, device thresholds). The final model is trained on all data and
 exported; the report holds accuracy mean ± std, per-class precision/recall/F1, the confusion matrix (text and PNG),
 model size, node count, estimated device RAM, and agreement between the device evaluator, emlearn's C code and
 scikit-learn.
@@ -61,26 +70,164 @@ def _sidecar_recordings(npy_path):
     return out
 
 
-def recordings(source):
-    """List of (frames int16 [n x ch], label, subject) from ``source`` (see module doc)."""
+def recordings(source, group_by="session"):
+    """List of (frames int16 [n x ch], label, group) from ``source`` (see module doc)."""
+    return dataset(source, group_by)[0]
+
+
+def dataset(source, group_by="session"):
+    """(recordings, sample rate in Hz, what the groups are) from one source or a list of them."""
+    if isinstance(source, (list, tuple)):
+        if len(source) == 1:
+            return dataset(source[0], group_by)
+        recs, rates, kinds = [], set(), []
+        for k, src in enumerate(source):
+            r, rate, kind = dataset(src, group_by)
+            recs.extend((x, label, "{}:{}".format(k, g)) for x, label, g in r)
+            rates.add(rate)
+            kinds.append(kind)
+        if len(rates) > 1:
+            raise DataError("the sources were sampled at different rates ({} Hz): a model's windows need one "
+                            "rate; train on one of them".format(" and ".join(str(r) for r in sorted(rates))))
+        return recs, rates.pop(), " + ".join(sorted(set(kinds)))
     if source == "watch":
         d = datasets.watch_dataset()
-        return [(datasets.to_counts(x), d["y_labels"][int(y)], str(int(s)))
-                for x, y, s in zip(d["X"], d["y"], d["subject"])]
+        return ([(datasets.to_counts(x), d["y_labels"][int(y)], str(int(s)))
+                 for x, y, s in zip(d["X"], d["y"], d["subject"])], datasets.RATE_HZ, "subject")
     if source == "excerpt":
-        return _sidecar_recordings(datasets.EXCERPT)
+        return _sidecar_recordings(datasets.EXCERPT), datasets.RATE_HZ, "subject"
     if os.path.isdir(source):
+        devices = pulled_devices(source)
+        if devices:
+            recs, rate = pulled_recordings(source, devices, group_by)
+            return recs, rate, "labelled session" if group_by == "session" else "device and day"
         out = []
         for name in sorted(os.listdir(source)):
             if name.endswith(".npy"):
                 out.extend(_sidecar_recordings(os.path.join(source, name)))
         if not out:
-            raise DataError("{} holds no .npy recordings with .json segment sidecars".format(source))
-        return out
+            raise DataError("{} holds neither data pulled from devices (sensorbox pull URL --out {}) nor .npy "
+                            "recordings with .json segment sidecars".format(source, source))
+        return out, datasets.RATE_HZ, "subject"
     if source.endswith(".npy") and os.path.exists(source):
-        return _sidecar_recordings(source)
-    raise DataError("DATA must be 'watch', 'excerpt', an .npy recording with a .json sidecar, or a directory of "
-                    "them; got {!r}".format(source))
+        return _sidecar_recordings(source), datasets.RATE_HZ, "subject"
+    raise DataError("DATA must be 'watch', 'excerpt', a folder written by 'sensorbox pull', an .npy recording "
+                    "with a .json sidecar, or a directory of them; got {!r}".format(source))
+
+
+# --- data pulled from devices (sensorbox pull) -------------------------------------------------------------------
+
+def pulled_devices(folder):
+    """The device folders (with a manifest.json from ``sensorbox pull``) in ``folder``, or ``folder`` itself."""
+    if os.path.exists(os.path.join(folder, "manifest.json")):
+        return [folder]
+    return [os.path.join(folder, d) for d in sorted(os.listdir(folder))
+            if os.path.exists(os.path.join(folder, d, "manifest.json"))]
+
+
+def _read_labels(path):
+    import csv
+
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            try:
+                a, b, name = int(row["start"]), int(row["end"]), row["label"]
+            except (KeyError, TypeError, ValueError):
+                raise DataError("{} line {}: expected start,end,label (epoch ms, ms, name), got {}".format(
+                    path, i + 2, row))
+            if b > a and name:
+                out.append((a, b, name))
+    return sorted(out)
+
+
+def _read_accel(folder):
+    """All accel rows of a pulled device folder (accel.npy, accel.1.npy, ...) by time, as (t, frames)."""
+    parts = [np.load(os.path.join(folder, f)) for f in sorted(os.listdir(folder))
+             if f.startswith("accel.") and f.endswith(".npy")]
+    parts = [p for p in parts if len(p) and p.dtype.names and all(c in p.dtype.names for c in ("t", "x", "y", "z"))]
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros((0, 3), np.int16)
+    a = np.concatenate([p[["t", "x", "y", "z"]] for p in parts])
+    a = a[np.argsort(a["t"], kind="stable")]
+    a = a[np.concatenate([[True], np.diff(a["t"]) > 0])]  # a row pulled twice counts once
+    frames = np.stack([a["x"], a["y"], a["z"]], axis=1).astype(np.int16)
+    return a["t"].astype(np.int64), frames
+
+
+def pulled_recordings(source, devices, group_by="session"):
+    """Labelled recordings from device folders written by ``sensorbox pull``: (recordings, rate in Hz).
+
+    A recording is a run of frames that one label covers with no gap in the samples (a step other than one
+    sample period, within half a period: the device's store records every interruption, and a rate change).
+    Its group is the label range (``session``: one labelled bout of activity) or the device and UTC day
+    (``day``)."""
+    import datetime
+
+    recs, rates, summary = [], set(), []
+    n_labels = 0
+    for folder in devices:
+        with open(os.path.join(folder, "manifest.json")) as f:
+            man = json.load(f)
+        dev = str(man.get("device") or os.path.basename(folder))
+        labels = _read_labels(os.path.join(folder, "labels.csv"))
+        n_labels += len(labels)
+        t, frames = _read_accel(folder)
+        if not labels or not len(t):
+            summary.append("{}: {} labels, {} accel rows".format(dev, len(labels), len(t)))
+            continue
+        # which label owns each frame: -1 none, -2 two different labels (dropped)
+        owner = np.full(len(t), -1)
+        names = sorted(set(x[2] for x in labels))
+        name_of = np.array([names.index(x[2]) for x in labels])
+        for k, (a, b, name) in enumerate(labels):
+            seg = owner[np.searchsorted(t, a, "left"):np.searchsorted(t, b, "left")]  # a view: start <= t < end
+            clash = (seg >= 0) & (name_of[np.maximum(seg, 0)] != name_of[k])
+            seg[seg == -1] = k
+            seg[clash] = -2
+        # The rate the labelled frames were sampled at (the manifest has the device's current setting, which
+        # may have changed since): the most common step between labelled neighbours.
+        steps = np.diff(t)[(owner[1:] >= 0) & (owner[1:] == owner[:-1])]
+        if len(steps):
+            vals, counts = np.unique(steps, return_counts=True)
+            rate = int(round(1000 / vals[np.argmax(counts)]))
+        else:
+            rate = ((man.get("resources") or {}).get("accel", {}).get("schema") or {}).get("rate_hz") or 50
+        period = 1000.0 / rate
+        gap = np.concatenate([[True], (np.diff(t) > 1.5 * period) | (np.diff(t) < 0.5 * period) |
+                              (np.diff(owner) != 0)])
+        starts = np.flatnonzero(gap)
+        ends = np.append(starts[1:], len(t))
+        used = 0
+        for i, j in zip(starts, ends):
+            k = owner[i]
+            if k < 0:
+                continue
+            if group_by == "day":
+                day = datetime.datetime.fromtimestamp(t[i] / 1000, datetime.timezone.utc).strftime("%Y-%m-%d")
+                group = "{}/{}".format(dev, day)
+            else:
+                group = "{}/{}".format(dev, labels[k][0])
+            recs.append((frames[i:j], labels[k][2], group))
+            used += j - i
+        if used:
+            rates.add(int(rate))
+        summary.append("{}: {} labels, {} accel rows ({}..{}), {} of them labelled".format(
+            dev, len(labels), len(t), int(t[0]), int(t[-1]), used))
+    if not n_labels:
+        raise DataError("{}: the pulled data has no labels ({}). Label what the device recorded (in its web UI, "
+                        "or POST /api/labels {{\"start\": ms, \"end\": ms, \"label\": name}}), then run "
+                        "'sensorbox pull URL --out {}' again".format(source, "; ".join(summary), source))
+    if not recs:
+        raise DataError("{}: no labelled accelerometer data: no label covers pulled accel rows ({}). Check the "
+                        "labels' times (epoch ms) against the data, or pull again if the data is newer than the "
+                        "last pull".format(source, "; ".join(summary)))
+    if len(rates) > 1:
+        raise DataError("{}: the devices sampled at different rates ({} Hz); train on one rate".format(
+            source, ", ".join(str(r) for r in sorted(rates))))
+    return recs, rates.pop()
 
 
 # --- features ---------------------------------------------------------------------------------------------------
@@ -105,7 +252,8 @@ def windows(recs, channels, window, hop, progress=None):
         if progress:
             progress(i + 1, len(recs))
     if not X:
-        raise DataError("no complete {}-frame windows in the data".format(window))
+        raise DataError("no complete {}-frame windows in the data: every labelled stretch is shorter than a "
+                        "window; label longer stretches of activity".format(window))
     return np.array(X, dtype=np.int16), np.array(y), np.array(g)
 
 
@@ -126,7 +274,9 @@ def cross_validate(X, y_idx, groups, opts, folds=5, progress=None):
 
     n_groups = len(set(groups.tolist()))
     if n_groups < 2:
-        raise DataError("cross-validation needs recordings from at least 2 subjects, got {}".format(n_groups))
+        raise DataError("cross-validation needs at least 2 groups (subjects, labelled sessions or device-days), "
+                        "got {}: label more sessions (each label range is one), or use --group-by session"
+                        .format(n_groups))
     folds = min(folds, n_groups)
     pred = np.full(len(y_idx), -1)
     accs = []
@@ -161,16 +311,21 @@ def _bar(label):
 
 
 def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None, quiet=False, plot=True,
-          cv_only=False):
+          cv_only=False, group_by="session"):
     """Build the dataset, cross-validate, train on all data, export to ``out_dir``, write the report.
-    Returns the report dict."""
+    ``source``: one data source or a list (see module doc). Returns the report dict."""
     opts = dict(DEFAULTS, **(opts or {}))
     window = window or feat.WINDOW
     hop = hop or window // 2
     prog = (lambda label: None) if quiet else _bar
-    recs = recordings(source)
+    recs, rate, group_kind = dataset(source, group_by)
     X, labels, groups = windows(recs, channels, window, hop, prog("features"))
     classes = sorted(set(labels.tolist()), key=_class_order(source))
+    if len(classes) < 2:
+        raise DataError("the labelled windows are all of one class ({}): a classifier needs at least 2; label "
+                        "recordings of another activity too".format(", ".join(classes)))
+    if isinstance(source, (list, tuple)):
+        source = " + ".join(source)
     y = np.array([classes.index(v) for v in labels])
     names = list(feat.names(channels))
     if len(names) > trees.MAX_FEATURES and not cv_only:
@@ -179,7 +334,7 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
     accs, oof = cross_validate(X, y, groups, opts, folds, prog("cross-validation"))
     if cv_only:
         rep = {"accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "fold_accuracy": accs,
-               "channels": channels, "features": len(names), "windows": int(len(X))}
+               "channels": channels, "features": len(names), "windows": int(len(X)), "grouped_by": group_kind}
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "report.json"), "w") as fh:
             json.dump(rep, fh, indent=1)
@@ -187,9 +342,9 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
     est = make_estimator(opts).fit(X, y)
     meta = export.export(est, out_dir, {
         "feature_version": feat.FEATURE_VERSION, "features": names, "channels": channels, "window": window,
-        "hop": hop, "rate_hz": datasets.RATE_HZ, "classes": classes, "scaling": getattr(feat, "SCALING", None),
+        "hop": hop, "rate_hz": rate, "classes": classes, "scaling": getattr(feat, "SCALING", None),
         "training": {"source": source, "recordings": len(recs), "windows": int(len(X)),
-                     "subjects": len(set(groups.tolist())),
+                     "subjects": len(set(groups.tolist())), "grouped_by": group_kind,
                      "per_class": {c: int((y == i).sum()) for i, c in enumerate(classes)},
                      "estimator": type(est).__name__, "params": opts},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -238,16 +393,18 @@ def evaluate(est, X, y, classes, accs, oof, meta, out_dir, plot=True):
         fh.write(report_text(report))
     if plot:
         plot_confusion(cm, classes, os.path.join(out_dir, "confusion.png"),
-                       "accuracy {:.3f} ± {:.3f} (subject-grouped {}-fold CV)".format(
-                           report["accuracy_mean"], report["accuracy_std"], len(accs)))
+                       "accuracy {:.3f} ± {:.3f} ({}-fold CV grouped by {})".format(
+                           report["accuracy_mean"], report["accuracy_std"], len(accs),
+                           meta["training"].get("grouped_by", "subject")))
     return report
 
 
 def report_text(rep):
     classes = rep["classes"]
     w = max(6, max(len(c) for c in classes))
-    lines = ["accuracy (subject-grouped {}-fold CV, device predictions): {:.3f} ± {:.3f}   folds: {}".format(
-        len(rep["fold_accuracy"]), rep["accuracy_mean"], rep["accuracy_std"],
+    kind = rep["training"].get("grouped_by", "subject")
+    lines = ["accuracy ({}-fold CV grouped by {}, device predictions): {:.3f} ± {:.3f}   folds: {}".format(
+        len(rep["fold_accuracy"]), kind, rep["accuracy_mean"], rep["accuracy_std"],
         " ".join("{:.3f}".format(a) for a in rep["fold_accuracy"])), "",
         "{:<{w}}  precision  recall     f1  support".format("class", w=w)]
     for c in classes:
@@ -264,8 +421,8 @@ def report_text(rep):
         "agreement over {} windows: device vs emlearn C {:.4f}, device vs scikit-learn hard vote {:.4f}, "
         "device vs scikit-learn predict (soft vote) {:.4f}".format(
             a["windows"], a["device_vs_emlearn_c"], a["device_vs_sklearn_hard_vote"], a["device_vs_sklearn_predict"]),
-        "data: {} recordings, {} windows, {} subjects, from {}".format(
-            rep["training"]["recordings"], rep["training"]["windows"], rep["training"]["subjects"],
+        "data: {} recordings, {} windows, {} groups ({}), from {}".format(
+            rep["training"]["recordings"], rep["training"]["windows"], rep["training"]["subjects"], kind,
             rep["training"]["source"]), ""]
     return "\n".join(lines)
 
@@ -298,7 +455,11 @@ def plot_confusion(cm, classes, path, title):
 EPILOG_TRAIN = """examples:
   sensorbox train watch --out models/mine            seglearn's full smartwatch dataset (10 subjects)
   sensorbox train excerpt --out /tmp/m               the bundled 2-subject excerpt (quick)
-  sensorbox train pulled/ --out /tmp/m --trees 30    a folder of labelled .npy recordings (+ .json sidecars)
+  sensorbox pull http://127.0.0.1:8080 --out pulled/   (label activities on the device first: web UI or API)
+  sensorbox train pulled/ --out models/mine          then train on the labelled accelerometer data pulled
+  sensorbox train pulled/ --group-by day --out /tmp/m   CV groups: device + day instead of label ranges
+  sensorbox train watch pulled/ --out models/mine    the watch data and your own labelled data together
+  sensorbox train recs/ --out /tmp/m --trees 30      a folder of .npy recordings with .json segment sidecars
   sensorbox train watch --channels 6 --cv-only --out /tmp/cv6    accuracy with the gyroscope too (no export)
 
 Writes MODEL_DIR/model.csv + meta.json (push with: sensorbox model push URL MODEL_DIR), report.txt,
@@ -318,11 +479,12 @@ def cmd_train(args):
             "min_samples_leaf": args.min_samples_leaf, "extra_trees": args.extra_trees}
     try:
         rep = train(args.data, args.out, channels=args.channels, hop=args.hop, folds=args.folds, opts=opts,
-                    quiet=args.quiet, cv_only=args.cv_only)
+                    quiet=args.quiet, cv_only=args.cv_only, group_by=args.group_by)
     except DataError as e:
         sys.exit("error: {}".format(e))
     if args.cv_only:
-        print("accuracy (subject-grouped CV): {:.3f} ± {:.3f}".format(rep["accuracy_mean"], rep["accuracy_std"]))
+        print("accuracy (CV grouped by {}): {:.3f} ± {:.3f}".format(rep["grouped_by"], rep["accuracy_mean"],
+                                                                   rep["accuracy_std"]))
     else:
         print(report_text(rep))
         print("model and report written to {}".format(args.out))
@@ -349,12 +511,16 @@ def add_commands(sub):
     fmt = argparse.RawDescriptionHelpFormatter
     t = sub.add_parser("train", help="train a classifier from labelled recordings and export it for devices",
                        epilog=EPILOG_TRAIN, formatter_class=fmt)
-    t.add_argument("data", metavar="DATA", help="watch | excerpt | recording.npy | directory of recordings")
+    t.add_argument("data", metavar="DATA", nargs="+",
+                   help="watch | excerpt | a folder from 'sensorbox pull' | recording.npy | directory of "
+                        "recordings (several: trained together)")
     t.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to write the model and report")
     t.add_argument("--channels", type=int, choices=(3, 6), default=3,
                    help="3 = accelerometer (what the device samples), 6 = + gyroscope (default 3)")
     t.add_argument("--hop", type=int, default=None, help="frames between windows (default window/2)")
-    t.add_argument("--folds", type=int, default=5, help="subject-grouped CV folds (default 5)")
+    t.add_argument("--folds", type=int, default=5, help="grouped CV folds (default 5; at most the number of groups)")
+    t.add_argument("--group-by", choices=("session", "day"), default="session",
+                   help="pulled data: CV groups are label ranges (session, default) or device + UTC day (day)")
     t.add_argument("--trees", type=int, default=DEFAULTS["trees"], help="trees in the forest (default %(default)s)")
     t.add_argument("--max-leaf-nodes", type=int, default=DEFAULTS["max_leaf_nodes"],
                    help="leaves per tree, bounds model size (default %(default)s; 0 = unbounded)")

@@ -45,7 +45,8 @@ def fft_q15(re, im, n, tw):
     pass loads four points, does the two butterflies of stage A (span h) and the two of stage B (span 2h) on
     them in locals and stores them once; twiddles are loaded once per pass and offset. Every butterfly and
     its rounding are those of the textbook stage-by-stage loop; an odd number of stages ends with one plain
-    radix-2 stage. ``kernels_fast.fft_q15`` is this code line for line.
+    radix-2 stage. ``kernels_fast.fft_q15`` is this code (plus a loop for each pass's first butterflies
+    that leaves out the products by zero twiddle components).
     """
     _bit_reverse(re, im, n)
     half = n >> 1

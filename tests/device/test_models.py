@@ -1,5 +1,6 @@
 """The model manager on the device: boot on the bundled default, chunked upload, validation with reasons (the
-running model stays), live activation, rollback both ways, and state kept on flash across a restart."""
+running model stays), live activation, rollback both ways, state kept on flash across a restart, and atomic
+activation (cancelled or out of RAM part-way, the old model runs again)."""
 
 import json
 
@@ -200,3 +201,184 @@ async def test_loading_yields_to_other_tasks_and_one_load_at_a_time():
     nodes = json.loads(read("meta.json"))["nodes"]
     assert m.current is not None and not m.dev.model_busy
     assert turns[0] >= nodes // models._YIELD_LINES, (turns[0], nodes)
+
+
+# --- atomic activation: cancelled or failing part-way, the old model runs again ------------------------------
+
+def _variant(trees=None, rotate=0, nodes=None):
+    """The default model changed: only its first ``trees`` trees; leaf classes moved by ``rotate`` (votes of
+    class c go to c + rotate: another model of the same size); ``nodes`` claimed in meta.json. Returns (meta.json
+    bytes, model.csv bytes) with a matching size and hash."""
+    import binascii
+    import hashlib
+
+    meta = json.loads(read("meta.json"))
+    lines = read("model.csv").split(b"\n")
+    roots = [int(ln[2:]) for ln in lines if ln.startswith(b"r,")]
+    out = []
+    k = 0
+    for ln in lines:
+        if ln.startswith(b"l,") and rotate:
+            ln = b"l," + str((int(ln[2:]) + rotate) % len(meta["classes"])).encode()
+        elif trees is not None and ln.startswith(b"r,"):
+            k += 1
+            if k > trees:
+                continue
+        elif trees is not None and ln.startswith(b"n,"):
+            k += 1
+            if k > len(roots) + roots[trees]:
+                continue
+        out.append(ln)
+    csv = b"\n".join(out)
+    if trees is not None:
+        meta["trees"] = trees
+        meta["nodes"] = roots[trees]
+    if nodes is not None:
+        meta["nodes"] = nodes
+    meta["csv_bytes"] = len(csv)
+    meta["csv_sha256"] = binascii.hexlify(hashlib.sha256(csv).digest()).decode()
+    return json.dumps(meta).encode(), csv
+
+
+def _votes(model, xs):
+    out = []
+    for x in xs:
+        model.trees.classify(x)
+        out.append(list(model.trees.votes()))
+    return out
+
+
+def _inputs(n_features):
+    from forestgen import Rng, inputs
+
+    return inputs(Rng(7), 12, n_features)
+
+
+class Watch:
+    """A task that looks at device.model on every turn of the event loop and notes if it was ever None."""
+
+    def __init__(self, dev):
+        import asyncio
+
+        self.dev = dev
+        self.none = 0
+        self.stop = False
+        self.task = asyncio.create_task(self.run())
+
+    async def run(self):
+        import asyncio
+
+        while not self.stop:
+            if self.dev.model is None:
+                self.none += 1
+            await asyncio.sleep_ms(0)
+
+    async def end(self):
+        self.stop = True
+        await self.task
+
+
+async def test_a_cancelled_refill_gives_the_old_model_back():
+    # The new model fits the running one's arrays, so they are refilled (one model in RAM). Cancelling the
+    # activation part-way through the CSV must not leave the device without a model: a restore task, which the
+    # cancellation does not stop, loads the old one from flash again. Then the same upload still activates.
+    import asyncio
+
+    from devtest import until
+
+    m = manager()
+    await m.boot()
+    xs = _inputs(m.current.trees.n_features)
+    before = _votes(m.current, xs)
+    meta, csv = _variant(rotate=1)
+    upload(m, meta, csv)
+    task = asyncio.create_task(m.activate())
+    while m.dev.model is not None:  # checking size and hash, with the old model running
+        await asyncio.sleep_ms(0)
+    for _ in range(5):  # a few turns (8 CSV lines each) into the refill
+        await asyncio.sleep_ms(0)
+    assert not task.done()
+    task.cancel()
+    try:
+        await task
+        raise AssertionError("the activation was not cancelled")
+    except asyncio.CancelledError:
+        pass
+    assert m.dev.model_busy  # the restore task holds the lock ...
+    await arefused(m.activate(), "being loaded")  # ... so nothing else loads meanwhile
+    await until(lambda: not m.dev.model_busy)
+    assert m.current is not None and m.current.origin == "default"
+    assert _votes(m.current, xs) == before
+    assert m.info()["staged"] and not exists(m.dir + "/active") and m.info()["last_error"] is None
+    # uninterrupted, the same upload activates, and it is another model: every vote moved one class on
+    await m.activate()
+    assert m.current.origin == "uploaded"
+    nc = len(m.current.classes)
+    assert _votes(m.current, xs) == [[v[(c - 1) % nc] for c in range(nc)] for v in before]
+
+
+async def test_a_model_needing_new_arrays_loads_beside_the_running_one():
+    # A bigger model gets arrays of its own while the old one keeps classifying: cancelled or out of RAM
+    # part-way, the old one (the same object) just runs on; it is never absent, not even for one turn.
+    import asyncio
+    import gc
+
+    m = manager()
+    small_meta, small_csv = _variant(trees=6)
+    upload(m, small_meta, small_csv)
+    await m.boot()  # the default (nothing active yet) ...
+    await m.activate()  # ... replaced by the 6-tree model (refilling the default's arrays)
+    m = manager()
+    await m.boot()  # a restart: the 6-tree model in arrays of its size, too small for the default
+    small = m.current
+    assert small.n_trees == 6
+    xs = _inputs(small.trees.n_features)
+    before = _votes(small, xs)
+    watch = Watch(m.dev)
+    # 1. cancelled in the middle of parsing the CSV
+    upload(m, read("meta.json"), read("model.csv"))
+    task = asyncio.create_task(m.activate())
+    for _ in range(40):
+        await asyncio.sleep_ms(0)
+    assert not task.done() and m.dev.model_busy
+    task.cancel()
+    try:
+        await task
+        raise AssertionError("the activation was not cancelled")
+    except asyncio.CancelledError:
+        pass
+    assert m.current is small and not m.dev.model_busy
+    assert _votes(m.current, xs) == before
+    # 2. MemoryError: the upload claims 7,900 nodes (63 KB of arrays, allowed by ml.model_max_kb = 64) and the
+    # heap has no block that big (ballast fills it, then every other 16 KB block is given back); the
+    # allocation fails for real
+    m.config.values["ml.model_max_kb"] = 64
+    meta, csv = _variant(nodes=7900)
+    upload(m, meta, csv)
+    big = []
+    ballast = []
+    gc.collect()
+    size = 16 * 1024
+    while size >= 16:
+        try:
+            (big if size == 16 * 1024 else ballast).append(bytearray(size))
+        except MemoryError:  # no block that big left: smaller ones
+            size //= 2
+    for i in range(0, min(len(big), 12), 2):
+        big[i] = None
+    gc.collect()
+    assert gc.mem_free() >= 64 * 1024
+    try:
+        await arefused(m.activate(), "not enough RAM")
+    finally:
+        big = ballast = None
+        gc.collect()
+    assert m.current is small and not m.dev.model_busy
+    assert _votes(m.current, xs) == before
+    assert "not enough RAM" in m.info()["last_error"]
+    # 3. uninterrupted: the default model replaces it
+    upload(m, read("meta.json"), read("model.csv"))
+    await m.activate()
+    await watch.end()
+    assert m.current.n_trees == 20 and m.current is not small
+    assert watch.none == 0, "no model for {} turns".format(watch.none)

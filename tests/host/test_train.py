@@ -1,5 +1,7 @@
 """`sensorbox train` on the bundled excerpt: dataset from labelled recordings via the shared feature code, grouped
-CV, export, and a report whose numbers hang together; errors that say what to do."""
+CV, export, and a report whose numbers hang together; errors that say what to do. On folders written by
+`sensorbox pull`: windows cut by the labels and by gaps, grouped by label range; and end to end against the real
+simulated device (label, pull, train, push, classify)."""
 
 import json
 import os
@@ -40,3 +42,140 @@ def test_cli_errors_say_what_to_do(tmp_path):
     assert "examples:" in r.stdout and "sensorbox train watch" in r.stdout
     r = run("model", "push", "http://127.0.0.1:9", str(tmp_path), "--password", "x")
     assert r.returncode != 0 and r.stderr.startswith("error: cannot read the model")
+
+
+# --- data pulled from devices -----------------------------------------------------------------------------------
+
+def _write_pulled(folder, dev, t, frames, labels, rate=50):
+    """A device folder as ``sensorbox pull`` writes it: manifest.json, accel.npy (t, x, y, z), labels.csv."""
+    import numpy as np
+
+    d = os.path.join(folder, dev)
+    os.makedirs(d, exist_ok=True)
+    arr = np.zeros(len(t), dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("z", "<i2")])
+    arr["t"] = t
+    arr["x"], arr["y"], arr["z"] = frames[:, 0], frames[:, 1], frames[:, 2]
+    np.save(os.path.join(d, "accel.npy"), arr)
+    with open(os.path.join(d, "labels.csv"), "w") as f:
+        f.write("start,end,label\n" + "".join("{},{},{}\n".format(*x) for x in labels))
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump({"device": dev, "resources": {"accel": {"schema": {"columns": ["t", "x", "y", "z"],
+                                                                     "rate_hz": rate}}}}, f)
+
+
+def test_pulled_folder_windows_follow_labels_gaps_and_sessions(tmp_path):
+    # Excerpt frames stand in for what a device stored: 2,000 frames at 50 Hz with a 1-second gap before frame
+    # 1,000. Recordings (and so windows) must lie inside one label and one gap-free stretch, with exactly the
+    # frames stored at those times; frames two different labels claim are dropped; a label range is a group.
+    import numpy as np
+
+    src = np.load(os.path.join(train.REPO, "data", "watch_excerpt.npy"))[:2000, :3]
+    t0 = 1_700_000_000_000
+    t = t0 + 20 * np.arange(2000, dtype=np.int64)
+    t[1000:] += 1000  # frame i >= 1000 is at t0 + 20 i + 1000
+    labels = [(t0, t0 + 8000, "walk"),            # frames 0..399
+              (t0 + 8000, t0 + 24000, "rest"),    # 400..999, then past the gap 1000..1149
+              (t0 + 26000, t0 + 36000, "walk"),   # 1250..1749 ...
+              (t0 + 34000, t0 + 40000, "rest"),   # 1650..1949: 1650..1749 are claimed twice, dropped
+              (t0 + 60000, t0 + 70000, "walk")]   # after the data: nothing
+    _write_pulled(str(tmp_path), "dev-a", t, src, labels)
+    recs, rate, kind = train.dataset(str(tmp_path))
+    assert rate == 50 and kind == "labelled session"
+    expect = [(0, 400, "walk", t0), (400, 600, "rest", t0 + 8000), (1000, 150, "rest", t0 + 8000),
+              (1250, 400, "walk", t0 + 26000), (1750, 200, "rest", t0 + 34000)]
+    assert len(recs) == len(expect)
+    for (x, label, group), (i, n, name, start) in zip(recs, expect):
+        assert (label, group) == (name, "dev-a/{}".format(start))
+        assert np.array_equal(x, src[i:i + n]), (i, n)
+    X, y, groups = train.windows(recs, 3, 128, 64)
+    assert len(X) == sum((n - 128) // 64 + 1 for _, n, _, _ in expect if n >= 128)
+    assert len(set(groups.tolist())) == 4 and set(y.tolist()) == {"walk", "rest"}
+    # the same windows' features as the shared extractor computes them from those frames
+    from sensorbox.shared import features
+    import array
+
+    ex = features.Extractor(3, 128)
+    out = array.array("h", bytes(2 * len(features.names(3))))
+    ex.extract(array.array("h", src[1250 + 64:1250 + 192].tobytes()), out)
+    assert list(X[(400 - 128) // 64 + 1 + (600 - 128) // 64 + 1 + (150 - 128) // 64 + 1 + 1]) == list(out)
+    day_recs = train.dataset(str(tmp_path), group_by="day")[0]
+    assert {g for _, _, g in day_recs} == {"dev-a/2023-11-14"}
+
+
+def test_pulled_folder_errors_say_what_to_do(tmp_path):
+    import numpy as np
+    import pytest
+
+    t = 1_700_000_000_000 + 20 * np.arange(600, dtype=np.int64)
+    frames = np.zeros((600, 3), np.int16)
+    _write_pulled(str(tmp_path / "a"), "dev-a", t, frames, [])
+    with pytest.raises(train.DataError, match=r"no labels .*POST /api/labels.*sensorbox pull"):
+        train.train(str(tmp_path / "a"), str(tmp_path / "m"), quiet=True)
+    _write_pulled(str(tmp_path / "b"), "dev-b", t, frames, [(1, 2, "walk")])
+    with pytest.raises(train.DataError, match="no label covers pulled accel rows"):
+        train.train(str(tmp_path / "b"), str(tmp_path / "m"), quiet=True)
+    _write_pulled(str(tmp_path / "c"), "dev-c", t, frames, [(int(t[0]), int(t[-1]), "walk")])
+    with pytest.raises(train.DataError, match="all of one class .walk.*at least 2"):
+        train.train(str(tmp_path / "c"), str(tmp_path / "m"), quiet=True)
+    _write_pulled(str(tmp_path / "d"), "dev-d", t, frames,
+                  [(int(t[0]), int(t[100]), "walk"), (int(t[100]), int(t[200]), "rest")])
+    with pytest.raises(train.DataError, match="shorter than a window"):
+        train.train(str(tmp_path / "d"), str(tmp_path / "m"), quiet=True)
+
+
+def test_label_pull_train_push_end_to_end(device_factory, tmp_path):
+    # The real simulated device records (its accelerometer replays the excerpt, here at 100 Hz); four label
+    # ranges go on through the API; `sensorbox pull` fetches data and labels; `sensorbox train` builds the
+    # dataset from the pulled folder, cross-validates grouped by label range, exports; and the device itself
+    # loads the model (`sensorbox model push`) and classifies with it.
+    import time
+
+    import numpy as np
+
+    from conftest import ADMIN_PASSWORD
+    from sensorbox.host import cli
+
+    dev = device_factory()
+    assert dev.put("/api/config", {"accel.rate_hz": 100}).status == 200
+    t0 = dev.get("/api/resources").json()["time_ms"] + 500  # from here on, 100 Hz
+    span = 2400  # ms per label: 240 frames, 4 windows of 128 at hop 32
+    while dev.get("/api/resources").json()["time_ms"] < t0 + 4 * span + 1500:  # + the store's flush
+        time.sleep(0.5)
+    for k in range(4):
+        r = dev.post("/api/labels", {"start": t0 + k * span, "end": t0 + (k + 1) * span,
+                                     "label": ("walk", "rest")[k % 2]})
+        assert r.status == 201, r.body
+    pulled = tmp_path / "pulled"
+    assert cli.main(["pull", dev.url, "--out", str(pulled), "--password", ADMIN_PASSWORD, "--no-progress"]) == 0
+    out = tmp_path / "model"
+    assert cli.main(["train", str(pulled), "--out", str(out), "--trees", "3", "--folds", "4", "--hop", "32",
+                     "--quiet"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    meta = json.loads((out / "meta.json").read_text())
+    assert rep["classes"] == ["rest", "walk"] and meta["rate_hz"] == 100
+    assert meta["training"]["subjects"] == 4 and meta["training"]["grouped_by"] == "labelled session"
+    assert len(rep["fold_accuracy"]) == 4
+    # every window comes from the labelled rows as pulled: 4 labels x 240 frames -> 16 windows, fewer only if
+    # the device dropped samples (a gap splits a label's frames)
+    acc = np.load(next(pulled.iterdir()) / "accel.npy")
+    inside = [(acc["t"] >= t0 + k * span) & (acc["t"] < t0 + (k + 1) * span) for k in range(4)]
+    assert all(m.sum() == 240 for m in inside), [int(m.sum()) for m in inside]
+    assert rep["training"]["windows"] == sum(rep["per_class"][c]["support"] for c in rep["classes"]) == 16
+    assert rep["agreement"]["device_vs_emlearn_c"] == 1.0
+    model.check_meta(meta, features.FEATURE_VERSION, list(features.names(3)), 3, 128, 16 * 1024)
+    assert "grouped by labelled session" in (out / "report.txt").read_text()
+    # the device loads it and runs it
+    assert cli.main(["model", "push", dev.url, str(out), "--password", ADMIN_PASSWORD]) == 0
+    info = dev.get("/api/model").json()
+    assert info["active"]["sha256"] == meta["csv_sha256"][:16] and info["active"]["classes"] == ["rest", "walk"]
+    t_push = dev.get("/api/resources").json()["time_ms"]
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        a = dev.status()["analysis"]
+        if a["prediction"] and a["prediction"]["t_ms"] > t_push:  # a window classified after the switch
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError("the device made no prediction after the push: {}".format(a))
+    assert a["model"] == meta["csv_sha256"][:16] and a["reason"] is None
+    assert a["prediction"]["index"] in (-1, 0, 1) and a["prediction"]["class"] in ("rest", "walk", "unknown")

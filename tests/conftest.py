@@ -14,7 +14,6 @@ Tests run with the repository root as working directory. ``tests/support`` is on
 
 import ast
 import os
-import shutil
 import subprocess
 import sys
 
@@ -26,7 +25,8 @@ sys.path.insert(0, REPO)
 from sensorbox.host import bundle  # noqa: E402
 
 #: Heap for device tests: 96K words = 96 KB on a 32-bit ESP32, below what one without PSRAM leaves to Python
-#: with Wi-Fi up. The whole app is tested separately at 64wK (see tests/device/test_app_heap.py).
+#: with Wi-Fi up. The whole app runs at ``bundle.APP_HEAP`` (tests/host), its heap checked against
+#: ``bundle.HEAP_BUDGET`` by tests/host/test_heap_budget.py.
 DEVICE_HEAP = "96wK"
 TIMEOUT_S = 120
 BUILD_TESTS = os.path.join(REPO, "build", "tests")
@@ -120,9 +120,8 @@ class MicroPythonItem(pytest.Item):
         self.add_marker(getattr(pytest.mark, variant))
 
     def runtest(self):
-        tmp = os.path.join(REPO, "build", "test-tmp", self.variant, self.path.stem, self.test)
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
+        # Under pytest's --basetemp, like tmp_path: concurrent runs never share (or delete) each other's files.
+        tmp = str(self.config._tmp_path_factory.mktemp("{}-{}-{}".format(self.variant, self.path.stem, self.test)))
         if self.variant == "wasm":
             cmd = ["node", os.path.join(REPO, "tests", "wasm_runner.mjs"), REPO, str(self.path), self.test]
             cmd += list(self.consts.get("DATA_FILES", ()))

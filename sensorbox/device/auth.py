@@ -4,7 +4,8 @@ First start: the password is taken from the platform (``SENSORBOX_ADMIN_PASSWORD
 up at random and printed once on the console; it is never logged or written in clear. Requests authenticate
 with HTTP Basic (user ``admin``). Verifying a password costs ``ITERATIONS`` hashes, so a verified credential is
 remembered (by its SHA-256, never in clear) and a wrong guess makes every login wait ``LOCKOUT_MS``
-(doubling with each failure, up to a minute) — rate limiting that costs the device nothing.
+(doubling with each failure, up to a minute; after a quiet minute it starts again from ``LOCKOUT_MS``) — rate
+limiting that costs the device nothing.
 
 Also, for the web UI and scripts (code in ``http/authz.py`` and ``http/web_lazy.py``, loaded per request, so a
 device nobody browses pays nothing for them; they keep their state on the ``Auth`` object):
@@ -59,7 +60,12 @@ class Auth:
             self._iterations = d["iterations"]
         except (OSError, ValueError, KeyError) as e:
             if not isinstance(e, OSError):
-                log.error("auth", "{} is unreadable ({}); setting a new admin password".format(path, e))
+                log.error("auth", "{} is unreadable ({}); kept as {}.bad, setting a new admin password".format(
+                    path, e, path))
+                try:
+                    os.rename(path, path + ".bad")
+                except OSError:
+                    pass
             pw = initial_password or new_password()
             if not initial_password:
                 self.generated_password = pw
@@ -96,6 +102,10 @@ class Auth:
             if len(self._verified) > 4:
                 self._verified.pop(0)
             return "admin"
+        # The wait doubles with each failure, but a failure after a quiet minute past the last lockout starts
+        # again at LOCKOUT_MS: a stranger guessing now and then cannot keep the owner locked out.
+        if time.ticks_diff(time.ticks_ms(), self._fail_until) > _LOCKOUT_MAX_MS:
+            self._failures = 0
         self._failures += 1
         wait = min(LOCKOUT_MS << min(self._failures - 1, 10), _LOCKOUT_MAX_MS)
         self._fail_until = time.ticks_add(time.ticks_ms(), wait)

@@ -49,6 +49,19 @@ def test_wrong_credentials_and_lockout():
     assert any("failed login" in e["msg"] for e in log.entries())
 
 
+def test_lockout_starts_over_after_a_quiet_minute():
+    # A stranger's guess now and then must not keep the owner out: after a quiet minute past the last lockout
+    # the wait is back to 500 ms instead of doubling on.
+    a = Auth(tmpdir() + "/auth.json", quiet_log(), "pw")
+    for _ in range(5):
+        a._fail_until = time.ticks_ms()  # (each lockout just over)
+        assert a.check_basic(_basic("admin", "nope")) is None
+    assert a._failures == 5 and time.ticks_diff(a._fail_until, time.ticks_ms()) > 7000  # 8 s
+    a._fail_until = time.ticks_add(time.ticks_ms(), -61000)  # ...and a quiet minute since
+    assert a.check_basic(_basic("admin", "nope")) is None
+    assert a._failures == 1 and time.ticks_diff(a._fail_until, time.ticks_ms()) <= 500
+
+
 def test_corrupt_auth_file_sets_a_new_password():
     path = tmpdir() + "/auth.json"
     with open(path, "w") as f:
@@ -57,3 +70,27 @@ def test_corrupt_auth_file_sets_a_new_password():
     a = Auth(path, log)
     assert a.generated_password and a.check_basic(_basic("admin", a.generated_password)) == "admin"
     assert any("unreadable" in e["msg"] for e in log.entries())
+    with open(path + ".bad") as f:  # kept for inspection, not overwritten
+        assert f.read() == "{garbage"
+
+
+def test_unreadable_tokens_file_is_kept_aside_not_overwritten():
+    from sensorbox.device.http import authz
+
+    d = tmpdir()
+    with open(d + "/tokens.json", "w") as f:
+        f.write('[{"id": 1, "na')  # cut off by a power loss, say
+    log = quiet_log()
+    a = Auth(d + "/auth.json", log, "pw")
+    assert authz.tokens(a) == []
+    assert any("tokens.json is unreadable" in e["msg"] for e in log.entries())
+    with open(d + "/tokens.json.bad") as f:
+        assert f.read() == '[{"id": 1, "na'
+
+
+def test_csrf_compare():
+    from sensorbox.device.http import authz
+
+    t = authz.csrf_token("x" * 32)
+    assert authz._same(t, t) and not authz._same(t, t[:-1] + ("1" if t[-1] == "0" else "0")) and not authz._same(t, t[:-1]) and \
+        not authz._same("", t)

@@ -37,11 +37,24 @@ def tokens_path(auth):
 def tokens(auth):
     """The API tokens, ``[{"id", "name", "scope", "hash"}]`` (read from flash once)."""
     if getattr(auth, "tokens", None) is None:
+        path = tokens_path(auth)
         try:
-            with open(tokens_path(auth)) as f:
+            with open(path) as f:
                 auth.tokens = json.load(f)
-        except (OSError, ValueError):
+            if not isinstance(auth.tokens, list):
+                raise ValueError("not a list")
+        except OSError:
             auth.tokens = []
+        except ValueError as e:  # kept aside for inspection: the next token made must not overwrite it silently
+            auth.tokens = []
+            auth.log.error("auth", "{} is unreadable ({}); kept as {}.bad, no API tokens until made again".format(
+                path, e, path))
+            try:
+                import os
+
+                os.rename(path, path + ".bad")
+            except OSError:
+                pass
     return auth.tokens
 
 
@@ -84,6 +97,16 @@ def csrf_token(sid):
     return binascii.hexlify(hashlib.sha256(("csrf:" + sid).encode()).digest()[:16]).decode()
 
 
+def _same(a, b):
+    # Compared in time that does not depend on where they differ.
+    if len(a) != len(b):
+        return False
+    d = 0
+    for i in range(len(a)):
+        d |= ord(a[i]) ^ ord(b[i])
+    return d == 0
+
+
 def check(auth, req, admin):
     """None when ``req`` may go on, else the refusal (a Response)."""
     h = req.headers
@@ -103,7 +126,7 @@ def check(auth, req, admin):
     else:
         sid = req.cookies.get(COOKIE)
         scope = "admin" if session_ok(auth, sid) else None
-        if scope and unsafe and h.get("X-CSRF-Token") != csrf_token(sid):
+        if scope and unsafe and not _same(h.get("X-CSRF-Token") or "", csrf_token(sid)):
             return error(403, "missing or wrong X-CSRF-Token", "X-CSRF-Token")
     if scope is None:
         res = error(401, "authentication required")

@@ -144,7 +144,10 @@ def _request(url, method, path, body, password, content_type="application/octet-
         password = os.environ.get("SENSORBOX_PASSWORD")
     if password is None:
         import getpass
+        import sys
 
+        if not sys.stdin.isatty():
+            raise PushError("no admin password for {}: give --password or set $SENSORBOX_PASSWORD".format(u.hostname))
         password = getpass.getpass("admin password of {}: ".format(u.hostname))
     base = "{}://{}{}".format(u.scheme, u.hostname, ":{}".format(u.port) if u.port else "")
     req = urllib.request.Request(base + path, data=body, method=method, headers={
@@ -158,7 +161,9 @@ def _request(url, method, path, body, password, content_type="application/octet-
             reason = json.loads(e.read()).get("error")
         except ValueError:
             reason = e.reason
-        raise PushError("{} {} -> {}: {}".format(method, path, e.code, reason))
+        hint = {401: " (wrong admin password: --password or $SENSORBOX_PASSWORD)",
+                429: " (logins are locked for a while after a wrong password: wait, then retry)"}.get(e.code, "")
+        raise PushError("{} {} -> {}: {}{}".format(method, path, e.code, reason, hint))
     except OSError as e:
         raise PushError("cannot reach {}: {}".format(base, e))
 

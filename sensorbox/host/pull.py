@@ -69,10 +69,12 @@ class Client:
         if "://" not in self.url:
             self.url = "http://" + self.url
         self.timeout = timeout
-        self.auth = "Basic " + base64.b64encode("{}:{}".format(user, password or "").encode()).decode()
+        # No password, no Authorization header: an empty one would count as a failed login on the device.
+        self.auth = None if password is None else "Basic " + base64.b64encode(
+            "{}:{}".format(user, password).encode()).decode()
 
     def open(self, path, retries=3):
-        req = urllib.request.Request(self.url + path, headers={"Authorization": self.auth})
+        req = urllib.request.Request(self.url + path, headers={"Authorization": self.auth} if self.auth else {})
         try:
             return urllib.request.urlopen(req, timeout=self.timeout)
         except urllib.error.HTTPError as e:
@@ -83,7 +85,13 @@ class Client:
                 msg = json.loads(e.read()).get("error")
             except ValueError:
                 msg = e.reason
-            raise PullError("{} {}: HTTP {} {}".format(self.url, path, e.code, msg))
+            hint = ""
+            if e.code == 401:
+                hint = ("; give the admin password with --password or $SENSORBOX_PASSWORD" if self.auth is None
+                        else "; the password is wrong (--password or $SENSORBOX_PASSWORD)")
+            elif e.code == 429:
+                hint = "; the device locks logins for a while after a wrong password: wait, then retry"
+            raise PullError("{} {}: HTTP {} {}{}".format(self.url, path, e.code, msg, hint))
         except OSError as e:
             raise PullError("cannot reach {}: {}".format(self.url, e))
 
@@ -172,6 +180,11 @@ def pull(url, out, user="admin", password=None, since=None, resources=None, prog
     manifest.update({"device": dev, "url": client.url, "pulled_at_ms": int(time.time() * 1000),
                      "device_time_ms": info.get("time_ms")})
     since_ms = parse_since(since, info.get("time_ms") or int(time.time() * 1000)) if since else None
+    if resources:
+        unknown = [r for r in resources if r not in [x["name"] for x in info["resources"]]]
+        if unknown:
+            raise PullError("no resource {} on this device; it has: {}".format(
+                ", ".join(unknown), ", ".join(x["name"] for x in info["resources"])))
     for res in info["resources"]:
         name = res["name"]
         if resources and name not in resources:

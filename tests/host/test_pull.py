@@ -3,6 +3,8 @@ second pull that fetches only what is new (no row twice, none skipped)."""
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -55,8 +57,20 @@ def test_pull_errors_and_since_parsing(device_factory, tmp_path):
     with pytest.raises(pull.PullError, match="cannot reach"):
         pull.pull("http://127.0.0.1:9", str(tmp_path), password="x")
     dev = device_factory()
-    with pytest.raises(pull.PullError, match="401"):
+    with pytest.raises(pull.PullError, match="401.*--password or .SENSORBOX_PASSWORD"):
+        pull.pull(dev.url, str(tmp_path), password=None)  # no credential sent: not a failed login
+    with pytest.raises(pull.PullError, match="no resource nope on this device; it has: accel"):
+        pull.pull(dev.url, str(tmp_path), password=ADMIN_PASSWORD, resources=["nope"])
+    with pytest.raises(pull.PullError, match="401.*password is wrong"):
         pull.pull(dev.url, str(tmp_path), password="wrong")
+    # the CLI without a terminal and without a password says what to give
+    env = dict(os.environ)
+    env.pop("SENSORBOX_PASSWORD", None)
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "info", dev.url], env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "--password or set $SENSORBOX_PASSWORD" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    time.sleep(1.1)  # the wrong password above locks logins for 500 ms
     m = pull.pull(dev.url, str(tmp_path), password=ADMIN_PASSWORD, since="1s", resources=["accel"],
                   log=lambda *a: None)
     assert set(m["resources"]) == {"accel"}

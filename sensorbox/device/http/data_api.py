@@ -1,4 +1,5 @@
-"""Data API (admin only): the store's resources, their data as streamed .npy/CSV/JSON, and labels.
+"""Data API: the store's resources, their data as streamed .npy/CSV/JSON, and labels. Any credential may read;
+adding and deleting labels needs admin.
 
     GET    /api/resources                      schemas, time coverage, bytes, budget, bytes/day, days until full
     GET    /api/resources/<name>/data          ?start=&end=&columns=&format=npy|csv|json&max_points=&since=

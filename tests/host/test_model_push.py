@@ -39,8 +39,7 @@ def copy_model(tmp_path, name):
 
 def test_push_activate_refuse_rollback(device_factory, tmp_path):
     dev = device_factory()  # bundle.APP_HEAP
-    a = wait_prediction(dev)
-    assert dev.status()["soundlevel"]["lost"] == 0  # the model loaded at boot without starving the sound meter
+    a = wait_prediction(dev)  # (that loading yields to the sound meter is tests/device/test_models.py's to check)
     meta = json.load(open(os.path.join(DEFAULT, "meta.json")))
     assert a["prediction"]["class"] in meta["classes"] + ["unknown"]
     assert a["model"] == meta["csv_sha256"][:16]
@@ -56,7 +55,7 @@ def test_push_activate_refuse_rollback(device_factory, tmp_path):
     n = dev.status()["analysis"]["windows"]
     wait_prediction(dev, n)  # still classifying, no restart
     st = dev.status()
-    assert st["tasks"]["pipeline"]["restarts"] == 0 and st["soundlevel"]["lost"] == 0
+    assert st["tasks"]["pipeline"]["restarts"] == 0
 
     # truncated model.csv (meta.json intact): refused at activation, the uploaded model keeps running
     bad = copy_model(tmp_path, "truncated")

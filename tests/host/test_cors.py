@@ -34,6 +34,12 @@ def test_cors_off_by_default_then_one_origin_then_any(tmp_path, device_factory):
     assert r.status == 401 and cors(r)["access-control-allow-origin"] == ORIGIN
     r = dev.get("/api/config", headers=h)
     assert r.status == 200 and cors(r)["access-control-allow-origin"] == ORIGIN
+    # the configured origin may change state with its own Authorization header (no cookie)...
+    r = dev.put("/api/config", {"device.name": "dash-set"}, headers=h)
+    assert r.status == 200 and cors(r)["access-control-allow-origin"] == ORIGIN, r.body
+    # ...another origin may not, credential or not
+    r = dev.put("/api/config", {"device.name": "evil"}, headers={"Origin": "http://evil.example"})
+    assert r.status == 403 and b"cross-site" in r.body
     # another origin, or no Origin header: nothing
     assert cors(dev.get("/api/status", auth=False, headers={"Origin": "http://evil.example"})) == {}
     assert cors(dev.get("/api/status", auth=False)) == {}
@@ -41,6 +47,11 @@ def test_cors_off_by_default_then_one_origin_then_any(tmp_path, device_factory):
     assert dev.put("/api/config", {"http.cors_origin": "*"}).status == 200
     c = cors(dev.get("/api/status", auth=False, headers={"Origin": "http://other.example"}))
     assert c["access-control-allow-origin"] == "*" and "access-control-allow-credentials" not in c
+    # any origin reads; none changes state (a browser may attach cached Basic credentials to any site's request)
+    c = cors(dev.request("OPTIONS", "/api/config", auth=False, headers=pre))
+    assert c["access-control-allow-methods"] == "GET, HEAD"
+    assert dev.put("/api/config", {"device.name": "x"}, headers={"Origin": "http://other.example"}).status == 403
+    assert dev.get("/api/config").json()["config"]["device.name"] == "dash-set"
 
     assert dev.put("/api/config", {"http.cors_origin": ""}).status == 200
     assert cors(dev.get("/api/status", auth=False, headers=h)) == {}

@@ -8,7 +8,8 @@ Rules, in order:
 
 1. State-changing requests (anything but GET/HEAD) whose ``Origin`` is not this host, or whose
    ``Sec-Fetch-Site`` says ``cross-site``/``same-site``, are refused (403): browsers resend cookies and cached
-   Basic credentials, so another site must never get to change anything.
+   Basic credentials, so another site must never get to change anything. The one exception is the exact origin
+   configured in ``http.cors_origin`` (not ``*``), with an ``Authorization`` header and no cookie.
 2. ``Authorization: Bearer sb_<id>_<secret>``: an API token; its scope is ``read`` or ``admin``.
    ``Authorization: Basic``: the admin password. Otherwise the ``sb_session`` cookie: admin, and a
    state-changing request must carry the session's CSRF token in ``X-CSRF-Token``.
@@ -97,6 +98,14 @@ def csrf_token(sid):
     return binascii.hexlify(hashlib.sha256(("csrf:" + sid).encode()).digest()[:16]).decode()
 
 
+def _trusted(req, h):
+    # The one origin the owner named in http.cors_origin may change state, with an Authorization header of its
+    # own and no cookie ("*" only reads: a browser may attach cached Basic credentials to any site's request).
+    dev = getattr(req.app, "device", None)
+    o = dev.config.get("http.cors_origin") if dev is not None else ""
+    return o and o != "*" and h.get("Origin") == o and "Authorization" in h and "Cookie" not in h
+
+
 def _same(a, b):
     # Compared in time that does not depend on where they differ.
     if len(a) != len(b):
@@ -112,7 +121,7 @@ def check(auth, req, admin):
     h = req.headers
     unsafe = req.method not in ("GET", "HEAD")
     if unsafe and (h.get("Sec-Fetch-Site") in ("cross-site", "same-site") or
-                   ("Origin" in h and h["Origin"].partition("//")[2] != h.get("Host"))):
+                   ("Origin" in h and h["Origin"].partition("//")[2] != h.get("Host"))) and not _trusted(req, h):
         return error(403, "cross-site request refused", "Origin")
     a = h.get("Authorization")
     if a and a.startswith("Bearer "):

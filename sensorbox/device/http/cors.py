@@ -2,7 +2,8 @@
 notebook UI) call the device's API with explicit credentials (an ``Authorization`` header).
 
 ``""`` = off (no CORS headers at all: browsers keep cross-origin pages out, which the login's JSON-only rule relies
-on); ``"*"`` = any origin; otherwise one exact origin such as ``https://dash.example:8443``. Credentials mode is
+on); ``"*"`` = any origin may read (GET, HEAD); otherwise one exact origin such as ``https://dash.example:8443``,
+which may also change state (``authz`` lets it past its cross-site rule when it sends ``Authorization``). Credentials mode is
 never granted (no ``Access-Control-Allow-Credentials``), so the browser does not send the session cookie
 cross-origin: a page from another origin authenticates with a Basic or token ``Authorization`` header of its own.
 The setting is read on every response, so a change applies at once. Preflights (``OPTIONS``) are answered by
@@ -23,7 +24,7 @@ def install(app, config):
         if o != "*":
             h["Vary"] = "Origin"
         if req.method == "OPTIONS":
-            h["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE"
+            h["Access-Control-Allow-Methods"] = "GET, HEAD" if o == "*" else "GET, HEAD, POST, PUT, DELETE"
             h["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
             h["Access-Control-Max-Age"] = "600"
         else:

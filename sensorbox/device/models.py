@@ -7,7 +7,8 @@ Layout under the data directory::
     models/staged/...                       an upload in progress
 
 An upload writes ``staged/meta.json`` (checked at once: format, feature version and names, channels, window, RAM)
-and then ``staged/model.csv`` in chunks appended at an offset, so a model is never whole in RAM. ``activate()``
+and then ``staged/model.csv`` in chunks appended at an offset, so a model is never whole in RAM (nor over
+4 x ``ml.model_max_kb`` KB on flash: a bigger meta.json or chunk is refused, so an upload cannot fill the flash). ``activate()``
 checks size and SHA-256 with the old model still running, parses the CSV and rotates the directories (active ->
 previous, staged -> active). A new model that fits the old evaluator's arrays is parsed into them: the old model
 is let go first (one model in RAM: that is what lets a model be replaced inside the app's heap). One that needs
@@ -290,11 +291,21 @@ def stage_meta(device, body):
     except ValueError as e:
         raise ModelError("meta.json is not JSON ({})".format(e))
     _compatible(device, meta)
+    _room(device, meta["csv_bytes"])
     os.mkdir(st)
     with open(st + "/meta.json", "wb") as f:
         f.write(body)
     open(st + "/model.csv", "wb").close()
     return {"staged": True, "csv_bytes": meta["csv_bytes"]}
+
+
+def _room(device, n):
+    """Refuse a model.csv over 4 x ml.model_max_kb (64 KB at the default; a CSV takes ~2-3 bytes per byte of
+    model RAM), so an upload can never fill the flash and make retention delete sensor data."""
+    kb = 4 * device.config.get("ml.model_max_kb")
+    if n > kb * 1024:
+        raise ModelError("model.csv of {} bytes is over the limit of {} KB (4 x ml.model_max_kb): refused".format(
+            n, kb), "model.csv")
 
 
 def stage_chunk(device, offset, body):
@@ -306,6 +317,7 @@ def stage_chunk(device, offset, body):
         raise ModelError("no upload in progress: PUT meta.json first")
     if offset != size:
         raise ModelError("offset {} but {} bytes are staged; continue at {}".format(offset, size, size), "offset")
+    _room(device, size + len(body))
     with open(path, "ab") as f:
         f.write(body)
     return {"received": size + len(body)}

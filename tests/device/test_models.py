@@ -382,3 +382,23 @@ async def test_a_model_needing_new_arrays_loads_beside_the_running_one():
     await watch.end()
     assert m.current.n_trees == 20 and m.current is not small
     assert watch.none == 0, "no model for {} turns".format(watch.none)
+
+
+def test_upload_is_bounded_so_it_can_never_fill_the_flash():
+    m = manager()
+    meta = json.loads(read("meta.json"))
+    meta["csv_bytes"] = 64 * 1024 + 1  # 4 x ml.model_max_kb (16) KB is the bound
+    e = refused(lambda: m.stage_meta(json.dumps(meta).encode()), "64 KB", "ml.model_max_kb")
+    assert e.field == "model.csv"
+    # a meta.json that understates the size: chunks past the bound are refused, nothing more reaches flash
+    m.stage_meta(read("meta.json"))
+    chunk = b"0" * 2048
+    for off in range(0, 64 * 1024, 2048):
+        m.stage_chunk(off, chunk)
+    e = refused(lambda: m.stage_chunk(64 * 1024, b"0"), "over the limit of 64 KB")
+    assert e.field == "model.csv"
+    import os
+
+    assert os.stat(m.dir + "/staged/model.csv")[6] == 64 * 1024
+    m.config.values["ml.model_max_kb"] = 32  # the bound follows the model RAM limit
+    assert m.stage_chunk(64 * 1024, b"0")["received"] == 64 * 1024 + 1

@@ -89,6 +89,8 @@ def test_round_trip_and_reopen():
     st.on_bus("events", T0 + 1200, {"type": "boot", "why": "test, \"quoted\""})
     st.flush()
     assert st.accel.gaps == 1 and st.accel.nseg == 2
+    # readable while the store that wrote them runs (the width of features is learnt from the first value)
+    assert read_all(st, "features") == (["t", "f0", "f1", "f2"], [[T0 + 1000, 1, -2, 32767]])
     st.close()
     st = make(root)
     r = st.accel
@@ -324,7 +326,9 @@ def test_poll_from_ring_gaps_and_restart():
     # The reader falls behind more than the ring holds: what was overwritten is a gap, not a crash.
     for k in range(12):
         feed(102 + 32 * k, 32)
+    assert st.accel.lost_rows == 0
     st.poll(sensor)
+    assert st.accel.lost_rows == 128  # frames 102..229 were overwritten before the store read them: lost, counted
     # Sampling restarts (config change): seq starts again at 0 with a new clock; nothing old is re-stored.
     sensor.generation = 2
     ring.reset(50)
@@ -344,3 +348,293 @@ def test_crc32_fallback_matches_binascii():
 
     for data in (b"", b"SBS1" + bytes(24), bytes(range(28)), b"\xff" * 28):
         assert core.crc32_py(data) == binascii.crc32(data) & 0xFFFFFFFF
+
+
+def test_features_export_in_the_same_boot_with_their_names():
+    from sensorbox.shared import features
+
+    names = features.names(3)
+    st = make(tmpdir("s"))
+    for i in range(3):
+        st.on_bus("features", T0 + 1000 * i, tuple(range(i, i + len(names))))
+    st.flush()  # no reopen: the store that wrote them exports them, named as the model input
+    cols, rows = read_all(st, "features")
+    assert cols == ["t"] + list(names), cols[:4]
+    assert rows == [[T0 + 1000 * i] + list(range(i, i + len(names))) for i in range(3)], len(rows)
+    cols, rows = read_all(st, "features", columns="t,am_mean,grav_z")
+    assert rows[2] == [T0 + 2000, 2 + names.index("am_mean"), 2 + names.index("grav_z")], rows
+    p = export.plan(st, "features", {"max_points": "2"}, T0)  # decimated: <name>_min/_max
+    assert [c[0] for c in export.out_columns(p)][:4] == ["t", "n", names[0] + "_min", names[0] + "_max"]
+    st.close()
+    assert read_all(make(st.root), "features")[0][1:] == list(names)  # and after a restart the same
+
+
+def _ticking(work):
+    """Run coroutine ``work`` next to a task that counts its turns; returns (work's result, turns)."""
+    import asyncio
+
+    turns = [0]
+    done = [False]
+
+    async def tick():
+        while not done[0]:
+            turns[0] += 1
+            await asyncio.sleep_ms(0)
+
+    async def main():
+        t = asyncio.create_task(tick())
+        try:
+            return await work
+        finally:
+            done[0] = True
+            await t
+
+    return asyncio.run(main()), turns[0]
+
+
+async def _consume(st, name, params):
+    """Drive an export as the HTTP server does (prepare with a yield per step, then await each chunk's write);
+    returns (steps, bytes)."""
+    import asyncio
+
+    p = export.plan(st, name, params, T0, False)
+    steps = nbytes = 0
+    if p.numeric:
+        for _ in export.prepare(st, p):
+            steps += 1
+            await asyncio.sleep_ms(0)
+    for c in export.stream(st, p):
+        steps += 1
+        nbytes += len(c)
+        await asyncio.sleep_ms(0)
+    return steps, nbytes
+
+
+def test_every_export_path_yields_every_few_hundred_rows():
+    st = make(tmpdir("s"))
+    n = 0
+    while n < 20480:  # 20,480 accel rows (3 segments)
+        st.append_frames(T0 + 20 * n, n, 1, 50, memoryview(frames(n, 256)), 256)
+        n += 256
+    for i in range(300):
+        st.on_bus("features", T0 + 1000 * i, tuple(range(86)))
+        st.on_bus("events", T0 + 1000 * i, {"type": "e", "i": i})
+    st.flush()
+    cases = (
+        ("accel", {"max_points": "2"}, n),  # decimated: two rows of output for 20k rows read
+        ("accel", {"max_points": "2", "columns": "t,z", "format": "csv"}, n),
+        ("accel", {"format": "csv", "columns": "t"}, n),
+        ("accel", {"start": str(T0 + 20 * (n - 10))}, 10),  # starts late in the last segment
+        ("features", {"max_points": "3"}, 300),
+        ("events", {"start": str(T0 + 299000)}, 300),  # one row out of 300 lines read
+    )
+    for name, params, rows in cases:
+        (steps, nbytes), turns = _ticking(_consume(st, name, params))
+        # at least one step (and one turn of the other task) per 256 rows read, whatever the output
+        assert steps >= rows // 256 and turns >= rows // 256, (name, params, steps, turns)
+        assert nbytes > 0
+    (steps, nbytes), turns = _ticking(_consume(st, "accel", {"max_points": "2"}))
+    assert steps >= 80, steps  # 20,480 rows in at most 170 rows per step: 121 steps
+
+
+def test_labels_500_add_list_delete_compact_and_ids_never_reused():
+    from sensorbox.device.store import meta
+
+    st = make(tmpdir("s"))
+    ids = []
+    for i in range(500):
+        lab = meta.label_add(st, {"start": T0 + 10 * i, "end": T0 + 10 * i + 5, "label": "wälk, \"{}\"".format(i % 7)})
+        ids.append(lab["id"])
+    assert ids == list(range(1, 501))
+    try:
+        meta.label_add(st, {"start": 1, "end": 2, "label": "x"})
+        raise AssertionError("a 501st label was accepted")
+    except core.QueryError as e:
+        assert "500" in e.reason
+    k = 0
+    for lab in each_label(st):
+        k += 1
+        assert lab == {"id": k, "start": T0 + 10 * (k - 1), "end": T0 + 10 * (k - 1) + 5,
+                       "label": "wälk, \"{}\"".format((k - 1) % 7)}, lab
+    assert k == 500
+    cols, rows = read_labels_csv(st, start=str(T0 + 4990), end=str(T0 + 5000))
+    assert rows == ["{},{},\"wälk, \"\"2\"\"\"".format(T0 + 4990, T0 + 4995)], rows
+    for i in ids[:-1]:
+        assert meta.label_delete(st, i)
+    assert not meta.label_delete(st, 1)  # gone already
+    assert count_labels(st) == 1
+    size = os.stat(st.root + "/labels.bin")[6]
+    lab = meta.label_add(st, {"start": 5, "end": 6, "label": "rest"})  # compacts first: 499 deleted records go
+    assert lab["id"] == 501 and os.stat(st.root + "/labels.bin")[6] < size // 100
+    assert meta.label_delete(st, 501) and meta.label_delete(st, 500)
+    for k in range(40):  # deleted ones only: a rewrite keeps the next id in the header
+        meta.label_delete(st, meta.label_add(st, {"start": 5, "end": 6, "label": "x"})["id"])
+    assert meta.label_add(st, {"start": 5, "end": 6, "label": "y"})["id"] == 542
+    assert [x["id"] for x in each_label(st)] == [542]
+
+
+def each_label(st):
+    """The labels of GET /api/labels one by one, from its chunks (the whole body would not fit a small heap)."""
+    import json
+
+    chunks = meta_mod().labels_json(st)
+    assert next(chunks) == b'{"labels": ['
+    for c in chunks:
+        if c == b"]}":
+            return
+        if c:
+            yield json.loads(c[1:] if c[:1] == b"," else c)
+    raise AssertionError("no end")
+
+
+def count_labels(st):
+    from sensorbox.device.store import figures
+
+    n = figures._label_count(st)
+    assert n == len(list(each_label(st)))
+    return n
+
+
+def meta_mod():
+    from sensorbox.device.store import meta
+
+    return meta
+
+
+def read_labels_csv(st, **params):
+    p = export.plan(st, "labels", dict(params, format="csv"), T0)
+    lines = b"".join(bytes(c) for c in export.stream(st, p)).decode().split("\n")
+    assert lines[-1] == ""
+    return lines[0], lines[1:-1]
+
+
+def test_labels_torn_append_and_unreadable_file():
+    from sensorbox.device.store import meta
+
+    st = make(tmpdir("s"))
+    meta.label_add(st, {"start": 1, "end": 2, "label": "a"})
+    meta.label_add(st, {"start": 3, "end": 4, "label": "b"})
+    with open(st.root + "/labels.bin", "ab") as f:
+        f.write(meta.pack(9, 5, 6, "torn")[:10])  # a crash during an append
+    assert [r[1][1] for r in meta.label_rows(st, export.plan(st, "labels", {}, T0)) if r[0]] == ["a", "b"]
+    assert meta.label_add(st, {"start": 7, "end": 8, "label": "c"})["id"] == 3
+    assert count_labels(st) == 3
+    with open(st.root + "/labels.bin", "r+b") as f:  # a record overwritten with garbage
+        f.seek(8 + 23)
+        f.write(b"\x00")
+    assert count_labels(st) == 1  # what is readable before it
+    meta.label_add(st, {"start": 9, "end": 10, "label": "d"})  # rewrites; the damaged file goes to quarantine
+    assert st.quarantined == 1 and len(os.listdir(st.root + "/quarantine")) == 1
+    assert count_labels(st) == 2
+
+
+def test_labels_json_of_older_versions_is_converted_at_open():
+    import json
+
+    def label(i):
+        return [T0 + i, T0 + i + 1, ["a]b", "c\"d[", "e\\\\f", "über", "x"][i % 5] + str(i), 1000 + 2 * i]
+
+    root = tmpdir("s")
+    make(root).close()
+    with open(root + "/labels.json", "w") as f:  # as json.dumps wrote it, keys in either order
+        f.write('{"labels": [')
+        for i in range(300):
+            f.write((", " if i else "") + json.dumps(label(i)))
+        f.write('], "next": 5000}')
+    st = make(root)
+    k = 0
+    for x in each_label(st):
+        assert [x["start"], x["end"], x["label"], x["id"]] == label(k), (k, x)
+        k += 1
+    assert k == 300
+    assert "labels.json" not in os.listdir(root) and st.quarantined == 0
+    assert meta_mod().label_add(st, {"start": 1, "end": 2, "label": "new"})["id"] == 5000  # "next" kept
+    # An unreadable one: what parses is kept, the file goes to quarantine (nothing lost).
+    root2 = tmpdir("s2")
+    with open(root2 + "/labels.json", "w") as f:
+        f.write('{"next": 9, "labels": [[1, 2, "ok", 7], [3, "four", "bad", 8], [5, 6, "cut')
+    st2 = make(root2)
+    assert [x["label"] for x in each_label(st2)] == ["ok"]
+    assert st2.quarantined == 1 and "labels.json" not in os.listdir(root2)
+    assert meta_mod().label_add(st2, {"start": 1, "end": 2, "label": "n"})["id"] == 9
+
+
+def test_labels_on_a_full_littlefs_answer_507_and_keep_what_is_stored():
+    import asyncio
+    import json
+
+    from sensorbox.device.http import data_api
+
+    bd = RamFlash(16, 512)  # 8 KB of flash
+    os.VfsLfs2.mkfs(bd)
+    os.mount(os.VfsLfs2(bd), "/flash")
+    try:
+        st = make("/flash/store", store__accel_kb=0)
+        routes = {}
+
+        class Http:
+            def require(self, fn):
+                return fn
+
+            def route(self, method):
+                return lambda path: (lambda fn: routes.setdefault((method, path), fn))
+
+        h = Http()
+        h.get, h.post, h.delete = h.route("GET"), h.route("POST"), h.route("DELETE")
+        dev = type("D", (), {"store": st})()
+        data_api.add_routes(h, dev)
+
+        class Req:
+            def __init__(self, body):
+                self.body = json.dumps(body).encode()
+
+        res = asyncio.run(routes[("POST", "/api/labels")](Req({"start": 1, "end": 2, "label": "kept"})))
+        assert res[1] == 201, res
+        try:  # fill the flash
+            with open("/flash/fill", "wb") as f:
+                while True:
+                    f.write(bytes(512))
+                    f.flush()
+        except OSError:
+            pass
+        codes = []
+        for i in range(8):
+            res = asyncio.run(routes[("POST", "/api/labels")](Req({"start": 10 + i, "end": 20, "label": "x" * 40})))
+            codes.append(res.status_code if hasattr(res, "status_code") else res[1])
+        assert 507 in codes and 500 not in codes, codes
+        body = json.loads(b"".join(asyncio.run(routes[("GET", "/api/labels")](None))[0]))
+        assert body["labels"][0]["label"] == "kept"
+    finally:
+        os.umount("/flash")
+
+
+async def test_store_service_reads_the_ring_before_it_is_overwritten():
+    """accel.rate_hz=100 with store.flush_ms=5000 (both allowed): flush points are 5 s apart but a 100-frame ring
+    at 100 Hz holds 1 s, so the service must read it more often than it flushes."""
+    import asyncio
+
+    from sensorbox.device.sensors.ring import Batch, SampleRing
+
+    st = make(tmpdir("s"), store__flush_ms=5000)
+    ring = SampleRing(3, 100, 100)
+    ring.reset(100)
+    sensor = FakeSensor(ring)
+    dev = type("D", (), {"config": StubConfig(store__flush_ms=5000), "sensors": {"accel": sensor}})()
+    batch = Batch(3, 10)
+    task = asyncio.create_task(st.run(dev))
+    for k in range(20):  # 2 s of sampling, 10 frames per 100 ms
+        batch.data[:] = frames(10 * k, 10)
+        batch.n = 10
+        batch.seq = 10 * k
+        batch.t_ms = T0 + 100 * k
+        ring.write(batch)
+        await asyncio.sleep_ms(100)
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    st.poll(sensor)
+    st.flush()
+    assert st.accel.lost_rows == 0 and st.accel.gaps == 0, (st.accel.lost_rows, st.accel.gaps)
+    assert times(st) == [T0 + 10 * s for s in range(200)]

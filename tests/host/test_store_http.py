@@ -163,3 +163,47 @@ def test_tiny_budget_keeps_newest_reports_drops_keeps_sampling(device_factory, t
     before = d.status()["sensors"]["accel"]["received"]
     time.sleep(0.5)
     assert d.status()["sensors"]["accel"]["received"] > before
+
+
+def test_500_labels_and_features_named_in_the_boot_that_made_them(device_factory, tmp_path):
+    """The documented limit of 500 labels at the app's heap: add, list (streamed), export, delete all; and the
+    features the pipeline stores are exported, with their names, while the device that made them runs."""
+    from sensorbox.shared import features
+
+    d = _start(device_factory, tmp_path, "labels", {"store.flush_ms": 250, "mic.enabled": False})
+    tok = d.post("/api/tokens", {"name": "labels", "scope": "admin"})
+    assert tok.status == 201, tok.body
+    h = {"Authorization": "Bearer " + tok.json()["token"]}  # no password hashing per request
+    ids = []
+    for i in range(500):
+        r = d.post("/api/labels", {"start": 1000 * i, "end": 1000 * i + 500, "label": "act ü,{}".format(i % 9)},
+                   auth=False, headers=h)
+        assert r.status == 201, (i, r.status, r.body)
+        ids.append(r.json()["id"])
+    r = d.post("/api/labels", {"start": 1, "end": 2, "label": "one too many"}, auth=False, headers=h)
+    assert r.status == 400 and "500" in r.json()["error"], r.body
+    labs = d.get("/api/labels", auth=False, headers=h).json()["labels"]
+    assert [x["id"] for x in labs] == ids and labs[499]["label"] == "act ü,4" and labs[499]["start"] == 499000
+    csv = d.get("/api/resources/labels/data?format=csv", auth=False, headers=h).body.decode().split("\n")
+    assert csv[0] == "start,end,label" and len(csv) == 502 and csv[500] == '499000,499500,"act ü,4"'
+    res = d.get("/api/resources", auth=False, headers=h).json()["resources"]
+    assert [x for x in res if x["name"] == "labels"][0]["count"] == 500
+    for i in ids:
+        r = d.request("DELETE", "/api/labels/{}".format(i), auth=False, headers=h)
+        assert r.status == 200, (i, r.status, r.body)
+    assert d.get("/api/labels", auth=False, headers=h).json() == {"labels": []}
+    r = d.post("/api/labels", {"start": 1, "end": 2, "label": "again"}, auth=False, headers=h)
+    assert r.status == 201 and r.json()["id"] == 501
+    # features: the pipeline's windows, named as the model input, exported without a restart
+    names = ("t",) + features.names(3)
+    deadline = time.time() + 30
+    while True:
+        r = d.get("/api/resources/features/data", auth=False, headers=h)
+        assert r.status == 200, r.body
+        f = np.load(io.BytesIO(r.body))
+        if len(f) or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert f.dtype.names == names and len(f) >= 1
+    res = d.get("/api/resources", auth=False, headers=h).json()["resources"]
+    assert [x for x in res if x["name"] == "features"][0]["columns"] == list(names)

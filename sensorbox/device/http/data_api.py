@@ -3,13 +3,16 @@ adding and deleting labels needs admin.
 
     GET    /api/resources                      schemas, time coverage, bytes, budget, bytes/day, days until full
     GET    /api/resources/<name>/data          ?start=&end=&columns=&format=npy|csv|json&max_points=&since=
-    GET    /api/labels                         all labels (also: /api/resources/labels/data?format=csv)
+    GET    /api/labels                         all labels, streamed (also: /api/resources/labels/data?format=csv)
     POST   /api/labels                         {"start": ms, "end": ms, "label": "walking"} -> 201 with its id
     DELETE /api/labels/<id>
 
-The reader (``store.export``) and the tables (``store.meta``) are loaded per request and unloaded at once
-(``lazy``): they cost heap only while a request runs. Resource names are looked up in the store's table, never used as paths: no traversal.
-Bad parameters get ``400 {"error": reason, "field": name}``.
+The reader (``store.export``), the labels (``store.meta``) and the listing (``store.figures``) are loaded per
+request and unloaded at once (``lazy``): they cost heap only while a request runs. ``GET /api/labels`` is a
+generator reading the labels from flash as it is sent. Resource names are looked up in the store's table, never
+used as paths: no traversal.
+Bad parameters get ``400 {"error": reason, "field": name}``; a label that cannot be written or deleted because
+the flash is full or failing gets ``507`` (nothing changed).
 """
 
 import asyncio
@@ -20,19 +23,24 @@ from sensorbox.device.store.core import QueryError
 
 _EX = "sensorbox.device.store.export"
 _META = "sensorbox.device.store.meta"
+_FIG = "sensorbox.device.store.figures"
 
 
 def add_routes(http, device):
     require = http.require
 
     def call(fn, *args):
-        meta = lazy.load(_META)
+        mod = _FIG if fn == "resources" else _META
+        m = lazy.load(mod)
         try:
-            return getattr(meta, fn)(device.store, *args)
+            return getattr(m, fn)(device.store, *args)
         except QueryError as e:
             return error(400, e.reason, e.field)
+        except OSError as e:  # full flash (ENOSPC) or a failing one
+            return error(507, "flash full or failing ({}); nothing changed".format(e))
         finally:
-            lazy.unload(_META)
+            m = None
+            lazy.unload(mod)
 
     @http.get("/api/resources")
     @require
@@ -61,8 +69,9 @@ def add_routes(http, device):
     @http.get("/api/labels")
     @require
     async def labels(req):
-        return {"labels": [{"id": x[3], "start": x[0], "end": x[1], "label": x[2]}
-                           for x in call("labels_load")[1]]}
+        body = lazy.load(_META).labels_json(device.store)  # a generator: read from flash as it is sent
+        lazy.unload(_META)
+        return body, 200, {"Content-Type": "application/json"}
 
     @http.post("/api/labels")
     @require

@@ -3,7 +3,8 @@ uploading, activating and rolling back need admin.
 
     GET  /api/model                                   active model, whether a previous/staged one exists, last error
     PUT  /api/model/meta.json                         start an upload; refused at once if incompatible (400 + reason)
-    PUT  /api/model/model.csv?offset=N                append a chunk (N = bytes staged so far; 409 says where)
+    PUT  /api/model/model.csv?offset=N                append a chunk (N = bytes staged so far; 409 says where;
+                                                      413 past 4 x ml.model_max_kb KB of CSV)
     POST /api/model/activate                          validate the staged model and switch to it live
     POST /api/model/rollback                          switch back to the previous model
 
@@ -35,7 +36,7 @@ def add_routes(http, device):
                 return await (m.activate(device) if action == "activate" else m.rollback(device))
             return error(404, "no such model action: {} {}".format(req.method, action))
         except m.ModelError as e:
-            return error(409 if e.field == "offset" else 400, e.reason, e.field)
+            return error(409 if e.field == "offset" else (413 if e.field == "model.csv" else 400), e.reason, e.field)
         except ValueError:
             return error(400, "offset must be an integer", "offset")
         except OSError as e:

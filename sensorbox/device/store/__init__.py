@@ -1,2 +1,3 @@
-"""The time-series store on flash: ``core`` writes, recovers and retains (always loaded); ``export`` reads,
-decimates, streams .npy/CSV and keeps labels (imported only when a request needs it)."""
+"""The time-series store on flash: ``core`` writes and retains (always loaded); ``recover`` opens it after a
+(re)start (once per boot); ``export`` reads, decimates and streams .npy/CSV/JSON, ``meta`` keeps the labels,
+``figures`` lists the resources (each imported only while a request needs it)."""

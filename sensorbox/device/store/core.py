@@ -4,8 +4,9 @@ Resources (``RESOURCES``) and the bus values the store expects from their produc
 
 - ``accel``: int16 x, y, z at the sensor's rate, read from ``device.sensors["accel"].ring`` (not the bus).
 - ``features``: bus topic "features", value = ``array('h')`` (or tuple of ints), one per window. The width is
-  taken from the value; a change of width starts a new segment. Names: ``store.set_columns("features", names)``,
-  else f0, f1, ...
+  taken from the value (at boot from the newest segment, then from each new segment); a change of width starts a
+  new segment and exports show the newest width. Column names: ``sensorbox.shared.features.names(channels)``
+  when the width is that of 3 or 6 channels (86 or 169), else f0, f1, ...
 - ``predictions``: value = ``(class_index, confidence_permille)`` ints.
 - ``soundlevel``: value = ``(leq, lmin, lmax, l10, l50, l90)`` ints in centi-dB (int16).
 - ``events``: value = a small JSON-able dict with a "type" key (at most 500 bytes as JSON).
@@ -24,7 +25,9 @@ generation, CRC-32 of the first 28 bytes) followed by rows, appended only:
 
 A segment is closed at ``seg_bytes`` (8 littlefs blocks of 4 KB, less the CTZ pointers: no block half used;
 smaller when a budget is small) or after 24 h. Writes are batched: accel frames are appended once per flush
-interval, bus values wait in a preallocated RAM buffer; then each written file is flushed (littlefs: synced).
+interval (the ring is read at least every half of its span, so a long interval at a high rate loses nothing;
+frames overwritten before they were read count in ``lost_rows``), bus values wait in a preallocated RAM buffer;
+then each written file is flushed (littlefs: synced).
 
 Power-loss contract: a row is durable once a flush point passed it; flush points come every ``store.flush_ms``
 (default 1 s), so at most that much data (plus one write) is lost. A crash can leave a torn tail in the newest
@@ -95,9 +98,12 @@ class QueryError(ValueError):
 def columns_of(r):
     if r.cols is not None:
         return r.cols
-    names = getattr(r, "names", None)
-    if names is not None and len(names) == r.ncols:
-        return tuple(names)
+    from sensorbox.shared import features  # resident anyway on the device (the pipeline's)
+
+    for ch in (3, 6):
+        names = features.names(ch)
+        if len(names) == r.ncols:
+            return names
     return tuple("f{}".format(i) for i in range(r.ncols))
 
 
@@ -236,6 +242,8 @@ class Store:
         r.f = f
         r.seg_name = r.newest = name
         r.seg_t0, r.seg_ncols, r.seg_next, r.seg_gen, r.seg_rate = t0, ncols, seq0, gen, rate
+        if r.kind == TIMED and r.cols is None:  # features: the width of the newest segment (as recover.py does)
+            r.ncols = ncols
         r.seg_rows = 0
         r.seg_size = HDR
         r.bytes += HDR
@@ -403,6 +411,9 @@ class Store:
         if sensor.generation != self._gen:
             self._gen = sensor.generation
             self._seq = ring.oldest()
+        if self._seq < ring.oldest():  # overwritten before the store read them: lost (sensor gaps among them too)
+            r.lost_rows += ring.oldest() - self._seq
+            self.log.warning("store", "accel: {} frames overwritten unread".format(ring.oldest() - self._seq))
         buf = self._fbuf
         mv = memoryview(buf)
         for _ in range(64):
@@ -444,15 +455,22 @@ class Store:
 
         self.configure(device.config)
         sensor = device.sensors.get("accel")
-        n = 0
+        n = wait = 0
         while True:
             if sensor is not None:
                 self.poll(sensor)
-            self.flush()
-            n += 1
-            if n % 16 == 0:
-                self.retain()
-            await asyncio.sleep_ms(self.flush_ms)
+            if wait <= 0:
+                self.flush()
+                n += 1
+                if n % 16 == 0:
+                    self.retain()
+                wait = self.flush_ms
+            # Read the ring before half of it is overwritten, even when flush points are further apart.
+            step = wait
+            if sensor is not None and sensor.ring is not None and sensor.ring.rate_hz > 0:
+                step = min(step, max(sensor.ring.capacity * 500 // sensor.ring.rate_hz, 50))
+            await asyncio.sleep_ms(step)
+            wait -= step
 
     # ---- retention and cursors ----
 

@@ -4,6 +4,12 @@ Imported only when a request needs it (see ``http/data_api``). ``plan(store, nam
 parameters (``QueryError(reason, field)`` when wrong) and returns a ``Plan``; ``stream(store, plan)`` is a
 generator of body chunks (at most ~1 KB each, from one buffer reused) that never holds a segment in RAM.
 
+Every path yields at least every ``_CHUNK`` bytes read (at most 170 accel rows, 5 feature rows), every segment
+opened, every 8 directory entries listed and every 64 event lines or 32 labels, whatever the query: when such a
+step produced no output (a decimated query, a time range that starts late in a segment) it yields an empty
+chunk, so the HTTP server (which awaits each chunk's write) lets the samplers run. ``prepare`` yields once per
+segment the same way.
+
 Output: rows with ``t <= end`` ... precisely ``start <= t < end`` (epoch ms). ``since=T`` adds ``t > T``: pass
 the ``X-Sensorbox-Next`` response header (the time of the last row sent) to fetch only what is new. Columns:
 ``t`` plus the resource's columns (``columns=t,x`` picks). ``.npy`` bodies are structured arrays (``t`` int64,
@@ -13,9 +19,10 @@ row: ``t`` (bucket start), ``n`` (rows in it, 0 = none), then ``<col>_min`` and 
 """
 
 import json
+import os
 import struct
 
-from sensorbox.device.store.core import RATE, TIMED, QueryError, check_header, columns_of, seg_names
+from sensorbox.device.store.core import RATE, TIMED, QueryError, check_header, columns_of
 from sensorbox.shared import npy
 
 _CHUNK = 1024
@@ -120,9 +127,11 @@ def _first_at(f, hdr, rows, x):
 
 def _segments(store, p):
     """Yield (path, header, first, stop, t first, t last) of the rows in [p.start, p.end) of each segment,
-    opening each segment once."""
+    opening each segment once; None for a segment opened that holds none of them."""
     r = p.r
-    names = seg_names(r)
+    names = []
+    for x in _names(r, names):
+        yield x
     hb = bytearray(_HDR)
     b4 = bytearray(4)
     for i in range(len(names)):
@@ -141,14 +150,32 @@ def _segments(store, p):
             try:
                 h = check_header(hb, f.readinto(hb) or 0, size)
             except ValueError:
-                continue  # torn: open() deals with it at the next start
+                yield None  # torn: open() deals with it at the next start
+                continue
             if h[2] != r.ncols and r.kind == TIMED:
-                continue  # an older feature width
+                yield None  # an older feature width
+                continue
             rows = (h[0] - _HDR) // h[4]
             a = _first_at(f, h, rows, p.start)
             b = _first_at(f, h, rows, p.end)
             if b > a:
                 yield path, h, a, b, _time_at(f, h, a, b4), _time_at(f, h, b - 1, b4)
+            else:
+                yield None  # opened for nothing: still a step
+
+
+def _names(r, out):
+    """Fill ``out`` with the segment names of ``r`` (ints, ascending), yielding None every 8 directory entries
+    (listing a directory on flash is slow: ~0.1 ms an entry on the benchmark's littlefs)."""
+    k = 0
+    for e in os.ilistdir(r.dir):
+        n = e[0]
+        if n.endswith(".seg") and n[:-4].isdigit():
+            out.append(int(n[:-4]))
+        k += 1
+        if k % 8 == 0:
+            yield None
+    out.sort()
 
 
 def _time_at(f, h, i, b4):
@@ -166,6 +193,9 @@ def prepare(store, p):
     n = 0
     first = last = None
     for seg in _segments(store, p):
+        if seg is None:
+            yield
+            continue
         n += seg[3] - seg[2]
         if first is None:
             first = seg[4]
@@ -215,9 +245,14 @@ def out_columns(p):
 
 
 def _rows(store, p):
-    """Yield (t, values tuple) of every row in range, reading ~1 KB at a time."""
+    """Yield (t, values tuple) of every row in range, reading ~1 KB at a time, and (None, None) after each read
+    and each segment opened (a step for the caller to yield on)."""
     buf = bytearray(_CHUNK)
-    for path, h, a, b, ta, tb in _segments(store, p):
+    for seg in _segments(store, p):
+        if seg is None:
+            yield None, None
+            continue
+        path, h, a, b, ta, tb = seg
         rb = h[4]
         timed = not h[3]
         fmt = "<{}h".format(h[2])
@@ -238,6 +273,7 @@ def _rows(store, p):
                         t = h[5] + (i + j) * 1000 // h[3]
                     yield t, struct.unpack_from(fmt, buf, o + voff)
                 i += k
+                yield None, None
 
 
 def stream(store, p):
@@ -261,17 +297,25 @@ def stream(store, p):
     fmt = "<" + "".join("q" if c[1] == "<i8" else ("i" if c[1] == "<i4" else "h") for c in cols)
     size = struct.calcsize(fmt)
     cap = len(out)
+    sent = False  # a chunk went out since the last step
     for row in (_buckets(store, p) if p.buckets else _select(store, p)):
+        if row is None:  # a step of reading done: yield, with output or without
+            if not sent:
+                yield b""
+            sent = False
+            continue
         if csv:
             s = (",".join(str(v) for v in row) + "\n").encode()
             if o + len(s) > cap:
                 yield memoryview(out)[:o]
+                sent = True
                 o = 0
             out[o:o + len(s)] = s
             o += len(s)
         else:
             if o + size > cap:
                 yield memoryview(out)[:o]
+                sent = True
                 o = 0
             struct.pack_into(fmt, out, o, *row)
             o += size
@@ -282,7 +326,7 @@ def stream(store, p):
 def _select(store, p):
     order = p.order
     for t, v in _rows(store, p):
-        yield [t if i < 0 else v[i] for i in order]
+        yield None if t is None else [t if i < 0 else v[i] for i in order]
 
 
 def _buckets(store, p):
@@ -295,6 +339,9 @@ def _buckets(store, p):
     n = 0
     w = p.width
     for t, v in _rows(store, p):
+        if t is None:
+            yield None
+            continue
         b = (t - p.t0) // w
         while b > cur:
             yield _bucket_row(p, cur, n, lo, hi)
@@ -337,6 +384,9 @@ def _text(store, p):
     else:
         rows = _event_rows
     for t, rest in rows(store, p):
+        if t is None:  # a step without a row
+            yield b""
+            continue
         if csv:
             if p.kind == -1:
                 vals = (str(t), str(rest[0]), _csv_str(rest[1]))
@@ -371,7 +421,9 @@ def _csv_str(s):
 
 def _event_rows(store, p):
     r = p.r
-    names = seg_names(r)
+    names = []
+    for _ in _names(r, names):
+        yield None, None
     for i in range(len(names)):
         if i + 1 < len(names) and names[i + 1] <= p.start:
             continue
@@ -383,7 +435,11 @@ def _event_rows(store, p):
             continue
         with f:
             f.seek(_HDR)
+            k = 0
             while True:
+                k += 1
+                if k % 64 == 0:
+                    yield None, None
                 line = f.readline()
                 if not line or line[-1:] != b"\n":
                     break  # the end, or a torn last line

@@ -8,6 +8,7 @@ raises ``ConfigError`` naming the key and the reason. Nothing is ever half-appli
 ``SPEC`` is one string, a line per key: ``key kind default [low high | choices] [reboot]``, where default and
 choices are JSON tokens without spaces. A table of tuples would cost the device ~220 bytes of heap per key; this
 string costs its length, and a key's entry is parsed only when it is checked. Help texts are in config_docs.py.
+``SPEC2`` holds more keys in the same form (see there).
 """
 
 import json
@@ -36,7 +37,7 @@ accel.range_g           choice  8             [2,4,8,16]
 accel.poll_ms           int     40            5 1000
 mic.enabled             bool    true
 mic.rate_hz             choice  16000         [8000,16000]
-mic.poll_ms             int     20            5 200
+mic.poll_ms             int     20            5 42
 sim.replay_gap_every_s  int     0             0 86400
 sim.replay_gap_ms       int     500           0 60000
 sim.replay_noise        int     0             0 4096
@@ -79,6 +80,38 @@ webhook.timeout_s       int     10            1 120
 webhook.retry_max_s     int     300           1 3600
 """
 
+# More keys, in a second string: each string is one block of heap while the schema is loaded, and two smaller
+# blocks fit a fragmented heap where one larger would not. Lines here are not padded into columns (padding is
+# bytes of that block). ``entries()`` lists SPEC's keys, then these.
+SPEC2 = """
+mqtt.tls_ca str "" 0 4000
+webhook.events str "" 0 100
+webhook.tls_ca str "" 0 4000
+webhook.2.url str "" 0 200
+webhook.2.secret secret "" 0 128
+webhook.2.resources str "events" 1 40
+webhook.2.events str "" 0 100
+webhook.3.url str "" 0 200
+webhook.3.secret secret "" 0 128
+webhook.3.resources str "events" 1 40
+webhook.3.events str "" 0 100
+accel.i2c_addr choice 106 [106,107]
+mic.channel choice "left" ["left","right"]
+board.i2c_sda int -1 -1 48 reboot
+board.i2c_scl int -1 -1 48 reboot
+board.i2c_freq int 400000 10000 1000000 reboot
+board.i2s_sck int -1 -1 48 reboot
+board.i2s_ws int -1 -1 48 reboot
+board.i2s_sd int -1 -1 48 reboot
+"""
+
+
+#: Frames in the microphone's sample ring (sensorbox/device/app.py allocates it once, at boot: 64 ms at 16 kHz).
+#: One poll of the microphone (``mic.poll_ms`` at ``mic.rate_hz``) may bring at most a third of it, so the ring
+#: also holds the sound meter's wait for its next turn and a late event loop: 21 ms at 16 kHz, 42 ms at 8 kHz.
+#: (With 200 ms polls at 16 kHz the meter lost 68 % of the samples.)
+MIC_RING_FRAMES = 1024
+
 
 class ConfigError(ValueError):
     """A configuration value was rejected. ``key`` names it, ``reason`` says why."""
@@ -105,18 +138,20 @@ def _parse(line):
 
 def entry(key):
     """(key, kind, default, low, high | choices, apply) for ``key``, or None."""
-    i = SPEC.find("\n" + key + " ")
-    if i < 0:
-        return None
-    e = _parse(SPEC[i + 1:SPEC.find("\n", i + 1)])
-    return e if e[0] == key else None
+    for spec in (SPEC, SPEC2):
+        i = spec.find("\n" + key + " ")
+        if i >= 0:
+            e = _parse(spec[i + 1:spec.find("\n", i + 1)])
+            return e if e[0] == key else None
+    return None
 
 
 def entries():
     """Every entry, in declaration order."""
-    for line in SPEC.split("\n"):
-        if line.strip():
-            yield _parse(line)
+    for spec in (SPEC, SPEC2):
+        for line in spec.split("\n"):
+            if line.strip():
+                yield _parse(line)
 
 
 def keys():
@@ -189,7 +224,92 @@ def validate(update, current=None):
         if not isinstance(key, str):
             raise ConfigError(str(key), "keys must be strings")
         merged[key] = check_value(key, update[key])
+    _check_mic(merged)
+    _check_integrations(merged)
     return merged
+
+
+WEBHOOK_RESOURCES = ("predictions", "soundlevel", "events")
+
+
+def redact_url(url):
+    """``scheme://host[:port]/...``: a URL as it may be shown or logged (its path and query can hold a token)."""
+    i = url.find("://")
+    j = url.find("/", i + 3) if i >= 0 else -1
+    head = url if j < 0 else url[:j]
+    if "@" in head:
+        head = head[:i + 3] + "***@" + head[head.rfind("@") + 1:]
+    if j < 0:
+        return head
+    return head + ("/" if j == len(url) - 1 else "/...")
+
+
+def parse_url(url):
+    """(tls, host, port, path) of an ``http://`` or ``https://`` URL; raises ValueError naming what is wrong
+    (without echoing the path, which can hold a token)."""
+    if url.startswith("https://"):
+        tls, rest = True, url[8:]
+    elif url.startswith("http://"):
+        tls, rest = False, url[7:]
+    else:
+        raise ValueError("must start with http:// or https://")
+    i = rest.find("/")
+    hp, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    if "@" in hp or "[" in hp or " " in url:
+        raise ValueError("not supported: user info, IPv6 literals or spaces ({})".format(redact_url(url)))
+    j = hp.rfind(":")
+    port = 443 if tls else 80
+    if j >= 0:
+        try:
+            port = int(hp[j + 1:])
+        except ValueError:
+            raise ValueError("port is not a number ({})".format(redact_url(url)))
+        hp = hp[:j]
+    if not hp or not 0 < port < 65536:
+        raise ValueError("no host or a bad port ({})".format(redact_url(url)))
+    return tls, hp, port, path
+
+
+def webhook_resources(spec, key="webhook.resources"):
+    """The resources named in ``spec`` (comma separated), in ``WEBHOOK_RESOURCES`` order."""
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    for n in names:
+        if n not in WEBHOOK_RESOURCES:
+            raise ValueError("{}: unknown resource {!r} (use {})".format(key, n, ", ".join(WEBHOOK_RESOURCES)))
+    if not names:
+        raise ValueError(key + " is empty")
+    return [r for r in WEBHOOK_RESOURCES if r in names]
+
+
+def _check_integrations(config):
+    # What the MQTT and webhook sinks would only find out when they start: refused here, naming the key.
+    for p in ("webhook.", "webhook.2.", "webhook.3."):
+        url = config.get(p + "url")
+        if url:
+            try:
+                parse_url(url)
+            except ValueError as e:
+                raise ConfigError(p + "url", str(e))
+            try:
+                webhook_resources(config.get(p + "resources") or "", p + "resources")
+            except ValueError as e:
+                raise ConfigError(p + "resources", str(e).partition(": ")[2] or str(e))
+    pre = config.get("mqtt.prefix")
+    if pre is not None and ("+" in pre or "#" in pre or pre.startswith("/") or pre.endswith("/") or "//" in pre):
+        raise ConfigError("mqtt.prefix", "a topic prefix without wildcards (+ #) or empty levels, e.g. sensorbox")
+    if config.get("mqtt.commands") and not config.get("mqtt.command_token"):
+        raise ConfigError("mqtt.commands", "set mqtt.command_token first: commands need a token to be authorised")
+
+
+def _check_mic(config):
+    # mic.poll_ms against the ring at the configured rate (see MIC_RING_FRAMES)
+    poll = config.get("mic.poll_ms")
+    rate = config.get("mic.rate_hz")
+    if poll is not None and rate is not None and poll * rate > MIC_RING_FRAMES * 1000 // 3:
+        raise ConfigError("mic.poll_ms", "{} ms at {} Hz is {} samples per poll; the microphone's {}-sample ring "
+                          "allows at most {} ms at that rate".format(poll, rate, poll * rate // 1000,
+                                                                      MIC_RING_FRAMES,
+                                                                      MIC_RING_FRAMES * 1000 // 3 // rate))
 
 
 def public_view(config):

@@ -22,10 +22,75 @@ def test_missing_file_means_defaults():
     assert c.get("accel.rate_hz") == 50 and c.boot_error is None
 
 
+def test_get_finds_every_key_whole():
+    from sensorbox.shared import config_schema
+
+    c = Config(tmpdir() + "/config.json", quiet_log())
+    for e in config_schema.entries():  # keys that are the start or end of others among them (mqtt.tls/_ca)
+        assert c.get(e[0]) == e[2], e[0]
+    c.update({"mqtt.tls_ca": "x", "webhook.2.url": "http://h/2", "log.level": "debug"})
+    assert c.get("mqtt.tls") is False and c.get("mqtt.tls_ca") == "x"
+    assert c.get("webhook.url") == "" and c.get("webhook.2.url") == "http://h/2"
+    assert c.get("log.level") == "debug" and c.as_dict()["log.level"] == "debug"
+    for bad in ("mqtt", "tls", "log.leve", "og.level", "device.name\nhttp.port", ""):
+        try:
+            c.get(bad)
+            raise AssertionError("found " + bad)
+        except KeyError:
+            pass
+        assert c.get(bad, 7) == 7
+    assert sorted(c.as_dict()) == sorted(config_schema.keys())
+
+
+def test_get_allocates_nothing_and_the_values_are_small():
+    import gc
+
+    import micropython
+
+    path = tmpdir() + "/config.json"
+    log = quiet_log()
+    c = Config(path, log)  # the first one interns the schema module's names for good
+    c = None
+    gc.collect()
+    before = gc.mem_alloc()
+    c = Config(path, log)
+    gc.collect()
+    size = gc.mem_alloc() - before
+    # a dict of str keys took ~5 KB (x64); the keys as one string and a list of values less than half of that
+    assert size < 2800, size
+    print("config values:", size, "bytes")
+    micropython.heap_lock()
+    try:
+        a = c.get("store.soundlevel_kb")
+        b = c.get("device.name")
+        d = c.get("webhook.3.events")
+        e = c.get("nope", None)
+    finally:
+        micropython.heap_unlock()
+    assert (a, b, d, e) == (64, "sensorbox", "", None)
+
+
+def test_keys_that_no_longer_validate_are_reset_and_the_rest_kept():
+    # After an upgrade that narrows a range or drops a key, one bad key must not cost the whole configuration.
+    d = tmpdir()
+    text = '{"device.name": "lab-3", "accel.rate_hz": 33, "bogus.key": 1, "mic.poll_ms": 40, "log.level": "debug"}'
+    _write(d + "/config.json", text)
+    log = quiet_log()
+    c = Config(d + "/config.json", log)
+    assert c.get("device.name") == "lab-3" and c.get("log.level") == "debug"  # kept
+    assert c.get("accel.rate_hz") == 50 and c.get("mic.poll_ms") == 20  # reset to defaults
+    for k in ("accel.rate_hz", "bogus.key", "mic.poll_ms"):
+        assert k in c.boot_error, c.boot_error
+    assert _read(d + "/config.json.bad") == text  # as it was, for inspection
+    assert json.loads(_read(d + "/config.json")) == {"device.name": "lab-3", "log.level": "debug"}  # repaired
+    assert any(e["level"] == "error" and "reset to defaults" in e["msg"] for e in log.entries())
+    c2 = Config(d + "/config.json", quiet_log())  # and the next boot is clean
+    assert c2.boot_error is None and c2.get("device.name") == "lab-3"
+
+
 def test_corrupt_file_is_kept_aside_and_defaults_used():
     d = tmpdir()
-    for text, words in (("{not json", "invalid"), ('{"accel.rate_hz": 33}', "accel.rate_hz"),
-                        ('{"bogus.key": 1}', "bogus.key"), ("[1,2]", "(body)")):
+    for text, words in (("{not json", "invalid"), ("[1,2]", "not a JSON object")):
         _write(d + "/config.json", text)
         log = quiet_log()
         c = Config(d + "/config.json", log)

@@ -89,3 +89,53 @@ def test_every_key_has_help():
     assert [d["key"] for d in described] == list(schema.keys())
     for d in described:
         assert d["help"], d["key"]
+
+
+def test_mic_poll_interval_fits_the_ring_at_the_configured_rate():
+    # A poll brings poll_ms * rate / 1000 samples; at most a third of the mic ring (1024 frames), so the
+    # sound meter never loses samples to its own wait (200 ms at 16 kHz lost 68 %).
+    assert schema.validate({"mic.poll_ms": 21})["mic.poll_ms"] == 21  # 336 samples at the default 16 kHz
+    _rejects({"mic.poll_ms": 22}, "mic.poll_ms", "allows at most 21 ms")
+    _rejects({"mic.poll_ms": 200}, "mic.poll_ms", "out of range 5..42")
+    assert schema.validate({"mic.rate_hz": 8000, "mic.poll_ms": 42})["mic.poll_ms"] == 42
+    # raising the rate with a poll interval that no longer fits names the poll interval, and applies nothing
+    cur = schema.validate({"mic.rate_hz": 8000, "mic.poll_ms": 40})
+    try:
+        schema.validate({"mic.rate_hz": 16000}, cur)
+        raise AssertionError("accepted 40 ms polls at 16 kHz")
+    except ConfigError as e:
+        assert e.key == "mic.poll_ms" and "640 samples per poll" in e.reason, e.reason
+    assert cur["mic.rate_hz"] == 8000
+    for rate in (8000, 16000):
+        for poll in range(5, 43):
+            try:
+                schema.validate({"mic.rate_hz": rate, "mic.poll_ms": poll})
+            except ConfigError:
+                continue
+            assert poll * rate // 1000 * 3 <= schema.MIC_RING_FRAMES, (rate, poll)
+
+
+def test_integration_settings_are_checked_when_set_not_when_used():
+    # What the sinks would only find out at their start is refused at once, naming the key.
+    _rejects({"webhook.url": "ftp://x/hook"}, "webhook.url", "http:// or https://")
+    _rejects({"webhook.2.url": "http://h:port/x"}, "webhook.2.url", "port is not a number")
+    _rejects({"webhook.url": "http://h/x", "webhook.resources": "nope"}, "webhook.resources", "unknown resource")
+    _rejects({"mqtt.prefix": "a/#/+"}, "mqtt.prefix", "wildcards")
+    _rejects({"mqtt.commands": True}, "mqtt.commands", "mqtt.command_token")
+    try:
+        schema.validate({"webhook.url": "https://user:hunter2@hooks.example/services/T0/SECRET"})
+        raise AssertionError("accepted user info")
+    except ConfigError as e:
+        assert e.key == "webhook.url" and "hunter2" not in e.reason and "SECRET" not in e.reason, e.reason
+    ok = schema.validate({"webhook.url": "https://hooks.example:8443/x?token=1", "webhook.resources": "events",
+                          "mqtt.commands": True, "mqtt.command_token": "t0ken", "mqtt.prefix": "lab/boxes"})
+    assert ok["webhook.url"].endswith("token=1")
+
+
+def test_urls_are_shown_without_their_path():
+    r = schema.redact_url
+    assert r("https://hooks.example/services/T0/SECRET?token=abc") == "https://hooks.example/..."
+    assert r("http://127.0.0.1:8080/") == "http://127.0.0.1:8080/"
+    assert r("http://h") == "http://h"
+    assert r("https://u:pw@h:1/x") == "https://***@h:1/..."
+    assert schema.parse_url("http://127.0.0.1:8080/hook?a=1") == (False, "127.0.0.1", 8080, "/hook?a=1")

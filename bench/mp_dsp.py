@@ -1,6 +1,7 @@
 # DSP benchmarks on the MicroPython unix port (run by bench/bench_dsp.py). Prints "name value baseline unit":
 # viper kernels against the plain-Python version of the same algorithm over the same arrays, in this run.
 import array
+import gc
 import time
 
 from sensorbox.device import kernels_fast as V
@@ -107,9 +108,48 @@ def features():
     return f, p
 
 
+def soundmeter():
+    # The sound level meter on 256-sample chunks (16 ms at 16 kHz, A-weighting, Fast), against the viper
+    # A-weighting filter alone on the same chunk: the ratio is the filter's share of the meter's time. Each
+    # call restores the chunk first (the meter filters in place); that copy is timed and subtracted.
+    # Then the bytes allocated per chunk, over 2 s of chunks (two interval ends included), garbage collector off.
+    from sensorbox.shared.soundlevel import SoundLevelMeter
+
+    n = 256
+    x = _data(4, n, -8000, 8000)
+    c = array.array("h", bytes(2 * n))
+    m = SoundLevelMeter(16000, "A", "fast", -26.0, 1000)
+    m.on_interval = lambda r: None
+
+    def copy():
+        V.gather(x, 0, 1, n, c)
+
+    def meter():
+        V.gather(x, 0, 1, n, c)
+        m.process(c, n)
+
+    def filt():
+        V.gather(x, 0, 1, n, c)
+        m.filter.run(c, c, n)
+
+    cp, t, f = _best((copy, meter, filt), (100, 100, 100))
+    chunks = 2 * 16000 // n
+    gc.collect()
+    gc.disable()
+    a = gc.mem_alloc()
+    for _ in range(chunks):
+        meter()
+    alloc = (gc.mem_alloc() - a) / chunks
+    gc.enable()
+    return t - cp, f - cp, alloc
+
+
 f = fft()
 print("fft256_us", f[0], f[1], "us")
 r = iir()
 print("iir2000_us", r[0], r[1], "us")
 e = features()
 print("features3_us", e[0], e[1], "us")
+s = soundmeter()
+print("sound256_us", s[0], s[1], "us")
+print("sound_alloc", s[2], 0, "B")

@@ -49,6 +49,7 @@ class Device:
         # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 64 ms of sound at 16 kHz
         # (its reader runs every few tens of ms). They are never reallocated.
         self.sensors["accel"] = Sensor("accel", self._driver_factory("accel"), self.log, 3, 500)
+        # 1024 = config_schema.MIC_RING_FRAMES, which bounds mic.poll_ms (the schema is not loaded here)
         self.sensors["mic"] = Sensor("mic", self._driver_factory("mic"), self.log, 1, 1024)
         self.config = Config(data + "/config.json", self.log)
         self.log.set_level(self.config.get("log.level"))

@@ -278,6 +278,16 @@ def gather(src, off: int, stride: int, n: int, dst):
 
 
 @micropython.viper
+def copy_i16(src, soff: int, dst, doff: int, n: int):
+    ps = ptr16(src)
+    pd = ptr16(dst)
+    i = 0
+    while i < n:
+        pd[doff + i] = ps[soff + i]
+        i += 1
+
+
+@micropython.viper
 def magnitude(src, off: int, stride: int, n: int, dst):
     ps = ptr16(src)
     pd = ptr16(dst)

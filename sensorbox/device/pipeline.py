@@ -19,7 +19,7 @@ import array
 import asyncio
 
 from sensorbox.device import lazy
-from sensorbox.shared import features
+from sensorbox.shared import features, kernels
 
 UNKNOWN = "unknown"
 
@@ -89,7 +89,6 @@ class Pipeline:
         ex = features.Extractor(ch, window)
         feats = array.array("h", bytes(2 * len(features.names(ch))))
         buf = array.array("h", bytes(2 * window * ch))
-        mv = memoryview(buf)
         hist = None  # votes of the last `smooth` windows, smooth x n_classes
         serial = 0  # the model in use (Model.serial): no reference, so a replaced model can be freed
         gen = -1
@@ -108,7 +107,7 @@ class Pipeline:
                 poll = max(20, hop * 250 // ring.rate_hz)  # ~4 polls per hop
             await asyncio.sleep_ms(poll)
             while True:
-                first, n = ring.read(seq, mv[filled * ch:], window - filled)
+                first, n = ring.read(seq, buf, window - filled, filled * ch)  # into buf after the frames held
                 if n == 0:
                     break
                 if first != seq:  # frames lost or overwritten: this window would span a gap
@@ -141,7 +140,7 @@ class Pipeline:
                 m = None  # hold no model across the awaits
                 # slide: keep the last window - hop frames
                 keep = (window - hop) * ch
-                mv[0:keep] = mv[(window * ch) - keep:window * ch]
+                kernels.copy_i16(buf, window * ch - keep, buf, 0, keep)  # no memoryview slices (allocations)
                 filled = window - hop
 
     def _classify(self, m, feats, hist, slot, count, threshold, t_ms):

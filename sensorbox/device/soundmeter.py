@@ -8,6 +8,8 @@ microphone reads, RMS dBFS, for 94 dB SPL at 1 kHz); weighting ``sound.weighting
 ``sound.time_weighting`` (fast or slow). Work is cut into chunks of 256 samples (~0.1 ms each on the unix
 port) with a yield between them, so a backlog never blocks the loop. When sampling restarts (the sensor's
 ``generation`` changes) the meter starts over; frames lost to a slow reader are counted in ``lost``.
+Per chunk nothing is allocated (tests/device/test_alloc.py): the ring is read with ``next_held``/``copy_out``
+and the epoch time, a heap int on a 32-bit board, is computed only when an interval is published.
 """
 
 import array
@@ -25,11 +27,15 @@ class SoundMeter:
         self.meter = None
         self.latest = None  # (t_ms, result tuple)
         self.lost = 0
-        self._t = 0
+        self._ring = None
+        self._last = 0  # sequence number of the last sample processed
 
     def _publish(self, result):
-        self.latest = (self._t, result)
-        self.device.bus.publish("soundlevel", self._t, result)
+        # Called from meter.process, right after the chunk was read: the ring's time reference is that chunk's.
+        # The epoch ms (a heap int on a 32-bit board) is made here, once per interval, not per chunk.
+        t = self._ring.time_of(self._last)
+        self.latest = (t, result)
+        self.device.bus.publish("soundlevel", t, result)
 
     async def run(self):
         from sensorbox.shared.soundlevel import SoundLevelMeter
@@ -48,16 +54,19 @@ class SoundMeter:
                                     cfg.get("sound.sensitivity_dbfs"), cfg.get("sound.interval_s") * 1000)
             meter.on_interval = self._publish
             self.meter = meter
+            self._ring = ring
             seq = ring.head
             while sensor.generation == gen:
-                first, n = ring.read(seq, buf, _CHUNK)
+                # next_held + copy_out: ring.read's tuple would be an allocation per chunk
+                first = ring.next_held(seq)
+                n = ring.copy_out(first, buf, _CHUNK)
                 if n == 0:
                     await asyncio.sleep_ms(sensor.poll_ms)
                     continue
                 if first != seq:
                     self.lost += first - seq
                 seq = first + n
-                self._t = ring.time_of(seq - 1)
+                self._last = seq - 1
                 meter.process(buf, n)
                 await asyncio.sleep_ms(0)
 

@@ -114,7 +114,8 @@ def log2_q6(p):
     if p <= 0:
         return LOG_FLOOR
     b = _bitlen(p) - 1
-    return 64 * b + (((p - (1 << b)) << 6) >> b)
+    x = p - (1 << b)
+    return 64 * b + (x >> (b - 6) if b >= 6 else (x << 6) >> b)  # (x << 6) >> b, without x << 6 past 2**30
 
 
 def _c16(v):
@@ -200,7 +201,21 @@ class Extractor:
     def _corr(num, den):
         if den <= 0:
             return 0
-        v = _div_round(num * 4096, den)
+        d2 = 2 * den
+        if d2 >= 0x20000000 or num > d2 or -num > d2:
+            v = _div_round(num * 4096, den)
+        else:
+            # _div_round(num * 4096, den) = (8192 * num + den) // d2, by long division so that no intermediate
+            # passes 2**30 (num * 4096 would: a heap int on a 32-bit board, per correlation and window)
+            q = num // d2
+            r = num - q * d2  # 0 <= r < d2
+            for _ in range(13):
+                r <<= 1
+                q <<= 1
+                if r >= d2:
+                    r -= d2
+                    q += 1
+            v = q + 1 if r + den >= d2 else q
         return 4096 if v > 4096 else (-4096 if v < -4096 else v)
 
     def _signal(self, buf, cen, out, o):
@@ -216,10 +231,14 @@ class Extractor:
         maxd = hi - mean if hi - mean > mean - lo else mean - lo
         if maxd > 46340:
             maxd = 46340
-        sh = _bitlen(maxd * maxd * n) - 31
+        # _bitlen(maxd * maxd * n) - 31 without forming the product (past 2**30 a heap int on a 32-bit board);
+        # n is a power of two (2**(_dshift - 1)) and maxd**2 < 2**31
+        sh = (_bitlen(maxd * maxd) if maxd < 32768 else 31) + self._dshift - 32
         if sh < 0:
             sh = 0
-        var = (k.sumsq_dev(buf, n, mean, sh) << sh) // n
+        var = k.sumsq_dev(buf, n, mean, sh)
+        lg = self._dshift - 1  # (var << sh) // n, as shifts: no intermediate beyond the result
+        var = var << (sh - lg) if sh >= lg else var >> (lg - sh)
         out[o] = _c16(mean)
         out[o + 1] = _c16(isqrt(var))
         out[o + 2] = lo

@@ -31,6 +31,7 @@ fft_q15 = _k.fft_q15
 iir_q = _k.iir_q
 isqrt = _k.isqrt
 gather = _k.gather
+copy_i16 = _k.copy_i16
 magnitude = _k.magnitude
 moments = _k.moments
 sumsq_dev = _k.sumsq_dev

@@ -195,6 +195,14 @@ def gather(src, off, stride, n, dst):
         dst[i] = src[off + i * stride]
 
 
+def copy_i16(src, soff, dst, doff, n):
+    """dst[doff + i] = src[soff + i] for i < n: a copy between int16 arrays at offsets, without the memoryview
+    slices (each an allocation on MicroPython) that ``dst[a:b] = src[c:d]`` needs. Source and destination
+    ranges must not overlap unless ``doff <= soff`` (copies run forwards)."""
+    for i in range(n):
+        dst[doff + i] = src[soff + i]
+
+
 def magnitude(src, off, stride, n, dst):
     """dst[i] = |(a, b, c)| of the three int16 values at src[off + i * stride ...], floor of the square root.
     Each component is clamped to +-26753 first (so the sum of squares fits 31 bits), the result to 32767."""

@@ -166,3 +166,22 @@ def test_sort_identical_on_every_size_and_order():
             V.sort_i16(x, n)
             P.sort_i16(y, n)
             assert list(x) == want and list(y) == want, (n, kind)
+
+
+def test_copy_i16_matches_and_stays_in_range():
+    # The sample ring's copy: offsets on both sides, int16 extremes, the overlapping forward copy the pipeline's
+    # window slide does (destination before source), and nothing written outside [doff, doff + n).
+    x = _data(17, 300)
+    for soff, doff, n in ((0, 0, 300), (5, 17, 100), (299, 0, 1), (40, 3, 0), (128, 0, 172)):
+        d1 = array.array("h", [7] * 320)
+        d2 = array.array("h", [7] * 320)
+        V.copy_i16(x, soff, d1, doff, n)
+        P.copy_i16(x, soff, d2, doff, n)
+        assert d1 == d2, (soff, doff, n)
+        assert list(d1[doff:doff + n]) == list(x[soff:soff + n])
+        assert all(v == 7 for v in d1[:doff]) and all(v == 7 for v in d1[doff + n:])
+    y1 = array.array("h", x)
+    y2 = array.array("h", x)
+    V.copy_i16(y1, 100, y1, 0, 200)
+    P.copy_i16(y2, 100, y2, 0, 200)
+    assert y1 == y2 and list(y1[:200]) == list(x[100:300]) and K.copy_i16 is V.copy_i16

@@ -102,3 +102,60 @@ def test_silence_reads_the_floor_and_bad_settings_are_refused():
         raise AssertionError("accepted A-weighting at 44.1 kHz")
     except ValueError:
         pass
+
+
+def _heap_lock():
+    # (lock, unlock) on MicroPython (the unix port and WebAssembly); None on CPython, which has no heap to lock
+    try:
+        import micropython
+
+        return micropython.heap_lock, micropython.heap_unlock
+    except (ImportError, AttributeError):
+        return None
+
+
+def test_process_allocates_nothing_between_interval_ends():
+    # Under micropython.heap_lock any allocation raises MemoryError. WebAssembly, like an ESP32, has 31-bit
+    # small ints and boxed floats, so there this also proves no float and no int beyond 2**30 per block; the
+    # unix port runs the viper kernels. The signal goes loud, quiet, silent (the time-weighted energy decays
+    # to zero) and loud again, so every branch of the block update runs locked. CPython runs the same path.
+    lock = _heap_lock()
+    for rate, weighting, tw in ((16000, "A", "fast"), (8000, "A", "slow"), (8000, "Z", "fast")):
+        m = S.SoundLevelMeter(rate, weighting, tw, -26.0, 60000)
+        got = []
+        m.on_interval = got.append
+        chunk = array.array("h", bytes(2 * 256))
+        loud = _tone(rate, 1000, -6, rate // 4)
+        quiet = _noise(-85, rate // 4)
+        silence = array.array("h", bytes(2 * 256))
+        parts = [(loud, 256), (quiet, 250), (silence, 256)]
+        seconds = 9 if weighting == "Z" else 1  # Fast decays to zero in ~6 s of silence
+        plan = [p for p in parts[:2]] + [parts[2]] * (seconds * rate // 256) + [(loud, 256)]
+        m.process(_tone(rate, 500, -20, 256), 256)  # the first block: past the start-up branch
+        if lock is not None:
+            lock[0]()
+        try:
+            for src, step in plan:
+                i = 0
+                while i + step <= len(src):  # (range() with a variable step allocates on MicroPython)
+                    for j in range(step):
+                        chunk[j] = src[i + j]
+                    m.process(chunk, step)
+                    i += step
+        finally:
+            if lock is not None:
+                lock[1]()
+        assert got == [] and m.level_cdb > 10000, (got, m.level_cdb)  # loud again: -6 dBFS + 120 = 114 dB
+        if weighting == "Z":
+            assert m._twm > 0  # it went to zero in the silence (checked below) and came back
+        m.process(silence, 256)
+        assert m.level_cdb < 11400
+
+
+def test_silence_decays_to_the_floor():
+    m = S.SoundLevelMeter(8000, "Z", "fast", -26.0, 60000)
+    m.process(_tone(8000, 1000, -6, 256), 256)
+    z = array.array("h", bytes(2 * 256))
+    for _ in range(8 * 8000 // 256):
+        m.process(z, 256)
+    assert m._twm == 0 and m.level_cdb == int(round((S.FLOOR_DBFS + 120) * 100)), (m._twm, m.level_cdb)

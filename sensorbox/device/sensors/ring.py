@@ -1,11 +1,21 @@
 """Batches and the sample ring: fixed-size int16 buffers shared by one writer (the sampler) and many readers.
 
-Everything is allocated when the sensor starts; writing a batch and reading frames copy through memoryviews and
-allocate nothing per sample. Readers keep their own position (a sequence number). A reader that falls more than
-the ring's capacity behind gets the oldest frames still held and is told how many it missed.
+Everything is allocated when the sensor starts; writing a batch (``write``) and reading frames (``next_held`` +
+``copy_out``) copy with ``kernels.copy_i16`` at offsets and allocate nothing (tests/device/test_alloc.py holds
+them under ``micropython.heap_lock``). ``read`` does both and returns a tuple (one small allocation per call).
+Readers keep their own position (a sequence number). A reader that falls more than the ring's capacity behind
+gets the oldest frames still held and is told how many it missed.
+
+Sequence numbers and ``time_of`` (epoch ms) are ints: on a 32-bit board an int beyond +-2**30 is a heap object,
+so an epoch time always allocates. Readers call ``time_of`` only where they publish (once per interval or
+window), never per chunk.
 """
 
 import array
+
+from sensorbox.shared import kernels
+
+_copy = kernels.copy_i16  # viper on the device: copies between int16 arrays at offsets, no memoryview slices
 
 
 class Batch:
@@ -26,7 +36,6 @@ class SampleRing:
         self.capacity = capacity  # frames
         self.rate_hz = rate_hz
         self.buf = array.array("h", bytes(2 * channels * capacity))
-        self._mv = memoryview(self.buf)
         self.head = 0  # sequence number of the next frame to be written
         self.t_ref_ms = 0  # epoch ms of frame seq_ref
         self.seq_ref = 0
@@ -53,46 +62,71 @@ class SampleRing:
         n = batch.n
         ch = self.channels
         cap = self.capacity
-        src = memoryview(batch.data)
-        if batch.seq > self.head:
+        seq = batch.seq
+        if seq > self.head:  # a gap: the only allocation here (a tuple), once per gap
             gaps = self.gaps
-            gaps.append((self.head, batch.seq))
-            oldest = batch.seq + n - cap
+            gaps.append((self.head, seq))
+            oldest = seq + n - cap
             while gaps and (gaps[0][1] <= oldest or len(gaps) > 8):
                 gaps.pop(0)
-        self.head = batch.seq
         self.t_ref_ms = batch.t_ms
-        self.seq_ref = batch.seq
-        done = 0
-        while done < n:
-            pos = (self.head + done) % cap
-            run = min(n - done, cap - pos)
-            self._mv[pos * ch:(pos + run) * ch] = src[done * ch:(done + run) * ch]
-            done += run
-        self.head = batch.seq + n
+        self.seq_ref = seq
+        self.head = seq + n
+        skip = 0
+        if n > cap:  # a batch larger than the ring: only its last cap frames can be held (copy_i16 is unchecked)
+            skip = n - cap
+            seq += skip
+            n = cap
+        pos = seq % cap
+        run = cap - pos
+        if run > n:
+            run = n
+        _copy(batch.data, skip * ch, self.buf, pos * ch, run * ch)
+        if run < n:  # wraps: the rest goes to the start of the ring
+            _copy(batch.data, (skip + run) * ch, self.buf, 0, (n - run) * ch)
 
-    def read(self, seq, out, max_frames):
-        """Copy frames from ``seq`` on into ``out`` (an int16 array). Returns (first_seq, n): first_seq > seq when
-        the reader fell behind and frames were overwritten. n is 0 when nothing new is there."""
-        oldest = self.oldest()
+    def next_held(self, seq):
+        """The sequence number of the first frame held at or after ``seq``: ``seq`` itself, or later when the
+        frames from ``seq`` on were overwritten (the reader fell behind) or lie in a gap."""
+        oldest = self.head - self.capacity
         if seq < oldest:
             seq = oldest
-        n = min(self.head - seq, max_frames, len(out) // self.channels)
-        for start, end in self.gaps:
+        for start, end in self.gaps:  # oldest first
             if start <= seq < end:
                 seq = end
-                n = min(self.head - seq, max_frames, len(out) // self.channels)
-            elif seq < start < seq + n:
-                n = start - seq
-        if n <= 0:
-            return seq, 0
+        return seq
+
+    def copy_out(self, seq, out, max_frames, off=0):
+        """Copy up to ``max_frames`` frames from ``seq`` (held: as ``next_held`` returned) into ``out`` (an int16
+        array) from index ``off`` on; stops before a gap. Returns the number of frames copied (0: nothing new).
+        Allocates nothing: the hot path of every reader (``read`` returns a tuple as well)."""
         ch = self.channels
         cap = self.capacity
-        dst = memoryview(out)
-        done = 0
-        while done < n:
-            pos = (seq + done) % cap
-            run = min(n - done, cap - pos)
-            dst[done * ch:(done + run) * ch] = self._mv[pos * ch:(pos + run) * ch]
-            done += run
-        return seq, n
+        n = self.head - seq
+        if n > max_frames:
+            n = max_frames
+        if n > cap:  # (only for a seq older than next_held gives: never copy past the ring)
+            n = cap
+        room = (len(out) - off) // ch
+        if n > room:
+            n = room
+        for start, end in self.gaps:
+            if seq < start < seq + n:
+                n = start - seq
+        if n <= 0:
+            return 0
+        pos = seq % cap
+        run = cap - pos
+        if run > n:
+            run = n
+        _copy(self.buf, pos * ch, out, off, run * ch)
+        if run < n:
+            _copy(self.buf, 0, out, off + run * ch, (n - run) * ch)
+        return n
+
+    def read(self, seq, out, max_frames, off=0):
+        """Copy frames from ``seq`` on into ``out`` (an int16 array, from index ``off``). Returns (first_seq, n):
+        first_seq > seq when the reader fell behind and frames were overwritten. n is 0 when nothing new is there.
+        The returned tuple is an allocation: per-sample readers use ``next_held`` and ``copy_out``."""
+        seq = self.next_held(seq)
+        return seq, self.copy_out(seq, out, max_frames, off)

@@ -99,7 +99,7 @@ class Device:
         n = 0
         while True:
             await asyncio.sleep_ms(500)
-            self.health.sample_heap()
+            self.health.sample_heap(True)
             n += 1
             if n % 4 == 0 and self.log.pending():
                 self.log.flush()
@@ -169,6 +169,13 @@ class Device:
         # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
         self._make_http()
         asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
+        from sensorbox.device import lazy
+
+        # Every cold module's names interned now, while the heap is whole (see lazy.warm): the plain-Python
+        # kernels (the browser's), other boards' platform modules and sensor drivers are never used here.
+        n, skipped = lazy.warm("sensorbox", ("sensorbox.shared.kernels_py", "sensorbox.device.platform.") +
+                               tuple(getattr(self.platform, "warm_skip", ())))
+        self.log.debug("app", "names of {} cold modules interned ({} not for this board)".format(n, skipped))
         gc.collect()
         sup = self.supervisor
         sup.add("lag", self.lag.run)

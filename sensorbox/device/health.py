@@ -5,6 +5,7 @@ import sys
 import time
 
 import sensorbox
+from sensorbox.device import lazy
 
 
 class Health:
@@ -12,14 +13,30 @@ class Health:
         self.device = device
         self.boot_ticks = time.ticks_ms()
         self.heap_min_free = gc.mem_free()
+        self.heap_used = self.heap_peak_used = 0  # live bytes right after a collection (garbage excluded)
+        self._samples = 0
 
-    def sample_heap(self):
+    def sample_heap(self, tick=False):
+        """Housekeeping calls it with ``tick`` every 500 ms. ``free`` counts garbage not yet collected as used, so
+        every 10th tick (5 s) also collects and records the live heap: the figure a heap budget is about."""
+        if tick:
+            self._samples += 1
+        if tick and self._samples % 10 == 0:
+            lazy.rearm()  # the import reserve, if an import used it (see lazy)
+            gc.collect()  # ~1 ms here, a few ms on an ESP32's 64-128 KB heap: well inside the loop's budget
+            used = gc.mem_alloc()
+            self.heap_used = used
+            if used > self.heap_peak_used:
+                self.heap_peak_used = used
         free = gc.mem_free()
         if free < self.heap_min_free:
             self.heap_min_free = free
         return free
 
-    def status(self):
+    def status(self, full=True):
+        """The figures for ``/api/status``. Without ``full`` (an unauthenticated health probe) only liveness and
+        health: what the device measures (the current class, sound levels) and its integrations (endpoints, their
+        errors) are for credentials only."""
         d = self.device
         free = self.sample_heap()
         try:
@@ -30,25 +47,30 @@ class Health:
         sensors = {}
         for name in d.sensors:
             sensors[name] = d.sensors[name].status()
-        return {
+        out = {
             "device": {"id": d.device_id, "name": d.config.get("device.name"), "version": sensorbox.__version__,
                        "platform": d.platform.name},
             "firmware": {"implementation": impl.name, "version": ".".join(str(v) for v in impl.version[:3]),
                          "machine": getattr(impl, "_machine", sys.platform), "mpy": getattr(impl, "_mpy", None)},
             "uptime_s": time.ticks_diff(time.ticks_ms(), self.boot_ticks) // 1000,
             "time_ms": d.platform.epoch_ms(),
-            "heap": {"free": free, "min_free": self.heap_min_free, "total": free + gc.mem_alloc()},
+            "heap": {"free": free, "min_free": self.heap_min_free, "total": free + gc.mem_alloc(),
+                     "used": self.heap_used, "peak_used": self.heap_peak_used, "reserve_used": lazy.used_reserve},
             "flash": {"total": flash_total, "free": flash_free},
             "loop_lag": d.lag.status(),
+            "http": {"connections": d.http.connections, "refused": d.http.refused} if d.http is not None else None,
             "task_restarts": d.supervisor.total_restarts(),
             "tasks": d.supervisor.status(),
             "sensors": sensors,
-            "soundlevel": d.soundmeter.status() if getattr(d, "soundmeter", None) else None,
-            "analysis": d.pipeline.status() if getattr(d, "pipeline", None) else None,
             "store": d.store.status() if getattr(d, "store", None) else None,
-            "mqtt": d.mqtt.status() if getattr(d, "mqtt", None) else {"enabled": d.config.get("mqtt.enabled")},
-            "webhook": d.webhook.status() if getattr(d, "webhook", None) else {
-                "enabled": d.config.get("webhook.enabled")},
             "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
             "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
         }
+        if not full:
+            return out
+        out["soundlevel"] = d.soundmeter.status() if getattr(d, "soundmeter", None) else None
+        out["analysis"] = d.pipeline.status() if getattr(d, "pipeline", None) else None
+        out["mqtt"] = d.mqtt.status() if getattr(d, "mqtt", None) else {"enabled": d.config.get("mqtt.enabled")}
+        out["webhook"] = d.webhook.status() if getattr(d, "webhook", None) else {
+            "enabled": d.config.get("webhook.enabled")}
+        return out

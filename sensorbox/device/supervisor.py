@@ -19,17 +19,20 @@ _HEALTHY_MS = const(60000)
 
 
 class Service:
+    # Defaults, set on an instance only once they change: each attribute of an instance is a slot of its own
+    # table, ~16 bytes with the table's spare room (a dozen services).
+    task = None
+    restarts = 0  # restarts after a failure
+    reloads = 0  # restarts for a config change
+    last_error = None
+    running = False
+    _reload = False
+    _fault = False
+
     def __init__(self, name, factory, prefixes):
         self.name = name
         self.factory = factory
         self.prefixes = prefixes
-        self.task = None
-        self.restarts = 0  # restarts after a failure
-        self.reloads = 0  # restarts for a config change
-        self.last_error = None
-        self.running = False
-        self._reload = False
-        self._fault = False
 
 
 class Supervisor:

@@ -39,6 +39,15 @@ FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts wh
 #: ground rule's target is 64wK (a 64 KB ESP32 heap); the measured gap is in the README's heap budget section.
 APP_HEAP = "160wK"
 
+#: What the app may use of it, in live bytes after a collection (``/api/status`` -> ``heap.used``/``peak_used``),
+#: checked by tests/host/test_heap_budget.py: resident once idle, and the peak with four live streams and API
+#: requests. A ratchet: lower it when the app shrinks; raising it needs a reason in the commit. It includes the
+#: ~15 KB name pool that interning every module's names at boot makes (``lazy.warm``).
+HEAP_BUDGET = {"resident": 232 * 1024, "peak": 264 * 1024}
+
+
+_SOURCE_NAMES = "module"  # what -s gives mpy-cross (module_name); a bundle built otherwise is rebuilt whole
+
 
 class BuildError(Exception):
     pass
@@ -47,6 +56,19 @@ class BuildError(Exception):
 def mpy_cross_path():
     exe = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
     return exe if os.path.exists(exe) else shutil.which("mpy-cross") or "mpy-cross"
+
+
+def module_name(rel):
+    """The dotted module name of a source path in lib/: ``sensorbox/device/store/core.py`` ->
+    ``sensorbox.device.store.core``, ``sensorbox/device/__init__.py`` -> ``sensorbox.device``.
+
+    It is the source name mpy-cross records in each .mpy (``-s``), so tracebacks read
+    ``File "sensorbox.device.store.core", line 12``. Importing the module interns exactly that name already, so
+    the .mpy adds no qstr for it; a path would be one more interned string per module loaded (lazily loaded
+    ones included), kept for good: ~40 bytes each, and a step towards the qstr pool's next doubling (README,
+    "Heap budget")."""
+    name = rel[:-3].replace("/", ".")
+    return name[:-9] if name.endswith(".__init__") else name
 
 
 def device_sources():
@@ -82,13 +104,18 @@ def build(target="unix", out_dir=None, quiet=True):
     lib = os.path.join(out, "lib")
     wanted = set()
     files = []
+    try:
+        with open(os.path.join(out, "bundle.json")) as f:
+            fresh = json.load(f).get("source_names") == _SOURCE_NAMES  # else built before: recompile everything
+    except (OSError, ValueError):
+        fresh = False
     for src, rel in device_sources():
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)
-        if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+        if not fresh or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
             if not quiet:
                 print("mpy-cross", rel)
-            compile_one(src, dst, arch, rel)
+            compile_one(src, dst, arch, module_name(rel))
         files.append(dst)
     # Remove modules whose source is gone.
     for root, _, names in os.walk(lib):
@@ -100,7 +127,7 @@ def build(target="unix", out_dir=None, quiet=True):
     files.append(os.path.join(out, "main.py"))
     files.extend(build_www(os.path.join(out, "www")))
     files.extend(copy_default_model(os.path.join(out, "models", "default")))
-    manifest = {"version": sensorbox.__version__, "target": target, "arch": arch,
+    manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)}}
     manifest["bytes"] = sum(manifest["files"].values())
     manifest["flash_bytes"] = flash_bytes(manifest["files"].values())

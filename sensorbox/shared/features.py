@@ -9,7 +9,7 @@ Signals: the axes of each sensor and their magnitude: ``ax ay az am`` (accelerom
 ``gx gy gz gm`` (gyroscope). Per signal (``SIGNAL_FEATURES``), then per sensor the pairwise axis correlations,
 then the gravity direction. Everything is integer arithmetic through ``sensorbox.shared.kernels`` (fixed-point
 FFT included), so the int16 outputs are identical on every interpreter. Trees only compare thresholds, so
-scales need only be fixed and documented; these are (``SCALES``):
+scales need only be fixed and documented; these are:
 
 - ``mean std min max p10 p25 p50 p75 p90 iqr rms``: input counts (accelerometer 4096/g, gyroscope 16.4/dps),
   ``std`` = population standard deviation (floor), ``rms`` of the raw signal, percentiles nearest-rank.
@@ -39,14 +39,6 @@ SIGNAL_FEATURES = ("mean", "std", "min", "max", "p10", "p25", "p50", "p75", "p90
 BANDS_CHZ = ((30, 100), (100, 250), (250, 500), (500, 1000), (1000, 2500))  # centi-Hz [low, high)
 PERCENTILES = (10, 25, 50, 75, 90)
 LOG_FLOOR = -2048
-SCALES = (
-    ("mean std min max p10 p25 p50 p75 p90 iqr rms jerkmax", "counts"),
-    ("jerk", "counts per sample * 16"),
-    ("zc", "sign changes per window"),
-    ("e0 e1 e2 e3 e4", "64 * log2(counts**2)"),
-    ("domf", "centi-Hz"),
-    ("corr_xy corr_xz corr_yz grav_x grav_y grav_z", "4096 = 1"),
-)
 _SENSORS = ("a", "g")
 _AXES = ("x", "y", "z", "m")
 

@@ -1,19 +1,15 @@
-"""DSP kernels facade: the one module the rest of sensorbox imports for FFT, IIR and array conversion.
+"""DSP kernels facade: the one module the rest of sensorbox imports for the integer FFT, IIR and statistics.
 
 It picks, once at import, the fastest implementation present:
 
-- emlearn-micropython's C modules when importable (installed on a real device with mip): ``emlearn_fft``
-  (float FFT), ``emlearn_iir`` (float biquad cascade), ``emlearn_arrayutils`` (``linear_map``);
-- otherwise ``sensorbox.device.kernels_fast`` (``@micropython.viper``: the unix port and ESP32s);
+- ``sensorbox.device.kernels_fast`` (``@micropython.viper``: the unix port and ESP32s);
 - otherwise ``sensorbox.shared.kernels_py`` (plain Python: CPython and MicroPython WebAssembly).
 
-``VARIANT`` names the integer kernels in use (``"viper"`` or ``"python"``), ``FLOAT_VARIANT`` the float ones
-(``"emlearn"`` or ``"python"``). The integer kernels (``fft_q15``, ``iir_q``, ``moments``, ...; documented
-in kernels_py) exist only in sensorbox and give bit-identical results in every variant, so features and
-sound levels are the same on the device, the host and in the browser. The float classes ``FFT`` and ``IIR``
-follow emlearn's API; emlearn's C and the plain fallback agree within float32 rounding: FFT outputs within
-1e-4 of the input's peak amplitude times n, IIR outputs within 1e-4 of full scale for stable filters
-(tests/host/test_kernels_host.py checks the fallbacks against numpy/scipy).
+``VARIANT`` names the kernels in use (``"viper"`` or ``"python"``). The integer kernels (``fft_q15``,
+``iir_q``, ``moments``, ...; documented in kernels_py) exist only in sensorbox and give bit-identical results
+in every variant, so features and sound levels are the same on the device, the host and in the browser. The
+float kernels with emlearn's API (``FFT``, ``IIR``, ``linear_map``: emlearn's C modules when installed) are in
+``kernels_float``: nothing on the device uses them, so they cost it no heap.
 """
 
 import array
@@ -43,21 +39,6 @@ argmax_power = _k.argmax_power
 dot = _k.dot
 sumsq_i16 = _k.sumsq_i16
 IIR_FRAC = 8  # kernels_py.IIR_FRAC
-
-try:
-    import emlearn_fft
-except ImportError:
-    emlearn_fft = None
-try:
-    import emlearn_iir
-except ImportError:
-    emlearn_iir = None
-try:
-    import emlearn_arrayutils
-except ImportError:
-    emlearn_arrayutils = None
-
-FLOAT_VARIANT = "emlearn" if emlearn_fft is not None and emlearn_iir is not None else "python"
 
 # Q15 sin(2 pi i / 512) for i = 0..128 (a quarter wave), as 4-digit hex. Integer tables make the fixed-point
 # FFT identical on every interpreter: computing them with math.sin on a float32 ESP32 would round some
@@ -118,17 +99,6 @@ def iir_q_pack(q28):
     return out
 
 
-def iir_q_quantize(sos):
-    """Float SOS (scipy.signal.sosfilt layout, 6 per section) to the Q28 integers ``iir_q_pack`` takes."""
-    out = []
-    for s in range(len(sos) // 6):
-        a0 = sos[6 * s + 3]
-        for i in (0, 1, 2, 4, 5):
-            v = sos[6 * s + i] / a0 * Q28
-            out.append(int(v + 0.5) if v >= 0 else -int(-v + 0.5))
-    return out
-
-
 class IIRQ:
     """A fixed-point biquad cascade with its state: ``run(x, y, n)`` filters int16 x[:n] into int16 y."""
 
@@ -146,67 +116,3 @@ class IIRQ:
         if n > len(x) or n > len(y):
             raise ValueError("iir_q: n={} exceeds the arrays ({}, {})".format(n, len(x), len(y)))
         iir_q(x, y, n, self.coefs, self.state, self.nsec)
-
-
-# Float kernels with emlearn's interface.
-
-class FFT:
-    """Complex forward FFT of ``n`` points (power of two) on float arrays, in place, unscaled (e^-i):
-    ``FFT(n).run(re, im)``. emlearn_fft when present, else the plain fallback."""
-
-    def __init__(self, n):
-        if n < 2 or n & (n - 1):
-            raise ValueError("FFT size must be a power of two, got {}".format(n))
-        self.n = n
-        if emlearn_fft is not None:
-            self._e = emlearn_fft.FFT(n)
-            emlearn_fft.fill(self._e, n)
-        else:
-            import math
-
-            self._e = None
-            self._cos = array.array("f", [math.cos(2 * math.pi * k / n) for k in range(n // 2)])
-            self._sin = array.array("f", [math.sin(2 * math.pi * k / n) for k in range(n // 2)])
-
-    def run(self, re, im):
-        if len(re) < self.n or len(im) < self.n:
-            raise ValueError("FFT of {} points needs arrays of that length".format(self.n))
-        if self._e is not None:
-            self._e.run(re, im)
-        else:
-            from sensorbox.shared.kernels_py import fft_float
-
-            fft_float(re, im, self.n, self._cos, self._sin)
-
-
-class IIR:
-    """Float biquad cascade, scipy.signal.sosfilt convention (6 values per section), in place on an
-    ``array('f')``: ``IIR(sos).run(buf)``. emlearn_iir when present, else the plain fallback."""
-
-    def __init__(self, sos):
-        if not len(sos) or len(sos) % 6:
-            raise ValueError("IIR: sos needs 6 values per section, got {}".format(len(sos)))
-        self.sos = array.array("f", sos)
-        if emlearn_iir is not None:
-            self._e = emlearn_iir.new(self.sos)
-        else:
-            self._e = None
-            self._state = array.array("f", bytes(4 * 2 * (len(sos) // 6)))
-
-    def run(self, buf):
-        if self._e is not None:
-            self._e.run(buf)
-        else:
-            from sensorbox.shared.kernels_py import iir_float
-
-            iir_float(self.sos, self._state, buf)
-
-
-def linear_map(src, dst, in_min, in_max, out_min, out_max):
-    """Map src's values from [in_min, in_max] to [out_min, out_max] into dst (int16 <-> float arrays)."""
-    if emlearn_arrayutils is not None:
-        emlearn_arrayutils.linear_map(src, dst, in_min, in_max, out_min, out_max)
-    else:
-        from sensorbox.shared.kernels_py import linear_map as lm
-
-        lm(src, dst, in_min, in_max, out_min, out_max)

@@ -6,12 +6,14 @@ majority voting (a leaf holds a class index) is supported. Reading and validatin
 ``sensorbox.shared.trees_csv`` (``load(lines, builder)``): a device needs that code only while a model loads,
 this module while one runs.
 
-``Trees`` has the builder interface of ``emlearn_trees`` (``setdata``, ``addnode``, ``addroot``, ``addleaf``,
-``outputs``, ``predict(x, out)``), so ``trees_csv.load`` fills either one. Storage, 8 bytes per node like
-emlearn: ``nodes`` is one int16 array of (feature, threshold, left, right) per node with children stored as
-absolute node indices (>= 0) or leaf codes (< 0); ``roots`` int16; ``leaves`` a bytearray of class indices.
-Once ``trees_csv`` has accepted a file every walk ends inside the arrays (children point strictly forward), so
-fast kernels over the same arrays (``sensorbox.device.trees_fast``) need no bounds checks.
+``Trees`` evaluates like ``emlearn_trees`` (``outputs``, ``predict(x, out)``); its builder interface (``setdata``,
+``addnode``, ``addroot``, ``addleaf``) is ``trees_csv.Builder`` over it, so ``trees_csv.load`` fills a ``Trees``
+or an ``emlearn_trees`` model alike, and the checks of the builder (~2 KB of heap) are loaded only while a model
+loads, not for as long as one runs. Storage, 8 bytes per node like emlearn: ``nodes`` is one int16 array of
+(feature, threshold, left, right) per node with children stored as absolute node indices (>= 0) or leaf codes
+(< 0); ``roots`` int16; ``leaves`` a bytearray of class indices. Once ``trees_csv`` has accepted a file every
+walk ends inside the arrays (children point strictly forward), so fast kernels over the same arrays
+(``sensorbox.device.trees_fast``) need no bounds checks.
 """
 
 import array
@@ -71,59 +73,10 @@ class Trees:
         self._votes = None
 
     def reset(self):
-        """Empty the ensemble, keeping its arrays (capacity), to load another model into them."""
+        """Empty the ensemble, keeping its arrays (capacity), to load another model into them (``trees_csv``)."""
         self.n_trees = self.n_nodes = self.n_leaves = self.n_features = self.leaf_bits = 0
         self.n_classes = -1
         self._votes = None
-
-    # The emlearn_trees builder interface.
-    def setdata(self, n_features, n_classes, leaf_bits):
-        if not 0 < n_features <= MAX_FEATURES:
-            raise TreesError("n_features {} out of range 1..{}".format(n_features, MAX_FEATURES))
-        if not 0 < n_classes <= 255:
-            raise TreesError("n_classes {} out of range 1..255".format(n_classes))
-        if leaf_bits != 0:
-            raise TreesError("leaf_bits {} unsupported: only majority voting (lb,0)".format(leaf_bits))
-        self.n_features = n_features
-        self.n_classes = n_classes
-        self.leaf_bits = leaf_bits
-        self._votes = array.array("H", bytes(2 * n_classes))
-
-    def addnode(self, left, right, feature, value):
-        i = self.n_nodes
-        if i >= self.max_nodes:
-            raise TreesError("more than {} nodes (capacity)".format(self.max_nodes))
-        if not -32768 <= value <= 32767:
-            raise TreesError("node {}: threshold {} is not int16".format(i, value))
-        if not 0 <= feature <= MAX_FEATURES:
-            raise TreesError("node {}: feature {} out of range".format(i, feature))
-        left = i + left if left >= 0 else left
-        right = i + right if right >= 0 else right
-        if not (-32768 <= left <= MAX_NODES and -32768 <= right <= MAX_NODES):
-            raise TreesError("node {}: child out of range".format(i))
-        j = i * 4
-        n = self.nodes
-        n[j] = feature
-        n[j + 1] = value
-        n[j + 2] = left
-        n[j + 3] = right
-        self.n_nodes = i + 1
-
-    def addroot(self, root):
-        if self.n_trees >= self.max_trees:
-            raise TreesError("more than {} trees (capacity)".format(self.max_trees))
-        if not 0 <= root < MAX_NODES:
-            raise TreesError("root {} out of range".format(root))
-        self.roots[self.n_trees] = root
-        self.n_trees += 1
-
-    def addleaf(self, leaf):
-        if self.n_leaves >= self.max_leaves:
-            raise TreesError("more than {} leaves (capacity)".format(self.max_leaves))
-        if not 0 <= leaf <= 255:
-            raise TreesError("leaf class {} out of range".format(leaf))
-        self.leaves[self.n_leaves] = leaf
-        self.n_leaves += 1
 
     def outputs(self):
         if self.n_classes < 0:

@@ -14,14 +14,89 @@ as it comes in O(1) memory; ``finish()`` checks what needs the whole file (every
 exists) and returns the counts. After ``finish`` every walk over the builder's arrays ends inside them (children
 point strictly forward), which is what the unchecked viper kernel (``sensorbox.device.trees_fast``) relies on.
 ``load(lines, builder)`` does both. Errors are ``trees.TreesError`` naming the line or node.
+
+The builder is an ``emlearn_trees`` model or a ``trees.Trees``, which is filled through ``Builder``: the builder
+interface of ``emlearn_trees`` (``setdata``, ``addnode``, ``addroot``, ``addleaf``) with its checks, kept here
+so a running model's evaluator does not hold them in RAM.
 """
 
-from sensorbox.shared.trees import TreesError
+import array
+
+from sensorbox.shared.trees import MAX_FEATURES, MAX_NODES, TreesError
+
+
+class Builder:
+    """``emlearn_trees``' builder interface over a ``trees.Trees`` (``t``): fills its arrays and counts, each
+    call checked against its capacity. Also ``outputs``/``predict`` of ``t``, so it stands where a whole
+    ``emlearn_trees`` model is expected (``trees_c.CTrees`` in the tests)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def setdata(self, n_features, n_classes, leaf_bits):
+        if not 0 < n_features <= MAX_FEATURES:
+            raise TreesError("n_features {} out of range 1..{}".format(n_features, MAX_FEATURES))
+        if not 0 < n_classes <= 255:
+            raise TreesError("n_classes {} out of range 1..255".format(n_classes))
+        if leaf_bits != 0:
+            raise TreesError("leaf_bits {} unsupported: only majority voting (lb,0)".format(leaf_bits))
+        t = self.t
+        t.n_features = n_features
+        t.n_classes = n_classes
+        t.leaf_bits = leaf_bits
+        t._votes = array.array("H", bytes(2 * n_classes))
+
+    def addnode(self, left, right, feature, value):
+        t = self.t
+        i = t.n_nodes
+        if i >= t.max_nodes:
+            raise TreesError("more than {} nodes (capacity)".format(t.max_nodes))
+        if not -32768 <= value <= 32767:
+            raise TreesError("node {}: threshold {} is not int16".format(i, value))
+        if not 0 <= feature <= MAX_FEATURES:
+            raise TreesError("node {}: feature {} out of range".format(i, feature))
+        left = i + left if left >= 0 else left
+        right = i + right if right >= 0 else right
+        if not (-32768 <= left <= MAX_NODES and -32768 <= right <= MAX_NODES):
+            raise TreesError("node {}: child out of range".format(i))
+        j = i * 4
+        n = t.nodes
+        n[j] = feature
+        n[j + 1] = value
+        n[j + 2] = left
+        n[j + 3] = right
+        t.n_nodes = i + 1
+
+    def addroot(self, root):
+        t = self.t
+        if t.n_trees >= t.max_trees:
+            raise TreesError("more than {} trees (capacity)".format(t.max_trees))
+        if not 0 <= root < MAX_NODES:
+            raise TreesError("root {} out of range".format(root))
+        t.roots[t.n_trees] = root
+        t.n_trees += 1
+
+    def addleaf(self, leaf):
+        t = self.t
+        if t.n_leaves >= t.max_leaves:
+            raise TreesError("more than {} leaves (capacity)".format(t.max_leaves))
+        if not 0 <= leaf <= 255:
+            raise TreesError("leaf class {} out of range".format(leaf))
+        t.leaves[t.n_leaves] = leaf
+        t.n_leaves += 1
+
+    def outputs(self):
+        return self.t.outputs()
+
+    def predict(self, x, out):
+        self.t.predict(x, out)
 
 
 class Loader:
     def __init__(self, builder):
-        self.builder = builder
+        # A Trees has no builder methods of its own. (Not isinstance: on the device the trees module may have been
+        # unloaded and imported again since the evaluator was made, and then its class is another object.)
+        self.builder = builder if hasattr(builder, "setdata") else Builder(builder)
         self.n_features = self.n_classes = None
         self.leaf_bits = 0
         self.trees = self.nodes = self.leaves = 0
@@ -124,8 +199,9 @@ class Loader:
 
 def load(lines, builder):
     """Parse emlearn CSV ``lines`` (any iterable of str or bytes lines, e.g. an open file) into ``builder``
-    (a ``trees.Trees`` or an ``emlearn_trees`` model) and validate it completely. Returns (n_features, n_classes,
-    n_trees, n_nodes, n_leaves) as counted in the file. Raises TreesError naming the line or node."""
+    (a ``trees.Trees``, a ``Builder`` or an ``emlearn_trees`` model) and validate it completely. Returns
+    (n_features, n_classes, n_trees, n_nodes, n_leaves) as counted in the file. Raises TreesError naming the line
+    or node."""
     ld = Loader(builder)
     for line in lines:
         ld.feed(line)

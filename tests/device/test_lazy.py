@@ -40,3 +40,50 @@ def test_a_module_loaded_before_stays():
     assert "sensorbox.device.http.server" in sys.modules
     assert _WEB not in sys.modules
     lazy.unload("sensorbox.device.http.static")
+
+
+def test_an_import_in_a_fragmented_heap_uses_the_reserve():
+    # Fill the heap with 600-byte blocks kept apart by small live ones, then free the big ones: lots of free RAM,
+    # no hole for the module's 1.5 KB string. The import still works, through the 2 KB reserve.
+    lazy.rearm()
+    n = 2000
+    big = [None] * n  # allocated up front: growing lists would leave large freed blocks behind
+    small = [None] * n
+    try:
+        for i in range(n):
+            big[i] = bytearray(600)
+            small[i] = bytearray(16)
+    except MemoryError:
+        pass
+    for i in range(n):  # (the list itself stays: freeing it would leave a 16 KB hole)
+        big[i] = None
+    gc.collect()
+    assert gc.mem_free() > 20000
+    used = lazy.used_reserve
+    m = lazy.load("bigconst")
+    assert len(m.TEXT) == 1500 and lazy.used_reserve == used + 1
+    assert lazy._reserve is None  # no 2 KB hole while the module holds the block...
+    m = None
+    lazy.unload("bigconst")
+    small = None
+    gc.collect()
+    assert lazy.rearm() and lazy._reserve is not None  # ...taken back once there is
+
+
+def test_a_failed_import_leaves_nothing_behind():
+    lazy.rearm()
+    hog = [None] * 2000
+    try:
+        for i in range(2000):
+            hog[i] = bytearray(512)
+    except MemoryError:
+        pass
+    try:
+        lazy.load(_WEB)  # ~10 KB of modules: more than the reserve can give
+        raise AssertionError("loaded in a full heap")
+    except MemoryError:
+        pass
+    hog = None
+    gc.collect()
+    for d in (_WEB,) + _DEPS:
+        assert d not in sys.modules, d

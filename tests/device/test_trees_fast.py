@@ -64,14 +64,14 @@ def test_predict_allocates_nothing():
 
 
 def test_ctrees_wrapper_over_the_builder_interface():
-    # trees_c.CTrees wraps emlearn_trees (not installable here); the shared Trees has the same builder interface,
-    # so it stands in for the C module: votes recovered from float outputs must equal the kernel's votes.
+    # trees_c.CTrees wraps emlearn_trees (not installable here); the shared Trees behind trees_csv.Builder has the
+    # same interface, so it stands in for the C module: votes recovered from float outputs must equal the kernel's.
     from sensorbox.device.trees_c import CTrees
 
     rng = Rng(5)
     lines = forest_csv(rng, n_trees=7, depth=6, n_features=6, n_classes=4)
     n = len([line for line in lines if line.startswith("n,")])
-    wrapped = CTrees(trees.Trees(7, n, 4))
+    wrapped = CTrees(trees_csv.Builder(trees.Trees(7, n, 4)))
     plain = trees.Trees(7, n, 4)
     trees_csv.load(lines, wrapped)
     trees_csv.load(lines, plain)
@@ -79,7 +79,7 @@ def test_ctrees_wrapper_over_the_builder_interface():
     for x in inputs(rng, 200, 6):
         assert wrapped.classify(x) == plain.classify(x)
         assert list(wrapped.votes()) == list(plain.votes())
-    broken = CTrees(trees.Trees(1, 1, 2))
+    broken = CTrees(trees_csv.Builder(trees.Trees(1, 1, 2)))
     ld = trees_csv.Loader(broken)
     for line in ["f,1", "c,2", "l,0", "r,0", "n,0,5,-1,-2"]:  # leaf 1 is referenced but never defined
         ld.feed(line)
@@ -88,3 +88,31 @@ def test_ctrees_wrapper_over_the_builder_interface():
     except trees.TreesError:
         return
     raise AssertionError("incomplete model accepted")
+
+
+def test_an_evaluator_refills_after_its_modules_were_unloaded():
+    # The device keeps a model's evaluator while trees and trees_csv are unloaded and loaded again for the next
+    # model (models.py, lazy): its class is then not the new module's Trees, and refilling it must still work.
+    import sys
+
+    from sensorbox.device import lazy
+
+    rng = Rng(9)
+    lines = forest_csv(rng, n_trees=5, depth=5, n_features=6, n_classes=3)
+    n = len([line for line in lines if line.startswith("n,")])
+    ev = trees_fast.new(5, n, 8)
+    saved = {m: sys.modules.pop(m) for m in ("sensorbox.shared.trees_csv", "sensorbox.shared.trees",
+                                             "sensorbox.device.trees_fast") if m in sys.modules}
+    try:
+        fresh = lazy.load("sensorbox.shared.trees_csv")
+        assert type(ev) is not sys.modules["sensorbox.shared.trees"].Trees  # another class object now
+        ev.reset()
+        fresh.load(lines, ev)
+        lazy.unload("sensorbox.shared.trees_csv")
+    finally:
+        sys.modules.update(saved)
+    plain = trees.Trees(5, n, 8)
+    trees_csv.load(lines, plain)
+    for x in inputs(rng, 50, 6):
+        assert ev.classify(x) == plain.classify(x)
+        assert list(ev.votes()) == list(plain.votes())

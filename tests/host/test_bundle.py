@@ -19,8 +19,17 @@ def test_bundle_compiles_and_fits_flash(target, tmp_path):
     assert "main.py" in m["files"] and "www/config-schema.json" in m["files"]
     assert m["flash_bytes"] <= bundle.FLASH_BUDGET_BYTES, m["flash_bytes"]
     with open(os.path.join(out, "lib", "sensorbox", "device", "app.mpy"), "rb") as f:
-        head = f.read(4)
-    assert head[0] == ord("M") and head[1] == 6  # .mpy version 6, what MicroPython >= 1.23 loads
+        data = f.read()
+    assert data[0] == ord("M") and data[1] == 6  # .mpy version 6, what MicroPython >= 1.23 loads
+    # the source name in tracebacks is the module name, which the import interns anyway (no qstr of its own)
+    assert b"sensorbox.device.app" in data and b"sensorbox/device/app.py" not in data
+
+
+def test_module_names():
+    assert bundle.module_name("sensorbox/device/store/core.py") == "sensorbox.device.store.core"
+    assert bundle.module_name("sensorbox/device/__init__.py") == "sensorbox.device"
+    assert bundle.module_name("sensorbox/__init__.py") == "sensorbox"
+    assert bundle.module_name("microdot/microdot.py") == "microdot.microdot"
 
 
 def test_a_module_mpy_cross_rejects_fails_the_build(tmp_path):

@@ -6,6 +6,7 @@ import math
 import sys
 
 from sensorbox.shared import kernels as K
+from sensorbox.shared import kernels_float as KF
 
 
 def _lcg(seed, n, lo, hi):
@@ -29,7 +30,7 @@ def test_variant_is_the_fastest_present():
         assert K.VARIANT == "viper"
     else:
         assert K.VARIANT == "python"
-    assert K.FLOAT_VARIANT == "python"  # emlearn-micropython cannot be installed here
+    assert KF.FLOAT_VARIANT == "python"  # emlearn-micropython cannot be installed here
 
 
 def test_fft_table_matches_cos_sin():
@@ -152,20 +153,28 @@ def test_float_fft_and_iir_fallbacks():
     n = 16
     re = array.array("f", [math.cos(2 * math.pi * 3 * t / n) for t in range(n)])
     im = array.array("f", bytes(4 * n))
-    K.FFT(n).run(re, im)
+    KF.FFT(n).run(re, im)
     for k in range(n):
         want = n / 2 if k in (3, n - 3) else 0.0
         assert abs(re[k] - want) < 1e-4 and abs(im[k]) < 1e-4, (k, re[k], im[k])
     buf = array.array("f", [1.0, 0.0, 0.0, 0.0])
-    K.IIR([0.5, 0.5, 0.0, 1.0, -0.5, 0.0]).run(buf)  # y = 0.5x + 0.5x1 + 0.5y1
+    KF.IIR([0.5, 0.5, 0.0, 1.0, -0.5, 0.0]).run(buf)  # y = 0.5x + 0.5x1 + 0.5y1
     assert [round(v, 6) for v in buf] == [0.5, 0.75, 0.375, 0.1875]
     src = array.array("h", [-32768, 0, 32767])
     dst = array.array("f", bytes(12))
-    K.linear_map(src, dst, -32768, 32767, -1.0, 1.0)
+    KF.linear_map(src, dst, -32768, 32767, -1.0, 1.0)
     assert abs(dst[0] + 1) < 1e-6 and abs(dst[2] - 1) < 1e-6
     back = array.array("h", bytes(6))
-    K.linear_map(dst, back, -1.0, 1.0, -32768, 32767)
+    KF.linear_map(dst, back, -1.0, 1.0, -32768, 32767)
     assert list(back) == [-32768, 0, 32767]
+
+
+def test_iir_q_quantize_round_trips_q28():
+    # float SOS made from Q28 integers (a0 scaled by 2) quantize back to exactly those integers
+    q = (K.Q28, -2 * K.Q28 + 1, 12345, -3 * K.Q28 // 2, K.Q28 // 3 - 7)
+    sos = [2 * q[0] / K.Q28, 2 * q[1] / K.Q28, 2 * q[2] / K.Q28, 2.0, 2 * q[3] / K.Q28, 2 * q[4] / K.Q28]
+    assert KF.iir_q_quantize(sos) == list(q)
+    assert KF.iir_q_quantize([0.5, 0, 0, 1.0, 0, 0] * 2) == [K.Q28 // 2, 0, 0, 0, 0] * 2
 
 
 FFT256_CHECKSUM = 224907150

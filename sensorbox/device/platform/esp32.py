@@ -12,6 +12,7 @@ from sensorbox.device.platform.clock import Clock, _EPOCH_2000_MS
 
 class Platform:  # pragma: no cover - needs the board
     name = "esp32"
+    warm_skip = ("sensorbox.device.sensors.sim_",)  # the host's simulated sensors
     www_dir = "/www"
     http_host = "0.0.0.0"
 

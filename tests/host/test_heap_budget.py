@@ -1,0 +1,73 @@
+"""The device app's heap against its budget (``bundle.HEAP_BUDGET``): a ratchet, so resident code or buffers that
+grow show up here rather than as 503s on a device.
+
+The app runs from the compiled bundle at ``bundle.APP_HEAP`` with analysis, the sound meter and the store busy;
+the test adds four live streams and a round of API requests, then reads ``/api/status`` -> ``heap``: ``used`` and
+``peak_used`` are live bytes right after a collection (garbage excluded), sampled every 5 s by housekeeping.
+"""
+
+import http.client
+import threading
+import time
+
+from sensorbox.host import bundle
+
+from conftest import ADMIN_PASSWORD
+
+
+def _stream(dev, seconds, got):
+    import base64
+
+    c = http.client.HTTPConnection("127.0.0.1", dev.port, timeout=10)
+    auth = base64.b64encode(("admin:" + ADMIN_PASSWORD).encode()).decode()
+    c.request("GET", "/api/live", headers={"Authorization": "Basic " + auth})
+    r = c.getresponse()
+    n = 0
+    t0 = time.time()
+    if r.status == 200:
+        while time.time() - t0 < seconds:
+            if not r.fp.readline():
+                break
+            n += 1
+    got.append((r.status, n))
+    c.close()
+
+
+def _wait_heap_sample(dev, after_ms):
+    # housekeeping collects every 5 s; wait for a sample taken after `after_ms` (device uptime)
+    for _ in range(80):
+        st = dev.status()
+        if st["uptime_s"] * 1000 >= after_ms + 6000 and st["heap"]["used"]:
+            return st
+        time.sleep(0.25)
+    raise AssertionError("no heap sample after a collection: {}".format(st["heap"]))
+
+
+def test_heap_within_budget_under_load(device_factory):
+    dev = device_factory(heap=__import__("os").environ.get("HB_HEAP", bundle.APP_HEAP))
+    for _ in range(100):  # analysis and the sound meter running
+        st = dev.status()
+        if (st["analysis"] or {}).get("windows", 0) >= 2 and (st["soundlevel"] or {}).get("interval"):
+            break
+        time.sleep(0.2)
+    got = []
+    streams = [threading.Thread(target=_stream, args=(dev, 4, got)) for _ in range(4)]
+    for t in streams:
+        t.start()
+    time.sleep(1)
+    for path in ("/api/config", "/api/resources", "/api/events", "/api/logs", "/api/model",
+                 "/api/resources/soundlevel/data?format=csv"):
+        r = dev.get(path)
+        assert r.status == 200, (path, r.status, r.body[:200])
+    for t in streams:
+        t.join()
+    assert [s for s, _ in got] == [200] * 4 and all(n > 0 for _, n in got), got
+    st = _wait_heap_sample(dev, dev.status()["uptime_s"] * 1000)
+    heap = st["heap"]
+    total = heap["total"]
+    print("heap after the workload:", heap)
+    # what stays resident once the streams are gone, and the highest live heap seen while they ran
+    assert heap["used"] <= bundle.HEAP_BUDGET["resident"], (heap, bundle.HEAP_BUDGET)
+    assert heap["peak_used"] <= bundle.HEAP_BUDGET["peak"], (heap, bundle.HEAP_BUDGET)
+    assert bundle.HEAP_BUDGET["peak"] < total, "the budget must leave the heap room to fragment"
+    assert all(s["dropped"] == 0 for s in st["sensors"].values()), st["sensors"]

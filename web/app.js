@@ -6,6 +6,12 @@ const fmtT = (ms) => new Date(ms).toLocaleString();
 const G = 4096; // accelerometer counts per g (±8 g range)
 let csrf = null;
 
+// Live heap after the device's last collection (what the app really holds), of the whole heap.
+function heapText(h) {
+  const used = h.used || (h.total - h.free);
+  return Math.round(used / 1024) + " of " + Math.round(h.total / 1024) + " KB in use";
+}
+
 async function api(method, path, body, raw) {
   const h = { "X-Requested-With": "fetch" };
   if (csrf && method !== "GET") h["X-CSRF-Token"] = csrf;
@@ -35,7 +41,7 @@ async function api(method, path, body, raw) {
 function showLogin() {
   stopLive();
   document.querySelectorAll("section").forEach((s) => (s.hidden = s.id !== "login"));
-  $("#nav").hidden = true;
+  $("#nav").hidden = $("#logout").hidden = true;
   $("#password").focus();
 }
 $("#loginform").addEventListener("submit", async (ev) => {
@@ -66,7 +72,7 @@ async function start() {
     const s = await api("GET", "/api/session");
     csrf = s.csrf || "";
   } catch (e) { return; }
-  $("#nav").hidden = false;
+  $("#nav").hidden = $("#logout").hidden = false;
   route();
 }
 
@@ -102,6 +108,9 @@ function showDashboard() {
   live.es = es;
   es.addEventListener("accel", (m) => {
     const d = JSON.parse(m.data); const v = b64ToInt16(d.b64);
+    const last = live.t[live.t.length - 1], gap = last === undefined ? 0 : d.t / 1000 - last;
+    if (gap > 5) for (const a of [live.t, live.x, live.y, live.z]) a.length = 0;  // back after a while: start afresh
+    else if (gap > 1) { live.t.push(last + 0.001); live.x.push(null); live.y.push(null); live.z.push(null); }  // break the lines
     for (let i = 0; i < d.n; i++) {
       live.t.push((d.t + i * d.dt) / 1000); live.x.push(v[3 * i] / G); live.y.push(v[3 * i + 1] / G); live.z.push(v[3 * i + 2] / G);
     }
@@ -119,6 +128,12 @@ function showDashboard() {
     $("#leq").textContent = (d.leq / 100).toFixed(1) + " dB";
     $("#leqbar").style.width = Math.max(0, Math.min(100, (d.leq / 100 - 30) / 90 * 100)) + "%";
   });
+  es.addEventListener("features", (m) => {  // one per analysis window: a few named features (see /api/openapi.json)
+    const d = JSON.parse(m.data);
+    $("#motion").textContent = (d.am_std / G).toFixed(2) + " g";
+    $("#motion2").textContent = "dominant " + (d.am_domf / 100).toFixed(1) + " Hz · tilt " +
+      Math.round(Math.acos(Math.max(-1, Math.min(1, d.grav_z / G))) * 180 / Math.PI) + "°";
+  });
   es.addEventListener("event", (m) => {
     const d = JSON.parse(m.data);
     const li = el("li", fmtT(d.t) + "  " + d.type + (d.to ? ": " + d.from + " → " + d.to : ""));
@@ -131,15 +146,72 @@ function showDashboard() {
       $("#devname").textContent = s.device.name;
       const a = s.analysis && s.analysis.prediction;
       if (a && $("#cls").textContent === "–") { $("#cls").textContent = a.class; $("#conf").textContent = "confidence " + Math.round(a.confidence / 10) + " %"; }
-      $("#dhealth").textContent = "up " + s.uptime_s + " s · heap free " + Math.round(s.heap.free / 1024) + " KB · loop lag p99 " +
-        s.loop_lag.p99_ms + " ms · restarts " + s.task_restarts + " · dropped " + s.sensors.accel.dropped;
+      $("#dhealth").textContent = "up " + s.uptime_s + " s · heap " + heapText(s.heap) + " · loop lag p99 " +
+        s.loop_lag.p99_ms.toFixed(1) + " ms · restarts " + s.task_restarts + " · dropped " + s.sensors.accel.dropped;
     } catch (e) { /* shown by the next attempt */ }
   };
   health(); route.timer = setInterval(health, 3000);
 }
 
 // ---------- history ----------
-const hist = { plot: null, sel: null };
+const hist = { plot: null, sel: null, segs: [], events: [], classes: null };
+const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#e15759", "#bab0ac"];
+const classColor = (k) => (k === null ? "#c8ccd4" : k < 0 ? "#8a8f99" : PALETTE[k % PALETTE.length]);
+const className = (k) => (k === null ? "mixed" : k < 0 ? "unknown" : (hist.classes && hist.classes[k]) || "class " + k);
+// Stored predictions (raw rows t,class,confidence or, decimated, buckets t,n,class_min,class_max,...) as
+// segments {k: class index (-1 unknown, null mixed), t0, t1} in ms, neighbours of one class merged.
+function classSegments(c) {
+  const t = c.t || [], segs = [], raw = !c.n;
+  const width = !raw && t.length > 1 ? t[1] - t[0] : 0;
+  for (let i = 0; i < t.length; i++) {
+    if (!raw && !c.n[i]) continue;
+    const k = raw ? c["class"][i] : c.class_min[i] === c.class_max[i] ? c.class_min[i] : null;
+    const step = raw ? (i + 1 < t.length ? t[i + 1] - t[i] : i > 0 ? t[i] - t[i - 1] : 1000) : width;
+    const t0 = t[i], t1 = t0 + Math.min(step, raw ? 5000 : step);  // raw: a longer pause is a gap
+    const last = segs[segs.length - 1];
+    if (last && last.k === k && t0 - last.t1 < 1000) last.t1 = t1; else segs.push({ k, t0, t1 });
+  }
+  return segs;
+}
+// uPlot plugin: the class band along the bottom of the plot, under the series, and event markers over it
+const BAND = 14;
+function timelinePlugin() {
+  return { hooks: {
+    drawClear: [(u) => {
+      const ctx = u.ctx, px = devicePixelRatio || 1, h = BAND * px, y = u.bbox.top + u.bbox.height - h;
+      ctx.save();
+      for (const s of hist.segs) {
+        const x0 = Math.max(u.bbox.left, u.valToPos(s.t0 / 1000, "x", true));
+        const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(s.t1 / 1000, "x", true));
+        if (x1 <= x0) continue;
+        ctx.fillStyle = classColor(s.k); ctx.fillRect(x0, y, Math.max(px, x1 - x0), h);
+      }
+      ctx.restore();
+    }],
+    draw: [(u) => {
+      const ctx = u.ctx, px = devicePixelRatio || 1;
+      ctx.save(); ctx.strokeStyle = "#1d2330"; ctx.fillStyle = "#1d2330"; ctx.lineWidth = px; ctx.setLineDash([3 * px, 3 * px]);
+      for (const e of hist.events) {
+        const x = Math.round(u.valToPos(e.t / 1000, "x", true));
+        if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+        ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+        ctx.beginPath(); ctx.moveTo(x - 4 * px, u.bbox.top); ctx.lineTo(x + 4 * px, u.bbox.top); ctx.lineTo(x, u.bbox.top + 6 * px); ctx.fill();
+      }
+      ctx.restore();
+    }],
+  } };
+}
+function drawLegend() {
+  const box = $("#hlegend"); box.textContent = "";
+  const seen = new Map();
+  for (const s of hist.segs) seen.set(s.k, (seen.get(s.k) || 0) + (s.t1 - s.t0));
+  for (const [k, ms] of seen) {
+    const it = el("span", className(k) + " " + Math.round(ms / 1000) + " s", "lg"); it.dataset.k = k === null ? "mixed" : k;
+    const sw = el("i"); sw.style.background = classColor(k); it.prepend(sw); box.append(it);
+  }
+  if (hist.events.length) { const it = el("span", hist.events.length + " events", "lg ev"); it.prepend(el("i")); box.append(it); }
+  if (!box.childNodes.length) box.append(el("span", "no predictions in this range", "s"));
+}
 function parseCsv(text) {
   const lines = text.trim().split("\n"); const head = lines.shift().split(",");
   const cols = {}; head.forEach((h) => (cols[h] = []));
@@ -164,6 +236,14 @@ async function showHistory() {
     data = await (await api("GET", "/api/resources/accel/data?format=csv&max_points=400&start=-" + span, undefined, true)).text();
   } catch (e) { $("#hinfo").textContent = "could not load the data: " + e.message; return; }
   const ev = await api("GET", "/api/events?start=-" + span).catch(() => []);
+  let pred = null;
+  try {
+    pred = parseCsv(await (await api("GET", "/api/resources/predictions/data?format=csv&max_points=400&start=-" + span, undefined, true)).text());
+  } catch (e) { pred = {}; }
+  hist.segs = classSegments(pred);
+  if (!hist.classes || hist.segs.some((g) => g.k >= hist.classes.length))  // class names: asked once (Models resets them)
+    hist.classes = await api("GET", "/api/model").then((m) => m.active && m.active.classes).catch(() => null);
+  hist.events = (ev || []).slice(-200);
   const c = parseCsv(data);
   if (!c.t) { $("#hinfo").textContent = "unexpected answer from the device"; return; }
   const mid = (a) => (c[a + "_min"] ? c[a + "_min"].map((v, i) => (v + c[a + "_max"][i]) / 2 / G) : c[a].map((v) => v / G));
@@ -175,7 +255,7 @@ async function showHistory() {
   const node = $("#histchart"); node.textContent = "";
   hist.sel = null;
   hist.plot = new uPlot({ width: chartWidth(node), height: 260, scales: { x: { time: true } },
-    cursor: { drag: { x: true, y: false, setScale: false } },
+    cursor: { drag: { x: true, y: false, setScale: false } }, plugins: [timelinePlugin()],
     hooks: { setSelect: [(u) => {
       if (u.select.width < 2) return;
       hist.sel = [u.posToVal(u.select.left, "x") * 1000, u.posToVal(u.select.left + u.select.width, "x") * 1000];
@@ -183,10 +263,12 @@ async function showHistory() {
     }] },
     series: [{}, { label: "x (g)", stroke: "#d1495b" }, { label: "y (g)", stroke: "#00798c" }, { label: "z (g)", stroke: "#edae49" }] },
     series, node);
+  node.dataset.segments = hist.segs.length; node.dataset.events = hist.events.length;
+  drawLegend();
   updateSelection();
   const ul = $("#hevents"); ul.textContent = "";
   for (const e of (ev || []).slice(-200).reverse()) ul.append(el("li", fmtT(e.t) + "  " + e.type + (e.to ? ": " + e.from + " → " + e.to + " (" + e.confidence / 10 + " %)" : "")));
-  loadLabels();
+  loadLabels().catch((e) => { $("#labelerr").textContent = "could not load the labels: " + e.message; });
 }
 async function loadLabels() {
   const r = await api("GET", "/api/labels");
@@ -204,41 +286,102 @@ $("#labelbtn").addEventListener("click", async () => {
   if (!hist.sel) { $("#labelerr").textContent = "select a range on the chart first"; return; }
   try {
     await api("POST", "/api/labels", { start: Math.floor(hist.sel[0]), end: Math.ceil(hist.sel[1]), label: $("#labelname").value });
-    loadLabels();
+    await loadLabels();
   } catch (e) { $("#labelerr").textContent = e.message + (e.field ? " (" + e.field + ")" : ""); }
 });
 
 // ---------- settings ----------
+// Every key of the schema (/api/config/schema), grouped by its first part ("mqtt.host" -> "mqtt"); a numbered
+// second part makes a sub-group ("webhook.2.url" -> "Webhook 2"). Nothing here names a key: new keys appear.
+const GROUPS = { mqtt: "MQTT", webhook: "Webhooks", http: "HTTP", ml: "Analysis", store: "Storage", sim: "Simulator" };
+const INTEGRATIONS = ["mqtt", "webhook"];  // shown first, with their connection state from /api/status
+function cfgField(d, cf) {
+  const row = el("div", undefined, "field"); row.dataset.key = d.key;
+  const lab = el("label", d.key + (d.apply === "reboot" ? " (restart)" : "")); lab.htmlFor = "cfg-" + d.key;
+  let inp, state = null;
+  if (d.kind === "bool") { inp = el("input"); inp.type = "checkbox"; inp.checked = !!cf[d.key]; }
+  else if (d.kind === "choice") { inp = el("select"); for (const c of d.choices) inp.append(el("option", String(c))); inp.value = String(cf[d.key]); }
+  else if (d.kind === "str" && d.max_length >= 1000) { inp = el("textarea"); inp.rows = 2; inp.value = cf[d.key] || ""; }
+  else {
+    inp = el("input"); inp.type = d.kind === "secret" ? "password" : (d.kind === "int" || d.kind === "float") ? "number" : "text";
+    if (d.kind === "float") inp.step = "any";
+    inp.value = d.kind === "secret" ? "" : cf[d.key] === undefined || cf[d.key] === null ? "" : cf[d.key];
+  }
+  if (d.kind === "secret") {  // write-only: the device says only whether it is set
+    inp.autocomplete = "new-password";
+    state = el("span", "", "secret");
+    const show = (on) => {
+      state.textContent = on ? "set" : "not set"; state.classList.toggle("on", on); inp.placeholder = on ? "set (type to replace)" : "not set";
+      if (state.clr) state.clr.hidden = !on;
+    };
+    show(!!(cf[d.key] && cf[d.key].set));
+    state.show = show;
+  }
+  inp.id = "cfg-" + d.key;
+  const msg = el("span", "", "err");
+  inp.addEventListener("change", async () => {
+    let v = d.kind === "bool" ? inp.checked : inp.value;
+    if (d.kind === "int") v = /^-?\d+$/.test(v) ? parseInt(v, 10) : v;
+    if (d.kind === "float") v = v !== "" && !isNaN(Number(v)) ? Number(v) : v;
+    if (d.kind === "choice" && typeof d.choices[0] === "number") v = Number(v);
+    msg.className = "err"; msg.textContent = "";
+    try {
+      const r = await api("PUT", "/api/config", { [d.key]: v });
+      msg.className = "ok"; msg.textContent = r.reboot_pending && r.reboot_pending.includes(d.key) ? "saved; applies after a restart" : "saved, applied";
+      if (state) { state.show(v !== ""); inp.value = ""; }
+    } catch (e) { msg.textContent = e.message; }
+  });
+  const ctl = el("div", undefined, "ctl"); ctl.append(inp);
+  if (state) {
+    ctl.append(state);
+    const clr = el("button", "Clear", "link"); clr.type = "button";
+    clr.onclick = () => { inp.value = ""; inp.dispatchEvent(new Event("change")); };
+    ctl.append(clr); state.clr = clr; state.show(state.classList.contains("on"));
+  }
+  // inside a titled group the help's own "MQTT: " / "Webhook 2: " prefix says nothing new
+  const help = d.help.replace(/^[A-Z][\w ]{0,20}: /, "");
+  row.append(lab, ctl, el("span", help.charAt(0).toUpperCase() + help.slice(1), "help"), msg);
+  return row;
+}
+function integrationState(st) {
+  if (!st) return "";
+  if (!st.enabled) return "off";
+  const p = [st.connected === undefined ? st.state : st.connected ? "connected" : "not connected"];
+  if (st.last_error) p.push("last error: " + st.last_error);
+  for (const h of st.hooks || []) p.push("#" + h.slot + " " + h.state + (h.last_error ? " (" + h.last_error + ")" : ""));
+  return p.filter((x) => x).join(" · ");
+}
 async function showSettings() {
   const sc = await api("GET", "/api/config/schema");
-  const cf = await api("GET", "/api/config");
+  const cf = (await api("GET", "/api/config")).config;
+  const st = await api("GET", "/api/status").catch(() => ({}));
   const form = $("#cfgform"); form.textContent = "";
+  const groups = new Map();
   for (const d of sc.schema) {
-    const row = el("div", undefined, "field"); row.dataset.key = d.key;
-    const lab = el("label", d.key + (d.apply === "reboot" ? " (restart)" : "")); lab.htmlFor = "cfg-" + d.key;
-    let inp;
-    if (d.kind === "bool") { inp = el("input"); inp.type = "checkbox"; inp.checked = !!cf.config[d.key]; }
-    else if (d.kind === "choice") { inp = el("select"); for (const c of d.choices) inp.append(el("option", String(c))); inp.value = String(cf.config[d.key]); }
-    else {
-      inp = el("input"); inp.type = d.kind === "secret" ? "password" : (d.kind === "int" || d.kind === "float") ? "number" : "text";
-      if (d.kind === "float") inp.step = "any";
-      inp.value = d.kind === "secret" ? "" : cf.config[d.key] === undefined || cf.config[d.key] === null ? "" : cf.config[d.key];
-      if (d.kind === "secret") inp.placeholder = "(unchanged)";
+    const g = d.key.split(".")[0];
+    if (!groups.has(g)) groups.set(g, []);
+    groups.get(g).push(d);
+  }
+  const order = [...groups.keys()].filter((g) => !INTEGRATIONS.includes(g)).concat(INTEGRATIONS.filter((g) => groups.has(g)));
+  const jump = el("div", undefined, "row jump");
+  form.append(jump);
+  for (const g of order) {
+    const keys = groups.get(g);
+    if (g === INTEGRATIONS.find((x) => groups.has(x))) form.append(el("h2", "Integrations"));
+    const title = GROUPS[g] || g.charAt(0).toUpperCase() + g.slice(1);
+    const go = el("button", title, "chip"); go.type = "button";
+    go.onclick = () => $("#grp-" + g).scrollIntoView({ behavior: "smooth" });
+    jump.append(go);
+    const box = el("div", undefined, "group" + (INTEGRATIONS.includes(g) ? " integ" : "")); box.id = "grp-" + g;
+    box.append(el("h2", title, "gtitle"));
+    if (st && st[g] && typeof st[g] === "object" && "enabled" in st[g]) box.append(el("p", "State: " + integrationState(st[g]), "s state"));
+    let sub = null;
+    for (const d of keys) {
+      const n = d.key.split(".")[1];
+      if (/^\d+$/.test(n) && sub !== n) { sub = n; box.append(el("h3", (GROUPS[g] || g).replace(/s$/, "") + " " + n)); }
+      box.append(cfgField(d, cf));
     }
-    inp.id = "cfg-" + d.key;
-    const msg = el("span", "", "err");
-    inp.addEventListener("change", async () => {
-      let v = d.kind === "bool" ? inp.checked : inp.value;
-      if (d.kind === "int") v = /^-?\d+$/.test(v) ? parseInt(v, 10) : v;
-      if (d.kind === "float") v = v !== "" && !isNaN(Number(v)) ? Number(v) : v;
-      if (d.kind === "choice" && typeof d.choices[0] === "number") v = Number(v);
-      msg.className = "err"; msg.textContent = "";
-      try {
-        const r = await api("PUT", "/api/config", { [d.key]: v });
-        msg.className = "ok"; msg.textContent = r.reboot_pending && r.reboot_pending.includes(d.key) ? "saved; applies after a restart" : "saved, applied";
-      } catch (e) { msg.textContent = e.message; }
-    });
-    row.append(lab, inp, el("span", d.help, "help"), msg); form.append(row);
+    form.append(box);
   }
   loadTokens();
 }
@@ -263,6 +406,7 @@ async function showModels() {
   const m = await api("GET", "/api/model");
   const box = $("#modelinfo"); box.textContent = "";
   const a = m.active;
+  hist.classes = a ? a.classes : null;
   if (a) {
     box.append(el("div", "Active model", "k"), el("div", (a.name || a.origin) + " · " + a.sha256, "v"));
     box.append(el("div", "classes: " + a.classes.join(", "), "s"));
@@ -309,8 +453,9 @@ async function showHealth() {
   const card = (k, v) => { const c = el("div", undefined, "card"); c.append(el("div", k, "k"), el("div", v, "s")); g.append(c); };
   card("Device", s.device.name + " (" + s.device.id + ") " + s.device.platform + " v" + s.device.version);
   card("Uptime", s.uptime_s + " s");
-  card("Heap", Math.round(s.heap.free / 1024) + " KB free of " + Math.round(s.heap.total / 1024) + ", lowest " + Math.round(s.heap.min_free / 1024) + " KB");
-  card("Loop lag", "max " + s.loop_lag.max_ms + " ms, p99 " + s.loop_lag.p99_ms + " ms");
+  card("Heap", heapText(s.heap) + ", peak " + Math.round(s.heap.peak_used / 1024) + " KB; " +
+    Math.round(s.heap.free / 1024) + " KB free now, lowest " + Math.round(s.heap.min_free / 1024) + " KB");
+  card("Loop lag", "max " + s.loop_lag.max_ms.toFixed(1) + " ms, p99 " + s.loop_lag.p99_ms.toFixed(1) + " ms");
   if (s.store) card("Storage", Math.round(s.store.bytes / 1024) + " KB of " + Math.round(s.store.budget / 1024) + " KB budget, full in " + s.store.days_until_full + " days");
   for (const n in s.sensors) card("Sensor " + n, s.sensors[n].rate_hz + " Hz, received " + s.sensors[n].received + ", dropped " + s.sensors[n].dropped);
   card("Task restarts", String(s.task_restarts));

@@ -52,6 +52,8 @@ class Pipeline:
         self.windows = 0
         self.gaps = 0
         self.latest = None  # (t_ms, class_index, confidence_permille)
+        self.feats = None  # the latest window's features (the pipeline's own array, overwritten per window)
+        self.feats_t = None  # and the time of that window (polled by the live stream, http/live.py)
         self.label = -1
         self.reason = None  # why there are no predictions, if there are none
 
@@ -88,6 +90,7 @@ class Pipeline:
         ch = ring.channels
         ex = features.Extractor(ch, window)
         feats = array.array("h", bytes(2 * len(features.names(ch))))
+        self.feats = feats
         buf = array.array("h", bytes(2 * window * ch))
         hist = None  # votes of the last `smooth` windows, smooth x n_classes
         serial = 0  # the model in use (Model.serial): no reference, so a replaced model can be freed
@@ -121,6 +124,7 @@ class Pipeline:
                     break
                 t_ms = ring.time_of(seq - 1)
                 ex.extract(buf, feats)
+                self.feats_t = t_ms
                 self.windows += 1
                 d.bus.publish("features", t_ms, feats)
                 await asyncio.sleep_ms(0)

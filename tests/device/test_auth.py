@@ -4,8 +4,13 @@ import binascii
 import json
 import time
 
+import asyncio
 from devtest import quiet_log, tmpdir
 from sensorbox.device.auth import Auth
+
+
+def check(a, header):
+    return asyncio.run(a.check_basic(header))
 
 
 def _basic(user, pw):
@@ -21,32 +26,55 @@ def test_given_password_is_stored_as_salted_hash_only():
     assert "correct horse" not in text
     d = json.loads(text)
     assert len(binascii.unhexlify(d["salt"])) == 16 and d["iterations"] >= 1000
-    assert a.check_basic(_basic("admin", "correct horse")) == "admin"
+    assert check(a, _basic("admin", "correct horse")) == "admin"
     b = Auth(path, quiet_log(), "ignored once the file exists")
-    assert b.check_basic(_basic("admin", "correct horse")) == "admin"
+    assert check(b, _basic("admin", "correct horse")) == "admin"
 
 
 def test_generated_password_is_random_and_works():
     a1 = Auth(tmpdir("a") + "/auth.json", quiet_log())
     a2 = Auth(tmpdir("b") + "/auth.json", quiet_log())
     assert len(a1.generated_password) == 16 and a1.generated_password != a2.generated_password
-    assert a1.check_basic(_basic("admin", a1.generated_password)) == "admin"
+    assert check(a1, _basic("admin", a1.generated_password)) == "admin"
 
 
 def test_wrong_credentials_and_lockout():
     log = quiet_log()
     a = Auth(tmpdir() + "/auth.json", log, "pw")
-    assert a.check_basic(None) is None
-    assert a.check_basic("Bearer abc") is None
-    assert a.check_basic("Basic !!!notbase64") is None
-    assert a.check_basic(_basic("root", "pw")) is None  # wrong user: a failure
-    assert a.check_basic(_basic("admin", "pw")) == "wait"  # locked for 500 ms
+    assert check(a, None) is None
+    assert check(a, "Bearer abc") is None
+    assert check(a, "Basic !!!notbase64") is None
+    assert check(a, _basic("root", "pw")) is None  # wrong user: a failure
+    assert check(a, _basic("admin", "pw")) == "wait"  # locked for 500 ms
     time.sleep_ms(550)
-    assert a.check_basic(_basic("admin", "nope")) is None
-    assert a.check_basic(_basic("admin", "pw")) == "wait"  # now 1 s
+    assert check(a, _basic("admin", "nope")) is None
+    assert check(a, _basic("admin", "pw")) == "wait"  # now 1 s
     time.sleep_ms(1050)
-    assert a.check_basic(_basic("admin", "pw")) == "admin"
+    assert check(a, _basic("admin", "pw")) == "admin"
     assert any("failed login" in e["msg"] for e in log.entries())
+
+
+def test_checking_yields_and_guesses_sent_together_meet_the_lockout():
+    a = Auth(tmpdir() + "/auth.json", quiet_log(), "pw")
+    turns = [0]
+
+    async def ticker():
+        while True:
+            turns[0] += 1
+            await asyncio.sleep_ms(0)
+
+    async def main():
+        t = asyncio.create_task(ticker())
+        got = await asyncio.gather(*[a.check_basic(_basic("admin", "guess%d" % i)) for i in range(3)])
+        ok = await a.check_basic(_basic("admin", "pw"))
+        t.cancel()
+        return got, ok
+
+    got, ok = asyncio.run(main())
+    # the first guess was hashed (in slices: other tasks ran meanwhile); the others waited for it, then met the lockout
+    assert got == [None, "wait", "wait"], got
+    assert ok == "wait" and turns[0] >= 7, turns  # 2000 hashes in slices of 250
+    assert a._failures == 1
 
 
 def test_lockout_starts_over_after_a_quiet_minute():
@@ -55,10 +83,10 @@ def test_lockout_starts_over_after_a_quiet_minute():
     a = Auth(tmpdir() + "/auth.json", quiet_log(), "pw")
     for _ in range(5):
         a._fail_until = time.ticks_ms()  # (each lockout just over)
-        assert a.check_basic(_basic("admin", "nope")) is None
+        assert check(a, _basic("admin", "nope")) is None
     assert a._failures == 5 and time.ticks_diff(a._fail_until, time.ticks_ms()) > 7000  # 8 s
     a._fail_until = time.ticks_add(time.ticks_ms(), -61000)  # ...and a quiet minute since
-    assert a.check_basic(_basic("admin", "nope")) is None
+    assert check(a, _basic("admin", "nope")) is None
     assert a._failures == 1 and time.ticks_diff(a._fail_until, time.ticks_ms()) <= 500
 
 
@@ -68,7 +96,7 @@ def test_corrupt_auth_file_sets_a_new_password():
         f.write("{garbage")
     log = quiet_log()
     a = Auth(path, log)
-    assert a.generated_password and a.check_basic(_basic("admin", a.generated_password)) == "admin"
+    assert a.generated_password and check(a, _basic("admin", a.generated_password)) == "admin"
     assert any("unreadable" in e["msg"] for e in log.entries())
     with open(path + ".bad") as f:  # kept for inspection, not overwritten
         assert f.read() == "{garbage"

@@ -8,6 +8,20 @@ import time
 from conftest import ADMIN_PASSWORD
 
 
+def test_status_open_probe_holds_no_data(device_app):
+    # Open as a health probe, but what the device measures and where it sends data need a credential.
+    private = ("analysis", "soundlevel", "mqtt", "webhook")
+    full = device_app.get("/api/status").json()  # (first: a wrong guess below locks new logins out for a moment)
+    assert all(k in full for k in private), sorted(full)
+    for auth, password in ((False, None), (True, "wrong-password")):
+        r = device_app.get("/api/status", auth=auth, password=password or "x")
+        assert r.status == 200, r.body
+        time.sleep(0.6)  # (the wrong guess locks new logins for 500 ms)
+        st = r.json()
+        assert not any(k in st for k in private), sorted(st)
+        assert st["uptime_s"] >= 0 and st["heap"]["total"] > 0 and "accel" in st["sensors"]
+
+
 def test_status_is_open_and_complete(device_app):
     st = device_app.status()
     for key in ("device", "firmware", "uptime_s", "heap", "flash", "loop_lag", "task_restarts", "tasks", "sensors"):
@@ -21,13 +35,13 @@ def test_status_is_open_and_complete(device_app):
 
 def test_samples_flow_without_loss(device_app):
     a = device_app.status()["sensors"]
-    time.sleep(1.5)
-    b = device_app.status()["sensors"]
-    for name, rate in (("accel", 50), ("mic", 16000)):
-        gained = b[name]["received"] - a[name]["received"]
-        # at least half the nominal rate over 1.5 s (the test only reads counters; timing is not asserted tightly)
-        assert gained > rate * 0.75, (name, gained)
-        assert b[name]["dropped"] == 0, b[name]
+    for _ in range(50):  # both sensors' counters move (how fast is for the benchmarks)
+        b = device_app.status()["sensors"]
+        if all(b[n]["received"] > a[n]["received"] for n in ("accel", "mic")):
+            break
+        time.sleep(0.1)
+    assert all(b[n]["received"] > a[n]["received"] for n in ("accel", "mic")), (a, b)
+    assert b["accel"]["dropped"] == 0, b["accel"]  # its FIFO holds 5 s: a loss would mean a stalled loop
 
 
 def test_config_requires_auth(device_app):
@@ -168,8 +182,108 @@ def test_slow_client_is_cut_off_and_sampling_goes_on(device_app):
                 if not chunk:
                     break
                 reply += chunk
-        assert reply.startswith(b"HTTP/1.0 400"), reply  # answered and closed, not left hanging
+        assert reply.startswith(b"HTTP/1.0 408 Request Timeout"), reply  # answered and closed, not left hanging
+        assert b"http.read_timeout_s" in reply
         st = device_app.status()
         assert st["sensors"]["accel"]["received"] > before and st["sensors"]["accel"]["dropped"] == 0
     finally:
         device_app.put("/api/config", {"http.read_timeout_s": 10})
+
+
+def _raw(port, data, pieces=1, pause=0.0):
+    """Send ``data`` (in ``pieces`` parts, ``pause`` s apart) on a fresh connection; the whole reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=8) as c:
+        step = -(-len(data) // pieces)
+        for i in range(0, len(data), step):
+            c.sendall(data[i:i + step])
+            time.sleep(pause)
+        reply = b""
+        while True:
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply
+
+
+def test_oversized_heads_get_431_and_bodies_413(device_app):
+    port = device_app.port
+    auth = "Authorization: Basic " + __import__("base64").b64encode(("admin:" + ADMIN_PASSWORD).encode()).decode()
+    st0 = device_app.status()
+    before = st0["sensors"]["accel"]["received"]
+    cases = [
+        (b"GET /api/status?" + b"a" * 3000 + b" HTTP/1.0\r\n\r\n", b"longer than 2048 bytes"),  # request line
+        (b"GET /api/status HTTP/1.0\r\nX-Long: " + b"x" * 2100 + b"\r\n\r\n", b"longer than 2048 bytes"),
+        (b"GET /api/status HTTP/1.0\r\nX-Endless: " + b"x" * 12000, b"longer than 2048 bytes"),  # never ends
+        (b"GET /api/status HTTP/1.0\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(33)) + b"\r\n",
+         b"more than 32 header fields"),
+        (b"GET /api/status HTTP/1.0\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 1000) for i in range(5))
+         + b"\r\n", b"longer than 4096 bytes"),
+    ]
+    for data, words in cases:
+        reply = _raw(port, data)
+        assert reply.startswith(b"HTTP/1.0 431 Request Header Fields Too Large\r\n"), (data[:60], reply)
+        err = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+        assert words.decode() in err["error"], err
+    # At the limits it is still served: 32 header fields, lines of up to 2048 bytes
+    ok = b"GET /api/status HTTP/1.0\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(31)) + \
+        b"X-Long: " + b"y" * 2030 + b"\r\n\r\n"
+    assert _raw(port, ok).startswith(b"HTTP/1.0 200"), "a head within the limits is served"
+    # A head and body that arrive in small pieces are put together again (the body after the head is kept)
+    body = json.dumps({"device.name": "pieces"}).encode()
+    req = ("PUT /api/config HTTP/1.0\r\n{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n"
+           .format(auth, len(body))).encode() + body
+    reply = _raw(port, req, pieces=9, pause=0.05)
+    assert reply.startswith(b"HTTP/1.0 200"), reply
+    assert device_app.get("/api/config").json()["config"]["device.name"] == "pieces"
+    # ...and a body over the cap still gets 413 from its Content-Length
+    reply = _raw(port, ("PUT /api/config HTTP/1.0\r\n{}\r\nContent-Length: 16385\r\n\r\n".format(auth)).encode())
+    assert reply.startswith(b"HTTP/1.0 413"), reply
+    st = device_app.status()
+    assert st["sensors"]["accel"]["received"] > before and st["sensors"]["accel"]["dropped"] == 0
+    assert st["task_restarts"] == st0["task_restarts"]
+
+
+def test_client_stalling_in_the_body_gets_408(device_app):
+    assert device_app.put("/api/config", {"http.read_timeout_s": 1}).status == 200
+    try:
+        with socket.create_connection(("127.0.0.1", device_app.port), timeout=8) as c:
+            c.sendall(b"PUT /api/config HTTP/1.0\r\nContent-Length: 40\r\n\r\n{\"device.name\"")  # ...stops
+            reply = b""
+            while True:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.0 408 Request Timeout"), reply
+    finally:
+        device_app.put("/api/config", {"http.read_timeout_s": 10})
+    assert device_app.get("/api/status", auth=False).status == 200
+
+
+def test_idle_connections_are_capped(device_app):
+    # Idle sockets cost the device a task and buffers each: past MAX_CONNECTIONS (10) the newest are answered 503
+    # at once and closed, so a client opening many cannot exhaust the heap; once they go, service is back.
+    socks = []
+    try:
+        for _ in range(12):
+            socks.append(socket.create_connection(("127.0.0.1", device_app.port), timeout=5))
+        time.sleep(0.5)
+        replies = []
+        for c in socks[10:]:
+            c.settimeout(5)
+            replies.append(c.recv(4096))
+        assert all(r.startswith(b"HTTP/1.0 503") and b"too many connections" in r for r in replies), replies
+    finally:
+        for c in socks:
+            c.close()
+    for _ in range(50):  # the device notices the closed sockets on its next read
+        try:
+            if device_app.get("/api/status", auth=False).status == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    st = device_app.status()
+    assert st["http"]["refused"] >= 2 and st["http"]["connections"] >= 1, st["http"]
+    assert st["tasks"]["http"]["restarts"] == 0

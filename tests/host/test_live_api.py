@@ -87,6 +87,31 @@ def test_live_stream_matches_stored_data(device_app):
     assert matched >= len(frames) * 0.9, (matched, len(frames))
 
 
+def test_live_stream_sends_features_as_stored(device_app):
+    from sensorbox.shared import features
+
+    time.sleep(3)  # at least one analysis window
+    events = read_sse(device_app, 4)
+    hello = events[0][1]
+    assert hello["features"] == len(features.names(3)) and hello["feature_version"] == features.FEATURE_VERSION
+    feats = [d for n, d in events if n == "features"]
+    assert len(feats) >= 2, [n for n, _ in events]  # one per window: 64 frames at 50 Hz = 1.28 s
+    assert [d["window"] for d in feats] == sorted(set(d["window"] for d in feats))
+    assert "all" in feats[0] and "all" not in feats[1]  # the whole vector only now and then
+    names = features.names(3)
+    vec = struct.unpack("<{}h".format(hello["features"]), base64.b64decode(feats[0]["all"]))
+    summary = ("am_mean", "am_std", "am_jerk", "am_domf", "grav_x", "grav_y", "grav_z")
+    assert {k: feats[0][k] for k in summary} == {k: vec[names.index(k)] for k in summary}
+    assert any(vec) and feats[0]["am_mean"] > 3000  # ~1 g of gravity in the magnitude (4096 = 1 g)
+    # the streamed vector is the stored one
+    time.sleep(1.5)
+    t = feats[0]["t"]
+    r = _retry(device_app.get, "/api/resources/features/data?format=csv&start={}&end={}".format(t - 5, t + 5))
+    assert r.status == 200, r.body
+    rows = [[int(x) for x in line.split(",")] for line in r.body.decode().strip().split("\n")[1:]]
+    assert len(rows) == 1 and tuple(rows[0][1:]) == vec, rows
+
+
 def test_four_live_streams_without_sample_loss(device_factory):
     device_app = device_factory()
     before = device_app.status()["sensors"]

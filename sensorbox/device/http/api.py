@@ -1,8 +1,14 @@
-"""API routes: status (open, the health probe), config (read: authenticated; write: admin), debug fault."""
+"""API routes: status (open as a health probe; in full with a credential), config (read: authenticated; write:
+admin), debug fault."""
 
 from microdot import send_file
 
+from sensorbox.device import lazy
+
 from sensorbox.device.http.server import BadRequest, error, json_response, read_json
+
+
+_AUTHZ = "sensorbox.device.http.authz"
 
 
 def add_routes(http, device):
@@ -10,7 +16,20 @@ def add_routes(http, device):
 
     @http.get("/api/status")
     async def status(req):
-        return json_response(device.health.status())
+        # Open, as a health probe; what the device measures and its integrations only with a valid credential
+        # (any scope). A wrong one gets the probe's answer, and counts as a failed login like anywhere else.
+        return json_response(device.health.status(await _credential_ok(req)))
+
+    async def _credential_ok(req):
+        h = req.headers
+        a = h.get("Authorization")
+        if a is None and "Cookie" not in h:
+            return False
+        if a and a.startswith("Basic "):
+            return await device.auth.check_basic(a) == "admin"
+        m = lazy.load(_AUTHZ)
+        lazy.unload(_AUTHZ)
+        return await m.check(device.auth, req, False) is None
 
     @http.get("/api/config")
     @require

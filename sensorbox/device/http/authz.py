@@ -116,7 +116,7 @@ def _same(a, b):
     return d == 0
 
 
-def check(auth, req, admin):
+async def check(auth, req, admin):
     """None when ``req`` may go on, else the refusal (a Response)."""
     h = req.headers
     unsafe = req.method not in ("GET", "HEAD")
@@ -129,7 +129,7 @@ def check(auth, req, admin):
         if scope is None:
             return error(401, "invalid or revoked API token", "Authorization")
     elif a:
-        scope = auth.check_basic(a)
+        scope = await auth.check_basic(a)
         if scope == "wait":
             return error(429, "too many failed logins; wait and retry")
     else:

@@ -5,7 +5,14 @@ Every ``_PERIOD_MS`` a client gets an ``accel`` event with the new accelerometer
 since the last event, "b64": base64 of the int16 x,y,z frames, little-endian}``. Between them, as they happen:
 ``prediction`` ``{"t", "class", "confidence"}`` (confidence 0..1, class "unknown" below the threshold),
 ``soundlevel`` ``{"t", "leq", "lmin", "lmax", "l10", "l50", "l90"}`` (centi-dB SPL, ints: 6543 = 65.43 dB) and
-``event`` ``{"t", "type": "class_change", "from", "to", "confidence"}`` when the class changes (as stored).
+``event`` ``{"t", "type": "class_change", "from", "to", "confidence"}`` when the class changes (as stored), and
+``features`` once per analysis window (every ``ml.hop`` frames: 1.28 s at 50 Hz): ``{"t": epoch ms of the
+window's last frame, "window": the pipeline's window count, "am_mean", "am_std", "am_jerk", "am_domf",
+"grav_x", "grav_y", "grav_z"}`` -- a few of the window's int16 features by name (scales in
+``shared/features.py``: magnitude mean and standard deviation in counts, 4096 = 1 g; jerk; dominant frequency
+in centi-Hz; the gravity direction, 4096 = 1) -- and, in the first and every ``_FULL_EVERY``-th features event
+of a stream, ``"all"``: base64 of the whole int16 vector (little-endian, in the order of
+``features.names(channels)``; ``hello`` gives its length and the feature version).
 They are polled from the pipeline's and sound meter's latest results rather than subscribed on the bus: a
 subscription would grow the bus's lists while streams come and go, leaving small long-lived blocks that split
 the heap (measured: after one stream, a 2.5 KB allocation failed for good).
@@ -29,6 +36,7 @@ from micropython import const
 
 from sensorbox.device import lazy
 from sensorbox.device.http.server import error
+from sensorbox.shared import features
 
 MAX_CLIENTS = const(4)
 _PERIOD_MS = const(200)
@@ -36,6 +44,12 @@ _OUT_HZ = const(25)
 _FRAMES = const(64)  # frames read per turn (>= 100 Hz x 200 ms x 2)
 _STALL_MS = const(15000)
 _SOUND = ("leq", "lmin", "lmax", "l10", "l50", "l90")
+_FULL_EVERY = const(8)  # the whole feature vector in every 8th features event (~10 s at 50 Hz, hop 64)
+# "am" (the magnitude) is the 4th signal of features.signals(): its 20 features start at 60; of them mean is the
+# 1st, std the 2nd, jerk the 12th, domf the 20th (features.SIGNAL_FEATURES); the gravity direction is last
+# (tests/host/test_live_api.py checks these against features.names)
+_AM = const(60)
+_FEAT = '{{"t":{},"window":{},"am_mean":{},"am_std":{},"am_jerk":{},"am_domf":{},"grav_x":{},"grav_y":{},"grav_z":{}'
 
 streams = []  # the _Client of each open stream
 
@@ -55,7 +69,8 @@ class _Client:
         self.mv = memoryview(self.buf)
         self.seq = self.sensor.ring.head
         self.gen = self.sensor.generation
-        self.pred_t = self.sound_t = None  # time of the last prediction / sound level sent
+        self.pred_t = self.sound_t = self.feat_t = None  # time of the last prediction / sound level / features sent
+        self.nfeat = 0  # features events sent
         self.label = None  # the class last sent (a change makes a class_change event)
 
     def news(self):
@@ -82,7 +97,24 @@ class _Client:
             for i in range(len(_SOUND)):
                 v[_SOUND[i]] = s[1][i]
             out.append(("soundlevel", v))
+        p = d.pipeline
+        if p is not None and p.feats_t is not None and p.feats_t != self.feat_t:
+            self.feat_t = p.feats_t
+            out.append(("features", self.feat_event(p)))
         return out
+
+    def feat_event(self, p):
+        """The ``features`` event's data (a str) for the pipeline's latest window: formatted straight from its
+        array (no dict or list made), with the whole vector as base64 now and then."""
+        f = p.feats
+        n = len(f)
+        v = _FEAT.format(p.feats_t, p.windows, f[_AM], f[_AM + 1], f[_AM + 11], f[_AM + 19], f[n - 3], f[n - 2], f[n - 1])
+        if self.nfeat % _FULL_EVERY == 0:
+            v += ',"all":"{}"}}'.format(binascii.b2a_base64(f).decode().strip())
+        else:
+            v += "}"
+        self.nfeat += 1
+        return v
 
     def frames(self):
         """(first_seq, n, step) of the new frames now in ``buf`` (decimated in place), n = 0 when none."""
@@ -125,13 +157,16 @@ class _Client:
             raise StopAsyncIteration
         if self.hello:
             self.hello = False
+            p = self.device.pipeline
+            f = p.feats if p is not None else None
             return _msg("hello", json.dumps({"rate_hz": self.sensor.ring.rate_hz, "columns": ["x", "y", "z"],
-                                             "out_hz": _OUT_HZ}))
+                                             "out_hz": _OUT_HZ, "features": len(f) if f is not None else 0,
+                                             "feature_version": features.FEATURE_VERSION}))
         while True:
             await asyncio.sleep_ms(_PERIOD_MS)
             self.last = time.ticks_ms()
             for ev, d in self.news():
-                self.queue.append(_msg(ev, json.dumps(d)))
+                self.queue.append(_msg(ev, d if isinstance(d, str) else json.dumps(d)))
             first, n, step, lost = self.frames()
             if n:
                 ring = self.sensor.ring

@@ -20,10 +20,10 @@ MAX_TOKENS = const(8)
 SCOPES = ("read", "admin")
 
 
-def handle(device, req, action, ident):
+async def handle(device, req, action, ident):
     auth = device.auth
     if action == "login":
-        return login(auth, req)
+        return await login(auth, req)
     if action == "logout":
         sid = req.cookies.get(COOKIE) or ""
         key = hashlib.sha256(sid.encode()).digest()
@@ -36,7 +36,7 @@ def handle(device, req, action, ident):
     return tokens(device, auth, req, ident)
 
 
-def login(auth, req):
+async def login(auth, req):
     # JSON only: a cross-site HTML form cannot send it without a CORS preflight, which the device never grants.
     if (req.content_type or "").split(";")[0].strip() != "application/json":
         raise BadRequest("login needs a JSON body (Content-Type: application/json)", "Content-Type")
@@ -45,7 +45,7 @@ def login(auth, req):
     if not isinstance(pw, str):
         raise BadRequest("password missing", "password")
     # Checked as Basic credentials: the same hash, remembered credentials and failed-login lockout.
-    ok = auth.check_basic("Basic " + binascii.b2a_base64(("admin:" + pw).encode()).decode().strip())
+    ok = await auth.check_basic("Basic " + binascii.b2a_base64(("admin:" + pw).encode()).decode().strip())
     if ok == "wait":
         return error(429, "too many failed logins; wait and retry")
     if ok != "admin":

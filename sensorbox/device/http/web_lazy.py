@@ -68,7 +68,7 @@ async def _handle(device, http, req, p):
         return error(405, "method {} not allowed here".format(req.method))
     auth = device.auth
     if r[1] is not None:
-        refused = authz.check(auth, req, r[1])
+        refused = await authz.check(auth, req, r[1])
         if refused is not None:
             return refused
     if action == "live":
@@ -109,4 +109,4 @@ async def _handle(device, http, req, p):
 
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
-    return m.handle(device, req, action, ident)
+    return await m.handle(device, req, action, ident)

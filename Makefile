@@ -32,11 +32,12 @@ run: $(STAMP) node_modules/.installed
 	$(BIN)/sensorbox run --port $(PORT) --data $(DATA)
 
 test: $(STAMP) node_modules/.installed
-	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
+	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

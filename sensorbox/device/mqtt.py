@@ -15,7 +15,9 @@ them): small and enough for a sink that sends in order.
 
 Every network await has a timeout. Lengths are counted in bytes: topics and payloads are encoded to UTF-8 before
 their lengths are taken (a ``len(str)`` remaining length makes the broker drop the connection on "°C").
-TCP_NODELAY is set (with Nagle, each PUBACK round trip costs ~40 ms). TLS: pass an ``ssl.SSLContext`` (or True).
+TCP_NODELAY is set (with Nagle, each PUBACK round trip costs ~40 ms). TLS: pass an ``ssl.SSLContext`` (or True:
+encrypted, not verified); with ``verify_mode = CERT_REQUIRED`` and a CA loaded the broker's certificate chain and
+host name are checked during the handshake, and a refusal fails ``connect`` with mbedTLS's reason (a ValueError).
 """
 
 import struct
@@ -68,6 +70,7 @@ class MQTTClient:
         self.will = will  # (topic, payload, retain, qos)
         self.timeout_ms = timeout_ms
         self.on_message = on_message
+        self.on_error = None  # on_error(why): a connection attempt in ensure() failed for a new reason
         self.subs = []  # (topic, qos), re-subscribed on reconnect
         self.connected = False
         self.error = None  # why the last connection ended or failed
@@ -148,8 +151,11 @@ class MQTTClient:
                 await self.connect()
                 self.backoff_ms = 0
                 return
-            except Exception as e:  # OSError, MQTTError, TimeoutError
-                self.error = "{}: {}".format(type(e).__name__, e)
+            except Exception as e:  # OSError, MQTTError, TimeoutError, ValueError (a refused certificate)
+                why = "{}: {}".format(type(e).__name__, " ".join(str(e).split()))
+                if self.on_error is not None and why != self.error:
+                    self.on_error(why)  # each new reason once, not every retry
+                self.error = why
             import random
 
             self.backoff_ms = delay // 2 + random.getrandbits(16) % (delay // 2 + 1)

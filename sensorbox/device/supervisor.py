@@ -39,6 +39,7 @@ class Supervisor:
     def __init__(self, log):
         self.log = log
         self.services = []
+        self.stopping = False
 
     def add(self, name, factory, prefixes=()):
         svc = Service(name, factory, prefixes)
@@ -83,7 +84,16 @@ class Supervisor:
                     backoff = min(backoff * 2, BACKOFF_MAX_MS)
                     continue
                 if not svc._reload:
-                    raise
+                    if self.stopping:
+                        raise
+                    # Nobody here cancelled it: a stale asyncio.wait_for runner left by the service's previous run
+                    # cancels the task it once waited in, i.e. this one (MicroPython; seen after a reload during
+                    # a TLS connect). Restart at once (no await here: a second stray cancel would end the loop)
+                    # instead of letting the service end silently.
+                    svc.restarts += 1
+                    svc.last_error = "cancelled from outside"
+                    self.log.warning("sup", "{} cancelled from outside; restarting".format(svc.name))
+                    continue
                 svc._reload = False
                 svc.reloads += 1
                 backoff = BACKOFF_MIN_MS
@@ -109,6 +119,7 @@ class Supervisor:
             svc.task.cancel()
 
     async def stop(self):
+        self.stopping = True
         for svc in self.services:
             if svc.task is not None:
                 svc.task.cancel()

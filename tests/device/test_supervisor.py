@@ -128,3 +128,34 @@ def test_percentile_nearest_rank():
         lag2.samples[lag2.n] = v
         lag2.n += 1
     assert lag2.top(1) == 5 and lag2.top(3) == 5 and lag2.top(4) == 1
+
+
+async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_ending_it():
+    """A service reloaded while it waits in ``asyncio.wait_for_ms`` leaves a runner task behind that, on this
+    MicroPython, cancels the task it once waited in: the service's next run. The supervisor restarts it."""
+    log = quiet_log()
+    sup = sv.Supervisor(log)
+    runs = [0]
+    ev = asyncio.Event()
+
+    async def waits():
+        runs[0] += 1
+        while True:
+            try:
+                await asyncio.wait_for_ms(ev.wait(), 10000)
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep_ms(1)
+
+    svc = sup.add("w", waits, ("w.",))
+    await until(lambda: runs[0] == 1)
+    await asyncio.sleep_ms(5)
+    sup.config_changed(("w.x",))
+    await until(lambda: svc.reloads == 1)
+    await asyncio.sleep_ms(200)
+    assert svc.running, (svc.reloads, svc.restarts, svc.last_error)
+    assert runs[0] >= 2
+    assert svc.restarts <= 1 and (svc.restarts == 0 or svc.last_error == "cancelled from outside")
+    await sup.stop()
+    await asyncio.sleep_ms(5)
+    assert not svc.running  # a stop still stops it

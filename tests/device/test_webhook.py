@@ -176,7 +176,11 @@ async def test_sink_retries_through_errors_and_a_hang_then_delivers_in_order_and
     d.store.flush()
     await until(lambda: len(s.requests) >= 12, 15000)
     # three failures (500, 503, a hang past the 1 s timeout) on the first message, then 9 deliveries
-    st = sink.status()
+    top = sink.status()
+    assert top["state"] == "running" and len(top["hooks"]) == 1
+    st = top["hooks"][0]
+    assert st["slot"] == 1 and st["events"] is None
+    assert st["url"].startswith("http://127.0.0.1:") and st["url"].endswith("/...")  # its path may hold a token
     assert st["failures"] == 3 and st["attempts"] == 12 and st["last_error"] == "timeout"
     assert st["outbox"]["soundlevel"]["delivered"] == 6 and st["outbox"]["events"]["delivered"] == 3
     assert not st["outbox"]["events"]["pending"] and st["outbox"]["soundlevel"]["backlog_ms"] == 0
@@ -236,3 +240,47 @@ def test_heap_of_client_and_sink_code():
     print("HEAP webhook+httpc code {} B, hmac object {} B, first signing {} B, then {} B".format(
         f0 - f1, f1 - f2, f2 - f3, f3 - f4))
     assert f0 - f1 < 10000 and f1 - f2 < 400 and f3 - f4 < 64
+
+
+def test_settings_slots_filters_and_errors_naming_the_key():
+    from devtest import StubConfig, quiet_log, tmpdir
+    from sensorbox.device.integrations import webhook_cold as cold
+    from sensorbox.device.store import core
+
+    class D:
+        pass
+
+    class S:
+        pass
+
+    d = D()
+    d.store = core.Store(tmpdir("store2"), quiet_log(), lambda: 1700000000000, None)
+    d.store.cursors["webhook2.events"] = ["events", 5, 0]  # a receiver that is now off
+    d.store.cursors["webhook.events"] = ["events", 7, 0]
+    s = S()
+    s.d = d
+    d.config = StubConfig(webhook__url="http://a:1/x", webhook__resources="events", webhook__events=" class_change, ",
+                          webhook__3__url="ftp://b/", webhook__3__resources="events")
+    slots, ctx = cold.settings(s)
+    assert ctx is None
+    assert [x[0] for x in slots] == [1, 3]
+    assert slots[0][1:] == ("http://a:1/x", (False, "a", 1, "/x"), ["events"], ("class_change",), "", None)
+    assert slots[1][6] == "webhook.3.url: must start with http:// or https://"
+    assert "webhook2.events" not in d.store.cursors and "webhook.events" in d.store.cursors
+    d.config = StubConfig(webhook__2__url="http://h/", webhook__2__resources="events,sound")
+    slots, ctx = cold.settings(s)
+    assert slots[0][0] == 2 and slots[0][6].startswith("webhook.2.resources: unknown resource 'sound'")
+    d.config = StubConfig()
+    try:
+        cold.settings(s)
+        raise AssertionError("accepted no URL")
+    except ValueError as e:
+        assert "no webhook URL is set" in str(e)
+    d.config = StubConfig(webhook__url="https://h/", webhook__tls_ca="-----BEGIN CERTIFICATE----- bm90IGEgY2VydA== "
+                          "-----END CERTIFICATE-----")
+    try:
+        cold.settings(s)
+        raise AssertionError("accepted a bad CA")
+    except ValueError as e:
+        assert str(e).startswith("webhook.tls_ca: not a certificate"), e
+    assert cold.types("") is None

@@ -1,5 +1,6 @@
 """Test helpers for the MQTT tests: a real mosquitto on a free 127.0.0.1 port (own config, own process) and a
-paho-mqtt subscriber that records what arrives. ``scripts/ensure-system-packages`` installs mosquitto (make test)."""
+paho-mqtt subscriber that records what arrives, and test certificates (openssl CLI) for a TLS listener.
+``scripts/ensure-system-packages`` installs mosquitto and openssl (make test)."""
 
 import getpass
 import itertools
@@ -23,12 +24,18 @@ def free_port():
 class Broker:
     """mosquitto on 127.0.0.1:port. ``users={"name": "password"}`` turns anonymous access off."""
 
-    def __init__(self, tmp, port=None, users=None):
+    def __init__(self, tmp, port=None, users=None, tls=None):
         self.port = port or free_port()
         self.dir = str(tmp)
         os.makedirs(self.dir, exist_ok=True)
         self.conf = os.path.join(self.dir, "mosquitto.conf")
-        lines = ["listener {} 127.0.0.1".format(self.port), "persistence false", "log_dest stderr",
+        lines = ["per_listener_settings false", "listener {} 127.0.0.1".format(self.port)]
+        self.tls_port = None
+        if tls:  # a second listener with TLS: tls = Certs(...)
+            self.tls_port = free_port()
+            lines += ["listener {} 127.0.0.1".format(self.tls_port), "cafile " + tls.ca, "certfile " + tls.cert,
+                      "keyfile " + tls.key]
+        lines += ["persistence false", "log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice",
                  # started as root, mosquitto would switch to user "mosquitto", who cannot read pytest's tmp dir
                  "user " + getpass.getuser()]
@@ -66,6 +73,34 @@ class Broker:
             self.proc.wait(10)
         self.proc = None
         self.log.close()
+
+
+class Certs:
+    """A test CA and a server certificate it signs (for 127.0.0.1 and localhost), plus another CA that signed
+    nothing here, made with the openssl CLI (EC P-256): ``ca``, ``cert``, ``key``, ``other_ca`` are PEM file
+    paths."""
+
+    def __init__(self, tmp):
+        d = str(tmp)
+        os.makedirs(d, exist_ok=True)
+        j = lambda n: os.path.join(d, n)  # noqa: E731
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+        run("req", "-x509", *ec, "-keyout", j("ca.key"), "-out", j("ca.pem"), "-days", "2", "-subj", "/CN=sbtest CA")
+        run("req", "-x509", *ec, "-keyout", j("other.key"), "-out", j("other.pem"), "-days", "2",
+            "-subj", "/CN=sbtest other CA")
+        run("req", *ec, "-keyout", j("srv.key"), "-out", j("srv.csr"), "-subj", "/CN=localhost")
+        with open(j("ext.cnf"), "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        run("x509", "-req", "-in", j("srv.csr"), "-CA", j("ca.pem"), "-CAkey", j("ca.key"), "-CAcreateserial",
+            "-out", j("srv.pem"), "-days", "2", "-extfile", j("ext.cnf"))
+        os.chmod(j("srv.key"), 0o644)  # mosquitto reads it as the user it runs as
+        self.ca, self.cert, self.key, self.other_ca = j("ca.pem"), j("srv.pem"), j("srv.key"), j("other.pem")
+
+    @staticmethod
+    def one_line(path):
+        """The PEM text with its line breaks as spaces: a config string holds no control characters."""
+        return " ".join(open(path).read().split("\n")).strip()
 
 
 _ids = itertools.count()

@@ -21,7 +21,7 @@ class Receiver:
     """A webhook receiver on 127.0.0.1; ``mode`` is ``ok``, ``500`` or ``hang`` (read the request, answer
     nothing for ``hang_s``, close). Records every request that arrived as (mode, headers, body)."""
 
-    def __init__(self, hang_s=3.0):
+    def __init__(self, hang_s=3.0, tls=None):
         self.mode = "ok"
         self.hang_s = hang_s
         self.requests = []
@@ -53,6 +53,12 @@ class Receiver:
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.srv.daemon_threads = True
         self.port = self.srv.server_address[1]
+        if tls is not None:  # https with the test certificate (mqtt_broker.Certs)
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls.cert, tls.key)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def accepted(self):
@@ -102,13 +108,14 @@ def test_receiver_errors_and_hangs_then_everything_arrives_signed_in_order(tmp_p
     receiver.wait(lambda: len([b for h, b in receiver.accepted() if b["resource"] == "soundlevel"]) >= 3)
     t_from = min(b["t"] for h, b in receiver.accepted()) - 1  # a new cursor starts at the newest data
     receiver.mode = "500"
-    st = wait_status(dev, lambda s: s["last_error"] == "HTTP 500" and s["state"] == "retrying")
+    st = wait_status(dev, lambda s: s["hooks"][0]["last_error"] == "HTTP 500"
+                     and s["hooks"][0]["state"] == "retrying")["hooks"][0]
     assert 0 < st["retry_ms"] <= 2000 and st["outbox"]["soundlevel"]["pending"] is not None
     time.sleep(4)
     receiver.mode = "hang"
-    wait_status(dev, lambda s: s["last_error"] == "timeout")
+    wait_status(dev, lambda s: s["hooks"][0]["last_error"] == "timeout")
     time.sleep(4)
-    st = dev.status()["webhook"]
+    st = dev.status()["webhook"]["hooks"][0]
     assert st["outbox"]["soundlevel"]["backlog_ms"] > 3000  # the outage's backlog is waiting on flash
     receiver.mode = "ok"
     time.sleep(3)
@@ -150,7 +157,7 @@ def test_receiver_errors_and_hangs_then_everything_arrives_signed_in_order(tmp_p
     ev = [b for h, b in receiver.accepted() if b["resource"] == "events"]
     for b in ev:
         assert b["type"] == "class_change" and "to" in b
-    st = dev.status()["webhook"]
+    st = dev.status()["webhook"]["hooks"][0]
     assert st["failures"] >= 2 and st["attempts"] >= len(first) + st["failures"] - 1
     assert st["last_ok_ms"] >= t_to - 5000 and st["url"].endswith("/hook")
     assert st["outbox"]["soundlevel"]["lost_segments"] == 0
@@ -159,3 +166,94 @@ def test_receiver_errors_and_hangs_then_everything_arrives_signed_in_order(tmp_p
     assert "MemoryError" not in dev.output()
     print("webhook: {} delivered ({} events), {} requests, {} resends".format(
         len(first), len(ev), len(receiver.requests), n_dup))
+
+
+def test_two_receivers_with_their_own_filters_cursors_and_status(tmp_path, device_factory):
+    """Webhook 1 takes sound levels and class_change events; webhook 2 takes predictions and only outbox_loss
+    events (so every class_change is passed over for it). Receiver 2 fails for a while: only its own status and
+    cursor stall, receiver 1 keeps getting everything; then 2 catches up on its own backlog."""
+    a, b = Receiver(), Receiver()
+    try:
+        dev = device_factory(data_dir=tmp_path / "dev")
+        r = dev.put("/api/config", {
+            "webhook.enabled": True, "webhook.url": "http://127.0.0.1:{}/a".format(a.port),
+            "webhook.resources": "events,soundlevel", "webhook.events": "class_change",
+            "webhook.2.url": "http://127.0.0.1:{}/b".format(b.port), "webhook.2.secret": "two",
+            "webhook.2.resources": "predictions,events", "webhook.2.events": "outbox_loss",
+            "webhook.timeout_s": 1, "webhook.retry_max_s": 1, "ml.unknown_permille": 800})
+        assert r.status == 200, r.body
+        a.wait(lambda: len([1 for h, x in a.accepted() if x["resource"] == "soundlevel"]) >= 2)
+        b.wait(lambda: len(b.accepted()) >= 2)
+        b.mode = "500"
+        st = wait_status(dev, lambda s: s["hooks"][1]["state"] == "retrying")
+        assert [h["slot"] for h in st["hooks"]] == [1, 2]
+        assert st["hooks"][1]["last_error"] == "HTTP 500" and st["hooks"][0]["state"] == "running"
+        n_a = len(a.accepted())
+        time.sleep(5)
+        st = dev.status()["webhook"]
+        assert st["hooks"][1]["outbox"]["predictions"]["backlog_ms"] > 2000  # 2's cursor waits ...
+        assert len(a.accepted()) > n_a + 2 and st["hooks"][0]["failures"] == 0  # ... 1 goes on
+        b.mode = "ok"
+        t_to = dev.status()["time_ms"] - 2500
+        b.wait(lambda: any(x["t"] >= t_to and x["resource"] == "predictions" for h, x in b.accepted()))
+        a.wait(lambda: any(x["t"] >= t_to and x["resource"] == "soundlevel" for h, x in a.accepted()))
+        got_a = [x for h, x in a.accepted()]
+        got_b = [x for h, x in b.accepted()]
+        assert {x["resource"] for x in got_a} <= {"events", "soundlevel"}
+        assert {x["resource"] for x in got_b} == {"predictions"}  # no class_change passes its filter
+        assert all(x["type"] == "class_change" for x in got_a if x["resource"] == "events")
+        ev_a = [x["t"] for x in got_a if x["resource"] == "events"]
+        t_from = min(x["t"] for x in got_b) - 1
+        pr_b = {x["t"] for x in got_b}
+        missing = [t for t in stored_times(dev, "predictions", t_from) if t <= t_to and t not in pr_b]
+        assert not missing, "receiver 2 lost predictions: {}".format(missing[:5])
+        for m, h, raw, p in b.requests:
+            want = hmac.new(b"two", h["x-sensorbox-timestamp"].encode() + b"." + raw, hashlib.sha256).hexdigest()
+            assert h["x-sensorbox-signature"] == "sha256=" + want
+        assert all("x-sensorbox-signature" not in h for m, h, raw, p in a.requests)  # webhook 1: no secret
+        st = dev.status()["webhook"]
+        h1, h2 = st["hooks"]
+        assert h1["url"].endswith("/a") and h1["events"] == ["class_change"] and h1["resources"] == ["soundlevel",
+                                                                                                     "events"]
+        assert h2["url"].endswith("/b") and h2["events"] == ["outbox_loss"] and h2["failures"] >= 1
+        stored_ev = [t for t in stored_times(dev, "events", t_from) if t <= t_to]
+        assert set(stored_ev) <= set(ev_a)  # 1 got every class_change ...
+        n_ev = len(stored_times(dev, "events", t_from))
+        assert h2["skipped"] >= n_ev >= 1  # every class_change passed over by 2 (delivered to 1)
+        assert h2["outbox"]["events"]["delivered"] == 0 and "events" in h2["outbox"]
+        cfg = dev.get("/api/config").json()["config"]
+        assert cfg["webhook.2.secret"] == {"set": True} and cfg["webhook.3.url"] == ""
+        # a bad URL on one receiver is reported on it, by key; the other goes on
+        assert dev.put("/api/config", {"webhook.2.url": "ftp://x/"}).status == 200
+        st = wait_status(dev, lambda s: len(s["hooks"]) == 2 and s["hooks"][1]["state"].startswith("webhook.2.url"))
+        assert st["hooks"][0]["state"] in ("running", "retrying")
+        assert "MemoryError" not in dev.output()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_https_receiver_verified_with_the_configured_ca_refused_with_another(tmp_path, device_factory):
+    from mqtt_broker import Certs
+
+    certs = Certs(tmp_path / "certs")
+    rec = Receiver(tls=certs)
+    try:
+        dev = device_factory(data_dir=tmp_path / "dev")
+        r = dev.put("/api/config", {"webhook.enabled": True, "webhook.url": "https://127.0.0.1:{}/s".format(rec.port),
+                                    "webhook.resources": "soundlevel", "webhook.tls_ca": Certs.one_line(certs.ca),
+                                    "webhook.timeout_s": 2, "webhook.retry_max_s": 1})
+        assert r.status == 200, r.body
+        rec.wait(lambda: len(rec.accepted()) >= 2)
+        st = dev.status()["webhook"]
+        assert st["verified"] is True and st["hooks"][0]["failures"] == 0
+        assert dev.put("/api/config", {"webhook.tls_ca": Certs.one_line(certs.other_ca)}).status == 200
+        st = wait_status(dev, lambda s: s["hooks"] and "trusted CA" in (s["hooks"][0]["last_error"] or ""))
+        assert st["hooks"][0]["last_error"] == "ValueError: The certificate is not correctly signed by the trusted CA"
+        assert st["hooks"][0]["state"] == "retrying"
+        n = len(rec.accepted())
+        time.sleep(2)
+        assert len(rec.accepted()) == n  # nothing is sent to a server the CA does not vouch for
+        assert "MemoryError" not in dev.output()
+    finally:
+        rec.close()

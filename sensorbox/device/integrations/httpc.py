@@ -9,8 +9,9 @@ One request per connection (``Connection: close``): a webhook sink sends one mes
 connection after a failure is what a retry wants anyway. Every network await (connect, send, status line) has
 the timeout; on a timeout ``asyncio.TimeoutError`` is raised and the connection is closed. Only the status code
 is read back (the receiver's body does not matter to the sender). TLS: ``https`` wraps the connection with the
-ssl module; the server certificate is not verified (a device has no CA store), so TLS protects the payload in
-transit and the HMAC signature is what authenticates the device to the receiver.
+ssl module: with a context that verifies (``tls.context`` with a configured CA) the server's certificate and host
+name are checked, without one (a device has no CA store) TLS protects the payload in transit only; the HMAC
+signature is what authenticates the device to the receiver.
 """
 
 import binascii
@@ -46,15 +47,17 @@ class Hmac:
         return binascii.hexlify(self.digest(*parts)).decode()
 
 
-async def post(url, body, headers, timeout_ms, content_type=b"application/json"):
+async def post(url, body, headers, timeout_ms, content_type=b"application/json", ctx=None):
     """POST ``body`` (bytes) to ``url`` ((tls, host, port, path)) with extra ``headers`` (bytes, CRLF-terminated lines);
-    returns the response's status code. Raises OSError, asyncio.TimeoutError or ValueError (a malformed reply)."""
+    returns the response's status code. Raises OSError, asyncio.TimeoutError or ValueError (a malformed reply, or
+    a certificate that ``ctx`` refused). ``ctx``: the ``ssl.SSLContext`` for https (default: not verifying)."""
     tls, host, port, path = url
     if tls:
-        import ssl
+        if ctx is None:
+            import ssl
 
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.verify_mode = ssl.CERT_NONE
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_NONE
         r, w = await asyncio.wait_for_ms(asyncio.open_connection(host, port, ssl=ctx), timeout_ms)
     else:
         r, w = await asyncio.wait_for_ms(asyncio.open_connection(host, port), timeout_ms)

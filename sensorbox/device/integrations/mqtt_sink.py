@@ -10,8 +10,11 @@ Topics (``base`` = ``<mqtt.prefix>/<device id>``):
 - ``base/status``       ``online`` / ``offline`` (retained; ``offline`` is the last will and is published
   explicitly at a clean stop, since a clean DISCONNECT discards the will)
 - ``base/cmd/<name>``   commands in (``mqtt.commands``; JSON object; with ``mqtt.command_token`` set it must
-  carry ``"token"``; retained commands are refused): ``reload_model``, ``label`` (``{"start","end","label"}``).
-  The result goes to ``base/cmd_result``.
+  carry ``"token"``; retained commands are refused): ``reload_model``, ``label`` (``{"start","end","label"}``),
+  ``label_set`` (``{"label"}``: the current label; ``null`` clears it), ``record_start`` (opens a recording at
+  now with the current label, or ``{"label"}``), ``record_stop`` (closes it into a stored label, as
+  ``POST /api/labels``). The current label and an open recording are kept in ``recording.json`` (data
+  directory) across restarts. The result goes to ``base/cmd_result``.
 - ``homeassistant/device/<id>/config``: discovery (``mqtt_cold.py``), retained, sent again whenever
   ``homeassistant/status`` says ``online``.
 
@@ -54,11 +57,21 @@ class MqttSink:
         self._cmds = []
         self._health_at = 0
         self._stopping = False
+        # [current label (cmd/label_set), start (epoch ms) and label of the open recording (cmd/record_start)]
+        self.rec = [None, None, None]
+        self._ctx = None  # (mqtt.tls_ca, ssl context)
+        try:  # saved before a restart (mqtt_cold)
+            open(device.platform.data_dir + "/recording.json").close()
+            self._cold("restore")
+        except OSError:
+            pass
 
     def status(self):
         c = self.client
         out = {"enabled": self.d.config.get("mqtt.enabled"), "state": self.state, "errors": self.errors,
-               "commands": self.commands, "commands_refused": self.refused, "discovery_sent": self.announced}
+               "commands": self.commands, "commands_refused": self.refused, "discovery_sent": self.announced,
+               "tls_verified": bool(self.d.config.get("mqtt.tls") and self.d.config.get("mqtt.tls_ca")),
+               "label": self.rec[0], "recording": {"start": self.rec[1], "label": self.rec[2]} if self.rec[1] else None}
         if c is not None:
             out["connected"] = c.connected
             out["connects"] = c.connects
@@ -102,14 +115,33 @@ class MqttSink:
             while True:
                 await asyncio.sleep_ms(60000)
         base = self.base = "{}/{}".format(cfg.get("mqtt.prefix"), d.device_id)
+        ctx = None
+        if cfg.get("mqtt.tls"):
+            # One TLS context (~3 KB in one block, plus the CA) made once and kept across restarts: a fragmented
+            # heap may not have the block later. Made again only when the CA changes.
+            ca = cfg.get("mqtt.tls_ca")
+            if self._ctx is None or self._ctx[0] != ca:
+                from sensorbox.device import lazy
+
+                self._ctx = None
+                try:
+                    self._ctx = (ca, lazy.load("sensorbox.device.integrations.tls").context(ca, "mqtt.tls_ca"))
+                except ValueError as e:
+                    self.state = str(e)
+                    d.log.error("mqtt", self.state)
+                    while True:
+                        await asyncio.sleep_ms(60000)
+                finally:
+                    lazy.unload("sensorbox.device.integrations.tls")
+            ctx = self._ctx[1]
         if self.outboxes is None:
             self.outboxes = [Outbox(d.store, "mqtt", r) for r in _RES]
             self.lost_seen = [ob.lost() for ob in self.outboxes]
         self.queues = [[] for _ in _RES]
         c = self.client = MQTTClient("sensorbox-" + d.device_id, host, cfg.get("mqtt.port"),
                                      cfg.get("mqtt.username"), cfg.get("mqtt.password"), _KEEPALIVE_S,
-                                     ssl=True if cfg.get("mqtt.tls") else None,
-                                     will=(base + "/status", b"offline", True, 1), on_message=self._on_msg)
+                                     ssl=ctx, will=(base + "/status", b"offline", True, 1), on_message=self._on_msg)
+        c.on_error = lambda why: d.log.warning("mqtt", "cannot connect to {}: {}".format(host, why))
         c.subs.append(("homeassistant/status", 1))
         if cfg.get("mqtt.commands"):
             c.subs.append((base + "/cmd/+", 1))
@@ -160,23 +192,25 @@ class MqttSink:
     async def _step(self, c):
         d = self.d
         if self._announce:
-            self._announce = False
             try:
                 topic, payload = self._cold("discovery")
-            except MemoryError:  # no contiguous block for its code right now: try again shortly
-                self._announce = True
+            except MemoryError:  # no heap for its code right now: data goes on, discovery is tried again
+                payload = None
                 self.errors += 1
-                await asyncio.sleep_ms(500)
-                return
-            await c.publish(topic, payload, True, 1)
-            self.announced += 1
+            if payload is not None:
+                self._announce = False
+                await c.publish(topic, payload, True, 1)
+                self.announced += 1
         while self._cmds:
             try:
                 res = self._cold("command", *self._cmds[0])
-            except MemoryError:
+            except MemoryError:  # no heap for its code: refused with a reason, data goes on
                 self.errors += 1
-                await asyncio.sleep_ms(500)
-                return
+                import json
+
+                res = json.dumps({"cmd": self._cmds[0][0], "ok": False, "error": "device is short of memory; retry"})
+                d.log.warning("mqtt", "command {} refused: short of memory".format(self._cmds[0][0]))
+                self.refused += 1
             self._cmds.pop(0)
             await c.publish(self.base + "/cmd_result", res, False, 1)
         if time.ticks_diff(time.ticks_ms(), self._health_at) >= 0:

@@ -1,61 +1,82 @@
 """The webhook sink's rarely used parts, loaded only while they run (``lazy``) so their code and strings cost no
-resident heap: reading the settings at start (URL, resource filter) and the status for ``/api/status``."""
+resident heap: reading the settings at start (URLs, resource and event filters, the TLS context) and the status
+for ``/api/status``."""
 
-_RES = ("predictions", "soundlevel", "events")
+from sensorbox.shared.config_schema import WEBHOOK_RESOURCES as _RES
+from sensorbox.shared.config_schema import parse_url, redact_url, webhook_resources as resources
 
-
-def parse_url(url):
-    """(tls, host, port, path) of an ``http://`` or ``https://`` URL; raises ValueError naming what is wrong."""
-    if url.startswith("https://"):
-        tls, rest = True, url[8:]
-    elif url.startswith("http://"):
-        tls, rest = False, url[7:]
-    else:
-        raise ValueError("URL must start with http:// or https:// ({})".format(url))
-    i = rest.find("/")
-    hp, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
-    if "@" in hp or "[" in hp or " " in url:
-        raise ValueError("URL not supported: {} (no user info, IPv6 literals or spaces)".format(url))
-    j = hp.rfind(":")
-    port = 443 if tls else 80
-    if j >= 0:
-        try:
-            port = int(hp[j + 1:])
-        except ValueError:
-            raise ValueError("URL port is not a number: {}".format(url))
-        hp = hp[:j]
-    if not hp or not 0 < port < 65536:
-        raise ValueError("URL has no host or a bad port: {}".format(url))
-    return tls, hp, port, path
+_SLOTS = (1, 2, 3)
 
 
-def resources(spec):
-    """The resources named in ``webhook.resources`` (comma separated), in ``_RES`` order."""
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    for n in names:
-        if n not in _RES:
-            raise ValueError("webhook.resources: unknown resource {!r} (use {})".format(n, ", ".join(_RES)))
-    if not names:
-        raise ValueError("webhook.resources is empty")
-    return [r for r in _RES if r in names]
+def prefix(slot):
+    """The config key prefix of receiver ``slot``: ``webhook.`` for the first, ``webhook.<n>.`` for the others."""
+    return "webhook." if slot == 1 else "webhook.{}.".format(slot)
+
+
+def types(spec):
+    """The event types named in ``spec`` (comma separated) as a tuple, or None (empty: every event)."""
+    t = tuple(s.strip() for s in spec.split(",") if s.strip())
+    return t or None
 
 
 def settings(sink):
-    """(url as (tls, host, port, path), resource names) from the config; raises ValueError naming the problem."""
-    cfg = sink.d.config
-    return parse_url(cfg.get("webhook.url")), resources(cfg.get("webhook.resources"))
+    """([(slot, url, (tls, host, port, path), resource names, event types, secret, error)], ssl context or None)
+    for each receiver with a URL. A receiver whose settings are wrong gets ``error`` (naming the key) and sends
+    nothing; the others run. Cursors of receivers and resources not in use are dropped (they would hold back
+    retention). Raises ValueError when no URL is set or the CA cannot be used."""
+    d = sink.d
+    cfg = d.config
+    out = []
+    https = False
+    for slot in _SLOTS:
+        p = prefix(slot)
+        url = cfg.get(p + "url")
+        names = ()
+        if url:
+            parsed = err = None
+            try:
+                parsed = parse_url(url)
+                names = resources(cfg.get(p + "resources"), p + "resources")
+                https = https or parsed[0]
+            except ValueError as e:
+                err = str(e) if str(e).startswith(p) else "{}url: {}".format(p, e)
+                names = ()
+            out.append((slot, url, parsed, names, types(cfg.get(p + "events")), cfg.get(p + "secret"), err))
+        cur = "webhook." if slot == 1 else "webhook{}.".format(slot)
+        for r in _RES:
+            if r not in names:
+                d.store.drop_cursor(cur + r)  # do not hold back data nobody will read
+    if not out:
+        raise ValueError("no webhook URL is set (webhook.url, webhook.2.url, webhook.3.url)")
+    ctx = None
+    ca = cfg.get("webhook.tls_ca")
+    if https and ca:
+        from sensorbox.device import lazy
+
+        try:
+            ctx = lazy.load("sensorbox.device.integrations.tls").context(ca, "webhook.tls_ca")
+        finally:
+            lazy.unload("sensorbox.device.integrations.tls")
+    return out, ctx
 
 
-def status(sink):
-    out = {"enabled": sink.d.config.get("webhook.enabled"), "state": sink.state, "url": sink.url,
-           "attempts": sink.attempts, "failures": sink.failures, "retry_ms": sink.retry_ms,
-           "last_ok_ms": sink.last_ok_ms, "last_error": sink.last_error, "last_error_ms": sink.last_error_ms}
-    if sink.outboxes is not None:
+def hook_status(h):
+    out = {"slot": h.slot, "url": redact_url(h.url), "state": h.state, "resources": list(h.names),
+           "events": list(h.types) if h.types else None, "attempts": h.attempts, "failures": h.failures,
+           "skipped": h.skipped, "retry_ms": h.retry_ms, "last_ok_ms": h.last_ok_ms, "last_error": h.last_error,
+           "last_error_ms": h.last_error_ms}
+    if h.outboxes is not None:
         res = {}
-        for ob in sink.outboxes:
+        for ob in h.outboxes:
             lt = ob.r.last_t
             res[ob.resource] = {"delivered": ob.sent, "cursor": ob.t, "pending": ob.pending(),
                                 "backlog_ms": lt - ob.t if lt is not None and lt > ob.t else 0,
                                 "lost_segments": ob.lost()}
         out["outbox"] = res
     return out
+
+
+def status(sink):
+    cfg = sink.d.config
+    return {"enabled": cfg.get("webhook.enabled"), "state": sink.state,
+            "verified": bool(cfg.get("webhook.tls_ca")), "hooks": [hook_status(h) for h in sink.hooks]}

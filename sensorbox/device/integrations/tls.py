@@ -1,0 +1,54 @@
+"""TLS client contexts for the integrations, loaded only while a sink starts (``lazy``): with a CA configured
+the peer's certificate chain and host name are verified, without one the connection is encrypted but not
+authenticated.
+
+The CA is a config value: PEM text (its line breaks may be given as spaces, since config strings hold no
+control characters), bare base64 of the DER, or the path of a PEM or DER file on the device (starting with
+``/``). It is handed to mbedTLS as DER: this port's ``load_verify_locations`` does not parse PEM.
+"""
+
+import binascii
+import ssl
+
+
+def _der(value, key):
+    if value.startswith("/"):
+        try:
+            with open(value, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ValueError("{}: cannot read {} ({})".format(key, value, e))
+        if not data.lstrip().startswith(b"-----BEGIN"):
+            return data  # DER
+        value = data.decode()
+    i = value.find("-----BEGIN CERTIFICATE-----")
+    if i >= 0:
+        j = value.find("-----END CERTIFICATE-----", i)
+        if j < 0:
+            raise ValueError("{}: PEM without -----END CERTIFICATE-----".format(key))
+        value = value[i + 27:j]
+    b64 = "".join(value.split())
+    try:
+        der = binascii.a2b_base64(b64)
+    except ValueError:
+        der = b""
+    if len(der) < 64 or der[0] != 0x30:
+        raise ValueError("{}: not a certificate (PEM, base64 DER or a file path)".format(key))
+    return der
+
+
+def context(ca, key):
+    """An ``ssl.SSLContext`` for a client: verifying against ``ca`` (the config value of ``key``) when it is set,
+    else not verifying. Raises ValueError naming ``key`` when the CA cannot be used."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if not ca:
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    der = _der(ca, key)
+    try:
+        ctx.load_verify_locations(cadata=der)
+    except (ValueError, OSError) as e:
+        raise ValueError("{}: the certificate was refused ({})".format(key, " ".join(str(e).split())))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+

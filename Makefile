@@ -34,6 +34,7 @@ run: $(STAMP) node_modules/.installed
 test: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
+	@scripts/ensure-system-packages socat
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -15,6 +15,7 @@ EPILOG_MAIN = """examples:
   sensorbox pull http://127.0.0.1:8080 --out data/   download stored data (incrementally) as .npy/.jsonl
   sensorbox train watch --out models/mine          train a classifier (report + model for devices)
   sensorbox model push http://127.0.0.1:8080 models/mine   upload and activate it on a running device
+  sensorbox deploy /dev/ttyUSB0                    copy the esp32 bundle to a board (changed files), reset it
 """
 
 EPILOG_RUN = """examples:
@@ -108,6 +109,9 @@ def build_parser():
     from sensorbox.host import pull
 
     pull.add_parser(sub)
+    from sensorbox.host import deploy
+
+    deploy.add_parser(sub)
     return p
 
 

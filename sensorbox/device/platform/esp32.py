@@ -1,5 +1,11 @@
 """ESP32 boards (ESP32, ESP32-S3) running MicroPython. Not exercised on the host: needs the board.
 
+Sensors (``make_sensor``): an LSM6DS3 / LSM6DS3TR-C accelerometer on I2C bus 0 (pins ``board.i2c_sda``/``_scl``,
+address ``accel.i2c_addr``) and an I2S MEMS microphone on I2S 0 (``board.i2s_sck``/``_ws``/``_sd``). A sensor
+whose pins are not set, or whose part does not answer, is left out with a warning in the log: the other one
+samples on. ``make_sensor`` takes the ``machine`` module as an argument so the unix port can test the wiring
+with fakes of the hardware (tests/device/test_board_sensors.py).
+
 Wi-Fi credentials come from ``wifi.json`` in the data directory ({"ssid": ..., "password": ...}), written by the
 host's deploy step; they are never part of the config the API returns.
 """
@@ -42,8 +48,9 @@ class Platform:  # pragma: no cover - needs the board
         return configured
 
     def sensor(self, name, config, log):
-        # Board drivers are added per board with their pins; none is wired on a bare ESP32.
-        return None
+        import machine
+
+        return make_sensor(name, config, log, self.epoch_ms, machine)
 
     async def start_network(self, config, log):
         import asyncio
@@ -85,3 +92,47 @@ class Platform:  # pragma: no cover - needs the board
         import machine
 
         machine.reset()
+
+
+def make_sensor(name, config, log, clock, machine):
+    """The driver for sensor ``name`` on this board, or None (with a warning saying why) when it is not wired
+    (pins -1) or does not answer. ``machine``: the ``machine`` module (or a stand-in with I2C, I2S, Pin)."""
+    if name == "accel":
+        sda = config.get("board.i2c_sda")
+        scl = config.get("board.i2c_scl")
+        if sda < 0 or scl < 0:
+            log.warning("accel", "board.i2c_sda/board.i2c_scl not set: no accelerometer")
+            return None
+        from sensorbox.device.sensors.lsm6ds3 import LSM6DS3
+
+        addr = config.get("accel.i2c_addr")
+        try:
+            i2c = machine.I2C(0, sda=machine.Pin(sda), scl=machine.Pin(scl), freq=config.get("board.i2c_freq"))
+            drv = LSM6DS3(i2c, addr, config, clock)
+            part = drv.probe()
+        except (OSError, ValueError) as e:
+            log.warning("accel", str(e))
+            return None
+        log.info("accel", "{} at 0x{:02x} (I2C sda={} scl={}), {} Hz".format(part, addr, sda, scl, drv.rate_hz))
+        return drv
+    if name == "mic":
+        sck = config.get("board.i2s_sck")
+        ws = config.get("board.i2s_ws")
+        sd = config.get("board.i2s_sd")
+        if sck < 0 or ws < 0 or sd < 0:
+            log.warning("mic", "board.i2s_sck/board.i2s_ws/board.i2s_sd not set: no microphone")
+            return None
+        from sensorbox.device.sensors.i2s_mic import I2SMicrophone
+
+        I2S = machine.I2S
+
+        def make_i2s(rate_hz, stereo, ibuf):
+            return I2S(0, sck=machine.Pin(sck), ws=machine.Pin(ws), sd=machine.Pin(sd), mode=I2S.RX, bits=32,
+                       format=I2S.STEREO if stereo else I2S.MONO, rate=rate_hz, ibuf=ibuf)
+
+        try:
+            return I2SMicrophone(make_i2s, config, clock, config.get("mic.channel"))
+        except ValueError as e:
+            log.warning("mic", str(e))
+            return None
+    return None

@@ -1,0 +1,231 @@
+"""``sensorbox deploy PORT``: copy the device bundle (build/esp32) to a board with mpremote, only what changed.
+
+Steps, each one ``mpremote`` run (PyPI ``mpremote``; PORT is whatever ``mpremote connect`` takes: ``/dev/ttyUSB0``,
+``COM3``, ``socket://HOST:PORT``):
+
+1. build the bundle (``sensorbox build --target esp32`` unless ``--target`` says otherwise);
+2. interrupt what runs on the board and list the SHA-256 of the files the bundle owns there (``main.py``,
+   ``bundle.json``, everything under ``lib/``, ``www/``, ``models/default/``), with a small script run by
+   ``mpremote exec`` that reads each file in 512-byte pieces;
+3. make missing directories, copy the files whose hash differs or that are missing (``bundle.json`` last, so
+   it marks a complete deploy), and delete files in those bundle-owned directories that the bundle no longer has
+   (never anything else: the data directory ``/data``, with config, store and uploaded models, is left alone);
+4. optionally write ``data/wifi.json`` (``--wifi SSID``; the password from ``SENSORBOX_WIFI_PASSWORD`` or a
+   prompt, never printed);
+5. reset the board (``--reset hard``, the default: ``machine.reset()``, which runs the new ``main.py``).
+
+Paths on the board are relative to its working directory: ``/`` on an ESP32. Tests point it at the unix port
+run under ``socat`` in a scratch directory (tests/host/test_deploy.py).
+"""
+
+import getpass
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+from sensorbox.host import bundle
+
+#: What the bundle owns on the board: these files, and everything under these directories.
+OWNED_FILES = ("main.py", "bundle.json")
+OWNED_DIRS = ("lib", "www", "models/default")
+
+EPILOG = """examples:
+  sensorbox deploy /dev/ttyUSB0                   build for esp32, copy what changed, reset the board
+  sensorbox deploy /dev/ttyUSB0 --dry-run         only say what would be copied and deleted
+  sensorbox deploy /dev/ttyACM0 --wifi MyNet      also write data/wifi.json (password: $SENSORBOX_WIFI_PASSWORD
+                                                  or a prompt)
+  sensorbox deploy socket://127.0.0.1:7777 --reset none    a MicroPython REPL served over TCP (e.g. by socat)
+
+Only files whose SHA-256 differs are copied, so a second deploy of the same build copies nothing. Files in
+lib/, www/ and models/default/ that the bundle no longer has are deleted; the data directory (/data: config,
+stored data, uploaded models) is never touched.
+"""
+
+# Runs on the board (MicroPython): prints "F <path> <sha256>" for every file the bundle owns, then "END".
+_LIST = """
+import os, hashlib, binascii
+def _h(p):
+    h = hashlib.sha256()
+    b = bytearray(512)
+    m = memoryview(b)
+    with open(p, 'rb') as f:
+        while True:
+            n = f.readinto(b)
+            if not n:
+                break
+            h.update(m[:n])
+    return binascii.hexlify(h.digest()).decode()
+def _w(d):
+    try:
+        it = list(os.ilistdir(d))
+    except OSError:
+        return
+    for e in it:
+        p = d + '/' + e[0]
+        if e[1] & 0x4000:
+            _w(p)
+        else:
+            print('F', p, _h(p))
+for p in FILES:
+    try:
+        os.stat(p)
+    except OSError:
+        continue
+    print('F', p, _h(p))
+for d in DIRS:
+    _w(d)
+print('END')
+"""
+
+
+# Runs on the board: an os call for each path, ignoring "exists"/"already gone".
+_EACH = "import os\nfor p in {!r}:\n    try:\n        {}\n    except OSError:\n        pass\n"
+
+
+class DeployError(Exception):
+    pass
+
+
+def _mpremote():
+    exe = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    return [exe] if os.path.exists(exe) else [sys.executable, "-m", "mpremote"]
+
+
+def run_mpremote(port, args, timeout=120):
+    """Run ``mpremote connect PORT resume ARGS``; returns stdout. DeployError with mpremote's message if it fails."""
+    cmd = _mpremote() + ["connect", port, "resume"] + args
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DeployError("mpremote timed out talking to {} ({} s)".format(port, timeout))
+    if p.returncode != 0:
+        err = (p.stderr.strip().splitlines() or p.stdout.strip().splitlines() or ["(no output)"])[-1]
+        raise DeployError("mpremote failed on {}: {}".format(port, err))
+    return p.stdout
+
+
+def remote_hashes(port):
+    """{path: sha256 hex} of the bundle-owned files on the board."""
+    script = "FILES = {!r}\nDIRS = {!r}\n".format(OWNED_FILES, OWNED_DIRS) + _LIST
+    out = run_mpremote(port, ["exec", script])
+    got = {}
+    ended = False
+    for line in out.splitlines():
+        parts = line.strip().split(" ")
+        if parts == ["END"]:
+            ended = True
+        elif len(parts) == 3 and parts[0] == "F":
+            got[parts[1]] = parts[2]
+    if not ended:
+        raise DeployError("the board did not list its files (output: {!r})".format(out[-300:]))
+    return got
+
+
+def local_files(out_dir):
+    """{path: sha256 hex} of the bundle's files, paths relative to the bundle (= the board's root)."""
+    files = {}
+    for root, _, names in os.walk(out_dir):
+        for n in names:
+            full = os.path.join(root, n)
+            rel = os.path.relpath(full, out_dir).replace(os.sep, "/")
+            with open(full, "rb") as f:
+                files[rel] = hashlib.sha256(f.read()).hexdigest()
+    return files
+
+
+def _owned(path):
+    return path in OWNED_FILES or any(path.startswith(d + "/") for d in OWNED_DIRS)
+
+
+def plan(local, remote):
+    """(paths to copy, paths to delete): changed or missing files, bundle.json last; stale bundle-owned files."""
+    copy = sorted(p for p in local if remote.get(p) != local[p] and p != "bundle.json")
+    if "bundle.json" in local and (copy or remote.get("bundle.json") != local["bundle.json"]):
+        copy.append("bundle.json")
+    delete = sorted(p for p in remote if p not in local and _owned(p))
+    return copy, delete
+
+
+def _dirs_of(paths):
+    dirs = set()
+    for p in paths:
+        parts = p.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            dirs.add("/".join(parts[:i]))
+    return sorted(dirs, key=lambda d: (d.count("/"), d))
+
+
+def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, batch=40):
+    """Bring the board at ``port`` to the bundle in ``out_dir``. Returns (copied, deleted) path lists."""
+    local = local_files(out_dir)
+    remote = remote_hashes(port)
+    copy, delete = plan(local, remote)
+    log("{}: {} files in the bundle, {} to copy, {} to delete{}".format(
+        port, len(local), len(copy), len(delete), " (dry run)" if dry_run else ""))
+    for p in copy:
+        log("  copy   " + p)
+    for p in delete:
+        log("  delete " + p)
+    if dry_run:
+        return copy, delete
+    if copy:
+        run_mpremote(port, ["exec", _EACH.format(_dirs_of(copy), "os.mkdir(p)")])
+        for i in range(0, len(copy), batch):
+            args = []
+            for p in copy[i:i + batch]:
+                if args:
+                    args.append("+")
+                args += ["fs", "cp", os.path.join(out_dir, p), ":" + p]
+            run_mpremote(port, args, timeout=600)
+    if delete:
+        run_mpremote(port, ["exec", _EACH.format(delete, "os.remove(p)")])
+    if wifi is not None:
+        ssid, password = wifi
+        creds = json.dumps({"ssid": ssid, "password": password})
+        # Sent as a literal inside the script: it travels over the serial line only, and is never printed.
+        wr = ("import os\ntry:\n    os.mkdir('data')\nexcept OSError:\n    pass\n"
+              "with open('data/wifi.json', 'w') as f:\n    f.write({!r})\n").format(creds)
+        run_mpremote(port, ["exec", wr])
+        log("  wrote  data/wifi.json (ssid {!r})".format(ssid))
+    if reset == "hard":
+        run_mpremote(port, ["reset"])
+        log("reset the board")
+    elif reset == "soft":
+        run_mpremote(port, ["soft-reset"])
+        log("soft-reset the board")
+    return copy, delete
+
+
+def cmd_deploy(args):
+    try:
+        out = bundle.build(args.target, quiet=True)
+    except bundle.BuildError as e:
+        sys.exit("error: {}".format(e))
+    wifi = None
+    if args.wifi is not None:
+        pw = os.getenv("SENSORBOX_WIFI_PASSWORD")
+        if pw is None:
+            pw = getpass.getpass("Wi-Fi password for {}: ".format(args.wifi))
+        wifi = (args.wifi, pw)
+    try:
+        deploy(args.port, out, dry_run=args.dry_run, reset=args.reset, wifi=wifi)
+    except DeployError as e:
+        sys.exit("error: {}".format(e))
+    return 0
+
+
+def add_parser(sub):
+    import argparse
+
+    d = sub.add_parser("deploy", help="copy the device bundle to a board with mpremote (only changed files), reset",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d.add_argument("port", metavar="PORT", help="serial port or mpremote device (/dev/ttyUSB0, socket://HOST:PORT)")
+    d.add_argument("--target", choices=sorted(bundle.TARGETS), default="esp32",
+                   help="bundle to deploy (default esp32)")
+    d.add_argument("--dry-run", action="store_true", help="only list what would be copied and deleted")
+    d.add_argument("--reset", choices=("hard", "soft", "none"), default="hard",
+                   help="how to restart the board afterwards (default hard: machine.reset())")
+    d.add_argument("--wifi", metavar="SSID", help="also write data/wifi.json for this network")
+    d.set_defaults(func=cmd_deploy)

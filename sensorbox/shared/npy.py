@@ -24,23 +24,35 @@ def header(descr, shape):
 
     ``descr`` may also be a list of (field name, descr) pairs: a structured array (a table with named columns,
     e.g. ``[("t", "<i8"), ("x", "<i2")]``), whose rows are the fields packed without padding."""
+    return b"".join(header_pieces(descr, shape))
+
+
+def header_pieces(descr, shape):
+    """``header`` as a sequence of small bytes objects (a field each), for a device streaming a wide table: the
+    header of 87 named feature columns is ~1.7 KB, a block a fragmented heap may not have."""
     if isinstance(descr, (list, tuple)):
+        fields = []
         for name, d in descr:
             if d not in DTYPES or not name or "'" in name or "\\" in name:
                 raise NpyError("unsupported field {} {}".format(name, d))
-        descr = "[" + ", ".join("('{}', '{}')".format(n, d) for n, d in descr) + "]"
+            fields.append("{}('{}', '{}')".format(", " if fields else "", name, d))
+        head, tail = "{'descr': [", "]"
     elif descr not in DTYPES:
         raise NpyError("unsupported dtype {}".format(descr))
+    else:
+        fields = ["'" + descr + "'"]
+        head, tail = "{'descr': ", ""
     if len(shape) == 1:
         shape_s = "({},)".format(shape[0])
     else:
         shape_s = "({})".format(", ".join(str(int(d)) for d in shape))
-    d = "{{'descr': {}, 'fortran_order': False, 'shape': {}, }}".format(
-        descr if descr[0] == "[" else "'" + descr + "'", shape_s)
-    total = len(MAGIC) + 4 + len(d) + 1
-    pad = (64 - total % 64) % 64
-    d = d + " " * pad + "\n"
-    return MAGIC + b"\x01\x00" + struct.pack("<H", len(d)) + d.encode()
+    rest = tail + ", 'fortran_order': False, 'shape': " + shape_s + ", }"
+    n = len(head) + sum(len(f) for f in fields) + len(rest)
+    pad = (64 - (len(MAGIC) + 4 + n + 1) % 64) % 64
+    yield MAGIC + b"\x01\x00" + struct.pack("<H", n + pad + 1) + head.encode()
+    for f in fields:
+        yield f.encode()
+    yield (rest + " " * pad + "\n").encode()
 
 
 def parse_header(head):

@@ -57,3 +57,16 @@ def test_structured_header_for_tables():
             raise AssertionError("accepted {}".format(bad))
         except npy.NpyError:
             pass
+
+
+def test_wide_header_comes_in_small_pieces():
+    # 87 named columns (t + the 86 features): ~1.7 KB of header, streamed by the device in pieces of a field each
+    cols = [("t", "<i8")] + [("feature_{}_mean".format(i), "<i2") for i in range(86)]
+    pieces = list(npy.header_pieces(cols, (7,)))
+    h = b"".join(pieces)
+    assert h == npy.header(cols, (7,)) and len(h) > 1500 and len(h) % 64 == 0
+    assert max(len(p) for p in pieces) < 128  # a field each; the last carries the padding
+    assert npy.header_length(h) == len(h)
+    text = h[10:].decode()
+    assert text.startswith("{'descr': [('t', '<i8'), ('feature_0_mean', '<i2'), ")
+    assert "('feature_85_mean', '<i2')], 'fortran_order': False, 'shape': (7,), }" in text

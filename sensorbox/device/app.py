@@ -169,13 +169,6 @@ class Device:
         # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
         self._make_http()
         asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
-        from sensorbox.device import lazy
-
-        # Every cold module's names interned now, while the heap is whole (see lazy.warm): the plain-Python
-        # kernels (the browser's), other boards' platform modules and sensor drivers are never used here.
-        n, skipped = lazy.warm("sensorbox", ("sensorbox.shared.kernels_py", "sensorbox.device.platform.") +
-                               tuple(getattr(self.platform, "warm_skip", ())))
-        self.log.debug("app", "names of {} cold modules interned ({} not for this board)".format(n, skipped))
         gc.collect()
         sup = self.supervisor
         sup.add("lag", self.lag.run)
@@ -209,7 +202,16 @@ class Device:
 
 
 def main():
-    device = Device()
+    # First of all, while the heap is whole, every module's names are interned (see lazy.warm): the holes its
+    # loading and unloading leaves are filled by the allocations that follow. Not the plain-Python kernels (the
+    # browser's), other boards' platform modules or sensor drivers this board does not use.
+    from sensorbox.device import lazy
+
+    plat = platform_mod.get()
+    lazy.warm("sensorbox", ("sensorbox.shared.kernels_py", "sensorbox.device.platform.") +
+              tuple(getattr(plat, "warm_skip", ())))
+    gc.collect()
+    device = Device(plat)
     try:
         asyncio.run(device.run())
     except KeyboardInterrupt:

@@ -229,60 +229,10 @@ def validate(update, current=None):
     return merged
 
 
-WEBHOOK_RESOURCES = ("predictions", "soundlevel", "events")
-
-
-def redact_url(url):
-    """``scheme://host[:port]/...``: a URL as it may be shown or logged (its path and query can hold a token)."""
-    i = url.find("://")
-    j = url.find("/", i + 3) if i >= 0 else -1
-    head = url if j < 0 else url[:j]
-    if "@" in head:
-        head = head[:i + 3] + "***@" + head[head.rfind("@") + 1:]
-    if j < 0:
-        return head
-    return head + ("/" if j == len(url) - 1 else "/...")
-
-
-def parse_url(url):
-    """(tls, host, port, path) of an ``http://`` or ``https://`` URL; raises ValueError naming what is wrong
-    (without echoing the path, which can hold a token)."""
-    if url.startswith("https://"):
-        tls, rest = True, url[8:]
-    elif url.startswith("http://"):
-        tls, rest = False, url[7:]
-    else:
-        raise ValueError("must start with http:// or https://")
-    i = rest.find("/")
-    hp, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
-    if "@" in hp or "[" in hp or " " in url:
-        raise ValueError("not supported: user info, IPv6 literals or spaces ({})".format(redact_url(url)))
-    j = hp.rfind(":")
-    port = 443 if tls else 80
-    if j >= 0:
-        try:
-            port = int(hp[j + 1:])
-        except ValueError:
-            raise ValueError("port is not a number ({})".format(redact_url(url)))
-        hp = hp[:j]
-    if not hp or not 0 < port < 65536:
-        raise ValueError("no host or a bad port ({})".format(redact_url(url)))
-    return tls, hp, port, path
-
-
-def webhook_resources(spec, key="webhook.resources"):
-    """The resources named in ``spec`` (comma separated), in ``WEBHOOK_RESOURCES`` order."""
-    names = [s.strip() for s in spec.split(",") if s.strip()]
-    for n in names:
-        if n not in WEBHOOK_RESOURCES:
-            raise ValueError("{}: unknown resource {!r} (use {})".format(key, n, ", ".join(WEBHOOK_RESOURCES)))
-    if not names:
-        raise ValueError(key + " is empty")
-    return [r for r in WEBHOOK_RESOURCES if r in names]
-
-
 def _check_integrations(config):
     # What the MQTT and webhook sinks would only find out when they start: refused here, naming the key.
+    from sensorbox.shared.integration_settings import parse_url, webhook_resources
+
     for p in ("webhook.", "webhook.2.", "webhook.3."):
         url = config.get(p + "url")
         if url:

@@ -125,7 +125,7 @@ def test_commands_need_the_broker_credentials_and_the_prefix(tmp_path, broker, d
     try:
         r = dev.put("/api/config", {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
                                     "mqtt.prefix": PREFIX, "mqtt.username": "box", "mqtt.password": "box-pw",
-                                    "mqtt.commands": True})
+                                    "mqtt.commands": True, "mqtt.command_token": TOKEN})
         assert r.status == 200, r.body
         col.wait(lambda m: [x[1] for x in m if x[0] == base + "/status"][-1:] == [b"online"])
         time.sleep(0.5)
@@ -141,7 +141,7 @@ def test_commands_need_the_broker_credentials_and_the_prefix(tmp_path, broker, d
         assert res and res[0].is_failure  # the broker refuses a client without credentials
         # another prefix is not the device's: nothing happens there
         col.publish("other/{}/cmd/label_set".format(base.split("/")[1]), b'{"label":"x"}')
-        Commander(col, base)("label_set", {"label": "walking"}, token=None)  # no token configured: accepted
+        Commander(col, base)("label_set", {"label": "walking"}, token=TOKEN)  # the device's prefix, with the token
         time.sleep(0.5)
         st = dev.status()["mqtt"]
         assert st["label"] == "walking" and st["commands"] == 1 and st["commands_refused"] == 0

@@ -64,9 +64,10 @@ def test_corrupt_config_at_boot_is_reported_and_kept_aside(device_factory, tmp_p
     dev = device_factory(data)
     st = dev.status()
     assert "accel.rate_hz" in st["config"]["boot_error"] and "config.json.bad" in st["config"]["boot_error"]
-    assert st["sensors"]["accel"]["rate_hz"] == 50  # defaults in force
+    assert st["sensors"]["accel"]["rate_hz"] == 50  # the bad key reset to its default...
+    assert st["device"]["name"] == "x"  # ...the others kept
     assert (data / "config.json.bad").read_text() == '{"accel.rate_hz": 51, "device.name": "x"}'
-    assert not (data / "config.json").exists()
+    assert json.loads((data / "config.json").read_text()) == {"device.name": "x"}  # repaired
     assert dev.get("/api/config").json()["boot_error"] == st["config"]["boot_error"]
 
 

@@ -133,9 +133,11 @@ def test_integration_settings_are_checked_when_set_not_when_used():
 
 
 def test_urls_are_shown_without_their_path():
-    r = schema.redact_url
+    from sensorbox.shared import integration_settings as cfgi
+
+    r = cfgi.redact_url
     assert r("https://hooks.example/services/T0/SECRET?token=abc") == "https://hooks.example/..."
     assert r("http://127.0.0.1:8080/") == "http://127.0.0.1:8080/"
     assert r("http://h") == "http://h"
     assert r("https://u:pw@h:1/x") == "https://***@h:1/..."
-    assert schema.parse_url("http://127.0.0.1:8080/hook?a=1") == (False, "127.0.0.1", 8080, "/hook?a=1")
+    assert cfgi.parse_url("http://127.0.0.1:8080/hook?a=1") == (False, "127.0.0.1", 8080, "/hook?a=1")

@@ -2,8 +2,8 @@
 resident heap: reading the settings at start (URLs, resource and event filters, the TLS context) and the status
 for ``/api/status``."""
 
-from sensorbox.shared.config_schema import WEBHOOK_RESOURCES as _RES
-from sensorbox.shared.config_schema import parse_url, redact_url, webhook_resources as resources
+from sensorbox.shared.integration_settings import WEBHOOK_RESOURCES as _RES
+from sensorbox.shared.integration_settings import parse_url, redact_url, webhook_resources as resources
 
 _SLOTS = (1, 2, 3)
 

@@ -71,22 +71,7 @@ def iter_names(channels):
         yield "grav_" + a
 
 
-_NIBBLE_BITS = b"\x00\x01\x02\x02\x03\x03\x03\x03\x04\x04\x04\x04\x04\x04\x04\x04"
-
-
-def _bitlen(v):
-    # bits of an int v >= 0 (int.bit_length, which MicroPython lacks): 16, 8, 4 bits at a time
-    n = 0
-    while v >= 0x10000:
-        v >>= 16
-        n += 16
-    if v >= 0x100:
-        v >>= 8
-        n += 8
-    if v >= 0x10:
-        v >>= 4
-        n += 4
-    return n + _NIBBLE_BITS[v]
+_bitlen = kernels.bitlen  # bits of an int v >= 0
 
 
 def isqrt(v):

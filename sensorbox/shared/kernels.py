@@ -40,6 +40,24 @@ dot = _k.dot
 sumsq_i16 = _k.sumsq_i16
 IIR_FRAC = 8  # kernels_py.IIR_FRAC
 
+_NIBBLE_BITS = b"\x00\x01\x02\x02\x03\x03\x03\x03\x04\x04\x04\x04\x04\x04\x04\x04"
+
+
+def bitlen(v):
+    """Bits of an int ``v >= 0`` (``int.bit_length``, which MicroPython lacks): 16, 8, 4 bits at a time, so a value
+    below 2**30 never leaves the small ints."""
+    n = 0
+    while v >= 0x10000:
+        v >>= 16
+        n += 16
+    if v >= 0x100:
+        v >>= 8
+        n += 8
+    if v >= 0x10:
+        v >>= 4
+        n += 4
+    return n + _NIBBLE_BITS[v]
+
 # Q15 sin(2 pi i / 512) for i = 0..128 (a quarter wave), as 4-digit hex. Integer tables make the fixed-point
 # FFT identical on every interpreter: computing them with math.sin on a float32 ESP32 would round some
 # entries differently from the host's float64.

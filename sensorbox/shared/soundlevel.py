@@ -85,22 +85,7 @@ _DB_TABLE = (
     b"\x43\x84\xf2\x86\x9b\x89\x3e\x8c\xda\x8e\x70\x91\xff\x93\x89\x96\x0d\x99\x8b\x9b\x04\x9e\x77\xa0\xe4\xa2"
     b"\x4c\xa5\xaf\xa7\x0d\xaa\x65\xac\xb9\xae\x07\xb1\x51\xb3\x96\xb5\xd6\xb7\x11\xba\x48\xbc\x7b\xbe\xa9\xc0"
 )
-_NIBBLE_BITS = b"\x00\x01\x02\x02\x03\x03\x03\x03\x04\x04\x04\x04\x04\x04\x04\x04"
-
-
-def _bitlen(v):
-    # bits of an int 0 <= v < 2**32 (int.bit_length, which MicroPython lacks), without leaving small ints
-    n = 0
-    if v >= 0x10000:
-        v >>= 16
-        n = 16
-    if v >= 0x100:
-        v >>= 8
-        n += 8
-    if v >= 0x10:
-        v >>= 4
-        n += 4
-    return n + _NIBBLE_BITS[v]
+_bitlen = kernels.bitlen  # bits of an int v >= 0
 
 
 class SoundLevelMeter:

@@ -8,7 +8,7 @@ raises ``ConfigError`` naming the key and the reason. Nothing is ever half-appli
 ``SPEC`` is one string, a line per key: ``key kind default [low high | choices] [reboot]``, where default and
 choices are JSON tokens without spaces. A table of tuples would cost the device ~220 bytes of heap per key; this
 string costs its length, and a key's entry is parsed only when it is checked. Help texts are in config_docs.py.
-``SPEC2`` holds more keys in the same form (see there).
+``SPEC_B`` and ``SPEC2`` hold more keys in the same form (see there).
 """
 
 import json
@@ -45,6 +45,11 @@ sim.mic_signal          choice  "tone+noise"  ["tone","noise","tone+noise","sile
 sim.mic_tone_hz         int     1000          20 3980
 sim.mic_tone_dbfs       int     -20           -90 0
 sim.mic_noise_dbfs      int     -50           -90 0
+"""
+
+# The rest of the keys in further strings: each string is one block of heap while the schema is loaded, and
+# smaller blocks fit a fragmented heap where one larger would not (a 2.8 KB SPEC failed on a busy device).
+SPEC_B = """
 ml.enabled              bool    true
 ml.window               int     128           32 256
 ml.hop                  int     64            8 256
@@ -138,7 +143,7 @@ def _parse(line):
 
 def entry(key):
     """(key, kind, default, low, high | choices, apply) for ``key``, or None."""
-    for spec in (SPEC, SPEC2):
+    for spec in (SPEC, SPEC_B, SPEC2):
         i = spec.find("\n" + key + " ")
         if i >= 0:
             e = _parse(spec[i + 1:spec.find("\n", i + 1)])
@@ -148,7 +153,7 @@ def entry(key):
 
 def entries():
     """Every entry, in declaration order."""
-    for spec in (SPEC, SPEC2):
+    for spec in (SPEC, SPEC_B, SPEC2):
         for line in spec.split("\n"):
             if line.strip():
                 yield _parse(line)
@@ -231,11 +236,11 @@ def validate(update, current=None):
 
 def _check_integrations(config):
     # What the MQTT and webhook sinks would only find out when they start: refused here, naming the key.
-    from sensorbox.shared.integration_settings import parse_url, webhook_resources
-
     for p in ("webhook.", "webhook.2.", "webhook.3."):
         url = config.get(p + "url")
-        if url:
+        if url:  # (the checks' module is loaded only when a webhook is configured: config updates stay light)
+            from sensorbox.shared.integration_settings import parse_url, webhook_resources
+
             try:
                 parse_url(url)
             except ValueError as e:

@@ -9,14 +9,14 @@ import time
 
 import pytest
 
+from sensorbox.host import bundle
+
 from mqtt_broker import Broker, Collector
 
 PREFIX = "sbtest"
-#: With MQTT enabled the app needs more than bundle.APP_HEAP (128wK): the client, outbox and sink stay
-#: resident (~20 KB here, measured in tests/device/test_mqtt.py) and the base app leaves only a few KB
-#: spare at 128wK. At 144wK MQTT runs, but loading the export module (these tests read it back) then fails
-#: for lack of a contiguous block; 160wK leaves room for both.
-MQTT_HEAP = "160wK"
+#: The app's own heap (bundle.APP_HEAP): with MQTT on the client, outbox and sink stay resident (~28 KB here);
+#: at 160wK config requests then failed now and then with 503, which is why APP_HEAP is 192wK.
+MQTT_HEAP = bundle.APP_HEAP
 
 
 @pytest.fixture

@@ -9,13 +9,14 @@ import time
 
 import pytest
 
+from sensorbox.host import bundle
+
 from mqtt_broker import Broker, Certs, Collector
 from test_mqtt_sink import PREFIX
 
-#: Above test_mqtt_sink.MQTT_HEAP (160wK): a TLS context takes one ~3 KB block of heap (plus the CA), made again
-#: at each CA change; this test changes the CA three times, and at 160wK a fragmented heap sometimes lacks the block
-#: (MemoryError; the supervisor retries the sink later). The first connection (CA set once) ran at 160wK here.
-TLS_HEAP = "192wK"
+#: A TLS context takes one ~3 KB block of heap (plus the CA), made again at each CA change; this test changes the
+#: CA three times, which at 160wK a fragmented heap sometimes could not give. It runs at the app's heap.
+TLS_HEAP = bundle.APP_HEAP
 
 
 @pytest.fixture

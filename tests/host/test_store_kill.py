@@ -124,6 +124,8 @@ def _parse(out, err, stats):
     start = ack = None
     for line in out.decode().split("\n")[:-1]:  # the last piece may be a line cut by the kill
         f = line.split()
+        if not f:  # (a blank line: nothing of the writer's)
+            continue
         if f[0] == "S":
             start = int(f[1])
             stats["torn"] += int(f[2])

@@ -23,6 +23,16 @@ ADMIN_PASSWORD = "test-admin-pw"
 REPO = bundle.REPO
 
 
+def retry_503(fn, *args, **kw):
+    """``fn(*args, **kw)`` (a request), again while the device answers 503 "short of memory; retry" (5 tries)."""
+    for _ in range(5):
+        r = fn(*args, **kw)
+        if r.status != 503:
+            return r
+        time.sleep(0.3)
+    return r
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, retry_503 as _retry
 
 # Routes that answer without credentials: the health probe, the UI's files, the API description, login/logout.
 OPEN = {("GET", "/api/status"), ("GET", "/"), ("GET", "/static/<name>"), ("GET", "/api/openapi.json"),
@@ -45,15 +45,6 @@ def _status_only(dev, method, path, headers, body=None):
             break
         time.sleep(0.3)
     return r.status, data
-
-
-def _retry(fn, *args, **kw):
-    for _ in range(5):
-        r = fn(*args, **kw)
-        if r.status != 503:
-            return r
-        time.sleep(0.3)
-    return r
 
 
 @pytest.fixture(scope="module")

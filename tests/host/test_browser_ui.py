@@ -9,21 +9,12 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ADMIN_PASSWORD, REPO
+from conftest import ADMIN_PASSWORD, REPO, retry_503 as _retry
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
-
-
-def _retry(fn, *args, **kw):
-    for _ in range(5):
-        r = fn(*args, **kw)
-        if r.status != 503:
-            return r
-        time.sleep(0.3)
-    return r
 
 
 @pytest.fixture(scope="module")

@@ -90,14 +90,7 @@ def test_malformed_bodies(device_app):
     r = device_app.put("/api/config", [1, 2])
     assert r.status == 400 and r.json()["field"] == "(body)"
     # An oversized body is refused from its Content-Length, before the device reads any of it.
-    with socket.create_connection(("127.0.0.1", device_app.port), timeout=5) as c:
-        c.sendall(b"PUT /api/config HTTP/1.0\r\nContent-Length: 20000\r\n\r\n")
-        reply = b""
-        while True:
-            chunk = c.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
+    reply = _raw(device_app.port, b"PUT /api/config HTTP/1.0\r\nContent-Length: 20000\r\n\r\n")
     assert reply.startswith(b"HTTP/1.0 413"), reply
     assert b"too large" in reply
     assert device_app.get("/api/nope").status == 404
@@ -174,14 +167,7 @@ def test_slow_client_is_cut_off_and_sampling_goes_on(device_app):
     assert device_app.put("/api/config", {"http.read_timeout_s": 1}).status == 200
     try:
         before = device_app.status()["sensors"]["accel"]["received"]
-        with socket.create_connection(("127.0.0.1", device_app.port), timeout=8) as c:
-            c.sendall(b"GET /api/status HTTP/1.0\r\nX-Slow: ")  # ...and then nothing
-            reply = b""
-            while True:
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
+        reply = _raw(device_app.port, b"GET /api/status HTTP/1.0\r\nX-Slow: ")  # ...and then nothing
         assert reply.startswith(b"HTTP/1.0 408 Request Timeout"), reply  # answered and closed, not left hanging
         assert b"http.read_timeout_s" in reply
         st = device_app.status()
@@ -247,14 +233,7 @@ def test_oversized_heads_get_431_and_bodies_413(device_app):
 def test_client_stalling_in_the_body_gets_408(device_app):
     assert device_app.put("/api/config", {"http.read_timeout_s": 1}).status == 200
     try:
-        with socket.create_connection(("127.0.0.1", device_app.port), timeout=8) as c:
-            c.sendall(b"PUT /api/config HTTP/1.0\r\nContent-Length: 40\r\n\r\n{\"device.name\"")  # ...stops
-            reply = b""
-            while True:
-                chunk = c.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
+        reply = _raw(device_app.port, b"PUT /api/config HTTP/1.0\r\nContent-Length: 40\r\n\r\n{\"device.name\"")  # ...stops
         assert reply.startswith(b"HTTP/1.0 408 Request Timeout"), reply
     finally:
         device_app.put("/api/config", {"http.read_timeout_s": 10})

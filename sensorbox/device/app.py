@@ -7,6 +7,7 @@ Services (each supervised, see ``supervisor``): ``lag`` (loop-lag monitor), one 
 ``housekeeping`` (log to flash, heap low-water mark), ``http`` (the API).
 """
 
+import errno
 import gc
 import os
 
@@ -40,6 +41,8 @@ def _makedirs(path):
 
 
 class Device:
+    exit_code = 0  # set when the app stops itself; main() exits with it (69: the HTTP port is in use)
+
     def __init__(self, platform=None, echo_log=True):
         self.platform = platform or platform_mod.get()
         data = self.platform.data_dir
@@ -127,7 +130,18 @@ class Device:
         port = self.platform.http_port(self.config.get("http.port"))
         host = getattr(self.platform, "http_host", "0.0.0.0")
         self.log.info("http", "serving on http://{}:{}/".format(host, port))
-        await self.http.start_server(host=host, port=port)
+        try:
+            await self.http.start_server(host=host, port=port)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            # Another server holds the port (a second simulated device on one host; never on a board): retrying
+            # cannot help, so the app stops with exit code 69, which `sensorbox run` turns into advice.
+            self.log.error("http", "port {} is in use: stopping".format(port))
+            self.exit_code = 69
+            self.stop()
+            while True:
+                await asyncio.sleep_ms(60000)
 
     async def _pipeline(self):
         if self.pipeline is None:
@@ -192,7 +206,7 @@ class Device:
 
     async def shutdown(self):
         self.log.info("app", "stopping")
-        if self.http is not None:
+        if self.http is not None and self.http.server is not None:  # None: it never listened
             self.http.shutdown()
         if self.mqtt is not None:
             await self.mqtt.stop()  # retained "offline" before the clean DISCONNECT
@@ -219,3 +233,5 @@ def main():
     finally:
         asyncio.run(device.shutdown())
         asyncio.new_event_loop()
+    if device.exit_code:
+        raise SystemExit(device.exit_code)  # on a board: soft reset, then main.py again

@@ -21,6 +21,7 @@ EPILOG_MAIN = """examples:
 EPILOG_RUN = """examples:
   sensorbox run
   sensorbox run --port 9000 --data ./var/lab1 --heap 256wK
+  sensorbox run --port 0 --data /tmp/box3            a second device on any free port (the URL is printed)
   SENSORBOX_ADMIN_PASSWORD=secret sensorbox run     (admin password on first start of a fresh --data)
 
 The device runs the real app on the MicroPython unix port from the compiled bundle (build/unix). Its
@@ -29,6 +30,56 @@ On first start of a data directory the admin password is printed once. Ctrl-C st
 """
 
 RESTART_EXIT_CODE = 75  # the device asks to be restarted (POST /api/restart, platform.reset())
+PORT_IN_USE_EXIT_CODE = 69  # the device could not listen: another server has the port (device/app.py)
+
+
+def listen_problem(host, port):
+    """Why the device could not listen on ``host:port``, or None. Bound the way the device binds (SO_REUSEADDR,
+    so a port a stopped device left in TIME_WAIT counts as free)."""
+    import errno
+    import socket
+
+    try:
+        family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        return "cannot listen on {}: {}; try --host 127.0.0.1".format(host, e.strerror)
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                return "port {} is in use; try --port {} (or --port 0 for any free port)".format(
+                    port, _free_port_near(family, addr, port))
+            if e.errno == errno.EACCES:
+                return "port {} needs root (ports below 1024); try --port 8080".format(port)
+            if e.errno == errno.EADDRNOTAVAIL:
+                return "{} is not an address of this machine; try --host 127.0.0.1".format(host)
+            return "cannot listen on {}:{}: {}".format(host, port, e.strerror)
+    return None
+
+
+def _free_port_near(family, addr, port):
+    import socket
+
+    for p in range(port + 1, min(port + 50, 65536)):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((addr[0], p) + tuple(addr[2:]))
+                return p
+            except OSError:
+                continue
+    return "N"
+
+
+def any_free_port(host):
+    import socket
+
+    family, _, _, _, addr = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind(addr)
+        return s.getsockname()[1]
 
 
 def cmd_build(args):
@@ -47,6 +98,13 @@ def cmd_build(args):
 
 
 def cmd_run(args):
+    # Before anything is built or written: a second device on a port in use must not make a data directory
+    # (and a new admin password) only to fail.
+    if args.port == 0:
+        args.port = any_free_port(args.host)
+    problem = listen_problem(args.host, args.port)
+    if problem:
+        sys.exit("error: " + problem)
     try:
         out = bundle.build("unix")
     except bundle.BuildError as e:
@@ -75,6 +133,9 @@ def cmd_run(args):
         if code == RESTART_EXIT_CODE:
             print("sensorbox: device restarting", flush=True)
             continue
+        if code == PORT_IN_USE_EXIT_CODE:  # taken between the check above and the device's bind
+            print("error: port {} is in use; try --port {}".format(args.port, args.port + 1), file=sys.stderr)
+            return 1
         if code != 0:
             print("sensorbox: device exited with code {}".format(code), file=sys.stderr)
         return code
@@ -87,7 +148,7 @@ def build_parser():
 
     r = sub.add_parser("run", help="start a simulated device (the real app on the MicroPython unix port)",
                        epilog=EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter)
-    r.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    r.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; 0 = any free port)")
     r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     r.add_argument("--data", default="./var", help="data directory: config, store, log (default ./var)")
     r.add_argument("--heap", default=bundle.APP_HEAP,

@@ -79,3 +79,58 @@ def test_help_has_examples(capsys):
             assert e.code == 0
         out = capsys.readouterr().out
         assert "example" in out and "sensorbox" in out
+
+
+def _held_port():
+    """A listening socket on a free port, as a first device would hold it."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s, s.getsockname()[1]
+
+
+def test_run_on_a_port_in_use_exits_at_once_and_writes_nothing(tmp_path):
+    held, port = _held_port()
+    try:
+        data = tmp_path / "second"
+        r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "run", "--port", str(port), "--data",
+                            str(data)], capture_output=True, text=True, timeout=120)
+    finally:
+        held.close()
+    assert r.returncode != 0
+    assert "port {} is in use; try --port".format(port) in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr + r.stdout and "serving on" not in r.stdout
+    assert not data.exists()  # no data directory, no admin password made for nothing
+
+
+def test_device_app_on_a_port_in_use_stops_with_one_log_line_and_its_exit_code(tmp_path, monkeypatch, capsys):
+    # The device app itself (what runs on a board): its HTTP service must not crash-loop when the bind fails.
+    # `sensorbox run` maps the exit code to the same advice (a port taken after its own check).
+    from sensorbox.host import bundle
+
+    held, port = _held_port()
+    try:
+        out = bundle.build("unix")
+        data = tmp_path / "dev"
+        data.mkdir()
+        env = bundle.micropython_env(out, {"SENSORBOX_DATA": str(data), "SENSORBOX_PORT": str(port),
+                                           "SENSORBOX_HOST": "127.0.0.1", "SENSORBOX_ADMIN_PASSWORD": "pw",
+                                           "SENSORBOX_REPLAY": os.path.join(bundle.REPO, "data",
+                                                                            "watch_excerpt.npy")})
+        r = subprocess.run([bundle.micropython_path(), "-X", "heapsize=" + bundle.APP_HEAP,
+                            os.path.join(out, "main.py")], env=env, cwd=str(data), capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == cli.PORT_IN_USE_EXIT_CODE, r.stdout + r.stderr
+        text = r.stdout + r.stderr
+        assert text.count("port {} is in use".format(port)) == 1, text
+        assert "Traceback" not in text and "restart" not in text, text
+        assert "port {} is in use".format(port) in (data / "log.txt").read_text()  # flushed on the way out
+
+        monkeypatch.setattr(cli, "listen_problem", lambda host, p: None)  # as if the port was taken after the check
+        code = cli.main(["run", "--port", str(port), "--data", str(tmp_path / "raced")])
+    finally:
+        held.close()
+    assert code != 0
+    assert "port {} is in use; try --port".format(port) in capsys.readouterr().err

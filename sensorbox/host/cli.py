@@ -1,4 +1,5 @@
-"""The ``sensorbox`` command line: run a simulated device, build the device bundle (later: pull, train, deploy)."""
+"""The ``sensorbox`` command line: run a simulated device, build the device bundle, deploy it to a board, pull a
+device's data, train a model and push it (the last four live in deploy.py, pull.py and train.py)."""
 
 import argparse
 import os
@@ -142,7 +143,9 @@ def cmd_run(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="sensorbox", description="sensorbox host tools: simulate, build, deploy.",
+    p = argparse.ArgumentParser(prog="sensorbox", description="sensorbox host tools: run a simulated device, build and deploy the device bundle,\n"
+                                            "pull a device's data, train a model and push it to devices.\n"
+                                            "'sensorbox COMMAND --help' shows a command's options and examples.",
                                 epilog=EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 

@@ -12,14 +12,20 @@ Data sources (``sensorbox train DATA``):
   range is a session: cross-validation groups by session (``--group-by session``, the default) or by device and
   UTC day (``--group-by day``), so windows of one session are never in both train and test.
 - a ``.npy`` file of int16 frames x channels with a ``.json`` sidecar listing labelled segments
-  (``{"segments": [{"start", "frames", "label", "subject"}...]}``, the excerpt's format), or a directory of them.
+  (``{"rate_hz": 50, "segments": [{"start", "frames", "label", "subject"}...]}``, the excerpt's format; a segment
+  may give its own ``rate_hz``; 50 when neither does), or a directory of them.
+
+A model's windows need one sample rate. Data pulled from devices is split where the rate changes (measured from
+the frames' times); when the data holds several rates, one is used (``rate``, else the one with the most labelled
+frames among those with two or more classes) and a warning names what was found and what was left out.
 
 Several sources train one model together (``sensorbox train watch pulled/``): classes are the union, groups stay
 apart. Features come from the shared extractor (``sensorbox.shared.features``), exactly as the device computes
 them from the same int16 counts (so the devices should sample at the range and rate the data were recorded at).
 
 Evaluation: grouped k-fold cross-validation (no subject, or session, in both train and test), predictions made
-the way the device makes them (hard majority vote, device thresholds). The final model is trained on all data and
+the way the device makes them (hard majority vote, device thresholds), compared with chance (a warning when the
+balanced accuracy is at or below 1 / number of classes). The final model is trained on all data and
 exported; the report holds accuracy mean ± std, per-class precision/recall/F1, the confusion matrix (text and PNG),
 model size, node count, estimated device RAM, and agreement between the device evaluator, emlearn's C code and
 scikit-learn.
@@ -33,7 +39,7 @@ import time
 
 import numpy as np
 
-from sensorbox.host import datasets, export
+from sensorbox.host import client, datasets, export
 from sensorbox.shared import features as feat
 from sensorbox.shared import trees
 
@@ -47,7 +53,8 @@ class DataError(Exception):
 # --- recordings -------------------------------------------------------------------------------------------------
 
 def _sidecar_recordings(npy_path):
-    """(frames int16 array, label, subject) per labelled segment of an .npy file with a .json sidecar."""
+    """(frames int16 array, label, subject, rate in Hz) per labelled segment of an .npy file with a .json sidecar.
+    The rate is the segment's ``rate_hz``, else the sidecar's, else 50 Hz."""
     side = npy_path[:-4] + ".json"
     if not os.path.exists(side):
         raise DataError("{} has no {} listing its labelled segments (start, frames, label, subject)".format(
@@ -64,7 +71,11 @@ def _sidecar_recordings(npy_path):
     for s in segs:
         try:
             a, n = int(s["start"]), int(s["frames"])
-            out.append((data[a:a + n], str(s["label"]), str(s.get("subject", os.path.basename(npy_path)))))
+            rate = float(s.get("rate_hz", meta.get("rate_hz", datasets.RATE_HZ)))
+            if not rate > 0:
+                raise ValueError("rate_hz must be > 0")
+            out.append((data[a:a + n], str(s["label"]), str(s.get("subject", os.path.basename(npy_path))),
+                        int(rate) if rate == int(rate) else rate))
         except (KeyError, ValueError, TypeError) as e:
             raise DataError("{}: bad segment {} ({})".format(side, s, e))
     return out
@@ -75,32 +86,45 @@ def recordings(source, group_by="session"):
     return dataset(source, group_by)[0]
 
 
-def dataset(source, group_by="session"):
-    """(recordings, sample rate in Hz, what the groups are) from one source or a list of them."""
+def dataset(source, group_by="session", rate=None, notes=None):
+    """(recordings, sample rate in Hz, what the groups are) from one source or a list of them.
+
+    A model's windows need one sample rate. When the data holds several, the recordings at ``rate`` are used
+    (default: the rate with the most labelled frames among those with at least two classes); ``notes`` (a dict),
+    if given, gets ``rates`` (what was found at each rate) and ``warnings`` (what was left out, and why)."""
+    rated, kind = _rated(source, group_by)
+    recs, used, found, warning = pick_rate(rated, rate)
+    if notes is not None:
+        notes["rates"] = found
+        notes["rate_hz"] = used
+        notes.setdefault("warnings", [])
+        if warning:
+            notes["warnings"].append(warning)
+    return recs, used, kind
+
+
+def _rated(source, group_by):
+    """(recordings as (frames, label, group, rate), what the groups are) from one source or a list of them."""
     if isinstance(source, (list, tuple)):
         if len(source) == 1:
-            return dataset(source[0], group_by)
-        recs, rates, kinds = [], set(), []
+            return _rated(source[0], group_by)
+        recs, kinds = [], []
         for k, src in enumerate(source):
-            r, rate, kind = dataset(src, group_by)
-            recs.extend((x, label, "{}:{}".format(k, g)) for x, label, g in r)
-            rates.add(rate)
+            r, kind = _rated(src, group_by)
+            recs.extend((x, label, "{}:{}".format(k, g), rate) for x, label, g, rate in r)
             kinds.append(kind)
-        if len(rates) > 1:
-            raise DataError("the sources were sampled at different rates ({} Hz): a model's windows need one "
-                            "rate; train on one of them".format(" and ".join(str(r) for r in sorted(rates))))
-        return recs, rates.pop(), " + ".join(sorted(set(kinds)))
+        return recs, " + ".join(sorted(set(kinds)))
     if source == "watch":
         d = datasets.watch_dataset()
-        return ([(datasets.to_counts(x), d["y_labels"][int(y)], str(int(s)))
-                 for x, y, s in zip(d["X"], d["y"], d["subject"])], datasets.RATE_HZ, "subject")
+        return ([(datasets.to_counts(x), d["y_labels"][int(y)], str(int(s)), datasets.RATE_HZ)
+                 for x, y, s in zip(d["X"], d["y"], d["subject"])], "subject")
     if source == "excerpt":
-        return _sidecar_recordings(datasets.EXCERPT), datasets.RATE_HZ, "subject"
+        return _sidecar_recordings(datasets.EXCERPT), "subject"
     if os.path.isdir(source):
         devices = pulled_devices(source)
         if devices:
-            recs, rate = pulled_recordings(source, devices, group_by)
-            return recs, rate, "labelled session" if group_by == "session" else "device and day"
+            return (pulled_recordings(source, devices, group_by),
+                    "labelled session" if group_by == "session" else "device and day")
         out = []
         for name in sorted(os.listdir(source)):
             if name.endswith(".npy"):
@@ -108,11 +132,61 @@ def dataset(source, group_by="session"):
         if not out:
             raise DataError("{} holds neither data pulled from devices (sensorbox pull URL --out {}) nor .npy "
                             "recordings with .json segment sidecars".format(source, source))
-        return out, datasets.RATE_HZ, "subject"
+        return out, "subject"
     if source.endswith(".npy") and os.path.exists(source):
-        return _sidecar_recordings(source), datasets.RATE_HZ, "subject"
+        return _sidecar_recordings(source), "subject"
     raise DataError("DATA must be 'watch', 'excerpt', a folder written by 'sensorbox pull', an .npy recording "
                     "with a .json sidecar, or a directory of them; got {!r}".format(source))
+
+
+def _at_rate(found, r):
+    f = found[str(r)]
+    return "{} Hz ({} recordings, {} frames; {} {})".format(r, f["recordings"], f["frames"],
+                                                           "class" if len(f["classes"]) == 1 else "classes",
+                                                           ", ".join(f["classes"]))
+
+
+def pick_rate(rated, rate=None):
+    """Keep the recordings of one sample rate. Returns (recordings as (frames, label, group), the rate, what was
+    found at each rate ({"50": {"recordings", "frames", "classes"}}), a warning naming what was left out or
+    None)."""
+    found = {}
+    for x, label, _, r in rated:
+        f = found.setdefault(r, {"recordings": 0, "frames": 0, "classes": set()})
+        f["recordings"] += 1
+        f["frames"] += len(x)
+        f["classes"].add(label)
+    found = {str(r): {"recordings": f["recordings"], "frames": f["frames"], "classes": sorted(f["classes"])}
+             for r, f in sorted(found.items())}
+    rates = sorted({r for *_, r in rated})
+    listing = "; ".join(_at_rate(found, r) for r in rates)
+    if rate is not None:
+        if rate not in rates:
+            raise DataError("no data sampled at {} Hz; found {}".format(rate, listing))
+        used = next(r for r in rates if r == rate)
+    elif len(rates) == 1:
+        used = rates[0]
+    else:
+        usable = [r for r in rates if len(found[str(r)]["classes"]) >= 2]
+        if not usable:
+            raise DataError("the data was sampled at {} rates and none has two classes: {}. A model's windows "
+                            "need one rate: record (and label) at least two activities at one rate, e.g. set the "
+                            "device's accel.rate_hz and keep it".format(len(rates), listing))
+        used = max(usable, key=lambda r: (found[str(r)]["frames"], r))
+    recs = [(x, label, g) for x, label, g, r in rated if r == used]
+    if len(rates) == 1:
+        return recs, used, found, None
+    lost = sorted(set().union(*(found[str(r)]["classes"] for r in rates if r != used)) -
+                  set(found[str(used)]["classes"]))
+    others = [str(r) for r in rates if r != used and len(found[str(r)]["classes"]) >= 2]
+    warning = ("the data was sampled at {} rates: {}. A model's windows need one rate: training on the {} Hz data "
+               "only{}; the rest is left out{}. {}".format(
+                   len(rates), listing, used, "" if rate is not None else
+                   " (the most labelled frames among rates with two or more classes)",
+                   " (classes lost: {})".format(", ".join(lost)) if lost else "",
+                   "Choose another with --rate {}.".format(" or --rate ".join(others)) if others else
+                   "No other rate has two classes to train on."))
+    return recs, used, found, warning
 
 
 # --- data pulled from devices (sensorbox pull) -------------------------------------------------------------------
@@ -157,16 +231,48 @@ def _read_accel(folder):
     return a["t"].astype(np.int64), frames
 
 
-def pulled_recordings(source, devices, group_by="session"):
-    """Labelled recordings from device folders written by ``sensorbox pull``: (recordings, rate in Hz).
+def sample_runs(t, owner, min_steps=16):
+    """Runs of frames that one owner (label index >= 0) covers at one sample period without a gap, as
+    (start, end, rate in Hz) with end exclusive.
 
-    A recording is a run of frames that one label covers with no gap in the samples (a step other than one
-    sample period, within half a period: the device's store records every interruption, and a rate change).
-    Its group is the label range (``session``: one labelled bout of activity) or the device and UTC day
-    (``day``)."""
+    A device's store records every interruption (dropped samples, a restart, a rate change) as a jump in time. The
+    sample periods are the steps between frames of one owner that occur at least ``min_steps`` times (periods
+    within 25 % of a more common one count as it: timestamps on a ms grid alternate at rates like 52 Hz). A step is
+    a sample step if it is within half a period of its nearest period; any other step, a step between owners and
+    a change of period end a run. A run's rate comes from the mean of its period's steps."""
+    if len(t) < 2:
+        return []
+    dt = np.diff(t)
+    same = (owner[1:] == owner[:-1]) & (owner[1:] >= 0) & (dt > 0)
+    vals, counts = np.unique(dt[same], return_counts=True)
+    periods = []
+    for k in np.argsort(-counts, kind="stable"):
+        if counts[k] < min_steps and periods:
+            break
+        if all(abs(vals[k] - p) > 0.25 * p for p in periods):
+            periods.append(int(vals[k]))
+    if not periods:
+        return []
+    per = np.array(periods, dtype=float)
+    near = np.argmin(np.abs(dt[:, None] - per[None, :]), axis=1)
+    kind = np.where(same & (np.abs(dt - per[near]) <= 0.5 * per[near]), near, -1)  # -1: not a sample step
+    rates = [round(1000.0 / float(dt[kind == i].mean())) if (kind == i).any() else 0 for i in range(len(periods))]
+    prev = np.concatenate([[-1], kind[:-1]])
+    cut = (kind == -1) | ((prev != -1) & (kind != prev))  # a run ends after frame k
+    starts = np.concatenate([[0], np.flatnonzero(cut) + 1])
+    ends = np.append(starts[1:], len(t))
+    return [(int(i), int(j), rates[kind[i]]) for i, j in zip(starts, ends) if j - i >= 2 and owner[i] >= 0]
+
+
+def pulled_recordings(source, devices, group_by="session"):
+    """Labelled recordings from device folders written by ``sensorbox pull``, as (frames, label, group, rate).
+
+    A recording is a run of frames that one label covers at one sample rate with no gap (``sample_runs``). Its
+    group is the label range (``session``: one labelled bout of activity) or the device and UTC day (``day``).
+    The rate is measured from the frames' times (the manifest has only the device's current setting)."""
     import datetime
 
-    recs, rates, summary = [], set(), []
+    recs, summary = [], []
     n_labels = 0
     for folder in devices:
         with open(os.path.join(folder, "manifest.json")) as f:
@@ -187,33 +293,16 @@ def pulled_recordings(source, devices, group_by="session"):
             clash = (seg >= 0) & (name_of[np.maximum(seg, 0)] != name_of[k])
             seg[seg == -1] = k
             seg[clash] = -2
-        # The rate the labelled frames were sampled at (the manifest has the device's current setting, which
-        # may have changed since): the most common step between labelled neighbours.
-        steps = np.diff(t)[(owner[1:] >= 0) & (owner[1:] == owner[:-1])]
-        if len(steps):
-            vals, counts = np.unique(steps, return_counts=True)
-            rate = int(round(1000 / vals[np.argmax(counts)]))
-        else:
-            rate = ((man.get("resources") or {}).get("accel", {}).get("schema") or {}).get("rate_hz") or 50
-        period = 1000.0 / rate
-        gap = np.concatenate([[True], (np.diff(t) > 1.5 * period) | (np.diff(t) < 0.5 * period) |
-                              (np.diff(owner) != 0)])
-        starts = np.flatnonzero(gap)
-        ends = np.append(starts[1:], len(t))
         used = 0
-        for i, j in zip(starts, ends):
+        for i, j, rate in sample_runs(t, owner):
             k = owner[i]
-            if k < 0:
-                continue
             if group_by == "day":
                 day = datetime.datetime.fromtimestamp(t[i] / 1000, datetime.timezone.utc).strftime("%Y-%m-%d")
                 group = "{}/{}".format(dev, day)
             else:
                 group = "{}/{}".format(dev, labels[k][0])
-            recs.append((frames[i:j], labels[k][2], group))
+            recs.append((frames[i:j], labels[k][2], group, rate))
             used += j - i
-        if used:
-            rates.add(int(rate))
         summary.append("{}: {} labels, {} accel rows ({}..{}), {} of them labelled".format(
             dev, len(labels), len(t), int(t[0]), int(t[-1]), used))
     if not n_labels:
@@ -224,10 +313,7 @@ def pulled_recordings(source, devices, group_by="session"):
         raise DataError("{}: no labelled accelerometer data: no label covers pulled accel rows ({}). Check the "
                         "labels' times (epoch ms) against the data, or pull again if the data is newer than the "
                         "last pull".format(source, "; ".join(summary)))
-    if len(rates) > 1:
-        raise DataError("{}: the devices sampled at different rates ({} Hz); train on one rate".format(
-            source, ", ".join(str(r) for r in sorted(rates))))
-    return recs, rates.pop()
+    return recs
 
 
 # --- features ---------------------------------------------------------------------------------------------------
@@ -311,19 +397,28 @@ def _bar(label):
 
 
 def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None, quiet=False, plot=True,
-          cv_only=False, group_by="session"):
+          cv_only=False, group_by="session", rate=None, warn=None):
     """Build the dataset, cross-validate, train on all data, export to ``out_dir``, write the report.
-    ``source``: one data source or a list (see module doc). Returns the report dict."""
+    ``source``: one data source or a list (see module doc); ``rate``: which sample rate to train on when the data
+    holds several. Warnings (data left out, accuracy at or below chance) go to ``warn`` (default: stderr) and
+    into the report. Returns the report dict."""
     opts = dict(DEFAULTS, **(opts or {}))
     window = window or feat.WINDOW
     hop = hop or window // 2
     prog = (lambda label: None) if quiet else _bar
-    recs, rate, group_kind = dataset(source, group_by)
+    warn = warn or _warn
+    notes = {}
+    recs, rate, group_kind = dataset(source, group_by, rate, notes)
+    for w in notes["warnings"]:
+        warn(w)
     X, labels, groups = windows(recs, channels, window, hop, prog("features"))
     classes = sorted(set(labels.tolist()), key=_class_order(source))
     if len(classes) < 2:
-        raise DataError("the labelled windows are all of one class ({}): a classifier needs at least 2; label "
-                        "recordings of another activity too".format(", ".join(classes)))
+        raise DataError("the labelled windows are all of one class ({}){}: a classifier needs at least 2; label "
+                        "recordings of another activity too".format(
+                            ", ".join(classes), "" if len(notes["rates"]) < 2 else
+                            " at {} Hz (found: {})".format(rate, "; ".join(_at_rate(notes["rates"], r) for r in
+                                                                          notes["rates"]))))
     if isinstance(source, (list, tuple)):
         source = " + ".join(source)
     y = np.array([classes.index(v) for v in labels])
@@ -332,14 +427,26 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
         raise DataError("{} channels give {} features; emlearn's tree format takes at most {}: use --channels 3, "
                         "or --cv-only to only cross-validate".format(channels, len(names), trees.MAX_FEATURES))
     accs, oof = cross_validate(X, y, groups, opts, folds, prog("cross-validation"))
+    ch = chance(y, oof, len(classes), accs)
+    if ch["warning"]:
+        warn(ch["warning"])
+    data = {"rate_hz": rate, "rates_found": notes["rates"], "warnings": list(notes["warnings"])}
+    if ch["warning"]:
+        data["warnings"].append(ch["warning"])
     if cv_only:
         rep = {"accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)), "fold_accuracy": accs,
-               "channels": channels, "features": len(names), "windows": int(len(X)), "grouped_by": group_kind}
+               "channels": channels, "features": len(names), "windows": int(len(X)), "grouped_by": group_kind,
+               "chance": ch, "data": data}
         os.makedirs(out_dir, exist_ok=True)
         with open(os.path.join(out_dir, "report.json"), "w") as fh:
             json.dump(rep, fh, indent=1)
         return rep
     est = make_estimator(opts).fit(X, y)
+    metrics = {"cv_folds": len(accs), "cv_accuracy_mean": round(float(np.mean(accs)), 4),
+               "cv_accuracy_std": round(float(np.std(accs)), 4),
+               "cv_balanced_accuracy": round(ch["balanced_accuracy"], 4), "chance": round(ch["level"], 4)}
+    if ch["warning"]:
+        metrics["warning"] = ch["warning"]
     meta = export.export(est, out_dir, {
         "feature_version": feat.FEATURE_VERSION, "features": names, "channels": channels, "window": window,
         "hop": hop, "rate_hz": rate, "classes": classes, "scaling": getattr(feat, "SCALING", None),
@@ -348,10 +455,32 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
                      "per_class": {c: int((y == i).sum()) for i, c in enumerate(classes)},
                      "estimator": type(est).__name__, "params": opts},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "metrics": {"cv_folds": len(accs), "cv_accuracy_mean": round(float(np.mean(accs)), 4),
-                    "cv_accuracy_std": round(float(np.std(accs)), 4)}})
-    report = evaluate(est, X, y, classes, accs, oof, meta, out_dir, plot)
+        "metrics": metrics})
+    report = evaluate(est, X, y, classes, accs, oof, meta, out_dir, plot, ch, data)
     return report
+
+
+def _warn(text):
+    sys.stderr.write("\n*** WARNING: {} ***\n\n".format(text))
+    sys.stderr.flush()
+
+
+def chance(y, oof, n_classes, accs):
+    """How the cross-validated predictions compare with chance. The level is 1 / classes: what any model that
+    ignores its input scores in balanced accuracy (mean recall over classes), however unequal the classes are;
+    "majority" is what always answering the most common class scores in plain accuracy. ``warning`` is set when
+    the balanced accuracy is at or below chance."""
+    recalls = [float((oof[y == c] == c).mean()) for c in range(n_classes) if (y == c).any()]
+    bal = float(np.mean(recalls)) if recalls else 0.0
+    level = 1.0 / n_classes
+    majority = float(np.bincount(y, minlength=n_classes).max() / len(y))
+    warning = None
+    if bal <= level + 1e-9:
+        warning = ("cross-validated balanced accuracy {:.3f} (accuracy {:.3f}) is at or below chance ({:.3f} for {} "
+                   "classes): this model does no better than guessing; do not deploy it. Label more and longer "
+                   "stretches of each activity, check that the labels match what was recorded, and train on data "
+                   "of one sample rate".format(bal, float(np.mean(accs)), level, n_classes))
+    return {"balanced_accuracy": bal, "level": level, "majority": majority, "warning": warning}
 
 
 DEFAULTS = {"trees": 20, "max_depth": None, "max_leaf_nodes": 32, "min_samples_leaf": 1, "extra_trees": False}
@@ -364,7 +493,7 @@ def _class_order(source):
     return lambda c: (WATCH_LABELS.index(c) if c in WATCH_LABELS else len(WATCH_LABELS), c)
 
 
-def evaluate(est, X, y, classes, accs, oof, meta, out_dir, plot=True):
+def evaluate(est, X, y, classes, accs, oof, meta, out_dir, plot=True, ch=None, data=None):
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     labels = list(range(len(classes)))
@@ -386,6 +515,8 @@ def evaluate(est, X, y, classes, accs, oof, meta, out_dir, plot=True):
                       "device_vs_sklearn_hard_vote": float((dev == export.hard_vote_predict(est, X)).mean()),
                       "device_vs_sklearn_predict": float((dev == est.predict(X)).mean()), "windows": int(len(X))},
         "training": meta["training"],
+        "chance": ch or chance(y, oof, len(classes), accs),
+        "data": data or {"rate_hz": meta.get("rate_hz"), "rates_found": {}, "warnings": []},
     }
     with open(os.path.join(out_dir, "report.json"), "w") as fh:
         json.dump(report, fh, indent=1)
@@ -393,9 +524,10 @@ def evaluate(est, X, y, classes, accs, oof, meta, out_dir, plot=True):
         fh.write(report_text(report))
     if plot:
         plot_confusion(cm, classes, os.path.join(out_dir, "confusion.png"),
-                       "accuracy {:.3f} ± {:.3f} ({}-fold CV grouped by {})".format(
-                           report["accuracy_mean"], report["accuracy_std"], len(accs),
-                           meta["training"].get("grouped_by", "subject")))
+                       "accuracy {:.3f} ± {:.3f}, balanced {:.3f} (chance {:.3f}){}\n{}-fold CV grouped by {}".format(
+                           report["accuracy_mean"], report["accuracy_std"], report["chance"]["balanced_accuracy"],
+                           report["chance"]["level"], ": AT OR BELOW CHANCE" if report["chance"]["warning"] else "",
+                           len(accs), meta["training"].get("grouped_by", "subject")))
     return report
 
 
@@ -403,9 +535,12 @@ def report_text(rep):
     classes = rep["classes"]
     w = max(6, max(len(c) for c in classes))
     kind = rep["training"].get("grouped_by", "subject")
+    ch = rep["chance"]
     lines = ["accuracy ({}-fold CV grouped by {}, device predictions): {:.3f} ± {:.3f}   folds: {}".format(
         len(rep["fold_accuracy"]), kind, rep["accuracy_mean"], rep["accuracy_std"],
-        " ".join("{:.3f}".format(a) for a in rep["fold_accuracy"])), "",
+        " ".join("{:.3f}".format(a) for a in rep["fold_accuracy"])),
+        "balanced accuracy (mean recall): {:.3f}; chance: {:.3f} (1/{} classes); always the most common class: "
+        "{:.3f}".format(ch["balanced_accuracy"], ch["level"], len(classes), ch["majority"]), "",
         "{:<{w}}  precision  recall     f1  support".format("class", w=w)]
     for c in classes:
         m = rep["per_class"][c]
@@ -421,32 +556,38 @@ def report_text(rep):
         "agreement over {} windows: device vs emlearn C {:.4f}, device vs scikit-learn hard vote {:.4f}, "
         "device vs scikit-learn predict (soft vote) {:.4f}".format(
             a["windows"], a["device_vs_emlearn_c"], a["device_vs_sklearn_hard_vote"], a["device_vs_sklearn_predict"]),
-        "data: {} recordings, {} windows, {} groups ({}), from {}".format(
+        "data: {} recordings, {} windows, {} groups ({}), at {} Hz, from {}".format(
             rep["training"]["recordings"], rep["training"]["windows"], rep["training"]["subjects"], kind,
-            rep["training"]["source"]), ""]
-    return "\n".join(lines)
+            rep["data"]["rate_hz"], rep["training"]["source"]), ""]
+    lines += ["WARNING: " + w for w in rep["data"]["warnings"]]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def plot_confusion(cm, classes, path, title):
+    """The confusion matrix as a PNG: cells sized to the number of classes, the whole title and every label
+    inside the image whatever their length."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(classes), 0.8 + 0.7 * len(classes)))
+    n = len(classes)
+    cell = 0.55 if n > 8 else 0.7
+    side = max(2.6, cell * n)
+    fig, ax = plt.subplots(figsize=(side + 1.4, side + 1.2))
     ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=45)
-    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=9, color="firebrick" if "BELOW CHANCE" in title else "black")
     top = cm.max() or 1
-    for i in range(len(classes)):
-        for j in range(len(classes)):
+    for i in range(n):
+        for j in range(n):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > top / 2 else "black",
-                    fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+                    fontsize=8 if n <= 12 else 6)
+    # "tight": the saved image grows to hold the title and the labels, so nothing is clipped
+    fig.savefig(path, dpi=100, bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
 
 
@@ -461,47 +602,84 @@ EPILOG_TRAIN = """examples:
   sensorbox train watch pulled/ --out models/mine    the watch data and your own labelled data together
   sensorbox train recs/ --out /tmp/m --trees 30      a folder of .npy recordings with .json segment sidecars
   sensorbox train watch --channels 6 --cv-only --out /tmp/cv6    accuracy with the gyroscope too (no export)
+  sensorbox train pulled/ --rate 100 --out /tmp/m    only the data sampled at 100 Hz (when the devices changed rate)
+  sensorbox train pulled/ --out models/mine --push http://127.0.0.1:8080 --token sb_2_...   train, then run it there
 
 Writes MODEL_DIR/model.csv + meta.json (push with: sensorbox model push URL MODEL_DIR), report.txt,
-report.json and confusion.png.
+report.json and confusion.png. A recording (.json sidecar) gives its sample rate as "rate_hz" (default 50);
+data pulled from devices is measured. Training warns (on stderr and in the report) when data at other rates
+was left out, and when the cross-validated balanced accuracy is at or below chance (1 / number of classes):
+--push then refuses to push.
 """
 
 EPILOG_MODEL = """examples:
   sensorbox model push http://127.0.0.1:8080 models/mine          (password from SENSORBOX_PASSWORD or asked)
   sensorbox model push http://admin:secret@192.168.1.50 models/mine
-  sensorbox model info http://127.0.0.1:8080
-  sensorbox model rollback http://127.0.0.1:8080
+  SENSORBOX_TOKEN=sb_2_... sensorbox model push http://192.168.1.50 models/mine   an admin API token
+  sensorbox model info http://127.0.0.1:8080 --token sb_3_...     a read token may show the model
+  sensorbox model info http://127.0.0.1:8080 --json               the device's answer as JSON
+  sensorbox model rollback http://127.0.0.1:8080                  back to the previous model, live
 """
 
 
 def cmd_train(args):
     opts = {"trees": args.trees, "max_leaf_nodes": args.max_leaf_nodes or None, "max_depth": args.max_depth,
             "min_samples_leaf": args.min_samples_leaf, "extra_trees": args.extra_trees}
+    dev = None
+    if args.push:
+        if args.cv_only:
+            sys.exit("error: --push needs a model: leave out --cv-only")
+        try:  # the credential is checked (or asked for) now, not after the training
+            dev = client.Client(args.push, args.password, args.token, ask=True)
+        except client.DeviceError as e:
+            sys.exit("error: {}".format(e))
     try:
         rep = train(args.data, args.out, channels=args.channels, hop=args.hop, folds=args.folds, opts=opts,
-                    quiet=args.quiet, cv_only=args.cv_only, group_by=args.group_by)
+                    quiet=args.quiet, cv_only=args.cv_only, group_by=args.group_by, rate=args.rate)
     except DataError as e:
         sys.exit("error: {}".format(e))
     if args.cv_only:
-        print("accuracy (CV grouped by {}): {:.3f} ± {:.3f}".format(rep["grouped_by"], rep["accuracy_mean"],
-                                                                   rep["accuracy_std"]))
-    else:
-        print(report_text(rep))
-        print("model and report written to {}".format(args.out))
+        print("accuracy (CV grouped by {}): {:.3f} ± {:.3f}; balanced accuracy {:.3f}, chance {:.3f}".format(
+            rep["grouped_by"], rep["accuracy_mean"], rep["accuracy_std"], rep["chance"]["balanced_accuracy"],
+            rep["chance"]["level"]))
+        return 0
+    print(report_text(rep))
+    print("model and report written to {}".format(args.out))
+    if dev is None:
+        return 0
+    if rep["chance"]["warning"]:
+        sys.exit("error: not pushed to {}: the model is no better than chance (see the warning above). To run it "
+                 "anyway: sensorbox model push {} {}".format(dev.url, dev.url, args.out))
+    try:
+        info = export.push(dev, args.out, progress=None if not args.quiet else False)
+    except (export.PushError, ValueError) as e:
+        sys.exit("error: the model was written to {} but not pushed: {}".format(args.out, e))
+    print("pushed to {}: it runs now".format(dev.url))
+    print(export.summary(info, dev.url))
     return 0
 
 
 def cmd_model(args):
+    url = args.url
     try:
         if args.action == "push":
-            if not args.model_dir:
-                sys.exit("error: model push needs MODEL_DIR (a directory with model.csv and meta.json)")
-            res = export.push(args.url, args.model_dir, args.password)
+            meta, data = export.read(args.model_dir)
+            warning = export.below_chance(meta)
+            if warning:
+                print("warning: " + warning, file=sys.stderr)
+            info = export.push(url, args.model_dir, args.password, args.token, progress=None, ask=True)
         else:
-            res = export.device_call(args.url, args.action, args.password)
+            info = export.device_call(url, args.action, args.password, args.token, ask=True)
     except (export.PushError, ValueError) as e:  # ValueError: ModelError from reading MODEL_DIR
         sys.exit("error: {}".format(e))
-    print(json.dumps(res, indent=1))
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    if args.action == "push":
+        print("pushed {} ({} bytes of model.csv) to {}: it runs now".format(args.model_dir, len(data), url))
+    elif args.action == "rollback":
+        print("rolled back on {}".format(url))
+    print(export.summary(info, url))
     return 0
 
 
@@ -525,16 +703,34 @@ def add_commands(sub):
     t.add_argument("--max-leaf-nodes", type=int, default=DEFAULTS["max_leaf_nodes"],
                    help="leaves per tree, bounds model size (default %(default)s; 0 = unbounded)")
     t.add_argument("--max-depth", type=int, default=None, help="tree depth limit (default none)")
-    t.add_argument("--min-samples-leaf", type=int, default=1, help="(default 1)")
+    t.add_argument("--min-samples-leaf", type=int, default=1,
+                   help="fewest training windows in a leaf: larger = smaller, smoother trees (default 1)")
     t.add_argument("--extra-trees", action="store_true", help="extremely randomized trees instead of a random forest")
     t.add_argument("--cv-only", action="store_true", help="only cross-validate; write report.json, no model")
+    t.add_argument("--rate", type=float, metavar="HZ",
+                   help="train on the recordings sampled at HZ when the data holds several rates (default: the rate "
+                        "with the most labelled frames among those with two or more classes; the others are named)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.add_argument("--push", metavar="URL",
+                   help="then upload and activate the model on this device (not if it is no better than chance)")
+    client.add_credential_args(t, "admin", "with --push: ")
     t.set_defaults(func=cmd_train)
 
-    m = sub.add_parser("model", help="show, push (upload + activate) or roll back a device's model",
+    m = sub.add_parser("model", help="show a device's model, push one (upload + activate) or roll back",
+                       description="Show, push (upload + activate, live) or roll back the model a device runs.",
                        epilog=EPILOG_MODEL, formatter_class=fmt)
-    m.add_argument("action", choices=("push", "info", "rollback"))
-    m.add_argument("url", metavar="URL", help="the device, e.g. http://127.0.0.1:8080")
-    m.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="for push: directory with model.csv + meta.json")
-    m.add_argument("--password", default=None, help="admin password (default: from URL, SENSORBOX_PASSWORD, or asked)")
-    m.set_defaults(func=cmd_model)
+    acts = m.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, needs, what in (("push", "admin", "upload MODEL_DIR (model.csv + meta.json) and activate it live"),
+                              ("info", "read", "show the active model, whether a previous one is kept, the last "
+                                               "error"),
+                              ("rollback", "admin", "switch back to the previous model, live")):
+        examples = "".join(x + "\n" for x in EPILOG_MODEL.splitlines() if " model {} ".format(name) in x)
+        a = acts.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".",
+                            epilog="examples:\n" + examples, formatter_class=fmt)
+        a.add_argument("url", metavar="URL", help="the device, e.g. http://127.0.0.1:8080")
+        if name == "push":
+            a.add_argument("model_dir", metavar="MODEL_DIR",
+                           help="directory with model.csv + meta.json (written by sensorbox train)")
+        client.add_credential_args(a, needs)
+        a.add_argument("--json", action="store_true", help="print the device's answer as JSON")
+        a.set_defaults(func=cmd_model)

@@ -47,7 +47,7 @@ def test_push_activate_refuse_rollback(device_factory, tmp_path):
     assert info["active"]["origin"] == "default" and info["previous"] is False
 
     # push with the CLI, password from the environment
-    res = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", dev.url, DEFAULT],
+    res = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", dev.url, DEFAULT, "--json"],
                          env=dict(os.environ, SENSORBOX_PASSWORD=ADMIN_PASSWORD), capture_output=True, text=True,
                          timeout=60, cwd=REPO)
     assert res.returncode == 0, res.stderr
@@ -87,3 +87,54 @@ def test_push_activate_refuse_rollback(device_factory, tmp_path):
     # everything needs the admin password
     r = dev.request("POST", "/api/model/rollback", b"", auth=False)
     assert r.status == 401
+
+
+def _cli(*args, env=None):
+    e = {k: v for k, v in os.environ.items() if k not in ("SENSORBOX_PASSWORD", "SENSORBOX_TOKEN")}
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "sensorbox.host.cli"] + list(args), env=e, capture_output=True,
+                          text=True, timeout=120, cwd=REPO, stdin=subprocess.DEVNULL)
+
+
+def test_api_tokens_for_pull_model_and_train_push_with_readable_summaries(device_factory, tmp_path):
+    from conftest import retry_503
+
+    dev = device_factory()
+    read = retry_503(dev.post, "/api/tokens", {"name": "notebook", "scope": "read"}).json()["token"]
+    admin = retry_503(dev.post, "/api/tokens", {"name": "ci", "scope": "admin"}).json()["token"]
+
+    # a read token pulls (from --token) and shows the model (from $SENSORBOX_TOKEN), as text people read
+    r = _cli("pull", dev.url, "--out", str(tmp_path / "pulled"), "--token", read, "--no-progress",
+             "--resources", "labels")
+    assert r.returncode == 0, r.stderr
+    r = _cli("model", "info", dev.url, env={"SENSORBOX_TOKEN": read})
+    assert r.returncode == 0, r.stderr
+    meta = json.load(open(os.path.join(DEFAULT, "meta.json")))
+    assert "active model: default " + meta["csv_sha256"][:16] in r.stdout
+    assert "classes      " + ", ".join(meta["classes"]) in r.stdout and "previous model: none" in r.stdout
+    assert not r.stdout.lstrip().startswith("{")
+    r = _cli("model", "info", dev.url, "--token", read, "--json")
+    assert json.loads(r.stdout)["active"]["origin"] == "default"
+
+    # ... but may not push: the error says the token is read-only and what to use instead
+    r = _cli("model", "push", dev.url, DEFAULT, "--token", read)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "403" in r.stderr and "read-only" in r.stderr and "admin token" in r.stderr and "--password" in r.stderr
+    with pytest.raises(export.PushError, match=r"sb_<id>_<secret>.*Settings > API tokens"):
+        export.push(dev.url, DEFAULT, token="secret123")
+    with pytest.raises(export.PushError, match="401.*invalid or was revoked"):
+        export.device_call(dev.url, "info", token="sb_99_" + "0" * 32)
+
+    # an admin token pushes; the summary names the model that now runs
+    r = _cli("model", "push", dev.url, DEFAULT, env={"SENSORBOX_TOKEN": admin})
+    assert r.returncode == 0, r.stderr
+    assert "it runs now" in r.stdout and "active model: uploaded " + meta["csv_sha256"][:16] in r.stdout
+    assert "previous model: kept (sensorbox model rollback" in r.stdout
+
+    # train --push with an admin token: trained, exported, pushed, running
+    out = tmp_path / "mine"
+    r = _cli("train", "excerpt", "--out", str(out), "--trees", "3", "--quiet", "--push", dev.url, "--token", admin)
+    assert r.returncode == 0, r.stderr
+    mine = json.loads((out / "meta.json").read_text())
+    assert "active model: uploaded " + mine["csv_sha256"][:16] in r.stdout
+    assert retry_503(dev.get, "/api/model").json()["active"]["sha256"] == mine["csv_sha256"][:16]

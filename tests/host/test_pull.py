@@ -57,7 +57,7 @@ def test_pull_errors_and_since_parsing(device_factory, tmp_path):
     with pytest.raises(pull.PullError, match="cannot reach"):
         pull.pull("http://127.0.0.1:9", str(tmp_path), password="x")
     dev = device_factory()
-    with pytest.raises(pull.PullError, match="401.*--password or .SENSORBOX_PASSWORD"):
+    with pytest.raises(pull.PullError, match="401.*--password or set .SENSORBOX_PASSWORD.*--token"):
         pull.pull(dev.url, str(tmp_path), password=None)  # no credential sent: not a failed login
     with pytest.raises(pull.PullError, match="no resource nope on this device; it has: accel"):
         pull.pull(dev.url, str(tmp_path), password=ADMIN_PASSWORD, resources=["nope"])
@@ -76,3 +76,23 @@ def test_pull_errors_and_since_parsing(device_factory, tmp_path):
     assert set(m["resources"]) == {"accel"}
     a = np.load(tmp_path / m["device"] / "accel.npy")
     assert a["t"][0] >= m["device_time_ms"] - 1000
+
+
+def test_progress_bar_ends_at_what_really_came():
+    # The size a pull expects is an estimate (rate x time span); the bar must end at the bytes downloaded,
+    # at 100 %, whether fewer or more came.
+    import io
+
+    for expect, got in ((100_000, 30_720), (10_240, 40_960), (None, 5_120)):
+        s = io.StringIO()
+        bar = pull.Progress("accel", expect, stream=s, force=True)
+        for _ in range(got // 1024):
+            bar.add(1024)
+        bar.close()
+        last = s.getvalue().rstrip("\n").split("\r")[-1]
+        assert "100.0%" in last and "[" + "#" * 30 + "]" in last, (expect, last)
+        assert "{:.1f} KB ".format(got / 1024) in last, (expect, last)
+    s = io.StringIO()
+    bar = pull.Progress("upload", 8, stream=s, force=True, unit="chunks")
+    bar.add(1)
+    assert "1/8 chunks" in s.getvalue() and " 12.5%" in s.getvalue()

@@ -3,11 +3,16 @@ device's data, train a model and push it (the last four live in deploy.py, pull.
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
 
 from sensorbox.host import bundle
+
+DESCRIPTION = """sensorbox host tools: run a simulated device, build and deploy the device bundle,
+pull a device's data, train a model and push it to devices.
+'sensorbox COMMAND --help' shows a command's options and examples."""
 
 EPILOG_MAIN = """examples:
   sensorbox run                          simulated device on http://127.0.0.1:8080, data in ./var
@@ -27,7 +32,16 @@ EPILOG_RUN = """examples:
 
 The device runs the real app on the MicroPython unix port from the compiled bundle (build/unix). Its
 simulated accelerometer replays data/watch_excerpt.npy at 50 Hz; its microphone plays generated signals.
-On first start of a data directory the admin password is printed once. Ctrl-C stops the device cleanly.
+On first start of a data directory the admin password is printed once (lost it? stop the device, delete
+DATA/auth.json and start it again: a new one is printed; the data is kept). Ctrl-C or SIGTERM stops the
+device cleanly.
+"""
+
+EPILOG_BUILD = """examples:
+  sensorbox build                        the simulator's bundle (sensorbox run builds it too, when needed)
+  sensorbox build --target esp32         .mpy for an ESP32's xtensawin, static files, the default model
+
+It prints the bundle's size and its flash use against the budget; sensorbox deploy PORT copies it to a board.
 """
 
 RESTART_EXIT_CODE = 75  # the device asks to be restarted (POST /api/restart, platform.reset())
@@ -106,6 +120,11 @@ def cmd_run(args):
     problem = listen_problem(args.host, args.port)
     if problem:
         sys.exit("error: " + problem)
+    if not os.path.isfile(args.replay):
+        sys.exit("error: --replay {}: no such file (an int16 .npy recording, frames x channels)".format(args.replay))
+    if not re.match(r"^[0-9]+w?[KkMm]?$", args.heap):
+        sys.exit("error: --heap {}: expected a size like 192wK (w: in 32-bit words, as on an ESP32), 384K or "
+                 "2M".format(args.heap))
     try:
         out = bundle.build("unix")
     except bundle.BuildError as e:
@@ -118,35 +137,49 @@ def cmd_run(args):
     cmd = [bundle.micropython_path(), "-X", "heapsize=" + args.heap, os.path.join(out, "main.py")]
     print("sensorbox: simulated device on http://{}:{}/  (data in {}, heap {}; Ctrl-C stops)".format(
         args.host, args.port, data, args.heap), flush=True)
-    while True:
-        proc = subprocess.Popen(cmd, env=env, cwd=data)
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            # The device got the same SIGINT from the terminal; give it time to stop cleanly.
+    running = [None]
+    stopping = []
+
+    def on_term(signum, frame):
+        # SIGTERM (a service manager, kill): stop the device as Ctrl-C does, so it flushes and is not orphaned.
+        stopping.append(signum)
+        if running[0] is not None and running[0].poll() is None:
+            running[0].send_signal(signal.SIGINT)
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        while True:
+            proc = running[0] = subprocess.Popen(cmd, env=env, cwd=data)
             try:
-                code = proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
                 code = proc.wait()
-            print("sensorbox: stopped")
-            return 0
-        if code == RESTART_EXIT_CODE:
-            print("sensorbox: device restarting", flush=True)
-            continue
-        if code == PORT_IN_USE_EXIT_CODE:  # taken between the check above and the device's bind
-            print("error: port {} is in use; try --port {}".format(args.port, args.port + 1), file=sys.stderr)
-            return 1
-        if code != 0:
-            print("sensorbox: device exited with code {}".format(code), file=sys.stderr)
-        return code
+            except KeyboardInterrupt:
+                stopping.append(signal.SIGINT)
+                # The device got the same SIGINT from the terminal; give it time to stop cleanly.
+                try:
+                    code = proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGKILL)
+                    code = proc.wait()
+            if stopping:
+                print("sensorbox: stopped")
+                return 0
+            if code == RESTART_EXIT_CODE:
+                print("sensorbox: device restarting", flush=True)
+                continue
+            if code == PORT_IN_USE_EXIT_CODE:  # taken between the check above and the device's bind
+                print("error: " + (listen_problem(args.host, args.port) or "port {} is in use; try --port".format(
+                    args.port)), file=sys.stderr)
+                return 1
+            if code != 0:
+                print("sensorbox: device exited with code {}".format(code), file=sys.stderr)
+            return code
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="sensorbox", description="sensorbox host tools: run a simulated device, build and deploy the device bundle,\n"
-                                            "pull a device's data, train a model and push it to devices.\n"
-                                            "'sensorbox COMMAND --help' shows a command's options and examples.",
-                                epilog=EPILOG_MAIN, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="sensorbox", description=DESCRIPTION, epilog=EPILOG_MAIN,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     r = sub.add_parser("run", help="start a simulated device (the real app on the MicroPython unix port)",
@@ -162,9 +195,9 @@ def build_parser():
     r.set_defaults(func=cmd_run)
 
     b = sub.add_parser("build", help="compile the device bundle (.mpy) into build/TARGET",
-                       epilog="example:\n  sensorbox build --target esp32",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    b.add_argument("--target", choices=sorted(bundle.TARGETS), default="unix")
+                       epilog=EPILOG_BUILD, formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--target", choices=sorted(bundle.TARGETS), default="unix",
+                   help="unix: what 'sensorbox run' runs (default); esp32: what 'sensorbox deploy' copies to a board")
     b.set_defaults(func=cmd_build)
 
     from sensorbox.host import train

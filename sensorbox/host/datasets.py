@@ -28,13 +28,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXCERPT = os.path.join(REPO, "data", "watch_excerpt.npy")
 
 
+class DatasetError(Exception):
+    pass
+
+
 def _wheel(cache_dir):
     os.makedirs(cache_dir, exist_ok=True)
     for name in os.listdir(cache_dir):
         if name.startswith("seglearn-") and name.endswith(".whl"):
             return os.path.join(cache_dir, name)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                    "-d", cache_dir, SEGLEARN], check=True)
+    sys.stderr.write("downloading {}'s wheel from PyPI into {} (once; it holds the watch dataset)\n".format(
+        SEGLEARN, cache_dir))
+    p = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "-d", cache_dir, SEGLEARN], capture_output=True, text=True)
+    if p.returncode != 0:
+        said = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise DatasetError("could not download {} with pip ({}): check the network or pip's index, or put the "
+                           "wheel into {}".format(SEGLEARN, said, cache_dir))
     return _wheel(cache_dir)
 
 

@@ -46,8 +46,8 @@ from sensorbox.shared import trees
 REPO = datasets.REPO
 
 
-class DataError(Exception):
-    pass
+class DataError(datasets.DatasetError):
+    """The data cannot make a model; the message says why and what to do."""
 
 
 # --- recordings -------------------------------------------------------------------------------------------------
@@ -441,6 +441,9 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
         with open(os.path.join(out_dir, "report.json"), "w") as fh:
             json.dump(rep, fh, indent=1)
         return rep
+    if not quiet:
+        sys.stderr.write("training the final model on all {} windows, exporting it and checking it against "
+                         "emlearn's C code...\n".format(len(X)))
     est = make_estimator(opts).fit(X, y)
     metrics = {"cv_folds": len(accs), "cv_accuracy_mean": round(float(np.mean(accs)), 4),
                "cv_accuracy_std": round(float(np.std(accs)), 4),
@@ -636,8 +639,11 @@ def cmd_train(args):
     try:
         rep = train(args.data, args.out, channels=args.channels, hop=args.hop, folds=args.folds, opts=opts,
                     quiet=args.quiet, cv_only=args.cv_only, group_by=args.group_by, rate=args.rate)
-    except DataError as e:
+    except datasets.DatasetError as e:  # DataError too
         sys.exit("error: {}".format(e))
+    except ModuleNotFoundError as e:
+        sys.exit("error: sensorbox train needs {}: pip install -e '.[train]' (scikit-learn, emlearn, matplotlib)"
+                 .format(e.name))
     if args.cv_only:
         print("accuracy (CV grouped by {}): {:.3f} ± {:.3f}; balanced accuracy {:.3f}, chance {:.3f}".format(
             rep["grouped_by"], rep["accuracy_mean"], rep["accuracy_std"], rep["chance"]["balanced_accuracy"],

@@ -57,6 +57,36 @@ def test_run_answers_fast_samples_flow_and_ctrl_c_stops_cleanly(tmp_path):
     assert pw not in log and pw not in (data / "auth.json").read_text()
 
 
+def test_run_stopped_with_sigterm_stops_its_device_cleanly(tmp_path):
+    # A service manager or `kill` sends SIGTERM to `sensorbox run` only: the device must stop with it (log
+    # flushed), not run on as an orphan holding the port.
+    port = free_port()
+    data = tmp_path / "var"
+    out = open(tmp_path / "out.txt", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "sensorbox.host.cli", "run", "--port", str(port),
+                             "--data", str(data)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(100):
+            try:
+                _status(port)
+                break
+            except OSError:
+                time.sleep(0.2)
+        proc.terminate()
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        out.close()
+    assert "sensorbox: stopped" in (tmp_path / "out.txt").read_text()
+    assert "app stopping" in (data / "log.txt").read_text()
+    try:
+        _status(port)
+        raise AssertionError("the device still answers after sensorbox run stopped")
+    except OSError:
+        pass
+
+
 def test_corrupt_config_at_boot_is_reported_and_kept_aside(device_factory, tmp_path):
     data = tmp_path / "bad"
     data.mkdir()
@@ -72,13 +102,23 @@ def test_corrupt_config_at_boot_is_reported_and_kept_aside(device_factory, tmp_p
 
 
 def test_help_has_examples(capsys):
-    for argv in (["--help"], ["run", "--help"], ["build", "--help"]):
+    for argv in (["--help"], ["run", "--help"], ["build", "--help"], ["pull", "--help"], ["train", "--help"],
+                 ["model", "--help"], ["model", "push", "--help"], ["model", "info", "--help"],
+                 ["model", "rollback", "--help"], ["deploy", "--help"]):
         try:
             cli.main(argv)
         except SystemExit as e:
             assert e.code == 0
         out = capsys.readouterr().out
-        assert "example" in out and "sensorbox" in out
+        assert "example" in out and "sensorbox " + " ".join(a for a in argv if a != "--help") in out, argv
+    # the overview names every command there is
+    import argparse
+
+    p = cli.build_parser()
+    commands = set(next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices)
+    assert commands >= {"run", "build", "deploy", "pull", "train", "model"}
+    for c in commands:
+        assert c in p.description, c
 
 
 def _held_port():

@@ -122,8 +122,9 @@ async function restartDevice() {
     const s = await probe();
     if (!s) down = true;
     else if (down || !before || boot(s) > boot(before) + 1500) break;
-    const waited = Math.round((Date.now() - t0) / 1000);
-    msg.textContent = "Restarting… waiting for the device (" + waited + " s)" + (waited > 60 ? "; it has not answered yet, still trying" : "");
+    const waited = Math.round((Date.now() - t0) / 1000), port = cfgState.pending.includes("http.port") && cfgState.cf["http.port"];
+    msg.textContent = "Restarting… waiting for the device (" + waited + " s)" + (waited > 60 ? "; it has not answered yet, still trying" : "") +
+      (port && waited > 10 ? "; its web port is now " + port + ": " + location.protocol + "//" + location.hostname + ":" + port + "/" : "");
   }
   ov.hidden = true;
   logState.since = 0; classInfo = null;

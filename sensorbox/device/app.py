@@ -127,7 +127,7 @@ class Device:
             lazy.unload("sensorbox.device.http.cors")
         self.http.device = self  # the UI and the rarely used API routes (http/web_lazy.py, no resident routes)
     async def _serve(self):
-        port = self.platform.http_port(self.config.get("http.port"))
+        port = self.http.port = self.platform.http_port(self.config.get("http.port"))  # in effect (GET /api/config)
         host = getattr(self.platform, "http_host", "0.0.0.0")
         self.log.info("http", "serving on http://{}:{}/".format(host, port))
         try:

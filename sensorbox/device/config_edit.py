@@ -1,5 +1,6 @@
-"""Reading and changing ``config.json``: the parts of ``config.Config`` that need the schema, loaded together with
-it only while they run (at boot and for an update; see ``config`` and ``lazy``)."""
+"""Reading, changing and showing ``config.json``: the parts of ``config.Config`` that need the schema, loaded
+together with it only while they run (at boot, for an update, for ``GET /api/config``; see ``config`` and
+``lazy``)."""
 
 import json
 import os
@@ -67,10 +68,31 @@ def update(cfg, partial):
     if changed:
         _save(cfg.path, merged)
         for k in changed:
-            if schema.needs_reboot(k) and k not in cfg.reboot_pending:
-                cfg.reboot_pending.append(k)
+            if schema.needs_reboot(k):  # ``cfg.booted``: the value in effect until the restart (made when needed)
+                b = getattr(cfg, "booted", None)
+                if b is None:
+                    b = cfg.booted = {}
+                if k not in b:
+                    b[k] = current[k]
+                if merged[k] == b[k]:  # set back to what runs: nothing pending
+                    del b[k]
+                    if k in cfg.reboot_pending:
+                        cfg.reboot_pending.remove(k)
+                elif k not in cfg.reboot_pending:
+                    cfg.reboot_pending.append(k)
         cfg._store(merged)
     return changed
+
+
+def view(cfg, port):
+    """GET /api/config: the values (secrets only as set or not), the keys pending a restart, ``in_effect``: the
+    value still running for each of them, and the port served (``port``) when it is not ``http.port``, and any
+    error at boot."""
+    eff = dict(getattr(cfg, "booted", None) or ())
+    if port is not None and port != cfg.get("http.port"):
+        eff["http.port"] = port
+    return {"config": schema.public_view(cfg), "reboot_pending": cfg.reboot_pending, "in_effect": eff,
+            "boot_error": cfg.boot_error}
 
 
 def _save(path, values):

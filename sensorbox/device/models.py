@@ -105,8 +105,8 @@ async def _verify(device, path):
     meta = _read_meta(path)
     _compatible(device, meta)
     meta["features"] = len(meta["features"])
-    meta.pop("training", None)
-    meta.pop("scaling", None)
+    for k in ("training", "scaling", "class_names", "class_descriptions"):  # read from flash when asked (classes())
+        meta.pop(k, None)
     gc.collect()
     await _check_file(path + "/model.csv", meta)
     return meta
@@ -376,6 +376,23 @@ def _swap(device, src):
         os.rename(p, a)
     if _exists(t):
         os.rename(t, p)
+
+
+def classes(device):
+    """GET /api/model/classes: the running model's class codes with the display names and descriptions its
+    meta.json may carry (read from flash now: they cost no RAM while the model runs)."""
+    m = device.model
+    out = {"classes": m.classes if m else None, "names": None, "descriptions": None}
+    for which in () if m is None else ("default",) if m.origin == "default" else ("active", "previous"):
+        try:
+            meta = _read_meta(_path(device, which))
+        except ModelError:
+            continue
+        if (meta.get("csv_sha256") or "")[:16] == m.info["sha256"]:
+            out["names"] = meta.get("class_names")
+            out["descriptions"] = meta.get("class_descriptions")
+            break
+    return out
 
 
 def info(device):

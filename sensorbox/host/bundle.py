@@ -3,7 +3,7 @@
 Layout of a bundle (``build/<target>/``), which is also the device's file system root:
 
     main.py                      starts sensorbox.device.app
-    www/config-schema.json       the config schema with help texts (served by /api/config/schema)
+    www/config-schema.json       the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
     lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
     lib/microdot/...             .mpy of the Microdot modules the device uses
@@ -158,7 +158,7 @@ def build_www(www):
     os.makedirs(www, exist_ok=True)
     path = os.path.join(www, "config-schema.json")
     with open(path, "w") as f:
-        json.dump({"schema": config_docs.describe()}, f, separators=(",", ":"))
+        json.dump({"schema": config_docs.describe(), "groups": config_docs.groups()}, f, separators=(",", ":"))
     from sensorbox.host import webassets  # the web UI and openapi.json, gzipped
 
     try:

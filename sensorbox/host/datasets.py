@@ -24,6 +24,18 @@ RATE_HZ = 50
 ACCEL_LSB_PER_G = 4096  # ±8 g full scale
 GYRO_LSB_PER_DPS = 16.4  # ±2000 dps full scale
 COLUMNS = ("ax", "ay", "az", "gx", "gy", "gz")
+#: What the dataset's class codes (its ``y_labels``) mean: (display name, description). seglearn's ``load_watch``
+#: says the recordings are sets of 20 repetitions of shoulder exercises; the study it comes from (Burns et al.
+#: 2018, arXiv:1802.01489) names seven exercises of a rotator-cuff physiotherapy programme.
+WATCH_CLASSES = {
+    "PEN": ("Pendulum", "Shoulder pendulum: the arm hangs and swings in small circles"),
+    "ABD": ("Abduction", "Shoulder abduction: the straight arm is raised out to the side"),
+    "FEL": ("Forward elevation", "Forward elevation: the straight arm is raised in front of the body"),
+    "IR": ("Internal rotation", "Internal rotation against a resistance band, elbow at the side"),
+    "ER": ("External rotation", "External rotation against a resistance band, elbow at the side"),
+    "TRAP": ("Trapezius row", "Lower trapezius row with a resistance band"),
+    "ROW": ("Bent-over row", "Bent-over row with a light dumbbell"),
+}
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXCERPT = os.path.join(REPO, "data", "watch_excerpt.npy")
 

@@ -452,7 +452,8 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
         metrics["warning"] = ch["warning"]
     meta = export.export(est, out_dir, {
         "feature_version": feat.FEATURE_VERSION, "features": names, "channels": channels, "window": window,
-        "hop": hop, "rate_hz": rate, "classes": classes, "scaling": getattr(feat, "SCALING", None),
+        "hop": hop, "rate_hz": rate, "classes": classes, **_class_texts(classes),
+        "scaling": getattr(feat, "SCALING", None),
         "training": {"source": source, "recordings": len(recs), "windows": int(len(X)),
                      "subjects": len(set(groups.tolist())), "grouped_by": group_kind,
                      "per_class": {c: int((y == i).sum()) for i, c in enumerate(classes)},
@@ -490,6 +491,16 @@ DEFAULTS = {"trees": 20, "max_depth": None, "max_leaf_nodes": 32, "min_samples_l
 
 
 WATCH_LABELS = ("PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW")  # seglearn's class order
+
+
+def _class_texts(classes):
+    """``class_names``/``class_descriptions`` for meta.json when some classes are the watch dataset's codes."""
+    from sensorbox.host.datasets import WATCH_CLASSES
+
+    if not any(c in WATCH_CLASSES for c in classes):
+        return {}
+    return {"class_names": [WATCH_CLASSES.get(c, (c, ""))[0] for c in classes],
+            "class_descriptions": [WATCH_CLASSES.get(c, (c, ""))[1] for c in classes]}
 
 
 def _class_order(source):

@@ -122,3 +122,28 @@ def test_csrf_compare():
     t = authz.csrf_token("x" * 32)
     assert authz._same(t, t) and not authz._same(t, t[:-1] + ("1" if t[-1] == "0" else "0")) and not authz._same(t, t[:-1]) and \
         not authz._same("", t)
+
+
+def test_sessions_outlive_a_planned_restart_once():
+    import os
+
+    from sensorbox.device.http import authz
+
+    d = tmpdir()
+    a = Auth(d + "/auth.json", quiet_log(), "pw")
+    sid = "s" * 32
+    authz.sessions(a).append([__import__("hashlib").sha256(sid.encode()).digest(), time.ticks_ms()])
+    authz.sessions(a, True)  # what POST /api/restart does before the reset
+    b = Auth(d + "/auth.json", quiet_log(), "pw")  # the next start
+    assert authz.session_ok(b, sid) and not authz.session_ok(b, "t" * 32)
+    assert "sessions.json" not in os.listdir(d)  # read once
+    c = Auth(d + "/auth.json", quiet_log(), "pw")  # a start without a planned restart before it: none
+    assert not authz.session_ok(c, sid)
+    for bad in ('{"t": 1, "s": ["zz"', '{"t": "x", "s": 5}', "\x00\xff", '{"s": ["00"]}'):  # torn or foreign: none
+        with open(d + "/sessions.json", "w") as f:
+            f.write(bad)
+        e = Auth(d + "/auth.json", quiet_log(), "pw")
+        assert authz.sessions(e) == [] and "sessions.json" not in os.listdir(d), bad
+    with open(d + "/sessions.json", "w") as f:  # saved longer ago than a session may idle: dropped
+        f.write(json.dumps({"t": time.time() - 13 * 3600, "s": [binascii.hexlify(b"\x01" * 32).decode()]}))
+    assert authz.sessions(Auth(d + "/auth.json", quiet_log(), "pw")) == []

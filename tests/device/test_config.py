@@ -136,6 +136,11 @@ def test_reboot_keys_are_listed():
     c = Config(tmpdir() + "/config.json", quiet_log())
     c.update({"http.port": 8081})
     assert c.reboot_pending == ["http.port"]
+    assert c.booted == {"http.port": 80}  # the value in effect until the restart (GET /api/config: in_effect)
+    c.update({"http.port": 8082})
+    assert c.reboot_pending == ["http.port"] and c.booted == {"http.port": 80}
+    c.update({"http.port": 80})  # back to the value that runs: nothing is pending any more
+    assert c.reboot_pending == [] and c.booted == {}
 
 
 def test_failed_save_keeps_old_config():

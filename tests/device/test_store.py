@@ -508,6 +508,32 @@ def read_labels_csv(st, **params):
     return lines[0], lines[1:-1]
 
 
+def test_labels_that_overlap_are_refused_unless_confirmed():
+    from sensorbox.device.store import meta
+    from sensorbox.device.store.core import QueryError
+
+    st = make(tmpdir("s"))
+    meta.label_add(st, {"start": 1000, "end": 2000, "label": "walk"})
+    meta.label_add(st, {"start": 2000, "end": 3000, "label": "run"})  # touching is not overlapping
+    for a, b in ((1500, 1600), (500, 1001), (1999, 2500), (0, 9000)):
+        try:
+            meta.label_add(st, {"start": a, "end": b, "label": "x"})
+            raise AssertionError("accepted {}..{}".format(a, b))
+        except QueryError as e:
+            assert e.field == "overlap" and "overlaps label 1 \"walk\" (1000..2000)" in e.reason, e.reason
+    assert meta.label_add(st, {"start": 1500, "end": 1600, "label": "x", "overlap": True})["id"] == 3
+    meta.label_delete(st, 2)
+    assert meta.label_add(st, {"start": 2500, "end": 2600, "label": "y"})["id"] == 4  # a deleted one is no obstacle
+    for bad in ({"start": 5, "end": 6, "label": "x" * 41}, {"start": 5, "end": 6, "label": ""},
+                {"start": 5, "end": 6, "label": "a\tb"}):
+        try:
+            meta.label_add(st, bad)
+            raise AssertionError("accepted {}".format(bad))
+        except QueryError as e:
+            assert e.field == "label" and "1 to 40" in e.reason
+    assert meta.label_add(st, {"start": 5, "end": 6, "label": "\u00e9" * 40})["label"] == "\u00e9" * 40  # characters
+
+
 def test_labels_torn_append_and_unreadable_file():
     from sensorbox.device.store import meta
 
@@ -556,7 +582,7 @@ def test_labels_json_of_older_versions_is_converted_at_open():
     st2 = make(root2)
     assert [x["label"] for x in each_label(st2)] == ["ok"]
     assert st2.quarantined == 1 and "labels.json" not in os.listdir(root2)
-    assert meta_mod().label_add(st2, {"start": 1, "end": 2, "label": "n"})["id"] == 9
+    assert meta_mod().label_add(st2, {"start": 3, "end": 4, "label": "n"})["id"] == 9
 
 
 def test_labels_on_a_full_littlefs_answer_507_and_keep_what_is_stored():
@@ -599,7 +625,8 @@ def test_labels_on_a_full_littlefs_answer_507_and_keep_what_is_stored():
             pass
         codes = []
         for i in range(8):
-            res = asyncio.run(routes[("POST", "/api/labels")](Req({"start": 10 + i, "end": 20, "label": "x" * 40})))
+            lab = {"start": 10 + 20 * i, "end": 20 + 20 * i, "label": "x" * 40}  # (not overlapping: see 409)
+            res = asyncio.run(routes[("POST", "/api/labels")](Req(lab)))
             codes.append(res.status_code if hasattr(res, "status_code") else res[1])
         assert 507 in codes and 500 not in codes, codes
         body = json.loads(b"".join(asyncio.run(routes[("GET", "/api/labels")](None))[0]))

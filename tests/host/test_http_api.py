@@ -113,9 +113,15 @@ def test_config_change_applies_live(device_app):
     assert st["tasks"]["accel"]["reloads"] >= 1 and st["tasks"]["accel"]["restarts"] == 0
     saved = json.loads(_read(os.path.join(device_app.data_dir, "config.json")))
     assert saved["accel.rate_hz"] == 100
+    # the configured port (80) is not the one served (the test's): GET /api/config says which is in effect
+    cfg = device_app.get("/api/config").json()
+    assert cfg["config"]["http.port"] == 80 and cfg["in_effect"] == {"http.port": device_app.port}
     r = device_app.put("/api/config", {"http.port": 8123})
     assert r.json()["reboot_pending"] == ["http.port"]
-    device_app.put("/api/config", {"accel.rate_hz": 50, "http.port": 80})
+    cfg = device_app.get("/api/config").json()
+    assert cfg["config"]["http.port"] == 8123 and cfg["in_effect"] == {"http.port": device_app.port}
+    r = device_app.put("/api/config", {"accel.rate_hz": 50, "http.port": 80})
+    assert r.json()["reboot_pending"] == []  # set back: nothing pending
 
 
 def test_schema_lists_every_key_with_help(device_app):

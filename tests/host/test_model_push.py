@@ -45,6 +45,9 @@ def test_push_activate_refuse_rollback(device_factory, tmp_path):
     assert a["model"] == meta["csv_sha256"][:16]
     info = export.device_call(dev.url, "info", ADMIN_PASSWORD)
     assert info["active"]["origin"] == "default" and info["previous"] is False
+    # the classes' display names and meanings come from meta.json on flash (not kept in RAM)
+    cl = dev.get("/api/model/classes").json()
+    assert cl == {"classes": meta["classes"], "names": meta["class_names"], "descriptions": meta["class_descriptions"]}
 
     # push with the CLI, password from the environment
     res = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", dev.url, DEFAULT, "--json"],
@@ -87,6 +90,15 @@ def test_push_activate_refuse_rollback(device_factory, tmp_path):
     # everything needs the admin password
     r = dev.request("POST", "/api/model/rollback", b"", auth=False)
     assert r.status == 401
+    # a model whose meta.json has no class names: the codes only; rolled back, the names are there again
+    plain = copy_model(tmp_path, "plain")
+    m = json.loads((plain / "meta.json").read_text())
+    del m["class_names"], m["class_descriptions"]
+    (plain / "meta.json").write_text(json.dumps(m))
+    export.push(dev.url, str(plain), ADMIN_PASSWORD)
+    assert dev.get("/api/model/classes").json() == {"classes": meta["classes"], "names": None, "descriptions": None}
+    export.device_call(dev.url, "rollback", ADMIN_PASSWORD)
+    assert dev.get("/api/model/classes").json()["names"] == meta["class_names"]
 
 
 def _cli(*args, env=None):

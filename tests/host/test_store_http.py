@@ -137,6 +137,14 @@ def test_labels_create_list_export_delete(dev):
                        ({"start": 1, "end": 2, "label": "x", "extra": 1}, "extra")):
         r = dev.post("/api/labels", bad)
         assert r.status == 400 and r.json()["field"] == field, (bad, r.body)
+    # 1 to 40 characters (not bytes): what the UI enforces too
+    assert dev.post("/api/labels", {"start": 8000, "end": 9000, "label": "x" * 41}).status == 400
+    # an overlapping range is refused with the label it overlaps (409), unless confirmed
+    r = dev.post("/api/labels", {"start": 4000, "end": 6500, "label": "\u00fc" * 40})
+    assert r.status == 409 and r.json()["field"] == "overlap" and '"walking, fast"' in r.json()["error"], r.body
+    r = dev.post("/api/labels", {"start": 4000, "end": 6500, "label": "\u00fc" * 40, "overlap": True})
+    assert r.status == 201, r.body
+    assert dev.request("DELETE", "/api/labels/{}".format(r.json()["id"])).status == 200
     assert dev.request("DELETE", "/api/labels/{}".format(ident)).status == 200
     assert dev.request("DELETE", "/api/labels/{}".format(ident)).status == 404
     assert [x["label"] for x in dev.get("/api/labels").json()["labels"]] == ["rest"]

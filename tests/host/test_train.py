@@ -20,6 +20,9 @@ def test_train_excerpt_writes_model_and_report(tmp_path):
     meta = json.load(open(os.path.join(out, "meta.json")))
     model.check_meta(meta, features.FEATURE_VERSION, list(features.names(3)), 3, 128, 16 * 1024)
     assert meta["classes"] == list(train.WATCH_LABELS) and meta["training"]["subjects"] == 2
+    # what the codes mean, for the UI
+    assert meta["class_names"][:3] == ["Pendulum", "Abduction", "Forward elevation"]
+    assert len(meta["class_descriptions"]) == 7 and all(meta["class_descriptions"])
     assert rep["agreement"]["device_vs_emlearn_c"] == 1.0
     assert rep["agreement"]["device_vs_sklearn_hard_vote"] == 1.0
     cm = rep["confusion_matrix"]

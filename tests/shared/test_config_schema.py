@@ -91,6 +91,29 @@ def test_every_key_has_help():
         assert d["help"], d["key"]
 
 
+def test_every_key_has_a_human_label_a_unit_where_it_has_one_and_a_group():
+    # The UI shows these instead of dotted keys; they come from one place (config_docs), not from the UI's code.
+    from sensorbox.shared import config_docs
+
+    prefixes = [g["prefix"] for g in config_docs.groups()]
+    for d in config_docs.describe():
+        assert d["label"] and d["label"] != d["key"] and len(d["label"]) <= 40, d["key"]
+        assert d["key"].split(".")[0] in prefixes, d["key"]
+        assert d["advanced"] in (True, False)
+        # a number whose help names a unit in brackets carries that unit
+        for unit in ("ms", "s", "Hz", "KB", "g"):
+            if "(" + unit + ")" in d["help"] or "(" + unit + "," in d["help"]:
+                assert d["unit"] == unit, (d["key"], d["unit"], unit)
+        if d["key"].endswith(("_ms", "_s", "_kb", "_hz", "_dbfs")):
+            assert d["unit"], d["key"]
+    kinds = {g["prefix"]: g["kind"] for g in config_docs.groups()}
+    assert kinds["board"] == kinds["sim"] == "advanced" and kinds["mqtt"] == "integration"
+    # every key of an advanced group is advanced
+    for d in config_docs.describe():
+        if kinds[d["key"].split(".")[0]] == "advanced":
+            assert d["advanced"], d["key"]
+
+
 def test_mic_poll_interval_fits_the_ring_at_the_configured_rate():
     # A poll brings poll_ms * rate / 1000 samples; at most a third of the mic ring (1024 frames), so the
     # sound meter never loses samples to its own wait (200 ms at 16 kHz lost 68 %).

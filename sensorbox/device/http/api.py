@@ -9,6 +9,7 @@ from sensorbox.device.http.server import BadRequest, error, json_response, read_
 
 
 _AUTHZ = "sensorbox.device.http.authz"
+_EDIT = "sensorbox.device.config_edit"
 
 
 def add_routes(http, device):
@@ -34,8 +35,12 @@ def add_routes(http, device):
     @http.get("/api/config")
     @require
     async def get_config(req):
-        return json_response({"config": device.config.public(), "reboot_pending": device.config.reboot_pending,
-                              "boot_error": device.config.boot_error})
+        m = lazy.load(_EDIT)  # (with the schema; see config_edit.view)
+        try:
+            return json_response(m.view(device.config, getattr(device.http, "port", None)))
+        finally:
+            m = None
+            lazy.unload(_EDIT)
 
     @http.get("/api/config/schema")
     @require

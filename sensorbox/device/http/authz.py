@@ -20,6 +20,7 @@ Rules, in order:
 import binascii
 import hashlib
 import json
+import os
 import time
 
 from micropython import const
@@ -71,11 +72,31 @@ def bearer_scope(auth, header):
     return None
 
 
-def sessions(auth):
-    """``[[sha256(session id), last use ticks_ms]]``, newest last."""
+def sessions(auth, save=False):
+    """``[[sha256(session id), last use ticks_ms]]``, newest last. After a planned restart (``POST /api/restart``
+    saves them with ``save``: their hashes in ``sessions.json``, read once here and removed) they carry on."""
+    path = tokens_path(auth)[:-11] + "sessions.json"
+    if save:
+        d = {"t": time.time(), "s": [binascii.hexlify(s[0]).decode() for s in sessions(auth)]}
+        with open(path, "w") as f:
+            json.dump(d, f)
     if not hasattr(auth, "sessions"):
         auth.sessions = []
+        try:
+            with open(path) as f:
+                d = json.load(f)
+            if 0 <= time.time() - d["t"] < SESSION_IDLE_MS // 1000 or time.time() < d["t"]:  # (a clock reset: boards)
+                now = time.ticks_ms()
+                for h in d["s"][:MAX_SESSIONS]:
+                    auth.sessions.append([binascii.unhexlify(h), now])
+        except Exception:  # none saved, or unreadable: no sessions, as after any other start
+            auth.sessions = []
+        try:
+            os.remove(path)  # used once
+        except OSError:
+            pass
     return auth.sessions
+
 
 
 def session_ok(auth, sid):

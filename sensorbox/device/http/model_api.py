@@ -2,6 +2,7 @@
 uploading, activating and rolling back need admin.
 
     GET  /api/model                                   active model, whether a previous/staged one exists, last error
+    GET  /api/model/classes                           its classes with display names and descriptions (from meta.json)
     PUT  /api/model/meta.json                         start an upload; refused at once if incompatible (400 + reason)
     PUT  /api/model/model.csv?offset=N                append a chunk (N = bytes staged so far; 409 says where;
                                                       413 past 4 x ml.model_max_kb KB of CSV)
@@ -26,8 +27,8 @@ def add_routes(http, device):
     async def model(req, action="info"):
         m = lazy.load(_MANAGER)
         try:
-            if action == "info" and req.method == "GET":
-                return m.info(device)
+            if action in ("info", "classes") and req.method == "GET":
+                return m.info(device) if action == "info" else m.classes(device)
             if req.method == "PUT" and action == "meta.json":
                 return m.stage_meta(device, req.body)
             if req.method == "PUT" and action == "model.csv":

@@ -1,4 +1,5 @@
-"""Login, logout, API tokens and restart (``/api/login``, ``/api/logout``, ``/api/tokens``, ``/api/restart``).
+"""Login, logout, API tokens and restart (``/api/login``, ``/api/logout``, ``/api/tokens``, ``/api/restart``: saves
+the UI's sessions for the next start, see ``authz.sessions``).
 
 Loaded for one request by ``web_lazy`` (which has checked the method and the credentials) and unloaded at once.
 Tokens: ``tokens.json`` next to ``auth.json`` holds ``[{"id", "name", "scope", "hash"}]`` where hash is the
@@ -66,6 +67,10 @@ def restart(device):
     import asyncio
 
     device.log.warning("app", "restart requested over HTTP")
+    try:  # the UI's sessions outlive a restart it asked for: the page comes back logged in
+        authz.sessions(device.auth, True)
+    except OSError as e:
+        device.log.warning("auth", "sessions not kept across the restart: {}".format(e))
     device.log.flush()
 
     async def later():

@@ -112,7 +112,7 @@ def _record(sink, name, body, res):
         if rec[1] is None:
             raise ValueError("no recording is open")
         res["label"] = _label_add(d, {"start": rec[1], "end": max(d.platform.epoch_ms(), rec[1] + 1),
-                                      "label": rec[2]})
+                                      "label": rec[2], "overlap": True})  # what was recorded is kept
         rec[1] = rec[2] = None
     else:
         lab = body.get("label", rec[0] if name == "record_start" else None)

@@ -151,11 +151,13 @@ def labels_json(store):
 
 
 def label_add(store, body):
-    """Validate and add {"start": ms, "end": ms, "label": name}; returns the stored label (with its id)."""
+    """Validate and add {"start": ms, "end": ms, "label": name}; returns the stored label (with its id). A range
+    that overlaps a live label is refused (QueryError, field "overlap": the API answers 409) unless the body says
+    ``"overlap": true``."""
     if not isinstance(body, dict):
         raise QueryError("expected a JSON object with start, end, label", "(body)")
     for k in body:
-        if k not in ("start", "end", "label"):
+        if k not in ("start", "end", "label", "overlap"):
             raise QueryError("unknown field", k)
     for k in ("start", "end"):
         v = body.get(k)
@@ -170,6 +172,14 @@ def label_add(store, body):
     live, dead, nxt, pos = _scan(store, -1, info)
     if live >= MAX_LABELS:
         raise QueryError("too many labels ({}); delete some first".format(MAX_LABELS), "(body)")
+    if body.get("overlap") is not True:  # a window inside two labels would train two classes: ask first
+        p = _All()  # (no class of its own: every name is interned at boot)
+        p.start = body["start"]
+        p.end = body["end"]
+        for a, r in label_rows(store, p):
+            if a is not None:
+                raise QueryError("overlaps label {} \"{}\" ({}..{}); send \"overlap\": true to add it anyway".format(
+                    r[2], r[1], a, r[0]), "overlap")
     if info[0] < 8 or info[0] < info[1] or (dead >= 32 and dead >= live):
         _rewrite(store, nxt, info)
     with open(store.root + "/labels.bin", "ab") as f:

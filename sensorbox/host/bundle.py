@@ -177,11 +177,25 @@ def micropython_path():
     return exe if os.path.exists(exe) else shutil.which("micropython") or "micropython"
 
 
-def micropython_env(bundle_dir, extra=None, path=()):
-    """Environment for running the bundle on the unix port: the port's frozen modules, the bundle's lib, then
-    ``path``."""
+def natmods_dir():
+    """The folder named by ``SENSORBOX_NATMODS`` (emlearn-micropython's native modules built for this machine's unix
+    port: ``emlearn_trees.mpy``, ``emlearn_fft.mpy``, ``emlearn_iir.mpy``), or None. Never part of the repository;
+    README "Analysis" says how to build them."""
+    d = os.environ.get("SENSORBOX_NATMODS")
+    if not d:
+        return None
+    d = os.path.abspath(d)
+    if not os.path.isdir(d):
+        raise BuildError("SENSORBOX_NATMODS={} is not a directory".format(d))
+    return d
+
+
+def micropython_env(bundle_dir, extra=None, path=(), natmods=True):
+    """Environment for running the bundle on the unix port: the port's frozen modules, the bundle's lib, the
+    native modules of ``natmods_dir()`` (when set and ``natmods``), then ``path``."""
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join((".frozen", os.path.join(bundle_dir, "lib")) + tuple(path))
+    nm = natmods_dir() if natmods else None
+    env["MICROPYPATH"] = ":".join((".frozen", os.path.join(bundle_dir, "lib")) + ((nm,) if nm else ()) + tuple(path))
     env["SENSORBOX_WWW"] = os.path.join(bundle_dir, "www")
     if extra:
         env.update(extra)

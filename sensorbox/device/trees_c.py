@@ -10,6 +10,7 @@ the C code would silently truncate). The pipeline calls ``model.predict`` itself
 """
 
 from sensorbox.device.trees_fast import smooth
+from sensorbox.shared.trees import TreesError
 
 
 class CTrees:
@@ -34,6 +35,8 @@ class CTrees:
 
     def classify(self, x):
         """The winning class for int16 features ``x``; the vote counts are left in ``votes()``."""
+        if len(x) < self.n_features:  # the C code reads x[feature] unchecked
+            raise TreesError("{} features given, model needs {}".format(len(x), self.n_features))
         out = self.out
         self.model.predict(x, out)
         return (smooth(out, 1, self.n_trees, self._votes, 0, 1, self.n_classes) & 0xFF) - 1

@@ -170,6 +170,7 @@ def test_trees_agree_with_viper_and_plain_on_random_forests():
         emlearn_trees.load_model(own, lines)  # emlearn's own loader: same model
         out = array.array("f", bytes(4 * n_classes))
         hist = array.array("H", bytes(2 * n_classes))
+        _raises(trees.TreesError, c.classify, array.array("h", bytes(2 * (n_features - 1))))
         for x in inputs(rng, 300, n_features):
             want = p.classify(x)
             assert v.classify(x) == want and list(v.votes()) == list(p.votes())

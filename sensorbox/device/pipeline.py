@@ -19,6 +19,7 @@ import array
 import asyncio
 
 from sensorbox.device import lazy
+from sensorbox.device.trees_fast import smooth
 from sensorbox.shared import features, kernels
 
 UNKNOWN = "unknown"
@@ -35,6 +36,7 @@ class Model:
         Model._count += 1
         self.serial = Model._count
         self.trees = evaluator
+        self.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (trees_c.CTrees), else None
         self.classes = meta["classes"]
         self.n_trees = meta["trees"]
         self.window = meta["window"]
@@ -149,21 +151,16 @@ class Pipeline:
 
     def _classify(self, m, feats, hist, slot, count, threshold, t_ms):
         t = m.trees
-        t.classify(feats)
-        v = t.votes()
         nc = len(m.classes)
-        base = slot * nc
-        best = -1
-        most = 0
-        for c in range(nc):
-            hist[base + c] = v[c]
-        for c in range(nc):
-            s = 0
-            for k in range(count):
-                s += hist[k * nc + c]
-            if s > most:
-                most = s
-                best = c
+        c = m.emlearn
+        if c is not None:  # emlearn_trees: its predict, then its float outputs decoded in the smoothing kernel
+            c.predict(feats, t.out)
+            r = smooth(t.out, 1, m.n_trees, hist, slot * nc, count, nc)
+        else:
+            t.classify(feats)
+            r = smooth(t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
+        best = (r & 0xFF) - 1
+        most = r >> 8
         conf = most * 1000 // (count * m.n_trees)
         if conf < threshold:
             best = -1

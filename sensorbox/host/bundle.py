@@ -9,7 +9,8 @@ Layout of a bundle (``build/<target>/``), which is also the device's file system
     lib/microdot/...             .mpy of the Microdot modules the device uses
     bundle.json                  what is in it, with sizes
 
-Targets: ``unix`` (x64 native code, for the simulated device and device tests) and ``esp32`` (xtensawin).
+Targets: ``unix`` (x64 native code, for the simulated device and device tests), ``esp32`` (xtensawin: ESP32 and
+ESP32-S3) and ``esp32c3`` (rv32imc: ESP32-C3); ``sensorbox.host.boards`` maps board profiles to them.
 Compilation is incremental; a module that mpy-cross rejects fails the build with its error.
 """
 
@@ -23,13 +24,14 @@ import sensorbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, "build")
-TARGETS = {"unix": "x64", "esp32": "xtensawin"}
+TARGETS = {"unix": "x64", "esp32": "xtensawin", "esp32c3": "rv32imc"}
 DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
 MICRODOT_MODULES = ("__init__", "microdot", "helpers", "sse")
 # Files of the device that are not code: none yet (web assets arrive with the UI).
 
 #: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's
-#: firmware ~1.9 MB and its file system ~2 MB; keeping the app within 512 KB leaves ~1.5 MB for data.
+#: firmware ~1.9 MB and its file system ~2 MB; keeping the app within 512 KB leaves ~1.5 MB for data. Each board
+#: profile (``sensorbox.host.boards``) has its own budget; this one is the smallest.
 FLASH_BUDGET_BYTES = 512 * 1024
 FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts what the files really occupy
 
@@ -177,11 +179,25 @@ def micropython_path():
     return exe if os.path.exists(exe) else shutil.which("micropython") or "micropython"
 
 
-def micropython_env(bundle_dir, extra=None, path=()):
-    """Environment for running the bundle on the unix port: the port's frozen modules, the bundle's lib, then
-    ``path``."""
+def natmods_dir():
+    """The folder named by ``SENSORBOX_NATMODS`` (emlearn-micropython's native modules built for this machine's unix
+    port: ``emlearn_trees.mpy``, ``emlearn_fft.mpy``, ``emlearn_iir.mpy``), or None. Never part of the repository;
+    README "Analysis" says how to build them."""
+    d = os.environ.get("SENSORBOX_NATMODS")
+    if not d:
+        return None
+    d = os.path.abspath(d)
+    if not os.path.isdir(d):
+        raise BuildError("SENSORBOX_NATMODS={} is not a directory".format(d))
+    return d
+
+
+def micropython_env(bundle_dir, extra=None, path=(), natmods=True):
+    """Environment for running the bundle on the unix port: the port's frozen modules, the bundle's lib, the
+    native modules of ``natmods_dir()`` (when set and ``natmods``), then ``path``."""
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join((".frozen", os.path.join(bundle_dir, "lib")) + tuple(path))
+    nm = natmods_dir() if natmods else None
+    env["MICROPYPATH"] = ":".join((".frozen", os.path.join(bundle_dir, "lib")) + ((nm,) if nm else ()) + tuple(path))
     env["SENSORBOX_WWW"] = os.path.join(bundle_dir, "www")
     if extra:
         env.update(extra)

@@ -20,6 +20,7 @@ import array
 
 MAX_NODES = 32767  # node indices are int16
 MAX_FEATURES = 127  # the feature index is an int8 in emlearn's node
+MAX_CLASSES = 127  # n_classes is an int8 in emlearn's EmlTrees
 
 
 class TreesError(ValueError):
@@ -68,13 +69,12 @@ class Trees:
         self.n_leaves = 0
         self.n_features = 0
         self.n_classes = -1
-        self.leaf_bits = 0
         self.kernel = kernel or vote
         self._votes = None
 
     def reset(self):
         """Empty the ensemble, keeping its arrays (capacity), to load another model into them (``trees_csv``)."""
-        self.n_trees = self.n_nodes = self.n_leaves = self.n_features = self.leaf_bits = 0
+        self.n_trees = self.n_nodes = self.n_leaves = self.n_features = 0
         self.n_classes = -1
         self._votes = None
 

@@ -1,16 +1,29 @@
-"""The device bundle: every device module compiles with mpy-cross for both targets and fits the flash budget."""
+"""The device bundle: every device module compiles with mpy-cross for every target and fits the flash budget, the
+budget of each board profile (sensorbox.host.boards) included."""
 
 import json
 import os
 
 import pytest
 
-from sensorbox.host import bundle
+from sensorbox.host import boards, bundle
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A fresh bundle per target, built once for this module's tests."""
+    cache = {}
+
+    def get(target):
+        if target not in cache:
+            cache[target] = bundle.build(target, out_dir=str(tmp_path_factory.mktemp("bundle") / target))
+        return cache[target]
+    return get
 
 
 @pytest.mark.parametrize("target", sorted(bundle.TARGETS))
-def test_bundle_compiles_and_fits_flash(target, tmp_path):
-    out = bundle.build(target, out_dir=str(tmp_path / target))
+def test_bundle_compiles_and_fits_flash(target, built):
+    out = built(target)
     m = json.load(open(os.path.join(out, "bundle.json")))
     assert m["arch"] == bundle.TARGETS[target]
     sources = [rel for _, rel in bundle.device_sources()]
@@ -23,6 +36,20 @@ def test_bundle_compiles_and_fits_flash(target, tmp_path):
     assert data[0] == ord("M") and data[1] == 6  # .mpy version 6, what MicroPython >= 1.23 loads
     # the source name in tracebacks is the module name, which the import interns anyway (no qstr of its own)
     assert b"sensorbox.device.app" in data and b"sensorbox/device/app.py" not in data
+
+
+@pytest.mark.parametrize("board", sorted(boards.PROFILES))
+def test_bundle_fits_each_board_profile(board, built):
+    # the flash budget per profile: the bundle for its target (architecture) within what the profile allows
+    p = boards.PROFILES[board]
+    assert bundle.TARGETS[p["target"]] == p["arch"]
+    out = built(p["target"])
+    m = json.load(open(os.path.join(out, "bundle.json")))
+    assert m["flash_bytes"] <= p["flash_budget"], (board, m["flash_bytes"])
+    if p["fs"]:
+        assert m["flash_bytes"] + p["data_min"] <= p["fs"], board  # the bundle and the data it must leave fit
+    with open(os.path.join(out, "lib", "sensorbox", "device", "kernels_fast.mpy"), "rb") as f:
+        assert boards.mpy_header(f.read(4)) == (6, p["arch"], 3)  # viper code: native for the profile's chip
 
 
 def test_module_names():

@@ -24,7 +24,7 @@ import os
 import numpy as np
 
 from sensorbox.shared import model as model_fmt
-from sensorbox.shared import neighbors
+from sensorbox.shared import neighbors, neighbors_csv
 
 SD_UNITS = 128  # scaled units per standard deviation of the training data
 KNN_DEFAULTS = {"k": 3, "per_class": 32, "features": 24}
@@ -224,7 +224,7 @@ def export(model, out_dir, meta):
     if model["kind"] == "anomaly":
         out["threshold"] = model["threshold"]
         out["quantile"] = model["quantile"]
-    neighbors.load(data.decode().splitlines(), (out["items"], len(out["inputs"]), out["k"]))
+    neighbors_csv.load(data.decode().splitlines(), (out["items"], len(out["inputs"]), out["k"]))
     with open(os.path.join(out_dir, "meta.json"), "w") as f:
         json.dump(out, f, indent=1)
         f.write("\n")
@@ -237,7 +237,7 @@ def load(model_dir):
 
     meta, data = trees_export.read(model_dir)
     try:
-        nb = neighbors.load(data.decode().splitlines(), (meta["items"], len(meta["inputs"]), meta["k"]))
+        nb = neighbors_csv.load(data.decode().splitlines(), (meta["items"], len(meta["inputs"]), meta["k"]))
     except (neighbors.NeighborsError, KeyError) as e:
         raise model_fmt.ModelError("{}: model.csv: {}".format(model_dir, e))
     return meta, nb

@@ -13,7 +13,8 @@ Model file (``model.csv`` of a model whose meta.json says ``"kind": "knn"`` or `
     s,<input>,<offset>,<mul>,<shift>     one per used input, in order: q = clamp(((x[input] - offset) * mul) >> shift)
     i,<label>,<q1>,...,<qf>              one per stored example, already scaled
 
-Header lines come first. Scaling maps each used feature to about 128 units per standard deviation of the training
+Header lines come first; ``sensorbox.shared.neighbors_csv`` reads and checks the file (loaded only while a
+model loads, as ``trees_csv`` for trees). Scaling maps each used feature to about 128 units per standard deviation of the training
 data and clamps to +-``LIMIT``, so that with at most ``MAX_FEATURES`` values a squared distance stays below 2**30
 (and below emlearn's int32). ``mul`` < 2**14 and |x - offset| < 2**16, so the product stays below 2**30 too.
 
@@ -166,88 +167,3 @@ class Neighbors:
         stored; -1 when none is). Compare with ``self.threshold``: above it is an anomaly."""
         n = self.nearest(self.scale(x))
         return self.dist[n - 1] if n else -1
-
-
-_HEADER = "kxfcmt"
-
-
-class Loader:
-    """Parse a model file a line at a time (``feed``), so a device can yield between lines; ``finish`` checks the
-    counts and returns the model. ``expect``: (items, features, k) as meta.json announces them, or None."""
-
-    def __init__(self, expect=None):
-        self.head = {}
-        self.model = None
-        self.lineno = 0
-        self.expect = expect
-
-    def feed(self, line):
-        self.lineno += 1
-        if isinstance(line, bytes):
-            line = line.decode()
-        line = line.strip()
-        if not line:
-            return
-        tok = line.split(",")
-        kind = tok[0]
-        try:
-            if kind in ("s", "i"):
-                m = self.model or self._make()
-                if kind == "s":
-                    if len(tok) != 5:
-                        raise NeighborsError("a scaling line has 5 fields")
-                    m.setscale(int(tok[1]), int(tok[2]), int(tok[3]), int(tok[4]))
-                else:
-                    if m.n_scales != m.n_features:
-                        raise NeighborsError("an item before all {} scaling lines".format(m.n_features))
-                    if len(tok) != m.n_features + 2:
-                        raise NeighborsError("an item line has {} fields".format(m.n_features + 2))
-                    q = m.query
-                    for j in range(m.n_features):
-                        v = int(tok[j + 2])
-                        if v > LIMIT or v < -LIMIT:  # before the int16 store (which wraps on MicroPython)
-                            raise NeighborsError("item {}: value {} beyond +-{}".format(m.n_items, v, LIMIT))
-                        q[j] = v
-                    m.additem(q, int(tok[1]))
-            elif len(kind) == 1 and kind in _HEADER:
-                if len(tok) != 2:
-                    raise NeighborsError("a header line has 2 fields")
-                if self.model is not None:
-                    raise NeighborsError("header line after the data")
-                self.head[kind] = int(tok[1])
-            # other kinds are ignored, as emlearn's loaders do
-        except NeighborsError as e:
-            raise NeighborsError("line {}: {}".format(self.lineno, e))
-        except (ValueError, OverflowError) as e:  # a broken number, or an int16 array refusing a value
-            raise NeighborsError("line {}: {} ({})".format(self.lineno, e, line[:40]))
-
-    def _make(self):
-        h = self.head
-        for key in "kxfcm":
-            if key not in h:
-                raise NeighborsError("data before the k, x, f, c and m lines")
-        e = self.expect
-        if e is not None and (h["m"], h["f"], h["k"]) != tuple(e):
-            raise NeighborsError("the file has {} items x {} features, k {}; meta.json says {} x {}, k {}".format(
-                h["m"], h["f"], h["k"], e[0], e[1], e[2]))
-        self.model = Neighbors(h["m"], h["f"], h["k"], h["x"], h["c"])
-        self.model.threshold = h.get("t", -1)
-        return self.model
-
-    def finish(self):
-        m = self.model
-        if m is None:
-            raise NeighborsError("no examples (k, x, f, c, m, then s and i lines): not a neighbours model")
-        if m.n_items != m.max_items or m.n_scales != m.n_features:
-            raise NeighborsError("the file has {} of {} items and {} of {} scaling lines (truncated file?)".format(
-                m.n_items, m.max_items, m.n_scales, m.n_features))
-        return m
-
-
-def load(lines, expect=None):
-    """A ``Neighbors`` from model-file ``lines`` (str or bytes), completely checked. Raises NeighborsError naming
-    the line."""
-    ld = Loader(expect)
-    for line in lines:
-        ld.feed(line)
-    return ld.finish()

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 
 from sensorbox.host import bundle, knn
-from sensorbox.shared import neighbors
+from sensorbox.shared import neighbors, neighbors_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,7 +64,7 @@ def test_ties_are_broken_by_example_index():
     idx, dist = knn.nearest(knn.scale(np.array([[0, 0]]), model["scaling"]), items, 4)
     assert idx.tolist() == [[0, 1, 2, 3]] and dist.tolist() == [[0, 5, 5, 5]]
     assert knn.predict(model, np.array([[0, 0]])).tolist() == [0]  # votes 1, 1, 1: the lowest class
-    nb = neighbors.load(knn.to_csv(model).splitlines())
+    nb = neighbors_csv.load(knn.to_csv(model).splitlines())
     assert knn.device_predict(nb, np.array([[0, 0]], dtype=np.int16)).tolist() == [0]
     assert list(nb.near) == [0, 1, 2]
 
@@ -96,8 +96,8 @@ def test_micropython_gives_the_same_answers(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(
         "import array, sys\n"
-        "from sensorbox.shared import neighbors\n"
-        "m = neighbors.load(open(sys.argv[1]))\n"
+        "from sensorbox.shared import neighbors_csv\n"
+        "m = neighbors_csv.load(open(sys.argv[1]))\n"
         "for line in open(sys.argv[2]):\n"
         "    x = array.array('h', [int(v) for v in line.split(',')])\n"
         "    print(m.classify(x), m.score(x))\n")

@@ -1,10 +1,11 @@
-"""k-nearest neighbours (sensorbox.shared.neighbors): scaling, (distance, index) order, the vote and its tie rule,
+"""k-nearest neighbours (sensorbox.shared.neighbors, files read by neighbors_csv): scaling, (distance, index) order, the vote and its tie rule,
 the anomaly score, the model file and its refusals; and the same answers on every interpreter (checksums over a
 pseudo-random model computed once on CPython)."""
 
 import array
 
 from sensorbox.shared import neighbors as N
+from sensorbox.shared import neighbors_csv as NC
 
 # 2 inputs used as they are (offset 0, mul 8192, shift 13: x1), 3 classes, k = 3.
 MODEL = """k,3
@@ -23,7 +24,7 @@ i,0,100,100"""
 
 
 def _model(text=MODEL):
-    return N.load(text.split("\n"))
+    return NC.load(text.split("\n"))
 
 
 def test_distances_order_and_vote():
@@ -98,7 +99,7 @@ def test_same_answers_everywhere():
         lines.append("s,{},{},{},{}".format((j * 7) % ni, rnd(2000) - 1000, 8192 + rnd(8192), 10 + rnd(6)))
     for i in range(40):
         lines.append("i,{},".format(i % 4) + ",".join(str(rnd(2 * N.LIMIT + 1) - N.LIMIT) for _ in range(nf)))
-    m = N.load(lines, expect=(40, nf, 5))
+    m = NC.load(lines, expect=(40, nf, 5))
     assert m.threshold == 4000
     x = array.array("h", bytes(2 * ni))
     classes = [0, 0, 0, 0]
@@ -121,7 +122,7 @@ def test_same_answers_everywhere():
 
 def _refused(text, words, expect=None):
     try:
-        N.load(text.split("\n"), expect)
+        NC.load(text.split("\n"), expect)
     except N.NeighborsError as e:
         for w in words:
             assert w in str(e), (str(e), w)

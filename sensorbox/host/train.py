@@ -380,9 +380,11 @@ def window_table(recs, channels, window, hop, progress=None):
     have = set(y)
     short["classes_lost"] = sorted({label for _, label, _ in recs} - have)
     if not X:
+        rate = getattr(recs[0], "rate", feat.RATE_HZ) if recs else feat.RATE_HZ
         raise DataError("no complete {}-frame windows in the data: all {} recordings are shorter than a window "
-                        "({:.2f} s at 50 Hz); label (or import) longer stretches of activity".format(
-                            window, len(recs), window / 50.0))
+                        "({:.2f} s at {:g} Hz); label (or import) longer stretches of activity{}".format(
+                            window, len(recs), window / float(rate), rate,
+                            "" if rate == feat.RATE_HZ else ", or import at --to-rate {}".format(feat.RATE_HZ)))
     return {"X": np.array(X, dtype=np.int16), "y": np.array(y), "g": np.array(g), "rec": np.array(ri),
             "start": np.array(st), "dropped": short}
 

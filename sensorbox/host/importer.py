@@ -409,7 +409,7 @@ def _read_file(path, rel, opt, notes):
     tcol = opt.time_column
     if tcol is not None and tcol not in names:
         raise ImportProblem("{}: no time column {!r} (columns: {})".format(path, tcol, ", ".join(names)))
-    if tcol is None and opt.rate is None:
+    if tcol is None:  # found even with --rate: it is not data, and it shows gaps and a rate that disagrees
         tcol = next((n for n in names if _is_time_name(n)), None)
     for what, c in (("label", opt.label_column), ("group", opt.group_column)):
         if c is not None and c not in names:

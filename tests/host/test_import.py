@@ -172,6 +172,11 @@ def test_short_recordings_are_counted_and_refusals_say_what_to_do(tmp_path):
     refused(["no column 'q'", "columns: time, a, b, c, d"], [str(tmp_path / "c.csv")], str(tmp_path / "n4"),
             label="x", columns="q,b,c")
     refused(["no such file"], [str(tmp_path / "nope.csv")], str(tmp_path / "n5"), label="x")
+    # a declared rate with a time column that says otherwise: the declared one is used, and that is said
+    _csv(tmp_path / "t.csv", np.arange(300) * 0.02, [np.zeros(300), np.zeros(300), np.ones(300)],
+         ["time", "x", "y", "z"])
+    s = datasets.import_recordings([str(tmp_path / "t.csv")], str(tmp_path / "n6"), rate=100, label="x")
+    assert s["frames"] == 150 and any("--rate 100 Hz, but its time column says 50.0 Hz" in w for w in s["warnings"])
 
 
 def test_cli_import_help_and_errors(tmp_path):

@@ -156,3 +156,33 @@ def pd_nat():
     import pandas as pd
 
     return pd.NaT
+
+
+def test_anomaly_model_from_normal_labels_only(tmp_path):
+    # a machine's vibration: "normal" runs (1.5 Hz, 0.3 g, 6 sessions) and a "fault" (4 Hz, 1 g, 2 sessions);
+    # trained on normal windows only: held-out normal windows mostly pass, the fault is flagged, on the same
+    # folds; evaluate says the same of the model as exported
+    rng = np.random.default_rng(5)
+    parts, segs = [], []
+    for i in range(8):
+        f, amp, lab = (1.5, 0.3, "normal") if i < 6 else (4.0, 1.0, "fault")
+        t = np.arange(640) / 50
+        x = np.stack([amp * np.sin(2 * np.pi * f * t + i), 0.05 * rng.normal(size=640),
+                      1 + 0.05 * rng.normal(size=640)], axis=1)
+        segs.append({"start": 640 * i, "frames": 640, "label": lab, "group": "run{}".format(i)})
+        parts.append(np.round(x * 4096).astype(np.int16))
+    os.makedirs(tmp_path / "d")
+    np.save(tmp_path / "d" / "rec.npy", np.concatenate(parts))
+    (tmp_path / "d" / "rec.json").write_text(json.dumps({"rate_hz": 50, "segments": segs}))
+    rep = train.train(str(tmp_path / "d"), str(tmp_path / "m"), kind="anomaly", normal=["normal"], folds=4,
+                      quiet=True, plot=False, warn=lambda w: None, knn_opts={"items": 16, "features": 12})
+    an = rep["anomaly"]
+    assert rep["kind"] == "anomaly" and rep["normal"] == ["normal"] and len(rep["folds"]) == 4
+    assert an["false_alarm_rate"] < 0.2 and an["detection"]["fault"] > 0.9 and an["balanced_accuracy"] > 0.85
+    m = json.loads((tmp_path / "m" / "meta.json").read_text())
+    assert m["kind"] == "anomaly" and m["classes"] == ["normal"] and m["normal"] == ["normal"] and m["items"] == 16
+    assert rep["agreement"]["device_vs_numpy"] == 1.0
+    ev = evaluate.evaluate(str(tmp_path / "m"), str(tmp_path / "d"), warn=lambda w: None)
+    assert ev["anomaly"]["per_label"]["normal"]["normal"] and ev["anomaly"]["threshold"] == m["threshold"]
+    assert ev["anomaly"]["per_label"]["fault"]["flagged"] > 0.9
+    assert os.path.getsize(tmp_path / "m" / "evaluation" / "scores.png") > 0

@@ -11,7 +11,7 @@ import sys
 from sensorbox.host import bundle
 
 DESCRIPTION = """sensorbox host tools: run a simulated device, build and deploy the device bundle,
-pull a device's data, train a model and push it to devices.
+pull a device's data, import recordings, train, evaluate and push models, see the features.
 'sensorbox COMMAND --help' shows a command's options and examples."""
 
 EPILOG_MAIN = """examples:
@@ -19,7 +19,10 @@ EPILOG_MAIN = """examples:
   sensorbox run --port 8081 --data /tmp/box2
   sensorbox build --target esp32         compile the bundle for an ESP32 into build/esp32
   sensorbox pull http://127.0.0.1:8080 --out data/   download stored data (incrementally) as .npy/.jsonl
+  sensorbox import recs/ --out data/recs --rate 100 --units m/s2   your recordings (CSV, .npy, WAV, .ts)
   sensorbox train watch --out models/mine          train a classifier (report + model for devices)
+  sensorbox evaluate models/mine data/test         score it on held-out data, per window and per recording
+  sensorbox features data/recs --out f.parquet     windows x features as a table for pandas
   sensorbox model push http://127.0.0.1:8080 models/mine   upload and activate it on a running device
   sensorbox deploy /dev/ttyUSB0                    copy the esp32 bundle to a board (changed files), reset it
 """
@@ -200,9 +203,11 @@ def build_parser():
                    help="unix: what 'sensorbox run' runs (default); esp32: what 'sensorbox deploy' copies to a board")
     b.set_defaults(func=cmd_build)
 
-    from sensorbox.host import train
+    from sensorbox.host import datasets, evaluate, train
 
+    datasets.add_parsers(sub)
     train.add_commands(sub)
+    evaluate.add_parser(sub)
     from sensorbox.host import pull
 
     pull.add_parser(sub)

@@ -27,6 +27,15 @@ import array
 from sensorbox.shared.trees import MAX_CLASSES, MAX_FEATURES, MAX_NODES, TreesError
 
 
+def fields(line):
+    """(the line as stripped text, its comma-separated fields, or None for a blank line) of a model-file line, str
+    or bytes (shared with sensorbox.shared.neighbors' loader)."""
+    if isinstance(line, bytes):
+        line = line.decode()
+    line = line.strip()
+    return line, (line.split(",") if line else None)
+
+
 class Builder:
     """``emlearn_trees``' builder interface (``setdata(features, classes)``, ``addnode(left, right, feature, value)``,
     ``addroot(root)``, ``addleaf(value)``, as in emlearn-micropython's ``stubs/emlearn_trees.py``) over a
@@ -110,7 +119,28 @@ class Builder:
         self.t.predict(x, out)
 
 
-class Loader:
+class LineReader:
+    """A model file read a line at a time: counts lines, skips blank ones, hands each line's fields to
+    ``self.line(kind, fields)`` and puts the line number into its errors (``error``: the exception class)."""
+
+    error = TreesError
+    lineno = 0
+
+    def feed(self, line):
+        """Parse one line (str or bytes). Raises ``error`` naming the line."""
+        self.lineno += 1
+        line, tok = fields(line)
+        if not tok:
+            return
+        try:
+            self.line(tok[0], tok)
+        except self.error as e:
+            raise self.error("line {}: {}".format(self.lineno, e))
+        except (ValueError, OverflowError) as e:  # a broken number, an int16 array refusing a value
+            raise self.error("line {}: {} ({})".format(self.lineno, e, line[:40]))
+
+
+class Loader(LineReader):
     def __init__(self, builder):
         # A Trees or CTrees has no builder methods of its own; an emlearn_trees model (or a Builder) has. (Not
         # isinstance: on the device the trees module may have been unloaded and imported again since the evaluator
@@ -125,60 +155,46 @@ class Loader:
         self._far_node = (-1, None)
         self._far_leaf = (-1, None)
 
-    def feed(self, line):
-        """Parse one line (str or bytes) into the builder. Raises TreesError naming the line."""
-        self.lineno += 1
-        if isinstance(line, bytes):
-            line = line.decode()
-        line = line.strip()
-        if not line:
-            return
-        tok = line.split(",")
-        kind = tok[0]
-        try:
-            if kind in ("n", "l", "r"):
-                if not self.ready:
-                    if self.n_features is None or self.n_classes is None:
-                        raise TreesError("data before the f and c lines")
-                    if self.leaf_bits != 0:
-                        raise TreesError("leaf_bits {} unsupported: only majority voting (lb,0)".format(
-                            self.leaf_bits))
-                    self.builder.setdata(self.n_features, self.n_classes)
-                    self.ready = True
-                if kind == "n":
-                    if len(tok) != 5:
-                        raise TreesError("a node line has 5 fields")
-                    self._node(int(tok[1]), int(float(tok[2])), int(tok[3]), int(tok[4]))
-                elif len(tok) != 2:
-                    raise TreesError("a leaf/root line has 2 fields")
-                elif kind == "l":
-                    c = int(tok[1])
-                    if not 0 <= c < self.n_classes:
-                        raise TreesError("leaf {}: class {} >= n_classes {}".format(self.leaves, c, self.n_classes))
-                    self.builder.addleaf(c)
-                    self.leaves += 1
-                else:
-                    r = int(tok[1])
-                    if r > self._far_node[0]:
-                        self._far_node = (r, "tree {}: root".format(self.trees))
-                    self.builder.addroot(r)
-                    self.trees += 1
-            elif kind in ("f", "c", "lb"):
-                if len(tok) != 2:
-                    raise TreesError("a header line has 2 fields")
-                if self.ready:
-                    raise TreesError("header line after the data")
-                if kind == "f":
-                    self.n_features = int(tok[1])
-                elif kind == "c":
-                    self.n_classes = int(tok[1])
-                else:
-                    self.leaf_bits = int(tok[1])
-            # other kinds are ignored, as emlearn's loader does
-        except TreesError as e:
-            raise TreesError("line {}: {}".format(self.lineno, e))
-        except ValueError as e:  # int()/float() of a broken number, or the builder's own check
-            raise TreesError("line {}: {} ({})".format(self.lineno, e, line[:40]))
+    def line(self, kind, tok):
+        """One line's fields into the builder (``feed`` calls it)."""
+        if kind in ("n", "l", "r"):
+            if not self.ready:
+                if self.n_features is None or self.n_classes is None:
+                    raise TreesError("data before the f and c lines")
+                if self.leaf_bits != 0:
+                    raise TreesError("leaf_bits {} unsupported: only majority voting (lb,0)".format(self.leaf_bits))
+                self.builder.setdata(self.n_features, self.n_classes)
+                self.ready = True
+            if kind == "n":
+                if len(tok) != 5:
+                    raise TreesError("a node line has 5 fields")
+                self._node(int(tok[1]), int(float(tok[2])), int(tok[3]), int(tok[4]))
+            elif len(tok) != 2:
+                raise TreesError("a leaf/root line has 2 fields")
+            elif kind == "l":
+                c = int(tok[1])
+                if not 0 <= c < self.n_classes:
+                    raise TreesError("leaf {}: class {} >= n_classes {}".format(self.leaves, c, self.n_classes))
+                self.builder.addleaf(c)
+                self.leaves += 1
+            else:
+                r = int(tok[1])
+                if r > self._far_node[0]:
+                    self._far_node = (r, "tree {}: root".format(self.trees))
+                self.builder.addroot(r)
+                self.trees += 1
+        elif kind in ("f", "c", "lb"):
+            if len(tok) != 2:
+                raise TreesError("a header line has 2 fields")
+            if self.ready:
+                raise TreesError("header line after the data")
+            if kind == "f":
+                self.n_features = int(tok[1])
+            elif kind == "c":
+                self.n_classes = int(tok[1])
+            else:
+                self.leaf_bits = int(tok[1])
+        # other kinds are ignored, as emlearn's loader does
 
     def _node(self, feature, threshold, left, right):
         i = self.nodes

@@ -83,7 +83,8 @@ def test_corrupt_config_at_boot_is_reported_and_kept_aside(device_factory, tmp_p
 def test_help_has_examples(capsys):
     for argv in (["--help"], ["run", "--help"], ["build", "--help"], ["pull", "--help"], ["train", "--help"],
                  ["model", "--help"], ["model", "push", "--help"], ["model", "info", "--help"],
-                 ["model", "rollback", "--help"], ["deploy", "--help"]):
+                 ["model", "rollback", "--help"], ["deploy", "--help"], ["import", "--help"], ["evaluate", "--help"],
+                 ["features", "--help"]):
         try:
             cli.main(argv)
         except SystemExit as e:
@@ -95,7 +96,7 @@ def test_help_has_examples(capsys):
 
     p = cli.build_parser()
     commands = set(next(a for a in p._actions if isinstance(a, argparse._SubParsersAction)).choices)
-    assert commands >= {"run", "build", "deploy", "pull", "train", "model"}
+    assert commands >= {"run", "build", "deploy", "pull", "train", "model", "import", "evaluate", "features"}
     for c in commands:
         assert c in p.description, c
 

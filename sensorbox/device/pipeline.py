@@ -41,7 +41,7 @@ class Model:
         self.origin = origin
         m = meta.get("metrics") or {}
         self.info = {"origin": origin, "classes": self.classes, "trees": meta["trees"], "nodes": meta["nodes"],
-                     "features": meta["features"], "feature_version": meta["feature_version"],
+                     "leaves": meta["leaves"], "features": meta["features"], "feature_version": meta["feature_version"],
                      "window": self.window, "hop": meta["hop"], "sha256": meta["csv_sha256"][:16],
                      "cv_accuracy": m.get("cv_accuracy_mean"), "created": meta.get("created")}
 

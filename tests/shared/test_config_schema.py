@@ -141,3 +141,28 @@ def test_urls_are_shown_without_their_path():
     assert r("http://h") == "http://h"
     assert r("https://u:pw@h:1/x") == "https://***@h:1/..."
     assert cfgi.parse_url("http://127.0.0.1:8080/hook?a=1") == (False, "127.0.0.1", 8080, "/hook?a=1")
+
+
+def test_analysis_window_and_hop():
+    # ml.window: only the sizes the feature extractor (an FFT) takes; 100 used to be accepted and crash the
+    # pipeline in a restart loop. ml.hop: at most the window (it was accepted and clamped silently).
+    for w in (32, 64, 128, 256):
+        assert schema.validate({"ml.window": w, "ml.hop": min(64, w)})["ml.window"] == w
+    _rejects({"ml.window": 100}, "ml.window", "not one of 32, 64, 128, 256")
+    _rejects({"ml.hop": 129}, "ml.hop", "must not exceed ml.window (128)")
+    _rejects({"ml.window": 32}, "ml.window", "lower ml.hop first")  # hop 64 > 32: the key changed is named
+    _rejects({"ml.window": 32, "ml.hop": 64}, "ml.window", "must not exceed")
+    assert schema.validate({"ml.window": 32, "ml.hop": 32})["ml.hop"] == 32
+    assert schema.validate({"ml.hop": 128})["ml.hop"] == 128
+
+
+def test_cross_key_refusals_name_the_key_being_changed():
+    # what the Settings page sends, one key at a time: the refusal names that key
+    _rejects({"webhook.2.resources": "nonsense"}, "webhook.2.resources", "unknown resource")  # no URL set yet
+    cur = schema.validate({"mqtt.command_token": "t", "mqtt.commands": True})
+    try:
+        schema.validate({"mqtt.command_token": ""}, cur)
+        raise AssertionError("accepted")
+    except ConfigError as e:
+        assert e.key == "mqtt.command_token" and "turn it off first" in e.reason, (e.key, e.reason)
+    _rejects({"mqtt.commands": True}, "mqtt.commands", "set mqtt.command_token first")

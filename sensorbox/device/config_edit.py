@@ -65,7 +65,7 @@ def update(cfg, partial):
     merged = schema.validate(partial, current)
     changed = [k for k in schema.keys() if merged[k] != current[k]]
     if cfg.device is not None:
-        _check_model(cfg.device, merged, current)
+        _check_running(cfg.device, merged, current)
     if changed:
         _save(cfg.path, merged)
         for k in changed:
@@ -75,9 +75,22 @@ def update(cfg, partial):
     return changed
 
 
-def _check_model(device, new, old):
-    """Refuse ml.* values the model that runs cannot work with (the schema cannot know it): its window, and a RAM
-    limit it would not fit at the next start. Activating a model sets ml.window to the model's (models.py)."""
+def _check_running(device, new, old):
+    """Refuse values that what runs cannot work with (the schema cannot know it): the model's window, a RAM
+    limit the model would not fit at the next start (activating a model sets ml.window to the model's, see
+    models.py), and a free-flash floor that retention could never reach (it would delete every stored row)."""
+    kb = new["store.min_free_kb"]
+    if kb > old["store.min_free_kb"]:
+        try:
+            free = device.platform.flash_stats()[1]
+        except OSError:
+            free = None
+        if free is not None:
+            most = (free + sum(r.bytes for r in device.store.res)) // 1024
+            if kb >= most:
+                raise schema.ConfigError("store.min_free_kb", "{} KB could never be free: the flash has {} KB free "
+                                         "and the store holds {} KB, so retention would delete every stored row; "
+                                         "less than {} KB".format(kb, free // 1024, most - free // 1024, most))
     m = device.model
     w = new["ml.window"]
     if w != old["ml.window"]:

@@ -190,3 +190,17 @@ def test_long_strings_are_saved_in_pieces_and_read_back():
     assert c2.get("mqtt.tls_ca") == ca and c2.boot_error is None
     c2.update({"mqtt.tls_ca": "", "device.name": "sensorbox"})
     assert json.loads(_read(path)) == {}
+
+
+def test_a_free_flash_floor_retention_could_never_reach_is_refused():
+    # store.min_free_kb beyond what the flash can ever have free made retention delete every stored row
+    c = Config(tmpdir() + "/config.json", quiet_log())
+    dev = type("Dev", (), {})()
+    dev.model = None
+    dev.platform = type("P", (), {"flash_stats": lambda self: (2048 * 1024, 1500 * 1024)})()
+    dev.store = type("S", (), {"res": [type("R", (), {"bytes": 300 * 1024})(), type("R", (), {"bytes": 100 * 1024})()]})()
+    c.device = dev
+    _refused(c, {"store.min_free_kb": 1900}, "store.min_free_kb", "less than 1900 KB")
+    _refused(c, {"store.min_free_kb": 65536}, "store.min_free_kb", "1500 KB free and the store holds 400 KB")
+    assert c.update({"store.min_free_kb": 1899}) == ["store.min_free_kb"]  # reachable: deletes old data, not all
+    assert c.update({"store.min_free_kb": 0}) == ["store.min_free_kb"]

@@ -229,7 +229,7 @@ def validate(update, current=None):
         if not isinstance(key, str):
             raise ConfigError(str(key), "keys must be strings")
         merged[key] = check_value(key, update[key])
-    _check_mic(merged)
+    _check_mic(merged, update)
     _check_ml(merged, update)
     _check_integrations(merged, update)
     return merged
@@ -273,15 +273,18 @@ def _check_integrations(config, update=()):
         raise ConfigError("mqtt.commands", "set mqtt.command_token first: commands need a token to be authorised")
 
 
-def _check_mic(config):
-    # mic.poll_ms against the ring at the configured rate (see MIC_RING_FRAMES)
+def _check_mic(config, update=()):
+    # mic.poll_ms against the ring at the configured rate (see MIC_RING_FRAMES); named: the key being changed
     poll = config.get("mic.poll_ms")
     rate = config.get("mic.rate_hz")
     if poll is not None and rate is not None and poll * rate > MIC_RING_FRAMES * 1000 // 3:
-        raise ConfigError("mic.poll_ms", "{} ms at {} Hz is {} samples per poll; the microphone's {}-sample ring "
-                          "allows at most {} ms at that rate".format(poll, rate, poll * rate // 1000,
-                                                                      MIC_RING_FRAMES,
-                                                                      MIC_RING_FRAMES * 1000 // 3 // rate))
+        key = "mic.rate_hz" if "mic.rate_hz" in update and "mic.poll_ms" not in update else "mic.poll_ms"
+        raise ConfigError(key, "mic.poll_ms {} ms at {} Hz is {} samples per poll; the microphone's {}-sample ring "
+                          "allows at most {} ms at that rate{}".format(poll, rate, poll * rate // 1000,
+                                                                        MIC_RING_FRAMES,
+                                                                        MIC_RING_FRAMES * 1000 // 3 // rate,
+                                                                        ": lower mic.poll_ms first" if
+                                                                        key == "mic.rate_hz" else ""))
 
 
 def public_view(config):

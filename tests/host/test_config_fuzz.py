@@ -29,7 +29,7 @@ from sensorbox.shared import config_schema as schema
 from conftest import ADMIN_PASSWORD, free_port
 
 FULL = os.environ.get("SENSORBOX_PROOF") == "full"
-RANDOM_PER_KEY = 6 if FULL else 2
+RANDOM_PER_KEY = 6 if FULL else 1
 PHASE2_STEPS = 300 if FULL else 40
 
 CLOSED = free_port()  # nothing listens there: the integrations run and fail cleanly

@@ -98,13 +98,15 @@ def test_mic_poll_interval_fits_the_ring_at_the_configured_rate():
     _rejects({"mic.poll_ms": 22}, "mic.poll_ms", "allows at most 21 ms")
     _rejects({"mic.poll_ms": 200}, "mic.poll_ms", "out of range 5..42")
     assert schema.validate({"mic.rate_hz": 8000, "mic.poll_ms": 42})["mic.poll_ms"] == 42
-    # raising the rate with a poll interval that no longer fits names the poll interval, and applies nothing
+    # raising the rate with a poll interval that no longer fits names the rate (the key changed: the Settings page
+    # shows the reason at the field the user changed) and says to lower the poll interval; applies nothing
     cur = schema.validate({"mic.rate_hz": 8000, "mic.poll_ms": 40})
     try:
         schema.validate({"mic.rate_hz": 16000}, cur)
         raise AssertionError("accepted 40 ms polls at 16 kHz")
     except ConfigError as e:
-        assert e.key == "mic.poll_ms" and "640 samples per poll" in e.reason, e.reason
+        assert e.key == "mic.rate_hz" and "640 samples per poll" in e.reason, e.reason
+        assert "lower mic.poll_ms first" in e.reason, e.reason
     assert cur["mic.rate_hz"] == 8000
     for rate in (8000, 16000):
         for poll in range(5, 43):

@@ -171,3 +171,4 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_configure(config):
     config.addinivalue_line("markers", "micropython: runs on the MicroPython unix port")
     config.addinivalue_line("markers", "wasm: runs on MicroPython WebAssembly (Node)")
+    config.addinivalue_line("markers", "proof: a proof test (short in make test; full size with SENSORBOX_PROOF=full)")

@@ -55,6 +55,7 @@ class Device:
         # 1024 = config_schema.MIC_RING_FRAMES, which bounds mic.poll_ms (the schema is not loaded here)
         self.sensors["mic"] = Sensor("mic", self._driver_factory("mic"), self.log, 1, 1024)
         self.config = Config(data + "/config.json", self.log)
+        self.config.device = self
         self.log.set_level(self.config.get("log.level"))
         self.log.file_bytes = self.config.get("log.file_kb") * 1024
         self.device_id = self.platform.unique_id()

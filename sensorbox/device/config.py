@@ -28,6 +28,7 @@ class Config:
         self.boot_error = None
         self.reboot_pending = []
         self._listeners = []
+        self.device = None  # set by the app: updates are also checked against its running model (config_edit)
         try:
             self._store(lazy.load(_EDIT).load(self))
         finally:

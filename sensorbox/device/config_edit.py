@@ -65,6 +65,8 @@ def update(cfg, partial):
     current = cfg.as_dict()
     merged = schema.validate(partial, current)
     changed = [k for k in schema.keys() if merged[k] != current[k]]
+    if cfg.device is not None:
+        _check_running(cfg.device, merged, current)
     if changed:
         _save(cfg.path, merged)
         for k in changed:
@@ -95,13 +97,61 @@ def view(cfg, port):
             "boot_error": cfg.boot_error}
 
 
+def _check_running(device, new, old):
+    """Refuse values that what runs cannot work with (the schema cannot know it): the model's window, a RAM
+    limit the model would not fit at the next start (activating a model sets ml.window to the model's, see
+    models.py), and a free-flash floor that retention could never reach (it would delete every stored row)."""
+    kb = new["store.min_free_kb"]
+    if kb > old["store.min_free_kb"]:
+        try:
+            free = device.platform.flash_stats()[1]
+        except OSError:
+            free = None
+        if free is not None:
+            most = (free + sum(r.bytes for r in device.store.res)) // 1024
+            if kb >= most:
+                raise schema.ConfigError("store.min_free_kb", "{} KB could never be free: the flash has {} KB free "
+                                         "and the store holds {} KB, so retention would delete every stored row; "
+                                         "less than {} KB".format(kb, free // 1024, most - free // 1024, most))
+    m = device.model
+    w = new["ml.window"]
+    if w != old["ml.window"]:
+        if getattr(device, "model_busy", False):
+            raise schema.ConfigError("ml.window", "a model is being loaded; try again in a moment")
+        if m is not None and m.window != w:
+            raise schema.ConfigError("ml.window", "the active model was trained on {0}-frame windows, so ml.window "
+                                     "stays {0} while it runs (activating a model sets ml.window to its window)"
+                                     .format(m.window))
+    kb = new["ml.model_max_kb"]
+    if m is not None and kb < old["ml.model_max_kb"]:
+        from sensorbox.shared.model import ram_bytes
+
+        need = ram_bytes(m.info)
+        if need > kb * 1024:
+            raise schema.ConfigError("ml.model_max_kb", "the active model needs {} bytes of RAM: at least {} KB, or "
+                                     "it would be refused at the next start".format(need, (need + 1023) // 1024))
+
+
 def _save(path, values):
-    # Only keys that differ from the default are written: the file stays small and new defaults apply.
-    out = {}
-    for e in schema.entries():
-        if values[e[0]] != e[2]:
-            out[e[0]] = values[e[0]]
+    # Only keys that differ from the default are written: the file stays small and new defaults apply. Written a
+    # key at a time and long strings (a CA certificate: up to 4000 characters) in pieces: no block of the heap
+    # as large as the file is needed (one was: 503 for a long mqtt.tls_ca on a fragmented heap).
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(json.dumps(out))
+        sep = "{"
+        for e in schema.entries():
+            v = values[e[0]]
+            if v != e[2]:
+                f.write(sep)
+                f.write(json.dumps(e[0]))
+                f.write(":")
+                if isinstance(v, str) and len(v) > 256:
+                    f.write('"')
+                    for i in range(0, len(v), 256):
+                        f.write(json.dumps(v[i:i + 256])[1:-1])
+                    f.write('"')
+                else:
+                    f.write(json.dumps(v))
+                sep = ","
+        f.write("}" if sep == "," else "{}")
     os.rename(tmp, path)

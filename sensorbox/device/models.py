@@ -77,17 +77,44 @@ def _path(device, which):
 
 
 def _compatible(device, meta):
-    """Raise ModelError unless ``meta`` fits this device's features, sensor, window and RAM limit."""
+    """Raise ModelError unless ``meta`` fits this device's features, sensor and RAM limit, with a window that
+    ``ml.window`` can take (the model's window becomes ``ml.window`` when it runs: ``_follow``)."""
     sm = lazy.load("sensorbox.shared.model")
     try:
         ch = device.sensors["accel"].ring.channels
-        cfg = device.config
-        sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, cfg.get("ml.window"),
-                      cfg.get("ml.model_max_kb") * 1024)
+        sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
+                      device.config.get("ml.model_max_kb") * 1024)
     except sm.ModelError as e:
         raise ModelError(e.reason, e.field)
     finally:
         lazy.unload("sensorbox.shared.model")
+    schema = lazy.load("sensorbox.shared.config_schema")
+    try:
+        schema.check_value("ml.window", meta["window"])
+    except ValueError as e:
+        raise ModelError("model was trained on {}-frame windows; ml.window can be {}".format(
+            meta["window"], " or ".join(str(c) for c in schema.entry("ml.window")[4])), "window")
+    finally:
+        lazy.unload("sensorbox.shared.config_schema")
+
+
+def _follow(device):
+    """Make ``ml.window`` the running model's window (and ``ml.hop`` at most that): a model that runs always gets
+    the windows it was trained on. The config change restarts the pipeline. Called once no load is in progress
+    (config_edit refuses ml.window changes while one is)."""
+    m = device.model
+    cfg = device.config
+    if m is None or cfg.get("ml.window") == m.window:
+        return
+    up = {"ml.window": m.window}
+    if cfg.get("ml.hop") > m.window:
+        h = m.info["hop"]
+        up["ml.hop"] = h if 8 <= h <= m.window else m.window // 2
+    try:
+        cfg.update(up)
+        device.log.info("model", "ml.window set to {}: the model's window".format(m.window))
+    except (ValueError, OSError) as e:  # not saved (flash): the pipeline says why it does not classify
+        device.log.error("model", "cannot set ml.window to the model's {}: {}".format(m.window, e))
 
 
 def _read_meta(path):
@@ -198,9 +225,17 @@ async def boot(device):
     """Load the model to run at start: active, else previous, else the bundled default."""
     _claim(device)
     try:
-        return await _boot(device)
+        await _boot(device)
     finally:
         device.model_busy = False
+    m = device.model
+    if m is not None and m.window != device.config.get("ml.window"):  # config.json edited or reset meanwhile
+        asyncio.create_task(_follow_soon(device))  # from a task of its own: the change restarts the caller
+    return m
+
+
+async def _follow_soon(device):
+    _follow(device)
 
 
 async def _boot(device, spare=None):
@@ -339,6 +374,7 @@ async def activate(device):
     finally:
         _release(device)
     _swap(device, "staged")
+    _follow(device)
     device.model_error = None
     device.log.info("model", "activated an uploaded model ({} trees, {})".format(new.n_trees, new.info["sha256"]))
     return info(device)
@@ -356,6 +392,7 @@ async def rollback(device):
     finally:
         _release(device)
     _swap(device, "previous")
+    _follow(device)
     device.log.info("model", "rolled back to the previous model ({})".format(origin))
     return info(device)
 

@@ -43,7 +43,7 @@ class Model:
         self.origin = origin
         m = meta.get("metrics") or {}
         self.info = {"origin": origin, "classes": self.classes, "trees": meta["trees"], "nodes": meta["nodes"],
-                     "features": meta["features"], "feature_version": meta["feature_version"],
+                     "leaves": meta["leaves"], "features": meta["features"], "feature_version": meta["feature_version"],
                      "window": self.window, "hop": meta["hop"], "sha256": meta["csv_sha256"][:16],
                      "cv_accuracy": m.get("cv_accuracy_mean"), "created": meta.get("created")}
 
@@ -56,7 +56,7 @@ class Pipeline:
         self.latest = None  # (t_ms, class_index, confidence_permille)
         self.feats = None  # the latest window's features (the pipeline's own array, overwritten per window)
         self.feats_t = None  # and the time of that window (polled by the live stream, http/live.py)
-        self.label = -1
+        self.label = UNKNOWN  # the class name of the last prediction (a name: the model may change meanwhile)
         self.reason = None  # why there are no predictions, if there are none
 
     def status(self):
@@ -167,8 +167,7 @@ class Pipeline:
         self.latest = (t_ms, best, conf)
         bus = self.device.bus
         bus.publish("predictions", t_ms, (best, conf))
-        if best != self.label:
-            old = self.label
-            self.label = best
-            bus.publish("events", t_ms, {"type": "class_change", "from": m.classes[old] if old >= 0 else UNKNOWN,
-                                         "to": m.classes[best] if best >= 0 else UNKNOWN, "confidence": conf})
+        name = m.classes[best] if best >= 0 else UNKNOWN
+        if name != self.label:  # by name: an index of the model before a swap means nothing in this one
+            bus.publish("events", t_ms, {"type": "class_change", "from": self.label, "to": name, "confidence": conf})
+            self.label = name

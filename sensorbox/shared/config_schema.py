@@ -51,7 +51,7 @@ sim.mic_noise_dbfs      int     -50           -90 0
 # smaller blocks fit a fragmented heap where one larger would not (a 2.8 KB SPEC failed on a busy device).
 SPEC_B = """
 ml.enabled              bool    true
-ml.window               int     128           32 256
+ml.window               choice  128           [32,64,128,256]
 ml.hop                  int     64            8 256
 ml.smooth               int     3             1 16
 ml.unknown_permille     int     500           0 1000
@@ -229,20 +229,35 @@ def validate(update, current=None):
         if not isinstance(key, str):
             raise ConfigError(str(key), "keys must be strings")
         merged[key] = check_value(key, update[key])
-    _check_mic(merged)
-    _check_integrations(merged)
+    _check_mic(merged, update)
+    _check_ml(merged, update)
+    _check_integrations(merged, update)
     return merged
 
 
-def _check_integrations(config):
+def _check_ml(config, update):
+    # A window is cut every ml.hop frames: a hop longer than the window would skip frames (the pipeline used to
+    # clamp it silently). Named: the key the update changes (ml.window when both or neither).
+    w = config.get("ml.window")
+    h = config.get("ml.hop")
+    if w is not None and h is not None and h > w:
+        key = "ml.hop" if "ml.hop" in update and "ml.window" not in update else "ml.window"
+        raise ConfigError(key, "ml.hop ({}) must not exceed ml.window ({}): {}".format(
+            h, w, "lower ml.hop first" if key == "ml.window" else "a window is cut every ml.hop frames"))
+
+
+def _check_integrations(config, update=()):
     # What the MQTT and webhook sinks would only find out when they start: refused here, naming the key.
     for p in ("webhook.", "webhook.2.", "webhook.3."):
         url = config.get(p + "url")
-        if url:  # (the checks' module is loaded only when a webhook is configured: config updates stay light)
+        # (the checks' module is loaded only when a webhook is configured or its resources change: config
+        # updates stay light; a bad resources value is never stored, to be found only when a URL is set)
+        if url or p + "resources" in update:
             from sensorbox.shared.integration_settings import parse_url, webhook_resources
 
             try:
-                parse_url(url)
+                if url:
+                    parse_url(url)
             except ValueError as e:
                 raise ConfigError(p + "url", str(e))
             try:
@@ -253,18 +268,23 @@ def _check_integrations(config):
     if pre is not None and ("+" in pre or "#" in pre or pre.startswith("/") or pre.endswith("/") or "//" in pre):
         raise ConfigError("mqtt.prefix", "a topic prefix without wildcards (+ #) or empty levels, e.g. sensorbox")
     if config.get("mqtt.commands") and not config.get("mqtt.command_token"):
+        if "mqtt.command_token" in update and "mqtt.commands" not in update:  # named: the key being changed
+            raise ConfigError("mqtt.command_token", "mqtt.commands is on and needs a token: turn it off first")
         raise ConfigError("mqtt.commands", "set mqtt.command_token first: commands need a token to be authorised")
 
 
-def _check_mic(config):
-    # mic.poll_ms against the ring at the configured rate (see MIC_RING_FRAMES)
+def _check_mic(config, update=()):
+    # mic.poll_ms against the ring at the configured rate (see MIC_RING_FRAMES); named: the key being changed
     poll = config.get("mic.poll_ms")
     rate = config.get("mic.rate_hz")
     if poll is not None and rate is not None and poll * rate > MIC_RING_FRAMES * 1000 // 3:
-        raise ConfigError("mic.poll_ms", "{} ms at {} Hz is {} samples per poll; the microphone's {}-sample ring "
-                          "allows at most {} ms at that rate".format(poll, rate, poll * rate // 1000,
-                                                                      MIC_RING_FRAMES,
-                                                                      MIC_RING_FRAMES * 1000 // 3 // rate))
+        key = "mic.rate_hz" if "mic.rate_hz" in update and "mic.poll_ms" not in update else "mic.poll_ms"
+        raise ConfigError(key, "mic.poll_ms {} ms at {} Hz is {} samples per poll; the microphone's {}-sample ring "
+                          "allows at most {} ms at that rate{}".format(poll, rate, poll * rate // 1000,
+                                                                        MIC_RING_FRAMES,
+                                                                        MIC_RING_FRAMES * 1000 // 3 // rate,
+                                                                        ": lower mic.poll_ms first" if
+                                                                        key == "mic.rate_hz" else ""))
 
 
 def public_view(config):

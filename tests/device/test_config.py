@@ -151,3 +151,61 @@ def test_failed_save_keeps_old_config():
     except OSError:
         pass
     assert c.get("device.name") == "sensorbox"
+
+
+class _Model:
+    window = 128
+    info = {"trees": 20, "nodes": 620, "leaves": 7}  # the shipped model's: 5607 bytes of RAM
+
+
+def _refused(c, update, key, words):
+    try:
+        c.update(update)
+    except ValueError as e:
+        assert e.key == key and words in e.reason, (e.key, e.reason)
+        return
+    raise AssertionError("accepted {}".format(update))
+
+
+def test_ml_keys_are_checked_against_the_running_model():
+    # ml.window 64 with a 128-frame model used to be accepted and stop analysis ("model needs 128-frame windows")
+    c = Config(tmpdir() + "/config.json", quiet_log())
+    dev = type("Dev", (), {})()
+    dev.model = _Model()
+    c.device = dev
+    _refused(c, {"ml.window": 64}, "ml.window", "trained on 128-frame windows")
+    _refused(c, {"ml.model_max_kb": 5}, "ml.model_max_kb", "needs 5607 bytes of RAM: at least 6 KB")
+    assert c.update({"ml.model_max_kb": 6}) == ["ml.model_max_kb"]
+    assert c.update({"ml.hop": 32, "ml.smooth": 5}) == ["ml.hop", "ml.smooth"]
+    dev.model_busy = True  # a model loading (at boot: no model yet) may be of another window
+    dev.model = None
+    _refused(c, {"ml.window": 64}, "ml.window", "being loaded")
+    dev.model_busy = False
+    assert c.update({"ml.window": 64}) == ["ml.window"]  # no model runs: any window the extractor takes
+    assert c.get("ml.window") == 64 and c.get("ml.hop") == 32
+
+
+def test_long_strings_are_saved_in_pieces_and_read_back():
+    path = tmpdir() + "/config.json"
+    c = Config(path, quiet_log())
+    ca = ("-----BEGIN CERTIFICATE----- " + 'ab"c\\d/\u00e9\u00b5\u00b0 ' * 320)[:3990]
+    c.update({"mqtt.tls_ca": ca, "device.name": 'q"\\'})
+    assert json.loads(_read(path)) == {"mqtt.tls_ca": ca, "device.name": 'q"\\'}
+    c2 = Config(path, quiet_log())
+    assert c2.get("mqtt.tls_ca") == ca and c2.boot_error is None
+    c2.update({"mqtt.tls_ca": "", "device.name": "sensorbox"})
+    assert json.loads(_read(path)) == {}
+
+
+def test_a_free_flash_floor_retention_could_never_reach_is_refused():
+    # store.min_free_kb beyond what the flash can ever have free made retention delete every stored row
+    c = Config(tmpdir() + "/config.json", quiet_log())
+    dev = type("Dev", (), {})()
+    dev.model = None
+    dev.platform = type("P", (), {"flash_stats": lambda self: (2048 * 1024, 1500 * 1024)})()
+    dev.store = type("S", (), {"res": [type("R", (), {"bytes": 300 * 1024})(), type("R", (), {"bytes": 100 * 1024})()]})()
+    c.device = dev
+    _refused(c, {"store.min_free_kb": 1900}, "store.min_free_kb", "less than 1900 KB")
+    _refused(c, {"store.min_free_kb": 65536}, "store.min_free_kb", "1500 KB free and the store holds 400 KB")
+    assert c.update({"store.min_free_kb": 1899}) == ["store.min_free_kb"]  # reachable: deletes old data, not all
+    assert c.update({"store.min_free_kb": 0}) == ["store.min_free_kb"]

@@ -410,3 +410,21 @@ def test_upload_is_bounded_so_it_can_never_fill_the_flash():
     assert os.stat(m.dir + "/staged/model.csv")[6] == 64 * 1024
     m.config.values["ml.model_max_kb"] = 32  # the bound follows the model RAM limit
     assert m.stage_chunk(64 * 1024, b"0")["received"] == 64 * 1024 + 1
+
+
+async def test_a_model_of_another_window_sets_ml_window_one_no_window_fits_is_refused():
+    # The model's window becomes ml.window when it runs (before: a model of another window was refused, and
+    # ml.window could not be changed to its window while the old model ran).
+    m = manager()
+    await m.boot()
+    meta, csv = _variant(rotate=1)
+    d = json.loads(meta)
+    d["window"] = 100
+    refused(lambda: m.stage_meta(json.dumps(d).encode()), "100-frame windows", "32 or 64 or 128 or 256")
+    d["window"], d["hop"] = 64, 32
+    m.config.values["ml.hop"] = 128  # beyond the new window: follows the model's hop
+    upload(m, json.dumps(d).encode(), csv)
+    await m.activate()
+    assert m.current.window == 64 and m.config.get("ml.window") == 64 and m.config.get("ml.hop") == 32
+    await m.rollback()
+    assert m.current.window == 128 and m.config.get("ml.window") == 128 and m.config.get("ml.hop") == 32

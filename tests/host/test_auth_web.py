@@ -83,7 +83,7 @@ def test_routes_list_is_complete_and_documented(walker, routes):
                      ("POST", "/api/restart"), ("DELETE", "/api/tokens/<int:ident>"), ("GET", "/api/logs"),
                      ("GET", "/api/events"), ("POST", "/api/labels"), ("GET", "/api/resources/<name>/data")]:
         assert expected in have, expected
-    r = _retry(device_app.get, "/api/openapi.json", auth=False)
+    r = _retry(device_app.get, "/api/openapi.json", auth=False, headers={"Accept-Encoding": "gzip"})
     assert r.status == 200 and r.headers.get("Content-Encoding") == "gzip"
     import gzip
 
@@ -198,7 +198,7 @@ def test_session_cookie_and_csrf(device_app):
 
 
 def test_static_files_and_no_traversal(device_app):
-    r = _retry(device_app.get, "/", auth=False)
+    r = _retry(device_app.get, "/", auth=False, headers={"Accept-Encoding": "gzip"})
     assert r.status == 200 and r.headers["Content-Encoding"] == "gzip"
     import gzip
 

@@ -150,3 +150,61 @@ def test_api_tokens_for_pull_model_and_train_push_with_readable_summaries(device
     mine = json.loads((out / "meta.json").read_text())
     assert "active model: uploaded " + mine["csv_sha256"][:16] in r.stdout
     assert retry_503(dev.get, "/api/model").json()["active"]["sha256"] == mine["csv_sha256"][:16]
+
+
+def _fewer_classes_other_window(tmp_path, window, hop):
+    """The shipped model with its 7 classes merged into 2 ("kept" = PEN, "other") and meta.json saying it was
+    trained on ``window``-frame windows (its features are the same names at any window)."""
+    import hashlib
+
+    d = copy_model(tmp_path, "two-{}".format(window))
+    meta = json.loads((d / "meta.json").read_text())
+    keep = meta["classes"].index("PEN")
+    out = []
+    for ln in (d / "model.csv").read_text().splitlines():
+        if ln.startswith("c,"):
+            ln = "c,2"
+        elif ln.startswith("l,"):
+            ln = "l,0" if int(ln[2:]) == keep else "l,1"
+        out.append(ln)
+    csv = ("\n".join(out) + "\n").encode()
+    (d / "model.csv").write_bytes(csv)
+    meta.update(classes=["kept", "other"], window=window, hop=hop, csv_bytes=len(csv),
+                csv_sha256=hashlib.sha256(csv).hexdigest())
+    (d / "meta.json").write_text(json.dumps(meta))
+    return d
+
+
+def test_models_of_fewer_classes_and_other_windows_switch_live(device_factory, tmp_path):
+    # Issue 10: a model with fewer classes crashed the pipeline (IndexError in _classify, class-change event);
+    # ml.window 64 was accepted and stopped analysis; a model of another window could not be activated at all.
+    dev = device_factory()
+    wait_prediction(dev)
+    export.push(dev.url, str(_fewer_classes_other_window(tmp_path, 128, 64)), ADMIN_PASSWORD)
+    n = dev.status()["analysis"]["windows"]
+    a = wait_prediction(dev, n + 1)  # (tests/device/test_pipeline.py makes the old class's index certain)
+    assert a["reason"] is None and a["prediction"]["class"] in ("kept", "other", "unknown"), a
+    assert dev.status()["tasks"]["pipeline"]["restarts"] == 0
+    export.device_call(dev.url, "rollback", ADMIN_PASSWORD)
+    r = dev.put("/api/config", {"ml.window": 64})
+    assert r.status == 400 and r.json()["field"] == "ml.window" and "128-frame" in r.json()["error"], r.body
+    assert dev.put("/api/config", {"ml.hop": 100}).status == 200
+    export.push(dev.url, str(_fewer_classes_other_window(tmp_path, 64, 32)), ADMIN_PASSWORD)
+    cfg = dev.get("/api/config").json()["config"]
+    assert cfg["ml.window"] == 64 and cfg["ml.hop"] == 32  # the model's window, and its hop (100 > 64)
+    n = dev.status()["analysis"]["windows"]
+    a = wait_prediction(dev, n + 1)
+    assert a["reason"] is None and a["prediction"]["class"] in ("kept", "other", "unknown"), a
+    r = dev.put("/api/config", {"ml.window": 128})
+    assert r.status == 400 and "64-frame" in r.json()["error"]
+    export.device_call(dev.url, "rollback", ADMIN_PASSWORD)  # 7 classes and 128 frames again
+    assert dev.get("/api/config").json()["config"]["ml.window"] == 128
+    n = dev.status()["analysis"]["windows"]
+    a = wait_prediction(dev, n + 1)
+    assert a["reason"] is None, a
+    st = dev.status()
+    assert st["tasks"]["pipeline"]["restarts"] == 0 and st["task_restarts"] == 0, st["tasks"]
+    ev = json.loads(dev.get("/api/events?start=0").body)
+    ev = ev.get("events", ev) if isinstance(ev, dict) else ev
+    changes = [e for e in ev if e.get("type") == "class_change"]
+    assert any(e["to"] in ("kept", "other") for e in changes), changes

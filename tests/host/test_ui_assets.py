@@ -40,3 +40,41 @@ def test_openapi_documents_every_path_with_errors():
             assert op["summary"] and "200" in op["responses"], (path, method)
             if op.get("security") != []:
                 assert "401" in op["responses"], (path, method)
+
+
+def _raw_get(dev, path, accept):
+    """GET over a plain socket (urllib would add its own Accept-Encoding): (status, headers, body)."""
+    import http.client
+
+    c = http.client.HTTPConnection("127.0.0.1", dev.port, timeout=10)
+    c.putrequest("GET", path, skip_accept_encoding=True)
+    if accept is not None:
+        c.putheader("Accept-Encoding", accept)
+    c.endheaders()
+    r = c.getresponse()
+    out = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    c.close()
+    return out
+
+
+def test_gzip_only_to_clients_that_accept_it(device_app):
+    # Before: every file went out with Content-Encoding: gzip, also to `curl` without --compressed.
+    www = os.path.join(bundle.build("unix"), "www")
+    for name in sorted(os.listdir(www)):
+        if not name.endswith(".gz"):
+            continue
+        stored = open(os.path.join(www, name), "rb").read()
+        plain = gzip.decompress(stored)
+        path = "/api/openapi.json" if name == "openapi.json.gz" else "/static/" + name[:-3]
+        for accept, want_gz in ((None, False), ("identity", False), ("gzip;q=0", False), ("br, gzip;q=0.0", False),
+                                ("gzip", True), ("gzip, deflate, br", True), ("*", True), ("GZIP;q=0.5", True)):
+            status, h, body = _raw_get(device_app, path, accept)
+            assert status == 200, (path, accept, status, body[:200])
+            assert h.get("vary") == "Accept-Encoding", (path, h)
+            if want_gz:
+                assert h.get("content-encoding") == "gzip" and body == stored, (path, accept)
+            else:
+                assert "content-encoding" not in h and body == plain, (path, accept, h, len(body), len(plain))
+    status, h, body = _raw_get(device_app, "/", None)
+    assert status == 200 and h["content-type"].startswith("text/html") and b'id="dashboard"' in body
+    assert json.loads(_raw_get(device_app, "/api/openapi.json", None)[2])["openapi"].startswith("3.")

@@ -121,13 +121,15 @@ def test_mic_poll_interval_fits_the_ring_at_the_configured_rate():
     _rejects({"mic.poll_ms": 22}, "mic.poll_ms", "allows at most 21 ms")
     _rejects({"mic.poll_ms": 200}, "mic.poll_ms", "out of range 5..42")
     assert schema.validate({"mic.rate_hz": 8000, "mic.poll_ms": 42})["mic.poll_ms"] == 42
-    # raising the rate with a poll interval that no longer fits names the poll interval, and applies nothing
+    # raising the rate with a poll interval that no longer fits names the rate (the key changed: the Settings page
+    # shows the reason at the field the user changed) and says to lower the poll interval; applies nothing
     cur = schema.validate({"mic.rate_hz": 8000, "mic.poll_ms": 40})
     try:
         schema.validate({"mic.rate_hz": 16000}, cur)
         raise AssertionError("accepted 40 ms polls at 16 kHz")
     except ConfigError as e:
-        assert e.key == "mic.poll_ms" and "640 samples per poll" in e.reason, e.reason
+        assert e.key == "mic.rate_hz" and "640 samples per poll" in e.reason, e.reason
+        assert "lower mic.poll_ms first" in e.reason, e.reason
     assert cur["mic.rate_hz"] == 8000
     for rate in (8000, 16000):
         for poll in range(5, 43):
@@ -164,3 +166,28 @@ def test_urls_are_shown_without_their_path():
     assert r("http://h") == "http://h"
     assert r("https://u:pw@h:1/x") == "https://***@h:1/..."
     assert cfgi.parse_url("http://127.0.0.1:8080/hook?a=1") == (False, "127.0.0.1", 8080, "/hook?a=1")
+
+
+def test_analysis_window_and_hop():
+    # ml.window: only the sizes the feature extractor (an FFT) takes; 100 used to be accepted and crash the
+    # pipeline in a restart loop. ml.hop: at most the window (it was accepted and clamped silently).
+    for w in (32, 64, 128, 256):
+        assert schema.validate({"ml.window": w, "ml.hop": min(64, w)})["ml.window"] == w
+    _rejects({"ml.window": 100}, "ml.window", "not one of 32, 64, 128, 256")
+    _rejects({"ml.hop": 129}, "ml.hop", "must not exceed ml.window (128)")
+    _rejects({"ml.window": 32}, "ml.window", "lower ml.hop first")  # hop 64 > 32: the key changed is named
+    _rejects({"ml.window": 32, "ml.hop": 64}, "ml.window", "must not exceed")
+    assert schema.validate({"ml.window": 32, "ml.hop": 32})["ml.hop"] == 32
+    assert schema.validate({"ml.hop": 128})["ml.hop"] == 128
+
+
+def test_cross_key_refusals_name_the_key_being_changed():
+    # what the Settings page sends, one key at a time: the refusal names that key
+    _rejects({"webhook.2.resources": "nonsense"}, "webhook.2.resources", "unknown resource")  # no URL set yet
+    cur = schema.validate({"mqtt.command_token": "t", "mqtt.commands": True})
+    try:
+        schema.validate({"mqtt.command_token": ""}, cur)
+        raise AssertionError("accepted")
+    except ConfigError as e:
+        assert e.key == "mqtt.command_token" and "turn it off first" in e.reason, (e.key, e.reason)
+    _rejects({"mqtt.commands": True}, "mqtt.commands", "set mqtt.command_token first")

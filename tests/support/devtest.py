@@ -44,6 +44,13 @@ class StubConfig:
     def get(self, key):
         return self.values[key]
 
+    def update(self, partial):
+        """Validate ``partial`` and apply it (no file, no listeners); returns the changed keys."""
+        merged = config_schema.validate(partial, self.values)
+        changed = [k for k in merged if merged[k] != self.values[k]]
+        self.values = merged
+        return changed
+
 
 def quiet_log(path=None):
     return Log(lambda: 0, path, echo=False)

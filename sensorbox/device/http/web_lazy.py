@@ -76,7 +76,7 @@ async def _handle(device, http, req, p):
 
         return live.response(device, req)
     if action == "openapi.json":
-        return static_file(device.platform.www_dir, "openapi.json")
+        return static_file(device.platform.www_dir, "openapi.json", req)
     if action == "session":
         a = req.headers.get("Authorization") or ""
         sid = req.cookies.get(authz.COOKIE)

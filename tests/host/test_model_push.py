@@ -170,7 +170,8 @@ def _fewer_classes_other_window(tmp_path, window, hop):
     csv = ("\n".join(out) + "\n").encode()
     (d / "model.csv").write_bytes(csv)
     meta.update(classes=["kept", "other"], window=window, hop=hop, csv_bytes=len(csv),
-                csv_sha256=hashlib.sha256(csv).hexdigest())
+                csv_sha256=hashlib.sha256(csv).hexdigest(), class_names=["kept", "other"],
+                class_descriptions=["PEN (pendulum)", "every other exercise"])
     (d / "meta.json").write_text(json.dumps(meta))
     return d
 

@@ -29,6 +29,8 @@ On first start of a data directory the admin password is printed once. Ctrl-C st
 """
 
 RESTART_EXIT_CODE = 75  # the device asks to be restarted (POST /api/restart, platform.reset())
+# Ended by its watchdog (SIGALRM, platform/unix.py's WDT) or by a crash: a board would reset and boot again.
+RESET_SIGNALS = (signal.SIGALRM, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT)
 
 
 def cmd_build(args):
@@ -74,6 +76,10 @@ def cmd_run(args):
             return 0
         if code == RESTART_EXIT_CODE:
             print("sensorbox: device restarting", flush=True)
+            continue
+        if code < 0 and -code in RESET_SIGNALS:
+            print("sensorbox: device reset by {} ({}); starting it again".format(
+                "its watchdog" if -code == signal.SIGALRM else "a crash", signal.Signals(-code).name), flush=True)
             continue
         if code != 0:
             print("sensorbox: device exited with code {}".format(code), file=sys.stderr)

@@ -141,3 +141,18 @@ def test_urls_are_shown_without_their_path():
     assert r("http://h") == "http://h"
     assert r("https://u:pw@h:1/x") == "https://***@h:1/..."
     assert cfgi.parse_url("http://127.0.0.1:8080/hook?a=1") == (False, "127.0.0.1", 8080, "/hook?a=1")
+
+
+def test_numbers_past_the_float_range_and_lone_surrogates_are_refused():
+    # Issue 11.7: {"http.read_timeout_s": 1e999} was a 500 (OverflowError converting inf to int); a lone surrogate
+    # in a name was stored and made every later /api/status and /api/config invalid UTF-8.
+    import json
+
+    inf = json.loads("1e999")
+    for v in (inf, -inf, inf - inf):
+        _rejects({"http.read_timeout_s": v}, "http.read_timeout_s", "expected an integer")
+        _rejects({"sound.sensitivity_dbfs": v}, "sound.sensitivity_dbfs", "out of range")
+    _rejects({"http.read_timeout_s": 10 ** 30}, "http.read_timeout_s", "out of range")
+    _rejects({"device.name": json.loads('"\\ud800x"')}, "device.name", "surrogate")
+    _rejects({"device.name": json.loads('"x\\udfff"')}, "device.name", "surrogate")
+    assert schema.validate({"device.name": "K\u00fcche \u2603"})["device.name"] == "K\u00fcche \u2603"

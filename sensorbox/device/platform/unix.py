@@ -4,7 +4,8 @@ Settings come from the environment, which ``sensorbox run`` fills in:
 ``SENSORBOX_DATA`` (data directory), ``SENSORBOX_PORT`` (HTTP port, overrides the config),
 ``SENSORBOX_REPLAY`` (the .npy recording the simulated accelerometer replays), ``SENSORBOX_HOST`` (address to
 listen on, 127.0.0.1 unless set), ``SENSORBOX_ADMIN_PASSWORD`` (admin password on first start; random if unset), ``SENSORBOX_WWW`` (the
-bundle's ``www`` directory of static files).
+bundle's ``www`` directory of static files), ``SENSORBOX_WATCHDOG_S`` (the watchdog's timeout in seconds instead of
+the supervisor's; 0 = no watchdog).
 """
 
 import os
@@ -68,6 +69,38 @@ class Platform:
     async def start_network(self, config, log):
         return True  # the host's network is up
 
+    def watchdog(self, timeout_ms):
+        """The board's watchdog here: ``WDT`` (below), unless ``SENSORBOX_WATCHDOG_S`` says otherwise."""
+        s = os.getenv("SENSORBOX_WATCHDOG_S")
+        if s:
+            timeout_ms = int(float(s) * 1000)
+        return WDT(timeout=timeout_ms) if timeout_ms > 0 else None
+
     def reset(self):
         # Exit with a code the supervisor script (sensorbox run) understands as "restart me".
         sys.exit(75)
+
+
+class WDT:
+    """``machine.WDT`` for the unix port, with its interface (``WDT(timeout=ms)``, ``feed()``; checked against
+    MicroPython's ESP32 stubs by tests/host/test_platform_stubs.py): once made it cannot be stopped, and when it
+    is not fed for ``timeout`` ms a thread of its own ends the process with SIGALRM, as the hardware would reset
+    the board, whatever the event loop is doing. ``sensorbox run`` then starts the device again. The thread
+    only reads ``_fed`` (a small int) and sleeps: it allocates nothing until it fires."""
+
+    def __init__(self, id=0, timeout=5000):
+        import _thread
+
+        self.timeout = timeout
+        self._fed = time.ticks_ms()
+        self._say = "watchdog: not fed for {} ms; resetting".format(timeout)
+        _thread.start_new_thread(self._watch, ())
+
+    def feed(self):
+        self._fed = time.ticks_ms()
+
+    def _watch(self):
+        while time.ticks_diff(time.ticks_ms(), self._fed) <= self.timeout:
+            time.sleep_ms(100)
+        print(self._say)
+        os.system("kill -ALRM $PPID")  # the shell's parent: this process

@@ -79,17 +79,22 @@ async def test_config_change_restarts_dependants_only():
     await sup.stop()
 
 
+def _counting(runs):
+    """A service that counts its starts in runs[0] and then runs until cancelled."""
+
+    async def run():
+        runs[0] += 1
+        while True:
+            await asyncio.sleep_ms(5)
+
+    return run
+
+
 async def test_injected_fault_counts_as_failure():
     log = quiet_log()
     sup = sv.Supervisor(log)
     started = [0]
-
-    async def svc():
-        started[0] += 1
-        while True:
-            await asyncio.sleep_ms(5)
-
-    s = sup.add("accel", svc)
+    s = sup.add("accel", _counting(started))
     await until(lambda: started[0] == 1)
     sup.inject_fault("accel")
     await until(lambda: started[0] == 2, 2000)
@@ -219,14 +224,8 @@ async def test_a_service_whose_heartbeat_stops_is_restarted_and_the_watchdog_sta
     sup = sv.Supervisor(log)
     beat = [None]
     runs = [0]
-
-    async def server():
-        runs[0] += 1
-        while True:
-            await asyncio.sleep_ms(5)
-
-    svc = sup.add("http", server, (), lambda: beat[0])
-    sup.add("steady", server)
+    svc = sup.add("http", _counting(runs), (), lambda: beat[0])
+    sup.add("steady", _counting(runs))
     await until(lambda: runs[0] == 2)
     now = time.ticks_ms()
     beat[0] = now
@@ -258,13 +257,7 @@ async def test_a_service_whose_heartbeat_stops_is_restarted_and_the_watchdog_sta
 async def test_a_keeper_found_ended_is_started_again():
     sup = sv.Supervisor(quiet_log())
     runs = [0]
-
-    async def svc_fn():
-        runs[0] += 1
-        while True:
-            await asyncio.sleep_ms(5)
-
-    svc = sup.add("a", svc_fn)
+    svc = sup.add("a", _counting(runs))
     await until(lambda: runs[0] == 1)
     sup.stopping = True  # (lets the keeper end on a cancel, as only a stop would)
     svc.task.cancel()

@@ -15,30 +15,13 @@ import sys
 import threading
 import time
 
-from conftest import ADMIN_PASSWORD, free_port
+from conftest import ADMIN_PASSWORD, free_port, send_raw
 
 BASIC = "Basic " + base64.b64encode(("admin:" + ADMIN_PASSWORD).encode()).decode()
 
 
-def raw(port, data, src="127.0.0.1", timeout=8):
-    """Send ``data`` on a fresh connection from address ``src``; the whole reply (b"" when the device closed)."""
-    s = socket.socket()
-    s.settimeout(timeout)
-    try:
-        s.bind((src, 0))
-        s.connect(("127.0.0.1", port))
-        s.sendall(data)
-        reply = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-        return reply
-    except ConnectionResetError:
-        return b""
-    finally:
-        s.close()
+def raw(port, data, src="127.0.0.1"):
+    return send_raw(port, data, src)
 
 
 def request(port, method, path, body=None, headers=(), src="127.0.0.1", auth=BASIC):

@@ -5,7 +5,7 @@ import os
 import socket
 import time
 
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, send_raw
 
 
 def test_status_open_probe_holds_no_data(device_app):
@@ -178,18 +178,7 @@ def test_slow_client_is_cut_off_and_sampling_goes_on(device_app):
 
 def _raw(port, data, pieces=1, pause=0.0):
     """Send ``data`` (in ``pieces`` parts, ``pause`` s apart) on a fresh connection; the whole reply."""
-    with socket.create_connection(("127.0.0.1", port), timeout=8) as c:
-        step = -(-len(data) // pieces)
-        for i in range(0, len(data), step):
-            c.sendall(data[i:i + step])
-            time.sleep(pause)
-        reply = b""
-        while True:
-            chunk = c.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-    return reply
+    return send_raw(port, data, pieces=pieces, pause=pause)
 
 
 def test_oversized_heads_get_431_and_bodies_413(device_app):

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, send_raw
 
 FULL = os.environ.get("SENSORBOX_PROOF") == "full"
 BASIC = "Basic " + base64.b64encode(("admin:" + ADMIN_PASSWORD).encode()).decode()
@@ -201,26 +201,9 @@ def make_request(rng):
     return raw, authed
 
 
-def send(port, raw, limit=65536, timeout=10):
-    """Send ``raw``, close the sending side, read the reply (up to ``limit`` bytes)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    reply = b""
-    try:
-        try:
-            s.sendall(raw)
-            s.shutdown(socket.SHUT_WR)
-        except OSError:  # the device may answer and close before it read everything (431, 413)
-            pass
-        while len(reply) < limit:
-            chunk = s.recv(16384)
-            if not chunk:
-                break
-            reply += chunk
-    except (ConnectionResetError, BrokenPipeError):
-        pass
-    finally:
-        s.close()
-    return reply
+def send(port, raw):
+    """Send ``raw``, close the sending side, read the reply (up to 64 KB)."""
+    return send_raw(port, raw, timeout=10, shut=True, limit=65536)
 
 
 def _check_reply(reply, problems):
@@ -293,21 +276,11 @@ class Poller(threading.Thread):
         t0 = time.time()
         while time.time() - t0 < POLL_BOUND_S + 5:
             try:
-                s = socket.socket()
-                s.settimeout(3)
-                s.bind((src, 0))
-                s.connect(("127.0.0.1", self.port))
-                s.sendall("GET /api/status HTTP/1.0\r\nAuthorization: {}\r\n\r\n".format(BASIC).encode())
-                reply = b""
-                while True:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    reply += chunk
-                s.close()
+                reply = send_raw(self.port, "GET /api/status HTTP/1.0\r\nAuthorization: {}\r\n\r\n".format(
+                    BASIC).encode(), src, timeout=3)
                 if reply.startswith(b"HTTP/1.0 200"):
                     return time.time() - t0
-            except OSError:
+            except OSError:  # refused, timed out
                 pass
             time.sleep(0.2)
         return None

@@ -3,7 +3,7 @@
 A body is refused (``BadRequest``, answered 400 with the reason) when it is not JSON, or when it holds what would
 break a handler or a response: a lone UTF-16 surrogate, escaped (``\\ud800``) or encoded (bytes ED A0..BF:
 MicroPython decodes them into strings that no longer encode as UTF-8, so every answer echoing one was broken);
-nesting deeper than ``_DEPTH`` (an 8000-deep body ran the parser out of memory: 503 every time); a number that is
+nesting deeper than ``DEPTH`` (an 8000-deep body ran the parser out of memory: 503 every time); a number that is
 not finite (``1e999``: OverflowError, 500) or past ``_BIG``. Escaped surrogate pairs (``\\ud83d\\ude00``, what
 Python's json sends for non-ASCII text) become the character they stand for (MicroPython's json would keep two
 surrogates).
@@ -15,7 +15,7 @@ from micropython import const
 
 from sensorbox.device.http.server import BadRequest, surrogate
 
-_DEPTH = const(32)  # nesting levels a JSON body may have
+DEPTH = const(32)  # nesting levels a JSON body may have
 _BIG = 9007199254740991  # 2**53 - 1: integers past it are refused (JavaScript's limit; struct and arrays overflow)
 
 
@@ -28,8 +28,8 @@ def read_json(req):
         raise BadRequest("request body is not valid UTF-8 (an encoded UTF-16 surrogate)")
     if b"\\ud" in body or b"\\uD" in body:
         body = _pairs(body)
-    if body.count(b"[") + body.count(b"{") > _DEPTH and _depth(body) > _DEPTH:
-        raise BadRequest("request body is nested deeper than {} levels".format(_DEPTH))
+    if body.count(b"[") + body.count(b"{") > DEPTH and _depth(body) > DEPTH:
+        raise BadRequest("request body is nested deeper than {} levels".format(DEPTH))
     try:
         v = json.loads(body.decode())
     except (ValueError, UnicodeError) as e:
@@ -40,9 +40,16 @@ def read_json(req):
 
 
 def _depth(b):
-    # Deepest nesting of brackets outside strings, counted until it passes _DEPTH.
-    d = top = 0
-    quoted = escaped = False
+    # Deepest nesting of brackets outside strings, counted until it passes DEPTH.
+    st = [0, 0, False, False]
+    scan(b, st)
+    return st[1]
+
+
+def scan(b, st):
+    """Advance a nesting scan over the bytes ``b``: ``st`` = [depth, deepest, in a string, after a backslash],
+    kept between pieces of one body. Stops once the deepest passes ``DEPTH``."""
+    d, top, quoted, escaped = st
     for c in b:
         if quoted:
             if escaped:
@@ -57,11 +64,14 @@ def _depth(b):
             d += 1
             if d > top:
                 top = d
-                if top > _DEPTH:
+                if top > DEPTH:
                     break
         elif c == 93 or c == 125:
             d -= 1
-    return top
+    st[0] = d
+    st[1] = top
+    st[2] = quoted
+    st[3] = escaped
 
 
 def _hex4(b, i):
@@ -99,7 +109,7 @@ def _pairs(b):
 
 
 def _finite(v):
-    # Numbers that are finite and within +-_BIG, in a structure already known to be at most _DEPTH deep.
+    # Numbers that are finite and within +-_BIG, in a structure already known to be at most DEPTH deep.
     if isinstance(v, float):
         return v - v == 0 and -_BIG <= v <= _BIG
     if isinstance(v, int):

@@ -90,12 +90,6 @@ def warm(package, skip=()):
     return loaded, skipped
 
 
-def release():
-    """Give the reserve to the heap now (an error path about to log under a MemoryError); ``rearm`` takes it back."""
-    global _reserve
-    _reserve = None
-
-
 def rearm():
     """Take the reserve back if it was used (False while the heap has no block for it)."""
     global _reserve

@@ -6,8 +6,8 @@ after a backoff (doubling from ``BACKOFF_MIN_MS`` to ``BACKOFF_MAX_MS``, reset a
 services keep running. When a config key under one of ``config_prefixes`` changes, the service is restarted
 cleanly (not counted as a failure) so the new value applies without a reboot.
 
-The error path allocates as little as it can and survives a MemoryError: it gives the import reserve back
-(``lazy.release``) before it logs, and when even that fails it keeps a preallocated message and counts the failure
+The error path allocates as little as it can and survives a MemoryError: it gives the import reserve
+(``lazy._reserve``) to the heap before it logs, and when even that fails it keeps a preallocated message and counts the failure
 (``unlogged``), so the task that restarts services never ends (on a full heap it once did, and nothing served HTTP
 again). ``watch`` (a service of its own) checks every second that each service's keeper task is alive, restarts a
 service whose heartbeat (``add(..., beat=)``) stopped, and feeds the platform's watchdog only while all of that
@@ -87,7 +87,7 @@ class Supervisor:
         svc.restarts += 1
         try:
             if isinstance(e, MemoryError):
-                lazy.release()
+                lazy._reserve = None  # the import reserve to the heap (lazy.rearm, every watch turn, takes it back)
                 gc.collect()
             svc.last_error = reason or "{}: {}".format(type(e).__name__, e)
             self.log.exception("sup", "{} failed (restart {}){}".format(

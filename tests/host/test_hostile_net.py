@@ -252,7 +252,7 @@ def test_a_wedged_event_loop_is_reset_by_the_watchdog_and_run_again(tmp_path):
     # is fed by the supervisor only while it and the HTTP server answer; an event loop that hangs starves it, the
     # process ends with SIGALRM as a board would reset, and `sensorbox run` starts the device again.
     port = free_port()
-    env = dict(os.environ, SENSORBOX_ADMIN_PASSWORD=ADMIN_PASSWORD, SENSORBOX_WATCHDOG_S="2")
+    env = dict(os.environ, SENSORBOX_ADMIN_PASSWORD=ADMIN_PASSWORD, SENSORBOX_WATCHDOG_S="3")
     out = open(tmp_path / "run.txt", "wb")
     proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "sensorbox"), "run", "--port",
                              str(port), "--data", str(tmp_path / "data")], stdout=out, stderr=subprocess.STDOUT,
@@ -288,7 +288,7 @@ def test_a_wedged_event_loop_is_reset_by_the_watchdog_and_run_again(tmp_path):
         t0 = time.time()
         st = wait_status(lambda st: st["uptime_s"] < time.time() - t0)  # a new boot
         text = open(tmp_path / "run.txt").read()
-        assert "watchdog: not fed for 2000 ms; resetting" in text, text[-3000:]
+        assert "watchdog: not fed for 3000 ms; resetting" in text, text[-3000:]
         assert "device reset by its watchdog (SIGALRM)" in text, text[-3000:]
         assert proc.poll() is None  # the runner goes on
     finally:

@@ -84,23 +84,28 @@ class Platform:
 class WDT:
     """``machine.WDT`` for the unix port, with its interface (``WDT(timeout=ms)``, ``feed()``; checked against
     MicroPython's ESP32 stubs by tests/host/test_platform_stubs.py): once made it cannot be stopped, and when it
-    is not fed for ``timeout`` ms a thread of its own ends the process with SIGALRM, as the hardware would reset
-    the board, whatever the event loop is doing. ``sensorbox run`` then starts the device again. The thread
-    only reads ``_fed`` (a small int) and sleeps: it allocates nothing until it fires."""
+    is not fed for ``timeout`` ms (whole seconds here) the process ends with SIGALRM, as the hardware would reset
+    the board, whatever the interpreter is doing. ``sensorbox run`` then starts the device again. The watching is
+    done outside the interpreter, as a board's is: a shell loop started once reads, every second, the count that
+    ``feed`` writes to a file, and signals this process when it stops changing. (A thread here kept random garbage
+    alive: the collector scans its stack too.)"""
 
     def __init__(self, id=0, timeout=5000):
-        import _thread
-
         self.timeout = timeout
-        self._fed = time.ticks_ms()
-        self._say = "watchdog: not fed for {} ms; resetting".format(timeout)
-        _thread.start_new_thread(self._watch, ())
+        self._path = (os.getenv("SENSORBOX_DATA") or ".") + "/watchdog"
+        self._n = 0
+        self.feed()
+        os.system(_WATCHER.format(path=self._path, s=-(-timeout // 1000), ms=timeout))
 
     def feed(self):
-        self._fed = time.ticks_ms()
+        self._n = (self._n + 1) % 1000000
+        with open(self._path, "w") as f:
+            f.write(str(self._n))
 
-    def _watch(self):
-        while time.ticks_diff(time.ticks_ms(), self._fed) <= self.timeout:
-            time.sleep_ms(100)
-        print(self._say)
-        os.system("kill -ALRM $PPID")  # the shell's parent: this process
+
+# The watchdog's shell loop: $PPID is this process; it ends with it.
+_WATCHER = """(p=$PPID; last=; n=0
+while kill -0 $p 2>/dev/null; do sleep 1; c=$(cat '{path}' 2>/dev/null)
+if [ "$c" = "$last" ]; then n=$((n+1)); else n=0; last=$c; fi
+if [ $n -ge {s} ]; then echo "watchdog: not fed for {ms} ms; resetting"; kill -ALRM $p; exit 0; fi
+done) &"""

@@ -29,7 +29,7 @@ On first start of a data directory the admin password is printed once. Ctrl-C st
 """
 
 RESTART_EXIT_CODE = 75  # the device asks to be restarted (POST /api/restart, platform.reset())
-# Ended by its watchdog (SIGALRM, platform/unix.py's WDT) or by a crash: a board would reset and boot again.
+# Ended by its watchdog (SIGALRM, host/watchdog.py) or by a crash: a board would reset and boot again.
 RESET_SIGNALS = (signal.SIGALRM, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT)
 
 
@@ -61,8 +61,11 @@ def cmd_run(args):
     cmd = [bundle.micropython_path(), "-X", "heapsize=" + args.heap, os.path.join(out, "main.py")]
     print("sensorbox: simulated device on http://{}:{}/  (data in {}, heap {}; Ctrl-C stops)".format(
         args.host, args.port, data, args.heap), flush=True)
+    from sensorbox.host import watchdog
+
     while True:
         proc = subprocess.Popen(cmd, env=env, cwd=data)
+        unwatch = watchdog.watch(proc, data)  # the board's watchdog: SIGALRM when the device stops feeding it
         try:
             code = proc.wait()
         except KeyboardInterrupt:
@@ -74,6 +77,7 @@ def cmd_run(args):
                 code = proc.wait()
             print("sensorbox: stopped")
             return 0
+        unwatch()
         if code == RESTART_EXIT_CODE:
             print("sensorbox: device restarting", flush=True)
             continue

@@ -249,8 +249,9 @@ def test_one_client_holds_at_most_six_connections(device_app):
 
 def test_a_wedged_event_loop_is_reset_by_the_watchdog_and_run_again(tmp_path):
     # Issue 11.1: "a process watchdog sees a live process". The platform watchdog (unix: SENSORBOX_WATCHDOG_S)
-    # is fed by the supervisor only while it and the HTTP server answer; an event loop that hangs starves it, the
-    # process ends with SIGALRM as a board would reset, and `sensorbox run` starts the device again.
+    # is fed by the supervisor only while it and the HTTP server answer; an event loop that hangs starves it, and
+    # `sensorbox run` (the simulated board's timer) ends the process with SIGALRM, as a board would reset, and
+    # starts the device again.
     port = free_port()
     env = dict(os.environ, SENSORBOX_ADMIN_PASSWORD=ADMIN_PASSWORD, SENSORBOX_WATCHDOG_S="3")
     out = open(tmp_path / "run.txt", "wb")
@@ -288,7 +289,7 @@ def test_a_wedged_event_loop_is_reset_by_the_watchdog_and_run_again(tmp_path):
         t0 = time.time()
         st = wait_status(lambda st: st["uptime_s"] < time.time() - t0)  # a new boot
         text = open(tmp_path / "run.txt").read()
-        assert "watchdog: not fed for 3000 ms; resetting" in text, text[-3000:]
+        assert "watchdog: not fed for 3000 ms; resetting the device" in text, text[-3000:]
         assert "device reset by its watchdog (SIGALRM)" in text, text[-3000:]
         assert proc.poll() is None  # the runner goes on
     finally:

@@ -1,8 +1,9 @@
 """Board code against MicroPython's published ESP32 API: the ``micropython-esp32-esp32-generic-stubs`` package
 (PyPI; generated from the firmware). ``platform/esp32.py`` is type-checked with mypy against those stubs, so a
 call the firmware would refuse (``machine.WDT(timeout_ms=...)``, ``wdt.feed(1)``) fails here; and the unix port's
-watchdog (``platform/unix.py``'s ``WDT``, the double the simulated device and the tests run) is checked to have
-the stub's interface and to really end a process that stops feeding it."""
+watchdog (``platform/unix.py``'s ``WDT``, the double the simulated device runs) is checked to have the stub's
+interface, and its timer (``host/watchdog.py``, run by ``sensorbox run``) to really reset a process that stops
+feeding it."""
 
 import ast
 import importlib.metadata
@@ -12,8 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-
-import pytest
 
 from sensorbox.host import bundle
 
@@ -84,31 +83,49 @@ def _run_wdt(tmp_path, script, timeout=20):
     f = tmp_path / "wdt_probe.py"
     f.write_text(script)
     env = bundle.micropython_env(out, {"SENSORBOX_DATA": str(tmp_path)})
-    t0 = time.time()
-    res = subprocess.run([bundle.micropython_path(), str(f)], env=env, capture_output=True, text=True,
-                         timeout=timeout)
-    return res, time.time() - t0
+    return subprocess.run([bundle.micropython_path(), str(f)], env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
-def test_unix_watchdog_resets_a_process_that_stops_feeding_it(tmp_path):
-    res, took = _run_wdt(tmp_path, """
-import time
+def test_unix_watchdog_writes_each_feed_for_the_timer_outside(tmp_path):
+    res = _run_wdt(tmp_path, """
 from sensorbox.device.platform.unix import WDT
-w = WDT(timeout=1000)
-for _ in range(15):  # fed every 100 ms for 1.5 s: lives on
-    time.sleep_ms(100)
-    w.feed()
-print("fed for 1.5 s")
-while True:  # wedged: not fed any more (and the interpreter busy)
-    pass
-""")
-    assert res.returncode == -signal.SIGALRM, (res.returncode, res.stdout, res.stderr)
-    assert "fed for 1.5 s" in res.stdout and "watchdog: not fed for 1000 ms; resetting" in res.stdout, res.stdout
-    assert 2.3 < took < 15, took  # (bounds on liveness, not a benchmark: 1.5 s fed + the 1 s timeout, 1 s steps)
+w = WDT(timeout=1500)
+print(open("{0}/watchdog").read())
+w.feed()
+w.feed()
+print(open("{0}/watchdog").read())
+""".format(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:2] == ["1 1500", "3 1500"], res.stdout
+
+
+def test_host_watchdog_resets_a_device_that_stops_feeding_it(tmp_path):
+    # sensorbox run's timer (host/watchdog.py): unarmed it leaves the device alone; armed and fed, too; once the
+    # count stops changing for the timeout, the device gets SIGALRM (a board's reset).
+    from sensorbox.host import watchdog
+
+    (tmp_path / "watchdog").write_text("7 1000")  # a stale file from an earlier run must not arm it
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        unwatch = watchdog.watch(proc, str(tmp_path), period_s=0.1)
+        time.sleep(1.5)
+        assert proc.poll() is None  # not armed
+        for n in range(15):  # fed every 100 ms for 1.5 s
+            (tmp_path / "watchdog").write_text("{} 1000".format(n))
+            time.sleep(0.1)
+        assert proc.poll() is None
+        t0 = time.time()
+        assert proc.wait(10) == -signal.SIGALRM  # then not fed: reset after ~1 s
+        assert time.time() - t0 < 8  # (a liveness bound, not a benchmark)
+        unwatch()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_unix_platform_watchdog_follows_its_setting(tmp_path):
-    res, _ = _run_wdt(tmp_path, """
+    res = _run_wdt(tmp_path, """
 import os
 from sensorbox.device.platform.unix import Platform
 os.putenv("SENSORBOX_WATCHDOG_S", "0")

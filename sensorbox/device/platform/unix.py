@@ -83,29 +83,19 @@ class Platform:
 
 class WDT:
     """``machine.WDT`` for the unix port, with its interface (``WDT(timeout=ms)``, ``feed()``; checked against
-    MicroPython's ESP32 stubs by tests/host/test_platform_stubs.py): once made it cannot be stopped, and when it
-    is not fed for ``timeout`` ms (whole seconds here) the process ends with SIGALRM, as the hardware would reset
-    the board, whatever the interpreter is doing. ``sensorbox run`` then starts the device again. The watching is
-    done outside the interpreter, as a board's is: a shell loop started once reads, every second, the count that
-    ``feed`` writes to a file, and signals this process when it stops changing. (A thread here kept random garbage
-    alive: the collector scans its stack too.)"""
+    MicroPython's ESP32 stubs by tests/host/test_platform_stubs.py). The timer itself is outside, as a board's is:
+    ``feed`` writes a count and the timeout to ``<data>/watchdog``, and ``sensorbox run`` (``host/watchdog.py``)
+    ends the device with SIGALRM when the count stops changing for the timeout, then starts it again. (A thread
+    here kept random garbage alive, as the collector scans its stack too; a shell loop forked from here kept
+    copies of the sockets open.)"""
 
     def __init__(self, id=0, timeout=5000):
         self.timeout = timeout
         self._path = (os.getenv("SENSORBOX_DATA") or ".") + "/watchdog"
         self._n = 0
         self.feed()
-        os.system(_WATCHER.format(path=self._path, s=-(-timeout // 1000), ms=timeout))
 
     def feed(self):
         self._n = (self._n + 1) % 1000000
         with open(self._path, "w") as f:
-            f.write(str(self._n))
-
-
-# The watchdog's shell loop: $PPID is this process; it ends with it.
-_WATCHER = """(p=$PPID; last=; n=0
-while kill -0 $p 2>/dev/null; do sleep 1; c=$(cat '{path}' 2>/dev/null)
-if [ "$c" = "$last" ]; then n=$((n+1)); else n=0; last=$c; fi
-if [ $n -ge {s} ]; then echo "watchdog: not fed for {ms} ms; resetting"; kill -ALRM $p; exit 0; fi
-done) &"""
+            f.write("{} {}".format(self._n, self.timeout))

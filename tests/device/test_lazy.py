@@ -42,6 +42,18 @@ def test_a_module_loaded_before_stays():
     lazy.unload("sensorbox.device.http.static")
 
 
+def _fill(blocks, size):
+    # blocks[i] = a new bytearray(size) until the list or the heap is full; how many were made
+    k = 0
+    try:
+        while k < len(blocks):
+            blocks[k] = bytearray(size)
+            k += 1
+    except MemoryError:
+        pass
+    return k
+
+
 def test_an_import_in_a_fragmented_heap_uses_the_reserve():
     # Fill the heap with 600-byte blocks (then what is left with small ones), then free every other one: lots of
     # free RAM, no hole for the module's 1.5 KB string, whatever holes the heap had before (the earlier version,
@@ -51,19 +63,8 @@ def test_an_import_in_a_fragmented_heap_uses_the_reserve():
     n = 2000
     big = [None] * n  # allocated up front: growing lists would leave large freed blocks behind
     small = [None] * n
-    k = j = 0
-    try:
-        while k < n:
-            big[k] = bytearray(600)
-            k += 1
-    except MemoryError:
-        pass
-    try:
-        while j < n:
-            small[j] = bytearray(16)
-            j += 1
-    except MemoryError:
-        pass
+    k = _fill(big, 600)
+    _fill(small, 16)
     for i in range(0, k, 2):  # (the list itself stays: freeing it would leave a 16 KB hole)
         big[i] = None
     gc.collect()

@@ -171,4 +171,5 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_configure(config):
     config.addinivalue_line("markers", "micropython: runs on the MicroPython unix port")
     config.addinivalue_line("markers", "wasm: runs on MicroPython WebAssembly (Node)")
-    config.addinivalue_line("markers", "proof: a proof test (short in make test; full size with SENSORBOX_PROOF=full)")
+    config.addinivalue_line("markers", "proof: the proof suite (issue 11): short in `make test`, full size with "
+                            "SENSORBOX_PROOF=full (`make proof`); each prints its figures")

@@ -194,7 +194,8 @@ class Device:
         sup.add("store", lambda: self.store.run(self), ("store.",))
         sup.add("housekeeping", self._housekeeping)
         await self.platform.start_network(self.config, self.log)
-        sup.add("http", self._serve)
+        sup.add("http", self._serve, (), lambda: self.http.beat)  # restarted when its heartbeat stops
+        sup.add("watch", lambda: sup.watch(self.platform))  # ...and the platform watchdog fed (supervisor.watch)
         sup.add("mqtt", self._mqtt, ("mqtt.", "device.name"))
         sup.add("webhook", self._webhook, ("webhook.",))
         gc.collect()

@@ -3,7 +3,10 @@
 An entry is one text record ``"<epoch_ms> <level> <source> <message>\\n"`` (continuation lines of a message, such
 as a traceback, start with ``"| "``). Records go into a ``bytearray`` ring of ``ring_bytes`` allocated once, so
 logging makes no long-lived objects and does not fragment the heap. An entry's id is the byte offset at which it
-starts in the stream of everything ever logged; ``entries(since=id)`` reads from there.
+starts in the stream of everything logged since boot, counted from a random base (below 2**29, so ids stay small
+ints on a 32-bit board), so that ids of different boots do not meet; ``entries(since=id)`` reads from there. A
+``since`` that is not the start of an entry still in the ring (from an earlier boot, say, as the UI sends after
+a restart) reads from the oldest entry in the ring instead.
 
 Nothing touches flash when logging: the housekeeping service calls ``flush`` every few seconds, which appends
 what is new to ``log.txt`` in one open/write/close (a littlefs open+write+close takes tens of ms on an ESP32,
@@ -22,6 +25,7 @@ WARNING = 30
 ERROR = 40
 LEVELS = {"debug": DEBUG, "info": INFO, "warning": WARNING, "error": ERROR}
 _NAMES = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error"}
+_READ = "sensorbox.device.log_read"
 
 
 class Log:
@@ -34,8 +38,10 @@ class Log:
         self._ring = bytearray(ring_bytes)
         self._mv = memoryview(self._ring)
         self._size = ring_bytes
-        self._end = 0  # bytes ever logged
-        self._flushed = 0  # bytes up to here are on flash (or counted as dropped)
+        r = os.urandom(3)
+        self._base = ((r[0] << 16) | (r[1] << 8) | r[2]) << 5  # where this boot's ids start
+        self._end = self._base  # bytes ever logged, + _base
+        self._flushed = self._base  # bytes up to here are on flash (or counted as dropped)
         self.dropped = 0  # bytes that left the ring before reaching flash
         self.write_errors = 0
 
@@ -84,7 +90,7 @@ class Log:
 
     def _bytes(self, start):
         """The logged bytes from absolute offset ``start`` (clamped to what the ring holds) to the end."""
-        start = max(start, self._end - self._size, 0)
+        start = min(max(start, self._end - self._size, self._base), self._end)
         out = bytearray(self._end - start)
         a = start % self._size
         n = len(out)
@@ -95,37 +101,17 @@ class Log:
         return start, out
 
     def entries(self, since=0, min_level=0):
-        """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API)."""
-        start, raw = self._bytes(since)
-        out = []
-        pos = 0
-        # The oldest bytes may be the tail of an entry that was partly overwritten: skip to a record start.
-        if start > 0 and start != since:
-            while pos < len(raw):
-                nl = raw.find(b"\n", pos)
-                if nl < 0 or raw[nl + 1:nl + 3] != b"| ":
-                    pos = nl + 1 if nl >= 0 else len(raw)
-                    break
-                pos = nl + 1
-        while pos < len(raw):
-            end = pos
-            while True:
-                nl = raw.find(b"\n", end)
-                if nl < 0:
-                    nl = len(raw)
-                    break
-                if raw[nl + 1:nl + 3] != b"| ":
-                    break
-                end = nl + 1
-            text = bytes(raw[pos:nl]).decode()
-            parts = text.split(" ", 3)
-            if len(parts) == 4:
-                level = LEVELS.get(parts[1], 0)
-                if level >= min_level:
-                    out.append({"id": start + pos, "t": int(parts[0]), "level": parts[1], "source": parts[2],
-                                "msg": parts[3].replace("\n| ", "\n")})
-            pos = nl + 1
-        return out
+        """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API; the parsing
+        is in ``log_read``, loaded for the call)."""
+        from sensorbox.device import lazy
+
+        m = lazy.load(_READ)
+        lazy.unload(_READ)
+        return m.entries(self, since, min_level)
+
+    def end(self):
+        """The id the next entry will get: ``entries(since=end())`` later gives only what is new."""
+        return self._end
 
     def pending(self):
         return self._end - self._flushed

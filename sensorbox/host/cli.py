@@ -100,6 +100,10 @@ def any_free_port(host):
         return s.getsockname()[1]
 
 
+# Ended by its watchdog (SIGALRM, host/watchdog.py) or by a crash: a board would reset and boot again.
+RESET_SIGNALS = (signal.SIGALRM, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT)
+
+
 def cmd_build(args):
     try:
         out = bundle.build(args.target, quiet=False)
@@ -140,6 +144,8 @@ def cmd_run(args):
     cmd = [bundle.micropython_path(), "-X", "heapsize=" + args.heap, os.path.join(out, "main.py")]
     print("sensorbox: simulated device on http://{}:{}/  (data in {}, heap {}; Ctrl-C stops)".format(
         args.host, args.port, data, args.heap), flush=True)
+    from sensorbox.host import watchdog
+
     running = [None]
     stopping = []
 
@@ -153,6 +159,7 @@ def cmd_run(args):
     try:
         while True:
             proc = running[0] = subprocess.Popen(cmd, env=env, cwd=data)
+            unwatch = watchdog.watch(proc, data)  # the board's watchdog: SIGALRM when the device stops feeding it
             try:
                 code = proc.wait()
             except KeyboardInterrupt:
@@ -163,6 +170,8 @@ def cmd_run(args):
                 except subprocess.TimeoutExpired:
                     proc.send_signal(signal.SIGKILL)
                     code = proc.wait()
+            finally:
+                unwatch()
             if stopping:
                 print("sensorbox: stopped")
                 return 0
@@ -173,6 +182,11 @@ def cmd_run(args):
                 print("error: " + (listen_problem(args.host, args.port) or "port {} is in use; try --port".format(
                     args.port)), file=sys.stderr)
                 return 1
+            if code < 0 and -code in RESET_SIGNALS:
+                print("sensorbox: device reset by {} ({}); starting it again".format(
+                    "its watchdog" if -code == signal.SIGALRM else "a crash", signal.Signals(-code).name),
+                    flush=True)
+                continue
             if code != 0:
                 print("sensorbox: device exited with code {}".format(code), file=sys.stderr)
             return code

@@ -185,7 +185,7 @@ def check_value(key, value):
             return value
         raise ConfigError(key, "expected true or false, got {}".format(_show(value)))
     if kind == INT:
-        if isinstance(value, float) and not isbool and value == int(value):
+        if isinstance(value, float) and value - value == 0 and value == int(value):  # (inf, nan: not converted)
             value = int(value)
         if isbool or not isinstance(value, int):
             raise ConfigError(key, "expected an integer, got {}".format(_show(value)))
@@ -207,6 +207,8 @@ def check_value(key, value):
         for ch in value:
             if ord(ch) < 32:
                 raise ConfigError(key, "control characters are not allowed")
+            if 0xD800 <= ord(ch) <= 0xDFFF:  # MicroPython keeps lone surrogates, which do not encode as UTF-8
+                raise ConfigError(key, "a lone UTF-16 surrogate is not text")
         return value
     if kind == CHOICE:
         for c in high:

@@ -79,17 +79,22 @@ async def test_config_change_restarts_dependants_only():
     await sup.stop()
 
 
+def _counting(runs):
+    """A service that counts its starts in runs[0] and then runs until cancelled."""
+
+    async def run():
+        runs[0] += 1
+        while True:
+            await asyncio.sleep_ms(5)
+
+    return run
+
+
 async def test_injected_fault_counts_as_failure():
     log = quiet_log()
     sup = sv.Supervisor(log)
     started = [0]
-
-    async def svc():
-        started[0] += 1
-        while True:
-            await asyncio.sleep_ms(5)
-
-    s = sup.add("accel", svc)
+    s = sup.add("accel", _counting(started))
     await until(lambda: started[0] == 1)
     sup.inject_fault("accel")
     await until(lambda: started[0] == 2, 2000)
@@ -159,3 +164,107 @@ async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_end
     await sup.stop()
     await asyncio.sleep_ms(5)
     assert not svc.running  # a stop still stops it
+
+
+class _FailingLog:
+    """A log that cannot take anything: every entry raises MemoryError, as on a full heap."""
+
+    def __getattr__(self, name):
+        def fail(*args):
+            raise MemoryError("memory allocation failed, allocating 1280 bytes")
+
+        return fail
+
+
+async def test_the_keeper_survives_a_memory_error_in_its_own_error_path():
+    # Issue 11.1: the supervisor's error path logged with log.exception, which allocates; a MemoryError there ended
+    # the task that restarts the service ("Task exception wasn't retrieved"), and the HTTP server stayed dead.
+    sup = sv.Supervisor(_FailingLog())
+    runs = [0]
+
+    async def fails():
+        runs[0] += 1
+        await asyncio.sleep_ms(1)
+        raise MemoryError("memory allocation failed")
+
+    svc = sup.add("http", fails)
+    await until(lambda: runs[0] >= 4, 5000)  # restarted again and again (100, 200, 400 ms backoff)
+    assert not svc.task.done() and svc.restarts >= 3
+    assert svc.last_error == sv._UNLOGGED and sup.unlogged >= 3
+    sup.inject_fault("http")  # the cancel path too
+    await until(lambda: runs[0] >= 5, 5000)
+    assert not svc.task.done()
+    await sup.stop()
+
+
+class _WDT:
+    """A stand-in for machine.WDT (its interface: WDT(timeout=ms), feed()) that counts feeds."""
+
+    def __init__(self, id=0, timeout=5000):
+        self.timeout = timeout
+        self.fed = 0
+
+    def feed(self):
+        self.fed += 1
+
+
+class _Platform:
+    def __init__(self):
+        self.wdt = None
+
+    def watchdog(self, timeout_ms):
+        self.wdt = _WDT(timeout=timeout_ms)
+        return self.wdt
+
+
+async def test_a_service_whose_heartbeat_stops_is_restarted_and_the_watchdog_starves():
+    import time
+
+    log = quiet_log()
+    sup = sv.Supervisor(log)
+    beat = [None]
+    runs = [0]
+    svc = sup.add("http", _counting(runs), (), lambda: beat[0])
+    sup.add("steady", _counting(runs))
+    await until(lambda: runs[0] == 2)
+    now = time.ticks_ms()
+    beat[0] = now
+    assert sup.check() and svc.restarts == 0  # beating: all well
+    # (the clock moved on without a beat: the last one seen and the start set back)
+    svc.started = svc.seen = time.ticks_add(now, -sv.STALE_MS - 100)
+    beat[0] = None
+    assert sup.check()  # stale: restarted, but the watchdog is still fed for a while
+    await until(lambda: svc.restarts == 1 and runs[0] == 3, 2000)
+    assert svc.last_error == sv._STUCK
+    assert any("no heartbeat" in e["msg"] for e in log.entries())
+    assert sup.check() and svc.restarts == 1  # just restarted: given time before the next restart
+    svc.seen = time.ticks_add(time.ticks_ms(), -21000)  # and it never beat again: dead, restarts or not
+    assert not sup.check()
+    # The watch loop feeds only while check() holds
+    plat = _Platform()
+    beat[0] = time.ticks_ms()
+    w = asyncio.create_task(sup.watch(plat))
+    await asyncio.sleep_ms(2300)
+    fed = plat.wdt.fed
+    assert fed >= 2 and plat.wdt.timeout == sv.WDT_MS and sup.feeds == fed, (fed, sup.feeds)
+    svc.seen = beat[0] = time.ticks_add(time.ticks_ms(), -30000)
+    await asyncio.sleep_ms(2100)
+    assert plat.wdt.fed == fed  # starved: a board would now be reset
+    w.cancel()
+    await sup.stop()
+
+
+async def test_a_keeper_found_ended_is_started_again():
+    sup = sv.Supervisor(quiet_log())
+    runs = [0]
+    svc = sup.add("a", _counting(runs))
+    await until(lambda: runs[0] == 1)
+    sup.stopping = True  # (lets the keeper end on a cancel, as only a stop would)
+    svc.task.cancel()
+    await asyncio.sleep_ms(10)
+    sup.stopping = False
+    assert svc.task.done()
+    assert not sup.check() and sup.revived == 1
+    await until(lambda: runs[0] == 2)
+    assert sup.check()
+    await sup.stop()

@@ -33,6 +33,37 @@ def retry_503(fn, *args, **kw):
     return r
 
 
+def send_raw(port, data, src="127.0.0.1", timeout=8, pieces=1, pause=0.0, shut=False, limit=None):
+    """Send ``data`` on a fresh connection from address ``src`` (any of 127/8 routes to lo: another client),
+    in ``pieces`` parts ``pause`` s apart, optionally closing the sending side; the whole reply (up to ``limit``
+    bytes; what came before a reset when the device reset the connection)."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    reply = b""
+    try:
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", port))
+        step = -(-len(data) // pieces) or 1
+        try:
+            for i in range(0, len(data), step):
+                s.sendall(data[i:i + step])
+                time.sleep(pause)
+            if shut:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:  # the device may answer and close before it read everything (431, 413)
+            pass
+        while limit is None or len(reply) < limit:
+            chunk = s.recv(16384)
+            if not chunk:
+                break
+            reply += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        s.close()
+    return reply
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

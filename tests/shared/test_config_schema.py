@@ -191,3 +191,18 @@ def test_cross_key_refusals_name_the_key_being_changed():
     except ConfigError as e:
         assert e.key == "mqtt.command_token" and "turn it off first" in e.reason, (e.key, e.reason)
     _rejects({"mqtt.commands": True}, "mqtt.commands", "set mqtt.command_token first")
+
+
+def test_numbers_past_the_float_range_and_lone_surrogates_are_refused():
+    # Issue 11.7: {"http.read_timeout_s": 1e999} was a 500 (OverflowError converting inf to int); a lone surrogate
+    # in a name was stored and made every later /api/status and /api/config invalid UTF-8.
+    import json
+
+    inf = json.loads("1e999")
+    for v in (inf, -inf, inf - inf):
+        _rejects({"http.read_timeout_s": v}, "http.read_timeout_s", "expected an integer")
+        _rejects({"sound.sensitivity_dbfs": v}, "sound.sensitivity_dbfs", "out of range")
+    _rejects({"http.read_timeout_s": 10 ** 30}, "http.read_timeout_s", "out of range")
+    _rejects({"device.name": json.loads('"\\ud800x"')}, "device.name", "surrogate")
+    _rejects({"device.name": json.loads('"x\\udfff"')}, "device.name", "surrogate")
+    assert schema.validate({"device.name": "K\u00fcche \u2603"})["device.name"] == "K\u00fcche \u2603"

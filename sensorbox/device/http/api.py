@@ -1,11 +1,11 @@
 """API routes: status (open as a health probe; in full with a credential), config (read: authenticated; write:
-admin), debug fault."""
+admin). (Fault injection, ``POST /api/debug/fault``, is answered by ``web_admin``, loaded per request.)"""
 
 from microdot import send_file
 
 from sensorbox.device import lazy
 
-from sensorbox.device.http.server import BadRequest, error, json_response, read_json
+from sensorbox.device.http.server import error, json_response, read_json
 
 
 _AUTHZ = "sensorbox.device.http.authz"
@@ -27,7 +27,7 @@ def add_routes(http, device):
         if a is None and "Cookie" not in h:
             return False
         if a and a.startswith("Basic "):
-            return await device.auth.check_basic(a) == "admin"
+            return await device.auth.check_basic(a, req.client_addr) == "admin"
         m = lazy.load(_AUTHZ)
         lazy.unload(_AUTHZ)
         return await m.check(device.auth, req, False) is None
@@ -59,15 +59,3 @@ def add_routes(http, device):
         except ValueError as e:  # ConfigError: names the key
             return error(400, getattr(e, "reason", str(e)), getattr(e, "key", None))
         return json_response({"changed": changed, "reboot_pending": device.config.reboot_pending})
-
-    @http.post("/api/debug/fault")
-    @require
-    async def inject_fault(req):
-        """Make a service fail as if it had raised: exercises logging, restart counting and backoff."""
-        body = read_json(req)
-        name = body.get("service") if isinstance(body, dict) else None
-        if not isinstance(name, str) or device.supervisor.get(name) is None:
-            raise BadRequest("unknown service; one of: {}".format(
-                ", ".join(s.name for s in device.supervisor.services)), "service")
-        device.supervisor.inject_fault(name)
-        return json_response({"injected": name})

@@ -150,7 +150,7 @@ async def check(auth, req, admin):
         if scope is None:
             return error(401, "invalid or revoked API token", "Authorization")
     elif a:
-        scope = await auth.check_basic(a)
+        scope = await auth.check_basic(a, req.client_addr)
         if scope == "wait":
             return error(429, "too many failed logins; wait and retry")
     else:

@@ -15,7 +15,7 @@ this API costs the device little RAM while idle.
 """
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import error
+from sensorbox.device.http.server import error, read_json
 
 _MANAGER = "sensorbox.device.models"
 
@@ -30,6 +30,7 @@ def add_routes(http, device):
             if action in ("info", "classes") and req.method == "GET":
                 return m.info(device) if action == "info" else m.classes(device)
             if req.method == "PUT" and action == "meta.json":
+                read_json(req)  # (400 for what would not parse safely: nesting, numbers, surrogates)
                 return m.stage_meta(device, req.body)
             if req.method == "PUT" and action == "model.csv":
                 return m.stage_chunk(device, int(req.args.get("offset", "0")), req.body)

@@ -10,6 +10,7 @@
 - ``http_port(configured)``: the port to serve on.
 - ``sensor(name, config, log)``: the driver for sensor ``name`` ("accel", "mic"), or None if absent.
 - ``start_network(config, log)``: bring the network up (a coroutine; returns when it is up or gave up).
+- ``watchdog(timeout_ms)``: start the board's watchdog (``machine.WDT``'s interface: ``feed()``), or None.
 - ``reset()``: restart the device.
 """
 

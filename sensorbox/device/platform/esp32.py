@@ -88,6 +88,12 @@ class Platform:  # pragma: no cover - needs the board
             log.warning("net", "ntp failed: {}".format(e))
         return True
 
+    def watchdog(self, timeout_ms):
+        """The hardware watchdog, started now (it cannot be stopped): the supervisor feeds it while all is well."""
+        import machine
+
+        return machine.WDT(timeout=timeout_ms)
+
     def reset(self):
         import machine
 

@@ -4,7 +4,8 @@ Settings come from the environment, which ``sensorbox run`` fills in:
 ``SENSORBOX_DATA`` (data directory), ``SENSORBOX_PORT`` (HTTP port, overrides the config),
 ``SENSORBOX_REPLAY`` (the .npy recording the simulated accelerometer replays), ``SENSORBOX_HOST`` (address to
 listen on, 127.0.0.1 unless set), ``SENSORBOX_ADMIN_PASSWORD`` (admin password on first start; random if unset), ``SENSORBOX_WWW`` (the
-bundle's ``www`` directory of static files).
+bundle's ``www`` directory of static files), ``SENSORBOX_WATCHDOG_S`` (the watchdog's timeout in seconds instead of
+the supervisor's; 0 = no watchdog).
 """
 
 import os
@@ -68,6 +69,33 @@ class Platform:
     async def start_network(self, config, log):
         return True  # the host's network is up
 
+    def watchdog(self, timeout_ms):
+        """The board's watchdog here: ``WDT`` (below), unless ``SENSORBOX_WATCHDOG_S`` says otherwise."""
+        s = os.getenv("SENSORBOX_WATCHDOG_S")
+        if s:
+            timeout_ms = int(float(s) * 1000)
+        return WDT(timeout=timeout_ms) if timeout_ms > 0 else None
+
     def reset(self):
         # Exit with a code the supervisor script (sensorbox run) understands as "restart me".
         sys.exit(75)
+
+
+class WDT:
+    """``machine.WDT`` for the unix port, with its interface (``WDT(timeout=ms)``, ``feed()``; checked against
+    MicroPython's ESP32 stubs by tests/host/test_platform_stubs.py). The timer itself is outside, as a board's is:
+    ``feed`` writes a count and the timeout to ``<data>/watchdog``, and ``sensorbox run`` (``host/watchdog.py``)
+    ends the device with SIGALRM when the count stops changing for the timeout, then starts it again. (A thread
+    here kept random garbage alive, as the collector scans its stack too; a shell loop forked from here kept
+    copies of the sockets open.)"""
+
+    def __init__(self, id=0, timeout=5000):
+        self.timeout = timeout
+        self._path = (os.getenv("SENSORBOX_DATA") or ".") + "/watchdog"
+        self._n = 0
+        self.feed()
+
+    def feed(self):
+        self._n = (self._n + 1) % 1000000
+        with open(self._path, "w") as f:
+            f.write("{} {}".format(self._n, self.timeout))

@@ -14,12 +14,17 @@ within a resource (the store guarantees it), so ``key(t)`` is a stable idempoten
 reboots, and the original timestamp travels with the row. Retention past the budget deletes unread segments:
 ``lost()`` counts them (the store's figure for this cursor).
 
+Rows are read through ``store/reader.py``: only from blocks whose CRC-32 holds (a corrupt block is skipped and
+counted in the store's status, never sent). Every outbox shares one reader (its buffer ``BLK + BUS_BLOCK`` bytes,
+made with the first outbox): ``read`` runs without awaiting, so no two reads overlap.
+
 Values: tuples of ints for numeric resources (see store/core.py), the event's JSON text (bytes) for ``events``.
 """
 
 import struct
 
-from sensorbox.device.store.core import HDR, TEXT, check_header, seg_names
+from sensorbox.device.store.core import BUS_BLOCK, TEXT, seg_names
+from sensorbox.device.store.reader import BLK, Reader, note_corrupt
 
 
 class Outbox:
@@ -30,9 +35,11 @@ class Outbox:
         self.r = store.by_name[resource]
         self.t = store.cursor(self.name, resource, start)
         self.sent = 0
-        self._hint = None  # (segment name, byte offset of the next row, time before it)
-        self._hb = bytearray(HDR)
-        self._rb = bytearray(16)
+        self._hint = None  # (segment name, offset of the block holding the next row, time before it)
+        rd = getattr(store, "_outbox_reader", None)
+        if rd is None:
+            rd = store._outbox_reader = Reader(BUS_BLOCK)
+        self._rd = rd
 
     def lost(self):
         """Segments that retention deleted before this sink had delivered them."""
@@ -64,7 +71,7 @@ class Outbox:
         if hint is not None and hint[2] != after:
             hint = None
         names = seg_names(r)
-        hb = self._hb
+        rd = self._rd
         for i in range(len(names)):
             name = names[i]
             if hint is not None and name < hint[0]:
@@ -74,74 +81,53 @@ class Outbox:
             if r.f is not None and name == r.seg_name and r.dirty:
                 break  # rows written since the last flush point are not durable yet
             try:
-                f = open("{}/{}.seg".format(r.dir, name), "rb")
-            except OSError:
-                continue  # deleted by retention meanwhile
-            with f:
-                size = f.seek(0, 2)
-                f.seek(0)
-                try:
-                    h = check_header(hb, f.readinto(hb) or 0, size)
-                except ValueError:
-                    continue  # torn: the store deals with it at the next start
-                off = hint[1] if hint is not None and hint[0] == name else None
-                if r.kind == TEXT:
-                    self._text(f, name, off, after, n, out)
-                else:
-                    self._timed(f, h, name, off, after, n, out)
+                h = rd.open("{}/{}.seg".format(r.dir, name))
+            except (OSError, ValueError):
+                continue  # deleted by retention meanwhile, or torn: the store deals with it at the next start
+            try:
+                if hint is not None and hint[0] == name:
+                    rd.seek(hint[1])
+                self._rows(rd, h, name, after, n, out)
+            finally:
+                rd.close()
+                note_corrupt(self.store, r, name, rd)
             if len(out) >= n:
                 break
         return out
 
-    def _text(self, f, name, off, after, n, out):
-        off = HDR if off is None else off
-        f.seek(off)
+    def _rows(self, rd, h, name, after, n, out):
+        """Rows with t > ``after`` from the blocks of the open segment, until ``out`` holds ``n``."""
+        text = self.r.kind == TEXT
+        fmt = None if text else "<i{}h".format(h[2])
+        rb = h[4]
+        buf = rd.buf
         while len(out) < n:
-            line = f.readline()
-            if not line or line[-1:] != b"\n":
-                return  # the end, or a torn last line
-            off += len(line)
-            tab = line.find(b"\t")
-            try:
-                t = int(line[:tab])
-            except ValueError:
-                continue
-            if t > after:
-                out.append((t, line[tab + 1:-1]))
-                self._hint = (name, off, t)
-
-    def _timed(self, f, h, name, off, after, n, out):
-        size, t0, rb = h[0], h[5], h[4]
-        if rb > len(self._rb):
-            raise ValueError("outbox: rows of {} bytes are too wide ({})".format(rb, self.resource))
-        rows = (size - HDR) // rb
-        b = self._rb
-        if off is not None:
-            i = (off - HDR) // rb
-        else:  # first row with t > after
-            lo, hi = 0, rows
-            d = after - t0
-            while lo < hi:
-                mid = (lo + hi) // 2
-                f.seek(HDR + mid * rb)
-                f.readinto(b, 4)
-                if struct.unpack_from("<i", b, 0)[0] <= d:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            i = lo
-        fmt = "<i{}h".format(h[2])
-        f.seek(HDR + i * rb)
-        mv = memoryview(b)[:rb]
-        while i < rows and len(out) < n:
-            if (f.readinto(mv) or 0) < rb:
+            k = rd.next()
+            if k == 0:
                 return
-            v = struct.unpack_from(fmt, b, 0)
-            i += 1
-            t = t0 + v[0]
-            if t > after:
-                out.append((t, v[1:]))
-                self._hint = (name, HDR + i * rb, t)
+            if k < 0:
+                continue
+            o = BLK
+            end = BLK + k
+            while o < end and len(out) < n:
+                if text:
+                    nl = buf.find(b"\n", o, end)
+                    tab = buf.find(b"\t", o, nl)
+                    try:
+                        t = int(bytes(buf[o:tab]))
+                    except ValueError:
+                        t = -1
+                    if t > after:
+                        out.append((t, bytes(buf[tab + 1:nl])))
+                    o = nl + 1
+                else:
+                    v = struct.unpack_from(fmt, buf, o)
+                    o += rb
+                    t = h[5] + v[0]
+                    if t > after:
+                        out.append((t, v[1:]))
+                if out and out[-1][0] == t:
+                    self._hint = (name, rd.pos, t)
 
 
 SOUNDLEVEL = ("leq", "lmin", "lmax", "l10", "l50", "l90")

@@ -28,7 +28,8 @@ KILLS_PER_SERIES = 21
 
 
 def _segments(d):
-    """(header tuple, body bytes) of each segment of a resource directory, in name order."""
+    """(header tuple, [payload of each block]) of each segment of a resource directory, in name order. Every
+    whole block must pass its CRC-32 (a kill never corrupts); only the end of a segment may be torn."""
     out = []
     if not os.path.exists(d):
         return out  # killed before the store made it
@@ -39,40 +40,58 @@ def _segments(d):
             b = f.read()
         if len(b) < 32:
             # A header torn by the kill: only possible in the newest segment (the next open() removes it).
-            assert n == names[-1] and b == b"SBS1\x01"[:len(b)] or len(b) == 0 or b[:4] == b"SBS1", (n, b)
+            assert n == names[-1] and b == b"SBS1\x02"[:len(b)] or len(b) == 0 or b[:4] == b"SBS1", (n, b)
             assert n == names[-1], (n, names[-1])
             continue
-        h = struct.unpack_from("<4sBBHHHqII", b)
-        assert h[0] == b"SBS1" and struct.unpack_from("<I", b, 28)[0] == binascii.crc32(b[:28]), n
-        assert int(n[:-4]) >= h[6]
-        out.append((h, b[32:]))
+        h = struct.unpack_from("<4sBBBBHHqII", b)
+        assert h[:2] == (b"SBS1", 2) and h[4] == 0 and struct.unpack_from("<I", b, 28)[0] == binascii.crc32(b[:28])
+        assert int(n[:-4]) >= h[7]
+        blocks = []
+        o = 32
+        rows = 0
+        while o + 8 <= len(b):
+            crc, size, first = struct.unpack_from("<IHH", b, o)
+            if o + 8 + size > len(b):
+                break  # the torn end
+            assert crc == binascii.crc32(b[o + 4:o + 8 + size]), (n, o)
+            assert size and (h[6] == 0 or size % h[6] == 0), (n, o, size)
+            if h[5]:  # rate rows: the first row's index
+                assert first == rows % 65536, (n, o, first, rows)
+                rows += size // h[6]
+            blocks.append(b[o + 8:o + 8 + size])
+            o += 8 + size
+        out.append((h[:2] + h[2:4] + h[5:], blocks))
     return out
 
 
 def read_store(root):
     """Independent reading of the store: accel (t, x, y, z), predictions (t, class, conf), events [(t, obj)]."""
     acc = []
-    for h, body in _segments(os.path.join(root, "accel")):
+    for h, blocks in _segments(os.path.join(root, "accel")):
         _, _, code, ncols, rate, rb, t0, seq0, gen = h
         assert (code, ncols, rate, rb) == (1, 3, 50, 6)
+        body = b"".join(blocks)
         rows = len(body) // 6
         v = np.frombuffer(body, "<i2", count=rows * 3).reshape(rows, 3).astype(np.int64)
         t = t0 + np.arange(rows, dtype=np.int64) * 20
         acc.append(np.column_stack([t, v]))
     acc = np.concatenate(acc) if acc else np.zeros((0, 4), np.int64)
     pred = []
-    for h, body in _segments(os.path.join(root, "predictions")):
+    for h, blocks in _segments(os.path.join(root, "predictions")):
         assert h[2:6] == (3, 2, 0, 8)
+        body = b"".join(blocks)
         rows = len(body) // 8
         a = np.frombuffer(body, np.dtype([("dt", "<i4"), ("c", "<i2"), ("p", "<i2")]), count=rows)
         pred.append(np.column_stack([h[6] + a["dt"].astype(np.int64), a["c"], a["p"]]))
     pred = np.concatenate(pred) if pred else np.zeros((0, 3), np.int64)
     events = []
-    for h, body in _segments(os.path.join(root, "events")):
-        lines = body.split(b"\n")
-        for ln in lines[:-1]:  # the last piece is empty or a torn line
-            t, js = ln.split(b"\t", 1)
-            events.append((int(t), json.loads(js)))
+    for h, blocks in _segments(os.path.join(root, "events")):
+        for body in blocks:
+            lines = body.split(b"\n")
+            assert lines[-1] == b""  # a block holds whole lines
+            for ln in lines[:-1]:
+                t, js = ln.split(b"\t", 1)
+                events.append((int(t), json.loads(js)))
     return acc, pred, events
 
 

@@ -1,9 +1,8 @@
 """The resource listing of ``GET /api/resources``: schemas, time coverage, bytes, budget, bytes per day, days until
 full, and the label count. Loaded per request and unloaded (see ``http/data_api``)."""
 
-from sensorbox.device.store.core import RATE, TEXT, columns_of, read_header
-
-_MAX_LABELS = 500  # store/meta.MAX_LABELS
+from sensorbox.device.store.core import RATE, TEXT, columns_of
+from sensorbox.device.store.reader import read_header
 
 
 def resources(store, now):
@@ -21,33 +20,22 @@ def resources(store, now):
             "rows_since_boot": r.rows, "lost_rows": r.lost_rows, "gaps": r.gaps,
             "retention": {"deleted_segments": r.ret_segs, "deleted_bytes": r.ret_bytes, "forced": r.forced},
         })
+    count, most = _label_count(store)
     out.append({"name": "labels", "columns": ["start", "end", "label"], "dtype": "json",
-                "formats": ["json", "csv"], "count": _label_count(store), "max": _MAX_LABELS})
+                "formats": ["json", "csv"], "count": count, "max": most})
     return out
 
 
 def _label_count(store):
-    """Live records of labels.bin (format: store/meta.py), read 256 bytes at a time."""
-    n = 0
-    buf = bytearray(256)
+    """(live labels, the most there may be), read as GET /api/labels reads them (``meta``, loaded for the call)."""
+    from sensorbox.device import lazy
+
     try:
-        with open(store.root + "/labels.bin", "rb") as f:
-            size = f.seek(0, 2)
-            pos = 8
-            while pos + 22 <= size:
-                f.seek(pos)
-                k = f.readinto(buf)
-                o = 0
-                while o + 22 <= k:
-                    end = pos + o + 22 + buf[o + 1]
-                    if end > size or buf[o] not in (76, 88) or not buf[o + 1]:
-                        return n  # torn or unreadable: what meta reads stops here too
-                    n += buf[o] == 76
-                    o += 22 + buf[o + 1]
-                pos += o
-    except OSError:
-        pass
-    return n
+        m = lazy.load("sensorbox.device.store.meta")
+        return m._scan(store, -1, m._info())[0], m.MAX_LABELS
+    finally:
+        m = None
+        lazy.unload("sensorbox.device.store.meta")
 
 
 def _first_time(r):

@@ -164,3 +164,5 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_configure(config):
     config.addinivalue_line("markers", "micropython: runs on the MicroPython unix port")
     config.addinivalue_line("markers", "wasm: runs on MicroPython WebAssembly (Node)")
+    config.addinivalue_line("markers", "proof: proof suite; short size in make test, full with SENSORBOX_PROOF=full "
+                                       "(make proof)")

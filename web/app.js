@@ -241,8 +241,8 @@ async function showHistory() {
     pred = parseCsv(await (await api("GET", "/api/resources/predictions/data?format=csv&max_points=400&start=-" + span, undefined, true)).text());
   } catch (e) { pred = {}; }
   hist.segs = classSegments(pred);
-  if (!hist.classes || hist.segs.some((g) => g.k >= hist.classes.length))  // class names: asked once (Models resets them)
-    hist.classes = await api("GET", "/api/model").then((m) => m.active && m.active.classes).catch(() => null);
+  if (!hist.classes || hist.segs.some((g) => g.k >= hist.classes.length))  // the store's class table: names by id, for good
+    hist.classes = await api("GET", "/api/resources").then((r) => r.resources.find((x) => x.name === "predictions").classes).catch(() => null);
   hist.events = (ev || []).slice(-200);
   const c = parseCsv(data);
   if (!c.t) { $("#hinfo").textContent = "unexpected answer from the device"; return; }
@@ -406,7 +406,7 @@ async function showModels() {
   const m = await api("GET", "/api/model");
   const box = $("#modelinfo"); box.textContent = "";
   const a = m.active;
-  hist.classes = a ? a.classes : null;
+  hist.classes = null;  // a new model may have added names to the class table: History asks again
   if (a) {
     box.append(el("div", "Active model", "k"), el("div", (a.name || a.origin) + " · " + a.sha256, "v"));
     box.append(el("div", "classes: " + a.classes.join(", "), "s"));

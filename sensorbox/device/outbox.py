@@ -139,20 +139,30 @@ def db_text(v):
     return "{}{}.{:02d}".format("-" if v < 0 else "", a // 100, a % 100)
 
 
+def class_name(device, k):
+    """The name of stored class id ``k``: from the running model when it has that class, else from the store's
+    class table (a class of an earlier model); "unknown" for -1 (or an id the table lost)."""
+    m = device.model
+    g = m.gids if m is not None else None
+    if g is not None:
+        for i in range(len(g)):
+            if g[i] == k:
+                return m.classes[i]
+    return device.store.class_name(k) or "unknown"
+
+
 def message(device, resource, head, v):
     """The JSON body (bytes) every sink sends for one stored row: ``head`` is the sink's opening fields without
-    the closing brace (e.g. ``'{"t":1700000000000,"key":"..."'``), then the row's own fields."""
+    the closing brace (e.g. ``'{"t":1700000000000,"key":"..."'``), then the row's own fields. A prediction's
+    ``class`` is its id in the store's class table and ``label`` the name of the model that made it."""
     if resource == "events":
         body = bytes(v)
         return head.encode() + (b"," + body[1:] if len(body) > 2 else b"}")
     if resource == "predictions":
         import json
 
-        m = device.model
-        k = v[0]
-        label = m.classes[k] if m is not None and 0 <= k < len(m.classes) else "unknown"
         return '{},"class":{},"label":{},"confidence":{}.{:03d}}}'.format(
-            head, k, json.dumps(label), v[1] // 1000, v[1] % 1000).encode()
+            head, v[0], json.dumps(class_name(device, v[0])), v[1] // 1000, v[1] % 1000).encode()
     parts = [head]
     for i in range(len(SOUNDLEVEL)):
         parts.append(',"{}":{}'.format(SOUNDLEVEL[i], db_text(v[i])))

@@ -7,7 +7,8 @@ Resources (``RESOURCES``) and the bus values the store expects from their produc
   taken from the value (at boot from the newest segment, then from each new segment); a change of width starts a
   new segment and exports show the newest width. Column names: ``sensorbox.shared.features.names(channels)``
   when the width is that of 3 or 6 channels (86 or 169), else f0, f1, ...
-- ``predictions``: value = ``(class_index, confidence_permille)`` ints.
+- ``predictions``: value = ``(class_id, confidence_permille)`` ints: the class's id in the store's class table
+  (``class_ids``; -1 = unknown), which names it for good whatever model runs later (``classes.py``).
 - ``soundlevel``: value = ``(leq, lmin, lmax, l10, l50, l90)`` ints in centi-dB (int16).
 - ``events``: value = a small JSON-able dict with a "type" key (at most 500 bytes as JSON).
 Values outside int16 are clamped. Times are epoch ms ints; within a resource they are made strictly increasing
@@ -33,7 +34,7 @@ blocks, each decodable on its own):
 A block holds at most ``BLOCK_MAX`` payload bytes. Readers (``reader.py``: export, the outbox, recovery) check
 every block's CRC: a block that fails is skipped and counted, never read as data, and the rows after it are found
 again. Segments of version 1 (rows without blocks or checksums, written by earlier versions) stay readable as they
-are until retention deletes them.
+are (in pieces of whole rows, unchecked) until retention deletes them.
 
 A segment is closed when the next block would pass ``seg_bytes`` (8 littlefs blocks of 4 KB, less the CTZ
 pointers; smaller when a budget is small) or after 24 h. Writes are batched: accel frames are appended once per
@@ -185,10 +186,12 @@ class Store:
         self._cur_saved = 0
         self.quarantined = 0
         self.torn = 0
+        self.labels = 0  # live labels in labels.bin (kept by store/meta.py)
         self.notes = []  # recent quarantine/recovery messages (newest 4)
         self._hdr = bytearray(HDR)
         self._bh = bytearray(BLK)  # a block's header
         self._bh4 = memoryview(self._bh)[4:]
+        self._cname = None  # (class id, name): the last class_name looked up
         self.corrupt = 0  # corrupt stretches found in segments (recovery and readers; each segment counted once)
         self.bad_segs = []  # the segments they were found in (newest 8)
         self._fbuf = None
@@ -224,6 +227,33 @@ class Store:
 
         lazy.load("sensorbox.device.store.recover").quarantine(self, path, rname, reason)
         lazy.unload("sensorbox.device.store.recover")
+
+    def class_ids(self, names):
+        """The stable ids (``array('h')``) of a model's class ``names``, in order; None (logged) when the class
+        table cannot be written now (the caller tries again later)."""
+        from sensorbox.device import lazy
+
+        try:
+            return lazy.load("sensorbox.device.store.classes").ids(self, names)
+        except (OSError, MemoryError) as e:
+            self.log.error("store", "cannot give the model's classes ids ({})".format(e))
+            return None
+        finally:
+            lazy.unload("sensorbox.device.store.classes")
+
+    def class_name(self, k):
+        """The name of class id ``k`` from the class table ("unknown" for -1, None if it has none)."""
+        if k < 0:
+            return "unknown"
+        c = self._cname
+        if c is None or c[0] != k:
+            from sensorbox.device import lazy
+
+            try:
+                c = self._cname = (k, lazy.load("sensorbox.device.store.classes").name_of(self, k))
+            finally:
+                lazy.unload("sensorbox.device.store.classes")
+        return c[1]
 
     # ---- writing ----
 

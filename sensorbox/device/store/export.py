@@ -12,6 +12,9 @@ directory entries listed and every 32 labels, whatever the query: when such a st
 decimated query, a time range that starts late in a segment) it yields an empty chunk, so the HTTP server (which
 awaits each chunk's write) lets the samplers run. ``prepare`` yields the same way.
 
+Predictions: ``class`` is the class's id in the store's class table (stable across models; -1 = unknown); CSV
+adds ``label``, the name the model that made the row gave it (``/api/resources`` lists the names by id).
+
 Output: rows with ``t <= end`` ... precisely ``start <= t < end`` (epoch ms). ``since=T`` adds ``t > T``: pass
 the ``X-Sensorbox-Next`` response header (the time of the last row sent) to fetch only what is new. Columns:
 ``t`` plus the resource's columns (``columns=t,x`` picks). ``.npy`` bodies are structured arrays (``t`` int64,
@@ -74,6 +77,7 @@ def plan(store, name, params, now, counted=True):
     if p.fmt not in (("npy", "csv") if p.kind in (RATE, TIMED) else ("json", "csv")):
         raise QueryError("format must be one of: {}".format(
             "npy, csv" if p.kind in (RATE, TIMED) else "json, csv"), "format")
+    text = ("label",) if name == "predictions" and p.fmt == "csv" else ()  # a text column: CSV only
     p.start = _int(params, "start", 0, 0, _T_MAX, now)
     p.end = _int(params, "end", _T_MAX, 0, _T_MAX, now)
     since = _int(params, "since", None, 0, _T_MAX, now)
@@ -86,7 +90,7 @@ def plan(store, name, params, now, counted=True):
     if p.max_points and p.kind not in (RATE, TIMED):
         raise QueryError("max_points applies to numeric resources only", "max_points")
     want = params.get("columns")
-    allc = ("t",) + cols if p.kind >= 0 else cols
+    allc = ("t",) + cols + text if p.kind >= 0 else cols
     if want:
         sel = []
         for c in want.split(","):
@@ -97,9 +101,17 @@ def plan(store, name, params, now, counted=True):
     else:
         sel = list(allc)
     p.cols = sel
+    p.names = None
     if p.kind in (RATE, TIMED):
-        p.idx = [cols.index(c) for c in sel if c != "t"]
-        p.order = [cols.index(c) if c != "t" else -1 for c in sel]
+        p.idx = [cols.index(c) for c in sel if c in cols]
+        p.order = [cols.index(c) if c in cols else (-1 if c == "t" else -2) for c in sel]
+        if "label" in sel:
+            from sensorbox.device import lazy
+
+            try:
+                p.names = lazy.load("sensorbox.device.store.classes").names(store)
+            finally:
+                lazy.unload("sensorbox.device.store.classes")
         if counted:
             for _ in prepare(store, p):
                 pass
@@ -242,12 +254,12 @@ def out_columns(p):
         out.append(("t", "<i8"))
         out.append(("n", "<i4"))
         for c in p.cols:
-            if c != "t":
+            if c != "t" and c != "label":
                 out.append((c + "_min", "<i2"))
                 out.append((c + "_max", "<i2"))
         return out
     for c in p.cols:
-        out.append((c, "<i8" if c == "t" else "<i2"))
+        out.append((c, "<i8" if c == "t" else ("text" if c == "label" else "<i2")))
     return out
 
 
@@ -327,8 +339,15 @@ def stream(store, p):
 
 def _select(store, p):
     order = p.order
+    names = p.names
     for t, v in _rows(store, p):
-        yield None if t is None else [t if i < 0 else v[i] for i in order]
+        yield None if t is None else [v[i] if i >= 0 else (t if i == -1 else _label(names, v[0])) for i in order]
+
+
+def _label(names, k):
+    if k < 0:
+        return "unknown"
+    return _csv_str(names[k]) if k < len(names) and names[k] is not None else ""
 
 
 def _buckets(store, p):

@@ -123,7 +123,7 @@ def _scan(store, find, info):
     live = dead = 0
     nxt = 1
     at = -1
-    for pos, st, ident, a, b, name in _recs(store, info):
+    for pos, st, ident, a, b, name in _recs(store, info):  # (``store.labels``: the live count, as read now)
         if st == 76:
             live += 1
             if ident == find:
@@ -132,6 +132,7 @@ def _scan(store, find, info):
             dead += 1
         if ident >= nxt:
             nxt = ident + 1
+    store.labels = live
     return live, dead, max(nxt, info[2]), at
 
 
@@ -148,13 +149,15 @@ def check(store):
 def label_rows(store, p):
     """Yield (start, (end, name, id)) of the labels overlapping [p.start, p.end) in the order they were made,
     and (None, None) after every 32 records read (a step for a streaming caller to yield on)."""
-    k = 0
+    k = live = 0
     for pos, st, ident, a, b, name in _recs(store, _info()):
         k += 1
+        live += st == 76
         if st == 76 and b > p.start and a < p.end:
             yield a, (b, bytes(name).decode(), ident)
         elif k % 32 == 0:
             yield None, None
+    store.labels = live  # (what the resource listing says: as the file reads now)
 
 
 class _All:
@@ -199,6 +202,7 @@ def label_add(store, body):
         _rewrite(store, nxt)
     with open(store.root + "/labels.bin", "ab") as f:
         f.write(pack(nxt, body["start"], body["end"], name))
+    store.labels = live + 1
     return {"id": nxt, "start": body["start"], "end": body["end"], "label": name}
 
 
@@ -226,4 +230,5 @@ def label_delete(store, ident):
     with open(store.root + "/labels.bin", "r+b") as f:
         f.seek(pos)
         f.write(b"X")
+    store.labels -= 1
     return True

@@ -15,6 +15,8 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
   around them kept. A ``labels.json`` (the label table of older versions: one JSON document) is converted to
   ``labels.bin`` reading a few hundred bytes at a time, whatever its size, and then removed (quarantined instead
   when some of it could not be read, so nothing is lost).
+- ``classes.txt`` (the class table, ``classes.py``): lines that do not read right are left out, the file as it
+  was is quarantined.
 """
 
 import json
@@ -57,7 +59,8 @@ def open_store(st):
         _migrate_labels(st)
     except OSError:
         pass
-    _check_labels(st)
+    _check(st, "labels.bin", "sensorbox.device.store.meta")
+    _check(st, "classes.txt", "sensorbox.device.store.classes")
     _load_cursors(st)
 
 
@@ -91,18 +94,18 @@ def _int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_labels(st):
-    """labels.bin: keep the readable records, quarantine the rest (``meta.check``)."""
+def _check(st, name, module):
+    """Let ``module``'s ``check`` read ``name`` (when there is one) and keep what reads right."""
     try:
-        os.stat(st.root + "/labels.bin")
+        os.stat(st.root + "/" + name)
     except OSError:
         return
     from sensorbox.device import lazy
 
     try:
-        lazy.load("sensorbox.device.store.meta").check(st)
+        lazy.load(module).check(st)
     finally:
-        lazy.unload("sensorbox.device.store.meta")
+        lazy.unload(module)
 
 
 def _scan(st, r, rd):
@@ -219,6 +222,11 @@ def quarantine(st, path, rname, reason):
         _rmtree(path)
     st.quarantined += 1
     note(st, "{}: quarantined {} ({})".format(rname, path, reason))
+    fl = getattr(st.log, "files", None)  # also in /api/status -> files, with the other files set aside
+    if fl is not None:
+        fl.append("{}: {}; kept in {}/quarantine".format(path, reason, st.root))
+        if len(fl) > 8:
+            fl.pop(0)
 
 
 def _rmtree(path):

@@ -159,7 +159,7 @@ class Log:
                 try:
                     os.rename(self.path, self.path[:-4] + ".1.txt")
                 except OSError:
-                    pass
+                    self._not_a_file()
             with open(self.path, "ab") as f:
                 f.write(raw)
             self._flushed = start + len(raw)

@@ -83,7 +83,7 @@ def _recs(store, info):
         if n >= 8 and bytes(buf[:4]) == b"SBL1":
             info[2] = struct.unpack_from("<I", buf, 4)[0]
         else:
-            info[3] += min(n, 8)  # a damaged header: the records after it may still read
+            info[3] += 8  # no header (or a damaged one): the records after it may still read
         base = 0
         pos = info[0] = min(8, size)
         prev = 0

@@ -82,7 +82,7 @@ def _load_cursors(st):
                 st.cursors[k] = [c[0], c[1], c[2]]
             else:
                 bad += 1
-    except ValueError:  # not JSON, not UTF-8
+    except (ValueError, RuntimeError, MemoryError):  # not JSON, not UTF-8, nested too deep
         bad = -1
     if bad:
         quarantine(st, path, "store", "unreadable cursors" if bad < 0 else "{} unreadable cursors".format(bad))

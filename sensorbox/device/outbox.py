@@ -24,7 +24,7 @@ Values: tuples of ints for numeric resources (see store/core.py), the event's JS
 import struct
 
 from sensorbox.device.store.core import BUS_BLOCK, TEXT, seg_names
-from sensorbox.device.store.reader import BLK, Reader, note_corrupt
+from sensorbox.device.store.reader import BLK, Reader, note_corrupt, text_row
 
 
 class Outbox:
@@ -111,12 +111,7 @@ class Outbox:
             end = BLK + k
             while o < end and len(out) < n:
                 if text:
-                    nl = buf.find(b"\n", o, end)
-                    tab = buf.find(b"\t", o, nl)
-                    try:
-                        t = int(bytes(buf[o:tab]))
-                    except ValueError:
-                        t = -1
+                    t, tab, nl = text_row(buf, o, end)
                     if t > after:
                         out.append((t, bytes(buf[tab + 1:nl])))
                     o = nl + 1

@@ -46,7 +46,7 @@ def test_labels_torn_append_and_unreadable_file():
     assert meta.label_add(st, {"start": 7, "end": 8, "label": "c"})["id"] == 3
     assert count_labels(st) == 3
     with open(st.root + "/labels.bin", "r+b") as f:  # a record overwritten with garbage ("b")
-        f.seek(8 + 23)
+        f.seek(8 + 27)  # (a record: 22 bytes, the name, 4 of CRC)
         f.write(b"\x00")
     assert count_labels(st) == 2  # "a" and "c": the damage hides only the record it hit
     meta.label_add(st, {"start": 9, "end": 10, "label": "d"})  # rewrites; the damaged file goes to quarantine
@@ -58,13 +58,39 @@ def test_labels_torn_append_and_unreadable_file():
     for i in range(20):
         meta.label_add(st, {"start": 100 * i, "end": 100 * i + 50, "label": "label {}".format(i)})
     with open(st.root + "/labels.bin", "r+b") as f:
-        f.seek(8 + 5 * 30 + 7)
+        f.seek(8 + 5 * 33 + 3)  # (records of 33 bytes: "label 0" .. "label 9")
         f.write(rand_bytes(70, 3))
     st = make(st.root)
     left = [x["label"] for x in each_label(st)]
     assert left == ["label {}".format(i) for i in list(range(5)) + list(range(8, 20))], left  # 5..7 were hit
     assert st.quarantined == 1
     assert meta.label_add(st, {"start": 1, "end": 2, "label": "next"})["id"] == 21  # ids never reused
+    # One byte changed inside a name: the record's CRC no longer holds, so it is not shown as another label.
+    with open(st.root + "/labels.bin", "r+b") as f:
+        f.seek(8 + 33 * 5 + 22 + 2)  # "label 8" (the sixth record now) -> "laXel 8"
+        f.write(b"X")
+    st = make(st.root)
+    assert [x["label"] for x in each_label(st)] == ["label {}".format(i) for i in list(range(5)) + list(
+        range(9, 20))] + ["next"]
+    assert st.quarantined == 1
+
+
+def test_labels_of_the_previous_format_are_converted_when_the_store_opens():
+    from sensorbox.device.store import meta
+
+    st = make(tmpdir("s"))
+    with open(st.root + "/labels.bin", "wb") as f:  # SBL1: records without a CRC, a torn last one
+        f.write(b"SBL1" + struct.pack("<I", 5))
+        for i, name in ((2, "walk"), (3, "run"), (4, "sit")):
+            b = name.encode()
+            f.write(struct.pack("<BBIqq", 88 if i == 3 else 76, len(b), i, 1000 * i, 1000 * i + 500) + b)
+        f.write(b"L\x05")
+    st = make(st.root)
+    assert [(x["id"], x["label"]) for x in each_label(st)] == [(2, "walk"), (4, "sit")]
+    with open(st.root + "/labels.bin", "rb") as f:
+        assert f.read(4) == b"SBL2"
+    assert st.quarantined == 0
+    assert meta.label_add(st, {"start": 1, "end": 2, "label": "new"})["id"] == 5
 
 
 def test_random_bytes_inside_a_segment_are_never_exported_and_are_counted():
@@ -190,10 +216,13 @@ def test_class_table_gives_names_stable_ids_survives_damage_and_frees_unused_ids
     assert list(b) == [2, 3, 0, 4]  # a name keeps its id; new names get new ones
     assert st.class_name(3) == "jump" and st.class_name(-1) == "unknown" and st.class_name(99) is None
     assert classes.names(st) == ["walk", "run", "sit", "jump", "x" * 64]  # names kept to 64 bytes
-    # A damaged line, a line without its end and random bytes: the lines that read right are kept (the store
-    # opens as after a boot), the file as it was goes to quarantine.
+    # Random bytes, a line whose CRC does not hold (a letter changed), one that is not a name and one without its
+    # end: the lines that read right are kept (the store opens as after a boot), the file goes to quarantine.
     with open(root + "/classes.txt", "ab") as f:
-        f.write(b"7\t\"ok\"\n" + rand_bytes(300, 5) + b"\n9\t\"seven\"\n12\t[1]\n5\t\"tor")
+        bad = classes._line(8, "eight").replace(b"eight", b"Eight")
+        nota = classes._line(12, "x").replace(b'"x"', b"[1]")
+        f.write(classes._line(7, "ok") + rand_bytes(300, 5) + b"\n" + classes._line(9, "seven") + bad + nota +
+                classes._line(5, "torn")[:6])
     st = make(root)
     assert classes.names(st)[:5] == ["walk", "run", "sit", "jump", "x" * 64] and st.quarantined == 1
     assert classes.names(st)[7] == "ok" and classes.names(st)[9] == "seven" and len(classes.names(st)) == 10

@@ -19,6 +19,7 @@ import time
 
 from sensorbox.device.log import Log
 from sensorbox.device.store import core
+from writer_frames import batch
 
 T0 = 1700000000000
 out_dir = sys.argv[1]
@@ -130,23 +131,13 @@ mv = memoryview(buf)
 print("S", seq, st.torn, st.quarantined)
 pred_t = ev_t = np = ne = 0
 while True:
-    n = 0
-    s0 = seq
     want = 1 + rand(60)
-    while n < want and seq % 997 >= 3:
-        buf[3 * n] = seq % 30000
-        buf[3 * n + 1] = -(seq % 20000)
-        buf[3 * n + 2] = (seq * 7) % 32000
-        n += 1
-        seq += 1
-    if n:
-        st.append_frames(T0 + 20 * s0, s0, gen, 50, mv, n)
-        t = T0 + 20 * (seq - 1)
-        st.on_bus("predictions", t, ((seq - 1) % 7, (seq - 1) % 1000))
+    ev = rand(4) == 0
+    seq, t = batch(st, buf, mv, seq, want, gen, ev)
+    if t is not None:
         pred_t = t
         np += 1
-        if rand(4) == 0:
-            st.on_bus("events", t, {"type": "tick", "seq": seq - 1})
+        if ev:
             ev_t = t
             ne += 1
     while seq % 997 < 3:

@@ -39,7 +39,7 @@ def test_boots_over_the_corrupt_files_of_the_issue_and_reports_them(tmp_path, de
     auth["iterations"] = "2000"  # a wrongly typed field
     (data / "auth.json").write_text(json.dumps(auth))
     labels = bytearray((data / "store" / "labels.bin").read_bytes())
-    labels[8 + 22 + 5] = 0  # the status byte of the second label's record (the first is 22 + 5 bytes long)
+    labels[8 + 22 + 5 + 4] = 0  # the status byte of the second label's record (the first: 22 + 5 + 4 bytes)
     (data / "store" / "labels.bin").write_bytes(bytes(labels))
     os.mkdir(data / "recording.json")  # a directory where a file belongs
 

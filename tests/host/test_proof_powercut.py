@@ -20,7 +20,7 @@ FULL = os.environ.get("SENSORBOX_PROOF") == "full"
 def test_power_cuts_at_every_byte_of_the_last_write_lose_nothing_acknowledged(seed):
     env = bundle.micropython_env(bundle.build("unix"))
     cuts = 1500 if FULL else 250
-    args = [bundle.micropython_path(), RUN, str(cuts), str(seed)] + (["every"] if FULL else [])
+    args = [bundle.micropython_path(), "-X", "heapsize=16M", RUN, str(cuts), str(seed)] + (["every"] if FULL else [])
     r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1800, cwd=bundle.REPO)
     assert r.returncode == 0 and r.stdout.startswith("P "), r.stdout[-3000:] + r.stderr[-3000:]
     images, cuts_made, frames, labels, lost, garbage = (int(x) for x in r.stdout.split()[1:7])

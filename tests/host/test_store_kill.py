@@ -106,26 +106,28 @@ def _text(root, name):
 
 def read_labels(path):
     """{id: (start, end, name)} of the live labels in labels.bin (format: sensorbox/device/store/meta.py), read
-    here; a kill can only cut the last record short."""
+    here: every whole record's CRC-32 must hold; a kill can only cut the last record short."""
+    import binascii
     import struct
 
     try:
         b = open(path, "rb").read()
     except FileNotFoundError:
         return {}
-    assert b[:4] == b"SBL1", b[:8]
+    assert b[:4] == b"SBL2", b[:8]
     out = {}
     o = 8
     prev = 0
     while o + 22 <= len(b):
         st, ln, ident, a, e = struct.unpack_from("<BBIqq", b, o)
-        if o + 22 + ln > len(b):
+        if o + 26 + ln > len(b):
             break
         assert st in (76, 88) and 0 < ln <= 160 and ident > prev, (o, st, ln, ident)
+        assert struct.unpack_from("<I", b, o + 22 + ln)[0] == binascii.crc32(b[o + 1:o + 22 + ln]), (o, ident)
         prev = ident
         if st == 76:
             out[ident] = (a, e, b[o + 22:o + 22 + ln].decode())
-        o += 22 + ln
+        o += 26 + ln
     return out
 
 

@@ -3,7 +3,8 @@
 model starts classifying (``ids``), for a name a reader does not find in the running model (``name_of``), for the
 resource listing and exports (``names``); nothing of it stays in RAM.
 
-``store/classes.txt``, one line per class: ``<id>\\t<name as a JSON string>\\n``. A name keeps its id for good
+``store/classes.txt``, one line per class: ``<id>\\t<name as a JSON string>\\t<CRC-32 of what is before this tab,
+8 hex digits>\\n``. A name keeps its id for good
 (two models with a class "walk" share it); ids are 0..``MAX_IDS - 1``. The first model the table meets gets ids
 0, 1, ... in its own order, so predictions stored before the table existed (class indexes of the model that ran)
 keep the names they had. Names are kept to ``NAME_MAX`` bytes. When every id is taken, the ids that no stored
@@ -19,9 +20,11 @@ import os
 
 from micropython import const
 
+from sensorbox.device.store.core import crc32
+
 MAX_IDS = const(256)
 NAME_MAX = const(64)
-_LINE = const(400)  # longest good line: "<id>\t" and a name of NAME_MAX bytes as JSON (escapes: 6 bytes each)
+_LINE = const(410)  # longest good line: "<id>\t", a name of NAME_MAX bytes as JSON (escapes: 6 bytes each), the CRC
 
 
 def _path(st):
@@ -78,11 +81,19 @@ def _lines(st, info):
                 return
 
 
+def _line(k, name):
+    b = "{}\t{}".format(k, json.dumps(name)).encode()
+    return b + "\t{:08x}\n".format(crc32(b)).encode()
+
+
 def _parse(line, seen):
     tab = line.find(b"\t")
+    end = line.rfind(b"\t")
     try:
+        if len(line) - end != 9 or int(line[end + 1:], 16) != crc32(line[:end]):
+            return None
         k = int(line[:tab]) if 0 < tab <= 3 else -1
-        name = json.loads(line[tab + 1:]) if 0 <= k < MAX_IDS else None
+        name = json.loads(line[tab + 1:end]) if 0 <= k < MAX_IDS else None
     except ValueError:  # not a number, not JSON, not UTF-8
         return None
     if not isinstance(name, str) or not 0 < len(name) or len(name.encode()) > NAME_MAX or seen[k >> 3] & (1 << (k & 7)):
@@ -172,9 +183,9 @@ def _write(st, used, info, new):
     with open(path + ".tmp", "wb") as out:
         for k, name in _lines(st, [0]):
             if used[k >> 3] & (1 << (k & 7)):
-                out.write("{}\t{}\n".format(k, json.dumps(name)).encode())
+                out.write(_line(k, name))
         for k, name in new:
-            out.write("{}\t{}\n".format(k, json.dumps(name)).encode())
+            out.write(_line(k, name))
     if info[0]:
         st.quarantine(path, "classes", "{} unreadable lines in classes.txt".format(info[0]))
     os.rename(path + ".tmp", path)

@@ -28,7 +28,7 @@ import os
 import struct
 
 from sensorbox.device.store.core import RATE, TIMED, QueryError, _i32, columns_of
-from sensorbox.device.store.reader import BLK, Reader, note_corrupt
+from sensorbox.device.store.reader import BLK, Reader, note_corrupt, text_row
 from sensorbox.shared import npy
 
 _CHUNK = 1024
@@ -456,12 +456,7 @@ def _event_rows(store, p):
                 o = BLK
                 end = BLK + n
                 while o < end:
-                    nl = buf.find(b"\n", o, end)
-                    tab = buf.find(b"\t", o, nl)
-                    try:
-                        t = int(bytes(buf[o:tab]))
-                    except ValueError:
-                        t = -1
+                    t, tab, nl = text_row(buf, o, end)
                     if p.start <= t < p.end:
                         yield t, bytes(buf[tab + 1:nl])
                     o = nl + 1

@@ -1,16 +1,18 @@
 """Labels: time ranges with a class name, at most 500, in ``labels.bin``. Loaded per request and unloaded (see
 ``http/data_api``; the resource listing is ``figures.py``).
 
-The file never needs to be in RAM whole: an 8-byte header (``SBL1``, a floor for the next id, uint32) and then
+The file never needs to be in RAM whole: an 8-byte header (``SBL2``, a floor for the next id, uint32) and then
 one record per label, appended in the order the labels were made::
 
-    status (1 byte: "L" live, "X" deleted), name length (1), id (uint32), start, end (int64 epoch ms), name (UTF-8)
+    status (1 byte: "L" live, "X" deleted), name length (1), id (uint32), start, end (int64 epoch ms),
+    name (UTF-8), CRC-32 (uint32) of the record but its status byte
 
 Adding appends a record; deleting overwrites its status byte in place. Every operation reads the file through
 one 256-byte buffer, so 500 labels take the RAM of one. A record reads right when its status, name length, name
-(printable UTF-8), id (above the one before) and times (0..2^53) do; one that does not is skipped, and the
+(printable UTF-8), id (above the one before), times (0..2^53) and CRC do; one that does not is skipped, and the
 records after it are found again by searching for the next that reads right, so damage hides only the bytes it
-hit. When deleted records are at least 32 and outnumber the live ones, or the file's tail is torn (a crash during
+hit. Files of the previous format (``SBL1``: records without the CRC) are read as they are and rewritten in this
+one when the store opens. When deleted records are at least 32 and outnumber the live ones, or the file's tail is torn (a crash during
 an append where writes are not atomic) or some of it is unreadable, the next add (and ``check``, when the store
 opens) rewrites the readable records into ``labels.bin.tmp`` and renames it over the file (a file with
 unreadable bytes is moved to ``quarantine/`` first: nothing is lost). Ids are never reused: the next id is one more than
@@ -22,25 +24,28 @@ import json
 import os
 import struct
 
-from sensorbox.device.store.core import QueryError
+from sensorbox.device.store.core import QueryError, crc32
 
 _T_MAX = 1 << 53
 MAX_LABELS = 500
-_REC = "<BBIqq"  # 22 bytes: status, name bytes, id, start, end (then the name)
+_REC = "<BBIqq"  # 22 bytes: status, name bytes, id, start, end (then the name and the CRC)
 
 
 def pack(ident, start, end, name):
-    b = name.encode()
-    return struct.pack(_REC, 76, len(b), ident, start, end) + b
+    """A live label's record (``name``: str or bytes)."""
+    b = name.encode() if isinstance(name, str) else bytes(name)
+    r = struct.pack(_REC, 76, len(b), ident, start, end) + b
+    return r + struct.pack("<I", crc32(memoryview(r)[1:]))
 
 
 def header(nxt):
-    return b"SBL1" + struct.pack("<I", nxt)
+    return b"SBL2" + struct.pack("<I", nxt)
 
 
-def _ok(buf, o, n, prev):
+def _ok(buf, o, n, prev, v=2):
     """The length of the record at ``buf[o]`` when it reads right and is whole in ``buf[:n]``; 0 when it is not a
-    record; -1 when it may be one that ``buf`` holds only part of. ``prev``: the id of the record before it."""
+    record; -1 when it may be one that ``buf`` holds only part of. ``prev``: the id of the record before it; ``v``
+    the format (1: no CRC)."""
     if o + 22 > n:
         return -1
     ln = buf[o + 1]
@@ -50,7 +55,8 @@ def _ok(buf, o, n, prev):
         return 0
     if (buf[o + 2] | buf[o + 3] << 8 | buf[o + 4] << 16 | buf[o + 5] << 24) <= prev:
         return 0
-    if o + 22 + ln > n:
+    k = 22 + ln + (4 if v == 2 else 0)
+    if o + k > n:
         return -1
     i = o + 22
     e = i + ln
@@ -64,13 +70,15 @@ def _ok(buf, o, n, prev):
             if not 0x80 <= buf[i + j] < 0xC0:
                 return 0
         i += k + 1
-    return 22 + ln
+    if v == 2 and crc32(memoryview(buf)[o + 1:o + 22 + ln]) != struct.unpack_from("<I", buf, o + 22 + ln)[0]:
+        return 0
+    return 22 + ln + (4 if v == 2 else 0)
 
 
 def _recs(store, info):
     """Yield (offset, status, id, start, end, name) of each record that reads right (``name``: a memoryview valid
     until the next one). ``info`` = [end of the last good record, file size, header's next id (0: no header),
-    bytes that do not read right, bytes of a torn last record] afterwards."""
+    bytes that do not read right, bytes of a torn last record, format] afterwards."""
     try:
         f = open(store.root + "/labels.bin", "rb")
     except OSError:
@@ -80,10 +88,13 @@ def _recs(store, info):
         mv = memoryview(buf)
         n = f.readinto(buf) or 0
         size = info[1] = f.seek(0, 2)
-        if n >= 8 and bytes(buf[:4]) == b"SBL1":
+        v = 2 if n < 8 or bytes(buf[:4]) != b"SBL1" else 1
+        if n >= 8 and bytes(buf[:3]) == b"SBL" and 49 <= buf[3] <= 50:
             info[2] = struct.unpack_from("<I", buf, 4)[0]
         else:
             info[3] += 8  # no header (or a damaged one): the records after it may still read
+            v = 2 if _ok(buf, 8, n, 0) > 0 or _ok(buf, 8, n, 0, 1) <= 0 else 1
+        info[5] = v
         base = 0
         pos = info[0] = min(8, size)
         prev = 0
@@ -93,7 +104,7 @@ def _recs(store, info):
                 f.seek(pos)
                 base = pos
                 n = f.readinto(buf) or 0
-            k = _ok(buf, pos - base, n, prev)
+            k = _ok(buf, pos - base, n, prev, v)
             if k < 0 and bad < 0:  # cut short at the end of the file
                 info[4] = size - pos
                 return
@@ -109,13 +120,13 @@ def _recs(store, info):
             st, ln, ident, a, b = struct.unpack_from(_REC, buf, o)
             prev = ident
             yield pos, st, ident, a, b, mv[o + 22:o + 22 + ln]
-            pos = info[0] = pos + 22 + ln
+            pos = info[0] = pos + k
         if bad >= 0:
             info[3] += size - bad
 
 
 def _info():
-    return [0, 0, 0, 0, 0]
+    return [0, 0, 0, 0, 0, 2]
 
 
 def _scan(store, find, info):
@@ -137,11 +148,12 @@ def _scan(store, find, info):
 
 
 def check(store):
-    """When the store opens: a labels.bin with a torn tail or unreadable bytes is rewritten with the records that
-    read right (the file as it was goes to quarantine when some of it was unreadable)."""
+    """When the store opens: a labels.bin with a torn tail or unreadable bytes, or of the previous format, is
+    rewritten with the records that read right (the file as it was goes to quarantine when some of it was
+    unreadable)."""
     info = _info()
     live, dead, nxt, at = _scan(store, -1, info)
-    if info[3] or info[4]:
+    if info[3] or info[4] or info[5] != 2:
         _rewrite(store, nxt)
     return live
 
@@ -198,7 +210,7 @@ def label_add(store, body):
     live, dead, nxt, pos = _scan(store, -1, info)
     if live >= MAX_LABELS:
         raise QueryError("too many labels ({}); delete some first".format(MAX_LABELS), "(body)")
-    if not info[2] or info[3] or info[4] or (dead >= 32 and dead >= live):  # (no header: also a new file)
+    if not info[2] or info[3] or info[4] or info[5] != 2 or (dead >= 32 and dead >= live):  # (no header: new)
         _rewrite(store, nxt)
     with open(store.root + "/labels.bin", "ab") as f:
         f.write(pack(nxt, body["start"], body["end"], name))
@@ -213,8 +225,7 @@ def _rewrite(store, nxt):
         out.write(header(nxt))
         for pos, st, ident, a, b, name in _recs(store, info):
             if st == 76:
-                out.write(struct.pack(_REC, st, len(name), ident, a, b))
-                out.write(name)
+                out.write(pack(ident, a, b, name))
     if info[3]:
         store.quarantine(path, "labels", "{} bytes of labels.bin unreadable".format(info[3]))
     elif info[4]:

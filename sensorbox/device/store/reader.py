@@ -207,6 +207,18 @@ class Reader:
         return n
 
 
+def text_row(buf, o, end):
+    """(t, tab, nl) of the text row ``<ms>\\t<json>\\n`` at ``buf[o]`` (a block's lines end before ``end``);
+    t = -1 when its time does not read."""
+    nl = buf.find(b"\n", o, end)
+    tab = buf.find(b"\t", o, nl)
+    try:
+        t = int(bytes(buf[o:tab]))
+    except ValueError:
+        t = -1
+    return t, tab, nl
+
+
 def note_corrupt(st, r, name, rd):
     """Count the corrupt stretches ``rd`` found in segment ``name`` of resource ``r`` (once per segment)."""
     if not rd.bad:

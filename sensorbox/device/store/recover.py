@@ -23,6 +23,7 @@ import json
 import os
 import struct
 
+from sensorbox.device.files import rmtree as _rmtree
 from sensorbox.device.store.core import HDR, RATE, TIMED, _i32, _mkdir, _rm
 from sensorbox.device.store.reader import BLK, Reader, note_corrupt, read_header
 
@@ -227,21 +228,6 @@ def quarantine(st, path, rname, reason):
         fl.append("{}: {}; kept in {}/quarantine".format(path, reason, st.root))
         if len(fl) > 8:
             fl.pop(0)
-
-
-def _rmtree(path):
-    """Remove a file, or a directory with what is in it."""
-    try:
-        os.remove(path)
-        return
-    except OSError:
-        pass
-    try:
-        for e in list(os.ilistdir(path)):
-            _rmtree(path + "/" + e[0])
-        os.rmdir(path)
-    except OSError:
-        pass
 
 
 def _migrate_labels(st):

@@ -1,8 +1,8 @@
 # sensorbox: two commands on a fresh machine.
 #   make run    set everything up, start a simulated device (web on http://127.0.0.1:$(PORT))
 #   make test   set up what the tests need, run the whole suite
-# Also: make proof (the proof suite at full size), make bench (benchmarks), make bundle (device bundle under
-# build/), make clean.
+#   make proof  the proof suite at full size (SENSORBOX_PROOF=full)
+# Also: make bench (benchmarks), make bundle (device bundle under build/), make clean.
 
 PYTHON ?= python3
 PORT   ?= 8080
@@ -38,8 +38,12 @@ test: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages socat
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The proof suite at full size (issue 11): tests marked `proof`, with their figures printed.
+# The proof suite at full size (issue 11: kill -9, power cuts, corrupt files, requests, bursts); make test runs
+# it at a short size. Tests marked `proof`, with their figures printed.
 proof: $(STAMP) node_modules/.installed
+	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
+	@scripts/ensure-system-packages /usr/bin/chromium:chromium
+	@scripts/ensure-system-packages socat
 	SENSORBOX_PROOF=full $(BIN)/python -m pytest -q -s -m proof $(PYTEST_ARGS)
 
 bench: $(STAMP)

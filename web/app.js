@@ -453,8 +453,8 @@ async function showHistory() {
   let pred = null;
   try { pred = await csvOf("/api/resources/predictions/data?format=csv&max_points=400&start=-" + span); } catch (e) { pred = {}; }
   hist.segs = classSegments(pred);
-  if (!hist.classes || hist.segs.some((g) => g.k >= hist.classes.length))  // class names: asked once (Models resets them)
-    hist.classes = await api("GET", "/api/model").then((m) => m.active && m.active.classes).catch(() => null);
+  if (!hist.classes || hist.segs.some((g) => g.k >= hist.classes.length))  // the store's class table: names by id, for good
+    hist.classes = await api("GET", "/api/resources").then((r) => r.resources.find((x) => x.name === "predictions").classes).catch(() => null);
   hist.events = (ev || []).slice(-200);
   await loadLabels().catch((e) => { $("#labelerr").textContent = "could not load the labels: " + e.message; });
   let snd = {};
@@ -747,7 +747,7 @@ async function showModels() {
   const m = await api("GET", "/api/model");
   const box = $("#modelinfo"); box.textContent = "";
   const a = m.active;
-  hist.classes = a ? a.classes : null;
+  hist.classes = null;  // a new model may have added names to the class table: History asks again
   classInfo = null; await loadClassInfo();
   if (a) {
     box.append(el("div", "Active model", "k"), el("div", (a.name || a.origin) + " · " + a.sha256, "v"));

@@ -58,7 +58,7 @@ class Device:
         self.config.device = self
         self.log.set_level(self.config.get("log.level"))
         self.log.file_bytes = self.config.get("log.file_kb") * 1024
-        self.device_id = self.platform.unique_id()
+        self.device_id = self.platform.unique_id(self.log)
         self.supervisor = Supervisor(self.log)
         self.bus = Bus(self.log)
         from sensorbox.device.store.core import Store
@@ -72,6 +72,12 @@ class Device:
         self.lag = LagMonitor()
         self.soundmeter = SoundMeter(self)  # sound levels from the mic ring (sound.* config)
         self.auth = Auth(data + "/auth.json", self.log, getattr(self.platform, "admin_password", None))
+        from sensorbox.device import lazy
+
+        try:  # files read later (per request, by a service): what is wrong with them is set aside and said now
+            lazy.load("sensorbox.device.files").check_boot(self)
+        finally:
+            lazy.unload("sensorbox.device.files")
         self.health = Health(self)
         self.model = self.model_error = None  # the classifier in use (see models.py) / why there is none
         self.pipeline = None  # made when its service first starts (after the HTTP server has its RAM)

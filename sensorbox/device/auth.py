@@ -61,20 +61,21 @@ class Auth:
         self._fails = bytearray(PEERS)  # ...and its failures in a row
         self.generation = 0  # counts password changes: what a credential checked earlier is still valid for
         self.generated_password = None
-        try:
-            with open(path) as f:
-                d = json.load(f)
+        from sensorbox.device import lazy
+
+        try:  # anything but a valid auth.json (not UTF-8, wrong types, a directory) is set aside as .bad
+            fs = lazy.load("sensorbox.device.files")
+            d = fs.load_json(path, log, fs.auth_ok)
+        finally:
+            fs = None
+            lazy.unload("sensorbox.device.files")
+        if d is not None:
             self._salt = binascii.unhexlify(d["salt"])
             self._hash = binascii.unhexlify(d["hash"])
             self._iterations = d["iterations"]
-        except (OSError, ValueError, KeyError) as e:
-            if not isinstance(e, OSError):
-                log.error("auth", "{} is unreadable ({}); kept as {}.bad, setting a new admin password".format(
-                    path, e, path))
-                try:
-                    os.rename(path, path + ".bad")
-                except OSError:
-                    pass
+        else:
+            if log.files and path in log.files[-1]:
+                log.error("auth", "setting a new admin password: {} was unreadable".format(path))
             pw = initial_password or new_password()
             if not initial_password:
                 self.generated_password = pw

@@ -5,6 +5,7 @@ together with it only while they run (at boot, for an update, for ``GET /api/con
 import json
 import os
 
+from sensorbox.device import files
 from sensorbox.shared import config_schema as schema
 
 
@@ -13,18 +14,19 @@ def load(cfg):
     moved aside to ``.bad`` and the device starts on defaults. A file with keys that do not validate (a value out
     of a range that a new version narrowed, a key it no longer knows) keeps every other key: the bad ones are
     reset to their defaults, the file as it was is kept as ``.bad`` and the repaired one saved. Either way the
-    log and ``cfg.boot_error`` say what happened."""
-    try:
-        with open(cfg.path) as f:
-            text = f.read()
-    except OSError:
+    log and ``cfg.boot_error`` say what happened. Whatever the file holds (bytes that are not UTF-8, a directory
+    in its place), the device starts."""
+    text = files.read(cfg.path, cfg.log, 65536)
+    if text is None or text is False:
+        if text is False:  # a directory in its place, or too big: set aside
+            cfg.boot_error = cfg.log.files[-1]
         cfg.log.info("config", "no {}: using defaults".format(cfg.path))
         return schema.defaults()
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-    except ValueError as e:
+    except (ValueError, RuntimeError) as e:  # not UTF-8 (UnicodeError), not JSON, nested too deep
         _aside(cfg, "{} is invalid ({}); kept as {}.bad, started on defaults".format(cfg.path, e, cfg.path))
         return schema.defaults()
     reset = []
@@ -52,11 +54,7 @@ def load(cfg):
 
 def _aside(cfg, message):
     cfg.boot_error = message
-    cfg.log.error("config", message)
-    try:
-        os.rename(cfg.path, cfg.path + ".bad")
-    except OSError as e:
-        cfg.log.error("config", "cannot move the bad config aside: {}".format(e))
+    files.aside(cfg.path, cfg.log, message)
 
 
 def update(cfg, partial):

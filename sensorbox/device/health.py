@@ -66,6 +66,7 @@ class Health:
             "store": d.store.status() if getattr(d, "store", None) else None,
             "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
             "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
+            "files": d.log.files,  # persisted files that were unreadable and set aside (device/files.py)
         }
         if not full:
             return out

@@ -44,6 +44,7 @@ class Log:
         self._flushed = self._base  # bytes up to here are on flash (or counted as dropped)
         self.dropped = 0  # bytes that left the ring before reaching flash
         self.write_errors = 0
+        self.files = []  # persisted files found unreadable and set aside (device/files.py): /api/status -> files
 
     def log(self, level, source, message):
         if level < self.level:
@@ -116,6 +117,20 @@ class Log:
     def pending(self):
         return self._end - self._flushed
 
+    def _not_a_file(self):
+        """A directory where log.txt or log.1.txt belongs (never written to again otherwise): set it aside."""
+        for p in (self.path, self.path[:-4] + ".1.txt"):
+            try:
+                if os.stat(p)[0] & 0x4000:
+                    from sensorbox.device import lazy
+
+                    try:
+                        lazy.load("sensorbox.device.files").aside(p, self, "a directory where a log file belongs")
+                    finally:
+                        lazy.unload("sensorbox.device.files")
+            except OSError:
+                pass
+
     def flush(self):
         """Append what is not yet on flash to the log file, rotating it when full. Returns bytes written."""
         if not self.path or self._flushed >= self._end:
@@ -130,12 +145,13 @@ class Log:
                 try:
                     os.rename(self.path, self.path[:-4] + ".1.txt")
                 except OSError:
-                    pass
+                    self._not_a_file()
             with open(self.path, "ab") as f:
                 f.write(raw)
             self._flushed = start + len(raw)
         except OSError as e:
             # A full or failing flash must not take the device down: the entries stay in RAM; say so once.
+            self._not_a_file()
             self.write_errors += 1
             if self.echo and self.write_errors == 1:
                 print("error log cannot write {}: {}".format(self.path, e))

@@ -16,7 +16,9 @@ bigger arrays gets new ones while the old model keeps classifying. Activation is
 cancelled part-way (a bad CSV, MemoryError, the request's task cancelled), the old model runs again, at once or,
 when its arrays were being refilled, after a restore task (not cancelled with the request) has loaded it from
 flash again (as at boot). Anything wrong raises ``ModelError`` with a reason. ``rollback()`` swaps active and
-previous the same way. At boot: active, else previous, else the bundled default.
+previous the same way. At boot: active, else previous, else the bundled default; an active or previous model
+whose files are damaged (meta.json not JSON or of the wrong shape, model.csv not the one meta.json names) is
+set aside as ``<dir>.bad`` (``device/files.py``) and reported.
 
 Loading is a coroutine (``boot``, ``activate``, ``rollback``): it yields every few CSV lines and file chunks, so a
 model load (~40 ms of parsing on the unix port, seconds on an ESP32) never stalls the samplers. One load at a time
@@ -44,10 +46,11 @@ _YIELD_CHUNKS = 8  # file chunks hashed between yields
 
 
 class ModelError(ValueError):
-    def __init__(self, reason, field=None):
+    def __init__(self, reason, field=None, damaged=False):
         super().__init__(reason)
         self.reason = reason
         self.field = field
+        self.damaged = damaged  # its files are not what was stored: set aside at boot
 
 
 def _exists(path):
@@ -59,9 +62,15 @@ def _exists(path):
 
 
 def _rmtree(path):
+    """Remove ``path``: a directory and what is in it, or a file in its place."""
     if _exists(path):
+        try:
+            os.remove(path)
+            return
+        except OSError:
+            pass
         for name in os.listdir(path):
-            os.remove(path + "/" + name)
+            _rmtree(path + "/" + name)
         os.rmdir(path)
 
 
@@ -86,6 +95,9 @@ def _compatible(device, meta):
                       device.config.get("ml.model_max_kb") * 1024)
     except sm.ModelError as e:
         raise ModelError(e.reason, e.field)
+    except (TypeError, KeyError, IndexError, AttributeError) as e:  # a field of the wrong type or missing
+        raise ModelError("meta.json: a field is missing or of the wrong type ({}: {})".format(
+            type(e).__name__, e), "meta.json", True)
     finally:
         lazy.unload("sensorbox.shared.model")
     schema = lazy.load("sensorbox.shared.config_schema")
@@ -119,10 +131,13 @@ def _follow(device):
 
 def _read_meta(path):
     try:
-        with open(path + "/meta.json") as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise ModelError("meta.json missing or not JSON ({})".format(e))
+        with open(path + "/meta.json", "rb") as f:
+            meta = json.loads(f.read())
+    except (OSError, ValueError, RuntimeError) as e:  # not UTF-8 (UnicodeError) or not JSON: ValueError
+        raise ModelError("meta.json missing or not JSON ({})".format(e), None, True)
+    if not isinstance(meta, dict):
+        raise ModelError("meta.json is not a JSON object", None, True)
+    return meta
 
 
 async def _verify(device, path):
@@ -169,7 +184,9 @@ async def _load(device, path, meta, origin, spare=None):
                     n = 0
                     await asyncio.sleep_ms(0)
         ld.finish(want)
-        return Model(meta, ev, origin)
+        m = Model(meta, ev, origin)
+        m.gids = device.store.class_ids(m.classes)  # ids in the store's class table (None: the pipeline retries)
+        return m
     except ValueError as e:  # trees.TreesError: a line, a reference or a count
         raise ModelError("model.csv: {}".format(e), "csv")
     except OSError as e:
@@ -207,12 +224,13 @@ async def _check_file(path, meta):
                 if chunks % _YIELD_CHUNKS == 0:
                     await asyncio.sleep_ms(0)
     except OSError as e:
-        raise ModelError("model.csv missing ({})".format(e))
+        raise ModelError("model.csv missing ({})".format(e), None, True)
     if n != meta["csv_bytes"]:
         raise ModelError("model.csv is {} bytes, meta.json says {}: upload incomplete".format(n, meta["csv_bytes"]),
-                         "csv")
+                         "csv", True)
     if binascii.hexlify(h.digest()).decode() != meta["csv_sha256"]:
-        raise ModelError("model.csv does not match meta.json's csv_sha256: corrupted or from another model", "csv")
+        raise ModelError("model.csv does not match meta.json's csv_sha256: corrupted or from another model", "csv",
+                         True)
 
 
 def _claim(device):
@@ -250,6 +268,11 @@ async def _boot(device, spare=None):
         except ModelError as e:
             device.model_error = "{} model refused: {}".format(which, e.reason)
             device.log.error("model", device.model_error)
+            if e.damaged and which != "default":
+                try:
+                    lazy.load("sensorbox.device.files").aside(path, device.log, e.reason)
+                finally:
+                    lazy.unload("sensorbox.device.files")
     return None
 
 

@@ -6,8 +6,9 @@ Config (``ml.*``): ``window`` frames per window (must match the model), ``hop`` 
 result is "unknown". Published on ``device.bus`` (subscribers copy what they keep):
 
 - ``features``: ``array('h')`` of the window's int16 features (model input order)
-- ``predictions``: ``(class_index, confidence_permille)``; class_index -1 = unknown; confidence = share of the
-  trees' votes over the smoothing span that went to the winning class
+- ``predictions``: ``(class_id, confidence_permille)``; class_id: the class's id in the store's class table
+  (``Model.gids``, given when the model loads), -1 = unknown; confidence = share of the trees'
+  votes over the smoothing span that went to the winning class
 - ``events``: ``{"type": "class_change", "from": name, "to": name, "confidence": permille}``
 
 t_ms is the epoch time of the window's last frame. Each loop turn does at most one window's features, then
@@ -41,6 +42,7 @@ class Model:
         self.n_trees = meta["trees"]
         self.window = meta["window"]
         self.origin = origin
+        self.gids = None  # the store's ids of its classes (store.class_ids), given when it loads
         m = meta.get("metrics") or {}
         self.info = {"origin": origin, "classes": self.classes, "trees": meta["trees"], "nodes": meta["nodes"],
                      "leaves": meta["leaves"], "features": meta["features"], "feature_version": meta["feature_version"],
@@ -135,6 +137,8 @@ class Pipeline:
                     serial = m.serial if m is not None else 0
                     nh = 0
                     hist = array.array("H", bytes(2 * smooth * len(m.classes))) if m is not None else None
+                if m is not None and m.gids is None and self.windows % 32 == 0:  # the class table was not writable
+                    m.gids = d.store.class_ids(m.classes)
                 if m is None:
                     self.reason = "no model loaded: " + str(d.model_error)
                 elif m.window != window or len(feats) != m.trees.n_features:
@@ -166,7 +170,8 @@ class Pipeline:
             best = -1
         self.latest = (t_ms, best, conf)
         bus = self.device.bus
-        bus.publish("predictions", t_ms, (best, conf))
+        if m.gids is not None:  # stored with the class's id in the store's class table, which names it for good
+            bus.publish("predictions", t_ms, (m.gids[best] if best >= 0 else -1, conf))
         name = m.classes[best] if best >= 0 else UNKNOWN
         if name != self.label:  # by name: an index of the model before a swap means nothing in this one
             bus.publish("events", t_ms, {"type": "class_change", "from": self.label, "to": name, "confidence": conf})

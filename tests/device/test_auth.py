@@ -207,9 +207,32 @@ def test_unreadable_tokens_file_is_kept_aside_not_overwritten():
     log = quiet_log()
     a = Auth(d + "/auth.json", log, "pw")
     assert authz.tokens(a) == []
-    assert any("tokens.json is unreadable" in e["msg"] for e in log.entries())
+    assert any("tokens.json: not JSON" in e["msg"] for e in log.entries())
+    assert "tokens.json.bad" in log.files[-1]  # in /api/status -> files
     with open(d + "/tokens.json.bad") as f:
         assert f.read() == '[{"id": 1, "na'
+
+
+def test_tokens_that_are_not_tokens_are_left_out_and_the_rest_kept():
+    import json
+
+    from sensorbox.device.http import authz
+
+    d = tmpdir()
+    good = {"id": 2, "name": "b", "scope": "read", "hash": "ab" * 32}
+    with open(d + "/tokens.json", "w") as f:  # one without its hash, one with a wrong type, one good
+        f.write(json.dumps([{"id": 1, "name": "a", "scope": "admin"}, {"id": "3", "name": "c", "scope": "read",
+                                                                          "hash": "cd" * 32}, good]))
+    log = quiet_log()
+    a = Auth(d + "/auth.json", log, "pw")
+    assert authz.tokens(a) == [good]
+    assert authz.bearer_scope(a, "Bearer sb_1_x") is None  # no 500: the entry is gone
+    with open(d + "/tokens.json") as f:
+        assert json.load(f) == [good]  # written again without them; the file as it was is tokens.json.bad
+    with open(d + "/tokens.json.bad") as f:
+        assert len(json.load(f)) == 3
+    a.tokens = None
+    assert authz.tokens(a) == [good] and len(log.files) == 1
 
 
 def test_csrf_compare():

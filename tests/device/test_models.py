@@ -6,6 +6,7 @@ import json
 
 from devtest import StubConfig, exists, quiet_log, tmpdir
 from sensorbox.device import models
+from sensorbox.device.store.core import Store
 from sensorbox.device.models import ModelError
 from sensorbox.device.sensors.ring import SampleRing
 
@@ -29,6 +30,7 @@ class Dev:
         self.config = StubConfig()
         self.sensors = {"accel": type("S", (), {"ring": SampleRing(3, 8, 50)})()}
         self.model = self.model_error = None
+        self.store = Store(tmpdir("store"), self.log, lambda: 0)  # its class table names the model's classes
 
 
 class Manager:

@@ -36,6 +36,14 @@ class Sensor:
         self.driver = True
 
 
+class ClassIds:
+    """What the pipeline and the model loader use of the store: ids for a model's classes (a fresh class table
+    gives the first model 0, 1, ...; tests/device/test_store.py tests the table itself)."""
+
+    def class_ids(self, names):
+        return array.array("h", range(len(names)))
+
+
 class Dev:
     def __init__(self, **cfg):
         self.log = quiet_log()
@@ -44,6 +52,7 @@ class Dev:
         self.platform = Plat()
         self.sensors = {"accel": Sensor()}
         self.model = self.model_error = None
+        self.store = ClassIds()
 
 
 def segment(label, n, subject=1):

@@ -210,7 +210,7 @@ async def test_sink_retries_through_errors_and_a_hang_then_delivers_in_order_and
     task.cancel()
     s.srv.close()
     print("HEAP running sink with 2 outboxes (code + objects) {} B".format(f0 - f1))
-    assert f0 - f1 < 20000
+    assert f0 - f1 < 23000  # with the outbox's checking segment reader (store/reader.py)
 
 
 def test_heap_of_client_and_sink_code():

@@ -11,6 +11,7 @@ import pytest
 
 from sensorbox.host import bundle
 
+import segfiles
 from mqtt_broker import Broker, Collector
 
 PREFIX = "sbtest"
@@ -44,26 +45,9 @@ def received(col, base, resource):
 
 
 def stored_times(dev, resource, since):
-    """Times of the rows the device stored, read from its segment files on disk (the format in store/core.py),
-    independently of the device (its export needs heap the running sink competes for; see MQTT_HEAP)."""
-    import glob
-    import os
-    import struct
-
-    out = []
-    for path in sorted(glob.glob(os.path.join(dev.data_dir, "store", resource, "*.seg")),
-                       key=lambda p: int(os.path.basename(p)[:-4])):
-        data = open(path, "rb").read()
-        if len(data) < 32:
-            continue
-        magic, ver, code, ncols, rate, rb, t0, seq0, gen = struct.unpack_from("<4sBBHHHqII", data, 0)
-        if resource == "events":
-            for line in data[32:].split(b"\n")[:-1]:
-                out.append(int(line.split(b"\t")[0]))
-        else:
-            for i in range((len(data) - 32) // rb):
-                out.append(t0 + struct.unpack_from("<i", data, 32 + i * rb)[0])
-    return [t for t in out if t > since]
+    """Times of the rows the device stored, read from its segment files on disk by an independent reader
+    (``segfiles``), not through the device (its export needs heap the running sink competes for; see MQTT_HEAP)."""
+    return segfiles.stored_times(dev.data_dir, resource, since)
 
 
 def check_complete(dev, col, base, resource, t_from, t_to):

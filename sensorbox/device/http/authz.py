@@ -37,26 +37,15 @@ def tokens_path(auth):
 
 
 def tokens(auth):
-    """The API tokens, ``[{"id", "name", "scope", "hash"}]`` (read from flash once)."""
+    """The API tokens, ``[{"id", "name", "scope", "hash"}]`` (read from flash once). Entries that are not valid
+    tokens are left out; the file as it was is kept as ``tokens.json.bad`` (``device/files.py``)."""
     if getattr(auth, "tokens", None) is None:
-        path = tokens_path(auth)
-        try:
-            with open(path) as f:
-                auth.tokens = json.load(f)
-            if not isinstance(auth.tokens, list):
-                raise ValueError("not a list")
-        except OSError:
-            auth.tokens = []
-        except ValueError as e:  # kept aside for inspection: the next token made must not overwrite it silently
-            auth.tokens = []
-            auth.log.error("auth", "{} is unreadable ({}); kept as {}.bad, no API tokens until made again".format(
-                path, e, path))
-            try:
-                import os
+        from sensorbox.device import lazy
 
-                os.rename(path, path + ".bad")
-            except OSError:
-                pass
+        try:
+            auth.tokens = lazy.load("sensorbox.device.files").tokens(tokens_path(auth), auth.log)
+        finally:
+            lazy.unload("sensorbox.device.files")
     return auth.tokens
 
 

@@ -137,14 +137,18 @@ def _record(sink, name, body, res):
 
 
 def restore(sink):
-    """Load the current label and any open recording saved before a restart."""
+    """Load the current label and any open recording saved before a restart (anything else in recording.json is
+    set aside as ``.bad``: ``device/files.py``)."""
+    from sensorbox.device import lazy
+
     try:
-        with open(sink.d.platform.data_dir + "/recording.json") as f:
-            v = json.loads(f.read())
-        if isinstance(v, list) and len(v) == 3:
-            sink.rec = v
-    except (OSError, ValueError):
-        pass
+        fs = lazy.load("sensorbox.device.files")
+        v = fs.load_json(sink.d.platform.data_dir + "/recording.json", sink.d.log, fs.recording_ok)
+    finally:
+        fs = None
+        lazy.unload("sensorbox.device.files")
+    if v is not None:
+        sink.rec = v
 
 
 def _label_add(d, body):

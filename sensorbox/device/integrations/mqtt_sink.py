@@ -20,8 +20,10 @@ Topics (``base`` = ``<mqtt.prefix>/<device id>``):
 
 Every data message is read from flash through an ``Outbox`` cursor and the cursor moves only after the broker's
 PUBACK: at-least-once, with ``key`` (``<device id>-<resource>-<t>``) to deduplicate; ``t`` is the original epoch
-ms. The three resources are merged by time (predictions wait while the model loads after a boot: their labels
-come from it); order always holds within each topic. A backlog is replayed one message at a time with
+ms. The three resources are merged by time (predictions wait while the model loads after a boot: a device
+upgraded from a version without the class table gets it then, from the model's classes); order always holds
+within each topic. A prediction's ``label`` is the name its class had in the model that made it (the store's
+class table). A backlog is replayed one message at a time with
 ``mqtt.replay_ms`` between messages. Segments that retention deleted before
 delivery are counted in status and reported once as an ``outbox_loss`` event (which is itself delivered).
 """
@@ -60,11 +62,7 @@ class MqttSink:
         # [current label (cmd/label_set), start (epoch ms) and label of the open recording (cmd/record_start)]
         self.rec = [None, None, None]
         self._ctx = None  # (mqtt.tls_ca, ssl context)
-        try:  # saved before a restart (mqtt_cold)
-            open(device.platform.data_dir + "/recording.json").close()
-            self._cold("restore")
-        except OSError:
-            pass
+        self._cold("restore")  # saved before a restart (mqtt_cold)
 
     def status(self):
         c = self.client
@@ -220,7 +218,7 @@ class MqttSink:
         best = -1
         for i in range(len(_RES)):
             if i == 0 and d.model is None and d.model_error is None:
-                continue  # the model is loading (after a boot): its class names make the labels
+                continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
             q = self.queues[i]
             if not q:
                 q.extend(self.outboxes[i].read(8))

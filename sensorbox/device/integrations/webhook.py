@@ -73,7 +73,7 @@ class Hook:
             best = -1
             for i in range(len(names)):
                 if names[i] == "predictions" and d.model is None and d.model_error is None:
-                    continue  # the model is loading (after a boot): its class names make the labels
+                    continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
                 q = queues[i]
                 if not q:
                     q.extend(self.outboxes[i].read(4))

@@ -3,6 +3,11 @@ block so damage is detected, skipped and counted, never exported; segments of th
 before; no allocation per row; labels that survive a damaged record; the class table that names stored
 predictions for good."""
 
+# The store, its recovery and export code and this module's own bytecode share the test's heap: at 96wK (the
+# device tests' default) the bigger modules of the checksummed format no longer fit beside each other
+# (2026-12-05). The app's own heap is held by tests/host/test_heap_budget.py.
+HEAPSIZE = "112wK"
+
 import os
 import struct
 
@@ -90,7 +95,7 @@ def test_labels_torn_append_and_unreadable_file():
     left = [x["label"] for x in each_label(st)]
     assert left == ["label {}".format(i) for i in list(range(5)) + list(range(8, 20))], left  # 5..7 were hit
     assert st.quarantined == 1
-    assert meta.label_add(st, {"start": 1, "end": 2, "label": "next"})["id"] == 21  # ids never reused
+    assert meta.label_add(st, {"start": 1, "end": 2, "label": "next", "overlap": True})["id"] == 21  # ids never reused
     # One byte changed inside a name: the record's CRC no longer holds, so it is not shown as another label.
     with open(st.root + "/labels.bin", "r+b") as f:
         f.seek(8 + 33 * 5 + 22 + 2)  # "label 8" (the sixth record now) -> "laXel 8"
@@ -262,3 +267,18 @@ def test_class_table_gives_names_stable_ids_survives_damage_and_frees_unused_ids
     ids = st.class_ids(["brand", "new"])
     assert st.class_name(3) == "jump" and 3 not in list(ids) and st.class_name(ids[0]) == "brand", (list(ids), classes.names(st)[:12])
     assert classes.names(st)[ids[1]] == "new"
+
+
+def test_the_longest_label_record_across_the_read_buffer():
+    # A 160-byte name (40 four-byte characters) in a record that ends past the first 256-byte read: the reader
+    # kept only 182 bytes of room (not the 186 of a record with its CRC), took it for a torn end, and the next
+    # label added rewrote the file without it (found by the History page's 40-emoji label in a browser test).
+    from sensorbox.device.store import meta
+
+    for k, first in enumerate((("squats", "lunges"), ("a",) * 3, ())):
+        st = make(tmpdir("long{}".format(k)))
+        want = list(first) + ["\U0001F642" * 40]
+        for i, name in enumerate(want):
+            meta.label_add(st, {"start": 1000 * i, "end": 1000 * i + 500, "label": name})
+        meta.label_add(st, {"start": 90000, "end": 90500, "label": "after"})
+        assert [x["label"] for x in each_label(st)] == want + ["after"], first

@@ -42,6 +42,10 @@ def header(nxt):
     return b"SBL2" + struct.pack("<I", nxt)
 
 
+_REC_MAX = 22 + 160 + 4  # the longest record: its fields, a 160-byte name, its CRC (was 182: a long name after
+# others read as a torn end, and the next label added rewrote the file without it)
+
+
 def _ok(buf, o, n, prev, v=2):
     """The length of the record at ``buf[o]`` when it reads right and is whole in ``buf[:n]``; 0 when it is not a
     record; -1 when it may be one that ``buf`` holds only part of. ``prev``: the id of the record before it; ``v``
@@ -100,7 +104,7 @@ def _recs(store, info):
         prev = 0
         bad = -1  # where an unreadable stretch began
         while pos < size:
-            if pos + 182 > base + n and base + n < size:  # keep a whole record (22 + 160 bytes) in the buffer
+            if pos + _REC_MAX > base + n and base + n < size:  # keep a whole record in the buffer
                 f.seek(pos)
                 base = pos
                 n = f.readinto(buf) or 0

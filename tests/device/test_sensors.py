@@ -205,6 +205,23 @@ def test_microphone_levels_match_the_config():
         assert abs(level - expect) < 0.6, (signal, level)
 
 
+def test_simulated_microphone_viper_kernel_matches_the_plain_one():
+    from sensorbox.device.sensors.sim_fast import tone_noise
+    from sensorbox.device.sensors.sim_mic import tone_noise_py
+
+    size = 800
+    tone = array.array("h", [int(32767 * math.sin(2 * math.pi * i / size)) for i in range(size)])
+    tone[3], tone[5] = -32768, 32767  # the extremes, which the noise pushes past int16 (clipped)
+    for half, pos, n in ((0, 0, 256), (1, 799, 256), (3000, 650, 300), (32767, 10, 1000)):
+        a = array.array("h", bytes(2 * n))
+        b = array.array("h", bytes(2 * n))
+        ra = tone_noise(tone, size, pos, a, n, half, 7)
+        rb = tone_noise_py(tone, size, pos, b, n, half, 7)
+        assert ra == rb and a == b, (half, pos)
+        if half:
+            assert ra != 7
+
+
 def test_microphone_tone_frequency():
     clock = FakeClock()
     mic = SignalMicrophone(StubConfig(sim__mic_signal="tone", sim__mic_tone_hz=1000), clock)

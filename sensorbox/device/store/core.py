@@ -167,6 +167,8 @@ class Res:
 
 
 class Store:
+    flushed = None  # an asyncio.Event set at each flush point, made when a sink first waits (outbox.flush_event)
+
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
         self.root = root
         self.log = log
@@ -441,6 +443,8 @@ class Store:
             self.retain()
         if self._cur_dirty and self.clock() - self._cur_saved >= _CUR_SAVE_MS:
             self.save_cursors()
+        if self.flushed is not None:
+            self.flushed.set()  # rows up to here are readable: wake the sinks waiting for them
 
     def close(self):
         self.flush()

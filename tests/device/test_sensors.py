@@ -170,6 +170,10 @@ async def test_sampler_without_stalls_loses_nothing():
     mic = Sensor("mic", lambda: SignalMicrophone(cfg, clock), quiet_log(), 1, 1024)
     tasks = [asyncio.create_task(acc.run()), asyncio.create_task(mic.run())]
     await asyncio.sleep_ms(1000)
+    # The services read the FIFOs every poll (1 s and 125 ms by default, on the timer grid); a reader takes
+    # what they hold now.
+    acc.pump()
+    mic.pump()
     for t in tasks:
         t.cancel()
     assert acc.dropped == 0 and mic.dropped == 0

@@ -123,6 +123,7 @@ class _Client:
         if s.generation != self.gen:
             self.gen = s.generation
             self.seq = ring.head
+        s.pump()  # the FIFO is read for the ring every accel.poll_ms (1 s): a watched chart wants it now
         first, n = ring.read(self.seq, self.buf, _FRAMES)
         if n == 0:
             return first, 0, 1, 0

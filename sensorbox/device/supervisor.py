@@ -154,7 +154,7 @@ class LagMonitor:
     the wake-ups the device makes anyway: the services that sleep on the grid (the samplers, the sound meter)
     report theirs with ``woke``, and ``run`` adds a probe every ``period_ms`` on the same grid, so it rarely wakes
     the device by itself. A stall of the loop longer than the most frequent of those periods (the microphone's
-    poll, ~0.1 s) always shows. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; recording
+    poll, 50 ms) always shows. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; recording
     and reading them allocates nothing."""
 
     def __init__(self, period_ms=1000):

@@ -37,7 +37,7 @@ accel.range_g           choice  8             [2,4,8,16]
 accel.poll_ms           int     1000          5 1000
 mic.enabled             bool    true
 mic.rate_hz             choice  16000         [8000,16000]
-mic.poll_ms             int     125           5 250
+mic.poll_ms             int     50            5 250
 sim.replay_gap_every_s  int     0             0 86400
 sim.replay_gap_ms       int     500           0 60000
 sim.replay_noise        int     0             0 4096

@@ -78,7 +78,7 @@ def test_keys_that_no_longer_validate_are_reset_and_the_rest_kept():
     log = quiet_log()
     c = Config(d + "/config.json", log)
     assert c.get("device.name") == "lab-3" and c.get("log.level") == "debug"  # kept
-    assert c.get("accel.rate_hz") == 50 and c.get("mic.poll_ms") == 125  # reset to defaults
+    assert c.get("accel.rate_hz") == 50 and c.get("mic.poll_ms") == 50  # reset to defaults
     for k in ("accel.rate_hz", "bogus.key", "mic.poll_ms"):
         assert k in c.boot_error, c.boot_error
     assert _read(d + "/config.json.bad") == text  # as it was, for inspection

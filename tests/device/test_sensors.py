@@ -170,7 +170,7 @@ async def test_sampler_without_stalls_loses_nothing():
     mic = Sensor("mic", lambda: SignalMicrophone(cfg, clock), quiet_log(), 1, 1024)
     tasks = [asyncio.create_task(acc.run()), asyncio.create_task(mic.run())]
     await asyncio.sleep_ms(1000)
-    # The services read the FIFOs every poll (1 s and 125 ms by default, on the timer grid); a reader takes
+    # The services read the FIFOs every poll (1 s and 50 ms by default, on the timer grid); a reader takes
     # what they hold now.
     acc.pump()
     mic.pump()

@@ -1,14 +1,17 @@
 """CPU of the idle device: the real app on the MicroPython unix port (APP_HEAP, default config: accelerometer
 replay at 50 Hz, microphone at 16 kHz, sound meter, analysis, store, HTTP server; no requests), from the process's
-own CPU time (/proc/self/schedstat) over SENSORBOX_CPU_S seconds (default 60) after 10 s of settling, in two
-configurations (all features; the microphone off), three rounds, medians.
+own CPU time (/proc/self/schedstat) over SENSORBOX_CPU_S seconds (default 60) after 10 s of settling, in three
+configurations (all features; the microphone off; all features with MQTT to a local mosquitto and one webhook
+receiver), three rounds, medians.
 
-Each round runs four devices side by side (they are idle: a few % of a core together): per configuration one
-plain (the budget figure) and one with counters (``bench/mp_cpu.py``: per supervised service its share of a core
-(its tasks' steps timed with the process's own CPU clock) and its wake-ups, i.e. task steps, per second; the simulated drivers, replaying the .npy and generating the tone,
-counted apart as the simulator, not the device; what no task accounts for is the event loop and the kernel:
-sleeping, waking, polling sockets, syncing files). The counters' own cost is the counted run's CPU less the plain
-one's.
+Each round runs six devices side by side (idle: a few % of a core together): per configuration one plain (the
+budget figure) and one with counters (``bench/mp_cpu.py``: per supervised service its share of a core, its
+tasks' steps timed with the process's own CPU clock, and its wake-ups, i.e. task steps, per second; the simulated
+drivers, replaying the .npy and generating the tone, counted apart as the simulator, not the device; what no task
+accounts for is the event loop and the kernel: sleeping, waking, polling sockets, syncing files). The counters'
+own cost is the counted run's CPU less the plain one's. A seventh process measures the machine's speed in the
+round: the CPU time of one analysis window's features (this machine is shared; the same work costs up to ~1.5x
+more CPU time when its neighbours are busy).
 
 Budgets (issue 13): the device (plain process less the simulator) at most 1.0 % of one core with everything on,
 0.4 % with the microphone off; the loop-lag monitor at most 5 % of the device's CPU. ESP32 estimate: MicroPython
@@ -38,7 +41,7 @@ CONFIGS = (("all", "all features", {}), ("nomic", "microphone off", {"mic.enable
 SETTLE_S = 10
 
 
-def _start(cfg, counters, seconds):
+def _start(cfg, counters, seconds, ref=False):
     from conftest import ADMIN_PASSWORD, free_port
 
     from sensorbox.host import bundle
@@ -53,7 +56,7 @@ def _start(cfg, counters, seconds):
         "SENSORBOX_REPLAY": os.path.join(REPO, "data", "watch_excerpt.npy"),
         "SENSORBOX_ADMIN_PASSWORD": ADMIN_PASSWORD, "SENSORBOX_CPU_OUT": os.path.join(data, "cpu.json"),
         "SENSORBOX_CPU_S": str(seconds), "SENSORBOX_CPU_SETTLE": str(SETTLE_S),
-        "SENSORBOX_CPU_COUNTERS": "1" if counters else "0"})
+        "SENSORBOX_CPU_COUNTERS": "1" if counters else "0", "SENSORBOX_CPU_REF": "1" if ref else "0"})
     log = open(os.path.join(data, "console.txt"), "wb")
     p = subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + bundle.APP_HEAP,
                           os.path.join(HERE, "mp_cpu.py")], env=env, cwd=data, stdout=log, stderr=subprocess.STDOUT)
@@ -74,7 +77,7 @@ def _finish(p, data, log, seconds):
     with open(res) as f:
         r = json.load(f)
     shutil.rmtree(data, ignore_errors=True)
-    return _figures(r)
+    return r
 
 
 def _figures(r):
@@ -141,6 +144,7 @@ def run():
     seconds = int(os.getenv("SENSORBOX_CPU_S") or "60")
     plain = {k: [] for k, _, _ in CONFIGS}
     counted = {k: [] for k, _, _ in CONFIGS}
+    refs = []  # per round: CPU ms of one feature window in a process beside the devices (the machine's speed)
     from bench.bench_integrations import Receiver
     from mqtt_broker import Broker
 
@@ -149,6 +153,7 @@ def run():
     try:
         for i in range(n):
             t0 = time.time()
+            ref = _start({}, 0, seconds, ref=True)
             procs = []
             for key, _, cfg in CONFIGS:
                 if "mqtt.port" in cfg:
@@ -157,7 +162,8 @@ def run():
                 for counters in (0, 1):
                     procs.append((key, counters, _start(cfg, counters, seconds)))
             for key, counters, p in procs:
-                (counted if counters else plain)[key].append(_finish(*p, seconds=seconds))
+                (counted if counters else plain)[key].append(_figures(_finish(*p, seconds=seconds)))
+            refs.append(_finish(*ref, seconds=seconds)["ref_ms"])
             for key, label, _ in CONFIGS:
                 r, c = plain[key][-1], counted[key][-1]
                 print("   round {}/{}, {}: process {:.3f} % of a core (with counters {:.3f} %), simulator {:.3f} %; "
@@ -166,7 +172,8 @@ def run():
                           i + 1, n, label, r["total"], c["total"], c["sim"], r["dropped"], c["dropped"],
                           r["sound_lost"], c["sound_lost"], r["store_lost"], c["store_lost"], r["lag_max_ms"],
                           c["lag_max_ms"]), flush=True)
-            print("   ({:.0f} s)".format(time.time() - t0), flush=True)
+            print("   round {}/{}: one feature window took {:.3f} ms of CPU beside the devices (the machine's speed in "
+                  "this round) ({:.0f} s)".format(i + 1, n, refs[-1], time.time() - t0), flush=True)
     finally:
         rec.close()
         broker.stop()
@@ -176,7 +183,9 @@ def run():
             r["device"] = r["total"] - c["sim"]
             c["counters"] = c["total"] - r["total"]
     _table(plain, counted, n, seconds)
-    out = []
+    out = [("machine speed: CPU of one feature window in a process beside the devices", round(statistics.median(refs), 3),
+            None, None, "ms (per round: {}; the same work costs more when the shared machine is busy)".format(
+                ", ".join("{:.3f}".format(x) for x in refs)))]
     for key, label, _ in CONFIGS:
         dev = _med(plain[key], "device")
         over = "" if dev <= BUDGET[key] else "  OVER BUDGET"

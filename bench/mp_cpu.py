@@ -257,7 +257,49 @@ async def _bench(dev):
     dev.stop()
 
 
+def _reference():
+    # SENSORBOX_CPU_REF=1: instead of the app, the machine's speed during the round, for bench_cpu.py to compare
+    # rounds run at different times (this machine is shared: the same work can take 1.5x the CPU time from one
+    # minute to the next). The CPU time of one analysis window's features (shared/features.py, the device's own
+    # code) on the recording's first 128 frames, every 100 ms through the same window as the devices (~0.3 % of a
+    # core); the median goes to SENSORBOX_CPU_OUT.
+    global _stat, _sched
+    import array
+    import select
+
+    from sensorbox.shared import features, npy
+
+    _stat = open("/proc/self/stat", "rb")
+    _sched = open("/proc/self/schedstat", "rb")
+    _calibrate()
+    ex = features.Extractor(3, 128)
+    win = array.array("h", bytes(2 * 3 * 128))
+    out = array.array("h", bytes(2 * ex.n_features))
+    with open(os.getenv("SENSORBOX_REPLAY"), "rb") as f:
+        _, shape, off = npy.parse_header(f.read(128))
+        f.seek(off)
+        row = array.array("h", bytes(2 * shape[1]))
+        for i in range(128):
+            f.readinto(row)
+            for c in range(3):
+                win[3 * i + c] = row[c]
+    wait = select.poll()  # a poll with a timeout sleeps in one piece (time.sleep_ms wakes every ms here)
+    wait.poll(int(os.getenv("SENSORBOX_CPU_SETTLE") or "10") * 1000)
+    end = time.ticks_add(time.ticks_ms(), int(os.getenv("SENSORBOX_CPU_S") or "60") * 1000)
+    d = []
+    while time.ticks_diff(end, time.ticks_ms()) > 0:
+        c = _cpu_ns()
+        ex.extract(win, out)
+        d.append(_cpu_ns() - c - _bias)
+        wait.poll(100)
+    d.sort()
+    with open(os.getenv("SENSORBOX_CPU_OUT"), "w") as f:
+        f.write(json.dumps({"ref_ms": d[len(d) // 2] / 1e6, "n": len(d)}))
+
+
 def main():
+    if os.getenv("SENSORBOX_CPU_REF") == "1":
+        return _reference()
     if os.getenv("SENSORBOX_CPU_COUNTERS") == "1":
         _install_counters()
     run = app.Device.run

@@ -21,7 +21,7 @@ from sensorbox.device.health import Health
 from sensorbox.device.log import Log
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.soundmeter import SoundMeter
-from sensorbox.device.supervisor import LagMonitor, Supervisor
+from sensorbox.device.supervisor import LagMonitor, Supervisor, grid_ms
 
 # Which config keys each sensor depends on: a change restarts its sampler.
 _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
@@ -49,11 +49,11 @@ class Device:
         _makedirs(data)
         self.log = Log(self.platform.epoch_ms, data + "/log.txt", echo=echo_log)
         self.sensors = {}
-        # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 64 ms of sound at 16 kHz
-        # (its reader runs every few tens of ms). They are never reallocated.
+        # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 32 ms of sound at 16 kHz
+        # (two of the chunks the sound meter reads the microphone's FIFO in). They are never reallocated.
         self.sensors["accel"] = Sensor("accel", self._driver_factory("accel"), self.log, 3, 500)
-        # 1024 = config_schema.MIC_RING_FRAMES, which bounds mic.poll_ms (the schema is not loaded here)
-        self.sensors["mic"] = Sensor("mic", self._driver_factory("mic"), self.log, 1, 1024)
+        # 512 = config_schema.MIC_RING_FRAMES (the schema is not loaded here)
+        self.sensors["mic"] = Sensor("mic", self._driver_factory("mic"), self.log, 1, 512)
         self.config = Config(data + "/config.json", self.log)
         self.config.device = self
         self.log.set_level(self.config.get("log.level"))
@@ -69,7 +69,9 @@ class Device:
         self.store.open()
         for topic in ("features", "predictions", "soundlevel", "events"):
             self.bus.subscribe(topic, self.store.on_bus)
-        self.lag = LagMonitor()
+        self.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and a 1 s probe
+        for name in self.sensors:
+            self.sensors[name].lag = self.lag
         self.soundmeter = SoundMeter(self)  # sound levels from the mic ring (sound.* config)
         self.auth = Auth(data + "/auth.json", self.log, getattr(self.platform, "admin_password", None))
         from sensorbox.device import lazy
@@ -108,10 +110,10 @@ class Device:
     async def _housekeeping(self):
         n = 0
         while True:
-            await asyncio.sleep_ms(500)
+            await asyncio.sleep_ms(grid_ms(1000))  # with the other 1 s timers: no wake-up of its own
             self.health.sample_heap(True)
             n += 1
-            if n % 4 == 0 and self.log.pending():
+            if n % 2 == 0 and self.log.pending():
                 self.log.flush()
 
     def _make_http(self):

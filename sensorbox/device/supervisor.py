@@ -237,30 +237,43 @@ class Supervisor:
 _LAG_N = const(128)
 
 
-class LagMonitor:
-    """Measures how late the event loop wakes a task that sleeps ``period_ms``: the scheduling latency every
-    other task sees. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; reading them
-    allocates nothing."""
+def grid_ms(period_ms):
+    """Ms from now to the next multiple of ``period_ms`` on the ``ticks_ms`` clock. Services that sleep this long
+    instead of a plain period wake on a shared grid: every timer due at the same moment costs the device one
+    wake-up, not one each (waking is most of what an idle device spends)."""
+    return period_ms - time.ticks_ms() % period_ms
 
-    def __init__(self, period_ms=10):
+
+class LagMonitor:
+    """Measures how late the event loop wakes tasks: the scheduling latency every other task sees. The samples are
+    the wake-ups the device makes anyway: the services that sleep on the grid (the samplers, the sound meter)
+    report theirs with ``woke``, and ``run`` adds a probe every ``period_ms`` on the same grid, so it rarely wakes
+    the device by itself. A stall of the loop longer than the most frequent of those periods (the microphone's
+    poll, 50 ms) always shows. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; recording
+    and reading them allocates nothing."""
+
+    def __init__(self, period_ms=1000):
         self.period_ms = period_ms
         self.samples = array.array("i", bytes(4 * _LAG_N))
         self.n = 0
         self.max_us = 0
 
+    def woke(self, t0_us, ms):
+        """A task that went to sleep for ``ms`` at ``t0_us`` (``ticks_us``) is running again: record how late."""
+        lag = time.ticks_diff(time.ticks_us(), t0_us) - ms * 1000
+        if lag < 0:
+            lag = 0
+        self.samples[self.n % _LAG_N] = lag
+        self.n += 1
+        if lag > self.max_us:
+            self.max_us = lag
+
     async def run(self):
-        period_us = self.period_ms * 1000
-        samples = self.samples
         while True:
+            ms = grid_ms(self.period_ms)
             t0 = time.ticks_us()
-            await asyncio.sleep_ms(self.period_ms)
-            lag = time.ticks_diff(time.ticks_us(), t0) - period_us
-            if lag < 0:
-                lag = 0
-            samples[self.n % _LAG_N] = lag
-            self.n += 1
-            if lag > self.max_us:
-                self.max_us = lag
+            await asyncio.sleep_ms(ms)
+            self.woke(t0, ms)
 
     def top(self, k):
         """The k-th largest of the recent samples (k=1: the largest), by repeated scans: no sorting, no lists."""

@@ -136,7 +136,8 @@ async def test_mic_sampling_and_sound_meter_run_without_allocating():
         t.cancel()
     await asyncio.sleep_ms(0)
     assert alive == [True, True], alive
-    assert locked_blocks >= 100 and locked_frames >= 100 * 128, (locked_blocks, locked_frames)
+    # (the meter reads the FIFO itself, a batch per chunk: it may have taken one or two before the lock)
+    assert locked_blocks >= 100 and locked_frames >= 100 * 128 - 512, (locked_blocks, locked_frames)
     assert sm.meter is m and m.intervals == 0
     # tone -20 dBFS + noise -50 dBFS, sensitivity -26 dBFS: 100 dB SPL
     assert abs(m.level_cdb - 10000) <= 20, m.level_cdb

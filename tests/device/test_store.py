@@ -224,12 +224,15 @@ def test_bus_buffer_full_is_written_early_and_bad_rows_counted():
 
 
 class FakeSensor:
-    """What the store reads of a Sensor: ``ring``, ``driver``, ``generation`` (sampler.py)."""
+    """What the store reads of a Sensor: ``ring``, ``driver``, ``generation``, ``pump`` (sampler.py)."""
 
     def __init__(self, ring):
         self.ring = ring
         self.driver = object()
         self.generation = 1
+
+    def pump(self, batches=0):
+        return 0  # the test writes the ring itself
 
 
 def test_poll_from_ring_gaps_and_restart():

@@ -104,6 +104,7 @@ async def test_injected_fault_counts_as_failure():
 
 
 async def test_lag_monitor_sees_a_blocking_task():
+    # The probe alone, at a short period: a 30 ms stall of the loop shows.
     import time
 
     lag = sv.LagMonitor(period_ms=2)
@@ -118,6 +119,42 @@ async def test_lag_monitor_sees_a_blocking_task():
     assert st["max_ms"] >= 25, st
     assert st["samples"] > 10
     assert lag.percentile(50) < 25000
+
+
+def test_grid_ms_lands_on_multiples_of_the_period():
+    import time
+
+    for period in (1, 7, 125, 1000):
+        for _ in range(20):
+            t = time.ticks_ms()
+            ms = sv.grid_ms(period)
+            if time.ticks_ms() != t:
+                continue  # the clock moved between the two readings: try again
+            assert 1 <= ms <= period and (t + ms) % period == 0, (period, t, ms)
+
+
+async def test_samplers_wake_ups_are_the_lag_samples_and_show_a_stall():
+    # No probe task here: the sampler's own polls (10 ms) are the samples, and a 40 ms stall of the loop shows
+    # as at least 30 ms of lag (load on the machine can only make it more).
+    import time
+
+    from devtest import StubConfig
+    from sensorbox.device.sensors.sampler import Sensor
+    from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
+
+    cfg = StubConfig(accel__poll_ms=10)
+    clock = lambda: time.ticks_ms() + 1700000000000  # noqa: E731
+    s = Sensor("accel", lambda: ReplayAccelerometer("data/watch_excerpt.npy", cfg, clock), quiet_log(), 3, 500)
+    s.lag = lag = sv.LagMonitor()
+    task = asyncio.create_task(s.run())
+    await until(lambda: lag.n >= 5, 2000)
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < 40:  # block the loop
+        pass
+    n = lag.n
+    await until(lambda: lag.n > n + 2, 2000)
+    task.cancel()
+    assert lag.max_us >= 30000, lag.status()
 
 
 def test_percentile_nearest_rank():

@@ -82,6 +82,7 @@ class _Client:
         self.sensor = device.sensors["accel"]
         self.buf = array.array("h", bytes(2 * 3 * _FRAMES))
         self.mv = memoryview(self.buf)
+        self.sensor.pump()  # the stream starts now, not at the sampler's last read of the FIFO
         self.seq = self.sensor.ring.head
         self.gen = self.sensor.generation
         self.pred_t = self.sound_t = self.feat_t = None  # time of the last prediction / sound level / features sent
@@ -135,6 +136,7 @@ class _Client:
         """(first_seq, n, step) of the new frames now in ``buf`` (decimated in place), n = 0 when none."""
         s = self.sensor
         ring = s.ring
+        s.pump()  # the FIFO is read for the ring every accel.poll_ms (1 s): a watched chart wants it now
         if s.generation != self.gen:
             self.gen = s.generation
             self.seq = ring.head

@@ -168,6 +168,8 @@ class Res:
 
 
 class Store:
+    flushed = None  # an asyncio.Event set at each flush point, made when a sink first waits (outbox.flush_event)
+
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
         self.root = root
         self.log = log
@@ -488,6 +490,8 @@ class Store:
             self.retain()
         if self._cur_dirty and self.clock() - self._cur_saved >= _CUR_SAVE_MS:
             self.save_cursors()
+        if self.flushed is not None:
+            self.flushed.set()  # rows up to here are readable: wake the sinks waiting for them
 
     def close(self):
         self.flush()
@@ -498,26 +502,34 @@ class Store:
 
     async def run(self, device):
         """The supervised store service (restarted on ``store.*`` config changes)."""
+        import time
+
         import asyncio
+
+        from sensorbox.device.supervisor import grid_ms
 
         self.configure(device.config)
         sensor = device.sensors.get("accel")
-        n = wait = 0
+        n = 0
+        due = time.ticks_ms()  # the next flush point: the first one now, then on the grid of store.flush_ms
         while True:
             if sensor is not None:
+                sensor.pump()  # what the sensor's FIFO holds too: a flush point covers the frames made before it
                 self.poll(sensor)
-            if wait <= 0:
+            now = time.ticks_ms()
+            if time.ticks_diff(now, due) >= 0:
                 self.flush()
                 n += 1
                 if n % 16 == 0:
                     self.retain()
-                wait = self.flush_ms
-            # Read the ring before half of it is overwritten, even when flush points are further apart.
-            step = wait
+                now = time.ticks_ms()
+                due = time.ticks_add(now, grid_ms(self.flush_ms))
+            # Read the ring before half of it is overwritten, even when flush points are further apart. Both on
+            # the device's timer grid: with the sensors' reads, one wake-up for all.
+            period = self.flush_ms
             if sensor is not None and sensor.ring is not None and sensor.ring.rate_hz > 0:
-                step = min(step, max(sensor.ring.capacity * 500 // sensor.ring.rate_hz, 50))
-            await asyncio.sleep_ms(step)
-            wait -= step
+                period = min(period, max(sensor.ring.capacity * 500 // sensor.ring.rate_hz, 50))
+            await asyncio.sleep_ms(min(grid_ms(period), time.ticks_diff(due, now)))
 
     # ---- retention and cursors ----
 

@@ -22,8 +22,10 @@ import json
 import math
 import os
 import re
+import shutil
 import struct
 import sys
+import tempfile
 
 import numpy as np
 
@@ -586,29 +588,80 @@ def _safe(name):
     return re.sub(r"[^A-Za-z0-9_.#+-]", "_", name.replace(os.sep, "__").replace("/", "__"))
 
 
+def _within(path, folder):
+    """True when ``path`` is ``folder`` or lies inside it (links resolved)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_out(sources, out_dir):
+    """Refuse an ``out_dir`` that an import would read back or delete sources from."""
+    for src in sources:
+        if os.path.isdir(src) and _within(out_dir, src):
+            raise ImportProblem("--out {} {} the source folder {}: the import would read its own output; choose an "
+                                "--out outside the sources".format(
+                                    out_dir, "is" if _within(src, out_dir) else "is inside", src))
+        if _within(src, out_dir):
+            raise ImportProblem("the source {} is inside --out {}: choose an --out that holds no sources"
+                                .format(src, out_dir))
+
+
+def _previous(out_dir):
+    """The files an earlier import wrote into ``out_dir``, as its dataset.json lists them (plain names only)."""
+    try:
+        with open(os.path.join(out_dir, "dataset.json")) as f:
+            names = json.load(f).get("outputs")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    if not isinstance(names, list):
+        return set()
+    return {n for n in names if isinstance(n, str) and n == os.path.basename(n) and n.endswith((".npy", ".json"))
+            and n != "dataset.json" and not n.startswith(".")}
+
+
 def import_recordings(sources, out_dir, progress=None, force=False, **kw):
     """Import ``sources`` (files or folders) into the dataset folder ``out_dir``. Keyword arguments as
     ``Options`` (rate, to_rate, columns, units, gyro_units, lsb_per_g, lsb_per_dps, time_column, time_unit,
     label_column, label, label_from, label_pattern, group_column, group, group_from, group_pattern). Returns a
-    summary dict (also written to ``out_dir/dataset.json``) with counts and ``warnings``."""
+    summary dict (also written to ``out_dir/dataset.json``) with counts, ``warnings`` and ``outputs`` (the files
+    written). ``force`` replaces the files an earlier import listed there; nothing else in ``out_dir`` is deleted,
+    and nothing changes there until the whole import has succeeded."""
     if isinstance(sources, str):
         sources = [sources]
     opt = Options(**kw)
     files = input_files(sources)
-    if os.path.isdir(out_dir) and any(f.endswith(".npy") for f in os.listdir(out_dir)) and not force:
+    _check_out(sources, out_dir)
+    old = _previous(out_dir)
+    present = sorted(f for f in os.listdir(out_dir) if f.endswith(".npy")) if os.path.isdir(out_dir) else []
+    if present and not force:
         raise ImportProblem("{} already holds recordings: choose another --out, or --force to replace its files"
                             .format(out_dir))
+    strays = [f for f in present if f not in old]
+    if strays:
+        raise ImportProblem("{} holds recordings that no earlier import listed in its dataset.json ({}): --force "
+                            "replaces only those; choose another --out or move them".format(
+                                out_dir, ", ".join(strays[:5]) + (", ..." if len(strays) > 5 else "")))
     os.makedirs(out_dir, exist_ok=True)
-    if force:
-        for f in os.listdir(out_dir):
-            if f.endswith((".npy", ".json")):
+    tmp = tempfile.mkdtemp(prefix=".import-", dir=out_dir)
+    try:
+        summary = _import(sources, files, tmp, opt, progress)
+        for f in old - set(summary["outputs"]):
+            if os.path.exists(os.path.join(out_dir, f)):
                 os.remove(os.path.join(out_dir, f))
+        for f in summary["outputs"] + ["dataset.json"]:
+            os.replace(os.path.join(tmp, f), os.path.join(out_dir, f))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def _import(sources, files, out_dir, opt, progress):
     notes, warnings = [], []
     summary = {"format": 1, "sources": [os.path.abspath(s) for s in sources], "rate_hz": opt.to_rate,
                "options": {k: v for k, v in vars(opt).items() if v is not None}, "files": 0, "recordings": 0,
                "frames": 0, "classes": {}, "short": {"recordings": 0, "per_class": {}}, "clipped_frames": 0,
-               "gaps": 0}
-    used = set()
+               "gaps": 0, "outputs": []}
+    used = {"dataset"}  # dataset.json is the summary
     for n_done, (path, rel) in enumerate(files):
         pieces = _read_file(path, rel, opt, notes)
         res = _convert(pieces, opt, rel, warnings)
@@ -626,6 +679,7 @@ def import_recordings(sources, out_dir, progress=None, force=False, **kw):
         np.save(os.path.join(out_dir, name + ".npy"), frames)
         with open(os.path.join(out_dir, name + ".json"), "w") as f:
             json.dump(side, f, indent=1)
+        summary["outputs"] += [name + ".npy", name + ".json"]
         summary["files"] += 1
         summary["frames"] += len(frames)
         summary["clipped_frames"] += side["clipped_frames"]
@@ -831,7 +885,7 @@ def add_parser(sub):
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", metavar="SOURCE", nargs="+", help="files (.csv .tsv .txt .npy .wav .ts) or folders")
     p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder to write")
-    p.add_argument("--force", action="store_true", help="replace the recordings already in --out")
+    p.add_argument("--force", action="store_true", help="replace the files an earlier import wrote to --out (its dataset.json lists them)")
     g = p.add_argument_group("rate")
     g.add_argument("--rate", type=float, metavar="HZ",
                    help="the inputs' sample rate (default: from a time column, the WAV header or a sidecar)")

@@ -192,3 +192,76 @@ def test_cli_import_help_and_errors(tmp_path):
     r = run("import", str(tmp_path / "x.npy"), "--out", str(tmp_path / "ds"), "--label", "walk", "--rate", "50")
     assert r.returncode == 0 and "1 recordings" in r.stdout and "next: sensorbox train" in r.stdout
     assert os.path.exists(tmp_path / "ds" / "dataset.json")
+
+
+def _two_recordings(d):
+    d.mkdir()
+    np.save(d / "walk.npy", _walk(600, 50, f=2.0))
+    np.save(d / "run.npy", _walk(600, 50, f=4.0, seed=1))
+    return sorted(os.listdir(d))
+
+
+def test_out_may_not_be_or_hold_a_source_and_nothing_is_lost(tmp_path):
+    src = tmp_path / "recs"
+    before = _two_recordings(src)
+    kw = dict(rate=50, label_from="name")
+    for out, words in ((src, ["--out", "is the source folder"]),
+                       (src / "ds", ["--out", "inside the source folder"])):
+        for force in (False, True):
+            with pytest.raises(importer.ImportProblem) as e:
+                datasets.import_recordings([str(src)], str(out), force=force, **kw)
+            for w in words:
+                assert w in str(e.value), (str(e.value), w)
+            assert sorted(os.listdir(src)) == before
+    # a source inside --out: refused too (a later --force there would be the same trap)
+    with pytest.raises(importer.ImportProblem) as e:
+        datasets.import_recordings([str(src / "walk.npy")], str(tmp_path), force=True, **kw)
+    assert "inside --out" in str(e.value)
+    assert sorted(os.listdir(src)) == before
+    # the CLI says so without a traceback and leaves the folder as it was
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "import", str(src), "--out", str(src), "--force",
+                        "--rate", "50", "--label-from", "name", "--quiet"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and r.stderr.startswith("error:") and "Traceback" not in r.stderr, r.stderr
+    assert sorted(os.listdir(src)) == before
+
+
+def test_force_replaces_only_what_the_last_import_wrote(tmp_path):
+    src = tmp_path / "recs"
+    _two_recordings(src)
+    out = tmp_path / "ds"
+    kw = dict(rate=50, label_from="name")
+    s = datasets.import_recordings([str(src)], str(out), **kw)
+    assert sorted(s["outputs"]) == ["run.json", "run.npy", "walk.json", "walk.npy"]
+    # the user's own notes in the folder are not the import's to delete
+    (out / "notes.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    os.remove(src / "run.npy")
+    s = datasets.import_recordings([str(src)], str(out), force=True, **kw)
+    assert sorted(os.listdir(out)) == ["dataset.json", "notes.json", "notes.txt", "walk.json", "walk.npy"]
+    # a dataset.json that names files elsewhere deletes nothing there
+    side = json.loads((out / "dataset.json").read_text())
+    side["outputs"] += ["../recs/walk.npy", "notes.txt", "dataset.json"]
+    (out / "dataset.json").write_text(json.dumps(side))
+    datasets.import_recordings([str(src)], str(out), force=True, **kw)
+    assert os.path.exists(src / "walk.npy") and os.path.exists(out / "notes.txt")
+    # recordings no import listed are not replaced: refused, with what to do
+    np.save(out / "mine.npy", _walk(600, 50))
+    with pytest.raises(importer.ImportProblem) as e:
+        datasets.import_recordings([str(src)], str(out), force=True, **kw)
+    assert "mine.npy" in str(e.value) and "another --out" in str(e.value)
+    assert os.path.exists(out / "mine.npy") and os.path.exists(out / "walk.npy")
+    os.remove(out / "mine.npy")
+    # an import that fails part-way leaves the previous one as it was
+    _csv(src / "zz.csv", np.arange(10), [np.zeros(10)] * 4, ["time", "a", "b", "c", "d"])  # columns unclear
+    before = {f: (out / f).read_bytes() for f in os.listdir(out)}
+    with pytest.raises(importer.ImportProblem):
+        datasets.import_recordings([str(src)], str(out), force=True, **kw)
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
+
+
+def test_a_recording_named_dataset_does_not_overwrite_the_summary(tmp_path):
+    np.save(tmp_path / "dataset.npy", _walk(600, 50))
+    s = datasets.import_recordings([str(tmp_path / "dataset.npy")], str(tmp_path / "ds"), rate=50, label="x")
+    assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["files"] == 1
+    assert s["outputs"] == ["dataset-2.npy", "dataset-2.json"]

@@ -377,6 +377,7 @@ def _read_file(path, rel, opt, notes):
                 sidecar = json.load(f)
         except ValueError as e:
             raise ImportProblem("{}: not JSON ({})".format(side, e))
+        _check_sidecar(sidecar, side)
     rate = opt.rate or (sidecar or {}).get("rate_hz")
     label = opt.label or (sidecar or {}).get("label") or _from_path(rel, opt, "label")
     group = opt.group or (sidecar or {}).get("group") or _from_path(rel, opt, "group") or \
@@ -507,6 +508,18 @@ def _default_map(n, path, names=None):
     return {c: i for i, c in enumerate(CHANNELS[:n])}
 
 
+def _check_sidecar(d, side):
+    """Refuse a sidecar whose fields have the wrong type (the format: docs/datasets.md)."""
+    if not isinstance(d, dict):
+        raise ImportProblem("{}: a sidecar is a JSON object (rate_hz, label, group, segments)".format(side))
+    r = d.get("rate_hz")
+    if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < math.inf):
+        raise ImportProblem("{}: rate_hz must be a number > 0, not {!r}".format(side, r))
+    segs = d.get("segments")
+    if segs is not None and not (isinstance(segs, list) and all(isinstance(x, dict) for x in segs)):
+        raise ImportProblem("{}: segments must be a list of objects (start, frames, label)".format(side))
+
+
 def _segments(p, sidecar, path):
     """Pieces of a file with a sidecar listing labelled segments (start, frames in input rows), else one."""
     segs = (sidecar or {}).get("segments")
@@ -516,7 +529,9 @@ def _segments(p, sidecar, path):
     for i, s in enumerate(segs):
         try:
             a, n = int(s["start"]), int(s["frames"])
-        except (KeyError, TypeError, ValueError):
+            if a < 0 or n < 0:
+                raise ValueError
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise ImportProblem("{}: segment {} needs start and frames (rows)".format(path, i))
         q = _Piece(p.values[a:a + n], None if p.t is None else p.t[a:a + n] - p.t[a], p.rate,
                    str(s.get("label", p.label)), str(s.get("group", s.get("subject", p.group))),

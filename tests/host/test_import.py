@@ -411,3 +411,14 @@ def test_values_that_are_not_numbers_or_out_of_any_range(tmp_path):
         with pytest.raises(importer.ImportProblem) as e:
             datasets.import_recordings([str(tmp_path / "c.csv")], str(tmp_path / "o"), label="x", **kw)
         assert what in str(e.value)
+
+
+@pytest.mark.parametrize("side", ['[1, 2]', '{"rate_hz": "fast"}', '{"rate_hz": -5}', '{"rate_hz": true}',
+                                  '{"segments": 3}', '{"segments": [1]}', '{"segments": [{"start": -1, "frames": 5}]}',
+                                  '{"segments": [{"start": 1e400, "frames": 5}]}', '{"rate_hz": 50, "label": '])
+def test_a_damaged_sidecar_is_refused_naming_it(tmp_path, side):
+    np.save(tmp_path / "r.npy", _walk(600, 50))
+    (tmp_path / "r.json").write_text(side)
+    with pytest.raises(importer.ImportProblem) as e:
+        datasets.import_recordings([str(tmp_path / "r.npy")], str(tmp_path / "o"), label="x", rate=50)
+    assert "r.json" in str(e.value) or "r.npy" in str(e.value)

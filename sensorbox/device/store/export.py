@@ -34,6 +34,20 @@ class Plan:
     pass
 
 
+def _opened(p, g):
+    """``g``, noted in ``p`` so that closing ``stream`` or ``prepare`` closes it: MicroPython closes neither an
+    abandoned generator nor the ones a closed generator iterates, and each of these holds an open file or
+    directory until the next garbage collection."""
+    p.gens.append(g)
+    return g
+
+
+def _close(p):
+    for g in p.gens:
+        g.close()
+    p.gens = []
+
+
 def _int(params, key, default, low, high, now):
     v = params.get(key)
     if v is None or v == "":
@@ -56,6 +70,7 @@ def plan(store, name, params, now, counted=True):
         if k not in ("start", "end", "columns", "format", "max_points", "since"):
             raise QueryError("unknown parameter", k)
     p = Plan()
+    p.gens = []
     if name == "labels":
         cols = ("start", "end", "label")
         p.r = None
@@ -130,8 +145,7 @@ def _segments(store, p):
     opening each segment once; None for a segment opened that holds none of them."""
     r = p.r
     names = []
-    for x in _names(r, names):
-        yield x
+    yield from _names(r, names)
     hb = bytearray(_HDR)
     b4 = bytearray(4)
     for i in range(len(names)):
@@ -168,13 +182,20 @@ def _names(r, out):
     """Fill ``out`` with the segment names of ``r`` (ints, ascending), yielding None every 8 directory entries
     (listing a directory on flash is slow: ~0.1 ms an entry on the benchmark's littlefs)."""
     k = 0
-    for e in os.ilistdir(r.dir):
-        n = e[0]
-        if n.endswith(".seg") and n[:-4].isdigit():
-            out.append(int(n[:-4]))
-        k += 1
-        if k % 8 == 0:
-            yield None
+    it = os.ilistdir(r.dir)
+    try:
+        for e in it:
+            n = e[0]
+            if n.endswith(".seg") and n[:-4].isdigit():
+                out.append(int(n[:-4]))
+            k += 1
+            if k % 8 == 0:
+                yield None
+        it = None
+    finally:
+        if it is not None:  # closed while listing: run the listing to its end, which closes the directory
+            for e in it:
+                pass
     out.sort()
 
 
@@ -189,10 +210,17 @@ def _time_at(f, h, i, b4):
 def prepare(store, p):
     """Count the rows in range and note the last one's time (fixing p.end, so rows appended meanwhile are not
     sent: the .npy header says how many rows follow). A generator: it yields after each segment so the HTTP
-    handler can let other tasks run (``plan`` runs it to the end when asked to)."""
+    handler can let other tasks run (``plan`` runs it to the end when asked to). Close it if you stop early."""
+    try:
+        yield from _prepare(store, p)
+    finally:
+        _close(p)
+
+
+def _prepare(store, p):
     n = 0
     first = last = None
-    for seg in _segments(store, p):
+    for seg in _opened(p, _segments(store, p)):
         if seg is None:
             yield
             continue
@@ -248,7 +276,7 @@ def _rows(store, p):
     """Yield (t, values tuple) of every row in range, reading ~1 KB at a time, and (None, None) after each read
     and each segment opened (a step for the caller to yield on)."""
     buf = bytearray(_CHUNK)
-    for seg in _segments(store, p):
+    for seg in _opened(p, _segments(store, p)):
         if seg is None:
             yield None, None
             continue
@@ -277,7 +305,14 @@ def _rows(store, p):
 
 
 def stream(store, p):
-    """The response body, chunk by chunk."""
+    """The response body, chunk by chunk; closing it closes the files it reads."""
+    try:
+        yield from _stream(store, p)
+    finally:
+        _close(p)
+
+
+def _stream(store, p):
     if not p.numeric:
         for c in _text(store, p):
             yield c
@@ -328,7 +363,7 @@ def stream(store, p):
 
 def _select(store, p):
     order = p.order
-    for t, v in _rows(store, p):
+    for t, v in _opened(p, _rows(store, p)):
         yield None if t is None else [t if i < 0 else v[i] for i in order]
 
 
@@ -341,7 +376,7 @@ def _buckets(store, p):
     cur = 0
     n = 0
     w = p.width
-    for t, v in _rows(store, p):
+    for t, v in _opened(p, _rows(store, p)):
         if t is None:
             yield None
             continue
@@ -386,7 +421,7 @@ def _text(store, p):
         lazy.unload("sensorbox.device.store.meta")
     else:
         rows = _event_rows
-    for t, rest in rows(store, p):
+    for t, rest in _opened(p, rows(store, p)):
         if t is None:  # a step without a row
             yield b""
             continue
@@ -425,7 +460,7 @@ def _csv_str(s):
 def _event_rows(store, p):
     r = p.r
     names = []
-    for _ in _names(r, names):
+    for _ in _opened(p, _names(r, names)):
         yield None, None
     for i in range(len(names)):
         if i + 1 < len(names) and names[i + 1] <= p.start:

@@ -122,14 +122,19 @@ def _scan(store, find, info):
 
 def label_rows(store, p):
     """Yield (start, (end, name, id)) of the labels overlapping [p.start, p.end) in the order they were made,
-    and (None, None) after every 32 records read (a step for a streaming caller to yield on)."""
+    and (None, None) after every 32 records read (a step for a streaming caller to yield on). Closing it closes
+    the file (MicroPython closes neither an abandoned generator nor the ones a closed one iterates)."""
     k = 0
-    for pos, st, ident, a, b, name in _recs(store, [0, 0, 0, False]):
-        k += 1
-        if st == 76 and b > p.start and a < p.end:
-            yield a, (b, bytes(name).decode(), ident)
-        elif k % 32 == 0:
-            yield None, None
+    g = _recs(store, [0, 0, 0, False])
+    try:
+        for pos, st, ident, a, b, name in g:
+            k += 1
+            if st == 76 and b > p.start and a < p.end:
+                yield a, (b, bytes(name).decode(), ident)
+            elif k % 32 == 0:
+                yield None, None
+    finally:
+        g.close()
 
 
 class _All:
@@ -141,12 +146,16 @@ def labels_json(store):
     """GET /api/labels, ``{"labels": [{"id", "start", "end", "label"}, ...]}``, as a stream of small chunks."""
     yield b'{"labels": ['
     sep = b""
-    for a, r in label_rows(store, _All):
-        if a is None:
-            yield b""
-        else:
-            yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1]}).encode()
-            sep = b","
+    g = label_rows(store, _All)
+    try:
+        for a, r in g:
+            if a is None:
+                yield b""
+            else:
+                yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1]}).encode()
+                sep = b","
+    finally:
+        g.close()
     yield b"]}"
 
 
@@ -176,8 +185,10 @@ def label_add(store, body):
         p = _All()  # (no class of its own: every name is interned at boot)
         p.start = body["start"]
         p.end = body["end"]
-        for a, r in label_rows(store, p):
+        g = label_rows(store, p)
+        for a, r in g:
             if a is not None:
+                g.close()  # its file: MicroPython does not close a generator left by raise
                 raise QueryError("overlaps label {} \"{}\" ({}..{}); send \"overlap\": true to add it anyway".format(
                     r[2], r[1], a, r[0]), "overlap")
     if info[0] < 8 or info[0] < info[1] or (dead >= 32 and dead >= live):
@@ -189,12 +200,16 @@ def label_add(store, body):
 
 def _rewrite(store, nxt, info):
     path = store.root + "/labels.bin"
+    g = _recs(store, info)
     with open(path + ".tmp", "wb") as out:
-        out.write(header(nxt))
-        for pos, st, ident, a, b, name in _recs(store, info):
-            if st == 76:
-                out.write(struct.pack(_REC, st, len(name), ident, a, b))
-                out.write(name)
+        try:
+            out.write(header(nxt))
+            for pos, st, ident, a, b, name in g:
+                if st == 76:
+                    out.write(struct.pack(_REC, st, len(name), ident, a, b))
+                    out.write(name)
+        finally:  # a failed write (full flash) leaves the generator, and its file, open
+            g.close()
     if info[0] < info[1]:
         store.log.warning("store", "labels: {} bytes after {} unreadable".format(info[1] - info[0], info[0]))
         if info[3]:

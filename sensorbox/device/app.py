@@ -183,6 +183,11 @@ class Device:
         # Load all long-lived code before any service starts allocating, so code and buffers do not end up
         # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
         self._make_http()
+        from sensorbox.device import lazy
+
+        # the UI's sessions that POST /api/restart saved: taken now, at boot, or never (http/authz.py sessions)
+        lazy.load("sensorbox.device.http.authz").sessions(self.auth)
+        lazy.unload("sensorbox.device.http.authz")
         asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
         gc.collect()
         sup = self.supervisor

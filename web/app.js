@@ -496,7 +496,10 @@ async function showHistory() {
   node.dataset.loads = (hist.loads = (hist.loads || 0) + 1);
   countSamples();
 }
-// Accelerometer samples in a label's range: the device counts them (two buckets of max_points; n is exact).
+// Accelerometer samples in a label's range: the device counts them (two buckets of max_points; n is exact). Each
+// count is an export the device serves with code it loads for it: the page asks by itself for the newest
+// AUTO_COUNT labels only, one after the other; an older label's count comes with a click on its "count" button.
+const AUTO_COUNT = 10;
 async function sampleCount(l) {
   if (hist.counts.has(l.id)) return hist.counts.get(l.id);
   const c = await csvOf("/api/resources/accel/data?format=csv&columns=t,x&max_points=2&start=" + l.start + "&end=" + l.end);
@@ -509,20 +512,25 @@ async function loadLabels() {
   hist.labels = r.labels;
   const tb = $("#labels tbody"); tb.textContent = "";
   const cells = [];
-  for (const l of r.labels.slice().reverse()) {  // newest first
+  r.labels.slice().reverse().forEach((l, i) => {  // newest first
     const tr = el("tr"); tr.dataset.id = l.id;
-    const n = el("td", hist.counts.has(l.id) ? String(hist.counts.get(l.id)) : "…", "num samples");
+    const n = el("td", hist.counts.has(l.id) ? String(hist.counts.get(l.id)) : i < AUTO_COUNT ? "…" : undefined, "num samples");
+    if (!hist.counts.has(l.id) && i >= AUTO_COUNT) {
+      const b = el("button", "count", "plain"); b.title = "count this label's accelerometer samples (the device reads them)";
+      b.onclick = async () => { b.disabled = true; n.textContent = String(await sampleCount(l).catch(() => "?")); };
+      n.append(b);
+    }
     const name = el("td", undefined, "lname"); const sw = el("i", undefined, "sw"); sw.style.borderColor = labelColor(l.label); name.append(sw, l.label);
     const same = new Date(l.start).toDateString() === new Date(l.end).toDateString();
     tr.append(el("td", fmtT(l.start)), el("td", same ? new Date(l.end).toLocaleTimeString() : fmtT(l.end), "end"), el("td", fmtDur(l.end - l.start), "num"), n, name);
     const del = el("button", "Delete"); del.onclick = async () => { await api("DELETE", "/api/labels/" + l.id); await loadLabels(); redrawHist(); countSamples(); };
     const td = el("td"); td.append(del); tr.append(td); tb.append(tr);
-  }
+  });
 }
-// The sample counts of the newest 50 labels, one request after the other (after the page's own requests).
+// The sample counts of the newest AUTO_COUNT labels, one request after the other (after the page's own requests).
 async function countSamples() {
   const run = (countSamples.run = (countSamples.run || 0) + 1);
-  for (const l of hist.labels.slice(-50).reverse()) {
+  for (const l of hist.labels.slice(-AUTO_COUNT).reverse()) {
     const td = document.querySelector('#labels tr[data-id="' + l.id + '"] td.samples');
     if (!td || run !== countSamples.run) return;
     td.textContent = String(await sampleCount(l).catch(() => "?"));

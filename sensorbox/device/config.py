@@ -16,7 +16,6 @@ took 6 KB (x64) for as long as the device runs. ``get`` finds a key with ``str.f
 
 from sensorbox.device import lazy
 
-_SCHEMA = "sensorbox.shared.config_schema"
 _EDIT = "sensorbox.device.config_edit"  # imports the schema: lazy.unload(_EDIT) drops both
 _ERR = object()  # get(): no default given
 
@@ -78,11 +77,3 @@ class Config:
             except Exception as e:
                 self.log.exception("config", "listener failed", e)
         return changed
-
-    def public(self):
-        """The configuration as the API shows it (secrets replaced by whether they are set)."""
-        schema = lazy.load(_SCHEMA)
-        try:
-            return schema.public_view(self)
-        finally:
-            lazy.unload(_SCHEMA)

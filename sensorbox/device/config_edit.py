@@ -86,9 +86,12 @@ def update(cfg, partial):
 
 def view(cfg, port):
     """GET /api/config: the values (secrets only as set or not), the keys pending a restart, ``in_effect``: the
-    value still running for each of them, and the port served (``port``) when it is not ``http.port``, and any
+    value still running for each of them (a secret's too only as set or not), and the port served (``port``) when it is not ``http.port``, and any
     error at boot."""
     eff = dict(getattr(cfg, "booted", None) or ())
+    for k in eff:
+        if schema.entry(k)[1] == schema.SECRET:  # as set or not, as in "config"
+            eff[k] = {"set": bool(eff[k])}
     if port is not None and port != cfg.get("http.port"):
         eff["http.port"] = port
     return {"config": schema.public_view(cfg), "reboot_pending": cfg.reboot_pending, "in_effect": eff,

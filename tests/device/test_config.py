@@ -209,3 +209,23 @@ def test_a_free_flash_floor_retention_could_never_reach_is_refused():
     _refused(c, {"store.min_free_kb": 65536}, "store.min_free_kb", "1500 KB free and the store holds 400 KB")
     assert c.update({"store.min_free_kb": 1899}) == ["store.min_free_kb"]  # reachable: deletes old data, not all
     assert c.update({"store.min_free_kb": 0}) == ["store.min_free_kb"]
+
+
+def test_in_effect_shows_a_secret_only_as_set():
+    # No secret applies at a restart today; if one did, GET /api/config's in_effect must not reveal the old value.
+    from sensorbox.device import config_edit
+    from sensorbox.shared import config_schema as schema
+
+    d = tmpdir()
+    _write(d + "/config.json", json.dumps({"mqtt.password": "old-secret"}))
+    c = Config(d + "/config.json", quiet_log())
+    line = [ln for ln in (schema.SPEC + schema.SPEC_B + schema.SPEC2).split("\n") if ln.startswith("mqtt.password ")][0]
+    for name in ("SPEC", "SPEC_B", "SPEC2"):  # the schema stays loaded (imported here): the change holds
+        setattr(schema, name, getattr(schema, name).replace(line, line + " reboot"))
+    assert schema.needs_reboot("mqtt.password")
+    c.update({"mqtt.password": "new-secret", "http.port": 8081})
+    assert c.booted == {"mqtt.password": "old-secret", "http.port": 80}  # kept in RAM to tell a change back
+    v = config_edit.view(c, None)
+    assert v["in_effect"] == {"mqtt.password": {"set": True}, "http.port": 80}, v["in_effect"]
+    assert v["config"]["mqtt.password"] == {"set": True}
+    assert "old-secret" not in json.dumps(v) and "new-secret" not in json.dumps(v)

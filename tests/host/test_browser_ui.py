@@ -537,6 +537,51 @@ def test_health_and_logs_page(ui):
     assert not errors, errors
 
 
+def test_history_counts_samples_of_the_newest_labels_and_the_others_on_demand(chromium, tmp_path):
+    # each count is an export request the device serves with its export code: the page sends at most
+    # AUTO_COUNT (10) of them by itself, one after the other; an older label's count comes with a click
+    from conftest import Device
+
+    dev = Device(tmp_path / "dev")
+    ctx = None
+    try:
+        rows = []
+        t_end = time.time() + 20
+        while len(rows) < 200 and time.time() < t_end:  # 4 s of stored accelerometer data
+            time.sleep(0.5)
+            rows = _retry(dev.get, "/api/resources/accel/data?format=csv&columns=t&start=-20000").body.split()[1:]
+        t0 = int(rows[0])
+        for i in range(14):
+            r = _retry(dev.post, "/api/labels", {"start": t0 + 250 * i, "end": t0 + 250 * i + 200, "label": "l%d" % i})
+            assert r.status == 201, r.body
+        ctx, page, errors = login(chromium, dev.url)
+        counts = []
+        page.on("request", lambda r: counts.append(r.url) if "max_points=2&" in r.url and "columns=t,x" in r.url
+                else None)
+        page.goto(dev.url + "/#history")
+        page.wait_for_function("document.querySelectorAll('#labels tbody tr').length === 14")
+        page.wait_for_function("[...document.querySelectorAll('#labels td.samples')].slice(0, 10)"
+                               ".every((td) => /^[0-9]+$/.test(td.textContent))")
+        assert len(counts) == 10, counts
+        cells = page.eval_on_selector_all("#labels td.samples", "els => els.map(e => e.textContent)")
+        assert cells[10:] == ["count"] * 4, cells
+        labels = _retry(dev.get, "/api/labels").json()["labels"]
+        oldest = labels[0]
+        row = "#labels tr[data-id='{}']".format(oldest["id"])
+        page.click(row + " td.samples button")
+        n = _count_rows(dev, oldest["start"], oldest["end"])
+        assert n > 0
+        page.wait_for_function("document.querySelector(\"{} td.samples\").textContent === '{}'".format(row, n))
+        assert len(counts) == 11
+        for lab, txt in zip(reversed(labels[-10:]), cells[:10]):  # newest first, as the device counts them
+            assert int(txt) == _count_rows(dev, lab["start"], lab["end"]), (lab, txt)
+        assert not errors, errors
+    finally:
+        if ctx is not None:
+            ctx.close()
+        dev.stop()
+
+
 def test_settings_group_mqtt_and_webhook_keys_with_write_only_secrets(ui):
     # last in the module: each change of an mqtt.* key restarts the MQTT service, which reshuffles the heap
     dev, page, errors = ui

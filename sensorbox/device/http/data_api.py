@@ -63,8 +63,12 @@ def add_routes(http, device):
         except QueryError as e:
             return error(400, e.reason, e.field)
         if p.numeric:  # count the rows (the .npy header needs them), a segment at a time
-            for _ in ex.prepare(device.store, p):
-                await asyncio.sleep_ms(0)
+            g = ex.prepare(device.store, p)
+            try:
+                for _ in g:
+                    await asyncio.sleep_ms(0)
+            finally:  # cancelled (the client went away): close its files now, not at the next collection
+                g.close()
         return ex.stream(device.store, p), 200, ex.headers(p)
 
     @http.get("/api/labels")

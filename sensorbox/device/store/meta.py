@@ -164,16 +164,21 @@ def check(store):
 
 def label_rows(store, p):
     """Yield (start, (end, name, id)) of the labels overlapping [p.start, p.end) in the order they were made,
-    and (None, None) after every 32 records read (a step for a streaming caller to yield on)."""
+    and (None, None) after every 32 records read (a step for a streaming caller to yield on). Closing it closes
+    the file (MicroPython closes neither an abandoned generator nor the ones a closed one iterates)."""
     k = live = 0
-    for pos, st, ident, a, b, name in _recs(store, _info()):
-        k += 1
-        live += st == 76
-        if st == 76 and b > p.start and a < p.end:
-            yield a, (b, bytes(name).decode(), ident)
-        elif k % 32 == 0:
-            yield None, None
-    store.labels = live  # (what the resource listing says: as the file reads now)
+    g = _recs(store, _info())
+    try:
+        for pos, st, ident, a, b, name in g:
+            k += 1
+            live += st == 76
+            if st == 76 and b > p.start and a < p.end:
+                yield a, (b, bytes(name).decode(), ident)
+            elif k % 32 == 0:
+                yield None, None
+        store.labels = live  # (what the resource listing says: as the file reads now)
+    finally:
+        g.close()
 
 
 class _All:
@@ -185,12 +190,16 @@ def labels_json(store):
     """GET /api/labels, ``{"labels": [{"id", "start", "end", "label"}, ...]}``, as a stream of small chunks."""
     yield b'{"labels": ['
     sep = b""
-    for a, r in label_rows(store, _All):
-        if a is None:
-            yield b""
-        else:
-            yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1]}).encode()
-            sep = b","
+    g = label_rows(store, _All)
+    try:
+        for a, r in g:
+            if a is None:
+                yield b""
+            else:
+                yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1]}).encode()
+                sep = b","
+    finally:
+        g.close()
     yield b"]}"
 
 
@@ -237,11 +246,15 @@ def label_add(store, body):
 def _rewrite(store, nxt):
     path = store.root + "/labels.bin"
     info = _info()
+    g = _recs(store, info)
     with open(path + ".tmp", "wb") as out:
-        out.write(header(nxt))
-        for pos, st, ident, a, b, name in _recs(store, info):
-            if st == 76:
-                out.write(pack(ident, a, b, name))
+        try:
+            out.write(header(nxt))
+            for pos, st, ident, a, b, name in g:
+                if st == 76:
+                    out.write(pack(ident, a, b, name))
+        finally:  # a failed write (full flash) leaves the generator, and its file, open
+            g.close()
     if info[3]:
         store.quarantine(path, "labels", "{} bytes of labels.bin unreadable".format(info[3]))
     elif info[4]:

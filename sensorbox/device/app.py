@@ -199,7 +199,7 @@ class Device:
         from sensorbox.device import lazy
 
         # the UI's sessions that POST /api/restart saved: taken now, at boot, or never (http/authz.py sessions)
-        lazy.load("sensorbox.device.http.authz").sessions(self.auth)
+        lazy.load("sensorbox.device.http.authz").sessions(self.auth, boot=True)
         lazy.unload("sensorbox.device.http.authz")
         asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
         gc.collect()

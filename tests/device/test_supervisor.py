@@ -134,8 +134,9 @@ def test_grid_ms_lands_on_multiples_of_the_period():
 
 
 async def test_samplers_wake_ups_are_the_lag_samples_and_show_a_stall():
-    # No probe task here: the sampler's own polls (10 ms) are the samples, and a 40 ms stall of the loop shows
-    # as at least 30 ms of lag (load on the machine can only make it more).
+    # No probe task here: the sampler's own polls (10 ms) are the samples, and a 60 ms stall of the loop shows
+    # as at least 40 ms of lag: the poll due next falls at most 10 ms into the stall (less 1 ms of rounding on the
+    # tick grid; 30 ms of 40 was too tight: 29.5 ms seen). Load on the machine can only make it more.
     import time
 
     from devtest import StubConfig
@@ -149,12 +150,12 @@ async def test_samplers_wake_ups_are_the_lag_samples_and_show_a_stall():
     task = asyncio.create_task(s.run())
     await until(lambda: lag.n >= 5, 2000)
     t0 = time.ticks_ms()
-    while time.ticks_diff(time.ticks_ms(), t0) < 40:  # block the loop
+    while time.ticks_diff(time.ticks_ms(), t0) < 60:  # block the loop
         pass
     n = lag.n
     await until(lambda: lag.n > n + 2, 2000)
     task.cancel()
-    assert lag.max_us >= 30000, lag.status()
+    assert lag.max_us >= 40000, lag.status()
 
 
 def test_percentile_nearest_rank():

@@ -35,10 +35,13 @@ def chromium():
     pw.stop()
 
 
-def login(browser, url, **ctx_args):
-    """A new browser context logged in to the device at ``url``: (context, page, page errors)."""
+def login(browser, url, clock=False, **ctx_args):
+    """A new browser context logged in to the device at ``url``: (context, page, page errors). ``clock``: the
+    page's timers and Date run on Playwright's clock (``page.clock``, flowing until a test pauses it)."""
     ctx = browser.new_context(accept_downloads=True, **dict({"viewport": {"width": 1200, "height": 900}}, **ctx_args))
     page = ctx.new_page()
+    if clock:
+        page.clock.install()
     page.set_default_timeout(15000)
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -367,7 +370,7 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
     """At 390 px with a touch screen (Chromium's touch events, sent over CDP): a vertical swipe scrolls and selects
     nothing; a sideways drag selects; a press held still, then dragged, selects; the selection can be labelled."""
     dev = ui[0]
-    ctx, page, errors = login(chromium, dev.url, viewport={"width": 390, "height": 844}, has_touch=True,
+    ctx, page, errors = login(chromium, dev.url, clock=True, viewport={"width": 390, "height": 844}, has_touch=True,
                               is_mobile=True, device_scale_factor=2)
     try:
         for lab in _retry(dev.get, "/api/labels").json()["labels"]:  # a chart without labels: nothing to overlap
@@ -377,15 +380,18 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
         page.wait_for_function("hist.loads > 0")
         over.scroll_into_view_if_needed()
         cdp = ctx.new_cdp_session(page)
+        # The page's clock stands still during the gestures: its 350 ms long-press timer fires when the test moves
+        # the clock on (a held press), never because the machine was slow between two touch events.
+        page.clock.pause_at(time.time() + 1)
 
         def touch(kind, x=None, y=None):
             cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [] if x is None else
                                                   [{"x": x, "y": y, "id": 1, "radiusX": 4, "radiusY": 4}]})
 
-        def swipe(points, hold=0.0):
+        def swipe(points, hold=0):
             touch("touchStart", *points[0])
             if hold:
-                time.sleep(hold)  # a long press (the page waits 350 ms before it takes the touch as a selection)
+                page.clock.run_for(hold)  # a press held still for `hold` ms
             for p in points[1:]:
                 touch("touchMove", *p)
             touch("touchEnd")
@@ -393,9 +399,13 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
         box = over.bounding_box()
         x, y, w, h = box["x"], box["y"], box["width"], box["height"]
         scroll0 = page.evaluate("scrollY")
+        page.evaluate("window.scrolled = false; document.addEventListener('scrollend', () => (scrolled = true), "
+                      "{ once: true })")
         swipe([(x + 0.5 * w, y + 0.7 * h)] + [(x + 0.5 * w, y + 0.7 * h - 12 * k) for k in range(1, 10)])
         assert page.text_content("#selinfo").startswith("none")  # a scroll, not a selection
+        page.wait_for_function("scrolled")  # the scroll (and its fling) has ended: the chart is where it stays
         assert page.evaluate("scrollY") > scroll0
+        assert page.text_content("#selinfo").startswith("none")
         box = over.bounding_box()
         x, y = box["x"], box["y"]
         # sideways drag
@@ -406,10 +416,11 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
         assert abs(got[0] - want[0]) < 0.03 * (want[1] - want[0]) * 2 and abs(got[1] - want[1]) < 0.06 * (want[1] - want[0])
         # a press held still, then a drag more down than sideways (without the hold: a scroll)
         swipe([(x + 0.7 * w, y + 0.2 * h)] + [(x + (0.7 - 0.03 * k) * w, y + (0.2 + 0.08 * k) * h) for k in range(1, 9)],
-              hold=1.0)
+              hold=1000)
         page.wait_for_function("hist.sel[0] < hist.plot.posToVal(0.5 * hist.plot.over.clientWidth, 'x') * 1000 && "
                                "hist.sel[1] > hist.plot.posToVal(0.65 * hist.plot.over.clientWidth, 'x') * 1000")
         sel = page.evaluate("hist.sel")
+        page.clock.resume()
         page.fill("#labelname", "touch")
         page.tap("#labelbtn")
         page.wait_for_selector("#labels td:text('touch')")

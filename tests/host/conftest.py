@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from sensorbox.host import bundle
+from sensorbox.host import bundle, cli
 
 ADMIN_PASSWORD = "test-admin-pw"
 REPO = bundle.REPO
@@ -37,6 +37,20 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(cond, what, timeout=60, every=0.2):
+    """``cond()``'s first true value, asked every ``every`` s: for what a device does in its own time (rows
+    stored, a stream open, a counter moving). The bound is generous: a loaded machine makes a test slower, never
+    failing; ``what`` says what did not happen if it is reached."""
+    t0 = time.time()
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() - t0 > timeout:
+            raise AssertionError("not within {} s: {}".format(timeout, what))
+        time.sleep(every)
 
 
 class Response:
@@ -63,12 +77,22 @@ class Device:
             "SENSORBOX_REPLAY": os.path.join(REPO, "data", "watch_excerpt.npy"),
             "SENSORBOX_ADMIN_PASSWORD": ADMIN_PASSWORD})
         e.update(env or {})
-        self.proc = subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + heap,
-                                      os.path.join(out, "main.py")], env=e, cwd=self.data_dir,
-                                     stdout=self._out, stderr=subprocess.STDOUT)
-        self.wait_ready()
+        for tries in range(3):
+            self.proc = subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + heap,
+                                          os.path.join(out, "main.py")], env=e, cwd=self.data_dir,
+                                         stdout=self._out, stderr=subprocess.STDOUT)
+            try:
+                self.wait_ready()
+                return
+            except RuntimeError:
+                # another process (other tests on this machine) took the free port before the device bound it
+                if port or tries == 2 or self.proc.returncode != cli.PORT_IN_USE_EXIT_CODE:
+                    raise
+            self.port = free_port()
+            self.url = "http://127.0.0.1:{}".format(self.port)
+            e["SENSORBOX_PORT"] = str(self.port)
 
-    def wait_ready(self, timeout=20):
+    def wait_ready(self, timeout=120):  # start-up takes ~1 s alone, many on a loaded machine
         t0 = time.time()
         while time.time() - t0 < timeout:
             if self.proc.poll() is not None:
@@ -114,6 +138,23 @@ class Device:
         r = self.get("/api/status")  # with the admin credential: in full (the open probe leaves out data)
         assert r.status == 200, r.body
         return r.json()
+
+    def resource(self, name):
+        """The store's figures for resource ``name`` (from ``/api/resources``)."""
+        r = retry_503(self.get, "/api/resources")
+        assert r.status == 200, r.body
+        return next(x for x in r.json()["resources"] if x["name"] == name)
+
+    def wait_stored(self, name, rows=1, after=None, timeout=60):
+        """Wait until the store holds ``rows`` rows of ``name`` written since boot and, with ``after`` (epoch ms),
+        one newer than that: the store writes in batches (``store.flush_ms``), so what the device sampled or
+        streamed is readable only a while later. Returns the resource's figures."""
+        def stored():
+            r = self.resource(name)
+            return r if r["rows_since_boot"] >= rows and (after is None or (r["end"] or 0) > after) else None
+
+        return wait_for(stored, "{} rows of {} stored{}".format(
+            rows, name, "" if after is None else ", one newer than {}".format(after)), timeout)
 
     def stop(self, sig=signal.SIGINT, timeout=10):
         if self.proc.poll() is None:

@@ -5,11 +5,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
-from conftest import free_port
+from conftest import free_port, wait_for
 
 from sensorbox.host import cli
 
@@ -23,35 +22,42 @@ def _status(port):
 def test_run_answers_fast_samples_flow_and_stops_cleanly(tmp_path, stop):
     # Ctrl-C in a terminal reaches the whole process group; a service manager or `kill` sends SIGTERM to
     # `sensorbox run` only, and the device must stop with it (log flushed), not run on holding the port.
-    port = free_port()
     data = tmp_path / "var"
     out = open(tmp_path / "out.txt", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "sensorbox.host.cli", "run", "--port", str(port),
-                             "--data", str(data)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = None
     try:
-        t0 = time.time()
-        st = None
-        while time.time() - t0 < 20:
-            try:
-                st = _status(port)
+        for tries in range(3):
+            port = free_port()
+            proc = subprocess.Popen([sys.executable, "-m", "sensorbox.host.cli", "run", "--port", str(port),
+                                     "--data", str(data)], stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
+            def answers():
+                if proc.poll() is not None:
+                    return "exited"
+                try:
+                    return _status(port)
+                except OSError:
+                    return None
+
+            # start-up (build check, device boot) takes a second or two alone, many on a loaded machine
+            st = wait_for(answers, "an answer on port {}".format(port), timeout=120)
+            if st != "exited":
                 break
-            except OSError:
-                time.sleep(0.2)
-        assert st is not None, "no answer within 20 s"
+            # (again on another port if another process on this machine took this one first)
+            text = (tmp_path / "out.txt").read_text()
+            assert "port {} is in use".format(port) in text and tries < 2, "run exited with {}:\n{}".format(
+                proc.returncode, text)
         assert st["firmware"]["implementation"] == "micropython"
-        for _ in range(50):  # sampling: both sensors' counters move
-            st2 = _status(port)
-            if all(st2["sensors"][n]["received"] > st["sensors"][n]["received"] for n in ("accel", "mic")):
-                break
-            time.sleep(0.2)
-        assert all(st2["sensors"][n]["received"] > st["sensors"][n]["received"] for n in ("accel", "mic")), st2
+        wait_for(lambda: all(_status(port)["sensors"][n]["received"] > st["sensors"][n]["received"]
+                             for n in ("accel", "mic")), "both sensors' counters moving")  # sampling
         if stop == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)
         else:
             proc.terminate()
-        assert proc.wait(20) == 0
+        assert proc.wait(60) == 0  # (a second or two alone)
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         out.close()
     text = (tmp_path / "out.txt").read_text()

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -39,18 +40,52 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(cond, what, timeout=60, every=0.2):
-    """``cond()``'s first true value, asked every ``every`` s: for what a device does in its own time (rows
-    stored, a stream open, a counter moving). The bound is generous: a loaded machine makes a test slower, never
-    failing; ``what`` says what did not happen if it is reached."""
+def wait_for(get, what, ok=bool, timeout=60, every=0.2):
+    """The first value of ``get()`` that is ``ok``, asked every ``every`` s: for what a device does in its own time
+    (rows stored, a stream open, a counter moving). The bound is generous: a loaded machine makes a test slower,
+    never failing; ``what`` says what did not happen if it is reached (with the last value)."""
     t0 = time.time()
     while True:
-        v = cond()
-        if v:
+        v = get()
+        if ok(v):
             return v
         if time.time() - t0 > timeout:
-            raise AssertionError("not within {} s: {}".format(timeout, what))
+            raise AssertionError("not within {} s: {} (last: {!r})".format(timeout, what, v)[:4000])
         time.sleep(every)
+
+
+def start_run(data, out, env=None):
+    """``sensorbox run --data DATA`` on a free port (another one if another process on this machine took it
+    first), in a session of its own, its output to the open file ``out``: (process, port, first /api/status)."""
+    def status(port):
+        with urllib.request.urlopen("http://127.0.0.1:{}/api/status".format(port), timeout=5) as r:
+            return json.loads(r.read())
+
+    for tries in range(3):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "sensorbox.host.cli", "run", "--port", str(port), "--data",
+                                 str(data)], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+        def answers():
+            if proc.poll() is not None:
+                return "exited"
+            try:
+                return status(port)
+            except OSError:
+                return None
+
+        try:  # start-up (build check, device boot) takes a second or two alone, many on a loaded machine
+            st = wait_for(answers, "an answer on port {}".format(port), timeout=120)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        if st != "exited":
+            return proc, port, st
+        out.flush()
+        with open(out.name) as f:
+            text = f.read()
+        assert "port {} is in use".format(port) in text and tries < 2, "sensorbox run exited with {}:\n{}".format(
+            proc.returncode, text)
 
 
 class Response:
@@ -149,12 +184,9 @@ class Device:
         """Wait until the store holds ``rows`` rows of ``name`` written since boot and, with ``after`` (epoch ms),
         one newer than that: the store writes in batches (``store.flush_ms``), so what the device sampled or
         streamed is readable only a while later. Returns the resource's figures."""
-        def stored():
-            r = self.resource(name)
-            return r if r["rows_since_boot"] >= rows and (after is None or (r["end"] or 0) > after) else None
-
-        return wait_for(stored, "{} rows of {} stored{}".format(
-            rows, name, "" if after is None else ", one newer than {}".format(after)), timeout)
+        return wait_for(lambda: self.resource(name), "{} rows of {} stored{}".format(
+            rows, name, "" if after is None else ", one newer than {}".format(after)),
+            lambda r: r["rows_since_boot"] >= rows and (after is None or (r["end"] or 0) > after), timeout)
 
     def stop(self, sig=signal.SIGINT, timeout=10):
         if self.proc.poll() is None:

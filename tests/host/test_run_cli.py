@@ -8,7 +8,7 @@ import sys
 import urllib.request
 
 import pytest
-from conftest import free_port, wait_for
+from conftest import start_run, wait_for
 
 from sensorbox.host import cli
 
@@ -26,31 +26,10 @@ def test_run_answers_fast_samples_flow_and_stops_cleanly(tmp_path, stop):
     out = open(tmp_path / "out.txt", "wb")
     proc = None
     try:
-        for tries in range(3):
-            port = free_port()
-            proc = subprocess.Popen([sys.executable, "-m", "sensorbox.host.cli", "run", "--port", str(port),
-                                     "--data", str(data)], stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-
-            def answers():
-                if proc.poll() is not None:
-                    return "exited"
-                try:
-                    return _status(port)
-                except OSError:
-                    return None
-
-            # start-up (build check, device boot) takes a second or two alone, many on a loaded machine
-            st = wait_for(answers, "an answer on port {}".format(port), timeout=120)
-            if st != "exited":
-                break
-            # (again on another port if another process on this machine took this one first)
-            text = (tmp_path / "out.txt").read_text()
-            assert "port {} is in use".format(port) in text and tries < 2, "run exited with {}:\n{}".format(
-                proc.returncode, text)
+        proc, port, st = start_run(data, out)
         assert st["firmware"]["implementation"] == "micropython"
-        wait_for(lambda: all(_status(port)["sensors"][n]["received"] > st["sensors"][n]["received"]
-                             for n in ("accel", "mic")), "both sensors' counters moving")  # sampling
+        wait_for(lambda: _status(port)["sensors"], "both sensors' counters moving",  # sampling
+                 lambda s: all(s[n]["received"] > st["sensors"][n]["received"] for n in ("accel", "mic")))
         if stop == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)
         else:

@@ -395,9 +395,10 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
                       "{ once: true })")
         swipe([(x + 0.5 * w, y + 0.7 * h)] + [(x + 0.5 * w, y + 0.7 * h - 12 * k) for k in range(1, 10)])
         assert page.text_content("#selinfo").startswith("none")  # a scroll, not a selection
-        page.wait_for_function("scrolled")  # the scroll (and its fling) has ended: the chart is where it stays
+        page.wait_for_function("scrolled")  # the scroll has ended (its fling may have taken the chart out of view)
         assert page.evaluate("scrollY") > scroll0
         assert page.text_content("#selinfo").startswith("none")
+        over.scroll_into_view_if_needed()
         box = over.bounding_box()
         x, y = box["x"], box["y"]
         # sideways drag

@@ -3,6 +3,8 @@
 ``device_factory(data_dir=None, heap=bundle.APP_HEAP, env=None)`` starts ``main.py`` of the unix bundle exactly as
 ``sensorbox run`` does, on a free port, and waits until ``/api/status`` answers. ``device_app`` is one such device
 shared by a test module. The admin password is ``ADMIN_PASSWORD``. A device's console output is in ``dev.output()``.
+``wait_for`` and ``dev.wait_stored`` wait for what a device does in its own time (never a fixed sleep);
+``start_run`` starts ``sensorbox run`` as a user would.
 """
 
 import base64
@@ -188,7 +190,7 @@ class Device:
             rows, name, "" if after is None else ", one newer than {}".format(after)),
             lambda r: r["rows_since_boot"] >= rows and (after is None or (r["end"] or 0) > after), timeout)
 
-    def stop(self, sig=signal.SIGINT, timeout=10):
+    def stop(self, sig=signal.SIGINT, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

@@ -19,6 +19,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 import sensorbox
 
@@ -100,12 +102,32 @@ def device_sources(host_only=False):
     return out
 
 
+def put_file(path, data):
+    """Write ``data`` (bytes) to ``path`` unless it holds them already, through a temporary file renamed over it:
+    a device starting or serving from the bundle while another process builds it never reads half a file."""
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return path
+    except OSError:
+        pass
+    tmp = "{}.{}.tmp".format(path, os.getpid())
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return path
+
+
 def compile_one(src, dst, arch, name):
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    res = subprocess.run([mpy_cross_path(), "-march=" + arch, "-o", dst, "-s", name, src],
+    tmp = "{}.{}.tmp".format(dst, os.getpid())  # renamed into place: see put_file
+    res = subprocess.run([mpy_cross_path(), "-march=" + arch, "-o", tmp, "-s", name, src],
                          capture_output=True, text=True)
     if res.returncode != 0:
+        if os.path.exists(tmp):
+            os.remove(tmp)
         raise BuildError("mpy-cross rejected {}:\n{}".format(os.path.relpath(src, REPO), res.stderr.strip()))
+    os.replace(tmp, dst)
 
 
 def build(target="unix", out_dir=None, quiet=True, host_only=False):
@@ -129,13 +151,17 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False):
                 print("mpy-cross", rel)
             compile_one(src, dst, arch, module_name(rel))
         files.append(dst)
-    # Remove modules whose source is gone.
+    # Remove modules whose source is gone (and what an interrupted build left; not another one's work in progress).
     for root, _, names in os.walk(lib):
         for n in names:
             p = os.path.join(root, n)
-            if p not in wanted:
-                os.remove(p)
-    shutil.copyfile(os.path.join(REPO, "sensorbox", "device", "main.py"), os.path.join(out, "main.py"))
+            try:
+                if p not in wanted and not (n.endswith(".tmp") and time.time() - os.path.getmtime(p) < 600):
+                    os.remove(p)
+            except OSError:  # (a temporary file renamed meanwhile)
+                pass
+    with open(os.path.join(REPO, "sensorbox", "device", "main.py"), "rb") as f:
+        put_file(os.path.join(out, "main.py"), f.read())
     files.append(os.path.join(out, "main.py"))
     files.extend(build_www(os.path.join(out, "www")))
     files.extend(copy_default_model(os.path.join(out, "models", "default")))
@@ -144,8 +170,7 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False):
     manifest["bytes"] = sum(manifest["files"].values())
     manifest["flash_bytes"] = flash_bytes(manifest["files"].values())
     manifest["flash_budget"] = FLASH_BUDGET_BYTES
-    with open(os.path.join(out, "bundle.json"), "w") as f:
-        json.dump(manifest, f, separators=(",", ":"), sort_keys=True)  # one 4 KB block, not two
+    put_file(os.path.join(out, "bundle.json"), json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode())
     return out
 
 
@@ -156,7 +181,8 @@ def copy_default_model(dst):
     if os.path.isdir(src):
         os.makedirs(dst, exist_ok=True)
         for name in ("model.csv", "meta.json"):
-            shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+            with open(os.path.join(src, name), "rb") as f:
+                put_file(os.path.join(dst, name), f.read())
             out.append(os.path.join(dst, name))
     return out
 
@@ -167,14 +193,21 @@ def build_www(www):
 
     os.makedirs(www, exist_ok=True)
     path = os.path.join(www, "config-schema.json")
-    with open(path, "w") as f:
-        json.dump({"schema": config_docs.describe(), "groups": config_docs.groups()}, f, separators=(",", ":"))
+    put_file(path, json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
+                              separators=(",", ":")).encode())
     from sensorbox.host import webassets  # the web UI and openapi.json, gzipped
 
+    tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)
     try:
-        return [path] + webassets.build(www)
+        out = [path]
+        for p in webassets.build(tmp):
+            with open(p, "rb") as f:
+                out.append(put_file(os.path.join(www, os.path.basename(p)), f.read()))
+        return out
     except webassets.WebBuildError as e:
         raise BuildError(str(e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def flash_bytes(sizes):

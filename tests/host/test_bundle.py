@@ -59,6 +59,27 @@ def test_module_names():
     assert bundle.module_name("microdot/microdot.py") == "microdot.microdot"
 
 
+def test_building_again_never_shows_a_device_half_a_file(built, tmp_path):
+    # Devices start and serve from a bundle while another process (a test, `sensorbox run`) builds it again: a
+    # device that read half a main.py exited at once with status 0. An unchanged file is not written again...
+    out = built("unix")
+    files = [os.path.join(out, p) for p in json.load(open(os.path.join(out, "bundle.json")))["files"]]
+    files.append(os.path.join(out, "bundle.json"))
+    before = {p: (os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in files}
+    bundle.build("unix", out_dir=out)
+    assert {p: (os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in files} == before
+    # ...and a changed one is written aside and renamed over the old: who opened the old one reads all of it
+    dst = tmp_path / "m.mpy"
+    (tmp_path / "a.py").write_text("A = 1\n")
+    (tmp_path / "b.py").write_text("B = [2] * 3\n" * 50)
+    bundle.compile_one(str(tmp_path / "a.py"), str(dst), "x64", "m")
+    old = dst.read_bytes()
+    with open(dst, "rb") as held:
+        bundle.compile_one(str(tmp_path / "b.py"), str(dst), "x64", "m")
+        assert held.read() == old and dst.read_bytes() != old
+    assert sorted(os.listdir(tmp_path)) == ["a.py", "b.py", "m.mpy"]  # no temporary file left
+
+
 def test_a_module_mpy_cross_rejects_fails_the_build(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("@micropython.viper\ndef f(x: int) -> int:\n    return x + 1.5\n")

@@ -27,6 +27,8 @@ BUILD = os.path.join(REPO, "build")
 TARGETS = {"unix": "x64", "esp32": "xtensawin", "esp32c3": "rv32imc"}
 DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
 MICRODOT_MODULES = ("__init__", "microdot", "helpers", "sse")
+#: Shared modules that only the host and the browser run: in the unix bundle (tests, the simulator), not a board's.
+NOT_ON_BOARDS = ("sensorbox/shared/analysis.py",)
 # Files of the device that are not code: none yet (web assets arrive with the UI).
 
 #: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's
@@ -101,10 +103,11 @@ def compile_one(src, dst, arch, name):
         raise BuildError("mpy-cross rejected {}:\n{}".format(os.path.relpath(src, REPO), res.stderr.strip()))
 
 
-def build(target="unix", out_dir=None, quiet=True):
-    """Build (incrementally) and return the bundle directory."""
+def build(target="unix", out_dir=None, quiet=True, analysis=False):
+    """Build (incrementally) and return the bundle directory. ``analysis``: ``www`` also carries the Analysis
+    page's runtime (``webassets.build_runtime``, ~230 KB gzipped; default directory ``build/<target>-analysis``)."""
     arch = TARGETS[target]
-    out = out_dir or os.path.join(BUILD, target)
+    out = out_dir or os.path.join(BUILD, target + ("-analysis" if analysis else ""))
     lib = os.path.join(out, "lib")
     wanted = set()
     files = []
@@ -114,6 +117,8 @@ def build(target="unix", out_dir=None, quiet=True):
     except (OSError, ValueError):
         fresh = False
     for src, rel in device_sources():
+        if target != "unix" and rel in NOT_ON_BOARDS:
+            continue
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)
         if not fresh or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
@@ -129,9 +134,10 @@ def build(target="unix", out_dir=None, quiet=True):
                 os.remove(p)
     shutil.copyfile(os.path.join(REPO, "sensorbox", "device", "main.py"), os.path.join(out, "main.py"))
     files.append(os.path.join(out, "main.py"))
-    files.extend(build_www(os.path.join(out, "www")))
+    files.extend(build_www(os.path.join(out, "www"), analysis))
     files.extend(copy_default_model(os.path.join(out, "models", "default")))
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
+                "analysis": analysis,
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)}}
     manifest["bytes"] = sum(manifest["files"].values())
     manifest["flash_bytes"] = flash_bytes(manifest["files"].values())
@@ -139,6 +145,31 @@ def build(target="unix", out_dir=None, quiet=True):
     with open(os.path.join(out, "bundle.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
     return out
+
+
+def manifest(out):
+    with open(os.path.join(out, "bundle.json")) as f:
+        return json.load(f)
+
+
+def has_room(m, profile):
+    """Whether a bundle (manifest ``m``) fits a board profile: within its flash budget and, where its file system
+    size is known, leaving the data space it keeps."""
+    return m["flash_bytes"] <= profile["flash_budget"] and (
+        not profile["fs"] or m["flash_bytes"] + profile["data_min"] <= profile["fs"])
+
+
+def build_for(board, quiet=True):
+    """The bundle a board of profile ``board`` (``sensorbox.host.boards``) gets: with the Analysis page's runtime
+    when its flash has room for it (``has_room``), else without (the page is then served by ``sensorbox ui``).
+    Returns the bundle directory."""
+    from sensorbox.host import boards
+
+    p = boards.PROFILES[board]
+    out = build(p["target"], quiet=quiet, analysis=True)
+    if has_room(manifest(out), p):
+        return out
+    return build(p["target"], quiet=quiet)
 
 
 def copy_default_model(dst):
@@ -153,8 +184,9 @@ def copy_default_model(dst):
     return out
 
 
-def build_www(www):
-    """Static files the device serves from flash. Returns their paths."""
+def build_www(www, analysis=False):
+    """Static files the device serves from flash (with the Analysis page's runtime when ``analysis``). Returns
+    their paths."""
     from sensorbox.shared import config_docs
 
     os.makedirs(www, exist_ok=True)
@@ -164,7 +196,7 @@ def build_www(www):
     from sensorbox.host import webassets  # the web UI and openapi.json, gzipped
 
     try:
-        return [path] + webassets.build(www)
+        return [path] + webassets.build(www, analysis)
     except webassets.WebBuildError as e:
         raise BuildError(str(e))
 

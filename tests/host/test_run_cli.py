@@ -83,7 +83,7 @@ def test_corrupt_config_at_boot_is_reported_and_kept_aside(device_factory, tmp_p
 def test_help_has_examples(capsys):
     for argv in (["--help"], ["run", "--help"], ["build", "--help"], ["pull", "--help"], ["train", "--help"],
                  ["model", "--help"], ["model", "push", "--help"], ["model", "info", "--help"],
-                 ["model", "rollback", "--help"], ["deploy", "--help"]):
+                 ["model", "rollback", "--help"], ["deploy", "--help"], ["ui", "--help"]):
         try:
             cli.main(argv)
         except SystemExit as e:

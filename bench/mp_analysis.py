@@ -7,22 +7,16 @@ import json
 import sys
 import time
 
-from sensorbox.shared import analysis, features, kernels, npy
+from sensorbox.shared import analysis, features, kernels
 
 rec, mdir, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 with open(rec, "rb") as f:
-    _, shape, off = npy.parse_header(f.read(128))
-    f.seek(off)
-    src = array.array("h", f.read(2 * shape[0] * shape[1]))
+    src = analysis.read_frames(f, 0, 1 << 30)
 n = seconds * 50
 frames = array.array("h", bytes(6 * n))
-k = 0
-for i in range(n):  # the recording, looped
-    j = (i % shape[0]) * shape[1]
-    frames[k] = src[j]
-    frames[k + 1] = src[j + 1]
-    frames[k + 2] = src[j + 2]
-    k += 3
+for i in range(0, 3 * n, len(src)):  # the recording, looped
+    k = min(len(src), 3 * n - i)
+    frames[i:i + k] = src[:k]
 src = None
 with open(mdir + "/meta.json") as f:
     meta = json.load(f)

@@ -850,10 +850,11 @@ function wireAnalysis() {
 }
 async function showAnalysis() {
   wireAnalysis();
-  if (!AN.started) {
-    AN.started = true;
-    startPool().catch(() => {});
-    try { await deviceInfo(); useDeviceSettings(); } catch (e) { $("#anerr").textContent = e.message; return; }
-    await loadRange();
-  }
+  if (!AN.started) { AN.started = true; startPool().catch(() => {}); }
+  if (AN.data || AN.loading || (sbRemote && !sbRemote.auth())) return;  // (remotely: the credential first)
+  try {
+    await deviceInfo();
+    if (!AN.settingsShown) { useDeviceSettings(); AN.settingsShown = true; }
+  } catch (e) { $("#anerr").textContent = e.message; return; }
+  await loadRange();
 }

@@ -63,12 +63,7 @@ def build(www, analysis=False):
             if name == "index.html" and not analysis:
                 data = data.replace(_PAGE_TAG, b"")
             out.append(_write_gz(os.path.join(www, name + ".gz"), data))
-    for src, name in VENDOR:
-        p = os.path.join(REPO, src)
-        if not os.path.exists(p):
-            raise WebBuildError("{} is missing: run `npm ci` (make does) to install the UI's chart library".format(src))
-        with open(p, "rb") as f:
-            out.append(_write_gz(os.path.join(www, name + ".gz"), f.read()))
+    out += _from_npm(www, VENDOR, "the UI's chart library")
     with open(os.path.join(WEB, "openapi.json")) as f:
         spec = json.load(f)
     if "/api/status" not in spec.get("paths", {}):
@@ -115,14 +110,18 @@ def py_pack():
 def build_runtime(www):
     """Write the Analysis page's runtime (MicroPython WebAssembly and the Python pack) into ``www``, gzipped like
     the UI (``build(www, analysis=True)`` does this and writes the page's code); returns the paths written."""
+    return _from_npm(www, RUNTIME, "MicroPython WebAssembly") + [_write_gz(os.path.join(www, PY_PACK + ".gz"),
+                                                                           py_pack())]
+
+
+def _from_npm(www, files, what):
     out = []
-    for src, name in RUNTIME:
+    for src, name in files:
         p = os.path.join(REPO, src)
         if not os.path.exists(p):
-            raise WebBuildError("{} is missing: run `npm ci` (make does) to install MicroPython WebAssembly".format(src))
+            raise WebBuildError("{} is missing: run `npm ci` (make does) to install {}".format(src, what))
         with open(p, "rb") as f:
             out.append(_write_gz(os.path.join(www, name + ".gz"), f.read()))
-    out.append(_write_gz(os.path.join(www, PY_PACK + ".gz"), py_pack()))
     return out
 
 

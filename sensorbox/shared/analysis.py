@@ -24,6 +24,21 @@ UNKNOWN = "unknown"
 
 # ---- windows over recorded frames ----
 
+def read_frames(f, first, count, channels=3):
+    """``count`` frames from ``first`` of an int16 .npy recording (an open binary file, frames x columns): the
+    first ``channels`` columns, interleaved (the shape of stored accelerometer data)."""
+    f.seek(0)
+    _, shape, off = npy.parse_header(f.read(128))
+    count = max(0, min(count, shape[0] - first))
+    f.seek(off + first * 2 * shape[1])
+    raw = array.array("h", f.read(2 * shape[1] * count))
+    out = array.array("h", bytes(2 * channels * count))
+    for i in range(count):
+        for c in range(channels):
+            out[channels * i + c] = raw[shape[1] * i + c]
+    return out
+
+
 def runs_of(times, rate_hz):
     """The gap-free stretches of frame ``times`` (ms, increasing) as (first, count) pairs. Neighbours belong to
     one stretch when they are one nominal frame apart: the store times frame i of a segment t0 + i * 1000 // rate,

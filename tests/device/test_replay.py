@@ -11,7 +11,7 @@ from sensorbox.device.bus import Bus
 from sensorbox.device.pipeline import Pipeline
 from sensorbox.device.sensors.ring import Batch, SampleRing
 from sensorbox.device.trees_fast import smooth
-from sensorbox.shared import analysis, npy
+from sensorbox.shared import analysis
 
 HEAPSIZE = "256wK"  # 3,000 recorded frames and their features held at once (a check of results, not of RAM)
 
@@ -24,18 +24,6 @@ class _Dev:
         self.platform = type("P", (), {"data_dir": tmpdir(), "www_dir": "./www"})()
         self.sensors = {"accel": type("S", (), {"ring": SampleRing(3, 500, 1000), "generation": 1, "driver": True})()}
         self.model = self.model_error = None
-
-
-def _recording(n):
-    with open("data/watch_excerpt.npy", "rb") as f:
-        _, shape, off = npy.parse_header(f.read(128))
-        f.seek(off + 5000 * 2 * shape[1])
-        raw = array.array("h", f.read(2 * shape[1] * n))
-    out = array.array("h", bytes(6 * n))
-    for i in range(n):
-        for c in range(3):
-            out[3 * i + c] = raw[shape[1] * i + c]
-    return out
 
 
 async def _feed(ring, frames, seq, first, n):
@@ -61,7 +49,8 @@ async def test_pipeline_and_analysis_agree_on_every_window():
     dev.bus.subscribe("predictions", lambda topic, t, v: got.append((t, v[0], v[1])))
     task = asyncio.create_task(pipe.run())
     await until(lambda: dev.model is not None)
-    frames = _recording(3000)
+    with open("data/watch_excerpt.npy", "rb") as f:
+        frames = analysis.read_frames(f, 5000, 3000)
     ring = dev.sensors["accel"].ring
     await _feed(ring, frames, 0, 0, 1400)  # windows over frames 0..1399
     await until(lambda: pipe.windows == 20)

@@ -179,18 +179,18 @@ def test_every_control(an):
     for sel in ("#anmodel", "#anmodelB"):  # nothing uploaded, nothing staged: neither is offered
         assert page.eval_on_selector_all(sel + " option[value=previous], " + sel + " option[value=staged]",
                                          "os => os.map((o) => o.disabled)") == [True, True]
-    page.select_option("#anmodel", "file")
-    page.wait_for_selector("#anfileA:not([hidden])")
-    page.set_input_files("#anmetaA", os.path.join(mdir, "meta.json"))
-    n = runs(page)
-    page.set_input_files("#ancsvA", os.path.join(mdir, "model.csv"))
-    settled(page, n)
-    assert page.evaluate("AN.res.models.A.m.which") == "file"
+    for slot, sel in (("A", "#anmodel"), ("B", "#anmodelB")):  # B: the same files again, to compare
+        page.select_option(sel, "file")
+        page.wait_for_selector("#anfile{}:not([hidden])".format(slot))
+        page.set_input_files("#anmeta" + slot, os.path.join(mdir, "meta.json"))
+        n = runs(page)
+        page.set_input_files("#ancsv" + slot, os.path.join(mdir, "model.csv"))
+        settled(page, n)
+        assert page.evaluate("AN.res.models.{}.m.which".format(slot)) == "file"
     assert "checked with its active model" in page.text_content("#anparity")
     n = runs(page)
     page.select_option("#anmodelB", "active")
     settled(page, n)
-    assert page.evaluate("AN.res.models.B.m.which") == "active"
     assert page.evaluate("AN.res.models.A.cls.every((c, i) => c === AN.res.models.B.cls[i])")
     assert page.evaluate("bandRows().map((r) => r.name)") == ["browser", "compare", "labels"]  # no device band
     page.click("#antabs button[data-tab=eval]")
@@ -286,7 +286,13 @@ def test_every_control(an):
     assert 1000 < int(nx) < 30000 and int(nft) == int(nfe) > 10 and c0 == classes[0] and out[1] == "True", out
     page.wait_for_selector("#anpyplots .u-wrap")
     shot(page, "analysis-python")
-    page.fill("#ancode", "def f(v):\n    return v / 0\nf(x[0])")
+    page.fill("#ancode", "def f(v):")
+    page.press("#ancode", "Enter")
+    page.press("#ancode", "Tab")  # the editor indents (Tab does not leave it)
+    page.keyboard.type("return v / 0")
+    page.press("#ancode", "Enter")
+    page.keyboard.type("f(x[0])")
+    assert page.input_value("#ancode") == "def f(v):\n    return v / 0\nf(x[0])"
     page.press("#ancode", "Control+Enter")
     page.wait_for_function("document.querySelector('#anpystate').textContent === 'error'")
     tb = page.text_content("#anpyout")
@@ -408,9 +414,16 @@ def test_sensorbox_ui_serves_the_page_for_a_device_without_the_runtime(tmp_path,
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
         page.set_default_timeout(60000)
-        page.goto(ui.page_url(origin, dev.url, "Bearer " + tok))
+        page.goto(ui.page_url(origin, dev.url))  # opened without the credential: the page asks for it
+        page.wait_for_selector("#anauth")
+        page.fill("#anauth", tok)
+        page.click("#anremote button:text('Connect')")
+        page.wait_for_function("Number(document.querySelector('#analysis').dataset.runs || 0) > 0")
+        page.evaluate("sessionStorage.clear()")
+        page.goto("about:blank")
+        page.goto(ui.page_url(origin, dev.url, "Bearer " + tok))  # as `sensorbox ui` opens it
         page.wait_for_function("document.querySelector('#analysis').dataset.ready === '1'")
-        assert "auth=" not in page.url  # the credential left the address at once
+        assert "auth=" not in page.url and page.is_hidden("#anremote")  # the credential left the address at once
         page.wait_for_function("Number(document.querySelector('#analysis').dataset.runs || 0) > 0")
         par = page.eval_on_selector("#anparity", "p => [p.dataset.same, p.dataset.total]")
         assert par[0] == par[1] and int(par[1]) > 100, par

@@ -233,7 +233,8 @@ async function loadModel(slot) {
     meta = await anApi("GET", "/api/model/file?which=" + which + "&name=meta.json");
     csv = await (await anApi("GET", "/api/model/file?which=" + which + "&name=model.csv", undefined, true)).text();
   }
-  const key = which + ":" + (meta.csv_sha256 || "").slice(0, 16);
+  // votes depend only on the model's trees: cached by its CSV's hash (the same model from a file or the device)
+  const key = meta.csv_sha256 ? meta.csv_sha256.slice(0, 16) : which + ":" + csv.length + ":" + csv.slice(-64);
   const m = { which, key, meta, csv, classes: meta.classes, names: meta.class_names || null, label: which === "file" ? "file " + (meta.name || key) : which };
   await AN.ready;
   AN.models[slot] = m;  // (a worker still starting gets it from reloadInto)
@@ -264,6 +265,7 @@ async function loadRange() {
     const st = await anApi("GET", "/api/status");
     AN.clockOff = st.time_ms - Date.now();
     await deviceInfo();
+    for (const slot of Object.keys(AN.models)) if (AN.models[slot].which !== "file") await loadModel(slot);  // (activated since?)
     const [from, to] = rangeMs();
     $("#anfrom").value = toLocal(from); $("#anto").value = toLocal(to);
     const d = AN.dev, margin = Math.ceil((d.window + d.smooth * d.hop + 64) * 1000 / d.rate);
@@ -523,6 +525,7 @@ function drawTimeline() {
   }
   const data = [xs, a[0], a[1], a[2]];
   if (AN.plot && AN.plotData === D) { AN.plot.setData(data); drawBands(); drawLegendAn(); return; }
+  if (AN.plot) AN.plot.destroy();
   node.textContent = "";
   AN.plotData = D;
   AN.plot = new uPlot({ width: chartWidth(node), height: 220, scales: { x: { time: true, range: () => [D.from / 1000, D.to / 1000] } }, axes: axes("acceleration (g)"),
@@ -569,8 +572,13 @@ function colormap(v) {
 async function drawSpectrogram() {
   const res = AN.res, sig = Number($("#anspecsig").value), cv = $("#anspec");
   const width = Math.max(240, $("#tab-spec").clientWidth - 70), cols = Math.min(res.n, Math.floor(width / 2));
-  const r = await AN.pool[0].call("spectrogram", { window: res.s.window, signal: sig, columns: cols }, { "ends.bin": res.ends });
-  const spec = new Float32Array(r.files["spec.bin"].buffer), half = res.s.window / 2, nc = r.result.picked.length;
+  // the same windows and signal (other smoothing, another model): the spectrogram is the same
+  const D = AN.data, key = [D.base + D.times[res.ends[0]], D.base + D.times[res.ends[res.n - 1]], res.n, res.s.window, sig, cols].join();
+  if (!AN.spec || AN.spec.key !== key) {
+    const q = await AN.pool[0].call("spectrogram", { window: res.s.window, signal: sig, columns: cols }, { "ends.bin": res.ends });
+    AN.spec = { key, r: q };
+  }
+  const r = AN.spec.r, spec = new Float32Array(r.files["spec.bin"].buffer), half = res.s.window / 2, nc = r.result.picked.length;
   let lo = Infinity, hi = -Infinity;
   for (const v of spec) { if (v < lo) lo = v; if (v > hi) hi = v; }
   lo = Math.max(lo, hi - 60);
@@ -590,7 +598,7 @@ async function drawSpectrogram() {
   const rate = AN.data.rate, fstep = rate / 2 > 20 ? 10 : rate / 2 > 8 ? 5 : 1;
   for (let f = 0; f <= rate / 2; f += fstep) ctx.fillText(f + " Hz", left - 4, 6 + h - (f / (rate / 2)) * (h - 1));
   ctx.textBaseline = "top";
-  const D = AN.data, tAt = (j) => D.base + D.times[res.ends[r.result.picked[j]]];
+  const tAt = (j) => D.base + D.times[res.ends[r.result.picked[j]]];
   ctx.textAlign = "left"; ctx.fillText(new Date(tAt(0)).toLocaleTimeString(), left, h + 10);
   if (nc > 60) { ctx.textAlign = "right"; ctx.fillText(new Date(tAt(nc - 1)).toLocaleTimeString(), left + nc * px, h + 10); }
   $("#anspecinfo").textContent = SIGNAL_NAMES[sig] + ": " + nc + " windows of " + res.s.window + " samples, 0–" + rate / 2 + " Hz, " + (hi - lo).toFixed(0) + " dB from dark to bright (peak " + hi.toFixed(0) + " dB re 1 count²)";
@@ -601,7 +609,9 @@ const SIGNAL_NAMES = ["x", "y", "z", "magnitude"];
 // features over time: the chosen columns of the feature matrix (int16, scales in shared/features.py)
 function drawFeatures() {
   const res = AN.res, D = AN.data, chosen = [...$("#anfeats").selectedOptions].map((o) => Number(o.value));
-  const node = $("#anfeatchart"); node.textContent = "";
+  const node = $("#anfeatchart");
+  if (AN.featPlot) AN.featPlot.destroy();
+  node.textContent = "";
   const xs = Array.from(res.ends, (e) => (D.base + D.times[e]) / 1000);
   const series = [timeSeries], data = [xs];
   chosen.forEach((j, c) => { series.push({ label: FEATURE_NAMES[j], stroke: PALETTE[c % PALETTE.length] }); data.push(Array.from({ length: res.n }, (_, i) => res.feats[i * AN_NF + j])); });
@@ -633,6 +643,7 @@ async function evaluate() {
 async function drawDistributions() {
   const res = AN.res, j = Number($("#andistfeat").value), node = $("#andistchart");
   const ev = AN.evalRes && AN.evalRes.res === res ? AN.evalRes : await evaluate();
+  if (AN.distPlot) { AN.distPlot.destroy(); AN.distPlot = null; }
   node.textContent = "";
   if (!ev.labelled) { node.append(el("p", "No window of this range lies inside a label: label ranges on the History page (or accept proposals under Label assist).", "s")); return; }
   const bins = 24, r = await AN.pool[0].call("histogram", { column: j, groups: ev.names.length, bins }, { "feats.bin": res.feats, "groups.bin": ev.truth });

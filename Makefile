@@ -37,8 +37,9 @@ test: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages socat
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
+	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

@@ -656,7 +656,7 @@ async function drawDistributions() {
     data.push(counts[g].map((c) => c / tot).concat([null]));
   });
   AN.distPlot = new uPlot({ width: chartWidth(node), height: 220, scales: { x: { time: false } },
-    axes: [{ label: FEATURE_NAMES[j] + " (int16)" }, { label: "share of the label's windows", size: 54 }], series }, data, node);
+    axes: [{ label: FEATURE_NAMES[j] + " (int16)" }, { label: "share of windows", size: 54 }], series }, data, node);
   node.dataset.groups = series.length - 1;
 }
 async function drawEvaluation() {
@@ -774,10 +774,14 @@ function stopCell() {
 function cellPlot(spec) {
   const node = el("div", undefined, "chart"); $("#anpyplots").append(node);
   if (spec.title) node.append(el("div", spec.title, "k"));
-  const n = spec.series.length, series = [{ label: "x" }];
+  // x in epoch ms (t, ft): a time axis
+  const n = spec.series.length, time = spec.series[0].length > 0 && spec.series[0][0] > 1e11;
+  const series = [time ? timeSeries : { label: "x" }], data = spec.series.slice();
+  if (time) data[0] = data[0].map((v) => v / 1000);
   for (let i = 1; i < n; i++) series.push({ label: (spec.labels && spec.labels[i - 1]) || "y" + i, stroke: PALETTE[(i - 1) % PALETTE.length],
     points: { show: spec.kind === "points" }, width: spec.kind === "points" ? 0 : 1 });
-  new uPlot({ width: chartWidth($("#anpyplots")), height: 200, scales: { x: { time: false } }, series }, spec.series, node);
+  new uPlot({ width: chartWidth($("#anpyplots")), height: 200, scales: { x: { time } }, series,
+    axes: time ? axes(spec.title || "") : undefined }, data, node);
 }
 
 // export: the selection's windows (time, label, device, models, features) as .npy or CSV

@@ -43,6 +43,7 @@ def pytest_sessionstart(session):
     try:
         bundle.build("unix")
         bundle.build("unix", out_dir=BUILD_TEST_BUNDLE, host_only=True)
+        bundle.build("unix", analysis=True)  # what `sensorbox run` runs: the Analysis page's runtime in www
     except bundle.BuildError as e:
         raise pytest.UsageError(str(e))
 

@@ -34,6 +34,8 @@ MICRODOT_MODULES = ("__init__", "microdot", "helpers", "sse")
 #: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
 #: the tests that run shared code on MicroPython.
 HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/neighbors.py", "sensorbox/shared/neighbors_csv.py")
+#: Shared modules that only the host and the browser run: in the unix bundle (tests, the simulator), not a board's.
+NOT_ON_BOARDS = ("sensorbox/shared/analysis.py",)
 # Files of the device that are not code: none yet (web assets arrive with the UI).
 
 #: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's
@@ -130,11 +132,12 @@ def compile_one(src, dst, arch, name):
     os.replace(tmp, dst)
 
 
-def build(target="unix", out_dir=None, quiet=True, host_only=False):
+def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=False):
     """Build (incrementally) and return the bundle directory (with ``HOST_ONLY`` modules too when asked: the
-    tests' copy, never a board's)."""
+    tests' copy, never a board's). ``analysis``: ``www`` also carries the Analysis page's runtime
+    (``webassets.build_runtime``, ~230 KB gzipped; default directory ``build/<target>-analysis``)."""
     arch = TARGETS[target]
-    out = out_dir or os.path.join(BUILD, target)
+    out = out_dir or os.path.join(BUILD, target + ("-analysis" if analysis else ""))
     lib = os.path.join(out, "lib")
     wanted = set()
     files = []
@@ -144,6 +147,8 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False):
     except (OSError, ValueError):
         fresh = False
     for src, rel in device_sources(host_only):
+        if target != "unix" and rel in NOT_ON_BOARDS:
+            continue
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)
         if not fresh or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
@@ -163,15 +168,41 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False):
     with open(os.path.join(REPO, "sensorbox", "device", "main.py"), "rb") as f:
         put_file(os.path.join(out, "main.py"), f.read())
     files.append(os.path.join(out, "main.py"))
-    files.extend(build_www(os.path.join(out, "www")))
+    files.extend(build_www(os.path.join(out, "www"), analysis))
     files.extend(copy_default_model(os.path.join(out, "models", "default")))
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
+                "analysis": analysis,
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)}}
     manifest["bytes"] = sum(manifest["files"].values())
     manifest["flash_bytes"] = flash_bytes(manifest["files"].values())
     manifest["flash_budget"] = FLASH_BUDGET_BYTES
     put_file(os.path.join(out, "bundle.json"), json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode())
     return out
+
+
+def manifest(out):
+    with open(os.path.join(out, "bundle.json")) as f:
+        return json.load(f)
+
+
+def has_room(m, profile):
+    """Whether a bundle (manifest ``m``) fits a board profile: within its flash budget and, where its file system
+    size is known, leaving the data space it keeps."""
+    return m["flash_bytes"] <= profile["flash_budget"] and (
+        not profile["fs"] or m["flash_bytes"] + profile["data_min"] <= profile["fs"])
+
+
+def build_for(board, quiet=True):
+    """The bundle a board of profile ``board`` (``sensorbox.host.boards``) gets: with the Analysis page's runtime
+    when its flash has room for it (``has_room``), else without (the page is then served by ``sensorbox ui``).
+    Returns the bundle directory."""
+    from sensorbox.host import boards
+
+    p = boards.PROFILES[board]
+    out = build(p["target"], quiet=quiet, analysis=True)
+    if has_room(manifest(out), p):
+        return out
+    return build(p["target"], quiet=quiet)
 
 
 def copy_default_model(dst):
@@ -187,8 +218,9 @@ def copy_default_model(dst):
     return out
 
 
-def build_www(www):
-    """Static files the device serves from flash. Returns their paths."""
+def build_www(www, analysis=False):
+    """Static files the device serves from flash (with the Analysis page's runtime when ``analysis``). Returns
+    their paths."""
     from sensorbox.shared import config_docs
 
     os.makedirs(www, exist_ok=True)
@@ -200,9 +232,11 @@ def build_www(www):
     tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)
     try:
         out = [path]
-        for p in webassets.build(tmp):
+        for p in webassets.build(tmp, analysis):
             with open(p, "rb") as f:
                 out.append(put_file(os.path.join(www, os.path.basename(p)), f.read()))
+        if not analysis:
+            webassets.remove_runtime(www)
         return out
     except webassets.WebBuildError as e:
         raise BuildError(str(e))

@@ -28,7 +28,7 @@ def test_bundle_compiles_and_fits_flash(target, built):
     assert m["arch"] == bundle.TARGETS[target]
     sources = [rel for _, rel in bundle.device_sources()]
     for rel in sources:
-        assert "lib/" + rel[:-3] + ".mpy" in m["files"], rel
+        assert ("lib/" + rel[:-3] + ".mpy" in m["files"]) == (target == "unix" or rel not in bundle.NOT_ON_BOARDS), rel
     assert "main.py" in m["files"] and "www/config-schema.json" in m["files"]
     assert m["flash_bytes"] <= bundle.FLASH_BUDGET_BYTES, m["flash_bytes"]
     with open(os.path.join(out, "lib", "sensorbox", "device", "app.mpy"), "rb") as f:
@@ -38,13 +38,25 @@ def test_bundle_compiles_and_fits_flash(target, built):
     assert b"sensorbox.device.app" in data and b"sensorbox/device/app.py" not in data
 
 
+#: Which boards carry the Analysis page's runtime (MicroPython WebAssembly, ~260 KB of flash): those with room.
+ANALYSIS_ON = {"esp32": False, "esp32c3": False, "esp32s3": True, "esp32s3-psram": True, "unix": False}
+
+
 @pytest.mark.parametrize("board", sorted(boards.PROFILES))
 def test_bundle_fits_each_board_profile(board, built):
-    # the flash budget per profile: the bundle for its target (architecture) within what the profile allows
+    # the flash budget per profile: the bundle for its target (architecture), with the Analysis page's runtime when
+    # it has room for it (what deploy --board copies), within what the profile allows
     p = boards.PROFILES[board]
     assert bundle.TARGETS[p["target"]] == p["arch"]
-    out = built(p["target"])
+    out = bundle.build_for(board)
     m = json.load(open(os.path.join(out, "bundle.json")))
+    full = bundle.manifest(bundle.build(p["target"], analysis=True))
+    base = bundle.manifest(bundle.build(p["target"]))
+    print("{}: bundle {} KB of flash, with the analysis runtime {} KB (+{} KB), budget {} KB: runtime {}".format(
+        board, base["flash_bytes"] // 1024, full["flash_bytes"] // 1024,
+        (full["flash_bytes"] - base["flash_bytes"]) // 1024, p["flash_budget"] // 1024,
+        "on the board" if m["analysis"] else "served by sensorbox ui"))
+    assert m["analysis"] == ANALYSIS_ON[board] == bundle.has_room(full, p)
     assert m["flash_bytes"] <= p["flash_budget"], (board, m["flash_bytes"])
     if p["fs"]:
         assert m["flash_bytes"] + p["data_min"] <= p["fs"], board  # the bundle and the data it must leave fit

@@ -69,7 +69,7 @@ def test_help_has_examples(capsys):
     for argv in (["--help"], ["run", "--help"], ["build", "--help"], ["pull", "--help"], ["train", "--help"],
                  ["model", "--help"], ["model", "push", "--help"], ["model", "info", "--help"],
                  ["model", "rollback", "--help"], ["deploy", "--help"], ["import", "--help"], ["evaluate", "--help"],
-                 ["features", "--help"]):
+                 ["features", "--help"], ["ui", "--help"]):
         try:
             cli.main(argv)
         except SystemExit as e:

@@ -3,6 +3,8 @@ uploading, activating and rolling back need admin.
 
     GET  /api/model                                   active model, whether a previous/staged one exists, last error
     GET  /api/model/classes                           its classes with display names and descriptions (from meta.json)
+    GET  /api/model/file?which=&name=                 a model's meta.json or model.csv (active, previous, staged,
+                                                      default), streamed from flash: the Analysis page runs it
     PUT  /api/model/meta.json                         start an upload; refused at once if incompatible (400 + reason)
     PUT  /api/model/model.csv?offset=N                append a chunk (N = bytes staged so far; 409 says where;
                                                       413 past 4 x ml.model_max_kb KB of CSV)
@@ -13,6 +15,8 @@ uploading, activating and rolling back need admin.
 One handler for all actions, and the model manager (``sensorbox.device.models``) is loaded only for the request:
 this API costs the device little RAM while idle.
 """
+
+from microdot import send_file
 
 from sensorbox.device import lazy
 from sensorbox.device.http.server import error, read_json
@@ -29,6 +33,10 @@ def add_routes(http, device):
         try:
             if action in ("info", "classes") and req.method == "GET":
                 return m.info(device) if action == "info" else m.classes(device)
+            if action == "file" and req.method == "GET":
+                n = req.args.get("name")
+                return send_file(m.file_path(device, req.args.get("which"), n), max_age=0,
+                                 content_type="application/json" if n == "meta.json" else "text/csv")
             if req.method == "PUT" and action == "meta.json":
                 read_json(req)  # (400 for what would not parse safely: nesting, numbers, surrogates)
                 return m.stage_meta(device, req.body)
@@ -38,7 +46,8 @@ def add_routes(http, device):
                 return await (m.activate(device) if action == "activate" else m.rollback(device))
             return error(404, "no such model action: {} {}".format(req.method, action))
         except m.ModelError as e:
-            return error(409 if e.field == "offset" else (413 if e.field == "model.csv" else 400), e.reason, e.field)
+            code = 409 if e.field == "offset" else 413 if e.field == "model.csv" else 404 if e.field == "model" else 400
+            return error(code, e.reason, e.field)
         except ValueError:
             return error(400, "offset must be an integer", "offset")
         except OSError as e:

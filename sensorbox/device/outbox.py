@@ -164,7 +164,7 @@ def message(device, resource, head, v):
     if resource == "events":
         body = bytes(v)
         return head.encode() + (b"," + body[1:] if len(body) > 2 else b"}")
-    if resource == "predictions":
+    if resource == "predictions" or resource == "soundclass":  # (a sound class: named by the class table)
         import json
 
         return '{},"class":{},"label":{},"confidence":{}.{:03d}}}'.format(

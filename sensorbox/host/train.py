@@ -1200,7 +1200,8 @@ def cmd_model(args):
                 print("warning: " + warning, file=sys.stderr)
             info = export.push(url, args.model_dir, args.password, args.token, progress=None, ask=True)
         else:
-            info = export.device_call(url, args.action, args.password, args.token, ask=True)
+            info = export.device_call(url, args.action, args.password, args.token, ask=True,
+                                      sensor=getattr(args, "sensor", "accel"))
     except (export.PushError, ValueError) as e:  # ValueError: ModelError from reading MODEL_DIR
         sys.exit("error: {}".format(e))
     if args.json:
@@ -1285,5 +1286,8 @@ def add_commands(sub):
             a.add_argument("model_dir", metavar="MODEL_DIR",
                            help="directory with model.csv + meta.json (written by sensorbox train)")
         client.add_credential_args(a, needs)
+        if name != "push":  # (push reads it from meta.json)
+            a.add_argument("--sensor", choices=("accel", "sound"), default="accel",
+                           help="the activity model (accel, default) or the sound classifier's (sound)")
         a.add_argument("--json", action="store_true", help="print the device's answer as JSON")
         a.set_defaults(func=cmd_model)

@@ -108,6 +108,11 @@ board.i2c_freq int 400000 10000 1000000 reboot
 board.i2s_sck int -1 -1 48 reboot
 board.i2s_ws int -1 -1 48 reboot
 board.i2s_sd int -1 -1 48 reboot
+sound.classify bool false
+sound.class_smooth int 3 1 16
+sound.class_unknown_permille int 500 0 1000
+store.soundclass_kb int 64 0 1048576
+sim.mic_wav str "" 0 200
 """
 
 

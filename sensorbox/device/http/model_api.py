@@ -10,6 +10,7 @@ uploading, activating and rolling back need admin.
                                                       413 past 4 x ml.model_max_kb KB of CSV)
     POST /api/model/activate                          validate the staged model and switch to it live
     POST /api/model/rollback                          switch back to the previous model
+    ...?sensor=sound                                  the same for the sound classifier's model
 
 ``sensorbox model push URL MODEL_DIR`` drives the upload. Errors: ``{"error": reason, "field": ...}``.
 One handler for all actions, and the model manager (``sensorbox.device.models``) is loaded only for the request:
@@ -24,12 +25,15 @@ from sensorbox.device.http.server import error, read_json
 _MANAGER = "sensorbox.device.models"
 
 
-def add_routes(http, device):
+def add_routes(http, dev):
     @http.route("/api/model", methods=["GET"])
     @http.route("/api/model/<action>", methods=["GET", "PUT", "POST"])
     @http.require
     async def model(req, action="info"):
         m = lazy.load(_MANAGER)
+        device = dev
+        if req.args.get("sensor") == "sound":  # the sound classifier's model (device/soundclass.py)
+            device = lazy.load("sensorbox.device.soundclass").slot(dev)
         try:
             if action in ("info", "classes") and req.method == "GET":
                 return m.info(device) if action == "info" else m.classes(device)
@@ -53,5 +57,7 @@ def add_routes(http, device):
         except OSError as e:
             return error(507, "flash error while handling the model ({})".format(e))
         finally:
-            m = None
+            m = device = None
             lazy.unload(_MANAGER)
+            if dev.soundmeter.classifier is None:  # not running: its module is not kept
+                lazy.unload("sensorbox.device.soundclass")

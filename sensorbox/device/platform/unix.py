@@ -73,6 +73,10 @@ class Platform:
             from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
 
             return ReplayAccelerometer(self.replay_path, config, self.epoch_ms)
+        if name == "mic" and config.get("sim.mic_wav"):  # a folder of WAV files, replayed
+            from sensorbox.device.sensors.sim_wav import WavMicrophone
+
+            return WavMicrophone(config.get("sim.mic_wav"), config, self.epoch_ms)
         if name == "mic":
             from sensorbox.device.sensors.sim_mic import SignalMicrophone
 

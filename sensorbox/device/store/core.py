@@ -11,6 +11,7 @@ Resources (``RESOURCES``) and the bus values the store expects from their produc
   (``class_ids``; -1 = unknown), which names it for good whatever model runs later (``classes.py``).
 - ``soundlevel``: value = ``(leq, lmin, lmax, l10, l50, l90)`` ints in centi-dB (int16).
 - ``events``: value = a small JSON-able dict with a "type" key (at most 500 bytes as JSON).
+- ``soundclass``: as ``predictions``, from the sound classifier (``sensorbox.device.soundclass``).
 Values outside int16 are clamped. Times are epoch ms ints; within a resource they are made strictly increasing
 (a row up to 2 s older than the previous one is stored 1 ms after it; a bigger jump back starts a new segment).
 
@@ -87,6 +88,7 @@ RESOURCES = (
     ("predictions", 3, TIMED, ("class", "confidence"), 256),
     ("soundlevel", 4, TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
     ("events", 5, TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
+    ("soundclass", 6, TIMED, ("class", "confidence"), 256),  # as predictions, from the sound classifier
 )
 
 

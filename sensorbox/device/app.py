@@ -29,7 +29,11 @@ _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 # browser's), other boards' platform modules, and the k-nearest-neighbour evaluator and its loader, bundled for
 # later but not run by the device yet (warming them interned 28 names for good: 345 bytes of names, heap.used
 # ~290 bytes higher after boot on this port).
-WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.device.platform.", "sensorbox.shared.neighbors")
+# The sound classifier's modules are left out too: loaded only while sound.classify is on, their ~1.2 KB of names
+# are interned then (into the pool warming already grew), not for good on every device.
+WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.device.platform.", "sensorbox.shared.neighbors",
+             "sensorbox.device.soundclass", "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound",
+             "sensorbox.shared.wav")
 
 
 def _makedirs(path):

@@ -26,6 +26,24 @@ from sensorbox.device.pipeline import UNKNOWN, classify
 from sensorbox.shared import soundfeatures as sf
 
 
+async def attach(meter, on):
+    """Start (``on``) or stop the sound meter's classifier: made once, its rows to the store while it runs, its
+    model loaded from flash (active, else previous) when it has none."""
+    d = meter.device
+    c = meter.classifier
+    if not on:
+        if c is not None:
+            d.bus.unsubscribe("soundclass", meter.sub)
+            meter.classifier = meter.sub = None
+        return
+    if c is None:
+        c = meter.classifier = SoundClassifier(d)
+        meter.sub = d.store.on_bus  # (one bound method: unsubscribe finds the same object)
+        d.bus.subscribe("soundclass", meter.sub)  # stored as the resource soundclass
+    if c.model is None:
+        await c.load()
+
+
 class _Platform:
     # where models.py finds the sound model's directories: <data>/sound/models/...
     def __init__(self, data):
@@ -81,7 +99,10 @@ class Slot:
 def slot(device):
     """The sound model's ``Slot`` (for the model API): the running classifier's, or a bare one when off."""
     c = getattr(device.soundmeter, "classifier", None)
-    return Slot(device, c if c is not None else SoundClassifier(device))
+    if c is None:
+        c = SoundClassifier(device)
+        c.model_error = "sound.classify is off: the sound model on flash is loaded when it is turned on"
+    return Slot(device, c)
 
 
 class SoundClassifier:

@@ -24,6 +24,7 @@ import time
 import asyncio
 from micropython import const
 
+from sensorbox.device import lazy
 from sensorbox.device.supervisor import grid_ms
 
 _CHUNK = const(256)
@@ -40,6 +41,7 @@ class SoundMeter:
         self._ring = None
         self._last = 0  # sequence number of the last sample processed
         self.classifier = None  # soundclass.SoundClassifier while sound.classify is on
+        self.sub = None  # (soundclass.attach: the store's subscription)
 
     def _publish(self, result):
         # Called from meter.process, right after the chunk was read: the ring's time reference is that chunk's.
@@ -55,18 +57,11 @@ class SoundMeter:
         cfg = d.config
         sensor = d.sensors["mic"]
         buf = self._buf
-        if cfg.get("sound.classify"):
-            if self.classifier is None:
-                from sensorbox.device.soundclass import SoundClassifier
-
-                self.classifier = SoundClassifier(d)
-            if self.classifier.model is None:
-                await self.classifier.load()
-        elif self.classifier is not None:  # off: its model, buffers and module go
-            self.classifier = None
-            from sensorbox.device import lazy
-
-            lazy.unload("sensorbox.device.soundclass")
+        on = cfg.get("sound.classify")
+        if on or self.classifier is not None:  # the classifier's module is loaded only while it is on
+            await lazy.load("sensorbox.device.soundclass").attach(self, on)
+            if not on:
+                lazy.unload("sensorbox.device.soundclass")
         cls = self.classifier
         while True:
             while sensor.driver is None or sensor.generation == 0:

@@ -168,7 +168,8 @@ def _rated(source, group_by, notes=None):
         return out, "the data's groups"
     if source.endswith(".npy") and os.path.exists(source):
         return _sidecar_recordings(source, notes), "the data's groups"
-    raise DataError("DATA must be 'watch', 'excerpt', 'sounds', a folder written by 'sensorbox pull' or 'sensorbox import', "
+    raise DataError("DATA must be 'watch', 'excerpt', 'sounds', a folder written by 'sensorbox pull' or "
+                    "'sensorbox import', "
                     "an .npy recording with a .json sidecar, or a directory of them; got {!r}".format(source))
 
 

@@ -238,7 +238,23 @@ def validate(update, current=None):
         merged[key] = check_value(key, update[key])
     _check_ml(merged, update)
     _check_integrations(merged, update)
+    if update.get("sim.mic_wav"):
+        _check_wav_folder(update["sim.mic_wav"])
     return merged
+
+
+def _check_wav_folder(path):
+    # sim.mic_wav: the simulated microphone would fail to start on a folder without WAV files
+    import os
+
+    try:
+        names = os.listdir(path)
+    except (OSError, TypeError):
+        raise ConfigError("sim.mic_wav", "no such folder on the device")
+    for n in names:
+        if n.lower().endswith(".wav"):
+            return
+    raise ConfigError("sim.mic_wav", "the folder holds no .wav files")
 
 
 def _check_ml(config, update):

@@ -56,10 +56,6 @@ band_power = _k.band_power
 argmax_power = _k.argmax_power
 dot = _k.dot
 sumsq_i16 = _k.sumsq_i16
-window_q15 = _k.window_q15  # the sound features' (soundfeatures.py)
-mel_q8 = _k.mel_q8
-log2_q6 = _k.log2_q6
-pos_diff_sum = _k.pos_diff_sum
 IIR_FRAC = 8  # kernels_py.IIR_FRAC
 
 _NIBBLE_BITS = b"\x00\x01\x02\x02\x03\x03\x03\x03\x04\x04\x04\x04\x04\x04\x04\x04"

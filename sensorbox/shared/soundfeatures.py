@@ -22,9 +22,10 @@ plain in the browser). Per frame (``COLUMNS``):
 Energies are 64 * log2(mean square / 32767**2) of the unwindowed signal (the Hann window's mean square, 3/8, is
 taken out), so 0 is a full-scale square wave, -64 a full-scale sine (-3.01 dBFS) and a value v is v * 3.0103 / 64
 dBFS (0.047 dB per unit). The floor is ``FLOOR`` (-144.5 dBFS): silence and empty bands read it. Everything is
-integer arithmetic through ``sensorbox.shared.kernels``: no float, no int beyond 2**30 and no allocation per frame
-(tests/shared/test_soundfeatures.py runs frames under ``micropython.heap_lock``), bit-identical everywhere except
-with ``emlearn_fft``, whose float32 FFT differs from ``fft_q15`` by a few units.
+integer arithmetic through ``sensorbox.shared.kernels`` and the sound kernels (viper on a device:
+``sensorbox.device.kernels_sound``; else the plain ones of ``kernels_py``): no float, no int beyond 2**30 and no
+allocation per frame (tests/shared/test_soundfeatures.py runs frames under ``micropython.heap_lock``),
+bit-identical everywhere except with ``emlearn_fft``, whose float32 FFT differs from ``fft_q15`` by a few units.
 
 Windows: ``WINDOW`` frames (272 ms), one every ``WINDOW_HOP`` frames (128 ms). Per column the window's ``mean``,
 ``std`` (population standard deviation, floor), ``min`` and ``max`` (``STATS``), in the column's units:
@@ -35,6 +36,11 @@ Windows: ``WINDOW`` frames (272 ms), one every ``WINDOW_HOP`` frames (128 ms). P
 import array
 
 from sensorbox.shared import kernels
+
+try:  # the sound kernels: viper on a device (a module of their own: resident only while sound is classified)
+    from sensorbox.device import kernels_sound as _ks
+except (ImportError, SyntaxError):  # CPython, WebAssembly: the plain ones
+    from sensorbox.shared import kernels_py as _ks
 
 FEATURE_VERSION = 1
 RATE_HZ = 16000
@@ -48,6 +54,7 @@ STATS = ("mean", "std", "min", "max")
 FLOOR = -3072  # 64 * log2(energy / full scale): -144.5 dBFS
 _FS2_Q6 = 1920  # 64 * log2(32767**2), rounded
 _HANN_Q6 = 91  # 64 * log2(8 / 3): the Hann window's mean square taken out
+_ZERO = 64  # zeros copied into the FFT's imaginary part, a piece at a time
 
 
 def columns(bands=BANDS):
@@ -145,7 +152,7 @@ class SoundFeatures:
         self._buf = array.array("h", bytes(2 * n))
         self._re = array.array("h", bytes(2 * n))
         self._im = array.array("h", bytes(2 * n))
-        self._zero = array.array("h", bytes(2 * n))
+        self._zero = array.array("h", bytes(2 * _ZERO))
         self._acc = array.array("i", bytes(4 * (bands + 2)))
         self._m = array.array("i", bytes(4 * 5))
         self._ring = array.array("h", bytes(2 * window * (bands + 2)))  # a row per frame: level, bands, flux
@@ -212,19 +219,22 @@ class SoundFeatures:
             fs = 14 - kernels.bitlen(maxd)  # peak 8192..16383 after the shift
             re = self._re
             im = self._im
-            k.window_q15(self._buf, n, mean, fs, self._win, re)
-            k.gather(self._zero, 0, 1, n, im)
+            _ks.window_q15(self._buf, n, mean, fs, self._win, re)
+            j = 0
+            while j < n:  # im = 0, from a small zero array (range() with a step would allocate)
+                k.copy_i16(self._zero, 0, im, j, _ZERO)
+                j += _ZERO
             self._fft.run(re, im)
             acc = self._acc
-            acc[0] = k.mel_q8(re, im, 1, n >> 1, self._seg, self._wt, acc, nb + 2)  # acc[0]: the level
+            acc[0] = _ks.mel_q8(re, im, 1, n >> 1, self._seg, self._wt, acc, nb + 2)  # acc[0]: the level
             # one-sided (x2: + 64), the shift, the window, full scale
-            k.log2_q6(acc, 0, nb + 1, ring, row, 64 + _HANN_Q6 - _FS2_Q6 - 128 * fs, FLOOR)
+            _ks.log2_q6(acc, 0, nb + 1, ring, row, 64 + _HANN_Q6 - _FS2_Q6 - 128 * fs, FLOOR)
         else:
             for j in range(nb + 1):
                 ring[row + j] = FLOOR
         if self._have:
             prev = (self._row - 1 if self._row else self.window - 1) * cols
-            f = k.pos_diff_sum(ring, row + 1, ring, prev + 1, nb)
+            f = _ks.pos_diff_sum(ring, row + 1, ring, prev + 1, nb)
             ring[row + nb + 1] = f if f < 32767 else 32767
         else:
             ring[row + nb + 1] = 0

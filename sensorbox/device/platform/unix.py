@@ -19,7 +19,8 @@ class Platform:
     name = "unix"
     warm_skip = ("sensorbox.device.sensors.lsm6ds3", "sensorbox.device.sensors.i2s_mic",
                  "sensorbox.device.sensors.pcm_fast",  # board drivers: never loaded on the host
-                 "sensorbox.shared.analysis")  # the browser's (in this bundle for the tests only)
+                 "sensorbox.shared.analysis",  # the browser's (in this bundle for the tests only)
+                 "sensorbox.device.sensors.sim_wav")  # replaying WAV files: only with sim.mic_wav set
 
     def __init__(self):
         self.data_dir = os.getenv("SENSORBOX_DATA") or "./var"

@@ -88,7 +88,7 @@ RESOURCES = (
     ("predictions", 3, TIMED, ("class", "confidence"), 256),
     ("soundlevel", 4, TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
     ("events", 5, TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
-    ("soundclass", 6, TIMED, ("class", "confidence"), 256),  # as predictions, from the sound classifier
+    ("soundclass", 6, TIMED, ("class", "confidence"), 128),  # as predictions, from the sound classifier
 )
 
 

@@ -139,6 +139,36 @@ def build(target="unix", out_dir=None, quiet=True):
     return out
 
 
+def build_romfs(out_dir):
+    """A ROMFS image of the bundle's ``lib/`` (every .mpy), written next to the bundle as ``<out_dir>.romfs``;
+    returns its path. MicroPython >= 1.25 mounts such an image at ``/rom`` with ``/rom/lib`` on ``sys.path``
+    ahead of ``/lib`` and imports bytecode from it in place: code and constant strings cost no heap (names
+    still take their interning entries; native code is still copied to executable RAM). On an ESP32 the image
+    goes into a ``romfs`` partition (``mpremote romfs deploy build/esp32.romfs``; README "Heap budget")."""
+    from mpremote.romfs import VfsRomWriter  # the format mpremote and the firmware use
+
+    w = VfsRomWriter()
+
+    def add(d):
+        for name in sorted(os.listdir(d)):
+            p = os.path.join(d, name)
+            if os.path.isdir(p):
+                w.opendir(name)
+                add(p)
+                w.closedir()
+            elif name.endswith(".mpy"):
+                with open(p, "rb") as f:
+                    w.mkfile(name, f.read())
+
+    w.opendir("lib")
+    add(os.path.join(out_dir, "lib"))
+    w.closedir()
+    path = out_dir.rstrip("/") + ".romfs"
+    with open(path, "wb") as f:
+        f.write(w.finalise())
+    return path
+
+
 def copy_default_model(dst):
     """The classifier model the device runs until one is uploaded (models/default: model.csv + meta.json)."""
     src = os.path.join(REPO, "models", "default")

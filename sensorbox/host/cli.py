@@ -42,6 +42,9 @@ def cmd_build(args):
         m = json.load(f)
     print("bundle {} ({}): {} files, {:.1f} KB, {:.1f} KB on flash of a {} KB budget".format(
         out, m["arch"], len(m["files"]), m["bytes"] / 1024, m["flash_bytes"] / 1024, m["flash_budget"] // 1024))
+    img = bundle.build_romfs(out)
+    print("ROMFS image of its lib/ (code imported in place, not into the heap): {} ({:.1f} KB)".format(
+        img, os.path.getsize(img) / 1024))
     if m["flash_bytes"] > m["flash_budget"]:
         sys.exit("error: the bundle exceeds its flash budget")
 

@@ -1,0 +1,258 @@
+"""The heap soak: the device app at a given heap with every feature busy, for a while, counting what went wrong.
+
+``run(dev, seconds)`` drives a running device (``conftest.Device``) with four live streams held open and a
+client looping over the UI's files and the API (as the web UI and a script would: session login, status,
+config read and write, resources, exports, events, logs, labels, model), and returns the figures: requests
+by status, stream drops, the device's task restarts, dropped samples, heap figures from ``/api/status`` and
+the MemoryErrors in its console. ``Soak`` starts the device with MQTT to a real mosquitto and one webhook
+receiver when asked (``full=True``), configured in ``config.json`` before it boots, as a device set up that
+way starts. Used by tests/host/test_soak.py (short) and bench/bench_heap.py (10 minutes).
+"""
+
+import base64
+import http.client
+import json
+import os
+import threading
+import time
+
+from conftest import ADMIN_PASSWORD, Device
+
+AUTH = "Basic " + base64.b64encode(("admin:" + ADMIN_PASSWORD).encode()).decode()
+STREAMS = 4
+#: GET paths of one loop (the UI's files and the API), besides the session, config write and labels
+PATHS = ("/", "/static/app.js", "/static/app.css", "/api/session", "/api/status", "/api/config",
+         "/api/config/schema", "/api/resources", "/api/events", "/api/logs", "/api/model",
+         "/api/resources/soundlevel/data?format=csv&start=-60000",
+         "/api/resources/accel/data?format=npy&start=-2000",
+         "/api/resources/predictions/data?format=csv&start=-60000", "/api/openapi.json")
+
+
+class _Hook:
+    """A webhook receiver on 127.0.0.1 that answers 200 and counts what arrives."""
+
+    def __init__(self):
+        import http.server
+
+        hook = self
+        self.posts = 0
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                hook.posts += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.send_header("Connection", "close")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+class Soak:
+    """A device at ``heap`` with everything on (``full``: MQTT to a mosquitto of its own and a webhook too)."""
+
+    def __init__(self, data_dir, heap, full):
+        self.broker = self.hook = self.collector = None
+        cfg = {}
+        if full:
+            from mqtt_broker import Broker, Collector
+
+            self.broker = Broker(os.path.join(str(data_dir), "broker"))
+            self.collector = Collector(self.broker.port, ("soak/#",))
+            self.hook = _Hook()
+            cfg = {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": self.broker.port,
+                   "mqtt.prefix": "soak", "webhook.enabled": True,
+                   "webhook.url": "http://127.0.0.1:{}/hook".format(self.hook.port), "webhook.secret": "s",
+                   "webhook.resources": "events,soundlevel,predictions"}
+        os.makedirs(str(data_dir), exist_ok=True)
+        with open(os.path.join(str(data_dir), "config.json"), "w") as f:
+            json.dump(cfg, f)
+        self.dev = Device(data_dir, heap=heap)
+
+    def stop(self):
+        self.dev.stop()
+        if self.collector is not None:
+            self.collector.c.loop_stop()
+            self.collector.c.disconnect()
+        if self.hook is not None:
+            self.hook.close()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+class _Client:
+    """One keep-nothing HTTP client: a new connection per request (the device speaks HTTP/1.0)."""
+
+    def __init__(self, dev):
+        self.dev = dev
+        self.cookie = None
+        self.csrf = None
+
+    def request(self, method, path, body=None, headers=None):
+        h = dict(headers or {})
+        if self.cookie:
+            h["Cookie"] = self.cookie
+            h["X-Requested-With"] = "fetch"
+            if method != "GET":
+                h["X-CSRF-Token"] = self.csrf
+        else:
+            h["Authorization"] = AUTH
+        if body is not None:
+            body = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        c = http.client.HTTPConnection("127.0.0.1", self.dev.port, timeout=30)
+        try:
+            c.request(method, path, body, h)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, r.getheader("Set-Cookie"), data
+        finally:
+            c.close()
+
+
+def _stream(dev, stop, out):
+    # one live stream, reopened if the device ends it (counted as a drop)
+    while not stop.is_set():
+        c = http.client.HTTPConnection("127.0.0.1", dev.port, timeout=30)
+        try:
+            c.request("GET", "/api/live", headers={"Authorization": AUTH})
+            r = c.getresponse()
+            if r.status != 200:
+                out["status"][r.status] = out["status"].get(r.status, 0) + 1
+                r.read()
+                time.sleep(0.5)
+                continue
+            out["opened"] += 1
+            while not stop.is_set():
+                line = r.fp.readline()
+                if not line:
+                    out["drops"] += 1
+                    break
+                if line.startswith(b"event:"):
+                    out["events"] += 1
+        except OSError as e:
+            out["errors"].append(repr(e))
+            time.sleep(0.5)
+        finally:
+            c.close()
+
+
+def _loop(dev, stop, out):
+    cl = _Client(dev)
+    n = 0
+
+    def count(status):
+        out["status"][status] = out["status"].get(status, 0) + 1
+        out["requests"] += 1
+
+    while not stop.is_set():
+        try:
+            if cl.cookie is None or n % 20 == 0:  # the UI logs in now and then (a fresh session)
+                cl.cookie = None
+                st, ck, body = cl.request("POST", "/api/login", {"password": ADMIN_PASSWORD})
+                count(st)
+                if st == 200:
+                    cl.cookie = ck.split(";")[0]
+                    cl.csrf = json.loads(body)["csrf"]
+            for p in PATHS:
+                if stop.is_set():
+                    break
+                st, _, _ = cl.request("GET", p)
+                count(st)
+            st, _, _ = cl.request("PUT", "/api/config", {"log.level": "info"})
+            count(st)
+            now = int(time.time() * 1000)
+            st, _, body = cl.request("POST", "/api/labels", {"start": now - 3000, "end": now - 2000,
+                                                             "label": "soak"})
+            count(st)
+            if st == 201:
+                st, _, _ = cl.request("DELETE", "/api/labels/{}".format(json.loads(body)["id"]))
+                count(st)
+        except OSError as e:
+            out["errors"].append(repr(e))
+            time.sleep(0.2)
+        n += 1
+
+
+def run(soak, seconds):
+    """Drive ``soak.dev`` for ``seconds``; returns the figures (a dict)."""
+    dev = soak.dev
+    # analysis and the sound meter under way first
+    for _ in range(150):
+        st = dev.status()
+        if (st["analysis"] or {}).get("windows", 0) >= 2 and (st["soundlevel"] or {}).get("interval"):
+            break
+        time.sleep(0.2)
+    stop = threading.Event()
+    streams = [{"opened": 0, "drops": 0, "events": 0, "status": {}, "errors": []} for _ in range(STREAMS)]
+    loop = {"requests": 0, "status": {}, "errors": []}
+    threads = [threading.Thread(target=_stream, args=(dev, stop, s)) for s in streams]
+    threads.append(threading.Thread(target=_loop, args=(dev, stop, loop)))
+    for t in threads:
+        t.start()
+    t0 = time.time()
+    used = []
+    try:
+        while time.time() - t0 < seconds:
+            time.sleep(min(5, max(0.1, seconds - (time.time() - t0))))
+            used.append(dev.status()["heap"]["used"])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(40)
+    st = dev.status()
+    console = dev.output()
+    out = {
+        "seconds": seconds,
+        "requests": loop["requests"],
+        "status": loop["status"],
+        "errors": loop["errors"] + [e for s in streams for e in s["errors"]],
+        "stream_opened": sum(s["opened"] for s in streams),
+        "stream_drops": sum(s["drops"] for s in streams),
+        "stream_events": sum(s["events"] for s in streams),
+        "stream_status": [s["status"] for s in streams],
+        "task_restarts": st["task_restarts"],
+        "tasks": {k: v for k, v in st["tasks"].items() if v["restarts"]},
+        "dropped": sum(s["dropped"] for s in st["sensors"].values()),
+        "memory_errors": console.count("MemoryError") + console.count("short of memory"),
+        "heap": st["heap"],
+        "used_samples": used,
+        "mqtt": st.get("mqtt"),
+        "webhook_posts": soak.hook.posts if soak.hook else None,
+        "mqtt_messages": len(soak.collector.messages) if soak.collector else None,
+    }
+    out["non_2xx"] = sum(v for k, v in out["status"].items() if not 200 <= k < 300)
+    return out
+
+
+def problems(fig):
+    """What the soak's figures show went wrong (empty: a clean run)."""
+    bad = []
+    if fig["status"].get(503) or any(s.get(503) for s in fig["stream_status"]):
+        bad.append("503 answers")
+    if fig["non_2xx"]:
+        bad.append("non-2xx answers: {}".format(fig["status"]))
+    if fig["errors"]:
+        bad.append("client errors: {}".format(fig["errors"][:5]))
+    if fig["stream_drops"] or fig["stream_opened"] != STREAMS:
+        bad.append("live streams dropped: {} (opened {})".format(fig["stream_drops"], fig["stream_opened"]))
+    if fig["task_restarts"]:
+        bad.append("service restarts: {}".format(fig["tasks"]))
+    if fig["dropped"]:
+        bad.append("dropped samples: {}".format(fig["dropped"]))
+    if fig["memory_errors"]:
+        bad.append("MemoryErrors in the console: {}".format(fig["memory_errors"]))
+    return bad

@@ -105,24 +105,11 @@ class Device:
                 self.log.flush()
 
     def _make_http(self):
-        from sensorbox.device.http import api
         from sensorbox.device.http.server import make_app
 
         self.http = make_app(self.auth, self.log)
-        api.add_routes(self.http, self)
-        from sensorbox.device.http import model_api
+        self.http.device = self  # no route is registered: each request loads the module that answers it
 
-        model_api.add_routes(self.http, self)
-        from sensorbox.device.http import data_api
-
-        data_api.add_routes(self.http, self)
-        from sensorbox.device import lazy
-
-        try:  # http.cors_origin: two small response hooks; the module itself is not kept
-            lazy.load("sensorbox.device.http.cors").install(self.http, self.config)
-        finally:
-            lazy.unload("sensorbox.device.http.cors")
-        self.http.device = self  # the UI and the rarely used API routes (http/web_lazy.py, no resident routes)
     async def _serve(self):
         port = self.platform.http_port(self.config.get("http.port"))
         host = getattr(self.platform, "http_host", "0.0.0.0")

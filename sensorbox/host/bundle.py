@@ -1,4 +1,4 @@
-"""Build the device bundle: device and shared code compiled to .mpy with mpy-cross, plus Microdot from its wheel.
+"""Build the device bundle: device and shared code compiled to .mpy with mpy-cross.
 
 Layout of a bundle (``build/<target>/``), which is also the device's file system root:
 
@@ -6,7 +6,6 @@ Layout of a bundle (``build/<target>/``), which is also the device's file system
     www/config-schema.json       the config schema with help texts (served by /api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
     lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
-    lib/microdot/...             .mpy of the Microdot modules the device uses
     bundle.json                  what is in it, with sizes
 
 Targets: ``unix`` (x64 native code, for the simulated device and device tests) and ``esp32`` (xtensawin).
@@ -25,7 +24,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(REPO, "build")
 TARGETS = {"unix": "x64", "esp32": "xtensawin"}
 DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
-MICRODOT_MODULES = ("__init__", "microdot", "helpers", "sse")
 # Files of the device that are not code: none yet (web assets arrive with the UI).
 
 #: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's
@@ -83,11 +81,6 @@ def device_sources():
                 if f.endswith(".py") and f != "main.py":
                     src = os.path.join(root, f)
                     out.append((src, os.path.relpath(src, REPO)))
-    import microdot
-
-    mdir = os.path.dirname(microdot.__file__)
-    for m in MICRODOT_MODULES:
-        out.append((os.path.join(mdir, m + ".py"), "microdot/" + m + ".py"))
     return out
 
 

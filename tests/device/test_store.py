@@ -570,25 +570,27 @@ def test_labels_on_a_full_littlefs_answer_507_and_keep_what_is_stored():
     os.mount(os.VfsLfs2(bd), "/flash")
     try:
         st = make("/flash/store", store__accel_kb=0)
-        routes = {}
-
-        class Http:
-            def require(self, fn):
-                return fn
-
-            def route(self, method):
-                return lambda path: (lambda fn: routes.setdefault((method, path), fn))
-
-        h = Http()
-        h.get, h.post, h.delete = h.route("GET"), h.route("POST"), h.route("DELETE")
         dev = type("D", (), {"store": st})()
-        data_api.add_routes(h, dev)
 
-        class Req:
-            def __init__(self, body):
-                self.body = json.dumps(body).encode()
+        class Auth:
+            async def check_basic(self, a):
+                return "admin"
 
-        res = asyncio.run(routes[("POST", "/api/labels")](Req({"start": 1, "end": 2, "label": "kept"})))
+        app = type("A", (), {"auth": Auth()})()
+
+        class Req:  # what data_api.handle reads of a request (server.Request)
+            def __init__(self, method, body=None):
+                self.method = method
+                self.path = "/api/labels"
+                self.args = {}
+                self.headers = {"Authorization": "Basic eA=="}
+                self.body = json.dumps(body).encode() if body is not None else b""
+                self.app = app
+
+        def call(method, body=None):
+            return asyncio.run(data_api.handle(dev, app, Req(method, body)))
+
+        res = call("POST", {"start": 1, "end": 2, "label": "kept"})
         assert res[1] == 201, res
         try:  # fill the flash
             with open("/flash/fill", "wb") as f:
@@ -599,10 +601,10 @@ def test_labels_on_a_full_littlefs_answer_507_and_keep_what_is_stored():
             pass
         codes = []
         for i in range(8):
-            res = asyncio.run(routes[("POST", "/api/labels")](Req({"start": 10 + i, "end": 20, "label": "x" * 40})))
+            res = call("POST", {"start": 10 + i, "end": 20, "label": "x" * 40})
             codes.append(res.status_code if hasattr(res, "status_code") else res[1])
         assert 507 in codes and 500 not in codes, codes
-        body = json.loads(b"".join(asyncio.run(routes[("GET", "/api/labels")](None))[0]))
+        body = json.loads(b"".join(call("GET")[0]))
         assert body["labels"][0]["label"] == "kept"
     finally:
         os.umount("/flash")

@@ -1,68 +1,62 @@
 """API routes: status (open as a health probe; in full with a credential), config (read: authenticated; write:
-admin), debug fault."""
-
-from microdot import send_file
+admin), debug fault. Loaded for the request by ``server`` (``handle``) and unloaded at once."""
 
 from sensorbox.device import lazy
-
-from sensorbox.device.http.server import BadRequest, error, json_response, read_json
-
+from sensorbox.device.http.server import BadRequest, Response, error, guard, json_response, not_allowed, \
+    not_found, read_json
 
 _AUTHZ = "sensorbox.device.http.authz"
 
 
-def add_routes(http, device):
-    require = http.require
-
-    @http.get("/api/status")
-    async def status(req):
+async def handle(device, app, req):
+    p = req.path
+    m = req.method
+    if p == "/api/status":
+        if m != "GET":
+            return not_allowed(req)
         # Open, as a health probe; what the device measures and its integrations only with a valid credential
         # (any scope). A wrong one gets the probe's answer, and counts as a failed login like anywhere else.
-        return json_response(device.health.status(await _credential_ok(req)))
-
-    async def _credential_ok(req):
-        h = req.headers
-        a = h.get("Authorization")
-        if a is None and "Cookie" not in h:
-            return False
-        if a and a.startswith("Basic "):
-            return await device.auth.check_basic(a) == "admin"
-        m = lazy.load(_AUTHZ)
-        lazy.unload(_AUTHZ)
-        return await m.check(device.auth, req, False) is None
-
-    @http.get("/api/config")
-    @require
-    async def get_config(req):
-        return json_response({"config": device.config.public(), "reboot_pending": device.config.reboot_pending,
-                              "boot_error": device.config.boot_error})
-
-    @http.get("/api/config/schema")
-    @require
-    async def get_schema(req):
+        return json_response(device.health.status(await _credential_ok(device, req)))
+    if p not in ("/api/config", "/api/config/schema", "/api/debug/fault"):
+        return not_found(req)
+    if (m != "GET" and p == "/api/config/schema") or (m not in ("GET", "PUT") and p == "/api/config") or \
+            (m != "POST" and p == "/api/debug/fault"):
+        return not_allowed(req)
+    refused = await guard(req)
+    if refused is not None:
+        return refused
+    if p == "/api/config/schema":
         # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM.
-        return send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
-
-    @http.put("/api/config")
-    @require
-    async def put_config(req):
-        update = read_json(req)
-        try:
-            changed = device.config.update(update)
-        except OSError as e:
-            return error(507, "cannot save the config on flash ({}); nothing changed".format(e))
-        except ValueError as e:  # ConfigError: names the key
-            return error(400, getattr(e, "reason", str(e)), getattr(e, "key", None))
-        return json_response({"changed": changed, "reboot_pending": device.config.reboot_pending})
-
-    @http.post("/api/debug/fault")
-    @require
-    async def inject_fault(req):
-        """Make a service fail as if it had raised: exercises logging, restart counting and backoff."""
+        return Response.send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
+    if p == "/api/debug/fault":
+        # Make a service fail as if it had raised: exercises logging, restart counting and backoff.
         body = read_json(req)
         name = body.get("service") if isinstance(body, dict) else None
         if not isinstance(name, str) or device.supervisor.get(name) is None:
             raise BadRequest("unknown service; one of: {}".format(
                 ", ".join(s.name for s in device.supervisor.services)), "service")
         device.supervisor.inject_fault(name)
-        return json_response({"injected": name})
+        return {"injected": name}
+    cfg = device.config
+    if m == "GET":
+        return {"config": cfg.public(), "reboot_pending": cfg.reboot_pending, "boot_error": cfg.boot_error}
+    update = read_json(req)
+    try:
+        changed = cfg.update(update)
+    except OSError as e:
+        return error(507, "cannot save the config on flash ({}); nothing changed".format(e))
+    except ValueError as e:  # ConfigError: names the key
+        return error(400, getattr(e, "reason", str(e)), getattr(e, "key", None))
+    return {"changed": changed, "reboot_pending": cfg.reboot_pending}
+
+
+async def _credential_ok(device, req):
+    h = req.headers
+    a = h.get("Authorization")
+    if a is None and "Cookie" not in h:
+        return False
+    if a and a.startswith("Basic "):
+        return await device.auth.check_basic(a) == "admin"
+    m = lazy.load(_AUTHZ)
+    lazy.unload(_AUTHZ)
+    return await m.check(device.auth, req, False) is None

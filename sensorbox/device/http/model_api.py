@@ -9,38 +9,43 @@ uploading, activating and rolling back need admin.
     POST /api/model/rollback                          switch back to the previous model
 
 ``sensorbox model push URL MODEL_DIR`` drives the upload. Errors: ``{"error": reason, "field": ...}``.
-One handler for all actions, and the model manager (``sensorbox.device.models``) is loaded only for the request:
-this API costs the device little RAM while idle.
+This module and the model manager (``sensorbox.device.models``) are loaded only for the request (``handle``):
+this API costs the device no RAM while idle.
 """
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import error
+from sensorbox.device.http.server import error, guard, not_allowed, not_found
 
 _MANAGER = "sensorbox.device.models"
 
 
-def add_routes(http, device):
-    @http.route("/api/model", methods=["GET"])
-    @http.route("/api/model/<action>", methods=["GET", "PUT", "POST"])
-    @http.require
-    async def model(req, action="info"):
-        m = lazy.load(_MANAGER)
-        try:
-            if action == "info" and req.method == "GET":
-                return m.info(device)
-            if req.method == "PUT" and action == "meta.json":
-                return m.stage_meta(device, req.body)
-            if req.method == "PUT" and action == "model.csv":
-                return m.stage_chunk(device, int(req.args.get("offset", "0")), req.body)
-            if req.method == "POST" and action in ("activate", "rollback"):
-                return await (m.activate(device) if action == "activate" else m.rollback(device))
-            return error(404, "no such model action: {} {}".format(req.method, action))
-        except m.ModelError as e:
-            return error(409 if e.field == "offset" else (413 if e.field == "model.csv" else 400), e.reason, e.field)
-        except ValueError:
-            return error(400, "offset must be an integer", "offset")
-        except OSError as e:
-            return error(507, "flash error while handling the model ({})".format(e))
-        finally:
-            m = None
-            lazy.unload(_MANAGER)
+async def handle(device, app, req):
+    parts = req.path.split("/")  # "", "api", "model"[, action]
+    if len(parts) > 4 or (len(parts) == 4 and not parts[3]):
+        return not_found(req)
+    action = parts[3] if len(parts) == 4 else None
+    if req.method not in (("GET",) if action is None else ("GET", "PUT", "POST")):
+        return not_allowed(req)
+    refused = await guard(req)
+    if refused is not None:
+        return refused
+    m = lazy.load(_MANAGER)
+    try:
+        if req.method == "GET" and action in (None, "info"):
+            return m.info(device)
+        if req.method == "PUT" and action == "meta.json":
+            return m.stage_meta(device, req.body)
+        if req.method == "PUT" and action == "model.csv":
+            return m.stage_chunk(device, int(req.args.get("offset", "0")), req.body)
+        if req.method == "POST" and action in ("activate", "rollback"):
+            return await (m.activate(device) if action == "activate" else m.rollback(device))
+        return error(404, "no such model action: {} {}".format(req.method, action))
+    except m.ModelError as e:
+        return error(409 if e.field == "offset" else (413 if e.field == "model.csv" else 400), e.reason, e.field)
+    except ValueError:
+        return error(400, "offset must be an integer", "offset")
+    except OSError as e:
+        return error(507, "flash error while handling the model ({})".format(e))
+    finally:
+        m = None
+        lazy.unload(_MANAGER)

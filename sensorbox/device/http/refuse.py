@@ -7,9 +7,8 @@ sent nothing for ``http.read_timeout_s``: ``408 Request Timeout``). The caller c
 """
 
 import asyncio
-from microdot import Request
 
-from sensorbox.device.http.server import error
+from sensorbox.device.http.server import Request, error
 
 
 async def answer(why, reader, writer, log):

@@ -1,26 +1,175 @@
-"""Creating the Microdot app: request limits, JSON errors and the ``require`` authentication decorator.
+"""The device's HTTP server: request reading with limits, dispatch to the route modules, JSON errors, responses.
 
-Every error is JSON: ``{"error": "<message>", "field": "<offending key or parameter>"}``.
+HTTP/1.0, one request per connection (``Connection: close``), as the UI and the host tools use it. No route is
+registered in RAM: ``_route`` maps a path to the module that answers it (``api``: status, config, debug;
+``model_api``; ``data_api``: resources, labels; ``static``: the UI's files; ``web_lazy``: the rest), which is
+loaded for the request and unloaded at once (``lazy``). Each has ``async def handle(device, app, req)``
+returning a ``Response``, a dict or list (sent as JSON), or ``(body, status[, headers])``.
+
+Every error is JSON: ``{"error": "<message>", "field": "<offending key or parameter>"}``. A handler raises
+``BadRequest`` for 400; a MemoryError anywhere gets ``503 device is short of memory; retry``; any other
+exception is logged with its traceback and answered 500. ``guard`` checks credentials (``require`` of old).
 """
 
 import json
 
 import asyncio
 from micropython import const
-from microdot import Microdot, Request, Response
 
 from sensorbox.device import lazy
 
 _AUTHZ = "sensorbox.device.http.authz"
 _WEB = "sensorbox.device.http.web_lazy"
-_STATIC = "sensorbox.device.http.static"
 _REFUSE = "sensorbox.device.http.refuse"
+_CORS = "sensorbox.device.http.cors"
 
-# Limits: the device has tens of KB of heap; bodies past these are refused before they are read.
-Request.max_content_length = 16 * 1024
-Request.max_body_length = 16 * 1024
-Request.max_readline = 2 * 1024
-Response.send_file_buffer_size = 512  # files (UI assets, schema) go out in 512-byte reads: smaller blocks to find
+_BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
+
+
+class Request:
+    """A parsed request: ``method``, ``path`` (not URL-decoded), ``args`` (the query, decoded), ``headers``
+    (names in any case), ``cookies``, ``body`` (bytes), ``content_type``, ``sock`` (reader, writer), ``app``."""
+
+    # Limits: the device has tens of KB of heap; bodies past these are refused before they are read.
+    max_content_length = 16 * 1024
+    max_readline = 2 * 1024
+
+    def __init__(self, app, method, url, headers, sock):
+        self.app = app
+        self.method = method
+        self.headers = headers
+        self.sock = sock
+        self.body = b""
+        self.content_type = headers.get("Content-Type")
+        self.content_length = int(headers.get("Content-Length") or 0)
+        self.args = {}
+        p, _, q = url.partition("?")
+        self.path = p
+        for kv in q.split("&"):
+            if kv:
+                k, _, v = kv.partition("=")
+                k = _unquote(k)
+                if k not in self.args:  # the first value of a repeated parameter
+                    self.args[k] = _unquote(v)
+        self.cookies = {}
+        for c in (headers.get("Cookie") or "").split(";"):
+            k, _, v = c.strip().partition("=")
+            if k:
+                self.cookies[k] = v
+
+
+def _unquote(s):
+    # %XX and "+" of a query string; a bad escape or invalid UTF-8 raises ValueError (answered 400)
+    if "%" not in s and "+" not in s:
+        return s
+    b = s.replace("+", " ").encode()
+    parts = b.split(b"%")
+    out = bytearray(parts[0])
+    for p in parts[1:]:
+        if len(p) < 2:
+            raise ValueError("bad %-escape")
+        out.append(int(p[:2], 16))
+        out += p[2:]
+    return bytes(out).decode()
+
+
+class _Headers(dict):
+    """Header fields by lower-case name; looked up in any case."""
+
+    def __getitem__(self, k):
+        return super().__getitem__(k.lower())
+
+    def __contains__(self, k):
+        return super().get(k.lower()) is not None  # (values are str, never None)
+
+    def get(self, k, default=None):
+        return super().get(k.lower(), default)
+
+
+class Response:
+    """``body``: bytes or str, a file (sent in 512-byte reads, then closed), an iterator of str/bytes pieces (a
+    generator: closed when done or when the client goes) or an async iterator (a stream, ``aclose``d)."""
+
+    def __init__(self, body=b"", status_code=200, headers=None, reason=None):
+        self.status_code = status_code
+        self.headers = {} if headers is None else headers
+        self.reason = reason
+        self.body = body.encode() if isinstance(body, str) else body
+
+    def set_cookie(self, name, value, path=None, http_only=False, max_age=None):
+        c = "{}={}".format(name, value)
+        if path:
+            c += "; Path=" + path
+        if max_age is not None:
+            c += "; Max-Age={}".format(max_age)
+        if http_only:
+            c += "; HttpOnly"
+        if "Set-Cookie" not in self.headers:
+            self.headers["Set-Cookie"] = []
+        self.headers["Set-Cookie"].append(c)
+
+    @staticmethod
+    def send_file(filename, status_code=200, content_type=None, stream=None, max_age=None, compressed=False):
+        """A file (``stream``, or opened from ``filename``), its type from the name's extension unless given;
+        ``compressed``: it is gzip (``Content-Encoding: gzip``)."""
+        if content_type is None:
+            ext = filename.rpartition(".")[2]
+            content_type = _TYPES.get(ext, "application/octet-stream")
+        h = {"Content-Type": content_type}
+        if max_age is not None:
+            h["Cache-Control"] = "max-age={}".format(max_age)
+        if compressed:
+            h["Content-Encoding"] = "gzip"
+        return Response(stream or open(filename, "rb"), status_code, h)
+
+    async def write(self, w, head=False):
+        h = self.headers
+        b = self.body
+        if isinstance(b, (bytes, bytearray)) and "Content-Length" not in h:
+            h["Content-Length"] = len(b)
+        if "Content-Type" not in h:
+            h["Content-Type"] = "text/plain; charset=UTF-8"
+        out = ["HTTP/1.0 {} {}\r\n".format(self.status_code, self.reason or ("OK" if self.status_code == 200
+                                                                               else "N/A"))]
+        for k in h:
+            v = h[k]
+            for x in (v if isinstance(v, list) else (v,)):
+                out.append("{}: {}\r\n".format(k, x))
+        out.append("\r\n")
+        try:
+            w.write("".join(out).encode())
+            out = None
+            await w.drain()
+            if head or isinstance(b, (bytes, bytearray)):
+                if not head:
+                    w.write(b)
+                    await w.drain()
+            elif hasattr(b, "__anext__"):
+                async for x in b:
+                    w.write(x)
+                    await w.drain()
+            elif hasattr(b, "readinto"):
+                buf = bytearray(_BUF)
+                mv = memoryview(buf)
+                while True:
+                    n = b.readinto(buf)
+                    if not n:
+                        break
+                    w.write(mv[:n])
+                    await w.drain()
+            else:
+                for x in b:
+                    w.write(x.encode() if isinstance(x, str) else x)
+                    await w.drain()
+        finally:
+            if hasattr(b, "aclose"):
+                await b.aclose()
+            elif hasattr(b, "close"):
+                b.close()
+
+
+_TYPES = {"html": "text/html; charset=UTF-8", "js": "application/javascript", "css": "text/css",
+          "json": "application/json", "svg": "image/svg+xml", "png": "image/png", "txt": "text/plain"}
 
 
 def _pieces(obj):
@@ -66,14 +215,17 @@ def json_response(obj, status=200, chunk=256):
     return Response(_chunks(obj, chunk), status, {"Content-Type": "application/json"})
 
 
-def _json(res):
-    # A handler's dict or list (or (dict, status)) goes out through json_response: Microdot would encode it as one
-    # string, a block of several KB that a fragmented heap may not have (a 2.6 KB /api/resources failed so).
+def _response(res):
+    # what a handler returned, as a Response: a dict or list (or (dict, status)) goes out through json_response,
+    # never as one string (a 2.6 KB /api/resources once failed so on a fragmented heap)
+    if isinstance(res, Response):
+        return res
     if isinstance(res, (dict, list)):
         return json_response(res)
-    if isinstance(res, tuple) and len(res) == 2 and isinstance(res[0], (dict, list)) and isinstance(res[1], int):
-        return json_response(res[0], res[1])
-    return res
+    body, status = res[0], res[1]
+    if isinstance(body, (dict, list)):
+        return json_response(body, status)
+    return Response(body, status, res[2] if len(res) > 2 else None)
 
 
 def error(status, message, field=None):
@@ -101,11 +253,76 @@ class BadRequest(Exception):
         self.field = field
 
 
+def not_found(req):
+    return error(404, "no such endpoint: {}".format(req.path))
+
+
+def not_allowed(req):
+    return error(405, "method {} not allowed here".format(req.method))
+
+
+async def guard(req, admin=False):
+    """None when ``req`` may go on, else the refusal (a Response). Any credential may read (GET, HEAD);
+    changing state, and with ``admin`` reading too, needs admin. Plain HTTP Basic from a non-browser client (no
+    ``Origin``/``Sec-Fetch-Site``/``Cookie`` header) is checked here; everything else (API tokens, the UI's
+    session and CSRF token, cross-site requests) by ``authz``, loaded for the request."""
+    h = req.headers
+    a = h.get("Authorization")
+    auth = req.app.auth
+    if "Origin" in h or "Sec-Fetch-Site" in h or "Cookie" in h or (a and not a.startswith("Basic ")):
+        m = lazy.load(_AUTHZ)
+        lazy.unload(_AUTHZ)
+        return await m.check(auth, req, admin)
+    who = await auth.check_basic(a)
+    if who == "wait":
+        return error(429, "too many failed logins; wait and retry")
+    if who != "admin":
+        res = error(401, "authentication required")
+        res.headers["WWW-Authenticate"] = 'Basic realm="sensorbox"'
+        return res
+    return None
+
+
+def _route(p):
+    # the module that answers path p (each answers 404/405 for what it does not know)
+    if p == "/" or p.startswith("/static/"):
+        return "sensorbox.device.http.static"
+    s = p[5:].partition("/")[0] if p.startswith("/api/") else None
+    if s in ("status", "config", "debug"):
+        return "sensorbox.device.http.api"
+    if s == "model":
+        return "sensorbox.device.http.model_api"
+    if s in ("resources", "labels"):
+        return "sensorbox.device.http.data_api"
+    return _WEB
+
+
+async def _dispatch(app, req):
+    try:
+        if req.content_length > Request.max_content_length:
+            return error(413, "request body too large (limit {} bytes)".format(Request.max_content_length))
+        if req.method == "OPTIONS":  # a preflight: no credentials (CORS headers below)
+            return Response(b"", 200, {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"})
+        if req.method not in ("GET", "POST", "PUT", "DELETE"):
+            return error(405, "method {} not allowed".format(req.method))
+        name = _route(req.path)
+        m = lazy.load(name)
+        lazy.unload(name)
+        return _response(await m.handle(app.device, app, req))
+    except BadRequest as e:
+        return error(400, e.message, e.field)
+    except MemoryError:
+        app.log.error("http", "out of memory on {} {}".format(req.method, req.path))
+        return error(503, "device is short of memory; retry")
+    except Exception as e:
+        app.log.exception("http", "{} {} failed".format(req.method, req.path), e)
+        return error(500, "internal error; see the device log")
+
+
 class _Refuse(BaseException):
     """A request refused while it is read: ``args[0]`` says why (see ``http/refuse.py``, which answers it with
-    431 or 408; 503 when the heap had no room to parse it, answered here). A BaseException, not an Exception:
-    it passes through Microdot's request parser and handlers (which turn any Exception into a 400 or 500) to
-    ``handle_request`` in ``make_app``."""
+    431 or 408; 503 when the heap had no room to parse it, answered here). A BaseException: it passes through
+    the parser's and the handlers' ``except Exception`` to ``App._connection``."""
 
 
 _HEADERS = const(32)  # header fields per request at most (431 beyond)
@@ -115,6 +332,8 @@ _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\
          b'{"error":"too many connections; retry"}')
 _SHORT = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
           b'{"error":"device is short of memory; retry"}')
+_BAD = (b"HTTP/1.0 400 N/A\r\nContent-Type: application/json\r\n\r\n"
+        b'{"error":"bad request"}')
 _HEAD = const(4096)  # bytes of request line + header fields at most (431 beyond)
 _CHUNK = const(256)  # bytes read per socket read while the head is read
 
@@ -122,12 +341,11 @@ _CHUNK = const(256)  # bytes read per socket read while the head is read
 class _TimedReader:
     """The client's stream with a deadline on every read and bounded header lines.
 
-    Microdot has no read timeout of its own, and MicroPython's ``Stream.readline`` has no length limit (a
-    client could send one endless line into the heap; Microdot only measures it afterwards, and answers 400).
-    So lines are read here in ``_CHUNK`` pieces and cut off past ``Request.max_readline``: an over-long line,
-    more than ``_HEADERS`` header fields or a head over ``_HEAD`` bytes is refused with 431; a client that sends
-    nothing for the deadline (``http.read_timeout_s``) with 408; either way the connection is then closed, so
-    a slow or hostile client never holds a task and its buffers for ever. Bytes read past a line wait in
+    MicroPython's ``Stream.readline`` has no length limit (a client could send one endless line into the
+    heap). So lines are read here in ``_CHUNK`` pieces and cut off past ``Request.max_readline``: an over-long
+    line, more than ``_HEADERS`` header fields or a head over ``_HEAD`` bytes is refused with 431; a client that
+    sends nothing for the deadline (``http.read_timeout_s``) with 408; either way the connection is then closed,
+    so a slow or hostile client never holds a task and its buffers for ever. Bytes read past a line wait in
     ``_buf`` for the next read (the body)."""
 
     def __init__(self, stream, ms):
@@ -156,7 +374,7 @@ class _TimedReader:
                 line = b
                 break
             c = await self._wait(self._s.read(_CHUNK))
-            if not c:  # end of the stream: what there is (Microdot answers a cut-off request 400)
+            if not c:  # end of the stream: what there is (a cut-off request is answered 400)
                 line = b
                 self._buf = b""
                 break
@@ -209,105 +427,78 @@ async def _raw(writer, data, reader=None):
             pass
 
 
-_create = Request.create
+async def _read(app, r, w):
+    # the request, or None when the client sent nothing; ValueError/UnicodeError when it is malformed
+    line = await r.readline()
+    if not line.strip():
+        return None
+    method, url, _ = line.decode().split()
+    h = _Headers()
+    while True:
+        line = await r.readline()
+        line = line.strip()
+        if not line:
+            break
+        k, v = line.decode().split(":", 1)
+        h[k.lower()] = v.strip()
+    req = Request(app, method, url, h, (r, w))
+    n = req.content_length
+    if 0 < n <= Request.max_content_length:
+        req.body = await r.readexactly(n)
+    return req
 
 
-async def _create_or_refuse(*args, **kwargs):
-    # Microdot answers any exception while it parses a request with 400; out of memory is the device's fault
-    # and passing: 503, retry.
-    try:
-        return await _create(*args, **kwargs)
-    except MemoryError:
-        raise _Refuse(503)
+class App:
+    """The server: ``start_server``, ``shutdown``; ``device`` (set once the app is built), ``connections``
+    open now and ``refused`` for ``MAX_CONNECTIONS`` (in /api/status)."""
 
+    def __init__(self, auth, log):
+        self.auth = auth
+        self.log = log
+        self.device = None
+        self.connections = 0
+        self.refused = 0
+        self.server = None
 
-Request.create = staticmethod(_create_or_refuse)
+    async def start_server(self, host="0.0.0.0", port=80):
+        self.server = await asyncio.start_server(self._connection, host, port)
+        await self.server.wait_closed()
 
+    def shutdown(self):
+        if self.server is not None:
+            self.server.close()
 
-def make_app(auth, log):
-    app = Microdot()
-
-    @app.errorhandler(400)
-    async def bad_request(req):
-        return error(400, "bad request")
-
-    @app.errorhandler(404)
-    async def not_found(req):
-        # The UI, its files and the rarely used API routes (http/web_lazy.py) are answered from here: no route
-        # of theirs stays registered in RAM. ``app.device`` is set by the app once it is built.
-        if req is not None and app.device is not None:
-            name = _STATIC if req.path == "/" or req.path.startswith("/static/") else _WEB  # UI files: tiny module
-            m = lazy.load(name)
-            lazy.unload(name)
-            return _json(await m.handle(app.device, app, req))
-        return error(404, "no such endpoint: {}".format(req.path if req else "?"))
-
-    @app.errorhandler(405)
-    async def not_allowed(req):
-        return error(405, "method {} not allowed here".format(req.method if req else "?"))
-
-    @app.errorhandler(413)
-    async def too_large(req):
-        return error(413, "request body too large (limit {} bytes)".format(Request.max_content_length))
-
-    @app.errorhandler(500)
-    async def internal(req):
-        return error(500, "internal error; see the device log")
-
-    @app.errorhandler(MemoryError)
-    async def out_of_memory(req, exc):
-        log.error("http", "out of memory on {} {}".format(req.method, req.path))
-        return error(503, "device is short of memory; retry")
-
-    @app.errorhandler(Exception)
-    async def crashed(req, exc):
-        log.exception("http", "{} {} failed".format(req.method, req.path), exc)
-        return error(500, "internal error; see the device log")
-
-    @app.errorhandler(BadRequest)
-    async def on_bad_request(req, exc):
-        return error(400, exc.message, exc.field)
-
-    def require(handler):
-        """Route decorator: any credential may read (GET, HEAD); changing state needs admin. Plain HTTP Basic
-        from a non-browser client (no ``Origin``/``Sec-Fetch-Site`` header) is checked here; everything else
-        (API tokens, the UI's session and CSRF token, cross-site requests) by ``authz``, loaded per request."""
-
-        async def guarded(req, *args, **kwargs):
-            h = req.headers
-            a = h.get("Authorization")
-            if "Origin" in h or "Sec-Fetch-Site" in h or "Cookie" in h or (a and not a.startswith("Basic ")):
-                m = lazy.load(_AUTHZ)
-                lazy.unload(_AUTHZ)
-                a = await m.check(auth, req, False)  # the refusal (a Response), or None
-                m = None  # let authz's code go before the handler needs the RAM
-                return a or _json(await handler(req, *args, **kwargs))
-            who = await auth.check_basic(a)
-            if who == "wait":
-                return error(429, "too many failed logins; wait and retry")
-            if who != "admin":
-                res = error(401, "authentication required")
-                res.headers["WWW-Authenticate"] = 'Basic realm="sensorbox"'
-                return res
-            return _json(await handler(req, *args, **kwargs))
-
-        return guarded
-
-    handle = app.handle_request
-
-    async def handle_request(reader, writer):
-        # Microdot leaves the connection open when writing a response fails with anything but a socket error
-        # (a MemoryError while streaming a file, say): the client would wait for ever. Close it.
+    async def _connection(self, reader, writer):
+        # One request, answered, then the connection is closed, whatever happened (a client must never wait
+        # for ever on a connection the device has given up).
         r = None
-        app.connections += 1
+        self.connections += 1
         try:
-            if app.connections > MAX_CONNECTIONS:  # idle sockets must not eat the heap: the newest is refused
-                app.refused += 1
+            if self.connections > MAX_CONNECTIONS:  # idle sockets must not eat the heap: the newest is refused
+                self.refused += 1
                 await _raw(writer, _BUSY, reader)
                 return
-            cfg = app.device.config if app.device is not None else None
+            cfg = self.device.config if self.device is not None else None
             r = _TimedReader(reader, 1000 * cfg.get("http.read_timeout_s") if cfg else 10000)
-            await handle(r, writer)
+            try:
+                req = await _read(self, r, writer)
+            except MemoryError:
+                raise _Refuse(503)
+            except (ValueError, UnicodeError, IndexError):
+                await _raw(writer, _BAD)
+                return
+            if req is None:
+                return
+            head = req.method == "HEAD"
+            if head:
+                req.method = "GET"
+            res = await _dispatch(self, req)
+            o = cfg.get("http.cors_origin") if cfg else ""
+            if o and "Origin" in req.headers:  # CORS headers (http.cors_origin), from a module loaded for it
+                m = lazy.load(_CORS)
+                lazy.unload(_CORS)
+                m.add(req, res, o)
+            await res.write(writer, head)
         except _Refuse as e:  # 431, 408 (cold code answers) or 503 while the request was read; then closed
             try:
                 if e.args[0] == 503:
@@ -315,21 +506,20 @@ def make_app(auth, log):
                 else:
                     m = lazy.load(_REFUSE)
                     lazy.unload(_REFUSE)
-                    await m.answer(e.args[0], r, writer, log)
+                    await m.answer(e.args[0], r, writer, self.log)
             except Exception:
                 pass
+        except OSError:  # the client went away
+            pass
         except Exception as e:
-            log.warning("http", "connection dropped: {!r}".format(e))
+            self.log.warning("http", "connection dropped: {!r}".format(e))
         finally:
-            app.connections -= 1
+            self.connections -= 1
             try:
                 await writer.aclose()
             except Exception:
                 pass
 
-    app.handle_request = handle_request
-    app.connections = 0  # open now (in /api/status)
-    app.refused = 0  # refused for MAX_CONNECTIONS
-    app.require = require
-    app.device = None
-    return app
+
+def make_app(auth, log):
+    return App(auth, log)

@@ -1,8 +1,6 @@
-"""The web UI's files, pre-gzipped in ``www/`` (loaded per request by ``server``'s 404 handler, then unloaded)."""
+"""The web UI's files, pre-gzipped in ``www/`` (loaded per request by ``server``, then unloaded)."""
 
-from microdot import Response
-
-from sensorbox.device.http.server import error
+from sensorbox.device.http.server import Response, error
 
 
 def static_file(www, name):

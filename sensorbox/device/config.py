@@ -14,10 +14,12 @@ took 6 KB (x64) for as long as the device runs. ``get`` finds a key with ``str.f
 ``as_dict`` makes the dict form for the rare moments that need one.
 """
 
+from micropython import const
+
 from sensorbox.device import lazy
 
-_SCHEMA = "sensorbox.shared.config_schema"
-_EDIT = "sensorbox.device.config_edit"  # imports the schema: lazy.unload(_EDIT) drops both
+_SCHEMA = const("sensorbox.shared.config_schema")
+_EDIT = const("sensorbox.device.config_edit")  # imports the schema: lazy.unload(_EDIT) drops both
 _ERR = object()  # get(): no default given
 
 

@@ -52,44 +52,6 @@ def load(name):
     return mod
 
 
-def warm(package, skip=()):
-    """Load and unload once every module of ``package`` (a dotted name) not loaded yet, except ``skip``
-    prefixes and what does not import here (another board's drivers): at boot, while the heap is whole.
-
-    MicroPython interns every name a module uses, for good, in pools that double: on this port the ~1,260th name
-    makes it allocate a ~15 KB pool in one piece (its MemoryError reads "allocating 1280 bytes": entries, not
-    bytes). Left to chance, that happens when some cold module is first used on a fragmented heap, and from then
-    on every import that brings a new name fails. Interning them all at boot makes it happen once, at a time it
-    can. Returns (modules loaded, modules skipped)."""
-    import os
-
-    root = __import__(package)
-    for part in package.split(".")[1:]:
-        root = getattr(root, part)
-    loaded = skipped = 0
-    todo = [(root.__path__ if isinstance(root.__path__, str) else root.__path__[0], package)]
-    while todo:
-        path, pkg = todo.pop()
-        for e in os.ilistdir(path):
-            n = e[0]
-            if e[1] == 0x4000:
-                todo.append((path + "/" + n, pkg + "." + n))
-                continue
-            if not (n.endswith(".mpy") or n.endswith(".py")) or n.startswith("__init__."):
-                continue
-            name = pkg + "." + n[:n.rfind(".")]
-            if name in sys.modules or any(name.startswith(p) for p in skip):
-                continue
-            try:
-                load(name)
-                loaded += 1
-            except Exception:  # ImportError, SyntaxError (no viper here), another platform's module
-                skipped += 1
-            unload(name)
-            gc.collect()
-    return loaded, skipped
-
-
 def rearm():
     """Take the reserve back if it was used (False while the heap has no block for it)."""
     global _reserve

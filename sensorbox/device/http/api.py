@@ -1,11 +1,13 @@
 """API routes: status (open as a health probe; in full with a credential), config (read: authenticated; write:
 admin), debug fault. Loaded for the request by ``server`` (``handle``) and unloaded at once."""
 
+from micropython import const
+
 from sensorbox.device import lazy
 from sensorbox.device.http.server import BadRequest, Response, error, guard, json_response, not_allowed, \
     not_found, read_json
 
-_AUTHZ = "sensorbox.device.http.authz"
+_AUTHZ = const("sensorbox.device.http.authz")
 
 
 async def handle(device, app, req):

@@ -16,14 +16,15 @@ the flash is full or failing gets ``507`` (nothing changed).
 """
 
 import asyncio
+from micropython import const
 
 from sensorbox.device import lazy
 from sensorbox.device.http.server import error, guard, not_allowed, not_found, read_json
 from sensorbox.device.store.core import QueryError
 
-_EX = "sensorbox.device.store.export"
-_META = "sensorbox.device.store.meta"
-_FIG = "sensorbox.device.store.figures"
+_EX = const("sensorbox.device.store.export")
+_META = const("sensorbox.device.store.meta")
+_FIG = const("sensorbox.device.store.figures")
 
 
 def _call(device, fn, *args):

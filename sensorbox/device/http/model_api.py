@@ -13,10 +13,12 @@ This module and the model manager (``sensorbox.device.models``) are loaded only 
 this API costs the device no RAM while idle.
 """
 
+from micropython import const
+
 from sensorbox.device import lazy
 from sensorbox.device.http.server import error, guard, not_allowed, not_found
 
-_MANAGER = "sensorbox.device.models"
+_MANAGER = const("sensorbox.device.models")
 
 
 async def handle(device, app, req):

@@ -18,10 +18,10 @@ from micropython import const
 
 from sensorbox.device import lazy
 
-_AUTHZ = "sensorbox.device.http.authz"
-_WEB = "sensorbox.device.http.web_lazy"
-_REFUSE = "sensorbox.device.http.refuse"
-_CORS = "sensorbox.device.http.cors"
+_AUTHZ = const("sensorbox.device.http.authz")
+_WEB = const("sensorbox.device.http.web_lazy")
+_REFUSE = const("sensorbox.device.http.refuse")
+_CORS = const("sensorbox.device.http.cors")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
 
@@ -328,11 +328,11 @@ class _Refuse(BaseException):
 _HEADERS = const(32)  # header fields per request at most (431 beyond)
 MAX_CONNECTIONS = const(10)  # open connections at most (a browser opens up to 6, a live stream holds one)
 # Answers that must work when nothing else can be allocated: written as they are, then the connection is closed.
-_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
+_BUSY = const(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
          b'{"error":"too many connections; retry"}')
-_SHORT = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
+_SHORT = const(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
           b'{"error":"device is short of memory; retry"}')
-_BAD = (b"HTTP/1.0 400 N/A\r\nContent-Type: application/json\r\n\r\n"
+_BAD = const(b"HTTP/1.0 400 N/A\r\nContent-Type: application/json\r\n\r\n"
         b'{"error":"bad request"}')
 _HEAD = const(4096)  # bytes of request line + header fields at most (431 beyond)
 _CHUNK = const(256)  # bytes read per socket read while the head is read

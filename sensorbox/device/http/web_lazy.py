@@ -20,13 +20,15 @@ restart): none of this stays in the device's heap; only ``live`` stays imported 
 The UI's files (``/``, ``/static/<name>``) are served by ``static.py``.
 """
 
+from micropython import const
+
 from sensorbox.device import lazy
 from sensorbox.device.http import authz
 from sensorbox.device.http.server import BadRequest, error, json_response
 from sensorbox.device.http.static import static_file
 
-_ADMIN = "sensorbox.device.http.web_admin"
-_DATA = "sensorbox.device.http.data_api"
+_ADMIN = const("sensorbox.device.http.web_admin")
+_DATA = const("sensorbox.device.http.data_api")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
 _ROUTES = {
     "login": (("POST",), None),

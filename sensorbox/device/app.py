@@ -76,6 +76,9 @@ class Device:
         self.log.info("http", "serving on http://{}:{}/".format(host, port))
         await self.http.start_server(host=host, port=port)
 
+    async def _store(self):
+        await self.store.run(self)
+
     async def _pipeline(self):
         if self.pipeline is None:
             from sensorbox.device.pipeline import Pipeline

@@ -140,7 +140,7 @@ async def start(d):
         sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
     sup.add("soundmeter", d.soundmeter.run, ("sound.",))
     sup.add("pipeline", d._pipeline, ("ml.",))
-    sup.add("store", lambda: d.store.run(d), ("store.",))
+    sup.add("store", d._store, ("store.",))  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
     await d.platform.start_network(d.config, d.log)
     sup.add("http", d._serve)

@@ -12,6 +12,7 @@ Targets: ``unix`` (x64 native code, for the simulated device and device tests) a
 Compilation is incremental; a module that mpy-cross rejects fails the build with its error.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -45,6 +46,11 @@ APP_HEAP = "192wK"
 #: ~15 KB name pool that interning every module's names at boot makes (``lazy.warm``).
 HEAP_BUDGET = {"resident": 232 * 1024, "peak": 264 * 1024}
 
+
+#: Names ``boot.warm`` may intern on the unix port (tests/host/test_heap_budget.py). Its pools hold 1,260; the
+#: next one takes ~15 KB in one block (README "Heap budget"). The rest of the 1,260 is for the names the running
+#: app makes (module objects, the main script) and for slack.
+NAME_BUDGET = 1200
 
 _SOURCE_NAMES = "module"  # what -s gives mpy-cross (module_name); a bundle built otherwise is rebuilt whole
 
@@ -84,6 +90,36 @@ def device_sources():
     return out
 
 
+def _micropython_sources():
+    """Sources besides the device's that MicroPython runs against the bundle (tests, benchmark scripts): a
+    private name one of them uses is not renamed."""
+    out = []
+    for d in ("tests/device", "tests/shared", "tests/support", "bench"):
+        full = os.path.join(REPO, d)
+        if os.path.isdir(full):
+            for f in sorted(os.listdir(full)):
+                if f.endswith(".py") and (d != "bench" or f.startswith("mp")):
+                    out.append(os.path.join(full, f))
+    return out
+
+
+def _renames(sources, old):
+    """{path in lib/: renames} for the device sources (``host/names.py``), reused from the last build while no
+    source it was worked out from changed; and the key that says so."""
+    others = _micropython_sources()
+    key = str(sorted((os.path.relpath(p, REPO), os.path.getmtime(p)) for p in [s for s, _ in sources] + others))
+    key = hashlib.sha256(key.encode()).hexdigest()[:16]
+    if old.get("renames_key") == key and "renames" in old:
+        return old["renames"], key
+    from sensorbox.host import names
+
+    try:
+        by_path = names.plan([s for s, _ in sources], others)
+    except (ValueError, SyntaxError) as e:
+        raise BuildError(str(e))
+    return {rel: by_path[src] for src, rel in sources if src in by_path}, key
+
+
 def compile_one(src, dst, arch, name):
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     res = subprocess.run([mpy_cross_path(), "-march=" + arch, "-o", dst, "-s", name, src],
@@ -101,16 +137,30 @@ def build(target="unix", out_dir=None, quiet=True):
     files = []
     try:
         with open(os.path.join(out, "bundle.json")) as f:
-            fresh = json.load(f).get("source_names") == _SOURCE_NAMES  # else built before: recompile everything
+            old = json.load(f)
     except (OSError, ValueError):
-        fresh = False
-    for src, rel in device_sources():
+        old = {}
+    fresh = old.get("source_names") == _SOURCE_NAMES  # else built before: recompile everything
+    sources = device_sources()
+    renames, key = _renames(sources, old)
+    for src, rel in sources:
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)
-        if not fresh or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+        ren = renames.get(rel)
+        if not fresh or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src) or \
+                ren != old.get("renames", {}).get(rel):
             if not quiet:
                 print("mpy-cross", rel)
-            compile_one(src, dst, arch, module_name(rel))
+            if ren:  # private names made short and shared (host/names.py): compiled from a rewritten copy
+                from sensorbox.host import names
+
+                tmp = os.path.join(out + ".src", rel)  # next to the bundle, not in it
+                os.makedirs(os.path.dirname(tmp), exist_ok=True)
+                with open(src) as f, open(tmp, "w") as g:
+                    g.write(names.rewrite(f.read(), ren))
+                compile_one(tmp, dst, arch, module_name(rel))
+            else:
+                compile_one(src, dst, arch, module_name(rel))
         files.append(dst)
     # Remove modules whose source is gone.
     for root, _, names in os.walk(lib):
@@ -123,7 +173,8 @@ def build(target="unix", out_dir=None, quiet=True):
     files.extend(build_www(os.path.join(out, "www")))
     files.extend(copy_default_model(os.path.join(out, "models", "default")))
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
-                "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)}}
+                "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)},
+                "renames": renames, "renames_key": key}
     manifest["bytes"] = sum(manifest["files"].values())
     manifest["flash_bytes"] = flash_bytes(manifest["files"].values())
     manifest["flash_budget"] = FLASH_BUDGET_BYTES

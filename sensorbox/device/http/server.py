@@ -24,6 +24,8 @@ _REFUSE = const("sensorbox.device.http.refuse")
 _CORS = const("sensorbox.device.http.cors")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
+# the types of the UI's files, by extension (one string: no dict, no interned names)
+_TYPES = const(" js=application/javascript css=text/css json=application/json svg=image/svg+xml png=image/png ")
 
 
 class Request:
@@ -113,8 +115,8 @@ class Response:
         """A file (``stream``, or opened from ``filename``), its type from the name's extension unless given;
         ``compressed``: it is gzip (``Content-Encoding: gzip``)."""
         if content_type is None:
-            ext = filename.rpartition(".")[2]
-            content_type = _TYPES.get(ext, "application/octet-stream")
+            i = _TYPES.find(" " + filename.rpartition(".")[2] + "=")
+            content_type = _TYPES[i:].split("=", 1)[1].split(" ", 1)[0] if i >= 0 else "application/octet-stream"
         h = {"Content-Type": content_type}
         if max_age is not None:
             h["Cache-Control"] = "max-age={}".format(max_age)
@@ -167,9 +169,6 @@ class Response:
             elif hasattr(b, "close"):
                 b.close()
 
-
-_TYPES = {"html": "text/html; charset=UTF-8", "js": "application/javascript", "css": "text/css",
-          "json": "application/json", "svg": "image/svg+xml", "png": "image/png", "txt": "text/plain"}
 
 
 def _pieces(obj):

@@ -49,6 +49,11 @@ def load(cfg):
     return schema.defaults()
 
 
+def secrets():
+    """The secret keys (write-only: the API shows only whether they are set), as ``"\\nkey\\nkey\\n"``."""
+    return "\n" + "".join(e[0] + "\n" for e in schema.entries() if e[1] == schema.SECRET)
+
+
 def _aside(cfg, message):
     cfg.boot_error = message
     cfg.log.error("config", message)
@@ -61,9 +66,10 @@ def _aside(cfg, message):
 def update(cfg, partial):
     """Validate ``partial`` against ``cfg``, save the result and make it ``cfg``'s values. Returns the changed
     keys. Raises ConfigError or OSError, having changed nothing."""
-    current = cfg.as_dict()
-    merged = schema.validate(partial, current)
-    changed = [k for k in schema.keys() if merged[k] != current[k]]
+    # the merged dict is built from the values' pairs (validate copies what it is given: a dict of the current
+    # values as well would be a second ~1.2 KB table); only keys of the update can change
+    merged = schema.validate(partial, cfg.items())
+    changed = [e[0] for e in schema.entries() if e[0] in partial and merged[e[0]] != cfg.get(e[0])]
     if changed:
         _save(cfg.path, merged)
         for k in changed:

@@ -82,47 +82,57 @@ class Log:
     def set_level(self, name):
         self.level = LEVELS[name]
 
-    def _bytes(self, start):
-        """The logged bytes from absolute offset ``start`` (clamped to what the ring holds) to the end."""
-        start = max(start, self._end - self._size, 0)
-        out = bytearray(self._end - start)
-        a = start % self._size
-        n = len(out)
-        first = min(n, self._size - a)
-        out[0:first] = self._mv[a:a + first]
-        if first < n:
-            out[first:] = self._mv[0:n - first]
-        return start, out
+    def _nl(self, i):
+        """Absolute offset of the first newline at or after absolute offset ``i``, or -1."""
+        end = self._end
+        size = self._size
+        while i < end:
+            a = i % size
+            stop = min(size, a + end - i)
+            k = self._ring.find(b"\n", a, stop)
+            if k >= 0:
+                return i + k - a
+            i += stop - a
+        return -1
+
+    def _cont(self, nl):
+        # whether the record goes on after the newline at absolute offset nl (the next line starts "| ")
+        return nl + 2 < self._end and self._ring[(nl + 1) % self._size] == 0x7C and \
+            self._ring[(nl + 2) % self._size] == 0x20
 
     def entries(self, since=0, min_level=0):
-        """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API)."""
-        start, raw = self._bytes(since)
-        out = []
-        pos = 0
+        """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API). Read
+        record by record from the ring (no copy of all of it: that block may not be there in a busy heap)."""
+        start = max(since, self._end - self._size, 0)
+        pos = start
+        end = self._end
         # The oldest bytes may be the tail of an entry that was partly overwritten: skip to a record start.
         if start > 0 and start != since:
-            while pos < len(raw):
-                nl = raw.find(b"\n", pos)
-                if nl < 0 or raw[nl + 1:nl + 3] != b"| ":
-                    pos = nl + 1 if nl >= 0 else len(raw)
+            while pos < end:
+                nl = self._nl(pos)
+                if nl < 0 or not self._cont(nl):
+                    pos = nl + 1 if nl >= 0 else end
                     break
                 pos = nl + 1
-        while pos < len(raw):
-            end = pos
-            while True:
-                nl = raw.find(b"\n", end)
-                if nl < 0:
-                    nl = len(raw)
-                    break
-                if raw[nl + 1:nl + 3] != b"| ":
-                    break
-                end = nl + 1
-            text = bytes(raw[pos:nl]).decode()
-            parts = text.split(" ", 3)
+        out = []
+        size = self._size
+        while pos < end:
+            nl = self._nl(pos)
+            while nl >= 0 and self._cont(nl):
+                nl = self._nl(nl + 1)
+            if nl < 0:
+                nl = end
+            a = pos % size
+            first = min(nl - pos, size - a)
+            rec = bytes(self._mv[a:a + first])
+            if first < nl - pos:
+                rec += self._mv[0:nl - pos - first]
+            parts = rec.decode().split(" ", 3)
+            rec = None
             if len(parts) == 4:
                 level = LEVELS.get(parts[1], 0)
                 if level >= min_level:
-                    out.append({"id": start + pos, "t": int(parts[0]), "level": parts[1], "source": parts[2],
+                    out.append({"id": pos, "t": int(parts[0]), "level": parts[1], "source": parts[2],
                                 "msg": parts[3].replace("\n| ", "\n")})
             pos = nl + 1
         return out
@@ -134,7 +144,12 @@ class Log:
         """Append what is not yet on flash to the log file, rotating it when full. Returns bytes written."""
         if not self.path or self._flushed >= self._end:
             return 0
-        start, raw = self._bytes(self._flushed)
+        # Written straight from the ring (one or two slices of it: no copy, so no block as big as the backlog
+        # is needed, which a fragmented heap may not have; a failed flush once took housekeeping down).
+        start = max(self._flushed, self._end - self._size, 0)
+        n = self._end - start
+        a = start % self._size
+        first = min(n, self._size - a)
         try:
             try:
                 size = os.stat(self.path)[6]
@@ -146,12 +161,14 @@ class Log:
                 except OSError:
                     pass
             with open(self.path, "ab") as f:
-                f.write(raw)
-            self._flushed = start + len(raw)
+                f.write(self._mv[a:a + first])
+                if first < n:
+                    f.write(self._mv[0:n - first])
+            self._flushed = start + n
         except OSError as e:
             # A full or failing flash must not take the device down: the entries stay in RAM; say so once.
             self.write_errors += 1
             if self.echo and self.write_errors == 1:
                 print("error log cannot write {}: {}".format(self.path, e))
             return 0
-        return len(raw)
+        return n

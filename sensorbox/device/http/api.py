@@ -1,6 +1,8 @@
 """API routes: status (open as a health probe; in full with a credential), config (read: authenticated; write:
 admin), debug fault. Loaded for the request by ``server`` (``handle``) and unloaded at once."""
 
+import json
+
 from micropython import const
 
 from sensorbox.device import lazy
@@ -41,7 +43,7 @@ async def handle(device, app, req):
         return {"injected": name}
     cfg = device.config
     if m == "GET":
-        return {"config": cfg.public(), "reboot_pending": cfg.reboot_pending, "boot_error": cfg.boot_error}
+        return Response(_config_json(cfg), 200, {"Content-Type": "application/json"})
     update = read_json(req)
     try:
         changed = cfg.update(update)
@@ -50,6 +52,17 @@ async def handle(device, app, req):
     except ValueError as e:  # ConfigError: names the key
         return error(400, getattr(e, "reason", str(e)), getattr(e, "key", None))
     return {"changed": changed, "reboot_pending": cfg.reboot_pending}
+
+
+def _config_json(cfg):
+    # {"config": {key: value, ...}, "reboot_pending": [...], "boot_error": ...}, a key at a time: no dict of
+    # ~70 keys (a 1.5 KB table in one block) is made
+    yield '{"config":{'
+    sep = ""
+    for k, v in cfg.public():
+        yield sep + json.dumps(k) + ":" + json.dumps(v)
+        sep = ","
+    yield '},"reboot_pending":' + json.dumps(cfg.reboot_pending) + ',"boot_error":' + json.dumps(cfg.boot_error) + "}"
 
 
 async def _credential_ok(device, req):

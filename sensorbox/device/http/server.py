@@ -497,6 +497,8 @@ class App:
                 m = lazy.load(_CORS)
                 lazy.unload(_CORS)
                 m.add(req, res, o)
+                m = None
+            r = req = None  # a long response (a live stream, an export) does not keep the request's objects
             await res.write(writer, head)
         except _Refuse as e:  # 431, 408 (cold code answers) or 503 while the request was read; then closed
             try:

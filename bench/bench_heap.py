@@ -80,13 +80,23 @@ def _start(args, data, port, heap):
                             text=True)
 
 
-def app_account(load_s=15, image=None, heap=MEASURE_HEAP):
-    """Boot the app in mp_heap.py, load it for ``load_s`` seconds, stop it; returns its parsed lines."""
+def app_account(load_s=15, image=None, heap=MEASURE_HEAP, full=False):
+    """Boot the app in mp_heap.py (``full``: with MQTT to a mosquitto of its own and a webhook), load it for
+    ``load_s`` seconds, stop it; returns its parsed lines and the load's figures."""
+    import json
+
     import soak
     from conftest import free_port
 
     data = tempfile.mkdtemp(prefix="bench-heap-")
     port = free_port()
+    parts = None
+    if full:
+        from mqtt_broker import Broker
+
+        parts = (Broker(os.path.join(data, "broker")), soak._Hook())
+        with open(os.path.join(data, "config.json"), "w") as f:
+            json.dump(soak.full_config(parts[0].port, parts[1].port), f)
     proc = _start(["app"] + ([image] if image else []), data, port, heap)
     lines = []
     ready = threading.Event()
@@ -110,6 +120,9 @@ def app_account(load_s=15, image=None, heap=MEASURE_HEAP):
     finally:
         if proc.poll() is None:
             proc.kill()
+        if parts is not None:
+            parts[0].stop()
+            parts[1].close()
     t.join(5)
     if proc.returncode != 0:
         raise RuntimeError("mp_heap.py app failed:\n" + "\n".join(lines[-30:]))

@@ -9,8 +9,8 @@ between, so no other task can find the module half-gone; and keep no reference t
 
 An import needs contiguous blocks (bytecode, constant strings), which a fragmented heap may lack with tens of KB
 free: requests then failed with 503 for seconds at a time. So a ``RESERVE``-byte block is held from boot; an import
-that runs out of memory releases it, collects and tries once more, and ``rearm`` (housekeeping) takes the block
-back as soon as the heap allows.
+that runs out of memory releases it, collects and tries once more (so does a GET or PUT request, ``release``),
+and ``rearm`` (housekeeping) takes the block back as soon as the heap allows.
 """
 
 import gc
@@ -50,6 +50,18 @@ def load(name):
     for part in name.split(".")[1:]:
         mod = getattr(mod, part)
     return mod
+
+
+def release():
+    """Give up the reserve for a retry of whatever ran out of memory (an idempotent request, see
+    ``http/server.py``) and collect. False when it is already used."""
+    global _reserve, used_reserve
+    if _reserve is None:
+        return False
+    _reserve = None
+    used_reserve += 1
+    gc.collect()
+    return True
 
 
 def rearm():

@@ -8,7 +8,7 @@ raises ``ConfigError`` naming the key and the reason. Nothing is ever half-appli
 ``SPEC`` is one string, a line per key: ``key kind default [low high | choices] [reboot]``, where default and
 choices are JSON tokens without spaces. A table of tuples would cost the device ~220 bytes of heap per key; this
 string costs its length, and a key's entry is parsed only when it is checked. Help texts are in config_docs.py.
-``SPEC_B`` and ``SPEC2`` hold more keys in the same form (see there).
+``SPEC_B``, ``SPEC_C`` and ``SPEC2`` hold more keys in the same form (see there: each under ~1 KB).
 """
 
 import json
@@ -67,6 +67,9 @@ store.features_kb       int     128           0 1048576
 store.predictions_kb    int     64            0 1048576
 store.soundlevel_kb     int     64            0 1048576
 store.events_kb         int     64            0 1048576
+"""
+
+SPEC_C = """
 mqtt.enabled            bool    false
 mqtt.host               str     ""            0 64
 mqtt.port               int     1883          1 65535
@@ -143,7 +146,7 @@ def _parse(line):
 
 def entry(key):
     """(key, kind, default, low, high | choices, apply) for ``key``, or None."""
-    for spec in (SPEC, SPEC_B, SPEC2):
+    for spec in (SPEC, SPEC_B, SPEC_C, SPEC2):
         i = spec.find("\n" + key + " ")
         if i >= 0:
             e = _parse(spec[i + 1:spec.find("\n", i + 1)])
@@ -153,7 +156,7 @@ def entry(key):
 
 def entries():
     """Every entry, in declaration order."""
-    for spec in (SPEC, SPEC_B, SPEC2):
+    for spec in (SPEC, SPEC_B, SPEC_C, SPEC2):
         for line in spec.split("\n"):
             if line.strip():
                 yield _parse(line)

@@ -61,6 +61,13 @@ class _Hook:
         self.srv.server_close()
 
 
+def full_config(mqtt_port, hook_port):
+    """The config.json of a device with every feature on: MQTT to 127.0.0.1:mqtt_port, one webhook receiver."""
+    return {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": mqtt_port, "mqtt.prefix": "soak",
+            "webhook.enabled": True, "webhook.url": "http://127.0.0.1:{}/hook".format(hook_port),
+            "webhook.secret": "s", "webhook.resources": "events,soundlevel,predictions"}
+
+
 class Soak:
     """A device at ``heap`` with everything on (``full``: MQTT to a mosquitto of its own and a webhook too)."""
 
@@ -73,10 +80,7 @@ class Soak:
             self.broker = Broker(os.path.join(str(data_dir), "broker"))
             self.collector = Collector(self.broker.port, ("soak/#",))
             self.hook = _Hook()
-            cfg = {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": self.broker.port,
-                   "mqtt.prefix": "soak", "webhook.enabled": True,
-                   "webhook.url": "http://127.0.0.1:{}/hook".format(self.hook.port), "webhook.secret": "s",
-                   "webhook.resources": "events,soundlevel,predictions"}
+            cfg = full_config(self.broker.port, self.hook.port)
         os.makedirs(str(data_dir), exist_ok=True)
         with open(os.path.join(str(data_dir), "config.json"), "w") as f:
             json.dump(cfg, f)

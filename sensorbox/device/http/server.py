@@ -305,9 +305,17 @@ async def _dispatch(app, req):
         if req.method not in ("GET", "POST", "PUT", "DELETE"):
             return error(405, "method {} not allowed".format(req.method))
         name = _route(req.path)
-        m = lazy.load(name)
-        lazy.unload(name)
-        return _response(await m.handle(app.device, app, req))
+        for retry in (False, True):
+            try:
+                m = lazy.load(name)
+                lazy.unload(name)
+                return _response(await m.handle(app.device, app, req))
+            except MemoryError:
+                # GET and PUT may run again (idempotent): once more with lazy's reserve given up, which leaves
+                # a hole of 2 KB (a config update needs blocks of ~1 KB that a busy heap may lack for a moment)
+                m = None
+                if retry or req.method not in ("GET", "PUT") or not lazy.release():
+                    raise
     except BadRequest as e:
         return error(400, e.message, e.field)
     except MemoryError:

@@ -49,6 +49,12 @@ class Config:
             raise KeyError(key)
         return default
 
+    def set_value(self, key, value):
+        """Make ``value`` (checked: ``config_edit``) the value of ``key`` (a known key)."""
+        ks = self._keys
+        i = ks.find("\n" + key + "\n")
+        self._vals[ks.count("\n", 0, i)] = value
+
     def as_dict(self):
         """Every key and its value, as a new dict."""
         return dict(self.items())
@@ -68,18 +74,6 @@ class Config:
         # secret: the secret keys in the form of _keys (known from the schema, which is not kept)
         if secret is not None:
             self._secret = secret
-        ks = getattr(self, "_keys", None)
-        if ks is not None and ks.count("\n") == len(values) + 1:  # the same keys (all of them, always): the
-            vals = [None] * len(values)  # key string is kept (~1.5 KB in one block, not made again)
-            n = 0
-            for k, _ in self.items():
-                if k not in values:
-                    break
-                vals[n] = values[k]
-                n += 1
-            else:
-                self._vals = vals
-                return
         keys = list(values)
         self._keys = "\n" + "\n".join(keys) + "\n"
         vals = [None] * len(keys)  # exactly sized: a comprehension grows the list by doubling (64 -> 128 slots)

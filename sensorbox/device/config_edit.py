@@ -65,26 +65,28 @@ def _aside(cfg, message):
 
 def update(cfg, partial):
     """Validate ``partial`` against ``cfg``, save the result and make it ``cfg``'s values. Returns the changed
-    keys. Raises ConfigError or OSError, having changed nothing."""
-    # the merged dict is built from the values' pairs (validate copies what it is given: a dict of the current
-    # values as well would be a second ~1.2 KB table); only keys of the update can change
-    merged = schema.validate(partial, cfg.items())
-    changed = [e[0] for e in schema.entries() if e[0] in partial and merged[e[0]] != cfg.get(e[0])]
+    keys. Raises ConfigError or OSError, having changed nothing. Only the update's keys are handled (no dict of
+    the whole configuration is made: in a busy heap its ~1.2 KB table was what a config update failed on)."""
+    values = schema.check_update(partial, cfg.get)
+    changed = [e[0] for e in schema.entries() if e[0] in values and values[e[0]] != cfg.get(e[0])]
     if changed:
-        _save(cfg.path, merged)
+        _save(cfg.path, lambda k: values[k] if k in values else cfg.get(k))
         for k in changed:
             if schema.needs_reboot(k) and k not in cfg.reboot_pending:
                 cfg.reboot_pending.append(k)
-        cfg._store(merged)
+            cfg.set_value(k, values[k])
     return changed
 
 
 def _save(path, values):
     # Only keys that differ from the default are written: the file stays small and new defaults apply.
+    # ``values``: a dict, or a function key -> value.
+    get = values.get if isinstance(values, dict) else values
     out = {}
     for e in schema.entries():
-        if values[e[0]] != e[2]:
-            out[e[0]] = values[e[0]]
+        v = get(e[0])
+        if v != e[2]:
+            out[e[0]] = v
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(json.dumps(out))

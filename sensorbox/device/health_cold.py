@@ -14,6 +14,7 @@ def status(h, full):
     errors) are for credentials only."""
     d = h.device
     free = h.sample_heap()
+    total = gc.mem_free() + gc.mem_alloc()  # read together: a collection between them would change the sum
     try:
         flash_total, flash_free = d.platform.flash_stats()
     except OSError:
@@ -29,7 +30,7 @@ def status(h, full):
                      "machine": getattr(impl, "_machine", sys.platform), "mpy": getattr(impl, "_mpy", None)},
         "uptime_s": time.ticks_diff(time.ticks_ms(), h.boot_ticks) // 1000,
         "time_ms": d.platform.epoch_ms(),
-        "heap": {"free": free, "min_free": h.heap_min_free, "total": free + gc.mem_alloc(),
+        "heap": {"free": free, "min_free": h.heap_min_free, "total": total,
                  "used": h.heap_used, "peak_used": h.heap_peak_used, "reserve_used": lazy.used_reserve},
         "flash": {"total": flash_total, "free": flash_free},
         "loop_lag": d.lag.status(),

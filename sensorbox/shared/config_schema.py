@@ -225,16 +225,38 @@ def validate(update, current=None):
     ``current`` is the configuration in force (defaults when None). Raises ConfigError for the first bad key in
     sorted order; neither argument is modified.
     """
+    merged = dict(current) if current is not None else defaults()
+    merged.update(check_update(update, merged.get))
+    return merged
+
+
+class _View:
+    # the configuration as it would be after an update: the update's checked values over get(key)
+    def __init__(self, values, get):
+        self.values = values
+        self.current = get
+
+    def get(self, key, default=None):
+        v = self.values.get(key, self)
+        return self.current(key, default) if v is self else v
+
+
+def check_update(update, get):
+    """The values of the partial ``update``, converted to their kinds and checked one by one and together (the
+    checks across keys run on the update over ``get(key, default)``, the configuration in force). Raises
+    ConfigError for the first bad key in sorted order. No copy of the whole configuration is made: the device
+    checks an update with this, not ``validate``."""
     if not isinstance(update, dict):
         raise ConfigError("(body)", "expected a JSON object of key: value")
-    merged = dict(current) if current is not None else defaults()
+    values = {}
     for key in sorted(update, key=str):
         if not isinstance(key, str):
             raise ConfigError(str(key), "keys must be strings")
-        merged[key] = check_value(key, update[key])
-    _check_mic(merged)
-    _check_integrations(merged)
-    return merged
+        values[key] = check_value(key, update[key])
+    view = _View(values, get)
+    _check_mic(view)
+    _check_integrations(view)
+    return values
 
 
 def _check_integrations(config):

@@ -146,3 +146,28 @@ def test_failed_save_keeps_old_config():
     except OSError:
         pass
     assert c.get("device.name") == "sensorbox"
+
+
+def test_an_update_is_checked_as_validate_checks_it():
+    # The device checks an update key by key (config_schema.check_update, no dict of the whole configuration);
+    # it must accept and refuse exactly what validate() does, the checks across keys included.
+    from sensorbox.shared import config_schema as schema
+
+    c = Config(tmpdir() + "/config.json", quiet_log())
+    cases = [{"accel.rate_hz": 100, "device.name": "x"}, {"accel.rate_hz": 7}, {"no.such": 1}, {5: 1}, [],
+             {"mic.rate_hz": 16000, "mic.poll_ms": 42}, {"mic.poll_ms": 30}, {"mqtt.commands": True},
+             {"mqtt.command_token": "t", "mqtt.commands": True}, {"mqtt.prefix": "a/#"},
+             {"webhook.url": "ftp://x"}, {"webhook.url": "http://h/x", "webhook.resources": "nope"},
+             {"sound.sensitivity_dbfs": -30}, {"log.level": "debug"}]
+    for upd in cases:
+        current = c.as_dict()
+        try:
+            want = schema.validate(upd, current)
+        except ValueError as e:
+            want = ("refused", getattr(e, "key", None))
+        try:
+            c.update(upd)
+            got = c.as_dict()
+        except ValueError as e:
+            got = ("refused", getattr(e, "key", None))
+        assert got == want, (upd, got, want)

@@ -50,7 +50,7 @@ class Response:
 
 
 class Device:
-    def __init__(self, data_dir, heap=bundle.APP_HEAP, env=None, port=None):
+    def __init__(self, data_dir, heap=bundle.APP_HEAP, env=None, port=None, script=None):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
@@ -64,7 +64,7 @@ class Device:
             "SENSORBOX_ADMIN_PASSWORD": ADMIN_PASSWORD})
         e.update(env or {})
         self.proc = subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + heap,
-                                      os.path.join(out, "main.py")], env=e, cwd=self.data_dir,
+                                      script or os.path.join(out, "main.py")], env=e, cwd=self.data_dir,
                                      stdout=self._out, stderr=subprocess.STDOUT)
         self.wait_ready()
 

@@ -183,7 +183,7 @@ def _pieces(obj):
             yield json.dumps(k) + ":"
             yield from _pieces(obj[k])
         yield "}"
-    elif isinstance(obj, (list, tuple)):
+    elif isinstance(obj, (list, tuple)) or hasattr(obj, "__next__"):  # (a generator: a list made as it is sent)
         yield "["
         for i, v in enumerate(obj):
             if i:

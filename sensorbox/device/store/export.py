@@ -2,9 +2,9 @@
 
 Imported only when a request needs it (see ``http/data_api``). ``plan(store, name, params)`` validates the
 parameters (``QueryError(reason, field)`` when wrong) and returns a ``Plan``; ``stream(store, plan)`` is a
-generator of body chunks (at most ~1 KB each, from one buffer reused) that never holds a segment in RAM.
+generator of body chunks (at most ~512 B each, from one buffer reused) that never holds a segment in RAM.
 
-Every path yields at least every ``_CHUNK`` bytes read (at most 170 accel rows, 5 feature rows), every segment
+Every path yields at least every ``_CHUNK`` bytes read (at most 85 accel rows, 2 feature rows), every segment
 opened, every 8 directory entries listed and every 64 event lines or 32 labels, whatever the query: when such a
 step produced no output (a decimated query, a time range that starts late in a segment) it yields an empty
 chunk, so the HTTP server (which awaits each chunk's write) lets the samplers run. ``prepare`` yields once per
@@ -25,7 +25,7 @@ import struct
 from sensorbox.device.store.core import RATE, TIMED, QueryError, check_header, columns_of
 from sensorbox.shared import npy
 
-_CHUNK = 1024
+_CHUNK = 512  # the two buffers of a stream: blocks of 1 KB were what a busy heap lacked (a dropped export)
 _HDR = 32
 _T_MAX = 1 << 53
 

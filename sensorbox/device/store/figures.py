@@ -7,10 +7,10 @@ _MAX_LABELS = 500  # store/meta.MAX_LABELS
 
 
 def resources(store, now):
-    out = []
+    """A generator of the resources' dicts (one alive at a time while the response streams them)."""
     for r in store.res:
-        out.append({
-            "name": r.name, "columns": ["t"] + list(columns_of(r)),
+        yield {
+            "name": r.name, "columns": _columns(r),
             "dtype": "int16" if r.kind != TEXT else "json", "t_dtype": "int64 epoch ms",
             "rate_hz": r.seg_rate if r.kind == RATE else None,
             "formats": ["npy", "csv"] if r.kind != TEXT else ["json", "csv"],
@@ -20,10 +20,14 @@ def resources(store, now):
             "days_kept": round(r.budget / store.per_day(r), 2) if store.per_day(r) else None,
             "rows_since_boot": r.rows, "lost_rows": r.lost_rows, "gaps": r.gaps,
             "retention": {"deleted_segments": r.ret_segs, "deleted_bytes": r.ret_bytes, "forced": r.forced},
-        })
-    out.append({"name": "labels", "columns": ["start", "end", "label"], "dtype": "json",
-                "formats": ["json", "csv"], "count": _label_count(store), "max": _MAX_LABELS})
-    return out
+        }
+    yield {"name": "labels", "columns": ["start", "end", "label"], "dtype": "json",
+           "formats": ["json", "csv"], "count": _label_count(store), "max": _MAX_LABELS}
+
+
+def _columns(r):
+    yield "t"
+    yield from columns_of(r)
 
 
 def _label_count(store):

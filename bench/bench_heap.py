@@ -97,7 +97,7 @@ def app_account(load_s=15, image=None, heap=MEASURE_HEAP, full=False):
     if full:
         from mqtt_broker import Broker
 
-        parts = (Broker(os.path.join(data, "broker")), soak._Hook())
+        parts = (Broker(os.path.join(data, "broker")), soak.Hook())
         with open(os.path.join(data, "config.json"), "w") as f:
             json.dump(soak.full_config(parts[0].port, parts[1].port), f)
     proc = _start(["app"] + ([image] if image else []), data, port, heap)

@@ -28,8 +28,9 @@ PATHS = ("/", "/static/app.js", "/static/app.css", "/api/session", "/api/status"
          "/api/resources/predictions/data?format=csv&start=-60000", "/api/openapi.json")
 
 
-class _Hook:
-    """A webhook receiver on 127.0.0.1 that answers 200 and counts what arrives."""
+class Hook:
+    """A webhook receiver on 127.0.0.1 (a CPython HTTP server in this process) that answers 200 and counts the
+    POSTs (``posts``); ``port``, ``close()``."""
 
     def __init__(self):
         import http.server
@@ -83,7 +84,7 @@ class Soak:
 
             self.broker = Broker(os.path.join(str(data_dir), "broker"))
             self.collector = Collector(self.broker.port, ("soak/#",))
-            self.hook = _Hook()
+            self.hook = Hook()
             cfg = full_config(self.broker.port, self.hook.port)
         os.makedirs(str(data_dir), exist_ok=True)
         with open(os.path.join(str(data_dir), "config.json"), "w") as f:

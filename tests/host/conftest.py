@@ -66,7 +66,11 @@ class Device:
         self.proc = subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + heap,
                                       script or os.path.join(out, "main.py")], env=e, cwd=self.data_dir,
                                      stdout=self._out, stderr=subprocess.STDOUT)
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:  # a device that never answered is not left running (nobody else holds it)
+            self.stop(signal.SIGKILL, timeout=5)
+            raise
 
     def wait_ready(self, timeout=20):
         t0 = time.time()

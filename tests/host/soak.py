@@ -89,6 +89,14 @@ class Soak:
         os.makedirs(str(data_dir), exist_ok=True)
         with open(os.path.join(str(data_dir), "config.json"), "w") as f:
             json.dump(cfg, f)
+        try:
+            self._start(data_dir, heap, romfs)
+        except BaseException:  # the device did not come up: nothing of the soak is left running
+            self.dev = None
+            self.stop()
+            raise
+
+    def _start(self, data_dir, heap, romfs):
         if romfs is None:
             self.dev = Device(data_dir, heap=heap)
         else:
@@ -100,7 +108,8 @@ class Soak:
                               script=os.path.join(bundle.REPO, "tests", "host", "romfs_main.py"))
 
     def stop(self):
-        self.dev.stop()
+        if self.dev is not None:
+            self.dev.stop()
         if self.collector is not None:
             self.collector.c.loop_stop()
             self.collector.c.disconnect()

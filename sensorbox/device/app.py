@@ -9,17 +9,21 @@ Services (each supervised, see ``supervisor``): ``lag`` (loop-lag monitor), one 
 only for that; this module keeps what runs for as long as the device does.
 """
 
+import errno
 import gc
 
 import asyncio
 
 from sensorbox.device import lazy
 from sensorbox.device import platform as platform_mod
+from sensorbox.device.supervisor import grid_ms
 
 _BOOT = "sensorbox.device.boot"
 
 
 class Device:
+    exit_code = 0  # set when the app stops itself; main() exits with it (69: the HTTP port is in use)
+
     def __init__(self, platform=None, echo_log=True):
         self.platform = platform or platform_mod.get()
         self.model = self.model_error = None  # the classifier in use (see models.py) / why there is none
@@ -64,20 +68,37 @@ class Device:
     async def _housekeeping(self):
         n = 0
         while True:
-            await asyncio.sleep_ms(500)
+            await asyncio.sleep_ms(grid_ms(1000))  # with the other 1 s timers: no wake-up of its own
             self.health.sample_heap(True)
             n += 1
-            if n % 4 == 0 and self.log.pending():
+            if n % 2 == 0 and self.log.pending():
                 self.log.flush()
 
     async def _serve(self):
-        port = self.platform.http_port(self.config.get("http.port"))
+        port = self.http.port = self.platform.http_port(self.config.get("http.port"))  # in effect (GET /api/config)
         host = getattr(self.platform, "http_host", "0.0.0.0")
         self.log.info("http", "serving on http://{}:{}/".format(host, port))
-        await self.http.start_server(host=host, port=port)
+        try:
+            await self.http.start_server(host=host, port=port)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            # Another server holds the port (a second simulated device on one host; never on a board): retrying
+            # cannot help, so the app stops with exit code 69, which `sensorbox run` turns into advice.
+            self.log.error("http", "port {} is in use: stopping".format(port))
+            self.exit_code = 69
+            self.stop()
+            while True:
+                await asyncio.sleep_ms(60000)
 
     async def _store(self):
         await self.store.run(self)
+
+    def _beat(self):
+        return self.http.beat  # the HTTP server's heartbeat (server.serve): the supervisor restarts it when it stops
+
+    def _watch(self):
+        return self.supervisor.watch(self.platform)  # services alive, then the platform watchdog fed
 
     async def _pipeline(self):
         if self.pipeline is None:
@@ -123,7 +144,7 @@ class Device:
     async def shutdown(self):
         self.log.info("app", "stopping")
         if self.http is not None:
-            self.http.shutdown()
+            self.http.shutdown()  # (nothing to close when it never listened)
         if self.mqtt is not None:
             await self.mqtt.stop()  # retained "offline" before the clean DISCONNECT
         await self.supervisor.stop()
@@ -146,3 +167,5 @@ def main():
     finally:
         asyncio.run(device.shutdown())
         asyncio.new_event_loop()
+    if device.exit_code:
+        raise SystemExit(device.exit_code)  # on a board: soft reset, then main.py again

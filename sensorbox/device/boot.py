@@ -16,13 +16,21 @@ from sensorbox.device import lazy  # resident (app imports it): not taken along 
 _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 
 
+# What ``warm`` leaves out (prefixes; a board adds its own ``warm_skip``): what this device never loads: the
+# plain-Python and float kernels (the browser's and host's), the config help texts (host and UI), ``trees_c`` and
+# ``kernels_c`` (only with emlearn_trees / emlearn_fft / emlearn_iir installed, then imported for good: loaded
+# now, their native code would stay in RAM for nothing), other boards' platform modules, the browser's
+# re-analysis (in the unix bundle only, for the tests), and the k-nearest-neighbour evaluator and its loader,
+# bundled for later but not run by the device yet (28 names for good, ~0.3 KB on this port).
+WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
+             "sensorbox.device.trees_c", "sensorbox.device.kernels_c", "sensorbox.device.platform.",
+             "sensorbox.shared.neighbors", "sensorbox.shared.analysis")
+
+
 def warm(plat):
-    """Intern every module's names now, while the heap is whole (``warm_package``). Not what this device never
-    loads: the plain-Python and float kernels (the browser's and host's), the config help texts (host and UI),
-    ``trees_c`` (only with emlearn_trees installed), other boards' platform modules and sensor drivers."""
-    return warm_package("sensorbox", ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float",
-                                      "sensorbox.shared.config_docs", "sensorbox.device.trees_c",
-                                      "sensorbox.device.platform.") + tuple(getattr(plat, "warm_skip", ())))
+    """Intern every module's names now, while the heap is whole (``warm_package``), but ``WARM_SKIP`` and the
+    board's sensor drivers it does not use."""
+    return warm_package("sensorbox", WARM_SKIP + tuple(getattr(plat, "warm_skip", ())))
 
 
 def warm_package(package, skip=()):
@@ -94,15 +102,16 @@ def init(d, echo_log):
     _makedirs(data)
     d.log = Log(d.platform.epoch_ms, data + "/log.txt", echo=echo_log)
     d.sensors = {}
-    # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 64 ms of sound at 16 kHz
-    # (its reader runs every few tens of ms). They are never reallocated.
+    # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 32 ms of sound at 16 kHz
+    # (two of the chunks the sound meter reads the microphone's FIFO in). They are never reallocated.
     d.sensors["accel"] = Sensor("accel", d._driver_factory("accel"), d.log, 3, 500)
-    # 1024 = config_schema.MIC_RING_FRAMES, which bounds mic.poll_ms (the schema is not loaded here)
-    d.sensors["mic"] = Sensor("mic", d._driver_factory("mic"), d.log, 1, 1024)
+    # 512 = config_schema.MIC_RING_FRAMES (the schema is not loaded here)
+    d.sensors["mic"] = Sensor("mic", d._driver_factory("mic"), d.log, 1, 512)
     d.config = Config(data + "/config.json", d.log)
+    d.config.device = d
     d.log.set_level(d.config.get("log.level"))
     d.log.file_bytes = d.config.get("log.file_kb") * 1024
-    d.device_id = d.platform.unique_id()
+    d.device_id = d.platform.unique_id(d.log)
     d.supervisor = Supervisor(d.log)
     d.bus = Bus(d.log)
     # The store: first subscriber of the analysis results (see store/core.py for the value shapes).
@@ -111,9 +120,15 @@ def init(d, echo_log):
     d.store.open()
     for topic in ("features", "predictions", "soundlevel", "events"):
         d.bus.subscribe(topic, d.store.on_bus)
-    d.lag = LagMonitor()
+    d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and a 1 s probe
+    for name in d.sensors:
+        d.sensors[name].lag = d.lag
     d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
     d.auth = Auth(data + "/auth.json", d.log, getattr(d.platform, "admin_password", None))
+    try:  # files read later (per request, by a service): what is wrong with them is set aside and said now
+        lazy.load("sensorbox.device.files").check_boot(d)
+    finally:
+        lazy.unload("sensorbox.device.files")
     d.health = Health(d)
     d.config.listen(d.supervisor.config_changed)
     d.config.listen(d._on_config)
@@ -132,6 +147,9 @@ async def start(d):
 
     d.http = make_app(d.auth, d.log)
     d.http.device = d  # no route is registered: each request loads the module that answers it
+    # the UI's sessions that POST /api/restart saved: taken now, at boot, or never (http/authz.py sessions)
+    lazy.load("sensorbox.device.http.authz").sessions(d.auth, boot=True)
+    lazy.unload("sensorbox.device.http.authz")
     asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
     gc.collect()
     sup = d.supervisor
@@ -143,7 +161,8 @@ async def start(d):
     sup.add("store", d._store, ("store.",))  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
     await d.platform.start_network(d.config, d.log)
-    sup.add("http", d._serve)
+    sup.add("http", d._serve, (), d._beat)  # restarted when its heartbeat stops
+    sup.add("watch", d._watch)  # ...and the platform watchdog fed (supervisor.watch)
     d._integrations(())  # MQTT and webhooks, if enabled
     gc.collect()
     gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())

@@ -34,13 +34,15 @@ def status(h, full):
                  "used": h.heap_used, "peak_used": h.heap_peak_used, "reserve_used": lazy.used_reserve},
         "flash": {"total": flash_total, "free": flash_free},
         "loop_lag": d.lag.status(),
-        "http": {"connections": d.http.connections, "refused": d.http.refused} if d.http is not None else None,
+        "http": d.http.stats() if d.http is not None else None,
+        "watchdog": d.supervisor.watch_status(),
         "task_restarts": d.supervisor.total_restarts(),
         "tasks": d.supervisor.status(),
         "sensors": sensors,
         "store": d.store.status() if getattr(d, "store", None) else None,
         "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
         "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
+        "files": d.log.files,  # persisted files that were unreadable and set aside (device/files.py)
     }
     if not full:
         return out

@@ -5,17 +5,33 @@ its own task; if it raises, the traceback goes to the log, the restart is counte
 after a backoff (doubling from ``BACKOFF_MIN_MS`` to ``BACKOFF_MAX_MS``, reset after a healthy minute). Other
 services keep running. When a config key under one of ``config_prefixes`` changes, the service is restarted
 cleanly (not counted as a failure) so the new value applies without a reboot.
+
+The error path allocates as little as it can and survives a MemoryError: it gives the import reserve
+(``lazy._reserve``) to the heap before it logs, and when even that fails it keeps a preallocated message and counts the failure
+(``unlogged``), so the task that restarts services never ends (on a full heap it once did, and nothing served HTTP
+again). ``watch`` (a service of its own) checks every second that each service's keeper task is alive, restarts a
+service whose heartbeat (``add(..., beat=)``) stopped, and feeds the platform's watchdog only while all of that
+holds: a board whose supervisor or HTTP server no longer answers is reset by its hardware.
 """
 
 import array
+import gc
 import time
 
 import asyncio
 from micropython import const
 
+from sensorbox.device import lazy
+
 BACKOFF_MIN_MS = const(100)
 BACKOFF_MAX_MS = const(30000)
 _HEALTHY_MS = const(60000)
+WATCH_MS = const(1000)  # the watch loop's period
+STALE_MS = const(5000)  # a service whose heartbeat is this old is restarted...
+_DEAD_MS = const(20000)  # ...and once it is this old the watchdog is no longer fed
+WDT_MS = const(30000)  # the platform watchdog's timeout
+_UNLOGGED = "failed; no memory to log why"  # last_error when even that could not be said
+_STUCK = "no heartbeat: restarted"
 
 
 class Service:
@@ -27,7 +43,10 @@ class Service:
     last_error = None
     running = False
     _reload = False
-    _fault = False
+    _fault = None  # why it is being cancelled as a failure (fault injection, no heartbeat)
+    beat = None  # a function giving the ticks_ms of its last heartbeat (None before the first)
+    seen = 0  # ticks_ms of the last heartbeat seen (of when it was added, before one)
+    started = 0  # ticks_ms of its last start
 
     def __init__(self, name, factory, prefixes):
         self.name = name
@@ -40,9 +59,18 @@ class Supervisor:
         self.log = log
         self.services = []
         self.stopping = False
+        self.unlogged = 0  # failures that could not be logged for want of memory
+        self.revived = 0  # keeper tasks found ended and started again (must stay 0)
+        self.feeds = 0  # times the platform watchdog was fed
+        self.wdt = None  # the platform watchdog, made at the first feed (None: the platform has none)
 
-    def add(self, name, factory, prefixes=()):
+    def add(self, name, factory, prefixes=(), beat=None):
+        """Run ``factory()`` as service ``name``; ``beat``: a function giving the ticks_ms of the service's last
+        heartbeat (None before its first): the watch loop restarts the service when it stops."""
         svc = Service(name, factory, prefixes)
+        if beat is not None:
+            svc.beat = beat
+            svc.seen = time.ticks_ms()
         self.services.append(svc)
         svc.task = asyncio.create_task(self._keep(svc))
         return svc
@@ -53,33 +81,44 @@ class Supervisor:
                 return s
         return None
 
+    def _failed(self, svc, e, reason=None):
+        # A failure: counted, logged with its traceback. Nothing here may end the keeper: under a MemoryError the
+        # import reserve goes first, and if logging still fails a preallocated message stands in.
+        svc.restarts += 1
+        try:
+            if isinstance(e, MemoryError):
+                lazy._reserve = None  # the import reserve to the heap (lazy.rearm, every watch turn, takes it back)
+                gc.collect()
+            svc.last_error = reason or "{}: {}".format(type(e).__name__, e)
+            self.log.exception("sup", "{} failed (restart {}){}".format(
+                svc.name, svc.restarts, ": " + reason if reason else ""), e)
+        except Exception:
+            svc.last_error = _UNLOGGED
+            self.unlogged += 1
+
     async def _keep(self, svc):
         backoff = BACKOFF_MIN_MS
         while True:
             try:
-                started = time.ticks_ms()
+                svc.started = time.ticks_ms()
                 svc.running = True
                 try:
                     await svc.factory()
                     self.log.warning("sup", "{} returned; restarting".format(svc.name))
                 except Exception as e:  # CancelledError is a BaseException: it passes through
-                    svc.restarts += 1
-                    svc.last_error = "{}: {}".format(type(e).__name__, e)
-                    self.log.exception("sup", "{} failed (restart {})".format(svc.name, svc.restarts), e)
+                    self._failed(svc, e)
                 svc.running = False
-                if time.ticks_diff(time.ticks_ms(), started) > _HEALTHY_MS:
+                if time.ticks_diff(time.ticks_ms(), svc.started) > _HEALTHY_MS:
                     backoff = BACKOFF_MIN_MS
                 await asyncio.sleep_ms(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_MS)
             except asyncio.CancelledError as e:
                 svc.running = False
                 if svc._fault:
-                    # An injected fault takes the same path as a real exception, traceback and all.
-                    svc._fault = False
-                    svc.restarts += 1
-                    svc.last_error = "injected fault"
-                    self.log.exception("sup", "{} failed (restart {}): injected fault".format(
-                        svc.name, svc.restarts), e)
+                    # An injected fault or a stopped heartbeat takes the same path as a real exception.
+                    why = svc._fault
+                    svc._fault = None
+                    self._failed(svc, e, why)
                     await asyncio.sleep_ms(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX_MS)
                     continue
@@ -92,12 +131,64 @@ class Supervisor:
                     # instead of letting the service end silently.
                     svc.restarts += 1
                     svc.last_error = "cancelled from outside"
-                    self.log.warning("sup", "{} cancelled from outside; restarting".format(svc.name))
+                    try:
+                        self.log.warning("sup", "{} cancelled from outside; restarting".format(svc.name))
+                    except Exception:
+                        self.unlogged += 1
                     continue
                 svc._reload = False
                 svc.reloads += 1
                 backoff = BACKOFF_MIN_MS
-                self.log.info("sup", "{} restarted for new config".format(svc.name))
+                try:
+                    self.log.info("sup", "{} restarted for new config".format(svc.name))
+                except Exception:
+                    self.unlogged += 1
+            except Exception:  # (the log itself failed on the "returned" path): never end the keeper
+                self.unlogged += 1
+                svc.running = False
+                await asyncio.sleep_ms(backoff)
+
+    async def watch(self, platform):
+        """The supervisor's own turn, every ``WATCH_MS``: a keeper task found ended is started again; a service
+        whose heartbeat is older than ``STALE_MS`` is restarted (as a failure); the platform watchdog
+        (``platform.watchdog(WDT_MS)``, e.g. ``machine.WDT``) is fed only while every keeper runs and no
+        heartbeat is older than ``_DEAD_MS`` -- so a board whose event loop, supervisor or HTTP server is wedged
+        for good is reset by the watchdog. Also takes the import reserve back after an error path used it."""
+        while True:
+            await asyncio.sleep_ms(WATCH_MS)
+            if self.check():
+                if self.wdt is None:
+                    make = getattr(platform, "watchdog", None)
+                    self.wdt = (make and make(WDT_MS)) or False
+                if self.wdt:
+                    self.wdt.feed()
+                    self.feeds += 1
+            lazy.rearm()
+
+    def check(self):
+        """One look at every service (see ``watch``); True when all is well enough to feed the watchdog."""
+        ok = True
+        now = time.ticks_ms()
+        for svc in self.services:
+            t = svc.task
+            if t is None or t.done():
+                if self.stopping:
+                    return False
+                self.revived += 1
+                svc.task = asyncio.create_task(self._keep(svc))
+                ok = False
+            elif svc.beat is not None:
+                b = svc.beat()
+                if b is not None and time.ticks_diff(b, svc.seen) > 0:
+                    svc.seen = b
+                idle = time.ticks_diff(now, svc.seen)  # (a restart is no sign of life: only a beat is)
+                if idle > STALE_MS and time.ticks_diff(now, svc.started) > STALE_MS and svc.running and \
+                        not svc._fault and not svc._reload:
+                    svc._fault = _STUCK
+                    t.cancel()
+                if idle > _DEAD_MS:
+                    ok = False
+        return ok
 
     def config_changed(self, changed_keys):
         """Restart the services that depend on any of ``changed_keys``."""
@@ -115,7 +206,7 @@ class Supervisor:
         """Interrupt service ``name`` as if it had raised (diagnostics and tests)."""
         svc = self.get(name)
         if svc is not None and svc.task is not None:
-            svc._fault = True
+            svc._fault = "injected fault"
             svc.task.cancel()
 
     async def stop(self):
@@ -132,6 +223,10 @@ class Supervisor:
                            "last_error": s.last_error}
         return out
 
+    def watch_status(self):
+        return {"feeds": self.feeds, "timeout_ms": WDT_MS if self.wdt else None, "unlogged": self.unlogged,
+                "revived": self.revived}
+
     def total_restarts(self):
         n = 0
         for s in self.services:
@@ -142,30 +237,43 @@ class Supervisor:
 _LAG_N = const(128)
 
 
-class LagMonitor:
-    """Measures how late the event loop wakes a task that sleeps ``period_ms``: the scheduling latency every
-    other task sees. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; reading them
-    allocates nothing."""
+def grid_ms(period_ms):
+    """Ms from now to the next multiple of ``period_ms`` on the ``ticks_ms`` clock. Services that sleep this long
+    instead of a plain period wake on a shared grid: every timer due at the same moment costs the device one
+    wake-up, not one each (waking is most of what an idle device spends)."""
+    return period_ms - time.ticks_ms() % period_ms
 
-    def __init__(self, period_ms=10):
+
+class LagMonitor:
+    """Measures how late the event loop wakes tasks: the scheduling latency every other task sees. The samples are
+    the wake-ups the device makes anyway: the services that sleep on the grid (the samplers, the sound meter)
+    report theirs with ``woke``, and ``run`` adds a probe every ``period_ms`` on the same grid, so it rarely wakes
+    the device by itself. A stall of the loop longer than the most frequent of those periods (the microphone's
+    poll, 50 ms) always shows. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; recording
+    and reading them allocates nothing."""
+
+    def __init__(self, period_ms=1000):
         self.period_ms = period_ms
         self.samples = array.array("i", bytes(4 * _LAG_N))
         self.n = 0
         self.max_us = 0
 
+    def woke(self, t0_us, ms):
+        """A task that went to sleep for ``ms`` at ``t0_us`` (``ticks_us``) is running again: record how late."""
+        lag = time.ticks_diff(time.ticks_us(), t0_us) - ms * 1000
+        if lag < 0:
+            lag = 0
+        self.samples[self.n % _LAG_N] = lag
+        self.n += 1
+        if lag > self.max_us:
+            self.max_us = lag
+
     async def run(self):
-        period_us = self.period_ms * 1000
-        samples = self.samples
         while True:
+            ms = grid_ms(self.period_ms)
             t0 = time.ticks_us()
-            await asyncio.sleep_ms(self.period_ms)
-            lag = time.ticks_diff(time.ticks_us(), t0) - period_us
-            if lag < 0:
-                lag = 0
-            samples[self.n % _LAG_N] = lag
-            self.n += 1
-            if lag > self.max_us:
-                self.max_us = lag
+            await asyncio.sleep_ms(ms)
+            self.woke(t0, ms)
 
     def top(self, k):
         """The k-th largest of the recent samples (k=1: the largest), by repeated scans: no sorting, no lists."""

@@ -8,8 +8,10 @@
 Signals: the axes of each sensor and their magnitude: ``ax ay az am`` (accelerometer) and, with 6 channels,
 ``gx gy gz gm`` (gyroscope). Per signal (``SIGNAL_FEATURES``), then per sensor the pairwise axis correlations,
 then the gravity direction. Everything is integer arithmetic through ``sensorbox.shared.kernels`` (fixed-point
-FFT included), so the int16 outputs are identical on every interpreter. Trees only compare thresholds, so
-scales need only be fixed and documented; these are:
+FFT included), so the int16 outputs are identical on every interpreter; on a device with emlearn-micropython's
+``emlearn_fft`` installed the FFT runs there (``kernels.fft``) and ``e0``..``e4``/``domf`` may differ slightly
+(tests/device/test_emlearn.py states by how much). Trees only compare thresholds, so scales need only be fixed
+and documented; these are:
 
 - ``mean std min max p10 p25 p50 p75 p90 iqr rms``: input counts (accelerometer 4096/g, gyroscope 16.4/dps),
   ``std`` = population standard deviation (floor), ``rms`` of the raw signal, percentiles nearest-rank.
@@ -116,7 +118,7 @@ class Extractor:
             raise ValueError("window must be a power of two from 16 to {}, got {}".format(kernels.FFT_MAX, n))
         self.window = n
         self.rate_hz = rate_hz
-        self._tw = kernels.fft_table(n)
+        self._fft = kernels.fft(n)  # emlearn_fft when installed, else the fixed-point fft_q15
         self._buf = array.array("h", bytes(2 * n))
         self._re = array.array("h", bytes(2 * n))
         self._im = array.array("h", bytes(2 * n))
@@ -232,7 +234,7 @@ class Extractor:
         if cen is not re:
             k.gather(cen, 0, 1, n, re)
         k.gather(self._zero, 0, 1, n, im)
-        k.fft_q15(re, im, n, self._tw)
+        self._fft.run(re, im)
         # one-sided band energy in counts**2: 2 * sum |X/n|**2 * 2**(-2 fs)
         i = o + 14
         for a, b in self._bins:

@@ -8,7 +8,15 @@ Integer kernels work on ``array('h')`` (int16) data and keep every intermediate 
 range for the input ranges documented below, so the viper versions give the same results on a 32-bit ESP32
 (whose viper integers wrap modulo 2**32) as here. Arithmetic right shifts round towards minus infinity in
 both. Float kernels (``fft_float``, ``IIRFloat``, ``linear_map``) are the fallbacks for emlearn's C modules.
+
+They are written for the interpreter (the browser runs them in MicroPython WebAssembly, where a loop step
+costs several times what it does on the unix port): slices and builtins where they do the work in C
+(``sorted``, ``math.sqrt`` with an exact correction, slice copies). Some allocate per call; the device never
+runs them (it has the viper kernels). Results stay bit-identical to the viper kernels.
 """
+
+import array
+from math import sqrt as _sqrt
 
 _Q = 14  # iir_q: coefficients are Q28 split into (c >> 14, c & 0x3FFF); signal values split the same way
 _QMASK = 0x3FFF
@@ -174,31 +182,38 @@ def iir_q(x, y, n, coefs, state, nsec):
 
 
 def isqrt(v):
-    """floor(sqrt(v)) for 0 <= v < 2**31 (bit by bit, no division)."""
-    r = 0
-    bit = 1 << 30
-    while bit > v:
-        bit >>= 2
-    while bit:
-        if v >= r + bit:
-            v -= r + bit
-            r = (r >> 1) + bit
-        else:
-            r >>= 1
-        bit >>= 2
+    """floor(sqrt(v)) for 0 <= v < 2**31: the float square root, corrected by one step where it rounded (exact
+    with float64, and with float32 too)."""
+    r = int(_sqrt(v))
+    if r * r > v:
+        r -= 1
+    elif (r + 1) * (r + 1) <= v:
+        r += 1
     return r
 
 
 def gather(src, off, stride, n, dst):
     """dst[i] = src[off + i * stride] for i < n (de-interleave one channel of int16 frames)."""
+    if stride == 1 and n > 0:
+        try:
+            dst[0:n] = src[off:off + n]
+            return
+        except TypeError:  # CPython assigns only arrays to an array's slice (this was a memoryview)
+            pass
     for i in range(n):
         dst[i] = src[off + i * stride]
 
 
 def copy_i16(src, soff, dst, doff, n):
-    """dst[doff + i] = src[soff + i] for i < n: a copy between int16 arrays at offsets, without the memoryview
-    slices (each an allocation on MicroPython) that ``dst[a:b] = src[c:d]`` needs. Source and destination
-    ranges must not overlap unless ``doff <= soff`` (copies run forwards)."""
+    """dst[doff + i] = src[soff + i] for i < n: a copy between int16 arrays at offsets (the viper version avoids
+    the memoryview slices, each an allocation on MicroPython, that ``dst[a:b] = src[c:d]`` needs). Source and
+    destination ranges must not overlap unless ``doff <= soff`` (copies run forwards)."""
+    if n > 0 and src is not dst:
+        try:
+            dst[doff:doff + n] = src[soff:soff + n]
+            return
+        except TypeError:  # CPython assigns only arrays to an array's slice
+            pass
     for i in range(n):
         dst[doff + i] = src[soff + i]
 
@@ -206,11 +221,11 @@ def copy_i16(src, soff, dst, doff, n):
 def magnitude(src, off, stride, n, dst):
     """dst[i] = |(a, b, c)| of the three int16 values at src[off + i * stride ...], floor of the square root.
     Each component is clamped to +-26753 first (so the sum of squares fits 31 bits), the result to 32767."""
-    for i in range(n):
-        p = off + i * stride
-        a = src[p]
-        b = src[p + 1]
-        c = src[p + 2]
+    if n <= 0:
+        return
+    s = list(src[off:off + (n - 1) * stride + 3])
+    out = []
+    for a, b, c in zip(s[0::stride], s[1::stride], s[2::stride]):
         if a < 0:
             a = -a
         if b < 0:
@@ -223,10 +238,14 @@ def magnitude(src, off, stride, n, dst):
             b = 26753
         if c > 26753:
             c = 26753
-        m = isqrt(a * a + b * b + c * c)
-        if m > 32767:
-            m = 32767
-        dst[i] = m
+        v = a * a + b * b + c * c
+        m = int(_sqrt(v))
+        if m * m > v:
+            m -= 1
+        elif (m + 1) * (m + 1) <= v:
+            m += 1
+        out.append(32767 if m > 32767 else m)
+    dst[0:n] = array.array("h", out)
 
 
 def moments(x, n, out):
@@ -238,8 +257,7 @@ def moments(x, n, out):
     prev = s
     sd = 0
     md = 0
-    for i in range(1, n):
-        v = x[i]
+    for v in x[1:n]:
         s += v
         if v < lo:
             lo = v
@@ -263,8 +281,8 @@ def sumsq_dev(x, n, mean, shift):
     """sum of ((x[i] - mean)**2 >> shift), each |x[i] - mean| clamped to 46340. The caller picks ``shift`` so
     that n * max_dev**2 >> shift < 2**31."""
     s = 0
-    for i in range(n):
-        d = x[i] - mean
+    for v in x[0:n]:
+        d = v - mean
         if d < 0:
             d = -d
         if d > 46340:
@@ -275,42 +293,33 @@ def sumsq_dev(x, n, mean, shift):
 
 def center(x, n, mean, shift, dst):
     """dst[i] = (x[i] - mean) << shift (shift >= 0) or >> -shift (shift < 0); the result must fit int16."""
+    i = 0
     if shift >= 0:
-        for i in range(n):
-            dst[i] = (x[i] - mean) << shift
+        for v in x[0:n]:
+            dst[i] = (v - mean) << shift
+            i += 1
     else:
         shift = -shift
-        for i in range(n):
-            dst[i] = (x[i] - mean) >> shift
+        for v in x[0:n]:
+            dst[i] = (v - mean) >> shift
+            i += 1
 
 
 def crossings(x, n):
     """How often the sign of x[:n] changes (0 counts as positive)."""
     c = 0
     neg = x[0] < 0
-    for i in range(1, n):
-        ng = x[i] < 0
-        if ng != neg:
+    for v in x[1:n]:
+        if (v < 0) != neg:
             c += 1
-            neg = ng
+            neg = not neg
     return c
 
 
 def sort_i16(x, n):
-    """Sort x[:n] in place, ascending. Shell sort with Knuth's gaps (1, 4, 13, 40, ...): no allocation, about
-    n**1.25 steps where insertion sort takes n**2/4 (a 128-sample window: ~6x fewer)."""
-    g = 1
-    while 3 * g + 1 < n:
-        g = 3 * g + 1
-    while g > 0:
-        for i in range(g, n):
-            v = x[i]
-            j = i - g
-            while j >= 0 and x[j] > v:
-                x[j + g] = x[j]
-                j -= g
-            x[j + g] = v
-        g = (g - 1) // 3
+    """Sort x[:n] in place, ascending (the viper version: a Shell sort that allocates nothing)."""
+    if n > 1:
+        x[0:n] = array.array("h", sorted(x[0:n]))
 
 
 def band_power(re, im, lo, hi):

@@ -185,3 +185,26 @@ def test_copy_i16_matches_and_stays_in_range():
     V.copy_i16(y1, 100, y1, 0, 200)
     P.copy_i16(y2, 100, y2, 0, 200)
     assert y1 == y2 and list(y1[:200]) == list(x[100:300]) and K.copy_i16 is V.copy_i16
+
+
+def test_plain_kernels_exact_where_they_take_shortcuts():
+    # kernels_py computes square roots with math.sqrt (one correction step) and copies with slices (memoryviews
+    # too): the same results as the viper kernels at every perfect square's edge and on int16 extremes
+    for k in (1, 2, 3, 181, 4095, 4096, 23170, 26753, 32767, 32768, 46339, 46340):
+        for v in (k * k - 1, k * k, k * k + 1):
+            if v < (1 << 31):
+                assert V.isqrt(v) == P.isqrt(v), v
+    for vals in ((-32768, 32767, -32767), (26753, -26753, 26754), (32767, 32767, 32767), (0, 0, 0), (1, -1, 0)):
+        x = array.array("h", list(vals) * 64)
+        d1 = array.array("h", bytes(128))
+        d2 = array.array("h", bytes(128))
+        V.magnitude(x, 0, 3, 64, d1)
+        P.magnitude(memoryview(x), 0, 3, 64, d2)
+        assert d1 == d2, vals
+    x = _data(3, 400)
+    for off, n in ((0, 128), (17, 200), (399, 1), (5, 0)):
+        d1 = array.array("h", [9] * 256)
+        d2 = array.array("h", [9] * 256)
+        V.gather(x, off, 1, n, d1)
+        P.gather(memoryview(x), off, 1, n, d2)
+        assert d1 == d2, (off, n)

@@ -3,7 +3,7 @@
 import os
 import time
 
-from devtest import tmpdir
+from devtest import quiet_log, tmpdir
 from sensorbox.device.platform.clock import Clock, _EPOCH_2000_MS
 
 
@@ -41,8 +41,8 @@ def test_unix_platform_id_is_kept_with_the_data():
     os.putenv("SENSORBOX_DATA", d)
     from sensorbox.device.platform.unix import Platform
 
-    a = Platform().unique_id()
-    b = Platform().unique_id()
+    a = Platform().unique_id(quiet_log())
+    b = Platform().unique_id(quiet_log())
     assert a == b and len(a) == 12
     with open(d + "/device-id") as f:
         assert f.read() == a

@@ -1,4 +1,5 @@
-"""Login, logout, API tokens and restart (``/api/login``, ``/api/logout``, ``/api/tokens``, ``/api/restart``).
+"""Login, logout, API tokens, restart and fault injection (``/api/login``, ``/api/logout``, ``/api/tokens``,
+``/api/restart``: saves the UI's sessions for the next start, see ``authz.sessions``; ``/api/debug/fault``).
 
 Loaded for one request by ``web_lazy`` (which has checked the method and the credentials) and unloaded at once.
 Tokens: ``tokens.json`` next to ``auth.json`` holds ``[{"id", "name", "scope", "hash"}]`` where hash is the
@@ -33,6 +34,8 @@ async def handle(device, req, action, ident):
         return res
     if action == "restart":
         return restart(device)
+    if action == "debug/fault":
+        return fault(device, req)
     return tokens(device, auth, req, ident)
 
 
@@ -45,7 +48,8 @@ async def login(auth, req):
     if not isinstance(pw, str):
         raise BadRequest("password missing", "password")
     # Checked as Basic credentials: the same hash, remembered credentials and failed-login lockout.
-    ok = await auth.check_basic("Basic " + binascii.b2a_base64(("admin:" + pw).encode()).decode().strip())
+    ok = await auth.check_basic("Basic " + binascii.b2a_base64(("admin:" + pw).encode()).decode().strip(),
+                               req.client_addr)
     if ok == "wait":
         return error(429, "too many failed logins; wait and retry")
     if ok != "admin":
@@ -66,6 +70,10 @@ def restart(device):
     import asyncio
 
     device.log.warning("app", "restart requested over HTTP")
+    try:  # the UI's sessions outlive a restart it asked for: the page comes back logged in
+        authz.sessions(device.auth, True)
+    except OSError as e:
+        device.log.warning("auth", "sessions not kept across the restart: {}".format(e))
     device.log.flush()
 
     async def later():
@@ -74,6 +82,30 @@ def restart(device):
 
     asyncio.create_task(later())
     return {"restarting": True}
+
+
+def fault(device, req):
+    """Make a service fail as if it had raised: exercises logging, restart counting and backoff. ``mode``: "raise"
+    (the default); for "http" also "dead" / "stuck" (its accept loop ends / stops accepting: the server's
+    self-check restarts it); "hang" blocks the event loop until the platform watchdog resets the device."""
+    body = read_json(req)
+    name = body.get("service") if isinstance(body, dict) else None
+    mode = body.get("mode", "raise") if isinstance(body, dict) else None
+    sup = device.supervisor
+    if not isinstance(name, str) or sup.get(name) is None:
+        raise BadRequest("unknown service; one of: {}".format(", ".join(s.name for s in sup.services)), "service")
+    if mode not in ("raise", "hang") and not (name == "http" and mode in ("dead", "stuck")):
+        raise BadRequest("mode must be raise or hang (for http also dead or stuck)", "mode")
+    if mode == "hang":
+        device.log.warning("app", "fault injected: the event loop hangs until the watchdog resets the device")
+        device.log.flush()
+        while True:
+            pass
+    if mode == "raise":
+        sup.inject_fault(name)
+    else:
+        device.http.fault = mode
+    return {"injected": name, "mode": mode}
 
 
 def _public(t):

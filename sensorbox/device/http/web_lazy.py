@@ -14,6 +14,7 @@
     GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
     GET    /api/live             Server-Sent Events (see ``live``)
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
+    POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
 restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
@@ -41,10 +42,11 @@ _ROUTES = {
     "tokens": (("GET", "POST", "DELETE"), True),  # DELETE only as /api/tokens/<id>
     "routes": (("GET",), True),
     "restart": (("POST",), True),
+    "debug/fault": (("POST",), True),
 }
 # Every route of the app, for GET /api/routes (the modules that answer them: see server._route)
 ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api/config/schema"),
-          (("PUT",), "/api/config"), (("POST",), "/api/debug/fault"), (("GET",), "/api/model"),
+          (("PUT",), "/api/config"), (("GET",), "/api/model"),
           (("GET", "PUT", "POST"), "/api/model/<action>"), (("GET",), "/api/resources"),
           (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
           (("DELETE",), "/api/labels/<int:ident>"), (("GET",), "/"), (("GET",), "/static/<name>"),
@@ -70,6 +72,8 @@ async def _handle(device, http, req, p):
             ident = int(parts[2])
         except ValueError:
             action = None
+    elif p == "api/debug/fault":
+        action = p[4:]
     elif len(parts) == 3 or req.method == "DELETE":
         action = None
     r = _ROUTES.get(action)
@@ -87,7 +91,7 @@ async def _handle(device, http, req, p):
 
         return live.response(device, req)
     if action == "openapi.json":
-        return static_file(device.platform.www_dir, "openapi.json")
+        return static_file(device.platform.www_dir, "openapi.json", req)
     if action == "session":
         a = req.headers.get("Authorization") or ""
         sid = req.cookies.get(authz.COOKIE)
@@ -97,14 +101,12 @@ async def _handle(device, http, req, p):
             return {"scope": "admin", "via": "basic"}
         return {"scope": "admin", "via": "session", "csrf": authz.csrf_token(sid)}
     if action == "logs":
-        try:
-            since = int(req.args.get("since", "0"))
-        except ValueError:
-            raise BadRequest("since must be an integer (an entry id)", "since")
-        if since < 0:
-            raise BadRequest("since must be >= 0", "since")
-        # "next": where the following call should start (the end of what was logged so far)
-        return json_response({"entries": device.log.entries(since), "next": device.log._end})
+        s = req.args.get("since", "0")
+        if not s.isdigit():
+            raise BadRequest("since must be an entry id (an integer >= 0, as \"next\" gave it)", "since")
+        # "next": where the following call should start (the end of what was logged so far). A since this boot
+        # did not give (one from before a restart, say) answers the entries the ring holds and a new "next".
+        return json_response({"entries": device.log.entries(int(s)), "next": device.log.end()})
     if action == "events":  # what the data route answers for the events resource
         m = lazy.load(_DATA)
         lazy.unload(_DATA)
@@ -114,7 +116,7 @@ async def _handle(device, http, req, p):
         for k in _ROUTES:
             out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
         return json_response(out)
-    # login, logout, tokens, restart: in web_admin, loaded for the request
+    # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
     return await m.handle(device, req, action, ident)

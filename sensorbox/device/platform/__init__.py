@@ -4,12 +4,13 @@
 (the simulated device), ``esp32.Platform`` on an ESP32. The app only uses these methods:
 
 - ``name``: short platform name; ``data_dir``: where the device keeps its files.
-- ``unique_id()``: a stable hex id of this device.
+- ``unique_id(log)``: a stable hex id of this device (``log``: where to report a stored id that was unreadable).
 - ``epoch_ms()``: wall-clock time in ms since 1970 (int), never going backwards during a run.
 - ``flash_stats()``: (total_bytes, free_bytes) of the file system holding ``data_dir``.
 - ``http_port(configured)``: the port to serve on.
 - ``sensor(name, config, log)``: the driver for sensor ``name`` ("accel", "mic"), or None if absent.
 - ``start_network(config, log)``: bring the network up (a coroutine; returns when it is up or gave up).
+- ``watchdog(timeout_ms)``: start the board's watchdog (``machine.WDT``'s interface: ``feed()``), or None.
 - ``reset()``: restart the device.
 """
 

@@ -34,7 +34,7 @@ class Platform:  # pragma: no cover - needs the board
     def epoch_ms(self):
         return self._clock.epoch_ms()
 
-    def unique_id(self):
+    def unique_id(self, log=None):
         import binascii
         import machine
 
@@ -54,14 +54,18 @@ class Platform:  # pragma: no cover - needs the board
 
     async def start_network(self, config, log):
         import asyncio
-        import json
 
         import network
 
-        try:
-            with open(self.data_dir + "/wifi.json") as f:
-                creds = json.load(f)
-        except (OSError, ValueError):
+        from sensorbox.device import lazy
+
+        try:  # anything but {"ssid", "password"} (not UTF-8, wrong types, a directory) is set aside as .bad
+            fs = lazy.load("sensorbox.device.files")
+            creds = fs.load_json(self.data_dir + "/wifi.json", log, fs.wifi_ok)
+        finally:
+            fs = None
+            lazy.unload("sensorbox.device.files")
+        if creds is None:
             log.warning("net", "no wifi.json: starting an access point for set-up")
             ap = network.WLAN(network.AP_IF)
             ap.active(True)
@@ -70,7 +74,7 @@ class Platform:  # pragma: no cover - needs the board
         sta = network.WLAN(network.STA_IF)
         sta.active(True)
         if not sta.isconnected():
-            sta.connect(creds["ssid"], creds["password"])
+            sta.connect(creds["ssid"], creds.get("password", ""))
             for _ in range(100):
                 if sta.isconnected():
                     break
@@ -87,6 +91,12 @@ class Platform:  # pragma: no cover - needs the board
         except Exception as e:
             log.warning("net", "ntp failed: {}".format(e))
         return True
+
+    def watchdog(self, timeout_ms):
+        """The hardware watchdog, started now (it cannot be stopped): the supervisor feeds it while all is well."""
+        import machine
+
+        return machine.WDT(timeout=timeout_ms)
 
     def reset(self):
         import machine

@@ -126,7 +126,7 @@ def put_file(path, data):
 def _micropython_sources():
     """Sources besides the device's that MicroPython runs against the bundle (tests, their helper scripts and
     test doubles, benchmark scripts): a private name one of them uses is not renamed."""
-    out = []
+    out = [os.path.join(REPO, "sensorbox", "device", "main.py")]
     for d in ("tests/device", "tests/shared", "tests/support", "tests/support/natmods", "tests/host", "bench"):
         full = os.path.join(REPO, d)
         if os.path.isdir(full):
@@ -137,18 +137,33 @@ def _micropython_sources():
     return out
 
 
+def _script_sources():
+    """CPython sources that hand MicroPython code in strings (host tests, benchmarks): see ``names.plan``."""
+    out = []
+    for d in ("tests/host", "bench", "tests"):
+        full = os.path.join(REPO, d)
+        for f in sorted(os.listdir(full)):
+            if f.endswith(".py") and (d != "tests/host" or f.startswith("test_")) and (d != "bench" or
+                                                                                      not f.startswith("mp")):
+                out.append(os.path.join(full, f))
+    return out
+
+
 def _renames(sources, old):
     """{path in lib/: renames} for the device sources (``host/names.py``), reused from the last build while no
     source it was worked out from changed; and the key that says so."""
     others = _micropython_sources()
-    key = str(sorted((os.path.relpath(p, REPO), os.path.getmtime(p)) for p in [s for s, _ in sources] + others))
+    scripts = _script_sources()
+    rule = os.path.join(REPO, "sensorbox", "host", "names.py")  # (a change of the rules renames anew)
+    key = str(sorted((os.path.relpath(p, REPO), os.path.getmtime(p)) for p in [s for s, _ in sources] + others +
+                     scripts + [rule]))
     key = hashlib.sha256(key.encode()).hexdigest()[:16]
     if old.get("renames_key") == key and "renames" in old:
         return old["renames"], key
     from sensorbox.host import names
 
     try:
-        by_path = names.plan([s for s, _ in sources], others)
+        by_path = names.plan([s for s, _ in sources], others, {s: module_name(r) for s, r in sources}, scripts)
     except (ValueError, SyntaxError) as e:
         raise BuildError(str(e))
     return {rel: by_path[src] for src, rel in sources if src in by_path}, key

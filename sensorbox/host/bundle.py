@@ -53,12 +53,15 @@ FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts wh
 APP_HEAP = "160wK"
 
 #: Heap the core app (sampling, store, analysis, HTTP API and UI; no MQTT, no webhooks) runs the same soak in.
-CORE_HEAP = "128wK"
+#: It was 128wK; main's hardening merged in (connection slots and deadlines, the watch loop, the store's class
+#: table and checked block reader: ~6 KB more resident) made that 56 503s in 60 s: 144wK until the app shrinks.
+CORE_HEAP = "144wK"
 
 #: What the app may use of APP_HEAP, in live bytes after a collection (``/api/status`` -> ``heap.used`` and
 #: ``peak_used``), checked by tests/host/test_heap_budget.py: resident once idle, and the peak with four live
 #: streams and API requests (core app). A ratchet: lower it when the app shrinks; raising it needs a reason in the
-#: commit. Measured: ~174 KB resident, ~189 KB peak (was 232/264 KB with Microdot and 1,500 names).
+#: commit. Measured: ~181 KB resident, ~198 KB peak (was 232/264 KB with Microdot and 1,500 names; main had
+#: 236/264 KB with its hardening).
 HEAP_BUDGET = {"resident": 184 * 1024, "peak": 208 * 1024}
 
 

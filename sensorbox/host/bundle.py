@@ -1,4 +1,4 @@
-"""Build the device bundle: device and shared code compiled to .mpy with mpy-cross, plus Microdot from its wheel.
+"""Build the device bundle: device and shared code compiled to .mpy with mpy-cross.
 
 Layout of a bundle (``build/<target>/``), which is also the device's file system root:
 
@@ -6,7 +6,6 @@ Layout of a bundle (``build/<target>/``), which is also the device's file system
     www/config-schema.json       the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
     lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
-    lib/microdot/...             .mpy of the Microdot modules the device uses
     bundle.json                  what is in it, with sizes
 
 Targets: ``unix`` (x64 native code, for the simulated device and device tests), ``esp32`` (xtensawin: ESP32 and
@@ -14,6 +13,7 @@ ESP32-S3) and ``esp32c3`` (rv32imc: ESP32-C3); ``sensorbox.host.boards`` maps bo
 Compilation is incremental; a module that mpy-cross rejects fails the build with its error.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -28,7 +28,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(REPO, "build")
 TARGETS = {"unix": "x64", "esp32": "xtensawin", "esp32c3": "rv32imc"}
 DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
-MICRODOT_MODULES = ("__init__", "microdot", "helpers", "sse")
 #: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json) and
 #: the k-nearest-neighbour evaluator and its loader (host and browser only, until devices load such models). Left
 #: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
@@ -47,19 +46,31 @@ FLASH_BUDGET_BYTES = 512 * 1024
 FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts what the files really occupy
 
 
-#: Heap the whole app runs in on the unix port. The unix port is 64-bit, and `w` scales by word size over 4
-#: bytes: 192wK is a 384 KB heap here and models a 192 KB heap on a 32-bit ESP32-S3 without PSRAM. It was
-#: 160wK; with MQTT on (~28 KB more) and every module's names interned at boot, config requests there failed
-#: now and then with 503. The ground rule's target is 64wK (a 64 KB ESP32 heap); the measured gap is in the
-#: README's heap budget section.
-APP_HEAP = "192wK"
+#: Heap the whole app runs in on the unix port (``make run``, the end-to-end tests). The unix port is 64-bit,
+#: and `w` scales by word size over 4 bytes: 160wK is a 320 KB heap here and models a 160 KB heap on a 32-bit
+#: ESP32 (conservatively: pointer-heavy objects take twice the bytes here, bytecode and arrays do not). It is
+#: what the all-features soak (MQTT to mosquitto, a webhook, four live streams, UI and API requests in a loop)
+#: proves clean: tests/host/test_soak.py (60 s), bench/bench_heap.py (10 min). It was 192wK. Issue 13's
+#: targets are 112wK with every feature on and 80wK for the core: the gap is in README "Heap budget".
+APP_HEAP = "160wK"
 
-#: What the app may use of it, in live bytes after a collection (``/api/status`` -> ``heap.used``/``peak_used``),
-#: checked by tests/host/test_heap_budget.py: resident once idle, and the peak with four live streams and API
-#: requests. A ratchet: lower it when the app shrinks; raising it needs a reason in the commit. It includes the
-#: ~15 KB name pool that interning every module's names at boot makes (``lazy.warm``).
-HEAP_BUDGET = {"resident": 236 * 1024, "peak": 264 * 1024}  # resident was 232 KB: +4 KB, see git log
+#: Heap the core app (sampling, store, analysis, HTTP API and UI; no MQTT, no webhooks) runs the same soak in.
+#: It was 128wK; main's hardening merged in (connection slots and deadlines, the watch loop, the store's class
+#: table and checked block reader: ~6 KB more resident) made that 56 503s in 60 s: 144wK until the app shrinks.
+CORE_HEAP = "144wK"
 
+#: What the app may use of APP_HEAP, in live bytes after a collection (``/api/status`` -> ``heap.used`` and
+#: ``peak_used``), checked by tests/host/test_heap_budget.py: resident once idle, and the peak with four live
+#: streams and API requests (core app). A ratchet: lower it when the app shrinks; raising it needs a reason in the
+#: commit. Measured: ~181 KB resident, ~198 KB peak (was 232/264 KB with Microdot and 1,500 names; main had
+#: 236/264 KB with its hardening).
+HEAP_BUDGET = {"resident": 184 * 1024, "peak": 208 * 1024}
+
+
+#: Names ``boot.warm`` may intern on the unix port (tests/host/test_heap_budget.py). Its pools hold 1,260; the
+#: next one takes ~15 KB in one block (README "Heap budget"). The rest of the 1,260 is for the names the running
+#: app makes (module objects, the main script) and for slack.
+NAME_BUDGET = 1200
 
 _SOURCE_NAMES = "module"  # what -s gives mpy-cross (module_name); a bundle built otherwise is rebuilt whole
 
@@ -98,11 +109,6 @@ def device_sources(host_only=False):
                     rel = os.path.relpath(src, REPO)
                     if host_only or rel not in HOST_ONLY:
                         out.append((src, rel))
-    import microdot
-
-    mdir = os.path.dirname(microdot.__file__)
-    for m in MICRODOT_MODULES:
-        out.append((os.path.join(mdir, m + ".py"), "microdot/" + m + ".py"))
     return out
 
 
@@ -120,6 +126,52 @@ def put_file(path, data):
         f.write(data)
     os.replace(tmp, path)
     return path
+
+
+def _micropython_sources():
+    """Sources besides the device's that MicroPython runs against the bundle (tests, their helper scripts and
+    test doubles, benchmark scripts): a private name one of them uses is not renamed."""
+    out = [os.path.join(REPO, "sensorbox", "device", "main.py")]
+    for d in ("tests/device", "tests/shared", "tests/support", "tests/support/natmods", "tests/host", "bench"):
+        full = os.path.join(REPO, d)
+        if os.path.isdir(full):
+            for f in sorted(os.listdir(full)):
+                if f.endswith(".py") and (d != "bench" or f.startswith("mp")) and not (
+                        d == "tests/host" and f.startswith("test_")):  # (tests/host: the scripts MicroPython runs)
+                    out.append(os.path.join(full, f))
+    return out
+
+
+def _script_sources():
+    """CPython sources that hand MicroPython code in strings (host tests, benchmarks): see ``names.plan``."""
+    out = []
+    for d in ("tests/host", "bench", "tests"):
+        full = os.path.join(REPO, d)
+        for f in sorted(os.listdir(full)):
+            if f.endswith(".py") and (d != "tests/host" or f.startswith("test_")) and (d != "bench" or
+                                                                                      not f.startswith("mp")):
+                out.append(os.path.join(full, f))
+    return out
+
+
+def _renames(sources, old):
+    """{path in lib/: renames} for the device sources (``host/names.py``), reused from the last build while no
+    source it was worked out from changed; and the key that says so."""
+    others = _micropython_sources()
+    scripts = _script_sources()
+    rule = os.path.join(REPO, "sensorbox", "host", "names.py")  # (a change of the rules renames anew)
+    key = str(sorted((os.path.relpath(p, REPO), os.path.getmtime(p)) for p in [s for s, _ in sources] + others +
+                     scripts + [rule]))
+    key = hashlib.sha256(key.encode()).hexdigest()[:16]
+    if old.get("renames_key") == key and "renames" in old:
+        return old["renames"], key
+    from sensorbox.host import names
+
+    try:
+        by_path = names.plan([s for s, _ in sources], others, {s: module_name(r) for s, r in sources}, scripts)
+    except (ValueError, SyntaxError) as e:
+        raise BuildError(str(e))
+    return {rel: by_path[src] for src, rel in sources if src in by_path}, key
 
 
 def compile_one(src, dst, arch, name):
@@ -145,18 +197,37 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     files = []
     try:
         with open(os.path.join(out, "bundle.json")) as f:
-            fresh = json.load(f).get("source_names") == _SOURCE_NAMES  # else built before: recompile everything
+            old = json.load(f)
     except (OSError, ValueError):
-        fresh = False
+        old = {}
+    fresh = old.get("source_names") == _SOURCE_NAMES  # else built before: recompile everything
+    # The renames are worked out over every module a bundle may hold (HOST_ONLY, NOT_ON_BOARDS too), so that
+    # every variant of the bundle renames alike.
+    renames, key = _renames(device_sources(True), old)
     for src, rel in device_sources(host_only):
         if target != "unix" and rel in NOT_ON_BOARDS:
             continue
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)
-        if not fresh or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+        ren = renames.get(rel)
+        if not fresh or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src) or \
+                ren != old.get("renames", {}).get(rel):
             if not quiet:
                 print("mpy-cross", rel)
-            compile_one(src, dst, arch, module_name(rel))
+            if ren:  # private names made short and shared (host/names.py): compiled from a rewritten copy
+                from sensorbox.host import names
+
+                # next to the bundle, not in it; one per process (another build may be writing the same one)
+                tmp = os.path.join(out + ".src", "{}.{}.py".format(rel[:-3], os.getpid()))
+                os.makedirs(os.path.dirname(tmp), exist_ok=True)
+                with open(src) as f, open(tmp, "w") as g:
+                    g.write(names.rewrite(f.read(), ren))
+                try:
+                    compile_one(tmp, dst, arch, module_name(rel))
+                finally:
+                    os.remove(tmp)
+            else:
+                compile_one(src, dst, arch, module_name(rel))
         files.append(dst)
     # Remove modules whose source is gone (and what an interrupted build left; not another one's work in progress).
     for root, _, names in os.walk(lib):
@@ -174,7 +245,8 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     files.extend(copy_default_model(os.path.join(out, "models", "default")))
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
                 "analysis": analysis,
-                "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)}}
+                "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)},
+                "renames": renames, "renames_key": key}
     manifest["bytes"] = sum(manifest["files"].values())
     host = {"lib/" + rel[:-3] + ".mpy" for rel in NOT_ON_BOARDS}
     manifest["flash_bytes"] = flash_bytes(v for k, v in manifest["files"].items() if k not in host)
@@ -182,6 +254,36 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     manifest["flash_budget"] = FLASH_BUDGET_BYTES
     put_file(os.path.join(out, "bundle.json"), json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode())
     return out
+
+
+def build_romfs(out_dir):
+    """A ROMFS image of the bundle's ``lib/`` (every .mpy), written next to the bundle as ``<out_dir>.romfs``;
+    returns its path. MicroPython >= 1.25 mounts such an image at ``/rom`` with ``/rom/lib`` on ``sys.path``
+    ahead of ``/lib`` and imports bytecode from it in place: code and constant strings cost no heap (names
+    still take their interning entries; native code is still copied to executable RAM). On an ESP32 the image
+    goes into a ``romfs`` partition (``mpremote romfs deploy build/esp32.romfs``; README "Heap budget")."""
+    from mpremote.romfs import VfsRomWriter  # the format mpremote and the firmware use
+
+    w = VfsRomWriter()
+
+    def add(d):
+        for name in sorted(os.listdir(d)):
+            p = os.path.join(d, name)
+            if os.path.isdir(p):
+                w.opendir(name)
+                add(p)
+                w.closedir()
+            elif name.endswith(".mpy"):
+                with open(p, "rb") as f:
+                    w.mkfile(name, f.read())
+
+    w.opendir("lib")
+    add(os.path.join(out_dir, "lib"))
+    w.closedir()
+    path = out_dir.rstrip("/") + ".romfs"
+    with open(path, "wb") as f:
+        f.write(w.finalise())
+    return path
 
 
 def manifest(out):

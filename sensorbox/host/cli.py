@@ -117,6 +117,9 @@ def cmd_build(args):
         m = json.load(f)
     print("bundle {} ({}): {} files, {:.1f} KB, {:.1f} KB on flash of a {} KB budget".format(
         out, m["arch"], len(m["files"]), m["bytes"] / 1024, m["flash_bytes"] / 1024, m["flash_budget"] // 1024))
+    img = bundle.build_romfs(out)
+    print("ROMFS image of its lib/ (code imported in place, not into the heap): {} ({:.1f} KB)".format(
+        img, os.path.getsize(img) / 1024))
     if m["flash_bytes"] > m["flash_budget"]:
         sys.exit("error: the bundle exceeds its flash budget")
 
@@ -207,8 +210,8 @@ def build_parser():
     r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     r.add_argument("--data", default="./var", help="data directory: config, store, log (default ./var)")
     r.add_argument("--heap", default=bundle.APP_HEAP,
-                   help="MicroPython heap (default %(default)s: w scales by word size, so 192wK on this 64-bit "
-                        "port models an ESP32's 192 KB)")
+                   help="MicroPython heap (default %(default)s: w scales by word size, so 160wK on this 64-bit "
+                        "port models an ESP32's 160 KB)")
     r.add_argument("--replay", default=os.path.join(bundle.REPO, "data", "watch_excerpt.npy"),
                    help="int16 .npy recording (frames x channels) the simulated accelerometer replays")
     r.set_defaults(func=cmd_run)

@@ -132,7 +132,7 @@ class Response:
 
 
 class Device:
-    def __init__(self, data_dir, heap=bundle.APP_HEAP, env=None, port=None):
+    def __init__(self, data_dir, heap=bundle.APP_HEAP, env=None, port=None, script=None):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
@@ -147,7 +147,7 @@ class Device:
         e.update(env or {})
         for tries in range(3):
             self.proc = subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + heap,
-                                          os.path.join(out, "main.py")], env=e, cwd=self.data_dir,
+                                          script or os.path.join(out, "main.py")], env=e, cwd=self.data_dir,
                                          stdout=self._out, stderr=subprocess.STDOUT)
             try:
                 self.wait_ready()
@@ -155,7 +155,11 @@ class Device:
             except RuntimeError:
                 # another process (other tests on this machine) took the free port before the device bound it
                 if port or tries == 2 or self.proc.returncode != cli.PORT_IN_USE_EXIT_CODE:
+                    self.stop(signal.SIGKILL, timeout=5)  # a device that never answered is not left running
                     raise
+            except BaseException:
+                self.stop(signal.SIGKILL, timeout=5)
+                raise
             self.port = free_port()
             self.url = "http://127.0.0.1:{}".format(self.port)
             e["SENSORBOX_PORT"] = str(self.port)

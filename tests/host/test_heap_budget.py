@@ -64,3 +64,30 @@ def test_heap_within_budget_under_load(device_factory):
     assert heap["peak_used"] <= bundle.HEAP_BUDGET["peak"], (heap, bundle.HEAP_BUDGET)
     assert bundle.HEAP_BUDGET["peak"] < total, "the budget must leave the heap room to fragment"
     assert all(s["dropped"] == 0 for s in st["sensors"].values()), st["sensors"]
+
+
+_WARM = """
+import micropython
+from sensorbox.device import lazy, platform
+lazy.load("sensorbox.device.boot").warm(platform.get())
+micropython.qstr_info()
+"""
+
+
+def test_interned_names_stay_below_the_pools_doubling(tmp_path):
+    # boot.warm interns every name the device can use (each module loaded and unloaded once). Past 1,260 names
+    # the unix port's name pools double: a ~15 KB block (~9 KB on an ESP32) for good. bundle.NAME_BUDGET keeps
+    # the count below that, with room for what the running app adds; the bundle's private-name renaming
+    # (host/names.py) is what keeps it there.
+    import re
+    import subprocess
+
+    out = bundle.build("unix")
+    script = tmp_path / "warm.py"
+    script.write_text(_WARM)
+    r = subprocess.run([bundle.micropython_path(), "-X", "heapsize=" + bundle.APP_HEAP, str(script)],
+                       env=bundle.micropython_env(out), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    n = int(re.search(r"n_qstr=(\d+)", r.stdout).group(1))
+    print("names interned by boot.warm:", n, "of", bundle.NAME_BUDGET)
+    assert n <= bundle.NAME_BUDGET, (n, bundle.NAME_BUDGET)

@@ -1,15 +1,13 @@
-"""The web UI's files, pre-gzipped in ``www/`` (loaded per request by ``server``'s 404 handler, then unloaded).
+"""The web UI's files, pre-gzipped in ``www/`` (loaded per request by ``server``, then unloaded).
 
 A client that accepts gzip gets the file as stored, with ``Content-Encoding: gzip``. One that does not (plain
-``curl``, a script) gets it decompressed on the fly in ``Response.send_file_buffer_size`` pieces through
+``curl``, a script) gets it decompressed on the fly in 512-byte pieces (``server.Response``) through
 ``deflate.DeflateIO``: the files are compressed with a ``WBITS`` window (1 KB, see ``host/webassets.py``), so
 that costs ~2.4 KB of heap on the unix port while the file is sent, where gzip's usual 32 KB window would need
 a 32 KB block. Both answers carry ``Vary: Accept-Encoding``.
 """
 
-from microdot import Response
-
-from sensorbox.device.http.server import error
+from sensorbox.device.http.server import Response, error
 
 #: log2 of the deflate window the files were compressed with (host/webassets.py writes them with the same).
 WBITS = 10

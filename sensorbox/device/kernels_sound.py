@@ -1,4 +1,4 @@
-"""The sound features' integer kernels (``window_q15``, ``mel_q8``, ``log2_q6``, ``pos_diff_sum``; documented in
+"""The sound features' integer kernels (``window_q15``, ``mel_q8``, ``log2s_q6``, ``pos_diff_sum``; documented in
 ``sensorbox.shared.kernels_py``), compiled with ``@micropython.viper``, bit-identical to the plain versions
 (tests/device/test_kernels_fast.py). Apart from ``kernels_fast`` because only the sound classifier needs them:
 ``sensorbox.shared.soundfeatures`` imports this module, which a device loads only while ``sound.classify`` is on,
@@ -53,7 +53,7 @@ def mel_q8(re, im, lo: int, hi: int, seg, wt, acc, na: int) -> int:
 
 
 @micropython.viper
-def log2_q6(src, off: int, n: int, dst, doff: int, add: int, floor: int):
+def log2s_q6(src, off: int, n: int, dst, doff: int, add: int, floor: int):
     ps = ptr32(src)
     pd = ptr16(dst)
     i = 0

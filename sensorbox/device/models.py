@@ -88,23 +88,16 @@ def _path(device, which):
 def _compatible(device, meta):
     """Raise ModelError unless ``meta`` fits this device's features, sensor and RAM limit, with a window that
     ``ml.window`` can take (the model's window becomes ``ml.window`` when it runs: ``_follow``). For the sound
-    model (``device`` a ``soundclass.Slot``): the sound features, windows of 2..64 frames."""
+    model (``device`` a ``soundclass.Slot``, which has a ``sensor``): the slot's ``check_meta``."""
     sm = lazy.load("sensorbox.shared.model")
-    sound = getattr(device, "sensor", None) == "sound"
     try:
-        if isinstance(meta, dict) and (meta.get("sensor") == "sound") != sound:
-            raise ModelError("a {} model cannot run as the {} model: {}".format(
-                "sound" if not sound else "accelerometer", "sound" if sound else "activity",
-                "push it with ?sensor=sound (sensorbox model push does)" if not sound else
-                "push it without ?sensor=sound"), "sensor")
-        if sound:
-            from sensorbox.shared import soundfeatures as sf
-
-            sm.check_meta(meta, sf.FEATURE_VERSION, sf.names(), 1, None, device.config.get("ml.model_max_kb") * 1024)
-            if not (2 <= meta["window"] <= 64 and 1 <= meta["hop"] <= meta["window"]):
-                raise ModelError("sound windows of 2..64 frames (hop 1..window), got {} and {}".format(
-                    meta["window"], meta["hop"]), "window")
+        if getattr(device, "sensor", None) is not None:  # another model's place: it knows what fits there
+            device.check_meta(meta, sm)
             return
+        s = meta.get("sensor") if isinstance(meta, dict) else None
+        if s is not None and s != "accel":
+            raise ModelError("a {0} model cannot run as the activity model: push it with ?sensor={0} (sensorbox "
+                             "model push does)".format(s), "sensor")
         ch = device.sensors["accel"].ring.channels
         sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
                       device.config.get("ml.model_max_kb") * 1024)
@@ -131,7 +124,7 @@ def _follow(device):
     (config_edit refuses ml.window changes while one is)."""
     m = device.model
     cfg = device.config
-    if m is None or cfg.get("ml.window") == m.window or getattr(device, "sensor", None) == "sound":
+    if m is None or cfg.get("ml.window") == m.window or getattr(device, "sensor", None) is not None:
         return
     up = {"ml.window": m.window}
     if cfg.get("ml.hop") > m.window:

@@ -43,7 +43,7 @@ class Outbox:
         self.store = store
         self.resource = resource
         self.name = sink + "." + resource  # the cursor's name
-        self.r = store.by_name[resource]
+        self.r = store.resource(resource)  # (made now if it is made on first use)
         self.t = store.cursor(self.name, resource, start)
         self.sent = 0
         self._hint = None  # (segment name, offset of the block holding the next row, time before it)

@@ -26,22 +26,28 @@ from sensorbox.device.pipeline import UNKNOWN, classify
 from sensorbox.shared import soundfeatures as sf
 
 
-async def attach(meter, on):
-    """Start (``on``) or stop the sound meter's classifier: made once, its rows to the store while it runs, its
-    model loaded from flash (active, else previous) when it has none."""
+def configure(meter, on):
+    """The sound meter's classifier for ``sound.classify`` = ``on``: made once, its rows to the store while it runs
+    (the store's ``soundclass`` resource is made then: ``Store.resource``); None when off. The meter loads its
+    model (``load``) when it has none."""
     d = meter.device
-    c = meter.classifier
+    c = meter._classifier
     if not on:
         if c is not None:
             d.bus.unsubscribe("soundclass", meter.sub)
-            meter.classifier = meter.sub = None
-        return
+            meter.sub = None
+        return None
     if c is None:
-        c = meter.classifier = SoundClassifier(d)
+        c = SoundClassifier(d)
+        d.store.resource("soundclass")
         meter.sub = d.store.on_bus  # (one bound method: unsubscribe finds the same object)
         d.bus.subscribe("soundclass", meter.sub)  # stored as the resource soundclass
-    if c.model is None:
-        await c.load()
+    return c
+
+
+def running(device):
+    """The device's sound classifier while ``sound.classify`` is on, else None."""
+    return device.soundmeter._classifier
 
 
 class _Platform:
@@ -95,10 +101,32 @@ class Slot:
 
     model_busy = property(_getb, _setb)
 
+    def check_meta(self, meta, sm):
+        """Raise ``sm.ModelError`` (``sm``: ``sensorbox.shared.model``) unless ``meta`` is a sound model this
+        device can run: the sound features, windows of 2..64 frames, within ``ml.model_max_kb``
+        (``models._compatible`` asks the slot; here, not there, so that none of this is in RAM for the activity
+        model)."""
+        if isinstance(meta, dict) and meta.get("sensor") != "sound":
+            raise sm.ModelError("an accelerometer model cannot run as the sound model: push it without "
+                                "?sensor=sound", "sensor")
+        sm.check_meta(meta, sf.FEATURE_VERSION, sf.names(), 1, None, self.config.get("ml.model_max_kb") * 1024)
+        if not (2 <= meta["window"] <= 64 and 1 <= meta["hop"] <= meta["window"]):
+            raise sm.ModelError("sound windows of 2..64 frames (hop 1..window), got {} and {}".format(
+                meta["window"], meta["hop"]), "window")
 
-def slot(device):
-    """The sound model's ``Slot`` (for the model API): the running classifier's, or a bare one when off."""
-    c = getattr(device.soundmeter, "classifier", None)
+
+def slot(device, sensor="sound"):
+    """The place of the model API's ``?sensor=`` model: for "sound" the sound model's ``Slot`` (the running
+    classifier's, or a bare one when off), for "accel" the device itself (the activity model). Raises
+    ``ModelError`` (of the shared model module) for another sensor."""
+    if sensor == "accel":
+        return device
+    if sensor != "sound":
+        from sensorbox.device.models import ModelError  # (the model API has it loaded)
+
+        raise ModelError("no model for sensor {!r}: sensor=sound (the sound classifier's) or none (the activity "
+                         "model's)".format(sensor), "sensor")
+    c = device.soundmeter._classifier
     if c is None:
         c = SoundClassifier(device)
         c.model_error = "sound.classify is off: the sound model on flash is loaded when it is turned on"

@@ -263,23 +263,7 @@ def check_update(update, get):
     view = _View(values, get)
     _check_ml(view, update)
     _check_integrations(view, update)
-    if values.get("sim.mic_wav"):
-        _check_wav_folder(values["sim.mic_wav"])
     return values
-
-
-def _check_wav_folder(path):
-    # sim.mic_wav: the simulated microphone would fail to start on a folder without WAV files
-    import os
-
-    try:
-        names = os.listdir(path)
-    except (OSError, TypeError):
-        raise ConfigError("sim.mic_wav", "no such folder on the device")
-    for n in names:
-        if n.lower().endswith(".wav"):
-            return
-    raise ConfigError("sim.mic_wav", "the folder holds no .wav files")
 
 
 def _check_ml(config, update):

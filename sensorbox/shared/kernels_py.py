@@ -471,10 +471,10 @@ def mel_q8(re, im, lo, hi, seg, wt, acc, na):
     return total
 
 
-def log2_q6(src, off, n, dst, doff, add, floor):
+def log2s_q6(src, off, n, dst, doff, add, floor):
     """dst[doff + i] = 64 * log2(src[off + i]) + add (int32 src, 0 <= src < 2**31: the viper version reads it
-    unsigned), linear between powers of two and exact at them (as ``features.log2_q6``), at least ``floor`` and at
-    most 32767; ``floor`` for 0."""
+    unsigned), linear between powers of two and exact at them (as ``features.log2_q6``; a name of its own, so the
+    bundle can still rename that one short), at least ``floor`` and at most 32767; ``floor`` for 0."""
     for i in range(n):
         p = src[off + i]
         if p <= 0:

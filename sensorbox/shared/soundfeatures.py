@@ -36,11 +36,9 @@ Windows: ``WINDOW`` frames (272 ms), one every ``WINDOW_HOP`` frames (128 ms). P
 import array
 
 from sensorbox.shared import kernels
+from sensorbox.shared.kernels import _sin512
 
-try:  # the sound kernels: viper on a device (a module of their own: resident only while sound is classified)
-    from sensorbox.device import kernels_sound as _ks
-except (ImportError, SyntaxError):  # CPython, WebAssembly: the plain ones
-    from sensorbox.shared import kernels_py as _ks
+_ks = None  # the sound kernels, imported with the first SoundFeatures (_kernels)
 
 FEATURE_VERSION = 1
 RATE_HZ = 16000
@@ -120,8 +118,23 @@ def hann(n):
     w = array.array("h", bytes(2 * n))
     step = kernels.FFT_MAX // n
     for i in range(n):
-        w[i] = (32767 - kernels._sin512(i * step + 128)) >> 1
+        w[i] = (32767 - _sin512(i * step + 128)) >> 1
     return w
+
+
+def _kernels():
+    # The sound kernels: viper on a device (a module of their own: resident only while sound is classified), else
+    # the plain ones (CPython, WebAssembly). Imported with the first SoundFeatures, not with this module: the
+    # model API reads names() with the classifier off, and a module with native code imported again (this
+    # module is loaded per request then) would leak its code every time (README "Heap budget").
+    global _ks
+    if _ks is None:
+        try:
+            from sensorbox.device import kernels_sound as ks
+        except (ImportError, SyntaxError):
+            from sensorbox.shared import kernels_py as ks
+        _ks = ks
+    return _ks
 
 
 def _c16(v):
@@ -146,6 +159,7 @@ class SoundFeatures:
         self.window = window
         self.hop = hop
         self.n_features = len(STATS) * (bands + 2)
+        _kernels()
         self._fft = kernels.fft(n)
         self._win = hann(n)
         self._seg, self._wt = mel_table(n, rate_hz, bands)
@@ -228,7 +242,7 @@ class SoundFeatures:
             acc = self._acc
             acc[0] = _ks.mel_q8(re, im, 1, n >> 1, self._seg, self._wt, acc, nb + 2)  # acc[0]: the level
             # one-sided (x2: + 64), the shift, the window, full scale
-            _ks.log2_q6(acc, 0, nb + 1, ring, row, 64 + _HANN_Q6 - _FS2_Q6 - 128 * fs, FLOOR)
+            _ks.log2s_q6(acc, 0, nb + 1, ring, row, 64 + _HANN_Q6 - _FS2_Q6 - 128 * fs, FLOOR)
         else:
             for j in range(nb + 1):
                 ring[row + j] = FLOOR

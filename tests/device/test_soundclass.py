@@ -12,6 +12,7 @@ import os
 import asyncio
 
 from devtest import FakeClock, StubConfig, quiet_log, tmpdir, until
+from sensorbox.device import soundclass
 from sensorbox.device.bus import Bus
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_wav import WavMicrophone
@@ -31,6 +32,9 @@ class _Store:
 
     def class_ids(self, names):
         return array.array("h", range(len(names)))
+
+    def resource(self, name):
+        self.made = name  # (the real store makes its soundclass resource when the classifier starts)
 
     def on_bus(self, topic, t, v):
         self.rows.append((topic, t, v))
@@ -116,7 +120,7 @@ async def test_device_windows_equal_the_shared_extractor_on_real_speech_and_clas
 
     def hook():
         # record the classifier's windows as they are made (its features' on_window, wrapped)
-        c = dev.soundmeter.classifier
+        c = soundclass.running(dev)
         f = c.features
         if f is not None and "w" not in orig:
             orig["w"] = f.on_window
@@ -131,10 +135,12 @@ async def test_device_windows_equal_the_shared_extractor_on_real_speech_and_clas
     sensor = dev.sensors["mic"]
     sm = dev.soundmeter
     tasks = [asyncio.create_task(sensor.run()), asyncio.create_task(sm.run())]
-    await until(lambda: sm.meter is not None and sensor.pulled and sm.classifier is not None, 5000)
+    await until(lambda: sm.meter is not None and sensor.pulled and soundclass.running(dev) is not None, 5000)
     hook()
-    assert sm.classifier.model is not None and sm.classifier.model.classes == ["quiet", "loud"], \
-        sm.classifier.model_error
+    c = soundclass.running(dev)
+    assert c.model is not None and c.model.classes == ["quiet", "loud"], c.model_error
+    assert dev.store.made == "soundclass"
+    c = None
     for _ in range(45):  # 9 s of sound, 200 ms at a time: the five files (9.7 s) are one stream
         clock.advance(200)
         await until(lambda: sm._last + 1 == (clock.t - t0) * 16, 5000)
@@ -171,7 +177,7 @@ async def test_no_classifier_when_off_and_the_model_api_slot():
     sensor = dev.sensors["mic"]
     tasks = [asyncio.create_task(sensor.run()), asyncio.create_task(dev.soundmeter.run())]
     await until(lambda: dev.soundmeter.meter is not None, 5000)
-    assert dev.soundmeter.classifier is None and dev.soundmeter.status()["classes"] is None
+    assert soundclass.running(dev) is None and dev.soundmeter.status()["classes"] is None
     for t in tasks:
         t.cancel()
     await asyncio.sleep_ms(0)
@@ -181,7 +187,7 @@ async def test_no_classifier_when_off_and_the_model_api_slot():
     tasks = sensor = None
     dev.sensors = None
     gc.collect()
-    from sensorbox.device import models, soundclass
+    from sensorbox.device import models
 
     s = soundclass.slot(dev)
     assert models.info(s)["active"] is None and s.platform.data_dir == tmpdir() + "/sound"

@@ -62,6 +62,12 @@ def test_device_classifies_the_microphone_stream(sound_model, device_factory):
     r = dev.put("/api/config", {"sim.mic_wav": "/no/such/folder"})
     assert r.status == 400 and r.json()["field"] == "sim.mic_wav"
     assert dev.put("/api/config", {"sim.mic_wav": CARDS}).status == 200
+    r = dev.put("/api/config", {"mic.rate_hz": 8000})  # the recordings are 16 kHz: nothing left to replay
+    assert r.status == 400 and r.json()["field"] == "mic.rate_hz" and "8000 Hz" in r.json()["error"], r.json()
+    r = dev.get("/api/model?sensor=bogus")
+    assert r.status == 400 and r.json()["field"] == "sensor", r.json()
+    # the soundclass resource is made when the classifier first starts: until then, no RAM for it, not listed
+    assert "soundclass" not in [x["name"] for x in dev.get("/api/resources").json()["resources"]]
     off = _heap(dev)
     # the sound model goes to its own place; the activity model is untouched
     info = export.push(dev.url, model_dir, ADMIN_PASSWORD)
@@ -78,6 +84,7 @@ def test_device_classifies_the_microphone_stream(sound_model, device_factory):
     assert c["model"] == info["active"]["sha256"] and c["reason"] is None
     assert c["prediction"]["class"] in ("press", "release", "speech", "unknown")
     dev.wait_stored("soundclass", 5)
+    assert "soundclass" in [x["name"] for x in dev.get("/api/resources").json()["resources"]]
     rows = dev.get("/api/resources/soundclass/data?format=csv").body.decode().splitlines()
     assert rows[0].startswith("t,class,confidence") and len(rows) > 5, rows[:3]
     ev = dev.get("/api/events?start=0").json()

@@ -37,10 +37,10 @@ async def handle(device, app, req):
     if refused is not None:
         return refused
     m = lazy.load(_MANAGER)
-    sound = req.args.get("sensor") == "sound"
+    sensor = req.args.get("sensor")
     try:
-        if sound:  # the sound classifier's model (device/soundclass.py)
-            device = lazy.load(_SOUND).slot(device)
+        if sensor is not None:  # ?sensor=sound: the sound classifier's model (soundclass.slot checks the name)
+            device = lazy.load(_SOUND).slot(device, sensor)
         if req.method == "GET" and action in (None, "info", "classes"):
             return m.classes(device) if action == "classes" else m.info(device)
         if req.method == "GET" and action == "file":
@@ -63,8 +63,7 @@ async def handle(device, app, req):
     except OSError as e:
         return error(507, "flash error while handling the model ({})".format(e))
     finally:
-        m = None
+        m = device = None
         lazy.unload(_MANAGER)
-        if sound and device.soundmeter.classifier is None:  # not running: its module is not kept
-            device = None
+        if sensor is not None and app.device.soundmeter._classifier is None:  # not running: its module goes
             lazy.unload(_SOUND)

@@ -12,7 +12,11 @@ import os
 import sys
 import time
 
+from micropython import const
+
 from sensorbox.device.platform.clock import Clock
+
+_WAV = const("sensorbox.device.sensors.sim_wav")
 
 
 class Platform:
@@ -74,10 +78,8 @@ class Platform:
             from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
 
             return ReplayAccelerometer(self.replay_path, config, self.epoch_ms)
-        if name == "mic" and config.get("sim.mic_wav"):  # a folder of WAV files, replayed
-            from sensorbox.device.sensors.sim_wav import WavMicrophone
-
-            return WavMicrophone(config.get("sim.mic_wav"), config, self.epoch_ms)
+        if name == "mic" and config.get("sim.mic_wav"):  # a folder of WAV files, replayed (sim_wav.py)
+            return __import__(_WAV, None, None, ("make",)).make(config.get("sim.mic_wav"), config, self.epoch_ms)
         if name == "mic":
             from sensorbox.device.sensors.sim_mic import SignalMicrophone
 

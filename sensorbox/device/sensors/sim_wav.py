@@ -15,6 +15,45 @@ from sensorbox.shared import kernels, wav
 _BUF = 256  # samples read from a file at a time
 
 
+def _files(folder, rate_hz):
+    """(paths of the replayable files in name order, other .wav files); ValueError when there is none."""
+    files = []
+    skipped = 0
+    try:
+        names = sorted(os.listdir(folder))
+    except (OSError, TypeError):
+        raise ValueError("no such folder on the device: {}".format(folder))
+    for name in names:
+        if not name.lower().endswith(".wav"):
+            continue
+        path = folder.rstrip("/") + "/" + name
+        try:
+            with open(path, "rb") as f:
+                rate, ch, _, _, _ = wav.parse(f.read(wav.HEAD))
+        except (OSError, ValueError):
+            rate = ch = 0
+        if rate == rate_hz and ch == 1:
+            files.append(path)
+        else:
+            skipped += 1
+    if not files:
+        raise ValueError("no 16-bit mono WAV file at {} Hz in {} ({} other .wav files)".format(
+            rate_hz, folder, skipped))
+    return files, skipped
+
+
+def check(folder, rate_hz):
+    """Raise ValueError (the reason) unless ``folder`` holds a file the microphone can replay at ``rate_hz``:
+    config_edit refuses ``sim.mic_wav`` (and ``mic.rate_hz`` while it is set) with it."""
+    _files(folder, rate_hz)
+
+
+def make(folder, config, clock):
+    """The simulated microphone for ``sim.mic_wav`` (what the unix platform calls: no name of this module in
+    its code, so none interned at boot)."""
+    return WavMicrophone(folder, config, clock)
+
+
 class WavMicrophone:
     name = "mic"
     columns = ("pcm",)
@@ -33,24 +72,7 @@ class WavMicrophone:
         self._buf = array.array("h", bytes(2 * _BUF))
 
     def start(self):
-        files = []
-        skipped = 0
-        for name in sorted(os.listdir(self.folder)):
-            if not name.lower().endswith(".wav"):
-                continue
-            path = self.folder + "/" + name
-            try:
-                with open(path, "rb") as f:
-                    rate, ch, _, _, _ = wav.parse(f.read(wav.HEAD))
-            except (OSError, ValueError):
-                rate = ch = 0
-            if rate == self.rate_hz and ch == 1:
-                files.append(path)
-            else:
-                skipped += 1
-        if not files:
-            raise ValueError("sim.mic_wav: no 16-bit mono WAV file at {} Hz in {} ({} other files)".format(
-                self.rate_hz, self.folder, skipped))
+        files, skipped = _files(self.folder, self.rate_hz)
         self.files = files
         self.skipped = skipped
         self._next = 0

@@ -90,6 +90,14 @@ def test_device_classifies_the_microphone_stream(sound_model, device_factory):
     ev = dev.get("/api/events?start=0").json()
     kinds = [e.get("type") for e in (ev.get("events", ev) if isinstance(ev, dict) else ev)]
     assert "sound_change" in kinds, kinds[:20]
+    # the live stream carries each window's class (the dashboard shows it next to the sound level)
+    from test_live_api import read_sse
+
+    live = read_sse(dev, 30, until=lambda evs: sum(1 for n, _ in evs if n == "soundclass") >= 3)
+    sc = [d for n, d in live if n == "soundclass"]
+    assert len(sc) >= 3 and all(d["class"] in ("press", "release", "speech", "unknown") and 0 <= d["confidence"] <= 1
+                                for d in sc), sc
+    assert [d["t"] for d in sc] == sorted({d["t"] for d in sc})  # one event per window, in time order
     on = _heap(dev)
     print("\nresident heap (heap.used, x64 bytes): classifier off {}, on {}: +{} bytes".format(off, on, on - off))
     # speech is heard: most windows of the replayed speech are classed speech

@@ -88,7 +88,7 @@ def _path(device, which):
 def _compatible(device, meta):
     """Raise ModelError unless ``meta`` fits this device's features, sensor and RAM limit, with a window that
     ``ml.window`` can take (the model's window becomes ``ml.window`` when it runs: ``_follow``). For the sound
-    model (``device`` a ``soundclass.Slot``, which has a ``sensor``): the slot's ``check_meta``."""
+    model (``device`` a ``soundclass.SoundClassifier``, which has a ``sensor``): its ``check_meta``."""
     sm = lazy.load("sensorbox.shared.model")
     try:
         if getattr(device, "sensor", None) is not None:  # another model's place: it knows what fits there
@@ -267,7 +267,8 @@ async def _follow_soon(device):
 async def _boot(device, spare=None):
     for which in ("active", "previous", "default"):
         path = _path(device, which)
-        if which != "default" and not _exists(path + "/meta.json"):
+        # (the sound model's place has no bundled default: none is no error there)
+        if (which != "default" or getattr(device, "sensor", None) is not None) and not _exists(path + "/meta.json"):
             continue
         try:
             device.model = await _check(device, path, which if which == "default" else "uploaded", spare)

@@ -15,7 +15,12 @@ nothing is allocated, per window (every 128 ms) a prediction is made and publish
 ``sound.class_smooth`` windows of votes are summed before deciding; below ``sound.class_unknown_permille`` the
 class is "unknown". The model lives in ``<data>/sound/models/{active,previous,staged}`` and is uploaded, activated
 and rolled back through the model API with ``?sensor=sound`` (``sensorbox model push`` adds it for a model whose
-meta.json says ``"sensor": "sound"``); ``sensorbox.device.models`` does the work for both, through ``Slot``.
+meta.json says ``"sensor": "sound"``); ``sensorbox.device.models`` does the work for both: the classifier is
+the device as it sees it for the sound model (``SoundClassifier``).
+
+Names: this module, the features and their kernels are not warmed at boot (``boot.WARM_SKIP``); loading them
+interns ~25 names then, into the ~60 the boot count leaves below the name pool's doubling (README "Interned
+names"): so this module spells few names of its own.
 """
 
 import array
@@ -23,7 +28,7 @@ import os
 
 from sensorbox.device import lazy
 from sensorbox.device.pipeline import UNKNOWN, classify
-from sensorbox.shared import soundfeatures as sf
+from sensorbox.shared.soundfeatures import BANDS, FEATURE_VERSION, WINDOW, WINDOW_HOP, SoundFeatures, names
 
 
 def configure(meter, on):
@@ -57,68 +62,9 @@ class _Platform:
         self.www_dir = data + "/www"  # (its "default" model: <data>/sound/models/default, none unless put there)
 
 
-class Slot:
-    """The device as ``sensorbox.device.models`` sees it, with the sound model in place of the activity model:
-    ``model``, ``model_error`` and ``model_busy`` are the classifier's, the model directories are under
-    ``<data>/sound``, everything else is the device's."""
-
-    sensor = "sound"
-
-    def __init__(self, device, classifier):
-        self._d = device
-        self._c = classifier
-        data = device.platform.data_dir + "/sound"
-        try:
-            os.mkdir(data)
-        except OSError:
-            pass
-        self.platform = _Platform(data)
-
-    def __getattr__(self, name):
-        return getattr(self._d, name)
-
-    def _get(self):
-        return self._c.model
-
-    def _set(self, m):
-        self._c.model = m
-
-    model = property(_get, _set)
-
-    def _gete(self):
-        return self._c.model_error
-
-    def _sete(self, e):
-        self._c.model_error = e
-
-    model_error = property(_gete, _sete)
-
-    def _getb(self):
-        return self._c.model_busy
-
-    def _setb(self, b):
-        self._c.model_busy = b
-
-    model_busy = property(_getb, _setb)
-
-    def check_meta(self, meta, sm):
-        """Raise ``sm.ModelError`` (``sm``: ``sensorbox.shared.model``) unless ``meta`` is a sound model this
-        device can run: the sound features, windows of 2..64 frames, within ``ml.model_max_kb``
-        (``models._compatible`` asks the slot; here, not there, so that none of this is in RAM for the activity
-        model)."""
-        if isinstance(meta, dict) and meta.get("sensor") != "sound":
-            raise sm.ModelError("an accelerometer model cannot run as the sound model: push it without "
-                                "?sensor=sound", "sensor")
-        sm.check_meta(meta, sf.FEATURE_VERSION, sf.names(), 1, None, self.config.get("ml.model_max_kb") * 1024)
-        if not (2 <= meta["window"] <= 64 and 1 <= meta["hop"] <= meta["window"]):
-            raise sm.ModelError("sound windows of 2..64 frames (hop 1..window), got {} and {}".format(
-                meta["window"], meta["hop"]), "window")
-
-
 def slot(device, sensor="sound"):
-    """The place of the model API's ``?sensor=`` model: for "sound" the sound model's ``Slot`` (the running
-    classifier's, or a bare one when off), for "accel" the device itself (the activity model). Raises
-    ``ModelError`` (of the shared model module) for another sensor."""
+    """The place of the model API's ``?sensor=`` model: for "sound" the running classifier (a bare one when
+    off), for "accel" the device itself (the activity model). Raises ``ModelError`` for another sensor."""
     if sensor == "accel":
         return device
     if sensor != "sound":
@@ -130,12 +76,24 @@ def slot(device, sensor="sound"):
     if c is None:
         c = SoundClassifier(device)
         c.model_error = "sound.classify is off: the sound model on flash is loaded when it is turned on"
-    return Slot(device, c)
+    return c
 
 
 class SoundClassifier:
+    """The classifier, and the device as ``sensorbox.device.models`` sees it for the sound model: ``model``,
+    ``model_error``, ``model_busy`` and ``platform`` (the model directories under ``<data>/sound``) are its
+    own, everything else is the device's (``__getattr__``)."""
+
+    sensor = "sound"
+
     def __init__(self, device):
-        self.device = device
+        self.device = device  # (first: __getattr__ reads it)
+        data = device.platform.data_dir + "/" + self.sensor
+        try:
+            os.mkdir(data)
+        except OSError:
+            pass
+        self.platform = _Platform(data)
         self.model = None
         self.model_error = None
         self.model_busy = False
@@ -150,27 +108,44 @@ class SoundClassifier:
         self._ring = None
         self._last = 0
 
+    def __getattr__(self, name):  # (only what it has not itself: config, log, store, ...)
+        return getattr(self.device, name)
+
+    def check_meta(self, meta, m):
+        """Raise ``m.ModelError`` (``m``: ``sensorbox.shared.model``) unless ``meta`` is a sound model this
+        device can run: the sound features, windows of 2..64 frames, within ``ml.model_max_kb``
+        (``models._compatible`` asks; here, not there, so that none of this is in RAM for the activity model)."""
+        if isinstance(meta, dict) and meta.get("sensor") != self.sensor:
+            raise m.ModelError("an accelerometer model cannot run as the sound model: push it without "
+                               "?sensor=sound", "sensor")
+        m.check_meta(meta, FEATURE_VERSION, names(), 1, None, self.config.get("ml.model_max_kb") * 1024)
+        if not (2 <= meta["window"] <= 64 and 1 <= meta["hop"] <= meta["window"]):
+            raise m.ModelError("sound windows of 2..64 frames (hop 1..window), got {} and {}".format(
+                meta["window"], meta["hop"]), "window")
+
     async def load(self):
         """Load the sound model (active, else previous), yielding while it parses."""
         try:
-            await lazy.load("sensorbox.device.models").boot(Slot(self.device, self))
+            await lazy.load("sensorbox.device.models").boot(self)
         except ValueError:  # a model upload is loading one right now
             pass
         finally:
             lazy.unload("sensorbox.device.models")
+        if self.model is None and self.model_error is None:
+            self.model_error = "none on the device: push one (sensorbox model push)"
 
     def start(self, ring):
         """A new stream (sampling (re)started) from ``ring``: the features start afresh at its rate."""
         self._ring = ring
         rate = ring.rate_hz
         m = self.model
-        window = m.window if m is not None else sf.WINDOW
-        hop = m.info["hop"] if m is not None else sf.WINDOW_HOP
+        window = m.window if m is not None else WINDOW
+        hop = m.info["hop"] if m is not None else WINDOW_HOP
         f = self.features
         if f is None or f.rate_hz != rate or f.window != window or f.hop != hop:
             self.features = None
             try:
-                f = sf.SoundFeatures(rate, sf.BANDS, window, hop)
+                f = SoundFeatures(rate, BANDS, window, hop)
             except ValueError as e:
                 self.reason = str(e)
                 return

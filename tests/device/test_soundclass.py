@@ -1,8 +1,8 @@
 """The sound classifier on the device: the simulated microphone replays real speech recordings (a WAV folder of
 Debian's pocketsphinx-testdata), the sound meter hands each chunk to the classifier, and its windows' features are
 bit-identical to the shared extractor's over the same files; a sound model (loaded from flash by the model
-manager through ``soundclass.Slot``) classifies every window, publishes classes and change events, and the frames
-and window statistics allocate nothing."""
+manager: the classifier is the device as it sees it for the sound model) classifies every window, publishes
+classes and change events, and the frames and window statistics allocate nothing."""
 
 import array
 import hashlib
@@ -191,6 +191,11 @@ async def test_no_classifier_when_off_and_the_model_api_slot():
 
     s = soundclass.slot(dev)
     assert models.info(s)["active"] is None and s.platform.data_dir == tmpdir() + "/sound"
+    # no sound model on flash: none is loaded, which is no error (the sound model's place has no bundled default)
+    s.model_error = None  # (as the classifier that sound.classify makes)
+    await s.load()
+    assert s.model is None and "none on the device" in s.model_error, s.model_error
+    assert dev.log.entries(0, 40) == [], dev.log.entries()
     with open("models/default/meta.json") as f:
         body = f.read()
     try:
@@ -204,11 +209,10 @@ def test_frames_and_windows_allocate_nothing_in_the_classifier():
     import micropython
 
     from sensorbox.device.sensors.ring import SampleRing
-    from sensorbox.device.soundclass import SoundClassifier
 
     clock = FakeClock(t0)
     dev = _Device(clock)
-    c = SoundClassifier(dev)
+    c = soundclass.slot(dev)  # (a classifier with no model: classification off)
     ring = SampleRing(1, 512, 16000)
     c.start(ring)
     x = array.array("h", bytes(512))

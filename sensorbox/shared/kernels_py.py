@@ -341,15 +341,16 @@ def gather(src, off, stride, n, dst):
             return
         except TypeError:  # CPython assigns only arrays to an array's slice (this was a memoryview)
             pass
-    m = (n - 1) * stride + 1
-    if m > _ARGS:
-        for i in range(n):
-            dst[i] = src[off + i * stride]
-        return
-    # struct and list slices do the stepping in C
-    v = [0] * m
-    v[0:m] = struct.unpack_from(_fmt(m), src, 2 * off)
-    dst[0:n] = array.array("h", struct.pack(_fmt(n), *v[0:m:stride]))
+    # struct and list slices do the stepping in C, up to _ARGS values at a time
+    step = _ARGS // stride
+    i = 0
+    while i < n:
+        c = n - i if n - i <= step else step
+        m = (c - 1) * stride + 1
+        v = [0] * m
+        v[0:m] = struct.unpack_from(_fmt(m), src, 2 * (off + i * stride))
+        dst[i:i + c] = array.array("h", struct.pack(_fmt(c), *v[0:m:stride]))
+        i += c
 
 
 def copy_i16(src, soff, dst, doff, n):
@@ -371,28 +372,27 @@ def magnitude(src, off, stride, n, dst):
     Each component is clamped to +-26753 first (so the sum of squares fits 31 bits), the result to 32767."""
     if n <= 0:
         return
-    m = (n - 1) * stride + 3
-    if m > _ARGS:
-        for i in range(n):
-            j = off + i * stride
-            dst[i] = _magnitude1(src[j], src[j + 1], src[j + 2])
-        return
-    t = struct.unpack_from(_fmt(m), src, 2 * off)
-    out = [0] * n
     sq = _sqrt
     f64 = _F64
-    i = 0
-    j = 0
-    while i < n:
-        a = t[j]
-        b = t[j + 1]
-        c = t[j + 2]
-        v = a * a + b * b + c * c
-        # below 26753**2 no component needs its clamp and the root stays below 32767
-        out[i] = int(sq(v)) if f64 and v <= 715723009 else _magnitude1(a, b, c)
-        i += 1
-        j += stride
-    dst[0:n] = array.array("h", struct.pack(_fmt(n), *out))
+    step = (_ARGS - 3) // stride + 1
+    i0 = 0
+    while i0 < n:  # up to _ARGS values at a time
+        c = n - i0 if n - i0 <= step else step
+        t = struct.unpack_from(_fmt((c - 1) * stride + 3), src, 2 * (off + i0 * stride))
+        out = [0] * c
+        i = 0
+        j = 0
+        while i < c:
+            a = t[j]
+            b = t[j + 1]
+            d = t[j + 2]
+            v = a * a + b * b + d * d
+            # below 26753**2 no component needs its clamp and the root stays below 32767
+            out[i] = int(sq(v)) if f64 and v <= 715723009 else _magnitude1(a, b, d)
+            i += 1
+            j += stride
+        dst[i0:i0 + c] = array.array("h", struct.pack(_fmt(c), *out))
+        i0 += c
 
 
 def _magnitude1(a, b, c):

@@ -64,6 +64,28 @@ def test_extract_equals_the_extractor():
         assert feats[i * nf:(i + 1) * nf] == want, i
 
 
+def test_extract_in_batches_equals_the_extractor():
+    # The plain kernels extract BATCH windows at a time (their FFTs side by side): more windows than a batch,
+    # uneven ends (overlapping, far apart, the same twice), 3 and 6 channels, windows of 64 and 256 frames.
+    with open("data/watch_excerpt.npy", "rb") as f:
+        raw6 = A.read_frames(f, 0, 1400, 6)
+        raw3 = A.read_frames(f, 0, 1400)
+    for ch, window, ends in ((3, 128, A.grid_ends([(0, 1400)], 128, 32)),
+                             (6, 64, array.array("i", [63, 64, 64, 900, 901, 1399] + list(range(100, 1300, 37)))),
+                             (3, 256, array.array("i", [255, 1399]))):
+        frames = raw6 if ch == 6 else raw3
+        assert len(ends) > A.BATCH or ch != 3 or window != 128
+        nf = len(features.names(ch))
+        feats = array.array("h", bytes(2 * nf * len(ends)))
+        A.extract(frames, ends, window, ch, feats)
+        ex = features.Extractor(ch, window)
+        want = array.array("h", bytes(2 * nf))
+        for i in range(len(ends)):
+            e = ends[i]
+            ex.extract(frames[ch * (e - window + 1):ch * (e + 1)], want)
+            assert feats[i * nf:(i + 1) * nf] == want, (ch, window, i)
+
+
 def test_model_votes_and_refusals():
     t, meta = _model()
     assert t.n_classes == len(meta["classes"]) and t.n_trees == meta["trees"]

@@ -201,7 +201,7 @@ def test_plain_kernels_fast_paths():
         fr[30 * i] = a
         fr[30 * i + 1] = b
         fr[30 * i + 2] = c
-    for stride, n in ((3, 200), (6, 100), (3, 512)):
+    for stride, n in ((3, 200), (6, 100), (3, 1500)):  # 1500: in pieces (struct argument lists)
         src = fr if (n - 1) * stride + 3 <= len(fr) else _lcg(8, (n - 1) * stride + 3, -32768, 32767)
         mag = array.array("h", bytes(2 * n))
         P.magnitude(src, 0, stride, n, mag)

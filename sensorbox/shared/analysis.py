@@ -224,6 +224,10 @@ def load_model(meta, lines, channels=3):
 def votes(t, feats, n_features, start, stop, out):
     """Each window's tree votes (``t.classify``) into ``out`` (uint16, n_classes per window)."""
     nc = t.n_classes
+    if t.kernel is trees.vote and kernels.VARIANT == "python":
+        for i in range(start, stop, LANES):
+            _votes_lanes(t, feats, n_features, i, min(stop, i + LANES), out)
+        return out
     mv = memoryview(feats)
     for i in range(start, stop):
         t.classify(mv[i * n_features:(i + 1) * n_features])
@@ -232,6 +236,54 @@ def votes(t, feats, n_features, start, stop, out):
         for c in range(nc):
             out[o + c] = v[c]
     return out
+
+
+LANES = 1024  # windows whose trees _votes_lanes walks together
+
+
+def _votes_lanes(t, feats, nf, start, stop, out):
+    # ``votes`` for the plain kernels: every tree walked once for all the windows, which run side by side in the
+    # 32-bit lanes of Python integers (as kernels_py.fft_q15_many's transforms). A node splits the set of windows
+    # that reached it (a mask: 1 in the lane of each) by comparing its feature, lane by lane, with its threshold;
+    # a leaf adds its set to its class's counts. The same counts as the tree walk of each window (``trees.vote``).
+    k = stop - start
+    nc = t.n_classes
+    nodes = t.nodes
+    ones = int.from_bytes(b"\x01\x00\x00\x00" * k, "little")
+    fmt = "<" + "hxx" * k
+    vals = [0] * (k * nf)
+    vals[0:k * nf] = struct.unpack_from("<%dh" % (k * nf), feats, 2 * start * nf)
+    cols = {}  # feature -> its values in the lanes, + 2**15 (lanes of 0..65535)
+    acc = [0] * nc
+    flip = ones << 15
+    for tr in range(t.n_trees):
+        todo = [(t.roots[tr], ones)]
+        while todo:
+            i, mask = todo.pop()
+            if i < 0:
+                acc[t.leaves[-i - 1]] += mask
+                continue
+            j = i << 2
+            f = nodes[j]
+            x = cols.get(f)
+            if x is None:
+                x = int.from_bytes(struct.pack(fmt, *vals[f::nf]), "little") ^ flip
+                cols[f] = x
+            # lanes of x >= threshold: x + 2**15 - threshold reaches 2**16 (and stays below 2**17); the mask's
+            # lanes are 0 or 1
+            right = ((x + ((1 << 15) - nodes[j + 1]) * ones) >> 16) & mask
+            left = mask - right
+            if left:
+                todo.append((nodes[j + 2], left))
+            if right:
+                todo.append((nodes[j + 3], right))
+    # class counts per lane -> window after window, nc uint16 each
+    per = [struct.unpack("<%dI" % k, a.to_bytes(4 * k, "little")) for a in acc]
+    flat = []
+    for c in range(nc):
+        flat += per[c]
+    row = "<%dH" % nc
+    out[start * nc:stop * nc] = array.array("H", b"".join([struct.pack(row, *flat[w::k]) for w in range(k)]))
 
 
 def smooth(out, flt, n_trees, hist, base, count, n_classes):

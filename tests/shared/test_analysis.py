@@ -106,6 +106,34 @@ def test_model_votes_and_refusals():
         assert "feature version" in str(e)
 
 
+def test_votes_of_many_windows_equal_each_walk():
+    # The plain kernels walk each tree once for many windows (their lanes side by side): the same counts as
+    # each window's own walk, for feature values at the thresholds (equal goes right), just below them, at the
+    # int16 extremes, in chunks (LANES) and from an offset.
+    t, meta = _model()
+    nf = t.n_features
+    n = 61
+    feats = array.array("h", bytes(2 * nf * n))
+    seed = 7
+    for i in range(n * nf):
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        j = (seed >> 8) % t.n_nodes
+        thr = t.nodes[4 * j + 1]
+        pick = seed % 5
+        feats[i] = (thr if pick == 0 else thr - 1 if pick == 1 and thr > -32768 else -32768 if pick == 2
+                    else 32767 if pick == 3 else (seed >> 4) % 65536 - 32768)
+    lanes = A.LANES
+    try:
+        A.LANES = 16
+        v = A.votes(t, feats, nf, 3, n, array.array("H", bytes(2 * t.n_classes * n)))
+    finally:
+        A.LANES = lanes
+    for i in range(3, n):
+        t.classify(feats[i * nf:(i + 1) * nf])
+        assert v[i * t.n_classes:(i + 1) * t.n_classes] == t.votes(), i
+    assert sum(v[:3 * t.n_classes]) == 0  # before ``start``: untouched
+
+
 def test_smoothing_and_unknown_as_the_pipeline():
     # 3 classes, 10 trees; smoothing over 3 windows: the class with the most votes summed, first on ties
     rows = [(6, 4, 0), (0, 5, 5), (0, 5, 5), (2, 2, 6), (10, 0, 0)]

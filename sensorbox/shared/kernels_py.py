@@ -420,6 +420,8 @@ def _magnitude1(a, b, c):
 def moments(x, n, out):
     """One pass over int16 x[:n] (n >= 1): out[0] = sum, out[1] = min, out[2] = max, out[3] = sum of
     |x[i] - x[i-1]|, out[4] = max |x[i] - x[i-1]|. ``out`` is an int32 array ('i') of length >= 5."""
+    if 8 <= n <= _ARGS:
+        return _moments_lanes(x, n, out)
     s = x[0]
     lo = s
     hi = s
@@ -444,6 +446,45 @@ def moments(x, n, out):
     out[2] = hi
     out[3] = sd
     out[4] = md
+
+
+_LANE_CONSTS = {}
+
+
+def _lane_consts(n):
+    # For n values in 32-bit lanes: their struct format (an int16 and two pad bytes each), a 1 in every lane,
+    # the mask of the first n - 1 lanes, 2**32 - 1 (a sum of lanes is the integer modulo it).
+    c = _LANE_CONSTS.get(n)
+    if c is None:
+        if len(_LANE_CONSTS) > 8:
+            _LANE_CONSTS.clear()
+        c = _LANE_CONSTS[n] = ("<" + "hxx" * n, int.from_bytes(b"\x01\x00\x00\x00" * n, "little"),
+                               (1 << (32 * (n - 1))) - 1)
+    return c
+
+
+def _moments_lanes(x, n, out):
+    # ``moments`` with the values side by side in 32-bit lanes of one integer (offset by 2**15: every lane
+    # positive): the differences of neighbours and their absolute values lane by lane, each sum as the integer
+    # modulo 2**32 - 1 (2**32 is 1 there; the sums stay far below it); extremes from sorted lists.
+    t = struct.unpack_from(_fmt(n), x)
+    v = [0] * n
+    v[0:n] = t
+    v.sort()
+    out[1] = v[0]
+    out[2] = v[n - 1]
+    fmt, ones, low = _lane_consts(n)
+    p = int.from_bytes(struct.pack(fmt, *t), "little") ^ (ones << 15)
+    out[0] = p % 0xFFFFFFFF - (n << 15)
+    ones >>= 32  # n - 1 lanes: the differences x[i + 1] - x[i], + 2**16
+    d = (p >> 32) + (ones << 16) - (p & low)
+    neg = ((d >> 16) & ones) ^ ones  # 1 where the difference is negative
+    a = (d ^ (neg * 0x1FFFF)) - (ones << 16) + neg  # its absolute value
+    out[3] = a % 0xFFFFFFFF
+    v = [0] * (n - 1)
+    v[0:n - 1] = struct.unpack("<%dI" % (n - 1), a.to_bytes(4 * (n - 1), "little"))
+    v.sort()
+    out[4] = v[n - 2]
 
 
 def sumsq_dev(x, n, mean, shift):

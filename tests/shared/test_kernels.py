@@ -211,6 +211,16 @@ def test_plain_kernels_fast_paths():
         g = array.array("h", bytes(2 * n))
         P.gather(src, 1, stride, n, g)
         assert list(g) == [src[1 + i * stride] for i in range(n)]
+    for n in (8, 9, 128, 1024, 1025):  # moments: lanes (8..1024 values), else a loop
+        x = _lcg(n, n, -32768, 32767)
+        x[n // 2] = -32768
+        x[n // 2 + 1] = 32767
+        x[n // 3] = 32767
+        x[n // 3 + 1] = -32768
+        m = array.array("i", bytes(20))
+        P.moments(x, n, m)
+        d = [abs(x[i] - x[i - 1]) for i in range(1, n)]
+        assert list(m) == [sum(x), min(x), max(x), sum(d), max(d)], n
     x = _lcg(9, 256, -32768, 32767)
     for mean in (-13574, -13573, 0, 13572, 13573):
         for sh in (0, 5):

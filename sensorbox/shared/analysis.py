@@ -114,7 +114,7 @@ def extract(frames, ends, window, channels, feats, start=0, stop=None, progress=
     stop = len(ends) if stop is None else stop
     ex = features.Extractor(channels, window)
     nf = ex.n_features
-    if kernels.VARIANT == "python" and not kernels.EMLEARN:
+    if BATCH > 1 and kernels.VARIANT == "python" and not kernels.EMLEARN:
         return _extract_batched(ex, frames, ends, feats, start, stop, progress, every)
     out = array.array("h", bytes(2 * nf))
     mv = memoryview(frames)
@@ -127,7 +127,7 @@ def extract(frames, ends, window, channels, feats, start=0, stop=None, progress=
     return feats
 
 
-BATCH = 32  # windows whose FFTs the plain kernels run side by side (fft_q15_many)
+BATCH = 32  # windows whose FFTs the plain kernels run side by side (fft_q15_many); 1: one window at a time
 
 
 def _extract_batched(ex, frames, ends, feats, start, stop, progress, every):
@@ -148,10 +148,10 @@ def _extract_batched(ex, frames, ends, feats, start, stop, progress, every):
     ims = [array.array("h", bytes(2 * n)) for _ in range(nb * nsig)]
     axes = [[cens[w * nsig + 4 * (c // 3) + c % 3] for c in range(ch)] for w in range(nb)]  # _pairs' order
     outs = [array.array("h", bytes(2 * nf)) for _ in range(nb)]
+    sigs = [array.array("h", bytes(2 * nb * n)) for _ in range(nsig)]  # the batch's frames, per signal
     fss = [0] * (nb * nsig)
     means = array.array("i", bytes(12))
     zero = array.array("h", bytes(2 * (n // 2 + 1)))  # what the FFT writes of an imaginary part
-    sigs = [array.array("h", bytes(2 * nb * n)) for _ in range(nsig)]  # the batch's frames, per signal
     tw = ex._fft.tw
     buf = ex._buf
     mv = memoryview(frames)
@@ -224,7 +224,7 @@ def load_model(meta, lines, channels=3):
 def votes(t, feats, n_features, start, stop, out):
     """Each window's tree votes (``t.classify``) into ``out`` (uint16, n_classes per window)."""
     nc = t.n_classes
-    if t.kernel is trees.vote and kernels.VARIANT == "python":
+    if LANES > 1 and t.kernel is trees.vote and kernels.VARIANT == "python":
         for i in range(start, stop, LANES):
             _votes_lanes(t, feats, n_features, i, min(stop, i + LANES), out)
         return out
@@ -238,7 +238,7 @@ def votes(t, feats, n_features, start, stop, out):
     return out
 
 
-LANES = 1024  # windows whose trees _votes_lanes walks together
+LANES = 256  # windows whose trees _votes_lanes walks together; 1: each window's own walk
 
 
 def _votes_lanes(t, feats, nf, start, stop, out):

@@ -23,17 +23,19 @@ from math import sqrt as _sqrt
 
 _F64 = 1.0 + 2.0 ** -40 != 1.0  # float64 (not an ESP32's float32): int(sqrt(v)) is floor(sqrt(v)) below 2**52
 _ARGS = 1024  # most values a kernel passes as one call's arguments (MicroPython WebAssembly's stack)
-_FMTS = {}
+_CONSTS = {}  # formats and lane constants by size, made once
+
+
+def _keep(key, value):
+    if len(_CONSTS) > 48:
+        _CONSTS.clear()
+    _CONSTS[key] = value
+    return value
 
 
 def _fmt(n):
-    # struct format of n little-endian int16, cached
-    f = _FMTS.get(n)
-    if f is None:
-        if len(_FMTS) > 32:
-            _FMTS.clear()
-        f = _FMTS[n] = "<%dh" % n
-    return f
+    # struct format of n little-endian int16
+    return _CONSTS.get(n) or _keep(n, "<%dh" % n)
 
 _Q = 14  # iir_q: coefficients are Q28 split into (c >> 14, c & 0x3FFF); signal values split the same way
 _QMASK = 0x3FFF
@@ -448,19 +450,12 @@ def moments(x, n, out):
     out[4] = md
 
 
-_LANE_CONSTS = {}
-
-
 def _lane_consts(n):
     # For n values in 32-bit lanes: their struct format (an int16 and two pad bytes each), a 1 in every lane,
-    # the mask of the first n - 1 lanes, 2**32 - 1 (a sum of lanes is the integer modulo it).
-    c = _LANE_CONSTS.get(n)
-    if c is None:
-        if len(_LANE_CONSTS) > 8:
-            _LANE_CONSTS.clear()
-        c = _LANE_CONSTS[n] = ("<" + "hxx" * n, int.from_bytes(b"\x01\x00\x00\x00" * n, "little"),
-                               (1 << (32 * (n - 1))) - 1)
-    return c
+    # the mask of the first n - 1 lanes.
+    key = ("lanes", n)
+    return _CONSTS.get(key) or _keep(key, ("<" + "hxx" * n, int.from_bytes(b"\x01\x00\x00\x00" * n, "little"),
+                                            (1 << (32 * (n - 1))) - 1))
 
 
 def _moments_lanes(x, n, out):
@@ -584,14 +579,14 @@ def spectrum(re, im, bands, lo, hi, out):
     best = -1
     at = lo
     k = lo
-    for a, b in bands:
-        for k in range(k, a):  # bins between bands: the argmax only
-            u = re[k]
-            v = im[k]
-            p = u * u + v * v
+    for j in range(nb + 1):
+        a, b = bands[j] if j < nb else (hi, hi)
+        if k < a:  # bins between the bands (and after the last): the argmax only
+            g = argmax_power(re, im, k, a)
+            p = re[g] * re[g] + im[g] * im[g]
             if p > best:
                 best = p
-                at = k
+                at = g
         s = 0
         for k in range(a, b):
             u = re[k]
@@ -601,16 +596,9 @@ def spectrum(re, im, bands, lo, hi, out):
             if p > best:
                 best = p
                 at = k
-        out[j] = s
-        j += 1
+        if j < nb:
+            out[j] = s
         k = b
-    for k in range(k, hi):
-        u = re[k]
-        v = im[k]
-        p = u * u + v * v
-        if p > best:
-            best = p
-            at = k
     out[nb] = at
 
 

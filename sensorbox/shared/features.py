@@ -124,10 +124,8 @@ class Extractor:
         self._im = array.array("h", bytes(2 * n))
         self._zero = array.array("h", bytes(2 * n))
         self._cen = [array.array("h", bytes(2 * n)) for _ in range(channels)]  # centred axes, for correlation
-        self._m = array.array("i", bytes(4 * 5))
+        self._m = array.array("i", bytes(4 * max(6, len(BANDS_CHZ) + 1)))  # moments, then dots3 or spectrum
         self._means = array.array("i", bytes(4 * 3))
-        self._dots = array.array("i", bytes(4 * 6))
-        self._spec = array.array("i", bytes(4 * (len(BANDS_CHZ) + 1)))
         # FFT bins of each band: bin k is at k * rate / n Hz
         bins = []
         for lo, hi in BANDS_CHZ:
@@ -180,7 +178,7 @@ class Extractor:
             a = cen[3 * s]
             b = cen[3 * s + 1]
             c = cen[3 * s + 2]
-            d = self._dots
+            d = self._m
             k.dots3(a, b, c, n, sh, d)  # aa, bb, cc, ab, ac, bc
             ra = isqrt(d[0])
             rb = isqrt(d[1])
@@ -265,7 +263,7 @@ class Extractor:
         flat = fs < 0
         if flat:
             fs = 0
-        sp = self._spec
+        sp = self._m
         k.spectrum(re, im, self._bins, 1, n >> 1, sp)  # the bands' powers, then the strongest bin above DC
         # one-sided band energy in counts**2: 2 * sum |X/n|**2 * 2**(-2 fs)
         nb = len(self._bins)

@@ -1,13 +1,14 @@
 """The Analysis page's budgets (issue 15): MicroPython WebAssembly ready to compute after the page opens (budget
 1.5 s), and re-analysing one hour of 50 Hz 3-axis data, features + model + smoothing (budget 10 s), in headless
-Chromium (the page's own code: its worker pool and ``analyse()``), as a ratio to the same code on the MicroPython
-unix port: the very .mpy files the page imports (plain kernels, ``webassets.py_pack``), and for reference the
-device's bundle (viper kernels).
+Chromium (the page's own code: its worker pool and ``analyse()``). Baselines measured in the same run: the same
+page computing a window at a time (``analysis.BATCH = LANES = 1``, what it did before the plain kernels batched
+windows), and the same code on the MicroPython unix port: the very .mpy files the page imports (plain kernels,
+``webassets.py_pack``), and for reference the device's bundle (viper kernels).
 
 The page is served as ``sensorbox ui`` serves it; no device is needed (the hour is the recording, looped).
 Wall times on a shared machine vary with its load; the CPU time spent (Chromium's processes, the unix port's) is
-what compares the two: on an idle machine with two cores the page needs about half its CPU time.
-``run()`` returns rows (name, value, baseline, ratio, unit); ratio = value / baseline (how many times slower).
+what compares the runs: on an idle machine with two cores the page needs about half its CPU time.
+``run()`` returns rows (name, value, baseline, ratio, unit); ratio = value / baseline.
 """
 
 import base64
@@ -44,8 +45,9 @@ def _unpack(pack, root):
         o += 6 + nl + size
 
 
-def _cpu_of_children(names):
-    """CPU seconds (user + system) of this process's descendants whose name contains one of ``names``."""
+def _cpu_of_children(names, thread=None):
+    """CPU seconds (user + system) of this process's descendants whose name contains one of ``names``; with
+    ``thread``, only of their threads whose name starts with it."""
     ticks = os.sysconf("SC_CLK_TCK")
     parent, cpu = {}, {}
     for d in os.listdir("/proc"):
@@ -60,7 +62,7 @@ def _cpu_of_children(names):
         rest = st[st.rindex(")") + 2:].split()
         parent[int(d)] = int(rest[1])
         if any(n in name for n in names):
-            cpu[int(d)] = (int(rest[11]) + int(rest[12])) / ticks
+            cpu[int(d)] = (int(rest[11]) + int(rest[12])) / ticks if thread is None else _threads_cpu(d, thread)
     me = os.getpid()
     total = 0.0
     for pid, c in cpu.items():
@@ -69,6 +71,25 @@ def _cpu_of_children(names):
             p = parent[p]
         if p == me:
             total += c
+    return total / (1 if thread is None else ticks)
+
+
+def _threads_cpu(pid, prefix):
+    # clock ticks of the threads of ``pid`` whose name starts with ``prefix``
+    total = 0
+    try:
+        tasks = os.listdir("/proc/{}/task".format(pid))
+    except OSError:
+        return 0
+    for t in tasks:
+        try:
+            with open("/proc/{}/task/{}/stat".format(pid, t)) as f:
+                ts = f.read()
+        except OSError:
+            continue
+        if ts[ts.index("(") + 1:ts.rindex(")")].startswith(prefix):
+            rest = ts[ts.rindex(")") + 2:].split()
+            total += int(rest[11]) + int(rest[12])
     return total
 
 
@@ -105,9 +126,21 @@ PAGE_HOUR = """async ([b64, meta, csv, seconds]) => {
     await p.call("load", { rate: 50 }, { "frames.bin": xyz, "times.bin": times });
     await p.call("model", { slot: "A", meta }, { "model.csv": new TextEncoder().encode(csv) });
   }
+  return AN.pool.length;
+}"""
+
+# The hour analysed again from scratch (no cached features or votes); ``one``: a window at a time, the page's way
+# before the plain kernels batched windows (analysis.BATCH and LANES 1, set through the workers' Python).
+PAGE_RUN = """async (one) => {
+  const code = one ? "from sensorbox.shared import analysis\\n_was = (analysis.BATCH, analysis.LANES)\\nanalysis.BATCH = analysis.LANES = 1"
+    : "from sensorbox.shared import analysis\\nif '_was' in globals(): analysis.BATCH, analysis.LANES = _was";
+  for (const p of AN.pool) await p.call("run", { code });
+  AN.cache.clear(); AN.votes.clear();
   const t0 = performance.now();
   await analyse();
-  return { ms: performance.now() - t0, windows: AN.res.n, workers: AN.pool.length, err: $("#anerr").textContent };
+  const ms = performance.now() - t0;
+  const grew = await Promise.all(AN.pool.map((p) => p.call("heap").then((r) => r.result.bytes - p.info.heap)));
+  return { ms, windows: AN.res.n, workers: AN.pool.length, heap_mb: Math.max(...grew) / 1048576, err: $("#anerr").textContent };
 }"""
 
 
@@ -139,22 +172,28 @@ def browser(www):
         page.goto(url + "/?device=http%3A//127.0.0.1%3A9#analysis")
         page.wait_for_function("document.querySelector('#analysis').dataset.ready === '1'", timeout=120000)
         ready = float(page.evaluate("document.querySelector('#analysis').dataset.readyMs"))
-        cpu = _cpu_of_children(("chrom",))
-        r = page.evaluate(PAGE_HOUR, [base64.b64encode(xyz.tobytes()).decode(), meta, csv, SECONDS])
-        r["cpu_s"] = _cpu_of_children(("chrom",)) - cpu  # (includes making the hour's samples in the page: ~0.1 s)
+        page.evaluate(PAGE_HOUR, [base64.b64encode(xyz.tobytes()).decode(), meta, csv, SECONDS])
+        runs = {}
+        for one in (True, False):
+            cpu = _cpu_of_children(("chrom",))
+            wcpu = _cpu_of_children(("chrom",), "DedicatedWorker")  # the Web Workers: the Python
+            r = page.evaluate(PAGE_RUN, one)
+            r["cpu_s"] = _cpu_of_children(("chrom",)) - cpu
+            r["worker_cpu_s"] = _cpu_of_children(("chrom",), "DedicatedWorker") - wcpu
+            if r["err"]:
+                raise RuntimeError("the page: " + r["err"])
+            runs[one] = r
         b.close()
     finally:
         pw.stop()
         srv.shutdown()
         srv.server_close()
-    if r["err"]:
-        raise RuntimeError("the page: " + r["err"])
-    return ready, r
+    return ready, runs[False], runs[True]
 
 
 def run():
     www = ui.build_www(os.path.join(REPO, "build", "bench-ui", "www"))
-    ready, page = browser(www)
+    ready, page, one = browser(www)
     with tempfile.TemporaryDirectory() as tmp:
         _unpack(webassets.py_pack(), tmp)
         plain = unix_port(tmp)
@@ -164,8 +203,16 @@ def run():
     rows = [
         ("Analysis page: MicroPython WebAssembly ready after the page opened (budget 1.5 s)", round(ready / 1000, 2),
          None, None, "s"),
-        ("one hour, 50 Hz 3-axis ({} windows): Chromium, {} workers (budget 10 s) vs unix port, same .mpy ({} "
-         "kernels), wall".format(page["windows"], page["workers"], variant), round(secs, 1), round(base, 1),
+        ("one hour, 50 Hz 3-axis ({} windows): Chromium, {} workers (budget 10 s) vs the page a window at a time "
+         "(BATCH = LANES = 1, as before the batches), wall".format(page["windows"], page["workers"]), round(secs, 1),
+         round(one["ms"] / 1000, 1), round(secs / (one["ms"] / 1000), 2), "s"),
+        ("  the same, CPU time (Chromium's processes)", round(page["cpu_s"], 1), round(one["cpu_s"], 1),
+         round(page["cpu_s"] / one["cpu_s"], 2), "s"),
+        ("  the same, CPU time of the Web Workers (the Python)", round(page["worker_cpu_s"], 1),
+         round(one["worker_cpu_s"], 1), round(page["worker_cpu_s"] / one["worker_cpu_s"], 2), "s"),
+        ("  most a worker's heap grew since it started (batched / a window at a time)", round(page["heap_mb"]),
+         round(one["heap_mb"]), None, "MB"),
+        ("  vs the unix port, same .mpy ({} kernels, batched), wall".format(variant), round(secs, 1), round(base, 1),
          round(secs / base, 2), "s"),
         ("  the same, CPU time (Chromium's processes / the unix port's)", round(page["cpu_s"], 1),
          round(plain["cpu_s"][0], 1), round(page["cpu_s"] / plain["cpu_s"][0], 2), "s"),

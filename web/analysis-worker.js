@@ -65,7 +65,7 @@ async function boot() {
   mp.registerJsModule("sbjs", { progress: (n) => post({ type: "progress", n }), plot: (spec) => post({ type: "plot", spec }) });
   mp.runPython("import sys\nsys.path.insert(0, '/lib')\nimport sbworker");
   sb = mp.pyimport("sbworker");
-  return { version: sb.version(), names: JSON.parse(sb.names()), ms: performance.now() - t0 };
+  return { version: sb.version(), names: JSON.parse(sb.names()), ms: performance.now() - t0, heap: sb.heap().bytes };
 }
 
 onmessage = async (e) => {
@@ -75,7 +75,8 @@ onmessage = async (e) => {
     for (const [name, a] of Object.entries(e.data.files || {})) {
       mp.FS.writeFile("/in/" + name, new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
     }
-    const r = JSON.parse(sb.call(cmd, JSON.stringify(e.data.args || {})));
+    let r = JSON.parse(sb.call(cmd, JSON.stringify(e.data.args || {})));
+    while (r.more) r = JSON.parse(sb.call("more", "{}"));  // a long job, step by step (sbworker.call)
     const files = {}, transfer = [];
     for (const name of r.files) {
       const b = mp.FS.readFile("/out/" + name);

@@ -4,6 +4,12 @@ the loaded frames and models and calls ``sensorbox.shared.analysis`` for the pag
 ``call(cmd, args_json)`` is the one entry: arrays come in as files under /in (written by the worker from the
 page's typed arrays) and go out as files under /out; the answer is JSON ``{"result": ..., "files": [...]}``.
 Progress goes to the page through the JS module ``sbjs`` (``progress(n)``), a cell's plots through ``sbjs.plot``.
+
+Memory: this runtime collects garbage only between calls from JavaScript (never inside one: a long call grows
+the heap by all it allocates), and its collector scans every word of live data for pointers, so a live array
+of samples (whose int16 pairs often look like heap addresses) makes each collection slow. Hence long commands
+run as jobs, a chunk of windows per call (``call``), and the loaded frames and times stay in files (/data),
+read for the part a command needs.
 """
 
 import array
@@ -13,18 +19,30 @@ import sys
 
 from sensorbox.shared import analysis, features
 
-S = {"frames": None, "times": None, "runs": [], "rate": 50, "models": {}}
+S = {"frames": 0, "runs": [], "rate": 50, "models": {}}
 _OUT = []
 
 
-def _read(name, typecode):
+def _read(name, typecode, d="/in/"):
     import os
 
-    n = os.stat("/in/" + name)[6]
+    n = os.stat(d + name)[6]
     size = {"h": 2, "H": 2, "i": 4, "b": 1, "f": 4, "d": 8}[typecode]
     a = array.array(typecode, bytes(n // size * size))
-    with open("/in/" + name, "rb") as f:
+    with open(d + name, "rb") as f:
         f.readinto(a)
+    return a
+
+
+def _times():
+    return _read("times.bin", "i", "/data/")
+
+
+def _frames(f, lo, hi):
+    # frames lo .. hi - 1 (x, y, z interleaved) from the open /data/frames.bin
+    a = array.array("h", bytes(6 * (hi - lo)))
+    f.seek(6 * lo)
+    f.readinto(a)
     return a
 
 
@@ -54,13 +72,31 @@ def names():
     return json.dumps(features.names(3))
 
 
+def heap(a=None):
+    """The heap's size (bytes in use and free, with what it may still add): it grows only when a call allocates
+    more than its free space, which the jobs' steps avoid (tests/host/test_browser_analysis.py)."""
+    return {"bytes": gc.mem_free() + gc.mem_alloc()}
+
+
 def load(a):
-    S["frames"] = _read("frames.bin", "h")
-    S["times"] = _read("times.bin", "i")
+    import os
+
+    try:
+        os.mkdir("/data")
+    except OSError:
+        pass
+    for name in ("frames.bin", "times.bin"):
+        try:
+            os.remove("/data/" + name)
+        except OSError:
+            pass
+        os.rename("/in/" + name, "/data/" + name)
+    t = _times()
+    S["frames"] = len(t)
     S["rate"] = a["rate"]
-    S["runs"] = analysis.runs_of(S["times"], a["rate"])
+    S["runs"] = analysis.runs_of(t, a["rate"])
     gc.collect()
-    return {"frames": len(S["times"]), "runs": len(S["runs"])}
+    return {"frames": len(t), "runs": len(S["runs"])}
 
 
 def model(a):
@@ -75,37 +111,73 @@ def model(a):
 
 def ends(a):
     if a["mode"] == "device":
-        e = analysis.device_ends(S["times"], S["runs"], _read("stored_t.bin", "i"), a["window"], S["rate"])
+        e = analysis.device_ends(_times(), S["runs"], _read("stored_t.bin", "i"), a["window"], S["rate"])
     else:
         e = analysis.grid_ends(S["runs"], a["window"], a["hop"])
     _out("ends.bin", e)
     return {"n": len(e)}
 
 
+CHUNK = 128  # windows per call of a long command (see ``call``): ~40 MB of garbage, below the heap's 48 MB
+
+
 def extract(a):
-    """Features of the windows in ends.bin, then each listed model's votes for them."""
+    """Features of the windows in ends.bin, then each listed model's votes for them (a job: ``call``)."""
     e = _read("ends.bin", "i")
+    w = a["window"]
     nf = len(features.names(3))
     n = len(e)
-    feats = array.array("h", bytes(2 * nf * n))
-    analysis.extract(S["frames"], e, a["window"], 3, feats, progress=_progress, every=16)
-    _out("feats.bin", feats)
+    feats = array.array("h", bytes(2 * nf * CHUNK))
+    with open("/data/frames.bin", "rb") as f, open("/out/feats.bin", "wb") as out:
+        for i in range(0, n, CHUNK):
+            k = i
+            while k < min(n, i + CHUNK):  # windows whose frames lie close together: one read
+                lo = e[k] - w + 1
+                m = k + 1
+                while m < min(n, i + CHUNK) and e[m] - lo < 2 * CHUNK * w:
+                    m += 1
+                ends = array.array("i", bytes(4 * (m - k)))
+                for j in range(k, m):
+                    ends[j - k] = e[j] - lo
+                analysis.extract(_frames(f, lo, e[m - 1] + 1), ends, w, 3, feats, 0, m - k,
+                                 lambda c, k=k: _progress(k + c), 16)
+                out.write(memoryview(feats)[0:nf * (m - k)])
+                k = m
+            yield
+    _OUT.append("feats.bin")
     for slot in a.get("slots", ()):
-        _out("votes-" + slot + ".bin", _votes(slot, feats, n))
-    return {"n": n}
+        yield from _votes(slot, "/out/feats.bin", n)
+        _out("votes-" + slot + ".bin", _JOB[1])
+    yield {"n": n}
 
 
-def _votes(slot, feats, n):
+def _votes(slot, path, n):
+    # the model's votes for the n feature vectors in ``path``, analysis.LANES windows per step; the array ends up
+    # in _JOB[1]
     t = S["models"][slot]
-    out = array.array("H", bytes(2 * t.n_classes * n))
-    return analysis.votes(t, feats, t.n_features, 0, n, out)
+    nc = t.n_classes
+    nf = t.n_features
+    out = array.array("H", bytes(2 * nc * n))
+    part = array.array("h", bytes(2 * nf * min(n, analysis.LANES)))
+    votes = array.array("H", bytes(2 * nc * min(n, analysis.LANES)))
+    with open(path, "rb") as f:
+        for i in range(0, n, analysis.LANES):
+            m = min(n, i + analysis.LANES) - i
+            f.readinto(memoryview(part)[0:nf * m])
+            analysis.votes(t, part, nf, 0, m, votes)
+            out[i * nc:(i + m) * nc] = votes[0:m * nc]
+            yield
+    _JOB[1] = out
 
 
 def votes(a):
-    feats = _read("feats.bin", "h")
-    n = len(feats) // len(features.names(3))
-    _out("votes-" + a["slot"] + ".bin", _votes(a["slot"], feats, n))
-    return {"n": n}
+    """Votes of a model for the features in feats.bin (a job)."""
+    import os
+
+    n = os.stat("/in/feats.bin")[6] // (2 * len(features.names(3)))
+    yield from _votes(a["slot"], "/in/feats.bin", n)
+    _out("votes-" + a["slot"] + ".bin", _JOB[1])
+    yield {"n": n}
 
 
 def replay(a):
@@ -127,14 +199,16 @@ def spectrogram(a):
     half = a["window"] // 2
     cols = min(a["columns"], len(e))
     out = array.array("f", bytes(4 * half * cols))
-    picked = analysis.spectrogram(S["frames"], e, a["window"], 3, a["signal"], cols, out)
+    with open("/data/frames.bin", "rb") as f:
+        frames = _frames(f, 0, S["frames"])
+    picked = analysis.spectrogram(frames, e, a["window"], 3, a["signal"], cols, out)
     _out("spec.bin", out)
     return {"picked": picked}
 
 
 def proposals(a):
     e = _read("ends.bin", "i")
-    spans = analysis.window_spans(e, a["window"], a["hop"], S["times"], 1000 // S["rate"])
+    spans = analysis.window_spans(e, a["window"], a["hop"], _times(), 1000 // S["rate"])
     return {"runs": analysis.label_runs(_read("cls.bin", "b"), spans, a["min_ms"])}
 
 
@@ -146,7 +220,7 @@ def evaluate(a):
     for x in labels:
         if x[2] not in names:
             names.append(x[2])
-    truth = analysis.window_labels(e, a["window"], S["times"], labels)
+    truth = analysis.window_labels(e, a["window"], _times(), labels)
     for i in range(len(truth)):  # label index -> name index
         if truth[i] >= 0:
             truth[i] = names.index(labels[truth[i]][2])
@@ -248,10 +322,26 @@ def run(a):
 
 _CMDS = {"load": load, "model": model, "ends": ends, "extract": extract, "votes": votes, "replay": replay,
          "spectrogram": spectrogram, "proposals": proposals, "evaluate": evaluate, "histogram": histogram,
-         "table": table, "bind": bind, "run": run}
+         "table": table, "bind": bind, "run": run, "heap": heap}
+
+
+_JOB = [None, None]  # the command in progress (a generator), and what its steps hand on
 
 
 def call(cmd, args):
+    """Run ``cmd``; a long one (a generator: a job) runs a step, answers ``{"more": true}`` and goes on with the
+    next call of "more". The worker calls again at once: between calls control is back in JavaScript, which is
+    where this runtime collects garbage (never inside a call, which would grow the heap without end)."""
     del _OUT[:]
-    result = _CMDS[cmd](json.loads(args))
+    if cmd == "more":
+        result = next(_JOB[0])
+    else:
+        _JOB[0] = None
+        result = _CMDS[cmd](json.loads(args))
+        if hasattr(result, "send"):
+            _JOB[0] = result
+            result = next(result)
+    if result is None:
+        return '{"more": true}'
+    _JOB[0] = _JOB[1] = None
     return json.dumps({"result": result, "files": list(_OUT)})

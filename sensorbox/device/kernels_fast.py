@@ -482,4 +482,3 @@ def sumsq_i16(x, off: int, n: int, out):
         i += 1
     po[0] = hi
     po[1] = lo
-

@@ -17,7 +17,7 @@ the device names it by that frame's time. Arrays of several values per window ar
 import array
 import struct
 
-from sensorbox.shared import features, model, npy, trees
+from sensorbox.shared import features, kernels, model, npy, trees
 
 UNKNOWN = "unknown"
 
@@ -114,6 +114,8 @@ def extract(frames, ends, window, channels, feats, start=0, stop=None, progress=
     stop = len(ends) if stop is None else stop
     ex = features.Extractor(channels, window)
     nf = ex.n_features
+    if BATCH > 1 and kernels.VARIANT == "python" and not kernels.EMLEARN:
+        return _extract_batched(ex, frames, ends, feats, start, stop, progress, every)
     out = array.array("h", bytes(2 * nf))
     mv = memoryview(frames)
     for i in range(start, stop):
@@ -122,6 +124,90 @@ def extract(frames, ends, window, channels, feats, start=0, stop=None, progress=
         feats[i * nf:(i + 1) * nf] = out
         if progress is not None and (i - start + 1) % every == 0:
             progress(i - start + 1)
+    return feats
+
+
+BATCH = 32  # windows whose FFTs the plain kernels run side by side (fft_q15_many); 1: one window at a time
+
+
+def _extract_batched(ex, frames, ends, feats, start, stop, progress, every):
+    # ``extract`` with the plain kernels: the Extractor's own steps (``_time``, ``_pairs``, ``_freq``), window
+    # after window, but the FFTs of BATCH windows run together (kernels_py.fft_q15_many: several times faster
+    # than one by one where bytecodes are dear, as in WebAssembly), and the signals of overlapping windows are
+    # read from the frames once. The same values as ``Extractor.extract`` (tests/shared/test_analysis.py).
+    from sensorbox.shared import kernels_py
+
+    k = kernels
+    n = ex.window
+    ch = ex.channels
+    nf = ex.n_features
+    nsig = 4 * (ch // 3)
+    per = len(features.SIGNAL_FEATURES)
+    nb = min(BATCH, max(1, stop - start))
+    cens = [array.array("h", bytes(2 * n)) for _ in range(nb * nsig)]
+    ims = [array.array("h", bytes(2 * n)) for _ in range(nb * nsig)]
+    axes = [[cens[w * nsig + 4 * (c // 3) + c % 3] for c in range(ch)] for w in range(nb)]  # _pairs' order
+    outs = [array.array("h", bytes(2 * nf)) for _ in range(nb)]
+    sigs = [array.array("h", bytes(2 * nb * n)) for _ in range(nsig)]  # the batch's frames, per signal
+    fss = [0] * (nb * nsig)
+    means = array.array("i", bytes(12))
+    zero = array.array("h", bytes(2 * (n // 2 + 1)))  # what the FFT writes of an imaginary part
+    tw = ex._fft.tw
+    buf = ex._buf
+    mv = memoryview(frames)
+    i = start
+    while i < stop:
+        m = min(nb, stop - i)
+        lo = hi = ends[i]
+        for w in range(1, m):
+            e = ends[i + w]
+            lo = e if e < lo else lo
+            hi = e if e > hi else hi
+        lo -= n - 1
+        shared = hi - lo + 1 <= m * n  # then each signal once per frame for the whole batch (windows overlap)
+        if shared:
+            fr = mv[lo * ch:(hi + 1) * ch]
+            for s in range(ch // 3):
+                for axis in range(3):
+                    k.gather(fr, s * 3 + axis, ch, hi - lo + 1, sigs[s * 4 + axis])
+                k.magnitude(fr, s * 3, ch, hi - lo + 1, sigs[s * 4 + 3])
+        for w in range(m):
+            e = ends[i + w]
+            fr = mv[(e - n + 1) * ch:(e + 1) * ch]
+            out = outs[w]
+            j = w * nsig
+            o = 0
+            for s in range(ch // 3):
+                for axis in range(4):
+                    if shared:
+                        k.copy_i16(sigs[s * 4 + axis], e - n + 1 - lo, buf, 0, n)
+                    elif axis < 3:
+                        k.gather(fr, s * 3 + axis, ch, n, buf)
+                    else:
+                        k.magnitude(fr, s * 3, ch, n, buf)
+                    mean = ex._time(buf, cens[j], out, o)
+                    if axis < 3 and s == 0:
+                        means[axis] = mean
+                    fss[j] = ex._fs
+                    j += 1
+                    o += per
+            ex._pairs(axes[w], means, out, o)
+        used = m * nsig
+        for a in ims[:used]:
+            a[0:n // 2 + 1] = zero
+        kernels_py.fft_q15_many(cens[:used], ims[:used], n, tw)
+        for w in range(m):
+            out = outs[w]
+            j = w * nsig
+            o = 0
+            for _ in range(nsig):
+                ex._freq(cens[j], ims[j], out, o, fss[j])
+                j += 1
+                o += per
+            feats[(i + w) * nf:(i + w + 1) * nf] = out
+            if progress is not None and (i + w + 1 - start) % every == 0:
+                progress(i + w + 1 - start)
+        i += m
     return feats
 
 
@@ -138,6 +224,10 @@ def load_model(meta, lines, channels=3):
 def votes(t, feats, n_features, start, stop, out):
     """Each window's tree votes (``t.classify``) into ``out`` (uint16, n_classes per window)."""
     nc = t.n_classes
+    if LANES > 1 and t.kernel is trees.vote and kernels.VARIANT == "python":
+        for i in range(start, stop, LANES):
+            _votes_lanes(t, feats, n_features, i, min(stop, i + LANES), out)
+        return out
     mv = memoryview(feats)
     for i in range(start, stop):
         t.classify(mv[i * n_features:(i + 1) * n_features])
@@ -146,6 +236,54 @@ def votes(t, feats, n_features, start, stop, out):
         for c in range(nc):
             out[o + c] = v[c]
     return out
+
+
+LANES = 256  # windows whose trees _votes_lanes walks together; 1: each window's own walk
+
+
+def _votes_lanes(t, feats, nf, start, stop, out):
+    # ``votes`` for the plain kernels: every tree walked once for all the windows, which run side by side in the
+    # 32-bit lanes of Python integers (as kernels_py.fft_q15_many's transforms). A node splits the set of windows
+    # that reached it (a mask: 1 in the lane of each) by comparing its feature, lane by lane, with its threshold;
+    # a leaf adds its set to its class's counts. The same counts as the tree walk of each window (``trees.vote``).
+    k = stop - start
+    nc = t.n_classes
+    nodes = t.nodes
+    ones = int.from_bytes(b"\x01\x00\x00\x00" * k, "little")
+    fmt = "<" + "hxx" * k
+    vals = [0] * (k * nf)
+    vals[0:k * nf] = struct.unpack_from("<%dh" % (k * nf), feats, 2 * start * nf)
+    cols = {}  # feature -> its values in the lanes, + 2**15 (lanes of 0..65535)
+    acc = [0] * nc
+    flip = ones << 15
+    for tr in range(t.n_trees):
+        todo = [(t.roots[tr], ones)]
+        while todo:
+            i, mask = todo.pop()
+            if i < 0:
+                acc[t.leaves[-i - 1]] += mask
+                continue
+            j = i << 2
+            f = nodes[j]
+            x = cols.get(f)
+            if x is None:
+                x = int.from_bytes(struct.pack(fmt, *vals[f::nf]), "little") ^ flip
+                cols[f] = x
+            # lanes of x >= threshold: x + 2**15 - threshold reaches 2**16 (and stays below 2**17); the mask's
+            # lanes are 0 or 1
+            right = ((x + ((1 << 15) - nodes[j + 1]) * ones) >> 16) & mask
+            left = mask - right
+            if left:
+                todo.append((nodes[j + 2], left))
+            if right:
+                todo.append((nodes[j + 3], right))
+    # class counts per lane -> window after window, nc uint16 each
+    per = [struct.unpack("<%dI" % k, a.to_bytes(4 * k, "little")) for a in acc]
+    flat = []
+    for c in range(nc):
+        flat += per[c]
+    row = "<%dH" % nc
+    out[start * nc:stop * nc] = array.array("H", b"".join([struct.pack(row, *flat[w::k]) for w in range(k)]))
 
 
 def smooth(out, flt, n_trees, hist, base, count, n_classes):

@@ -146,6 +146,36 @@ def test_scalar_kernels_identical():
             assert s1[i - 1] <= s1[i]
 
 
+def test_plain_shortcuts_identical():
+    # The plain kernels' shortcuts (the browser's): magnitudes below the clamp (a float square root), sums of
+    # squares around a mean too close to every int16 to clamp, the batch FFT; viper as the reference.
+    n = 128
+    fr = _data(21, 3 * n, -15000, 15000)
+    for i, t in enumerate(((26753, 0, 0), (-26753, 0, 0), (26754, 0, 0), (15447, 15447, 15446),
+                           (15446, 15446, 15446), (-32768, -32768, -32768), (32767, 1, -1), (0, 0, 0))):
+        for k in range(3):
+            fr[9 * i + k] = t[k]
+    d1 = array.array("h", bytes(2 * n))
+    d2 = array.array("h", bytes(2 * n))
+    V.magnitude(fr, 0, 3, n, d1)
+    P.magnitude(fr, 0, 3, n, d2)
+    assert d1 == d2
+    x = _data(22, n)
+    for mean in (-13574, -13573, 13572, 13573):
+        assert V.sumsq_dev(x, n, mean, 4) == P.sumsq_dev(x, n, mean, 4), mean
+    for n, count in ((16, 5), (128, 3)):
+        tw = K.fft_table(n)
+        res = [_data(30 + j, n, -16384, 16384) for j in range(count)]
+        ims = [_data(40 + j, n, -16384, 16384) if j == 1 else array.array("h", bytes(2 * n)) for j in range(count)]
+        want = [(array.array("h", r), array.array("h", i)) for r, i in zip(res, ims)]
+        for r, i in want:
+            V.fft_q15(r, i, n, tw)
+        P.fft_q15_many(res, ims, n, tw)
+        h = n // 2 + 1
+        for j in range(count):
+            assert res[j][:h] == want[j][0][:h] and ims[j][:h] == want[j][1][:h], (n, j)
+
+
 def test_sort_identical_on_every_size_and_order():
     # Shell sort: sizes around the gap boundaries (4, 13, 40, 121), sorted, reversed and constant input, and
     # elements past n left alone.

@@ -257,9 +257,7 @@ def test_features_export_in_the_same_boot_with_their_names():
     p = export.plan(st, "features", {"max_points": "2"}, T0)  # decimated: <name>_min/_max
     assert [c[0] for c in export.out_columns(p)][:4] == ["t", "n", names[0] + "_min", names[0] + "_max"]
     st.close()
-    root = st.root
-    st = p = None  # a restart: the first store (and the config it keeps) is gone
-    assert read_all(make(root), "features")[0][1:] == list(names)  # and after a restart the same
+    assert read_all(make(st.root), "features")[0][1:] == list(names)  # and after a restart the same
 
 
 def _ticking(work):

@@ -109,6 +109,10 @@ def test_parity_with_the_device_over_ten_minutes(an):
     mine = {t: (c, k) for t, c, k in got if a <= t < b}
     assert len(want) == len(mine) == total and mine == want, (sorted(set(want) ^ set(mine)), a, b)
     assert len(set(c for c, _ in want.values())) >= 3  # the recording goes through several classes
+    # the workers' heaps did not grow: the features (~300 KB of garbage a window) were computed in steps, with
+    # garbage collected between them (this runtime never collects inside a call)
+    heaps = page.evaluate("Promise.all(AN.pool.map((p) => p.call('heap').then((r) => [p.info.heap, r.result.bytes])))")
+    assert len(heaps) >= 1 and all(now == boot for boot, now in heaps), heaps
     # the timeline: the device's band and the browser's are the same segments
     bands = page.evaluate("bandRows().map((r) => r.segs ? r.segs.map((s) => [s.k, s.t0, s.t1]) : null)")
     assert len(bands) == 3 and bands[0] == bands[1] and len(bands[0]) > 3

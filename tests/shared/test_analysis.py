@@ -64,6 +64,28 @@ def test_extract_equals_the_extractor():
         assert feats[i * nf:(i + 1) * nf] == want, i
 
 
+def test_extract_in_batches_equals_the_extractor():
+    # The plain kernels extract BATCH windows at a time (their FFTs side by side): more windows than a batch,
+    # uneven ends (overlapping, far apart, the same twice), 3 and 6 channels, windows of 64 and 256 frames.
+    with open("data/watch_excerpt.npy", "rb") as f:
+        raw6 = A.read_frames(f, 0, 1400, 6)
+        raw3 = A.read_frames(f, 0, 1400)
+    for ch, window, ends in ((3, 128, A.grid_ends([(0, 1400)], 128, 32)),
+                             (6, 64, array.array("i", [63, 64, 64, 900, 901, 1399] + list(range(100, 1300, 37)))),
+                             (3, 256, array.array("i", [255, 1399]))):
+        frames = raw6 if ch == 6 else raw3
+        assert len(ends) > A.BATCH or ch != 3 or window != 128
+        nf = len(features.names(ch))
+        feats = array.array("h", bytes(2 * nf * len(ends)))
+        A.extract(frames, ends, window, ch, feats)
+        ex = features.Extractor(ch, window)
+        want = array.array("h", bytes(2 * nf))
+        for i in range(len(ends)):
+            e = ends[i]
+            ex.extract(frames[ch * (e - window + 1):ch * (e + 1)], want)
+            assert feats[i * nf:(i + 1) * nf] == want, (ch, window, i)
+
+
 def test_model_votes_and_refusals():
     t, meta = _model()
     assert t.n_classes == len(meta["classes"]) and t.n_trees == meta["trees"]
@@ -82,6 +104,34 @@ def test_model_votes_and_refusals():
         raise AssertionError("accepted another feature version")
     except ValueError as e:
         assert "feature version" in str(e)
+
+
+def test_votes_of_many_windows_equal_each_walk():
+    # The plain kernels walk each tree once for many windows (their lanes side by side): the same counts as
+    # each window's own walk, for feature values at the thresholds (equal goes right), just below them, at the
+    # int16 extremes, in chunks (LANES) and from an offset.
+    t, meta = _model()
+    nf = t.n_features
+    n = 61
+    feats = array.array("h", bytes(2 * nf * n))
+    seed = 7
+    for i in range(n * nf):
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        j = (seed >> 8) % t.n_nodes
+        thr = t.nodes[4 * j + 1]
+        pick = seed % 5
+        feats[i] = (thr if pick == 0 else thr - 1 if pick == 1 and thr > -32768 else -32768 if pick == 2
+                    else 32767 if pick == 3 else (seed >> 4) % 65536 - 32768)
+    lanes = A.LANES
+    try:
+        A.LANES = 16
+        v = A.votes(t, feats, nf, 3, n, array.array("H", bytes(2 * t.n_classes * n)))
+    finally:
+        A.LANES = lanes
+    for i in range(3, n):
+        t.classify(feats[i * nf:(i + 1) * nf])
+        assert v[i * t.n_classes:(i + 1) * t.n_classes] == t.votes(), i
+    assert sum(v[:3 * t.n_classes]) == 0  # before ``start``: untouched
 
 
 def test_smoothing_and_unknown_as_the_pipeline():

@@ -10,6 +10,7 @@ from sensorbox.device import lazy
 from sensorbox.device.http.server import Response, error, guard, json_response, not_allowed, not_found, read_json
 
 _AUTHZ = const("sensorbox.device.http.authz")
+_STATIC = const("sensorbox.device.http.static")
 
 
 async def handle(device, app, req):
@@ -30,7 +31,9 @@ async def handle(device, app, req):
         return refused
     if p == "/api/config/schema":
         # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM.
-        return Response.send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
+        st = lazy.load(_STATIC)
+        lazy.unload(_STATIC)
+        return st.send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
     cfg = device.config
     if m == "GET":
         return Response(config_json(cfg, getattr(app, "port", None)), 200, {"Content-Type": "application/json"})

@@ -20,10 +20,11 @@ this API costs the device no RAM while idle.
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import Response, error, guard, not_allowed, not_found, read_json
+from sensorbox.device.http.server import error, guard, not_allowed, not_found, read_json
 
 _MANAGER = const("sensorbox.device.models")
 _SOUND = const("sensorbox.device.soundclass")
+_STATIC = const("sensorbox.device.http.static")
 
 
 async def handle(device, app, req):
@@ -45,8 +46,10 @@ async def handle(device, app, req):
             return m.classes(device) if action == "classes" else m.info(device)
         if req.method == "GET" and action == "file":
             n = req.args.get("name")
-            return Response.send_file(m.file_path(device, req.args.get("which"), n), max_age=0,
-                                      content_type="application/json" if n == "meta.json" else "text/csv")
+            st = lazy.load(_STATIC)
+            lazy.unload(_STATIC)
+            return st.send_file(m.file_path(device, req.args.get("which"), n), max_age=0,
+                                content_type="application/json" if n == "meta.json" else "text/csv")
         if req.method == "PUT" and action == "meta.json":
             read_json(req)  # (400 for what would not parse safely: nesting, numbers, surrogates)
             return m.stage_meta(device, req.body)

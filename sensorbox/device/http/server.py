@@ -36,8 +36,6 @@ _CORS = const("sensorbox.device.http.cors")
 _BODY = const("sensorbox.device.http.body")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
-# the types of the UI's files, by extension (one string: no dict, no interned names)
-_TYPES = const(" js=application/javascript css=text/css json=application/json svg=image/svg+xml png=image/png ")
 
 
 class Request:
@@ -106,39 +104,14 @@ class _Headers(dict):
 
 class Response:
     """``body``: bytes or str, a file (sent in 512-byte reads, then closed), an iterator of str/bytes pieces (a
-    generator: closed when done or when the client goes) or an async iterator (a stream, ``aclose``d)."""
+    generator: closed when done or when the client goes) or an async iterator (a stream, ``aclose``d). A file's
+    response: ``static.send_file``; a cookie: ``web_admin``."""
 
     def __init__(self, body=b"", status_code=200, headers=None, reason=None):
         self.status_code = status_code
         self.headers = {} if headers is None else headers
         self.reason = reason
         self.body = body.encode() if isinstance(body, str) else body
-
-    def set_cookie(self, name, value, path=None, http_only=False, max_age=None):
-        c = "{}={}".format(name, value)
-        if path:
-            c += "; Path=" + path
-        if max_age is not None:
-            c += "; Max-Age={}".format(max_age)
-        if http_only:
-            c += "; HttpOnly"
-        if "Set-Cookie" not in self.headers:
-            self.headers["Set-Cookie"] = []
-        self.headers["Set-Cookie"].append(c)
-
-    @staticmethod
-    def send_file(filename, status_code=200, content_type=None, stream=None, max_age=None, compressed=False):
-        """A file (``stream``, or opened from ``filename``), its type from the name's extension unless given;
-        ``compressed``: it is gzip (``Content-Encoding: gzip``)."""
-        if content_type is None:
-            i = _TYPES.find(" " + filename.rpartition(".")[2] + "=")
-            content_type = _TYPES[i:].split("=", 1)[1].split(" ", 1)[0] if i >= 0 else "application/octet-stream"
-        h = {"Content-Type": content_type}
-        if max_age is not None:
-            h["Cache-Control"] = "max-age={}".format(max_age)
-        if compressed:
-            h["Content-Encoding"] = "gzip"
-        return Response(stream or open(filename, "rb"), status_code, h)
 
     async def write(self, w, head=False):
         h = self.headers

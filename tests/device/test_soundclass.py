@@ -226,3 +226,27 @@ def test_frames_and_windows_allocate_nothing_in_the_classifier():
     finally:
         micropython.heap_unlock()
     assert c.windows == 4 and c.features.windows == 4, c.windows
+
+
+def test_the_soundclass_resource_is_made_on_first_use_with_its_budget():
+    # the store holds no RAM for sound classes until the classifier first starts; then it gets its configured
+    # budget, and after a restart it is made again from its directory
+    from storetest import T0, make, read_all
+
+    root = tmpdir("s")
+    st = make(root, store__soundclass_kb=8)
+    assert "soundclass" not in st.by_name
+    st.on_bus("soundclass", T0, (1, 900))  # (not made yet: not stored)
+    r = st.resource("soundclass")
+    assert r is st.by_name["soundclass"] and r.budget == 8 * 1024 and r.seg_max == 2048
+    st.on_bus("soundclass", T0 + 128, (1, 900))
+    st.on_bus("soundclass", T0 + 256, (-1, 300))
+    st.flush()
+    st.configure(StubConfig(store__soundclass_kb=4))
+    assert r.budget == 4 * 1024
+    st.close()
+    st = r = None
+    st = make(root, store__soundclass_kb=16)  # a restart
+    assert st.by_name["soundclass"].budget == 16 * 1024
+    rows = read_all(st, "soundclass", columns="t,class,confidence")[1]
+    assert rows == [[T0 + 128, 1, 900], [T0 + 256, -1, 300]], rows

@@ -188,7 +188,7 @@ class Store:
         for r in self.res:
             self.by_name[r.name] = r
         self.accel = self.by_name["accel"]
-        self.cfg = None  # the config (configure), for the budget of a resource made later
+        self._later = (0,) * len(_ON_USE)  # budgets of the resources made on first use (configure, recover.make)
         self.flush_ms = 1000
         self.min_free = 0
         self.cursors = {}  # name -> [resource, t consumed, segments lost]
@@ -225,16 +225,19 @@ class Store:
         return r
 
     def configure(self, cfg):
-        self.cfg = cfg
         self.flush_ms = cfg.get("store.flush_ms")
         self.min_free = cfg.get("store.min_free_kb") * 1024
+        # (their budgets, not the config: a store kept alive would keep a config of its own alive too)
+        self._later = tuple(cfg.get("store." + n + "_kb") * 1024 for n in _ON_USE)
         for r in self.res:
-            b = cfg.get("store." + r.name + "_kb") * 1024
-            if b == 0:
-                self._close_seg(r)
-            r.budget = b
-            # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
-            r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
+            self._budget(r, cfg.get("store." + r.name + "_kb") * 1024)
+
+    def _budget(self, r, b):
+        if b == 0:
+            self._close_seg(r)
+        r.budget = b
+        # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
+        r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
 
     def open(self):
         """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for

@@ -75,8 +75,7 @@ def make(st, name):
     st.res.append(r)
     st.by_name[name] = r
     _mkdir(r.dir)
-    if st.cfg is not None:
-        st.configure(st.cfg)  # (the same again for the others)
+    st._budget(r, st._later[_ON_USE.index(name)])
     return r
 
 

@@ -26,27 +26,32 @@ names"): so this module spells few names of its own.
 import array
 import os
 
+from micropython import const
+
 from sensorbox.device import lazy
 from sensorbox.device.pipeline import UNKNOWN, classify
 from sensorbox.shared.soundfeatures import BANDS, FEATURE_VERSION, WINDOW, WINDOW_HOP, SoundFeatures, names
 
+_SELF = const("sensorbox.device.soundclass")
 
-def configure(meter, on):
-    """The sound meter's classifier for ``sound.classify`` = ``on``: made once, its rows to the store while it runs
-    (the store's ``soundclass`` resource is made then: ``Store.resource``); None when off. The meter loads its
-    model (``load``) when it has none."""
+
+async def configure(meter):
+    """The sound meter's classifier for ``sound.classify``: made once, its model loaded from flash (active, else
+    previous), its rows to the store while it runs (the store's ``soundclass`` resource is made then:
+    ``Store.resource``). When the key is off: None, and this module is unloaded."""
     d = meter.device
     c = meter._classifier
-    if not on:
+    if not d.config.get("sound.classify"):
         if c is not None:
-            d.bus.unsubscribe("soundclass", meter.sub)
-            meter.sub = None
+            d.bus.unsubscribe("soundclass", c._sub)
+        lazy.unload(_SELF)
         return None
     if c is None:
         c = SoundClassifier(d)
         d.store.resource("soundclass")
-        meter.sub = d.store.on_bus  # (one bound method: unsubscribe finds the same object)
-        d.bus.subscribe("soundclass", meter.sub)  # stored as the resource soundclass
+        d.bus.subscribe("soundclass", c._sub)  # stored as the resource soundclass
+    if c.model is None:
+        await c.load()
     return c
 
 
@@ -107,6 +112,7 @@ class SoundClassifier:
         self._nh = 0
         self._ring = None
         self._last = 0
+        self._sub = device.store.on_bus  # (configure: one bound method, which unsubscribe finds again)
 
     def __getattr__(self, name):  # (only what it has not itself: config, log, store, ...)
         return getattr(self.device, name)

@@ -44,7 +44,6 @@ class SoundMeter:
         # soundclass.SoundClassifier while sound.classify is on (set here only: the bundle renames it short,
         # host/names.py; soundclass.running reads it for the tests)
         self._classifier = None
-        self.sub = None  # (soundclass.configure: the store's subscription)
 
     def _publish(self, result):
         # Called from meter.process, right after the chunk was read: the ring's time reference is that chunk's.
@@ -60,13 +59,8 @@ class SoundMeter:
         cfg = d.config
         sensor = d.sensors["mic"]
         buf = self._buf
-        on = cfg.get("sound.classify")
-        if on or self._classifier is not None:  # the classifier's module is loaded only while it is on
-            cls = self._classifier = lazy.load(_SOUND).configure(self, on)
-            if cls is None:
-                lazy.unload(_SOUND)
-            elif cls.model is None:
-                await cls.load()  # its model from flash (active, else previous)
+        if cfg.get("sound.classify") or self._classifier is not None:  # its module: only while it is on
+            self._classifier = await lazy.load(_SOUND).configure(self)
         cls = self._classifier
         while True:
             while sensor.driver is None or sensor.generation == 0:

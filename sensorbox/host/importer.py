@@ -436,6 +436,9 @@ def _read_file(path, rel, opt, notes):
         t = None
         t0 = None
         if a.dtype.names:
+            if a.ndim != 1 or any(a.dtype[n].shape for n in a.dtype.names):
+                raise ImportProblem("{}: expected one record per frame with a number in each field, got shape {} "
+                                    "of {}".format(path, a.shape, a.dtype))
             names = list(a.dtype.names)
             tcol = opt.time_column or next((n for n in names if _is_time_name(n)), None)
             cols = _pick(names, opt.columns, path)

@@ -2,6 +2,7 @@
 #   make run    set everything up, start a simulated device (web on http://127.0.0.1:$(PORT))
 #   make test   set up what the tests need, run the whole suite
 #   make proof  the proof suite at full size (SENSORBOX_PROOF=full)
+#   make test-ha  the device in a real Home Assistant core, at full size (make test runs it short)
 # Also: make bench (benchmarks), make bundle (device bundle under build/), make clean.
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test proof bench bundle clean system-deps node-deps
+.PHONY: run test proof test-ha ha-deps bench bundle clean system-deps node-deps
 
 $(STAMP): pyproject.toml
 	@scripts/ensure-system-packages $(PYTHON)
@@ -26,13 +27,18 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Home Assistant core from PyPI in its own Python 3.13 venv (.venv-ha; tests/host/ha_core.py): the MQTT discovery
+# tests check the device against its schemas, test_ha_core.py runs it. Installs once (~800 MB), then a no-op.
+ha-deps: $(STAMP)
+	@$(BIN)/python tests/host/ha_core.py
+
 bundle: $(STAMP) node_modules/.installed
 	$(BIN)/sensorbox build
 
 run: $(STAMP) node_modules/.installed
 	$(BIN)/sensorbox run --port $(PORT) --data $(DATA)
 
-test: $(STAMP) node_modules/.installed
+test: $(STAMP) node_modules/.installed ha-deps
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	@scripts/ensure-system-packages socat
@@ -40,11 +46,16 @@ test: $(STAMP) node_modules/.installed
 
 # The proof suite at full size (issue 11: kill -9, power cuts, corrupt files, requests, bursts); make test runs
 # it at a short size. Tests marked `proof`, with their figures printed.
-proof: $(STAMP) node_modules/.installed
+proof: $(STAMP) node_modules/.installed ha-deps
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	@scripts/ensure-system-packages socat
 	SENSORBOX_PROOF=full $(BIN)/python -m pytest -q -s -m proof $(PYTEST_ARGS)
+
+# The Home Assistant tests (issue 19) at full size: entities, controls, device kill, broker restart, model change.
+test-ha: $(STAMP) ha-deps
+	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
+	SENSORBOX_PROOF=full $(BIN)/python -m pytest -q -s -m ha $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto

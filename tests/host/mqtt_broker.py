@@ -23,9 +23,11 @@ def free_port():
 
 
 class Broker:
-    """mosquitto on 127.0.0.1:port. ``users={"name": "password"}`` turns anonymous access off."""
+    """mosquitto on 127.0.0.1:port. ``users={"name": "password"}`` turns anonymous access off (unless
+    ``anonymous``: accounts, and clients without credentials let in too); ``acl`` is the text of an ACL file
+    (mosquitto's ``acl_file``: what each user may read and write)."""
 
-    def __init__(self, tmp, port=None, users=None, tls=None, persist=False):
+    def __init__(self, tmp, port=None, users=None, tls=None, persist=False, anonymous=False, acl=None):
         self.port = port or free_port()
         self.dir = str(tmp)
         os.makedirs(self.dir, exist_ok=True)
@@ -50,7 +52,12 @@ class Broker:
             for u, p in users.items():
                 subprocess.run(["mosquitto_passwd", "-b", pw, u, p], check=True, capture_output=True)
             os.chmod(pw, 0o600)
-            lines += ["allow_anonymous false", "password_file " + pw]
+            lines += ["allow_anonymous " + ("true" if anonymous else "false"), "password_file " + pw]
+            if acl:
+                path = os.path.join(self.dir, "acl")
+                with open(path, "w") as f:
+                    f.write(acl)
+                lines.append("acl_file " + path)
         else:
             lines.append("allow_anonymous true")
         with open(self.conf, "w") as f:
@@ -124,10 +131,12 @@ _ids = itertools.count()
 
 
 class Collector:
-    """A paho subscriber: ``messages`` is a list of (topic, payload bytes, retain), in arrival order."""
+    """A paho subscriber: ``messages`` is a list of (topic, payload bytes, retain), in arrival order, and
+    ``arrived`` the time.time() of each."""
 
     def __init__(self, port, topics=("#",), user=None, password=None, persistent=False):
         self.messages = []
+        self.arrived = []
         self.lock = threading.RLock()
         # persistent: a session the broker keeps (clean_session false): QoS 1 messages that arrive while this
         # client is away (e.g. before it has reconnected to a restarted broker) are queued for it
@@ -144,6 +153,7 @@ class Collector:
     def _on(self, c, u, msg):
         with self.lock:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self.arrived.append(time.time())
 
     def on(self, topic):
         with self.lock:

@@ -195,16 +195,18 @@ def health(sink):
 
 
 async def probe(sink, c):
-    """Commands without a token come only through a broker that authenticates its clients: at every connect, a
-    CONNECT without credentials must be refused (CONNACK 4 or 5). True if it was."""
+    """Commands without a token come only through a broker that authenticates its clients: once connected, the
+    device checks that the broker refuses a CONNECT without credentials (CONNACK 4, bad user name or password,
+    or 5, not authorised). True if it does; False if it let the probe in, or the probe failed otherwise."""
     from sensorbox.device.mqtt import MQTTClient
 
     p = MQTTClient(c.client_id + "-probe", c.host, c.port, ssl=c.ssl, timeout_ms=c.timeout_ms)
-    await p.ensure(refusal=True)
-    if p.connected:
-        await p.disconnect()
-        return False
-    return p.refused in (4, 5)
+    try:
+        await p.connect()
+    except Exception as e:  # MQTTError (a refusal names its code), OSError, TimeoutError
+        return str(e).endswith(("(code 4)", "(code 5)"))
+    await p.disconnect()
+    return False
 
 
 def _same(a, b):

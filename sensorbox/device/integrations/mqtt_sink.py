@@ -175,9 +175,9 @@ class MqttSink:
                     continue
                 if not c.connected:
                     self.state = "connecting"
+                    await c.ensure()
                     if cfg.get("mqtt.commands") and not cfg.get("mqtt.command_token"):
                         self.trusted = await self._cold("probe", c)  # (a coroutine: its code lives until it ends)
-                    await c.ensure()
                     self.state = "connected"
                     try:
                         for i in (0, 4):  # nothing from before is shown as current: "unknown" until a live row
@@ -209,7 +209,7 @@ class MqttSink:
             await c.disconnect()
 
     def _on_msg(self, topic, payload, retain):
-        # payload None: larger than the client takes (mqtt.MAX_IN), answered as such
+        # payload None: larger than the client takes (mqtt._MAX_IN), answered as such
         if topic == "homeassistant/status":
             if payload == b"online":
                 self._announce = 2

@@ -61,7 +61,6 @@ class Bus:
 class Model:
     classes = ("walking", "running", "cycling", "sitting", "standing", "stairs", "PEN")
     gids = __import__("array").array("h", range(7))  # the store's ids of its classes (given when a model loads)
-    serial = 1
     origin = "bench"
     info = {"sha256": "0123456789abcdef"}
 

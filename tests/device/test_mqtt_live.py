@@ -25,12 +25,12 @@ def test_live_rows_name_only_the_classes_discovery_announced():
     from sensorbox.device.integrations.mqtt_sink import MqttSink
 
     class M:
-        serial = 7
         classes = ["walk", "run"]
         gids = array.array("h", [3, 5])  # their ids in the store's class table
 
     s = MqttSink(_Dev(M()))
-    s.model = 7  # the last discovery listed this model's classes
+    m = s.d.model
+    s.classes = m.classes  # the last discovery listed this model's classes
     assert s._fits(0, (3, 900)) and s._fits(0, (5, 900)) and s._fits(0, (-1, 400))  # -1: unknown
     assert not s._fits(0, (4, 900))  # a class of an earlier model
     assert s._fits(1, (6000, 5000, 7000, 6500, 6000, 5500))
@@ -38,7 +38,7 @@ def test_live_rows_name_only_the_classes_discovery_announced():
     assert s._fits(2, b'{"type": "class_change", "from": "sit", "to": "run", "confidence": 900}')
     assert s._fits(2, b'{"type": "class_change", "from": "run", "to": "unknown", "confidence": 300}')
     assert not s._fits(2, b'{"type": "class_change", "from": "run", "to": "sit", "confidence": 900}')
-    s.model = 6  # a model is active whose classes were not announced yet
+    s.classes = ["walk", "run"]  # a model is active whose classes were not announced yet (another list)
     assert not s._fits(0, (3, 900)) and not s._fits(0, (-1, 400))
     assert not s._fits(2, b'{"type": "class_change", "from": "sit", "to": "run", "confidence": 900}')
     assert s._fits(1, (6000, 5000, 7000, 6500, 6000, 5500)) and s._fits(2, b'{"type": "outbox_loss"}')

@@ -2,9 +2,10 @@
 
 Runs in the Home Assistant venv (``ha_core.VENV``): ``python ha_validate.py < input.json`` with ``{"payload": the
 discovery JSON text, "samples": {topic: [message text, ...]}}`` prints a JSON report ``{"errors": [...],
-"components": {key: {"platform", "config", "dropped", "rendered"}}}``; ``rendered`` gives, for each sample message
-on the component's state topic, what its value template makes of it (as Home Assistant's MQTT entities render it,
-or the exception's text). The steps are those of
+"components": {key: {"platform", "config", "dropped", "rendered"}}}`` (a component with only its platform, which
+Home Assistant removes, is reported with ``"removed": True``); ``rendered`` gives, for each sample message on the
+component's state topic, what its value template makes of it (as Home Assistant's MQTT entities render it, or the
+exception's text). The steps are those of
 ``homeassistant.components.mqtt.discovery`` (abbreviations expanded, the device schema, each component's platform
 with the device's shared options merged in, then the platform's discovery schema). Home Assistant's discovery
 schemas drop keys they do not know without a word (``vol.REMOVE_EXTRA``): ``dropped`` lists them, so a misspelt
@@ -51,6 +52,10 @@ async def main():
         comp = dict(comp)
         own = set(comp)
         platform = comp.pop("platform")
+        if not comp:  # only the platform: Home Assistant removes the component (no schema)
+            report["components"][key] = {"platform": platform, "removed": True, "dropped": [], "rendered": [],
+                                         "config": {}}
+            continue
         comp["device"] = payload["device"]
         comp["origin"] = payload.get("origin")
         for opt in SHARED_OPTIONS:

@@ -5,11 +5,12 @@ what authorise Home Assistant's commands (no token).
 Checked in Home Assistant itself: the device (unique default name, configuration URL, serial, board, versions),
 its entities (which are enabled, which are diagnostics), their states and units, the label set from a text entity
 and a recording started and stopped with its buttons (reaching the device: the label is stored), a class change
-as an event after the Reload model button, the device triggers, availability across a device kill (last will) and
-no Home Assistant warning about the device. Full size (``make test-ha``, ``make proof``: ``SENSORBOX_PROOF=full``)
-adds: a broker restart (unavailable, then available again) with a loud sound level during the outage that the
-device replays as data but Home Assistant never shows; a model with other classes (the activity's options follow);
-and the Restart button. Every state change Home Assistant makes is recorded over its websocket API throughout."""
+as an event after the Reload model button, the device triggers, the controls leaving and coming back with a
+command token, availability across a device kill (last will) and no Home Assistant warning about the device.
+Full size (``make test-ha``, ``make proof``: ``SENSORBOX_PROOF=full``) adds: a broker restart (unavailable, then
+available again) with a loud sound level during the outage that the device replays as data but Home Assistant
+never shows; a model with other classes (the activity's options and the device triggers follow); and the Restart
+button. Every state change Home Assistant makes is recorded over its websocket API throughout."""
 
 import json
 import os
@@ -153,17 +154,30 @@ def test_home_assistant_shows_and_controls_the_device(ha_env, device_factory, tm
     wait("no recording in Home Assistant", lambda: ha.state(rec)["state"] == "off")
     assert dev.status()["mqtt"]["recording"] is None
 
-    # a class change as an event: Reload model restarts the analysis, whose first class comes from "unknown"
+    # the Reload model button reaches the device; a class change shows as an event (the replayed recording
+    # changes exercise every ~40 s; noise on the accelerometer makes one sooner)
+    n = dev.status()["mqtt"]["commands"]
+    ha.call("button", "press", entity_id="button.{}_reload_model".format(short))
+    wait("the reload on the device", lambda: dev.status()["mqtt"]["commands"] == n + 1)
     evt = "event.{}_activity_change".format(short)
     before = (ha.state(evt) or {}).get("state")
-    ha.call("button", "press", entity_id="button.{}_reload_model".format(short))
+    assert dev.put("/api/config", {"sim.replay_noise": 4096}).status == 200
     s = wait("a class-change event", lambda: (lambda x: x if x and x["state"] not in (before, "unknown",
                                                                                       "unavailable") else None)(
-        ha.state(evt)))
+        ha.state(evt)), timeout=120)
+    assert dev.put("/api/config", {"sim.replay_noise": 0}).status == 200
     assert s["attributes"]["event_type"] in classes and s["attributes"]["event_types"] == classes
     assert s["attributes"]["from"] in classes
     trig = ha.ws({"type": "device_automation/trigger/list", "device_id": d["id"]})[0]["result"]
     assert sorted(t["subtype"] for t in trig if t.get("type") == "class_change") == sorted(classes)
+
+    # a command token set: the controls leave Home Assistant (it could only send the token by publishing it in
+    # their config), and come back when it is cleared
+    controls = {"recording", "label", "record_start", "record_stop", "reload_model", "restart"}
+    assert dev.put("/api/config", {"mqtt.command_token": "t0ken"}).status == 200
+    wait("the controls removed", lambda: not controls & set(entities()), timeout=60)
+    assert dev.put("/api/config", {"mqtt.command_token": ""}).status == 200
+    wait("the controls back", lambda: controls <= set(entities()), timeout=60)
 
     # availability: the device killed (its last will), then back
     dev.stop(signal.SIGKILL)
@@ -177,7 +191,7 @@ def test_home_assistant_shows_and_controls_the_device(ha_env, device_factory, tm
 
     if FULL:
         _broker_restart_replays_nothing_stale(ha, broker, watch, dev, leq, short)
-        _other_classes_and_restart(ha, dev, data, act, device_factory, short, tmp_path)
+        _other_classes_and_restart(ha, d, dev, data, act, device_factory, short, tmp_path)
 
     # nothing in Home Assistant's log about this device's MQTT config or messages
     bad = [line for line in ha.log().splitlines() if (" WARNING " in line or " ERROR " in line) and (
@@ -222,11 +236,14 @@ def _stored_levels(dev, since_s):
     return [(t, v[0] / 100) for t, v in segfiles.rows(dev.data_dir, "soundlevel") if t >= since_s * 1000]
 
 
-def _other_classes_and_restart(ha, dev, data, act, device_factory, short, tmp_path):
+def _other_classes_and_restart(ha, d, dev, data, act, device_factory, short, tmp_path):
     meta = push_renamed_model(dev, tmp_path)
     wait("the new classes in Home Assistant",
          lambda: ha.state(act)["attributes"].get("options") == meta["classes"] + ["unknown"], timeout=60)
     wait("a new class", lambda: ha.state(act)["state"] in meta["classes"] + ["unknown"], timeout=60)
+    trig = ha.ws({"type": "device_automation/trigger/list", "device_id": d["id"]})[0]["result"]
+    assert sorted(t["subtype"] for t in trig if t.get("type") == "class_change") == sorted(
+        meta["classes"] + ["unknown"])  # the old ones removed
     ha.call("button", "press", entity_id="button.{}_restart".format(short))
     dev.proc.wait(timeout=30)
     assert dev.proc.returncode == 75  # sensorbox run starts it again on 75; here the test does

@@ -60,9 +60,12 @@ def test_discovery_passes_home_assistants_schemas_and_its_templates_render_the_d
     try:
         enable(dev, broker.port)
         col.wait(lambda m: any(x[0] == topic for x in m))
-        col.publish(base + "/cmd/reload_model", b"{}")  # a class change from "unknown" follows: a live event
+        # a class change, live: the replayed recording changes exercise every ~40 s; noise on the accelerometer
+        # makes one sooner
+        assert dev.put("/api/config", {"sim.replay_noise": 4096}).status == 200
         want = ("state/predictions", "state/soundlevel", "state/events", "state/control", "health")
-        col.wait(lambda m: all(any(x[0] == base + "/" + w and x[1] != b"{}" for x in m) for w in want), timeout=30)
+        col.wait(lambda m: all(any(x[0] == base + "/" + w and x[1] != b"{}" for x in m) for w in want), timeout=120)
+        assert dev.put("/api/config", {"sim.replay_noise": 0}).status == 200
         raw = last(col, topic)
         p = json.loads(raw)
         samples = {}
@@ -132,7 +135,12 @@ def test_discovery_passes_home_assistants_schemas_and_its_templates_render_the_d
         p2 = json.loads(last(col, topic).decode("utf-8"))
         new = meta["classes"] + ["unknown"]
         assert p2["cmps"]["activity"]["ops"] == new and p2["cmps"]["activity_change"]["evt_typ"] == new
-        assert {c["stype"] for c in p2["cmps"].values() if c["p"] == "device_automation"} == set(new)
+        triggers = [c for c in p2["cmps"].values() if c["p"] == "device_automation"]
+        assert {c["stype"] for c in triggers if "stype" in c} == set(new)
+        # the old classes' triggers removed: Home Assistant keeps a component that is only left out
+        removed = [k for k, c in p2["cmps"].items() if c == {"p": "device_automation"}]
+        assert sorted(removed) == sorted(k for k, c in p["cmps"].items() if c.get("stype") in set(classes) - set(new))
+        assert len(removed) == len(classes) - 1
         assert ha_core.validate(last(col, topic).decode("utf-8"))["errors"] == []
         # from the new discovery on, the state topics name only its classes (Home Assistant refuses another
         # class with a warning): the old model's last rows, sent after it, go to the data topics only

@@ -10,13 +10,14 @@ lose them. (One module, not several: each lazily loaded module leaves its intern
 Discovery is device-based: topic ``homeassistant/device/<id>/config``, retained; payload ``dev`` (identifiers,
 name, maker, model, board, versions, serial, MAC and configuration URL where the board has them), ``o`` (origin,
 ``name`` required), ``avty_t`` (the retained online/offline topic that carries the last will), ``qos`` and
-``cmps``: each component has ``p`` (platform) and ``uniq_id``. Sensors read the live state topics
-(``<base>/state/...``, never the data topics a backlog is replayed to), the diagnostics ``<base>/health``. The
-controls (label, recording, restart, reload model) are listed only when Home Assistant's commands would be
-accepted: no ``mqtt.command_token`` (Home Assistant would have to publish it in its retained config) and a broker
-that authenticates its clients. It is returned as a list of small byte pieces that the client sends as one
-message without joining them (no large contiguous block of RAM). An update entity waits for app updates (there
-are none yet: a firmware/bundle update path would add ``p: update`` with ``installed_version`` from ``sw``).
+``cmps``: each component has ``p`` (platform) and ``uniq_id``; one with only ``p`` is removed (Home Assistant keeps
+a component that is left out). Sensors read the live state topics (``<base>/state/...``, never the data topics a
+backlog is replayed to), the diagnostics ``<base>/health``. The controls (label, recording, restart, reload model)
+are listed only when Home Assistant's commands would be accepted: no ``mqtt.command_token`` (Home Assistant would
+have to publish it in its retained config) and a broker that authenticates its clients; else, and for the device
+triggers of classes the model before had, removals. It is returned as a list of small byte pieces that the
+client sends as one message without joining them (no large contiguous block of RAM). An update entity waits for app
+updates (there are none yet: a firmware/bundle update path would add ``p: update`` with ``installed_version``).
 """
 
 import json
@@ -86,7 +87,8 @@ def discovery(sink, why):
     i = d.device_id
     v = sensorbox.__version__
     m = d.model
-    sink.model = m.serial if m is not None else 0
+    old = sink.classes
+    sink.classes = m.classes if m is not None else None
     sink.announced += 1
     # Home Assistant may have restarted: the next live rows go out even if unchanged, but not within 1 s (it
     # applies a discovery update in a task of its own; a state sent at once could meet the entity before it); a
@@ -129,6 +131,9 @@ def discovery(sink, why):
         c.append(("class_{:08x}".format(binascii.crc32(k.encode())), {
             "p": "device_automation", "atype": "trigger", "t": base + "/state/events", "type": "class_change",
             "stype": k, "pl": k, "val_tpl": "{{ value_json.to if value_json.type == 'class_change' else '' }}"}))
+    for k in old or ():  # a class of the model before: its trigger removed (Home Assistant keeps what is omitted)
+        if k not in classes:
+            c.append(("class_{:08x}".format(binascii.crc32(k.encode())), {"p": "device_automation"}))
     # diagnostics, from the health message (once a minute); the noisy ones disabled by default
     _s(c, "ip", "IP address", "health", "{{ value_json.ip }}", diag=True)["ic"] = "mdi:ip-network"
     if rssi is not None:
@@ -139,24 +144,32 @@ def discovery(sink, why):
     _s(c, "heap_used", "Heap used", "health", "{{ value_json.heap_used }}", "B", "data_size", True, True)
     _s(c, "loop_lag", "Loop lag (p99)", "health", "{{ value_json.loop_lag_ms }}", "ms", "duration", True, True)
     _s(c, "uptime", "Uptime", "health", "{{ value_json.uptime_s }}", "s", "duration", True, True)
-    if commands_usable(sink):
+    # controls, only when Home Assistant's commands would be accepted; else listed as removed (a component left out
+    # of a device's discovery stays in Home Assistant: one with only its platform is removed)
+    ok = commands_usable(sink)
+    if ok:
         _s(c, "recording", "Recording", "state/control", "{{ 'ON' if value_json.recording else 'OFF' }}")
         c[-1][1].update({"p": "binary_sensor", "json_attr_t": base + "/state/control", "ic": "mdi:record-rec"})
         c.append(("label", {"p": "text", "name": "Label", "uniq_id": c[0] + "label", "cmd_t": base + "/cmd/label_set",
                             "cmd_tpl": "{\"label\": {{ value | to_json }}}", "stat_t": base + "/state/control",
                             "val_tpl": "{{ value_json.label or '' }}", "min": 0, "max": 40, "ic": "mdi:tag"}))
-        for k, n, cat, ic in (("record_start", "Start recording", None, "mdi:record"),
-                              ("record_stop", "Stop recording", None, "mdi:stop"),
-                              ("reload_model", "Reload model", "config", "mdi:reload"),
-                              ("restart", "Restart", "config", None)):
-            b = {"p": "button", "name": n, "uniq_id": c[0] + k, "cmd_t": base + "/cmd/" + k, "pl_prs": "{}"}
+    else:
+        c.append(("recording", {"p": "binary_sensor"}))
+        c.append(("label", {"p": "text"}))
+    for k, n, cat, ic in (("record_start", "Start recording", None, "mdi:record"),
+                          ("record_stop", "Stop recording", None, "mdi:stop"),
+                          ("reload_model", "Reload model", "config", "mdi:reload"),
+                          ("restart", "Restart", "config", None)):
+        b = {"p": "button"}
+        if ok:
+            b.update({"name": n, "uniq_id": c[0] + k, "cmd_t": base + "/cmd/" + k, "pl_prs": "{}"})
             if cat:
                 b["ent_cat"] = cat
             if ic:
                 b["ic"] = ic
             else:
                 b["dev_cla"] = "restart"
-            c.append((k, b))
+        c.append((k, b))
     out = [json.dumps(head)[:-1].encode() + b',"cmps":{']
     for k in range(2, len(c)):
         out.append('{}"{}":{}'.format("," if k > 2 else "", c[k][0], json.dumps(c[k][1])).encode())

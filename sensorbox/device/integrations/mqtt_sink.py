@@ -68,7 +68,7 @@ class MqttSink:
         self.refused = 0
         self.announced = 0
         self.trusted = None  # the broker refused a client without credentials at the last connect (probe)
-        self.model = 0  # serial of the model whose classes the last discovery listed
+        self.classes = None  # the class list (the model's own) that the last discovery listed
         # state topics of predictions and sound levels, 4 slots each: the row shown last, the newer row waiting
         # for its turn and its payload, and when the last one was shown (ticks_ms)
         self.live = [None] * 8
@@ -224,7 +224,7 @@ class MqttSink:
     async def _step(self, c):
         d = self.d
         m = d.model
-        if m is not None and m.serial != self.model and not self._announce:
+        if m is not None and m.classes is not self.classes and not self._announce:
             self._announce = 1  # another model: the activity's classes in discovery change
         if self._announce and (m is not None or d.model_error is not None):  # (not while a model loads)
             a = self._announce
@@ -284,7 +284,7 @@ class MqttSink:
         if best == 2 and b"class_change" not in v:
             return True
         m = self.d.model
-        if m is None or m.serial != self.model:
+        if m is None or m.classes is not self.classes:
             return False
         if best == 0:
             g = m.gids  # (an array: no "in" on MicroPython's)

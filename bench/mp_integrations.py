@@ -71,8 +71,8 @@ class Health:
 
 
 class Lag:
-    def status(self):
-        return {"p99_ms": 0}
+    n = 0
+    samples = ()
 
 
 class Platform:
@@ -84,6 +84,9 @@ class Platform:
 
     def http_port(self, port):
         return port
+
+    def wifi(self):
+        return "127.0.0.1", None, None
 
 
 class Dev:

@@ -30,8 +30,7 @@ from micropython import const
 
 _IPPROTO_TCP = const(6)
 _TCP_NODELAY = const(1)
-# (this module's .mpy is ~4,090 bytes: past 4,096 it takes a second 4 KB flash block, and the unix bundle is at its
-# budget, tests/host/test_bundle.py)
+# (this module's .mpy is ~4,090 bytes: past 4,096 it takes a second 4 KB flash block, tests/host/test_bundle.py)
 _MAX_IN = const(2048)  # largest inbound packet kept (commands, HA status); a larger PUBLISH arrives as None
 
 

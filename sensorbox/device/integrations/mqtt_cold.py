@@ -25,57 +25,55 @@ import time
 
 import sensorbox
 
-_UNKNOWN = "unknown"  # pipeline.UNKNOWN: the class of a prediction below the confidence threshold
+# Home Assistant's components as JSON text: "^" stands for the unique-id prefix, "~" for the base topic and "/".
+# Long string constants, so that their keys and values are not interned on the device (MicroPython interns every
+# name and every string constant of up to 10 characters, for good: README "Interned names").
+_ACTIVITY = ('"activity":{"p":"sensor","name":"Activity","uniq_id":"^activity","stat_t":"~state/predictions",'
+             '"val_tpl":"{{ value_json.label if value_json.label is defined else None }}","dev_cla":"enum",'
+             '"ic":"mdi:run","ops":')  # + the classes
+_CHANGE = ('"activity_change":{"p":"event","name":"Activity change","uniq_id":"^activity_change",'
+           '"stat_t":"~state/events","ic":"mdi:swap-horizontal","val_tpl":"{% if value_json.type == '
+           '\'class_change\' %}{{ {\'event_type\': value_json.to, \'from\': value_json[\'from\'], \'confidence\': '
+           'value_json.confidence / 1000} | to_json }}{% endif %}","evt_typ":')  # + the classes
+# the other sensors: "key;name;topic;value template;unit;device class;flags;icon", flags 1: a measurement,
+# 2: a total that only grows, 4: a diagnostic, 8: disabled by default (the noisy ones)
+_SENSORS = (
+    "confidence;Activity confidence;state/predictions;(value_json.confidence * 100) | round(0) if "
+    "value_json.confidence is defined else None;%;;1;",
+    # diagnostics, from the health message (once a minute)
+    "ip;IP address;health;value_json.ip;;;4;mdi:ip-network",
+    "model;Model;health;value_json.model;;;4;mdi:brain",
+    "mqtt_errors;MQTT errors;health;value_json.mqtt_errors;;;6;",
+    "heap_used;Heap used;health;value_json.heap_used;B;data_size;13;",
+    "loop_lag;Loop lag (p99);health;value_json.loop_lag_ms;ms;duration;13;",
+    "uptime;Uptime;health;value_json.uptime_s;s;duration;13;",
+    "rssi;Wi-Fi signal;health;value_json.rssi;dBm;signal_strength;13;",  # the last: boards with Wi-Fi only
+)
+_SENSOR = '"%s":{"p":"sensor","name":"%s","uniq_id":"%s%s","stat_t":"%s%s","val_tpl":"{{ %s }}"'
+# the controls, when Home Assistant's commands would be accepted; else removed (a component with only its platform)
+_CONTROLS = (
+    '"recording":{"p":"binary_sensor","name":"Recording","uniq_id":"^recording","stat_t":"~state/control",'
+    '"val_tpl":"{{ \'ON\' if value_json.recording else \'OFF\' }}","json_attr_t":"~state/control",'
+    '"ic":"mdi:record-rec"}',
+    '"label":{"p":"text","name":"Label","uniq_id":"^label","cmd_t":"~cmd/label_set",'
+    '"cmd_tpl":"{\\"label\\": {{ value | to_json }}}","stat_t":"~state/control",'
+    '"val_tpl":"{{ value_json.label or \'\' }}","min":0,"max":40,"ic":"mdi:tag"}',
+)
+_BUTTONS = ("record_start;Start recording;,\"ic\":\"mdi:record\"", "record_stop;Stop recording;,\"ic\":\"mdi:stop\"",
+            "reload_model;Reload model;,\"ent_cat\":\"config\",\"ic\":\"mdi:reload\"",
+            "restart;Restart;,\"ent_cat\":\"config\",\"dev_cla\":\"restart\"")
+_BUTTON = '"%s":{"p":"button","name":"%s","uniq_id":"%s%s","cmd_t":"%scmd/%s","pl_prs":"{}"%s}'
+# a device trigger per class, "activity changed to <class>", keyed by a hash of its name (a class keeps its key);
+# % formatting: key, base, class, class
+_TRIGGER = ('"class_%s":{"p":"device_automation","atype":"trigger","t":"%sstate/events","type":"class_change",'
+            '"stype":%s,"pl":%s,"val_tpl":"{{ value_json.to if value_json.type == \'class_change\' else \'\' }}"}')
+_TRIGGER_GONE = '"class_%s":{"p":"device_automation"}'  # a class of the model before: removed
 
 
-def name(d):
-    """The device's name for integrations: ``device.name``, or ``sensorbox-XXXX`` (the id's last 4 characters) while
-    it is the default, so two boxes never share a name (nor Home Assistant entity ids)."""
-    n = d.config.get("device.name")
-    return "sensorbox-" + d.device_id[-4:] if n == "sensorbox" else n
+def _key(k):
+    import binascii
 
-
-def net(d):
-    """(IP address, RSSI in dBm, MAC) of the board's Wi-Fi, None for what it does not have; on the unix port the
-    address the web server listens on."""
-    try:
-        import network
-    except ImportError:
-        h = getattr(d.platform, "http_host", None) or "127.0.0.1"
-        return ("127.0.0.1" if h == "0.0.0.0" else h), None, None
-    sta = network.WLAN(network.STA_IF)
-    mac = ":".join("{:02x}".format(b) for b in sta.config("mac"))
-    if sta.isconnected():
-        return sta.ifconfig()[0], sta.status("rssi"), mac
-    ap = network.WLAN(network.AP_IF)
-    return (ap.ifconfig()[0] if ap.active() else None), None, mac
-
-
-def _s(c, key, name, topic, tpl, unit=None, dcla=None, diag=False, off=False):
-    # a sensor component
-    x = {"p": "sensor", "name": name, "uniq_id": c[0] + key, "stat_t": c[1] + topic, "val_tpl": tpl}
-    if unit:
-        x["unit_of_meas"] = unit
-        x["stat_cla"] = "measurement"
-    if dcla:
-        x["dev_cla"] = dcla
-    if diag:
-        x["ent_cat"] = "diagnostic"
-    if off:
-        x["en"] = False  # disabled by default: the user turns it on in Home Assistant
-    c.append((key, x))
-    return x
-
-
-def _tpl(key, expr=None):
-    # a value template for a key of a state message that may be {} (unknown after a reconnect)
-    return "{{{{ {} if value_json.{} is defined else None }}}}".format(expr or "value_json." + key, key)
-
-
-def commands_usable(sink):
-    """True when Home Assistant's commands (which carry no token) would be accepted."""
-    cfg = sink.d.config
-    return bool(cfg.get("mqtt.commands") and not cfg.get("mqtt.command_token") and sink.trusted)
+    return "{:08x}".format(binascii.crc32(k.encode()))
 
 
 def discovery(sink, why):
@@ -83,7 +81,6 @@ def discovery(sink, why):
     Assistant's birth message: it has just connected, maybe after an outage of its own, and shows the values it
     had before as current) first ``{}`` on the state topics: "unknown" until the next live row."""
     d = sink.d
-    base = sink.base
     i = d.device_id
     v = sensorbox.__version__
     m = d.model
@@ -93,87 +90,71 @@ def discovery(sink, why):
     # Home Assistant may have restarted: the next live rows go out even if unchanged, but not within 1 s (it
     # applies a discovery update in a task of its own; a state sent at once could meet the entity before it); a
     # row waiting for its turn may name a class of the model before: dropped (the next live row replaces it)
-    lv = sink.live
+    lv = sink._live
     lv[0] = lv[1] = lv[2] = lv[4] = lv[5] = lv[6] = None
     lv[3] = lv[7] = time.ticks_add(time.ticks_ms(), 1000 - d.config.get("mqtt.state_every_s") * 1000)
-    classes = (list(m.classes) if m is not None else []) + [_UNKNOWN]
-    ip, rssi, mac = net(d)
+    classes = (list(m.classes) if m is not None else []) + ["unknown"]  # (pipeline.UNKNOWN)
+    ip, rssi, mac = d.platform.wifi()
     import sys
 
     impl = sys.implementation
-    dev = {"ids": ["sensorbox_" + i], "name": name(d), "mf": "sensorbox", "mdl": "sensorbox",
-           "mdl_id": d.platform.name, "sw": v, "sn": i,
-           "hw": "{} (MicroPython {})".format(getattr(impl, "_machine", sys.platform),
-                                              ".".join(str(x) for x in impl.version[:3]))}
+    hw = "{} (MicroPython {})".format(getattr(impl, "_machine", sys.platform),
+                                      ".".join(str(x) for x in impl.version[:3]))
+    b = json.dumps(sink.base + "/")[1:-1]  # the base topic inside JSON strings
+    n = d.config.get("device.name")  # or sensorbox-XXXX while it is the default: two boxes never share a name
+    n = "sensorbox-" + i[-4:] if n == "sensorbox" else n
+    head = '{{"dev":{{"ids":["sensorbox_{0}"],"name":{1},"mf":"sensorbox","mdl":"sensorbox","mdl_id":"{2}",' \
+           '"sw":"{3}","sn":"{0}","hw":{4}'.format(i, json.dumps(n), d.platform.name, v, json.dumps(hw))
     if ip:
         port = d.platform.http_port(d.config.get("http.port"))
-        dev["cu"] = "http://{}{}/".format(ip, "" if port == 80 else ":{}".format(port))
+        head += ',"cu":"http://{}{}/"'.format(ip, "" if port == 80 else ":{}".format(port))
     if mac:
-        dev["cns"] = [["mac", mac]]
-    head = {"dev": dev, "o": {"name": "sensorbox", "sw": v}, "avty_t": base + "/status", "qos": 1}
-    c = ["sb_" + i + "_", base + "/"]  # (uniq_id prefix, topic prefix), then (key, component) pairs
-    x = _s(c, "activity", "Activity", "state/predictions", _tpl("label"), dcla="enum")
-    x["ops"] = classes
-    x["ic"] = "mdi:run"
-    _s(c, "confidence", "Activity confidence", "state/predictions",
-       _tpl("confidence", "(value_json.confidence * 100) | round(0)"), "%")
-    for k, n, off in (("leq", "Leq", False), ("lmax", "Lmax", False), ("lmin", "Lmin", True), ("l10", "L10", True),
-                      ("l50", "L50", True), ("l90", "L90", True)):
-        _s(c, k, "Sound level " + n, "state/soundlevel", _tpl(k), "dB", "sound_pressure", off=off)["sug_dsp_prc"] = 1
-    c.append(("activity_change", {
-        "p": "event", "name": "Activity change", "uniq_id": c[0] + "activity_change", "stat_t": base + "/state/events",
-        "evt_typ": classes, "ic": "mdi:swap-horizontal",
-        "val_tpl": "{% if value_json.type == 'class_change' %}{{ {'event_type': value_json.to, 'from': "
-                   "value_json['from'], 'confidence': value_json.confidence / 1000} | to_json }}{% endif %}"}))
-    import binascii
-
-    for k in classes:  # device triggers, "activity changes to <class>": keyed by the name (a class keeps its key)
-        c.append(("class_{:08x}".format(binascii.crc32(k.encode())), {
-            "p": "device_automation", "atype": "trigger", "t": base + "/state/events", "type": "class_change",
-            "stype": k, "pl": k, "val_tpl": "{{ value_json.to if value_json.type == 'class_change' else '' }}"}))
-    for k in old or ():  # a class of the model before: its trigger removed (Home Assistant keeps what is omitted)
-        if k not in classes:
-            c.append(("class_{:08x}".format(binascii.crc32(k.encode())), {"p": "device_automation"}))
-    # diagnostics, from the health message (once a minute); the noisy ones disabled by default
-    _s(c, "ip", "IP address", "health", "{{ value_json.ip }}", diag=True)["ic"] = "mdi:ip-network"
-    if rssi is not None:
-        _s(c, "rssi", "Wi-Fi signal", "health", "{{ value_json.rssi }}", "dBm", "signal_strength", True, True)
-    _s(c, "model", "Model", "health", "{{ value_json.model }}", diag=True)["ic"] = "mdi:brain"
-    _s(c, "mqtt_errors", "MQTT errors", "health", "{{ value_json.mqtt_errors }}", diag=True)["stat_cla"] = \
-        "total_increasing"
-    _s(c, "heap_used", "Heap used", "health", "{{ value_json.heap_used }}", "B", "data_size", True, True)
-    _s(c, "loop_lag", "Loop lag (p99)", "health", "{{ value_json.loop_lag_ms }}", "ms", "duration", True, True)
-    _s(c, "uptime", "Uptime", "health", "{{ value_json.uptime_s }}", "s", "duration", True, True)
-    # controls, only when Home Assistant's commands would be accepted; else listed as removed (a component left out
-    # of a device's discovery stays in Home Assistant: one with only its platform is removed)
-    ok = commands_usable(sink)
-    if ok:
-        _s(c, "recording", "Recording", "state/control", "{{ 'ON' if value_json.recording else 'OFF' }}")
-        c[-1][1].update({"p": "binary_sensor", "json_attr_t": base + "/state/control", "ic": "mdi:record-rec"})
-        c.append(("label", {"p": "text", "name": "Label", "uniq_id": c[0] + "label", "cmd_t": base + "/cmd/label_set",
-                            "cmd_tpl": "{\"label\": {{ value | to_json }}}", "stat_t": base + "/state/control",
-                            "val_tpl": "{{ value_json.label or '' }}", "min": 0, "max": 40, "ic": "mdi:tag"}))
-    else:
-        c.append(("recording", {"p": "binary_sensor"}))
-        c.append(("label", {"p": "text"}))
-    for k, n, cat, ic in (("record_start", "Start recording", None, "mdi:record"),
-                          ("record_stop", "Stop recording", None, "mdi:stop"),
-                          ("reload_model", "Reload model", "config", "mdi:reload"),
-                          ("restart", "Restart", "config", None)):
-        b = {"p": "button"}
-        if ok:
-            b.update({"name": n, "uniq_id": c[0] + k, "cmd_t": base + "/cmd/" + k, "pl_prs": "{}"})
-            if cat:
-                b["ent_cat"] = cat
-            if ic:
-                b["ic"] = ic
-            else:
-                b["dev_cla"] = "restart"
-        c.append((k, b))
-    out = [json.dumps(head)[:-1].encode() + b',"cmps":{']
-    for k in range(2, len(c)):
-        out.append('{}"{}":{}'.format("," if k > 2 else "", c[k][0], json.dumps(c[k][1])).encode())
+        head += ',"cns":[["mac","{}"]]'.format(mac)
+    head += '}},"o":{{"name":"sensorbox","sw":"{}"}},"avty_t":"{}status","qos":1,"cmps":{{'.format(v, b)
+    pre = "sb_" + i + "_"
+    cs = json.dumps(classes) + "}"
+    # one piece per component (sent as one message without joining them: no large block of RAM)
+    out = [head.encode(), (_ACTIVITY.replace("^", pre).replace("~", b) + cs).encode(),
+           (", " + _CHANGE.replace("^", pre).replace("~", b) + cs).encode()]
+    rows = _SENSORS[:-1] if rssi is None else _SENSORS
+    for k in ("leq", "lmax", "lmin", "l10", "l50", "l90"):  # Leq and Lmax on, the others off by default
+        rows += ("{0};Sound level {1};state/soundlevel;value_json.{0} if value_json.{0} is defined else None;dB;"
+                 "sound_pressure;{2};".format(k, k[0].upper() + k[1:], 1 if k in ("leq", "lmax") else 9),)
+    for r in rows:
+        k, n, t, e, u, dc, f, ic = r.split(";")
+        f = int(f)
+        x = _SENSOR % (k, n, pre, k, b, t, e)
+        if u:
+            x += ',"unit_of_meas":"{}"'.format(u)
+        if dc:
+            x += ',"dev_cla":"{}"'.format(dc) + (',"sug_dsp_prc":1' if u == "dB" else "")
+        if f & 3:
+            x += ',"stat_cla":"measurement"' if f & 1 else ',"stat_cla":"total_increasing"'
+        if f & 4:
+            x += ',"ent_cat":"diagnostic"'
+        if f & 8:
+            x += ',"en":false'
+        if ic:
+            x += ',"ic":"{}"'.format(ic)
+        out.append((", " + x + "}").encode())
+    cfg = d.config
+    if cfg.get("mqtt.commands") and not cfg.get("mqtt.command_token") and sink._trusted:  # HA's would be accepted
+        for t in _CONTROLS:
+            out.append((", " + t.replace("^", pre).replace("~", b)).encode())
+        for r in _BUTTONS:
+            k, n, x = r.split(";")
+            out.append((", " + _BUTTON % (k, n, pre, k, b, k, x)).encode())
+    else:  # removed
+        for k, t in (("recording", "binary_sensor"), ("label", "text")) + tuple((r[:r.index(";")], "button")
+                                                                            for r in _BUTTONS):
+            out.append((', "{}":{{"p":"{}"}}'.format(k, t)).encode())
+    for k in classes:
+        out.append((", " + _TRIGGER % (_key(k), b, json.dumps(k), json.dumps(k))).encode())
+    for k in old or ():
+        if k not in classes:  # Home Assistant keeps a component that is just left out: removed explicitly
+            out.append((", " + _TRIGGER_GONE % _key(k)).encode())
     out.append(b"}}")
+    base = sink.base
     msgs = [("homeassistant/device/{}/config".format(i), out, True, 1), _control(sink)]
     if why == 2:
         msgs.insert(0, (base + "/state/predictions", b"{}", False, 0))
@@ -187,6 +168,11 @@ def _control(sink):
                                                       if rec[1] else None}), True, 1)
 
 
+# the health message: JSON text (its keys in a long string constant, not interned)
+_HEALTH = ('{{"t":{},"uptime_s":{},"heap_free":{},"heap_used":{},"delivered":{},"lost_segments":{},'
+           '"loop_lag_ms":{},"mqtt_errors":{},"ip":{},"model":{}{}}}')
+
+
 def health(sink):
     """The diagnostics message (``<base>/health``, retained)."""
     import gc
@@ -196,21 +182,22 @@ def health(sink):
     for ob in sink.outboxes:
         n += ob.sent
         lost += ob.lost()
-    ip, rssi, mac = net(d)
+    ip, rssi, mac = d.platform.wifi()
     m = d.model
-    h = {"t": d.platform.epoch_ms(), "uptime_s": time.ticks_diff(time.ticks_ms(), d.health.boot_ticks) // 1000,
-         "heap_free": gc.mem_free(), "heap_used": d.health.heap_used, "delivered": n, "lost_segments": lost,
-         "loop_lag_ms": d.lag.status()["p99_ms"], "mqtt_errors": sink.errors, "ip": ip,
-         "model": "{} {}".format(m.origin, m.info["sha256"][:8]) if m is not None else None}
-    if rssi is not None:
-        h["rssi"] = rssi
-    return [(sink.base + "/health", json.dumps(h), True, 0)]
+    lag = d.lag  # the nearest-rank p99 of its recent samples (µs)
+    k = min(lag.n, len(lag.samples))
+    p99 = sorted(lag.samples[j] for j in range(k))[(k * 99 + 99) // 100 - 1] if k else 0
+    return [(sink.base + "/health", _HEALTH.format(
+        d.platform.epoch_ms(), time.ticks_diff(time.ticks_ms(), d.health.boot_ticks) // 1000, gc.mem_free(),
+        d.health.heap_used, n, lost, p99 / 1000, sink.errors, json.dumps(ip),
+        json.dumps("{} {}".format(m.origin, m.info["sha256"][:8]) if m is not None else None),
+        ',"rssi":{}'.format(rssi) if rssi is not None else ""), True, 0)]
 
 
-async def probe(sink, c):
-    """Commands without a token come only through a broker that authenticates its clients: once connected, the
-    device checks that the broker refuses a CONNECT without credentials (CONNACK 4, bad user name or password,
-    or 5, not authorised). True if it does; False if it let the probe in, or the probe failed otherwise."""
+async def connect(sink, c):
+    """Run once the client has connected. Commands without a token come only through a broker that authenticates
+    its clients: the device checks that the broker refuses a CONNECT without credentials (CONNACK 4, bad user name
+    or password, or 5, not authorised). True if it does; False if it let the probe in, or the probe failed."""
     from sensorbox.device.mqtt import MQTTClient
 
     p = MQTTClient(c.client_id + "-probe", c.host, c.port, ssl=c.ssl, timeout_ms=c.timeout_ms)
@@ -267,15 +254,23 @@ def command(sink, name, payload):
         if tok:
             if not _same(body.get("token"), tok):
                 raise ValueError("not authorised")
-        elif not sink.trusted:
-            raise ValueError("not authorised: the broker lets clients in without credentials; set "
-                             "mqtt.command_token, or give the broker accounts (mqtt.username)")
+        elif not sink._trusted:
+            raise ValueError("not authorised: the broker lets clients in without credentials (set "
+                             "mqtt.command_token, or give the broker accounts)")
         body.pop("token", None)
         if name == "reload_model":
             d.model = d.model_error = None
             d.supervisor.config_changed(("ml.",))  # the pipeline restarts and loads the model
         elif name == "restart":
-            _restart(d)
+            d.log.warning("app", "restart requested over MQTT")
+            d.log.flush()
+            import asyncio
+
+            async def later():
+                await asyncio.sleep_ms(500)  # the result goes out first
+                d.platform.reset()
+
+            asyncio.create_task(later())
         elif name == "label":
             res["label"] = _label_add(d, body)
         elif name in ("label_set", "record_start", "record_stop"):
@@ -292,19 +287,6 @@ def command(sink, name, payload):
     if res["ok"] and name in ("label_set", "record_start", "record_stop"):
         out.append(_control(sink))
     return out
-
-
-def _restart(d):
-    import asyncio
-
-    d.log.warning("app", "restart requested over MQTT")
-    d.log.flush()
-
-    async def later():
-        await asyncio.sleep_ms(500)  # the result goes out first
-        d.platform.reset()
-
-    asyncio.create_task(later())
 
 
 def _record(sink, name, body, res):

@@ -25,7 +25,7 @@ Topics (``base`` = ``<mqtt.prefix>/<device id>``):
   label, or ``{"label"}``), ``record_stop`` (closes it into a stored label, as ``POST /api/labels``). Who may
   send them: with ``mqtt.command_token`` set, whoever puts it in the JSON as ``"token"``; without one, any
   client of a broker that authenticates its clients (the device logs in with ``mqtt.username`` and, at every
-  connect, checks that a client without credentials is refused: ``mqtt_cold.probe``), the broker's ACL
+  connect, checks that a client without credentials is refused: ``mqtt_cold.connect``), the broker's ACL
   deciding who may publish to the device's ``cmd`` topics. The result goes to ``base/cmd_result``.
 - ``homeassistant/device/<id>/config``: discovery (``mqtt_cold.py``), retained, sent again at each connect,
   when ``homeassistant/status`` says ``online`` and when another model is activated.
@@ -67,11 +67,11 @@ class MqttSink:
         self.commands = 0
         self.refused = 0
         self.announced = 0
-        self.trusted = None  # the broker refused a client without credentials at the last connect (probe)
+        self._trusted = None  # the broker refused a client without credentials at the last connect (connect)
         self.classes = None  # the class list (the model's own) that the last discovery listed
         # state topics of predictions and sound levels, 4 slots each: the row shown last, the newer row waiting
         # for its turn and its payload, and when the last one was shown (ticks_ms)
-        self.live = [None] * 8
+        self._live = [None] * 8
         self._announce = 0  # discovery due: 1; 2 also "unknown" on the state topics (Home Assistant came online)
         self._cmds = []
         self._health_at = 0
@@ -85,7 +85,7 @@ class MqttSink:
         c = self.client
         out = {"enabled": self.d.config.get("mqtt.enabled"), "state": self.state, "errors": self.errors,
                "commands": self.commands, "commands_refused": self.refused, "discovery_sent": self.announced,
-               "broker_auth": self.trusted,
+               "broker_auth": self._trusted,
                "tls_verified": bool(self.d.config.get("mqtt.tls") and self.d.config.get("mqtt.tls_ca")),
                "label": self.rec[0], "recording": {"start": self.rec[1], "label": self.rec[2]} if self.rec[1] else None}
         if c is not None:
@@ -177,11 +177,11 @@ class MqttSink:
                     self.state = "connecting"
                     await c.ensure()
                     if cfg.get("mqtt.commands") and not cfg.get("mqtt.command_token"):
-                        self.trusted = await self._cold("probe", c)  # (a coroutine: its code lives until it ends)
+                        self._trusted = await self._cold("connect", c)  # (a coroutine: its code lives until it ends)
                     self.state = "connected"
                     try:
                         for i in (0, 4):  # nothing from before is shown as current: "unknown" until a live row
-                            self.live[i] = self.live[i + 1] = self.live[i + 3] = None
+                            self._live[i] = self._live[i + 1] = self._live[i + 3] = None
                             await c.publish("{}/state/{}".format(base, _RES[i // 4]), b"{}", False, 0)
                         await c.publish(base + "/status", b"online", True, 1)
                     except (OSError, asyncio.TimeoutError):
@@ -262,8 +262,8 @@ class MqttSink:
                 await c.publish(self.base + "/state/events", p, False, 0)
             else:  # shown at its turn if it says something new (the newest row wins)
                 k = best * 4
-                self.live[k + 1] = v if v != self.live[k] else None
-                self.live[k + 2] = p
+                self._live[k + 1] = v if v != self._live[k] else None
+                self._live[k + 2] = p
         lost = ob.lost()
         if lost != self.lost_seen[best]:
             d.bus.publish("events", d.platform.epoch_ms(), {"type": "outbox_loss", "sink": "mqtt",
@@ -276,17 +276,17 @@ class MqttSink:
                 more = True
         await asyncio.sleep_ms(d.config.get("mqtt.replay_ms") if more else 0)
 
-    def _fits(self, best, v):
+    def _fits(self, r, v):
         # A live row names only classes the last discovery listed (Home Assistant refuses others with a warning):
         # a prediction or class change the previous model made, sent after a model change, is data only
-        if best == 1:
+        if r == 1:
             return True
-        if best == 2 and b"class_change" not in v:
+        if r == 2 and b"class_change" not in v:
             return True
         m = self.d.model
         if m is None or m.classes is not self.classes:
             return False
-        if best == 0:
+        if r == 0:
             g = m.gids  # (an array: no "in" on MicroPython's)
             for i in range(len(g) if g is not None else 0):
                 if g[i] == v[0]:
@@ -299,7 +299,7 @@ class MqttSink:
 
     async def _states(self, c):
         # A waiting live row goes to its state topic once mqtt.state_every_s passed since the last one there
-        lv = self.live
+        lv = self._live
         for i in (0, 4):
             at = lv[i + 3]
             if lv[i + 1] is not None and (at is None or time.ticks_diff(time.ticks_ms(), at) >= self.d.config.get(

@@ -52,14 +52,14 @@ proof: $(STAMP) node_modules/.installed ha-deps
 	@scripts/ensure-system-packages socat
 	SENSORBOX_PROOF=full $(BIN)/python -m pytest -q -s -m proof $(PYTEST_ARGS)
 
-# The Home Assistant tests (issue 19) at full size: entities, controls, device kill, broker restart, model change.
-test-ha: $(STAMP) ha-deps
-	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
-	SENSORBOX_PROOF=full $(BIN)/python -m pytest -q -s -m ha $(PYTEST_ARGS)
-
 bench: $(STAMP)
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf build .pytest_cache test-artifacts
+
+# The Home Assistant tests (issue 19) at full size: entities, controls, device kill, broker restart, model change.
+test-ha: $(STAMP) ha-deps
+	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
+	SENSORBOX_PROOF=full $(BIN)/python -m pytest -q -s -m ha $(PYTEST_ARGS)

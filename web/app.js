@@ -84,7 +84,15 @@ $("#loginform").addEventListener("submit", async (ev) => {
 });
 $("#logout").addEventListener("click", async () => { await api("POST", "/api/logout").catch(() => {}); csrf = null; showLogin(); });
 
-const pages = { dashboard: showDashboard, history: showHistory, settings: showSettings, models: showModels, health: showHealth };
+const pages = { dashboard: showDashboard, history: showHistory, settings: showSettings, models: showModels, health: showHealth,
+  analysis: () => (typeof showAnalysis === "function" ? showAnalysis() : noAnalysisRuntime()) };  // web/analysis.js
+// A board without room in its flash for the Analysis page's runtime serves neither it nor web/analysis.js.
+function noAnalysisRuntime() {
+  const box = $("#anremote"); box.hidden = false; box.textContent = "";
+  box.append(el("span", "This device does not carry the Analysis page's runtime (MicroPython WebAssembly, ~260 KB of flash: its board has no room for it). On your computer run "),
+    el("code", "sensorbox ui " + location.origin), el("span", ": it serves this page with the runtime and talks to the device."));
+  document.querySelectorAll("#analysis > :not(h1):not(#anremote)").forEach((e) => (e.hidden = true));
+}
 function route() {
   const name = (location.hash || "#dashboard").slice(1);
   const page = pages[name] ? name : "dashboard";
@@ -97,6 +105,7 @@ function route() {
 window.addEventListener("hashchange", () => { if (csrf !== null) route(); });
 
 async function start() {
+  if (window.sbRemote) { sbRemote.start(); return; }  // `sensorbox ui`: the Analysis page of another device
   try {
     const s = await api("GET", "/api/session");
     csrf = s.csrf || "";

@@ -25,6 +25,7 @@ from sensorbox.device import lazy
 from sensorbox.device.supervisor import grid_ms
 from sensorbox.device.trees_fast import smooth
 from sensorbox.shared import features, kernels
+from sensorbox.shared.trees import decide
 
 UNKNOWN = "unknown"
 
@@ -169,11 +170,7 @@ class Pipeline:
         else:
             t.classify(feats)
             r = smooth(t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
-        best = (r & 0xFF) - 1
-        most = r >> 8
-        conf = most * 1000 // (count * m.n_trees)
-        if conf < threshold:
-            best = -1
+        best, conf = decide(r, count, m.n_trees, threshold)  # shared: the browser decides with it too
         self.latest = (t_ms, best, conf)
         bus = self.device.bus
         if m.gids is not None:  # stored with the class's id in the store's class table, which names it for good

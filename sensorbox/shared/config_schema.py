@@ -8,7 +8,7 @@ raises ``ConfigError`` naming the key and the reason. Nothing is ever half-appli
 ``SPEC`` is one string, a line per key: ``key kind default [low high | choices] [reboot]``, where default and
 choices are JSON tokens without spaces. A table of tuples would cost the device ~220 bytes of heap per key; this
 string costs its length, and a key's entry is parsed only when it is checked. Help texts are in config_docs.py.
-``SPEC_B`` and ``SPEC2`` hold more keys in the same form (see there).
+``SPEC_B``, ``SPEC_C`` and ``SPEC2`` hold more keys in the same form (see there: each under ~1 KB).
 """
 
 import json
@@ -67,6 +67,9 @@ store.features_kb       int     128           0 1048576
 store.predictions_kb    int     64            0 1048576
 store.soundlevel_kb     int     64            0 1048576
 store.events_kb         int     64            0 1048576
+"""
+
+SPEC_C = """
 mqtt.enabled            bool    false
 mqtt.host               str     ""            0 64
 mqtt.port               int     1883          1 65535
@@ -144,7 +147,7 @@ def _parse(line):
 
 def entry(key):
     """(key, kind, default, low, high | choices, apply) for ``key``, or None."""
-    for spec in (SPEC, SPEC_B, SPEC2):
+    for spec in (SPEC, SPEC_B, SPEC_C, SPEC2):
         i = spec.find("\n" + key + " ")
         if i >= 0:
             e = _parse(spec[i + 1:spec.find("\n", i + 1)])
@@ -154,7 +157,7 @@ def entry(key):
 
 def entries():
     """Every entry, in declaration order."""
-    for spec in (SPEC, SPEC_B, SPEC2):
+    for spec in (SPEC, SPEC_B, SPEC_C, SPEC2):
         for line in spec.split("\n"):
             if line.strip():
                 yield _parse(line)
@@ -225,16 +228,38 @@ def validate(update, current=None):
     ``current`` is the configuration in force (defaults when None). Raises ConfigError for the first bad key in
     sorted order; neither argument is modified.
     """
+    merged = dict(current) if current is not None else defaults()
+    merged.update(check_update(update, merged.get))
+    return merged
+
+
+class _View:
+    # the configuration as it would be after an update: the update's checked values over get(key)
+    def __init__(self, values, get):
+        self.values = values
+        self.current = get
+
+    def get(self, key, default=None):
+        v = self.values.get(key, self)
+        return self.current(key, default) if v is self else v
+
+
+def check_update(update, get):
+    """The values of the partial ``update``, converted to their kinds and checked one by one and together (the
+    checks across keys run on the update over ``get(key, default)``, the configuration in force). Raises
+    ConfigError for the first bad key in sorted order. No copy of the whole configuration is made: the device
+    checks an update with this, not ``validate``."""
     if not isinstance(update, dict):
         raise ConfigError("(body)", "expected a JSON object of key: value")
-    merged = dict(current) if current is not None else defaults()
+    values = {}
     for key in sorted(update, key=str):
         if not isinstance(key, str):
             raise ConfigError(str(key), "keys must be strings")
-        merged[key] = check_value(key, update[key])
-    _check_ml(merged, update)
-    _check_integrations(merged, update)
-    return merged
+        values[key] = check_value(key, update[key])
+    view = _View(values, get)
+    _check_ml(view, update)
+    _check_integrations(view, update)
+    return values
 
 
 def _check_ml(config, update):

@@ -102,7 +102,7 @@ def test_a_failed_import_leaves_nothing_behind():
 def test_warm_leaves_out_what_the_device_does_not_run():
     # the k-nearest-neighbour evaluator and its loader are bundled for later, not run: warming them at boot
     # would intern their names for good (28 names, ~0.3 KB on this port)
-    from sensorbox.device import app
+    from sensorbox.device import boot
 
     seen = []
     load = lazy.load
@@ -113,7 +113,7 @@ def test_warm_leaves_out_what_the_device_does_not_run():
 
     lazy.load = recording
     try:
-        lazy.warm("sensorbox.shared", app.WARM_SKIP)
+        boot.warm_package("sensorbox.shared", boot.WARM_SKIP)
     finally:
         lazy.load = load
     assert "sensorbox.shared.features" in seen and "sensorbox.shared.trees_csv" in seen, seen

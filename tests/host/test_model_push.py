@@ -20,7 +20,7 @@ from sensorbox.host import export
 DEFAULT = os.path.join(REPO, "models", "default")
 
 
-def wait_prediction(dev, after_windows=0, timeout=15):
+def wait_prediction(dev, after_windows=0, timeout=60):  # (the first comes ~3 s after boot alone)
     t0 = time.time()
     while time.time() - t0 < timeout:
         a = dev.status()["analysis"]

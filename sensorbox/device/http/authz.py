@@ -62,7 +62,7 @@ def bearer_scope(auth, header):
     return None
 
 
-def sessions(auth, save=False):
+def sessions(auth, save=False, boot=False):
     """``[[sha256(session id), last use ticks_ms]]``, newest last. ``POST /api/restart`` saves them (``save``) in
     ``sessions.json``: each hash with the idle time it has left, and the clock. The next start reads the file at
     boot (``Device.run``) and removes it; the sessions carry on, each with the idle time it had left less the
@@ -79,7 +79,7 @@ def sessions(auth, save=False):
                 s.append([binascii.hexlify(x[0]).decode(), left])
         with open(path, "w") as f:
             json.dump({"t": time.time(), "s": s}, f)
-    if not hasattr(auth, "sessions"):
+    if boot or not hasattr(auth, "sessions"):  # (at boot: also after a first start set the password)
         auth.sessions = []
         try:
             with open(path) as f:

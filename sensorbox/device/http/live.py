@@ -18,8 +18,8 @@ subscription would grow the bus's lists while streams come and go, leaving small
 the heap (measured: after one stream, a 2.5 KB allocation failed for good).
 
 Costs: each client preallocates its frame buffer when it connects; reading and decimating the ring allocate
-nothing per sample (one base64 string per event). The body is this module's own async iterator (not Microdot's
-``sse`` module: no extra task, no extra module in RAM). The stream only reads the sample ring (readers keep
+nothing per sample (one base64 string per event). The body is this module's own async iterator (not an SSE
+module's: no extra task, no extra module in RAM). The stream only reads the sample ring (readers keep
 their own position), so a slow client never holds up sampling: frames it was too slow for are skipped (counted
 in ``lost``), and a client whose socket stopped taking data for ``_STALL_MS`` is disconnected when another
 stream starts. At most ``MAX_CLIENTS`` streams at once (503 beyond). When the last stream ends this module

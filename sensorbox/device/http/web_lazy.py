@@ -1,4 +1,4 @@
-"""The web UI's files and the API routes that are not registered with Microdot (answered from the 404 handler).
+"""The API routes that the other route modules do not answer (``server._route`` sends them here).
 
     GET    /                     the single-page UI; GET /static/<name> its assets, pre-gzipped on flash
     GET    /api/openapi.json     the API description (written into www/ by the bundle builder)
@@ -8,7 +8,7 @@
     GET    /api/tokens           API tokens (never their secrets)                                      admin
     POST   /api/tokens           {"name": ..., "scope": "read"|"admin"} -> 201 with the token, shown once   admin
     DELETE /api/tokens/<id>                                                                            admin
-    GET    /api/routes           every route of this app (tests check them against the OpenAPI)          admin
+    GET    /api/routes           every route of this app (``ROUTES``; tests check them against the OpenAPI) admin
     GET    /api/logs?since=N     entries of the log ring from byte offset N (each has its "id"); "next": pass it
                                  as since to get only what is new
     GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
@@ -17,15 +17,19 @@
     POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
-restart): none of this stays in the device's heap; only ``live`` stays imported once a stream has run.
-The UI's files (``/``, ``/static/<name>``) are served by ``static.py``, loaded by the 404 handler.
+restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
+The UI's files (``/``, ``/static/<name>``) are served by ``static.py``.
 """
 
+from micropython import const
+
+from sensorbox.device import lazy
 from sensorbox.device.http import authz
 from sensorbox.device.http.server import BadRequest, error, json_response
 from sensorbox.device.http.static import static_file
 
-_ADMIN = "sensorbox.device.http.web_admin"
+_ADMIN = const("sensorbox.device.http.web_admin")
+_DATA = const("sensorbox.device.http.data_api")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
 _ROUTES = {
     "login": (("POST",), None),
@@ -40,10 +44,17 @@ _ROUTES = {
     "restart": (("POST",), True),
     "debug/fault": (("POST",), True),
 }
+# Every route of the app, for GET /api/routes (the modules that answer them: see server._route)
+ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api/config/schema"),
+          (("PUT",), "/api/config"), (("GET",), "/api/model"),
+          (("GET", "PUT", "POST"), "/api/model/<action>"), (("GET",), "/api/resources"),
+          (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
+          (("DELETE",), "/api/labels/<int:ident>"), (("GET",), "/"), (("GET",), "/static/<name>"),
+          (("DELETE",), "/api/tokens/<int:ident>"))
 
 
 async def handle(device, http, req):
-    """The answer to a request no registered route matched (server.make_app's 404 handler)."""
+    """The answer to a request for an /api/ path of this module (or any path no other module answers)."""
     res = await _handle(device, http, req, req.path.strip("/"))
     if isinstance(res, dict):
         return json_response(res)
@@ -96,19 +107,16 @@ async def _handle(device, http, req, p):
         # "next": where the following call should start (the end of what was logged so far). A since this boot
         # did not give (one from before a restart, say) answers the entries the ring holds and a new "next".
         return json_response({"entries": device.log.entries(int(s)), "next": device.log.end()})
-    if action == "events":
-        for _, pattern, handler, _, _ in http.url_map:  # the data route, for the events resource
-            if pattern.url_pattern == "/api/resources/<name>/data":
-                return await handler(req, name="events")
+    if action == "events":  # what the data route answers for the events resource
+        m = lazy.load(_DATA)
+        lazy.unload(_DATA)
+        return await m.data(device, req, "events")
     if action == "routes":
-        out = [[m, p.url_pattern] for m, p, _, _, _ in http.url_map]
+        out = [[list(m), p] for m, p in ROUTES]
         for k in _ROUTES:
             out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
-        out += [[["GET"], "/"], [["GET"], "/static/<name>"], [["DELETE"], "/api/tokens/<int:ident>"]]
         return json_response(out)
     # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request
-    from sensorbox.device import lazy
-
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
     return await m.handle(device, req, action, ident)

@@ -99,6 +99,79 @@ class Broker:
         self.log.close()
 
 
+class Link:
+    """A TCP relay from a free 127.0.0.1 port (``port``) to the broker's: the device connects through it while the
+    test's subscribers connect to the broker itself. ``cut()`` drops the connections through it and refuses new
+    ones (an outage only the device sees: a subscriber stays connected and misses nothing the device sends once
+    it is back, QoS 0 included, which a broker restart cannot promise); ``mend()`` listens again."""
+
+    def __init__(self, target):
+        self.target = target
+        self.port = free_port()
+        self.conns = []
+        self.lock = threading.Lock()
+        self.srv = None
+        self.mend()
+
+    def mend(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(8)
+        s.settimeout(0.1)
+        self.srv = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, s):
+        while self.srv is s:
+            try:
+                a, _ = s.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(("127.0.0.1", self.target), 5)
+            except OSError:
+                a.close()
+                continue
+            a.settimeout(None)
+            with self.lock:
+                self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
+
+    def _pipe(self, x, y):
+        try:
+            while True:
+                d = x.recv(65536)
+                if not d:
+                    break
+                y.sendall(d)
+        except OSError:
+            pass
+        for z in (x, y):
+            try:
+                z.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        s, self.srv = self.srv, None
+        if s is not None:
+            s.close()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for z in conns:
+            try:
+                z.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            z.close()
+
+    close = cut
+
+
 class Certs:
     """A test CA and a server certificate it signs (for 127.0.0.1 and localhost), plus another CA that signed
     nothing here, made with the openssl CLI (EC P-256): ``ca``, ``cert``, ``key``, ``other_ca`` are PEM file

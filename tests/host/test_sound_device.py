@@ -77,6 +77,8 @@ def test_device_classifies_the_microphone_stream(sound_model, device_factory):
     assert dev.put("/api/config", {"sound.classify": True}).status == 200  # loads it from flash
     wait_for(lambda: dev.get("/api/model?sensor=sound").json()["active"], "the sound model loaded",
              lambda a: a and a["sha256"] == info["active"]["sha256"])
+    meta = dev.get("/api/model/file?sensor=sound&which=active&name=meta.json").json()  # (the Analysis page's)
+    assert meta["sensor"] == "sound" and meta["csv_sha256"][:16] == info["active"]["sha256"], meta
     st = wait_for(lambda: dev.status()["soundlevel"], "sound classes", lambda s: s and s.get("classes") and
                   s["classes"]["prediction"] and s["classes"]["windows"] > 20, timeout=90)
     c = st["classes"]

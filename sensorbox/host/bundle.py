@@ -33,8 +33,10 @@ DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
 #: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
 #: the tests that run shared code on MicroPython.
 HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/neighbors.py", "sensorbox/shared/neighbors_csv.py")
-#: Shared modules that only the host and the browser run: in the unix bundle (tests, the simulator), not a board's.
-NOT_ON_BOARDS = ("sensorbox/shared/analysis.py",)
+#: Modules that only the host, the browser or the simulator run: in the unix bundle (tests, the simulator), not a
+#: board's, and not counted in its flash figure (``flash_bytes`` is what a board would hold; ``host_bytes`` these).
+#: The simulated microphone's WAV replay and the WAV header module it reads with (no board code uses it yet).
+NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/sensors/sim_wav.py", "sensorbox/shared/wav.py")
 # Files of the device that are not code: none yet (web assets arrive with the UI).
 
 #: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's
@@ -246,7 +248,9 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)},
                 "renames": renames, "renames_key": key}
     manifest["bytes"] = sum(manifest["files"].values())
-    manifest["flash_bytes"] = flash_bytes(manifest["files"].values())
+    host = {"lib/" + rel[:-3] + ".mpy" for rel in NOT_ON_BOARDS}
+    manifest["flash_bytes"] = flash_bytes(v for k, v in manifest["files"].items() if k not in host)
+    manifest["host_bytes"] = flash_bytes(v for k, v in manifest["files"].items() if k in host)
     manifest["flash_budget"] = FLASH_BUDGET_BYTES
     put_file(os.path.join(out, "bundle.json"), json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode())
     return out

@@ -203,14 +203,16 @@ def name_of(st, k):
 
 def names(st):
     """Every name by id (None where an id is free), as the resource listing and exports show them."""
-    # The list is made whole before any name is read: grown as names came in, it needed a larger block each time
-    # between the names kept so far, which a fragmented heap did not have (2 KB for 256 ids).
-    out = [None] * MAX_IDS
+    # Two readings of the file: the first only finds the highest id, so the list is made once at its size before
+    # any name is kept (grown name by name, it needed a larger block each time between the names kept so far,
+    # which a fragmented heap did not have: 2 KB for 256 ids).
     n = 0
     for k, name in _lines(st, [0]):
-        out[k] = name
         n = max(n, k + 1)
-    del out[n:]
+    out = [None] * n
+    for k, name in _lines(st, [0]):
+        if k < n:
+            out[k] = name
     return out
 
 

@@ -125,6 +125,8 @@ class MicroPythonItem(pytest.Item):
         self.variant = variant
         self.consts = consts
         self.add_marker(getattr(pytest.mark, variant))
+        # travels with the report to the controller of a parallel run (pytest_runtest_logreport counts it there)
+        self.user_properties.append(("interpreter", variant))
 
     def runtest(self):
         # Under pytest's --basetemp, like tmp_path: concurrent runs never share (or delete) each other's files.
@@ -148,11 +150,8 @@ class MicroPythonItem(pytest.Item):
         try:
             res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired as e:
-            _results[self.variant][1] += 1
             raise MicroPythonFailure("timed out after {} s\n{}".format(TIMEOUT_S, (e.stdout or b"")[-4000:]))
-        ok = res.returncode == 0 and "SENSORBOX-TEST PASS" in res.stdout
-        _results[self.variant][0 if ok else 1] += 1
-        if not ok:
+        if not (res.returncode == 0 and "SENSORBOX-TEST PASS" in res.stdout):
             raise MicroPythonFailure("exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}".format(
                 res.returncode, res.stdout[-6000:], res.stderr[-6000:]))
 
@@ -163,6 +162,13 @@ class MicroPythonItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, "{}::{}".format(os.path.relpath(str(self.path), REPO), self.name)
+
+
+def pytest_runtest_logreport(report):
+    # In a parallel run (pytest-xdist) the controller sees every worker's reports: the counts add up there.
+    variant = dict(report.user_properties).get("interpreter")
+    if variant in _results and report.when == "call":
+        _results[variant][0 if report.passed else 1] += 1
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 
-from sensorbox.host import bundle, knn
+from sensorbox.host import bundle, export, knn
 from sensorbox.shared import neighbors, neighbors_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,9 +45,9 @@ def test_numpy_equals_shared_evaluator_and_emlearn_c(tmp_path):
     assert (fast == y[400:]).mean() > 0.8
     # emlearn's C code on the scaled inputs and the same examples; its quicksort orders equal distances
     # differently, so compare where the k-th and (k+1)-th distances differ
-    import emlearn
     from sklearn.neighbors import KNeighborsClassifier
 
+    emlearn = export._emlearn()  # (compiling in this process's own directory)
     Q = knn.scale(X[400:], model["scaling"])
     est = KNeighborsClassifier(n_neighbors=3, algorithm="brute").fit(model["items"], model["labels"])
     c_pred = np.asarray(emlearn.convert(est, method="loadable").predict(Q.astype(np.float32)))

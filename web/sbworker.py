@@ -140,7 +140,7 @@ def extract(a):
                 for j in range(k, m):
                     ends[j - k] = e[j] - lo
                 analysis.extract(_frames(f, lo, e[m - 1] + 1), ends, w, 3, feats, 0, m - k,
-                                 lambda c, k=k: _progress(k + c), 16)
+                                 lambda c, k=k: _progress(k + c), 16, S["rate"])
                 out.write(memoryview(feats)[0:nf * (m - k)])
                 k = m
             yield

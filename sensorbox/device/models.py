@@ -6,7 +6,14 @@ Layout under the data directory::
     models/previous/...                     the one before it, for rollback (absent: the bundled default)
     models/staged/...                       an upload in progress
 
-An upload writes ``staged/meta.json`` (checked at once: format, feature version and names, channels, window, RAM)
+Kinds: ``trees`` (emlearn's tree CSV: ``trees_fast``, ``emlearn_trees`` when installed), ``knn`` and ``anomaly``
+(``sensorbox.shared.neighbors``, its examples in ``emlearn_neighbors`` when installed and the model has at most 10
+classes). The model's pipeline spec configures the analysis: its window (``ml.window`` follows it), its rate
+(``accel.rate_hz`` follows it when it is activated), its channels and its features (all the extractor computes, or
+a part of them in the same order: ``Model.cols``).
+
+An upload writes ``staged/meta.json`` (checked at once: format, kind, feature version and names, channels, window,
+rate, RAM)
 and then ``staged/model.csv`` in chunks appended at an offset, so a model is never whole in RAM (nor over
 4 x ``ml.model_max_kb`` KB on flash: a bigger meta.json or chunk is refused, so an upload cannot fill the flash). ``activate()``
 checks size and SHA-256 with the old model still running, parses the CSV and rotates the directories (active ->
@@ -87,20 +94,21 @@ def _path(device, which):
 
 def _compatible(device, meta):
     """Raise ModelError unless ``meta`` fits this device's features, sensor and RAM limit, with a window that
-    ``ml.window`` can take (the model's window becomes ``ml.window`` when it runs: ``_follow``). For the sound
-    model (``device`` a ``soundclass.SoundClassifier``, which has a ``sensor``): its ``check_meta``."""
+    ``ml.window`` can take and a rate ``accel.rate_hz`` can (the model's window becomes ``ml.window`` when it runs,
+    its rate ``accel.rate_hz``: ``_follow``). For the sound model (``device`` a ``soundclass.SoundClassifier``,
+    which has a ``sensor``): its ``check_meta``. Returns where the model's features are in the extractor's
+    (``shared.model.check_meta``: None when it takes them all)."""
     sm = lazy.load("sensorbox.shared.model")
     try:
         if getattr(device, "sensor", None) is not None:  # another model's place: it knows what fits there
-            device.check_meta(meta, sm)
-            return
+            return device.check_meta(meta, sm)
         s = meta.get("sensor") if isinstance(meta, dict) else None
         if s is not None and s != "accel":
             raise ModelError("a {0} model cannot run as the activity model: push it with ?sensor={0} (sensorbox "
                              "model push does)".format(s), "sensor")
         ch = device.sensors["accel"].ring.channels
-        sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
-                      device.config.get("ml.model_max_kb") * 1024)
+        cols = sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
+                             device.config.get("ml.model_max_kb") * 1024)
     except sm.ModelError as e:
         raise ModelError(e.reason, e.field)
     except (TypeError, KeyError, IndexError, AttributeError) as e:  # a field of the wrong type or missing
@@ -108,33 +116,51 @@ def _compatible(device, meta):
             type(e).__name__, e), "meta.json", True)
     finally:
         lazy.unload("sensorbox.shared.model")
+    r = meta.get("rate_hz", features.RATE_HZ)
+    if isinstance(r, float) and r == int(r):  # (50.0: a rate read from a recording's sidecar)
+        meta["rate_hz"] = r = int(r)
     schema = lazy.load("sensorbox.shared.config_schema")
+    key = "ml.window"
     try:
-        schema.check_value("ml.window", meta["window"])
-    except ValueError as e:
-        raise ModelError("model was trained on {}-frame windows; ml.window can be {}".format(
-            meta["window"], " or ".join(str(c) for c in schema.entry("ml.window")[4])), "window")
+        schema.check_value(key, meta["window"])
+        key = "accel.rate_hz"
+        schema.check_value(key, r)
+    except ValueError:
+        can = " or ".join(str(c) for c in schema.entry(key)[4])
+        if key == "ml.window":
+            raise ModelError("model was trained on {}-frame windows; ml.window can be {}".format(meta["window"], can),
+                             "window")
+        raise ModelError("model was trained on data sampled at {} Hz; accel.rate_hz can be {} Hz: train on data "
+                         "at one of them (sensorbox import --to-rate {})".format(r, can, features.RATE_HZ), "rate_hz")
     finally:
         lazy.unload("sensorbox.shared.config_schema")
+    return cols
 
 
-def _follow(device):
+def _follow(device, rate=False):
     """Make ``ml.window`` the running model's window (and ``ml.hop`` at most that): a model that runs always gets
-    the windows it was trained on. The config change restarts the pipeline. Called once no load is in progress
-    (config_edit refuses ml.window changes while one is)."""
+    the windows it was trained on; with ``rate`` (a model activated or rolled back to) ``accel.rate_hz`` its rate
+    too. The config change restarts the pipeline. Called once no load is in progress (config_edit refuses
+    ml.window changes while one is)."""
     m = device.model
     cfg = device.config
-    if m is None or cfg.get("ml.window") == m.window or getattr(device, "sensor", None) is not None:
+    if m is None or getattr(device, "sensor", None) is not None:
         return
-    up = {"ml.window": m.window}
-    if cfg.get("ml.hop") > m.window:
-        h = m.info["hop"]
-        up["ml.hop"] = h if 8 <= h <= m.window else m.window // 2
+    up = {}
+    if cfg.get("ml.window") != m.window:
+        up["ml.window"] = m.window
+        if cfg.get("ml.hop") > m.window:
+            h = m.info["hop"]
+            up["ml.hop"] = h if 8 <= h <= m.window else m.window // 2
+    if rate and m.rate is not None and cfg.get("accel.rate_hz") != m.rate:
+        up["accel.rate_hz"] = m.rate
+    if not up:
+        return
     try:
         cfg.update(up)
-        device.log.info("model", "ml.window set to {}: the model's window".format(m.window))
+        device.log.info("model", "set to the model's: {}".format(up))
     except (ValueError, OSError) as e:  # not saved (flash): the pipeline says why it does not classify
-        device.log.error("model", "cannot set ml.window to the model's {}: {}".format(m.window, e))
+        device.log.error("model", "cannot set {} (the model's): {}".format(up, e))
 
 
 def _read_meta(path):
@@ -153,9 +179,11 @@ async def _verify(device, path):
     running model needs: ``features`` becomes the count of names (the list is ~5 KB of strings), ``training``
     and ``scaling`` are dropped. Raises ModelError."""
     meta = _read_meta(path)
-    _compatible(device, meta)
+    meta["cols"] = _compatible(device, meta)
     meta["features"] = len(meta["features"])
-    for k in ("training", "scaling", "class_names", "class_descriptions"):  # read from flash when asked (classes())
+    if isinstance(meta.get("inputs"), list):
+        meta["inputs"] = len(meta["inputs"])
+    for k in ("training", "scaling", "class_names", "class_descriptions", "normal"):  # read from flash when asked
         meta.pop(k, None)
     gc.collect()
     await _check_file(path + "/model.csv", meta)
@@ -164,7 +192,8 @@ async def _verify(device, path):
 
 def _fits(ev, meta):
     # an evaluator (a released model's) whose arrays can take this model: refilled instead of reallocated
-    return (ev is not None and hasattr(ev, "reset") and ev.max_trees >= meta["trees"]
+    return (ev is not None and hasattr(ev, "reset") and meta.get("kind", "trees") == "trees"
+            and ev.max_trees >= meta["trees"]
             and ev.max_nodes >= meta["nodes"] and ev.max_leaves >= meta["leaves"])
 
 
@@ -174,15 +203,28 @@ async def _load(device, path, meta, origin, spare=None):
     model needs no new large block of a fragmented heap. Otherwise the new arrays are allocated first, before
     the CSV reader is loaded."""
     ev = ld = None
-    want = (meta["features"], len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"])
+    nb = meta.get("kind", "trees") != "trees"
+    csv = "sensorbox.shared.neighbors_csv" if nb else "sensorbox.shared.trees_csv"
     try:
         gc.collect()
-        if _fits(spare, meta):
-            ev = spare
-            ev.reset()
+        if nb:  # knn, anomaly: arrays made by the loader when it has read the counts
+            cnew = None
+            if len(meta["classes"]) <= 10:  # (emlearn's C code counts votes of at most 10 classes)
+                try:
+                    import emlearn_neighbors
+
+                    cnew = emlearn_neighbors.new
+                except ImportError:
+                    pass
+            ld = lazy.load(csv).Loader((meta["items"], meta["inputs"], meta["k"]), cnew)
+            cnew = None
         else:
-            ev = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
-        ld = lazy.load("sensorbox.shared.trees_csv").Loader(ev)
+            if _fits(spare, meta):
+                ev = spare
+                ev.reset()
+            else:
+                ev = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
+            ld = lazy.load(csv).Loader(ev)
         n = 0
         with open(path + "/model.csv") as f:
             for line in f:
@@ -191,11 +233,19 @@ async def _load(device, path, meta, origin, spare=None):
                 if n == _YIELD_LINES:
                     n = 0
                     await asyncio.sleep_ms(0)
-        ld.finish(want)
+        if nb:
+            ev = ld.finish()
+            if ev.n_inputs != meta["features"] or (meta["kind"] == "anomaly") != (ev.threshold >= 0) \
+                    or ev.n_classes != len(meta["classes"]):
+                raise ValueError("its x, c and t lines do not match meta.json's features, classes and kind")
+            if meta["kind"] == "anomaly" and ev.threshold != meta["threshold"]:
+                raise ValueError("threshold {} but meta.json says {}".format(ev.threshold, meta["threshold"]))
+        else:
+            ld.finish((meta["features"], len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"]))
         m = Model(meta, ev, origin)
         m.gids = device.store.class_ids(m.classes)  # ids in the store's class table (None: the pipeline retries)
         return m
-    except ValueError as e:  # trees.TreesError: a line, a reference or a count
+    except ValueError as e:  # trees.TreesError, neighbors.NeighborsError: a line, a reference or a count
         raise ModelError("model.csv: {}".format(e), "csv")
     except OSError as e:
         raise ModelError("cannot read the model: {}".format(e))
@@ -203,7 +253,7 @@ async def _load(device, path, meta, origin, spare=None):
         raise ModelError("not enough RAM to load the model")
     finally:
         ev = ld = spare = None
-        lazy.unload("sensorbox.shared.trees_csv")
+        lazy.unload(csv)
 
 
 async def _check(device, path, origin, spare=None):
@@ -272,7 +322,8 @@ async def _boot(device, spare=None):
             continue
         try:
             device.model = await _check(device, path, which if which == "default" else "uploaded", spare)
-            device.log.info("model", "running the {} model ({} trees)".format(which, device.model.n_trees))
+            device.log.info("model", "running the {} model ({}, {})".format(which, device.model.kind,
+                                                                           device.model.n_trees))
             return device.model
         except ModelError as e:
             device.model_error = "{} model refused: {}".format(which, e.reason)
@@ -406,9 +457,9 @@ async def activate(device):
     finally:
         _release(device)
     _swap(device, "staged")
-    _follow(device)
+    _follow(device, True)
     device.model_error = None
-    device.log.info("model", "activated an uploaded model ({} trees, {})".format(new.n_trees, new.info["sha256"]))
+    device.log.info("model", "activated an uploaded model ({}, {})".format(new.kind, new.info["sha256"]))
     return info(device)
 
 
@@ -424,7 +475,7 @@ async def rollback(device):
     finally:
         _release(device)
     _swap(device, "previous")
-    _follow(device)
+    _follow(device, True)
     device.log.info("model", "rolled back to the previous model ({})".format(origin))
     return info(device)
 

@@ -7,9 +7,12 @@ result is "unknown". Published on ``device.bus`` (subscribers copy what they kee
 
 - ``features``: ``array('h')`` of the window's int16 features (model input order)
 - ``predictions``: ``(class_id, confidence_permille)``; class_id: the class's id in the store's class table
-  (``Model.gids``, given when the model loads), -1 = unknown; confidence = share of the trees'
-  votes over the smoothing span that went to the winning class
-- ``events``: ``{"type": "class_change", "from": name, "to": name, "confidence": permille}``
+  (``Model.gids``, given when the model loads), -1 = unknown; confidence = share of the trees' (a knn model: the
+  k neighbours') votes over the smoothing span that went to the winning class. An anomaly model's classes are
+  its normal class and ``anomaly`` (score above the threshold), its confidence the window's score in permille
+  of the threshold (1000: at the threshold; at most 32767), not smoothed: as ``sensorbox evaluate`` scores it
+- ``events``: ``{"type": "class_change", "from": name, "to": name, "confidence": permille}`` (an anomaly model:
+  also ``score`` and ``threshold``: the threshold was exceeded, or the score fell back to it)
 
 t_ms is the epoch time of the window's last frame. It wakes with the accelerometer's FIFO reads (``accel.poll_ms``,
 on the device's timer grid) or once per hop if that is shorter, reads the FIFO into the ring and takes what is
@@ -28,30 +31,45 @@ from sensorbox.shared import features, kernels
 from sensorbox.shared.trees import decide
 
 UNKNOWN = "unknown"
+ANOMALY = "anomaly"
 
 
 class Model:
     """A loaded model: the evaluator and the few meta fields the pipeline and the API need (``meta`` as
-    ``models`` slims it: ``features`` is the count). ``serial`` tells models apart without keeping a reference
-    (``device.model`` is the only one: replacing a model frees it)."""
+    ``models`` slims it: ``features`` is the count, ``cols`` where its inputs are in the extractor's vector when
+    it takes a part of it). ``serial`` tells models apart without keeping a reference (``device.model`` is the
+    only one: replacing a model frees it). ``trees`` is the evaluator: a tree ensemble, or for ``kind`` knn and
+    anomaly a ``shared.neighbors.Neighbors``."""
 
     _count = 0
+    cols = None  # positions of the model's inputs in the extractor's vector (None: all of it)
 
     def __init__(self, meta, evaluator, origin):
         Model._count += 1
         self.serial = Model._count
         self.trees = evaluator
         self.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (trees_c.CTrees), else None
-        self.classes = meta["classes"]
-        self.n_trees = meta["trees"]
+        self.kind = kind = meta.get("kind", "trees")
+        self.classes = meta["classes"] + [ANOMALY] if kind == ANOMALY else meta["classes"]
+        self.n_trees = meta["trees"] if kind == "trees" else meta["k"]  # votes per window
         self.window = meta["window"]
+        self.channels = meta.get("channels")
+        self.rate = meta.get("rate_hz")
         self.origin = origin
         self.gids = None  # the store's ids of its classes (store.class_ids), given when it loads
+        c = meta.get("cols")
+        if c is not None:
+            self.cols = c
+            self.x = array.array("h", bytes(2 * len(c)))
         m = meta.get("metrics") or {}
-        self.info = {"origin": origin, "classes": self.classes, "trees": meta["trees"], "nodes": meta["nodes"],
-                     "leaves": meta["leaves"], "features": meta["features"], "feature_version": meta["feature_version"],
-                     "window": self.window, "hop": meta["hop"], "sha256": meta["csv_sha256"][:16],
-                     "cv_accuracy": m.get("cv_accuracy_mean"), "created": meta.get("created")}
+        self.info = i = {"origin": origin, "kind": kind, "classes": self.classes, "features": meta["features"],
+                         "feature_version": meta["feature_version"], "channels": self.channels,
+                         "window": self.window, "hop": meta["hop"], "rate_hz": self.rate,
+                         "sha256": meta["csv_sha256"][:16], "cv_accuracy": m.get("cv_accuracy_mean"),
+                         "created": meta.get("created")}
+        for k in ("trees", "nodes", "leaves") if kind == "trees" else ("k", "items", "inputs", "threshold"):
+            if k in meta:
+                i[k] = meta[k]
 
 
 def classify(m, feats, hist, slot, count, threshold):
@@ -60,13 +78,23 @@ def classify(m, feats, hist, slot, count, threshold):
     result (the pipeline's and the sound classifier's step)."""
     t = m.trees
     nc = len(m.classes)
+    c = m.cols
+    if c is not None:  # the model's part of the features
+        x = m.x
+        for i in range(len(c)):
+            x[i] = feats[c[i]]
+        feats = x
     c = m.emlearn
     if c is not None:  # emlearn_trees: its predict, then its float outputs decoded in the smoothing kernel
         c.predict(feats, t.out)
         r = smooth(t.out, 1, m.n_trees, hist, slot * nc, count, nc)
+    elif m.kind == ANOMALY:  # the score against the threshold, per window (as the host evaluates it)
+        s = t.score(feats)
+        h = t.threshold
+        return (1 if s > h else 0), (s * 1000 // h if h > 0 and s < 32767 else (32767 if s > 0 else 0))
     else:
         t.classify(feats)
-        r = smooth(t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
+        r = smooth(t.votes if m.kind == "knn" else t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
     return decide(r, count, m.n_trees, threshold)  # shared: the browser decides with it too
 
 
@@ -112,7 +140,7 @@ class Pipeline:
         sensor = d.sensors["accel"]
         ring = sensor.ring
         ch = ring.channels
-        ex = features.Extractor(ch, window)
+        ex = None
         feats = array.array("h", bytes(2 * len(features.names(ch))))
         self.feats = feats
         buf = array.array("h", bytes(2 * window * ch))
@@ -128,6 +156,9 @@ class Pipeline:
                     await asyncio.sleep_ms(grid_ms(1000))
                     continue
                 gen = sensor.generation
+                if ex is None or ex.rate_hz != ring.rate_hz:  # frequency features in Hz at the sensor's rate
+                    ex = None
+                    ex = features.Extractor(ch, window, ring.rate_hz)
                 seq = ring.head
                 filled = 0
                 self.reason = None
@@ -164,8 +195,8 @@ class Pipeline:
                     m.gids = d.store.class_ids(m.classes)
                 if m is None:
                     self.reason = "no model loaded: " + str(d.model_error)
-                elif m.window != window or len(feats) != m.trees.n_features:
-                    self.reason = "model needs {}-frame windows of {} features".format(m.window, m.trees.n_features)
+                elif m.window != window or m.channels != ch:
+                    self.reason = "model needs {}-frame windows of {} channels".format(m.window, m.channels)
                 else:
                     self.reason = None
                     self._classify(m, feats, hist, nh % smooth, min(nh + 1, smooth), threshold, t_ms)
@@ -184,5 +215,9 @@ class Pipeline:
             bus.publish("predictions", t_ms, (m.gids[best] if best >= 0 else -1, conf))
         name = m.classes[best] if best >= 0 else UNKNOWN
         if name != self.label:  # by name: an index of the model before a swap means nothing in this one
-            bus.publish("events", t_ms, {"type": "class_change", "from": self.label, "to": name, "confidence": conf})
+            e = {"type": "class_change", "from": self.label, "to": name, "confidence": conf}
+            if m.kind == ANOMALY:
+                e["score"] = m.trees.found and m.trees.dist[m.trees.found - 1]
+                e["threshold"] = m.trees.threshold
+            bus.publish("events", t_ms, e)
             self.label = name

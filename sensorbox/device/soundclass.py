@@ -124,10 +124,11 @@ class SoundClassifier:
         if isinstance(meta, dict) and meta.get("sensor") != self.sensor:
             raise m.ModelError("an accelerometer model cannot run as the sound model: push it without "
                                "?sensor=sound", "sensor")
-        m.check_meta(meta, FEATURE_VERSION, names(), 1, None, self.config.get("ml.model_max_kb") * 1024)
+        cols = m.check_meta(meta, FEATURE_VERSION, names(), 1, None, self.config.get("ml.model_max_kb") * 1024)
         if not (2 <= meta["window"] <= 64 and 1 <= meta["hop"] <= meta["window"]):
             raise m.ModelError("sound windows of 2..64 frames (hop 1..window), got {} and {}".format(
                 meta["window"], meta["hop"]), "window")
+        return cols
 
     async def load(self):
         """Load the sound model (active, else previous), yielding while it parses."""

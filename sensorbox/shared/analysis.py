@@ -108,11 +108,13 @@ def device_ends(times, runs, stored, window, rate_hz):
     return out
 
 
-def extract(frames, ends, window, channels, feats, start=0, stop=None, progress=None, every=64):
+def extract(frames, ends, window, channels, feats, start=0, stop=None, progress=None, every=64,
+            rate_hz=features.RATE_HZ):
     """The shared features of the windows ``ends[start:stop]`` into ``feats`` (int16, ``len(features.names())``
-    per window, at the window's index). ``progress(done)`` is called every ``every`` windows."""
+    per window, at the window's index), for frames sampled at ``rate_hz`` (as the device: its sensor's rate).
+    ``progress(done)`` is called every ``every`` windows."""
     stop = len(ends) if stop is None else stop
-    ex = features.Extractor(channels, window)
+    ex = features.Extractor(channels, window, int(rate_hz))
     nf = ex.n_features
     if BATCH > 1 and kernels.VARIANT == "python" and not kernels.EMLEARN:
         return _extract_batched(ex, frames, ends, feats, start, stop, progress, every)

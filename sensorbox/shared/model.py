@@ -1,17 +1,23 @@
-"""Classifier model files and their validation: ``model.csv`` (emlearn's tree CSV) + ``meta.json``.
+"""Model files and their validation: ``model.csv`` (emlearn's tree CSV, or the neighbours format of
+``sensorbox.shared.neighbors``) + ``meta.json``.
 
 ``meta.json`` (written by ``sensorbox.host.export``) says what the model needs and was made from::
 
     format            1 (this layout)
-    kind              "trees" (majority-vote tree ensemble, int16 inputs)
+    kind              "trees" (majority-vote tree ensemble, int16 inputs), "knn" (k-nearest neighbours) or "anomaly"
+                      (distance to the k-th nearest normal example; ``sensorbox.shared.neighbors``)
     feature_version   FEATURE_VERSION of sensorbox.shared.features the model was trained with
-    features          feature names in model input order (must equal features.names(channels) on the device)
-    channels, window, hop, rate_hz      what the features were computed over
+    features          feature names in model input order: features.names(channels), or a part of it in the same
+                      order (the device computes them all and hands the model these)
+    channels, window, hop, rate_hz      what the features were computed over (the pipeline spec: a device
+                      samples at rate_hz and cuts windows of ``window`` frames every ``hop``)
     classes           class names; the CSV's class index i is classes[i]
     class_names       optional: a display name per class (``classes`` may be codes such as "FEL")
     class_descriptions  optional: a sentence per class saying what it means (shown by the UI)
     scaling           how the int16 features are scaled (from the feature extractor), for documentation/UI
-    trees, nodes, leaves                counts: the capacity a device reserves (8 bytes per node)
+    trees, nodes, leaves                trees: counts, the capacity a device reserves (8 bytes per node)
+    k, items, inputs, threshold         knn/anomaly: neighbours, stored examples, the names of the inputs used
+                                        (as the model file's scaling lines pick them), anomaly's threshold
     csv_bytes, csv_sha256               size and hash of model.csv: a truncated or altered file is caught
     training, metrics                   data summary and cross-validated scores (informational)
 
@@ -25,7 +31,8 @@ NODE_BYTES = 8
 #: A loaded model's RAM beyond its arrays (objects, array headers), measured on the unix port (64-bit).
 OVERHEAD_BYTES = 600
 
-_INTS = ("format", "feature_version", "channels", "window", "hop", "trees", "nodes", "leaves", "csv_bytes")
+_INTS = ("format", "feature_version", "channels", "window", "hop", "csv_bytes")
+_KIND_INTS = {"trees": ("trees", "nodes", "leaves"), "knn": ("k", "items"), "anomaly": ("k", "items", "threshold")}
 
 
 class ModelError(ValueError):
@@ -36,25 +43,34 @@ class ModelError(ValueError):
 
 
 def ram_bytes(meta):
-    """RAM a device needs to hold the model: nodes, roots, leaves and overhead."""
-    return NODE_BYTES * meta["nodes"] + 2 * meta["trees"] + meta["leaves"] + OVERHEAD_BYTES
+    """RAM a device needs to hold the model (``meta``: meta.json, or a running model's info): trees: nodes, roots,
+    leaves; neighbours: the examples (int16) and per example 11 bytes (its label, and emlearn's label and distance
+    record when the C module holds them), scaling and scratch; plus overhead."""
+    if meta.get("kind", "trees") == "trees":
+        return NODE_BYTES * meta["nodes"] + 2 * meta["trees"] + meta["leaves"] + OVERHEAD_BYTES
+    f = meta["inputs"]
+    f = len(f) if isinstance(f, list) else f
+    m = meta["items"]
+    return 2 * m * f + 11 * m + 9 * f + 4 * meta["k"] + 2 * len(meta["classes"]) + OVERHEAD_BYTES
 
 
 def check_meta(meta, feature_version, feature_names, channels=None, window=None, max_bytes=None):
     """Raise ModelError unless ``meta`` describes a model that can run on features ``feature_names`` (any
     iterable, e.g. ``features.iter_names(channels)``) of ``feature_version`` (and ``channels``/``window`` when
-    given) within ``max_bytes`` of RAM."""
+    given) within ``max_bytes`` of RAM. Returns None when the model takes all of ``feature_names``, else the
+    position in them of each of its inputs (a bytearray: the model takes a part of them, in their order)."""
     if not isinstance(meta, dict):
         raise ModelError("meta.json is not a JSON object")
-    for k in _INTS:
+    kind = meta.get("kind")
+    if kind not in _KIND_INTS:
+        raise ModelError("model kind {} unsupported (expected trees, knn or anomaly)".format(kind), "kind")
+    for k in _INTS + _KIND_INTS[kind]:
         v = meta.get(k)
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ModelError("meta.json: {} missing or not a non-negative integer".format(k), k)
     if meta["format"] != FORMAT:
         raise ModelError("model format {} unsupported (this device reads format {})".format(meta["format"], FORMAT),
                          "format")
-    if meta.get("kind") != "trees":
-        raise ModelError("model kind {} unsupported (expected trees)".format(meta.get("kind")), "kind")
     if meta["feature_version"] != feature_version:
         raise ModelError("model needs feature version {}, this device computes version {}; retrain it with "
                          "this sensorbox".format(meta["feature_version"], feature_version), "feature_version")
@@ -64,34 +80,53 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
     if channels is not None and meta["channels"] != channels:
         raise ModelError("model needs {} channels, the sensor delivers {}".format(meta["channels"], channels),
                          "channels")
+    # the model's names in the device's order: all of them, or a part (then their positions)
     n = 0
-    bad = None  # the first difference
+    i = 0
+    cols = bytearray(len(names)) if len(names) < 256 else None
     for want in feature_names:
-        if bad is None and n < len(names) and names[n] != want:
-            bad = (n, names[n], want)
+        if i < len(names) and names[i] == want:
+            if cols is not None:
+                cols[i] = n
+            i += 1
         n += 1
-    if len(names) != n:
-        raise ModelError("model takes {} features, this device computes {}".format(len(names), n), "features")
-    if bad is not None:
-        raise ModelError("feature {} is {} in the model but {} on this device".format(*bad), "features")
+    if i < len(names):
+        raise ModelError("feature {} is {} in the model: not one of the {} features (version {}, {} channels) this "
+                         "device computes, or not in their order (a model may take a part of them, in their "
+                         "order)".format(i, names[i], n, feature_version, meta["channels"]), "features")
+    if len(names) == n:
+        cols = None
     if window is not None and meta["window"] != window:
         raise ModelError("model was trained on {}-frame windows, ml.window is {}".format(meta["window"], window),
                          "window")
     classes = meta.get("classes")
-    if not isinstance(classes, list) or not 2 <= len(classes) <= trees.MAX_CLASSES:  # the bound of the CSV loader
-        raise ModelError("meta.json: classes must list 2..{} names".format(trees.MAX_CLASSES), "classes")
+    least = 1 if kind == "anomaly" else 2  # (an anomaly model's one class: what is normal)
+    if not isinstance(classes, list) or not least <= len(classes) <= (1 if least == 1 else trees.MAX_CLASSES) \
+            or [c for c in classes if not isinstance(c, str)]:  # (the bound of the CSV loaders)
+        raise ModelError("meta.json: classes must list {} names".format(
+            "1 (normal)" if least == 1 else "2..{}".format(trees.MAX_CLASSES)), "classes")
     for k, most in (("class_names", 40), ("class_descriptions", 200)):  # optional, for people (the UI)
         v = meta.get(k)
         if v is not None and (not isinstance(v, list) or len(v) != len(classes) or
                               [x for x in v if not isinstance(x, str) or len(x) > most]):
             raise ModelError("meta.json: {} must list one text of at most {} characters per class".format(k, most), k)
-    if meta["trees"] < 1 or meta["nodes"] < 1 or meta["leaves"] < 1 or meta["nodes"] > trees.MAX_NODES:
-        raise ModelError("meta.json: trees/nodes/leaves out of range", "nodes")
+    if kind == "trees":
+        if meta["trees"] < 1 or meta["nodes"] < 1 or meta["leaves"] < 1 or meta["nodes"] > trees.MAX_NODES:
+            raise ModelError("meta.json: trees/nodes/leaves out of range", "nodes")
+    else:
+        used = meta.get("inputs")
+        if not isinstance(used, list) or not used or [u for u in used if u not in names]:
+            raise ModelError("meta.json: inputs must list the features the model uses (names from features)",
+                             "inputs")
+        if not 0 < meta["k"] <= meta["items"]:
+            raise ModelError("meta.json: k must be 1..items", "k")
     if not isinstance(meta.get("csv_sha256"), str) or len(meta["csv_sha256"]) != 64:
         raise ModelError("meta.json: csv_sha256 missing", "csv_sha256")
     if max_bytes is not None and ram_bytes(meta) > max_bytes:
-        raise ModelError("model needs {} bytes of RAM ({} nodes); this device allows {} (ml.model_max_kb)".format(
-            ram_bytes(meta), meta["nodes"], max_bytes), "nodes")
+        raise ModelError("model needs {} bytes of RAM ({}); this device allows {} (ml.model_max_kb)".format(
+            ram_bytes(meta), "{} nodes".format(meta["nodes"]) if kind == "trees" else "{} examples x {} inputs".format(
+                meta["items"], len(meta["inputs"])), max_bytes), "nodes" if kind == "trees" else "items")
+    return cols
 
 
 def counts(meta):

@@ -21,8 +21,10 @@ data and clamps to +-``LIMIT``, so that with at most ``MAX_FEATURES`` values a s
 Distance: floor(sqrt(sum of squared differences)), as emlearn's ``eml_distance_euclidean_int16``. Neighbours are
 ordered by (distance, example index); the first k vote; a tie in votes goes to the lowest class (emlearn's rule).
 The item lines map one to one onto ``emlearn_neighbors`` (``new(items, features, k)``, ``additem(values, label)``),
-whose C code sorts with an unstable quicksort: a device using it re-reads ``getresult`` and breaks equal distances
-by example index, as here, to give the same answer. emlearn's C module allows at most 10 classes.
+whose C code sorts with an unstable quicksort: given its model (``Neighbors(..., c=model)``, what a device with the
+module installed does) ``nearest`` lets it compute and sort the distances, re-reads ``getresult`` and breaks equal
+distances by example index, as here, so the answers are the same (a few result tuples allocated per call). emlearn's
+C module allows at most 10 classes (a label beyond fails its predict): a device uses it only up to 10.
 """
 
 import array
@@ -42,7 +44,7 @@ class NeighborsError(ValueError):
 class Neighbors:
     """Stored examples (capacity fixed at creation, arrays allocated once) and the evaluator."""
 
-    def __init__(self, max_items, n_features, k, n_inputs, n_classes):
+    def __init__(self, max_items, n_features, k, n_inputs, n_classes, c=None):
         if not (0 < max_items <= MAX_ITEMS and 0 < n_features <= MAX_FEATURES and 0 < k <= max_items
                 and 0 < n_inputs and 0 < n_classes <= MAX_CLASSES):
             raise NeighborsError("capacity out of range: items {}, features {}, k {}, inputs {}, classes {}".format(
@@ -55,7 +57,8 @@ class Neighbors:
         self.n_items = 0
         self.n_scales = 0
         self.threshold = -1
-        self.items = array.array("h", bytes(2 * max_items * n_features))
+        self.c = c  # emlearn_neighbors' model, which then holds the examples (else self.items)
+        self.items = array.array("h", bytes(2 * max_items * n_features)) if c is None else None
         self.labels = bytearray(max_items)
         self.src = array.array("h", bytes(2 * n_features))
         self.off = array.array("h", bytes(2 * n_features))
@@ -96,7 +99,10 @@ class Neighbors:
             v = values[j]
             if v > LIMIT or v < -LIMIT:
                 raise NeighborsError("item {}: value {} beyond +-{}".format(i, v, LIMIT))
-            self.items[base + j] = v
+            if self.c is None:
+                self.items[base + j] = v
+        if self.c is not None:
+            self.c.additem(values, label)  # (values: an int16 array of n_features, as the C code requires)
         self.labels[i] = label
         self.n_items = i + 1
         return i
@@ -114,12 +120,23 @@ class Neighbors:
     def nearest(self, q):
         """The k nearest stored examples to the scaled ``q``: their indices in ``self.near`` and distances in
         ``self.dist``, ordered by (distance, index). Returns how many were found (k, or fewer stored)."""
+        self.found = 0
+        c = self.c
+        if c is not None:  # emlearn computes and sorts; equal distances come in any order: by index here
+            c.predict(q)
+            n = self.n_items
+            last = -1
+            j = 0
+            while j < n:
+                r = c.getresult(j)  # (item, distance, label)
+                if j >= self.k and r[1] > last:
+                    break
+                last = r[1]
+                self._keep(r[0], last)
+                j += 1
+            return self.found
         nf = self.n_features
         items = self.items
-        near = self.near
-        dist = self.dist
-        k = self.k
-        found = 0
         base = 0
         for i in range(self.n_items):
             s = 0
@@ -127,23 +144,27 @@ class Neighbors:
                 d = q[j] - items[base + j]
                 s += d * d
             base += nf
-            d = kernels.isqrt(s)
-            if found < k:
-                p = found
-                found += 1
-            elif d < dist[k - 1]:
-                p = k - 1
-            else:
-                continue
-            # insertion: an earlier example with an equal distance stays ahead (strict >)
-            while p > 0 and dist[p - 1] > d:
-                dist[p] = dist[p - 1]
-                near[p] = near[p - 1]
-                p -= 1
-            dist[p] = d
-            near[p] = i
-        self.found = found
-        return found
+            self._keep(i, kernels.isqrt(s))
+        return self.found
+
+    def _keep(self, i, d):
+        # example i at distance d into the k nearest so far, if it is one: ordered by (distance, index)
+        near = self.near
+        dist = self.dist
+        k = self.k
+        if self.found < k:
+            p = self.found
+            self.found = p + 1
+        elif d < dist[k - 1] or (d == dist[k - 1] and i < near[k - 1]):
+            p = k - 1
+        else:
+            return
+        while p > 0 and (dist[p - 1] > d or (dist[p - 1] == d and near[p - 1] > i)):
+            dist[p] = dist[p - 1]
+            near[p] = near[p - 1]
+            p -= 1
+        dist[p] = d
+        near[p] = i
 
     def classify(self, x):
         """The class of the feature vector ``x`` by majority vote of its k nearest examples (ties: the lowest

@@ -9,11 +9,13 @@ _HEADER = "kxfcmt"
 
 class Loader(LineReader):
     """Parse a model file a line at a time (``feed``), so a device can yield between lines; ``finish`` checks the
-    counts and returns the model. ``expect``: (items, features, k) as meta.json announces them, or None."""
+    counts and returns the model. ``expect``: (items, features, k) as meta.json announces them, or None; ``cnew``:
+    ``emlearn_neighbors.new`` to hold the examples in emlearn's C model (a device with it installed), or None."""
 
     error = NeighborsError
 
-    def __init__(self, expect=None):
+    def __init__(self, expect=None, cnew=None):
+        self.cnew = cnew
         self.head = {}
         self.model = None
         self.lineno = 0
@@ -56,7 +58,8 @@ class Loader(LineReader):
         if e is not None and (h["m"], h["f"], h["k"]) != tuple(e):
             raise NeighborsError("the file has {} items x {} features, k {}; meta.json says {} x {}, k {}".format(
                 h["m"], h["f"], h["k"], e[0], e[1], e[2]))
-        self.model = Neighbors(h["m"], h["f"], h["k"], h["x"], h["c"])
+        c = self.cnew
+        self.model = Neighbors(h["m"], h["f"], h["k"], h["x"], h["c"], c(h["m"], h["f"], h["k"]) if c else None)
         self.model.threshold = h.get("t", -1)
         return self.model
 
@@ -70,10 +73,10 @@ class Loader(LineReader):
         return m
 
 
-def load(lines, expect=None):
-    """A ``Neighbors`` from model-file ``lines`` (str or bytes), completely checked. Raises NeighborsError naming
-    the line."""
-    ld = Loader(expect)
+def load(lines, expect=None, cnew=None):
+    """A ``Neighbors`` from model-file ``lines`` (str or bytes), completely checked (``cnew``: as ``Loader``).
+    Raises NeighborsError naming the line."""
+    ld = Loader(expect, cnew)
     for line in lines:
         ld.feed(line)
     return ld.finish()

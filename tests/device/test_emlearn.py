@@ -1,6 +1,6 @@
 """emlearn-micropython's native modules as sensorbox uses them: ``emlearn_trees`` (trees_c, the pipeline),
-``emlearn_fft`` (the features' FFT) and ``emlearn_iir`` (the sound meter's A-weighting), through the calls their
-stubs declare (tests/support/emlearn_api.py).
+``emlearn_fft`` (the features' FFT), ``emlearn_iir`` (the sound meter's A-weighting) and ``emlearn_neighbors``
+(knn and anomaly models: shared/neighbors.py), through the calls their stubs declare (tests/support/emlearn_api.py).
 
 Runs on the real modules when ``SENSORBOX_NATMODS`` names a folder of them (README "Analysis" says how to build
 them), else on the test doubles of tests/support/natmods (``NATMODS``). Checked either way:
@@ -16,6 +16,8 @@ them), else on the test doubles of tests/support/natmods (``NATMODS``). Checked 
   windows (measured: all 453);
 - IIR: the A-weighted signal within 2 units of ``iir_q`` (full-scale tones and noise); the sound meter's levels
   within 0.02 dB of the fixed-point meter's, and its chunks allocate nothing.
+- neighbours: with the examples in emlearn_neighbors, the k nearest (indices and distances, ties broken by index),
+  classes, votes and anomaly scores equal the shared evaluator's on random models full of equal distances.
 """
 
 import array
@@ -37,6 +39,7 @@ EXCERPT = "data/watch_excerpt.npy"
 
 import emlearn_fft  # noqa: E402  (the real module or the double, as the harness put on the path)
 import emlearn_iir  # noqa: E402
+import emlearn_neighbors  # noqa: E402
 import emlearn_trees  # noqa: E402
 
 
@@ -72,6 +75,15 @@ def _iir():
     return emlearn_iir.new(array.array("f", [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]))
 
 
+def _nb(predicted=False):
+    m = emlearn_neighbors.new(2, 2, 1)
+    m.additem(array.array("h", [1, 2]), 0)
+    m.additem(array.array("h", [3, 4]), 1)
+    if predicted:
+        m.predict(array.array("h", [0, 0]))
+    return m
+
+
 def _callable(module, name):
     """A bound callable for an API entry's name, and a valid argument list for it."""
     h = array.array("h", [1, 2])
@@ -93,6 +105,11 @@ def _callable(module, name):
         ("emlearn_fft", "fill"): (emlearn_fft.fill, (emlearn_fft.FFT(8), 8)),
         ("emlearn_iir", "new"): (emlearn_iir.new, (array.array("f", bytes(24)),)),
         ("emlearn_iir", "IIR.run"): (_iir().run, (f3,)),
+        ("emlearn_neighbors", "new"): (emlearn_neighbors.new, (2, 2, 1)),
+        ("emlearn_neighbors", "Model.predict"): (_nb().predict, (h,)),
+        ("emlearn_neighbors", "Model.additem"): (emlearn_neighbors.new(9, 2, 1).additem, (h, 0)),
+        ("emlearn_neighbors", "Model.getitem"): (_nb().getitem, (0, array.array("h", [0, 0]))),
+        ("emlearn_neighbors", "Model.getresult"): (_nb(True).getresult, (1,)),
     }
     return table[(module, name)]
 
@@ -144,6 +161,15 @@ def test_calls_the_stubs_do_not_allow_are_refused():
     _raises(ValueError, f.run, array.array("f", bytes(36)), array.array("f", bytes(36)))  # 9 points, not 8
     _raises(ValueError, emlearn_iir.new, array.array("f", bytes(20)))  # 5 coefficients
     _raises(ValueError, emlearn_iir.new, array.array("f"))
+    n = _nb()
+    _raises(ValueError, n.additem, array.array("h", [1, 2]), 0)  # capacity
+    _raises(ValueError, emlearn_neighbors.new(2, 2, 1).additem, array.array("h", [1, 2, 3]), 0)  # length
+    _raises(ValueError, n.predict, array.array("h", [1, 2, 3]))
+    _raises(ValueError, n.getresult, 2)
+    _raises(ValueError, n.getitem, 2, array.array("h", [0, 0]))
+    big = emlearn_neighbors.new(1, 1, 1)
+    big.additem(array.array("h", [0]), 10)
+    _raises(ValueError, big.predict, array.array("h", [0]))  # label 10 among the nearest
 
 
 def _forests():
@@ -497,3 +523,66 @@ def test_float32_conversions_agree_with_array_f():
     g = array.array("f", bytes(4 * 4))
     to_f32(x, 1, g, 3)  # from an offset
     assert list(g) == [-3.0, 1000.0, -32768.0, 0.0]
+
+
+def test_neighbors_in_emlearn_agree_with_the_shared_evaluator_ties_by_index():
+    from sensorbox.shared.neighbors import Neighbors
+
+    rng = Rng(5)
+    cases = ties = 0
+    for case in range(12):
+        nf = 1 + rng.below(6)
+        m = 2 + rng.below(40)
+        k = 1 + rng.below(min(m, 7))
+        nc = 1 + rng.below(10)
+        span = 1 + rng.below(4) if case % 2 else 1 + rng.below(1000)  # small spans: many equal distances
+        a = Neighbors(m, nf, k, nf, nc)
+        b = Neighbors(m, nf, k, nf, nc, emlearn_neighbors.new(m, nf, k))
+        assert b.items is None
+        v = array.array("h", bytes(2 * nf))
+        for i in range(m):
+            for j in range(nf):
+                v[j] = rng.below(2 * span + 1) - span
+            lab = rng.below(nc)
+            a.additem(v, lab)
+            b.additem(v, lab)
+        for q in range(40):
+            for j in range(nf):
+                v[j] = rng.below(2 * span + 3) - span - 1
+            na = a.nearest(v)
+            nb = b.nearest(v)
+            assert na == nb == k
+            assert list(a.near) == list(b.near) and list(a.dist) == list(b.dist), (case, q, list(a.near),
+                                                                                    list(b.near))
+            if k < m and a.dist[k - 1] in [a.dist[j] for j in range(k - 1)]:
+                ties += 1
+            cases += 1
+    print("neighbours: {} queries, {} with equal distances among the k nearest".format(cases, ties))
+    assert ties > 20
+
+
+def test_knn_and_anomaly_models_through_emlearn_equal_the_shared_files_answers():
+    from sensorbox.shared import neighbors_csv
+
+    rng = Rng(9)
+    for kind in ("knn", "anomaly"):
+        nf = 5
+        m = 30
+        nc = 1 if kind == "anomaly" else 4
+        lines = ["k,3", "x,8", "f,{}".format(nf), "c,{}".format(nc), "m,{}".format(m)]
+        if kind == "anomaly":
+            lines.append("t,40")
+        lines += ["s,{},{},{},{}".format(j + 1, rng.below(100) - 50, 1 + rng.below(500), 4) for j in range(nf)]
+        lines += ["i,{},".format(rng.below(nc)) + ",".join(str(rng.below(60) - 30) for _ in range(nf))
+                  for _ in range(m)]
+        a = neighbors_csv.load(lines)
+        b = neighbors_csv.load(lines, None, emlearn_neighbors.new)
+        x = array.array("h", bytes(16))
+        for q in range(200):
+            for j in range(8):
+                x[j] = rng.below(4000) - 2000
+            if kind == "knn":
+                assert a.classify(x) == b.classify(x)
+                assert list(a.votes) == list(b.votes)
+            else:
+                assert a.score(x) == b.score(x)

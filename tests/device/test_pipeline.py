@@ -34,7 +34,7 @@ class Dev:
         self.config = StubConfig(**cfg)
         self.bus = Bus(self.log)
         self.platform = Plat()
-        self.sensors = {"accel": RingSensor()}
+        self.sensors = {"accel": RingSensor(50)}  # (frequency features at the rate the model was trained at)
         self.model = self.model_error = None
         self.store = ClassIds()
 
@@ -69,7 +69,7 @@ async def feed(ring, frames, first_seq, n_frames, batch_frames=32):
             b.data[i] = frames[(done * 3 + i) % len(frames)]
         b.n = n
         b.seq = seq
-        b.t_ms = 1000 + seq  # 1 ms per frame at the ring's nominal 1000 Hz
+        b.t_ms = 1000 + 20 * seq  # 20 ms per frame at the ring's 50 Hz
         ring.write(b)
         seq += n
         done += n
@@ -101,7 +101,7 @@ async def test_windows_features_predictions_events():
     for k in (0, 1, 9):
         ex.extract(frames[64 * 3 * k:64 * 3 * k + 128 * 3], want)
         assert got["features"][k][1] == want, k
-        assert got["features"][k][0] == 1000 + 64 * k + 127  # time of the window's last frame
+        assert got["features"][k][0] == 1000 + 20 * (64 * k + 127)  # time of the window's last frame
     row = classes.index("ROW")
     assert [p[1][0] for p in got["predictions"]].count(row) >= 8, got["predictions"]
     assert all(0 <= p[1][1] <= 1000 for p in got["predictions"])

@@ -22,13 +22,13 @@ class _Dev:
         self.config = StubConfig()
         self.bus = Bus(self.log)
         self.platform = type("P", (), {"data_dir": tmpdir(), "www_dir": "./www"})()
-        self.sensors = {"accel": RingSensor()}
+        self.sensors = {"accel": RingSensor(50)}  # (features at the rate the model was trained at)
         self.model = self.model_error = None
         self.store = ClassIds()
 
 
 async def _feed(ring, frames, seq, first, n):
-    # frames[first:first + n] as sensor frames seq, seq + 1, ... (ring time: 1 ms per frame at its 1000 Hz)
+    # frames[first:first + n] as sensor frames seq, seq + 1, ... (ring time: 20 ms per frame at its 50 Hz)
     b = Batch(3, 16)
     done = 0
     while done < n:
@@ -37,7 +37,7 @@ async def _feed(ring, frames, seq, first, n):
             b.data[i] = frames[3 * (first + done) + i]
         b.n = k
         b.seq = seq + done
-        b.t_ms = 1000 + seq + done
+        b.t_ms = 1000 + 20 * (seq + done)
         ring.write(b)
         done += k
         await asyncio.sleep_ms(2)
@@ -68,14 +68,14 @@ async def test_pipeline_and_analysis_agree_on_every_window():
     await asyncio.sleep_ms(0)
     assert pipe.gaps == 1 and len(got) == pipe.windows == 38, (pipe.gaps, len(got))
 
-    # the same frames through analysis.py: frame i at 1000 + i ms, a gap where none arrived
-    times = array.array("i", [1000 + i for i in list(range(1400)) + list(range(1600, 3000))])
+    # the same frames through analysis.py: frame i at 1000 + 20 i ms, a gap where none arrived
+    times = array.array("i", [1000 + 20 * i for i in list(range(1400)) + list(range(1600, 3000))])
     kept = array.array("h", frames[:3 * 1400])
     kept.extend(frames[3 * 1600:])
-    runs = analysis.runs_of(times, 1000)
+    runs = analysis.runs_of(times, 50)
     assert runs == [(0, 1400), (1400, 1400)], runs
     stored_t = array.array("i", [p[0] for p in got])
-    ends = analysis.device_ends(times, runs, stored_t, 128, 1000)
+    ends = analysis.device_ends(times, runs, stored_t, 128, 50)
     assert min(ends) >= 0
     t = dev.model.trees
     nf = t.n_features
@@ -88,7 +88,7 @@ async def test_pipeline_and_analysis_agree_on_every_window():
     assert analysis.parity(cls, conf, stored[0], stored[1], ends) == (len(got), len(got), -1)
     # the restart is read from the stored record (the first window after it differs from a continued history);
     # the gap was none
-    first_after = [i for i in range(len(got)) if stored_t[i] >= 1000 + 2300][0]
+    first_after = [i for i in range(len(got)) if stored_t[i] >= 1000 + 20 * 2300][0]
     assert restarts == [first_after], (restarts, first_after)
     # and the features are the ones the pipeline computed (its last window's, still in its array)
     assert feats[(len(ends) - 1) * nf:] == pipe.feats

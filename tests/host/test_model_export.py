@@ -114,9 +114,12 @@ def test_meta_and_csv_agree_and_validate(tmp_path):
         return e.value.reason
 
     assert "feature version 1" in reason(meta, feature_version=2)
-    assert "takes 5 features, this device computes 6" in reason(meta, feature_names=names + ["x"])
-    assert "feature 2 is f2 in the model but g on this device" in reason(
+    # a model may take a part of the device's features, in their order: then their positions
+    assert model_fmt.check_meta(meta, 1, names) is None
+    assert list(model_fmt.check_meta(meta, 1, ["x"] + names[:2] + ["g"] + names[2:])) == [1, 2, 4, 5, 6]
+    assert "feature 2 is f2 in the model: not one of the 5 features" in reason(
         meta, feature_names=names[:2] + ["g"] + names[3:])
+    assert "feature 2 is f2" in reason(meta, feature_names=[names[0]] + names[2:] + [names[1]])  # order
     assert "needs 3 channels, the sensor delivers 6" in reason(meta, channels=6)
     assert "bytes of RAM" in reason(meta, max_bytes=100)
     assert "format" in reason(dict(meta, format=9))

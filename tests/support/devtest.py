@@ -86,10 +86,11 @@ class ClassIds:
 
 class RingSensor:
     """What the pipeline uses of an accelerometer: its ring, which the test writes itself. Rate 1000 and a 20 ms
-    poll only shorten the pipeline's wait (the poll, or one hop at the ring's rate), so tests run fast."""
+    poll only shorten the pipeline's wait (the poll, or one hop at the ring's rate), so tests run fast; the
+    pipeline computes frequency features at the ring's rate (``rate``: 50 for features as trained)."""
 
-    def __init__(self):
-        self.ring = SampleRing(3, 500, 1000)
+    def __init__(self, rate=1000):
+        self.ring = SampleRing(3, 500, rate)
         self.generation = 1
         self.driver = True
         self.poll_ms = 20

@@ -2,11 +2,13 @@
 the errors the C code raises. Facts recorded by hand (emlearn's files are not copied into this repository) from
 emlearn-micropython at commit ``COMMIT``:
 
-- ``stubs/emlearn_trees.py``, ``stubs/emlearn_fft.py``, ``stubs/emlearn_iir.py``: names and parameters;
+- ``stubs/emlearn_trees.py``, ``stubs/emlearn_fft.py``, ``stubs/emlearn_iir.py``, ``stubs/emlearn_neighbors.py``:
+  names and parameters;
 - ``src/emlearn_trees/emlearn_trees.py`` and ``src/emlearn_fft/emlearn_fft.py``: the Python halves (``load_model``,
   ``fill``), merged into the native .mpy;
-- ``src/emlearn_trees/trees.c``, ``src/emlearn_fft/fft.c``, ``src/emlearn_iir/iir_filter.c``: what the stubs leave
-  out (which typecodes and lengths are checked, which names the module exports, what is raised).
+- ``src/emlearn_trees/trees.c``, ``src/emlearn_fft/fft.c``, ``src/emlearn_iir/iir_filter.c``,
+  ``src/emlearn_neighbors/neighbors.c`` (with emlearn's ``eml_neighbors.h``, PyPI ``emlearn`` 0.23.2): what the
+  stubs leave out (which typecodes and lengths are checked, which names the module exports, what is raised).
 
 The test doubles in ``tests/support/natmods/`` implement exactly this. ``tests/host/test_emlearn_doubles.py`` checks
 them against it (and it against a checkout of emlearn-micropython named by ``SENSORBOX_EMLEARN_SRC``);
@@ -32,11 +34,17 @@ API = (
     ("emlearn_fft", "fill", ("fft", "n"), "stubs/emlearn_fft.py"),
     ("emlearn_iir", "new", ("coefficients",), "stubs/emlearn_iir.py"),
     ("emlearn_iir", "IIR.run", ("values",), "stubs/emlearn_iir.py"),
+    ("emlearn_neighbors", "new", ("max_items", "features", "k_neighbors"), "stubs/emlearn_neighbors.py"),
+    ("emlearn_neighbors", "Model.predict", ("inputs",), "stubs/emlearn_neighbors.py"),
+    ("emlearn_neighbors", "Model.additem", ("values", "label"), "stubs/emlearn_neighbors.py"),
+    ("emlearn_neighbors", "Model.getitem", ("item", "outputs"), "stubs/emlearn_neighbors.py"),
+    ("emlearn_neighbors", "Model.getresult", ("idx",), "stubs/emlearn_neighbors.py"),
 )
 
 # The stubs' classes and whether the native module exports them (trees.c and iir_filter.c store only ``new``;
 # fft.c stores ``FFT``). A double names an unexported class with a leading underscore.
-CLASSES = {"emlearn_trees": ("Model", False), "emlearn_fft": ("FFT", True), "emlearn_iir": ("IIR", False)}
+CLASSES = {"emlearn_trees": ("Model", False), "emlearn_fft": ("FFT", True), "emlearn_iir": ("IIR", False),
+           "emlearn_neighbors": ("Model", False)}
 
 # Array arguments: (module, name, parameter) -> the typecode the C code requires (ValueError otherwise).
 TYPECODES = {
@@ -48,6 +56,9 @@ TYPECODES = {
     ("emlearn_fft", "FFT.fill", "cos"): "f",
     ("emlearn_iir", "new", "coefficients"): "f",
     ("emlearn_iir", "IIR.run", "values"): "f",
+    ("emlearn_neighbors", "Model.predict", "inputs"): "h",
+    ("emlearn_neighbors", "Model.additem", "values"): "h",
+    ("emlearn_neighbors", "Model.getitem", "outputs"): "h",
 }
 
 # Other rules of the C code, each (what is done, the exception), checked by tests/device/test_emlearn.py:
@@ -60,4 +71,8 @@ RULES = (
     ("emlearn_fft run before fill", "ValueError"),
     ("emlearn_fft run or fill with arrays of another length (run: length, fill: length // 2)", "ValueError"),
     ("emlearn_iir new with a length that is not a multiple of 6, or empty", "ValueError"),
+    ("emlearn_neighbors additem beyond new()'s capacity or of another length than its features", "ValueError"),
+    ("emlearn_neighbors predict with another length than its features, or a label >= 10 among the k nearest",
+     "ValueError"),
+    ("emlearn_neighbors getresult or getitem with an index outside the items added", "ValueError"),
 )

@@ -343,15 +343,18 @@ async def _replace(device, path, origin):
     runs again. If the new model needs arrays of its own, the old one keeps running while they fill and
     nothing needs restoring. If it fits the old model's arrays, the old model is released and its arrays are
     refilled (one model in RAM); on failure a restore task (``_restore``) loads the old model from flash into
-    them again. That task is not part of the caller: cancelling the caller does not stop it. On an error the
-    caller waits for it (so the error reports what runs); when cancelled it does not."""
+    them again. A neighbours model (knn, anomaly: its examples are most of its RAM), coming or going, is loaded
+    the same way after the old one is released, into new arrays. The restore task is not part of the caller:
+    cancelling the caller does not stop it. On an error the caller waits for it (so the error reports what runs);
+    when cancelled it does not."""
     try:
         meta = await _verify(device, path)
     except MemoryError:
         raise ModelError("not enough RAM to check the model")
     old = device.model
     spare = old.trees if old is not None else None
-    if not _fits(spare, meta):
+    first = old is not None and (old.kind != "trees" or meta.get("kind", "trees") != "trees")  # release first
+    if not first and not _fits(spare, meta):
         spare = None
         new = await _load(device, path, meta, origin)  # the old model runs on meanwhile (``old`` holds it)
         device.model = new

@@ -28,11 +28,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(REPO, "build")
 TARGETS = {"unix": "x64", "esp32": "xtensawin", "esp32c3": "rv32imc"}
 DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
-#: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json) and
-#: the k-nearest-neighbour evaluator and its loader (host and browser only, until devices load such models). Left
+#: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json). Left
 #: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
-#: the tests that run shared code on MicroPython.
-HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/neighbors.py", "sensorbox/shared/neighbors_csv.py")
+#: the tests that run shared code on MicroPython. (The k-nearest-neighbour evaluator and its loader are on devices:
+#: loaded only while a knn or anomaly model is, see ``device/models.py``.)
+HOST_ONLY = ("sensorbox/shared/config_docs.py",)
 #: Modules that only the host, the browser or the simulator run: in the unix bundle (tests, the simulator), not a
 #: board's, and not counted in its flash figure (``flash_bytes`` is what a board would hold; ``host_bytes`` these).
 #: The simulated microphone's WAV replay and the WAV header module it reads with (no board code uses it yet).

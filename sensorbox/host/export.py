@@ -174,10 +174,10 @@ PushError = client.DeviceError
 
 def push_refusal(kind):
     """Why a model of ``kind`` (meta.json's, or train's ``--kind``) cannot go to a device, or None."""
-    if kind in ("trees", "forest", "extra-trees"):
+    if kind in ("trees", "forest", "extra-trees", "knn", "anomaly"):
         return None
-    return ("devices run tree models (forest, extra-trees) for now; a {} model is evaluated on the host "
-            "(sensorbox evaluate)".format(kind))
+    return ("devices run tree models (forest, extra-trees), knn and anomaly models; a {} model is evaluated on the "
+            "host (sensorbox evaluate)".format(kind))
 
 
 def push(url, model_dir, password=None, token=None, progress=False, ask=False):

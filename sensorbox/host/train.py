@@ -371,7 +371,10 @@ def window_table(recs, channels, window, hop, progress=None, sensor="accel"):
     check_sensor(recs, sensor)
     if sensor == "sound":
         return sound_window_table(recs, window, hop, progress)
-    ex = feat.Extractor(channels, window)
+    # frequency features in Hz at the recordings' rate (one rate per model: ``dataset`` picks it), as a device
+    # computes them at its sensor's rate
+    rate = getattr(recs[0], "rate", feat.RATE_HZ) if recs else feat.RATE_HZ
+    ex = feat.Extractor(channels, window, int(round(rate)))
     n_feat = len(feat.names(channels))
     out = array.array("h", bytes(2 * n_feat))
     frames = array.array("h", bytes(2 * window * channels))
@@ -802,6 +805,8 @@ def _knn_report(kind, X, y, labels, groups, classes, accs, oof, meta, out_dir, c
         model = knn.fit_anomaly(X[keep], groups[keep], **ko)
         meta["classes"] = ["normal"]
         meta["normal"] = list(normal)
+        for k in ("class_names", "class_descriptions"):  # (of the labels: the model has one class)
+            meta.pop(k, None)
     meta = knn.export(model, out_dir, meta)
     _, nb = knn.load(out_dir)
     sample = np.arange(len(X))[:: max(1, len(X) // 500)]
@@ -1157,8 +1162,8 @@ def cmd_train(args):
     if args.push and export.push_refusal(kind):
         sys.exit("error: --push: " + export.push_refusal(kind))
     try:
-        rep = train(args.data, args.out, channels=args.channels, hop=args.hop, folds=args.folds, opts=opts,
-                    quiet=args.quiet, cv_only=args.cv_only, group_by=args.group_by, rate=args.rate, kind=kind,
+        rep = train(args.data, args.out, channels=args.channels, window=args.window, hop=args.hop, folds=args.folds,
+                    opts=opts, quiet=args.quiet, cv_only=args.cv_only, group_by=args.group_by, rate=args.rate, kind=kind,
                     compare=[c.strip() for c in args.compare.split(",") if c.strip()] if args.compare else None,
                     test=(args.test if len(args.test) > 1 else args.test[0]) if args.test else None,
                     normal=[c.strip() for c in args.normal.split(",")] if args.normal else None,
@@ -1233,6 +1238,8 @@ def add_commands(sub):
                         "recordings (sensorbox import --sensor sound; 'sounds': the recordings Debian ships)")
     t.add_argument("--channels", type=int, choices=(3, 6), default=3,
                    help="3 = accelerometer (what the device samples), 6 = + gyroscope (default 3)")
+    t.add_argument("--window", type=int, choices=(32, 64, 128, 256), default=None,
+                   help="frames per window (default 128; a device running the model sets ml.window to it)")
     t.add_argument("--hop", type=int, default=None, help="frames between windows (default window/2)")
     t.add_argument("--folds", type=int, default=5, help="grouped CV folds (default 5; at most the number of groups)")
     t.add_argument("--group-by", choices=("session", "day"), default="session",

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, REPO
+from conftest import ADMIN_PASSWORD, REPO, retry_503
 from sensorbox.host import export
 
 DEFAULT = os.path.join(REPO, "models", "default")
@@ -212,25 +212,137 @@ def test_models_of_fewer_classes_and_other_windows_switch_live(device_factory, t
     assert any(e["to"] in ("kept", "other") for e in changes), changes
 
 
-@pytest.mark.parametrize("kind", ["knn", "anomaly"])
-def test_model_push_refuses_a_model_devices_cannot_run_before_uploading(tmp_path, kind):
-    # a model dir as train --kind knn|anomaly writes it (meta.json kind, a matching model.csv)
-    d = copy_model(tmp_path, kind)
+def _retag(d, **changes):
+    """Rewrite meta.json of model dir ``d`` with ``changes``; ``t`` (anomaly threshold) goes into model.csv too."""
+    import hashlib
+
     meta = json.loads((d / "meta.json").read_text())
-    meta["kind"] = kind
+    if "t" in changes:
+        t = changes.pop("t")
+        lines = [("t,{}".format(t) if ln.startswith("t,") else ln) for ln in (d / "model.csv").read_text().splitlines()]
+        csv = ("\n".join(lines) + "\n").encode()
+        (d / "model.csv").write_bytes(csv)
+        changes.update(threshold=t, csv_bytes=len(csv), csv_sha256=hashlib.sha256(csv).hexdigest())
+    meta.update(changes)
+    (d / "meta.json").write_text(json.dumps(meta))
+    return d
+
+
+def _stored_predictions(dev):
+    r = retry_503(dev.get, "/api/resources/predictions/data?format=csv&start=0")
+    assert r.status == 200, r.body
+    lines = r.body.decode().strip().splitlines()
+    head = lines[0].split(",")
+    return [dict(zip(head, ln.split(","))) for ln in lines[1:]]
+
+
+def test_knn_and_anomaly_models_run_on_the_device_and_the_spec_configures_it(device_factory, tmp_path):
+    # issue 17: train --kind knn / anomaly, push over HTTP, predictions (and anomaly scores) in the status, the store,
+    # its export and the events; the model's rate configures the device, a spec it cannot run is refused (400)
+    from sensorbox.host import train
+
+    knn_dir = tmp_path / "knn"
+    train.train("excerpt", str(knn_dir), kind="knn", quiet=True, plot=False)
+    an_dir = tmp_path / "anomaly"
+    train.train("excerpt", str(an_dir), kind="anomaly", normal=["ROW"], quiet=True, plot=False)
+    dev = device_factory()
+    wait_prediction(dev)
+    # knn, pushed with the CLI
+    res = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", dev.url, str(knn_dir),
+                          "--json"], env=dict(os.environ, SENSORBOX_PASSWORD=ADMIN_PASSWORD), capture_output=True,
+                         text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr + dev.output()[-3000:]
+    act = json.loads(res.stdout)["active"]
+    km = json.loads((knn_dir / "meta.json").read_text())
+    assert act["kind"] == "knn" and act["k"] == km["k"] and act["items"] == km["items"], act
+    n = dev.status()["analysis"]["windows"]
+    a = wait_prediction(dev, n + 2)
+    assert a["reason"] is None and a["prediction"]["class"] in km["classes"] + ["unknown"], a
+    assert a["model"] == km["csv_sha256"][:16]
+    # the same knn model given only the features it uses (a part of the device's, in their order): it runs on them
+    import hashlib
+
+    part = tmp_path / "knn-part"
+    shutil.copytree(knn_dir, part)
+    used = [f for f in km["features"] if f in km["inputs"]]
+    lines = []
+    for ln in (part / "model.csv").read_text().splitlines():
+        f = ln.split(",")
+        if f[0] == "x":
+            ln = "x,{}".format(len(used))
+        elif f[0] == "s":
+            f[1] = str(used.index(km["features"][int(f[1])]))
+            ln = ",".join(f)
+        lines.append(ln)
+    csv = ("\n".join(lines) + "\n").encode()
+    (part / "model.csv").write_bytes(csv)
+    _retag(part, features=used, csv_bytes=len(csv), csv_sha256=hashlib.sha256(csv).hexdigest())
+    assert export.push(dev.url, str(part), ADMIN_PASSWORD)["active"]["features"] == len(used) < len(km["features"])
+    a = wait_prediction(dev, dev.status()["analysis"]["windows"] + 2)
+    assert a["reason"] is None and a["prediction"]["class"] in km["classes"] + ["unknown"], a
+    # anomaly of ROW windows, threshold 0: every other window is an anomaly (the replay starts with PEN): a class
+    # change to "anomaly" with its score
+    _retag(an_dir, t=0)
+    am = export.push(dev.url, str(an_dir), ADMIN_PASSWORD)["active"]
+    assert am["kind"] == "anomaly" and am["classes"] == ["normal", "anomaly"] and am["threshold"] == 0, am
+    n = dev.status()["analysis"]["windows"]
+    a = wait_prediction(dev, n + 2)
+    assert a["prediction"]["class"] == "anomaly" and a["prediction"]["confidence"] == 32767, a
+    t0 = time.time()
+    while time.time() - t0 < 30:
+        ev = json.loads(retry_503(dev.get, "/api/events?start=0").body)
+        ev = ev.get("events", ev) if isinstance(ev, dict) else ev
+        up = [e for e in ev if e.get("type") == "class_change" and e.get("to") == "anomaly"]
+        rows = [r for r in _stored_predictions(dev) if r.get("label") == "anomaly"]
+        if up and rows:
+            break
+        time.sleep(0.5)
+    assert up and up[-1]["threshold"] == 0 and up[-1]["score"] > 0, ev
+    assert rows and int(rows[-1]["confidence"]) == 32767, rows[-3:]
+    # a threshold no window reaches: back to normal, with the event that says so
+    _retag(an_dir, t=30000)
+    export.push(dev.url, str(an_dir), ADMIN_PASSWORD)
+    n = dev.status()["analysis"]["windows"]
+    a = wait_prediction(dev, n + 2)
+    assert a["prediction"]["class"] == "normal" and 0 <= a["prediction"]["confidence"] < 1000, a
+    t0 = time.time()
+    while time.time() - t0 < 30:
+        ev = json.loads(retry_503(dev.get, "/api/events?start=0").body)
+        ev = ev.get("events", ev) if isinstance(ev, dict) else ev
+        down = [e for e in ev if e.get("type") == "class_change" and e.get("from") == "anomaly"]
+        if down:
+            break
+        time.sleep(0.5)
+    assert down and down[-1]["to"] == "normal" and down[-1]["threshold"] == 30000, ev
+    # the rate: a model trained at 100 Hz sets accel.rate_hz; one at 10 Hz is refused at upload, with the reason
+    d = _retag(copy_model(tmp_path, "at100"), rate_hz=100)
+    export.push(dev.url, str(d), ADMIN_PASSWORD)
+    assert retry_503(dev.get, "/api/config").json()["config"]["accel.rate_hz"] == 100
+    a = wait_prediction(dev, dev.status()["analysis"]["windows"] + 1)
+    assert a["reason"] is None, a
+    r = dev.put("/api/model/meta.json", json.loads((_retag(copy_model(tmp_path, "at10"), rate_hz=10) /
+                                                     "meta.json").read_text()))
+    assert r.status == 400 and r.json()["field"] == "rate_hz" and "10 Hz" in r.json()["error"], r.body
+    # a model taking a part of the features the device computes runs; one naming a feature it lacks is refused
+    meta = json.load(open(os.path.join(DEFAULT, "meta.json")))
+    bad = dict(meta, features=meta["features"][:5] + ["nope"] + meta["features"][6:])
+    r = dev.put("/api/model/meta.json", bad)
+    assert r.status == 400 and r.json()["field"] == "features" and "feature 5 is nope" in r.json()["error"], r.body
+    st = dev.status()
+    assert st["task_restarts"] == 0, st["tasks"]
+
+
+def test_model_push_refuses_a_model_devices_cannot_run_before_uploading(tmp_path):
+    d = copy_model(tmp_path, "sound-baseline")
+    meta = json.loads((d / "meta.json").read_text())
+    meta["kind"] = "baseline"
     (d / "meta.json").write_text(json.dumps(meta))
     closed = "http://127.0.0.1:1"  # nothing listens: a refusal that came from there would say "cannot reach"
     r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", closed, str(d), "--password",
                         "x"], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
-    assert "devices run tree models (forest, extra-trees) for now; a {} model".format(kind) in r.stderr, r.stderr
+    assert "a baseline model is evaluated on the host" in r.stderr, r.stderr
     assert "cannot reach" not in r.stderr
     with pytest.raises(export.PushError) as e:  # the Python API too
         export.push(closed, str(d), password="x")
-    assert "devices run tree models" in str(e.value)
-    # and train --push says the same, before training
-    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "train", "excerpt", "--kind", kind, "--out",
-                        str(tmp_path / "m"), "--push", closed, "--password", "x"], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode != 0 and "devices run tree models (forest, extra-trees) for now; a {} model".format(kind) \
-        in r.stderr and not os.path.exists(tmp_path / "m"), r.stderr
+    assert "evaluated on the host" in str(e.value)

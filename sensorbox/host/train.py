@@ -1120,8 +1120,9 @@ EPILOG_TRAIN = """examples:
 Writes MODEL_DIR/model.csv + meta.json (push with: sensorbox model push URL MODEL_DIR), report.txt,
 report.json and confusion.png; with --test also MODEL_DIR/test/ (as sensorbox evaluate writes it). The report
 names the groups in each fold and what was left out (recordings shorter than a window, other sample rates).
-Devices run kind forest and extra-trees today; knn and anomaly models are evaluated by the shared code on the
-host and in the browser (device support comes later). A recording (.json sidecar) gives its sample rate as "rate_hz" (default 50);
+Devices run every kind but the baseline (knn and anomaly: the shared code, or emlearn_neighbors when
+installed); features are computed at the recordings' rate, and the model's rate, window and hop configure the
+device it is pushed to. A recording (.json sidecar) gives its sample rate as "rate_hz" (default 50);
 data pulled from devices is measured. Training warns (on stderr and in the report) when data at other rates
 was left out, and when the cross-validated balanced accuracy is at or below chance (1 / number of classes):
 --push then refuses to push.

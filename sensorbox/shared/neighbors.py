@@ -41,6 +41,22 @@ class NeighborsError(ValueError):
     pass
 
 
+class _Zeros:
+    """``n`` zeros for ``array.array("h", ...)``: MicroPython sizes the array from ``len`` and fills it from the
+    iterator, with no temporary of its size (``bytes(2 * n)`` is one: the examples, a model's largest block, twice
+    over, which a fragmented device heap did not have when a model replaced another of the same size)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        for _ in range(self.n):
+            yield 0
+
+
 class Neighbors:
     """Stored examples (capacity fixed at creation, arrays allocated once) and the evaluator."""
 
@@ -58,7 +74,7 @@ class Neighbors:
         self.n_scales = 0
         self.threshold = -1
         self.c = c  # emlearn_neighbors' model, which then holds the examples (else self.items)
-        self.items = array.array("h", bytes(2 * max_items * n_features)) if c is None else None
+        self.items = array.array("h", _Zeros(max_items * n_features)) if c is None else None
         self.labels = bytearray(max_items)
         self.src = array.array("h", bytes(2 * n_features))
         self.off = array.array("h", bytes(2 * n_features))

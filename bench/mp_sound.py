@@ -8,7 +8,8 @@ import time
 
 from sensorbox.device import kernels_sound as VS
 from sensorbox.device import trees_fast
-from sensorbox.device.pipeline import Model, classify
+from sensorbox.device.models import make
+from sensorbox.device.pipeline import classify
 from sensorbox.shared import kernels as K
 from sensorbox.shared import kernels_py as P
 from sensorbox.shared import model as model_fmt
@@ -90,7 +91,7 @@ def main():
     ev = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
     with open(sys.argv[1] + "/model.csv") as fh:
         model_fmt.load(fh, meta, ev)
-    m = Model(meta, ev, "bench")
+    m = make(meta, ev, "bench")
     hist = array.array("H", bytes(2 * 3 * len(m.classes)))
     out = f.out
     best = 1e18

@@ -10,7 +10,7 @@ Kinds: ``trees`` (emlearn's tree CSV: ``trees_fast``, ``emlearn_trees`` when ins
 (``sensorbox.shared.neighbors``, its examples in ``emlearn_neighbors`` when installed and the model has at most 10
 classes). The model's pipeline spec configures the analysis: its window (``ml.window`` follows it), its rate
 (``accel.rate_hz`` follows it when it is activated), its channels and its features (all the extractor computes, or
-a part of them in the same order: ``Model.cols``).
+a part of them in the same order: ``model_step``, loaded with such a model).
 
 An upload writes ``staged/meta.json`` (checked at once: format, kind, feature version and names, channels, window,
 rate, RAM)
@@ -47,6 +47,7 @@ from sensorbox.device import lazy, trees_fast
 from sensorbox.device.pipeline import Model  # defined there: resident, unlike this module
 from sensorbox.shared import features
 
+_STEP = "sensorbox.device.model_step"  # knn and anomaly models, a part of the features
 _CHUNK = 512
 _YIELD_LINES = 8  # CSV lines parsed between yields: ~0.5 ms on the unix port (~25-50 ms on an ESP32)
 _YIELD_CHUNKS = 8  # file chunks hashed between yields
@@ -152,8 +153,9 @@ def _follow(device, rate=False):
         if cfg.get("ml.hop") > m.window:
             h = m.info["hop"]
             up["ml.hop"] = h if 8 <= h <= m.window else m.window // 2
-    if rate and m.rate is not None and cfg.get("accel.rate_hz") != m.rate:
-        up["accel.rate_hz"] = m.rate
+    r = m.info["rate_hz"]
+    if rate and r is not None and cfg.get("accel.rate_hz") != r:
+        up["accel.rate_hz"] = r
     if not up:
         return
     try:
@@ -208,16 +210,7 @@ async def _load(device, path, meta, origin, spare=None):
     try:
         gc.collect()
         if nb:  # knn, anomaly: arrays made by the loader when it has read the counts
-            cnew = None
-            if len(meta["classes"]) <= 10:  # (emlearn's C code counts votes of at most 10 classes)
-                try:
-                    import emlearn_neighbors
-
-                    cnew = emlearn_neighbors.new
-                except ImportError:
-                    pass
-            ld = lazy.load(csv).Loader((meta["items"], meta["inputs"], meta["k"]), cnew)
-            cnew = None
+            ld = lazy.load(_STEP).reader(meta, lazy.load(csv))
         else:
             if _fits(spare, meta):
                 ev = spare
@@ -234,15 +227,10 @@ async def _load(device, path, meta, origin, spare=None):
                     n = 0
                     await asyncio.sleep_ms(0)
         if nb:
-            ev = ld.finish()
-            if ev.n_inputs != meta["features"] or (meta["kind"] == "anomaly") != (ev.threshold >= 0) \
-                    or ev.n_classes != len(meta["classes"]):
-                raise ValueError("its x, c and t lines do not match meta.json's features, classes and kind")
-            if meta["kind"] == "anomaly" and ev.threshold != meta["threshold"]:
-                raise ValueError("threshold {} but meta.json says {}".format(ev.threshold, meta["threshold"]))
+            ev = lazy.load(_STEP).finish(ld, meta)
         else:
             ld.finish((meta["features"], len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"]))
-        m = Model(meta, ev, origin)
+        m = make(meta, ev, origin)
         m.gids = device.store.class_ids(m.classes)  # ids in the store's class table (None: the pipeline retries)
         return m
     except ValueError as e:  # trees.TreesError, neighbors.NeighborsError: a line, a reference or a count
@@ -254,6 +242,47 @@ async def _load(device, path, meta, origin, spare=None):
     finally:
         ev = ld = spare = None
         lazy.unload(csv)
+        lazy.unload(_STEP)
+
+
+def make(meta, evaluator, origin):
+    """The ``pipeline.Model`` of a loaded ``evaluator`` and its ``meta`` (as ``_verify`` slims it: ``features`` the
+    count, ``cols`` where its inputs are in the extractor's features or None for all of them). A knn or anomaly
+    model, or one on a part of the features, is fitted by ``model_step``, which it keeps."""
+    m = Model()
+    Model.serial += 1  # (the class's: models made so far)
+    m.serial = Model.serial
+    m.trees = evaluator
+    m.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (trees_c.CTrees), else None
+    kind = meta.get("kind", "trees")
+    m.classes = meta["classes"]
+    m.n_trees = meta["trees"] if kind == "trees" else meta["k"]  # votes per window
+    m.window = meta["window"]
+    m.channels = meta.get("channels")
+    m.origin = origin
+    m.gids = None
+    x = meta.get("metrics") or {}
+    m.info = i = {"origin": origin, "kind": kind, "classes": m.classes, "features": meta["features"],
+                  "feature_version": meta["feature_version"], "channels": m.channels, "window": m.window,
+                  "hop": meta["hop"], "rate_hz": meta.get("rate_hz"), "sha256": meta["csv_sha256"][:16],
+                  "cv_accuracy": x.get("cv_accuracy_mean"), "created": meta.get("created"), "trees": meta.get("trees"),
+                  "nodes": meta.get("nodes"), "leaves": meta.get("leaves")}
+    if kind != "trees":
+        for k in ("trees", "nodes", "leaves"):
+            del i[k]
+        for k in ("k", "items", "inputs", "threshold"):
+            if k in meta:
+                i[k] = meta[k]
+    c = meta.get("cols")
+    if kind != "trees" or c is not None:
+        st = lazy.load(_STEP)
+        try:
+            st.prepare(m, c)
+            if kind != "trees":
+                m.step = st
+        finally:
+            lazy.unload(_STEP)
+    return m
 
 
 async def _check(device, path, origin, spare=None):
@@ -322,7 +351,7 @@ async def _boot(device, spare=None):
             continue
         try:
             device.model = await _check(device, path, which if which == "default" else "uploaded", spare)
-            device.log.info("model", "running the {} model ({}, {})".format(which, device.model.kind,
+            device.log.info("model", "running the {} model ({}, {})".format(which, device.model.info["kind"],
                                                                            device.model.n_trees))
             return device.model
         except ModelError as e:
@@ -353,7 +382,7 @@ async def _replace(device, path, origin):
         raise ModelError("not enough RAM to check the model")
     old = device.model
     spare = old.trees if old is not None else None
-    first = old is not None and (old.kind != "trees" or meta.get("kind", "trees") != "trees")  # release first
+    first = old is not None and (old.info["kind"] != "trees" or meta.get("kind", "trees") != "trees")  # release first
     if not first and not _fits(spare, meta):
         spare = None
         new = await _load(device, path, meta, origin)  # the old model runs on meanwhile (``old`` holds it)
@@ -462,7 +491,7 @@ async def activate(device):
     _swap(device, "staged")
     _follow(device, True)
     device.model_error = None
-    device.log.info("model", "activated an uploaded model ({}, {})".format(new.kind, new.info["sha256"]))
+    device.log.info("model", "activated an uploaded model ({}, {})".format(new.info["kind"], new.info["sha256"]))
     return info(device)
 
 

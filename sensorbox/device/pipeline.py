@@ -10,7 +10,7 @@ result is "unknown". Published on ``device.bus`` (subscribers copy what they kee
   (``Model.gids``, given when the model loads), -1 = unknown; confidence = share of the trees' (a knn model: the
   k neighbours') votes over the smoothing span that went to the winning class. An anomaly model's classes are
   its normal class and ``anomaly`` (score above the threshold), its confidence the window's score in permille
-  of the threshold (1000: at the threshold; at most 32767), not smoothed: as ``sensorbox evaluate`` scores it
+  of the threshold, not smoothed (``device/model_step.py``)
 - ``events``: ``{"type": "class_change", "from": name, "to": name, "confidence": permille}`` (an anomaly model:
   also ``score`` and ``threshold``: the threshold was exceeded, or the score fell back to it)
 
@@ -31,70 +31,37 @@ from sensorbox.shared import features, kernels
 from sensorbox.shared.trees import decide
 
 UNKNOWN = "unknown"
-ANOMALY = "anomaly"
 
 
 class Model:
-    """A loaded model: the evaluator and the few meta fields the pipeline and the API need (``meta`` as
-    ``models`` slims it: ``features`` is the count, ``cols`` where its inputs are in the extractor's vector when
-    it takes a part of it). ``serial`` tells models apart without keeping a reference (``device.model`` is the
-    only one: replacing a model frees it). ``trees`` is the evaluator: a tree ensemble, or for ``kind`` knn and
-    anomaly a ``shared.neighbors.Neighbors``."""
+    """A loaded model, made by ``models.make`` (kept here, resident, since that module is loaded only while it loads
+    one): ``trees`` its evaluator, ``emlearn`` emlearn_trees' own model (``trees_c.CTrees``) or None, ``classes``,
+    ``n_trees`` (votes per window), ``window``, ``channels``, ``origin``, ``gids`` (the store's ids of its classes,
+    ``store.class_ids``, given when it loads) and ``info`` (what ``GET /api/model`` shows). ``serial`` tells models
+    apart without keeping a reference (``device.model`` is the only one: replacing a model frees it). ``step``: for
+    a knn or anomaly model the module that classifies with it (``device/model_step.py``, in RAM only while such a
+    model is), else None."""
 
-    _count = 0
-    cols = None  # positions of the model's inputs in the extractor's vector (None: all of it)
-
-    def __init__(self, meta, evaluator, origin):
-        Model._count += 1
-        self.serial = Model._count
-        self.trees = evaluator
-        self.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (trees_c.CTrees), else None
-        self.kind = kind = meta.get("kind", "trees")
-        self.classes = meta["classes"] + [ANOMALY] if kind == ANOMALY else meta["classes"]
-        self.n_trees = meta["trees"] if kind == "trees" else meta["k"]  # votes per window
-        self.window = meta["window"]
-        self.channels = meta.get("channels")
-        self.rate = meta.get("rate_hz")
-        self.origin = origin
-        self.gids = None  # the store's ids of its classes (store.class_ids), given when it loads
-        c = meta.get("cols")
-        if c is not None:
-            self.cols = c
-            self.x = array.array("h", bytes(2 * len(c)))
-        m = meta.get("metrics") or {}
-        self.info = i = {"origin": origin, "kind": kind, "classes": self.classes, "features": meta["features"],
-                         "feature_version": meta["feature_version"], "channels": self.channels,
-                         "window": self.window, "hop": meta["hop"], "rate_hz": self.rate,
-                         "sha256": meta["csv_sha256"][:16], "cv_accuracy": m.get("cv_accuracy_mean"),
-                         "created": meta.get("created")}
-        for k in ("trees", "nodes", "leaves") if kind == "trees" else ("k", "items", "inputs", "threshold"):
-            if k in meta:
-                i[k] = meta[k]
+    serial = 0  # (the class's: models made so far)
+    step = None
 
 
 def classify(m, feats, hist, slot, count, threshold):
     """(class index or -1, confidence permille) of the model ``m`` on ``feats``: its votes into row ``slot`` of the
     smoothing history ``hist`` (``count`` rows summed), decided against ``threshold``. Allocates nothing but the
     result (the pipeline's and the sound classifier's step)."""
+    s = m.step
+    if s is not None:  # knn, anomaly
+        return s.classify(m, feats, hist, slot, count, threshold)
     t = m.trees
     nc = len(m.classes)
-    c = m.cols
-    if c is not None:  # the model's part of the features
-        x = m.x
-        for i in range(len(c)):
-            x[i] = feats[c[i]]
-        feats = x
     c = m.emlearn
     if c is not None:  # emlearn_trees: its predict, then its float outputs decoded in the smoothing kernel
         c.predict(feats, t.out)
         r = smooth(t.out, 1, m.n_trees, hist, slot * nc, count, nc)
-    elif m.kind == ANOMALY:  # the score against the threshold, per window (as the host evaluates it)
-        s = t.score(feats)
-        h = t.threshold
-        return (1 if s > h else 0), (s * 1000 // h if h > 0 and s < 32767 else (32767 if s > 0 else 0))
     else:
         t.classify(feats)
-        r = smooth(t.votes if m.kind == "knn" else t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
+        r = smooth(t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
     return decide(r, count, m.n_trees, threshold)  # shared: the browser decides with it too
 
 
@@ -216,8 +183,7 @@ class Pipeline:
         name = m.classes[best] if best >= 0 else UNKNOWN
         if name != self.label:  # by name: an index of the model before a swap means nothing in this one
             e = {"type": "class_change", "from": self.label, "to": name, "confidence": conf}
-            if m.kind == ANOMALY:
-                e["score"] = m.trees.found and m.trees.dist[m.trees.found - 1]
-                e["threshold"] = m.trees.threshold
+            if m.step is not None:  # (an anomaly model: its score and threshold too)
+                m.step.event(m, e)
             bus.publish("events", t_ms, e)
             self.label = name

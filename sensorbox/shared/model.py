@@ -103,8 +103,8 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
     least = 1 if kind == "anomaly" else 2  # (an anomaly model's one class: what is normal)
     if not isinstance(classes, list) or not least <= len(classes) <= (1 if least == 1 else trees.MAX_CLASSES) \
             or [c for c in classes if not isinstance(c, str)]:  # (the bound of the CSV loaders)
-        raise ModelError("meta.json: classes must list {} names".format(
-            "1 (normal)" if least == 1 else "2..{}".format(trees.MAX_CLASSES)), "classes")
+        raise ModelError("meta.json: classes must list {}..{} names{}".format(
+            least, 1 if least == 1 else trees.MAX_CLASSES, " (what is normal)" if least == 1 else ""), "classes")
     for k, most in (("class_names", 40), ("class_descriptions", 200)):  # optional, for people (the UI)
         v = meta.get(k)
         if v is not None and (not isinstance(v, list) or len(v) != len(classes) or
@@ -123,9 +123,9 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
     if not isinstance(meta.get("csv_sha256"), str) or len(meta["csv_sha256"]) != 64:
         raise ModelError("meta.json: csv_sha256 missing", "csv_sha256")
     if max_bytes is not None and ram_bytes(meta) > max_bytes:
-        raise ModelError("model needs {} bytes of RAM ({}); this device allows {} (ml.model_max_kb)".format(
-            ram_bytes(meta), "{} nodes".format(meta["nodes"]) if kind == "trees" else "{} examples x {} inputs".format(
-                meta["items"], len(meta["inputs"])), max_bytes), "nodes" if kind == "trees" else "items")
+        raise ModelError("model needs {} bytes of RAM ({} {}); this device allows {} (ml.model_max_kb)".format(
+            ram_bytes(meta), meta["nodes"] if kind == "trees" else meta["items"], "nodes" if kind == "trees" else
+            "examples of {} inputs".format(len(meta["inputs"])), max_bytes), "nodes" if kind == "trees" else "items")
     return cols
 
 

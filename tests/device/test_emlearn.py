@@ -305,7 +305,8 @@ def test_pipeline_classify_step_matches_the_viper_evaluator():
     # pipeline.Pipeline._classify with a model whose evaluator is emlearn_trees, beside one with the viper Trees,
     # over the same features: the same predictions (class, confidence) and events for every window.
     from sensorbox.device.bus import Bus
-    from sensorbox.device.pipeline import Model, Pipeline
+    from sensorbox.device.models import make
+    from sensorbox.device.pipeline import Pipeline
     from devtest import quiet_log
 
     meta = _shipped()
@@ -317,7 +318,7 @@ def test_pipeline_classify_step_matches_the_viper_evaluator():
     for ev in (trees_fast.new(nt, nn, nl), trees.Trees(nt, nn, nl, trees_fast.vote)):
         with open("models/default/model.csv") as f:
             trees_csv.load(f, ev)
-        m = Model(meta, ev, "default")
+        m = make(meta, ev, "default")
         m.gids = list(range(nc))  # the store's class ids (models.py asks the store for them when a model loads)
         assert (m.emlearn is not None) == (type(ev).__name__ == "CTrees")
 

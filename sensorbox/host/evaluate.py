@@ -25,7 +25,8 @@ from sensorbox.host import datasets, export, knn, train
 
 def load_windows(data, meta, group_by="session", progress=None, notes=None):
     """(window table as ``train.window_table`` gives it, recordings) of ``data`` at the model's rate, channels,
-    window and hop. DataError when the data has no recordings at the model's rate."""
+    window and hop; ``X`` holds the model's features (all, or the part it was trained on: ``train --features``).
+    DataError when the data has no recordings at the model's rate."""
     notes = {} if notes is None else notes
     try:
         recs, rate, _ = train.dataset(data, group_by, rate=meta.get("rate_hz"), notes=notes)
@@ -35,8 +36,11 @@ def load_windows(data, meta, group_by="session", progress=None, notes=None):
                                   "sensorbox import ... --to-rate {}".format(data, meta.get("rate_hz"), e,
                                                                             meta.get("rate_hz")))
         raise
+    cols = train.feature_columns(meta)  # (before the features are computed: a model of other features fails now)
     table = train.window_table(recs, meta["channels"], meta["window"], meta["hop"], progress,
                                meta.get("sensor", "accel"))
+    if cols is not None:
+        table["X"] = table["X"][:, cols]
     return table, recs
 
 

@@ -496,6 +496,84 @@ def dropped_warning(dropped, window, rate):
                                if dropped["classes_lost"] else ""))
 
 
+# --- feature groups ---------------------------------------------------------------------------------------------
+
+#: Named groups of the accelerometer features (``sensorbox.shared.features``) for ``train --features``: a model
+#: takes the union of the groups, names and patterns given, in the extractor's order (a device computes them all
+#: and hands the model these).
+FEATURE_GROUPS = {
+    "stats": ("mean", "std", "min", "max", "rms"),
+    "percentiles": ("p10", "p25", "p50", "p75", "p90", "iqr"),
+    "jerk": ("jerk", "jerkmax"),
+    "zc": ("zc",),
+    "bands": ("e0", "e1", "e2", "e3", "e4"),
+    "domf": ("domf",),
+    "time": ("mean", "std", "min", "max", "rms", "p10", "p25", "p50", "p75", "p90", "iqr", "jerk", "jerkmax", "zc"),
+    "freq": ("e0", "e1", "e2", "e3", "e4", "domf"),
+}
+#: Groups of whole signals and sensors: ``ax`` .. ``am`` (and ``gx`` .. ``gm`` with 6 channels) each take their
+#: signal's features; ``corr`` and ``grav`` the axis correlations and the gravity direction; ``accel`` and ``gyro``
+#: everything of that sensor; ``all`` every feature.
+FEATURE_HELP = ("groups: {} (those features of every signal); a signal: ax ay az am gx gy gz gm (its features); "
+                "corr, grav, accel, gyro, all; or feature names and patterns (am_e*, grav_?)".format(
+                    ", ".join(FEATURE_GROUPS)))
+
+
+def feature_subset(spec, channels, sensor="accel"):
+    """The feature names a model takes for ``spec`` (comma-separated groups, feature names and shell patterns, see
+    ``FEATURE_GROUPS``), in the order the extractor computes them; None for ``spec`` None or empty. DataError
+    naming a term that selects nothing."""
+    import fnmatch
+
+    if not spec:
+        return None
+    if sensor == "sound":
+        from sensorbox.shared import soundfeatures as sf
+
+        names = list(sf.names())
+    else:
+        names = list(feat.names(channels))
+    keep = set()
+    for term in [t.strip() for t in spec.split(",") if t.strip()]:
+        got = []
+        for n in names:
+            sig, _, f = n.partition("_")
+            if (term == "all" or n == term or fnmatch.fnmatchcase(n, term)
+                    or (sensor != "sound" and (
+                        (term in FEATURE_GROUPS and f in FEATURE_GROUPS[term] and len(sig) == 2)
+                        or (term == sig and len(sig) == 2)
+                        or (term == "corr" and f.startswith("corr_")) or (term == "grav" and sig == term)
+                        or (term == "accel" and (sig.startswith("a") or sig == "grav"))
+                        or (term == "gyro" and sig.startswith("g") and sig != "grav")))):
+                got.append(n)
+        if not got:
+            raise DataError("--features: {!r} selects none of the {} features of {} ({})".format(
+                term, len(names), "the sound sensor" if sensor == "sound" else "{} channels".format(channels),
+                FEATURE_HELP))
+        keep.update(got)
+    return [n for n in names if n in keep]
+
+
+def feature_columns(meta):
+    """Positions of a model's features (``meta["features"]``) in the extractor's (its channels or the sound
+    features), or None when it takes them all: the columns of a window table the model reads. DataError when one
+    is not an extractor feature."""
+    if meta.get("sensor") == "sound":
+        from sensorbox.shared import soundfeatures as sf
+
+        names = list(sf.names())
+    else:
+        names = list(feat.names(meta["channels"]))
+    want = list(meta["features"])
+    if want == names:
+        return None
+    missing = [n for n in want if n not in names]
+    if missing:
+        raise DataError("the model's features {} are not computed here (feature version {}): retrain it with this "
+                        "sensorbox".format(", ".join(missing[:5]), feat.FEATURE_VERSION))
+    return [names.index(n) for n in want]
+
+
 # --- training ---------------------------------------------------------------------------------------------------
 
 #: Model kinds: exported ones (``forest``, ``extra-trees``: emlearn tree ensembles; ``knn``, ``anomaly``: k-nearest
@@ -624,7 +702,7 @@ def _bar(label):
 
 def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None, quiet=False, plot=True,
           cv_only=False, group_by="session", rate=None, warn=None, kind=None, compare=None, test=None,
-          normal=None, knn_opts=None, sensor="accel"):
+          normal=None, knn_opts=None, sensor="accel", features=None):
     """Build the dataset, cross-validate, train on all data, export to ``out_dir``, write the report.
 
     ``source``: one data source or a list (see module doc); ``rate``: which sample rate to train on when the data
@@ -633,8 +711,10 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
     ``test``); ``test``: held-out data the exported model is then evaluated on (``sensorbox.host.evaluate``);
     ``normal``: for ``anomaly``, the labels that are normal (default: all); ``knn_opts``: k, per_class, features
     (knn) or k, items, features, quantile (anomaly); ``sensor``: "accel" (default) or "sound" (recordings of 16-bit
-    PCM, the sound features; ``window``/``hop`` in their 16 ms frames). Warnings (data left out, accuracy at or
-    below chance) go to ``warn`` (default: stderr) and into the report. Returns the report dict."""
+    PCM, the sound features; ``window``/``hop`` in their 16 ms frames); ``features``: the part of the features the
+    model takes (``feature_subset``'s spec, e.g. "time,grav", or a list of names; default all): a device computes
+    them all and hands the model these. Warnings (data left out, accuracy at or below chance) go to ``warn``
+    (default: stderr) and into the report. Returns the report dict."""
     opts = dict(DEFAULTS, **(opts or {}))
     kind = kind or ("extra-trees" if opts.get("extra_trees") else "forest")
     compare = [k for k in [kind] + [c for c in (compare or []) if c != kind]]
@@ -653,6 +733,10 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
         channels = 1
     window = window or feat.WINDOW
     hop = hop or window // 2
+    cols = None
+    if features:  # (checked before the data is read)
+        sub = feature_subset(features, channels, sensor) if isinstance(features, str) else list(features)
+        cols = feature_columns({"features": sub, "channels": channels, "sensor": sensor})
     prog = (lambda label: None) if quiet else _bar
     warn = warn or _warn
     notes = {}
@@ -675,10 +759,14 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
         source = " + ".join(source)
     y = np.array([classes.index(v) for v in labels])
     names = list(sf.names() if sound else feat.names(channels))
+    if cols is not None:
+        X = X[:, cols]
+        names = [names[i] for i in cols]
     if len(names) > trees.MAX_FEATURES and not cv_only and kind in ("forest", "extra-trees"):
-        raise DataError("{} channels give {} features; emlearn's tree format takes at most {}: use --channels 3, "
-                        "--kind knn (which keeps the most informative features), or --cv-only to only "
-                        "cross-validate".format(channels, len(names), trees.MAX_FEATURES))
+        raise DataError("{} channels give {} features; emlearn's tree format takes at most {}: choose a part of "
+                        "them (--features accel, --features time,grav: {} or fewer), use --channels 3, --kind knn "
+                        "(which keeps the most informative features), or --cv-only to only cross-validate".format(
+                            channels, len(names), trees.MAX_FEATURES, trees.MAX_FEATURES))
     if kind == "anomaly":
         normal = list(normal or classes)
         missing = [c for c in normal if c not in classes]
@@ -754,6 +842,9 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
                          dict(knn_defaults(kind), **(knn_opts or {}))},
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "metrics": metrics}
+    if cols is not None:
+        meta["training"]["feature_subset"] = {"spec": features if isinstance(features, str) else ",".join(names),
+                                              "features": len(names), "of": len(table["X"][0])}
     if kind in ("forest", "extra-trees"):
         est = fit_kind(kind, X, y, len(classes), opts)
         meta["training"]["estimator"] = type(est).__name__
@@ -1037,6 +1128,9 @@ def report_text(rep):
                       a["windows"], a["device_vs_numpy"],
                       ", vs emlearn C (no tie at the k-th place) {:.4f}".format(a["device_vs_emlearn_c_without_ties"])
                       if "device_vs_emlearn_c_without_ties" in a else "")]
+    fs = rep["training"].get("feature_subset")
+    if fs:
+        lines.append("features: {} of the {} (--features {})".format(fs["features"], fs["of"], fs["spec"]))
     d = rep["data"].get("dropped") or {}
     lines.append("data: {} recordings, {} windows, {} groups ({}), at {} Hz, from {}{}".format(
         rep["training"]["recordings"], rep["training"]["windows"], rep["training"]["subjects"], kind,
@@ -1105,6 +1199,10 @@ EPILOG_TRAIN = """examples:
   sensorbox train watch pulled/ --out models/mine    the watch data and your own labelled data together
   sensorbox train recs/ --out /tmp/m --trees 30      a folder of .npy recordings with .json segment sidecars
   sensorbox train watch --channels 6 --cv-only --out /tmp/cv6    accuracy with the gyroscope too (no export)
+  sensorbox train watch --features time,grav --out /tmp/m    a model on a part of the features: the time-domain
+      ones and gravity (no frequency bands); --features am,grav (the magnitude's), --features 'a?_e*,domf'
+  sensorbox train watch --channels 6 --features accel,gm --out /tmp/m6   a 6-channel model within the tree
+      format's 127 features (86 of the accelerometer, 20 of the gyroscope's magnitude)
   sensorbox train pulled/ --rate 100 --out /tmp/m    only the data sampled at 100 Hz (when the devices changed rate)
   sensorbox train pulled/ --out models/mine --push http://127.0.0.1:8080 --token sb_2_...   train, then run it there
   sensorbox import BasicMotions_TRAIN.ts --out data/bm-train --rate 10 --units m/s2 --gyro-units rad/s
@@ -1168,7 +1266,7 @@ def cmd_train(args):
                     compare=[c.strip() for c in args.compare.split(",") if c.strip()] if args.compare else None,
                     test=(args.test if len(args.test) > 1 else args.test[0]) if args.test else None,
                     normal=[c.strip() for c in args.normal.split(",")] if args.normal else None,
-                    knn_opts=knn_opts, sensor=args.sensor)
+                    knn_opts=knn_opts, sensor=args.sensor, features=args.features)
     except datasets.DatasetError as e:  # DataError too
         sys.exit("error: {}".format(e))
     except ModuleNotFoundError as e:
@@ -1242,6 +1340,9 @@ def add_commands(sub):
     t.add_argument("--window", type=int, choices=(32, 64, 128, 256), default=None,
                    help="frames per window (default 128; a device running the model sets ml.window to it)")
     t.add_argument("--hop", type=int, default=None, help="frames between windows (default window/2)")
+    t.add_argument("--features", metavar="GROUPS",
+                   help="the part of the features the model takes, comma separated (default all; sensorbox evaluate "
+                        "and devices then use that part): " + FEATURE_HELP.replace("%", "%%"))
     t.add_argument("--folds", type=int, default=5, help="grouped CV folds (default 5; at most the number of groups)")
     t.add_argument("--group-by", choices=("session", "day"), default="session",
                    help="pulled data: CV groups are label ranges (session, default) or device + UTC day (day)")

@@ -217,10 +217,17 @@ def _extract_batched(ex, frames, ends, feats, start, stop, progress, every):
 
 def load_model(meta, lines, channels=3):
     """A ``trees.Trees`` of the model (``meta.json`` as a dict, ``model.csv`` as lines), checked as the device
-    checks it (except the window, which the page may vary). Raises ``model.ModelError`` saying what is wrong."""
-    model.check_meta(meta, features.FEATURE_VERSION, features.iter_names(channels), channels)
-    t = trees.Trees(meta["trees"], meta["nodes"], meta["leaves"])
-    return model.load(lines, meta, t)
+    checks it (except the window, which the page may vary). Raises ``model.ModelError`` saying what is wrong.
+    A model on a part of the features (``train --features``) reads them from the whole vector: its nodes' feature
+    numbers are mapped to the extractor's and ``n_features`` is the extractor's count, as for any model."""
+    cols = model.check_meta(meta, features.FEATURE_VERSION, features.iter_names(channels), channels)
+    t = model.load(lines, meta, trees.Trees(meta["trees"], meta["nodes"], meta["leaves"]))
+    if cols is not None:
+        n = t.nodes
+        for j in range(t.n_nodes):
+            n[4 * j] = cols[n[4 * j]]
+        t.n_features = len(features.names(channels))
+    return t
 
 
 def votes(t, feats, n_features, start, stop, out):

@@ -47,6 +47,50 @@ def test_cli_errors_say_what_to_do(tmp_path):
     assert r.returncode != 0 and r.stderr.startswith("error: cannot read the model")
 
 
+def test_train_features_takes_a_part_and_evaluate_uses_it(tmp_path):
+    # issue 17 item 4: `train --features GROUPS` (a model on a part of the features, in the extractor's order);
+    # `sensorbox evaluate` hands the model that part; a 6-channel tree model within emlearn's 127 features; a term
+    # that selects nothing is refused naming the groups
+    from sensorbox.host import evaluate, export
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "sensorbox.host.cli"] + [str(a) for a in args],
+                              capture_output=True, text=True, timeout=300)
+
+    out = tmp_path / "m"
+    r = run("train", "excerpt", "--features", "time,grav", "--trees", "5", "--out", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    meta = json.load(open(out / "meta.json"))
+    names = list(features.names(3))
+    want = [n for n in names if n.startswith("grav_") or (n[:2] in ("ax", "ay", "az", "am") and n[3:] in
+                                                          train.FEATURE_GROUPS["time"])]
+    assert meta["features"] == want and len(want) == 4 * 14 + 3
+    cols = model.check_meta(meta, features.FEATURE_VERSION, names, 3)
+    assert list(cols) == [names.index(n) for n in want]
+    assert "features: 59 of the 86 (--features time,grav)" in r.stdout
+    # evaluate: the model's part of each window's features (a tree model given all 86 would read other columns)
+    ev = evaluate.evaluate(str(out), "excerpt", out_dir="", quiet=True)
+    recs, _, _ = train.dataset("excerpt")
+    X = train.window_table(recs, 3, 128, 64)["X"]
+    _, t = export.load_trees(str(out))
+    assert ev["predictions"] == export.device_predict(t, X[:, list(cols)]).tolist()
+    assert ev["predictions"] != export.device_predict(t, X[:, :len(want)]).tolist()
+    r = run("evaluate", out, "excerpt", "--out", tmp_path / "ev")
+    assert r.returncode == 0, r.stderr
+    # 6 channels: 169 features, over the tree format's 127; the accelerometer's and the gyroscope magnitude's fit
+    r = run("train", "excerpt", "--channels", "6", "--out", tmp_path / "m6", "--quiet")
+    assert r.returncode != 0 and "--features accel" in r.stderr
+    r = run("train", "excerpt", "--channels", "6", "--features", "accel,gm", "--trees", "3", "--out",
+            tmp_path / "m6", "--quiet")
+    assert r.returncode == 0, r.stderr
+    m6 = json.load(open(tmp_path / "m6" / "meta.json"))
+    assert m6["channels"] == 6 and len(m6["features"]) == 86 + 20 and m6["features"][-1] == "grav_z"
+    model.check_meta(m6, features.FEATURE_VERSION, features.names(6), 6)
+    r = run("train", "excerpt", "--features", "time,bogus", "--out", tmp_path / "x", "--quiet")
+    assert r.returncode != 0 and "'bogus' selects none of the 86 features" in r.stderr and "percentiles" in r.stderr
+    assert not (tmp_path / "x").exists()  # (refused before the data was read)
+
+
 # --- data pulled from devices -----------------------------------------------------------------------------------
 
 def _write_pulled(folder, dev, t, frames, labels, rate=50):

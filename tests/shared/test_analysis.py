@@ -106,6 +106,37 @@ def test_model_votes_and_refusals():
         assert "feature version" in str(e)
 
 
+def test_a_model_on_a_part_of_the_features_reads_them_from_the_whole_vector():
+    # the shipped 3-channel model is a model on a part of a 6-channel device's features (the accelerometer's:
+    # train --channels 6 --features accel makes such models): loaded for 6 channels, it walks the extractor's whole
+    # vector (the gyroscope's features in between) and votes as on the 3-channel one
+    t, meta = _model()
+    names3 = features.names(3)
+    names6 = features.names(6)
+    sub = A.load_model(dict(meta, channels=6), open("models/default/model.csv"), 6)
+    assert t.n_features == len(names3) and sub.n_features == len(names6)
+    frames = _frames(4000, 640)
+    ends = A.grid_ends([(0, 640)], 128, 64)
+    n = len(ends)
+    f3 = A.extract(frames, ends, 128, 3, array.array("h", bytes(2 * len(names3) * n)))
+    f6 = array.array("h", bytes(2 * len(names6) * n))
+    seed = 3
+    for i in range(n):
+        for j in range(len(names6)):
+            seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+            nm = names6[j]
+            f6[i * len(names6) + j] = f3[i * len(names3) + names3.index(nm)] if nm in names3 else seed % 65536 - 32768
+    nc = t.n_classes
+    got = A.votes(sub, f6, len(names6), 0, n, array.array("H", bytes(2 * nc * n)))
+    assert got == A.votes(t, f3, len(names3), 0, n, array.array("H", bytes(2 * nc * n)))
+    try:  # a part out of the extractor's order
+        A.load_model(dict(meta, channels=6, features=list(reversed(meta["features"]))),
+                     open("models/default/model.csv"), 6)
+        raise AssertionError("accepted features out of order")
+    except ValueError as e:
+        assert "order" in str(e)
+
+
 def test_votes_of_many_windows_equal_each_walk():
     # The plain kernels walk each tree once for many windows (their lanes side by side): the same counts as
     # each window's own walk, for feature values at the thresholds (equal goes right), just below them, at the

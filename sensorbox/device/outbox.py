@@ -100,13 +100,13 @@ class Outbox:
         text = self.r.kind == TEXT
         fmt = None if text else "<i{}h".format(h[2])
         rb = h[4]
-        buf = rd.buf
         while len(out) < n:
             k = rd.next()
             if k == 0:
                 return
             if k < 0:
                 continue
+            buf = rd.buf
             o = BLK
             end = BLK + k
             while o < end and len(out) < n:

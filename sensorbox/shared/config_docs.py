@@ -44,6 +44,14 @@ HELP = {
     "store.predictions_kb": "Store: flash budget for predictions (KB, 0 = not stored)",
     "store.soundlevel_kb": "Store: flash budget for sound levels (KB, 0 = not stored)",
     "store.events_kb": "Store: flash budget for events (KB, 0 = not stored)",
+    "store.compress": "Store: compress the numeric resources losslessly (delta coding, bit packing): more history in "
+                      "the same budgets; segments written either way stay readable",
+    "store.soundlevel_1m_kb": "Store: flash budget for per-minute sound levels (Leq, Lmin, Lmax, L10/50/90; KB, "
+                              "0 = none)",
+    "store.soundlevel_1h_kb": "Store: flash budget for per-hour sound levels (KB, 0 = none)",
+    "store.predictions_1m_kb": "Store: flash budget for per-minute class summaries (time per class, changes; KB, "
+                               "0 = none)",
+    "store.predictions_1h_kb": "Store: flash budget for per-hour class summaries (KB, 0 = none)",
     "mqtt.enabled": "MQTT: publish predictions, events, sound levels and health to a broker (store-and-forward)",
     "mqtt.host": "MQTT: broker host name or address",
     "mqtt.port": "MQTT: broker TCP port (1883 plain, 8883 usually TLS)",
@@ -160,6 +168,11 @@ board.i2c_freq          I2C clock | Hz | advanced
 board.i2s_sck           Microphone SCK | GPIO | advanced
 board.i2s_ws            Microphone WS | GPIO | advanced
 board.i2s_sd            Microphone SD | GPIO | advanced
+store.compress          Compress stored data | - | advanced
+store.soundlevel_1m_kb  Sound levels per minute budget | KB
+store.soundlevel_1h_kb  Sound levels per hour budget | KB
+store.predictions_1m_kb Classes per minute budget | KB
+store.predictions_1h_kb Classes per hour budget | KB
 """
 
 #: The groups a key's first part names, in the order the UI shows them: ``prefix  title [| kind]`` where kind is

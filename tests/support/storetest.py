@@ -118,3 +118,4 @@ def rand_bytes(n, seed):
         x = (x * 1103515245 + 12345) & 0x7FFFFFFF
         out[i] = (x >> 16) & 0xFF
     return out
+

@@ -15,6 +15,9 @@
     GET    /api/live             Server-Sent Events (see ``live``)
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
     POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
+    POST   /api/pulled           {"<resource>": t, ...}: the rows up to t were pulled (``sensorbox pull``): the
+                                 labelled data they cover is no longer pinned (``store.meta.pulled``)       admin
+    POST   /api/labels/<id>/unpin   release a label's data to retention before it is pulled                 admin
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
 restart): none of this stays in the device's heap; only ``live`` stays imported once a stream has run.
@@ -39,6 +42,8 @@ _ROUTES = {
     "routes": (("GET",), True),
     "restart": (("POST",), True),
     "debug/fault": (("POST",), True),
+    "pulled": (("POST",), True),
+    "labels/unpin": (("POST",), True),  # /api/labels/<id>/unpin
 }
 
 
@@ -63,6 +68,9 @@ async def _handle(device, http, req, p):
             action = None
     elif p == "api/debug/fault":
         action = p[4:]
+    elif len(parts) == 4 and parts[1] == "labels" and parts[3] == "unpin" and parts[2].isdigit():
+        action = "labels/unpin"
+        ident = int(parts[2])
     elif len(parts) == 3 or req.method == "DELETE":
         action = None
     r = _ROUTES.get(action)
@@ -100,11 +108,31 @@ async def _handle(device, http, req, p):
         for _, pattern, handler, _, _ in http.url_map:  # the data route, for the events resource
             if pattern.url_pattern == "/api/resources/<name>/data":
                 return await handler(req, name="events")
+    if action in ("pulled", "labels/unpin"):  # (store/meta.py, loaded for the request)
+        from sensorbox.device import lazy
+        from sensorbox.device.http.server import read_json
+        from sensorbox.device.store.core import QueryError
+
+        body = read_json(req) if action == "pulled" else None
+        m = lazy.load("sensorbox.device.store.meta")
+        lazy.unload("sensorbox.device.store.meta")
+        try:
+            if action == "pulled":
+                return m.pulled(device.store, body)
+            if not m.label_unpin(device.store, ident):
+                return error(404, "no label {}".format(ident), "id")
+            return {"unpinned": ident}
+        except QueryError as e:
+            return error(400, e.reason, e.field)
+        except OSError as e:
+            return error(507, "flash full or failing ({}); nothing changed".format(e))
     if action == "routes":
         out = [[m, p.url_pattern] for m, p, _, _, _ in http.url_map]
         for k in _ROUTES:
-            out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
-        out += [[["GET"], "/"], [["GET"], "/static/<name>"], [["DELETE"], "/api/tokens/<int:ident>"]]
+            if k != "labels/unpin":  # (listed below with its id)
+                out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
+        out += [[["GET"], "/"], [["GET"], "/static/<name>"], [["DELETE"], "/api/tokens/<int:ident>"],
+                [["POST"], "/api/labels/<int:ident>/unpin"]]
         return json_response(out)
     # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request
     from sensorbox.device import lazy

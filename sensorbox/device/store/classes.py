@@ -144,9 +144,9 @@ def _count(bits):
 
 
 def _free(st, used, keep):
-    """Clear in ``used`` the ids no stored prediction refers to (except ``keep``'s): retention deleted their
-    rows. Reads every predictions segment once (rare: only when all ids are taken), after writing the rows the RAM
-    buffer holds (the running model's)."""
+    """Clear in ``used`` the ids no stored prediction or rollup row refers to (except ``keep``'s): retention
+    deleted their rows. Reads every predictions segment once (rare: only when all ids are taken), after writing the
+    rows the RAM buffer holds (the running model's)."""
     from sensorbox.device import lazy
 
     st.flush()
@@ -157,22 +157,37 @@ def _free(st, used, keep):
     for k in keep:
         if k >= 0:
             ref[k >> 3] |= 1 << (k & 7)
-    r = st.by_name["predictions"]
     rd = reader.Reader()
-    for e in list(os.ilistdir(r.dir)):
-        try:
-            h = rd.open(r.dir + "/" + e[0])
-        except (OSError, ValueError):
-            continue
-        while True:
-            n = rd.next()
-            if n == 0:
-                break
-            for o in range(BLK + 4, BLK + n, h[4]):
-                k = rd.buf[o] | rd.buf[o + 1] << 8
-                if k < MAX_IDS:
-                    ref[k >> 3] |= 1 << (k & 7)
-        rd.close()
+    for name in ("predictions", "predictions_1m", "predictions_1h"):  # (the rollups name classes too)
+        r = st.by_name[name]
+        for e in list(os.ilistdir(r.dir)):
+            try:
+                h = rd.open(r.dir + "/" + e[0])
+            except (OSError, ValueError):
+                continue
+            while True:
+                n = rd.next()
+                if n == 0:
+                    break
+                for o in range(BLK + 4, BLK + n, h[4]):
+                    k = rd.buf[o] | rd.buf[o + 1] << 8
+                    if k < MAX_IDS:
+                        ref[k >> 3] |= 1 << (k & 7)
+            rd.close()
+        if r.period:  # a rollup's newest rows are in its stage
+            try:
+                h = rd.open(r.dir + "/stage.seg")
+            except (OSError, ValueError):
+                continue
+            while True:
+                n = rd.next()
+                if n == 0:
+                    break
+                for o in range(BLK + 4, BLK + n, h[4]):
+                    k = rd.buf[o] | rd.buf[o + 1] << 8
+                    if k < MAX_IDS:
+                        ref[k >> 3] |= 1 << (k & 7)
+            rd.close()
     for i in range(len(used)):
         used[i] &= ref[i]
 

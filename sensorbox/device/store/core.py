@@ -22,8 +22,7 @@ as it was written (one ring read of accel frames, or the rows a RAM buffer held 
     crc32 (uint32, of the 4 bytes that follow and the payload), payload bytes (uint16), first (uint16), payload
 
 ``first`` is the index of the block's first row in the segment for rate rows (mod 65536), else the low 16 bits of
-its time offset. Payload (codec 0, the only one yet; the codec byte and the framing leave room for compressed
-blocks, each decodable on its own):
+its time offset. Rows:
 
 - rate rows (accel): ``columns`` int16 values, row i at ``t0 + i*1000//rate``. A gap in the sample sequence,
   a sensor restart (new generation) or clock drift of more than two sample periods starts a new segment, so
@@ -31,7 +30,12 @@ blocks, each decodable on its own):
 - timed rows: int32 ms offset from t0, then ``columns`` int16 values.
 - text rows (events): ``<epoch ms>\\t<json>\\n`` lines.
 
-A block holds at most ``BLOCK_MAX`` payload bytes. Readers (``reader.py``: export, the outbox, recovery) check
+The payload is the rows as they are (codec 0) or, in segments of codec 1 (numeric resources while
+``store.compress`` is on, the default), the block's rows coded by ``sensorbox.shared.codec``: columns delta- or
+delta-of-delta coded and bit-packed, each block decodable on its own (a row is 16-bit words: a timed row's time
+offset is two of them), or a 0 byte and the rows as they are when coding would not make them smaller. Readers
+decode (``reader.py``); exports and everything after them see the same rows either way. A block holds at most
+``BLOCK_MAX`` payload bytes (and at most ``BLOCK_MAX - 1`` bytes of rows). Readers (``reader.py``: export, the outbox, recovery) check
 every block's CRC: a block that fails is skipped and counted, never read as data, and the rows after it are found
 again. Segments of version 1 (rows without blocks or checksums, written by earlier versions) stay readable as they
 are (in pieces of whole rows, unchecked) until retention deletes them.
@@ -55,13 +59,35 @@ free floor (``store.min_free_kb``). The oldest segment goes first. Reader cursor
 back deletion for the free floor while other data can go; past the budget data goes anyway, counted as
 ``forced`` and in the cursor's ``lost``. A write that fails (full flash) frees space and retries once; what
 still cannot be written is counted in ``lost_rows``. Sampling never stops for the store.
+
+Pins: a segment of a full-resolution resource holding rows inside a label's range (or an open recording's,
+``pin_open``) that have not been pulled yet is pinned: retention skips it (the next unpinned one goes instead),
+for the budget and for the free floor alike, and never deletes it. Pulled means the resource's ``pull.<name>``
+cursor (``POST /api/pulled``, which ``sensorbox pull`` sends) has passed them; a label can also be unpinned
+(``meta.label_unpin``). When pinned segments alone fill a budget the resource keeps sampling into its newest
+segments (the store grows past its budget by what is pinned, ``held``); when they fill the flash to the floor
+(``pin_floor``) new rows that cannot be written are counted in ``lost_rows``. Both show in ``/api/status``. The
+pinned ranges are kept merged in RAM (``PINS`` of them at most: more labels are merged into wider ranges, which
+pins more, never less); ``meta.pins`` reads them from labels.bin again after a change.
+
+Rollups (``rollup.py``, loaded once a minute by the store service: ``roll``): the stored ``soundlevel`` and
+``predictions`` rows are summarised per minute and per hour into resources of their own, kept far longer. A
+rollup's rows go to its ``stage.seg`` first (one-row blocks; readers read it after the other segments) and into
+a segment as one coded block when they fill one. A rollup segment spans at most ``_RSPAN_MS`` (its rows' int32
+time offsets), a full-resolution one 24 h.
 """
 
+import array
 import json
 import os
 import struct
 
 from micropython import const
+
+try:
+    from sensorbox.device.store.codec_fast import encode as _encode
+except (ImportError, SyntaxError):  # pragma: no cover - a port without viper: the reference encoder
+    from sensorbox.shared.codec_enc import encode as _encode
 
 HDR = const(32)
 BLK = const(8)  # block header: crc32, payload bytes, first
@@ -72,6 +98,7 @@ _MAGIC = b"SBS1"
 _HFMT = "<4sBBBBHHqII"  # magic, version, code, ncols, codec, rate_hz, row_bytes, t0, seq0, generation (+ crc32)
 SEG_BYTES = 32704  # 8 x 4096 less littlefs CTZ skip-list pointers: a full segment occupies exactly 8 blocks
 _SPAN_MS = const(86400000)
+_RSPAN_MS = const(1728000000)  # 20 days: a rollup segment (int32 ms offsets reach 24.8 days)
 TEXT_MAX = const(500)
 _FRAMES = const(128)  # accel frames per ring read
 _CUR_SAVE_MS = const(10000)
@@ -80,13 +107,24 @@ RATE = 0
 TIMED = 1
 TEXT = 2
 
-# name, code, kind, columns (None: from the first value), RAM buffer bytes, default budget KB (config_schema)
+CODEC = const(1)  # sensorbox.shared.codec
+PINS = const(8)  # pinned ranges kept in RAM
+_ZBUF = const(512)  # a coded block at most (a raw one: 510 bytes of rows in a coded segment)
+
+# name, code, kind, columns (None: from the first value), RAM buffer bytes and, for a rollup, its period (ms).
+# Budgets: store.<name>_kb (config_schema).
+_SOUND_COLS = ("n", "leq", "lmin", "lmax", "l10", "l50", "l90")
+_PRED_COLS = ("class", "windows", "permille", "changes", "confidence")
 RESOURCES = (
     ("accel", 1, RATE, ("x", "y", "z"), 0),
-    ("features", 2, TIMED, None, 512),
+    ("features", 2, TIMED, None, 510),  # (at most _ZBUF - 2: a coded block's rows)
     ("predictions", 3, TIMED, ("class", "confidence"), 256),
     ("soundlevel", 4, TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
     ("events", 5, TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
+    ("soundlevel_1m", 6, TIMED, _SOUND_COLS, 0, 60000),  # (rollup.py)
+    ("soundlevel_1h", 7, TIMED, _SOUND_COLS, 0, 3600000),
+    ("predictions_1m", 8, TIMED, _PRED_COLS, 0, 60000),
+    ("predictions_1h", 9, TIMED, _PRED_COLS, 0, 3600000),
 )
 
 
@@ -138,7 +176,8 @@ def seg_names(r):
 
 class Res:
     def __init__(self, spec, root):
-        self.name, self.code, self.kind, self.cols, bufsize = spec
+        self.name, self.code, self.kind, self.cols, bufsize = spec[:5]
+        self.period = spec[5] if len(spec) > 5 else 0  # a rollup's period (ms); 0: full resolution
         self.ncols = len(self.cols) if self.cols else 0
         self.dir = root + "/" + self.name
         self.budget = 0
@@ -153,7 +192,7 @@ class Res:
         self.seg_next = self.seg_gen = self.seg_rate = 0
         self.buf = bytearray(bufsize) if bufsize else None  # rows waiting for the flush point, as on flash
         self.blen = 0
-        self.brows = 0
+        self.brows = 0  # (a rollup, which has no buffer: the rows in its stage, rollup.py)
         self.bt0 = 0  # timed rows in buf: offsets from this time
         self.bn = 0  # ... and their width
         self.dirty = False
@@ -164,7 +203,6 @@ class Res:
         self.ret_bytes = 0
         self.forced = 0  # ... of which a cursor still needed
         self.gaps = 0
-        self.errors = 0
 
 
 class Store:
@@ -195,6 +233,17 @@ class Store:
         self.corrupt = 0  # corrupt stretches found in segments (recovery and readers; each segment counted once)
         self.bad_segs = []  # the segments they were found in (newest 8)
         self._fbuf = None
+        self._zbuf = bytearray(_ZBUF)  # a block coded before it is written (and a rollup row staged)
+        self._z0 = b"\x00"  # the payload's first byte of a block stored raw in a coded segment
+        self.codec = CODEC
+        self.pins = array.array("q", bytes(16 * PINS))  # merged pinned ranges: start, end, ...
+        self.npins = 0
+        self.pin_open = -1  # start of an open recording (pinned while it lasts)
+        self.pin_floor = False  # the free floor cannot be kept: only pinned segments are left to delete
+        self.held = []  # resources over budget with only pinned segments left to delete
+        self.changes = self._seen = 0  # segments opened and pin changes; ... as retention last saw them
+        self.errors = 0  # failed writes
+        self.roll_at = 0  # when the rollups run next (epoch ms; None: no rollup is stored)
         self._gen = None
         self._seq = 0
         self._rolled = False
@@ -206,6 +255,12 @@ class Store:
     def configure(self, cfg):
         self.flush_ms = cfg.get("store.flush_ms")
         self.min_free = cfg.get("store.min_free_kb") * 1024
+        codec = CODEC if cfg.get("store.compress") else 0
+        if codec != self.codec:  # blocks are coded as their segment's header says
+            for r in self.res:
+                self._close_seg(r)
+        self.codec = codec
+        roll = False
         for r in self.res:
             b = cfg.get("store." + r.name + "_kb") * 1024
             if b == 0:
@@ -213,6 +268,8 @@ class Store:
             r.budget = b
             # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
             r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
+            roll = roll or (r.period and b)
+        self.roll_at = (self.roll_at or 0) if roll else None
 
     def open(self):
         """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for
@@ -261,8 +318,9 @@ class Store:
         self._close_seg(r)
         rb = 2 * ncols if r.kind == RATE else (4 + 2 * ncols if r.kind == TIMED else 0)
         name = t0 if t0 > r.newest else r.newest + 1
+        codec = self.codec if rb else 0  # (configure closes open segments when it changes)
         h = self._hdr
-        struct.pack_into(_HFMT, h, 0, _MAGIC, VERSION, r.code, ncols, 0, rate, rb, t0, seq0 & 0xFFFFFFFF,
+        struct.pack_into(_HFMT, h, 0, _MAGIC, VERSION, r.code, ncols, codec, rate, rb, t0, seq0 & 0xFFFFFFFF,
                          gen & 0xFFFFFFFF)
         struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
         path = "{}/{}.seg".format(r.dir, name)
@@ -275,6 +333,7 @@ class Store:
             raise
         r.f = f
         r.seg_name = r.newest = name
+        self.changes += 1
         r.seg_t0, r.seg_ncols, r.seg_next, r.seg_gen, r.seg_rate = t0, ncols, seq0, gen, rate
         if r.kind == TIMED and r.cols is None:  # features: the width of the newest segment (as recover.py does)
             r.ncols = ncols
@@ -304,16 +363,30 @@ class Store:
                 r.first = None
 
     def _block(self, r, data, n, first, rows):
-        """Append one block (``n`` payload bytes in ``data``, ``rows`` rows) to the open segment; on failure close
-        it (its tail may be torn) and free space."""
+        """Append one block (``rows`` rows: ``n`` bytes in ``data``) to the open segment, coded when the segment
+        is; on failure close it (its tail may be torn) and free space."""
         h = self._bh
+        z = None
+        if self.codec and r.kind != TEXT:
+            m = _encode(data, rows, r.seg_ncols + (2 if r.kind == TIMED else 0), self._zbuf, _ZBUF)
+            if m > 0:
+                data = memoryview(self._zbuf)[:m]
+                n = m
+            else:  # not smaller coded: a 0 byte, then the rows
+                z = self._z0
+                n += 1
         struct.pack_into("<HH", h, 4, n, first & 0xFFFF)
-        struct.pack_into("<I", h, 0, crc32(data, crc32(self._bh4)))
+        c = crc32(self._bh4)
+        if z is not None:
+            c = crc32(z, c)
+        struct.pack_into("<I", h, 0, crc32(data, c))
         try:
             r.f.write(h)
+            if z is not None:
+                r.f.write(z)
             r.f.write(data)
         except OSError as e:
-            r.errors += 1
+            self.errors += 1
             self.log.error("store", "{}: write failed ({}); new segment".format(r.name, e))
             r.seg_rows += 1  # keep the file: what was written before is valid
             self._close_seg(r)
@@ -341,7 +414,7 @@ class Store:
             if r.f is not None:
                 exp_t = r.seg_t0 + r.seg_rows * 1000 // rate
                 if seq + done != r.seg_next or gen != r.seg_gen or rate != r.seg_rate \
-                        or abs(t - exp_t) > 2 * 1000 // rate + 2 or r.seg_size + BLK + rb > r.seg_max:
+                        or abs(t - exp_t) > 2 * 1000 // rate + 2 or r.seg_size + BLK + 1 + rb > r.seg_max:
                     if seq + done != r.seg_next and gen == r.seg_gen:
                         r.gaps += 1
                     self._close_seg(r)
@@ -353,7 +426,11 @@ class Store:
                     self.retain(True)
                     fails += 1
                     continue
-            k = min(n - done, (r.seg_max - r.seg_size - BLK) // rb, BLOCK_MAX // rb)
+            # (a block's rows and the byte before them when they do not code smaller; a coded one at most _ZBUF - 2
+            # bytes of rows: half a reader's buffer, reader.py)
+            k = ((_ZBUF - 2) if self.codec else (BLOCK_MAX - 1)) // rb
+            k = (n - done + (n - done + k - 1) // k - 1) // ((n - done + k - 1) // k)  # (blocks of even size)
+            k = min(k, (r.seg_max - r.seg_size - BLK - 1) // rb)
             if self._block(r, data[done * ch:(done + k) * ch], k * rb, r.seg_rows, k):
                 r.seg_next = seq + done + k
                 done += k
@@ -369,11 +446,11 @@ class Store:
         r = self.by_name.get(topic)
         if r is None or r.budget == 0 or r.buf is None:
             return
-        last = r.last_t
-        if last is not None and last - 2000 < t <= last:
-            t = last + 1
-        buf = r.buf
         if r.kind == TEXT:
+            last = r.last_t
+            if last is not None and last - 2000 < t <= last:
+                t = last + 1
+            buf = r.buf
             data = json.dumps(value).encode()
             if len(data) > TEXT_MAX:
                 r.lost_rows += 1
@@ -392,30 +469,43 @@ class Store:
             off += len(head)
             buf[off:off + len(data)] = data
             buf[off + len(data)] = 10
+            r.blen += size
+            r.brows += 1
+            r.last_t = t
         else:
-            n = len(value)
-            if r.cols is not None and n != r.ncols:
-                r.lost_rows += 1
-                self.log.warning("store", "{}: expected {} values, got {}".format(r.name, r.ncols, n))
-                return
-            size = 4 + 2 * n
-            if 2 * n > TEXT_MAX:
-                r.lost_rows += 1
-                return
-            if r.blen and (n != r.bn or r.blen + size > len(buf) or t < r.bt0 or t - r.bt0 > _SPAN_MS):
-                self._drain(r)
-            if not r.blen:  # offsets from the open segment's t0 if the rows will go there, else from this row
-                r.bn = n
-                r.bt0 = r.seg_t0 if (r.f is not None and n == r.seg_ncols and r.seg_t0 <= t
-                                     and t - r.seg_t0 <= _SPAN_MS) else t
-            off = r.blen
-            struct.pack_into("<i", buf, off, t - r.bt0)
-            for i in range(n):
-                v = value[i]
-                struct.pack_into("<h", buf, off + 4 + 2 * i, -32768 if v < -32768 else (32767 if v > 32767 else v))
+            self.put(r, t, value)
+
+    def put(self, r, t, value):
+        """A timed row (``value``: ints) into resource ``r``'s RAM buffer; returns its time (made increasing: a row
+        up to 2 s older than the last one is stored 1 ms after it). (A rollup's rows: ``rollup.row``.)"""
+        last = r.last_t
+        if last is not None and last - 2000 < t <= last:
+            t = last + 1
+        buf = r.buf
+        n = len(value)
+        if r.cols is not None and n != r.ncols:
+            r.lost_rows += 1
+            self.log.warning("store", "{}: expected {} values, got {}".format(r.name, r.ncols, n))
+            return t
+        size = 4 + 2 * n
+        if 2 * n > TEXT_MAX:
+            r.lost_rows += 1
+            return t
+        if r.blen and (n != r.bn or r.blen + size > len(buf) or t < r.bt0 or t - r.bt0 > _SPAN_MS):
+            self._drain(r)
+        if not r.blen:  # offsets from the open segment's t0 if the rows will go there, else from this row
+            r.bn = n
+            r.bt0 = r.seg_t0 if (r.f is not None and n == r.seg_ncols and r.seg_t0 <= t
+                                 and t - r.seg_t0 <= _SPAN_MS) else t
+        off = r.blen
+        struct.pack_into("<i", buf, off, t - r.bt0)
+        for i in range(n):
+            v = value[i]
+            struct.pack_into("<h", buf, off + 4 + 2 * i, -32768 if v < -32768 else (32767 if v > 32767 else v))
         r.blen += size
         r.brows += 1
         r.last_t = t
+        return t
 
     def _drain(self, r):
         """Write the RAM buffer as one block (into the open segment, or a new one when it does not fit there)."""
@@ -426,8 +516,9 @@ class Store:
         if r.kind == TIMED:
             first += _i32(r.buf, 0)
         for attempt in range(2):
-            if r.f is not None and (r.seg_size + BLK + n > r.seg_max or first < r.seg_t0
-                                    or r.last_t - r.seg_t0 > _SPAN_MS or (r.kind == TIMED and r.bn != r.seg_ncols)):
+            if r.f is not None and (r.seg_size + BLK + 1 + n > r.seg_max or first < r.seg_t0
+                                    or r.last_t - r.seg_t0 > (_RSPAN_MS if r.period else _SPAN_MS)
+                                    or (r.kind == TIMED and r.bn != r.seg_ncols)):
                 self._close_seg(r)
             if r.f is None:
                 try:
@@ -470,19 +561,35 @@ class Store:
             self.append_frames(ring.time_of(first), first, self._gen, ring.rate_hz, mv, n)
             self._seq = first + n
 
+    def _sync(self, r):
+        if r.dirty and r.f is not None:
+            r.dirty = False
+            try:
+                r.f.flush()
+            except OSError as e:
+                self.errors += 1
+                self.log.error("store", "{}: flush failed ({})".format(r.name, e))
+                self._close_seg(r)
+
+    def roll(self):
+        """The rollups' steps (``rollup.run``, loaded for them): a generator to run to its end, or None when they
+        are not due (once a minute)."""
+        now = self.clock()
+        if self.roll_at is None or now < self.roll_at:
+            return None
+        self.roll_at = now - now % 60000 + 80000  # (20 s into the next minute: rollup.GRACE)
+        from sensorbox.device import lazy
+
+        m = lazy.load("sensorbox.device.store.rollup")
+        lazy.unload("sensorbox.device.store.rollup")  # (the generator holds what it uses until it ends)
+        return m.run(self, now)
+
     def flush(self):
         """The flush point: write buffered rows and sync every file written since the last one."""
         for r in self.res:
             if r.blen:
                 self._drain(r)
-            if r.dirty and r.f is not None:
-                r.dirty = False
-                try:
-                    r.f.flush()
-                except OSError as e:
-                    r.errors += 1
-                    self.log.error("store", "{}: flush failed ({})".format(r.name, e))
-                    self._close_seg(r)
+            self._sync(r)
         if self._rolled:
             self._rolled = False
             self.retain()
@@ -512,6 +619,14 @@ class Store:
                 if n % 16 == 0:
                     self.retain()
                 wait = self.flush_ms
+                g = self.roll()
+                if g is not None:  # after the flush point: the rows to summarise are on flash
+                    try:
+                        for _ in g:
+                            await asyncio.sleep_ms(0)
+                    finally:
+                        g.close()
+                        g = None
             # Read the ring before half of it is overwritten, even when flush points are further apart.
             step = wait
             if sensor is not None and sensor.ring is not None and sensor.ring.rate_hz > 0:
@@ -520,55 +635,6 @@ class Store:
             wait -= step
 
     # ---- retention and cursors ----
-
-    def _oldest(self, r):
-        """(oldest, next) segment names that may be deleted, or None (the open segment is never deleted)."""
-        if r.nseg < 1:
-            return None
-        a = b = None
-        for e in os.ilistdir(r.dir):
-            n = e[0]
-            if n.endswith(".seg") and n[:-4].isdigit():
-                v = int(n[:-4])
-                if a is None or v < a:
-                    a, b = v, a
-                elif b is None or v < b:
-                    b = v
-        if a is None or (r.f is not None and a == r.seg_name):
-            return None
-        return a, b
-
-    def _held(self, r, end):
-        """Cursors on ``r`` that have not consumed data before ``end``."""
-        out = []
-        for k in self.cursors:
-            c = self.cursors[k]
-            if c[0] == r.name and (end is None or c[1] < end - 1):
-                out.append(c)
-        return out
-
-    def _drop(self, r, old):
-        a, b = old
-        path = "{}/{}.seg".format(r.dir, a)
-        try:
-            size = os.stat(path)[6]
-            os.remove(path)
-        except OSError as e:
-            self.log.error("store", "{}: cannot delete {} ({})".format(r.name, path, e))
-            return False
-        r.bytes -= size
-        r.nseg -= 1
-        r.first = b
-        r.ret_segs += 1
-        r.ret_bytes += size
-        held = self._held(r, b if b is not None else (r.last_t or 0) + 2)
-        if held:
-            r.forced += 1
-            for c in held:
-                c[2] += 1
-            self._cur_dirty = True
-            self.log.warning("store", "{}: retention deleted unread segment {}".format(r.name, a))
-        return True
 
     def _free(self):
         if self.flash_stats is None:
@@ -579,30 +645,35 @@ class Store:
             return None
 
     def retain(self, urgent=False):
-        """Delete the oldest segments: per-resource budgets, then the free floor (``urgent``: a write failed)."""
-        if self.reading is not None and self.clock() - self.reading < 10000 and not urgent:
-            return  # an export is streaming: do not delete what its .npy header already counted
-        for r in self.res:
-            while r.bytes > r.budget:
-                old = self._oldest(r)
-                if old is None or not self._drop(r, old):
-                    break
-        for i in range(64):
-            free = self._free()
-            if not urgent and (free is None or free >= self.min_free):
-                return
-            best = None
+        """Delete the oldest segments that are not pinned: per-resource budgets, then the free floor (``urgent``: a
+        write failed). The work is ``retain.run``, loaded only when a budget or the floor is passed and something
+        changed since it last ran (a segment was opened, a pin changed: ``changes``)."""
+        if not urgent:
+            if self.reading is not None and self.clock() - self.reading < 10000:
+                return  # an export is streaming: do not delete what its .npy header already counted
+            same = self.changes == self._seen
+            over = held = False
             for r in self.res:
-                old = self._oldest(r)
-                if old is not None:
-                    held = 1 if self._held(r, old[1] if old[1] is not None else (r.last_t or 0) + 2) else 0
-                    key = (held, old[0])
-                    if best is None or key < best[0]:
-                        best = (key, r, old)
-            if best is None or not self._drop(best[1], best[2]):
-                return
-            if urgent and i >= 1:
-                return
+                if r.bytes > r.budget:
+                    held = True
+                    if not (same and r.name in self.held):  # (over budget for its pins: as it was)
+                        over = True
+            if not over:
+                free = self._free()
+                ok = free is None or free >= self.min_free
+                if ok or (same and self.pin_floor):
+                    if ok:
+                        self.pin_floor = False
+                    if not held:
+                        self.held = []
+                    return
+        self._seen = self.changes
+        from sensorbox.device import lazy
+
+        try:
+            lazy.load("sensorbox.device.store.retain").run(self, urgent)
+        finally:
+            lazy.unload("sensorbox.device.store.retain")
 
     def cursor(self, name, resource, start=None):
         """Register (or return) reader cursor ``name`` on ``resource``; a new one starts at ``start`` (default:
@@ -639,47 +710,14 @@ class Store:
 
     # ---- figures ----
 
-    def per_day(self, r):
-        """Bytes per day at the current settings: nominal for the rate resource, observed for the others."""
-        if r.budget == 0:
-            return 0
-        if r.kind == RATE:
-            if r.seg_rate:  # a block per ring read (every flush point, at most _FRAMES rows), a header per segment
-                rb = 2 * r.ncols
-                k = max(1, min(r.seg_rate * self.flush_ms // 1000, BLOCK_MAX // rb, _FRAMES))
-                return (r.seg_rate * 86400 * (k * rb + BLK) // k) * (r.seg_max + HDR) // r.seg_max
-            return 0
-        el = self.clock() - self.t_open
-        return r.added * 86400000 // el if el > 60000 else 0
-
-    def days_until_full(self, r):
-        """Days until the resource's budget (or the free-flash floor) is reached and retention starts."""
-        d = self.per_day(r)
-        if not d:
-            return None
-        room = max(r.budget - r.bytes, 0)
-        free = self._free()
-        if free is not None:
-            room = min(room, max(free - self.min_free, 0))
-        return round(room / d, 2)
-
     def status(self):
-        """The store's summary for /api/status."""
-        used = budget = segs = forced = lost = 0
-        days = None
-        for r in self.res:
-            used += r.bytes
-            budget += r.budget
-            segs += r.ret_segs
-            forced += r.forced
-            lost += r.lost_rows
-            d = self.days_until_full(r)
-            if d is not None and (days is None or d < days):
-                days = d
-        return {"bytes": used, "budget": budget, "days_until_full": days, "retention_deleted_segments": segs,
-                "forced_loss_segments": forced, "lost_rows": lost, "quarantined": self.quarantined,
-                "torn_tails": self.torn, "corrupt_blocks": self.corrupt, "corrupt_segments": self.bad_segs,
-                "notes": self.notes}
+        """The store's summary for /api/status (``figures.status``, loaded for the call)."""
+        from sensorbox.device import lazy
+
+        try:
+            return lazy.load("sensorbox.device.store.figures").status(self)
+        finally:
+            lazy.unload("sensorbox.device.store.figures")
 
 
 def _i32(b, o):

@@ -150,6 +150,16 @@ def _segments(store, p, rd):
         finally:
             rd.close()
             note_corrupt(store, r, names[i], rd)
+    if r.period:  # a rollup's newest rows: in its stage (store/core.py), after every segment
+        try:
+            h = rd.open(r.dir + "/stage.seg")
+        except (OSError, ValueError):
+            return
+        try:
+            if h[5] < p.end:
+                yield "stage"
+        finally:
+            rd.close()
 
 
 def _blocks(store, p, rd):
@@ -267,10 +277,10 @@ def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
     rd = Reader()
-    buf = rd.buf
     unpack = struct.unpack_from
     for blk in _blocks(store, p, rd):
         if blk is not None:
+            buf = rd.buf
             h = rd.h
             fmt = "<{}h".format(h[2])
             rb = h[4]
@@ -280,6 +290,11 @@ def _rows(store, p):
                 j = rd.first
                 for i in range(blk[0], blk[1]):
                     yield t0 + (j + i) * 1000 // rate, unpack(fmt, buf, BLK + i * rb)
+            elif p.r.code in (6, 7):  # sound rollups keep 0.1 dB: given in centi-dB, as soundlevel (rollup.py)
+                for i in range(blk[0], blk[1]):
+                    o = BLK + i * rb
+                    v = unpack(fmt, buf, o + 4)
+                    yield t0 + _i32(buf, o), (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
             else:
                 for i in range(blk[0], blk[1]):
                     o = BLK + i * rb

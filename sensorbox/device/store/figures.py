@@ -1,10 +1,11 @@
-"""The resource listing of ``GET /api/resources``: schemas, time coverage, bytes, budget, bytes per day, days until
-full, the label count, and the names of the stored predictions' class ids (``classes``: the class table, by id;
-null where an id is free). Loaded per request and unloaded (see ``http/data_api``)."""
+"""The store's figures: the resource listing of ``GET /api/resources`` (schemas, time coverage, bytes, budget, bytes
+per day, days until full, the label count, and the names of the stored predictions' class ids: ``classes``, the
+class table, by id; null where an id is free) and the summary in ``/api/status`` (``status``). Loaded per request
+and unloaded (see ``http/data_api``, ``core.Store.status``)."""
 
 import struct
 
-from sensorbox.device.store.core import RATE, TEXT, columns_of
+from sensorbox.device.store.core import BLK, BLOCK_MAX, HDR, RATE, TEXT, columns_of
 
 _MAX_LABELS = 500  # store/meta.MAX_LABELS
 
@@ -19,8 +20,8 @@ def resources(store, now):
             "formats": ["npy", "csv"] if r.kind != TEXT else ["json", "csv"],
             "start": _first_time(r), "end": r.last_t, "segments": r.nseg,
             "bytes": r.bytes, "budget": r.budget, "stored": r.budget > 0,
-            "bytes_per_day": store.per_day(r), "days_until_full": store.days_until_full(r),
-            "days_kept": round(r.budget / store.per_day(r), 2) if store.per_day(r) else None,
+            "bytes_per_day": per_day(store, r), "days_until_full": days_until_full(store, r),
+            "days_kept": round(r.budget / per_day(store, r), 2) if per_day(store, r) else None,
             "rows_since_boot": r.rows, "lost_rows": r.lost_rows, "gaps": r.gaps,
             "retention": {"deleted_segments": r.ret_segs, "deleted_bytes": r.ret_bytes, "forced": r.forced},
         }
@@ -52,3 +53,59 @@ def _first_time(r):
             return struct.unpack("<q", f.read(8))[0]
     except (OSError, ValueError):
         return r.first
+
+
+def per_day(st, r):
+    """Bytes per day at the current settings, as stored (compressed): for the rate resource the rate times the
+    bytes a row took since boot (until 500 rows are written: the size uncompressed); for a rollup the rows a
+    day of its period makes times their bytes; for the others observed since boot."""
+    if r.budget == 0:
+        return 0
+    if r.kind == RATE:
+        if r.seg_rate:  # a block per ring read (every flush point, at most _FRAMES rows), a header per segment
+            if r.rows >= 500:
+                return (r.added * r.seg_rate * 86400 // r.rows) * (r.seg_max + HDR) // r.seg_max
+            rb = 2 * r.ncols
+            k = max(1, min(r.seg_rate * st.flush_ms // 1000, BLOCK_MAX // rb, 128))  # (core._FRAMES)
+            return (r.seg_rate * 86400 * (k * rb + BLK) // k) * (r.seg_max + HDR) // r.seg_max
+        return 0
+    el = st.clock() - st.t_open
+    if r.period:  # its rows a day (at least one a period; observed) times the bytes a row took coded
+        per = r.added // r.rows if r.rows else 2 + r.ncols  # (a guess until a block is written)
+        made = (r.rows + r.brows) * 86400000 // el if el >= 2 * r.period else 0
+        return per * max(made, 86400000 // r.period)
+    return r.added * 86400000 // el if el > 60000 else 0
+
+
+def days_until_full(st, r):
+    """Days until the resource's budget (or the free-flash floor) is reached and retention starts."""
+    d = per_day(st, r)
+    if not d:
+        return None
+    room = max(r.budget - r.bytes, 0)
+    free = st._free()
+    if free is not None:
+        room = min(room, max(free - st.min_free, 0))
+    return round(room / d, 2)
+
+
+def status(st):
+    """The store's summary for /api/status."""
+    used = budget = segs = forced = lost = 0
+    days = None
+    for r in st.res:
+        used += r.bytes
+        budget += r.budget
+        segs += r.ret_segs
+        forced += r.forced
+        lost += r.lost_rows
+        d = days_until_full(st, r)
+        if d is not None and (days is None or d < days):
+            days = d
+    return {"bytes": used, "budget": budget, "days_until_full": days, "retention_deleted_segments": segs,
+            "forced_loss_segments": forced, "lost_rows": lost, "quarantined": st.quarantined,
+            "torn_tails": st.torn, "corrupt_blocks": st.corrupt, "corrupt_segments": st.bad_segs,
+            "notes": st.notes,
+            # labelled (pinned) data not pulled yet: ranges kept; resources whose budget it fills; the flash
+            "pins": {"ranges": st.npins, "recording": st.pin_open >= 0, "over_budget": st.held,
+                     "flash_full": st.pin_floor}, "write_errors": st.errors}

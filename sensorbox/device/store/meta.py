@@ -4,10 +4,12 @@
 The file never needs to be in RAM whole: an 8-byte header (``SBL2``, a floor for the next id, uint32) and then
 one record per label, appended in the order the labels were made::
 
-    status (1 byte: "L" live, "X" deleted), name length (1), id (uint32), start, end (int64 epoch ms),
-    name (UTF-8), CRC-32 (uint32) of the record but its status byte
+    status (1 byte: "L" live, "U" live and unpinned, "X" deleted), name length (1), id (uint32), start, end
+    (int64 epoch ms), name (UTF-8), CRC-32 (uint32) of the record but its status byte
 
-Adding appends a record; deleting overwrites its status byte in place. Every operation reads the file through
+Adding appends a record; deleting (or unpinning) overwrites its status byte in place. A live label pins the raw
+data in its range (retention keeps it) until ``sensorbox pull`` has fetched it or the label is unpinned (``pins``:
+the merged ranges the store keeps in RAM; ``core.Store.pinned``). Every operation reads the file through
 one 256-byte buffer, so 500 labels take the RAM of one. A record reads right when its status, name length, name
 (printable UTF-8), id (above the one before), times (0..2^53) and CRC do; one that does not is skipped, and the
 records after it are found again by searching for the next that reads right, so damage hides only the bytes it
@@ -31,10 +33,10 @@ MAX_LABELS = 500
 _REC = "<BBIqq"  # 22 bytes: status, name bytes, id, start, end (then the name and the CRC)
 
 
-def pack(ident, start, end, name):
-    """A live label's record (``name``: str or bytes)."""
+def pack(ident, start, end, name, status=76):
+    """A live label's record (``name``: str or bytes; ``status`` 85: unpinned)."""
     b = name.encode() if isinstance(name, str) else bytes(name)
-    r = struct.pack(_REC, 76, len(b), ident, start, end) + b
+    r = struct.pack(_REC, status, len(b), ident, start, end) + b
     return r + struct.pack("<I", crc32(memoryview(r)[1:]))
 
 
@@ -49,7 +51,7 @@ def _ok(buf, o, n, prev, v=2):
     if o + 22 > n:
         return -1
     ln = buf[o + 1]
-    if (buf[o] != 76 and buf[o] != 88) or not 0 < ln <= 160 or buf[o + 5] >= 0x40:
+    if (buf[o] != 76 and buf[o] != 88 and buf[o] != 85) or not 0 < ln <= 160 or buf[o + 5] >= 0x40:
         return 0
     if buf[o + 13] or buf[o + 12] >= 0x20 or buf[o + 21] or buf[o + 20] >= 0x20:  # times beyond 2^53
         return 0
@@ -135,7 +137,7 @@ def _scan(store, find, info):
     nxt = 1
     at = -1
     for pos, st, ident, a, b, name in _recs(store, info):  # (``store.labels``: the live count, as read now)
-        if st == 76:
+        if st != 88:
             live += 1
             if ident == find:
                 at = pos
@@ -159,14 +161,16 @@ def check(store):
 
 
 def label_rows(store, p):
-    """Yield (start, (end, name, id)) of the labels overlapping [p.start, p.end) in the order they were made,
-    and (None, None) after every 32 records read (a step for a streaming caller to yield on)."""
+    """Yield (start, (end, name, id, pinned)) of the labels overlapping [p.start, p.end) in the order they were
+    made, and (None, None) after every 32 records read (a step for a streaming caller to yield on). ``pinned``:
+    the label still keeps its raw data from retention (not unpinned, not pulled yet)."""
     k = live = 0
+    rel = _released(store, store.accel)
     for pos, st, ident, a, b, name in _recs(store, _info()):
         k += 1
-        live += st == 76
-        if st == 76 and b > p.start and a < p.end:
-            yield a, (b, bytes(name).decode(), ident)
+        live += st != 88
+        if st != 88 and b > p.start and a < p.end:
+            yield a, (b, bytes(name).decode(), ident, st == 76 and b - 1 > rel)
         elif k % 32 == 0:
             yield None, None
     store.labels = live  # (what the resource listing says: as the file reads now)
@@ -185,7 +189,7 @@ def labels_json(store):
         if a is None:
             yield b""
         else:
-            yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1]}).encode()
+            yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1], "pinned": r[3]}).encode()
             sep = b","
     yield b"]}"
 
@@ -227,6 +231,7 @@ def label_add(store, body):
     with open(store.root + "/labels.bin", "ab") as f:
         f.write(pack(nxt, body["start"], body["end"], name))
     store.labels = live + 1
+    pins(store)
     return {"id": nxt, "start": body["start"], "end": body["end"], "label": name}
 
 
@@ -236,8 +241,8 @@ def _rewrite(store, nxt):
     with open(path + ".tmp", "wb") as out:
         out.write(header(nxt))
         for pos, st, ident, a, b, name in _recs(store, info):
-            if st == 76:
-                out.write(pack(ident, a, b, name))
+            if st != 88:
+                out.write(pack(ident, a, b, name, st))
     if info[3]:
         store.quarantine(path, "labels", "{} bytes of labels.bin unreadable".format(info[3]))
     elif info[4]:
@@ -245,13 +250,108 @@ def _rewrite(store, nxt):
     os.rename(path + ".tmp", path)
 
 
-def label_delete(store, ident):
+def label_delete(store, ident, status=b"X"):
     """Mark label ``ident`` deleted (its status byte, in place). False when there is no such label."""
     pos = _scan(store, ident, _info())[3]
     if pos < 0:
         return False
     with open(store.root + "/labels.bin", "r+b") as f:
         f.seek(pos)
-        f.write(b"X")
-    store.labels -= 1
+        f.write(status)
+    if status == b"X":
+        store.labels -= 1
+    pins(store)
     return True
+
+
+def label_unpin(store, ident):
+    """Release label ``ident``'s raw data to retention (its status byte "U", in place) before it was pulled.
+    False when there is no such label."""
+    return label_delete(store, ident, b"U")
+
+
+def pulled(store, body):
+    """``POST /api/pulled`` ``{"<resource>": t, ...}``: ``sensorbox pull`` has every row of those resources up to
+    time ``t``. Moves each resource's ``pull.<name>`` cursor (a reader cursor: saved at once, and what it has not
+    read yet goes last when the free floor needs room) and releases the labelled data it passed. Returns the
+    labels still pinned and those released by this call."""
+    if not isinstance(body, dict) or not body:
+        raise QueryError("expected a JSON object {\"<resource>\": time of the last row pulled, ...}", "(body)")
+    for k in body:
+        r = store.by_name.get(k)
+        if r is None or r.period:
+            raise QueryError("no full-resolution resource {}".format(k), k)
+        v = body[k]
+        if v is True or v is False or not isinstance(v, int) or not 0 <= v <= _T_MAX:
+            raise QueryError("{} must be an integer time in epoch ms".format(k), k)
+    before = _pinned_ids(store)
+    for k in body:
+        store.cursor("pull." + k, k, body[k])
+        store.advance("pull." + k, body[k])
+    store.save_cursors()
+    pins(store)
+    now = _pinned_ids(store)
+    return {"pinned": now, "released": [i for i in before if i not in now]}
+
+
+def _pinned_ids(store):
+    out = []
+    for a, r in label_rows(store, _All):
+        if a is not None and r[3]:
+            out.append(r[2])
+    return out
+
+
+def pins(store):
+    """The ranges of the pinned labels (not unpinned, not pulled yet by every resource stored) into
+    ``store.pins`` (start, end, ... sorted), merged: overlapping ones into one, and when there are more than it
+    holds, the two nearest into one (a wider range pins more, never less). One record at a time: no list."""
+    rel = -1
+    for r in store.res:
+        if r.budget and not r.period:
+            x = _released(store, r)
+            rel = x if rel < 0 or x < rel else rel
+    p = store.pins
+    cap = len(p) // 2
+    n = 0
+    for pos, st, ident, a, b, name in _recs(store, _info()):
+        if st != 76 or b - 1 <= rel:
+            continue
+        i = 0
+        while i < n and p[2 * i] < a:
+            i += 1
+        for j in range(n, i, -1):  # make room at i (the array has one pair to spare: see below)
+            p[2 * j] = p[2 * j - 2]
+            p[2 * j + 1] = p[2 * j - 1]
+        p[2 * i] = a
+        p[2 * i + 1] = b
+        n += 1
+        j = 0
+        while j + 1 < n:  # overlapping neighbours: one range
+            if p[2 * j + 2] <= p[2 * j + 1]:
+                if p[2 * j + 3] > p[2 * j + 1]:
+                    p[2 * j + 1] = p[2 * j + 3]
+                for k in range(j + 1, n - 1):
+                    p[2 * k] = p[2 * k + 2]
+                    p[2 * k + 1] = p[2 * k + 3]
+                n -= 1
+            else:
+                j += 1
+        if n == cap:  # full: the nearest two become one
+            best = 0
+            for j in range(1, n - 1):
+                if p[2 * j + 2] - p[2 * j + 1] < p[2 * best + 2] - p[2 * best + 1]:
+                    best = j
+            p[2 * best + 1] = p[2 * best + 3]
+            for k in range(best + 1, n - 1):
+                p[2 * k] = p[2 * k + 2]
+                p[2 * k + 1] = p[2 * k + 3]
+            n -= 1
+    store.npins = n
+    store.changes += 1  # (retention looks again)
+
+
+def _released(store, r):
+    """Time up to which resource ``r``'s rows have been pulled (``POST /api/pulled``; retain.released); -1: none."""
+    c = store.cursors.get("pull." + r.name)
+    return c[1] if c is not None else -1

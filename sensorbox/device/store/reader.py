@@ -5,7 +5,7 @@ they run).
     rd = Reader()                      # or Reader(size): blocks of at most ``size`` payload bytes
     h = rd.open(path)                  # header tuple (see check_header); OSError (gone) or ValueError(reason)
     while True:
-        n = rd.next()                  # a block checked by its CRC-32: n payload bytes at rd.buf[BLK:BLK + n]
+        n = rd.next()                  # a block checked by its CRC-32: n bytes of rows at rd.buf[BLK:BLK + n]
         if n == 0: break               # the end (rd.torn: bytes of a torn tail ignored)
         if n < 0: continue             # a corrupt stretch was skipped (rd.bad, rd.bad_bytes): call again
         ...                            # rows of rd.rb bytes (rate: rd.first is the first's index), or lines
@@ -15,6 +15,11 @@ A block that fails its check is never returned: the reader searches the bytes af
 CRC holds (a damaged length field cannot hide the rest of a segment), at most ``_SCAN`` bytes per call so a caller
 can yield between calls. Bytes at the end that are not a whole block are a torn tail (a crash or power cut while
 it was written), not corruption. Version 1 segments (no blocks) are read in pieces of whole rows, unchecked.
+
+Blocks of coded segments (codec 1) are read into the upper half of the buffer and decoded
+(``sensorbox.shared.codec``) into its lower half, where the rows of any block are: the store writes coded blocks
+of at most half a reader's buffer (``core._ZBUF``). A block whose bytes pass the CRC but do not decode (or would
+not fit) counts as corrupt.
 """
 
 import struct
@@ -22,13 +27,15 @@ import struct
 from micropython import const
 
 from sensorbox.device.store.core import _HFMT, _MAGIC, BLK, BLOCK_MAX, HDR, crc32
+from sensorbox.shared.codec import decode
 
 _SCAN = const(1024)  # bytes searched per call for the next good block after a corrupt one
 
 
 def check_header(buf, n, size):
     """Validate the ``n`` header bytes read into ``buf`` of a segment of ``size`` bytes: (size, code, ncols,
-    rate, row_bytes, t0, seq0, gen, version); ValueError("torn" | reason) when it is not a segment's header."""
+    rate, row_bytes, t0, seq0, gen, version, codec); ValueError("torn" | reason) when it is not a segment's
+    header."""
     if n < HDR:
         raise ValueError("torn" if bytes(buf[:min(n, 4)]) == _MAGIC[:min(n, 4)] else "not a segment")
     h = struct.unpack_from(_HFMT, buf, 0)
@@ -36,9 +43,9 @@ def check_header(buf, n, size):
         raise ValueError("not a segment")
     if struct.unpack_from("<I", buf, 28)[0] != crc32(memoryview(buf)[:28]):
         raise ValueError("header checksum")
-    if h[4]:  # v1: the high byte of a uint16 column count
+    if h[4] and (h[1] == 1 or h[4] > 1 or not h[6]):  # v1: the high byte of a uint16 column count
         raise ValueError("codec {} is not known to this version".format(h[4]))
-    return size, h[2], h[3], h[5], h[6], h[7], h[8], h[9], h[1]
+    return size, h[2], h[3], h[5], h[6], h[7], h[8], h[9], h[1], h[4]
 
 
 def read_header(path, buf):
@@ -76,6 +83,7 @@ class Reader:
         self.rate = h[3]
         self.rb = h[4]
         self.v = h[8]
+        self.z = h[9]
         self.end = HDR  # where the next block starts
         self.pos = self.n = self.first = self.idx = 0
         self.scan = -1  # searching for a good block from here (after a corrupt stretch)
@@ -114,8 +122,8 @@ class Reader:
         return self._search()
 
     def _try(self, pos):
-        """The block at ``pos``: its payload bytes when whole and its CRC holds, 0 when it would end past the end
-        of the file (torn, or a damaged length), -1 when it is not a valid block."""
+        """The block at ``pos``: its rows' bytes when whole, its CRC holds (and it decodes), 0 when it would end
+        past the end of the file (torn, or a damaged length), -1 when it is not a valid block."""
         f = self.f
         buf = self.buf
         size = self.size
@@ -124,14 +132,25 @@ class Reader:
         f.seek(pos)
         f.readinto(buf, BLK)
         n = buf[4] | buf[5] << 8
-        if n == 0 or n > len(buf) - BLK or (self.rb and n % self.rb):
+        half = (len(buf) - BLK) >> 1
+        if n == 0 or n > (half if self.z else len(buf) - BLK) or (self.rb and n % self.rb and not self.z):
             return -1
         if pos + BLK + n > size:
             return 0
-        if (f.readinto(self.pmv, n) or 0) < n or crc32(self.mv[4:BLK + n]) != struct.unpack_from("<I", buf, 0)[0]:
+        end = pos + BLK + n
+        if self.z:  # the payload above half, its rows below
+            o = BLK + half
+            if (f.readinto(self.mv[o:o + n]) or 0) < n or \
+                    crc32(self.mv[o:o + n], crc32(self.mv[4:BLK])) != struct.unpack_from("<I", buf, 0)[0]:
+                return -1
+            k = decode(buf, o, o + n, self.rb >> 1, buf, BLK, half)
+            if k <= 0:
+                return -1
+            n = k * self.rb
+        elif (f.readinto(self.pmv, n) or 0) < n or crc32(self.mv[4:BLK + n]) != struct.unpack_from("<I", buf, 0)[0]:
             return -1
         self.pos = pos
-        self.end = pos + BLK + n
+        self.end = end
         self.n = n
         if self.rate:  # the row index: the next one expected, moved on by the skipped rows (mod 65536)
             self.first = self.idx + (((buf[6] | buf[7] << 8) - self.idx) & 0xFFFF)
@@ -152,7 +171,7 @@ class Reader:
             found = -1
             while i + BLK <= got:
                 n = buf[i + 4] | buf[i + 5] << 8
-                if 0 < n <= most and (rb == 0 or n % rb == 0) and q + i + BLK + n <= size:
+                if 0 < n <= most and (rb == 0 or n % rb == 0 or self.z) and q + i + BLK + n <= size:  # (_try checks)
                     found = q + i
                     break
                 i += 1

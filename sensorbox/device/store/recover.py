@@ -17,6 +17,9 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
   when some of it could not be read, so nothing is lost).
 - ``classes.txt`` (the class table, ``classes.py``): lines that do not read right are left out, the file as it
   was is quarantined.
+- A rollup's ``stage.seg`` (its rows not yet in a block, see ``rollup.py``): the rows newer than its segments' go
+  into a segment (``rollup.compact``), the stage is removed.
+- The pinned ranges are read from labels.bin (``meta.pins``), after the cursors (the pull cursors release them).
 """
 
 import json
@@ -54,6 +57,18 @@ def open_store(st):
     for r in st.res:
         _mkdir(r.dir)
         _scan(st, r, rd)
+    from sensorbox.device import lazy
+
+    for r in st.res:
+        if r.period:
+            try:
+                os.stat(r.dir + "/stage.seg")
+            except OSError:
+                continue
+            try:
+                lazy.load("sensorbox.device.store.rollup").compact(st, r, -1 if r.last_t is None else r.last_t)
+            finally:
+                lazy.unload("sensorbox.device.store.rollup")
     rd = None
     try:
         os.stat(st.root + "/labels.json")
@@ -63,6 +78,7 @@ def open_store(st):
     _check(st, "labels.bin", "sensorbox.device.store.meta")
     _check(st, "classes.txt", "sensorbox.device.store.classes")
     _load_cursors(st)
+    _check(st, "labels.bin", "sensorbox.device.store.meta", "pins")  # (after the cursors: pulls release pins)
 
 
 def _load_cursors(st):
@@ -95,8 +111,8 @@ def _int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check(st, name, module):
-    """Let ``module``'s ``check`` read ``name`` (when there is one) and keep what reads right."""
+def _check(st, name, module, fn="check"):
+    """Let ``module``'s ``check`` (or ``fn``) read ``name`` (when there is one) and keep what reads right."""
     try:
         os.stat(st.root + "/" + name)
     except OSError:
@@ -104,7 +120,7 @@ def _check(st, name, module):
     from sensorbox.device import lazy
 
     try:
-        lazy.load(module).check(st)
+        getattr(lazy.load(module), fn)(st)
     finally:
         lazy.unload(module)
 
@@ -113,9 +129,15 @@ def _scan(st, r, rd):
     r.bytes = r.nseg = 0
     r.first = None
     names = []
-    for e in list(os.ilistdir(r.dir)):
+    try:
+        ents = list(os.ilistdir(r.dir))
+    except OSError:  # could not be made (a full flash): nothing stored yet; writing it will fail and be counted
+        return
+    for e in ents:
         n = e[0]
         path = r.dir + "/" + n
+        if r.period and n == "stage.seg" and e[1] == 0x8000:
+            continue  # a rollup's staged rows: after the scan (open_store)
         if e[1] != 0x8000 or not n.endswith(".seg") or not n[:-4].isdigit():
             quarantine(st, path, r.name, "unknown file")
             continue

@@ -1,0 +1,123 @@
+"""Retention (``core.Store.retain`` loads it when a budget or the free floor is passed, or a write failed): delete
+the oldest segments that are not pinned, per resource budget, then for the free floor (see ``core``: "Retention" and
+"Pins"). Unread data of a reader cursor goes last for the floor and is counted (``forced``, the cursor's lost)
+when a budget deletes it."""
+
+import os
+
+from sensorbox.device.store.core import seg_names
+
+
+def released(st, r):
+    """Time up to which resource ``r``'s rows have been pulled (``POST /api/pulled``); -1: none."""
+    c = st.cursors.get("pull." + r.name)
+    return c[1] if c is not None else -1
+
+
+def pinned(st, r, a, b):
+    """True when ``r``'s rows in [a, b) (a segment's span) hold rows of a pinned range not pulled yet."""
+    if r.period:
+        return False
+    rel = released(st, r)
+    if st.pin_open >= 0 and b > st.pin_open and b - 1 > rel:
+        return True
+    p = st.pins
+    for i in range(0, 2 * st.npins, 2):
+        if p[i] < b and p[i + 1] > a and (p[i + 1] if p[i + 1] < b else b) - 1 > rel:
+            return True
+    return False
+
+
+def oldest(st, r):
+    """(name, next name, oldest name left after it) of the oldest segment retention may delete: closed (the
+    open one is never deleted) and not pinned; None when there is none."""
+    if r.nseg < 1:
+        return None
+    names = seg_names(r)
+    n = len(names)
+    for i in range(n):
+        a = names[i]
+        if r.f is not None and a == r.seg_name:
+            return None
+        b = names[i + 1] if i + 1 < n else None
+        if not pinned(st, r, a, b if b is not None else (r.last_t or 0) + 1):
+            return a, b, names[0] if i else b
+    return None
+
+
+def unread(st, r, end):
+    """Cursors on ``r`` that have not consumed data before ``end``."""
+    out = []
+    for k in st.cursors:
+        c = st.cursors[k]
+        if c[0] == r.name and (end is None or c[1] < end - 1):
+            out.append(c)
+    return out
+
+
+def drop(st, r, old):
+    a, b, first = old
+    path = "{}/{}.seg".format(r.dir, a)
+    try:
+        size = os.stat(path)[6]
+        os.remove(path)
+    except OSError as e:
+        st.log.error("store", "{}: cannot delete {} ({})".format(r.name, path, e))
+        return False
+    r.bytes -= size
+    r.nseg -= 1
+    r.first = first
+    r.ret_segs += 1
+    r.ret_bytes += size
+    cur = unread(st, r, b if b is not None else (r.last_t or 0) + 2)
+    if cur:
+        r.forced += 1
+        for c in cur:
+            c[2] += 1
+        st._cur_dirty = True
+        st.log.warning("store", "{}: retention deleted unread segment {}".format(r.name, a))
+    return True
+
+
+def run(st, urgent=False):
+    """Delete the oldest segments: per-resource budgets, then the free floor (``urgent``: a write failed)."""
+    was = st.held
+    st.held = []
+    for r in st.res:
+        full = False
+        while r.bytes > r.budget:
+            old = oldest(st, r)
+            if old is None:
+                full = r.nseg > (r.f is not None) and r.budget > 0  # only pinned ones (and the open one) are left
+                break
+            if not drop(st, r, old):
+                break
+        if full:
+            st.held.append(r.name)
+            if r.name not in was:
+                st.log.warning("store", "{}: pinned data fill its budget ({} KB); the newest rows are kept next "
+                                        "to them until they are pulled or unpinned".format(r.name, r.budget // 1024))
+    for i in range(64):
+        free = st._free()
+        if not urgent and (free is None or free >= st.min_free):
+            st.pin_floor = False
+            return
+        best = None
+        for r in st.res:
+            old = oldest(st, r)
+            if old is not None:
+                key = (1 if unread(st, r, old[1] if old[1] is not None else (r.last_t or 0) + 2) else 0, old[0])
+                if best is None or key < best[0]:
+                    best = (key, r, old)
+        if best is None:  # only open and pinned segments are left
+            full = False
+            for r in st.res:
+                full = full or (r.nseg > (r.f is not None) and not r.period)
+            if full and not st.pin_floor:
+                st.log.error("store", "flash full of pinned data: new rows may be lost; pull or unpin labels")
+            st.pin_floor = full
+            return
+        if not drop(st, best[1], best[2]):
+            return
+        if urgent and i >= 1:
+            return

@@ -205,6 +205,23 @@ def test_rollups_equal_a_float64_recomputation_and_survive_a_restart():
     for t, v in _rows(st, "predictions"):
         n += T0 + 3600000 <= t < T0 + 7200000
     assert sum(g[2] for g in h2) == n  # every window of the hour counted once
+    # resolution=auto: the rollup whose rows are no finer than the buckets asked for
+    from sensorbox.device.store import export
+
+    for params, res, rows in (({"max_points": "20"}, "1m", 20), ({"max_points": "2"}, "1h", 2), ({}, "raw", None),
+                              ({"resolution": "1h", "columns": "t,leq"}, "1h", 3)):
+        q = dict({"resolution": "auto", "start": str(T0), "end": str(upto)}, **params)
+        p = export.plan(st, "soundlevel", q, upto + 30000)
+        h = export.headers(p)
+        assert h["X-Sensorbox-Resolution"] == res and (rows is None or int(h["X-Sensorbox-Rows"]) == rows), (q, h)
+    p = export.plan(st, "predictions", {"resolution": "1m", "format": "csv", "columns": "t,class,label"}, upto)
+    assert p.r.name == "predictions_1m" and p.cols == ["t", "class", "label"]
+    for bad in ({"resolution": "2m"}, {"resolution": "auto", "x": "1"}):
+        try:
+            export.plan(st, "soundlevel", bad, upto)
+            raise AssertionError(bad)
+        except ValueError:
+            pass
     # run again: nothing new is over, nothing is added
     n = len(read_all(st, "soundlevel_1m")[1])
     _roll(st)

@@ -21,6 +21,11 @@ the ``X-Sensorbox-Next`` response header (the time of the last row sent) to fetc
 values int16), so ``numpy.load`` gives named columns and ``pandas.DataFrame(arr)`` a table. With
 ``max_points=N`` and more than N rows in range, the range is cut into N equal buckets and each bucket gives one
 row: ``t`` (bucket start), ``n`` (rows in it, 0 = none), then ``<col>_min`` and ``<col>_max``.
+
+``resolution`` (``soundlevel`` and ``predictions``): ``raw`` (the default), ``1m`` / ``1h`` (their rollups,
+``soundlevel_1m`` ...: the same as asking for those resources) or ``auto``: the coarsest whose rows are no coarser
+than the ``max_points`` buckets (raw without ``max_points``), then a coarser one while that reaches further back
+towards ``start`` (full-resolution rows age out first). The ``X-Sensorbox-Resolution`` header says which was read.
 """
 
 import json
@@ -58,7 +63,7 @@ def plan(store, name, params, now, counted=True):
     """Validate a query; raises QueryError. ``params`` is a dict of strings. With ``counted=False`` the caller
     must run ``prepare(store, plan)`` before ``stream`` (numeric resources)."""
     for k in params:
-        if k not in ("start", "end", "columns", "format", "max_points", "since"):
+        if k not in ("start", "end", "columns", "format", "max_points", "since", "resolution"):
             raise QueryError("unknown parameter", k)
     p = Plan()
     if name == "labels":
@@ -77,7 +82,7 @@ def plan(store, name, params, now, counted=True):
     if p.fmt not in (("npy", "csv") if p.kind in (RATE, TIMED) else ("json", "csv")):
         raise QueryError("format must be one of: {}".format(
             "npy, csv" if p.kind in (RATE, TIMED) else "json, csv"), "format")
-    text = ("label",) if name == "predictions" and p.fmt == "csv" else ()  # a text column: CSV only
+    text = ("label",) if name[:11] == "predictions" and p.fmt == "csv" else ()  # a text column: CSV only
     p.start = _int(params, "start", 0, 0, _T_MAX, now)
     p.end = _int(params, "end", _T_MAX, 0, _T_MAX, now)
     since = _int(params, "since", None, 0, _T_MAX, now)
@@ -89,6 +94,17 @@ def plan(store, name, params, now, counted=True):
     p.max_points = _int(params, "max_points", 0, 2, 100000, now)
     if p.max_points and p.kind not in (RATE, TIMED):
         raise QueryError("max_points applies to numeric resources only", "max_points")
+    p.res = "raw"
+    res = params.get("resolution")
+    if res:
+        if name not in ("soundlevel", "predictions") or res not in ("raw", "1m", "1h", "auto"):
+            raise QueryError("resolution is raw, 1m, 1h or auto, for soundlevel and predictions", "resolution")
+        if res == "auto":
+            res = _auto(store, name, p, now)
+        if res != "raw":
+            p.r = store.by_name[name + "_" + res]
+            cols = columns_of(p.r)
+        p.res = res
     want = params.get("columns")
     allc = ("t",) + cols + text if p.kind >= 0 else cols
     if want:
@@ -116,6 +132,35 @@ def plan(store, name, params, now, counted=True):
             for _ in prepare(store, p):
                 pass
     return p
+
+
+def _auto(store, name, p, now):
+    """The resolution ``resolution=auto`` reads: the coarsest no coarser than a ``max_points`` bucket (raw without
+    max_points), then coarser while that one does not reach back to ``start`` and a coarser one does (with at least
+    two of its periods in the range)."""
+    span = (p.end if p.end < _T_MAX else now) - p.start
+    rs = (store.by_name[name], store.by_name[name + "_1m"], store.by_name[name + "_1h"])
+    i = 0
+    if p.max_points:
+        for k in (1, 2):
+            if rs[k].period <= span // p.max_points and rs[k].last_t is not None:
+                i = k
+    while i < 2:
+        t = _oldest(rs[i])
+        if t is not None and t <= p.start:
+            break
+        t2 = _oldest(rs[i + 1])
+        if t2 is None or 2 * rs[i + 1].period > span or (t is not None and t2 + rs[i + 1].period > t):
+            break  # (the coarser one reaches back no more than one of its periods further)
+        i += 1
+    return ("raw", "1m", "1h")[i]
+
+
+def _oldest(r):
+    """(About) the time of ``r``'s oldest row: its oldest segment's name, or a rollup's stage."""
+    if r.first is not None:
+        return r.first
+    return r.bt0 if r.period and r.brows else None
 
 
 def _index_at(h, x):
@@ -245,6 +290,7 @@ def headers(p):
     h = {}
     if p.kind in (RATE, TIMED):
         h["X-Sensorbox-Rows"] = str(p.buckets or p.rows)
+        h["X-Sensorbox-Resolution"] = p.res
         h["X-Sensorbox-Next"] = str(p.last if p.last is not None else (p.since if p.since is not None else ""))
         if p.buckets:
             h["X-Sensorbox-Decimated"] = str(p.width)

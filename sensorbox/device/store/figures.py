@@ -5,7 +5,7 @@ and unloaded (see ``http/data_api``, ``core.Store.status``)."""
 
 import struct
 
-from sensorbox.device.store.core import BLK, BLOCK_MAX, HDR, RATE, TEXT, columns_of
+from sensorbox.device.store.core import BLK, BLOCK_MAX, HDR, RATE, TEXT, columns_of, seg_names
 
 _MAX_LABELS = 500  # store/meta.MAX_LABELS
 
@@ -24,12 +24,44 @@ def resources(store, now):
             "days_kept": round(r.budget / per_day(store, r), 2) if per_day(store, r) else None,
             "rows_since_boot": r.rows, "lost_rows": r.lost_rows, "gaps": r.gaps,
             "retention": {"deleted_segments": r.ret_segs, "deleted_bytes": r.ret_bytes, "forced": r.forced},
+            "period_ms": r.period or None, "coverage": coverage(store, r),
         }
         if r.name == "predictions":
             e["classes"] = class_names(store)
         out.append(e)
     out.append({"name": "labels", "columns": ["start", "end", "label"], "dtype": "json",
                 "formats": ["json", "csv"], "count": store.labels, "max": _MAX_LABELS})
+    return out
+
+
+def coverage(store, r):
+    """What the resource holds and what it costs: ``days`` from its oldest row to its newest; ``bytes_per_row`` on
+    flash (blocks, coding) and ``ratio`` (row bytes / flash bytes) of the rows written since boot; ``pinned_bytes``
+    of segments labelled data keep from retention (not pulled yet); ``over_budget`` when only those are left."""
+    start = _first_time(r)
+    end = r.last_t
+    out = {"days": round((end - start) / 86400000, 3) if start is not None and end is not None else None,
+           "bytes_per_row": round(r.added / r.rows, 2) if r.rows else None, "ratio": None,
+           "pinned_bytes": 0, "over_budget": r.name in store.held}
+    if r.rows and r.kind != TEXT:
+        out["ratio"] = round(r.rows * (r.ncols * 2 + (4 if r.kind != RATE else 0)) / r.added, 2)
+    if not r.period and (store.npins or store.pin_open >= 0):
+        import os
+
+        from sensorbox.device import lazy
+
+        names = seg_names(r)
+        try:
+            pinned = lazy.load("sensorbox.device.store.retain").pinned
+            for i in range(len(names)):
+                b = names[i + 1] if i + 1 < len(names) else (end or 0) + 1
+                if pinned(store, r, names[i], b):
+                    out["pinned_bytes"] += os.stat("{}/{}.seg".format(r.dir, names[i]))[6]
+        except OSError:
+            pass
+        finally:
+            pinned = None
+            lazy.unload("sensorbox.device.store.retain")
     return out
 
 
@@ -46,7 +78,7 @@ def class_names(store):
 def _first_time(r):
     """t0 of the oldest segment (bytes 12..19 of its header; the store checked the header when it opened)."""
     if r.first is None:
-        return None
+        return r.bt0 if r.period and r.brows else None  # (a rollup's rows may all be in its stage)
     try:
         with open("{}/{}.seg".format(r.dir, r.first), "rb") as f:
             f.seek(12)

@@ -217,3 +217,37 @@ def test_500_labels_and_features_named_in_the_boot_that_made_them(device_factory
     assert f.dtype.names == names and len(f) >= 1
     res = d.get("/api/resources", auth=False, headers=h).json()["resources"]
     assert [x for x in res if x["name"] == "features"][0]["columns"] == list(names)
+
+
+def test_pins_pulls_and_rollups_over_http(dev):
+    """Labelled data is pinned until a pull says it has it (POST /api/pulled) or the label is unpinned; the
+    listing says what is pinned and what the rollups are; resolution=auto names what it read."""
+    time.sleep(3)
+    whole, _ = _npy(dev, "")
+    t0 = int(whole["t"][0])
+    r = dev.post("/api/labels", {"start": t0, "end": t0 + 1000, "label": "walk"})
+    assert r.status == 201, r.body
+    walk = r.json()["id"]
+    sit = dev.post("/api/labels", {"start": t0 + 1500, "end": t0 + 2000, "label": "sit"}).json()["id"]
+    labs = {x["label"]: x for x in dev.get("/api/labels").json()["labels"]}
+    assert labs["walk"]["pinned"] and labs["sit"]["pinned"]
+    res = {x["name"]: x for x in dev.get("/api/resources").json()["resources"]}
+    assert res["accel"]["coverage"]["pinned_bytes"] > 0 and res["accel"]["period_ms"] is None
+    assert res["soundlevel_1m"]["period_ms"] == 60000 and res["predictions_1h"]["period_ms"] == 3600000
+    assert res["soundlevel_1m"]["columns"] == ["t", "n", "leq", "lmin", "lmax", "l10", "l50", "l90"]
+    st = dev.status()["store"]["pins"]
+    assert st["ranges"] >= 1 and st["over_budget"] == [] and st["flash_full"] is False
+    for body, field in (({"accel": "soon"}, "accel"), ({"nope": 1}, "nope"), ([], "(body)"),
+                        ({"soundlevel_1h": 1}, "soundlevel_1h")):
+        r = dev.post("/api/pulled", body)
+        assert r.status == 400 and r.json()["field"] == field, (body, r.body)
+    r = dev.post("/api/pulled", {"accel": t0 + 1200})
+    assert r.status == 200 and r.json() == {"pinned": [sit], "released": [walk]}, r.body
+    r = dev.post("/api/labels/{}/unpin".format(sit), {})
+    assert r.status == 200 and r.json() == {"unpinned": sit}, r.body
+    assert dev.post("/api/labels/999/unpin", {}).status == 404
+    assert [x["pinned"] for x in dev.get("/api/labels").json()["labels"]] == [False, False]
+    r = dev.get("/api/resources/soundlevel/data?format=csv&resolution=auto&start=-60000&max_points=5")
+    assert r.status == 200 and r.headers["X-Sensorbox-Resolution"] == "raw", r.headers
+    r = dev.get("/api/resources/accel/data?resolution=auto")
+    assert r.status == 400 and r.json()["field"] == "resolution"

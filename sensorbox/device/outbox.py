@@ -35,7 +35,7 @@ class Outbox:
         self.r = store.by_name[resource]
         self.t = store.cursor(self.name, resource, start)
         self.sent = 0
-        self._hint = None  # (segment name, offset of the block holding the next row, time before it)
+        self._hint = None  # (segment name, offset of the block holding the next row, time before it, recodes)
         rd = getattr(store, "_outbox_reader", None)
         if rd is None:
             rd = store._outbox_reader = Reader(BUS_BLOCK)
@@ -68,8 +68,8 @@ class Outbox:
         r = self.r
         after = self.t
         hint = self._hint
-        if hint is not None and hint[2] != after:
-            hint = None
+        if hint is not None and (hint[2] != after or hint[3] != self.store.recodes):
+            hint = None  # (a segment recoded since: block offsets differ)
         names = seg_names(r)
         rd = self._rd
         for i in range(len(names)):
@@ -122,7 +122,7 @@ class Outbox:
                     if t > after:
                         out.append((t, v[1:]))
                 if out and out[-1][0] == t:
-                    self._hint = (name, rd.pos, t)
+                    self._hint = (name, rd.pos, t, self.store.recodes)
 
 
 SOUNDLEVEL = ("leq", "lmin", "lmax", "l10", "l50", "l90")

@@ -62,7 +62,7 @@ sound.weighting         choice  "A"           ["A","Z"]
 sound.time_weighting    choice  "fast"        ["fast","slow"]
 store.flush_ms          int     1000          200 5000
 store.min_free_kb       int     64            0 65536
-store.accel_kb          int     1024          0 1048576
+store.accel_kb          int     512           0 1048576
 store.features_kb       int     128           0 1048576
 store.predictions_kb    int     64            0 1048576
 store.soundlevel_kb     int     64            0 1048576
@@ -111,8 +111,8 @@ board.i2s_sd int -1 -1 48 reboot
 store.compress bool true
 store.soundlevel_1m_kb int 128 0 1048576
 store.soundlevel_1h_kb int 128 0 1048576
-store.predictions_1m_kb int 64 0 1048576
-store.predictions_1h_kb int 64 0 1048576
+store.predictions_1m_kb int 160 0 1048576
+store.predictions_1h_kb int 160 0 1048576
 """
 
 

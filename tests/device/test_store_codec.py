@@ -4,7 +4,7 @@ nothing."""
 
 import array
 
-from sensorbox.device.store import codec_fast
+from sensorbox.device.store import codec_dec, codec_fast
 from sensorbox.shared import codec, codec_enc
 
 
@@ -75,3 +75,29 @@ def test_encoding_a_block_allocates_nothing():
     finally:
         micropython.heap_unlock()
     assert n > 0
+
+
+def test_viper_decoder_reads_and_refuses_as_the_reference():
+    rand = _rng(11)
+    out = bytearray(2100)
+    d1 = bytearray(2100)
+    d2 = bytearray(2100)
+    for t in range(120):
+        n = 1 + rand(170)
+        w = 1 + rand(6)
+        src = _block(rand, n, w, t % 4)
+        m = codec_fast.encode(src, n, w, out, 2100)
+        if m < 0:
+            m = 1 + 2 * n * w
+            out[0] = 0
+            out[1:m] = bytes(src)
+        for cut in (m, m - 1, m // 2):  # whole, then cut short
+            for cap in (2 * n * w, 2 * n * w - 1):
+                k1 = codec.decode(out, 0, cut, w, d1, 0, cap)
+                k2 = codec_dec.decode(out, 0, cut, w, d2, 0, cap)
+                assert k1 == k2 and (k1 < 0 or d1[:2 * n * w] == d2[:2 * n * w]), (t, cut, cap, k1, k2)
+        if m > 2:  # a byte changed: the same answer
+            out[1 + rand(m - 1)] ^= 0x24
+            k1 = codec.decode(out, 0, m, w, d1, 0, 2100)
+            k2 = codec_dec.decode(out, 0, m, w, d2, 0, 2100)
+            assert k1 == k2 and (k1 < 0 or d1[:2 * n * w] == d2[:2 * n * w]), (t, k1, k2)

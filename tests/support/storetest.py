@@ -47,6 +47,7 @@ def each_row(st, name, **params):
             else:
                 yield [int(x) for x in ln.split(b",")]
     assert rest == b""
+    st.reading = None  # (the export is over: with a clock that stands still it would hold retention off for good)
 
 
 def read_all(st, name, **params):

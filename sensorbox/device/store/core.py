@@ -242,6 +242,8 @@ class Store:
         self.pin_floor = False  # the free floor cannot be kept: only pinned segments are left to delete
         self.held = []  # resources over budget with only pinned segments left to delete
         self.changes = self._seen = 0  # segments opened and pin changes; ... as retention last saw them
+        self.recode_due = True  # a closed segment of a timed resource may wait to be recoded (recode.py)
+        self.recodes = 0  # segments recoded (readers holding a position in one look for it again)
         self.errors = 0  # failed writes
         self.roll_at = 0  # when the rollups run next (epoch ms; None: no rollup is stored)
         self._gen = None
@@ -318,7 +320,9 @@ class Store:
         self._close_seg(r)
         rb = 2 * ncols if r.kind == RATE else (4 + 2 * ncols if r.kind == TIMED else 0)
         name = t0 if t0 > r.newest else r.newest + 1
-        codec = self.codec if rb else 0  # (configure closes open segments when it changes)
+        # coded as written: accel (a block a flush point holds 50 frames at 50 Hz) and rollups; the other timed
+        # resources' blocks hold a row or two: written as they are, recoded once closed (recode.py)
+        codec = self.codec if r.kind == RATE or r.period else 0  # (configure closes segments when it changes)
         h = self._hdr
         struct.pack_into(_HFMT, h, 0, _MAGIC, VERSION, r.code, ncols, codec, rate, rb, t0, seq0 & 0xFFFFFFFF,
                          gen & 0xFFFFFFFF)
@@ -361,13 +365,15 @@ class Store:
             r.nseg -= 1
             if r.nseg == 0:
                 r.first = None
+        elif r.kind == TIMED and not r.period and self.codec:
+            self.recode_due = True
 
     def _block(self, r, data, n, first, rows):
         """Append one block (``rows`` rows: ``n`` bytes in ``data``) to the open segment, coded when the segment
         is; on failure close it (its tail may be torn) and free space."""
         h = self._bh
         z = None
-        if self.codec and r.kind != TEXT:
+        if self.codec and (r.kind == RATE or r.period):  # (as _open_seg wrote the segment's codec)
             m = _encode(data, rows, r.seg_ncols + (2 if r.kind == TIMED else 0), self._zbuf, _ZBUF)
             if m > 0:
                 data = memoryview(self._zbuf)[:m]
@@ -571,6 +577,18 @@ class Store:
                 self.log.error("store", "{}: flush failed ({})".format(r.name, e))
                 self._close_seg(r)
 
+    def recode(self):
+        """The steps of recoding closed segments (``recode.run``, loaded for them): a generator to run to its end,
+        or None when no segment was closed since the last time."""
+        if not self.recode_due or not self.codec:
+            return None
+        self.recode_due = False
+        from sensorbox.device import lazy
+
+        m = lazy.load("sensorbox.device.store.recode")
+        lazy.unload("sensorbox.device.store.recode")  # (the generator holds what it uses until it ends)
+        return m.run(self)
+
     def roll(self):
         """The rollups' steps (``rollup.run``, loaded for them): a generator to run to its end, or None when they
         are not due (once a minute)."""
@@ -619,14 +637,14 @@ class Store:
                 if n % 16 == 0:
                     self.retain()
                 wait = self.flush_ms
-                g = self.roll()
-                if g is not None:  # after the flush point: the rows to summarise are on flash
-                    try:
-                        for _ in g:
-                            await asyncio.sleep_ms(0)
-                    finally:
-                        g.close()
-                        g = None
+                for g in (self.roll(), self.recode()):  # after the flush point (the rows they read are on flash)
+                    if g is not None:
+                        try:
+                            for _ in g:
+                                await asyncio.sleep_ms(0)
+                        finally:
+                            g.close()
+                g = None
             # Read the ring before half of it is overwritten, even when flush points are further apart.
             step = wait
             if sensor is not None and sensor.ring is not None and sensor.ring.rate_hz > 0:

@@ -17,7 +17,7 @@ can yield between calls. Bytes at the end that are not a whole block are a torn 
 it was written), not corruption. Version 1 segments (no blocks) are read in pieces of whole rows, unchecked.
 
 Blocks of coded segments (codec 1) are read into the upper half of the buffer and decoded
-(``sensorbox.shared.codec``) into its lower half, where the rows of any block are: the store writes coded blocks
+(``codec_dec.py``: ``sensorbox.shared.codec`` in viper) into its lower half, where the rows of any block are: the store writes coded blocks
 of at most half a reader's buffer (``core._ZBUF``). A block whose bytes pass the CRC but do not decode (or would
 not fit) counts as corrupt.
 """
@@ -27,7 +27,10 @@ import struct
 from micropython import const
 
 from sensorbox.device.store.core import _HFMT, _MAGIC, BLK, BLOCK_MAX, HDR, crc32
-from sensorbox.shared.codec import decode
+try:
+    from sensorbox.device.store.codec_dec import decode
+except (ImportError, SyntaxError):  # pragma: no cover - a port without viper: the shared decoder
+    from sensorbox.shared.codec import decode
 
 _SCAN = const(1024)  # bytes searched per call for the next good block after a corrupt one
 

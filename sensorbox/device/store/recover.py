@@ -138,6 +138,9 @@ def _scan(st, r, rd):
         path = r.dir + "/" + n
         if r.period and n == "stage.seg" and e[1] == 0x8000:
             continue  # a rollup's staged rows: after the scan (open_store)
+        if n.endswith(".seg.tmp"):  # a recoding cut short (recode.py): the segment is whole as it was
+            _rm(path)
+            continue
         if e[1] != 0x8000 or not n.endswith(".seg") or not n[:-4].isdigit():
             quarantine(st, path, r.name, "unknown file")
             continue

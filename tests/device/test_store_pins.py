@@ -48,6 +48,9 @@ def test_labelled_rows_survive_a_budget_that_would_delete_them_until_pulled_or_u
     meta = _meta()
     walk = meta.label_add(st, {"start": T0 + 20 * 300, "end": T0 + 20 * 500, "label": "walk"})
     sit = meta.label_add(st, {"start": T0 + 20 * 1500, "end": T0 + 20 * 1600, "label": "sit"})
+    assert st.npins == 2
+    meta.pulled(st, {"events": T0 + 10 ** 9})  # another resource pulled past them: accel still needs them
+    assert st.npins == 2 and [x["pinned"] for x in _labels(st)] == [True, True]
     seq = _write(st, seq, 8000)  # 60 KB more: without the pins, everything before ~frame 7300 goes
     have = _Seqs(st)
     assert all(s in have for s in range(300, 500)) and all(s in have for s in range(1500, 1600))

@@ -306,11 +306,13 @@ def pins(store):
     """The ranges of the pinned labels (not unpinned, not pulled yet by every resource stored) into
     ``store.pins`` (start, end, ... sorted), merged: overlapping ones into one, and when there are more than it
     holds, the two nearest into one (a wider range pins more, never less). One record at a time: no list."""
-    rel = -1
+    rel = None  # pulled up to here by every full-resolution resource stored
     for r in store.res:
         if r.budget and not r.period:
             x = _released(store, r)
-            rel = x if rel < 0 or x < rel else rel
+            rel = x if rel is None or x < rel else rel
+    if rel is None:
+        rel = -1
     p = store.pins
     cap = len(p) // 2
     n = 0

@@ -21,7 +21,7 @@ def resources(store, now):
             "start": _first_time(r), "end": r.last_t, "segments": r.nseg,
             "bytes": r.bytes, "budget": r.budget, "stored": r.budget > 0,
             "bytes_per_day": per_day(store, r), "days_until_full": days_until_full(store, r),
-            "days_kept": round(r.budget / per_day(store, r), 2) if per_day(store, r) else None,
+            "days_kept": round(r.budget / per_day(store, r), 5) if per_day(store, r) else None,
             "rows_since_boot": r.rows, "lost_rows": r.lost_rows, "gaps": r.gaps,
             "retention": {"deleted_segments": r.ret_segs, "deleted_bytes": r.ret_bytes, "forced": r.forced},
             "period_ms": r.period or None, "coverage": coverage(store, r),
@@ -118,7 +118,7 @@ def days_until_full(st, r):
     free = st._free()
     if free is not None:
         room = min(room, max(free - st.min_free, 0))
-    return round(room / d, 2)
+    return round(room / d, 5)
 
 
 def status(st):

@@ -176,6 +176,8 @@ def _scan(st, r, rd):
             r.last_t = t
             if r.kind == TIMED and r.cols is None:
                 r.ncols = rd.h[2]
+            if r.kind == RATE:
+                r.seg_rate = rd.h[3]  # (the rate its bytes a day are figured at until a segment opens)
             break
         size = rd.h[0]
         names.pop()

@@ -158,6 +158,8 @@ function classDesc(code) {
 }
 function eventText(e) {
   if (e.type === "class_change") return "activity: " + displayName(e.from) + " → " + displayName(e.to) + (e.confidence !== undefined ? " (" + Math.round(e.confidence / 10) + " %)" : "");
+  if (e.type === "capture") return "raw data captured around " + (e.trigger === "class" ? "a change to " + displayName(e.class) : "a sound level of " + e.leq_db + " dB") +
+    ": " + new Date(e.start).toLocaleTimeString() + " – " + new Date(e.end).toLocaleTimeString() + " (kept until pulled)";
   const rest = Object.keys(e).filter((k) => k !== "t" && k !== "type").map((k) => k + " " + JSON.stringify(e[k]));
   return e.type + (rest.length ? ": " + rest.join(", ") : "");
 }

@@ -197,7 +197,7 @@ class Device:
             sup.add(name, self.sensors[name].run, _SENSOR_KEYS[name])
         sup.add("soundmeter", self.soundmeter.run, ("sound.",))
         sup.add("pipeline", self._pipeline, ("ml.",))
-        sup.add("store", lambda: self.store.run(self), ("store.",))
+        sup.add("store", lambda: self.store.run(self), ("store.", "capture."))
         sup.add("housekeeping", self._housekeeping)
         await self.platform.start_network(self.config, self.log)
         sup.add("http", self._serve, (), lambda: self.http.beat)  # restarted when its heartbeat stops

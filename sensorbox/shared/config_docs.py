@@ -52,6 +52,16 @@ HELP = {
     "store.predictions_1m_kb": "Store: flash budget for per-minute class summaries (time per class, changes; KB, "
                                "0 = none)",
     "store.predictions_1h_kb": "Store: flash budget for per-hour class summaries (KB, 0 = none)",
+    "capture.classes": "Capture: keep the raw accelerometer data around each change into one of these classes "
+                             "(class names as the model gives them, comma separated; empty = none), pinned like "
+                             "labelled data until pulled",
+    "capture.sound_db": "Capture: keep the raw accelerometer data around each sound level (Leq) at or over this "
+                              "many dB (0 = none)",
+    "capture.pre_s": "Capture: seconds kept before the event (from the sample ring: at most 6 s at 50 Hz, "
+                           "2 s at 100 Hz)",
+    "capture.post_s": "Capture: seconds kept after the event (a later event inside extends it)",
+    "capture.only": "Capture: store raw accelerometer data only around captures (for when continuous raw data "
+                          "costs too much flash); off: continuously, the captures pinned in it",
     "mqtt.enabled": "MQTT: publish predictions, events, sound levels and health to a broker (store-and-forward)",
     "mqtt.host": "MQTT: broker host name or address",
     "mqtt.port": "MQTT: broker TCP port (1883 plain, 8883 usually TLS)",
@@ -173,6 +183,11 @@ store.soundlevel_1m_kb  Sound levels per minute budget | KB
 store.soundlevel_1h_kb  Sound levels per hour budget | KB
 store.predictions_1m_kb Classes per minute budget | KB
 store.predictions_1h_kb Classes per hour budget | KB
+capture.classes         On changes into classes | -
+capture.sound_db        At a sound level of | dB
+capture.pre_s           Before the event | s
+capture.post_s          After the event | s
+capture.only            Raw data only around captures | -
 """
 
 #: The groups a key's first part names, in the order the UI shows them: ``prefix  title [| kind]`` where kind is
@@ -184,6 +199,7 @@ mic      Microphone
 ml       Activity analysis
 sound    Sound level meter
 store    Storage on flash
+capture  Event capture
 http     Web server
 log      Log
 mqtt     MQTT | integration

@@ -113,6 +113,11 @@ store.soundlevel_1m_kb int 128 0 1048576
 store.soundlevel_1h_kb int 128 0 1048576
 store.predictions_1m_kb int 160 0 1048576
 store.predictions_1h_kb int 160 0 1048576
+capture.classes str "" 0 200
+capture.sound_db int 0 0 140
+capture.pre_s int 4 0 20
+capture.post_s int 10 1 600
+capture.only bool false
 """
 
 
@@ -121,6 +126,13 @@ store.predictions_1h_kb int 160 0 1048576
 #: also holds the sound meter's wait for its next turn and a late event loop: 21 ms at 16 kHz, 42 ms at 8 kHz.
 #: (With 200 ms polls at 16 kHz the meter lost 68 % of the samples.)
 MIC_RING_FRAMES = 1024
+
+#: Frames in the accelerometer's sample ring (sensorbox/device/app.py). Event capture with ``capture.only``
+#: leaves the newest ``capture.pre_s`` + ``CAPTURE_HOLD_S`` seconds of it unread for triggers still to come
+#: (a prediction is known a window after its first frame): at most 4/5 of the ring, the rest is the store's room
+#: between reads.
+ACCEL_RING_FRAMES = 500
+CAPTURE_HOLD_S = 2
 
 
 class ConfigError(ValueError):
@@ -239,7 +251,25 @@ def validate(update, current=None):
     _check_mic(merged, update)
     _check_ml(merged, update)
     _check_integrations(merged, update)
+    _check_capture(merged, update)
     return merged
+
+
+def _check_capture(config, update):
+    # the pre-event window comes from the accelerometer's ring (ACCEL_RING_FRAMES): named, the key being changed
+    pre = config.get("capture.pre_s")
+    rate = config.get("accel.rate_hz")
+    on = (config.get("capture.classes") or "").strip() or config.get("capture.sound_db")
+    if on and pre is not None and rate and (pre + CAPTURE_HOLD_S) * rate > ACCEL_RING_FRAMES * 4 // 5:
+        key = "capture.pre_s"  # (named: the key the update changes, capture.pre_s when that is among them)
+        for k in ("capture.classes", "capture.sound_db", "accel.rate_hz"):
+            if k in update and "capture.pre_s" not in update:
+                key = k
+        raise ConfigError(key, "{} s before an event: a capture takes them from the accelerometer's ring, which "
+                          "gives at most {} s at {} Hz{}".format(pre, ACCEL_RING_FRAMES * 4 // 5 // rate -
+                                                                 CAPTURE_HOLD_S, rate, ": lower "
+                                                                 "capture.pre_s first" if
+                                                                 key != "capture.pre_s" else ""))
 
 
 def _check_ml(config, update):

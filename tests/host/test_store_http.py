@@ -251,3 +251,40 @@ def test_pins_pulls_and_rollups_over_http(dev):
     assert r.status == 200 and r.headers["X-Sensorbox-Resolution"] == "raw", r.headers
     r = dev.get("/api/resources/accel/data?resolution=auto")
     assert r.status == 400 and r.json()["field"] == "resolution"
+
+
+def test_capture_only_keeps_raw_data_around_a_loud_sound_over_http(device_factory, tmp_path):
+    """capture.* on the running app: with capture.only the accelerometer is stored only around captures; a loud
+    sound (the simulated 100 dB tone) opens one, silence ends it post_s later; the capture is an event and its frames
+    (pre_s before the first loud level) are stored, nothing before."""
+    d = _start(device_factory, tmp_path, "capture", {"sim.mic_signal": "silence", "store.flush_ms": 250})
+    t_start = d.status()["uptime_s"]
+    r = d.put("/api/config", {"capture.only": True, "capture.sound_db": 90, "capture.pre_s": 2,
+                              "capture.post_s": 2})
+    assert r.status == 200, r.body
+    bad = d.put("/api/config", {"capture.pre_s": 7})
+    assert bad.status == 400 and bad.json()["field"] == "capture.pre_s", bad.body
+    time.sleep(4)  # silence: nothing stored (the ring's last 4 s wait for a trigger)
+    loud_from = int(time.time() * 1000)
+    assert d.put("/api/config", {"sim.mic_signal": "tone"}).status == 200
+    for _ in range(100):
+        cap = d.status()["store"]["capture"]
+        if cap["open"]:
+            break
+        time.sleep(0.1)
+    assert cap["open"] and cap["only"] and cap["sound_db"] == 90, cap
+    time.sleep(2)
+    assert d.put("/api/config", {"sim.mic_signal": "silence"}).status == 200
+    for _ in range(150):
+        evs = [e for e in d.get("/api/events").json() if e["type"] == "capture"]
+        if evs:
+            break
+        time.sleep(0.1)
+    assert len(evs) == 1 and evs[0]["trigger"] == "sound" and evs[0]["leq_db"] >= 90, evs
+    ev = evs[0]
+    a, _ = _npy(d, "")
+    assert len(a) > 100 and a["t"][0] >= ev["start"] - 40 and a["t"][-1] <= ev["end"] + 40, (
+        a["t"][0], a["t"][-1], ev)
+    assert ev["start"] >= loud_from - 2000 - 1500, (ev, loud_from)  # pre_s before the first loud level
+    assert d.status()["store"]["capture"]["captures"] == 1 and d.status()["uptime_s"] >= t_start
+    assert [x for x in d.get("/api/labels").json()["labels"]] == []  # not a label

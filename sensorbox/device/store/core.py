@@ -224,6 +224,8 @@ class Res:
 
 
 class Store:
+    cap = None  # event capture (capture.py) while capture.* has it on
+
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
         self.root = root
         self.log = log
@@ -290,6 +292,10 @@ class Store:
             r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
             roll = roll or (r.period and b)
         self.roll_at = (self.roll_at or 0) if roll else None
+        if self.cap is not None or cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
+            from sensorbox.device import lazy  # (capture.py stays loaded while capture is on)
+
+            lazy.load("sensorbox.device.store.capture").configure(self, cfg)
 
     def open(self):
         """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for
@@ -311,7 +317,10 @@ class Store:
         from sensorbox.device import lazy
 
         try:
-            return lazy.load("sensorbox.device.store.classes").ids(self, names)
+            ids = lazy.load("sensorbox.device.store.classes").ids(self, names)
+            if self.cap is not None:
+                self.cap.resolve(self)  # (new names may have ids now)
+            return ids
         except (OSError, MemoryError) as e:
             self.log.error("store", "cannot give the model's classes ids ({})".format(e))
             return None
@@ -467,6 +476,8 @@ class Store:
 
     def on_bus(self, topic, t, value):
         """Bus subscriber: the value as a row into the resource's RAM buffer (written at the next flush)."""
+        if self.cap is not None:
+            self.cap.on(topic, t, value)
         r = self.by_name.get(topic)
         if r is None or r.budget == 0 or r.buf is None:
             return
@@ -573,6 +584,9 @@ class Store:
         if sensor.generation != self._gen:
             self._gen = sensor.generation
             self._seq = ring.oldest()
+        if self.cap is not None and self.cap.only:  # only the frames around captures (capture.py)
+            self.cap.poll(self, ring, self._fbuf, memoryview(self._fbuf))
+            return
         if self._seq < ring.oldest():  # overwritten before the store read them: lost (sensor gaps among them too)
             r.lost_rows += ring.oldest() - self._seq
             self.log.warning("store", "accel: {} frames overwritten unread".format(ring.oldest() - self._seq))
@@ -622,6 +636,8 @@ class Store:
 
     def flush(self):
         """The flush point: write buffered rows and sync every file written since the last one."""
+        if self.cap is not None:
+            self.cap.flush(self)
         for r in self.res:
             if r.blen:
                 self._drain(r)
@@ -633,6 +649,8 @@ class Store:
             self.save_cursors()
 
     def close(self):
+        if self.cap is not None and self.cap.a >= 0:
+            self.cap.close()  # (recorded by the flush: its rows so far are kept)
         self.flush()
         for r in self.res:
             self._close_seg(r)
@@ -658,8 +676,10 @@ class Store:
                 await self._jobs()  # after the flush point (the rows they read are on flash)
             # Read the ring before half of it is overwritten, even when flush points are further apart.
             step = wait
-            if sensor is not None and sensor.ring is not None and sensor.ring.rate_hz > 0:
-                step = min(step, max(sensor.ring.capacity * 500 // sensor.ring.rate_hz, 50))
+            ring = sensor.ring if sensor is not None else None
+            if ring is not None and ring.rate_hz > 0:  # (capture-only: what it holds back for triggers is not room)
+                held = (self.cap.pre // 1000 + 2) * ring.rate_hz if self.cap is not None and self.cap.only else 0
+                step = min(step, max((ring.capacity - held) * 500 // ring.rate_hz, 50))
             await asyncio.sleep_ms(step)
             wait -= step
 

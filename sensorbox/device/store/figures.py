@@ -140,4 +140,5 @@ def status(st):
             "notes": st.notes,
             # labelled (pinned) data not pulled yet: ranges kept; resources whose budget it fills; the flash
             "pins": {"ranges": st.npins, "recording": st.pin_open >= 0, "over_budget": st.held,
-                     "flash_full": st.pin_floor}, "write_errors": st.errors}
+                     "flash_full": st.pin_floor}, "write_errors": st.errors,
+            "capture": st.cap.status() if st.cap is not None else None}

@@ -4,12 +4,14 @@
 The file never needs to be in RAM whole: an 8-byte header (``SBL2``, a floor for the next id, uint32) and then
 one record per label, appended in the order the labels were made::
 
-    status (1 byte: "L" live, "U" live and unpinned, "X" deleted), name length (1), id (uint32), start, end
-    (int64 epoch ms), name (UTF-8), CRC-32 (uint32) of the record but its status byte
+    status (1 byte: "L" live, "U" live and unpinned, "X" deleted, "C" a capture), name length (1), id (uint32),
+    start, end (int64 epoch ms), name (UTF-8), CRC-32 (uint32) of the record but its status byte
 
 Adding appends a record; deleting (or unpinning) overwrites its status byte in place. A live label pins the raw
 data in its range (retention keeps it) until ``sensorbox pull`` has fetched it or the label is unpinned (``pins``:
-the merged ranges the store keeps in RAM; ``core.Store.pinned``). Every operation reads the file through
+the merged ranges the store keeps in RAM; ``retain.pinned``). A capture (``capture.py``) is a record of its own
+status: pinned the same way, never listed or counted as a label, dropped at the next rewrite once pulled, at most
+``MAX_CAPTURES`` pinned (a new one releases the oldest). Every operation reads the file through
 one 256-byte buffer, so 500 labels take the RAM of one. A record reads right when its status, name length, name
 (printable UTF-8), id (above the one before), times (0..2^53) and CRC do; one that does not is skipped, and the
 records after it are found again by searching for the next that reads right, so damage hides only the bytes it
@@ -30,6 +32,7 @@ from sensorbox.device.store.core import QueryError, crc32
 
 _T_MAX = 1 << 53
 MAX_LABELS = 500
+MAX_CAPTURES = 64
 _REC = "<BBIqq"  # 22 bytes: status, name bytes, id, start, end (then the name and the CRC)
 
 
@@ -51,7 +54,7 @@ def _ok(buf, o, n, prev, v=2):
     if o + 22 > n:
         return -1
     ln = buf[o + 1]
-    if (buf[o] != 76 and buf[o] != 88 and buf[o] != 85) or not 0 < ln <= 160 or buf[o + 5] >= 0x40:
+    if (buf[o] != 76 and buf[o] != 88 and buf[o] != 85 and buf[o] != 67) or not 0 < ln <= 160 or buf[o + 5] >= 0x40:
         return 0
     if buf[o + 13] or buf[o + 12] >= 0x20 or buf[o + 21] or buf[o + 20] >= 0x20:  # times beyond 2^53
         return 0
@@ -137,12 +140,12 @@ def _scan(store, find, info):
     nxt = 1
     at = -1
     for pos, st, ident, a, b, name in _recs(store, info):  # (``store.labels``: the live count, as read now)
-        if st != 88:
-            live += 1
+        if st == 88:
+            dead += 1
+        else:
+            live += st != 67  # (a capture is not a label)
             if ident == find:
                 at = pos
-        else:
-            dead += 1
         if ident >= nxt:
             nxt = ident + 1
     store.labels = live
@@ -168,8 +171,8 @@ def label_rows(store, p):
     rel = _released(store, store.accel)
     for pos, st, ident, a, b, name in _recs(store, _info()):
         k += 1
-        live += st != 88
-        if st != 88 and b > p.start and a < p.end:
+        live += st != 88 and st != 67
+        if st != 88 and st != 67 and b > p.start and a < p.end:
             yield a, (b, bytes(name).decode(), ident, st == 76 and b - 1 > rel)
         elif k % 32 == 0:
             yield None, None
@@ -238,10 +241,11 @@ def label_add(store, body):
 def _rewrite(store, nxt):
     path = store.root + "/labels.bin"
     info = _info()
+    rel = _rel_all(store)
     with open(path + ".tmp", "wb") as out:
         out.write(header(nxt))
         for pos, st, ident, a, b, name in _recs(store, info):
-            if st != 88:
+            if st != 88 and (st != 67 or b - 1 > rel):  # (a pulled capture has done its work)
                 out.write(pack(ident, a, b, name, st))
     if info[3]:
         store.quarantine(path, "labels", "{} bytes of labels.bin unreadable".format(info[3]))
@@ -257,8 +261,12 @@ def label_delete(store, ident, status=b"X"):
         return False
     with open(store.root + "/labels.bin", "r+b") as f:
         f.seek(pos)
+        was = f.read(1)
+        if was == b"C":
+            status = b"X"  # a capture unpinned is forgotten (its rows stay until retention needs them)
+        f.seek(pos)
         f.write(status)
-    if status == b"X":
+    if status == b"X" and was != b"C":
         store.labels -= 1
     pins(store)
     return True
@@ -306,18 +314,12 @@ def pins(store):
     """The ranges of the pinned labels (not unpinned, not pulled yet by every resource stored) into
     ``store.pins`` (start, end, ... sorted), merged: overlapping ones into one, and when there are more than it
     holds, the two nearest into one (a wider range pins more, never less). One record at a time: no list."""
-    rel = None  # pulled up to here by every full-resolution resource stored
-    for r in store.res:
-        if r.budget and not r.period:
-            x = _released(store, r)
-            rel = x if rel is None or x < rel else rel
-    if rel is None:
-        rel = -1
+    rel = _rel_all(store)
     p = store.pins
     cap = len(p) // 2
     n = 0
     for pos, st, ident, a, b, name in _recs(store, _info()):
-        if st != 76 or b - 1 <= rel:
+        if (st != 76 and st != 67) or b - 1 <= rel:
             continue
         i = 0
         while i < n and p[2 * i] < a:
@@ -351,6 +353,55 @@ def pins(store):
             n -= 1
     store.npins = n
     store.changes += 1  # (retention looks again)
+
+
+def _rel_all(store):
+    """Time up to which every full-resolution resource stored has been pulled; -1: not all of them."""
+    rel = None
+    for r in store.res:
+        if r.budget and not r.period:
+            x = _released(store, r)
+            rel = x if rel is None or x < rel else rel
+    return -1 if rel is None else rel
+
+
+def capture_add(store, a, b, name):
+    """Record capture [a, b) named ``name`` (printable, at most 40 characters): pinned like a label until
+    pulled, never listed as one. With ``MAX_CAPTURES`` pinned already, the oldest is released (marked deleted: its
+    rows stay until retention needs them). Returns the number released (0 or 1)."""
+    info = _info()
+    rel = _rel_all(store)
+    live = dead = caps = 0
+    nxt = 1
+    oldest = -1
+    for pos, st, ident, x, y, nm in _recs(store, info):
+        if st == 88:
+            dead += 1
+        elif st == 67:
+            if y - 1 > rel:
+                caps += 1
+                if oldest < 0:
+                    oldest = pos
+            else:
+                dead += 1  # (pulled: dropped at the next rewrite)
+        else:
+            live += 1
+        if ident >= nxt:
+            nxt = ident + 1
+    nxt = max(nxt, info[2])
+    released = 0
+    if caps >= MAX_CAPTURES and oldest >= 0:
+        with open(store.root + "/labels.bin", "r+b") as f:
+            f.seek(oldest)
+            f.write(b"X")
+        released = 1
+        store.log.warning("store", "{} captures not pulled yet: the oldest released to retention".format(caps))
+    if not info[2] or info[3] or info[4] or info[5] != 2 or (dead >= 32 and dead >= live + caps):
+        _rewrite(store, nxt)
+    with open(store.root + "/labels.bin", "ab") as f:
+        f.write(pack(nxt, a, b, name, 67))
+    pins(store)
+    return released
 
 
 def _released(store, r):

@@ -15,11 +15,14 @@ def released(st, r):
 
 
 def pinned(st, r, a, b):
-    """True when ``r``'s rows in [a, b) (a segment's span) hold rows of a pinned range not pulled yet."""
+    """True when ``r``'s rows in [a, b) (a segment's span) hold rows of a pinned range not pulled yet (a label's, a
+    capture's, an open recording's)."""
     if r.period:
         return False
     rel = released(st, r)
     if st.pin_open >= 0 and b > st.pin_open and b - 1 > rel:
+        return True
+    if st.cap is not None and st.cap.pinned(a, b):  # a capture open or not recorded yet (capture.py)
         return True
     p = st.pins
     for i in range(0, 2 * st.npins, 2):

@@ -260,7 +260,7 @@ def codec():
         codec_enc.encode(src, 50, 3, out, 1100)
     tp = time.ticks_diff(time.ticks_us(), t)
     out_line("codec_encode_rows_per_s", 50 * n * 1000000 // tv, 50 * 20 * 1000000 // tp, "rows/s")
-    from sensorbox.device.store import codec_dec
+    from sensorbox.device.store import codec_fast as codec_dec
 
     d = bytearray(300)
     t = time.ticks_us()

@@ -895,6 +895,12 @@ async function showHealth() {
   card("Loop lag", "max " + s.loop_lag.max_ms.toFixed(1) + " ms, p99 " + s.loop_lag.p99_ms.toFixed(1) + " ms");
   if (s.store) card("Storage", Math.round(s.store.bytes / 1024) + " KB of " + Math.round(s.store.budget / 1024) + " KB budget" +
     (s.store.days_until_full == null ? "" : ", a budget full (retention starts) in " + fmtDur(s.store.days_until_full * 86400000)));
+  if (s.store && s.store.sd) {  // the store's segments on a microSD card (board.sd), or on flash while it is not there
+    const sd = s.store.sd;
+    card("SD card", sd.state + (sd.segments_on === "sd" ? ": data on the card" : ": data on internal flash" +
+      (sd.error ? " (" + sd.error + ")" : "")) + (sd.removals ? ", removed " + sd.removals + " times" : "") +
+      (sd.moved_segments ? ", " + sd.moved_segments + " segments moved onto it" : ""));
+  }
   for (const n in s.sensors) card("Sensor " + n, s.sensors[n].rate_hz + " Hz, received " + s.sensors[n].received + ", dropped " + s.sensors[n].dropped);
   card("Task restarts", String(s.task_restarts));
   const tb = $("#tasks tbody"); tb.textContent = "";

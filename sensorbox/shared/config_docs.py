@@ -52,6 +52,9 @@ HELP = {
     "store.predictions_1m_kb": "Store: flash budget for per-minute class summaries (time per class, changes; KB, "
                                "0 = none)",
     "store.predictions_1h_kb": "Store: flash budget for per-hour class summaries (KB, 0 = none)",
+    "board.sd": "Board: the microSD card the store keeps its data on: mmc (the SD/MMC slot, 1 data line), mmc4 (4 "
+                "lines) or spi:SCK,MOSI,MISO,CS (GPIO numbers); empty = none. Without a card the data stays on "
+                "internal flash",
     "capture.classes": "Capture: keep the raw accelerometer data around each change into one of these classes "
                              "(class names as the model gives them, comma separated; empty = none), pinned like "
                              "labelled data until pulled",
@@ -188,6 +191,7 @@ capture.sound_db        At a sound level of | dB
 capture.pre_s           Before the event | s
 capture.post_s          After the event | s
 capture.only            Raw data only around captures | -
+board.sd                microSD card | - | advanced
 """
 
 #: The groups a key's first part names, in the order the UI shows them: ``prefix  title [| kind]`` where kind is

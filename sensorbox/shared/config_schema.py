@@ -118,6 +118,7 @@ capture.sound_db int 0 0 140
 capture.pre_s int 4 0 20
 capture.post_s int 10 1 600
 capture.only bool false
+board.sd str "" 0 40 reboot
 """
 
 
@@ -252,7 +253,25 @@ def validate(update, current=None):
     _check_ml(merged, update)
     _check_integrations(merged, update)
     _check_capture(merged, update)
+    if merged.get("board.sd"):
+        try:
+            sd_args(merged["board.sd"])
+        except ValueError as e:
+            raise ConfigError("board.sd", str(e))
     return merged
+
+
+def sd_args(spec):
+    """``machine.SDCard`` arguments for a ``board.sd`` value: "mmc" (the SD/MMC slot 1, 1 data line, as most boards
+    with a slot wire it), "mmc4" (4 lines), "spi:SCK,MOSI,MISO,CS" (SPI slot 2 on those GPIOs). ValueError naming
+    what is expected."""
+    if spec == "mmc" or spec == "mmc4":
+        return {"slot": 1, "width": 4 if spec == "mmc4" else 1}
+    p = spec[4:].split(",") if spec.startswith("spi:") else ()
+    pins = [int(x) for x in p if x.strip().isdigit()]
+    if len(p) == 4 and len(pins) == 4 and max(pins) <= 48 and len(set(pins)) == 4:
+        return {"slot": 2, "sck": pins[0], "mosi": pins[1], "miso": pins[2], "cs": pins[3]}
+    raise ValueError("expected mmc, mmc4 or spi:SCK,MOSI,MISO,CS (GPIOs, e.g. spi:18,23,19,5)")
 
 
 def _check_capture(config, update):
@@ -265,11 +284,9 @@ def _check_capture(config, update):
         for k in ("capture.classes", "capture.sound_db", "accel.rate_hz"):
             if k in update and "capture.pre_s" not in update:
                 key = k
-        raise ConfigError(key, "{} s before an event: a capture takes them from the accelerometer's ring, which "
-                          "gives at most {} s at {} Hz{}".format(pre, ACCEL_RING_FRAMES * 4 // 5 // rate -
-                                                                 CAPTURE_HOLD_S, rate, ": lower "
-                                                                 "capture.pre_s first" if
-                                                                 key != "capture.pre_s" else ""))
+        most = ACCEL_RING_FRAMES * 4 // 5 // rate - CAPTURE_HOLD_S
+        raise ConfigError(key, "{} s before an event: the accelerometer's ring gives at most {} s at {} Hz{}".format(
+            pre, most, rate, ": lower capture.pre_s first" if key != "capture.pre_s" else ""))
 
 
 def _check_ml(config, update):

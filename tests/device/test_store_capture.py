@@ -15,6 +15,13 @@ class FakeSensor:
         self.generation = 1
 
 
+def _pulled(st, body):
+    """POST /api/pulled (``retain.pulled``)."""
+    from sensorbox.device.store import retain
+
+    return retain.pulled(st, body)
+
+
 def _runs(st):
     """The stored accel frames as runs of sequence numbers [first, last] (times are T0 + 20 * seq)."""
     it = each_row(st, "accel", columns="t")
@@ -80,7 +87,7 @@ def test_captures_around_a_class_change_and_a_loud_sound_survive_retention_until
     # pulled: released, retention may have them
     from sensorbox.device.store import meta
 
-    meta.pulled(st, {r.name: T0 + 20 * seq for r in st.res if r.budget and not r.period and r.name != "labels"})
+    _pulled(st, {r.name: T0 + 20 * seq for r in st.res if r.budget and not r.period})
     for _ in range(40):
         st.append_frames(T0 + 20 * seq, seq, 1, 50, memoryview(frames(seq, 50)), 50)
         seq += 50
@@ -125,12 +132,12 @@ def test_capture_only_stores_just_the_frames_around_events_from_the_ring():
 
 
 def test_captures_past_the_limit_release_the_oldest_and_unpin_forgets_one():
-    from sensorbox.device.store import meta
+    from sensorbox.device.store import capture, meta
 
     st = make(tmpdir("s"))
     ids = [meta.label_add(st, {"start": T0, "end": T0 + 1000, "label": "walk"})["id"]]
-    for i in range(meta.MAX_CAPTURES + 2):
-        meta.capture_add(st, T0 + 10000 * (i + 1), T0 + 10000 * (i + 1) + 5000, "capture walk")
+    for i in range(capture.MAX_PINNED + 2):
+        capture.record(st, T0 + 10000 * (i + 1), T0 + 10000 * (i + 1) + 5000, "capture walk")
     st_pins = st.npins
     assert st_pins >= 1
     labs = list(each_label(st))
@@ -138,7 +145,7 @@ def test_captures_past_the_limit_release_the_oldest_and_unpin_forgets_one():
     n = 0
     for pos, s, ident, a, b, name in meta._recs(st, meta._info()):
         n += s == 67
-    assert n == meta.MAX_CAPTURES, n  # two of the oldest were released
+    assert n == capture.MAX_PINNED, n  # two of the oldest were released
     # unpinning a capture by its id forgets its record (a label's stays, unpinned)
     last = meta._scan(st, -1, meta._info())[2] - 1
     assert meta.label_unpin(st, last) and meta.label_unpin(st, ids[0])

@@ -4,7 +4,9 @@ nothing."""
 
 import array
 
-from sensorbox.device.store import codec_dec, codec_fast
+from sensorbox.device.store import codec_fast
+
+codec_dec = codec_fast  # (the viper decoder is in the same module)
 from sensorbox.shared import codec, codec_enc
 
 

@@ -12,6 +12,13 @@ from storetest import T0, each_row, frames, make
 HEAPSIZE = "112wK"  # (see test_store.py)
 
 
+def _pulled(st, body):
+    """POST /api/pulled (``retain.pulled``)."""
+    from sensorbox.device.store import retain
+
+    return retain.pulled(st, body)
+
+
 def _write(st, seq, n, batch=100):
     for k in range(n // batch):
         st.append_frames(T0 + 20 * seq, seq, 1, 50, memoryview(frames(seq, batch)), batch)
@@ -49,7 +56,7 @@ def test_labelled_rows_survive_a_budget_that_would_delete_them_until_pulled_or_u
     walk = meta.label_add(st, {"start": T0 + 20 * 300, "end": T0 + 20 * 500, "label": "walk"})
     sit = meta.label_add(st, {"start": T0 + 20 * 1500, "end": T0 + 20 * 1600, "label": "sit"})
     assert st.npins == 2
-    meta.pulled(st, {"events": T0 + 10 ** 9})  # another resource pulled past them: accel still needs them
+    _pulled(st, {"events": T0 + 10 ** 9})  # another resource pulled past them: accel still needs them
     assert st.npins == 2 and [x["pinned"] for x in _labels(st)] == [True, True]
     seq = _write(st, seq, 8000)  # 60 KB more: without the pins, everything before ~frame 7300 goes
     have = _Seqs(st)
@@ -60,7 +67,7 @@ def test_labelled_rows_survive_a_budget_that_would_delete_them_until_pulled_or_u
     labs = {x["label"]: x for x in _labels(st)}
     assert labs["walk"]["pinned"] and labs["sit"]["pinned"]
     # sensorbox pull fetched the rows up to walk's end: walk is released, sit still pinned
-    res = meta.pulled(st, {"accel": T0 + 20 * 1000})
+    res = _pulled(st, {"accel": T0 + 20 * 1000})
     assert res == {"pinned": [sit["id"]], "released": [walk["id"]]}, res
     assert st.cursors["pull.accel"][1] == T0 + 20 * 1000
     seq = _write(st, seq, 200)
@@ -75,7 +82,7 @@ def test_labelled_rows_survive_a_budget_that_would_delete_them_until_pulled_or_u
     for bad, field in (({}, "(body)"), ({"nope": 1}, "nope"), ({"accel": "x"}, "accel"), ({"accel": -1}, "accel"),
                        ({"soundlevel_1m": 5}, "soundlevel_1m")):
         try:
-            meta.pulled(st, bad)
+            _pulled(st, bad)
             raise AssertionError("accepted {}".format(bad))
         except ValueError as e:
             assert e.field == field, (bad, e.field)
@@ -97,7 +104,7 @@ def test_pinned_data_filling_the_budget_keep_sampling_newest_and_say_so():
     assert all(s in have for s in range(4000)) and seq - 1 in have and 4500 not in have, (seq, [s for s in range(4000) if s not in have][:3], 4500 in have)
     assert st.held == ["accel"] and st.status()["pins"]["over_budget"] == ["accel"]
     assert st.accel.lost_rows == 0
-    meta.pulled(st, {"accel": T0 + 20 * 4000})  # pulled: back within the budget at the next segment
+    _pulled(st, {"accel": T0 + 20 * 4000})  # pulled: back within the budget at the next segment
     seq = _write(st, seq, 800)
     assert st.held == [] and st.accel.bytes <= 16 * 1024 + 4096, (st.held, st.accel.bytes)
     assert 0 not in _Seqs(st)

@@ -114,8 +114,9 @@ async def _handle(device, http, req, p):
         from sensorbox.device.store.core import QueryError
 
         body = read_json(req) if action == "pulled" else None
-        m = lazy.load("sensorbox.device.store.meta")
-        lazy.unload("sensorbox.device.store.meta")
+        mod = "sensorbox.device.store." + ("retain" if action == "pulled" else "meta")
+        m = lazy.load(mod)
+        lazy.unload(mod)
         try:
             if action == "pulled":
                 return m.pulled(device.store, body)

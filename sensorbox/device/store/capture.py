@@ -3,7 +3,7 @@
 An event is a prediction whose class changes into one of ``capture.classes`` (class names as the model
 gives them, comma separated) or a sound level whose Leq reaches ``capture.sound_db``. Its capture is the
 time from ``capture.pre_s`` before it to ``capture.post_s`` after it; an event inside an open capture
-extends it. A capture is pinned like a label until ``sensorbox pull`` has fetched it (``meta.capture_add``: a
+extends it. A capture is pinned like a label until ``sensorbox pull`` has fetched it (``record``: a
 record in labels.bin that is never listed as a label; while it is open, ``pinned`` here), at most ``MAX_PINNED``
 at a time (a new one releases the oldest, counted), and announced as an event ``{"type": "capture", "start",
 "end", "trigger", ...}`` (History, exports, MQTT and webhooks get it like any event).
@@ -20,6 +20,7 @@ sound level row, and reads the ring in capture-only mode); nothing of it is resi
 
 from micropython import const
 
+MAX_PINNED = const(64)  # captures pinned at once (labels.bin records, status "C")
 HOLD_S = const(2)  # seconds of frames beyond pre_s left unread in capture-only mode (config_schema.CAPTURE_HOLD_S)
 _FRAMES = const(128)  # frames per ring read (as core._FRAMES)
 
@@ -134,14 +135,12 @@ class Capture:
             ev = {"type": "capture", "start": a, "end": b, "trigger": "sound", "leq_db": val / 100}
         from sensorbox.device import lazy
 
-        meta = lazy.load("sensorbox.device.store.meta")
-        try:
-            self.released += meta.capture_add(st, a, b, ("capture " + name)[:40])
+        try:  # (meta.py, loaded for it)
+            self.released += record(st, a, b, ("capture " + name)[:40])
             self.made += 1
         except OSError as e:  # (a full flash: the capture's rows stay until retention needs them)
             st.log.error("store", "capture {}..{} not recorded ({})".format(a, b, e))
         finally:
-            meta = None
             lazy.unload("sensorbox.device.store.meta")
         st.on_bus("events", st.clock(), ev)
 
@@ -185,3 +184,44 @@ class Capture:
         return {"only": self.only, "classes": self.names, "sound_db": self.level // 100 if self.level else None,
                 "pre_s": self.pre // 1000, "post_s": self.post // 1000, "open": self.a >= 0, "captures": self.made,
                 "released_unpulled": self.released, "lost_frames": self.lost}
+
+
+def record(store, a, b, name):
+    """Record capture [a, b) named ``name`` (printable, at most 40 characters): pinned like a label until
+    pulled, never listed as one. With ``MAX_PINNED`` pinned already, the oldest is released (marked deleted: its
+    rows stay until retention needs them). Returns the number released (0 or 1)."""
+    from sensorbox.device.store.meta import _info, _recs, _rel_all, _rewrite, pack, pins
+
+    info = _info()
+    rel = _rel_all(store)
+    live = dead = caps = 0
+    nxt = 1
+    oldest = -1
+    for pos, st, ident, x, y, nm in _recs(store, info):
+        if st == 88:
+            dead += 1
+        elif st == 67:
+            if y - 1 > rel:
+                caps += 1
+                if oldest < 0:
+                    oldest = pos
+            else:
+                dead += 1  # (pulled: dropped at the next rewrite)
+        else:
+            live += 1
+        if ident >= nxt:
+            nxt = ident + 1
+    nxt = max(nxt, info[2])
+    released = 0
+    if caps >= MAX_PINNED and oldest >= 0:
+        with open(store.root + "/labels.bin", "r+b") as f:
+            f.seek(oldest)
+            f.write(b"X")
+        released = 1
+        store.log.warning("store", "{} captures not pulled yet: the oldest released to retention".format(caps))
+    if not info[2] or info[3] or info[4] or info[5] != 2 or (dead >= 32 and dead >= live + caps):
+        _rewrite(store, nxt)
+    with open(store.root + "/labels.bin", "ab") as f:
+        f.write(pack(nxt, a, b, name, 67))
+    pins(store)
+    return released

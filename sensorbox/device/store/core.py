@@ -195,6 +195,7 @@ class Res:
     bt0 = 0  # timed rows in buf: offsets from this time
     bn = 0  # ... and their width
     dirty = False
+    synced = 0  # rows of the open segment its last sync passed
     rows = 0  # rows stored since boot
     added = 0  # bytes appended since boot (bytes/day estimate)
     lost_rows = 0  # RAM buffer full or write failed
@@ -225,6 +226,7 @@ class Res:
 
 class Store:
     cap = None  # event capture (capture.py) while capture.* has it on
+    sd = None  # the SD card (sd.py) when board.sd names one
 
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
         self.root = root
@@ -292,6 +294,10 @@ class Store:
             r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
             roll = roll or (r.period and b)
         self.roll_at = (self.roll_at or 0) if roll else None
+        if cfg.get("board.sd") and self.sd is None:  # (at boot: board.* keys apply after a restart)
+            from sensorbox.device import lazy  # (sd.py stays loaded: failed writes ask it)
+
+            self.sd = lazy.load("sensorbox.device.store.sd").Card(cfg.get("board.sd"), self.flash_stats)
         if self.cap is not None or cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
             from sensorbox.device import lazy  # (capture.py stays loaded while capture is on)
 
@@ -368,7 +374,7 @@ class Store:
         r.seg_t0, r.seg_ncols, r.seg_next, r.seg_gen, r.seg_rate = t0, ncols, seq0, gen, rate
         if r.kind == TIMED and r.cols is None:  # features: the width of the newest segment (as recover.py does)
             r.ncols = ncols
-        r.seg_rows = 0
+        r.seg_rows = r.synced = 0
         r.seg_size = HDR
         r.bytes += HDR
         r.nseg += 1
@@ -604,10 +610,15 @@ class Store:
             r.dirty = False
             try:
                 r.f.flush()
+                r.synced = r.seg_rows
             except OSError as e:
                 self.errors += 1
-                self.log.error("store", "{}: flush failed ({})".format(r.name, e))
+                r.lost_rows += r.seg_rows - r.synced  # (written since the last flush point: not durable)
+                self.log.error("store", "{}: flush failed ({}); {} rows since the last flush point lost".format(
+                    r.name, e, r.seg_rows - r.synced))
                 self._close_seg(r)
+                if self.sd is not None:
+                    self.sd.check(self)
 
     def recode(self):
         """The steps of recoding closed segments (``recode.run``, loaded for them): a generator to run to its end,
@@ -684,13 +695,16 @@ class Store:
             wait -= step
 
     async def _jobs(self):
-        """Run the rollups and the recoding that are due, a step per event-loop turn. A coroutine of its own: the
+        """Run the rollups, the recoding and the moves onto the SD card that are due, a step per event-loop turn
+        (and try the SD card when it is missing). A coroutine of its own: the
         VM leaves popped references in a frame's stack slots, and the service's frame, which lives for good, would
         keep the last generator (and the modules it loaded, ~6 KB) from being collected."""
         import asyncio
 
-        for k in range(2):
-            g = self.roll() if k == 0 else self.recode()
+        if self.sd is not None:
+            self.sd.tick(self)  # (on internal flash: the SD card tried again every 5 s)
+        for k in range(3):
+            g = self.roll() if k == 0 else (self.recode() if k == 1 else (self.sd.moves(self) if self.sd else None))
             if g is not None:
                 try:
                     for _ in g:
@@ -711,7 +725,10 @@ class Store:
     def retain(self, urgent=False):
         """Delete the oldest segments that are not pinned: per-resource budgets, then the free floor (``urgent``: a
         write failed). The work is ``retain.run``, loaded only when a budget or the floor is passed and something
-        changed since it last ran (a segment was opened, a pin changed: ``changes``)."""
+        changed since it last ran (a segment was opened, a pin changed: ``changes``). A failed write first asks
+        the SD card, if there is one, whether it is still there (``sd.py``: else on internal flash from now on)."""
+        if urgent and self.sd is not None:
+            self.sd.check(self)
         if not urgent:
             if self.reading is not None and self.clock() - self.reading < 10000:
                 return  # an export is streaming: do not delete what its .npy header already counted

@@ -141,4 +141,5 @@ def status(st):
             # labelled (pinned) data not pulled yet: ranges kept; resources whose budget it fills; the flash
             "pins": {"ranges": st.npins, "recording": st.pin_open >= 0, "over_budget": st.held,
                      "flash_full": st.pin_floor}, "write_errors": st.errors,
-            "capture": st.cap.status() if st.cap is not None else None}
+            "capture": st.cap.status() if st.cap is not None else None,
+            "sd": st.sd.status() if st.sd is not None else None}

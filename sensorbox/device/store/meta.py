@@ -11,7 +11,7 @@ Adding appends a record; deleting (or unpinning) overwrites its status byte in p
 data in its range (retention keeps it) until ``sensorbox pull`` has fetched it or the label is unpinned (``pins``:
 the merged ranges the store keeps in RAM; ``retain.pinned``). A capture (``capture.py``) is a record of its own
 status: pinned the same way, never listed or counted as a label, dropped at the next rewrite once pulled, at most
-``MAX_CAPTURES`` pinned (a new one releases the oldest). Every operation reads the file through
+``capture.MAX_PINNED`` pinned (a new one releases the oldest: ``capture.record``). Every operation reads the file through
 one 256-byte buffer, so 500 labels take the RAM of one. A record reads right when its status, name length, name
 (printable UTF-8), id (above the one before), times (0..2^53) and CRC do; one that does not is skipped, and the
 records after it are found again by searching for the next that reads right, so damage hides only the bytes it
@@ -32,7 +32,6 @@ from sensorbox.device.store.core import QueryError, crc32
 
 _T_MAX = 1 << 53
 MAX_LABELS = 500
-MAX_CAPTURES = 64
 _REC = "<BBIqq"  # 22 bytes: status, name bytes, id, start, end (then the name and the CRC)
 
 
@@ -152,17 +151,6 @@ def _scan(store, find, info):
     return live, dead, max(nxt, info[2]), at
 
 
-def check(store):
-    """When the store opens: a labels.bin with a torn tail or unreadable bytes, or of the previous format, is
-    rewritten with the records that read right (the file as it was goes to quarantine when some of it was
-    unreadable)."""
-    info = _info()
-    live, dead, nxt, at = _scan(store, -1, info)
-    if info[3] or info[4] or info[5] != 2:
-        _rewrite(store, nxt)
-    return live
-
-
 def label_rows(store, p):
     """Yield (start, (end, name, id, pinned)) of the labels overlapping [p.start, p.end) in the order they were
     made, and (None, None) after every 32 records read (a step for a streaming caller to yield on). ``pinned``:
@@ -250,7 +238,7 @@ def _rewrite(store, nxt):
     if info[3]:
         store.quarantine(path, "labels", "{} bytes of labels.bin unreadable".format(info[3]))
     elif info[4]:
-        store.log.warning("store", "labels: a torn last record ({} bytes) dropped".format(info[4]))
+        store.log.warning("store", "labels: torn last record ({} bytes) dropped".format(info[4]))
     os.rename(path + ".tmp", path)
 
 
@@ -261,53 +249,19 @@ def label_delete(store, ident, status=b"X"):
         return False
     with open(store.root + "/labels.bin", "r+b") as f:
         f.seek(pos)
-        was = f.read(1)
-        if was == b"C":
+        if f.read(1) == b"C":
             status = b"X"  # a capture unpinned is forgotten (its rows stay until retention needs them)
+        elif status == b"X":
+            store.labels -= 1
         f.seek(pos)
         f.write(status)
-    if status == b"X" and was != b"C":
-        store.labels -= 1
     pins(store)
     return True
 
 
 def label_unpin(store, ident):
-    """Release label ``ident``'s raw data to retention (its status byte "U", in place) before it was pulled.
-    False when there is no such label."""
+    """Release label ``ident``'s raw data before it was pulled (status "U"); False when there is none."""
     return label_delete(store, ident, b"U")
-
-
-def pulled(store, body):
-    """``POST /api/pulled`` ``{"<resource>": t, ...}``: ``sensorbox pull`` has every row of those resources up to
-    time ``t``. Moves each resource's ``pull.<name>`` cursor (a reader cursor: saved at once, and what it has not
-    read yet goes last when the free floor needs room) and releases the labelled data it passed. Returns the
-    labels still pinned and those released by this call."""
-    if not isinstance(body, dict) or not body:
-        raise QueryError("expected a JSON object {\"<resource>\": time of the last row pulled, ...}", "(body)")
-    for k in body:
-        r = store.by_name.get(k)
-        if r is None or r.period:
-            raise QueryError("no full-resolution resource {}".format(k), k)
-        v = body[k]
-        if v is True or v is False or not isinstance(v, int) or not 0 <= v <= _T_MAX:
-            raise QueryError("{} must be an integer time in epoch ms".format(k), k)
-    before = _pinned_ids(store)
-    for k in body:
-        store.cursor("pull." + k, k, body[k])
-        store.advance("pull." + k, body[k])
-    store.save_cursors()
-    pins(store)
-    now = _pinned_ids(store)
-    return {"pinned": now, "released": [i for i in before if i not in now]}
-
-
-def _pinned_ids(store):
-    out = []
-    for a, r in label_rows(store, _All):
-        if a is not None and r[3]:
-            out.append(r[2])
-    return out
 
 
 def pins(store):
@@ -363,45 +317,6 @@ def _rel_all(store):
             x = _released(store, r)
             rel = x if rel is None or x < rel else rel
     return -1 if rel is None else rel
-
-
-def capture_add(store, a, b, name):
-    """Record capture [a, b) named ``name`` (printable, at most 40 characters): pinned like a label until
-    pulled, never listed as one. With ``MAX_CAPTURES`` pinned already, the oldest is released (marked deleted: its
-    rows stay until retention needs them). Returns the number released (0 or 1)."""
-    info = _info()
-    rel = _rel_all(store)
-    live = dead = caps = 0
-    nxt = 1
-    oldest = -1
-    for pos, st, ident, x, y, nm in _recs(store, info):
-        if st == 88:
-            dead += 1
-        elif st == 67:
-            if y - 1 > rel:
-                caps += 1
-                if oldest < 0:
-                    oldest = pos
-            else:
-                dead += 1  # (pulled: dropped at the next rewrite)
-        else:
-            live += 1
-        if ident >= nxt:
-            nxt = ident + 1
-    nxt = max(nxt, info[2])
-    released = 0
-    if caps >= MAX_CAPTURES and oldest >= 0:
-        with open(store.root + "/labels.bin", "r+b") as f:
-            f.seek(oldest)
-            f.write(b"X")
-        released = 1
-        store.log.warning("store", "{} captures not pulled yet: the oldest released to retention".format(caps))
-    if not info[2] or info[3] or info[4] or info[5] != 2 or (dead >= 32 and dead >= live + caps):
-        _rewrite(store, nxt)
-    with open(store.root + "/labels.bin", "ab") as f:
-        f.write(pack(nxt, a, b, name, 67))
-    pins(store)
-    return released
 
 
 def _released(store, r):

@@ -17,7 +17,7 @@ can yield between calls. Bytes at the end that are not a whole block are a torn 
 it was written), not corruption. Version 1 segments (no blocks) are read in pieces of whole rows, unchecked.
 
 Blocks of coded segments (codec 1) are read into the upper half of the buffer and decoded
-(``codec_dec.py``: ``sensorbox.shared.codec`` in viper) into its lower half, where the rows of any block are: the store writes coded blocks
+(``codec_fast.py``: ``sensorbox.shared.codec`` in viper) into its lower half, where the rows of any block are: the store writes coded blocks
 of at most half a reader's buffer (``core._ZBUF``). A block whose bytes pass the CRC but do not decode (or would
 not fit) counts as corrupt.
 """
@@ -28,7 +28,7 @@ from micropython import const
 
 from sensorbox.device.store.core import _HFMT, _MAGIC, BLK, BLOCK_MAX, HDR, crc32
 try:
-    from sensorbox.device.store.codec_dec import decode
+    from sensorbox.device.store.codec_fast import decode
 except (ImportError, SyntaxError):  # pragma: no cover - a port without viper: the shared decoder
     from sensorbox.shared.codec import decode
 

@@ -11,7 +11,7 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
   other way round: moved to ``quarantine/`` (the newest 8 are kept), logged and counted in ``/api/status``.
 - ``cursors.json``: the cursors that read right are kept; if any did not (or the file is not JSON), the file is
   quarantined and the good ones saved again.
-- ``labels.bin``: read record by record (``meta.check``); unreadable stretches are quarantined, the labels
+- ``labels.bin``: read record by record (``_labels``); unreadable stretches are quarantined, the labels
   around them kept. A ``labels.json`` (the label table of older versions: one JSON document) is converted to
   ``labels.bin`` reading a few hundred bytes at a time, whatever its size, and then removed (quarantined instead
   when some of it could not be read, so nothing is lost).
@@ -53,6 +53,22 @@ def open_store(st):
                 quarantine(st, path, "store", "a directory where a file belongs")
         else:
             quarantine(st, path, "store", "unknown entry")
+    if st.sd is not None:  # the segments on the SD card when it mounts (sd.py)
+        st.sd.boot(st)
+    scan(st)
+    try:
+        os.stat(st.root + "/labels.json")
+        _migrate_labels(st)
+    except OSError:
+        pass
+    _check(st, "labels.bin", "sensorbox.device.store.meta", _labels)
+    _check(st, "classes.txt", "sensorbox.device.store.classes")
+    _load_cursors(st)
+    _check(st, "labels.bin", "sensorbox.device.store.meta", "pins")  # (after the cursors: pulls release pins)
+
+
+def scan(st):
+    """Count every resource's segments where its directory is (at boot; ``sd.py`` when they move)."""
     rd = Reader()
     for r in st.res:
         _mkdir(r.dir)
@@ -69,16 +85,6 @@ def open_store(st):
                 lazy.load("sensorbox.device.store.rollup").compact(st, r, -1 if r.last_t is None else r.last_t)
             finally:
                 lazy.unload("sensorbox.device.store.rollup")
-    rd = None
-    try:
-        os.stat(st.root + "/labels.json")
-        _migrate_labels(st)
-    except OSError:
-        pass
-    _check(st, "labels.bin", "sensorbox.device.store.meta")
-    _check(st, "classes.txt", "sensorbox.device.store.classes")
-    _load_cursors(st)
-    _check(st, "labels.bin", "sensorbox.device.store.meta", "pins")  # (after the cursors: pulls release pins)
 
 
 def _load_cursors(st):
@@ -120,9 +126,20 @@ def _check(st, name, module, fn="check"):
     from sensorbox.device import lazy
 
     try:
-        getattr(lazy.load(module), fn)(st)
+        m = lazy.load(module)
+        fn(st, m) if callable(fn) else getattr(m, fn)(st)
     finally:
+        m = None
         lazy.unload(module)
+
+
+def _labels(st, m):
+    """labels.bin with a torn tail or unreadable bytes, or of the previous format: rewritten with the records that
+    read right (the file as it was goes to quarantine when some of it was unreadable; ``meta``)."""
+    info = m._info()
+    nxt = m._scan(st, -1, info)[2]
+    if info[3] or info[4] or info[5] != 2:
+        m._rewrite(st, nxt)
 
 
 def _scan(st, r, rd):
@@ -238,14 +255,17 @@ def note(st, msg):
 
 
 def quarantine(st, path, rname, reason):
-    q = st.root + "/quarantine"
+    base = st.root  # (a segment on the SD card: its quarantine is on the card, sd.py)
+    if not path.startswith(base + "/"):
+        base = path[:path.rfind("/", 0, path.rfind("/"))]
+    q = base + "/quarantine"
     _mkdir(q)
     names = [e[0] for e in os.ilistdir(q)]
     names.sort()
     while len(names) >= 8:
         _rmtree(q + "/" + names.pop(0))
     try:
-        os.rename(path, "{}/{}-{}".format(q, st.clock(), path[len(st.root) + 1:].replace("/", "-")))
+        os.rename(path, "{}/{}-{}".format(q, st.clock(), path[len(base) + 1:].replace("/", "-")))
     except OSError:
         _rmtree(path)
     st.quarantined += 1

@@ -1,11 +1,11 @@
 """Retention (``core.Store.retain`` loads it when a budget or the free floor is passed, or a write failed): delete
 the oldest segments that are not pinned, per resource budget, then for the free floor (see ``core``: "Retention" and
 "Pins"). Unread data of a reader cursor goes last for the floor and is counted (``forced``, the cursor's lost)
-when a budget deletes it."""
+when a budget deletes it. Also what releases pins: ``POST /api/pulled`` (``pulled``, loaded for the request)."""
 
 import os
 
-from sensorbox.device.store.core import seg_names
+from sensorbox.device.store.core import QueryError, seg_names
 
 
 def released(st, r):
@@ -124,3 +124,39 @@ def run(st, urgent=False):
             return
         if urgent and i >= 1:
             return
+
+
+def pulled(store, body):
+    """``POST /api/pulled`` ``{"<resource>": t, ...}``: ``sensorbox pull`` has every row of those resources up to
+    time ``t``. Moves each resource's ``pull.<name>`` cursor (a reader cursor: saved at once, and what it has not
+    read yet goes last when the free floor needs room) and releases the labelled data it passed. Returns the
+    labels still pinned and those released by this call."""
+    from sensorbox.device.store.meta import _T_MAX, pins
+
+    if not isinstance(body, dict) or not body:
+        raise QueryError("expected a JSON object {\"<resource>\": time of the last row pulled, ...}", "(body)")
+    for k in body:
+        r = store.by_name.get(k)
+        if r is None or r.period:
+            raise QueryError("no full-resolution resource {}".format(k), k)
+        v = body[k]
+        if v is True or v is False or not isinstance(v, int) or not 0 <= v <= _T_MAX:
+            raise QueryError("{} must be an integer time in epoch ms".format(k), k)
+    before = _pinned_ids(store)
+    for k in body:
+        store.cursor("pull." + k, k, body[k])
+        store.advance("pull." + k, body[k])
+    store.save_cursors()
+    pins(store)
+    now = _pinned_ids(store)
+    return {"pinned": now, "released": [i for i in before if i not in now]}
+
+
+def _pinned_ids(store):
+    from sensorbox.device.store.meta import _All, label_rows
+
+    out = []
+    for a, r in label_rows(store, _All):
+        if a is not None and r[3]:
+            out.append(r[2])
+    return out

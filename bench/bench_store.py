@@ -97,6 +97,24 @@ def run():
             r["rollup_{}_{}".format(kind, name)] = (round(kb * 1024 / per_day, 1), target, "days")
             LABELS["rollup_{}_{}".format(kind, name)] = "{} day: {} ({:.0f} rows, {:.0f} B a day), days {} KB holds " \
                 "vs target".format(kind, name, rows, per_day, kb)
+    # coverage per board profile (boards.plan): the profile's data space, the rollups at their defaults, the rest
+    # of it for the full-resolution budgets in proportion; days each holds at the bytes a day measured above (the
+    # rollups' of the busier of the two days)
+    from sensorbox.host import boards
+
+    per_day = {n: r["perday_" + n][0] for n in ("accel", "features", "predictions", "soundlevel", "events")}
+    for n in ("soundlevel_1m", "soundlevel_1h", "predictions_1m", "predictions_1h"):
+        per_day[n] = max(d["store.{}_kb".format(n)] * 1024 / r["rollup_{}_{}".format(k, n)][0]
+                         for k in ("steady", "busy"))
+    for prof in sorted(boards.PROFILES):
+        plan = boards.plan(boards.PROFILES[prof], per_day, d)
+        if plan is None:
+            continue
+        for n in boards.STORED:
+            kb, days = plan[n]
+            key = "profile_{}_{}".format(prof, n)
+            r[key] = (round(days, 3), 1.0, "days")
+            LABELS[key] = "board {}: {} budget {} KB holds (days)".format(prof, n, kb)
     rows = []
     v = r["flash_bytes_per_sample"][0]
     r["flash_overhead_pct"] = (round((v / 6 - 1) * 100, 3), 2.0, "%")

@@ -811,7 +811,19 @@ async function showSettings() {
   form.append(adv); chip("Advanced", adv); chip("API tokens", $("#tokens"));
   form.dataset.loads = (cfgState.loads = (cfgState.loads || 0) + 1);
   showPending();
-  loadTokens();
+  loadTokens().then(budgetsBuy).catch(() => {});
+}
+// What each store budget holds at the current settings (the device's figures: bytes a day as stored, after
+// compression), next to the budget's field.
+async function budgetsBuy() {
+  const r = await api("GET", "/api/resources");
+  const size = (b) => (b >= 1048576 ? (b / 1048576).toFixed(1) + " MB" : Math.round(b / 1024) + " KB");
+  for (const x of r.resources) {
+    const h = document.querySelector(".field[data-key='store." + x.name + "_kb'] .help");
+    if (!h || !x.bytes_per_day || !x.days_kept) continue;
+    h.append(el("span", " Holds about " + fmtDur(x.days_kept * 86400000) + " at the current settings (" + size(x.bytes_per_day) +
+      " a day" + (x.coverage && x.coverage.days ? "; now " + fmtDur(x.coverage.days * 86400000) + " stored" : "") + ").", "buys"));
+  }
 }
 async function loadTokens() {
   const ul = $("#toklist"); ul.textContent = "";

@@ -67,6 +67,11 @@ def test_history_beyond_raw_data_uses_summaries_and_says_so(chromium, tmp_path):
         page.wait_for_function("document.querySelector('#hcover').dataset.classes === '1h'")
         assert "classes: per-hour summaries" in page.text_content("#hcover")
         assert page.evaluate("hist.segs.length") > 0
+        # what each budget buys, next to it on the Settings page (the device's bytes a day, as stored)
+        page.goto(dev.url + "/#settings")
+        page.wait_for_selector(".field[data-key='store.soundlevel_1m_kb'] .buys")
+        buys = page.text_content(".field[data-key='store.soundlevel_1m_kb'] .buys")
+        assert buys.startswith(" Holds about ") and "a day" in buys and "stored" in buys, buys
         assert not errors, errors
         ctx.close()
     finally:

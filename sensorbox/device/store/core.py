@@ -277,31 +277,14 @@ class Store:
     # ---- configuration and recovery ----
 
     def configure(self, cfg):
-        self.flush_ms = cfg.get("store.flush_ms")
-        self.min_free = cfg.get("store.min_free_kb") * 1024
-        codec = CODEC if cfg.get("store.compress") else 0
-        if codec != self.codec:  # blocks are coded as their segment's header says
-            for r in self.res:
-                self._close_seg(r)
-        self.codec = codec
-        roll = False
-        for r in self.res:
-            b = cfg.get("store." + r.name + "_kb") * 1024
-            if b == 0:
-                self._close_seg(r)
-            r.budget = b
-            # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
-            r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
-            roll = roll or (r.period and b)
-        self.roll_at = (self.roll_at or 0) if roll else None
-        if cfg.get("board.sd") and self.sd is None:  # (at boot: board.* keys apply after a restart)
-            from sensorbox.device import lazy  # (sd.py stays loaded: failed writes ask it)
+        """Apply the settings (``store.*``, ``capture.*``, ``board.sd``): ``recover.configure``, loaded for it (at
+        boot and when the store service restarts for a change)."""
+        from sensorbox.device import lazy
 
-            self.sd = lazy.load("sensorbox.device.store.sd").Card(cfg.get("board.sd"), self.flash_stats)
-        if self.cap is not None or cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
-            from sensorbox.device import lazy  # (capture.py stays loaded while capture is on)
-
-            lazy.load("sensorbox.device.store.capture").configure(self, cfg)
+        try:
+            lazy.load("sensorbox.device.store.recover").configure(self, cfg)
+        finally:
+            lazy.unload("sensorbox.device.store.recover")
 
     def open(self):
         """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for

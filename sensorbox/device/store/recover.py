@@ -34,6 +34,37 @@ _DIR = 0x4000
 _FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt")
 
 
+def configure(st, cfg):
+    """The store's settings (``Store.configure``): flush interval, free floor, codec, budgets and segment sizes,
+    the rollups' schedule, the SD card (``sd.py``, kept loaded: failed writes ask it) and event capture
+    (``capture.py``, kept loaded while it is on)."""
+    from sensorbox.device.store.core import CODEC
+
+    st.flush_ms = cfg.get("store.flush_ms")
+    st.min_free = cfg.get("store.min_free_kb") * 1024
+    codec = CODEC if cfg.get("store.compress") else 0
+    if codec != st.codec:  # blocks are coded as their segment's header says
+        for r in st.res:
+            st._close_seg(r)
+    st.codec = codec
+    roll = False
+    for r in st.res:
+        b = cfg.get("store." + r.name + "_kb") * 1024
+        if b == 0:
+            st._close_seg(r)
+        r.budget = b
+        # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
+        r.seg_max = min(st.seg_bytes, max(b // 4, 1024))
+        roll = roll or (r.period and b)
+    st.roll_at = (st.roll_at or 0) if roll else None
+    from sensorbox.device import lazy
+
+    if cfg.get("board.sd") and st.sd is None:  # (at boot: board.* keys apply after a restart)
+        st.sd = lazy.load("sensorbox.device.store.sd").Card(cfg.get("board.sd"), st.flash_stats)
+    if st.cap is not None or cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
+        lazy.load("sensorbox.device.store.capture").configure(st, cfg)
+
+
 def open_store(st):
     _mkdir(st.root)
     for e in list(os.ilistdir(st.root)):

@@ -27,7 +27,7 @@ def used():
 class Cfg:
     def get(self, key):  # (uncoded: these figures are about the blocks and littlefs; the codec's are below)
         return {"store.flush_ms": 1000, "store.min_free_kb": 0, "store.compress": False, "capture.classes": "",
-                "capture.sound_db": 0}.get(key, 8192)
+                "capture.sound_db": 0, "board.sd": ""}.get(key, 8192)
 
 
 class Quiet:

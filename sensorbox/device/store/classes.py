@@ -158,25 +158,12 @@ def _free(st, used, keep):
         if k >= 0:
             ref[k >> 3] |= 1 << (k & 7)
     rd = reader.Reader()
-    for name in ("predictions", "predictions_1m", "predictions_1h"):  # (the rollups name classes too)
+    for name in ("predictions", "predictions_1m", "predictions_1h"):  # (the rollups name classes too; their stage
+        # is a segment file in the same directory)
         r = st.by_name[name]
         for e in list(os.ilistdir(r.dir)):
             try:
                 h = rd.open(r.dir + "/" + e[0])
-            except (OSError, ValueError):
-                continue
-            while True:
-                n = rd.next()
-                if n == 0:
-                    break
-                for o in range(BLK + 4, BLK + n, h[4]):
-                    k = rd.buf[o] | rd.buf[o + 1] << 8
-                    if k < MAX_IDS:
-                        ref[k >> 3] |= 1 << (k & 7)
-            rd.close()
-        if r.period:  # a rollup's newest rows are in its stage
-            try:
-                h = rd.open(r.dir + "/stage.seg")
             except (OSError, ValueError):
                 continue
             while True:

@@ -125,6 +125,7 @@ def test_capture_only_stores_just_the_frames_around_events_from_the_ring():
     runs = _runs(st)
     assert runs == [[999 - 200, 1199 + 300], [2499 - 200, 2499 + 300]], runs
     assert st.accel.nseg == 2 and st.accel.lost_rows == 0  # two captures, a gap between: two segments
+    assert st.accel.gaps == 0  # (the time between captures is no sensor gap)
     evs = _events(st)
     assert [(e["start"], e["end"]) for e in evs] == [(T0 + 20 * 999 - 4000, T0 + 20 * 1199 + 6000),
                                                      (T0 + 20 * 2499 - 4000, T0 + 20 * 2499 + 6000)], evs

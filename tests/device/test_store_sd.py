@@ -179,3 +179,23 @@ def test_a_card_removed_while_segments_move_keeps_them_on_flash():
     assert _segs(root + "/accel") == [] and _runs(st) == [[0, seq - 1]]
     assert not [n for n in os.listdir("/sd/sensorbox/accel") if n.endswith(".tmp")]
     st.close()
+
+
+def test_a_card_at_boot_takes_the_segments_an_earlier_boot_left_on_flash():
+    clock = FakeClock(T0)
+    st = _store(clock)  # no card: on flash
+    root = st.root
+    seq = _write(st, clock, 0, 1000)
+    st.close()
+    card = fake_sdcard.Card()
+    card.format()
+    fake_sdcard.insert(2, card)
+    from sensorbox.device.store import core
+
+    st = core.Store(root, st.log, clock, None)  # the next boot, with the card in
+    st.configure(__import__("devtest").StubConfig(board__sd=SPEC, store__compress=False))
+    st.open()
+    assert st.sd.status()["state"] == "mounted" and _segs(root + "/accel")
+    _moves(st)
+    assert _segs(root + "/accel") == [] and _runs(st) == [[0, seq - 1]]
+    st.close()

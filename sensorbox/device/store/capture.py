@@ -122,6 +122,8 @@ class Capture:
             upto = self.upto if self.only else (st.accel.last_t if st.accel.budget else now)
             if (upto is not None and upto >= self.b) or now >= self.b + self.pre + 10000:  # (or given up on)
                 self.close()
+                if self.only:  # (the next capture's frames start a segment of their own, not a sensor gap)
+                    st._close_seg(st.accel)
         d = self.done
         if d[0] < 0:
             return

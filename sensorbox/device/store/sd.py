@@ -108,7 +108,7 @@ class Card:
         try:
             buf = bytearray(512)
             r = self.dev.readblocks(0, buf)
-            return r is None or r is True or r == 0
+            return r is not False and (r is None or r is True or r == 0)  # (the firmware's: a bool; False == 0)
         except OSError:
             return False
 
@@ -122,6 +122,7 @@ class Card:
         """At ``Store.open``, before the segments are counted: on the card if it mounts."""
         if self._open():
             self._use(st, True, "mounted at boot")
+            self.pending = True  # (segments left on internal flash by an earlier boot: moved onto the card)
         else:
             st.log.warning("store", "SD card {} ({}): segments on internal flash".format(self.state, self.error))
             self.since = st.clock()

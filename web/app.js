@@ -595,7 +595,8 @@ async function loadLabels() {
     const name = el("td", undefined, "lname"); const sw = el("i", undefined, "sw"); sw.style.borderColor = labelColor(l.label); name.append(sw, l.label);
     const same = new Date(l.start).toDateString() === new Date(l.end).toDateString();
     tr.append(el("td", fmtT(l.start)), el("td", same ? new Date(l.end).toLocaleTimeString() : fmtT(l.end), "end"), el("td", fmtDur(l.end - l.start), "num"), n, name);
-    const kept = el("td", l.pinned ? "kept until pulled " : "may age out", "kept");  // (pulled, or unpinned)
+    const kept = el("td", undefined, "kept");  // (not pinned: pulled, or unpinned)
+    kept.append(el("span", l.pinned ? "kept until pulled " : "may age out", "ktext"));
     if (l.pinned) {
       const un = el("button", "Unpin", "plain"); un.title = "let retention delete this label's raw data before it is pulled";
       un.onclick = async () => { await api("POST", "/api/labels/" + l.id + "/unpin"); await loadLabels(); };

@@ -61,7 +61,7 @@ def test_history_beyond_raw_data_uses_summaries_and_says_so(chromium, tmp_path):
         assert "kept until pulled" in row.text_content()
         shot(page, "history-summaries")
         row.query_selector("button:text('Unpin')").click()
-        page.wait_for_selector("#labels tr:has(td:text('walk')) td.kept:text('may age out')")
+        page.wait_for_selector("#labels tr:has(td:text('walk')) td.kept .ktext:text('may age out')")
         assert [x["pinned"] for x in _retry(dev.get, "/api/labels").json()["labels"]] == [False]
         page.select_option("#hrange", "604800000")  # 7 days: classes per hour
         page.wait_for_function("document.querySelector('#hcover').dataset.classes === '1h'")

@@ -681,7 +681,9 @@ class Store:
         """Run the rollups, the recoding and the moves onto the SD card that are due, a step per event-loop turn
         (and try the SD card when it is missing). A coroutine of its own: the
         VM leaves popped references in a frame's stack slots, and the service's frame, which lives for good, would
-        keep the last generator (and the modules it loaded, ~6 KB) from being collected."""
+        keep the last generator (and the modules it loaded, ~6 KB) from being collected. A job that finds the heap
+        too fragmented for its buffers (the rollups' 3 KB level histogram) stops and runs again later (it resumes
+        where the stored rows say), never failing the store service: sampling goes on."""
         import asyncio
 
         if self.sd is not None:
@@ -692,6 +694,14 @@ class Store:
                 try:
                     for _ in g:
                         await asyncio.sleep_ms(0)
+                except MemoryError:
+                    self.errors += 1
+                    if k == 1:
+                        self.recode_due = True
+                    elif k == 2:
+                        self.sd.pending = True
+                    self.log.warning("store", "short of memory for {}: again later".format(
+                        ("the rollups", "recoding", "moving segments")[k]))
                 finally:
                     g.close()
 

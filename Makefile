@@ -46,8 +46,9 @@ proof: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages socat
 	SENSORBOX_PROOF=full $(BIN)/python -m pytest -q -s -m proof $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
+	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

@@ -13,11 +13,9 @@ and a CPython HTTP receiver in this process, each figure against a baseline meas
 """
 
 import http.client
-import http.server
 import os
 import sys
 import tempfile
-import threading
 import time
 
 from bench.mp import run_script
@@ -49,31 +47,6 @@ LABELS = {
 }
 
 
-class Receiver:
-    def __init__(self):
-        class H(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.send_header("Connection", "close")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.srv.daemon_threads = True
-        self.port = self.srv.server_address[1]
-        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.srv.shutdown()
-        self.srv.server_close()
-
-
 def cpython_posts_per_s(port, n=300):
     body = b"x" * 130
     t0 = time.time()
@@ -88,6 +61,7 @@ def cpython_posts_per_s(port, n=300):
 
 def run():
     from mqtt_broker import Broker
+    from soak import Hook as Receiver  # a CPython receiver that answers 200
 
     r = {}
     broker = Broker(tempfile.mkdtemp(prefix="bench-mqtt-"))

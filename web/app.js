@@ -84,7 +84,15 @@ $("#loginform").addEventListener("submit", async (ev) => {
 });
 $("#logout").addEventListener("click", async () => { await api("POST", "/api/logout").catch(() => {}); csrf = null; showLogin(); });
 
-const pages = { dashboard: showDashboard, history: showHistory, settings: showSettings, models: showModels, health: showHealth };
+const pages = { dashboard: showDashboard, history: showHistory, settings: showSettings, models: showModels, health: showHealth,
+  analysis: () => (typeof showAnalysis === "function" ? showAnalysis() : noAnalysisRuntime()) };  // web/analysis.js
+// A board without room in its flash for the Analysis page's runtime serves neither it nor web/analysis.js.
+function noAnalysisRuntime() {
+  const box = $("#anremote"); box.hidden = false; box.textContent = "";
+  box.append(el("span", "This device does not carry the Analysis page's runtime (MicroPython WebAssembly, ~260 KB of flash: its board has no room for it). On your computer run "),
+    el("code", "sensorbox ui " + location.origin), el("span", ": it serves this page with the runtime and talks to the device."));
+  document.querySelectorAll("#analysis > :not(h1):not(#anremote)").forEach((e) => (e.hidden = true));
+}
 function route() {
   const name = (location.hash || "#dashboard").slice(1);
   const page = pages[name] ? name : "dashboard";
@@ -97,6 +105,7 @@ function route() {
 window.addEventListener("hashchange", () => { if (csrf !== null) route(); });
 
 async function start() {
+  if (window.sbRemote) { sbRemote.start(); return; }  // `sensorbox ui`: the Analysis page of another device
   try {
     const s = await api("GET", "/api/session");
     csrf = s.csrf || "";
@@ -576,7 +585,10 @@ async function showHistory() {
   node.dataset.loads = (hist.loads = (hist.loads || 0) + 1);
   countSamples();
 }
-// Accelerometer samples in a label's range: the device counts them (two buckets of max_points; n is exact).
+// Accelerometer samples in a label's range: the device counts them (two buckets of max_points; n is exact). Each
+// count is an export the device serves with code it loads for it: the page asks by itself for the newest
+// AUTO_COUNT labels only, one after the other; an older label's count comes with a click on its "count" button.
+const AUTO_COUNT = 10;
 async function sampleCount(l) {
   if (hist.counts.has(l.id)) return hist.counts.get(l.id);
   const c = await csvOf("/api/resources/accel/data?format=csv&columns=t,x&max_points=2&start=" + l.start + "&end=" + l.end);
@@ -589,9 +601,14 @@ async function loadLabels() {
   hist.labels = r.labels;
   const tb = $("#labels tbody"); tb.textContent = "";
   const cells = [];
-  for (const l of r.labels.slice().reverse()) {  // newest first
+  r.labels.slice().reverse().forEach((l, i) => {  // newest first
     const tr = el("tr"); tr.dataset.id = l.id;
-    const n = el("td", hist.counts.has(l.id) ? String(hist.counts.get(l.id)) : "…", "num samples");
+    const n = el("td", hist.counts.has(l.id) ? String(hist.counts.get(l.id)) : i < AUTO_COUNT ? "…" : undefined, "num samples");
+    if (!hist.counts.has(l.id) && i >= AUTO_COUNT) {
+      const b = el("button", "count", "plain"); b.title = "count this label's accelerometer samples (the device reads them)";
+      b.onclick = async () => { b.disabled = true; n.textContent = String(await sampleCount(l).catch(() => "?")); };
+      n.append(b);
+    }
     const name = el("td", undefined, "lname"); const sw = el("i", undefined, "sw"); sw.style.borderColor = labelColor(l.label); name.append(sw, l.label);
     const same = new Date(l.start).toDateString() === new Date(l.end).toDateString();
     tr.append(el("td", fmtT(l.start)), el("td", same ? new Date(l.end).toLocaleTimeString() : fmtT(l.end), "end"), el("td", fmtDur(l.end - l.start), "num"), n, name);
@@ -605,12 +622,12 @@ async function loadLabels() {
     tr.append(kept);
     const del = el("button", "Delete"); del.onclick = async () => { await api("DELETE", "/api/labels/" + l.id); await loadLabels(); redrawHist(); countSamples(); };
     const td = el("td"); td.append(del); tr.append(td); tb.append(tr);
-  }
+  });
 }
-// The sample counts of the newest 50 labels, one request after the other (after the page's own requests).
+// The sample counts of the newest AUTO_COUNT labels, one request after the other (after the page's own requests).
 async function countSamples() {
   const run = (countSamples.run = (countSamples.run || 0) + 1);
-  for (const l of hist.labels.slice(-50).reverse()) {
+  for (const l of hist.labels.slice(-AUTO_COUNT).reverse()) {
     const td = document.querySelector('#labels tr[data-id="' + l.id + '"] td.samples');
     if (!td || run !== countSamples.run) return;
     td.textContent = String(await sampleCount(l).catch(() => "?"));

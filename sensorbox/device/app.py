@@ -1,43 +1,24 @@
-"""The device application: wires config, log, sensors, services and the HTTP API, then runs the event loop.
+"""The device application: config, log, sensors, services and the HTTP API on one event loop.
 
     import sensorbox.device.app as app
     app.main()            # what main.py does on the device and on the unix port
 
 Services (each supervised, see ``supervisor``): ``lag`` (loop-lag monitor), one sampler per sensor,
-``housekeeping`` (log to flash, heap low-water mark), ``http`` (the API).
+``soundmeter``, ``pipeline``, ``store``, ``housekeeping`` (log to flash, heap figures), ``http`` (the API), and
+``mqtt`` and ``webhook`` once enabled. Building the parts and starting the services is in ``boot``, loaded
+only for that; this module keeps what runs for as long as the device does.
 """
 
 import errno
 import gc
-import os
 
 import asyncio
 
+from sensorbox.device import lazy
 from sensorbox.device import platform as platform_mod
-from sensorbox.device.auth import Auth
-from sensorbox.device.bus import Bus
-from sensorbox.device.config import Config
-from sensorbox.device.health import Health
-from sensorbox.device.log import Log
-from sensorbox.device.sensors.sampler import Sensor
-from sensorbox.device.soundmeter import SoundMeter
-from sensorbox.device.supervisor import LagMonitor, Supervisor
+from sensorbox.device.supervisor import grid_ms
 
-# Which config keys each sensor depends on: a change restarts its sampler.
-_SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
-
-
-def _makedirs(path):
-    parts = path.rstrip("/").split("/")
-    cur = ""
-    for i, p in enumerate(parts):
-        cur = p if i == 0 else cur + "/" + p
-        if not cur or cur == ".":
-            continue
-        try:
-            os.mkdir(cur)
-        except OSError:
-            pass
+_BOOT = "sensorbox.device.boot"
 
 
 class Device:
@@ -45,48 +26,16 @@ class Device:
 
     def __init__(self, platform=None, echo_log=True):
         self.platform = platform or platform_mod.get()
-        data = self.platform.data_dir
-        _makedirs(data)
-        self.log = Log(self.platform.epoch_ms, data + "/log.txt", echo=echo_log)
-        self.sensors = {}
-        # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 64 ms of sound at 16 kHz
-        # (its reader runs every few tens of ms). They are never reallocated.
-        self.sensors["accel"] = Sensor("accel", self._driver_factory("accel"), self.log, 3, 500)
-        # 1024 = config_schema.MIC_RING_FRAMES, which bounds mic.poll_ms (the schema is not loaded here)
-        self.sensors["mic"] = Sensor("mic", self._driver_factory("mic"), self.log, 1, 1024)
-        self.config = Config(data + "/config.json", self.log)
-        self.config.device = self
-        self.log.set_level(self.config.get("log.level"))
-        self.log.file_bytes = self.config.get("log.file_kb") * 1024
-        self.device_id = self.platform.unique_id(self.log)
-        self.supervisor = Supervisor(self.log)
-        self.bus = Bus(self.log)
-        from sensorbox.device.store.core import Store
-
-        # The store: first subscriber of the analysis results (see store/core.py for the value shapes).
-        self.store = Store(data + "/store", self.log, self.platform.epoch_ms, self.platform.flash_stats)
-        self.store.configure(self.config)
-        self.store.open()
-        for topic in ("features", "predictions", "soundlevel", "events"):
-            self.bus.subscribe(topic, self.store.on_bus)
-        self.lag = LagMonitor()
-        self.soundmeter = SoundMeter(self)  # sound levels from the mic ring (sound.* config)
-        self.auth = Auth(data + "/auth.json", self.log, getattr(self.platform, "admin_password", None))
-        from sensorbox.device import lazy
-
-        try:  # files read later (per request, by a service): what is wrong with them is set aside and said now
-            lazy.load("sensorbox.device.files").check_boot(self)
-        finally:
-            lazy.unload("sensorbox.device.files")
-        self.health = Health(self)
         self.model = self.model_error = None  # the classifier in use (see models.py) / why there is none
         self.pipeline = None  # made when its service first starts (after the HTTP server has its RAM)
         self.http = None
         self.mqtt = None  # the MQTT sink (integrations/mqtt_sink.py), made when mqtt.enabled is first on
         self.webhook = None  # the webhook sink (integrations/webhook.py), made when webhook.enabled is first on
         self._stop = None
-        self.config.listen(self.supervisor.config_changed)
-        self.config.listen(self._on_config)
+        try:
+            lazy.load(_BOOT).init(self, echo_log)  # log, sensors, config, store, auth, ... (boot.py)
+        finally:
+            lazy.unload(_BOOT)
 
     def _driver_factory(self, name):
         def make():
@@ -104,35 +53,27 @@ class Device:
             self.log.set_level(self.config.get("log.level"))
         if "log.file_kb" in changed:
             self.log.file_bytes = self.config.get("log.file_kb") * 1024
+        self._integrations(changed)
+
+    def _integrations(self, changed):
+        # MQTT and webhooks get a service once enabled (at boot, or when a change enables them): a device that
+        # does not use them carries no task for them.
+        sup = self.supervisor
+        for name, fn, keys in (("mqtt", self._mqtt, ("mqtt.", "device.name")), ("webhook", self._webhook,
+                                                                                   ("webhook.",))):
+            if sup.get(name) is None and self.config.get(name + ".enabled") and (
+                    not changed or name + ".enabled" in changed):
+                sup.add(name, fn, keys)
 
     async def _housekeeping(self):
         n = 0
         while True:
-            await asyncio.sleep_ms(500)
+            await asyncio.sleep_ms(grid_ms(1000))  # with the other 1 s timers: no wake-up of its own
             self.health.sample_heap(True)
             n += 1
-            if n % 4 == 0 and self.log.pending():
+            if n % 2 == 0 and self.log.pending():
                 self.log.flush()
 
-    def _make_http(self):
-        from sensorbox.device.http import api
-        from sensorbox.device.http.server import make_app
-
-        self.http = make_app(self.auth, self.log)
-        api.add_routes(self.http, self)
-        from sensorbox.device.http import model_api
-
-        model_api.add_routes(self.http, self)
-        from sensorbox.device.http import data_api
-
-        data_api.add_routes(self.http, self)
-        from sensorbox.device import lazy
-
-        try:  # http.cors_origin: two small response hooks; the module itself is not kept
-            lazy.load("sensorbox.device.http.cors").install(self.http, self.config)
-        finally:
-            lazy.unload("sensorbox.device.http.cors")
-        self.http.device = self  # the UI and the rarely used API routes (http/web_lazy.py, no resident routes)
     async def _serve(self):
         port = self.http.port = self.platform.http_port(self.config.get("http.port"))  # in effect (GET /api/config)
         host = getattr(self.platform, "http_host", "0.0.0.0")
@@ -149,6 +90,15 @@ class Device:
             self.stop()
             while True:
                 await asyncio.sleep_ms(60000)
+
+    async def _store(self):
+        await self.store.run(self)
+
+    def _beat(self):
+        return self.http.beat  # the HTTP server's heartbeat (server.serve): the supervisor restarts it when it stops
+
+    def _watch(self):
+        return self.supervisor.watch(self.platform)  # services alive, then the platform watchdog fed
 
     async def _pipeline(self):
         if self.pipeline is None:
@@ -181,31 +131,10 @@ class Device:
 
     async def run(self):
         self._stop = asyncio.Event()
-        self.log.info("app", "sensorbox {} starting on {} (id {})".format(
-            __import__("sensorbox").__version__, self.platform.name, self.device_id))
-        if self.auth.generated_password:
-            # Shown once, on the console only: never logged to flash, never returned by the API.
-            print("\n*** admin password (shown once): {} ***\n".format(self.auth.generated_password))
-        # Load all long-lived code before any service starts allocating, so code and buffers do not end up
-        # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
-        self._make_http()
-        asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
-        gc.collect()
-        sup = self.supervisor
-        sup.add("lag", self.lag.run)
-        for name in self.sensors:
-            sup.add(name, self.sensors[name].run, _SENSOR_KEYS[name])
-        sup.add("soundmeter", self.soundmeter.run, ("sound.",))
-        sup.add("pipeline", self._pipeline, ("ml.",))
-        sup.add("store", lambda: self.store.run(self), ("store.", "capture."))
-        sup.add("housekeeping", self._housekeeping)
-        await self.platform.start_network(self.config, self.log)
-        sup.add("http", self._serve, (), lambda: self.http.beat)  # restarted when its heartbeat stops
-        sup.add("watch", lambda: sup.watch(self.platform))  # ...and the platform watchdog fed (supervisor.watch)
-        sup.add("mqtt", self._mqtt, ("mqtt.", "device.name"))
-        sup.add("webhook", self._webhook, ("webhook.",))
-        gc.collect()
-        gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
+        try:
+            await lazy.load(_BOOT).start(self)  # the HTTP server and every service (boot.py)
+        finally:
+            lazy.unload(_BOOT)
         await self._stop.wait()
 
     def stop(self):
@@ -214,8 +143,8 @@ class Device:
 
     async def shutdown(self):
         self.log.info("app", "stopping")
-        if self.http is not None and self.http.server is not None:  # None: it never listened
-            self.http.shutdown()
+        if self.http is not None:
+            self.http.shutdown()  # (nothing to close when it never listened)
         if self.mqtt is not None:
             await self.mqtt.stop()  # retained "offline" before the clean DISCONNECT
         await self.supervisor.stop()
@@ -224,14 +153,11 @@ class Device:
 
 
 def main():
-    # First of all, while the heap is whole, every module's names are interned (see lazy.warm): the holes its
-    # loading and unloading leaves are filled by the allocations that follow. Not the plain-Python kernels (the
-    # browser's), other boards' platform modules or sensor drivers this board does not use.
-    from sensorbox.device import lazy
-
     plat = platform_mod.get()
-    lazy.warm("sensorbox", ("sensorbox.shared.kernels_py", "sensorbox.device.platform.") +
-              tuple(getattr(plat, "warm_skip", ())))
+    try:
+        lazy.load(_BOOT).warm(plat)  # first of all, while the heap is whole
+    finally:
+        lazy.unload(_BOOT)
     gc.collect()
     device = Device(plat)
     try:

@@ -6,7 +6,7 @@ Update: ``update(partial)`` validates the whole result first, writes it atomical
 littlefs does atomically), and only then makes it the config in force and tells the listeners which keys changed.
 A rejected update raises ``ValueError`` with ``key`` and ``reason`` and changes nothing.
 
-The schema module is loaded only while it is needed (boot, an update, the API's view; see ``lazy``), and with it
+The schema module is loaded only while it is needed (boot, an update; see ``lazy``), and with it
 the code that reads and saves the file (``config_edit``): between those moments the device runs on the values
 alone and the schema's ~6 KB of heap stay free. They are kept compactly too: the keys in one string
 (``"\\nkey\\nkey\\n..."``) and the values in a list in the same order, 2.3 KB where a dict of ~70 str keys
@@ -14,10 +14,11 @@ took 6 KB (x64) for as long as the device runs. ``get`` finds a key with ``str.f
 ``as_dict`` makes the dict form for the rare moments that need one.
 """
 
+from micropython import const
+
 from sensorbox.device import lazy
 
-_SCHEMA = "sensorbox.shared.config_schema"
-_EDIT = "sensorbox.device.config_edit"  # imports the schema: lazy.unload(_EDIT) drops both
+_EDIT = const("sensorbox.device.config_edit")  # imports the schema: lazy.unload(_EDIT) drops both
 _ERR = object()  # get(): no default given
 
 
@@ -30,8 +31,10 @@ class Config:
         self._listeners = []
         self.device = None  # set by the app: updates are also checked against its running model (config_edit)
         try:
-            self._store(lazy.load(_EDIT).load(self))
+            e = lazy.load(_EDIT)
+            self._store(e.load(self), e.secrets())
         finally:
+            e = None
             lazy.unload(_EDIT)
 
     def get(self, key, default=_ERR):
@@ -47,11 +50,31 @@ class Config:
             raise KeyError(key)
         return default
 
+    def set_value(self, key, value):
+        """Make ``value`` (checked: ``config_edit``) the value of ``key`` (a known key)."""
+        ks = self._keys
+        i = ks.find("\n" + key + "\n")
+        self._vals[ks.count("\n", 0, i)] = value
+
     def as_dict(self):
         """Every key and its value, as a new dict."""
-        return dict(zip(self._keys[1:-1].split("\n"), self._vals))
+        return dict(self.items())
 
-    def _store(self, values):
+    def items(self):
+        """(key, value) of every key, one at a time (no list of the keys is made)."""
+        ks = self._keys
+        i = 1
+        n = 0
+        while i < len(ks):
+            j = ks.find("\n", i)
+            yield ks[i:j], self._vals[n]
+            i = j + 1
+            n += 1
+
+    def _store(self, values, secret=None):
+        # secret: the secret keys in the form of _keys (known from the schema, which is not kept)
+        if secret is not None:
+            self._secret = secret
         keys = list(values)
         self._keys = "\n" + "\n".join(keys) + "\n"
         vals = [None] * len(keys)  # exactly sized: a comprehension grows the list by doubling (64 -> 128 slots)
@@ -79,10 +102,12 @@ class Config:
                 self.log.exception("config", "listener failed", e)
         return changed
 
+    def secret(self, key):
+        """Whether ``key`` is a secret (written, never shown): noted when the values are stored, no schema needed."""
+        return self._secret.find("\n" + key + "\n") >= 0
+
     def public(self):
-        """The configuration as the API shows it (secrets replaced by whether they are set)."""
-        schema = lazy.load(_SCHEMA)
-        try:
-            return schema.public_view(self)
-        finally:
-            lazy.unload(_SCHEMA)
+        """(key, value) of every key, as the API shows them: a secret as ``{"set": whether it is}``. No dict of
+        them all is made."""
+        for k, v in self.items():
+            yield k, ({"set": bool(v)} if self.secret(k) else v)

@@ -1,6 +1,6 @@
-"""Reading, changing and showing ``config.json``: the parts of ``config.Config`` that need the schema, loaded
-together with it only while they run (at boot, for an update, for ``GET /api/config``; see ``config`` and
-``lazy``)."""
+"""Reading and changing ``config.json``: the parts of ``config.Config`` that need the schema, loaded together with
+it only while they run (at boot and for an update; see ``config`` and ``lazy``). ``GET /api/config`` needs
+neither: ``http/api.py`` streams it from the values."""
 
 import json
 import os
@@ -52,6 +52,11 @@ def load(cfg):
     return schema.defaults()
 
 
+def secrets():
+    """The secret keys (write-only: the API shows only whether they are set), as ``"\\nkey\\nkey\\n"``."""
+    return "\n" + "".join(e[0] + "\n" for e in schema.entries() if e[1] == schema.SECRET)
+
+
 def _aside(cfg, message):
     cfg.boot_error = message
     files.aside(cfg.path, cfg.log, message)
@@ -59,48 +64,42 @@ def _aside(cfg, message):
 
 def update(cfg, partial):
     """Validate ``partial`` against ``cfg``, save the result and make it ``cfg``'s values. Returns the changed
-    keys. Raises ConfigError or OSError, having changed nothing."""
-    current = cfg.as_dict()
-    merged = schema.validate(partial, current)
-    changed = [k for k in schema.keys() if merged[k] != current[k]]
+    keys. Raises ConfigError or OSError, having changed nothing. Only the update's keys are handled (no dict of
+    the whole configuration is made: in a busy heap its ~1.2 KB table was what a config update failed on)."""
+    values = schema.check_update(partial, cfg.get)
+    changed = [e[0] for e in schema.entries() if e[0] in values and values[e[0]] != cfg.get(e[0])]
+
+    def new(k):  # the configuration as it would be
+        return values[k] if k in values else cfg.get(k)
+
     if cfg.device is not None:
-        _check_running(cfg.device, merged, current)
+        _check_running(cfg.device, new, cfg.get)
     if changed:
-        _save(cfg.path, merged)
+        _save(cfg.path, new)
         for k in changed:
             if schema.needs_reboot(k):  # ``cfg.booted``: the value in effect until the restart (made when needed)
                 b = getattr(cfg, "booted", None)
                 if b is None:
                     b = cfg.booted = {}
                 if k not in b:
-                    b[k] = current[k]
-                if merged[k] == b[k]:  # set back to what runs: nothing pending
+                    b[k] = cfg.get(k)
+                if values[k] == b[k]:  # set back to what runs: nothing pending
                     del b[k]
                     if k in cfg.reboot_pending:
                         cfg.reboot_pending.remove(k)
                 elif k not in cfg.reboot_pending:
                     cfg.reboot_pending.append(k)
-        cfg._store(merged)
+            cfg.set_value(k, values[k])
     return changed
 
 
-def view(cfg, port):
-    """GET /api/config: the values (secrets only as set or not), the keys pending a restart, ``in_effect``: the
-    value still running for each of them, and the port served (``port``) when it is not ``http.port``, and any
-    error at boot."""
-    eff = dict(getattr(cfg, "booted", None) or ())
-    if port is not None and port != cfg.get("http.port"):
-        eff["http.port"] = port
-    return {"config": schema.public_view(cfg), "reboot_pending": cfg.reboot_pending, "in_effect": eff,
-            "boot_error": cfg.boot_error}
-
-
 def _check_running(device, new, old):
-    """Refuse values that what runs cannot work with (the schema cannot know it): the model's window, a RAM
+    """Refuse values that what runs cannot work with (the schema cannot know it; ``new``, ``old``: key -> value
+    after and before the update): the model's window, a RAM
     limit the model would not fit at the next start (activating a model sets ml.window to the model's, see
     models.py), and a free-flash floor that retention could never reach (it would delete every stored row)."""
-    kb = new["store.min_free_kb"]
-    if kb > old["store.min_free_kb"]:
+    kb = new("store.min_free_kb")
+    if kb > old("store.min_free_kb"):
         try:
             free = device.platform.flash_stats()[1]
         except OSError:
@@ -112,16 +111,16 @@ def _check_running(device, new, old):
                                          "and the store holds {} KB, so retention would delete every stored row; "
                                          "less than {} KB".format(kb, free // 1024, most - free // 1024, most))
     m = device.model
-    w = new["ml.window"]
-    if w != old["ml.window"]:
+    w = new("ml.window")
+    if w != old("ml.window"):
         if getattr(device, "model_busy", False):
             raise schema.ConfigError("ml.window", "a model is being loaded; try again in a moment")
         if m is not None and m.window != w:
             raise schema.ConfigError("ml.window", "the active model was trained on {0}-frame windows, so ml.window "
                                      "stays {0} while it runs (activating a model sets ml.window to its window)"
                                      .format(m.window))
-    kb = new["ml.model_max_kb"]
-    if m is not None and kb < old["ml.model_max_kb"]:
+    kb = new("ml.model_max_kb")
+    if m is not None and kb < old("ml.model_max_kb"):
         from sensorbox.shared.model import ram_bytes
 
         need = ram_bytes(m.info)
@@ -133,12 +132,14 @@ def _check_running(device, new, old):
 def _save(path, values):
     # Only keys that differ from the default are written: the file stays small and new defaults apply. Written a
     # key at a time and long strings (a CA certificate: up to 4000 characters) in pieces: no block of the heap
-    # as large as the file is needed (one was: 503 for a long mqtt.tls_ca on a fragmented heap).
+    # as large as the file is needed (one was: 503 for a long mqtt.tls_ca on a fragmented heap). ``values``: a
+    # dict, or a function key -> value.
+    get = values.get if isinstance(values, dict) else values
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         sep = "{"
         for e in schema.entries():
-            v = values[e[0]]
+            v = get(e[0])
             if v != e[2]:
                 f.write(sep)
                 f.write(json.dumps(e[0]))

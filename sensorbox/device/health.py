@@ -1,11 +1,15 @@
-"""Health figures for ``/api/status``: uptime, heap, flash, loop lag, services, sensors, versions, platform."""
+"""Health figures for ``/api/status``: uptime, heap, flash, loop lag, services, sensors, versions, platform.
+
+The heap is sampled here (housekeeping); the status document is built by ``health_cold``, loaded per request."""
 
 import gc
-import sys
 import time
 
-import sensorbox
+from micropython import const
+
 from sensorbox.device import lazy
+
+_COLD = const("sensorbox.device.health_cold")
 
 
 class Health:
@@ -17,11 +21,11 @@ class Health:
         self._samples = 0
 
     def sample_heap(self, tick=False):
-        """Housekeeping calls it with ``tick`` every 500 ms. ``free`` counts garbage not yet collected as used, so
-        every 10th tick (5 s) also collects and records the live heap: the figure a heap budget is about."""
+        """Housekeeping calls it with ``tick`` every second. ``free`` counts garbage not yet collected as used, so
+        every 5th tick (5 s) also collects and records the live heap: the figure a heap budget is about."""
         if tick:
             self._samples += 1
-        if tick and self._samples % 10 == 0:
+        if tick and self._samples % 5 == 0:
             lazy.rearm()  # the import reserve, if an import used it (see lazy)
             gc.collect()  # ~1 ms here, a few ms on an ESP32's 64-128 KB heap: well inside the loop's budget
             used = gc.mem_alloc()
@@ -34,45 +38,8 @@ class Health:
         return free
 
     def status(self, full=True):
-        """The figures for ``/api/status``. Without ``full`` (an unauthenticated health probe) only liveness and
-        health: what the device measures (the current class, sound levels) and its integrations (endpoints, their
-        errors) are for credentials only."""
-        d = self.device
-        free = self.sample_heap()
+        """The figures for ``/api/status`` (``health_cold.status``, loaded for the call)."""
         try:
-            flash_total, flash_free = d.platform.flash_stats()
-        except OSError:
-            flash_total = flash_free = None
-        impl = sys.implementation
-        sensors = {}
-        for name in d.sensors:
-            sensors[name] = d.sensors[name].status()
-        out = {
-            "device": {"id": d.device_id, "name": d.config.get("device.name"), "version": sensorbox.__version__,
-                       "platform": d.platform.name},
-            "firmware": {"implementation": impl.name, "version": ".".join(str(v) for v in impl.version[:3]),
-                         "machine": getattr(impl, "_machine", sys.platform), "mpy": getattr(impl, "_mpy", None)},
-            "uptime_s": time.ticks_diff(time.ticks_ms(), self.boot_ticks) // 1000,
-            "time_ms": d.platform.epoch_ms(),
-            "heap": {"free": free, "min_free": self.heap_min_free, "total": free + gc.mem_alloc(),
-                     "used": self.heap_used, "peak_used": self.heap_peak_used, "reserve_used": lazy.used_reserve},
-            "flash": {"total": flash_total, "free": flash_free},
-            "loop_lag": d.lag.status(),
-            "http": d.http.stats() if d.http is not None else None,
-            "watchdog": d.supervisor.watch_status(),
-            "task_restarts": d.supervisor.total_restarts(),
-            "tasks": d.supervisor.status(),
-            "sensors": sensors,
-            "store": d.store.status() if getattr(d, "store", None) else None,
-            "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
-            "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
-            "files": d.log.files,  # persisted files that were unreadable and set aside (device/files.py)
-        }
-        if not full:
-            return out
-        out["soundlevel"] = d.soundmeter.status() if getattr(d, "soundmeter", None) else None
-        out["analysis"] = d.pipeline.status() if getattr(d, "pipeline", None) else None
-        out["mqtt"] = d.mqtt.status() if getattr(d, "mqtt", None) else {"enabled": d.config.get("mqtt.enabled")}
-        out["webhook"] = d.webhook.status() if getattr(d, "webhook", None) else {
-            "enabled": d.config.get("webhook.enabled")}
-        return out
+            return lazy.load(_COLD).status(self, full)
+        finally:
+            lazy.unload(_COLD)

@@ -9,8 +9,8 @@ between, so no other task can find the module half-gone; and keep no reference t
 
 An import needs contiguous blocks (bytecode, constant strings), which a fragmented heap may lack with tens of KB
 free: requests then failed with 503 for seconds at a time. So a ``RESERVE``-byte block is held from boot; an import
-that runs out of memory releases it, collects and tries once more, and ``rearm`` (housekeeping) takes the block
-back as soon as the heap allows.
+that runs out of memory releases it, collects and tries once more (so does a GET or PUT request, ``release``),
+and ``rearm`` (housekeeping) takes the block back as soon as the heap allows.
 """
 
 import gc
@@ -52,42 +52,16 @@ def load(name):
     return mod
 
 
-def warm(package, skip=()):
-    """Load and unload once every module of ``package`` (a dotted name) not loaded yet, except ``skip``
-    prefixes and what does not import here (another board's drivers): at boot, while the heap is whole.
-
-    MicroPython interns every name a module uses, for good, in pools that double: on this port the ~1,260th name
-    makes it allocate a ~15 KB pool in one piece (its MemoryError reads "allocating 1280 bytes": entries, not
-    bytes). Left to chance, that happens when some cold module is first used on a fragmented heap, and from then
-    on every import that brings a new name fails. Interning them all at boot makes it happen once, at a time it
-    can. Returns (modules loaded, modules skipped)."""
-    import os
-
-    root = __import__(package)
-    for part in package.split(".")[1:]:
-        root = getattr(root, part)
-    loaded = skipped = 0
-    todo = [(root.__path__ if isinstance(root.__path__, str) else root.__path__[0], package)]
-    while todo:
-        path, pkg = todo.pop()
-        for e in os.ilistdir(path):
-            n = e[0]
-            if e[1] == 0x4000:
-                todo.append((path + "/" + n, pkg + "." + n))
-                continue
-            if not (n.endswith(".mpy") or n.endswith(".py")) or n.startswith("__init__."):
-                continue
-            name = pkg + "." + n[:n.rfind(".")]
-            if name in sys.modules or any(name.startswith(p) for p in skip):
-                continue
-            try:
-                load(name)
-                loaded += 1
-            except Exception:  # ImportError, SyntaxError (no viper here), another platform's module
-                skipped += 1
-            unload(name)
-            gc.collect()
-    return loaded, skipped
+def release():
+    """Give up the reserve for a retry of whatever ran out of memory (an idempotent request, see
+    ``http/server.py``) and collect. False when it is already used."""
+    global _reserve, used_reserve
+    if _reserve is None:
+        return False
+    _reserve = None
+    used_reserve += 1
+    gc.collect()
+    return True
 
 
 def rearm():

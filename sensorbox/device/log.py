@@ -89,21 +89,9 @@ class Log:
     def set_level(self, name):
         self.level = LEVELS[name]
 
-    def _bytes(self, start):
-        """The logged bytes from absolute offset ``start`` (clamped to what the ring holds) to the end."""
-        start = min(max(start, self._end - self._size, self._base), self._end)
-        out = bytearray(self._end - start)
-        a = start % self._size
-        n = len(out)
-        first = min(n, self._size - a)
-        out[0:first] = self._mv[a:a + first]
-        if first < n:
-            out[first:] = self._mv[0:n - first]
-        return start, out
-
     def entries(self, since=0, min_level=0):
-        """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API; the parsing
-        is in ``log_read``, loaded for the call)."""
+        """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API; read in
+        place from the ring by ``log_read``, loaded for the call)."""
         from sensorbox.device import lazy
 
         m = lazy.load(_READ)
@@ -135,7 +123,12 @@ class Log:
         """Append what is not yet on flash to the log file, rotating it when full. Returns bytes written."""
         if not self.path or self._flushed >= self._end:
             return 0
-        start, raw = self._bytes(self._flushed)
+        # Written straight from the ring (one or two slices of it: no copy, so no block as big as the backlog
+        # is needed, which a fragmented heap may not have; a failed flush once took housekeeping down).
+        start = max(self._flushed, self._end - self._size)
+        n = self._end - start
+        a = start % self._size
+        first = min(n, self._size - a)
         try:
             try:
                 size = os.stat(self.path)[6]
@@ -147,8 +140,10 @@ class Log:
                 except OSError:
                     self._not_a_file()
             with open(self.path, "ab") as f:
-                f.write(raw)
-            self._flushed = start + len(raw)
+                f.write(self._mv[a:a + first])
+                if first < n:
+                    f.write(self._mv[0:n - first])
+            self._flushed = start + n
         except OSError as e:
             # A full or failing flash must not take the device down: the entries stay in RAM; say so once.
             self._not_a_file()
@@ -156,4 +151,4 @@ class Log:
             if self.echo and self.write_errors == 1:
                 print("error log cannot write {}: {}".format(self.path, e))
             return 0
-        return len(raw)
+        return n

@@ -460,3 +460,33 @@ def info(device):
     return {"active": cur.info if cur else None,
             "previous": _exists(_path(device, "previous")) or (cur is not None and cur.origin != "default"),
             "staged": _exists(_path(device, "staged") + "/meta.json"), "last_error": device.model_error}
+
+
+def file_path(device, which, name):
+    """GET /api/model/file: where a model's ``meta.json`` or ``model.csv`` is on flash (the Analysis page runs the
+    model in the browser). ``which``: active (the running model's files), previous (what a rollback would run),
+    staged or default. Raises ModelError (field "model": 404) when there is no such file."""
+    if name not in ("meta.json", "model.csv"):
+        raise ModelError("name must be meta.json or model.csv", "name")
+    m = device.model
+    if which == "active":
+        if m is None:
+            raise ModelError("no model running", "model")
+        cands = ("default",) if m.origin == "default" else ("active", "previous")
+        for w in cands:  # the one whose hash is the running model's (as classes() finds it)
+            try:
+                if (_read_meta(_path(device, w)).get("csv_sha256") or "")[:16] == m.info["sha256"]:
+                    return _path(device, w) + "/" + name
+            except ModelError:
+                pass
+        raise ModelError("the running model's files are not on flash", "model")
+    if which == "previous":
+        which = "previous" if _exists(_path(device, "previous") + "/meta.json") else "default"
+        if which == "default" and (m is None or m.origin == "default"):
+            raise ModelError("no previous model", "model")
+    elif which not in ("staged", "default"):
+        raise ModelError("which must be active, previous, staged or default", "which")
+    path = _path(device, which) + "/" + name
+    if not _exists(path):
+        raise ModelError("no {} model".format(which), "model")
+    return path

@@ -27,6 +27,17 @@ from sensorbox.device.store.core import BUS_BLOCK, TEXT, seg_names
 from sensorbox.device.store.reader import BLK, Reader, note_corrupt, text_row
 
 
+def flush_event(store):
+    """The event ``store.flush`` sets at each flush point (rows become readable then): a sink with nothing to send
+    waits for it instead of polling. Made on first use, so a device without sinks has none."""
+    ev = store.flushed
+    if ev is None:
+        import asyncio
+
+        ev = store.flushed = asyncio.Event()
+    return ev
+
+
 class Outbox:
     def __init__(self, store, sink, resource, start=None):
         self.store = store

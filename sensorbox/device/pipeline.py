@@ -11,8 +11,10 @@ result is "unknown". Published on ``device.bus`` (subscribers copy what they kee
   votes over the smoothing span that went to the winning class
 - ``events``: ``{"type": "class_change", "from": name, "to": name, "confidence": permille}``
 
-t_ms is the epoch time of the window's last frame. Each loop turn does at most one window's features, then
-yields, then classifies. The model can change at any time (``device.model``, see ``models``); the next window uses it.
+t_ms is the epoch time of the window's last frame. It wakes with the accelerometer's FIFO reads (``accel.poll_ms``,
+on the device's timer grid) or once per hop if that is shorter, reads the FIFO into the ring and takes what is
+new. Each loop turn does at most one window's features, then yields, then classifies. The model can change at any
+time (``device.model``, see ``models``); the next window uses it.
 """
 
 import array
@@ -20,8 +22,10 @@ import array
 import asyncio
 
 from sensorbox.device import lazy
+from sensorbox.device.supervisor import grid_ms
 from sensorbox.device.trees_fast import smooth
 from sensorbox.shared import features, kernels
+from sensorbox.shared.trees import decide
 
 UNKNOWN = "unknown"
 
@@ -83,8 +87,8 @@ class Pipeline:
                 lazy.unload("sensorbox.device.models")
         if not cfg.get("ml.enabled"):
             self.reason = "ml.enabled is off"
-            while True:
-                await asyncio.sleep_ms(1000)
+            while True:  # until the config changes (the supervisor restarts the service then)
+                await asyncio.sleep_ms(60000)
         window = cfg.get("ml.window")
         hop = min(cfg.get("ml.hop"), window)
         smooth = cfg.get("ml.smooth")
@@ -105,14 +109,17 @@ class Pipeline:
             if sensor.generation != gen:  # sampling (re)started: sequence numbers begin again
                 if sensor.driver is None:
                     self.reason = "the accelerometer is off"
-                    await asyncio.sleep_ms(500)
+                    await asyncio.sleep_ms(grid_ms(1000))
                     continue
                 gen = sensor.generation
                 seq = ring.head
                 filled = 0
                 self.reason = None
-                poll = max(20, hop * 250 // ring.rate_hz)  # ~4 polls per hop
-            await asyncio.sleep_ms(poll)
+                # With the accelerometer's FIFO reads (on the same timer grid: one wake-up for both), or once per
+                # hop when hops are shorter.
+                poll = max(20, min(sensor.poll_ms, hop * 1000 // ring.rate_hz))
+            await asyncio.sleep_ms(grid_ms(poll))
+            sensor.pump()  # the frames the FIFO holds now, whichever of the two woke first
             while True:
                 first, n = ring.read(seq, buf, window - filled, filled * ch)  # into buf after the frames held
                 if n == 0:
@@ -163,11 +170,7 @@ class Pipeline:
         else:
             t.classify(feats)
             r = smooth(t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
-        best = (r & 0xFF) - 1
-        most = r >> 8
-        conf = most * 1000 // (count * m.n_trees)
-        if conf < threshold:
-            best = -1
+        best, conf = decide(r, count, m.n_trees, threshold)  # shared: the browser decides with it too
         self.latest = (t_ms, best, conf)
         bus = self.device.bus
         if m.gids is not None:  # stored with the class's id in the store's class table, which names it for good

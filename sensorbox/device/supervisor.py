@@ -216,85 +216,44 @@ class Supervisor:
                 svc.task.cancel()
         await asyncio.sleep_ms(0)
 
-    def status(self):
-        out = {}
-        for s in self.services:
-            out[s.name] = {"running": s.running, "restarts": s.restarts, "reloads": s.reloads,
-                           "last_error": s.last_error}
-        return out
-
-    def watch_status(self):
-        return {"feeds": self.feeds, "timeout_ms": WDT_MS if self.wdt else None, "unlogged": self.unlogged,
-                "revived": self.revived}
-
-    def total_restarts(self):
-        n = 0
-        for s in self.services:
-            n += s.restarts
-        return n
-
 
 _LAG_N = const(128)
 
 
-class LagMonitor:
-    """Measures how late the event loop wakes a task that sleeps ``period_ms``: the scheduling latency every
-    other task sees. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; reading them
-    allocates nothing."""
+def grid_ms(period_ms):
+    """Ms from now to the next multiple of ``period_ms`` on the ``ticks_ms`` clock. Services that sleep this long
+    instead of a plain period wake on a shared grid: every timer due at the same moment costs the device one
+    wake-up, not one each (waking is most of what an idle device spends)."""
+    return period_ms - time.ticks_ms() % period_ms
 
-    def __init__(self, period_ms=10):
+
+class LagMonitor:
+    """Measures how late the event loop wakes tasks: the scheduling latency every other task sees. The samples are
+    the wake-ups the device makes anyway: the services that sleep on the grid (the samplers, the sound meter)
+    report theirs with ``woke``, and ``run`` adds a probe every ``period_ms`` on the same grid, so it rarely wakes
+    the device by itself. A stall of the loop longer than the most frequent of those periods (the microphone's
+    poll, 50 ms) always shows. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; recording
+    and reading them allocates nothing. (Reading them, for ``/api/status``: ``health_cold``.)"""
+
+    def __init__(self, period_ms=1000):
         self.period_ms = period_ms
         self.samples = array.array("i", bytes(4 * _LAG_N))
         self.n = 0
         self.max_us = 0
 
+    def woke(self, t0_us, ms):
+        """A task that went to sleep for ``ms`` at ``t0_us`` (``ticks_us``) is running again: record how late."""
+        lag = time.ticks_diff(time.ticks_us(), t0_us) - ms * 1000
+        if lag < 0:
+            lag = 0
+        self.samples[self.n % _LAG_N] = lag
+        self.n += 1
+        if lag > self.max_us:
+            self.max_us = lag
+
     async def run(self):
-        period_us = self.period_ms * 1000
-        samples = self.samples
         while True:
+            ms = grid_ms(self.period_ms)
             t0 = time.ticks_us()
-            await asyncio.sleep_ms(self.period_ms)
-            lag = time.ticks_diff(time.ticks_us(), t0) - period_us
-            if lag < 0:
-                lag = 0
-            samples[self.n % _LAG_N] = lag
-            self.n += 1
-            if lag > self.max_us:
-                self.max_us = lag
-
-    def top(self, k):
-        """The k-th largest of the recent samples (k=1: the largest), by repeated scans: no sorting, no lists."""
-        n = min(self.n, _LAG_N)
-        s = self.samples
-        bound = 1 << 62
-        found = 0
-        value = 0
-        while found < k:
-            best = -1
-            count = 0
-            for i in range(n):
-                v = s[i]
-                if v < bound:
-                    if v > best:
-                        best = v
-                        count = 1
-                    elif v == best:
-                        count += 1
-            if best < 0:
-                break
-            value = best
-            found += count
-            bound = best
-        return value
-
-    def percentile(self, p):
-        """Nearest-rank percentile (p < 100) of the recent samples, in µs."""
-        n = min(self.n, _LAG_N)
-        if n == 0:
-            return 0
-        rank = (n * p + 99) // 100  # 1-based rank from the bottom
-        return self.top(n - rank + 1)
-
-    def status(self):
-        return {"max_ms": self.max_us / 1000, "p99_ms": self.percentile(99) / 1000,
-                "recent_max_ms": self.top(1) / 1000, "samples": self.n}
+            await asyncio.sleep_ms(ms)
+            self.woke(t0, ms)

@@ -25,6 +25,7 @@ EPILOG_MAIN = """examples:
   sensorbox features data/recs --out f.parquet     windows x features as a table for pandas
   sensorbox model push http://127.0.0.1:8080 models/mine   upload and activate it on a running device
   sensorbox deploy /dev/ttyUSB0                    copy the esp32 bundle to a board (changed files), reset it
+  sensorbox ui http://192.168.1.7 --token sb_3_... a device's Analysis page (MicroPython WebAssembly) served here
 """
 
 EPILOG_RUN = """examples:
@@ -33,7 +34,8 @@ EPILOG_RUN = """examples:
   sensorbox run --port 0 --data /tmp/box3            a second device on any free port (the URL is printed)
   SENSORBOX_ADMIN_PASSWORD=secret sensorbox run     (admin password on first start of a fresh --data)
 
-The device runs the real app on the MicroPython unix port from the compiled bundle (build/unix). Its
+The device runs the real app on the MicroPython unix port from the compiled bundle (build/unix-analysis: with
+the Analysis page's runtime, which only boards with room in their flash carry). Its
 simulated accelerometer replays data/watch_excerpt.npy at 50 Hz; its microphone plays generated signals.
 On first start of a data directory the admin password is printed once (lost it? stop the device, delete
 DATA/auth.json and start it again: a new one is printed; the data is kept). Ctrl-C or SIGTERM stops the
@@ -115,6 +117,9 @@ def cmd_build(args):
         m = json.load(f)
     print("bundle {} ({}): {} files, {:.1f} KB, {:.1f} KB on flash of a {} KB budget".format(
         out, m["arch"], len(m["files"]), m["bytes"] / 1024, m["flash_bytes"] / 1024, m["flash_budget"] // 1024))
+    img = bundle.build_romfs(out)
+    print("ROMFS image of its lib/ (code imported in place, not into the heap): {} ({:.1f} KB)".format(
+        img, os.path.getsize(img) / 1024))
     if m["flash_bytes"] > m["flash_budget"]:
         sys.exit("error: the bundle exceeds its flash budget")
 
@@ -133,7 +138,7 @@ def cmd_run(args):
         sys.exit("error: --heap {}: expected a size like 192wK (w: in 32-bit words, as on an ESP32), 384K or "
                  "2M".format(args.heap))
     try:
-        out = bundle.build("unix")
+        out = bundle.build("unix", analysis=True)  # a simulator's flash is the host's disk: room for the Analysis page
     except bundle.BuildError as e:
         sys.exit("error: {}".format(e))
     data = os.path.abspath(args.data)
@@ -205,8 +210,8 @@ def build_parser():
     r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     r.add_argument("--data", default="./var", help="data directory: config, store, log (default ./var)")
     r.add_argument("--heap", default=bundle.APP_HEAP,
-                   help="MicroPython heap (default %(default)s: w scales by word size, so 192wK on this 64-bit "
-                        "port models an ESP32's 192 KB)")
+                   help="MicroPython heap (default %(default)s: w scales by word size, so 160wK on this 64-bit "
+                        "port models an ESP32's 160 KB)")
     r.add_argument("--replay", default=os.path.join(bundle.REPO, "data", "watch_excerpt.npy"),
                    help="int16 .npy recording (frames x channels) the simulated accelerometer replays")
     r.set_defaults(func=cmd_run)
@@ -228,6 +233,9 @@ def build_parser():
     from sensorbox.host import deploy
 
     deploy.add_parser(sub)
+    from sensorbox.host import ui
+
+    ui.add_parser(sub)
     return p
 
 

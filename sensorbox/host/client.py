@@ -11,6 +11,7 @@ token or the admin password.
 import base64
 import json
 import os
+import ssl
 import sys
 import time
 import urllib.error
@@ -39,10 +40,26 @@ class Client:
     """HTTP to one device. ``kind`` is "token", "password" or None (no credential: only the open routes)."""
 
     def __init__(self, url, password=None, token=None, user="admin", timeout=30, ask=False, retry_wait=1.5):
-        u = urllib.parse.urlsplit(url.rstrip("/") if "://" in url else "http://" + url.rstrip("/"))
-        if u.scheme not in ("http", "https") or not u.hostname:
-            raise DeviceError("{!r} is not a device URL: expected e.g. http://127.0.0.1:8080".format(url))
-        self.url = "{}://{}{}{}".format(u.scheme, u.hostname, ":{}".format(u.port) if u.port else "", u.path)
+        def bad(why):
+            return DeviceError("{!r} is not a device URL ({}): expected e.g. http://127.0.0.1:8080".format(url, why))
+
+        text = url.strip()
+        if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+            raise bad("it holds a space or a control character")
+        try:
+            u = urllib.parse.urlsplit(text if "://" in text else "http://" + text)
+            port = u.port
+        except ValueError as e:  # a port that is not a number or out of range, a broken [IPv6] host
+            raise bad("its port must be a number from 1 to 65535" if "port" in str(e).lower() else str(e))
+        if u.scheme not in ("http", "https"):
+            raise bad("http:// or https:// only")
+        if not u.hostname:
+            raise bad("no host")
+        if port == 0:
+            raise bad("its port must be a number from 1 to 65535")
+        host = "[{}]".format(u.hostname) if ":" in u.hostname else u.hostname
+        self.url = "{}://{}{}{}".format(u.scheme, host, ":{}".format(port) if port else "",
+                                          u.path.rstrip("/"))
         self.host = u.hostname
         self.timeout = timeout
         self.retry_wait = retry_wait
@@ -88,8 +105,12 @@ class Client:
             raise DeviceError("{} {}: HTTP {} {}{}".format(method, self.url + path, e.code, msg,
                                                            self._hint(e.code, msg)))
         except OSError as e:
+            why = getattr(e, "reason", e)
+            if isinstance(why, ssl.SSLError) and self.url.startswith("https:"):
+                raise DeviceError("cannot talk TLS with {}: {}. A sensorbox serves plain HTTP: try {} (https:// only "
+                                  "through a TLS proxy in front of it)".format(self.url, why, "http" + self.url[5:]))
             raise DeviceError("cannot reach {}: {} (is the device running, and is the URL right?)".format(
-                self.url, getattr(e, "reason", e)))
+                self.url, why))
 
     def _hint(self, code, msg):
         if code == 401:

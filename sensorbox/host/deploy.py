@@ -457,11 +457,14 @@ def _install_natmods(port, mods, log):
 
 
 def cmd_deploy(args):
-    target = args.target
-    if args.board is not None:
-        target = boards.PROFILES[args.board]["target"]
     try:
-        out = bundle.build(target, quiet=True)
+        if args.board is not None:  # with the Analysis page's runtime when the board's flash has room for it
+            out = bundle.build_for(args.board)
+            print("the Analysis page's runtime: {}".format(
+                "on the board" if bundle.manifest(out)["analysis"] else "not on the board (no room in its flash "
+                "budget; `sensorbox ui URL` serves the page from a computer)"))
+        else:
+            out = bundle.build(args.target, quiet=True)
     except bundle.BuildError as e:
         sys.exit("error: {}".format(e))
     wifi = None

@@ -131,10 +131,21 @@ PUSH_CHUNK = 2048  # bytes of model.csv per request: small enough for a device's
 PushError = client.DeviceError
 
 
+def push_refusal(kind):
+    """Why a model of ``kind`` (meta.json's, or train's ``--kind``) cannot go to a device, or None."""
+    if kind in ("trees", "forest", "extra-trees"):
+        return None
+    return ("devices run tree models (forest, extra-trees) for now; a {} model is evaluated on the host "
+            "(sensorbox evaluate)".format(kind))
+
+
 def push(url, model_dir, password=None, token=None, progress=False, ask=False):
     """Upload ``model_dir`` to the device at ``url`` (or a ``client.Client``) and activate it. Returns the
     device's model info. Credentials as ``client.Client`` takes them (an admin token or the admin password)."""
     meta, data = read(model_dir)
+    why = push_refusal(meta.get("kind"))
+    if why:  # before any request: the device would refuse it only after the upload
+        raise PushError("{}: {}".format(model_dir, why))
     if meta.get("csv_bytes") != len(data):
         raise PushError("{}: model.csv is {} bytes but meta.json says {}".format(model_dir, len(data),
                                                                                  meta.get("csv_bytes")))

@@ -22,8 +22,11 @@ import json
 import math
 import os
 import re
+import shutil
 import struct
 import sys
+import tempfile
+import warnings
 
 import numpy as np
 
@@ -68,44 +71,60 @@ def _guess_axis(name):
 
 
 def read_wav(path):
-    """(values frames x channels as float64, sample rate, sample kind "int"/"float") of a PCM or IEEE-float WAV."""
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    """(values frames x channels as float64, sample rate, sample kind "int"/"float") of a PCM or IEEE-float WAV.
+    A malformed file raises ImportProblem naming it and what is wrong."""
+    def bad(why):
+        return ImportProblem("{}: not a readable WAV file: {}".format(path, why))
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ImportProblem("{}: cannot read it ({})".format(path, e.strerror or e))
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise ImportProblem("{}: not a WAV file (no RIFF/WAVE header)".format(path))
     pos, fmt, body = 12, None, None
     while pos + 8 <= len(data):
         cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
         chunk = data[pos + 8:pos + 8 + size]
         if cid == b"fmt ":
+            if len(chunk) < 16:
+                raise bad("its fmt chunk has {} bytes, at least 16 are needed".format(len(chunk)))
             fmt = struct.unpack("<HHIIHH", chunk[:16])
             if fmt[0] == 0xFFFE and len(chunk) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real format is in the GUID
                 fmt = (struct.unpack("<H", chunk[24:26])[0],) + fmt[1:]
         elif cid == b"data":
+            if len(chunk) < size:
+                raise bad("its data chunk says {} bytes but the file ends after {} (cut short?)"
+                          .format(size, len(chunk)))
             body = chunk
         pos += 8 + size + (size & 1)
     if fmt is None or body is None:
         raise ImportProblem("{}: WAV file without fmt or data chunk".format(path))
     tag, ch, rate, _, _, bits = fmt
-    if tag == 1 and bits in (8, 16, 32):
-        dt = {8: "u1", 16: "<i2", 32: "<i4"}[bits]
-        v = np.frombuffer(body[:len(body) // (bits // 8) * (bits // 8)], dtype=dt).astype(np.float64)
-        if bits == 8:
-            v -= 128
-        kind = "int"
-    elif tag == 1 and bits == 24:
-        b = np.frombuffer(body[:len(body) // 3 * 3], dtype=np.uint8).reshape(-1, 3).astype(np.int32)
-        v = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8).astype(np.float64)
-        kind = "int"
-    elif tag == 3 and bits in (32, 64):
-        v = np.frombuffer(body[:len(body) // (bits // 8) * (bits // 8)], dtype="<f{}".format(bits // 8))
-        v = v.astype(np.float64)
-        kind = "float"
-    else:
+    if ch < 1:
+        raise bad("it says {} channels".format(ch))
+    if rate < 1:
+        raise bad("it says a sample rate of {} Hz".format(rate))
+    width = bits // 8
+    if not ((tag == 1 and bits in (8, 16, 24, 32)) or (tag == 3 and bits in (32, 64))):
         raise ImportProblem("{}: WAV format {} with {} bits is not supported (PCM 8/16/24/32 bits or IEEE float)"
                             .format(path, tag, bits))
-    n = len(v) // ch
-    return v[:n * ch].reshape(n, ch), float(rate), kind
+    n = len(body) // (width * ch)
+    if n < 1:
+        raise bad("its data chunk holds no whole frame ({} bytes, {} per frame)".format(len(body), width * ch))
+    body = body[:n * width * ch]
+    if bits == 24:
+        b = np.frombuffer(body, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        v = ((b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8).astype(np.float64)
+    else:
+        dt = ("<f{}" if tag == 3 else {1: "u1", 2: "<i2", 4: "<i4"}[width]).format(width)
+        v = np.frombuffer(body, dtype=dt).astype(np.float64)
+        if bits == 8:
+            v -= 128
+    if tag == 3 and not np.isfinite(v).all():
+        raise bad("{} samples are not finite numbers (NaN or infinity)".format(int((~np.isfinite(v)).sum())))
+    return v.reshape(n, ch), float(rate), "float" if tag == 3 else "int"
 
 
 def read_ts(path):
@@ -134,6 +153,8 @@ def read_ts(path):
                         for p in parts]
             except ValueError as e:
                 raise ImportProblem("{} line {}: {}".format(path, lineno, e))
+            if not dims:
+                raise ImportProblem("{} line {}: a case with no values".format(path, lineno))
             n = min(len(d) for d in dims)
             cases.append((np.stack([d[:n] for d in dims], axis=1), label))
     if not cases:
@@ -151,7 +172,11 @@ def _read_table(path):
     fields = [x.strip().strip('"') for x in re.split(sep if sep != r"\s+" else r"\s+", first.strip())]
     numeric = sum(_is_number(x) for x in fields)
     header = 0 if numeric < len(fields) / 2 else None
-    df = pd.read_csv(path, sep=sep, header=header, engine="python" if sep == r"\s+" else "c")
+    try:
+        df = pd.read_csv(path, sep=sep, header=header, engine="python" if sep == r"\s+" else "c",
+                         encoding_errors="replace")
+    except (ValueError, OSError) as e:  # pandas' parser and empty-data errors are ValueErrors
+        raise ImportProblem("{}: not a readable table: {}".format(path, str(e).strip() or type(e).__name__))
     if header is None:
         df.columns = [str(c) for c in range(df.shape[1])]
     df.columns = [str(c).strip() for c in df.columns]
@@ -235,10 +260,10 @@ class Options:
             raise ImportProblem("--units {}: one of {}".format(units, ", ".join(ACCEL_UNITS)))
         if gyro_units not in GYRO_UNITS:
             raise ImportProblem("--gyro-units {}: one of {}".format(gyro_units, ", ".join(GYRO_UNITS)))
-        if rate is not None and not rate > 0:
-            raise ImportProblem("--rate must be > 0")
-        if not to_rate > 0:
-            raise ImportProblem("--to-rate must be > 0")
+        for what, v in (("--rate", 1 if rate is None else rate), ("--to-rate", to_rate), ("--lsb-per-g", lsb_per_g),
+                        ("--lsb-per-dps", lsb_per_dps)):
+            if not 0 < v < math.inf:
+                raise ImportProblem("{} must be a number > 0".format(what))
         if label_from not in (None, "folder", "name"):
             raise ImportProblem("--label-from {}: folder or name".format(label_from))
         if group_from not in (None, "folder", "name", "file"):
@@ -307,13 +332,22 @@ def _time_seconds(col, name, unit):
     """(seconds from the first row, epoch ms of the first row or None, the unit used) for a time column."""
     import pandas as pd
 
-    if unit == "datetime" or col.dtype == object:
-        ts = pd.to_datetime(col, errors="coerce")
+    if unit != "datetime" and col.dtype.kind not in "fiub":
+        num = pd.to_numeric(col, errors="coerce")
+        if num.notna().sum() > len(col) / 2:  # numbers with a few damaged values
+            raise ImportProblem("time column {}: {} values are not numbers (first: {!r})".format(
+                name, int(num.isna().sum()), str(col[num.isna()].iloc[0])))
+    if unit == "datetime" or col.dtype.kind not in "fiub":
+        with warnings.catch_warnings():  # pandas warns when it parses value by value; unparsed ones are counted
+            warnings.simplefilter("ignore")
+            ts = pd.to_datetime(col, errors="coerce")
         if ts.isna().any():
             raise ImportProblem("time column {}: {} values are not times".format(name, int(ts.isna().sum())))
         ns = ts.astype("int64").to_numpy()
         return (ns - ns[0]) / 1e9, int(ns[0] // 1_000_000), "datetime"
     v = col.to_numpy(dtype=np.float64)
+    if not len(v) or not np.isfinite(v).all():
+        raise ImportProblem("time column {}: {} values are not numbers".format(name, int((~np.isfinite(v)).sum())))
     if unit is None:
         n = _norm(name)
         unit = next((u for u in ("ns", "us", "ms") if n.endswith(u)), None)
@@ -343,6 +377,7 @@ def _read_file(path, rel, opt, notes):
                 sidecar = json.load(f)
         except ValueError as e:
             raise ImportProblem("{}: not JSON ({})".format(side, e))
+        _check_sidecar(sidecar, side)
     rate = opt.rate or (sidecar or {}).get("rate_hz")
     label = opt.label or (sidecar or {}).get("label") or _from_path(rel, opt, "label")
     group = opt.group or (sidecar or {}).get("group") or _from_path(rel, opt, "group") or \
@@ -355,7 +390,7 @@ def _read_file(path, rel, opt, notes):
         for i, (v, lab) in enumerate(read_ts(path)):
             cols = _pick([str(c) for c in range(v.shape[1])], opt.columns, path) or _default_map(v.shape[1], path)
             v = v[:, [cols[c] for c in cols]]
-            keep = ~np.isnan(v).any(axis=1)
+            keep = np.isfinite(v).all(axis=1)
             g = opt.group or (sidecar or {}).get("group") or (_from_path(rel, opt, "group") if opt.group_pattern or
                                                              opt.group_from == "folder" else None)
             out.append(_Piece(v[keep], None, float(rate), opt.label or lab or label,
@@ -372,7 +407,12 @@ def _read_file(path, rel, opt, notes):
         p.units = "counts" if kind == "int" else "g"  # unless --units says otherwise
         return _segments(p, sidecar, path)
     if ext == ".npy":
-        a = np.load(path, allow_pickle=False)
+        try:
+            with warnings.catch_warnings():  # a damaged header can make numpy warn about Python 2 files
+                warnings.simplefilter("ignore")
+                a = np.load(path, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001 - numpy's header parser raises many kinds for a damaged file
+            raise ImportProblem("{}: not a readable .npy file: {}".format(path, str(e).strip() or type(e).__name__))
         t = None
         t0 = None
         if a.dtype.names:
@@ -388,8 +428,11 @@ def _read_file(path, rel, opt, notes):
 
                 t, t0, _ = _time_seconds(pd.Series(a[tcol]), tcol, opt.time_unit or
                                          ("ms" if tcol == "t" and a.dtype[tcol].kind == "i" else None))
+            for c in cols:
+                _numeric(a.dtype[names[cols[c]]], path, names[cols[c]])
             v = np.stack([a[names[cols[c]]].astype(np.float64) for c in cols], axis=1)
         else:
+            _numeric(a.dtype, path, "data")
             a = a.astype(np.float64)
             if a.ndim == 1:
                 a = a[:, None]
@@ -400,6 +443,9 @@ def _read_file(path, rel, opt, notes):
         if t is None and rate is None:
             raise ImportProblem("{}: the file does not say its sample rate: give --rate HZ (or a .json sidecar "
                                 "with rate_hz)".format(path))
+        if not np.isfinite(v).all():
+            raise ImportProblem("{}: {} rows hold NaN or infinite values: remove them, or write CSV, where such rows "
+                                "are left out".format(path, int((~np.isfinite(v)).any(axis=1).sum())))
         p = _Piece(v, t, float(rate) if rate else None, label, group, name, t0)
         p.channels = list(cols)
         return _segments(p, sidecar, path)
@@ -434,7 +480,9 @@ def _read_file(path, rel, opt, notes):
         notes.append("{}: time column {} read as {}".format(rel, tcol, unit))
     elif rate is None:
         raise ImportProblem("{}: no time column and no --rate: give --rate HZ or --time-column NAME".format(path))
-    keep = ~np.isnan(v).any(axis=1)
+    keep = np.isfinite(v).all(axis=1)
+    if not keep.all():
+        notes.append("{}: {} rows with missing or non-numeric values left out".format(rel, int((~keep).sum())))
     labels = (np.array([_rows_label(v) for v in df[opt.label_column].tolist()], dtype=object)
               if opt.label_column else None)
     groups = np.array([str(v) for v in df[opt.group_column].tolist()], dtype=object) if opt.group_column else None
@@ -448,11 +496,28 @@ def _read_file(path, rel, opt, notes):
     return _split_rows(p, keep, labels, groups)
 
 
+def _numeric(dt, path, what):
+    if dt.kind not in "biuf" or dt.shape:
+        raise ImportProblem("{}: {} is of type {}, not numbers".format(path, what, dt))
+
+
 def _default_map(n, path, names=None):
     if n not in (1, 3, 6):
         raise ImportProblem("{}: {} channels{}; give --columns to say which are the accelerometer (1 or 3) and "
                             "the gyroscope".format(path, n, " ({})".format(", ".join(names)) if names else ""))
     return {c: i for i, c in enumerate(CHANNELS[:n])}
+
+
+def _check_sidecar(d, side):
+    """Refuse a sidecar whose fields have the wrong type (the format: docs/datasets.md)."""
+    if not isinstance(d, dict):
+        raise ImportProblem("{}: a sidecar is a JSON object (rate_hz, label, group, segments)".format(side))
+    r = d.get("rate_hz")
+    if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < math.inf):
+        raise ImportProblem("{}: rate_hz must be a number > 0, not {!r}".format(side, r))
+    segs = d.get("segments")
+    if segs is not None and not (isinstance(segs, list) and all(isinstance(x, dict) for x in segs)):
+        raise ImportProblem("{}: segments must be a list of objects (start, frames, label)".format(side))
 
 
 def _segments(p, sidecar, path):
@@ -464,7 +529,9 @@ def _segments(p, sidecar, path):
     for i, s in enumerate(segs):
         try:
             a, n = int(s["start"]), int(s["frames"])
-        except (KeyError, TypeError, ValueError):
+            if a < 0 or n < 0:
+                raise ValueError
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise ImportProblem("{}: segment {} needs start and frames (rows)".format(path, i))
         q = _Piece(p.values[a:a + n], None if p.t is None else p.t[a:a + n] - p.t[a], p.rate,
                    str(s.get("label", p.label)), str(s.get("group", s.get("subject", p.group))),
@@ -586,29 +653,80 @@ def _safe(name):
     return re.sub(r"[^A-Za-z0-9_.#+-]", "_", name.replace(os.sep, "__").replace("/", "__"))
 
 
+def _within(path, folder):
+    """True when ``path`` is ``folder`` or lies inside it (links resolved)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _check_out(sources, out_dir):
+    """Refuse an ``out_dir`` that an import would read back or delete sources from."""
+    for src in sources:
+        if os.path.isdir(src) and _within(out_dir, src):
+            raise ImportProblem("--out {} {} the source folder {}: the import would read its own output; choose an "
+                                "--out outside the sources".format(
+                                    out_dir, "is" if _within(src, out_dir) else "is inside", src))
+        if _within(src, out_dir):
+            raise ImportProblem("the source {} is inside --out {}: choose an --out that holds no sources"
+                                .format(src, out_dir))
+
+
+def _previous(out_dir):
+    """The files an earlier import wrote into ``out_dir``, as its dataset.json lists them (plain names only)."""
+    try:
+        with open(os.path.join(out_dir, "dataset.json")) as f:
+            names = json.load(f).get("outputs")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    if not isinstance(names, list):
+        return set()
+    return {n for n in names if isinstance(n, str) and n == os.path.basename(n) and n.endswith((".npy", ".json"))
+            and n != "dataset.json" and not n.startswith(".")}
+
+
 def import_recordings(sources, out_dir, progress=None, force=False, **kw):
     """Import ``sources`` (files or folders) into the dataset folder ``out_dir``. Keyword arguments as
     ``Options`` (rate, to_rate, columns, units, gyro_units, lsb_per_g, lsb_per_dps, time_column, time_unit,
     label_column, label, label_from, label_pattern, group_column, group, group_from, group_pattern). Returns a
-    summary dict (also written to ``out_dir/dataset.json``) with counts and ``warnings``."""
+    summary dict (also written to ``out_dir/dataset.json``) with counts, ``warnings`` and ``outputs`` (the files
+    written). ``force`` replaces the files an earlier import listed there; nothing else in ``out_dir`` is deleted,
+    and nothing changes there until the whole import has succeeded."""
     if isinstance(sources, str):
         sources = [sources]
     opt = Options(**kw)
     files = input_files(sources)
-    if os.path.isdir(out_dir) and any(f.endswith(".npy") for f in os.listdir(out_dir)) and not force:
+    _check_out(sources, out_dir)
+    old = _previous(out_dir)
+    present = sorted(f for f in os.listdir(out_dir) if f.endswith(".npy")) if os.path.isdir(out_dir) else []
+    if present and not force:
         raise ImportProblem("{} already holds recordings: choose another --out, or --force to replace its files"
                             .format(out_dir))
+    strays = [f for f in present if f not in old]
+    if strays:
+        raise ImportProblem("{} holds recordings that no earlier import listed in its dataset.json ({}): --force "
+                            "replaces only those; choose another --out or move them".format(
+                                out_dir, ", ".join(strays[:5]) + (", ..." if len(strays) > 5 else "")))
     os.makedirs(out_dir, exist_ok=True)
-    if force:
-        for f in os.listdir(out_dir):
-            if f.endswith((".npy", ".json")):
+    tmp = tempfile.mkdtemp(prefix=".import-", dir=out_dir)
+    try:
+        summary = _import(sources, files, tmp, opt, progress)
+        for f in old - set(summary["outputs"]):
+            if os.path.exists(os.path.join(out_dir, f)):
                 os.remove(os.path.join(out_dir, f))
+        for f in summary["outputs"] + ["dataset.json"]:
+            os.replace(os.path.join(tmp, f), os.path.join(out_dir, f))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def _import(sources, files, out_dir, opt, progress):
     notes, warnings = [], []
     summary = {"format": 1, "sources": [os.path.abspath(s) for s in sources], "rate_hz": opt.to_rate,
                "options": {k: v for k, v in vars(opt).items() if v is not None}, "files": 0, "recordings": 0,
                "frames": 0, "classes": {}, "short": {"recordings": 0, "per_class": {}}, "clipped_frames": 0,
-               "gaps": 0}
-    used = set()
+               "gaps": 0, "outputs": []}
+    used = {"dataset"}  # dataset.json is the summary
     for n_done, (path, rel) in enumerate(files):
         pieces = _read_file(path, rel, opt, notes)
         res = _convert(pieces, opt, rel, warnings)
@@ -626,6 +744,7 @@ def import_recordings(sources, out_dir, progress=None, force=False, **kw):
         np.save(os.path.join(out_dir, name + ".npy"), frames)
         with open(os.path.join(out_dir, name + ".json"), "w") as f:
             json.dump(side, f, indent=1)
+        summary["outputs"] += [name + ".npy", name + ".json"]
         summary["files"] += 1
         summary["frames"] += len(frames)
         summary["clipped_frames"] += side["clipped_frames"]
@@ -695,8 +814,10 @@ def _convert(pieces, opt, rel, warnings):
                         rel, p.rate, 1.0 / dt, p.rate))
                 p.t = None
             src_rates.add(round(src, 2))
-            clipped += int((np.abs(p.values * scale) > 32767).any(axis=1).sum())  # input rows beyond the range
-            x = resample(p.values, p.t, p.rate, opt.to_rate) * scale
+            lim = 32767 / scale
+            clipped += int((np.abs(p.values) > lim).any(axis=1).sum())  # input rows beyond the range
+            # values far beyond the range are cut first (to 2x it), so filtering cannot overflow
+            x = resample(np.clip(p.values, -2 * lim, 2 * lim), p.t, p.rate, opt.to_rate) * scale
             x = np.clip(np.round(x), -32768, 32767).astype("<i2")
             if not len(x):
                 continue
@@ -831,7 +952,7 @@ def add_parser(sub):
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sources", metavar="SOURCE", nargs="+", help="files (.csv .tsv .txt .npy .wav .ts) or folders")
     p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder to write")
-    p.add_argument("--force", action="store_true", help="replace the recordings already in --out")
+    p.add_argument("--force", action="store_true", help="replace the files an earlier import wrote to --out (its dataset.json lists them)")
     g = p.add_argument_group("rate")
     g.add_argument("--rate", type=float, metavar="HZ",
                    help="the inputs' sample rate (default: from a time column, the WAV header or a sidecar)")

@@ -1051,9 +1051,8 @@ def cmd_train(args):
         knn_opts.pop("per_class", None)
     else:
         knn_opts = {k: v for k, v in knn_opts.items() if k in ("k", "per_class", "features")}
-    if args.push and kind in ("knn", "anomaly"):
-        sys.exit("error: --push: devices run tree models (forest, extra-trees) for now; a {} model is evaluated on "
-                 "the host (sensorbox evaluate)".format(kind))
+    if args.push and export.push_refusal(kind):
+        sys.exit("error: --push: " + export.push_refusal(kind))
     try:
         rep = train(args.data, args.out, channels=args.channels, hop=args.hop, folds=args.folds, opts=opts,
                     quiet=args.quiet, cv_only=args.cv_only, group_by=args.group_by, rate=args.rate, kind=kind,

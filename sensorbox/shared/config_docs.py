@@ -15,11 +15,12 @@ HELP = {
     "accel.enabled": "Sample the accelerometer",
     "accel.rate_hz": "Accelerometer output data rate (Hz)",
     "accel.range_g": "Accelerometer full-scale range (g); 16 bits span plus and minus this",
-    "accel.poll_ms": "How often the accelerometer FIFO is read (ms)",
+    "accel.poll_ms": "Longest time between two reads of the accelerometer FIFO (ms); also read when the analysis, "
+                     "the store or a live view wants fresh frames, and at least twice per FIFO span",
     "mic.enabled": "Sample the microphone",
     "mic.rate_hz": "Microphone sample rate (Hz)",
-    "mic.poll_ms": "How often the microphone buffer is read (ms); at most 21 at 16 kHz, 42 at 8 kHz (a third of "
-                   "the 1024-sample ring the sound meter reads from)",
+    "mic.poll_ms": "How often the sound meter reads the microphone's FIFO (ms), a chunk at a time; bounded by half "
+                   "the FIFO's span (128 ms at 16 kHz in the simulator, 80 ms on an I2S microphone)",
     "sim.replay_gap_every_s": "Simulator: inject a sensor stall this often (s, 0 = never); its frames are lost",
     "sim.replay_gap_ms": "Simulator: length of an injected stall (ms)",
     "sim.replay_noise": "Simulator: peak amplitude of noise added to the replayed recording (counts)",

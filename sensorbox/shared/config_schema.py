@@ -8,7 +8,7 @@ raises ``ConfigError`` naming the key and the reason. Nothing is ever half-appli
 ``SPEC`` is one string, a line per key: ``key kind default [low high | choices] [reboot]``, where default and
 choices are JSON tokens without spaces. A table of tuples would cost the device ~220 bytes of heap per key; this
 string costs its length, and a key's entry is parsed only when it is checked. Help texts are in config_docs.py.
-``SPEC_B`` and ``SPEC2`` hold more keys in the same form (see there).
+``SPEC_B``, ``SPEC_C`` and ``SPEC2`` hold more keys in the same form (see there: each under ~1 KB).
 """
 
 import json
@@ -34,10 +34,10 @@ log.file_kb             int     32            4 512
 accel.enabled           bool    true
 accel.rate_hz           choice  50            [25,50,100]
 accel.range_g           choice  8             [2,4,8,16]
-accel.poll_ms           int     40            5 1000
+accel.poll_ms           int     1000          5 1000
 mic.enabled             bool    true
 mic.rate_hz             choice  16000         [8000,16000]
-mic.poll_ms             int     20            5 42
+mic.poll_ms             int     50            5 250
 sim.replay_gap_every_s  int     0             0 86400
 sim.replay_gap_ms       int     500           0 60000
 sim.replay_noise        int     0             0 4096
@@ -67,6 +67,9 @@ store.features_kb       int     128           0 1048576
 store.predictions_kb    int     64            0 1048576
 store.soundlevel_kb     int     64            0 1048576
 store.events_kb         int     64            0 1048576
+"""
+
+SPEC_C = """
 mqtt.enabled            bool    false
 mqtt.host               str     ""            0 64
 mqtt.port               int     1883          1 65535
@@ -122,11 +125,11 @@ board.sd str "" 0 40 reboot
 """
 
 
-#: Frames in the microphone's sample ring (sensorbox/device/app.py allocates it once, at boot: 64 ms at 16 kHz).
-#: One poll of the microphone (``mic.poll_ms`` at ``mic.rate_hz``) may bring at most a third of it, so the ring
-#: also holds the sound meter's wait for its next turn and a late event loop: 21 ms at 16 kHz, 42 ms at 8 kHz.
-#: (With 200 ms polls at 16 kHz the meter lost 68 % of the samples.)
-MIC_RING_FRAMES = 1024
+#: Frames in the microphone's sample ring (sensorbox/device/app.py allocates it once, at boot: 32 ms at 16 kHz).
+#: It holds only what the sound meter has not processed yet: the meter reads the microphone's FIFO itself, one
+#: 256-frame batch per chunk it processes, so ``mic.poll_ms`` is bounded by the FIFO (the sampler reads it at
+#: least twice per FIFO span), not by this ring. (It was 1024 frames, and the poll at most a third of it: 21 ms.)
+MIC_RING_FRAMES = 512
 
 #: Frames in the accelerometer's sample ring (sensorbox/device/app.py). Event capture with ``capture.only``
 #: leaves the newest ``capture.pre_s`` + ``CAPTURE_HOLD_S`` seconds of it unread for triggers still to come
@@ -161,7 +164,7 @@ def _parse(line):
 
 def entry(key):
     """(key, kind, default, low, high | choices, apply) for ``key``, or None."""
-    for spec in (SPEC, SPEC_B, SPEC2):
+    for spec in (SPEC, SPEC_B, SPEC_C, SPEC2):
         i = spec.find("\n" + key + " ")
         if i >= 0:
             e = _parse(spec[i + 1:spec.find("\n", i + 1)])
@@ -171,7 +174,7 @@ def entry(key):
 
 def entries():
     """Every entry, in declaration order."""
-    for spec in (SPEC, SPEC_B, SPEC2):
+    for spec in (SPEC, SPEC_B, SPEC_C, SPEC2):
         for line in spec.split("\n"):
             if line.strip():
                 yield _parse(line)
@@ -242,23 +245,45 @@ def validate(update, current=None):
     ``current`` is the configuration in force (defaults when None). Raises ConfigError for the first bad key in
     sorted order; neither argument is modified.
     """
+    merged = dict(current) if current is not None else defaults()
+    merged.update(check_update(update, merged.get))
+    return merged
+
+
+class _View:
+    # the configuration as it would be after an update: the update's checked values over get(key)
+    def __init__(self, values, get):
+        self.values = values
+        self.current = get
+
+    def get(self, key, default=None):
+        v = self.values.get(key, self)
+        return self.current(key, default) if v is self else v
+
+
+def check_update(update, get):
+    """The values of the partial ``update``, converted to their kinds and checked one by one and together (the
+    checks across keys run on the update over ``get(key, default)``, the configuration in force). Raises
+    ConfigError for the first bad key in sorted order. No copy of the whole configuration is made: the device
+    checks an update with this, not ``validate``."""
     if not isinstance(update, dict):
         raise ConfigError("(body)", "expected a JSON object of key: value")
-    merged = dict(current) if current is not None else defaults()
+    values = {}
     for key in sorted(update, key=str):
         if not isinstance(key, str):
             raise ConfigError(str(key), "keys must be strings")
-        merged[key] = check_value(key, update[key])
-    _check_mic(merged, update)
-    _check_ml(merged, update)
-    _check_integrations(merged, update)
-    _check_capture(merged, update)
-    if merged.get("board.sd"):
+        values[key] = check_value(key, update[key])
+    view = _View(values, get)
+    _check_ml(view, update)
+    _check_integrations(view, update)
+    _check_capture(view, update)
+    sd = view.get("board.sd")
+    if sd:
         try:
-            sd_args(merged["board.sd"])
+            sd_args(sd)
         except ValueError as e:
             raise ConfigError("board.sd", str(e))
-    return merged
+    return values
 
 
 def sd_args(spec):
@@ -325,20 +350,6 @@ def _check_integrations(config, update=()):
         if "mqtt.command_token" in update and "mqtt.commands" not in update:  # named: the key being changed
             raise ConfigError("mqtt.command_token", "mqtt.commands is on and needs a token: turn it off first")
         raise ConfigError("mqtt.commands", "set mqtt.command_token first: commands need a token to be authorised")
-
-
-def _check_mic(config, update=()):
-    # mic.poll_ms against the ring at the configured rate (see MIC_RING_FRAMES); named: the key being changed
-    poll = config.get("mic.poll_ms")
-    rate = config.get("mic.rate_hz")
-    if poll is not None and rate is not None and poll * rate > MIC_RING_FRAMES * 1000 // 3:
-        key = "mic.rate_hz" if "mic.rate_hz" in update and "mic.poll_ms" not in update else "mic.poll_ms"
-        raise ConfigError(key, "mic.poll_ms {} ms at {} Hz is {} samples per poll; the microphone's {}-sample ring "
-                          "allows at most {} ms at that rate{}".format(poll, rate, poll * rate // 1000,
-                                                                        MIC_RING_FRAMES,
-                                                                        MIC_RING_FRAMES * 1000 // 3 // rate,
-                                                                        ": lower mic.poll_ms first" if
-                                                                        key == "mic.rate_hz" else ""))
 
 
 def public_view(config):

@@ -5,7 +5,8 @@ It picks, once at import, the fastest implementation present:
 - ``sensorbox.device.kernels_fast`` (``@micropython.viper``: the unix port and ESP32s);
 - otherwise ``sensorbox.shared.kernels_py`` (plain Python: CPython and MicroPython WebAssembly).
 
-``VARIANT`` names the kernels in use (``"viper"`` or ``"python"``). The integer kernels (``fft_q15``,
+``VARIANT`` names the kernels in use (``"viper"`` or ``"python"``); ``dots3`` and ``spectrum``, which the plain
+kernels do in one pass, are made of the single kernels where a variant lacks them. The integer kernels (``fft_q15``,
 ``iir_q``, ``moments``, ...; documented in kernels_py) exist only in sensorbox and give bit-identical results
 in every variant, so features and sound levels are the same on the device, the host and in the browser.
 
@@ -56,6 +57,24 @@ band_power = _k.band_power
 argmax_power = _k.argmax_power
 dot = _k.dot
 sumsq_i16 = _k.sumsq_i16
+dots3 = getattr(_k, "dots3", None)
+spectrum = getattr(_k, "spectrum", None)
+if dots3 is None:  # the viper kernels: their dot, six times (kernels_py.dots3 does one pass)
+
+    def dots3(a, b, c, n, shift, out):
+        out[0] = dot(a, a, n, shift)
+        out[1] = dot(b, b, n, shift)
+        out[2] = dot(c, c, n, shift)
+        out[3] = dot(a, b, n, shift)
+        out[4] = dot(a, c, n, shift)
+        out[5] = dot(b, c, n, shift)
+
+if spectrum is None:  # the viper kernels: band_power per band, then argmax_power (kernels_py.spectrum: one pass)
+
+    def spectrum(re, im, bands, lo, hi, out):
+        for i in range(len(bands)):
+            out[i] = band_power(re, im, bands[i][0], bands[i][1])
+        out[len(bands)] = argmax_power(re, im, lo, hi)
 IIR_FRAC = 8  # kernels_py.IIR_FRAC
 
 _NIBBLE_BITS = b"\x00\x01\x02\x02\x03\x03\x03\x03\x04\x04\x04\x04\x04\x04\x04\x04"

@@ -78,8 +78,8 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
         raise ModelError("model was trained on {}-frame windows, ml.window is {}".format(meta["window"], window),
                          "window")
     classes = meta.get("classes")
-    if not isinstance(classes, list) or not 2 <= len(classes) <= 255:
-        raise ModelError("meta.json: classes must list 2..255 names", "classes")
+    if not isinstance(classes, list) or not 2 <= len(classes) <= trees.MAX_CLASSES:  # the bound of the CSV loader
+        raise ModelError("meta.json: classes must list 2..{} names".format(trees.MAX_CLASSES), "classes")
     for k, most in (("class_names", 40), ("class_descriptions", 200)):  # optional, for people (the UI)
         v = meta.get(k)
         if v is not None and (not isinstance(v, list) or len(v) != len(classes) or

@@ -50,6 +50,15 @@ def vote(nodes, roots, n_trees, leaves, x, votes, n_classes):
     return best
 
 
+def decide(r, count, n_trees, threshold):
+    """The pipeline's decision after smoothing (``trees_fast.smooth``'s result ``r``: the winning class + 1 and its
+    votes summed over ``count`` windows, as ``sum << 8 | (class + 1)``): (class, confidence permille), the
+    confidence being the winner's share of all the votes, the class -1 ("unknown") below ``threshold``. The device
+    and the browser (``sensorbox.shared.analysis``) decide with this one function."""
+    conf = (r >> 8) * 1000 // (count * n_trees)
+    return ((r & 0xFF) - 1 if conf >= threshold else -1), conf
+
+
 class Trees:
     """A tree ensemble with fixed capacity (allocated once). ``kernel`` is a function with the signature of
     ``vote`` (the device passes its viper version)."""

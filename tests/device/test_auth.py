@@ -151,6 +151,9 @@ class _Sensor:
     ring = _Ring()
     generation = 1
 
+    def pump(self, batches=0):  # sampler.Sensor.pump: read the FIFO now (nothing to read here)
+        return 0
+
 
 class _Device:
     def __init__(self, auth):
@@ -266,3 +269,49 @@ def test_sessions_outlive_a_planned_restart_once():
     with open(d + "/sessions.json", "w") as f:  # saved longer ago than a session may idle: dropped
         f.write(json.dumps({"t": time.time() - 13 * 3600, "s": [binascii.hexlify(b"\x01" * 32).decode()]}))
     assert authz.sessions(Auth(d + "/auth.json", quiet_log(), "pw")) == []
+
+
+def test_restored_sessions_keep_the_idle_time_they_had_left_and_only_after_a_quick_restart():
+    import hashlib
+    import os
+
+    from sensorbox.device.http import authz
+
+    d = tmpdir()
+    hour = 3600 * 1000
+
+    def saved(idle_ms):
+        """Sessions last used ``idle_ms`` ago (one each), saved as POST /api/restart saves them."""
+        a = Auth(d + "/auth.json", quiet_log(), "pw")
+        now = time.ticks_ms()
+        for i, ms in enumerate(idle_ms):
+            authz.sessions(a).append([hashlib.sha256(str(i).encode() * 32).digest(), time.ticks_add(now, -ms)])
+        authz.sessions(a, True)
+        with open(d + "/sessions.json") as f:
+            return json.load(f)
+
+    def restored():
+        return authz.sessions(Auth(d + "/auth.json", quiet_log(), "pw"))
+
+    # one used a minute ago, one 11.5 h ago, one 13 h ago (expired: not saved)
+    f = saved([60000, 23 * hour // 2, 13 * hour])
+    assert len(f["s"]) == 2, f
+    ss = restored()
+    assert len(ss) == 2 and "sessions.json" not in os.listdir(d)
+    now = time.ticks_ms()
+    idle = [time.ticks_diff(now, s[1]) for s in ss]
+    # the idle time each had, not a fresh 12 h: the second expires in half an hour as it would have
+    assert 60000 <= idle[0] < 70000 and 23 * hour // 2 <= idle[1] < 23 * hour // 2 + 10000, idle
+
+    def with_clock(shift_s):
+        f = saved([60000])
+        f["t"] += shift_s  # as if saved shift_s later (a clock gone back) or earlier (a long time ago)
+        with open(d + "/sessions.json", "w") as fh:
+            json.dump(f, fh)
+        return restored()
+
+    assert len(with_clock(-30)) == 1  # back within seconds: kept
+    assert with_clock(-authz.RESTART_S - 5) == []  # back much later than a restart takes: dropped
+    assert with_clock(-3 * hour // 1000) == []  # hours later, though the session had 12 h left: dropped
+    assert with_clock(3600) == []  # the clock reads earlier than at the save (a board's after a power cut): dropped
+    assert "sessions.json" not in os.listdir(d)

@@ -292,6 +292,7 @@ def test_pipeline_classify_step_matches_the_viper_evaluator():
         with open("models/default/model.csv") as f:
             trees_csv.load(f, ev)
         m = Model(meta, ev, "default")
+        m.gids = list(range(nc))  # the store's class ids (models.py asks the store for them when a model loads)
         assert (m.emlearn is not None) == (type(ev).__name__ == "CTrees")
 
         class Dev:

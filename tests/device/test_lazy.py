@@ -97,3 +97,25 @@ def test_a_failed_import_leaves_nothing_behind():
     gc.collect()
     for d in (_WEB,) + _DEPS:
         assert d not in sys.modules, d
+
+
+def test_warm_leaves_out_what_the_device_does_not_run():
+    # the k-nearest-neighbour evaluator and its loader are bundled for later, not run: warming them at boot
+    # would intern their names for good (28 names, ~0.3 KB on this port)
+    from sensorbox.device import boot
+
+    seen = []
+    load = lazy.load
+
+    def recording(name):
+        seen.append(name)
+        return load(name)
+
+    lazy.load = recording
+    try:
+        boot.warm_package("sensorbox.shared", boot.WARM_SKIP)
+    finally:
+        lazy.load = load
+    assert "sensorbox.shared.features" in seen and "sensorbox.shared.trees_csv" in seen, seen
+    for m in ("sensorbox.shared.neighbors", "sensorbox.shared.neighbors_csv", "sensorbox.shared.kernels_py"):
+        assert m not in seen, m

@@ -134,6 +134,11 @@ async def test_bad_models_are_refused_with_reasons_and_the_old_keeps_running():
     bad["feature_version"] = 99
     refused(lambda: m.stage_meta(json.dumps(bad).encode()), "feature version 99")
     refused(lambda: m.stage_meta(b"{not json"), "not JSON")
+    bad = dict(meta)  # more classes than emlearn's trees take (int8): refused at upload, not at activation
+    bad["classes"] = ["c{}".format(i) for i in range(128)]
+    bad.pop("class_names", None)
+    bad.pop("class_descriptions", None)
+    refused(lambda: m.stage_meta(json.dumps(bad).encode()), "2..127")
     refused(lambda: m.stage_chunk(0, b"x"), "PUT meta.json first")
     # too big for ml.model_max_kb
     m.config.values["ml.model_max_kb"] = 1

@@ -12,11 +12,11 @@ import json
 
 import asyncio
 
-from devtest import StubConfig, quiet_log, tmpdir, until
+from devtest import ClassIds, RingSensor, StubConfig, quiet_log, tmpdir, until
 from sensorbox.device.bus import Bus
 from sensorbox.device import models
 from sensorbox.device.pipeline import Pipeline
-from sensorbox.device.sensors.ring import Batch, SampleRing
+from sensorbox.device.sensors.ring import Batch
 from sensorbox.shared import features, npy
 
 EXCERPT = "data/watch_excerpt.npy"
@@ -28,29 +28,13 @@ class Plat:
         self.www_dir = "./www"
 
 
-class Sensor:
-    def __init__(self):
-        # rate 1000 only shortens the pipeline's poll interval (hop / rate / 4) so the test runs fast
-        self.ring = SampleRing(3, 500, 1000)
-        self.generation = 1
-        self.driver = True
-
-
-class ClassIds:
-    """What the pipeline and the model loader use of the store: ids for a model's classes (a fresh class table
-    gives the first model 0, 1, ...; tests/device/test_store.py tests the table itself)."""
-
-    def class_ids(self, names):
-        return array.array("h", range(len(names)))
-
-
 class Dev:
     def __init__(self, **cfg):
         self.log = quiet_log()
         self.config = StubConfig(**cfg)
         self.bus = Bus(self.log)
         self.platform = Plat()
-        self.sensors = {"accel": Sensor()}
+        self.sensors = {"accel": RingSensor()}
         self.model = self.model_error = None
         self.store = ClassIds()
 

@@ -62,7 +62,7 @@ class Broker:
         self.log = open(os.path.join(self.dir, "broker.log"), "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
         t0 = time.time()
-        while time.time() - t0 < 10:
+        while time.time() - t0 < 60:  # (a moment alone; longer on a loaded machine)
             if self.proc.poll() is not None:
                 raise RuntimeError("mosquitto exited: " + open(os.path.join(self.dir, "broker.log")).read())
             try:
@@ -137,9 +137,17 @@ class Collector:
             self.c.username_pw_set(user, password)
         self.c.on_message = self._on
         self.c.on_connect = lambda c, u, f, rc, p: [c.subscribe(t, 1) for t in topics]
+        acks = []
+        self.c.on_subscribe = lambda c, u, mid, rc, p: acks.append(mid)
         self.c.reconnect_delay_set(0.1, 0.5)
         self.c.connect("127.0.0.1", port, 30)
         self.c.loop_start()
+        # subscribed before the test goes on: a message published before that would be missed (paho connects and
+        # subscribes in its own thread)
+        t0 = time.time()
+        while len(acks) < len(topics):
+            assert time.time() - t0 < 60, "the collector could not subscribe to {}".format(topics)
+            time.sleep(0.02)
 
     def _on(self, c, u, msg):
         with self.lock:
@@ -149,7 +157,7 @@ class Collector:
         with self.lock:
             return [m for m in self.messages if m[0] == topic]
 
-    def wait(self, cond, timeout=20):
+    def wait(self, cond, timeout=60):
         t0 = time.time()
         while time.time() - t0 < timeout:
             with self.lock:

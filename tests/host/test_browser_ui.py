@@ -9,13 +9,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 
 import numpy as np
 import pytest
-from conftest import ADMIN_PASSWORD, REPO, free_port, retry_503 as _retry
+from conftest import ADMIN_PASSWORD, REPO, retry_503 as _retry, start_run, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -35,11 +34,14 @@ def chromium():
     pw.stop()
 
 
-def login(browser, url, **ctx_args):
-    """A new browser context logged in to the device at ``url``: (context, page, page errors)."""
+def login(browser, url, clock=False, **ctx_args):
+    """A new browser context logged in to the device at ``url``: (context, page, page errors). ``clock``: the
+    page's timers and Date run on Playwright's clock (``page.clock``, flowing until a test pauses it)."""
     ctx = browser.new_context(accept_downloads=True, **dict({"viewport": {"width": 1200, "height": 900}}, **ctx_args))
     page = ctx.new_page()
-    page.set_default_timeout(15000)
+    if clock:
+        page.clock.install()
+    page.set_default_timeout(60000)  # waits on the device: generous, a loaded machine is only slower
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url + "/")
@@ -71,9 +73,7 @@ def test_login_then_live_dashboard_moves(ui):
     n1 = int(page.text_content("#nsamples"))
     page.wait_for_function("document.querySelector('#cls').textContent !== '–'")
     page.wait_for_function("document.querySelector('#leq').textContent.endsWith(' dB(A)')")
-    time.sleep(1.5)
-    n2 = int(page.text_content("#nsamples"))
-    assert n2 > n1 + 20  # ~25 decimated frames per second keep arriving
+    page.wait_for_function("Number(document.querySelector('#nsamples').textContent) > {}".format(n1 + 20))  # more
     # the class's display name and meaning, from the model's meta.json (the default model: seglearn's watch codes)
     info = _retry(dev.get, "/api/model/classes").json()
     assert info["classes"] == ["PEN", "ABD", "FEL", "IR", "ER", "TRAP", "ROW"] and info["names"][0] == "Pendulum"
@@ -102,22 +102,17 @@ def test_login_then_live_dashboard_moves(ui):
     assert "L90" in page.text_content("details.explain p") and "A-weighted" in page.text_content("details.explain p")
     shot(page, "dashboard")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone
-    time.sleep(0.5)
+    # nothing wider than the phone, once the page has had the resize (the charts follow it)
+    page.wait_for_function("document.documentElement.scrollWidth <= 400")
     shot(page, "dashboard-phone")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 400  # nothing wider than the phone
     page.set_viewport_size({"width": 1200, "height": 900})
     assert not errors, errors
 
 
 def test_recent_events_are_the_stored_ones(ui):
     dev, page, errors = ui
-    deadline = time.time() + 20
-    while time.time() < deadline:  # the first prediction stores a class_change event
-        stored = _retry(dev.get, "/api/events?start=-3600000").json()
-        if stored:
-            break
-        time.sleep(0.5)
-    assert stored
+    stored = wait_for(lambda: _retry(dev.get, "/api/events?start=-3600000").json(),  # the first prediction
+                      "a stored event", every=0.5)  # stores a class_change event
     opened = _retry(dev.get, "/api/status").json()["time_ms"]
     page.goto(dev.url + "/#dashboard")
     page.reload()  # a fresh page: what the list shows at once comes from the store, not the live stream
@@ -235,7 +230,7 @@ def _drag(page, box, a, b):
 
 def test_history_select_label_and_export(ui):
     dev, page, errors = ui
-    time.sleep(2)  # some stored data
+    dev.wait_stored("accel", rows=300)  # some stored data (6 s)
     page.goto(dev.url + "/#history")
     over = page.wait_for_selector("#histchart .u-over")
     page.wait_for_function("document.querySelector('#hinfo').textContent.includes('points')")
@@ -367,7 +362,7 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
     """At 390 px with a touch screen (Chromium's touch events, sent over CDP): a vertical swipe scrolls and selects
     nothing; a sideways drag selects; a press held still, then dragged, selects; the selection can be labelled."""
     dev = ui[0]
-    ctx, page, errors = login(chromium, dev.url, viewport={"width": 390, "height": 844}, has_touch=True,
+    ctx, page, errors = login(chromium, dev.url, clock=True, viewport={"width": 390, "height": 844}, has_touch=True,
                               is_mobile=True, device_scale_factor=2)
     try:
         for lab in _retry(dev.get, "/api/labels").json()["labels"]:  # a chart without labels: nothing to overlap
@@ -377,15 +372,18 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
         page.wait_for_function("hist.loads > 0")
         over.scroll_into_view_if_needed()
         cdp = ctx.new_cdp_session(page)
+        # The page's clock stands still during the gestures: its 350 ms long-press timer fires when the test moves
+        # the clock on (a held press), never because the machine was slow between two touch events.
+        page.clock.pause_at(time.time() + 1)
 
         def touch(kind, x=None, y=None):
             cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [] if x is None else
                                                   [{"x": x, "y": y, "id": 1, "radiusX": 4, "radiusY": 4}]})
 
-        def swipe(points, hold=0.0):
+        def swipe(points, hold=0):
             touch("touchStart", *points[0])
             if hold:
-                time.sleep(hold)  # a long press (the page waits 350 ms before it takes the touch as a selection)
+                page.clock.run_for(hold)  # a press held still for `hold` ms
             for p in points[1:]:
                 touch("touchMove", *p)
             touch("touchEnd")
@@ -393,9 +391,14 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
         box = over.bounding_box()
         x, y, w, h = box["x"], box["y"], box["width"], box["height"]
         scroll0 = page.evaluate("scrollY")
+        page.evaluate("window.scrolled = false; document.addEventListener('scrollend', () => (scrolled = true), "
+                      "{ once: true })")
         swipe([(x + 0.5 * w, y + 0.7 * h)] + [(x + 0.5 * w, y + 0.7 * h - 12 * k) for k in range(1, 10)])
         assert page.text_content("#selinfo").startswith("none")  # a scroll, not a selection
+        page.wait_for_function("scrolled")  # the scroll has ended (its fling may have taken the chart out of view)
         assert page.evaluate("scrollY") > scroll0
+        assert page.text_content("#selinfo").startswith("none")
+        over.scroll_into_view_if_needed()
         box = over.bounding_box()
         x, y = box["x"], box["y"]
         # sideways drag
@@ -406,10 +409,11 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
         assert abs(got[0] - want[0]) < 0.03 * (want[1] - want[0]) * 2 and abs(got[1] - want[1]) < 0.06 * (want[1] - want[0])
         # a press held still, then a drag more down than sideways (without the hold: a scroll)
         swipe([(x + 0.7 * w, y + 0.2 * h)] + [(x + (0.7 - 0.03 * k) * w, y + (0.2 + 0.08 * k) * h) for k in range(1, 9)],
-              hold=1.0)
+              hold=1000)
         page.wait_for_function("hist.sel[0] < hist.plot.posToVal(0.5 * hist.plot.over.clientWidth, 'x') * 1000 && "
                                "hist.sel[1] > hist.plot.posToVal(0.65 * hist.plot.over.clientWidth, 'x') * 1000")
         sel = page.evaluate("hist.sel")
+        page.clock.resume()
         page.fill("#labelname", "touch")
         page.tap("#labelbtn")
         page.wait_for_selector("#labels td:text('touch')")
@@ -426,27 +430,15 @@ def test_touch_selects_a_range_on_a_phone(ui, chromium):
 def test_restart_says_so_and_comes_back_to_the_same_page(chromium, tmp_path):
     """Restart from the Health page of a device run by ``sensorbox run`` (which starts it again): the page says
     "Restarting…", waits for the device, and comes back to the Health page, still logged in."""
-    port = free_port()
-    url = "http://127.0.0.1:{}".format(port)
     out = open(tmp_path / "out.txt", "wb")
-    env = dict(os.environ, SENSORBOX_ADMIN_PASSWORD=ADMIN_PASSWORD)
-    proc = subprocess.Popen([sys.executable, "-m", "sensorbox.host.cli", "run", "--port", str(port), "--data",
-                             str(tmp_path / "var")], stdout=out, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    proc, port, st1 = start_run(tmp_path / "var", out, dict(os.environ, SENSORBOX_ADMIN_PASSWORD=ADMIN_PASSWORD))
+    url = "http://127.0.0.1:{}".format(port)
 
     def status():
-        try:
-            with urllib.request.urlopen(url + "/api/status", timeout=5) as r:
-                return json.loads(r.read())
-        except OSError:
-            return None
+        with urllib.request.urlopen(url + "/api/status", timeout=5) as r:
+            return json.loads(r.read())
 
     try:
-        deadline = time.time() + 30
-        while status() is None and time.time() < deadline:
-            time.sleep(0.2)
-        st1 = status()
-        assert st1, "no answer within 30 s"
         ctx, page, errors = login(chromium, url)
         page.goto(url + "/#health")
         page.wait_for_selector("#tasks td:text('accel')")
@@ -467,7 +459,7 @@ def test_restart_says_so_and_comes_back_to_the_same_page(chromium, tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(15)
+            proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         out.close()
@@ -535,6 +527,51 @@ def test_health_and_logs_page(ui):
     assert "KB free" in page.text_content("#hstatus")
     shot(page, "health")
     assert not errors, errors
+
+
+def test_history_counts_samples_of_the_newest_labels_and_the_others_on_demand(chromium, tmp_path):
+    # each count is an export request the device serves with its export code: the page sends at most
+    # AUTO_COUNT (10) of them by itself, one after the other; an older label's count comes with a click
+    from conftest import Device
+
+    dev = Device(tmp_path / "dev")
+    ctx = None
+    try:
+        rows = []
+        t_end = time.time() + 20
+        while len(rows) < 200 and time.time() < t_end:  # 4 s of stored accelerometer data
+            time.sleep(0.5)
+            rows = _retry(dev.get, "/api/resources/accel/data?format=csv&columns=t&start=-20000").body.split()[1:]
+        t0 = int(rows[0])
+        for i in range(14):
+            r = _retry(dev.post, "/api/labels", {"start": t0 + 250 * i, "end": t0 + 250 * i + 200, "label": "l%d" % i})
+            assert r.status == 201, r.body
+        ctx, page, errors = login(chromium, dev.url)
+        counts = []
+        page.on("request", lambda r: counts.append(r.url) if "max_points=2&" in r.url and "columns=t,x" in r.url
+                else None)
+        page.goto(dev.url + "/#history")
+        page.wait_for_function("document.querySelectorAll('#labels tbody tr').length === 14")
+        page.wait_for_function("[...document.querySelectorAll('#labels td.samples')].slice(0, 10)"
+                               ".every((td) => /^[0-9]+$/.test(td.textContent))")
+        assert len(counts) == 10, counts
+        cells = page.eval_on_selector_all("#labels td.samples", "els => els.map(e => e.textContent)")
+        assert cells[10:] == ["count"] * 4, cells
+        labels = _retry(dev.get, "/api/labels").json()["labels"]
+        oldest = labels[0]
+        row = "#labels tr[data-id='{}']".format(oldest["id"])
+        page.click(row + " td.samples button")
+        n = _count_rows(dev, oldest["start"], oldest["end"])
+        assert n > 0
+        page.wait_for_function("document.querySelector(\"{} td.samples\").textContent === '{}'".format(row, n))
+        assert len(counts) == 11
+        for lab, txt in zip(reversed(labels[-10:]), cells[:10]):  # newest first, as the device counts them
+            assert int(txt) == _count_rows(dev, lab["start"], lab["end"]), (lab, txt)
+        assert not errors, errors
+    finally:
+        if ctx is not None:
+            ctx.close()
+        dev.stop()
 
 
 def test_settings_group_mqtt_and_webhook_keys_with_write_only_secrets(ui):

@@ -37,7 +37,7 @@ def _serve_board(root, heap=None):
         [socat, "TCP-LISTEN:{},bind=127.0.0.1,reuseaddr,fork".format(port),
          "EXEC:{},pty,rawer,onlcr=0,opost=0,stderr,setsid".format(mp)],
         cwd=str(root), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 10
+    deadline = time.time() + 60  # (at once alone; longer on a loaded machine)
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -12,7 +12,7 @@ import time
 
 from sensorbox.host import bundle
 
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, wait_for
 
 
 def _stream(dev, seconds, got):
@@ -35,21 +35,14 @@ def _stream(dev, seconds, got):
 
 def _wait_heap_sample(dev, after_ms):
     # housekeeping collects every 5 s; wait for a sample taken after `after_ms` (device uptime)
-    for _ in range(80):
-        st = dev.status()
-        if st["uptime_s"] * 1000 >= after_ms + 6000 and st["heap"]["used"]:
-            return st
-        time.sleep(0.25)
-    raise AssertionError("no heap sample after a collection: {}".format(st["heap"]))
+    return wait_for(dev.status, "a heap sample after a collection", lambda st: st["uptime_s"] * 1000 >= after_ms +
+                    6000 and st["heap"]["used"], every=0.25)
 
 
 def test_heap_within_budget_under_load(device_factory):
     dev = device_factory(heap=__import__("os").environ.get("HB_HEAP", bundle.APP_HEAP))
-    for _ in range(100):  # analysis and the sound meter running
-        st = dev.status()
-        if (st["analysis"] or {}).get("windows", 0) >= 2 and (st["soundlevel"] or {}).get("interval"):
-            break
-        time.sleep(0.2)
+    wait_for(dev.status, "analysis and the sound meter running", lambda st: (st["analysis"] or {}).get(
+        "windows", 0) >= 2 and (st["soundlevel"] or {}).get("interval"))
     got = []
     streams = [threading.Thread(target=_stream, args=(dev, 4, got)) for _ in range(4)]
     for t in streams:
@@ -71,3 +64,30 @@ def test_heap_within_budget_under_load(device_factory):
     assert heap["peak_used"] <= bundle.HEAP_BUDGET["peak"], (heap, bundle.HEAP_BUDGET)
     assert bundle.HEAP_BUDGET["peak"] < total, "the budget must leave the heap room to fragment"
     assert all(s["dropped"] == 0 for s in st["sensors"].values()), st["sensors"]
+
+
+_WARM = """
+import micropython
+from sensorbox.device import lazy, platform
+lazy.load("sensorbox.device.boot").warm(platform.get())
+micropython.qstr_info()
+"""
+
+
+def test_interned_names_stay_below_the_pools_doubling(tmp_path):
+    # boot.warm interns every name the device can use (each module loaded and unloaded once). Past 1,260 names
+    # the unix port's name pools double: a ~15 KB block (~9 KB on an ESP32) for good. bundle.NAME_BUDGET keeps
+    # the count below that, with room for what the running app adds; the bundle's private-name renaming
+    # (host/names.py) is what keeps it there.
+    import re
+    import subprocess
+
+    out = bundle.build("unix")
+    script = tmp_path / "warm.py"
+    script.write_text(_WARM)
+    r = subprocess.run([bundle.micropython_path(), "-X", "heapsize=" + bundle.APP_HEAP, str(script)],
+                       env=bundle.micropython_env(out), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    n = int(re.search(r"n_qstr=(\d+)", r.stdout).group(1))
+    print("names interned by boot.warm:", n, "of", bundle.NAME_BUDGET)
+    assert n <= bundle.NAME_BUDGET, (n, bundle.NAME_BUDGET)

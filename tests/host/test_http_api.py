@@ -5,7 +5,7 @@ import os
 import socket
 import time
 
-from conftest import ADMIN_PASSWORD, send_raw
+from conftest import ADMIN_PASSWORD, send_raw, wait_for
 
 
 def test_status_open_probe_holds_no_data(device_app):
@@ -35,12 +35,8 @@ def test_status_is_open_and_complete(device_app):
 
 def test_samples_flow_without_loss(device_app):
     a = device_app.status()["sensors"]
-    for _ in range(50):  # both sensors' counters move (how fast is for the benchmarks)
-        b = device_app.status()["sensors"]
-        if all(b[n]["received"] > a[n]["received"] for n in ("accel", "mic")):
-            break
-        time.sleep(0.1)
-    assert all(b[n]["received"] > a[n]["received"] for n in ("accel", "mic")), (a, b)
+    b = wait_for(lambda: device_app.status()["sensors"], "both sensors' counters moving",  # (how fast: make bench)
+                 lambda b: all(b[n]["received"] > a[n]["received"] for n in ("accel", "mic")))
     assert b["accel"]["dropped"] == 0, b["accel"]  # its FIFO holds 5 s: a loss would mean a stalled loop
 
 
@@ -102,13 +98,7 @@ def test_config_change_applies_live(device_app):
     r = device_app.put("/api/config", {"accel.rate_hz": 100, "device.name": "bench-7"})
     assert r.status == 200, r.body
     assert sorted(r.json()["changed"]) == ["accel.rate_hz", "device.name"]
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        st = device_app.status()
-        if st["sensors"]["accel"]["rate_hz"] == 100:
-            break
-        time.sleep(0.1)
-    assert st["sensors"]["accel"]["rate_hz"] == 100
+    st = wait_for(device_app.status, "the sampler at 100 Hz", lambda st: st["sensors"]["accel"]["rate_hz"] == 100)
     assert st["device"]["name"] == "bench-7"
     assert st["tasks"]["accel"]["reloads"] >= 1 and st["tasks"]["accel"]["restarts"] == 0
     saved = json.loads(_read(os.path.join(device_app.data_dir, "config.json")))
@@ -138,18 +128,28 @@ def test_injected_fault_is_logged_counted_and_sampling_continues(device_app):
     r = device_app.post("/api/debug/fault", {"service": "accel"})
     assert r.status == 200, r.body
     assert device_app.post("/api/debug/fault", {"service": "nope"}).status == 400
-    time.sleep(1.0)
-    st = device_app.status()
+    st = wait_for(device_app.status, "the accel task failed, restarted and sampling", lambda st: st["tasks"]["accel"][
+        "restarts"] >= 1 and st["sensors"]["accel"]["received"] > st0["sensors"]["accel"]["received"])
     assert st["task_restarts"] == st0["task_restarts"] + 1
     assert st["tasks"]["accel"]["restarts"] == 1
     assert st["tasks"]["accel"]["last_error"] == "injected fault"
-    assert st["sensors"]["accel"]["received"] > st0["sensors"]["accel"]["received"]
-    time.sleep(0.5)
-    assert device_app.status()["sensors"]["accel"]["received"] > st["sensors"]["accel"]["received"]
+
+    def received_grows(since, timeout=5):
+        # the sampler reads the FIFO every accel.poll_ms (1 s by default, on the timer grid): wait for a read
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            n = device_app.status()["sensors"]["accel"]["received"]
+            if n > since:
+                return n
+            time.sleep(0.2)
+        raise AssertionError("accel received stayed at {} for {} s".format(since, timeout))
+
+    n = received_grows(st0["sensors"]["accel"]["received"])
+    received_grows(n)  # and goes on
     out = device_app.output()
     assert "accel failed (restart 1): injected fault" in out and "Traceback" in out
-    time.sleep(2.2)  # the log reaches flash within ~2 s
-    assert "injected fault" in _read(os.path.join(device_app.data_dir, "log.txt"))
+    wait_for(lambda: _read(os.path.join(device_app.data_dir, "log.txt")) or "", "the fault in log.txt on flash",
+             lambda text: "injected fault" in text)  # (housekeeping flushes the log every few seconds)
 
 
 def test_password_is_stored_hashed_only(device_app):
@@ -176,8 +176,8 @@ def test_slow_client_is_cut_off_and_sampling_goes_on(device_app):
         reply = _raw(device_app.port, b"GET /api/status HTTP/1.0\r\nX-Slow: ")  # ...and then nothing
         assert reply.startswith(b"HTTP/1.0 408 Request Timeout"), reply  # answered and closed, not left hanging
         assert b"http.read_timeout_s" in reply
-        st = device_app.status()
-        assert st["sensors"]["accel"]["received"] > before and st["sensors"]["accel"]["dropped"] == 0
+        st = wait_for(device_app.status, "sampling on", lambda st: st["sensors"]["accel"]["received"] > before)
+        assert st["sensors"]["accel"]["dropped"] == 0
     finally:
         device_app.put("/api/config", {"http.read_timeout_s": 10})
 

@@ -192,3 +192,233 @@ def test_cli_import_help_and_errors(tmp_path):
     r = run("import", str(tmp_path / "x.npy"), "--out", str(tmp_path / "ds"), "--label", "walk", "--rate", "50")
     assert r.returncode == 0 and "1 recordings" in r.stdout and "next: sensorbox train" in r.stdout
     assert os.path.exists(tmp_path / "ds" / "dataset.json")
+
+
+def _two_recordings(d):
+    d.mkdir()
+    np.save(d / "walk.npy", _walk(600, 50, f=2.0))
+    np.save(d / "run.npy", _walk(600, 50, f=4.0, seed=1))
+    return sorted(os.listdir(d))
+
+
+def test_out_may_not_be_or_hold_a_source_and_nothing_is_lost(tmp_path):
+    src = tmp_path / "recs"
+    before = _two_recordings(src)
+    kw = dict(rate=50, label_from="name")
+    for out, words in ((src, ["--out", "is the source folder"]),
+                       (src / "ds", ["--out", "inside the source folder"])):
+        for force in (False, True):
+            with pytest.raises(importer.ImportProblem) as e:
+                datasets.import_recordings([str(src)], str(out), force=force, **kw)
+            for w in words:
+                assert w in str(e.value), (str(e.value), w)
+            assert sorted(os.listdir(src)) == before
+    # a source inside --out: refused too (a later --force there would be the same trap)
+    with pytest.raises(importer.ImportProblem) as e:
+        datasets.import_recordings([str(src / "walk.npy")], str(tmp_path), force=True, **kw)
+    assert "inside --out" in str(e.value)
+    assert sorted(os.listdir(src)) == before
+    # the CLI says so without a traceback and leaves the folder as it was
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "import", str(src), "--out", str(src), "--force",
+                        "--rate", "50", "--label-from", "name", "--quiet"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and r.stderr.startswith("error:") and "Traceback" not in r.stderr, r.stderr
+    assert sorted(os.listdir(src)) == before
+
+
+def test_force_replaces_only_what_the_last_import_wrote(tmp_path):
+    src = tmp_path / "recs"
+    _two_recordings(src)
+    out = tmp_path / "ds"
+    kw = dict(rate=50, label_from="name")
+    s = datasets.import_recordings([str(src)], str(out), **kw)
+    assert sorted(s["outputs"]) == ["run.json", "run.npy", "walk.json", "walk.npy"]
+    # the user's own notes in the folder are not the import's to delete
+    (out / "notes.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    os.remove(src / "run.npy")
+    s = datasets.import_recordings([str(src)], str(out), force=True, **kw)
+    assert sorted(os.listdir(out)) == ["dataset.json", "notes.json", "notes.txt", "walk.json", "walk.npy"]
+    # a dataset.json that names files elsewhere deletes nothing there
+    side = json.loads((out / "dataset.json").read_text())
+    side["outputs"] += ["../recs/walk.npy", "notes.txt", "dataset.json"]
+    (out / "dataset.json").write_text(json.dumps(side))
+    datasets.import_recordings([str(src)], str(out), force=True, **kw)
+    assert os.path.exists(src / "walk.npy") and os.path.exists(out / "notes.txt")
+    # recordings no import listed are not replaced: refused, with what to do
+    np.save(out / "mine.npy", _walk(600, 50))
+    with pytest.raises(importer.ImportProblem) as e:
+        datasets.import_recordings([str(src)], str(out), force=True, **kw)
+    assert "mine.npy" in str(e.value) and "another --out" in str(e.value)
+    assert os.path.exists(out / "mine.npy") and os.path.exists(out / "walk.npy")
+    os.remove(out / "mine.npy")
+    # an import that fails part-way leaves the previous one as it was
+    _csv(src / "zz.csv", np.arange(10), [np.zeros(10)] * 4, ["time", "a", "b", "c", "d"])  # columns unclear
+    before = {f: (out / f).read_bytes() for f in os.listdir(out)}
+    with pytest.raises(importer.ImportProblem):
+        datasets.import_recordings([str(src)], str(out), force=True, **kw)
+    assert {f: (out / f).read_bytes() for f in os.listdir(out)} == before
+
+
+def test_a_recording_named_dataset_does_not_overwrite_the_summary(tmp_path):
+    np.save(tmp_path / "dataset.npy", _walk(600, 50))
+    s = datasets.import_recordings([str(tmp_path / "dataset.npy")], str(tmp_path / "ds"), rate=50, label="x")
+    assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["files"] == 1
+    assert s["outputs"] == ["dataset-2.npy", "dataset-2.json"]
+
+
+def _wav_bytes(fmt=(1, 3, 100, 600, 6, 16), data=None, fmt_len=16, data_len=None, extra=b""):
+    """A WAV file's bytes with a fmt chunk of ``fmt_len`` bytes and a data chunk saying ``data_len`` bytes."""
+    import struct as st
+
+    f = st.pack("<HHIIHH", *fmt)[:fmt_len]
+    data = np.zeros((50, 3), "<i2").tobytes() if data is None else data
+    body = b"WAVE" + b"fmt " + st.pack("<I", len(f)) + f + extra + b"data" + \
+        st.pack("<I", len(data) if data_len is None else data_len) + data
+    return b"RIFF" + st.pack("<I", len(body)) + body
+
+
+BAD_WAVS = [
+    ("fmt chunk of 14 bytes", _wav_bytes(fmt_len=14)),
+    ("0 channels", _wav_bytes(fmt=(1, 0, 100, 600, 6, 16))),
+    ("sample rate 0", _wav_bytes(fmt=(1, 3, 0, 0, 6, 16))),
+    ("12-bit samples", _wav_bytes(fmt=(1, 3, 100, 450, 6, 12))),
+    ("0-bit float", _wav_bytes(fmt=(3, 3, 100, 0, 0, 0))),
+    ("data chunk says more than the file holds", _wav_bytes(data_len=10_000)),
+    ("fmt chunk says more than the file holds", _wav_bytes()[:20] + b"\xff\xff\x00\x00" + _wav_bytes()[24:]),
+    ("no data chunk", _wav_bytes()[:36]),
+    ("empty data chunk", _wav_bytes(data=b"")),
+]
+
+
+@pytest.mark.parametrize("what,raw", BAD_WAVS, ids=[c[0] for c in BAD_WAVS])
+def test_malformed_wav_is_refused_naming_the_file(tmp_path, what, raw):
+    p = tmp_path / "bad.wav"
+    p.write_bytes(raw)
+    with pytest.raises(importer.ImportProblem) as e:
+        importer.read_wav(str(p))
+    assert str(p) in str(e.value), what
+    # the command line says it in one line
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "import", str(p), "--out", str(tmp_path / "o"),
+                        "--label", "x", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr, (what, r.stderr)
+
+
+def test_a_wav_with_an_extensible_header_and_odd_chunks_reads(tmp_path):
+    import struct as st
+
+    x = np.arange(300, dtype="<i2").reshape(100, 3)
+    # a 40-byte WAVE_FORMAT_EXTENSIBLE fmt chunk (PCM GUID) and an odd-sized LIST chunk before the data
+    fmt = st.pack("<HHIIHH", 0xFFFE, 3, 100, 600, 6, 16) + st.pack("<HHI", 22, 16, 0) + \
+        st.pack("<H", 1) + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+    body = b"WAVE" + b"fmt " + st.pack("<I", len(fmt)) + fmt + b"LIST" + st.pack("<I", 3) + b"abc\x00" + \
+        b"data" + st.pack("<I", x.nbytes) + x.tobytes()
+    (tmp_path / "x.wav").write_bytes(b"RIFF" + st.pack("<I", len(body)) + body)
+    v, rate, kind = importer.read_wav(str(tmp_path / "x.wav"))
+    assert rate == 100 and kind == "int" and (v == x).all()
+
+
+FUZZ_CASES = 1500 if os.environ.get("SENSORBOX_PROOF") == "full" else 120
+
+
+def _mutants(raw, rng, n):
+    """Truncations of ``raw`` at every length (a sample of them when long), a few random bytes overwritten,
+    and random bytes after a valid start."""
+    cut = list(range(len(raw))) if len(raw) <= n else sorted(rng.sample(range(len(raw)), n))
+    for k in cut:
+        yield "cut at {}".format(k), raw[:k]
+    for i in range(n):
+        b = bytearray(raw)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(min(len(b), 256)) if rng.random() < 0.7 else rng.randrange(len(b))
+            b[at] = rng.randrange(256)
+        yield "bytes changed ({})".format(i), bytes(b)
+    for i in range(n // 4):
+        k = rng.randrange(len(raw))
+        yield "random after {}".format(k), raw[:k] + bytes(rng.randrange(256) for _ in range(rng.randint(1, 200)))
+
+
+@pytest.mark.proof
+def test_fuzzed_inputs_import_or_are_refused_never_a_traceback(tmp_path):
+    import random
+
+    seed = int(os.environ.get("SENSORBOX_FUZZ_SEED") or random.SystemRandom().randrange(1 << 30))
+    print("import fuzz seed", seed, "cases per file", FUZZ_CASES)
+    rng = random.Random(seed)
+    a = np.round(_walk(200, 50) * 4096).astype("<i2")
+    valid = {"rec.wav": _wav_bytes(fmt=(1, 3, 50, 300, 6, 16), data=a.tobytes())}
+    np.save(tmp_path / "v.npy", _walk(200, 50))
+    valid["rec.npy"] = (tmp_path / "v.npy").read_bytes()
+    st = np.zeros(200, dtype=[("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("z", "<i2")])
+    st["t"] = 1_700_000_000_000 + np.arange(200) * 20
+    st["x"], st["y"], st["z"] = a.T
+    np.save(tmp_path / "s.npy", st)
+    valid["pulled.npy"] = (tmp_path / "s.npy").read_bytes()
+    _csv(tmp_path / "v.csv", np.arange(200) * 0.02, list(_walk(200, 50).T), ["time", "x", "y", "z"])
+    valid["rec.csv"] = (tmp_path / "v.csv").read_bytes()
+    valid["rec.ts"] = ("@problemName x\n@timestamps false\n@univariate false\n@classLabel true a b\n@data\n" +
+                       "\n".join(":".join(",".join("{:.3f}".format(v) for v in _walk(60, 50, seed=i)[:, j])
+                                          for j in range(3)) + ":" + "ab"[i % 2] for i in range(4)) + "\n").encode()
+    counts = {}
+    for name, raw in valid.items():
+        ok = refused = 0
+        for i, (what, b) in enumerate(_mutants(raw, rng, FUZZ_CASES)):
+            d = tmp_path / "f" / name / str(i)
+            d.mkdir(parents=True)
+            (d / name).write_bytes(b)
+            try:
+                datasets.import_recordings([str(d / name)], str(d / "out"), label="x", rate=50)
+                ok += 1
+            except datasets.DatasetError as e:
+                assert str(e), (name, what)
+                refused += 1
+            except Exception as e:  # noqa: BLE001 - the finding: any other exception is a traceback for the user
+                pytest.fail("{} {}: {}: {}".format(name, what, type(e).__name__, e))
+        counts[name] = (ok, refused)
+    print("import fuzz (imported, refused):", counts)
+    assert all(ok for ok, _ in counts.values()) and all(r for _, r in counts.values())
+
+
+def test_values_that_are_not_numbers_or_out_of_any_range(tmp_path):
+    import warnings as w
+
+    a = _walk(600, 50)
+    a[100, 1] = np.nan
+    np.save(tmp_path / "nan.npy", a)
+    a[100, 1] = np.inf
+    np.save(tmp_path / "inf.npy", a)
+    np.save(tmp_path / "text.npy", np.array([["a", "b", "c"]] * 10))
+    np.save(tmp_path / "field.npy", np.zeros(10, dtype=[("t", "<i8"), ("x", "<U3"), ("y", "<i2"), ("z", "<i2")]))
+    for name, words in (("nan", ["1 rows hold NaN or infinite"]), ("inf", ["1 rows hold NaN or infinite"]),
+                        ("text", ["not numbers"]), ("field", ["x is of type", "not numbers"])):
+        with pytest.raises(importer.ImportProblem) as e:
+            datasets.import_recordings([str(tmp_path / (name + ".npy"))], str(tmp_path / name), rate=50, label="x")
+        assert all(x in str(e.value) for x in words), (name, str(e.value))
+    # in a CSV such rows are left out (and counted); values far beyond any range are clipped and counted
+    _csv(tmp_path / "c.csv", np.arange(600) * 0.02, list(_walk(600, 50).T), ["time", "x", "y", "z"])
+    lines = (tmp_path / "c.csv").read_text().splitlines()
+    lines[200] = "3.98,inf,0,1"
+    lines[300] = "5.98,1e308,-1e308,1"
+    (tmp_path / "c.csv").write_text("\n".join(lines) + "\n")
+    with w.catch_warnings():
+        w.simplefilter("error")  # no RuntimeWarning from numpy on the way either
+        s = datasets.import_recordings([str(tmp_path / "c.csv")], str(tmp_path / "c"), label="x")
+    assert any("1 rows with missing or non-numeric values left out" in n for n in s["notes"]), s["notes"]
+    assert s["clipped_frames"] == 1
+    assert np.abs(np.load(tmp_path / "c" / "c.npy")).max() == 32767
+    for kw, what in ((dict(lsb_per_g=0), "--lsb-per-g"), (dict(rate=0), "--rate"), (dict(rate=float("inf")), "--rate"),
+                     (dict(to_rate=float("nan")), "--to-rate")):
+        with pytest.raises(importer.ImportProblem) as e:
+            datasets.import_recordings([str(tmp_path / "c.csv")], str(tmp_path / "o"), label="x", **kw)
+        assert what in str(e.value)
+
+
+@pytest.mark.parametrize("side", ['[1, 2]', '{"rate_hz": "fast"}', '{"rate_hz": -5}', '{"rate_hz": true}',
+                                  '{"segments": 3}', '{"segments": [1]}', '{"segments": [{"start": -1, "frames": 5}]}',
+                                  '{"segments": [{"start": 1e400, "frames": 5}]}', '{"rate_hz": 50, "label": '])
+def test_a_damaged_sidecar_is_refused_naming_it(tmp_path, side):
+    np.save(tmp_path / "r.npy", _walk(600, 50))
+    (tmp_path / "r.json").write_text(side)
+    with pytest.raises(importer.ImportProblem) as e:
+        datasets.import_recordings([str(tmp_path / "r.npy")], str(tmp_path / "o"), label="x", rate=50)
+    assert "r.json" in str(e.value) or "r.npy" in str(e.value)

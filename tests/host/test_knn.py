@@ -101,7 +101,8 @@ def test_micropython_gives_the_same_answers(tmp_path):
         "for line in open(sys.argv[2]):\n"
         "    x = array.array('h', [int(v) for v in line.split(',')])\n"
         "    print(m.classify(x), m.score(x))\n")
-    out = bundle.build("unix")
+    # neighbors_csv is host-only (no board gets it yet): the test bundle carries it
+    out = bundle.build("unix", out_dir=str(tmp_path / "bundle"), host_only=True)
     res = subprocess.run([bundle.micropython_path(), "-X", "heapsize=96wK", str(script), str(tmp_path / "m" /
                           "model.csv"), str(tmp_path / "X.csv")], env=bundle.micropython_env(out),
                          capture_output=True, text=True, timeout=120)

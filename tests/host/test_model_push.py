@@ -20,7 +20,7 @@ from sensorbox.host import export
 DEFAULT = os.path.join(REPO, "models", "default")
 
 
-def wait_prediction(dev, after_windows=0, timeout=15):
+def wait_prediction(dev, after_windows=0, timeout=60):  # (the first comes ~3 s after boot alone)
     t0 = time.time()
     while time.time() - t0 < timeout:
         a = dev.status()["analysis"]
@@ -209,3 +209,27 @@ def test_models_of_fewer_classes_and_other_windows_switch_live(device_factory, t
     ev = ev.get("events", ev) if isinstance(ev, dict) else ev
     changes = [e for e in ev if e.get("type") == "class_change"]
     assert any(e["to"] in ("kept", "other") for e in changes), changes
+
+
+@pytest.mark.parametrize("kind", ["knn", "anomaly"])
+def test_model_push_refuses_a_model_devices_cannot_run_before_uploading(tmp_path, kind):
+    # a model dir as train --kind knn|anomaly writes it (meta.json kind, a matching model.csv)
+    d = copy_model(tmp_path, kind)
+    meta = json.loads((d / "meta.json").read_text())
+    meta["kind"] = kind
+    (d / "meta.json").write_text(json.dumps(meta))
+    closed = "http://127.0.0.1:1"  # nothing listens: a refusal that came from there would say "cannot reach"
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", closed, str(d), "--password",
+                        "x"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "devices run tree models (forest, extra-trees) for now; a {} model".format(kind) in r.stderr, r.stderr
+    assert "cannot reach" not in r.stderr
+    with pytest.raises(export.PushError) as e:  # the Python API too
+        export.push(closed, str(d), password="x")
+    assert "devices run tree models" in str(e.value)
+    # and train --push says the same, before training
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "train", "excerpt", "--kind", kind, "--out",
+                        str(tmp_path / "m"), "--push", closed, "--password", "x"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and "devices run tree models (forest, extra-trees) for now; a {} model".format(kind) \
+        in r.stderr and not os.path.exists(tmp_path / "m"), r.stderr

@@ -15,8 +15,7 @@ import segfiles
 from mqtt_broker import Broker, Collector
 
 PREFIX = "sbtest"
-#: The app's own heap (bundle.APP_HEAP): with MQTT on the client, outbox and sink stay resident (~28 KB here);
-#: at 160wK config requests then failed now and then with 503, which is why APP_HEAP is 192wK.
+#: The app's own heap (bundle.APP_HEAP): with MQTT on the client, outbox and sink stay resident (~28 KB here).
 MQTT_HEAP = bundle.APP_HEAP
 
 

@@ -16,7 +16,7 @@ from sensorbox.host import cli, pull
 
 def test_pull_incremental_into_numpy_files(device_factory, tmp_path, capsys):
     dev = device_factory()
-    time.sleep(3)
+    dev.wait_stored("accel", rows=60)
     r = dev.post("/api/labels", {"start": 1, "end": 2, "label": "rest"})
     assert r.status == 201
     label = r.json()["id"]
@@ -39,7 +39,7 @@ def test_pull_incremental_into_numpy_files(device_factory, tmp_path, capsys):
     assert man["pins"]["released"] == [label] and man["pins"]["pinned"] == []
     assert man["pins"]["pulled_until"]["accel"] == acc["next"] and "soundlevel_1m" not in man["pins"]["pulled_until"]
     assert dev.get("/api/labels").json()["labels"][0]["pinned"] is False
-    time.sleep(2)
+    dev.wait_stored("accel", after=int(a1["t"][-1]))  # more rows stored since the first pull
     pull.pull(dev.url, str(out), password=ADMIN_PASSWORD, log=lambda *a: None)
     a2 = np.load(folder / "accel.npy")
     assert len(a2) > len(a1) and np.array_equal(a2[:len(a1)], a1)
@@ -79,11 +79,22 @@ def test_pull_errors_and_since_parsing(device_factory, tmp_path):
     assert r.returncode != 0 and "--password or set $SENSORBOX_PASSWORD" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     time.sleep(1.1)  # the wrong password above locks logins for 500 ms
-    m = pull.pull(dev.url, str(tmp_path), password=ADMIN_PASSWORD, since="1s", resources=["accel"],
-                  log=lambda *a: None)
-    assert set(m["resources"]) == {"accel"}
-    a = np.load(tmp_path / m["device"] / "accel.npy")
-    assert a["t"][0] >= m["device_time_ms"] - 1000
+    # --since 3s: rows of the last 3 s by the device's clock, older ones left out. The store writes in batches
+    # (store.flush_ms), so its newest rows trail that clock by a second or so, more on a loaded machine: with
+    # older rows stored, pull until a window holds rows (every pull checked, none may bring an older row).
+    dev.wait_stored("accel", rows=300)  # 6 s
+    for attempt in range(30):
+        out = tmp_path / "since{}".format(attempt)
+        m = pull.pull(dev.url, str(out), password=ADMIN_PASSWORD, since="3s", resources=["accel"],
+                      log=lambda *a: None)
+        assert set(m["resources"]) == {"accel"}
+        if (out / m["device"] / "accel.npy").exists():
+            break
+        assert "file" not in m["resources"]["accel"]
+        time.sleep(0.5)
+    a = np.load(out / m["device"] / "accel.npy")
+    assert len(a) and a["t"][0] >= m["device_time_ms"] - 3000
+    assert m["resources"]["accel"]["device_range"][0] < m["device_time_ms"] - 3000  # ...and older rows there were
 
 
 def test_progress_bar_ends_at_what_really_came():

@@ -341,8 +341,17 @@ def run_series(k, env, root, kills):
         if rnd.random() < 0.25:
             time.sleep(rnd.uniform(0.0, 0.3))  # any moment: start-up, recovery in open(), writing
         else:
-            head = p.stdout.readline()  # the store is open ("S ..."): kill while it writes
-            time.sleep(rnd.uniform(0.0, 0.12))
+            # The store is open ("S ...") and has acknowledged a random number of flushes: kill while it writes.
+            # Counted in flushes, not seconds, so a loaded machine kills as much written data as an idle one.
+            head = p.stdout.readline()
+            acks = rnd.randint(1, 12)
+            while acks:
+                line = p.stdout.readline()
+                head += line
+                if not line:
+                    break
+                acks -= line.startswith(b"A ")
+            time.sleep(rnd.uniform(0.0, 0.03))
         p.kill()
         out, err = _rest(p)
         run = _parse(head + out, err, stats, dev)

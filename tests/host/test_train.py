@@ -131,19 +131,17 @@ def test_label_pull_train_push_end_to_end(device_factory, tmp_path):
     # ranges go on through the API; `sensorbox pull` fetches data and labels; `sensorbox train` builds the
     # dataset from the pulled folder, cross-validates grouped by label range, exports; and the device itself
     # loads the model (`sensorbox model push`) and classifies with it.
-    import time
-
     import numpy as np
 
-    from conftest import ADMIN_PASSWORD
+    from conftest import ADMIN_PASSWORD, wait_for
     from sensorbox.host import cli
 
     dev = device_factory()
     assert dev.put("/api/config", {"accel.rate_hz": 100}).status == 200
-    t0 = dev.get("/api/resources").json()["time_ms"] + 500  # from here on, 100 Hz
+    # from when the sampler runs at 100 Hz (every earlier frame is older)
+    t0 = wait_for(dev.status, "the sampler at 100 Hz", lambda st: st["sensors"]["accel"]["rate_hz"] == 100)["time_ms"]
     span = 2400  # ms per label: 240 frames, 4 windows of 128 at hop 32
-    while dev.get("/api/resources").json()["time_ms"] < t0 + 4 * span + 1500:  # + the store's flush
-        time.sleep(0.5)
+    dev.wait_stored("accel", after=t0 + 4 * span)  # on flash (the store writes in batches)
     for k in range(4):
         r = dev.post("/api/labels", {"start": t0 + k * span, "end": t0 + (k + 1) * span,
                                      "label": ("walk", "rest")[k % 2]})
@@ -172,14 +170,8 @@ def test_label_pull_train_push_end_to_end(device_factory, tmp_path):
     info = dev.get("/api/model").json()
     assert info["active"]["sha256"] == meta["csv_sha256"][:16] and info["active"]["classes"] == ["rest", "walk"]
     t_push = dev.get("/api/resources").json()["time_ms"]
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        a = dev.status()["analysis"]
-        if a["prediction"] and a["prediction"]["t_ms"] > t_push:  # a window classified after the switch
-            break
-        time.sleep(0.3)
-    else:
-        raise AssertionError("the device made no prediction after the push: {}".format(a))
+    a = wait_for(lambda: dev.status()["analysis"], "a prediction after the push",  # a window classified after it
+                 lambda a: a["prediction"] and a["prediction"]["t_ms"] > t_push)
     assert a["model"] == meta["csv_sha256"][:16] and a["reason"] is None
     assert a["prediction"]["index"] in (-1, 0, 1) and a["prediction"]["class"] in ("rest", "walk", "unknown")
 

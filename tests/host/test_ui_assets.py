@@ -78,3 +78,37 @@ def test_gzip_only_to_clients_that_accept_it(device_app):
     status, h, body = _raw_get(device_app, "/", None)
     assert status == 200 and h["content-type"].startswith("text/html") and b'id="dashboard"' in body
     assert json.loads(_raw_get(device_app, "/api/openapi.json", None)[2])["openapi"].startswith("3.")
+
+
+def test_the_analysis_runtime_comes_with_its_page_and_no_cdn():
+    """Only a bundle with room carries the Analysis page (its code, MicroPython WebAssembly from npm and the Python it
+    imports as bytecode .mpy); without it index.html loads none of it. Neither counts against the UI's budget."""
+    plain = os.path.join(bundle.build("unix"), "www")
+    www = os.path.join(bundle.build("unix", analysis=True), "www")
+    runtime = {n + ".gz" for n in webassets.RUNTIME_NAMES}
+    assert not runtime & set(os.listdir(plain)) and runtime <= set(os.listdir(www))
+    page = lambda w: gzip.decompress(open(os.path.join(w, "index.html.gz"), "rb").read()).decode()  # noqa: E731
+    assert "/static/analysis.js" in page(www) and "/static/analysis.js" not in page(plain)
+    assert 'id="analysis"' in page(plain)  # the page says where to get it
+    # the runtime is not counted; index.html differs by the page's script tag only
+    assert webassets.asset_bytes(plain) <= webassets.asset_bytes(www) <= webassets.asset_bytes(plain) + 64
+    assert webassets.asset_bytes(www) <= webassets.ASSET_BUDGET
+    wasm = gzip.decompress(open(os.path.join(www, "micropython.wasm.gz"), "rb").read())
+    npm = os.path.join(bundle.REPO, webassets.RUNTIME_NPM)
+    assert wasm == open(os.path.join(npm, "micropython.wasm"), "rb").read() and wasm[:4] == b"\0asm"
+    for name in ("analysis.js", "analysis-worker.js", "mpy-runtime.js"):
+        text = gzip.decompress(open(os.path.join(www, name + ".gz"), "rb").read()).decode()
+        assert not re.search(r"""(import|fetch|src=|href=)\(?["']?(https?:)?//""", text), name
+    pack = gzip.decompress(open(os.path.join(www, "analysis-py.bin.gz"), "rb").read())
+    assert pack[:4] == b"SBPY"
+    files, o = {}, 4
+    while o < len(pack):
+        nl = int.from_bytes(pack[o:o + 2], "little")
+        name = pack[o + 2:o + 2 + nl].decode()
+        size = int.from_bytes(pack[o + 2 + nl:o + 6 + nl], "little")
+        files[name] = pack[o + 6 + nl:o + 6 + nl + size]
+        o += 6 + nl + size
+    assert set(files) == {m[4:-3] + ".mpy" if m.startswith("web/") else m[:-3] + ".mpy" for m in webassets.PY_MODULES}
+    for name, data in files.items():  # bytecode only (no architecture): what any MicroPython imports
+        assert data[:3] == b"M\x06\x00", name
+    assert "sensorbox/device" not in " ".join(files)  # no viper kernels: the browser has no native emitter

@@ -1,1 +1,1 @@
-"""The device's HTTP server (Microdot): limits, JSON errors, authentication, and the API routes."""
+"""The device's HTTP server (server.py): limits, JSON errors, authentication, and the route modules."""

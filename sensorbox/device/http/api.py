@@ -1,61 +1,83 @@
 """API routes: status (open as a health probe; in full with a credential), config (read: authenticated; write:
-admin). (Fault injection, ``POST /api/debug/fault``, is answered by ``web_admin``, loaded per request.)"""
+admin). Loaded for the request by ``server`` (``handle``) and unloaded at once. (Fault injection,
+``POST /api/debug/fault``, is answered by ``web_admin``, loaded per request.)"""
 
-from microdot import send_file
+import json
+
+from micropython import const
 
 from sensorbox.device import lazy
+from sensorbox.device.http.server import Response, error, guard, json_response, not_allowed, not_found, read_json
 
-from sensorbox.device.http.server import error, json_response, read_json
-
-
-_AUTHZ = "sensorbox.device.http.authz"
-_EDIT = "sensorbox.device.config_edit"
+_AUTHZ = const("sensorbox.device.http.authz")
+_STATIC = const("sensorbox.device.http.static")
 
 
-def add_routes(http, device):
-    require = http.require
-
-    @http.get("/api/status")
-    async def status(req):
+async def handle(device, app, req):
+    p = req.path
+    m = req.method
+    if p == "/api/status":
+        if m != "GET":
+            return not_allowed(req)
         # Open, as a health probe; what the device measures and its integrations only with a valid credential
         # (any scope). A wrong one gets the probe's answer, and counts as a failed login like anywhere else.
-        return json_response(device.health.status(await _credential_ok(req)))
-
-    async def _credential_ok(req):
-        h = req.headers
-        a = h.get("Authorization")
-        if a is None and "Cookie" not in h:
-            return False
-        if a and a.startswith("Basic "):
-            return await device.auth.check_basic(a, req.client_addr) == "admin"
-        m = lazy.load(_AUTHZ)
-        lazy.unload(_AUTHZ)
-        return await m.check(device.auth, req, False) is None
-
-    @http.get("/api/config")
-    @require
-    async def get_config(req):
-        m = lazy.load(_EDIT)  # (with the schema; see config_edit.view)
-        try:
-            return json_response(m.view(device.config, getattr(device.http, "port", None)))
-        finally:
-            m = None
-            lazy.unload(_EDIT)
-
-    @http.get("/api/config/schema")
-    @require
-    async def get_schema(req):
+        return json_response(device.health.status(await _credential_ok(device, req)))
+    if p not in ("/api/config", "/api/config/schema"):
+        return not_found(req)
+    if (m != "GET" and p == "/api/config/schema") or m not in ("GET", "PUT"):
+        return not_allowed(req)
+    refused = await guard(req)
+    if refused is not None:
+        return refused
+    if p == "/api/config/schema":
         # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM.
-        return send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
+        st = lazy.load(_STATIC)
+        lazy.unload(_STATIC)
+        return st.send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
+    cfg = device.config
+    if m == "GET":
+        return Response(config_json(cfg, getattr(app, "port", None)), 200, {"Content-Type": "application/json"})
+    update = read_json(req)
+    try:
+        changed = cfg.update(update)
+    except OSError as e:
+        return error(507, "cannot save the config on flash ({}); nothing changed".format(e))
+    except ValueError as e:  # ConfigError: names the key
+        return error(400, getattr(e, "reason", str(e)), getattr(e, "key", None))
+    return {"changed": changed, "reboot_pending": cfg.reboot_pending}
 
-    @http.put("/api/config")
-    @require
-    async def put_config(req):
-        update = read_json(req)
-        try:
-            changed = device.config.update(update)
-        except OSError as e:
-            return error(507, "cannot save the config on flash ({}); nothing changed".format(e))
-        except ValueError as e:  # ConfigError: names the key
-            return error(400, getattr(e, "reason", str(e)), getattr(e, "key", None))
-        return json_response({"changed": changed, "reboot_pending": device.config.reboot_pending})
+
+def config_json(cfg, port):
+    """GET /api/config, a key at a time (no dict of ~70 keys, a 1.5 KB table in one block, and no schema): the
+    values (secrets only as set or not), the keys pending a restart, ``in_effect``: the value still running for
+    each of them (a secret's too only as set or not) and the port served (``port``) when it is not
+    ``http.port``, and any error at boot."""
+    yield '{"config":{'
+    sep = ""
+    for k, v in cfg.public():
+        yield sep + json.dumps(k) + ":" + json.dumps(v)
+        sep = ","
+    yield '},"reboot_pending":' + json.dumps(cfg.reboot_pending) + ',"in_effect":{'
+    sep = ""
+    eff = getattr(cfg, "booted", None) or {}
+    served = port is not None and port != cfg.get("http.port")
+    for k in eff:
+        if not (served and k == "http.port"):
+            v = eff[k]
+            yield sep + json.dumps(k) + ":" + json.dumps({"set": bool(v)} if cfg.secret(k) else v)
+            sep = ","
+    if served:
+        yield sep + '"http.port":' + json.dumps(port)
+    yield '},"boot_error":' + json.dumps(cfg.boot_error) + "}"
+
+
+async def _credential_ok(device, req):
+    h = req.headers
+    a = h.get("Authorization")
+    if a is None and "Cookie" not in h:
+        return False
+    if a and a.startswith("Basic "):
+        return await device.auth.check_basic(a, req.client_addr) == "admin"
+    m = lazy.load(_AUTHZ)
+    lazy.unload(_AUTHZ)
+    return await m.check(device.auth, req, False) is None

@@ -30,6 +30,7 @@ from sensorbox.device.http.server import error
 COOKIE = "sb_session"
 MAX_SESSIONS = const(4)
 SESSION_IDLE_MS = const(12 * 3600 * 1000)
+RESTART_S = const(120)  # saved sessions count only if the device is back this soon (a restart takes seconds)
 
 
 def tokens_path(auth):
@@ -61,23 +62,35 @@ def bearer_scope(auth, header):
     return None
 
 
-def sessions(auth, save=False):
-    """``[[sha256(session id), last use ticks_ms]]``, newest last. After a planned restart (``POST /api/restart``
-    saves them with ``save``: their hashes in ``sessions.json``, read once here and removed) they carry on."""
+def sessions(auth, save=False, boot=False):
+    """``[[sha256(session id), last use ticks_ms]]``, newest last. ``POST /api/restart`` saves them (``save``) in
+    ``sessions.json``: each hash with the idle time it has left, and the clock. The next start reads the file at
+    boot (``Device.run``) and removes it; the sessions carry on, each with the idle time it had left less the
+    time between, only when the clock says that start came within ``RESTART_S`` of the save. A clock that reads
+    earlier than at the save cannot tell how long the device was off (a board without NTP after a power cut
+    starts at 2000 again; a reset keeps its clock): the file is dropped."""
     path = tokens_path(auth)[:-11] + "sessions.json"
     if save:
-        d = {"t": time.time(), "s": [binascii.hexlify(s[0]).decode() for s in sessions(auth)]}
+        now = time.ticks_ms()
+        s = []
+        for x in sessions(auth):
+            left = SESSION_IDLE_MS - time.ticks_diff(now, x[1])
+            if left > 0:
+                s.append([binascii.hexlify(x[0]).decode(), left])
         with open(path, "w") as f:
-            json.dump(d, f)
-    if not hasattr(auth, "sessions"):
+            json.dump({"t": time.time(), "s": s}, f)
+    if boot or not hasattr(auth, "sessions"):  # (at boot: also after a first start set the password)
         auth.sessions = []
         try:
             with open(path) as f:
                 d = json.load(f)
-            if 0 <= time.time() - d["t"] < SESSION_IDLE_MS // 1000 or time.time() < d["t"]:  # (a clock reset: boards)
+            gone = int((time.time() - d["t"]) * 1000)
+            if 0 <= gone <= RESTART_S * 1000:
                 now = time.ticks_ms()
-                for h in d["s"][:MAX_SESSIONS]:
-                    auth.sessions.append([binascii.unhexlify(h), now])
+                for h, left in d["s"][:MAX_SESSIONS]:
+                    left -= gone
+                    if 0 < left <= SESSION_IDLE_MS:
+                        auth.sessions.append([binascii.unhexlify(h), time.ticks_add(now, left - SESSION_IDLE_MS)])
         except Exception:  # none saved, or unreadable: no sessions, as after any other start
             auth.sessions = []
         try:
@@ -85,7 +98,6 @@ def sessions(auth, save=False):
         except OSError:
             pass
     return auth.sessions
-
 
 
 def session_ok(auth, sid):

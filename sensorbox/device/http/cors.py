@@ -6,30 +6,24 @@ on); ``"*"`` = any origin may read (GET, HEAD); otherwise one exact origin such 
 which may also change state (``authz`` lets it past its cross-site rule when it sends ``Authorization``). Credentials mode is
 never granted (no ``Access-Control-Allow-Credentials``), so the browser does not send the session cookie
 cross-origin: a page from another origin authenticates with a Basic or token ``Authorization`` header of its own.
-The setting is read on every response, so a change applies at once. Preflights (``OPTIONS``) are answered by
-Microdot without authentication, as browsers require; its hook for them is ``after_error_request``.
+The setting is read on every response, so a change applies at once. Preflights (``OPTIONS``) are answered by the
+server without authentication, as browsers require. Loaded by ``server`` only for a response to a request with
+an ``Origin`` header while the setting is on.
 """
 
 
-def install(app, config):
-    async def add(req, res):
-        o = config.get("http.cors_origin")
-        if not o or req is None:
-            return res
-        origin = req.headers.get("Origin")
-        if not origin or (o != "*" and origin != o):
-            return res
-        h = res.headers
-        h["Access-Control-Allow-Origin"] = o
-        if o != "*":
-            h["Vary"] = "Origin"
-        if req.method == "OPTIONS":
-            h["Access-Control-Allow-Methods"] = "GET, HEAD" if o == "*" else "GET, HEAD, POST, PUT, DELETE"
-            h["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
-            h["Access-Control-Max-Age"] = "600"
-        else:
-            h["Access-Control-Expose-Headers"] = "X-Sensorbox-Next"
-        return res
-
-    app.after_request(add)
-    app.after_error_request(add)
+def add(req, res, o):
+    """Add the CORS headers for origin setting ``o`` to ``res`` (a Response) when ``req`` comes from it."""
+    origin = req.headers.get("Origin")
+    if not origin or (o != "*" and origin != o):
+        return
+    h = res.headers
+    h["Access-Control-Allow-Origin"] = o
+    if o != "*":
+        h["Vary"] = "Origin"
+    if req.method == "OPTIONS":
+        h["Access-Control-Allow-Methods"] = "GET, HEAD" if o == "*" else "GET, HEAD, POST, PUT, DELETE"
+        h["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        h["Access-Control-Max-Age"] = "600"
+    else:
+        h["Access-Control-Expose-Headers"] = "X-Sensorbox-Next"

@@ -18,8 +18,8 @@ subscription would grow the bus's lists while streams come and go, leaving small
 the heap (measured: after one stream, a 2.5 KB allocation failed for good).
 
 Costs: each client preallocates its frame buffer when it connects; reading and decimating the ring allocate
-nothing per sample (one base64 string per event). The body is this module's own async iterator (not Microdot's
-``sse`` module: no extra task, no extra module in RAM). The stream only reads the sample ring (readers keep
+nothing per sample (one base64 string per event). The body is this module's own async iterator (not an SSE
+module's: no extra task, no extra module in RAM). The stream only reads the sample ring (readers keep
 their own position), so a slow client never holds up sampling: frames it was too slow for are skipped (counted
 in ``lost``), and a client whose socket stopped taking data for ``_STALL_MS`` is disconnected when another
 stream starts. At most ``MAX_CLIENTS`` streams at once (503 beyond). When the last stream ends this module
@@ -82,6 +82,7 @@ class _Client:
         self.sensor = device.sensors["accel"]
         self.buf = array.array("h", bytes(2 * 3 * _FRAMES))
         self.mv = memoryview(self.buf)
+        self.sensor.pump()  # the stream starts now, not at the sampler's last read of the FIFO
         self.seq = self.sensor.ring.head
         self.gen = self.sensor.generation
         self.pred_t = self.sound_t = self.feat_t = None  # time of the last prediction / sound level / features sent
@@ -135,6 +136,7 @@ class _Client:
         """(first_seq, n, step) of the new frames now in ``buf`` (decimated in place), n = 0 when none."""
         s = self.sensor
         ring = s.ring
+        s.pump()  # the FIFO is read for the ring every accel.poll_ms (1 s): a watched chart wants it now
         if s.generation != self.gen:
             self.gen = s.generation
             self.seq = ring.head

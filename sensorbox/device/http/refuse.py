@@ -11,9 +11,8 @@ hold it) -- ``400 Bad Request`` --, or 408 (the request did not arrive whole wit
 """
 
 import asyncio
-from microdot import Request
 
-from sensorbox.device.http.server import error
+from sensorbox.device.http.server import Request, error
 
 _WHY = {
     408: (408, "Request Timeout", "the request did not arrive whole within http.read_timeout_s"),

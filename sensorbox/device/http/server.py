@@ -1,6 +1,21 @@
-"""Creating the Microdot app: request limits, JSON errors and the ``require`` authentication decorator.
+"""The device's HTTP server: request reading with limits, dispatch to the route modules, JSON errors, responses.
 
-Every error is JSON: ``{"error": "<message>", "field": "<offending key or parameter>"}``.
+HTTP/1.0, one request per connection (``Connection: close``), as the UI and the host tools use it. No route is
+registered in RAM: ``_route`` maps a path to the module that answers it (``api``: status, config, debug;
+``model_api``; ``data_api``: resources, labels; ``static``: the UI's files; ``web_lazy``: the rest), which is
+loaded for the request and unloaded at once (``lazy``). Each has ``async def handle(device, app, req)``
+returning a ``Response``, a dict or list (sent as JSON), or ``(body, status[, headers])``.
+
+Every error is JSON: ``{"error": "<message>", "field": "<offending key or parameter>"}``. A handler raises
+``BadRequest`` for 400; a MemoryError anywhere gets ``503 device is short of memory; retry``; any other
+exception is logged with its traceback and answered 500. ``guard`` checks credentials (``require`` of old).
+
+Connections (``serve``): the server's own accept loop gives each connection one of ``MAX_CONNECTIONS`` slots (at
+most ``PER_CLIENT`` per client address) and a task; a full device or client makes room by evicting the longest
+idle connection still reading its head, else answers 503 at once. Every request must arrive whole within
+``http.read_timeout_s`` (408), however slowly its bytes come; malformed or oversized requests get a 4xx
+(``_Conn``, ``http/refuse.py``), never a 5xx. The error paths allocate nothing they can avoid: a full heap gets a
+prepared 503. While it works the server beats (``app.beat``) for the supervisor's watch.
 """
 
 import errno
@@ -11,22 +26,138 @@ import time
 
 import asyncio
 from micropython import const
-from microdot import Microdot, Request, Response
 
 from sensorbox.device import lazy
 
-_AUTHZ = "sensorbox.device.http.authz"
-_WEB = "sensorbox.device.http.web_lazy"
-_STATIC = "sensorbox.device.http.static"
-_REFUSE = "sensorbox.device.http.refuse"
+_AUTHZ = const("sensorbox.device.http.authz")
+_WEB = const("sensorbox.device.http.web_lazy")
+_REFUSE = const("sensorbox.device.http.refuse")
+_CORS = const("sensorbox.device.http.cors")
+_BODY = const("sensorbox.device.http.body")
 
-# Limits: the device has tens of KB of heap; bodies past these are refused before they are read. 8 KB: four times
-# the largest body a client sends (a model's meta.json, a 2 KB model.csv chunk); at 16 KB a fragmented heap often
-# had no block for the body (503 where a 4xx was due).
-Request.max_content_length = 8 * 1024
-Request.max_body_length = 8 * 1024
-Request.max_readline = 2 * 1024
-Response.send_file_buffer_size = 512  # files (UI assets, schema) go out in 512-byte reads: smaller blocks to find
+_BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
+
+
+class Request:
+    """A parsed request: ``method``, ``path`` (not URL-decoded), ``args`` (the query, decoded), ``headers``
+    (names in any case), ``cookies``, ``body`` (bytes), ``content_type``, ``sock`` (reader, writer: both the
+    connection's ``_Conn``), ``client_addr`` (the client's address without its port: ``peer_key``), ``app``."""
+
+    # Limits: the device has tens of KB of heap; bodies past these are refused before they are read. 8 KB: four
+    # times the largest body a client sends (a model's meta.json, a 2 KB model.csv chunk); at 16 KB a fragmented
+    # heap often had no block for the body (503 where a 4xx was due).
+    max_content_length = 8 * 1024
+    max_readline = 2 * 1024
+
+    def __init__(self, app, method, url, headers, conn):
+        self.app = app
+        self.method = method
+        self.headers = headers
+        self.sock = (conn, conn)
+        self.client_addr = conn.peer
+        self.body = b""
+        self.content_type = headers.get("Content-Type")
+        self.content_length = int(headers.get("Content-Length") or 0)
+        self.args = {}
+        p, _, q = url.partition("?")
+        self.path = p
+        for kv in q.split("&"):
+            if kv:
+                k, _, v = kv.partition("=")
+                k = _unquote(k)
+                if k not in self.args:  # the first value of a repeated parameter
+                    self.args[k] = _unquote(v)
+        self.cookies = {}
+        for c in (headers.get("Cookie") or "").split(";"):
+            k, _, v = c.strip().partition("=")
+            if k:
+                self.cookies[k] = v
+
+
+def _unquote(s):
+    # %XX and "+" of a query string; a bad escape or invalid UTF-8 raises ValueError (answered 400)
+    if "%" not in s and "+" not in s:
+        return s
+    b = s.replace("+", " ").encode()
+    parts = b.split(b"%")
+    out = bytearray(parts[0])
+    for p in parts[1:]:
+        if len(p) < 2:
+            raise ValueError("bad %-escape")
+        out.append(int(p[:2], 16))
+        out += p[2:]
+    return bytes(out).decode()
+
+
+class _Headers(dict):
+    """Header fields by lower-case name; looked up in any case."""
+
+    def __getitem__(self, k):
+        return super().__getitem__(k.lower())
+
+    def __contains__(self, k):
+        return super().get(k.lower()) is not None  # (values are str, never None)
+
+    def get(self, k, default=None):
+        return super().get(k.lower(), default)
+
+
+class Response:
+    """``body``: bytes or str, a file (sent in 512-byte reads, then closed), an iterator of str/bytes pieces (a
+    generator: closed when done or when the client goes) or an async iterator (a stream, ``aclose``d). A file's
+    response: ``static.send_file``; a cookie: ``web_admin``."""
+
+    def __init__(self, body=b"", status_code=200, headers=None, reason=None):
+        self.status_code = status_code
+        self.headers = {} if headers is None else headers
+        self.reason = reason
+        self.body = body.encode() if isinstance(body, str) else body
+
+    async def write(self, w, head=False):
+        h = self.headers
+        b = self.body
+        if isinstance(b, (bytes, bytearray)) and "Content-Length" not in h:
+            h["Content-Length"] = len(b)
+        if "Content-Type" not in h:
+            h["Content-Type"] = "text/plain; charset=UTF-8"
+        out = ["HTTP/1.0 {} {}\r\n".format(self.status_code, self.reason or ("OK" if self.status_code == 200
+                                                                               else "N/A"))]
+        for k in h:
+            v = h[k]
+            for x in (v if isinstance(v, list) else (v,)):
+                out.append("{}: {}\r\n".format(k, x))
+        out.append("\r\n")
+        try:
+            w.write("".join(out).encode())
+            out = None
+            await w.drain()
+            if head or isinstance(b, (bytes, bytearray)):
+                if not head:
+                    w.write(b)
+                    await w.drain()
+            elif hasattr(b, "__anext__"):
+                async for x in b:
+                    w.write(x)
+                    await w.drain()
+            elif hasattr(b, "readinto"):
+                buf = bytearray(_BUF)
+                mv = memoryview(buf)
+                while True:
+                    n = b.readinto(buf)
+                    if not n:
+                        break
+                    w.write(mv[:n])
+                    await w.drain()
+            else:
+                for x in b:
+                    w.write(x.encode() if isinstance(x, str) else x)
+                    await w.drain()
+        finally:
+            if hasattr(b, "aclose"):
+                await b.aclose()
+            elif hasattr(b, "close"):
+                b.close()
+
 
 
 def _pieces(obj):
@@ -41,7 +172,7 @@ def _pieces(obj):
             yield json.dumps(k) + ":"
             yield from _pieces(obj[k])
         yield "}"
-    elif isinstance(obj, (list, tuple)):
+    elif isinstance(obj, (list, tuple)) or hasattr(obj, "__next__"):  # (a generator: a list made as it is sent)
         yield "["
         for i, v in enumerate(obj):
             if i:
@@ -72,14 +203,17 @@ def json_response(obj, status=200, chunk=256):
     return Response(_chunks(obj, chunk), status, {"Content-Type": "application/json"})
 
 
-def _json(res):
-    # A handler's dict or list (or (dict, status)) goes out through json_response: Microdot would encode it as one
-    # string, a block of several KB that a fragmented heap may not have (a 2.6 KB /api/resources failed so).
+def _response(res):
+    # what a handler returned, as a Response: a dict or list (or (dict, status)) goes out through json_response,
+    # never as one string (a 2.6 KB /api/resources once failed so on a fragmented heap)
+    if isinstance(res, Response):
+        return res
     if isinstance(res, (dict, list)):
         return json_response(res)
-    if isinstance(res, tuple) and len(res) == 2 and isinstance(res[0], (dict, list)) and isinstance(res[1], int):
-        return json_response(res[0], res[1])
-    return res
+    body, status = res[0], res[1]
+    if isinstance(body, (dict, list)):
+        return json_response(body, status)
+    return Response(body, status, res[2] if len(res) > 2 else None)
 
 
 def error(status, message, field=None):
@@ -87,9 +221,6 @@ def error(status, message, field=None):
     if field is not None:
         body["field"] = field
     return json_response(body, status)
-
-
-_BODY = "sensorbox.device.http.body"
 
 
 def read_json(req):
@@ -107,11 +238,90 @@ class BadRequest(Exception):
         self.field = field
 
 
+def not_found(req):
+    return error(404, "no such endpoint: {}".format(req.path))
+
+
+def not_allowed(req):
+    return error(405, "method {} not allowed here".format(req.method))
+
+
+async def guard(req, admin=False):
+    """None when ``req`` may go on, else the refusal (a Response). Any credential may read (GET, HEAD);
+    changing state, and with ``admin`` reading too, needs admin. Plain HTTP Basic from a non-browser client (no
+    ``Origin``/``Sec-Fetch-Site``/``Cookie`` header) is checked here; everything else (API tokens, the UI's
+    session and CSRF token, cross-site requests) by ``authz``, loaded for the request."""
+    h = req.headers
+    a = h.get("Authorization")
+    auth = req.app.auth
+    if "Origin" in h or "Sec-Fetch-Site" in h or "Cookie" in h or (a and not a.startswith("Basic ")):
+        m = lazy.load(_AUTHZ)
+        lazy.unload(_AUTHZ)
+        return await m.check(auth, req, admin)
+    who = await auth.check_basic(a, req.client_addr)
+    if who == "wait":
+        return error(429, "too many failed logins; wait and retry")
+    if who != "admin":
+        res = error(401, "authentication required")
+        res.headers["WWW-Authenticate"] = 'Basic realm="sensorbox"'
+        return res
+    return None
+
+
+def _route(p):
+    # the module that answers path p (each answers 404/405 for what it does not know)
+    if p == "/" or p.startswith("/static/"):
+        return "sensorbox.device.http.static"
+    s = p[5:].partition("/")[0] if p.startswith("/api/") else None
+    if s in ("status", "config"):
+        return "sensorbox.device.http.api"
+    if s == "model":
+        return "sensorbox.device.http.model_api"
+    if s in ("resources", "labels"):
+        return "sensorbox.device.http.data_api"
+    return _WEB
+
+
+async def _dispatch(app, req):
+    try:
+        if req.content_length > Request.max_content_length:
+            return error(413, "request body too large (limit {} bytes)".format(Request.max_content_length))
+        if req.method == "OPTIONS":  # a preflight: no credentials (CORS headers below)
+            return Response(b"", 200, {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"})
+        if req.method not in ("GET", "POST", "PUT", "DELETE"):
+            return error(405, "method {} not allowed".format(req.method))
+        name = _route(req.path)
+        for retry in (False, True):
+            try:
+                m = lazy.load(name)
+                lazy.unload(name)
+                return _response(await m.handle(app.device, app, req))
+            except MemoryError:
+                # GET and PUT may run again (idempotent): once more with lazy's reserve given up, which leaves
+                # a hole of 2 KB (a config update needs blocks of ~1 KB that a busy heap may lack for a moment)
+                m = None
+                if retry or req.method not in ("GET", "PUT") or not lazy.release():
+                    raise
+    except BadRequest as e:
+        return error(400, e.message, e.field)
+    except MemoryError:
+        try:
+            app.log.error("http", "out of memory on {} {}".format(req.method, req.path))
+            return error(503, "device is short of memory; retry")
+        except MemoryError:  # not even for the answer: 503 as it is
+            raise _OOM
+    except Exception as e:
+        try:
+            app.log.exception("http", "{} {} failed".format(req.method, req.path), e)
+        except MemoryError:
+            raise _OOM
+        return error(500, "internal error; see the device log")
+
+
 class _Refuse(BaseException):
     """A request refused while it is read: ``args[0]`` says why (see ``http/refuse.py``, which answers it with
-    431 or 408; 503 when the heap had no room to parse it, answered here). A BaseException, not an Exception:
-    it passes through Microdot's request parser and handlers (which turn any Exception into a 400 or 500) to
-    ``handle_request`` in ``make_app``."""
+    431, 414, 400 or 408; 503 when the heap had no room to parse it, answered here). A BaseException: it passes
+    through the parser's and the handlers' ``except Exception`` to ``_serve_conn``."""
 
 
 _OOM = _Refuse(503)  # raised when even an error answer finds no memory (made now: raising it allocates nothing)
@@ -124,10 +334,12 @@ _PARAMS = const(32)  # query parameters at most (414 beyond)
 _TICK_MS = const(250)  # the server's own turn: deadlines, self-check, heartbeat
 _IDLE_MS = const(60000)  # an answer that neither reads nor writes for this long is cut off
 # Answers that must work when nothing else can be allocated: written as they are, then the connection is closed.
-_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
-         b'{"error":"too many connections; retry"}')
-_SHORT = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
-          b'{"error":"device is short of memory; retry"}')
+_BUSY = const(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
+              b'{"error":"too many connections; retry"}')
+_SHORT = const(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
+               b'{"error":"device is short of memory; retry"}')
+_BAD = const(b"HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n\r\n"
+             b'{"error":"bad request"}')
 _HEAD = const(4096)  # bytes of request line + header fields at most (431 beyond)
 _CHUNK = const(256)  # bytes read per socket read while the head is read
 
@@ -178,16 +390,15 @@ def _target(line):
 
 
 class _Conn:
-    """One client connection: Microdot's reader and writer both, and the server's record of it.
+    """One client connection: the request's reader and the response's writer both, and the server's record of it.
 
-    Microdot has no deadline of its own, and MicroPython's ``Stream.readline`` has no length limit (a client could
-    send one endless line into the heap; Microdot only measures it afterwards). So lines are read here in
-    ``_CHUNK`` pieces and cut off past ``Request.max_readline``: an over-long line, more than ``_HEADERS`` header
-    fields or a head over ``_HEAD`` bytes is refused with 431, a target over ``_URL`` bytes with 414, a second or
-    non-numeric ``Content-Length`` or an encoded surrogate with 400. The whole request (head and body) must
-    arrive within ``http.read_timeout_s``, however slowly its bytes come, or it is answered 408 (the server's
-    turn checks, see ``_sweep``); either way the connection is then closed. Bytes read past a line wait in
-    ``_buf`` for the next read (the body)."""
+    MicroPython's ``Stream.readline`` has no length limit (a client could send one endless line into the heap).
+    So lines are read here in ``_CHUNK`` pieces and cut off past ``Request.max_readline``: an over-long line,
+    more than ``_HEADERS`` header fields or a head over ``_HEAD`` bytes is refused with 431, a target over
+    ``_URL`` bytes with 414, a second or non-numeric ``Content-Length`` or an encoded surrogate with 400. The
+    whole request (head and body) must arrive within ``http.read_timeout_s``, however slowly its bytes come, or it
+    is answered 408 (the server's turn checks, see ``_sweep``); either way the connection is then closed. Bytes
+    read past a line wait in ``_buf`` for the next read (the body)."""
 
     why = 0  # why the server cut it off: 408 (deadline), 503 (evicted for another client), 1 (idle, closed)
     state = 1  # 1 while its request is read (no credential checked yet), 2 while it is answered
@@ -204,9 +415,6 @@ class _Conn:
         self._cl = 0  # Content-Length fields seen
         self._drop = False  # its body is read and dropped (all but POST, PUT, PATCH: no route reads one)
 
-    def get_extra_info(self, name):
-        return self.peer  # Request.client_addr: the address without its port
-
     async def readline(self):
         b = self._buf
         limit = Request.max_readline
@@ -221,7 +429,7 @@ class _Conn:
                 break
             c = await self._s.read(_CHUNK)
             self.seen = time.ticks_ms()
-            if not c:  # end of the stream: what there is (Microdot answers a cut-off request 400)
+            if not c:  # end of the stream: what there is (a cut-off request is answered 400)
                 line = b
                 self._buf = b""
                 break
@@ -295,14 +503,12 @@ class _Conn:
                 self.seen = time.ticks_ms()
         return out
 
-    async def awrite(self, data):
-        s = self._s
-        s.write(data)
-        await s.drain()
-        self.seen = time.ticks_ms()
+    def write(self, data):
+        self._s.write(data)
 
-    async def aclose(self):
-        self.raw.close()
+    async def drain(self):
+        await self._s.drain()
+        self.seen = time.ticks_ms()
 
     def close(self):
         """Cut the connection off (a live stream whose client stopped reading): its task ends, the socket closes."""
@@ -350,7 +556,7 @@ def _victim(peer, now):
     return best
 
 
-def _admit(app, sock, addr, handle):
+def _admit(app, sock, addr):
     """Give a new connection a slot and a task. A client holding ``PER_CLIENT`` connections, or a full device,
     makes room by closing the longest-idle connection still reading its head (of that client, or anyone's): an
     idle or trickling stranger cannot keep a client that sends its request out. With no such connection the new
@@ -382,7 +588,7 @@ def _admit(app, sock, addr, handle):
             k.raw.close()
     sock.setblocking(False)
     k = _Conn(sock, peer, now)
-    k.task = asyncio.create_task(handle(k))
+    k.task = asyncio.create_task(_serve_conn(app, k))
     _conns[free] = k
 
 
@@ -396,7 +602,7 @@ def _release(c):
         pass
 
 
-async def _accept(app, s, handle):
+async def _accept(app, s):
     # Never ends by itself: every failure is answered or waited out here (asyncio's own accept loop ended on a
     # MemoryError, leaving the port open and nobody accepting).
     while True:
@@ -416,7 +622,7 @@ async def _accept(app, s, handle):
             await asyncio.sleep_ms(20)
             continue
         try:
-            _admit(app, sock, addr, handle)
+            _admit(app, sock, addr)
         except MemoryError:  # no room for its task: answered at once and closed
             app.refused += 1
             _refuse(sock, _SHORT)
@@ -459,7 +665,7 @@ async def serve(app, host, port):
         p.register(s, select.POLLIN)
         app.fault = None
         app.listening = s
-        t = asyncio.create_task(_accept(app, s, app.handle_request))
+        t = asyncio.create_task(_accept(app, s))
         try:
             n = app.accepts
             waiting = 0  # turns in a row that found a connection waiting and none taken
@@ -498,146 +704,107 @@ async def _answer(why, c, log):
         pass
 
 
-_create = Request.create
-
-
-async def _create_or_refuse(app, reader, *args, **kwargs):
-    # Microdot answers any exception while it parses a request with 400; out of memory is the device's fault
-    # and passing: 503, retry. Once read, the request is being answered (its credential is checked next).
-    try:
-        req = await _create(app, reader, *args, **kwargs)
-    except MemoryError:
-        raise _Refuse(503)
-    reader.state = 2
+async def _read(app, c):
+    # the request, or None when the client sent nothing; ValueError/UnicodeError when it is malformed
+    line = await c.readline()
+    if not line.strip():
+        return None
+    method, url, _ = line.decode().split()
+    h = _Headers()
+    while True:
+        line = await c.readline()
+        line = line.strip()
+        if not line:
+            break
+        k, v = line.decode().split(":", 1)
+        h[k.strip().lower()] = v.strip()
+    req = Request(app, method, url, h, c)
+    n = req.content_length
+    if 0 < n <= Request.max_content_length:
+        req.body = await c.readexactly(n)
     return req
 
 
-Request.create = staticmethod(_create_or_refuse)
-
-
-def make_app(auth, log):
-    app = Microdot()
-
-    @app.errorhandler(400)
-    async def bad_request(req):
-        return error(400, "bad request")
-
-    @app.errorhandler(404)
-    async def not_found(req):
-        # The UI, its files and the rarely used API routes (http/web_lazy.py) are answered from here: no route
-        # of theirs stays registered in RAM. ``app.device`` is set by the app once it is built.
-        if req is not None and app.device is not None:
-            name = _STATIC if req.path == "/" or req.path.startswith("/static/") else _WEB  # UI files: tiny module
-            m = lazy.load(name)
-            lazy.unload(name)
-            return _json(await m.handle(app.device, app, req))
-        return error(404, "no such endpoint: {}".format(req.path if req else "?"))
-
-    @app.errorhandler(405)
-    async def not_allowed(req):
-        return error(405, "method {} not allowed here".format(req.method if req else "?"))
-
-    @app.errorhandler(413)
-    async def too_large(req):
-        return error(413, "request body too large (limit {} bytes)".format(Request.max_content_length))
-
-    @app.errorhandler(500)
-    async def internal(req):
-        return error(500, "internal error; see the device log")
-
-    @app.errorhandler(MemoryError)
-    async def out_of_memory(req, exc):
+async def _serve_conn(app, c):
+    # One request, answered, then the connection is closed, whatever happened (a client must never wait for ever
+    # on a connection the device has given up), with nothing allocated on the error paths (they must work when
+    # the heap is full).
+    log = app.log
+    try:
         try:
-            log.error("http", "out of memory on {} {}".format(req.method, req.path))
-            return error(503, "device is short of memory; retry")
-        except MemoryError:  # not even for the answer: 503 as it is (Microdot would make it a 500)
-            raise _OOM
-
-    @app.errorhandler(Exception)
-    async def crashed(req, exc):
-        try:
-            log.exception("http", "{} {} failed".format(req.method, req.path), exc)
+            req = await _read(app, c)
         except MemoryError:
             raise _OOM
-        return error(500, "internal error; see the device log")
-
-    @app.errorhandler(BadRequest)
-    async def on_bad_request(req, exc):
-        return error(400, exc.message, exc.field)
-
-    def require(handler):
-        """Route decorator: any credential may read (GET, HEAD); changing state needs admin. Plain HTTP Basic
-        from a non-browser client (no ``Origin``/``Sec-Fetch-Site`` header) is checked here; everything else
-        (API tokens, the UI's session and CSRF token, cross-site requests) by ``authz``, loaded per request."""
-
-        async def guarded(req, *args, **kwargs):
-            h = req.headers
-            a = h.get("Authorization")
-            if "Origin" in h or "Sec-Fetch-Site" in h or "Cookie" in h or (a and not a.startswith("Basic ")):
-                m = lazy.load(_AUTHZ)
-                lazy.unload(_AUTHZ)
-                a = await m.check(auth, req, False)  # the refusal (a Response), or None
-                m = None  # let authz's code go before the handler needs the RAM
-                return a or _json(await handler(req, *args, **kwargs))
-            who = await auth.check_basic(a, req.client_addr)
-            if who == "wait":
-                return error(429, "too many failed logins; wait and retry")
-            if who != "admin":
-                res = error(401, "authentication required")
-                res.headers["WWW-Authenticate"] = 'Basic realm="sensorbox"'
-                return res
-            return _json(await handler(req, *args, **kwargs))
-
-        return guarded
-
-    handle = app.handle_request
-
-    async def handle_request(c):
-        # Microdot leaves the connection open when writing a response fails with anything but a socket error
-        # (a MemoryError while streaming a file, say): the client would wait for ever. Closed here, always, with
-        # nothing allocated on the way (the error path must work when the heap is full).
+        except (ValueError, UnicodeError, IndexError):
+            c.write(_BAD)
+            await c.drain()
+            return
+        if req is None:
+            return
+        c.state = 2  # read: its credential is checked next (no longer one to evict)
+        head = req.method == "HEAD"
+        if head:
+            req.method = "GET"
+        res = await _dispatch(app, req)
+        cfg = app.device.config if app.device is not None else None
+        o = cfg.get("http.cors_origin") if cfg else ""
+        if o and "Origin" in req.headers:  # CORS headers (http.cors_origin), from a module loaded for it
+            m = lazy.load(_CORS)
+            lazy.unload(_CORS)
+            m.add(req, res, o)
+            m = None
+        req = None  # a long response (a live stream, an export) does not keep the request's objects
+        await res.write(c, head)
+    except _Refuse as e:  # 431, 414, 400 or 408 (cold code answers) or 503 while the request was read
+        await _answer(e.args[0], c, log)
+    except asyncio.CancelledError:  # cut off by the server: past its deadline (408), evicted or idle
+        if c.why == 408:
+            await _answer(408, c, log)
+    except MemoryError:
         try:
-            await handle(c, c)
-        except _Refuse as e:  # 431, 414, 400 or 408 (cold code answers) or 503 while the request was read
-            await _answer(e.args[0], c, log)
-        except asyncio.CancelledError:  # cut off by the server: past its deadline (408), evicted or idle
-            if c.why == 408:
-                await _answer(408, c, log)
+            c.raw.write(_SHORT)
+        except Exception:
+            pass
+    except (OSError, EOFError):  # the client went away
+        pass
+    except Exception as e:
+        try:
+            log.warning("http", "connection dropped: {!r}".format(e))
         except MemoryError:
-            try:
-                c.raw.write(_SHORT)
-            except Exception:
-                pass
-        except Exception as e:
-            try:
-                log.warning("http", "connection dropped: {!r}".format(e))
-            except MemoryError:
-                pass
-        finally:
-            _release(c)
+            pass
+    finally:
+        _release(c)
 
-    async def start_server(host="0.0.0.0", port=5000, **kw):
-        await serve(app, host, port)
 
-    def shutdown():
-        s = app.listening
+class App:
+    """The server: ``start_server``, ``shutdown``, ``stats``; ``device`` (set once the app is built), ``port``
+    (served), ``beat`` (ticks_ms of the server's last turn), ``fault`` (injected: "dead", "stuck")."""
+
+    def __init__(self, auth, log):
+        self.auth = auth
+        self.log = log
+        self.device = None
+        self.port = None
+        self.refused = self.evicted = self.timeouts = self.accepts = 0
+        self.beat = None
+        self.listening = self.fault = None
+
+    async def start_server(self, host="0.0.0.0", port=80):
+        await serve(self, host, port)
+
+    def shutdown(self):
+        s = self.listening
         if s is not None:
             s.close()
 
-    def stats():
+    def stats(self):
+        """For /api/status: connections open now, refused (503 at once), evicted, timed out (408)."""
         n = 0
         for k in _conns:
             if k is not None:
                 n += 1
-        return {"connections": n, "refused": app.refused, "evicted": app.evicted, "timeouts": app.timeouts}
+        return {"connections": n, "refused": self.refused, "evicted": self.evicted, "timeouts": self.timeouts}
 
-    app.handle_request = handle_request
-    app.start_server = start_server
-    app.shutdown = shutdown
-    app.stats = stats  # for /api/status: open now, refused (503 at once), evicted, timed out (408)
-    app.refused = app.evicted = app.timeouts = app.accepts = 0
-    app.beat = None  # ticks_ms of the server's last turn (see serve)
-    app.listening = app.fault = None
-    app.require = require
-    app.device = None
-    return app
+
+def make_app(auth, log):
+    return App(auth, log)

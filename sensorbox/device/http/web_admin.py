@@ -30,13 +30,18 @@ async def handle(device, req, action, ident):
         key = hashlib.sha256(sid.encode()).digest()
         auth.sessions = [s for s in authz.sessions(auth) if s[0] != key]
         res = json_response({"logged_out": True})
-        res.set_cookie(COOKIE, "x", path="/", http_only=True, max_age=0)
+        _cookie(res, "x; Max-Age=0")
         return res
     if action == "restart":
         return restart(device)
     if action == "debug/fault":
         return fault(device, req)
     return tokens(device, auth, req, ident)
+
+
+def _cookie(res, value):
+    # the session cookie (value and its further attributes), HttpOnly, for the whole site
+    res.headers["Set-Cookie"] = "{}={}; Path=/; HttpOnly".format(COOKIE, value)
 
 
 async def login(auth, req):
@@ -61,8 +66,7 @@ async def login(auth, req):
         ss.pop(0)
     auth.log.info("auth", "UI login")
     res = json_response({"scope": "admin", "csrf": csrf_token(sid)})
-    res.set_cookie(COOKIE, sid, path="/", http_only=True)
-    res.headers["Set-Cookie"][-1] += "; SameSite=Strict"
+    _cookie(res, sid + "; SameSite=Strict")
     return res
 
 

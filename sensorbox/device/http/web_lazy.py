@@ -1,4 +1,4 @@
-"""The web UI's files and the API routes that are not registered with Microdot (answered from the 404 handler).
+"""The API routes that the other route modules do not answer (``server._route`` sends them here).
 
     GET    /                     the single-page UI; GET /static/<name> its assets, pre-gzipped on flash
     GET    /api/openapi.json     the API description (written into www/ by the bundle builder)
@@ -8,7 +8,7 @@
     GET    /api/tokens           API tokens (never their secrets)                                      admin
     POST   /api/tokens           {"name": ..., "scope": "read"|"admin"} -> 201 with the token, shown once   admin
     DELETE /api/tokens/<id>                                                                            admin
-    GET    /api/routes           every route of this app (tests check them against the OpenAPI)          admin
+    GET    /api/routes           every route of this app (``ROUTES``; tests check them against the OpenAPI) admin
     GET    /api/logs?since=N     entries of the log ring from byte offset N (each has its "id"); "next": pass it
                                  as since to get only what is new
     GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
@@ -16,19 +16,23 @@
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
     POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
     POST   /api/pulled           {"<resource>": t, ...}: the rows up to t were pulled (``sensorbox pull``): the
-                                 labelled data they cover is no longer pinned (``store.meta.pulled``)       admin
-    POST   /api/labels/<id>/unpin   release a label's data to retention before it is pulled                 admin
+                                 labelled data they cover is no longer pinned (``store.retain.pulled``)     admin
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
-restart): none of this stays in the device's heap; only ``live`` stays imported once a stream has run.
-The UI's files (``/``, ``/static/<name>``) are served by ``static.py``, loaded by the 404 handler.
+restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
+The UI's files (``/``, ``/static/<name>``) are served by ``static.py``.
 """
 
+from micropython import const
+
+from sensorbox.device import lazy
 from sensorbox.device.http import authz
 from sensorbox.device.http.server import BadRequest, error, json_response
 from sensorbox.device.http.static import static_file
 
-_ADMIN = "sensorbox.device.http.web_admin"
+_ADMIN = const("sensorbox.device.http.web_admin")
+_DATA = const("sensorbox.device.http.data_api")
+_RETAIN = const("sensorbox.device.store.retain")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
 _ROUTES = {
     "login": (("POST",), None),
@@ -43,12 +47,18 @@ _ROUTES = {
     "restart": (("POST",), True),
     "debug/fault": (("POST",), True),
     "pulled": (("POST",), True),
-    "labels/unpin": (("POST",), True),  # /api/labels/<id>/unpin
 }
+# Every route of the app, for GET /api/routes (the modules that answer them: see server._route)
+ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api/config/schema"),
+          (("PUT",), "/api/config"), (("GET",), "/api/model"),
+          (("GET", "PUT", "POST"), "/api/model/<action>"), (("GET",), "/api/resources"),
+          (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
+          (("DELETE",), "/api/labels/<int:ident>"), (("POST",), "/api/labels/<int:ident>/unpin"), (("GET",), "/"),
+          (("GET",), "/static/<name>"), (("DELETE",), "/api/tokens/<int:ident>"))
 
 
 async def handle(device, http, req):
-    """The answer to a request no registered route matched (server.make_app's 404 handler)."""
+    """The answer to a request for an /api/ path of this module (or any path no other module answers)."""
     res = await _handle(device, http, req, req.path.strip("/"))
     if isinstance(res, dict):
         return json_response(res)
@@ -68,9 +78,6 @@ async def _handle(device, http, req, p):
             action = None
     elif p == "api/debug/fault":
         action = p[4:]
-    elif len(parts) == 4 and parts[1] == "labels" and parts[3] == "unpin" and parts[2].isdigit():
-        action = "labels/unpin"
-        ident = int(parts[2])
     elif len(parts) == 3 or req.method == "DELETE":
         action = None
     r = _ROUTES.get(action)
@@ -104,40 +111,31 @@ async def _handle(device, http, req, p):
         # "next": where the following call should start (the end of what was logged so far). A since this boot
         # did not give (one from before a restart, say) answers the entries the ring holds and a new "next".
         return json_response({"entries": device.log.entries(int(s)), "next": device.log.end()})
-    if action == "events":
-        for _, pattern, handler, _, _ in http.url_map:  # the data route, for the events resource
-            if pattern.url_pattern == "/api/resources/<name>/data":
-                return await handler(req, name="events")
-    if action in ("pulled", "labels/unpin"):  # (store/meta.py, loaded for the request)
-        from sensorbox.device import lazy
+    if action == "events":  # what the data route answers for the events resource
+        m = lazy.load(_DATA)
+        lazy.unload(_DATA)
+        return await m.data(device, req, "events")
+    if action == "pulled":  # (store/retain.py, loaded for the request)
         from sensorbox.device.http.server import read_json
         from sensorbox.device.store.core import QueryError
 
-        body = read_json(req) if action == "pulled" else None
-        mod = "sensorbox.device.store." + ("retain" if action == "pulled" else "meta")
-        m = lazy.load(mod)
-        lazy.unload(mod)
+        body = read_json(req)
+        m = lazy.load(_RETAIN)
         try:
-            if action == "pulled":
-                return m.pulled(device.store, body)
-            if not m.label_unpin(device.store, ident):
-                return error(404, "no label {}".format(ident), "id")
-            return {"unpinned": ident}
+            return m.pulled(device.store, body)
         except QueryError as e:
             return error(400, e.reason, e.field)
         except OSError as e:
             return error(507, "flash full or failing ({}); nothing changed".format(e))
+        finally:
+            m = None
+            lazy.unload(_RETAIN)
     if action == "routes":
-        out = [[m, p.url_pattern] for m, p, _, _, _ in http.url_map]
+        out = [[list(m), p] for m, p in ROUTES]
         for k in _ROUTES:
-            if k != "labels/unpin":  # (listed below with its id)
-                out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
-        out += [[["GET"], "/"], [["GET"], "/static/<name>"], [["DELETE"], "/api/tokens/<int:ident>"],
-                [["POST"], "/api/labels/<int:ident>/unpin"]]
+            out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
         return json_response(out)
     # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request
-    from sensorbox.device import lazy
-
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
     return await m.handle(device, req, action, ident)

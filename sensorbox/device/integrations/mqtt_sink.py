@@ -33,7 +33,7 @@ import time
 import asyncio
 
 from sensorbox.device.mqtt import MQTTClient
-from sensorbox.device.outbox import Outbox, message
+from sensorbox.device.outbox import Outbox, flush_event, message
 
 _RES = ("predictions", "soundlevel", "events")
 _KEEPALIVE_S = 60
@@ -181,11 +181,13 @@ class MqttSink:
         if topic == "homeassistant/status":
             if payload == b"online":
                 self._announce = True
+                flush_event(self.d.store).set()
         elif topic.startswith(self.base + "/cmd/"):
             if retain or len(self._cmds) >= 4:
                 self.refused += 1
             else:
                 self._cmds.append((topic[len(self.base) + 5:], payload))
+                flush_event(self.d.store).set()  # wake _step if it waits for data
 
     async def _step(self, c):
         d = self.d
@@ -215,6 +217,8 @@ class MqttSink:
             self._health_at = time.ticks_add(time.ticks_ms(), _HEALTH_MS)
             await c.publish(self.base + "/health", self._health(), True, 0)
         # the oldest row of the three outboxes goes first
+        ev = flush_event(d.store)
+        ev.clear()  # before looking: a flush point from here on wakes the wait below
         best = -1
         for i in range(len(_RES)):
             if i == 0 and d.model is None and d.model_error is None:
@@ -224,8 +228,8 @@ class MqttSink:
                 q.extend(self.outboxes[i].read(8))
             if q and (best < 0 or q[0][0] < self.queues[best][0][0]):
                 best = i
-        if best < 0:
-            await asyncio.sleep_ms(200)
+        if best < 0:  # nothing to send: until the store's next flush point (rows become readable only then)
+            await ev.wait()
             return
         ob = self.outboxes[best]
         t, v = self.queues[best][0]

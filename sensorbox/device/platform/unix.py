@@ -18,7 +18,8 @@ from sensorbox.device.platform.clock import Clock
 class Platform:
     name = "unix"
     warm_skip = ("sensorbox.device.sensors.lsm6ds3", "sensorbox.device.sensors.i2s_mic",
-                 "sensorbox.device.sensors.pcm_fast")  # board drivers: never loaded on the host
+                 "sensorbox.device.sensors.pcm_fast",  # board drivers: never loaded on the host
+                 "sensorbox.shared.analysis")  # the browser's (in this bundle for the tests only)
 
     def __init__(self):
         self.data_dir = os.getenv("SENSORBOX_DATA") or "./var"

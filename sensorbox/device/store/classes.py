@@ -203,11 +203,14 @@ def name_of(st, k):
 
 def names(st):
     """Every name by id (None where an id is free), as the resource listing and exports show them."""
-    out = []
+    # The list is made whole before any name is read: grown as names came in, it needed a larger block each time
+    # between the names kept so far, which a fragmented heap did not have (2 KB for 256 ids).
+    out = [None] * MAX_IDS
+    n = 0
     for k, name in _lines(st, [0]):
-        while len(out) <= k:
-            out.append(None)
         out[k] = name
+        n = max(n, k + 1)
+    del out[n:]
     return out
 
 

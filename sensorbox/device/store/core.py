@@ -227,6 +227,7 @@ class Res:
 class Store:
     cap = None  # event capture (capture.py) while capture.* has it on
     sd = None  # the SD card (sd.py) when board.sd names one
+    flushed = None  # an asyncio.Event set at each flush point, made when a sink first waits (outbox.flush_event)
 
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
         self.root = root
@@ -641,6 +642,8 @@ class Store:
             self.retain()
         if self._cur_dirty and self.clock() - self._cur_saved >= _CUR_SAVE_MS:
             self.save_cursors()
+        if self.flushed is not None:
+            self.flushed.set()  # rows up to here are readable: wake the sinks waiting for them
 
     def close(self):
         if self.cap is not None and self.cap.a >= 0:
@@ -653,29 +656,37 @@ class Store:
 
     async def run(self, device):
         """The supervised store service (restarted on ``store.*`` config changes)."""
+        import time
+
         import asyncio
+
+        from sensorbox.device.supervisor import grid_ms
 
         self.configure(device.config)
         sensor = device.sensors.get("accel")
-        n = wait = 0
+        n = 0
+        due = time.ticks_ms()  # the next flush point: the first one now, then on the grid of store.flush_ms
         while True:
             if sensor is not None:
+                sensor.pump()  # what the sensor's FIFO holds too: a flush point covers the frames made before it
                 self.poll(sensor)
-            if wait <= 0:
+            now = time.ticks_ms()
+            if time.ticks_diff(now, due) >= 0:
                 self.flush()
                 n += 1
                 if n % 16 == 0:
                     self.retain()
-                wait = self.flush_ms
                 await self._jobs()  # after the flush point (the rows they read are on flash)
-            # Read the ring before half of it is overwritten, even when flush points are further apart.
-            step = wait
+                now = time.ticks_ms()
+                due = time.ticks_add(now, grid_ms(self.flush_ms))
+            # Read the ring before half of it is overwritten, even when flush points are further apart. Both on
+            # the device's timer grid: with the sensors' reads, one wake-up for all.
+            period = self.flush_ms
             ring = sensor.ring if sensor is not None else None
             if ring is not None and ring.rate_hz > 0:  # (capture-only: what it holds back for triggers is not room)
                 held = (self.cap.pre // 1000 + 2) * ring.rate_hz if self.cap is not None and self.cap.only else 0
-                step = min(step, max((ring.capacity - held) * 500 // ring.rate_hz, 50))
-            await asyncio.sleep_ms(step)
-            wait -= step
+                period = min(period, max((ring.capacity - held) * 500 // ring.rate_hz, 50))
+            await asyncio.sleep_ms(min(grid_ms(period), time.ticks_diff(due, now)))
 
     async def _jobs(self):
         """Run the rollups, the recoding and the moves onto the SD card that are due, a step per event-loop turn

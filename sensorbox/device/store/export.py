@@ -44,6 +44,20 @@ class Plan:
     pass
 
 
+def _opened(p, g):
+    """``g``, noted in ``p`` so that closing ``stream`` or ``prepare`` closes it: MicroPython closes neither an
+    abandoned generator nor the ones a closed generator iterates, and each of these holds an open file or
+    directory until the next garbage collection."""
+    p.gens.append(g)
+    return g
+
+
+def _close(p):
+    for g in p.gens:
+        g.close()
+    p.gens = []
+
+
 def _int(params, key, default, low, high, now):
     v = params.get(key)
     if v is None or v == "":
@@ -66,6 +80,7 @@ def plan(store, name, params, now, counted=True):
         if k not in ("start", "end", "columns", "format", "max_points", "since", "resolution"):
             raise QueryError("unknown parameter", k)
     p = Plan()
+    p.gens = []
     if name == "labels":
         cols = ("start", "end", "label")
         p.r = None
@@ -174,8 +189,7 @@ def _segments(store, p, rd):
     (directory entries listed, a segment that could not be opened or holds another feature width)."""
     r = p.r
     names = []
-    for x in _names(r, names):
-        yield x
+    yield from _names(r, names)  # (closing this generator closes the listing too)
     for i in range(len(names)):
         if i + 1 < len(names) and names[i + 1] <= p.start:
             continue
@@ -210,7 +224,7 @@ def _segments(store, p, rd):
 def _blocks(store, p, rd):
     """Yield, for each good block of the segments in range, the rows in [p.start, p.end) as (first, stop):
     row indexes in the block (stop = first: none); None for a step without a block."""
-    for name in _segments(store, p, rd):
+    for name in _opened(p, _segments(store, p, rd)):
         if name is None:
             yield None
             continue
@@ -244,13 +258,20 @@ def _names(r, out):
     """Fill ``out`` with the segment names of ``r`` (ints, ascending), yielding None every 8 directory entries
     (listing a directory on flash is slow: ~0.1 ms an entry on the benchmark's littlefs)."""
     k = 0
-    for e in os.ilistdir(r.dir):
-        n = e[0]
-        if n.endswith(".seg") and n[:-4].isdigit():
-            out.append(int(n[:-4]))
-        k += 1
-        if k % 8 == 0:
-            yield None
+    it = os.ilistdir(r.dir)
+    try:
+        for e in it:
+            n = e[0]
+            if n.endswith(".seg") and n[:-4].isdigit():
+                out.append(int(n[:-4]))
+            k += 1
+            if k % 8 == 0:
+                yield None
+        it = None
+    finally:
+        if it is not None:  # closed while listing: run the listing to its end, which closes the directory
+            for e in it:
+                pass
     out.sort()
 
 
@@ -264,11 +285,18 @@ def _time(h, rd, i):
 def prepare(store, p):
     """Count the rows in range and note the last one's time (fixing p.end, so rows appended meanwhile are not
     sent: the .npy header says how many rows follow). A generator: it yields after each block so the HTTP
-    handler can let other tasks run (``plan`` runs it to the end when asked to)."""
+    handler can let other tasks run (``plan`` runs it to the end when asked to). Close it if you stop early."""
+    try:
+        yield from _prepare(store, p)
+    finally:
+        _close(p)
+
+
+def _prepare(store, p):
     n = 0
     first = last = None
     rd = Reader()
-    for blk in _blocks(store, p, rd):
+    for blk in _opened(p, _blocks(store, p, rd)):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
             if first is None:
@@ -324,7 +352,7 @@ def _rows(store, p):
     opened (a step for the caller to yield on)."""
     rd = Reader()
     unpack = struct.unpack_from
-    for blk in _blocks(store, p, rd):
+    for blk in _opened(p, _blocks(store, p, rd)):
         if blk is not None:
             buf = rd.buf
             h = rd.h
@@ -349,7 +377,14 @@ def _rows(store, p):
 
 
 def stream(store, p):
-    """The response body, chunk by chunk."""
+    """The response body, chunk by chunk; closing it closes the files it reads."""
+    try:
+        yield from _stream(store, p)
+    finally:
+        _close(p)
+
+
+def _stream(store, p):
     if not p.numeric:
         for c in _text(store, p):
             yield c
@@ -401,7 +436,7 @@ def stream(store, p):
 def _select(store, p):
     order = p.order
     names = p.names
-    for t, v in _rows(store, p):
+    for t, v in _opened(p, _rows(store, p)):
         yield None if t is None else [v[i] if i >= 0 else (t if i == -1 else _label(names, v[0])) for i in order]
 
 
@@ -420,7 +455,7 @@ def _buckets(store, p):
     cur = 0
     n = 0
     w = p.width
-    for t, v in _rows(store, p):
+    for t, v in _opened(p, _rows(store, p)):
         if t is None:
             yield None
             continue
@@ -465,7 +500,7 @@ def _text(store, p):
         lazy.unload("sensorbox.device.store.meta")
     else:
         rows = _event_rows
-    for t, rest in rows(store, p):
+    for t, rest in _opened(p, rows(store, p)):
         if t is None:  # a step without a row
             yield b""
             continue
@@ -504,7 +539,7 @@ def _csv_str(s):
 def _event_rows(store, p):
     """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
     rd = Reader()
-    for name in _segments(store, p, rd):
+    for name in _opened(p, _segments(store, p, rd)):
         if name is None:
             yield None, None
             continue

@@ -11,10 +11,10 @@ _MAX_LABELS = 500  # store/meta.MAX_LABELS
 
 
 def resources(store, now):
-    out = []
+    """A generator of the resources' dicts (one alive at a time while the response streams them)."""
     for r in store.res:
         e = {
-            "name": r.name, "columns": ["t"] + list(columns_of(r)),
+            "name": r.name, "columns": _columns(r),
             "dtype": "int16" if r.kind != TEXT else "json", "t_dtype": "int64 epoch ms",
             "rate_hz": r.seg_rate if r.kind == RATE else None,
             "formats": ["npy", "csv"] if r.kind != TEXT else ["json", "csv"],
@@ -28,10 +28,14 @@ def resources(store, now):
         }
         if r.name == "predictions":
             e["classes"] = class_names(store)
-        out.append(e)
-    out.append({"name": "labels", "columns": ["start", "end", "label"], "dtype": "json",
-                "formats": ["json", "csv"], "count": store.labels, "max": _MAX_LABELS})
-    return out
+        yield e
+    yield {"name": "labels", "columns": ["start", "end", "label"], "dtype": "json",
+           "formats": ["json", "csv"], "count": store.labels, "max": _MAX_LABELS}
+
+
+def _columns(r):
+    yield "t"
+    yield from columns_of(r)
 
 
 def coverage(store, r):

@@ -46,6 +46,10 @@ def header(nxt):
     return b"SBL2" + struct.pack("<I", nxt)
 
 
+_REC_MAX = 22 + 160 + 4  # the longest record: its fields, a 160-byte name, its CRC (was 182: a long name after
+# others read as a torn end, and the next label added rewrote the file without it)
+
+
 def _ok(buf, o, n, prev, v=2):
     """The length of the record at ``buf[o]`` when it reads right and is whole in ``buf[:n]``; 0 when it is not a
     record; -1 when it may be one that ``buf`` holds only part of. ``prev``: the id of the record before it; ``v``
@@ -104,7 +108,7 @@ def _recs(store, info):
         prev = 0
         bad = -1  # where an unreadable stretch began
         while pos < size:
-            if pos + 182 > base + n and base + n < size:  # keep a whole record (22 + 160 bytes) in the buffer
+            if pos + _REC_MAX > base + n and base + n < size:  # keep a whole record in the buffer
                 f.seek(pos)
                 base = pos
                 n = f.readinto(buf) or 0
@@ -154,17 +158,22 @@ def _scan(store, find, info):
 def label_rows(store, p):
     """Yield (start, (end, name, id, pinned)) of the labels overlapping [p.start, p.end) in the order they were
     made, and (None, None) after every 32 records read (a step for a streaming caller to yield on). ``pinned``:
-    the label still keeps its raw data from retention (not unpinned, not pulled yet)."""
+    the label still keeps its raw data from retention (not unpinned, not pulled yet). Closing it closes the file
+    (MicroPython closes neither an abandoned generator nor the ones a closed one iterates)."""
     k = live = 0
     rel = _released(store, store.accel)
-    for pos, st, ident, a, b, name in _recs(store, _info()):
-        k += 1
-        live += st != 88 and st != 67
-        if st != 88 and st != 67 and b > p.start and a < p.end:
-            yield a, (b, bytes(name).decode(), ident, st == 76 and b - 1 > rel)
-        elif k % 32 == 0:
-            yield None, None
-    store.labels = live  # (what the resource listing says: as the file reads now)
+    g = _recs(store, _info())
+    try:
+        for pos, st, ident, a, b, name in g:
+            k += 1
+            live += st != 88 and st != 67
+            if st != 88 and st != 67 and b > p.start and a < p.end:
+                yield a, (b, bytes(name).decode(), ident, st == 76 and b - 1 > rel)
+            elif k % 32 == 0:
+                yield None, None
+        store.labels = live  # (what the resource listing says: as the file reads now)
+    finally:
+        g.close()
 
 
 class _All:
@@ -176,12 +185,16 @@ def labels_json(store):
     """GET /api/labels, ``{"labels": [{"id", "start", "end", "label"}, ...]}``, as a stream of small chunks."""
     yield b'{"labels": ['
     sep = b""
-    for a, r in label_rows(store, _All):
-        if a is None:
-            yield b""
-        else:
-            yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1], "pinned": r[3]}).encode()
-            sep = b","
+    g = label_rows(store, _All)
+    try:
+        for a, r in g:
+            if a is None:
+                yield b""
+            else:
+                yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1], "pinned": r[3]}).encode()
+                sep = b","
+    finally:
+        g.close()
     yield b"]}"
 
 
@@ -230,11 +243,15 @@ def _rewrite(store, nxt):
     path = store.root + "/labels.bin"
     info = _info()
     rel = _rel_all(store)
+    g = _recs(store, info)
     with open(path + ".tmp", "wb") as out:
-        out.write(header(nxt))
-        for pos, st, ident, a, b, name in _recs(store, info):
-            if st != 88 and (st != 67 or b - 1 > rel):  # (a pulled capture has done its work)
-                out.write(pack(ident, a, b, name, st))
+        try:
+            out.write(header(nxt))
+            for pos, st, ident, a, b, name in g:
+                if st != 88 and (st != 67 or b - 1 > rel):  # (a pulled capture has done its work)
+                    out.write(pack(ident, a, b, name, st))
+        finally:  # a failed write (full flash) leaves the generator, and its file, open
+            g.close()
     if info[3]:
         store.quarantine(path, "labels", "{} bytes of labels.bin unreadable".format(info[3]))
     elif info[4]:

@@ -1,0 +1,168 @@
+"""Start-up of the device app: the names interned first (``warm``), the parts built (``init``), the services
+started (``start``). Loaded by ``app`` for each step and unloaded after it (``lazy``): code that runs once
+takes no heap for the rest of the run. The modules of the parts are imported in the functions, not at the top,
+so that unloading this module does not take them along (``lazy.unload`` drops what a load pulled in).
+"""
+
+import gc
+import os
+import sys
+
+import asyncio
+
+from sensorbox.device import lazy  # resident (app imports it): not taken along when this module goes
+
+# Which config keys each sensor depends on: a change restarts its sampler.
+_SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
+
+
+# What ``warm`` leaves out (prefixes; a board adds its own ``warm_skip``): what this device never loads: the
+# plain-Python and float kernels (the browser's and host's), the config help texts (host and UI), ``trees_c`` and
+# ``kernels_c`` (only with emlearn_trees / emlearn_fft / emlearn_iir installed, then imported for good: loaded
+# now, their native code would stay in RAM for nothing), other boards' platform modules, the browser's
+# re-analysis (in the unix bundle only, for the tests), and the k-nearest-neighbour evaluator and its loader,
+# bundled for later but not run by the device yet (28 names for good, ~0.3 KB on this port).
+WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
+             "sensorbox.device.trees_c", "sensorbox.device.kernels_c", "sensorbox.device.platform.",
+             "sensorbox.shared.neighbors", "sensorbox.shared.analysis")
+
+
+def warm(plat):
+    """Intern every module's names now, while the heap is whole (``warm_package``), but ``WARM_SKIP`` and the
+    board's sensor drivers it does not use."""
+    return warm_package("sensorbox", WARM_SKIP + tuple(getattr(plat, "warm_skip", ())))
+
+
+def warm_package(package, skip=()):
+    """Load and unload once every module of ``package`` (a dotted name) not loaded yet, except ``skip``
+    prefixes and what does not import here (another board's drivers): at boot, while the heap is whole.
+
+    MicroPython interns every name a module uses, for good, in pools that double: on this port the ~1,260th name
+    makes it allocate a ~15 KB pool in one piece (its MemoryError reads "allocating 1280 bytes": entries, not
+    bytes). Left to chance, that happens when some cold module is first used on a fragmented heap, and from then
+    on every import that brings a new name fails. Interning them all at boot makes it happen once, at a time it
+    can. Returns (modules loaded, modules skipped)."""
+    root = __import__(package)
+    for part in package.split(".")[1:]:
+        root = getattr(root, part)
+    loaded = skipped = 0
+    todo = [(root.__path__ if isinstance(root.__path__, str) else root.__path__[0], package)]
+    while todo:
+        path, pkg = todo.pop()
+        for e in os.ilistdir(path):
+            n = e[0]
+            if e[1] == 0x4000:
+                todo.append((path + "/" + n, pkg + "." + n))
+                continue
+            if not (n.endswith(".mpy") or n.endswith(".py")) or n.startswith("__init__."):
+                continue
+            name = pkg + "." + n[:n.rfind(".")]
+            if name in sys.modules or any(name.startswith(p) for p in skip):
+                continue
+            try:
+                lazy.load(name)
+                loaded += 1
+            except Exception:  # ImportError, SyntaxError (no viper here), another platform's module
+                skipped += 1
+            lazy.unload(name)
+            gc.collect()
+    return loaded, skipped
+
+
+def _makedirs(path):
+    parts = path.rstrip("/").split("/")
+    cur = ""
+    for i, p in enumerate(parts):
+        cur = p if i == 0 else cur + "/" + p
+        if not cur or cur == ".":
+            continue
+        try:
+            os.mkdir(cur)
+        except OSError:
+            pass
+
+
+def init(d, echo_log):
+    """Build the parts of device ``d`` (``d.platform`` set): log, sensors and their rings, config, store, ..."""
+    from sensorbox.device.auth import Auth
+    from sensorbox.device.bus import Bus
+    from sensorbox.device.config import Config
+    from sensorbox.device.health import Health
+    from sensorbox.device.log import Log
+    from sensorbox.device.sensors.sampler import Sensor
+    from sensorbox.device.soundmeter import SoundMeter
+    from sensorbox.device.store.core import Store
+    from sensorbox.device.supervisor import LagMonitor, Supervisor
+    # The model evaluator's viper kernel, imported once for good: a running model uses it anyway, and a module
+    # with native code imported again (by models.py, loaded per request) leaks every time (its native code and
+    # BSS are kept for good: IRAM on an ESP32, a tracked root pointer per load in the GC heap).
+    from sensorbox.device import trees_fast  # noqa: F401
+
+    data = d.platform.data_dir
+    _makedirs(data)
+    d.log = Log(d.platform.epoch_ms, data + "/log.txt", echo=echo_log)
+    d.sensors = {}
+    # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 32 ms of sound at 16 kHz
+    # (two of the chunks the sound meter reads the microphone's FIFO in). They are never reallocated.
+    d.sensors["accel"] = Sensor("accel", d._driver_factory("accel"), d.log, 3, 500)
+    # 512 = config_schema.MIC_RING_FRAMES (the schema is not loaded here)
+    d.sensors["mic"] = Sensor("mic", d._driver_factory("mic"), d.log, 1, 512)
+    d.config = Config(data + "/config.json", d.log)
+    d.config.device = d
+    d.log.set_level(d.config.get("log.level"))
+    d.log.file_bytes = d.config.get("log.file_kb") * 1024
+    d.device_id = d.platform.unique_id(d.log)
+    d.supervisor = Supervisor(d.log)
+    d.bus = Bus(d.log)
+    # The store: first subscriber of the analysis results (see store/core.py for the value shapes).
+    d.store = Store(data + "/store", d.log, d.platform.epoch_ms, d.platform.flash_stats)
+    d.store.configure(d.config)
+    d.store.open()
+    for topic in ("features", "predictions", "soundlevel", "events"):
+        d.bus.subscribe(topic, d.store.on_bus)
+    d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and a 1 s probe
+    for name in d.sensors:
+        d.sensors[name].lag = d.lag
+    d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
+    d.auth = Auth(data + "/auth.json", d.log, getattr(d.platform, "admin_password", None))
+    try:  # files read later (per request, by a service): what is wrong with them is set aside and said now
+        lazy.load("sensorbox.device.files").check_boot(d)
+    finally:
+        lazy.unload("sensorbox.device.files")
+    d.health = Health(d)
+    d.config.listen(d.supervisor.config_changed)
+    d.config.listen(d._on_config)
+
+
+async def start(d):
+    """Start the services of device ``d``."""
+    d.log.info("app", "sensorbox {} starting on {} (id {})".format(
+        __import__("sensorbox").__version__, d.platform.name, d.device_id))
+    if d.auth.generated_password:
+        # Shown once, on the console only: never logged to flash, never returned by the API.
+        print("\n*** admin password (shown once): {} ***\n".format(d.auth.generated_password))
+    # Load all long-lived code before any service starts allocating, so code and buffers do not end up
+    # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
+    from sensorbox.device.http.server import make_app
+
+    d.http = make_app(d.auth, d.log)
+    d.http.device = d  # no route is registered: each request loads the module that answers it
+    # the UI's sessions that POST /api/restart saved: taken now, at boot, or never (http/authz.py sessions)
+    lazy.load("sensorbox.device.http.authz").sessions(d.auth, boot=True)
+    lazy.unload("sensorbox.device.http.authz")
+    asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
+    gc.collect()
+    sup = d.supervisor
+    sup.add("lag", d.lag.run)
+    for name in d.sensors:
+        sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
+    sup.add("soundmeter", d.soundmeter.run, ("sound.",))
+    sup.add("pipeline", d._pipeline, ("ml.",))
+    sup.add("store", d._store, ("store.", "capture."))  # (a lambda here would keep this module's code alive)
+    sup.add("housekeeping", d._housekeeping)
+    await d.platform.start_network(d.config, d.log)
+    sup.add("http", d._serve, (), d._beat)  # restarted when its heartbeat stops
+    sup.add("watch", d._watch)  # ...and the platform watchdog fed (supervisor.watch)
+    d._integrations(())  # MQTT and webhooks, if enabled
+    gc.collect()
+    gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())

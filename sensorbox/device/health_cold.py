@@ -1,0 +1,115 @@
+"""The ``/api/status`` document (loaded per request by ``health.Health.status``, then unloaded), and the readings
+of the supervisor's and the lag monitor's figures that only it needs (kept out of the resident ``supervisor``)."""
+
+import gc
+import sys
+import time
+
+import sensorbox
+from sensorbox.device import lazy
+from sensorbox.device.supervisor import WDT_MS
+
+
+def status(h, full):
+    """The figures for ``/api/status``. Without ``full`` (an unauthenticated health probe) only liveness and
+    health: what the device measures (the current class, sound levels) and its integrations (endpoints, their
+    errors) are for credentials only."""
+    d = h.device
+    sup = d.supervisor
+    free = h.sample_heap()
+    total = gc.mem_free() + gc.mem_alloc()  # read together: a collection between them would change the sum
+    try:
+        flash_total, flash_free = d.platform.flash_stats()
+    except OSError:
+        flash_total = flash_free = None
+    impl = sys.implementation
+    sensors = {}
+    for name in d.sensors:
+        sensors[name] = d.sensors[name].status()
+    out = {
+        "device": {"id": d.device_id, "name": d.config.get("device.name"), "version": sensorbox.__version__,
+                   "platform": d.platform.name},
+        "firmware": {"implementation": impl.name, "version": ".".join(str(v) for v in impl.version[:3]),
+                     "machine": getattr(impl, "_machine", sys.platform), "mpy": getattr(impl, "_mpy", None)},
+        "uptime_s": time.ticks_diff(time.ticks_ms(), h.boot_ticks) // 1000,
+        "time_ms": d.platform.epoch_ms(),
+        "heap": {"free": free, "min_free": h.heap_min_free, "total": total,
+                 "used": h.heap_used, "peak_used": h.heap_peak_used, "reserve_used": lazy.used_reserve},
+        "flash": {"total": flash_total, "free": flash_free},
+        "loop_lag": lag_status(d.lag),
+        "http": d.http.stats() if d.http is not None else None,
+        "watchdog": {"feeds": sup.feeds, "timeout_ms": WDT_MS if sup.wdt else None, "unlogged": sup.unlogged,
+                     "revived": sup.revived},
+        "task_restarts": restarts(sup),
+        "tasks": tasks(sup),
+        "sensors": sensors,
+        "store": d.store.status() if getattr(d, "store", None) else None,
+        "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
+        "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
+        "files": d.log.files,  # persisted files that were unreadable and set aside (device/files.py)
+    }
+    if not full:
+        return out
+    out["soundlevel"] = d.soundmeter.status() if getattr(d, "soundmeter", None) else None
+    out["analysis"] = d.pipeline.status() if getattr(d, "pipeline", None) else None
+    out["mqtt"] = d.mqtt.status() if getattr(d, "mqtt", None) else {"enabled": d.config.get("mqtt.enabled")}
+    out["webhook"] = d.webhook.status() if getattr(d, "webhook", None) else {
+        "enabled": d.config.get("webhook.enabled")}
+    return out
+
+
+def tasks(sup):
+    """Each service of supervisor ``sup``: running, restarts (failures), reloads (config changes), last error."""
+    out = {}
+    for s in sup.services:
+        out[s.name] = {"running": s.running, "restarts": s.restarts, "reloads": s.reloads, "last_error": s.last_error}
+    return out
+
+
+def restarts(sup):
+    """Restarts after a failure, all services together."""
+    n = 0
+    for s in sup.services:
+        n += s.restarts
+    return n
+
+
+def top(lag, k):
+    """The k-th largest of lag monitor ``lag``'s recent samples (k=1: the largest), by repeated scans: no sorting,
+    no lists."""
+    n = min(lag.n, len(lag.samples))
+    s = lag.samples
+    bound = 1 << 62
+    found = 0
+    value = 0
+    while found < k:
+        best = -1
+        count = 0
+        for i in range(n):
+            v = s[i]
+            if v < bound:
+                if v > best:
+                    best = v
+                    count = 1
+                elif v == best:
+                    count += 1
+        if best < 0:
+            break
+        value = best
+        found += count
+        bound = best
+    return value
+
+
+def percentile(lag, p):
+    """Nearest-rank percentile (p < 100) of ``lag``'s recent samples, in µs."""
+    n = min(lag.n, len(lag.samples))
+    if n == 0:
+        return 0
+    rank = (n * p + 99) // 100  # 1-based rank from the bottom
+    return top(lag, n - rank + 1)
+
+
+def lag_status(lag):
+    return {"max_ms": lag.max_us / 1000, "p99_ms": percentile(lag, 99) / 1000, "recent_max_ms": top(lag, 1) / 1000,
+            "samples": lag.n}

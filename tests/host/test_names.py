@@ -1,0 +1,184 @@
+"""The bundle's renaming (sensorbox/host/names.py): only names that nothing but the device code spells, where it
+provably spells them all, are renamed; the renamed source compiles and behaves the same on MicroPython, line
+numbers stay."""
+
+import os
+import subprocess
+
+import pytest
+
+from sensorbox.host import bundle, names
+
+MOD = '''\
+_CACHE = {}
+_LIMIT = const(3)
+
+
+def _helper(x):
+    return x + 1
+
+
+def public(x):
+    return _helper(x) + _LIMIT
+
+
+class Thing:
+    def __init__(self):
+        self._count = 0
+        self._shared = 1
+
+    def _bump(self):
+        self._count += 1
+        return self._count
+
+    def go(self):
+        return self._bump() + self._shared
+
+
+class Other:
+    def __init__(self):
+        self._own = 2
+'''
+
+SUB = '''
+class Sub(Thing):
+    def __init__(self):
+        super().__init__()
+        self._mine = 3
+'''
+
+OTHER = '''\
+import mod
+t = mod.Thing()
+t._shared = 5          # used from outside: stays
+print(getattr(t, "_exported", None))
+'''
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def test_only_provably_private_names_are_renamed(tmp_path):
+    mod = _write(tmp_path, "mod.py", MOD)
+    other = _write(tmp_path, "other.py", OTHER)
+    plan = names.plan([mod], [other])[mod]
+    # a const() name is gone after compiling anyway; Thing is used from outside (mod.Thing): it stays
+    assert set(plan["globals"]) == {"_CACHE", "_helper", "public", "Other"}
+    assert set(plan["attrs"]) == {"_count", "_bump", "_own"}  # _shared is set from outside: it stays
+    # per class, distinct names; across classes, shared ones
+    assert len({plan["attrs"][a] for a in ("_count", "_bump")}) == 2 and plan["attrs"]["_own"] == "_0"
+
+
+def test_classes_in_a_hierarchy_keep_their_attributes(tmp_path):
+    mod = _write(tmp_path, "mod.py", MOD + SUB)
+    plan = names.plan([mod], [])[mod]
+    # Thing is Sub's base: their attributes share one namespace, so renaming either's could make them collide
+    assert not {"_count", "_bump", "_shared", "_mine"} & set(plan["attrs"]) and "_own" in plan["attrs"]
+
+
+def test_rewrite_keeps_lines_and_runs_the_same_on_micropython(tmp_path):
+    src = MOD + "\n\nprint(public(1), Thing().go(), Other()._own, len(_CACHE))\n"
+    path = _write(tmp_path, "mod.py", src)
+    plan = names.plan([path], [])[path]
+    # _own is read from outside its class (Other()._own): renamed there alike, as only Other sets it
+    assert {"_count", "_bump", "_shared", "_own"} <= set(plan["attrs"])
+    out = names.rewrite(src, plan)
+    assert out.count("\n") == src.count("\n")
+    assert "_helper" not in out and "_count" not in out and "_own" not in out
+    assert "def {}(x)".format(plan["globals"]["_helper"]) in out
+    for text, name in ((src, "a.py"), (out, "b.py")):
+        p = _write(tmp_path, name, "from micropython import const\n" + text)
+        r = subprocess.run([bundle.micropython_path(), p], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["5", "2", "2", "0"], r.stdout
+
+
+def test_strings_keywords_and_arguments_keep_a_name(tmp_path):
+    src = ("def _a(_b=1):\n    return _b\n\ndef _c():\n    return 1\n\nx = _a(_b=2)\ny = '_c'\n")
+    path = _write(tmp_path, "m.py", src)
+    plan = names.plan([path], []).get(path, {"globals": {}})
+    assert "_c" not in plan["globals"]  # a string spells it (getattr, say)
+    assert "_a" in plan["globals"]
+
+
+def test_a_const_used_before_its_definition_fails_the_build(tmp_path):
+    src = "def f():\n    return _T\n\n_T = const(1)\n"
+    assert names.const_used_early(__import__("ast").parse(src)) == [("_T", 2)]
+    path = _write(tmp_path, "m.py", src)
+    with pytest.raises(ValueError) as e:
+        names.plan([path], [])
+    assert "_T is used before its const() definition" in str(e.value)
+
+
+def test_the_bundle_records_its_renames():
+    out = bundle.build("unix")
+    import json
+
+    m = json.load(open(os.path.join(out, "bundle.json")))
+    r = m["renames"]["sensorbox/device/http/server.py"]
+    src = open(os.path.join(bundle.REPO, "sensorbox", "device", "http", "server.py")).read()
+    assert len(r["globals"]) > 10 and r["attrs"], r  # (no name spelled anywhere else: a string would keep it)
+    for old, new in r["globals"].items():  # each maps back to what the source defines, for tracebacks
+        assert new.startswith("_") and new[1:].isdigit() and ("def " + old in src or old + " = " in src or
+                                                              "class " + old in src), (old, new)
+
+
+A = '''\
+_X = 5
+LIMIT = const(7)
+
+
+def helper():
+    return _X
+
+
+class Box:
+    def __init__(self):
+        self.size = 3       # public, used only through self: renamed
+        self.seen = 0       # public, read from outside: stays
+        self._peek = 1      # private, read from outside: renamed there too
+
+    def grow(self):         # a public method: stays
+        self.size += 1
+        return self.size
+'''
+
+B = '''\
+from a import _X, helper
+
+
+def go(box):
+    return _X + helper() + box.grow() + box.seen + box._peek
+'''
+
+
+def test_names_shared_between_device_modules_are_renamed_alike(tmp_path):
+    a = _write(tmp_path, "a.py", A)
+    b = _write(tmp_path, "b.py", B)
+    main = _write(tmp_path, "main.py", "import a, b\nprint(b.go(a.Box()))\n")  # (what runs them: not rewritten)
+    pa = names.plan([a, b], [main], {a: "a", b: "b"})
+    assert pa[a]["globals"]["_X"] == pa[b]["globals"]["_X"] and pa[a]["globals"]["helper"] == pa[b]["globals"][
+        "helper"]
+    assert "LIMIT" in pa[a]["globals"]  # a public const() nobody imports: gone after compiling too
+    assert set(pa[a]["attrs"]) == {"size", "_peek"} and pa[b]["attrs"] == {"_peek": pa[a]["attrs"]["_peek"]}
+    assert "Box" not in pa[a]["globals"] and "go" not in pa[b]["globals"]  # main.py uses them
+    # a test that imports helper from a keeps it (the test is not rewritten); one that spells _X in a string too
+    t = _write(tmp_path, "t.py", "from a import helper\nprint(helper(), '_X')\n")
+    pt = names.plan([a, b], [main, t], {a: "a", b: "b"})
+    assert "helper" not in pt[a]["globals"] and "_X" not in pt[a]["globals"]
+    # a script in a host test's string spells go: it stays
+    h = _write(tmp_path, "h.py", "SCRIPT = 'import b; b.go(None)'\n")
+    assert "go" in names.plan([a, b], [], {a: "a", b: "b"})[b]["globals"]
+    assert "go" not in names.plan([a, b], [], {a: "a", b: "b"}, [h]).get(b, {"globals": {}})["globals"]
+    # and it runs the same, renamed
+    for d, srcs in (("plain", (A, B)), ("renamed", (names.rewrite(A, pa[a]), names.rewrite(B, pa[b])))):
+        os.makedirs(str(tmp_path / d))
+        for name, text in zip(("a.py", "b.py"), srcs):
+            (tmp_path / d / name).write_text("from micropython import const\n" + text if name == "a.py" else text)
+        (tmp_path / d / "main.py").write_text(open(main).read())
+        r = subprocess.run([bundle.micropython_path(), "main.py"], cwd=str(tmp_path / d), capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.split() == ["15"], (d, r.stdout, r.stderr)

@@ -1,0 +1,36 @@
+"""The heap soak (tests/host/soak.py), short: the app at bundle.APP_HEAP with every feature on (analysis, sound
+meter, store, MQTT to a real mosquitto, one webhook, four live streams, UI and API requests in a loop), and
+the core alone at bundle.CORE_HEAP, each for ``SOAK_S`` seconds (60): no MemoryError, no 503 or other error,
+no service restart, no stream dropped, no sample dropped from the accelerometer (the microphone's 64 ms ring
+can lose samples when a busy machine deschedules the process: soak.problems; bench/bench_heap.py counts them
+too and runs the soaks for 10 minutes)."""
+
+import os
+
+from sensorbox.host import bundle
+
+import soak
+
+SECONDS = int(os.environ.get("SOAK_S", "60"))
+
+
+def _run(tmp_path, heap, full):
+    s = soak.Soak(tmp_path / "dev", heap, full)
+    try:
+        fig = soak.run(s, SECONDS)
+    finally:
+        s.stop()
+    print("soak at {} ({}): {} requests, {} stream events, heap {}".format(
+        heap, "all features" if full else "core", fig["requests"], fig["stream_events"], fig["heap"]))
+    assert soak.problems(fig) == [], fig
+    assert fig["requests"] > 100 and fig["stream_events"] > 4 * SECONDS  # it really was busy
+    return fig
+
+
+def test_soak_every_feature_at_the_app_heap(tmp_path):
+    fig = _run(tmp_path, bundle.APP_HEAP, True)
+    assert fig["mqtt"]["state"] == "connected" and fig["mqtt_messages"] > 0 and fig["webhook_posts"] > 0, fig
+
+
+def test_soak_core_at_the_core_heap(tmp_path):
+    _run(tmp_path, bundle.CORE_HEAP, False)

@@ -27,7 +27,7 @@ def used():
 class Cfg:
     def get(self, key):  # (uncoded: these figures are about the blocks and littlefs; the codec's are below)
         return {"store.flush_ms": 1000, "store.min_free_kb": 0, "store.compress": False, "capture.classes": "",
-                "capture.sound_db": 0, "board.sd": ""}.get(key, 8192)
+                "capture.sound_db": 0, "board.sdcard": ""}.get(key, 8192)
 
 
 class Quiet:
@@ -205,7 +205,7 @@ def codec():
     # 6. The block codec (issue 16.1): ratios on the replayed recording, per column (blocks of 50 rows: a 1 s flush
     # at 50 Hz) and as the accel resource stores it (x, y, z together, with the 8-byte block headers), and on white
     # noise (the worst case); encode and decode speed (viper encoder vs the plain reference; decoder).
-    from sensorbox.device.store import codec_fast
+    from sensorbox.device.store import core as viper  # the store's viper encoder and decoder
     from sensorbox.shared import codec as dec, codec_enc, npy
 
     with open("data/watch_excerpt.npy", "rb") as f:
@@ -220,7 +220,7 @@ def codec():
         for s in range(0, rows - 49, 50):
             for i in range(50):
                 col[i] = a[6 * (s + i) + c]
-            m = codec_fast.encode(col, 50, 1, out, 1100)
+            m = viper.encode(col, 50, 1, out, 1100)
             coded += m if m > 0 else 101
             raw += 100
         out_line("codec_ratio_" + names[c], raw / coded, 2.5, "x")
@@ -231,7 +231,7 @@ def codec():
             for i in range(k):
                 for c in range(3):
                     blk[3 * i + c] = a[6 * (s + i) + c]
-            m = codec_fast.encode(blk, k, 3, out, 1100)
+            m = viper.encode(blk, k, 3, out, 1100)
             coded += (m if m > 0 else 6 * k + 1) + 8
             raw += 6 * k + 8
         out_line("codec_ratio_xyz_{}rows".format(k), raw / coded, 2.5, "x")
@@ -241,7 +241,7 @@ def codec():
         for i in range(150):
             x = (x * 1103515245 + 12345) & 0x7FFFFFFF
             blk[i] = ((x >> 8) & 0xFFFF) - 32768
-        m = codec_fast.encode(blk, 50, 3, out, 1100)
+        m = viper.encode(blk, 50, 3, out, 1100)
         coded += (m if m > 0 else 301) + 8
         raw += 300 + 8
     out_line("codec_ratio_white_noise", raw / coded, 1.0, "x")
@@ -253,14 +253,14 @@ def codec():
     n = 400
     t = time.ticks_us()
     for _ in range(n):
-        m = codec_fast.encode(blk, 50, 3, out, 1100)
+        m = viper.encode(blk, 50, 3, out, 1100)
     tv = time.ticks_diff(time.ticks_us(), t)
     t = time.ticks_us()
     for _ in range(20):
         codec_enc.encode(src, 50, 3, out, 1100)
     tp = time.ticks_diff(time.ticks_us(), t)
     out_line("codec_encode_rows_per_s", 50 * n * 1000000 // tv, 50 * 20 * 1000000 // tp, "rows/s")
-    from sensorbox.device.store import codec_fast as codec_dec
+    from sensorbox.device.store import core as viper  # the store's viper encoder and decoder as codec_dec
 
     d = bytearray(300)
     t = time.ticks_us()
@@ -350,12 +350,12 @@ def plan():
                     st.on_bus("events", tw, {"type": "class_change", "from": prev, "to": k, "confidence": 812})
                     prev = k
             st.flush()
-            g = st.recode()  # (as the store service does after a flush point, when a segment was closed)
+            g = st.job(1)  # (as the store service does after a flush point, when a segment was closed)
             if g is not None:
                 for _ in g:
                     pass
         st.close()
-        g = st.recode()  # (the open segments, closed now: as they will be)
+        g = st.job(1)  # (the open segments, closed now: as they will be)
         if g is not None:
             for _ in g:
                 pass
@@ -397,14 +397,13 @@ def plan():
                 st.on_bus("predictions", T0 + s * 1000 + 500, (klass(j), 600 + (j * 37) % 400))
             if s % 60 == 59:
                 st.flush()
-                g = st.recode()
+                g = st.job(1)
                 if g is not None:
                     for _ in g:
                         pass
         st.flush()
         st.clock = lambda: T0 + 86400000 + 30000
-        st.roll_at = 0
-        g = st.roll()
+        g = st.job(0)
         for _ in g:
             pass
         from sensorbox.device.store import rollup
@@ -413,7 +412,7 @@ def plan():
             if r.period:
                 made = r.rows + r.brows
                 if r.brows:
-                    rollup.compact(st, r)  # (as when its stage fills: the bytes a row costs for good)
+                    rollup.flush(st, r)  # (as when its stage fills: the bytes a row costs for good)
                 out_line("rollup_perday_{}_{}".format(kind, r.name), r.bytes, made, "bytes/rows")
         st.close()
         os.umount("/flash")

@@ -347,7 +347,7 @@ function coverText(from, now, sndRes, predRes) {
   if (!a || !a.stored) parts.push("raw accelerometer data is not stored (its budget is 0)");
   else if (a.start === null) parts.push("no raw accelerometer data stored yet");
   else if (a.start > from + 1000) {
-    const kept = a.days_kept ? "; its " + Math.round(a.budget / 1024) + " KB budget holds about " + fmtDur(a.days_kept * 86400000) +
+    const kept = a.days_in_budget ? "; its " + Math.round(a.budget / 1024) + " KB budget holds about " + fmtDur(a.days_in_budget * 86400000) +
       " at the current settings, labelled data stays until pulled" : "";
     parts.push("raw accelerometer data only since " + fmtT(a.start) + " (the last " + fmtDur(now - a.start) + kept + ")");
   }
@@ -366,8 +366,8 @@ function predResolution(span, now) {
 }
 function showPins() {
   const p = (hist.store && hist.store.pins) || {}, box = $("#hpins"), over = p.over_budget || [];
-  box.hidden = !(over.length || p.flash_full);
-  box.textContent = p.flash_full ? "The flash is full of labelled data not pulled yet: new rows may be lost. Pull it (sensorbox pull) or unpin labels below."
+  box.hidden = !(over.length || p.fills_flash);
+  box.textContent = p.fills_flash ? "The flash is full of labelled data not pulled yet: new rows may be lost. Pull it (sensorbox pull) or unpin labels below."
     : over.length ? "Labelled data not pulled yet fill the budget of " + over.join(", ") + ": the device keeps sampling into its newest data next to it, past the budget. Pull it (sensorbox pull) or unpin labels below." : "";
 }
 // uPlot plugin: the class band along the bottom of the plot and the labels along its top, under the series; event
@@ -838,9 +838,9 @@ async function budgetsBuy() {
   const size = (b) => (b >= 1048576 ? (b / 1048576).toFixed(1) + " MB" : Math.round(b / 1024) + " KB");
   for (const x of r.resources) {
     const h = document.querySelector(".field[data-key='store." + x.name + "_kb'] .help");
-    if (!h || !x.bytes_per_day || !x.days_kept) continue;
-    h.append(el("span", " Holds about " + fmtDur(x.days_kept * 86400000) + " at the current settings (" + size(x.bytes_per_day) +
-      " a day" + (x.coverage && x.coverage.days ? "; now " + fmtDur(x.coverage.days * 86400000) + " stored" : "") + ").", "buys"));
+    if (!h || !x.bytes_per_day || !x.days_in_budget) continue;
+    h.append(el("span", " Holds about " + fmtDur(x.days_in_budget * 86400000) + " at the current settings (" + size(x.bytes_per_day) +
+      " a day" + (x.days_covered ? "; now " + fmtDur(x.days_covered * 86400000) + " stored" : "") + ").", "buys"));
   }
 }
 async function loadTokens() {
@@ -925,7 +925,7 @@ async function showHealth() {
   card("Loop lag", "max " + s.loop_lag.max_ms.toFixed(1) + " ms, p99 " + s.loop_lag.p99_ms.toFixed(1) + " ms");
   if (s.store) card("Storage", Math.round(s.store.bytes / 1024) + " KB of " + Math.round(s.store.budget / 1024) + " KB budget" +
     (s.store.days_until_full == null ? "" : ", a budget full (retention starts) in " + fmtDur(s.store.days_until_full * 86400000)));
-  if (s.store && s.store.sd) {  // the store's segments on a microSD card (board.sd), or on flash while it is not there
+  if (s.store && s.store.sd) {  // the store's segments on a microSD card (board.sdcard), or on flash while it is not there
     const sd = s.store.sd;
     card("SD card", sd.state + (sd.segments_on === "sd" ? ": data on the card" : ": data on internal flash" +
       (sd.error ? " (" + sd.error + ")" : "")) + (sd.removals ? ", removed " + sd.removals + " times" : "") +

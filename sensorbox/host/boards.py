@@ -71,7 +71,7 @@ PROFILES = {
 # A generic ESP32 with a microSD card on the SPI slot's usual GPIOs (a DevKitC with a microSD breakout; the LOLIN
 # D32 Pro's slot is spi:18,23,19,4): the store keeps its segments on the card (README "SD cards").
 PROFILES["esp32-sd"] = dict(PROFILES["esp32"], title="generic ESP32, 4 MB flash, microSD card on SPI (ESP32-DevKitC + "
-                            "microSD breakout)", pins=dict(_ESP32_PINS, **{"board.sd": "spi:18,23,19,5"}),
+                            "microSD breakout)", pins=dict(_ESP32_PINS, **{"board.sdcard": "spi:18,23,19,5"}),
                             sd="data on the card (FAT); internal flash while it is missing", card=4 * 1024 * MB)
 
 PROFILES["esp32s3-psram"] = dict(PROFILES["esp32s3"], title="ESP32-S3, 8 MB flash, 8 MB octal PSRAM "

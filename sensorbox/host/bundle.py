@@ -37,7 +37,7 @@ HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/neighbors.py",
 #: board's, and not counted in its flash figure (``flash_bytes`` is what a board would hold; ``host_bytes`` these).
 #: The browser's re-analysis; the unix platform and its simulated sensors (``platform/__init__`` imports ``unix``
 #: only off a board); the plain codec and its reference encoder (a board stores and reads with
-#: ``store/codec_fast``, viper: every board target has the emitter).
+#: ``store/core``, viper: every board target has the emitter).
 NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/platform/unix.py",
                  "sensorbox/device/sensors/sim_accel.py", "sensorbox/device/sensors/sim_mic.py",
                  "sensorbox/device/sensors/sim_fast.py", "sensorbox/shared/codec.py", "sensorbox/shared/codec_enc.py")

@@ -1,7 +1,7 @@
 """Lossless codec for blocks of int16 columns: the payload of store segments with codec 1 (``device/store/core``).
 
 One source for the device (which writes it), the host and the browser (which read it): this module decodes;
-``codec_enc.py`` is the reference encoder (the device writes with ``device/store/codec_fast.py``, the same encoder
+``codec_enc.py`` is the reference encoder (the device writes with ``device/store/core.py``, the same encoder
 in viper, checked byte for byte against it). Integer arithmetic only, so every interpreter makes and reads the
 same bytes.
 

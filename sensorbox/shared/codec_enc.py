@@ -1,5 +1,5 @@
 """The reference encoder of ``sensorbox.shared.codec`` (the format is described there): plain Python, integer only,
-the same bytes on CPython, MicroPython and WebAssembly. The device writes with ``device/store/codec_fast.py`` (viper,
+the same bytes on CPython, MicroPython and WebAssembly. The device writes with ``device/store/core.py`` (viper,
 checked against this byte for byte); this one is for the host, the browser and boards without viper."""
 
 from sensorbox.shared.codec import G

@@ -53,7 +53,7 @@ HELP = {
     "store.predictions_1m_kb": "Store: flash budget for per-minute class summaries (time per class, changes; KB, "
                                "0 = none)",
     "store.predictions_1h_kb": "Store: flash budget for per-hour class summaries (KB, 0 = none)",
-    "board.sd": "Board: the microSD card the store keeps its data on: mmc (the SD/MMC slot, 1 data line), mmc4 (4 "
+    "board.sdcard": "Board: the microSD card the store keeps its data on: mmc (the SD/MMC slot, 1 data line), mmc4 (4 "
                 "lines) or spi:SCK,MOSI,MISO,CS (GPIO numbers); empty = none. Without a card the data stays on "
                 "internal flash",
     "capture.classes": "Capture: keep the raw accelerometer data around each change into one of these classes "
@@ -192,7 +192,7 @@ capture.sound_db        At a sound level of | dB
 capture.pre_s           Before the event | s
 capture.post_s          After the event | s
 capture.only            Raw data only around captures | -
-board.sd                microSD card | - | advanced
+board.sdcard                microSD card | - | advanced
 """
 
 #: The groups a key's first part names, in the order the UI shows them: ``prefix  title [| kind]`` where kind is

@@ -121,7 +121,7 @@ capture.sound_db int 0 0 140
 capture.pre_s int 4 0 20
 capture.post_s int 10 1 600
 capture.only bool false
-board.sd str "" 0 40 reboot
+board.sdcard str "" 0 40 reboot
 """
 
 
@@ -277,25 +277,38 @@ def check_update(update, get):
     _check_ml(view, update)
     _check_integrations(view, update)
     _check_capture(view, update)
-    sd = view.get("board.sd")
+    sd = view.get("board.sdcard")
     if sd:
         try:
             sd_args(sd)
         except ValueError as e:
-            raise ConfigError("board.sd", str(e))
+            raise ConfigError("board.sdcard", str(e))
     return values
 
 
+#: ``board.sdcard``'s forms, each ``name=slot,width`` or ``name=slot,`` and the SPI pins' argument names (in one
+#: string: the device interns none of its short words, SDCard's arguments only when it mounts a card).
+_SD_FORMS = "mmc=1,1 mmc4=1,4 spi:=2,sck,mosi,miso,cs"
+
+
 def sd_args(spec):
-    """``machine.SDCard`` arguments for a ``board.sd`` value: "mmc" (the SD/MMC slot 1, 1 data line, as most boards
+    """``machine.SDCard`` arguments for a ``board.sdcard`` value: "mmc" (the SD/MMC slot 1, 1 data line, as most boards
     with a slot wire it), "mmc4" (4 lines), "spi:SCK,MOSI,MISO,CS" (SPI slot 2 on those GPIOs). ValueError naming
     what is expected."""
-    if spec == "mmc" or spec == "mmc4":
-        return {"slot": 1, "width": 4 if spec == "mmc4" else 1}
-    p = spec[4:].split(",") if spec.startswith("spi:") else ()
-    pins = [int(x) for x in p if x.strip().isdigit()]
-    if len(p) == 4 and len(pins) == 4 and max(pins) <= 48 and len(set(pins)) == 4:
-        return {"slot": 2, "sck": pins[0], "mosi": pins[1], "miso": pins[2], "cs": pins[3]}
+    for form in _SD_FORMS.split(" "):
+        name, _, v = form.partition("=")
+        v = v.split(",")
+        if name[-1] != ":":
+            if spec == name:
+                return {"slot": int(v[0]), "width": int(v[1])}
+        elif spec.startswith(name):
+            p = spec[len(name):].split(",")
+            pins = [int(x) for x in p if x.strip().isdigit()]
+            if len(p) == 4 and len(pins) == 4 and max(pins) <= 48 and len(set(pins)) == 4:
+                out = {"slot": int(v[0])}
+                for i in range(4):
+                    out[v[i + 1]] = pins[i]
+                return out
     raise ValueError("expected mmc, mmc4 or spi:SCK,MOSI,MISO,CS (GPIOs, e.g. spi:18,23,19,5)")
 
 

@@ -1,12 +1,12 @@
-"""The block codec on the device (issue 16.1): the viper encoder (``device/store/codec_fast``) writes exactly the
+"""The block codec on the device (issue 16.1): the viper encoder (``device/store/core.encode``) writes exactly the
 bytes of the shared reference (``shared/codec_enc``), every block decodes to its rows, and encoding a block allocates
 nothing."""
 
 import array
 
-from sensorbox.device.store import codec_fast
+from sensorbox.device.store import core as viper  # the store's viper encoder and decoder
 
-codec_dec = codec_fast  # (the viper decoder is in the same module)
+codec_dec = viper
 from sensorbox.shared import codec, codec_enc
 
 
@@ -45,7 +45,7 @@ def test_viper_encoder_writes_the_reference_bytes_and_blocks_round_trip():
         w = 1 + rand(6)
         src = _block(rand, n, w, t % 4)
         b = bytes(src)
-        mv = codec_fast.encode(src, n, w, out_v, 2100)
+        mv = viper.encode(src, n, w, out_v, 2100)
         mp = codec_enc.encode(b, n, w, out_p, 2100)
         assert mv == mp, (t, n, w, mv, mp)
         if mv > 0:
@@ -59,7 +59,7 @@ def test_viper_encoder_writes_the_reference_bytes_and_blocks_round_trip():
         for cap in (mp - 1, 8):  # too small a buffer: refused, never overrun
             if 0 < cap < mp:
                 out_v[cap:] = b"\xee" * (2100 - cap)
-                assert codec_fast.encode(src, n, w, out_v, cap) == -1
+                assert viper.encode(src, n, w, out_v, cap) == -1
                 assert out_v[cap:] == b"\xee" * (2100 - cap)
     assert coded > 60 and raw > 10, (coded, raw)
 
@@ -73,7 +73,7 @@ def test_encoding_a_block_allocates_nothing():
     out = bytearray(1024)
     micropython.heap_lock()
     try:
-        n = codec_fast.encode(mv, 128, 3, out, 1024)
+        n = viper.encode(mv, 128, 3, out, 1024)
     finally:
         micropython.heap_unlock()
     assert n > 0
@@ -88,7 +88,7 @@ def test_viper_decoder_reads_and_refuses_as_the_reference():
         n = 1 + rand(170)
         w = 1 + rand(6)
         src = _block(rand, n, w, t % 4)
-        m = codec_fast.encode(src, n, w, out, 2100)
+        m = viper.encode(src, n, w, out, 2100)
         if m < 0:
             m = 1 + 2 * n * w
             out[0] = 0

@@ -74,7 +74,7 @@ def test_labelled_rows_survive_a_budget_that_would_delete_them_until_pulled_or_u
     st.retain()  # (as the store service does every 16 flush points and when a segment is opened)
     have = _Seqs(st)
     assert 300 not in have and all(s in have for s in range(1500, 1600))
-    assert meta.label_unpin(st, sit["id"]) and not meta.label_unpin(st, 999)
+    assert meta.label_delete(st, sit["id"], b"U") and not meta.label_delete(st, 999, b"U")  # (unpin)
     assert [x["pinned"] for x in _labels(st)] == [False, False]
     seq = _write(st, seq, 3000)  # over the budget again: the oldest unpinned segment now holds 1500..1600
     have = _Seqs(st)
@@ -128,7 +128,7 @@ def test_an_open_recording_is_pinned_and_the_floor_never_deletes_pinned_rows():
         have = _Seqs(st)
         assert all(s in have for s in range(1000, 5000)), min(s for s in range(1000, 5000) if s not in have)
         assert 0 not in have
-        assert st.pin_floor and st.status()["pins"]["flash_full"]
+        assert st.pin_floor and st.status()["pins"]["fills_flash"]
         assert st.accel.lost_rows > 0  # what could not be written is counted; nothing pinned was deleted
         st.pin_open = -1  # record_stop: the range becomes a label (not here), so it is released
         st.changes += 1

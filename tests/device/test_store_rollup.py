@@ -50,7 +50,7 @@ def _feed(st, clk, t_end, rand, t_sound, t_pred):
 
 
 def _roll(st):
-    g = st.roll()
+    g = st.job(0)
     if g is not None:
         for _ in g:
             pass
@@ -239,15 +239,15 @@ def test_staged_rows_survive_a_crash_and_compact_into_one_block():
     clk.t = T0 + 10 * 60000 + 30000
     _roll(st)
     r = st.by_name["soundlevel_1m"]
-    assert r.brows == 10 and os.stat(r.dir + "/stage.seg")[6] == 32 + 10 * (8 + 18)  # staged, one row a block
+    assert r.brows == 10 and os.stat(r.dir + "/rollup-stage.seg")[6] == 32 + 10 * (8 + 18)  # staged, one row a block
     rows = read_all(st, "soundlevel_1m")[1]
     assert len(rows) == 10  # exports read the stage
-    with open(r.dir + "/stage.seg", "ab") as f:
+    with open(r.dir + "/rollup-stage.seg", "ab") as f:
         f.write(b"\x01\x02\x03")  # a torn append at a crash
     st = None  # (no close: a crash)
     st = make(root, clk)  # the stage goes into a segment as one block
     r = st.by_name["soundlevel_1m"]
-    assert "stage.seg" not in os.listdir(r.dir) and r.nseg == 1 and st.quarantined == 0
+    assert "rollup-stage.seg" not in os.listdir(r.dir) and r.nseg == 1 and st.quarantined == 0
     assert read_all(st, "soundlevel_1m")[1] == rows
     _feed(st, clk, T0 + 60 * 60000, rand, T0 + 10 * 60000, T0 + 10 * 60000 + 100)
     clk.t = T0 + 60 * 60000 + 30000

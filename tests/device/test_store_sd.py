@@ -18,7 +18,7 @@ def _store(clock, **cfg):
     from sensorbox.device.store import sd
 
     sd.SDCard = fake_sdcard.SDCard  # (the firmware's machine.SDCard on a board)
-    return make(tmpdir("s"), clock=clock, board__sd=SPEC, store__compress=False, **cfg)
+    return make(tmpdir("s"), clock=clock, board__sdcard=SPEC, store__compress=False, **cfg)
 
 
 def _write(st, clock, seq, n):
@@ -80,7 +80,7 @@ def _segs(path):
 
 
 def _moves(st):
-    g = st.sd.moves(st)
+    g = st.sd.run(st)
     if g is not None:
         for _ in g:
             pass
@@ -144,7 +144,7 @@ def test_no_card_at_boot_stores_on_flash_then_moves_it_onto_a_card_put_in():
     st.sd.tick(st)
     assert st.sd.status()["state"] == "mounted"
     _moves(st)
-    assert st.sd.moves(st) is None  # (nothing left to move)
+    assert st.sd.run(st) is None  # (nothing left to move)
     runs = _runs(st)
     assert runs == [[0, seq - 1]], runs
     assert _segs(root + "/accel") == [] and len(_segs("/sd/sensorbox/accel")) >= len(before)
@@ -163,7 +163,7 @@ def test_a_card_removed_while_segments_move_keeps_them_on_flash():
     fake_sdcard.insert(2, card)
     clock.t += 6000
     st.sd.tick(st)  # mounted: the moves are pending
-    g = st.sd.moves(st)
+    g = st.sd.run(st)
     for k, _ in enumerate(g):
         if k == 3:  # part of the first segment copied (1.5 KB of 4)
             card.remove()
@@ -193,7 +193,7 @@ def test_a_card_at_boot_takes_the_segments_an_earlier_boot_left_on_flash():
     from sensorbox.device.store import core
 
     st = core.Store(root, st.log, clock, None)  # the next boot, with the card in
-    st.configure(__import__("devtest").StubConfig(board__sd=SPEC, store__compress=False))
+    st.configure(__import__("devtest").StubConfig(board__sdcard=SPEC, store__compress=False))
     st.open()
     assert st.sd.status()["state"] == "mounted" and _segs(root + "/accel")
     _moves(st)

@@ -45,9 +45,9 @@ def parse(data):
 
 
 def segment_paths(data_dir, resource):
-    """The segments of ``resource`` in order (a rollup's ``stage.seg`` last: its newest rows)."""
+    """The segments of ``resource`` in order (a rollup's ``rollup-stage.seg`` last: its newest rows)."""
     paths = glob.glob(os.path.join(data_dir, "store", resource, "*.seg"))
-    stage = [p for p in paths if os.path.basename(p) == "stage.seg"]
+    stage = [p for p in paths if os.path.basename(p) == "rollup-stage.seg"]
     paths = sorted((p for p in paths if p not in stage), key=lambda p: int(os.path.basename(p)[:-4]))
     return paths + stage
 

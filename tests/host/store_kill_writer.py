@@ -77,7 +77,7 @@ pins = os.getenv("STORE_PINS")
 class Cfg:
     def get(self, key):
         return {"store.flush_ms": 200, "store.min_free_kb": 0, "store.accel_kb": 4 if pins else 1 << 20,
-                "capture.classes": "", "capture.sound_db": 0, "board.sd": ""}.get(key, 1 << 20)
+                "capture.classes": "", "capture.sound_db": 0, "board.sdcard": ""}.get(key, 1 << 20)
 
 
 log = Log(lambda: T0, None, echo=False)

@@ -47,7 +47,7 @@ ids = st.class_ids(["walk", "run", "sit", "jump"])
 
 
 def jobs():
-    for g in (st.roll(), st.recode()):
+    for g in (st.job(0), st.job(1)):
         if g is not None:
             for _ in g:
                 pass

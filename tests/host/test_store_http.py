@@ -225,11 +225,11 @@ def test_pins_pulls_and_rollups_over_http(dev):
     labs = {x["label"]: x for x in dev.get("/api/labels").json()["labels"]}
     assert labs["walk"]["pinned"] and labs["sit"]["pinned"]
     res = {x["name"]: x for x in dev.get("/api/resources").json()["resources"]}
-    assert res["accel"]["coverage"]["pinned_bytes"] > 0 and res["accel"]["period_ms"] is None
+    assert res["accel"]["pinned_bytes"] > 0 and res["accel"]["period_ms"] is None
     assert res["soundlevel_1m"]["period_ms"] == 60000 and res["predictions_1h"]["period_ms"] == 3600000
     assert res["soundlevel_1m"]["columns"] == ["t", "n", "leq", "lmin", "lmax", "l10", "l50", "l90"]
     st = dev.status()["store"]["pins"]
-    assert st["ranges"] >= 1 and st["over_budget"] == [] and st["flash_full"] is False
+    assert st["pinned_ranges"] >= 1 and st["over_budget"] == [] and st["fills_flash"] is False
     for body, field in (({"accel": "soon"}, "accel"), ({"nope": 1}, "nope"), ([], "(body)"),
                         ({"soundlevel_1h": 1}, "soundlevel_1h")):
         r = dev.post("/api/pulled", body)
@@ -237,7 +237,7 @@ def test_pins_pulls_and_rollups_over_http(dev):
     r = dev.post("/api/pulled", {"accel": t0 + 1200})
     assert r.status == 200 and r.json() == {"pinned": [sit], "released": [walk]}, r.body
     r = dev.post("/api/labels/{}/unpin".format(sit), {})
-    assert r.status == 200 and r.json() == {"unpinned": sit}, r.body
+    assert r.status == 200 and r.json() == {"id": sit, "pinned": False}, r.body
     assert dev.post("/api/labels/999/unpin", {}).status == 404
     assert [x["pinned"] for x in dev.get("/api/labels").json()["labels"]] == [False, False]
     r = dev.get("/api/resources/soundlevel/data?format=csv&resolution=auto&start=-60000&max_points=5")

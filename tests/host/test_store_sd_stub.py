@@ -1,7 +1,7 @@
 """The microSD double of the device tests (``tests/support/fake_sdcard.py``) against MicroPython's published ESP32
 API (``micropython-esp32-esp32-generic-stubs``, generated from the firmware): ``machine.SDCard``'s constructor and
 block-device methods have the stub's parameters, and every argument the store passes (``config_schema.sd_args``
-of each ``board.sd`` form) is one the firmware's ``SDCard`` takes."""
+of each ``board.sdcard`` form) is one the firmware's ``SDCard`` takes."""
 
 import ast
 import importlib.metadata
@@ -52,7 +52,7 @@ def test_sd_spec_forms_and_refusals():
     assert config_schema.sd_args("spi:18,23,19,5") == {"slot": 2, "sck": 18, "mosi": 23, "miso": 19, "cs": 5}
     for bad in ("sd", "spi:18,23,19", "spi:18,18,19,5", "spi:a,b,c,d", "spi:18,23,19,99"):
         try:
-            config_schema.validate({"board.sd": bad})
+            config_schema.validate({"board.sdcard": bad})
             raise AssertionError("accepted " + bad)
         except config_schema.ConfigError as e:
-            assert e.key == "board.sd" and "spi:SCK,MOSI,MISO,CS" in e.reason, e.reason
+            assert e.key == "board.sdcard" and "spi:SCK,MOSI,MISO,CS" in e.reason, e.reason

@@ -64,19 +64,19 @@ class SDCard:
         self.gen = card.gen
         self.args = {"slot": slot, "width": width, "sck": sck, "mosi": mosi, "miso": miso, "cs": cs}
 
-    def _ok(self):
+    def _usable(self):
         c = self.card
         if c is None or not c.present or c.gen != self.gen:
             raise OSError(errno.EIO)
         return c
 
     def readblocks(self, block_num, buf, offset=0):
-        c = self._ok()
+        c = self._usable()
         o = block_num * 512 + offset
         buf[:] = memoryview(c.data)[o:o + len(buf)]
 
     def writeblocks(self, block_num, buf, offset=0):
-        c = self._ok()
+        c = self._usable()
         if c.fail_after == 0:
             c.present = False
             raise OSError(errno.EIO)
@@ -87,7 +87,7 @@ class SDCard:
         c.writes += 1
 
     def ioctl(self, op, arg=None):
-        c = self._ok()
+        c = self._usable()
         if op == 4:  # block count
             return len(c.data) // 512
         if op == 5:  # block size
@@ -95,7 +95,7 @@ class SDCard:
         return 0
 
     def info(self):
-        c = self._ok()
+        c = self._usable()
         return len(c.data), 512
 
     def deinit(self):

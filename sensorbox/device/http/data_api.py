@@ -75,9 +75,9 @@ async def handle(device, app, req):
         return await data(device, req, parts[3])
     if n >= 4:
         ident = int(parts[3])
-        res = _call(device, "label_unpin" if n == 5 else "label_delete", ident)
+        res = _call(device, "label_delete", ident, b"U" if n == 5 else b"X")  # (U: unpinned, meta.py)
         if res is True:
-            return {"unpinned" if n == 5 else "deleted": ident}
+            return {"id": ident, "pinned": False} if n == 5 else {"deleted": ident}
         return res or error(404, "no label {}".format(ident), "id")
     if meth == "POST":
         res = _call(device, "label_add", read_json(req))

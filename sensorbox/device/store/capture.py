@@ -52,6 +52,8 @@ class Capture:
         self.pre = cfg.get("capture.pre_s") * 1000
         self.post = cfg.get("capture.post_s") * 1000
         self.only = cfg.get("capture.only")
+        # capture-only: the seconds of the ring the store leaves unread for triggers still to come (core.Store)
+        self.window = cfg.get("capture.pre_s") + HOLD_S if self.only else 0
         self.ids = bytearray(32)  # the class ids that trigger, a bit each (the store's class table: 256 ids)
         self.last = -3  # class id of the last prediction
         self.a = self.b = -1  # the open capture (epoch ms; a < 0: none) ...
@@ -59,9 +61,9 @@ class Capture:
         self.done = [-1, -1, 0, 0]  # a closed capture not recorded yet (a, b, kind, val)
         self.upto = -1  # capture-only: the time up to which the ring's frames have been handled
         self.made = self.released = self.lost = 0
-        self.resolve(st)
+        self.reset(st)
 
-    def resolve(self, st):
+    def reset(self, st):
         """The class ids of ``names`` in the store's class table (again after a model gave it new names)."""
         ids = self.ids
         for i in range(32):
@@ -163,8 +165,8 @@ class Capture:
                 if seq < hold:
                     st._seq = hold
                 return
-            sa = ring.seq_ref + ((self.a - ring.t_ref_ms) * rate + 999) // 1000  # the capture's first frame
-            sb = ring.seq_ref + ((self.b - ring.t_ref_ms) * rate) // 1000 + 1  # ... and the one after its last
+            sa = _first(ring, self.a)  # the capture's first frame
+            sb = _first(ring, self.b + 1)  # ... and the one after its last
             if seq < sa:
                 if sa > hold:  # (never the case: the capture began pre_s before its trigger)
                     sa = hold
@@ -182,10 +184,22 @@ class Capture:
             st._seq = first + n
             self.upto = ring.time_of(first + n - 1)
 
-    def status(self):
-        return {"only": self.only, "classes": self.names, "sound_db": self.level // 100 if self.level else None,
-                "pre_s": self.pre // 1000, "post_s": self.post // 1000, "open": self.a >= 0, "captures": self.made,
-                "released_unpulled": self.released, "lost_frames": self.lost}
+    def status(self, out):
+        """``out["capture"]``: the store's summary (``figures.status``) while capture is on."""
+        out["capture"] = {"only": self.only, "classes": self.names,
+                          "sound_db": self.level // 100 if self.level else None, "pre_s": self.pre // 1000,
+                          "post_s": self.post // 1000, "open": self.a >= 0, "captures": self.made,
+                          "released_unpulled": self.released, "lost_frames": self.lost}
+
+
+def _first(ring, t):
+    """The first frame of ``ring`` whose time (``ring.time_of``) is ``t`` or later."""
+    s = ring.head + (t - ring.time_of(ring.head)) * ring.rate_hz // 1000
+    while ring.time_of(s - 1) >= t:
+        s -= 1
+    while ring.time_of(s) < t:
+        s += 1
+    return s
 
 
 def record(store, a, b, name):

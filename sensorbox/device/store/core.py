@@ -64,15 +64,15 @@ Pins: a segment of a full-resolution resource holding rows inside a label's rang
 ``pin_open``) that have not been pulled yet is pinned: retention skips it (the next unpinned one goes instead),
 for the budget and for the free floor alike, and never deletes it. Pulled means the resource's ``pull.<name>``
 cursor (``POST /api/pulled``, which ``sensorbox pull`` sends) has passed them; a label can also be unpinned
-(``meta.label_unpin``). When pinned segments alone fill a budget the resource keeps sampling into its newest
+(``meta.label_delete`` with status U). When pinned segments alone fill a budget the resource keeps sampling into its newest
 segments (the store grows past its budget by what is pinned, ``held``); when they fill the flash to the floor
 (``pin_floor``) new rows that cannot be written are counted in ``lost_rows``. Both show in ``/api/status``. The
 pinned ranges are kept merged in RAM (``PINS`` of them at most: more labels are merged into wider ranges, which
 pins more, never less); ``meta.pins`` reads them from labels.bin again after a change.
 
-Rollups (``rollup.py``, loaded once a minute by the store service: ``roll``): the stored ``soundlevel`` and
+Rollups (``rollup.py``, loaded once a minute by the store service: ``job``): the stored ``soundlevel`` and
 ``predictions`` rows are summarised per minute and per hour into resources of their own, kept far longer. A
-rollup's rows go to its ``stage.seg`` first (one-row blocks; readers read it after the other segments) and into
+rollup's rows go to its ``rollup-stage.seg`` first (one-row blocks; readers read it after the other segments) and into
 a segment as one coded block when they fill one. A rollup segment spans at most ``_RSPAN_MS`` (its rows' int32
 time offsets), a full-resolution one 24 h.
 """
@@ -82,18 +82,14 @@ import json
 import os
 import struct
 
+import micropython
 from micropython import const
 
-try:
-    from sensorbox.device.store.codec_fast import encode as _encode
-except (ImportError, SyntaxError):  # pragma: no cover - a port without viper: the reference encoder
-    from sensorbox.shared.codec_enc import encode as _encode
-
-HDR = const(32)
-BLK = const(8)  # block header: crc32, payload bytes, first
-BLOCK_MAX = const(1024)  # payload bytes per block at most (a reader's buffer: BLK + BLOCK_MAX)
-BUS_BLOCK = const(520)  # ... and of the bus resources' blocks (their RAM buffers, below, are no bigger)
-VERSION = const(2)
+_HDR = const(32)
+_BLK = const(8)  # block header: crc32, payload bytes, first
+_BLOCK_MAX = const(1024)  # payload bytes per block at most (a reader's buffer: BLK + BLOCK_MAX)
+_BUS_BLOCK = const(520)  # ... and of the bus resources' blocks (their RAM buffers, below, are no bigger)
+_VERSION = const(2)  # (rollup.py has it too)
 _MAGIC = b"SBS1"
 _HFMT = "<4sBBBBHHqII"  # magic, version, code, ncols, codec, rate_hz, row_bytes, t0, seq0, generation (+ crc32)
 SEG_BYTES = 32704  # 8 x 4096 less littlefs CTZ skip-list pointers: a full segment occupies exactly 8 blocks
@@ -103,11 +99,11 @@ TEXT_MAX = const(500)
 _FRAMES = const(128)  # accel frames per ring read
 _CUR_SAVE_MS = const(10000)
 
-RATE = 0
-TIMED = 1
-TEXT = 2
+_RATE = const(0)
+_TIMED = const(1)
+_TEXT = const(2)
 
-CODEC = const(1)  # sensorbox.shared.codec
+_CODEC = const(1)  # sensorbox.shared.codec (recover.py has it too)
 PINS = const(8)  # pinned ranges kept in RAM
 _ZBUF = const(512)  # a coded block at most (a raw one: 510 bytes of rows in a coded segment)
 
@@ -116,15 +112,15 @@ _ZBUF = const(512)  # a coded block at most (a raw one: 510 bytes of rows in a c
 _SOUND_COLS = ("n", "leq", "lmin", "lmax", "l10", "l50", "l90")
 _PRED_COLS = ("class", "windows", "permille", "changes", "confidence")
 RESOURCES = (
-    ("accel", 1, RATE, ("x", "y", "z"), 0),
-    ("features", 2, TIMED, None, 510),  # (at most _ZBUF - 2: a coded block's rows)
-    ("predictions", 3, TIMED, ("class", "confidence"), 256),
-    ("soundlevel", 4, TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
-    ("events", 5, TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
-    ("soundlevel_1m", 6, TIMED, _SOUND_COLS, 0, 60000),  # (rollup.py)
-    ("soundlevel_1h", 7, TIMED, _SOUND_COLS, 0, 3600000),
-    ("predictions_1m", 8, TIMED, _PRED_COLS, 0, 60000),
-    ("predictions_1h", 9, TIMED, _PRED_COLS, 0, 3600000),
+    ("accel", 1, _RATE, ("x", "y", "z"), 0),
+    ("features", 2, _TIMED, None, 510),  # (at most _ZBUF - 2: a coded block's rows)
+    ("predictions", 3, _TIMED, ("class", "confidence"), 256),
+    ("soundlevel", 4, _TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
+    ("events", 5, _TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
+    ("soundlevel_1m", 6, _TIMED, _SOUND_COLS, 0, 60000),  # (rollup.py)
+    ("soundlevel_1h", 7, _TIMED, _SOUND_COLS, 0, 3600000),
+    ("predictions_1m", 8, _TIMED, _PRED_COLS, 0, 60000),
+    ("predictions_1h", 9, _TIMED, _PRED_COLS, 0, 3600000),
 )
 
 
@@ -215,7 +211,7 @@ class Res:
         self.budget = self.bytes = self.nseg = self.newest = 0
         self.first = self.last_t = self.f = None
         self.seg_name = self.seg_t0 = self.seg_rows = self.seg_size = self.seg_ncols = 0
-        if self.kind == RATE:
+        if self.kind == _RATE:
             self.seg_next = self.seg_gen = self.seg_rate = 0
         if bufsize:
             self.buf = bytearray(bufsize)
@@ -226,7 +222,7 @@ class Res:
 
 class Store:
     cap = None  # event capture (capture.py) while capture.* has it on
-    sd = None  # the SD card (sd.py) when board.sd names one
+    sd = None  # the SD card (sd.py) when board.sdcard names one
     flushed = None  # an asyncio.Event set at each flush point, made when a sink first waits (outbox.flush_event)
 
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
@@ -249,8 +245,8 @@ class Store:
         self.torn = 0
         self.labels = 0  # live labels in labels.bin (kept by store/meta.py)
         self.notes = []  # recent quarantine/recovery messages (newest 4)
-        self._hdr = bytearray(HDR)
-        self._bh = bytearray(BLK)  # a block's header
+        self._hdr = bytearray(_HDR)
+        self._bh = bytearray(_BLK)  # a block's header
         self._bh4 = memoryview(self._bh)[4:]
         self._cname = None  # (class id, name): the last class_name looked up
         self.corrupt = 0  # corrupt stretches found in segments (recovery and readers; each segment counted once)
@@ -258,27 +254,26 @@ class Store:
         self._fbuf = None
         self._zbuf = bytearray(_ZBUF)  # a block coded before it is written (and a rollup row staged)
         self._z0 = b"\x00"  # the payload's first byte of a block stored raw in a coded segment
-        self.codec = CODEC
+        self.codec = _CODEC
         self.pins = array.array("q", bytes(16 * PINS))  # merged pinned ranges: start, end, ...
         self.npins = 0
         self.pin_open = -1  # start of an open recording (pinned while it lasts)
         self.pin_floor = False  # the free floor cannot be kept: only pinned segments are left to delete
         self.held = []  # resources over budget with only pinned segments left to delete
-        self.changes = self._seen = 0  # segments opened and pin changes; ... as retention last saw them
-        self.recode_due = True  # a closed segment of a timed resource may wait to be recoded (recode.py)
-        self.recodes = 0  # segments recoded (readers holding a position in one look for it again)
+        self.changes = self._looked = 0  # segments opened or recoded, pin changes; ... as retention last saw them
+        self.recode_due = True  # a closed segment of a timed resource may wait to be recoded (rollup.py)
         self.errors = 0  # failed writes
         self.roll_at = 0  # when the rollups run next (epoch ms; None: no rollup is stored)
         self._gen = None
         self._seq = 0
         self._rolled = False
         self.reading = None  # time an export last read a chunk: routine retention waits 10 s (a full flash not)
-        self.t_open = clock()
+        self.started = clock()  # (bytes a day: figures.per_day)
 
     # ---- configuration and recovery ----
 
     def configure(self, cfg):
-        """Apply the settings (``store.*``, ``capture.*``, ``board.sd``): ``recover.configure``, loaded for it (at
+        """Apply the settings (``store.*``, ``capture.*``, ``board.sdcard``): ``recover.configure``, loaded for it (at
         boot and when the store service restarts for a change)."""
         from sensorbox.device import lazy
 
@@ -286,6 +281,10 @@ class Store:
             lazy.load("sensorbox.device.store.recover").configure(self, cfg)
         finally:
             lazy.unload("sensorbox.device.store.recover")
+        on = False  # the rollups' schedule: they run while one has a budget (the first time at once)
+        for r in self.res:
+            on = on or (r.period and r.budget)
+        self.roll_at = (self.roll_at or 0) if on else None
 
     def open(self):
         """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for
@@ -295,10 +294,10 @@ class Store:
         lazy.load("sensorbox.device.store.recover").open_store(self)
         lazy.unload("sensorbox.device.store.recover")
 
-    def quarantine(self, path, rname, reason):
+    def quarantine(self, path, name, reason):
         from sensorbox.device import lazy
 
-        lazy.load("sensorbox.device.store.recover").quarantine(self, path, rname, reason)
+        lazy.load("sensorbox.device.store.recover").quarantine(self, path, name, reason)
         lazy.unload("sensorbox.device.store.recover")
 
     def class_ids(self, names):
@@ -309,7 +308,7 @@ class Store:
         try:
             ids = lazy.load("sensorbox.device.store.classes").ids(self, names)
             if self.cap is not None:
-                self.cap.resolve(self)  # (new names may have ids now)
+                self.cap.reset(self)  # (new names may have ids now)
             return ids
         except (OSError, MemoryError) as e:
             self.log.error("store", "cannot give the model's classes ids ({})".format(e))
@@ -333,15 +332,15 @@ class Store:
 
     # ---- writing ----
 
-    def _open_seg(self, r, t0, ncols, seq0=0, gen=0, rate=0):
+    def _open_seg(self, r, t0, ncols, seq=0, gen=0, rate=0):
         self._close_seg(r)
-        rb = 2 * ncols if r.kind == RATE else (4 + 2 * ncols if r.kind == TIMED else 0)
+        rb = 2 * ncols if r.kind == _RATE else (4 + 2 * ncols if r.kind == _TIMED else 0)
         name = t0 if t0 > r.newest else r.newest + 1
         # coded as written: accel (a block a flush point holds 50 frames at 50 Hz) and rollups; the other timed
-        # resources' blocks hold a row or two: written as they are, recoded once closed (recode.py)
-        codec = self.codec if r.kind == RATE or r.period else 0  # (configure closes segments when it changes)
+        # resources' blocks hold a row or two: written as they are, recoded once closed (rollup.py)
+        codec = self.codec if r.kind == _RATE or r.period else 0  # (configure closes segments when it changes)
         h = self._hdr
-        struct.pack_into(_HFMT, h, 0, _MAGIC, VERSION, r.code, ncols, codec, rate, rb, t0, seq0 & 0xFFFFFFFF,
+        struct.pack_into(_HFMT, h, 0, _MAGIC, _VERSION, r.code, ncols, codec, rate, rb, t0, seq & 0xFFFFFFFF,
                          gen & 0xFFFFFFFF)
         struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
         path = "{}/{}.seg".format(r.dir, name)
@@ -355,12 +354,12 @@ class Store:
         r.f = f
         r.seg_name = r.newest = name
         self.changes += 1
-        r.seg_t0, r.seg_ncols, r.seg_next, r.seg_gen, r.seg_rate = t0, ncols, seq0, gen, rate
-        if r.kind == TIMED and r.cols is None:  # features: the width of the newest segment (as recover.py does)
+        r.seg_t0, r.seg_ncols, r.seg_next, r.seg_gen, r.seg_rate = t0, ncols, seq, gen, rate
+        if r.kind == _TIMED and r.cols is None:  # features: the width of the newest segment (as recover.py does)
             r.ncols = ncols
         r.seg_rows = r.synced = 0
-        r.seg_size = HDR
-        r.bytes += HDR
+        r.seg_size = _HDR
+        r.bytes += _HDR
         r.nseg += 1
         r.dirty = True
         if r.first is None:
@@ -382,7 +381,7 @@ class Store:
             r.nseg -= 1
             if r.nseg == 0:
                 r.first = None
-        elif r.kind == TIMED and not r.period and self.codec:
+        elif r.kind == _TIMED and not r.period and self.codec:
             self.recode_due = True
 
     def _block(self, r, data, n, first, rows):
@@ -390,8 +389,8 @@ class Store:
         is; on failure close it (its tail may be torn) and free space."""
         h = self._bh
         z = None
-        if self.codec and (r.kind == RATE or r.period):  # (as _open_seg wrote the segment's codec)
-            m = _encode(data, rows, r.seg_ncols + (2 if r.kind == TIMED else 0), self._zbuf, _ZBUF)
+        if self.codec and (r.kind == _RATE or r.period):  # (as _open_seg wrote the segment's codec)
+            m = encode(data, rows, r.seg_ncols + (2 if r.kind == _TIMED else 0), self._zbuf, _ZBUF)
             if m > 0:
                 data = memoryview(self._zbuf)[:m]
                 n = m
@@ -416,7 +415,7 @@ class Store:
             self.retain(True)
             return False
         r.seg_rows += rows
-        n += BLK
+        n += _BLK
         r.seg_size += n
         r.bytes += n
         r.added += n
@@ -424,7 +423,7 @@ class Store:
         r.dirty = True
         return True
 
-    def append_frames(self, t_first, seq, gen, rate, data, n):
+    def append_frames(self, t0, seq, gen, rate, data, n):
         """Append ``n`` frames (int16, interleaved, ``data`` a memoryview) of the rate resource."""
         r = self.accel
         if r.budget == 0 or n <= 0:
@@ -432,12 +431,12 @@ class Store:
         ch = r.ncols
         rb = 2 * ch
         done = fails = 0
-        t = t_first
+        t = t0
         while done < n and fails < 4:
             if r.f is not None:
                 exp_t = r.seg_t0 + r.seg_rows * 1000 // rate
                 if seq + done != r.seg_next or gen != r.seg_gen or rate != r.seg_rate \
-                        or abs(t - exp_t) > 2 * 1000 // rate + 2 or r.seg_size + BLK + 1 + rb > r.seg_max:
+                        or abs(t - exp_t) > 2 * 1000 // rate + 2 or r.seg_size + _BLK + 1 + rb > r.seg_max:
                     if seq + done != r.seg_next and gen == r.seg_gen:
                         r.gaps += 1
                     self._close_seg(r)
@@ -451,9 +450,9 @@ class Store:
                     continue
             # (a block's rows and the byte before them when they do not code smaller; a coded one at most _ZBUF - 2
             # bytes of rows: half a reader's buffer, reader.py)
-            k = ((_ZBUF - 2) if self.codec else (BLOCK_MAX - 1)) // rb
+            k = ((_ZBUF - 2) if self.codec else (_BLOCK_MAX - 1)) // rb
             k = (n - done + (n - done + k - 1) // k - 1) // ((n - done + k - 1) // k)  # (blocks of even size)
-            k = min(k, (r.seg_max - r.seg_size - BLK - 1) // rb)
+            k = min(k, (r.seg_max - r.seg_size - _BLK - 1) // rb)
             if self._block(r, data[done * ch:(done + k) * ch], k * rb, r.seg_rows, k):
                 r.seg_next = seq + done + k
                 done += k
@@ -471,7 +470,7 @@ class Store:
         r = self.by_name.get(topic)
         if r is None or r.budget == 0 or r.buf is None:
             return
-        if r.kind == TEXT:
+        if r.kind == _TEXT:
             last = r.last_t
             if last is not None and last - 2000 < t <= last:
                 t = last + 1
@@ -502,7 +501,7 @@ class Store:
 
     def put(self, r, t, value):
         """A timed row (``value``: ints) into resource ``r``'s RAM buffer; returns its time (made increasing: a row
-        up to 2 s older than the last one is stored 1 ms after it). (A rollup's rows: ``rollup.row``.)"""
+        up to 2 s older than the last one is stored 1 ms after it). (A rollup's rows: ``rollup._put_row``.)"""
         last = r.last_t
         if last is not None and last - 2000 < t <= last:
             t = last + 1
@@ -538,21 +537,21 @@ class Store:
         rows = r.brows
         r.blen = r.brows = 0
         first = r.bt0
-        if r.kind == TIMED:
+        if r.kind == _TIMED:
             first += _i32(r.buf, 0)
         for attempt in range(2):
-            if r.f is not None and (r.seg_size + BLK + 1 + n > r.seg_max or first < r.seg_t0
+            if r.f is not None and (r.seg_size + _BLK + 1 + n > r.seg_max or first < r.seg_t0
                                     or r.last_t - r.seg_t0 > (_RSPAN_MS if r.period else _SPAN_MS)
-                                    or (r.kind == TIMED and r.bn != r.seg_ncols)):
+                                    or (r.kind == _TIMED and r.bn != r.seg_ncols)):
                 self._close_seg(r)
             if r.f is None:
                 try:
-                    self._open_seg(r, first, 0 if r.kind == TEXT else r.bn)
+                    self._open_seg(r, first, 0 if r.kind == _TEXT else r.bn)
                 except OSError as e:
                     self.log.error("store", "{}: cannot open a segment ({})".format(r.name, e))
                     self.retain(True)
                     continue
-            if r.kind == TIMED and r.bt0 != r.seg_t0:  # the rows go into another segment than planned
+            if r.kind == _TIMED and r.bt0 != r.seg_t0:  # the rows go into another segment than planned
                 d = r.bt0 - r.seg_t0
                 for o in range(0, n, 4 + 2 * r.bn):
                     struct.pack_into("<i", r.buf, o, _i32(r.buf, o) + d)
@@ -574,7 +573,7 @@ class Store:
         if sensor.generation != self._gen:
             self._gen = sensor.generation
             self._seq = ring.oldest()
-        if self.cap is not None and self.cap.only:  # only the frames around captures (capture.py)
+        if self.cap is not None and self.cap.window:  # capture-only: the frames around captures (capture.py)
             self.cap.poll(self, ring, self._fbuf, memoryview(self._fbuf))
             return
         if self._seq < ring.oldest():  # overwritten before the store read them: lost (sensor gaps among them too)
@@ -589,7 +588,7 @@ class Store:
             self.append_frames(ring.time_of(first), first, self._gen, ring.rate_hz, mv, n)
             self._seq = first + n
 
-    def _sync(self, r):
+    def _fsync(self, r):
         if r.dirty and r.f is not None:
             r.dirty = False
             try:
@@ -604,30 +603,27 @@ class Store:
                 if self.sd is not None:
                     self.sd.check(self)
 
-    def recode(self):
-        """The steps of recoding closed segments (``recode.run``, loaded for them): a generator to run to its end,
-        or None when no segment was closed since the last time."""
-        if not self.recode_due or not self.codec:
-            return None
-        self.recode_due = False
-        from sensorbox.device import lazy
-
-        m = lazy.load("sensorbox.device.store.recode")
-        lazy.unload("sensorbox.device.store.recode")  # (the generator holds what it uses until it ends)
-        return m.run(self)
-
-    def roll(self):
-        """The rollups' steps (``rollup.run``, loaded for them): a generator to run to its end, or None when they
-        are not due (once a minute)."""
+    def job(self, k):
+        """The steps of store job ``k`` when it is due, a generator to run to its end; else None. 0: the rollups, once a
+        minute (``rollup.run``); 1: recoding the segments closed since it last ran (``rollup.run`` too); 2: moving
+        segments onto the SD card (``sd.py``). ``rollup`` is loaded for them (the generator holds what it uses
+        until it ends)."""
+        if k == 2:
+            return self.sd.run(self) if self.sd is not None else None
         now = self.clock()
-        if self.roll_at is None or now < self.roll_at:
-            return None
-        self.roll_at = now - now % 60000 + 80000  # (20 s into the next minute: rollup.GRACE)
+        if k == 0:
+            if self.roll_at is None or now < self.roll_at:
+                return None
+            self.roll_at = now - now % 60000 + 80000  # (20 s into the next minute: rollup.GRACE)
+        else:
+            if not self.recode_due or not self.codec:
+                return None
+            self.recode_due = False
         from sensorbox.device import lazy
 
         m = lazy.load("sensorbox.device.store.rollup")
         lazy.unload("sensorbox.device.store.rollup")  # (the generator holds what it uses until it ends)
-        return m.run(self, now)
+        return m.run(self, now if k == 0 else None)
 
     def flush(self):
         """The flush point: write buffered rows and sync every file written since the last one."""
@@ -636,7 +632,7 @@ class Store:
         for r in self.res:
             if r.blen:
                 self._drain(r)
-            self._sync(r)
+            self._fsync(r)
         if self._rolled:
             self._rolled = False
             self.retain()
@@ -684,7 +680,7 @@ class Store:
             period = self.flush_ms
             ring = sensor.ring if sensor is not None else None
             if ring is not None and ring.rate_hz > 0:  # (capture-only: what it holds back for triggers is not room)
-                held = (self.cap.pre // 1000 + 2) * ring.rate_hz if self.cap is not None and self.cap.only else 0
+                held = self.cap.window * ring.rate_hz if self.cap is not None else 0
                 period = min(period, max((ring.capacity - held) * 500 // ring.rate_hz, 50))
             await asyncio.sleep_ms(min(grid_ms(period), time.ticks_diff(due, now)))
 
@@ -700,7 +696,7 @@ class Store:
         if self.sd is not None:
             self.sd.tick(self)  # (on internal flash: the SD card tried again every 5 s)
         for k in range(3):
-            g = self.roll() if k == 0 else (self.recode() if k == 1 else (self.sd.moves(self) if self.sd else None))
+            g = self.job(k)
             if g is not None:
                 try:
                     for _ in g:
@@ -726,17 +722,17 @@ class Store:
         except OSError:
             return None
 
-    def retain(self, urgent=False):
-        """Delete the oldest segments that are not pinned: per-resource budgets, then the free floor (``urgent``: a
+    def retain(self, full=False):
+        """Delete the oldest segments that are not pinned: per-resource budgets, then the free floor (``full``: a
         write failed). The work is ``retain.run``, loaded only when a budget or the floor is passed and something
         changed since it last ran (a segment was opened, a pin changed: ``changes``). A failed write first asks
         the SD card, if there is one, whether it is still there (``sd.py``: else on internal flash from now on)."""
-        if urgent and self.sd is not None:
+        if full and self.sd is not None:
             self.sd.check(self)
-        if not urgent:
+        if not full:
             if self.reading is not None and self.clock() - self.reading < 10000:
                 return  # an export is streaming: do not delete what its .npy header already counted
-            same = self.changes == self._seen
+            same = self.changes == self._looked
             over = held = False
             for r in self.res:
                 if r.bytes > r.budget:
@@ -752,11 +748,11 @@ class Store:
                     if not held:
                         self.held = []
                     return
-        self._seen = self.changes
+        self._looked = self.changes
         from sensorbox.device import lazy
 
         try:
-            lazy.load("sensorbox.device.store.retain").run(self, urgent)
+            lazy.load("sensorbox.device.store.retain").run(self, full)
         finally:
             lazy.unload("sensorbox.device.store.retain")
 
@@ -823,3 +819,256 @@ def _rm(path):
         os.remove(path)
     except OSError:
         pass
+
+# ---- the block codec ----
+# The store's block encoder (``sensorbox.shared.codec_enc.encode``) and decoder (``sensorbox.shared.codec.decode``)
+# in ``@micropython.viper`` (every port the device runs on has it): the same bytes and rows, and the same refusals,
+# checked against the plain ones by tests/device/test_store_codec.py. Resident with the store (every block written
+# passes through the encoder; the decoder serves every reader: export, the outbox, recovery); here rather than in a
+# module of their own: a module costs three interned names and a littlefs block of flash. Native code lives outside
+# the GC heap on an ESP32. The decoder bounds-checks every byte it reads and writes (viper pointers are not
+# checked). One function each and no calls: a viper call boxes its arguments, and a buffer passed as a pointer would
+# be an int object holding its address (a long int, allocated, on an ESP32). Every intermediate stays below 2**31
+# (at most 23 bits are pending in the bit accumulator), so the results are the same where viper ints wrap at 32 bits.
+
+
+@micropython.viper
+def encode(src, n: int, w: int, out, cap: int) -> int:
+    if n < 1 or n > 255:
+        return -1
+    s = ptr8(src)
+    d = ptr8(out)
+    limit = 2 * n * w
+    if cap < limit:
+        limit = cap
+    d[0] = n
+    pos = 1
+    acc = 0
+    nb = 0
+    rb = 2 * w
+    j = 0
+    while j < w:
+        # the bits each order costs (as codec.cost): 1 = delta, 2 = delta of delta, 3 = delta minus the previous
+        # column's delta in the same row
+        best = 0
+        o = 1
+        t = 1
+        while t <= 3:
+            if t == 3 and j == 0:
+                break
+            st = 2 if t == 2 else 1
+            bits = 18
+            if t == 2 and n > 1:
+                bits = 34
+            i = st
+            while i < n:
+                e = i + 16
+                if e > n:
+                    e = n
+                m = 0
+                k = i
+                while k < e:
+                    q = k * rb + 2 * j
+                    x = int(s[q]) | (int(s[q + 1]) << 8)
+                    p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
+                    v = x - p
+                    if t == 2:
+                        v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
+                    elif t == 3:
+                        v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
+                    v = v & 0xFFFF
+                    z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
+                    if z > m:
+                        m = z
+                    k += 1
+                wd = 0
+                while (m >> wd) != 0:
+                    wd += 1
+                if wd == 15:
+                    wd = 16
+                bits += 4 + wd * (e - i)
+                i = e
+            if t == 1 or bits < best:
+                best = bits
+                o = t
+            t += 1
+        if pos + (nb + best + 7) // 8 > limit:
+            return -1
+        acc = acc | (o << nb)
+        nb += 2
+        acc = acc | ((int(s[2 * j]) | (int(s[2 * j + 1]) << 8)) << nb)
+        nb += 16
+        while nb >= 8:
+            d[pos] = acc & 0xFF
+            pos += 1
+            acc = acc >> 8
+            nb -= 8
+        st = 1
+        if o == 2 and n > 1:
+            q = rb + 2 * j
+            v = (int(s[q]) | (int(s[q + 1]) << 8)) - (int(s[2 * j]) | (int(s[2 * j + 1]) << 8))
+            acc = acc | ((v & 0xFFFF) << nb)
+            nb += 16
+            while nb >= 8:
+                d[pos] = acc & 0xFF
+                pos += 1
+                acc = acc >> 8
+                nb -= 8
+            st = 2
+        i = st
+        while i < n:
+            e = i + 16
+            if e > n:
+                e = n
+            m = 0
+            k = i
+            while k < e:  # the group's width, then its residuals: the same residuals twice (no buffer)
+                q = k * rb + 2 * j
+                x = int(s[q]) | (int(s[q + 1]) << 8)
+                p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
+                v = x - p
+                if o == 2:
+                    v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
+                elif o == 3:
+                    v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
+                v = v & 0xFFFF
+                z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
+                if z > m:
+                    m = z
+                k += 1
+            wd = 0
+            while (m >> wd) != 0:
+                wd += 1
+            if wd == 15:
+                wd = 16
+            acc = acc | ((15 if wd == 16 else wd) << nb)
+            nb += 4
+            k = i
+            while k < e:
+                q = k * rb + 2 * j
+                x = int(s[q]) | (int(s[q + 1]) << 8)
+                p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
+                v = x - p
+                if o == 2:
+                    v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
+                elif o == 3:
+                    v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
+                v = v & 0xFFFF
+                acc = acc | ((((v << 1) ^ (0 - (v >> 15))) & 0xFFFF) << nb)
+                nb += wd
+                while nb >= 8:
+                    d[pos] = acc & 0xFF
+                    pos += 1
+                    acc = acc >> 8
+                    nb -= 8
+                k += 1
+            i = e
+        j += 1
+    if nb:
+        d[pos] = acc & 0xFF
+        pos += 1
+    return pos
+
+
+@micropython.viper
+def decode(src, a: int, b: int, w: int, out, o0: int, cap: int) -> int:
+    if b <= a or w < 1:
+        return -1
+    s = ptr8(src)
+    d = ptr8(out)
+    n = int(s[a])
+    rb = 2 * w
+    if n == 0:  # stored raw
+        k = b - a - 1
+        if k <= 0 or k > cap:
+            return -1
+        r = k // rb
+        if r * rb != k:
+            return -1
+        i = 0
+        while i < k:
+            d[o0 + i] = s[a + 1 + i]
+            i += 1
+        return r
+    if n * rb > cap:
+        return -1
+    pos = a + 1
+    acc = 0
+    nb = 0
+    j = 0
+    while j < w:
+        while nb < 18:
+            if pos >= b:
+                return -1
+            acc = acc | (int(s[pos]) << nb)
+            pos += 1
+            nb += 8
+        o = acc & 3
+        x = (acc >> 2) & 0xFFFF
+        acc = acc >> 18
+        nb -= 18
+        if o == 0 or (o == 3 and j == 0):
+            return -1
+        q = o0 + 2 * j
+        d[q] = x & 0xFF
+        d[q + 1] = x >> 8
+        dl = 0
+        i = 1
+        if o == 2 and n > 1:
+            while nb < 16:
+                if pos >= b:
+                    return -1
+                acc = acc | (int(s[pos]) << nb)
+                pos += 1
+                nb += 8
+            dl = acc & 0xFFFF
+            acc = acc >> 16
+            nb -= 16
+            x = (x + dl) & 0xFFFF
+            q += rb
+            d[q] = x & 0xFF
+            d[q + 1] = x >> 8
+            i = 2
+        while i < n:
+            e = i + 16
+            if e > n:
+                e = n
+            while nb < 4:
+                if pos >= b:
+                    return -1
+                acc = acc | (int(s[pos]) << nb)
+                pos += 1
+                nb += 8
+            wd = acc & 15
+            acc = acc >> 4
+            nb -= 4
+            if wd == 15:
+                wd = 16
+            mask = (1 << wd) - 1
+            while i < e:
+                while nb < wd:
+                    if pos >= b:
+                        return -1
+                    acc = acc | (int(s[pos]) << nb)
+                    pos += 1
+                    nb += 8
+                z = acc & mask
+                acc = acc >> wd
+                nb -= wd
+                r = ((z >> 1) ^ (0 - (z & 1))) & 0xFFFF
+                if o == 1:
+                    dl = r
+                elif o == 2:
+                    dl = (dl + r) & 0xFFFF
+                else:
+                    c = o0 + i * rb + 2 * j - 2
+                    dl = (r + (int(d[c]) | (int(d[c + 1]) << 8)) - (int(d[c - rb]) | (int(d[c - rb + 1]) << 8))) & 0xFFFF
+                x = (x + dl) & 0xFFFF
+                q += rb
+                d[q] = x & 0xFF
+                d[q + 1] = x >> 8
+                i += 1
+        j += 1
+    if pos != b or acc != 0:
+        return -1
+    return n

@@ -5,7 +5,16 @@ and unloaded (see ``http/data_api``, ``core.Store.status``)."""
 
 import struct
 
-from sensorbox.device.store.core import BLK, BLOCK_MAX, HDR, RATE, TEXT, columns_of, seg_names
+from micropython import const
+
+from sensorbox.device.store.core import columns_of, seg_names
+
+# the segment format's constants (as core.py defines them: no names to import)
+_HDR = const(32)
+_BLK = const(8)
+_BLOCK_MAX = const(1024)
+_RATE = const(0)
+_TEXT = const(2)
 
 _MAX_LABELS = 500  # store/meta.MAX_LABELS
 
@@ -15,17 +24,18 @@ def resources(store, now):
     for r in store.res:
         e = {
             "name": r.name, "columns": _columns(r),
-            "dtype": "int16" if r.kind != TEXT else "json", "t_dtype": "int64 epoch ms",
-            "rate_hz": r.seg_rate if r.kind == RATE else None,
-            "formats": ["npy", "csv"] if r.kind != TEXT else ["json", "csv"],
+            "dtype": "int16" if r.kind != _TEXT else "json", "t_dtype": "int64 epoch ms",
+            "rate_hz": r.seg_rate if r.kind == _RATE else None,
+            "formats": ["npy", "csv"] if r.kind != _TEXT else ["json", "csv"],
             "start": _first_time(r), "end": r.last_t, "segments": r.nseg,
             "bytes": r.bytes, "budget": r.budget, "stored": r.budget > 0,
-            "bytes_per_day": per_day(store, r), "days_until_full": days_until_full(store, r),
-            "days_kept": round(r.budget / per_day(store, r), 5) if per_day(store, r) else None,
+            "bytes_per_day": per_day(store, r), "days_until_full": _days_left(store, r),
+            "days_in_budget": round(r.budget / per_day(store, r), 5) if per_day(store, r) else None,
             "rows_since_boot": r.rows, "lost_rows": r.lost_rows, "gaps": r.gaps,
             "retention": {"deleted_segments": r.ret_segs, "deleted_bytes": r.ret_bytes, "forced": r.forced},
-            "period_ms": r.period or None, "coverage": coverage(store, r),
+            "period_ms": r.period or None,
         }
+        _coverage(store, r, e)
         if r.name == "predictions":
             e["classes"] = class_names(store)
         yield e
@@ -38,17 +48,20 @@ def _columns(r):
     yield from columns_of(r)
 
 
-def coverage(store, r):
-    """What the resource holds and what it costs: ``days`` from its oldest row to its newest; ``bytes_per_row`` on
-    flash (blocks, coding) and ``ratio`` (row bytes / flash bytes) of the rows written since boot; ``pinned_bytes``
-    of segments labelled data keep from retention (not pulled yet); ``over_budget`` when only those are left."""
+def _coverage(store, r, out):
+    """What the resource holds and what it costs, into ``out``: ``days_covered`` from its oldest row to its newest;
+    ``bytes_per_row`` on flash (blocks, coding) and ``compression`` (row bytes / flash bytes) of the rows written
+    since boot; ``pinned_bytes`` of segments labelled data keep from retention (not pulled yet); ``over_budget``
+    when only those are left. (Keys of more than 10 characters: the device interns none of them.)"""
     start = _first_time(r)
     end = r.last_t
-    out = {"days": round((end - start) / 86400000, 3) if start is not None and end is not None else None,
-           "bytes_per_row": round(r.added / r.rows, 2) if r.rows else None, "ratio": None,
-           "pinned_bytes": 0, "over_budget": r.name in store.held}
-    if r.rows and r.kind != TEXT:
-        out["ratio"] = round(r.rows * (r.ncols * 2 + (4 if r.kind != RATE else 0)) / r.added, 2)
+    out["days_covered"] = round((end - start) / 86400000, 3) if start is not None and end is not None else None
+    out["bytes_per_row"] = round(r.added / r.rows, 2) if r.rows else None
+    out["compression"] = None
+    out["pinned_bytes"] = 0
+    out["over_budget"] = r.name in store.held
+    if r.rows and r.kind != _TEXT:
+        out["compression"] = round(r.rows * (r.ncols * 2 + (4 if r.kind != _RATE else 0)) / r.added, 2)
     if not r.period and (store.npins or store.pin_open >= 0):
         import os
 
@@ -97,15 +110,15 @@ def per_day(st, r):
     day of its period makes times their bytes; for the others observed since boot."""
     if r.budget == 0:
         return 0
-    if r.kind == RATE:
+    if r.kind == _RATE:
         if r.seg_rate:  # a block per ring read (every flush point, at most _FRAMES rows), a header per segment
             if r.rows >= 500:
-                return (r.added * r.seg_rate * 86400 // r.rows) * (r.seg_max + HDR) // r.seg_max
+                return (r.added * r.seg_rate * 86400 // r.rows) * (r.seg_max + _HDR) // r.seg_max
             rb = 2 * r.ncols
-            k = max(1, min(r.seg_rate * st.flush_ms // 1000, BLOCK_MAX // rb, 128))  # (core._FRAMES)
-            return (r.seg_rate * 86400 * (k * rb + BLK) // k) * (r.seg_max + HDR) // r.seg_max
+            k = max(1, min(r.seg_rate * st.flush_ms // 1000, _BLOCK_MAX // rb, 128))  # (core._FRAMES)
+            return (r.seg_rate * 86400 * (k * rb + _BLK) // k) * (r.seg_max + _HDR) // r.seg_max
         return 0
-    el = st.clock() - st.t_open
+    el = st.clock() - st.started
     if r.period:  # its rows a day (at least one a period; observed) times the bytes a row took coded
         per = r.added // r.rows if r.rows else 2 + r.ncols  # (a guess until a block is written)
         made = (r.rows + r.brows) * 86400000 // el if el >= 2 * r.period else 0
@@ -113,7 +126,7 @@ def per_day(st, r):
     return r.added * 86400000 // el if el > 60000 else 0
 
 
-def days_until_full(st, r):
+def _days_left(st, r):
     """Days until the resource's budget (or the free-flash floor) is reached and retention starts."""
     d = per_day(st, r)
     if not d:
@@ -135,15 +148,17 @@ def status(st):
         segs += r.ret_segs
         forced += r.forced
         lost += r.lost_rows
-        d = days_until_full(st, r)
+        d = _days_left(st, r)
         if d is not None and (days is None or d < days):
             days = d
-    return {"bytes": used, "budget": budget, "days_until_full": days, "retention_deleted_segments": segs,
-            "forced_loss_segments": forced, "lost_rows": lost, "quarantined": st.quarantined,
-            "torn_tails": st.torn, "corrupt_blocks": st.corrupt, "corrupt_segments": st.bad_segs,
-            "notes": st.notes,
-            # labelled (pinned) data not pulled yet: ranges kept; resources whose budget it fills; the flash
-            "pins": {"ranges": st.npins, "recording": st.pin_open >= 0, "over_budget": st.held,
-                     "flash_full": st.pin_floor}, "write_errors": st.errors,
-            "capture": st.cap.status() if st.cap is not None else None,
-            "sd": st.sd.status() if st.sd is not None else None}
+    out = {"bytes": used, "budget": budget, "days_until_full": days, "retention_deleted_segments": segs,
+           "forced_loss_segments": forced, "lost_rows": lost, "quarantined": st.quarantined,
+           "torn_tails": st.torn, "corrupt_blocks": st.corrupt, "corrupt_segments": st.bad_segs,
+           "notes": st.notes,
+           # labelled (pinned) data not pulled yet: ranges kept; resources whose budget it fills; the flash
+           "pins": {"pinned_ranges": st.npins, "recording": st.pin_open >= 0, "over_budget": st.held,
+                    "fills_flash": st.pin_floor}, "write_errors": st.errors,
+           "sd": st.sd.status() if st.sd is not None else None}
+    if st.cap is not None:
+        st.cap.status(out)  # "capture": while capture.* has it on (capture.py)
+    return out

@@ -42,17 +42,17 @@ def pack(ident, start, end, name, status=76):
     return r + struct.pack("<I", crc32(memoryview(r)[1:]))
 
 
-def header(nxt):
-    return b"SBL2" + struct.pack("<I", nxt)
+def header(n):
+    return b"SBL2" + struct.pack("<I", n)
 
 
 _REC_MAX = 22 + 160 + 4  # the longest record: its fields, a 160-byte name, its CRC (was 182: a long name after
 # others read as a torn end, and the next label added rewrote the file without it)
 
 
-def _ok(buf, o, n, prev, v=2):
+def _ok(buf, o, n, p, v=2):
     """The length of the record at ``buf[o]`` when it reads right and is whole in ``buf[:n]``; 0 when it is not a
-    record; -1 when it may be one that ``buf`` holds only part of. ``prev``: the id of the record before it; ``v``
+    record; -1 when it may be one that ``buf`` holds only part of. ``p``: the id of the record before it; ``v``
     the format (1: no CRC)."""
     if o + 22 > n:
         return -1
@@ -61,7 +61,7 @@ def _ok(buf, o, n, prev, v=2):
         return 0
     if buf[o + 13] or buf[o + 12] >= 0x20 or buf[o + 21] or buf[o + 20] >= 0x20:  # times beyond 2^53
         return 0
-    if (buf[o + 2] | buf[o + 3] << 8 | buf[o + 4] << 16 | buf[o + 5] << 24) <= prev:
+    if (buf[o + 2] | buf[o + 3] << 8 | buf[o + 4] << 16 | buf[o + 5] << 24) <= p:
         return 0
     k = 22 + ln + (4 if v == 2 else 0)
     if o + k > n:
@@ -239,14 +239,14 @@ def label_add(store, body):
     return {"id": nxt, "start": body["start"], "end": body["end"], "label": name}
 
 
-def _rewrite(store, nxt):
+def _rewrite(store, n):
     path = store.root + "/labels.bin"
     info = _info()
     rel = _rel_all(store)
     g = _recs(store, info)
     with open(path + ".tmp", "wb") as out:
         try:
-            out.write(header(nxt))
+            out.write(header(n))
             for pos, st, ident, a, b, name in g:
                 if st != 88 and (st != 67 or b - 1 > rel):  # (a pulled capture has done its work)
                     out.write(pack(ident, a, b, name, st))
@@ -260,7 +260,8 @@ def _rewrite(store, nxt):
 
 
 def label_delete(store, ident, status=b"X"):
-    """Mark label ``ident`` deleted (its status byte, in place). False when there is no such label."""
+    """Mark label ``ident`` deleted (its status byte, in place), or with ``status`` b"U" unpinned: its raw data
+    released to retention before it was pulled. False when there is no such label."""
     pos = _scan(store, ident, _info())[3]
     if pos < 0:
         return False
@@ -274,11 +275,6 @@ def label_delete(store, ident, status=b"X"):
         f.write(status)
     pins(store)
     return True
-
-
-def label_unpin(store, ident):
-    """Release label ``ident``'s raw data before it was pulled (status "U"); False when there is none."""
-    return label_delete(store, ident, b"U")
 
 
 def pins(store):

@@ -17,7 +17,7 @@ can yield between calls. Bytes at the end that are not a whole block are a torn 
 it was written), not corruption. Version 1 segments (no blocks) are read in pieces of whole rows, unchecked.
 
 Blocks of coded segments (codec 1) are read into the upper half of the buffer and decoded
-(``codec_fast.py``: ``sensorbox.shared.codec`` in viper) into its lower half, where the rows of any block are: the store writes coded blocks
+(``core.decode``: ``sensorbox.shared.codec`` in viper) into its lower half, where the rows of any block are: the store writes coded blocks
 of at most half a reader's buffer (``core._ZBUF``). A block whose bytes pass the CRC but do not decode (or would
 not fit) counts as corrupt.
 """
@@ -26,11 +26,13 @@ import struct
 
 from micropython import const
 
-from sensorbox.device.store.core import _HFMT, _MAGIC, BLK, BLOCK_MAX, HDR, crc32
-try:
-    from sensorbox.device.store.codec_fast import decode
-except (ImportError, SyntaxError):  # pragma: no cover - a port without viper: the shared decoder
-    from sensorbox.shared.codec import decode
+from sensorbox.device.store.core import _HFMT, _MAGIC, crc32, decode
+
+# the segment format's constants (as core.py defines them: no names to import)
+_HDR = const(32)
+_BLK = const(8)
+_BLOCK_MAX = const(1024)
+_BUS_BLOCK = const(520)
 
 _SCAN = const(1024)  # bytes searched per call for the next good block after a corrupt one
 
@@ -39,7 +41,7 @@ def check_header(buf, n, size):
     """Validate the ``n`` header bytes read into ``buf`` of a segment of ``size`` bytes: (size, code, ncols,
     rate, row_bytes, t0, seq0, gen, version, codec); ValueError("torn" | reason) when it is not a segment's
     header."""
-    if n < HDR:
+    if n < _HDR:
         raise ValueError("torn" if bytes(buf[:min(n, 4)]) == _MAGIC[:min(n, 4)] else "not a segment")
     h = struct.unpack_from(_HFMT, buf, 0)
     if h[0] != _MAGIC or not 1 <= h[1] <= 2:
@@ -56,18 +58,18 @@ def read_header(path, buf):
     with open(path, "rb") as f:
         size = f.seek(0, 2)
         f.seek(0)
-        return check_header(buf, f.readinto(buf, HDR) or 0, size)
+        return check_header(buf, f.readinto(buf, _HDR) or 0, size)
 
 
 class Reader:
     """Reads one segment at a time (``open`` again for the next), through one buffer of ``BLK + size`` bytes: a
-    reader of resources whose blocks are smaller (the bus resources' are at most ``core.BUS_BLOCK``) may take
+    reader of resources whose blocks are smaller (the bus resources' are at most ``_BUS_BLOCK``) may take
     less; a block that does not fit is not read (as if corrupt)."""
 
-    def __init__(self, size=BLOCK_MAX):
-        self.buf = bytearray(BLK + size)
+    def __init__(self, size=_BLOCK_MAX):
+        self.buf = bytearray(_BLK + size)
         self.mv = memoryview(self.buf)
-        self.pmv = self.mv[BLK:]
+        self.pmv = self.mv[_BLK:]
         self.f = None
 
     def open(self, path):
@@ -76,7 +78,7 @@ class Reader:
         try:
             size = f.seek(0, 2)
             f.seek(0)
-            h = check_header(self.buf, f.readinto(self.buf, HDR) or 0, size)
+            h = check_header(self.buf, f.readinto(self.buf, _HDR) or 0, size)
         except BaseException:
             f.close()
             raise
@@ -87,7 +89,7 @@ class Reader:
         self.rb = h[4]
         self.v = h[8]
         self.z = h[9]
-        self.end = HDR  # where the next block starts
+        self.end = _HDR  # where the next block starts
         self.pos = self.n = self.first = self.idx = 0
         self.scan = -1  # searching for a good block from here (after a corrupt stretch)
         self.badpos = 0
@@ -130,27 +132,27 @@ class Reader:
         f = self.f
         buf = self.buf
         size = self.size
-        if pos + BLK > size:
+        if pos + _BLK > size:
             return 0
         f.seek(pos)
-        f.readinto(buf, BLK)
+        f.readinto(buf, _BLK)
         n = buf[4] | buf[5] << 8
-        half = (len(buf) - BLK) >> 1
-        if n == 0 or n > (half if self.z else len(buf) - BLK) or (self.rb and n % self.rb and not self.z):
+        half = (len(buf) - _BLK) >> 1
+        if n == 0 or n > (half if self.z else len(buf) - _BLK) or (self.rb and n % self.rb and not self.z):
             return -1
-        if pos + BLK + n > size:
+        if pos + _BLK + n > size:
             return 0
-        end = pos + BLK + n
+        end = pos + _BLK + n
         if self.z:  # the payload above half, its rows below
-            o = BLK + half
+            o = _BLK + half
             if (f.readinto(self.mv[o:o + n]) or 0) < n or \
-                    crc32(self.mv[o:o + n], crc32(self.mv[4:BLK])) != struct.unpack_from("<I", buf, 0)[0]:
+                    crc32(self.mv[o:o + n], crc32(self.mv[4:_BLK])) != struct.unpack_from("<I", buf, 0)[0]:
                 return -1
-            k = decode(buf, o, o + n, self.rb >> 1, buf, BLK, half)
+            k = decode(buf, o, o + n, self.rb >> 1, buf, _BLK, half)
             if k <= 0:
                 return -1
             n = k * self.rb
-        elif (f.readinto(self.pmv, n) or 0) < n or crc32(self.mv[4:BLK + n]) != struct.unpack_from("<I", buf, 0)[0]:
+        elif (f.readinto(self.pmv, n) or 0) < n or crc32(self.mv[4:_BLK + n]) != struct.unpack_from("<I", buf, 0)[0]:
             return -1
         self.pos = pos
         self.end = end
@@ -165,16 +167,16 @@ class Reader:
         size = self.size
         rb = self.rb
         buf = self.buf
-        most = len(buf) - BLK
+        most = len(buf) - _BLK
         limit = q + _SCAN
-        while q + BLK <= size and q < limit:
+        while q + _BLK <= size and q < limit:
             self.f.seek(q)
             got = self.f.readinto(buf, min(len(buf), size - q)) or 0
             i = 0
             found = -1
-            while i + BLK <= got:
+            while i + _BLK <= got:
                 n = buf[i + 4] | buf[i + 5] << 8
-                if 0 < n <= most and (rb == 0 or n % rb == 0 or self.z) and q + i + BLK + n <= size:  # (_try checks)
+                if 0 < n <= most and (rb == 0 or n % rb == 0 or self.z) and q + i + _BLK + n <= size:  # (_try checks)
                     found = q + i
                     break
                 i += 1
@@ -189,7 +191,7 @@ class Reader:
                 self.maybe_torn = False
                 return n
             q = found + 1
-        if q + BLK > size:  # nothing good after the stretch: a torn tail, or damage up to the end
+        if q + _BLK > size:  # nothing good after the stretch: a torn tail, or damage up to the end
             if self.maybe_torn:
                 self.torn = size - self.badpos
             else:
@@ -207,13 +209,13 @@ class Reader:
         if pos >= size:
             return 0
         self.f.seek(pos)
-        got = self.f.readinto(self.pmv, min(len(self.buf) - BLK, size - pos)) or 0
+        got = self.f.readinto(self.pmv, min(len(self.buf) - _BLK, size - pos)) or 0
         if self.rb:
             n = got // self.rb * self.rb
-            self.first = (pos - HDR) // self.rb
+            self.first = (pos - _HDR) // self.rb
         else:  # whole lines
             n = got
-            while n > 0 and self.buf[BLK + n - 1] != 10:
+            while n > 0 and self.buf[_BLK + n - 1] != 10:
                 n -= 1
         if n <= 0:
             if pos + got < size:  # a line longer than any the store writes
@@ -241,9 +243,9 @@ def text_row(buf, o, end):
     return t, tab, nl
 
 
-def note_corrupt(st, r, name, rd):
-    """Count the corrupt stretches ``rd`` found in segment ``name`` of resource ``r`` (once per segment)."""
-    if not rd.bad:
+def note_corrupt(st, r, name, reader):
+    """Count the corrupt stretches ``reader`` found in segment ``name`` of resource ``r`` (once per segment)."""
+    if not reader.bad:
         return
     key = "{}/{}".format(r.name, name)
     if key in st.bad_segs:
@@ -251,6 +253,6 @@ def note_corrupt(st, r, name, rd):
     st.bad_segs.append(key)
     if len(st.bad_segs) > 8:
         st.bad_segs.pop(0)
-    st.corrupt += rd.bad
+    st.corrupt += reader.bad
     st.log.error("store", "{}: {} corrupt stretch(es), {} bytes, in segment {} skipped".format(
-        r.name, rd.bad, rd.bad_bytes, name))
+        r.name, reader.bad, reader.bad_bytes, name))

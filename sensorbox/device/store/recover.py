@@ -17,8 +17,8 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
   when some of it could not be read, so nothing is lost).
 - ``classes.txt`` (the class table, ``classes.py``): lines that do not read right are left out, the file as it
   was is quarantined.
-- A rollup's ``stage.seg`` (its rows not yet in a block, see ``rollup.py``): the rows newer than its segments' go
-  into a segment (``rollup.compact``), the stage is removed.
+- A rollup's ``rollup-stage.seg`` (its rows not yet in a block, see ``rollup.py``): the rows newer than its segments' go
+  into a segment (``rollup.flush``), the stage is removed.
 - The pinned ranges are read from labels.bin (``meta.pins``), after the cursors (the pull cursors release them).
 """
 
@@ -26,28 +26,35 @@ import json
 import os
 import struct
 
+from micropython import const
+
 from sensorbox.device.files import rmtree as _rmtree
-from sensorbox.device.store.core import HDR, RATE, TIMED, _i32, _mkdir, _rm
-from sensorbox.device.store.reader import BLK, Reader, note_corrupt, read_header
+from sensorbox.device.store.core import _i32, _mkdir, _rm
+from sensorbox.device.store.reader import Reader, note_corrupt, read_header
+
+# the segment format's constants (as core.py defines them: no names to import)
+_HDR = const(32)
+_BLK = const(8)
+_RATE = const(0)
+_TIMED = const(1)
 
 _DIR = 0x4000
+_CODEC = const(1)  # (core._CODEC)
 _FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt")
 
 
 def configure(st, cfg):
     """The store's settings (``Store.configure``): flush interval, free floor, codec, budgets and segment sizes,
-    the rollups' schedule, the SD card (``sd.py``, kept loaded: failed writes ask it) and event capture
+    the SD card (``sd.py``, kept loaded: failed writes ask it) and event capture
     (``capture.py``, kept loaded while it is on)."""
-    from sensorbox.device.store.core import CODEC
 
     st.flush_ms = cfg.get("store.flush_ms")
     st.min_free = cfg.get("store.min_free_kb") * 1024
-    codec = CODEC if cfg.get("store.compress") else 0
+    codec = _CODEC if cfg.get("store.compress") else 0
     if codec != st.codec:  # blocks are coded as their segment's header says
         for r in st.res:
             st._close_seg(r)
     st.codec = codec
-    roll = False
     for r in st.res:
         b = cfg.get("store." + r.name + "_kb") * 1024
         if b == 0:
@@ -55,12 +62,10 @@ def configure(st, cfg):
         r.budget = b
         # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
         r.seg_max = min(st.seg_bytes, max(b // 4, 1024))
-        roll = roll or (r.period and b)
-    st.roll_at = (st.roll_at or 0) if roll else None
     from sensorbox.device import lazy
 
-    if cfg.get("board.sd") and st.sd is None:  # (at boot: board.* keys apply after a restart)
-        st.sd = lazy.load("sensorbox.device.store.sd").Card(cfg.get("board.sd"), st.flash_stats)
+    if cfg.get("board.sdcard") and st.sd is None:  # (at boot: board.* keys apply after a restart)
+        st.sd = lazy.load("sensorbox.device.store.sd").start(cfg.get("board.sdcard"), st.flash_stats)
     if st.cap is not None or cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
         lazy.load("sensorbox.device.store.capture").configure(st, cfg)
 
@@ -103,17 +108,17 @@ def scan(st):
     rd = Reader()
     for r in st.res:
         _mkdir(r.dir)
-        _scan(st, r, rd)
+        _scan_res(st, r, rd)
     from sensorbox.device import lazy
 
     for r in st.res:
         if r.period:
             try:
-                os.stat(r.dir + "/stage.seg")
+                os.stat(r.dir + "/rollup-stage.seg")
             except OSError:
                 continue
             try:
-                lazy.load("sensorbox.device.store.rollup").compact(st, r, -1 if r.last_t is None else r.last_t)
+                lazy.load("sensorbox.device.store.rollup").flush(st, r, -1 if r.last_t is None else r.last_t)
             finally:
                 lazy.unload("sensorbox.device.store.rollup")
 
@@ -167,13 +172,15 @@ def _check(st, name, module, fn="check"):
 def _labels(st, m):
     """labels.bin with a torn tail or unreadable bytes, or of the previous format: rewritten with the records that
     read right (the file as it was goes to quarantine when some of it was unreadable; ``meta``)."""
-    info = m._info()
-    nxt = m._scan(st, -1, info)[2]
+    from sensorbox.device.store.meta import _info, _rewrite, _scan  # (loaded: ``m``)
+
+    info = _info()
+    nxt = _scan(st, -1, info)[2]
     if info[3] or info[4] or info[5] != 2:
-        m._rewrite(st, nxt)
+        _rewrite(st, nxt)
 
 
-def _scan(st, r, rd):
+def _scan_res(st, r, reader):
     r.bytes = r.nseg = 0
     r.first = None
     names = []
@@ -184,9 +191,9 @@ def _scan(st, r, rd):
     for e in ents:
         n = e[0]
         path = r.dir + "/" + n
-        if r.period and n == "stage.seg" and e[1] == 0x8000:
+        if r.period and n == "rollup-stage.seg" and e[1] == 0x8000:
             continue  # a rollup's staged rows: after the scan (open_store)
-        if n.endswith(".seg.tmp"):  # a recoding cut short (recode.py): the segment is whole as it was
+        if n.endswith(".tmp"):  # <name>.seg.tmp: a recoding cut short (rollup.py): the segment is whole as it was
             _rm(path)
             continue
         if e[1] != 0x8000 or not n.endswith(".seg") or not n[:-4].isdigit():
@@ -208,7 +215,7 @@ def _scan(st, r, rd):
         if h[1] != r.code:
             quarantine(st, path, r.name, "segment of another resource")
             continue
-        if h[0] == HDR:
+        if h[0] == _HDR:
             _rm(path)  # created, never written: nothing lost
             continue
         r.bytes += h[0]
@@ -218,20 +225,20 @@ def _scan(st, r, rd):
     while names:  # the newest segment with a row gives the time of the newest row
         name = names[-1]
         path = "{}/{}.seg".format(r.dir, name)
-        t = _last_time(st, r, rd, path, name)
+        t = _last_time(st, r, reader, path, name)
         if t is not None:
             r.newest = name
             r.last_t = t
-            if r.kind == TIMED and r.cols is None:
-                r.ncols = rd.h[2]
-            if r.kind == RATE:
-                r.seg_rate = rd.h[3]  # (the rate its bytes a day are figured at until a segment opens)
+            if r.kind == _TIMED and r.cols is None:
+                r.ncols = reader.h[2]
+            if r.kind == _RATE:
+                r.seg_rate = reader.h[3]  # (the rate its bytes a day are figured at until a segment opens)
             break
-        size = rd.h[0]
+        size = reader.h[0]
         names.pop()
         r.bytes -= size
         r.nseg -= 1
-        if rd.bad:
+        if reader.bad:
             quarantine(st, path, r.name, "no block reads right")
         else:
             note(st, "{}: removed segment {} with no whole block".format(r.name, name))
@@ -241,26 +248,26 @@ def _scan(st, r, rd):
         r.first = names[0]
 
 
-def _last_time(st, r, rd, path, name):
+def _last_time(st, r, reader, path, name):
     """The time of the last good row of segment ``path`` (every block checked), or None if it has none."""
-    h = rd.open(path)
+    h = reader.open(path)
     t = None
     try:
         while True:
-            n = rd.next()
+            n = reader.next()
             if n == 0:
                 break
             if n < 0:
                 continue
-            buf = rd.buf
-            if r.kind == RATE:
-                t = h[5] + (rd.first + n // h[4] - 1) * 1000 // h[3]
-            elif r.kind == TIMED:
-                t = h[5] + _i32(buf, BLK + n - h[4])
+            buf = reader.buf
+            if r.kind == _RATE:
+                t = h[5] + (reader.first + n // h[4] - 1) * 1000 // h[3]
+            elif r.kind == _TIMED:
+                t = h[5] + _i32(buf, _BLK + n - h[4])
             else:
-                end = BLK + n - 1  # the last line's "\n"
+                end = _BLK + n - 1  # the last line's "\n"
                 start = end
-                while start > BLK and buf[start - 1] != 10:
+                while start > _BLK and buf[start - 1] != 10:
                     start -= 1
                 tab = start
                 while tab < end and buf[tab] != 9:
@@ -270,11 +277,11 @@ def _last_time(st, r, rd, path, name):
                 except ValueError:
                     pass
     finally:
-        rd.close()
-    if rd.torn:
+        reader.close()
+    if reader.torn:
         st.torn += 1
-        note(st, "{}: torn end of {} ignored ({} bytes)".format(r.name, name, rd.torn))
-    note_corrupt(st, r, name, rd)
+        note(st, "{}: torn end of {} ignored ({} bytes)".format(r.name, name, reader.torn))
+    note_corrupt(st, r, name, reader)
     return t
 
 
@@ -285,7 +292,7 @@ def note(st, msg):
         st.notes.pop(0)
 
 
-def quarantine(st, path, rname, reason):
+def quarantine(st, path, name, reason):
     base = st.root  # (a segment on the SD card: its quarantine is on the card, sd.py)
     if not path.startswith(base + "/"):
         base = path[:path.rfind("/", 0, path.rfind("/"))]
@@ -300,7 +307,7 @@ def quarantine(st, path, rname, reason):
     except OSError:
         _rmtree(path)
     st.quarantined += 1
-    note(st, "{}: quarantined {} ({})".format(rname, path, reason))
+    note(st, "{}: quarantined {} ({})".format(name, path, reason))
     fl = getattr(st.log, "files", None)  # also in /api/status -> files, with the other files set aside
     if fl is not None:
         fl.append("{}: {}; kept in {}/quarantine".format(path, reason, st.root))

@@ -77,32 +77,32 @@ def drop(st, r, old):
         r.forced += 1
         for c in cur:
             c[2] += 1
-        st._cur_dirty = True
         st.log.warning("store", "{}: retention deleted unread segment {}".format(r.name, a))
+        st.save_cursors()  # (their loss counts)
     return True
 
 
-def run(st, urgent=False):
-    """Delete the oldest segments: per-resource budgets, then the free floor (``urgent``: a write failed)."""
+def run(st, full=False):
+    """Delete the oldest segments: per-resource budgets, then the free floor (``full``: a write failed)."""
     was = st.held
     st.held = []
     for r in st.res:
-        full = False
+        stuck = False
         while r.bytes > r.budget:
             old = oldest(st, r)
             if old is None:
-                full = r.nseg > (r.f is not None) and r.budget > 0  # only pinned ones (and the open one) are left
+                stuck = r.nseg > (r.f is not None) and r.budget > 0  # only pinned ones (and the open one) are left
                 break
             if not drop(st, r, old):
                 break
-        if full:
+        if stuck:
             st.held.append(r.name)
             if r.name not in was:
                 st.log.warning("store", "{}: pinned data fill its budget ({} KB); the newest rows are kept next "
                                         "to them until they are pulled or unpinned".format(r.name, r.budget // 1024))
     for i in range(64):
         free = st._free()
-        if not urgent and (free is None or free >= st.min_free):
+        if not full and (free is None or free >= st.min_free):
             st.pin_floor = False
             return
         best = None
@@ -113,16 +113,16 @@ def run(st, urgent=False):
                 if best is None or key < best[0]:
                     best = (key, r, old)
         if best is None:  # only open and pinned segments are left
-            full = False
+            stuck = False
             for r in st.res:
-                full = full or (r.nseg > (r.f is not None) and not r.period)
-            if full and not st.pin_floor:
-                st.log.error("store", "flash full of pinned data: new rows may be lost; pull or unpin labels")
-            st.pin_floor = full
+                stuck = stuck or (r.nseg > (r.f is not None) and not r.period)
+            if stuck and not st.pin_floor:
+                st.log.error("store", "flash stuck of pinned data: new rows may be lost; pull or unpin labels")
+            st.pin_floor = stuck
             return
         if not drop(st, best[1], best[2]):
             return
-        if urgent and i >= 1:
+        if full and i >= 1:
             return
 
 

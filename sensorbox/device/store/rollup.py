@@ -1,7 +1,7 @@
 """Rollups: per-minute and per-hour summaries of the sound levels and the predictions, in resources of their own
 (``soundlevel_1m``, ``soundlevel_1h``, ``predictions_1m``, ``predictions_1h``) kept far longer than the
 full-resolution rows they summarise. Computed from those rows on flash, after they are stored: the store service
-runs ``run`` once a minute (``Store.roll``), loaded for it and unloaded after, so rollups cost no resident heap and
+runs ``run`` once a minute (``Store.job``), loaded for it and unloaded after, so rollups cost no resident heap and
 nothing per row; a restart or a power cut loses nothing (the next run starts after the newest period stored).
 
 A period (a minute or an hour of epoch time) is summarised once it is over by ``GRACE`` ms, from the rows whose
@@ -22,31 +22,56 @@ the next row, at most ``CAP`` ms), ``changes`` (rows whose class differs from th
 most ``CAP`` ms earlier), ``confidence`` (mean, permille). tests/device/test_store_rollup.py recomputes all of it
 in float64 from the full-resolution rows.
 
-Storing: a row is appended at once, as it is, to its resource's ``stage.seg`` (a segment of one-row blocks,
+Storing: a row is appended at once, as it is, to its resource's ``rollup-stage.seg`` (a segment of one-row blocks,
 generation 1, closed after each row); exports read the stage after the other segments. When the stage holds as
-many rows as fit a block (``ROWS_BYTES``), ``compact`` moves them into the open segment as one (coded) block and
+many rows as fit a block (``ROWS_BYTES``), ``flush`` moves them into the open segment as one (coded) block and
 removes the stage: a block per row would cost more than the row.
+
+Recoding (``run`` with ``now`` None, loaded by the store service after a segment of ``features``, ``predictions`` or
+``soundlevel`` was closed: ``Store.job``): those rows arrive a few a second, so each flush point writes a block of
+one or two rows: too few for the codec to make smaller, and the block header (8 bytes) costs as much as the row.
+Once such a segment is closed it is rewritten, its rows in coded blocks of up to ``ROWS_BYTES`` (``_OUTBOX_BYTES``
+for the resources the outbox reads: its reader holds less; ``sensorbox.shared.codec``), into ``<name>.seg.tmp``,
+synced, then renamed over the segment (one atomic step: a power cut leaves either the old segment or the new one
+whole; a ``.tmp`` left behind is removed when the store opens). A recoded segment says so in its header
+(generation 2) and is not recoded again. Nothing is recoded while an export streams (it may be reading the
+segment) or when ``store.compress`` is off; a segment retention deleted meanwhile is not brought back. Readers
+holding a position in a segment (the outbox) see ``Store.changes`` change and look for it again.
 """
 
+import os
 import struct
 
 from micropython import const
 
-from sensorbox.device.store.core import _HFMT, _MAGIC, BLK, HDR, VERSION, _i32, _rm, crc32, seg_names
+from sensorbox.device.store.core import _HFMT, _MAGIC, _i32, _rm, crc32, seg_names
 from sensorbox.device.store.reader import Reader
 
+# the segment format's constants (as core.py defines them: no names to import)
+_HDR = const(32)
+_BLK = const(8)
+_TIMED = const(1)
+
+_VERSION = const(2)  # (core._VERSION)
 MINUTE = const(60000)
 HOUR = const(3600000)
 GRACE = const(20000)  # a period is summarised this long after its end (its rows are on flash by then)
 CAP = const(15000)  # a prediction covers at most this long (less than GRACE: the next row is known by then)
 SLOTS = const(8)
 BINS = const(1500)  # the histogram's classes: 0.1 dB from 0 to 150 dB (made while a rollup runs)
-ROWS_BYTES = const(510)  # rows of a stage moved into one block (a block of rows at most: core._ZBUF - 2)
+ROWS_BYTES = const(510)  # rows of a stage moved into one block, of a recoded block (half a reader's buffer)
+_OUTBOX_BYTES = const(256)  # ... of the resources the outbox reads (predictions, soundlevel: its reader is half as big)
+_GEN = const(2)  # a recoded segment's generation
 
 
 def run(st, now):
-    """Summarise every period that is over (by GRACE) and not stored yet, for each rollup with a budget. A
+    """The steps of the rollups due at ``now`` (``Store.job``); with ``now`` None, of recoding closed segments. A
     generator: it yields after each block read (the store service awaits between steps)."""
+    return _recode(st) if now is None else _rollups(st, now)
+
+
+def _rollups(st, now):
+    """Summarise every period that is over (by GRACE) and not stored yet, for each rollup with a budget."""
     for r in st.res:
         if r.period and r.budget:
             src = st.by_name["soundlevel" if r.code < 8 else "predictions"]  # (6, 7: sound; 8, 9: classes)
@@ -79,7 +104,7 @@ def rows(st, r, a, b):
                     break
                 if n > 0:
                     buf = rd.buf
-                    for o in range(BLK, BLK + n, h[4]):
+                    for o in range(_BLK, _BLK + n, h[4]):
                         t = h[5] + _i32(buf, o)
                         if (a is None or t >= a) and t < b:
                             yield t, struct.unpack_from(fmt, buf, o + 4)
@@ -124,7 +149,7 @@ def _sound(st, r, src, a, b):
         _sound_row(st, r, ps, n, s, ref, lo, hi, hist)
 
 
-def _sound_row(st, r, ps, n, s, ref, lo, hi, hist):
+def _sound_row(st, r, p, n, s, t0, lo, hi, hist):
     import math
 
     ln = [0, 0, 0]
@@ -136,8 +161,8 @@ def _sound_row(st, r, ps, n, s, ref, lo, hi, hist):
             if c > rank:
                 ln[j] = k
                 break
-    leq = ref + 1000 * math.log10(s / n)  # centi-dB: to deci-dB, rounded
-    row(st, r, ps, (n, int(math.floor(leq / 10 + 0.5)), (lo + 5) // 10, (hi + 5) // 10, ln[0], ln[1], ln[2]))
+    leq = t0 + 1000 * math.log10(s / n)  # centi-dB: to deci-dB, rounded
+    _put_row(st, r, p, (n, int(math.floor(leq / 10 + 0.5)), (lo + 5) // 10, (hi + 5) // 10, ln[0], ln[1], ln[2]))
 
 
 def _preds(st, r, src, a, b):
@@ -184,18 +209,18 @@ def _preds(st, r, src, a, b):
     _pred_rows(st, r, ps, cls)
 
 
-def _pred_rows(st, r, ps, cls):
+def _pred_rows(st, r, t0, classes):
     q = r.period // 1000  # (ms per mille: small ints on a 32-bit board)
-    cls.sort()  # (by class id)
-    for k in range(len(cls)):
-        c = cls[k]
+    classes.sort()  # (by class id)
+    for k in range(len(classes)):
+        c = classes[k]
         w = c[1]
-        row(st, r, ps + k, (c[0], min(w, 32767), (c[2] + q // 2) // q, min(c[3], 32767), (c[4] + w // 2) // w))
+        _put_row(st, r, t0 + k, (c[0], min(w, 32767), (c[2] + q // 2) // q, min(c[3], 32767), (c[4] + w // 2) // w))
 
 
-def row(st, r, t, value):
+def _put_row(st, r, t, value):
     """Append rollup row ``value`` at ``t`` (made later than the last row, as ``Store.put`` does) to ``r``'s stage,
-    synced; when the stage holds a block's worth, ``compact`` it."""
+    synced; when the stage holds a block's worth, ``flush`` it."""
     last = r.last_t
     if last is not None and t <= last:
         t = last + 1
@@ -205,18 +230,18 @@ def row(st, r, t, value):
     o = 0
     if r.brows == 0:  # a new stage: a segment header of its own (generation 1)
         r.bt0 = t
-        struct.pack_into(_HFMT, z, 0, _MAGIC, VERSION, r.code, n, 0, 0, rb, t, 0, 1)
+        struct.pack_into(_HFMT, z, 0, _MAGIC, _VERSION, r.code, n, 0, 0, rb, t, 0, 1)
         struct.pack_into("<I", z, 28, crc32(memoryview(z)[:28]) & 0xFFFFFFFF)
-        o = HDR
-    struct.pack_into("<i", z, o + BLK, t - r.bt0)
+        o = _HDR
+    struct.pack_into("<i", z, o + _BLK, t - r.bt0)
     for i in range(n):
         v = value[i]
-        struct.pack_into("<h", z, o + BLK + 4 + 2 * i, -32768 if v < -32768 else (32767 if v > 32767 else v))
+        struct.pack_into("<h", z, o + _BLK + 4 + 2 * i, -32768 if v < -32768 else (32767 if v > 32767 else v))
     struct.pack_into("<HH", z, o + 4, rb, (t - r.bt0) & 0xFFFF)
-    struct.pack_into("<I", z, o, crc32(memoryview(z)[o + 4:o + BLK + rb]))
+    struct.pack_into("<I", z, o, crc32(memoryview(z)[o + 4:o + _BLK + rb]))
     try:
-        with open(r.dir + "/stage.seg", "ab" if o == 0 else "wb") as f:
-            f.write(memoryview(z)[:o + BLK + rb])
+        with open(r.dir + "/rollup-stage.seg", "ab" if o == 0 else "wb") as f:
+            f.write(memoryview(z)[:o + _BLK + rb])
     except OSError as e:
         st.errors += 1
         r.lost_rows += 1
@@ -224,16 +249,16 @@ def row(st, r, t, value):
         st.retain(True)
         return
     r.brows += 1
-    r.bytes += o + BLK + rb
+    r.bytes += o + _BLK + rb
     r.last_t = t
     if (r.brows + 1) * rb > ROWS_BYTES:
-        compact(st, r)
+        flush(st, r)
 
 
-def compact(st, r, after=-1):
-    """Move the rows of rollup ``r``'s stage with t > ``after`` into a segment as one block, then remove the stage.
+def flush(st, r, since=-1):
+    """Move the rows of rollup ``r``'s stage with t > ``since`` into a segment as one block, then remove the stage.
     A row whose block does not check is left out (counted as corrupt); a torn last one is ignored."""
-    path = r.dir + "/stage.seg"
+    path = r.dir + "/rollup-stage.seg"
     rb = 4 + 2 * r.ncols
     k = bad = size = 0
     t0 = last = None
@@ -243,17 +268,17 @@ def compact(st, r, after=-1):
             size = f.seek(0, 2)
             f.seek(0)
             h = st._hdr
-            if (f.readinto(h) or 0) == HDR and h[:4] == _MAGIC and h[10] | h[11] << 8 == rb and \
+            if (f.readinto(h) or 0) == _HDR and h[:4] == _MAGIC and h[10] | h[11] << 8 == rb and \
                     struct.unpack_from("<I", h, 28)[0] == crc32(memoryview(h)[:28]):
                 t0 = struct.unpack_from("<q", h, 12)[0]
-                z = memoryview(st._zbuf)[:BLK + rb]
-                while (k + 1) * rb <= len(buf) and (f.readinto(z) or 0) == BLK + rb:
+                z = memoryview(st._zbuf)[:_BLK + rb]
+                while (k + 1) * rb <= len(buf) and (f.readinto(z) or 0) == _BLK + rb:
                     if z[4] | z[5] << 8 != rb or crc32(z[4:]) != struct.unpack_from("<I", z, 0)[0]:
                         bad += 1
                         continue
-                    t = t0 + _i32(z, BLK)
-                    if t > after and (last is None or t > last):
-                        buf[k * rb:k * rb + rb] = z[BLK:]
+                    t = t0 + _i32(z, _BLK)
+                    if t > since and (last is None or t > last):
+                        buf[k * rb:k * rb + rb] = z[_BLK:]
                         last = t
                         k += 1
     except OSError:
@@ -271,10 +296,106 @@ def compact(st, r, after=-1):
         if r.last_t is None or last > r.last_t:
             r.last_t = last
         st._drain(r)
-        st._sync(r)
+        st._fsync(r)
         r.buf = None
         r.blen = r.brows = 0
     _rm(path)
     if staged:
         r.bytes -= size
     r.brows = 0
+
+
+def _recode(st):
+    """Recode every closed, not yet recoded version 2 segment of the timed resources (see the module's docstring).
+    A generator: it yields after each block (the store service awaits between steps)."""
+    from sensorbox.device.store.core import encode
+
+    for r in st.res:
+        if r.kind != _TIMED or r.period or not st.codec:
+            continue
+        for name in seg_names(r):
+            if r.f is not None and name == r.seg_name:
+                continue
+            if st.reading is not None and st.clock() - st.reading < 10000:
+                return  # an export is streaming (next time)
+            for x in _one(st, r, name, encode):
+                yield x
+
+
+def _one(st, r, name, encode):
+    path = "{}/{}.seg".format(r.dir, name)
+    rd = Reader()
+    try:
+        h = rd.open(path)
+    except (OSError, ValueError):
+        return
+    hb = bytearray(rd.buf[:_HDR])
+    if h[8] != 2 or h[7] == _GEN or h[4] == 0:
+        rd.close()
+        return
+    old = h[0]
+    rb = h[4]
+    w = rb >> 1
+    rows = bytearray((ROWS_BYTES if r.name == "features" else _OUTBOX_BYTES) // rb * rb)
+    z = bytearray(ROWS_BYTES + 2)
+    bh = bytearray(_BLK)
+    k = got = 0
+    tmp = path + ".tmp"
+    f = None
+    try:
+        f = open(tmp, "wb")
+        struct.pack_into(_HFMT, hb, 0, hb[:4], 2, h[1], h[2], 1, h[3], rb, h[5], h[6], _GEN)
+        struct.pack_into("<I", hb, 28, crc32(memoryview(hb)[:28]) & 0xFFFFFFFF)
+        f.write(hb)
+        while True:
+            n = rd.next()
+            if n == 0:
+                break
+            if n < 0:
+                continue
+            for o in range(_BLK, _BLK + n, rb):
+                if k + rb > len(rows):
+                    _wblock(f, rows, k, w, rb, z, bh, encode)
+                    k = 0
+                rows[k:k + rb] = rd.buf[o:o + rb]
+                k += rb
+                got += 1
+            yield
+        if k:
+            _wblock(f, rows, k, w, rb, z, bh, encode)
+        if not got:
+            raise OSError("no row read")  # (never a segment replaced by an empty one)
+        f.flush()
+        f.close()
+        f = None
+        rd.close()
+        os.stat(path)  # (retention may have deleted it meanwhile: then not brought back)
+        new = os.stat(tmp)[6]
+        if rd.bad:  # (blocks that did not check are left out: the segment as it was goes to quarantine)
+            st.quarantine(path, r.name, "{} corrupt stretch(es) left out when recoded".format(rd.bad))
+        os.rename(tmp, path)
+        r.bytes += new - old
+        st.changes += 1  # (block offsets changed: readers look again; the budgets' figures too)
+    except OSError as e:
+        st.log.warning("store", "{}: segment {} not recoded ({})".format(r.name, name, e))
+    finally:
+        rd.close()
+        if f is not None:
+            f.close()
+        _rm(tmp)
+
+
+def _wblock(f, rows, k, w, rb, z, buf, encode):
+    """Write ``k`` bytes of ``rows`` as one block (coded, or a 0 byte and the rows)."""
+    m = encode(rows, k // rb, w, z, len(z))
+    if m > 0:
+        data = memoryview(z)[:m]
+    else:
+        z[0] = 0
+        z[1:1 + k] = rows[:k]
+        m = k + 1
+        data = memoryview(z)[:m]
+    struct.pack_into("<HH", buf, 4, m, _i32(rows, 0) & 0xFFFF)
+    struct.pack_into("<I", buf, 0, crc32(data, crc32(memoryview(buf)[4:])))
+    f.write(buf)
+    f.write(data)

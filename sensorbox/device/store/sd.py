@@ -1,6 +1,6 @@
-"""The store on a microSD card (``board.sd``): its segments on the card, the rest on internal flash.
+"""The store on a microSD card (``board.sdcard``): its segments on the card, the rest on internal flash.
 
-``board.sd`` names the card's slot as ``config_schema.sd_args`` reads it ("mmc", "mmc4": the SD/MMC slot 1 in 1 or
+``board.sdcard`` names the card's slot as ``config_schema.sd_args`` reads it ("mmc", "mmc4": the SD/MMC slot 1 in 1 or
 4-bit mode; "spi:SCK,MOSI,MISO,CS": SPI slot 2 on those GPIOs). At boot the card is mounted at ``MOUNT``
 (``machine.SDCard`` and ``vfs.mount``: FAT, as cards come) and the resources' segment directories are made under
 ``MOUNT/sensorbox``; labels, the class table and the cursors stay in the store's root on internal flash, so one
@@ -11,11 +11,11 @@ When the card is missing at boot, or a write or a sync fails and the card does n
 segments go to internal flash again (``place``): the store counts what is there, closes what was open on the card
 (its torn tail is the card's, as after a power cut) and goes on writing; sampling never stops. Every 5 s the
 store tries the card again (``tick``); once it mounts, new segments go to the card and the segments written to
-internal flash meanwhile (or before there was a card) are moved onto it (``moves``: copied, synced, compared,
+internal flash meanwhile (or before there was a card) are moved onto it (``run``: copied, synced, compared,
 then removed from flash; a segment the card cannot take stays where it is). Nothing on internal flash is deleted
 before its copy is on the card. ``/api/status`` -> ``store`` -> ``sd`` says where the segments are and why.
 
-Loaded by the store when ``board.sd`` is set and kept (it is asked after failed writes); ``SDCard`` is the
+Loaded by the store when ``board.sdcard`` is set and kept (it is asked after failed writes); ``SDCard`` is the
 firmware's (a test puts a double here: ``tests/support/fake_sdcard.py``, checked against MicroPython's stubs).
 """
 
@@ -47,6 +47,12 @@ def _umount(path):
         vfs.umount(path)
     except ImportError:  # pragma: no cover
         os.umount(path)
+
+
+def start(spec, flash_stats):
+    """The card of ``board.sdcard`` = ``spec`` (``recover.configure``; named ``start``, a name the firmware interns
+    anyway: the store's warmed modules intern no name of this module's)."""
+    return Card(spec, flash_stats)
 
 
 class Card:
@@ -172,14 +178,14 @@ class Card:
         for r in st.res:
             if r.period and r.brows:  # staged rollup rows into a segment on flash first (moved with it)
                 try:
-                    lazy.load("sensorbox.device.store.rollup").compact(st, r)
+                    lazy.load("sensorbox.device.store.rollup").flush(st, r)
                 finally:
                     lazy.unload("sensorbox.device.store.rollup")
         self._use(st, True, "card back" if self.removals else "card inserted")
         rescan(st)
         self.pending = True
 
-    def moves(self, st):
+    def run(self, st):
         """Move the segments on internal flash onto the card, a step per 512 bytes (a generator, run by the store
         service while ``pending``); None when there is nothing to do."""
         if not self.pending or not self.on:

@@ -313,7 +313,7 @@ def plan():
         def get(self, key):
             return self.v[key]
 
-    from sensorbox.device.store import core
+    from sensorbox.device.store import core, rollup
 
     ext = features.Extractor(3)
     feats = array.array("h", bytes(2 * ext.n_features))
@@ -350,12 +350,12 @@ def plan():
                     st.on_bus("events", tw, {"type": "class_change", "from": prev, "to": k, "confidence": 812})
                     prev = k
             st.flush()
-            g = st.job(1)  # (as the store service does after a flush point, when a segment was closed)
+            g = rollup.step(st, 1)  # (as the store service does after a flush point, when a segment was closed)
             if g is not None:
                 for _ in g:
                     pass
         st.close()
-        g = st.job(1)  # (the open segments, closed now: as they will be)
+        g = rollup.step(st, 1)  # (the open segments, closed now: as they will be)
         if g is not None:
             for _ in g:
                 pass
@@ -397,17 +397,15 @@ def plan():
                 st.on_bus("predictions", T0 + s * 1000 + 500, (klass(j), 600 + (j * 37) % 400))
             if s % 60 == 59:
                 st.flush()
-                g = st.job(1)
+                g = rollup.step(st, 1)
                 if g is not None:
                     for _ in g:
                         pass
         st.flush()
         st.clock = lambda: T0 + 86400000 + 30000
-        g = st.job(0)
+        g = rollup.step(st, 0)
         for _ in g:
             pass
-        from sensorbox.device.store import rollup
-
         for r in st.res:
             if r.period:
                 made = r.rows + r.brows

@@ -120,13 +120,13 @@ class Outbox:
         text = self.r.kind == _TEXT
         fmt = None if text else "<i{}h".format(h[2])
         rb = h[4]
+        buf = reader.buf
         while len(out) < n:
             k = reader.next()
             if k == 0:
                 return
             if k < 0:
                 continue
-            buf = reader.buf
             o = _BLK
             end = _BLK + k
             while o < end and len(out) < n:

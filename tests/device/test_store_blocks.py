@@ -54,8 +54,10 @@ def test_header_layout():
 def test_crc32_fallback_matches_binascii():
     import binascii
 
+    from sensorbox.device.store import recover
+
     for data in (b"", b"SBS1" + bytes(24), bytes(range(28)), b"\xff" * 28):
-        assert core.crc32_py(data) == binascii.crc32(data) & 0xFFFFFFFF
+        assert recover.crc32_py(data) == binascii.crc32(data) & 0xFFFFFFFF
 
 
 def test_labels_that_overlap_are_refused_unless_confirmed():
@@ -241,18 +243,18 @@ def test_a_row_into_the_buffer_allocates_nothing():
     st = make(tmpdir("s"))
     st.on_bus("predictions", T0, (1, 500))
     st.flush()  # a segment is open: the rows' times are offsets from its t0
-    vals = [(i % 5, 900 - i, 0, 0, 0, 0) for i in range(12)]
+    vals = [(i % 5, 900 - i, 0, 0, 0, 0) for i in range(8)]  # (the sound level buffer holds 8 rows: 128 bytes)
     preds = [v[:2] for v in vals]
-    times = [T0 + 1000 * (i + 1) for i in range(12)]
+    times = [T0 + 1000 * (i + 1) for i in range(8)]
     micropython.heap_lock()
     try:
-        for i in range(12):
+        for i in range(8):
             st.on_bus("predictions", times[i], preds[i])
             st.on_bus("soundlevel", times[i], vals[i])
     finally:
         micropython.heap_unlock()
     st.flush()
-    assert read_all(st, "predictions")[1][1:] == [[times[i], i % 5, 900 - i] for i in range(12)]
+    assert read_all(st, "predictions")[1][1:] == [[times[i], i % 5, 900 - i] for i in range(8)]
 
 
 def test_class_table_gives_names_stable_ids_survives_damage_and_frees_unused_ids():

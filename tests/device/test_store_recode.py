@@ -5,6 +5,7 @@ place, a recoding cut short leaves the segment as it was, a segment retention de
 import os
 
 from devtest import tmpdir
+from sensorbox.device.store import rollup
 from storetest import T0, make
 
 HEAPSIZE = "112wK"  # (see test_store.py)
@@ -28,7 +29,7 @@ def _crc(st, name):
 
 
 def _recode(st):
-    g = st.job(1)
+    g = rollup.step(st, 1)
     n = 0
     if g is not None:
         for _ in g:
@@ -68,7 +69,7 @@ def test_closed_segments_are_recoded_and_read_the_same():
     with open(pr.dir + "/" + names[0], "rb") as f:
         h = f.read(32)
     assert h[7] == 1 and h[24] == 2  # coded, generation 2: not again
-    assert _recode(st) == 0 and st.job(1) is None
+    assert _recode(st) == 0  # (nothing left to recode)
     rest = ob.read(1000)  # the outbox goes on after the rows it acknowledged, none twice, none skipped
     assert [x[0] for x in got + rest] == times, (len(got), len(rest))
     # a recoding cut short (a power cut) leaves a .tmp: removed when the store opens, the segment as it was
@@ -84,7 +85,7 @@ def test_a_segment_deleted_while_it_was_recoded_stays_deleted():
     st = make(tmpdir("s"), store__predictions_kb=8)
     _fill(st, 300)
     pr = st.by_name["predictions"]
-    g = st.job(1)
+    g = rollup.step(st, 1)
     next(g)  # the first segment is being recoded...
     first = sorted(os.listdir(pr.dir))[0]
     os.remove(pr.dir + "/" + first)  # ... when retention deletes it

@@ -7,6 +7,7 @@ import gc
 import math
 
 from devtest import FakeClock, tmpdir
+from sensorbox.device.store import rollup
 from storetest import each_row, make, read_all
 
 HEAPSIZE = "160wK"  # (the recomputation holds hours of rollup rows as lists; the store itself: test_store.py)
@@ -50,7 +51,7 @@ def _feed(st, clk, t_end, rand, t_sound, t_pred):
 
 
 def _roll(st):
-    g = st.job(0)
+    g = rollup.step(st, 0)
     if g is not None:
         for _ in g:
             pass

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from sensorbox.device.store import core, meta
+from sensorbox.device.store import core, meta, rollup
 from sensorbox.shared import config_schema
 
 data = sys.argv[1]
@@ -47,7 +47,7 @@ ids = st.class_ids(["walk", "run", "sit", "jump"])
 
 
 def jobs():
-    for g in (st.job(0), st.job(1)):
+    for g in (rollup.step(st, 0), rollup.step(st, 1)):
         if g is not None:
             for _ in g:
                 pass

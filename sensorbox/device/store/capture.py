@@ -22,7 +22,7 @@ from micropython import const
 
 MAX_PINNED = const(64)  # captures pinned at once (labels.bin records, status "C")
 HOLD_S = const(2)  # seconds of frames beyond pre_s left unread in capture-only mode (config_schema.CAPTURE_HOLD_S)
-_FRAMES = const(128)  # frames per ring read (as core._FRAMES)
+_FRAMES = const(50)  # frames per ring read (as core._FRAMES)
 
 
 def configure(st, cfg):
@@ -148,7 +148,7 @@ class Capture:
             lazy.unload("sensorbox.device.store.meta")
         st.on_bus("events", st.clock(), ev)
 
-    def poll(self, st, ring, buf, mv):
+    def poll(self, st, ring, mv):
         """Capture-only: store the ring's frames inside the open capture; skip those no trigger can still want."""
         rate = ring.rate_hz
         hold = ring.head - (self.pre + HOLD_S * 1000) * rate // 1000  # frames from here on wait for triggers
@@ -177,10 +177,11 @@ class Capture:
             if seq >= sb:  # all of it handled: the flush point closes it
                 self.upto = self.b
                 return
-            first, n = ring.read(seq, buf, min(sb - seq, _FRAMES))
+            first, n = st._piece(ring, seq, min(sb - seq, _FRAMES))
             if n <= 0:
                 return
-            st.append_frames(ring.time_of(first), first, st._gen, rate, mv, n)
+            o = first % ring.capacity * ring.channels  # (``mv``: the ring's buffer)
+            st.append_frames(ring.time_of(first), first, st._gen, rate, mv[o:o + n * ring.channels], n)
             st._seq = first + n
             self.upto = ring.time_of(first + n - 1)
 

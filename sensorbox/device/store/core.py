@@ -1,6 +1,6 @@
 """The store's writer: resources, segment files on flash, crash recovery, retention and reader cursors.
 
-Resources (``RESOURCES``) and the bus values the store expects from their producers:
+Resources (``recover.RESOURCES``) and the bus values the store expects from their producers:
 
 - ``accel``: int16 x, y, z at the sensor's rate, read from ``device.sensors["accel"].ring`` (not the bus).
 - ``features``: bus topic "features", value = ``array('h')`` (or tuple of ints), one per window. The width is
@@ -17,7 +17,7 @@ Values outside int16 are clamped. Times are epoch ms ints; within a resource the
 Layout: ``<root>/<resource>/<name>.seg``, ``name`` = start time in epoch ms (made unique and increasing).
 A segment is a 32-byte header (magic ``SBS1``, version 2, resource code, columns, codec, rate, row bytes, t0,
 seq0, generation, CRC-32 of the first 28 bytes) followed by blocks, appended only. A block is one batch of rows
-as it was written (one ring read of accel frames, or the rows a RAM buffer held at a flush point)::
+as it was written (accel frames read from one piece of the ring, or the rows a RAM buffer held at a flush point)::
 
     crc32 (uint32, of the 4 bytes that follow and the payload), payload bytes (uint16), first (uint16), payload
 
@@ -35,9 +35,9 @@ The payload is the rows as they are (codec 0) or, in segments of codec 1 (numeri
 delta-of-delta coded and bit-packed, each block decodable on its own (a row is 16-bit words: a timed row's time
 offset is two of them), or a 0 byte and the rows as they are when coding would not make them smaller. Readers
 decode (``reader.py``); exports and everything after them see the same rows either way. A block holds at most
-``BLOCK_MAX`` payload bytes (and at most ``BLOCK_MAX - 1`` bytes of rows). Readers (``reader.py``: export, the outbox, recovery) check
-every block's CRC: a block that fails is skipped and counted, never read as data, and the rows after it are found
-again. Segments of version 1 (rows without blocks or checksums, written by earlier versions) stay readable as they
+``BLOCK_MAX`` payload bytes (and at most ``BLOCK_MAX - 1`` bytes of rows). Readers (``reader.py``: export, the
+outbox, recovery) check every block's CRC: a block that fails is skipped and counted, never read as data, and
+the rows after it are found again. Segments of version 1 (rows without blocks or checksums, written by earlier versions) stay readable as they
 are (in pieces of whole rows, unchecked) until retention deletes them.
 
 A segment is closed when the next block would pass ``seg_bytes`` (8 littlefs blocks of 4 KB, less the CTZ
@@ -64,8 +64,8 @@ Pins: a segment of a full-resolution resource holding rows inside a label's rang
 ``pin_open``) that have not been pulled yet is pinned: retention skips it (the next unpinned one goes instead),
 for the budget and for the free floor alike, and never deletes it. Pulled means the resource's ``pull.<name>``
 cursor (``POST /api/pulled``, which ``sensorbox pull`` sends) has passed them; a label can also be unpinned
-(``meta.label_delete`` with status U). When pinned segments alone fill a budget the resource keeps sampling into its newest
-segments (the store grows past its budget by what is pinned, ``held``); when they fill the flash to the floor
+(``meta.label_delete`` with status U). When pinned segments alone fill a budget the resource keeps sampling into its
+newest segments (the store grows past its budget by what is pinned, ``held``); when they fill the flash to the floor
 (``pin_floor``) new rows that cannot be written are counted in ``lost_rows``. Both show in ``/api/status``. The
 pinned ranges are kept merged in RAM (``PINS`` of them at most: more labels are merged into wider ranges, which
 pins more, never less); ``meta.pins`` reads them from labels.bin again after a change.
@@ -77,7 +77,6 @@ a segment as one coded block when they fill one. A rollup segment spans at most 
 time offsets), a full-resolution one 24 h.
 """
 
-import array
 import json
 import os
 import struct
@@ -96,7 +95,7 @@ SEG_BYTES = 32704  # 8 x 4096 less littlefs CTZ skip-list pointers: a full segme
 _SPAN_MS = const(86400000)
 _RSPAN_MS = const(1728000000)  # 20 days: a rollup segment (int32 ms offsets reach 24.8 days)
 TEXT_MAX = const(500)
-_FRAMES = const(128)  # accel frames per ring read
+_FRAMES = const(50)  # accel frames a block at most (1 s at 50 Hz; at 100 Hz a flush point writes two)
 _CUR_SAVE_MS = const(10000)
 
 _RATE = const(0)
@@ -104,40 +103,16 @@ _TIMED = const(1)
 _TEXT = const(2)
 
 _CODEC = const(1)  # sensorbox.shared.codec (recover.py has it too)
-PINS = const(8)  # pinned ranges kept in RAM
-_ZBUF = const(512)  # a coded block at most (a raw one: 510 bytes of rows in a coded segment)
+_PINS = const(8)  # pinned ranges kept in RAM (meta.pins)
+_ZBUF = const(304)  # an accelerometer block coded (a raw one: _FRAMES frames of 3 channels and a 0 byte)
 
-# name, code, kind, columns (None: from the first value), RAM buffer bytes and, for a rollup, its period (ms).
-# Budgets: store.<name>_kb (config_schema).
-_SOUND_COLS = ("n", "leq", "lmin", "lmax", "l10", "l50", "l90")
-_PRED_COLS = ("class", "windows", "permille", "changes", "confidence")
-RESOURCES = (
-    ("accel", 1, _RATE, ("x", "y", "z"), 0),
-    ("features", 2, _TIMED, None, 510),  # (at most _ZBUF - 2: a coded block's rows)
-    ("predictions", 3, _TIMED, ("class", "confidence"), 256),
-    ("soundlevel", 4, _TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
-    ("events", 5, _TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
-    ("soundlevel_1m", 6, _TIMED, _SOUND_COLS, 0, 60000),  # (rollup.py)
-    ("soundlevel_1h", 7, _TIMED, _SOUND_COLS, 0, 3600000),
-    ("predictions_1m", 8, _TIMED, _PRED_COLS, 0, 60000),
-    ("predictions_1h", 9, _TIMED, _PRED_COLS, 0, 3600000),
-)
-
-
-def crc32_py(data, c=0):
-    """CRC-32 (as zlib/binascii, ``c`` the CRC so far), for firmware built without ``binascii.crc32``."""
-    c ^= 0xFFFFFFFF
-    for b in data:
-        c ^= b
-        for _ in range(8):
-            c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
-    return c ^ 0xFFFFFFFF
+_Z0 = b"\x00"  # the payload's first byte of a block stored raw in a coded segment
 
 
 try:
     from binascii import crc32
-except ImportError:  # pragma: no cover - depends on the firmware build
-    crc32 = crc32_py
+except ImportError:  # pragma: no cover - depends on the firmware build: the plain one (recover.py)
+    from sensorbox.device.store.recover import crc32_py as crc32
 
 
 class QueryError(ValueError):
@@ -150,6 +125,9 @@ class QueryError(ValueError):
 def columns_of(r):
     if r.cols is not None:
         return r.cols
+    if r.period:  # a rollup's: the sound (codes 6, 7) or the class rollups' (8, 9; rollup.py)
+        return (("n", "leq", "lmin", "lmax", "l10", "l50", "l90"),
+                ("class", "windows", "permille", "changes", "confidence"))[r.code > 7]
     from sensorbox.shared import features  # resident anyway on the device (the pipeline's)
 
     for ch in (3, 6):
@@ -175,6 +153,10 @@ class Res:
     attributes until first set: an instance's attribute table holds only what it sets (~0.7 KB each on the unix
     port with all of them). The others set what their hot paths write here, so writing a row never grows it."""
 
+    kind = _TIMED
+    cols = None  # (features: from the first value)
+    ncols = 0
+    seg_max = SEG_BYTES
     period = 0  # a rollup's period (ms); 0: full resolution
     budget = 0
     bytes = 0  # bytes of its segment files
@@ -184,7 +166,6 @@ class Res:
     last_t = None  # time of the newest row on flash (or in RAM, for ordering)
     f = None  # the open segment
     seg_name = seg_t0 = seg_rows = seg_size = seg_ncols = 0
-    seg_next = seg_gen = seg_rate = 0
     buf = None  # rows waiting for the flush point, as on flash
     blen = 0
     brows = 0  # (a rollup, which has no buffer: the rows in its stage, rollup.py)
@@ -200,13 +181,24 @@ class Res:
     forced = 0  # ... of which a cursor still needed
     gaps = 0
 
+    @property
+    def dir(self):
+        """The resource's segment directory: ``base`` (the store's root, or the SD card's: sd.place) and its name.
+        Made when asked (segments open a few times an hour): a resource keeps no path of its own."""
+        return self.base + "/" + self.name
+
     def __init__(self, spec, root):
-        self.name, self.code, self.kind, self.cols, bufsize = spec[:5]
-        self.ncols = len(self.cols) if self.cols else 0
-        self.dir = root + "/" + self.name
-        self.seg_max = SEG_BYTES
-        if len(spec) > 5:
+        self.name, self.code = spec[0], spec[1]
+        if spec[2] != _TIMED:
+            self.kind = spec[2]
+        if spec[3] is not None:
+            self.cols = spec[3]
+            self.ncols = len(spec[3])
+        bufsize = spec[4]
+        self.base = root
+        if len(spec) > 5:  # a rollup: the number of its columns in place of a buffer's size (their names: columns_of)
             self.period = spec[5]
+            self.ncols = bufsize
             return
         self.budget = self.bytes = self.nseg = self.newest = 0
         self.first = self.last_t = self.f = None
@@ -223,6 +215,12 @@ class Res:
 class Store:
     cap = None  # event capture (capture.py) while capture.* has it on
     sd = None  # the SD card (sd.py) when board.sdcard names one
+    # until first set (the instance's attribute table stays a size smaller):
+    npins = 0  # pinned ranges in pins
+    pin_open = -1  # start of an open recording (pinned while it lasts)
+    pin_floor = False  # the free floor cannot be kept: only pinned segments are left to delete
+    held = ()  # resources over budget with only pinned segments left to delete (a list once retention ran)
+    errors = 0  # failed writes
     flushed = None  # an asyncio.Event set at each flush point, made when a sink first waits (outbox.flush_event)
 
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
@@ -231,7 +229,12 @@ class Store:
         self.clock = clock
         self.flash_stats = flash_stats
         self.seg_bytes = seg_bytes
-        self.res = [Res(s, root) for s in RESOURCES]
+        from sensorbox.device import lazy
+
+        try:  # the resources (``recover.RESOURCES``: their table is needed only now)
+            self.res = lazy.load("sensorbox.device.store.recover").resources(root)
+        finally:
+            lazy.unload("sensorbox.device.store.recover")
         self.by_name = {}
         for r in self.res:
             self.by_name[r.name] = r
@@ -244,25 +247,18 @@ class Store:
         self.quarantined = 0
         self.torn = 0
         self.labels = 0  # live labels in labels.bin (kept by store/meta.py)
-        self.notes = []  # recent quarantine/recovery messages (newest 4)
+        self.notes = ()  # recent quarantine/recovery messages (newest 4; a list once there is one)
         self._hdr = bytearray(_HDR)
         self._bh = bytearray(_BLK)  # a block's header
         self._bh4 = memoryview(self._bh)[4:]
         self._cname = None  # (class id, name): the last class_name looked up
         self.corrupt = 0  # corrupt stretches found in segments (recovery and readers; each segment counted once)
-        self.bad_segs = []  # the segments they were found in (newest 8)
-        self._fbuf = None
+        self.bad_segs = ()  # the segments they were found in (newest 8; a list once there is one)
         self._zbuf = bytearray(_ZBUF)  # a block coded before it is written (and a rollup row staged)
-        self._z0 = b"\x00"  # the payload's first byte of a block stored raw in a coded segment
         self.codec = _CODEC
-        self.pins = array.array("q", bytes(16 * PINS))  # merged pinned ranges: start, end, ...
-        self.npins = 0
-        self.pin_open = -1  # start of an open recording (pinned while it lasts)
-        self.pin_floor = False  # the free floor cannot be kept: only pinned segments are left to delete
-        self.held = []  # resources over budget with only pinned segments left to delete
+        self.pins = None  # merged pinned ranges: start, end, ... (array("q") while a label pins data: meta.pins)
         self.changes = self._looked = 0  # segments opened or recoded, pin changes; ... as retention last saw them
         self.recode_due = True  # a closed segment of a timed resource may wait to be recoded (rollup.py)
-        self.errors = 0  # failed writes
         self.roll_at = 0  # when the rollups run next (epoch ms; None: no rollup is stored)
         self._gen = None
         self._seq = 0
@@ -281,10 +277,6 @@ class Store:
             lazy.load("sensorbox.device.store.recover").configure(self, cfg)
         finally:
             lazy.unload("sensorbox.device.store.recover")
-        on = False  # the rollups' schedule: they run while one has a budget (the first time at once)
-        for r in self.res:
-            on = on or (r.period and r.budget)
-        self.roll_at = (self.roll_at or 0) if on else None
 
     def open(self):
         """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for
@@ -354,7 +346,9 @@ class Store:
         r.f = f
         r.seg_name = r.newest = name
         self.changes += 1
-        r.seg_t0, r.seg_ncols, r.seg_next, r.seg_gen, r.seg_rate = t0, ncols, seq, gen, rate
+        r.seg_t0, r.seg_ncols = t0, ncols
+        if r.kind == _RATE:  # (only the rate resource has these: set at once, see Res)
+            r.seg_next, r.seg_gen, r.seg_rate = seq, gen, rate
         if r.kind == _TIMED and r.cols is None:  # features: the width of the newest segment (as recover.py does)
             r.ncols = ncols
         r.seg_rows = r.synced = 0
@@ -390,12 +384,15 @@ class Store:
         h = self._bh
         z = None
         if self.codec and (r.kind == _RATE or r.period):  # (as _open_seg wrote the segment's codec)
-            m = encode(data, rows, r.seg_ncols + (2 if r.kind == _TIMED else 0), self._zbuf, _ZBUF)
+            o = self._zbuf
+            if n + 2 > _ZBUF:  # (a rollup's block: rollup.flush, rarely)
+                o = bytearray(n + 2)
+            m = encode(data, rows, r.seg_ncols + (2 if r.kind == _TIMED else 0), o, len(o))
             if m > 0:
-                data = memoryview(self._zbuf)[:m]
+                data = memoryview(o)[:m]
                 n = m
             else:  # not smaller coded: a 0 byte, then the rows
-                z = self._z0
+                z = _Z0
                 n += 1
         struct.pack_into("<HH", h, 4, n, first & 0xFFFF)
         c = crc32(self._bh4)
@@ -449,8 +446,8 @@ class Store:
                     fails += 1
                     continue
             # (a block's rows and the byte before them when they do not code smaller; a coded one at most _ZBUF - 2
-            # bytes of rows: half a reader's buffer, reader.py)
-            k = ((_ZBUF - 2) if self.codec else (_BLOCK_MAX - 1)) // rb
+            # bytes of rows: less than half a reader's buffer, reader.py)
+            k = ((_ZBUF - 2) if self.codec else (_BLOCK_MAX - 1)) // rb  # (a 6-channel block: 25 frames coded)
             k = (n - done + (n - done + k - 1) // k - 1) // ((n - done + k - 1) // k)  # (blocks of even size)
             k = min(k, (r.seg_max - r.seg_size - _BLK - 1) // rb)
             if self._block(r, data[done * ch:(done + k) * ch], k * rb, r.seg_rows, k):
@@ -470,11 +467,11 @@ class Store:
         r = self.by_name.get(topic)
         if r is None or r.budget == 0 or r.buf is None:
             return
+        last = r.last_t  # (times made increasing: a row up to 2 s older than the last one is stored 1 ms after it)
+        if last is not None and last - 2000 < t <= last:
+            t = last + 1
+        buf = r.buf
         if r.kind == _TEXT:
-            last = r.last_t
-            if last is not None and last - 2000 < t <= last:
-                t = last + 1
-            buf = r.buf
             data = json.dumps(value).encode()
             if len(data) > TEXT_MAX:
                 r.lost_rows += 1
@@ -493,43 +490,30 @@ class Store:
             off += len(head)
             buf[off:off + len(data)] = data
             buf[off + len(data)] = 10
-            r.blen += size
-            r.brows += 1
-            r.last_t = t
         else:
-            self.put(r, t, value)
-
-    def put(self, r, t, value):
-        """A timed row (``value``: ints) into resource ``r``'s RAM buffer; returns its time (made increasing: a row
-        up to 2 s older than the last one is stored 1 ms after it). (A rollup's rows: ``rollup._put_row``.)"""
-        last = r.last_t
-        if last is not None and last - 2000 < t <= last:
-            t = last + 1
-        buf = r.buf
-        n = len(value)
-        if r.cols is not None and n != r.ncols:
-            r.lost_rows += 1
-            self.log.warning("store", "{}: expected {} values, got {}".format(r.name, r.ncols, n))
-            return t
-        size = 4 + 2 * n
-        if 2 * n > TEXT_MAX:
-            r.lost_rows += 1
-            return t
-        if r.blen and (n != r.bn or r.blen + size > len(buf) or t < r.bt0 or t - r.bt0 > _SPAN_MS):
-            self._drain(r)
-        if not r.blen:  # offsets from the open segment's t0 if the rows will go there, else from this row
-            r.bn = n
-            r.bt0 = r.seg_t0 if (r.f is not None and n == r.seg_ncols and r.seg_t0 <= t
-                                 and t - r.seg_t0 <= _SPAN_MS) else t
-        off = r.blen
-        struct.pack_into("<i", buf, off, t - r.bt0)
-        for i in range(n):
-            v = value[i]
-            struct.pack_into("<h", buf, off + 4 + 2 * i, -32768 if v < -32768 else (32767 if v > 32767 else v))
+            n = len(value)
+            if r.cols is not None and n != r.ncols:
+                r.lost_rows += 1
+                self.log.warning("store", "{}: expected {} values, got {}".format(r.name, r.ncols, n))
+                return
+            size = 4 + 2 * n
+            if 2 * n > TEXT_MAX:
+                r.lost_rows += 1
+                return
+            if r.blen and (n != r.bn or r.blen + size > len(buf) or t < r.bt0 or t - r.bt0 > _SPAN_MS):
+                self._drain(r)
+            if not r.blen:  # offsets from the open segment's t0 if the rows will go there, else from this row
+                r.bn = n
+                r.bt0 = r.seg_t0 if (r.f is not None and n == r.seg_ncols and r.seg_t0 <= t
+                                     and t - r.seg_t0 <= _SPAN_MS) else t
+            off = r.blen
+            struct.pack_into("<i", buf, off, t - r.bt0)
+            for i in range(n):
+                v = value[i]
+                struct.pack_into("<h", buf, off + 4 + 2 * i, -32768 if v < -32768 else (32767 if v > 32767 else v))
         r.blen += size
         r.brows += 1
         r.last_t = t
-        return t
 
     def _drain(self, r):
         """Write the RAM buffer as one block (into the open segment, or a new one when it does not fit there)."""
@@ -566,27 +550,38 @@ class Store:
         ring = sensor.ring
         if r.budget == 0 or ring is None or sensor.driver is None or ring.channels != r.ncols:
             return
-        if self._fbuf is None:
-            import array
-
-            self._fbuf = array.array("h", bytes(2 * _FRAMES * r.ncols))
         if sensor.generation != self._gen:
             self._gen = sensor.generation
             self._seq = ring.oldest()
+        mv = memoryview(ring.buf)  # (blocks are written from the ring itself: the store keeps no copy of frames)
         if self.cap is not None and self.cap.window:  # capture-only: the frames around captures (capture.py)
-            self.cap.poll(self, ring, self._fbuf, memoryview(self._fbuf))
+            self.cap.poll(self, ring, mv)
             return
         if self._seq < ring.oldest():  # overwritten before the store read them: lost (sensor gaps among them too)
             r.lost_rows += ring.oldest() - self._seq
             self.log.warning("store", "accel: {} frames overwritten unread".format(ring.oldest() - self._seq))
-        buf = self._fbuf
-        mv = memoryview(buf)
         for _ in range(64):
-            first, n = ring.read(self._seq, buf, _FRAMES)
+            first, n = self._piece(ring, self._seq, _FRAMES)
             if n <= 0:
                 break
-            self.append_frames(ring.time_of(first), first, self._gen, ring.rate_hz, mv, n)
+            o = first % ring.capacity * r.ncols
+            self.append_frames(ring.time_of(first), first, self._gen, ring.rate_hz, mv[o:o + n * r.ncols], n)
             self._seq = first + n
+
+    def _piece(self, ring, seq, most):
+        """(first, n): the frames the ring holds from ``seq`` on (``first``: later when they were overwritten or
+        lie in a gap) that are in one piece of its buffer (up to its end; none past a gap), at most ``most``."""
+        seq = ring.next_held(seq)
+        n = ring.head - seq
+        pos = seq % ring.capacity
+        if n > most:
+            n = most
+        if n > ring.capacity - pos:
+            n = ring.capacity - pos
+        for g in ring.gaps:
+            if seq < g[0] < seq + n:
+                n = g[0] - seq
+        return seq, n
 
     def _fsync(self, r):
         if r.dirty and r.f is not None:
@@ -602,28 +597,6 @@ class Store:
                 self._close_seg(r)
                 if self.sd is not None:
                     self.sd.check(self)
-
-    def job(self, k):
-        """The steps of store job ``k`` when it is due, a generator to run to its end; else None. 0: the rollups, once a
-        minute (``rollup.run``); 1: recoding the segments closed since it last ran (``rollup.run`` too); 2: moving
-        segments onto the SD card (``sd.py``). ``rollup`` is loaded for them (the generator holds what it uses
-        until it ends)."""
-        if k == 2:
-            return self.sd.run(self) if self.sd is not None else None
-        now = self.clock()
-        if k == 0:
-            if self.roll_at is None or now < self.roll_at:
-                return None
-            self.roll_at = now - now % 60000 + 80000  # (20 s into the next minute: rollup.GRACE)
-        else:
-            if not self.recode_due or not self.codec:
-                return None
-            self.recode_due = False
-        from sensorbox.device import lazy
-
-        m = lazy.load("sensorbox.device.store.rollup")
-        lazy.unload("sensorbox.device.store.rollup")  # (the generator holds what it uses until it ends)
-        return m.run(self, now if k == 0 else None)
 
     def flush(self):
         """The flush point: write buffered rows and sync every file written since the last one."""
@@ -678,39 +651,42 @@ class Store:
             # Read the ring before half of it is overwritten, even when flush points are further apart. Both on
             # the device's timer grid: with the sensors' reads, one wake-up for all.
             period = self.flush_ms
-            ring = sensor.ring if sensor is not None else None
-            if ring is not None and ring.rate_hz > 0:  # (capture-only: what it holds back for triggers is not room)
-                held = self.cap.window * ring.rate_hz if self.cap is not None else 0
-                period = min(period, max((ring.capacity - held) * 500 // ring.rate_hz, 50))
+            if sensor is not None and sensor.ring is not None and sensor.ring.rate_hz > 0:
+                period = min(period, self._wait(sensor.ring))
             await asyncio.sleep_ms(min(grid_ms(period), time.ticks_diff(due, now)))
 
-    async def _jobs(self):
-        """Run the rollups, the recoding and the moves onto the SD card that are due, a step per event-loop turn
-        (and try the SD card when it is missing). A coroutine of its own: the
-        VM leaves popped references in a frame's stack slots, and the service's frame, which lives for good, would
-        keep the last generator (and the modules it loaded, ~6 KB) from being collected. A job that finds the heap
-        too fragmented for its buffers (the rollups' 3 KB level histogram) stops and runs again later (it resumes
-        where the stored rows say), never failing the store service: sampling goes on."""
-        import asyncio
+    def _wait(self, ring):
+        """Ms until the ring must be read again: before half of what it keeps for the store is overwritten
+        (capture-only: what it holds back for triggers is not room). (Not in ``run``: a coroutine's frame is as
+        big as its deepest expression, for good.)"""
+        held = self.cap.window * ring.rate_hz if self.cap is not None else 0
+        return max((ring.capacity - held) * 500 // ring.rate_hz, 50)
 
-        if self.sd is not None:
-            self.sd.tick(self)  # (on internal flash: the SD card tried again every 5 s)
-        for k in range(3):
-            g = self.job(k)
-            if g is not None:
-                try:
-                    for _ in g:
-                        await asyncio.sleep_ms(0)
-                except MemoryError:
-                    self.errors += 1
-                    if k == 1:
-                        self.recode_due = True
-                    elif k == 2:
-                        self.sd.pending = True
-                    self.log.warning("store", "short of memory for {}: again later".format(
-                        ("the rollups", "recoding", "moving segments")[k]))
-                finally:
-                    g.close()
+    async def _jobs(self):
+        """The rollups, the recoding and the moves onto the SD card, when one is due (``rollup.run``, loaded for
+        them; the SD card, when it is missing, is tried again here). A coroutine of its own: the VM leaves popped
+        references in a frame's stack slots, and the service's frame, which lives for good, would keep the module
+        and its last generator (~6 KB) from being collected."""
+        sd = self.sd
+        if sd is not None:
+            sd.tick(self)  # (on internal flash: the SD card tried again every 5 s)
+        now = self.clock()
+        due = 0  # the jobs (``rollup.step``) due: 1 the rollups (once a minute), 2 recoding, 4 moves onto the card
+        if self.roll_at is not None and now >= self.roll_at:
+            self.roll_at = now - now % 60000 + 80000  # (20 s into the next minute: rollup.GRACE)
+            due = 1
+        if self.recode_due and self.codec:  # (a segment of a timed resource was closed)
+            self.recode_due = False
+            due |= 2
+        if sd is not None and sd.pending:
+            due |= 4
+        if due:
+            from sensorbox.device import lazy
+
+            m = lazy.load("sensorbox.device.store.rollup")
+            lazy.unload("sensorbox.device.store.rollup")
+            if await m.run(self, due) & 2:
+                self.recode_due = True  # (short of memory: again later)
 
     # ---- retention and cursors ----
 

@@ -115,7 +115,7 @@ def per_day(st, r):
             if r.rows >= 500:
                 return (r.added * r.seg_rate * 86400 // r.rows) * (r.seg_max + _HDR) // r.seg_max
             rb = 2 * r.ncols
-            k = max(1, min(r.seg_rate * st.flush_ms // 1000, _BLOCK_MAX // rb, 128))  # (core._FRAMES)
+            k = max(1, min(r.seg_rate * st.flush_ms // 1000, _BLOCK_MAX // rb, 50))  # (core._FRAMES)
             return (r.seg_rate * 86400 * (k * rb + _BLK) // k) * (r.seg_max + _HDR) // r.seg_max
         return 0
     el = st.clock() - st.started

@@ -210,7 +210,7 @@ def label_add(store, body):
     for k in ("start", "end"):
         v = body.get(k)
         if v is True or v is False or not isinstance(v, int) or v < 0 or v > _T_MAX:
-            raise QueryError("{} must be an integer time in epoch ms".format(k), k)
+            raise QueryError("{} must be an integer: epoch ms".format(k), k)
     if body["end"] <= body["start"]:
         raise QueryError("end must be after start", "end")
     name = body.get("label")
@@ -283,11 +283,15 @@ def pins(store):
     holds, the two nearest into one (a wider range pins more, never less). One record at a time: no list."""
     rel = _rel_all(store)
     p = store.pins
-    cap = len(p) // 2
+    cap = 8  # (core.PINS)
     n = 0
     for pos, st, ident, a, b, name in _recs(store, _info()):
         if (st != 76 and st != 67) or b - 1 <= rel:
             continue
+        if p is None:  # (made for the first pinned range; the store holds none while nothing is pinned)
+            import array
+
+            p = store.pins = array.array("q", bytes(16 * cap))
         i = 0
         while i < n and p[2 * i] < a:
             i += 1
@@ -319,6 +323,8 @@ def pins(store):
                 p[2 * k + 1] = p[2 * k + 3]
             n -= 1
     store.npins = n
+    if not n:
+        store.pins = None
     store.changes += 1  # (retention looks again)
 
 

@@ -16,10 +16,10 @@ CRC holds (a damaged length field cannot hide the rest of a segment), at most ``
 can yield between calls. Bytes at the end that are not a whole block are a torn tail (a crash or power cut while
 it was written), not corruption. Version 1 segments (no blocks) are read in pieces of whole rows, unchecked.
 
-Blocks of coded segments (codec 1) are read into the upper half of the buffer and decoded
-(``core.decode``: ``sensorbox.shared.codec`` in viper) into its lower half, where the rows of any block are: the store writes coded blocks
-of at most half a reader's buffer (``core._ZBUF``). A block whose bytes pass the CRC but do not decode (or would
-not fit) counts as corrupt.
+Blocks of coded segments (codec 1) are read into the upper half of the buffer and decoded (``core.decode``:
+``sensorbox.shared.codec`` in viper) into its lower half, where the rows of any block are: the store writes coded
+blocks of at most half a reader's buffer (510 bytes of rows: ``rollup.ROWS_BYTES``). A block whose bytes pass the
+CRC but do not decode (or would not fit) counts as corrupt.
 """
 
 import struct
@@ -137,23 +137,26 @@ class Reader:
         f.seek(pos)
         f.readinto(buf, _BLK)
         n = buf[4] | buf[5] << 8
-        half = (len(buf) - _BLK) >> 1
-        if n == 0 or n > (half if self.z else len(buf) - _BLK) or (self.rb and n % self.rb and not self.z):
+        z = self.z
+        most = len(buf) - _BLK
+        if z:  # the payload above half, its rows below
+            most >>= 1
+        if n == 0 or n > most or (self.rb and n % self.rb and not z):
             return -1
         if pos + _BLK + n > size:
             return 0
         end = pos + _BLK + n
-        if self.z:  # the payload above half, its rows below
-            o = _BLK + half
-            if (f.readinto(self.mv[o:o + n]) or 0) < n or \
-                    crc32(self.mv[o:o + n], crc32(self.mv[4:_BLK])) != struct.unpack_from("<I", buf, 0)[0]:
+        mv = self.mv
+        if z:
+            o = _BLK + most
+            if (f.readinto(mv[o:o + n]) or 0) < n or \
+                    crc32(mv[o:o + n], crc32(mv[4:_BLK])) != struct.unpack_from("<I", buf, 0)[0]:
                 return -1
-            k = decode(buf, o, o + n, self.rb >> 1, buf, _BLK, half)
-            if k <= 0:
+            n = decode(buf, o, o + n, self.rb >> 1, buf, _BLK, most) * self.rb
+            if n <= 0:
                 return -1
-            n = k * self.rb
-        elif (f.readinto(self.pmv, n) or 0) < n or crc32(self.mv[4:_BLK + n]) != struct.unpack_from("<I", buf, 0)[0]:
-            return -1
+        elif (f.readinto(self.pmv, n) or 0) < n or crc32(mv[4:_BLK + n]) != struct.unpack_from("<I", buf, 0)[0]:
+            return -1  # (a raw block: read in place, one memoryview made)
         self.pos = pos
         self.end = end
         self.n = n
@@ -250,6 +253,8 @@ def note_corrupt(st, r, name, reader):
     key = "{}/{}".format(r.name, name)
     if key in st.bad_segs:
         return
+    if not st.bad_segs:
+        st.bad_segs = []
     st.bad_segs.append(key)
     if len(st.bad_segs) > 8:
         st.bad_segs.pop(0)

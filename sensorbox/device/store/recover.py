@@ -29,7 +29,7 @@ import struct
 from micropython import const
 
 from sensorbox.device.files import rmtree as _rmtree
-from sensorbox.device.store.core import _i32, _mkdir, _rm
+from sensorbox.device.store.core import Res, _i32, _mkdir, _rm
 from sensorbox.device.store.reader import Reader, note_corrupt, read_header
 
 # the segment format's constants (as core.py defines them: no names to import)
@@ -41,11 +41,34 @@ _TIMED = const(1)
 _DIR = 0x4000
 _CODEC = const(1)  # (core._CODEC)
 _FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt")
+_TEXT = const(2)
+
+# The store's resources (core.py says what each holds): name, code, kind, columns (None: from the first value), RAM
+# buffer bytes and, for a rollup, the number of its columns (their names: ``core.columns_of``) and its period
+# (ms). Budgets: store.<name>_kb (config_schema). Here, not in core: the table is needed only while the store is made
+# (``resources``).
+RESOURCES = (
+    ("accel", 1, _RATE, ("x", "y", "z"), 0),
+    # (buffers for a few rows at the slowest flush, 5 s: fuller ones are written early, at the next row)
+    ("features", 2, _TIMED, None, 360),  # (two rows of 3 channels' features, one of 6)
+    ("predictions", 3, _TIMED, ("class", "confidence"), 128),
+    ("soundlevel", 4, _TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 128),
+    ("events", 5, _TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
+    ("soundlevel_1m", 6, _TIMED, None, 7, 60000),  # (rollup.py)
+    ("soundlevel_1h", 7, _TIMED, None, 7, 3600000),
+    ("predictions_1m", 8, _TIMED, None, 5, 60000),
+    ("predictions_1h", 9, _TIMED, None, 5, 3600000),
+)
+
+
+def resources(root):
+    """The store's resources (``Store.__init__``), their files under ``root``."""
+    return [Res(s, root) for s in RESOURCES]
 
 
 def configure(st, cfg):
     """The store's settings (``Store.configure``): flush interval, free floor, codec, budgets and segment sizes,
-    the SD card (``sd.py``, kept loaded: failed writes ask it) and event capture
+    the rollups' schedule, the SD card (``sd.py``, kept loaded: failed writes ask it) and event capture
     (``capture.py``, kept loaded while it is on)."""
 
     st.flush_ms = cfg.get("store.flush_ms")
@@ -55,13 +78,19 @@ def configure(st, cfg):
         for r in st.res:
             st._close_seg(r)
     st.codec = codec
+    roll = False
     for r in st.res:
         b = cfg.get("store." + r.name + "_kb") * 1024
         if b == 0:
             st._close_seg(r)
         r.budget = b
-        # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
-        r.seg_max = min(st.seg_bytes, max(b // 4, 1024))
+        # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB). (Set only
+        # when it differs from Res's default: rollups are many, and their instance attributes few.)
+        m = min(st.seg_bytes, max(b // 4, 1024))
+        if m != r.seg_max:
+            r.seg_max = m
+        roll = roll or (r.period and b)
+    st.roll_at = (st.roll_at or 0) if roll else None  # the rollups run while one has a budget (the first at once)
     from sensorbox.device import lazy
 
     if cfg.get("board.sdcard") and st.sd is None:  # (at boot: board.* keys apply after a restart)
@@ -181,8 +210,9 @@ def _labels(st, m):
 
 
 def _scan_res(st, r, reader):
-    r.bytes = r.nseg = 0
-    r.first = None
+    if r.nseg:  # (instance attributes only where they differ from Res's defaults: rollups are many and light)
+        r.bytes = r.nseg = 0
+        r.first = None
     names = []
     try:
         ents = list(os.ilistdir(r.dir))
@@ -287,6 +317,8 @@ def _last_time(st, r, reader, path, name):
 
 def note(st, msg):
     st.log.warning("store", msg)
+    if not st.notes:
+        st.notes = []
     st.notes.append(msg)
     if len(st.notes) > 4:
         st.notes.pop(0)
@@ -440,3 +472,13 @@ def _element_end(b):
             return -1
         i += 1
     return 0
+
+
+def crc32_py(data, c=0):
+    """CRC-32 (as zlib/binascii, ``c`` the CRC so far), for firmware built without ``binascii.crc32``."""
+    c ^= 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
+    return c ^ 0xFFFFFFFF

@@ -141,7 +141,7 @@ def pulled(store, body):
             raise QueryError("no full-resolution resource {}".format(k), k)
         v = body[k]
         if v is True or v is False or not isinstance(v, int) or not 0 <= v <= _T_MAX:
-            raise QueryError("{} must be an integer time in epoch ms".format(k), k)
+            raise QueryError("{} must be an integer: epoch ms".format(k), k)
     before = _pinned_ids(store)
     for k in body:
         store.cursor("pull." + k, k, body[k])

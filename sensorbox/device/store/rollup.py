@@ -1,7 +1,7 @@
 """Rollups: per-minute and per-hour summaries of the sound levels and the predictions, in resources of their own
 (``soundlevel_1m``, ``soundlevel_1h``, ``predictions_1m``, ``predictions_1h``) kept far longer than the
 full-resolution rows they summarise. Computed from those rows on flash, after they are stored: the store service
-runs ``run`` once a minute (``Store.job``), loaded for it and unloaded after, so rollups cost no resident heap and
+runs them once a minute (``step``), loaded for it and unloaded after, so rollups cost no resident heap and
 nothing per row; a restart or a power cut loses nothing (the next run starts after the newest period stored).
 
 A period (a minute or an hour of epoch time) is summarised once it is over by ``GRACE`` ms, from the rows whose
@@ -27,8 +27,8 @@ generation 1, closed after each row); exports read the stage after the other seg
 many rows as fit a block (``ROWS_BYTES``), ``flush`` moves them into the open segment as one (coded) block and
 removes the stage: a block per row would cost more than the row.
 
-Recoding (``run`` with ``now`` None, loaded by the store service after a segment of ``features``, ``predictions`` or
-``soundlevel`` was closed: ``Store.job``): those rows arrive a few a second, so each flush point writes a block of
+Recoding (loaded by the store service after a segment of ``features``, ``predictions`` or ``soundlevel`` was
+closed: ``step``): those rows arrive a few a second, so each flush point writes a block of
 one or two rows: too few for the codec to make smaller, and the block header (8 bytes) costs as much as the row.
 Once such a segment is closed it is rewritten, its rows in coded blocks of up to ``ROWS_BYTES`` (``_OUTBOX_BYTES``
 for the resources the outbox reads: its reader holds less; ``sensorbox.shared.codec``), into ``<name>.seg.tmp``,
@@ -64,10 +64,39 @@ _OUTBOX_BYTES = const(256)  # ... of the resources the outbox reads (predictions
 _GEN = const(2)  # a recoded segment's generation
 
 
-def run(st, now):
-    """The steps of the rollups due at ``now`` (``Store.job``); with ``now`` None, of recoding closed segments. A
-    generator: it yields after each block read (the store service awaits between steps)."""
-    return _recode(st) if now is None else _rollups(st, now)
+def step(st, k):
+    """The steps of store job ``k``, a generator to run to its end (None: nothing to do). 0: the rollups of every
+    period that is over and not stored yet; 1: recoding the closed segments not recoded yet; 2: moving segments onto
+    the SD card (``sd.py``). (``Store._jobs`` runs each when it is due.)"""
+    if k == 2:
+        return st.sd.run(st) if st.sd is not None else None
+    if k == 0:
+        return _rollups(st, st.clock())
+    return _recode(st) if st.codec else None
+
+
+async def run(st, n):
+    """The store service's jobs due, ``n`` (bits: 1 << k for ``step`` k), a step per event-loop turn; returns the
+    bits of those that found the heap too fragmented for their buffers (the rollups' 3 KB level histogram): they
+    stop and run again later (they resume where the stored rows say), never failing the store service: sampling goes
+    on."""
+    import asyncio
+
+    failed = 0
+    for k in range(3):
+        g = step(st, k) if n >> k & 1 else None
+        if g is not None:
+            try:
+                for _ in g:
+                    await asyncio.sleep_ms(0)
+            except MemoryError:
+                failed |= 1 << k
+                if k == 2:
+                    st.sd.pending = True
+                st.log.warning("store", "job {} short of memory: again later".format(k))  # (see step)
+            finally:
+                g.close()
+    return failed
 
 
 def _rollups(st, now):

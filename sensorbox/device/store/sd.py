@@ -200,9 +200,9 @@ class Card:
 
 
 def place(st, base):
-    """Every resource's segment directory under ``base``."""
+    """Every resource's segment directory under ``base`` (``Res.dir``)."""
     for r in st.res:
-        r.dir = base + "/" + r.name
+        r.base = base
 
 
 def rescan(st):

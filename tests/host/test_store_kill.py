@@ -375,7 +375,17 @@ def run_pins_series(k, env, root, kills):
     for i in range(kills):
         p = _spawn(env, root, 7000 + k * 1000 + i)
         head = p.stdout.readline()
-        time.sleep(rnd.uniform(0.0, 0.15))
+        # killed after a random number of acknowledged flushes (not seconds: a loaded machine kills as much written
+        # and labelled data as an idle one; it once checked 286 pinned frames where 1,000 were wanted), then a
+        # moment into the next writes
+        acks = rnd.randint(10, 120)
+        while acks:
+            line = p.stdout.readline()
+            head += line
+            if not line:
+                break
+            acks -= line.startswith(b"A ")
+        time.sleep(rnd.uniform(0.0, 0.03))
         p.kill()
         out, err = _rest(p)
         run = _parse(head + out, err, stats, dev)

@@ -260,12 +260,10 @@ def codec():
         codec_enc.encode(src, 50, 3, out, 1100)
     tp = time.ticks_diff(time.ticks_us(), t)
     out_line("codec_encode_rows_per_s", 50 * n * 1000000 // tv, 50 * 20 * 1000000 // tp, "rows/s")
-    from sensorbox.device.store import core as viper  # the store's viper encoder and decoder as codec_dec
-
     d = bytearray(300)
     t = time.ticks_us()
     for _ in range(n):
-        codec_dec.decode(out, 0, m, 3, d, 0, 300)
+        viper.decode(out, 0, m, 3, d, 0, 300)
     tdv = time.ticks_diff(time.ticks_us(), t)
     t = time.ticks_us()
     for _ in range(100):

@@ -36,11 +36,12 @@ HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/neighbors.py",
 #: Modules that only the host, the browser or the simulator run: in the unix bundle (tests, the simulator), not a
 #: board's, and not counted in its flash figure (``flash_bytes`` is what a board would hold; ``host_bytes`` these).
 #: The browser's re-analysis; the unix platform and its simulated sensors (``platform/__init__`` imports ``unix``
-#: only off a board); the plain codec and its reference encoder (a board stores and reads with
-#: ``store/core``, viper: every board target has the emitter).
+#: only off a board), the simulated microphone's WAV replay and the WAV header module it reads with; the plain codec
+#: and its reference encoder (a board stores and reads with ``store/core``, viper: every board target has the emitter).
 NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/platform/unix.py",
                  "sensorbox/device/sensors/sim_accel.py", "sensorbox/device/sensors/sim_mic.py",
-                 "sensorbox/device/sensors/sim_fast.py", "sensorbox/shared/codec.py", "sensorbox/shared/codec_enc.py")
+                 "sensorbox/device/sensors/sim_fast.py", "sensorbox/device/sensors/sim_wav.py",
+                 "sensorbox/shared/wav.py", "sensorbox/shared/codec.py", "sensorbox/shared/codec_enc.py")
 # Files of the device that are not code: none yet (web assets arrive with the UI).
 
 #: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's

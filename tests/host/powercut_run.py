@@ -227,7 +227,8 @@ class Cfg:
         return {"store.flush_ms": 200, "store.min_free_kb": 0, "store.accel_kb": 2, "store.predictions_kb": 4,
                 "store.events_kb": 4, "store.features_kb": 0, "store.soundlevel_kb": 0, "store.compress": True,
                 "store.soundlevel_1m_kb": 0, "store.soundlevel_1h_kb": 0, "store.predictions_1m_kb": 0,
-                "store.predictions_1h_kb": 0, "capture.classes": "", "capture.sound_db": 0, "board.sdcard": ""}[key]
+                "store.predictions_1h_kb": 0, "capture.classes": "", "capture.sound_db": 0, "board.sdcard": "",
+                "store.soundclass_kb": 0}[key]
 
 
 def fail(why):

@@ -147,9 +147,9 @@ def _count(bits):
 
 
 def _unref(st, used, old):
-    """Clear in ``used`` the ids no stored prediction or rollup row refers to (except ``old``'s): retention
-    deleted their rows. Reads every predictions segment once (rare: only when all ids are taken), after writing the
-    rows the RAM buffer holds (the running model's)."""
+    """Clear in ``used`` the ids no stored prediction, sound class or rollup row refers to (except ``old``'s):
+    retention deleted their rows. Reads every such segment once (rare: only when all ids are taken), after writing
+    the rows the RAM buffer holds (the running model's)."""
     from sensorbox.device import lazy
 
     st.flush()
@@ -160,9 +160,9 @@ def _unref(st, used, old):
         if k >= 0:
             ref[k >> 3] |= 1 << (k & 7)
     rd = reader.Reader()
-    for name in ("predictions", "predictions_1m", "predictions_1h"):  # (the rollups name classes too; their stage
-        # is a segment file in the same directory)
-        r = st.by_name[name]
+    for r in st.res:  # the resources of class ids (the class rollups: their stage is a segment file there too)
+        if r.name != "predictions" and r.name != "soundclass" and r.name[:12] != "predictions_":
+            continue
         for e in list(os.ilistdir(r.dir)):
             try:
                 h = rd.open(r.dir + "/" + e[0])
@@ -205,14 +205,16 @@ def name_of(st, k):
 
 def names(st):
     """Every name by id (None where an id is free), as the resource listing and exports show them."""
-    # The list is made whole before any name is read: grown as names came in, it needed a larger block each time
-    # between the names kept so far, which a fragmented heap did not have (2 KB for 256 ids).
-    out = [None] * MAX_IDS
+    # Two readings of the file: the first only finds the highest id, so the list is made once at its size before
+    # any name is kept (grown name by name, it needed a larger block each time between the names kept so far,
+    # which a fragmented heap did not have: 2 KB for 256 ids).
     n = 0
     for k, name in _lines(st, [0]):
-        out[k] = name
         n = max(n, k + 1)
-    del out[n:]
+    out = [None] * n
+    for k, name in _lines(st, [0]):
+        if k < n:
+            out[k] = name
     return out
 
 

@@ -11,6 +11,9 @@ Resources (``recover.RESOURCES``) and the bus values the store expects from thei
   (``class_ids``; -1 = unknown), which names it for good whatever model runs later (``classes.py``).
 - ``soundlevel``: value = ``(leq, lmin, lmax, l10, l50, l90)`` ints in centi-dB (int16).
 - ``events``: value = a small JSON-able dict with a "type" key (at most 500 bytes as JSON).
+- ``soundclass``: as ``predictions``, from the sound classifier (``sensorbox.device.soundclass``). Made on first
+  use (``resource``: the classifier starts, a sink reads it) or at boot when it has a directory: a device that
+  never classified sounds holds no RAM for it, and neither lists nor exports it.
 Values outside int16 are clamped. Times are epoch ms ints; within a resource they are made strictly increasing
 (a row up to 2 s older than the previous one is stored 1 ms after it; a bigger jump back starts a new segment).
 
@@ -105,6 +108,9 @@ _TEXT = const(2)
 _CODEC = const(1)  # sensorbox.shared.codec (recover.py has it too)
 _PINS = const(8)  # pinned ranges kept in RAM (meta.pins)
 _ZBUF = const(304)  # an accelerometer block coded (a raw one: _FRAMES frames of 3 channels and a 0 byte)
+# Resources made on first use (``Store.resource``: their producer starts, a sink reads them), or at boot when
+# their directory exists (``recover.open_store``): until then a device holds no RAM for them (~0.9 KB each here).
+_ON_USE = ("soundclass",)
 
 _Z0 = b"\x00"  # the payload's first byte of a block stored raw in a coded segment
 
@@ -125,9 +131,9 @@ class QueryError(ValueError):
 def columns_of(r):
     if r.cols is not None:
         return r.cols
-    if r.period:  # a rollup's: the sound (codes 6, 7) or the class rollups' (8, 9; rollup.py)
+    if r.period:  # a rollup's: the sound (codes 7, 8) or the class rollups' (9, 10; rollup.py)
         return (("n", "leq", "lmin", "lmax", "l10", "l50", "l90"),
-                ("class", "windows", "permille", "changes", "confidence"))[r.code > 7]
+                ("class", "windows", "permille", "changes", "confidence"))[r.code > 8]
     from sensorbox.shared import features  # resident anyway on the device (the pipeline's)
 
     for ch in (3, 6):
@@ -231,7 +237,7 @@ class Store:
         self.seg_bytes = seg_bytes
         from sensorbox.device import lazy
 
-        try:  # the resources (``recover.RESOURCES``: their table is needed only now)
+        try:  # the resources (``recover.RESOURCES``: their table is needed only now; not those made on first use)
             self.res = lazy.load("sensorbox.device.store.recover").resources(root)
         finally:
             lazy.unload("sensorbox.device.store.recover")
@@ -239,6 +245,7 @@ class Store:
         for r in self.res:
             self.by_name[r.name] = r
         self.accel = self.by_name["accel"]
+        self._later = (0,) * len(_ON_USE)  # budgets of the resources made on first use (configure, recover.make)
         self.flush_ms = 1000
         self.min_free = 0
         self.cursors = {}  # name -> [resource, t consumed, segments lost]
@@ -267,6 +274,17 @@ class Store:
         self.started = clock()  # (bytes a day: figures.per_day)
 
     # ---- configuration and recovery ----
+
+    def resource(self, name):
+        """The resource ``name`` (None if there is none by that name); one made on first use (``_ON_USE``) is made
+        now, with its directory and budget (``recover.make``)."""
+        r = self.by_name.get(name)
+        if r is None and name in _ON_USE:
+            from sensorbox.device import lazy
+
+            r = lazy.load("sensorbox.device.store.recover").make(self, name)
+            lazy.unload("sensorbox.device.store.recover")
+        return r
 
     def configure(self, cfg):
         """Apply the settings (``store.*``, ``capture.*``, ``board.sdcard``): ``recover.configure``, loaded for it (at
@@ -738,7 +756,7 @@ class Store:
         within the budget."""
         c = self.cursors.get(name)
         if c is None:
-            r = self.by_name[resource]
+            r = self.resource(resource)
             c = self.cursors[name] = [resource, start if start is not None else (r.last_t or 0), 0]
             self._cur_dirty = True
         return c[1]

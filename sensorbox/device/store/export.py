@@ -12,7 +12,7 @@ directory entries listed and every 32 labels, whatever the query: when such a st
 decimated query, a time range that starts late in a segment) it yields an empty chunk, so the HTTP server (which
 awaits each chunk's write) lets the samplers run. ``prepare`` yields the same way.
 
-Predictions: ``class`` is the class's id in the store's class table (stable across models; -1 = unknown); CSV
+Predictions (and sound classes): ``class`` is the class's id in the store's class table (stable across models; -1 = unknown); CSV
 adds ``label``, the name the model that made the row gave it (``/api/resources`` lists the names by id).
 
 Output: rows with ``t <= end`` ... precisely ``start <= t < end`` (epoch ms). ``since=T`` adds ``t > T``: pass
@@ -105,7 +105,8 @@ def plan(store, name, args, now, full=True):
     if p.fmt not in (("npy", "csv") if p.kind in (_RATE, _TIMED) else ("json", "csv")):
         raise QueryError("format must be one of: {}".format(
             "npy, csv" if p.kind in (_RATE, _TIMED) else "json, csv"), "format")
-    text = ("label",) if name[:11] == "predictions" and p.fmt == "csv" else ()  # a text column: CSV only
+    # a text column, CSV only (predictions, their rollups, sound classes: the class table names them)
+    text = ("label",) if (name[:11] == "predictions" or name == "soundclass") and p.fmt == "csv" else ()
     p.start = _int(args, "start", 0, 0, _T_MAX, now)
     p.end = _int(args, "end", _T_MAX, 0, _T_MAX, now)
     since = _int(args, "since", None, 0, _T_MAX, now)
@@ -372,7 +373,7 @@ def _rows(store, p):
                 j = rd.first
                 for i in range(blk[0], blk[1]):
                     yield t0 + (j + i) * 1000 // rate, unpack(fmt, buf, _BLK + i * rb)
-            elif p.r.code in (6, 7):  # sound rollups keep 0.1 dB: given in centi-dB, as soundlevel (rollup.py)
+            elif p.r.code in (7, 8):  # sound rollups keep 0.1 dB: given in centi-dB, as soundlevel (rollup.py)
                 for i in range(blk[0], blk[1]):
                     o = _BLK + i * rb
                     v = unpack(fmt, buf, o + 4)

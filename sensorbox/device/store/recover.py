@@ -29,7 +29,7 @@ import struct
 from micropython import const
 
 from sensorbox.device.files import rmtree as _rmtree
-from sensorbox.device.store.core import Res, _i32, _mkdir, _rm
+from sensorbox.device.store.core import _ON_USE, Res, _i32, _mkdir, _rm
 from sensorbox.device.store.reader import Reader, note_corrupt, read_header
 
 # the segment format's constants (as core.py defines them: no names to import)
@@ -54,16 +54,18 @@ RESOURCES = (
     ("predictions", 3, _TIMED, ("class", "confidence"), 128),
     ("soundlevel", 4, _TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 128),
     ("events", 5, _TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
-    ("soundlevel_1m", 6, _TIMED, None, 7, 60000),  # (rollup.py)
-    ("soundlevel_1h", 7, _TIMED, None, 7, 3600000),
-    ("predictions_1m", 8, _TIMED, None, 5, 60000),
-    ("predictions_1h", 9, _TIMED, None, 5, 3600000),
+    ("soundclass", 6, _TIMED, ("class", "confidence"), 128),  # as predictions, from the sound classifier
+    ("soundlevel_1m", 7, _TIMED, None, 7, 60000),  # (rollup.py: codes 7, 8 sound, 9, 10 classes)
+    ("soundlevel_1h", 8, _TIMED, None, 7, 3600000),
+    ("predictions_1m", 9, _TIMED, None, 5, 60000),
+    ("predictions_1h", 10, _TIMED, None, 5, 3600000),
 )
 
 
 def resources(root):
-    """The store's resources (``Store.__init__``), their files under ``root``."""
-    return [Res(s, root) for s in RESOURCES]
+    """The store's resources (``Store.__init__``), their files under ``root``; not those made on first use
+    (``core._ON_USE``: ``make``)."""
+    return [Res(s, root) for s in RESOURCES if s[0] not in _ON_USE]
 
 
 def configure(st, cfg):
@@ -78,17 +80,13 @@ def configure(st, cfg):
         for r in st.res:
             st._close_seg(r)
     st.codec = codec
+    # (the budgets of the resources made on first use, not the config: a store kept alive would keep a config of
+    # its own alive too)
+    st._later = tuple(cfg.get("store." + n + "_kb") * 1024 for n in _ON_USE)
     roll = False
     for r in st.res:
         b = cfg.get("store." + r.name + "_kb") * 1024
-        if b == 0:
-            st._close_seg(r)
-        r.budget = b
-        # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB). (Set only
-        # when it differs from Res's default: rollups are many, and their instance attributes few.)
-        m = min(st.seg_bytes, max(b // 4, 1024))
-        if m != r.seg_max:
-            r.seg_max = m
+        _budget(st, r, b)
         roll = roll or (r.period and b)
     st.roll_at = (st.roll_at or 0) if roll else None  # the rollups run while one has a budget (the first at once)
     from sensorbox.device import lazy
@@ -110,6 +108,8 @@ def open_store(st):
                 note(st, "store: removed a file named quarantine")
         elif n.endswith(".tmp"):
             _rmtree(path)
+        elif n in _ON_USE and e[1] == _DIR:  # a resource made on first use, which was used: made now
+            make(st, n)
         elif n in st.by_name:
             if e[1] != _DIR:
                 quarantine(st, path, "store", "a file where a resource's directory belongs")
@@ -152,6 +152,36 @@ def scan(st):
                 lazy.unload("sensorbox.device.store.rollup")
 
 
+def _budget(st, r, b):
+    if b == 0:
+        st._close_seg(r)
+    r.budget = b
+    # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB). (Set only when it
+    # differs from Res's default: rollups are many, and their instance attributes few.)
+    m = min(st.seg_bytes, max(b // 4, 1024))
+    if m != r.seg_max:
+        r.seg_max = m
+
+
+def make(st, name):
+    """Add the resource ``name`` (of ``RESOURCES``) to the store ``st``, with its directory and its budget."""
+    for s in RESOURCES:
+        if s[0] == name:
+            r = Res(s, st.accel.base)  # (where the segments are: internal flash or the SD card, sd.place)
+    st.res.append(r)
+    st.by_name[name] = r
+    _mkdir(r.dir)
+    _budget(st, r, st._later[_ON_USE.index(name)])
+    return r
+
+
+def _known(st, name):
+    # a resource of the store's (one made on first use is made now: a sink reads it)
+    if name not in st.by_name and name in _ON_USE:
+        make(st, name)
+    return name in st.by_name
+
+
 def _load_cursors(st):
     path = st.root + "/cursors.json"
     try:
@@ -166,7 +196,7 @@ def _load_cursors(st):
             raise ValueError("not an object")
         for k in cur:
             c = cur[k]
-            if isinstance(c, list) and len(c) == 3 and c[0] in st.by_name and _int(c[1]) and _int(c[2]):
+            if isinstance(c, list) and len(c) == 3 and _known(st, c[0]) and _int(c[1]) and _int(c[2]):
                 st.cursors[k] = [c[0], c[1], c[2]]
             else:
                 bad += 1

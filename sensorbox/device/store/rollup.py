@@ -103,11 +103,11 @@ def _rollups(st, now):
     """Summarise every period that is over (by GRACE) and not stored yet, for each rollup with a budget."""
     for r in st.res:
         if r.period and r.budget:
-            src = st.by_name["soundlevel" if r.code < 8 else "predictions"]  # (6, 7: sound; 8, 9: classes)
+            src = st.by_name["soundlevel" if r.code < 9 else "predictions"]  # (7, 8: sound; 9, 10: classes)
             last = r.last_t
             a = last - last % r.period + r.period if last is not None else None
             b = (now - GRACE) - (now - GRACE) % r.period
-            for x in (_sound if r.code < 8 else _preds)(st, r, src, a, b):
+            for x in (_sound if r.code < 9 else _preds)(st, r, src, a, b):
                 yield x
 
 

@@ -4,7 +4,7 @@ An event is a prediction whose class changes into one of ``capture.classes`` (cl
 gives them, comma separated) or a sound level whose Leq reaches ``capture.sound_db``. Its capture is the
 time from ``capture.pre_s`` before it to ``capture.post_s`` after it; an event inside an open capture
 extends it. A capture is pinned like a label until ``sensorbox pull`` has fetched it (``record``: a
-record in labels.bin that is never listed as a label; while it is open, ``pinned`` here), at most ``MAX_PINNED``
+record in labels.bin that is never listed as a label; while it is open, ``pinned`` here), at most ``_MAX_PINNED``
 at a time (a new one releases the oldest, counted), and announced as an event ``{"type": "capture", "start",
 "end", "trigger", ...}`` (History, exports, MQTT and webhooks get it like any event).
 
@@ -20,7 +20,7 @@ sound level row, and reads the ring in capture-only mode); nothing of it is resi
 
 from micropython import const
 
-MAX_PINNED = const(64)  # captures pinned at once (labels.bin records, status "C")
+_MAX_PINNED = const(64)  # captures pinned at once (labels.bin records, status "C"; tests/device: 64 too)
 HOLD_S = const(2)  # seconds of frames beyond pre_s left unread in capture-only mode (config_schema.CAPTURE_HOLD_S)
 _FRAMES = const(50)  # frames per ring read (as core._FRAMES)
 
@@ -49,7 +49,7 @@ class Capture:
     def __init__(self, st, cfg):
         self.names = [n.strip() for n in cfg.get("capture.classes").split(",") if n.strip()]
         self.level = cfg.get("capture.sound_db") * 100  # centi-dB, as the sound level rows; 0: off
-        self.pre = cfg.get("capture.pre_s") * 1000
+        self._pre = cfg.get("capture.pre_s") * 1000
         self.post = cfg.get("capture.post_s") * 1000
         self.only = cfg.get("capture.only")
         # capture-only: the seconds of the ring the store leaves unread for triggers still to come (core.Store)
@@ -87,13 +87,13 @@ class Capture:
         if topic == "predictions":
             k = v[0]
             if k != self.last and 0 <= k < 256 and self.ids[k >> 3] & (1 << (k & 7)):
-                self.hit(t, 1, k)
+                self._hit(t, 1, k)
             self.last = k
         elif topic == "soundlevel" and self.level and v[0] >= self.level:
-            self.hit(t, 2, v[0])
+            self._hit(t, 2, v[0])
 
-    def hit(self, t, kind, val):
-        a = t - self.pre
+    def _hit(self, t, kind, val):
+        a = t - self._pre
         b = t + self.post
         if self.a >= 0 and a <= self.b:  # inside (or touching) the open capture: it lasts longer
             if b > self.b:
@@ -122,7 +122,7 @@ class Capture:
         if self.a >= 0:
             now = st.clock()
             upto = self.upto if self.only else (st.accel.last_t if st.accel.budget else now)
-            if (upto is not None and upto >= self.b) or now >= self.b + self.pre + 10000:  # (or given up on)
+            if (upto is not None and upto >= self.b) or now >= self.b + self._pre + 10000:  # (or given up on)
                 self.close()
                 if self.only:  # (the next capture's frames start a segment of their own, not a sensor gap)
                     st._close_seg(st.accel)
@@ -148,10 +148,10 @@ class Capture:
             lazy.unload("sensorbox.device.store.meta")
         st.on_bus("events", st.clock(), ev)
 
-    def poll(self, st, ring, mv):
+    def poll(self, st, ring, buf):
         """Capture-only: store the ring's frames inside the open capture; skip those no trigger can still want."""
         rate = ring.rate_hz
-        hold = ring.head - (self.pre + HOLD_S * 1000) * rate // 1000  # frames from here on wait for triggers
+        hold = ring.head - (self._pre + HOLD_S * 1000) * rate // 1000  # frames from here on wait for triggers
         for _ in range(64):
             seq = ring.next_held(st._seq)
             if seq > st._seq and self.a >= 0 and ring.time_of(st._seq) <= self.b and \
@@ -180,15 +180,15 @@ class Capture:
             first, n = st._piece(ring, seq, min(sb - seq, _FRAMES))
             if n <= 0:
                 return
-            o = first % ring.capacity * ring.channels  # (``mv``: the ring's buffer)
-            st.append_frames(ring.time_of(first), first, st._gen, rate, mv[o:o + n * ring.channels], n)
+            o = first % ring.capacity * ring.channels  # (``buf``: a memoryview of the ring's buffer)
+            st.append_frames(ring.time_of(first), first, st._gen, rate, buf[o:o + n * ring.channels], n)
             st._seq = first + n
             self.upto = ring.time_of(first + n - 1)
 
     def status(self, out):
         """``out["capture"]``: the store's summary (``figures.status``) while capture is on."""
         out["capture"] = {"only": self.only, "classes": self.names,
-                          "sound_db": self.level // 100 if self.level else None, "pre_s": self.pre // 1000,
+                          "sound_db": self.level // 100 if self.level else None, "pre_s": self._pre // 1000,
                           "post_s": self.post // 1000, "open": self.a >= 0, "captures": self.made,
                           "released_unpulled": self.released, "lost_frames": self.lost}
 
@@ -205,7 +205,7 @@ def _first(ring, t):
 
 def record(store, a, b, name):
     """Record capture [a, b) named ``name`` (printable, at most 40 characters): pinned like a label until
-    pulled, never listed as one. With ``MAX_PINNED`` pinned already, the oldest is released (marked deleted: its
+    pulled, never listed as one. With ``_MAX_PINNED`` pinned already, the oldest is released (marked deleted: its
     rows stay until retention needs them). Returns the number released (0 or 1)."""
     from sensorbox.device.store.meta import _info, _recs, _rel_all, _rewrite, pack, pins
 
@@ -230,7 +230,7 @@ def record(store, a, b, name):
             nxt = ident + 1
     nxt = max(nxt, info[2])
     released = 0
-    if caps >= MAX_PINNED and oldest >= 0:
+    if caps >= _MAX_PINNED and oldest >= 0:
         with open(store.root + "/labels.bin", "r+b") as f:
             f.seek(oldest)
             f.write(b"X")

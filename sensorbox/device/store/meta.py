@@ -11,7 +11,7 @@ Adding appends a record; deleting (or unpinning) overwrites its status byte in p
 data in its range (retention keeps it) until ``sensorbox pull`` has fetched it or the label is unpinned (``pins``:
 the merged ranges the store keeps in RAM; ``retain.pinned``). A capture (``capture.py``) is a record of its own
 status: pinned the same way, never listed or counted as a label, dropped at the next rewrite once pulled, at most
-``capture.MAX_PINNED`` pinned (a new one releases the oldest: ``capture.record``). Every operation reads the file through
+``capture._MAX_PINNED`` pinned (a new one releases the oldest: ``capture.record``). Every operation reads the file through
 one 256-byte buffer, so 500 labels take the RAM of one. A record reads right when its status, name length, name
 (printable UTF-8), id (above the one before), times (0..2^53) and CRC do; one that does not is skipped, and the
 records after it are found again by searching for the next that reads right, so damage hides only the bytes it

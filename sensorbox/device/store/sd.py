@@ -26,8 +26,8 @@ try:
 except ImportError:  # the unix port (and boards without a slot): no card
     SDCard = None
 
-MOUNT = "/sd"
-ROOT = MOUNT + "/sensorbox"
+ROOT = "/sd/sensorbox"  # (one string of more than 10 characters: the device interns neither part)
+MOUNT = ROOT[:3]
 _RETRY_MS = 5000
 
 
@@ -181,7 +181,7 @@ class Card:
                     lazy.load("sensorbox.device.store.rollup").flush(st, r)
                 finally:
                     lazy.unload("sensorbox.device.store.rollup")
-        self._use(st, True, "card back" if self.removals else "card inserted")
+        self._use(st, True, "card back in" if self.removals else "card inserted")
         rescan(st)
         self.pending = True
 
@@ -281,7 +281,7 @@ def _moves(card, st):
     return
 
 
-def _free_name(name, have):
-    while name in have:  # (a segment of the same start on both: the moved one a ms later)
+def _free_name(name, names):
+    while name in names:  # (a segment of the same start on both: the moved one a ms later)
         name += 1
     return name

@@ -330,6 +330,22 @@ def test_sigkill_on_littlefs_image(tmp_path):
           "0 lost".format(LFS_KILLS, rows, stats["labels"], stats["configs"], stats["tokens"]))
 
 
+def _after_acks(p, rnd, lo, hi):
+    """The writer's output once it is open ("S ...") and has acknowledged between ``lo`` and ``hi`` flushes, and a
+    moment into the next writes: counted in flushes, not seconds, so a loaded machine kills as much written data
+    as an idle one."""
+    head = p.stdout.readline()
+    acks = rnd.randint(lo, hi)
+    while acks:
+        line = p.stdout.readline()
+        head += line
+        if not line:
+            break
+        acks -= line.startswith(b"A ")
+    time.sleep(rnd.uniform(0.0, 0.03))
+    return head
+
+
 def run_series(k, env, root, kills):
     rnd = random.Random(k)
     runs = []
@@ -342,16 +358,7 @@ def run_series(k, env, root, kills):
             time.sleep(rnd.uniform(0.0, 0.3))  # any moment: start-up, recovery in open(), writing
         else:
             # The store is open ("S ...") and has acknowledged a random number of flushes: kill while it writes.
-            # Counted in flushes, not seconds, so a loaded machine kills as much written data as an idle one.
-            head = p.stdout.readline()
-            acks = rnd.randint(1, 12)
-            while acks:
-                line = p.stdout.readline()
-                head += line
-                if not line:
-                    break
-                acks -= line.startswith(b"A ")
-            time.sleep(rnd.uniform(0.0, 0.03))
+            head = _after_acks(p, rnd, 1, 12)
         p.kill()
         out, err = _rest(p)
         run = _parse(head + out, err, stats, dev)
@@ -374,18 +381,7 @@ def run_pins_series(k, env, root, kills):
     dev = new_dev()
     for i in range(kills):
         p = _spawn(env, root, 7000 + k * 1000 + i)
-        head = p.stdout.readline()
-        # killed after a random number of acknowledged flushes (not seconds: a loaded machine kills as much written
-        # and labelled data as an idle one; it once checked 286 pinned frames where 1,000 were wanted), then a
-        # moment into the next writes
-        acks = rnd.randint(10, 120)
-        while acks:
-            line = p.stdout.readline()
-            head += line
-            if not line:
-                break
-            acks -= line.startswith(b"A ")
-        time.sleep(rnd.uniform(0.0, 0.03))
+        head = _after_acks(p, rnd, 10, 120)  # (with seconds it once checked 286 pinned frames, 1,000 wanted)
         p.kill()
         out, err = _rest(p)
         run = _parse(head + out, err, stats, dev)

@@ -59,6 +59,7 @@ GRACE = const(20000)  # a period is summarised this long after its end (its rows
 CAP = const(15000)  # a prediction covers at most this long (less than GRACE: the next row is known by then)
 SLOTS = const(8)
 BINS = const(1500)  # the histogram's classes: 0.1 dB from 0 to 150 dB (made while a rollup runs)
+_PART = const(250)  # ... in parts of this many (500 B each: no 3 KB block needed on a fragmented heap)
 ROWS_BYTES = const(510)  # rows of a stage moved into one block, of a recoded block (half a reader's buffer)
 _OUTBOX_BYTES = const(256)  # ... of the resources the outbox reads (predictions, soundlevel: its reader is half as big)
 _GEN = const(2)  # a recoded segment's generation
@@ -77,7 +78,7 @@ def step(st, k):
 
 async def run(st, n):
     """The store service's jobs due, ``n`` (bits: 1 << k for ``step`` k), a step per event-loop turn; returns the
-    bits of those that found the heap too fragmented for their buffers (the rollups' 3 KB level histogram): they
+    bits of those that found the heap too fragmented for their buffers (a reader's 1 KB, the level histogram's parts): they
     stop and run again later (they resume where the stored rows say), never failing the store service: sampling goes
     on."""
     import asyncio
@@ -147,7 +148,7 @@ def _sound(st, r, src, a, b):
     import math
 
     p = r.period
-    hist = array.array("H", bytes(2 * BINS))  # (counts of an hour's rows at most: 3600)
+    hist = [array.array("H", bytes(2 * _PART)) for _ in range(BINS // _PART)]  # (counts: an hour's rows at most)
     ps = -1
     n = lo = hi = ref = 0
     s = 0.0
@@ -165,14 +166,15 @@ def _sound(st, r, src, a, b):
             ref = v[0]  # energies relative to the period's first level (float32 on a board: no overflow)
             lo = v[1]
             hi = v[2]
-            for i in range(BINS):
-                hist[i] = 0
+            for h in hist:
+                for i in range(_PART):
+                    h[i] = 0
         s += math.pow(10.0, (v[0] - ref) / 1000.0)
         lo = v[1] if v[1] < lo else lo
         hi = v[2] if v[2] > hi else hi
         k = v[0] // 10
         k = 0 if k < 0 else (BINS - 1 if k >= BINS else k)
-        hist[k] += 1
+        hist[k // _PART][k % _PART] += 1
         n += 1
     if n:
         _sound_row(st, r, ps, n, s, ref, lo, hi, hist)
@@ -186,7 +188,7 @@ def _sound_row(st, r, p, n, s, t0, lo, hi, hist):
         rank = n * (90, 50, 10)[j] // 100  # L10 is the level exceeded 10 % of the time: rank 90 % ascending
         c = 0
         for k in range(BINS):
-            c += hist[k]
+            c += hist[k // _PART][k % _PART]
             if c > rank:
                 ln[j] = k
                 break

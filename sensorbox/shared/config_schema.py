@@ -67,6 +67,11 @@ store.features_kb       int     128           0 1048576
 store.predictions_kb    int     64            0 1048576
 store.soundlevel_kb     int     64            0 1048576
 store.events_kb         int     64            0 1048576
+store.compress bool true
+store.soundlevel_1m_kb int 128 0 1048576
+store.soundlevel_1h_kb int 128 0 1048576
+store.predictions_1m_kb int 160 0 1048576
+store.predictions_1h_kb int 160 0 1048576
 """
 
 SPEC_C = """
@@ -112,11 +117,6 @@ board.i2c_freq int 400000 10000 1000000 reboot
 board.i2s_sck int -1 -1 48 reboot
 board.i2s_ws int -1 -1 48 reboot
 board.i2s_sd int -1 -1 48 reboot
-store.compress bool true
-store.soundlevel_1m_kb int 128 0 1048576
-store.soundlevel_1h_kb int 128 0 1048576
-store.predictions_1m_kb int 160 0 1048576
-store.predictions_1h_kb int 160 0 1048576
 capture.classes str "" 0 200
 capture.sound_db int 0 0 140
 capture.pre_s int 4 0 20

@@ -218,8 +218,9 @@ def dependency_order(modules):
     return done
 
 
-def code_account(resident):
-    """Each resident module's code and each cold module's heap while loaded (fresh interpreter)."""
+def code_account(resident, image=None):
+    """Each resident module's code and each cold module's heap while loaded (fresh interpreter); with ``image``
+    (a ROMFS image of the bundle) imported from it."""
     out = bundle.build("unix")
     lib = os.path.join(out, "lib")
     cold = []
@@ -234,7 +235,7 @@ def code_account(resident):
         f.write("".join("r {}\n".format(m) for m in dependency_order(resident)))
         f.write("".join("c {}\n".format(m) for m in cold))
     res = subprocess.run([bundle.micropython_path(), "-X", "heapsize=" + MEASURE_HEAP,
-                          os.path.join(HERE, "mp_heap.py"), "code", listfile],
+                          os.path.join(HERE, "mp_heap.py"), "code", listfile] + ([image] if image else []),
                          env=bundle.micropython_env(out), cwd=REPO, capture_output=True, text=True, timeout=300)
     os.remove(listfile)
     if res.returncode != 0:

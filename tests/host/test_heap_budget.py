@@ -44,7 +44,8 @@ def test_heap_within_budget_under_load(device_factory):
     wait_for(dev.status, "analysis and the sound meter running", lambda st: (st["analysis"] or {}).get(
         "windows", 0) >= 2 and (st["soundlevel"] or {}).get("interval"))
     got = []
-    streams = [threading.Thread(target=_stream, args=(dev, 4, got)) for _ in range(4)]
+    # the streams stay open for 7 s: at least one of housekeeping's 5 s samples (peak_used) falls while they run
+    streams = [threading.Thread(target=_stream, args=(dev, 7, got)) for _ in range(4)]
     for t in streams:
         t.start()
     time.sleep(1)

@@ -314,6 +314,8 @@ async def _run():
             except MemoryError:  # this turn's events are lost: the next accel event says how many frames
                 _news = []
                 _feats = _accel = None
+    except Exception as e:  # (a bug): every stream ends, said in the log, rather than all of them hanging
+        _dev.log.exception("http", "live streams failed", e)
     finally:
         _dev = None
         for c in streams[:]:

@@ -93,6 +93,7 @@ webhook.retry_max_s     int     300           1 3600
 # bytes of that block). ``entries()`` lists SPEC's keys, then these.
 SPEC2 = """
 mqtt.tls_ca str "" 0 4000
+mqtt.state_every_s int 10 0 3600
 webhook.events str "" 0 100
 webhook.tls_ca str "" 0 4000
 webhook.2.url str "" 0 200
@@ -111,6 +112,11 @@ board.i2c_freq int 400000 10000 1000000 reboot
 board.i2s_sck int -1 -1 48 reboot
 board.i2s_ws int -1 -1 48 reboot
 board.i2s_sd int -1 -1 48 reboot
+sound.classify bool false
+sound.class_smooth int 3 1 16
+sound.class_unknown_permille int 500 0 1000
+store.soundclass_kb int 64 0 1048576
+sim.mic_wav str "" 0 200
 """
 
 
@@ -207,10 +213,14 @@ def check_value(key, value):
             raise ConfigError(key, "expected a string, got {}".format(_show(value)))
         if len(value) < low or len(value) > high:
             raise ConfigError(key, "length {} is out of range {}..{}".format(len(value), low, high))
-        for ch in value:
-            if ord(ch) < 32:
+        # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
+        # for good, so any value's characters would fill the name pool (README "Interned names"). A lone
+        # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
+        b = value.encode("utf-8", "surrogatepass")
+        for i in range(len(b)):
+            if b[i] < 32:
                 raise ConfigError(key, "control characters are not allowed")
-            if 0xD800 <= ord(ch) <= 0xDFFF:  # MicroPython keeps lone surrogates, which do not encode as UTF-8
+            if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
                 raise ConfigError(key, "a lone UTF-16 surrogate is not text")
         return value
     if kind == CHOICE:
@@ -293,10 +303,13 @@ def _check_integrations(config, update=()):
     pre = config.get("mqtt.prefix")
     if pre is not None and ("+" in pre or "#" in pre or pre.startswith("/") or pre.endswith("/") or "//" in pre):
         raise ConfigError("mqtt.prefix", "a topic prefix without wildcards (+ #) or empty levels, e.g. sensorbox")
-    if config.get("mqtt.commands") and not config.get("mqtt.command_token"):
-        if "mqtt.command_token" in update and "mqtt.commands" not in update:  # named: the key being changed
-            raise ConfigError("mqtt.command_token", "mqtt.commands is on and needs a token: turn it off first")
-        raise ConfigError("mqtt.commands", "set mqtt.command_token first: commands need a token to be authorised")
+    # commands carry the token, or come through a broker that authenticates clients (the device logs in)
+    if config.get("mqtt.commands") and not config.get("mqtt.command_token") and not config.get("mqtt.username"):
+        for k in ("mqtt.command_token", "mqtt.username"):
+            if k in update and "mqtt.commands" not in update:  # named: the key being changed
+                raise ConfigError(k, "mqtt.commands is on and needs a token or broker credentials: turn it off first")
+        raise ConfigError("mqtt.commands", "set mqtt.command_token first, or mqtt.username (a broker that "
+                          "authenticates its clients): commands need one to be authorised")
 
 
 def public_view(config):

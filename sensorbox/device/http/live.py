@@ -4,8 +4,10 @@ Every ``_PERIOD_MS`` a client gets an ``accel`` event with the new accelerometer
 ``_OUT_HZ``: ``{"t": epoch ms of the first frame, "dt": ms between frames, "n": frames, "lost": frames skipped
 since the last event, "b64": base64 of the int16 x,y,z frames, little-endian}``. Between them, as they happen:
 ``prediction`` ``{"t", "class", "confidence"}`` (confidence 0..1, class "unknown" below the threshold),
-``soundlevel`` ``{"t", "leq", "lmin", "lmax", "l10", "l50", "l90"}`` (centi-dB SPL, ints: 6543 = 65.43 dB) and
-``event`` ``{"t", "type": "class_change", "from", "to", "confidence"}`` when the class changes (as stored), and
+``soundlevel`` ``{"t", "leq", "lmin", "lmax", "l10", "l50", "l90"}`` (centi-dB SPL, ints: 6543 = 65.43 dB),
+``soundclass`` ``{"t", "class", "confidence"}`` as ``prediction``, from the sound classifier (while
+``sound.classify`` is on: every 128 ms window), ``event`` ``{"t", "type": "class_change", "from", "to",
+"confidence"}`` when the class changes (as stored), and
 ``features`` once per analysis window (every ``ml.hop`` frames: 1.28 s at 50 Hz): ``{"t": epoch ms of the
 window's last frame, "window": the pipeline's window count, "am_mean", "am_std", "am_jerk", "am_domf",
 "grav_x", "grav_y", "grav_z"}`` -- a few of the window's int16 features by name (scales in
@@ -67,7 +69,8 @@ streams = []  # the _Client of each open stream
 # encoded events (``step``).
 _dev = _sensor = _buf = _mv = None
 _seq = _gen = 0
-_pred_t = _sound_t = _feat_t = _label = None  # the last prediction / sound level / features sent; the class
+# the last prediction / sound level / features / sound class sent; the class
+_pred_t = _sound_t = _feat_t = _class_t = _label = None
 _news = []  # this turn's events for every client (bytes)
 _feats = None  # this turn's features event: [its text without the end, plain, with "all"] or None
 # this turn's accel event: (first seq read, end seq, its format arguments, (lost, bytes) of the event every client
@@ -76,7 +79,7 @@ _accel = None
 
 
 def _start(device):
-    global _dev, _sensor, _buf, _mv, _seq, _gen, _pred_t, _sound_t, _feat_t, _label
+    global _dev, _sensor, _buf, _mv, _seq, _gen, _pred_t, _sound_t, _feat_t, _class_t, _label
     _dev = device
     _sensor = device.sensors["accel"]
     _buf = array.array("h", bytes(2 * 3 * _FRAMES))
@@ -84,13 +87,13 @@ def _start(device):
     _sensor.pump()  # the stream starts now, not at the sampler's last read of the FIFO
     _seq = _sensor.ring.head
     _gen = _sensor.generation
-    _pred_t = _sound_t = _feat_t = _label = None
+    _pred_t = _sound_t = _feat_t = _class_t = _label = None
     asyncio.create_task(_run())
 
 
 def step():
     """Read and encode what is new once, for every client (the serving task's turn, before each client's)."""
-    global _news, _feats, _accel, _pred_t, _sound_t, _feat_t, _label
+    global _news, _feats, _accel, _pred_t, _sound_t, _feat_t, _class_t, _label
     d = _dev
     news = _news = []
     _feats = None
@@ -113,6 +116,13 @@ def step():
         for i in range(len(_SOUND)):
             v[_SOUND[i]] = s[1][i]
         news.append(_msg("soundlevel", json.dumps(v)))
+    c = d.soundmeter._classifier  # (soundclass.py: while sound.classify is on)
+    s = c.latest if c is not None else None
+    if s is not None and s[0] != _class_t:
+        _class_t = s[0]
+        m = c.model
+        news.append(_msg("soundclass", json.dumps({"t": s[0], "class": m.classes[s[1]] if (
+            m is not None and 0 <= s[1] < len(m.classes)) else "unknown", "confidence": s[2] / 1000})))
     p = d.pipeline
     if p is not None and p.feats_t is not None and p.feats_t != _feat_t:
         _feat_t = p.feats_t

@@ -92,6 +92,18 @@ class Platform:  # pragma: no cover - needs the board
             log.warning("net", "ntp failed: {}".format(e))
         return True
 
+    def wifi(self):
+        """(IP address, RSSI in dBm, MAC) of the Wi-Fi: the station's when connected, else the set-up access
+        point's address (None when it is off) and no RSSI."""
+        import network
+
+        sta = network.WLAN(network.STA_IF)
+        mac = ":".join("{:02x}".format(b) for b in sta.config("mac"))
+        if sta.isconnected():
+            return sta.ifconfig()[0], sta.status("rssi"), mac
+        ap = network.WLAN(network.AP_IF)
+        return (ap.ifconfig()[0] if ap.active() else None), None, mac
+
     def watchdog(self, timeout_ms):
         """The hardware watchdog, started now (it cannot be stopped): the supervisor feeds it while all is well."""
         import machine

@@ -12,14 +12,19 @@ import os
 import sys
 import time
 
+from micropython import const
+
 from sensorbox.device.platform.clock import Clock
+
+_WAV = const("sensorbox.device.sensors.sim_wav")
 
 
 class Platform:
     name = "unix"
     warm_skip = ("sensorbox.device.sensors.lsm6ds3", "sensorbox.device.sensors.i2s_mic",
                  "sensorbox.device.sensors.pcm_fast",  # board drivers: never loaded on the host
-                 "sensorbox.shared.analysis")  # the browser's (in this bundle for the tests only)
+                 "sensorbox.shared.analysis",  # the browser's (in this bundle for the tests only)
+                 "sensorbox.device.sensors.sim_wav")  # replaying WAV files: only with sim.mic_wav set
 
     def __init__(self):
         self.data_dir = os.getenv("SENSORBOX_DATA") or "./var"
@@ -73,6 +78,8 @@ class Platform:
             from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
 
             return ReplayAccelerometer(self.replay_path, config, self.epoch_ms)
+        if name == "mic" and config.get("sim.mic_wav"):  # a folder of WAV files, replayed (sim_wav.py)
+            return __import__(_WAV, None, None, ("make",)).make(config.get("sim.mic_wav"), config, self.epoch_ms)
         if name == "mic":
             from sensorbox.device.sensors.sim_mic import SignalMicrophone
 
@@ -81,6 +88,12 @@ class Platform:
 
     async def start_network(self, config, log):
         return True  # the host's network is up
+
+    def wifi(self):
+        """(IP address, RSSI in dBm, MAC) of the board's network, None for what it has not: here the address the
+        web server listens on, and no radio."""
+        h = self.http_host
+        return ("127.0.0.1" if h == "0.0.0.0" else h), None, None
 
     def watchdog(self, timeout_ms):
         """The board's watchdog here: ``WDT`` (below), unless ``SENSORBOX_WATCHDOG_S`` says otherwise."""

@@ -81,6 +81,7 @@ class _Auth:
 
 class _Meter:
     latest = None
+    _classifier = None  # (soundclass.py's, while sound.classify is on)
 
 
 class _Device:

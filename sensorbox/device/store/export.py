@@ -27,7 +27,7 @@ import json
 import os
 import struct
 
-from sensorbox.device.store.core import RATE, TIMED, QueryError, _i32, columns_of
+from sensorbox.device.store.core import BLOCK_MAX, BUS_BLOCK, RATE, TIMED, QueryError, _i32, columns_of
 from sensorbox.device.store.reader import BLK, Reader, note_corrupt, text_row
 from sensorbox.shared import npy
 
@@ -53,6 +53,16 @@ def _close(p):
     p.gens = []
 
 
+def _reader(p):
+    """The plan's one segment reader, made on first use (``prepare`` and ``stream`` read through the same
+    buffer: one block of heap per export, not two), sized for the resource's blocks: the bus resources' are at
+    most ``BUS_BLOCK`` (a 528-byte buffer, not 1 KB: a busy heap at the app's size often had no 1 KB block)."""
+    rd = p.rd
+    if rd is None:
+        rd = p.rd = Reader(BLOCK_MAX if p.kind == RATE else BUS_BLOCK)
+    return rd
+
+
 def _int(params, key, default, low, high, now):
     v = params.get(key)
     if v is None or v == "":
@@ -76,6 +86,7 @@ def plan(store, name, params, now, counted=True):
             raise QueryError("unknown parameter", k)
     p = Plan()
     p.gens = []
+    p.rd = None
     if name == "labels":
         cols = ("start", "end", "label")
         p.r = None
@@ -241,7 +252,7 @@ def prepare(store, p):
 def _prepare(store, p):
     n = 0
     first = last = None
-    rd = Reader()
+    rd = _reader(p)
     for blk in _opened(p, _blocks(store, p, rd)):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
@@ -295,7 +306,7 @@ def out_columns(p):
 def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
-    rd = Reader()
+    rd = _reader(p)
     buf = rd.buf
     unpack = struct.unpack_from
     for blk in _opened(p, _blocks(store, p, rd)):
@@ -478,7 +489,7 @@ def _csv_str(s):
 
 def _event_rows(store, p):
     """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
-    rd = Reader()
+    rd = _reader(p)
     for name in _opened(p, _segments(store, p, rd)):
         if name is None:
             yield None, None

@@ -71,10 +71,15 @@ def _shut(p):
 def _reader(p):
     """The plan's one segment reader, made on first use (``prepare`` and ``stream`` read through the same
     buffer: one block of heap per export, not two), sized for the resource's blocks: the bus resources' are at
-    most ``_BUS_BLOCK`` (a 528-byte buffer, not 1 KB: a busy heap at the app's size often had no 1 KB block)."""
+    most ``_BUS_BLOCK`` (a 528-byte buffer, not 1 KB: a busy heap at the app's size often had no 1 KB block),
+    and their recoded blocks decode to at most half of it (``rollup.recode``); the accelerometer's, the
+    features' recoded ones and the rollups' (up to ``rollup.ROWS_BYTES``, coded: decoded in the buffer's lower
+    half) need the full size."""
     rd = p.rd
     if rd is None:
-        rd = p.rd = Reader(_BLOCK_MAX if p.kind == _RATE else _BUS_BLOCK)
+        r = p.r
+        small = p.kind != _RATE and r is not None and not r.period and r.name != "features"
+        rd = p.rd = Reader(_BUS_BLOCK if small else _BLOCK_MAX)
     return rd
 
 

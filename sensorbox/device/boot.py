@@ -23,12 +23,16 @@ _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 # re-analysis (in the unix bundle only, for the tests), and what only a knn or anomaly model or one on a part of the
 # features loads (the k-nearest-neighbour evaluator and its loader, ``model_step``: ~35 names, interned when such
 # a model loads, not for good on every device). The sound classifier's modules too: loaded only while
-# sound.classify is on (soundmeter), their names are interned then, into the pool warming already grew.
+# sound.classify is on (soundmeter), their names are interned then, into the pool warming already grew, not for
+# good on every device; and so the store's event capture and SD card (loaded only while ``capture.*`` /
+# ``board.sdcard`` have them on: ~45 names). And the plain codec and its reference encoder (a port with viper
+# stores and reads with ``store/core``).
 WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
              "sensorbox.device.trees_c", "sensorbox.device.kernels_c", "sensorbox.device.platform.",
              "sensorbox.shared.neighbors", "sensorbox.device.model_step", "sensorbox.shared.analysis",
              "sensorbox.device.soundclass", "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound",
-             "sensorbox.shared.wav")
+             "sensorbox.shared.wav", "sensorbox.device.store.capture", "sensorbox.device.store.sd",
+             "sensorbox.shared.codec")
 
 
 def warm(plat):
@@ -124,7 +128,7 @@ def init(d, echo_log):
     d.store.open()
     for topic in ("features", "predictions", "soundlevel", "events"):
         d.bus.subscribe(topic, d.store.on_bus)
-    d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and a 1 s probe
+    d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and housekeeping's 1 s turn
     for name in d.sensors:
         d.sensors[name].lag = d.lag
     d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
@@ -157,12 +161,11 @@ async def start(d):
     asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
     gc.collect()
     sup = d.supervisor
-    sup.add("lag", d.lag.run)
     for name in d.sensors:
         sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
     sup.add("soundmeter", d.soundmeter.run, ("sound.",))
     sup.add("pipeline", d._pipeline, ("ml.",))
-    sup.add("store", d._store, ("store.",))  # (a lambda here would keep this module's code alive)
+    sup.add("store", d._store, ("store.", "capture."))  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
     await d.platform.start_network(d.config, d.log)
     sup.add("http", d._serve, (), d._beat)  # restarted when its heartbeat stops

@@ -7,7 +7,7 @@ import json
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import Response, error, guard, json_response, not_allowed, not_found, read_json
+from sensorbox.device.http.server import Response, error, guard, not_allowed, not_found, read_json
 
 _AUTHZ = const("sensorbox.device.http.authz")
 _STATIC = const("sensorbox.device.http.static")
@@ -21,7 +21,8 @@ async def handle(device, app, req):
             return not_allowed(req)
         # Open, as a health probe; what the device measures and its integrations only with a valid credential
         # (any scope). A wrong one gets the probe's answer, and counts as a failed login like anywhere else.
-        return json_response(device.health.status(await _credential_ok(device, req)))
+        return Response(device.health.status(await _credential_ok(device, req)), 200,
+                        {"Content-Type": "application/json"})
     if p not in ("/api/config", "/api/config/schema"):
         return not_found(req)
     if (m != "GET" and p == "/api/config/schema") or m not in ("GET", "PUT"):
@@ -30,10 +31,11 @@ async def handle(device, app, req):
     if refused is not None:
         return refused
     if p == "/api/config/schema":
-        # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM.
+        # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM
+        # (gzipped as the UI's files are: decompressed on the fly for a client that does not accept gzip)
         st = lazy.load(_STATIC)
         lazy.unload(_STATIC)
-        return st.send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
+        return st.static_file(device.platform.www_dir, "config-schema.json", req)
     cfg = device.config
     if m == "GET":
         return Response(config_json(cfg, getattr(app, "port", None)), 200, {"Content-Type": "application/json"})

@@ -15,6 +15,8 @@
     GET    /api/live             Server-Sent Events (see ``live``)
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
     POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
+    POST   /api/pulled           {"<resource>": t, ...}: the rows up to t were pulled (``sensorbox pull``): the
+                                 labelled data they cover is no longer pinned (``store.retain.pulled``)     admin
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
 restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
@@ -26,10 +28,12 @@ from micropython import const
 from sensorbox.device import lazy
 from sensorbox.device.http import authz
 from sensorbox.device.http.server import BadRequest, error, json_response
-from sensorbox.device.http.static import static_file
 
 _ADMIN = const("sensorbox.device.http.web_admin")
 _DATA = const("sensorbox.device.http.data_api")
+_RETAIN = const("sensorbox.device.store.retain")
+_STATIC = const("sensorbox.device.http.static")
+_LOGS = const("sensorbox.device.log_read")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
 _ROUTES = {
     "login": (("POST",), None),
@@ -43,14 +47,15 @@ _ROUTES = {
     "routes": (("GET",), True),
     "restart": (("POST",), True),
     "debug/fault": (("POST",), True),
+    "pulled": (("POST",), True),
 }
 # Every route of the app, for GET /api/routes (the modules that answer them: see server._route)
 ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api/config/schema"),
           (("PUT",), "/api/config"), (("GET",), "/api/model"),
           (("GET", "PUT", "POST"), "/api/model/<action>"), (("GET",), "/api/resources"),
           (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
-          (("DELETE",), "/api/labels/<int:ident>"), (("GET",), "/"), (("GET",), "/static/<name>"),
-          (("DELETE",), "/api/tokens/<int:ident>"))
+          (("DELETE",), "/api/labels/<int:ident>"), (("POST",), "/api/labels/<int:ident>/unpin"), (("GET",), "/"),
+          (("GET",), "/static/<name>"), (("DELETE",), "/api/tokens/<int:ident>"))
 
 
 async def handle(device, http, req):
@@ -91,7 +96,9 @@ async def _handle(device, http, req, p):
 
         return live.response(device, req)
     if action == "openapi.json":
-        return static_file(device.platform.www_dir, "openapi.json", req)
+        m = lazy.load(_STATIC)  # (only here: the other routes of this module send no file)
+        lazy.unload(_STATIC)
+        return m.static_file(device.platform.www_dir, "openapi.json", req)
     if action == "session":
         a = req.headers.get("Authorization") or ""
         sid = req.cookies.get(authz.COOKIE)
@@ -106,11 +113,29 @@ async def _handle(device, http, req, p):
             raise BadRequest("since must be an entry id (an integer >= 0, as \"next\" gave it)", "since")
         # "next": where the following call should start (the end of what was logged so far). A since this boot
         # did not give (one from before a restart, say) answers the entries the ring holds and a new "next".
-        return json_response({"entries": device.log.entries(int(s)), "next": device.log.end()})
+        # The entries stream one at a time from the ring (log_read.entries), not as one list of ~30 dicts.
+        m = lazy.load(_LOGS)
+        lazy.unload(_LOGS)
+        return json_response({"entries": m.entries(device.log, int(s)), "next": device.log.end()})
     if action == "events":  # what the data route answers for the events resource
         m = lazy.load(_DATA)
         lazy.unload(_DATA)
         return await m.data(device, req, "events")
+    if action == "pulled":  # (store/retain.py, loaded for the request)
+        from sensorbox.device.http.server import read_json
+        from sensorbox.device.store.core import QueryError
+
+        body = read_json(req)
+        m = lazy.load(_RETAIN)
+        try:
+            return m.pulled(device.store, body)
+        except QueryError as e:
+            return error(400, e.reason, e.field)
+        except OSError as e:
+            return error(507, "flash full or failing ({}); nothing changed".format(e))
+        finally:
+            m = None
+            lazy.unload(_RETAIN)
     if action == "routes":
         out = [[list(m), p] for m, p in ROUTES]
         for k in _ROUTES:

@@ -111,3 +111,104 @@ def test_micropython_gives_the_same_answers(tmp_path):
     got = np.array([[int(v) for v in line.split()] for line in res.stdout.splitlines()])
     assert (got[:, 0] == knn.predict(model, Xq)).all()
     assert (got[:, 1] == knn.score(model, Xq)).all()
+
+
+_STEP_SCRIPT = """
+import array, asyncio, sys
+from sensorbox.device import models, pipeline
+
+
+class Dev:
+    def __init__(self, data):
+        self.platform = type("P", (), {"data_dir": data, "www_dir": data + "/www"})()
+        self.config = type("C", (), {"get": lambda self, k: {"ml.model_max_kb": 64, "ml.window": 128}[k]})()
+        ring = type("R", (), {"channels": 3})()
+        self.sensors = {"accel": type("S", (), {"ring": ring})()}
+        self.store = type("St", (), {"class_ids": lambda self, c: list(range(len(c)))})()
+        self.log = type("L", (), {"info": lambda self, *a: None, "error": lambda self, *a: print("ERROR", a)})()
+        self.model = self.model_error = None
+
+
+async def main():
+    d = Dev(sys.argv[1])
+    m = await models.boot(d)
+    t = m.trees
+    print("model", m.info["kind"], getattr(t, "c", None) is not None, m.step is not None)
+    hist = array.array("H", bytes(2 * len(m.classes)))
+    x = array.array("h", bytes(2 * 86))
+    for line in open(sys.argv[2]):
+        v = line.split(",")
+        for j in range(len(v)):
+            x[j] = int(v[j])
+        best, conf = pipeline.classify(m, x, hist, 0, 1, 0)  # one window: no smoothing, never unknown
+        print(best, conf, t.dist[t.found - 1] if m.info["kind"] == "anomaly" else "")
+
+
+asyncio.run(main())
+"""
+
+
+def test_the_devices_step_equals_the_host_on_real_windows(tmp_path):
+    # issue 17: the pipeline's classification step on MicroPython (models.boot loading the files as a device does,
+    # pipeline.classify: knn and anomaly through device/model_step.py, a tree model on a part of the features
+    # through its Part; emlearn_neighbors' C code when SENSORBOX_NATMODS has it) against CPython (sensorbox evaluate
+    # and the shared evaluators) on every window of the excerpt: the same class, confidence and anomaly score
+    import shutil
+
+    from sensorbox.host import evaluate, train
+
+    dirs = {"knn": tmp_path / "knn", "anomaly": tmp_path / "anomaly", "part": tmp_path / "part"}
+    train.train("excerpt", str(dirs["knn"]), kind="knn", features="time,grav", quiet=True, plot=False)
+    train.train("excerpt", str(dirs["anomaly"]), kind="anomaly", normal=["ROW"], quiet=True, plot=False)
+    train.train("excerpt", str(dirs["part"]), features="freq,grav", quiet=True, plot=False, opts={"trees": 5})
+    recs, _, _ = train.dataset("excerpt")
+    X = train.window_table(recs, 3, 128, 64)["X"]
+    assert X.shape[1] == 86 and len(X) > 300
+    (tmp_path / "X.csv").write_text("\n".join(",".join(str(int(v)) for v in row) for row in X))
+    (tmp_path / "step.py").write_text(_STEP_SCRIPT)
+    out = bundle.build("unix", out_dir=os.path.join(bundle.BUILD, "unix-tests"), host_only=True)
+    for name, d in dirs.items():
+        meta, _ = export.read(str(d))
+        cols = train.feature_columns(meta)
+        assert cols is not None or name == "anomaly"
+        data = tmp_path / ("data-" + name)
+        shutil.copytree(d, data / "models" / "active", ignore=shutil.ignore_patterns("*.png", "report*", "test"))
+        res = subprocess.run([bundle.micropython_path(), "-X", "heapsize=96wK", str(tmp_path / "step.py"),
+                              str(data), str(tmp_path / "X.csv")], env=bundle.micropython_env(out),
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0 and "ERROR" not in res.stdout, res.stdout[-2000:] + res.stderr
+        lines = res.stdout.splitlines()
+        head = lines[0].split()
+        assert head[1] == meta["kind"] and head[3] == str(name != "part"), head
+        if name != "part" and bundle.natmods_dir() and len(meta["classes"]) <= 10:
+            assert head[2] == "True", head  # the examples in emlearn_neighbors
+        got = [ln.split(" ") for ln in lines[1:]]
+        assert len(got) == len(X)
+        best = [int(g[0]) for g in got]
+        conf = [int(g[1]) for g in got]
+        Xm = X if cols is None else X[:, cols]
+        ev = evaluate.evaluate(str(d), "excerpt", out_dir="", quiet=True)
+        if name == "anomaly":
+            _, nb = knn.load(str(d))
+            score = [int(g[2]) for g in got]
+            assert score == ev["scores"] == knn.device_score(nb, Xm).tolist()
+            h = nb.threshold
+            assert best == [int(s > h) for s in score]
+            assert conf == [min(s * 1000 // h, 32767) if h > 0 else (32767 if s > 0 else 0) for s in score]
+            assert 0 < sum(best) < len(best)  # windows of both kinds
+            continue
+        assert best == ev["predictions"]
+        if name == "knn":
+            _, nb = knn.load(str(d))
+            want = []
+            for row in Xm:
+                c = nb.classify(np.asarray(row, dtype=np.int16).tolist())
+                want.append(nb.votes[c] * 1000 // nb.k)
+        else:
+            _, t = export.load_trees(str(d))
+            want = []
+            for row in Xm:
+                c = t.classify(np.asarray(row, dtype=np.int16).tolist())
+                want.append(t.votes()[c] * 1000 // t.n_trees)
+        assert conf == want
+        assert len(set(best)) >= 4  # several classes among the answers

@@ -381,7 +381,7 @@ async def _replace(device, path, origin):
     except MemoryError:
         raise ModelError("not enough RAM to check the model")
     old = device.model
-    spare = old.trees if old is not None else None
+    spare = getattr(old.trees, "ev", old.trees) if old is not None else None  # (a Part's: model_step)
     first = old is not None and (old.info["kind"] != "trees" or meta.get("kind", "trees") != "trees")  # release first
     if not first and not _fits(spare, meta):
         spare = None

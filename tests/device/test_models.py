@@ -435,3 +435,56 @@ async def test_a_model_of_another_window_sets_ml_window_one_no_window_fits_is_re
     assert m.current.window == 64 and m.config.get("ml.window") == 64 and m.config.get("ml.hop") == 32
     await m.rollback()
     assert m.current.window == 128 and m.config.get("ml.window") == 128 and m.config.get("ml.hop") == 32
+
+
+def _part(trees, rotate=0):
+    """``_variant(trees, rotate)`` made a model on a part of the features: only those its trees use (in the
+    extractor's order), numbered within that part, as ``sensorbox train --features`` writes one."""
+    import binascii
+    import hashlib
+
+    meta, csv = _variant(trees, rotate)
+    meta = json.loads(meta)
+    lines = csv.split(b"\n")
+    used = sorted(set(int(ln.split(b",")[1]) for ln in lines if ln.startswith(b"n,")))
+    out = []
+    for ln in lines:
+        f = ln.split(b",")
+        if f[0] == b"f":
+            ln = b"f," + str(len(used)).encode()
+        elif f[0] == b"n":
+            f[1] = str(used.index(int(f[1]))).encode()
+            ln = b",".join(f)
+        out.append(ln)
+    csv = b"\n".join(out)
+    meta["features"] = [meta["features"][i] for i in used]
+    meta["csv_bytes"] = len(csv)
+    meta["csv_sha256"] = binascii.hexlify(hashlib.sha256(csv).digest()).decode()
+    return json.dumps(meta).encode(), csv, used
+
+
+async def test_a_tree_model_on_a_part_of_the_features_votes_on_the_whole_vector_and_is_refilled():
+    # A model on a part of the features (train --features) runs on the extractor's whole vector through
+    # model_step.Part: the same votes as the model it was cut from. A model of the same size replacing it refills
+    # its arrays (one model in RAM), as for any tree model.
+    m = manager(refill=True)
+    await m.boot()
+    xs = _inputs(m.current.trees.n_features)
+    meta, csv = _variant(trees=3)
+    upload(m, meta, csv)
+    await m.activate()
+    whole = _votes(m.current, xs)
+    meta, csv, used = _part(3)
+    assert 0 < len(used) < len(xs[0])
+    upload(m, meta, csv)
+    await m.activate()
+    cur = m.current
+    assert type(cur.trees).__name__ == "Part" and cur.step is None and cur.info["features"] == len(used)
+    assert _votes(cur, xs) == whole
+    ev = cur.trees.ev
+    meta, csv, _ = _part(3, rotate=1)
+    upload(m, meta, csv)
+    await m.activate()
+    assert m.current.trees.ev is ev  # refilled
+    nc = len(m.current.classes)
+    assert _votes(m.current, xs) == [[v[(c - 1) % nc] for c in range(nc)] for v in whole]

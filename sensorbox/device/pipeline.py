@@ -107,7 +107,7 @@ class Pipeline:
         sensor = d.sensors["accel"]
         ring = sensor.ring
         ch = ring.channels
-        ex = None
+        ex = features.Extractor(ch, window, ring.rate_hz)  # (again if sampling restarts at another rate)
         feats = array.array("h", bytes(2 * len(features.names(ch))))
         self.feats = feats
         buf = array.array("h", bytes(2 * window * ch))
@@ -123,7 +123,7 @@ class Pipeline:
                     await asyncio.sleep_ms(grid_ms(1000))
                     continue
                 gen = sensor.generation
-                if ex is None or ex.rate_hz != ring.rate_hz:  # frequency features in Hz at the sensor's rate
+                if ex.rate_hz != ring.rate_hz:  # frequency features in Hz at the sensor's rate
                     ex = None
                     ex = features.Extractor(ch, window, ring.rate_hz)
                 seq = ring.head

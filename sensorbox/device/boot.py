@@ -20,16 +20,15 @@ _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 # plain-Python and float kernels (the browser's and host's), the config help texts (host and UI), ``trees_c`` and
 # ``kernels_c`` (only with emlearn_trees / emlearn_fft / emlearn_iir installed, then imported for good: loaded
 # now, their native code would stay in RAM for nothing), other boards' platform modules, the browser's
-# re-analysis (in the unix bundle only, for the tests), and what only a knn or anomaly model or one on a part of the
-# features loads (the k-nearest-neighbour evaluator and its loader, ``model_step``: ~35 names, interned when such
-# a model loads, not for good on every device). The sound classifier's modules too: loaded only while
-# sound.classify is on (soundmeter), their names are interned then, into the pool warming already grew, not for
-# good on every device; and so the store's event capture and SD card (loaded only while ``capture.*`` /
+# re-analysis (in the unix bundle only, for the tests), and the k-nearest-neighbour evaluator and its loader (only a
+# knn or anomaly model loads them: ~30 names, interned then, not for good on every device). The sound classifier's
+# modules too: loaded only while sound.classify is on (soundmeter), their names are interned then, into the pool
+# warming already grew, not for good on every device; and so the store's event capture and SD card (loaded only while ``capture.*`` /
 # ``board.sdcard`` have them on: ~45 names). And the plain codec and its reference encoder (a port with viper
 # stores and reads with ``store/core``).
 WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
              "sensorbox.device.trees_c", "sensorbox.device.kernels_c", "sensorbox.device.platform.",
-             "sensorbox.shared.neighbors", "sensorbox.device.model_step", "sensorbox.shared.analysis",
+             "sensorbox.shared.neighbors", "sensorbox.shared.analysis",
              "sensorbox.device.soundclass", "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound",
              "sensorbox.shared.wav", "sensorbox.device.store.capture", "sensorbox.device.store.sd",
              "sensorbox.shared.codec")

@@ -10,7 +10,7 @@ Kinds: ``trees`` (emlearn's tree CSV: ``trees_fast``, ``emlearn_trees`` when ins
 (``sensorbox.shared.neighbors``, its examples in ``emlearn_neighbors`` when installed and the model has at most 10
 classes). The model's pipeline spec configures the analysis: its window (``ml.window`` follows it), its rate
 (``accel.rate_hz`` follows it when it is activated), its channels and its features (all the extractor computes, or
-a part of them in the same order: ``model_step``, loaded with such a model).
+a part of them in the same order: the loaders number its inputs in the whole vector).
 
 An upload writes ``staged/meta.json`` (checked at once: format, kind, feature version and names, channels, window,
 rate, RAM)
@@ -47,7 +47,6 @@ from sensorbox.device import lazy, trees_fast
 from sensorbox.device.pipeline import Model  # defined there: resident, unlike this module
 from sensorbox.shared import features
 
-_STEP = "sensorbox.device.model_step"  # knn and anomaly models, a part of the features
 _CHUNK = 512
 _YIELD_LINES = 8  # CSV lines parsed between yields: ~0.5 ms on the unix port (~25-50 ms on an ESP32)
 _YIELD_CHUNKS = 8  # file chunks hashed between yields
@@ -97,8 +96,8 @@ def _compatible(device, meta):
     """Raise ModelError unless ``meta`` fits this device's features, sensor and RAM limit, with a window that
     ``ml.window`` can take and a rate ``accel.rate_hz`` can (the model's window becomes ``ml.window`` when it runs,
     its rate ``accel.rate_hz``: ``_follow``). For the sound model (``device`` a ``soundclass.SoundClassifier``,
-    which has a ``sensor``): its ``check_meta``. Returns where the model's features are in the extractor's
-    (``shared.model.check_meta``: None when it takes them all)."""
+    which has a ``sensor``): its ``check_meta``. Returns None when the model takes all the extractor's features,
+    else where its features are in them (``shared.model.check_meta``) and their count, the loaders' ``cols``."""
     sm = lazy.load("sensorbox.shared.model")
     try:
         if getattr(device, "sensor", None) is not None:  # another model's place: it knows what fits there
@@ -118,8 +117,6 @@ def _compatible(device, meta):
     finally:
         lazy.unload("sensorbox.shared.model")
     r = meta.get("rate_hz", features.RATE_HZ)
-    if isinstance(r, float) and r == int(r):  # (50.0: a rate read from a recording's sidecar)
-        meta["rate_hz"] = r = int(r)
     schema = lazy.load("sensorbox.shared.config_schema")
     key = "ml.window"
     try:
@@ -131,8 +128,8 @@ def _compatible(device, meta):
         if key == "ml.window":
             raise ModelError("model was trained on {}-frame windows; ml.window can be {}".format(meta["window"], can),
                              "window")
-        raise ModelError("model was trained on data sampled at {} Hz; accel.rate_hz can be {} Hz: train on data "
-                         "at one of them (sensorbox import --to-rate {})".format(r, can, features.RATE_HZ), "rate_hz")
+        raise ModelError("model was trained at {} Hz; accel.rate_hz can be {} (sensorbox import --to-rate)".format(
+            r, can), "rate_hz")
     finally:
         lazy.unload("sensorbox.shared.config_schema")
     return cols
@@ -162,7 +159,7 @@ def _follow(device, rate=False):
         cfg.update(up)
         device.log.info("model", "set to the model's: {}".format(up))
     except (ValueError, OSError) as e:  # not saved (flash): the pipeline says why it does not classify
-        device.log.error("model", "cannot set {} (the model's): {}".format(up, e))
+        device.log.error("model", "cannot set {}: {}".format(up, e))
 
 
 def _read_meta(path):
@@ -194,8 +191,7 @@ async def _verify(device, path):
 
 def _fits(ev, meta):
     # an evaluator (a released model's) whose arrays can take this model: refilled instead of reallocated
-    return (ev is not None and hasattr(ev, "reset") and meta.get("kind", "trees") == "trees"
-            and ev.max_trees >= meta["trees"]
+    return (ev is not None and hasattr(ev, "reset") and ev.max_trees >= meta["trees"]
             and ev.max_nodes >= meta["nodes"] and ev.max_leaves >= meta["leaves"])
 
 
@@ -207,17 +203,26 @@ async def _load(device, path, meta, origin, spare=None):
     ev = ld = None
     nb = meta.get("kind", "trees") != "trees"
     csv = "sensorbox.shared.neighbors_csv" if nb else "sensorbox.shared.trees_csv"
+    c = meta.get("cols")  # a model on a part of the features: the loaders number its inputs in the whole vector
     try:
         gc.collect()
-        if nb:  # knn, anomaly: arrays made by the loader when it has read the counts
-            ld = lazy.load(_STEP).reader(meta, lazy.load(csv))
+        if nb:  # knn, anomaly: arrays made by the loader when it has read the counts; emlearn's C code holds the
+            # examples when installed (it counts the votes of at most 10 classes)
+            try:
+                import emlearn_neighbors
+
+                cnew = emlearn_neighbors.new if len(meta["classes"]) <= 10 else None
+            except ImportError:
+                cnew = None
+            ld = lazy.load(csv).Loader((meta["items"], meta["inputs"], meta["k"], len(meta["classes"]),
+                                        meta.get("threshold", -1)), cnew, c)
         else:
             if _fits(spare, meta):
                 ev = spare
                 ev.reset()
             else:
                 ev = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
-            ld = lazy.load(csv).Loader(ev)
+            ld = lazy.load(csv).Loader(ev, c)
         n = 0
         with open(path + "/model.csv") as f:
             for line in f:
@@ -227,7 +232,7 @@ async def _load(device, path, meta, origin, spare=None):
                     n = 0
                     await asyncio.sleep_ms(0)
         if nb:
-            ev = lazy.load(_STEP).finish(ld, meta)
+            ev = ld.finish()
         else:
             ld.finish((meta["features"], len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"]))
         m = make(meta, ev, origin)
@@ -242,13 +247,13 @@ async def _load(device, path, meta, origin, spare=None):
     finally:
         ev = ld = spare = None
         lazy.unload(csv)
-        lazy.unload(_STEP)
 
 
 def make(meta, evaluator, origin):
     """The ``pipeline.Model`` of a loaded ``evaluator`` and its ``meta`` (as ``_verify`` slims it: ``features`` the
     count, ``cols`` where its inputs are in the extractor's features or None for all of them). A knn or anomaly
-    model, or one on a part of the features, is fitted by ``model_step``, which it keeps."""
+    model's evaluator is a ``shared.neighbors.Neighbors``: a knn model votes as trees do (``votes()``), an
+    anomaly model answers through ``step`` (its ``anomaly``)."""
     m = Model()
     Model.serial += 1  # (the class's: models made so far)
     m.serial = Model.serial
@@ -265,23 +270,13 @@ def make(meta, evaluator, origin):
     m.info = i = {"origin": origin, "kind": kind, "classes": m.classes, "features": meta["features"],
                   "feature_version": meta["feature_version"], "channels": m.channels, "window": m.window,
                   "hop": meta["hop"], "rate_hz": meta.get("rate_hz"), "sha256": meta["csv_sha256"][:16],
-                  "cv_accuracy": x.get("cv_accuracy_mean"), "created": meta.get("created"), "trees": meta.get("trees"),
-                  "nodes": meta.get("nodes"), "leaves": meta.get("leaves")}
-    if kind != "trees":
-        for k in ("trees", "nodes", "leaves"):
-            del i[k]
-        for k in ("k", "items", "inputs", "threshold"):
-            if k in meta:
-                i[k] = meta[k]
-    c = meta.get("cols")
-    if kind != "trees" or c is not None:
-        st = lazy.load(_STEP)
-        try:
-            st.prepare(m, c)
-            if kind != "trees":
-                m.step = st
-        finally:
-            lazy.unload(_STEP)
+                  "cv_accuracy": x.get("cv_accuracy_mean"), "created": meta.get("created")}
+    for k in ("trees", "nodes", "leaves", "k", "items", "inputs", "threshold"):  # (of its kind)
+        if k in meta:
+            i[k] = meta[k]
+    if kind == "anomaly":  # its class and score per window (shared.neighbors), not smoothed
+        m.classes = i["classes"] = m.classes + ["anomaly"]
+        m.step = evaluator.anomaly
     return m
 
 
@@ -381,13 +376,15 @@ async def _replace(device, path, origin):
     except MemoryError:
         raise ModelError("not enough RAM to check the model")
     old = device.model
-    spare = getattr(old.trees, "ev", old.trees) if old is not None else None  # (a Part's: model_step)
+    spare = old.trees if old is not None else None
     first = old is not None and (old.info["kind"] != "trees" or meta.get("kind", "trees") != "trees")  # release first
     if not first and not _fits(spare, meta):
         spare = None
         new = await _load(device, path, meta, origin)  # the old model runs on meanwhile (``old`` holds it)
         device.model = new
         return new
+    if first:  # a neighbours model coming or going: the old one's arrays go before the new are made
+        spare = None
     old = None
     device.model = None  # its arrays are about to be overwritten; only ``spare`` holds them now
     gc.collect()

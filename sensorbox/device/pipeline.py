@@ -10,7 +10,7 @@ result is "unknown". Published on ``device.bus`` (subscribers copy what they kee
   (``Model.gids``, given when the model loads), -1 = unknown; confidence = share of the trees' (a knn model: the
   k neighbours') votes over the smoothing span that went to the winning class. An anomaly model's classes are
   its normal class and ``anomaly`` (score above the threshold), its confidence the window's score in permille
-  of the threshold, not smoothed (``device/model_step.py``)
+  of the threshold (1000: at it; at most 32767), not smoothed (``shared.neighbors.Neighbors.anomaly``)
 - ``events``: ``{"type": "class_change", "from": name, "to": name, "confidence": permille}`` (an anomaly model:
   also ``score`` and ``threshold``: the threshold was exceeded, or the score fell back to it)
 
@@ -38,9 +38,9 @@ class Model:
     one): ``trees`` its evaluator, ``emlearn`` emlearn_trees' own model (``trees_c.CTrees``) or None, ``classes``,
     ``n_trees`` (votes per window), ``window``, ``channels``, ``origin``, ``gids`` (the store's ids of its classes,
     ``store.class_ids``, given when it loads) and ``info`` (what ``GET /api/model`` shows). ``serial`` tells models
-    apart without keeping a reference (``device.model`` is the only one: replacing a model frees it). ``step``: for
-    a knn or anomaly model the module that classifies with it (``device/model_step.py``, in RAM only while such a
-    model is), else None."""
+    apart without keeping a reference (``device.model`` is the only one: replacing a model frees it). A knn model's
+    evaluator (``shared.neighbors``) votes as trees do; ``step``: an anomaly model's answer per window (its
+    evaluator's ``anomaly``), else None."""
 
     serial = 0  # (the class's: models made so far)
     step = None
@@ -51,8 +51,8 @@ def classify(m, feats, hist, slot, count, threshold):
     smoothing history ``hist`` (``count`` rows summed), decided against ``threshold``. Allocates nothing but the
     result (the pipeline's and the sound classifier's step)."""
     s = m.step
-    if s is not None:  # knn, anomaly
-        return s.classify(m, feats, hist, slot, count, threshold)
+    if s is not None:  # anomaly: per window, not smoothed
+        return s(feats)
     t = m.trees
     nc = len(m.classes)
     c = m.emlearn
@@ -183,7 +183,9 @@ class Pipeline:
         name = m.classes[best] if best >= 0 else UNKNOWN
         if name != self.label:  # by name: an index of the model before a swap means nothing in this one
             e = {"type": "class_change", "from": self.label, "to": name, "confidence": conf}
-            if m.step is not None:  # (an anomaly model: its score and threshold too)
-                m.step.event(m, e)
+            if m.step is not None:  # an anomaly model: its score and threshold too
+                t = m.trees
+                e["score"] = t.dist[t.found - 1]
+                e["threshold"] = t.threshold
             bus.publish("events", t_ms, e)
             self.label = name

@@ -179,8 +179,9 @@ class SoundClassifier:
         if m.window != f.window or m.info["hop"] != f.hop:
             self.start(self._ring)  # a model with other windows arrived: features for it from the next frame
             return
-        if len(f.out) != m.trees.n_features:
-            self.reason = "sound model needs {} features".format(m.trees.n_features)
+        n = getattr(m.trees, "n_inputs", m.trees.n_features)  # (a knn model's: the vector it reads)
+        if len(f.out) != n:
+            self.reason = "sound model needs {} features".format(n)
             return
         d = self.device
         cfg = d.config

@@ -225,8 +225,8 @@ def load_model(meta, lines, channels=3):
     if cols is not None:
         n = t.nodes
         for j in range(t.n_nodes):
-            n[4 * j] = cols[n[4 * j]]
-        t.n_features = len(features.names(channels))
+            n[4 * j] = cols[0][n[4 * j]]
+        t.n_features = cols[1]
     return t
 
 

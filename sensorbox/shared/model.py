@@ -57,8 +57,10 @@ def ram_bytes(meta):
 def check_meta(meta, feature_version, feature_names, channels=None, window=None, max_bytes=None):
     """Raise ModelError unless ``meta`` describes a model that can run on features ``feature_names`` (any
     iterable, e.g. ``features.iter_names(channels)``) of ``feature_version`` (and ``channels``/``window`` when
-    given) within ``max_bytes`` of RAM. Returns None when the model takes all of ``feature_names``, else the
-    position in them of each of its inputs (a bytearray: the model takes a part of them, in their order)."""
+    given) within ``max_bytes`` of RAM. Returns None when the model takes all of ``feature_names``, else (the
+    position in them of each of its inputs, a bytearray; their count): the model takes a part of them, in their
+    order (``trees_csv``/``neighbors_csv`` number its inputs in the whole vector with it). A ``rate_hz`` of a
+    whole float (50.0, read from a recording's sidecar) becomes an int."""
     if not isinstance(meta, dict):
         raise ModelError("meta.json is not a JSON object")
     kind = meta.get("kind")
@@ -96,6 +98,9 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
                          "order)".format(i, names[i], n, feature_version, meta["channels"]), "features")
     if len(names) == n:
         cols = None
+    r = meta.get("rate_hz")
+    if isinstance(r, float) and r == int(r):
+        meta["rate_hz"] = int(r)
     if window is not None and meta["window"] != window:
         raise ModelError("model was trained on {}-frame windows, ml.window is {}".format(meta["window"], window),
                          "window")
@@ -126,7 +131,7 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
         raise ModelError("model needs {} bytes of RAM ({} {}); this device allows {} (ml.model_max_kb)".format(
             ram_bytes(meta), meta["nodes"] if kind == "trees" else meta["items"], "nodes" if kind == "trees" else
             "examples of {} inputs".format(len(meta["inputs"])), max_bytes), "nodes" if kind == "trees" else "items")
-    return cols
+    return None if cols is None else (cols, n)
 
 
 def counts(meta):

@@ -83,7 +83,7 @@ class Neighbors:
         self.query = array.array("h", bytes(2 * n_features))
         self.near = array.array("h", bytes(2 * k))  # indices of the k nearest, nearest first
         self.dist = array.array("h", bytes(2 * k))  # their distances
-        self.votes = array.array("H", bytes(2 * n_classes))
+        self.counts = array.array("H", bytes(2 * n_classes))  # the last classify's votes (``votes()``)
         self.found = 0
 
     def setscale(self, src, off, mul, shift):
@@ -184,9 +184,9 @@ class Neighbors:
 
     def classify(self, x):
         """The class of the feature vector ``x`` by majority vote of its k nearest examples (ties: the lowest
-        class); -1 when no example is stored. The vote counts stay in ``self.votes``."""
+        class); -1 when no example is stored. The vote counts stay in ``votes()``."""
         n = self.nearest(self.scale(x))
-        v = self.votes
+        v = self.counts
         for c in range(self.n_classes):
             v[c] = 0
         for j in range(n):
@@ -198,6 +198,21 @@ class Neighbors:
                 most = v[c]
                 best = c
         return best
+
+    def votes(self):
+        """The last ``classify``'s vote counts per class (uint16; as ``trees.Trees.votes``: the device's pipeline
+        smooths and decides a knn model's votes as it does the trees')."""
+        return self.counts
+
+    def anomaly(self, x):
+        """An anomaly model's answer for ``x``: (1 when its score is above ``threshold``, else 0; the score in
+        permille of the threshold, 1000 at it, at most 32767), per window, on the device as in
+        ``sensorbox evaluate``."""
+        s = self.score(x)
+        h = self.threshold
+        if h <= 0:
+            return (1 if s > h else 0), (32767 if s > 0 else 0)
+        return (1 if s > h else 0), min(s * 1000 // h, 32767)  # (s < 2**15: no big int)
 
     def score(self, x):
         """Anomaly score of ``x``: the distance to its k-th nearest example (the farthest found when fewer are

@@ -9,13 +9,17 @@ _HEADER = "kxfcmt"
 
 class Loader(LineReader):
     """Parse a model file a line at a time (``feed``), so a device can yield between lines; ``finish`` checks the
-    counts and returns the model. ``expect``: (items, features, k) as meta.json announces them, or None; ``cnew``:
-    ``emlearn_neighbors.new`` to hold the examples in emlearn's C model (a device with it installed), or None."""
+    counts and returns the model. ``expect``: (items, features, k) as meta.json announces them, and optionally its
+    classes and threshold (-1: none, a knn model), or None; ``cnew``:
+    ``emlearn_neighbors.new`` to hold the examples in emlearn's C model (a device with it installed), or None;
+    ``cols``: as ``trees_csv.Loader``'s (a model on a part of the features picks its inputs out of the whole
+    vector)."""
 
     error = NeighborsError
 
-    def __init__(self, expect=None, cnew=None):
+    def __init__(self, expect=None, cnew=None, cols=None):
         self.cnew = cnew
+        self.cols = cols
         self.head = {}
         self.model = None
         self.lineno = 0
@@ -55,9 +59,12 @@ class Loader(LineReader):
             if key not in h:
                 raise NeighborsError("data before the k, x, f, c and m lines")
         e = self.expect
-        if e is not None and (h["m"], h["f"], h["k"]) != tuple(e):
+        if e is not None and (h["m"], h["f"], h["k"]) != tuple(e[:3]):
             raise NeighborsError("the file has {} items x {} features, k {}; meta.json says {} x {}, k {}".format(
                 h["m"], h["f"], h["k"], e[0], e[1], e[2]))
+        if e is not None and len(e) > 3 and (h["c"], h.get("t", -1)) != tuple(e[3:]):
+            raise NeighborsError("the file has {} classes, threshold {}; meta.json says {}, {} (-1: a knn model)".format(
+                h["c"], h.get("t", -1), e[3], e[4]))
         c = self.cnew
         self.model = Neighbors(h["m"], h["f"], h["k"], h["x"], h["c"], c(h["m"], h["f"], h["k"]) if c else None)
         self.model.threshold = h.get("t", -1)
@@ -70,6 +77,11 @@ class Loader(LineReader):
         if m.n_items != m.max_items or m.n_scales != m.n_features:
             raise NeighborsError("the file has {} of {} items and {} of {} scaling lines (truncated file?)".format(
                 m.n_items, m.max_items, m.n_scales, m.n_features))
+        c = self.cols
+        if c is not None:
+            for j in range(m.n_features):
+                m.src[j] = c[0][m.src[j]]
+            m.n_inputs = c[1]
         return m
 
 

@@ -141,7 +141,10 @@ class LineReader:
 
 
 class Loader(LineReader):
-    def __init__(self, builder):
+    """``cols``: for a model on a part of the features, the position of each of its inputs in the whole vector
+    and that vector's length, ``(positions, length)``: its nodes then read the whole vector (numbered there)."""
+
+    def __init__(self, builder, cols=None):
         # A Trees or CTrees has no builder methods of its own; an emlearn_trees model (or a Builder) has. (Not
         # isinstance: on the device the trees module may have been unloaded and imported again since the evaluator
         # was made, and then its class is another object.)
@@ -151,6 +154,7 @@ class Loader(LineReader):
         self.trees = self.nodes = self.leaves = 0
         self.ready = False
         self.lineno = 0
+        self.cols = cols
         # the furthest reference seen so far, checked against the counts in finish(): (value, where)
         self._far_node = (-1, None)
         self._far_leaf = (-1, None)
@@ -163,7 +167,7 @@ class Loader(LineReader):
                     raise TreesError("data before the f and c lines")
                 if self.leaf_bits != 0:
                     raise TreesError("leaf_bits {} unsupported: only majority voting (lb,0)".format(self.leaf_bits))
-                self.builder.setdata(self.n_features, self.n_classes)
+                self.builder.setdata(self.n_features if self.cols is None else self.cols[1], self.n_classes)
                 self.ready = True
             if kind == "n":
                 if len(tok) != 5:
@@ -208,7 +212,7 @@ class Loader(LineReader):
                     self._far_node = (i + c, "node {}: child".format(i))
             elif -c - 1 > self._far_leaf[0]:
                 self._far_leaf = (-c - 1, "node {}: leaf".format(i))
-        self.builder.addnode(left, right, feature, threshold)
+        self.builder.addnode(left, right, feature if self.cols is None else self.cols[0][feature], threshold)
         self.nodes += 1
 
     def finish(self, expect=None):

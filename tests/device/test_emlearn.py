@@ -584,6 +584,6 @@ def test_knn_and_anomaly_models_through_emlearn_equal_the_shared_files_answers()
                 x[j] = rng.below(4000) - 2000
             if kind == "knn":
                 assert a.classify(x) == b.classify(x)
-                assert list(a.votes) == list(b.votes)
+                assert list(a.votes()) == list(b.votes())
             else:
                 assert a.score(x) == b.score(x)

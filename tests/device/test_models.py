@@ -464,9 +464,9 @@ def _part(trees, rotate=0):
 
 
 async def test_a_tree_model_on_a_part_of_the_features_votes_on_the_whole_vector_and_is_refilled():
-    # A model on a part of the features (train --features) runs on the extractor's whole vector through
-    # model_step.Part: the same votes as the model it was cut from. A model of the same size replacing it refills
-    # its arrays (one model in RAM), as for any tree model.
+    # A model on a part of the features (train --features) runs on the extractor's whole vector, with
+    # its nodes numbered in it as it loads: the same votes as the model it was cut from. A model of the same size
+    # replacing it refills its arrays (one model in RAM), as for any tree model.
     m = manager(refill=True)
     await m.boot()
     xs = _inputs(m.current.trees.n_features)
@@ -479,12 +479,12 @@ async def test_a_tree_model_on_a_part_of_the_features_votes_on_the_whole_vector_
     upload(m, meta, csv)
     await m.activate()
     cur = m.current
-    assert type(cur.trees).__name__ == "Part" and cur.step is None and cur.info["features"] == len(used)
+    assert cur.trees.n_features == len(xs[0]) and cur.step is None and cur.info["features"] == len(used)
     assert _votes(cur, xs) == whole
-    ev = cur.trees.ev
+    ev = cur.trees
     meta, csv, _ = _part(3, rotate=1)
     upload(m, meta, csv)
     await m.activate()
-    assert m.current.trees.ev is ev  # refilled
+    assert m.current.trees is ev  # refilled
     nc = len(m.current.classes)
     assert _votes(m.current, xs) == [[v[(c - 1) % nc] for c in range(nc)] for v in whole]

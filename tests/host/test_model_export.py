@@ -116,7 +116,8 @@ def test_meta_and_csv_agree_and_validate(tmp_path):
     assert "feature version 1" in reason(meta, feature_version=2)
     # a model may take a part of the device's features, in their order: then their positions
     assert model_fmt.check_meta(meta, 1, names) is None
-    assert list(model_fmt.check_meta(meta, 1, ["x"] + names[:2] + ["g"] + names[2:])) == [1, 2, 4, 5, 6]
+    cols, n = model_fmt.check_meta(meta, 1, ["x"] + names[:2] + ["g"] + names[2:])
+    assert list(cols) == [1, 2, 4, 5, 6] and n == 7
     assert "feature 2 is f2 in the model: not one of the 5 features" in reason(
         meta, feature_names=names[:2] + ["g"] + names[3:])
     assert "feature 2 is f2" in reason(meta, feature_names=[names[0]] + names[2:] + [names[1]])  # order

@@ -66,7 +66,8 @@ def test_train_features_takes_a_part_and_evaluate_uses_it(tmp_path):
                                                           train.FEATURE_GROUPS["time"])]
     assert meta["features"] == want and len(want) == 4 * 14 + 3
     cols = model.check_meta(meta, features.FEATURE_VERSION, names, 3)
-    assert list(cols) == [names.index(n) for n in want]
+    assert list(cols[0]) == [names.index(n) for n in want] and cols[1] == 86
+    cols = cols[0]
     assert "features: 59 of the 86 (--features time,grav)" in r.stdout
     # evaluate: the model's part of each window's features (a tree model given all 86 would read other columns)
     ev = evaluate.evaluate(str(out), "excerpt", out_dir="", quiet=True)

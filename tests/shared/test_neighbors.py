@@ -33,7 +33,7 @@ def test_distances_order_and_vote():
     assert m.classify(x) == 1
     # distances from (0, 0): 0, 5, 5, 10, 5, 141 -> nearest 0, then the 5s by index: 1, 2 (4 is 4th)
     assert list(m.near) == [0, 1, 2] and list(m.dist) == [0, 5, 5]
-    assert list(m.votes) == [1, 2, 0]
+    assert list(m.votes()) == [1, 2, 0]
     assert m.score(x) == 5
     # isqrt floors: (1, 1) is at distance 1 from item 0 (sqrt 2 = 1.41), 3 from item 1 (sqrt 13 = 3.6)
     x[1], x[3] = 1, 1
@@ -44,7 +44,7 @@ def test_vote_tie_goes_to_the_lowest_class():
     text = MODEL.replace("k,3", "k,2").replace("i,1,-3,-4", "i,1,-3,-40")
     m = _model(text)
     x = array.array("h", [0, 1, 0, 2])  # nearest: item 0 (class 0, d 2), item 1 (class 1, d 3)
-    assert m.classify(x) == 0 and list(m.votes) == [1, 1, 0]
+    assert m.classify(x) == 0 and list(m.votes()) == [1, 1, 0]
 
 
 def test_scaling_is_integer_and_clamped():

@@ -145,6 +145,13 @@ async def test_unknown_below_threshold_and_no_model():
     await feed(dev.sensors["accel"].ring, frames, 128 + 64 * 15, 64)
     await until(lambda: pipe.windows == n + 1 and pipe.reason is not None)
     assert "no model" in pipe.status()["reason"] and len(preds) == 16
+    # a refused model stays refused; one that found no RAM at start is tried again (every 32 windows)
+    seq = 128 + 64 * 16
+    seq = await feed(dev.sensors["accel"].ring, frames, seq, 64 * 33)
+    assert dev.model is None and pipe.windows >= n + 33
+    dev.model_error = "default model refused: not enough RAM to load the model"
+    await feed(dev.sensors["accel"].ring, frames, seq, 64 * 33)
+    await until(lambda: dev.model is not None)
     task.cancel()
     await asyncio.sleep_ms(0)
 

@@ -6,7 +6,7 @@ MicroPython decodes them into strings that no longer encode as UTF-8, so every a
 nesting deeper than ``DEPTH`` (an 8000-deep body ran the parser out of memory: 503 every time); a number that is
 not finite (``1e999``: OverflowError, 500) or past ``_BIG``. Escaped surrogate pairs (``\\ud83d\\ude00``, what
 Python's json sends for non-ASCII text) become the character they stand for (MicroPython's json would keep two
-surrogates).
+surrogates), as UTF-8 bytes made without ``chr()``, which interns what it makes (a name per character, for good).
 """
 
 import json
@@ -97,7 +97,10 @@ def _pairs(b):
             if h > 0xDBFF or not 0xDC00 <= lo <= 0xDFFF:
                 raise BadRequest("request body holds a lone surrogate escape (\\u{:04x}), which is not text".format(h))
             out.append(b[last:i])
-            out.append(chr(0x10000 + ((h - 0xD800) << 10) + lo - 0xDC00).encode())
+            # its UTF-8 bytes by arithmetic: chr() would intern the character as a name for good, and a client
+            # sending many different ones grew the name pool without bound (issue 19)
+            c = 0x10000 + ((h - 0xD800) << 10) + lo - 0xDC00
+            out.append(bytes((0xF0 | c >> 18, 0x80 | (c >> 12) & 63, 0x80 | (c >> 6) & 63, 0x80 | c & 63)))
             last = i + 12
             i = b.find(b"\\u", last)
         else:

@@ -1,5 +1,8 @@
 """Reading a request's JSON body (``server.read_json``, which loads this module for the call).
 
+A body whose ``Content-Type`` is not ``application/json`` is refused with 415 (``curl -d`` sends a form's type:
+add ``-H 'Content-Type: application/json'``); one without a ``Content-Type`` is read as JSON.
+
 A body is refused (``BadRequest``, answered 400 with the reason) when it is not JSON, or when it holds what would
 break a handler or a response: a lone UTF-16 surrogate, escaped (``\\ud800``) or encoded (bytes ED A0..BF:
 MicroPython decodes them into strings that no longer encode as UTF-8, so every answer echoing one was broken);
@@ -20,7 +23,12 @@ _BIG = 9007199254740991  # 2**53 - 1: integers past it are refused (JavaScript's
 
 
 def read_json(req):
-    """The request body as JSON; raises BadRequest with a reason when it is not."""
+    """The request body as JSON; raises BadRequest with a reason when it is not (415 when its Content-Type is
+    another type's: a body without one is read as JSON)."""
+    ct = req.content_type
+    if ct is not None and ct.split(";")[0].strip().lower() != "application/json":
+        raise BadRequest("the body must be JSON (Content-Type: application/json), not {}".format(ct[:64]),
+                         "Content-Type", 415)
     body = req.body
     if not body:
         raise BadRequest("request body is empty; expected JSON")

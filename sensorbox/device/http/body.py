@@ -25,7 +25,7 @@ _BIG = 9007199254740991  # 2**53 - 1: integers past it are refused (JavaScript's
 def read_json(req):
     """The request body as JSON; raises BadRequest with a reason when it is not (415 when its Content-Type is
     another type's: a body without one is read as JSON)."""
-    ct = req.content_type
+    ct = getattr(req, "content_type", None)  # (a handler's own stand-in for a request may have none)
     if ct is not None and ct.split(";")[0].strip().lower() != "application/json":
         raise BadRequest("the body must be JSON (Content-Type: application/json), not {}".format(ct[:64]),
                          "Content-Type", 415)

@@ -5,6 +5,7 @@ Layout of a bundle (``build/<target>/``), which is also the device's file system
     main.py                      starts sensorbox.device.app
     www/config-schema.json       the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
+    www/routes.txt               every path with its methods, from the OpenAPI document (host/apidoc.py)
     lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
     bundle.json                  what is in it, with sizes
 

@@ -69,14 +69,19 @@ def build(www, analysis=False):
                 data = data.replace(_PAGE_TAG, b"")
             out.append(_write_gz(os.path.join(www, name + ".gz"), data))
     out += _from_npm(www, VENDOR, "the UI's chart library")
-    with open(os.path.join(WEB, "openapi.json")) as f:
-        spec = json.load(f)
+    from sensorbox.host import apidoc
+
+    try:
+        spec = apidoc.document()
+    except (ValueError, KeyError) as e:
+        raise WebBuildError("web/openapi.json: {}".format(e))
     if "/api/status" not in spec.get("paths", {}):
         raise WebBuildError("web/openapi.json does not document /api/status")
-    import sensorbox
-
-    spec["info"]["version"] = sensorbox.__version__
-    out.append(_write_gz(os.path.join(www, "openapi.json.gz"), json.dumps(spec, separators=(",", ":")).encode()))
+    out.append(_write_gz(os.path.join(www, "openapi.json.gz"),
+                         json.dumps(spec, separators=(",", ":"), ensure_ascii=False).encode()))
+    with open(os.path.join(www, "routes.txt"), "w") as f:
+        f.write(apidoc.routes(spec))
+    out.append(f.name)
     if analysis:
         out += build_runtime(www)
     else:

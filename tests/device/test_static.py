@@ -30,14 +30,12 @@ def _body(res):
 
 
 def test_identity_when_gzip_is_not_accepted_with_a_small_window():
-    import json
-
     from sensorbox.device.http import static
 
     res = static.static_file(WWW, "openapi.json", Req())
     assert "Content-Encoding" not in res.headers and res.headers["Vary"] == "Accept-Encoding"
     body, peak = _body(res)
-    assert json.loads(body)["openapi"].startswith("3.")
+    assert body.startswith(b'{"openapi":"3.') and body.endswith(b"}")  # (~65 KB: not parsed in this heap)
     # ~2.4 KB here: the 1 KB window and the decompressor's tables (a 32 KB window would take over 34 KB)
     print("heap while decompressing:", peak)
     assert peak < 4096, peak

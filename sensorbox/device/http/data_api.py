@@ -12,7 +12,7 @@ Loaded for the request by ``server`` (``handle``), with the reader (``store.expo
 (``store.meta``) or the listing (``store.figures``), each unloaded at once (``lazy``): they cost heap only
 while a request runs. ``GET /api/labels`` is a generator reading the labels from flash as it is sent. Resource
 names are looked up in the store's table, never used as paths: no traversal.
-Bad parameters get ``400 {"error": reason, "field": name}``; a label that cannot be written or deleted because
+Bad parameters get ``400 {"error": reason, "field": name}`` (a resource the store does not have: 404); a label that cannot be written or deleted because
 the flash is full or failing gets ``507`` (nothing changed).
 """
 
@@ -89,8 +89,8 @@ async def data(device, req, name):
     lazy.unload(_EX)  # unloaded at once; this handler keeps what it uses until it returns
     try:
         p = ex.plan(device.store, name, req.args, device.platform.epoch_ms(), False)
-    except QueryError as e:
-        return error(400, e.reason, e.field)
+    except QueryError as e:  # (no such resource: 404)
+        return error(404 if e.field == "name" else 400, e.reason, e.field)
     if p.numeric:  # count the rows (the .npy header needs them), a segment at a time
         g = ex.prepare(device.store, p)
         try:

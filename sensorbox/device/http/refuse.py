@@ -8,11 +8,15 @@ second ``Content-Length``), 4002 (a ``Content-Length`` that is not a number), 40
 which is not text) and 4004 (a body nested deeper than 32 levels, found while reading it when there was no room to
 hold it) -- ``400 Bad Request`` --, or 408 (the request did not arrive whole within
 ``http.read_timeout_s``: ``408 Request Timeout``). The caller closes the connection.
+
+``handle(req)``: a method the path does not have (405 with ``Allow``), or a path the API does not have (404),
+from the route list the bundle writes from the OpenAPI document (``www/routes.txt``, see ``host/apidoc.py``): the
+device keeps no route table in RAM. OPTIONS answers with the same ``Allow`` (``server._dispatch``).
 """
 
 import asyncio
 
-from sensorbox.device.http.server import Request, error
+from sensorbox.device.http.server import Request, error, not_found
 
 _WHY = {
     408: (408, "Request Timeout", "the request did not arrive whole within http.read_timeout_s"),
@@ -44,3 +48,44 @@ async def answer(why, reader, writer, log):
                     return
             except Exception:
                 return
+
+
+def _allow(www, path):
+    """The ``Allow`` header's value for ``path`` (its methods, HEAD where GET is, OPTIONS), read from
+    ``<www>/routes.txt`` (a line per path: ``/api/labels/{ident} DELETE``; ``{...}`` matches one segment); None
+    when no line matches."""
+    segs = path.split("/")
+    try:
+        f = open(www + "/routes.txt")
+    except OSError:
+        return None
+    with f:
+        for line in f:
+            p = line.split()
+            t = p[0].split("/") if p else ()
+            if len(t) != len(segs):
+                continue
+            for i in range(len(t)):
+                if t[i] != segs[i] and not (t[i][:1] == "{" and segs[i]):
+                    break
+            else:
+                out = []
+                for m in p[1:]:
+                    out.append(m)
+                    if m == "GET":
+                        out.append("HEAD")
+                out.append("OPTIONS")
+                return ", ".join(out)
+    return None
+
+
+def handle(req):
+    """A request no route takes (``server.not_allowed``): 405 with ``Allow`` when ``req.path`` is one of the API's,
+    else 404."""
+    dev = req.app.device if req.app is not None else None
+    a = _allow(dev.platform.www_dir, req.path) if dev is not None else None
+    if a is None:
+        return not_found(req)
+    res = error(405, "method {} not allowed here; allowed: {}".format(req.method, a))
+    res.headers["Allow"] = a
+    return res

@@ -9,7 +9,7 @@ a 32 KB block. Both answers carry ``Vary: Accept-Encoding``.
 
 from micropython import const
 
-from sensorbox.device.http.server import Response, error
+from sensorbox.device.http.server import Response, error, not_allowed
 
 # the types of the UI's files, by extension (one string: no dict, no interned names)
 _TYPES = const(" js=application/javascript css=text/css json=application/json svg=image/svg+xml png=image/png ")
@@ -74,4 +74,6 @@ def static_file(www, name, req):
 
 async def handle(device, http, req):
     p = req.path
+    if req.method != "GET":  # (HEAD arrives as GET)
+        return not_allowed(req)
     return static_file(device.platform.www_dir, p[8:] if len(p) > 1 else "index.html", req)

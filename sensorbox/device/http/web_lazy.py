@@ -8,7 +8,7 @@
     GET    /api/tokens           API tokens (never their secrets)                                      admin
     POST   /api/tokens           {"name": ..., "scope": "read"|"admin"} -> 201 with the token, shown once   admin
     DELETE /api/tokens/<id>                                                                            admin
-    GET    /api/routes           every route of this app (``ROUTES``; tests check them against the OpenAPI) admin
+    GET    /api/routes           every path with its methods: www/routes.txt, generated from the OpenAPI document admin
     GET    /api/logs?since=N     entries of the log ring from byte offset N (each has its "id"); "next": pass it
                                  as since to get only what is new
     GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
@@ -25,7 +25,7 @@ from micropython import const
 
 from sensorbox.device import lazy
 from sensorbox.device.http import authz
-from sensorbox.device.http.server import BadRequest, error, json_response
+from sensorbox.device.http.server import BadRequest, json_response, not_allowed, not_found
 from sensorbox.device.http.static import static_file
 
 _ADMIN = const("sensorbox.device.http.web_admin")
@@ -44,13 +44,6 @@ _ROUTES = {
     "restart": (("POST",), True),
     "debug/fault": (("POST",), True),
 }
-# Every route of the app, for GET /api/routes (the modules that answer them: see server._route)
-ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api/config/schema"),
-          (("PUT",), "/api/config"), (("GET",), "/api/model"),
-          (("GET", "PUT", "POST"), "/api/model/<action>"), (("GET",), "/api/resources"),
-          (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
-          (("DELETE",), "/api/labels/<int:ident>"), (("GET",), "/"), (("GET",), "/static/<name>"),
-          (("DELETE",), "/api/tokens/<int:ident>"))
 
 
 async def handle(device, http, req):
@@ -62,8 +55,6 @@ async def handle(device, http, req):
 
 
 async def _handle(device, http, req, p):
-    if req.method not in ("GET", "HEAD", "POST", "PUT", "DELETE"):
-        return error(405, "method {} not allowed".format(req.method))
     parts = p.split("/")
     action = parts[1] if len(parts) in (2, 3) and parts[0] == "api" else None
     ident = None
@@ -71,16 +62,14 @@ async def _handle(device, http, req, p):
         try:
             ident = int(parts[2])
         except ValueError:
-            action = None
+            return not_found(req)
     elif p == "api/debug/fault":
         action = p[4:]
     elif len(parts) == 3 or req.method == "DELETE":
         action = None
     r = _ROUTES.get(action)
-    if r is None:
-        return error(404, "no such endpoint: {}".format(req.path))
-    if req.method not in r[0]:
-        return error(405, "method {} not allowed here".format(req.method))
+    if r is None or req.method not in r[0]:
+        return not_allowed(req)  # 405 with Allow for a path the API has, else 404
     auth = device.auth
     if r[1] is not None:
         refused = await authz.check(auth, req, r[1])
@@ -112,11 +101,17 @@ async def _handle(device, http, req, p):
         lazy.unload(_DATA)
         return await m.data(device, req, "events")
     if action == "routes":
-        out = [[list(m), p] for m, p in ROUTES]
-        for k in _ROUTES:
-            out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
-        return json_response(out)
+        return json_response(_routes(device.platform.www_dir + "/routes.txt"))
     # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
     return await m.handle(device, req, action, ident)
+
+
+def _routes(path):
+    # GET /api/routes: [[methods], path] per line of the route list (generated from the OpenAPI document)
+    with open(path) as f:
+        for line in f:
+            p = line.split()
+            if p:
+                yield [p[1:], p[0]]

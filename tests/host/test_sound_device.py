@@ -11,7 +11,6 @@ import subprocess
 import time
 
 import numpy as np
-import pytest
 
 from conftest import ADMIN_PASSWORD, wait_for
 from sensorbox.host import bundle, export, train
@@ -21,15 +20,8 @@ CARDS = "/usr/share/pocketsphinx/test/data/cards"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@pytest.fixture(scope="module")
-def sound_model(tmp_path_factory):
-    out = tmp_path_factory.mktemp("soundmodel")
-    rep = train.train("sounds", str(out), quiet=True, plot=False, sensor="sound")
-    return str(out), rep
-
-
-def test_device_model_equals_emlearn_c_on_every_real_window(sound_model, tmp_path):
-    model_dir, rep = sound_model
+def test_device_model_equals_emlearn_c_on_every_real_window(sounds_model, tmp_path):
+    model_dir, rep = sounds_model
     assert rep["agreement"]["device_vs_emlearn_c"] == 1.0  # the shared evaluator (CPython) vs emlearn's C code
     table = train.window_table(train.recordings("sounds"), 1, sf.WINDOW, sf.WINDOW_HOP, sensor="sound")
     X = table["X"]
@@ -55,8 +47,8 @@ def _heap(dev):
     return min(vals)
 
 
-def test_device_classifies_the_microphone_stream(sound_model, device_factory):
-    model_dir, rep = sound_model
+def test_device_classifies_the_microphone_stream(sounds_model, device_factory):
+    model_dir, rep = sounds_model
     dev = device_factory()
     r = dev.put("/api/config", {"sim.mic_wav": "/no/such/folder"})
     assert r.status == 400 and r.json()["field"] == "sim.mic_wav"

@@ -104,18 +104,16 @@ def test_train_sound_on_generated_signals_and_evaluate(tmp_path):
     assert meta["feature_version"] == sf.FEATURE_VERSION and meta["classes"] == ["clicks", "hiss", "tone"]
     ev = evaluate.evaluate(str(tmp_path / "m"), str(data), out_dir="")
     assert ev["window"]["accuracy"] == 1.0 and ev["recording"]["accuracy"] == 1.0
-    # windows: 1.5 s each at 16 kHz -> (24000 - 4352) // 2048 + 1 = 10 per recording
-    table = train.window_table(train.recordings(str(data)), 1, sf.WINDOW, sf.WINDOW_HOP, sensor="sound")
-    assert len(table["y"]) == 18 * 10 and sorted(set(table["start"].tolist()))[:3] == [0, 2048, 4096]
-    # the features table for pandas
+    # the features table for pandas (train.window_table's windows): 1.5 s each at 16 kHz -> (24000 - 4352) // 2048
+    # + 1 = 10 per recording, one every 2048 samples
     df = datasets.features_frame(str(data), sensor="sound")
-    assert list(df.columns[5:]) == list(sf.names()) and len(df) == 180 and df.attrs["sensor"] == "sound"
+    assert list(df.columns[5:]) == list(sf.names()) and len(df) == 18 * 10 and df.attrs["sensor"] == "sound"
+    assert sorted(set((df["start_s"] * 16000).round().astype(int).tolist()))[:3] == [0, 2048, 4096]
 
 
-def test_train_on_the_real_recordings_debian_ships(tmp_path):
+def test_train_on_the_real_recordings_debian_ships(sounds_model):
     assert sounds.missing() is None, sounds.missing()  # make test installs them
-    rep = train.train("sounds", str(tmp_path / "m"), quiet=True, plot=False, sensor="sound",
-                      compare=["knn", "baseline"])
+    _, rep = sounds_model  # (conftest: trained once, test_sound_device runs the model)
     assert rep["classes"] == ["press", "release", "speech"]
     assert rep["training"]["recordings"] == 181 and rep["training"]["windows"] == 423
     assert rep["accuracy_mean"] > 0.8 and rep["chance"]["warning"] is None, rep["accuracy_mean"]

@@ -52,3 +52,39 @@ def test_escaped_pairs_become_utf8_and_lone_surrogates_are_refused():
         else:
             raise AssertionError(bad)
     assert body.read_json(Req(b'{"k": "\\\\ud83d"}'))["k"] == "\\ud83d"  # an escaped backslash: plain text
+
+
+def _allocated(fn):
+    # bytes ``fn()`` allocates (the collector off: everything it makes is counted, whatever it drops)
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.mem_alloc()
+        out = fn()
+        return gc.mem_alloc() - before, out
+    finally:
+        gc.enable()
+
+
+def test_a_whole_configuration_needs_no_copy_of_the_body():
+    """Issue 19: Schemathesis' whole-config PUT (every key, a 4000-character CA: ~6 KB) got 503 "short of
+    memory" at APP_HEAP after a while: the body (a bytearray, as the server reads it) was decoded into a str
+    before it was parsed, a copy needing a second block of its size that a fragmented heap lacked. (A str's
+    ``encode()`` and a bytes' ``decode()`` share the data on MicroPython: no copy.)"""
+    import json
+
+    from sensorbox.device.http import body
+    from sensorbox.shared import config_schema as schema
+
+    every = {}
+    for e in schema.entries():
+        every[e[0]] = e[2]
+    every["mqtt.tls_ca"] = "M" * 4000
+    data = json.dumps(every).encode()
+    every = None
+    got = bytearray(data)  # (as the server reads a body)
+    body.read_json(Req(b'{"mqtt.tls_ca": "M"}'))  # (whatever a first call makes once)
+    parse, _ = _allocated(lambda: json.loads(data))  # the parser's own (garbage included: the collector is off)
+    used, _ = _allocated(lambda: body.read_json(Req(got)))
+    print("body", len(data), "bytes; the parser allocates", parse, "bytes, read_json", used)
+    assert used < parse + len(data) // 2, (len(data), parse, used)  # (with the copy: + len(data))

@@ -213,123 +213,6 @@ def test_long_and_non_ascii_targets_and_headers_up_to_the_limits(device_app):
     assert st == 400 and json.loads(b.decode("utf-8"))["field"] == "\U0001F600", b
 
 
-# ---------------------------------------------------------------- Schemathesis against the running device
-
-# Stateful runs follow the document's links only (inferred ones sent /api/resources/labels/data, a path of its
-# own, as the templated export). Per operation, the statuses a schema-valid request may get besides 2xx: the document says where the device
-# checks more than a schema can say (keys against each other, end after start, columns of the resource, a model
-# against this device). Everything else is Schemathesis' default.
-ST_CONFIG = """
-[phases.stateful.inference]
-algorithms = []  # only the document's own links (a label or token made, then deleted)
-
-[checks.not_a_server_error]
-expected-statuses = ["2xx", "3xx", "4xx", "503"]
-
-[[operations]]
-include-operation-id-regex = "^(updateConfig|addLabel|uploadModelMeta|activateModel|rollbackModel|exportData|exportEvents|exportLabels|listEvents)$"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
-"""
-
-
-def schemathesis(dev, out, *, seed, examples, workers=1, max_time=None, phases="examples,coverage,fuzzing,stateful"):
-    """Run Schemathesis' CLI against ``dev`` with every check (restart and fault injection left out: they stop
-    the device on purpose); returns (exit code, its output)."""
-    out.mkdir(exist_ok=True)
-    cfg = out / "schemathesis.toml"
-    cfg.write_text(ST_CONFIG)
-    cmd = [os.path.join(BIN, "schemathesis"), "--config-file", str(cfg), "--no-color", "run",
-           dev.url + "/api/openapi.json", "-a", "admin:" + ADMIN_PASSWORD, "--checks", "all",
-           "--seed", str(seed), "--max-examples", str(examples), "--workers", str(workers), "--phases", phases,
-           "--exclude-operation-id", "restart", "--exclude-operation-id", "injectFault",
-           "--request-timeout", "30", "--max-failures", "20", "--output-truncate", "true",
-           "--suppress-health-check", "all"]
-    if max_time:
-        cmd += ["--max-time", str(max_time), "--generation-database", "none"]
-    else:
-        cmd += ["--generation-deterministic"]
-    env = dict(os.environ, SCHEMATHESIS_HOOKS="st_hooks",
-               PYTHONPATH=os.path.join(REPO, "tests", "host") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run(cmd, cwd=str(out), env=env, capture_output=True, text=True, timeout=(max_time or 600) + 300)
-    text = p.stdout + p.stderr
-    (out / "schemathesis.txt").write_text(text)
-    return p.returncode, text
-
-
-def _summary(text):
-    return text[text.find("SUMMARY"):][-6000:] if "SUMMARY" in text else text[-6000:]
-
-
-@pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory):
-    """A device of its own: Schemathesis changes its configuration, labels and tokens."""
-    from conftest import Device
-
-    d = Device(tmp_path_factory.mktemp("contract"))
-    yield d
-    d.stop()
-
-
-def _every_get_answers(dev):
-    """Each documented GET without path parameters answers 200 (not 503): the device is back to normal."""
-    for _, path, op in apidoc.operations(_doc()):
-        if "{" in path or path in ("/api/live",) or not op["operationId"].startswith(("get", "list")):
-            continue
-        if path == "/api/model/file":
-            path += "?which=default&name=meta.json"
-        r = wait_for(lambda p=path: dev.get(p), "{} answers 200".format(path), lambda r: r.status == 200, 30, 0.5)
-        assert r.status == 200, (path, r.status)
-
-
-@pytest.mark.proof
-def test_schemathesis_all_checks(fuzzed, tmp_path):
-    """Schemathesis (every phase, every check, our UTF-8 check), seeded and deterministic, finds nothing; the device
-    then answers every route, no service restarted."""
-    # make test: the systematic phases (boundary values, every method, missing parts; ~2,000 requests); the
-    # random fuzzing runs in the four-worker test below; make proof adds it here too
-    code, text = schemathesis(fuzzed, tmp_path / "st", seed=19, examples=100 if FULL else 8,
-                              phases="examples,coverage,fuzzing,stateful" if FULL else "examples,coverage,stateful")
-    print(_summary(text))
-    assert code == 0, _summary(text)
-    _every_get_answers(fuzzed)
-    st = fuzzed.status()
-    assert st["task_restarts"] == 0, st["tasks"]
-
-
-@pytest.mark.proof
-def test_no_degradation_after_four_workers(fuzzed, tmp_path):
-    """Issue 19 item 2: four Schemathesis workers for a while (10 minutes at full size), then within seconds every
-    route answers as before, no service restarted (housekeeping crash-looped on MemoryError in the issue) and the
-    live heap is back where it was (each escaped astral character a client sent was interned for good: +18 KB)."""
-    _every_get_answers(fuzzed)
-    time.sleep(6)  # a collection by housekeeping (every 5 s): heap.used is measured right after one
-    before = fuzzed.status()
-    seconds = 600 if FULL else 20
-    code, text = schemathesis(fuzzed, tmp_path / "load", seed=1919, examples=1000, workers=4, max_time=seconds,
-                              phases="fuzzing")
-    m = re.search(r"(\d+) generated", text)
-    print("four workers for {} s: {} requests generated".format(seconds, m.group(1) if m else "?"))
-    assert code == 0, _summary(text)  # every check holds under load too
-    # and what the issue's fuzzer sent now and then, many times: keys that are escaped astral characters (each a
-    # name interned for good before: ~8 KB for these 600)
-    for i in range(60):
-        keys = ",".join('"\\u{:04x}\\u{:04x}": 1'.format(0xD840 + i, 0xDC00 + j) for j in range(10))
-        st, _, _, b = raw(fuzzed.port, "PUT", "/api/config", ["Content-Type: application/json"],
-                          ("{" + keys + "}").encode())
-        assert st == 400 and json.loads(b.decode("utf-8"))["error"] == "unknown key", (st, b)
-    t0 = time.time()
-    _every_get_answers(fuzzed)
-    print("every GET route answered 200 within {:.1f} s".format(time.time() - t0))
-    time.sleep(6)
-    after = fuzzed.status()
-    assert after["task_restarts"] == before["task_restarts"], after["tasks"]
-    grown = after["heap"]["used"] - before["heap"]["used"]
-    print("live heap before {} after {} (+{} bytes)".format(before["heap"]["used"], after["heap"]["used"], grown))
-    assert grown < 4096, (before["heap"], after["heap"])
-    logs = fuzzed.get("/api/logs?since=0").json()["entries"]
-    assert not [e for e in logs if "MemoryError" in e["msg"] and e["source"] != "http"], logs
-
-
 # ---------------------------------------------------------------- a client generated from the document
 
 @pytest.fixture(scope="module")
@@ -415,3 +298,147 @@ def test_generated_client_walks_the_readme_journeys(client_pkg, device_app):
     assert ops["revoke_token"].sync(client=session, ident=tok.id).revoked == tok.id
     assert ops["update_config"].sync(client=session, body=models.ConfigUpdate.from_dict({"log.level": "info"}))
     assert ops["logout"].sync(client=session).logged_out is True
+
+
+# ---------------------------------------------------------------- Schemathesis against the running device
+
+# Stateful runs follow the document's links only (inferred ones sent /api/resources/labels/data, a path of its
+# own, as the templated export). The coverage phase sends no methods a path does not have (every path and method
+# both ways: test_every_route_is_documented_and_nothing_else, with the exact Allow) and leaves out updateConfig,
+# whose boundary values of each of the ~80 keys made half of its ~2,000 requests (each key at and past its bounds,
+# with every service checked after each: test_config_fuzz.py; the whole configuration at once, with the longest
+# strings: _whole_config below; updateConfig's schemas: the examples and stateful phases and the fuzzing under
+# load). Per operation, the statuses a schema-valid request may get besides 2xx: the document says where the device
+# checks more than a schema can say (keys against each other, end after start, columns of the resource, a model
+# against this device). Everything else is Schemathesis' default.
+ST_CONFIG = """
+[phases.stateful.inference]
+algorithms = []  # only the document's own links (a label or token made, then deleted)
+
+[phases.coverage]
+unexpected-methods = []
+
+[checks.not_a_server_error]
+expected-statuses = ["2xx", "3xx", "4xx", "503"]
+
+[[operations]]
+include-operation-id-regex = "^(updateConfig|addLabel|uploadModelMeta|activateModel|rollbackModel|exportData|exportEvents|exportLabels|listEvents)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-operation-id = "updateConfig"
+phases.coverage.enabled = false
+"""
+
+
+def schemathesis(dev, out, *, seed, examples, workers=1, max_time=None, phases="examples,coverage,fuzzing,stateful"):
+    """Run Schemathesis' CLI against ``dev`` with every check (restart and fault injection left out: they stop
+    the device on purpose); returns (exit code, its output)."""
+    out.mkdir(exist_ok=True)
+    cfg = out / "schemathesis.toml"
+    cfg.write_text(ST_CONFIG)
+    cmd = [os.path.join(BIN, "schemathesis"), "--config-file", str(cfg), "--no-color", "run",
+           dev.url + "/api/openapi.json", "-a", "admin:" + ADMIN_PASSWORD, "--checks", "all",
+           "--seed", str(seed), "--max-examples", str(examples), "--workers", str(workers), "--phases", phases,
+           "--exclude-operation-id", "restart", "--exclude-operation-id", "injectFault",
+           "--request-timeout", "30", "--max-failures", "20", "--output-truncate", "true",
+           "--suppress-health-check", "all"]
+    if max_time:
+        cmd += ["--max-time", str(max_time), "--generation-database", "none"]
+    else:
+        cmd += ["--generation-deterministic"]
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="st_hooks",
+               PYTHONPATH=os.path.join(REPO, "tests", "host") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run(cmd, cwd=str(out), env=env, capture_output=True, text=True, timeout=(max_time or 600) + 300)
+    text = p.stdout + p.stderr
+    (out / "schemathesis.txt").write_text(text)
+    return p.returncode, text
+
+
+def _summary(text):
+    return text[text.find("SUMMARY"):][-6000:] if "SUMMARY" in text else text[-6000:]
+
+
+def _whole_config(dev):
+    """PUT /api/config with every key, twice: with the longest strings a body may carry (8 KB: a 4000-character
+    CA and a 2200-character one), then every default (which also undoes what Schemathesis set). Issue 19: the
+    ~6 KB whole-config PUT Schemathesis' coverage phase sent got 503 "short of memory" at APP_HEAP, the body's
+    decoded copy finding no block after a run (now parsed from the bytes, a string's characters checked without
+    a copy)."""
+    from sensorbox.shared import config_schema as schema
+
+    every = {e[0]: e[2] for e in schema.entries()}
+    long = dict(every, **{"mqtt.tls_ca": "M" * 4000, "webhook.tls_ca": "W" * 2200})
+    for body in (long, every):
+        data = json.dumps(body).encode()
+        assert len(data) <= 8192
+        st, _, _, b = raw(dev.port, "PUT", "/api/config", ["Content-Type: application/json"], data)
+        assert st == 200, (len(data), st, b)
+    assert dev.get("/api/config").json()["config"]["mqtt.tls_ca"] == ""
+
+
+def _every_get_answers(dev):
+    """Each documented GET without path parameters answers 200 (not 503): the device is back to normal."""
+    for _, path, op in apidoc.operations(_doc()):
+        if "{" in path or path in ("/api/live",) or not op["operationId"].startswith(("get", "list")):
+            continue
+        if path == "/api/model/file":
+            path += "?which=default&name=meta.json"
+        r = wait_for(lambda p=path: dev.get(p), "{} answers 200".format(path), lambda r: r.status == 200, 30, 0.5)
+        assert r.status == 200, (path, r.status)
+
+
+@pytest.mark.proof
+@pytest.mark.slow
+def test_schemathesis_all_checks(device_app, tmp_path):
+    """Schemathesis (every phase, every check, our UTF-8 check), seeded and deterministic, finds nothing; the device
+    then answers every route, takes the whole configuration at once, and no service restarted. (After the
+    generated client: Schemathesis leaves the device's configuration, labels and tokens changed.)"""
+    fuzzed = device_app
+    # make test: the systematic phases (boundary values, missing parts; ~1,000 requests); the
+    # random fuzzing runs in the four-worker test below; make proof adds it here too
+    code, text = schemathesis(fuzzed, tmp_path / "st", seed=19, examples=100 if FULL else 8,
+                              phases="examples,coverage,fuzzing,stateful" if FULL else "examples,coverage,stateful")
+    print(_summary(text))
+    assert code == 0, _summary(text)
+    _every_get_answers(fuzzed)
+    _whole_config(fuzzed)
+    st = fuzzed.status()
+    assert st["task_restarts"] == 0, st["tasks"]
+
+
+@pytest.mark.proof
+@pytest.mark.slow
+def test_no_degradation_after_four_workers(device_app, tmp_path):
+    """Issue 19 item 2: four Schemathesis workers for a while (10 minutes at full size), then within seconds every
+    route answers as before, no service restarted (housekeeping crash-looped on MemoryError in the issue) and the
+    live heap is back where it was (each escaped astral character a client sent was interned for good: +18 KB)."""
+    fuzzed = device_app
+    _every_get_answers(fuzzed)
+    time.sleep(6)  # a collection by housekeeping (every 5 s): heap.used is measured right after one
+    before = fuzzed.status()
+    seconds = 600 if FULL else 20
+    code, text = schemathesis(fuzzed, tmp_path / "load", seed=1919, examples=1000, workers=4, max_time=seconds,
+                              phases="fuzzing")
+    m = re.search(r"(\d+) generated", text)
+    print("four workers for {} s: {} requests generated".format(seconds, m.group(1) if m else "?"))
+    assert code == 0, _summary(text)  # every check holds under load too
+    # and what the issue's fuzzer sent now and then, many times: keys that are escaped astral characters (each a
+    # name interned for good before: ~8 KB for these 600)
+    for i in range(60):
+        keys = ",".join('"\\u{:04x}\\u{:04x}": 1'.format(0xD840 + i, 0xDC00 + j) for j in range(10))
+        st, _, _, b = raw(fuzzed.port, "PUT", "/api/config", ["Content-Type: application/json"],
+                          ("{" + keys + "}").encode())
+        assert st == 400 and json.loads(b.decode("utf-8"))["error"] == "unknown key", (st, b)
+    t0 = time.time()
+    _every_get_answers(fuzzed)
+    print("every GET route answered 200 within {:.1f} s".format(time.time() - t0))
+    _whole_config(fuzzed)
+    time.sleep(6)
+    after = fuzzed.status()
+    assert after["task_restarts"] == before["task_restarts"], after["tasks"]
+    grown = after["heap"]["used"] - before["heap"]["used"]
+    print("live heap before {} after {} (+{} bytes)".format(before["heap"]["used"], after["heap"]["used"], grown))
+    assert grown < 4096, (before["heap"], after["heap"])
+    logs = fuzzed.get("/api/logs?since=0").json()["entries"]
+    assert not [e for e in logs if "MemoryError" in e["msg"] and e["source"] != "http"], logs

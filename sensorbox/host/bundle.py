@@ -3,7 +3,7 @@
 Layout of a bundle (``build/<target>/``), which is also the device's file system root:
 
     main.py                      starts sensorbox.device.app
-    www/config-schema.json       the config schema with help texts, labels, units, groups (/api/config/schema)
+    www/config-schema.json.gz    the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
     www/routes.txt               every path with its methods, from the OpenAPI document (host/apidoc.py)
     lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
@@ -29,15 +29,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(REPO, "build")
 TARGETS = {"unix": "x64", "esp32": "xtensawin", "esp32c3": "rv32imc"}
 DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
-#: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json) and
+#: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json.gz) and
 #: the k-nearest-neighbour evaluator and its loader (host and browser only, until devices load such models). Left
 #: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
 #: the tests that run shared code on MicroPython.
 HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/neighbors.py", "sensorbox/shared/neighbors_csv.py")
 #: Modules that only the host, the browser or the simulator run: in the unix bundle (tests, the simulator), not a
 #: board's, and not counted in its flash figure (``flash_bytes`` is what a board would hold; ``host_bytes`` these).
-#: The simulated microphone's WAV replay and the WAV header module it reads with (no board code uses it yet).
-NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/sensors/sim_wav.py", "sensorbox/shared/wav.py")
+#: The browser's re-analysis; the unix platform and its simulated sensors (``platform/__init__`` imports ``unix``
+#: only off a board), the simulated microphone's WAV replay and the WAV header module it reads with; the plain codec
+#: and its reference encoder (a board stores and reads with ``store/core``, viper: every board target has the emitter).
+NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/platform/unix.py",
+                 "sensorbox/device/sensors/sim_accel.py", "sensorbox/device/sensors/sim_mic.py",
+                 "sensorbox/device/sensors/sim_fast.py", "sensorbox/device/sensors/sim_wav.py",
+                 "sensorbox/shared/wav.py", "sensorbox/shared/codec.py", "sensorbox/shared/codec_enc.py")
 # Files of the device that are not code: none yet (web assets arrive with the UI).
 
 #: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's
@@ -366,12 +371,15 @@ def build_www(www, analysis=False):
     their paths."""
     from sensorbox.shared import config_docs
 
-    os.makedirs(www, exist_ok=True)
-    path = os.path.join(www, "config-schema.json")
-    put_file(path, json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
-                              separators=(",", ":")).encode())
     from sensorbox.host import webassets  # the web UI and openapi.json, gzipped
 
+    os.makedirs(www, exist_ok=True)
+    # gzipped as the UI's files are (20 KB of flash as plain JSON, 4 KB so): served as they are
+    path = os.path.join(www, "config-schema.json.gz")
+    put_file(path, webassets.gzip_bytes(json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
+                                                   separators=(",", ":")).encode()))
+    if os.path.exists(os.path.join(www, "config-schema.json")):  # (a bundle built before)
+        os.remove(os.path.join(www, "config-schema.json"))
     tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)
     try:
         out = [path]

@@ -85,7 +85,7 @@ def test_document_is_a_contract():
                 r = doc["components"]["responses"][r["$ref"].rsplit("/", 1)[1]] if "$ref" in r else r
                 assert list(r["content"]) == ["application/json"], (where, c)
     for name, s in doc["components"]["schemas"].items():
-        if s.get("type") == "object" and s.get("properties") and name != "ConfigUpdate":
+        if s.get("type") == "object" and s.get("properties") and name not in ("ConfigUpdate", "Pulled"):  # (any keys)
             assert "required" in s, name
     cfg = doc["components"]["schemas"]["ConfigUpdate"]
     assert cfg["additionalProperties"] is False and cfg["properties"]["accel.rate_hz"]["enum"] == [25, 50, 100]
@@ -239,8 +239,8 @@ def client_pkg(tmp_path_factory, device_app):
 
 
 def test_generated_client_walks_the_readme_journeys(client_pkg, device_app):
-    """Log in, read the status, change the config, export data, label a range, make a read token and use it: with
-    nothing but the generated client and the document's types."""
+    """Log in, read the status, change the config, export data, label a range (unpin it, report a pull), make a read
+    token and use it: with nothing but the generated client and the document's types."""
     import numpy as np
 
     c = client_pkg
@@ -284,7 +284,13 @@ def test_generated_client_walks_the_readme_journeys(client_pkg, device_app):
                                                                    overlap=True))
     assert isinstance(lab, models.Label) and lab.label == "walk é"
     listed = ops["list_labels"].sync(client=session)
-    assert any(x.id == lab.id for x in listed.labels)
+    assert [x.pinned for x in listed.labels if x.id == lab.id] == [True]
+    # its raw data is kept until pulled: unpin it, and say how far a pull got (store2's routes)
+    un = ops["unpin_label"].sync(client=session, ident=lab.id)
+    assert isinstance(un, models.Unpinned) and un.id == lab.id and un.pinned is False
+    assert [x.pinned for x in ops["list_labels"].sync(client=session).labels if x.id == lab.id] == [False]
+    got = ops["report_pulled"].sync(client=session, body=models.Pulled(accel=t1))
+    assert isinstance(got, models.PinsReleased) and lab.id not in got.pinned, got
     assert ops["delete_label"].sync(client=session, ident=lab.id).deleted == lab.id
     gone = ops["delete_label"].sync_detailed(client=session, ident=lab.id)
     assert gone.status_code == 404 and gone.parsed.field == "id"
@@ -310,7 +316,8 @@ def test_generated_client_walks_the_readme_journeys(client_pkg, device_app):
 # strings: _whole_config below; updateConfig's schemas: the examples and stateful phases and the fuzzing under
 # load). Per operation, the statuses a schema-valid request may get besides 2xx: the document says where the device
 # checks more than a schema can say (keys against each other, end after start, columns of the resource, a model
-# against this device). Everything else is Schemathesis' default.
+# against this device, a resource not stored); invalid data may also meet the request limits (413, 414, 431).
+# Everything else is Schemathesis' default.
 ST_CONFIG = """
 [phases.stateful.inference]
 algorithms = []  # only the document's own links (a label or token made, then deleted)
@@ -321,8 +328,11 @@ unexpected-methods = []
 [checks.not_a_server_error]
 expected-statuses = ["2xx", "3xx", "4xx", "503"]
 
+[checks.negative_data_rejection]  # (and the limits' refusals: a fuzzed query past 1024 bytes gets 414)
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429", "431", "5xx"]
+
 [[operations]]
-include-operation-id-regex = "^(updateConfig|addLabel|uploadModelMeta|activateModel|rollbackModel|exportData|exportEvents|exportLabels|listEvents)$"
+include-operation-id-regex = "^(updateConfig|addLabel|reportPulled|uploadModelMeta|activateModel|rollbackModel|exportData|exportEvents|exportLabels|listEvents)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 
 [[operations]]
@@ -360,21 +370,40 @@ def _summary(text):
 
 
 def _whole_config(dev):
-    """PUT /api/config with every key, twice: with the longest strings a body may carry (8 KB: a 4000-character
-    CA and a 2200-character one), then every default (which also undoes what Schemathesis set). Issue 19: the
-    ~6 KB whole-config PUT Schemathesis' coverage phase sent got 503 "short of memory" at APP_HEAP, the body's
+    """PUT /api/config with every key, twice: with the longest strings a body may carry (8 KB: a 2200-character CA
+    and one as long as the rest of 8 KB allows), then every default (which also undoes what Schemathesis set).
+    Issue 19: the ~6 KB whole-config PUT Schemathesis' coverage phase sent got 503 "short of memory" at APP_HEAP, the body's
     decoded copy finding no block after a run (now parsed from the bytes, a string's characters checked without
     a copy)."""
     from sensorbox.shared import config_schema as schema
 
     every = {e[0]: e[2] for e in schema.entries()}
-    long = dict(every, **{"mqtt.tls_ca": "M" * 4000, "webhook.tls_ca": "W" * 2200})
+    long = dict(every, **{"webhook.tls_ca": "W" * 2200})
+    long["mqtt.tls_ca"] = "M" * min(4000, 8192 - len(json.dumps(long).encode()))  # (the body's limit)
+    assert len(long["mqtt.tls_ca"]) > 1500
     for body in (long, every):
         data = json.dumps(body).encode()
         assert len(data) <= 8192
         st, _, _, b = raw(dev.port, "PUT", "/api/config", ["Content-Type: application/json"], data)
         assert st == 200, (len(data), st, b)
     assert dev.get("/api/config").json()["config"]["mqtt.tls_ca"] == ""
+
+
+def _pins_hold(dev):
+    """After a schema-valid POST /api/pulled with the latest time there is (as fuzzing may send), a label over the
+    newest data is still pinned (kept until pulled): such a time released every label to come, for good, before it
+    counted as the newest row's."""
+    r = dev.post("/api/pulled", {k: 2 ** 53 - 1 for k in ("accel", "features", "predictions", "soundlevel",
+                                                          "events")})
+    assert r.status == 200, r.body
+    now = dev.get("/api/resources").json()["time_ms"]
+    r = dev.post("/api/labels", {"start": now - 2000, "end": now + 60000, "label": "after the run", "overlap": True})
+    assert r.status == 201, r.body
+    ident = r.json()["id"]
+    assert [x["pinned"] for x in dev.get("/api/labels").json()["labels"] if x["id"] == ident] == [True]
+    wait_for(lambda: dev.resource("accel"), "the label's accelerometer data pinned", lambda r: r["pinned_bytes"] > 0,
+             30, 0.5)
+    assert dev.request("DELETE", "/api/labels/{}".format(ident)).status == 200
 
 
 def _every_get_answers(dev):
@@ -403,6 +432,7 @@ def test_schemathesis_all_checks(device_app, tmp_path):
     assert code == 0, _summary(text)
     _every_get_answers(fuzzed)
     _whole_config(fuzzed)
+    _pins_hold(fuzzed)
     st = fuzzed.status()
     assert st["task_restarts"] == 0, st["tasks"]
 
@@ -434,6 +464,7 @@ def test_no_degradation_after_four_workers(device_app, tmp_path):
     _every_get_answers(fuzzed)
     print("every GET route answered 200 within {:.1f} s".format(time.time() - t0))
     _whole_config(fuzzed)
+    _pins_hold(fuzzed)
     time.sleep(6)
     after = fuzzed.status()
     assert after["task_restarts"] == before["task_restarts"], after["tasks"]

@@ -15,6 +15,8 @@
     GET    /api/live             Server-Sent Events (see ``live``)
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
     POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
+    POST   /api/pulled           {"<resource>": t, ...}: the rows up to t were pulled (``sensorbox pull``): the
+                                 labelled data they cover is no longer pinned (``store.retain.pulled``)     admin
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
 restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
@@ -25,11 +27,12 @@ from micropython import const
 
 from sensorbox.device import lazy
 from sensorbox.device.http import authz
-from sensorbox.device.http.server import BadRequest, json_response, not_allowed, not_found
+from sensorbox.device.http.server import BadRequest, error, json_response, not_allowed, not_found
 from sensorbox.device.http.static import static_file
 
 _ADMIN = const("sensorbox.device.http.web_admin")
 _DATA = const("sensorbox.device.http.data_api")
+_RETAIN = const("sensorbox.device.store.retain")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
 _ROUTES = {
     "login": (("POST",), None),
@@ -43,6 +46,7 @@ _ROUTES = {
     "routes": (("GET",), True),
     "restart": (("POST",), True),
     "debug/fault": (("POST",), True),
+    "pulled": (("POST",), True),
 }
 
 
@@ -100,6 +104,21 @@ async def _handle(device, http, req, p):
         m = lazy.load(_DATA)
         lazy.unload(_DATA)
         return await m.data(device, req, "events")
+    if action == "pulled":  # (store/retain.py, loaded for the request)
+        from sensorbox.device.http.server import read_json
+        from sensorbox.device.store.core import QueryError
+
+        body = read_json(req)
+        m = lazy.load(_RETAIN)
+        try:
+            return m.pulled(device.store, body)
+        except QueryError as e:
+            return error(400, e.reason, e.field)
+        except OSError as e:
+            return error(507, "flash full or failing ({}); nothing changed".format(e))
+        finally:
+            m = None
+            lazy.unload(_RETAIN)
     if action == "routes":
         return json_response(_routes(device.platform.www_dir + "/routes.txt"))
     # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request

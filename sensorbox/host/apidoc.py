@@ -13,9 +13,9 @@ that no copy of it is kept by hand:
   malformed request), 408, 413, 414, 431 and 503; on one that needs a credential, 401 and 429 (a wrong Basic
   password locks logins out), and 403 where it needs the admin scope; on one with a request body, 415.
 
-``routes(doc)`` is the device's copy of the route list: ``www/routes.txt``, a line per path (``/api/config GET
-PUT``), which the device reads from flash for ``Allow`` (405, OPTIONS) and ``GET /api/routes``; it keeps no route
-table in RAM. ``tests/host/test_api_contract.py`` checks both ways that the running device answers exactly these
+``routes(doc)`` is the device's copy of the route list, a line per path (``/api/config GET PUT``), which the bundle
+writes into ``http/refuse.py`` as a constant (``bundle.constants``) for ``Allow`` (405, OPTIONS) and ``GET
+/api/routes``: no file of its own, no route table in RAM but while that module answers. ``tests/host/test_api_contract.py`` checks both ways that the running device answers exactly these
 routes and methods, and runs Schemathesis and a generated client against it.
 """
 
@@ -101,7 +101,7 @@ def document():
 
 
 def routes(doc):
-    """``www/routes.txt``: a line per path of ``doc``, the path then its methods (``/api/labels GET POST``)."""
+    """The route list: a line per path of ``doc``, the path then its methods (``/api/labels GET POST``)."""
     out = []
     for path, item in doc["paths"].items():
         out.append(" ".join([path] + [m.upper() for m in METHODS if m in item]))

@@ -5,8 +5,8 @@ Layout of a bundle (``build/<target>/``), which is also the device's file system
     main.py                      starts sensorbox.device.app
     www/config-schema.json.gz    the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
-    www/routes.txt               every path with its methods, from the OpenAPI document (host/apidoc.py)
-    lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
+    lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared (not the packages'
+                                 __init__ that hold only a docstring: ``docstring_only``)
     bundle.json                  what is in it, with sizes
 
 Targets: ``unix`` (x64 native code, for the simulated device and device tests), ``esp32`` (xtensawin: ESP32 and
@@ -116,6 +116,37 @@ def device_sources(host_only=False):
                     if host_only or rel not in HOST_ONLY:
                         out.append((src, rel))
     return out
+
+
+def docstring_only(src):
+    """True for a package's ``__init__.py`` that holds nothing but its docstring: the bundle leaves it out.
+    MicroPython imports such a directory as a package all the same (a namespace package: the same module object,
+    nothing loaded), while its .mpy of ~40 bytes would take a whole 4 KB block of flash (six of them: 24 KB)."""
+    if os.path.basename(src) != "__init__.py":
+        return False
+    import ast
+
+    with open(src) as f:
+        body = ast.parse(f.read()).body
+    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+               for n in body)
+
+
+def constants():
+    """{path in lib/: (name, value)}: module constants the bundle writes in from another source, where the module
+    has ``NAME = const("")``: the API's route list from the OpenAPI document (``host/apidoc.routes``), which
+    ``http/refuse.py`` reads for ``Allow`` (405, OPTIONS) and ``GET /api/routes``. A constant costs no file of its
+    own (a 4 KB block) and no heap but while the module is loaded (none from ROMFS)."""
+    from sensorbox.host import apidoc
+
+    return {"sensorbox/device/http/refuse.py": ("_ROUTES", apidoc.routes(apidoc.document()))}
+
+
+def _write_in(text, name, value, rel):
+    at = '{} = const("")'.format(name)
+    if text.count(at) != 1:
+        raise RuntimeError("{}: expected one {} for the bundle to write the value in".format(rel, at))
+    return text.replace(at, "{} = const({!r})".format(name, value))
 
 
 def put_file(path, data):
@@ -246,24 +277,29 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     # The renames are worked out over every module a bundle may hold (HOST_ONLY, NOT_ON_BOARDS too), so that
     # every variant of the bundle renames alike.
     renames, key = _renames(device_sources(True), old)
+    consts = constants()
     for src, rel in device_sources(host_only):
-        if target != "unix" and rel in NOT_ON_BOARDS:
+        if (target != "unix" and rel in NOT_ON_BOARDS) or docstring_only(src):
             continue
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)
         ren = renames.get(rel)
+        const = consts.get(rel)
         if not fresh or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src) or \
-                ren != old.get("renames", {}).get(rel):
+                ren != old.get("renames", {}).get(rel) or (const and list(const) != old.get("constants", {}).get(rel)):
             if not quiet:
                 print("mpy-cross", rel)
-            if ren:  # private names made short and shared (host/names.py): compiled from a rewritten copy
+            if ren or const:  # private names made short and shared (host/names.py), constants written in
                 from sensorbox.host import names
 
                 # next to the bundle, not in it; one per process (another build may be writing the same one)
                 tmp = os.path.join(out + ".src", "{}.{}.py".format(rel[:-3], os.getpid()))
                 os.makedirs(os.path.dirname(tmp), exist_ok=True)
                 with open(src) as f, open(tmp, "w") as g:
-                    g.write(names.rewrite(f.read(), ren))
+                    text = f.read()
+                    if const:
+                        text = _write_in(text, const[0], const[1], rel)
+                    g.write(names.rewrite(text, ren) if ren else text)
                 try:
                     compile_one(tmp, dst, arch, module_name(rel))
                 finally:
@@ -288,7 +324,7 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
                 "analysis": analysis,
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)},
-                "renames": renames, "renames_key": key}
+                "renames": renames, "renames_key": key, "constants": {k: list(v) for k, v in consts.items()}}
     manifest["bytes"] = sum(manifest["files"].values())
     host = {"lib/" + rel[:-3] + ".mpy" for rel in NOT_ON_BOARDS}
     manifest["flash_bytes"] = flash_bytes(v for k, v in manifest["files"].items() if k not in host)
@@ -378,8 +414,9 @@ def build_www(www, analysis=False):
     path = os.path.join(www, "config-schema.json.gz")
     put_file(path, webassets.gzip_bytes(json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
                                                    separators=(",", ":")).encode()))
-    if os.path.exists(os.path.join(www, "config-schema.json")):  # (a bundle built before)
-        os.remove(os.path.join(www, "config-schema.json"))
+    for old in ("config-schema.json", "routes.txt"):  # (a bundle built before: the route list is in http/refuse)
+        if os.path.exists(os.path.join(www, old)):
+            os.remove(os.path.join(www, old))
     tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)
     try:
         out = [path]

@@ -81,9 +81,6 @@ def build(www, analysis=False):
         raise WebBuildError("web/openapi.json does not document /api/status")
     out.append(_write_gz(os.path.join(www, "openapi.json.gz"),
                          json.dumps(spec, separators=(",", ":"), ensure_ascii=False).encode()))
-    with open(os.path.join(www, "routes.txt"), "w") as f:
-        f.write(apidoc.routes(spec))
-    out.append(f.name)
     if analysis:
         out += build_runtime(www)
     else:

@@ -10,13 +10,19 @@ hold it) -- ``400 Bad Request`` --, or 408 (the request did not arrive whole wit
 ``http.read_timeout_s``: ``408 Request Timeout``). The caller closes the connection.
 
 ``handle(req)``: a method the path does not have (405 with ``Allow``), or a path the API does not have (404),
-from the route list the bundle writes from the OpenAPI document (``www/routes.txt``, see ``host/apidoc.py``): the
-device keeps no route table in RAM. OPTIONS answers with the same ``Allow`` (``server._dispatch``).
+from the route list, ``_ROUTES``, which the bundle writes in from the OpenAPI document (``host/apidoc.routes``,
+``bundle.constants``): in RAM only while this module is loaded (not at all from ROMFS). OPTIONS answers with the
+same ``Allow`` (``server._dispatch``); ``GET /api/routes`` lists it (``routes``).
 """
 
 import asyncio
 
+from micropython import const
+
 from sensorbox.device.http.server import Request, error, not_found
+
+# a line per path of the OpenAPI document, the path then its methods ("/api/labels GET POST"): the bundle writes it in
+_ROUTES = const("")
 
 _WHY = {
     408: (408, "Request Timeout", "the request did not arrive whole within http.read_timeout_s"),
@@ -50,40 +56,45 @@ async def answer(why, reader, writer, log):
                 return
 
 
-def _allow(www, path):
-    """The ``Allow`` header's value for ``path`` (its methods, HEAD where GET is, OPTIONS), read from
-    ``<www>/routes.txt`` (a line per path: ``/api/labels/{ident} DELETE``; ``{...}`` matches one segment); None
-    when no line matches."""
+def routes():
+    """The API's route list, a line at a time split as ``[path, method, ...]`` (``/api/labels GET POST``)."""
+    i = 0
+    while i < len(_ROUTES):
+        j = _ROUTES.find("\n", i)
+        if j < 0:
+            j = len(_ROUTES)
+        p = _ROUTES[i:j].split()
+        i = j + 1
+        if p:
+            yield p
+
+
+def _allow(path):
+    """The ``Allow`` header's value for ``path`` (its methods, HEAD where GET is, OPTIONS) from the route list
+    (``{...}`` in a path matches one segment); None when no path matches."""
     segs = path.split("/")
-    try:
-        f = open(www + "/routes.txt")
-    except OSError:
-        return None
-    with f:
-        for line in f:
-            p = line.split()
-            t = p[0].split("/") if p else ()
-            if len(t) != len(segs):
-                continue
-            for i in range(len(t)):
-                if t[i] != segs[i] and not (t[i][:1] == "{" and segs[i]):
-                    break
-            else:
-                out = []
-                for m in p[1:]:
-                    out.append(m)
-                    if m == "GET":
-                        out.append("HEAD")
-                out.append("OPTIONS")
-                return ", ".join(out)
+    for p in routes():
+        t = p[0].split("/")
+        if len(t) != len(segs):
+            continue
+        for i in range(len(t)):
+            if t[i] != segs[i] and not (t[i][:1] == "{" and segs[i]):
+                break
+        else:
+            out = []
+            for m in p[1:]:
+                out.append(m)
+                if m == "GET":
+                    out.append("HEAD")
+            out.append("OPTIONS")
+            return ", ".join(out)
     return None
 
 
 def handle(req):
     """A request no route takes (``server.not_allowed``): 405 with ``Allow`` when ``req.path`` is one of the API's,
     else 404."""
-    dev = req.app.device if req.app is not None else None
-    a = _allow(dev.platform.www_dir, req.path) if dev is not None else None
+    a = _allow(req.path)
     if a is None:
         return not_found(req)
     res = error(405, "method {} not allowed here; allowed: {}".format(req.method, a))

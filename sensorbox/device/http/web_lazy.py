@@ -8,7 +8,7 @@
     GET    /api/tokens           API tokens (never their secrets)                                      admin
     POST   /api/tokens           {"name": ..., "scope": "read"|"admin"} -> 201 with the token, shown once   admin
     DELETE /api/tokens/<id>                                                                            admin
-    GET    /api/routes           every path with its methods: www/routes.txt, generated from the OpenAPI document admin
+    GET    /api/routes           every path with its methods (the route list of ``refuse``, from the OpenAPI doc) admin
     GET    /api/logs?since=N     entries of the log ring from byte offset N (each has its "id"); "next": pass it
                                  as since to get only what is new
     GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
@@ -32,6 +32,7 @@ from sensorbox.device.http.static import static_file
 
 _ADMIN = const("sensorbox.device.http.web_admin")
 _DATA = const("sensorbox.device.http.data_api")
+_REFUSE = const("sensorbox.device.http.refuse")
 _RETAIN = const("sensorbox.device.store.retain")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
 _ROUTES = {
@@ -120,17 +121,11 @@ async def _handle(device, http, req, p):
             m = None
             lazy.unload(_RETAIN)
     if action == "routes":
-        return json_response(_routes(device.platform.www_dir + "/routes.txt"))
+        m = lazy.load(_REFUSE)
+        lazy.unload(_REFUSE)
+        return json_response([p[1:], p[0]] for p in m.routes())
     # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
     return await m.handle(device, req, action, ident)
 
-
-def _routes(path):
-    # GET /api/routes: [[methods], path] per line of the route list (generated from the OpenAPI document)
-    with open(path) as f:
-        for line in f:
-            p = line.split()
-            if p:
-                yield [p[1:], p[0]]

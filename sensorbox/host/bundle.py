@@ -5,8 +5,7 @@ Layout of a bundle (``build/<target>/``), which is also the device's file system
     main.py                      starts sensorbox.device.app
     www/config-schema.json.gz    the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
-    lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared (not the packages'
-                                 __init__ that hold only a docstring: ``docstring_only``)
+    lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
     bundle.json                  what is in it, with sizes
 
 Targets: ``unix`` (x64 native code, for the simulated device and device tests), ``esp32`` (xtensawin: ESP32 and
@@ -116,20 +115,6 @@ def device_sources(host_only=False):
                     if host_only or rel not in HOST_ONLY:
                         out.append((src, rel))
     return out
-
-
-def docstring_only(src):
-    """True for a package's ``__init__.py`` that holds nothing but its docstring: the bundle leaves it out.
-    MicroPython imports such a directory as a package all the same (a namespace package: the same module object,
-    nothing loaded), while its .mpy of ~40 bytes would take a whole 4 KB block of flash (six of them: 24 KB)."""
-    if os.path.basename(src) != "__init__.py":
-        return False
-    import ast
-
-    with open(src) as f:
-        body = ast.parse(f.read()).body
-    return all(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
-               for n in body)
 
 
 def constants():
@@ -279,7 +264,7 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     renames, key = _renames(device_sources(True), old)
     consts = constants()
     for src, rel in device_sources(host_only):
-        if (target != "unix" and rel in NOT_ON_BOARDS) or docstring_only(src):
+        if target != "unix" and rel in NOT_ON_BOARDS:
             continue
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)

@@ -42,9 +42,9 @@ def test_identity_when_gzip_is_not_accepted_with_a_small_window():
     assert "Content-Encoding" not in res.headers and res.headers["Vary"] == "Accept-Encoding"
     head, last, n, peak = _body(res)
     assert head.startswith(b'{"openapi":"3.') and last == b"}" and n > 20000, (head, last, n)
-    # ~2.4 KB here: the 1 KB window and the decompressor's tables (a 32 KB window would take over 34 KB)
+    # the 2 KB window, the decompressor's tables and a piece (a 32 KB window would take over 34 KB)
     print("heap while decompressing:", peak)
-    assert peak < 4096, peak
+    assert peak < 5120, peak  # (4,096 here)
     res = static.static_file(WWW, "index.html", Req("deflate, gzip"))
     assert res.headers["Content-Encoding"] == "gzip"
     head, _, _, _ = _body(res)

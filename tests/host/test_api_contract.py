@@ -97,6 +97,28 @@ def test_document_is_a_contract():
     schemathesis.openapi.from_dict(doc)  # (raises on a document it cannot load)
 
 
+def test_device_serves_the_document_without_its_prose(device_app):
+    """The device's copy (www/openapi.json.gz, three 4 KB blocks of flash where the full one took six) is the document
+    without the descriptions only people read: the same paths, operations, parameters, schemas and responses; the
+    summaries, OpenAPI's required response descriptions and info.description stay. The full one on the host:
+    ``python -m sensorbox.host.apidoc``."""
+    def bare(x):
+        if isinstance(x, dict):
+            return {k: bare(v) for k, v in x.items() if k != "description"}
+        return [bare(v) for v in x] if isinstance(x, list) else x
+
+    full = _doc()
+    served = json.loads(device_app.get("/api/openapi.json", auth=False).body)
+    assert served == apidoc.device_document(full) and bare(served) == bare(full)
+    assert served["info"]["description"] == full["info"]["description"]
+    add = "/api/labels"
+    assert full["paths"][add]["post"]["description"] and "description" not in served["paths"][add]["post"]
+    assert served["paths"][add]["post"]["responses"]["409"] == {"$ref": "#/components/responses/E409"}
+    assert served["components"]["responses"]["E409"]["description"]
+    p = subprocess.run([sys.executable, "-m", "sensorbox.host.apidoc"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and json.loads(p.stdout) == full, p.stderr
+
+
 def test_every_route_is_documented_and_nothing_else(device_app):
     """Both ways: each documented method of each path is answered (never 404 "no such endpoint" or 405), each
     other method gets 405 with exactly the documented ``Allow``, OPTIONS gives it too (204, no credential), other

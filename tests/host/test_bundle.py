@@ -26,13 +26,9 @@ def test_bundle_compiles_and_fits_flash(target, built):
     out = built(target)
     m = json.load(open(os.path.join(out, "bundle.json")))
     assert m["arch"] == bundle.TARGETS[target]
-    sources = bundle.device_sources()
-    for src, rel in sources:
-        want = (target == "unix" or rel not in bundle.NOT_ON_BOARDS) and not bundle.docstring_only(src)
-        assert ("lib/" + rel[:-3] + ".mpy" in m["files"]) == want, rel
-    # the packages' __init__ that hold only a docstring are left out (MicroPython imports the directories as
-    # packages all the same): a whole 4 KB block each
-    assert "lib/sensorbox/device/http/__init__.mpy" not in m["files"] and "lib/sensorbox/__init__.mpy" in m["files"]
+    sources = [rel for _, rel in bundle.device_sources()]
+    for rel in sources:
+        assert ("lib/" + rel[:-3] + ".mpy" in m["files"]) == (target == "unix" or rel not in bundle.NOT_ON_BOARDS), rel
     assert "main.py" in m["files"] and "www/config-schema.json.gz" in m["files"]
     assert m["flash_bytes"] <= bundle.FLASH_BUDGET_BYTES, m["flash_bytes"]
     with open(os.path.join(out, "lib", "sensorbox", "device", "app.mpy"), "rb") as f:

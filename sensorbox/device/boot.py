@@ -126,7 +126,7 @@ def init(d, echo_log):
     d.store.open()
     for topic in ("features", "predictions", "soundlevel", "events"):
         d.bus.subscribe(topic, d.store.on_bus)
-    d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and a 1 s probe
+    d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and housekeeping's 1 s turn
     for name in d.sensors:
         d.sensors[name].lag = d.lag
     d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
@@ -159,7 +159,6 @@ async def start(d):
     asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
     gc.collect()
     sup = d.supervisor
-    sup.add("lag", d.lag.run)
     for name in d.sensors:
         sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
     sup.add("soundmeter", d.soundmeter.run, ("sound.",))

@@ -41,7 +41,7 @@ def alloc(fn, reps):
 
 
 def bench_trees(tag, lines, nt, nn, nl, nf, nc, xs):
-    c = trees_fast.new(nt, nn, nl)  # trees_c.CTrees over emlearn_trees
+    c = trees_fast.new(nt, nn, nl)  # kernels_c.CTrees over emlearn_trees
     trees_csv.load(lines, c)
     v = trees.Trees(nt, nn, nl, trees_fast.vote)
     trees_csv.load(lines, v)

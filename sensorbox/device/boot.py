@@ -17,8 +17,8 @@ _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 
 
 # What ``warm`` leaves out (prefixes; a board adds its own ``warm_skip``): what this device never loads: the
-# plain-Python and float kernels (the browser's and host's), the config help texts (host and UI), ``trees_c`` and
-# ``kernels_c`` (only with emlearn_trees / emlearn_fft / emlearn_iir installed, then imported for good: loaded
+# plain-Python and float kernels (the browser's and host's), the config help texts (host and UI), ``kernels_c``
+# (only with emlearn_trees / emlearn_fft / emlearn_iir installed, then imported for good: loaded
 # now, their native code would stay in RAM for nothing), other boards' platform modules, the browser's
 # re-analysis (in the unix bundle only, for the tests), and the k-nearest-neighbour evaluator and its loader (only a
 # knn or anomaly model loads them: ~30 names, interned then, not for good on every device). The sound classifier's
@@ -27,7 +27,7 @@ _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 # ``board.sdcard`` have them on: ~45 names). And the plain codec and its reference encoder (a port with viper
 # stores and reads with ``store/core``).
 WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
-             "sensorbox.device.trees_c", "sensorbox.device.kernels_c", "sensorbox.device.platform.",
+             "sensorbox.device.kernels_c", "sensorbox.device.platform.",
              "sensorbox.shared.neighbors", "sensorbox.shared.analysis",
              "sensorbox.device.soundclass", "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound",
              "sensorbox.shared.wav", "sensorbox.device.store.capture", "sensorbox.device.store.sd",

@@ -1,8 +1,10 @@
 """emlearn-micropython's C modules ``emlearn_fft`` and ``emlearn_iir`` (native .mpy a device installs with mip) behind
-the interfaces of ``kernels.FFTQ`` and ``kernels.IIRQ``: int16 arrays in and out, the same scaling, float32 in C.
+the interfaces of ``kernels.FFTQ`` and ``kernels.IIRQ``: int16 arrays in and out, the same scaling, float32 in C;
+and ``emlearn_trees`` behind the evaluation interface of ``sensorbox.shared.trees.Trees`` (``CTrees``).
 
-Imported by ``sensorbox.shared.kernels`` only when one of the modules is installed, so a device without them keeps
-none of this in RAM. The calls follow emlearn-micropython's ``stubs/emlearn_fft.py`` and ``stubs/emlearn_iir.py``:
+Imported by ``sensorbox.shared.kernels`` when emlearn_fft or emlearn_iir is installed and by ``trees_fast.new`` when
+emlearn_trees is (``sensorbox deploy --board`` installs the three), so a device without them keeps none of this in
+RAM. The calls follow emlearn-micropython's ``stubs/emlearn_fft.py`` and ``stubs/emlearn_iir.py``:
 ``FFT(length)``, the module's ``fill(fft, n)``, ``run(real, imag)`` on two ``array('f')`` of exactly ``length``;
 ``new(coefficients)`` with 6 floats per section in scipy.signal.sosfilt's order (b0, b1, b2, a0 = 1, a1, a2; the C
 code does not use a0), ``run(values)`` in place over the whole array. int16 <-> float32 conversions are the viper
@@ -13,6 +15,9 @@ a float object (a heap allocation on an ESP32), they do not.
 import array
 
 import micropython
+
+from sensorbox.device.trees_fast import smooth
+from sensorbox.shared.trees import TreesError
 
 # bits of v for v < 256 (bit length), for to_f32's exponent
 _BITS = b"\x00\x01\x02\x02" + b"\x03" * 4 + b"\x04" * 8 + b"\x05" * 16 + b"\x06" * 32 + b"\x07" * 64 + b"\x08" * 128
@@ -162,3 +167,44 @@ class IIR:
             f.run(b)
             from_f32(b, y, i, size, 0)
             i += size
+
+
+# ``emlearn_trees`` (emlearn's C tree evaluator, a native module installed with mip on real devices) behind the
+# evaluation interface of ``sensorbox.shared.trees.Trees``.
+#
+# Every call into the module follows emlearn-micropython's ``stubs/emlearn_trees.py``: ``new(max_trees, max_nodes,
+# max_leaves)``, ``setdata(features, classes)``, ``addnode(left, right, feature, value)`` (children relative, as in
+# the CSV), ``addroot(root)``, ``addleaf(value)``, ``outputs()``, ``predict(inputs, outputs)`` with an int16 input
+# and a float output of exactly ``outputs()``. ``sensorbox.shared.trees_csv`` fills it (its ``Builder`` checks what
+# the C code would silently truncate). The pipeline calls ``model.predict`` itself and decodes the float outputs
+# (votes / n_trees) in its smoothing kernel (``trees_fast.smooth``), so nothing runs between it and the C code.
+class CTrees:
+    """An ``emlearn_trees`` model (``model``) with what the device needs around it: the counts ``trees_csv`` filled
+    it with, ``out`` (the float outputs ``model.predict`` writes), and ``classify(x) -> class`` / ``votes()``."""
+
+    def __init__(self, model, max_trees, max_nodes, max_leaves):
+        self.model = model
+        self.max_trees = max_trees
+        self.max_nodes = max_nodes
+        self.max_leaves = max_leaves
+        self.n_trees = self.n_nodes = self.n_leaves = self.n_features = 0
+        self.n_classes = -1
+        self.out = None  # array('f', n_classes), made when trees_csv sets the model's data
+        self._votes = None
+
+    def outputs(self):
+        return self.model.outputs()
+
+    def predict(self, x, out):
+        self.model.predict(x, out)
+
+    def classify(self, x):
+        """The winning class for int16 features ``x``; the vote counts are left in ``votes()``."""
+        if len(x) < self.n_features:  # the C code reads x[feature] unchecked
+            raise TreesError("{} features given, model needs {}".format(len(x), self.n_features))
+        out = self.out
+        self.model.predict(x, out)
+        return (smooth(out, 1, self.n_trees, self._votes, 0, 1, self.n_classes) & 0xFF) - 1
+
+    def votes(self):
+        return self._votes

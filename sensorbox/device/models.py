@@ -116,20 +116,15 @@ def _compatible(device, meta):
             type(e).__name__, e), "meta.json", True)
     finally:
         lazy.unload("sensorbox.shared.model")
-    r = meta.get("rate_hz", features.RATE_HZ)
     schema = lazy.load("sensorbox.shared.config_schema")
-    key = "ml.window"
     try:
-        schema.check_value(key, meta["window"])
-        key = "accel.rate_hz"
-        schema.check_value(key, r)
-    except ValueError:
-        can = " or ".join(str(c) for c in schema.entry(key)[4])
-        if key == "ml.window":
-            raise ModelError("model was trained on {}-frame windows; ml.window can be {}".format(meta["window"], can),
-                             "window")
-        raise ModelError("model was trained at {} Hz; accel.rate_hz can be {} (sensorbox import --to-rate)".format(
-            r, can), "rate_hz")
+        for f, key, unit in (("window", "ml.window", "-frame windows"), ("rate_hz", "accel.rate_hz", " Hz")):
+            v = meta.get(f, features.RATE_HZ)  # (a window is always there: check_meta)
+            try:
+                schema.check_value(key, v)
+            except ValueError:
+                raise ModelError("the model needs {}{}: {} can be {}".format(
+                    v, unit, key, " or ".join(str(c) for c in schema.entry(key)[4])), f)
     finally:
         lazy.unload("sensorbox.shared.config_schema")
     return cols
@@ -258,7 +253,7 @@ def make(meta, evaluator, origin):
     Model.serial += 1  # (the class's: models made so far)
     m.serial = Model.serial
     m.trees = evaluator
-    m.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (trees_c.CTrees), else None
+    m.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (kernels_c.CTrees), else None
     kind = meta.get("kind", "trees")
     m.classes = meta["classes"]
     m.n_trees = meta["trees"] if kind == "trees" else meta["k"]  # votes per window
@@ -527,21 +522,28 @@ def _swap(device, src):
         os.rename(t, p)
 
 
+def _running(device):
+    """The running model's directory (the one whose hash is its, of those it may have been loaded from) and its
+    meta.json, or None."""
+    m = device.model
+    for w in () if m is None else ("default",) if m.origin == "default" else ("active", "previous"):
+        try:
+            meta = _read_meta(_path(device, w))
+        except ModelError:
+            continue
+        if (meta.get("csv_sha256") or "")[:16] == m.info["sha256"]:
+            return _path(device, w), meta
+    return None
+
+
 def classes(device):
     """GET /api/model/classes: the running model's class codes with the display names and descriptions its
     meta.json may carry (read from flash now: they cost no RAM while the model runs)."""
     m = device.model
-    out = {"classes": m.classes if m else None, "names": None, "descriptions": None}
-    for which in () if m is None else ("default",) if m.origin == "default" else ("active", "previous"):
-        try:
-            meta = _read_meta(_path(device, which))
-        except ModelError:
-            continue
-        if (meta.get("csv_sha256") or "")[:16] == m.info["sha256"]:
-            out["names"] = meta.get("class_names")
-            out["descriptions"] = meta.get("class_descriptions")
-            break
-    return out
+    r = _running(device)
+    meta = r[1] if r else {}
+    return {"classes": m.classes if m else None, "names": meta.get("class_names"),
+            "descriptions": meta.get("class_descriptions")}
 
 
 def info(device):
@@ -561,14 +563,10 @@ def file_path(device, which, name):
     if which == "active":
         if m is None:
             raise ModelError("no model running", "model")
-        cands = ("default",) if m.origin == "default" else ("active", "previous")
-        for w in cands:  # the one whose hash is the running model's (as classes() finds it)
-            try:
-                if (_read_meta(_path(device, w)).get("csv_sha256") or "")[:16] == m.info["sha256"]:
-                    return _path(device, w) + "/" + name
-            except ModelError:
-                pass
-        raise ModelError("the running model's files are not on flash", "model")
+        r = _running(device)
+        if r is None:
+            raise ModelError("the running model's files are not on flash", "model")
+        return r[0] + "/" + name
     if which == "previous":
         which = "previous" if _exists(_path(device, "previous") + "/meta.json") else "default"
         if which == "default" and (m is None or m.origin == "default"):

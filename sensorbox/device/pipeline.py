@@ -35,7 +35,7 @@ UNKNOWN = "unknown"
 
 class Model:
     """A loaded model, made by ``models.make`` (kept here, resident, since that module is loaded only while it loads
-    one): ``trees`` its evaluator, ``emlearn`` emlearn_trees' own model (``trees_c.CTrees``) or None, ``classes``,
+    one): ``trees`` its evaluator, ``emlearn`` emlearn_trees' own model (``kernels_c.CTrees``) or None, ``classes``,
     ``n_trees`` (votes per window), ``window``, ``channels``, ``origin``, ``gids`` (the store's ids of its classes,
     ``store.class_ids``, given when it loads) and ``info`` (what ``GET /api/model`` shows). ``serial`` tells models
     apart without keeping a reference (``device.model`` is the only one: replacing a model frees it). A knn model's

@@ -4,7 +4,7 @@
 ``sensorbox.shared.trees_csv`` and both with ``classify(x) -> class`` and ``votes()``:
 
 - ``emlearn_trees`` (emlearn's C code, a native module real devices install with mip) when importable,
-  behind ``trees_c.CTrees``;
+  behind ``kernels_c.CTrees``;
 - else ``Trees`` over the same compact arrays as the plain-Python version, walked by the viper kernel ``vote``.
 
 Both give the same votes as emlearn's C ``eml_trees_predict``: hard majority vote, first class with the most votes.
@@ -101,6 +101,6 @@ def new(max_trees, max_nodes, max_leaves):
         import emlearn_trees
     except ImportError:
         return trees.Trees(max_trees, max_nodes, max_leaves, vote)
-    from sensorbox.device.trees_c import CTrees
+    from sensorbox.device.kernels_c import CTrees
 
     return CTrees(emlearn_trees.new(max_trees, max_nodes, max_leaves), max_trees, max_nodes, max_leaves)

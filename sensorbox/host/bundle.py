@@ -28,11 +28,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(REPO, "build")
 TARGETS = {"unix": "x64", "esp32": "xtensawin", "esp32c3": "rv32imc"}
 DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
-#: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json.gz). Left
+#: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json.gz) and
+#: the float kernels (host and browser code, ``kernels.py``; a device has its int16 ones and emlearn's C). Left
 #: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
 #: the tests that run shared code on MicroPython. (The k-nearest-neighbour evaluator and its loader are on devices:
 #: loaded only while a knn or anomaly model is, see ``device/models.py``.)
-HOST_ONLY = ("sensorbox/shared/config_docs.py",)
+HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/kernels_float.py")
 #: Modules that only the host, the browser or the simulator run: in the unix bundle (tests, the simulator), not a
 #: board's, and not counted in its flash figure (``flash_bytes`` is what a board would hold; ``host_bytes`` these).
 #: The browser's re-analysis; the unix platform and its simulated sensors (``platform/__init__`` imports ``unix``

@@ -1,4 +1,4 @@
-"""emlearn-micropython's native modules as sensorbox uses them: ``emlearn_trees`` (trees_c, the pipeline),
+"""emlearn-micropython's native modules as sensorbox uses them: ``emlearn_trees`` (kernels_c.CTrees, the pipeline),
 ``emlearn_fft`` (the features' FFT), ``emlearn_iir`` (the sound meter's A-weighting) and ``emlearn_neighbors``
 (knn and anomaly models: shared/neighbors.py), through the calls their stubs declare (tests/support/emlearn_api.py).
 
@@ -186,7 +186,7 @@ def _forests():
 def test_trees_agree_with_viper_and_plain_on_random_forests():
     checked = 0
     for rng, lines, n_trees, n_nodes, n_features, n_classes in _forests():
-        c = trees_fast.new(n_trees, n_nodes, n_classes)  # emlearn_trees is importable: trees_c.CTrees
+        c = trees_fast.new(n_trees, n_nodes, n_classes)  # emlearn_trees is importable: kernels_c.CTrees
         assert type(c).__name__ == "CTrees"
         v = trees.Trees(n_trees, n_nodes, n_classes, trees_fast.vote)
         p = trees.Trees(n_trees, n_nodes, n_classes)
@@ -587,3 +587,4 @@ def test_knn_and_anomaly_models_through_emlearn_equal_the_shared_files_answers()
                 assert list(a.votes()) == list(b.votes())
             else:
                 assert a.score(x) == b.score(x)
+

@@ -24,7 +24,9 @@ The item lines map one to one onto ``emlearn_neighbors`` (``new(items, features,
 whose C code sorts with an unstable quicksort: given its model (``Neighbors(..., c=model)``, what a device with the
 module installed does) ``nearest`` lets it compute and sort the distances, re-reads ``getresult`` and breaks equal
 distances by example index, as here, so the answers are the same (a few result tuples allocated per call). emlearn's
-C module allows at most 10 classes (a label beyond fails its predict): a device uses it only up to 10.
+C module allows at most 10 classes (a label beyond fails its predict): a device uses it only up to 10, and only
+when the heap has a free block of the examples' size for it (``neighbors_csv``; else the plain evaluator, whose
+examples are in arrays of ``CHUNK_BYTES``).
 """
 
 import array
@@ -35,26 +37,13 @@ LIMIT = 1448  # 127 * (2 * 1448)**2 < 2**30
 MAX_FEATURES = 127
 MAX_ITEMS = 32767  # item indices are int16 in emlearn
 MAX_CLASSES = 255
+#: The plain evaluator keeps its examples in arrays of at most this many bytes: a device's heap, fragmented after
+#: a while, may have no free block of a model's size (~10 KB) when it has many times that free in smaller ones
+CHUNK_BYTES = 1024
 
 
 class NeighborsError(ValueError):
     pass
-
-
-class _Zeros:
-    """``n`` zeros for ``array.array("h", ...)``: MicroPython sizes the array from ``len`` and fills it from the
-    iterator, with no temporary of its size (``bytes(2 * n)`` is one: the examples, a model's largest block, twice
-    over, which a fragmented device heap did not have when a model replaced another of the same size)."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __len__(self):
-        return self.n
-
-    def __iter__(self):
-        for _ in range(self.n):
-            yield 0
 
 
 class Neighbors:
@@ -74,7 +63,9 @@ class Neighbors:
         self.n_scales = 0
         self.threshold = -1
         self.c = c  # emlearn_neighbors' model, which then holds the examples (else self.items)
-        self.items = array.array("h", _Zeros(max_items * n_features)) if c is None else None
+        self.per = p = max(1, CHUNK_BYTES // (2 * n_features))  # examples per array of self.items
+        self.items = None if c is not None else [array.array("h", bytes(2 * n_features * min(p, max_items - i)))
+                                                 for i in range(0, max_items, p)]
         self.labels = bytearray(max_items)
         self.src = array.array("h", bytes(2 * n_features))
         self.off = array.array("h", bytes(2 * n_features))
@@ -110,14 +101,16 @@ class Neighbors:
         if len(values) != self.n_features:
             raise NeighborsError("item {}: {} values, the model has {} features".format(i, len(values),
                                                                                         self.n_features))
-        base = i * self.n_features
         for j in range(self.n_features):
             v = values[j]
             if v > LIMIT or v < -LIMIT:
                 raise NeighborsError("item {}: value {} beyond +-{}".format(i, v, LIMIT))
-            if self.c is None:
-                self.items[base + j] = v
-        if self.c is not None:
+        if self.c is None:
+            a = self.items[i // self.per]
+            base = i % self.per * self.n_features
+            for j in range(self.n_features):
+                a[base + j] = values[j]
+        else:
             self.c.additem(values, label)  # (values: an int16 array of n_features, as the C code requires)
         self.labels[i] = label
         self.n_items = i + 1
@@ -152,14 +145,14 @@ class Neighbors:
                 j += 1
             return self.found
         nf = self.n_features
-        items = self.items
-        base = 0
+        per = self.per
         for i in range(self.n_items):
+            a = self.items[i // per]
+            base = i % per * nf
             s = 0
             for j in range(nf):
-                d = q[j] - items[base + j]
+                d = q[j] - a[base + j]
                 s += d * d
-            base += nf
             self._keep(i, kernels.isqrt(s))
         return self.found
 

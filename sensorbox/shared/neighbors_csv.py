@@ -66,7 +66,12 @@ class Loader(LineReader):
             raise NeighborsError("the file has {} classes, threshold {}; meta.json says {}, {} (-1: a knn model)".format(
                 h["c"], h.get("t", -1), e[3], e[4]))
         c = self.cnew
-        self.model = Neighbors(h["m"], h["f"], h["k"], h["x"], h["c"], c(h["m"], h["f"], h["k"]) if c else None)
+        if c is not None:
+            try:
+                c = c(h["m"], h["f"], h["k"])
+            except MemoryError:  # no free block of the examples' size: the plain evaluator's arrays are smaller
+                c = None
+        self.model = Neighbors(h["m"], h["f"], h["k"], h["x"], h["c"], c)
         self.model.threshold = h.get("t", -1)
         return self.model
 

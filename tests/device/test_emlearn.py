@@ -588,3 +588,43 @@ def test_knn_and_anomaly_models_through_emlearn_equal_the_shared_files_answers()
             else:
                 assert a.score(x) == b.score(x)
 
+
+def test_a_neighbours_model_loads_where_the_heap_has_no_block_of_its_examples_size():
+    # A device's heap after a while: plenty free, but in pieces smaller than a model's examples (the knn model of
+    # tests/host/test_model_push.py: 224 x 24 int16, 10.7 KB; max free block 4-7 KB at 160wK, 96 KB free, in 2 of
+    # 3 pushes). emlearn's C model wants them in one block: the loader falls back to the plain evaluator, whose
+    # examples are in arrays of at most CHUNK_BYTES, with the same answers as the C model.
+    from sensorbox.shared import neighbors, neighbors_csv
+
+    rng = Rng(3)
+    nf = 8
+    m = 300  # 4.8 KB of examples
+    lines = ["k,3", "x,10", "f,{}".format(nf), "c,5", "m,{}".format(m)]
+    lines += ["s,{},{},{},{}".format(j + 2, rng.below(100) - 50, 1 + rng.below(500), 4) for j in range(nf)]
+    lines += ["i,{},".format(rng.below(5)) + ",".join(str(rng.below(200) - 100) for _ in range(nf))
+              for _ in range(m)]
+    c = neighbors_csv.load(lines, None, emlearn_neighbors.new)  # a whole heap: emlearn holds them
+    assert c.c is not None and c.items is None
+    hold = []
+    try:
+        while True:
+            hold.append(bytearray(2048))
+    except MemoryError:
+        pass
+    for i in range(0, len(hold), 2):  # every other one back: half the heap free, in 2 KB holes
+        hold[i] = None
+    gc.collect()
+    try:
+        emlearn_neighbors.new(m, nf, 3)
+        raise AssertionError("the heap still had a block of the examples' size")
+    except MemoryError:
+        pass
+    b = neighbors_csv.load(lines, None, emlearn_neighbors.new)
+    hold = None
+    assert b.c is None and len(b.items) == 5 and max(len(a) for a in b.items) * 2 <= neighbors.CHUNK_BYTES
+    x = array.array("h", bytes(20))
+    for q in range(200):
+        for j in range(10):
+            x[j] = rng.below(3000) - 1500
+        assert b.classify(x) == c.classify(x) and list(b.votes()) == list(c.votes())
+        assert list(b.near) == list(c.near) and list(b.dist) == list(c.dist)

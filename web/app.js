@@ -459,7 +459,7 @@ function drawLegend() {
   }
   const r = hist.range || [0, 0], names = new Set(hist.labels.filter((l) => l.end > r[0] && l.start < r[1]).map((l) => l.label));
   for (const n of names) { const it = el("span", "label: " + n, "lg lab"); const sw = el("i"); sw.style.borderColor = labelColor(n); it.prepend(sw); box.append(it); }
-  if (hist.events.length) { const it = el("span", hist.events.length + " events", "lg ev"); it.prepend(el("i")); box.append(it); }
+  if (hist.events.length) { const it = el("span", hist.events.length + (hist.events.length === 1 ? " event" : " events"), "lg ev"); it.prepend(el("i")); box.append(it); }
   if (!box.childNodes.length) box.append(el("span", "no predictions in this range", "s"));
 }
 function parseCsv(text) {

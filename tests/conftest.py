@@ -9,7 +9,9 @@
   from .mpy) and ``[wasm]`` (MicroPython WebAssembly under Node, which has no viper/native emitters).
   Shared tests are synchronous and use plain ``assert``. A module lists data files it opens in ``DATA_FILES``.
 
-Tests run with the repository root as working directory. ``tests/support`` is on the path of device tests.
+Tests run with the repository root as working directory. ``tests/support`` is on the path of device tests; a
+module that sets ``BOARD = True`` also gets ``tests/support/board`` first: test doubles of the ESP32 port's
+``network``, ``machine`` and ``esp32`` modules (checked against MicroPython's stubs, tests/host/test_board_doubles.py).
 """
 
 import ast
@@ -100,14 +102,14 @@ def _compile_test(path):
     return out
 
 
-def _compiled_support():
-    src = os.path.join(REPO, "tests", "support")
-    out = os.path.join(BUILD_TESTS, "support")
+def _compiled_support(sub="support"):
+    src = os.path.join(REPO, "tests", *sub.split("/"))
+    out = os.path.join(BUILD_TESTS, sub.replace("/", "_"))
     for f in os.listdir(src):
         if f.endswith(".py"):
             dst = os.path.join(out, f[:-3] + ".mpy")
             if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(os.path.join(src, f)):
-                bundle.compile_one(os.path.join(src, f), dst, bundle.TARGETS["unix"], "tests/support/" + f)
+                bundle.compile_one(os.path.join(src, f), dst, bundle.TARGETS["unix"], "tests/{}/{}".format(sub, f))
     return out
 
 
@@ -131,8 +133,11 @@ class MicroPythonItem(pytest.Item):
             heap = self.consts.get("HEAPSIZE", DEVICE_HEAP)
             cmd = [bundle.micropython_path(), "-X", "heapsize=" + heap, os.path.join(REPO, "tests", "mp_runner.py"),
                    self.path.stem, self.test]
+            path = (test_dir, _compiled_support())
+            if self.consts.get("BOARD"):  # the ESP32's network, machine and esp32 modules as test doubles
+                path = (_compiled_support("support/board"),) + path
             env = bundle.micropython_env(os.path.join(REPO, "build", "unix"), {"SENSORBOX_TEST_TMP": tmp},
-                                         path=(test_dir, _compiled_support()))
+                                         path=path)
         try:
             res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired as e:

@@ -142,7 +142,7 @@ async def start(d):
     sup.add("pipeline", d._pipeline, ("ml.",))
     sup.add("store", d._store, ("store.",))  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
-    await d.platform.start_network(d.config, d.log)
+    await d.platform.start_network(d)
     sup.add("http", d._serve)
     d._integrations(())  # MQTT and webhooks, if enabled
     gc.collect()

@@ -9,7 +9,8 @@
 - ``flash_stats()``: (total_bytes, free_bytes) of the file system holding ``data_dir``.
 - ``http_port(configured)``: the port to serve on.
 - ``sensor(name, config, log)``: the driver for sensor ``name`` ("accel", "mic"), or None if absent.
-- ``start_network(config, log)``: bring the network up (a coroutine; returns when it is up or gave up).
+- ``start_network(device)``: bring the network up (a coroutine: starts what keeps it up, e.g. a service).
+- ``watchdog(timeout_ms)``: start the board's watchdog (``machine.WDT``'s interface: ``feed()``), or None.
 - ``reset()``: restart the device.
 """
 
@@ -24,6 +25,13 @@ def get():
         if sys.platform == "esp32":  # pragma: no cover - needs the board
             from sensorbox.device.platform import esp32 as impl
         else:
-            from sensorbox.device.platform import unix as impl
+            import os
+
+            # SENSORBOX_PLATFORM: a module with a Platform (tests: the esp32 platform over the board doubles)
+            name = os.getenv("SENSORBOX_PLATFORM")
+            if name:
+                impl = __import__(name)
+            else:
+                from sensorbox.device.platform import unix as impl
         _platform = impl.Platform()
     return _platform

@@ -1,4 +1,7 @@
-"""ESP32 boards (ESP32, ESP32-S3) running MicroPython. Not exercised on the host: needs the board.
+"""ESP32 boards (ESP32, ESP32-S3) running MicroPython.
+
+On the host it runs unchanged against the test doubles of ``network``, ``machine`` and ``esp32`` in
+``tests/support/board`` (which follow MicroPython's documented API and its published ESP32 stubs).
 
 Sensors (``make_sensor``): an LSM6DS3 / LSM6DS3TR-C accelerometer on I2C bus 0 (pins ``board.i2c_sda``/``_scl``,
 address ``accel.i2c_addr``) and an I2S MEMS microphone on I2S 0 (``board.i2s_sck``/``_ws``/``_sd``). A sensor
@@ -6,35 +9,52 @@ whose pins are not set, or whose part does not answer, is left out with a warnin
 samples on. ``make_sensor`` takes the ``machine`` module as an argument so the unix port can test the wiring
 with fakes of the hardware (tests/device/test_board_sensors.py).
 
-Wi-Fi credentials come from ``wifi.json`` in the data directory ({"ssid": ..., "password": ...}), written by the
-host's deploy step; they are never part of the config the API returns.
+The network is the station service (``net/station.py``): Wi-Fi networks from ``wifi.json`` in the data
+directory, written by the set-up page or the host's deploy step, never part of the config the API returns;
+without one, or after ``wifi.fallback_s`` without a connection, the set-up access point (``net/portal.py``).
+The wall clock is the RTC (``machine.RTC``), which NTP sets (``net/ntp.py``).
 """
 
 import os
 import time
 
-from sensorbox.device.platform.clock import Clock, _EPOCH_2000_MS
+from sensorbox.device.platform.clock import Clock, rtc_epoch_ms
 
 
-class Platform:  # pragma: no cover - needs the board
+class Platform:
     name = "esp32"
     warm_skip = ("sensorbox.device.sensors.sim_",)  # the host's simulated sensors
     www_dir = "/www"
     http_host = "0.0.0.0"
+    dns_port = 53  # the set-up portal's DNS responder
 
-    def __init__(self):
-        self.data_dir = "/data"
+    def __init__(self, data_dir="/data"):
+        self.data_dir = data_dir
         try:
             os.mkdir(self.data_dir)
         except OSError:
             pass
-        # time.time() counts from 2000 on the ESP32 port.
-        self._clock = Clock(time.time(), _EPOCH_2000_MS)
+        self._clock = Clock(self.rtc_ms() / 1000)
+        self.station = None  # the station service (net/station.py), made by start_network
+
+    def rtc_ms(self):
+        """The RTC's time in epoch ms (it starts at 2000-01-01 after a power cut)."""
+        import machine
+
+        return rtc_epoch_ms(machine.RTC().datetime())
+
+    def set_time(self, epoch_ms):
+        """A better time arrived (NTP): the RTC and the wall clock take it."""
+        import machine
+
+        t = time.gmtime(epoch_ms // 1000 - (946684800 if time.gmtime(0)[0] == 2000 else 0))
+        machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], (epoch_ms % 1000) * 1000))
+        self._clock.resync(epoch_ms)
 
     def epoch_ms(self):
         return self._clock.epoch_ms()
 
-    def unique_id(self):
+    def unique_id(self, log=None):
         import binascii
         import machine
 
@@ -52,41 +72,20 @@ class Platform:  # pragma: no cover - needs the board
 
         return make_sensor(name, config, log, self.epoch_ms, machine)
 
-    async def start_network(self, config, log):
-        import asyncio
-        import json
-
+    async def start_network(self, device):
+        """Start the station service (a supervised service of its own: it keeps the network up)."""
         import network
 
-        try:
-            with open(self.data_dir + "/wifi.json") as f:
-                creds = json.load(f)
-        except (OSError, ValueError):
-            log.warning("net", "no wifi.json: starting an access point for set-up")
-            ap = network.WLAN(network.AP_IF)
-            ap.active(True)
-            ap.config(essid="sensorbox-" + self.unique_id()[-4:])
-            return False
-        sta = network.WLAN(network.STA_IF)
-        sta.active(True)
-        if not sta.isconnected():
-            sta.connect(creds["ssid"], creds["password"])
-            for _ in range(100):
-                if sta.isconnected():
-                    break
-                await asyncio.sleep_ms(100)
-        if not sta.isconnected():
-            log.error("net", "wifi connection failed")
-            return False
-        log.info("net", "wifi up: {}".format(sta.ifconfig()[0]))
-        try:
-            import ntptime
+        from sensorbox.device.net.station import Station
 
-            ntptime.settime()
-            self._clock.resync(time.time() * 1000 + _EPOCH_2000_MS)
-        except Exception as e:
-            log.warning("net", "ntp failed: {}".format(e))
-        return True
+        self.station = Station(device, network)
+        device.supervisor.add("wifi", self.station.run, ("wifi.", "device.name"))
+
+    def watchdog(self, timeout_ms):
+        """The hardware watchdog, started now (it cannot be stopped): the supervisor feeds it while all is well."""
+        import machine
+
+        return machine.WDT(timeout=timeout_ms)
 
     def reset(self):
         import machine

@@ -65,7 +65,7 @@ class Platform:
             return SignalMicrophone(config, self.epoch_ms)
         return None
 
-    async def start_network(self, config, log):
+    async def start_network(self, device):
         return True  # the host's network is up
 
     def reset(self):

@@ -42,6 +42,9 @@ def status(h, full):
         "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
         "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
     }
+    st = getattr(d.platform, "station", None)
+    if st is not None:  # Wi-Fi (ESP32): state, network, address, RSSI, the set-up access point
+        out["wifi"] = st.status()
     if not full:
         return out
     out["soundlevel"] = d.soundmeter.status() if getattr(d, "soundmeter", None) else None

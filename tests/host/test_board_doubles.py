@@ -191,7 +191,8 @@ def _mypy(tmp, paths):
             and ": error:" in line]
 
 
-BOARD_CODE = ["sensorbox/device/platform/esp32.py"]
+BOARD_CODE = ["sensorbox/device/platform/esp32.py", "sensorbox/device/net/station.py",
+              "sensorbox/device/net/portal.py", "sensorbox/device/net/ntp.py"]
 
 
 def test_board_code_type_checks_against_the_stubs(stubs, tmp_path):

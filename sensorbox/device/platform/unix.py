@@ -17,7 +17,8 @@ from sensorbox.device.platform.clock import Clock
 class Platform:
     name = "unix"
     warm_skip = ("sensorbox.device.sensors.lsm6ds3", "sensorbox.device.sensors.i2s_mic",
-                 "sensorbox.device.sensors.pcm_fast")  # board drivers: never loaded on the host
+                 "sensorbox.device.sensors.pcm_fast",  # board drivers: never loaded on the host
+                 "sensorbox.device.net.")  # the ESP32's Wi-Fi (the host's network is up)
 
     def __init__(self):
         self.data_dir = os.getenv("SENSORBOX_DATA") or "./var"

@@ -34,6 +34,7 @@ OWNED_DIRS = ("lib", "www", "models/default")
 EPILOG = """examples:
   sensorbox deploy /dev/ttyUSB0                   build for esp32, copy what changed, reset the board
   sensorbox deploy /dev/ttyUSB0 --dry-run         only say what would be copied and deleted
+  sensorbox deploy /dev/ttyUSB0 --ap-password 'a-long-one'   the set-up access point's WPA2 password
   sensorbox deploy /dev/ttyACM0 --wifi MyNet      also write data/wifi.json (password: $SENSORBOX_WIFI_PASSWORD
                                                   or a prompt)
   sensorbox deploy socket://127.0.0.1:7777 --reset none    a MicroPython REPL served over TCP (e.g. by socat)
@@ -157,7 +158,14 @@ def _dirs_of(paths):
     return sorted(dirs, key=lambda d: (d.count("/"), d))
 
 
-def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, batch=40):
+def _write_data(port, name, text):
+    # Sent as a literal inside the script: it travels over the serial line only, and is never printed.
+    wr = ("import os\ntry:\n    os.mkdir('data')\nexcept OSError:\n    pass\n"
+          "with open('data/{}', 'w') as f:\n    f.write({!r})\n").format(name, text)
+    run_mpremote(port, ["exec", wr])
+
+
+def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, batch=40, ap_password=None):
     """Bring the board at ``port`` to the bundle in ``out_dir``. Returns (copied, deleted) path lists."""
     local = local_files(out_dir)
     remote = remote_hashes(port)
@@ -183,12 +191,11 @@ def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, bat
         run_mpremote(port, ["exec", _EACH.format(delete, "os.remove(p)")])
     if wifi is not None:
         ssid, password = wifi
-        creds = json.dumps({"ssid": ssid, "password": password})
-        # Sent as a literal inside the script: it travels over the serial line only, and is never printed.
-        wr = ("import os\ntry:\n    os.mkdir('data')\nexcept OSError:\n    pass\n"
-              "with open('data/wifi.json', 'w') as f:\n    f.write({!r})\n").format(creds)
-        run_mpremote(port, ["exec", wr])
+        _write_data(port, "wifi.json", json.dumps({"ssid": ssid, "password": password}))
         log("  wrote  data/wifi.json (ssid {!r})".format(ssid))
+    if ap_password is not None:
+        _write_data(port, "ap.json", json.dumps({"ap_password": ap_password}))
+        log("  wrote  data/ap.json (the set-up access point's password)")
     if reset == "hard":
         run_mpremote(port, ["reset"])
         log("reset the board")
@@ -196,6 +203,14 @@ def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, bat
         run_mpremote(port, ["soft-reset"])
         log("soft-reset the board")
     return copy, delete
+
+
+def _ap_password(v):
+    if not 8 <= len(v) <= 63:
+        import argparse
+
+        raise argparse.ArgumentTypeError("a WPA2 password has 8 to 63 characters")
+    return v
 
 
 def cmd_deploy(args):
@@ -210,7 +225,7 @@ def cmd_deploy(args):
             pw = getpass.getpass("Wi-Fi password for {}: ".format(args.wifi))
         wifi = (args.wifi, pw)
     try:
-        deploy(args.port, out, dry_run=args.dry_run, reset=args.reset, wifi=wifi)
+        deploy(args.port, out, dry_run=args.dry_run, reset=args.reset, wifi=wifi, ap_password=args.ap_password)
     except DeployError as e:
         sys.exit("error: {}".format(e))
     return 0
@@ -228,4 +243,7 @@ def add_parser(sub):
     d.add_argument("--reset", choices=("hard", "soft", "none"), default="hard",
                    help="how to restart the board afterwards (default hard: machine.reset())")
     d.add_argument("--wifi", metavar="SSID", help="also write data/wifi.json for this network")
+    d.add_argument("--ap-password", metavar="PW", type=_ap_password,
+                   help="the WPA2 password of the device's set-up access point (8-63 characters; else one is made "
+                        "at its first start and printed on its serial console)")
     d.set_defaults(func=cmd_deploy)

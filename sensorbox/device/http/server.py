@@ -22,6 +22,10 @@ _AUTHZ = const("sensorbox.device.http.authz")
 _WEB = const("sensorbox.device.http.web_lazy")
 _REFUSE = const("sensorbox.device.http.refuse")
 _CORS = const("sensorbox.device.http.cors")
+_SETUP = const("sensorbox.device.net.setup_http")
+# the set-up page and the connectivity probes of Android, Apple, Windows and Firefox (the captive portal)
+_PROBES = const(" /setup /generate_204 /gen_204 /hotspot-detect.html /library/test/success.html /connecttest.txt "
+                "/ncsi.txt /redirect /canonical.html /success.txt ")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
 # the types of the UI's files, by extension (one string: no dict, no interned names)
@@ -287,6 +291,8 @@ def _route(p):
     if p == "/" or p.startswith("/static/"):
         return "sensorbox.device.http.static"
     s = p[5:].partition("/")[0] if p.startswith("/api/") else None
+    if s == "setup" or (s is None and (" " + p + " ") in _PROBES):
+        return _SETUP
     if s in ("status", "config", "debug"):
         return "sensorbox.device.http.api"
     if s == "model":

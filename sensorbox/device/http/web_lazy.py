@@ -48,7 +48,8 @@ ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api
           (("GET", "PUT", "POST"), "/api/model/<action>"), (("GET",), "/api/resources"),
           (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
           (("DELETE",), "/api/labels/<int:ident>"), (("GET",), "/"), (("GET",), "/static/<name>"),
-          (("DELETE",), "/api/tokens/<int:ident>"))
+          (("DELETE",), "/api/tokens/<int:ident>"), (("GET",), "/setup"), (("GET", "POST"), "/api/setup"),
+          (("GET",), "/api/setup/scan"), (("POST",), "/api/setup/test"))
 
 
 async def handle(device, http, req):

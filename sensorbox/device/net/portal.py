@@ -2,8 +2,8 @@
 (``station`` opens it when there are no Wi-Fi credentials or no connection came for ``wifi.fallback_s``).
 
 The access point is WPA2, ``sensorbox-XXXX`` (the device id's last 4 digits), never open: its password comes
-from ``ap.json`` in the data directory (``sensorbox deploy --ap-password``), else from the bundle's
-``setup.json`` (``sensorbox build --ap-password``), else it is made once at random and kept in ``ap.json``.
+from ``ap.json`` in the data directory (``sensorbox deploy --ap-password``), else it is made once at random and
+kept there.
 It is printed on the serial console each time the access point opens, never logged or sent by the API.
 
 The DNS responder answers every A (and ANY) query with the access point's own address and every other type with
@@ -26,16 +26,15 @@ _TTL = const(60)
 _ALPHABET = const("abcdefghjkmnpqrstuvwxyz23456789")  # no 0/o, 1/l/i: read off a serial console
 
 
-def ap_password(data_dir, bundle_dir):
+def ap_password(data_dir):
     """The set-up access point's WPA2 password (8 to 63 characters), made and kept on first use."""
-    for path in (data_dir + "/ap.json", bundle_dir + "/setup.json"):
-        try:
-            with open(path) as f:
-                pw = json.load(f).get("ap_password")
-            if isinstance(pw, str) and 8 <= len(pw) <= 63:
-                return pw
-        except (OSError, ValueError, AttributeError):
-            pass
+    try:
+        with open(data_dir + "/ap.json") as f:
+            pw = json.load(f).get("ap_password")
+        if isinstance(pw, str) and 8 <= len(pw) <= 63:
+            return pw
+    except (OSError, ValueError, AttributeError):
+        pass
     pw = "".join(_ALPHABET[b % len(_ALPHABET)] for b in os.urandom(12))
     with open(data_dir + "/ap.json", "w") as f:
         json.dump({"ap_password": pw}, f)
@@ -87,8 +86,7 @@ class Portal:
     def open(self, why):
         net = self.net
         plat = self.d.platform
-        www = plat.www_dir
-        pw = ap_password(plat.data_dir, www[:www.rfind("/")] if "/" in www else ".")
+        pw = ap_password(plat.data_dir)
         ap = self.ap = net.WLAN(net.AP_IF)
         ap.active(True)
         ap.config(ssid=self.ssid, key=pw, security=net.AUTH_WPA2_PSK)

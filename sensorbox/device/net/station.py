@@ -201,6 +201,10 @@ class Station:
             self.connects += 1
             self.last_error = None
             self.ip = sta.ifconfig()[0]
+            try:
+                self.ssid = sta.config("ssid")  # (a set-up test may have made the connection)
+            except (OSError, ValueError):
+                pass
             self.up_since = time.ticks_ms()
             self.d.log.info("net", "wifi up: {} on {} (http://{}.local/)".format(self.ip, self.ssid, self.hostname))
             self.ntp_at = time.ticks_ms()  # now

@@ -1,0 +1,23 @@
+"""The ESP32 platform (``platform/esp32.py``) on the unix port over the board doubles of this folder: a simulated
+ESP32 for end-to-end tests (``SENSORBOX_PLATFORM=fieldplat``, tests/host/fielddev.py). Only where its files and
+sockets are differs from a board: the data directory, the UI's files, the HTTP and DNS ports and addresses come
+from the environment as for the unix platform; Wi-Fi, RTC, watchdog, partitions and reset are the doubles'."""
+
+import os
+
+from sensorbox.device.platform import esp32
+
+
+class Platform(esp32.Platform):
+    http_host = "127.0.0.1"
+    dns_host = "127.0.0.1"
+
+    def __init__(self):
+        super().__init__(os.getenv("SENSORBOX_DATA") or "./var")
+        self.www_dir = os.getenv("SENSORBOX_WWW") or "www"
+        self.dns_port = int(os.getenv("SENSORBOX_DNS_PORT") or "53")
+        self.admin_password = os.getenv("SENSORBOX_ADMIN_PASSWORD")
+        self._port = os.getenv("SENSORBOX_PORT")
+
+    def http_port(self, configured):
+        return int(self._port) if self._port else configured

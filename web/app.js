@@ -74,7 +74,23 @@ async function start() {
   } catch (e) { return; }
   $("#nav").hidden = $("#logout").hidden = false;
   route();
+  showSafeMode();
 }
+
+// Safe mode (after 3 boots that did not stay healthy): why, the traceback, and a way back to a normal boot.
+async function showSafeMode() {
+  const s = await api("GET", "/api/status").catch(() => null);
+  const b = s && s.boot;
+  $("#safe").hidden = !(b && b.safe_mode);
+  if (!b || !b.safe_mode) return;
+  $("#safewhy").textContent = "After " + b.unhealthy_boots + " boots that did not stay healthy. Last: " + (b.last_failure || "unknown") + ".";
+  $("#safetrace").textContent = b.last_trace || "(none recorded)";
+}
+$("#saferestart").addEventListener("click", async () => {
+  await api("POST", "/api/restart").catch(() => {});
+  $("#safewhy").textContent = "Restarting normally…";
+  setTimeout(() => location.reload(), 8000);
+});
 
 function chartWidth(node) { return Math.max(240, node.clientWidth - 10); }
 window.addEventListener("resize", () => {
@@ -293,7 +309,7 @@ $("#labelbtn").addEventListener("click", async () => {
 // ---------- settings ----------
 // Every key of the schema (/api/config/schema), grouped by its first part ("mqtt.host" -> "mqtt"); a numbered
 // second part makes a sub-group ("webhook.2.url" -> "Webhook 2"). Nothing here names a key: new keys appear.
-const GROUPS = { mqtt: "MQTT", webhook: "Webhooks", http: "HTTP", ml: "Analysis", store: "Storage", sim: "Simulator" };
+const GROUPS = { mqtt: "MQTT", webhook: "Webhooks", http: "HTTP", ml: "Analysis", store: "Storage", sim: "Simulator", wifi: "Wi-Fi", ota: "Updates" };
 const INTEGRATIONS = ["mqtt", "webhook"];  // shown first, with their connection state from /api/status
 function cfgField(d, cf) {
   const row = el("div", undefined, "field"); row.dataset.key = d.key;
@@ -459,6 +475,10 @@ async function showHealth() {
   if (s.store) card("Storage", Math.round(s.store.bytes / 1024) + " KB of " + Math.round(s.store.budget / 1024) + " KB budget, full in " + s.store.days_until_full + " days");
   for (const n in s.sensors) card("Sensor " + n, s.sensors[n].rate_hz + " Hz, received " + s.sensors[n].received + ", dropped " + s.sensors[n].dropped);
   card("Task restarts", String(s.task_restarts));
+  if (s.wifi) card("Wi-Fi", s.wifi.state + (s.wifi.ssid ? " · " + s.wifi.ssid : "") + (s.wifi.rssi != null ? " · " + s.wifi.rssi + " dBm" : "") +
+    (s.wifi.ip ? " · " + s.wifi.ip : "") + " · " + s.wifi.url + (s.wifi.last_error ? " · last error: " + s.wifi.last_error : ""));
+  if (s.boot) card("Boot", (s.boot.safe_mode ? "SAFE MODE · " : "") + (s.boot.healthy ? "healthy" : "not yet healthy" + (s.boot.unhealthy_now ? ": " + s.boot.unhealthy_now : "")) +
+    " · unhealthy boots before this one: " + s.boot.unhealthy_boots + (s.boot.last_failure ? " · last failure: " + s.boot.last_failure : ""));
   const tb = $("#tasks tbody"); tb.textContent = "";
   for (const n of Object.keys(s.tasks).sort()) {
     const t = s.tasks[n]; const tr = el("tr");

@@ -55,6 +55,8 @@ class Device:
         # MQTT and webhooks get a service once enabled (at boot, or when a change enables them): a device that
         # does not use them carries no task for them.
         sup = self.supervisor
+        if self.store is None:  # safe mode: no integrations
+            return
         for name, fn, keys in (("mqtt", self._mqtt, ("mqtt.", "device.name")), ("webhook", self._webhook,
                                                                                    ("webhook.",))):
             if sup.get(name) is None and self.config.get(name + ".enabled") and (
@@ -127,7 +129,8 @@ class Device:
         if self.mqtt is not None:
             await self.mqtt.stop()  # retained "offline" before the clean DISCONNECT
         await self.supervisor.stop()
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
         self.log.flush()
 
 
@@ -138,11 +141,23 @@ def main():
     finally:
         lazy.unload(_BOOT)
     gc.collect()
-    device = Device(plat)
+    device = None
     try:
+        device = Device(plat)
         asyncio.run(device.run())
     except KeyboardInterrupt:
         pass
+    except Exception as e:  # a crash at boot: said in boot.json for the next boot (safe mode), then a reset
+        try:
+            lazy.load("sensorbox.device.bootstate").failure(plat.data_dir, "crashed: {!r}".format(e), e)
+        except Exception:
+            pass
+        import sys
+
+        sys.print_exception(e)
+        plat.reset()
+        raise
     finally:
-        asyncio.run(device.shutdown())
+        if device is not None:
+            asyncio.run(device.shutdown())
         asyncio.new_event_loop()

@@ -14,6 +14,7 @@ from sensorbox.device import lazy  # resident (app imports it): not taken along 
 
 # Which config keys each sensor depends on: a change restarts its sampler.
 _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
+_STATE = "sensorbox.device.bootstate"
 
 
 def warm(plat):
@@ -76,43 +77,66 @@ def _makedirs(path):
 
 def init(d, echo_log):
     """Build the parts of device ``d`` (``d.platform`` set): log, sensors and their rings, config, store, ..."""
-    from sensorbox.device.auth import Auth
-    from sensorbox.device.bus import Bus
-    from sensorbox.device.config import Config
-    from sensorbox.device.health import Health
     from sensorbox.device.log import Log
     from sensorbox.device.sensors.sampler import Sensor
     from sensorbox.device.soundmeter import SoundMeter
     from sensorbox.device.store.core import Store
-    from sensorbox.device.supervisor import LagMonitor, Supervisor
     # The model evaluator's viper kernel, imported once for good: a running model uses it anyway, and a module
     # with native code imported again (by models.py, loaded per request) leaks every time (its native code and
     # BSS are kept for good: IRAM on an ESP32, a tracked root pointer per load in the GC heap).
     from sensorbox.device import trees_fast  # noqa: F401
 
+    from sensorbox.device.guard import Guard
+
     data = d.platform.data_dir
     _makedirs(data)
     d.log = Log(d.platform.epoch_ms, data + "/log.txt", echo=echo_log)
+    # The boot counter first of all (bootstate.py): after 3 boots that did not stay healthy, safe mode.
+    try:
+        rec, safe, err = lazy.load(_STATE).begin(data)
+    finally:
+        lazy.unload(_STATE)
+    if err:
+        d.log.warning("boot", err)
+    d.boot = {"safe_mode": safe, "unhealthy_boots": rec["boots"] - 1, "reason": rec.get("reason"),
+              "trace": rec.get("trace"), "at": rec.get("at")}
+    d.guard = Guard(d, safe)
     d.sensors = {}
+    d.store = d.soundmeter = None
+    if safe:  # network, UI and updates only: no sensors, store, analysis or integrations
+        d.log.error("boot", "safe mode after {} unhealthy boots; last: {}".format(rec["boots"] - 1, rec.get("reason")))
+        _init_core(d, data)
+        return
     # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 64 ms of sound at 16 kHz
     # (its reader runs every few tens of ms). They are never reallocated.
     d.sensors["accel"] = Sensor("accel", d._driver_factory("accel"), d.log, 3, 500)
     # 1024 = config_schema.MIC_RING_FRAMES, which bounds mic.poll_ms (the schema is not loaded here)
     d.sensors["mic"] = Sensor("mic", d._driver_factory("mic"), d.log, 1, 1024)
-    d.config = Config(data + "/config.json", d.log)
-    d.log.set_level(d.config.get("log.level"))
-    d.log.file_bytes = d.config.get("log.file_kb") * 1024
-    d.device_id = d.platform.unique_id()
-    d.supervisor = Supervisor(d.log)
-    d.bus = Bus(d.log)
+    _init_core(d, data)
     # The store: first subscriber of the analysis results (see store/core.py for the value shapes).
     d.store = Store(data + "/store", d.log, d.platform.epoch_ms, d.platform.flash_stats)
     d.store.configure(d.config)
     d.store.open()
     for topic in ("features", "predictions", "soundlevel", "events"):
         d.bus.subscribe(topic, d.store.on_bus)
-    d.lag = LagMonitor()
     d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
+
+
+def _init_core(d, data):
+    # what a device in safe mode has too: config, id, supervisor, bus, lag monitor, auth, health
+    from sensorbox.device.auth import Auth
+    from sensorbox.device.bus import Bus
+    from sensorbox.device.config import Config
+    from sensorbox.device.health import Health
+    from sensorbox.device.supervisor import LagMonitor, Supervisor
+
+    d.config = Config(data + "/config.json", d.log)
+    d.log.set_level(d.config.get("log.level"))
+    d.log.file_bytes = d.config.get("log.file_kb") * 1024
+    d.device_id = d.platform.unique_id()
+    d.supervisor = Supervisor(d.log)
+    d.bus = Bus(d.log)
+    d.lag = LagMonitor()
     d.auth = Auth(data + "/auth.json", d.log, getattr(d.platform, "admin_password", None))
     d.health = Health(d)
     d.config.listen(d.supervisor.config_changed)
@@ -136,14 +160,21 @@ async def start(d):
     gc.collect()
     sup = d.supervisor
     sup.add("lag", d.lag.run)
-    for name in d.sensors:
-        sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
-    sup.add("soundmeter", d.soundmeter.run, ("sound.",))
-    sup.add("pipeline", d._pipeline, ("ml.",))
-    sup.add("store", d._store, ("store.",))  # (a lambda here would keep this module's code alive)
+    safe = d.boot["safe_mode"]
+    if safe:
+        print("\n*** SAFE MODE after {} unhealthy boots: {} ***\n".format(d.boot["unhealthy_boots"],
+                                                                         d.boot["reason"]))
+    else:
+        for name in d.sensors:
+            sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
+        sup.add("soundmeter", d.soundmeter.run, ("sound.",))
+        sup.add("pipeline", d._pipeline, ("ml.",))
+        sup.add("store", d._store, ("store.",))  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
     await d.platform.start_network(d)
     sup.add("http", d._serve)
-    d._integrations(())  # MQTT and webhooks, if enabled
+    sup.add("guard", d.guard.run)  # the watchdog's feeder and the boot's health
+    if not safe:
+        d._integrations(())  # MQTT and webhooks, if enabled
     gc.collect()
     gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())

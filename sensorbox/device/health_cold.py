@@ -42,6 +42,12 @@ def status(h, full):
         "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
         "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
     }
+    g = d.guard
+    out["boot"] = {"safe_mode": d.boot["safe_mode"], "unhealthy_boots": d.boot["unhealthy_boots"],
+                   "last_failure": d.boot["reason"], "last_failure_at": d.boot["at"], "healthy": g.healthy,
+                   "unhealthy_now": g.reason, "watchdog_feeds": g.feeds}
+    if full:
+        out["boot"]["last_trace"] = d.boot["trace"]
     st = getattr(d.platform, "station", None)
     if st is not None:  # Wi-Fi (ESP32): state, network, address, RSSI, the set-up access point
         out["wifi"] = st.status()

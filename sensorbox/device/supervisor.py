@@ -40,6 +40,7 @@ class Supervisor:
         self.log = log
         self.services = []
         self.stopping = False
+        self.failed = None  # (service name, exception) of the latest failure (guard.py: a boot's traceback)
 
     def add(self, name, factory, prefixes=()):
         svc = Service(name, factory, prefixes)
@@ -65,6 +66,7 @@ class Supervisor:
                 except Exception as e:  # CancelledError is a BaseException: it passes through
                     svc.restarts += 1
                     svc.last_error = "{}: {}".format(type(e).__name__, e)
+                    self.failed = (svc.name, e)
                     self.log.exception("sup", "{} failed (restart {})".format(svc.name, svc.restarts), e)
                 svc.running = False
                 if time.ticks_diff(time.ticks_ms(), started) > _HEALTHY_MS:

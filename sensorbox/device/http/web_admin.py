@@ -67,6 +67,10 @@ def restart(device):
 
     device.log.warning("app", "restart requested over HTTP")
     device.log.flush()
+    if device.boot["safe_mode"]:  # the owner fixed what was wrong: the next boot is a normal one
+        from sensorbox.device import bootstate
+
+        bootstate.healthy(device.platform.data_dir)
 
     async def later():
         await asyncio.sleep_ms(300)  # let the answer go out first

@@ -479,6 +479,9 @@ async function showHealth() {
     (s.wifi.ip ? " · " + s.wifi.ip : "") + " · " + s.wifi.url + (s.wifi.last_error ? " · last error: " + s.wifi.last_error : ""));
   if (s.boot) card("Boot", (s.boot.safe_mode ? "SAFE MODE · " : "") + (s.boot.healthy ? "healthy" : "not yet healthy" + (s.boot.unhealthy_now ? ": " + s.boot.unhealthy_now : "")) +
     " · unhealthy boots before this one: " + s.boot.unhealthy_boots + (s.boot.last_failure ? " · last failure: " + s.boot.last_failure : ""));
+  if (s.app) $("#appinfo").textContent = "Running: " + (s.app.slot === "bundle" ? "the app deployed over USB" : "update slot " + s.app.slot) +
+    ", version " + s.app.version + (s.app.build ? " (build " + s.app.build + ")" : "") + (s.app.trial ? ", on trial" : "") +
+    (s.app.why ? ". " + s.app.why : "") + ". Update key: " + s.app.key + ".";
   const tb = $("#tasks tbody"); tb.textContent = "";
   for (const n of Object.keys(s.tasks).sort()) {
     const t = s.tasks[n]; const tr = el("tr");
@@ -494,6 +497,18 @@ async function showHealth() {
   route.timer = setInterval(() => { if (!$("#health").hidden) showHealthQuiet(); }, 4000);
 }
 function showHealthQuiet() { clearInterval(route.timer); showHealth().catch(() => {}); }
+$("#otabtn").addEventListener("click", async () => {
+  const f = $("#otafile").files[0];
+  const msg = $("#otamsg");
+  if (!f) { msg.className = "err"; msg.textContent = "choose the signed update file first"; return; }
+  msg.className = ""; msg.textContent = "sending " + Math.round(f.size / 1024) + " KB…";
+  try {
+    const r = await api("POST", "/api/ota", f);
+    msg.className = "ok";
+    msg.textContent = "update " + r.version + " installed in slot " + r.slot + "; the device restarts into it (kept once it stays healthy)";
+    setTimeout(() => location.reload(), 10000);
+  } catch (e) { msg.className = "err"; msg.textContent = e.message; }
+});
 $("#restart").addEventListener("click", async () => {
   if (!confirm("Restart the device?")) return;
   await api("POST", "/api/restart").catch(() => {});

@@ -15,6 +15,7 @@ from sensorbox.device import lazy  # resident (app imports it): not taken along 
 # Which config keys each sensor depends on: a change restarts its sampler.
 _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 _STATE = "sensorbox.device.bootstate"
+_OTA = "sensorbox.device.ota"
 
 
 def warm(plat):
@@ -101,6 +102,9 @@ def init(d, echo_log):
     d.boot = {"safe_mode": safe, "unhealthy_boots": rec["boots"] - 1, "reason": rec.get("reason"),
               "trace": rec.get("trace"), "at": rec.get("at")}
     d.guard = Guard(d, safe)
+    p0 = sys.path[0] if sys.path else ""
+    if p0.endswith("/lib") and "/app/" in p0:  # an app from an update slot (main.py): its own UI and default model
+        d.platform.www_dir = p0[:-4] + "/www"
     d.sensors = {}
     d.store = d.soundmeter = None
     if safe:  # network, UI and updates only: no sensors, store, analysis or integrations
@@ -141,6 +145,10 @@ def _init_core(d, data):
     d.health = Health(d)
     d.config.listen(d.supervisor.config_changed)
     d.config.listen(d._on_config)
+    try:  # an update on trial must be healthy by then (guard.py), or it is rolled back
+        d.guard.deadline = lazy.load(_OTA).trial_deadline(d)
+    finally:
+        lazy.unload(_OTA)
 
 
 async def start(d):

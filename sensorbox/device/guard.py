@@ -29,6 +29,7 @@ class Guard:
     healthy = False  # this boot stayed healthy for HEALTHY_MS
     reason = None  # why it is not healthy now
     wdt = None
+    deadline = None  # ticks_ms by which an app update on trial must be healthy (boot.py, ota.trial_deadline)
 
     def __init__(self, device, safe):
         self.d = device
@@ -64,6 +65,11 @@ class Guard:
             now = time.ticks_ms()
             why = self.check()
             self.reason = why
+            if self.deadline is not None and not self.healthy and time.ticks_diff(now, self.deadline) > 0:
+                try:
+                    lazy.load(_OTA).rollback(self.d, "not healthy within ota.confirm_s ({})".format(why))
+                finally:
+                    lazy.unload(_OTA)
             if why is None:
                 self._bad_since = None
                 if self.wdt:
@@ -93,12 +99,12 @@ class Guard:
         if not self.safe:
             self._say(lambda m: m.healthy(self.d.platform.data_dir))
             self.d.log.info("guard", "healthy for {} s: boot counter cleared".format(self.healthy_ms // 1000))
-        try:
-            lazy.load(_OTA).confirm(self.d)  # an app update on trial is good now
-        except ImportError:
-            pass
-        finally:
-            lazy.unload(_OTA)
+        if self.deadline is not None:
+            self.deadline = None
+            try:
+                lazy.load(_OTA).confirm(self.d)  # the app (or firmware) update on trial is good
+            finally:
+                lazy.unload(_OTA)
 
     def _say(self, fn):
         try:

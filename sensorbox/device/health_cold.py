@@ -48,6 +48,10 @@ def status(h, full):
                    "unhealthy_now": g.reason, "watchdog_feeds": g.feeds}
     if full:
         out["boot"]["last_trace"] = d.boot["trace"]
+    try:  # which app runs (the bundle's or an update's slot) and why
+        out["app"] = lazy.load("sensorbox.device.ota").status(d)
+    finally:
+        lazy.unload("sensorbox.device.ota")
     st = getattr(d.platform, "station", None)
     if st is not None:  # Wi-Fi (ESP32): state, network, address, RSSI, the set-up access point
         out["wifi"] = st.status()

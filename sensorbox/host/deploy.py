@@ -35,6 +35,9 @@ EPILOG = """examples:
   sensorbox deploy /dev/ttyUSB0                   build for esp32, copy what changed, reset the board
   sensorbox deploy /dev/ttyUSB0 --dry-run         only say what would be copied and deleted
   sensorbox deploy /dev/ttyUSB0 --ap-password 'a-long-one'   the set-up access point's WPA2 password
+  sensorbox deploy --ota http://sensorbox-ab12.local/     update the app over Wi-Fi (signed; rolled back unless
+                                                  it stays healthy)
+  sensorbox deploy --ota http://bench.local/ --ota-file update.sbu   sign it only, to upload in the web UI
   sensorbox deploy /dev/ttyACM0 --wifi MyNet      also write data/wifi.json (password: $SENSORBOX_WIFI_PASSWORD
                                                   or a prompt)
   sensorbox deploy socket://127.0.0.1:7777 --reset none    a MicroPython REPL served over TCP (e.g. by socat)
@@ -189,6 +192,11 @@ def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, bat
             run_mpremote(port, args, timeout=600)
     if delete:
         run_mpremote(port, ["exec", _EACH.format(delete, "os.remove(p)")])
+    if copy or delete:  # the app deployed now runs next, not an earlier over-the-air update (device/ota.py)
+        out = run_mpremote(port, ["exec", "import os\ntry:\n    os.remove('data/app/state.json')\n    print('RESET')\n"
+                                          "except OSError:\n    pass\n"])
+        if "RESET" in (out or ""):
+            log("  reset  data/app/state.json (this app runs, not the earlier over-the-air update)")
     if wifi is not None:
         ssid, password = wifi
         _write_data(port, "wifi.json", json.dumps({"ssid": ssid, "password": password}))
@@ -214,6 +222,15 @@ def _ap_password(v):
 
 
 def cmd_deploy(args):
+    if args.ota:  # over the air (host/ota.py): no serial port
+        from sensorbox.host import ota
+
+        pw = os.getenv("SENSORBOX_PASSWORD")
+        if pw is None and sys.stdin.isatty():
+            pw = getpass.getpass("admin password of {}: ".format(args.ota))
+        return ota.cmd(args, pw)
+    if not args.port:
+        sys.exit("error: give the board's serial port (PORT), or --ota URL to update a device over the network")
     try:
         out = bundle.build(args.target, quiet=True)
     except bundle.BuildError as e:
@@ -226,6 +243,10 @@ def cmd_deploy(args):
         wifi = (args.wifi, pw)
     try:
         deploy(args.port, out, dry_run=args.dry_run, reset=args.reset, wifi=wifi, ap_password=args.ap_password)
+        if args.ota_key:
+            from sensorbox.host import ota
+
+            ota.write_key_usb(args.port)
     except DeployError as e:
         sys.exit("error: {}".format(e))
     return 0
@@ -236,7 +257,15 @@ def add_parser(sub):
 
     d = sub.add_parser("deploy", help="copy the device bundle to a board with mpremote (only changed files), reset",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    d.add_argument("port", metavar="PORT", help="serial port or mpremote device (/dev/ttyUSB0, socket://HOST:PORT)")
+    d.add_argument("port", metavar="PORT", nargs="?",
+                   help="serial port or mpremote device (/dev/ttyUSB0, socket://HOST:PORT); not with --ota")
+    d.add_argument("--ota", metavar="URL", help="update the app of the device at URL over the network (signed, "
+                   "written to its inactive slot, rolled back unless it stays healthy); admin password from "
+                   "$SENSORBOX_PASSWORD or asked")
+    d.add_argument("--ota-file", metavar="FILE", help="with --ota: write the signed update to FILE instead of "
+                   "sending it (to upload on the device's Health page)")
+    d.add_argument("--ota-key", action="store_true", help="also write a new update key to the board over USB "
+                   "(and keep the host's copy in ~/.config/sensorbox/ota-keys)")
     d.add_argument("--target", choices=sorted(bundle.TARGETS), default="esp32",
                    help="bundle to deploy (default esp32)")
     d.add_argument("--dry-run", action="store_true", help="only list what would be copied and deleted")

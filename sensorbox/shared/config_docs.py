@@ -83,7 +83,7 @@ HELP = {
     "wifi.retry_max_s": "ESP32: longest wait between Wi-Fi reconnection attempts (s); the wait doubles from 2 s, with jitter",
     "time.ntp_host": "NTP server the clock is set from at each connection and then periodically (\"\" = none)",
     "time.ntp_hours": "Hours between NTP synchronisations while connected",
-    "ota.confirm_s": "After an app update, the new app must stay healthy this long (s) within 3x this time, or the device goes back to the previous app",
+    "ota.confirm_s": "An app or firmware update must be healthy (a minute without a failing service) within this many seconds of its first boot, or the device goes back to the previous one",
 }
 
 

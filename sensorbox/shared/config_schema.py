@@ -116,7 +116,7 @@ wifi.fallback_s int 300 0 86400
 wifi.retry_max_s int 120 5 3600
 time.ntp_host str "pool.ntp.org" 0 64
 time.ntp_hours int 6 1 168
-ota.confirm_s int 600 60 86400
+ota.confirm_s int 600 10 86400
 """
 
 

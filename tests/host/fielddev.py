@@ -37,6 +37,7 @@ class FieldDevice(Device):
         self._heap = heap
         self._env = dict(env or {})
         self._stop = False
+        self._killed = False
         self.data_dir = data
         self.port = free_port()
         self.url = "http://127.0.0.1:{}".format(self.port)
@@ -82,9 +83,10 @@ class FieldDevice(Device):
             if code is not None:
                 if self._stop:
                     return
-                self.resets.append("reset" if code == 75 else code)
-                if code != 75:
+                self.resets.append("reset" if code == 75 else "killed" if self._killed else code)
+                if code != 75 and not self._killed:
                     return  # it stopped for good (a crash the board would show on its console)
+                self._killed = False
                 self._start()
                 last, since = None, time.monotonic()
                 continue
@@ -102,6 +104,22 @@ class FieldDevice(Device):
                 self.proc.wait()
                 self._start()
                 last, since = None, time.monotonic()
+
+    def power_cut(self):
+        """SIGKILL now (a power cut, or a reset at the worst moment); the board boots again."""
+        self._killed = True
+        self.proc.kill()
+
+    def wait_console(self, text, start=0, timeout=60):
+        """Wait until ``text`` appears in the console output after offset ``start``; its end offset."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            out = self.output()
+            i = out.find(text, start)
+            if i >= 0:
+                return i + len(text)
+            time.sleep(0.02)
+        raise AssertionError("{!r} not on the console within {} s:\n{}".format(text, timeout, self.output()[-3000:]))
 
     def wait_boots(self, n, timeout=60):
         t0 = time.time()

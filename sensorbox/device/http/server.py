@@ -293,6 +293,8 @@ def _route(p):
     s = p[5:].partition("/")[0] if p.startswith("/api/") else None
     if s == "setup" or (s is None and (" " + p + " ") in _PROBES):
         return _SETUP
+    if s == "ota":
+        return "sensorbox.device.ota"
     if s in ("status", "config", "debug"):
         return "sensorbox.device.http.api"
     if s == "model":
@@ -304,7 +306,7 @@ def _route(p):
 
 async def _dispatch(app, req):
     try:
-        if req.content_length > Request.max_content_length:
+        if req.content_length > Request.max_content_length and not req.path.startswith("/api/ota"):  # (streamed)
             return error(413, "request body too large (limit {} bytes)".format(Request.max_content_length))
         if req.method == "OPTIONS":  # a preflight: no credentials (CORS headers below)
             return Response(b"", 200, {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"})

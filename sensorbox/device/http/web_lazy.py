@@ -49,7 +49,8 @@ ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api
           (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
           (("DELETE",), "/api/labels/<int:ident>"), (("GET",), "/"), (("GET",), "/static/<name>"),
           (("DELETE",), "/api/tokens/<int:ident>"), (("GET",), "/setup"), (("GET", "POST"), "/api/setup"),
-          (("GET",), "/api/setup/scan"), (("POST",), "/api/setup/test"))
+          (("GET",), "/api/setup/scan"), (("POST",), "/api/setup/test"), (("GET", "POST"), "/api/ota"),
+          (("PUT",), "/api/ota/key"), (("POST",), "/api/ota/firmware"))
 
 
 async def handle(device, http, req):

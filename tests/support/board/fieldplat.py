@@ -6,7 +6,8 @@ from the environment as for the unix platform; Wi-Fi, RTC, watchdog, partitions 
 No sensor is wired (the board's I2C and I2S are not simulated here), but for the safe-mode tests its
 accelerometer driver has a bug: at ``accel.rate_hz`` 100 it raises at start, every time (a config that crashes a
 service at boot). ``SENSORBOX_WDT_MS`` and ``SENSORBOX_HEALTHY_MS`` shorten the guard's watchdog timeout and
-healthy time (guard.py) so that boot loops take seconds."""
+healthy time (guard.py) so that boot loops take seconds; ``SENSORBOX_STEP_MS`` pauses after each step of an
+update (ota.py) so that a test can kill the board right there."""
 
 import os
 
@@ -25,6 +26,7 @@ class Platform(esp32.Platform):
         self._port = os.getenv("SENSORBOX_PORT")
         if os.getenv("SENSORBOX_WDT_MS"):
             self.wdt_ms = int(os.getenv("SENSORBOX_WDT_MS"))
+        self.step_ms = int(os.getenv("SENSORBOX_STEP_MS") or "0")  # a pause after each update step (ota.py)
         if os.getenv("SENSORBOX_HEALTHY_MS"):
             self.healthy_ms = int(os.getenv("SENSORBOX_HEALTHY_MS"))
 

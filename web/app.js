@@ -509,6 +509,14 @@ $("#otabtn").addEventListener("click", async () => {
     setTimeout(() => location.reload(), 10000);
   } catch (e) { msg.className = "err"; msg.textContent = e.message; }
 });
+$("#factoryreset").addEventListener("click", async () => {
+  const s = await api("GET", "/api/status");
+  const id = prompt("Factory reset: the Wi-Fi networks, settings, admin password and API tokens are deleted; stored data is kept. " +
+    "Type this device's id (" + s.device.id + ") to go on:");
+  if (id === null) return;
+  try { await api("POST", "/api/reset", { confirm: id.trim() }); alert("Reset. The device restarts as new: its admin password is on its console."); }
+  catch (e) { alert(e.message); }
+});
 $("#restart").addEventListener("click", async () => {
   if (!confirm("Restart the device?")) return;
   await api("POST", "/api/restart").catch(() => {});

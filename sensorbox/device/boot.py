@@ -16,6 +16,7 @@ from sensorbox.device import lazy  # resident (app imports it): not taken along 
 _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 _STATE = "sensorbox.device.bootstate"
 _OTA = "sensorbox.device.ota"
+_FACTORY = "sensorbox.device.factory"
 
 
 def warm(plat):
@@ -91,6 +92,17 @@ def init(d, echo_log):
 
     data = d.platform.data_dir
     _makedirs(data)
+    try:
+        os.stat(data + "/erase-data")  # a factory reset asked for the stored data to go too (factory.py)
+        try:
+            f = lazy.load(_FACTORY)
+            f.wipe(data, True)
+            os.remove(data + "/" + f.ERASE)
+        finally:
+            f = None
+            lazy.unload(_FACTORY)
+    except OSError:
+        pass
     d.log = Log(d.platform.epoch_ms, data + "/log.txt", echo=echo_log)
     # The boot counter first of all (bootstate.py): after 3 boots that did not stay healthy, safe mode.
     try:
@@ -135,6 +147,18 @@ def _init_core(d, data):
     from sensorbox.device.supervisor import LagMonitor, Supervisor
 
     d.config = Config(data + "/config.json", d.log)
+    pin = d.config.get("board.reset_pin")
+    if pin >= 0:  # the reset button held at power-on: factory settings (factory.py), then a first boot
+        try:
+            import machine
+
+            f = lazy.load(_FACTORY)
+            if f.button_held(pin, machine, log=d.log):
+                d.log.warning("boot", "factory reset by the button: deleted {}".format(", ".join(f.wipe(data))))
+                d.config = Config(data + "/config.json", d.log)
+        finally:
+            f = None
+            lazy.unload(_FACTORY)
     d.log.set_level(d.config.get("log.level"))
     d.log.file_bytes = d.config.get("log.file_kb") * 1024
     d.device_id = d.platform.unique_id()

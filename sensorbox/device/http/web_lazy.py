@@ -14,6 +14,7 @@
     GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
     GET    /api/live             Server-Sent Events (see ``live``)
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
+    POST   /api/reset            {"confirm": <device id>, "erase_data": false}: factory reset, restart    admin
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
 restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
@@ -41,6 +42,7 @@ _ROUTES = {
     "tokens": (("GET", "POST", "DELETE"), True),  # DELETE only as /api/tokens/<id>
     "routes": (("GET",), True),
     "restart": (("POST",), True),
+    "reset": (("POST",), True),
 }
 # Every route of the app, for GET /api/routes (the modules that answer them: see server._route)
 ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api/config/schema"),
@@ -116,7 +118,7 @@ async def _handle(device, http, req, p):
         for k in _ROUTES:
             out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
         return json_response(out)
-    # login, logout, tokens, restart: in web_admin, loaded for the request
+    # login, logout, tokens, restart, reset: in web_admin, loaded for the request
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
     return await m.handle(device, req, action, ident)

@@ -133,9 +133,25 @@ def init(d, echo_log):
     d.store = Store(data + "/store", d.log, d.platform.epoch_ms, d.platform.flash_stats)
     d.store.configure(d.config)
     d.store.open()
+    clock_floor(d.platform.clock(), d.store, d.log)
     for topic in ("features", "predictions", "soundlevel", "events"):
         d.bus.subscribe(topic, d.store.on_bus)
     d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
+
+
+def clock_floor(clock, store, log):
+    """Time never goes back, across reboots too: a clock behind the newest row stored (an RTC that restarted in
+    2000, a host clock set back) goes on from just after it (``clock.floor``). Returns how far it moved."""
+    last = 0
+    for r in store.res:
+        for t in (r.last_t, r.newest):
+            if t is not None and t > last:
+                last = t
+    moved = clock.floor(last)
+    if moved:
+        log.warning("time", "the clock was {} ms behind the newest stored row: going on from it{}".format(
+            moved, "" if clock.known else " until NTP sets the time"))
+    return moved
 
 
 def _init_core(d, data):

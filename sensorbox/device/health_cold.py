@@ -30,6 +30,7 @@ def status(h, full):
                      "machine": getattr(impl, "_machine", sys.platform), "mpy": getattr(impl, "_mpy", None)},
         "uptime_s": time.ticks_diff(time.ticks_ms(), h.boot_ticks) // 1000,
         "time_ms": d.platform.epoch_ms(),
+        "time": {"known": d.platform.clock().known, "ahead_ms": d.platform.clock().ahead_ms},
         "heap": {"free": free, "min_free": h.heap_min_free, "total": total,
                  "used": h.heap_used, "peak_used": h.heap_peak_used, "reserve_used": lazy.used_reserve},
         "flash": {"total": flash_total, "free": flash_free},

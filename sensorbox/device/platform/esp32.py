@@ -20,6 +20,9 @@ import time
 
 from sensorbox.device.platform.clock import Clock, rtc_epoch_ms
 
+_SYNCED = b"sbt1"  # in the RTC's memory: NTP set the RTC since the last power cut
+_Y2024_MS = 1704067200000
+
 
 class Platform:
     name = "esp32"
@@ -34,7 +37,13 @@ class Platform:
             os.mkdir(self.data_dir)
         except OSError:
             pass
-        self._clock = Clock(self.rtc_ms() / 1000)
+        import machine
+
+        # The RTC keeps the time across resets, not across a power cut (then it starts in 2000): the time is known
+        # only when NTP set it since the last power cut (a mark in the RTC's memory, which a power cut clears too).
+        rtc = machine.RTC()
+        t = self.rtc_ms()
+        self._clock = Clock(t / 1000, 0, rtc.memory()[:4] == _SYNCED and t > _Y2024_MS)
         self.station = None  # the station service (net/station.py), made by start_network
 
     def rtc_ms(self):
@@ -48,8 +57,14 @@ class Platform:
         import machine
 
         t = time.gmtime(epoch_ms // 1000 - (946684800 if time.gmtime(0)[0] == 2000 else 0))
-        machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], (epoch_ms % 1000) * 1000))
+        rtc = machine.RTC()
+        rtc.datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], (epoch_ms % 1000) * 1000))
+        rtc.memory(_SYNCED)
         self._clock.resync(epoch_ms)
+
+    def clock(self):
+        """The wall clock (``platform/clock.Clock``: ``known``, ``ahead_ms``, ``floor``)."""
+        return self._clock
 
     def epoch_ms(self):
         return self._clock.epoch_ms()

@@ -33,6 +33,10 @@ class Platform:
     def epoch_ms(self):
         return self._clock.epoch_ms()
 
+    def clock(self):
+        """The wall clock (``platform/clock.Clock``): the host's time, known (the host keeps it with NTP)."""
+        return self._clock
+
     def unique_id(self):
         # A real board reads it from eFuse; here it is made once and kept with the data.
         if self._id is None:

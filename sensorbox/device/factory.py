@@ -20,14 +20,15 @@ DATA = ("store", "models", "log.txt", "log.1.txt")
 ERASE = "erase-data"  # a marker: the next boot erases DATA first (boot.py)
 
 
-def _rm(path):
+def rmtree(path):
+    """Delete a file or a directory with everything in it; 1 if there was one, else 0."""
     try:
         st = os.stat(path)
     except OSError:
         return 0
     if st[0] & 0x4000:
         for e in list(os.ilistdir(path)):
-            _rm(path + "/" + e[0])
+            rmtree(path + "/" + e[0])
         os.rmdir(path)
     else:
         os.remove(path)
@@ -39,7 +40,7 @@ def wipe(data_dir, erase_data=False):
     out = []
     for name in WIPED + (DATA if erase_data else ()):
         for suffix in ("", ".bad", ".tmp"):
-            if _rm(data_dir + "/" + name + suffix):
+            if rmtree(data_dir + "/" + name + suffix):
                 out.append(name + suffix)
     return out
 

@@ -27,6 +27,7 @@ import time
 import asyncio
 from micropython import const
 
+from sensorbox.device.factory import rmtree
 from sensorbox.device.http.server import BadRequest, error, guard, read_json
 
 MAGIC = b"SBU1\n"
@@ -78,19 +79,6 @@ async def _step(device, name):
     print("ota: " + name)  # on the console: the tests kill the device right after each step
     await asyncio.sleep_ms(getattr(device.platform, "step_ms", 0))  # (the simulated board pauses there)
 
-
-def _rmtree(path):
-    try:
-        entries = list(os.ilistdir(path))
-    except OSError:
-        return
-    for e in entries:
-        p = path + "/" + e[0]
-        if e[1] == 0x4000:
-            _rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(path)
 
 
 def _makedirs(path):
@@ -212,7 +200,7 @@ async def install(device, req, body):
     root = _root(data)
     _makedirs(root[:-1])
     await _step(device, "writing slot " + slot)
-    _rmtree(root + slot)
+    rmtree(root + slot)
     try:
         for f in h["files"]:
             p = root + slot + "/" + f[0]
@@ -222,7 +210,7 @@ async def install(device, req, body):
         with open(root + slot + "/ok", "w") as f:
             json.dump({"version": h.get("version"), "build": h.get("build")}, f)
     except BaseException:
-        _rmtree(root + slot)  # half an app is never left in a slot
+        rmtree(root + slot)  # half an app is never left in a slot
         raise
     await _step(device, "slot complete")
     _write_state(data, {"active": slot, "good": cur, "trial": True, "tried": False, "version": h.get("version"),

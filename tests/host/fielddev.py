@@ -149,3 +149,35 @@ class FieldDevice(Device):
     def stop(self, sig=signal.SIGINT, timeout=10):
         self._stop = True
         return super().stop(sig, timeout)
+
+
+def until(fn, timeout, what, dev):
+    """``fn()``'s first true value within ``timeout`` s (errors of a device that is restarting count as not yet);
+    AssertionError with the device's console otherwise."""
+    t0 = time.time()
+    last = None
+    while time.time() - t0 < timeout:
+        try:
+            last = fn()
+            if last:
+                return last
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError("{} not within {} s (last {}; boots {}, resets {}):\n{}".format(
+        what, timeout, last, dev.boots, dev.resets, dev.output()[-4000:]))
+
+
+def chromium(p):
+    """Headless Chromium from Debian (Playwright's ``p``), with the flags that work in this sandbox."""
+    return p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"])
+
+
+def ui_login(page, url, password):
+    """Open ``url`` in ``page`` and log in to the web UI."""
+    page.goto(url)
+    page.wait_for_selector("#login:not([hidden])")
+    page.fill("#password", password)
+    page.click("#loginform button")

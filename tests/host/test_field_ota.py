@@ -9,10 +9,9 @@ import json
 import os
 import shutil
 import struct
-import time
 
 import pytest
-from fielddev import FieldDevice
+from fielddev import FieldDevice, chromium, ui_login, until
 
 from conftest import ADMIN_PASSWORD
 from sensorbox.host import bundle, ota
@@ -33,20 +32,6 @@ def _device(root, env=None, **kw):
         json.dump({"networks": [{"ssid": "home", "password": "correct-horse"}]}, f)
     return FieldDevice(root, aps=HOME, config=CONFIG, env=dict(FAST, **(env or {})), **kw)
 
-
-def _until(fn, timeout, what, dev):
-    t0 = time.time()
-    last = None
-    while time.time() - t0 < timeout:
-        try:
-            last = fn()
-            if last:
-                return last
-        except (OSError, ValueError, KeyError, ota.OtaError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError("{} not within {} s (last {}; boots {}, resets {}):\n{}".format(
-        what, timeout, last, dev.boots, dev.resets, dev.output()[-4000:]))
 
 
 def _app(dev):
@@ -81,7 +66,7 @@ def test_update_verified_switched_on_trial_then_confirmed(tmp_path):
         assert any("installed this host's update key" in x for x in log)
         dev_id = dev.status()["device"]["id"]
         assert os.path.exists(tmp_path / "keys" / (dev_id + ".key"))
-        a = _until(lambda: (lambda a: a if not a["trial"] else None)(_app(dev)), 30, "confirmed", dev)
+        a = until(lambda: (lambda a: a if not a["trial"] else None)(_app(dev)), 30, "confirmed", dev)
         assert a["slot"] == "a" and a["version"] == "9.9.9-new" and "confirmed healthy" in a["why"]
         assert "ota: switched" in dev.output() and "loader: update 9.9.9-new on trial" in dev.output()
         # the key cannot be replaced over the network now
@@ -89,7 +74,7 @@ def test_update_verified_switched_on_trial_then_confirmed(tmp_path):
         assert r.status == 409 and r.json()["field"] == "key"
         # a second update goes to the other slot; the UI's files come from the running slot
         ota.deploy_ota(dev.url, bundle.build("unix"), password=ADMIN_PASSWORD, version="9.9.10", log=log.append)
-        a = _until(lambda: (lambda a: a if not a["trial"] and a["version"] == "9.9.10" else None)(_app(dev)), 30,
+        a = until(lambda: (lambda a: a if not a["trial"] and a["version"] == "9.9.10" else None)(_app(dev)), 30,
                    "second update", dev)
         assert a["slot"] == "b"
         assert dev.get("/", auth=False).status == 200
@@ -153,7 +138,7 @@ def test_an_app_that_crashes_at_import_is_rolled_back(tmp_path):
             a = _app(dev)
             return a if a["slot"] == "bundle" and "rolled back" in (a["why"] or "") else None
 
-        a = _until(back, 60, "rollback", dev)
+        a = until(back, 60, "rollback", dev)
         assert "6.6.6-broken" in a["why"] and "first boot" in a["why"]
         assert "the new app is broken" in dev.output()
     finally:
@@ -174,7 +159,7 @@ def test_an_app_not_healthy_within_confirm_s_is_rolled_back(tmp_path):
             a = _app(dev)
             return a if a["slot"] == "bundle" and "rolled back" in (a["why"] or "") else None
 
-        a = _until(back, 90, "rollback", dev)
+        a = until(back, 90, "rollback", dev)
         assert "not healthy within ota.confirm_s" in a["why"] and "accel" in a["why"], a
         assert dev.resets.count("reset") == 2  # into the update, and back
     finally:
@@ -205,7 +190,7 @@ def test_power_cut_right_after_each_step_leaves_the_old_or_the_new_app(tmp_path,
         threading.Thread(target=send, daemon=True).start()
         dev.wait_console(step, start, timeout=60)
         dev.power_cut()
-        a = _until(lambda: _app(dev), 60, "a running app after the power cut", dev)
+        a = until(lambda: _app(dev), 60, "a running app after the power cut", dev)
         new = step in STEPS[3:]  # switched before the cut: the new app (on trial, or rolled back if it was cut
         # during its one trial boot)
         if step.startswith("loader"):
@@ -236,11 +221,11 @@ def test_firmware_update_through_the_partition_and_its_rollback(tmp_path):
         assert r.status == 400 and r.json()["field"] == "firmware"  # the bootloader refuses a non-image
         r = dev.request("POST", "/api/ota/firmware", data, headers={"Content-Type": "application/octet-stream"})
         assert r.status == 200 and r.json()["partition"] == "ota_1", r.body
-        a = _until(lambda: (lambda a: a if a["firmware"]["running"] == "ota_1" else None)(_app(dev)), 30,
+        a = until(lambda: (lambda a: a if a["firmware"]["running"] == "ota_1" else None)(_app(dev)), 30,
                    "new firmware", dev)
         with open(os.path.join(dev.board, "part_ota_1.bin"), "rb") as f:
             assert f.read(len(fw)) == fw
-        _until(lambda: not _app(dev)["firmware"]["update"]["pending"], 30, "firmware confirmed", dev)
+        until(lambda: not _app(dev)["firmware"]["update"]["pending"], 30, "firmware confirmed", dev)
         with open(os.path.join(dev.board, "otadata.json")) as f:
             assert json.load(f)["state"] == "valid"
     finally:
@@ -257,15 +242,10 @@ def test_upload_in_the_web_ui(tmp_path):
         f = tmp_path / "update.sbu"
         f.write_bytes(ota.pack(bundle.build("unix"), k, version="5.5-ui"))
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run"])
+            browser = chromium(p)
             try:
                 page = browser.new_page(viewport={"width": 1200, "height": 900})
-                page.goto(dev.url + "/#health")
-                page.wait_for_selector("#login:not([hidden])")
-                page.fill("#password", ADMIN_PASSWORD)
-                page.click("#loginform button")
+                ui_login(page, dev.url + "/#health", ADMIN_PASSWORD)
                 page.wait_for_function("document.getElementById('appinfo').textContent.indexOf('deployed over USB') >= 0")
                 page.set_input_files("#otafile", str(f))
                 page.click("#otabtn")
@@ -273,7 +253,7 @@ def test_upload_in_the_web_ui(tmp_path):
                                        timeout=60000)
             finally:
                 browser.close()
-        a = _until(lambda: (lambda a: a if a["version"] == "5.5-ui" and not a["trial"] else None)(_app(dev)), 60,
+        a = until(lambda: (lambda a: a if a["version"] == "5.5-ui" and not a["trial"] else None)(_app(dev)), 60,
                    "the update from the UI, confirmed", dev)
         assert a["slot"] == "a"
     finally:

@@ -4,9 +4,8 @@ stored data unless asked; the next boot is a first boot (the set-up access point
 
 import json
 import os
-import time
 
-from fielddev import FieldDevice
+from fielddev import FieldDevice, until
 
 from conftest import ADMIN_PASSWORD
 
@@ -23,23 +22,11 @@ def _configured(root, config):
     return dict({"time.ntp_host": "", "mic.enabled": False, "device.name": "bench-9"}, **config)
 
 
-def _until(fn, timeout, what, dev):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        try:
-            v = fn()
-            if v:
-                return v
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError("{} not within {} s:\n{}".format(what, timeout, dev.output()[-3000:]))
-
 
 def test_reset_over_http_keeps_the_data_unless_asked(tmp_path):
     dev = FieldDevice(tmp_path, aps=HOME, config=_configured(tmp_path, {}))
     try:
-        _until(lambda: dev.status()["wifi"]["state"] == "up", 20, "wifi", dev)
+        until(lambda: dev.status()["wifi"]["state"] == "up", 20, "wifi", dev)
         tok = dev.post("/api/tokens", {"name": "ci", "scope": "read"})
         assert tok.status == 201
         assert os.path.isdir(os.path.join(dev.data_dir, "store"))
@@ -50,10 +37,10 @@ def test_reset_over_http_keeps_the_data_unless_asked(tmp_path):
         assert r.status == 401
         r = dev.post("/api/reset", {"confirm": dev_id})
         assert r.status == 200 and "wifi.json" in r.json()["deleted"] and "config.json" in r.json()["deleted"]
-        _until(lambda: dev.boots == 2, 30, "restart", dev)
-        s = _until(lambda: dev.get("/api/status", auth=False).json(), 30, "status", dev)
+        until(lambda: dev.boots == 2, 30, "restart", dev)
+        s = until(lambda: dev.get("/api/status", auth=False).json(), 30, "status", dev)
         assert s["device"]["name"] == "sensorbox"  # the config is the defaults again
-        _until(lambda: dev.get("/api/status", auth=False).json()["wifi"]["state"] == "setup", 20, "set-up AP", dev)
+        until(lambda: dev.get("/api/status", auth=False).json()["wifi"]["state"] == "setup", 20, "set-up AP", dev)
         for f in ("wifi.json", "ota.key", "tokens.json"):
             assert not os.path.exists(os.path.join(dev.data_dir, f)), f
         assert os.path.isdir(os.path.join(dev.data_dir, "store"))  # the stored data is kept
@@ -61,8 +48,8 @@ def test_reset_over_http_keeps_the_data_unless_asked(tmp_path):
         # and with erase_data the store goes too (at the restart, when nothing has it open)
         r = dev.post("/api/reset", {"confirm": dev_id, "erase_data": True}, password=ADMIN_PASSWORD)
         assert r.status == 200 and r.json()["erase_data"] is True
-        _until(lambda: dev.boots == 3, 30, "restart", dev)
-        _until(lambda: dev.get("/api/status", auth=False).status == 200, 30, "status", dev)
+        until(lambda: dev.boots == 3, 30, "restart", dev)
+        until(lambda: dev.get("/api/status", auth=False).status == 200, 30, "status", dev)
         st = os.path.join(dev.data_dir, "store")
         assert not os.path.isdir(st) or not any(n.endswith(".seg") for _, _, fs in os.walk(st) for n in fs)
     finally:
@@ -79,7 +66,7 @@ def test_reset_button_held_at_power_on(tmp_path):
         assert s["device"]["name"] == "sensorbox"
         assert "factory reset by the button" in dev.output()
         assert not os.path.exists(os.path.join(dev.data_dir, "wifi.json"))
-        _until(lambda: dev.get("/api/status", auth=False).json()["wifi"]["state"] == "setup", 20, "set-up AP", dev)
+        until(lambda: dev.get("/api/status", auth=False).json()["wifi"]["state"] == "setup", 20, "set-up AP", dev)
     finally:
         dev.stop()
     # released before 5 s, or not pressed: nothing happens

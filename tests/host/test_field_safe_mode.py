@@ -4,9 +4,8 @@ then a normal boot; an unreadable boot record is no reason not to start."""
 
 import json
 import os
-import time
 
-from fielddev import FieldDevice
+from fielddev import FieldDevice, chromium, ui_login, until
 
 HOME = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "ip": "10.0.0.7"}]
 FAST = {"SENSORBOX_WDT_MS": "3000", "SENSORBOX_HEALTHY_MS": "4000"}
@@ -19,19 +18,6 @@ def _wifi(root):
         json.dump({"networks": [{"ssid": "home", "password": "correct-horse"}]}, f)
 
 
-def _until(fn, timeout, what, dev):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        try:
-            v = fn()
-            if v:
-                return v
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError("{} not within {} s (boots {}, resets {}):\n{}".format(
-        what, timeout, dev.boots, dev.resets, dev.output()[-4000:]))
-
 
 def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path):
     _wifi(tmp_path)
@@ -41,30 +27,30 @@ def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path
             s = dev.status()
             return s if s["boot"]["safe_mode"] else None
 
-        s = _until(safe, 120, "safe mode", dev)
+        s = until(safe, 120, "safe mode", dev)
         assert dev.boots == 4 and dev.resets == ["watchdog"] * 3, (dev.boots, dev.resets)
         b = s["boot"]
         assert b["unhealthy_boots"] == 3
         assert "accel" in b["last_failure"] and "driver bug" in b["last_failure"]
         assert "RuntimeError: driver bug" in b["last_trace"] and "Traceback" in b["last_trace"]
         assert "accel" not in s["tasks"] and "pipeline" not in s["tasks"] and "http" in s["tasks"]
-        _until(lambda: dev.status()["wifi"]["state"] == "up", 20, "wifi", dev)  # network, UI and updates stay
+        until(lambda: dev.status()["wifi"]["state"] == "up", 20, "wifi", dev)  # network, UI and updates stay
         probe = dev.get("/api/status", auth=False).json()["boot"]
         assert probe["safe_mode"] and "last_trace" not in probe  # the traceback only with a credential
         assert "SAFE MODE after 3 unhealthy boots" in dev.output()
         # stays in safe mode, healthy (the watchdog is fed: HTTP is up)
-        _until(lambda: dev.status()["boot"]["healthy"], 20, "healthy safe mode", dev)
+        until(lambda: dev.status()["boot"]["healthy"], 20, "healthy safe mode", dev)
         assert dev.boots == 4
         # the fix, in the web UI (headless Chromium): the banner says why; the setting that crashed is changed on
         # the Settings page; "Restart normally"; then a normal boot
         _fix_in_the_ui(dev)
-        _until(lambda: dev.boots == 5, 30, "restart", dev)
+        until(lambda: dev.boots == 5, 30, "restart", dev)
 
         def normal():
             s = dev.status()
             return s if not s["boot"]["safe_mode"] and s["boot"]["healthy"] else None
 
-        s = _until(normal, 60, "a healthy normal boot", dev)
+        s = until(normal, 60, "a healthy normal boot", dev)
         assert s["boot"]["unhealthy_boots"] == 0 and "accel" in s["tasks"] and s["tasks"]["accel"]["running"]
         with open(os.path.join(dev.data_dir, "boot.json")) as f:
             assert json.load(f)["boots"] == 0
@@ -82,15 +68,10 @@ def _fix_in_the_ui(dev):
                        "test-artifacts")
     os.makedirs(art, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
+        browser = chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(dev.url + "/#settings")
-            page.wait_for_selector("#login:not([hidden])")
-            page.fill("#password", ADMIN_PASSWORD)
-            page.click("#loginform button")
+            ui_login(page, dev.url + "/#settings", ADMIN_PASSWORD)
             page.wait_for_selector("#safe:not([hidden])")
             assert "accel" in page.text_content("#safewhy") and "driver bug" in page.text_content("#safewhy")
             assert "RuntimeError" in page.text_content("#safetrace")
@@ -115,7 +96,7 @@ def test_unreadable_boot_record_is_reported_and_the_device_starts(tmp_path):
         s = dev.status()
         assert s["boot"]["safe_mode"] is False and s["boot"]["unhealthy_boots"] == 0
         assert "boot.json unreadable" in dev.output()
-        _until(lambda: dev.status()["boot"]["healthy"], 30, "healthy", dev)
+        until(lambda: dev.status()["boot"]["healthy"], 30, "healthy", dev)
         with open(os.path.join(dev.data_dir, "boot.json")) as f:
             assert json.load(f)["boots"] == 0
     finally:

@@ -8,7 +8,7 @@ import os
 import struct
 
 import pytest
-from fielddev import FieldDevice
+from fielddev import FieldDevice, chromium
 
 from conftest import ADMIN_PASSWORD
 
@@ -130,9 +130,7 @@ def test_setup_page_in_chromium(tmp_path, form):
         _wait_status(dev, lambda s: (s.get("wifi") or {}).get("state") == "setup")
         os.makedirs(ARTIFACTS, exist_ok=True)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run"])
+            browser = chromium(p)
             try:
                 ctx = browser.new_context(viewport={"width": 1200, "height": 900}) if form == "desktop" else \
                     browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,

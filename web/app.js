@@ -84,7 +84,7 @@ async function showSafeMode() {
   $("#safe").hidden = !(b && b.safe_mode);
   if (!b || !b.safe_mode) return;
   $("#safewhy").textContent = "After " + b.unhealthy_boots + " boots that did not stay healthy. Last: " + (b.last_failure || "unknown") + ".";
-  $("#safetrace").textContent = b.last_trace || "(none recorded)";
+  $("#safetrace").textContent = b.trace || "(none recorded)";
 }
 $("#saferestart").addEventListener("click", async () => {
   await api("POST", "/api/restart").catch(() => {});

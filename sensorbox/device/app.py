@@ -27,6 +27,7 @@ class Device:
         self.http = None
         self.mqtt = None  # the MQTT sink (integrations/mqtt_sink.py), made when mqtt.enabled is first on
         self.webhook = None  # the webhook sink (integrations/webhook.py), made when webhook.enabled is first on
+        self.app = None  # which app runs and why (ota.status; /api/status -> app)
         self._stop = None
         try:
             lazy.load(_BOOT).init(self, echo_log)  # log, sensors, config, store, auth, ... (boot.py)
@@ -69,6 +70,8 @@ class Device:
             await asyncio.sleep_ms(500)
             self.health.sample_heap(True)
             n += 1
+            if n % 2 == 0:
+                self.guard.tick()  # the watchdog, healthy boots (guard.py)
             if n % 4 == 0 and self.log.pending():
                 self.log.flush()
 

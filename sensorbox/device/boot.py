@@ -22,10 +22,13 @@ _FACTORY = "sensorbox.device.factory"
 def warm(plat):
     """Intern every module's names now, while the heap is whole (``warm_package``). Not what this device never
     loads: the plain-Python and float kernels (the browser's and host's), the config help texts (host and UI),
-    ``trees_c`` (only with emlearn_trees installed), other boards' platform modules and sensor drivers."""
+    ``trees_c`` (only with emlearn_trees installed), other boards' platform modules and sensor drivers; nor
+    ``factory`` (a factory reset, then a restart)."""
     return warm_package("sensorbox", ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float",
                                       "sensorbox.shared.config_docs", "sensorbox.device.trees_c",
-                                      "sensorbox.device.platform.") + tuple(getattr(plat, "warm_skip", ())))
+                                      "sensorbox.device.platform.",
+                                      # runs only just before a reset: what it interns goes with the reset
+                                      "sensorbox.device.factory") + tuple(getattr(plat, "warm_skip", ())))
 
 
 def warm_package(package, skip=()):
@@ -95,11 +98,9 @@ def init(d, echo_log):
     try:
         os.stat(data + "/erase-data")  # a factory reset asked for the stored data to go too (factory.py)
         try:
-            f = lazy.load(_FACTORY)
-            f.wipe(data, True)
-            os.remove(data + "/" + f.ERASE)
+            lazy.load(_FACTORY).wipe(data, True)
+            os.remove(data + "/erase-data")
         finally:
-            f = None
             lazy.unload(_FACTORY)
     except OSError:
         pass
@@ -133,13 +134,13 @@ def init(d, echo_log):
     d.store = Store(data + "/store", d.log, d.platform.epoch_ms, d.platform.flash_stats)
     d.store.configure(d.config)
     d.store.open()
-    clock_floor(d.platform.clock(), d.store, d.log)
+    floor(d.platform.clock(), d.store, d.log)
     for topic in ("features", "predictions", "soundlevel", "events"):
         d.bus.subscribe(topic, d.store.on_bus)
     d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
 
 
-def clock_floor(clock, store, log):
+def floor(clock, store, log):
     """Time never goes back, across reboots too: a clock behind the newest row stored (an RTC that restarted in
     2000, a host clock set back) goes on from just after it (``clock.floor``). Returns how far it moved."""
     last = 0
@@ -185,8 +186,8 @@ def _init_core(d, data):
     d.health = Health(d)
     d.config.listen(d.supervisor.config_changed)
     d.config.listen(d._on_config)
-    try:  # an update on trial must be healthy by then (guard.py), or it is rolled back
-        d.guard.deadline = lazy.load(_OTA).trial_deadline(d)
+    try:  # which app runs (d.app); an update on trial must be healthy by the deadline (guard.py) or goes back
+        d.guard.deadline = lazy.load(_OTA).status(d)
     finally:
         lazy.unload(_OTA)
 
@@ -221,7 +222,6 @@ async def start(d):
     sup.add("housekeeping", d._housekeeping)
     await d.platform.start_network(d)
     sup.add("http", d._serve)
-    sup.add("guard", d.guard.run)  # the watchdog's feeder and the boot's health
     if not safe:
         d._integrations(())  # MQTT and webhooks, if enabled
     gc.collect()

@@ -1,7 +1,7 @@
 """The boot counter behind safe mode (``boot.json`` in the data directory), loaded only while it is read or written.
 
 ``{"boots": n, "reason": ..., "trace": ..., "at": epoch ms}``: ``boots`` counts consecutive boots that did not stay
-healthy for ``guard.HEALTHY_MS``; each boot adds one before anything else can fail, a healthy minute sets it to 0.
+healthy for a minute (``guard``); each boot adds one before anything else can fail, a healthy minute sets it to 0.
 From ``SAFE_AFTER`` on the device boots in safe mode (network, UI, updates; no sensors, store or analysis), with
 the last reason and traceback kept for ``/api/status`` and the UI. An unreadable file counts as no unhealthy boot
 and is reported, never a reason not to start. Writes go through a ``.tmp`` and a rename: a power cut leaves the
@@ -12,6 +12,7 @@ import io
 import json
 import os
 import sys
+import time
 
 from micropython import const
 
@@ -75,3 +76,44 @@ def failure(data_dir, reason, exc=None, at=None):
     else:
         s.pop("trace", None)
     write(data_dir, s)
+
+
+def guard(self):
+    """What the health guard (``guard.py``) found, acted on: healthy for a minute (the count to 0, an update on
+    trial confirmed; in safe mode after an hour: one more normal boot), going wrong (the reason and the failing
+    service's traceback written for the next boot, before the watchdog fires), or an update on trial not healthy
+    by its deadline (rolled back)."""
+    d = self.d
+    data = d.platform.data_dir
+    try:
+        if self.deadline is not None and not self.healthy and time.ticks_diff(time.ticks_ms(), self.deadline) > 0:
+            _ota("rollback", d, "not healthy within ota.confirm_s ({})".format(self.reason or "not long enough"))
+        elif self.reason is None and self.healthy:  # safe mode, healthy for an hour: try a normal boot again
+            healthy(data, SAFE_AFTER - 1)
+            d.platform.reset()
+        elif self.reason is None:
+            self.healthy = True
+            if not self.safe:
+                healthy(data)
+                d.log.info("guard", "healthy for {} s: boot counter cleared".format(self.ms[1] // 1000))
+            if self.deadline is not None:
+                self.deadline = None
+                _ota("confirm", d)  # the app (or firmware) update on trial is good
+        elif not self.told:
+            self.told = True
+            f = d.supervisor.failed
+            failure(data, self.reason, f[1] if f is not None and self.reason.find(" " + f[0] + " ") > 0 else None,
+                    d.platform.epoch_ms())
+            d.log.error("guard", "unhealthy: {}".format(self.reason))
+    except OSError as e:
+        d.log.warning("guard", "boot.json: {}".format(e))
+
+
+def _ota(fn, *args):
+    # ota.<fn>(*args), with ota loaded for the call only (lazy)
+    from sensorbox.device import lazy
+
+    try:
+        return getattr(lazy.load("sensorbox.device.ota"), fn)(*args)
+    finally:
+        lazy.unload("sensorbox.device.ota")

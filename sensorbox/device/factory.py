@@ -1,7 +1,7 @@
 """Factory reset (loaded only for it): ``POST /api/reset`` (admin, confirmed with the device id) or the board's
-button (``board.reset_pin``, to GND) held for ``HOLD_MS`` while the device boots.
+button (``board.reset_pin``, to GND) held for 5 s while the device boots.
 
-It deletes the credentials, the configuration and the tokens (``WIPED``: Wi-Fi networks, admin password,
+It deletes the credentials, the configuration and the tokens (``_WIPED``: Wi-Fi networks, admin password,
 sessions and API tokens, the update key, the boot counter, the current label) and keeps the stored data, uploaded
 models and the log, unless ``erase_data`` (the store, models and log too). Kept in any case: the device id, the
 set-up access point's password (``ap.json``, often printed on a label) and the app it runs. The next boot is a
@@ -13,11 +13,11 @@ import time
 
 from micropython import const
 
-HOLD_MS = const(5000)
-WIPED = ("wifi.json", "config.json", "auth.json", "tokens.json", "sessions.json", "ota.key", "boot.json",
+_HOLD_MS = const(5000)
+_WIPED = ("wifi.json", "config.json", "auth.json", "tokens.json", "sessions.json", "ota.key", "boot.json",
          "recording.json")
-DATA = ("store", "models", "log.txt", "log.1.txt")
-ERASE = "erase-data"  # a marker: the next boot erases DATA first (boot.py)
+_STORED = ("store", "models", "log.txt", "log.1.txt")
+_ERASE = "erase-data"  # a marker: the next boot erases the data first (boot.py)
 
 
 def rmtree(path):
@@ -35,33 +35,54 @@ def rmtree(path):
     return 1
 
 
-def wipe(data_dir, erase_data=False):
-    """Delete what a factory reset deletes (and the ``.bad``/``.tmp`` copies); the names deleted."""
+def wipe(data_dir, erase_data=False, later=False):
+    """Delete what a factory reset deletes (and the ``.bad``/``.tmp`` copies); the names deleted. ``later``: the
+    stored data goes at the next boot (a marker: nothing has the store's files open then)."""
+    if later and erase_data:
+        with open(data_dir + "/" + _ERASE, "w") as f:
+            f.write("1")
     out = []
-    for name in WIPED + (DATA if erase_data else ()):
+    for name in _WIPED + (_STORED if erase_data and not later else ()):
         for suffix in ("", ".bad", ".tmp"):
             if rmtree(data_dir + "/" + name + suffix):
                 out.append(name + suffix)
     return out
 
 
-def erase_later(data_dir):
-    """The stored data goes at the next boot (``ERASE`` marker: nothing has the store's files open then)."""
-    with open(data_dir + "/" + ERASE, "w") as f:
-        f.write("1")
 
-
-def button_held(pin_no, machine, hold_ms=HOLD_MS, log=None):
-    """True when the button on GPIO ``pin_no`` (pulled up, pressed = low) is held for ``hold_ms`` from now."""
-    pin = machine.Pin(pin_no, machine.Pin.IN, machine.Pin.PULL_UP)
+def button_held(gpio, machine, log=None):
+    """True when the button on GPIO ``gpio`` (pulled up, pressed = low) is held for 5 s from now."""
+    pin = machine.Pin(gpio, machine.Pin.IN, machine.Pin.PULL_UP)
     if pin.value():
         return False
     if log is not None:
         log.warning("boot", "reset button held: keep holding for {} s to reset to factory settings".format(
-            hold_ms // 1000))
+            _HOLD_MS // 1000))
     t0 = time.ticks_ms()
-    while time.ticks_diff(time.ticks_ms(), t0) < hold_ms:
+    while time.ticks_diff(time.ticks_ms(), t0) < _HOLD_MS:
         if pin.value():
             return False
         time.sleep_ms(50)  # (at boot, before the event loop: nothing else to wait for)
     return True
+
+
+def handle(device, req):
+    """POST /api/reset (admin: web_lazy checked it): ``{"confirm": <device id>, "erase_data": false}``; then a
+    restart."""
+    from sensorbox.device.http.server import BadRequest, read_json
+    from sensorbox.device.http.web_admin import restart
+
+    body = read_json(req)
+    if not isinstance(body, dict) or body.get("confirm") != device.device_id:
+        raise BadRequest("confirm: this device's id ({}) to confirm a factory reset".format(device.device_id),
+                         "confirm")
+    erase = body.get("erase_data", False)
+    if not isinstance(erase, bool):
+        raise BadRequest("erase_data: true or false", "erase_data")
+    gone = wipe(device.platform.data_dir, erase, later=True)
+    device.log.warning("app", "factory reset over HTTP: deleted {}{}".format(
+        ", ".join(gone), "; the stored data goes at the restart" if erase else ""))
+    res = restart(device)
+    res["deleted"] = gone
+    res["erase_data"] = erase
+    return res

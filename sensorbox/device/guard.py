@@ -1,115 +1,76 @@
-"""The health guard (service ``guard``): feeds the board's watchdog and decides whether this boot is healthy.
+"""The health guard: feeds the board's watchdog and decides whether this boot is healthy.
 
-Every second it looks at the critical services (samplers, store, HTTP; only HTTP in safe mode): each keeper task
+Every second (``tick``, from the housekeeping service, so only while the event loop runs) it looks at the critical services (samplers, store, HTTP; only HTTP in safe mode): each keeper task
 alive and each service running, not waiting out a failure. Only then is the watchdog (``platform.watchdog``,
-``machine.WDT``, started with the guard, ``WDT_MS``) fed: a board whose event loop is wedged, or whose critical
-service keeps failing for that long, is reset by its hardware. ``HEALTHY_MS`` in one stretch make the boot
-healthy: the boot counter (``bootstate``) goes back to 0 and an app update on trial is confirmed (``ota``). A boot
-going wrong writes its reason and the failing service's traceback to ``boot.json`` before the watchdog fires, so
-the next boot (in safe mode after ``bootstate.SAFE_AFTER`` of them) can show them.
+``machine.WDT``, started with the guard, 30 s) fed: a board whose event loop is wedged, or whose critical service
+keeps failing for that long, is reset by its hardware. What follows from it (a minute healthy in one stretch: the
+boot counter cleared and an update on trial confirmed; going wrong: the reason and traceback written for the next
+boot; an update not healthy by its deadline: rolled back) is done by ``bootstate.guard``, loaded only then, so
+this loop is all that stays in RAM.
 """
 
 import time
 
-import asyncio
 from micropython import const
 
 from sensorbox.device import lazy
 
-WDT_MS = const(30000)
-HEALTHY_MS = const(60000)
-SAFE_RETRY_MS = const(3600000)  # safe mode tries a normal boot again after an hour
+_WDT_MS = const(30000)
+_HEALTHY_MS = const(60000)
+_RETRY_MS = const(3600000)  # safe mode tries a normal boot again after an hour
 _BOOTSTATE = const("sensorbox.device.bootstate")
-_OTA = const("sensorbox.device.ota")
-CRITICAL = ("accel", "mic", "store", "http")
+_CRITICAL = ("accel", "mic", "store", "http")
 
 
 class Guard:
     feeds = 0
-    healthy = False  # this boot stayed healthy for HEALTHY_MS
+    healthy = False  # this boot stayed healthy for a minute in one stretch
     reason = None  # why it is not healthy now
-    wdt = None
-    deadline = None  # ticks_ms by which an app update on trial must be healthy (boot.py, ota.trial_deadline)
+    deadline = None  # ticks_ms by which an app update on trial must be healthy (boot.py, ota.status)
+    told = False  # the reason this boot went wrong is written
 
     def __init__(self, device, safe):
         self.d = device
         self.safe = safe
-        p = device.platform
+        self._wdt = None  # the watchdog (False: the platform has none)
+        self._ok = None  # ticks_ms since when all is well
+        self._bad = None  # ticks_ms since when it is not
         # (a platform may shorten them: the simulated board of the end-to-end tests does)
-        self.wdt_ms = getattr(p, "wdt_ms", WDT_MS)
-        self.healthy_ms = getattr(p, "healthy_ms", HEALTHY_MS)
-        self._ok_since = None
-        self._bad_since = None
-        self._told = False
+        self.ms = getattr(device.platform, "timings", None) or (_WDT_MS, _HEALTHY_MS, 0)
 
-    def check(self):
-        """None when every critical service is alive and running, else why not."""
-        sup = self.d.supervisor
-        for name in ("http",) if self.safe else CRITICAL:
-            s = sup.get(name)
-            if s is None:
-                continue
-            if s.task is None or s.task.done():
-                return "service {} has stopped".format(name)
-            if not s.running:
-                return "service {} is failing ({})".format(name, s.last_error)
-        return None
+    def tick(self):
+        """Once a second, from housekeeping (``app._housekeeping``: no task of its own)."""
+        if self._wdt is None:  # started at the first look, fed or not: a boot that never gets healthy is reset too
+            make = getattr(self.d.platform, "watchdog", None)
+            self._wdt = (make and make(self.ms[0])) or False
+        now = time.ticks_ms()
+        why = None
+        for name in ("http",) if self.safe else _CRITICAL:
+            s = self.d.supervisor.get(name)
+            if s is not None and (s.task is None or s.task.done() or not s.running):
+                why = "service {} is failing ({})".format(name, s.last_error)
+        self.reason = why
+        if why is None:
+            self._bad = None
+            if self._wdt:
+                self._wdt.feed()
+                self.feeds += 1
+            if self._ok is None:
+                self._ok = now
+            elif time.ticks_diff(now, self._ok) >= (_RETRY_MS if self.healthy else self.ms[1]) and (
+                    self.safe or not self.healthy):
+                self._cold()
+        else:
+            self._ok = None
+            if self._bad is None:
+                self._bad = now
+            elif not self.told and not self.healthy and time.ticks_diff(now, self._bad) >= self.ms[0] // 2:
+                self._cold()
+        if self.deadline is not None and not self.healthy and time.ticks_diff(now, self.deadline) > 0:
+            self._cold()
 
-    async def run(self):
-        plat = self.d.platform
-        if self.wdt is None:  # started now, fed or not: a boot that never gets healthy is reset too
-            make = getattr(plat, "watchdog", None)
-            self.wdt = (make and make(self.wdt_ms)) or False
-        while True:
-            await asyncio.sleep_ms(1000)
-            now = time.ticks_ms()
-            why = self.check()
-            self.reason = why
-            if self.deadline is not None and not self.healthy and time.ticks_diff(now, self.deadline) > 0:
-                try:
-                    lazy.load(_OTA).rollback(self.d, "not healthy within ota.confirm_s ({})".format(why))
-                finally:
-                    lazy.unload(_OTA)
-            if why is None:
-                self._bad_since = None
-                if self.wdt:
-                    self.wdt.feed()
-                    self.feeds += 1
-                if self._ok_since is None:
-                    self._ok_since = now
-                elif not self.healthy and time.ticks_diff(now, self._ok_since) >= self.healthy_ms:
-                    self._healthy()
-                elif self.safe and time.ticks_diff(now, self._ok_since) >= SAFE_RETRY_MS:
-                    self._say(lambda m: m.healthy(plat.data_dir, m.SAFE_AFTER - 1))  # one more normal try
-                    plat.reset()
-                continue
-            self._ok_since = None
-            if self._bad_since is None:
-                self._bad_since = now
-            elif not self._told and time.ticks_diff(now, self._bad_since) >= self.wdt_ms // 2 and not self.healthy:
-                # the watchdog will fire (a board) unless it recovers: say why for the next boot first
-                self._told = True
-                f = self.d.supervisor.failed
-                exc = f[1] if f is not None and why.find(" " + f[0] + " ") > 0 else None
-                self._say(lambda m: m.failure(plat.data_dir, why, exc, self.d.platform.epoch_ms()))
-                self.d.log.error("guard", "unhealthy: {}".format(why))
-
-    def _healthy(self):
-        self.healthy = True
-        if not self.safe:
-            self._say(lambda m: m.healthy(self.d.platform.data_dir))
-            self.d.log.info("guard", "healthy for {} s: boot counter cleared".format(self.healthy_ms // 1000))
-        if self.deadline is not None:
-            self.deadline = None
-            try:
-                lazy.load(_OTA).confirm(self.d)  # the app (or firmware) update on trial is good
-            finally:
-                lazy.unload(_OTA)
-
-    def _say(self, fn):
+    def _cold(self):
         try:
-            fn(lazy.load(_BOOTSTATE))
-        except OSError as e:
-            self.d.log.warning("guard", "boot.json: {}".format(e))
+            lazy.load(_BOOTSTATE).guard(self)
         finally:
             lazy.unload(_BOOTSTATE)

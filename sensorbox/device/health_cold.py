@@ -44,15 +44,14 @@ def status(h, full):
         "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
     }
     g = d.guard
-    out["boot"] = {"safe_mode": d.boot["safe_mode"], "unhealthy_boots": d.boot["unhealthy_boots"],
-                   "last_failure": d.boot["reason"], "last_failure_at": d.boot["at"], "healthy": g.healthy,
-                   "unhealthy_now": g.reason, "watchdog_feeds": g.feeds}
+    b = out["boot"] = {"safe_mode": d.boot["safe_mode"], "healthy": g.healthy,
+                       "unhealthy_boots": d.boot["unhealthy_boots"], "last_failure": d.boot["reason"]}
     if full:
-        out["boot"]["last_trace"] = d.boot["trace"]
-    try:  # which app runs (the bundle's or an update's slot) and why
-        out["app"] = lazy.load("sensorbox.device.ota").status(d)
-    finally:
-        lazy.unload("sensorbox.device.ota")
+        b["last_failure_at"] = d.boot["at"]
+        b["unhealthy_now"] = g.reason
+        b["watchdog_feeds"] = g.feeds
+        b["trace"] = d.boot["trace"]
+        out["app"] = d.app  # which app runs (the bundle's or an update's slot) and why (ota.py)
     st = getattr(d.platform, "station", None)
     if st is not None:  # Wi-Fi (ESP32): state, network, address, RSSI, the set-up access point
         out["wifi"] = st.status()

@@ -6,12 +6,12 @@
     POST /api/ota/firmware    a signed bundle holding firmware.bin: written to the next OTA partition (ESP32)
 
 An app bundle (``sensorbox deploy --ota``, ``host/ota.py``) is ``SBU1\\n``, a 4-byte header length, the header
-(JSON: version, build, target, arch, ``files`` as [path, size, sha256]), its HMAC-SHA256 with the device's key
+(JSON: version, build, arch, mpy (its number), ``files`` as [path, size, sha256]), its HMAC-SHA256 with the device's key
 (``ota.key`` in the data directory, 32 bytes), then the files' bytes in that order. The signature is checked before
 anything is written; each file's size and SHA-256 as it is written into the inactive slot (``<data>/app/a`` or
 ``b``); the slot's ``ok`` file is written after the last; then ``app/state.json`` is replaced by a rename: the one
 step that switches. Until then the running app is untouched; after it, the new app runs on trial (``main.py``):
-it must stay healthy for ``guard.HEALTHY_MS`` within ``ota.confirm_s`` (then ``confirm``), or it is rolled back:
+it must stay healthy for a minute (``guard``) within ``ota.confirm_s`` (then ``confirm``), or it is rolled back:
 by itself when that time passes (``rollback``), by the loader when it crashed or was reset before. The key can be
 installed over the network only while none is set (``sensorbox deploy --ota`` does it the first time); after
 that only over USB (``sensorbox deploy PORT --ota-key``) or after a factory reset.
@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import json
 import os
+import struct
 import sys
 import time
 
@@ -30,7 +31,7 @@ from micropython import const
 from sensorbox.device.factory import rmtree
 from sensorbox.device.http.server import BadRequest, error, guard, read_json
 
-MAGIC = b"SBU1\n"
+_SBU = const(b"SBU1\n")
 _HEAD_MAX = const(16384)
 _CHUNK = const(1024)
 _PATHS = ("lib/", "www/", "models/default/", "bundle.json")
@@ -41,7 +42,7 @@ def _root(data):
     return data + "/app/"
 
 
-def state(data):
+def _read_state(data):
     try:
         with open(_root(data) + "state.json") as f:
             s = json.load(f)
@@ -66,7 +67,7 @@ def running():
     return p[i + 5] if i >= 0 and p.endswith("/lib") and p[i + 5:i + 6] in ("a", "b") else None
 
 
-def key(data):
+def _key(data):
     try:
         with open(data + "/ota.key") as f:
             k = binascii.unhexlify(f.read().strip())
@@ -75,13 +76,14 @@ def key(data):
         return None
 
 
-async def _step(device, name):
+async def _mark(device, name):
     print("ota: " + name)  # on the console: the tests kill the device right after each step
-    await asyncio.sleep_ms(getattr(device.platform, "step_ms", 0))  # (the simulated board pauses there)
+    t = getattr(device.platform, "timings", None)  # (the simulated board pauses there)
+    await asyncio.sleep_ms(t[2] if t else 0)
 
 
 
-def _makedirs(path):
+def _mkdirs(path):
     cur = ""
     for part in path.split("/"):
         cur = cur + "/" + part if cur or path.startswith("/") else part
@@ -96,45 +98,49 @@ class _Body:
     """The request body, read as it arrives (what ``server`` read already first), never more than it said."""
 
     def __init__(self, req):
-        self.pre = req.body
-        self.left = req.content_length - len(req.body)
-        self.r = req.sock[0]
+        self._pre = req.body
+        self._left = req.content_length - len(req.body)
+        self._src = req.sock[0]
 
     async def read(self, n):
         out = b""
-        if self.pre:
-            out = self.pre[:n]
-            self.pre = self.pre[n:]
+        if self._pre:
+            out = self._pre[:n]
+            self._pre = self._pre[n:]
         while len(out) < n:
-            if self.left <= 0:
+            if self._left <= 0:
                 raise BadRequest("the upload ended early (a bundle cut short?)")
-            c = await self.r.read(min(n - len(out), self.left, _CHUNK))
+            c = await self._src.read(min(n - len(out), self._left, _CHUNK))
             if not c:
                 raise BadRequest("the upload ended early (a bundle cut short?)")
-            self.left -= len(c)
+            self._left -= len(c)
             out += c
         return out
 
+    def rest(self):
+        """Bytes of the body not read yet."""
+        return self._left + len(self._pre)
+
     async def drain(self):
         """Read what is left and drop it, so that the client, still sending, gets the answer (not a reset)."""
-        self.pre = b""
-        while self.left > 0:
-            c = await self.r.read(min(self.left, _CHUNK))
+        self._pre = b""
+        while self._left > 0:
+            c = await self._src.read(min(self._left, _CHUNK))
             if not c:
                 break
-            self.left -= len(c)
+            self._left -= len(c)
 
 
 async def _header(data, body):
     from sensorbox.device.integrations.httpc import Hmac
 
-    k = key(data)
+    k = _key(data)
     if k is None:
         return None, error(409, "no update key on this device: install one with `sensorbox deploy --ota URL` "
                                 "(the first time) or over USB (`sensorbox deploy PORT --ota-key`)", "key")
-    if await body.read(len(MAGIC)) != MAGIC:
+    if await body.read(len(_SBU)) != _SBU:
         raise BadRequest("not a sensorbox update bundle (bad magic)")
-    n = int.from_bytes(await body.read(4), "big")
+    n = struct.unpack(">I", await body.read(4))[0]
     if not 2 <= n <= _HEAD_MAX:
         raise BadRequest("bad bundle header length {}".format(n))
     raw = await body.read(n)
@@ -144,7 +150,7 @@ async def _header(data, body):
     for i in range(32):
         diff |= sig[i] ^ want[i]
     if diff:
-        return None, error(403, "bad signature: this bundle was not signed with this device's update key", "signature")
+        return None, error(403, "bad signature: this bundle was not signed with this device's update key", "key")
     try:
         h = json.loads(raw)
         files = h["files"]
@@ -176,48 +182,48 @@ async def _write_file(body, path, size, sha):
         raise BadRequest("SHA-256 of {} does not match the bundle's header".format(path.rpartition("/app/")[2]))
 
 
-async def install(device, req, body):
+async def _install(device, req, body):
     """POST /api/ota: the signed app bundle in the body, into the inactive slot, then the switch."""
     data = device.platform.data_dir
     h, total = await _header(data, body)
     if h is None:
         return total  # the refusal
     mine = (getattr(sys.implementation, "_mpy", 0) >> 10) & 0x3F
-    if h.get("arch_id", mine) != mine:
-        return error(400, "this bundle is for {} ({}); this device runs {}".format(
-            h.get("target"), h.get("arch"), device.platform.name), "arch")
-    left = body.left + len(body.pre)
+    if h.get("mpy", mine) != mine:
+        return error(400, "this bundle is for {}; this device runs {}".format(h.get("arch"), device.platform.name),
+                     "arch")
+    left = body.rest()
     if left != total:
         return error(400, "wrong size: the header lists {} bytes of files, the upload has {}".format(total, left),
                      "size")
     for f in h["files"]:
         _check_path(f[0])
-    st = state(data)
+    st = _read_state(data)
     if st.get("trial"):
         return error(409, "an update is on trial; wait until it is confirmed or rolled back", "state")
     cur = running()
     slot = "b" if cur == "a" else "a"
     root = _root(data)
-    _makedirs(root[:-1])
-    await _step(device, "writing slot " + slot)
+    _mkdirs(root[:-1])
+    await _mark(device, "writing slot " + slot)
     rmtree(root + slot)
     try:
         for f in h["files"]:
             p = root + slot + "/" + f[0]
-            _makedirs(p[:p.rfind("/")])
+            _mkdirs(p[:p.rfind("/")])
             await _write_file(body, p, f[1], f[2])
-        await _step(device, "files verified")
+        await _mark(device, "files verified")
         with open(root + slot + "/ok", "w") as f:
             json.dump({"version": h.get("version"), "build": h.get("build")}, f)
     except BaseException:
         rmtree(root + slot)  # half an app is never left in a slot
         raise
-    await _step(device, "slot complete")
+    await _mark(device, "slot complete")
     _write_state(data, {"active": slot, "good": cur, "trial": True, "tried": False, "version": h.get("version"),
                         "build": h.get("build"), "why": "update {} installed in slot {}".format(h.get("version"), slot),
                         "at": device.platform.epoch_ms()})
-    await _step(device, "switched")
-    device.log.warning("ota", "update {} installed in slot {}: restarting into it (on trial)".format(
+    await _mark(device, "state switched")
+    device.log.warning("app", "update {} installed in slot {}: restarting into it (on trial)".format(
         h.get("version"), slot))
     _restart(device)
     return {"slot": slot, "version": h.get("version"), "build": h.get("build"), "restarting": True}
@@ -232,7 +238,7 @@ def _restart(device):
     asyncio.create_task(later())
 
 
-async def firmware(device, req, body):
+async def _firmware(device, req, body):
     """POST /api/ota/firmware: a signed bundle whose one file is ``firmware.bin``, into the next OTA partition."""
     try:
         from esp32 import Partition
@@ -243,14 +249,14 @@ async def firmware(device, req, body):
     if h is None:
         return total
     files = h["files"]
-    if len(files) != 1 or files[0][0] != "firmware.bin" or body.left + len(body.pre) != total:
+    if len(files) != 1 or files[0][0] != "firmware.bin" or body.rest() != total:
         raise BadRequest("a firmware bundle holds firmware.bin only, with the size its header says", "size")
     part = Partition(Partition.RUNNING).get_next_update()
     size = files[0][1]
     if size > part.info()[3]:
         return error(413, "firmware of {} bytes does not fit the {} partition ({} bytes)".format(
             size, part.info()[4], part.info()[3]))
-    await _step(device, "writing partition " + part.info()[4])
+    await _mark(device, "writing partition " + part.info()[4])
     buf = bytearray(_BLOCK)
     hs = hashlib.sha256()
     block = 0
@@ -273,20 +279,21 @@ async def firmware(device, req, body):
         part.set_boot()  # ESP-IDF checks the image; a bad one is refused and never booted
     except OSError as e:
         return error(400, "the bootloader refused the image ({})".format(e), "firmware")
-    st = state(data)
+    st = _read_state(data)
     st["firmware"] = {"partition": part.info()[4], "version": h.get("version"), "pending": True}
-    _makedirs(_root(data)[:-1])
+    _mkdirs(_root(data)[:-1])
     _write_state(data, st)
-    await _step(device, "firmware switched")
-    device.log.warning("ota", "firmware {} written to {}: restarting into it".format(h.get("version"), part.info()[4]))
+    await _mark(device, "firmware switched")
+    device.log.warning("app", "firmware {} written to {}: restarting into it".format(h.get("version"), part.info()[4]))
     _restart(device)
     return {"partition": part.info()[4], "version": h.get("version"), "restarting": True}
 
 
 def status(device):
-    """``/api/status`` -> ``app``: which slot runs and why."""
+    """At boot: ``device.app`` (``/api/status`` -> ``app``: which app runs and why, kept in RAM and updated here)
+    and the ticks_ms by which an update on trial must be healthy (None when none is)."""
     data = device.platform.data_dir
-    st = state(data)
+    st = _read_state(data)
     slot = running()
     ver = build = None
     if slot is not None:
@@ -296,22 +303,25 @@ def status(device):
             ver, build = ok.get("version"), ok.get("build")
         except (OSError, ValueError):
             pass
-    out = {"slot": slot or "bundle", "version": ver or __import__("sensorbox").__version__, "build": build,
-           "trial": bool(st.get("trial")) and st.get("active") == slot, "why": st.get("why"),
-           "key": "set" if key(data) else "not set"}
+    trial = bool(st.get("trial")) and st.get("active") == slot
+    a = {"slot": slot or "bundle", "version": ver or __import__("sensorbox").__version__, "build": build,
+         "trial": trial, "why": st.get("why"), "key": "set" if _key(data) else "not set"}
     try:
         from esp32 import Partition
 
-        out["firmware"] = {"running": Partition(Partition.RUNNING).info()[4], "update": st.get("firmware")}
+        a["firmware"] = {"running": Partition(Partition.RUNNING).info()[4], "update": st.get("firmware")}
     except ImportError:
         pass
-    return out
+    device.app = a
+    if trial or (st.get("firmware") or {}).get("pending"):
+        return time.ticks_add(time.ticks_ms(), device.config.get("ota.confirm_s") * 1000)
+    return None
 
 
 def confirm(device):
     """The running app (or firmware) stayed healthy: an update on trial is kept."""
     data = device.platform.data_dir
-    st = state(data)
+    st = _read_state(data)
     changed = False
     if st.get("trial") and st.get("active") == running():
         st["trial"] = st["tried"] = False
@@ -330,29 +340,25 @@ def confirm(device):
             pass
     if changed:
         _write_state(data, st)
-        device.log.info("ota", st.get("why") or "firmware confirmed")
+        device.log.info("app", st.get("why") or "firmware confirmed")
+        device.app["trial"] = False
+        device.app["why"] = st.get("why")
+        if fw and "firmware" in device.app:
+            device.app["firmware"]["update"] = fw
 
-
-def trial_deadline(device):
-    """ticks_ms by which an app on trial must be healthy, or None when none is on trial."""
-    data = device.platform.data_dir
-    st = state(data)
-    if (st.get("trial") and st.get("active") == running()) or (st.get("firmware") or {}).get("pending"):
-        return time.ticks_add(time.ticks_ms(), device.config.get("ota.confirm_s") * 1000)
-    return None
 
 
 def rollback(device, why):
     """Give up the app on trial (not healthy in time): back to the one that was good, then a reset. A firmware on
     trial is left to the bootloader, which goes back to the previous one when it boots unconfirmed."""
     data = device.platform.data_dir
-    st = state(data)
+    st = _read_state(data)
     if st.get("trial"):
         st["why"] = "rolled back from update {} (slot {}): {}".format(st.get("version"), st.get("active"), why)
         st["active"] = st.get("good")
         st["trial"] = st["tried"] = False
         _write_state(data, st)
-    device.log.error("ota", st.get("why") or why)
+    device.log.error("app", st.get("why") or why)
     device.log.flush()
     device.platform.reset()
 
@@ -369,10 +375,10 @@ async def handle(device, app, req):
     if refused is not None:
         return refused
     if m == "GET":
-        return status(device)
+        return device.app
     if p == "/api/ota/key":
         data = device.platform.data_dir
-        if key(data) is not None:
+        if _key(data) is not None:
             return error(409, "an update key is set; it can be replaced only over USB (`sensorbox deploy PORT "
                               "--ota-key`) or after a factory reset", "key")
         b = read_json(req)
@@ -386,11 +392,12 @@ async def handle(device, app, req):
         with open(data + "/ota.key.tmp", "w") as f:
             f.write(k)
         os.rename(data + "/ota.key.tmp", data + "/ota.key")
-        device.log.warning("ota", "update key installed")
+        device.log.warning("app", "update key installed")
+        device.app["key"] = "set"
         return {"key": "set"}
     body = _Body(req)
     try:
-        res = await (firmware if p == "/api/ota/firmware" else install)(device, req, body)
+        res = await (_firmware if p == "/api/ota/firmware" else _install)(device, req, body)
     except BadRequest:
         await body.drain()
         raise

@@ -1,7 +1,7 @@
 """Over-the-air app updates from the host: ``sensorbox deploy --ota URL`` (and ``--ota-file``, ``--ota-key``).
 
 A signed update bundle (the device side is ``sensorbox/device/ota.py``) is ``SBU1\\n``, the header's length (4 bytes,
-big-endian), the header (JSON: version, build, target, arch, arch_id, ``files`` as [path, size, sha256 hex]), the
+big-endian), the header (JSON: version, build, target, arch, mpy (the arch's number), ``files`` as [path, size, sha256 hex]), the
 header's HMAC-SHA256 with the device's update key, then the files' bytes in the header's order. The app's files
 are the bundle's ``lib/``, ``www/``, ``models/default/`` and ``bundle.json`` (``main.py``, the loader, is never
 replaced over the air).
@@ -79,7 +79,7 @@ def pack(out_dir, key, version=None, files=None, target=None):
     entries = [[n, len(b), hashlib.sha256(b).hexdigest()] for n, b in files]
     build = hashlib.sha256(json.dumps(entries).encode()).hexdigest()[:12]
     head = {"version": version or man.get("version"), "build": build, "target": target or man.get("target"),
-            "arch": man.get("arch"), "arch_id": _ARCH_IDS.get(man.get("arch")), "files": entries}
+            "arch": man.get("arch"), "mpy": _ARCH_IDS.get(man.get("arch")), "files": entries}
     raw = json.dumps(head, separators=(",", ":")).encode()
     sig = hmac.new(key, raw, hashlib.sha256).digest()
     return MAGIC + len(raw).to_bytes(4, "big") + raw + sig + b"".join(b for _, b in files)

@@ -80,9 +80,7 @@ HELP = {
     "board.i2s_sd": "ESP32: GPIO of the microphone's I2S data, SD (-1 = no microphone wired)",
     "board.reset_pin": "ESP32: GPIO of a button (to GND) that, held at power-on for 5 s, resets the device to factory settings (-1 = none; 0 is the BOOT button of most boards)",
     "wifi.fallback_s": "ESP32: without a Wi-Fi connection for this long, the set-up access point opens as well (s, 0 = never)",
-    "wifi.retry_max_s": "ESP32: longest wait between Wi-Fi reconnection attempts (s); the wait doubles from 2 s, with jitter",
     "time.ntp_host": "NTP server the clock is set from at each connection and then periodically (\"\" = none)",
-    "time.ntp_hours": "Hours between NTP synchronisations while connected",
     "ota.confirm_s": "An app or firmware update must be healthy (a minute without a failing service) within this many seconds of its first boot, or the device goes back to the previous one",
 }
 

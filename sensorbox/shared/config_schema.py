@@ -113,9 +113,7 @@ board.i2s_ws int -1 -1 48 reboot
 board.i2s_sd int -1 -1 48 reboot
 board.reset_pin int -1 -1 48 reboot
 wifi.fallback_s int 300 0 86400
-wifi.retry_max_s int 120 5 3600
 time.ntp_host str "pool.ntp.org" 0 64
-time.ntp_hours int 6 1 168
 ota.confirm_s int 600 10 86400
 """
 

@@ -122,7 +122,7 @@ def test_wdt_rtc_pin_and_reset_state_outlive_a_reset():
     rtc.memory(b"boots=3")
     assert machine.RTC().memory() == b"boots=3"
     machine.power_cycle()
-    assert machine.RTC().datetime()[0] == 2000 and machine.RTC().memory() == b"", (machine.RTC().datetime(), machine.RTC().memory(), _board.path("x"))
+    assert machine.RTC().datetime()[0] == 2000 and machine.RTC().memory() == b""
     assert machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP).value() == 1
     _board.save("pins.json", {"0": 0})  # the button held down
     assert machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP).value() == 0

@@ -26,7 +26,7 @@ def _times(st, now, since=None):
     return [int(line.split(",")[0]) for line in text.strip().split("\n")[1:] if line]
 
 
-def _put(st, plat, k):
+def _add_row(st, plat, k):
     import time
 
     time.sleep_ms(5)  # (one row per ms at most: the store makes times strictly increasing)
@@ -47,14 +47,14 @@ def test_unknown_until_ntp_forward_jump_and_a_step_back_across_a_power_cut():
     p = esp32.Platform(data)
     assert not p.clock().known and p.epoch_ms() < 946684800000 + 600000
     st = _store(data + "/store", p.epoch_ms)
-    assert boot.clock_floor(p.clock(), st, quiet_log()) == 0  # nothing stored yet
-    t1 = _put(st, p, 1)
-    t2 = _put(st, p, 2)
+    assert boot.floor(p.clock(), st, quiet_log()) == 0  # nothing stored yet
+    t1 = _add_row(st, p, 1)
+    t2 = _add_row(st, p, 2)
     st.cursor("hook", "predictions")
     st.advance("hook", t2)
     p.set_time(NTP_2026)  # NTP: a jump forward of 26 years
     assert p.clock().known and p.epoch_ms() >= NTP_2026
-    t3 = _put(st, p, 3)
+    t3 = _add_row(st, p, 3)
     assert t1 < t2 < NTP_2026 <= t3
     st.save_cursors()
     st.close()
@@ -68,11 +68,11 @@ def test_unknown_until_ntp_forward_jump_and_a_step_back_across_a_power_cut():
     assert not p2.clock().known and p2.epoch_ms() < t1 + 600000
     st2 = _store(data + "/store", p2.epoch_ms)
     log = quiet_log()
-    moved = boot.clock_floor(p2.clock(), st2, log)
+    moved = boot.floor(p2.clock(), st2, log)
     assert moved > 26 * 365 * 86400000 and "behind the newest stored row" in str(log.entries())
     assert p2.epoch_ms() > t3 and p2.clock().ahead_ms == moved
-    t4 = _put(st2, p2, 4)
-    t5 = _put(st2, p2, 5)
+    t4 = _add_row(st2, p2, 4)
+    t5 = _add_row(st2, p2, 5)
     assert t3 < t4 < t5
     now = p2.epoch_ms()
     got = _times(st2, now)

@@ -32,11 +32,11 @@ def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path
         b = s["boot"]
         assert b["unhealthy_boots"] == 3
         assert "accel" in b["last_failure"] and "driver bug" in b["last_failure"]
-        assert "RuntimeError: driver bug" in b["last_trace"] and "Traceback" in b["last_trace"]
+        assert "RuntimeError: driver bug" in b["trace"] and "Traceback" in b["trace"]
         assert "accel" not in s["tasks"] and "pipeline" not in s["tasks"] and "http" in s["tasks"]
         until(lambda: dev.status()["wifi"]["state"] == "up", 20, "wifi", dev)  # network, UI and updates stay
         probe = dev.get("/api/status", auth=False).json()["boot"]
-        assert probe["safe_mode"] and "last_trace" not in probe  # the traceback only with a credential
+        assert probe["safe_mode"] and "trace" not in probe  # the traceback only with a credential
         assert "SAFE MODE after 3 unhealthy boots" in dev.output()
         # stays in safe mode, healthy (the watchdog is fed: HTTP is up)
         until(lambda: dev.status()["boot"]["healthy"], 20, "healthy safe mode", dev)

@@ -33,8 +33,6 @@ async def handle(device, req, action, ident):
         return res
     if action == "restart":
         return restart(device)
-    if action == "reset":
-        return factory_reset(device, req)
     return tokens(device, auth, req, ident)
 
 
@@ -81,28 +79,6 @@ def restart(device):
     asyncio.create_task(later())
     return {"restarting": True}
 
-
-def factory_reset(device, req):
-    """POST /api/reset: credentials, config and tokens deleted (factory.py); stored data too with "erase_data"."""
-    body = read_json(req)
-    if not isinstance(body, dict) or body.get("confirm") != device.device_id:
-        raise BadRequest("confirm: this device's id ({}) to confirm a factory reset".format(device.device_id),
-                         "confirm")
-    erase = body.get("erase_data", False)
-    if not isinstance(erase, bool):
-        raise BadRequest("erase_data: true or false", "erase_data")
-    from sensorbox.device import factory
-
-    data = device.platform.data_dir
-    gone = factory.wipe(data)
-    if erase:
-        factory.erase_later(data)
-    device.log.warning("app", "factory reset over HTTP: deleted {}{}".format(
-        ", ".join(gone), "; the stored data goes at the restart" if erase else ""))
-    res = restart(device)
-    res["deleted"] = gone
-    res["erase_data"] = erase
-    return res
 
 
 def _public(t):

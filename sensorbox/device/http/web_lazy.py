@@ -119,6 +119,10 @@ async def _handle(device, http, req, p):
             out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
         return json_response(out)
     # login, logout, tokens, restart, reset: in web_admin, loaded for the request
+    if action == "reset":  # (factory.py: loaded only for it)
+        m = lazy.load("sensorbox.device.factory")
+        lazy.unload("sensorbox.device.factory")
+        return m.handle(device, req)
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
     return await m.handle(device, req, action, ident)

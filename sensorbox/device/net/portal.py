@@ -23,7 +23,7 @@ from micropython import const
 from sensorbox.device.net import readable
 
 _TTL = const(60)
-_ALPHABET = const("abcdefghjkmnpqrstuvwxyz23456789")  # no 0/o, 1/l/i: read off a serial console
+_LETTERS = const("abcdefghjkmnpqrstuvwxyz23456789")  # no 0/o, 1/l/i: read off a serial console
 
 
 def ap_password(data_dir):
@@ -35,7 +35,7 @@ def ap_password(data_dir):
             return pw
     except (OSError, ValueError, AttributeError):
         pass
-    pw = "".join(_ALPHABET[b % len(_ALPHABET)] for b in os.urandom(12))
+    pw = "".join(_LETTERS[b % len(_LETTERS)] for b in os.urandom(12))
     with open(data_dir + "/ap.json", "w") as f:
         json.dump({"ap_password": pw}, f)
     return pw

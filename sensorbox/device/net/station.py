@@ -5,12 +5,12 @@
 - Known networks come from ``wifi.json`` in the data directory: ``{"networks": [{"ssid", "password"}, ...]}``
   (or one ``{"ssid", "password"}``), newest first, at most ``MAX_NETWORKS``. With one known network the station
   connects to it; with several it scans and tries those in range, strongest first.
-- A lost or failed connection is retried with a backoff doubling from 2 s to ``wifi.retry_max_s``, with jitter
+- A lost or failed connection is retried with a backoff doubling from 2 s to 120 s, with jitter
   (devices that lost the same access point do not come back in step).
 - Without credentials, or when no connection came for ``wifi.fallback_s``, the set-up access point opens
   (``net/portal.py``, loaded only then): the station keeps trying meanwhile, and the access point closes
   ``grace_ms`` after the station is up again (so the set-up page can still say where the device went).
-- At each connection and every ``time.ntp_hours`` the clock is set by NTP (``net/ntp.py``, loaded for it).
+- At each connection and every 6 hours the clock is set by NTP (``net/ntp.py``, loaded for it).
 
 Sampling and storing never wait for any of this: every wait is an ``await``. The state, network, address, RSSI
 and counters are in ``/api/status`` -> ``wifi`` (``status``).
@@ -29,6 +29,7 @@ from sensorbox.device import lazy
 MAX_NETWORKS = const(5)
 CONNECT_MS = const(15000)  # one connection attempt at most
 _POLL_MS = const(200)  # the link's status while connecting
+NTP_EVERY_MS = const(6 * 3600000)  # NTP again after this long while connected
 _PORTAL = const("sensorbox.device.net.portal")
 _NTP = const("sensorbox.device.net.ntp")
 REASONS = {201: "no access point found", 202: "wrong password", 203: "association failed",
@@ -101,6 +102,7 @@ class Station:
     up_ms = 2000  # the link's status (and RSSI) is read this often while up
     grace_ms = 30000  # the set-up access point stays open this long after the station is up
     connect_ms = CONNECT_MS
+    retry_max_ms = 120000  # the longest wait between attempts
 
     def __init__(self, device, network):
         self.d = device
@@ -155,7 +157,7 @@ class Station:
             fb = cfg.get("wifi.fallback_s")
             if fb and time.ticks_diff(time.ticks_ms(), self.down_since) >= fb * 1000:
                 self._open_portal("no connection for {} s".format(fb))
-            wait = min(self.backoff_ms << min(fails - 1, 12), cfg.get("wifi.retry_max_s") * 1000)
+            wait = min(self.backoff_ms << min(fails - 1, 12), self.retry_max_ms)
             wait = wait // 2 + random.getrandbits(16) % (wait // 2 + 1)  # jitter: half to all of it
             self.state = "down"
             self.retry_ms = wait
@@ -215,7 +217,7 @@ class Station:
         now = time.ticks_ms()
         if self.ntp_at is not None and time.ticks_diff(now, self.ntp_at) >= 0:
             await self._ntp()
-            self.ntp_at = time.ticks_add(now, self.d.config.get("time.ntp_hours") * 3600000)
+            self.ntp_at = time.ticks_add(now, NTP_EVERY_MS)
         if self.portal is not None and time.ticks_diff(now, self.up_since) >= self.grace_ms and not self.hold:
             self._close_portal()
         await asyncio.sleep_ms(self.up_ms)

@@ -60,15 +60,3 @@ class Clock:
         else:
             self.ahead_ms = cur - now_ms
 
-
-def rtc_epoch_ms(dt):
-    """Epoch ms (since 1970) of an RTC reading ``(year, month, day, weekday, hours, minutes, seconds,
-    subseconds)`` as ``machine.RTC().datetime()`` gives it (subseconds in µs on the ESP32), with integers only:
-    ``time.mktime`` counts from 2000 on an ESP32 and from 1970 elsewhere."""
-    y, m = dt[0], dt[1]
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + dt[2] - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    return ((days * 24 + dt[4]) * 60 + dt[5]) * 60000 + dt[6] * 1000 + dt[7] // 1000

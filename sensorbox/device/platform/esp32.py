@@ -18,7 +18,7 @@ The wall clock is the RTC (``machine.RTC``), which NTP sets (``net/ntp.py``).
 import os
 import time
 
-from sensorbox.device.platform.clock import Clock, rtc_epoch_ms
+from sensorbox.device.platform.clock import Clock
 
 _SYNCED = b"sbt1"  # in the RTC's memory: NTP set the RTC since the last power cut
 _Y2024_MS = 1704067200000
@@ -50,7 +50,7 @@ class Platform:
         """The RTC's time in epoch ms (it starts at 2000-01-01 after a power cut)."""
         import machine
 
-        return rtc_epoch_ms(machine.RTC().datetime())
+        return _rtc_epoch_ms(machine.RTC().datetime())
 
     def set_time(self, epoch_ms):
         """A better time arrived (NTP): the RTC and the wall clock take it."""
@@ -150,3 +150,16 @@ def make_sensor(name, config, log, clock, machine):
             log.warning("mic", str(e))
             return None
     return None
+
+
+def _rtc_epoch_ms(dt):
+    """Epoch ms (since 1970) of an RTC reading ``(year, month, day, weekday, hours, minutes, seconds,
+    subseconds)`` as ``machine.RTC().datetime()`` gives it (subseconds in µs on the ESP32), with integers only:
+    ``time.mktime`` counts from 2000 on an ESP32 and from 1970 elsewhere."""
+    y, m = dt[0], dt[1]
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + dt[2] - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return ((days * 24 + dt[4]) * 60 + dt[5]) * 60000 + dt[6] * 1000 + dt[7] // 1000

@@ -24,11 +24,9 @@ class Platform(esp32.Platform):
         self.dns_port = int(os.getenv("SENSORBOX_DNS_PORT") or "53")
         self.admin_password = os.getenv("SENSORBOX_ADMIN_PASSWORD")
         self._port = os.getenv("SENSORBOX_PORT")
-        if os.getenv("SENSORBOX_WDT_MS"):
-            self.wdt_ms = int(os.getenv("SENSORBOX_WDT_MS"))
-        self.step_ms = int(os.getenv("SENSORBOX_STEP_MS") or "0")  # a pause after each update step (ota.py)
-        if os.getenv("SENSORBOX_HEALTHY_MS"):
-            self.healthy_ms = int(os.getenv("SENSORBOX_HEALTHY_MS"))
+        # (watchdog timeout and healthy time: guard.py; a pause after each step of an update: ota.py)
+        self.timings = (int(os.getenv("SENSORBOX_WDT_MS") or "30000"), int(os.getenv("SENSORBOX_HEALTHY_MS") or "60000"),
+                        int(os.getenv("SENSORBOX_STEP_MS") or "0"))
 
     def sensor(self, name, config, log):
         if name == "accel" and config.get("accel.rate_hz") == 100:

@@ -96,7 +96,8 @@ class RTC:
 
     def _now(self):
         """Milliseconds since 1970 on this RTC."""
-        return _host_ms() + self._state()["offset"]
+        off = self._state()["offset"]  # (first: a power-on state is made from the host clock read now)
+        return _host_ms() + off
 
     def datetime(self, datetimetuple=None):
         if datetimetuple is None:

@@ -16,7 +16,6 @@ passwords are stored in ``wifi.json`` and never returned: the known networks are
 """
 
 from sensorbox.device.http.server import BadRequest, Response, error, guard, json_response, read_json
-from sensorbox.device.net import station as st_mod
 
 _SECURITY = ("open", "WEP", "WPA", "WPA2", "WPA/WPA2", "WPA2-Enterprise", "WPA3", "WPA2/WPA3")
 
@@ -36,6 +35,7 @@ async def handle(device, app, req):
     if st is None:  # (credentials first, as on every route)
         return await guard(req, admin=req.method != "GET") or error(
             404, "this device has no Wi-Fi to set up ({})".format(device.platform.name))
+    from sensorbox.device.net import station as st_mod  # (resident already where there is a station)
     action = p[10:]  # after /api/setup
     if action not in ("", "/scan", "/test"):
         return error(404, "no such endpoint: {}".format(p))
@@ -97,6 +97,7 @@ def _creds(body):
 
 async def _test(st, ssid, pw):
     """Connect the station to ``ssid`` now (the radio taken from the station service meanwhile)."""
+    from sensorbox.device.net import station as st_mod
     st.hold = True
     try:
         async with st.lock:
@@ -111,6 +112,8 @@ async def _test(st, ssid, pw):
 
 
 async def _save(device, st, req, first):
+    from sensorbox.device.net import station as st_mod
+
     body = read_json(req)
     ssid, pw = _creds(body)
     admin = body.get("admin_password")

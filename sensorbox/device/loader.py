@@ -1,0 +1,62 @@
+"""The loader (run by ``main.py`` before anything else, from the bundle deployed over USB; an app update never
+replaces it): which app to start, the bundle's own or an update in one of two slots, <data>/app/a and
+<data>/app/b (``ota.py`` writes them).
+
+<data>/app/state.json, replaced only by a rename, says which: {"active": "a"|"b"|null, "good": the slot (or null:
+the bundle's app) to go back to, "trial": true while an update has not yet stayed healthy, "tried": its first boot
+has begun}. An update on trial gets one boot: if the device boots again before the app confirmed it (a crash, a
+reset, a power cut, the watchdog), it goes back to "good". A slot runs only if its "ok" file (written after every
+file was verified) is there. It imports nothing from sensorbox, and main.py drops it (and the packages it came
+in) before the app is imported: the app's modules all come from one bundle, and this code from no RAM.
+"""
+
+
+def pick():
+    """Put the chosen slot's lib first on ``sys.path`` (nothing: the bundle's own app)."""
+    import sys
+
+    slot = _pick()
+    if slot:
+        sys.path.insert(0, slot + "/lib")
+
+
+def _pick():
+    import json
+    import os
+
+    try:
+        data = os.getenv("SENSORBOX_DATA") or "./var"  # the unix port
+    except AttributeError:  # a board: no environment
+        data = "/data"
+    root = data + "/app/"
+    try:
+        with open(root + "state.json") as f:
+            s = json.load(f)
+        slot = s.get("active")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if slot not in ("a", "b"):
+        return None
+    if s.get("trial"):
+        if s.get("tried"):  # its one boot went by without a confirmation: back to the app that was good
+            s["active"] = s.get("good")
+            s["trial"] = s["tried"] = False
+            s["why"] = "rolled back from update {} (slot {}): it did not stay healthy on its first boot".format(
+                s.get("version"), slot)
+            slot = s["active"]
+        else:
+            s["tried"] = True
+        with open(root + "state.json.tmp", "w") as f:
+            json.dump(s, f)
+        os.rename(root + "state.json.tmp", root + "state.json")
+        print("loader:", s.get("why") if not s.get("trial") else "update {} on trial".format(s.get("version")))
+    if slot not in ("a", "b"):
+        return None
+    try:
+        os.stat(root + slot + "/ok")
+    except OSError:
+        print("loader: slot {} is incomplete; starting the bundle's own app".format(slot))
+        return None
+    return root + slot
+
+

@@ -60,6 +60,7 @@ class Bus:
 
 class Model:
     classes = ("walking", "running", "cycling", "sitting", "standing", "stairs", "PEN")
+    gids = __import__("array").array("h", range(7))  # the store's ids of its classes (given when a model loads)
 
 
 class Health:

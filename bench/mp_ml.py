@@ -22,7 +22,7 @@ def bench_trees():
     rng = Rng(11)
     lines = forest_csv(rng, n_trees=10, depth=8, n_features=10, n_classes=5)
     n = len([line for line in lines if line.startswith("n,")])
-    fast = trees_fast.new(10, n, 5)
+    fast = trees.Trees(10, n, 5, trees_fast.vote)  # the viper evaluator (emlearn_trees: bench_emlearn.py)
     trees_csv.load(lines, fast)
     plain = trees.Trees(10, n, 5)
     trees_csv.load(lines, plain)

@@ -9,6 +9,7 @@ from sensorbox.device.sensors.ring import Batch, SampleRing
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
 from sensorbox.device.sensors.sim_mic import SignalMicrophone
+from sensorbox.device.health_cold import percentile
 from sensorbox.device.supervisor import LagMonitor
 from sensorbox.shared import config_schema
 
@@ -72,7 +73,7 @@ def main():
     per_batch_overhead()
     idle, _ = asyncio.run(lag_under_load(False))
     busy, sensors = asyncio.run(lag_under_load(True))
-    print("loop_lag_p99_us", busy.percentile(99), idle.percentile(99), "us")
+    print("loop_lag_p99_us", percentile(busy, 99), percentile(idle, 99), "us")
     print("loop_lag_max_us", busy.max_us, idle.max_us, "us")
     print("samples_received", sensors[0].received + sensors[1].received, 0, "samples")
     print("samples_dropped", sensors[0].dropped + sensors[1].dropped, 0, "samples")

@@ -3,8 +3,10 @@
 - ``tests/host/test_*.py``: CPython (host tools), collected by pytest as usual.
 - ``tests/device/test_*.py``: device tests. Never imported by CPython: each ``test_*`` function (sync or async)
   runs in its own process on the MicroPython unix port, compiled to .mpy like the code under test (the bundle in
-  build/unix), under ``-X heapsize=DEVICE_HEAP`` (a module may set ``HEAPSIZE = "..."``). A failure shows the
-  MicroPython traceback.
+  build/unix-tests: build/unix plus the host-only shared modules), under ``-X heapsize=DEVICE_HEAP`` (a module may set ``HEAPSIZE = "..."``). A failure shows the
+  MicroPython traceback. With ``SENSORBOX_NATMODS`` set, emlearn-micropython's real native modules from that
+  folder are on their path; otherwise a module that sets ``NATMODS = True`` gets the test doubles of
+  ``tests/support/natmods`` (which follow emlearn's stubs, tests/support/emlearn_api.py) and the others none.
 - ``tests/shared/test_*.py``: shared code, run three times: CPython (plain pytest), ``[micropython]`` (unix port,
   from .mpy) and ``[wasm]`` (MicroPython WebAssembly under Node, which has no viper/native emitters).
   Shared tests are synchronous and use plain ``assert``. A module lists data files it opens in ``DATA_FILES``.
@@ -32,6 +34,9 @@ from sensorbox.host import bundle  # noqa: E402
 DEVICE_HEAP = "96wK"
 TIMEOUT_S = 120
 BUILD_TESTS = os.path.join(REPO, "build", "tests")
+#: The bundle device and shared tests run on: the unix bundle plus the shared modules no board gets
+#: (``bundle.HOST_ONLY``). The app itself (tests/host) runs from build/unix, as ``sensorbox run`` does.
+BUILD_TEST_BUNDLE = os.path.join(REPO, "build", "unix-tests")
 _results = {"micropython": [0, 0], "wasm": [0, 0]}
 
 
@@ -39,6 +44,8 @@ def pytest_sessionstart(session):
     os.chdir(REPO)
     try:
         bundle.build("unix")
+        bundle.build("unix", out_dir=BUILD_TEST_BUNDLE, host_only=True)
+        bundle.build("unix", analysis=True)  # what `sensorbox run` runs: the Analysis page's runtime in www
     except bundle.BuildError as e:
         raise pytest.UsageError(str(e))
 
@@ -136,8 +143,12 @@ class MicroPythonItem(pytest.Item):
             path = (test_dir, _compiled_support())
             if self.consts.get("BOARD"):  # the ESP32's network, machine and esp32 modules as test doubles
                 path = (_compiled_support("support/board"),) + path
-            env = bundle.micropython_env(os.path.join(REPO, "build", "unix"), {"SENSORBOX_TEST_TMP": tmp},
-                                         path=path)
+            device = _kind(self.path) == "device"
+            if device and self.consts.get("NATMODS") and not bundle.natmods_dir():
+                path += (_compiled_support("support/natmods"),)
+            # shared tests check that every interpreter computes the same: emlearn's float modules would not
+            env = bundle.micropython_env(BUILD_TEST_BUNDLE, {"SENSORBOX_TEST_TMP": tmp},
+                                         path=path, natmods=device)
         try:
             res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired as e:
@@ -169,3 +180,5 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_configure(config):
     config.addinivalue_line("markers", "micropython: runs on the MicroPython unix port")
     config.addinivalue_line("markers", "wasm: runs on MicroPython WebAssembly (Node)")
+    config.addinivalue_line("markers", "proof: the proof suite (issue 11): short in `make test`, full size with "
+                            "SENSORBOX_PROOF=full (`make proof`); each prints its figures")

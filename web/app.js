@@ -6,6 +6,34 @@ const fmtT = (ms) => new Date(ms).toLocaleString();
 const G = 4096; // accelerometer counts per g (±8 g range)
 let csrf = null;
 
+// Durations and ages for people: "2 min 05 s", "3 s ago".
+function fmtDur(ms) {
+  const s = Math.round(ms / 1000);
+  if (ms < 10000) return (ms % 1000 ? (ms / 1000).toFixed(1) : ms / 1000) + " s";
+  if (s < 60) return s + " s";
+  if (s < 3600) return Math.floor(s / 60) + " min " + String(s % 60).padStart(2, "0") + " s";
+  if (s < 172800) return Math.floor(s / 3600) + " h " + String(Math.floor(s / 60) % 60).padStart(2, "0") + " min";
+  return Math.round(s / 86400) + " days";
+}
+const fmtAge = (ms) => (ms < 1500 ? "just now" : fmtDur(Math.max(0, ms)).replace(/\.\d s$/, " s") + " ago");
+// The device's clock (its values carry device epoch ms; the browser's clock may differ): set from /api/status.
+const clock = { off: 0 };
+const devNow = () => Date.now() + clock.off;
+
+// Chart axes: time ticks at whole seconds, minutes or hours (HH:MM:SS, HH:MM, a date at midnight), units on y.
+const pad2 = (n) => String(n).padStart(2, "0");
+const TIME_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
+function timeTick(v, incr) {
+  const d = new Date(v * 1000), hm = pad2(d.getHours()) + ":" + pad2(d.getMinutes());
+  if (incr >= 86400 || (incr >= 3600 && hm === "00:00")) return d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  return incr < 60 ? hm + ":" + pad2(d.getSeconds()) : hm;
+}
+function axes(ylabel) {
+  return [{ label: "time", space: 80, incrs: TIME_INCRS, values: (u, vals, i, space, incr) => vals.map((v) => timeTick(v, incr)) },
+    { label: ylabel, size: 54 }];
+}
+const timeSeries = { label: "time", value: (u, v) => (v == null ? "--" : new Date(v * 1000).toLocaleTimeString()) };
+
 // Live heap after the device's last collection (what the app really holds), of the whole heap.
 function heapText(h) {
   const used = h.used || (h.total - h.free);
@@ -38,10 +66,11 @@ async function api(method, path, body, raw) {
 }
 
 // ---------- login and navigation ----------
-function showLogin() {
+function showLogin(msg) {
   stopLive();
   document.querySelectorAll("section").forEach((s) => (s.hidden = s.id !== "login"));
   $("#nav").hidden = $("#logout").hidden = true;
+  $("#loginmsg").textContent = msg || "";
   $("#password").focus();
 }
 $("#loginform").addEventListener("submit", async (ev) => {
@@ -55,7 +84,15 @@ $("#loginform").addEventListener("submit", async (ev) => {
 });
 $("#logout").addEventListener("click", async () => { await api("POST", "/api/logout").catch(() => {}); csrf = null; showLogin(); });
 
-const pages = { dashboard: showDashboard, history: showHistory, settings: showSettings, models: showModels, health: showHealth };
+const pages = { dashboard: showDashboard, history: showHistory, settings: showSettings, models: showModels, health: showHealth,
+  analysis: () => (typeof showAnalysis === "function" ? showAnalysis() : noAnalysisRuntime()) };  // web/analysis.js
+// A board without room in its flash for the Analysis page's runtime serves neither it nor web/analysis.js.
+function noAnalysisRuntime() {
+  const box = $("#anremote"); box.hidden = false; box.textContent = "";
+  box.append(el("span", "This device does not carry the Analysis page's runtime (MicroPython WebAssembly, ~260 KB of flash: its board has no room for it). On your computer run "),
+    el("code", "sensorbox ui " + location.origin), el("span", ": it serves this page with the runtime and talks to the device."));
+  document.querySelectorAll("#analysis > :not(h1):not(#anremote)").forEach((e) => (e.hidden = true));
+}
 function route() {
   const name = (location.hash || "#dashboard").slice(1);
   const page = pages[name] ? name : "dashboard";
@@ -68,6 +105,7 @@ function route() {
 window.addEventListener("hashchange", () => { if (csrf !== null) route(); });
 
 async function start() {
+  if (window.sbRemote) { sbRemote.start(); return; }  // `sensorbox ui`: the Analysis page of another device
   try {
     const s = await api("GET", "/api/session");
     csrf = s.csrf || "";
@@ -77,6 +115,34 @@ async function start() {
   showSafeMode();
 }
 
+// Restart: say so, wait until the device answers again (its open health probe, with a smaller uptime), then come
+// back to the same page (a restart it was asked for keeps the UI's session).
+async function restartDevice(ev, quiet) {
+  if (!quiet && !confirm("Restart the device?")) return;
+  const page = (location.hash || "#dashboard").slice(1);
+  const probe = () => fetch("/api/status", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  const boot = (s) => s.time_ms - s.uptime_s * 1000, before = await probe();
+  stopLive(); clearInterval(route.timer);
+  const ov = $("#overlay"), msg = $("#overlaymsg"), t0 = Date.now();
+  msg.textContent = "Restarting… waiting for the device"; ov.hidden = false;
+  try { await api("POST", "/api/restart"); } catch (e) { if (e.status) { ov.hidden = true; alert("restart refused: " + e.message); return; } }
+  let down = false;
+  for (;;) {
+    await new Promise((ok) => setTimeout(ok, 1000));
+    const s = await probe();
+    if (!s) down = true;
+    else if (down || !before || boot(s) > boot(before) + 1500) break;
+    const waited = Math.round((Date.now() - t0) / 1000), port = cfgState.pending.includes("http.port") && cfgState.cf["http.port"];
+    msg.textContent = "Restarting… waiting for the device (" + waited + " s)" + (waited > 60 ? "; it has not answered yet, still trying" : "") +
+      (port && waited > 10 ? "; its web port is now " + port + ": " + location.protocol + "//" + location.hostname + ":" + port + "/" : "");
+  }
+  ov.hidden = true;
+  logState.since = 0; classInfo = null;
+  try { await api("GET", "/api/session"); } catch (e) { showLogin("The device restarted. Log in again to return to " + page + "."); return; }
+  route(); showSafeMode();
+}
+$("#restart").addEventListener("click", restartDevice);
+$("#pendingbtn").addEventListener("click", restartDevice);
 // Safe mode (after 3 boots that did not stay healthy): why, the traceback, and a way back to a normal boot.
 async function showSafeMode() {
   const s = await api("GET", "/api/status").catch(() => null);
@@ -84,22 +150,45 @@ async function showSafeMode() {
   $("#safe").hidden = !(b && b.safe_mode);
   if (!b || !b.safe_mode) return;
   $("#safewhy").textContent = "After " + b.unhealthy_boots + " boots that did not stay healthy. Last: " + (b.last_failure || "unknown") + ".";
-  $("#safetrace").textContent = b.trace || "(none recorded)";
+  $("#safetrace").textContent = b.last_traceback || "(none recorded)";
 }
-$("#saferestart").addEventListener("click", async () => {
-  await api("POST", "/api/restart").catch(() => {});
+$("#saferestart").addEventListener("click", () => {
   $("#safewhy").textContent = "Restarting normally…";
-  setTimeout(() => location.reload(), 8000);
+  restartDevice(null, true);
 });
 
 function chartWidth(node) { return Math.max(240, node.clientWidth - 10); }
 window.addEventListener("resize", () => {
   if (live.plot) live.plot.setSize({ width: chartWidth($("#livechart")), height: 240 });
   if (hist.plot) hist.plot.setSize({ width: chartWidth($("#histchart")), height: 260 });
+  if (hist.snd) hist.snd.setSize({ width: chartWidth($("#sndchart")), height: 200 });
 });
 
+// ---------- class names and their meaning (the model's meta.json may carry them) ----------
+let classInfo = null;  // {classes, names, descriptions} of the running model, asked once (Models resets it)
+async function loadClassInfo() {
+  if (!classInfo) classInfo = await api("GET", "/api/model/classes").catch(() => ({ classes: null }));
+  return classInfo;
+}
+function displayName(code) {
+  const c = classInfo && classInfo.classes, i = c ? c.indexOf(code) : -1;
+  const n = i >= 0 && classInfo.names ? classInfo.names[i] : null;
+  return n && n !== code ? n + " (" + code + ")" : code;
+}
+function classDesc(code) {
+  const c = classInfo && classInfo.classes, i = c ? c.indexOf(code) : -1;
+  return i >= 0 && classInfo.descriptions ? classInfo.descriptions[i] || "" : code === "unknown" ? "below the confidence threshold" : "";
+}
+function eventText(e) {
+  if (e.type === "class_change") return "activity: " + displayName(e.from) + " → " + displayName(e.to) + (e.confidence !== undefined ? " (" + Math.round(e.confidence / 10) + " %)" : "");
+  const rest = Object.keys(e).filter((k) => k !== "t" && k !== "type").map((k) => k + " " + JSON.stringify(e[k]));
+  return e.type + (rest.length ? ": " + rest.join(", ") : "");
+}
+
 // ---------- dashboard ----------
-const live = { es: null, plot: null, t: [], x: [], y: [], z: [], n: 0, max: 250 };
+const live = { es: null, plot: null, t: [], x: [], y: [], z: [], n: 0, max: 250, pred: null, snd: null, feat: null, acc: null, stopped: null, seen: new Set(), every: {} };
+// note(kind, t): a live value of this kind arrived, made at device time t; its usual interval is remembered
+function note(kind, t, prev) { if (prev != null && t > prev) live.every[kind] = t - prev; }
 // Closing a stream frees its RAM on the device only when the device notices (its next write, <= 200 ms):
 // pages wait for that before asking for more (the device has tens of KB for everything).
 let liveClosed = Promise.resolve();
@@ -111,15 +200,58 @@ function b64ToInt16(b64) {
   for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
   return new Int16Array(u8.buffer);
 }
-function showDashboard() {
+let dbUnit = "dB(A)";  // from the sound meter's frequency weighting (/api/status)
+const db = (cdb) => (cdb / 100).toFixed(1);
+// Each live value says how old it is; one that stopped coming is greyed ("stale"), and a stopped analysis says why.
+function ages() {
+  const now = devNow();
+  const show = (id, card, kind, t) => {  // stale: nothing new for 3 s plus 2.5 of its usual intervals
+    $(id).textContent = t == null ? "" : "updated " + fmtAge(now - t);
+    $(card).classList.toggle("stale", t != null && now - t > 3000 + 2.5 * (live.every[kind] || 2000));
+  };
+  show("#clsage", "#clscard", "pred", live.pred && live.pred.t);
+  if (live.stopped) $("#clscard").classList.add("stale");
+  show("#leqage", "#sndcard", "snd", live.snd && live.snd.t);
+  show("#motage", "#motcard", "feat", live.feat);
+  $("#accage").textContent = live.acc == null ? "" : now - live.acc > 3000 ? "· no samples for " + fmtDur(now - live.acc) : "";
+}
+function showPrediction(code, conf) {
+  const name = displayName(code), i = name.lastIndexOf(" (");
+  $("#cls").textContent = i > 0 ? name.slice(0, i) : name;  // the display name large, the code with the confidence
+  $("#conf").textContent = (i > 0 ? code + " · " : "") + "confidence " + Math.round(conf * 100) + " %";
+  $("#clsdesc").textContent = classDesc(code);
+}
+// Why no new predictions come, from the health figures: the analysis service failed, or the pipeline says why.
+function analysisStopped(s) {
+  const t = s.tasks && s.tasks.pipeline, a = s.analysis;
+  if (t && !t.running) return "the analysis service failed" + (t.last_error ? " (" + t.last_error + ")" : "") + "; restarting";
+  if (!a) return "analysis is not running";
+  return a.reason || null;
+}
+function addEvents(list) {  // newest first; stored and live events, each once
+  const ul = $("#liveevents");
+  for (const e of list) {
+    const key = e.t + e.type + (e.to || "");
+    if (live.seen.has(key)) continue;
+    live.seen.add(key);
+    const li = el("li", fmtT(e.t) + "  " + eventText(e)); li.dataset.t = e.t;
+    const after = [...ul.children].find((x) => Number(x.dataset.t) < e.t);
+    ul.insertBefore(li, after || null);
+  }
+  while (ul.children.length > 30) ul.lastChild.remove();
+}
+async function showDashboard() {
   const node = $("#livechart");
+  await loadClassInfo();
   if (!live.plot) {
-    live.plot = new uPlot({ width: chartWidth(node), height: 240, scales: { x: { time: true } },
-      series: [{}, { label: "x (g)", stroke: "#d1495b", points: { show: false } }, { label: "y (g)", stroke: "#00798c", points: { show: false } },
+    live.plot = new uPlot({ width: chartWidth(node), height: 240, scales: { x: { time: true } }, axes: axes("acceleration (g)"),
+      series: [timeSeries, { label: "x (g)", stroke: "#d1495b", points: { show: false } }, { label: "y (g)", stroke: "#00798c", points: { show: false } },
         { label: "z (g)", stroke: "#edae49", points: { show: false } }] },
       [[], [], [], []], node);
   }
   stopLive();
+  // what is stored: the events of the last hour (the live stream adds new ones)
+  api("GET", "/api/events?start=-3600000").then((ev) => addEvents((ev || []).slice(-30).reverse())).catch(() => {});
   const es = new EventSource("/api/live");
   live.es = es;
   es.addEventListener("accel", (m) => {
@@ -132,48 +264,61 @@ function showDashboard() {
     }
     const extra = live.t.length - live.max;
     if (extra > 0) for (const a of [live.t, live.x, live.y, live.z]) a.splice(0, extra);
-    live.n += d.n; $("#nsamples").textContent = live.n;
+    live.n += d.n; $("#nsamples").textContent = live.n; live.acc = d.t + (d.n - 1) * d.dt;
     live.plot.setData([live.t, live.x, live.y, live.z]);
   });
   es.addEventListener("prediction", (m) => {
     const d = JSON.parse(m.data);
-    $("#cls").textContent = d.class; $("#conf").textContent = "confidence " + Math.round(d.confidence * 100) + " %";
+    note("pred", d.t, live.pred && live.pred.t); live.pred = d; showPrediction(d.class, d.confidence); ages();
   });
   es.addEventListener("soundlevel", (m) => {
     const d = JSON.parse(m.data);
-    $("#leq").textContent = (d.leq / 100).toFixed(1) + " dB";
+    note("snd", d.t, live.snd && live.snd.t); live.snd = d;
+    $("#leq").textContent = db(d.leq) + " " + dbUnit;
+    $("#lstats").textContent = "Lmin " + db(d.lmin) + " · Lmax " + db(d.lmax) + " · L90 " + db(d.l90) + " " + dbUnit;
     $("#leqbar").style.width = Math.max(0, Math.min(100, (d.leq / 100 - 30) / 90 * 100)) + "%";
+    ages();
   });
   es.addEventListener("features", (m) => {  // one per analysis window: a few named features (see /api/openapi.json)
     const d = JSON.parse(m.data);
+    note("feat", d.t, live.feat); live.feat = d.t;
     $("#motion").textContent = (d.am_std / G).toFixed(2) + " g";
     $("#motion2").textContent = "dominant " + (d.am_domf / 100).toFixed(1) + " Hz · tilt " +
       Math.round(Math.acos(Math.max(-1, Math.min(1, d.grav_z / G))) * 180 / Math.PI) + "°";
   });
-  es.addEventListener("event", (m) => {
-    const d = JSON.parse(m.data);
-    const li = el("li", fmtT(d.t) + "  " + d.type + (d.to ? ": " + d.from + " → " + d.to : ""));
-    $("#liveevents").prepend(li);
-  });
+  es.addEventListener("event", (m) => addEvents([JSON.parse(m.data)]));
   es.onerror = () => { if (es.readyState === 2) setTimeout(() => { if (live.es === es) showDashboard(); }, 2000); };
   const health = async () => {
     try {
       const s = await api("GET", "/api/status");
+      clock.off = s.time_ms - Date.now();
       $("#devname").textContent = s.device.name;
+      if (s.soundlevel && s.soundlevel.weighting) dbUnit = "dB(" + s.soundlevel.weighting + ")";
       const a = s.analysis && s.analysis.prediction;
-      if (a && $("#cls").textContent === "–") { $("#cls").textContent = a.class; $("#conf").textContent = "confidence " + Math.round(a.confidence / 10) + " %"; }
-      $("#dhealth").textContent = "up " + s.uptime_s + " s · heap " + heapText(s.heap) + " · loop lag p99 " +
+      if (a && !live.pred) { live.pred = { t: a.t_ms, class: a.class, confidence: a.confidence / 1000 }; showPrediction(a.class, a.confidence / 1000); }
+      live.stopped = analysisStopped(s);
+      $("#astate").textContent = live.stopped ? "analysis stopped: " + live.stopped : "";
+      $("#dhealth").textContent = "up " + fmtDur(s.uptime_s * 1000) + " · heap " + heapText(s.heap) + " · loop lag p99 " +
         s.loop_lag.p99_ms.toFixed(1) + " ms · restarts " + s.task_restarts + " · dropped " + s.sensors.accel.dropped;
+      ages();
     } catch (e) { /* shown by the next attempt */ }
   };
-  health(); route.timer = setInterval(health, 3000);
+  let polls = 0;  // and every 30 s the stored events of the last minute (those the stream did not see as changes)
+  health(); route.timer = setInterval(() => {
+    health();
+    if (++polls % 10 === 0) api("GET", "/api/events?start=-60000").then((ev) => addEvents((ev || []).reverse())).catch(() => {});
+  }, 3000);
+  clearInterval(live.ager); live.ager = setInterval(ages, 1000);
 }
 
 // ---------- history ----------
-const hist = { plot: null, sel: null, segs: [], events: [], classes: null };
+const hist = { plot: null, snd: null, sel: null, segs: [], events: [], classes: null, labels: [], counts: new Map(), pending: null };
 const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#e15759", "#bab0ac"];
 const classColor = (k) => (k === null ? "#c8ccd4" : k < 0 ? "#8a8f99" : PALETTE[k % PALETTE.length]);
-const className = (k) => (k === null ? "mixed" : k < 0 ? "unknown" : (hist.classes && hist.classes[k]) || "class " + k);
+const className = (k) => (k === null ? "mixed" : k < 0 ? "unknown" : displayName((hist.classes && hist.classes[k]) || "class " + k));
+// Labels get colours of their own (by name), drawn striped along the top: unlike the predictions' solid band.
+const LABEL_COLORS = ["#7b3fa0", "#1b7f5b", "#b5452a", "#2c5aa0", "#8a6d00", "#a03c78"];
+function labelColor(name) { let h = 0; for (const c of name) h = (h * 31 + c.codePointAt(0)) >>> 0; return LABEL_COLORS[h % LABEL_COLORS.length]; }
 // Stored predictions (raw rows t,class,confidence or, decimated, buckets t,n,class_min,class_max,...) as
 // segments {k: class index (-1 unknown, null mixed), t0, t1} in ms, neighbours of one class merged.
 function classSegments(c) {
@@ -189,24 +334,49 @@ function classSegments(c) {
   }
   return segs;
 }
-// uPlot plugin: the class band along the bottom of the plot, under the series, and event markers over it
-const BAND = 14;
-function timelinePlugin() {
+// uPlot plugin: the class band along the bottom of the plot and the labels along its top, under the series; event
+// markers and the labels' names over them
+const BAND = 14, LBAND = 16;
+function xspan(u, t0, t1) {
+  const x0 = Math.max(u.bbox.left, u.valToPos(t0 / 1000, "x", true));
+  const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(t1 / 1000, "x", true));
+  return x1 > x0 ? [x0, x1] : null;
+}
+function timelinePlugin(withClasses) {
   return { hooks: {
     drawClear: [(u) => {
       const ctx = u.ctx, px = devicePixelRatio || 1, h = BAND * px, y = u.bbox.top + u.bbox.height - h;
       ctx.save();
-      for (const s of hist.segs) {
-        const x0 = Math.max(u.bbox.left, u.valToPos(s.t0 / 1000, "x", true));
-        const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(s.t1 / 1000, "x", true));
-        if (x1 <= x0) continue;
-        ctx.fillStyle = classColor(s.k); ctx.fillRect(x0, y, Math.max(px, x1 - x0), h);
+      for (const l of hist.labels) {  // a light tint over the label's whole range
+        const x = xspan(u, l.start, l.end);
+        if (x) { ctx.fillStyle = labelColor(l.label) + "14"; ctx.fillRect(x[0], u.bbox.top, Math.max(px, x[1] - x[0]), u.bbox.height); }
+      }
+      if (withClasses) for (const s of hist.segs) {
+        const x = xspan(u, s.t0, s.t1);
+        if (x) { ctx.fillStyle = classColor(s.k); ctx.fillRect(x[0], y, Math.max(px, x[1] - x[0]), h); }
       }
       ctx.restore();
     }],
     draw: [(u) => {
-      const ctx = u.ctx, px = devicePixelRatio || 1;
-      ctx.save(); ctx.strokeStyle = "#1d2330"; ctx.fillStyle = "#1d2330"; ctx.lineWidth = px; ctx.setLineDash([3 * px, 3 * px]);
+      const ctx = u.ctx, px = devicePixelRatio || 1, top = u.bbox.top, lh = LBAND * px;
+      ctx.save();
+      u.labelBoxes = [];
+      for (const l of hist.labels) {
+        const x = xspan(u, l.start, l.end);
+        if (!x) continue;
+        const w = Math.max(2 * px, x[1] - x[0]), c = labelColor(l.label);
+        ctx.fillStyle = c + "40"; ctx.fillRect(x[0], top, w, lh);
+        ctx.save(); ctx.beginPath(); ctx.rect(x[0], top, w, lh); ctx.clip();  // stripes
+        ctx.strokeStyle = c + "99"; ctx.lineWidth = px; ctx.beginPath();
+        for (let sx = x[0] - lh; sx < x[0] + w; sx += 6 * px) { ctx.moveTo(sx, top + lh); ctx.lineTo(sx + lh, top); }
+        ctx.stroke(); ctx.restore();
+        ctx.fillStyle = c; ctx.fillRect(x[0], top, w, 3 * px);  // a solid edge in the label's colour
+        ctx.font = 11 * px + "px system-ui, sans-serif"; ctx.textBaseline = "middle"; ctx.textAlign = "left"; ctx.fillStyle = "#1d2330";
+        const text = l.label, tw = ctx.measureText(text).width;
+        if (tw + 6 * px < w) ctx.fillText(text, x[0] + 3 * px, top + lh / 2 + px);
+        u.labelBoxes.push({ id: l.id, x0: x[0], x1: x[0] + w, color: c });
+      }
+      ctx.strokeStyle = "#1d2330"; ctx.fillStyle = "#1d2330"; ctx.lineWidth = px; ctx.setLineDash([3 * px, 3 * px]);
       for (const e of hist.events) {
         const x = Math.round(u.valToPos(e.t / 1000, "x", true));
         if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
@@ -222,9 +392,12 @@ function drawLegend() {
   const seen = new Map();
   for (const s of hist.segs) seen.set(s.k, (seen.get(s.k) || 0) + (s.t1 - s.t0));
   for (const [k, ms] of seen) {
-    const it = el("span", className(k) + " " + Math.round(ms / 1000) + " s", "lg"); it.dataset.k = k === null ? "mixed" : k;
+    const it = el("span", className(k) + " " + fmtDur(ms), "lg"); it.dataset.k = k === null ? "mixed" : k;
+    if (k !== null && k >= 0 && hist.classes) it.title = classDesc(hist.classes[k]);
     const sw = el("i"); sw.style.background = classColor(k); it.prepend(sw); box.append(it);
   }
+  const r = hist.range || [0, 0], names = new Set(hist.labels.filter((l) => l.end > r[0] && l.start < r[1]).map((l) => l.label));
+  for (const n of names) { const it = el("span", "label: " + n, "lg lab"); const sw = el("i"); sw.style.borderColor = labelColor(n); it.prepend(sw); box.append(it); }
   if (hist.events.length) { const it = el("span", hist.events.length + " events", "lg ev"); it.prepend(el("i")); box.append(it); }
   if (!box.childNodes.length) box.append(el("span", "no predictions in this range", "s"));
 }
@@ -240,27 +413,75 @@ function exportUrl(fmt) {
 }
 function updateSelection() {
   const r = hist.sel;
-  $("#selinfo").textContent = r ? fmtT(r[0]) + " – " + fmtT(r[1]) : "none (exports take the whole range)";
+  $("#selinfo").textContent = r ? fmtT(r[0]) + " – " + fmtT(r[1]) + " (" + fmtDur(r[1] - r[0]) + ")" : "none (exports take the whole range)";
   $("#expnpy").href = exportUrl("npy"); $("#expcsv").href = exportUrl("csv");
 }
+// A selection made on either chart (mouse, or touch: see touchSelect) is shown on both.
+function selected(u) {
+  if (u.select.width < 2) return;
+  hist.sel = [u.posToVal(u.select.left, "x") * 1000, u.posToVal(u.select.left + u.select.width, "x") * 1000];
+  for (const o of [hist.plot, hist.snd]) if (o && o !== u) {
+    const l = o.valToPos(hist.sel[0] / 1000, "x"), r = o.valToPos(hist.sel[1] / 1000, "x");
+    o.setSelect({ left: l, width: r - l, top: 0, height: o.over.clientHeight }, false);
+  }
+  hideConfirm();
+  updateSelection();
+}
+// Touch: a sideways drag selects at once (the page scrolls only up and down there), a press held still for 350 ms
+// then dragged selects in any direction; a vertical swipe still scrolls the page.
+function touchSelect(u) {
+  const o = u.over;
+  let timer = null, x0 = 0, y0 = 0, on = false, moved = false;
+  const xy = (e) => { const r = o.getBoundingClientRect(), t = e.touches[0] || e.changedTouches[0]; return [t.clientX - r.left, t.clientY - r.top]; };
+  const put = (x) => {
+    const l = Math.max(0, Math.min(x, x0)), r = Math.min(o.clientWidth, Math.max(x, x0));
+    u.setSelect({ left: l, width: r - l, top: 0, height: o.clientHeight }, false);
+  };
+  const begin = () => { on = true; o.classList.add("touchsel"); put(x0); };
+  o.addEventListener("touchstart", (e) => {
+    if (e.touches.length !== 1) { clearTimeout(timer); return; }
+    [x0, y0] = xy(e); on = moved = false;
+    clearTimeout(timer); timer = setTimeout(() => { if (!moved) begin(); }, 350);
+  }, { passive: true });
+  o.addEventListener("touchmove", (e) => {
+    const [x, y] = xy(e);
+    if (!on) {
+      const dx = Math.abs(x - x0), dy = Math.abs(y - y0);
+      if (dx < 8 && dy < 8) return;
+      moved = true; clearTimeout(timer);
+      if (dx <= dy) return;  // a scroll
+      begin();
+    }
+    e.preventDefault();
+    put(x);
+  }, { passive: false });
+  const end = () => {
+    clearTimeout(timer);
+    if (!on) return;
+    on = false; o.classList.remove("touchsel");
+    selected(u);
+  };
+  o.addEventListener("touchend", end); o.addEventListener("touchcancel", end);
+}
+const selectHook = { setSelect: [(u) => selected(u)] };
+async function csvOf(path) { return parseCsv(await (await api("GET", path, undefined, true)).text()); }
 async function showHistory() {
   const span = Number($("#hrange").value);
   const now = Date.now();
+  await loadClassInfo();
   // one request at a time: each loads the device's export code for its duration
-  let data;
-  try {
-    data = await (await api("GET", "/api/resources/accel/data?format=csv&max_points=400&start=-" + span, undefined, true)).text();
-  } catch (e) { $("#hinfo").textContent = "could not load the data: " + e.message; return; }
+  let c;
+  try { c = await csvOf("/api/resources/accel/data?format=csv&max_points=400&start=-" + span); } catch (e) { $("#hinfo").textContent = "could not load the data: " + e.message; return; }
   const ev = await api("GET", "/api/events?start=-" + span).catch(() => []);
   let pred = null;
-  try {
-    pred = parseCsv(await (await api("GET", "/api/resources/predictions/data?format=csv&max_points=400&start=-" + span, undefined, true)).text());
-  } catch (e) { pred = {}; }
+  try { pred = await csvOf("/api/resources/predictions/data?format=csv&max_points=400&start=-" + span); } catch (e) { pred = {}; }
   hist.segs = classSegments(pred);
-  if (!hist.classes || hist.segs.some((g) => g.k >= hist.classes.length))  // class names: asked once (Models resets them)
-    hist.classes = await api("GET", "/api/model").then((m) => m.active && m.active.classes).catch(() => null);
+  if (!hist.classes || hist.segs.some((g) => g.k >= hist.classes.length))  // the store's class table: names by id, for good
+    hist.classes = await api("GET", "/api/resources").then((r) => r.resources.find((x) => x.name === "predictions").classes).catch(() => null);
   hist.events = (ev || []).slice(-200);
-  const c = parseCsv(data);
+  await loadLabels().catch((e) => { $("#labelerr").textContent = "could not load the labels: " + e.message; });
+  let snd = {};
+  try { snd = await csvOf("/api/resources/soundlevel/data?format=csv&max_points=400&start=-" + span); } catch (e) { snd = {}; }
   if (!c.t) { $("#hinfo").textContent = "unexpected answer from the device"; return; }
   const mid = (a) => (c[a + "_min"] ? c[a + "_min"].map((v, i) => (v + c[a + "_max"][i]) / 2 / G) : c[a].map((v) => v / G));
   const keep = c.n ? c.n.map((n) => n > 0) : c.t.map(() => true);
@@ -269,60 +490,163 @@ async function showHistory() {
   hist.range = [series[0].length ? series[0][0] * 1000 : now - span, now];
   $("#hinfo").textContent = series[0].length + " points" + (c.n ? " (decimated on the device, min/max midpoints)" : "");
   const node = $("#histchart"); node.textContent = "";
-  hist.sel = null;
-  hist.plot = new uPlot({ width: chartWidth(node), height: 260, scales: { x: { time: true } },
-    cursor: { drag: { x: true, y: false, setScale: false } }, plugins: [timelinePlugin()],
-    hooks: { setSelect: [(u) => {
-      if (u.select.width < 2) return;
-      hist.sel = [u.posToVal(u.select.left, "x") * 1000, u.posToVal(u.select.left + u.select.width, "x") * 1000];
-      updateSelection();
-    }] },
-    series: [{}, { label: "x (g)", stroke: "#d1495b" }, { label: "y (g)", stroke: "#00798c" }, { label: "z (g)", stroke: "#edae49" }] },
+  hist.sel = null; hideConfirm();
+  const x = { time: true, range: () => [hist.range[0] / 1000, hist.range[1] / 1000] };
+  const cursor = { drag: { x: true, y: false, setScale: false }, sync: { key: "hist" } };
+  hist.plot = new uPlot({ width: chartWidth(node), height: 260, scales: { x }, axes: axes("acceleration (g)"),
+    cursor, plugins: [timelinePlugin(true)], hooks: selectHook,
+    series: [timeSeries, { label: "x (g)", stroke: "#d1495b" }, { label: "y (g)", stroke: "#00798c" }, { label: "z (g)", stroke: "#edae49" }] },
     series, node);
-  node.dataset.segments = hist.segs.length; node.dataset.events = hist.events.length;
+  touchSelect(hist.plot);
+  node.dataset.segments = hist.segs.length; node.dataset.events = hist.events.length; node.dataset.labels = hist.labels.length;
+  // sound levels: Leq, Lmin/Lmax (the extremes in each point's span), L90
+  const sn = $("#sndchart"); sn.textContent = "";
+  if (snd.t && snd.t.length) {
+    const sk = snd.n ? snd.n.map((n) => n > 0) : snd.t.map(() => true), sf = (arr) => arr.filter((_, i) => sk[i]);
+    const col = (a, how) => (snd[a] ? snd[a] : how === "min" ? snd[a + "_min"] : how === "max" ? snd[a + "_max"] : snd[a + "_min"].map((v, i) => (v + snd[a + "_max"][i]) / 2));
+    const s = [sf(snd.t.map((t) => t / 1000)), sf(col("leq", "mid")), sf(col("lmin", "min")), sf(col("lmax", "max")), sf(col("l90", "mid"))].map((a, i) => (i ? a.map((v) => v / 100) : a));
+    hist.snd = new uPlot({ width: chartWidth(sn), height: 200, scales: { x }, axes: axes("sound level (" + dbUnit + ")"),
+      cursor, plugins: [timelinePlugin(false)], hooks: selectHook,
+      series: [timeSeries, { label: "Leq", stroke: "#2a62d3", width: 2 }, { label: "Lmin", stroke: "#8fb3e8" },
+        { label: "Lmax", stroke: "#e15554" }, { label: "L90", stroke: "#3bb273", dash: [4, 3] }] }, s, sn);
+    touchSelect(hist.snd);
+    sn.dataset.points = s[0].length;
+  } else { hist.snd = null; sn.append(el("p", "no sound levels stored in this range", "s")); }
   drawLegend();
   updateSelection();
   const ul = $("#hevents"); ul.textContent = "";
-  for (const e of (ev || []).slice(-200).reverse()) ul.append(el("li", fmtT(e.t) + "  " + e.type + (e.to ? ": " + e.from + " → " + e.to + " (" + e.confidence / 10 + " %)" : "")));
-  loadLabels().catch((e) => { $("#labelerr").textContent = "could not load the labels: " + e.message; });
+  for (const e of (ev || []).slice(-200).reverse()) ul.append(el("li", fmtT(e.t) + "  " + eventText(e)));
+  node.dataset.loads = (hist.loads = (hist.loads || 0) + 1);
+  countSamples();
+}
+// Accelerometer samples in a label's range: the device counts them (two buckets of max_points; n is exact). Each
+// count is an export the device serves with code it loads for it: the page asks by itself for the newest
+// AUTO_COUNT labels only, one after the other; an older label's count comes with a click on its "count" button.
+const AUTO_COUNT = 10;
+async function sampleCount(l) {
+  if (hist.counts.has(l.id)) return hist.counts.get(l.id);
+  const c = await csvOf("/api/resources/accel/data?format=csv&columns=t,x&max_points=2&start=" + l.start + "&end=" + l.end);
+  const n = c.n ? c.n.reduce((a, b) => a + b, 0) : (c.t || []).length;
+  hist.counts.set(l.id, n);
+  return n;
 }
 async function loadLabels() {
   const r = await api("GET", "/api/labels");
+  hist.labels = r.labels;
   const tb = $("#labels tbody"); tb.textContent = "";
-  for (const l of r.labels) {
-    const tr = el("tr"); tr.append(el("td", fmtT(l.start)), el("td", fmtT(l.end)), el("td", l.label));
-    const del = el("button", "Delete"); del.onclick = async () => { await api("DELETE", "/api/labels/" + l.id); loadLabels(); };
+  const cells = [];
+  r.labels.slice().reverse().forEach((l, i) => {  // newest first
+    const tr = el("tr"); tr.dataset.id = l.id;
+    const n = el("td", hist.counts.has(l.id) ? String(hist.counts.get(l.id)) : i < AUTO_COUNT ? "…" : undefined, "num samples");
+    if (!hist.counts.has(l.id) && i >= AUTO_COUNT) {
+      const b = el("button", "count", "plain"); b.title = "count this label's accelerometer samples (the device reads them)";
+      b.onclick = async () => { b.disabled = true; n.textContent = String(await sampleCount(l).catch(() => "?")); };
+      n.append(b);
+    }
+    const name = el("td", undefined, "lname"); const sw = el("i", undefined, "sw"); sw.style.borderColor = labelColor(l.label); name.append(sw, l.label);
+    const same = new Date(l.start).toDateString() === new Date(l.end).toDateString();
+    tr.append(el("td", fmtT(l.start)), el("td", same ? new Date(l.end).toLocaleTimeString() : fmtT(l.end), "end"), el("td", fmtDur(l.end - l.start), "num"), n, name);
+    const del = el("button", "Delete"); del.onclick = async () => { await api("DELETE", "/api/labels/" + l.id); await loadLabels(); redrawHist(); countSamples(); };
     const td = el("td"); td.append(del); tr.append(td); tb.append(tr);
+  });
+}
+// The sample counts of the newest AUTO_COUNT labels, one request after the other (after the page's own requests).
+async function countSamples() {
+  const run = (countSamples.run = (countSamples.run || 0) + 1);
+  for (const l of hist.labels.slice(-AUTO_COUNT).reverse()) {
+    const td = document.querySelector('#labels tr[data-id="' + l.id + '"] td.samples');
+    if (!td || run !== countSamples.run) return;
+    td.textContent = String(await sampleCount(l).catch(() => "?"));
   }
 }
+function redrawHist() { for (const u of [hist.plot, hist.snd]) if (u) u.redraw(false); if (hist.plot) { drawLegend(); $("#histchart").dataset.labels = hist.labels.length; } }
 $("#hload").addEventListener("click", showHistory);
 $("#hrange").addEventListener("change", showHistory);
-$("#labelbtn").addEventListener("click", async () => {
-  $("#labelerr").textContent = "";
-  if (!hist.sel) { $("#labelerr").textContent = "select a range on the chart first"; return; }
-  try {
-    await api("POST", "/api/labels", { start: Math.floor(hist.sel[0]), end: Math.ceil(hist.sel[1]), label: $("#labelname").value });
-    await loadLabels();
-  } catch (e) { $("#labelerr").textContent = e.message + (e.field ? " (" + e.field + ")" : ""); }
+// The label rule of the API: 1 to 40 characters (not UTF-16 units), none of them a control character.
+function labelProblem(s) {
+  const n = [...s].length;
+  if (!n) return "type a label name first";
+  if (n > 40) return "a label has at most 40 characters (this one has " + n + ")";
+  if (/[\u0000-\u001f]/.test(s)) return "a label cannot hold control characters";
+  return null;
+}
+$("#labelname").addEventListener("input", () => {
+  const s = $("#labelname").value.trim(), n = [...s].length, bad = n > 40;
+  $("#labelcount").textContent = n ? n + "/40" : ""; $("#labelcount").className = bad ? "err" : "s";
+  $("#labelbtn").disabled = bad;
 });
+function hideConfirm() { $("#labelconfirm").hidden = true; hist.pending = null; }
+async function addLabel(body) {
+  $("#labelerr").textContent = "";
+  try {
+    await api("POST", "/api/labels", body);
+    hideConfirm();
+    await loadLabels(); redrawHist(); countSamples();
+  } catch (e) {
+    if (e.status === 409) {  // overlaps a label: ask
+      hist.pending = Object.assign({}, body, { overlap: true });
+      const m = /label (\d+)/.exec(e.message), o = m && hist.labels.find((l) => l.id === Number(m[1]));
+      $("#overlapmsg").textContent = "This range " + (o ? "overlaps label \u201c" + o.label + "\u201d (" + fmtT(o.start) + " – " +
+        new Date(o.end).toLocaleTimeString() + ", " + fmtDur(o.end - o.start) + ")" : e.message.replace(/; send .*$/, "")) + ". Add it anyway?";
+      $("#labelconfirm").hidden = false;
+    } else $("#labelerr").textContent = e.message + (e.field ? " (" + e.field + ")" : "");
+  }
+}
+$("#labelbtn").addEventListener("click", () => {
+  $("#labelerr").textContent = "";
+  const name = $("#labelname").value.trim(), bad = labelProblem(name);
+  if (!hist.sel) { $("#labelerr").textContent = "select a range on the chart first"; return; }
+  if (bad) { $("#labelerr").textContent = bad; return; }
+  addLabel({ start: Math.floor(hist.sel[0]), end: Math.ceil(hist.sel[1]), label: name });
+});
+$("#overlapyes").addEventListener("click", () => { if (hist.pending) addLabel(hist.pending); });
+$("#overlapno").addEventListener("click", hideConfirm);
 
 // ---------- settings ----------
-// Every key of the schema (/api/config/schema), grouped by its first part ("mqtt.host" -> "mqtt"); a numbered
-// second part makes a sub-group ("webhook.2.url" -> "Webhook 2"). Nothing here names a key: new keys appear.
-const GROUPS = { mqtt: "MQTT", webhook: "Webhooks", http: "HTTP", ml: "Analysis", store: "Storage", sim: "Simulator", wifi: "Wi-Fi", ota: "Updates" };
-const INTEGRATIONS = ["mqtt", "webhook"];  // shown first, with their connection state from /api/status
-function cfgField(d, cf) {
+// Every key of the schema (/api/config/schema), with the label, unit, group and "advanced" mark the schema gives
+// it (sensorbox/shared/config_docs.py: nothing here names a key). A numbered second part makes a sub-group
+// ("webhook.2.url" -> "Webhooks 2"). Advanced keys (tuning, board wiring, the simulator) go into one closed section.
+const cfgState = { sc: null, cf: null, eff: {}, pending: [] };
+const fmtVal = (d, v) => (v === undefined || v === null || v === "" ? "(empty)" : String(v) + (d.unit ? " " + d.unit : ""));
+const labelOf = (key) => { const d = cfgState.sc && cfgState.sc.schema.find((x) => x.key === key); return d ? d.label : key; };
+// "0 is out of range 5..1000" -> "0 ms is out of range 5–1000 ms"
+const withUnit = (msg, d) => (d.unit ? msg.replace(/^(-?[\d.]+) is out of range (-?[\d.]+)\.\.(-?[\d.]+)$/, "$1 " + d.unit + " is out of range $2–$3 " + d.unit) : msg);
+function limits(d) {
+  if (d.min !== undefined) return d.min + "–" + d.max + (d.unit ? " " + d.unit : "") + ", default " + fmtVal(d, d.default);
+  if (d.max_length !== undefined && d.kind !== "secret") return "up to " + d.max_length + " characters" + (d.default ? ", default " + JSON.stringify(d.default) : "");
+  return d.default !== undefined && d.kind !== "bool" ? "default " + fmtVal(d, d.default) : "";
+}
+function effectText(d) {  // the value in effect when it is not the configured one (a restart pending, the served port)
+  const e = cfgState.eff[d.key];
+  if (e === undefined) return "";
+  const p = cfgState.pending.includes(d.key);
+  return "in effect now: " + fmtVal(d, e) + (p ? " · " + fmtVal(d, cfgState.cf[d.key]) + " after a restart" : "");
+}
+function showPending() {
+  const p = cfgState.pending;
+  $("#pending").hidden = !p.length;
+  $("#pendingmsg").textContent = p.length ? "Saved, applies after a restart: " + p.map(labelOf).join(", ") + "." : "";
+}
+function inputValue(d, inp, v) {
+  if (d.kind === "bool") inp.checked = !!v;
+  else if (d.kind === "secret") inp.value = "";
+  else inp.value = v === undefined || v === null ? "" : String(v);
+}
+function cfgField(d) {
+  const cf = cfgState.cf;
   const row = el("div", undefined, "field"); row.dataset.key = d.key;
-  const lab = el("label", d.key + (d.apply === "reboot" ? " (restart)" : "")); lab.htmlFor = "cfg-" + d.key;
+  const lab = el("label", d.label + (d.apply === "reboot" ? " (restart)" : "")); lab.htmlFor = "cfg-" + d.key;
+  lab.append(el("code", d.key, "key"));
   let inp, state = null;
-  if (d.kind === "bool") { inp = el("input"); inp.type = "checkbox"; inp.checked = !!cf[d.key]; }
-  else if (d.kind === "choice") { inp = el("select"); for (const c of d.choices) inp.append(el("option", String(c))); inp.value = String(cf[d.key]); }
-  else if (d.kind === "str" && d.max_length >= 1000) { inp = el("textarea"); inp.rows = 2; inp.value = cf[d.key] || ""; }
+  if (d.kind === "bool") { inp = el("input"); inp.type = "checkbox"; }
+  else if (d.kind === "choice") { inp = el("select"); for (const c of d.choices) inp.append(el("option", String(c) + (d.unit ? " " + d.unit : ""))); [...inp.options].forEach((o, i) => (o.value = String(d.choices[i]))); }
+  else if (d.kind === "str" && d.max_length >= 1000) { inp = el("textarea"); inp.rows = 2; }
   else {
     inp = el("input"); inp.type = d.kind === "secret" ? "password" : (d.kind === "int" || d.kind === "float") ? "number" : "text";
     if (d.kind === "float") inp.step = "any";
-    inp.value = d.kind === "secret" ? "" : cf[d.key] === undefined || cf[d.key] === null ? "" : cf[d.key];
+    if (d.min !== undefined) { inp.min = d.min; inp.max = d.max; }
   }
+  inputValue(d, inp, cf[d.key]);
   if (d.kind === "secret") {  // write-only: the device says only whether it is set
     inp.autocomplete = "new-password";
     state = el("span", "", "secret");
@@ -334,7 +658,7 @@ function cfgField(d, cf) {
     state.show = show;
   }
   inp.id = "cfg-" + d.key;
-  const msg = el("span", "", "err");
+  const msg = el("span", "", "err"), eff = el("span", effectText(d), "eff");
   inp.addEventListener("change", async () => {
     let v = d.kind === "bool" ? inp.checked : inp.value;
     if (d.kind === "int") v = /^-?\d+$/.test(v) ? parseInt(v, 10) : v;
@@ -343,20 +667,34 @@ function cfgField(d, cf) {
     msg.className = "err"; msg.textContent = "";
     try {
       const r = await api("PUT", "/api/config", { [d.key]: v });
-      msg.className = "ok"; msg.textContent = r.reboot_pending && r.reboot_pending.includes(d.key) ? "saved; applies after a restart" : "saved, applied";
+      cfgState.pending = r.reboot_pending || [];
+      if (d.kind !== "secret") cf[d.key] = v;
+      if (d.apply === "reboot") cfgState.eff = (await api("GET", "/api/config")).in_effect || {};
+      const later = cfgState.pending.includes(d.key);
+      msg.className = "ok"; msg.textContent = later ? "saved; applies after a restart" : "saved, applied";
       if (state) { state.show(v !== ""); inp.value = ""; }
-    } catch (e) { msg.textContent = e.message; }
+      showPending();
+    } catch (e) {  // refused: say why (with units), and show the value still in effect again
+      const other = e.field && e.field !== d.key ? labelOf(e.field) + ": " : "";
+      msg.textContent = "refused: " + other + withUnit(e.message, d) + (d.kind !== "secret" ? "; kept " + fmtVal(d, cf[d.key]) : "");
+      inputValue(d, inp, cf[d.key]);
+    }
+    eff.textContent = effectText(d);
   });
   const ctl = el("div", undefined, "ctl"); ctl.append(inp);
+  if (d.unit && d.kind !== "choice") ctl.append(el("span", d.unit, "unit"));
   if (state) {
     ctl.append(state);
     const clr = el("button", "Clear", "link"); clr.type = "button";
     clr.onclick = () => { inp.value = ""; inp.dispatchEvent(new Event("change")); };
     ctl.append(clr); state.clr = clr; state.show(state.classList.contains("on"));
   }
+  ctl.append(eff);
   // inside a titled group the help's own "MQTT: " / "Webhook 2: " prefix says nothing new
-  const help = d.help.replace(/^[A-Z][\w ]{0,20}: /, "");
-  row.append(lab, ctl, el("span", help.charAt(0).toUpperCase() + help.slice(1), "help"), msg);
+  const help = d.help.replace(/^[A-Z][\w ]{0,20}: /, ""), lim = limits(d);
+  const h = el("span", help.charAt(0).toUpperCase() + help.slice(1), "help");
+  if (lim) h.append(el("span", " (" + lim + ")", "lim"));
+  row.append(lab, ctl, h, msg);
   return row;
 }
 function integrationState(st) {
@@ -367,38 +705,56 @@ function integrationState(st) {
   for (const h of st.hooks || []) p.push("#" + h.slot + " " + h.state + (h.last_error ? " (" + h.last_error + ")" : ""));
   return p.filter((x) => x).join(" · ");
 }
+function groupBox(g, keys, st) {
+  const box = el("div", undefined, "group" + (g.kind === "integration" ? " integ" : "")); box.id = "grp-" + g.prefix;
+  box.append(el("h2", g.title, "gtitle"));
+  if (st && st[g.prefix] && typeof st[g.prefix] === "object" && "enabled" in st[g.prefix]) box.append(el("p", "State: " + integrationState(st[g.prefix]), "s state"));
+  let sub = null, body = box, into = box;
+  for (const d of keys) {
+    const n = d.key.split(".")[1];
+    if (st && g.kind === "integration" && body === box && n !== "enabled") {  // the rest closed while it is off
+      body = into = el("details", undefined, "sub more"); body.open = !!cfgState.cf[g.prefix + ".enabled"];
+      body.append(el("summary", g.title + " settings")); box.append(body);
+    }
+    if (/^\d+$/.test(n) && sub !== n) {  // webhook.2.*: a closed sub-section unless it is in use
+      sub = n; into = el("details", undefined, "sub"); into.open = !!cfgState.cf[g.prefix + "." + n + ".url"];
+      into.append(el("summary", g.title.replace(/s$/, "") + " " + n)); body.append(into);
+    }
+    into.append(cfgField(d));
+  }
+  return box;
+}
 async function showSettings() {
   const sc = await api("GET", "/api/config/schema");
-  const cf = (await api("GET", "/api/config")).config;
+  const c = await api("GET", "/api/config");
   const st = await api("GET", "/api/status").catch(() => ({}));
+  Object.assign(cfgState, { sc, cf: c.config, eff: c.in_effect || {}, pending: c.reboot_pending || [] });
   const form = $("#cfgform"); form.textContent = "";
-  const groups = new Map();
+  const known = sc.groups || [];
+  const groups = new Map(known.map((g) => [g.prefix, Object.assign({ keys: [], adv: [] }, g)]));
   for (const d of sc.schema) {
-    const g = d.key.split(".")[0];
-    if (!groups.has(g)) groups.set(g, []);
-    groups.get(g).push(d);
+    const p = d.key.split(".")[0];
+    if (!groups.has(p)) groups.set(p, { prefix: p, title: p.charAt(0).toUpperCase() + p.slice(1), kind: "", keys: [], adv: [] });
+    const g = groups.get(p);
+    (d.advanced || g.kind === "advanced" ? g.adv : g.keys).push(d);
   }
-  const order = [...groups.keys()].filter((g) => !INTEGRATIONS.includes(g)).concat(INTEGRATIONS.filter((g) => groups.has(g)));
   const jump = el("div", undefined, "row jump");
   form.append(jump);
-  for (const g of order) {
-    const keys = groups.get(g);
-    if (g === INTEGRATIONS.find((x) => groups.has(x))) form.append(el("h2", "Integrations"));
-    const title = GROUPS[g] || g.charAt(0).toUpperCase() + g.slice(1);
-    const go = el("button", title, "chip"); go.type = "button";
-    go.onclick = () => $("#grp-" + g).scrollIntoView({ behavior: "smooth" });
-    jump.append(go);
-    const box = el("div", undefined, "group" + (INTEGRATIONS.includes(g) ? " integ" : "")); box.id = "grp-" + g;
-    box.append(el("h2", title, "gtitle"));
-    if (st && st[g] && typeof st[g] === "object" && "enabled" in st[g]) box.append(el("p", "State: " + integrationState(st[g]), "s state"));
-    let sub = null;
-    for (const d of keys) {
-      const n = d.key.split(".")[1];
-      if (/^\d+$/.test(n) && sub !== n) { sub = n; box.append(el("h3", (GROUPS[g] || g).replace(/s$/, "") + " " + n)); }
-      box.append(cfgField(d, cf));
-    }
-    form.append(box);
+  const chip = (text, target) => { const b = el("button", text, "chip"); b.type = "button"; b.onclick = () => { if (target.tagName === "DETAILS") target.open = true; target.scrollIntoView({ behavior: "smooth" }); }; jump.append(b); };
+  let integ = false;
+  for (const g of groups.values()) {
+    if (!g.keys.length) continue;
+    if (g.kind === "integration" && !integ) { form.append(el("h2", "Integrations")); integ = true; }
+    const box = groupBox(g, g.keys, st);
+    form.append(box); chip(g.title, box);
   }
+  const adv = el("details", undefined, "advanced"); adv.id = "advanced";
+  const nadv = [...groups.values()].reduce((n, g) => n + g.adv.length, 0);
+  adv.append(el("summary", "Advanced: tuning, board wiring, simulator (" + nadv + " settings)"));
+  for (const g of groups.values()) if (g.adv.length) { const b = groupBox(g, g.adv, null); b.id = "adv-" + g.prefix; b.className = "group"; adv.append(b); }
+  form.append(adv); chip("Advanced", adv); chip("API tokens", $("#tokens"));
+  form.dataset.loads = (cfgState.loads = (cfgState.loads || 0) + 1);
+  showPending();
   loadTokens();
 }
 async function loadTokens() {
@@ -422,16 +778,25 @@ async function showModels() {
   const m = await api("GET", "/api/model");
   const box = $("#modelinfo"); box.textContent = "";
   const a = m.active;
-  hist.classes = a ? a.classes : null;
+  hist.classes = null;  // a new model may have added names to the class table: History asks again
+  classInfo = null; await loadClassInfo();
   if (a) {
     box.append(el("div", "Active model", "k"), el("div", (a.name || a.origin) + " · " + a.sha256, "v"));
-    box.append(el("div", "classes: " + a.classes.join(", "), "s"));
+    box.append(el("div", "classes: " + a.classes.map(displayName).join(", "), "s"));
     box.append(el("div", "trees " + a.trees + ", nodes " + a.nodes + ", features " + a.features + ", window " + a.window + "/" + a.hop +
       (a.cv_accuracy !== undefined ? ", CV accuracy " + a.cv_accuracy : "") + (a.created ? ", created " + a.created : ""), "s"));
   } else box.append(el("div", "No model running" + (m.last_error ? ": " + m.last_error : ""), "err"));
   box.append(el("div", "previous model: " + (m.previous ? "yes" : "no") + " · staged upload: " + (m.staged ? "yes" : "no") +
     (m.last_error ? " · last error: " + m.last_error : ""), "s"));
   $("#rollback").disabled = !m.previous;
+  const tb = $("#classes tbody"); tb.textContent = "";
+  const ci = classInfo || {}, codes = ci.classes || [];
+  codes.forEach((code, i) => {
+    const tr = el("tr");
+    tr.append(el("td", code), el("td", (ci.names && ci.names[i]) || ""), el("td", (ci.descriptions && ci.descriptions[i]) || ""));
+    tb.append(tr);
+  });
+  $("#classnote").textContent = !codes.length ? "no model running" : ci.names ? "" : "This model's meta.json gives no class_names or class_descriptions.";
 }
 const CHUNK = 1024; // upload piece: the device must find this much contiguous RAM to receive it
 const say = (t, ok) => { const p = $("#modelmsg"); p.textContent = t; p.className = ok ? "ok" : "err"; };
@@ -468,20 +833,21 @@ async function showHealth() {
   const g = $("#hstatus"); g.textContent = "";
   const card = (k, v) => { const c = el("div", undefined, "card"); c.append(el("div", k, "k"), el("div", v, "s")); g.append(c); };
   card("Device", s.device.name + " (" + s.device.id + ") " + s.device.platform + " v" + s.device.version);
-  card("Uptime", s.uptime_s + " s");
+  card("Uptime", fmtDur(s.uptime_s * 1000));
   card("Heap", heapText(s.heap) + ", peak " + Math.round(s.heap.peak_used / 1024) + " KB; " +
     Math.round(s.heap.free / 1024) + " KB free now, lowest " + Math.round(s.heap.min_free / 1024) + " KB");
   card("Loop lag", "max " + s.loop_lag.max_ms.toFixed(1) + " ms, p99 " + s.loop_lag.p99_ms.toFixed(1) + " ms");
-  if (s.store) card("Storage", Math.round(s.store.bytes / 1024) + " KB of " + Math.round(s.store.budget / 1024) + " KB budget, full in " + s.store.days_until_full + " days");
+  if (s.store) card("Storage", Math.round(s.store.bytes / 1024) + " KB of " + Math.round(s.store.budget / 1024) + " KB budget" +
+    (s.store.days_until_full == null ? "" : ", full in " + s.store.days_until_full + " days"));
   for (const n in s.sensors) card("Sensor " + n, s.sensors[n].rate_hz + " Hz, received " + s.sensors[n].received + ", dropped " + s.sensors[n].dropped);
   card("Task restarts", String(s.task_restarts));
   if (s.wifi) card("Wi-Fi", s.wifi.state + (s.wifi.ssid ? " · " + s.wifi.ssid : "") + (s.wifi.rssi != null ? " · " + s.wifi.rssi + " dBm" : "") +
     (s.wifi.ip ? " · " + s.wifi.ip : "") + " · " + s.wifi.url + (s.wifi.last_error ? " · last error: " + s.wifi.last_error : ""));
   if (s.boot) card("Boot", (s.boot.safe_mode ? "SAFE MODE · " : "") + (s.boot.healthy ? "healthy" : "not yet healthy" + (s.boot.unhealthy_now ? ": " + s.boot.unhealthy_now : "")) +
     " · unhealthy boots before this one: " + s.boot.unhealthy_boots + (s.boot.last_failure ? " · last failure: " + s.boot.last_failure : ""));
-  if (s.app) $("#appinfo").textContent = "Running: " + (s.app.slot === "bundle" ? "the app deployed over USB" : "update slot " + s.app.slot) +
+  if (s.app) $("#appinfo").textContent = "Running: " + (s.app.slot == null ? "the app deployed over USB" : "update slot " + s.app.slot) +
     ", version " + s.app.version + (s.app.build ? " (build " + s.app.build + ")" : "") + (s.app.trial ? ", on trial" : "") +
-    (s.app.why ? ". " + s.app.why : "") + ". Update key: " + s.app.key + ".";
+    (s.app.why ? ". " + s.app.why : "") + ". Update key: " + (s.app.key ? "set" : "not set") + ".";
   const tb = $("#tasks tbody"); tb.textContent = "";
   for (const n of Object.keys(s.tasks).sort()) {
     const t = s.tasks[n]; const tr = el("tr");
@@ -516,10 +882,6 @@ $("#factoryreset").addEventListener("click", async () => {
   if (id === null) return;
   try { await api("POST", "/api/reset", { confirm: id.trim() }); alert("Reset. The device restarts as new: its admin password is on its console."); }
   catch (e) { alert(e.message); }
-});
-$("#restart").addEventListener("click", async () => {
-  if (!confirm("Restart the device?")) return;
-  await api("POST", "/api/restart").catch(() => {});
 });
 
 start();

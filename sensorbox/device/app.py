@@ -9,19 +9,22 @@ Services (each supervised, see ``supervisor``): ``lag`` (loop-lag monitor), one 
 only for that; this module keeps what runs for as long as the device does.
 """
 
+import errno
 import gc
 
 import asyncio
 
 from sensorbox.device import lazy
-from sensorbox.device import platform as platform_mod
+from sensorbox.device import platform as _platform
+from sensorbox.device.supervisor import grid_ms
 
 _BOOT = "sensorbox.device.boot"
 
 
 class Device:
     def __init__(self, platform=None, echo_log=True):
-        self.platform = platform or platform_mod.get()
+        self.platform = platform or _platform.get()
+        self._exit = 0  # set when the app stops itself; main() exits with it (69: the HTTP port is in use)
         self.model = self.model_error = None  # the classifier in use (see models.py) / why there is none
         self.pipeline = None  # made when its service first starts (after the HTTP server has its RAM)
         self.http = None
@@ -67,22 +70,34 @@ class Device:
     async def _housekeeping(self):
         n = 0
         while True:
-            await asyncio.sleep_ms(500)
+            await asyncio.sleep_ms(grid_ms(1000))  # with the other 1 s timers: no wake-up of its own
             self.health.sample_heap(True)
             n += 1
-            if n % 2 == 0:
-                self.guard.tick()  # the watchdog, healthy boots (guard.py)
-            if n % 4 == 0 and self.log.pending():
+            if n % 2 == 0 and self.log.pending():
                 self.log.flush()
 
     async def _serve(self):
-        port = self.platform.http_port(self.config.get("http.port"))
+        port = self.http.port = self.platform.http_port(self.config.get("http.port"))  # in effect (GET /api/config)
         host = getattr(self.platform, "http_host", "0.0.0.0")
         self.log.info("http", "serving on http://{}:{}/".format(host, port))
-        await self.http.start_server(host=host, port=port)
+        try:
+            await self.http.start_server(host=host, port=port)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            # Another server holds the port (a second simulated device on one host; never on a board): retrying
+            # cannot help, so the app stops with exit code 69, which `sensorbox run` turns into advice.
+            self.log.error("http", "port {} is in use: stopping".format(port))
+            self._exit = 69
+            self.stop()
+            while True:
+                await asyncio.sleep_ms(60000)
 
     async def _store(self):
         await self.store.run(self)
+
+    def _beat(self):
+        return self.http.beat  # the HTTP server's heartbeat (server.serve): the supervisor restarts it when it stops
 
     async def _pipeline(self):
         if self.pipeline is None:
@@ -128,7 +143,7 @@ class Device:
     async def shutdown(self):
         self.log.info("app", "stopping")
         if self.http is not None:
-            self.http.shutdown()
+            self.http.shutdown()  # (nothing to close when it never listened)
         if self.mqtt is not None:
             await self.mqtt.stop()  # retained "offline" before the clean DISCONNECT
         await self.supervisor.stop()
@@ -138,7 +153,7 @@ class Device:
 
 
 def main():
-    plat = platform_mod.get()
+    plat = _platform.get()
     try:
         lazy.load(_BOOT).warm(plat)  # first of all, while the heap is whole
     finally:
@@ -152,7 +167,7 @@ def main():
         pass
     except Exception as e:  # a crash at boot: said in boot.json for the next boot (safe mode), then a reset
         try:
-            lazy.load("sensorbox.device.bootstate").failure(plat.data_dir, "crashed: {!r}".format(e), e)
+            lazy.load("sensorbox.device.bootstate").error(plat.data_dir, "crashed: {!r}".format(e), e)
         except Exception:
             pass
         import sys
@@ -164,3 +179,5 @@ def main():
         if device is not None:
             asyncio.run(device.shutdown())
         asyncio.new_event_loop()
+    if device is not None and device._exit:
+        raise SystemExit(device._exit)  # on a board: soft reset, then main.py again

@@ -3,9 +3,11 @@
 First start: the password is taken from the platform (``SENSORBOX_ADMIN_PASSWORD`` on the unix port) or made
 up at random and printed once on the console; it is never logged or written in clear. Requests authenticate
 with HTTP Basic (user ``admin``). Verifying a password costs ``ITERATIONS`` hashes, so a verified credential is
-remembered (by its SHA-256, never in clear) and a wrong guess makes every login wait ``LOCKOUT_MS``
-(doubling with each failure, up to a minute; after a quiet minute it starts again from ``LOCKOUT_MS``) — rate
-limiting that costs the device nothing.
+remembered (by its SHA-256, never in clear). A wrong guess makes further logins *from the same client address*
+wait ``LOCKOUT_MS`` (doubling with each failure, up to a minute; after a quiet minute it starts again from
+``LOCKOUT_MS``): a stranger guessing cannot lock the owner out from another address, and a credential already
+verified is accepted from any address. The addresses are kept in a small fixed table (``PEERS``; a new one
+takes the entry of the address that failed longest ago), so a flood of addresses costs no memory.
 
 Also, for the web UI and scripts (code in ``http/authz.py`` and ``http/web_lazy.py``, loaded per request, so a
 device nobody browses pays nothing for them; they keep their state on the ``Auth`` object):
@@ -28,9 +30,11 @@ import asyncio
 from micropython import const
 
 ITERATIONS = const(2000)
-_SLICE = const(250)  # hashes between yields while a password is checked
+SLICE = const(250)  # hashes between yields while a password is checked
 LOCKOUT_MS = const(500)
-_LOCKOUT_MAX_MS = const(60000)
+LOCKOUT_MAX_MS = const(60000)
+PEERS = const(8)  # client addresses whose failed logins are remembered
+_CHECK = "sensorbox.device.auth_check"
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alike characters
 
 
@@ -52,23 +56,26 @@ class Auth:
         self.log = log
         self._verified = []  # sha256 of credentials already checked (bounded)
         self._lock = None  # one password check at a time (made on first use, inside the event loop)
-        self._fail_until = 0
-        self._failures = 0
+        self._peer = [None] * PEERS  # a client address (server.peer_key) with failed logins...
+        self._until = [0] * PEERS  # ...the ticks_ms until which its logins wait...
+        self._fails = bytearray(PEERS)  # ...and its failures in a row
+        self.generation = 0  # counts password changes: what a credential checked earlier is still valid for
         self.generated_password = None
-        try:
-            with open(path) as f:
-                d = json.load(f)
+        from sensorbox.device import lazy
+
+        try:  # anything but a valid auth.json (not UTF-8, wrong types, a directory) is set aside as .bad
+            fs = lazy.load("sensorbox.device.files")
+            d = fs.load_json(path, log, fs.auth_ok)
+        finally:
+            fs = None
+            lazy.unload("sensorbox.device.files")
+        if d is not None:
             self._salt = binascii.unhexlify(d["salt"])
             self._hash = binascii.unhexlify(d["hash"])
             self._iterations = d["iterations"]
-        except (OSError, ValueError, KeyError) as e:
-            if not isinstance(e, OSError):
-                log.error("auth", "{} is unreadable ({}); kept as {}.bad, setting a new admin password".format(
-                    path, e, path))
-                try:
-                    os.rename(path, path + ".bad")
-                except OSError:
-                    pass
+        else:
+            if log.files and path in log.files[-1]:
+                log.error("auth", "setting a new admin password: {} was unreadable".format(path))
             pw = initial_password or new_password()
             if not initial_password:
                 self.generated_password = pw
@@ -84,48 +91,38 @@ class Auth:
                        "iterations": self._iterations}, f)
         os.rename(tmp, self.path)
         self._verified = []
+        self.generation += 1
+        self.sessions = []  # a new password ends every session (and, with them, their live streams)
 
-    async def check_basic(self, header):
-        """Check an ``Authorization: Basic ...`` header. Returns "admin", None (wrong or absent) or "wait"
-        (locked out after a failure). A credential not seen before costs ``ITERATIONS`` hashes: they run in
-        slices of ``_SLICE`` with a yield between (~0.5 ms each here, ~10 ms on an ESP32), one check at a time,
-        so guesses sent together still meet the lockout one by one."""
+    async def check_basic(self, header, peer=None):
+        """Check an ``Authorization: Basic ...`` header sent from client address ``peer``. Returns "admin", None
+        (wrong or absent) or "wait" (this address is locked out after a failure). A credential not seen before
+        costs ``ITERATIONS`` hashes: they run in slices of ``SLICE`` with a yield between (~0.5 ms each here,
+        ~10 ms on an ESP32), one check at a time, so guesses sent together still meet the lockout one by one."""
         if not header or not header.startswith("Basic "):
             return None
         key = hashlib.sha256(header.encode()).digest()
         if key in self._verified:
             return "admin"
+        if self._locked(peer):  # (before queueing for the lock: a locked-out guesser holds nobody up)
+            return "wait"
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
             if key in self._verified:
                 return "admin"
-            return await self._check(header, key)
+            from sensorbox.device import lazy
 
-    async def _check(self, header, key):
-        if time.ticks_diff(self._fail_until, time.ticks_ms()) > 0:
-            return "wait"
-        try:
-            user, _, password = binascii.a2b_base64(header[6:]).decode().partition(":")
-        except (ValueError, UnicodeError):
-            return None
-        h = hashlib.sha256(self._salt + password.encode()).digest()
-        for i in range(self._iterations - 1):
-            h = hashlib.sha256(self._salt + h).digest()
-            if i % _SLICE == _SLICE - 1:
-                await asyncio.sleep_ms(0)
-        if user == "admin" and h == self._hash:
-            self._failures = 0
-            self._verified.append(key)
-            if len(self._verified) > 4:
-                self._verified.pop(0)
-            return "admin"
-        # The wait doubles with each failure, but a failure after a quiet minute past the last lockout starts
-        # again at LOCKOUT_MS: a stranger guessing now and then cannot keep the owner locked out.
-        if time.ticks_diff(time.ticks_ms(), self._fail_until) > _LOCKOUT_MAX_MS:
-            self._failures = 0
-        self._failures += 1
-        wait = min(LOCKOUT_MS << min(self._failures - 1, 10), _LOCKOUT_MAX_MS)
-        self._fail_until = time.ticks_add(time.ticks_ms(), wait)
-        self.log.warning("auth", "failed login (failure {}, next attempt in {} ms)".format(self._failures, wait))
-        return None
+            m = lazy.load(_CHECK)  # rarely needed: a credential this boot has not verified yet
+            lazy.unload(_CHECK)
+            return await m.check(self, header, key, peer)
+
+    def _find(self, peer):
+        for i in range(PEERS):
+            if self._fails[i] and self._peer[i] == peer:
+                return i
+        return -1
+
+    def _locked(self, peer):
+        i = self._find(peer)
+        return i >= 0 and time.ticks_diff(self._until[i], time.ticks_ms()) > 0

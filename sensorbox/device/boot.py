@@ -7,6 +7,7 @@ so that unloading this module does not take them along (``lazy.unload`` drops wh
 import gc
 import os
 import sys
+import time
 
 import asyncio
 
@@ -15,20 +16,28 @@ from sensorbox.device import lazy  # resident (app imports it): not taken along 
 # Which config keys each sensor depends on: a change restarts its sampler.
 _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 _STATE = "sensorbox.device.bootstate"
-_OTA = "sensorbox.device.ota"
-_FACTORY = "sensorbox.device.factory"
+
+
+# What ``warm`` leaves out (prefixes; a board adds its own ``warm_skip``): what this device never loads: the
+# plain-Python and float kernels (the browser's and host's), the config help texts (host and UI), ``trees_c`` and
+# ``kernels_c`` (only with emlearn_trees / emlearn_fft / emlearn_iir installed, then imported for good: loaded
+# now, their native code would stay in RAM for nothing), other boards' platform modules, the browser's
+# re-analysis (in the unix bundle only, for the tests), and the k-nearest-neighbour evaluator and its loader,
+# bundled for later but not run by the device yet (28 names for good, ~0.3 KB on this port).
+WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
+             "sensorbox.device.trees_c", "sensorbox.device.kernels_c", "sensorbox.device.platform.",
+             "sensorbox.shared.neighbors", "sensorbox.shared.analysis",
+             "sensorbox.device.factory",  # runs only just before a reset: what it interns goes with the reset
+             "sensorbox.device.loader",  # main.py ran it (it acts when imported): its names are in already
+             # updates: loaded to install an update or its key (a restart follows) and for GET /api/ota; what a
+             # refused upload interns stays (~20 names: NAME_BUDGET's slack is for that)
+             "sensorbox.device.ota")
 
 
 def warm(plat):
-    """Intern every module's names now, while the heap is whole (``warm_package``). Not what this device never
-    loads: the plain-Python and float kernels (the browser's and host's), the config help texts (host and UI),
-    ``trees_c`` (only with emlearn_trees installed), other boards' platform modules and sensor drivers; nor
-    ``factory`` (a factory reset, then a restart)."""
-    return warm_package("sensorbox", ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float",
-                                      "sensorbox.shared.config_docs", "sensorbox.device.trees_c",
-                                      "sensorbox.device.platform.",
-                                      # runs only just before a reset: what it interns goes with the reset
-                                      "sensorbox.device.factory") + tuple(getattr(plat, "warm_skip", ())))
+    """Intern every module's names now, while the heap is whole (``warm_package``), but ``WARM_SKIP`` and the
+    board's sensor drivers it does not use."""
+    return warm_package("sensorbox", WARM_SKIP + tuple(getattr(plat, "warm_skip", ())))
 
 
 def warm_package(package, skip=()):
@@ -91,45 +100,26 @@ def init(d, echo_log):
     # BSS are kept for good: IRAM on an ESP32, a tracked root pointer per load in the GC heap).
     from sensorbox.device import trees_fast  # noqa: F401
 
-    from sensorbox.device.guard import Guard
-
     data = d.platform.data_dir
     _makedirs(data)
-    try:
-        os.stat(data + "/erase-data")  # a factory reset asked for the stored data to go too (factory.py)
-        try:
-            lazy.load(_FACTORY).wipe(data, True)
-            os.remove(data + "/erase-data")
-        finally:
-            lazy.unload(_FACTORY)
-    except OSError:
-        pass
     d.log = Log(d.platform.epoch_ms, data + "/log.txt", echo=echo_log)
-    # The boot counter first of all (bootstate.py): after 3 boots that did not stay healthy, safe mode.
+    # The boot counter first of all (bootstate.py): after 3 boots that did not stay healthy, safe mode; and which
+    # app runs (an update on trial must be healthy by a deadline or goes back).
     try:
-        rec, safe, err = lazy.load(_STATE).begin(data)
+        safe_mode = lazy.load(_STATE).init(d)
     finally:
         lazy.unload(_STATE)
-    if err:
-        d.log.warning("boot", err)
-    d.boot = {"safe_mode": safe, "unhealthy_boots": rec["boots"] - 1, "reason": rec.get("reason"),
-              "trace": rec.get("trace"), "at": rec.get("at")}
-    d.guard = Guard(d, safe)
-    p0 = sys.path[0] if sys.path else ""
-    if p0.endswith("/lib") and "/app/" in p0:  # an app from an update slot (main.py): its own UI and default model
-        d.platform.www_dir = p0[:-4] + "/www"
     d.sensors = {}
     d.store = d.soundmeter = None
-    if safe:  # network, UI and updates only: no sensors, store, analysis or integrations
-        d.log.error("boot", "safe mode after {} unhealthy boots; last: {}".format(rec["boots"] - 1, rec.get("reason")))
-        _init_core(d, data)
+    if safe_mode:  # network, UI and updates only: no sensors, store, analysis or integrations
+        _init_core(d, data, safe_mode)
         return
-    # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 64 ms of sound at 16 kHz
-    # (its reader runs every few tens of ms). They are never reallocated.
+    # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 32 ms of sound at 16 kHz
+    # (two of the chunks the sound meter reads the microphone's FIFO in). They are never reallocated.
     d.sensors["accel"] = Sensor("accel", d._driver_factory("accel"), d.log, 3, 500)
-    # 1024 = config_schema.MIC_RING_FRAMES, which bounds mic.poll_ms (the schema is not loaded here)
-    d.sensors["mic"] = Sensor("mic", d._driver_factory("mic"), d.log, 1, 1024)
-    _init_core(d, data)
+    # 512 = config_schema.MIC_RING_FRAMES (the schema is not loaded here)
+    d.sensors["mic"] = Sensor("mic", d._driver_factory("mic"), d.log, 1, 512)
+    _init_core(d, data, safe_mode)
     # The store: first subscriber of the analysis results (see store/core.py for the value shapes).
     d.store = Store(data + "/store", d.log, d.platform.epoch_ms, d.platform.flash_stats)
     d.store.configure(d.config)
@@ -141,22 +131,29 @@ def init(d, echo_log):
 
 
 def floor(clock, store, log):
-    """Time never goes back, across reboots too: a clock behind the newest row stored (an RTC that restarted in
-    2000, a host clock set back) goes on from just after it (``clock.floor``). Returns how far it moved."""
+    """Time never goes back, across reboots too: a clock (``platform/clock.Clock``) behind the newest row stored
+    (an RTC that restarted in 2000, a host clock set back) goes on from just after it, so stored rows, ``since``
+    cursors and retention keep their order; how far it moved is added to ``clock.ahead_ms``. Returns how far it
+    moved (0: it was ahead already)."""
     last = 0
     for r in store.res:
         for t in (r.last_t, r.newest):
             if t is not None and t > last:
                 last = t
-    moved = clock.floor(last)
-    if moved:
+    moved = 0
+    now = clock.epoch_ms()
+    if now <= last:  # (the clock's reference moved here, not in Clock: this runs once, at boot)
+        moved = last + 1 - now
+        clock._ref_ms = clock._last = last + 1
+        clock._ref_ticks = time.ticks_ms()
+        clock.ahead_ms += moved
         log.warning("time", "the clock was {} ms behind the newest stored row: going on from it{}".format(
             moved, "" if clock.known else " until NTP sets the time"))
     return moved
 
 
-def _init_core(d, data):
-    # what a device in safe mode has too: config, id, supervisor, bus, lag monitor, auth, health
+def _init_core(d, data, safe_mode):
+    # what a device in safe mode has too: config, id, supervisor (the health guard), bus, lag monitor, auth, health
     from sensorbox.device.auth import Auth
     from sensorbox.device.bus import Bus
     from sensorbox.device.config import Config
@@ -164,32 +161,30 @@ def _init_core(d, data):
     from sensorbox.device.supervisor import LagMonitor, Supervisor
 
     d.config = Config(data + "/config.json", d.log)
-    pin = d.config.get("board.reset_pin")
-    if pin >= 0:  # the reset button held at power-on: factory settings (factory.py), then a first boot
+    if d.config.get("board.reset_pin") >= 0:  # the reset button held at power-on: factory settings, a first boot
         try:
-            import machine
-
-            f = lazy.load(_FACTORY)
-            if f.button_held(pin, machine, log=d.log):
-                d.log.warning("boot", "factory reset by the button: deleted {}".format(", ".join(f.wipe(data))))
+            if lazy.load("sensorbox.device.factory").boot(d):
                 d.config = Config(data + "/config.json", d.log)
         finally:
-            f = None
-            lazy.unload(_FACTORY)
+            lazy.unload("sensorbox.device.factory")
+    d.config.device = d
     d.log.set_level(d.config.get("log.level"))
     d.log.file_bytes = d.config.get("log.file_kb") * 1024
-    d.device_id = d.platform.unique_id()
-    d.supervisor = Supervisor(d.log)
+    d.device_id = d.platform.unique_id(d.log)
+    # (the health guard: an update on trial, d.app, must be healthy within ota.confirm_s or goes back)
+    d.supervisor = Supervisor(d.log, d, safe_mode)
     d.bus = Bus(d.log)
-    d.lag = LagMonitor()
+    d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and a 1 s probe
+    for name in d.sensors:
+        d.sensors[name].lag = d.lag
     d.auth = Auth(data + "/auth.json", d.log, getattr(d.platform, "admin_password", None))
+    try:  # files read later (per request, by a service): what is wrong with them is set aside and said now
+        lazy.load("sensorbox.device.files").check_boot(d)
+    finally:
+        lazy.unload("sensorbox.device.files")
     d.health = Health(d)
     d.config.listen(d.supervisor.config_changed)
     d.config.listen(d._on_config)
-    try:  # which app runs (d.app); an update on trial must be healthy by the deadline (guard.py) or goes back
-        d.guard.deadline = lazy.load(_OTA).status(d)
-    finally:
-        lazy.unload(_OTA)
 
 
 async def start(d):
@@ -205,14 +200,16 @@ async def start(d):
 
     d.http = make_app(d.auth, d.log)
     d.http.device = d  # no route is registered: each request loads the module that answers it
+    # the UI's sessions that POST /api/restart saved: taken now, at boot, or never (http/authz.py sessions)
+    lazy.load("sensorbox.device.http.authz").sessions(d.auth, boot=True)
+    lazy.unload("sensorbox.device.http.authz")
     asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
     gc.collect()
     sup = d.supervisor
     sup.add("lag", d.lag.run)
-    safe = d.boot["safe_mode"]
+    safe = sup.safe_mode
     if safe:
-        print("\n*** SAFE MODE after {} unhealthy boots: {} ***\n".format(d.boot["unhealthy_boots"],
-                                                                         d.boot["reason"]))
+        print("\n*** SAFE MODE after {} unhealthy boots: {} ***\n".format(d.boot["count"], d.boot.get("reason")))
     else:
         for name in d.sensors:
             sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
@@ -221,7 +218,8 @@ async def start(d):
         sup.add("store", d._store, ("store.",))  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
     await d.platform.start_network(d)
-    sup.add("http", d._serve)
+    sup.add("http", d._serve, (), d._beat)  # restarted when its heartbeat stops
+    sup.add("watch", sup.watch)  # ...and the health guard (supervisor.tick), the watchdog's one feeder
     if not safe:
         d._integrations(())  # MQTT and webhooks, if enabled
     gc.collect()

@@ -1,11 +1,20 @@
-"""The boot counter behind safe mode (``boot.json`` in the data directory), loaded only while it is read or written.
+"""What a boot starts from and what the health guard decides: the boot counter behind safe mode, which app runs
+(an update on trial or not), and what the health guard found, acted on (``update``). Loaded only while it runs
+(``lazy``): at boot, when the health guard (``supervisor.tick``) has something to decide, for ``ota.py``, and on
+a crash. (Its keys and names are few and short on purpose: every name a module spells is interned for good.)
 
-``{"boots": n, "reason": ..., "trace": ..., "at": epoch ms}``: ``boots`` counts consecutive boots that did not stay
-healthy for a minute (``guard``); each boot adds one before anything else can fail, a healthy minute sets it to 0.
-From ``SAFE_AFTER`` on the device boots in safe mode (network, UI, updates; no sensors, store or analysis), with
-the last reason and traceback kept for ``/api/status`` and the UI. An unreadable file counts as no unhealthy boot
-and is reported, never a reason not to start. Writes go through a ``.tmp`` and a rename: a power cut leaves the
-old or the new file.
+Boot counter: ``boot.json`` in the data directory, ``{"count": n, "reason": ..., "error": its traceback, "t":
+epoch ms}``: ``count`` counts consecutive boots that did not stay healthy for a minute; each boot adds one before
+anything else can fail, a healthy minute sets it to 0. From ``SAFE_AFTER`` on the device boots in safe mode
+(network, UI, updates; no sensors, store or analysis), with the last reason and traceback kept for ``/api/status``
+and the UI.
+An unreadable file counts as no unhealthy boot and is reported, never a reason not to start.
+
+App slots (``ota.py`` writes them; ``loader.py`` picks one at boot): ``<data>/app/state.json``, ``{"active": "a" |
+"b" | null, "previous": the slot to go back to, "trial": true until the update stayed healthy, "started": its
+first boot has begun, "version", "build", "why", "t"}``. An update on trial must stay healthy for a minute within
+``ota.confirm_s`` (``_confirm``) or it is rolled back (``rollback``); a firmware update through ``esp32.Partition``
+follows the same rule. Every write goes through a ``.tmp`` and a rename: a power cut leaves the old or the new file.
 """
 
 import io
@@ -18,102 +27,222 @@ from micropython import const
 
 SAFE_AFTER = const(3)
 _TRACE = const(1500)  # characters of traceback kept
-
-
-def _path(data_dir):
-    return data_dir + "/boot.json"
+_SLOTS = const("/app/a/lib /app/b/lib")  # the end of sys.path[0] when an update's app runs (main.py, loader.py)
 
 
 def read(data_dir):
     try:
-        with open(_path(data_dir)) as f:
+        with open("{}/boot.json".format(data_dir)) as f:
             s = json.load(f)
-        if isinstance(s, dict) and isinstance(s.get("boots"), int):
+        if isinstance(s, dict) and isinstance(s.get("count"), int):
             return s, None
         err = "not a boot record"
     except OSError:
-        return {"boots": 0}, None
+        return {"count": 0}, None
     except ValueError as e:
         err = str(e)
-    return {"boots": 0}, "boot.json unreadable ({}): counting from 0".format(err)
+    return {"count": 0}, "boot.json unreadable ({}): counting from 0".format(err)
+
+
+def _swap_in(path, s):
+    with open(path + ".tmp", "w") as f:
+        json.dump(s, f)
+    os.rename(path + ".tmp", path)
 
 
 def write(data_dir, s):
-    p = _path(data_dir)
-    with open(p + ".tmp", "w") as f:
-        json.dump(s, f)
-    os.rename(p + ".tmp", p)
+    _swap_in("{}/boot.json".format(data_dir), s)
 
 
-def begin(data_dir):
-    """At boot: (record, safe mode?, problem reading it or None). The boot is counted on flash at once."""
-    s, err = read(data_dir)
-    safe = s["boots"] >= SAFE_AFTER
-    s["boots"] += 1
+def init(d):
+    """At boot, before anything else can fail (``d.log`` is made): the stored data erased if a factory reset asked
+    for it, the boot counted on flash, which app runs (``d.app``). ``d.boot``: the record as it was (``count``:
+    the unhealthy boots before this one). Returns whether to boot in safe mode."""
+    data = d.platform.data_dir
     try:
-        write(data_dir, s)
+        os.stat(data + "/erase-data")  # a factory reset asked for the stored data to go too (factory.py)
+        from sensorbox.device import lazy
+
+        try:
+            lazy.load("sensorbox.device.factory").boot(d)
+        finally:
+            lazy.unload("sensorbox.device.factory")
+    except OSError:
+        pass
+    s, err = read(data)
+    d.boot = dict(s)
+    safe = s["count"] >= SAFE_AFTER
+    s["count"] += 1
+    try:
+        write(data, s)
     except OSError as e:  # a full or read-only flash must not stop the boot
         err = "boot.json not written ({})".format(e)
-    return s, safe, err
+    if err:
+        d.log.warning("boot", err)
+    if safe:
+        d.log.error("boot", "safe mode after {} unhealthy boots; last: {}".format(s["count"] - 1, s.get("reason")))
+    if running():  # an app from an update slot (main.py): its own UI and default model
+        d.platform.www_dir = sys.path[0][:-3] + "www"
+    _app(d)
+    return safe
 
 
-def healthy(data_dir, boots=0):
-    """This boot stayed healthy: the count goes back to ``boots`` (0; safe mode's retry leaves SAFE_AFTER - 1)."""
+def healthy(data_dir, n=0):
+    """This boot stayed healthy: the count goes back to ``n`` (0; safe mode's retry leaves SAFE_AFTER - 1)."""
     s, _ = read(data_dir)
-    s["boots"] = boots
+    s["count"] = n
     write(data_dir, s)
 
 
-def failure(data_dir, reason, exc=None, at=None):
+def error(data_dir, reason, exc=None, t=None):
     """Why this boot is not healthy (and the exception's traceback), kept for the next boot to show."""
     s, _ = read(data_dir)
     s["reason"] = reason
-    s["at"] = at
+    s["t"] = t
     if exc is not None:
         buf = io.StringIO()
         sys.print_exception(exc, buf)
-        s["trace"] = buf.getvalue()[-_TRACE:]
+        s["error"] = buf.getvalue()[-_TRACE:]
     else:
-        s.pop("trace", None)
+        s.pop("error", None)
     write(data_dir, s)
 
 
-def guard(self):
-    """What the health guard (``guard.py``) found, acted on: healthy for a minute (the count to 0, an update on
-    trial confirmed; in safe mode after an hour: one more normal boot), going wrong (the reason and the failing
-    service's traceback written for the next boot, before the watchdog fires), or an update on trial not healthy
-    by its deadline (rolled back)."""
-    d = self.d
+def update(d, event, safe_mode, trial, reason, e=None):
+    """What the health guard (``supervisor.tick``) found, acted on. ``event``: 0 healthy for a minute (the count to
+    0 unless in safe mode; an update on trial (``trial``) confirmed), 1 safe mode healthy for an hour (one more
+    normal boot), 2 going wrong (``reason`` and the failing service's exception ``e`` written for the next boot,
+    before the watchdog fires), 3 an update on trial not healthy by its deadline (rolled back)."""
     data = d.platform.data_dir
     try:
-        if self.deadline is not None and not self.healthy and time.ticks_diff(time.ticks_ms(), self.deadline) > 0:
-            _ota("rollback", d, "not healthy within ota.confirm_s ({})".format(self.reason or "not long enough"))
-        elif self.reason is None and self.healthy:  # safe mode, healthy for an hour: try a normal boot again
+        if event == 3:
+            rollback(d, "not healthy within ota.confirm_s ({})".format(reason or "not long enough"))
+        elif event == 1:
             healthy(data, SAFE_AFTER - 1)
             d.platform.reset()
-        elif self.reason is None:
-            self.healthy = True
-            if not self.safe:
+        elif event == 0:
+            if not safe_mode:
                 healthy(data)
-                d.log.info("guard", "healthy for {} s: boot counter cleared".format(self.ms[1] // 1000))
-            if self.deadline is not None:
-                self.deadline = None
-                _ota("confirm", d)  # the app (or firmware) update on trial is good
-        elif not self.told:
-            self.told = True
-            f = d.supervisor.failed
-            failure(data, self.reason, f[1] if f is not None and self.reason.find(" " + f[0] + " ") > 0 else None,
-                    d.platform.epoch_ms())
-            d.log.error("guard", "unhealthy: {}".format(self.reason))
+                d.log.info("boot", "healthy for a minute: boot counter cleared")
+            if trial:
+                _confirm(d)  # the app (or firmware) update on trial is good
+        else:
+            error(data, reason, e, d.platform.epoch_ms())
+            d.log.error("boot", "unhealthy: {}".format(reason))
     except OSError as e:
-        d.log.warning("guard", "boot.json: {}".format(e))
+        d.log.warning("boot", "boot.json: {}".format(e))
 
 
-def _ota(fn, *args):
-    # ota.<fn>(*args), with ota loaded for the call only (lazy)
-    from sensorbox.device import lazy
+# ---- the app's slots (ota.py writes them, loader.py picks one) ----
+
+def read_state(data):
+    try:
+        with open(data + "/app/state.json") as f:
+            s = json.load(f)
+        if isinstance(s, dict):
+            return s
+    except (OSError, ValueError):
+        pass
+    return {"active": None}
+
+
+def write_state(data, s):
+    _swap_in(data + "/app/state.json", s)
+
+
+def running():
+    """The slot whose app runs ("a", "b") or None (the bundle's own, from the USB deploy)."""
+    p = sys.path[0] if sys.path else ""
+    k = _SLOTS.find(p[-10:]) if len(p) > 10 else -1
+    return p[-5] if k == 0 or k == 11 else None
+
+
+def update_key(data):
+    """The device's update key (32 bytes, ``update.key`` in the data directory), or None."""
+    import binascii
 
     try:
-        return getattr(lazy.load("sensorbox.device.ota"), fn)(*args)
-    finally:
-        lazy.unload("sensorbox.device.ota")
+        with open(data + "/update.key") as f:
+            k = binascii.unhexlify(f.read().strip())
+        return k if len(k) == 32 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _app(d):
+    # ``d.app`` (``/api/status`` -> ``app``: which app runs and why, kept in RAM and updated by _confirm); "trial":
+    # an update (of the app or the firmware) is on trial
+    data = d.platform.data_dir
+    st = read_state(data)
+    slot = running()
+    ver = build = None
+    if slot is not None:
+        try:
+            with open("{}/app/{}/ok".format(data, slot)) as f:
+                ok = json.load(f)
+            ver, build = ok.get("version"), ok.get("build")
+        except (OSError, ValueError):
+            pass
+    trial = bool(st.get("trial")) and st.get("active") == slot
+    a = {"slot": slot, "version": ver or __import__("sensorbox").__version__, "build": build, "trial": trial,
+         "why": st.get("why"), "key": update_key(data) is not None}
+    fw = getattr(d.platform, "firmware", None)  # (a board with firmware updates: esp32)
+    if fw is not None:
+        a["firmware"] = {"running": fw(), "update": st.get("firmware")}
+    if (st.get("firmware") or {}).get("pending"):
+        a["trial"] = True
+    d.app = a
+
+
+def _confirm(d):
+    """The running app (or firmware) stayed healthy: an update on trial is kept, and the other slot (the app
+    before it, nothing to go back to now) is deleted: its flash is free until the next update."""
+    data = d.platform.data_dir
+    st = read_state(data)
+    changed = False
+    old = None
+    if st.get("trial") and st.get("active") == running():
+        st["trial"] = st["started"] = False
+        st["previous"] = st["active"]
+        st["why"] = "update {} (slot {}) confirmed healthy".format(st.get("version"), st["active"])
+        changed = True
+        old = "b" if st["active"] == "a" else "a"
+    fw = st.get("firmware")
+    if fw and fw.get("pending"):
+        try:
+            d.platform.firmware(True)  # the bootloader keeps it
+            fw["pending"] = False
+            changed = True
+        except (AttributeError, OSError):
+            pass
+    if changed:
+        write_state(data, st)
+        d.log.info("app", st.get("why") or "firmware confirmed")
+        if old is not None:  # (after the state: a power cut in between leaves a slot nothing points to)
+            from sensorbox.device.files import rmtree
+
+            ok = "{}/app/{}/ok".format(data, old)
+            try:
+                os.remove(ok)  # first: never a slot marked complete with files missing
+            except OSError:
+                pass
+            rmtree(ok[:-3])
+        d.app["trial"] = False
+        d.app["why"] = st.get("why")
+        if fw and "firmware" in d.app:
+            d.app["firmware"]["update"] = fw
+
+
+def rollback(d, why):
+    """Give up the app on trial (not healthy in time): back to the one that was good, then a reset. A firmware on
+    trial is left to the bootloader, which goes back to the previous one when it boots unconfirmed."""
+    data = d.platform.data_dir
+    st = read_state(data)
+    if st.get("trial"):
+        st["why"] = "rolled back from update {} (slot {}): {}".format(st.get("version"), st.get("active"), why)
+        st["active"] = st.get("previous")
+        st["trial"] = st["started"] = False
+        write_state(data, st)
+    d.log.error("app", st.get("why") or why)
+    d.log.flush()
+    d.platform.reset()

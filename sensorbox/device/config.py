@@ -29,6 +29,7 @@ class Config:
         self.boot_error = None
         self.reboot_pending = []
         self._listeners = []
+        self.device = None  # set by the app: updates are also checked against its running model (config_edit)
         try:
             e = lazy.load(_EDIT)
             self._store(e.load(self), e.secrets())
@@ -101,9 +102,12 @@ class Config:
                 self.log.exception("config", "listener failed", e)
         return changed
 
+    def secret(self, key):
+        """Whether ``key`` is a secret (written, never shown): noted when the values are stored, no schema needed."""
+        return self._secret.find("\n" + key + "\n") >= 0
+
     def public(self):
-        """(key, value) of every key, as the API shows them: a secret as ``{"set": whether it is}``. Neither the
-        schema (the secret keys are noted when the values are stored) nor a dict of them all is needed."""
-        sec = self._secret
+        """(key, value) of every key, as the API shows them: a secret as ``{"set": whether it is}``. No dict of
+        them all is made."""
         for k, v in self.items():
-            yield k, ({"set": bool(v)} if sec.find("\n" + k + "\n") >= 0 else v)
+            yield k, ({"set": bool(v)} if self.secret(k) else v)

@@ -1,9 +1,11 @@
 """Reading and changing ``config.json``: the parts of ``config.Config`` that need the schema, loaded together with
-it only while they run (at boot and for an update; see ``config`` and ``lazy``)."""
+it only while they run (at boot and for an update; see ``config`` and ``lazy``). ``GET /api/config`` needs
+neither: ``http/api.py`` streams it from the values."""
 
 import json
 import os
 
+from sensorbox.device import files
 from sensorbox.shared import config_schema as schema
 
 
@@ -12,18 +14,19 @@ def load(cfg):
     moved aside to ``.bad`` and the device starts on defaults. A file with keys that do not validate (a value out
     of a range that a new version narrowed, a key it no longer knows) keeps every other key: the bad ones are
     reset to their defaults, the file as it was is kept as ``.bad`` and the repaired one saved. Either way the
-    log and ``cfg.boot_error`` say what happened."""
-    try:
-        with open(cfg.path) as f:
-            text = f.read()
-    except OSError:
+    log and ``cfg.boot_error`` say what happened. Whatever the file holds (bytes that are not UTF-8, a directory
+    in its place), the device starts."""
+    text = files.read(cfg.path, cfg.log, 65536)
+    if text is None or text is False:
+        if text is False:  # a directory in its place, or too big: set aside
+            cfg.boot_error = cfg.log.files[-1]
         cfg.log.info("config", "no {}: using defaults".format(cfg.path))
         return schema.defaults()
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-    except ValueError as e:
+    except (ValueError, RuntimeError) as e:  # not UTF-8 (UnicodeError), not JSON, nested too deep
         _aside(cfg, "{} is invalid ({}); kept as {}.bad, started on defaults".format(cfg.path, e, cfg.path))
         return schema.defaults()
     reset = []
@@ -56,11 +59,7 @@ def secrets():
 
 def _aside(cfg, message):
     cfg.boot_error = message
-    cfg.log.error("config", message)
-    try:
-        os.rename(cfg.path, cfg.path + ".bad")
-    except OSError as e:
-        cfg.log.error("config", "cannot move the bad config aside: {}".format(e))
+    files.aside(cfg.path, cfg.log, message)
 
 
 def update(cfg, partial):
@@ -69,25 +68,89 @@ def update(cfg, partial):
     the whole configuration is made: in a busy heap its ~1.2 KB table was what a config update failed on)."""
     values = schema.check_update(partial, cfg.get)
     changed = [e[0] for e in schema.entries() if e[0] in values and values[e[0]] != cfg.get(e[0])]
+
+    def new(k):  # the configuration as it would be
+        return values[k] if k in values else cfg.get(k)
+
+    if cfg.device is not None:
+        _check_running(cfg.device, new, cfg.get)
     if changed:
-        _save(cfg.path, lambda k: values[k] if k in values else cfg.get(k))
+        _save(cfg.path, new)
         for k in changed:
-            if schema.needs_reboot(k) and k not in cfg.reboot_pending:
-                cfg.reboot_pending.append(k)
+            if schema.needs_reboot(k):  # ``cfg.booted``: the value in effect until the restart (made when needed)
+                b = getattr(cfg, "booted", None)
+                if b is None:
+                    b = cfg.booted = {}
+                if k not in b:
+                    b[k] = cfg.get(k)
+                if values[k] == b[k]:  # set back to what runs: nothing pending
+                    del b[k]
+                    if k in cfg.reboot_pending:
+                        cfg.reboot_pending.remove(k)
+                elif k not in cfg.reboot_pending:
+                    cfg.reboot_pending.append(k)
             cfg.set_value(k, values[k])
     return changed
 
 
+def _check_running(device, new, old):
+    """Refuse values that what runs cannot work with (the schema cannot know it; ``new``, ``old``: key -> value
+    after and before the update): the model's window, a RAM
+    limit the model would not fit at the next start (activating a model sets ml.window to the model's, see
+    models.py), and a free-flash floor that retention could never reach (it would delete every stored row)."""
+    kb = new("store.min_free_kb")
+    if kb > old("store.min_free_kb"):
+        try:
+            free = device.platform.flash_stats()[1]
+        except OSError:
+            free = None
+        if free is not None:
+            most = (free + sum(r.bytes for r in device.store.res)) // 1024
+            if kb >= most:
+                raise schema.ConfigError("store.min_free_kb", "{} KB could never be free: the flash has {} KB free "
+                                         "and the store holds {} KB, so retention would delete every stored row; "
+                                         "less than {} KB".format(kb, free // 1024, most - free // 1024, most))
+    m = device.model
+    w = new("ml.window")
+    if w != old("ml.window"):
+        if getattr(device, "model_busy", False):
+            raise schema.ConfigError("ml.window", "a model is being loaded; try again in a moment")
+        if m is not None and m.window != w:
+            raise schema.ConfigError("ml.window", "the active model was trained on {0}-frame windows, so ml.window "
+                                     "stays {0} while it runs (activating a model sets ml.window to its window)"
+                                     .format(m.window))
+    kb = new("ml.model_max_kb")
+    if m is not None and kb < old("ml.model_max_kb"):
+        from sensorbox.shared.model import ram_bytes
+
+        need = ram_bytes(m.info)
+        if need > kb * 1024:
+            raise schema.ConfigError("ml.model_max_kb", "the active model needs {} bytes of RAM: at least {} KB, or "
+                                     "it would be refused at the next start".format(need, (need + 1023) // 1024))
+
+
 def _save(path, values):
-    # Only keys that differ from the default are written: the file stays small and new defaults apply.
-    # ``values``: a dict, or a function key -> value.
+    # Only keys that differ from the default are written: the file stays small and new defaults apply. Written a
+    # key at a time and long strings (a CA certificate: up to 4000 characters) in pieces: no block of the heap
+    # as large as the file is needed (one was: 503 for a long mqtt.tls_ca on a fragmented heap). ``values``: a
+    # dict, or a function key -> value.
     get = values.get if isinstance(values, dict) else values
-    out = {}
-    for e in schema.entries():
-        v = get(e[0])
-        if v != e[2]:
-            out[e[0]] = v
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(json.dumps(out))
+        sep = "{"
+        for e in schema.entries():
+            v = get(e[0])
+            if v != e[2]:
+                f.write(sep)
+                f.write(json.dumps(e[0]))
+                f.write(":")
+                if isinstance(v, str) and len(v) > 256:
+                    f.write('"')
+                    for i in range(0, len(v), 256):
+                        f.write(json.dumps(v[i:i + 256])[1:-1])
+                    f.write('"')
+                else:
+                    f.write(json.dumps(v))
+                sep = ","
+        f.write("}" if sep == "," else "{}")
     os.rename(tmp, path)

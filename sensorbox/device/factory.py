@@ -14,25 +14,10 @@ import time
 from micropython import const
 
 _HOLD_MS = const(5000)
-_WIPED = ("wifi.json", "config.json", "auth.json", "tokens.json", "sessions.json", "ota.key", "boot.json",
+_WIPED = ("wifi.json", "config.json", "auth.json", "tokens.json", "sessions.json", "update.key", "boot.json",
          "recording.json")
 _STORED = ("store", "models", "log.txt", "log.1.txt")
 _ERASE = "erase-data"  # a marker: the next boot erases the data first (boot.py)
-
-
-def rmtree(path):
-    """Delete a file or a directory with everything in it; 1 if there was one, else 0."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return 0
-    if st[0] & 0x4000:
-        for e in list(os.ilistdir(path)):
-            rmtree(path + "/" + e[0])
-        os.rmdir(path)
-    else:
-        os.remove(path)
-    return 1
 
 
 def wipe(data_dir, erase_data=False, later=False):
@@ -41,23 +26,50 @@ def wipe(data_dir, erase_data=False, later=False):
     if later and erase_data:
         with open(data_dir + "/" + _ERASE, "w") as f:
             f.write("1")
+    from sensorbox.device.files import rmtree
+
     out = []
     for name in _WIPED + (_STORED if erase_data and not later else ()):
         for suffix in ("", ".bad", ".tmp"):
-            if rmtree(data_dir + "/" + name + suffix):
-                out.append(name + suffix)
+            p = data_dir + "/" + name + suffix
+            try:
+                os.stat(p)
+            except OSError:
+                continue
+            rmtree(p)
+            out.append(name + suffix)
     return out
 
 
+def boot(d):
+    """At boot: the stored data erased if a factory reset over HTTP asked for it (before anything opens it:
+    ``bootstate.init`` calls this first); once the config is read (``boot.py``), the factory reset when the button on
+    ``board.reset_pin`` is held for 5 s. Returns True when that was done (the config is then read again)."""
+    data = d.platform.data_dir
+    try:
+        os.stat(data + "/" + _ERASE)
+        wipe(data, True)
+        os.remove(data + "/" + _ERASE)
+    except OSError:
+        pass
+    cfg = getattr(d, "config", None)
+    if cfg is None:
+        return False
+    import machine
 
-def button_held(gpio, machine, log=None):
+    if not _held(cfg.get("board.reset_pin"), machine, d.log):
+        return False
+    d.log.warning("boot", "factory reset by the button: deleted {}".format(", ".join(wipe(data))))
+    return True
+
+
+def _held(gpio, machine, log):
     """True when the button on GPIO ``gpio`` (pulled up, pressed = low) is held for 5 s from now."""
     pin = machine.Pin(gpio, machine.Pin.IN, machine.Pin.PULL_UP)
     if pin.value():
         return False
-    if log is not None:
-        log.warning("boot", "reset button held: keep holding for {} s to reset to factory settings".format(
-            _HOLD_MS // 1000))
+    log.warning("boot", "reset button held: keep holding for {} s to reset to factory settings".format(
+        _HOLD_MS // 1000))
     t0 = time.ticks_ms()
     while time.ticks_diff(time.ticks_ms(), t0) < _HOLD_MS:
         if pin.value():

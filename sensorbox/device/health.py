@@ -21,11 +21,11 @@ class Health:
         self._samples = 0
 
     def sample_heap(self, tick=False):
-        """Housekeeping calls it with ``tick`` every 500 ms. ``free`` counts garbage not yet collected as used, so
-        every 10th tick (5 s) also collects and records the live heap: the figure a heap budget is about."""
+        """Housekeeping calls it with ``tick`` every second. ``free`` counts garbage not yet collected as used, so
+        every 5th tick (5 s) also collects and records the live heap: the figure a heap budget is about."""
         if tick:
             self._samples += 1
-        if tick and self._samples % 10 == 0:
+        if tick and self._samples % 5 == 0:
             lazy.rearm()  # the import reserve, if an import used it (see lazy)
             gc.collect()  # ~1 ms here, a few ms on an ESP32's 64-128 KB heap: well inside the loop's budget
             used = gc.mem_alloc()

@@ -1,4 +1,5 @@
-"""The ``/api/status`` document (loaded per request by ``health.Health.status``, then unloaded)."""
+"""The ``/api/status`` document (loaded per request by ``health.Health.status``, then unloaded), and the readings
+of the supervisor's and the lag monitor's figures that only it needs (kept out of the resident ``supervisor``)."""
 
 import gc
 import sys
@@ -13,6 +14,7 @@ def status(h, full):
     health: what the device measures (the current class, sound levels) and its integrations (endpoints, their
     errors) are for credentials only."""
     d = h.device
+    sup = d.supervisor
     free = h.sample_heap()
     total = gc.mem_free() + gc.mem_alloc()  # read together: a collection between them would change the sum
     try:
@@ -34,27 +36,29 @@ def status(h, full):
         "heap": {"free": free, "min_free": h.heap_min_free, "total": total,
                  "used": h.heap_used, "peak_used": h.heap_peak_used, "reserve_used": lazy.used_reserve},
         "flash": {"total": flash_total, "free": flash_free},
-        "loop_lag": d.lag.status(),
-        "http": {"connections": d.http.connections, "refused": d.http.refused} if d.http is not None else None,
-        "task_restarts": d.supervisor.total_restarts(),
-        "tasks": d.supervisor.status(),
+        "loop_lag": lag_status(d.lag),
+        "http": d.http.stats() if d.http is not None else None,
+        "watchdog": {"feeds": sup.feeds, "timeout_ms": sup.ms[0] if sup._wdt else None, "unlogged": sup.unlogged,
+                     "revived": sup.revived},
+        "task_restarts": restarts(sup),
+        "tasks": tasks(sup),
         "sensors": sensors,
         "store": d.store.status() if getattr(d, "store", None) else None,
         "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
         "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
+        "files": d.log.files,  # persisted files that were unreadable and set aside (device/files.py)
     }
-    g = d.guard
-    b = out["boot"] = {"safe_mode": d.boot["safe_mode"], "healthy": g.healthy,
-                       "unhealthy_boots": d.boot["unhealthy_boots"], "last_failure": d.boot["reason"]}
+    r = d.boot  # the boot record as this boot found it (bootstate.init)
+    b = out["boot"] = {"safe_mode": sup.safe_mode, "healthy": sup.healthy, "unhealthy_boots": r["count"],
+                       "last_failure": r.get("reason")}
     if full:
-        b["last_failure_at"] = d.boot["at"]
-        b["unhealthy_now"] = g.reason
-        b["watchdog_feeds"] = g.feeds
-        b["trace"] = d.boot["trace"]
+        b["last_failure_at"] = r.get("t")
+        b["unhealthy_now"] = sup.reason
+        b["last_traceback"] = r.get("error")
         out["app"] = d.app  # which app runs (the bundle's or an update's slot) and why (ota.py)
-    st = getattr(d.platform, "station", None)
-    if st is not None:  # Wi-Fi (ESP32): state, network, address, RSSI, the set-up access point
-        out["wifi"] = st.status()
+    more = getattr(d.platform, "status", None)
+    if more is not None:  # what the board adds: Wi-Fi on an ESP32 (state, network, address, RSSI, set-up AP)
+        more(out)
     if not full:
         return out
     out["soundlevel"] = d.soundmeter.status() if getattr(d, "soundmeter", None) else None
@@ -63,3 +67,60 @@ def status(h, full):
     out["webhook"] = d.webhook.status() if getattr(d, "webhook", None) else {
         "enabled": d.config.get("webhook.enabled")}
     return out
+
+
+def tasks(sup):
+    """Each service of supervisor ``sup``: running, restarts (failures), reloads (config changes), last error."""
+    out = {}
+    for s in sup.services:
+        out[s.name] = {"running": s.running, "restarts": s.restarts, "reloads": s.reloads, "last_error": s.last_error}
+    return out
+
+
+def restarts(sup):
+    """Restarts after a failure, all services together."""
+    n = 0
+    for s in sup.services:
+        n += s.restarts
+    return n
+
+
+def top(lag, k):
+    """The k-th largest of lag monitor ``lag``'s recent samples (k=1: the largest), by repeated scans: no sorting,
+    no lists."""
+    n = min(lag.n, len(lag.samples))
+    s = lag.samples
+    bound = 1 << 62
+    found = 0
+    value = 0
+    while found < k:
+        best = -1
+        count = 0
+        for i in range(n):
+            v = s[i]
+            if v < bound:
+                if v > best:
+                    best = v
+                    count = 1
+                elif v == best:
+                    count += 1
+        if best < 0:
+            break
+        value = best
+        found += count
+        bound = best
+    return value
+
+
+def percentile(lag, p):
+    """Nearest-rank percentile (p < 100) of ``lag``'s recent samples, in µs."""
+    n = min(lag.n, len(lag.samples))
+    if n == 0:
+        return 0
+    rank = (n * p + 99) // 100  # 1-based rank from the bottom
+    return top(lag, n - rank + 1)
+
+
+def lag_status(lag):
+    return {"max_ms": lag.max_us / 1000, "p99_ms": percentile(lag, 99) / 1000, "recent_max_ms": top(lag, 1) / 1000,
+            "samples": lag.n}

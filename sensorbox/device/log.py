@@ -3,7 +3,10 @@
 An entry is one text record ``"<epoch_ms> <level> <source> <message>\\n"`` (continuation lines of a message, such
 as a traceback, start with ``"| "``). Records go into a ``bytearray`` ring of ``ring_bytes`` allocated once, so
 logging makes no long-lived objects and does not fragment the heap. An entry's id is the byte offset at which it
-starts in the stream of everything ever logged; ``entries(since=id)`` reads from there.
+starts in the stream of everything logged since boot, counted from a random base (below 2**29, so ids stay small
+ints on a 32-bit board), so that ids of different boots do not meet; ``entries(since=id)`` reads from there. A
+``since`` that is not the start of an entry still in the ring (from an earlier boot, say, as the UI sends after
+a restart) reads from the oldest entry in the ring instead.
 
 Nothing touches flash when logging: the housekeeping service calls ``flush`` every few seconds, which appends
 what is new to ``log.txt`` in one open/write/close (a littlefs open+write+close takes tens of ms on an ESP32,
@@ -22,6 +25,7 @@ WARNING = 30
 ERROR = 40
 LEVELS = {"debug": DEBUG, "info": INFO, "warning": WARNING, "error": ERROR}
 _NAMES = {DEBUG: "debug", INFO: "info", WARNING: "warning", ERROR: "error"}
+_READ = "sensorbox.device.log_read"
 
 
 class Log:
@@ -34,10 +38,13 @@ class Log:
         self._ring = bytearray(ring_bytes)
         self._mv = memoryview(self._ring)
         self._size = ring_bytes
-        self._end = 0  # bytes ever logged
-        self._flushed = 0  # bytes up to here are on flash (or counted as dropped)
+        r = os.urandom(3)
+        self._base = ((r[0] << 16) | (r[1] << 8) | r[2]) << 5  # where this boot's ids start
+        self._end = self._base  # bytes ever logged, + _base
+        self._flushed = self._base  # bytes up to here are on flash (or counted as dropped)
         self.dropped = 0  # bytes that left the ring before reaching flash
         self.write_errors = 0
+        self.files = []  # persisted files found unreadable and set aside (device/files.py): /api/status -> files
 
     def log(self, level, source, message):
         if level < self.level:
@@ -82,63 +89,35 @@ class Log:
     def set_level(self, name):
         self.level = LEVELS[name]
 
-    def _nl(self, i):
-        """Absolute offset of the first newline at or after absolute offset ``i``, or -1."""
-        end = self._end
-        size = self._size
-        while i < end:
-            a = i % size
-            stop = min(size, a + end - i)
-            k = self._ring.find(b"\n", a, stop)
-            if k >= 0:
-                return i + k - a
-            i += stop - a
-        return -1
-
-    def _cont(self, nl):
-        # whether the record goes on after the newline at absolute offset nl (the next line starts "| ")
-        return nl + 2 < self._end and self._ring[(nl + 1) % self._size] == 0x7C and \
-            self._ring[(nl + 2) % self._size] == 0x20
-
     def entries(self, since=0, min_level=0):
-        """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API). Read
-        record by record from the ring (no copy of all of it: that block may not be there in a busy heap)."""
-        start = max(since, self._end - self._size, 0)
-        pos = start
-        end = self._end
-        # The oldest bytes may be the tail of an entry that was partly overwritten: skip to a record start.
-        if start > 0 and start != since:
-            while pos < end:
-                nl = self._nl(pos)
-                if nl < 0 or not self._cont(nl):
-                    pos = nl + 1 if nl >= 0 else end
-                    break
-                pos = nl + 1
-        out = []
-        size = self._size
-        while pos < end:
-            nl = self._nl(pos)
-            while nl >= 0 and self._cont(nl):
-                nl = self._nl(nl + 1)
-            if nl < 0:
-                nl = end
-            a = pos % size
-            first = min(nl - pos, size - a)
-            rec = bytes(self._mv[a:a + first])
-            if first < nl - pos:
-                rec += self._mv[0:nl - pos - first]
-            parts = rec.decode().split(" ", 3)
-            rec = None
-            if len(parts) == 4:
-                level = LEVELS.get(parts[1], 0)
-                if level >= min_level:
-                    out.append({"id": pos, "t": int(parts[0]), "level": parts[1], "source": parts[2],
-                                "msg": parts[3].replace("\n| ", "\n")})
-            pos = nl + 1
-        return out
+        """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API; read in
+        place from the ring by ``log_read``, loaded for the call)."""
+        from sensorbox.device import lazy
+
+        m = lazy.load(_READ)
+        lazy.unload(_READ)
+        return m.entries(self, since, min_level)
+
+    def end(self):
+        """The id the next entry will get: ``entries(since=end())`` later gives only what is new."""
+        return self._end
 
     def pending(self):
         return self._end - self._flushed
+
+    def _not_a_file(self):
+        """A directory where log.txt or log.1.txt belongs (never written to again otherwise): set it aside."""
+        for p in (self.path, self.path[:-4] + ".1.txt"):
+            try:
+                if os.stat(p)[0] & 0x4000:
+                    from sensorbox.device import lazy
+
+                    try:
+                        lazy.load("sensorbox.device.files").aside(p, self, "a directory where a log file belongs")
+                    finally:
+                        lazy.unload("sensorbox.device.files")
+            except OSError:
+                pass
 
     def flush(self):
         """Append what is not yet on flash to the log file, rotating it when full. Returns bytes written."""
@@ -146,7 +125,7 @@ class Log:
             return 0
         # Written straight from the ring (one or two slices of it: no copy, so no block as big as the backlog
         # is needed, which a fragmented heap may not have; a failed flush once took housekeeping down).
-        start = max(self._flushed, self._end - self._size, 0)
+        start = max(self._flushed, self._end - self._size)
         n = self._end - start
         a = start % self._size
         first = min(n, self._size - a)
@@ -159,7 +138,7 @@ class Log:
                 try:
                     os.rename(self.path, self.path[:-4] + ".1.txt")
                 except OSError:
-                    pass
+                    self._not_a_file()
             with open(self.path, "ab") as f:
                 f.write(self._mv[a:a + first])
                 if first < n:
@@ -167,6 +146,7 @@ class Log:
             self._flushed = start + n
         except OSError as e:
             # A full or failing flash must not take the device down: the entries stay in RAM; say so once.
+            self._not_a_file()
             self.write_errors += 1
             if self.echo and self.write_errors == 1:
                 print("error log cannot write {}: {}".format(self.path, e))

@@ -16,7 +16,9 @@ bigger arrays gets new ones while the old model keeps classifying. Activation is
 cancelled part-way (a bad CSV, MemoryError, the request's task cancelled), the old model runs again, at once or,
 when its arrays were being refilled, after a restore task (not cancelled with the request) has loaded it from
 flash again (as at boot). Anything wrong raises ``ModelError`` with a reason. ``rollback()`` swaps active and
-previous the same way. At boot: active, else previous, else the bundled default.
+previous the same way. At boot: active, else previous, else the bundled default; an active or previous model
+whose files are damaged (meta.json not JSON or of the wrong shape, model.csv not the one meta.json names) is
+set aside as ``<dir>.bad`` (``device/files.py``) and reported.
 
 Loading is a coroutine (``boot``, ``activate``, ``rollback``): it yields every few CSV lines and file chunks, so a
 model load (~40 ms of parsing on the unix port, seconds on an ESP32) never stalls the samplers. One load at a time
@@ -44,10 +46,11 @@ _YIELD_CHUNKS = 8  # file chunks hashed between yields
 
 
 class ModelError(ValueError):
-    def __init__(self, reason, field=None):
+    def __init__(self, reason, field=None, damaged=False):
         super().__init__(reason)
         self.reason = reason
         self.field = field
+        self.damaged = damaged  # its files are not what was stored: set aside at boot
 
 
 def _exists(path):
@@ -59,9 +62,15 @@ def _exists(path):
 
 
 def _rmtree(path):
+    """Remove ``path``: a directory and what is in it, or a file in its place."""
     if _exists(path):
+        try:
+            os.remove(path)
+            return
+        except OSError:
+            pass
         for name in os.listdir(path):
-            os.remove(path + "/" + name)
+            _rmtree(path + "/" + name)
         os.rmdir(path)
 
 
@@ -77,25 +86,58 @@ def _path(device, which):
 
 
 def _compatible(device, meta):
-    """Raise ModelError unless ``meta`` fits this device's features, sensor, window and RAM limit."""
+    """Raise ModelError unless ``meta`` fits this device's features, sensor and RAM limit, with a window that
+    ``ml.window`` can take (the model's window becomes ``ml.window`` when it runs: ``_follow``)."""
     sm = lazy.load("sensorbox.shared.model")
     try:
         ch = device.sensors["accel"].ring.channels
-        cfg = device.config
-        sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, cfg.get("ml.window"),
-                      cfg.get("ml.model_max_kb") * 1024)
+        sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
+                      device.config.get("ml.model_max_kb") * 1024)
     except sm.ModelError as e:
         raise ModelError(e.reason, e.field)
+    except (TypeError, KeyError, IndexError, AttributeError) as e:  # a field of the wrong type or missing
+        raise ModelError("meta.json: a field is missing or of the wrong type ({}: {})".format(
+            type(e).__name__, e), "meta.json", True)
     finally:
         lazy.unload("sensorbox.shared.model")
+    schema = lazy.load("sensorbox.shared.config_schema")
+    try:
+        schema.check_value("ml.window", meta["window"])
+    except ValueError as e:
+        raise ModelError("model was trained on {}-frame windows; ml.window can be {}".format(
+            meta["window"], " or ".join(str(c) for c in schema.entry("ml.window")[4])), "window")
+    finally:
+        lazy.unload("sensorbox.shared.config_schema")
+
+
+def _follow(device):
+    """Make ``ml.window`` the running model's window (and ``ml.hop`` at most that): a model that runs always gets
+    the windows it was trained on. The config change restarts the pipeline. Called once no load is in progress
+    (config_edit refuses ml.window changes while one is)."""
+    m = device.model
+    cfg = device.config
+    if m is None or cfg.get("ml.window") == m.window:
+        return
+    up = {"ml.window": m.window}
+    if cfg.get("ml.hop") > m.window:
+        h = m.info["hop"]
+        up["ml.hop"] = h if 8 <= h <= m.window else m.window // 2
+    try:
+        cfg.update(up)
+        device.log.info("model", "ml.window set to {}: the model's window".format(m.window))
+    except (ValueError, OSError) as e:  # not saved (flash): the pipeline says why it does not classify
+        device.log.error("model", "cannot set ml.window to the model's {}: {}".format(m.window, e))
 
 
 def _read_meta(path):
     try:
-        with open(path + "/meta.json") as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise ModelError("meta.json missing or not JSON ({})".format(e))
+        with open(path + "/meta.json", "rb") as f:
+            meta = json.loads(f.read())
+    except (OSError, ValueError, RuntimeError) as e:  # not UTF-8 (UnicodeError) or not JSON: ValueError
+        raise ModelError("meta.json missing or not JSON ({})".format(e), None, True)
+    if not isinstance(meta, dict):
+        raise ModelError("meta.json is not a JSON object", None, True)
+    return meta
 
 
 async def _verify(device, path):
@@ -105,8 +147,8 @@ async def _verify(device, path):
     meta = _read_meta(path)
     _compatible(device, meta)
     meta["features"] = len(meta["features"])
-    meta.pop("training", None)
-    meta.pop("scaling", None)
+    for k in ("training", "scaling", "class_names", "class_descriptions"):  # read from flash when asked (classes())
+        meta.pop(k, None)
     gc.collect()
     await _check_file(path + "/model.csv", meta)
     return meta
@@ -142,7 +184,9 @@ async def _load(device, path, meta, origin, spare=None):
                     n = 0
                     await asyncio.sleep_ms(0)
         ld.finish(want)
-        return Model(meta, ev, origin)
+        m = Model(meta, ev, origin)
+        m.gids = device.store.class_ids(m.classes)  # ids in the store's class table (None: the pipeline retries)
+        return m
     except ValueError as e:  # trees.TreesError: a line, a reference or a count
         raise ModelError("model.csv: {}".format(e), "csv")
     except OSError as e:
@@ -180,12 +224,13 @@ async def _check_file(path, meta):
                 if chunks % _YIELD_CHUNKS == 0:
                     await asyncio.sleep_ms(0)
     except OSError as e:
-        raise ModelError("model.csv missing ({})".format(e))
+        raise ModelError("model.csv missing ({})".format(e), None, True)
     if n != meta["csv_bytes"]:
         raise ModelError("model.csv is {} bytes, meta.json says {}: upload incomplete".format(n, meta["csv_bytes"]),
-                         "csv")
+                         "csv", True)
     if binascii.hexlify(h.digest()).decode() != meta["csv_sha256"]:
-        raise ModelError("model.csv does not match meta.json's csv_sha256: corrupted or from another model", "csv")
+        raise ModelError("model.csv does not match meta.json's csv_sha256: corrupted or from another model", "csv",
+                         True)
 
 
 def _claim(device):
@@ -198,9 +243,17 @@ async def boot(device):
     """Load the model to run at start: active, else previous, else the bundled default."""
     _claim(device)
     try:
-        return await _boot(device)
+        await _boot(device)
     finally:
         device.model_busy = False
+    m = device.model
+    if m is not None and m.window != device.config.get("ml.window"):  # config.json edited or reset meanwhile
+        asyncio.create_task(_follow_soon(device))  # from a task of its own: the change restarts the caller
+    return m
+
+
+async def _follow_soon(device):
+    _follow(device)
 
 
 async def _boot(device, spare=None):
@@ -215,6 +268,11 @@ async def _boot(device, spare=None):
         except ModelError as e:
             device.model_error = "{} model refused: {}".format(which, e.reason)
             device.log.error("model", device.model_error)
+            if e.damaged and which != "default":
+                try:
+                    lazy.load("sensorbox.device.files").aside(path, device.log, e.reason)
+                finally:
+                    lazy.unload("sensorbox.device.files")
     return None
 
 
@@ -339,6 +397,7 @@ async def activate(device):
     finally:
         _release(device)
     _swap(device, "staged")
+    _follow(device)
     device.model_error = None
     device.log.info("model", "activated an uploaded model ({} trees, {})".format(new.n_trees, new.info["sha256"]))
     return info(device)
@@ -356,6 +415,7 @@ async def rollback(device):
     finally:
         _release(device)
     _swap(device, "previous")
+    _follow(device)
     device.log.info("model", "rolled back to the previous model ({})".format(origin))
     return info(device)
 
@@ -378,8 +438,55 @@ def _swap(device, src):
         os.rename(t, p)
 
 
+def classes(device):
+    """GET /api/model/classes: the running model's class codes with the display names and descriptions its
+    meta.json may carry (read from flash now: they cost no RAM while the model runs)."""
+    m = device.model
+    out = {"classes": m.classes if m else None, "names": None, "descriptions": None}
+    for which in () if m is None else ("default",) if m.origin == "default" else ("active", "previous"):
+        try:
+            meta = _read_meta(_path(device, which))
+        except ModelError:
+            continue
+        if (meta.get("csv_sha256") or "")[:16] == m.info["sha256"]:
+            out["names"] = meta.get("class_names")
+            out["descriptions"] = meta.get("class_descriptions")
+            break
+    return out
+
+
 def info(device):
     cur = device.model
     return {"active": cur.info if cur else None,
             "previous": _exists(_path(device, "previous")) or (cur is not None and cur.origin != "default"),
             "staged": _exists(_path(device, "staged") + "/meta.json"), "last_error": device.model_error}
+
+
+def file_path(device, which, name):
+    """GET /api/model/file: where a model's ``meta.json`` or ``model.csv`` is on flash (the Analysis page runs the
+    model in the browser). ``which``: active (the running model's files), previous (what a rollback would run),
+    staged or default. Raises ModelError (field "model": 404) when there is no such file."""
+    if name not in ("meta.json", "model.csv"):
+        raise ModelError("name must be meta.json or model.csv", "name")
+    m = device.model
+    if which == "active":
+        if m is None:
+            raise ModelError("no model running", "model")
+        cands = ("default",) if m.origin == "default" else ("active", "previous")
+        for w in cands:  # the one whose hash is the running model's (as classes() finds it)
+            try:
+                if (_read_meta(_path(device, w)).get("csv_sha256") or "")[:16] == m.info["sha256"]:
+                    return _path(device, w) + "/" + name
+            except ModelError:
+                pass
+        raise ModelError("the running model's files are not on flash", "model")
+    if which == "previous":
+        which = "previous" if _exists(_path(device, "previous") + "/meta.json") else "default"
+        if which == "default" and (m is None or m.origin == "default"):
+            raise ModelError("no previous model", "model")
+    elif which not in ("staged", "default"):
+        raise ModelError("which must be active, previous, staged or default", "which")
+    path = _path(device, which) + "/" + name
+    if not _exists(path):
+        raise ModelError("no {} model".format(which), "model")
+    return path

@@ -14,12 +14,28 @@ within a resource (the store guarantees it), so ``key(t)`` is a stable idempoten
 reboots, and the original timestamp travels with the row. Retention past the budget deletes unread segments:
 ``lost()`` counts them (the store's figure for this cursor).
 
+Rows are read through ``store/reader.py``: only from blocks whose CRC-32 holds (a corrupt block is skipped and
+counted in the store's status, never sent). Every outbox shares one reader (its buffer ``BLK + BUS_BLOCK`` bytes,
+made with the first outbox): ``read`` runs without awaiting, so no two reads overlap.
+
 Values: tuples of ints for numeric resources (see store/core.py), the event's JSON text (bytes) for ``events``.
 """
 
 import struct
 
-from sensorbox.device.store.core import HDR, TEXT, check_header, seg_names
+from sensorbox.device.store.core import BUS_BLOCK, TEXT, seg_names
+from sensorbox.device.store.reader import BLK, Reader, note_corrupt, text_row
+
+
+def flush_event(store):
+    """The event ``store.flush`` sets at each flush point (rows become readable then): a sink with nothing to send
+    waits for it instead of polling. Made on first use, so a device without sinks has none."""
+    ev = store.flushed
+    if ev is None:
+        import asyncio
+
+        ev = store.flushed = asyncio.Event()
+    return ev
 
 
 class Outbox:
@@ -30,9 +46,11 @@ class Outbox:
         self.r = store.by_name[resource]
         self.t = store.cursor(self.name, resource, start)
         self.sent = 0
-        self._hint = None  # (segment name, byte offset of the next row, time before it)
-        self._hb = bytearray(HDR)
-        self._rb = bytearray(16)
+        self._hint = None  # (segment name, offset of the block holding the next row, time before it)
+        rd = getattr(store, "_outbox_reader", None)
+        if rd is None:
+            rd = store._outbox_reader = Reader(BUS_BLOCK)
+        self._rd = rd
 
     def lost(self):
         """Segments that retention deleted before this sink had delivered them."""
@@ -64,7 +82,7 @@ class Outbox:
         if hint is not None and hint[2] != after:
             hint = None
         names = seg_names(r)
-        hb = self._hb
+        rd = self._rd
         for i in range(len(names)):
             name = names[i]
             if hint is not None and name < hint[0]:
@@ -74,74 +92,48 @@ class Outbox:
             if r.f is not None and name == r.seg_name and r.dirty:
                 break  # rows written since the last flush point are not durable yet
             try:
-                f = open("{}/{}.seg".format(r.dir, name), "rb")
-            except OSError:
-                continue  # deleted by retention meanwhile
-            with f:
-                size = f.seek(0, 2)
-                f.seek(0)
-                try:
-                    h = check_header(hb, f.readinto(hb) or 0, size)
-                except ValueError:
-                    continue  # torn: the store deals with it at the next start
-                off = hint[1] if hint is not None and hint[0] == name else None
-                if r.kind == TEXT:
-                    self._text(f, name, off, after, n, out)
-                else:
-                    self._timed(f, h, name, off, after, n, out)
+                h = rd.open("{}/{}.seg".format(r.dir, name))
+            except (OSError, ValueError):
+                continue  # deleted by retention meanwhile, or torn: the store deals with it at the next start
+            try:
+                if hint is not None and hint[0] == name:
+                    rd.seek(hint[1])
+                self._rows(rd, h, name, after, n, out)
+            finally:
+                rd.close()
+                note_corrupt(self.store, r, name, rd)
             if len(out) >= n:
                 break
         return out
 
-    def _text(self, f, name, off, after, n, out):
-        off = HDR if off is None else off
-        f.seek(off)
+    def _rows(self, rd, h, name, after, n, out):
+        """Rows with t > ``after`` from the blocks of the open segment, until ``out`` holds ``n``."""
+        text = self.r.kind == TEXT
+        fmt = None if text else "<i{}h".format(h[2])
+        rb = h[4]
+        buf = rd.buf
         while len(out) < n:
-            line = f.readline()
-            if not line or line[-1:] != b"\n":
-                return  # the end, or a torn last line
-            off += len(line)
-            tab = line.find(b"\t")
-            try:
-                t = int(line[:tab])
-            except ValueError:
-                continue
-            if t > after:
-                out.append((t, line[tab + 1:-1]))
-                self._hint = (name, off, t)
-
-    def _timed(self, f, h, name, off, after, n, out):
-        size, t0, rb = h[0], h[5], h[4]
-        if rb > len(self._rb):
-            raise ValueError("outbox: rows of {} bytes are too wide ({})".format(rb, self.resource))
-        rows = (size - HDR) // rb
-        b = self._rb
-        if off is not None:
-            i = (off - HDR) // rb
-        else:  # first row with t > after
-            lo, hi = 0, rows
-            d = after - t0
-            while lo < hi:
-                mid = (lo + hi) // 2
-                f.seek(HDR + mid * rb)
-                f.readinto(b, 4)
-                if struct.unpack_from("<i", b, 0)[0] <= d:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            i = lo
-        fmt = "<i{}h".format(h[2])
-        f.seek(HDR + i * rb)
-        mv = memoryview(b)[:rb]
-        while i < rows and len(out) < n:
-            if (f.readinto(mv) or 0) < rb:
+            k = rd.next()
+            if k == 0:
                 return
-            v = struct.unpack_from(fmt, b, 0)
-            i += 1
-            t = t0 + v[0]
-            if t > after:
-                out.append((t, v[1:]))
-                self._hint = (name, HDR + i * rb, t)
+            if k < 0:
+                continue
+            o = BLK
+            end = BLK + k
+            while o < end and len(out) < n:
+                if text:
+                    t, tab, nl = text_row(buf, o, end)
+                    if t > after:
+                        out.append((t, bytes(buf[tab + 1:nl])))
+                    o = nl + 1
+                else:
+                    v = struct.unpack_from(fmt, buf, o)
+                    o += rb
+                    t = h[5] + v[0]
+                    if t > after:
+                        out.append((t, v[1:]))
+                if out and out[-1][0] == t:
+                    self._hint = (name, rd.pos, t)
 
 
 SOUNDLEVEL = ("leq", "lmin", "lmax", "l10", "l50", "l90")
@@ -153,20 +145,30 @@ def db_text(v):
     return "{}{}.{:02d}".format("-" if v < 0 else "", a // 100, a % 100)
 
 
+def class_name(device, k):
+    """The name of stored class id ``k``: from the running model when it has that class, else from the store's
+    class table (a class of an earlier model); "unknown" for -1 (or an id the table lost)."""
+    m = device.model
+    g = m.gids if m is not None else None
+    if g is not None:
+        for i in range(len(g)):
+            if g[i] == k:
+                return m.classes[i]
+    return device.store.class_name(k) or "unknown"
+
+
 def message(device, resource, head, v):
     """The JSON body (bytes) every sink sends for one stored row: ``head`` is the sink's opening fields without
-    the closing brace (e.g. ``'{"t":1700000000000,"key":"..."'``), then the row's own fields."""
+    the closing brace (e.g. ``'{"t":1700000000000,"key":"..."'``), then the row's own fields. A prediction's
+    ``class`` is its id in the store's class table and ``label`` the name of the model that made it."""
     if resource == "events":
         body = bytes(v)
         return head.encode() + (b"," + body[1:] if len(body) > 2 else b"}")
     if resource == "predictions":
         import json
 
-        m = device.model
-        k = v[0]
-        label = m.classes[k] if m is not None and 0 <= k < len(m.classes) else "unknown"
         return '{},"class":{},"label":{},"confidence":{}.{:03d}}}'.format(
-            head, k, json.dumps(label), v[1] // 1000, v[1] % 1000).encode()
+            head, v[0], json.dumps(class_name(device, v[0])), v[1] // 1000, v[1] % 1000).encode()
     parts = [head]
     for i in range(len(SOUNDLEVEL)):
         parts.append(',"{}":{}'.format(SOUNDLEVEL[i], db_text(v[i])))

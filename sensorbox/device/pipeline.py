@@ -6,12 +6,15 @@ Config (``ml.*``): ``window`` frames per window (must match the model), ``hop`` 
 result is "unknown". Published on ``device.bus`` (subscribers copy what they keep):
 
 - ``features``: ``array('h')`` of the window's int16 features (model input order)
-- ``predictions``: ``(class_index, confidence_permille)``; class_index -1 = unknown; confidence = share of the
-  trees' votes over the smoothing span that went to the winning class
+- ``predictions``: ``(class_id, confidence_permille)``; class_id: the class's id in the store's class table
+  (``Model.gids``, given when the model loads), -1 = unknown; confidence = share of the trees'
+  votes over the smoothing span that went to the winning class
 - ``events``: ``{"type": "class_change", "from": name, "to": name, "confidence": permille}``
 
-t_ms is the epoch time of the window's last frame. Each loop turn does at most one window's features, then
-yields, then classifies. The model can change at any time (``device.model``, see ``models``); the next window uses it.
+t_ms is the epoch time of the window's last frame. It wakes with the accelerometer's FIFO reads (``accel.poll_ms``,
+on the device's timer grid) or once per hop if that is shorter, reads the FIFO into the ring and takes what is
+new. Each loop turn does at most one window's features, then yields, then classifies. The model can change at any
+time (``device.model``, see ``models``); the next window uses it.
 """
 
 import array
@@ -19,7 +22,10 @@ import array
 import asyncio
 
 from sensorbox.device import lazy
+from sensorbox.device.supervisor import grid_ms
+from sensorbox.device.trees_fast import smooth
 from sensorbox.shared import features, kernels
+from sensorbox.shared.trees import decide
 
 UNKNOWN = "unknown"
 
@@ -35,13 +41,15 @@ class Model:
         Model._count += 1
         self.serial = Model._count
         self.trees = evaluator
+        self.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (trees_c.CTrees), else None
         self.classes = meta["classes"]
         self.n_trees = meta["trees"]
         self.window = meta["window"]
         self.origin = origin
+        self.gids = None  # the store's ids of its classes (store.class_ids), given when it loads
         m = meta.get("metrics") or {}
         self.info = {"origin": origin, "classes": self.classes, "trees": meta["trees"], "nodes": meta["nodes"],
-                     "features": meta["features"], "feature_version": meta["feature_version"],
+                     "leaves": meta["leaves"], "features": meta["features"], "feature_version": meta["feature_version"],
                      "window": self.window, "hop": meta["hop"], "sha256": meta["csv_sha256"][:16],
                      "cv_accuracy": m.get("cv_accuracy_mean"), "created": meta.get("created")}
 
@@ -54,7 +62,7 @@ class Pipeline:
         self.latest = None  # (t_ms, class_index, confidence_permille)
         self.feats = None  # the latest window's features (the pipeline's own array, overwritten per window)
         self.feats_t = None  # and the time of that window (polled by the live stream, http/live.py)
-        self.label = -1
+        self.label = UNKNOWN  # the class name of the last prediction (a name: the model may change meanwhile)
         self.reason = None  # why there are no predictions, if there are none
 
     def status(self):
@@ -79,8 +87,8 @@ class Pipeline:
                 lazy.unload("sensorbox.device.models")
         if not cfg.get("ml.enabled"):
             self.reason = "ml.enabled is off"
-            while True:
-                await asyncio.sleep_ms(1000)
+            while True:  # until the config changes (the supervisor restarts the service then)
+                await asyncio.sleep_ms(60000)
         window = cfg.get("ml.window")
         hop = min(cfg.get("ml.hop"), window)
         smooth = cfg.get("ml.smooth")
@@ -101,14 +109,17 @@ class Pipeline:
             if sensor.generation != gen:  # sampling (re)started: sequence numbers begin again
                 if sensor.driver is None:
                     self.reason = "the accelerometer is off"
-                    await asyncio.sleep_ms(500)
+                    await asyncio.sleep_ms(grid_ms(1000))
                     continue
                 gen = sensor.generation
                 seq = ring.head
                 filled = 0
                 self.reason = None
-                poll = max(20, hop * 250 // ring.rate_hz)  # ~4 polls per hop
-            await asyncio.sleep_ms(poll)
+                # With the accelerometer's FIFO reads (on the same timer grid: one wake-up for both), or once per
+                # hop when hops are shorter.
+                poll = max(20, min(sensor.poll_ms, hop * 1000 // ring.rate_hz))
+            await asyncio.sleep_ms(grid_ms(poll))
+            sensor.pump()  # the frames the FIFO holds now, whichever of the two woke first
             while True:
                 first, n = ring.read(seq, buf, window - filled, filled * ch)  # into buf after the frames held
                 if n == 0:
@@ -133,6 +144,8 @@ class Pipeline:
                     serial = m.serial if m is not None else 0
                     nh = 0
                     hist = array.array("H", bytes(2 * smooth * len(m.classes))) if m is not None else None
+                if m is not None and m.gids is None and self.windows % 32 == 0:  # the class table was not writable
+                    m.gids = d.store.class_ids(m.classes)
                 if m is None:
                     self.reason = "no model loaded: " + str(d.model_error)
                 elif m.window != window or len(feats) != m.trees.n_features:
@@ -149,29 +162,20 @@ class Pipeline:
 
     def _classify(self, m, feats, hist, slot, count, threshold, t_ms):
         t = m.trees
-        t.classify(feats)
-        v = t.votes()
         nc = len(m.classes)
-        base = slot * nc
-        best = -1
-        most = 0
-        for c in range(nc):
-            hist[base + c] = v[c]
-        for c in range(nc):
-            s = 0
-            for k in range(count):
-                s += hist[k * nc + c]
-            if s > most:
-                most = s
-                best = c
-        conf = most * 1000 // (count * m.n_trees)
-        if conf < threshold:
-            best = -1
+        c = m.emlearn
+        if c is not None:  # emlearn_trees: its predict, then its float outputs decoded in the smoothing kernel
+            c.predict(feats, t.out)
+            r = smooth(t.out, 1, m.n_trees, hist, slot * nc, count, nc)
+        else:
+            t.classify(feats)
+            r = smooth(t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
+        best, conf = decide(r, count, m.n_trees, threshold)  # shared: the browser decides with it too
         self.latest = (t_ms, best, conf)
         bus = self.device.bus
-        bus.publish("predictions", t_ms, (best, conf))
-        if best != self.label:
-            old = self.label
-            self.label = best
-            bus.publish("events", t_ms, {"type": "class_change", "from": m.classes[old] if old >= 0 else UNKNOWN,
-                                         "to": m.classes[best] if best >= 0 else UNKNOWN, "confidence": conf})
+        if m.gids is not None:  # stored with the class's id in the store's class table, which names it for good
+            bus.publish("predictions", t_ms, (m.gids[best] if best >= 0 else -1, conf))
+        name = m.classes[best] if best >= 0 else UNKNOWN
+        if name != self.label:  # by name: an index of the model before a swap means nothing in this one
+            bus.publish("events", t_ms, {"type": "class_change", "from": self.label, "to": name, "confidence": conf})
+            self.label = name

@@ -1,4 +1,4 @@
-"""Sound level service: reads the microphone's sample ring, runs the shared sound level meter, publishes levels.
+"""Sound level service: reads the microphone, runs the shared sound level meter, publishes levels.
 
 Each interval (config ``sound.interval_s``) it publishes on the bus
 ``("soundlevel", t_ms, (leq, lmin, lmax, l10, l50, l90))``: ints in centi-dB SPL (10000 = 100.00 dB), ``t_ms``
@@ -6,18 +6,26 @@ the epoch ms of the last sample of the chunk that closed the interval (within on
 ``status()`` gives the latest values for /api/status. Calibration: ``sound.sensitivity_dbfs`` (what the
 microphone reads, RMS dBFS, for 94 dB SPL at 1 kHz); weighting ``sound.weighting`` (A or Z) and
 ``sound.time_weighting`` (fast or slow). Work is cut into chunks of 256 samples (~0.1 ms each on the unix
-port) with a yield between them, so a backlog never blocks the loop. When sampling restarts (the sensor's
-``generation`` changes) the meter starts over; frames lost to a slow reader are counted in ``lost``.
+port) with a yield after every ``_PER_TURN`` of them, so a backlog never blocks the loop for long, and the meter
+still catches up when other tasks hold the loop for up to 64 ms a round. The meter reads the microphone's FIFO
+itself (``Sensor.pump``), one batch into the sample ring per chunk it processes, every ``mic.poll_ms`` (on the
+device's timer grid) until the FIFO is empty: the ring only ever holds a chunk or two, and the device wakes for
+the microphone 20 times a second rather than every few ms. When sampling restarts (the sensor's ``generation``
+changes) the meter starts over; frames lost to a slow reader are counted in ``lost``.
 Per chunk nothing is allocated (tests/device/test_alloc.py): the ring is read with ``next_held``/``copy_out``
 and the epoch time, a heap int on a 32-bit board, is computed only when an interval is published.
 """
 
 import array
+import time
 
 import asyncio
 from micropython import const
 
+from sensorbox.device.supervisor import grid_ms
+
 _CHUNK = const(256)
+_PER_TURN = const(4)  # chunks between yields: 64 ms of sound at 16 kHz, ~0.4 ms of work here (~15 ms on an ESP32)
 
 
 class SoundMeter:
@@ -46,7 +54,7 @@ class SoundMeter:
         buf = self._buf
         while True:
             while sensor.driver is None or sensor.generation == 0:
-                await asyncio.sleep_ms(100)
+                await asyncio.sleep_ms(grid_ms(1000))
             gen = sensor.generation
             ring = sensor.ring
             self.meter = None  # let the old meter's buffers go before the new one allocates
@@ -56,19 +64,34 @@ class SoundMeter:
             self.meter = meter
             self._ring = ring
             seq = ring.head
-            while sensor.generation == gen:
-                # next_held + copy_out: ring.read's tuple would be an allocation per chunk
-                first = ring.next_held(seq)
-                n = ring.copy_out(first, buf, _CHUNK)
-                if n == 0:
-                    await asyncio.sleep_ms(sensor.poll_ms)
-                    continue
-                if first != seq:
-                    self.lost += first - seq
-                seq = first + n
-                self._last = seq - 1
-                meter.process(buf, n)
-                await asyncio.sleep_ms(0)
+            lag = sensor.lag
+            sensor.pulled = True  # the meter reads the FIFO, a batch per chunk: the ring never overflows under it
+            k = 0  # chunks since the last yield
+            try:
+                while sensor.generation == gen:
+                    sensor.pump(1)
+                    # next_held + copy_out: ring.read's tuple would be an allocation per chunk
+                    first = ring.next_held(seq)
+                    n = ring.copy_out(first, buf, _CHUNK)
+                    if n == 0:  # the FIFO is empty: until the next poll, on the device's timer grid
+                        k = 0
+                        ms = grid_ms(sensor.poll_ms)
+                        t0 = time.ticks_us()
+                        await asyncio.sleep_ms(ms)
+                        if lag is not None:
+                            lag.woke(t0, ms)
+                        continue
+                    if first != seq:
+                        self.lost += first - seq
+                    seq = first + n
+                    self._last = seq - 1
+                    meter.process(buf, n)
+                    k += 1
+                    if k == _PER_TURN:  # a poll's worth (50 ms) in one turn; a backlog in turns of 64 ms of sound
+                        k = 0
+                        await asyncio.sleep_ms(0)
+            finally:
+                sensor.pulled = False
 
     def status(self):
         m = self.meter

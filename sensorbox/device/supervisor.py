@@ -5,17 +5,38 @@ its own task; if it raises, the traceback goes to the log, the restart is counte
 after a backoff (doubling from ``BACKOFF_MIN_MS`` to ``BACKOFF_MAX_MS``, reset after a healthy minute). Other
 services keep running. When a config key under one of ``config_prefixes`` changes, the service is restarted
 cleanly (not counted as a failure) so the new value applies without a reboot.
+
+The error path allocates as little as it can and survives a MemoryError: it gives the import reserve
+(``lazy._reserve``) to the heap before it logs, and when even that fails it keeps a preallocated message and counts the failure
+(``unlogged``), so the task that restarts services never ends (on a full heap it once did, and nothing served HTTP
+again). ``watch`` (a service of its own) checks every second that each service's keeper task is alive, restarts a
+service whose heartbeat (``add(..., beat=)``) stopped, and then is the health guard (``tick``): the one feeder of
+the platform's watchdog, and the judge of whether this boot is healthy (safe mode, updates on trial).
 """
 
 import array
+import gc
 import time
 
 import asyncio
 from micropython import const
 
+from sensorbox.device import lazy
+
 BACKOFF_MIN_MS = const(100)
 BACKOFF_MAX_MS = const(30000)
 _HEALTHY_MS = const(60000)
+WATCH_MS = const(1000)  # the watch loop's period
+STALE_MS = const(5000)  # a service whose heartbeat is this old is restarted...
+_DEAD_MS = const(20000)  # ...and once it is this old the watchdog is no longer fed
+_WDT_MS = const(30000)  # the platform watchdog's timeout
+_RETRY_MS = const(3600000)  # safe mode tries a normal boot again after an hour
+_BOOTSTATE = const("sensorbox.device.bootstate")
+_CRITICAL = ("accel", "mic", "store", "http")  # the services a boot must keep running to be healthy...
+_SAFE = ("http",)  # ... in safe mode
+_STOPPED = const("a service stopped (no heartbeat, or its keeper ended)")
+_UNLOGGED = "failed; no memory to log why"  # last_error when even that could not be said
+_STUCK = "no heartbeat: restarted"
 
 
 class Service:
@@ -27,7 +48,10 @@ class Service:
     last_error = None
     running = False
     _reload = False
-    _fault = False
+    _fault = None  # why it is being cancelled as a failure (fault injection, no heartbeat)
+    beat = None  # a function giving the ticks_ms of its last heartbeat (None before the first)
+    seen = 0  # ticks_ms of the last heartbeat seen (of when it was added, before one)
+    started = 0  # ticks_ms of its last start
 
     def __init__(self, name, factory, prefixes):
         self.name = name
@@ -36,14 +60,39 @@ class Service:
 
 
 class Supervisor:
-    def __init__(self, log):
+    # the health guard's state (``tick``), defaults until they change
+    feeds = 0  # times the platform watchdog was fed
+    healthy = False  # this boot stayed healthy for a minute in one stretch
+    reason = None  # why it is not healthy now
+
+    def __init__(self, log, device=None, safe_mode=False):
         self.log = log
         self.services = []
         self.stopping = False
-        self.failed = None  # (service name, exception) of the latest failure (guard.py: a boot's traceback)
+        self.unlogged = 0  # failures that could not be logged for want of memory
+        self.revived = 0  # keeper tasks found ended and started again (must stay 0)
+        self.d = device  # (its platform: the watchdog; bootstate.update: its files, log, app)
+        self.safe_mode = safe_mode  # only HTTP is critical (boot.py: network, UI and updates only)
+        self._fail = None  # (service name, exception) of the latest failure (a boot's traceback)
+        self._wdt = None  # the platform watchdog (False: the platform has none), made at the first tick
+        self._good = None  # all is well (the last tick) ...
+        self._since = 0  # ... since this ticks_ms
+        self._told = False  # the reason this boot went wrong is written
+        # the watchdog's timeout, the healthy stretch (a platform may shorten them: the simulated board of the
+        # end-to-end tests does) and the pause after each step of an update (ota.py)
+        self.ms = getattr(getattr(device, "platform", None), "ms", None) or (_WDT_MS, _HEALTHY_MS, 0)
+        # an update on trial (bootstate.init: device.app) must be healthy within ota.confirm_s, else it goes back
+        app = getattr(device, "app", None)
+        self._deadline = time.ticks_add(time.ticks_ms(), device.config.get("ota.confirm_s") * 1000) if (
+            app and app["trial"]) else None
 
-    def add(self, name, factory, prefixes=()):
+    def add(self, name, factory, prefixes=(), beat=None):
+        """Run ``factory()`` as service ``name``; ``beat``: a function giving the ticks_ms of the service's last
+        heartbeat (None before its first): the watch loop restarts the service when it stops."""
         svc = Service(name, factory, prefixes)
+        if beat is not None:
+            svc.beat = beat
+            svc.seen = time.ticks_ms()
         self.services.append(svc)
         svc.task = asyncio.create_task(self._keep(svc))
         return svc
@@ -54,52 +103,156 @@ class Supervisor:
                 return s
         return None
 
-    async def _keep(self, svc):
+    def _failed(self, s, e, reason=None):
+        # A failure: counted, logged with its traceback. Nothing here may end the keeper: under a MemoryError the
+        # import reserve goes first, and if logging still fails a preallocated message stands in.
+        s.restarts += 1
+        self._fail = (s.name, e)
+        try:
+            if isinstance(e, MemoryError):
+                lazy._reserve = None  # the import reserve to the heap (lazy.rearm, every watch turn, takes it back)
+                gc.collect()
+            s.last_error = reason or "{}: {}".format(type(e).__name__, e)
+            self.log.exception("sup", "{} failed (restart {}){}".format(
+                s.name, s.restarts, ": " + reason if reason else ""), e)
+        except Exception:
+            s.last_error = _UNLOGGED
+            self.unlogged += 1
+
+    async def _keep(self, s):
         backoff = BACKOFF_MIN_MS
         while True:
             try:
-                started = time.ticks_ms()
-                svc.running = True
+                s.started = time.ticks_ms()
+                s.running = True
                 try:
-                    await svc.factory()
-                    self.log.warning("sup", "{} returned; restarting".format(svc.name))
+                    await s.factory()
+                    self.log.warning("sup", "{} returned; restarting".format(s.name))
                 except Exception as e:  # CancelledError is a BaseException: it passes through
-                    svc.restarts += 1
-                    svc.last_error = "{}: {}".format(type(e).__name__, e)
-                    self.failed = (svc.name, e)
-                    self.log.exception("sup", "{} failed (restart {})".format(svc.name, svc.restarts), e)
-                svc.running = False
-                if time.ticks_diff(time.ticks_ms(), started) > _HEALTHY_MS:
+                    self._failed(s, e)
+                s.running = False
+                if time.ticks_diff(time.ticks_ms(), s.started) > _HEALTHY_MS:
                     backoff = BACKOFF_MIN_MS
                 await asyncio.sleep_ms(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_MS)
             except asyncio.CancelledError as e:
-                svc.running = False
-                if svc._fault:
-                    # An injected fault takes the same path as a real exception, traceback and all.
-                    svc._fault = False
-                    svc.restarts += 1
-                    svc.last_error = "injected fault"
-                    self.log.exception("sup", "{} failed (restart {}): injected fault".format(
-                        svc.name, svc.restarts), e)
+                s.running = False
+                if s._fault:
+                    # An injected fault or a stopped heartbeat takes the same path as a real exception.
+                    why = s._fault
+                    s._fault = None
+                    self._failed(s, e, why)
                     await asyncio.sleep_ms(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX_MS)
                     continue
-                if not svc._reload:
+                if not s._reload:
                     if self.stopping:
                         raise
                     # Nobody here cancelled it: a stale asyncio.wait_for runner left by the service's previous run
                     # cancels the task it once waited in, i.e. this one (MicroPython; seen after a reload during
                     # a TLS connect). Restart at once (no await here: a second stray cancel would end the loop)
                     # instead of letting the service end silently.
-                    svc.restarts += 1
-                    svc.last_error = "cancelled from outside"
-                    self.log.warning("sup", "{} cancelled from outside; restarting".format(svc.name))
+                    s.restarts += 1
+                    s.last_error = "cancelled from outside"
+                    try:
+                        self.log.warning("sup", "{} cancelled from outside; restarting".format(s.name))
+                    except Exception:
+                        self.unlogged += 1
                     continue
-                svc._reload = False
-                svc.reloads += 1
+                s._reload = False
+                s.reloads += 1
                 backoff = BACKOFF_MIN_MS
-                self.log.info("sup", "{} restarted for new config".format(svc.name))
+                try:
+                    self.log.info("sup", "{} restarted for new config".format(s.name))
+                except Exception:
+                    self.unlogged += 1
+            except Exception:  # (the log itself failed on the "returned" path): never end the keeper
+                self.unlogged += 1
+                s.running = False
+                await asyncio.sleep_ms(backoff)
+
+    async def watch(self):
+        """The supervisor's own turn, every ``WATCH_MS``: a keeper task found ended is started again; a service
+        whose heartbeat is older than ``STALE_MS`` is restarted (as a failure); then the health guard (``tick``),
+        which feeds the platform watchdog only while every keeper runs and no heartbeat is older than
+        ``_DEAD_MS`` -- so a board whose event loop, supervisor or HTTP server is wedged for good is reset by the
+        watchdog. Also takes the import reserve back after an error path used it."""
+        while True:
+            await asyncio.sleep_ms(WATCH_MS)
+            self.tick(self.check())
+            lazy.rearm()
+
+    def tick(self, ok):
+        """The health guard, once a second (``ok``: what ``check`` found). The platform watchdog
+        (``platform.watchdog``, ``machine.WDT``; started at the first tick, fed or not, so a boot that never gets
+        healthy is reset too) is fed only while ``ok`` holds and every critical service (samplers, store, HTTP;
+        only HTTP in safe mode) is running, not waiting out a failure: a wedged loop, or a critical service that
+        keeps failing for the watchdog's timeout, resets the board. What follows (a minute healthy in one stretch:
+        the boot counter cleared, an update on trial confirmed; going wrong: the reason and traceback written for
+        the next boot; an update not healthy by its deadline: rolled back) is ``bootstate.update``'s, loaded only
+        then."""
+        w = self._wdt
+        if w is None:
+            make = getattr(getattr(self.d, "platform", None), "watchdog", None)
+            w = self._wdt = (make and make(self.ms[0])) or False
+        why = None if ok else _STOPPED
+        for s in self.services:  # (a keeper that ended makes ``ok`` false: check() started it again)
+            if not s.running and s.name in (_SAFE if self.safe_mode else _CRITICAL):
+                why = "service {} is failing ({})".format(s.name, s.last_error)
+        self.reason = why
+        now = time.ticks_ms()
+        if (why is None) != self._good:  # well or not since when
+            self._good = why is None
+            self._since = now
+        el = time.ticks_diff(now, self._since)
+        if why is None:
+            if w:
+                w.feed()
+                self.feeds += 1
+            if not self.healthy and el >= self.ms[1]:
+                self.healthy = True
+                self._judge(0)  # healthy for a minute: the boot counter cleared, an update on trial confirmed
+                self._deadline = None
+            elif self.safe_mode and el >= _RETRY_MS:
+                self._judge(1)  # safe mode, healthy for an hour: a normal boot is tried again
+        elif not self._told and not self.healthy and el >= self.ms[0] // 2:
+            self._told = True
+            f = self._fail  # (its traceback when the failing service is the one that raised last)
+            self._judge(2, f[1] if f and why.find(" " + f[0] + " ") > 0 else None)
+        if self._deadline is not None and not self.healthy and time.ticks_diff(now, self._deadline) > 0:
+            self._judge(3)  # an update on trial not healthy in time: rolled back
+
+    def _judge(self, event, exc=None):
+        try:
+            lazy.load(_BOOTSTATE).update(self.d, event, self.safe_mode, self._deadline is not None, self.reason,
+                                         exc)
+        finally:
+            lazy.unload(_BOOTSTATE)
+
+    def check(self):
+        """One look at every service (see ``watch``); True when all is well enough to feed the watchdog."""
+        ok = True
+        now = time.ticks_ms()
+        for svc in self.services:
+            t = svc.task
+            if t is None or t.done():
+                if self.stopping:
+                    return False
+                self.revived += 1
+                svc.task = asyncio.create_task(self._keep(svc))
+                ok = False
+            elif svc.beat is not None:
+                b = svc.beat()
+                if b is not None and time.ticks_diff(b, svc.seen) > 0:
+                    svc.seen = b
+                idle = time.ticks_diff(now, svc.seen)  # (a restart is no sign of life: only a beat is)
+                if idle > STALE_MS and time.ticks_diff(now, svc.started) > STALE_MS and svc.running and \
+                        not svc._fault and not svc._reload:
+                    svc._fault = _STUCK
+                    t.cancel()
+                if idle > _DEAD_MS:
+                    ok = False
+        return ok
 
     def config_changed(self, changed_keys):
         """Restart the services that depend on any of ``changed_keys``."""
@@ -117,7 +270,7 @@ class Supervisor:
         """Interrupt service ``name`` as if it had raised (diagnostics and tests)."""
         svc = self.get(name)
         if svc is not None and svc.task is not None:
-            svc._fault = True
+            svc._fault = "injected fault"
             svc.task.cancel()
 
     async def stop(self):
@@ -127,81 +280,44 @@ class Supervisor:
                 svc.task.cancel()
         await asyncio.sleep_ms(0)
 
-    def status(self):
-        out = {}
-        for s in self.services:
-            out[s.name] = {"running": s.running, "restarts": s.restarts, "reloads": s.reloads,
-                           "last_error": s.last_error}
-        return out
-
-    def total_restarts(self):
-        n = 0
-        for s in self.services:
-            n += s.restarts
-        return n
-
 
 _LAG_N = const(128)
 
 
-class LagMonitor:
-    """Measures how late the event loop wakes a task that sleeps ``period_ms``: the scheduling latency every
-    other task sees. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; reading them
-    allocates nothing."""
+def grid_ms(period_ms):
+    """Ms from now to the next multiple of ``period_ms`` on the ``ticks_ms`` clock. Services that sleep this long
+    instead of a plain period wake on a shared grid: every timer due at the same moment costs the device one
+    wake-up, not one each (waking is most of what an idle device spends)."""
+    return period_ms - time.ticks_ms() % period_ms
 
-    def __init__(self, period_ms=10):
+
+class LagMonitor:
+    """Measures how late the event loop wakes tasks: the scheduling latency every other task sees. The samples are
+    the wake-ups the device makes anyway: the services that sleep on the grid (the samplers, the sound meter)
+    report theirs with ``woke``, and ``run`` adds a probe every ``period_ms`` on the same grid, so it rarely wakes
+    the device by itself. A stall of the loop longer than the most frequent of those periods (the microphone's
+    poll, 50 ms) always shows. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; recording
+    and reading them allocates nothing. (Reading them, for ``/api/status``: ``health_cold``.)"""
+
+    def __init__(self, period_ms=1000):
         self.period_ms = period_ms
         self.samples = array.array("i", bytes(4 * _LAG_N))
         self.n = 0
         self.max_us = 0
 
+    def woke(self, t0, ms):
+        """A task that went to sleep for ``ms`` at ``t0`` (``ticks_us``) is running again: record how late."""
+        lag = time.ticks_diff(time.ticks_us(), t0) - ms * 1000
+        if lag < 0:
+            lag = 0
+        self.samples[self.n % _LAG_N] = lag
+        self.n += 1
+        if lag > self.max_us:
+            self.max_us = lag
+
     async def run(self):
-        period_us = self.period_ms * 1000
-        samples = self.samples
         while True:
+            ms = grid_ms(self.period_ms)
             t0 = time.ticks_us()
-            await asyncio.sleep_ms(self.period_ms)
-            lag = time.ticks_diff(time.ticks_us(), t0) - period_us
-            if lag < 0:
-                lag = 0
-            samples[self.n % _LAG_N] = lag
-            self.n += 1
-            if lag > self.max_us:
-                self.max_us = lag
-
-    def top(self, k):
-        """The k-th largest of the recent samples (k=1: the largest), by repeated scans: no sorting, no lists."""
-        n = min(self.n, _LAG_N)
-        s = self.samples
-        bound = 1 << 62
-        found = 0
-        value = 0
-        while found < k:
-            best = -1
-            count = 0
-            for i in range(n):
-                v = s[i]
-                if v < bound:
-                    if v > best:
-                        best = v
-                        count = 1
-                    elif v == best:
-                        count += 1
-            if best < 0:
-                break
-            value = best
-            found += count
-            bound = best
-        return value
-
-    def percentile(self, p):
-        """Nearest-rank percentile (p < 100) of the recent samples, in µs."""
-        n = min(self.n, _LAG_N)
-        if n == 0:
-            return 0
-        rank = (n * p + 99) // 100  # 1-based rank from the bottom
-        return self.top(n - rank + 1)
-
-    def status(self):
-        return {"max_ms": self.max_us / 1000, "p99_ms": self.percentile(99) / 1000,
-                "recent_max_ms": self.top(1) / 1000, "samples": self.n}
+            await asyncio.sleep_ms(ms)
+            self.woke(t0, ms)

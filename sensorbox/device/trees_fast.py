@@ -1,13 +1,15 @@
 """Fast tree-ensemble evaluation on the device.
 
-``new(max_trees, max_nodes, max_leaves)`` returns the fastest evaluator available, all with the builder interface
-of ``sensorbox.shared.trees.Trees`` (``load`` fills it) plus ``classify(x) -> class`` and ``votes()``:
+``new(max_trees, max_nodes, max_leaves)`` returns the fastest evaluator available, both filled by
+``sensorbox.shared.trees_csv`` and both with ``classify(x) -> class`` and ``votes()``:
 
 - ``emlearn_trees`` (emlearn's C code, a native module real devices install with mip) when importable,
   behind ``trees_c.CTrees``;
 - else ``Trees`` over the same compact arrays as the plain-Python version, walked by the viper kernel ``vote``.
 
 Both give the same votes as emlearn's C ``eml_trees_predict``: hard majority vote, first class with the most votes.
+``smooth`` is the pipeline's step after either: this window's votes (counts, or emlearn_trees' float outputs
+votes / n_trees, decoded exactly) into the smoothing history, and the class with the most votes over it.
 """
 
 import micropython
@@ -52,11 +54,53 @@ def vote(nodes, roots, n_trees: int, leaves, x, votes, n_classes: int) -> int:
     return best
 
 
+@micropython.viper
+def smooth(out, flt: int, n_trees: int, hist, base: int, count: int, n_classes: int) -> int:
+    """Copy one window's votes into ``hist`` (uint16, ``count`` rows of ``n_classes``) at ``base`` and return the
+    class with the most votes summed over the first ``count`` rows (the first such class; -1 if none has any) and
+    that sum, as ``sum << 8 | (class + 1)``. ``out``: the votes, uint16 counts (``flt`` 0) or, ``flt`` 1,
+    emlearn_trees' float32 outputs votes / n_trees, decoded from their bits: round(p * n_trees) from the top 16 bits
+    of the mantissa, exact while votes < 16384 (tests/device/test_emlearn.py tries every count up to 255 trees).
+    Products stay below 2**31 for n_trees < 32768, as on a 32-bit ESP32."""
+    ph = ptr16(hist)
+    pv = ptr16(out)
+    pf = ptr32(out)
+    c = 0
+    while c < n_classes:
+        if flt:
+            b = int(pf[c])
+            e = (b >> 23) & 0xFF
+            v = 0
+            if e:
+                sh = 142 - e  # p = m * 2**(e - 150), with m's top 16 bits: (m >> 8) * 2**(e - 142)
+                if sh > 0 and sh < 31:
+                    v = ((((b & 0x7FFFFF) | 0x800000) >> 8) * n_trees + (1 << (sh - 1))) >> sh
+        else:
+            v = int(pv[c])
+        ph[base + c] = v
+        c += 1
+    best = -1
+    most = 0
+    c = 0
+    while c < n_classes:
+        s = 0
+        k = c
+        end = count * n_classes
+        while k < end:
+            s += int(ph[k])
+            k += n_classes
+        if s > most:
+            most = s
+            best = c
+        c += 1
+    return (most << 8) | (best + 1)
+
+
 def new(max_trees, max_nodes, max_leaves):
     try:
         import emlearn_trees
     except ImportError:
         return trees.Trees(max_trees, max_nodes, max_leaves, vote)
-    from sensorbox.device.trees_c import CTrees  # pragma: no cover - needs the native module
+    from sensorbox.device.trees_c import CTrees
 
-    return CTrees(emlearn_trees.new(max_trees, max_nodes, max_leaves))
+    return CTrees(emlearn_trees.new(max_trees, max_nodes, max_leaves), max_trees, max_nodes, max_leaves)

@@ -3,12 +3,13 @@
 Layout of a bundle (``build/<target>/``), which is also the device's file system root:
 
     main.py                      starts sensorbox.device.app
-    www/config-schema.json       the config schema with help texts (served by /api/config/schema)
+    www/config-schema.json       the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
     lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
     bundle.json                  what is in it, with sizes
 
-Targets: ``unix`` (x64 native code, for the simulated device and device tests) and ``esp32`` (xtensawin).
+Targets: ``unix`` (x64 native code, for the simulated device and device tests), ``esp32`` (xtensawin: ESP32 and
+ESP32-S3) and ``esp32c3`` (rv32imc: ESP32-C3); ``sensorbox.host.boards`` maps board profiles to them.
 Compilation is incremental; a module that mpy-cross rejects fails the build with its error.
 """
 
@@ -18,17 +19,31 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 import sensorbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, "build")
-TARGETS = {"unix": "x64", "esp32": "xtensawin"}
+TARGETS = {"unix": "x64", "esp32": "xtensawin", "esp32c3": "rv32imc"}
 DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
+#: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json) and
+#: the k-nearest-neighbour evaluator and its loader (host and browser only, until devices load such models). Left
+#: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
+#: the tests that run shared code on MicroPython.
+HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/neighbors.py", "sensorbox/shared/neighbors_csv.py")
+#: Shared modules that only the host and the browser run: in the unix bundle (tests, the simulator), not a board's.
+NOT_ON_BOARDS = ("sensorbox/shared/analysis.py",)
+#: The ESP32's Wi-Fi (station, set-up access point and portal, NTP) and its set-up page: in boards' bundles and in
+#: the tests' copy (``host_only``: the simulated ESP32 of tests/host/fielddev.py), not in the unix bundle that
+#: ``sensorbox run`` runs (the host's network is up; flash: every file takes whole 4 KB blocks).
+BOARDS_ONLY = ("sensorbox/device/net/", "setup.html")
 # Files of the device that are not code: none yet (web assets arrive with the UI).
 
 #: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's
-#: firmware ~1.9 MB and its file system ~2 MB; keeping the app within 512 KB leaves ~1.5 MB for data.
+#: firmware ~1.9 MB and its file system ~2 MB; keeping the app within 512 KB leaves ~1.5 MB for data. Each board
+#: profile (``sensorbox.host.boards``) has its own budget; this one is the smallest.
 FLASH_BUDGET_BYTES = 512 * 1024
 FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts what the files really occupy
 
@@ -42,13 +57,16 @@ FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts wh
 APP_HEAP = "160wK"
 
 #: Heap the core app (sampling, store, analysis, HTTP API and UI; no MQTT, no webhooks) runs the same soak in.
-CORE_HEAP = "128wK"
+#: It was 128wK; main's hardening merged in (connection slots and deadlines, the watch loop, the store's class
+#: table and checked block reader: ~6 KB more resident) made that 56 503s in 60 s: 144wK until the app shrinks.
+CORE_HEAP = "144wK"
 
 #: What the app may use of APP_HEAP, in live bytes after a collection (``/api/status`` -> ``heap.used`` and
 #: ``peak_used``), checked by tests/host/test_heap_budget.py: resident once idle, and the peak with four live
 #: streams and API requests (core app). A ratchet: lower it when the app shrinks; raising it needs a reason in the
-#: commit. Measured: ~174 KB resident, ~189 KB peak (was 232/264 KB with Microdot and 1,500 names).
-HEAP_BUDGET = {"resident": 184 * 1024, "peak": 208 * 1024}
+#: commit. Measured: ~179.4 KB resident, ~195.6 KB peak (was 232/264 KB with Microdot and 1,500 names; main had
+#: 236/264 KB with its hardening; 184/208 before the status readings and file/cookie helpers went cold).
+HEAP_BUDGET = {"resident": 182 * 1024, "peak": 206 * 1024}
 
 
 #: Names ``boot.warm`` may intern on the unix port (tests/host/test_heap_budget.py). Its pools hold 1,260; the
@@ -81,8 +99,8 @@ def module_name(rel):
     return name[:-9] if name.endswith(".__init__") else name
 
 
-def device_sources():
-    """(source path, path in lib/) of every device module."""
+def device_sources(host_only=False):
+    """(source path, path in lib/) of every device module (and of ``HOST_ONLY`` ones when asked)."""
     out = [(os.path.join(REPO, "sensorbox", "__init__.py"), "sensorbox/__init__.py")]
     for d in DEVICE_DIRS:
         for root, dirs, files in os.walk(os.path.join(REPO, d)):
@@ -90,20 +108,51 @@ def device_sources():
             for f in sorted(files):
                 if f.endswith(".py") and f != "main.py":
                     src = os.path.join(root, f)
-                    out.append((src, os.path.relpath(src, REPO)))
+                    rel = os.path.relpath(src, REPO)
+                    if host_only or rel not in HOST_ONLY:
+                        out.append((src, rel))
     return out
 
 
+def put_file(path, data):
+    """Write ``data`` (bytes) to ``path`` unless it holds them already, through a temporary file renamed over it:
+    a device starting or serving from the bundle while another process builds it never reads half a file."""
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return path
+    except OSError:
+        pass
+    tmp = "{}.{}.tmp".format(path, os.getpid())
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+    return path
+
+
 def _micropython_sources():
-    """Sources besides the device's that MicroPython runs against the bundle (tests, benchmark scripts): a
-    private name one of them uses is not renamed."""
-    out = []
-    for d in ("tests/device", "tests/shared", "tests/support", "bench"):
+    """Sources besides the device's that MicroPython runs against the bundle (tests, their helper scripts and
+    test doubles, benchmark scripts): a private name one of them uses is not renamed."""
+    out = [os.path.join(REPO, "sensorbox", "device", "main.py")]
+    for d in ("tests/device", "tests/shared", "tests/support", "tests/support/natmods", "tests/host", "bench"):
         full = os.path.join(REPO, d)
         if os.path.isdir(full):
             for f in sorted(os.listdir(full)):
-                if f.endswith(".py") and (d != "bench" or f.startswith("mp")):
+                if f.endswith(".py") and (d != "bench" or f.startswith("mp")) and not (
+                        d == "tests/host" and f.startswith("test_")):  # (tests/host: the scripts MicroPython runs)
                     out.append(os.path.join(full, f))
+    return out
+
+
+def _script_sources():
+    """CPython sources that hand MicroPython code in strings (host tests, benchmarks): see ``names.plan``."""
+    out = []
+    for d in ("tests/host", "bench", "tests"):
+        full = os.path.join(REPO, d)
+        for f in sorted(os.listdir(full)):
+            if f.endswith(".py") and (d != "tests/host" or f.startswith("test_")) and (d != "bench" or
+                                                                                      not f.startswith("mp")):
+                out.append(os.path.join(full, f))
     return out
 
 
@@ -111,14 +160,17 @@ def _renames(sources, old):
     """{path in lib/: renames} for the device sources (``host/names.py``), reused from the last build while no
     source it was worked out from changed; and the key that says so."""
     others = _micropython_sources()
-    key = str(sorted((os.path.relpath(p, REPO), os.path.getmtime(p)) for p in [s for s, _ in sources] + others))
+    scripts = _script_sources()
+    rule = os.path.join(REPO, "sensorbox", "host", "names.py")  # (a change of the rules renames anew)
+    key = str(sorted((os.path.relpath(p, REPO), os.path.getmtime(p)) for p in [s for s, _ in sources] + others +
+                     scripts + [rule]))
     key = hashlib.sha256(key.encode()).hexdigest()[:16]
     if old.get("renames_key") == key and "renames" in old:
         return old["renames"], key
     from sensorbox.host import names
 
     try:
-        by_path = names.plan([s for s, _ in sources], others)
+        by_path = names.plan([s for s, _ in sources], others, {s: module_name(r) for s, r in sources}, scripts)
     except (ValueError, SyntaxError) as e:
         raise BuildError(str(e))
     return {rel: by_path[src] for src, rel in sources if src in by_path}, key
@@ -126,16 +178,22 @@ def _renames(sources, old):
 
 def compile_one(src, dst, arch, name):
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    res = subprocess.run([mpy_cross_path(), "-march=" + arch, "-o", dst, "-s", name, src],
+    tmp = "{}.{}.tmp".format(dst, os.getpid())  # renamed into place: see put_file
+    res = subprocess.run([mpy_cross_path(), "-march=" + arch, "-o", tmp, "-s", name, src],
                          capture_output=True, text=True)
     if res.returncode != 0:
+        if os.path.exists(tmp):
+            os.remove(tmp)
         raise BuildError("mpy-cross rejected {}:\n{}".format(os.path.relpath(src, REPO), res.stderr.strip()))
+    os.replace(tmp, dst)
 
 
-def build(target="unix", out_dir=None, quiet=True):
-    """Build (incrementally) and return the bundle directory."""
+def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=False):
+    """Build (incrementally) and return the bundle directory (with ``HOST_ONLY`` modules too when asked: the
+    tests' copy, never a board's). ``analysis``: ``www`` also carries the Analysis page's runtime
+    (``webassets.build_runtime``, ~230 KB gzipped; default directory ``build/<target>-analysis``)."""
     arch = TARGETS[target]
-    out = out_dir or os.path.join(BUILD, target)
+    out = out_dir or os.path.join(BUILD, target + ("-analysis" if analysis else ""))
     lib = os.path.join(out, "lib")
     wanted = set()
     files = []
@@ -145,9 +203,13 @@ def build(target="unix", out_dir=None, quiet=True):
     except (OSError, ValueError):
         old = {}
     fresh = old.get("source_names") == _SOURCE_NAMES  # else built before: recompile everything
-    sources = device_sources()
-    renames, key = _renames(sources, old)
-    for src, rel in sources:
+    # The renames are worked out over every module a bundle may hold (HOST_ONLY, NOT_ON_BOARDS too), so that
+    # every variant of the bundle renames alike.
+    renames, key = _renames(device_sources(True), old)
+    for src, rel in device_sources(host_only):
+        if (target != "unix" and rel in NOT_ON_BOARDS) or (target == "unix" and not host_only and
+                                                            rel.startswith(BOARDS_ONLY)):
+            continue
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)
         ren = renames.get(rel)
@@ -158,32 +220,40 @@ def build(target="unix", out_dir=None, quiet=True):
             if ren:  # private names made short and shared (host/names.py): compiled from a rewritten copy
                 from sensorbox.host import names
 
-                tmp = os.path.join(out + ".src", rel)  # next to the bundle, not in it
+                # next to the bundle, not in it; one per process (another build may be writing the same one)
+                tmp = os.path.join(out + ".src", "{}.{}.py".format(rel[:-3], os.getpid()))
                 os.makedirs(os.path.dirname(tmp), exist_ok=True)
                 with open(src) as f, open(tmp, "w") as g:
                     g.write(names.rewrite(f.read(), ren))
-                compile_one(tmp, dst, arch, module_name(rel))
+                try:
+                    compile_one(tmp, dst, arch, module_name(rel))
+                finally:
+                    os.remove(tmp)
             else:
                 compile_one(src, dst, arch, module_name(rel))
         files.append(dst)
-    # Remove modules whose source is gone.
+    # Remove modules whose source is gone (and what an interrupted build left; not another one's work in progress).
     for root, _, names in os.walk(lib):
         for n in names:
             p = os.path.join(root, n)
-            if p not in wanted:
-                os.remove(p)
-    shutil.copyfile(os.path.join(REPO, "sensorbox", "device", "main.py"), os.path.join(out, "main.py"))
+            try:
+                if p not in wanted and not (n.endswith(".tmp") and time.time() - os.path.getmtime(p) < 600):
+                    os.remove(p)
+            except OSError:  # (a temporary file renamed meanwhile)
+                pass
+    with open(os.path.join(REPO, "sensorbox", "device", "main.py"), "rb") as f:
+        put_file(os.path.join(out, "main.py"), f.read())
     files.append(os.path.join(out, "main.py"))
-    files.extend(build_www(os.path.join(out, "www")))
+    files.extend(build_www(os.path.join(out, "www"), analysis, target != "unix" or host_only))
     files.extend(copy_default_model(os.path.join(out, "models", "default")))
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
+                "analysis": analysis,
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)},
                 "renames": renames, "renames_key": key}
     manifest["bytes"] = sum(manifest["files"].values())
     manifest["flash_bytes"] = flash_bytes(manifest["files"].values())
     manifest["flash_budget"] = FLASH_BUDGET_BYTES
-    with open(os.path.join(out, "bundle.json"), "w") as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
+    put_file(os.path.join(out, "bundle.json"), json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode())
     return out
 
 
@@ -217,6 +287,31 @@ def build_romfs(out_dir):
     return path
 
 
+def manifest(out):
+    with open(os.path.join(out, "bundle.json")) as f:
+        return json.load(f)
+
+
+def has_room(m, profile):
+    """Whether a bundle (manifest ``m``) fits a board profile: within its flash budget and, where its file system
+    size is known, leaving the data space it keeps."""
+    return m["flash_bytes"] <= profile["flash_budget"] and (
+        not profile["fs"] or m["flash_bytes"] + profile["data_min"] <= profile["fs"])
+
+
+def build_for(board, quiet=True):
+    """The bundle a board of profile ``board`` (``sensorbox.host.boards``) gets: with the Analysis page's runtime
+    when its flash has room for it (``has_room``), else without (the page is then served by ``sensorbox ui``).
+    Returns the bundle directory."""
+    from sensorbox.host import boards
+
+    p = boards.PROFILES[board]
+    out = build(p["target"], quiet=quiet, analysis=True)
+    if has_room(manifest(out), p):
+        return out
+    return build(p["target"], quiet=quiet)
+
+
 def copy_default_model(dst):
     """The classifier model the device runs until one is uploaded (models/default: model.csv + meta.json)."""
     src = os.path.join(REPO, "models", "default")
@@ -224,25 +319,41 @@ def copy_default_model(dst):
     if os.path.isdir(src):
         os.makedirs(dst, exist_ok=True)
         for name in ("model.csv", "meta.json"):
-            shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
+            with open(os.path.join(src, name), "rb") as f:
+                put_file(os.path.join(dst, name), f.read())
             out.append(os.path.join(dst, name))
     return out
 
 
-def build_www(www):
-    """Static files the device serves from flash. Returns their paths."""
+def build_www(www, analysis=False, setup=True):
+    """Static files the device serves from flash (with the Analysis page's runtime when ``analysis``; without the
+    Wi-Fi set-up page unless ``setup``: ``BOARDS_ONLY``). Returns their paths."""
     from sensorbox.shared import config_docs
 
     os.makedirs(www, exist_ok=True)
     path = os.path.join(www, "config-schema.json")
-    with open(path, "w") as f:
-        json.dump({"schema": config_docs.describe()}, f, separators=(",", ":"))
+    put_file(path, json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
+                              separators=(",", ":")).encode())
     from sensorbox.host import webassets  # the web UI and openapi.json, gzipped
 
+    tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)
     try:
-        return [path] + webassets.build(www)
+        out = [path]
+        for p in webassets.build(tmp, analysis):
+            dst = os.path.join(www, os.path.basename(p))
+            if not setup and os.path.basename(p).startswith(BOARDS_ONLY[1:]):
+                if os.path.exists(dst):
+                    os.remove(dst)
+                continue
+            with open(p, "rb") as f:
+                out.append(put_file(dst, f.read()))
+        if not analysis:
+            webassets.remove_runtime(www)
+        return out
     except webassets.WebBuildError as e:
         raise BuildError(str(e))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def flash_bytes(sizes):
@@ -255,11 +366,25 @@ def micropython_path():
     return exe if os.path.exists(exe) else shutil.which("micropython") or "micropython"
 
 
-def micropython_env(bundle_dir, extra=None, path=()):
-    """Environment for running the bundle on the unix port: the port's frozen modules, the bundle's lib, then
-    ``path``."""
+def natmods_dir():
+    """The folder named by ``SENSORBOX_NATMODS`` (emlearn-micropython's native modules built for this machine's unix
+    port: ``emlearn_trees.mpy``, ``emlearn_fft.mpy``, ``emlearn_iir.mpy``), or None. Never part of the repository;
+    README "Analysis" says how to build them."""
+    d = os.environ.get("SENSORBOX_NATMODS")
+    if not d:
+        return None
+    d = os.path.abspath(d)
+    if not os.path.isdir(d):
+        raise BuildError("SENSORBOX_NATMODS={} is not a directory".format(d))
+    return d
+
+
+def micropython_env(bundle_dir, extra=None, path=(), natmods=True):
+    """Environment for running the bundle on the unix port: the port's frozen modules, the bundle's lib, the
+    native modules of ``natmods_dir()`` (when set and ``natmods``), then ``path``."""
     env = dict(os.environ)
-    env["MICROPYPATH"] = ":".join((".frozen", os.path.join(bundle_dir, "lib")) + tuple(path))
+    nm = natmods_dir() if natmods else None
+    env["MICROPYPATH"] = ":".join((".frozen", os.path.join(bundle_dir, "lib")) + ((nm,) if nm else ()) + tuple(path))
     env["SENSORBOX_WWW"] = os.path.join(bundle_dir, "www")
     if extra:
         env.update(extra)

@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from sensorbox.host import client
 from sensorbox.shared import model as model_fmt
 from sensorbox.shared import trees, trees_csv
 
@@ -127,64 +128,82 @@ def device_predict(t, X):
 PUSH_CHUNK = 2048  # bytes of model.csv per request: small enough for a device's RAM
 
 
-class PushError(Exception):
-    pass
+PushError = client.DeviceError
 
 
-def _request(url, method, path, body, password, content_type="application/octet-stream"):
-    import base64
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    u = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
-    if u.password:
-        password = urllib.parse.unquote(u.password)
-    if password is None:
-        password = os.environ.get("SENSORBOX_PASSWORD")
-    if password is None:
-        import getpass
-        import sys
-
-        if not sys.stdin.isatty():
-            raise PushError("no admin password for {}: give --password or set $SENSORBOX_PASSWORD".format(u.hostname))
-        password = getpass.getpass("admin password of {}: ".format(u.hostname))
-    base = "{}://{}{}".format(u.scheme, u.hostname, ":{}".format(u.port) if u.port else "")
-    req = urllib.request.Request(base + path, data=body, method=method, headers={
-        "Authorization": "Basic " + base64.b64encode(("admin:" + password).encode()).decode(),
-        "Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read() or b"null"), password
-    except urllib.error.HTTPError as e:
-        try:
-            reason = json.loads(e.read()).get("error")
-        except ValueError:
-            reason = e.reason
-        hint = {401: " (wrong admin password: --password or $SENSORBOX_PASSWORD)",
-                429: " (logins are locked for a while after a wrong password: wait, then retry)"}.get(e.code, "")
-        raise PushError("{} {} -> {}: {}{}".format(method, path, e.code, reason, hint))
-    except OSError as e:
-        raise PushError("cannot reach {}: {}".format(base, e))
+def push_refusal(kind):
+    """Why a model of ``kind`` (meta.json's, or train's ``--kind``) cannot go to a device, or None."""
+    if kind in ("trees", "forest", "extra-trees"):
+        return None
+    return ("devices run tree models (forest, extra-trees) for now; a {} model is evaluated on the host "
+            "(sensorbox evaluate)".format(kind))
 
 
-def push(url, model_dir, password=None):
-    """Upload ``model_dir`` to the device at ``url`` and activate it. Returns the device's model info."""
+def push(url, model_dir, password=None, token=None, progress=False, ask=False):
+    """Upload ``model_dir`` to the device at ``url`` (or a ``client.Client``) and activate it. Returns the
+    device's model info. Credentials as ``client.Client`` takes them (an admin token or the admin password)."""
     meta, data = read(model_dir)
+    why = push_refusal(meta.get("kind"))
+    if why:  # before any request: the device would refuse it only after the upload
+        raise PushError("{}: {}".format(model_dir, why))
     if meta.get("csv_bytes") != len(data):
         raise PushError("{}: model.csv is {} bytes but meta.json says {}".format(model_dir, len(data),
                                                                                  meta.get("csv_bytes")))
     with open(os.path.join(model_dir, "meta.json"), "rb") as f:
         raw_meta = f.read()
-    _, password = _request(url, "PUT", "/api/model/meta.json", raw_meta, password, "application/json")
+    dev = url if isinstance(url, client.Client) else client.Client(url, password, token, ask=ask)
+    dev.json("/api/model/meta.json", "PUT", raw_meta)
+    n = (len(data) + PUSH_CHUNK - 1) // PUSH_CHUNK
+    bar = client.Progress("upload", n, force=progress, unit="chunks")
     for off in range(0, len(data), PUSH_CHUNK):
-        _request(url, "PUT", "/api/model/model.csv?offset={}".format(off), data[off:off + PUSH_CHUNK],
-                 password)
-    return _request(url, "POST", "/api/model/activate", b"", password)[0]
+        dev.json("/api/model/model.csv?offset={}".format(off), "PUT", data[off:off + PUSH_CHUNK],
+                 "application/octet-stream")
+        bar.add(1)
+    bar.close()
+    return dev.json("/api/model/activate", "POST", b"")
 
 
-def device_call(url, action, password=None):
-    """``info`` (GET /api/model) or ``rollback``."""
+def device_call(url, action, password=None, token=None, ask=False):
+    """``info`` (GET /api/model, any credential) or ``rollback`` (admin)."""
+    dev = client.Client(url, password, token, ask=ask)
     if action == "info":
-        return _request(url, "GET", "/api/model", None, password)[0]
-    return _request(url, "POST", "/api/model/" + action, b"", password)[0]
+        return dev.json("/api/model")
+    return dev.json("/api/model/" + action, "POST", b"")
+
+
+def summary(info, url=None):
+    """``GET /api/model``'s answer as text for people (``sensorbox model info``/``push``/``rollback``)."""
+    url = url or "URL"
+    a = info.get("active") if isinstance(info, dict) else None
+    lines = []
+    if not a:
+        lines.append("active model: none (the device classifies nothing; push one: sensorbox model push {} "
+                     "MODEL_DIR)".format(url))
+    else:
+        classes = a.get("classes") or []
+        lines += ["active model: {} {}{}".format(a.get("origin", "?"), a.get("sha256", "?"),
+                                                 " (created {})".format(a["created"]) if a.get("created") else ""),
+                  "  classes      {} ({})".format(", ".join(str(c) for c in classes), len(classes)),
+                  "  trees        {} trees, {} decision nodes".format(a.get("trees", "?"), a.get("nodes", "?")),
+                  "  input        {} features (feature version {}), windows of {} frames, hop {}".format(
+                      _count(a.get("features")), a.get("feature_version", "?"), a.get("window", "?"),
+                      a.get("hop", "?"))]
+        acc = a.get("cv_accuracy")
+        lines.append("  CV accuracy  {}".format("{:.3f}".format(acc) if isinstance(acc, (int, float)) else
+                                                  "not recorded"))
+    lines.append("previous model: {}".format(
+        "kept (sensorbox model rollback {} switches back to it)".format(url) if info.get("previous") else "none"))
+    if info.get("staged"):
+        lines.append("staged upload: an upload was started but not activated (push again to finish it)")
+    lines.append("last error: {}".format(info.get("last_error") or "none"))
+    return "\n".join(lines)
+
+
+def _count(x):
+    return len(x) if isinstance(x, (list, tuple)) else (x if x is not None else "?")
+
+
+def below_chance(meta):
+    """The warning a model's meta.json carries when its cross-validated accuracy was at or below chance, or None."""
+    m = meta.get("metrics") or {}
+    return m.get("warning")

@@ -1,55 +1,38 @@
-"""Fewer interned names on the device: the bundle gives private names short ones that modules share.
+"""Fewer interned names on the device: the bundle gives names only its own code spells short ones that modules
+share.
 
 MicroPython interns every identifier a module uses (and every string literal of up to 10 characters) for good,
 in pools that double: past ~1,260 names the unix port allocates a pool for 1,280 more in one ~15 KB block
 (README "Heap budget"). Most names are public API, JSON keys or config keys and must stay; but a module's own
-private globals (``_route``, ``_pieces``) and a class's own private attributes (``self._ring``) are spelled
-nowhere else, so each module's and each class's can be renamed ``_0``, ``_1``, ... : names that every module
-then shares. About 200 names fewer for the whole bundle.
+private globals (``_route``, ``_pieces``) and a class's own attributes (``self._ring``, ``self.heap_used``) are
+spelled nowhere else, so they can be renamed ``_0``, ``_1``, ... : names that every module then shares.
 
-Only what is provably private is renamed, checked against every source that MicroPython runs (the device code,
-its tests, the benchmark scripts):
+Only what is provably safe is renamed, checked against every source that MicroPython runs (the device code,
+its tests and their helper scripts, the benchmark scripts):
 
-- a module-level ``_name`` (function, class, variable; not a ``const()``, not a dunder) that no source uses as
-  an attribute, keyword, argument, imported name or string;
-- a ``_name`` attribute used only as ``self._name`` inside the methods of one class (a class without base
-  classes that is no base either), and nowhere as a plain name, keyword, argument, imported name or string.
+- a module-level name (function, class, variable; not a private ``const()``, gone after compiling anyway, not a
+  dunder) that no source uses as an attribute or string, nor imports but a device module that imports it by
+  that name (renamed there alike; a public ``const()`` not even that);
+- a class's ``_name`` attribute or method: used only through ``self`` in the methods of the classes that have it,
+  or set or defined only in one class and read anywhere in the device code (not a module-level name then); the
+  classes without base classes that are no base either; nowhere a class-level name, a string, or used by a
+  test or benchmark;
+- a class's public data attribute (``self.x = ...``; not a method, not one of the names MicroPython's C code may
+  look up itself): the same, but used only through ``self`` in that class's methods (a board's built-in objects
+  have public attributes of their own: ``wlan.active``).
 
-Tokens are replaced in place, line by line, so line numbers in tracebacks stay true; function names there read
-``_3``: ``bundle.json`` maps them back (``renames``). The map is deterministic (sorted names).
+Each renamed name gets the lowest short name that is free in every module it is spelled in (for attributes:
+among the attributes of each class that has it). Tokens are replaced in place, line by line, so line numbers in tracebacks stay true;
+function names there read ``_3``: ``bundle.json`` maps them back (``renames``). The map is deterministic.
 """
 
 import ast
 import io
 import os
+import re
 import tokenize
 
 _SHORT = "_{}"
-
-
-def _attr_owner(tree):
-    """{attribute: set of (class name, is self-access)} for private attributes, and the names of classes that
-    have a base or are one."""
-    uses = {}
-    based = set()
-
-    def visit(node, cls):
-        for ch in ast.iter_child_nodes(node):
-            c = cls
-            if isinstance(ch, ast.ClassDef):
-                c = ch.name
-                if ch.bases or ch.keywords:
-                    based.add(ch.name)
-                    for b in ch.bases:
-                        if isinstance(b, ast.Name):
-                            based.add(b.id)
-            if isinstance(ch, ast.Attribute) and _private(ch.attr):
-                me = isinstance(ch.value, ast.Name) and ch.value.id == "self"
-                uses.setdefault(ch.attr, set()).add((c, me))
-            visit(ch, c)
-
-    visit(tree, None)
-    return uses, based
 
 
 def _private(name):
@@ -95,7 +78,22 @@ def _module_privates(tree):
     return {x for x in out if _private(x)}
 
 
-def const_used_early(tree):
+def _module_defs(tree):
+    """{name: whether a const()} of what a module defines at its top level, but dunders and private consts."""
+    out = {}
+    for n in tree.body:
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out[n.name] = False
+        elif isinstance(n, (ast.Assign, ast.AnnAssign)):
+            v = n.value
+            c = isinstance(v, ast.Call) and getattr(v.func, "id", "") == "const"
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                if isinstance(t, ast.Name) and not t.id.startswith("__") and not (c and _private(t.id)):
+                    out[t.id] = out.get(t.id, False) or c
+    return out
+
+
+def const_used_early(tree, public=False):
     """Names of ``_X = const(...)`` that the module uses before that line: the compiler substitutes a const
     only after its definition, and a ``_``-name const makes no global, so such a use is a NameError at run
     time (it happened: a type table defined after the class that used it)."""
@@ -104,7 +102,7 @@ def const_used_early(tree):
         if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and \
                 getattr(n.value.func, "id", "") == "const":
             for t in n.targets:
-                if isinstance(t, ast.Name) and _private(t.id):
+                if isinstance(t, ast.Name) and (public or _private(t.id)):
                     defs.setdefault(t.id, n.lineno)
     bad = []
     for x in ast.walk(tree):
@@ -113,65 +111,180 @@ def const_used_early(tree):
     return bad
 
 
-def plan(device_files, other_files):
+#: Names MicroPython's C code may look up on an object by itself (streams, generators, asyncio, ...): a public
+#: attribute so named is never renamed (private ones and methods are not looked up so).
+_RUNTIME = frozenset((
+    "append", "args", "clear", "close", "copy", "count", "end", "extend", "find", "format", "get", "index", "insert",
+    "items", "key", "keys", "pop", "popitem", "read", "readinto", "readline", "remove", "send", "sep", "start",
+    "step", "stop", "throw", "update", "value", "values", "write", "flush", "ioctl", "drain", "readexactly",
+    "aclose", "awrite", "fileno", "seek", "tell", "data", "state", "cancel", "name"))
+
+
+def _module_names(tree):
+    """Names a module binds at its top level (assignments, def, class, import, global): its attributes."""
+    out = set()
+    for n in tree.body:
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+            continue
+        for x in ast.walk(n):
+            if isinstance(x, ast.Name) and not isinstance(x.ctx, ast.Load):
+                out.add(x.id)
+            elif isinstance(x, (ast.Import, ast.ImportFrom)):
+                for a in x.names:
+                    out.add((a.asname or a.name).split(".")[0])
+    for x in ast.walk(tree):
+        if isinstance(x, ast.Global):
+            out.update(x.names)
+    return out
+
+
+def _class_names(tree):
+    """Names bound in a class body (class attributes and defaults)."""
+    out = set()
+    for c in ast.walk(tree):
+        if isinstance(c, ast.ClassDef):
+            for n in c.body:
+                if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                    for x in ast.walk(n):
+                        if isinstance(x, ast.Name) and not isinstance(x.ctx, ast.Load):
+                            out.add(x.id)
+    return out
+
+
+def _attributes(tree):
+    """[(attribute, class or None, through self, stored)] for every attribute use; the classes that have a
+    base or are one; {method name: classes defining it}."""
+    uses = []
+    based = set()
+    methods = {}
+
+    def visit(node, cls):
+        for ch in ast.iter_child_nodes(node):
+            c = cls
+            if isinstance(ch, ast.ClassDef):
+                c = ch.name
+                if ch.bases or ch.keywords:
+                    based.add(ch.name)
+                    for b in ch.bases:
+                        if isinstance(b, ast.Name):
+                            based.add(b.id)
+                for m in ch.body:
+                    if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        methods.setdefault(m.name, set()).add(ch.name)
+            if isinstance(ch, ast.Attribute):
+                me = isinstance(ch.value, ast.Name) and ch.value.id == "self"
+                uses.append((ch.attr, c, me, not isinstance(ch.ctx, ast.Load)))
+            visit(ch, c)
+
+    visit(tree, None)
+    return uses, based, methods
+
+
+def _from_imports(tree):
+    """{(module, name)} that ``from module import name`` binds under its own name; and those imported with an
+    alias or by ``*``."""
+    plain = set()
+    other = set()
+    for x in ast.walk(tree):
+        if isinstance(x, ast.ImportFrom) and x.module:
+            for a in x.names:
+                (other if a.name == "*" or a.asname else plain).add((x.module, a.name))
+    return plain, other
+
+
+def plan(device_files, other_files, modules=None, scripts=()):
     """{path: {"globals": {old: new}, "attrs": {old: new}}} for the device sources ``device_files`` (paths),
-    checked against every source in ``device_files`` + ``other_files`` (tests, benchmark scripts)."""
+    checked against every source in ``device_files`` + ``other_files`` (tests, benchmark scripts). ``modules``:
+    {path: dotted module name} of the device sources (for ``from module import name``). ``scripts``: further
+    sources (host tests, benchmarks) whose strings may hold MicroPython code: no name spelled in one is renamed."""
+    modules = modules or {}
     trees = {}
     for p in list(device_files) + list(other_files):
         with open(p) as f:
             trees[p] = ast.parse(f.read(), p)
+    dev = set(device_files)
     for p in device_files:
         for name, line in const_used_early(trees[p]):
             raise ValueError("{}:{}: {} is used before its const() definition".format(p, line, name))
-    attr_uses = {}  # attr -> {(path, class, self)}
-    plain = {}  # path -> names used plainly
-    based = set()
-    for p, t in trees.items():
-        uses, b = _attr_owner(t)
-        based |= b  # by name, across files: a subclass elsewhere shares the attribute namespace
-        for a, us in uses.items():
-            attr_uses.setdefault(a, set()).update((p, c, me) for c, me in us)
-        plain[p] = _plain_uses(t)
-    everywhere_plain = set().union(*plain.values()) if plain else set()
-    strings = set()  # every string constant (getattr(m, "_x"), globals()["_x"]): such a name stays
+    strings = set()
+    bound = set()  # module-level names anywhere: attributes of modules
+    cls_bound = set()  # class-level names anywhere: class attributes
     for t in trees.values():
         strings.update(x.value for x in ast.walk(t) if isinstance(x, ast.Constant) and isinstance(x.value, str))
-    taken = {p: {x for x in plain[p] if x.startswith("_") and x[1:].isdigit()} for p in device_files}
-    out = {}
+        bound |= _module_names(t)
+        cls_bound |= _class_names(t)
+    for p in scripts:
+        with open(p) as f:
+            t = ast.parse(f.read(), p)
+        for x in ast.walk(t):
+            if isinstance(x, ast.Constant) and isinstance(x.value, str):
+                strings.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", x.value))
+    plain = {p: _plain_uses(t) for p, t in trees.items()}
+    imports = {p: _from_imports(t) for p, t in trees.items()}
+    attr_uses = {}  # attr -> [(path, class, via self, stored)]
+    based = set()
+    methods = {}  # method name -> {(path, class)}
+    for p, t in trees.items():
+        uses, b, m = _attributes(t)
+        based |= b
+        for a, cs in m.items():
+            methods.setdefault(a, set()).update((p, c) for c in cs)
+        for a, c, me, st in uses:
+            attr_uses.setdefault(a, []).append((p, c, me, st))
+    taken = {p: {x for x in plain[p] if x.startswith("_") and x[1:].isdigit()} for p in trees}
+
+    found = []  # (kind, old name, owner, files it is spelled in)
     for p in device_files:
-        t = trees[p]
-        g = sorted(x for x in _module_privates(t) if x not in attr_uses and x not in strings and
-                   not any(x in plain[q] for q in trees if q != p))
-        # (a module-private name used plainly only in its own module; the check above covers every other one)
-        attrs = {}
-        for a, us in attr_uses.items():
-            if a in everywhere_plain:
+        mod = modules.get(p)
+        defs = _module_defs(trees[p])
+        early = {x for x, line in const_used_early(trees[p], True)}  # (renamed "_k", a const would be gone)
+        for x in sorted(set(defs) - early):
+            if x in attr_uses or x in strings or (x in _RUNTIME and not _private(x)):
                 continue
-            owners = {(q, c) for q, c, me in us}
-            if len(owners) != 1 or not all(me for q, c, me in us):
-                continue
-            q, c = next(iter(owners))
-            if q != p or c is None or c in based:
-                continue
-            attrs.setdefault(c, []).append(a)
-        gmap = _assign(g, taken[p])
-        amap = {}
-        for c in sorted(attrs):
-            amap.update(_assign(sorted(attrs[c]), taken[p]))
-        if gmap or amap:
-            out[p] = {"globals": gmap, "attrs": amap}
-    return out
+            files = [p]
+            for q in trees:
+                if q == p:
+                    continue
+                if (mod, x) in imports[q][1] or (mod, x) in imports[q][0] and (
+                        q not in dev or defs[x] or x in _module_defs(trees[q])):
+                    break  # imported by a test, under another name, as a public const, or shadowed: left alone
+                if (mod, x) in imports[q][0]:
+                    files.append(q)
+            else:
+                again = {modules.get(q) for q in files[1:]}  # re-exported by an importer: left alone
+                if not any(m in again and n == x for q in trees for m, n in imports[q][0] | imports[q][1]):
+                    found.append(("g", x, p, files))
+    for a in sorted(attr_uses.keys() | methods.keys()):
+        us = attr_uses.get(a, [])
+        if a.startswith("__") or a in cls_bound or a in strings or any(q not in dev for q, c, me, st in us):
+            continue
+        defs = methods.get(a, set())
+        mine = all(me for q, c, me, st in us)  # used only through self
+        if not _private(a) and (defs or a in _RUNTIME or not mine):
+            continue  # public: data attributes used only through self (a board's built-in objects have others)
+        owners = {(q, c) for q, c, me, st in us if me} | defs
+        if any(c is None or c in based or q not in dev for q, c in owners):
+            continue
+        if not mine and (len(owners) != 1 or a in bound or any(st and not me for q, c, me, st in us)):
+            continue  # read from outside: one class must own it, and nothing outside set it
+        found.append(("a", a, tuple(sorted(owners)), sorted({q for q, c, me, st in us} | {q for q, c in owners})))
 
-
-def _assign(names, taken):
-    m = {}
-    i = 0
-    for n in names:
-        while _SHORT.format(i) in taken:
+    out = {}
+    used = {}  # ("g", path) or ("a", (path, class)) -> short names given there (a module's, a class's)
+    for kind, old, owner, files in found:
+        spaces = [("g", q) for q in files] if kind == "g" else [("a", o) for o in owner]
+        i = 0
+        while True:
+            new = _SHORT.format(i)
+            if all(new not in taken[q] for q in files) and not any(new in used.get(s, ()) for s in spaces):
+                break
             i += 1
-        m[n] = _SHORT.format(i)
-        i += 1
-    return m
+        for s in spaces:
+            used.setdefault(s, set()).add(new)
+        for q in files:
+            out.setdefault(q, {"globals": {}, "attrs": {}})["globals" if kind == "g" else "attrs"][old] = new
+    return out
 
 
 def rewrite(source, renames):
@@ -187,10 +300,10 @@ def rewrite(source, renames):
         if tok.type == tokenize.NAME:
             after_dot = prev is not None and prev.string == "."
             new = None
-            if after_dot or (prev is not None and prev.string == "def"):
+            if after_dot:
                 new = a.get(tok.string)
-                if new is None and not after_dot:
-                    new = g.get(tok.string)
+            elif prev is not None and prev.string == "def" and tok.line[:1] not in ("d", "a"):  # a method
+                new = a.get(tok.string) or g.get(tok.string)
             else:
                 new = g.get(tok.string)
             if new is not None:

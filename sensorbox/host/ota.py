@@ -7,7 +7,7 @@ are the bundle's ``lib/``, ``www/``, ``models/default/`` and ``bundle.json`` (``
 replaced over the air).
 
 Keys: one per device, 32 random bytes, kept on the host in ``~/.config/sensorbox/ota-keys/<device id>.key``
-(``SENSORBOX_KEYS`` for another folder) and on the device in ``ota.key``. ``--ota URL`` installs the host's key on
+(``SENSORBOX_KEYS`` for another folder) and on the device in ``update.key``. ``--ota URL`` installs the host's key on
 a device that has none (``PUT /api/ota/key``: allowed once); ``sensorbox deploy PORT --ota-key`` writes it over USB
 (and so replaces it).
 """
@@ -135,12 +135,12 @@ def deploy_ota(url, out_dir, password=None, version=None, save=None, log=print, 
     st = _request(url, "GET", "/api/status", password=password)
     dev_id = st["device"]["id"]
     app = st.get("app") or {}
-    k = key_for(dev_id, create=app.get("key") == "not set")
+    k = key_for(dev_id, create=app.get("key") is False)
     if k is None:
         raise OtaError("no update key for device {} in {}: it has one already (made by another host or over "
                        "USB). Copy that key file here, or write a new one over USB: sensorbox deploy PORT "
                        "--ota-key".format(dev_id, keys_dir()))
-    if app.get("key") == "not set":
+    if app.get("key") is False:  # (the device has none: this host's is installed)
         _request(url, "PUT", "/api/ota/key", json.dumps({"key": binascii.hexlify(k).decode()}).encode(),
                  password=password)
         log("installed this host's update key on device {} (kept in {})".format(dev_id, keys_dir()))
@@ -183,7 +183,7 @@ def deploy_ota(url, out_dir, password=None, version=None, save=None, log=print, 
 
 
 def write_key_usb(port, device_id_hint=None, log=print):
-    """``sensorbox deploy PORT --ota-key``: a new key into the board's data/ota.key over the serial line and into
+    """``sensorbox deploy PORT --ota-key``: a new key into the board's data/update.key over the serial line and into
     this host's key folder (under the board's id, read from it)."""
     from sensorbox.host import deploy
 
@@ -194,15 +194,16 @@ def write_key_usb(port, device_id_hint=None, log=print):
     if os.path.exists(p):
         os.remove(p)
     k = key_for(dev_id, create=True)
-    deploy._write_data(port, "ota.key", binascii.hexlify(k).decode())
-    log("  wrote  data/ota.key (a new update key; the host's copy is {})".format(p))
+    deploy._write_data(port, "update.key", binascii.hexlify(k).decode())
+    log("  wrote  data/update.key (a new update key; the host's copy is {})".format(p))
     return dev_id
 
 
 def cmd(args, password):
     """``sensorbox deploy --ota URL [--ota-file FILE]``."""
     try:
-        out = bundle.build(args.target, quiet=True)
+        board = getattr(args, "board", None)  # a profile: its bundle, as `deploy PORT --board` copies it
+        out = bundle.build_for(board) if board else bundle.build(args.target, quiet=True)
         deploy_ota(args.ota, out, password=password, save=args.ota_file)
     except (OtaError, bundle.BuildError) as e:
         sys.exit("error: {}".format(e))

@@ -13,23 +13,23 @@ second pull downloads only what is new. A numeric resource whose columns changed
 new file, ``<name>.1.npy``, and so on.
 """
 
-import base64
 import io
 import json
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
 import numpy as np
+
+from sensorbox.host import client
 
 EPILOG = """examples:
   sensorbox pull http://127.0.0.1:8080 --out data/           everything, first time; later runs fetch what is new
   sensorbox pull http://sensorbox.local --out data/ --since 2h   only the last two hours (on a first pull)
   sensorbox pull http://10.0.0.7 --out data/ --resources accel,labels --since 2025-03-01T08:00
   SENSORBOX_PASSWORD=secret sensorbox pull http://10.0.0.7 --out data/
+  SENSORBOX_TOKEN=sb_3_... sensorbox pull http://10.0.0.7 --out data/   an API token (a read token is enough)
 
 then, in Python:
   import numpy as np, pandas as pd
@@ -39,8 +39,8 @@ then, in Python:
 _UNITS = {"s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
 
 
-class PullError(Exception):
-    pass
+PullError = client.DeviceError
+Progress = client.Progress
 
 
 def parse_since(text, now_ms):
@@ -63,73 +63,10 @@ def parse_since(text, now_ms):
     return int(dt.timestamp() * 1000)
 
 
-class Client:
-    def __init__(self, url, user, password, timeout=30):
-        self.url = url.rstrip("/")
-        if "://" not in self.url:
-            self.url = "http://" + self.url
-        self.timeout = timeout
-        # No password, no Authorization header: an empty one would count as a failed login on the device.
-        self.auth = None if password is None else "Basic " + base64.b64encode(
-            "{}:{}".format(user, password).encode()).decode()
-
-    def open(self, path, retries=3):
-        req = urllib.request.Request(self.url + path, headers={"Authorization": self.auth} if self.auth else {})
-        try:
-            return urllib.request.urlopen(req, timeout=self.timeout)
-        except urllib.error.HTTPError as e:
-            if e.code in (429, 503) and retries:  # login lock-out after a wrong password, or short of memory
-                time.sleep(1.5)
-                return self.open(path, retries - 1)
-            try:
-                msg = json.loads(e.read()).get("error")
-            except ValueError:
-                msg = e.reason
-            hint = ""
-            if e.code == 401:
-                hint = ("; give the admin password with --password or $SENSORBOX_PASSWORD" if self.auth is None
-                        else "; the password is wrong (--password or $SENSORBOX_PASSWORD)")
-            elif e.code == 429:
-                hint = "; the device locks logins for a while after a wrong password: wait, then retry"
-            raise PullError("{} {}: HTTP {} {}{}".format(self.url, path, e.code, msg, hint))
-        except OSError as e:
-            raise PullError("cannot reach {}: {}".format(self.url, e))
-
-    def json(self, path):
-        with self.open(path) as r:
-            return json.loads(r.read())
-
-
-class Progress:
-    """A one-line progress bar on stderr (only when it is a terminal, unless forced)."""
-
-    def __init__(self, name, total, stream=None, force=False):
-        self.name = name
-        self.total = total
-        self.done = 0
-        self.stream = stream or sys.stderr
-        self.on = self.stream.isatty() if force is None else force
-        self.t0 = time.time()
-
-    def add(self, n):
-        self.done += n
-        if self.on:
-            frac = min(1.0, self.done / self.total) if self.total else 1.0
-            bar = "#" * int(frac * 30)
-            rate = self.done / max(time.time() - self.t0, 1e-6) / 1024
-            self.stream.write("\r{:12} [{:30}] {:5.1f}% {:8.1f} KB {:7.1f} KB/s".format(
-                self.name, bar, 100 * frac, self.done / 1024, rate))
-            self.stream.flush()
-
-    def close(self):
-        if self.on:
-            self.stream.write("\n")
-
-
-def _download(client, path, name, expect_bytes, progress):
+def _download(dev, path, name, expect_bytes, progress):
     bar = Progress(name, expect_bytes, force=progress)
     buf = io.BytesIO()
-    with client.open(path) as r:
+    with dev.open(path) as r:
         headers = dict(r.headers)
         while True:
             chunk = r.read(16384)
@@ -162,22 +99,24 @@ def _append_npy(folder, name, arr):
     return fname
 
 
-def pull(url, out, user="admin", password=None, since=None, resources=None, progress=False, log=print):
+def pull(url, out, user="admin", password=None, since=None, resources=None, progress=False, log=print, token=None,
+         ask=False):
     """Pull every resource (or ``resources``) of the device at ``url`` into ``out/<device id>/``. Returns the
-    manifest."""
-    client = Client(url, user, password)
-    info = client.json("/api/resources")
-    dev = str(info["device"])
-    if not dev or "/" in dev or dev.startswith("."):
-        raise PullError("the device reported an unusable id {!r}".format(dev))
-    folder = os.path.join(out, dev)
+    manifest. Credentials: ``token`` (an API token, read scope is enough) or ``password``, else as
+    ``client.Client`` finds them ($SENSORBOX_TOKEN, $SENSORBOX_PASSWORD; ``ask``: a prompt)."""
+    dev = client.Client(url, password, token, user, ask=ask)
+    info = dev.json("/api/resources")
+    dev_id = str(info["device"])
+    if not dev_id or "/" in dev_id or dev_id.startswith("."):
+        raise PullError("the device reported an unusable id {!r}".format(dev_id))
+    folder = os.path.join(out, dev_id)
     os.makedirs(folder, exist_ok=True)
     mpath = os.path.join(folder, "manifest.json")
-    manifest = {"device": dev, "resources": {}}
+    manifest = {"device": dev_id, "resources": {}}
     if os.path.exists(mpath):
         with open(mpath) as f:
             manifest = json.load(f)
-    manifest.update({"device": dev, "url": client.url, "pulled_at_ms": int(time.time() * 1000),
+    manifest.update({"device": dev_id, "url": dev.url, "pulled_at_ms": int(time.time() * 1000),
                      "device_time_ms": info.get("time_ms")})
     since_ms = parse_since(since, info.get("time_ms") or int(time.time() * 1000)) if since else None
     if resources:
@@ -193,7 +132,7 @@ def pull(url, out, user="admin", password=None, since=None, resources=None, prog
         m["schema"] = {k: res.get(k) for k in ("columns", "dtype", "rate_hz", "formats")}
         m["device_range"] = [res.get("start"), res.get("end")]
         if name == "labels":
-            body, _ = _download(client, "/api/resources/labels/data?format=csv", name, None, progress)
+            body, _ = _download(dev, "/api/resources/labels/data?format=csv", name, None, progress)
             with open(os.path.join(folder, "labels.csv"), "wb") as f:
                 f.write(body)
             m["file"] = "labels.csv"
@@ -211,7 +150,7 @@ def pull(url, out, user="admin", password=None, since=None, resources=None, prog
             rowbytes = 8 + 2 * (len(res["columns"]) - 1)
             span = (res.get("end") or 0) - int(q.get("since", q.get("start", res.get("start") or 0)))
             expect = int(max(span, 0) * (res.get("rate_hz") or 0) / 1000 * rowbytes) or None
-            body, headers = _download(client, "/api/resources/{}/data?{}".format(name, urllib.parse.urlencode(q)),
+            body, headers = _download(dev, "/api/resources/{}/data?{}".format(name, urllib.parse.urlencode(q)),
                                       name, expect, progress)
             arr = np.load(io.BytesIO(body))
             if len(arr):
@@ -223,7 +162,7 @@ def pull(url, out, user="admin", password=None, since=None, resources=None, prog
             log("{}: {} new rows{}".format(name, len(arr), " -> " + m["file"] if len(arr) else ""))
         else:
             q["format"] = "json"
-            body, _ = _download(client, "/api/resources/{}/data?{}".format(name, urllib.parse.urlencode(q)),
+            body, _ = _download(dev, "/api/resources/{}/data?{}".format(name, urllib.parse.urlencode(q)),
                                 name, None, progress)
             rows = json.loads(body)
             if rows:
@@ -255,26 +194,22 @@ def add_parser(sub):
 
     p = sub.add_parser("pull", help="download a device's stored data (incrementally) into .npy/.jsonl files",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("url", help="the device, e.g. http://127.0.0.1:8080")
+    p.add_argument("url", metavar="URL", help="the device, e.g. http://127.0.0.1:8080")
     p.add_argument("--out", required=True, help="folder to pull into (a sub-folder per device id)")
     p.add_argument("--since", help="on a first pull: start at epoch ms, a duration ago (2h, 7d) or an ISO time")
     p.add_argument("--resources", help="comma-separated resources (default: all)")
-    p.add_argument("--user", default="admin", help="user (default admin)")
-    p.add_argument("--password", help="password (default: $SENSORBOX_PASSWORD, else asked)")
+    p.add_argument("--user", default="admin", help=argparse.SUPPRESS)  # the device has one user, admin
+    client.add_credential_args(p, "read")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_pull)
     return p
 
 
 def cmd_pull(args):
-    password = args.password or os.environ.get("SENSORBOX_PASSWORD")
-    if password is None and sys.stdin.isatty():
-        import getpass
-
-        password = getpass.getpass("password for {}: ".format(args.user))
     try:
-        m = pull(args.url, args.out, args.user, password, args.since,
-                 args.resources.split(",") if args.resources else None, progress=False if args.no_progress else None)
+        m = pull(args.url, args.out, args.user, args.password, args.since,
+                 args.resources.split(",") if args.resources else None, progress=False if args.no_progress else None,
+                 token=args.token, ask=True)
     except PullError as e:
         sys.exit("error: {}".format(e))
     print("pulled into {}".format(os.path.join(args.out, m["device"])))

@@ -1,14 +1,19 @@
-"""The web UI's files for the device: ``web/`` sources plus uPlot from ``node_modules``, gzipped into ``www/``.
+"""The web UI's files for the device: ``web/`` sources plus uPlot from ``node_modules``, gzipped into ``www/``; and
+the Analysis page's runtime (``build_runtime``), which only boards with room carry and ``sensorbox ui`` serves.
 
 Called by ``bundle.build_www``. Every asset is written as ``<name>.gz`` (gzip, mtime 0: the same input gives the
-same bytes) and served as is with ``Content-Encoding: gzip``; the device never compresses anything. The
+same bytes) and served as is with ``Content-Encoding: gzip`` (decompressed on the fly for a client that does not
+accept gzip, so written with a small window, ``WBITS``); the device never compresses anything. The
 OpenAPI description ``web/openapi.json`` is checked (it must parse and document ``/api/status``) and written
 minified as ``openapi.json.gz``. ``ASSET_BUDGET`` caps the gzipped total (tested).
 """
 
-import gzip
 import json
 import os
+import struct
+import subprocess
+import tempfile
+import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WEB = os.path.join(REPO, "web")
@@ -17,7 +22,26 @@ VENDOR = (("node_modules/uplot/dist/uPlot.iife.min.js", "uplot.js"),
           ("node_modules/uplot/dist/uPlot.min.css", "uplot.css"))
 #: Served files, gzipped, at most (the in-browser analysis runtime is separate).
 ASSET_BUDGET = 150 * 1024
+
+#: The Analysis page's runtime: MicroPython WebAssembly from npm (its loader renamed .js, which every server types
+#: as JavaScript, as a module import needs) and the Python the page imports, in one pack (``analysis-py.bin``:
+#: "SBPY", then per file: u16 name length, name, u32 size, bytes). The modules go in as bytecode .mpy (mpy-cross
+#: without an architecture: what a board runs, and what MicroPython WebAssembly imports).
+RUNTIME_NPM = "node_modules/@micropython/micropython-webassembly-pyscript/"
+RUNTIME = ((RUNTIME_NPM + "micropython.mjs", "mpy-runtime.js"), (RUNTIME_NPM + "micropython.wasm", "micropython.wasm"))
+PY_PACK = "analysis-py.bin"
+PY_MODULES = ("sensorbox/__init__.py", "sensorbox/shared/__init__.py", "sensorbox/shared/features.py",
+              "sensorbox/shared/kernels.py", "sensorbox/shared/kernels_py.py", "sensorbox/shared/trees.py",
+              "sensorbox/shared/trees_csv.py", "sensorbox/shared/model.py", "sensorbox/shared/npy.py",
+              "sensorbox/shared/analysis.py", "web/sbworker.py")
+#: The page's own code comes with the runtime: a UI without it has no use for it (index.html then loads none).
+PAGE = ("analysis.js", "analysis-worker.js")
+RUNTIME_NAMES = tuple(name for _, name in RUNTIME) + (PY_PACK,) + PAGE
+_PAGE_TAG = b'<script src="/static/analysis.js"></script>\n'
+
 _TYPES = (".html", ".css", ".js", ".svg", ".ico")
+#: log2 of the deflate window (device/http/static.py decompresses with the same).
+WBITS = 10
 
 
 class WebBuildError(Exception):
@@ -25,25 +49,26 @@ class WebBuildError(Exception):
 
 
 def _write_gz(path, data):
+    # gzip with a 2**WBITS-byte window: the device decompresses for clients that do not accept gzip, and the
+    # window is the RAM that takes (1 KB, not zlib's default 32 KB; the files are ~17 % bigger for it).
+    z = zlib.compressobj(9, zlib.DEFLATED, 16 + WBITS, 9)
     with open(path, "wb") as f:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=f, mtime=0, compresslevel=9) as z:
-            z.write(data)
+        f.write(z.compress(data) + z.flush())
     return path
 
 
-def build(www):
-    """Write the UI into ``www``; returns the paths written."""
+def build(www, analysis=False):
+    """Write the UI into ``www``; with ``analysis`` the Analysis page's runtime too (``build_runtime``). Returns
+    the paths written."""
     out = []
     for name in sorted(os.listdir(WEB)):
-        if name.endswith(_TYPES):
+        if name.endswith(_TYPES) and (analysis or name not in PAGE):
             with open(os.path.join(WEB, name), "rb") as f:
-                out.append(_write_gz(os.path.join(www, name + ".gz"), f.read()))
-    for src, name in VENDOR:
-        p = os.path.join(REPO, src)
-        if not os.path.exists(p):
-            raise WebBuildError("{} is missing: run `npm ci` (make does) to install the UI's chart library".format(src))
-        with open(p, "rb") as f:
-            out.append(_write_gz(os.path.join(www, name + ".gz"), f.read()))
+                data = f.read()
+            if name == "index.html" and not analysis:
+                data = data.replace(_PAGE_TAG, b"")
+            out.append(_write_gz(os.path.join(www, name + ".gz"), data))
+    out += _from_npm(www, VENDOR, "the UI's chart library")
     with open(os.path.join(WEB, "openapi.json")) as f:
         spec = json.load(f)
     if "/api/status" not in spec.get("paths", {}):
@@ -52,10 +77,62 @@ def build(www):
 
     spec["info"]["version"] = sensorbox.__version__
     out.append(_write_gz(os.path.join(www, "openapi.json.gz"), json.dumps(spec, separators=(",", ":")).encode()))
+    if analysis:
+        out += build_runtime(www)
+    else:
+        remove_runtime(www)
     return out
 
 
 def asset_bytes(www):
-    """Gzipped bytes of the UI's files in ``www`` (what a browser downloads; openapi.json not counted)."""
+    """Gzipped bytes of the UI's files in ``www`` (what a browser downloads; openapi.json and the analysis runtime
+    not counted)."""
     return sum(os.path.getsize(os.path.join(www, n)) for n in os.listdir(www)
-               if n.endswith(".gz") and n != "openapi.json.gz")
+               if n.endswith(".gz") and n != "openapi.json.gz" and n[:-3] not in RUNTIME_NAMES)
+
+
+def py_pack():
+    """The bytes of ``analysis-py.bin``: ``PY_MODULES`` compiled by mpy-cross, named by their path in the runtime's
+    /lib (``web/sbworker.py`` is the module ``sbworker``)."""
+    from sensorbox.host import bundle
+
+    out = [b"SBPY"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for rel in PY_MODULES:
+            name = rel[4:] if rel.startswith("web/") else rel
+            dst = os.path.join(tmp, "m.mpy")
+            res = subprocess.run([bundle.mpy_cross_path(), "-o", dst, "-s", bundle.module_name(name),
+                                  os.path.join(REPO, rel)], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise WebBuildError("mpy-cross rejected {}:\n{}".format(rel, res.stderr.strip()))
+            with open(dst, "rb") as f:
+                data = f.read()
+            path = (name[:-3] + ".mpy").encode()
+            out.append(struct.pack("<H", len(path)) + path + struct.pack("<I", len(data)) + data)
+    return b"".join(out)
+
+
+def build_runtime(www):
+    """Write the Analysis page's runtime (MicroPython WebAssembly and the Python pack) into ``www``, gzipped like
+    the UI (``build(www, analysis=True)`` does this and writes the page's code); returns the paths written."""
+    return _from_npm(www, RUNTIME, "MicroPython WebAssembly") + [_write_gz(os.path.join(www, PY_PACK + ".gz"),
+                                                                           py_pack())]
+
+
+def _from_npm(www, files, what):
+    out = []
+    for src, name in files:
+        p = os.path.join(REPO, src)
+        if not os.path.exists(p):
+            raise WebBuildError("{} is missing: run `npm ci` (make does) to install {}".format(src, what))
+        with open(p, "rb") as f:
+            out.append(_write_gz(os.path.join(www, name + ".gz"), f.read()))
+    return out
+
+
+def remove_runtime(www):
+    """Take the runtime out of ``www`` (a bundle built again without it)."""
+    for name in RUNTIME_NAMES:
+        p = os.path.join(www, name + ".gz")
+        if os.path.exists(p):
+            os.remove(p)

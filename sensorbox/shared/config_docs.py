@@ -1,6 +1,7 @@
-"""Help texts for the configuration keys and the schema as plain data, for the UI, the OpenAPI description and
-the README. Kept apart from ``config_schema`` so the device does not hold these strings in RAM; the bundle
-build turns ``describe()`` into a static JSON file the device serves from flash."""
+"""Help texts, human labels, units and groups for the configuration keys, and the schema as plain data, for the
+UI, the OpenAPI description and the README: the one place a key's wording lives. Kept apart from
+``config_schema`` so the device does not hold these strings in RAM; the bundle build turns ``describe()`` and
+``groups()`` into a static JSON file (``www/config-schema.json``) the device serves from flash."""
 
 from sensorbox.shared import config_schema as schema
 
@@ -14,11 +15,12 @@ HELP = {
     "accel.enabled": "Sample the accelerometer",
     "accel.rate_hz": "Accelerometer output data rate (Hz)",
     "accel.range_g": "Accelerometer full-scale range (g); 16 bits span plus and minus this",
-    "accel.poll_ms": "How often the accelerometer FIFO is read (ms)",
+    "accel.poll_ms": "Longest time between two reads of the accelerometer FIFO (ms); also read when the analysis, "
+                     "the store or a live view wants fresh frames, and at least twice per FIFO span",
     "mic.enabled": "Sample the microphone",
     "mic.rate_hz": "Microphone sample rate (Hz)",
-    "mic.poll_ms": "How often the microphone buffer is read (ms); at most 21 at 16 kHz, 42 at 8 kHz (a third of "
-                   "the 1024-sample ring the sound meter reads from)",
+    "mic.poll_ms": "How often the sound meter reads the microphone's FIFO (ms), a chunk at a time; bounded by half "
+                   "the FIFO's span (128 ms at 16 kHz in the simulator, 80 ms on an I2S microphone)",
     "sim.replay_gap_every_s": "Simulator: inject a sensor stall this often (s, 0 = never); its frames are lost",
     "sim.replay_gap_ms": "Simulator: length of an injected stall (ms)",
     "sim.replay_noise": "Simulator: peak amplitude of noise added to the replayed recording (counts)",
@@ -27,8 +29,8 @@ HELP = {
     "sim.mic_tone_dbfs": "Simulator: tone level (dB full scale, RMS)",
     "sim.mic_noise_dbfs": "Simulator: noise level (dB full scale, RMS)",
     "ml.enabled": "Classify the accelerometer continuously (windows, features, model, events)",
-    "ml.window": "Frames per analysis window; must match the model's (its meta.json window)",
-    "ml.hop": "Frames between the starts of consecutive windows (window/2 = 50 % overlap)",
+    "ml.window": "Frames per analysis window: the running model's (activating a model sets it)",
+    "ml.hop": "Frames between the starts of consecutive windows, at most ml.window (window/2 = 50 % overlap)",
     "ml.smooth": "Windows whose tree votes are summed before a class is decided (1 = no smoothing)",
     "ml.unknown_permille": "Below this confidence (share of votes, 0-1000) the result is 'unknown'",
     "ml.model_max_kb": "Largest model (RAM, KB) the device accepts; bigger uploads are refused, and so is a model.csv over 4x this many KB",
@@ -85,12 +87,141 @@ HELP = {
 }
 
 
-def describe():
-    """The schema as a list of dicts: key, kind, default, bounds or choices, apply (live/reboot), help."""
+# What people read instead of the dotted key, one line per key: ``key  label [| unit or - [| advanced]]``. Labels are
+# short because the UI shows them under their group's title (GROUPS); units follow the value ("40 ms"). Advanced
+# keys (tuning, board wiring, the simulator) are kept out of the way: the UI puts them in its "Advanced" section.
+# (Text, not a dict of short strings: this module is compiled into the bundle too, and MicroPython interns every
+# short string a module holds, for good, when the device loads its modules at boot.)
+LABELS = """
+device.name             Device name
+http.port               Web port
+http.read_timeout_s     Request read timeout | s | advanced
+http.cors_origin        Allowed browser origin (CORS) | - | advanced
+log.level               Log level
+log.file_kb             Log file size | KB | advanced
+accel.enabled           Accelerometer on
+accel.rate_hz           Sample rate | Hz
+accel.range_g           Range | g
+accel.poll_ms           FIFO read interval | ms | advanced
+mic.enabled             Microphone on
+mic.rate_hz             Sample rate | Hz
+mic.poll_ms             Buffer read interval | ms | advanced
+sim.replay_gap_every_s  Inject a stall every | s | advanced
+sim.replay_gap_ms       Stall length | ms | advanced
+sim.replay_noise        Added noise | counts | advanced
+sim.mic_signal          Microphone signal | - | advanced
+sim.mic_tone_hz         Tone frequency | Hz | advanced
+sim.mic_tone_dbfs       Tone level | dBFS | advanced
+sim.mic_noise_dbfs      Noise level | dBFS | advanced
+ml.enabled              Classify activity
+ml.window               Window length | frames | advanced
+ml.hop                  Window step | frames | advanced
+ml.smooth               Smoothing | windows
+ml.unknown_permille     "Unknown" below confidence | ‰
+ml.model_max_kb         Largest model | KB | advanced
+sound.interval_s        Interval | s
+sound.sensitivity_dbfs  Microphone sensitivity (at 94 dB SPL) | dBFS
+sound.weighting         Frequency weighting
+sound.time_weighting    Time weighting
+store.flush_ms          Flush interval | ms | advanced
+store.min_free_kb       Keep free on flash | KB | advanced
+store.accel_kb          Raw accelerometer budget | KB
+store.features_kb       Features budget | KB
+store.predictions_kb    Predictions budget | KB
+store.soundlevel_kb     Sound levels budget | KB
+store.events_kb         Events budget | KB
+mqtt.enabled            Publish over MQTT
+mqtt.host               Broker host
+mqtt.port               Broker port
+mqtt.tls                TLS
+mqtt.username           User name
+mqtt.password           Password
+mqtt.prefix             Topic prefix
+mqtt.commands           Accept commands
+mqtt.command_token      Command token
+mqtt.replay_ms          Pause between backlog messages | ms | advanced
+mqtt.tls_ca             Broker CA certificate
+webhook.enabled         Send webhooks
+webhook.url             URL
+webhook.secret          Signing secret
+webhook.resources       What to send
+webhook.timeout_s       Timeout | s | advanced
+webhook.retry_max_s     Longest retry wait | s | advanced
+webhook.events          Event types
+webhook.tls_ca          Server CA certificate
+webhook.2.url           URL
+webhook.2.secret        Signing secret
+webhook.2.resources     What to send
+webhook.2.events        Event types
+webhook.3.url           URL
+webhook.3.secret        Signing secret
+webhook.3.resources     What to send
+webhook.3.events        Event types
+accel.i2c_addr          Accelerometer I2C address | - | advanced
+mic.channel             Microphone I2S slot | - | advanced
+board.i2c_sda           Accelerometer SDA | GPIO | advanced
+board.i2c_scl           Accelerometer SCL | GPIO | advanced
+board.i2c_freq          I2C clock | Hz | advanced
+board.i2s_sck           Microphone SCK | GPIO | advanced
+board.i2s_ws            Microphone WS | GPIO | advanced
+board.i2s_sd            Microphone SD | GPIO | advanced
+board.reset_pin         Factory reset button | GPIO | advanced
+wifi.fallback_s         Open the set-up access point after | s
+time.ntp_host           NTP server
+ota.confirm_s           An update must be healthy within | s | advanced
+"""
+
+#: The groups a key's first part names, in the order the UI shows them: ``prefix  title [| kind]`` where kind is
+#: "integration" (a connection, shown with its state) or "advanced" (every key of it is advanced).
+GROUPS = """
+device   Device
+accel    Accelerometer
+mic      Microphone
+ml       Activity analysis
+sound    Sound level meter
+store    Storage on flash
+http     Web server
+log      Log
+wifi     Wi-Fi (ESP32)
+time     Clock
+ota      Updates
+mqtt     MQTT | integration
+webhook  Webhooks | integration
+board    Board wiring (ESP32) | advanced
+sim      Simulator (unix port) | advanced
+"""
+
+
+def _table(text):
+    # {first word: [the rest split at " | "]}
+    out = {}
+    for line in text.split("\n"):
+        if line.strip():
+            k, rest = line.split(None, 1)
+            out[k] = [("" if x.strip() == "-" else x.strip()) for x in rest.split(" | ")]
+    return out
+
+
+def groups():
+    """GROUPS as a list of dicts: prefix, title, kind ("" for plain settings)."""
     out = []
+    for line in GROUPS.split("\n"):
+        if line.strip():
+            p, rest = line.split(None, 1)
+            t = rest.split(" | ")
+            out.append({"prefix": p, "title": t[0], "kind": t[1] if len(t) > 1 else ""})
+    return out
+
+
+def describe():
+    """The schema as a list of dicts: key, kind, default, bounds or choices, apply (live/reboot), help, and for
+    people: label, unit ("" when none) and advanced."""
+    out = []
+    labels = _table(LABELS)
     for key, kind, default, low, high, apply in schema.entries():
+        lab = labels.get(key, [key]) + ["", ""]
         d = {"key": key, "kind": kind, "apply": "reboot" if apply == schema.REBOOT else "live",
-             "help": HELP.get(key, "")}
+             "help": HELP.get(key, ""), "label": lab[0], "unit": lab[1], "advanced": lab[2] == "advanced"}
         if kind == schema.CHOICE:
             d["choices"] = list(high)
         elif kind in (schema.INT, schema.FLOAT):

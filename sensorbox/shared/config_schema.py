@@ -34,10 +34,10 @@ log.file_kb             int     32            4 512
 accel.enabled           bool    true
 accel.rate_hz           choice  50            [25,50,100]
 accel.range_g           choice  8             [2,4,8,16]
-accel.poll_ms           int     40            5 1000
+accel.poll_ms           int     1000          5 1000
 mic.enabled             bool    true
 mic.rate_hz             choice  16000         [8000,16000]
-mic.poll_ms             int     20            5 42
+mic.poll_ms             int     50            5 250
 sim.replay_gap_every_s  int     0             0 86400
 sim.replay_gap_ms       int     500           0 60000
 sim.replay_noise        int     0             0 4096
@@ -51,7 +51,7 @@ sim.mic_noise_dbfs      int     -50           -90 0
 # smaller blocks fit a fragmented heap where one larger would not (a 2.8 KB SPEC failed on a busy device).
 SPEC_B = """
 ml.enabled              bool    true
-ml.window               int     128           32 256
+ml.window               choice  128           [32,64,128,256]
 ml.hop                  int     64            8 256
 ml.smooth               int     3             1 16
 ml.unknown_permille     int     500           0 1000
@@ -118,11 +118,11 @@ ota.confirm_s int 600 10 86400
 """
 
 
-#: Frames in the microphone's sample ring (sensorbox/device/app.py allocates it once, at boot: 64 ms at 16 kHz).
-#: One poll of the microphone (``mic.poll_ms`` at ``mic.rate_hz``) may bring at most a third of it, so the ring
-#: also holds the sound meter's wait for its next turn and a late event loop: 21 ms at 16 kHz, 42 ms at 8 kHz.
-#: (With 200 ms polls at 16 kHz the meter lost 68 % of the samples.)
-MIC_RING_FRAMES = 1024
+#: Frames in the microphone's sample ring (sensorbox/device/app.py allocates it once, at boot: 32 ms at 16 kHz).
+#: It holds only what the sound meter has not processed yet: the meter reads the microphone's FIFO itself, one
+#: 256-frame batch per chunk it processes, so ``mic.poll_ms`` is bounded by the FIFO (the sampler reads it at
+#: least twice per FIFO span), not by this ring. (It was 1024 frames, and the poll at most a third of it: 21 ms.)
+MIC_RING_FRAMES = 512
 
 
 class ConfigError(ValueError):
@@ -192,7 +192,7 @@ def check_value(key, value):
             return value
         raise ConfigError(key, "expected true or false, got {}".format(_show(value)))
     if kind == INT:
-        if isinstance(value, float) and not isbool and value == int(value):
+        if isinstance(value, float) and value - value == 0 and value == int(value):  # (inf, nan: not converted)
             value = int(value)
         if isbool or not isinstance(value, int):
             raise ConfigError(key, "expected an integer, got {}".format(_show(value)))
@@ -214,6 +214,8 @@ def check_value(key, value):
         for ch in value:
             if ord(ch) < 32:
                 raise ConfigError(key, "control characters are not allowed")
+            if 0xD800 <= ord(ch) <= 0xDFFF:  # MicroPython keeps lone surrogates, which do not encode as UTF-8
+                raise ConfigError(key, "a lone UTF-16 surrogate is not text")
         return value
     if kind == CHOICE:
         for c in high:
@@ -258,20 +260,34 @@ def check_update(update, get):
             raise ConfigError(str(key), "keys must be strings")
         values[key] = check_value(key, update[key])
     view = _View(values, get)
-    _check_mic(view)
-    _check_integrations(view)
+    _check_ml(view, update)
+    _check_integrations(view, update)
     return values
 
 
-def _check_integrations(config):
+def _check_ml(config, update):
+    # A window is cut every ml.hop frames: a hop longer than the window would skip frames (the pipeline used to
+    # clamp it silently). Named: the key the update changes (ml.window when both or neither).
+    w = config.get("ml.window")
+    h = config.get("ml.hop")
+    if w is not None and h is not None and h > w:
+        key = "ml.hop" if "ml.hop" in update and "ml.window" not in update else "ml.window"
+        raise ConfigError(key, "ml.hop ({}) must not exceed ml.window ({}): {}".format(
+            h, w, "lower ml.hop first" if key == "ml.window" else "a window is cut every ml.hop frames"))
+
+
+def _check_integrations(config, update=()):
     # What the MQTT and webhook sinks would only find out when they start: refused here, naming the key.
     for p in ("webhook.", "webhook.2.", "webhook.3."):
         url = config.get(p + "url")
-        if url:  # (the checks' module is loaded only when a webhook is configured: config updates stay light)
+        # (the checks' module is loaded only when a webhook is configured or its resources change: config
+        # updates stay light; a bad resources value is never stored, to be found only when a URL is set)
+        if url or p + "resources" in update:
             from sensorbox.shared.integration_settings import parse_url, webhook_resources
 
             try:
-                parse_url(url)
+                if url:
+                    parse_url(url)
             except ValueError as e:
                 raise ConfigError(p + "url", str(e))
             try:
@@ -282,18 +298,9 @@ def _check_integrations(config):
     if pre is not None and ("+" in pre or "#" in pre or pre.startswith("/") or pre.endswith("/") or "//" in pre):
         raise ConfigError("mqtt.prefix", "a topic prefix without wildcards (+ #) or empty levels, e.g. sensorbox")
     if config.get("mqtt.commands") and not config.get("mqtt.command_token"):
+        if "mqtt.command_token" in update and "mqtt.commands" not in update:  # named: the key being changed
+            raise ConfigError("mqtt.command_token", "mqtt.commands is on and needs a token: turn it off first")
         raise ConfigError("mqtt.commands", "set mqtt.command_token first: commands need a token to be authorised")
-
-
-def _check_mic(config):
-    # mic.poll_ms against the ring at the configured rate (see MIC_RING_FRAMES)
-    poll = config.get("mic.poll_ms")
-    rate = config.get("mic.rate_hz")
-    if poll is not None and rate is not None and poll * rate > MIC_RING_FRAMES * 1000 // 3:
-        raise ConfigError("mic.poll_ms", "{} ms at {} Hz is {} samples per poll; the microphone's {}-sample ring "
-                          "allows at most {} ms at that rate".format(poll, rate, poll * rate // 1000,
-                                                                      MIC_RING_FRAMES,
-                                                                      MIC_RING_FRAMES * 1000 // 3 // rate))
 
 
 def public_view(config):

@@ -8,8 +8,10 @@
 Signals: the axes of each sensor and their magnitude: ``ax ay az am`` (accelerometer) and, with 6 channels,
 ``gx gy gz gm`` (gyroscope). Per signal (``SIGNAL_FEATURES``), then per sensor the pairwise axis correlations,
 then the gravity direction. Everything is integer arithmetic through ``sensorbox.shared.kernels`` (fixed-point
-FFT included), so the int16 outputs are identical on every interpreter. Trees only compare thresholds, so
-scales need only be fixed and documented; these are:
+FFT included), so the int16 outputs are identical on every interpreter; on a device with emlearn-micropython's
+``emlearn_fft`` installed the FFT runs there (``kernels.fft``) and ``e0``..``e4``/``domf`` may differ slightly
+(tests/device/test_emlearn.py states by how much). Trees only compare thresholds, so scales need only be fixed
+and documented; these are:
 
 - ``mean std min max p10 p25 p50 p75 p90 iqr rms``: input counts (accelerometer 4096/g, gyroscope 16.4/dps),
   ``std`` = population standard deviation (floor), ``rms`` of the raw signal, percentiles nearest-rank.
@@ -116,13 +118,13 @@ class Extractor:
             raise ValueError("window must be a power of two from 16 to {}, got {}".format(kernels.FFT_MAX, n))
         self.window = n
         self.rate_hz = rate_hz
-        self._tw = kernels.fft_table(n)
+        self._fft = kernels.fft(n)  # emlearn_fft when installed, else the fixed-point fft_q15
         self._buf = array.array("h", bytes(2 * n))
         self._re = array.array("h", bytes(2 * n))
         self._im = array.array("h", bytes(2 * n))
         self._zero = array.array("h", bytes(2 * n))
         self._cen = [array.array("h", bytes(2 * n)) for _ in range(channels)]  # centred axes, for correlation
-        self._m = array.array("i", bytes(4 * 5))
+        self._m = array.array("i", bytes(4 * max(6, len(BANDS_CHZ) + 1)))  # moments, then dots3 or spectrum
         self._means = array.array("i", bytes(4 * 3))
         # FFT bins of each band: bin k is at k * rate / n Hz
         bins = []
@@ -152,27 +154,43 @@ class Extractor:
                 else:
                     k.magnitude(frames, s * 3, ch, n, self._buf)
                     cen = self._re
-                mean = self._signal(self._buf, cen, out, o)
+                mean = self._time(self._buf, cen, out, o)
                 if axis < 3 and s == 0:
                     self._means[axis] = mean
+                re = self._re
+                im = self._im
+                if cen is not re:
+                    k.gather(cen, 0, 1, n, re)
+                k.gather(self._zero, 0, 1, n, im)
+                self._fft.run(re, im)
+                self._freq(re, im, out, o, self._fs)
                 o += len(SIGNAL_FEATURES)
+        self._pairs(self._cen, self._means, out, o)
+        return out
+
+    def _pairs(self, cen, means, out, o):
+        # Per sensor the axes' correlations (from the centred axes ``cen``), then the gravity direction (from the
+        # accelerometer's axis ``means``), into out[o:].
+        k = kernels
+        n = self.window
         sh = self._dshift
-        for s in range(ch // 3):
-            a = self._cen[3 * s]
-            b = self._cen[3 * s + 1]
-            c = self._cen[3 * s + 2]
-            ra = isqrt(k.dot(a, a, n, sh))
-            rb = isqrt(k.dot(b, b, n, sh))
-            rc = isqrt(k.dot(c, c, n, sh))
-            out[o] = self._corr(k.dot(a, b, n, sh), ra * rb)
-            out[o + 1] = self._corr(k.dot(a, c, n, sh), ra * rc)
-            out[o + 2] = self._corr(k.dot(b, c, n, sh), rb * rc)
+        for s in range(self.channels // 3):
+            a = cen[3 * s]
+            b = cen[3 * s + 1]
+            c = cen[3 * s + 2]
+            d = self._m
+            k.dots3(a, b, c, n, sh, d)  # aa, bb, cc, ab, ac, bc
+            ra = isqrt(d[0])
+            rb = isqrt(d[1])
+            rc = isqrt(d[2])
+            out[o] = self._corr(d[3], ra * rb)
+            out[o + 1] = self._corr(d[4], ra * rc)
+            out[o + 2] = self._corr(d[5], rb * rc)
             o += 3
-        m = self._means
+        m = means
         norm = isqrt(m[0] * m[0] + m[1] * m[1] + m[2] * m[2])
         for i in range(3):
             out[o + i] = _c16(_div_round(m[i] * 4096, norm)) if norm else 0
-        return out
 
     @staticmethod
     def _corr(num, den):
@@ -195,9 +213,10 @@ class Extractor:
             v = q + 1 if r + den >= d2 else q
         return 4096 if v > 4096 else (-4096 if v < -4096 else v)
 
-    def _signal(self, buf, cen, out, o):
-        # The SIGNAL_FEATURES of one signal into out[o:]; leaves the centred, scaled signal in ``cen``.
-        # Returns the mean.
+    def _time(self, buf, cen, out, o):
+        # The SIGNAL_FEATURES of one signal that need no spectrum into out[o:]; leaves the centred, scaled
+        # signal in ``cen`` (for the FFT: ``_freq``) and its scaling in ``self._fs`` (-1: a flat signal), sorts
+        # ``buf``. Returns the mean.
         k = kernels
         n = self.window
         m = self._m
@@ -226,20 +245,8 @@ class Extractor:
         # Centre and scale to a peak of 8192..16383 (block floating point) for the FFT and correlations.
         fs = 14 - _bitlen(maxd) if maxd else 0
         k.center(buf, n, mean, fs, cen)
+        self._fs = fs if maxd else -1
         out[o + 13] = k.crossings(cen, n)
-        re = self._re
-        im = self._im
-        if cen is not re:
-            k.gather(cen, 0, 1, n, re)
-        k.gather(self._zero, 0, 1, n, im)
-        k.fft_q15(re, im, n, self._tw)
-        # one-sided band energy in counts**2: 2 * sum |X/n|**2 * 2**(-2 fs)
-        i = o + 14
-        for a, b in self._bins:
-            p = k.band_power(re, im, a, b)
-            out[i] = log2_q6(p) + 64 - 128 * fs if p > 0 else LOG_FLOOR
-            i += 1
-        out[o + 19] = k.argmax_power(re, im, 1, n >> 1) * 100 * self.rate_hz // n if maxd else 0
         # Percentiles last: sorting destroys the time order of buf.
         k.sort_i16(buf, n)
         pi = self._pidx
@@ -247,3 +254,20 @@ class Extractor:
             out[o + 4 + j] = buf[pi[j]]
         out[o + 9] = _c16(buf[pi[3]] - buf[pi[1]])
         return mean
+
+    def _freq(self, re, im, out, o, fs):
+        # The spectral SIGNAL_FEATURES into out[o:], from the FFT (bins 0..n/2) of the signal ``_time`` centred
+        # with scaling ``fs`` (-1: flat).
+        k = kernels
+        n = self.window
+        flat = fs < 0
+        if flat:
+            fs = 0
+        sp = self._m
+        k.spectrum(re, im, self._bins, 1, n >> 1, sp)  # the bands' powers, then the strongest bin above DC
+        # one-sided band energy in counts**2: 2 * sum |X/n|**2 * 2**(-2 fs)
+        nb = len(self._bins)
+        for i in range(nb):
+            p = sp[i]
+            out[o + 14 + i] = log2_q6(p) + 64 - 128 * fs if p > 0 else LOG_FLOOR
+        out[o + 19] = 0 if flat else sp[nb] * 100 * self.rate_hz // n

@@ -5,11 +5,16 @@ It picks, once at import, the fastest implementation present:
 - ``sensorbox.device.kernels_fast`` (``@micropython.viper``: the unix port and ESP32s);
 - otherwise ``sensorbox.shared.kernels_py`` (plain Python: CPython and MicroPython WebAssembly).
 
-``VARIANT`` names the kernels in use (``"viper"`` or ``"python"``). The integer kernels (``fft_q15``,
+``VARIANT`` names the kernels in use (``"viper"`` or ``"python"``); ``dots3`` and ``spectrum``, which the plain
+kernels do in one pass, are made of the single kernels where a variant lacks them. The integer kernels (``fft_q15``,
 ``iir_q``, ``moments``, ...; documented in kernels_py) exist only in sensorbox and give bit-identical results
-in every variant, so features and sound levels are the same on the device, the host and in the browser. The
-float kernels with emlearn's API (``FFT``, ``IIR``, ``linear_map``: emlearn's C modules when installed) are in
-``kernels_float``: nothing on the device uses them, so they cost it no heap.
+in every variant, so features and sound levels are the same on the device, the host and in the browser.
+
+``fft(n)`` and ``iir(q28)`` make the FFT of the features and the sound meter's filter: emlearn-micropython's C
+modules ``emlearn_fft`` / ``emlearn_iir`` when a device has them installed (``sensorbox.device.kernels_c``, float32
+in C, the same arrays and scaling; ``EMLEARN`` names the modules in use), else ``FFTQ`` / ``IIRQ`` over the integer
+kernels. The C modules are faster but not bit-identical: tests/device/test_emlearn.py states the tolerances. The
+float kernels with emlearn's API (``FFT``, ``IIR``, ``linear_map``) for host code are in ``kernels_float``.
 """
 
 import array
@@ -22,6 +27,20 @@ except (ImportError, SyntaxError):  # CPython has no micropython module; WebAsse
     from sensorbox.shared import kernels_py as _k
 
     VARIANT = "python"
+
+EMLEARN = ()  # emlearn-micropython's C DSP modules installed here, used through sensorbox.device.kernels_c
+for _n in ("emlearn_fft", "emlearn_iir"):
+    try:
+        __import__(_n)
+        EMLEARN += (_n,)
+    except ImportError:
+        pass
+_c = None
+if EMLEARN:
+    try:
+        from sensorbox.device import kernels_c as _c
+    except (ImportError, SyntaxError):  # not a device (no viper): the integer kernels
+        EMLEARN = ()
 
 fft_q15 = _k.fft_q15
 iir_q = _k.iir_q
@@ -38,6 +57,24 @@ band_power = _k.band_power
 argmax_power = _k.argmax_power
 dot = _k.dot
 sumsq_i16 = _k.sumsq_i16
+dots3 = getattr(_k, "dots3", None)
+spectrum = getattr(_k, "spectrum", None)
+if dots3 is None:  # the viper kernels: their dot, six times (kernels_py.dots3 does one pass)
+
+    def dots3(a, b, c, n, shift, out):
+        out[0] = dot(a, a, n, shift)
+        out[1] = dot(b, b, n, shift)
+        out[2] = dot(c, c, n, shift)
+        out[3] = dot(a, b, n, shift)
+        out[4] = dot(a, c, n, shift)
+        out[5] = dot(b, c, n, shift)
+
+if spectrum is None:  # the viper kernels: band_power per band, then argmax_power (kernels_py.spectrum: one pass)
+
+    def spectrum(re, im, bands, lo, hi, out):
+        for i in range(len(bands)):
+            out[i] = band_power(re, im, bands[i][0], bands[i][1])
+        out[len(bands)] = argmax_power(re, im, lo, hi)
 IIR_FRAC = 8  # kernels_py.IIR_FRAC
 
 _NIBBLE_BITS = b"\x00\x01\x02\x02\x03\x03\x03\x03\x04\x04\x04\x04\x04\x04\x04\x04"
@@ -94,6 +131,33 @@ def fft_table(n):
         tw[k] = _sin512(k * step + 128)
         tw[half + k] = _sin512(k * step)
     return tw
+
+
+class FFTQ:
+    """``fft_q15`` with its twiddles: ``FFTQ(n).run(re, im)`` transforms int16 ``re``/``im`` (n each) in place,
+    scaled by 1/n. (What ``fft(n)`` may give instead writes only bins 0..n/2: callers use no more.)"""
+
+    def __init__(self, n):
+        self.n = n
+        self.tw = fft_table(n)
+
+    def run(self, re, im):
+        fft_q15(re, im, self.n, self.tw)
+
+
+def fft(n):
+    """An FFT of ``n`` points with ``FFTQ``'s interface: ``emlearn_fft`` when installed, else ``FFTQ``."""
+    if "emlearn_fft" in EMLEARN:
+        return _c.FFT(n)
+    return FFTQ(n)
+
+
+def iir(q28):
+    """A biquad cascade with ``IIRQ``'s interface for the Q28 coefficients ``q28``: ``emlearn_iir`` when installed,
+    else ``IIRQ``."""
+    if "emlearn_iir" in EMLEARN:
+        return _c.IIR(q28)
+    return IIRQ(q28)
 
 
 # Fixed-point IIR (iir_q): coefficients are Q28 integers, split into int16 pairs.

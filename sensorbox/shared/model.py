@@ -8,6 +8,8 @@
     features          feature names in model input order (must equal features.names(channels) on the device)
     channels, window, hop, rate_hz      what the features were computed over
     classes           class names; the CSV's class index i is classes[i]
+    class_names       optional: a display name per class (``classes`` may be codes such as "FEL")
+    class_descriptions  optional: a sentence per class saying what it means (shown by the UI)
     scaling           how the int16 features are scaled (from the feature extractor), for documentation/UI
     trees, nodes, leaves                counts: the capacity a device reserves (8 bytes per node)
     csv_bytes, csv_sha256               size and hash of model.csv: a truncated or altered file is caught
@@ -76,8 +78,13 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
         raise ModelError("model was trained on {}-frame windows, ml.window is {}".format(meta["window"], window),
                          "window")
     classes = meta.get("classes")
-    if not isinstance(classes, list) or not 2 <= len(classes) <= 255:
-        raise ModelError("meta.json: classes must list 2..255 names", "classes")
+    if not isinstance(classes, list) or not 2 <= len(classes) <= trees.MAX_CLASSES:  # the bound of the CSV loader
+        raise ModelError("meta.json: classes must list 2..{} names".format(trees.MAX_CLASSES), "classes")
+    for k, most in (("class_names", 40), ("class_descriptions", 200)):  # optional, for people (the UI)
+        v = meta.get(k)
+        if v is not None and (not isinstance(v, list) or len(v) != len(classes) or
+                              [x for x in v if not isinstance(x, str) or len(x) > most]):
+            raise ModelError("meta.json: {} must list one text of at most {} characters per class".format(k, most), k)
     if meta["trees"] < 1 or meta["nodes"] < 1 or meta["leaves"] < 1 or meta["nodes"] > trees.MAX_NODES:
         raise ModelError("meta.json: trees/nodes/leaves out of range", "nodes")
     if not isinstance(meta.get("csv_sha256"), str) or len(meta["csv_sha256"]) != 64:

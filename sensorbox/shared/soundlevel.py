@@ -13,7 +13,9 @@ on the device): the low-frequency poles come from the bilinear transform of IEC 
 the top section is fitted to the analog curve up to 0.45 fs, so the response stays within 0.3 dB of the IEC
 table (class 1 allows 0.7 to 2.5 dB) up to 6.3 kHz at 16 kHz and 3.15 kHz at 8 kHz
 (tests/host/test_soundlevel_host.py). The integer coefficients make the weighted signal bit-identical on
-every interpreter. ``"Z"`` is unweighted.
+every interpreter. A device with emlearn-micropython's ``emlearn_iir`` installed runs the same coefficients in
+float32 there (``kernels.iir``; levels within the tolerances of tests/device/test_emlearn.py). ``"Z"`` is
+unweighted.
 
 Time weighting works on 8 ms blocks (rate/125 samples): each block's mean square updates an exponential
 average with the per-block factor of the Fast (125 ms) or Slow (1 s) time constant. Per interval:
@@ -106,7 +108,7 @@ class SoundLevelMeter:
         self.block = rate_hz // BLOCKS_PER_S
         self.blocks_per_interval = max(1, (interval_ms * BLOCKS_PER_S + 500) // 1000)
         self.interval_ms = self.blocks_per_interval * 1000 // BLOCKS_PER_S
-        self.filter = kernels.IIRQ(A_WEIGHTING[rate_hz]) if weighting == "A" else None
+        self.filter = kernels.iir(A_WEIGHTING[rate_hz]) if weighting == "A" else None  # emlearn_iir if installed
         # Time-constant factor per block, Q20 (at init only: floats are fine here)
         self._alpha = int((1.0 - math.exp(-1000.0 / BLOCKS_PER_S / tau)) * 1048576 + 0.5)
         self._offset = 94.0 - sensitivity_dbfs  # dBFS -> dB SPL

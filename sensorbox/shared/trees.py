@@ -20,6 +20,7 @@ import array
 
 MAX_NODES = 32767  # node indices are int16
 MAX_FEATURES = 127  # the feature index is an int8 in emlearn's node
+MAX_CLASSES = 127  # n_classes is an int8 in emlearn's EmlTrees
 
 
 class TreesError(ValueError):
@@ -49,6 +50,15 @@ def vote(nodes, roots, n_trees, leaves, x, votes, n_classes):
     return best
 
 
+def decide(r, count, n_trees, threshold):
+    """The pipeline's decision after smoothing (``trees_fast.smooth``'s result ``r``: the winning class + 1 and its
+    votes summed over ``count`` windows, as ``sum << 8 | (class + 1)``): (class, confidence permille), the
+    confidence being the winner's share of all the votes, the class -1 ("unknown") below ``threshold``. The device
+    and the browser (``sensorbox.shared.analysis``) decide with this one function."""
+    conf = (r >> 8) * 1000 // (count * n_trees)
+    return ((r & 0xFF) - 1 if conf >= threshold else -1), conf
+
+
 class Trees:
     """A tree ensemble with fixed capacity (allocated once). ``kernel`` is a function with the signature of
     ``vote`` (the device passes its viper version)."""
@@ -68,13 +78,12 @@ class Trees:
         self.n_leaves = 0
         self.n_features = 0
         self.n_classes = -1
-        self.leaf_bits = 0
         self.kernel = kernel or vote
         self._votes = None
 
     def reset(self):
         """Empty the ensemble, keeping its arrays (capacity), to load another model into them (``trees_csv``)."""
-        self.n_trees = self.n_nodes = self.n_leaves = self.n_features = self.leaf_bits = 0
+        self.n_trees = self.n_nodes = self.n_leaves = self.n_features = 0
         self.n_classes = -1
         self._votes = None
 

@@ -15,36 +15,51 @@ exists) and returns the counts. After ``finish`` every walk over the builder's a
 point strictly forward), which is what the unchecked viper kernel (``sensorbox.device.trees_fast``) relies on.
 ``load(lines, builder)`` does both. Errors are ``trees.TreesError`` naming the line or node.
 
-The builder is an ``emlearn_trees`` model or a ``trees.Trees``, which is filled through ``Builder``: the builder
-interface of ``emlearn_trees`` (``setdata``, ``addnode``, ``addroot``, ``addleaf``) with its checks, kept here
-so a running model's evaluator does not hold them in RAM.
+The builder is an ``emlearn_trees`` model, or a ``trees.Trees`` / ``trees_c.CTrees``, which is filled through
+``Builder``: the builder interface of ``emlearn_trees`` (``setdata(features, classes)``, ``addnode``, ``addroot``,
+``addleaf``, as emlearn-micropython's stub declares them) with its checks, kept here so a running model's
+evaluator does not hold them in RAM. ``setdata`` comes before the first node, leaf or root (emlearn's own
+``load_model`` calls it last; the C code only stores the two counts, so the order does not matter to it).
 """
 
 import array
 
-from sensorbox.shared.trees import MAX_FEATURES, MAX_NODES, TreesError
+from sensorbox.shared.trees import MAX_CLASSES, MAX_FEATURES, MAX_NODES, TreesError
+
+
+def fields(line):
+    """(the line as stripped text, its comma-separated fields, or None for a blank line) of a model-file line, str
+    or bytes (shared with sensorbox.shared.neighbors' loader)."""
+    if isinstance(line, bytes):
+        line = line.decode()
+    line = line.strip()
+    return line, (line.split(",") if line else None)
 
 
 class Builder:
-    """``emlearn_trees``' builder interface over a ``trees.Trees`` (``t``): fills its arrays and counts, each
-    call checked against its capacity. Also ``outputs``/``predict`` of ``t``, so it stands where a whole
-    ``emlearn_trees`` model is expected (``trees_c.CTrees`` in the tests)."""
+    """``emlearn_trees``' builder interface (``setdata(features, classes)``, ``addnode(left, right, feature, value)``,
+    ``addroot(root)``, ``addleaf(value)``, as in emlearn-micropython's ``stubs/emlearn_trees.py``) over a
+    ``trees.Trees`` or a ``trees_c.CTrees`` (``t``), each call checked against the capacity and against what
+    emlearn's C code would silently truncate (int16 thresholds and children, int8 feature and class counts). A
+    Trees' arrays are filled here; a CTrees' ``emlearn_trees`` model through its own calls. Also
+    ``outputs``/``predict`` of ``t``, so it stands where a whole ``emlearn_trees`` model is expected."""
 
     def __init__(self, t):
         self.t = t
+        self.c = getattr(t, "model", None)  # a CTrees' emlearn_trees model
 
-    def setdata(self, n_features, n_classes, leaf_bits):
+    def setdata(self, n_features, n_classes):
         if not 0 < n_features <= MAX_FEATURES:
             raise TreesError("n_features {} out of range 1..{}".format(n_features, MAX_FEATURES))
-        if not 0 < n_classes <= 255:
-            raise TreesError("n_classes {} out of range 1..255".format(n_classes))
-        if leaf_bits != 0:
-            raise TreesError("leaf_bits {} unsupported: only majority voting (lb,0)".format(leaf_bits))
+        if not 0 < n_classes <= MAX_CLASSES:
+            raise TreesError("n_classes {} out of range 1..{}".format(n_classes, MAX_CLASSES))
         t = self.t
         t.n_features = n_features
         t.n_classes = n_classes
-        t.leaf_bits = leaf_bits
         t._votes = array.array("H", bytes(2 * n_classes))
+        if self.c is not None:
+            self.c.setdata(n_features, n_classes)
+            t.out = array.array("f", bytes(4 * n_classes))
 
     def addnode(self, left, right, feature, value):
         t = self.t
@@ -55,6 +70,12 @@ class Builder:
             raise TreesError("node {}: threshold {} is not int16".format(i, value))
         if not 0 <= feature <= MAX_FEATURES:
             raise TreesError("node {}: feature {} out of range".format(i, feature))
+        if self.c is not None:
+            if not (-32768 <= left <= 32767 and -32768 <= right <= 32767):
+                raise TreesError("node {}: child out of range".format(i))
+            self.c.addnode(left, right, feature, value)  # relative children, as in the CSV
+            t.n_nodes = i + 1
+            return
         left = i + left if left >= 0 else left
         right = i + right if right >= 0 else right
         if not (-32768 <= left <= MAX_NODES and -32768 <= right <= MAX_NODES):
@@ -73,7 +94,10 @@ class Builder:
             raise TreesError("more than {} trees (capacity)".format(t.max_trees))
         if not 0 <= root < MAX_NODES:
             raise TreesError("root {} out of range".format(root))
-        t.roots[t.n_trees] = root
+        if self.c is not None:
+            self.c.addroot(root)
+        else:
+            t.roots[t.n_trees] = root
         t.n_trees += 1
 
     def addleaf(self, leaf):
@@ -82,7 +106,10 @@ class Builder:
             raise TreesError("more than {} leaves (capacity)".format(t.max_leaves))
         if not 0 <= leaf <= 255:
             raise TreesError("leaf class {} out of range".format(leaf))
-        t.leaves[t.n_leaves] = leaf
+        if self.c is not None:
+            self.c.addleaf(leaf)
+        else:
+            t.leaves[t.n_leaves] = leaf
         t.n_leaves += 1
 
     def outputs(self):
@@ -92,10 +119,32 @@ class Builder:
         self.t.predict(x, out)
 
 
-class Loader:
+class LineReader:
+    """A model file read a line at a time: counts lines, skips blank ones, hands each line's fields to
+    ``self.line(kind, fields)`` and puts the line number into its errors (``error``: the exception class)."""
+
+    error = TreesError
+    lineno = 0
+
+    def feed(self, line):
+        """Parse one line (str or bytes). Raises ``error`` naming the line."""
+        self.lineno += 1
+        line, tok = fields(line)
+        if not tok:
+            return
+        try:
+            self.line(tok[0], tok)
+        except self.error as e:
+            raise self.error("line {}: {}".format(self.lineno, e))
+        except (ValueError, OverflowError) as e:  # a broken number, an int16 array refusing a value
+            raise self.error("line {}: {} ({})".format(self.lineno, e, line[:40]))
+
+
+class Loader(LineReader):
     def __init__(self, builder):
-        # A Trees has no builder methods of its own. (Not isinstance: on the device the trees module may have been
-        # unloaded and imported again since the evaluator was made, and then its class is another object.)
+        # A Trees or CTrees has no builder methods of its own; an emlearn_trees model (or a Builder) has. (Not
+        # isinstance: on the device the trees module may have been unloaded and imported again since the evaluator
+        # was made, and then its class is another object.)
         self.builder = builder if hasattr(builder, "setdata") else Builder(builder)
         self.n_features = self.n_classes = None
         self.leaf_bits = 0
@@ -106,57 +155,46 @@ class Loader:
         self._far_node = (-1, None)
         self._far_leaf = (-1, None)
 
-    def feed(self, line):
-        """Parse one line (str or bytes) into the builder. Raises TreesError naming the line."""
-        self.lineno += 1
-        if isinstance(line, bytes):
-            line = line.decode()
-        line = line.strip()
-        if not line:
-            return
-        tok = line.split(",")
-        kind = tok[0]
-        try:
-            if kind in ("n", "l", "r"):
-                if not self.ready:
-                    if self.n_features is None or self.n_classes is None:
-                        raise TreesError("data before the f and c lines")
-                    self.builder.setdata(self.n_features, self.n_classes, self.leaf_bits)
-                    self.ready = True
-                if kind == "n":
-                    if len(tok) != 5:
-                        raise TreesError("a node line has 5 fields")
-                    self._node(int(tok[1]), int(float(tok[2])), int(tok[3]), int(tok[4]))
-                elif len(tok) != 2:
-                    raise TreesError("a leaf/root line has 2 fields")
-                elif kind == "l":
-                    c = int(tok[1])
-                    if not 0 <= c < self.n_classes:
-                        raise TreesError("leaf {}: class {} >= n_classes {}".format(self.leaves, c, self.n_classes))
-                    self.builder.addleaf(c)
-                    self.leaves += 1
-                else:
-                    r = int(tok[1])
-                    if r > self._far_node[0]:
-                        self._far_node = (r, "tree {}: root".format(self.trees))
-                    self.builder.addroot(r)
-                    self.trees += 1
-            elif kind in ("f", "c", "lb"):
-                if len(tok) != 2:
-                    raise TreesError("a header line has 2 fields")
-                if self.ready:
-                    raise TreesError("header line after the data")
-                if kind == "f":
-                    self.n_features = int(tok[1])
-                elif kind == "c":
-                    self.n_classes = int(tok[1])
-                else:
-                    self.leaf_bits = int(tok[1])
-            # other kinds are ignored, as emlearn's loader does
-        except TreesError as e:
-            raise TreesError("line {}: {}".format(self.lineno, e))
-        except ValueError as e:  # int()/float() of a broken number, or the builder's own check
-            raise TreesError("line {}: {} ({})".format(self.lineno, e, line[:40]))
+    def line(self, kind, tok):
+        """One line's fields into the builder (``feed`` calls it)."""
+        if kind in ("n", "l", "r"):
+            if not self.ready:
+                if self.n_features is None or self.n_classes is None:
+                    raise TreesError("data before the f and c lines")
+                if self.leaf_bits != 0:
+                    raise TreesError("leaf_bits {} unsupported: only majority voting (lb,0)".format(self.leaf_bits))
+                self.builder.setdata(self.n_features, self.n_classes)
+                self.ready = True
+            if kind == "n":
+                if len(tok) != 5:
+                    raise TreesError("a node line has 5 fields")
+                self._node(int(tok[1]), int(float(tok[2])), int(tok[3]), int(tok[4]))
+            elif len(tok) != 2:
+                raise TreesError("a leaf/root line has 2 fields")
+            elif kind == "l":
+                c = int(tok[1])
+                if not 0 <= c < self.n_classes:
+                    raise TreesError("leaf {}: class {} >= n_classes {}".format(self.leaves, c, self.n_classes))
+                self.builder.addleaf(c)
+                self.leaves += 1
+            else:
+                r = int(tok[1])
+                if r > self._far_node[0]:
+                    self._far_node = (r, "tree {}: root".format(self.trees))
+                self.builder.addroot(r)
+                self.trees += 1
+        elif kind in ("f", "c", "lb"):
+            if len(tok) != 2:
+                raise TreesError("a header line has 2 fields")
+            if self.ready:
+                raise TreesError("header line after the data")
+            if kind == "f":
+                self.n_features = int(tok[1])
+            elif kind == "c":
+                self.n_classes = int(tok[1])
+            else:
+                self.leaf_bits = int(tok[1])
+        # other kinds are ignored, as emlearn's loader does
 
     def _node(self, feature, threshold, left, right):
         i = self.nodes

@@ -73,12 +73,12 @@ def test_get_allocates_nothing_and_the_values_are_small():
 def test_keys_that_no_longer_validate_are_reset_and_the_rest_kept():
     # After an upgrade that narrows a range or drops a key, one bad key must not cost the whole configuration.
     d = tmpdir()
-    text = '{"device.name": "lab-3", "accel.rate_hz": 33, "bogus.key": 1, "mic.poll_ms": 40, "log.level": "debug"}'
+    text = '{"device.name": "lab-3", "accel.rate_hz": 33, "bogus.key": 1, "mic.poll_ms": 400, "log.level": "debug"}'
     _write(d + "/config.json", text)
     log = quiet_log()
     c = Config(d + "/config.json", log)
     assert c.get("device.name") == "lab-3" and c.get("log.level") == "debug"  # kept
-    assert c.get("accel.rate_hz") == 50 and c.get("mic.poll_ms") == 20  # reset to defaults
+    assert c.get("accel.rate_hz") == 50 and c.get("mic.poll_ms") == 50  # reset to defaults
     for k in ("accel.rate_hz", "bogus.key", "mic.poll_ms"):
         assert k in c.boot_error, c.boot_error
     assert _read(d + "/config.json.bad") == text  # as it was, for inspection
@@ -136,6 +136,11 @@ def test_reboot_keys_are_listed():
     c = Config(tmpdir() + "/config.json", quiet_log())
     c.update({"http.port": 8081})
     assert c.reboot_pending == ["http.port"]
+    assert c.booted == {"http.port": 80}  # the value in effect until the restart (GET /api/config: in_effect)
+    c.update({"http.port": 8082})
+    assert c.reboot_pending == ["http.port"] and c.booted == {"http.port": 80}
+    c.update({"http.port": 80})  # back to the value that runs: nothing is pending any more
+    assert c.reboot_pending == [] and c.booted == {}
 
 
 def test_failed_save_keeps_old_config():
@@ -158,7 +163,8 @@ def test_an_update_is_checked_as_validate_checks_it():
              {"mic.rate_hz": 16000, "mic.poll_ms": 42}, {"mic.poll_ms": 30}, {"mqtt.commands": True},
              {"mqtt.command_token": "t", "mqtt.commands": True}, {"mqtt.prefix": "a/#"},
              {"webhook.url": "ftp://x"}, {"webhook.url": "http://h/x", "webhook.resources": "nope"},
-             {"sound.sensitivity_dbfs": -30}, {"log.level": "debug"}]
+             {"sound.sensitivity_dbfs": -30}, {"log.level": "debug"}, {"ml.hop": 200}, {"ml.window": 32},
+             {"ml.window": 256, "ml.hop": 200}, {"mqtt.command_token": ""}]
     for upd in cases:
         current = c.as_dict()
         try:
@@ -171,3 +177,82 @@ def test_an_update_is_checked_as_validate_checks_it():
         except ValueError as e:
             got = ("refused", getattr(e, "key", None))
         assert got == want, (upd, got, want)
+
+
+class _Model:
+    window = 128
+    info = {"trees": 20, "nodes": 620, "leaves": 7}  # the shipped model's: 5607 bytes of RAM
+
+
+def _refused(c, update, key, words):
+    try:
+        c.update(update)
+    except ValueError as e:
+        assert e.key == key and words in e.reason, (e.key, e.reason)
+        return
+    raise AssertionError("accepted {}".format(update))
+
+
+def test_ml_keys_are_checked_against_the_running_model():
+    # ml.window 64 with a 128-frame model used to be accepted and stop analysis ("model needs 128-frame windows")
+    c = Config(tmpdir() + "/config.json", quiet_log())
+    dev = type("Dev", (), {})()
+    dev.model = _Model()
+    c.device = dev
+    _refused(c, {"ml.window": 64}, "ml.window", "trained on 128-frame windows")
+    _refused(c, {"ml.model_max_kb": 5}, "ml.model_max_kb", "needs 5607 bytes of RAM: at least 6 KB")
+    assert c.update({"ml.model_max_kb": 6}) == ["ml.model_max_kb"]
+    assert c.update({"ml.hop": 32, "ml.smooth": 5}) == ["ml.hop", "ml.smooth"]
+    dev.model_busy = True  # a model loading (at boot: no model yet) may be of another window
+    dev.model = None
+    _refused(c, {"ml.window": 64}, "ml.window", "being loaded")
+    dev.model_busy = False
+    assert c.update({"ml.window": 64}) == ["ml.window"]  # no model runs: any window the extractor takes
+    assert c.get("ml.window") == 64 and c.get("ml.hop") == 32
+
+
+def test_long_strings_are_saved_in_pieces_and_read_back():
+    path = tmpdir() + "/config.json"
+    c = Config(path, quiet_log())
+    ca = ("-----BEGIN CERTIFICATE----- " + 'ab"c\\d/\u00e9\u00b5\u00b0 ' * 320)[:3990]
+    c.update({"mqtt.tls_ca": ca, "device.name": 'q"\\'})
+    assert json.loads(_read(path)) == {"mqtt.tls_ca": ca, "device.name": 'q"\\'}
+    c2 = Config(path, quiet_log())
+    assert c2.get("mqtt.tls_ca") == ca and c2.boot_error is None
+    c2.update({"mqtt.tls_ca": "", "device.name": "sensorbox"})
+    assert json.loads(_read(path)) == {}
+
+
+def test_a_free_flash_floor_retention_could_never_reach_is_refused():
+    # store.min_free_kb beyond what the flash can ever have free made retention delete every stored row
+    c = Config(tmpdir() + "/config.json", quiet_log())
+    dev = type("Dev", (), {})()
+    dev.model = None
+    dev.platform = type("P", (), {"flash_stats": lambda self: (2048 * 1024, 1500 * 1024)})()
+    dev.store = type("S", (), {"res": [type("R", (), {"bytes": 300 * 1024})(), type("R", (), {"bytes": 100 * 1024})()]})()
+    c.device = dev
+    _refused(c, {"store.min_free_kb": 1900}, "store.min_free_kb", "less than 1900 KB")
+    _refused(c, {"store.min_free_kb": 65536}, "store.min_free_kb", "1500 KB free and the store holds 400 KB")
+    assert c.update({"store.min_free_kb": 1899}) == ["store.min_free_kb"]  # reachable: deletes old data, not all
+    assert c.update({"store.min_free_kb": 0}) == ["store.min_free_kb"]
+
+
+def test_in_effect_shows_a_secret_only_as_set():
+    # No secret applies at a restart today; if one did, GET /api/config's in_effect must not reveal the old value.
+    from sensorbox.device.http import api
+    from sensorbox.shared import config_schema as schema
+
+    d = tmpdir()
+    _write(d + "/config.json", json.dumps({"mqtt.password": "old-secret"}))
+    c = Config(d + "/config.json", quiet_log())
+    specs = ("SPEC", "SPEC_B", "SPEC_C", "SPEC2")
+    line = [ln for ln in "".join(getattr(schema, n) for n in specs).split("\n") if ln.startswith("mqtt.password ")][0]
+    for name in specs:  # the schema stays loaded (imported here): the change holds
+        setattr(schema, name, getattr(schema, name).replace(line, line + " reboot"))
+    assert schema.needs_reboot("mqtt.password")
+    c.update({"mqtt.password": "new-secret", "http.port": 8081})
+    assert c.booted == {"mqtt.password": "old-secret", "http.port": 80}  # kept in RAM to tell a change back
+    v = json.loads("".join(api.config_json(c, None)))  # (GET /api/config)
+    assert v["in_effect"] == {"mqtt.password": {"set": True}, "http.port": 80}, v["in_effect"]
+    assert v["config"]["mqtt.password"] == {"set": True}
+    assert "old-secret" not in json.dumps(v) and "new-secret" not in json.dumps(v)

@@ -146,6 +146,36 @@ def test_scalar_kernels_identical():
             assert s1[i - 1] <= s1[i]
 
 
+def test_plain_shortcuts_identical():
+    # The plain kernels' shortcuts (the browser's): magnitudes below the clamp (a float square root), sums of
+    # squares around a mean too close to every int16 to clamp, the batch FFT; viper as the reference.
+    n = 128
+    fr = _data(21, 3 * n, -15000, 15000)
+    for i, t in enumerate(((26753, 0, 0), (-26753, 0, 0), (26754, 0, 0), (15447, 15447, 15446),
+                           (15446, 15446, 15446), (-32768, -32768, -32768), (32767, 1, -1), (0, 0, 0))):
+        for k in range(3):
+            fr[9 * i + k] = t[k]
+    d1 = array.array("h", bytes(2 * n))
+    d2 = array.array("h", bytes(2 * n))
+    V.magnitude(fr, 0, 3, n, d1)
+    P.magnitude(fr, 0, 3, n, d2)
+    assert d1 == d2
+    x = _data(22, n)
+    for mean in (-13574, -13573, 13572, 13573):
+        assert V.sumsq_dev(x, n, mean, 4) == P.sumsq_dev(x, n, mean, 4), mean
+    for n, count in ((16, 5), (128, 3)):
+        tw = K.fft_table(n)
+        res = [_data(30 + j, n, -16384, 16384) for j in range(count)]
+        ims = [_data(40 + j, n, -16384, 16384) if j == 1 else array.array("h", bytes(2 * n)) for j in range(count)]
+        want = [(array.array("h", r), array.array("h", i)) for r, i in zip(res, ims)]
+        for r, i in want:
+            V.fft_q15(r, i, n, tw)
+        P.fft_q15_many(res, ims, n, tw)
+        h = n // 2 + 1
+        for j in range(count):
+            assert res[j][:h] == want[j][0][:h] and ims[j][:h] == want[j][1][:h], (n, j)
+
+
 def test_sort_identical_on_every_size_and_order():
     # Shell sort: sizes around the gap boundaries (4, 13, 40, 121), sorted, reversed and constant input, and
     # elements past n left alone.
@@ -185,3 +215,26 @@ def test_copy_i16_matches_and_stays_in_range():
     V.copy_i16(y1, 100, y1, 0, 200)
     P.copy_i16(y2, 100, y2, 0, 200)
     assert y1 == y2 and list(y1[:200]) == list(x[100:300]) and K.copy_i16 is V.copy_i16
+
+
+def test_plain_kernels_exact_where_they_take_shortcuts():
+    # kernels_py computes square roots with math.sqrt (one correction step) and copies with slices (memoryviews
+    # too): the same results as the viper kernels at every perfect square's edge and on int16 extremes
+    for k in (1, 2, 3, 181, 4095, 4096, 23170, 26753, 32767, 32768, 46339, 46340):
+        for v in (k * k - 1, k * k, k * k + 1):
+            if v < (1 << 31):
+                assert V.isqrt(v) == P.isqrt(v), v
+    for vals in ((-32768, 32767, -32767), (26753, -26753, 26754), (32767, 32767, 32767), (0, 0, 0), (1, -1, 0)):
+        x = array.array("h", list(vals) * 64)
+        d1 = array.array("h", bytes(128))
+        d2 = array.array("h", bytes(128))
+        V.magnitude(x, 0, 3, 64, d1)
+        P.magnitude(memoryview(x), 0, 3, 64, d2)
+        assert d1 == d2, vals
+    x = _data(3, 400)
+    for off, n in ((0, 128), (17, 200), (399, 1), (5, 0)):
+        d1 = array.array("h", [9] * 256)
+        d2 = array.array("h", [9] * 256)
+        V.gather(x, off, 1, n, d1)
+        P.gather(memoryview(x), off, 1, n, d2)
+        assert d1 == d2, (off, n)

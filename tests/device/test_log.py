@@ -93,3 +93,40 @@ def test_unwritable_flash_keeps_entries_and_counts():
     assert log.write_errors == 1
     assert log.entries()[-1]["msg"] == "still here"
     assert log.pending() > 0
+
+
+def test_a_cursor_past_the_end_or_from_another_boot_reads_the_ring():
+    # Issue 10.4: the Health page sends the "next" of the previous boot after a restart. Past the end it made the
+    # ring read a negative size (MemoryError "allocating 18446744073709551562 bytes"), a huge one OverflowError;
+    # now any cursor this boot did not give reads the entries the ring holds.
+    log = _log()
+    for i in range(5):
+        log.info("src", "entry {}".format(i))
+    everything = [e["msg"] for e in log.entries()]
+    assert everything == ["entry {}".format(i) for i in range(5)]
+    for since in (log.end() + 1, log.end() + 10 ** 6, 10 ** 23, 0, 1):
+        assert [e["msg"] for e in log.entries(since)] == everything, since
+    assert log.entries(log.end()) == []
+    mid = log.entries()[2]["id"]
+    assert [e["msg"] for e in log.entries(mid)] == everything[2:]
+    assert [e["msg"] for e in log.entries(mid + 3)] == everything  # inside an entry: not a cursor of ours
+
+
+def test_ids_of_two_boots_do_not_meet():
+    # Each boot counts its ids from a random base, so a cursor from before a restart is recognised as foreign
+    # (the chance that two bases lie within a boot's log of each other is tiny).
+    a, b = _log(), _log()
+    a.info("x", "one")
+    b.info("x", "two")
+    ia, ib = a.entries()[0]["id"], b.entries()[0]["id"]
+    assert ia != ib and 0 <= ia < 2 ** 30 and 0 <= ib < 2 ** 30
+    assert [e["msg"] for e in b.entries(a.end())] == ["two"]
+
+
+def test_a_cursor_before_a_wrapped_ring_skips_the_torn_entry():
+    log = _log(ring_bytes=256)
+    for i in range(40):
+        log.info("src", "wrapped entry {}".format(i))
+    es = log.entries(log.end() + 5)
+    assert es and es[-1]["msg"] == "wrapped entry 39"
+    assert all(e["msg"].startswith("wrapped entry ") for e in es)

@@ -6,6 +6,7 @@ import json
 
 from devtest import StubConfig, exists, quiet_log, tmpdir
 from sensorbox.device import models
+from sensorbox.device.store.core import Store
 from sensorbox.device.models import ModelError
 from sensorbox.device.sensors.ring import SampleRing
 
@@ -29,6 +30,7 @@ class Dev:
         self.config = StubConfig()
         self.sensors = {"accel": type("S", (), {"ring": SampleRing(3, 8, 50)})()}
         self.model = self.model_error = None
+        self.store = Store(tmpdir("store"), self.log, lambda: 0)  # its class table names the model's classes
 
 
 class Manager:
@@ -46,7 +48,15 @@ class Manager:
         return lambda *a: fn(self.dev, *a)
 
 
-def manager():
+def manager(refill=False):
+    if refill:
+        # The refill path (a new model parsed into the running one's arrays) needs the viper evaluator: with
+        # SENSORBOX_NATMODS, trees_fast.new gives emlearn_trees, whose models cannot be emptied and refilled.
+        # (Each device test runs in its own process: the patch ends with the test.)
+        from sensorbox.device import trees_fast
+        from sensorbox.shared import trees
+
+        trees_fast.new = lambda t, n, v: trees.Trees(t, n, v, trees_fast.vote)
     return Manager()
 
 
@@ -124,6 +134,11 @@ async def test_bad_models_are_refused_with_reasons_and_the_old_keeps_running():
     bad["feature_version"] = 99
     refused(lambda: m.stage_meta(json.dumps(bad).encode()), "feature version 99")
     refused(lambda: m.stage_meta(b"{not json"), "not JSON")
+    bad = dict(meta)  # more classes than emlearn's trees take (int8): refused at upload, not at activation
+    bad["classes"] = ["c{}".format(i) for i in range(128)]
+    bad.pop("class_names", None)
+    bad.pop("class_descriptions", None)
+    refused(lambda: m.stage_meta(json.dumps(bad).encode()), "2..127")
     refused(lambda: m.stage_chunk(0, b"x"), "PUT meta.json first")
     # too big for ml.model_max_kb
     m.config.values["ml.model_max_kb"] = 1
@@ -153,7 +168,7 @@ async def test_a_model_that_fails_to_parse_gives_the_old_one_back_from_flash():
     import binascii
     import hashlib
 
-    m = manager()
+    m = manager(refill=True)
     await m.boot()
     running = m.current
     csv = read("model.csv")
@@ -286,7 +301,7 @@ async def test_a_cancelled_refill_gives_the_old_model_back():
 
     from devtest import until
 
-    m = manager()
+    m = manager(refill=True)
     await m.boot()
     xs = _inputs(m.current.trees.n_features)
     before = _votes(m.current, xs)
@@ -402,3 +417,21 @@ def test_upload_is_bounded_so_it_can_never_fill_the_flash():
     assert os.stat(m.dir + "/staged/model.csv")[6] == 64 * 1024
     m.config.values["ml.model_max_kb"] = 32  # the bound follows the model RAM limit
     assert m.stage_chunk(64 * 1024, b"0")["received"] == 64 * 1024 + 1
+
+
+async def test_a_model_of_another_window_sets_ml_window_one_no_window_fits_is_refused():
+    # The model's window becomes ml.window when it runs (before: a model of another window was refused, and
+    # ml.window could not be changed to its window while the old model ran).
+    m = manager()
+    await m.boot()
+    meta, csv = _variant(rotate=1)
+    d = json.loads(meta)
+    d["window"] = 100
+    refused(lambda: m.stage_meta(json.dumps(d).encode()), "100-frame windows", "32 or 64 or 128 or 256")
+    d["window"], d["hop"] = 64, 32
+    m.config.values["ml.hop"] = 128  # beyond the new window: follows the model's hop
+    upload(m, json.dumps(d).encode(), csv)
+    await m.activate()
+    assert m.current.window == 64 and m.config.get("ml.window") == 64 and m.config.get("ml.hop") == 32
+    await m.rollback()
+    assert m.current.window == 128 and m.config.get("ml.window") == 128 and m.config.get("ml.hop") == 32

@@ -5,11 +5,12 @@ import asyncio
 
 import time
 
-from devtest import StubConfig, quiet_log, until
+from devtest import FakeClock, StubConfig, quiet_log, until
 from sensorbox.device.bus import Bus
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_mic import SignalMicrophone
 from sensorbox.device.soundmeter import SoundMeter
+from sensorbox.shared import config_schema
 
 
 class _Device:
@@ -58,3 +59,27 @@ async def test_noise_and_z_weighting():
     sm, got = await _run(dev, 3)
     assert abs(got[-1][1][0] - 9400) <= 30, got  # white noise at -40 dBFS, calibrated 94 dB at -40 dBFS
     assert sm.status()["time_weighting"] == "slow"
+
+
+async def test_meter_reads_the_fifo_a_chunk_at_a_time_and_loses_nothing():
+    # At the longest poll the schema allows (250 ms), 200 ms of sound (3200 frames) arrive in the simulated FIFO
+    # (4096 frames) between reads: six times what the app's 512-frame ring holds. The meter reads the FIFO itself,
+    # one batch per chunk it processes, so the ring never overflows under it; the sampler, while the meter reads,
+    # leaves the FIFO alone, and bounds its poll by half the FIFO's span. The simulated clock moves only when the
+    # test says, so a slow machine cannot make frames pile up.
+    clock = FakeClock()
+    dev = _Device(mic__poll_ms=250)
+    sensor = Sensor("mic", lambda: SignalMicrophone(dev.config, clock), dev.log, 1, config_schema.MIC_RING_FRAMES)
+    dev.sensors["mic"] = sensor
+    sm = SoundMeter(dev)
+    tasks = [asyncio.create_task(sensor.run()), asyncio.create_task(sm.run())]
+    await until(lambda: sm.meter is not None and sensor.pulled)
+    assert sensor.poll_ms == 4096 * 500 // 16000  # 128 ms, not 250
+    for k in range(1, 11):
+        clock.advance(200)
+        await until(lambda: sm._last + 1 == 3200 * k, 3000)  # processed up to the last frame made
+    for t in tasks:
+        t.cancel()
+    await asyncio.sleep_ms(0)
+    assert sm.lost == 0 and sensor.dropped == 0 and sensor.received == 32000, (sm.lost, sensor.dropped)
+    assert not sensor.pulled  # the meter stopped: the sampler reads the FIFO again

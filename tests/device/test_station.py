@@ -48,7 +48,7 @@ def _air(aps, connect_ms=30):
 
 def _wifi(dev, nets):
     with open(dev.platform.data_dir + "/wifi.json", "w") as f:
-        json.dump({"networks": [{"ssid": s, "password": p} for s, p in nets]}, f)
+        json.dump([{"ssid": s, "password": p} for s, p in nets], f)
 
 
 def _station(dev):
@@ -189,7 +189,7 @@ async def test_fallback_access_point_after_wifi_fallback_s_while_the_station_kee
 
 
 async def _ntp_server(sock, t_s):
-    from sensorbox.device.net import readable
+    from sensorbox.device.net.portal import readable
 
     while True:
         await readable(sock)

@@ -1,5 +1,6 @@
 """The viper tree kernel gives the same votes and class as the plain-Python kernel over the same arrays, on random
-forests and inputs with int16 extremes, and allocates nothing per prediction."""
+forests and inputs with int16 extremes, and allocates nothing per prediction. (The viper evaluator is made
+explicitly: with SENSORBOX_NATMODS, ``trees_fast.new`` gives emlearn_trees, tested in test_emlearn.py.)"""
 
 import array
 
@@ -22,7 +23,7 @@ def test_viper_matches_plain_on_random_forests():
         lines = forest_csv(rng, n_trees=1 + rng.below(12), depth=1 + rng.below(9), n_features=n_features,
                            n_classes=n_classes)
         n_nodes = len([line for line in lines if line.startswith("n,")])
-        fast = trees_fast.new(16, n_nodes, 16)
+        fast = trees.Trees(16, n_nodes, 16, trees_fast.vote)
         plain = trees.Trees(16, n_nodes, 16)
         trees_csv.load(lines, fast)
         trees_csv.load(lines, plain)
@@ -42,7 +43,7 @@ def test_viper_matches_plain_on_random_forests():
 def test_threshold_edges_signed_compare():
     # one node on feature 0: go left (class 1) if x < thr; thresholds and inputs at the int16 extremes
     for thr in (-32768, -1, 0, 1, 32767):
-        t = trees_fast.new(1, 1, 2)
+        t = trees.Trees(1, 1, 2, trees_fast.vote)
         trees_csv.load(["f,1", "c,2", "l,0", "l,1", "r,0", "n,0,{},-2,-1".format(thr)], t)
         for v in (-32768, -32767, -2, -1, 0, 1, 2, 32766, 32767):
             assert t.classify(array.array("h", [v])) == (1 if v < thr else 0), (thr, v)
@@ -51,7 +52,7 @@ def test_threshold_edges_signed_compare():
 def test_predict_allocates_nothing():
     rng = Rng(3)
     lines = forest_csv(rng, n_trees=10, depth=8, n_features=10, n_classes=5)
-    t = trees_fast.new(10, len(lines), 5)
+    t = trees.Trees(10, len(lines), 5, trees_fast.vote)
     trees_csv.load(lines, t)
     xs = inputs(rng, 20, 10)
     t.classify(xs[0])
@@ -61,33 +62,6 @@ def test_predict_allocates_nothing():
             t.classify(x)
     finally:
         micropython.heap_unlock()
-
-
-def test_ctrees_wrapper_over_the_builder_interface():
-    # trees_c.CTrees wraps emlearn_trees (not installable here); the shared Trees behind trees_csv.Builder has the
-    # same interface, so it stands in for the C module: votes recovered from float outputs must equal the kernel's.
-    from sensorbox.device.trees_c import CTrees
-
-    rng = Rng(5)
-    lines = forest_csv(rng, n_trees=7, depth=6, n_features=6, n_classes=4)
-    n = len([line for line in lines if line.startswith("n,")])
-    wrapped = CTrees(trees_csv.Builder(trees.Trees(7, n, 4)))
-    plain = trees.Trees(7, n, 4)
-    trees_csv.load(lines, wrapped)
-    trees_csv.load(lines, plain)
-    wrapped.check()
-    for x in inputs(rng, 200, 6):
-        assert wrapped.classify(x) == plain.classify(x)
-        assert list(wrapped.votes()) == list(plain.votes())
-    broken = CTrees(trees_csv.Builder(trees.Trees(1, 1, 2)))
-    ld = trees_csv.Loader(broken)
-    for line in ["f,1", "c,2", "l,0", "r,0", "n,0,5,-1,-2"]:  # leaf 1 is referenced but never defined
-        ld.feed(line)
-    try:
-        broken.check()
-    except trees.TreesError:
-        return
-    raise AssertionError("incomplete model accepted")
 
 
 def test_an_evaluator_refills_after_its_modules_were_unloaded():
@@ -100,7 +74,7 @@ def test_an_evaluator_refills_after_its_modules_were_unloaded():
     rng = Rng(9)
     lines = forest_csv(rng, n_trees=5, depth=5, n_features=6, n_classes=3)
     n = len([line for line in lines if line.startswith("n,")])
-    ev = trees_fast.new(5, n, 8)
+    ev = trees.Trees(5, n, 8, trees_fast.vote)
     saved = {m: sys.modules.pop(m) for m in ("sensorbox.shared.trees_csv", "sensorbox.shared.trees",
                                              "sensorbox.device.trees_fast") if m in sys.modules}
     try:

@@ -3,6 +3,8 @@
 ``device_factory(data_dir=None, heap=bundle.APP_HEAP, env=None)`` starts ``main.py`` of the unix bundle exactly as
 ``sensorbox run`` does, on a free port, and waits until ``/api/status`` answers. ``device_app`` is one such device
 shared by a test module. The admin password is ``ADMIN_PASSWORD``. A device's console output is in ``dev.output()``.
+``wait_for`` and ``dev.wait_stored`` wait for what a device does in its own time (never a fixed sleep);
+``start_run`` starts ``sensorbox run`` as a user would.
 """
 
 import base64
@@ -11,13 +13,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from sensorbox.host import bundle
+from sensorbox.host import bundle, cli
 
 ADMIN_PASSWORD = "test-admin-pw"
 REPO = bundle.REPO
@@ -33,10 +36,89 @@ def retry_503(fn, *args, **kw):
     return r
 
 
+def send_raw(port, data, src="127.0.0.1", timeout=8, pieces=1, pause=0.0, shut=False, limit=None):
+    """Send ``data`` on a fresh connection from address ``src`` (any of 127/8 routes to lo: another client),
+    in ``pieces`` parts ``pause`` s apart, optionally closing the sending side; the whole reply (up to ``limit``
+    bytes; what came before a reset when the device reset the connection)."""
+    s = socket.socket()
+    s.settimeout(timeout)
+    reply = b""
+    try:
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", port))
+        step = -(-len(data) // pieces) or 1
+        try:
+            for i in range(0, len(data), step):
+                s.sendall(data[i:i + step])
+                time.sleep(pause)
+            if shut:
+                s.shutdown(socket.SHUT_WR)
+        except OSError:  # the device may answer and close before it read everything (431, 413)
+            pass
+        while limit is None or len(reply) < limit:
+            chunk = s.recv(16384)
+            if not chunk:
+                break
+            reply += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        s.close()
+    return reply
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(get, what, ok=bool, timeout=60, every=0.2):
+    """The first value of ``get()`` that is ``ok``, asked every ``every`` s: for what a device does in its own time
+    (rows stored, a stream open, a counter moving). The bound is generous: a loaded machine makes a test slower,
+    never failing; ``what`` says what did not happen if it is reached (with the last value)."""
+    t0 = time.time()
+    while True:
+        v = get()
+        if ok(v):
+            return v
+        if time.time() - t0 > timeout:
+            raise AssertionError("not within {} s: {} (last: {!r})".format(timeout, what, v)[:4000])
+        time.sleep(every)
+
+
+def start_run(data, out, env=None):
+    """``sensorbox run --data DATA`` on a free port (another one if another process on this machine took it
+    first), in a session of its own, its output to the open file ``out``: (process, port, first /api/status)."""
+    def status(port):
+        with urllib.request.urlopen("http://127.0.0.1:{}/api/status".format(port), timeout=5) as r:
+            return json.loads(r.read())
+
+    for tries in range(3):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "sensorbox.host.cli", "run", "--port", str(port), "--data",
+                                 str(data)], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+        def answers():
+            if proc.poll() is not None:
+                return "exited"
+            try:
+                return status(port)
+            except OSError:
+                return None
+
+        try:  # start-up (build check, device boot) takes a second or two alone, many on a loaded machine
+            st = wait_for(answers, "an answer on port {}".format(port), timeout=120)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        if st != "exited":
+            return proc, port, st
+        out.flush()
+        with open(out.name) as f:
+            text = f.read()
+        assert "port {} is in use".format(port) in text and tries < 2, "sensorbox run exited with {}:\n{}".format(
+            proc.returncode, text)
 
 
 class Response:
@@ -63,16 +145,26 @@ class Device:
             "SENSORBOX_REPLAY": os.path.join(REPO, "data", "watch_excerpt.npy"),
             "SENSORBOX_ADMIN_PASSWORD": ADMIN_PASSWORD})
         e.update(env or {})
-        self.proc = subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + heap,
-                                      script or os.path.join(out, "main.py")], env=e, cwd=self.data_dir,
-                                     stdout=self._out, stderr=subprocess.STDOUT)
-        try:
-            self.wait_ready()
-        except BaseException:  # a device that never answered is not left running (nobody else holds it)
-            self.stop(signal.SIGKILL, timeout=5)
-            raise
+        for tries in range(3):
+            self.proc = subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + heap,
+                                          script or os.path.join(out, "main.py")], env=e, cwd=self.data_dir,
+                                         stdout=self._out, stderr=subprocess.STDOUT)
+            try:
+                self.wait_ready()
+                return
+            except RuntimeError:
+                # another process (other tests on this machine) took the free port before the device bound it
+                if port or tries == 2 or self.proc.returncode != cli.PORT_IN_USE_EXIT_CODE:
+                    self.stop(signal.SIGKILL, timeout=5)  # a device that never answered is not left running
+                    raise
+            except BaseException:
+                self.stop(signal.SIGKILL, timeout=5)
+                raise
+            self.port = free_port()
+            self.url = "http://127.0.0.1:{}".format(self.port)
+            e["SENSORBOX_PORT"] = str(self.port)
 
-    def wait_ready(self, timeout=20):
+    def wait_ready(self, timeout=120):  # start-up takes ~1 s alone, many on a loaded machine
         t0 = time.time()
         while time.time() - t0 < timeout:
             if self.proc.poll() is not None:
@@ -119,7 +211,21 @@ class Device:
         assert r.status == 200, r.body
         return r.json()
 
-    def stop(self, sig=signal.SIGINT, timeout=10):
+    def resource(self, name):
+        """The store's figures for resource ``name`` (from ``/api/resources``)."""
+        r = retry_503(self.get, "/api/resources")
+        assert r.status == 200, r.body
+        return next(x for x in r.json()["resources"] if x["name"] == name)
+
+    def wait_stored(self, name, rows=1, after=None, timeout=60):
+        """Wait until the store holds ``rows`` rows of ``name`` written since boot and, with ``after`` (epoch ms),
+        one newer than that: the store writes in batches (``store.flush_ms``), so what the device sampled or
+        streamed is readable only a while later. Returns the resource's figures."""
+        return wait_for(lambda: self.resource(name), "{} rows of {} stored{}".format(
+            rows, name, "" if after is None else ", one newer than {}".format(after)),
+            lambda r: r["rows_since_boot"] >= rows and (after is None or (r["end"] or 0) > after), timeout)
+
+    def stop(self, sig=signal.SIGINT, timeout=30):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

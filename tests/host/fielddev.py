@@ -11,14 +11,17 @@ import subprocess
 import threading
 import time
 
-from conftest import ADMIN_PASSWORD, Device, free_port
+import conftest
+from conftest import ADMIN_PASSWORD, free_port
 from sensorbox.host import bundle
 
 BOARD_SRC = os.path.join(bundle.REPO, "tests", "support", "board")
 FIELD_HEAP = "256wK"  # the doubles run from source here (compiled at import): more than the app's own heap
 
 
-class FieldDevice(Device):
+# (conftest.Device, not a bare name: the bundle's renamer (host/names.py) reads this file as MicroPython code,
+# and a class named Device with a base would keep the app's Device from having its private names shortened)
+class FieldDevice(conftest.Device):
     def __init__(self, root, aps=(), config=None, rtc_now=True, heap=FIELD_HEAP, env=None, wait=True):
         self.root = str(root)
         self.board = os.path.join(self.root, "board")
@@ -33,10 +36,10 @@ class FieldDevice(Device):
             with open(os.path.join(data, "config.json"), "w") as f:
                 json.dump(config, f)
         if rtc_now:  # the RTC kept the time (else it starts in 2000, as after a power cut)
-            self._save("rtc.json", {"offset": 0, "memory": ""})
+            self._put_board_file("rtc.json", {"offset": 0, "memory": ""})
         self._heap = heap
         self._env = dict(env or {})
-        self._stop = False
+        self._ending = False
         self._killed = False
         self.data_dir = data
         self.port = free_port()
@@ -45,21 +48,22 @@ class FieldDevice(Device):
         self._out = open(self._out_path, "ab")
         self.proc = None
         self._start()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread = threading.Thread(target=self._run_board, daemon=True)
         self._thread.start()
         if wait:
             self.wait_ready(40)
 
-    def _save(self, name, obj):
+    def _put_board_file(self, name, obj):
         with open(os.path.join(self.board, name), "w") as f:
             json.dump(obj, f)
 
     def air(self, aps, connect_ms=300, clients=0):
         """The access points around the board: [{"ssid", "key", "rssi", "ip", ...}] (see the network double)."""
-        self._save("air.json", {"aps": aps, "connect_ms": connect_ms, "ap_clients": clients})
+        self._put_board_file("air.json", {"aps": aps, "connect_ms": connect_ms, "ap_clients": clients})
 
     def _start(self):
-        out = bundle.build("unix")
+        # the tests' copy of the unix bundle: with the ESP32's net/ and set-up page (bundle.BOARDS_ONLY)
+        out = bundle.build("unix", out_dir=os.path.join(bundle.BUILD, "unix-tests"), host_only=True)
         e = bundle.micropython_env(out, {
             "SENSORBOX_DATA": os.path.join(self.root, "data"), "SENSORBOX_PORT": str(self.port),
             "SENSORBOX_PLATFORM": "fieldplat", "SENSORBOX_BOARD": self.board,
@@ -74,14 +78,14 @@ class FieldDevice(Device):
                                       os.path.join(out, "main.py")], env=e, cwd=os.path.join(self.root, "data"),
                                      stdout=self._out, stderr=subprocess.STDOUT)
 
-    def _watch(self):
+    def _run_board(self):
         # the board around the app: a reset starts it again; a watchdog not fed for its timeout resets it
         last, since = None, time.monotonic()
-        while not self._stop:
+        while not self._ending:
             time.sleep(0.1)
             code = self.proc.poll()
             if code is not None:
-                if self._stop:
+                if self._ending:
                     return
                 self.resets.append("reset" if code == 75 else "killed" if self._killed else code)
                 if code != 75 and not self._killed:
@@ -147,7 +151,7 @@ class FieldDevice(Device):
                 return None
 
     def stop(self, sig=signal.SIGINT, timeout=10):
-        self._stop = True
+        self._ending = True
         return super().stop(sig, timeout)
 
 

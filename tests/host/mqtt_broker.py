@@ -5,6 +5,7 @@ paho-mqtt subscriber that records what arrives, and test certificates (openssl C
 import getpass
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -24,7 +25,7 @@ def free_port():
 class Broker:
     """mosquitto on 127.0.0.1:port. ``users={"name": "password"}`` turns anonymous access off."""
 
-    def __init__(self, tmp, port=None, users=None, tls=None):
+    def __init__(self, tmp, port=None, users=None, tls=None, persist=False):
         self.port = port or free_port()
         self.dir = str(tmp)
         os.makedirs(self.dir, exist_ok=True)
@@ -35,7 +36,11 @@ class Broker:
             self.tls_port = free_port()
             lines += ["listener {} 127.0.0.1".format(self.tls_port), "cafile " + tls.ca, "certfile " + tls.cert,
                       "keyfile " + tls.key]
-        lines += ["persistence false", "log_dest stderr",
+        # persist: sessions, subscriptions and retained messages in mosquitto.db, written only by save() (and a
+        # clean stop), so a broker killed and restarted still has what was saved
+        lines += ["persistence true", "persistence_location " + self.dir + "/", "autosave_interval 0"] if persist \
+            else ["persistence false"]
+        lines += ["log_dest stderr",
                  "log_type error", "log_type warning", "log_type notice",
                  # started as root, mosquitto would switch to user "mosquitto", who cannot read pytest's tmp dir
                  "user " + getpass.getuser()]
@@ -57,7 +62,7 @@ class Broker:
         self.log = open(os.path.join(self.dir, "broker.log"), "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
         t0 = time.time()
-        while time.time() - t0 < 10:
+        while time.time() - t0 < 60:  # (a moment alone; longer on a loaded machine)
             if self.proc.poll() is not None:
                 raise RuntimeError("mosquitto exited: " + open(os.path.join(self.dir, "broker.log")).read())
             try:
@@ -66,6 +71,18 @@ class Broker:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("mosquitto did not listen")
+
+    def save(self, timeout=10):
+        """Write the in-memory state to mosquitto.db now (SIGUSR1; needs ``persist``) and wait until it is there."""
+        db = os.path.join(self.dir, "mosquitto.db")
+        before = os.stat(db).st_mtime_ns if os.path.exists(db) else None
+        self.proc.send_signal(signal.SIGUSR1)
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if os.path.exists(db) and os.stat(db).st_mtime_ns != before:
+                return
+            time.sleep(0.02)
+        raise RuntimeError("mosquitto did not save its state")
 
     def stop(self, kill=True):
         if self.proc is not None and self.proc.poll() is None:
@@ -109,17 +126,28 @@ _ids = itertools.count()
 class Collector:
     """A paho subscriber: ``messages`` is a list of (topic, payload bytes, retain), in arrival order."""
 
-    def __init__(self, port, topics=("#",), user=None, password=None):
+    def __init__(self, port, topics=("#",), user=None, password=None, persistent=False):
         self.messages = []
         self.lock = threading.RLock()
-        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="collector-{}-{}".format(os.getpid(), next(_ids)))
+        # persistent: a session the broker keeps (clean_session false): QoS 1 messages that arrive while this
+        # client is away (e.g. before it has reconnected to a restarted broker) are queued for it
+        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="collector-{}-{}".format(os.getpid(), next(_ids)),
+                             clean_session=not persistent)
         if user:
             self.c.username_pw_set(user, password)
         self.c.on_message = self._on
         self.c.on_connect = lambda c, u, f, rc, p: [c.subscribe(t, 1) for t in topics]
+        acks = []
+        self.c.on_subscribe = lambda c, u, mid, rc, p: acks.append(mid)
         self.c.reconnect_delay_set(0.1, 0.5)
         self.c.connect("127.0.0.1", port, 30)
         self.c.loop_start()
+        # subscribed before the test goes on: a message published before that would be missed (paho connects and
+        # subscribes in its own thread)
+        t0 = time.time()
+        while len(acks) < len(topics):
+            assert time.time() - t0 < 60, "the collector could not subscribe to {}".format(topics)
+            time.sleep(0.02)
 
     def _on(self, c, u, msg):
         with self.lock:
@@ -129,7 +157,7 @@ class Collector:
         with self.lock:
             return [m for m in self.messages if m[0] == topic]
 
-    def wait(self, cond, timeout=20):
+    def wait(self, cond, timeout=60):
         t0 = time.time()
         while time.time() - t0 < timeout:
             with self.lock:
@@ -140,6 +168,13 @@ class Collector:
 
     def publish(self, topic, payload, retain=False):
         self.c.publish(topic, payload, 1, retain).wait_for_publish(5)
+
+    def pause(self):
+        """Stop the network loop: the client stays away from the broker until ``resume``."""
+        self.c.loop_stop()
+
+    def resume(self):
+        self.c.loop_start()
 
     def close(self):
         self.c.loop_stop()

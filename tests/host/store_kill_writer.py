@@ -7,7 +7,11 @@
 #   seqs with seq % 997 < 3 are never written (in-run gaps); each run starts 3 frames after the last stored one.
 #   predictions at t: (seq % 7, seq % 1000) with seq = (t - T0) // 20; events {"type": "tick", "seq": seq}.
 # Prints "S <first seq>" once open, then after each flush point "A <accel seq end> <last prediction t>
-# <predictions this run> <last event t> <events this run>": everything written before it is durable. "dump" writes export .npy files and exits.
+# <predictions this run> <last event t> <events this run>": everything written before it is durable. Also, with
+# the device's own code, in ROOT (next to the store): labels (meta.label_add / label_delete: "L <id> <start> <end>
+# <name>" and "D <id>" once they returned), the config (Config.update of device.name to "n<k>": "C <k>") and API
+# tokens (the web API's save of tokens.json: "T <ids, comma separated>"); before each such call "l"/"d"/"c"/"t"
+# say what is in flight. "dump" writes export .npy files and exits.
 import array
 import os
 import sys
@@ -15,9 +19,15 @@ import time
 
 from sensorbox.device.log import Log
 from sensorbox.device.store import core
+from writer_frames import batch
 
 T0 = 1700000000000
-root = out_dir = sys.argv[1]
+out_dir = sys.argv[1]
+root = out_dir + "/store"  # the store; the device files (config, auth, tokens) beside it in out_dir
+try:
+    os.mkdir(out_dir)
+except OSError:
+    pass
 seed = int(sys.argv[2])
 image = os.getenv("STORE_LFS_IMAGE")
 if image:
@@ -64,7 +74,8 @@ class Cfg:
         return {"store.flush_ms": 200, "store.min_free_kb": 0}.get(key, 1 << 20)
 
 
-st = core.Store(root, Log(lambda: T0, None, echo=False), lambda: T0, None, 2048)
+log = Log(lambda: T0, None, echo=False)
+st = core.Store(root, log, lambda: T0, None, 2048)
 st.configure(Cfg())
 st.open()
 
@@ -76,6 +87,18 @@ if len(sys.argv) > 3:
         with open("{}/{}.out".format(out_dir, name), "wb") as f:
             for c in export.stream(st, p):
                 f.write(c)
+    from sensorbox.device.store import meta
+
+    data = out_dir if not image else "/flash"
+    with open(out_dir + "/labels.out", "w") as f:  # [[id, start, end, name], ...]: what GET /api/labels shows
+        f.write(repr([[r[2], a, r[0], r[1]] for a, r in meta.label_rows(st, type("All", (), {"start": -1, "end": 1 << 60}))
+                      if a is not None]).replace("'", '"'))
+    for name in ("config.json", "tokens.json"):
+        try:
+            with open(data + "/" + name, "rb") as f, open(out_dir + "/" + name + ".out", "wb") as g:
+                g.write(f.read())
+        except OSError:
+            pass
     print("D", st.torn, st.quarantined)
     sys.exit(0)
 
@@ -88,6 +111,18 @@ def rand(n):
     return (rng >> 8) % n
 
 
+from sensorbox.device.config import Config  # noqa: E402
+from sensorbox.device.store import meta  # noqa: E402
+from sensorbox.device.auth import Auth  # noqa: E402
+from sensorbox.device.http import authz, web_admin  # noqa: E402
+
+data = out_dir if not image else "/flash"
+cfg = Config(data + "/config.json", log)
+name = cfg.get("device.name")
+k_cfg = int(name[1:]) if name.startswith("n") else 0
+auth = Auth(data + "/auth.json", log, "pw")
+toks = authz.tokens(auth)
+labels = [x[1][2] for x in meta.label_rows(st, type("All", (), {"start": -1, "end": 1 << 60})) if x[0] is not None]
 last = st.accel.last_t
 seq = 0 if last is None else (last - T0) // 20 + 4
 gen = seed
@@ -96,23 +131,13 @@ mv = memoryview(buf)
 print("S", seq, st.torn, st.quarantined)
 pred_t = ev_t = np = ne = 0
 while True:
-    n = 0
-    s0 = seq
     want = 1 + rand(60)
-    while n < want and seq % 997 >= 3:
-        buf[3 * n] = seq % 30000
-        buf[3 * n + 1] = -(seq % 20000)
-        buf[3 * n + 2] = (seq * 7) % 32000
-        n += 1
-        seq += 1
-    if n:
-        st.append_frames(T0 + 20 * s0, s0, gen, 50, mv, n)
-        t = T0 + 20 * (seq - 1)
-        st.on_bus("predictions", t, ((seq - 1) % 7, (seq - 1) % 1000))
+    ev = rand(4) == 0
+    seq, t = batch(st, buf, mv, seq, want, gen, ev)
+    if t is not None:
         pred_t = t
         np += 1
-        if rand(4) == 0:
-            st.on_bus("events", t, {"type": "tick", "seq": seq - 1})
+        if ev:
             ev_t = t
             ne += 1
     while seq % 997 < 3:
@@ -120,5 +145,30 @@ while True:
     if rand(3) == 0:
         st.flush()
         print("A", seq, pred_t, np, ev_t, ne)
+    r = rand(64)
+    if r == 0 and len(labels) < 400:
+        a = T0 + 100000 * seq  # (never overlapping: seq grows by more than one between two labels)
+        lab = (a, a + 1 + rand(50000), "l{}".format(seq))
+        print("l", *lab)
+        got = meta.label_add(st, {"start": lab[0], "end": lab[1], "label": lab[2]})
+        labels.append(got["id"])
+        print("L", got["id"], *lab)
+    elif r == 1 and labels:
+        i = labels.pop(rand(len(labels)))
+        print("d", i)
+        meta.label_delete(st, i)
+        print("D", i)
+    elif r == 2:
+        k_cfg += 1
+        print("c", k_cfg)
+        cfg.update({"device.name": "n{}".format(k_cfg)})
+        print("C", k_cfg)
+    elif r == 3:
+        new = toks[-3:] + [{"id": max([t["id"] for t in toks] + [0]) + 1, "name": "k", "scope": "read",
+                            "hash": "{:064x}".format(seq)}]
+        print("t", ",".join(str(t["id"]) for t in new))
+        web_admin._save(auth, new)
+        toks = new
+        print("T", ",".join(str(t["id"]) for t in toks))
     if image:
         time.sleep_ms(2)  # less data per run: the check after each kill reads it all back through littlefs

@@ -83,7 +83,7 @@ def test_routes_list_is_complete_and_documented(walker, routes):
                      ("POST", "/api/restart"), ("DELETE", "/api/tokens/<int:ident>"), ("GET", "/api/logs"),
                      ("GET", "/api/events"), ("POST", "/api/labels"), ("GET", "/api/resources/<name>/data")]:
         assert expected in have, expected
-    r = _retry(device_app.get, "/api/openapi.json", auth=False)
+    r = _retry(device_app.get, "/api/openapi.json", auth=False, headers={"Accept-Encoding": "gzip"})
     assert r.status == 200 and r.headers.get("Content-Encoding") == "gzip"
     import gzip
 
@@ -198,7 +198,7 @@ def test_session_cookie_and_csrf(device_app):
 
 
 def test_static_files_and_no_traversal(device_app):
-    r = _retry(device_app.get, "/", auth=False)
+    r = _retry(device_app.get, "/", auth=False, headers={"Accept-Encoding": "gzip"})
     assert r.status == 200 and r.headers["Content-Encoding"] == "gzip"
     import gzip
 
@@ -211,3 +211,24 @@ def test_static_files_and_no_traversal(device_app):
         r = _retry(device_app.get, p, auth=False)
         assert r.status == 404, (p, r.status)
         assert b"salt" not in r.body
+
+
+def test_saved_sessions_are_taken_at_boot_or_never(device_factory, tmp_path):
+    import hashlib
+
+    def boot_with(t_saved, left_ms):
+        d = tmp_path / "dev-{}".format(len(os.listdir(tmp_path)))
+        d.mkdir()
+        sid = os.urandom(16).hex()
+        (d / "sessions.json").write_text(json.dumps(
+            {"t": t_saved, "s": [[hashlib.sha256(sid.encode()).hexdigest(), left_ms]]}))
+        dev = device_factory(data_dir=d)
+        # read and removed at boot, before any browser request (the open health probe does not load sessions)
+        assert not (d / "sessions.json").exists()
+        r = _retry(dev.get, "/api/config", auth=False, headers={"Cookie": "sb_session=" + sid})
+        dev.stop()
+        return r.status
+
+    assert boot_with(time.time() - 2, 3600 * 1000) == 200  # a restart a moment ago: logged in still
+    assert boot_with(time.time() - 3 * 3600, 11 * 3600 * 1000) == 401  # saved hours ago: gone
+    assert boot_with(time.time() + 3600, 3600 * 1000) == 401  # a clock that went back: cannot tell, gone

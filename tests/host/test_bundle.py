@@ -1,21 +1,34 @@
-"""The device bundle: every device module compiles with mpy-cross for both targets and fits the flash budget."""
+"""The device bundle: every device module compiles with mpy-cross for every target and fits the flash budget, the
+budget of each board profile (sensorbox.host.boards) included."""
 
 import json
 import os
 
 import pytest
 
-from sensorbox.host import bundle
+from sensorbox.host import boards, bundle
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A fresh bundle per target, built once for this module's tests."""
+    cache = {}
+
+    def get(target):
+        if target not in cache:
+            cache[target] = bundle.build(target, out_dir=str(tmp_path_factory.mktemp("bundle") / target))
+        return cache[target]
+    return get
 
 
 @pytest.mark.parametrize("target", sorted(bundle.TARGETS))
-def test_bundle_compiles_and_fits_flash(target, tmp_path):
-    out = bundle.build(target, out_dir=str(tmp_path / target))
+def test_bundle_compiles_and_fits_flash(target, built):
+    out = built(target)
     m = json.load(open(os.path.join(out, "bundle.json")))
     assert m["arch"] == bundle.TARGETS[target]
     sources = [rel for _, rel in bundle.device_sources()]
     for rel in sources:
-        assert "lib/" + rel[:-3] + ".mpy" in m["files"], rel
+        assert ("lib/" + rel[:-3] + ".mpy" in m["files"]) == (target == "unix" or rel not in bundle.NOT_ON_BOARDS), rel
     assert "main.py" in m["files"] and "www/config-schema.json" in m["files"]
     assert m["flash_bytes"] <= bundle.FLASH_BUDGET_BYTES, m["flash_bytes"]
     with open(os.path.join(out, "lib", "sensorbox", "device", "app.mpy"), "rb") as f:
@@ -25,11 +38,58 @@ def test_bundle_compiles_and_fits_flash(target, tmp_path):
     assert b"sensorbox.device.app" in data and b"sensorbox/device/app.py" not in data
 
 
+#: Which boards carry the Analysis page's runtime (MicroPython WebAssembly, ~260 KB of flash): those with room.
+ANALYSIS_ON = {"esp32": False, "esp32c3": False, "esp32s3": True, "esp32s3-psram": True, "unix": False}
+
+
+@pytest.mark.parametrize("board", sorted(boards.PROFILES))
+def test_bundle_fits_each_board_profile(board, built):
+    # the flash budget per profile: the bundle for its target (architecture), with the Analysis page's runtime when
+    # it has room for it (what deploy --board copies), within what the profile allows
+    p = boards.PROFILES[board]
+    assert bundle.TARGETS[p["target"]] == p["arch"]
+    out = bundle.build_for(board)
+    m = json.load(open(os.path.join(out, "bundle.json")))
+    full = bundle.manifest(bundle.build(p["target"], analysis=True))
+    base = bundle.manifest(bundle.build(p["target"]))
+    print("{}: bundle {} KB of flash, with the analysis runtime {} KB (+{} KB), budget {} KB: runtime {}".format(
+        board, base["flash_bytes"] // 1024, full["flash_bytes"] // 1024,
+        (full["flash_bytes"] - base["flash_bytes"]) // 1024, p["flash_budget"] // 1024,
+        "on the board" if m["analysis"] else "served by sensorbox ui"))
+    assert m["analysis"] == ANALYSIS_ON[board] == bundle.has_room(full, p)
+    assert m["flash_bytes"] <= p["flash_budget"], (board, m["flash_bytes"])
+    if p["fs"]:
+        assert m["flash_bytes"] + p["data_min"] <= p["fs"], board  # the bundle and the data it must leave fit
+    with open(os.path.join(out, "lib", "sensorbox", "device", "kernels_fast.mpy"), "rb") as f:
+        assert boards.mpy_header(f.read(4)) == (6, p["arch"], 3)  # viper code: native for the profile's chip
+
+
 def test_module_names():
     assert bundle.module_name("sensorbox/device/store/core.py") == "sensorbox.device.store.core"
     assert bundle.module_name("sensorbox/device/__init__.py") == "sensorbox.device"
     assert bundle.module_name("sensorbox/__init__.py") == "sensorbox"
     assert bundle.module_name("microdot/microdot.py") == "microdot.microdot"
+
+
+def test_building_again_never_shows_a_device_half_a_file(built, tmp_path):
+    # Devices start and serve from a bundle while another process (a test, `sensorbox run`) builds it again: a
+    # device that read half a main.py exited at once with status 0. An unchanged file is not written again...
+    out = built("unix")
+    files = [os.path.join(out, p) for p in json.load(open(os.path.join(out, "bundle.json")))["files"]]
+    files.append(os.path.join(out, "bundle.json"))
+    before = {p: (os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in files}
+    bundle.build("unix", out_dir=out)
+    assert {p: (os.stat(p).st_ino, os.stat(p).st_mtime_ns) for p in files} == before
+    # ...and a changed one is written aside and renamed over the old: who opened the old one reads all of it
+    dst = tmp_path / "m.mpy"
+    (tmp_path / "a.py").write_text("A = 1\n")
+    (tmp_path / "b.py").write_text("B = [2] * 3\n" * 50)
+    bundle.compile_one(str(tmp_path / "a.py"), str(dst), "x64", "m")
+    old = dst.read_bytes()
+    with open(dst, "rb") as held:
+        bundle.compile_one(str(tmp_path / "b.py"), str(dst), "x64", "m")
+        assert held.read() == old and dst.read_bytes() != old
+    assert sorted(os.listdir(tmp_path)) == ["a.py", "b.py", "m.mpy"]  # no temporary file left
 
 
 def test_a_module_mpy_cross_rejects_fails_the_build(tmp_path):

@@ -21,3 +21,14 @@ def test_excerpt_matches_the_source_dataset():
     # 1 g at rest is 4096 counts: the median magnitude of the accelerometer is near it.
     mag = np.sqrt((excerpt[:, :3].astype(float) ** 2).sum(1))
     assert 3500 < np.median(mag) < 4700
+
+
+def test_a_failed_download_says_what_to_do(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # as if offline: pip finds nothing
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    with pytest.raises(datasets.DatasetError, match="could not download seglearn==1.2.5 .*put the wheel into"):
+        datasets.watch_dataset(cache_dir=str(tmp_path))
+    assert "downloading seglearn==1.2.5's wheel" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""App updates with rollback on a simulated ESP32 (tests/host/fielddev.py: the real app, main.py's loader, two
+"""Updates of the app with rollback on a simulated ESP32 (tests/host/fielddev.py: the real app, main.py's loader, two
 slots in its data directory): upload -> verified -> switched -> on trial -> confirmed; a bad signature, a wrong
 size, a damaged file or another arch refused with nothing changed; an app that crashes at import or does not get
 healthy in time rolled back by itself; a power cut (SIGKILL) right after every step of the update and of the first
@@ -26,10 +26,16 @@ def keys(tmp_path, monkeypatch):
     monkeypatch.setenv("SENSORBOX_KEYS", str(tmp_path / "keys"))
 
 
+def _app_bundle():
+    """What an update of the simulated ESP32 carries: the tests' unix bundle (with the ESP32's net/ modules, which
+    the unix bundle of `sensorbox run` leaves out: bundle.BOARDS_ONLY)."""
+    return bundle.build("unix", out_dir=os.path.join(bundle.BUILD, "unix-tests"), host_only=True)
+
+
 def _device(root, env=None, **kw):
     os.makedirs(os.path.join(str(root), "data"), exist_ok=True)
     with open(os.path.join(str(root), "data", "wifi.json"), "w") as f:
-        json.dump({"networks": [{"ssid": "home", "password": "correct-horse"}]}, f)
+        json.dump([{"ssid": "home", "password": "correct-horse"}], f)
     return FieldDevice(root, aps=HOME, config=CONFIG, env=dict(FAST, **(env or {})), **kw)
 
 
@@ -41,7 +47,7 @@ def _app(dev):
 def _bundle_copy(tmp, replace=None):
     """A copy of the unix bundle with some of its lib/ modules replaced by others compiled from ``replace``
     ({module path in lib/: source})."""
-    src = bundle.build("unix")
+    src = _app_bundle()
     out = str(tmp)
     shutil.copytree(src, out)
     for rel, code in (replace or {}).items():
@@ -58,9 +64,9 @@ def test_update_verified_switched_on_trial_then_confirmed(tmp_path):
     dev = _device(tmp_path / "dev")
     try:
         a = _app(dev)
-        assert a["slot"] == "bundle" and a["key"] == "not set" and a["trial"] is False
+        assert a["slot"] is None and a["key"] is False and a["trial"] is False
         log = []
-        r = ota.deploy_ota(dev.url, bundle.build("unix"), password=ADMIN_PASSWORD, version="9.9.9-new",
+        r = ota.deploy_ota(dev.url, _app_bundle(), password=ADMIN_PASSWORD, version="9.9.9-new",
                            log=log.append)
         assert r["version"] == "9.9.9-new" and r["slot"] == "a", (r, log)
         assert any("installed this host's update key" in x for x in log)
@@ -73,11 +79,14 @@ def test_update_verified_switched_on_trial_then_confirmed(tmp_path):
         r = dev.put("/api/ota/key", {"key": "00" * 32})
         assert r.status == 409 and r.json()["field"] == "key"
         # a second update goes to the other slot; the UI's files come from the running slot
-        ota.deploy_ota(dev.url, bundle.build("unix"), password=ADMIN_PASSWORD, version="9.9.10", log=log.append)
+        ota.deploy_ota(dev.url, _app_bundle(), password=ADMIN_PASSWORD, version="9.9.10", log=log.append)
         a = until(lambda: (lambda a: a if not a["trial"] and a["version"] == "9.9.10" else None)(_app(dev)), 30,
                    "second update", dev)
         assert a["slot"] == "b"
         assert dev.get("/", auth=False).status == 200
+        # once confirmed, the slot of the app before it is deleted (its flash free until the next update)
+        until(lambda: not os.path.exists(os.path.join(dev.data_dir, "app", "a")), 10, "old slot pruned", dev)
+        assert os.path.exists(os.path.join(dev.data_dir, "app", "b", "ok"))
     finally:
         dev.stop()
 
@@ -88,7 +97,7 @@ def test_bad_bundles_are_refused_and_change_nothing(tmp_path):
         dev_id = dev.status()["device"]["id"]
         # no key yet: refused
         k = ota.key_for(dev_id, create=True)
-        good = ota.pack(bundle.build("unix"), k, version="1.2.3")
+        good = ota.pack(_app_bundle(), k, version="1.2.3")
         r = dev.request("POST", "/api/ota", good, headers={"Content-Type": "application/octet-stream"})
         assert r.status == 409 and r.json()["field"] == "key"
         assert dev.put("/api/ota/key", {"key": "zz"}).status == 400
@@ -97,7 +106,7 @@ def test_bad_bundles_are_refused_and_change_nothing(tmp_path):
         r = dev.request("POST", "/api/ota", good[:2000], auth=False, headers={"Content-Type": "application/octet-stream"})
         assert r.status == 401
         cases = {
-            "bad signature": (ota.pack(bundle.build("unix"), os.urandom(32)), 403, "key"),
+            "bad signature": (ota.pack(_app_bundle(), os.urandom(32)), 403, "key"),
             "cut short": (good[:len(good) - 1000], 400, "size"),
             "bad magic": (b"PK\x03\x04" + good[4:], 400, None),
         }
@@ -119,7 +128,7 @@ def test_bad_bundles_are_refused_and_change_nothing(tmp_path):
             if field:
                 assert r.json()["field"] == field, (name, r.body)
             a = _app(dev)
-            assert a["slot"] == "bundle" and not a["trial"], (name, a)
+            assert a["slot"] is None and not a["trial"], (name, a)
             assert not os.path.exists(os.path.join(dev.data_dir, "app", "a", "ok")), name
         assert dev.boots == 1  # nothing restarted it
     finally:
@@ -136,7 +145,7 @@ def test_an_app_that_crashes_at_import_is_rolled_back(tmp_path):
 
         def back():
             a = _app(dev)
-            return a if a["slot"] == "bundle" and "rolled back" in (a["why"] or "") else None
+            return a if a["slot"] is None and "rolled back" in (a["why"] or "") else None
 
         a = until(back, 60, "rollback", dev)
         assert "6.6.6-broken" in a["why"] and "first boot" in a["why"]
@@ -157,7 +166,7 @@ def test_an_app_not_healthy_within_confirm_s_is_rolled_back(tmp_path):
 
         def back():
             a = _app(dev)
-            return a if a["slot"] == "bundle" and "rolled back" in (a["why"] or "") else None
+            return a if a["slot"] is None and "rolled back" in (a["why"] or "") else None
 
         a = until(back, 90, "rollback", dev)
         assert "not healthy within ota.confirm_s" in a["why"] and "is failing" in a["why"], a
@@ -176,7 +185,7 @@ def test_power_cut_right_after_each_step_leaves_the_old_or_the_new_app(tmp_path,
     try:
         k = ota.key_for(dev.status()["device"]["id"], create=True)
         assert dev.put("/api/ota/key", {"key": k.hex()}).status == 200
-        data = ota.pack(bundle.build("unix"), k, version="8.0-new")
+        data = ota.pack(_app_bundle(), k, version="8.0-new")
         import threading
 
         def send():
@@ -194,11 +203,11 @@ def test_power_cut_right_after_each_step_leaves_the_old_or_the_new_app(tmp_path,
         new = step in STEPS[3:]  # switched before the cut: the new app (on trial, or rolled back if it was cut
         # during its one trial boot)
         if step.startswith("loader"):
-            assert a["slot"] == "bundle" and "rolled back" in a["why"], a  # cut during its trial boot
+            assert a["slot"] is None and "rolled back" in a["why"], a  # cut during its trial boot
         elif new:
             assert a["version"] == "8.0-new" and a["slot"] == "a", a
         else:
-            assert a["slot"] == "bundle" and not a["trial"], a  # the old app, the update as if never sent
+            assert a["slot"] is None and not a["trial"], a  # the old app, the update as if never sent
             if step != "ota: slot complete":  # (complete but never switched to: a slot the next update rewrites)
                 assert not os.path.exists(os.path.join(dev.data_dir, "app", "a", "ok"))
         # and it serves, and a whole update still works afterwards
@@ -215,8 +224,8 @@ def test_firmware_update_through_the_partition_and_its_rollback(tmp_path):
         a = _app(dev)
         assert a["firmware"]["running"] == "ota_0"
         fw = b"\xe9" + os.urandom(40000)
-        data = ota.pack(bundle.build("unix"), k, version="fw-2", files=[("firmware.bin", fw)])
-        notfw = ota.pack(bundle.build("unix"), k, version="fw-x", files=[("firmware.bin", b"\x00" * 5000)])
+        data = ota.pack(_app_bundle(), k, version="fw-2", files=[("firmware.bin", fw)])
+        notfw = ota.pack(_app_bundle(), k, version="fw-x", files=[("firmware.bin", b"\x00" * 5000)])
         r = dev.request("POST", "/api/ota/firmware", notfw, headers={"Content-Type": "application/octet-stream"})
         assert r.status == 400 and r.json()["field"] == "firmware"  # the bootloader refuses a non-image
         r = dev.request("POST", "/api/ota/firmware", data, headers={"Content-Type": "application/octet-stream"})
@@ -240,7 +249,7 @@ def test_upload_in_the_web_ui(tmp_path):
         k = ota.key_for(dev.status()["device"]["id"], create=True)
         assert dev.put("/api/ota/key", {"key": k.hex()}).status == 200
         f = tmp_path / "update.sbu"
-        f.write_bytes(ota.pack(bundle.build("unix"), k, version="5.5-ui"))
+        f.write_bytes(ota.pack(_app_bundle(), k, version="5.5-ui"))
         with sync_playwright() as p:
             browser = chromium(p)
             try:

@@ -16,8 +16,8 @@ def _configured(root, config):
     d = os.path.join(str(root), "data")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "wifi.json"), "w") as f:
-        json.dump({"networks": [{"ssid": "home", "password": "correct-horse"}]}, f)
-    with open(os.path.join(d, "ota.key"), "w") as f:
+        json.dump([{"ssid": "home", "password": "correct-horse"}], f)
+    with open(os.path.join(d, "update.key"), "w") as f:
         f.write("11" * 32)
     return dict({"time.ntp_host": "", "mic.enabled": False, "device.name": "bench-9"}, **config)
 
@@ -41,10 +41,10 @@ def test_reset_over_http_keeps_the_data_unless_asked(tmp_path):
         s = until(lambda: dev.get("/api/status", auth=False).json(), 30, "status", dev)
         assert s["device"]["name"] == "sensorbox"  # the config is the defaults again
         until(lambda: dev.get("/api/status", auth=False).json()["wifi"]["state"] == "setup", 20, "set-up AP", dev)
-        for f in ("wifi.json", "ota.key", "tokens.json"):
+        for f in ("wifi.json", "update.key", "tokens.json"):
             assert not os.path.exists(os.path.join(dev.data_dir, f)), f
         assert os.path.isdir(os.path.join(dev.data_dir, "store"))  # the stored data is kept
-        assert dev.get("/api/setup", auth=False).json()["first"] is True
+        assert dev.get("/api/wifi", auth=False).json()["first"] is True
         # and with erase_data the store goes too (at the restart, when nothing has it open)
         r = dev.post("/api/reset", {"confirm": dev_id, "erase_data": True}, password=ADMIN_PASSWORD)
         assert r.status == 200 and r.json()["erase_data"] is True

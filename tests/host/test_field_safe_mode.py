@@ -15,7 +15,7 @@ CONFIG = {"time.ntp_host": "", "mic.enabled": False}
 def _wifi(root):
     os.makedirs(os.path.join(str(root), "data"), exist_ok=True)
     with open(os.path.join(str(root), "data", "wifi.json"), "w") as f:
-        json.dump({"networks": [{"ssid": "home", "password": "correct-horse"}]}, f)
+        json.dump([{"ssid": "home", "password": "correct-horse"}], f)
 
 
 
@@ -32,11 +32,11 @@ def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path
         b = s["boot"]
         assert b["unhealthy_boots"] == 3
         assert "accel" in b["last_failure"] and "driver bug" in b["last_failure"]
-        assert "RuntimeError: driver bug" in b["trace"] and "Traceback" in b["trace"]
+        assert "RuntimeError: driver bug" in b["last_traceback"] and "Traceback" in b["last_traceback"]
         assert "accel" not in s["tasks"] and "pipeline" not in s["tasks"] and "http" in s["tasks"]
         until(lambda: dev.status()["wifi"]["state"] == "up", 20, "wifi", dev)  # network, UI and updates stay
         probe = dev.get("/api/status", auth=False).json()["boot"]
-        assert probe["safe_mode"] and "trace" not in probe  # the traceback only with a credential
+        assert probe["safe_mode"] and "last_traceback" not in probe  # the traceback only with a credential
         assert "SAFE MODE after 3 unhealthy boots" in dev.output()
         # stays in safe mode, healthy (the watchdog is fed: HTTP is up)
         until(lambda: dev.status()["boot"]["healthy"], 20, "healthy safe mode", dev)
@@ -53,7 +53,7 @@ def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path
         s = until(normal, 60, "a healthy normal boot", dev)
         assert s["boot"]["unhealthy_boots"] == 0 and "accel" in s["tasks"] and s["tasks"]["accel"]["running"]
         with open(os.path.join(dev.data_dir, "boot.json")) as f:
-            assert json.load(f)["boots"] == 0
+            assert json.load(f)["count"] == 0
         assert dev.resets == ["watchdog"] * 3 + ["reset"]
     finally:
         dev.stop()
@@ -98,6 +98,6 @@ def test_unreadable_boot_record_is_reported_and_the_device_starts(tmp_path):
         assert "boot.json unreadable" in dev.output()
         until(lambda: dev.status()["boot"]["healthy"], 30, "healthy", dev)
         with open(os.path.join(dev.data_dir, "boot.json")) as f:
-            assert json.load(f)["boots"] == 0
+            assert json.load(f)["count"] == 0
     finally:
         dev.stop()

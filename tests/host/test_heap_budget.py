@@ -12,7 +12,7 @@ import time
 
 from sensorbox.host import bundle
 
-from conftest import ADMIN_PASSWORD
+from conftest import ADMIN_PASSWORD, wait_for
 
 
 def _stream(dev, seconds, got):
@@ -35,21 +35,14 @@ def _stream(dev, seconds, got):
 
 def _wait_heap_sample(dev, after_ms):
     # housekeeping collects every 5 s; wait for a sample taken after `after_ms` (device uptime)
-    for _ in range(80):
-        st = dev.status()
-        if st["uptime_s"] * 1000 >= after_ms + 6000 and st["heap"]["used"]:
-            return st
-        time.sleep(0.25)
-    raise AssertionError("no heap sample after a collection: {}".format(st["heap"]))
+    return wait_for(dev.status, "a heap sample after a collection", lambda st: st["uptime_s"] * 1000 >= after_ms +
+                    6000 and st["heap"]["used"], every=0.25)
 
 
 def test_heap_within_budget_under_load(device_factory):
     dev = device_factory(heap=__import__("os").environ.get("HB_HEAP", bundle.APP_HEAP))
-    for _ in range(100):  # analysis and the sound meter running
-        st = dev.status()
-        if (st["analysis"] or {}).get("windows", 0) >= 2 and (st["soundlevel"] or {}).get("interval"):
-            break
-        time.sleep(0.2)
+    wait_for(dev.status, "analysis and the sound meter running", lambda st: (st["analysis"] or {}).get(
+        "windows", 0) >= 2 and (st["soundlevel"] or {}).get("interval"))
     got = []
     streams = [threading.Thread(target=_stream, args=(dev, 4, got)) for _ in range(4)]
     for t in streams:

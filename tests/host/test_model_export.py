@@ -111,6 +111,15 @@ def test_meta_and_csv_agree_and_validate(tmp_path):
     assert "bytes of RAM" in reason(meta, max_bytes=100)
     assert "format" in reason(dict(meta, format=9))
     assert "nodes missing" in reason({k: v for k, v in meta.items() if k != "nodes"})
+    # as many classes as emlearn's trees take (n_classes is an int8), and not one more
+    model_fmt.check_meta(dict(meta, classes=["c{}".format(i) for i in range(127)]), 1, names)
+    assert "2..127" in reason(dict(meta, classes=["c{}".format(i) for i in range(128)]))
+    # display names and descriptions of the classes are optional, one short text per class
+    n = len(meta["classes"])
+    model_fmt.check_meta(dict(meta, class_names=["c"] * n, class_descriptions=["d" * 200] * n), 1, names)
+    assert "class_names must list one text of at most 40" in reason(dict(meta, class_names=["c"] * (n + 1)))
+    assert "class_names" in reason(dict(meta, class_names=["c" * 41] * n))
+    assert "class_descriptions" in reason(dict(meta, class_descriptions=[1] * n))
     # a CSV cut short is refused with a reason
     from sensorbox.shared import trees
 

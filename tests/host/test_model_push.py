@@ -20,7 +20,7 @@ from sensorbox.host import export
 DEFAULT = os.path.join(REPO, "models", "default")
 
 
-def wait_prediction(dev, after_windows=0, timeout=15):
+def wait_prediction(dev, after_windows=0, timeout=60):  # (the first comes ~3 s after boot alone)
     t0 = time.time()
     while time.time() - t0 < timeout:
         a = dev.status()["analysis"]
@@ -45,9 +45,12 @@ def test_push_activate_refuse_rollback(device_factory, tmp_path):
     assert a["model"] == meta["csv_sha256"][:16]
     info = export.device_call(dev.url, "info", ADMIN_PASSWORD)
     assert info["active"]["origin"] == "default" and info["previous"] is False
+    # the classes' display names and meanings come from meta.json on flash (not kept in RAM)
+    cl = dev.get("/api/model/classes").json()
+    assert cl == {"classes": meta["classes"], "names": meta["class_names"], "descriptions": meta["class_descriptions"]}
 
     # push with the CLI, password from the environment
-    res = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", dev.url, DEFAULT],
+    res = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", dev.url, DEFAULT, "--json"],
                          env=dict(os.environ, SENSORBOX_PASSWORD=ADMIN_PASSWORD), capture_output=True, text=True,
                          timeout=60, cwd=REPO)
     assert res.returncode == 0, res.stderr
@@ -87,3 +90,146 @@ def test_push_activate_refuse_rollback(device_factory, tmp_path):
     # everything needs the admin password
     r = dev.request("POST", "/api/model/rollback", b"", auth=False)
     assert r.status == 401
+    # a model whose meta.json has no class names: the codes only; rolled back, the names are there again
+    plain = copy_model(tmp_path, "plain")
+    m = json.loads((plain / "meta.json").read_text())
+    del m["class_names"], m["class_descriptions"]
+    (plain / "meta.json").write_text(json.dumps(m))
+    export.push(dev.url, str(plain), ADMIN_PASSWORD)
+    assert dev.get("/api/model/classes").json() == {"classes": meta["classes"], "names": None, "descriptions": None}
+    export.device_call(dev.url, "rollback", ADMIN_PASSWORD)
+    assert dev.get("/api/model/classes").json()["names"] == meta["class_names"]
+
+
+def _cli(*args, env=None):
+    e = {k: v for k, v in os.environ.items() if k not in ("SENSORBOX_PASSWORD", "SENSORBOX_TOKEN")}
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "sensorbox.host.cli"] + list(args), env=e, capture_output=True,
+                          text=True, timeout=120, cwd=REPO, stdin=subprocess.DEVNULL)
+
+
+def test_api_tokens_for_pull_model_and_train_push_with_readable_summaries(device_factory, tmp_path):
+    from conftest import retry_503
+
+    dev = device_factory()
+    read = retry_503(dev.post, "/api/tokens", {"name": "notebook", "scope": "read"}).json()["token"]
+    admin = retry_503(dev.post, "/api/tokens", {"name": "ci", "scope": "admin"}).json()["token"]
+
+    # a read token pulls (from --token) and shows the model (from $SENSORBOX_TOKEN), as text people read
+    r = _cli("pull", dev.url, "--out", str(tmp_path / "pulled"), "--token", read, "--no-progress",
+             "--resources", "labels")
+    assert r.returncode == 0, r.stderr
+    r = _cli("model", "info", dev.url, env={"SENSORBOX_TOKEN": read})
+    assert r.returncode == 0, r.stderr
+    meta = json.load(open(os.path.join(DEFAULT, "meta.json")))
+    assert "active model: default " + meta["csv_sha256"][:16] in r.stdout
+    assert "classes      " + ", ".join(meta["classes"]) in r.stdout and "previous model: none" in r.stdout
+    assert not r.stdout.lstrip().startswith("{")
+    r = _cli("model", "info", dev.url, "--token", read, "--json")
+    assert json.loads(r.stdout)["active"]["origin"] == "default"
+
+    # ... but may not push: the error says the token is read-only and what to use instead
+    r = _cli("model", "push", dev.url, DEFAULT, "--token", read)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "403" in r.stderr and "read-only" in r.stderr and "admin token" in r.stderr and "--password" in r.stderr
+    with pytest.raises(export.PushError, match=r"sb_<id>_<secret>.*Settings > API tokens"):
+        export.push(dev.url, DEFAULT, token="secret123")
+    with pytest.raises(export.PushError, match="401.*invalid or was revoked"):
+        export.device_call(dev.url, "info", token="sb_99_" + "0" * 32)
+
+    # an admin token pushes; the summary names the model that now runs
+    r = _cli("model", "push", dev.url, DEFAULT, env={"SENSORBOX_TOKEN": admin})
+    assert r.returncode == 0, r.stderr
+    assert "it runs now" in r.stdout and "active model: uploaded " + meta["csv_sha256"][:16] in r.stdout
+    assert "previous model: kept (sensorbox model rollback" in r.stdout
+
+    # train --push with an admin token: trained, exported, pushed, running
+    out = tmp_path / "mine"
+    r = _cli("train", "excerpt", "--out", str(out), "--trees", "3", "--quiet", "--push", dev.url, "--token", admin)
+    assert r.returncode == 0, r.stderr
+    mine = json.loads((out / "meta.json").read_text())
+    assert "active model: uploaded " + mine["csv_sha256"][:16] in r.stdout
+    assert retry_503(dev.get, "/api/model").json()["active"]["sha256"] == mine["csv_sha256"][:16]
+
+
+def _fewer_classes_other_window(tmp_path, window, hop):
+    """The shipped model with its 7 classes merged into 2 ("kept" = PEN, "other") and meta.json saying it was
+    trained on ``window``-frame windows (its features are the same names at any window)."""
+    import hashlib
+
+    d = copy_model(tmp_path, "two-{}".format(window))
+    meta = json.loads((d / "meta.json").read_text())
+    keep = meta["classes"].index("PEN")
+    out = []
+    for ln in (d / "model.csv").read_text().splitlines():
+        if ln.startswith("c,"):
+            ln = "c,2"
+        elif ln.startswith("l,"):
+            ln = "l,0" if int(ln[2:]) == keep else "l,1"
+        out.append(ln)
+    csv = ("\n".join(out) + "\n").encode()
+    (d / "model.csv").write_bytes(csv)
+    meta.update(classes=["kept", "other"], window=window, hop=hop, csv_bytes=len(csv),
+                csv_sha256=hashlib.sha256(csv).hexdigest(), class_names=["kept", "other"],
+                class_descriptions=["PEN (pendulum)", "every other exercise"])
+    (d / "meta.json").write_text(json.dumps(meta))
+    return d
+
+
+def test_models_of_fewer_classes_and_other_windows_switch_live(device_factory, tmp_path):
+    # Issue 10: a model with fewer classes crashed the pipeline (IndexError in _classify, class-change event);
+    # ml.window 64 was accepted and stopped analysis; a model of another window could not be activated at all.
+    dev = device_factory()
+    wait_prediction(dev)
+    export.push(dev.url, str(_fewer_classes_other_window(tmp_path, 128, 64)), ADMIN_PASSWORD)
+    n = dev.status()["analysis"]["windows"]
+    a = wait_prediction(dev, n + 1)  # (tests/device/test_pipeline.py makes the old class's index certain)
+    assert a["reason"] is None and a["prediction"]["class"] in ("kept", "other", "unknown"), a
+    assert dev.status()["tasks"]["pipeline"]["restarts"] == 0
+    export.device_call(dev.url, "rollback", ADMIN_PASSWORD)
+    r = dev.put("/api/config", {"ml.window": 64})
+    assert r.status == 400 and r.json()["field"] == "ml.window" and "128-frame" in r.json()["error"], r.body
+    assert dev.put("/api/config", {"ml.hop": 100}).status == 200
+    export.push(dev.url, str(_fewer_classes_other_window(tmp_path, 64, 32)), ADMIN_PASSWORD)
+    cfg = dev.get("/api/config").json()["config"]
+    assert cfg["ml.window"] == 64 and cfg["ml.hop"] == 32  # the model's window, and its hop (100 > 64)
+    n = dev.status()["analysis"]["windows"]
+    a = wait_prediction(dev, n + 1)
+    assert a["reason"] is None and a["prediction"]["class"] in ("kept", "other", "unknown"), a
+    r = dev.put("/api/config", {"ml.window": 128})
+    assert r.status == 400 and "64-frame" in r.json()["error"]
+    export.device_call(dev.url, "rollback", ADMIN_PASSWORD)  # 7 classes and 128 frames again
+    assert dev.get("/api/config").json()["config"]["ml.window"] == 128
+    n = dev.status()["analysis"]["windows"]
+    a = wait_prediction(dev, n + 1)
+    assert a["reason"] is None, a
+    st = dev.status()
+    assert st["tasks"]["pipeline"]["restarts"] == 0 and st["task_restarts"] == 0, st["tasks"]
+    ev = json.loads(dev.get("/api/events?start=0").body)
+    ev = ev.get("events", ev) if isinstance(ev, dict) else ev
+    changes = [e for e in ev if e.get("type") == "class_change"]
+    assert any(e["to"] in ("kept", "other") for e in changes), changes
+
+
+@pytest.mark.parametrize("kind", ["knn", "anomaly"])
+def test_model_push_refuses_a_model_devices_cannot_run_before_uploading(tmp_path, kind):
+    # a model dir as train --kind knn|anomaly writes it (meta.json kind, a matching model.csv)
+    d = copy_model(tmp_path, kind)
+    meta = json.loads((d / "meta.json").read_text())
+    meta["kind"] = kind
+    (d / "meta.json").write_text(json.dumps(meta))
+    closed = "http://127.0.0.1:1"  # nothing listens: a refusal that came from there would say "cannot reach"
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", closed, str(d), "--password",
+                        "x"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "devices run tree models (forest, extra-trees) for now; a {} model".format(kind) in r.stderr, r.stderr
+    assert "cannot reach" not in r.stderr
+    with pytest.raises(export.PushError) as e:  # the Python API too
+        export.push(closed, str(d), password="x")
+    assert "devices run tree models" in str(e.value)
+    # and train --push says the same, before training
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "train", "excerpt", "--kind", kind, "--out",
+                        str(tmp_path / "m"), "--push", closed, "--password", "x"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and "devices run tree models (forest, extra-trees) for now; a {} model".format(kind) \
+        in r.stderr and not os.path.exists(tmp_path / "m"), r.stderr

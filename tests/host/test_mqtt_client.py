@@ -77,7 +77,7 @@ def run_script(tmp_path, port, mode):
                             text=True, cwd=bundle.REPO)
 
 
-def wait_line(proc, word, timeout=20):
+def wait_line(proc, word, timeout=60):
     t0 = time.time()
     lines = []
     while time.time() - t0 < timeout:
@@ -152,7 +152,7 @@ def test_reconnects_after_broker_restart(tmp_path, broker):
         assert "None" not in line  # the reason is kept
         time.sleep(1.0)
         broker.start()
-        line = wait_line(p, "UP", timeout=30)
+        line = wait_line(p, "UP", timeout=60)
         assert line.split() == ["UP", "2"]
         # the collector reconnects by itself; the device re-subscribed: a new command reaches it
         t0 = time.time()

@@ -1,5 +1,6 @@
-"""The bundle's private-name renaming (sensorbox/host/names.py): only provably private names are renamed, the
-renamed source compiles and behaves the same on MicroPython, line numbers stay."""
+"""The bundle's renaming (sensorbox/host/names.py): only names that nothing but the device code spells, where it
+provably spells them all, are renamed; the renamed source compiles and behaves the same on MicroPython, line
+numbers stay."""
 
 import os
 import subprocess
@@ -64,8 +65,9 @@ def test_only_provably_private_names_are_renamed(tmp_path):
     mod = _write(tmp_path, "mod.py", MOD)
     other = _write(tmp_path, "other.py", OTHER)
     plan = names.plan([mod], [other])[mod]
-    assert set(plan["globals"]) == {"_CACHE", "_helper"}  # a const() name is gone after compiling anyway
-    assert set(plan["attrs"]) == {"_count", "_bump", "_own"}  # _shared is used from outside: it stays
+    # a const() name is gone after compiling anyway; Thing is used from outside (mod.Thing): it stays
+    assert set(plan["globals"]) == {"_CACHE", "_helper", "public", "Other"}
+    assert set(plan["attrs"]) == {"_count", "_bump", "_own"}  # _shared is set from outside: it stays
     # per class, distinct names; across classes, shared ones
     assert len({plan["attrs"][a] for a in ("_count", "_bump")}) == 2 and plan["attrs"]["_own"] == "_0"
 
@@ -81,10 +83,12 @@ def test_rewrite_keeps_lines_and_runs_the_same_on_micropython(tmp_path):
     src = MOD + "\n\nprint(public(1), Thing().go(), Other()._own, len(_CACHE))\n"
     path = _write(tmp_path, "mod.py", src)
     plan = names.plan([path], [])[path]
-    assert {"_count", "_bump", "_shared"} <= set(plan["attrs"]) and "_own" not in plan["attrs"]
+    # _own is read from outside its class (Other()._own): renamed there alike, as only Other sets it
+    assert {"_count", "_bump", "_shared", "_own"} <= set(plan["attrs"])
     out = names.rewrite(src, plan)
     assert out.count("\n") == src.count("\n")
-    assert "_helper" not in out and "_count" not in out and "def _1(x)" in out
+    assert "_helper" not in out and "_count" not in out and "_own" not in out
+    assert "def {}(x)".format(plan["globals"]["_helper"]) in out
     for text, name in ((src, "a.py"), (out, "b.py")):
         p = _write(tmp_path, name, "from micropython import const\n" + text)
         r = subprocess.run([bundle.micropython_path(), p], capture_output=True, text=True, timeout=30)
@@ -115,4 +119,66 @@ def test_the_bundle_records_its_renames():
 
     m = json.load(open(os.path.join(out, "bundle.json")))
     r = m["renames"]["sensorbox/device/http/server.py"]
-    assert r["globals"]["_dispatch"].startswith("_") and r["globals"]["_dispatch"][1:].isdigit()
+    src = open(os.path.join(bundle.REPO, "sensorbox", "device", "http", "server.py")).read()
+    assert len(r["globals"]) > 10 and r["attrs"], r  # (no name spelled anywhere else: a string would keep it)
+    for old, new in r["globals"].items():  # each maps back to what the source defines, for tracebacks
+        assert new.startswith("_") and new[1:].isdigit() and ("def " + old in src or old + " = " in src or
+                                                              "class " + old in src), (old, new)
+
+
+A = '''\
+_X = 5
+LIMIT = const(7)
+
+
+def helper():
+    return _X
+
+
+class Box:
+    def __init__(self):
+        self.size = 3       # public, used only through self: renamed
+        self.seen = 0       # public, read from outside: stays
+        self._peek = 1      # private, read from outside: renamed there too
+
+    def grow(self):         # a public method: stays
+        self.size += 1
+        return self.size
+'''
+
+B = '''\
+from a import _X, helper
+
+
+def go(box):
+    return _X + helper() + box.grow() + box.seen + box._peek
+'''
+
+
+def test_names_shared_between_device_modules_are_renamed_alike(tmp_path):
+    a = _write(tmp_path, "a.py", A)
+    b = _write(tmp_path, "b.py", B)
+    main = _write(tmp_path, "main.py", "import a, b\nprint(b.go(a.Box()))\n")  # (what runs them: not rewritten)
+    pa = names.plan([a, b], [main], {a: "a", b: "b"})
+    assert pa[a]["globals"]["_X"] == pa[b]["globals"]["_X"] and pa[a]["globals"]["helper"] == pa[b]["globals"][
+        "helper"]
+    assert "LIMIT" in pa[a]["globals"]  # a public const() nobody imports: gone after compiling too
+    assert set(pa[a]["attrs"]) == {"size", "_peek"} and pa[b]["attrs"] == {"_peek": pa[a]["attrs"]["_peek"]}
+    assert "Box" not in pa[a]["globals"] and "go" not in pa[b]["globals"]  # main.py uses them
+    # a test that imports helper from a keeps it (the test is not rewritten); one that spells _X in a string too
+    t = _write(tmp_path, "t.py", "from a import helper\nprint(helper(), '_X')\n")
+    pt = names.plan([a, b], [main, t], {a: "a", b: "b"})
+    assert "helper" not in pt[a]["globals"] and "_X" not in pt[a]["globals"]
+    # a script in a host test's string spells go: it stays
+    h = _write(tmp_path, "h.py", "SCRIPT = 'import b; b.go(None)'\n")
+    assert "go" in names.plan([a, b], [], {a: "a", b: "b"})[b]["globals"]
+    assert "go" not in names.plan([a, b], [], {a: "a", b: "b"}, [h]).get(b, {"globals": {}})["globals"]
+    # and it runs the same, renamed
+    for d, srcs in (("plain", (A, B)), ("renamed", (names.rewrite(A, pa[a]), names.rewrite(B, pa[b])))):
+        os.makedirs(str(tmp_path / d))
+        for name, text in zip(("a.py", "b.py"), srcs):
+            (tmp_path / d / name).write_text("from micropython import const\n" + text if name == "a.py" else text)
+        (tmp_path / d / "main.py").write_text(open(main).read())
+        r = subprocess.run([bundle.micropython_path(), "main.py"], cwd=str(tmp_path / d), capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.split() == ["15"], (d, r.stdout, r.stderr)

@@ -16,7 +16,7 @@ from sensorbox.host import cli, pull
 
 def test_pull_incremental_into_numpy_files(device_factory, tmp_path, capsys):
     dev = device_factory()
-    time.sleep(3)
+    dev.wait_stored("accel", rows=60)
     assert dev.post("/api/labels", {"start": 1, "end": 2, "label": "rest"}).status == 201
     out = tmp_path / "pulled"
     code = cli.main(["pull", dev.url, "--out", str(out), "--password", ADMIN_PASSWORD, "--no-progress"])
@@ -31,7 +31,7 @@ def test_pull_incremental_into_numpy_files(device_factory, tmp_path, capsys):
     assert a1.dtype.names == ("t", "x", "y", "z") and len(a1) == acc["rows"] and acc["next"] == int(a1["t"][-1])
     assert (folder / "labels.csv").read_text() == "start,end,label\n1,2,rest\n"
     assert "accel:" in capsys.readouterr().out
-    time.sleep(2)
+    dev.wait_stored("accel", after=int(a1["t"][-1]))  # more rows stored since the first pull
     pull.pull(dev.url, str(out), password=ADMIN_PASSWORD, log=lambda *a: None)
     a2 = np.load(folder / "accel.npy")
     assert len(a2) > len(a1) and np.array_equal(a2[:len(a1)], a1)
@@ -57,7 +57,7 @@ def test_pull_errors_and_since_parsing(device_factory, tmp_path):
     with pytest.raises(pull.PullError, match="cannot reach"):
         pull.pull("http://127.0.0.1:9", str(tmp_path), password="x")
     dev = device_factory()
-    with pytest.raises(pull.PullError, match="401.*--password or .SENSORBOX_PASSWORD"):
+    with pytest.raises(pull.PullError, match="401.*--password or set .SENSORBOX_PASSWORD.*--token"):
         pull.pull(dev.url, str(tmp_path), password=None)  # no credential sent: not a failed login
     with pytest.raises(pull.PullError, match="no resource nope on this device; it has: accel"):
         pull.pull(dev.url, str(tmp_path), password=ADMIN_PASSWORD, resources=["nope"])
@@ -71,8 +71,39 @@ def test_pull_errors_and_since_parsing(device_factory, tmp_path):
     assert r.returncode != 0 and "--password or set $SENSORBOX_PASSWORD" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     time.sleep(1.1)  # the wrong password above locks logins for 500 ms
-    m = pull.pull(dev.url, str(tmp_path), password=ADMIN_PASSWORD, since="1s", resources=["accel"],
-                  log=lambda *a: None)
-    assert set(m["resources"]) == {"accel"}
-    a = np.load(tmp_path / m["device"] / "accel.npy")
-    assert a["t"][0] >= m["device_time_ms"] - 1000
+    # --since 3s: rows of the last 3 s by the device's clock, older ones left out. The store writes in batches
+    # (store.flush_ms), so its newest rows trail that clock by a second or so, more on a loaded machine: with
+    # older rows stored, pull until a window holds rows (every pull checked, none may bring an older row).
+    dev.wait_stored("accel", rows=300)  # 6 s
+    for attempt in range(30):
+        out = tmp_path / "since{}".format(attempt)
+        m = pull.pull(dev.url, str(out), password=ADMIN_PASSWORD, since="3s", resources=["accel"],
+                      log=lambda *a: None)
+        assert set(m["resources"]) == {"accel"}
+        if (out / m["device"] / "accel.npy").exists():
+            break
+        assert "file" not in m["resources"]["accel"]
+        time.sleep(0.5)
+    a = np.load(out / m["device"] / "accel.npy")
+    assert len(a) and a["t"][0] >= m["device_time_ms"] - 3000
+    assert m["resources"]["accel"]["device_range"][0] < m["device_time_ms"] - 3000  # ...and older rows there were
+
+
+def test_progress_bar_ends_at_what_really_came():
+    # The size a pull expects is an estimate (rate x time span); the bar must end at the bytes downloaded,
+    # at 100 %, whether fewer or more came.
+    import io
+
+    for expect, got in ((100_000, 30_720), (10_240, 40_960), (None, 5_120)):
+        s = io.StringIO()
+        bar = pull.Progress("accel", expect, stream=s, force=True)
+        for _ in range(got // 1024):
+            bar.add(1024)
+        bar.close()
+        last = s.getvalue().rstrip("\n").split("\r")[-1]
+        assert "100.0%" in last and "[" + "#" * 30 + "]" in last, (expect, last)
+        assert "{:.1f} KB ".format(got / 1024) in last, (expect, last)
+    s = io.StringIO()
+    bar = pull.Progress("upload", 8, stream=s, force=True, unit="chunks")
+    bar.add(1)
+    assert "1/8 chunks" in s.getvalue() and " 12.5%" in s.getvalue()

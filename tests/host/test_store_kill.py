@@ -1,34 +1,41 @@
-"""The store's power-loss contract, proven by SIGKILL: a MicroPython process writes accel frames, predictions
-and events through the real store (bundle .mpy) and is killed at random moments, 210 times in 10 series. After
-each kill the data directory is checked by an independent reader written here with numpy: every file is a valid
-segment, every row holds exactly the values the writer derives from its time, and every row acknowledged after a
-flush point (the writer prints "A ..." once ``flush()`` returned) is present. The next run reopens the store
-(recovery) and writes on; each series ends with an export through the store's own reader, compared with the
-independent reading. A second test does 20 more kills with the store on littlefs (os.VfsLfs2 over a file as the
-block device), where a kill cuts littlefs itself mid-operation, as a power cut would.
+"""The power-loss contract, proven by SIGKILL (part of the proof suite: ``@pytest.mark.proof``; ``make test`` runs
+the short size, ``SENSORBOX_PROOF=full`` / ``make proof`` the full one, >= 1,000 kills). A MicroPython process
+writes accel frames, predictions and events through the real store (bundle .mpy), and with the device's own code
+labels, the config and API tokens, and is killed at random moments. After each kill the data directory is checked
+by an independent reader written here (numpy for the segments: every whole block passes its CRC-32, every row
+holds exactly the values the writer derives from its time, and every row acknowledged after a flush point (the
+writer prints "A ..." once ``flush()`` returned) is present; labels.bin, config.json and tokens.json parsed here:
+every label, config value and token list whose write returned is there, and nothing else but what was in flight).
+The next run reopens the store (recovery) and writes on; each series ends with an export through the store's own
+reader, compared with the independent reading. A second test kills the writer with the store and the device files
+on littlefs (os.VfsLfs2 over a file as the block device), where a kill cuts littlefs itself mid-operation, as a
+power cut would; it checks through the device's own readers.
 """
 
-import binascii
 import json
 import os
 import random
-import struct
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
+import segfiles
 from sensorbox.host import bundle
 
 T0 = 1700000000000
 WRITER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "store_kill_writer.py")
-SERIES = 10
-KILLS_PER_SERIES = 21
+FULL = os.environ.get("SENSORBOX_PROOF") == "full"
+SERIES = 20 if FULL else 6
+KILLS_PER_SERIES = 50 if FULL else 12
+LFS_KILLS = 100 if FULL else 10
 
 
 def _segments(d):
-    """(header tuple, body bytes) of each segment of a resource directory, in name order."""
+    """(header tuple, [payload of each block]) of each segment of a resource directory, in name order, read by the
+    independent reader (``segfiles``: every whole block must pass its CRC-32; only the end may be torn)."""
     out = []
     if not os.path.exists(d):
         return out  # killed before the store made it
@@ -37,48 +44,116 @@ def _segments(d):
         assert n.endswith(".seg") and n[:-4].isdigit(), n
         with open(os.path.join(d, n), "rb") as f:
             b = f.read()
-        if len(b) < 32:
+        seg = segfiles.parse(b)
+        if seg is None:
             # A header torn by the kill: only possible in the newest segment (the next open() removes it).
-            assert n == names[-1] and b == b"SBS1\x01"[:len(b)] or len(b) == 0 or b[:4] == b"SBS1", (n, b)
+            assert b == b"SBS1\x02"[:len(b)] or b[:4] == b"SBS1", (n, b)
             assert n == names[-1], (n, names[-1])
             continue
-        h = struct.unpack_from("<4sBBHHHqII", b)
-        assert h[0] == b"SBS1" and struct.unpack_from("<I", b, 28)[0] == binascii.crc32(b[:28]), n
+        h, blocks = seg
         assert int(n[:-4]) >= h[6]
-        out.append((h, b[32:]))
+        out.append((h, [body for first, body in blocks]))
     return out
 
 
 def read_store(root):
     """Independent reading of the store: accel (t, x, y, z), predictions (t, class, conf), events [(t, obj)]."""
+    root = os.path.join(root, "store")
     acc = []
-    for h, body in _segments(os.path.join(root, "accel")):
+    for h, blocks in _segments(os.path.join(root, "accel")):
         _, _, code, ncols, rate, rb, t0, seq0, gen = h
         assert (code, ncols, rate, rb) == (1, 3, 50, 6)
+        body = b"".join(blocks)
         rows = len(body) // 6
         v = np.frombuffer(body, "<i2", count=rows * 3).reshape(rows, 3).astype(np.int64)
         t = t0 + np.arange(rows, dtype=np.int64) * 20
         acc.append(np.column_stack([t, v]))
     acc = np.concatenate(acc) if acc else np.zeros((0, 4), np.int64)
     pred = []
-    for h, body in _segments(os.path.join(root, "predictions")):
+    for h, blocks in _segments(os.path.join(root, "predictions")):
         assert h[2:6] == (3, 2, 0, 8)
+        body = b"".join(blocks)
         rows = len(body) // 8
         a = np.frombuffer(body, np.dtype([("dt", "<i4"), ("c", "<i2"), ("p", "<i2")]), count=rows)
         pred.append(np.column_stack([h[6] + a["dt"].astype(np.int64), a["c"], a["p"]]))
     pred = np.concatenate(pred) if pred else np.zeros((0, 3), np.int64)
     events = []
-    for h, body in _segments(os.path.join(root, "events")):
-        lines = body.split(b"\n")
-        for ln in lines[:-1]:  # the last piece is empty or a torn line
-            t, js = ln.split(b"\t", 1)
-            events.append((int(t), json.loads(js)))
+    for h, blocks in _segments(os.path.join(root, "events")):
+        for body in blocks:
+            lines = body.split(b"\n")
+            assert lines[-1] == b""  # a block holds whole lines
+            for ln in lines[:-1]:
+                t, js = ln.split(b"\t", 1)
+                events.append((int(t), json.loads(js)))
     return acc, pred, events
 
 
-def check(root, runs):
-    """Every stored value is right; everything acknowledged is there. ``runs``: (start seq, last ack) pairs."""
+def check(root, runs, dev):
+    """Every stored value is right; everything acknowledged is there. ``runs``: (start seq, last ack) pairs;
+    ``dev``: the labels, config and tokens acknowledged and in flight."""
+    check_device_files(read_labels(os.path.join(root, "store", "labels.bin")), _text(root, "config.json"),
+                       _text(root, "tokens.json"), dev)
     return check_rows(*read_store(root), runs)
+
+
+def _text(root, name):
+    try:
+        with open(os.path.join(root, name), "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def read_labels(path):
+    """{id: (start, end, name)} of the live labels in labels.bin (format: sensorbox/device/store/meta.py), read
+    here: every whole record's CRC-32 must hold; a kill can only cut the last record short."""
+    import binascii
+    import struct
+
+    try:
+        b = open(path, "rb").read()
+    except FileNotFoundError:
+        return {}
+    assert b[:4] == b"SBL2", b[:8]
+    out = {}
+    o = 8
+    prev = 0
+    while o + 22 <= len(b):
+        st, ln, ident, a, e = struct.unpack_from("<BBIqq", b, o)
+        if o + 26 + ln > len(b):
+            break
+        assert st in (76, 88) and 0 < ln <= 160 and ident > prev, (o, st, ln, ident)
+        assert struct.unpack_from("<I", b, o + 22 + ln)[0] == binascii.crc32(b[o + 1:o + 22 + ln]), (o, ident)
+        prev = ident
+        if st == 76:
+            out[ident] = (a, e, b[o + 22:o + 22 + ln].decode())
+        o += 26 + ln
+    return out
+
+
+def check_device_files(labels, config, tokens, dev):
+    for i, want in dev["labels"].items():
+        assert labels.get(i) == want or dev["del"] == i, ("acknowledged label lost or changed", i, want, labels.get(i))
+    for i, got in labels.items():
+        assert i in dev["labels"] or dev["add"] == got, ("a label that was never written", i, got, dev)
+    if dev["config"] is not None:
+        name = json.loads(config).get("device.name")
+        assert name in ("n{}".format(dev["config"]), "n{}".format(dev["config_next"])), (name, dev)
+    if dev["tokens"] is not None:
+        ids = ",".join(str(t["id"]) for t in json.loads(tokens))
+        assert ids in (dev["tokens"], dev["tokens_next"]), (ids, dev)
+    # What was in flight at the kill is now what the files say (the next run starts from it).
+    if dev["del"] is not None and dev["del"] not in labels:
+        dev["labels"].pop(dev["del"], None)
+    if dev["add"] is not None:
+        for i, got in labels.items():
+            if got == dev["add"]:
+                dev["labels"][i] = got
+    dev["add"] = dev["del"] = None
+    if config is not None and dev["config"] is not None:
+        dev["config"] = int(json.loads(config)["device.name"][1:])
+    if tokens is not None and dev["tokens"] is not None:
+        dev["tokens"] = ",".join(str(t["id"]) for t in json.loads(tokens))
 
 
 def check_rows(acc, pred, events, runs):
@@ -118,8 +193,14 @@ def _spawn(env, root, seed, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=bundle.REPO)
 
 
-def _parse(out, err, stats):
-    """(start, last ack) of a killed run from its output, or None if it never opened the store."""
+def new_dev():
+    return {"labels": {}, "add": None, "del": None, "config": None, "config_next": None, "tokens": None,
+            "tokens_next": None}
+
+
+def _parse(out, err, stats, dev):
+    """(start, last ack) of a killed run from its output, or None if it never opened the store. ``dev`` is
+    updated with the labels, config and tokens acknowledged (and what is in flight)."""
     assert b"Traceback" not in err and b"Traceback" not in out, err.decode() + out.decode()
     start = ack = None
     for line in out.decode().split("\n")[:-1]:  # the last piece may be a line cut by the kill
@@ -132,14 +213,45 @@ def _parse(out, err, stats):
             assert f[3] == "0", "the store quarantined one of its own files"
         elif f[0] == "A":
             ack = tuple(int(x) for x in f[1:])
+        elif f[0] == "l":
+            dev["add"] = (int(f[1]), int(f[2]), f[3])
+        elif f[0] == "L":
+            dev["labels"][int(f[1])] = (int(f[2]), int(f[3]), f[4])
+            dev["add"] = None
+            stats["labels"] += 1
+        elif f[0] == "d":
+            dev["del"] = int(f[1])
+        elif f[0] == "D":
+            dev["labels"].pop(int(f[1]))
+            dev["del"] = None
+        elif f[0] == "c":
+            dev["config_next"] = int(f[1])
+        elif f[0] == "C":
+            dev["config"] = int(f[1])
+            stats["configs"] += 1
+        elif f[0] == "t":
+            dev["tokens_next"] = f[1]
+        elif f[0] == "T":
+            dev["tokens"] = f[1]
+            stats["tokens"] += 1
     if start is None:
         return None
     stats["acked_runs"] += ack is not None
     return start, ack
 
 
-def _dump(env, root):
-    """Export through the store's own reader (in MicroPython) and load it here."""
+def _rest(p):
+    """What a killed writer printed after what was already read: through the same buffered readers (a
+    ``readline()`` may have buffered more than its line, which ``communicate()`` would never see)."""
+    out = p.stdout.read()
+    err = p.stderr.read()
+    p.wait()
+    return out, err
+
+
+def _dump(env, root, dev=None):
+    """Export through the store's own reader (in MicroPython) and load it here; with ``dev``, check the labels,
+    config and tokens as the device reads them."""
     p = _spawn(env, root, 0, "dump")
     out, err = p.communicate(timeout=60)
     assert p.returncode == 0 and out.startswith(b"D ") and out.split()[2] == b"0", out + err
@@ -150,66 +262,95 @@ def _dump(env, root):
     pred = np.column_stack([b[n].astype(np.int64) for n in b.dtype.names]) if len(b) else np.zeros((0, 3))
     with open(os.path.join(root, "events.out")) as f:
         events = [(e.pop("t"), e) for e in json.load(f)]
+    if dev is not None:
+        labels = {x[0]: (x[1], x[2], x[3]) for x in json.load(open(os.path.join(root, "labels.out")))}
+        check_device_files(labels, _text(root, "config.json.out"), _text(root, "tokens.json.out"), dev)
     return acc, pred, events
 
 
+def _stats():
+    return {"torn": 0, "acked_runs": 0, "labels": 0, "configs": 0, "tokens": 0}
+
+
+@pytest.mark.proof
 def test_sigkill_on_littlefs_image(tmp_path):
     """The same on littlefs (os.VfsLfs2 over a file as the block device): a kill is a power cut in the middle of
-    littlefs's own operations. Checked after every kill through the store's export."""
+    littlefs's own operations. Checked after every kill through the store's export and the device's readers."""
     env = dict(bundle.micropython_env(bundle.build("unix")), STORE_LFS_IMAGE=str(tmp_path / "flash.img"))
     root = str(tmp_path)
     _dump(env, root)  # formats the image (not killed)
     rnd = random.Random(7)
     runs = []
-    stats = {"torn": 0, "acked_runs": 0}
-    for i in range(20):
+    stats = _stats()
+    dev = new_dev()
+    for i in range(LFS_KILLS):
         p = _spawn(env, root, 5000 + i)
         head = p.stdout.readline()
         time.sleep(rnd.uniform(0.0, 0.4))
         p.kill()
-        out, err = p.communicate()
-        run = _parse(head + out, err, stats)
+        out, err = _rest(p)
+        run = _parse(head + out, err, stats, dev)
         if run:
             runs.append(run)
-        check_rows(*_dump(env, root), runs)
-    assert stats["acked_runs"] >= 8
-    assert len(_dump(env, root)[0]) > 2000
+        check_rows(*_dump(env, root, dev), runs)
+    assert stats["acked_runs"] >= LFS_KILLS * 4 // 10
+    rows = len(_dump(env, root)[0])
+    assert rows > 100 * LFS_KILLS
+    print("proof kill -9 on littlefs: {} kills, {} rows, {} labels, {} config and {} token writes acknowledged, "
+          "0 lost".format(LFS_KILLS, rows, stats["labels"], stats["configs"], stats["tokens"]))
 
 
 def run_series(k, env, root, kills):
     rnd = random.Random(k)
     runs = []
-    stats = {"torn": 0, "acked_runs": 0}
+    stats = _stats()
+    dev = new_dev()
     for i in range(kills):
         p = _spawn(env, root, k * 1000 + i)
         head = b""
         if rnd.random() < 0.25:
             time.sleep(rnd.uniform(0.0, 0.3))  # any moment: start-up, recovery in open(), writing
         else:
-            head = p.stdout.readline()  # the store is open ("S ..."): kill while it writes
-            time.sleep(rnd.uniform(0.0, 0.12))
+            # The store is open ("S ...") and has acknowledged a random number of flushes: kill while it writes.
+            # Counted in flushes, not seconds, so a loaded machine kills as much written data as an idle one.
+            head = p.stdout.readline()
+            acks = rnd.randint(1, 12)
+            while acks:
+                line = p.stdout.readline()
+                head += line
+                if not line:
+                    break
+                acks -= line.startswith(b"A ")
+            time.sleep(rnd.uniform(0.0, 0.03))
         p.kill()
-        out, err = p.communicate()
-        run = _parse(head + out, err, stats)
+        out, err = _rest(p)
+        run = _parse(head + out, err, stats, dev)
         if run:
             runs.append(run)
-        check(root, runs)
+        check(root, runs, dev)
     # The store's own reader, through export, agrees with the independent one.
-    acc, pred, events = check(root, runs)
-    acc2, pred2, events2 = _dump(env, root)
+    acc, pred, events = check(root, runs, dev)
+    acc2, pred2, events2 = _dump(env, root, dev)
     assert np.array_equal(acc2, acc) and np.array_equal(pred2, pred) and events2 == events
     stats["rows"] = len(acc)
     return stats
 
 
-def test_sigkill_at_random_moments_loses_no_flushed_record(tmp_path):
+@pytest.mark.proof
+def test_sigkill_at_random_moments_loses_no_acknowledged_write(tmp_path):
     out = bundle.build("unix")
     env = bundle.micropython_env(out)
     with ThreadPoolExecutor(max_workers=3) as ex:
         futs = [ex.submit(run_series, k, env, str(tmp_path / "s{}".format(k)), KILLS_PER_SERIES)
                 for k in range(SERIES)]
         stats = [f.result() for f in futs]
-    assert SERIES * KILLS_PER_SERIES >= 200
+    kills = SERIES * KILLS_PER_SERIES
+    assert kills >= (1000 if FULL else 70)
     # The kills really landed while writing: most runs acknowledged flushes, and data accumulated.
-    assert sum(s["acked_runs"] for s in stats) >= SERIES * KILLS_PER_SERIES // 2
-    assert all(s["rows"] > 10000 for s in stats)
+    assert sum(s["acked_runs"] for s in stats) >= kills // 2
+    assert all(s["rows"] > 500 * KILLS_PER_SERIES for s in stats)
+    total = {k: sum(s[k] for s in stats) for k in ("rows", "labels", "configs", "tokens", "torn")}
+    assert total["labels"] and total["configs"] and total["tokens"]
+    print("proof kill -9: {} kills in {} series, {} rows, {} labels, {} config and {} token writes acknowledged, "
+          "{} torn tails recovered, 0 lost".format(kills, SERIES, total["rows"], total["labels"], total["configs"],
+                                                   total["tokens"], total["torn"]))

@@ -20,6 +20,9 @@ def test_train_excerpt_writes_model_and_report(tmp_path):
     meta = json.load(open(os.path.join(out, "meta.json")))
     model.check_meta(meta, features.FEATURE_VERSION, list(features.names(3)), 3, 128, 16 * 1024)
     assert meta["classes"] == list(train.WATCH_LABELS) and meta["training"]["subjects"] == 2
+    # what the codes mean, for the UI
+    assert meta["class_names"][:3] == ["Pendulum", "Abduction", "Forward elevation"]
+    assert len(meta["class_descriptions"]) == 7 and all(meta["class_descriptions"])
     assert rep["agreement"]["device_vs_emlearn_c"] == 1.0
     assert rep["agreement"]["device_vs_sklearn_hard_vote"] == 1.0
     cm = rep["confusion_matrix"]
@@ -128,19 +131,17 @@ def test_label_pull_train_push_end_to_end(device_factory, tmp_path):
     # ranges go on through the API; `sensorbox pull` fetches data and labels; `sensorbox train` builds the
     # dataset from the pulled folder, cross-validates grouped by label range, exports; and the device itself
     # loads the model (`sensorbox model push`) and classifies with it.
-    import time
-
     import numpy as np
 
-    from conftest import ADMIN_PASSWORD
+    from conftest import ADMIN_PASSWORD, wait_for
     from sensorbox.host import cli
 
     dev = device_factory()
     assert dev.put("/api/config", {"accel.rate_hz": 100}).status == 200
-    t0 = dev.get("/api/resources").json()["time_ms"] + 500  # from here on, 100 Hz
+    # from when the sampler runs at 100 Hz (every earlier frame is older)
+    t0 = wait_for(dev.status, "the sampler at 100 Hz", lambda st: st["sensors"]["accel"]["rate_hz"] == 100)["time_ms"]
     span = 2400  # ms per label: 240 frames, 4 windows of 128 at hop 32
-    while dev.get("/api/resources").json()["time_ms"] < t0 + 4 * span + 1500:  # + the store's flush
-        time.sleep(0.5)
+    dev.wait_stored("accel", after=t0 + 4 * span)  # on flash (the store writes in batches)
     for k in range(4):
         r = dev.post("/api/labels", {"start": t0 + k * span, "end": t0 + (k + 1) * span,
                                      "label": ("walk", "rest")[k % 2]})
@@ -169,13 +170,133 @@ def test_label_pull_train_push_end_to_end(device_factory, tmp_path):
     info = dev.get("/api/model").json()
     assert info["active"]["sha256"] == meta["csv_sha256"][:16] and info["active"]["classes"] == ["rest", "walk"]
     t_push = dev.get("/api/resources").json()["time_ms"]
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        a = dev.status()["analysis"]
-        if a["prediction"] and a["prediction"]["t_ms"] > t_push:  # a window classified after the switch
-            break
-        time.sleep(0.3)
-    else:
-        raise AssertionError("the device made no prediction after the push: {}".format(a))
+    a = wait_for(lambda: dev.status()["analysis"], "a prediction after the push",  # a window classified after it
+                 lambda a: a["prediction"] and a["prediction"]["t_ms"] > t_push)
     assert a["model"] == meta["csv_sha256"][:16] and a["reason"] is None
     assert a["prediction"]["index"] in (-1, 0, 1) and a["prediction"]["class"] in ("rest", "walk", "unknown")
+
+
+# --- sample rates, chance, the confusion-matrix image ------------------------------------------------------------
+
+def _mixed_rate_folder(folder):
+    """A device that recorded walk/run at 100 Hz (4 labelled sessions, 3,200 frames), then sit/walk at 50 Hz
+    (2 sessions, 1,000 frames): what a pull gives after the device's accel.rate_hz changed."""
+    import numpy as np
+
+    src = np.load(os.path.join(train.REPO, "data", "watch_excerpt.npy"))[:, :3]
+    t0 = 1_700_000_000_000
+    t_fast = t0 + 10 * np.arange(3200, dtype=np.int64)
+    t_slow = t0 + 40_000 + 20 * np.arange(1000, dtype=np.int64)
+    t = np.concatenate([t_fast, t_slow])
+    labels = [(t0 + 8000 * k, t0 + 8000 * (k + 1), ("walk", "run")[k % 2]) for k in range(4)]
+    labels += [(t0 + 40_000, t0 + 50_000, "sit"), (t0 + 50_000, t0 + 60_000, "walk")]
+    _write_pulled(folder, "dev-a", t, src[:len(t)], labels, rate=50)
+    return t0
+
+
+def test_mixed_sample_rates_are_named_and_one_rate_is_used(tmp_path):
+    folder = str(tmp_path / "pulled")
+    _mixed_rate_folder(folder)
+    notes = {}
+    recs, rate, _ = train.dataset(folder, notes=notes)
+    assert rate == 100 and sorted({label for _, label, _ in recs}) == ["run", "walk"]
+    assert sum(len(x) for x, _, _ in recs) == 3200  # every 100 Hz frame, none of the 50 Hz ones
+    assert notes["rates"] == {"100": {"recordings": 4, "frames": 3200, "classes": ["run", "walk"]},
+                              "50": {"recordings": 2, "frames": 1000, "classes": ["sit", "walk"]}}
+    (w,) = notes["warnings"]
+    assert "50 Hz" in w and "100 Hz" in w and "training on the 100 Hz data only" in w
+    assert "classes lost: sit" in w and "--rate 50" in w
+    recs, rate, _ = train.dataset(folder, rate=50)
+    assert rate == 50 and sum(len(x) for x, _, _ in recs) == 1000
+    import pytest
+
+    with pytest.raises(train.DataError, match="no data sampled at 25 Hz; found 50 Hz .*100 Hz"):
+        train.dataset(folder, rate=25)
+
+    # the command says it too (stderr and the report), and the model says which rate it was trained at
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "train", folder, "--out", str(tmp_path / "m"),
+                        "--trees", "3", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "WARNING: the data was sampled at 2 rates" in r.stderr and "classes lost: sit" in r.stderr
+    rep = json.loads((tmp_path / "m" / "report.json").read_text())
+    assert rep["data"]["rate_hz"] == 100 and set(rep["data"]["rates_found"]) == {"50", "100"}
+    assert "at 100 Hz" in (tmp_path / "m" / "report.txt").read_text()
+    assert json.loads((tmp_path / "m" / "meta.json").read_text())["rate_hz"] == 100
+
+
+def test_rates_without_two_classes_and_sidecar_rates(tmp_path):
+    import numpy as np
+    import pytest
+
+    src = np.load(os.path.join(train.REPO, "data", "watch_excerpt.npy"))[:, :3]
+    t0 = 1_700_000_000_000
+    t = np.concatenate([t0 + 10 * np.arange(1000), t0 + 20_000 + 20 * np.arange(1000)]).astype(np.int64)
+    _write_pulled(str(tmp_path / "p"), "dev-a", t, src[:2000],
+                  [(t0, t0 + 10_000, "walk"), (t0 + 20_000, t0 + 40_000, "rest")])
+    with pytest.raises(train.DataError, match=r"2 rates and none has two classes: 50 Hz .*rest.*100 Hz .*walk"):
+        train.dataset(str(tmp_path / "p"))
+    # recordings with .json sidecars carry their rate ("rate_hz", default 50), per file or per segment
+    d = tmp_path / "recs"
+    d.mkdir()
+    for name, rate, labels in (("a", 50, ("walk", "rest")), ("b", 100, ("walk", "rest")), ("c", None, ("run",))):
+        np.save(d / (name + ".npy"), src[:600])
+        side = {"segments": [{"start": 300 * k, "frames": 300, "label": lab, "subject": name}
+                             for k, lab in enumerate(labels)]}
+        if rate:
+            side["rate_hz"] = rate
+        (d / (name + ".json")).write_text(json.dumps(side))
+    notes = {}
+    recs, rate, _ = train.dataset(str(d), notes=notes)
+    assert set(notes["rates"]) == {"50", "100"} and notes["rates"]["50"]["classes"] == ["rest", "run", "walk"]
+    assert rate == 50 and len(recs) == 3
+
+
+def test_below_chance_is_said_loudly_and_not_pushed(tmp_path):
+    # Two sessions, one class each: grouped CV trains on one class and tests on the other, so every prediction
+    # is wrong. The report, meta.json and stderr say so; --push refuses; `model push` warns.
+    import numpy as np
+
+    src = np.load(os.path.join(train.REPO, "data", "watch_excerpt.npy"))[:, :3]
+    t0 = 1_700_000_000_000
+    t = t0 + 20 * np.arange(1200, dtype=np.int64)
+    _write_pulled(str(tmp_path / "p"), "dev-a", t, src[:1200], [(t0, t0 + 12_000, "walk"),
+                                                                 (t0 + 12_000, t0 + 24_000, "rest")])
+    out = tmp_path / "m"
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "train", str(tmp_path / "p"), "--out", str(out),
+                        "--trees", "3", "--quiet", "--push", "http://127.0.0.1:9", "--password", "x"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "not pushed" in r.stderr and "sensorbox model push" in r.stderr
+    assert "WARNING: cross-validated balanced accuracy 0.000" in r.stderr and "at or below chance (0.500" in r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["chance"]["level"] == 0.5 and rep["chance"]["balanced_accuracy"] == 0.0
+    assert "at or below chance" in (out / "report.txt").read_text()
+    assert "at or below chance" in json.loads((out / "meta.json").read_text())["metrics"]["warning"]
+    r = subprocess.run([sys.executable, "-m", "sensorbox.host.cli", "model", "push", "http://127.0.0.1:9", str(out),
+                        "--password", "x"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and r.stderr.startswith("warning: cross-validated balanced accuracy 0.000")
+    # a good model says nothing of the kind
+    rep = train.train("excerpt", str(tmp_path / "ok"), quiet=True, plot=False, opts={"trees": 3},
+                      warn=lambda w: (_ for _ in ()).throw(AssertionError(w)))
+    assert rep["chance"]["warning"] is None and rep["chance"]["balanced_accuracy"] > 0.5
+
+
+def test_confusion_image_fits_its_title_and_classes(tmp_path):
+    # Nothing drawn may touch the image's edges (a clipped title or label would), and the matrix grows with
+    # the number of classes.
+    import matplotlib.image
+    import numpy as np
+
+    title = "accuracy 0.308 ± 0.314, balanced 0.206 (chance 0.333): AT OR BELOW CHANCE\n4-fold CV grouped by " \
+            "labelled session"
+    sizes = {}
+    for classes in (["a", "b"], ["walking_upstairs", "sitting", "lying_down_on_the_back"],
+                    ["c{}".format(i) for i in range(12)]):
+        path = str(tmp_path / "cm{}.png".format(len(classes)))
+        cm = np.arange(len(classes) ** 2).reshape(len(classes), -1)
+        train.plot_confusion(cm, classes, path, title)
+        img = matplotlib.image.imread(path)[:, :, :3]
+        edges = np.concatenate([img[:3].reshape(-1, 3), img[-3:].reshape(-1, 3), img[:, :3].reshape(-1, 3),
+                                img[:, -3:].reshape(-1, 3)])
+        assert edges.min() > 0.95, "something is clipped at the edge of {}".format(path)
+        sizes[len(classes)] = img.shape
+    assert sizes[12][0] > sizes[2][0]

@@ -149,6 +149,112 @@ def test_integer_helpers():
     assert sq[0] * 65536 + sq[1] == 1000 * 32768 * 32768 and 0 <= sq[1] < 65536
 
 
+def _isqrt(v):
+    r = 0
+    b = 1 << 30
+    while b:
+        if (r + b) * (r + b) <= v:
+            r += b
+        b >>= 1
+    return r
+
+
+def test_fft_q15_many_equals_fft_q15():
+    # The transforms side by side in the lanes of big integers (the plain kernels' batch FFT, for the browser and
+    # the host): bins 0..n/2 as fft_q15 leaves them, for real and complex input, inputs at the contract's
+    # limits, more transforms than one pass takes (130 > kernels_py._LANES).
+    from sensorbox.shared import kernels_py as P
+
+    sizes = ((2, 130), (16, 5), (128, 3), (256, 1))
+    if not (sys.implementation.name == "micropython" and sys.platform == "linux"):  # (not in a device's heap)
+        sizes += ((128, 40), (512, 3))
+    for n, count in sizes:
+        tw = K.fft_table(n)
+        res = []
+        ims = []
+        for j in range(count):
+            re = _lcg(j + n, n, -16384, 16384)
+            im = _lcg(j + 99, n, -16384, 16384) if j % 3 == 1 else array.array("h", bytes(2 * n))
+            if j % 3 == 2:
+                for i in range(n):
+                    re[i] = 16384 if (i * 7 + j) % 3 else -16384
+            res.append(re)
+            ims.append(im)
+        want = [(array.array("h", r), array.array("h", i)) for r, i in zip(res, ims)]
+        for r, i in want:
+            K.fft_q15(r, i, n, tw)
+        P.fft_q15_many(res, ims, n, tw)
+        h = n // 2 + 1
+        for j in range(count):
+            assert res[j][:h] == want[j][0][:h] and ims[j][:h] == want[j][1][:h], (n, j)
+    P.fft_q15_many([], [], 64, K.fft_table(64))  # nothing to do
+
+
+def test_plain_kernels_fast_paths():
+    # The plain kernels' shortcuts (struct, list sort, unclamped loops, float square roots) against the
+    # definitions, at their edges; the fused kernels against the single ones, plain and through the facade.
+    from sensorbox.shared import kernels_py as P
+
+    fr = _lcg(7, 3 * 200 + 3, -15000, 15000)
+    for i, (a, b, c) in enumerate(((26753, 0, 0), (-26753, 0, 0), (26754, 0, 0), (15447, 15447, 15446),
+                                   (15446, 15446, 15446), (-32768, -32768, -32768), (32767, 1, -1), (0, 0, 0))):
+        fr[30 * i] = a
+        fr[30 * i + 1] = b
+        fr[30 * i + 2] = c
+    for stride, n in ((3, 200), (6, 100), (3, 1500)):  # 1500: in pieces (struct argument lists)
+        src = fr if (n - 1) * stride + 3 <= len(fr) else _lcg(8, (n - 1) * stride + 3, -32768, 32767)
+        mag = array.array("h", bytes(2 * n))
+        P.magnitude(src, 0, stride, n, mag)
+        for i in range(n):
+            v = [min(abs(src[i * stride + k]), 26753) for k in range(3)]
+            assert mag[i] == min(32767, _isqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)), (stride, i)
+        g = array.array("h", bytes(2 * n))
+        P.gather(src, 1, stride, n, g)
+        assert list(g) == [src[1 + i * stride] for i in range(n)]
+    for n in (8, 9, 128, 1024, 1025):  # moments: lanes (8..1024 values), else a loop
+        x = _lcg(n, n, -32768, 32767)
+        x[n // 2] = -32768
+        x[n // 2 + 1] = 32767
+        x[n // 3] = 32767
+        x[n // 3 + 1] = -32768
+        m = array.array("i", bytes(20))
+        P.moments(x, n, m)
+        d = [abs(x[i] - x[i - 1]) for i in range(1, n)]
+        assert list(m) == [sum(x), min(x), max(x), sum(d), max(d)], n
+    x = _lcg(9, 256, -32768, 32767)
+    for mean in (-13574, -13573, 0, 13572, 13573):
+        for sh in (0, 5):
+            want = sum((min(abs(v - mean), 46340) ** 2) >> sh for v in x)
+            assert P.sumsq_dev(x, 256, mean, sh) == want, (mean, sh)
+    y = array.array("h", x)
+    P.sort_i16(y, 255)
+    assert list(y) == sorted(x[:255]) + [x[255]]
+    a = _lcg(10, 128, -16384, 16384)
+    b = _lcg(11, 128, -16384, 16384)
+    c = _lcg(12, 128, -16384, 16384)
+    want = [K.dot(a, a, 128, 8), K.dot(b, b, 128, 8), K.dot(c, c, 128, 8), K.dot(a, b, 128, 8),
+            K.dot(a, c, 128, 8), K.dot(b, c, 128, 8)]
+    for f in (P.dots3, K.dots3):
+        d = array.array("i", bytes(24))
+        f(a, b, c, 128, 8, d)
+        assert list(d) == want
+    re = _lcg(13, 128, -5000, 5000)  # (band powers below 2**31, as an FFT's of +-16384 input)
+    im = _lcg(14, 128, -5000, 5000)
+    im[40] = 5000
+    re[40] = 5000
+    im[41] = -5000
+    re[41] = -5000  # a tie: the first one wins
+    for bands, lo, hi in ((((1, 3), (3, 7), (7, 13), (13, 26), (26, 64)), 1, 64),
+                          (((4, 9), (9, 9), (20, 30)), 1, 64),  # gaps, an empty band
+                          (((10, 20), (5, 12)), 1, 64),  # not ascending: band by band
+                          (((1, 3),), 2, 60)):
+        want = [K.band_power(re, im, p, q) for p, q in bands] + [K.argmax_power(re, im, lo, hi)]
+        for f in (P.spectrum, K.spectrum):
+            out = array.array("i", bytes(4 * (len(bands) + 1)))
+            f(re, im, bands, lo, hi, out)
+            assert list(out) == want, (bands, list(out), want)
+
+
 def test_float_fft_and_iir_fallbacks():
     n = 16
     re = array.array("f", [math.cos(2 * math.pi * 3 * t / n) for t in range(n)])

@@ -1,10 +1,12 @@
 """Helpers for device tests (MicroPython): a scratch directory, a settable clock, a quiet log, a config stub."""
 
+import array
 import os
 
 import asyncio
 
 from sensorbox.device.log import Log
+from sensorbox.device.sensors.ring import SampleRing
 from sensorbox.shared import config_schema
 
 
@@ -44,6 +46,13 @@ class StubConfig:
     def get(self, key):
         return self.values[key]
 
+    def update(self, partial):
+        """Validate ``partial`` and apply it (no file, no listeners); returns the changed keys."""
+        merged = config_schema.validate(partial, self.values)
+        changed = [k for k in merged if merged[k] != self.values[k]]
+        self.values = merged
+        return changed
+
 
 def quiet_log(path=None):
     return Log(lambda: 0, path, echo=False)
@@ -65,3 +74,25 @@ def exists(path):
         return True
     except OSError:
         return False
+
+
+class ClassIds:
+    """What the pipeline and the model loader use of the store: ids for a model's classes (a fresh class table
+    gives the first model 0, 1, ...; tests/device/test_store.py tests the table itself)."""
+
+    def class_ids(self, names):
+        return array.array("h", range(len(names)))
+
+
+class RingSensor:
+    """What the pipeline uses of an accelerometer: its ring, which the test writes itself. Rate 1000 and a 20 ms
+    poll only shorten the pipeline's wait (the poll, or one hop at the ring's rate), so tests run fast."""
+
+    def __init__(self):
+        self.ring = SampleRing(3, 500, 1000)
+        self.generation = 1
+        self.driver = True
+        self.poll_ms = 20
+
+    def pump(self, batches=0):
+        return 0

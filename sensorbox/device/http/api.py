@@ -1,15 +1,16 @@
 """API routes: status (open as a health probe; in full with a credential), config (read: authenticated; write:
-admin), debug fault. Loaded for the request by ``server`` (``handle``) and unloaded at once."""
+admin). Loaded for the request by ``server`` (``handle``) and unloaded at once. (Fault injection,
+``POST /api/debug/fault``, is answered by ``web_admin``, loaded per request.)"""
 
 import json
 
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import BadRequest, Response, error, guard, json_response, not_allowed, \
-    not_found, read_json
+from sensorbox.device.http.server import Response, error, guard, json_response, not_allowed, not_found, read_json
 
 _AUTHZ = const("sensorbox.device.http.authz")
+_STATIC = const("sensorbox.device.http.static")
 
 
 async def handle(device, app, req):
@@ -21,29 +22,21 @@ async def handle(device, app, req):
         # Open, as a health probe; what the device measures and its integrations only with a valid credential
         # (any scope). A wrong one gets the probe's answer, and counts as a failed login like anywhere else.
         return json_response(device.health.status(await _credential_ok(device, req)))
-    if p not in ("/api/config", "/api/config/schema", "/api/debug/fault"):
+    if p not in ("/api/config", "/api/config/schema"):
         return not_found(req)
-    if (m != "GET" and p == "/api/config/schema") or (m not in ("GET", "PUT") and p == "/api/config") or \
-            (m != "POST" and p == "/api/debug/fault"):
+    if (m != "GET" and p == "/api/config/schema") or m not in ("GET", "PUT"):
         return not_allowed(req)
     refused = await guard(req)
     if refused is not None:
         return refused
     if p == "/api/config/schema":
         # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM.
-        return Response.send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
-    if p == "/api/debug/fault":
-        # Make a service fail as if it had raised: exercises logging, restart counting and backoff.
-        body = read_json(req)
-        name = body.get("service") if isinstance(body, dict) else None
-        if not isinstance(name, str) or device.supervisor.get(name) is None:
-            raise BadRequest("unknown service; one of: {}".format(
-                ", ".join(s.name for s in device.supervisor.services)), "service")
-        device.supervisor.inject_fault(name)
-        return {"injected": name}
+        st = lazy.load(_STATIC)
+        lazy.unload(_STATIC)
+        return st.send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
     cfg = device.config
     if m == "GET":
-        return Response(_config_json(cfg), 200, {"Content-Type": "application/json"})
+        return Response(config_json(cfg, getattr(app, "port", None)), 200, {"Content-Type": "application/json"})
     update = read_json(req)
     try:
         changed = cfg.update(update)
@@ -54,15 +47,28 @@ async def handle(device, app, req):
     return {"changed": changed, "reboot_pending": cfg.reboot_pending}
 
 
-def _config_json(cfg):
-    # {"config": {key: value, ...}, "reboot_pending": [...], "boot_error": ...}, a key at a time: no dict of
-    # ~70 keys (a 1.5 KB table in one block) is made
+def config_json(cfg, port):
+    """GET /api/config, a key at a time (no dict of ~70 keys, a 1.5 KB table in one block, and no schema): the
+    values (secrets only as set or not), the keys pending a restart, ``in_effect``: the value still running for
+    each of them (a secret's too only as set or not) and the port served (``port``) when it is not
+    ``http.port``, and any error at boot."""
     yield '{"config":{'
     sep = ""
     for k, v in cfg.public():
         yield sep + json.dumps(k) + ":" + json.dumps(v)
         sep = ","
-    yield '},"reboot_pending":' + json.dumps(cfg.reboot_pending) + ',"boot_error":' + json.dumps(cfg.boot_error) + "}"
+    yield '},"reboot_pending":' + json.dumps(cfg.reboot_pending) + ',"in_effect":{'
+    sep = ""
+    eff = getattr(cfg, "booted", None) or {}
+    served = port is not None and port != cfg.get("http.port")
+    for k in eff:
+        if not (served and k == "http.port"):
+            v = eff[k]
+            yield sep + json.dumps(k) + ":" + json.dumps({"set": bool(v)} if cfg.secret(k) else v)
+            sep = ","
+    if served:
+        yield sep + '"http.port":' + json.dumps(port)
+    yield '},"boot_error":' + json.dumps(cfg.boot_error) + "}"
 
 
 async def _credential_ok(device, req):
@@ -71,7 +77,7 @@ async def _credential_ok(device, req):
     if a is None and "Cookie" not in h:
         return False
     if a and a.startswith("Basic "):
-        return await device.auth.check_basic(a) == "admin"
+        return await device.auth.check_basic(a, req.client_addr) == "admin"
     m = lazy.load(_AUTHZ)
     lazy.unload(_AUTHZ)
     return await m.check(device.auth, req, False) is None

@@ -20,6 +20,7 @@ Rules, in order:
 import binascii
 import hashlib
 import json
+import os
 import time
 
 from micropython import const
@@ -29,6 +30,7 @@ from sensorbox.device.http.server import error
 COOKIE = "sb_session"
 MAX_SESSIONS = const(4)
 SESSION_IDLE_MS = const(12 * 3600 * 1000)
+RESTART_S = const(120)  # saved sessions count only if the device is back this soon (a restart takes seconds)
 
 
 def tokens_path(auth):
@@ -36,26 +38,15 @@ def tokens_path(auth):
 
 
 def tokens(auth):
-    """The API tokens, ``[{"id", "name", "scope", "hash"}]`` (read from flash once)."""
+    """The API tokens, ``[{"id", "name", "scope", "hash"}]`` (read from flash once). Entries that are not valid
+    tokens are left out; the file as it was is kept as ``tokens.json.bad`` (``device/files.py``)."""
     if getattr(auth, "tokens", None) is None:
-        path = tokens_path(auth)
-        try:
-            with open(path) as f:
-                auth.tokens = json.load(f)
-            if not isinstance(auth.tokens, list):
-                raise ValueError("not a list")
-        except OSError:
-            auth.tokens = []
-        except ValueError as e:  # kept aside for inspection: the next token made must not overwrite it silently
-            auth.tokens = []
-            auth.log.error("auth", "{} is unreadable ({}); kept as {}.bad, no API tokens until made again".format(
-                path, e, path))
-            try:
-                import os
+        from sensorbox.device import lazy
 
-                os.rename(path, path + ".bad")
-            except OSError:
-                pass
+        try:
+            auth.tokens = lazy.load("sensorbox.device.files").tokens(tokens_path(auth), auth.log)
+        finally:
+            lazy.unload("sensorbox.device.files")
     return auth.tokens
 
 
@@ -71,10 +62,41 @@ def bearer_scope(auth, header):
     return None
 
 
-def sessions(auth):
-    """``[[sha256(session id), last use ticks_ms]]``, newest last."""
-    if not hasattr(auth, "sessions"):
+def sessions(auth, save=False, boot=False):
+    """``[[sha256(session id), last use ticks_ms]]``, newest last. ``POST /api/restart`` saves them (``save``) in
+    ``sessions.json``: each hash with the idle time it has left, and the clock. The next start reads the file at
+    boot (``Device.run``) and removes it; the sessions carry on, each with the idle time it had left less the
+    time between, only when the clock says that start came within ``RESTART_S`` of the save. A clock that reads
+    earlier than at the save cannot tell how long the device was off (a board without NTP after a power cut
+    starts at 2000 again; a reset keeps its clock): the file is dropped."""
+    path = tokens_path(auth)[:-11] + "sessions.json"
+    if save:
+        now = time.ticks_ms()
+        s = []
+        for x in sessions(auth):
+            left = SESSION_IDLE_MS - time.ticks_diff(now, x[1])
+            if left > 0:
+                s.append([binascii.hexlify(x[0]).decode(), left])
+        with open(path, "w") as f:
+            json.dump({"t": time.time(), "s": s}, f)
+    if boot or not hasattr(auth, "sessions"):  # (at boot: also after a first start set the password)
         auth.sessions = []
+        try:
+            with open(path) as f:
+                d = json.load(f)
+            gone = int((time.time() - d["t"]) * 1000)
+            if 0 <= gone <= RESTART_S * 1000:
+                now = time.ticks_ms()
+                for h, left in d["s"][:MAX_SESSIONS]:
+                    left -= gone
+                    if 0 < left <= SESSION_IDLE_MS:
+                        auth.sessions.append([binascii.unhexlify(h), time.ticks_add(now, left - SESSION_IDLE_MS)])
+        except Exception:  # none saved, or unreadable: no sessions, as after any other start
+            auth.sessions = []
+        try:
+            os.remove(path)  # used once
+        except OSError:
+            pass
     return auth.sessions
 
 
@@ -129,7 +151,7 @@ async def check(auth, req, admin):
         if scope is None:
             return error(401, "invalid or revoked API token", "Authorization")
     elif a:
-        scope = await auth.check_basic(a)
+        scope = await auth.check_basic(a, req.client_addr)
         if scope == "wait":
             return error(429, "too many failed logins; wait and retry")
     else:

@@ -4,7 +4,8 @@ adding and deleting labels needs admin.
     GET    /api/resources                      schemas, time coverage, bytes, budget, bytes/day, days until full
     GET    /api/resources/<name>/data          ?start=&end=&columns=&format=npy|csv|json&max_points=&since=
     GET    /api/labels                         all labels, streamed (also: /api/resources/labels/data?format=csv)
-    POST   /api/labels                         {"start": ms, "end": ms, "label": "walking"} -> 201 with its id
+    POST   /api/labels                         {"start": ms, "end": ms, "label": "walking"} -> 201 with its id;
+                                               409 when it overlaps a label (add "overlap": true to keep both)
     DELETE /api/labels/<id>
 
 Loaded for the request by ``server`` (``handle``), with the reader (``store.export``), the labels
@@ -32,8 +33,8 @@ def _call(device, fn, *args):
     m = lazy.load(mod)
     try:
         return getattr(m, fn)(device.store, *args)
-    except QueryError as e:
-        return error(400, e.reason, e.field)
+    except QueryError as e:  # 409: the label overlaps another (see store.meta.label_add)
+        return error(409 if e.field == "overlap" else 400, e.reason, e.field)
     except OSError as e:  # full flash (ENOSPC) or a failing one
         return error(507, "flash full or failing ({}); nothing changed".format(e))
     finally:
@@ -91,6 +92,10 @@ async def data(device, req, name):
     except QueryError as e:
         return error(400, e.reason, e.field)
     if p.numeric:  # count the rows (the .npy header needs them), a segment at a time
-        for _ in ex.prepare(device.store, p):
-            await asyncio.sleep_ms(0)
+        g = ex.prepare(device.store, p)
+        try:
+            for _ in g:
+                await asyncio.sleep_ms(0)
+        finally:  # cancelled (the client went away): close its files now, not at the next collection
+            g.close()
     return ex.stream(device.store, p), 200, ex.headers(p)

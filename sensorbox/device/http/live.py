@@ -24,10 +24,15 @@ their own position), so a slow client never holds up sampling: frames it was too
 in ``lost``), and a client whose socket stopped taking data for ``_STALL_MS`` is disconnected when another
 stream starts. At most ``MAX_CLIENTS`` streams at once (503 beyond). When the last stream ends this module
 unloads itself (``lazy``): the device carries it only while someone watches.
+
+A stream lasts only as long as the credential that opened it: every turn it checks again that its API token is
+still there (same id and secret), its session still open, or (HTTP Basic) the password unchanged; when not, it
+sends ``end`` ``{"reason": ...}`` and closes.
 """
 
 import array
 import binascii
+import hashlib
 import json
 import time
 
@@ -57,9 +62,19 @@ streams = []  # the _Client of each open stream
 class _Client:
     """One stream: its position in the accelerometer ring, its buffer, what it has sent; and the response body."""
 
-    def __init__(self, device, sock):
+    def __init__(self, device, sock, req):
         self.device = device
         self.sock = sock
+        # What the request authenticated with (web_lazy checked it): a token's (id, hash of its secret), the
+        # session's sha256, or the password generation (Basic), to check again every turn (``valid``).
+        a = req.headers.get("Authorization") or ""
+        if a.startswith("Bearer "):
+            p = a[7:].split("_")
+            self.cred = (int(p[1]), binascii.hexlify(hashlib.sha256(p[2].encode()).digest()).decode())
+        elif a:
+            self.cred = device.auth.generation
+        else:
+            self.cred = hashlib.sha256((req.cookies.get("sb_session") or "").encode()).digest()
         self.last = time.ticks_ms()  # last time the response writer asked for more (a stuck one stops asking)
         self.queue = []
         self.hello = True
@@ -67,6 +82,7 @@ class _Client:
         self.sensor = device.sensors["accel"]
         self.buf = array.array("h", bytes(2 * 3 * _FRAMES))
         self.mv = memoryview(self.buf)
+        self.sensor.pump()  # the stream starts now, not at the sampler's last read of the FIFO
         self.seq = self.sensor.ring.head
         self.gen = self.sensor.generation
         self.pred_t = self.sound_t = self.feat_t = None  # time of the last prediction / sound level / features sent
@@ -120,6 +136,7 @@ class _Client:
         """(first_seq, n, step) of the new frames now in ``buf`` (decimated in place), n = 0 when none."""
         s = self.sensor
         ring = s.ring
+        s.pump()  # the FIFO is read for the ring every accel.poll_ms (1 s): a watched chart wants it now
         if s.generation != self.gen:
             self.gen = s.generation
             self.seq = ring.head
@@ -144,6 +161,22 @@ class _Client:
         return first + k0, out, step, lost
 
 
+    def valid(self):
+        """Whether the credential that opened the stream still holds (allocates nothing)."""
+        auth = self.device.auth
+        c = self.cred
+        if isinstance(c, int):
+            return c == auth.generation
+        if isinstance(c, tuple):
+            for t in getattr(auth, "tokens", None) or ():
+                if t["id"] == c[0] and t["hash"] == c[1]:
+                    return True
+            return False
+        for s in getattr(auth, "sessions", None) or ():
+            if s[0] == c:
+                return True
+        return False
+
     # --- the response body: an async iterator of SSE messages (MicroPython has no async generators) ---
 
     def __aiter__(self):
@@ -165,6 +198,12 @@ class _Client:
         while True:
             await asyncio.sleep_ms(_PERIOD_MS)
             self.last = time.ticks_ms()
+            if self.closed:
+                raise StopAsyncIteration
+            if not self.valid():  # revoked, logged out, the password changed: the last message, then the end
+                self.device.log.info("http", "live stream ended: its credential is no longer valid")
+                self.close()
+                return _msg("end", '{"reason":"credential revoked, session ended or password changed"}')
             for ev, d in self.news():
                 self.queue.append(_msg(ev, d if isinstance(d, str) else json.dumps(d)))
             first, n, step, lost = self.frames()
@@ -205,6 +244,6 @@ def response(device, req):
                 pass
     if len(streams) >= MAX_CLIENTS:
         return error(503, "at most {} live streams at once; close one".format(MAX_CLIENTS))
-    s = _Client(device, req.sock[1])
+    s = _Client(device, req.sock[1], req)
     streams.append(s)
     return s, 200, {"Content-Type": "text/event-stream", "Cache-Control": "no-store"}

@@ -2,6 +2,9 @@
 uploading, activating and rolling back need admin.
 
     GET  /api/model                                   active model, whether a previous/staged one exists, last error
+    GET  /api/model/classes                           its classes with display names and descriptions (from meta.json)
+    GET  /api/model/file?which=&name=                 a model's meta.json or model.csv (active, previous, staged,
+                                                      default), streamed from flash: the Analysis page runs it
     PUT  /api/model/meta.json                         start an upload; refused at once if incompatible (400 + reason)
     PUT  /api/model/model.csv?offset=N                append a chunk (N = bytes staged so far; 409 says where;
                                                       413 past 4 x ml.model_max_kb KB of CSV)
@@ -16,9 +19,10 @@ this API costs the device no RAM while idle.
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import error, guard, not_allowed, not_found
+from sensorbox.device.http.server import error, guard, not_allowed, not_found, read_json
 
 _MANAGER = const("sensorbox.device.models")
+_STATIC = const("sensorbox.device.http.static")
 
 
 async def handle(device, app, req):
@@ -33,9 +37,16 @@ async def handle(device, app, req):
         return refused
     m = lazy.load(_MANAGER)
     try:
-        if req.method == "GET" and action in (None, "info"):
-            return m.info(device)
+        if req.method == "GET" and action in (None, "info", "classes"):
+            return m.classes(device) if action == "classes" else m.info(device)
+        if req.method == "GET" and action == "file":
+            n = req.args.get("name")
+            st = lazy.load(_STATIC)
+            lazy.unload(_STATIC)
+            return st.send_file(m.file_path(device, req.args.get("which"), n), max_age=0,
+                                content_type="application/json" if n == "meta.json" else "text/csv")
         if req.method == "PUT" and action == "meta.json":
+            read_json(req)  # (400 for what would not parse safely: nesting, numbers, surrogates)
             return m.stage_meta(device, req.body)
         if req.method == "PUT" and action == "model.csv":
             return m.stage_chunk(device, int(req.args.get("offset", "0")), req.body)
@@ -43,7 +54,8 @@ async def handle(device, app, req):
             return await (m.activate(device) if action == "activate" else m.rollback(device))
         return error(404, "no such model action: {} {}".format(req.method, action))
     except m.ModelError as e:
-        return error(409 if e.field == "offset" else (413 if e.field == "model.csv" else 400), e.reason, e.field)
+        code = 409 if e.field == "offset" else 413 if e.field == "model.csv" else 404 if e.field == "model" else 400
+        return error(code, e.reason, e.field)
     except ValueError:
         return error(400, "offset must be an integer", "offset")
     except OSError as e:

@@ -1,28 +1,39 @@
-"""Answering a request refused while it was read (``server._TimedReader``): loaded only when that happens.
+"""Answering a request refused while it was read (``server._Conn``): loaded only when that happens.
 
 ``answer(why, reader, writer, log)``: ``why`` is 431 (a request line or header field over
 ``Request.max_readline``), 432 (more than ``server._HEADERS`` header fields), 433 (request line and header fields
-over ``server._HEAD`` bytes) -- all three answered ``431 Request Header Fields Too Large`` -- or 408 (the client
-sent nothing for ``http.read_timeout_s``: ``408 Request Timeout``). The caller closes the connection.
+over ``server._HEAD`` bytes) -- all three answered ``431 Request Header Fields Too Large`` --, 414 (a target over
+``server._URL`` bytes) and 4141 (more than ``server._PARAMS`` query parameters) -- ``414 URI Too Long`` --, 4001 (a
+second ``Content-Length``), 4002 (a ``Content-Length`` that is not a number), 4003 (an encoded UTF-16 surrogate,
+which is not text) and 4004 (a body nested deeper than 32 levels, found while reading it when there was no room to
+hold it) -- ``400 Bad Request`` --, or 408 (the request did not arrive whole within
+``http.read_timeout_s``: ``408 Request Timeout``). The caller closes the connection.
 """
 
 import asyncio
 
 from sensorbox.device.http.server import Request, error
 
+_WHY = {
+    408: (408, "Request Timeout", "the request did not arrive whole within http.read_timeout_s"),
+    432: (431, "Request Header Fields Too Large", "more than 32 header fields"),
+    433: (431, "Request Header Fields Too Large", "request line and header fields longer than 4096 bytes"),
+    414: (414, "URI Too Long", "request target (path and query) longer than 1024 bytes"),
+    4141: (414, "URI Too Long", "more than 32 query parameters"),
+    4001: (400, "Bad Request", "more than one Content-Length header field"),
+    4002: (400, "Bad Request", "Content-Length is not a non-negative integer"),
+    4003: (400, "Bad Request", "the request holds an encoded UTF-16 surrogate, which is not valid UTF-8 text"),
+    4004: (400, "Bad Request", "request body is nested deeper than 32 levels"),
+}
+
 
 async def answer(why, reader, writer, log):
-    if why == 408:
-        msg = "the request did not arrive in time (http.read_timeout_s)"
-    elif why == 432:
-        msg = "more than 32 header fields"
-    elif why == 433:
-        msg = "request line and header fields longer than 4096 bytes"
-    else:
-        msg = "request line or header field longer than {} bytes".format(Request.max_readline)
+    status, reason, msg = _WHY.get(why) or (431, "Request Header Fields Too Large",
+                                            "request line or header field longer than {} bytes".format(
+                                                Request.max_readline))
     log.info("http", "refused a request: " + msg)
-    res = error(408 if why == 408 else 431, msg)
-    res.reason = "Request Timeout" if why == 408 else "Request Header Fields Too Large"
+    res = error(status, msg)
+    res.reason = reason
     await res.write(writer)
     if why != 408:
         # What the client is still sending, read and dropped for a moment (<= 16 KB, 100 ms per read): closing

@@ -9,9 +9,20 @@ returning a ``Response``, a dict or list (sent as JSON), or ``(body, status[, he
 Every error is JSON: ``{"error": "<message>", "field": "<offending key or parameter>"}``. A handler raises
 ``BadRequest`` for 400; a MemoryError anywhere gets ``503 device is short of memory; retry``; any other
 exception is logged with its traceback and answered 500. ``guard`` checks credentials (``require`` of old).
+
+Connections (``serve``): the server's own accept loop gives each connection one of ``MAX_CONNECTIONS`` slots (at
+most ``PER_CLIENT`` per client address) and a task; a full device or client makes room by evicting the longest
+idle connection still reading its head, else answers 503 at once. Every request must arrive whole within
+``http.read_timeout_s`` (408), however slowly its bytes come; malformed or oversized requests get a 4xx
+(``_Conn``, ``http/refuse.py``), never a 5xx. The error paths allocate nothing they can avoid: a full heap gets a
+prepared 503. While it works the server beats (``app.beat``) for the supervisor's watch.
 """
 
+import errno
 import json
+import select
+import socket
+import time
 
 import asyncio
 from micropython import const
@@ -22,29 +33,29 @@ _AUTHZ = const("sensorbox.device.http.authz")
 _WEB = const("sensorbox.device.http.web_lazy")
 _REFUSE = const("sensorbox.device.http.refuse")
 _CORS = const("sensorbox.device.http.cors")
-_SETUP = const("sensorbox.device.net.setup_http")
-# the set-up page and the connectivity probes of Android, Apple, Windows and Firefox (the captive portal)
-_PROBES = const(" /setup /generate_204 /gen_204 /hotspot-detect.html /library/test/success.html /connecttest.txt "
-                "/ncsi.txt /redirect /canonical.html /success.txt ")
+_SETUP = const("sensorbox.device.net.setup_http")  # the Wi-Fi set-up page and the captive portal's answers
+_BODY = const("sensorbox.device.http.body")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
-# the types of the UI's files, by extension (one string: no dict, no interned names)
-_TYPES = const(" js=application/javascript css=text/css json=application/json svg=image/svg+xml png=image/png ")
 
 
 class Request:
     """A parsed request: ``method``, ``path`` (not URL-decoded), ``args`` (the query, decoded), ``headers``
-    (names in any case), ``cookies``, ``body`` (bytes), ``content_type``, ``sock`` (reader, writer), ``app``."""
+    (names in any case), ``cookies``, ``body`` (bytes), ``content_type``, ``sock`` (reader, writer: both the
+    connection's ``_Conn``), ``client_addr`` (the client's address without its port: ``peer_key``), ``app``."""
 
-    # Limits: the device has tens of KB of heap; bodies past these are refused before they are read.
-    max_content_length = 16 * 1024
+    # Limits: the device has tens of KB of heap; bodies past these are refused before they are read. 8 KB: four
+    # times the largest body a client sends (a model's meta.json, a 2 KB model.csv chunk); at 16 KB a fragmented
+    # heap often had no block for the body (503 where a 4xx was due).
+    max_content_length = 8 * 1024
     max_readline = 2 * 1024
 
-    def __init__(self, app, method, url, headers, sock):
+    def __init__(self, app, method, url, headers, conn):
         self.app = app
         self.method = method
         self.headers = headers
-        self.sock = sock
+        self.sock = (conn, conn)
+        self.client_addr = conn.peer
         self.body = b""
         self.content_type = headers.get("Content-Type")
         self.content_length = int(headers.get("Content-Length") or 0)
@@ -94,39 +105,14 @@ class _Headers(dict):
 
 class Response:
     """``body``: bytes or str, a file (sent in 512-byte reads, then closed), an iterator of str/bytes pieces (a
-    generator: closed when done or when the client goes) or an async iterator (a stream, ``aclose``d)."""
+    generator: closed when done or when the client goes) or an async iterator (a stream, ``aclose``d). A file's
+    response: ``static.send_file``; a cookie: ``web_admin``."""
 
     def __init__(self, body=b"", status_code=200, headers=None, reason=None):
         self.status_code = status_code
         self.headers = {} if headers is None else headers
         self.reason = reason
         self.body = body.encode() if isinstance(body, str) else body
-
-    def set_cookie(self, name, value, path=None, http_only=False, max_age=None):
-        c = "{}={}".format(name, value)
-        if path:
-            c += "; Path=" + path
-        if max_age is not None:
-            c += "; Max-Age={}".format(max_age)
-        if http_only:
-            c += "; HttpOnly"
-        if "Set-Cookie" not in self.headers:
-            self.headers["Set-Cookie"] = []
-        self.headers["Set-Cookie"].append(c)
-
-    @staticmethod
-    def send_file(filename, status_code=200, content_type=None, stream=None, max_age=None, compressed=False):
-        """A file (``stream``, or opened from ``filename``), its type from the name's extension unless given;
-        ``compressed``: it is gzip (``Content-Encoding: gzip``)."""
-        if content_type is None:
-            i = _TYPES.find(" " + filename.rpartition(".")[2] + "=")
-            content_type = _TYPES[i:].split("=", 1)[1].split(" ", 1)[0] if i >= 0 else "application/octet-stream"
-        h = {"Content-Type": content_type}
-        if max_age is not None:
-            h["Cache-Control"] = "max-age={}".format(max_age)
-        if compressed:
-            h["Content-Encoding"] = "gzip"
-        return Response(stream or open(filename, "rb"), status_code, h)
 
     async def write(self, w, head=False):
         h = self.headers
@@ -239,14 +225,11 @@ def error(status, message, field=None):
 
 
 def read_json(req):
-    """The request body as JSON; raises BadRequest with a reason when it is not."""
-    body = req.body
-    if not body:
-        raise BadRequest("request body is empty; expected JSON")
-    try:
-        return json.loads(body.decode())
-    except (ValueError, UnicodeError) as e:
-        raise BadRequest("request body is not valid JSON ({})".format(e))
+    """The request body as JSON; raises BadRequest with a reason when it is not, or when it holds what would break
+    a handler or a response (see ``http/body.py``, loaded for the call)."""
+    m = lazy.load(_BODY)
+    lazy.unload(_BODY)
+    return m.read_json(req)
 
 
 class BadRequest(Exception):
@@ -276,7 +259,7 @@ async def guard(req, admin=False):
         m = lazy.load(_AUTHZ)
         lazy.unload(_AUTHZ)
         return await m.check(auth, req, admin)
-    who = await auth.check_basic(a)
+    who = await auth.check_basic(a, req.client_addr)
     if who == "wait":
         return error(429, "too many failed logins; wait and retry")
     if who != "admin":
@@ -291,11 +274,11 @@ def _route(p):
     if p == "/" or p.startswith("/static/"):
         return "sensorbox.device.http.static"
     s = p[5:].partition("/")[0] if p.startswith("/api/") else None
-    if s == "setup" or (s is None and (" " + p + " ") in _PROBES):
+    if s is None or s == "wifi":  # the Wi-Fi set-up (a board's; web_lazy answers for the others: _dispatch)
         return _SETUP
-    if s == "ota":
+    if p.startswith("/api/ota"):
         return "sensorbox.device.ota"
-    if s in ("status", "config", "debug"):
+    if s in ("status", "config"):
         return "sensorbox.device.http.api"
     if s == "model":
         return "sensorbox.device.http.model_api"
@@ -313,6 +296,8 @@ async def _dispatch(app, req):
         if req.method not in ("GET", "POST", "PUT", "DELETE"):
             return error(405, "method {} not allowed".format(req.method))
         name = _route(req.path)
+        if name == _SETUP and getattr(app.device.platform, "wifi", None) is None:
+            name = _WEB  # no Wi-Fi to set up here (the unix port)
         for retry in (False, True):
             try:
                 m = lazy.load(name)
@@ -327,54 +312,115 @@ async def _dispatch(app, req):
     except BadRequest as e:
         return error(400, e.message, e.field)
     except MemoryError:
-        app.log.error("http", "out of memory on {} {}".format(req.method, req.path))
-        return error(503, "device is short of memory; retry")
+        try:
+            app.log.error("http", "out of memory on {} {}".format(req.method, req.path))
+            return error(503, "device is short of memory; retry")
+        except MemoryError:  # not even for the answer: 503 as it is
+            raise _OOM
     except Exception as e:
-        app.log.exception("http", "{} {} failed".format(req.method, req.path), e)
+        try:
+            app.log.exception("http", "{} {} failed".format(req.method, req.path), e)
+        except MemoryError:
+            raise _OOM
         return error(500, "internal error; see the device log")
 
 
 class _Refuse(BaseException):
     """A request refused while it is read: ``args[0]`` says why (see ``http/refuse.py``, which answers it with
-    431 or 408; 503 when the heap had no room to parse it, answered here). A BaseException: it passes through
-    the parser's and the handlers' ``except Exception`` to ``App._connection``."""
+    431, 414, 400 or 408; 503 when the heap had no room to parse it, answered here). A BaseException: it passes
+    through the parser's and the handlers' ``except Exception`` to ``_serve_conn``."""
 
 
+_OOM = _Refuse(503)  # raised when even an error answer finds no memory (made now: raising it allocates nothing)
 _HEADERS = const(32)  # header fields per request at most (431 beyond)
 MAX_CONNECTIONS = const(10)  # open connections at most (a browser opens up to 6, a live stream holds one)
+PER_CLIENT = const(6)  # of them, from one client address at most (a browser's 6)
+_BACKLOG = const(8)  # connections the network stack holds until they are accepted
+_URL = const(1024)  # bytes of request target (path and query) at most (414 beyond)
+_PARAMS = const(32)  # query parameters at most (414 beyond)
+_TICK_MS = const(250)  # the server's own turn: deadlines, self-check, heartbeat
+_IDLE_MS = const(60000)  # an answer that neither reads nor writes for this long is cut off
 # Answers that must work when nothing else can be allocated: written as they are, then the connection is closed.
 _BUSY = const(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
-         b'{"error":"too many connections; retry"}')
+              b'{"error":"too many connections; retry"}')
 _SHORT = const(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n\r\n"
-          b'{"error":"device is short of memory; retry"}')
-_BAD = const(b"HTTP/1.0 400 N/A\r\nContent-Type: application/json\r\n\r\n"
-        b'{"error":"bad request"}')
+               b'{"error":"device is short of memory; retry"}')
+_BAD = const(b"HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n\r\n"
+             b'{"error":"bad request"}')
 _HEAD = const(4096)  # bytes of request line + header fields at most (431 beyond)
 _CHUNK = const(256)  # bytes read per socket read while the head is read
 
+_conns = [None] * MAX_CONNECTIONS  # the _Conn in each connection slot
+_drain = bytearray(64)  # what a refused client sent already is read into it before its socket is closed
 
-class _TimedReader:
-    """The client's stream with a deadline on every read and bounded header lines.
 
-    MicroPython's ``Stream.readline`` has no length limit (a client could send one endless line into the
-    heap). So lines are read here in ``_CHUNK`` pieces and cut off past ``Request.max_readline``: an over-long
-    line, more than ``_HEADERS`` header fields or a head over ``_HEAD`` bytes is refused with 431; a client that
-    sends nothing for the deadline (``http.read_timeout_s``) with 408; either way the connection is then closed,
-    so a slow or hostile client never holds a task and its buffers for ever. Bytes read past a line wait in
-    ``_buf`` for the next read (the body)."""
+def peer_key(addr):
+    """A client's address without its port: what connection limits and login throttling count by. ``addr`` is
+    what ``accept`` gives: ("1.2.3.4", port) on an ESP32, a raw sockaddr (a bytearray) on the unix port."""
+    if isinstance(addr, tuple):
+        return addr[0]
+    if isinstance(addr, (bytes, bytearray)) and len(addr) >= 8:
+        return bytes(addr[4:8] if len(addr) < 24 else addr[8:24])  # IPv4 / IPv6 sockaddr
+    return addr
 
-    def __init__(self, stream, ms):
-        self._s = stream
-        self._ms = ms
+
+def surrogate(b):
+    """True when bytes ``b`` hold an encoded UTF-16 surrogate (ED A0..BF): MicroPython decodes them into strings
+    that no longer encode as valid UTF-8, so every response echoing one would be broken."""
+    i = b.find(b"\xed")
+    while i >= 0:
+        if i + 1 < len(b) and b[i + 1] >= 0xA0:
+            return True
+        i = b.find(b"\xed", i + 1)
+    return False
+
+
+def _target(line):
+    # The request line's target: at most _URL bytes (414), at most _PARAMS query parameters (4141: 414), and no
+    # percent-encoded surrogate (4003: 400).
+    a = line.find(b" ")
+    b = line.find(b" ", a + 1)
+    if b < 0:
+        b = len(line)
+    if b - a - 1 > _URL:
+        raise _Refuse(414)
+    if line.count(b"&", a, b) >= _PARAMS:
+        raise _Refuse(4141)
+    i = line.find(b"%", a, b)
+    if i >= 0:
+        t = line[i:b].lower()
+        i = t.find(b"%ed%")
+        while i >= 0:
+            if t[i + 4:i + 5] in (b"a", b"b"):
+                raise _Refuse(4003)
+            i = t.find(b"%ed%", i + 1)
+
+
+class _Conn:
+    """One client connection: the request's reader and the response's writer both, and the server's record of it.
+
+    MicroPython's ``Stream.readline`` has no length limit (a client could send one endless line into the heap).
+    So lines are read here in ``_CHUNK`` pieces and cut off past ``Request.max_readline``: an over-long line,
+    more than ``_HEADERS`` header fields or a head over ``_HEAD`` bytes is refused with 431, a target over
+    ``_URL`` bytes with 414, a second or non-numeric ``Content-Length`` or an encoded surrogate with 400. The
+    whole request (head and body) must arrive within ``http.read_timeout_s``, however slowly its bytes come, or it
+    is answered 408 (the server's turn checks, see ``_sweep``); either way the connection is then closed. Bytes
+    read past a line wait in ``_buf`` for the next read (the body)."""
+
+    why = 0  # why the server cut it off: 408 (deadline), 503 (evicted for another client), 1 (idle, closed)
+    state = 1  # 1 while its request is read (no credential checked yet), 2 while it is answered
+    task = None
+
+    def __init__(self, sock, peer, now):
+        self.raw = sock
+        self._s = asyncio.StreamReader(sock)
+        self.peer = peer
+        self.t0 = self.seen = now  # accepted / last byte read or written (ticks_ms)
         self._buf = b""
         self._lines = 0  # lines of the head read so far; -1 once the head is complete
         self._size = 0  # bytes of the head read so far
-
-    async def _wait(self, aw):
-        try:
-            return await asyncio.wait_for_ms(aw, self._ms)
-        except asyncio.TimeoutError:
-            raise _Refuse(408)
+        self._cl = 0  # Content-Length fields seen
+        self._drop = False  # its body is read and dropped (all but POST, PUT, PATCH: no route reads one)
 
     async def readline(self):
         b = self._buf
@@ -388,7 +434,8 @@ class _TimedReader:
             if len(b) > limit:
                 line = b
                 break
-            c = await self._wait(self._s.read(_CHUNK))
+            c = await self._s.read(_CHUNK)
+            self.seen = time.ticks_ms()
             if not c:  # end of the stream: what there is (a cut-off request is answered 400)
                 line = b
                 self._buf = b""
@@ -396,12 +443,23 @@ class _TimedReader:
             b = b + c if b else c
         if len(line) > limit:
             self._buf = b""
-            raise _Refuse(431)
+            raise _Refuse(414 if self._lines == 0 else 431)
         if self._lines >= 0:
             self._size += len(line)
             if line == b"\r\n" or line == b"\n":
                 self._lines = -1
             else:
+                if self._lines == 0:
+                    _target(line)
+                    self._drop = line[:4] not in (b"POST", b"PUT ", b"PATC")
+                elif line[:15].lower() == b"content-length:":
+                    self._cl += 1
+                    if self._cl > 1:
+                        raise _Refuse(4001)  # RFC 9112 6.3: two lengths, no way to know which is meant
+                    if not line[15:].strip().isdigit():
+                        raise _Refuse(4002)
+                if surrogate(line):
+                    raise _Refuse(4003)
                 self._lines += 1
                 if self._lines > _HEADERS + 1:
                     raise _Refuse(432)  # answered 431: too many header fields
@@ -410,132 +468,349 @@ class _TimedReader:
         return line
 
     async def readexactly(self, n):
+        # (the body) Read into one buffer of its size: growing concatenation needed twice the size in one block,
+        # which a fragmented heap lacked for 16 KB bodies (503 where the body deserved a 400).
         b = self._buf
+        if self._drop:  # a body no route of its method reads: dropped as it comes, never held
+            while n > len(b):
+                n -= len(b)
+                b = await self._s.read(min(n, _CHUNK))
+                self.seen = time.ticks_ms()
+                if not b:
+                    raise EOFError
+            self._buf = b[n:]
+            return b""
         if len(b) >= n:
             self._buf = b[n:]
             return b[:n]
-        self._buf = b""
-        rest = await self._wait(self._s.readexactly(n - len(b)))
-        return b + rest if b else rest
-
-    async def read(self, n=-1):
-        b = self._buf
-        if b:
-            if n < 0 or n >= len(b):
-                self._buf = b""
-                return b
-            self._buf = b[n:]
-            return b[:n]
-        return await self._wait(self._s.read(n))
-
-    def __getattr__(self, name):
-        return getattr(self._s, name)
-
-
-async def _raw(writer, data, reader=None):
-    writer.write(data)
-    await writer.drain()
-    if reader is not None:  # a request already sent would reset the connection on close: read a little of it
         try:
-            await asyncio.wait_for_ms(reader.read(1024), 50)
-        except Exception:
+            out = bytearray(n)
+        except MemoryError:  # no block for it now: read through, and an over-deep body still gets its 400
+            m = lazy.load(_BODY)
+            lazy.unload(_BODY)
+            st = [0, 0, False, False]
+            m.scan(b, st)
+            while n > len(b) and st[1] <= m.DEPTH:
+                n -= len(b)
+                b = await self._s.read(min(n, _CHUNK))
+                if not b:
+                    raise EOFError
+                m.scan(b, st)
+            raise _Refuse(4004 if st[1] > m.DEPTH else 503)
+        got = len(b)
+        out[:got] = b
+        self._buf = b""
+        mv = memoryview(out)
+        while got < n:
+            k = await self._s.readinto(mv[got:])
+            if k is not None:
+                if not k:
+                    raise EOFError
+                got += k
+                self.seen = time.ticks_ms()
+        return out
+
+    def write(self, data):
+        self._s.write(data)
+
+    async def drain(self):
+        await self._s.drain()
+        self.seen = time.ticks_ms()
+
+    def close(self):
+        """Cut the connection off (a live stream whose client stopped reading): its task ends, the socket closes."""
+        self.cut(1)
+
+    def cut(self, why):
+        if not self.why:
+            self.why = why
+            t = self.task
+            if t is not None and t is not asyncio.current_task():
+                t.cancel()
+
+
+def _readable(s):
+    # Wait until the listening socket has a connection (as asyncio's own server waits).
+    yield asyncio.core._io_queue.queue_read(s)
+
+
+def _refuse(sock, msg):
+    # Answered at once, with no task and nothing allocated, and closed.
+    try:
+        sock.setblocking(False)
+        try:
+            sock.readinto(_drain)  # a request already sent would reset the connection on close
+        except OSError:
             pass
+        sock.write(msg)
+    except Exception:
+        pass
+    sock.close()
 
 
-async def _read(app, r, w):
+def _victim(peer, now):
+    # The slot of the connection to give up for a new one: one still reading its request head (so no credential
+    # seen yet), of ``peer`` when given, idle the longest. -1 when there is none.
+    best = -1
+    idle = -1
+    for i in range(MAX_CONNECTIONS):
+        k = _conns[i]
+        if k is not None and k.state == 1 and k._lines >= 0 and not k.why and (peer is None or k.peer == peer):
+            d = time.ticks_diff(now, k.seen)
+            if d > idle:
+                best = i
+                idle = d
+    return best
+
+
+def _admit(app, sock, addr):
+    """Give a new connection a slot and a task. A client holding ``PER_CLIENT`` connections, or a full device,
+    makes room by closing the longest-idle connection still reading its head (of that client, or anyone's): an
+    idle or trickling stranger cannot keep a client that sends its request out. With no such connection the new
+    one is answered 503 at once."""
+    peer = peer_key(addr)
+    now = time.ticks_ms()
+    free = -1
+    mine = 0
+    for i in range(MAX_CONNECTIONS):
+        k = _conns[i]
+        if k is None:
+            if free < 0:
+                free = i
+        elif k.peer == peer:
+            mine += 1
+    if mine >= PER_CLIENT or free < 0:
+        free = _victim(peer if mine >= PER_CLIENT else None, now)
+        if free < 0:
+            app.refused += 1
+            _refuse(sock, _BUSY)
+            return
+        k = _conns[free]
+        _conns[free] = None
+        k.cut(503)
+        app.evicted += 1
+        if k._size:
+            _refuse(k.raw, _BUSY)
+        else:
+            k.raw.close()
+    sock.setblocking(False)
+    k = _Conn(sock, peer, now)
+    k.task = asyncio.create_task(_serve_conn(app, k))
+    _conns[free] = k
+
+
+def _release(c):
+    for i in range(MAX_CONNECTIONS):
+        if _conns[i] is c:
+            _conns[i] = None
+    try:
+        c.raw.close()
+    except Exception:
+        pass
+
+
+async def _accept(app, s):
+    # Never ends by itself: every failure is answered or waited out here (asyncio's own accept loop ended on a
+    # MemoryError, leaving the port open and nobody accepting).
+    while True:
+        await _readable(s)
+        app.accepts += 1
+        if app.fault == "dead":  # fault injection (POST /api/debug/fault): as if this loop had died...
+            return
+        if app.fault == "stuck":  # ...or hung
+            await asyncio.sleep_ms(3600000)
+        try:
+            sock, addr = s.accept()
+        except OSError as e:  # EAGAIN: gone already; EMFILE and others: wait a moment
+            if e.errno != errno.EAGAIN:
+                await asyncio.sleep_ms(50)
+            continue
+        except MemoryError:
+            await asyncio.sleep_ms(20)
+            continue
+        try:
+            _admit(app, sock, addr)
+        except MemoryError:  # no room for its task: answered at once and closed
+            app.refused += 1
+            _refuse(sock, _SHORT)
+
+
+def _sweep(app, now, limit):
+    # The server's turn: requests past their deadline get 408; answers idle for _IDLE_MS and connections that
+    # do not finish after being cut off are closed.
+    for i in range(MAX_CONNECTIONS):
+        k = _conns[i]
+        if k is None:
+            continue
+        if k.why:
+            if time.ticks_diff(now, k.seen) > _IDLE_MS:
+                _conns[i] = None
+                k.task.cancel()
+                k.raw.close()
+        elif k.state == 1:
+            if time.ticks_diff(now, k.t0) > limit:
+                app.timeouts += 1
+                k.seen = now
+                k.cut(408)
+        elif time.ticks_diff(now, k.seen) > _IDLE_MS:
+            k.seen = now
+            k.cut(1)
+
+
+async def serve(app, host, port):
+    """Listen on ``host``:``port`` and serve until cancelled; raises when the server stops working (its accept
+    loop ended, or connections wait and none is taken), so that the supervisor starts it again. While it works
+    it sets ``app.beat`` (ticks_ms) every ``_TICK_MS``: the supervisor's sign of life."""
+    ai = socket.getaddrinfo(host, port)[0]
+    s = socket.socket(ai[0])
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(ai[-1])
+        s.listen(_BACKLOG)
+        s.setblocking(False)
+        p = select.poll()
+        p.register(s, select.POLLIN)
+        app.fault = None
+        app.listening = s
+        t = asyncio.create_task(_accept(app, s))
+        try:
+            n = app.accepts
+            waiting = 0  # turns in a row that found a connection waiting and none taken
+            while True:
+                await asyncio.sleep_ms(_TICK_MS)
+                now = time.ticks_ms()
+                cfg = app.device.config if app.device is not None else None
+                _sweep(app, now, 1000 * cfg.get("http.read_timeout_s") if cfg else 10000)
+                if t.done():
+                    raise RuntimeError("the HTTP accept loop ended")
+                pending = False
+                for _ in p.ipoll(0):
+                    pending = True
+                waiting = waiting + 1 if pending and app.accepts == n else 0
+                n = app.accepts
+                if waiting >= 4:
+                    raise RuntimeError("HTTP connections wait and none is accepted")
+                app.beat = now
+        finally:
+            t.cancel()
+    finally:
+        app.listening = None
+        s.close()
+
+
+async def _answer(why, c, log):
+    # A request refused while it was read, or cut off by its deadline: 503 as it is, the rest by http/refuse.py.
+    try:
+        if why == 503:
+            c.raw.write(_SHORT)
+        else:
+            m = lazy.load(_REFUSE)
+            lazy.unload(_REFUSE)
+            await m.answer(why, c, c, log)
+    except (Exception, asyncio.CancelledError):
+        pass
+
+
+async def _read(app, c):
     # the request, or None when the client sent nothing; ValueError/UnicodeError when it is malformed
-    line = await r.readline()
+    line = await c.readline()
     if not line.strip():
         return None
     method, url, _ = line.decode().split()
     h = _Headers()
     while True:
-        line = await r.readline()
+        line = await c.readline()
         line = line.strip()
         if not line:
             break
         k, v = line.decode().split(":", 1)
-        h[k.lower()] = v.strip()
-    req = Request(app, method, url, h, (r, w))
+        h[k.strip().lower()] = v.strip()
+    req = Request(app, method, url, h, c)
     n = req.content_length
     if 0 < n <= Request.max_content_length:
-        req.body = await r.readexactly(n)
+        req.body = await c.readexactly(n)
     return req
 
 
+async def _serve_conn(app, c):
+    # One request, answered, then the connection is closed, whatever happened (a client must never wait for ever
+    # on a connection the device has given up), with nothing allocated on the error paths (they must work when
+    # the heap is full).
+    log = app.log
+    try:
+        try:
+            req = await _read(app, c)
+        except MemoryError:
+            raise _OOM
+        except (ValueError, UnicodeError, IndexError):
+            c.write(_BAD)
+            await c.drain()
+            return
+        if req is None:
+            return
+        c.state = 2  # read: its credential is checked next (no longer one to evict)
+        head = req.method == "HEAD"
+        if head:
+            req.method = "GET"
+        res = await _dispatch(app, req)
+        cfg = app.device.config if app.device is not None else None
+        o = cfg.get("http.cors_origin") if cfg else ""
+        if o and "Origin" in req.headers:  # CORS headers (http.cors_origin), from a module loaded for it
+            m = lazy.load(_CORS)
+            lazy.unload(_CORS)
+            m.add(req, res, o)
+            m = None
+        req = None  # a long response (a live stream, an export) does not keep the request's objects
+        await res.write(c, head)
+    except _Refuse as e:  # 431, 414, 400 or 408 (cold code answers) or 503 while the request was read
+        await _answer(e.args[0], c, log)
+    except asyncio.CancelledError:  # cut off by the server: past its deadline (408), evicted or idle
+        if c.why == 408:
+            await _answer(408, c, log)
+    except MemoryError:
+        try:
+            c.raw.write(_SHORT)
+        except Exception:
+            pass
+    except (OSError, EOFError):  # the client went away
+        pass
+    except Exception as e:
+        try:
+            log.warning("http", "connection dropped: {!r}".format(e))
+        except MemoryError:
+            pass
+    finally:
+        _release(c)
+
+
 class App:
-    """The server: ``start_server``, ``shutdown``; ``device`` (set once the app is built), ``connections``
-    open now and ``refused`` for ``MAX_CONNECTIONS`` (in /api/status)."""
+    """The server: ``start_server``, ``shutdown``, ``stats``; ``device`` (set once the app is built), ``port``
+    (served), ``beat`` (ticks_ms of the server's last turn), ``fault`` (injected: "dead", "stuck")."""
 
     def __init__(self, auth, log):
         self.auth = auth
         self.log = log
         self.device = None
-        self.connections = 0
-        self.refused = 0
-        self.server = None
+        self.port = None
+        self.refused = self.evicted = self.timeouts = self.accepts = 0
+        self.beat = None
+        self.listening = self.fault = None
 
     async def start_server(self, host="0.0.0.0", port=80):
-        self.server = await asyncio.start_server(self._connection, host, port)
-        await self.server.wait_closed()
+        await serve(self, host, port)
 
     def shutdown(self):
-        if self.server is not None:
-            self.server.close()
+        s = self.listening
+        if s is not None:
+            s.close()
 
-    async def _connection(self, reader, writer):
-        # One request, answered, then the connection is closed, whatever happened (a client must never wait
-        # for ever on a connection the device has given up).
-        r = None
-        self.connections += 1
-        try:
-            if self.connections > MAX_CONNECTIONS:  # idle sockets must not eat the heap: the newest is refused
-                self.refused += 1
-                await _raw(writer, _BUSY, reader)
-                return
-            cfg = self.device.config if self.device is not None else None
-            r = _TimedReader(reader, 1000 * cfg.get("http.read_timeout_s") if cfg else 10000)
-            try:
-                req = await _read(self, r, writer)
-            except MemoryError:
-                raise _Refuse(503)
-            except (ValueError, UnicodeError, IndexError):
-                await _raw(writer, _BAD)
-                return
-            if req is None:
-                return
-            head = req.method == "HEAD"
-            if head:
-                req.method = "GET"
-            res = await _dispatch(self, req)
-            o = cfg.get("http.cors_origin") if cfg else ""
-            if o and "Origin" in req.headers:  # CORS headers (http.cors_origin), from a module loaded for it
-                m = lazy.load(_CORS)
-                lazy.unload(_CORS)
-                m.add(req, res, o)
-                m = None
-            r = req = None  # a long response (a live stream, an export) does not keep the request's objects
-            await res.write(writer, head)
-        except _Refuse as e:  # 431, 408 (cold code answers) or 503 while the request was read; then closed
-            try:
-                if e.args[0] == 503:
-                    await _raw(writer, _SHORT)
-                else:
-                    m = lazy.load(_REFUSE)
-                    lazy.unload(_REFUSE)
-                    await m.answer(e.args[0], r, writer, self.log)
-            except Exception:
-                pass
-        except OSError:  # the client went away
-            pass
-        except Exception as e:
-            self.log.warning("http", "connection dropped: {!r}".format(e))
-        finally:
-            self.connections -= 1
-            try:
-                await writer.aclose()
-            except Exception:
-                pass
+    def stats(self):
+        """For /api/status: connections open now, refused (503 at once), evicted, timed out (408)."""
+        n = 0
+        for k in _conns:
+            if k is not None:
+                n += 1
+        return {"connections": n, "refused": self.refused, "evicted": self.evicted, "timeouts": self.timeouts}
 
 
 def make_app(auth, log):

@@ -1,4 +1,5 @@
-"""Login, logout, API tokens and restart (``/api/login``, ``/api/logout``, ``/api/tokens``, ``/api/restart``).
+"""Login, logout, API tokens, restart and fault injection (``/api/login``, ``/api/logout``, ``/api/tokens``,
+``/api/restart``: saves the UI's sessions for the next start, see ``authz.sessions``; ``/api/debug/fault``).
 
 Loaded for one request by ``web_lazy`` (which has checked the method and the credentials) and unloaded at once.
 Tokens: ``tokens.json`` next to ``auth.json`` holds ``[{"id", "name", "scope", "hash"}]`` where hash is the
@@ -29,11 +30,18 @@ async def handle(device, req, action, ident):
         key = hashlib.sha256(sid.encode()).digest()
         auth.sessions = [s for s in authz.sessions(auth) if s[0] != key]
         res = json_response({"logged_out": True})
-        res.set_cookie(COOKIE, "x", path="/", http_only=True, max_age=0)
+        _cookie(res, "x; Max-Age=0")
         return res
     if action == "restart":
         return restart(device)
+    if action == "debug/fault":
+        return fault(device, req)
     return tokens(device, auth, req, ident)
+
+
+def _cookie(res, value):
+    # the session cookie (value and its further attributes), HttpOnly, for the whole site
+    res.headers["Set-Cookie"] = "{}={}; Path=/; HttpOnly".format(COOKIE, value)
 
 
 async def login(auth, req):
@@ -45,7 +53,8 @@ async def login(auth, req):
     if not isinstance(pw, str):
         raise BadRequest("password missing", "password")
     # Checked as Basic credentials: the same hash, remembered credentials and failed-login lockout.
-    ok = await auth.check_basic("Basic " + binascii.b2a_base64(("admin:" + pw).encode()).decode().strip())
+    ok = await auth.check_basic("Basic " + binascii.b2a_base64(("admin:" + pw).encode()).decode().strip(),
+                               req.client_addr)
     if ok == "wait":
         return error(429, "too many failed logins; wait and retry")
     if ok != "admin":
@@ -57,8 +66,7 @@ async def login(auth, req):
         ss.pop(0)
     auth.log.info("auth", "UI login")
     res = json_response({"scope": "admin", "csrf": csrf_token(sid)})
-    res.set_cookie(COOKIE, sid, path="/", http_only=True)
-    res.headers["Set-Cookie"][-1] += "; SameSite=Strict"
+    _cookie(res, sid + "; SameSite=Strict")
     return res
 
 
@@ -66,8 +74,12 @@ def restart(device):
     import asyncio
 
     device.log.warning("app", "restart requested over HTTP")
+    try:  # the UI's sessions outlive a restart it asked for: the page comes back logged in
+        authz.sessions(device.auth, True)
+    except OSError as e:
+        device.log.warning("auth", "sessions not kept across the restart: {}".format(e))
     device.log.flush()
-    if device.boot["safe_mode"]:  # the owner fixed what was wrong: the next boot is a normal one
+    if device.supervisor.safe_mode:  # the owner fixed what was wrong: the next boot is a normal one
         from sensorbox.device import bootstate
 
         bootstate.healthy(device.platform.data_dir)
@@ -79,6 +91,29 @@ def restart(device):
     asyncio.create_task(later())
     return {"restarting": True}
 
+
+def fault(device, req):
+    """Make a service fail as if it had raised: exercises logging, restart counting and backoff. ``mode``: "raise"
+    (the default); for "http" also "dead" / "stuck" (its accept loop ends / stops accepting: the server's
+    self-check restarts it); "hang" blocks the event loop until the platform watchdog resets the device."""
+    body = read_json(req)
+    name = body.get("service") if isinstance(body, dict) else None
+    mode = body.get("mode", "raise") if isinstance(body, dict) else None
+    sup = device.supervisor
+    if not isinstance(name, str) or sup.get(name) is None:
+        raise BadRequest("unknown service; one of: {}".format(", ".join(s.name for s in sup.services)), "service")
+    if mode not in ("raise", "hang") and not (name == "http" and mode in ("dead", "stuck")):
+        raise BadRequest("mode must be raise or hang (for http also dead or stuck)", "mode")
+    if mode == "hang":
+        device.log.warning("app", "fault injected: the event loop hangs until the watchdog resets the device")
+        device.log.flush()
+        while True:
+            pass
+    if mode == "raise":
+        sup.inject_fault(name)
+    else:
+        device.http.fault = mode
+    return {"injected": name, "mode": mode}
 
 
 def _public(t):

@@ -15,6 +15,7 @@
     GET    /api/live             Server-Sent Events (see ``live``)
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
     POST   /api/reset            {"confirm": <device id>, "erase_data": false}: factory reset, restart    admin
+    POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
 restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
@@ -43,15 +44,16 @@ _ROUTES = {
     "routes": (("GET",), True),
     "restart": (("POST",), True),
     "reset": (("POST",), True),
+    "debug/fault": (("POST",), True),
 }
 # Every route of the app, for GET /api/routes (the modules that answer them: see server._route)
 ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api/config/schema"),
-          (("PUT",), "/api/config"), (("POST",), "/api/debug/fault"), (("GET",), "/api/model"),
+          (("PUT",), "/api/config"), (("GET",), "/api/model"),
           (("GET", "PUT", "POST"), "/api/model/<action>"), (("GET",), "/api/resources"),
           (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
           (("DELETE",), "/api/labels/<int:ident>"), (("GET",), "/"), (("GET",), "/static/<name>"),
-          (("DELETE",), "/api/tokens/<int:ident>"), (("GET",), "/setup"), (("GET", "POST"), "/api/setup"),
-          (("GET",), "/api/setup/scan"), (("POST",), "/api/setup/test"), (("GET", "POST"), "/api/ota"),
+          (("DELETE",), "/api/tokens/<int:ident>"), (("GET",), "/setup"), (("GET", "POST"), "/api/wifi"),
+          (("GET",), "/api/wifi/scan"), (("POST",), "/api/wifi/test"), (("GET", "POST"), "/api/ota"),
           (("PUT",), "/api/ota/key"), (("POST",), "/api/ota/firmware"))
 
 
@@ -74,9 +76,14 @@ async def _handle(device, http, req, p):
             ident = int(parts[2])
         except ValueError:
             action = None
+    elif p == "api/debug/fault":
+        action = p[4:]
     elif len(parts) == 3 or req.method == "DELETE":
         action = None
     r = _ROUTES.get(action)
+    if r is None and parts[1:2] == ["wifi"]:  # the ESP32's Wi-Fi set-up (net/setup_http.py)
+        return await authz.check(device.auth, req, False) or error(
+            404, "no Wi-Fi to set up on {}".format(device.platform.name))
     if r is None:
         return error(404, "no such endpoint: {}".format(req.path))
     if req.method not in r[0]:
@@ -91,7 +98,7 @@ async def _handle(device, http, req, p):
 
         return live.response(device, req)
     if action == "openapi.json":
-        return static_file(device.platform.www_dir, "openapi.json")
+        return static_file(device.platform.www_dir, "openapi.json", req)
     if action == "session":
         a = req.headers.get("Authorization") or ""
         sid = req.cookies.get(authz.COOKIE)
@@ -101,14 +108,12 @@ async def _handle(device, http, req, p):
             return {"scope": "admin", "via": "basic"}
         return {"scope": "admin", "via": "session", "csrf": authz.csrf_token(sid)}
     if action == "logs":
-        try:
-            since = int(req.args.get("since", "0"))
-        except ValueError:
-            raise BadRequest("since must be an integer (an entry id)", "since")
-        if since < 0:
-            raise BadRequest("since must be >= 0", "since")
-        # "next": where the following call should start (the end of what was logged so far)
-        return json_response({"entries": device.log.entries(since), "next": device.log._end})
+        s = req.args.get("since", "0")
+        if not s.isdigit():
+            raise BadRequest("since must be an entry id (an integer >= 0, as \"next\" gave it)", "since")
+        # "next": where the following call should start (the end of what was logged so far). A since this boot
+        # did not give (one from before a restart, say) answers the entries the ring holds and a new "next".
+        return json_response({"entries": device.log.entries(int(s)), "next": device.log.end()})
     if action == "events":  # what the data route answers for the events resource
         m = lazy.load(_DATA)
         lazy.unload(_DATA)
@@ -118,7 +123,7 @@ async def _handle(device, http, req, p):
         for k in _ROUTES:
             out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
         return json_response(out)
-    # login, logout, tokens, restart, reset: in web_admin, loaded for the request
+    # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request; reset: in factory.py
     if action == "reset":  # (factory.py: loaded only for it)
         m = lazy.load("sensorbox.device.factory")
         lazy.unload("sensorbox.device.factory")

@@ -112,7 +112,7 @@ def _record(sink, name, body, res):
         if rec[1] is None:
             raise ValueError("no recording is open")
         res["label"] = _label_add(d, {"start": rec[1], "end": max(d.platform.epoch_ms(), rec[1] + 1),
-                                      "label": rec[2]})
+                                      "label": rec[2], "overlap": True})  # what was recorded is kept
         rec[1] = rec[2] = None
     else:
         lab = body.get("label", rec[0] if name == "record_start" else None)
@@ -137,14 +137,18 @@ def _record(sink, name, body, res):
 
 
 def restore(sink):
-    """Load the current label and any open recording saved before a restart."""
+    """Load the current label and any open recording saved before a restart (anything else in recording.json is
+    set aside as ``.bad``: ``device/files.py``)."""
+    from sensorbox.device import lazy
+
     try:
-        with open(sink.d.platform.data_dir + "/recording.json") as f:
-            v = json.loads(f.read())
-        if isinstance(v, list) and len(v) == 3:
-            sink.rec = v
-    except (OSError, ValueError):
-        pass
+        fs = lazy.load("sensorbox.device.files")
+        v = fs.load_json(sink.d.platform.data_dir + "/recording.json", sink.d.log, fs.recording_ok)
+    finally:
+        fs = None
+        lazy.unload("sensorbox.device.files")
+    if v is not None:
+        sink.rec = v
 
 
 def _label_add(d, body):

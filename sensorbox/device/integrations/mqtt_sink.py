@@ -20,8 +20,10 @@ Topics (``base`` = ``<mqtt.prefix>/<device id>``):
 
 Every data message is read from flash through an ``Outbox`` cursor and the cursor moves only after the broker's
 PUBACK: at-least-once, with ``key`` (``<device id>-<resource>-<t>``) to deduplicate; ``t`` is the original epoch
-ms. The three resources are merged by time (predictions wait while the model loads after a boot: their labels
-come from it); order always holds within each topic. A backlog is replayed one message at a time with
+ms. The three resources are merged by time (predictions wait while the model loads after a boot: a device
+upgraded from a version without the class table gets it then, from the model's classes); order always holds
+within each topic. A prediction's ``label`` is the name its class had in the model that made it (the store's
+class table). A backlog is replayed one message at a time with
 ``mqtt.replay_ms`` between messages. Segments that retention deleted before
 delivery are counted in status and reported once as an ``outbox_loss`` event (which is itself delivered).
 """
@@ -31,7 +33,7 @@ import time
 import asyncio
 
 from sensorbox.device.mqtt import MQTTClient
-from sensorbox.device.outbox import Outbox, message
+from sensorbox.device.outbox import Outbox, flush_event, message
 
 _RES = ("predictions", "soundlevel", "events")
 _KEEPALIVE_S = 60
@@ -60,11 +62,7 @@ class MqttSink:
         # [current label (cmd/label_set), start (epoch ms) and label of the open recording (cmd/record_start)]
         self.rec = [None, None, None]
         self._ctx = None  # (mqtt.tls_ca, ssl context)
-        try:  # saved before a restart (mqtt_cold)
-            open(device.platform.data_dir + "/recording.json").close()
-            self._cold("restore")
-        except OSError:
-            pass
+        self._cold("restore")  # saved before a restart (mqtt_cold)
 
     def status(self):
         c = self.client
@@ -183,11 +181,13 @@ class MqttSink:
         if topic == "homeassistant/status":
             if payload == b"online":
                 self._announce = True
+                flush_event(self.d.store).set()
         elif topic.startswith(self.base + "/cmd/"):
             if retain or len(self._cmds) >= 4:
                 self.refused += 1
             else:
                 self._cmds.append((topic[len(self.base) + 5:], payload))
+                flush_event(self.d.store).set()  # wake _step if it waits for data
 
     async def _step(self, c):
         d = self.d
@@ -217,17 +217,19 @@ class MqttSink:
             self._health_at = time.ticks_add(time.ticks_ms(), _HEALTH_MS)
             await c.publish(self.base + "/health", self._health(), True, 0)
         # the oldest row of the three outboxes goes first
+        ev = flush_event(d.store)
+        ev.clear()  # before looking: a flush point from here on wakes the wait below
         best = -1
         for i in range(len(_RES)):
             if i == 0 and d.model is None and d.model_error is None:
-                continue  # the model is loading (after a boot): its class names make the labels
+                continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
             q = self.queues[i]
             if not q:
                 q.extend(self.outboxes[i].read(8))
             if q and (best < 0 or q[0][0] < self.queues[best][0][0]):
                 best = i
-        if best < 0:
-            await asyncio.sleep_ms(200)
+        if best < 0:  # nothing to send: until the store's next flush point (rows become readable only then)
+            await ev.wait()
             return
         ob = self.outboxes[best]
         t, v = self.queues[best][0]

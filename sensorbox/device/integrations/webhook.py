@@ -33,7 +33,7 @@ import random
 import asyncio
 
 from sensorbox.device.integrations import httpc
-from sensorbox.device.outbox import Outbox, message
+from sensorbox.device.outbox import Outbox, flush_event, message
 
 
 class Hook:
@@ -69,18 +69,20 @@ class Hook:
                 await asyncio.sleep_ms(60000)
         names = self.names
         queues = [[] for _ in names]
+        ev = flush_event(d.store)
         while True:
+            ev.clear()  # before looking: a flush point from here on wakes the wait below
             best = -1
             for i in range(len(names)):
                 if names[i] == "predictions" and d.model is None and d.model_error is None:
-                    continue  # the model is loading (after a boot): its class names make the labels
+                    continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
                 q = queues[i]
                 if not q:
                     q.extend(self.outboxes[i].read(4))
                 if q and (best < 0 or q[0][0] < queues[best][0][0]):
                     best = i
-            if best < 0:
-                await asyncio.sleep_ms(200)
+            if best < 0:  # nothing to send: until the store's next flush point (rows become readable only then)
+                await ev.wait()
                 continue
             ob = self.outboxes[best]
             t, v = queues[best][0]

@@ -1,5 +1,6 @@
-"""The set-up access point and its captive portal's DNS responder. Loaded only while the access point is open
-(``station`` opens it when there are no Wi-Fi credentials or no connection came for ``wifi.fallback_s``).
+"""The device's small UDP protocols: the set-up access point with its captive portal's DNS responder, and the
+SNTP query that sets the clock (``query``). Loaded only while the access point is open (``station`` opens it when
+there are no Wi-Fi credentials or no connection came for ``wifi.fallback_s``) and for a time sync.
 
 The access point is WPA2, ``sensorbox-XXXX`` (the device id's last 4 digits), never open: its password comes
 from ``ap.json`` in the data directory (``sensorbox deploy --ap-password``), else it is made once at random and
@@ -18,11 +19,11 @@ import struct
 import time
 
 import asyncio
+from asyncio import core  # type: ignore[attr-defined]  # (MicroPython's asyncio/core.py: its I/O queue)
 from micropython import const
 
-from sensorbox.device.net import readable
-
 _TTL = const(60)
+_NTP_1970 = const(2208988800)  # seconds from 1900 (NTP's era 0) to 1970
 _LETTERS = const("abcdefghjkmnpqrstuvwxyz23456789")  # no 0/o, 1/l/i: read off a serial console
 
 
@@ -138,3 +139,35 @@ class Portal:
             finally:
                 s.close()
             await asyncio.sleep_ms(5000)
+
+
+def readable(sock):
+    """Await this to wait until the non-blocking socket ``sock`` can be read (asyncio's own I/O wait, as its
+    streams use it: no polling; a cancel, e.g. ``wait_for_ms``'s timeout, takes the wait off the queue)."""
+    yield core._io_queue.queue_read(sock)
+
+
+async def query(host, port=123, timeout_ms=3000):
+    """SNTP (RFC 4330), one query: the time at ``host`` (a name, or ``name:port``) in epoch ms, corrected by half
+    the round trip. OSError when the name does not resolve, TimeoutError when no answer came, ValueError for a
+    reply that is not a server's time."""
+    if ":" in host:
+        host, port = host.split(":")[0], int(host.split(":")[1])
+    addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]  # (DNS: blocks while it resolves)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setblocking(False)
+        q = bytearray(48)
+        q[0] = 0x23  # LI 0, version 4, mode 3 (client)
+        t0 = time.ticks_ms()
+        s.sendto(q, addr)
+        await asyncio.wait_for_ms(readable(s), timeout_ms)
+        r = s.recv(48)
+        rtt = time.ticks_diff(time.ticks_ms(), t0)
+    finally:
+        s.close()
+    if len(r) < 48 or r[0] & 7 not in (4, 5) or r[1] == 0 or r[0] >> 6 == 3:
+        raise ValueError("not a server's time (mode {}, stratum {})".format(r[0] & 7 if r else None,
+                                                                            r[1] if len(r) > 1 else None))
+    sec, frac = struct.unpack("!II", r[40:48])  # transmit timestamp
+    return (sec - _NTP_1970) * 1000 + (frac >> 22) * 1000 // 1024 + rtt // 2

@@ -2,10 +2,10 @@
 ``http/server``, then unloaded).
 
     GET  /setup                 the set-up page (www/setup.html)
-    GET  /api/setup             Wi-Fi state, known networks (names only), hostname, whether this is the first set-up
-    GET  /api/setup/scan        networks in range: [{"ssid", "rssi", "security", "channel"}], strongest first
-    POST /api/setup/test        {"ssid", "password"}: connect now -> {"ok", "ip"} or {"ok": false, "error"}
-    POST /api/setup             {"ssid", "password", "admin_password", "name"?, "test"?: true}: tested, then saved
+    GET  /api/wifi              Wi-Fi state, known networks (names only), hostname, whether this is the first set-up
+    GET  /api/wifi/scan         networks in range: [{"ssid", "rssi", "security", "channel"}], strongest first
+    POST /api/wifi/test         {"ssid", "password"}: connect now -> {"ok", "ip"} or {"ok": false, "error"}
+    POST /api/wifi              {"ssid", "password", "admin_password", "name"?, "test"?: true}: tested, then saved
     GET  /generate_204, /hotspot-detect.html, /connecttest.txt, ...   302 to the set-up page while the set-up
                                 access point is open (what makes a phone show its "sign in to network" page)
 
@@ -15,34 +15,40 @@ configured, they need a credential like every other route (the fallback access p
 passwords are stored in ``wifi.json`` and never returned: the known networks are listed by name, "password": "set".
 """
 
+import json
+import os
+
+from micropython import const
+
 from sensorbox.device.http.server import BadRequest, Response, error, guard, json_response, read_json
+
+# the connectivity probes of Android, Apple, Windows and Firefox (what makes a phone show "sign in to network")
+_PROBES = const(" /generate_204 /gen_204 /hotspot-detect.html /library/test/success.html /connecttest.txt "
+                "/ncsi.txt /redirect /canonical.html /success.txt ")
 
 _SECURITY = ("open", "WEP", "WPA", "WPA2", "WPA/WPA2", "WPA2-Enterprise", "WPA3", "WPA2/WPA3")
 
 
 async def handle(device, app, req):
     p = req.path
-    st = getattr(device.platform, "station", None)
-    if not p.startswith("/api/") and p != "/setup":  # a connectivity probe
-        if st is not None and st.portal is not None:
+    st = device.platform.wifi  # (http/server.py answers for a device without Wi-Fi)
+    if not p.startswith("/api/") and p != "/setup":  # a connectivity probe (or a path nothing else answers)
+        if st.portal is not None and (" " + p + " ") in _PROBES:
             return Response(b"", 302, {"Location": "http://{}/setup".format(st.portal.ip),
                                        "Cache-Control": "no-store"})
         return error(404, "no such endpoint: {}".format(p))
     if p == "/setup":
         from sensorbox.device.http.static import static_file
 
-        return static_file(device.platform.www_dir, "setup.html")
-    if st is None:  # (credentials first, as on every route)
-        return await guard(req, admin=req.method != "GET") or error(
-            404, "this device has no Wi-Fi to set up ({})".format(device.platform.name))
+        return static_file(device.platform.www_dir, "setup.html", req)
     from sensorbox.device.net import station as st_mod  # (resident already where there is a station)
-    action = p[10:]  # after /api/setup
+    action = p[9:]  # after /api/wifi
     if action not in ("", "/scan", "/test"):
         return error(404, "no such endpoint: {}".format(p))
     if req.method not in (("GET", "POST") if action == "" else ("GET",) if action == "/scan" else ("POST",)):
         return error(405, "method {} not allowed here".format(req.method))
     data = device.platform.data_dir
-    first = not st_mod.load_networks(data) and st.state == "setup"
+    first = not st_mod.load_networks(data, device.log) and st.state == "setup"
     if not first:
         refused = await guard(req, admin=req.method != "GET")
         if refused is not None:
@@ -54,7 +60,7 @@ async def handle(device, app, req):
             out = st.status()
             out["first"] = first
             out["networks"] = [{"ssid": s, "password": "set" if pw else "none"}
-                               for s, pw in st_mod.load_networks(data)]
+                               for s, pw in st_mod.load_networks(data, device.log)]
             out["name"] = device.config.get("device.name")
             return out
         return await _save(device, st, req, first)
@@ -128,7 +134,7 @@ async def _save(device, st, req, first):
             return json_response({"error": "could not connect to {}: {}".format(ssid, res["error"]),
                                   "field": res["field"]}, 400)
     try:
-        st_mod.save_network(device.platform.data_dir, ssid, pw)
+        _save_network(st_mod, device.platform.data_dir, ssid, pw, device.log)
         if first:
             device.auth.set_password(admin)
         if name:
@@ -142,3 +148,15 @@ async def _save(device, st, req, first):
     ip = st.sta.ifconfig()[0] if st.sta.isconnected() else None
     return {"ok": True, "ssid": ssid, "ip": ip, "hostname": h, "url": "http://{}.local/".format(h),
             "address": "http://{}/".format(ip) if ip else None}
+
+
+def _save_network(st_mod, data_dir, ssid, password, log):
+    """Put (ssid, password) first among the known networks (written atomically)."""
+    nets = [{"ssid": ssid, "password": password}]
+    for s, p in st_mod.load_networks(data_dir, log):
+        if s != ssid and len(nets) < st_mod.MAX_NETWORKS:
+            nets.append({"ssid": s, "password": p})
+    path = data_dir + "/wifi.json"
+    with open(path + ".tmp", "w") as f:
+        json.dump(nets, f)
+    os.rename(path + ".tmp", path)

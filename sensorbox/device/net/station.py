@@ -1,23 +1,25 @@
 """The station service: keeps an ESP32 on Wi-Fi for as long as it runs (``wifi`` in the supervisor).
 
+The ESP32's network life is in ``net/`` (a package without ``__init__``: on flash every file takes a whole 4 KB
+block): this module stays loaded; ``portal`` (the set-up access point, its captive portal, the NTP query) and
+``setup_http`` (the set-up page's routes) load while used.
+
 - The hostname (``network.hostname``: DHCP and mDNS, which answers ``<hostname>.local``) is set from
   ``device.name`` before the interface first comes up (``hostname``).
-- Known networks come from ``wifi.json`` in the data directory: ``{"networks": [{"ssid", "password"}, ...]}``
-  (or one ``{"ssid", "password"}``), newest first, at most ``MAX_NETWORKS``. With one known network the station
+- Known networks come from ``wifi.json`` in the data directory: ``[{"ssid", "password"}, ...]`` (or one
+  ``{"ssid", "password"}``), newest first, at most ``MAX_NETWORKS``. With one known network the station
   connects to it; with several it scans and tries those in range, strongest first.
 - A lost or failed connection is retried with a backoff doubling from 2 s to 120 s, with jitter
   (devices that lost the same access point do not come back in step).
 - Without credentials, or when no connection came for ``wifi.fallback_s``, the set-up access point opens
   (``net/portal.py``, loaded only then): the station keeps trying meanwhile, and the access point closes
   ``grace_ms`` after the station is up again (so the set-up page can still say where the device went).
-- At each connection and every 6 hours the clock is set by NTP (``net/ntp.py``, loaded for it).
+- At each connection and every 6 hours the clock is set by NTP (``portal.query``, loaded for it).
 
 Sampling and storing never wait for any of this: every wait is an ``await``. The state, network, address, RSSI
 and counters are in ``/api/status`` -> ``wifi`` (``status``).
 """
 
-import json
-import os
 import random
 import time
 
@@ -31,7 +33,7 @@ CONNECT_MS = const(15000)  # one connection attempt at most
 _POLL_MS = const(200)  # the link's status while connecting
 NTP_EVERY_MS = const(6 * 3600000)  # NTP again after this long while connected
 _PORTAL = const("sensorbox.device.net.portal")
-_NTP = const("sensorbox.device.net.ntp")
+_FILES = const("sensorbox.device.files")
 REASONS = {201: "no access point found", 202: "wrong password", 203: "association failed",
             204: "handshake timeout", 200: "beacon timeout"}
 
@@ -51,42 +53,17 @@ def hostname(name, device_id):
     return h
 
 
-def load_networks(data_dir):
+def load_networks(data_dir, log):
     """The known networks, [(ssid, password), ...] newest first; [] when there are none or the file is
-    unreadable (it is then set aside as ``wifi.json.bad``: the set-up access point opens)."""
-    path = data_dir + "/wifi.json"
+    unreadable (``device/files.py``: it is then set aside as ``wifi.json.bad`` and reported, and the set-up access
+    point opens)."""
     try:
-        with open(path) as f:
-            d = json.load(f)
-    except OSError:
-        return []
-    except ValueError:
-        d = None
-    nets = d.get("networks") if isinstance(d, dict) and "networks" in d else [d]
-    out = []
-    if isinstance(nets, list):
-        for n in nets:
-            if isinstance(n, dict) and isinstance(n.get("ssid"), str) and 0 < len(n["ssid"]) <= 32 and \
-                    isinstance(n.get("password", ""), str):
-                out.append((n["ssid"], n.get("password", "")))
-    if not out:
-        try:
-            os.rename(path, path + ".bad")
-        except OSError:
-            pass
-    return out[:MAX_NETWORKS]
-
-
-def save_network(data_dir, ssid, password):
-    """Put (ssid, password) first among the known networks (written atomically)."""
-    nets = [{"ssid": ssid, "password": password}]
-    for s, p in load_networks(data_dir):
-        if s != ssid and len(nets) < MAX_NETWORKS:
-            nets.append({"ssid": s, "password": p})
-    path = data_dir + "/wifi.json"
-    with open(path + ".tmp", "w") as f:
-        json.dump({"networks": nets}, f)
-    os.rename(path + ".tmp", path)
+        fs = lazy.load(_FILES)
+        v = fs.load_json(data_dir + "/wifi.json", log, fs.wifi_ok)
+        return fs.wifi_ok(v)[:MAX_NETWORKS] if v is not None else []
+    finally:
+        fs = None
+        lazy.unload(_FILES)
 
 
 class Station:
@@ -141,7 +118,7 @@ class Station:
                 self.state = "down"
                 self.ip = self.rssi = None
                 self.down_since = time.ticks_ms()
-            nets = load_networks(self.d.platform.data_dir)
+            nets = load_networks(self.d.platform.data_dir, self.d.log)
             if not nets:
                 self.state = "setup"
                 self._open_portal("no Wi-Fi credentials")
@@ -227,12 +204,13 @@ class Station:
         if not host:
             return
         try:
-            t = await lazy.load(_NTP).query(host)
+            t = await lazy.load(_PORTAL).query(host)
         except Exception as e:  # OSError, TimeoutError, a bad reply: next time
             self.d.log.warning("net", "ntp {}: {}".format(host, e))
             t = None
         finally:
-            lazy.unload(_NTP)
+            if self.portal is None:  # (the set-up access point's module: the same)
+                lazy.unload(_PORTAL)
         if t is not None:
             self.d.platform.set_time(t)
             self.ntp_syncs += 1

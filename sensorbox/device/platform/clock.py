@@ -7,32 +7,18 @@ store never go backwards. ``resync`` moves the reference forward only.
 
 import time
 
-_EPOCH_2000_MS = 946684800000
-
-
 class Clock:
     """``known``: the time came from a source that knows it (NTP, the host) rather than a board's RTC after a
-    power cut; ``ahead_ms``: how far this clock runs ahead of its source because it never steps back (``floor``,
+    power cut; ``ahead_ms``: how far this clock runs ahead of its source because it never steps back (``boot.floor``,
     an older ``resync``)."""
 
-    def __init__(self, now_s, epoch_offset_ms=0, known=True):
-        self._ref_ms = int(now_s * 1000) + epoch_offset_ms
+    def __init__(self, s, known=True):
+        # s: the time now, in seconds since 1970
+        self._ref_ms = int(s * 1000)
         self._ref_ticks = time.ticks_ms()
         self._last = self._ref_ms
         self.known = known
         self.ahead_ms = 0
-
-    def floor(self, ms):
-        """Never before ``ms`` (the newest time stored before this boot): a clock behind it (an RTC that
-        restarted in 2000, a host clock set back) goes on from just after it, so stored rows, ``since`` cursors
-        and retention keep their order across a reboot. Returns how far it moved (0: it was ahead already)."""
-        now = self.epoch_ms()
-        if now > ms:
-            return 0
-        self._ref_ms = self._last = ms + 1
-        self._ref_ticks = time.ticks_ms()
-        self.ahead_ms += ms + 1 - now
-        return ms + 1 - now
 
     def epoch_ms(self):
         now = time.ticks_ms()
@@ -47,16 +33,18 @@ class Clock:
         self._last = t
         return t
 
-    def resync(self, now_ms):
+    def resync(self, ms):
         """A better wall-clock reading arrived (NTP, a browser): adopt it if it is ahead; one behind is not taken
-        (time never goes back) but counted in ``ahead_ms``. The time is known from now on."""
+        (time never goes back) but counted in ``ahead_ms``. The time is known from now on. Returns how far the
+        clock moved forward (0: not)."""
         cur = self.epoch_ms()
         self.known = True
-        if now_ms > cur:
-            self._ref_ms = now_ms
+        if ms > cur:
+            self._ref_ms = ms
             self._ref_ticks = time.ticks_ms()
-            self._last = now_ms
+            self._last = ms
             self.ahead_ms = 0
-        else:
-            self.ahead_ms = cur - now_ms
+            return ms - cur
+        self.ahead_ms = cur - ms
+        return 0
 

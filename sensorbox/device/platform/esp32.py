@@ -12,7 +12,7 @@ with fakes of the hardware (tests/device/test_board_sensors.py).
 The network is the station service (``net/station.py``): Wi-Fi networks from ``wifi.json`` in the data
 directory, written by the set-up page or the host's deploy step, never part of the config the API returns;
 without one, or after ``wifi.fallback_s`` without a connection, the set-up access point (``net/portal.py``).
-The wall clock is the RTC (``machine.RTC``), which NTP sets (``net/ntp.py``).
+The wall clock is the RTC (``machine.RTC``), which NTP sets (``net/portal.py``'s ``query``).
 """
 
 import os
@@ -43,8 +43,8 @@ class Platform:
         # only when NTP set it since the last power cut (a mark in the RTC's memory, which a power cut clears too).
         rtc = machine.RTC()
         t = self.rtc_ms()
-        self._clock = Clock(t / 1000, 0, rtc.memory()[:4] == _SYNCED and t > _Y2024_MS)
-        self.station = None  # the station service (net/station.py), made by start_network
+        self._clock = Clock(t / 1000, rtc.memory()[:4] == _SYNCED and t > _Y2024_MS)
+        self.wifi = None  # the station service (net/station.py), made by start_network
 
     def rtc_ms(self):
         """The RTC's time in epoch ms (it starts at 2000-01-01 after a power cut)."""
@@ -53,17 +53,18 @@ class Platform:
         return _rtc_epoch_ms(machine.RTC().datetime())
 
     def set_time(self, epoch_ms):
-        """A better time arrived (NTP): the RTC and the wall clock take it."""
+        """A better time arrived (NTP): the RTC and the wall clock take it. Returns how far the clock moved forward
+        (``Clock.resync``)."""
         import machine
 
         t = time.gmtime(epoch_ms // 1000 - (946684800 if time.gmtime(0)[0] == 2000 else 0))
         rtc = machine.RTC()
         rtc.datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], (epoch_ms % 1000) * 1000))
         rtc.memory(_SYNCED)
-        self._clock.resync(epoch_ms)
+        return self._clock.resync(epoch_ms)
 
     def clock(self):
-        """The wall clock (``platform/clock.Clock``: ``known``, ``ahead_ms``, ``floor``)."""
+        """The wall clock (``platform/clock.Clock``: ``known``, ``ahead_ms``)."""
         return self._clock
 
     def epoch_ms(self):
@@ -93,11 +94,27 @@ class Platform:
 
         from sensorbox.device.net.station import Station
 
-        self.station = Station(device, network)
-        device.supervisor.add("wifi", self.station.run, ("wifi.", "device.name"))
+        self.wifi = Station(device, network)
+        device.supervisor.add("wifi", self.wifi.run, ("wifi.", "device.name"))
+
+    def status(self, out):
+        """What this board adds to ``/api/status``: ``wifi`` (the station's state, ``net/station.py``)."""
+        if self.wifi is not None:
+            out["wifi"] = self.wifi.status()
+
+    def firmware(self, ok=False):
+        """The running app partition's label (firmware updates: ``ota.py``); ``ok``: the firmware on trial stayed
+        healthy, so the bootloader keeps it (``esp32.Partition.mark_app_valid_cancel_rollback``)."""
+        from esp32 import Partition
+
+        if ok:
+            Partition.mark_app_valid_cancel_rollback()
+        # (esp32.rst: an id is a label or BOOT / RUNNING; the stubs type it as a label only)
+        return Partition(Partition.RUNNING).info()[4]  # type: ignore[arg-type]
 
     def watchdog(self, timeout_ms):
-        """The hardware watchdog, started now (it cannot be stopped): the supervisor feeds it while all is well."""
+        """The hardware watchdog, started now (it cannot be stopped): the health guard (``guard.py``) feeds it
+        while all is well."""
         import machine
 
         return machine.WDT(timeout=timeout_ms)

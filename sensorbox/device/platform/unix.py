@@ -4,7 +4,8 @@ Settings come from the environment, which ``sensorbox run`` fills in:
 ``SENSORBOX_DATA`` (data directory), ``SENSORBOX_PORT`` (HTTP port, overrides the config),
 ``SENSORBOX_REPLAY`` (the .npy recording the simulated accelerometer replays), ``SENSORBOX_HOST`` (address to
 listen on, 127.0.0.1 unless set), ``SENSORBOX_ADMIN_PASSWORD`` (admin password on first start; random if unset), ``SENSORBOX_WWW`` (the
-bundle's ``www`` directory of static files).
+bundle's ``www`` directory of static files), ``SENSORBOX_WATCHDOG_S`` (the watchdog's timeout in seconds instead of
+the supervisor's; 0 = no watchdog).
 """
 
 import os
@@ -18,7 +19,8 @@ class Platform:
     name = "unix"
     warm_skip = ("sensorbox.device.sensors.lsm6ds3", "sensorbox.device.sensors.i2s_mic",
                  "sensorbox.device.sensors.pcm_fast",  # board drivers: never loaded on the host
-                 "sensorbox.device.net.")  # the ESP32's Wi-Fi (the host's network is up)
+                 "sensorbox.device.net.",  # the ESP32's Wi-Fi (the host's network is up)
+                 "sensorbox.shared.analysis")  # the browser's (in this bundle for the tests only)
 
     def __init__(self):
         self.data_dir = os.getenv("SENSORBOX_DATA") or "./var"
@@ -37,19 +39,31 @@ class Platform:
         """The wall clock (``platform/clock.Clock``): the host's time, known (the host keeps it with NTP)."""
         return self._clock
 
-    def unique_id(self):
-        # A real board reads it from eFuse; here it is made once and kept with the data.
+    def unique_id(self, log):
+        # A real board reads it from eFuse; here it is made once and kept with the data. Anything but 1 to 32
+        # letters and digits in device-id (random bytes, a directory) is set aside (``.bad``) and a new id made.
         if self._id is None:
             path = self.data_dir + "/device-id"
-            try:
-                with open(path) as f:
-                    self._id = f.read().strip()
-            except OSError:
-                import binascii
+            from sensorbox.device import lazy
 
-                self._id = binascii.hexlify(os.urandom(6)).decode()
-                with open(path, "w") as f:
-                    f.write(self._id)
+            try:
+                fs = lazy.load("sensorbox.device.files")
+                b = fs.read(path, log, 64)
+                if b is not None and b is not False:
+                    v = b.strip()
+                    if 0 < len(v) <= 32 and _alnum(v):
+                        self._id = v.decode()
+                    else:
+                        fs.aside(path, log, "not a device id")
+                if self._id is None:
+                    import binascii
+
+                    self._id = binascii.hexlify(os.urandom(6)).decode()
+                    with open(path, "w") as f:
+                        f.write(self._id)
+            finally:
+                fs = None
+                lazy.unload("sensorbox.device.files")
         return self._id
 
     def flash_stats(self):
@@ -73,6 +87,40 @@ class Platform:
     async def start_network(self, device):
         return True  # the host's network is up
 
+    def watchdog(self, timeout_ms):
+        """The board's watchdog here: ``WDT`` (below), unless ``SENSORBOX_WATCHDOG_S`` says otherwise."""
+        s = os.getenv("SENSORBOX_WATCHDOG_S")
+        if s:
+            timeout_ms = int(float(s) * 1000)
+        return WDT(timeout=timeout_ms) if timeout_ms > 0 else None
+
     def reset(self):
         # Exit with a code the supervisor script (sensorbox run) understands as "restart me".
         sys.exit(75)
+
+
+class WDT:
+    """``machine.WDT`` for the unix port, with its interface (``WDT(timeout=ms)``, ``feed()``; checked against
+    MicroPython's ESP32 stubs by tests/host/test_platform_stubs.py). The timer itself is outside, as a board's is:
+    ``feed`` writes a count and the timeout to ``<data>/watchdog``, and ``sensorbox run`` (``host/watchdog.py``)
+    ends the device with SIGALRM when the count stops changing for the timeout, then starts it again. (A thread
+    here kept random garbage alive, as the collector scans its stack too; a shell loop forked from here kept
+    copies of the sockets open.)"""
+
+    def __init__(self, id=0, timeout=5000):
+        self.timeout = timeout
+        self._path = (os.getenv("SENSORBOX_DATA") or ".") + "/watchdog"
+        self._n = 0
+        self.feed()
+
+    def feed(self):
+        self._n = (self._n + 1) % 1000000
+        with open(self._path, "w") as f:
+            f.write("{} {}".format(self._n, self.timeout))
+
+
+def _alnum(b):
+    for c in b:
+        if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122):
+            return False
+    return True

@@ -4,7 +4,8 @@ It models an I2S microphone read through a DMA buffer of ``fifo_frames`` samples
 microphone's clock; if the buffer is not read in time the oldest are overwritten (counted as dropped).
 The tone comes from a 50 ms table made at start (a whole number of periods, since the tone is rounded to 20 Hz);
 the noise is drawn per sample from an integer generator, so producing a batch does no float work and the noise
-never repeats. Levels are dB full scale (RMS; a full-scale sine is -3 dBFS).
+never repeats. A batch is made by a viper kernel (``sim_fast.py``; the plain one here where viper is missing).
+Levels are dB full scale (RMS; a full-scale sine is -3 dBFS).
 """
 
 import array
@@ -13,6 +14,32 @@ import math
 from micropython import const
 
 _TABLE_S_DIV = const(20)  # table length = rate / 20 (50 ms)
+
+
+def tone_noise_py(tone, size, pos, out, n, half, rng):
+    """Plain version of ``sim_fast.tone_noise``: the same samples and LCG state."""
+    span = 2 * half + 1
+    j = pos
+    for i in range(n):
+        v = tone[j]
+        if half:
+            rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
+            v += (rng >> 4) % span - half
+        if v > 32767:
+            v = 32767
+        elif v < -32768:
+            v = -32768
+        out[i] = v
+        j += 1
+        if j == size:
+            j = 0
+    return rng
+
+
+try:
+    from sensorbox.device.sensors.sim_fast import tone_noise as _fill
+except (ImportError, SyntaxError):  # no viper emitter
+    _fill = tone_noise_py
 
 
 class SignalMicrophone:
@@ -66,23 +93,7 @@ class SignalMicrophone:
         if n <= 0:
             batch.n = 0
             return 0
-        tone = self._tone
-        size = self._n
-        half = self._half
-        span = 2 * half + 1
-        rng = self._rng
-        out = batch.data
-        for i in range(n):
-            v = tone[(seq + i) % size]
-            if half:
-                rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
-                v += (rng >> 4) % span - half
-            if v > 32767:
-                v = 32767
-            elif v < -32768:
-                v = -32768
-            out[i] = v
-        self._rng = rng
+        self._rng = _fill(self._tone, self._n, seq % self._n, batch.data, n, self._half, self._rng)
         batch.n = n
         batch.seq = seq
         batch.t_ms = self._t0 + seq * 1000 // self.rate_hz

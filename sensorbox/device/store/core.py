@@ -7,34 +7,48 @@ Resources (``RESOURCES``) and the bus values the store expects from their produc
   taken from the value (at boot from the newest segment, then from each new segment); a change of width starts a
   new segment and exports show the newest width. Column names: ``sensorbox.shared.features.names(channels)``
   when the width is that of 3 or 6 channels (86 or 169), else f0, f1, ...
-- ``predictions``: value = ``(class_index, confidence_permille)`` ints.
+- ``predictions``: value = ``(class_id, confidence_permille)`` ints: the class's id in the store's class table
+  (``class_ids``; -1 = unknown), which names it for good whatever model runs later (``classes.py``).
 - ``soundlevel``: value = ``(leq, lmin, lmax, l10, l50, l90)`` ints in centi-dB (int16).
 - ``events``: value = a small JSON-able dict with a "type" key (at most 500 bytes as JSON).
 Values outside int16 are clamped. Times are epoch ms ints; within a resource they are made strictly increasing
 (a row up to 2 s older than the previous one is stored 1 ms after it; a bigger jump back starts a new segment).
 
 Layout: ``<root>/<resource>/<name>.seg``, ``name`` = start time in epoch ms (made unique and increasing).
-A segment is a 32-byte header (magic ``SBS1``, version, resource code, columns, rate, row bytes, t0, seq0,
-generation, CRC-32 of the first 28 bytes) followed by rows, appended only:
+A segment is a 32-byte header (magic ``SBS1``, version 2, resource code, columns, codec, rate, row bytes, t0,
+seq0, generation, CRC-32 of the first 28 bytes) followed by blocks, appended only. A block is one batch of rows
+as it was written (one ring read of accel frames, or the rows a RAM buffer held at a flush point)::
+
+    crc32 (uint32, of the 4 bytes that follow and the payload), payload bytes (uint16), first (uint16), payload
+
+``first`` is the index of the block's first row in the segment for rate rows (mod 65536), else the low 16 bits of
+its time offset. Payload (codec 0, the only one yet; the codec byte and the framing leave room for compressed
+blocks, each decodable on its own):
 
 - rate rows (accel): ``columns`` int16 values, row i at ``t0 + i*1000//rate``. A gap in the sample sequence,
   a sensor restart (new generation) or clock drift of more than two sample periods starts a new segment, so
   every gap is explicit: the next segment's ``seq0``/``t0`` say where sampling resumed.
 - timed rows: int32 ms offset from t0, then ``columns`` int16 values.
-- text rows (events): ``<epoch ms>\\t<json>\\n``.
+- text rows (events): ``<epoch ms>\\t<json>\\n`` lines.
 
-A segment is closed at ``seg_bytes`` (8 littlefs blocks of 4 KB, less the CTZ pointers: no block half used;
-smaller when a budget is small) or after 24 h. Writes are batched: accel frames are appended once per flush
-interval (the ring is read at least every half of its span, so a long interval at a high rate loses nothing;
-frames overwritten before they were read count in ``lost_rows``), bus values wait in a preallocated RAM buffer;
-then each written file is flushed (littlefs: synced).
+A block holds at most ``BLOCK_MAX`` payload bytes. Readers (``reader.py``: export, the outbox, recovery) check
+every block's CRC: a block that fails is skipped and counted, never read as data, and the rows after it are found
+again. Segments of version 1 (rows without blocks or checksums, written by earlier versions) stay readable as they
+are (in pieces of whole rows, unchecked) until retention deletes them.
+
+A segment is closed when the next block would pass ``seg_bytes`` (8 littlefs blocks of 4 KB, less the CTZ
+pointers; smaller when a budget is small) or after 24 h. Writes are batched: accel frames are appended once per
+flush interval (the ring is read at least every half of its span, so a long interval at a high rate loses
+nothing; frames overwritten before they were read count in ``lost_rows``), bus values wait in a preallocated RAM
+buffer, already in their row format; then each written file is flushed (littlefs: synced). Writing a row
+allocates nothing; a block costs a memoryview and its CRC.
 
 Power-loss contract: a row is durable once a flush point passed it; flush points come every ``store.flush_ms``
-(default 1 s), so at most that much data (plus one write) is lost. A crash can leave a torn tail in the newest
-segment: a partial row, a partial line or a partial header. ``open()`` deletes a torn header or an empty
-segment; readers ignore a partial last row or line; a segment is never appended to after a restart. A file that
-does not belong (wrong name, bad header, other resource) is moved to ``<root>/quarantine`` (the newest 8 are
-kept) and reported: never a crash loop.
+(default 1 s), so at most that much data (plus one write) is lost. A crash or a power cut can leave a torn tail
+in the newest segment, cut at any byte: a partial block or a partial header. ``open()`` deletes a torn header or
+a segment without a whole block; readers ignore a torn last block; a segment is never appended to after a
+restart. A file that does not belong (wrong name, bad header, other resource) is moved to ``<root>/quarantine``
+(the newest 8 are kept) and reported: never a crash loop.
 
 Retention: each resource has a byte budget (``store.<name>_kb``, 0 = not stored) and the file system keeps a
 free floor (``store.min_free_kb``). The oldest segment goes first. Reader cursors (``cursor``/``advance``) hold
@@ -50,8 +64,12 @@ import struct
 from micropython import const
 
 HDR = const(32)
+BLK = const(8)  # block header: crc32, payload bytes, first
+BLOCK_MAX = const(1024)  # payload bytes per block at most (a reader's buffer: BLK + BLOCK_MAX)
+BUS_BLOCK = const(520)  # ... and of the bus resources' blocks (their RAM buffers, below, are no bigger)
+VERSION = const(2)
 _MAGIC = b"SBS1"
-_HFMT = "<4sBBHHHqII"  # magic, version, code, ncols, rate_hz, row_bytes, t0, seq0, generation (+ crc32)
+_HFMT = "<4sBBBBHHqII"  # magic, version, code, ncols, codec, rate_hz, row_bytes, t0, seq0, generation (+ crc32)
 SEG_BYTES = 32704  # 8 x 4096 less littlefs CTZ skip-list pointers: a full segment occupies exactly 8 blocks
 _SPAN_MS = const(86400000)
 TEXT_MAX = const(500)
@@ -68,13 +86,13 @@ RESOURCES = (
     ("features", 2, TIMED, None, 512),
     ("predictions", 3, TIMED, ("class", "confidence"), 256),
     ("soundlevel", 4, TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
-    ("events", 5, TEXT, ("type", "data"), 512),
+    ("events", 5, TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
 )
 
 
-def crc32_py(data):
-    """CRC-32 (as zlib/binascii) of a 28-byte header, for firmware built without ``binascii.crc32``."""
-    c = 0xFFFFFFFF
+def crc32_py(data, c=0):
+    """CRC-32 (as zlib/binascii, ``c`` the CRC so far), for firmware built without ``binascii.crc32``."""
+    c ^= 0xFFFFFFFF
     for b in data:
         c ^= b
         for _ in range(8):
@@ -107,26 +125,6 @@ def columns_of(r):
     return tuple("f{}".format(i) for i in range(r.ncols))
 
 
-def read_header(path, buf):
-    """(size, code, ncols, rate, row_bytes, t0, seq0, gen) of a segment, or ValueError("torn"|reason)."""
-    size = os.stat(path)[6]
-    with open(path, "rb") as f:
-        n = f.readinto(buf) or 0
-    return check_header(buf, n, size)
-
-
-def check_header(buf, n, size):
-    """Validate the ``n`` header bytes read into ``buf`` of a segment of ``size`` bytes (see read_header)."""
-    if n < HDR:
-        raise ValueError("torn" if bytes(buf[:min(n, 4)]) == _MAGIC[:min(n, 4)] else "not a segment")
-    h = struct.unpack_from(_HFMT, buf, 0)
-    if h[0] != _MAGIC or h[1] != 1:
-        raise ValueError("not a segment")
-    if struct.unpack_from("<I", buf, 28)[0] != crc32(memoryview(buf)[:28]) & 0xFFFFFFFF:
-        raise ValueError("header checksum")
-    return size, h[2], h[3], h[4], h[5], h[6], h[7], h[8]
-
-
 def seg_names(r):
     """Segment names (ints, ascending) of resource ``r``."""
     out = []
@@ -153,8 +151,11 @@ class Res:
         self.f = None  # the open segment
         self.seg_name = self.seg_t0 = self.seg_rows = self.seg_size = self.seg_ncols = 0
         self.seg_next = self.seg_gen = self.seg_rate = 0
-        self.buf = bytearray(bufsize) if bufsize else None
+        self.buf = bytearray(bufsize) if bufsize else None  # rows waiting for the flush point, as on flash
         self.blen = 0
+        self.brows = 0
+        self.bt0 = 0  # timed rows in buf: offsets from this time
+        self.bn = 0  # ... and their width
         self.dirty = False
         self.rows = 0  # rows stored since boot
         self.added = 0  # bytes appended since boot (bytes/day estimate)
@@ -167,6 +168,8 @@ class Res:
 
 
 class Store:
+    flushed = None  # an asyncio.Event set at each flush point, made when a sink first waits (outbox.flush_event)
+
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
         self.root = root
         self.log = log
@@ -185,9 +188,14 @@ class Store:
         self._cur_saved = 0
         self.quarantined = 0
         self.torn = 0
+        self.labels = 0  # live labels in labels.bin (kept by store/meta.py)
         self.notes = []  # recent quarantine/recovery messages (newest 4)
         self._hdr = bytearray(HDR)
-        self._dt = bytearray(4)
+        self._bh = bytearray(BLK)  # a block's header
+        self._bh4 = memoryview(self._bh)[4:]
+        self._cname = None  # (class id, name): the last class_name looked up
+        self.corrupt = 0  # corrupt stretches found in segments (recovery and readers; each segment counted once)
+        self.bad_segs = []  # the segments they were found in (newest 8)
         self._fbuf = None
         self._gen = None
         self._seq = 0
@@ -222,6 +230,33 @@ class Store:
         lazy.load("sensorbox.device.store.recover").quarantine(self, path, rname, reason)
         lazy.unload("sensorbox.device.store.recover")
 
+    def class_ids(self, names):
+        """The stable ids (``array('h')``) of a model's class ``names``, in order; None (logged) when the class
+        table cannot be written now (the caller tries again later)."""
+        from sensorbox.device import lazy
+
+        try:
+            return lazy.load("sensorbox.device.store.classes").ids(self, names)
+        except (OSError, MemoryError) as e:
+            self.log.error("store", "cannot give the model's classes ids ({})".format(e))
+            return None
+        finally:
+            lazy.unload("sensorbox.device.store.classes")
+
+    def class_name(self, k):
+        """The name of class id ``k`` from the class table ("unknown" for -1, None if it has none)."""
+        if k < 0:
+            return "unknown"
+        c = self._cname
+        if c is None or c[0] != k:
+            from sensorbox.device import lazy
+
+            try:
+                c = self._cname = (k, lazy.load("sensorbox.device.store.classes").name_of(self, k))
+            finally:
+                lazy.unload("sensorbox.device.store.classes")
+        return c[1]
+
     # ---- writing ----
 
     def _open_seg(self, r, t0, ncols, seq0=0, gen=0, rate=0):
@@ -229,7 +264,8 @@ class Store:
         rb = 2 * ncols if r.kind == RATE else (4 + 2 * ncols if r.kind == TIMED else 0)
         name = t0 if t0 > r.newest else r.newest + 1
         h = self._hdr
-        struct.pack_into(_HFMT, h, 0, _MAGIC, 1, r.code, ncols, rate, rb, t0, seq0 & 0xFFFFFFFF, gen & 0xFFFFFFFF)
+        struct.pack_into(_HFMT, h, 0, _MAGIC, VERSION, r.code, ncols, 0, rate, rb, t0, seq0 & 0xFFFFFFFF,
+                         gen & 0xFFFFFFFF)
         struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
         path = "{}/{}.seg".format(r.dir, name)
         f = open(path, "wb")
@@ -269,9 +305,14 @@ class Store:
             if r.nseg == 0:
                 r.first = None
 
-    def _write(self, r, data, rows, nbytes):
-        """Append to the open segment; on failure close it (its tail may be torn) and free space."""
+    def _block(self, r, data, n, first, rows):
+        """Append one block (``n`` payload bytes in ``data``, ``rows`` rows) to the open segment; on failure close
+        it (its tail may be torn) and free space."""
+        h = self._bh
+        struct.pack_into("<HH", h, 4, n, first & 0xFFFF)
+        struct.pack_into("<I", h, 0, crc32(data, crc32(self._bh4)))
         try:
+            r.f.write(h)
             r.f.write(data)
         except OSError as e:
             r.errors += 1
@@ -281,9 +322,10 @@ class Store:
             self.retain(True)
             return False
         r.seg_rows += rows
-        r.seg_size += nbytes
-        r.bytes += nbytes
-        r.added += nbytes
+        n += BLK
+        r.seg_size += n
+        r.bytes += n
+        r.added += n
         r.rows += rows
         r.dirty = True
         return True
@@ -295,16 +337,14 @@ class Store:
             return
         ch = r.ncols
         rb = 2 * ch
-        done = 0
+        done = fails = 0
         t = t_first
-        for attempt in range(4):
-            if done >= n:
-                return
+        while done < n and fails < 4:
             if r.f is not None:
                 exp_t = r.seg_t0 + r.seg_rows * 1000 // rate
                 if seq + done != r.seg_next or gen != r.seg_gen or rate != r.seg_rate \
-                        or abs(t - exp_t) > 2 * 1000 // rate + 2 or r.seg_size + rb > r.seg_max:
-                    if r.f is not None and seq + done != r.seg_next and gen == r.seg_gen:
+                        or abs(t - exp_t) > 2 * 1000 // rate + 2 or r.seg_size + BLK + rb > r.seg_max:
+                    if seq + done != r.seg_next and gen == r.seg_gen:
                         r.gaps += 1
                     self._close_seg(r)
             if r.f is None:
@@ -313,90 +353,99 @@ class Store:
                 except OSError as e:
                     self.log.error("store", "accel: cannot open a segment ({})".format(e))
                     self.retain(True)
+                    fails += 1
                     continue
-            k = min(n - done, (r.seg_max - r.seg_size) // rb)
-            if self._write(r, data[done * ch:(done + k) * ch], k, k * rb):
+            k = min(n - done, (r.seg_max - r.seg_size - BLK) // rb, BLOCK_MAX // rb)
+            if self._block(r, data[done * ch:(done + k) * ch], k * rb, r.seg_rows, k):
                 r.seg_next = seq + done + k
                 done += k
                 r.last_t = r.seg_t0 + (r.seg_rows - 1) * 1000 // rate
                 t = r.seg_t0 + r.seg_rows * 1000 // rate
+            else:
+                fails += 1
         if done < n:
             r.lost_rows += n - done
 
     def on_bus(self, topic, t, value):
-        """Bus subscriber: copy the value into the resource's RAM buffer (written at the next flush)."""
+        """Bus subscriber: the value as a row into the resource's RAM buffer (written at the next flush)."""
         r = self.by_name.get(topic)
         if r is None or r.budget == 0 or r.buf is None:
             return
         last = r.last_t
         if last is not None and last - 2000 < t <= last:
             t = last + 1
+        buf = r.buf
         if r.kind == TEXT:
             data = json.dumps(value).encode()
-            n = len(data)
-            size = n
+            if len(data) > TEXT_MAX:
+                r.lost_rows += 1
+                return
+            head = "{}\t".format(t).encode()
+            size = len(head) + len(data) + 1
+            if size > len(buf):
+                r.lost_rows += 1
+                return
+            if r.blen and (r.blen + size > len(buf) or t < r.bt0 or t - r.bt0 > _SPAN_MS):
+                self._drain(r)  # full before the flush point: write the batch now (synced at the flush point)
+            if not r.blen:
+                r.bt0 = t
+            off = r.blen
+            buf[off:off + len(head)] = head
+            off += len(head)
+            buf[off:off + len(data)] = data
+            buf[off + len(data)] = 10
         else:
             n = len(value)
-            size = 2 * n
             if r.cols is not None and n != r.ncols:
                 r.lost_rows += 1
                 self.log.warning("store", "{}: expected {} values, got {}".format(r.name, r.ncols, n))
                 return
-        if size > TEXT_MAX:
-            r.lost_rows += 1
-            return
-        if r.blen + 10 + size > len(r.buf):
-            self._drain(r)  # full before the flush point: write the batch now (synced at the flush point)
-        off = r.blen
-        buf = r.buf
-        struct.pack_into("<qH", buf, off, t, n)
-        if r.kind == TEXT:
-            buf[off + 10:off + 10 + n] = data
-        else:
+            size = 4 + 2 * n
+            if 2 * n > TEXT_MAX:
+                r.lost_rows += 1
+                return
+            if r.blen and (n != r.bn or r.blen + size > len(buf) or t < r.bt0 or t - r.bt0 > _SPAN_MS):
+                self._drain(r)
+            if not r.blen:  # offsets from the open segment's t0 if the rows will go there, else from this row
+                r.bn = n
+                r.bt0 = r.seg_t0 if (r.f is not None and n == r.seg_ncols and r.seg_t0 <= t
+                                     and t - r.seg_t0 <= _SPAN_MS) else t
+            off = r.blen
+            struct.pack_into("<i", buf, off, t - r.bt0)
             for i in range(n):
                 v = value[i]
-                struct.pack_into("<h", buf, off + 10 + 2 * i, -32768 if v < -32768 else (32767 if v > 32767 else v))
-        r.blen = off + 10 + size
+                struct.pack_into("<h", buf, off + 4 + 2 * i, -32768 if v < -32768 else (32767 if v > 32767 else v))
+        r.blen += size
+        r.brows += 1
         r.last_t = t
 
     def _drain(self, r):
-        buf = r.buf
-        mv = memoryview(buf)
-        off = 0
-        end = r.blen
-        r.blen = 0
-        while off < end:
-            t, n = struct.unpack_from("<qH", buf, off)
-            size = n if r.kind == TEXT else 2 * n
-            self._row(r, t, n, mv[off + 10:off + 10 + size])
-            off += 10 + size
-
-    def _row(self, r, t, n, payload):
+        """Write the RAM buffer as one block (into the open segment, or a new one when it does not fit there)."""
+        n = r.blen
+        rows = r.brows
+        r.blen = r.brows = 0
+        first = r.bt0
+        if r.kind == TIMED:
+            first += _i32(r.buf, 0)
         for attempt in range(2):
-            if r.kind == TEXT:
-                head = "{}\t".format(t).encode()
-                size = len(head) + n + 1
-            else:
-                size = 4 + 2 * n
-            if r.f is not None and (r.seg_size + size > r.seg_max or t - r.seg_t0 > _SPAN_MS or t < r.seg_t0
-                                    or (r.kind == TIMED and n != r.seg_ncols)):
+            if r.f is not None and (r.seg_size + BLK + n > r.seg_max or first < r.seg_t0
+                                    or r.last_t - r.seg_t0 > _SPAN_MS or (r.kind == TIMED and r.bn != r.seg_ncols)):
                 self._close_seg(r)
             if r.f is None:
                 try:
-                    self._open_seg(r, t, 0 if r.kind == TEXT else n)
+                    self._open_seg(r, first, 0 if r.kind == TEXT else r.bn)
                 except OSError as e:
                     self.log.error("store", "{}: cannot open a segment ({})".format(r.name, e))
                     self.retain(True)
                     continue
-            if r.kind == TEXT:
-                ok = self._write(r, head, 0, len(head)) and self._write(r, payload, 0, n) \
-                    and self._write(r, b"\n", 1, 1)
-            else:
-                struct.pack_into("<i", self._dt, 0, t - r.seg_t0)
-                ok = self._write(r, self._dt, 0, 4) and self._write(r, payload, 1, 2 * n)
-            if ok:
+            if r.kind == TIMED and r.bt0 != r.seg_t0:  # the rows go into another segment than planned
+                d = r.bt0 - r.seg_t0
+                for o in range(0, n, 4 + 2 * r.bn):
+                    struct.pack_into("<i", r.buf, o, _i32(r.buf, o) + d)
+                r.bt0 = r.seg_t0
+            if self._block(r, memoryview(r.buf)[:n], n, first - r.seg_t0, rows):
                 return
-        r.lost_rows += 1
+        r.lost_rows += rows
 
     def poll(self, sensor):
         """Move new frames from the sensor's ring to flash (the store service calls this every flush)."""
@@ -441,6 +490,8 @@ class Store:
             self.retain()
         if self._cur_dirty and self.clock() - self._cur_saved >= _CUR_SAVE_MS:
             self.save_cursors()
+        if self.flushed is not None:
+            self.flushed.set()  # rows up to here are readable: wake the sinks waiting for them
 
     def close(self):
         self.flush()
@@ -451,26 +502,34 @@ class Store:
 
     async def run(self, device):
         """The supervised store service (restarted on ``store.*`` config changes)."""
+        import time
+
         import asyncio
+
+        from sensorbox.device.supervisor import grid_ms
 
         self.configure(device.config)
         sensor = device.sensors.get("accel")
-        n = wait = 0
+        n = 0
+        due = time.ticks_ms()  # the next flush point: the first one now, then on the grid of store.flush_ms
         while True:
             if sensor is not None:
+                sensor.pump()  # what the sensor's FIFO holds too: a flush point covers the frames made before it
                 self.poll(sensor)
-            if wait <= 0:
+            now = time.ticks_ms()
+            if time.ticks_diff(now, due) >= 0:
                 self.flush()
                 n += 1
                 if n % 16 == 0:
                     self.retain()
-                wait = self.flush_ms
-            # Read the ring before half of it is overwritten, even when flush points are further apart.
-            step = wait
+                now = time.ticks_ms()
+                due = time.ticks_add(now, grid_ms(self.flush_ms))
+            # Read the ring before half of it is overwritten, even when flush points are further apart. Both on
+            # the device's timer grid: with the sensors' reads, one wake-up for all.
+            period = self.flush_ms
             if sensor is not None and sensor.ring is not None and sensor.ring.rate_hz > 0:
-                step = min(step, max(sensor.ring.capacity * 500 // sensor.ring.rate_hz, 50))
-            await asyncio.sleep_ms(step)
-            wait -= step
+                period = min(period, max(sensor.ring.capacity * 500 // sensor.ring.rate_hz, 50))
+            await asyncio.sleep_ms(min(grid_ms(period), time.ticks_diff(due, now)))
 
     # ---- retention and cursors ----
 
@@ -597,9 +656,10 @@ class Store:
         if r.budget == 0:
             return 0
         if r.kind == RATE:
-            if r.seg_rate:
+            if r.seg_rate:  # a block per ring read (every flush point, at most _FRAMES rows), a header per segment
                 rb = 2 * r.ncols
-                return r.seg_rate * rb * 86400 * (r.seg_max // rb * rb + HDR) // (r.seg_max // rb * rb)
+                k = max(1, min(r.seg_rate * self.flush_ms // 1000, BLOCK_MAX // rb, _FRAMES))
+                return (r.seg_rate * 86400 * (k * rb + BLK) // k) * (r.seg_max + HDR) // r.seg_max
             return 0
         el = self.clock() - self.t_open
         return r.added * 86400000 // el if el > 60000 else 0
@@ -630,7 +690,14 @@ class Store:
                 days = d
         return {"bytes": used, "budget": budget, "days_until_full": days, "retention_deleted_segments": segs,
                 "forced_loss_segments": forced, "lost_rows": lost, "quarantined": self.quarantined,
-                "torn_tails": self.torn, "notes": self.notes}
+                "torn_tails": self.torn, "corrupt_blocks": self.corrupt, "corrupt_segments": self.bad_segs,
+                "notes": self.notes}
+
+
+def _i32(b, o):
+    """The little-endian int32 at ``b[o]`` (no allocation, unlike struct.unpack_from)."""
+    v = b[o] | b[o + 1] << 8 | b[o + 2] << 16 | (b[o + 3] & 0x7F) << 24
+    return v - 0x80000000 if b[o + 3] & 0x80 else v
 
 
 def _mkdir(path):

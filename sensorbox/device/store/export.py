@@ -2,13 +2,18 @@
 
 Imported only when a request needs it (see ``http/data_api``). ``plan(store, name, params)`` validates the
 parameters (``QueryError(reason, field)`` when wrong) and returns a ``Plan``; ``stream(store, plan)`` is a
-generator of body chunks (at most ~512 B each, from one buffer reused) that never holds a segment in RAM.
+generator of body chunks (at most ~1 KB each, from one buffer reused) that never holds a segment in RAM.
 
-Every path yields at least every ``_CHUNK`` bytes read (at most 85 accel rows, 2 feature rows), every segment
-opened, every 8 directory entries listed and every 64 event lines or 32 labels, whatever the query: when such a
-step produced no output (a decimated query, a time range that starts late in a segment) it yields an empty
-chunk, so the HTTP server (which awaits each chunk's write) lets the samplers run. ``prepare`` yields once per
-segment the same way.
+Segments are read through ``reader.Reader``: every block's CRC-32 is checked before its rows are used, so a
+corrupt block is skipped (and counted in the store's status), never exported; ``prepare`` and ``stream`` read
+the same blocks, so the row count in a .npy header is the number of rows that follow. Every path yields at least
+once per block read (at most ``BLOCK_MAX`` = 1 KB: 170 accel rows, 5 feature rows), every segment opened, every 8
+directory entries listed and every 32 labels, whatever the query: when such a step produced no output (a
+decimated query, a time range that starts late in a segment) it yields an empty chunk, so the HTTP server (which
+awaits each chunk's write) lets the samplers run. ``prepare`` yields the same way.
+
+Predictions: ``class`` is the class's id in the store's class table (stable across models; -1 = unknown); CSV
+adds ``label``, the name the model that made the row gave it (``/api/resources`` lists the names by id).
 
 Output: rows with ``t <= end`` ... precisely ``start <= t < end`` (epoch ms). ``since=T`` adds ``t > T``: pass
 the ``X-Sensorbox-Next`` response header (the time of the last row sent) to fetch only what is new. Columns:
@@ -22,16 +27,30 @@ import json
 import os
 import struct
 
-from sensorbox.device.store.core import RATE, TIMED, QueryError, check_header, columns_of
+from sensorbox.device.store.core import RATE, TIMED, QueryError, _i32, columns_of
+from sensorbox.device.store.reader import BLK, Reader, note_corrupt, text_row
 from sensorbox.shared import npy
 
-_CHUNK = 512  # the two buffers of a stream: blocks of 1 KB were what a busy heap lacked (a dropped export)
-_HDR = 32
+_CHUNK = 1024
 _T_MAX = 1 << 53
 
 
 class Plan:
     pass
+
+
+def _opened(p, g):
+    """``g``, noted in ``p`` so that closing ``stream`` or ``prepare`` closes it: MicroPython closes neither an
+    abandoned generator nor the ones a closed generator iterates, and each of these holds an open file or
+    directory until the next garbage collection."""
+    p.gens.append(g)
+    return g
+
+
+def _close(p):
+    for g in p.gens:
+        g.close()
+    p.gens = []
 
 
 def _int(params, key, default, low, high, now):
@@ -56,6 +75,7 @@ def plan(store, name, params, now, counted=True):
         if k not in ("start", "end", "columns", "format", "max_points", "since"):
             raise QueryError("unknown parameter", k)
     p = Plan()
+    p.gens = []
     if name == "labels":
         cols = ("start", "end", "label")
         p.r = None
@@ -72,6 +92,7 @@ def plan(store, name, params, now, counted=True):
     if p.fmt not in (("npy", "csv") if p.kind in (RATE, TIMED) else ("json", "csv")):
         raise QueryError("format must be one of: {}".format(
             "npy, csv" if p.kind in (RATE, TIMED) else "json, csv"), "format")
+    text = ("label",) if name == "predictions" and p.fmt == "csv" else ()  # a text column: CSV only
     p.start = _int(params, "start", 0, 0, _T_MAX, now)
     p.end = _int(params, "end", _T_MAX, 0, _T_MAX, now)
     since = _int(params, "since", None, 0, _T_MAX, now)
@@ -84,7 +105,7 @@ def plan(store, name, params, now, counted=True):
     if p.max_points and p.kind not in (RATE, TIMED):
         raise QueryError("max_points applies to numeric resources only", "max_points")
     want = params.get("columns")
-    allc = ("t",) + cols if p.kind >= 0 else cols
+    allc = ("t",) + cols + text if p.kind >= 0 else cols
     if want:
         sel = []
         for c in want.split(","):
@@ -95,111 +116,137 @@ def plan(store, name, params, now, counted=True):
     else:
         sel = list(allc)
     p.cols = sel
+    p.names = None
     if p.kind in (RATE, TIMED):
-        p.idx = [cols.index(c) for c in sel if c != "t"]
-        p.order = [cols.index(c) if c != "t" else -1 for c in sel]
+        p.idx = [cols.index(c) for c in sel if c in cols]
+        p.order = [cols.index(c) if c in cols else (-1 if c == "t" else -2) for c in sel]
+        if "label" in sel:
+            from sensorbox.device import lazy
+
+            try:
+                p.names = lazy.load("sensorbox.device.store.classes").names(store)
+            finally:
+                lazy.unload("sensorbox.device.store.classes")
         if counted:
             for _ in prepare(store, p):
                 pass
     return p
 
 
-def _first_at(f, hdr, rows, x):
-    """First row index with time >= x in a segment (header tuple ``hdr``, file ``f`` open)."""
-    size, code, ncols, rate, rb, t0 = hdr[:6]
-    d = x - t0
-    if d <= 0:
-        return 0
-    if rate:
-        return min(rows, (d * rate + 999) // 1000)
-    lo, hi = 0, rows
-    b = bytearray(4)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        f.seek(_HDR + mid * rb)
-        f.readinto(b)
-        if struct.unpack("<i", b)[0] < d:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+def _index_at(h, x):
+    """First row index of rate segment ``h`` with time >= x."""
+    d = x - h[5]
+    return 0 if d <= 0 else (d * h[3] + 999) // 1000
 
 
-def _segments(store, p):
-    """Yield (path, header, first, stop, t first, t last) of the rows in [p.start, p.end) of each segment,
-    opening each segment once; None for a segment opened that holds none of them."""
+def _segments(store, p, rd):
+    """Open in ``rd`` each segment that may hold rows in [p.start, p.end) and yield its name; None for a step
+    (directory entries listed, a segment that could not be opened or holds another feature width)."""
     r = p.r
     names = []
-    for x in _names(r, names):
-        yield x
-    hb = bytearray(_HDR)
-    b4 = bytearray(4)
+    yield from _names(r, names)  # (closing this generator closes the listing too)
     for i in range(len(names)):
         if i + 1 < len(names) and names[i + 1] <= p.start:
             continue
         if names[i] >= p.end:
             break
-        path = "{}/{}.seg".format(r.dir, names[i])
         try:
-            f = open(path, "rb")
-        except OSError:
-            continue  # deleted meanwhile
-        with f:
-            size = f.seek(0, 2)
-            f.seek(0)
-            try:
-                h = check_header(hb, f.readinto(hb) or 0, size)
-            except ValueError:
-                yield None  # torn: open() deals with it at the next start
+            h = rd.open("{}/{}.seg".format(r.dir, names[i]))
+        except (OSError, ValueError):
+            yield None  # deleted meanwhile, or torn: open() deals with it at the next start
+            continue
+        if h[2] != r.ncols and r.kind == TIMED:
+            rd.close()
+            yield None  # an older feature width
+            continue
+        try:
+            yield names[i]
+        finally:
+            rd.close()
+            note_corrupt(store, r, names[i], rd)
+
+
+def _blocks(store, p, rd):
+    """Yield, for each good block of the segments in range, the rows in [p.start, p.end) as (first, stop):
+    row indexes in the block (stop = first: none); None for a step without a block."""
+    for name in _opened(p, _segments(store, p, rd)):
+        if name is None:
+            yield None
+            continue
+        h = rd.h
+        rb = h[4]
+        while True:
+            n = rd.next()
+            store.reading = store.clock()
+            if n == 0:
+                break
+            if n < 0:
+                yield None
                 continue
-            if h[2] != r.ncols and r.kind == TIMED:
-                yield None  # an older feature width
-                continue
-            rows = (h[0] - _HDR) // h[4]
-            a = _first_at(f, h, rows, p.start)
-            b = _first_at(f, h, rows, p.end)
-            if b > a:
-                yield path, h, a, b, _time_at(f, h, a, b4), _time_at(f, h, b - 1, b4)
+            k = n // rb
+            if h[3]:  # rate rows: times follow from the index
+                a = _index_at(h, p.start) - rd.first
+                b = _index_at(h, p.end) - rd.first
+                yield (0 if a < 0 else (k if a > k else a)), (0 if b < 0 else (k if b > k else b))
             else:
-                yield None  # opened for nothing: still a step
+                buf = rd.buf
+                a = 0
+                while a < k and h[5] + _i32(buf, BLK + a * rb) < p.start:
+                    a += 1
+                b = a
+                while b < k and h[5] + _i32(buf, BLK + b * rb) < p.end:
+                    b += 1
+                yield a, b
 
 
 def _names(r, out):
     """Fill ``out`` with the segment names of ``r`` (ints, ascending), yielding None every 8 directory entries
     (listing a directory on flash is slow: ~0.1 ms an entry on the benchmark's littlefs)."""
     k = 0
-    for e in os.ilistdir(r.dir):
-        n = e[0]
-        if n.endswith(".seg") and n[:-4].isdigit():
-            out.append(int(n[:-4]))
-        k += 1
-        if k % 8 == 0:
-            yield None
+    it = os.ilistdir(r.dir)
+    try:
+        for e in it:
+            n = e[0]
+            if n.endswith(".seg") and n[:-4].isdigit():
+                out.append(int(n[:-4]))
+            k += 1
+            if k % 8 == 0:
+                yield None
+        it = None
+    finally:
+        if it is not None:  # closed while listing: run the listing to its end, which closes the directory
+            for e in it:
+                pass
     out.sort()
 
 
-def _time_at(f, h, i, b4):
+def _time(h, rd, i):
+    """The time of row ``i`` of the block in ``rd``."""
     if h[3]:
-        return h[5] + i * 1000 // h[3]
-    f.seek(_HDR + i * h[4])
-    f.readinto(b4)
-    return h[5] + struct.unpack("<i", b4)[0]
+        return h[5] + (rd.first + i) * 1000 // h[3]
+    return h[5] + _i32(rd.buf, BLK + i * h[4])
 
 
 def prepare(store, p):
     """Count the rows in range and note the last one's time (fixing p.end, so rows appended meanwhile are not
-    sent: the .npy header says how many rows follow). A generator: it yields after each segment so the HTTP
-    handler can let other tasks run (``plan`` runs it to the end when asked to)."""
+    sent: the .npy header says how many rows follow). A generator: it yields after each block so the HTTP
+    handler can let other tasks run (``plan`` runs it to the end when asked to). Close it if you stop early."""
+    try:
+        yield from _prepare(store, p)
+    finally:
+        _close(p)
+
+
+def _prepare(store, p):
     n = 0
     first = last = None
-    for seg in _segments(store, p):
-        if seg is None:
-            yield
-            continue
-        n += seg[3] - seg[2]
-        if first is None:
-            first = seg[4]
-        last = seg[5]
+    rd = Reader()
+    for blk in _opened(p, _blocks(store, p, rd)):
+        if blk is not None and blk[1] > blk[0]:
+            n += blk[1] - blk[0]
+            if first is None:
+                first = _time(rd.h, rd, blk[0])
+            last = _time(rd.h, rd, blk[1] - 1)
         yield
     p.rows = n
     p.last = last
@@ -235,49 +282,48 @@ def out_columns(p):
         out.append(("t", "<i8"))
         out.append(("n", "<i4"))
         for c in p.cols:
-            if c != "t":
+            if c != "t" and c != "label":
                 out.append((c + "_min", "<i2"))
                 out.append((c + "_max", "<i2"))
         return out
     for c in p.cols:
-        out.append((c, "<i8" if c == "t" else "<i2"))
+        out.append((c, "<i8" if c == "t" else ("text" if c == "label" else "<i2")))
     return out
 
 
 def _rows(store, p):
-    """Yield (t, values tuple) of every row in range, reading ~1 KB at a time, and (None, None) after each read
-    and each segment opened (a step for the caller to yield on)."""
-    buf = bytearray(_CHUNK)
-    for seg in _segments(store, p):
-        if seg is None:
-            yield None, None
-            continue
-        path, h, a, b, ta, tb = seg
-        rb = h[4]
-        timed = not h[3]
-        fmt = "<{}h".format(h[2])
-        voff = 4 if timed else 0
-        per = _CHUNK // rb
-        with open(path, "rb") as f:
-            i = a
-            while i < b:
-                k = min(per, b - i)
-                store.reading = store.clock()
-                f.seek(_HDR + i * rb)
-                f.readinto(buf)
-                for j in range(k):
-                    o = j * rb
-                    if timed:
-                        t = h[5] + struct.unpack_from("<i", buf, o)[0]
-                    else:
-                        t = h[5] + (i + j) * 1000 // h[3]
-                    yield t, struct.unpack_from(fmt, buf, o + voff)
-                i += k
-                yield None, None
+    """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
+    opened (a step for the caller to yield on)."""
+    rd = Reader()
+    buf = rd.buf
+    unpack = struct.unpack_from
+    for blk in _opened(p, _blocks(store, p, rd)):
+        if blk is not None:
+            h = rd.h
+            fmt = "<{}h".format(h[2])
+            rb = h[4]
+            t0 = h[5]
+            rate = h[3]
+            if rate:
+                j = rd.first
+                for i in range(blk[0], blk[1]):
+                    yield t0 + (j + i) * 1000 // rate, unpack(fmt, buf, BLK + i * rb)
+            else:
+                for i in range(blk[0], blk[1]):
+                    o = BLK + i * rb
+                    yield t0 + _i32(buf, o), unpack(fmt, buf, o + 4)
+        yield None, None
 
 
 def stream(store, p):
-    """The response body, chunk by chunk."""
+    """The response body, chunk by chunk; closing it closes the files it reads."""
+    try:
+        yield from _stream(store, p)
+    finally:
+        _close(p)
+
+
+def _stream(store, p):
     if not p.numeric:
         for c in _text(store, p):
             yield c
@@ -328,8 +374,15 @@ def stream(store, p):
 
 def _select(store, p):
     order = p.order
-    for t, v in _rows(store, p):
-        yield None if t is None else [t if i < 0 else v[i] for i in order]
+    names = p.names
+    for t, v in _opened(p, _rows(store, p)):
+        yield None if t is None else [v[i] if i >= 0 else (t if i == -1 else _label(names, v[0])) for i in order]
+
+
+def _label(names, k):
+    if k < 0:
+        return "unknown"
+    return _csv_str(names[k]) if k < len(names) and names[k] is not None else ""
 
 
 def _buckets(store, p):
@@ -341,7 +394,7 @@ def _buckets(store, p):
     cur = 0
     n = 0
     w = p.width
-    for t, v in _rows(store, p):
+    for t, v in _opened(p, _rows(store, p)):
         if t is None:
             yield None
             continue
@@ -386,7 +439,7 @@ def _text(store, p):
         lazy.unload("sensorbox.device.store.meta")
     else:
         rows = _event_rows
-    for t, rest in rows(store, p):
+    for t, rest in _opened(p, rows(store, p)):
         if t is None:  # a step without a row
             yield b""
             continue
@@ -423,33 +476,23 @@ def _csv_str(s):
 
 
 def _event_rows(store, p):
-    r = p.r
-    names = []
-    for _ in _names(r, names):
-        yield None, None
-    for i in range(len(names)):
-        if i + 1 < len(names) and names[i + 1] <= p.start:
+    """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
+    rd = Reader()
+    for name in _opened(p, _segments(store, p, rd)):
+        if name is None:
+            yield None, None
             continue
-        if names[i] >= p.end:
-            break
-        try:
-            f = open("{}/{}.seg".format(r.dir, names[i]), "rb")
-        except OSError:
-            continue
-        with f:
-            f.seek(_HDR)
-            k = 0
-            while True:
-                k += 1
-                if k % 64 == 0:
-                    yield None, None
-                line = f.readline()
-                if not line or line[-1:] != b"\n":
-                    break  # the end, or a torn last line
-                tab = line.find(b"\t")
-                try:
-                    t = int(line[:tab])
-                except ValueError:
-                    continue
-                if p.start <= t < p.end:
-                    yield t, line[tab + 1:-1]
+        while True:
+            n = rd.next()
+            if n == 0:
+                break
+            if n > 0:
+                buf = rd.buf
+                o = BLK
+                end = BLK + n
+                while o < end:
+                    t, tab, nl = text_row(buf, o, end)
+                    if p.start <= t < p.end:
+                        yield t, bytes(buf[tab + 1:nl])
+                    o = nl + 1
+            yield None, None

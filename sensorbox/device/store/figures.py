@@ -1,7 +1,10 @@
 """The resource listing of ``GET /api/resources``: schemas, time coverage, bytes, budget, bytes per day, days until
-full, and the label count. Loaded per request and unloaded (see ``http/data_api``)."""
+full, the label count, and the names of the stored predictions' class ids (``classes``: the class table, by id;
+null where an id is free). Loaded per request and unloaded (see ``http/data_api``)."""
 
-from sensorbox.device.store.core import RATE, TEXT, columns_of, read_header
+import struct
+
+from sensorbox.device.store.core import RATE, TEXT, columns_of
 
 _MAX_LABELS = 500  # store/meta.MAX_LABELS
 
@@ -9,7 +12,7 @@ _MAX_LABELS = 500  # store/meta.MAX_LABELS
 def resources(store, now):
     """A generator of the resources' dicts (one alive at a time while the response streams them)."""
     for r in store.res:
-        yield {
+        e = {
             "name": r.name, "columns": _columns(r),
             "dtype": "int16" if r.kind != TEXT else "json", "t_dtype": "int64 epoch ms",
             "rate_hz": r.seg_rate if r.kind == RATE else None,
@@ -21,8 +24,11 @@ def resources(store, now):
             "rows_since_boot": r.rows, "lost_rows": r.lost_rows, "gaps": r.gaps,
             "retention": {"deleted_segments": r.ret_segs, "deleted_bytes": r.ret_bytes, "forced": r.forced},
         }
+        if r.name == "predictions":
+            e["classes"] = class_names(store)
+        yield e
     yield {"name": "labels", "columns": ["start", "end", "label"], "dtype": "json",
-           "formats": ["json", "csv"], "count": _label_count(store), "max": _MAX_LABELS}
+           "formats": ["json", "csv"], "count": store.labels, "max": _MAX_LABELS}
 
 
 def _columns(r):
@@ -30,34 +36,23 @@ def _columns(r):
     yield from columns_of(r)
 
 
-def _label_count(store):
-    """Live records of labels.bin (format: store/meta.py), read 256 bytes at a time."""
-    n = 0
-    buf = bytearray(256)
+def class_names(store):
+    """The class table's names by id (store/classes.py, loaded for the call)."""
+    from sensorbox.device import lazy
+
     try:
-        with open(store.root + "/labels.bin", "rb") as f:
-            size = f.seek(0, 2)
-            pos = 8
-            while pos + 22 <= size:
-                f.seek(pos)
-                k = f.readinto(buf)
-                o = 0
-                while o + 22 <= k:
-                    end = pos + o + 22 + buf[o + 1]
-                    if end > size or buf[o] not in (76, 88) or not buf[o + 1]:
-                        return n  # torn or unreadable: what meta reads stops here too
-                    n += buf[o] == 76
-                    o += 22 + buf[o + 1]
-                pos += o
-    except OSError:
-        pass
-    return n
+        return lazy.load("sensorbox.device.store.classes").names(store)
+    finally:
+        lazy.unload("sensorbox.device.store.classes")
 
 
 def _first_time(r):
+    """t0 of the oldest segment (bytes 12..19 of its header; the store checked the header when it opened)."""
     if r.first is None:
         return None
     try:
-        return read_header("{}/{}.seg".format(r.dir, r.first), bytearray(32))[5]
+        with open("{}/{}.seg".format(r.dir, r.first), "rb") as f:
+            f.seek(12)
+            return struct.unpack("<q", f.read(8))[0]
     except (OSError, ValueError):
         return r.first

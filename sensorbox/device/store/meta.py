@@ -1,16 +1,21 @@
 """Labels: time ranges with a class name, at most 500, in ``labels.bin``. Loaded per request and unloaded (see
 ``http/data_api``; the resource listing is ``figures.py``).
 
-The file never needs to be in RAM whole: an 8-byte header (``SBL1``, a floor for the next id, uint32) and then
+The file never needs to be in RAM whole: an 8-byte header (``SBL2``, a floor for the next id, uint32) and then
 one record per label, appended in the order the labels were made::
 
-    status (1 byte: "L" live, "X" deleted), name length (1), id (uint32), start, end (int64 epoch ms), name (UTF-8)
+    status (1 byte: "L" live, "X" deleted), name length (1), id (uint32), start, end (int64 epoch ms),
+    name (UTF-8), CRC-32 (uint32) of the record but its status byte
 
 Adding appends a record; deleting overwrites its status byte in place. Every operation reads the file through
-one 256-byte buffer, so 500 labels take the RAM of one. When deleted records are at least 32 and outnumber the
-live ones, or the file's tail is torn (a crash during an append where writes are not atomic) or unreadable, the
-next add first rewrites the live records into ``labels.bin.tmp`` and renames it over the file (an unreadable
-file is moved to ``quarantine/`` first: nothing is lost). Ids are never reused: the next id is one more than
+one 256-byte buffer, so 500 labels take the RAM of one. A record reads right when its status, name length, name
+(printable UTF-8), id (above the one before), times (0..2^53) and CRC do; one that does not is skipped, and the
+records after it are found again by searching for the next that reads right, so damage hides only the bytes it
+hit. Files of the previous format (``SBL1``: records without the CRC) are read as they are and rewritten in this
+one when the store opens. When deleted records are at least 32 and outnumber the live ones, or the file's tail is torn (a crash during
+an append where writes are not atomic) or some of it is unreadable, the next add (and ``check``, when the store
+opens) rewrites the readable records into ``labels.bin.tmp`` and renames it over the file (a file with
+unreadable bytes is moved to ``quarantine/`` first: nothing is lost). Ids are never reused: the next id is one more than
 any id ever written (the header keeps it across rewrites). Labels are listed in the order they were made. A
 ``labels.json`` of older versions is converted when the store opens (``recover.py``).
 """
@@ -19,25 +24,65 @@ import json
 import os
 import struct
 
-from sensorbox.device.store.core import QueryError
+from sensorbox.device.store.core import QueryError, crc32
 
 _T_MAX = 1 << 53
 MAX_LABELS = 500
-_REC = "<BBIqq"  # 22 bytes: status, name bytes, id, start, end (then the name)
+_REC = "<BBIqq"  # 22 bytes: status, name bytes, id, start, end (then the name and the CRC)
 
 
 def pack(ident, start, end, name):
-    b = name.encode()
-    return struct.pack(_REC, 76, len(b), ident, start, end) + b
+    """A live label's record (``name``: str or bytes)."""
+    b = name.encode() if isinstance(name, str) else bytes(name)
+    r = struct.pack(_REC, 76, len(b), ident, start, end) + b
+    return r + struct.pack("<I", crc32(memoryview(r)[1:]))
 
 
 def header(nxt):
-    return b"SBL1" + struct.pack("<I", nxt)
+    return b"SBL2" + struct.pack("<I", nxt)
+
+
+_REC_MAX = 22 + 160 + 4  # the longest record: its fields, a 160-byte name, its CRC (was 182: a long name after
+# others read as a torn end, and the next label added rewrote the file without it)
+
+
+def _ok(buf, o, n, prev, v=2):
+    """The length of the record at ``buf[o]`` when it reads right and is whole in ``buf[:n]``; 0 when it is not a
+    record; -1 when it may be one that ``buf`` holds only part of. ``prev``: the id of the record before it; ``v``
+    the format (1: no CRC)."""
+    if o + 22 > n:
+        return -1
+    ln = buf[o + 1]
+    if (buf[o] != 76 and buf[o] != 88) or not 0 < ln <= 160 or buf[o + 5] >= 0x40:
+        return 0
+    if buf[o + 13] or buf[o + 12] >= 0x20 or buf[o + 21] or buf[o + 20] >= 0x20:  # times beyond 2^53
+        return 0
+    if (buf[o + 2] | buf[o + 3] << 8 | buf[o + 4] << 16 | buf[o + 5] << 24) <= prev:
+        return 0
+    k = 22 + ln + (4 if v == 2 else 0)
+    if o + k > n:
+        return -1
+    i = o + 22
+    e = i + ln
+    while i < e:  # printable UTF-8
+        c = buf[i]
+        k = 0 if 32 <= c < 0x80 else (1 if 0xC2 <= c < 0xE0 else (2 if 0xE0 <= c < 0xF0 else (3 if 0xF0 <= c < 0xF5
+                                                                                                  else -1)))
+        if k < 0 or i + k >= e + (k == 0):
+            return 0
+        for j in range(1, k + 1):
+            if not 0x80 <= buf[i + j] < 0xC0:
+                return 0
+        i += k + 1
+    if v == 2 and crc32(memoryview(buf)[o + 1:o + 22 + ln]) != struct.unpack_from("<I", buf, o + 22 + ln)[0]:
+        return 0
+    return 22 + ln + (4 if v == 2 else 0)
 
 
 def _recs(store, info):
-    """Yield (offset, status, id, start, end, name) of each whole record (``name``: a memoryview valid until the
-    next one). ``info`` = [end of the last whole record, file size, header's next id, unreadable] afterwards."""
+    """Yield (offset, status, id, start, end, name) of each record that reads right (``name``: a memoryview valid
+    until the next one). ``info`` = [end of the last good record, file size, header's next id (0: no header),
+    bytes that do not read right, bytes of a torn last record, format] afterwards."""
     try:
         f = open(store.root + "/labels.bin", "rb")
     except OSError:
@@ -47,89 +92,93 @@ def _recs(store, info):
         mv = memoryview(buf)
         n = f.readinto(buf) or 0
         size = info[1] = f.seek(0, 2)
-        if n < 8 or bytes(buf[:4]) != b"SBL1":
-            info[3] = n > 0
-            return
-        info[2] = struct.unpack_from("<I", buf, 4)[0]
+        v = 2 if n < 8 or bytes(buf[:4]) != b"SBL1" else 1
+        if n >= 8 and bytes(buf[:3]) == b"SBL" and 49 <= buf[3] <= 50:
+            info[2] = struct.unpack_from("<I", buf, 4)[0]
+        else:
+            info[3] += 8  # no header (or a damaged one): the records after it may still read
+            v = 2 if _ok(buf, 8, n, 0) > 0 or _ok(buf, 8, n, 0, 1) <= 0 else 1
+        info[5] = v
         base = 0
-        pos = info[0] = 8
+        pos = info[0] = min(8, size)
+        prev = 0
+        bad = -1  # where an unreadable stretch began
         while pos < size:
-            if pos + 182 > base + n and base + n < size:  # keep a whole record (22 + 160 bytes) in the buffer
+            if pos + _REC_MAX > base + n and base + n < size:  # keep a whole record in the buffer
                 f.seek(pos)
                 base = pos
                 n = f.readinto(buf) or 0
-            o = pos - base
-            if o + 22 > n:
-                return  # torn
-            st, ln, ident, a, b = struct.unpack_from(_REC, buf, o)
-            if st not in (76, 88) or not 0 < ln <= 160:
-                info[3] = True
+            k = _ok(buf, pos - base, n, prev, v)
+            if k < 0 and bad < 0:  # cut short at the end of the file
+                info[4] = size - pos
                 return
-            if o + 22 + ln > n:
-                return  # torn
+            if k <= 0:
+                if bad < 0:
+                    bad = pos
+                pos += 1
+                continue
+            if bad >= 0:
+                info[3] += pos - bad
+                bad = -1
+            o = pos - base
+            st, ln, ident, a, b = struct.unpack_from(_REC, buf, o)
+            prev = ident
             yield pos, st, ident, a, b, mv[o + 22:o + 22 + ln]
-            pos = info[0] = pos + 22 + ln
+            pos = info[0] = pos + k
+        if bad >= 0:
+            info[3] += size - bad
+
+
+def _info():
+    return [0, 0, 0, 0, 0, 2]
 
 
 def _scan(store, find, info):
-    """(live, deleted, next id, offset of live label ``find`` or -1) in one pass of plain loops (adding and
-    deleting read every record: no generator, tuple or int64 per record); ``info`` as for ``_recs``."""
+    """(live, deleted, next id, offset of live label ``find`` or -1) in one pass; ``info`` as for ``_recs``."""
     live = dead = 0
     nxt = 1
     at = -1
-    try:
-        f = open(store.root + "/labels.bin", "rb")
-    except OSError:
-        return 0, 0, 1, -1
-    with f:
-        buf = bytearray(256)
-        n = f.readinto(buf) or 0
-        size = info[1] = f.seek(0, 2)
-        if n < 8 or bytes(buf[:4]) != b"SBL1":
-            info[3] = n > 0
-            return 0, 0, 1, -1
-        nxt = info[2] = struct.unpack_from("<I", buf, 4)[0] or 1
-        base = 0
-        pos = info[0] = 8
-        while pos < size:
-            o = pos - base
-            if o + 22 > n and base + n < size:  # only a record's header is needed in the buffer
-                f.seek(pos)
-                base = pos
-                n = f.readinto(buf) or 0
-                o = 0
-            if o + 22 > n:
-                break  # torn
-            st = buf[o]
-            ln = buf[o + 1]
-            if (st != 76 and st != 88) or not 0 < ln <= 160:
-                info[3] = True
-                break
-            if pos + 22 + ln > size:
-                break  # torn
-            ident = struct.unpack_from("<I", buf, o + 2)[0]
-            if st == 76:
-                live += 1
-                if ident == find:
-                    at = pos
-            else:
-                dead += 1
-            if ident >= nxt:
-                nxt = ident + 1
-            pos = info[0] = pos + 22 + ln
-    return live, dead, nxt, at
+    for pos, st, ident, a, b, name in _recs(store, info):  # (``store.labels``: the live count, as read now)
+        if st == 76:
+            live += 1
+            if ident == find:
+                at = pos
+        else:
+            dead += 1
+        if ident >= nxt:
+            nxt = ident + 1
+    store.labels = live
+    return live, dead, max(nxt, info[2]), at
+
+
+def check(store):
+    """When the store opens: a labels.bin with a torn tail or unreadable bytes, or of the previous format, is
+    rewritten with the records that read right (the file as it was goes to quarantine when some of it was
+    unreadable)."""
+    info = _info()
+    live, dead, nxt, at = _scan(store, -1, info)
+    if info[3] or info[4] or info[5] != 2:
+        _rewrite(store, nxt)
+    return live
 
 
 def label_rows(store, p):
     """Yield (start, (end, name, id)) of the labels overlapping [p.start, p.end) in the order they were made,
-    and (None, None) after every 32 records read (a step for a streaming caller to yield on)."""
-    k = 0
-    for pos, st, ident, a, b, name in _recs(store, [0, 0, 0, False]):
-        k += 1
-        if st == 76 and b > p.start and a < p.end:
-            yield a, (b, bytes(name).decode(), ident)
-        elif k % 32 == 0:
-            yield None, None
+    and (None, None) after every 32 records read (a step for a streaming caller to yield on). Closing it closes
+    the file (MicroPython closes neither an abandoned generator nor the ones a closed one iterates)."""
+    k = live = 0
+    g = _recs(store, _info())
+    try:
+        for pos, st, ident, a, b, name in g:
+            k += 1
+            live += st == 76
+            if st == 76 and b > p.start and a < p.end:
+                yield a, (b, bytes(name).decode(), ident)
+            elif k % 32 == 0:
+                yield None, None
+        store.labels = live  # (what the resource listing says: as the file reads now)
+    finally:
+        g.close()
 
 
 class _All:
@@ -141,21 +190,27 @@ def labels_json(store):
     """GET /api/labels, ``{"labels": [{"id", "start", "end", "label"}, ...]}``, as a stream of small chunks."""
     yield b'{"labels": ['
     sep = b""
-    for a, r in label_rows(store, _All):
-        if a is None:
-            yield b""
-        else:
-            yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1]}).encode()
-            sep = b","
+    g = label_rows(store, _All)
+    try:
+        for a, r in g:
+            if a is None:
+                yield b""
+            else:
+                yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1]}).encode()
+                sep = b","
+    finally:
+        g.close()
     yield b"]}"
 
 
 def label_add(store, body):
-    """Validate and add {"start": ms, "end": ms, "label": name}; returns the stored label (with its id)."""
+    """Validate and add {"start": ms, "end": ms, "label": name}; returns the stored label (with its id). A range
+    that overlaps a live label is refused (QueryError, field "overlap": the API answers 409) unless the body says
+    ``"overlap": true``."""
     if not isinstance(body, dict):
         raise QueryError("expected a JSON object with start, end, label", "(body)")
     for k in body:
-        if k not in ("start", "end", "label"):
+        if k not in ("start", "end", "label", "overlap"):
             raise QueryError("unknown field", k)
     for k in ("start", "end"):
         v = body.get(k)
@@ -166,38 +221,54 @@ def label_add(store, body):
     name = body.get("label")
     if not isinstance(name, str) or not 0 < len(name) <= 40 or min(name.encode()) < 32:
         raise QueryError("label must be a name of 1 to 40 printable characters", "label")
-    info = [0, 0, 1, False]
+    info = _info()
     live, dead, nxt, pos = _scan(store, -1, info)
     if live >= MAX_LABELS:
         raise QueryError("too many labels ({}); delete some first".format(MAX_LABELS), "(body)")
-    if info[0] < 8 or info[0] < info[1] or (dead >= 32 and dead >= live):
-        _rewrite(store, nxt, info)
+    if body.get("overlap") is not True:  # a window inside two labels would train two classes: ask first
+        p = _All()  # (no class of its own: every name is interned at boot)
+        p.start = body["start"]
+        p.end = body["end"]
+        g = label_rows(store, p)
+        for a, r in g:
+            if a is not None:
+                g.close()  # closes labels.bin now (MicroPython does not close an abandoned generator)
+                raise QueryError("overlaps label {} \"{}\" ({}..{}); send \"overlap\": true to add it anyway".format(
+                    r[2], r[1], a, r[0]), "overlap")
+    if not info[2] or info[3] or info[4] or info[5] != 2 or (dead >= 32 and dead >= live):  # (no header: new)
+        _rewrite(store, nxt)
     with open(store.root + "/labels.bin", "ab") as f:
         f.write(pack(nxt, body["start"], body["end"], name))
+    store.labels = live + 1
     return {"id": nxt, "start": body["start"], "end": body["end"], "label": name}
 
 
-def _rewrite(store, nxt, info):
+def _rewrite(store, nxt):
     path = store.root + "/labels.bin"
+    info = _info()
+    g = _recs(store, info)
     with open(path + ".tmp", "wb") as out:
-        out.write(header(nxt))
-        for pos, st, ident, a, b, name in _recs(store, info):
-            if st == 76:
-                out.write(struct.pack(_REC, st, len(name), ident, a, b))
-                out.write(name)
-    if info[0] < info[1]:
-        store.log.warning("store", "labels: {} bytes after {} unreadable".format(info[1] - info[0], info[0]))
-        if info[3]:
-            store.quarantine(path, "labels", "unreadable label records")
+        try:
+            out.write(header(nxt))
+            for pos, st, ident, a, b, name in g:
+                if st == 76:
+                    out.write(pack(ident, a, b, name))
+        finally:  # a failed write (full flash) leaves the generator, and its file, open
+            g.close()
+    if info[3]:
+        store.quarantine(path, "labels", "{} bytes of labels.bin unreadable".format(info[3]))
+    elif info[4]:
+        store.log.warning("store", "labels: a torn last record ({} bytes) dropped".format(info[4]))
     os.rename(path + ".tmp", path)
 
 
 def label_delete(store, ident):
     """Mark label ``ident`` deleted (its status byte, in place). False when there is no such label."""
-    pos = _scan(store, ident, [0, 0, 1, False])[3]
+    pos = _scan(store, ident, _info())[3]
     if pos < 0:
         return False
     with open(store.root + "/labels.bin", "r+b") as f:
         f.seek(pos)
         f.write(b"X")
+    store.labels -= 1
     return True

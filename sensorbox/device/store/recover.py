@@ -1,60 +1,118 @@
-"""Opening the store after a (re)start or a crash: recount what is on flash, deal with torn tails, quarantine
-what does not belong. Runs once per boot; ``Store.open`` loads it and unloads it again (see ``lazy``).
+"""Opening the store after a (re)start, a crash or a power cut: recount what is on flash, deal with torn tails,
+quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and unloads it again (see ``lazy``).
 
 - A segment shorter than its header whose bytes start like a header: a crash while it was created; removed.
-- A segment with a header and no rows: removed (nothing is lost).
-- A partial last row (or line) of a segment: counted as ``torn``; readers ignore it; nothing appends after it.
+- A segment with a header and no whole block (or no row): removed (nothing that was flushed is lost).
+- The newest segment of each resource is read block by block (``reader``, every CRC checked) to find the time of
+  its last row: a torn last block is counted as ``torn``; corrupt blocks are counted (``corrupt``) and skipped by
+  every reader; a segment whose blocks are all corrupt is quarantined. Nothing appends to it again.
 - Anything else that is not a valid segment of that resource (wrong name, bad magic or checksum, another
-  resource's code, a directory), an unknown entry in the store's root, an unreadable ``cursors.json``:
-  moved to ``quarantine/`` (the newest 8 are kept), logged and counted in ``/api/status``.
-- A ``labels.json`` (the label table of older versions: one JSON document) is converted to ``labels.bin``
-  (``meta.py``) reading a few hundred bytes at a time, whatever its size, and then removed (quarantined instead
+  resource's code, a directory), an unknown entry in the store's root, a file where a directory belongs or the
+  other way round: moved to ``quarantine/`` (the newest 8 are kept), logged and counted in ``/api/status``.
+- ``cursors.json``: the cursors that read right are kept; if any did not (or the file is not JSON), the file is
+  quarantined and the good ones saved again.
+- ``labels.bin``: read record by record (``meta.check``); unreadable stretches are quarantined, the labels
+  around them kept. A ``labels.json`` (the label table of older versions: one JSON document) is converted to
+  ``labels.bin`` reading a few hundred bytes at a time, whatever its size, and then removed (quarantined instead
   when some of it could not be read, so nothing is lost).
+- ``classes.txt`` (the class table, ``classes.py``): lines that do not read right are left out, the file as it
+  was is quarantined.
 """
 
 import json
 import os
 import struct
 
-from sensorbox.device.store.core import HDR, RATE, TEXT_MAX, TIMED, _mkdir, _rm, read_header
+from sensorbox.device.files import rmtree as _rmtree
+from sensorbox.device.store.core import HDR, RATE, TIMED, _i32, _mkdir, _rm
+from sensorbox.device.store.reader import BLK, Reader, note_corrupt, read_header
+
+_DIR = 0x4000
+_FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt")
 
 
 def open_store(st):
     _mkdir(st.root)
-    known = ("cursors.json", "labels.json", "labels.bin", "quarantine")
     for e in list(os.ilistdir(st.root)):
         n = e[0]
-        if n.endswith(".tmp"):
-            _rm(st.root + "/" + n)
-        elif n not in known and n not in st.by_name:
-            quarantine(st, st.root + "/" + n, "store", "unknown entry")
+        path = st.root + "/" + n
+        if n == "quarantine":
+            if e[1] != _DIR:
+                _rmtree(path)
+                note(st, "store: removed a file named quarantine")
+        elif n.endswith(".tmp"):
+            _rmtree(path)
+        elif n in st.by_name:
+            if e[1] != _DIR:
+                quarantine(st, path, "store", "a file where a resource's directory belongs")
+        elif n in _FILES:
+            if e[1] == _DIR:
+                quarantine(st, path, "store", "a directory where a file belongs")
+        else:
+            quarantine(st, path, "store", "unknown entry")
+    rd = Reader()
     for r in st.res:
         _mkdir(r.dir)
-        _scan(st, r)
+        _scan(st, r, rd)
+    rd = None
     try:
         os.stat(st.root + "/labels.json")
         _migrate_labels(st)
     except OSError:
         pass
+    _check(st, "labels.bin", "sensorbox.device.store.meta")
+    _check(st, "classes.txt", "sensorbox.device.store.classes")
+    _load_cursors(st)
+
+
+def _load_cursors(st):
+    path = st.root + "/cursors.json"
     try:
-        with open(st.root + "/cursors.json") as f:
-            cur = json.load(f)
-        for k in cur:
-            if cur[k][0] not in st.by_name:
-                raise ValueError("cursor on unknown resource")
-            st.cursors[k] = [str(cur[k][0]), int(cur[k][1]), int(cur[k][2])]
+        with open(path, "rb") as f:
+            text = f.read()
     except OSError:
-        pass
-    except (ValueError, TypeError, IndexError, KeyError):
-        st.cursors = {}
-        quarantine(st, st.root + "/cursors.json", "store", "unreadable cursors")
+        return
+    bad = 0
+    try:
+        cur = json.loads(text)
+        if not isinstance(cur, dict):
+            raise ValueError("not an object")
+        for k in cur:
+            c = cur[k]
+            if isinstance(c, list) and len(c) == 3 and c[0] in st.by_name and _int(c[1]) and _int(c[2]):
+                st.cursors[k] = [c[0], c[1], c[2]]
+            else:
+                bad += 1
+    except (ValueError, RuntimeError, MemoryError):  # not JSON, not UTF-8, nested too deep
+        bad = -1
+    if bad:
+        quarantine(st, path, "store", "unreadable cursors" if bad < 0 else "{} unreadable cursors".format(bad))
+        if st.cursors:
+            st.save_cursors()
 
 
-def _scan(st, r):
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check(st, name, module):
+    """Let ``module``'s ``check`` read ``name`` (when there is one) and keep what reads right."""
+    try:
+        os.stat(st.root + "/" + name)
+    except OSError:
+        return
+    from sensorbox.device import lazy
+
+    try:
+        lazy.load(module).check(st)
+    finally:
+        lazy.unload(module)
+
+
+def _scan(st, r, rd):
     r.bytes = r.nseg = 0
     r.first = None
-    newest = None
-    buf = st._hdr
+    names = []
     for e in list(os.ilistdir(r.dir)):
         n = e[0]
         path = r.dir + "/" + n
@@ -62,7 +120,10 @@ def _scan(st, r):
             quarantine(st, path, r.name, "unknown file")
             continue
         try:
-            size, code, ncols, rate, rb, t0, seq0, gen = read_header(path, buf)
+            h = read_header(path, st._hdr)
+        except OSError as ex:
+            quarantine(st, path, r.name, "unreadable ({})".format(ex))
+            continue
         except ValueError as ex:
             if ex.args[0] == "torn":
                 note(st, "{}: removed torn new segment {}".format(r.name, n))
@@ -71,49 +132,75 @@ def _scan(st, r):
             else:
                 quarantine(st, path, r.name, ex.args[0])
             continue
-        if code != r.code:
+        if h[1] != r.code:
             quarantine(st, path, r.name, "segment of another resource")
             continue
-        if size == HDR:
+        if h[0] == HDR:
             _rm(path)  # created, never written: nothing lost
             continue
-        if rb and (size - HDR) % rb:
-            st.torn += 1
-            note(st, "{}: torn row at the end of {} ignored".format(r.name, n))
-        name = int(n[:-4])
-        r.bytes += size
+        r.bytes += h[0]
         r.nseg += 1
-        if r.first is None or name < r.first:
-            r.first = name
-        if newest is None or name > newest[0]:
-            newest = (name, path, size, rb, rate, t0)
-        if r.kind == TIMED and r.cols is None:
-            r.ncols = ncols
-    if newest:
-        r.newest = newest[0]
-        r.last_t = _last_time(st, r, *newest[1:])
+        names.append(int(n[:-4]))
+    names.sort()
+    while names:  # the newest segment with a row gives the time of the newest row
+        name = names[-1]
+        path = "{}/{}.seg".format(r.dir, name)
+        t = _last_time(st, r, rd, path, name)
+        if t is not None:
+            r.newest = name
+            r.last_t = t
+            if r.kind == TIMED and r.cols is None:
+                r.ncols = rd.h[2]
+            break
+        size = rd.h[0]
+        names.pop()
+        r.bytes -= size
+        r.nseg -= 1
+        if rd.bad:
+            quarantine(st, path, r.name, "no block reads right")
+        else:
+            note(st, "{}: removed segment {} with no whole block".format(r.name, name))
+            st.torn += 1
+            _rm(path)
+    if names:
+        r.first = names[0]
 
 
-def _last_time(st, r, path, size, rb, rate, t0):
-    rows = (size - HDR) // rb if rb else 0
-    if r.kind == RATE:
-        return t0 + (rows - 1) * 1000 // rate if rows else None
-    with open(path, "rb") as f:
-        if r.kind == TIMED:
-            if not rows:
-                return None
-            f.seek(HDR + (rows - 1) * rb)
-            b = f.read(4)
-            return t0 + struct.unpack("<i", b)[0]
-        f.seek(max(HDR, size - 2 * TEXT_MAX))
-        tail = f.read()
-    end = tail.rfind(b"\n")
-    start = tail.rfind(b"\n", 0, end) + 1
-    tab = tail.find(b"\t", start)
+def _last_time(st, r, rd, path, name):
+    """The time of the last good row of segment ``path`` (every block checked), or None if it has none."""
+    h = rd.open(path)
+    t = None
     try:
-        return int(tail[start:tab]) if end > 0 and tab > start else None
-    except ValueError:
-        return None
+        while True:
+            n = rd.next()
+            if n == 0:
+                break
+            if n < 0:
+                continue
+            buf = rd.buf
+            if r.kind == RATE:
+                t = h[5] + (rd.first + n // h[4] - 1) * 1000 // h[3]
+            elif r.kind == TIMED:
+                t = h[5] + _i32(buf, BLK + n - h[4])
+            else:
+                end = BLK + n - 1  # the last line's "\n"
+                start = end
+                while start > BLK and buf[start - 1] != 10:
+                    start -= 1
+                tab = start
+                while tab < end and buf[tab] != 9:
+                    tab += 1
+                try:
+                    t = int(bytes(buf[start:tab]))
+                except ValueError:
+                    pass
+    finally:
+        rd.close()
+    if rd.torn:
+        st.torn += 1
+        note(st, "{}: torn end of {} ignored ({} bytes)".format(r.name, name, rd.torn))
+    note_corrupt(st, r, name, rd)
+    return t
 
 
 def note(st, msg):
@@ -129,13 +216,18 @@ def quarantine(st, path, rname, reason):
     names = [e[0] for e in os.ilistdir(q)]
     names.sort()
     while len(names) >= 8:
-        _rm(q + "/" + names.pop(0))
+        _rmtree(q + "/" + names.pop(0))
     try:
         os.rename(path, "{}/{}-{}".format(q, st.clock(), path[len(st.root) + 1:].replace("/", "-")))
     except OSError:
-        _rm(path)
+        _rmtree(path)
     st.quarantined += 1
     note(st, "{}: quarantined {} ({})".format(rname, path, reason))
+    fl = getattr(st.log, "files", None)  # also in /api/status -> files, with the other files set aside
+    if fl is not None:
+        fl.append("{}: {}; kept in {}/quarantine".format(path, reason, st.root))
+        if len(fl) > 8:
+            fl.pop(0)
 
 
 def _migrate_labels(st):

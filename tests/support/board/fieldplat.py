@@ -5,8 +5,8 @@ from the environment as for the unix platform; Wi-Fi, RTC, watchdog, partitions 
 
 No sensor is wired (the board's I2C and I2S are not simulated here), but for the safe-mode tests its
 accelerometer driver has a bug: at ``accel.rate_hz`` 100 it raises at start, every time (a config that crashes a
-service at boot). ``SENSORBOX_WDT_MS`` and ``SENSORBOX_HEALTHY_MS`` shorten the guard's watchdog timeout and
-healthy time (guard.py) so that boot loops take seconds; ``SENSORBOX_STEP_MS`` pauses after each step of an
+service at boot). ``SENSORBOX_WDT_MS`` and ``SENSORBOX_HEALTHY_MS`` shorten the health guard's watchdog timeout
+and healthy time (supervisor.tick) so that boot loops take seconds; ``SENSORBOX_STEP_MS`` pauses after each step of an
 update (ota.py) so that a test can kill the board right there."""
 
 import os
@@ -24,9 +24,10 @@ class Platform(esp32.Platform):
         self.dns_port = int(os.getenv("SENSORBOX_DNS_PORT") or "53")
         self.admin_password = os.getenv("SENSORBOX_ADMIN_PASSWORD")
         self._port = os.getenv("SENSORBOX_PORT")
-        # (watchdog timeout and healthy time: guard.py; a pause after each step of an update: ota.py)
-        self.timings = (int(os.getenv("SENSORBOX_WDT_MS") or "30000"), int(os.getenv("SENSORBOX_HEALTHY_MS") or "60000"),
-                        int(os.getenv("SENSORBOX_STEP_MS") or "0"))
+        # (the watchdog's timeout and the healthy stretch: supervisor.tick; a pause after each step of an update:
+        # ota.py)
+        self.ms = (int(os.getenv("SENSORBOX_WDT_MS") or "30000"), int(os.getenv("SENSORBOX_HEALTHY_MS") or "60000"),
+                   int(os.getenv("SENSORBOX_STEP_MS") or "0"))
 
     def sensor(self, name, config, log):
         if name == "accel" and config.get("accel.rate_hz") == 100:

@@ -1,0 +1,125 @@
+"""Reading a request's JSON body (``server.read_json``, which loads this module for the call).
+
+A body is refused (``BadRequest``, answered 400 with the reason) when it is not JSON, or when it holds what would
+break a handler or a response: a lone UTF-16 surrogate, escaped (``\\ud800``) or encoded (bytes ED A0..BF:
+MicroPython decodes them into strings that no longer encode as UTF-8, so every answer echoing one was broken);
+nesting deeper than ``DEPTH`` (an 8000-deep body ran the parser out of memory: 503 every time); a number that is
+not finite (``1e999``: OverflowError, 500) or past ``_BIG``. Escaped surrogate pairs (``\\ud83d\\ude00``, what
+Python's json sends for non-ASCII text) become the character they stand for (MicroPython's json would keep two
+surrogates).
+"""
+
+import json
+
+from micropython import const
+
+from sensorbox.device.http.server import BadRequest, surrogate
+
+DEPTH = const(32)  # nesting levels a JSON body may have
+_BIG = 9007199254740991  # 2**53 - 1: integers past it are refused (JavaScript's limit; struct and arrays overflow)
+
+
+def read_json(req):
+    """The request body as JSON; raises BadRequest with a reason when it is not."""
+    body = req.body
+    if not body:
+        raise BadRequest("request body is empty; expected JSON")
+    if surrogate(body):
+        raise BadRequest("request body is not valid UTF-8 (an encoded UTF-16 surrogate)")
+    if b"\\ud" in body or b"\\uD" in body:
+        body = _pairs(body)
+    if body.count(b"[") + body.count(b"{") > DEPTH and _depth(body) > DEPTH:
+        raise BadRequest("request body is nested deeper than {} levels".format(DEPTH))
+    try:
+        v = json.loads(body.decode())
+    except (ValueError, UnicodeError) as e:
+        raise BadRequest("request body is not valid JSON ({})".format(e))
+    if not _finite(v):
+        raise BadRequest("request body holds a number that is not finite or beyond +-2**53")
+    return v
+
+
+def _depth(b):
+    # Deepest nesting of brackets outside strings, counted until it passes DEPTH.
+    st = [0, 0, False, False]
+    scan(b, st)
+    return st[1]
+
+
+def scan(b, st):
+    """Advance a nesting scan over the bytes ``b``: ``st`` = [depth, deepest, in a string, after a backslash],
+    kept between pieces of one body. Stops once the deepest passes ``DEPTH``."""
+    d, top, quoted, escaped = st
+    for c in b:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif c == 92:
+                escaped = True
+            elif c == 34:
+                quoted = False
+        elif c == 34:
+            quoted = True
+        elif c == 91 or c == 123:
+            d += 1
+            if d > top:
+                top = d
+                if top > DEPTH:
+                    break
+        elif c == 93 or c == 125:
+            d -= 1
+    st[0] = d
+    st[1] = top
+    st[2] = quoted
+    st[3] = escaped
+
+
+def _hex4(b, i):
+    try:
+        return int(b[i:i + 4], 16) if len(b) >= i + 4 else -1
+    except ValueError:
+        return -1
+
+
+def _pairs(b):
+    # \\uD8xx\\uDCxx escapes -> the UTF-8 of the character; a lone surrogate escape -> BadRequest.
+    b = bytes(b)  # (the body may be a bytearray: int() and join take bytes)
+    out = []
+    last = 0
+    i = b.find(b"\\u")
+    while i >= 0:
+        j = i
+        while j > 0 and b[j - 1] == 92:
+            j -= 1
+        h = _hex4(b, i + 2) if (i - j) % 2 == 0 else -1  # (an odd run of backslashes before it: not an escape)
+        if 0xD800 <= h <= 0xDFFF:
+            lo = _hex4(b, i + 8) if b[i + 6:i + 8] == b"\\u" else -1
+            if h > 0xDBFF or not 0xDC00 <= lo <= 0xDFFF:
+                raise BadRequest("request body holds a lone surrogate escape (\\u{:04x}), which is not text".format(h))
+            out.append(b[last:i])
+            out.append(chr(0x10000 + ((h - 0xD800) << 10) + lo - 0xDC00).encode())
+            last = i + 12
+            i = b.find(b"\\u", last)
+        else:
+            i = b.find(b"\\u", i + 2)
+    if not out:
+        return b
+    out.append(b[last:])
+    return b"".join(out)
+
+
+def _finite(v):
+    # Numbers that are finite and within +-_BIG, in a structure already known to be at most DEPTH deep.
+    if isinstance(v, float):
+        return v - v == 0 and -_BIG <= v <= _BIG
+    if isinstance(v, int):
+        return -_BIG <= v <= _BIG
+    if isinstance(v, dict):
+        for k in v:
+            if not _finite(v[k]):
+                return False
+    elif isinstance(v, list):
+        for x in v:
+            if not _finite(x):
+                return False
+    return True

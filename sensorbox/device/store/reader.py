@@ -1,0 +1,234 @@
+"""Reading store segments (the format is in ``core``): the one reader that export, the outbox, recovery and the
+resource listing use. Loaded with them (the outbox keeps it while a sink runs; export and recovery only while
+they run).
+
+    rd = Reader()                      # or Reader(size): blocks of at most ``size`` payload bytes
+    h = rd.open(path)                  # header tuple (see check_header); OSError (gone) or ValueError(reason)
+    while True:
+        n = rd.next()                  # a block checked by its CRC-32: n payload bytes at rd.buf[BLK:BLK + n]
+        if n == 0: break               # the end (rd.torn: bytes of a torn tail ignored)
+        if n < 0: continue             # a corrupt stretch was skipped (rd.bad, rd.bad_bytes): call again
+        ...                            # rows of rd.rb bytes (rate: rd.first is the first's index), or lines
+    rd.close()
+
+A block that fails its check is never returned: the reader searches the bytes after it for the next block whose
+CRC holds (a damaged length field cannot hide the rest of a segment), at most ``_SCAN`` bytes per call so a caller
+can yield between calls. Bytes at the end that are not a whole block are a torn tail (a crash or power cut while
+it was written), not corruption. Version 1 segments (no blocks) are read in pieces of whole rows, unchecked.
+"""
+
+import struct
+
+from micropython import const
+
+from sensorbox.device.store.core import _HFMT, _MAGIC, BLK, BLOCK_MAX, HDR, crc32
+
+_SCAN = const(1024)  # bytes searched per call for the next good block after a corrupt one
+
+
+def check_header(buf, n, size):
+    """Validate the ``n`` header bytes read into ``buf`` of a segment of ``size`` bytes: (size, code, ncols,
+    rate, row_bytes, t0, seq0, gen, version); ValueError("torn" | reason) when it is not a segment's header."""
+    if n < HDR:
+        raise ValueError("torn" if bytes(buf[:min(n, 4)]) == _MAGIC[:min(n, 4)] else "not a segment")
+    h = struct.unpack_from(_HFMT, buf, 0)
+    if h[0] != _MAGIC or not 1 <= h[1] <= 2:
+        raise ValueError("not a segment")
+    if struct.unpack_from("<I", buf, 28)[0] != crc32(memoryview(buf)[:28]):
+        raise ValueError("header checksum")
+    if h[4]:  # v1: the high byte of a uint16 column count
+        raise ValueError("codec {} is not known to this version".format(h[4]))
+    return size, h[2], h[3], h[5], h[6], h[7], h[8], h[9], h[1]
+
+
+def read_header(path, buf):
+    """The header tuple of segment ``path`` (see check_header)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        return check_header(buf, f.readinto(buf, HDR) or 0, size)
+
+
+class Reader:
+    """Reads one segment at a time (``open`` again for the next), through one buffer of ``BLK + size`` bytes: a
+    reader of resources whose blocks are smaller (the bus resources' are at most ``core.BUS_BLOCK``) may take
+    less; a block that does not fit is not read (as if corrupt)."""
+
+    def __init__(self, size=BLOCK_MAX):
+        self.buf = bytearray(BLK + size)
+        self.mv = memoryview(self.buf)
+        self.pmv = self.mv[BLK:]
+        self.f = None
+
+    def open(self, path):
+        self.close()
+        f = open(path, "rb")
+        try:
+            size = f.seek(0, 2)
+            f.seek(0)
+            h = check_header(self.buf, f.readinto(self.buf, HDR) or 0, size)
+        except BaseException:
+            f.close()
+            raise
+        self.f = f
+        self.h = h
+        self.size = size
+        self.rate = h[3]
+        self.rb = h[4]
+        self.v = h[8]
+        self.end = HDR  # where the next block starts
+        self.pos = self.n = self.first = self.idx = 0
+        self.scan = -1  # searching for a good block from here (after a corrupt stretch)
+        self.badpos = 0
+        self.maybe_torn = False
+        self.bad = self.bad_bytes = self.torn = 0
+        return h
+
+    def close(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+    def seek(self, pos, first=0):
+        """Go on from block offset ``pos`` (an earlier block's ``pos``; ``first``: its first row's index)."""
+        self.end = pos
+        self.idx = first
+        self.scan = -1
+
+    def next(self):
+        """Load the next good block into ``buf[BLK:]``: its payload bytes (> 0), 0 at the end, -1 after skipping
+        a corrupt stretch (call again). Sets ``pos`` (where it starts), ``end``, ``n`` and ``first``."""
+        if self.v == 1:
+            return self._next_v1()
+        if self.scan >= 0:
+            return self._search()
+        pos = self.end
+        if pos >= self.size:
+            return 0
+        n = self._try(pos)
+        if n > 0:
+            return n
+        self.scan = pos + 1
+        self.badpos = pos
+        self.maybe_torn = n == 0
+        return self._search()
+
+    def _try(self, pos):
+        """The block at ``pos``: its payload bytes when whole and its CRC holds, 0 when it would end past the end
+        of the file (torn, or a damaged length), -1 when it is not a valid block."""
+        f = self.f
+        buf = self.buf
+        size = self.size
+        if pos + BLK > size:
+            return 0
+        f.seek(pos)
+        f.readinto(buf, BLK)
+        n = buf[4] | buf[5] << 8
+        if n == 0 or n > len(buf) - BLK or (self.rb and n % self.rb):
+            return -1
+        if pos + BLK + n > size:
+            return 0
+        if (f.readinto(self.pmv, n) or 0) < n or crc32(self.mv[4:BLK + n]) != struct.unpack_from("<I", buf, 0)[0]:
+            return -1
+        self.pos = pos
+        self.end = pos + BLK + n
+        self.n = n
+        if self.rate:  # the row index: the next one expected, moved on by the skipped rows (mod 65536)
+            self.first = self.idx + (((buf[6] | buf[7] << 8) - self.idx) & 0xFFFF)
+            self.idx = self.first + n // self.rb
+        return n
+
+    def _search(self):
+        q = self.scan
+        size = self.size
+        rb = self.rb
+        buf = self.buf
+        most = len(buf) - BLK
+        limit = q + _SCAN
+        while q + BLK <= size and q < limit:
+            self.f.seek(q)
+            got = self.f.readinto(buf, min(len(buf), size - q)) or 0
+            i = 0
+            found = -1
+            while i + BLK <= got:
+                n = buf[i + 4] | buf[i + 5] << 8
+                if 0 < n <= most and (rb == 0 or n % rb == 0) and q + i + BLK + n <= size:
+                    found = q + i
+                    break
+                i += 1
+            if found < 0:
+                q += i if i else 1
+                continue
+            n = self._try(found)
+            if n > 0:
+                self.scan = -1
+                self.bad += 1
+                self.bad_bytes += found - self.badpos
+                self.maybe_torn = False
+                return n
+            q = found + 1
+        if q + BLK > size:  # nothing good after the stretch: a torn tail, or damage up to the end
+            if self.maybe_torn:
+                self.torn = size - self.badpos
+            else:
+                self.bad += 1
+                self.bad_bytes += size - self.badpos
+            self.end = size
+            self.scan = -1
+            return 0
+        self.scan = q
+        return -1
+
+    def _next_v1(self):
+        pos = self.end
+        size = self.size
+        if pos >= size:
+            return 0
+        self.f.seek(pos)
+        got = self.f.readinto(self.pmv, min(len(self.buf) - BLK, size - pos)) or 0
+        if self.rb:
+            n = got // self.rb * self.rb
+            self.first = (pos - HDR) // self.rb
+        else:  # whole lines
+            n = got
+            while n > 0 and self.buf[BLK + n - 1] != 10:
+                n -= 1
+        if n <= 0:
+            if pos + got < size:  # a line longer than any the store writes
+                self.bad += 1
+                self.bad_bytes += size - pos
+            else:
+                self.torn = size - pos
+            self.end = size
+            return 0
+        self.pos = pos
+        self.end = pos + n
+        self.n = n
+        return n
+
+
+def text_row(buf, o, end):
+    """(t, tab, nl) of the text row ``<ms>\\t<json>\\n`` at ``buf[o]`` (a block's lines end before ``end``);
+    t = -1 when its time does not read."""
+    nl = buf.find(b"\n", o, end)
+    tab = buf.find(b"\t", o, nl)
+    try:
+        t = int(bytes(buf[o:tab]))
+    except ValueError:
+        t = -1
+    return t, tab, nl
+
+
+def note_corrupt(st, r, name, rd):
+    """Count the corrupt stretches ``rd`` found in segment ``name`` of resource ``r`` (once per segment)."""
+    if not rd.bad:
+        return
+    key = "{}/{}".format(r.name, name)
+    if key in st.bad_segs:
+        return
+    st.bad_segs.append(key)
+    if len(st.bad_segs) > 8:
+        st.bad_segs.pop(0)
+    st.corrupt += rd.bad
+    st.log.error("store", "{}: {} corrupt stretch(es), {} bytes, in segment {} skipped".format(
+        r.name, rd.bad, rd.bad_bytes, name))

@@ -133,7 +133,8 @@ def init(d, echo_log):
 def floor(clock, store, log):
     """Time never goes back, across reboots too: a clock (``platform/clock.Clock``) behind the newest row stored
     (an RTC that restarted in 2000, a host clock set back) goes on from just after it, so stored rows, ``since``
-    cursors and retention keep their order; how far it moved is added to ``clock.ahead_ms``. Returns how far it
+    cursors and retention keep their order; how far it moved is added to ``clock.ahead_ms``. While the clock is
+    not known, what is stored from now on is placed when it is (``store/recover.resync``). Returns how far it
     moved (0: it was ahead already)."""
     last = 0
     for r in store.res:
@@ -147,8 +148,11 @@ def floor(clock, store, log):
         clock._ref_ms = clock._last = last + 1
         clock._ref_ticks = time.ticks_ms()
         clock.ahead_ms += moved
+        store.t_open = last + 1  # (bytes a day are counted from it)
         log.warning("time", "the clock was {} ms behind the newest stored row: going on from it{}".format(
             moved, "" if clock.known else " until NTP sets the time"))
+    if not clock.known:
+        store._shifts.append([clock.epoch_ms(), None, None])
     return moved
 
 

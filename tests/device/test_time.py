@@ -1,10 +1,13 @@
 """Time on a board (platform/esp32.py over the board doubles, the real store): an RTC that starts in 2000 is
-"unknown" until NTP sets it; NTP moves the clock forward; after a power cut the RTC is back in 2000 (a step back
-of 26 years) and the clock goes on from the newest stored row instead, so rows stay in order, a ``since`` cursor
-sees every new row and retention still deletes the oldest segment first."""
+"unknown" until NTP sets it; NTP moves the clock forward and what was stored meanwhile is placed where it belongs
+(nothing rewritten: ``store/recover.resync``); after a power cut the RTC is back in 2000 (a step back of 26 years) and
+the clock goes on from the newest stored row instead, so rows stay in order, a ``since`` cursor sees every new row
+and retention still deletes the oldest segment first; an NTP time behind the clock is not taken."""
+
+import os
 
 from devtest import StubConfig, quiet_log, tmpdir
-from sensorbox.device.store import core, export
+from sensorbox.device.store import core, export, recover
 
 BOARD = True
 NTP_2026 = 1796472000000  # 2026-12-05 12:00 UTC
@@ -17,11 +20,11 @@ def _store(root, clock):
     return st
 
 
-def _times(st, now, since=None):
+def _times(st, now, since=None, name="predictions"):
     params = {"format": "csv", "start": "0"}
     if since is not None:
         params["since"] = str(since)
-    p = export.plan(st, "predictions", params, now)
+    p = export.plan(st, name, params, now)
     text = b"".join(bytes(c) for c in export.stream(st, p)).decode()
     return [int(line.split(",")[0]) for line in text.strip().split("\n")[1:] if line]
 
@@ -36,11 +39,13 @@ def _add_row(st, plat, k):
     return t
 
 
-def test_unknown_until_ntp_forward_jump_and_a_step_back_across_a_power_cut():
+def test_unknown_until_ntp_placed_when_known_and_a_step_back_across_a_power_cut():
     import machine
 
     from sensorbox.device import boot
+    from sensorbox.device.outbox import Outbox
     from sensorbox.device.platform import esp32
+    from sensorbox.device.store import figures
 
     data = tmpdir("data")
     machine.power_cycle()  # first power-on: the RTC starts at 2000-01-01
@@ -49,15 +54,28 @@ def test_unknown_until_ntp_forward_jump_and_a_step_back_across_a_power_cut():
     st = _store(data + "/store", p.epoch_ms)
     assert boot.floor(p.clock(), st, quiet_log()) == 0  # nothing stored yet
     t1 = _add_row(st, p, 1)
+    st.on_bus("events", p.epoch_ms(), {"type": "boot"})
     t2 = _add_row(st, p, 2)
-    st.cursor("hook", "predictions")
-    st.advance("hook", t2)
-    p.set_time(NTP_2026)  # NTP: a jump forward of 26 years
-    assert p.clock().known and p.epoch_ms() >= NTP_2026
+    te = _times(st, p.epoch_ms(), name="events")[0]
+    st.cursor("hook", "predictions", t1)  # t1 was delivered
+    ob = Outbox(st, "mq", "predictions", t1)
+    # NTP: a jump forward of 26 years; the rows stored meanwhile are placed that much later, where they belong
+    add = p.set_time(NTP_2026)
+    assert p.clock().known and p.epoch_ms() >= NTP_2026 and NTP_2026 - t2 - 60000 <= add <= NTP_2026 - t2
+    recover.resync(st, add)
+    assert _times(st, p.epoch_ms()) == [t1 + add, t2 + add] and t2 + add <= NTP_2026
+    assert _times(st, p.epoch_ms(), name="events") == [te + add]
+    assert st.cursors["hook"][1] == t1 + add  # the cursor moved with them: nothing is sent twice
     t3 = _add_row(st, p, 3)
-    assert t1 < t2 < NTP_2026 <= t3
+    assert t2 + add < NTP_2026 <= t3
+    assert _times(st, p.epoch_ms()) == [t1 + add, t2 + add, t3]
+    assert _times(st, p.epoch_ms(), since=t1 + add) == [t2 + add, t3]  # a since cursor misses nothing
+    assert [r[0] for r in Outbox(st, "mq", "predictions").read(10)] == [t2 + add, t3]  # what MQTT would send
+    assert ob.t == t1  # (a sink's own copy of its cursor is older: it may send t1 once more, never skip a row)
     st.save_cursors()
     st.close()
+    st = ob = None  # (a store's buffers are big for this heap: only one at a time)
+    __import__("gc").collect()
 
     machine.reset_cause()  # (a soft reset keeps the RTC: still known)
     p_soft = esp32.Platform(data)
@@ -67,6 +85,7 @@ def test_unknown_until_ntp_forward_jump_and_a_step_back_across_a_power_cut():
     p2 = esp32.Platform(data)
     assert not p2.clock().known and p2.epoch_ms() < t1 + 600000
     st2 = _store(data + "/store", p2.epoch_ms)
+    assert _times(st2, p2.epoch_ms()) == [t1 + add, t2 + add, t3]  # (the placement is kept on flash)
     log = quiet_log()
     moved = boot.floor(p2.clock(), st2, log)
     assert moved > 26 * 365 * 86400000 and "behind the newest stored row" in str(log.entries())
@@ -75,16 +94,32 @@ def test_unknown_until_ntp_forward_jump_and_a_step_back_across_a_power_cut():
     t5 = _add_row(st2, p2, 5)
     assert t3 < t4 < t5
     now = p2.epoch_ms()
-    got = _times(st2, now)
-    assert got == [t1, t2, t3, t4, t5], (got, [t1, t2, t3, t4, t5])  # in order
-    assert _times(st2, now, since=t2) == [t3, t4, t5]  # the cursor's reader misses nothing
-    assert st2.cursors["hook"][1] == t2
+    assert _times(st2, now) == [t1 + add, t2 + add, t3, t4, t5]  # in order (t4, t5 not placed yet)
+    assert _times(st2, now, since=t2 + add) == [t3, t4, t5]
+    assert st2.cursors["hook"][1] == t1 + add
     # retention: the oldest segment (the 2000 rows) is the first to go
-    import os
-
     names = sorted(int(n[:-4]) for n in os.listdir(st2.by_name["predictions"].dir) if n.endswith(".seg"))
-    assert names == sorted(names) and names[0] <= t1
-    # NTP again, now behind the clock (it went on from the stored rows): time stays monotonic, "ahead" is said
-    p2.set_time(t5 - 5000)
-    assert p2.clock().known and p2.epoch_ms() >= t5 and p2.clock().ahead_ms >= 5000
+    assert names[0] <= t1
+    # the device was off for about an hour: NTP places t4 and t5 that much later
+    add2 = p2.set_time(t5 + 3600000)
+    assert 3600000 - 60000 <= add2 <= 3600000
+    recover.resync(st2, add2)
+    got = _times(st2, p2.epoch_ms())
+    assert got == [t1 + add, t2 + add, t3, t4 + add2, t5 + add2] and got == sorted(got), got
+    pred = [r for r in figures.resources(st2, p2.epoch_ms()) if r["name"] == "predictions"][0]
+    assert pred["start"] == t1 + add, (pred["start"], t1 + add)
+    # NTP again, now behind the clock: time stays monotonic, "ahead" is said, nothing moves
+    assert p2.set_time(t5 + 3600000 - 5000) == 0
+    assert p2.clock().known and p2.clock().ahead_ms >= 5000
+    recover.resync(st2, 0)
+    assert _times(st2, p2.epoch_ms()) == got
     st2.close()
+    st2 = None
+    __import__("gc").collect()
+    # a timefix.json that does not read is set aside: the store opens, those rows keep the times they were stored with
+    with open(data + "/store/timefix.json", "w") as f:
+        f.write("[[1, 2]]")
+    st3 = _store(data + "/store", p2.epoch_ms)
+    assert st3.quarantined == 1 and "timefix.json" in str(st3.notes)
+    assert _times(st3, p2.epoch_ms()) == [t1, t2, t3, t4, t5]
+    st3.close()

@@ -34,6 +34,7 @@ _POLL_MS = const(200)  # the link's status while connecting
 NTP_EVERY_MS = const(6 * 3600000)  # NTP again after this long while connected
 _PORTAL = const("sensorbox.device.net.portal")
 _FILES = const("sensorbox.device.files")
+_RECOVER = const("sensorbox.device.store.recover")
 REASONS = {201: "no access point found", 202: "wrong password", 203: "association failed",
             204: "handshake timeout", 200: "beacon timeout"}
 
@@ -212,8 +213,14 @@ class Station:
             if self.portal is None:  # (the set-up access point's module: the same)
                 lazy.unload(_PORTAL)
         if t is not None:
-            self.d.platform.set_time(t)
+            add = self.d.platform.set_time(t)
             self.ntp_syncs += 1
+            s = self.d.store
+            if add and s is not None and s._shifts and s._shifts[-1][2] is None:  # stored while it was unknown
+                try:
+                    lazy.load(_RECOVER).resync(s, add)
+                finally:
+                    lazy.unload(_RECOVER)
 
     def _open_portal(self, why):
         if self.portal is None:

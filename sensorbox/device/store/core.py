@@ -202,6 +202,9 @@ class Store:
         self._rolled = False
         self.reading = None  # time an export last read a chunk: routine retention waits 10 s (a full flash not)
         self.t_open = clock()
+        # [first, last, add]: rows stored at times first..last, while the clock was unknown, belong ``add`` ms later
+        # (``real``); add is None until the time is known (``recover.resync``; kept in timefix.json)
+        self._shifts = []
 
     # ---- configuration and recovery ----
 
@@ -229,6 +232,14 @@ class Store:
 
         lazy.load("sensorbox.device.store.recover").quarantine(self, path, rname, reason)
         lazy.unload("sensorbox.device.store.recover")
+
+    def real(self, t):
+        """The time that stored time ``t`` (a row's, a segment's name) stands for: ``t``, or later for what was
+        stored while the clock was unknown and was placed when it became known (``_shifts``)."""
+        for s in self._shifts:
+            if s[2] and s[0] <= t <= s[1]:
+                return t + s[2]
+        return t
 
     def class_ids(self, names):
         """The stable ids (``array('h')``) of a model's class ``names``, in order; None (logged) when the class
@@ -573,7 +584,7 @@ class Store:
         r.first = b
         r.ret_segs += 1
         r.ret_bytes += size
-        held = self._held(r, b if b is not None else (r.last_t or 0) + 2)
+        held = self._held(r, self.real(b) if b is not None else (r.last_t or 0) + 2)
         if held:
             r.forced += 1
             for c in held:
@@ -607,7 +618,7 @@ class Store:
             for r in self.res:
                 old = self._oldest(r)
                 if old is not None:
-                    held = 1 if self._held(r, old[1] if old[1] is not None else (r.last_t or 0) + 2) else 0
+                    held = 1 if self._held(r, self.real(old[1]) if old[1] is not None else (r.last_t or 0) + 2) else 0
                     key = (held, old[0])
                     if best is None or key < best[0]:
                         best = (key, r, old)

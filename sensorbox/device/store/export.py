@@ -145,13 +145,14 @@ def _segments(store, p, rd):
     r = p.r
     names = []
     yield from _names(r, names)  # (closing this generator closes the listing too)
+    real = store.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
     for i in range(len(names)):
-        if i + 1 < len(names) and names[i + 1] <= p.start:
+        if i + 1 < len(names) and real(names[i + 1]) <= p.start:
             continue
-        if names[i] >= p.end:
+        if real(names[i]) >= p.end:
             break
         try:
-            h = rd.open("{}/{}.seg".format(r.dir, names[i]))
+            h = rd.open("{}/{}.seg".format(r.dir, names[i]), store)
         except (OSError, ValueError):
             yield None  # deleted meanwhile, or torn: open() deals with it at the next start
             continue
@@ -492,6 +493,7 @@ def _event_rows(store, p):
                 end = BLK + n
                 while o < end:
                     t, tab, nl = text_row(buf, o, end)
+                    t += rd.shift
                     if p.start <= t < p.end:
                         yield t, bytes(buf[tab + 1:nl])
                     o = nl + 1

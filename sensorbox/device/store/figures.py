@@ -17,7 +17,7 @@ def resources(store, now):
             "dtype": "int16" if r.kind != TEXT else "json", "t_dtype": "int64 epoch ms",
             "rate_hz": r.seg_rate if r.kind == RATE else None,
             "formats": ["npy", "csv"] if r.kind != TEXT else ["json", "csv"],
-            "start": _first_time(r), "end": r.last_t, "segments": r.nseg,
+            "start": _first_time(store, r), "end": r.last_t, "segments": r.nseg,
             "bytes": r.bytes, "budget": r.budget, "stored": r.budget > 0,
             "bytes_per_day": store.per_day(r), "days_until_full": store.days_until_full(r),
             "days_kept": round(r.budget / store.per_day(r), 2) if store.per_day(r) else None,
@@ -46,13 +46,14 @@ def class_names(store):
         lazy.unload("sensorbox.device.store.classes")
 
 
-def _first_time(r):
-    """t0 of the oldest segment (bytes 12..19 of its header; the store checked the header when it opened)."""
+def _first_time(store, r):
+    """t0 of the oldest segment (bytes 12..19 of its header; the store checked the header when it opened), placed
+    where it belongs when it was stored while the clock was unknown (``Store.real``)."""
     if r.first is None:
         return None
     try:
         with open("{}/{}.seg".format(r.dir, r.first), "rb") as f:
             f.seek(12)
-            return struct.unpack("<q", f.read(8))[0]
+            return struct.unpack("<q", f.read(8))[0] + store.real(r.first) - r.first
     except (OSError, ValueError):
-        return r.first
+        return store.real(r.first)

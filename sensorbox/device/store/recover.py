@@ -17,6 +17,8 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
   when some of it could not be read, so nothing is lost).
 - ``classes.txt`` (the class table, ``classes.py``): lines that do not read right are left out, the file as it
   was is quarantined.
+- ``timefix.json``: where rows stored while the clock was unknown belong (``resync``); read before the
+  segments, quarantined when it does not read right (those rows then keep the times they were stored with).
 """
 
 import json
@@ -28,7 +30,7 @@ from sensorbox.device.store.core import HDR, RATE, TIMED, _i32, _mkdir, _rm
 from sensorbox.device.store.reader import BLK, Reader, note_corrupt, read_header
 
 _DIR = 0x4000
-_FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt")
+_FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt", "timefix.json")
 
 
 def open_store(st):
@@ -50,6 +52,7 @@ def open_store(st):
                 quarantine(st, path, "store", "a directory where a file belongs")
         else:
             quarantine(st, path, "store", "unknown entry")
+    _load_times(st)
     rd = Reader()
     for r in st.res:
         _mkdir(r.dir)
@@ -93,6 +96,61 @@ def _load_cursors(st):
 
 def _int(v):
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _load_times(st):
+    path = st.root + "/timefix.json"
+    try:
+        with open(path, "rb") as f:
+            v = json.loads(f.read())
+        if not isinstance(v, list) or len(v) > 32 or not all(
+                isinstance(e, list) and len(e) == 3 and all(_int(x) for x in e) and e[0] <= e[1] and e[2] > 0
+                for e in v):
+            raise ValueError("not a list of [first, last, add]")
+        st._shifts[:] = v  # (in place: only the store sets it)
+    except OSError:
+        pass
+    except (ValueError, RuntimeError, MemoryError) as e:
+        quarantine(st, path, "store", "unreadable times of rows stored while the clock was unknown ({})".format(e))
+
+
+def resync(st, add):
+    """The clock became known (NTP: ``net/station.py``), ``add`` ms ahead of what the store ran on. What this boot
+    stored since it began with an unknown clock (the open entry of ``st._shifts``, which ``boot.floor`` made) is
+    placed ``add`` ms later: the entry gets its last time and ``add``, which every reader applies (``Store.real``:
+    segment names, t0 in ``Reader.open``, text rows), and is kept in ``timefix.json``. No row is rewritten. The open
+    segments are closed first (rows from now on go to segments of their own), and the cursors in that stretch move
+    with it, so nothing is sent twice. Nothing to do when the time was known already (an NTP correction)."""
+    o = st._shifts[-1] if st._shifts else None
+    if o is None or o[2] is not None or add <= 0:
+        return
+    st.flush()
+    for r in st.res:
+        st._close_seg(r)
+    o[1] = st.clock() - add
+    o[2] = add
+    moved = 0
+    for k in st.cursors:
+        c = st.cursors[k]
+        if o[0] <= c[1] <= o[1]:
+            c[1] += add
+            moved += 1
+    while len(st._shifts) > 32:
+        st._shifts.pop(0)
+    tmp = st.root + "/timefix.json.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps([e for e in st._shifts if e[2]]))
+        os.rename(tmp, st.root + "/timefix.json")
+    except OSError as e:
+        st.log.error("store", "cannot save the times of rows stored while the clock was unknown ({})".format(e))
+    if moved:
+        st.save_cursors()
+    st.t_open = st.clock()  # bytes a day: counted again from now (the time before was another clock's)
+    for r in st.res:
+        r.added = 0
+    st.log.info("store", "the time is known: what was stored since {} (clock unknown) placed {} s later".format(
+        o[0], add // 1000))
 
 
 def _check(st, name, module):
@@ -168,7 +226,7 @@ def _scan(st, r, rd):
 
 def _last_time(st, r, rd, path, name):
     """The time of the last good row of segment ``path`` (every block checked), or None if it has none."""
-    h = rd.open(path)
+    h = rd.open(path, st)
     t = None
     try:
         while True:
@@ -191,7 +249,7 @@ def _last_time(st, r, rd, path, name):
                 while tab < end and buf[tab] != 9:
                     tab += 1
                 try:
-                    t = int(bytes(buf[start:tab]))
+                    t = int(bytes(buf[start:tab])) + rd.shift
                 except ValueError:
                     pass
     finally:

@@ -28,6 +28,7 @@ class _Plat:
 
     def set_time(self, ms):
         self.times.append(ms)
+        return 5000  # (how far the clock moved forward: esp32.Platform.set_time)
 
 
 class _Dev:
@@ -214,12 +215,21 @@ async def test_ntp_at_connect():
     server = asyncio.create_task(_ntp_server(srv, 1893456000))  # 2030-01-01
     _air([{"ssid": "home", "key": "password1", "rssi": -60}])
     dev = _Dev(time__ntp_host="127.0.0.1:{}".format(port))
+    from sensorbox.device.store import core
+
+    # (the store's clock: unknown since 1000000, then 5000 ms later once NTP set the time)
+    dev.store = core.Store(tmpdir("store"), dev.log, lambda: 1005000 if dev.platform.times else 1000000)
+    dev.store.configure(StubConfig())
+    dev.store.open()
+    dev.store._shifts.append([1000000, None, None])  # (as boot.floor notes it)
     _wifi(dev, [("home", "password1")])
     st = _station(dev)
     task = asyncio.create_task(st.run())
     await until(lambda: st.ntp_syncs == 1, 3000)
     t = dev.platform.times[0]
     assert 1893456000500 <= t < 1893456000500 + 1000, t
+    # what the store held while the time was unknown is placed 5000 ms later (store/recover.resync)
+    assert dev.store._shifts[-1][2] == 5000 and dev.store.real(1000000) == 1005000, dev.store._shifts
     task.cancel()
     server.cancel()
     srv.close()

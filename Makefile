@@ -2,6 +2,8 @@
 #   make run    set everything up, start a simulated device (web on http://127.0.0.1:$(PORT))
 #   make test   set up what the tests need, run the whole suite
 #   make proof  the proof suite at full size (SENSORBOX_PROOF=full)
+#   make test-ha  the device in a real Home Assistant core (tests marked `ha`; make test leaves them out: the
+#                 install is ~800 MB and ~10 minutes on a fresh clone)
 # Also: make bench (benchmarks), make bundle (device bundle under build/), make clean.
 
 PYTHON ?= python3
@@ -11,7 +13,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test proof bench bundle clean system-deps node-deps
+.PHONY: run test proof test-ha ha-deps bench bundle clean system-deps node-deps
 
 $(STAMP): pyproject.toml
 	@scripts/ensure-system-packages $(PYTHON)
@@ -26,6 +28,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# Home Assistant core from PyPI in its own Python 3.13 venv (.venv-ha; tests/host/ha_core.py): the MQTT discovery
+# tests check the device against its schemas, test_ha_core.py runs it. Installs once (~800 MB), then a no-op.
+ha-deps: $(STAMP)
+	@$(BIN)/python tests/host/ha_core.py
+
 bundle: $(STAMP) node_modules/.installed
 	$(BIN)/sensorbox build
 
@@ -36,11 +43,11 @@ test: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	@scripts/ensure-system-packages socat
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not ha" $(PYTEST_ARGS)
 
 # The proof suite at full size (issue 11: kill -9, power cuts, corrupt files, requests, bursts); make test runs
 # it at a short size. Tests marked `proof`, with their figures printed.
-proof: $(STAMP) node_modules/.installed
+proof: $(STAMP) node_modules/.installed ha-deps
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	@scripts/ensure-system-packages socat
@@ -53,3 +60,8 @@ bench: $(STAMP) node_modules/.installed
 
 clean:
 	rm -rf build .pytest_cache test-artifacts
+
+# The Home Assistant tests (issue 19) at full size: entities, controls, device kill, broker restart, model change.
+test-ha: $(STAMP) ha-deps
+	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
+	SENSORBOX_PROOF=full $(BIN)/python -m pytest -q -s -m ha $(PYTEST_ARGS)

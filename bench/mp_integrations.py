@@ -61,16 +61,32 @@ class Bus:
 class Model:
     classes = ("walking", "running", "cycling", "sitting", "standing", "stairs", "PEN")
     gids = __import__("array").array("h", range(7))  # the store's ids of its classes (given when a model loads)
+    origin = "bench"
+    info = {"sha256": "0123456789abcdef"}
 
 
 class Health:
     boot_ticks = 0
+    heap_used = 0
+
+
+class Lag:
+    n = 0
+    samples = ()
 
 
 class Platform:
+    name = "unix"
+
     def __init__(self, data_dir):
         self.data_dir = data_dir
         self.epoch_ms = epoch_ms
+
+    def http_port(self, port):
+        return port
+
+    def wifi(self):
+        return "127.0.0.1", None, None
 
 
 class Dev:
@@ -89,6 +105,7 @@ class Dev:
         self.model = Model()
         self.model_error = None
         self.health = Health()
+        self.lag = Lag()
         self.platform = Platform(root)
 
 

@@ -182,3 +182,5 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "wasm: runs on MicroPython WebAssembly (Node)")
     config.addinivalue_line("markers", "proof: the proof suite (issue 11): short in `make test`, full size with "
                             "SENSORBOX_PROOF=full (`make proof`); each prints its figures")
+    config.addinivalue_line("markers", "ha: runs a real Home Assistant core (its venv: tests/host/ha_core.py); "
+                            "`make test-ha` runs these at full size")

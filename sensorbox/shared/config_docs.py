@@ -52,8 +52,9 @@ HELP = {
     "mqtt.username": "MQTT: user name (empty = anonymous)",
     "mqtt.password": "MQTT: password (write-only)",
     "mqtt.prefix": "MQTT: topic prefix; topics are <prefix>/<device id>/...",
-    "mqtt.commands": "MQTT: accept commands on <prefix>/<device id>/cmd/<name> (reload_model, label, label_set, record_start, record_stop)",
-    "mqtt.command_token": "MQTT: when set, a command's JSON must carry this as \"token\" (write-only)",
+    "mqtt.commands": "MQTT: accept commands on <prefix>/<device id>/cmd/<name> (reload_model, restart, label, label_set, record_start, record_stop): with a token, or without one from a broker that authenticates its clients (then Home Assistant gets the controls)",
+    "mqtt.command_token": "MQTT: when set, a command's JSON must carry this as \"token\" (write-only); leave it empty for Home Assistant's controls on a broker with accounts",
+    "mqtt.state_every_s": "MQTT: live state topics (what Home Assistant shows): an update on change, at most one per this many seconds (s, 0 = every change)",
     "mqtt.replay_ms": "MQTT: pause between messages while replaying a backlog (ms), so sampling and the UI keep their share",
     "mqtt.tls_ca": "MQTT: CA certificate that signs the broker's (PEM text, line breaks may be spaces; or a file path on the device); set, the broker's certificate and host name are verified (needs mqtt.tls)",
     "webhook.enabled": "Webhook: POST events (and chosen resources) as signed JSON to a URL (store-and-forward)",
@@ -140,6 +141,7 @@ mqtt.prefix             Topic prefix
 mqtt.commands           Accept commands
 mqtt.command_token      Command token
 mqtt.replay_ms          Pause between backlog messages | ms | advanced
+mqtt.state_every_s      Live state at most every | s
 mqtt.tls_ca             Broker CA certificate
 webhook.enabled         Send webhooks
 webhook.url             URL

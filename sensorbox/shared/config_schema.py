@@ -93,6 +93,7 @@ webhook.retry_max_s     int     300           1 3600
 # bytes of that block). ``entries()`` lists SPEC's keys, then these.
 SPEC2 = """
 mqtt.tls_ca str "" 0 4000
+mqtt.state_every_s int 10 0 3600
 webhook.events str "" 0 100
 webhook.tls_ca str "" 0 4000
 webhook.2.url str "" 0 200
@@ -297,10 +298,13 @@ def _check_integrations(config, update=()):
     pre = config.get("mqtt.prefix")
     if pre is not None and ("+" in pre or "#" in pre or pre.startswith("/") or pre.endswith("/") or "//" in pre):
         raise ConfigError("mqtt.prefix", "a topic prefix without wildcards (+ #) or empty levels, e.g. sensorbox")
-    if config.get("mqtt.commands") and not config.get("mqtt.command_token"):
-        if "mqtt.command_token" in update and "mqtt.commands" not in update:  # named: the key being changed
-            raise ConfigError("mqtt.command_token", "mqtt.commands is on and needs a token: turn it off first")
-        raise ConfigError("mqtt.commands", "set mqtt.command_token first: commands need a token to be authorised")
+    # commands carry the token, or come through a broker that authenticates clients (the device logs in)
+    if config.get("mqtt.commands") and not config.get("mqtt.command_token") and not config.get("mqtt.username"):
+        for k in ("mqtt.command_token", "mqtt.username"):
+            if k in update and "mqtt.commands" not in update:  # named: the key being changed
+                raise ConfigError(k, "mqtt.commands is on and needs a token or broker credentials: turn it off first")
+        raise ConfigError("mqtt.commands", "set mqtt.command_token first, or mqtt.username (a broker that "
+                          "authenticates its clients): commands need one to be authorised")
 
 
 def public_view(config):

@@ -23,9 +23,11 @@ def free_port():
 
 
 class Broker:
-    """mosquitto on 127.0.0.1:port. ``users={"name": "password"}`` turns anonymous access off."""
+    """mosquitto on 127.0.0.1:port. ``users={"name": "password"}`` turns anonymous access off (unless
+    ``anonymous``: accounts, and clients without credentials let in too); ``acl`` is the text of an ACL file
+    (mosquitto's ``acl_file``: what each user may read and write)."""
 
-    def __init__(self, tmp, port=None, users=None, tls=None, persist=False):
+    def __init__(self, tmp, port=None, users=None, tls=None, persist=False, anonymous=False, acl=None):
         self.port = port or free_port()
         self.dir = str(tmp)
         os.makedirs(self.dir, exist_ok=True)
@@ -50,7 +52,12 @@ class Broker:
             for u, p in users.items():
                 subprocess.run(["mosquitto_passwd", "-b", pw, u, p], check=True, capture_output=True)
             os.chmod(pw, 0o600)
-            lines += ["allow_anonymous false", "password_file " + pw]
+            lines += ["allow_anonymous " + ("true" if anonymous else "false"), "password_file " + pw]
+            if acl:
+                path = os.path.join(self.dir, "acl")
+                with open(path, "w") as f:
+                    f.write(acl)
+                lines.append("acl_file " + path)
         else:
             lines.append("allow_anonymous true")
         with open(self.conf, "w") as f:
@@ -92,6 +99,79 @@ class Broker:
         self.log.close()
 
 
+class Link:
+    """A TCP relay from a free 127.0.0.1 port (``port``) to the broker's: the device connects through it while the
+    test's subscribers connect to the broker itself. ``cut()`` drops the connections through it and refuses new
+    ones (an outage only the device sees: a subscriber stays connected and misses nothing the device sends once
+    it is back, QoS 0 included, which a broker restart cannot promise); ``mend()`` listens again."""
+
+    def __init__(self, target):
+        self.target = target
+        self.port = free_port()
+        self.conns = []
+        self.lock = threading.Lock()
+        self.srv = None
+        self.mend()
+
+    def mend(self):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(8)
+        s.settimeout(0.1)
+        self.srv = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, s):
+        while self.srv is s:
+            try:
+                a, _ = s.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(("127.0.0.1", self.target), 5)
+            except OSError:
+                a.close()
+                continue
+            a.settimeout(None)
+            with self.lock:
+                self.conns += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
+
+    def _pipe(self, x, y):
+        try:
+            while True:
+                d = x.recv(65536)
+                if not d:
+                    break
+                y.sendall(d)
+        except OSError:
+            pass
+        for z in (x, y):
+            try:
+                z.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        s, self.srv = self.srv, None
+        if s is not None:
+            s.close()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for z in conns:
+            try:
+                z.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            z.close()
+
+    close = cut
+
+
 class Certs:
     """A test CA and a server certificate it signs (for 127.0.0.1 and localhost), plus another CA that signed
     nothing here, made with the openssl CLI (EC P-256): ``ca``, ``cert``, ``key``, ``other_ca`` are PEM file
@@ -124,10 +204,12 @@ _ids = itertools.count()
 
 
 class Collector:
-    """A paho subscriber: ``messages`` is a list of (topic, payload bytes, retain), in arrival order."""
+    """A paho subscriber: ``messages`` is a list of (topic, payload bytes, retain), in arrival order, and
+    ``arrived`` the time.time() of each."""
 
     def __init__(self, port, topics=("#",), user=None, password=None, persistent=False):
         self.messages = []
+        self.arrived = []
         self.lock = threading.RLock()
         # persistent: a session the broker keeps (clean_session false): QoS 1 messages that arrive while this
         # client is away (e.g. before it has reconnected to a restarted broker) are queued for it
@@ -152,6 +234,7 @@ class Collector:
     def _on(self, c, u, msg):
         with self.lock:
             self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+            self.arrived.append(time.time())
 
     def on(self, topic):
         with self.lock:

@@ -166,7 +166,9 @@ def test_discovery_commands_non_ascii_and_clean_offline(tmp_path, broker, device
         topic = "homeassistant/device/{}/config".format(dev_id)
         col.wait(lambda m: any(x[0] == topic for x in m))
         t, payload, retain = col.on(topic)[-1]
-        validate_discovery(json.loads(payload.decode("utf-8")), base, dev_id, name)
+        validate_discovery(json.loads(payload.decode("utf-8")), base, dev_id, name, payload)
+        # a command token is set: Home Assistant (which could only send it by publishing it) gets no controls
+        assert controls_removed(json.loads(payload)["cmps"])
         late = Collector(broker.port, topics=(topic,))  # retained: a late subscriber gets it too
         late.wait(lambda m: any(x[2] for x in m))
         late.close()
@@ -210,12 +212,24 @@ def test_discovery_commands_non_ascii_and_clean_offline(tmp_path, broker, device
         col.close()
 
 
-HA_PLATFORMS = {"sensor", "binary_sensor", "button", "switch", "select", "number", "text", "event", "update"}
+CONTROLS = {"recording": "binary_sensor", "label": "text", "record_start": "button", "record_stop": "button",
+            "reload_model": "button", "restart": "button"}
 
 
-def validate_discovery(p, base, dev_id, name):
+def controls_removed(cmps):
+    """The controls are listed as removed (only their platform: Home Assistant keeps a component left out)."""
+    return all(cmps[k] == {"p": p} for k, p in CONTROLS.items())
+
+
+HA_PLATFORMS = {"sensor", "binary_sensor", "button", "switch", "select", "number", "text", "event", "update",
+                "device_automation"}
+
+
+def validate_discovery(p, base, dev_id, name, raw=None):
     """Device-based discovery as Home Assistant documents it: ``dev`` with identifiers, ``o`` with a name,
-    ``cmps`` each with ``p`` and a unique ``uniq_id``; topics are the device's; abbreviations only."""
+    ``cmps`` each with ``p`` and a unique ``uniq_id`` (but device triggers); topics are the device's; and, given the
+    ``raw`` payload, Home Assistant's own discovery code accepts every component without dropping an option
+    (``ha_core.validate``: the schemas of Home Assistant core in its venv)."""
     assert set(p) <= {"dev", "o", "cmps", "avty_t", "qos", "avty", "stat_t", "cmd_t"}
     dev = p["dev"]
     assert isinstance(dev["ids"], list) and dev["ids"] and all(isinstance(i, str) and dev_id in i for i in dev["ids"])
@@ -226,21 +240,30 @@ def validate_discovery(p, base, dev_id, name):
     cmps = p["cmps"]
     assert cmps and isinstance(cmps, dict)
     ids = set()
-    allowed = {"p", "name", "uniq_id", "stat_t", "val_tpl", "unit_of_meas", "dev_cla", "stat_cla", "ic", "ent_cat",
-               "cmd_t", "pl_prs", "json_attr_t"}
     for key, c in cmps.items():
         assert c["p"] in HA_PLATFORMS, key
-        assert c["uniq_id"] not in ids
-        ids.add(c["uniq_id"])
-        assert set(c) <= allowed, set(c) - allowed
-        for t in ("stat_t", "cmd_t"):
+        if set(c) == {"p"}:
+            continue  # removed
+        if c["p"] != "device_automation":
+            assert c["uniq_id"] not in ids
+            ids.add(c["uniq_id"])
+        for t in ("stat_t", "cmd_t", "t"):
             if t in c:
                 assert c[t].startswith(base + "/")
         if c["p"] == "sensor":
             assert "stat_t" in c and "{{" in c["val_tpl"]
+            assert not c["stat_t"].endswith(("/predictions", "/soundlevel", "/events")) or "/state/" in c["stat_t"]
         if c["p"] == "button":
             assert c["cmd_t"].startswith(base + "/cmd/")
         if c.get("dev_cla") == "sound_pressure":
             assert c["unit_of_meas"] == "dB"
-    assert any(c.get("stat_t") == base + "/predictions" for c in cmps.values())
-    assert any(c.get("stat_t") == base + "/soundlevel" for c in cmps.values())
+    assert any(c.get("stat_t") == base + "/state/predictions" for c in cmps.values())
+    assert any(c.get("stat_t") == base + "/state/soundlevel" for c in cmps.values())
+    if raw is not None:
+        import ha_core
+
+        report = ha_core.validate(raw.decode("utf-8"))
+        assert report["errors"] == [], report["errors"]
+        assert set(report["components"]) == set(cmps)
+        for key, r in report["components"].items():
+            assert r["dropped"] == [], (key, r["dropped"])

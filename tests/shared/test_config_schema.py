@@ -175,6 +175,14 @@ def test_cross_key_refusals_name_the_key_being_changed():
     except ConfigError as e:
         assert e.key == "mqtt.command_token" and "turn it off first" in e.reason, (e.key, e.reason)
     _rejects({"mqtt.commands": True}, "mqtt.commands", "set mqtt.command_token first")
+    # without a token, commands need a broker that authenticates clients (Home Assistant sends no token)
+    cur = schema.validate({"mqtt.username": "box", "mqtt.commands": True})
+    assert cur["mqtt.commands"] is True and cur["mqtt.command_token"] == ""
+    try:
+        schema.validate({"mqtt.username": ""}, cur)
+        raise AssertionError("accepted")
+    except ConfigError as e:
+        assert e.key == "mqtt.username" and "token or broker credentials" in e.reason, (e.key, e.reason)
 
 
 def test_numbers_past_the_float_range_and_lone_surrogates_are_refused():

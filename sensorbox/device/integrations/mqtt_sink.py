@@ -1,22 +1,34 @@
-"""The MQTT sink service: store-and-forward of predictions, sound levels and events to a broker.
+"""The MQTT sink service: store-and-forward of predictions, sound levels and events to a broker, and a Home
+Assistant device.
 
 Topics (``base`` = ``<mqtt.prefix>/<device id>``):
 
 - ``base/predictions``  ``{"t", "key", "class", "label", "confidence"}`` (QoS 1)
 - ``base/soundlevel``   ``{"t", "key", "leq", "lmin", "lmax", "l10", "l50", "l90"}`` in dB (QoS 1)
 - ``base/events``       ``{"t", "key", ...the event}`` (QoS 1)
-- ``base/health``       ``{"t", "uptime_s", "heap_free", "delivered", "lost_segments"}`` (QoS 0, retained,
-  at connect and every minute)
+- ``base/state/predictions``, ``base/state/soundlevel`` (QoS 0, not retained: a broker would hand a retained
+  one out again after an outage): the same messages, only live ones (a row newer than ``_FRESH_MS`` when it is
+  sent; a backlog being replayed is history and goes to the data topics only), on change and at most one per
+  ``mqtt.state_every_s`` (the newest waits its turn); ``{}`` at each connect (before ``online``) and when Home
+  Assistant says it is ``online`` (it shows the values it had before its own outage as current), so it shows
+  "unknown", not an old value, until a live row arrives; after discovery the next live row is sent even if
+  unchanged, and a row waiting for its turn is dropped (it may name a class of the model before: ``_fits``)
+- ``base/state/events`` (not retained, QoS 0): live events as they happen (Home Assistant's event entity and
+  device triggers)
+- ``base/state/control`` (retained): ``{"label", "recording"}``, the current label and open recording
+- ``base/health``       diagnostics (QoS 0, retained, at connect and every minute; ``mqtt_cold.health``)
 - ``base/status``       ``online`` / ``offline`` (retained; ``offline`` is the last will and is published
   explicitly at a clean stop, since a clean DISCONNECT discards the will)
-- ``base/cmd/<name>``   commands in (``mqtt.commands``; JSON object; with ``mqtt.command_token`` set it must
-  carry ``"token"``; retained commands are refused): ``reload_model``, ``label`` (``{"start","end","label"}``),
-  ``label_set`` (``{"label"}``: the current label; ``null`` clears it), ``record_start`` (opens a recording at
-  now with the current label, or ``{"label"}``), ``record_stop`` (closes it into a stored label, as
-  ``POST /api/labels``). The current label and an open recording are kept in ``recording.json`` (data
-  directory) across restarts. The result goes to ``base/cmd_result``.
-- ``homeassistant/device/<id>/config``: discovery (``mqtt_cold.py``), retained, sent again whenever
-  ``homeassistant/status`` says ``online``.
+- ``base/cmd/<name>``   commands in (``mqtt.commands``; JSON object; retained commands are refused):
+  ``reload_model``, ``restart``, ``label`` (``{"start","end","label"}``), ``label_set`` (``{"label"}``: the
+  current label; ``null`` or ``""`` clears it), ``record_start`` (opens a recording at now with the current
+  label, or ``{"label"}``), ``record_stop`` (closes it into a stored label, as ``POST /api/labels``). Who may
+  send them: with ``mqtt.command_token`` set, whoever puts it in the JSON as ``"token"``; without one, any
+  client of a broker that authenticates its clients (the device logs in with ``mqtt.username`` and, at every
+  connect, checks that a client without credentials is refused: ``mqtt_cold.connect``), the broker's ACL
+  deciding who may publish to the device's ``cmd`` topics. The result goes to ``base/cmd_result``.
+- ``homeassistant/device/<id>/config``: discovery (``mqtt_cold.py``), retained, sent again at each connect,
+  when ``homeassistant/status`` says ``online`` and when another model is activated.
 
 Every data message is read from flash through an ``Outbox`` cursor and the cursor moves only after the broker's
 PUBACK: at-least-once, with ``key`` (``<device id>-<resource>-<t>``) to deduplicate; ``t`` is the original epoch
@@ -31,6 +43,7 @@ delivery are counted in status and reported once as an ``outbox_loss`` event (wh
 import time
 
 import asyncio
+from micropython import const
 
 from sensorbox.device.mqtt import MQTTClient
 from sensorbox.device.outbox import Outbox, flush_event, message
@@ -38,8 +51,7 @@ from sensorbox.device.outbox import Outbox, flush_event, message
 _RES = ("predictions", "soundlevel", "events")
 _KEEPALIVE_S = 60
 _HEALTH_MS = 60000
-
-
+_FRESH_MS = const(15000)  # a row older than this when it is sent is history: never on a state topic
 
 
 class MqttSink:
@@ -55,7 +67,12 @@ class MqttSink:
         self.commands = 0
         self.refused = 0
         self.announced = 0
-        self._announce = False
+        self._trusted = None  # the broker refused a client without credentials at the last connect (connect)
+        self.classes = None  # the class list (the model's own) that the last discovery listed
+        # state topics of predictions and sound levels, 4 slots each: the row shown last, the newer row waiting
+        # for its turn and its payload, and when the last one was shown (ticks_ms)
+        self._live = [None] * 8
+        self._announce = 0  # discovery due: 1; 2 also "unknown" on the state topics (Home Assistant came online)
         self._cmds = []
         self._health_at = 0
         self._stopping = False
@@ -68,6 +85,7 @@ class MqttSink:
         c = self.client
         out = {"enabled": self.d.config.get("mqtt.enabled"), "state": self.state, "errors": self.errors,
                "commands": self.commands, "commands_refused": self.refused, "discovery_sent": self.announced,
+               "broker_auth": self._trusted,
                "tls_verified": bool(self.d.config.get("mqtt.tls") and self.d.config.get("mqtt.tls_ca")),
                "label": self.rec[0], "recording": {"start": self.rec[1], "label": self.rec[2]} if self.rec[1] else None}
         if c is not None:
@@ -84,18 +102,6 @@ class MqttSink:
             out["outbox"] = res
         return out
 
-    def _health(self):
-        import gc
-
-        d = self.d
-        n = lost = 0
-        for ob in self.outboxes:
-            n += ob.sent
-            lost += ob.lost()
-        return '{{"t":{},"uptime_s":{},"heap_free":{},"delivered":{},"lost_segments":{}}}'.format(
-            d.platform.epoch_ms(), time.ticks_diff(time.ticks_ms(), d.health.boot_ticks) // 1000, gc.mem_free(),
-            n, lost).encode()
-
     def _cold(self, fn, *args):
         from sensorbox.device import lazy
 
@@ -103,6 +109,25 @@ class MqttSink:
             return getattr(lazy.load("sensorbox.device.integrations.mqtt_cold"), fn)(self, *args)
         finally:
             lazy.unload("sensorbox.device.integrations.mqtt_cold")
+
+    async def _send(self, c, fn, *args):
+        # Publish what mqtt_cold's ``fn`` returns: [(topic, payload, retain, qos)]
+        try:
+            msgs = self._cold(fn, *args)
+        except MemoryError:  # no heap for its code right now: data goes on, the rest is tried again or refused
+            self.errors += 1
+            if fn == "discovery":
+                self._announce = args[0]
+            if fn != "command":
+                return
+            import json
+
+            msgs = ((self.base + "/cmd_result", json.dumps({"cmd": args[0], "ok": False,
+                                                            "error": "device is short of memory; retry"}), False, 1),)
+            self.d.log.warning("mqtt", "command {} refused: short of memory".format(args[0]))
+            self.refused += 1
+        for m in msgs:
+            await c.publish(*m)
 
     async def run(self):
         d = self.d
@@ -151,12 +176,18 @@ class MqttSink:
                 if not c.connected:
                     self.state = "connecting"
                     await c.ensure()
+                    if cfg.get("mqtt.commands") and not cfg.get("mqtt.command_token"):
+                        self._trusted = await self._cold("connect", c)  # (a coroutine: its code lives until it ends)
                     self.state = "connected"
                     try:
+                        for i in (0, 4):  # nothing from before is shown as current: "unknown" until a live row
+                            self._live[i] = self._live[i + 1] = self._live[i + 3] = None
+                            await c.publish("{}/state/{}".format(base, _RES[i // 4]), b"{}", False, 0)
                         await c.publish(base + "/status", b"online", True, 1)
                     except (OSError, asyncio.TimeoutError):
                         continue
-                    self._announce = True
+                    self._announce = 1
+                    self._health_at = time.ticks_ms()
                 try:
                     await self._step(c)
                 except (OSError, asyncio.TimeoutError) as e:  # MQTTError is an OSError
@@ -178,9 +209,10 @@ class MqttSink:
             await c.disconnect()
 
     def _on_msg(self, topic, payload, retain):
+        # payload None: larger than the client takes (mqtt._MAX_IN), answered as such
         if topic == "homeassistant/status":
             if payload == b"online":
-                self._announce = True
+                self._announce = 2
                 flush_event(self.d.store).set()
         elif topic.startswith(self.base + "/cmd/"):
             if retain or len(self._cmds) >= 4:
@@ -191,31 +223,19 @@ class MqttSink:
 
     async def _step(self, c):
         d = self.d
-        if self._announce:
-            try:
-                topic, payload = self._cold("discovery")
-            except MemoryError:  # no heap for its code right now: data goes on, discovery is tried again
-                payload = None
-                self.errors += 1
-            if payload is not None:
-                self._announce = False
-                await c.publish(topic, payload, True, 1)
-                self.announced += 1
+        m = d.model
+        if m is not None and m.classes is not self.classes and not self._announce:
+            self._announce = 1  # another model: the activity's classes in discovery change
+        if self._announce and (m is not None or d.model_error is not None):  # (not while a model loads)
+            a = self._announce
+            self._announce = 0
+            await self._send(c, "discovery", a)
         while self._cmds:
-            try:
-                res = self._cold("command", *self._cmds[0])
-            except MemoryError:  # no heap for its code: refused with a reason, data goes on
-                self.errors += 1
-                import json
-
-                res = json.dumps({"cmd": self._cmds[0][0], "ok": False, "error": "device is short of memory; retry"})
-                d.log.warning("mqtt", "command {} refused: short of memory".format(self._cmds[0][0]))
-                self.refused += 1
-            self._cmds.pop(0)
-            await c.publish(self.base + "/cmd_result", res, False, 1)
+            await self._send(c, "command", *self._cmds.pop(0))
         if time.ticks_diff(time.ticks_ms(), self._health_at) >= 0:
             self._health_at = time.ticks_add(time.ticks_ms(), _HEALTH_MS)
-            await c.publish(self.base + "/health", self._health(), True, 0)
+            await self._send(c, "health")
+        await self._states(c)
         # the oldest row of the three outboxes goes first
         ev = flush_event(d.store)
         ev.clear()  # before looking: a flush point from here on wakes the wait below
@@ -233,9 +253,17 @@ class MqttSink:
             return
         ob = self.outboxes[best]
         t, v = self.queues[best][0]
-        await c.publish(self.base + "/" + ob.resource, self._payload(ob, t, v), False, 1)
+        p = self._payload(ob, t, v)
+        await c.publish(self.base + "/" + ob.resource, p, False, 1)
         self.queues[best].pop(0)
         ob.ack(t)
+        if t > d.platform.epoch_ms() - _FRESH_MS and self._fits(best, v):  # live, not history: the state now
+            if best == 2:
+                await c.publish(self.base + "/state/events", p, False, 0)
+            else:  # shown at its turn if it says something new (the newest row wins)
+                k = best * 4
+                self._live[k + 1] = v if v != self._live[k] else None
+                self._live[k + 2] = p
         lost = ob.lost()
         if lost != self.lost_seen[best]:
             d.bus.publish("events", d.platform.epoch_ms(), {"type": "outbox_loss", "sink": "mqtt",
@@ -248,8 +276,41 @@ class MqttSink:
                 more = True
         await asyncio.sleep_ms(d.config.get("mqtt.replay_ms") if more else 0)
 
+    def _fits(self, r, v):
+        # A live row names only classes the last discovery listed (Home Assistant refuses others with a warning):
+        # a prediction or class change the previous model made, sent after a model change, is data only
+        if r == 1:
+            return True
+        if r == 2 and b"class_change" not in v:
+            return True
+        m = self.d.model
+        if m is None or m.classes is not self.classes:
+            return False
+        if r == 0:
+            g = m.gids  # (an array: no "in" on MicroPython's)
+            for i in range(len(g) if g is not None else 0):
+                if g[i] == v[0]:
+                    return True
+            return v[0] < 0
+        import json
+
+        to = json.loads(v).get("to")
+        return to == "unknown" or to in m.classes
+
+    async def _states(self, c):
+        # A waiting live row goes to its state topic once mqtt.state_every_s passed since the last one there
+        lv = self._live
+        for i in (0, 4):
+            at = lv[i + 3]
+            if lv[i + 1] is not None and (at is None or time.ticks_diff(time.ticks_ms(), at) >= self.d.config.get(
+                    "mqtt.state_every_s") * 1000):
+                lv[i] = lv[i + 1]
+                p = lv[i + 2]
+                lv[i + 1] = lv[i + 2] = None
+                lv[i + 3] = time.ticks_ms()
+                await c.publish("{}/state/{}".format(self.base, _RES[i // 4]), p, False, 0)
+
     def _payload(self, ob, t, v):
         head = '{{"t":{},"key":"{}"'.format(t, ob.key(self.d.device_id, t))
         r = ob.resource
         return message(self.d, r, head, v)
-

@@ -112,6 +112,18 @@ class Platform:
         # (esp32.rst: an id is a label or BOOT / RUNNING; the stubs type it as a label only)
         return Partition(Partition.RUNNING).info()[4]  # type: ignore[arg-type]
 
+    def wifi(self):
+        """(IP address, RSSI in dBm, MAC) of the Wi-Fi: the station's when connected, else the set-up access
+        point's address (None when it is off) and no RSSI."""
+        import network
+
+        sta = network.WLAN(network.STA_IF)
+        mac = ":".join("{:02x}".format(b) for b in sta.config("mac"))
+        if sta.isconnected():
+            return sta.ifconfig()[0], sta.status("rssi"), mac
+        ap = network.WLAN(network.AP_IF)
+        return (ap.ifconfig()[0] if ap.active() else None), None, mac
+
     def watchdog(self, timeout_ms):
         """The hardware watchdog, started now (it cannot be stopped): the health guard (``guard.py``) feeds it
         while all is well."""

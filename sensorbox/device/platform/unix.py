@@ -87,6 +87,12 @@ class Platform:
     async def start_network(self, device):
         return True  # the host's network is up
 
+    def wifi(self):
+        """(IP address, RSSI in dBm, MAC) of the board's network, None for what it has not: here the address the
+        web server listens on, and no radio."""
+        h = self.http_host
+        return ("127.0.0.1" if h == "0.0.0.0" else h), None, None
+
     def watchdog(self, timeout_ms):
         """The board's watchdog here: ``WDT`` (below), unless ``SENSORBOX_WATCHDOG_S`` says otherwise."""
         s = os.getenv("SENSORBOX_WATCHDOG_S")

@@ -3,7 +3,7 @@
 Layout of a bundle (``build/<target>/``), which is also the device's file system root:
 
     main.py                      starts sensorbox.device.app
-    www/config-schema.json       the config schema with help texts, labels, units, groups (/api/config/schema)
+    www/config-schema.json.gz    the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
     lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
     bundle.json                  what is in it, with sizes
@@ -331,10 +331,13 @@ def build_www(www, analysis=False, setup=True):
     from sensorbox.shared import config_docs
 
     os.makedirs(www, exist_ok=True)
-    path = os.path.join(www, "config-schema.json")
-    put_file(path, json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
-                              separators=(",", ":")).encode())
     from sensorbox.host import webassets  # the web UI and openapi.json, gzipped
+
+    # gzipped like the UI's files (19 KB of help texts take 1 flash block instead of 5); served as they are
+    path = webassets._write_gz(os.path.join(www, "config-schema.json.gz"), json.dumps(
+        {"schema": config_docs.describe(), "groups": config_docs.groups()}, separators=(",", ":")).encode())
+    if os.path.exists(os.path.join(www, "config-schema.json")):  # (a bundle built before)
+        os.remove(os.path.join(www, "config-schema.json"))
 
     tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)
     try:

@@ -29,7 +29,7 @@ def test_bundle_compiles_and_fits_flash(target, built):
     sources = [rel for _, rel in bundle.device_sources()]
     for rel in sources:
         assert ("lib/" + rel[:-3] + ".mpy" in m["files"]) == (target == "unix" or rel not in bundle.NOT_ON_BOARDS), rel
-    assert "main.py" in m["files"] and "www/config-schema.json" in m["files"]
+    assert "main.py" in m["files"] and "www/config-schema.json.gz" in m["files"]
     assert m["flash_bytes"] <= bundle.FLASH_BUDGET_BYTES, m["flash_bytes"]
     with open(os.path.join(out, "lib", "sensorbox", "device", "app.mpy"), "rb") as f:
         data = f.read()

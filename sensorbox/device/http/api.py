@@ -30,10 +30,10 @@ async def handle(device, app, req):
     if refused is not None:
         return refused
     if p == "/api/config/schema":
-        # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM.
+        # Built from config_docs.describe() by the bundle, gzipped; served from flash so its help texts cost no RAM.
         st = lazy.load(_STATIC)
         lazy.unload(_STATIC)
-        return st.send_file(device.platform.www_dir + "/config-schema.json", content_type="application/json")
+        return st.static_file(device.platform.www_dir, "config-schema.json", req)
     cfg = device.config
     if m == "GET":
         return Response(config_json(cfg, getattr(app, "port", None)), 200, {"Content-Type": "application/json"})

@@ -296,7 +296,7 @@ async def _dispatch(app, req):
         if req.method not in ("GET", "POST", "PUT", "DELETE"):
             return error(405, "method {} not allowed".format(req.method))
         name = _route(req.path)
-        if name == _SETUP and getattr(app.device.platform, "wifi", None) is None:
+        if name == _SETUP and getattr(app.device.platform, "station", None) is None:
             name = _WEB  # no Wi-Fi to set up here (the unix port)
         for retry in (False, True):
             try:

@@ -31,7 +31,7 @@ _SECURITY = ("open", "WEP", "WPA", "WPA2", "WPA/WPA2", "WPA2-Enterprise", "WPA3"
 
 async def handle(device, app, req):
     p = req.path
-    st = device.platform.wifi  # (http/server.py answers for a device without Wi-Fi)
+    st = device.platform.station  # (http/server.py answers for a device without a station)
     if not p.startswith("/api/") and p != "/setup":  # a connectivity probe (or a path nothing else answers)
         if st.portal is not None and (" " + p + " ") in _PROBES:
             return Response(b"", 302, {"Location": "http://{}/setup".format(st.portal.ip),

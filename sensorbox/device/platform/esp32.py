@@ -44,7 +44,7 @@ class Platform:
         rtc = machine.RTC()
         t = self.rtc_ms()
         self._clock = Clock(t / 1000, rtc.memory()[:4] == _SYNCED and t > _Y2024_MS)
-        self.wifi = None  # the station service (net/station.py), made by start_network
+        self.station = None  # the station service (net/station.py), made by start_network
 
     def rtc_ms(self):
         """The RTC's time in epoch ms (it starts at 2000-01-01 after a power cut)."""
@@ -94,13 +94,13 @@ class Platform:
 
         from sensorbox.device.net.station import Station
 
-        self.wifi = Station(device, network)
-        device.supervisor.add("wifi", self.wifi.run, ("wifi.", "device.name"))
+        self.station = Station(device, network)
+        device.supervisor.add("wifi", self.station.run, ("wifi.", "device.name"))
 
     def status(self, out):
         """What this board adds to ``/api/status``: ``wifi`` (the station's state, ``net/station.py``)."""
-        if self.wifi is not None:
-            out["wifi"] = self.wifi.status()
+        if self.station is not None:
+            out["wifi"] = self.station.status()
 
     def firmware(self, ok=False):
         """The running app partition's label (firmware updates: ``ota.py``); ``ok``: the firmware on trial stayed
@@ -125,8 +125,8 @@ class Platform:
         return (ap.ifconfig()[0] if ap.active() else None), None, mac
 
     def watchdog(self, timeout_ms):
-        """The hardware watchdog, started now (it cannot be stopped): the health guard (``guard.py``) feeds it
-        while all is well."""
+        """The hardware watchdog, started now (it cannot be stopped): the health guard (``supervisor.tick``) feeds
+        it while all is well."""
         import machine
 
         return machine.WDT(timeout=timeout_ms)

@@ -124,36 +124,13 @@ def init(d, echo_log):
     d.store = Store(data + "/store", d.log, d.platform.epoch_ms, d.platform.flash_stats)
     d.store.configure(d.config)
     d.store.open()
-    floor(d.platform.clock(), d.store, d.log)
+    try:  # time never goes back, across reboots too (store/recover.floor)
+        lazy.load("sensorbox.device.store.recover").floor(d.platform.clock(), d.store, d.log)
+    finally:
+        lazy.unload("sensorbox.device.store.recover")
     for topic in ("features", "predictions", "soundlevel", "events"):
         d.bus.subscribe(topic, d.store.on_bus)
     d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
-
-
-def floor(clock, store, log):
-    """Time never goes back, across reboots too: a clock (``platform/clock.Clock``) behind the newest row stored
-    (an RTC that restarted in 2000, a host clock set back) goes on from just after it, so stored rows, ``since``
-    cursors and retention keep their order; how far it moved is added to ``clock.ahead_ms``. While the clock is
-    not known, what is stored from now on is placed when it is (``store/recover.resync``). Returns how far it
-    moved (0: it was ahead already)."""
-    last = 0
-    for r in store.res:
-        for t in (r.last_t, r.newest):
-            if t is not None and t > last:
-                last = t
-    moved = 0
-    now = clock.epoch_ms()
-    if now <= last:  # (the clock's reference moved here, not in Clock: this runs once, at boot)
-        moved = last + 1 - now
-        clock._ref_ms = clock._last = last + 1
-        clock._ref_ticks = time.ticks_ms()
-        clock.ahead_ms += moved
-        store.t_open = last + 1  # (bytes a day are counted from it)
-        log.warning("time", "the clock was {} ms behind the newest stored row: going on from it{}".format(
-            moved, "" if clock.known else " until NTP sets the time"))
-    if not clock.known:
-        store._shifts.append([clock.epoch_ms(), None, None])
-    return moved
 
 
 def _init_core(d, data, safe_mode):

@@ -92,7 +92,7 @@ class Outbox:
             if r.f is not None and name == r.seg_name and r.dirty:
                 break  # rows written since the last flush point are not durable yet
             try:
-                h = rd.open("{}/{}.seg".format(r.dir, name), self.store)
+                h = rd.open("{}/{}.seg".format(r.dir, name), self.store, name)
             except (OSError, ValueError):
                 continue  # deleted by retention meanwhile, or torn: the store deals with it at the next start
             try:

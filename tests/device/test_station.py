@@ -221,7 +221,7 @@ async def test_ntp_at_connect():
     dev.store = core.Store(tmpdir("store"), dev.log, lambda: 1005000 if dev.platform.times else 1000000)
     dev.store.configure(StubConfig())
     dev.store.open()
-    dev.store._shifts.append([1000000, None, None])  # (as boot.floor notes it)
+    dev.store._shifts = [[1000000, None, None]]  # (as recover.floor notes it)
     _wifi(dev, [("home", "password1")])
     st = _station(dev)
     task = asyncio.create_task(st.run())

@@ -10,6 +10,7 @@ from devtest import StubConfig, quiet_log, tmpdir
 from sensorbox.device.store import core, export, recover
 
 BOARD = True
+HEAPSIZE = "128wK"  # (two stores at a time and the store's recovery module, imported here for good)
 NTP_2026 = 1796472000000  # 2026-12-05 12:00 UTC
 
 
@@ -42,7 +43,6 @@ def _add_row(st, plat, k):
 def test_unknown_until_ntp_placed_when_known_and_a_step_back_across_a_power_cut():
     import machine
 
-    from sensorbox.device import boot
     from sensorbox.device.outbox import Outbox
     from sensorbox.device.platform import esp32
     from sensorbox.device.store import figures
@@ -52,7 +52,7 @@ def test_unknown_until_ntp_placed_when_known_and_a_step_back_across_a_power_cut(
     p = esp32.Platform(data)
     assert not p.clock().known and p.epoch_ms() < 946684800000 + 600000
     st = _store(data + "/store", p.epoch_ms)
-    assert boot.floor(p.clock(), st, quiet_log()) == 0  # nothing stored yet
+    assert recover.floor(p.clock(), st, quiet_log()) == 0  # nothing stored yet
     t1 = _add_row(st, p, 1)
     st.on_bus("events", p.epoch_ms(), {"type": "boot"})
     t2 = _add_row(st, p, 2)
@@ -87,7 +87,7 @@ def test_unknown_until_ntp_placed_when_known_and_a_step_back_across_a_power_cut(
     st2 = _store(data + "/store", p2.epoch_ms)
     assert _times(st2, p2.epoch_ms()) == [t1 + add, t2 + add, t3]  # (the placement is kept on flash)
     log = quiet_log()
-    moved = boot.floor(p2.clock(), st2, log)
+    moved = recover.floor(p2.clock(), st2, log)
     assert moved > 26 * 365 * 86400000 and "behind the newest stored row" in str(log.entries())
     assert p2.epoch_ms() > t3 and p2.clock().ahead_ms == moved
     t4 = _add_row(st2, p2, 4)

@@ -6,7 +6,8 @@
 - ``name``: short platform name; ``data_dir``: where the device keeps its files.
 - ``unique_id(log)``: a stable hex id of this device (``log``: where to report a stored id that was unreadable).
 - ``epoch_ms()``: wall-clock time in ms since 1970 (int), never going backwards during a run.
-- ``clock()``: that clock (``clock.Clock``): ``known``, ``ahead_ms`` (``boot.floor``: never before what was stored).
+- ``clock()``: that clock (``clock.Clock``): ``known``, ``ahead_ms`` (``store/recover.floor``: never before what
+  was stored).
 - ``flash_stats()``: (total_bytes, free_bytes) of the file system holding ``data_dir``.
 - ``http_port(configured)``: the port to serve on.
 - ``sensor(name, config, log)``: the driver for sensor ``name`` ("accel", "mic"), or None if absent.

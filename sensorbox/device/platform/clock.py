@@ -9,16 +9,19 @@ import time
 
 class Clock:
     """``known``: the time came from a source that knows it (NTP, the host) rather than a board's RTC after a
-    power cut; ``ahead_ms``: how far this clock runs ahead of its source because it never steps back (``boot.floor``,
-    an older ``resync``)."""
+    power cut; ``ahead_ms``: how far this clock runs ahead of its source because it never steps back
+    (``store/recover.floor``, an older ``resync``)."""
+
+    known = True
+    ahead_ms = 0
 
     def __init__(self, s, known=True):
         # s: the time now, in seconds since 1970
         self._ref_ms = int(s * 1000)
         self._ref_ticks = time.ticks_ms()
         self._last = self._ref_ms
-        self.known = known
-        self.ahead_ms = 0
+        if not known:
+            self.known = False
 
     def epoch_ms(self):
         now = time.ticks_ms()

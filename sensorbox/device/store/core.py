@@ -169,6 +169,9 @@ class Res:
 
 class Store:
     flushed = None  # an asyncio.Event set at each flush point, made when a sink first waits (outbox.flush_event)
+    # [first, last, add]: rows stored at times first..last, while the clock was unknown, belong ``add`` ms later
+    # (``real``); add is None until the time is known (recover.resync; kept in timefix.json). A list once any.
+    _shifts = ()
 
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
         self.root = root
@@ -202,9 +205,6 @@ class Store:
         self._rolled = False
         self.reading = None  # time an export last read a chunk: routine retention waits 10 s (a full flash not)
         self.t_open = clock()
-        # [first, last, add]: rows stored at times first..last, while the clock was unknown, belong ``add`` ms later
-        # (``real``); add is None until the time is known (``recover.resync``; kept in timefix.json)
-        self._shifts = []
 
     # ---- configuration and recovery ----
 

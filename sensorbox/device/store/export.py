@@ -152,7 +152,7 @@ def _segments(store, p, rd):
         if real(names[i]) >= p.end:
             break
         try:
-            h = rd.open("{}/{}.seg".format(r.dir, names[i]), store)
+            h = rd.open("{}/{}.seg".format(r.dir, names[i]), store, names[i])
         except (OSError, ValueError):
             yield None  # deleted meanwhile, or torn: open() deals with it at the next start
             continue

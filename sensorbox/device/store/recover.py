@@ -24,6 +24,7 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
 import json
 import os
 import struct
+import time
 
 from sensorbox.device.files import rmtree as _rmtree
 from sensorbox.device.store.core import HDR, RATE, TIMED, _i32, _mkdir, _rm
@@ -107,16 +108,41 @@ def _load_times(st):
                 isinstance(e, list) and len(e) == 3 and all(_int(x) for x in e) and e[0] <= e[1] and e[2] > 0
                 for e in v):
             raise ValueError("not a list of [first, last, add]")
-        st._shifts[:] = v  # (in place: only the store sets it)
+        st._shifts = v
     except OSError:
         pass
     except (ValueError, RuntimeError, MemoryError) as e:
         quarantine(st, path, "store", "unreadable times of rows stored while the clock was unknown ({})".format(e))
 
 
+def floor(clock, store, log):
+    """Time never goes back, across reboots too: a clock (``platform/clock.Clock``) behind the newest row stored
+    (an RTC that restarted in 2000, a host clock set back) goes on from just after it, so stored rows, ``since``
+    cursors and retention keep their order; how far it moved is added to ``clock.ahead_ms``. While the clock is
+    not known, what is stored from now on is placed when it is (``store/recover.resync``). Returns how far it
+    moved (0: it was ahead already)."""
+    last = 0
+    for r in store.res:
+        for t in (r.last_t, r.newest):
+            if t is not None and t > last:
+                last = t
+    moved = 0
+    now = clock.epoch_ms()
+    if now <= last:  # (the clock's reference moved here, not in Clock: this runs once, at boot)
+        moved = last + 1 - now
+        clock._ref_ms = clock._last = last + 1
+        clock._ref_ticks = time.ticks_ms()
+        clock.ahead_ms += moved
+        store.t_open = last + 1  # (bytes a day are counted from it)
+        log.warning("time", "the clock was {} ms behind the newest stored row: going on from it".format(moved))
+    if not clock.known:
+        store._shifts = list(store._shifts) + [[clock.epoch_ms(), None, None]]
+    return moved
+
+
 def resync(st, add):
     """The clock became known (NTP: ``net/station.py``), ``add`` ms ahead of what the store ran on. What this boot
-    stored since it began with an unknown clock (the open entry of ``st._shifts``, which ``boot.floor`` made) is
+    stored since it began with an unknown clock (the open entry of ``st._shifts``, which ``floor`` made) is
     placed ``add`` ms later: the entry gets its last time and ``add``, which every reader applies (``Store.real``:
     segment names, t0 in ``Reader.open``, text rows), and is kept in ``timefix.json``. No row is rewritten. The open
     segments are closed first (rows from now on go to segments of their own), and the cursors in that stretch move
@@ -226,7 +252,7 @@ def _scan(st, r, rd):
 
 def _last_time(st, r, rd, path, name):
     """The time of the last good row of segment ``path`` (every block checked), or None if it has none."""
-    h = rd.open(path, st)
+    h = rd.open(path, st, name)
     t = None
     try:
         while True:

@@ -1,6 +1,5 @@
 """App updates with rollback, and firmware updates through ``esp32.Partition`` (loaded per request, then unloaded).
 
-    GET  /api/ota             the running app (slot, version, trial or confirmed, why), the key (set or not), firmware
     POST /api/ota             a signed app bundle (the body, streamed): written to the inactive slot, verified, switched
     PUT  /api/ota/key         {"key": 64 hex digits}: the device's update key, once (admin)
     POST /api/ota/firmware    a signed bundle holding firmware.bin: written to the next OTA partition (ESP32)
@@ -258,16 +257,14 @@ async def _firmware(device, req, body):
 async def handle(device, app, req):
     p = req.path[9:]  # after /api/ota/ (server.route sent only /api/ota and what is under it)
     m = req.method
-    routes = {"": ("GET", "POST"), "key": ("PUT",), "firmware": ("POST",)}
+    routes = {"": ("POST",), "key": ("PUT",), "firmware": ("POST",)}  # (which app runs: /api/status -> app)
     if p not in routes:
         return error(404, "no such endpoint: {}".format(req.path))
     if m not in routes[p]:
         return error(405, "method {} not allowed here".format(m))
-    refused = await guard(req, admin=m != "GET")
+    refused = await guard(req, admin=True)
     if refused is not None:
         return refused
-    if m == "GET":
-        return device.app
     if p == "key":
         data = device.platform.data_dir
         if update_key(data) is not None:

@@ -33,7 +33,6 @@ _AUTHZ = const("sensorbox.device.http.authz")
 _WEB = const("sensorbox.device.http.web_lazy")
 _REFUSE = const("sensorbox.device.http.refuse")
 _CORS = const("sensorbox.device.http.cors")
-_SETUP = const("sensorbox.device.net.setup_http")  # the Wi-Fi set-up page and the captive portal's answers
 _BODY = const("sensorbox.device.http.body")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
@@ -270,14 +269,11 @@ async def guard(req, admin=False):
 
 
 def _route(p):
-    # the module that answers path p (each answers 404/405 for what it does not know)
+    # the module that answers path p (each answers 404/405 for what it does not know; web_lazy: what is left,
+    # the Wi-Fi set-up and updates too)
     if p == "/" or p.startswith("/static/"):
         return "sensorbox.device.http.static"
     s = p[5:].partition("/")[0] if p.startswith("/api/") else None
-    if s is None or s == "wifi":  # the Wi-Fi set-up (a board's; web_lazy answers for the others: _dispatch)
-        return _SETUP
-    if p.startswith("/api/ota"):
-        return "sensorbox.device.ota"
     if s in ("status", "config"):
         return "sensorbox.device.http.api"
     if s == "model":
@@ -296,8 +292,6 @@ async def _dispatch(app, req):
         if req.method not in ("GET", "POST", "PUT", "DELETE"):
             return error(405, "method {} not allowed".format(req.method))
         name = _route(req.path)
-        if name == _SETUP and getattr(app.device.platform, "station", None) is None:
-            name = _WEB  # no Wi-Fi to set up here (the unix port)
         for retry in (False, True):
             try:
                 m = lazy.load(name)

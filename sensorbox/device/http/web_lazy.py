@@ -16,6 +16,10 @@
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
     POST   /api/reset            {"confirm": <device id>, "erase_data": false}: factory reset, restart    admin
     POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
+    /api/ota...                  updates (``ota.py``, loaded for the request)
+    /setup, /api/wifi...         a board's Wi-Fi set-up and its captive portal (``net/setup_http.py``); here too
+                                 any path nothing else answers (a phone's connectivity probe) where there is a
+                                 station; without one, /api/wifi answers 404 after the credential check
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
 restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
@@ -53,7 +57,7 @@ ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api
           (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
           (("DELETE",), "/api/labels/<int:ident>"), (("GET",), "/"), (("GET",), "/static/<name>"),
           (("DELETE",), "/api/tokens/<int:ident>"), (("GET",), "/setup"), (("GET", "POST"), "/api/wifi"),
-          (("GET",), "/api/wifi/scan"), (("POST",), "/api/wifi/test"), (("GET", "POST"), "/api/ota"),
+          (("GET",), "/api/wifi/scan"), (("POST",), "/api/wifi/test"), (("POST",), "/api/ota"),
           (("PUT",), "/api/ota/key"), (("POST",), "/api/ota/firmware"))
 
 
@@ -68,6 +72,15 @@ async def handle(device, http, req):
 async def _handle(device, http, req, p):
     if req.method not in ("GET", "HEAD", "POST", "PUT", "DELETE"):
         return error(405, "method {} not allowed".format(req.method))
+    name = None
+    if p.startswith("api/ota"):
+        name = "sensorbox.device.ota"  # updates (ota.py)
+    elif getattr(device.platform, "station", None) and (p[:4] != "api/" or p.startswith("api/wifi")):
+        name = "sensorbox.device.net.setup_http"  # a board's Wi-Fi set-up page, routes, captive portal's answers
+    if name is not None:
+        m = lazy.load(name)
+        lazy.unload(name)
+        return await m.handle(device, http, req)
     parts = p.split("/")
     action = parts[1] if len(parts) in (2, 3) and parts[0] == "api" else None
     ident = None

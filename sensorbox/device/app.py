@@ -19,18 +19,19 @@ from sensorbox.device import platform as _platform
 from sensorbox.device.supervisor import grid_ms
 
 _BOOT = "sensorbox.device.boot"
+_STATE = "sensorbox.device.bootstate"
 
 
 class Device:
+    _exit = 0  # set when the app stops itself; main() exits with it (69: the HTTP port is in use)
+
     def __init__(self, platform=None, echo_log=True):
         self.platform = platform or _platform.get()
-        self._exit = 0  # set when the app stops itself; main() exits with it (69: the HTTP port is in use)
         self.model = self.model_error = None  # the classifier in use (see models.py) / why there is none
         self.pipeline = None  # made when its service first starts (after the HTTP server has its RAM)
         self.http = None
         self.mqtt = None  # the MQTT sink (integrations/mqtt_sink.py), made when mqtt.enabled is first on
         self.webhook = None  # the webhook sink (integrations/webhook.py), made when webhook.enabled is first on
-        self.app = None  # which app runs and why (ota.status; /api/status -> app)
         self._stop = None
         try:
             lazy.load(_BOOT).init(self, echo_log)  # log, sensors, config, store, auth, ... (boot.py)
@@ -141,15 +142,9 @@ class Device:
             self._stop.set()
 
     async def shutdown(self):
-        self.log.info("app", "stopping")
-        if self.http is not None:
-            self.http.shutdown()  # (nothing to close when it never listened)
-        if self.mqtt is not None:
-            await self.mqtt.stop()  # retained "offline" before the clean DISCONNECT
-        await self.supervisor.stop()
-        if self.store is not None:
-            self.store.close()
-        self.log.flush()
+        m = lazy.load(_STATE)  # (bootstate.py: the end of a run, like its start, is rare code)
+        lazy.unload(_STATE)
+        await m.shutdown(self)
 
 
 def main():
@@ -165,17 +160,7 @@ def main():
         asyncio.run(device.run())
     except KeyboardInterrupt:
         pass
-    except Exception as e:  # a crash at boot: said in boot.json for the next boot (safe mode), then a reset
-        try:
-            lazy.load("sensorbox.device.bootstate").error(plat.data_dir, "crashed: {!r}".format(e), e)
-        except Exception:
-            pass
-        import sys
-
-        sys.print_exception(e)
-        plat.reset()
-        raise
-    finally:
+    finally:  # (a crash goes on to main.py: said in boot.json for the next boot, then a reset)
         if device is not None:
             asyncio.run(device.shutdown())
         asyncio.new_event_loop()

@@ -152,8 +152,12 @@ def _init_core(d, data, safe_mode):
     d.log.set_level(d.config.get("log.level"))
     d.log.file_bytes = d.config.get("log.file_kb") * 1024
     d.device_id = d.platform.unique_id(d.log)
-    # (the health guard: an update on trial, d.app, must be healthy within ota.confirm_s or goes back)
-    d.supervisor = Supervisor(d.log, d, safe_mode)
+    sup = d.supervisor = Supervisor(d.log, d)  # (and the health guard:)
+    if safe_mode:
+        sup.safe_mode = True
+        sup._crit = ("http",)
+    if getattr(d, "app", None) and d.app["trial"]:  # an update on trial: healthy within 10 minutes, else it goes back
+        sup._deadline = time.ticks_add(time.ticks_ms(), sup.ms[3])
     d.bus = Bus(d.log)
     d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and a 1 s probe
     for name in d.sensors:

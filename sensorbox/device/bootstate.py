@@ -1,7 +1,8 @@
 """What a boot starts from and what the health guard decides: the boot counter behind safe mode, which app runs
 (an update on trial or not), and what the health guard found, acted on (``update``). Loaded only while it runs
-(``lazy``): at boot, when the health guard (``supervisor.tick``) has something to decide, for ``ota.py``, and on
-a crash. (Its keys and names are few and short on purpose: every name a module spells is interned for good.)
+(``lazy``): at boot, when the health guard (``supervisor.tick``) has something to decide, for ``ota.py``, on a
+crash, and at the end of a run (``shutdown``). Its keys and names are few and short on purpose: every name a
+module spells is interned for good.
 
 Boot counter: ``boot.json`` in the data directory, ``{"count": n, "reason": ..., "error": its traceback, "t":
 epoch ms}``: ``count`` counts consecutive boots that did not stay healthy for a minute; each boot adds one before
@@ -13,7 +14,7 @@ An unreadable file counts as no unhealthy boot and is reported, never a reason n
 App slots (``ota.py`` writes them; ``loader.py`` picks one at boot): ``<data>/app/state.json``, ``{"active": "a" |
 "b" | null, "previous": the slot to go back to, "trial": true until the update stayed healthy, "started": its
 first boot has begun, "version", "build", "why", "t"}``. An update on trial must stay healthy for a minute within
-``ota.confirm_s`` (``_confirm``) or it is rolled back (``rollback``); a firmware update through ``esp32.Partition``
+10 minutes (``_confirm``) or it is rolled back (``rollback``); a firmware update through ``esp32.Partition``
 follows the same rule. Every write goes through a ``.tmp`` and a rename: a power cut leaves the old or the new file.
 """
 
@@ -27,6 +28,7 @@ from micropython import const
 
 SAFE_AFTER = const(3)
 _TRACE = const(1500)  # characters of traceback kept
+_RETRY_MS = const(3600000)  # safe mode tries a normal boot again after an hour
 _SLOTS = const("/app/a/lib /app/b/lib")  # the end of sys.path[0] when an update's app runs (main.py, loader.py)
 
 
@@ -70,7 +72,8 @@ def init(d):
     except OSError:
         pass
     s, err = read(data)
-    d.boot = dict(s)
+    if s["count"] or len(s) > 1:  # (else nothing to tell: no RAM for it, not even an attribute's)
+        d.boot = dict(s)
     safe = s["count"] >= SAFE_AFTER
     s["count"] += 1
     try:
@@ -85,6 +88,29 @@ def init(d):
         d.platform.www_dir = sys.path[0][:-3] + "www"
     _app(d)
     return safe
+
+
+def crashed(e):
+    """main.py: the app crashed at boot or did not import: the traceback on the console and, with the reason, in
+    boot.json for the next boot (safe mode counts it)."""
+    sys.print_exception(e)
+    from sensorbox.device import platform
+
+    error(platform.get().data_dir, "crashed: {!r}".format(e), e)
+
+
+async def shutdown(d):
+    """Stop device ``d`` (``Device.shutdown``): the HTTP server, MQTT (its "offline" first), every service, the
+    store (flushed), the log."""
+    d.log.info("app", "stopping")
+    if d.http is not None:
+        d.http.shutdown()  # (nothing to close when it never listened)
+    if d.mqtt is not None:
+        await d.mqtt.stop()  # retained "offline" before the clean DISCONNECT
+    await d.supervisor.stop()
+    if d.store is not None:
+        d.store.close()
+    d.log.flush()
 
 
 def healthy(data_dir, n=0):
@@ -108,29 +134,61 @@ def error(data_dir, reason, exc=None, t=None):
     write(data_dir, s)
 
 
-def update(d, event, safe_mode, trial, reason, e=None):
-    """What the health guard (``supervisor.tick``) found, acted on. ``event``: 0 healthy for a minute (the count to
-    0 unless in safe mode; an update on trial (``trial``) confirmed), 1 safe mode healthy for an hour (one more
-    normal boot), 2 going wrong (``reason`` and the failing service's exception ``e`` written for the next boot,
-    before the watchdog fires), 3 an update on trial not healthy by its deadline (rolled back)."""
+def reason(sup):
+    """Why the health guard (``supervisor.tick``) finds this boot not healthy now (None: it does)."""
+    s = sup._bad
+    if s is None:
+        return None
+    return "service {} is failing ({})".format(s.name, s.last_error) if s is not True else \
+        "a service stopped (no heartbeat, or its keeper ended)"
+
+
+def update(sup, now):
+    """What the health guard (``supervisor.tick``) found, acted on, and when it has something to decide next
+    (``sup._next``; None: nothing). Well for a minute in one stretch (``ms[1]``): the count to 0 (not in safe
+    mode), an update on trial confirmed; in safe mode, well for an hour: one more normal boot. Going wrong for half
+    the watchdog's timeout: the reason and the failing service's traceback written for the next boot, once (the
+    watchdog fires at the full timeout). An update on trial not healthy by its deadline: rolled back."""
+    d = sup.d
     data = d.platform.data_dir
+    why = reason(sup)
+    el = time.ticks_diff(now, sup._since)
+    due = None  # ms from now to the next decision
+    dl = sup._deadline
     try:
-        if event == 3:
-            rollback(d, "not healthy within ota.confirm_s ({})".format(reason or "not long enough"))
-        elif event == 1:
-            healthy(data, SAFE_AFTER - 1)
-            d.platform.reset()
-        elif event == 0:
-            if not safe_mode:
-                healthy(data)
-                d.log.info("boot", "healthy for a minute: boot counter cleared")
-            if trial:
-                _confirm(d)  # the app (or firmware) update on trial is good
-        else:
-            error(data, reason, e, d.platform.epoch_ms())
-            d.log.error("boot", "unhealthy: {}".format(reason))
+        if dl is not None and not sup.healthy and time.ticks_diff(now, dl) >= 0:
+            rollback(d, "not healthy in time ({})".format(why or "not long enough"))
+        elif sup._bad is None and not sup.healthy:
+            due = sup.ms[1] - el
+            if due <= 0:
+                sup.healthy = True
+                if not sup.safe_mode:
+                    healthy(data)
+                    d.log.info("boot", "healthy for a minute: boot counter cleared")
+                if dl is not None:
+                    sup._deadline = dl = None
+                    _confirm(d)  # the app (or firmware) update on trial is good
+                due = _RETRY_MS - el if sup.safe_mode else None
+        elif sup._bad is None and sup.safe_mode:  # healthy in safe mode for an hour: try a normal boot again
+            due = _RETRY_MS - el
+            if due <= 0:
+                healthy(data, SAFE_AFTER - 1)
+                d.platform.reset()
+        elif sup._bad is not None and not sup._told and not sup.healthy:
+            due = sup.ms[0] // 2 - el
+            if due <= 0:
+                sup._told = True
+                due = None
+                f = sup._fail  # (its traceback when the failing service is the one that raised last)
+                error(data, why, f[1] if f and sup._bad is not True and sup._bad.name == f[0] else None,
+                      d.platform.epoch_ms())
+                d.log.error("boot", "unhealthy: {}".format(why))
     except OSError as e:
         d.log.warning("boot", "boot.json: {}".format(e))
+    if dl is not None and not sup.healthy:  # (the deadline too, whichever comes first)
+        left = time.ticks_diff(dl, now)
+        due = left if due is None or left < due else due
+    sup._next = None if due is None else time.ticks_add(now, max(due, 0))
 
 
 # ---- the app's slots (ota.py writes them, loader.py picks one) ----
@@ -171,7 +229,8 @@ def update_key(data):
 
 def _app(d):
     # ``d.app`` (``/api/status`` -> ``app``: which app runs and why, kept in RAM and updated by _confirm); "trial":
-    # an update (of the app or the firmware) is on trial
+    # an update (of the app or the firmware) is on trial. None for the bundle's own app on a device that never had
+    # an update nor a key (health_cold says so then: no RAM for it)
     data = d.platform.data_dir
     st = read_state(data)
     slot = running()
@@ -184,14 +243,14 @@ def _app(d):
         except (OSError, ValueError):
             pass
     trial = bool(st.get("trial")) and st.get("active") == slot
-    a = {"slot": slot, "version": ver or __import__("sensorbox").__version__, "build": build, "trial": trial,
-         "why": st.get("why"), "key": update_key(data) is not None}
+    a = {"slot": slot, "version": ver or __import__("sensorbox").__version__, "build": build,
+         "trial": trial or bool((st.get("firmware") or {}).get("pending")), "why": st.get("why"),
+         "key": update_key(data) is not None}
     fw = getattr(d.platform, "firmware", None)  # (a board with firmware updates: esp32)
     if fw is not None:
         a["firmware"] = {"running": fw(), "update": st.get("firmware")}
-    if (st.get("firmware") or {}).get("pending"):
-        a["trial"] = True
-    d.app = a
+    if slot or a["why"] or a["key"] or fw is not None:
+        d.app = a
 
 
 def _confirm(d):

@@ -48,14 +48,21 @@ def status(h, full):
         "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
         "files": d.log.files,  # persisted files that were unreadable and set aside (device/files.py)
     }
-    r = d.boot  # the boot record as this boot found it (bootstate.init)
+    r = getattr(d, "boot", None) or {"count": 0}  # the boot record as this boot found it (bootstate.init)
     b = out["boot"] = {"safe_mode": sup.safe_mode, "healthy": sup.healthy, "unhealthy_boots": r["count"],
                        "last_failure": r.get("reason")}
     if full:
         b["last_failure_at"] = r.get("t")
-        b["unhealthy_now"] = sup.reason
+        b["unhealthy_now"] = None
+        if sup._bad is not None:  # (only while not well: bootstate says why)
+            try:
+                b["unhealthy_now"] = lazy.load("sensorbox.device.bootstate").reason(sup)
+            finally:
+                lazy.unload("sensorbox.device.bootstate")
         b["last_traceback"] = r.get("error")
-        out["app"] = d.app  # which app runs (the bundle's or an update's slot) and why (ota.py)
+        # which app runs (the bundle's or an update's slot) and why (bootstate._app; None: the bundle's, no key)
+        out["app"] = getattr(d, "app", None) or {"slot": None, "version": sensorbox.__version__, "build": None,
+                                                 "trial": False, "why": None, "key": False}
     more = getattr(d.platform, "status", None)
     if more is not None:  # what the board adds: Wi-Fi on an ESP32 (state, network, address, RSSI, set-up AP)
         more(out)

@@ -6,11 +6,10 @@ import sys
 __import__("sensorbox.device.loader")
 try:
     import sensorbox.device.app
-except Exception as e:  # an app that does not even import: a reset (an update on trial is then rolled back)
-    sys.print_exception(e)
-    import machine
 
-    if hasattr(machine, "reset"):
-        machine.reset()
-    sys.exit(75)  # the unix port: `sensorbox run` starts it again
-sensorbox.device.app.main()
+    sensorbox.device.app.main()
+except Exception as e:  # an app that crashed at boot or does not even import (an update on trial: rolled back)
+    try:
+        __import__("sensorbox.device.bootstate").device.bootstate.crashed(e)  # said for the next boot
+    finally:
+        sys.exit(75)  # a soft reset on a board (main.py again); on the unix port `sensorbox run` starts it again

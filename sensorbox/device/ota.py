@@ -10,7 +10,7 @@ An app bundle (``sensorbox deploy --ota``, ``host/ota.py``) is ``SBU1\\n``, a 4-
 anything is written; each file's size and SHA-256 as it is written into the inactive slot (``<data>/app/a`` or
 ``b``); the slot's ``ok`` file is written after the last; then ``app/state.json`` is replaced by a rename: the one
 step that switches. Until then the running app is untouched; after it, the new app runs on trial (``main.py``):
-it must stay healthy for a minute (the health guard, ``supervisor.tick``) within ``ota.confirm_s`` (then
+it must stay healthy for a minute (the health guard, ``supervisor.tick``) within 10 minutes (then
 ``bootstate.confirm``), or it is rolled back: by itself when that time passes (``bootstate.rollback``), by the
 loader when it crashed or was reset before. The key can be
 installed over the network only while none is set (``sensorbox deploy --ota`` does it the first time); after
@@ -282,6 +282,9 @@ async def handle(device, app, req):
             f.write(k)
         os.rename(data + "/update.key.tmp", data + "/update.key")
         device.log.warning("app", "update key installed")
+        if getattr(device, "app", None) is None:
+            device.app = {"slot": None, "version": __import__("sensorbox").__version__, "build": None,
+                          "trial": False, "why": None}
         device.app["key"] = True
         return {"key": True}
     body = _Body(req)

@@ -29,12 +29,9 @@ _HEALTHY_MS = const(60000)
 WATCH_MS = const(1000)  # the watch loop's period
 STALE_MS = const(5000)  # a service whose heartbeat is this old is restarted...
 _DEAD_MS = const(20000)  # ...and once it is this old the watchdog is no longer fed
+_CONFIRM_MS = const(600000)  # an update on trial must be healthy within this, else it is rolled back
 _WDT_MS = const(30000)  # the platform watchdog's timeout
-_RETRY_MS = const(3600000)  # safe mode tries a normal boot again after an hour
 _BOOTSTATE = const("sensorbox.device.bootstate")
-_CRITICAL = ("accel", "mic", "store", "http")  # the services a boot must keep running to be healthy...
-_SAFE = ("http",)  # ... in safe mode
-_STOPPED = const("a service stopped (no heartbeat, or its keeper ended)")
 _UNLOGGED = "failed; no memory to log why"  # last_error when even that could not be said
 _STUCK = "no heartbeat: restarted"
 
@@ -60,31 +57,32 @@ class Service:
 
 
 class Supervisor:
-    # the health guard's state (``tick``), defaults until they change
+    # the health guard's state (``tick``), defaults until they change (an instance's own attributes cost RAM)
     feeds = 0  # times the platform watchdog was fed
     healthy = False  # this boot stayed healthy for a minute in one stretch
-    reason = None  # why it is not healthy now
+    _bad = None  # why it is not healthy now: the critical service that is failing, True for another reason
+    _since = None  # ticks_ms since when it is well (or not)
+    safe_mode = False  # network, UI and updates only (boot.py): only HTTP is critical
+    _crit = ("accel", "mic", "store", "http")  # the services a boot must keep running to be healthy
+    _fail = None  # (service name, exception) of the latest failure (a boot's traceback)
+    _next = None  # ticks_ms when bootstate.update has something to decide
+    _told = False  # the reason this boot went wrong is written
+    _deadline = None  # ticks_ms by which an update on trial must be healthy (boot.py), else it goes back
+    _wdt = None  # the platform watchdog (False: the platform has none), made at the first tick
+    # the watchdog's timeout, the healthy stretch, the pause after each step of an update (ota.py) and the time an
+    # update on trial has to stay healthy (a platform may change them: the simulated board of the end-to-end tests)
+    ms = (_WDT_MS, _HEALTHY_MS, 0, _CONFIRM_MS)
 
-    def __init__(self, log, device=None, safe_mode=False):
+    def __init__(self, log, device=None):
         self.log = log
         self.services = []
         self.stopping = False
         self.unlogged = 0  # failures that could not be logged for want of memory
         self.revived = 0  # keeper tasks found ended and started again (must stay 0)
         self.d = device  # (its platform: the watchdog; bootstate.update: its files, log, app)
-        self.safe_mode = safe_mode  # only HTTP is critical (boot.py: network, UI and updates only)
-        self._fail = None  # (service name, exception) of the latest failure (a boot's traceback)
-        self._wdt = None  # the platform watchdog (False: the platform has none), made at the first tick
-        self._good = None  # all is well (the last tick) ...
-        self._since = 0  # ... since this ticks_ms
-        self._told = False  # the reason this boot went wrong is written
-        # the watchdog's timeout, the healthy stretch (a platform may shorten them: the simulated board of the
-        # end-to-end tests does) and the pause after each step of an update (ota.py)
-        self.ms = getattr(getattr(device, "platform", None), "ms", None) or (_WDT_MS, _HEALTHY_MS, 0)
-        # an update on trial (bootstate.init: device.app) must be healthy within ota.confirm_s, else it goes back
-        app = getattr(device, "app", None)
-        self._deadline = time.ticks_add(time.ticks_ms(), device.config.get("ota.confirm_s") * 1000) if (
-            app and app["trial"]) else None
+        ms = getattr(getattr(device, "platform", None), "ms", None)
+        if ms:
+            self.ms = ms
 
     def add(self, name, factory, prefixes=(), beat=None):
         """Run ``factory()`` as service ``name``; ``beat``: a function giving the ticks_ms of the service's last
@@ -187,47 +185,30 @@ class Supervisor:
         (``platform.watchdog``, ``machine.WDT``; started at the first tick, fed or not, so a boot that never gets
         healthy is reset too) is fed only while ``ok`` holds and every critical service (samplers, store, HTTP;
         only HTTP in safe mode) is running, not waiting out a failure: a wedged loop, or a critical service that
-        keeps failing for the watchdog's timeout, resets the board. What follows (a minute healthy in one stretch:
-        the boot counter cleared, an update on trial confirmed; going wrong: the reason and traceback written for
-        the next boot; an update not healthy by its deadline: rolled back) is ``bootstate.update``'s, loaded only
-        then."""
+        keeps failing for the watchdog's timeout, resets the board. What follows from how long it has been well or
+        not (a minute healthy: the boot counter cleared, an update on trial confirmed; going wrong: the reason and
+        traceback written for the next boot; an update not healthy by its deadline: rolled back) is decided by
+        ``bootstate.update``, loaded only when a decision is due (``_next``)."""
         w = self._wdt
         if w is None:
-            make = getattr(getattr(self.d, "platform", None), "watchdog", None)
+            make = getattr(self.d.platform, "watchdog", None)
             w = self._wdt = (make and make(self.ms[0])) or False
-        why = None if ok else _STOPPED
-        for s in self.services:  # (a keeper that ended makes ``ok`` false: check() started it again)
-            if not s.running and s.name in (_SAFE if self.safe_mode else _CRITICAL):
-                why = "service {} is failing ({})".format(s.name, s.last_error)
-        self.reason = why
+        bad = None if ok else True  # (a keeper that ended or a heartbeat that stopped: check() dealt with it)
+        for s in self.services:
+            if not s.running and s.name in self._crit:
+                bad = s
         now = time.ticks_ms()
-        if (why is None) != self._good:  # well or not since when
-            self._good = why is None
-            self._since = now
-        el = time.ticks_diff(now, self._since)
-        if why is None:
-            if w:
-                w.feed()
-                self.feeds += 1
-            if not self.healthy and el >= self.ms[1]:
-                self.healthy = True
-                self._judge(0)  # healthy for a minute: the boot counter cleared, an update on trial confirmed
-                self._deadline = None
-            elif self.safe_mode and el >= _RETRY_MS:
-                self._judge(1)  # safe mode, healthy for an hour: a normal boot is tried again
-        elif not self._told and not self.healthy and el >= self.ms[0] // 2:
-            self._told = True
-            f = self._fail  # (its traceback when the failing service is the one that raised last)
-            self._judge(2, f[1] if f and why.find(" " + f[0] + " ") > 0 else None)
-        if self._deadline is not None and not self.healthy and time.ticks_diff(now, self._deadline) > 0:
-            self._judge(3)  # an update on trial not healthy in time: rolled back
-
-    def _judge(self, event, exc=None):
-        try:
-            lazy.load(_BOOTSTATE).update(self.d, event, self.safe_mode, self._deadline is not None, self.reason,
-                                         exc)
-        finally:
-            lazy.unload(_BOOTSTATE)
+        if self._since is None or (bad is None) != (self._bad is None):  # well or not, since when
+            self._since = self._next = now
+        self._bad = bad
+        if w and bad is None:
+            w.feed()
+            self.feeds += 1
+        if self._next is not None and time.ticks_diff(now, self._next) >= 0:
+            try:
+                lazy.load(_BOOTSTATE).update(self, now)
+            finally:
+                lazy.unload(_BOOTSTATE)
 
     def check(self):
         """One look at every service (see ``watch``); True when all is well enough to feed the watchdog."""
@@ -265,13 +246,6 @@ class Supervisor:
             if hit and svc.task is not None and not svc._reload:
                 svc._reload = True
                 svc.task.cancel()
-
-    def inject_fault(self, name):
-        """Interrupt service ``name`` as if it had raised (diagnostics and tests)."""
-        svc = self.get(name)
-        if svc is not None and svc.task is not None:
-            svc._fault = "injected fault"
-            svc.task.cancel()
 
     async def stop(self):
         self.stopping = True

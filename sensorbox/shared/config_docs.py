@@ -84,7 +84,6 @@ HELP = {
     "board.reset_pin": "ESP32: GPIO of a button (to GND) that, held at power-on for 5 s, resets the device to factory settings (-1 = none; 0 is the BOOT button of most boards)",
     "wifi.fallback_s": "ESP32: without a Wi-Fi connection for this long, the set-up access point opens as well (s, 0 = never)",
     "time.ntp_host": "NTP server the clock is set from at each connection and then periodically (\"\" = none)",
-    "ota.confirm_s": "An app or firmware update must be healthy (a minute without a failing service) within this many seconds of its first boot, or the device goes back to the previous one",
 }
 
 
@@ -170,7 +169,6 @@ board.i2s_sd            Microphone SD | GPIO | advanced
 board.reset_pin         Factory reset button | GPIO | advanced
 wifi.fallback_s         Open the set-up access point after | s
 time.ntp_host           NTP server
-ota.confirm_s           An update must be healthy within | s | advanced
 """
 
 #: The groups a key's first part names, in the order the UI shows them: ``prefix  title [| kind]`` where kind is
@@ -186,7 +184,6 @@ http     Web server
 log      Log
 wifi     Wi-Fi (ESP32)
 time     Clock
-ota      Updates
 mqtt     MQTT | integration
 webhook  Webhooks | integration
 board    Board wiring (ESP32) | advanced

@@ -2,8 +2,16 @@
 
 import asyncio
 
-from devtest import quiet_log, until
+from devtest import quiet_log, tmpdir, until
+
 from sensorbox.device import supervisor as sv
+
+
+def _inject(sup, name):
+    # what POST /api/debug/fault does (http/web_admin.fault): the service is interrupted as if it had raised
+    svc = sup.get(name)
+    svc._fault = "injected fault"
+    svc.task.cancel()
 
 
 async def test_failing_service_restarts_and_others_continue():
@@ -110,7 +118,7 @@ async def test_injected_fault_counts_as_failure():
     started = [0]
     s = sup.add("accel", _counting(started))
     await until(lambda: started[0] == 1)
-    sup.inject_fault("accel")
+    _inject(sup, "accel")
     await until(lambda: started[0] == 2, 2000)
     assert s.restarts == 1 and s.last_error == "injected fault"
     assert any("injected fault" in e["msg"] and "Traceback" in e["msg"] for e in log.entries())
@@ -247,7 +255,7 @@ async def test_the_keeper_survives_a_memory_error_in_its_own_error_path():
     await until(lambda: runs[0] >= 4, 5000)  # restarted again and again (100, 200, 400 ms backoff)
     assert not svc.task.done() and svc.restarts >= 3
     assert svc.last_error == "failed; no memory to log why" and sup.unlogged >= 3
-    sup.inject_fault("http")  # the cancel path too
+    _inject(sup, "http")  # the cancel path too
     await until(lambda: runs[0] >= 5, 5000)
     assert not svc.task.done()
     await sup.stop()
@@ -267,6 +275,7 @@ class _WDT:
 class _Platform:
     def __init__(self):
         self.wdt = None
+        self.data_dir = tmpdir()
 
     def watchdog(self, timeout_ms):
         self.wdt = _WDT(timeout=timeout_ms)
@@ -303,10 +312,12 @@ async def test_a_service_whose_heartbeat_stops_is_restarted_and_the_watchdog_sta
     w = asyncio.create_task(sup.watch())
     await asyncio.sleep_ms(2300)
     fed = plat.wdt.fed
-    assert fed >= 2 and plat.wdt.timeout == 30000 and sup.feeds == fed and sup.reason is None, (fed, sup.feeds)
+    from sensorbox.device import bootstate
+
+    assert fed >= 2 and plat.wdt.timeout == 30000 and sup.feeds == fed and bootstate.reason(sup) is None, fed
     svc.seen = beat[0] = time.ticks_add(time.ticks_ms(), -30000)
     await asyncio.sleep_ms(2100)
-    assert plat.wdt.fed == fed and "no heartbeat" in sup.reason  # starved: a board would now be reset
+    assert plat.wdt.fed == fed and "no heartbeat" in bootstate.reason(sup)  # starved: a board would be reset
     w.cancel()
     await sup.stop()
 

@@ -110,7 +110,9 @@ def fault(device, req):
         while True:
             pass
     if mode == "raise":
-        sup.inject_fault(name)
+        svc = sup.get(name)  # as if it had raised: the supervisor's failure path, restart and backoff
+        svc._fault = "injected fault"
+        svc.task.cancel()
     else:
         device.http.fault = mode
     return {"injected": name, "mode": mode}

@@ -27,7 +27,7 @@ class Platform(esp32.Platform):
         # (the watchdog's timeout and the healthy stretch: supervisor.tick; a pause after each step of an update:
         # ota.py)
         self.ms = (int(os.getenv("SENSORBOX_WDT_MS") or "30000"), int(os.getenv("SENSORBOX_HEALTHY_MS") or "60000"),
-                   int(os.getenv("SENSORBOX_STEP_MS") or "0"))
+                   int(os.getenv("SENSORBOX_STEP_MS") or "0"), int(os.getenv("SENSORBOX_CONFIRM_MS") or "600000"))
 
     def sensor(self, name, config, log):
         if name == "accel" and config.get("accel.rate_hz") == 100:

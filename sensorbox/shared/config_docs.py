@@ -83,7 +83,7 @@ HELP = {
     "board.i2s_sd": "ESP32: GPIO of the microphone's I2S data, SD (-1 = no microphone wired)",
     "board.reset_pin": "ESP32: GPIO of a button (to GND) that, held at power-on for 5 s, resets the device to factory settings (-1 = none; 0 is the BOOT button of most boards)",
     "wifi.fallback_s": "ESP32: without a Wi-Fi connection for this long, the set-up access point opens as well (s, 0 = never)",
-    "time.ntp_host": "NTP server the clock is set from at each connection and then periodically (\"\" = none)",
+    "time.ntp_host": "NTP server the clock is set from at each connection and every 6 hours (\"\": pool.ntp.org; \"off\": none)",
 }
 
 

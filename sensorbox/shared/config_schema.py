@@ -114,7 +114,7 @@ board.i2s_ws int -1 -1 48 reboot
 board.i2s_sd int -1 -1 48 reboot
 board.reset_pin int -1 -1 48 reboot
 wifi.fallback_s int 300 0 86400
-time.ntp_host str "pool.ntp.org" 0 64
+time.ntp_host str "" 0 64
 """
 
 

@@ -33,7 +33,7 @@ class _Plat:
 
 class _Dev:
     def __init__(self, **cfg):
-        cfg.setdefault("time__ntp_host", "")
+        cfg.setdefault("time__ntp_host", "off")
         self.config = StubConfig(**cfg)
         self.log = quiet_log()
         self.platform = _Plat(tmpdir("data"))

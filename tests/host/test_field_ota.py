@@ -17,7 +17,7 @@ from conftest import ADMIN_PASSWORD
 from sensorbox.host import bundle, ota
 
 HOME = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "ip": "10.0.0.7"}]
-CONFIG = {"time.ntp_host": "", "mic.enabled": False}
+CONFIG = {"time.ntp_host": "off", "mic.enabled": False}
 FAST = {"SENSORBOX_WDT_MS": "4000", "SENSORBOX_HEALTHY_MS": "3000", "SENSORBOX_CONFIRM_MS": "10000"}
 
 

@@ -19,7 +19,7 @@ def _configured(root, config):
         json.dump([{"ssid": "home", "password": "correct-horse"}], f)
     with open(os.path.join(d, "update.key"), "w") as f:
         f.write("11" * 32)
-    return dict({"time.ntp_host": "", "mic.enabled": False, "device.name": "bench-9"}, **config)
+    return dict({"time.ntp_host": "off", "mic.enabled": False, "device.name": "bench-9"}, **config)
 
 
 

@@ -9,7 +9,7 @@ from fielddev import FieldDevice, chromium, ui_login, until
 
 HOME = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "ip": "10.0.0.7"}]
 FAST = {"SENSORBOX_WDT_MS": "3000", "SENSORBOX_HEALTHY_MS": "4000"}
-CONFIG = {"time.ntp_host": "", "mic.enabled": False}
+CONFIG = {"time.ntp_host": "off", "mic.enabled": False}
 
 
 def _wifi(root):

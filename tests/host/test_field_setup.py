@@ -18,7 +18,7 @@ APS = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "channel": 6, "secu
         "bssid": "a0b1c2d3e4f5"},
        {"ssid": "neighbour", "key": "whatever99", "rssi": -81, "channel": 11, "security": 4},
        {"ssid": "cafe", "key": "", "rssi": -70, "channel": 1, "security": 0}]
-QUIET = {"time.ntp_host": "", "accel.enabled": False, "mic.enabled": False}
+QUIET = {"time.ntp_host": "off", "accel.enabled": False, "mic.enabled": False}
 
 
 @pytest.fixture

@@ -201,8 +201,8 @@ class Station:
         await asyncio.sleep_ms(self.up_ms)
 
     async def _ntp(self):
-        host = self.d.config.get("time.ntp_host")
-        if not host:
+        host = self.d.config.get("time.ntp_host") or "pool.ntp.org"
+        if host == "off":
             return
         try:
             t = await lazy.load(_PORTAL).query(host)

@@ -162,6 +162,23 @@ def tokens(path, log):
     return good
 
 
+def device_id(path, log):
+    """The simulated device's id, kept in ``path`` (a board reads its own from eFuse): made once at random; anything
+    but 1 to 32 letters and digits there (random bytes, a directory) is set aside and a new id made."""
+    b = read(path, log, 64)
+    if b is not None and b is not False:
+        v = b.strip()
+        if 0 < len(v) <= 32 and all(48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 for c in v):
+            return v.decode()
+        aside(path, log, "not a device id")
+    import binascii
+
+    v = binascii.hexlify(os.urandom(6)).decode()
+    with open(path, "w") as f:
+        f.write(v)
+    return v
+
+
 def check_boot(device):
     """At boot, the files read later (per request, or when a service starts): tokens.json and recording.json,
     so what is wrong with them is set aside and reported now."""

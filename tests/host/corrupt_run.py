@@ -242,10 +242,9 @@ def check_rows(dev):
 
 
 def one(base, case, work):
-    from sensorbox.device import models
+    from sensorbox.device import files, models
     from sensorbox.device.http import authz, web_admin
     from sensorbox.device.integrations import mqtt_cold
-    from sensorbox.device.net import station
     from sensorbox.device.store import meta
 
     target, rel, label, content = case
@@ -262,7 +261,7 @@ def one(base, case, work):
     sink = type("Sink", (), {"d": dev, "rec": [None, None, None]})()
     mqtt_cold.restore(sink)
     toks = authz.tokens(dev.auth)
-    station.load_networks(work, dev.log)  # (read by the ESP32 station service)
+    files.load_json(work + "/wifi.json", dev.log, files.wifi_ok)  # (as the ESP32's station reads it: net/station.py)
     dev.log.info("test", "booted")
     dev.log.flush()
     dev.health.status()

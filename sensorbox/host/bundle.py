@@ -334,8 +334,8 @@ def build_www(www, analysis=False, setup=True):
     from sensorbox.host import webassets  # the web UI and openapi.json, gzipped
 
     # gzipped like the UI's files (19 KB of help texts take 1 flash block instead of 5); served as they are
-    path = webassets._write_gz(os.path.join(www, "config-schema.json.gz"), json.dumps(
-        {"schema": config_docs.describe(), "groups": config_docs.groups()}, separators=(",", ":")).encode())
+    path = put_file(os.path.join(www, "config-schema.json.gz"), webassets.gz(json.dumps(
+        {"schema": config_docs.describe(), "groups": config_docs.groups()}, separators=(",", ":")).encode()))
     if os.path.exists(os.path.join(www, "config-schema.json")):  # (a bundle built before)
         os.remove(os.path.join(www, "config-schema.json"))
 

@@ -15,6 +15,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test proof test-ha ha-deps bench bundle clean system-deps node-deps
 
+# Real recordings for the sound features and classifiers (Debian packages; licences in docs/sounds.md):
+# keyboard clicks (GPL-2+) and speech (BSD-2).
+SOUND_DATA := /usr/share/buckle/wav/01-0.wav:bucklespring-data \
+              /usr/share/pocketsphinx/test/data/cards/001.wav:pocketsphinx-testdata
+
 $(STAMP): pyproject.toml
 	@scripts/ensure-system-packages $(PYTHON)
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || scripts/ensure-system-packages --install python3-venv
@@ -43,6 +48,7 @@ test: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	@scripts/ensure-system-packages socat
+	@scripts/ensure-system-packages $(SOUND_DATA)
 	$(BIN)/python -m pytest -q -m "not ha" $(PYTEST_ARGS)
 
 # The proof suite at full size (issue 11: kill -9, power cuts, corrupt files, requests, bursts); make test runs
@@ -51,11 +57,13 @@ proof: $(STAMP) node_modules/.installed ha-deps
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	@scripts/ensure-system-packages socat
+	@scripts/ensure-system-packages $(SOUND_DATA)
 	SENSORBOX_PROOF=full $(BIN)/python -m pytest -q -s -m proof $(PYTEST_ARGS)
 
 bench: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
+	@scripts/ensure-system-packages $(SOUND_DATA)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:

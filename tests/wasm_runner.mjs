@@ -4,7 +4,7 @@
 // The shared package (sensorbox/__init__.py and sensorbox/shared/*.py) and the test file are written into the
 // runtime's file system under /lib; the DATA_FILEs (paths relative to the repo, listed in the test module's
 // DATA_FILES) are copied to /repo, the working directory, so tests open them by the same relative path
-// as on CPython and the unix port.
+// as on CPython and the unix port; an absolute path (data a Debian package installed) is copied to itself.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import { readFileSync, readdirSync } from "node:fs";
 import { join, basename } from "node:path";
@@ -25,12 +25,14 @@ const mod = basename(testFile, ".py");
 mp.FS.writeFile("/lib/" + mod + ".py", readFileSync(testFile));
 mp.FS.mkdir("/repo");
 for (const rel of dataFiles) {
-  let dir = "/repo";
-  for (const part of rel.split("/").slice(0, -1)) {
+  // an absolute path (a file a system package installed) keeps its path; others go under /repo
+  const abs = rel.startsWith("/");
+  let dir = abs ? "" : "/repo";
+  for (const part of rel.split("/").slice(abs ? 1 : 0, -1)) {
     dir += "/" + part;
     try { mp.FS.mkdir(dir); } catch (e) { /* exists */ }
   }
-  mp.FS.writeFile("/repo/" + rel, readFileSync(join(repo, rel)));
+  mp.FS.writeFile(abs ? rel : "/repo/" + rel, readFileSync(abs ? rel : join(repo, rel)));
 }
 mp.FS.chdir("/repo");
 try {

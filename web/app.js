@@ -181,12 +181,13 @@ function classDesc(code) {
 }
 function eventText(e) {
   if (e.type === "class_change") return "activity: " + displayName(e.from) + " → " + displayName(e.to) + (e.confidence !== undefined ? " (" + Math.round(e.confidence / 10) + " %)" : "");
+  if (e.type === "sound_change") return "sound: " + e.from + " → " + e.to + (e.confidence !== undefined ? " (" + Math.round(e.confidence / 10) + " %)" : "");
   const rest = Object.keys(e).filter((k) => k !== "t" && k !== "type").map((k) => k + " " + JSON.stringify(e[k]));
   return e.type + (rest.length ? ": " + rest.join(", ") : "");
 }
 
 // ---------- dashboard ----------
-const live = { es: null, plot: null, t: [], x: [], y: [], z: [], n: 0, max: 250, pred: null, snd: null, feat: null, acc: null, stopped: null, seen: new Set(), every: {} };
+const live = { es: null, plot: null, t: [], x: [], y: [], z: [], n: 0, max: 250, pred: null, snd: null, sndcls: null, feat: null, acc: null, stopped: null, seen: new Set(), every: {} };
 // note(kind, t): a live value of this kind arrived, made at device time t; its usual interval is remembered
 function note(kind, t, prev) { if (prev != null && t > prev) live.every[kind] = t - prev; }
 // Closing a stream frees its RAM on the device only when the device notices (its next write, <= 200 ms):
@@ -220,6 +221,13 @@ function showPrediction(code, conf) {
   $("#cls").textContent = i > 0 ? name.slice(0, i) : name;  // the display name large, the code with the confidence
   $("#conf").textContent = (i > 0 ? code + " · " : "") + "confidence " + Math.round(conf * 100) + " %";
   $("#clsdesc").textContent = classDesc(code);
+}
+// The sound classifier's latest class (sound.classify), under the sound level; hidden while it is off.
+function showSoundClass(c) {
+  const e = $("#sndcls");
+  e.hidden = !c;
+  if (!c) return;
+  e.textContent = c.class != null ? "heard: " + c.class + " · " + Math.round(c.confidence * 100) + " %" : "sound classes: " + c.reason;
 }
 // Why no new predictions come, from the health figures: the analysis service failed, or the pipeline says why.
 function analysisStopped(s) {
@@ -279,6 +287,9 @@ async function showDashboard() {
     $("#leqbar").style.width = Math.max(0, Math.min(100, (d.leq / 100 - 30) / 90 * 100)) + "%";
     ages();
   });
+  es.addEventListener("soundclass", (m) => {  // one per sound window (128 ms) while sound.classify is on
+    live.sndcls = JSON.parse(m.data); showSoundClass(live.sndcls);
+  });
   es.addEventListener("features", (m) => {  // one per analysis window: a few named features (see /api/openapi.json)
     const d = JSON.parse(m.data);
     note("feat", d.t, live.feat); live.feat = d.t;
@@ -294,6 +305,11 @@ async function showDashboard() {
       clock.off = s.time_ms - Date.now();
       $("#devname").textContent = s.device.name;
       if (s.soundlevel && s.soundlevel.weighting) dbUnit = "dB(" + s.soundlevel.weighting + ")";
+      const sc = s.soundlevel && s.soundlevel.classes, p = sc && sc.prediction;  // the sound classifier, when on
+      if (!sc) live.sndcls = null;
+      else if (p && !(live.sndcls && live.sndcls.t >= p.t_ms)) live.sndcls = { t: p.t_ms, class: p.class, confidence: p.confidence / 1000 };
+      else if (!p) live.sndcls = { reason: sc.reason || "waiting for the first window" };
+      showSoundClass(live.sndcls);
       const a = s.analysis && s.analysis.prediction;
       if (a && !live.pred) { live.pred = { t: a.t_ms, class: a.class, confidence: a.confidence / 1000 }; showPrediction(a.class, a.confidence / 1000); }
       live.stopped = analysisStopped(s);

@@ -149,20 +149,26 @@ class Device:
 
 def main():
     plat = _platform.get()
-    try:
-        lazy.load(_BOOT).warm(plat)  # first of all, while the heap is whole
-    finally:
-        lazy.unload(_BOOT)
-    gc.collect()
     device = None
+    code = 75  # (a crash: said in boot.json for the next boot, then a restart)
     try:
+        try:
+            lazy.load(_BOOT).warm(plat)  # first of all, while the heap is whole
+        finally:
+            lazy.unload(_BOOT)
+        gc.collect()
         device = Device(plat)
         asyncio.run(device.run())
+        code = device._exit
     except KeyboardInterrupt:
-        pass
-    finally:  # (a crash goes on to main.py: said in boot.json for the next boot, then a reset)
-        if device is not None:
-            asyncio.run(device.shutdown())
-        asyncio.new_event_loop()
-    if device is not None and device._exit:
-        raise SystemExit(device._exit)  # on a board: soft reset, then main.py again
+        code = 0
+    except Exception as e:
+        lazy.load(_STATE).crashed(e)
+    finally:
+        try:
+            if device is not None:
+                asyncio.run(device.shutdown())
+            asyncio.new_event_loop()
+        finally:  # (here, so that a crash on the crash's path or in the shutdown restarts too)
+            if code:
+                raise SystemExit(code)  # on a board: soft reset, then main.py again; `sensorbox run` starts it again

@@ -23,14 +23,16 @@ _STATE = "sensorbox.device.bootstate"
 # ``kernels_c`` (only with emlearn_trees / emlearn_fft / emlearn_iir installed, then imported for good: loaded
 # now, their native code would stay in RAM for nothing), other boards' platform modules, the browser's
 # re-analysis (in the unix bundle only, for the tests), and the k-nearest-neighbour evaluator and its loader,
-# bundled for later but not run by the device yet (28 names for good, ~0.3 KB on this port).
+# bundled for later but not run by the device yet (28 names for good, ~0.3 KB on this port). The sound
+# classifier's modules too: loaded only while sound.classify is on (soundmeter), their names are interned then,
+# into the pool warming already grew, not for good on every device.
 WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
              "sensorbox.device.trees_c", "sensorbox.device.kernels_c", "sensorbox.device.platform.",
-             "sensorbox.shared.neighbors", "sensorbox.shared.analysis",
+             "sensorbox.shared.neighbors", "sensorbox.shared.analysis", "sensorbox.device.soundclass",
+             "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound", "sensorbox.shared.wav",
              "sensorbox.device.factory",  # runs only just before a reset: what it interns goes with the reset
-             "sensorbox.device.loader",  # main.py ran it (it acts when imported): its names are in already
-             # updates: loaded to install an update or its key (a restart follows) and for GET /api/ota; what a
-             # refused upload interns stays (~20 names: NAME_BUDGET's slack is for that)
+             # updates: loaded to install an update or its key (a restart follows); what a refused upload
+             # interns stays (~20 names: NAME_BUDGET's slack is for that)
              "sensorbox.device.ota")
 
 

@@ -1,7 +1,7 @@
 """What a boot starts from and what the health guard decides: the boot counter behind safe mode, which app runs
 (an update on trial or not), and what the health guard found, acted on (``update``). Loaded only while it runs
-(``lazy``): at boot, when the health guard (``supervisor.tick``) has something to decide, for ``ota.py``, on a
-crash, and at the end of a run (``shutdown``). Its keys and names are few and short on purpose: every name a
+(``lazy``): first of all to choose the app (``pick``, from ``main.py``), at boot, when the health guard
+(``supervisor.tick``) has something to decide, for ``ota.py``, on a crash, and at the end of a run (``shutdown``). Its keys and names are few and short on purpose: every name a
 module spells is interned for good.
 
 Boot counter: ``boot.json`` in the data directory, ``{"count": n, "reason": ..., "error": its traceback, "t":
@@ -11,7 +11,7 @@ anything else can fail, a healthy minute sets it to 0. From ``SAFE_AFTER`` on th
 and the UI.
 An unreadable file counts as no unhealthy boot and is reported, never a reason not to start.
 
-App slots (``ota.py`` writes them; ``loader.py`` picks one at boot): ``<data>/app/state.json``, ``{"active": "a" |
+App slots (``ota.py`` writes them; ``pick`` chooses one at boot): ``<data>/app/state.json``, ``{"active": "a" |
 "b" | null, "previous": the slot to go back to, "trial": true until the update stayed healthy, "started": its
 first boot has begun, "version", "build", "why", "t"}``. An update on trial must stay healthy for a minute within
 10 minutes (``_confirm``) or it is rolled back (``rollback``); a firmware update through ``esp32.Partition``
@@ -29,7 +29,7 @@ from micropython import const
 SAFE_AFTER = const(3)
 _TRACE = const(1500)  # characters of traceback kept
 _RETRY_MS = const(3600000)  # safe mode tries a normal boot again after an hour
-_SLOTS = const("/app/a/lib /app/b/lib")  # the end of sys.path[0] when an update's app runs (main.py, loader.py)
+_SLOTS = const("/app/a/lib /app/b/lib")  # the end of sys.path[0] when an update's app runs (pick)
 
 
 def read(data_dir):
@@ -91,8 +91,8 @@ def init(d):
 
 
 def crashed(e):
-    """main.py: the app crashed at boot or did not import: the traceback on the console and, with the reason, in
-    boot.json for the next boot (safe mode counts it)."""
+    """The app crashed at boot (``app.main``) or did not import (``pick``): the traceback on the console and, with
+    the reason, in boot.json for the next boot (safe mode counts it)."""
     sys.print_exception(e)
     from sensorbox.device import platform
 
@@ -150,6 +150,9 @@ def update(sup, now):
     the watchdog's timeout: the reason and the failing service's traceback written for the next boot, once (the
     watchdog fires at the full timeout). An update on trial not healthy by its deadline: rolled back."""
     d = sup.d
+    if sup._wdt is None:  # the first tick: the watchdog starts, fed or not from now on
+        make = getattr(d.platform, "watchdog", None)
+        sup._wdt = (make and make(sup.ms[0])) or False
     data = d.platform.data_dir
     why = reason(sup)
     el = time.ticks_diff(now, sup._since)
@@ -191,7 +194,49 @@ def update(sup, now):
     sup._next = None if due is None else time.ticks_add(now, max(due, 0))
 
 
-# ---- the app's slots (ota.py writes them, loader.py picks one) ----
+# ---- the app's slots (ota.py writes them, pick chooses one at boot) ----
+
+def pick():
+    """``main.py``, first of all, with this module from the bundle deployed over USB (an update never replaces
+    ``main.py``, and this runs before any of an update's code): which app to start, the bundle's own or an update
+    in slot ``<data>/app/a`` or ``b``. An update on trial gets one boot: if the device boots again before the app
+    confirmed it (a crash, a reset, a power cut, the watchdog), it goes back to ``previous``. A slot runs only if
+    its ``ok`` file (written after every file was verified) is there. Then this module and the packages it came in
+    leave ``sys.modules`` and the app is imported, from the chosen bundle alone (an app that does not import:
+    said in boot.json, then a restart). Imports nothing from sensorbox before that."""
+    try:
+        data = os.getenv("SENSORBOX_DATA") or "./var"  # the unix port
+    except AttributeError:  # a board: no environment
+        data = "/data"
+    s = read_state(data)
+    slot = s.get("active")
+    if slot in ("a", "b") and s.get("trial"):
+        if s.get("started"):  # its one boot went by without a confirmation: back to the app that was good
+            s["active"] = s.get("previous")
+            s["trial"] = s["started"] = False
+            s["why"] = "rolled back from update {} (slot {}): it did not stay healthy on its first boot".format(
+                s.get("version"), slot)
+            slot = s["active"]
+        else:
+            s["started"] = True
+        write_state(data, s)
+        print("loader: {}".format(s["why"] if not s["trial"] else "update {} on trial".format(s.get("version"))))
+    if slot in ("a", "b"):
+        try:
+            os.stat("{}/app/{}/ok".format(data, slot))
+            sys.path.insert(0, "{}/app/{}/lib".format(data, slot))
+        except OSError:
+            print("loader: slot {} is incomplete; starting the bundle's own app".format(slot))
+    for m in ("sensorbox.device.bootstate", "sensorbox.device", "sensorbox"):  # the app: from one bundle
+        sys.modules.pop(m, None)
+    try:
+        __import__("sensorbox.device.app")
+    except Exception as e:  # an app that does not import (an update on trial goes back at the next boot)
+        try:
+            crashed(e)  # said in boot.json
+        finally:
+            sys.exit(75)  # a soft reset on a board (main.py again); on the unix port `sensorbox run` starts it again
+
 
 def read_state(data):
     try:

@@ -5,8 +5,12 @@ neither: ``http/api.py`` streams it from the values."""
 import json
 import os
 
-from sensorbox.device import files
+from micropython import const
+
+from sensorbox.device import files, lazy
 from sensorbox.shared import config_schema as schema
+
+_SIM_WAV = const("sensorbox.device.sensors.sim_wav")
 
 
 def load(cfg):
@@ -97,7 +101,22 @@ def _check_running(device, new, old):
     """Refuse values that what runs cannot work with (the schema cannot know it; ``new``, ``old``: key -> value
     after and before the update): the model's window, a RAM
     limit the model would not fit at the next start (activating a model sets ml.window to the model's, see
-    models.py), and a free-flash floor that retention could never reach (it would delete every stored row)."""
+    models.py), a free-flash floor that retention could never reach (it would delete every stored row), and a
+    WAV folder the simulated microphone could not replay (``sim.mic_wav``; the simulator's: not on boards)."""
+    w = new("sim.mic_wav")
+    if w and (w != old("sim.mic_wav") or new("mic.rate_hz") != old("mic.rate_hz")):
+        try:
+            sim = lazy.load(_SIM_WAV)
+        except ImportError:  # a board: no simulated microphone, the key does nothing
+            sim = None
+        try:
+            if sim is not None:
+                sim.check(w, new("mic.rate_hz"))
+        except ValueError as e:  # named: the key the update changes
+            raise schema.ConfigError("sim.mic_wav" if w != old("sim.mic_wav") else "mic.rate_hz", str(e))
+        finally:
+            sim = None
+            lazy.unload(_SIM_WAV)
     kb = new("store.min_free_kb")
     if kb > old("store.min_free_kb"):
         try:

@@ -87,9 +87,17 @@ def _path(device, which):
 
 def _compatible(device, meta):
     """Raise ModelError unless ``meta`` fits this device's features, sensor and RAM limit, with a window that
-    ``ml.window`` can take (the model's window becomes ``ml.window`` when it runs: ``_follow``)."""
+    ``ml.window`` can take (the model's window becomes ``ml.window`` when it runs: ``_follow``). For the sound
+    model (``device`` a ``soundclass.SoundClassifier``, which has a ``sensor``): its ``check_meta``."""
     sm = lazy.load("sensorbox.shared.model")
     try:
+        if getattr(device, "sensor", None) is not None:  # another model's place: it knows what fits there
+            device.check_meta(meta, sm)
+            return
+        s = meta.get("sensor") if isinstance(meta, dict) else None
+        if s is not None and s != "accel":
+            raise ModelError("a {0} model cannot run as the activity model: push it with ?sensor={0} (sensorbox "
+                             "model push does)".format(s), "sensor")
         ch = device.sensors["accel"].ring.channels
         sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
                       device.config.get("ml.model_max_kb") * 1024)
@@ -116,7 +124,7 @@ def _follow(device):
     (config_edit refuses ml.window changes while one is)."""
     m = device.model
     cfg = device.config
-    if m is None or cfg.get("ml.window") == m.window:
+    if m is None or cfg.get("ml.window") == m.window or getattr(device, "sensor", None) is not None:
         return
     up = {"ml.window": m.window}
     if cfg.get("ml.hop") > m.window:
@@ -259,7 +267,8 @@ async def _follow_soon(device):
 async def _boot(device, spare=None):
     for which in ("active", "previous", "default"):
         path = _path(device, which)
-        if which != "default" and not _exists(path + "/meta.json"):
+        # (the sound model's place has no bundled default: none is no error there)
+        if (which != "default" or getattr(device, "sensor", None) is not None) and not _exists(path + "/meta.json"):
             continue
         try:
             device.model = await _check(device, path, which if which == "default" else "uploaded", spare)

@@ -43,7 +43,7 @@ class Outbox:
         self.store = store
         self.resource = resource
         self.name = sink + "." + resource  # the cursor's name
-        self.r = store.by_name[resource]
+        self.r = store.resource(resource)  # (made now if it is made on first use)
         self.t = store.cursor(self.name, resource, start)
         self.sent = 0
         self._hint = None  # (segment name, offset of the block holding the next row, time before it)
@@ -165,7 +165,7 @@ def message(device, resource, head, v):
     if resource == "events":
         body = bytes(v)
         return head.encode() + (b"," + body[1:] if len(body) > 2 else b"}")
-    if resource == "predictions":
+    if resource == "predictions" or resource == "soundclass":  # (a sound class: named by the class table)
         import json
 
         return '{},"class":{},"label":{},"confidence":{}.{:03d}}}'.format(

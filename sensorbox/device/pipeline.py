@@ -54,6 +54,22 @@ class Model:
                      "cv_accuracy": m.get("cv_accuracy_mean"), "created": meta.get("created")}
 
 
+def classify(m, feats, hist, slot, count, threshold):
+    """(class index or -1, confidence permille) of the model ``m`` on ``feats``: its votes into row ``slot`` of the
+    smoothing history ``hist`` (``count`` rows summed), decided against ``threshold``. Allocates nothing but the
+    result (the pipeline's and the sound classifier's step)."""
+    t = m.trees
+    nc = len(m.classes)
+    c = m.emlearn
+    if c is not None:  # emlearn_trees: its predict, then its float outputs decoded in the smoothing kernel
+        c.predict(feats, t.out)
+        r = smooth(t.out, 1, m.n_trees, hist, slot * nc, count, nc)
+    else:
+        t.classify(feats)
+        r = smooth(t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
+    return decide(r, count, m.n_trees, threshold)  # shared: the browser decides with it too
+
+
 class Pipeline:
     def __init__(self, device):
         self.device = device
@@ -161,16 +177,7 @@ class Pipeline:
                 filled = window - hop
 
     def _classify(self, m, feats, hist, slot, count, threshold, t_ms):
-        t = m.trees
-        nc = len(m.classes)
-        c = m.emlearn
-        if c is not None:  # emlearn_trees: its predict, then its float outputs decoded in the smoothing kernel
-            c.predict(feats, t.out)
-            r = smooth(t.out, 1, m.n_trees, hist, slot * nc, count, nc)
-        else:
-            t.classify(feats)
-            r = smooth(t.votes(), 0, m.n_trees, hist, slot * nc, count, nc)
-        best, conf = decide(r, count, m.n_trees, threshold)  # shared: the browser decides with it too
+        best, conf = classify(m, feats, hist, slot, count, threshold)
         self.latest = (t_ms, best, conf)
         bus = self.device.bus
         if m.gids is not None:  # stored with the class's id in the store's class table, which names it for good

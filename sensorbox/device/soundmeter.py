@@ -14,6 +14,8 @@ the microphone 20 times a second rather than every few ms. When sampling restart
 changes) the meter starts over; frames lost to a slow reader are counted in ``lost``.
 Per chunk nothing is allocated (tests/device/test_alloc.py): the ring is read with ``next_held``/``copy_out``
 and the epoch time, a heap int on a 32-bit board, is computed only when an interval is published.
+With ``sound.classify`` on, each chunk goes to the sound classifier first (``soundclass.py``, imported only then),
+before the meter weights it in place.
 """
 
 import array
@@ -22,9 +24,11 @@ import time
 import asyncio
 from micropython import const
 
+from sensorbox.device import lazy
 from sensorbox.device.supervisor import grid_ms
 
 _CHUNK = const(256)
+_SOUND = const("sensorbox.device.soundclass")
 _PER_TURN = const(4)  # chunks between yields: 64 ms of sound at 16 kHz, ~0.4 ms of work here (~15 ms on an ESP32)
 
 
@@ -37,6 +41,9 @@ class SoundMeter:
         self.lost = 0
         self._ring = None
         self._last = 0  # sequence number of the last sample processed
+        # soundclass.SoundClassifier while sound.classify is on (set here only: the bundle renames it short,
+        # host/names.py; soundclass.running reads it for the tests)
+        self._classifier = None
 
     def _publish(self, result):
         # Called from meter.process, right after the chunk was read: the ring's time reference is that chunk's.
@@ -52,6 +59,9 @@ class SoundMeter:
         cfg = d.config
         sensor = d.sensors["mic"]
         buf = self._buf
+        if cfg.get("sound.classify") or self._classifier is not None:  # its module: only while it is on
+            self._classifier = await lazy.load(_SOUND).configure(self)
+        cls = self._classifier
         while True:
             while sensor.driver is None or sensor.generation == 0:
                 await asyncio.sleep_ms(grid_ms(1000))
@@ -63,6 +73,8 @@ class SoundMeter:
             meter.on_interval = self._publish
             self.meter = meter
             self._ring = ring
+            if cls is not None:
+                cls.start(ring)
             seq = ring.head
             lag = sensor.lag
             sensor.pulled = True  # the meter reads the FIFO, a batch per chunk: the ring never overflows under it
@@ -83,8 +95,12 @@ class SoundMeter:
                         continue
                     if first != seq:
                         self.lost += first - seq
+                        if cls is not None:
+                            cls.start(ring)  # samples lost: no window across the gap
                     seq = first + n
                     self._last = seq - 1
+                    if cls is not None:
+                        cls.feed(buf, n, seq - 1)  # before the meter weights buf in place
                     meter.process(buf, n)
                     k += 1
                     if k == _PER_TURN:  # a poll's worth (50 ms) in one turn; a backlog in turns of 64 ms of sound
@@ -98,6 +114,8 @@ class SoundMeter:
         if m is None:
             return None
         last = self.latest
+        c = self._classifier
         return {"level_cdb": m.level_cdb, "weighting": m.weighting, "time_weighting": m.time_weighting,
                 "interval_ms": m.interval_ms, "t_ms": last[0] if last else None,
-                "interval": list(last[1]) if last else None, "lost": self.lost}
+                "interval": list(last[1]) if last else None, "lost": self.lost,
+                "classes": c.status() if c is not None else None}

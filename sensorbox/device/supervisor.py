@@ -68,7 +68,7 @@ class Supervisor:
     _next = None  # ticks_ms when bootstate.update has something to decide
     _told = False  # the reason this boot went wrong is written
     _deadline = None  # ticks_ms by which an update on trial must be healthy (boot.py), else it goes back
-    _wdt = None  # the platform watchdog (False: the platform has none), made at the first tick
+    _wdt = None  # the platform watchdog (False: the platform has none), made at the first tick (bootstate.update)
     # the watchdog's timeout, the healthy stretch, the pause after each step of an update (ota.py) and the time an
     # update on trial has to stay healthy (a platform may change them: the simulated board of the end-to-end tests)
     ms = (_WDT_MS, _HEALTHY_MS, 0, _CONFIRM_MS)
@@ -189,10 +189,6 @@ class Supervisor:
         not (a minute healthy: the boot counter cleared, an update on trial confirmed; going wrong: the reason and
         traceback written for the next boot; an update not healthy by its deadline: rolled back) is decided by
         ``bootstate.update``, loaded only when a decision is due (``_next``)."""
-        w = self._wdt
-        if w is None:
-            make = getattr(self.d.platform, "watchdog", None)
-            w = self._wdt = (make and make(self.ms[0])) or False
         bad = None if ok else True  # (a keeper that ended or a heartbeat that stopped: check() dealt with it)
         for s in self.services:
             if not s.running and s.name in self._crit:
@@ -201,8 +197,8 @@ class Supervisor:
         if self._since is None or (bad is None) != (self._bad is None):  # well or not, since when
             self._since = self._next = now
         self._bad = bad
-        if w and bad is None:
-            w.feed()
+        if bad is None and self._wdt:
+            self._wdt.feed()
             self.feeds += 1
         if self._next is not None and time.ticks_diff(now, self._next) >= 0:
             try:

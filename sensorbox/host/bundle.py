@@ -5,7 +5,8 @@ Layout of a bundle (``build/<target>/``), which is also the device's file system
     main.py                      starts sensorbox.device.app
     www/config-schema.json.gz    the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
-    lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
+    lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared (no __init__ that
+                                 holds only a docstring: namespace packages)
     bundle.json                  what is in it, with sizes
 
 Targets: ``unix`` (x64 native code, for the simulated device and device tests), ``esp32`` (xtensawin: ESP32 and
@@ -33,8 +34,10 @@ DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
 #: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
 #: the tests that run shared code on MicroPython.
 HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/neighbors.py", "sensorbox/shared/neighbors_csv.py")
-#: Shared modules that only the host and the browser run: in the unix bundle (tests, the simulator), not a board's.
-NOT_ON_BOARDS = ("sensorbox/shared/analysis.py",)
+#: Modules that only the host, the browser or the simulator run: in the unix bundle (tests, the simulator), not a
+#: board's, and not counted in its flash figure (``flash_bytes`` is what a board would hold; ``host_bytes`` these).
+#: The simulated microphone's WAV replay and the WAV header module it reads with (no board code uses it yet).
+NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/sensors/sim_wav.py", "sensorbox/shared/wav.py")
 #: The ESP32's Wi-Fi (station, set-up access point and portal, NTP) and its set-up page: in boards' bundles and in
 #: the tests' copy (``host_only``: the simulated ESP32 of tests/host/fielddev.py), not in the unix bundle that
 #: ``sensorbox run`` runs (the host's network is up; flash: every file takes whole 4 KB blocks).
@@ -99,8 +102,19 @@ def module_name(rel):
     return name[:-9] if name.endswith(".__init__") else name
 
 
+def _docstring_only(src):
+    # a package's __init__.py that holds nothing but its docstring
+    import ast
+
+    with open(src) as f:
+        body = ast.parse(f.read()).body
+    return not body or (len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant))
+
+
 def device_sources(host_only=False):
-    """(source path, path in lib/) of every device module (and of ``HOST_ONLY`` ones when asked)."""
+    """(source path, path in lib/) of every device module (and of ``HOST_ONLY`` ones when asked). A package whose
+    ``__init__.py`` holds only its docstring is left out: MicroPython imports the directory as a namespace package
+    the same, and each such .mpy (~40 bytes) took a whole 4 KB flash block (and three interned names)."""
     out = [(os.path.join(REPO, "sensorbox", "__init__.py"), "sensorbox/__init__.py")]
     for d in DEVICE_DIRS:
         for root, dirs, files in os.walk(os.path.join(REPO, d)):
@@ -109,7 +123,7 @@ def device_sources(host_only=False):
                 if f.endswith(".py") and f != "main.py":
                     src = os.path.join(root, f)
                     rel = os.path.relpath(src, REPO)
-                    if host_only or rel not in HOST_ONLY:
+                    if (host_only or rel not in HOST_ONLY) and not (f == "__init__.py" and _docstring_only(src)):
                         out.append((src, rel))
     return out
 
@@ -251,7 +265,9 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)},
                 "renames": renames, "renames_key": key}
     manifest["bytes"] = sum(manifest["files"].values())
-    manifest["flash_bytes"] = flash_bytes(manifest["files"].values())
+    host = {"lib/" + rel[:-3] + ".mpy" for rel in NOT_ON_BOARDS}
+    manifest["flash_bytes"] = flash_bytes(v for k, v in manifest["files"].items() if k not in host)
+    manifest["host_bytes"] = flash_bytes(v for k, v in manifest["files"].items() if k in host)
     manifest["flash_budget"] = FLASH_BUDGET_BYTES
     put_file(os.path.join(out, "bundle.json"), json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode())
     return out

@@ -120,31 +120,36 @@ def load(source, group_by="session", rate=None, notes=None):
     return train.dataset(source, group_by, rate, notes)
 
 
-def features_frame(source, channels=3, window=None, hop=None, group_by="session", rate=None, progress=None):
+def features_frame(source, channels=3, window=None, hop=None, group_by="session", rate=None, progress=None,
+                   sensor="accel"):
     """Windows x features of ``source`` as a pandas DataFrame: ``recording``, ``group``, ``label``, ``start_s``
     (window start, seconds from its recording's start), ``time`` (UTC time of the window's first frame, when the
     recording's start is known), then one int16 column per feature in ``features.names(channels)`` order
     (names and scales: docs/datasets.md). ``df.attrs`` holds rate_hz, window, hop, channels, feature_version and
-    what was dropped."""
+    what was dropped. ``sensor`` "sound": the sound features (``sensorbox.shared.soundfeatures``; ``start_s`` from
+    the window's first sample)."""
     import pandas as pd
 
     from sensorbox.host import train
     from sensorbox.shared import features as feat
+    from sensorbox.shared import soundfeatures as sf
 
-    window = window or feat.WINDOW
-    hop = hop or window // 2
+    sound = sensor == "sound"
+    window = window or (sf.WINDOW if sound else feat.WINDOW)
+    hop = hop or (sf.WINDOW_HOP if sound else window // 2)
     notes = {}
     recs, rate, _ = train.dataset(source, group_by, rate, notes)
-    w = train.window_table(recs, channels, window, hop, progress)
+    w = train.window_table(recs, channels, window, hop, progress, sensor)
     rec = w["rec"]
     t0 = np.array([recs[i].t0_ms if recs[i].t0_ms is not None else -1 for i in rec], dtype=np.int64)
     start_ms = np.round(w["start"] * 1000.0 / rate).astype(np.int64)
     time = pd.to_datetime(np.where(t0 >= 0, t0 + start_ms, 0), unit="ms", utc=True)
     df = pd.DataFrame({"recording": [recs[i].name for i in rec], "group": w["g"], "label": w["y"],
                        "start_s": w["start"] / float(rate), "time": time.where(t0 >= 0)})
-    df = pd.concat([df, pd.DataFrame(w["X"], columns=list(feat.names(channels)))], axis=1)
-    df.attrs.update({"rate_hz": rate, "window": window, "hop": hop, "channels": channels,
-                     "feature_version": feat.FEATURE_VERSION, "dropped": w["dropped"],
+    df = pd.concat([df, pd.DataFrame(w["X"], columns=list(sf.names() if sound else feat.names(channels)))], axis=1)
+    df.attrs.update({"rate_hz": rate, "window": window, "hop": hop, "channels": 1 if sound else channels,
+                     "sensor": sensor, "feature_version": sf.FEATURE_VERSION if sound else feat.FEATURE_VERSION,
+                     "dropped": w["dropped"],
                      "warnings": notes.get("warnings", [])})
     return df
 
@@ -164,6 +169,7 @@ FEATURES_EPILOG = """examples:
   sensorbox features data/bm-train --out bm.parquet        windows x features as Parquet (pandas.read_parquet)
   sensorbox features pulled/ --out pulled.csv              data pulled from devices, cut by their labels
   sensorbox features watch --channels 6 --out watch6.csv   the watch dataset with the gyroscope features
+  sensorbox features sounds --sensor sound --out sounds.csv    sound features of the recordings Debian ships
 
 Columns: recording, group, label, start_s (window start within its recording, s), time (UTC, when known), then
 the features in model input order (int16; names and scales in docs/datasets.md). Windows: 128 frames, hop 64,
@@ -179,7 +185,7 @@ def cmd_features(args):
     try:
         df = features_frame(args.data if len(args.data) > 1 else args.data[0], args.channels, hop=args.hop,
                             group_by=args.group_by, rate=args.rate,
-                            progress=None if args.quiet else train._bar("features"))
+                            progress=None if args.quiet else train._bar("features"), sensor=args.sensor)
         write_features(df, args.out)
     except DatasetError as e:
         sys.exit("error: {}".format(e))
@@ -187,7 +193,8 @@ def cmd_features(args):
         sys.exit("error: sensorbox features needs {}: pip install -e . (pandas)".format(e.name))
     for w in df.attrs["warnings"]:
         print("WARNING: " + w, file=sys.stderr)
-    w = train.dropped_warning(df.attrs["dropped"], df.attrs["window"], df.attrs["rate_hz"])
+    w = train.dropped_warning(df.attrs["dropped"], train.window_span(df.attrs["window"], df.attrs["rate_hz"],
+                                                                    args.sensor), df.attrs["rate_hz"])
     if w:
         print("WARNING: " + w, file=sys.stderr)
     print("{} windows x {} features ({} recordings, {} labels, at {} Hz) written to {}".format(
@@ -209,6 +216,8 @@ def add_parsers(sub):
     p.add_argument("data", metavar="DATA", nargs="+", help="what sensorbox train takes (folders from import or pull, "
                                                            "watch, excerpt)")
     p.add_argument("--out", required=True, metavar="FILE", help="FILE.parquet or FILE.csv")
+    p.add_argument("--sensor", choices=("accel", "sound"), default="accel",
+                   help="accel (default) or sound: the sound features of data imported with --sensor sound")
     p.add_argument("--channels", type=int, choices=(3, 6), default=3, help="3 (accelerometer, default) or 6")
     p.add_argument("--hop", type=int, help="frames between windows (default 64)")
     p.add_argument("--rate", type=float, metavar="HZ", help="when the data holds several rates, the one to use")

@@ -35,7 +35,8 @@ def load_windows(data, meta, group_by="session", progress=None, notes=None):
                                   "sensorbox import ... --to-rate {}".format(data, meta.get("rate_hz"), e,
                                                                             meta.get("rate_hz")))
         raise
-    table = train.window_table(recs, meta["channels"], meta["window"], meta["hop"], progress)
+    table = train.window_table(recs, meta["channels"], meta["window"], meta["hop"], progress,
+                               meta.get("sensor", "accel"))
     return table, recs
 
 
@@ -115,7 +116,8 @@ def evaluate(model_dir, data, out_dir=None, plot=True, quiet=True, group_by="ses
     ev = {"model": os.path.abspath(model_dir), "kind": kind, "data": data if isinstance(data, str) else list(data),
           "rate_hz": meta.get("rate_hz"), "windows": int(len(labels)), "recordings": len(set(table["rec"].tolist())),
           "dropped": table["dropped"], "warnings": list(notes.get("warnings", []))}
-    w = train.dropped_warning(table["dropped"], meta["window"], meta.get("rate_hz"))
+    w = train.dropped_warning(table["dropped"], train.window_span(meta["window"], meta.get("rate_hz"),
+                                                                 meta.get("sensor", "accel")), meta.get("rate_hz"))
     if w:
         ev["warnings"].append(w)
     if kind == "anomaly":

@@ -152,23 +152,25 @@ def push(url, model_dir, password=None, token=None, progress=False, ask=False):
     with open(os.path.join(model_dir, "meta.json"), "rb") as f:
         raw_meta = f.read()
     dev = url if isinstance(url, client.Client) else client.Client(url, password, token, ask=ask)
-    dev.json("/api/model/meta.json", "PUT", raw_meta)
+    q = "?sensor=sound" if meta.get("sensor") == "sound" else ""  # the sound classifier's model
+    dev.json("/api/model/meta.json" + q, "PUT", raw_meta)
     n = (len(data) + PUSH_CHUNK - 1) // PUSH_CHUNK
     bar = client.Progress("upload", n, force=progress, unit="chunks")
     for off in range(0, len(data), PUSH_CHUNK):
-        dev.json("/api/model/model.csv?offset={}".format(off), "PUT", data[off:off + PUSH_CHUNK],
-                 "application/octet-stream")
+        dev.json("/api/model/model.csv?offset={}{}".format(off, "&sensor=sound" if q else ""), "PUT",
+                 data[off:off + PUSH_CHUNK], "application/octet-stream")
         bar.add(1)
     bar.close()
-    return dev.json("/api/model/activate", "POST", b"")
+    return dev.json("/api/model/activate" + q, "POST", b"")
 
 
-def device_call(url, action, password=None, token=None, ask=False):
-    """``info`` (GET /api/model, any credential) or ``rollback`` (admin)."""
+def device_call(url, action, password=None, token=None, ask=False, sensor="accel"):
+    """``info`` (GET /api/model, any credential) or ``rollback`` (admin); ``sensor`` "sound": the sound model's."""
     dev = client.Client(url, password, token, ask=ask)
+    q = "?sensor=sound" if sensor == "sound" else ""
     if action == "info":
-        return dev.json("/api/model")
-    return dev.json("/api/model/" + action, "POST", b"")
+        return dev.json("/api/model" + q)
+    return dev.json("/api/model/" + action + q, "POST", b"")
 
 
 def summary(info, url=None):

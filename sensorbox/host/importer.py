@@ -32,8 +32,10 @@ import numpy as np
 
 from sensorbox.host import datasets
 from sensorbox.shared import features as feat
+from sensorbox.shared import soundfeatures as sf
 
 CHANNELS = ("ax", "ay", "az", "gx", "gy", "gz")
+SENSORS = ("accel", "sound")
 ACCEL_UNITS = {"g": 1.0, "mg": 0.001, "m/s2": 1 / 9.80665, "counts": None}
 GYRO_UNITS = {"dps": 1.0, "rad/s": 180 / math.pi, "counts": None}
 EXTENSIONS = (".csv", ".tsv", ".txt", ".npy", ".wav", ".ts")
@@ -70,9 +72,12 @@ def _guess_axis(name):
     return None
 
 
-def read_wav(path):
-    """(values frames x channels as float64, sample rate, sample kind "int"/"float") of a PCM or IEEE-float WAV.
-    A malformed file raises ImportProblem naming it and what is wrong."""
+def read_wav(path, bits=False):
+    """(values frames x channels as float64, sample rate, sample kind "int"/"float") of a PCM or IEEE-float WAV,
+    and its bits per sample as a fourth item when ``bits``. A malformed file raises ImportProblem naming it and
+    what is wrong."""
+    want_bits = bits
+
     def bad(why):
         return ImportProblem("{}: not a readable WAV file: {}".format(path, why))
 
@@ -124,7 +129,8 @@ def read_wav(path):
             v -= 128
     if tag == 3 and not np.isfinite(v).all():
         raise bad("{} samples are not finite numbers (NaN or infinity)".format(int((~np.isfinite(v)).sum())))
-    return v.reshape(n, ch), float(rate), "float" if tag == 3 else "int"
+    out = (v.reshape(n, ch), float(rate), "float" if tag == 3 else "int")
+    return out + (bits,) if want_bits else out
 
 
 def read_ts(path):
@@ -255,7 +261,19 @@ class Options:
     def __init__(self, rate=None, to_rate=feat.RATE_HZ, columns=None, units=None, gyro_units="dps",
                  lsb_per_g=datasets.ACCEL_LSB_PER_G, lsb_per_dps=datasets.GYRO_LSB_PER_DPS, time_column=None,
                  time_unit=None, label_column=None, label=None, label_from=None, label_pattern=None,
-                 group_column=None, group=None, group_from=None, group_pattern=None, window=feat.WINDOW):
+                 group_column=None, group=None, group_from=None, group_pattern=None, window=feat.WINDOW,
+                 sensor="accel"):
+        if sensor not in SENSORS:
+            raise ImportProblem("--sensor {}: one of {}".format(sensor, ", ".join(SENSORS)))
+        if sensor == "sound":
+            if to_rate == feat.RATE_HZ:  # the accelerometer's default: the sound features' instead
+                to_rate = sf.RATE_HZ
+            if to_rate not in sf.RATES:
+                raise ImportProblem("--to-rate {:g}: sound is imported at {} Hz (the rates a device's microphone "
+                                    "samples and the sound features take)".format(to_rate, " or ".join(
+                                        str(r) for r in sf.RATES)))
+            to_rate = int(to_rate)
+            window = sf.frame_size(to_rate) * (sf.WINDOW + 1) // 2  # samples in one window of frames
         if units is not None and units not in ACCEL_UNITS:
             raise ImportProblem("--units {}: one of {}".format(units, ", ".join(ACCEL_UNITS)))
         if gyro_units not in GYRO_UNITS:
@@ -282,7 +300,7 @@ class Options:
                                   time_column=time_column, time_unit=time_unit, label_column=label_column,
                                   label=label, label_from=label_from, label_pattern=label_pattern,
                                   group_column=group_column, group=group, group_from=group_from,
-                                  group_pattern=group_pattern, window=window))
+                                  group_pattern=group_pattern, window=window, sensor=sensor))
 
     def scale(self, channels, units):
         """Counts per input unit for each device channel in ``channels``; ``units``: the accelerometer's."""
@@ -383,6 +401,8 @@ def _read_file(path, rel, opt, notes):
     group = opt.group or (sidecar or {}).get("group") or _from_path(rel, opt, "group") or \
         os.path.splitext(rel)[0].replace(os.sep, "/")
     name = os.path.splitext(rel)[0]
+    if opt.sensor == "sound":
+        return _read_sound(path, rel, ext, opt, notes, sidecar, rate, label, group, name)
     if ext == ".ts":
         if rate is None:
             raise ImportProblem("{}: a .ts file does not say its sample rate: give --rate HZ".format(path))
@@ -416,6 +436,9 @@ def _read_file(path, rel, opt, notes):
         t = None
         t0 = None
         if a.dtype.names:
+            if a.ndim != 1 or any(a.dtype[n].shape for n in a.dtype.names):
+                raise ImportProblem("{}: expected one record per frame with a number in each field, got shape {} "
+                                    "of {}".format(path, a.shape, a.dtype))
             names = list(a.dtype.names)
             tcol = opt.time_column or next((n for n in names if _is_time_name(n)), None)
             cols = _pick(names, opt.columns, path)
@@ -494,6 +517,87 @@ def _read_file(path, rel, opt, notes):
     p = _Piece(v, t, float(rate) if rate else None, label, group, name, t0)
     p.channels = list(cols)
     return _split_rows(p, keep, labels, groups)
+
+
+_PCM_SCALE = {8: 256.0, 16: 1.0, 24: 1 / 256.0, 32: 1 / 65536.0}  # integer WAV samples to 16-bit PCM
+
+
+def _read_sound(path, rel, ext, opt, notes, sidecar, rate, label, group, name):
+    """The pieces of one sound file (WAV, or .npy of samples), mono, in 16-bit PCM units."""
+    if ext == ".wav":
+        v, wav_rate, kind, bits = read_wav(path, bits=True)
+        if opt.rate and abs(opt.rate - wav_rate) > 0.02 * wav_rate:
+            notes.append("{}: --rate {} Hz overrides the {} Hz of its WAV header".format(rel, opt.rate, wav_rate))
+        v = v * (32767.0 if kind == "float" else _PCM_SCALE[bits])
+        rate = opt.rate or wav_rate
+    elif ext == ".npy":
+        try:
+            v = np.load(path, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001 - numpy's header parser raises many kinds for a damaged file
+            raise ImportProblem("{}: not a readable .npy file: {}".format(path, str(e).strip() or type(e).__name__))
+        if v.dtype.names or v.ndim not in (1, 2):
+            raise ImportProblem("{}: expected samples (1-D) or samples x channels, got {} {}".format(
+                path, v.dtype, v.shape))
+        _numeric(v.dtype, path, "data")
+        v = v.astype(np.float64).reshape(len(v), -1)
+        if v.dtype.kind == "f" and len(v) and np.abs(v).max() <= 1.0:
+            v = v * 32767.0
+        if rate is None:
+            raise ImportProblem("{}: a .npy file does not say its sample rate: give --rate HZ (or a .json sidecar "
+                                "with rate_hz)".format(path))
+        if not np.isfinite(v).all():
+            raise ImportProblem("{}: {} samples are NaN or infinite".format(path, int((~np.isfinite(v)).sum())))
+    else:
+        raise ImportProblem("{}: sound is imported from WAV files (or .npy arrays of samples), not {}".format(
+            path, ext))
+    if v.shape[1] > 1:
+        cols = opt.columns
+        if cols:
+            col = next(iter(cols.values()))
+            if not (col.lstrip("-").isdigit() and -v.shape[1] <= int(col) < v.shape[1]):
+                raise ImportProblem("{}: --columns {}: a channel index 0..{}".format(path, col, v.shape[1] - 1))
+            v = v[:, [int(col)]]
+        else:
+            notes.append("{}: {} channels mixed to one (--columns N picks channel N)".format(rel, v.shape[1]))
+            v = v.mean(axis=1, keepdims=True)
+    p = _Piece(v, None, float(rate), label, group, name)
+    p.channels = ["pcm"]
+    return _segments(p, sidecar, path)
+
+
+def _convert_sound(pieces, opt, rel, warnings):
+    """(int16 samples x 1 of all pieces of one sound file at ``opt.to_rate``, its sidecar) or None."""
+    parts, segs, start, clipped = [], [], 0, 0
+    src_rates = set()
+    for p in pieces:
+        if p.label is None:
+            raise ImportProblem("{}: no label: give --label NAME, --label-from folder|name, --label-pattern REGEX "
+                                "or a .json sidecar with \"label\"".format(rel))
+        if len(p.values) < 2:
+            continue
+        src_rates.add(round(p.rate, 2))
+        clipped += int((np.abs(p.values[:, 0]) >= 32767).sum())
+        x = resample(p.values, None, p.rate, opt.to_rate)
+        x = np.clip(np.round(x), -32768, 32767).astype("<i2")
+        if not len(x):
+            continue
+        parts.append(x)
+        segs.append({"start": start, "frames": len(x), "label": str(p.label), "group": str(p.group), "name": p.name,
+                     "t0_ms": p.t0_ms})
+        start += len(x)
+    if not parts:
+        return None
+    frames = np.ascontiguousarray(np.concatenate(parts))
+    if not frames.any():
+        warnings.append("{}: silent (every sample 0)".format(rel))
+    low = [r for r in src_rates if r < opt.to_rate]
+    if low:
+        warnings.append("{}: recorded at {:g} Hz: nothing above {:g} Hz was measured, so the mel bands above it "
+                        "hold only interpolation".format(rel, min(low), min(low) / 2))
+    side = {"format": 1, "sensor": "sound", "rate_hz": opt.to_rate, "columns": ["pcm"],
+            "source_rate_hz": sorted(src_rates)[0] if len(src_rates) == 1 else sorted(src_rates),
+            "clipped_frames": clipped, "gaps": 0, "segments": segs}
+    return frames, side
 
 
 def _numeric(dt, path, what):
@@ -722,14 +826,15 @@ def import_recordings(sources, out_dir, progress=None, force=False, **kw):
 
 def _import(sources, files, out_dir, opt, progress):
     notes, warnings = [], []
-    summary = {"format": 1, "sources": [os.path.abspath(s) for s in sources], "rate_hz": opt.to_rate,
+    summary = {"format": 1, "sensor": opt.sensor, "sources": [os.path.abspath(s) for s in sources],
+               "rate_hz": opt.to_rate,
                "options": {k: v for k, v in vars(opt).items() if v is not None}, "files": 0, "recordings": 0,
                "frames": 0, "classes": {}, "short": {"recordings": 0, "per_class": {}}, "clipped_frames": 0,
                "gaps": 0, "outputs": []}
     used = {"dataset"}  # dataset.json is the summary
     for n_done, (path, rel) in enumerate(files):
         pieces = _read_file(path, rel, opt, notes)
-        res = _convert(pieces, opt, rel, warnings)
+        res = (_convert_sound if opt.sensor == "sound" else _convert)(pieces, opt, rel, warnings)
         if res is None:
             notes.append("{}: nothing to import".format(rel))
             continue
@@ -740,7 +845,7 @@ def _import(sources, files, out_dir, opt, progress):
             name = "{}-{}".format(base, k)
             k += 1
         used.add(name)
-        side["source"] = os.path.abspath(path)
+        side["source"] = os.path.realpath(path)  # (a link: what it points to)
         np.save(os.path.join(out_dir, name + ".npy"), frames)
         with open(os.path.join(out_dir, name + ".json"), "w") as f:
             json.dump(side, f, indent=1)
@@ -770,7 +875,10 @@ def _import(sources, files, out_dir, opt, progress):
                             opt.to_rate, ", ".join("{}: {}".format(c, n) for c, n in sorted(sh["per_class"].items())),
                             "; classes with no recording long enough: {}".format(", ".join(sorted(lost)))
                             if lost else ""))
-    if summary["clipped_frames"]:
+    if summary["clipped_frames"] and opt.sensor == "sound":
+        warnings.append("{} samples are at full scale: clipped when they were recorded?".format(
+            summary["clipped_frames"]))
+    elif summary["clipped_frames"]:
         warnings.append("{} input rows had values beyond the device's range (accelerometer ±8 g, gyroscope ±2000 "
                         "dps): clipped to it".format(summary["clipped_frames"]))
     summary["warnings"] = _dedupe(warnings)
@@ -906,6 +1014,8 @@ EPILOG = """examples:
   sensorbox import BasicMotions_TRAIN.ts --out data/bm-train --rate 10 --units m/s2 --gyro-units rad/s
       UEA/UCR .ts files (sktime, aeon): one recording per case, its class as the label
   sensorbox import vertical.csv --out data/v --rate 64 --columns az=vert --units mg --label walk
+  sensorbox import sounds/ --sensor sound --out data/sounds --label-from folder
+      WAV files of any rate and depth (sounds/knock/*.wav, sounds/dog/*.wav) as 16 kHz mono 16-bit PCM
 
 Writes OUT/<name>.npy (int16 frames x channels: accelerometer 4096 counts per g, gyroscope 16.4 per dps, at
 --to-rate, default 50 Hz) and OUT/<name>.json (rate, channels, source, labelled segments), plus OUT/dataset.json
@@ -920,7 +1030,7 @@ def cmd_import(args):
     kw = {k: getattr(args, k) for k in ("rate", "to_rate", "columns", "units", "gyro_units", "lsb_per_g",
                                         "lsb_per_dps", "time_column", "time_unit", "label_column", "label",
                                         "label_from", "label_pattern", "group_column", "group", "group_from",
-                                        "group_pattern")}
+                                        "group_pattern", "sensor")}
     try:
         s = import_recordings(args.sources, args.out, progress=None if args.quiet else train._bar("import"),
                               force=args.force, **kw)
@@ -932,14 +1042,16 @@ def cmd_import(args):
         print("note: " + n, file=sys.stderr)
     for w in s["warnings"]:
         print("WARNING: " + w, file=sys.stderr)
-    print("imported {} files: {} recordings, {} frames ({:.1f} min) at {:g} Hz into {}".format(
-        s["files"], s["recordings"], s["frames"], s["frames"] / s["rate_hz"] / 60, s["rate_hz"], args.out))
+    print("imported {} files: {} recordings, {} {} ({:.1f} min) at {:g} Hz into {}".format(
+        s["files"], s["recordings"], s["frames"], "samples" if args.sensor == "sound" else "frames",
+        s["frames"] / s["rate_hz"] / 60, s["rate_hz"], args.out))
     w = max([5] + [len(c) for c in s["classes"]])
     print("{:<{w}}  recordings  seconds  shorter than a window".format("class", w=w))
     for c, v in sorted(s["classes"].items()):
         print("{:<{w}}  {:10d}  {:7.1f}  {:>21}".format(c, v["recordings"], v["frames"] / s["rate_hz"],
                                                          s["short"]["per_class"].get(c, 0), w=w))
-    print("next: sensorbox train {} --out MODEL_DIR".format(args.out))
+    print("next: sensorbox train {} --out MODEL_DIR{}".format(args.out, " --sensor sound" if args.sensor == "sound"
+                                                                            else ""))
     return 0
 
 
@@ -953,6 +1065,9 @@ def add_parser(sub):
     p.add_argument("sources", metavar="SOURCE", nargs="+", help="files (.csv .tsv .txt .npy .wav .ts) or folders")
     p.add_argument("--out", required=True, metavar="DIR", help="the dataset folder to write")
     p.add_argument("--force", action="store_true", help="replace the files an earlier import wrote to --out (its dataset.json lists them)")
+    p.add_argument("--sensor", choices=SENSORS, default="accel",
+                   help="accel (default): accelerometer recordings; sound: WAV files (or .npy samples) as 16-bit "
+                        "mono PCM at --to-rate 16000 (or 8000), what a device's microphone gives")
     g = p.add_argument_group("rate")
     g.add_argument("--rate", type=float, metavar="HZ",
                    help="the inputs' sample rate (default: from a time column, the WAV header or a sidecar)")

@@ -140,15 +140,19 @@ def _module_names(tree):
 
 
 def _class_names(tree):
-    """Names bound in a class body (class attributes and defaults)."""
+    """Names bound in a class body (class attributes and defaults), and names its statements read there (a
+    method named in ``x = property(_get, _set)``: renaming the method's ``def`` would leave that name behind)."""
     out = set()
     for c in ast.walk(tree):
         if isinstance(c, ast.ClassDef):
             for n in c.body:
-                if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                    for x in ast.walk(n):
-                        if isinstance(x, ast.Name) and not isinstance(x.ctx, ast.Load):
-                            out.add(x.id)
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    for d in n.decorator_list:  # (read in the class body too)
+                        out.update(x.id for x in ast.walk(d) if isinstance(x, ast.Name))
+                    continue
+                for x in ast.walk(n):
+                    if isinstance(x, ast.Name):
+                        out.add(x.id)
     return out
 
 

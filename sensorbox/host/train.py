@@ -56,11 +56,12 @@ class Rec(tuple):
     """A labelled recording: the tuple (frames int16 [n x channels], label, group), with ``name`` (where it came
     from), ``t0_ms`` (epoch ms of its first frame, or None) and ``rate`` (Hz) as attributes."""
 
-    def __new__(cls, frames, label, group, name="", t0_ms=None, rate=datasets.RATE_HZ):
+    def __new__(cls, frames, label, group, name="", t0_ms=None, rate=datasets.RATE_HZ, sensor="accel"):
         r = tuple.__new__(cls, (frames, label, group))
         r.name = name
         r.t0_ms = t0_ms
         r.rate = rate
+        r.sensor = sensor  # "accel" or "sound" (16-bit PCM, one channel)
         return r
 
 
@@ -83,6 +84,7 @@ def _sidecar_recordings(npy_path, notes=None):
         raise DataError("{}: no 'segments' in {}".format(npy_path, side))
     if notes is not None and meta.get("gravity") is False:
         notes.setdefault("no_gravity", []).append(os.path.basename(npy_path))
+    sensor = meta.get("sensor", "accel")
     out = []
     base = os.path.basename(npy_path)[:-4]
     for i, s in enumerate(segs):
@@ -93,7 +95,7 @@ def _sidecar_recordings(npy_path, notes=None):
                 raise ValueError("rate_hz must be > 0")
             group = s.get("group", s.get("subject", base))
             out.append(Rec(data[a:a + n], str(s["label"]), str(group), s.get("name") or "{}#{}".format(base, i),
-                           s.get("t0_ms"), int(rate) if rate == int(rate) else rate))
+                           s.get("t0_ms"), int(rate) if rate == int(rate) else rate, sensor))
         except (KeyError, ValueError, TypeError) as e:
             raise DataError("{}: bad segment {} ({})".format(side, s, e))
     return out
@@ -136,7 +138,7 @@ def _rated(source, group_by, notes=None):
         recs, kinds = [], []
         for k, src in enumerate(source):
             r, kind = _rated(src, group_by, notes)
-            recs.extend(Rec(x, label, "{}:{}".format(k, g), r0.name, r0.t0_ms, r0.rate)
+            recs.extend(Rec(x, label, "{}:{}".format(k, g), r0.name, r0.t0_ms, r0.rate, r0.sensor)
                         for r0 in r for x, label, g in [r0])
             kinds.append(kind)
         return recs, " + ".join(sorted(set(kinds)))
@@ -146,6 +148,10 @@ def _rated(source, group_by, notes=None):
                      datasets.RATE_HZ) for i, (x, y, s) in enumerate(zip(d["X"], d["y"], d["subject"]))], "subject")
     if source == "excerpt":
         return _sidecar_recordings(datasets.EXCERPT, notes), "subject"
+    if source == "sounds":  # the real recordings Debian packages ship (host/sounds.py)
+        from sensorbox.host import sounds
+
+        return _rated(sounds.dataset(), group_by, notes)[0], "key or speech collection"
     if os.path.isdir(source):
         devices = pulled_devices(source)
         if devices:
@@ -162,7 +168,8 @@ def _rated(source, group_by, notes=None):
         return out, "the data's groups"
     if source.endswith(".npy") and os.path.exists(source):
         return _sidecar_recordings(source, notes), "the data's groups"
-    raise DataError("DATA must be 'watch', 'excerpt', a folder written by 'sensorbox pull' or 'sensorbox import', "
+    raise DataError("DATA must be 'watch', 'excerpt', 'sounds', a folder written by 'sensorbox pull' or "
+                    "'sensorbox import', "
                     "an .npy recording with a .json sidecar, or a directory of them; got {!r}".format(source))
 
 
@@ -346,11 +353,24 @@ def pulled_recordings(source, devices, group_by="session"):
 
 # --- features ---------------------------------------------------------------------------------------------------
 
-def window_table(recs, channels, window, hop, progress=None):
+def check_sensor(recs, sensor):
+    """Refuse recordings of another sensor than the one a model is for."""
+    other = sorted({getattr(r, "sensor", "accel") for r in recs} - {sensor})
+    if other:
+        raise DataError("the data holds {} recordings{}: {}".format(
+            " and ".join(other), "" if sensor == "accel" else " as well",
+            "train sound models with --sensor sound" if "sound" in other else
+            "a sound model trains on sound only (sensorbox import --sensor sound)"))
+
+
+def window_table(recs, channels, window, hop, progress=None, sensor="accel"):
     """Windows of ``recs`` through the shared Extractor, as a dict: ``X`` (int16 features), ``y`` (labels), ``g``
     (groups), ``rec`` (index into ``recs``), ``start`` (first frame in its recording), and ``dropped``: the
     recordings shorter than a window (``recordings``, ``frames``, ``per_class``) and the classes left with no
-    window at all (``classes_lost``)."""
+    window at all (``classes_lost``). ``sensor`` "sound": the sound features (``sound_window_table``)."""
+    check_sensor(recs, sensor)
+    if sensor == "sound":
+        return sound_window_table(recs, window, hop, progress)
     ex = feat.Extractor(channels, window)
     n_feat = len(feat.names(channels))
     out = array.array("h", bytes(2 * n_feat))
@@ -389,10 +409,77 @@ def window_table(recs, channels, window, hop, progress=None):
             "start": np.array(st), "dropped": short}
 
 
+def sound_window_table(recs, window=None, hop=None, progress=None, bands=None):
+    """``window_table`` for sound recordings (int16 PCM at 8 or 16 kHz): windows of ``window`` frames every ``hop``
+    frames through the shared ``SoundFeatures``, as a device computes them on its microphone stream, one stream per
+    recording (windows never cross its ends); ``start`` is the window's first sample."""
+    from sensorbox.shared import soundfeatures as sf
+
+    window = window or sf.WINDOW
+    hop = hop or sf.WINDOW_HOP
+    bands = bands or sf.BANDS
+    X, y, g, ri, st = [], [], [], [], []
+    short = {"recordings": 0, "frames": 0, "per_class": {}}
+    chunk = 4096
+    buf = array.array("h", bytes(2 * chunk))
+    extractors = {}
+    for i, r in enumerate(recs):
+        rec, label, group = r
+        rate = int(r.rate)
+        if rate not in sf.RATES:
+            raise DataError("sound recordings must be at 8000 or 16000 Hz, found {} Hz: sensorbox import "
+                            "--sensor sound resamples".format(r.rate))
+        ex = extractors.get(rate)
+        if ex is None:
+            ex = extractors[rate] = sf.SoundFeatures(rate, bands, window, hop)
+        ex.reset()
+        span = ex.frame + (window - 1) * ex.hop_samples
+        if len(rec) < span:
+            short["recordings"] += 1
+            short["frames"] += len(rec)
+            short["per_class"][label] = short["per_class"].get(label, 0) + 1
+            continue
+        pcm = np.ascontiguousarray(rec[:, 0], dtype="<i2")
+        pos = [0]
+
+        def on(after, ex=ex, i=i, label=label, group=group):
+            X.append(list(ex.out))
+            y.append(label)
+            g.append(group)
+            ri.append(i)
+            st.append(pos[0] - after - span)
+
+        ex.on_window = on
+        for a in range(0, len(pcm), chunk):
+            part = pcm[a:a + chunk]
+            buf[:len(part)] = array.array("h", part.tobytes())
+            pos[0] = a + len(part)
+            ex.process(buf, len(part))
+        ex.on_window = None
+        if progress:
+            progress(i + 1, len(recs))
+    short["classes_lost"] = sorted({label for _, label, _ in recs} - set(y))
+    if not X:
+        raise DataError("no complete sound windows in the data: all {} recordings are shorter than a window ({} "
+                        "frames of 32 ms every 16 ms: {:.3f} s)".format(len(recs), window, (window + 1) * 0.016))
+    return {"X": np.array(X, dtype=np.int16), "y": np.array(y), "g": np.array(g), "rec": np.array(ri),
+            "start": np.array(st), "dropped": short}
+
+
 def windows(recs, channels, window, hop, progress=None):
     """Feature matrix (int16), labels (str), groups (subject) over sliding windows, via the shared Extractor."""
     w = window_table(recs, channels, window, hop, progress)
     return w["X"], w["y"], w["g"]
+
+
+def window_span(window, rate, sensor="accel"):
+    """Samples (frames) one window of ``window`` spans: sound windows count 16 ms frames of 32 ms."""
+    if sensor != "sound":
+        return window
+    from sensorbox.shared import soundfeatures as sf
+
+    n = sf.frame_size(int(rate))
+    return n + (window - 1) * (n // 2)
 
 
 def dropped_warning(dropped, window, rate):
@@ -534,7 +621,7 @@ def _bar(label):
 
 def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None, quiet=False, plot=True,
           cv_only=False, group_by="session", rate=None, warn=None, kind=None, compare=None, test=None,
-          normal=None, knn_opts=None):
+          normal=None, knn_opts=None, sensor="accel"):
     """Build the dataset, cross-validate, train on all data, export to ``out_dir``, write the report.
 
     ``source``: one data source or a list (see module doc); ``rate``: which sample rate to train on when the data
@@ -542,8 +629,9 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
     ``opts["extra_trees"]``); ``compare``: more kinds cross-validated on the same folds for the report (and on
     ``test``); ``test``: held-out data the exported model is then evaluated on (``sensorbox.host.evaluate``);
     ``normal``: for ``anomaly``, the labels that are normal (default: all); ``knn_opts``: k, per_class, features
-    (knn) or k, items, features, quantile (anomaly). Warnings (data left out, accuracy at or below chance) go to
-    ``warn`` (default: stderr) and into the report. Returns the report dict."""
+    (knn) or k, items, features, quantile (anomaly); ``sensor``: "accel" (default) or "sound" (recordings of 16-bit
+    PCM, the sound features; ``window``/``hop`` in their 16 ms frames). Warnings (data left out, accuracy at or
+    below chance) go to ``warn`` (default: stderr) and into the report. Returns the report dict."""
     opts = dict(DEFAULTS, **(opts or {}))
     kind = kind or ("extra-trees" if opts.get("extra_trees") else "forest")
     compare = [k for k in [kind] + [c for c in (compare or []) if c != kind]]
@@ -553,15 +641,22 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
     if kind == "baseline" and not cv_only:
         raise DataError("the baseline is scikit-learn's own forest, which a device cannot run: compare with it "
                         "(--compare baseline) and export forest, extra-trees, knn or anomaly")
+    sound = sensor == "sound"
+    if sound:
+        from sensorbox.shared import soundfeatures as sf
+
+        window = window or sf.WINDOW
+        hop = hop or sf.WINDOW_HOP
+        channels = 1
     window = window or feat.WINDOW
     hop = hop or window // 2
     prog = (lambda label: None) if quiet else _bar
     warn = warn or _warn
     notes = {}
     recs, rate, group_kind = dataset(source, group_by, rate, notes)
-    table = window_table(recs, channels, window, hop, prog("features"))
+    table = window_table(recs, channels, window, hop, prog("features"), sensor)
     X, labels, groups = table["X"], table["y"], table["g"]
-    w = dropped_warning(table["dropped"], window, rate)
+    w = dropped_warning(table["dropped"], window_span(window, rate, sensor), rate)
     if w:
         notes["warnings"].append(w)
     for w in notes["warnings"]:
@@ -576,7 +671,7 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
     if isinstance(source, (list, tuple)):
         source = " + ".join(source)
     y = np.array([classes.index(v) for v in labels])
-    names = list(feat.names(channels))
+    names = list(sf.names() if sound else feat.names(channels))
     if len(names) > trees.MAX_FEATURES and not cv_only and kind in ("forest", "extra-trees"):
         raise DataError("{} channels give {} features; emlearn's tree format takes at most {}: use --channels 3, "
                         "--kind knn (which keeps the most informative features), or --cv-only to only "
@@ -644,8 +739,10 @@ def train(source, out_dir, channels=3, window=None, hop=None, folds=5, opts=None
         metrics["cv_balanced_accuracy"] = round(ch["balanced_accuracy"], 4)
     if ch["warning"]:
         metrics["warning"] = ch["warning"]
-    meta = {"feature_version": feat.FEATURE_VERSION, "features": names, "channels": channels, "window": window,
-            "hop": hop, "rate_hz": rate, "classes": classes, **_class_texts(classes),
+    meta = {"feature_version": sf.FEATURE_VERSION if sound else feat.FEATURE_VERSION, "features": names,
+            "channels": channels, "window": window, "hop": hop, "rate_hz": rate, "classes": classes,
+            **({"sensor": "sound", "bands": sf.BANDS, "frame": sf.frame_size(int(rate))} if sound else {}),
+            **_class_texts(classes),
             "scaling": getattr(feat, "SCALING", None),
             "training": {"source": source, "recordings": len(recs), "windows": int(len(X)),
                          "subjects": len(set(groups.tolist())), "grouped_by": group_kind,
@@ -1008,6 +1105,10 @@ EPILOG_TRAIN = """examples:
       held-out test data, and three model kinds on the same folds (baseline: scikit-learn's default forest)
   sensorbox train data/few-shot --kind knn --out /tmp/knn          k-nearest neighbours ("teach by example")
   sensorbox train data/machine --kind anomaly --normal running --out /tmp/an   an anomaly score from normal data
+  sensorbox train sounds --sensor sound --compare knn,baseline --out /tmp/snd
+      a sound classifier (key press, key release, speech) on real recordings Debian packages ship
+  sensorbox import clips/ --sensor sound --out data/clips --label-from folder
+  sensorbox train data/clips --sensor sound --out models/sound      your own WAV files, labelled by folder
 
 Writes MODEL_DIR/model.csv + meta.json (push with: sensorbox model push URL MODEL_DIR), report.txt,
 report.json and confusion.png; with --test also MODEL_DIR/test/ (as sensorbox evaluate writes it). The report
@@ -1059,7 +1160,7 @@ def cmd_train(args):
                     compare=[c.strip() for c in args.compare.split(",") if c.strip()] if args.compare else None,
                     test=(args.test if len(args.test) > 1 else args.test[0]) if args.test else None,
                     normal=[c.strip() for c in args.normal.split(",")] if args.normal else None,
-                    knn_opts=knn_opts)
+                    knn_opts=knn_opts, sensor=args.sensor)
     except datasets.DatasetError as e:  # DataError too
         sys.exit("error: {}".format(e))
     except ModuleNotFoundError as e:
@@ -1100,7 +1201,8 @@ def cmd_model(args):
                 print("warning: " + warning, file=sys.stderr)
             info = export.push(url, args.model_dir, args.password, args.token, progress=None, ask=True)
         else:
-            info = export.device_call(url, args.action, args.password, args.token, ask=True)
+            info = export.device_call(url, args.action, args.password, args.token, ask=True,
+                                      sensor=getattr(args, "sensor", "accel"))
     except (export.PushError, ValueError) as e:  # ValueError: ModelError from reading MODEL_DIR
         sys.exit("error: {}".format(e))
     if args.json:
@@ -1124,6 +1226,9 @@ def add_commands(sub):
                    help="watch | excerpt | a folder from 'sensorbox pull' | recording.npy | directory of "
                         "recordings (several: trained together)")
     t.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to write the model and report")
+    t.add_argument("--sensor", choices=("accel", "sound"), default="accel",
+                   help="accel (default): the accelerometer's features; sound: the sound features of 16-bit PCM "
+                        "recordings (sensorbox import --sensor sound; 'sounds': the recordings Debian ships)")
     t.add_argument("--channels", type=int, choices=(3, 6), default=3,
                    help="3 = accelerometer (what the device samples), 6 = + gyroscope (default 3)")
     t.add_argument("--hop", type=int, default=None, help="frames between windows (default window/2)")
@@ -1182,5 +1287,8 @@ def add_commands(sub):
             a.add_argument("model_dir", metavar="MODEL_DIR",
                            help="directory with model.csv + meta.json (written by sensorbox train)")
         client.add_credential_args(a, needs)
+        if name != "push":  # (push reads it from meta.json)
+            a.add_argument("--sensor", choices=("accel", "sound"), default="accel",
+                           help="the activity model (accel, default) or the sound classifier's (sound)")
         a.add_argument("--json", action="store_true", help="print the device's answer as JSON")
         a.set_defaults(func=cmd_model)

@@ -28,6 +28,8 @@ HELP = {
     "sim.mic_tone_hz": "Simulator: tone frequency (Hz, rounded to 20 Hz)",
     "sim.mic_tone_dbfs": "Simulator: tone level (dB full scale, RMS)",
     "sim.mic_noise_dbfs": "Simulator: noise level (dB full scale, RMS)",
+    "sim.mic_wav": "Simulator: a folder of 16-bit PCM WAV files (at mic.rate_hz) the microphone replays in a loop "
+                   "instead of the signal (\"\" = the signal)",
     "ml.enabled": "Classify the accelerometer continuously (windows, features, model, events)",
     "ml.window": "Frames per analysis window: the running model's (activating a model sets it)",
     "ml.hop": "Frames between the starts of consecutive windows, at most ml.window (window/2 = 50 % overlap)",
@@ -38,6 +40,10 @@ HELP = {
     "sound.sensitivity_dbfs": "Sound level meter: microphone reading (RMS dBFS) for 94 dB SPL at 1 kHz; calibrates dB SPL",
     "sound.weighting": "Sound level meter: frequency weighting, A (IEC 61672) or Z (none)",
     "sound.time_weighting": "Sound level meter: time weighting of Lmin/Lmax/Ln, fast (125 ms) or slow (1 s)",
+    "sound.classify": "Classify sounds continuously with the sound model (POST it with sensorbox model push URL DIR, "
+                      "trained with sensorbox train --sensor sound); its module is loaded only while this is on",
+    "sound.class_smooth": "Sound classes: windows (128 ms each) whose tree votes are summed before a class is decided",
+    "sound.class_unknown_permille": "Sound classes: below this confidence (share of votes, 0-1000) the result is 'unknown'",
     "store.flush_ms": "Store: flush interval (ms); data is durable on flash at most this long after it arrived (the sample ring is still read at least every half of its span)",
     "store.min_free_kb": "Store: free flash to keep (KB); below it the oldest data of any resource is deleted",
     "store.accel_kb": "Store: flash budget for raw accelerometer samples (KB, 0 = not stored)",
@@ -45,6 +51,7 @@ HELP = {
     "store.predictions_kb": "Store: flash budget for predictions (KB, 0 = not stored)",
     "store.soundlevel_kb": "Store: flash budget for sound levels (KB, 0 = not stored)",
     "store.events_kb": "Store: flash budget for events (KB, 0 = not stored)",
+    "store.soundclass_kb": "Store: flash budget for sound classes (KB, 0 = not stored)",
     "mqtt.enabled": "MQTT: publish predictions, events, sound levels and health to a broker (store-and-forward)",
     "mqtt.host": "MQTT: broker host name or address",
     "mqtt.port": "MQTT: broker TCP port (1883 plain, 8883 usually TLS)",
@@ -113,6 +120,7 @@ sim.mic_signal          Microphone signal | - | advanced
 sim.mic_tone_hz         Tone frequency | Hz | advanced
 sim.mic_tone_dbfs       Tone level | dBFS | advanced
 sim.mic_noise_dbfs      Noise level | dBFS | advanced
+sim.mic_wav             WAV folder to replay | - | advanced
 ml.enabled              Classify activity
 ml.window               Window length | frames | advanced
 ml.hop                  Window step | frames | advanced
@@ -123,6 +131,9 @@ sound.interval_s        Interval | s
 sound.sensitivity_dbfs  Microphone sensitivity (at 94 dB SPL) | dBFS
 sound.weighting         Frequency weighting
 sound.time_weighting    Time weighting
+sound.classify          Classify sounds
+sound.class_smooth      Smoothing (sound classes) | windows | advanced
+sound.class_unknown_permille  Unknown below (sound classes) | ‰ | advanced
 store.flush_ms          Flush interval | ms | advanced
 store.min_free_kb       Keep free on flash | KB | advanced
 store.accel_kb          Raw accelerometer budget | KB
@@ -130,6 +141,7 @@ store.features_kb       Features budget | KB
 store.predictions_kb    Predictions budget | KB
 store.soundlevel_kb     Sound levels budget | KB
 store.events_kb         Events budget | KB
+store.soundclass_kb     Sound classes budget | KB
 mqtt.enabled            Publish over MQTT
 mqtt.host               Broker host
 mqtt.port               Broker port

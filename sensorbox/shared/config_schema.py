@@ -115,6 +115,11 @@ board.i2s_sd int -1 -1 48 reboot
 board.reset_pin int -1 -1 48 reboot
 wifi.fallback_s int 300 0 86400
 time.ntp_host str "" 0 64
+sound.classify bool false
+sound.class_smooth int 3 1 16
+sound.class_unknown_permille int 500 0 1000
+store.soundclass_kb int 64 0 1048576
+sim.mic_wav str "" 0 200
 """
 
 
@@ -211,10 +216,14 @@ def check_value(key, value):
             raise ConfigError(key, "expected a string, got {}".format(_show(value)))
         if len(value) < low or len(value) > high:
             raise ConfigError(key, "length {} is out of range {}..{}".format(len(value), low, high))
-        for ch in value:
-            if ord(ch) < 32:
+        # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
+        # for good, so any value's characters would fill the name pool (README "Interned names"). A lone
+        # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
+        b = value.encode("utf-8", "surrogatepass")
+        for i in range(len(b)):
+            if b[i] < 32:
                 raise ConfigError(key, "control characters are not allowed")
-            if 0xD800 <= ord(ch) <= 0xDFFF:  # MicroPython keeps lone surrogates, which do not encode as UTF-8
+            if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
                 raise ConfigError(key, "a lone UTF-16 surrogate is not text")
         return value
     if kind == CHOICE:

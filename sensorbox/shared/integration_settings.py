@@ -2,7 +2,7 @@
 start): webhook URLs, how a URL may be shown, the resources a webhook sends. Small on purpose: a sink loads it
 without the schema."""
 
-WEBHOOK_RESOURCES = ("predictions", "soundlevel", "events")
+WEBHOOK_RESOURCES = ("predictions", "soundlevel", "events", "soundclass")
 
 
 def redact_url(url):

@@ -706,3 +706,77 @@ def linear_map(src, dst, in_min, in_max, out_min, out_max):
             elif v < -32768:
                 v = -32768
         dst[i] = v
+
+
+# Sound feature kernels (sensorbox.shared.soundfeatures): integer, bit-identical to their viper versions.
+
+def window_q15(x, n, mean, shift, win, dst):
+    """dst[i] = ((x[i] - mean) << shift) * win[i] / 2**15, rounded half up (shift < 0: ``>> -shift`` first).
+    ``win``: int16 Q15 weights (0..32767). The caller keeps |x[i] - mean| << shift within 16384, so every product
+    stays below 2**29 and the result within the FFT's input range."""
+    out = []
+    if shift >= 0:
+        for v, w in zip(x[0:n], win[0:n]):
+            out.append((((v - mean) << shift) * w + 16384) >> 15)
+    else:
+        shift = -shift
+        for v, w in zip(x[0:n], win[0:n]):
+            out.append((((v - mean) >> shift) * w + 16384) >> 15)
+    if n > 0:
+        dst[0:n] = array.array("h", out)
+
+
+def mel_q8(re, im, lo, hi, seg, wt, acc, na):
+    """Triangular band energies of FFT bins lo <= k < hi: acc[0:na] (int32) is zeroed, then each bin's power
+    p = re[k]**2 + im[k]**2 is split between two neighbouring bands, ``(p >> 8) * w + (((p & 255) * w) >> 8)`` to
+    acc[seg[k] + 1] (the band whose rising edge holds the bin) and the rest to acc[seg[k]] (falling edge), with
+    ``seg``/``wt`` bytearrays (band index, weight 0..255 in Q8). Every intermediate stays below 2**31; the parts of
+    a bin add up to its power exactly. Returns the sum of the powers (for fft_q15 output of inputs within +-16384,
+    below 2**28 by Parseval)."""
+    for j in range(na):
+        acc[j] = 0
+    total = 0
+    for k in range(lo, hi):
+        a = re[k]
+        b = im[k]
+        p = a * a + b * b
+        w = wt[k]
+        r = (p >> 8) * w + (((p & 255) * w) >> 8)
+        j = seg[k]
+        acc[j + 1] += r
+        acc[j] += p - r
+        total += p
+    return total
+
+
+def log2s_q6(src, off, n, dst, doff, add, floor):
+    """dst[doff + i] = 64 * log2(src[off + i]) + add (int32 src, 0 <= src < 2**31: the viper version reads it
+    unsigned), linear between powers of two and exact at them (as ``features.log2_q6``; a name of its own, so the
+    bundle can still rename that one short), at least ``floor`` and at most 32767; ``floor`` for 0."""
+    for i in range(n):
+        p = src[off + i]
+        if p <= 0:
+            v = floor
+        else:
+            b = 0
+            q = p
+            while q >= 2:
+                q >>= 1
+                b += 1
+            x = p - (1 << b)
+            v = 64 * b + (x >> (b - 6) if b >= 6 else (x << 6) >> b) + add
+            if v < floor:
+                v = floor
+            elif v > 32767:
+                v = 32767
+        dst[doff + i] = v
+
+
+def pos_diff_sum(a, aoff, b, boff, n):
+    """sum of max(0, a[aoff + i] - b[boff + i]) for i < n (int16 arrays; a spectral flux)."""
+    s = 0
+    for i in range(n):
+        d = a[aoff + i] - b[boff + i]
+        if d > 0:
+            s += d
+    return s

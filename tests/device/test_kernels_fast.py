@@ -238,3 +238,48 @@ def test_plain_kernels_exact_where_they_take_shortcuts():
         V.gather(x, off, 1, n, d1)
         P.gather(memoryview(x), off, 1, n, d2)
         assert d1 == d2, (off, n)
+
+
+def test_sound_feature_kernels_identical_at_their_limits():
+    # window_q15, mel_q8, log2s_q6, pos_diff_sum (sensorbox.shared.soundfeatures): random and extreme inputs
+    from sensorbox.device import kernels_sound as VS
+    from sensorbox.shared import soundfeatures as SF
+
+    SF.SoundFeatures(16000)
+    assert SF._ks is VS  # (imported with the first SoundFeatures)
+
+    n = 512
+    win = SF.hann(n)
+    seg, wt = SF.mel_table(n, 16000, 16)
+    d1 = array.array("h", bytes(2 * n))
+    d2 = array.array("h", bytes(2 * n))
+    for seed in (1, 2, 3):
+        x = _data(seed, n)
+        for mean, sh in ((0, -2), (-32768, -2), (32767, -2), (5, -1), (0, 0), (0, 3)):
+            src = x if sh < 0 else _data(seed, n, -16384 >> sh, 16383 >> sh)
+            VS.window_q15(src, n, mean if sh < 0 else 0, sh, win, d1)
+            P.window_q15(src, n, mean if sh < 0 else 0, sh, win, d2)
+            assert d1 == d2, (seed, mean, sh)
+        re = _data(seed, n, -1000, 1000, False)
+        im = _data(seed + 5, n, -1000, 1000, False)
+        re[40 * seed] = im[40 * seed] = -23170  # one bin's power near 2**30, the total below 2**31
+
+        a1 = array.array("i", bytes(4 * 18))
+        a2 = array.array("i", bytes(4 * 18))
+        a1[3] = a2[3] = 99  # zeroed first
+        t1 = VS.mel_q8(re, im, 1, n // 2, seg, wt, a1, 18)
+        t2 = P.mel_q8(re, im, 1, n // 2, seg, wt, a2, 18)
+        assert t1 == t2 and a1 == a2 and sum(a1) == t1
+    src = array.array("i", [0, 1, 2, 3, 63, 64, 65, 127, 128, 1000, 65535, 65536, (1 << 30) - 1, 1 << 30,
+                            (1 << 31) - 1])
+    o1 = array.array("h", bytes(2 * len(src)))
+    o2 = array.array("h", bytes(2 * len(src)))
+    for add, floor in ((0, -3072), (-1765, -3072), (30000, -32768), (-40000, -5)):
+        VS.log2s_q6(src, 0, len(src), o1, 0, add, floor)
+        P.log2s_q6(src, 0, len(src), o2, 0, add, floor)
+        assert o1 == o2, (add, floor, o1, o2)
+    VS.log2s_q6(src, 2, 5, o1, 3, 0, -3072)
+    assert list(o1[3:8]) == [64, 96, 382, 384, 385], list(o1[3:8])  # 2, 3, 63, 64, 65: exact at powers of two
+    a = _data(7, 40)
+    b = _data(8, 40)
+    assert VS.pos_diff_sum(a, 3, b, 1, 32) == P.pos_diff_sum(a, 3, b, 1, 32)

@@ -310,7 +310,8 @@ async def test_a_service_whose_heartbeat_stops_is_restarted_and_the_watchdog_sta
     sup.d = type("Device", (), {"platform": plat})()
     beat[0] = time.ticks_ms()
     w = asyncio.create_task(sup.watch())
-    await asyncio.sleep_ms(2300)
+    # (started at the first tick, by bootstate.update; fed from the next one on, once a second)
+    await until(lambda: plat.wdt is not None and plat.wdt.fed >= 2, 5000)
     fed = plat.wdt.fed
     from sensorbox.device import bootstate
 

@@ -256,3 +256,14 @@ def device_app(tmp_path_factory):
     d = Device(tmp_path_factory.mktemp("device"))
     yield d
     d.stop()
+
+
+@pytest.fixture(scope="session")
+def sounds_model(tmp_path_factory):
+    """`sensorbox train sounds --sensor sound --compare knn,baseline` on the real recordings Debian ships, once per
+    session (test_sound_train checks its report, test_sound_device runs the model): (model dir, report)."""
+    from sensorbox.host import train
+
+    out = tmp_path_factory.mktemp("soundmodel")
+    rep = train.train("sounds", str(out), quiet=True, plot=False, sensor="sound", compare=["knn", "baseline"])
+    return str(out), rep

@@ -66,7 +66,7 @@ class FieldDevice(conftest.Device):
         out = bundle.build("unix", out_dir=os.path.join(bundle.BUILD, "unix-tests"), host_only=True)
         e = bundle.micropython_env(out, {
             "SENSORBOX_DATA": os.path.join(self.root, "data"), "SENSORBOX_PORT": str(self.port),
-            "SENSORBOX_PLATFORM": "fieldplat", "SENSORBOX_BOARD": self.board,
+            "SENSORBOX_BOARD": self.board,
             "SENSORBOX_DNS_PORT": str(self.dns_port), "SENSORBOX_ADMIN_PASSWORD": ADMIN_PASSWORD}, path=(BOARD_SRC,))
         e.update(self._env)
         try:
@@ -75,7 +75,7 @@ class FieldDevice(conftest.Device):
             pass
         self.boots += 1
         self.proc = subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + self._heap,
-                                      os.path.join(out, "main.py")], env=e, cwd=os.path.join(self.root, "data"),
+                                      os.path.join(BOARD_SRC, "fieldmain.py"), os.path.join(out, "main.py")], env=e, cwd=os.path.join(self.root, "data"),
                                      stdout=self._out, stderr=subprocess.STDOUT)
 
     def _run_board(self):

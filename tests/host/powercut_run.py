@@ -223,7 +223,8 @@ def offsets(n, every):
 class Cfg:
     def get(self, key):
         return {"store.flush_ms": 200, "store.min_free_kb": 0, "store.accel_kb": 12, "store.predictions_kb": 4,
-                "store.events_kb": 4, "store.features_kb": 0, "store.soundlevel_kb": 0}[key]
+                "store.events_kb": 4, "store.features_kb": 0, "store.soundlevel_kb": 0,
+                "store.soundclass_kb": 0}[key]
 
 
 def fail(why):

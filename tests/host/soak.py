@@ -158,7 +158,9 @@ def _stream(dev, stop, out):
             r = c.getresponse()
             if r.status != 200:
                 out["status"][r.status] = out["status"].get(r.status, 0) + 1
-                r.read()
+                body = r.read()
+                if len(out["why"]) < 4:
+                    out["why"].append("{} GET /api/live: {}".format(r.status, body[:160].decode("utf-8", "replace")))
                 time.sleep(0.5)
                 continue
             out["opened"] += 1
@@ -180,33 +182,35 @@ def _loop(dev, stop, out):
     cl = _Client(dev)
     n = 0
 
-    def count(status):
+    def count(status, what="", body=b""):
         out["status"][status] = out["status"].get(status, 0) + 1
         out["requests"] += 1
+        if not 200 <= status < 300 and len(out["why"]) < 8:  # what the device said, for the failure's message
+            out["why"].append("{} {}: {}".format(status, what, body[:160].decode("utf-8", "replace")))
 
     while not stop.is_set():
         try:
             if cl.cookie is None or n % 20 == 0:  # the UI logs in now and then (a fresh session)
                 cl.cookie = None
                 st, ck, body = cl.request("POST", "/api/login", {"password": ADMIN_PASSWORD})
-                count(st)
+                count(st, "POST /api/login", body)
                 if st == 200:
                     cl.cookie = ck.split(";")[0]
                     cl.csrf = json.loads(body)["csrf"]
             for p in PATHS:
                 if stop.is_set():
                     break
-                st, _, _ = cl.request("GET", p)
-                count(st)
-            st, _, _ = cl.request("PUT", "/api/config", {"log.level": "info"})
-            count(st)
+                st, _, body = cl.request("GET", p)
+                count(st, "GET " + p, body)
+            st, _, body = cl.request("PUT", "/api/config", {"log.level": "info"})
+            count(st, "PUT /api/config", body)
             now = int(time.time() * 1000)
             st, _, body = cl.request("POST", "/api/labels", {"start": now - 3000, "end": now - 2000,
                                                              "label": "soak"})
-            count(st)
+            count(st, "POST /api/labels", body)
             if st == 201:
-                st, _, _ = cl.request("DELETE", "/api/labels/{}".format(json.loads(body)["id"]))
-                count(st)
+                st, _, body = cl.request("DELETE", "/api/labels/{}".format(json.loads(body)["id"]))
+                count(st, "DELETE /api/labels", body)
         except OSError as e:
             out["errors"].append(repr(e))
             time.sleep(0.2)
@@ -237,8 +241,8 @@ def run(soak, seconds):
             break
         time.sleep(0.2)
     stop = threading.Event()
-    streams = [{"opened": 0, "drops": 0, "events": 0, "status": {}, "errors": []} for _ in range(STREAMS)]
-    loop = {"requests": 0, "status": {}, "errors": []}
+    streams = [{"opened": 0, "drops": 0, "events": 0, "status": {}, "errors": [], "why": []} for _ in range(STREAMS)]
+    loop = {"requests": 0, "status": {}, "errors": [], "why": []}
     threads = [threading.Thread(target=_stream, args=(dev, stop, s)) for s in streams]
     threads.append(threading.Thread(target=_loop, args=(dev, stop, loop)))
     for t in threads:
@@ -267,6 +271,7 @@ def run(soak, seconds):
         "stream_drops": sum(s["drops"] for s in streams),
         "stream_events": sum(s["events"] for s in streams),
         "stream_status": [s["status"] for s in streams],
+        "why": loop["why"] + [w for s in streams for w in s["why"]],
         "task_restarts": st["task_restarts"],
         "tasks": {k: v for k, v in st["tasks"].items() if v["restarts"]},
         "dropped": {k: v["dropped"] for k, v in st["sensors"].items()},
@@ -289,7 +294,7 @@ def problems(fig, mic=False):
     there is a stalled event loop."""
     bad = []
     if fig["status"].get(503) or any(s.get(503) for s in fig["stream_status"]):
-        bad.append("503 answers")
+        bad.append("503 answers: {}".format(fig["why"]))
     if fig["non_2xx"]:
         bad.append("non-2xx answers: {}".format(fig["status"]))
     if fig["errors"]:

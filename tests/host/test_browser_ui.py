@@ -497,6 +497,48 @@ def test_model_upload_and_activate(ui):
     assert not errors, errors
 
 
+def _sound_model(d, threshold):
+    # one tree on level_mean (the sound features' first): "quiet" below the threshold, "loud" from it
+    import hashlib
+
+    from sensorbox.shared import soundfeatures as sf
+
+    csv = "f,{}\r\nc,2\r\nlb,0\r\nl,0\r\nl,1\r\nr,0\r\nn,0,{},-1,-2\r\n".format(len(sf.names()), threshold).encode()
+    meta = {"format": 1, "kind": "trees", "sensor": "sound", "feature_version": sf.FEATURE_VERSION,
+            "features": list(sf.names()), "channels": 1, "window": sf.WINDOW, "hop": sf.WINDOW_HOP, "rate_hz": 16000,
+            "classes": ["quiet", "loud"], "trees": 1, "nodes": 1, "leaves": 2, "csv_bytes": len(csv),
+            "csv_sha256": hashlib.sha256(csv).hexdigest()}
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "model.csv"), "wb") as f:
+        f.write(csv)
+    with open(os.path.join(d, "meta.json"), "w") as f:
+        json.dump(meta, f)
+    return d
+
+
+def test_dashboard_shows_the_sound_class_next_to_the_level(ui, tmp_path):
+    # sound.classify off: no sound class on the card; on, with a sound model (pushed to ?sensor=sound), the
+    # live stream's soundclass events show the class the simulated microphone's tone gets (~100 dB: "loud");
+    # the change is in the recent events as "sound: unknown → loud"
+    from sensorbox.host import export
+
+    dev, page, errors = ui
+    page.goto(dev.url + "/#dashboard")
+    page.wait_for_function("document.querySelector('#leq').textContent.endsWith(' dB(A)')")
+    assert page.is_hidden("#sndcls")
+    export.push(dev.url, _sound_model(str(tmp_path / "snd"), -1000), ADMIN_PASSWORD)
+    assert _retry(dev.put, "/api/config", {"sound.classify": True}).status == 200
+    try:
+        page.wait_for_function("/^heard: loud · \\d+ %$/.test(document.querySelector('#sndcls').textContent)")
+        assert page.is_visible("#sndcls") and page.text_content("#sndcls") == "heard: loud · 100 %"
+        page.wait_for_selector("#liveevents li:text('sound: unknown → loud')")  # (stored: shown within 30 s)
+        shot(page, "dashboard-sound")
+    finally:
+        assert _retry(dev.put, "/api/config", {"sound.classify": False}).status == 200
+    page.wait_for_function("document.querySelector('#sndcls').hidden")  # (the health poll: every 3 s)
+    assert not errors, errors
+
+
 def test_every_page_fits_a_phone(ui):
     dev, page, errors = ui
     page.set_viewport_size({"width": 390, "height": 844})

@@ -172,6 +172,12 @@ def test_short_recordings_are_counted_and_refusals_say_what_to_do(tmp_path):
     refused(["no column 'q'", "columns: time, a, b, c, d"], [str(tmp_path / "c.csv")], str(tmp_path / "n4"),
             label="x", columns="q,b,c")
     refused(["no such file"], [str(tmp_path / "nope.csv")], str(tmp_path / "n5"), label="x")
+    # records that are not one per frame (the fuzz's '<f8' damaged to '<f,': a record type of one field, 200 x 3)
+    np.save(tmp_path / "rec.npy", np.zeros((200, 3), dtype=[("f0", "<f4")]))
+    refused(["one record per frame", "(200, 3)"], [str(tmp_path / "rec.npy")], str(tmp_path / "n7"), rate=50,
+            label="x")
+    np.save(tmp_path / "sub.npy", np.zeros(200, dtype=[("t", "<i8"), ("xyz", "<f4", (3,))]))
+    refused(["one record per frame"], [str(tmp_path / "sub.npy")], str(tmp_path / "n8"), rate=50, label="x")
     # a declared rate with a time column that says otherwise: the declared one is used, and that is said
     _csv(tmp_path / "t.csv", np.arange(300) * 0.02, [np.zeros(300), np.zeros(300), np.ones(300)],
          ["time", "x", "y", "z"])

@@ -182,3 +182,34 @@ def test_names_shared_between_device_modules_are_renamed_alike(tmp_path):
         r = subprocess.run([bundle.micropython_path(), "main.py"], cwd=str(tmp_path / d), capture_output=True,
                            text=True, timeout=30)
         assert r.returncode == 0 and r.stdout.split() == ["15"], (d, r.stdout, r.stderr)
+
+
+PROP = '''\
+class Slot:
+    def __init__(self):
+        self._v = 1
+
+    def _getv(self):
+        return self._v
+
+    def _setv(self, v):
+        self._v = v
+
+    value = property(_getv, _setv)
+
+
+s = Slot()
+s.value = 4
+print(s.value)
+'''
+
+
+def test_methods_named_in_the_class_body_keep_their_names(tmp_path):
+    # value = property(_getv, _setv) reads the methods by name in the class body: renaming their defs (only
+    # ever called through the property) left the class body's names behind, a NameError at import
+    path = _write(tmp_path, "m.py", PROP)
+    plan = names.plan([path], []).get(path, {"globals": {}, "attrs": {}})
+    assert "_getv" not in plan["attrs"] and "_setv" not in plan["attrs"] and "_v" in plan["attrs"], plan
+    p = _write(tmp_path, "r.py", names.rewrite(PROP, plan))
+    r = subprocess.run([bundle.micropython_path(), p], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.split() == ["4"], r.stdout + r.stderr

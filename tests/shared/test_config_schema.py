@@ -198,3 +198,26 @@ def test_numbers_past_the_float_range_and_lone_surrogates_are_refused():
     _rejects({"device.name": json.loads('"\\ud800x"')}, "device.name", "surrogate")
     _rejects({"device.name": json.loads('"x\\udfff"')}, "device.name", "surrogate")
     assert schema.validate({"device.name": "K\u00fcche \u2603"})["device.name"] == "K\u00fcche \u2603"
+
+
+def test_a_string_value_interns_none_of_its_characters():
+    # MicroPython interns every character a loop over a str yields, for good: a check that walked a value's
+    # characters put each distinct one into the device's name pool (a config fuzz filled it: the pool's doubling,
+    # a ~15 KB block, then failed on a busy heap). 150 distinct characters, made from bytes (chr() would intern
+    # them itself), cost ~3.3 KB of names that way; checked as bytes, nothing stays (WebAssembly's collector
+    # keeps a few hundred bytes it cannot tell are garbage).
+    import gc
+
+    schema.check_value("webhook.url", "warm-up")
+
+    b = bytearray()
+    for i in range(150):
+        cp = 0x4E00 + 7 * i
+        b += bytes((0xE0 | cp >> 12, 0x80 | (cp >> 6) & 0x3F, 0x80 | cp & 0x3F))
+    value = b.decode()
+    gc.collect()
+    before = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+    assert schema.check_value("webhook.url", value) == value
+    gc.collect()
+    grew = (gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0) - before
+    assert grew < 1024, grew

@@ -4,8 +4,10 @@ Every ``_PERIOD_MS`` a client gets an ``accel`` event with the new accelerometer
 ``_OUT_HZ``: ``{"t": epoch ms of the first frame, "dt": ms between frames, "n": frames, "lost": frames skipped
 since the last event, "b64": base64 of the int16 x,y,z frames, little-endian}``. Between them, as they happen:
 ``prediction`` ``{"t", "class", "confidence"}`` (confidence 0..1, class "unknown" below the threshold),
-``soundlevel`` ``{"t", "leq", "lmin", "lmax", "l10", "l50", "l90"}`` (centi-dB SPL, ints: 6543 = 65.43 dB) and
-``event`` ``{"t", "type": "class_change", "from", "to", "confidence"}`` when the class changes (as stored), and
+``soundlevel`` ``{"t", "leq", "lmin", "lmax", "l10", "l50", "l90"}`` (centi-dB SPL, ints: 6543 = 65.43 dB),
+``soundclass`` ``{"t", "class", "confidence"}`` as ``prediction``, from the sound classifier (while
+``sound.classify`` is on: every 128 ms window), ``event`` ``{"t", "type": "class_change", "from", "to",
+"confidence"}`` when the class changes (as stored), and
 ``features`` once per analysis window (every ``ml.hop`` frames: 1.28 s at 50 Hz): ``{"t": epoch ms of the
 window's last frame, "window": the pipeline's window count, "am_mean", "am_std", "am_jerk", "am_domf",
 "grav_x", "grav_y", "grav_z"}`` -- a few of the window's int16 features by name (scales in
@@ -85,7 +87,8 @@ class _Client:
         self.sensor.pump()  # the stream starts now, not at the sampler's last read of the FIFO
         self.seq = self.sensor.ring.head
         self.gen = self.sensor.generation
-        self.pred_t = self.sound_t = self.feat_t = None  # time of the last prediction / sound level / features sent
+        # time of the last prediction / sound level / features / sound class sent
+        self.pred_t = self.sound_t = self.feat_t = self.class_t = None
         self.nfeat = 0  # features events sent
         self.label = None  # the class last sent (a change makes a class_change event)
 
@@ -113,6 +116,13 @@ class _Client:
             for i in range(len(_SOUND)):
                 v[_SOUND[i]] = s[1][i]
             out.append(("soundlevel", v))
+        c = d.soundmeter._classifier  # (soundclass.py: while sound.classify is on)
+        s = c.latest if c is not None else None
+        if s is not None and s[0] != self.class_t:
+            self.class_t = s[0]
+            m = c.model
+            out.append(("soundclass", {"t": s[0], "class": m.classes[s[1]] if (m is not None and 0 <= s[1] < len(
+                m.classes)) else "unknown", "confidence": s[2] / 1000}))
         p = d.pipeline
         if p is not None and p.feats_t is not None and p.feats_t != self.feat_t:
             self.feat_t = p.feats_t

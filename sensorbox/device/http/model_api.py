@@ -10,6 +10,7 @@ uploading, activating and rolling back need admin.
                                                       413 past 4 x ml.model_max_kb KB of CSV)
     POST /api/model/activate                          validate the staged model and switch to it live
     POST /api/model/rollback                          switch back to the previous model
+    ...?sensor=sound                                  the same for the sound classifier's model
 
 ``sensorbox model push URL MODEL_DIR`` drives the upload. Errors: ``{"error": reason, "field": ...}``.
 This module and the model manager (``sensorbox.device.models``) are loaded only for the request (``handle``):
@@ -22,6 +23,7 @@ from sensorbox.device import lazy
 from sensorbox.device.http.server import error, guard, not_allowed, not_found, read_json
 
 _MANAGER = const("sensorbox.device.models")
+_SOUND = const("sensorbox.device.soundclass")
 _STATIC = const("sensorbox.device.http.static")
 
 
@@ -36,7 +38,10 @@ async def handle(device, app, req):
     if refused is not None:
         return refused
     m = lazy.load(_MANAGER)
+    sensor = req.args.get("sensor")
     try:
+        if sensor is not None:  # ?sensor=sound: the sound classifier's model (soundclass.slot checks the name)
+            device = lazy.load(_SOUND).slot(device, sensor)
         if req.method == "GET" and action in (None, "info", "classes"):
             return m.classes(device) if action == "classes" else m.info(device)
         if req.method == "GET" and action == "file":
@@ -61,5 +66,7 @@ async def handle(device, app, req):
     except OSError as e:
         return error(507, "flash error while handling the model ({})".format(e))
     finally:
-        m = None
+        m = device = None
         lazy.unload(_MANAGER)
+        if sensor is not None and app.device.soundmeter._classifier is None:  # not running: its module goes
+            lazy.unload(_SOUND)

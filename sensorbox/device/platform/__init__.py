@@ -27,13 +27,6 @@ def get():
         if sys.platform == "esp32":  # pragma: no cover - needs the board
             from sensorbox.device.platform import esp32 as impl
         else:
-            import os
-
-            # SENSORBOX_PLATFORM: a module with a Platform (tests: the esp32 platform over the board doubles)
-            name = os.getenv("SENSORBOX_PLATFORM")
-            if name:
-                impl = __import__(name)
-            else:
-                from sensorbox.device.platform import unix as impl
+            from sensorbox.device.platform import unix as impl
         _platform = impl.Platform()
     return _platform

@@ -12,7 +12,11 @@ import os
 import sys
 import time
 
+from micropython import const
+
 from sensorbox.device.platform.clock import Clock
+
+_WAV = const("sensorbox.device.sensors.sim_wav")
 
 
 class Platform:
@@ -20,7 +24,8 @@ class Platform:
     warm_skip = ("sensorbox.device.sensors.lsm6ds3", "sensorbox.device.sensors.i2s_mic",
                  "sensorbox.device.sensors.pcm_fast",  # board drivers: never loaded on the host
                  "sensorbox.device.net.",  # the ESP32's Wi-Fi (the host's network is up)
-                 "sensorbox.shared.analysis")  # the browser's (in this bundle for the tests only)
+                 "sensorbox.shared.analysis",  # the browser's (in this bundle for the tests only)
+                 "sensorbox.device.sensors.sim_wav")  # replaying WAV files: only with sim.mic_wav set
 
     def __init__(self):
         self.data_dir = os.getenv("SENSORBOX_DATA") or "./var"
@@ -62,6 +67,8 @@ class Platform:
             from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
 
             return ReplayAccelerometer(self.replay_path, config, self.epoch_ms)
+        if name == "mic" and config.get("sim.mic_wav"):  # a folder of WAV files, replayed (sim_wav.py)
+            return __import__(_WAV, None, None, ("make",)).make(config.get("sim.mic_wav"), config, self.epoch_ms)
         if name == "mic":
             from sensorbox.device.sensors.sim_mic import SignalMicrophone
 

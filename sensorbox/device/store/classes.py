@@ -144,8 +144,8 @@ def _count(bits):
 
 
 def _free(st, used, keep):
-    """Clear in ``used`` the ids no stored prediction refers to (except ``keep``'s): retention deleted their
-    rows. Reads every predictions segment once (rare: only when all ids are taken), after writing the rows the RAM
+    """Clear in ``used`` the ids no stored prediction or sound class refers to (except ``keep``'s): retention
+    deleted their rows. Reads every predictions segment once (rare: only when all ids are taken), after writing the rows the RAM
     buffer holds (the running model's)."""
     from sensorbox.device import lazy
 
@@ -157,22 +157,24 @@ def _free(st, used, keep):
     for k in keep:
         if k >= 0:
             ref[k >> 3] |= 1 << (k & 7)
-    r = st.by_name["predictions"]
     rd = reader.Reader()
-    for e in list(os.ilistdir(r.dir)):
-        try:
-            h = rd.open(r.dir + "/" + e[0], None, 0)  # (class ids only: no times)
-        except (OSError, ValueError):
+    for r in st.res:
+        if r.name != "predictions" and r.name != "soundclass":  # the resources of class ids
             continue
-        while True:
-            n = rd.next()
-            if n == 0:
-                break
-            for o in range(BLK + 4, BLK + n, h[4]):
-                k = rd.buf[o] | rd.buf[o + 1] << 8
-                if k < MAX_IDS:
-                    ref[k >> 3] |= 1 << (k & 7)
-        rd.close()
+        for e in list(os.ilistdir(r.dir)):
+            try:
+                h = rd.open(r.dir + "/" + e[0], None, 0)  # (class ids only: no times)
+            except (OSError, ValueError):
+                continue
+            while True:
+                n = rd.next()
+                if n == 0:
+                    break
+                for o in range(BLK + 4, BLK + n, h[4]):
+                    k = rd.buf[o] | rd.buf[o + 1] << 8
+                    if k < MAX_IDS:
+                        ref[k >> 3] |= 1 << (k & 7)
+            rd.close()
     for i in range(len(used)):
         used[i] &= ref[i]
 
@@ -201,14 +203,16 @@ def name_of(st, k):
 
 def names(st):
     """Every name by id (None where an id is free), as the resource listing and exports show them."""
-    # The list is made whole before any name is read: grown as names came in, it needed a larger block each time
-    # between the names kept so far, which a fragmented heap did not have (2 KB for 256 ids).
-    out = [None] * MAX_IDS
+    # Two readings of the file: the first only finds the highest id, so the list is made once at its size before
+    # any name is kept (grown name by name, it needed a larger block each time between the names kept so far,
+    # which a fragmented heap did not have: 2 KB for 256 ids).
     n = 0
     for k, name in _lines(st, [0]):
-        out[k] = name
         n = max(n, k + 1)
-    del out[n:]
+    out = [None] * n
+    for k, name in _lines(st, [0]):
+        if k < n:
+            out[k] = name
     return out
 
 

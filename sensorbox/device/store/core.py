@@ -11,6 +11,9 @@ Resources (``RESOURCES``) and the bus values the store expects from their produc
   (``class_ids``; -1 = unknown), which names it for good whatever model runs later (``classes.py``).
 - ``soundlevel``: value = ``(leq, lmin, lmax, l10, l50, l90)`` ints in centi-dB (int16).
 - ``events``: value = a small JSON-able dict with a "type" key (at most 500 bytes as JSON).
+- ``soundclass``: as ``predictions``, from the sound classifier (``sensorbox.device.soundclass``). Made on first
+  use (``resource``: the classifier starts, a sink reads it) or at boot when it has a directory: a device that
+  never classified sounds holds no RAM for it, and neither lists nor exports it.
 Values outside int16 are clamped. Times are epoch ms ints; within a resource they are made strictly increasing
 (a row up to 2 s older than the previous one is stored 1 ms after it; a bigger jump back starts a new segment).
 
@@ -87,7 +90,11 @@ RESOURCES = (
     ("predictions", 3, TIMED, ("class", "confidence"), 256),
     ("soundlevel", 4, TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
     ("events", 5, TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
+    ("soundclass", 6, TIMED, ("class", "confidence"), 128),  # as predictions, from the sound classifier
 )
+# Resources made on first use (``Store.resource``: their producer starts, a sink reads them), or at boot when
+# their directory exists (``open``): until then a device holds no RAM for them (~0.9 KB each on this port).
+_ON_USE = ("soundclass",)
 
 
 def crc32_py(data, c=0):
@@ -179,11 +186,12 @@ class Store:
         self.clock = clock
         self.flash_stats = flash_stats
         self.seg_bytes = seg_bytes
-        self.res = [Res(s, root) for s in RESOURCES]
+        self.res = [Res(s, root) for s in RESOURCES if s[0] not in _ON_USE]  # (the others: open, resource)
         self.by_name = {}
         for r in self.res:
             self.by_name[r.name] = r
         self.accel = self.by_name["accel"]
+        self._later = (0,) * len(_ON_USE)  # budgets of the resources made on first use (configure, recover.make)
         self.flush_ms = 1000
         self.min_free = 0
         self.cursors = {}  # name -> [resource, t consumed, segments lost]
@@ -208,16 +216,31 @@ class Store:
 
     # ---- configuration and recovery ----
 
+    def resource(self, name):
+        """The resource ``name`` (None if there is none by that name); one made on first use (``_ON_USE``) is made
+        now, with its directory and budget (``recover.make``)."""
+        r = self.by_name.get(name)
+        if r is None and name in _ON_USE:
+            from sensorbox.device import lazy
+
+            r = lazy.load("sensorbox.device.store.recover").make(self, name)
+            lazy.unload("sensorbox.device.store.recover")
+        return r
+
     def configure(self, cfg):
         self.flush_ms = cfg.get("store.flush_ms")
         self.min_free = cfg.get("store.min_free_kb") * 1024
+        # (their budgets, not the config: a store kept alive would keep a config of its own alive too)
+        self._later = tuple(cfg.get("store." + n + "_kb") * 1024 for n in _ON_USE)
         for r in self.res:
-            b = cfg.get("store." + r.name + "_kb") * 1024
-            if b == 0:
-                self._close_seg(r)
-            r.budget = b
-            # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
-            r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
+            self._budget(r, cfg.get("store." + r.name + "_kb") * 1024)
+
+    def _budget(self, r, b):
+        if b == 0:
+            self._close_seg(r)
+        r.budget = b
+        # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
+        r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
 
     def open(self):
         """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for
@@ -633,7 +656,7 @@ class Store:
         within the budget."""
         c = self.cursors.get(name)
         if c is None:
-            r = self.by_name[resource]
+            r = self.resource(resource)
             c = self.cursors[name] = [resource, start if start is not None else (r.last_t or 0), 0]
             self._cur_dirty = True
         return c[1]

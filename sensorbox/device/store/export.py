@@ -12,7 +12,7 @@ directory entries listed and every 32 labels, whatever the query: when such a st
 decimated query, a time range that starts late in a segment) it yields an empty chunk, so the HTTP server (which
 awaits each chunk's write) lets the samplers run. ``prepare`` yields the same way.
 
-Predictions: ``class`` is the class's id in the store's class table (stable across models; -1 = unknown); CSV
+Predictions (and sound classes): ``class`` is the class's id in the store's class table (stable across models; -1 = unknown); CSV
 adds ``label``, the name the model that made the row gave it (``/api/resources`` lists the names by id).
 
 Output: rows with ``t <= end`` ... precisely ``start <= t < end`` (epoch ms). ``since=T`` adds ``t > T``: pass
@@ -92,7 +92,8 @@ def plan(store, name, params, now, counted=True):
     if p.fmt not in (("npy", "csv") if p.kind in (RATE, TIMED) else ("json", "csv")):
         raise QueryError("format must be one of: {}".format(
             "npy, csv" if p.kind in (RATE, TIMED) else "json, csv"), "format")
-    text = ("label",) if name == "predictions" and p.fmt == "csv" else ()  # a text column: CSV only
+    # a text column, CSV only (sound classes: the same class table)
+    text = ("label",) if (name == "predictions" or name == "soundclass") and p.fmt == "csv" else ()
     p.start = _int(params, "start", 0, 0, _T_MAX, now)
     p.end = _int(params, "end", _T_MAX, 0, _T_MAX, now)
     since = _int(params, "since", None, 0, _T_MAX, now)

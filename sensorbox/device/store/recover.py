@@ -27,7 +27,7 @@ import struct
 import time
 
 from sensorbox.device.files import rmtree as _rmtree
-from sensorbox.device.store.core import HDR, RATE, TIMED, _i32, _mkdir, _rm
+from sensorbox.device.store.core import _ON_USE, HDR, RATE, RESOURCES, TIMED, Res, _i32, _mkdir, _rm
 from sensorbox.device.store.reader import BLK, Reader, note_corrupt, read_header
 
 _DIR = 0x4000
@@ -45,6 +45,8 @@ def open_store(st):
                 note(st, "store: removed a file named quarantine")
         elif n.endswith(".tmp"):
             _rmtree(path)
+        elif n in _ON_USE and e[1] == _DIR:  # a resource made on first use, which was used: made now
+            make(st, n)
         elif n in st.by_name:
             if e[1] != _DIR:
                 quarantine(st, path, "store", "a file where a resource's directory belongs")
@@ -69,6 +71,25 @@ def open_store(st):
     _load_cursors(st)
 
 
+def make(st, name):
+    """Add the resource ``name`` (of ``RESOURCES``) to the store ``st``, with its directory and its budget."""
+    for s in RESOURCES:
+        if s[0] == name:
+            r = Res(s, st.root)
+    st.res.append(r)
+    st.by_name[name] = r
+    _mkdir(r.dir)
+    st._budget(r, st._later[_ON_USE.index(name)])
+    return r
+
+
+def _known(st, name):
+    # a resource of the store's (one made on first use is made now: a sink reads it)
+    if name not in st.by_name and name in _ON_USE:
+        make(st, name)
+    return name in st.by_name
+
+
 def _load_cursors(st):
     path = st.root + "/cursors.json"
     try:
@@ -83,7 +104,7 @@ def _load_cursors(st):
             raise ValueError("not an object")
         for k in cur:
             c = cur[k]
-            if isinstance(c, list) and len(c) == 3 and c[0] in st.by_name and _int(c[1]) and _int(c[2]):
+            if isinstance(c, list) and len(c) == 3 and _known(st, c[0]) and _int(c[1]) and _int(c[2]):
                 st.cursors[k] = [c[0], c[1], c[2]]
             else:
                 bad += 1

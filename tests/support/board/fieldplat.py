@@ -1,6 +1,6 @@
 """The ESP32 platform (``platform/esp32.py``) on the unix port over the board doubles of this folder: a simulated
-ESP32 for end-to-end tests (``SENSORBOX_PLATFORM=fieldplat``, tests/host/fielddev.py). Only where its files and
-sockets are differs from a board: the data directory, the UI's files, the HTTP and DNS ports and addresses come
+ESP32 for end-to-end tests (``fieldmain.py`` makes it the device's platform, tests/host/fielddev.py). Only where
+its files and sockets are differs from a board: the data directory, the UI's files, the HTTP and DNS ports and addresses come
 from the environment as for the unix platform; Wi-Fi, RTC, watchdog, partitions and reset are the doubles'.
 
 No sensor is wired (the board's I2C and I2S are not simulated here), but for the safe-mode tests its

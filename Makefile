@@ -44,12 +44,16 @@ bundle: $(STAMP) node_modules/.installed
 run: $(STAMP) node_modules/.installed
 	$(BIN)/sensorbox run --port $(PORT) --data $(DATA)
 
+# Test workers (pytest-xdist; README "Tests"): the suite mostly waits on devices, brokers and browsers, so more
+# workers than cores pay; TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= 3
+
 test: $(STAMP) node_modules/.installed
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages /usr/bin/chromium:chromium
 	@scripts/ensure-system-packages socat
 	@scripts/ensure-system-packages $(SOUND_DATA)
-	$(BIN)/python -m pytest -q -m "not ha" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not ha" $(PYTEST_ARGS)
 
 # The proof suite at full size (issue 11: kill -9, power cuts, corrupt files, requests, bursts); make test runs
 # it at a short size. Tests marked `proof`, with their figures printed.

@@ -17,6 +17,7 @@ module that sets ``BOARD = True`` also gets ``tests/support/board`` first: test 
 """
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -127,6 +128,8 @@ class MicroPythonItem(pytest.Item):
         self.variant = variant
         self.consts = consts
         self.add_marker(getattr(pytest.mark, variant))
+        # travels with the report to the controller of a parallel run (pytest_runtest_logreport counts it there)
+        self.user_properties.append(("interpreter", variant))
 
     def runtest(self):
         # Under pytest's --basetemp, like tmp_path: concurrent runs never share (or delete) each other's files.
@@ -152,11 +155,8 @@ class MicroPythonItem(pytest.Item):
         try:
             res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)
         except subprocess.TimeoutExpired as e:
-            _results[self.variant][1] += 1
             raise MicroPythonFailure("timed out after {} s\n{}".format(TIMEOUT_S, (e.stdout or b"")[-4000:]))
-        ok = res.returncode == 0 and "SENSORBOX-TEST PASS" in res.stdout
-        _results[self.variant][0 if ok else 1] += 1
-        if not ok:
+        if not (res.returncode == 0 and "SENSORBOX-TEST PASS" in res.stdout):
             raise MicroPythonFailure("exit status {}\n--- stdout ---\n{}\n--- stderr ---\n{}".format(
                 res.returncode, res.stdout[-6000:], res.stderr[-6000:]))
 
@@ -167,6 +167,169 @@ class MicroPythonItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, None, "{}::{}".format(os.path.relpath(str(self.path), REPO), self.name)
+
+
+# --- Parallel runs (pytest-xdist: `make test` runs `-n TEST_JOBS`) -------------------------------------------------
+# The scheduler below hands out tests in units, in the collection's order as sorted here:
+# - Tests that share a module-scoped fixture (a device, a browser) are one unit; so are all tests that use Chromium
+#   (one browser at a time); every other test is a unit of its own.
+# - ``@pytest.mark.alone`` (the heap soaks and budget: another test's CPU use shows there as 503s and a fuller
+#   heap) are one unit, first. While it runs the other workers get only ``@pytest.mark.light`` tests (little CPU:
+#   they mostly wait for a device's own time, outages and retries).
+# - ``@pytest.mark.slow`` (more than ~15 s alone) come next, so that none of them is the last thing running.
+# (xdist's own ``--dist loadgroup`` cannot do this, and with pytest 9.2 it ignores its groups: pytest-xdist #1386.)
+
+#: fixtures whose users are one unit, run one after the other: unit name per fixture
+SERIAL_FIXTURES = {"chromium": "chromium"}
+ALONE = "alone"
+
+
+def _unit(item):
+    if item.get_closest_marker("alone"):
+        return ALONE
+    info = getattr(item, "_fixtureinfo", None)
+    names = info.name2fixturedefs if info else {}
+    for name, unit in SERIAL_FIXTURES.items():
+        if name in names:
+            return unit
+    for fixturedefs in names.values():
+        if any(d.scope in ("module", "class", "package") for d in fixturedefs):
+            return os.path.relpath(str(item.path), REPO)
+    return item.nodeid
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    units = {}
+    for item in items:
+        units.setdefault(_unit(item), []).append(item)
+
+    def rank(item):
+        return 0 if item.get_closest_marker("alone") else 1 if item.get_closest_marker("slow") else 2
+
+    # a unit goes where its most urgent test goes; otherwise the collection's order stays (the sort is stable)
+    first = {u: min(rank(i) for i in its) for u, its in units.items()}
+    items.sort(key=lambda i: first[_unit(i)])
+    d = _parallel_dir(config)
+    if d:  # a worker: the units, for the controller's scheduler (every worker writes the same)
+        plan = {"units": {i.nodeid: u for u, its in units.items() for i in its if u != i.nodeid},
+                "light": [u for u, its in units.items() if all(i.get_closest_marker("light") for i in its)]}
+        tmp = os.path.join(d, "units.json.{}".format(os.getpid()))
+        with open(tmp, "w") as f:
+            json.dump(plan, f)
+        os.replace(tmp, os.path.join(d, "units.json"))
+
+
+def _parallel_dir(config):
+    return getattr(config, "workerinput", {}).get("sensorbox_parallel")
+
+
+def _controller_dir(config):
+    d = config._tmp_path_factory.getbasetemp() / "parallel"
+    d.mkdir(exist_ok=True)
+    return str(d)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):  # (the controller, for each worker it starts)
+    node.workerinput["sensorbox_parallel"] = _controller_dir(node.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None  # (--dist loadfile, each, ...: as asked)
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        """xdist's scope scheduling over the units above (the workers write them to units.json as they collect)."""
+
+        plan = None
+
+        def _split_scope(self, nodeid):
+            if self.plan is None:
+                try:
+                    with open(os.path.join(_controller_dir(self.config), "units.json")) as f:
+                        self.plan = json.load(f)
+                except OSError:
+                    self.plan = {"units": {}, "light": []}
+                self.plan["light"] = set(self.plan["light"])
+            return self.plan["units"].get(nodeid, nodeid)
+
+        def _alone_on(self):
+            for node, work in self.assigned_work.items():
+                if ALONE in work and not all(work[ALONE].values()):
+                    return node
+            return None
+
+        def _pick(self, node):
+            """The unit ``node`` gets next (None: none now)."""
+            if ALONE in self.workqueue:
+                return ALONE
+            busy = self._alone_on()
+            if busy is None:
+                return next(iter(self.workqueue))
+            light = self.plan["light"]
+            heavy = next((u for u in self.workqueue if u not in light), None)
+            if busy is node:  # (a worker runs a test once it has the next: one the others may not take now)
+                return heavy or next(iter(self.workqueue))
+            # beside the alone unit, light units; behind the last of them one more, which waits there (for the
+            # same reason) until the alone unit is done
+            if any(u not in light for u, work in self.assigned_work[node].items() if not all(work.values())):
+                return None
+            return next((u for u in self.workqueue if u in light), heavy)
+
+        def _reschedule(self, node):
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) > 2:
+                return
+            unit = self._pick(node)
+            if unit is None:
+                return
+            work = self.assigned_work[node][unit] = self.workqueue.pop(unit)
+            collection = self.registered_collections[node]
+            node.send_runtest_some([collection.index(n) for n, done in work.items() if not done])
+
+        def _start_all(self):
+            for _ in range(2):  # two units each: a worker runs a test once it has the next one (or is told to end)
+                for node in self.nodes:
+                    self._reschedule(node)
+
+        def mark_test_complete(self, node, item_index, duration=0):
+            busy = self._alone_on()
+            super().mark_test_complete(node, item_index, duration)
+            if busy is not None and self._alone_on() is None:
+                self._start_all()
+
+        def remove_node(self, node):
+            crashed = super().remove_node(node)  # (a crashed worker's unfinished units go back to the queue...)
+            if ALONE in self.workqueue:
+                self.workqueue.move_to_end(ALONE, last=False)  # (...the alone unit to its front)
+            return crashed
+
+        def schedule(self):
+            assert self.collection_is_completed
+            if self.collection is None:
+                if not self._check_nodes_have_same_collection():
+                    self.log("**Different tests collected, aborting run**")
+                    return
+                self.collection = list(next(iter(self.registered_collections.values())))
+                for nodeid in self.collection:  # in the collection's order (sorted above)
+                    self.workqueue.setdefault(self._split_scope(nodeid), {})[nodeid] = False
+            self._start_all()
+
+    return Units(config, log)
+
+
+def pytest_runtest_logreport(report):
+    # In a parallel run (pytest-xdist) the controller sees every worker's reports: the counts add up there.
+    variant = dict(report.user_properties).get("interpreter")
+    if variant in _results and report.when == "call":
+        _results[variant][0 if report.passed else 1] += 1
 
 
 def pytest_terminal_summary(terminalreporter):

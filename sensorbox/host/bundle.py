@@ -170,6 +170,9 @@ def _script_sources():
     return out
 
 
+_plans = {}  # renames key -> plan: worked out once (seconds of CPU), not once per bundle and process
+
+
 def _renames(sources, old):
     """{path in lib/: renames} for the device sources (``host/names.py``), reused from the last build while no
     source it was worked out from changed; and the key that says so."""
@@ -181,24 +184,57 @@ def _renames(sources, old):
     key = hashlib.sha256(key.encode()).hexdigest()[:16]
     if old.get("renames_key") == key and "renames" in old:
         return old["renames"], key
+    if key in _plans:  # the same sources gave another bundle (a target, a directory) of this process its plan
+        return _plans[key], key
+    saved = os.path.join(BUILD, "renames.json")  # ...or of another process (the last plan worked out)
+    try:
+        with open(saved) as f:
+            last = json.load(f)
+        if last["key"] == key:
+            _plans[key] = last["renames"]
+            return _plans[key], key
+    except (OSError, ValueError, KeyError):
+        pass
     from sensorbox.host import names
 
     try:
         by_path = names.plan([s for s, _ in sources], others, {s: module_name(r) for s, r in sources}, scripts)
     except (ValueError, SyntaxError) as e:
         raise BuildError(str(e))
-    return {rel: by_path[src] for src, rel in sources if src in by_path}, key
+    _plans[key] = {rel: by_path[src] for src, rel in sources if src in by_path}
+    os.makedirs(BUILD, exist_ok=True)
+    put_file(saved, json.dumps({"key": key, "renames": _plans[key]}, sort_keys=True).encode())
+    return _plans[key], key
+
+
+_mpy = {}  # (sha256 of a source, arch, name) -> the .mpy mpy-cross made of it in this process
+
+
+def mpy_bytes(src, arch, name):
+    """The .mpy of ``src`` (``arch`` None: bytecode only). A source compiled before in this process is not compiled
+    again: bundles for several targets, their variants and directories share most modules."""
+    with open(src, "rb") as f:
+        key = (hashlib.sha256(f.read()).hexdigest(), arch, name)
+    if key not in _mpy:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "m.mpy")
+            res = subprocess.run([mpy_cross_path()] + (["-march=" + arch] if arch else []) + ["-o", out, "-s", name,
+                                                                                            src],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                raise BuildError("mpy-cross rejected {}:\n{}".format(os.path.relpath(src, REPO),
+                                                                       res.stderr.strip()))
+            with open(out, "rb") as f:
+                _mpy[key] = f.read()
+    return _mpy[key]
 
 
 def compile_one(src, dst, arch, name):
     os.makedirs(os.path.dirname(dst), exist_ok=True)
+    data = mpy_bytes(src, arch, name)
     tmp = "{}.{}.tmp".format(dst, os.getpid())  # renamed into place: see put_file
-    res = subprocess.run([mpy_cross_path(), "-march=" + arch, "-o", tmp, "-s", name, src],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise BuildError("mpy-cross rejected {}:\n{}".format(os.path.relpath(src, REPO), res.stderr.strip()))
+    with open(tmp, "wb") as f:
+        f.write(data)
     os.replace(tmp, dst)
 
 

@@ -21,12 +21,53 @@ from sensorbox.shared import model as model_fmt
 from sensorbox.shared import trees, trees_csv
 
 
+_builds = None  # where emlearn compiles this process's loadable models
+
+
 def _emlearn():
+    """emlearn, with its loadable models (the C code behind ``.predict``) compiled in a directory of this process's
+    own: emlearn compiles them into ``./tmp/<fixed name>``, so two processes in one directory (two trainings,
+    parallel tests) overwrote each other's program and one predicted with the other's model."""
+    global _builds
     try:
         import emlearn
+        from emlearn import common
     except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
         raise SystemExit("emlearn is not importable ({}); on Python >= 3.12 it also needs setuptools: "
                          "pip install -e '.[train]'".format(e))
+    if _builds is None:
+        import atexit
+        import shutil
+        import tempfile
+
+        _builds = tempfile.mkdtemp(prefix="sensorbox-emlearn-")
+        atexit.register(shutil.rmtree, _builds, True)
+        build = common.build_classifier
+
+        def build_here(*args, **kw):
+            if kw.get("temp_dir") != "tmp":  # (emlearn's default, which CompiledClassifier passes by name)
+                return build(*args, **kw)
+            kw["temp_dir"] = _builds
+            # distutils puts the object files under the working directory, at the build directory's path: they
+            # go once the program is linked, with the folders made for them (a folder another process uses stays)
+            cwd = os.getcwd()
+            objs = os.path.join(cwd, _builds.lstrip(os.sep))
+            made = []
+            d = os.path.dirname(objs)
+            while d != cwd and not os.path.exists(d):
+                made.append(d)
+                d = os.path.dirname(d)
+            try:
+                return build(*args, **kw)
+            finally:
+                shutil.rmtree(objs, ignore_errors=True)
+                for d in made:
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        break
+
+        common.build_classifier = build_here
     return emlearn
 
 

@@ -813,6 +813,8 @@ def _knn_report(kind, X, y, labels, groups, classes, accs, oof, meta, out_dir, c
             import emlearn
             from sklearn.neighbors import KNeighborsClassifier
 
+            export._emlearn()  # (its C code compiled in a directory of this process's own)
+
             Q = knn.scale(X[sample], model["scaling"])
             est = KNeighborsClassifier(n_neighbors=model["k"], algorithm="brute").fit(model["items"],
                                                                                      model["labels"])

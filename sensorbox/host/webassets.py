@@ -11,8 +11,6 @@ minified as ``openapi.json.gz``. ``ASSET_BUDGET`` caps the gzipped total (tested
 import json
 import os
 import struct
-import subprocess
-import tempfile
 import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -101,18 +99,14 @@ def py_pack():
     from sensorbox.host import bundle
 
     out = [b"SBPY"]
-    with tempfile.TemporaryDirectory() as tmp:
-        for rel in PY_MODULES:
-            name = rel[4:] if rel.startswith("web/") else rel
-            dst = os.path.join(tmp, "m.mpy")
-            res = subprocess.run([bundle.mpy_cross_path(), "-o", dst, "-s", bundle.module_name(name),
-                                  os.path.join(REPO, rel)], capture_output=True, text=True)
-            if res.returncode != 0:
-                raise WebBuildError("mpy-cross rejected {}:\n{}".format(rel, res.stderr.strip()))
-            with open(dst, "rb") as f:
-                data = f.read()
-            path = (name[:-3] + ".mpy").encode()
-            out.append(struct.pack("<H", len(path)) + path + struct.pack("<I", len(data)) + data)
+    for rel in PY_MODULES:
+        name = rel[4:] if rel.startswith("web/") else rel
+        try:
+            data = bundle.mpy_bytes(os.path.join(REPO, rel), None, bundle.module_name(name))
+        except bundle.BuildError as e:
+            raise WebBuildError(str(e))
+        path = (name[:-3] + ".mpy").encode()
+        out.append(struct.pack("<H", len(path)) + path + struct.pack("<I", len(data)) + data)
     return b"".join(out)
 
 

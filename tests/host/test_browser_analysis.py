@@ -25,6 +25,7 @@ from sensorbox.host import bundle, ui
 
 MINUTES = 12
 GAP_S, RESTART_S = 200, 400  # into the stored range: a sampling gap, then a restart of the device's analysis
+pytestmark = pytest.mark.slow  # (and so the Chromium tests, one group: they start first)
 
 
 def fill_store(data_dir, t0, minutes=MINUTES, gap_s=GAP_S, restart_s=RESTART_S):

@@ -10,6 +10,7 @@ import os
 import shutil
 import time
 
+import pytest
 from conftest import ADMIN_PASSWORD, REPO
 from mqtt_broker import Broker, Collector, free_port
 from sensorbox.host import bundle, export
@@ -49,6 +50,8 @@ def _csv(dev, query):
     return lines[0].split(","), [ln.split(",") for ln in lines[1:]]
 
 
+@pytest.mark.slow
+@pytest.mark.light
 def test_old_predictions_keep_their_class_names_after_a_model_change(tmp_path, device_factory):
     broker = Broker(tmp_path / "broker")
     col = Collector(broker.port)

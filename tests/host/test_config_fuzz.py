@@ -204,6 +204,8 @@ def _base(e):
 
 
 @pytest.mark.proof
+@pytest.mark.slow
+@pytest.mark.light
 def test_every_accepted_value_leaves_every_service_running(device_factory, tmp_path):
     seed = int(os.environ.get("SENSORBOX_FUZZ_SEED") or random.SystemRandom().randrange(1 << 30))
     print("config fuzz seed", seed)

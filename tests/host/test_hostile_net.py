@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+import pytest
 from conftest import ADMIN_PASSWORD, free_port, send_raw
 
 BASIC = "Basic " + base64.b64encode(("admin:" + ADMIN_PASSWORD).encode()).decode()
@@ -247,6 +248,7 @@ def test_one_client_holds_at_most_six_connections(device_app):
             s.close()
 
 
+@pytest.mark.slow
 def test_a_wedged_event_loop_is_reset_by_the_watchdog_and_run_again(tmp_path):
     # Issue 11.1: "a process watchdog sees a live process". The platform watchdog (unix: SENSORBOX_WATCHDOG_S)
     # is fed by the supervisor only while it and the HTTP server answer; an event loop that hangs starves it, and

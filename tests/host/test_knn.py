@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 
-from sensorbox.host import bundle, knn
+from sensorbox.host import bundle, export, knn
 from sensorbox.shared import neighbors, neighbors_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,9 +45,9 @@ def test_numpy_equals_shared_evaluator_and_emlearn_c(tmp_path):
     assert (fast == y[400:]).mean() > 0.8
     # emlearn's C code on the scaled inputs and the same examples; its quicksort orders equal distances
     # differently, so compare where the k-th and (k+1)-th distances differ
-    import emlearn
     from sklearn.neighbors import KNeighborsClassifier
 
+    emlearn = export._emlearn()  # (compiling in this process's own directory)
     Q = knn.scale(X[400:], model["scaling"])
     est = KNeighborsClassifier(n_neighbors=3, algorithm="brute").fit(model["items"], model["labels"])
     c_pred = np.asarray(emlearn.convert(est, method="loadable").predict(Q.astype(np.float32)))
@@ -101,8 +101,9 @@ def test_micropython_gives_the_same_answers(tmp_path):
         "for line in open(sys.argv[2]):\n"
         "    x = array.array('h', [int(v) for v in line.split(',')])\n"
         "    print(m.classify(x), m.score(x))\n")
-    # neighbors_csv is host-only (no board gets it yet): the test bundle carries it
-    out = bundle.build("unix", out_dir=str(tmp_path / "bundle"), host_only=True)
+    # neighbors_csv is host-only (no board gets it yet): the tests' bundle carries it (built at the session's start;
+    # built again here only if a source changed since)
+    out = bundle.build("unix", out_dir=os.path.join(bundle.BUILD, "unix-tests"), host_only=True)
     res = subprocess.run([bundle.micropython_path(), "-X", "heapsize=96wK", str(script), str(tmp_path / "m" /
                           "model.csv"), str(tmp_path / "X.csv")], env=bundle.micropython_env(out),
                          capture_output=True, text=True, timeout=120)

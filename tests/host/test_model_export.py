@@ -71,12 +71,22 @@ def test_micropython_agrees_with_emlearn_c_exactly(kind, tmp_path):
     assert len(c_pred) == 500 and len(set(c_pred)) == 5
 
 
+def test_emlearn_c_code_compiles_in_a_directory_of_the_process_own(tmp_path, monkeypatch):
+    # emlearn compiles into ./tmp/<fixed name>: processes working in one directory (trainings, parallel tests)
+    # overwrote each other's program and predicted with another's model
+    monkeypatch.chdir(tmp_path)
+    X, y = synthetic()
+    est = RandomForestClassifier(n_estimators=2, max_depth=3, random_state=0).fit(X[:300], y[:300])
+    c_pred = export.convert(est).predict(X[300:320].astype(np.float32))
+    assert list(c_pred) == list(export.hard_vote_predict(est, X[300:320]))
+    assert os.listdir(tmp_path) == []
+
+
 def test_threshold_fix_is_what_makes_integer_features_agree():
     X, y = synthetic(seed=3)
     est = RandomForestClassifier(n_estimators=8, max_depth=6, random_state=2).fit(X[:1000], y[:1000])
     want = export.hard_vote_predict(est, X[1000:])  # scikit-learn's own splits (x <= t), voted like the device
-    import emlearn
-
+    emlearn = export._emlearn()  # (compiling in this process's own directory)
     naive_c = np.asarray(emlearn.convert(copy.deepcopy(est), method="loadable").predict(X[1000:].astype(np.float32)))
     fixed_c = np.asarray(export.convert(est).predict(X[1000:].astype(np.float32)))
     assert (fixed_c == want).all()

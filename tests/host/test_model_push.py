@@ -176,6 +176,7 @@ def _fewer_classes_other_window(tmp_path, window, hop):
     return d
 
 
+@pytest.mark.light
 def test_models_of_fewer_classes_and_other_windows_switch_live(device_factory, tmp_path):
     # Issue 10: a model with fewer classes crashed the pipeline (IndexError in _classify, class-change event);
     # ml.window 64 was accepted and stopped analysis; a model of another window could not be activated at all.

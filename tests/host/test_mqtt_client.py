@@ -97,6 +97,7 @@ def broker(tmp_path):
     b.stop()
 
 
+@pytest.mark.light
 def test_publish_subscribe_keepalive_and_clean_offline(tmp_path, broker):
     col = Collector(broker.port, user="dev", password=USERS["dev"])
     try:
@@ -125,6 +126,7 @@ def test_bad_password_is_refused(tmp_path, broker):
     p.wait(10)
 
 
+@pytest.mark.light
 def test_last_will_on_kill(tmp_path, broker):
     col = Collector(broker.port, user="dev", password=USERS["dev"])
     try:
@@ -140,6 +142,7 @@ def test_last_will_on_kill(tmp_path, broker):
         col.close()
 
 
+@pytest.mark.light
 def test_reconnects_after_broker_restart(tmp_path, broker):
     col = Collector(broker.port, user="dev", password=USERS["dev"])
     try:

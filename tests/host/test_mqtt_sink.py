@@ -75,6 +75,8 @@ def wait_caught_up(dev, col, base, resource, t_to, timeout=60):
              timeout=timeout)
 
 
+@pytest.mark.slow
+@pytest.mark.light
 def test_broker_killed_and_restarted_mid_stream(tmp_path, device_factory):
     # The device may reconnect to the restarted broker and drain its backlog before a subscriber is back: the
     # broker acknowledges every message and, with no subscriber, drops it (this test's flake under load: the
@@ -123,6 +125,8 @@ def test_broker_killed_and_restarted_mid_stream(tmp_path, device_factory):
         broker.stop()
 
 
+@pytest.mark.slow
+@pytest.mark.light
 def test_device_sigkilled_mid_backlog_resumes(tmp_path, broker, device_factory):
     data = tmp_path / "dev"
     dev = device_factory(data_dir=data, heap=MQTT_HEAP)
@@ -155,6 +159,7 @@ def test_device_sigkilled_mid_backlog_resumes(tmp_path, broker, device_factory):
         col.close()
 
 
+@pytest.mark.light
 def test_discovery_commands_non_ascii_and_clean_offline(tmp_path, broker, device_factory):
     dev = device_factory(data_dir=tmp_path / "dev", heap=MQTT_HEAP)
     dev_id = dev.status()["device"]["id"]

@@ -304,6 +304,7 @@ def _fds(n):
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 200), hard))
 
 
+@pytest.mark.light
 def test_proof_connection_bursts(device_factory):
     dev = device_factory()
     assert dev.get("/api/config").status == 200
@@ -342,6 +343,8 @@ def test_proof_connection_bursts(device_factory):
     assert dev.get("/api/status", auth=False).status == 200
 
 
+@pytest.mark.slow
+@pytest.mark.light
 def test_proof_slowloris(device_factory):
     dev = device_factory()
     assert dev.get("/api/config").status == 200

@@ -3,9 +3,12 @@ meter, store, MQTT to a real mosquitto, one webhook, four live streams, UI and A
 the core alone at bundle.CORE_HEAP, each for ``SOAK_S`` seconds (60): no MemoryError, no 503 or other error,
 no service restart, no stream dropped, no sample dropped from the accelerometer (the microphone's 64 ms ring
 can lose samples when a busy machine deschedules the process: soak.problems; bench/bench_heap.py counts them
-too and runs the soaks for 10 minutes)."""
+too and runs the soaks for 10 minutes). Marked ``alone``: another test's CPU use shows here as 503s, so a
+parallel run runs these while nothing else runs."""
 
 import os
+
+import pytest
 
 from sensorbox.host import bundle
 
@@ -27,10 +30,12 @@ def _run(tmp_path, heap, full):
     return fig
 
 
+@pytest.mark.alone
 def test_soak_every_feature_at_the_app_heap(tmp_path):
     fig = _run(tmp_path, bundle.APP_HEAP, True)
     assert fig["mqtt"]["state"] == "connected" and fig["mqtt_messages"] > 0 and fig["webhook_posts"] > 0, fig
 
 
+@pytest.mark.alone
 def test_soak_core_at_the_core_heap(tmp_path):
     _run(tmp_path, bundle.CORE_HEAP, False)

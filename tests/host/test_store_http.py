@@ -154,6 +154,7 @@ def test_labels_create_list_export_delete(dev):
     assert [x["label"] for x in dev.get("/api/labels").json()["labels"]] == ["rest"]
 
 
+@pytest.mark.light
 def test_tiny_budget_keeps_newest_reports_drops_keeps_sampling(device_factory, tmp_path):
     d = _start(device_factory, tmp_path, "tiny", {"store.accel_kb": 4, "accel.rate_hz": 100, "store.flush_ms": 200,
                                                    "mic.enabled": False})

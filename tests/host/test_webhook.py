@@ -97,6 +97,8 @@ def wait_status(dev, cond, timeout=60):
     raise AssertionError("webhook status never matched: {}".format(dev.status()["webhook"]))
 
 
+@pytest.mark.slow
+@pytest.mark.light
 def test_receiver_errors_and_hangs_then_everything_arrives_signed_in_order(tmp_path, receiver, device_factory):
     dev = device_factory(data_dir=tmp_path / "dev")
     dev_id = dev.status()["device"]["id"]
@@ -168,6 +170,7 @@ def test_receiver_errors_and_hangs_then_everything_arrives_signed_in_order(tmp_p
         len(first), len(ev), len(receiver.requests), n_dup))
 
 
+@pytest.mark.light
 def test_two_receivers_with_their_own_filters_cursors_and_status(tmp_path, device_factory):
     """Webhook 1 takes sound levels and class_change events; webhook 2 takes predictions and only outbox_loss
     events (so every class_change is passed over for it). Receiver 2 fails for a while: only its own status and
@@ -233,6 +236,7 @@ def test_two_receivers_with_their_own_filters_cursors_and_status(tmp_path, devic
         b.close()
 
 
+@pytest.mark.light
 def test_https_receiver_verified_with_the_configured_ca_refused_with_another(tmp_path, device_factory):
     from mqtt_broker import Certs
 

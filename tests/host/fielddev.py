@@ -172,13 +172,6 @@ def until(fn, timeout, what, dev):
         what, timeout, last, dev.boots, dev.resets, dev.output()[-4000:]))
 
 
-def chromium(p):
-    """Headless Chromium from Debian (Playwright's ``p``), with the flags that work in this sandbox."""
-    return p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"])
-
-
 def ui_login(page, url, password):
     """Open ``url`` in ``page`` and log in to the web UI."""
     page.goto(url)

@@ -11,7 +11,8 @@ import shutil
 import struct
 
 import pytest
-from fielddev import FieldDevice, chromium, ui_login, until
+from fielddev import FieldDevice, ui_login, until
+from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all its users: one unit in a parallel run)
 
 from conftest import ADMIN_PASSWORD
 from sensorbox.host import bundle, ota
@@ -243,28 +244,25 @@ def test_firmware_update_through_the_partition_and_its_rollback(tmp_path):
         dev.stop()
 
 
-def test_upload_in_the_web_ui(tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_upload_in_the_web_ui(tmp_path, chromium):  # noqa: F811
     dev = _device(tmp_path / "dev")
     try:
         k = ota.key_for(dev.status()["device"]["id"], create=True)
         assert dev.put("/api/ota/key", {"key": k.hex()}).status == 200
         f = tmp_path / "update.sbu"
         f.write_bytes(ota.pack(_app_bundle(), k, version="5.5-ui"))
-        with sync_playwright() as p:
-            browser = chromium(p)
-            try:
-                page = browser.new_page(viewport={"width": 1200, "height": 900})
-                ui_login(page, dev.url + "/#health", ADMIN_PASSWORD)
-                page.wait_for_function(
-                    "document.getElementById('appinfo').textContent.indexOf('deployed over USB') >= 0")
-                page.set_input_files("#otafile", str(f))
-                page.click("#otabtn")
-                page.wait_for_function(
-                    "document.getElementById('otamsg').textContent.indexOf('installed in slot a') >= 0", timeout=60000)
-            finally:
-                browser.close()
+        ctx = chromium.new_context(viewport={"width": 1200, "height": 900})
+        try:
+            page = ctx.new_page()
+            ui_login(page, dev.url + "/#health", ADMIN_PASSWORD)
+            page.wait_for_function(
+                "document.getElementById('appinfo').textContent.indexOf('deployed over USB') >= 0")
+            page.set_input_files("#otafile", str(f))
+            page.click("#otabtn")
+            page.wait_for_function(
+                "document.getElementById('otamsg').textContent.indexOf('installed in slot a') >= 0", timeout=60000)
+        finally:
+            ctx.close()
         a = until(lambda: (lambda a: a if a["version"] == "5.5-ui" and not a["trial"] else None)(_app(dev)), 60,
                    "the update from the UI, confirmed", dev)
         assert a["slot"] == "a"

@@ -5,7 +5,9 @@ then a normal boot; an unreadable boot record is no reason not to start."""
 import json
 import os
 
-from fielddev import FieldDevice, chromium, ui_login, until
+import pytest
+from fielddev import FieldDevice, ui_login, until
+from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all its users: one unit in a parallel run)
 
 HOME = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "ip": "10.0.0.7"}]
 FAST = {"SENSORBOX_WDT_MS": "3000", "SENSORBOX_HEALTHY_MS": "4000"}
@@ -19,7 +21,8 @@ def _wifi(root):
 
 
 
-def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path):
+@pytest.mark.slow  # (three boots that crash, then safe mode, a fix and a normal boot: ~25 s)
+def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path, chromium):  # noqa: F811
     _wifi(tmp_path)
     dev = FieldDevice(tmp_path, aps=HOME, config=dict(CONFIG, **{"accel.rate_hz": 100}), env=FAST)
     try:
@@ -43,7 +46,7 @@ def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path
         assert dev.boots == 4
         # the fix, in the web UI (headless Chromium): the banner says why; the setting that crashed is changed on
         # the Settings page; "Restart normally"; then a normal boot
-        _fix_in_the_ui(dev)
+        _fix_in_the_ui(dev, chromium)
         until(lambda: dev.boots == 5, 30, "restart", dev)
 
         def normal():
@@ -59,31 +62,28 @@ def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path
         dev.stop()
 
 
-def _fix_in_the_ui(dev):
-    from playwright.sync_api import sync_playwright
-
+def _fix_in_the_ui(dev, browser):
     from conftest import ADMIN_PASSWORD
 
     art = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "test-artifacts")
     os.makedirs(art, exist_ok=True)
-    with sync_playwright() as p:
-        browser = chromium(p)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            ui_login(page, dev.url + "/#settings", ADMIN_PASSWORD)
-            page.wait_for_selector("#safe:not([hidden])")
-            assert "accel" in page.text_content("#safewhy") and "driver bug" in page.text_content("#safewhy")
-            assert "RuntimeError" in page.text_content("#safetrace")
-            sel = page.locator("#cfg-accel\\.rate_hz")
-            sel.wait_for()
-            page.screenshot(path=os.path.join(art, "safe-mode.png"), full_page=False)
-            sel.select_option("50")
-            page.locator('.field[data-key="accel.rate_hz"] .ok').wait_for()
-            page.click("#saferestart")
-            page.wait_for_function("document.getElementById('safewhy').textContent.indexOf('Restarting') >= 0")
-        finally:
-            browser.close()
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        page = ctx.new_page()
+        ui_login(page, dev.url + "/#settings", ADMIN_PASSWORD)
+        page.wait_for_selector("#safe:not([hidden])")
+        assert "accel" in page.text_content("#safewhy") and "driver bug" in page.text_content("#safewhy")
+        assert "RuntimeError" in page.text_content("#safetrace")
+        sel = page.locator("#cfg-accel\\.rate_hz")
+        sel.wait_for()
+        page.screenshot(path=os.path.join(art, "safe-mode.png"), full_page=False)
+        sel.select_option("50")
+        page.locator('.field[data-key="accel.rate_hz"] .ok').wait_for()
+        page.click("#saferestart")
+        page.wait_for_function("document.getElementById('safewhy').textContent.indexOf('Restarting') >= 0")
+    finally:
+        ctx.close()
 
 
 def test_unreadable_boot_record_is_reported_and_the_device_starts(tmp_path):

@@ -8,7 +8,8 @@ import os
 import struct
 
 import pytest
-from fielddev import FieldDevice, chromium
+from fielddev import FieldDevice
+from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all its users: one unit in a parallel run)
 
 from conftest import ADMIN_PASSWORD
 
@@ -120,47 +121,43 @@ def test_setup_api_tests_before_saving_and_never_returns_credentials(fresh):
 
 
 @pytest.mark.parametrize("form", ["desktop", "phone"])
-def test_setup_page_in_chromium(tmp_path, form):
-    from playwright.sync_api import sync_playwright
-
+def test_setup_page_in_chromium(tmp_path, form, chromium):  # noqa: F811
     dev = FieldDevice(tmp_path, aps=APS, config=QUIET)
     try:
         _wait_status(dev, lambda s: (s.get("wifi") or {}).get("state") == "setup")
         os.makedirs(ARTIFACTS, exist_ok=True)
-        with sync_playwright() as p:
-            browser = chromium(p)
-            try:
-                ctx = browser.new_context(viewport={"width": 1200, "height": 900}) if form == "desktop" else \
-                    browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-                                        device_scale_factor=2)
-                page = ctx.new_page()
-                page.goto(dev.url + "/setup")
-                page.wait_for_selector("#nets li")
-                assert page.locator("#nets li").count() == 3
-                assert page.is_visible("#admin")  # first set-up: the admin password is asked for
-                page.screenshot(path=os.path.join(ARTIFACTS, "setup-{}-scan.png".format(form)), full_page=True)
-                if form == "phone":
-                    page.locator("#nets li").first.tap()
-                else:
-                    page.locator("#nets li").first.click()
-                assert page.input_value("#ssid") == "home"
-                page.fill("#password", "wrong-horse")
-                page.fill("#admin", "browser-admin-pw")
-                page.fill("#name", "Field unit")
-                page.click("#save")
-                page.wait_for_function("document.getElementById('err-password').textContent.length > 0",
-                                       timeout=20000)
-                assert "wrong password" in page.text_content("#err-password")
-                page.screenshot(path=os.path.join(ARTIFACTS, "setup-{}-error.png".format(form)), full_page=True)
-                page.fill("#password", "correct-horse")
-                page.click("#save")
-                page.wait_for_selector("#done:not([hidden])", timeout=20000)
-                assert page.text_content("#d-ssid") == "home"
-                assert page.text_content("#d-url-t") == "http://field-unit.local/"
-                assert page.text_content("#d-addr-t") == "http://10.0.0.7/"
-                page.screenshot(path=os.path.join(ARTIFACTS, "setup-{}-connected.png".format(form)), full_page=True)
-            finally:
-                browser.close()
+        ctx = chromium.new_context(viewport={"width": 1200, "height": 900}) if form == "desktop" else \
+            chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                 device_scale_factor=2)
+        try:
+            page = ctx.new_page()
+            page.goto(dev.url + "/setup")
+            page.wait_for_selector("#nets li")
+            assert page.locator("#nets li").count() == 3
+            assert page.is_visible("#admin")  # first set-up: the admin password is asked for
+            page.screenshot(path=os.path.join(ARTIFACTS, "setup-{}-scan.png".format(form)), full_page=True)
+            if form == "phone":
+                page.locator("#nets li").first.tap()
+            else:
+                page.locator("#nets li").first.click()
+            assert page.input_value("#ssid") == "home"
+            page.fill("#password", "wrong-horse")
+            page.fill("#admin", "browser-admin-pw")
+            page.fill("#name", "Field unit")
+            page.click("#save")
+            page.wait_for_function("document.getElementById('err-password').textContent.length > 0",
+                                   timeout=20000)
+            assert "wrong password" in page.text_content("#err-password")
+            page.screenshot(path=os.path.join(ARTIFACTS, "setup-{}-error.png".format(form)), full_page=True)
+            page.fill("#password", "correct-horse")
+            page.click("#save")
+            page.wait_for_selector("#done:not([hidden])", timeout=20000)
+            assert page.text_content("#d-ssid") == "home"
+            assert page.text_content("#d-url-t") == "http://field-unit.local/"
+            assert page.text_content("#d-addr-t") == "http://10.0.0.7/"
+            page.screenshot(path=os.path.join(ARTIFACTS, "setup-{}-connected.png".format(form)), full_page=True)
+        finally:
+            ctx.close()
         s = _wait_status(dev, lambda s: s["wifi"]["state"] == "up")
         assert s["wifi"]["hostname"] == "field-unit"
         assert dev.get("/api/config", password="browser-admin-pw").status == 200

@@ -55,9 +55,16 @@ def boot(d):
     cfg = getattr(d, "config", None)
     if cfg is None:
         return False
-    import machine
+    try:
+        import machine
 
-    if not _held(cfg.get("board.reset_pin"), machine, d.log):
+        held = _held(cfg.get("board.reset_pin"), machine, d.log)
+    except (ImportError, AttributeError):  # no GPIO on this port (unix): the pin means nothing here
+        return False
+    except ValueError as e:  # no such GPIO on this board: reported, the boot goes on
+        d.log.warning("boot", "board.reset_pin: {}".format(e))
+        return False
+    if not held:
         return False
     d.log.warning("boot", "factory reset by the button: deleted {}".format(", ".join(wipe(data))))
     return True

@@ -79,3 +79,18 @@ def test_reset_button_held_at_power_on(tmp_path):
         assert os.path.exists(os.path.join(dev.data_dir, "wifi.json"))
     finally:
         dev.stop()
+
+
+def test_a_reset_pin_on_a_port_without_gpio_is_no_reason_not_to_start(tmp_path):
+    # `sensorbox run` (the unix port has no machine.Pin) with the button's pin set, as the config fuzz sets it: the
+    # device starts (it exited at boot with an AttributeError before)
+    from conftest import Device
+
+    d = tmp_path / "unix"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"board.reset_pin": 0}))
+    dev = Device(d)
+    try:
+        assert dev.get("/api/config").json()["config"]["board.reset_pin"] == 0
+    finally:
+        dev.stop()

@@ -80,7 +80,10 @@ def _fix_in_the_ui(dev, browser):
         page.screenshot(path=os.path.join(art, "safe-mode.png"), full_page=False)
         sel.select_option("50")
         page.locator('.field[data-key="accel.rate_hz"] .ok').wait_for()
-        page.click("#saferestart")
+        # (the page asks for the restart after a status probe: the context stays open until the device answered it)
+        with page.expect_response(lambda r: r.url.endswith("/api/restart") and r.request.method == "POST") as restart:
+            page.click("#saferestart")
+        assert restart.value.ok, restart.value.status
         page.wait_for_function("document.getElementById('safewhy').textContent.indexOf('Restarting') >= 0")
     finally:
         ctx.close()

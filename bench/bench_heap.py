@@ -41,7 +41,9 @@ CORE_TARGET = "80wK"
 MEASURE_HEAP = "256wK"  # the account is taken with room to spare: nothing fails while it is measured
 WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
              "sensorbox.device.trees_c", "sensorbox.device.platform.esp32", "sensorbox.device.sensors.lsm6ds3",
-             "sensorbox.device.sensors.i2s_mic", "sensorbox.device.sensors.pcm_fast")  # as boot.warm
+             "sensorbox.device.sensors.i2s_mic", "sensorbox.device.sensors.pcm_fast", "sensorbox.device.soundclass",
+             "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound", "sensorbox.shared.wav",
+             "sensorbox.device.store.capture", "sensorbox.device.store.sd", "sensorbox.shared.codec")  # as boot.warm
 _QSTR = re.compile(r"n_qstr=(\d+).*n_total_bytes=(\d+)")
 
 

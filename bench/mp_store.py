@@ -25,8 +25,9 @@ def used():
 
 
 class Cfg:
-    def get(self, key):
-        return {"store.flush_ms": 1000, "store.min_free_kb": 0}.get(key, 8192)
+    def get(self, key):  # (uncoded: these figures are about the blocks and littlefs; the codec's are below)
+        return {"store.flush_ms": 1000, "store.min_free_kb": 0, "store.compress": False, "capture.classes": "",
+                "capture.sound_db": 0, "board.sdcard": ""}.get(key, 8192)
 
 
 class Quiet:
@@ -194,7 +195,232 @@ def heap():
     out("heap_export_extra_bytes", f1 - f2, 131072, "bytes_of_64wK")
 
 
-if len(sys.argv) > 1:
+if len(sys.argv) > 1 and sys.argv[1] == "heap":
     heap()
-else:
+elif len(sys.argv) == 1:
     main()
+
+
+def codec():
+    # 6. The block codec (issue 16.1): ratios on the replayed recording, per column (blocks of 50 rows: a 1 s flush
+    # at 50 Hz) and as the accel resource stores it (x, y, z together, with the 8-byte block headers), and on white
+    # noise (the worst case); encode and decode speed (viper encoder vs the plain reference; decoder).
+    from sensorbox.device.store import core as viper  # the store's viper encoder and decoder
+    from sensorbox.shared import codec as dec, codec_enc, npy
+
+    with open("data/watch_excerpt.npy", "rb") as f:
+        f.seek(npy.header_length(f.read(128)))
+        a = array.array("h", f.read())
+    rows = len(a) // 6
+    out = bytearray(1100)
+    col = array.array("h", bytes(100))
+    names = ("x", "y", "z", "gx", "gy", "gz")
+    for c in range(6):
+        raw = coded = 0
+        for s in range(0, rows - 49, 50):
+            for i in range(50):
+                col[i] = a[6 * (s + i) + c]
+            m = viper.encode(col, 50, 1, out, 1100)
+            coded += m if m > 0 else 101
+            raw += 100
+        out_line("codec_ratio_" + names[c], raw / coded, 2.5, "x")
+    blk = array.array("h", bytes(6 * 85))
+    for k in (50, 85):
+        raw = coded = 0
+        for s in range(0, rows - k + 1, k):
+            for i in range(k):
+                for c in range(3):
+                    blk[3 * i + c] = a[6 * (s + i) + c]
+            m = viper.encode(blk, k, 3, out, 1100)
+            coded += (m if m > 0 else 6 * k + 1) + 8
+            raw += 6 * k + 8
+        out_line("codec_ratio_xyz_{}rows".format(k), raw / coded, 2.5, "x")
+    x = 12345
+    raw = coded = 0
+    for s in range(200):
+        for i in range(150):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            blk[i] = ((x >> 8) & 0xFFFF) - 32768
+        m = viper.encode(blk, 50, 3, out, 1100)
+        coded += (m if m > 0 else 301) + 8
+        raw += 300 + 8
+    out_line("codec_ratio_white_noise", raw / coded, 1.0, "x")
+    # speeds: 50-row blocks of the recording's x, y, z
+    for i in range(50):
+        for c in range(3):
+            blk[3 * i + c] = a[6 * (1000 + i) + c]
+    src = bytes(memoryview(blk)[:150])
+    n = 400
+    t = time.ticks_us()
+    for _ in range(n):
+        m = viper.encode(blk, 50, 3, out, 1100)
+    tv = time.ticks_diff(time.ticks_us(), t)
+    t = time.ticks_us()
+    for _ in range(20):
+        codec_enc.encode(src, 50, 3, out, 1100)
+    tp = time.ticks_diff(time.ticks_us(), t)
+    out_line("codec_encode_rows_per_s", 50 * n * 1000000 // tv, 50 * 20 * 1000000 // tp, "rows/s")
+    d = bytearray(300)
+    t = time.ticks_us()
+    for _ in range(n):
+        viper.decode(out, 0, m, 3, d, 0, 300)
+    tdv = time.ticks_diff(time.ticks_us(), t)
+    t = time.ticks_us()
+    for _ in range(100):
+        dec.decode(out, 0, m, 3, d, 0, 300)
+    td = time.ticks_diff(time.ticks_us(), t)
+    out_line("codec_decode_rows_per_s", 50 * n * 1000000 // tdv, 50 * 100 * 1000000 // td, "rows/s")
+    out_line("codec_encode_block_us", tv // n, 2000, "us")
+
+
+def plan():
+    # 7. Bytes a day per resource at the default settings, coded (and uncoded: the baseline): ten minutes of the
+    # simulated device (the recording at 50 Hz in 1 s batches; features and a prediction every 1.28 s, the class
+    # that of the recording's part; a sound level a second, steady as the simulator's tone; an event per class
+    # change), times 144. Then the rollups of a day of a steady and of a busy sound level and classes changing as
+    # the recording does.
+    import json
+
+    from sensorbox.shared import config_schema, features, npy
+
+    with open("data/watch_excerpt.npy", "rb") as f:
+        f.seek(npy.header_length(f.read(128)))
+        rec = array.array("h", f.read())
+    nrec = len(rec) // 6
+    with open("data/watch_excerpt.json") as f:
+        segs = json.load(f)["segments"]
+    cls = {}
+    part = []
+    for s in segs:
+        part.append((s["start"], s["start"] + s["frames"], cls.setdefault(s["label"], len(cls))))
+
+    def klass(i):
+        i %= nrec
+        for a, b, k in part:
+            if a <= i < b:
+                return k
+        return -1
+
+    class Cfg:
+        def __init__(self, compress):
+            self.v = config_schema.defaults()
+            self.v["store.compress"] = compress
+            for k in ("accel", "features", "predictions", "soundlevel", "events"):
+                self.v["store.{}_kb".format(k)] = 16384  # (nothing deleted in the ten minutes)
+
+        def get(self, key):
+            return self.v[key]
+
+    from sensorbox.device.store import core, rollup
+
+    ext = features.Extractor(3)
+    feats = array.array("h", bytes(2 * ext.n_features))
+    win = array.array("h", bytes(2 * 3 * 128))
+    batch = array.array("h", bytes(2 * 3 * 50))
+    res = {}
+    for compress in (True, False):
+        mount(512)
+        st = core.Store("/flash/store", Quiet(), lambda: T0, None)
+        st.configure(Cfg(compress))
+        st.open()
+        prev = None
+        nxt = 128  # the frame a window ends at next (a window of 128 every 64 frames)
+        for sec in range(600):
+            for i in range(50):
+                j = (sec * 50 + i) % nrec
+                for c in range(3):
+                    batch[3 * i + c] = rec[6 * j + c]
+            st.append_frames(T0 + sec * 1000, sec * 50, 1, 50, memoryview(batch), 50)
+            t = T0 + sec * 1000
+            st.on_bus("soundlevel", t + 999, (7412 + (sec * 7) % 5 - 2, 7380, 7445, 7431, 7412, 7392))
+            while nxt <= sec * 50 + 50:  # the windows that end in this second
+                end = nxt
+                nxt += 64
+                for i in range(128):
+                    for c in range(3):
+                        win[3 * i + c] = rec[6 * ((end - 128 + i) % nrec) + c]
+                ext.extract(win, feats)
+                tw = T0 + end * 20
+                st.on_bus("features", tw, feats)
+                k = klass(end - 1)
+                st.on_bus("predictions", tw, (k, 600 + (end * 37) % 400))
+                if k != prev:
+                    st.on_bus("events", tw, {"type": "class_change", "from": prev, "to": k, "confidence": 812})
+                    prev = k
+            st.flush()
+            g = rollup.step(st, 1)  # (as the store service does after a flush point, when a segment was closed)
+            if g is not None:
+                for _ in g:
+                    pass
+        st.close()
+        g = rollup.step(st, 1)  # (the open segments, closed now: as they will be)
+        if g is not None:
+            for _ in g:
+                pass
+        for r in st.res:
+            if not r.period:
+                res.setdefault(r.name, []).append(r.bytes * 144)
+        os.umount("/flash")
+        st = None
+        gc.collect()
+    for name in res:
+        out_line("perday_" + name, res[name][0], res[name][1], "bytes")
+    # rollups: a day of sound levels and classes, then the four rollups' bytes a day
+    for kind in ("steady", "busy"):
+        mount(512)
+
+        class R:
+            def get(self, key):
+                v = config_schema.defaults()
+                v["store.soundlevel_kb"] = v["store.predictions_kb"] = 16384
+                return v[key]
+
+        st = core.Store("/flash/store", Quiet(), lambda: T0, None)
+        st.configure(R())
+        st.open()
+        lev = 5500
+        x = 99
+        for s in range(86400):
+            t = T0 + s * 1000
+            if kind == "steady":
+                v = 7412 + (s * 7) % 5 - 2
+                st.on_bus("soundlevel", t, (v, v - 30, v + 30, v + 20, v, v - 20))
+            else:  # a day: quieter at night, wandering, with loud moments
+                x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+                lev += (x >> 8) % 41 - 20 + (4500 + 1500 * (1 if 25200 <= s % 86400 < 79200 else 0) - lev) // 200
+                loud = 1500 if (x >> 4) % 50 == 0 else 0
+                st.on_bus("soundlevel", t, (lev + loud, lev - 400, lev + loud + 600, lev + 300, lev, lev - 300))
+            j = (s * 50 // 64) * 64  # (a prediction every 1.28 s: of 64 seconds, the 50 in which a window ends)
+            if (s * 50) % 64 < 50:
+                st.on_bus("predictions", T0 + s * 1000 + 500, (klass(j), 600 + (j * 37) % 400))
+            if s % 60 == 59:
+                st.flush()
+                g = rollup.step(st, 1)
+                if g is not None:
+                    for _ in g:
+                        pass
+        st.flush()
+        st.clock = lambda: T0 + 86400000 + 30000
+        g = rollup.step(st, 0)
+        for _ in g:
+            pass
+        for r in st.res:
+            if r.period:
+                made = r.rows + r.brows
+                if r.brows:
+                    rollup.flush(st, r)  # (as when its stage fills: the bytes a row costs for good)
+                out_line("rollup_perday_{}_{}".format(kind, r.name), r.bytes, made, "bytes/rows")
+        st.close()
+        os.umount("/flash")
+        st = None
+        gc.collect()
+
+
+def out_line(key, value, base, unit):
+    print(key, value, base, unit)
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "codec":
+    codec()
+elif len(sys.argv) > 1 and sys.argv[1] == "plan":
+    plan()

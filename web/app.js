@@ -181,6 +181,8 @@ function classDesc(code) {
 }
 function eventText(e) {
   if (e.type === "class_change") return "activity: " + displayName(e.from) + " → " + displayName(e.to) + (e.confidence !== undefined ? " (" + Math.round(e.confidence / 10) + " %)" : "");
+  if (e.type === "capture") return "raw data captured around " + (e.trigger === "class" ? "a change to " + displayName(e.class) : "a sound level of " + e.leq_db + " dB") +
+    ": " + new Date(e.start).toLocaleTimeString() + " – " + new Date(e.end).toLocaleTimeString() + " (kept until pulled)";
   if (e.type === "sound_change") return "sound: " + e.from + " → " + e.to + (e.confidence !== undefined ? " (" + Math.round(e.confidence / 10) + " %)" : "");
   const rest = Object.keys(e).filter((k) => k !== "t" && k !== "type").map((k) => k + " " + JSON.stringify(e[k]));
   return e.type + (rest.length ? ": " + rest.join(", ") : "");
@@ -350,6 +352,54 @@ function classSegments(c) {
   }
   return segs;
 }
+// Rollup rows of predictions (t = a period's start (+k), class, permille of the period it covered; class -2: the
+// classes past the device's slots) as segments: each period's classes side by side, in proportion to their time.
+function rollupSegments(c, period) {
+  const t = c.t || [], segs = [];
+  let ps = null, off = 0;
+  for (let i = 0; i < t.length; i++) {
+    const p0 = t[i] - (t[i] % period);
+    if (p0 !== ps) { ps = p0; off = 0; }
+    const d = (c.permille[i] * period) / 1000;
+    if (d <= 0) continue;
+    const k = c["class"][i] === -2 ? null : c["class"][i], t0 = ps + off, t1 = t0 + d;
+    off += d;
+    const last = segs[segs.length - 1];
+    if (last && last.k === k && t0 - last.t1 < 1000) last.t1 = t1; else segs.push({ k, t0, t1 });
+  }
+  return segs;
+}
+// What the store holds (GET /api/resources): where each resource's rows begin, budgets and what they hold at the
+// current settings, labelled data kept from retention. History says where raw data ends and what it shows instead.
+const RES_TEXT = { "1m": "per-minute summaries", "1h": "per-hour summaries" };
+function coverText(from, now, sndRes, predRes) {
+  const a = hist.cov.accel, parts = [];
+  if (!a || !a.stored) parts.push("raw accelerometer data is not stored (its budget is 0)");
+  else if (a.start === null) parts.push("no raw accelerometer data stored yet");
+  else if (a.start > from + 1000) {
+    const kept = a.days_in_budget ? "; its " + Math.round(a.budget / 1024) + " KB budget holds about " + fmtDur(a.days_in_budget * 86400000) +
+      " at the current settings, labelled data stays until pulled" : "";
+    parts.push("raw accelerometer data only since " + fmtT(a.start) + " (the last " + fmtDur(now - a.start) + kept + ")");
+  }
+  if (RES_TEXT[sndRes]) parts.push("sound levels: " + RES_TEXT[sndRes]);
+  if (RES_TEXT[predRes]) parts.push("classes: " + RES_TEXT[predRes] + " (time per class)");
+  return parts.length ? parts.join("; ") + "." : "";
+}
+// The predictions' resolution for a range: the stored rows when they reach back to its start (or nothing coarser is
+// stored), else per-minute summaries for up to a day and per-hour ones beyond.
+function predResolution(span, now) {
+  const has = (n) => hist.cov[n] && hist.cov[n].start !== null;
+  const raw = hist.cov.predictions;
+  if (!raw || (raw.start !== null && raw.start <= now - span) || (!has("predictions_1m") && !has("predictions_1h"))) return "raw";
+  if ((span <= 86400000 && has("predictions_1m")) || !has("predictions_1h")) return "1m";
+  return "1h";
+}
+function showPins() {
+  const p = (hist.store && hist.store.pins) || {}, box = $("#hpins"), over = p.over_budget || [];
+  box.hidden = !(over.length || p.fills_flash);
+  box.textContent = p.fills_flash ? "The flash is full of labelled data not pulled yet: new rows may be lost. Pull it (sensorbox pull) or unpin labels below."
+    : over.length ? "Labelled data not pulled yet fill the budget of " + over.join(", ") + ": the device keeps sampling into its newest data next to it, past the budget. Pull it (sensorbox pull) or unpin labels below." : "";
+}
 // uPlot plugin: the class band along the bottom of the plot and the labels along its top, under the series; event
 // markers and the labels' names over them
 const BAND = 14, LBAND = 16;
@@ -366,6 +416,15 @@ function timelinePlugin(withClasses) {
       for (const l of hist.labels) {  // a light tint over the label's whole range
         const x = xspan(u, l.start, l.end);
         if (x) { ctx.fillStyle = labelColor(l.label) + "14"; ctx.fillRect(x[0], u.bbox.top, Math.max(px, x[1] - x[0]), u.bbox.height); }
+      }
+      if (withClasses && hist.rawFrom > hist.range[0]) {  // before the oldest raw row: none stored (any more)
+        const x = xspan(u, hist.range[0], hist.rawFrom);
+        if (x) {
+          ctx.fillStyle = "#eef0f4"; ctx.fillRect(x[0], u.bbox.top, x[1] - x[0], u.bbox.height);
+          ctx.font = 12 * px + "px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.fillStyle = "#556";
+          const text = "no raw data stored";
+          if (ctx.measureText(text).width + 8 * px < x[1] - x[0]) ctx.fillText(text, (x[0] + x[1]) / 2, u.bbox.top + u.bbox.height / 2);
+        }
       }
       if (withClasses) for (const s of hist.segs) {
         const x = xspan(u, s.t0, s.t1);
@@ -480,31 +539,52 @@ function touchSelect(u) {
   o.addEventListener("touchend", end); o.addEventListener("touchcancel", end);
 }
 const selectHook = { setSelect: [(u) => selected(u)] };
-async function csvOf(path) { return parseCsv(await (await api("GET", path, undefined, true)).text()); }
+async function csvOf(path, info) {
+  const r = await api("GET", path, undefined, true);
+  if (info) info.res = r.headers.get("X-Sensorbox-Resolution") || "raw";
+  return parseCsv(await r.text());
+}
 async function showHistory() {
   const span = Number($("#hrange").value);
   const now = Date.now();
   await loadClassInfo();
   // one request at a time: each loads the device's export code for its duration
+  try {  // what is stored where (and the class table: names by id, for good)
+    const r = await api("GET", "/api/resources");
+    hist.cov = {}; for (const x of r.resources) hist.cov[x.name] = x;
+    hist.store = r.store;
+    if (hist.cov.predictions) hist.classes = hist.cov.predictions.classes;
+  } catch (e) { hist.cov = {}; hist.store = null; }
   let c;
   try { c = await csvOf("/api/resources/accel/data?format=csv&max_points=400&start=-" + span); } catch (e) { $("#hinfo").textContent = "could not load the data: " + e.message; return; }
   const ev = await api("GET", "/api/events?start=-" + span).catch(() => []);
   let pred = null;
-  try { pred = await csvOf("/api/resources/predictions/data?format=csv&max_points=400&start=-" + span); } catch (e) { pred = {}; }
-  hist.segs = classSegments(pred);
-  if (!hist.classes || hist.segs.some((g) => g.k >= hist.classes.length))  // the store's class table: names by id, for good
-    hist.classes = await api("GET", "/api/resources").then((r) => r.resources.find((x) => x.name === "predictions").classes).catch(() => null);
+  const predRes = predResolution(span, now), PERIOD = { "1m": 60000, "1h": 3600000 };
+  try {  // stored rows (decimated), or a rollup's rows as they are (a row per class and period)
+    pred = await csvOf(predRes === "raw" ? "/api/resources/predictions/data?format=csv&max_points=400&start=-" + span
+      : "/api/resources/predictions_" + predRes + "/data?format=csv&columns=t,class,permille&start=-" + span);
+  } catch (e) { pred = {}; }
+  hist.segs = predRes === "raw" ? classSegments(pred) : rollupSegments(pred, PERIOD[predRes]);
   hist.events = (ev || []).slice(-200);
   await loadLabels().catch((e) => { $("#labelerr").textContent = "could not load the labels: " + e.message; });
   let snd = {};
-  try { snd = await csvOf("/api/resources/soundlevel/data?format=csv&max_points=400&start=-" + span); } catch (e) { snd = {}; }
+  const sres = {};  // sound levels: the resolution the device picks for 400 points over the range
+  try { snd = await csvOf("/api/resources/soundlevel/data?format=csv&resolution=auto&max_points=400&start=-" + span, sres); } catch (e) { snd = {}; }
   if (!c.t) { $("#hinfo").textContent = "unexpected answer from the device"; return; }
   const mid = (a) => (c[a + "_min"] ? c[a + "_min"].map((v, i) => (v + c[a + "_max"][i]) / 2 / G) : c[a].map((v) => v / G));
   const keep = c.n ? c.n.map((n) => n > 0) : c.t.map(() => true);
   const f = (arr) => arr.filter((_, i) => keep[i]);
   const series = [f(c.t.map((t) => t / 1000)), f(mid("x")), f(mid("y")), f(mid("z"))];
-  hist.range = [series[0].length ? series[0][0] * 1000 : now - span, now];
+  // the range: from the oldest row any chart has (raw data ends before the summaries do) to now
+  const firsts = [series[0].length ? series[0][0] * 1000 : null, snd.t && snd.t.length ? snd.t[0] : null,
+    hist.segs.length ? hist.segs[0].t0 : null].filter((v) => v !== null);
+  hist.range = [firsts.length ? Math.max(now - span, Math.min(...firsts)) : now - span, now];
+  const a = hist.cov.accel;
+  hist.rawFrom = a && a.start !== null ? Math.max(a.start, series[0].length ? series[0][0] * 1000 : a.start) : now;
   $("#hinfo").textContent = series[0].length + " points" + (c.n ? " (decimated on the device, min/max midpoints)" : "");
+  $("#hcover").textContent = coverText(hist.range[0], now, sres.res, predRes);
+  $("#hcover").dataset.sound = sres.res || ""; $("#hcover").dataset.classes = predRes;
+  showPins();
   const node = $("#histchart"); node.textContent = "";
   hist.sel = null; hideConfirm();
   const x = { time: true, range: () => [hist.range[0] / 1000, hist.range[1] / 1000] };
@@ -562,6 +642,14 @@ async function loadLabels() {
     const name = el("td", undefined, "lname"); const sw = el("i", undefined, "sw"); sw.style.borderColor = labelColor(l.label); name.append(sw, l.label);
     const same = new Date(l.start).toDateString() === new Date(l.end).toDateString();
     tr.append(el("td", fmtT(l.start)), el("td", same ? new Date(l.end).toLocaleTimeString() : fmtT(l.end), "end"), el("td", fmtDur(l.end - l.start), "num"), n, name);
+    const kept = el("td", undefined, "kept");  // (not pinned: pulled, or unpinned)
+    kept.append(el("span", l.pinned ? "kept until pulled " : "may age out", "ktext"));
+    if (l.pinned) {
+      const un = el("button", "Unpin", "plain"); un.title = "let retention delete this label's raw data before it is pulled";
+      un.onclick = async () => { await api("POST", "/api/labels/" + l.id + "/unpin"); await loadLabels(); };
+      kept.append(un);
+    }
+    tr.append(kept);
     const del = el("button", "Delete"); del.onclick = async () => { await api("DELETE", "/api/labels/" + l.id); await loadLabels(); redrawHist(); countSamples(); };
     const td = el("td"); td.append(del); tr.append(td); tb.append(tr);
   });
@@ -771,7 +859,19 @@ async function showSettings() {
   form.append(adv); chip("Advanced", adv); chip("API tokens", $("#tokens"));
   form.dataset.loads = (cfgState.loads = (cfgState.loads || 0) + 1);
   showPending();
-  loadTokens();
+  loadTokens().then(budgetsBuy).catch(() => {});
+}
+// What each store budget holds at the current settings (the device's figures: bytes a day as stored, after
+// compression), next to the budget's field.
+async function budgetsBuy() {
+  const r = await api("GET", "/api/resources");
+  const size = (b) => (b >= 1048576 ? (b / 1048576).toFixed(1) + " MB" : Math.round(b / 1024) + " KB");
+  for (const x of r.resources) {
+    const h = document.querySelector(".field[data-key='store." + x.name + "_kb'] .help");
+    if (!h || !x.bytes_per_day || !x.days_in_budget) continue;
+    h.append(el("span", " Holds about " + fmtDur(x.days_in_budget * 86400000) + " at the current settings (" + size(x.bytes_per_day) +
+      " a day" + (x.days_covered ? "; now " + fmtDur(x.days_covered * 86400000) + " stored" : "") + ").", "buys"));
+  }
 }
 async function loadTokens() {
   const ul = $("#toklist"); ul.textContent = "";
@@ -854,7 +954,13 @@ async function showHealth() {
     Math.round(s.heap.free / 1024) + " KB free now, lowest " + Math.round(s.heap.min_free / 1024) + " KB");
   card("Loop lag", "max " + s.loop_lag.max_ms.toFixed(1) + " ms, p99 " + s.loop_lag.p99_ms.toFixed(1) + " ms");
   if (s.store) card("Storage", Math.round(s.store.bytes / 1024) + " KB of " + Math.round(s.store.budget / 1024) + " KB budget" +
-    (s.store.days_until_full == null ? "" : ", full in " + s.store.days_until_full + " days"));
+    (s.store.days_until_full == null ? "" : ", a budget full (retention starts) in " + fmtDur(s.store.days_until_full * 86400000)));
+  if (s.store && s.store.sd) {  // the store's segments on a microSD card (board.sdcard), or on flash while it is not there
+    const sd = s.store.sd;
+    card("SD card", sd.state + (sd.segments_on === "sd" ? ": data on the card" : ": data on internal flash" +
+      (sd.error ? " (" + sd.error + ")" : "")) + (sd.removals ? ", removed " + sd.removals + " times" : "") +
+      (sd.moved_segments ? ", " + sd.moved_segments + " segments moved onto it" : ""));
+  }
   for (const n in s.sensors) card("Sensor " + n, s.sensors[n].rate_hz + " Hz, received " + s.sensors[n].received + ", dropped " + s.sensors[n].dropped);
   card("Task restarts", String(s.task_restarts));
   if (s.wifi) card("Wi-Fi", s.wifi.state + (s.wifi.ssid ? " · " + s.wifi.ssid : "") + (s.wifi.rssi != null ? " · " + s.wifi.rssi + " dBm" : "") +

@@ -25,11 +25,14 @@ _STATE = "sensorbox.device.bootstate"
 # re-analysis (in the unix bundle only, for the tests), and the k-nearest-neighbour evaluator and its loader,
 # bundled for later but not run by the device yet (28 names for good, ~0.3 KB on this port). The sound
 # classifier's modules too: loaded only while sound.classify is on (soundmeter), their names are interned then,
-# into the pool warming already grew, not for good on every device.
+# into the pool warming already grew, not for good on every device; and so the store's event capture and SD card
+# (loaded only while ``capture.*`` / ``board.sdcard`` have them on: ~45 names). And the plain codec and its
+# reference encoder (a port with viper stores and reads with ``store/core``).
 WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
              "sensorbox.device.trees_c", "sensorbox.device.kernels_c", "sensorbox.device.platform.",
              "sensorbox.shared.neighbors", "sensorbox.shared.analysis", "sensorbox.device.soundclass",
              "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound", "sensorbox.shared.wav",
+             "sensorbox.device.store.capture", "sensorbox.device.store.sd", "sensorbox.shared.codec",
              "sensorbox.device.factory",  # runs only just before a reset: what it interns goes with the reset
              # updates: loaded to install an update or its key (a restart follows); what a refused upload
              # interns stays (~20 names: NAME_BUDGET's slack is for that)
@@ -202,7 +205,7 @@ async def start(d):
             sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
         sup.add("soundmeter", d.soundmeter.run, ("sound.",))
         sup.add("pipeline", d._pipeline, ("ml.",))
-        sup.add("store", d._store, ("store.",))  # (a lambda here would keep this module's code alive)
+        sup.add("store", d._store, ("store.", "capture."))  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
     await d.platform.start_network(d)
     sup.add("http", d._serve, (), d._beat)  # restarted when its heartbeat stops

@@ -23,8 +23,17 @@ Values: tuples of ints for numeric resources (see store/core.py), the event's JS
 
 import struct
 
-from sensorbox.device.store.core import BUS_BLOCK, TEXT, seg_names
-from sensorbox.device.store.reader import BLK, Reader, note_corrupt, text_row
+from micropython import const
+
+from sensorbox.device.store.core import seg_names
+from sensorbox.device.store.reader import Reader, note_corrupt, text_row
+
+# the segment format's constants (as core.py defines them: no names to import)
+_BLK = const(8)
+_BUS_BLOCK = const(520)
+_TEXT = const(2)
+
+_one_reader = None  # the reader every outbox reads through (made with the first one)
 
 
 def flush_event(store):
@@ -46,11 +55,11 @@ class Outbox:
         self.r = store.resource(resource)  # (made now if it is made on first use)
         self.t = store.cursor(self.name, resource, start)
         self.sent = 0
-        self._hint = None  # (segment name, offset of the block holding the next row, time before it)
-        rd = getattr(store, "_outbox_reader", None)
-        if rd is None:
-            rd = store._outbox_reader = Reader(BUS_BLOCK)
-        self._rd = rd
+        self._hint = None  # (segment name, offset of the block holding the next row, time before it, changes)
+        global _one_reader
+        if _one_reader is None:
+            _one_reader = Reader(_BUS_BLOCK)
+        self._reader = _one_reader
 
     def lost(self):
         """Segments that retention deleted before this sink had delivered them."""
@@ -79,10 +88,10 @@ class Outbox:
         r = self.r
         after = self.t
         hint = self._hint
-        if hint is not None and hint[2] != after:
-            hint = None
+        if hint is not None and (hint[2] != after or hint[3] != self.store.changes):
+            hint = None  # (segments opened or recoded since: block offsets may differ)
         names = seg_names(r)
-        rd = self._rd
+        rd = self._reader
         for i in range(len(names)):
             name = names[i]
             if hint is not None and name < hint[0]:
@@ -106,35 +115,35 @@ class Outbox:
                 break
         return out
 
-    def _rows(self, rd, h, name, after, n, out):
-        """Rows with t > ``after`` from the blocks of the open segment, until ``out`` holds ``n``."""
-        text = self.r.kind == TEXT
+    def _rows(self, reader, h, name, since, n, out):
+        """Rows with t > ``since`` from the blocks of the open segment, until ``out`` holds ``n``."""
+        text = self.r.kind == _TEXT
         fmt = None if text else "<i{}h".format(h[2])
         rb = h[4]
-        buf = rd.buf
+        buf = reader.buf
         while len(out) < n:
-            k = rd.next()
+            k = reader.next()
             if k == 0:
                 return
             if k < 0:
                 continue
-            o = BLK
-            end = BLK + k
+            o = _BLK
+            end = _BLK + k
             while o < end and len(out) < n:
                 if text:
                     t, tab, nl = text_row(buf, o, end)
-                    t += rd.shift
-                    if t > after:
+                    t += reader.shift
+                    if t > since:
                         out.append((t, bytes(buf[tab + 1:nl])))
                     o = nl + 1
                 else:
                     v = struct.unpack_from(fmt, buf, o)
                     o += rb
                     t = h[5] + v[0]
-                    if t > after:
+                    if t > since:
                         out.append((t, v[1:]))
                 if out and out[-1][0] == t:
-                    self._hint = (name, rd.pos, t)
+                    self._hint = (name, reader.pos, t, self.store.changes)
 
 
 SOUNDLEVEL = ("leq", "lmin", "lmax", "l10", "l50", "l90")

@@ -72,6 +72,12 @@ PROFILES = {
 }
 
 
+# A generic ESP32 with a microSD card on the SPI slot's usual GPIOs (a DevKitC with a microSD breakout; the LOLIN
+# D32 Pro's slot is spi:18,23,19,4): the store keeps its segments on the card (README "SD cards").
+PROFILES["esp32-sd"] = dict(PROFILES["esp32"], title="generic ESP32, 4 MB flash, microSD card on SPI (ESP32-DevKitC + "
+                            "microSD breakout)", pins=dict(_ESP32_PINS, **{"board.sdcard": "spi:18,23,19,5"}),
+                            sd="data on the card (FAT); internal flash while it is missing", card=4 * 1024 * MB)
+
 PROFILES["esp32s3-psram"] = dict(PROFILES["esp32s3"], title="ESP32-S3, 8 MB flash, 8 MB octal PSRAM "
                                  "(ESP32-S3-DevKitC-1 N8R8)", firmware="ESP32_GENERIC_S3 (SPIRAM_OCT variant)",
                                  heap=2 * MB)
@@ -98,3 +104,35 @@ def describe():
         heap = "{} KB heap".format(p["heap"] // KB) if p["heap"] else "heap as started"
         lines.append("  {:<14} {} ({}, {})".format(name, p["title"], p["arch"], heap))
     return "\n".join(lines)
+
+
+#: The store's resources with a budget (``store.<name>_kb``), as ``plan`` reports them.
+STORED = ("accel", "features", "predictions", "soundlevel", "events", "soundlevel_1m", "soundlevel_1h",
+          "predictions_1m", "predictions_1h")
+
+
+def data_space(profile):
+    """Bytes a profile leaves for stored data: its file system less the bundle's budget, or its card (``card``)."""
+    if profile.get("card"):
+        return profile["card"]
+    return profile["fs"] - profile["flash_budget"] if profile.get("fs") else None
+
+
+def plan(profile, per_day, defaults):
+    """What a board profile's data space buys: the rollups at their default budgets (sized for their coverage), the
+    full-resolution budgets scaled in proportion to the rest of the space less the free floor, and the days each
+    then holds at ``per_day`` (resource -> bytes a day as stored; ``make bench`` measures them at the defaults).
+    ``defaults``: config key -> value. Returns {resource: (budget KB, days)}; None when the profile has no fixed
+    data space (the unix port)."""
+    space = data_space(profile)
+    if not space:
+        return None
+    kb = {n: defaults["store.{}_kb".format(n)] for n in STORED}
+    rolls = sum(kb[n] for n in STORED if n[-3:] in ("_1m", "_1h"))
+    raw = sum(kb.values()) - rolls
+    scale = max(space // 1024 - defaults["store.min_free_kb"] - rolls, 0) / raw
+    out = {}
+    for n in STORED:
+        b = kb[n] if n[-3:] in ("_1m", "_1h") else int(kb[n] * scale)
+        out[n] = (b, b * 1024 / per_day[n] if per_day.get(n) else None)
+    return out

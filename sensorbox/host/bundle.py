@@ -29,15 +29,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(REPO, "build")
 TARGETS = {"unix": "x64", "esp32": "xtensawin", "esp32c3": "rv32imc"}
 DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
-#: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json) and
+#: Shared modules no device imports: the config help texts (the bundle serves them as www/config-schema.json.gz) and
 #: the k-nearest-neighbour evaluator and its loader (host and browser only, until devices load such models). Left
 #: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
 #: the tests that run shared code on MicroPython.
 HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/neighbors.py", "sensorbox/shared/neighbors_csv.py")
 #: Modules that only the host, the browser or the simulator run: in the unix bundle (tests, the simulator), not a
 #: board's, and not counted in its flash figure (``flash_bytes`` is what a board would hold; ``host_bytes`` these).
-#: The simulated microphone's WAV replay and the WAV header module it reads with (no board code uses it yet).
-NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/sensors/sim_wav.py", "sensorbox/shared/wav.py")
+#: The browser's re-analysis; the unix platform and its simulated sensors (``platform/__init__`` imports ``unix``
+#: only off a board), the simulated microphone's WAV replay and the WAV header module it reads with; the plain codec
+#: and its reference encoder (a board stores and reads with ``store/core``, viper: every board target has the emitter).
+NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/platform/unix.py",
+                 "sensorbox/device/sensors/sim_accel.py", "sensorbox/device/sensors/sim_mic.py",
+                 "sensorbox/device/sensors/sim_fast.py", "sensorbox/device/sensors/sim_wav.py",
+                 "sensorbox/shared/wav.py", "sensorbox/shared/codec.py", "sensorbox/shared/codec_enc.py")
 #: The ESP32's Wi-Fi (station, set-up access point and portal, NTP) and its set-up page: in boards' bundles and in
 #: the tests' copy (``host_only``: the simulated ESP32 of tests/host/fielddev.py), not in the unix bundle that
 #: ``sensorbox run`` runs (the host's network is up; flash: every file takes whole 4 KB blocks).
@@ -382,15 +387,15 @@ def build_www(www, analysis=False, setup=True):
     Wi-Fi set-up page unless ``setup``: ``BOARDS_ONLY``). Returns their paths."""
     from sensorbox.shared import config_docs
 
-    os.makedirs(www, exist_ok=True)
     from sensorbox.host import webassets  # the web UI and openapi.json, gzipped
 
-    # gzipped like the UI's files (19 KB of help texts take 1 flash block instead of 5); served as they are
-    path = put_file(os.path.join(www, "config-schema.json.gz"), webassets.gz(json.dumps(
-        {"schema": config_docs.describe(), "groups": config_docs.groups()}, separators=(",", ":")).encode()))
+    os.makedirs(www, exist_ok=True)
+    # gzipped as the UI's files are (20 KB of flash as plain JSON, 4 KB so): served as they are
+    path = os.path.join(www, "config-schema.json.gz")
+    put_file(path, webassets.gzip_bytes(json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
+                                                   separators=(",", ":")).encode()))
     if os.path.exists(os.path.join(www, "config-schema.json")):  # (a bundle built before)
         os.remove(os.path.join(www, "config-schema.json"))
-
     tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)
     try:
         out = [path]

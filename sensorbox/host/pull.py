@@ -10,7 +10,15 @@ Layout of ``--out DIR`` (one folder per device, named by its id)::
 
 Each pull asks the device only for rows newer than the last one it has (``since``, kept in the manifest), so a
 second pull downloads only what is new. A numeric resource whose columns changed (another feature set) starts a
-new file, ``<name>.1.npy``, and so on.
+new file, ``<name>.1.npy``, and so on. The device stores its data coded (compressed); what comes out of its
+export, and so these files, are the rows as they were measured. The rollups (``soundlevel_1m``, ``_1h``,
+``predictions_1m``, ``_1h``: per-minute and per-hour summaries the device keeps far longer) are pulled like any
+numeric resource.
+
+Labelled data is pinned on the device (kept from retention) until it has been pulled: after a pull, ``pull`` tells
+the device how far each resource was fetched (``POST /api/pulled``), which releases the labels it covers; the
+manifest's ``pins`` records the labels released and those still pinned. That needs the admin password or an admin
+token: with a read token the data is pulled and the pins stay (said so).
 """
 
 import io
@@ -178,8 +186,40 @@ def pull(url, out, user="admin", password=None, since=None, resources=None, prog
             log("{}: {} new rows".format(name, len(rows)))
         # Saved after every resource: an interrupted pull resumes where it stopped.
         _save(mpath, manifest)
+    _release(dev, info, manifest, log)
     _save(mpath, manifest)
     return manifest
+
+
+def _release(dev, info, manifest, log):
+    """Tell the device how far each full-resolution resource has been pulled: the labelled data those rows cover
+    is no longer pinned there. A failure here leaves the pull as it is (the data is on the host): it is said."""
+    done = {}
+    for res in info["resources"]:
+        m = manifest["resources"].get(res["name"]) or {}
+        if res["name"] != "labels" and not res.get("period_ms") and m.get("next") is not None:
+            done[res["name"]] = int(m["next"])
+    if not done:
+        return
+    try:
+        got = dev.json("/api/pulled", "POST", json.dumps(done).encode())
+    except PullError as e:
+        if "HTTP 403" in str(e):
+            log("labelled data stays pinned on the device: releasing it needs the admin password or an admin token "
+                "(a read token may only pull)")
+        elif "HTTP 404" in str(e):
+            pass  # a device of an earlier version: no pins
+        else:
+            log("the device was not told what was pulled ({}); its labelled data stays pinned until the next "
+                "pull".format(e))
+        return
+    pins = manifest.setdefault("pins", {"released": []})
+    pins["released"] = sorted(set(pins.get("released", [])) | set(got.get("released", [])))
+    pins["pinned"] = got.get("pinned", [])
+    pins["pulled_until"] = done
+    if got.get("released"):
+        log("labels {} released on the device (their data is here now)".format(
+            ", ".join(str(i) for i in got["released"])))
 
 
 def _save(path, manifest):

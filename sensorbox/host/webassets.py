@@ -46,16 +46,16 @@ class WebBuildError(Exception):
     pass
 
 
-def gz(data):
-    """``data`` gzipped with a 2**WBITS-byte window: the device decompresses for clients that do not accept gzip, and
-    the window is the RAM that takes (1 KB, not zlib's default 32 KB; the files are ~17 % bigger for it)."""
+def gzip_bytes(data):
+    """``data`` gzipped with a 2**WBITS-byte window: the device decompresses for clients that do not accept gzip,
+    and the window is the RAM that takes (1 KB, not zlib's default 32 KB; the files are ~17 % bigger for it)."""
     z = zlib.compressobj(9, zlib.DEFLATED, 16 + WBITS, 9)
     return z.compress(data) + z.flush()
 
 
 def _write_gz(path, data):
     with open(path, "wb") as f:
-        f.write(gz(data))
+        f.write(gzip_bytes(data))
     return path
 
 
@@ -87,10 +87,11 @@ def build(www, analysis=False):
 
 
 def asset_bytes(www):
-    """Gzipped bytes of the UI's files in ``www`` (what a browser downloads; openapi.json and the analysis runtime
-    not counted)."""
+    """Gzipped bytes of the UI's files in ``www`` (what a browser downloads; openapi.json, the config schema and the
+    analysis runtime not counted)."""
     return sum(os.path.getsize(os.path.join(www, n)) for n in os.listdir(www)
-               if n.endswith(".gz") and n != "openapi.json.gz" and n[:-3] not in RUNTIME_NAMES)
+               if n.endswith(".gz") and n not in ("openapi.json.gz", "config-schema.json.gz") and
+               n[:-3] not in RUNTIME_NAMES)
 
 
 def py_pack():

@@ -51,6 +51,27 @@ HELP = {
     "store.predictions_kb": "Store: flash budget for predictions (KB, 0 = not stored)",
     "store.soundlevel_kb": "Store: flash budget for sound levels (KB, 0 = not stored)",
     "store.events_kb": "Store: flash budget for events (KB, 0 = not stored)",
+    "store.compress": "Store: compress the numeric resources losslessly (delta coding, bit packing): more history in "
+                      "the same budgets; segments written either way stay readable",
+    "store.soundlevel_1m_kb": "Store: flash budget for per-minute sound levels (Leq, Lmin, Lmax, L10/50/90; KB, "
+                              "0 = none)",
+    "store.soundlevel_1h_kb": "Store: flash budget for per-hour sound levels (KB, 0 = none)",
+    "store.predictions_1m_kb": "Store: flash budget for per-minute class summaries (time per class, changes; KB, "
+                               "0 = none)",
+    "store.predictions_1h_kb": "Store: flash budget for per-hour class summaries (KB, 0 = none)",
+    "board.sdcard": "Board: the microSD card the store keeps its data on: mmc (the SD/MMC slot, 1 data line), mmc4 (4 "
+                "lines) or spi:SCK,MOSI,MISO,CS (GPIO numbers); empty = none. Without a card the data stays on "
+                "internal flash",
+    "capture.classes": "Capture: keep the raw accelerometer data around each change into one of these classes "
+                             "(class names as the model gives them, comma separated; empty = none), pinned like "
+                             "labelled data until pulled",
+    "capture.sound_db": "Capture: keep the raw accelerometer data around each sound level (Leq) at or over this "
+                              "many dB (0 = none)",
+    "capture.pre_s": "Capture: seconds kept before the event (from the sample ring: at most 6 s at 50 Hz, "
+                           "2 s at 100 Hz)",
+    "capture.post_s": "Capture: seconds kept after the event (a later event inside extends it)",
+    "capture.only": "Capture: store raw accelerometer data only around captures (for when continuous raw data "
+                          "costs too much flash); off: continuously, the captures pinned in it",
     "store.soundclass_kb": "Store: flash budget for sound classes (KB, 0 = not stored)",
     "mqtt.enabled": "MQTT: publish predictions, events, sound levels and health to a broker (store-and-forward)",
     "mqtt.host": "MQTT: broker host name or address",
@@ -178,6 +199,17 @@ board.i2c_freq          I2C clock | Hz | advanced
 board.i2s_sck           Microphone SCK | GPIO | advanced
 board.i2s_ws            Microphone WS | GPIO | advanced
 board.i2s_sd            Microphone SD | GPIO | advanced
+store.compress          Compress stored data | - | advanced
+store.soundlevel_1m_kb  Sound levels per minute budget | KB
+store.soundlevel_1h_kb  Sound levels per hour budget | KB
+store.predictions_1m_kb Classes per minute budget | KB
+store.predictions_1h_kb Classes per hour budget | KB
+capture.classes         On changes into classes | -
+capture.sound_db        At a sound level of | dB
+capture.pre_s           Before the event | s
+capture.post_s          After the event | s
+capture.only            Raw data only around captures | -
+board.sdcard                microSD card | - | advanced
 board.reset_pin         Factory reset button | GPIO | advanced
 wifi.fallback_s         Open the set-up access point after | s
 time.ntp_host           NTP server
@@ -192,6 +224,7 @@ mic      Microphone
 ml       Activity analysis
 sound    Sound level meter
 store    Storage on flash
+capture  Event capture
 http     Web server
 log      Log
 wifi     Wi-Fi (ESP32)

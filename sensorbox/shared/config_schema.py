@@ -50,47 +50,54 @@ sim.mic_noise_dbfs      int     -50           -90 0
 # The rest of the keys in further strings: each string is one block of heap while the schema is loaded, and
 # smaller blocks fit a fragmented heap where one larger would not (a 2.8 KB SPEC failed on a busy device).
 SPEC_B = """
-ml.enabled              bool    true
-ml.window               choice  128           [32,64,128,256]
-ml.hop                  int     64            8 256
-ml.smooth               int     3             1 16
-ml.unknown_permille     int     500           0 1000
-ml.model_max_kb         int     16            1 64
-sound.interval_s        int     1             1 300
-sound.sensitivity_dbfs  float   -26.0         -80 0
-sound.weighting         choice  "A"           ["A","Z"]
-sound.time_weighting    choice  "fast"        ["fast","slow"]
-store.flush_ms          int     1000          200 5000
-store.min_free_kb       int     64            0 65536
-store.accel_kb          int     1024          0 1048576
-store.features_kb       int     128           0 1048576
-store.predictions_kb    int     64            0 1048576
-store.soundlevel_kb     int     64            0 1048576
-store.events_kb         int     64            0 1048576
+ml.enabled bool true
+ml.window choice 128 [32,64,128,256]
+ml.hop int 64 8 256
+ml.smooth int 3 1 16
+ml.unknown_permille int 500 0 1000
+ml.model_max_kb int 16 1 64
+sound.interval_s int 1 1 300
+sound.sensitivity_dbfs float -26.0 -80 0
+sound.weighting choice "A" ["A","Z"]
+sound.time_weighting choice "fast" ["fast","slow"]
+store.flush_ms int 1000 200 5000
+store.min_free_kb int 64 0 65536
+store.accel_kb int 512 0 1048576
+store.features_kb int 128 0 1048576
+store.predictions_kb int 64 0 1048576
+store.soundlevel_kb int 64 0 1048576
+store.events_kb int 64 0 1048576
+store.compress bool true
+store.soundlevel_1m_kb int 128 0 1048576
+store.soundlevel_1h_kb int 128 0 1048576
+store.predictions_1m_kb int 160 0 1048576
+store.predictions_1h_kb int 160 0 1048576
 """
 
 SPEC_C = """
-mqtt.enabled            bool    false
-mqtt.host               str     ""            0 64
-mqtt.port               int     1883          1 65535
-mqtt.tls                bool    false
-mqtt.username           str     ""            0 64
-mqtt.password           secret  ""            0 128
-mqtt.prefix             str     "sensorbox"   1 64
-mqtt.commands           bool    false
-mqtt.command_token      secret  ""            0 64
-mqtt.replay_ms          int     20            0 1000
-webhook.enabled         bool    false
-webhook.url             str     ""            0 200
-webhook.secret          secret  ""            0 128
-webhook.resources       str     "events"      1 40
-webhook.timeout_s       int     10            1 120
-webhook.retry_max_s     int     300           1 3600
+mqtt.enabled bool false
+mqtt.host str "" 0 64
+mqtt.port int 1883 1 65535
+mqtt.tls bool false
+mqtt.username str "" 0 64
+mqtt.password secret "" 0 128
+mqtt.prefix str "sensorbox" 1 64
+mqtt.commands bool false
+mqtt.command_token secret "" 0 64
+mqtt.replay_ms int 20 0 1000
+webhook.enabled bool false
+webhook.url str "" 0 200
+webhook.secret secret "" 0 128
+webhook.resources str "events" 1 40
+webhook.timeout_s int 10 1 120
+webhook.retry_max_s int 300 1 3600
+wifi.fallback_s int 300 0 86400
+time.ntp_host str "" 0 64
 """
 
 # More keys, in a second string: each string is one block of heap while the schema is loaded, and two smaller
-# blocks fit a fragmented heap where one larger would not. Lines here are not padded into columns (padding is
-# bytes of that block). ``entries()`` lists SPEC's keys, then these.
+# blocks fit a fragmented heap where one larger would not. Lines here (and in SPEC_B, SPEC_C) are not padded into
+# columns (padding is bytes of that block, and of flash). ``entries()`` lists SPEC's keys, then these.
 SPEC2 = """
 mqtt.tls_ca str "" 0 4000
 mqtt.state_every_s int 10 0 3600
@@ -112,9 +119,13 @@ board.i2c_freq int 400000 10000 1000000 reboot
 board.i2s_sck int -1 -1 48 reboot
 board.i2s_ws int -1 -1 48 reboot
 board.i2s_sd int -1 -1 48 reboot
+capture.classes str "" 0 200
+capture.sound_db int 0 0 140
+capture.pre_s int 4 0 20
+capture.post_s int 10 1 600
+capture.only bool false
+board.sdcard str "" 0 40 reboot
 board.reset_pin int -1 -1 48 reboot
-wifi.fallback_s int 300 0 86400
-time.ntp_host str "" 0 64
 sound.classify bool false
 sound.class_smooth int 3 1 16
 sound.class_unknown_permille int 500 0 1000
@@ -128,6 +139,13 @@ sim.mic_wav str "" 0 200
 #: 256-frame batch per chunk it processes, so ``mic.poll_ms`` is bounded by the FIFO (the sampler reads it at
 #: least twice per FIFO span), not by this ring. (It was 1024 frames, and the poll at most a third of it: 21 ms.)
 MIC_RING_FRAMES = 512
+
+#: Frames in the accelerometer's sample ring (sensorbox/device/app.py). Event capture with ``capture.only``
+#: leaves the newest ``capture.pre_s`` + ``CAPTURE_HOLD_S`` seconds of it unread for triggers still to come
+#: (a prediction is known a window after its first frame): at most 4/5 of the ring, the rest is the store's room
+#: between reads.
+ACCEL_RING_FRAMES = 500
+CAPTURE_HOLD_S = 2
 
 
 class ConfigError(ValueError):
@@ -271,7 +289,55 @@ def check_update(update, get):
     view = _View(values, get)
     _check_ml(view, update)
     _check_integrations(view, update)
+    _check_capture(view, update)
+    sd = view.get("board.sdcard")
+    if sd:
+        try:
+            sd_args(sd)
+        except ValueError as e:
+            raise ConfigError("board.sdcard", str(e))
     return values
+
+
+#: ``board.sdcard``'s forms, each ``name=slot,width`` or ``name=slot,`` and the SPI pins' argument names (in one
+#: string: the device interns none of its short words, SDCard's arguments only when it mounts a card).
+_SD_FORMS = "mmc=1,1 mmc4=1,4 spi:=2,sck,mosi,miso,cs"
+
+
+def sd_args(spec):
+    """``machine.SDCard`` arguments for a ``board.sdcard`` value: "mmc" (the SD/MMC slot 1, 1 data line, as most boards
+    with a slot wire it), "mmc4" (4 lines), "spi:SCK,MOSI,MISO,CS" (SPI slot 2 on those GPIOs). ValueError naming
+    what is expected."""
+    for form in _SD_FORMS.split(" "):
+        name, _, v = form.partition("=")
+        v = v.split(",")
+        if name[-1] != ":":
+            if spec == name:
+                return {"slot": int(v[0]), "width": int(v[1])}
+        elif spec.startswith(name):
+            p = spec[len(name):].split(",")
+            pins = [int(x) for x in p if x.strip().isdigit()]
+            if len(p) == 4 and len(pins) == 4 and max(pins) <= 48 and len(set(pins)) == 4:
+                out = {"slot": int(v[0])}
+                for i in range(4):
+                    out[v[i + 1]] = pins[i]
+                return out
+    raise ValueError("expected mmc, mmc4 or spi:SCK,MOSI,MISO,CS (GPIOs, e.g. spi:18,23,19,5)")
+
+
+def _check_capture(config, update):
+    # the pre-event window comes from the accelerometer's ring (ACCEL_RING_FRAMES): named, the key being changed
+    pre = config.get("capture.pre_s")
+    rate = config.get("accel.rate_hz")
+    on = (config.get("capture.classes") or "").strip() or config.get("capture.sound_db")
+    if on and pre is not None and rate and (pre + CAPTURE_HOLD_S) * rate > ACCEL_RING_FRAMES * 4 // 5:
+        key = "capture.pre_s"  # (named: the key the update changes, capture.pre_s when that is among them)
+        for k in ("capture.classes", "capture.sound_db", "accel.rate_hz"):
+            if k in update and "capture.pre_s" not in update:
+                key = k
+        most = ACCEL_RING_FRAMES * 4 // 5 // rate - CAPTURE_HOLD_S
+        raise ConfigError(key, "{} s before an event: the accelerometer's ring gives at most {} s at {} Hz{}".format(
+            pre, most, rate, ": lower capture.pre_s first" if key != "capture.pre_s" else ""))
 
 
 def _check_ml(config, update):

@@ -61,5 +61,7 @@ def test_heap_of_client_outbox_and_sink_code():
     print("HEAP mqtt code {} B, client object {} B, outbox code {} B, sink code {} B".format(
         f1 - f2, f2 - f3, f4 - f5, f5 - f6))
     assert c.connected is False
-    # outbox code: ~3.9 KB, and ~3.4 KB for the segment reader that checks every block's CRC (store/reader.py)
-    assert f1 - f2 < 12000 and f2 - f3 < 1500 and f4 - f5 < 8000 and f5 - f6 < 12000
+    # outbox code: ~3.9 KB, ~3.4 KB for the segment reader that checks every block's CRC (store/reader.py) and
+    # ~1.3 KB for the decoder of coded blocks (shared/codec.py); the outbox and the sink are summed because the
+    # name pool's growth (a few KB at once) falls into one or the other (7.5 + 10.3 KB, then 12.5 + 6.7 KB)
+    assert f1 - f2 < 12000 and f2 - f3 < 1500 and f4 - f6 < 20000

@@ -93,7 +93,7 @@ def test_events_text_and_non_ascii():
 
 def test_retention_past_the_budget_counts_lost_segments():
     clk = Clock()
-    st = make(tmpdir("store"), clk, store__predictions_kb=1)  # 1 KB budget: 1 KB segments
+    st = make(tmpdir("store"), clk, store__predictions_kb=1, store__compress=False)  # 1 KB budget: 1 KB segments
     ob = Outbox(st, "mqtt", "predictions", start=0)
     t = T0
     for k in range(20):

@@ -83,6 +83,7 @@ def test_recovery_torn_tails_and_quarantine():
     os.mkdir(root + "/predictions/junk")
     with open(root + "/cursors.json", "w") as f:
         f.write("{not json")
+    st = None  # (a device has one store)
     st2 = make(root)  # the writer never closed: this is the restart after a crash
     assert st2.quarantined == 4, st2.notes
     assert st2.torn >= 2
@@ -110,7 +111,7 @@ def test_recovery_torn_tails_and_quarantine():
 
 def test_retention_budget_keeps_newest_and_counts():
     root = tmpdir("s")
-    st = make(root, store__accel_kb=16)  # segments of 4 KB (a quarter of the budget)
+    st = make(root, store__accel_kb=16, store__compress=False)  # segments of 4 KB (a quarter of the budget)
     seq = 0
     for k in range(60):  # 60 x 100 frames x 6 B = 36 KB
         st.append_frames(T0 + seq * 20, seq, 1, 50, memoryview(frames(seq, 100)), 100)
@@ -140,7 +141,8 @@ def test_cursor_holds_within_floor_and_counts_forced_loss():
         return cap[0], cap[0] - used
 
     st = None
-    st = make(root, flash=flash, store__accel_kb=32, store__events_kb=32, store__min_free_kb=100)
+    st = make(root, flash=flash, store__accel_kb=32, store__events_kb=32, store__min_free_kb=100,
+              store__compress=False)  # (these frames would code into a few hundred bytes)
     for i in range(100):
         st.on_bus("events", T0 + i * 1000, {"type": "e", "i": i, "pad": "x" * 200})
         if i % 4 == 0:
@@ -346,7 +348,7 @@ def test_labels_500_add_list_delete_compact_and_ids_never_reused():
     for lab in each_label(st):
         k += 1
         assert lab == {"id": k, "start": T0 + 10 * (k - 1), "end": T0 + 10 * (k - 1) + 5,
-                       "label": "wälk, \"{}\"".format((k - 1) % 7)}, lab
+                       "label": "wälk, \"{}\"".format((k - 1) % 7), "pinned": True}, lab
     assert k == 500
     cols, rows = read_labels_csv(st, start=str(T0 + 4990), end=str(T0 + 5000))
     assert rows == ["{},{},\"wälk, \"\"2\"\"\"".format(T0 + 4990, T0 + 4995)], rows

@@ -123,3 +123,67 @@ def test_unknown_until_ntp_placed_when_known_and_a_step_back_across_a_power_cut(
     assert st3.quarantined == 1 and "timefix.json" in str(st3.notes)
     assert _times(st3, p2.epoch_ms()) == [t1, t2, t3, t4, t5]
     st3.close()
+
+
+class _Clock:  # a clock the test moves (``recover.floor`` reads ``known`` and ``epoch_ms``)
+    known = False
+    ahead_ms = 0
+
+    def __init__(self, t):
+        self.t = t
+
+    def epoch_ms(self):
+        return self.t
+
+
+def _sound_rows(st, clock, t0, n):
+    for i in range(n):
+        clock.t = t0 + 1000 * i
+        st.on_bus("soundlevel", clock.t, (6000 + i, 5000, 7000, 6500, 6000, 5500))
+        if i % 8 == 7:
+            st.flush()
+    st.flush()
+
+
+def _roll(st):
+    from sensorbox.device.store import rollup
+
+    for _ in rollup.step(st, 0):
+        pass
+
+
+def test_rollups_and_pins_of_rows_stored_while_the_clock_was_unknown_move_with_them():
+    # Issue 16's readers of stored times: the minute rollups summarise with the clock the rows were stored with,
+    # then move with them when NTP places them (their staged rows too) and go on after them, never summarising a
+    # row twice (the rest of the period cut by the resync is left out); a recording that began meanwhile keeps its
+    # data from retention where the rows now are.
+    from sensorbox.device.store import retain
+
+    unknown = 946684800000  # 2000-01-01, a minute's start: an RTC after a power cut
+    clock = _Clock(unknown)
+    st = core.Store(tmpdir("roll") + "/store", quiet_log(), clock.epoch_ms, None, 1024)  # (segments of 1 KB)
+    st.configure(StubConfig())
+    st.open()
+    recover.floor(clock, st, quiet_log())
+    _sound_rows(st, clock, unknown, 150)
+    st.pin_open = unknown + 1000  # a recording (MQTT, Home Assistant) began with that clock
+    _roll(st)
+    assert _times(st, clock.t, name="soundlevel_1m") == [unknown, unknown + 60000]  # (in the stage)
+    add = NTP_2026 - clock.t
+    clock.t = NTP_2026
+    clock.known = True
+    recover.resync(st, add)
+    assert _times(st, clock.t, name="soundlevel_1m") == [unknown + add, unknown + 60000 + add]
+    assert st.pin_open == unknown + 1000 + add
+    sl = st.by_name["soundlevel"]
+    assert sl.nseg >= 3 and retain.oldest(st, sl) is None  # (every closed segment holds rows of the recording)
+    st.pin_open = -1
+    assert retain.oldest(st, sl) is not None
+    _sound_rows(st, clock, NTP_2026, 150)
+    clock.t += 60000
+    _roll(st)
+    got = _times(st, clock.t, name="soundlevel_1m")
+    assert got[:2] == [unknown + add, unknown + 60000 + add] and got == sorted(got), got
+    assert len([t for t in got if t < unknown + 120000 + add]) == 2, got  # nothing summarised twice
+    assert got[-1] == NTP_2026 + 180000 - (NTP_2026 + 180000) % 60000 - 60000 and len(got) >= 5, got
+    st.close()

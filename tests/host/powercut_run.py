@@ -9,7 +9,9 @@
 # file keeps only its durable bytes. Each image is opened by a fresh store (recovery) and checked row by row against
 # what was acknowledged: accel frames, predictions and events whose flush point returned, labels whose add or
 # delete returned, the saved cursor. Then the writer goes on from one of the images, as a device after a reboot.
-# Every value is a function of its time (as in store_kill_writer.py), so no garbage can pass as a row.
+# Every value is a function of its time (as in store_kill_writer.py), so no garbage can pass as a row. Segments are
+# coded (issue 16.1) and labels cover the frames just written, so retention (a 3 KB budget) keeps their segments
+# (pins, 16.2; a 2 KB budget): their acknowledged frames must survive every cut; after the newest label, every one.
 # Prints "P <images> <cut points> <frames checked> <labels checked> <lost> <garbage>" at the end; "F <why>" on a
 # failure (exit 1).
 import os
@@ -222,8 +224,10 @@ def offsets(n, every):
 
 class Cfg:
     def get(self, key):
-        return {"store.flush_ms": 200, "store.min_free_kb": 0, "store.accel_kb": 12, "store.predictions_kb": 4,
-                "store.events_kb": 4, "store.features_kb": 0, "store.soundlevel_kb": 0,
+        return {"store.flush_ms": 200, "store.min_free_kb": 0, "store.accel_kb": 2, "store.predictions_kb": 4,
+                "store.events_kb": 4, "store.features_kb": 0, "store.soundlevel_kb": 0, "store.compress": True,
+                "store.soundlevel_1m_kb": 0, "store.soundlevel_1h_kb": 0, "store.predictions_1m_kb": 0,
+                "store.predictions_1h_kb": 0, "capture.classes": "", "capture.sound_db": 0, "board.sdcard": "",
                 "store.soundclass_kb": 0}[key]
 
 
@@ -276,26 +280,34 @@ class State:
         self.cursor = None
         self.inflight = None
         self.nlab = 0
+        self.last_end = T0  # the end of the newest label added
 
 
 S = State()
-stats = {"images": 0, "cuts": 0, "frames": 0, "labels": 0, "lost": 0, "garbage": 0}
+stats = {"images": 0, "cuts": 0, "frames": 0, "labels": 0, "lost": 0, "garbage": 0, "pinned": 0}
 
 
 def check(st):
     acc = rows(st, "accel")
     prev = None
     have = set()
+    pin_end = 0  # frames before the end of the newest label may have holes (pinned segments kept, others gone)
+    for i in S.labels:
+        pin_end = max(pin_end, (S.labels[i][1] - T0 + 19) // 20)
     for t, v in acc:
         s = (t - T0) // 20
-        if (t - T0) % 20 or s % 997 < 3 or v != (s % 30000, -(s % 20000), (s * 7) % 32000):
+        if (t - T0) % 20 or s % 997 < 3 or v != (s % 30000, -((s * 40503) % 20000), (s * 7) % 32000):
             stats["garbage"] += 1
             fail("accel row {} {} is not one that was written".format(t, v))
         if prev is not None and t <= prev:
             fail("accel times not increasing at {}".format(t))
         prev = t
         have.add(s)
-    first = (acc[0][0] - T0) // 20 if acc else None
+    first = None  # the oldest frame after the labels: retention deletes the oldest unpinned segment first
+    for t, v in acc:
+        if (t - T0) // 20 >= pin_end:
+            first = (t - T0) // 20
+            break
     for start, end in S.runs:
         for s in range(max(start, first if first is not None else end), end):
             if s % 997 >= 3:
@@ -303,6 +315,15 @@ def check(st):
                 if s not in have:
                     stats["lost"] += 1
                     fail("acknowledged frame {} lost (run {}..{})".format(s, start, end))
+    for i in S.labels:  # labelled (pinned) frames: never deleted
+        a, e, name = S.labels[i]
+        for start, end in S.runs:
+            for s in range(max(start, (a - T0 + 19) // 20), min(end, (e - T0 + 19) // 20)):
+                if s % 997 >= 3:
+                    stats["pinned"] += 1
+                    if s not in have:
+                        stats["lost"] += 1
+                        fail("pinned frame {} of label {} lost".format(s, i))
     pr = rows(st, "predictions")
     pt = set()
     for t, v in pr:
@@ -348,7 +369,8 @@ def check(st):
 
 def resume(st):
     """After a reboot: what this image holds is what the device has (what was in flight may or may not be there,
-    and check() accepted either); runs whose frames retention deleted are dropped."""
+    and check() accepted either); runs whose frames retention deleted are dropped, unless a label still pins some
+    of their frames (check() looks for those in every run)."""
     got = {}
     for a, r in meta.label_rows(st, export.plan(st, "labels", {}, T0)):
         if a is not None:
@@ -360,7 +382,15 @@ def resume(st):
     acc = rows(st, "accel")
     if acc:
         first = (acc[0][0] - T0) // 20
-        S.runs = [x for x in S.runs if x[1] > first]
+        keep = []
+        for x in S.runs:
+            pinned = False
+            for i in S.labels:
+                a, e, name = S.labels[i]
+                pinned = pinned or (x[0] < (e - T0 + 19) // 20 and (a - T0 + 19) // 20 < x[1])
+            if x[1] > first or pinned:
+                keep.append(x)
+        S.runs = keep
     st.reading = None  # (the check's export: with this frozen clock it would hold retention off for good)
 
 
@@ -395,9 +425,11 @@ def work(st, steps):
             evs = []
             S.preds = S.preds[-300:]
             S.evs = S.evs[-100:]
-        elif r == 4:
-            S.nlab += 1  # labels never overlap
-            want = (S.nlab * 10000, S.nlab * 10000 + 1 + rand(5000), "L{}".format(rand(100000)))
+        elif r == 4 and T0 + 20 * seq > max(S.last_end, st.accel.seg_t0 if st.accel.f else 0) + 20:  # (no overlap)
+            S.nlab += 1
+            want = (max(S.last_end, T0 + 20 * (seq - 20 - rand(60)), st.accel.seg_t0 if st.accel.f else 0),
+                    T0 + 20 * seq, "L{}".format(rand(100000)))  # (frames of the open segment: still stored)
+            S.last_end = want[1]
             S.inflight = ("add", want)
             lab = meta.label_add(st, {"start": want[0], "end": want[1], "label": want[2]})
             S.labels[lab["id"]] = want
@@ -444,4 +476,5 @@ while stats["images"] < CUTS:
     st = open_store()
     check(st)
     resume(st)
-print("P", stats["images"], stats["cuts"], stats["frames"], stats["labels"], stats["lost"], stats["garbage"])
+print("P", stats["images"], stats["cuts"], stats["frames"], stats["labels"], stats["lost"], stats["garbage"],
+      stats["pinned"])

@@ -1,5 +1,6 @@
 """An independent reader of the store's segment files on disk (the format in sensorbox/device/store/core.py),
-written here with the standard library, for host tests that check what the device stored without asking it."""
+written here with the standard library (and the shared codec for coded blocks), for host tests that check what the
+device stored without asking it."""
 
 import binascii
 import glob
@@ -8,33 +9,47 @@ import struct
 
 
 def parse(data):
-    """(header tuple, [(first, payload) of each whole block]) of one segment file's bytes; None when it is
-    shorter than a header. Every whole block must pass its CRC-32; only the end may be torn (cut short)."""
+    """(header tuple, [(first, rows) of each whole block]) of one segment file's bytes; None when it is shorter
+    than a header. Every whole block must pass its CRC-32; only the end may be torn (cut short). Coded blocks
+    (codec 1) are decoded here with the shared codec (on CPython): ``rows`` are the rows' bytes either way."""
+    from sensorbox.shared import codec
+
     if len(data) < 32:
         return None
     h = struct.unpack_from("<4sBBBBHHqII", data)
-    assert h[:2] == (b"SBS1", 2) and h[4] == 0 and struct.unpack_from("<I", data, 28)[0] == binascii.crc32(data[:28])
+    assert h[:2] == (b"SBS1", 2) and h[4] in (0, 1) and struct.unpack_from("<I", data, 28)[0] == \
+        binascii.crc32(data[:28])
+    assert h[4] == 0 or h[6], "a text segment is never coded"
     blocks = []
     o = 32
     rows = 0
+    out = bytearray(1024)
     while o + 8 <= len(data):
         crc, size, first = struct.unpack_from("<IHH", data, o)
         if o + 8 + size > len(data):
             break  # the torn end
         assert crc == binascii.crc32(data[o + 4:o + 8 + size]), o
-        assert size and (h[6] == 0 or size % h[6] == 0), (o, size)
+        body = data[o + 8:o + 8 + size]
+        if h[4]:
+            n = codec.decode(body, 0, size, h[6] // 2, out, 0, len(out))
+            assert n > 0 and n * h[6] <= 510, (o, n)  # (a coded block holds at most 510 bytes of rows)
+            body = bytes(out[:n * h[6]])
+        assert body and (h[6] == 0 or len(body) % h[6] == 0), (o, size)
         if h[5]:  # rate rows: the first row's index
             assert first == rows % 65536, (o, first, rows)
-            rows += size // h[6]
-        blocks.append((first, data[o + 8:o + 8 + size]))
+            rows += len(body) // h[6]
+        blocks.append((first, body))
         o += 8 + size
     # (magic, version, code, ncols, rate, row bytes, t0, seq0, gen)
     return h[:4] + h[5:10], blocks
 
 
 def segment_paths(data_dir, resource):
+    """The segments of ``resource`` in order (a rollup's ``rollup-stage.seg`` last: its newest rows)."""
     paths = glob.glob(os.path.join(data_dir, "store", resource, "*.seg"))
-    return sorted(paths, key=lambda p: int(os.path.basename(p)[:-4]))
+    stage = [p for p in paths if os.path.basename(p) == "rollup-stage.seg"]
+    paths = sorted((p for p in paths if p not in stage), key=lambda p: int(os.path.basename(p)[:-4]))
+    return paths + stage
 
 
 def rows(data_dir, resource):

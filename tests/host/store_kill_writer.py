@@ -3,7 +3,7 @@
 # With STORE_LFS_IMAGE=path set, the store lives on littlefs (os.VfsLfs2) over that file as a block device
 # (a kill then cuts littlefs mid-operation, like a power cut); ROOT is still where "dump" writes its files.
 # Every value is a function of its time, so any row can be checked on its own:
-#   accel frame seq (t = T0 + 20*seq): x = seq % 30000, y = -(seq % 20000), z = (seq * 7) % 32000;
+#   accel frame seq (t = T0 + 20*seq): x = seq % 30000, y = -((seq * 40503) % 20000), z = (seq * 7) % 32000;
 #   seqs with seq % 997 < 3 are never written (in-run gaps); each run starts 3 frames after the last stored one.
 #   predictions at t: (seq % 7, seq % 1000) with seq = (t - T0) // 20; events {"type": "tick", "seq": seq}.
 # Prints "S <first seq>" once open, then after each flush point "A <accel seq end> <last prediction t>
@@ -12,6 +12,8 @@
 # <name>" and "D <id>" once they returned), the config (Config.update of device.name to "n<k>": "C <k>") and API
 # tokens (the web API's save of tokens.json: "T <ids, comma separated>"); before each such call "l"/"d"/"c"/"t"
 # say what is in flight. "dump" writes export .npy files and exits.
+# With STORE_PINS=1 the accelerometer's budget is 4 KB (1 KB segments, coded: retention deletes all the time, and a
+# kill lands in it) and each label covers the last 40-80 frames written (pinned: retention must keep them).
 import array
 import os
 import sys
@@ -69,9 +71,13 @@ if image:
     root = "/flash/store"
 
 
+pins = os.getenv("STORE_PINS")
+
+
 class Cfg:
     def get(self, key):
-        return {"store.flush_ms": 200, "store.min_free_kb": 0}.get(key, 1 << 20)
+        return {"store.flush_ms": 200, "store.min_free_kb": 0, "store.accel_kb": 4 if pins else 1 << 20,
+                "capture.classes": "", "capture.sound_db": 0, "board.sdcard": ""}.get(key, 1 << 20)
 
 
 log = Log(lambda: T0, None, echo=False)
@@ -122,7 +128,12 @@ name = cfg.get("device.name")
 k_cfg = int(name[1:]) if name.startswith("n") else 0
 auth = Auth(data + "/auth.json", log, "pw")
 toks = authz.tokens(auth)
-labels = [x[1][2] for x in meta.label_rows(st, type("All", (), {"start": -1, "end": 1 << 60})) if x[0] is not None]
+labels = []
+last_end = 0
+for x in meta.label_rows(st, type("All", (), {"start": -1, "end": 1 << 60})):
+    if x[0] is not None:
+        labels.append(x[1][2])
+        last_end = max(last_end, x[1][0])
 last = st.accel.last_t
 seq = 0 if last is None else (last - T0) // 20 + 4
 gen = seed
@@ -144,14 +155,21 @@ while True:
         seq += 1
     if rand(3) == 0:
         st.flush()
-        print("A", seq, pred_t, np, ev_t, ne)
+        print("A", seq, pred_t, np, ev_t, ne, st.accel.ret_segs)
     r = rand(64)
-    if r == 0 and len(labels) < 400:
+    if pins and r == 0 and len(labels) < 400:  # the frames just written (after the last label: no overlap), still
+        # stored: in the open segment (pinned data may fill the budget, and the segment before may be gone already)
+        a = max(last_end, T0 + 20 * (seq - 40 - rand(40)), st.accel.seg_t0 if st.accel.f is not None else 0)
+        r = 0 if a < T0 + 20 * seq else -1
+        lab = (a, T0 + 20 * seq, "l{}".format(seq))
+    elif r == 0 and len(labels) < 400:
         a = T0 + 100000 * seq  # (never overlapping: seq grows by more than one between two labels)
         lab = (a, a + 1 + rand(50000), "l{}".format(seq))
+    if r == 0 and len(labels) < 400:
         print("l", *lab)
         got = meta.label_add(st, {"start": lab[0], "end": lab[1], "label": lab[2]})
         labels.append(got["id"])
+        last_end = lab[1]
         print("L", got["id"], *lab)
     elif r == 1 and labels:
         i = labels.pop(rand(len(labels)))

@@ -163,7 +163,7 @@ def test_settings_labels_units_advanced_value_in_effect_and_refusals(ui):
     assert label == "Sample rateaccel.rate_hz", label
     assert page.eval_on_selector("#cfg-accel\\.rate_hz", "e => e.selectedOptions[0].textContent") == "50 Hz"
     assert page.text_content(".field[data-key='store.accel_kb'] .unit") == "KB"
-    assert "(0–1048576 KB, default 1024 KB)" in page.text_content(".field[data-key='store.accel_kb'] .help")
+    assert "(0–1048576 KB, default 512 KB)" in page.text_content(".field[data-key='store.accel_kb'] .help")
     titles = {g["prefix"]: g["title"] for g in sc["groups"]}
     assert page.text_content("#grp-accel .gtitle") == titles["accel"] == "Accelerometer"
     # board wiring, the simulator and tuning keys are behind one closed "Advanced" section

@@ -17,7 +17,10 @@ from sensorbox.host import cli, pull
 def test_pull_incremental_into_numpy_files(device_factory, tmp_path, capsys):
     dev = device_factory()
     dev.wait_stored("accel", rows=60)
-    assert dev.post("/api/labels", {"start": 1, "end": 2, "label": "rest"}).status == 201
+    r = dev.post("/api/labels", {"start": 1, "end": 2, "label": "rest"})
+    assert r.status == 201
+    label = r.json()["id"]
+    assert dev.get("/api/labels").json()["labels"][0]["pinned"]  # kept from retention until pulled
     out = tmp_path / "pulled"
     code = cli.main(["pull", dev.url, "--out", str(out), "--password", ADMIN_PASSWORD, "--no-progress"])
     assert code == 0
@@ -30,7 +33,12 @@ def test_pull_incremental_into_numpy_files(device_factory, tmp_path, capsys):
     a1 = np.load(folder / "accel.npy")
     assert a1.dtype.names == ("t", "x", "y", "z") and len(a1) == acc["rows"] and acc["next"] == int(a1["t"][-1])
     assert (folder / "labels.csv").read_text() == "start,end,label\n1,2,rest\n"
-    assert "accel:" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "accel:" in said and "labels {} released on the device".format(label) in said
+    # the device was told how far each resource was pulled: the label's data is no longer pinned there
+    assert man["pins"]["released"] == [label] and man["pins"]["pinned"] == []
+    assert man["pins"]["pulled_until"]["accel"] == acc["next"] and "soundlevel_1m" not in man["pins"]["pulled_until"]
+    assert dev.get("/api/labels").json()["labels"][0]["pinned"] is False
     dev.wait_stored("accel", after=int(a1["t"][-1]))  # more rows stored since the first pull
     pull.pull(dev.url, str(out), password=ADMIN_PASSWORD, log=lambda *a: None)
     a2 = np.load(folder / "accel.npy")

@@ -9,6 +9,7 @@ explicit gaps.
 import io
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -211,3 +212,76 @@ def test_500_labels_and_features_named_in_the_boot_that_made_them(device_factory
     assert f.dtype.names == names and len(f) >= 1
     res = d.get("/api/resources", auth=False, headers=h).json()["resources"]
     assert [x for x in res if x["name"] == "features"][0]["columns"] == list(names)
+
+
+def test_pins_pulls_and_rollups_over_http(dev):
+    """Labelled data is pinned until a pull says it has it (POST /api/pulled) or the label is unpinned; the
+    listing says what is pinned and what the rollups are; resolution=auto names what it read."""
+    dev.wait_stored("accel", rows=60)
+    whole, _ = _npy(dev, "")
+    t0 = int(whole["t"][0])
+    r = dev.post("/api/labels", {"start": t0, "end": t0 + 1000, "label": "walk"})
+    assert r.status == 201, r.body
+    walk = r.json()["id"]
+    sit = dev.post("/api/labels", {"start": t0 + 1500, "end": t0 + 2000, "label": "sit"}).json()["id"]
+    labs = {x["label"]: x for x in dev.get("/api/labels").json()["labels"]}
+    assert labs["walk"]["pinned"] and labs["sit"]["pinned"]
+    res = {x["name"]: x for x in dev.get("/api/resources").json()["resources"]}
+    assert res["accel"]["pinned_bytes"] > 0 and res["accel"]["period_ms"] is None
+    assert res["soundlevel_1m"]["period_ms"] == 60000 and res["predictions_1h"]["period_ms"] == 3600000
+    assert res["soundlevel_1m"]["columns"] == ["t", "n", "leq", "lmin", "lmax", "l10", "l50", "l90"]
+    st = dev.status()["store"]["pins"]
+    assert st["pinned_ranges"] >= 1 and st["over_budget"] == [] and st["fills_flash"] is False
+    for body, field in (({"accel": "soon"}, "accel"), ({"nope": 1}, "nope"), ([], "(body)"),
+                        ({"soundlevel_1h": 1}, "soundlevel_1h")):
+        r = dev.post("/api/pulled", body)
+        assert r.status == 400 and r.json()["field"] == field, (body, r.body)
+    r = dev.post("/api/pulled", {"accel": t0 + 1200})
+    assert r.status == 200 and r.json() == {"pinned": [sit], "released": [walk]}, r.body
+    r = dev.post("/api/labels/{}/unpin".format(sit), {})
+    assert r.status == 200 and r.json() == {"id": sit, "pinned": False}, r.body
+    assert dev.post("/api/labels/999/unpin", {}).status == 404
+    assert [x["pinned"] for x in dev.get("/api/labels").json()["labels"]] == [False, False]
+    r = dev.get("/api/resources/soundlevel/data?format=csv&resolution=auto&start=-60000&max_points=5")
+    assert r.status == 200 and r.headers["X-Sensorbox-Resolution"] == "raw", r.headers
+    r = dev.get("/api/resources/accel/data?resolution=auto")
+    assert r.status == 400 and r.json()["field"] == "resolution"
+
+
+def test_capture_only_keeps_raw_data_around_a_loud_sound_over_http(device_factory, tmp_path):
+    """capture.* on the running app: with capture.only the accelerometer is stored only around captures; a loud
+    sound (the simulated 100 dB tone) opens one, silence ends it post_s later; the capture is an event and its frames
+    (pre_s before the first loud level) are stored, nothing before."""
+    # capture-only from boot (frames stored before a config update turned it on would be there, as they should)
+    d = _start(device_factory, tmp_path, "capture", {"sim.mic_signal": "silence", "store.flush_ms": 250,
+                                                      "capture.only": True, "capture.sound_db": 90,
+                                                      "capture.pre_s": 2, "capture.post_s": 3})
+    t_start = d.status()["uptime_s"]
+    r = d.put("/api/config", {"capture.post_s": 2})  # (a change the store service restarts for: nothing lost)
+    assert r.status == 200, r.body
+    bad = d.put("/api/config", {"capture.pre_s": 7})
+    assert bad.status == 400 and bad.json()["field"] == "capture.pre_s", bad.body
+    time.sleep(4)  # silence: nothing stored (the ring's last 4 s wait for a trigger)
+    loud_from = int(time.time() * 1000)
+    assert d.put("/api/config", {"sim.mic_signal": "tone"}).status == 200
+    for _ in range(100):
+        cap = d.status()["store"]["capture"]
+        if cap["open"]:
+            break
+        time.sleep(0.1)
+    assert cap["open"] and cap["only"] and cap["sound_db"] == 90, cap
+    time.sleep(2)
+    assert d.put("/api/config", {"sim.mic_signal": "silence"}).status == 200
+    for _ in range(150):
+        evs = [e for e in d.get("/api/events").json() if e["type"] == "capture"]
+        if evs:
+            break
+        time.sleep(0.1)
+    assert len(evs) == 1 and evs[0]["trigger"] == "sound" and evs[0]["leq_db"] >= 90, evs
+    ev = evs[0]
+    a, _ = _npy(d, "")
+    assert len(a) > 100 and a["t"][0] >= ev["start"] - 40 and a["t"][-1] <= ev["end"] + 40, (
+        a["t"][0], a["t"][-1], ev)
+    assert ev["start"] >= loud_from - 2000 - 1500, (ev, loud_from)  # pre_s before the first loud level
+    assert d.status()["store"]["capture"]["captures"] == 1 and d.status()["uptime_s"] >= t_start
+    assert [x for x in d.get("/api/labels").json()["labels"]] == []  # not a label

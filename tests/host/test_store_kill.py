@@ -9,7 +9,9 @@ every label, config value and token list whose write returned is there, and noth
 The next run reopens the store (recovery) and writes on; each series ends with an export through the store's own
 reader, compared with the independent reading. A second test kills the writer with the store and the device files
 on littlefs (os.VfsLfs2 over a file as the block device), where a kill cuts littlefs itself mid-operation, as a
-power cut would; it checks through the device's own readers.
+power cut would; it checks through the device's own readers. A third keeps the accelerometer's budget tiny, so
+retention deletes segments all the time, with labels over the frames just written: no kill may lose a pinned frame
+(issue 16.2). The segments are coded (the default): the independent reader decodes them with the shared codec.
 """
 
 import json
@@ -31,6 +33,8 @@ FULL = os.environ.get("SENSORBOX_PROOF") == "full"
 SERIES = 20 if FULL else 6
 KILLS_PER_SERIES = 50 if FULL else 12
 LFS_KILLS = 100 if FULL else 10
+PIN_SERIES = 4 if FULL else 2
+PIN_KILLS = 50 if FULL else 10
 
 
 def _segments(d):
@@ -122,10 +126,10 @@ def read_labels(path):
         st, ln, ident, a, e = struct.unpack_from("<BBIqq", b, o)
         if o + 26 + ln > len(b):
             break
-        assert st in (76, 88) and 0 < ln <= 160 and ident > prev, (o, st, ln, ident)
+        assert st in (76, 85, 88) and 0 < ln <= 160 and ident > prev, (o, st, ln, ident)
         assert struct.unpack_from("<I", b, o + 22 + ln)[0] == binascii.crc32(b[o + 1:o + 22 + ln]), (o, ident)
         prev = ident
-        if st == 76:
+        if st != 88:
             out[ident] = (a, e, b[o + 22:o + 22 + ln].decode())
         o += 26 + ln
     return out
@@ -162,7 +166,7 @@ def check_rows(acc, pred, events, runs):
     seq = (t - T0) // 20
     assert np.all((t - T0) % 20 == 0)
     assert np.all(seq % 997 >= 3), "a gap frame appeared"
-    assert np.array_equal(acc[:, 1], seq % 30000) and np.array_equal(acc[:, 2], -(seq % 20000))
+    assert np.array_equal(acc[:, 1], seq % 30000) and np.array_equal(acc[:, 2], -((seq * 40503) % 20000))
     assert np.array_equal(acc[:, 3], (seq * 7) % 32000)
     have = set(seq.tolist())
     pt = pred[:, 0]
@@ -175,7 +179,7 @@ def check_rows(acc, pred, events, runs):
     for start, ack in runs:
         if ack is None:
             continue
-        end, pred_t, npred, ev_t, nev = ack
+        end, pred_t, npred, ev_t, nev = ack[:5]
         want = [s for s in range(start, end) if s % 997 >= 3]
         missing = [s for s in want if s not in have]
         assert not missing, "acknowledged frames lost: {} of {} (first {})".format(len(missing), len(want),
@@ -186,6 +190,32 @@ def check_rows(acc, pred, events, runs):
         if nev:
             assert np.count_nonzero((et >= lo) & (et <= ev_t)) == nev, "acknowledged events lost"
     return acc, pred, events
+
+
+def check_pins(acc, runs, dev):
+    """STORE_PINS: retention deletes old frames all the time, never an acknowledged frame inside a live label's range
+    (pinned), never the newest one (at least as new as the last acknowledged); every stored value is right
+    (``check_rows``'s first part). Returns the pinned frames checked."""
+    t = acc[:, 0]
+    assert np.all(np.diff(t) > 0) and np.all((t - T0) % 20 == 0)
+    seq = (t - T0) // 20
+    assert np.all(seq % 997 >= 3) and np.array_equal(acc[:, 1], seq % 30000)
+    assert np.array_equal(acc[:, 2], -((seq * 40503) % 20000)) and np.array_equal(acc[:, 3], (seq * 7) % 32000)
+    have = set(seq.tolist())
+    n = 0
+    for i, (a, e, name) in dev["labels"].items():
+        lo, hi = (a - T0 + 19) // 20, (e - T0 + 19) // 20
+        for start, ack in runs:
+            if ack is None:
+                continue
+            want = [s for s in range(max(start, lo), min(ack[0], hi)) if s % 997 >= 3]
+            missing = [s for s in want if s not in have]
+            assert not missing, "pinned frames of label {} lost: {} (first {})".format(i, len(missing), missing[:3])
+            n += len(want)
+    last = [ack for start, ack in runs if ack is not None]
+    if last:  # the newest data is kept (when pinned data fill the budget, only the newest segments besides them)
+        assert len(seq) and seq[-1] >= last[-1][0] - 1 - 3, "the newest acknowledged frames were deleted"
+    return n
 
 
 def _spawn(env, root, seed, *extra):
@@ -300,6 +330,22 @@ def test_sigkill_on_littlefs_image(tmp_path):
           "0 lost".format(LFS_KILLS, rows, stats["labels"], stats["configs"], stats["tokens"]))
 
 
+def _after_acks(p, rnd, lo, hi):
+    """The writer's output once it is open ("S ...") and has acknowledged between ``lo`` and ``hi`` flushes, and a
+    moment into the next writes: counted in flushes, not seconds, so a loaded machine kills as much written data
+    as an idle one."""
+    head = p.stdout.readline()
+    acks = rnd.randint(lo, hi)
+    while acks:
+        line = p.stdout.readline()
+        head += line
+        if not line:
+            break
+        acks -= line.startswith(b"A ")
+    time.sleep(rnd.uniform(0.0, 0.03))
+    return head
+
+
 def run_series(k, env, root, kills):
     rnd = random.Random(k)
     runs = []
@@ -312,16 +358,7 @@ def run_series(k, env, root, kills):
             time.sleep(rnd.uniform(0.0, 0.3))  # any moment: start-up, recovery in open(), writing
         else:
             # The store is open ("S ...") and has acknowledged a random number of flushes: kill while it writes.
-            # Counted in flushes, not seconds, so a loaded machine kills as much written data as an idle one.
-            head = p.stdout.readline()
-            acks = rnd.randint(1, 12)
-            while acks:
-                line = p.stdout.readline()
-                head += line
-                if not line:
-                    break
-                acks -= line.startswith(b"A ")
-            time.sleep(rnd.uniform(0.0, 0.03))
+            head = _after_acks(p, rnd, 1, 12)
         p.kill()
         out, err = _rest(p)
         run = _parse(head + out, err, stats, dev)
@@ -334,6 +371,46 @@ def run_series(k, env, root, kills):
     assert np.array_equal(acc2, acc) and np.array_equal(pred2, pred) and events2 == events
     stats["rows"] = len(acc)
     return stats
+
+
+def run_pins_series(k, env, root, kills):
+    rnd = random.Random(100 + k)
+    runs = []
+    stats = _stats()
+    stats["pinned_checked"] = stats["deleted"] = 0
+    dev = new_dev()
+    for i in range(kills):
+        p = _spawn(env, root, 7000 + k * 1000 + i)
+        head = _after_acks(p, rnd, 10, 120)  # (with seconds it once checked 286 pinned frames, 1,000 wanted)
+        p.kill()
+        out, err = _rest(p)
+        run = _parse(head + out, err, stats, dev)
+        if run:
+            runs.append(run)
+            if run[1] is not None:
+                stats["deleted"] += run[1][5]
+        check_device_files(read_labels(os.path.join(root, "store", "labels.bin")), _text(root, "config.json"),
+                           _text(root, "tokens.json"), dev)
+        stats["pinned_checked"] += check_pins(read_store(root)[0], runs, dev)
+    acc, pred, events = _dump(env, root, dev)
+    check_pins(acc, runs, dev)  # the store's own reader agrees
+    return stats
+
+
+@pytest.mark.proof
+def test_sigkill_during_retention_never_loses_pinned_labelled_frames(tmp_path):
+    """Issue 16.2 under kills: a 4 KB accelerometer budget (retention deletes segments several times a second)
+    with labels over the frames just written; after every kill every acknowledged frame of a live label is there."""
+    env = dict(bundle.micropython_env(bundle.build("unix")), STORE_PINS="1")
+    n = PIN_SERIES
+    with ThreadPoolExecutor(max_workers=2) as ex:
+        futs = [ex.submit(run_pins_series, k, env, str(tmp_path / "p{}".format(k)), PIN_KILLS) for k in range(n)]
+        stats = [f.result() for f in futs]
+    total = {k: sum(s[k] for s in stats) for k in ("labels", "pinned_checked", "deleted", "acked_runs")}
+    assert total["labels"] >= 5 and total["pinned_checked"] > 1000 and total["deleted"] > 50, total
+    print("proof kill -9 during retention: {} kills, {} segments deleted by retention in the killed runs, {} labels "
+          "acknowledged, {} pinned frame checks, 0 lost".format(n * PIN_KILLS, total["deleted"], total["labels"],
+                                                              total["pinned_checked"]))
 
 
 @pytest.mark.proof

@@ -1,7 +1,7 @@
 # Shared by the MicroPython writers of the proof suite (store_kill_writer.py, powercut_run.py; their directory is
 # on their import path). Every value is a function of its sequence number, so any stored row can be checked on
-# its own: accel frame seq (t = T0 + 20*seq): x = seq % 30000, y = -(seq % 20000), z = (seq * 7) % 32000; seqs
-# with seq % 997 < 3 are never written (gaps within a run).
+# its own: accel frame seq (t = T0 + 20*seq): x = seq % 30000, y = -((seq * 40503) % 20000), z = (seq * 7) % 32000
+# (x and z code into a few bits a frame, y hardly at all); seqs with seq % 997 < 3 are never written (gaps).
 
 
 def fill(buf, seq, want):
@@ -10,7 +10,7 @@ def fill(buf, seq, want):
     n = 0
     while n < want and seq % 997 >= 3:
         buf[3 * n] = seq % 30000
-        buf[3 * n + 1] = -(seq % 20000)
+        buf[3 * n + 1] = -((seq * 40503) % 20000)  # (scrambled: a column that does not code smaller)
         buf[3 * n + 2] = (seq * 7) % 32000
         n += 1
         seq += 1

@@ -200,6 +200,30 @@ def test_numbers_past_the_float_range_and_lone_surrogates_are_refused():
     assert schema.validate({"device.name": "K\u00fcche \u2603"})["device.name"] == "K\u00fcche \u2603"
 
 
+def test_capture_pre_event_window_fits_the_accelerometer_ring():
+    # the seconds before a capture's event come from the 500-frame ring, of which 4/5 may be held back
+    on = {"capture.classes": "walk"}
+    assert schema.validate(dict(on, **{"capture.pre_s": 6}))["capture.pre_s"] == 6  # 50 Hz: 6 s
+    _rejects(dict(on, **{"capture.pre_s": 7}), "capture.pre_s", "gives at most 6 s at 50 Hz")
+    assert schema.validate({"capture.pre_s": 20})["capture.pre_s"] == 20  # capture off: no limit
+    cur = schema.validate(dict(on, **{"capture.pre_s": 5}))
+    try:  # a faster rate that no longer holds it names the rate and says what to lower first
+        schema.validate({"accel.rate_hz": 100}, cur)
+        raise AssertionError("accepted 5 s before events at 100 Hz")
+    except ConfigError as e:
+        assert e.key == "accel.rate_hz" and "gives at most 2 s at 100 Hz" in e.reason, e.reason
+        assert "lower capture.pre_s first" in e.reason, e.reason
+    _rejects({"capture.sound_db": 85, "accel.rate_hz": 100}, "accel.rate_hz", "at most 2 s")
+    assert schema.validate({"capture.sound_db": 85, "accel.rate_hz": 25, "capture.pre_s": 14})
+    cur = schema.validate({"accel.rate_hz": 100})  # turning capture on names the key that turns it on
+    for key, value in (("capture.sound_db", 80), ("capture.classes", "walk")):
+        try:
+            schema.validate({key: value}, cur)
+            raise AssertionError("accepted")
+        except ConfigError as e:
+            assert e.key == key and "lower capture.pre_s first" in e.reason, (e.key, e.reason)
+
+
 def test_a_string_value_interns_none_of_its_characters():
     # MicroPython interns every character a loop over a str yields, for good: a check that walked a value's
     # characters put each distinct one into the device's name pool (a config fuzz filled it: the pool's doubling,

@@ -30,9 +30,10 @@ def make(root, clock=None, flash=None, seg=core.SEG_BYTES, **cfg):
 
 def each_row(st, name, **params):
     """Rows of a resource through export's CSV stream, parsed chunk by chunk (little RAM): yields the column
-    names, then each row as a list of ints (predictions: without the text column ``label``)."""
-    if name == "predictions" and "columns" not in params and "max_points" not in params:
-        params = dict(params, columns="t,class,confidence")
+    names, then each row as a list of ints (predictions and their rollups: without the text column ``label``)."""
+    if name[:11] == "predictions" and "columns" not in params and "max_points" not in params:
+        params = dict(params, columns="t,class,confidence" if name == "predictions" else
+                      "t,class,windows,permille,changes,confidence")
     p = export.plan(st, name, dict(params, format="csv"), T0)
     rest = b""
     head = True
@@ -46,6 +47,7 @@ def each_row(st, name, **params):
             else:
                 yield [int(x) for x in ln.split(b",")]
     assert rest == b""
+    st.reading = None  # (the export is over: with a clock that stands still it would hold retention off for good)
 
 
 def read_all(st, name, **params):
@@ -118,3 +120,4 @@ def rand_bytes(n, seed):
         x = (x * 1103515245 + 12345) & 0x7FFFFFFF
         out[i] = (x >> 16) & 0xFF
     return out
+

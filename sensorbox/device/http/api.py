@@ -30,7 +30,8 @@ async def handle(device, app, req):
     if refused is not None:
         return refused
     if p == "/api/config/schema":
-        # Built from config_docs.describe() by the bundle, gzipped; served from flash so its help texts cost no RAM.
+        # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM
+        # (gzipped as the UI's files are: decompressed on the fly for a client that does not accept gzip)
         st = lazy.load(_STATIC)
         lazy.unload(_STATIC)
         return st.static_file(device.platform.www_dir, "config-schema.json", req)

@@ -7,6 +7,7 @@ adding and deleting labels needs admin.
     POST   /api/labels                         {"start": ms, "end": ms, "label": "walking"} -> 201 with its id;
                                                409 when it overlaps a label (add "overlap": true to keep both)
     DELETE /api/labels/<id>
+    POST   /api/labels/<id>/unpin              release a label's raw data to retention before it is pulled (admin)
 
 Loaded for the request by ``server`` (``handle``), with the reader (``store.export``), the labels
 (``store.meta``) or the listing (``store.figures``), each unloaded at once (``lazy``): they cost heap only
@@ -57,6 +58,8 @@ async def handle(device, app, req):
         allowed = ("GET", "POST")
     elif n == 4 and (parts[3].isdigit() or (parts[3][:1] == "-" and parts[3][1:].isdigit())):
         allowed = ("DELETE",)
+    elif n == 5 and parts[3].isdigit() and parts[4] == "unpin":
+        allowed = ("POST",)
     else:
         return not_found(req)
     if meth not in allowed:
@@ -70,11 +73,12 @@ async def handle(device, app, req):
             res = _call(device, "resources", now)
             return {"device": device.device_id, "time_ms": now, "resources": res, "store": device.store.status()}
         return await data(device, req, parts[3])
-    if n == 4:
+    if n >= 4:
         ident = int(parts[3])
-        if not _call(device, "label_delete", ident):
-            return error(404, "no label {}".format(ident), "id")
-        return {"deleted": ident}
+        res = _call(device, "label_delete", ident, b"U" if n == 5 else b"X")  # (U: unpinned, meta.py)
+        if res is True:
+            return {"id": ident, "pinned": False} if n == 5 else {"deleted": ident}
+        return res or error(404, "no label {}".format(ident), "id")
     if meth == "POST":
         res = _call(device, "label_add", read_json(req))
         return res if not isinstance(res, dict) else (res, 201)

@@ -20,6 +20,8 @@
     /setup, /api/wifi...         a board's Wi-Fi set-up and its captive portal (``net/setup_http.py``); here too
                                  any path nothing else answers (a phone's connectivity probe) where there is a
                                  station; without one, /api/wifi answers 404 after the credential check
+    POST   /api/pulled           {"<resource>": t, ...}: the rows up to t were pulled (``sensorbox pull``): the
+                                 labelled data they cover is no longer pinned (``store.retain.pulled``)     admin
 
 Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
 restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
@@ -35,6 +37,7 @@ from sensorbox.device.http.static import static_file
 
 _ADMIN = const("sensorbox.device.http.web_admin")
 _DATA = const("sensorbox.device.http.data_api")
+_RETAIN = const("sensorbox.device.store.retain")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
 _ROUTES = {
     "login": (("POST",), None),
@@ -49,16 +52,17 @@ _ROUTES = {
     "restart": (("POST",), True),
     "reset": (("POST",), True),
     "debug/fault": (("POST",), True),
+    "pulled": (("POST",), True),
 }
 # Every route of the app, for GET /api/routes (the modules that answer them: see server._route)
 ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api/config/schema"),
           (("PUT",), "/api/config"), (("GET",), "/api/model"),
           (("GET", "PUT", "POST"), "/api/model/<action>"), (("GET",), "/api/resources"),
           (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
-          (("DELETE",), "/api/labels/<int:ident>"), (("GET",), "/"), (("GET",), "/static/<name>"),
-          (("DELETE",), "/api/tokens/<int:ident>"), (("GET",), "/setup"), (("GET", "POST"), "/api/wifi"),
-          (("GET",), "/api/wifi/scan"), (("POST",), "/api/wifi/test"), (("POST",), "/api/ota"),
-          (("PUT",), "/api/ota/key"), (("POST",), "/api/ota/firmware"))
+          (("DELETE",), "/api/labels/<int:ident>"), (("POST",), "/api/labels/<int:ident>/unpin"), (("GET",), "/"),
+          (("GET",), "/static/<name>"), (("DELETE",), "/api/tokens/<int:ident>"), (("GET",), "/setup"),
+          (("GET", "POST"), "/api/wifi"), (("GET",), "/api/wifi/scan"), (("POST",), "/api/wifi/test"),
+          (("POST",), "/api/ota"), (("PUT",), "/api/ota/key"), (("POST",), "/api/ota/firmware"))
 
 
 async def handle(device, http, req):
@@ -131,6 +135,21 @@ async def _handle(device, http, req, p):
         m = lazy.load(_DATA)
         lazy.unload(_DATA)
         return await m.data(device, req, "events")
+    if action == "pulled":  # (store/retain.py, loaded for the request)
+        from sensorbox.device.http.server import read_json
+        from sensorbox.device.store.core import QueryError
+
+        body = read_json(req)
+        m = lazy.load(_RETAIN)
+        try:
+            return m.pulled(device.store, body)
+        except QueryError as e:
+            return error(400, e.reason, e.field)
+        except OSError as e:
+            return error(507, "flash full or failing ({}); nothing changed".format(e))
+        finally:
+            m = None
+            lazy.unload(_RETAIN)
     if action == "routes":
         out = [[list(m), p] for m, p in ROUTES]
         for k in _ROUTES:

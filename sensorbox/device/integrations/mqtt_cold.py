@@ -316,6 +316,7 @@ def _record(sink, name, body, res):
             rec[1] = d.platform.epoch_ms()
             rec[2] = lab
             res["recording"] = {"start": rec[1], "label": lab}
+    d.store.pin_open = -1 if rec[1] is None else rec[1]  # an open recording keeps its data (store/core: Pins)
     tmp = d.platform.data_dir + "/recording.json"
     with open(tmp + ".tmp", "w") as f:
         f.write(json.dumps(rec))
@@ -337,6 +338,8 @@ def restore(sink):
         lazy.unload("sensorbox.device.files")
     if v is not None:
         sink.rec = v
+        if v[1] is not None:
+            sink.d.store.pin_open = v[1]
 
 
 def _label_add(d, body):

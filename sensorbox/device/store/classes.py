@@ -22,6 +22,9 @@ from micropython import const
 
 from sensorbox.device.store.core import crc32
 
+# the segment format's constants (as core.py defines them: no names to import)
+_BLK = const(8)
+
 MAX_IDS = const(256)
 NAME_MAX = const(64)
 _LINE = const(410)  # longest good line: "<id>\t", a name of NAME_MAX bytes as JSON (escapes: 6 bytes each), the CRC
@@ -120,7 +123,7 @@ def ids(st, names):
     if not new and not info[0]:
         return out
     if len(new) > MAX_IDS - _count(used):
-        _free(st, used, out)
+        _unref(st, used, out)
     kept = bytearray(used)  # the lines to write again
     k = 0
     for i in new:
@@ -130,7 +133,7 @@ def ids(st, names):
             raise OSError("the class table is full ({} names)".format(MAX_IDS))
         out[i] = k
         used[k >> 3] |= 1 << (k & 7)
-    _write(st, kept, info, [(out[i], _short(names[i])) for i in new])
+    _put_table(st, kept, info, [(out[i], _short(names[i])) for i in new])
     return out
 
 
@@ -143,23 +146,22 @@ def _count(bits):
     return n
 
 
-def _free(st, used, keep):
-    """Clear in ``used`` the ids no stored prediction or sound class refers to (except ``keep``'s): retention
-    deleted their rows. Reads every predictions segment once (rare: only when all ids are taken), after writing the rows the RAM
-    buffer holds (the running model's)."""
+def _unref(st, used, old):
+    """Clear in ``used`` the ids no stored prediction, sound class or rollup row refers to (except ``old``'s):
+    retention deleted their rows. Reads every such segment once (rare: only when all ids are taken), after writing
+    the rows the RAM buffer holds (the running model's)."""
     from sensorbox.device import lazy
 
     st.flush()
     reader = lazy.load("sensorbox.device.store.reader")
     lazy.unload("sensorbox.device.store.reader")  # (this function holds it until it returns)
-    BLK = reader.BLK
     ref = bytearray(MAX_IDS // 8)
-    for k in keep:
+    for k in old:
         if k >= 0:
             ref[k >> 3] |= 1 << (k & 7)
     rd = reader.Reader()
-    for r in st.res:
-        if r.name != "predictions" and r.name != "soundclass":  # the resources of class ids
+    for r in st.res:  # the resources of class ids (the class rollups: their stage is a segment file there too)
+        if r.name != "predictions" and r.name != "soundclass" and r.name[:12] != "predictions_":
             continue
         for e in list(os.ilistdir(r.dir)):
             try:
@@ -170,7 +172,7 @@ def _free(st, used, keep):
                 n = rd.next()
                 if n == 0:
                     break
-                for o in range(BLK + 4, BLK + n, h[4]):
+                for o in range(_BLK + 4, _BLK + n, h[4]):
                     k = rd.buf[o] | rd.buf[o + 1] << 8
                     if k < MAX_IDS:
                         ref[k >> 3] |= 1 << (k & 7)
@@ -179,7 +181,7 @@ def _free(st, used, keep):
         used[i] &= ref[i]
 
 
-def _write(st, used, info, new):
+def _put_table(st, used, info, new):
     """The table again: the good lines whose ids are ``used``, then ``new`` [(id, name)]."""
     path = _path(st)
     with open(path + ".tmp", "wb") as out:
@@ -223,4 +225,4 @@ def check(st):
     for k, name in _lines(st, info):
         used[k >> 3] |= 1 << (k & 7)
     if info[0]:
-        _write(st, used, info, ())
+        _put_table(st, used, info, ())

@@ -1,6 +1,6 @@
 """The store's writer: resources, segment files on flash, crash recovery, retention and reader cursors.
 
-Resources (``RESOURCES``) and the bus values the store expects from their producers:
+Resources (``recover.RESOURCES``) and the bus values the store expects from their producers:
 
 - ``accel``: int16 x, y, z at the sensor's rate, read from ``device.sensors["accel"].ring`` (not the bus).
 - ``features``: bus topic "features", value = ``array('h')`` (or tuple of ints), one per window. The width is
@@ -20,13 +20,12 @@ Values outside int16 are clamped. Times are epoch ms ints; within a resource the
 Layout: ``<root>/<resource>/<name>.seg``, ``name`` = start time in epoch ms (made unique and increasing).
 A segment is a 32-byte header (magic ``SBS1``, version 2, resource code, columns, codec, rate, row bytes, t0,
 seq0, generation, CRC-32 of the first 28 bytes) followed by blocks, appended only. A block is one batch of rows
-as it was written (one ring read of accel frames, or the rows a RAM buffer held at a flush point)::
+as it was written (accel frames read from one piece of the ring, or the rows a RAM buffer held at a flush point)::
 
     crc32 (uint32, of the 4 bytes that follow and the payload), payload bytes (uint16), first (uint16), payload
 
 ``first`` is the index of the block's first row in the segment for rate rows (mod 65536), else the low 16 bits of
-its time offset. Payload (codec 0, the only one yet; the codec byte and the framing leave room for compressed
-blocks, each decodable on its own):
+its time offset. Rows:
 
 - rate rows (accel): ``columns`` int16 values, row i at ``t0 + i*1000//rate``. A gap in the sample sequence,
   a sensor restart (new generation) or clock drift of more than two sample periods starts a new segment, so
@@ -34,9 +33,14 @@ blocks, each decodable on its own):
 - timed rows: int32 ms offset from t0, then ``columns`` int16 values.
 - text rows (events): ``<epoch ms>\\t<json>\\n`` lines.
 
-A block holds at most ``BLOCK_MAX`` payload bytes. Readers (``reader.py``: export, the outbox, recovery) check
-every block's CRC: a block that fails is skipped and counted, never read as data, and the rows after it are found
-again. Segments of version 1 (rows without blocks or checksums, written by earlier versions) stay readable as they
+The payload is the rows as they are (codec 0) or, in segments of codec 1 (numeric resources while
+``store.compress`` is on, the default), the block's rows coded by ``sensorbox.shared.codec``: columns delta- or
+delta-of-delta coded and bit-packed, each block decodable on its own (a row is 16-bit words: a timed row's time
+offset is two of them), or a 0 byte and the rows as they are when coding would not make them smaller. Readers
+decode (``reader.py``); exports and everything after them see the same rows either way. A block holds at most
+``BLOCK_MAX`` payload bytes (and at most ``BLOCK_MAX - 1`` bytes of rows). Readers (``reader.py``: export, the
+outbox, recovery) check every block's CRC: a block that fails is skipped and counted, never read as data, and
+the rows after it are found again. Segments of version 1 (rows without blocks or checksums, written by earlier versions) stay readable as they
 are (in pieces of whole rows, unchecked) until retention deletes them.
 
 A segment is closed when the next block would pass ``seg_bytes`` (8 littlefs blocks of 4 KB, less the CTZ
@@ -58,59 +62,63 @@ free floor (``store.min_free_kb``). The oldest segment goes first. Reader cursor
 back deletion for the free floor while other data can go; past the budget data goes anyway, counted as
 ``forced`` and in the cursor's ``lost``. A write that fails (full flash) frees space and retries once; what
 still cannot be written is counted in ``lost_rows``. Sampling never stops for the store.
+
+Pins: a segment of a full-resolution resource holding rows inside a label's range (or an open recording's,
+``pin_open``) that have not been pulled yet is pinned: retention skips it (the next unpinned one goes instead),
+for the budget and for the free floor alike, and never deletes it. Pulled means the resource's ``pull.<name>``
+cursor (``POST /api/pulled``, which ``sensorbox pull`` sends) has passed them; a label can also be unpinned
+(``meta.label_delete`` with status U). When pinned segments alone fill a budget the resource keeps sampling into its
+newest segments (the store grows past its budget by what is pinned, ``held``); when they fill the flash to the floor
+(``pin_floor``) new rows that cannot be written are counted in ``lost_rows``. Both show in ``/api/status``. The
+pinned ranges are kept merged in RAM (``PINS`` of them at most: more labels are merged into wider ranges, which
+pins more, never less); ``meta.pins`` reads them from labels.bin again after a change.
+
+Rollups (``rollup.py``, loaded once a minute by the store service: ``job``): the stored ``soundlevel`` and
+``predictions`` rows are summarised per minute and per hour into resources of their own, kept far longer. A
+rollup's rows go to its ``rollup-stage.seg`` first (one-row blocks; readers read it after the other segments) and into
+a segment as one coded block when they fill one. A rollup segment spans at most ``_RSPAN_MS`` (its rows' int32
+time offsets), a full-resolution one 24 h.
 """
 
 import json
 import os
 import struct
 
+import micropython
 from micropython import const
 
-HDR = const(32)
-BLK = const(8)  # block header: crc32, payload bytes, first
-BLOCK_MAX = const(1024)  # payload bytes per block at most (a reader's buffer: BLK + BLOCK_MAX)
-BUS_BLOCK = const(520)  # ... and of the bus resources' blocks (their RAM buffers, below, are no bigger)
-VERSION = const(2)
+_HDR = const(32)
+_BLK = const(8)  # block header: crc32, payload bytes, first
+_BLOCK_MAX = const(1024)  # payload bytes per block at most (a reader's buffer: BLK + BLOCK_MAX)
+_BUS_BLOCK = const(520)  # ... and of the bus resources' blocks (their RAM buffers, below, are no bigger)
+_VERSION = const(2)  # (rollup.py has it too)
 _MAGIC = b"SBS1"
 _HFMT = "<4sBBBBHHqII"  # magic, version, code, ncols, codec, rate_hz, row_bytes, t0, seq0, generation (+ crc32)
 SEG_BYTES = 32704  # 8 x 4096 less littlefs CTZ skip-list pointers: a full segment occupies exactly 8 blocks
 _SPAN_MS = const(86400000)
+_RSPAN_MS = const(1728000000)  # 20 days: a rollup segment (int32 ms offsets reach 24.8 days)
 TEXT_MAX = const(500)
-_FRAMES = const(128)  # accel frames per ring read
+_FRAMES = const(50)  # accel frames a block at most (1 s at 50 Hz; at 100 Hz a flush point writes two)
 _CUR_SAVE_MS = const(10000)
 
-RATE = 0
-TIMED = 1
-TEXT = 2
+_RATE = const(0)
+_TIMED = const(1)
+_TEXT = const(2)
 
-# name, code, kind, columns (None: from the first value), RAM buffer bytes, default budget KB (config_schema)
-RESOURCES = (
-    ("accel", 1, RATE, ("x", "y", "z"), 0),
-    ("features", 2, TIMED, None, 512),
-    ("predictions", 3, TIMED, ("class", "confidence"), 256),
-    ("soundlevel", 4, TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 256),
-    ("events", 5, TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
-    ("soundclass", 6, TIMED, ("class", "confidence"), 128),  # as predictions, from the sound classifier
-)
+_CODEC = const(1)  # sensorbox.shared.codec (recover.py has it too)
+_PINS = const(8)  # pinned ranges kept in RAM (meta.pins)
+_ZBUF = const(304)  # an accelerometer block coded (a raw one: _FRAMES frames of 3 channels and a 0 byte)
 # Resources made on first use (``Store.resource``: their producer starts, a sink reads them), or at boot when
-# their directory exists (``open``): until then a device holds no RAM for them (~0.9 KB each on this port).
+# their directory exists (``recover.open_store``): until then a device holds no RAM for them (~0.9 KB each here).
 _ON_USE = ("soundclass",)
 
-
-def crc32_py(data, c=0):
-    """CRC-32 (as zlib/binascii, ``c`` the CRC so far), for firmware built without ``binascii.crc32``."""
-    c ^= 0xFFFFFFFF
-    for b in data:
-        c ^= b
-        for _ in range(8):
-            c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
-    return c ^ 0xFFFFFFFF
+_Z0 = b"\x00"  # the payload's first byte of a block stored raw in a coded segment
 
 
 try:
     from binascii import crc32
-except ImportError:  # pragma: no cover - depends on the firmware build
-    crc32 = crc32_py
+except ImportError:  # pragma: no cover - depends on the firmware build: the plain one (recover.py)
+    from sensorbox.device.store.recover import crc32_py as crc32
 
 
 class QueryError(ValueError):
@@ -123,6 +131,9 @@ class QueryError(ValueError):
 def columns_of(r):
     if r.cols is not None:
         return r.cols
+    if r.period:  # a rollup's: the sound (codes 7, 8) or the class rollups' (9, 10; rollup.py)
+        return (("n", "leq", "lmin", "lmax", "l10", "l50", "l90"),
+                ("class", "windows", "permille", "changes", "confidence"))[r.code > 8]
     from sensorbox.shared import features  # resident anyway on the device (the pipeline's)
 
     for ch in (3, 6):
@@ -144,37 +155,78 @@ def seg_names(r):
 
 
 class Res:
+    """A resource's state. A rollup's (written once a minute, rollup.py) and the counters of rare events are class
+    attributes until first set: an instance's attribute table holds only what it sets (~0.7 KB each on the unix
+    port with all of them). The others set what their hot paths write here, so writing a row never grows it."""
+
+    kind = _TIMED
+    cols = None  # (features: from the first value)
+    ncols = 0
+    seg_max = SEG_BYTES
+    period = 0  # a rollup's period (ms); 0: full resolution
+    budget = 0
+    bytes = 0  # bytes of its segment files
+    nseg = 0
+    first = None  # name of the oldest segment
+    newest = 0  # name of the newest segment
+    last_t = None  # time of the newest row on flash (or in RAM, for ordering)
+    f = None  # the open segment
+    seg_name = seg_t0 = seg_rows = seg_size = seg_ncols = 0
+    buf = None  # rows waiting for the flush point, as on flash
+    blen = 0
+    brows = 0  # (a rollup, which has no buffer: the rows in its stage, rollup.py)
+    bt0 = 0  # timed rows in buf: offsets from this time
+    bn = 0  # ... and their width
+    dirty = False
+    synced = 0  # rows of the open segment its last sync passed
+    rows = 0  # rows stored since boot
+    added = 0  # bytes appended since boot (bytes/day estimate)
+    lost_rows = 0  # RAM buffer full or write failed
+    ret_segs = 0  # segments deleted by retention
+    ret_bytes = 0
+    forced = 0  # ... of which a cursor still needed
+    gaps = 0
+
+    @property
+    def dir(self):
+        """The resource's segment directory: ``base`` (the store's root, or the SD card's: sd.place) and its name.
+        Made when asked (segments open a few times an hour): a resource keeps no path of its own."""
+        return self.base + "/" + self.name
+
     def __init__(self, spec, root):
-        self.name, self.code, self.kind, self.cols, bufsize = spec
-        self.ncols = len(self.cols) if self.cols else 0
-        self.dir = root + "/" + self.name
-        self.budget = 0
-        self.seg_max = SEG_BYTES
-        self.bytes = 0  # bytes of its segment files
-        self.nseg = 0
-        self.first = None  # name of the oldest segment
-        self.newest = 0  # name of the newest segment
-        self.last_t = None  # time of the newest row on flash (or in RAM, for ordering)
-        self.f = None  # the open segment
+        self.name, self.code = spec[0], spec[1]
+        if spec[2] != _TIMED:
+            self.kind = spec[2]
+        if spec[3] is not None:
+            self.cols = spec[3]
+            self.ncols = len(spec[3])
+        bufsize = spec[4]
+        self.base = root
+        if len(spec) > 5:  # a rollup: the number of its columns in place of a buffer's size (their names: columns_of)
+            self.period = spec[5]
+            self.ncols = bufsize
+            return
+        self.budget = self.bytes = self.nseg = self.newest = 0
+        self.first = self.last_t = self.f = None
         self.seg_name = self.seg_t0 = self.seg_rows = self.seg_size = self.seg_ncols = 0
-        self.seg_next = self.seg_gen = self.seg_rate = 0
-        self.buf = bytearray(bufsize) if bufsize else None  # rows waiting for the flush point, as on flash
-        self.blen = 0
-        self.brows = 0
-        self.bt0 = 0  # timed rows in buf: offsets from this time
-        self.bn = 0  # ... and their width
+        if self.kind == _RATE:
+            self.seg_next = self.seg_gen = self.seg_rate = 0
+        if bufsize:
+            self.buf = bytearray(bufsize)
+            self.blen = self.brows = self.bt0 = self.bn = 0
         self.dirty = False
-        self.rows = 0  # rows stored since boot
-        self.added = 0  # bytes appended since boot (bytes/day estimate)
-        self.lost_rows = 0  # RAM buffer full or write failed
-        self.ret_segs = 0  # segments deleted by retention
-        self.ret_bytes = 0
-        self.forced = 0  # ... of which a cursor still needed
-        self.gaps = 0
-        self.errors = 0
+        self.rows = self.added = 0
 
 
 class Store:
+    cap = None  # event capture (capture.py) while capture.* has it on
+    sd = None  # the SD card (sd.py) when board.sdcard names one
+    # until first set (the instance's attribute table stays a size smaller):
+    npins = 0  # pinned ranges in pins
+    pin_open = -1  # start of an open recording (pinned while it lasts)
+    pin_floor = False  # the free floor cannot be kept: only pinned segments are left to delete
+    held = ()  # resources over budget with only pinned segments left to delete (a list once retention ran)
+    errors = 0  # failed writes
     flushed = None  # an asyncio.Event set at each flush point, made when a sink first waits (outbox.flush_event)
     # [first, last, add]: rows stored at times first..last, while the clock was unknown, belong ``add`` ms later
     # (``real``); add is None until the time is known (recover.resync; kept in timefix.json). A list once any.
@@ -186,7 +238,12 @@ class Store:
         self.clock = clock
         self.flash_stats = flash_stats
         self.seg_bytes = seg_bytes
-        self.res = [Res(s, root) for s in RESOURCES if s[0] not in _ON_USE]  # (the others: open, resource)
+        from sensorbox.device import lazy
+
+        try:  # the resources (``recover.RESOURCES``: their table is needed only now; not those made on first use)
+            self.res = lazy.load("sensorbox.device.store.recover").resources(root)
+        finally:
+            lazy.unload("sensorbox.device.store.recover")
         self.by_name = {}
         for r in self.res:
             self.by_name[r.name] = r
@@ -200,19 +257,24 @@ class Store:
         self.quarantined = 0
         self.torn = 0
         self.labels = 0  # live labels in labels.bin (kept by store/meta.py)
-        self.notes = []  # recent quarantine/recovery messages (newest 4)
-        self._hdr = bytearray(HDR)
-        self._bh = bytearray(BLK)  # a block's header
+        self.notes = ()  # recent quarantine/recovery messages (newest 4; a list once there is one)
+        self._hdr = bytearray(_HDR)
+        self._bh = bytearray(_BLK)  # a block's header
         self._bh4 = memoryview(self._bh)[4:]
         self._cname = None  # (class id, name): the last class_name looked up
         self.corrupt = 0  # corrupt stretches found in segments (recovery and readers; each segment counted once)
-        self.bad_segs = []  # the segments they were found in (newest 8)
-        self._fbuf = None
+        self.bad_segs = ()  # the segments they were found in (newest 8; a list once there is one)
+        self._zbuf = bytearray(_ZBUF)  # a block coded before it is written (and a rollup row staged)
+        self.codec = _CODEC
+        self.pins = None  # merged pinned ranges: start, end, ... (array("q") while a label pins data: meta.pins)
+        self.changes = self._looked = 0  # segments opened or recoded, pin changes; ... as retention last saw them
+        self.recode_due = True  # a closed segment of a timed resource may wait to be recoded (rollup.py)
+        self.roll_at = 0  # when the rollups run next (epoch ms; None: no rollup is stored)
         self._gen = None
         self._seq = 0
         self._rolled = False
         self.reading = None  # time an export last read a chunk: routine retention waits 10 s (a full flash not)
-        self.t_open = clock()
+        self.started = clock()  # (bytes a day: figures.per_day)
 
     # ---- configuration and recovery ----
 
@@ -228,19 +290,14 @@ class Store:
         return r
 
     def configure(self, cfg):
-        self.flush_ms = cfg.get("store.flush_ms")
-        self.min_free = cfg.get("store.min_free_kb") * 1024
-        # (their budgets, not the config: a store kept alive would keep a config of its own alive too)
-        self._later = tuple(cfg.get("store." + n + "_kb") * 1024 for n in _ON_USE)
-        for r in self.res:
-            self._budget(r, cfg.get("store." + r.name + "_kb") * 1024)
+        """Apply the settings (``store.*``, ``capture.*``, ``board.sdcard``): ``recover.configure``, loaded for it (at
+        boot and when the store service restarts for a change)."""
+        from sensorbox.device import lazy
 
-    def _budget(self, r, b):
-        if b == 0:
-            self._close_seg(r)
-        r.budget = b
-        # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB).
-        r.seg_max = min(self.seg_bytes, max(b // 4, 1024))
+        try:
+            lazy.load("sensorbox.device.store.recover").configure(self, cfg)
+        finally:
+            lazy.unload("sensorbox.device.store.recover")
 
     def open(self):
         """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for
@@ -250,10 +307,10 @@ class Store:
         lazy.load("sensorbox.device.store.recover").open_store(self)
         lazy.unload("sensorbox.device.store.recover")
 
-    def quarantine(self, path, rname, reason):
+    def quarantine(self, path, name, reason):
         from sensorbox.device import lazy
 
-        lazy.load("sensorbox.device.store.recover").quarantine(self, path, rname, reason)
+        lazy.load("sensorbox.device.store.recover").quarantine(self, path, name, reason)
         lazy.unload("sensorbox.device.store.recover")
 
     def real(self, t):
@@ -270,7 +327,10 @@ class Store:
         from sensorbox.device import lazy
 
         try:
-            return lazy.load("sensorbox.device.store.classes").ids(self, names)
+            ids = lazy.load("sensorbox.device.store.classes").ids(self, names)
+            if self.cap is not None:
+                self.cap.reset(self)  # (new names may have ids now)
+            return ids
         except (OSError, MemoryError) as e:
             self.log.error("store", "cannot give the model's classes ids ({})".format(e))
             return None
@@ -293,12 +353,15 @@ class Store:
 
     # ---- writing ----
 
-    def _open_seg(self, r, t0, ncols, seq0=0, gen=0, rate=0):
+    def _open_seg(self, r, t0, ncols, seq=0, gen=0, rate=0):
         self._close_seg(r)
-        rb = 2 * ncols if r.kind == RATE else (4 + 2 * ncols if r.kind == TIMED else 0)
+        rb = 2 * ncols if r.kind == _RATE else (4 + 2 * ncols if r.kind == _TIMED else 0)
         name = t0 if t0 > r.newest else r.newest + 1
+        # coded as written: accel (a block a flush point holds 50 frames at 50 Hz) and rollups; the other timed
+        # resources' blocks hold a row or two: written as they are, recoded once closed (rollup.py)
+        codec = self.codec if r.kind == _RATE or r.period else 0  # (configure closes segments when it changes)
         h = self._hdr
-        struct.pack_into(_HFMT, h, 0, _MAGIC, VERSION, r.code, ncols, 0, rate, rb, t0, seq0 & 0xFFFFFFFF,
+        struct.pack_into(_HFMT, h, 0, _MAGIC, _VERSION, r.code, ncols, codec, rate, rb, t0, seq & 0xFFFFFFFF,
                          gen & 0xFFFFFFFF)
         struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
         path = "{}/{}.seg".format(r.dir, name)
@@ -311,12 +374,15 @@ class Store:
             raise
         r.f = f
         r.seg_name = r.newest = name
-        r.seg_t0, r.seg_ncols, r.seg_next, r.seg_gen, r.seg_rate = t0, ncols, seq0, gen, rate
-        if r.kind == TIMED and r.cols is None:  # features: the width of the newest segment (as recover.py does)
+        self.changes += 1
+        r.seg_t0, r.seg_ncols = t0, ncols
+        if r.kind == _RATE:  # (only the rate resource has these: set at once, see Res)
+            r.seg_next, r.seg_gen, r.seg_rate = seq, gen, rate
+        if r.kind == _TIMED and r.cols is None:  # features: the width of the newest segment (as recover.py does)
             r.ncols = ncols
-        r.seg_rows = 0
-        r.seg_size = HDR
-        r.bytes += HDR
+        r.seg_rows = r.synced = 0
+        r.seg_size = _HDR
+        r.bytes += _HDR
         r.nseg += 1
         r.dirty = True
         if r.first is None:
@@ -338,25 +404,44 @@ class Store:
             r.nseg -= 1
             if r.nseg == 0:
                 r.first = None
+        elif r.kind == _TIMED and not r.period and self.codec:
+            self.recode_due = True
 
     def _block(self, r, data, n, first, rows):
-        """Append one block (``n`` payload bytes in ``data``, ``rows`` rows) to the open segment; on failure close
-        it (its tail may be torn) and free space."""
+        """Append one block (``rows`` rows: ``n`` bytes in ``data``) to the open segment, coded when the segment
+        is; on failure close it (its tail may be torn) and free space."""
         h = self._bh
+        z = None
+        if self.codec and (r.kind == _RATE or r.period):  # (as _open_seg wrote the segment's codec)
+            o = self._zbuf
+            if n + 2 > _ZBUF:  # (a rollup's block: rollup.flush, rarely)
+                o = bytearray(n + 2)
+            m = encode(data, rows, r.seg_ncols + (2 if r.kind == _TIMED else 0), o, len(o))
+            if m > 0:
+                data = memoryview(o)[:m]
+                n = m
+            else:  # not smaller coded: a 0 byte, then the rows
+                z = _Z0
+                n += 1
         struct.pack_into("<HH", h, 4, n, first & 0xFFFF)
-        struct.pack_into("<I", h, 0, crc32(data, crc32(self._bh4)))
+        c = crc32(self._bh4)
+        if z is not None:
+            c = crc32(z, c)
+        struct.pack_into("<I", h, 0, crc32(data, c))
         try:
             r.f.write(h)
+            if z is not None:
+                r.f.write(z)
             r.f.write(data)
         except OSError as e:
-            r.errors += 1
+            self.errors += 1
             self.log.error("store", "{}: write failed ({}); new segment".format(r.name, e))
             r.seg_rows += 1  # keep the file: what was written before is valid
             self._close_seg(r)
             self.retain(True)
             return False
         r.seg_rows += rows
-        n += BLK
+        n += _BLK
         r.seg_size += n
         r.bytes += n
         r.added += n
@@ -364,7 +449,7 @@ class Store:
         r.dirty = True
         return True
 
-    def append_frames(self, t_first, seq, gen, rate, data, n):
+    def append_frames(self, t0, seq, gen, rate, data, n):
         """Append ``n`` frames (int16, interleaved, ``data`` a memoryview) of the rate resource."""
         r = self.accel
         if r.budget == 0 or n <= 0:
@@ -372,12 +457,12 @@ class Store:
         ch = r.ncols
         rb = 2 * ch
         done = fails = 0
-        t = t_first
+        t = t0
         while done < n and fails < 4:
             if r.f is not None:
                 exp_t = r.seg_t0 + r.seg_rows * 1000 // rate
                 if seq + done != r.seg_next or gen != r.seg_gen or rate != r.seg_rate \
-                        or abs(t - exp_t) > 2 * 1000 // rate + 2 or r.seg_size + BLK + rb > r.seg_max:
+                        or abs(t - exp_t) > 2 * 1000 // rate + 2 or r.seg_size + _BLK + 1 + rb > r.seg_max:
                     if seq + done != r.seg_next and gen == r.seg_gen:
                         r.gaps += 1
                     self._close_seg(r)
@@ -389,7 +474,11 @@ class Store:
                     self.retain(True)
                     fails += 1
                     continue
-            k = min(n - done, (r.seg_max - r.seg_size - BLK) // rb, BLOCK_MAX // rb)
+            # (a block's rows and the byte before them when they do not code smaller; a coded one at most _ZBUF - 2
+            # bytes of rows: less than half a reader's buffer, reader.py)
+            k = ((_ZBUF - 2) if self.codec else (_BLOCK_MAX - 1)) // rb  # (a 6-channel block: 25 frames coded)
+            k = (n - done + (n - done + k - 1) // k - 1) // ((n - done + k - 1) // k)  # (blocks of even size)
+            k = min(k, (r.seg_max - r.seg_size - _BLK - 1) // rb)
             if self._block(r, data[done * ch:(done + k) * ch], k * rb, r.seg_rows, k):
                 r.seg_next = seq + done + k
                 done += k
@@ -402,14 +491,16 @@ class Store:
 
     def on_bus(self, topic, t, value):
         """Bus subscriber: the value as a row into the resource's RAM buffer (written at the next flush)."""
+        if self.cap is not None:
+            self.cap.on(topic, t, value)
         r = self.by_name.get(topic)
         if r is None or r.budget == 0 or r.buf is None:
             return
-        last = r.last_t
+        last = r.last_t  # (times made increasing: a row up to 2 s older than the last one is stored 1 ms after it)
         if last is not None and last - 2000 < t <= last:
             t = last + 1
         buf = r.buf
-        if r.kind == TEXT:
+        if r.kind == _TEXT:
             data = json.dumps(value).encode()
             if len(data) > TEXT_MAX:
                 r.lost_rows += 1
@@ -459,20 +550,21 @@ class Store:
         rows = r.brows
         r.blen = r.brows = 0
         first = r.bt0
-        if r.kind == TIMED:
+        if r.kind == _TIMED:
             first += _i32(r.buf, 0)
         for attempt in range(2):
-            if r.f is not None and (r.seg_size + BLK + n > r.seg_max or first < r.seg_t0
-                                    or r.last_t - r.seg_t0 > _SPAN_MS or (r.kind == TIMED and r.bn != r.seg_ncols)):
+            if r.f is not None and (r.seg_size + _BLK + 1 + n > r.seg_max or first < r.seg_t0
+                                    or r.last_t - r.seg_t0 > (_RSPAN_MS if r.period else _SPAN_MS)
+                                    or (r.kind == _TIMED and r.bn != r.seg_ncols)):
                 self._close_seg(r)
             if r.f is None:
                 try:
-                    self._open_seg(r, first, 0 if r.kind == TEXT else r.bn)
+                    self._open_seg(r, first, 0 if r.kind == _TEXT else r.bn)
                 except OSError as e:
                     self.log.error("store", "{}: cannot open a segment ({})".format(r.name, e))
                     self.retain(True)
                     continue
-            if r.kind == TIMED and r.bt0 != r.seg_t0:  # the rows go into another segment than planned
+            if r.kind == _TIMED and r.bt0 != r.seg_t0:  # the rows go into another segment than planned
                 d = r.bt0 - r.seg_t0
                 for o in range(0, n, 4 + 2 * r.bn):
                     struct.pack_into("<i", r.buf, o, _i32(r.buf, o) + d)
@@ -487,38 +579,62 @@ class Store:
         ring = sensor.ring
         if r.budget == 0 or ring is None or sensor.driver is None or ring.channels != r.ncols:
             return
-        if self._fbuf is None:
-            import array
-
-            self._fbuf = array.array("h", bytes(2 * _FRAMES * r.ncols))
         if sensor.generation != self._gen:
             self._gen = sensor.generation
             self._seq = ring.oldest()
+        mv = memoryview(ring.buf)  # (blocks are written from the ring itself: the store keeps no copy of frames)
+        if self.cap is not None and self.cap.window:  # capture-only: the frames around captures (capture.py)
+            self.cap.poll(self, ring, mv)
+            return
         if self._seq < ring.oldest():  # overwritten before the store read them: lost (sensor gaps among them too)
             r.lost_rows += ring.oldest() - self._seq
             self.log.warning("store", "accel: {} frames overwritten unread".format(ring.oldest() - self._seq))
-        buf = self._fbuf
-        mv = memoryview(buf)
         for _ in range(64):
-            first, n = ring.read(self._seq, buf, _FRAMES)
+            first, n = self._piece(ring, self._seq, _FRAMES)
             if n <= 0:
                 break
-            self.append_frames(ring.time_of(first), first, self._gen, ring.rate_hz, mv, n)
+            o = first % ring.capacity * r.ncols
+            self.append_frames(ring.time_of(first), first, self._gen, ring.rate_hz, mv[o:o + n * r.ncols], n)
             self._seq = first + n
+
+    def _piece(self, ring, seq, most):
+        """(first, n): the frames the ring holds from ``seq`` on (``first``: later when they were overwritten or
+        lie in a gap) that are in one piece of its buffer (up to its end; none past a gap), at most ``most``."""
+        seq = ring.next_held(seq)
+        n = ring.head - seq
+        pos = seq % ring.capacity
+        if n > most:
+            n = most
+        if n > ring.capacity - pos:
+            n = ring.capacity - pos
+        for g in ring.gaps:
+            if seq < g[0] < seq + n:
+                n = g[0] - seq
+        return seq, n
+
+    def _fsync(self, r):
+        if r.dirty and r.f is not None:
+            r.dirty = False
+            try:
+                r.f.flush()
+                r.synced = r.seg_rows
+            except OSError as e:
+                self.errors += 1
+                r.lost_rows += r.seg_rows - r.synced  # (written since the last flush point: not durable)
+                self.log.error("store", "{}: flush failed ({}); {} rows since the last flush point lost".format(
+                    r.name, e, r.seg_rows - r.synced))
+                self._close_seg(r)
+                if self.sd is not None:
+                    self.sd.check(self)
 
     def flush(self):
         """The flush point: write buffered rows and sync every file written since the last one."""
+        if self.cap is not None:
+            self.cap.flush(self)
         for r in self.res:
             if r.blen:
                 self._drain(r)
-            if r.dirty and r.f is not None:
-                r.dirty = False
-                try:
-                    r.f.flush()
-                except OSError as e:
-                    r.errors += 1
-                    self.log.error("store", "{}: flush failed ({})".format(r.name, e))
-                    self._close_seg(r)
+            self._fsync(r)
         if self._rolled:
             self._rolled = False
             self.retain()
@@ -528,6 +644,8 @@ class Store:
             self.flushed.set()  # rows up to here are readable: wake the sinks waiting for them
 
     def close(self):
+        if self.cap is not None and self.cap.a >= 0:
+            self.cap.close()  # (recorded by the flush: its rows so far are kept)
         self.flush()
         for r in self.res:
             self._close_seg(r)
@@ -556,65 +674,50 @@ class Store:
                 n += 1
                 if n % 16 == 0:
                     self.retain()
+                await self._jobs()  # after the flush point (the rows they read are on flash)
                 now = time.ticks_ms()
                 due = time.ticks_add(now, grid_ms(self.flush_ms))
             # Read the ring before half of it is overwritten, even when flush points are further apart. Both on
             # the device's timer grid: with the sensors' reads, one wake-up for all.
             period = self.flush_ms
             if sensor is not None and sensor.ring is not None and sensor.ring.rate_hz > 0:
-                period = min(period, max(sensor.ring.capacity * 500 // sensor.ring.rate_hz, 50))
+                period = min(period, self._wait(sensor.ring))
             await asyncio.sleep_ms(min(grid_ms(period), time.ticks_diff(due, now)))
 
+    def _wait(self, ring):
+        """Ms until the ring must be read again: before half of what it keeps for the store is overwritten
+        (capture-only: what it holds back for triggers is not room). (Not in ``run``: a coroutine's frame is as
+        big as its deepest expression, for good.)"""
+        held = self.cap.window * ring.rate_hz if self.cap is not None else 0
+        return max((ring.capacity - held) * 500 // ring.rate_hz, 50)
+
+    async def _jobs(self):
+        """The rollups, the recoding and the moves onto the SD card, when one is due (``rollup.run``, loaded for
+        them; the SD card, when it is missing, is tried again here). A coroutine of its own: the VM leaves popped
+        references in a frame's stack slots, and the service's frame, which lives for good, would keep the module
+        and its last generator (~6 KB) from being collected."""
+        sd = self.sd
+        if sd is not None:
+            sd.tick(self)  # (on internal flash: the SD card tried again every 5 s)
+        now = self.clock()
+        due = 0  # the jobs (``rollup.step``) due: 1 the rollups (once a minute), 2 recoding, 4 moves onto the card
+        if self.roll_at is not None and now >= self.roll_at:
+            self.roll_at = now - now % 60000 + 80000  # (20 s into the next minute: rollup.GRACE)
+            due = 1
+        if self.recode_due and self.codec:  # (a segment of a timed resource was closed)
+            self.recode_due = False
+            due |= 2
+        if sd is not None and sd.pending:
+            due |= 4
+        if due:
+            from sensorbox.device import lazy
+
+            m = lazy.load("sensorbox.device.store.rollup")
+            lazy.unload("sensorbox.device.store.rollup")
+            if await m.run(self, due) & 2:
+                self.recode_due = True  # (short of memory: again later)
+
     # ---- retention and cursors ----
-
-    def _oldest(self, r):
-        """(oldest, next) segment names that may be deleted, or None (the open segment is never deleted)."""
-        if r.nseg < 1:
-            return None
-        a = b = None
-        for e in os.ilistdir(r.dir):
-            n = e[0]
-            if n.endswith(".seg") and n[:-4].isdigit():
-                v = int(n[:-4])
-                if a is None or v < a:
-                    a, b = v, a
-                elif b is None or v < b:
-                    b = v
-        if a is None or (r.f is not None and a == r.seg_name):
-            return None
-        return a, b
-
-    def _held(self, r, end):
-        """Cursors on ``r`` that have not consumed data before ``end``."""
-        out = []
-        for k in self.cursors:
-            c = self.cursors[k]
-            if c[0] == r.name and (end is None or c[1] < end - 1):
-                out.append(c)
-        return out
-
-    def _drop(self, r, old):
-        a, b = old
-        path = "{}/{}.seg".format(r.dir, a)
-        try:
-            size = os.stat(path)[6]
-            os.remove(path)
-        except OSError as e:
-            self.log.error("store", "{}: cannot delete {} ({})".format(r.name, path, e))
-            return False
-        r.bytes -= size
-        r.nseg -= 1
-        r.first = b
-        r.ret_segs += 1
-        r.ret_bytes += size
-        held = self._held(r, self.real(b) if b is not None else (r.last_t or 0) + 2)
-        if held:
-            r.forced += 1
-            for c in held:
-                c[2] += 1
-            self._cur_dirty = True
-            self.log.warning("store", "{}: retention deleted unread segment {}".format(r.name, a))
-        return True
 
     def _free(self):
         if self.flash_stats is None:
@@ -624,31 +727,39 @@ class Store:
         except OSError:
             return None
 
-    def retain(self, urgent=False):
-        """Delete the oldest segments: per-resource budgets, then the free floor (``urgent``: a write failed)."""
-        if self.reading is not None and self.clock() - self.reading < 10000 and not urgent:
-            return  # an export is streaming: do not delete what its .npy header already counted
-        for r in self.res:
-            while r.bytes > r.budget:
-                old = self._oldest(r)
-                if old is None or not self._drop(r, old):
-                    break
-        for i in range(64):
-            free = self._free()
-            if not urgent and (free is None or free >= self.min_free):
-                return
-            best = None
+    def retain(self, full=False):
+        """Delete the oldest segments that are not pinned: per-resource budgets, then the free floor (``full``: a
+        write failed). The work is ``retain.run``, loaded only when a budget or the floor is passed and something
+        changed since it last ran (a segment was opened, a pin changed: ``changes``). A failed write first asks
+        the SD card, if there is one, whether it is still there (``sd.py``: else on internal flash from now on)."""
+        if full and self.sd is not None:
+            self.sd.check(self)
+        if not full:
+            if self.reading is not None and self.clock() - self.reading < 10000:
+                return  # an export is streaming: do not delete what its .npy header already counted
+            same = self.changes == self._looked
+            over = held = False
             for r in self.res:
-                old = self._oldest(r)
-                if old is not None:
-                    held = 1 if self._held(r, self.real(old[1]) if old[1] is not None else (r.last_t or 0) + 2) else 0
-                    key = (held, old[0])
-                    if best is None or key < best[0]:
-                        best = (key, r, old)
-            if best is None or not self._drop(best[1], best[2]):
-                return
-            if urgent and i >= 1:
-                return
+                if r.bytes > r.budget:
+                    held = True
+                    if not (same and r.name in self.held):  # (over budget for its pins: as it was)
+                        over = True
+            if not over:
+                free = self._free()
+                ok = free is None or free >= self.min_free
+                if ok or (same and self.pin_floor):
+                    if ok:
+                        self.pin_floor = False
+                    if not held:
+                        self.held = []
+                    return
+        self._looked = self.changes
+        from sensorbox.device import lazy
+
+        try:
+            lazy.load("sensorbox.device.store.retain").run(self, full)
+        finally:
+            lazy.unload("sensorbox.device.store.retain")
 
     def cursor(self, name, resource, start=None):
         """Register (or return) reader cursor ``name`` on ``resource``; a new one starts at ``start`` (default:
@@ -685,47 +796,14 @@ class Store:
 
     # ---- figures ----
 
-    def per_day(self, r):
-        """Bytes per day at the current settings: nominal for the rate resource, observed for the others."""
-        if r.budget == 0:
-            return 0
-        if r.kind == RATE:
-            if r.seg_rate:  # a block per ring read (every flush point, at most _FRAMES rows), a header per segment
-                rb = 2 * r.ncols
-                k = max(1, min(r.seg_rate * self.flush_ms // 1000, BLOCK_MAX // rb, _FRAMES))
-                return (r.seg_rate * 86400 * (k * rb + BLK) // k) * (r.seg_max + HDR) // r.seg_max
-            return 0
-        el = self.clock() - self.t_open
-        return r.added * 86400000 // el if el > 60000 else 0
-
-    def days_until_full(self, r):
-        """Days until the resource's budget (or the free-flash floor) is reached and retention starts."""
-        d = self.per_day(r)
-        if not d:
-            return None
-        room = max(r.budget - r.bytes, 0)
-        free = self._free()
-        if free is not None:
-            room = min(room, max(free - self.min_free, 0))
-        return round(room / d, 2)
-
     def status(self):
-        """The store's summary for /api/status."""
-        used = budget = segs = forced = lost = 0
-        days = None
-        for r in self.res:
-            used += r.bytes
-            budget += r.budget
-            segs += r.ret_segs
-            forced += r.forced
-            lost += r.lost_rows
-            d = self.days_until_full(r)
-            if d is not None and (days is None or d < days):
-                days = d
-        return {"bytes": used, "budget": budget, "days_until_full": days, "retention_deleted_segments": segs,
-                "forced_loss_segments": forced, "lost_rows": lost, "quarantined": self.quarantined,
-                "torn_tails": self.torn, "corrupt_blocks": self.corrupt, "corrupt_segments": self.bad_segs,
-                "notes": self.notes}
+        """The store's summary for /api/status (``figures.status``, loaded for the call)."""
+        from sensorbox.device import lazy
+
+        try:
+            return lazy.load("sensorbox.device.store.figures").status(self)
+        finally:
+            lazy.unload("sensorbox.device.store.figures")
 
 
 def _i32(b, o):
@@ -746,3 +824,256 @@ def _rm(path):
         os.remove(path)
     except OSError:
         pass
+
+# ---- the block codec ----
+# The store's block encoder (``sensorbox.shared.codec_enc.encode``) and decoder (``sensorbox.shared.codec.decode``)
+# in ``@micropython.viper`` (every port the device runs on has it): the same bytes and rows, and the same refusals,
+# checked against the plain ones by tests/device/test_store_codec.py. Resident with the store (every block written
+# passes through the encoder; the decoder serves every reader: export, the outbox, recovery); here rather than in a
+# module of their own: a module costs three interned names and a littlefs block of flash. Native code lives outside
+# the GC heap on an ESP32. The decoder bounds-checks every byte it reads and writes (viper pointers are not
+# checked). One function each and no calls: a viper call boxes its arguments, and a buffer passed as a pointer would
+# be an int object holding its address (a long int, allocated, on an ESP32). Every intermediate stays below 2**31
+# (at most 23 bits are pending in the bit accumulator), so the results are the same where viper ints wrap at 32 bits.
+
+
+@micropython.viper
+def encode(src, n: int, w: int, out, cap: int) -> int:
+    if n < 1 or n > 255:
+        return -1
+    s = ptr8(src)
+    d = ptr8(out)
+    limit = 2 * n * w
+    if cap < limit:
+        limit = cap
+    d[0] = n
+    pos = 1
+    acc = 0
+    nb = 0
+    rb = 2 * w
+    j = 0
+    while j < w:
+        # the bits each order costs (as codec.cost): 1 = delta, 2 = delta of delta, 3 = delta minus the previous
+        # column's delta in the same row
+        best = 0
+        o = 1
+        t = 1
+        while t <= 3:
+            if t == 3 and j == 0:
+                break
+            st = 2 if t == 2 else 1
+            bits = 18
+            if t == 2 and n > 1:
+                bits = 34
+            i = st
+            while i < n:
+                e = i + 16
+                if e > n:
+                    e = n
+                m = 0
+                k = i
+                while k < e:
+                    q = k * rb + 2 * j
+                    x = int(s[q]) | (int(s[q + 1]) << 8)
+                    p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
+                    v = x - p
+                    if t == 2:
+                        v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
+                    elif t == 3:
+                        v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
+                    v = v & 0xFFFF
+                    z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
+                    if z > m:
+                        m = z
+                    k += 1
+                wd = 0
+                while (m >> wd) != 0:
+                    wd += 1
+                if wd == 15:
+                    wd = 16
+                bits += 4 + wd * (e - i)
+                i = e
+            if t == 1 or bits < best:
+                best = bits
+                o = t
+            t += 1
+        if pos + (nb + best + 7) // 8 > limit:
+            return -1
+        acc = acc | (o << nb)
+        nb += 2
+        acc = acc | ((int(s[2 * j]) | (int(s[2 * j + 1]) << 8)) << nb)
+        nb += 16
+        while nb >= 8:
+            d[pos] = acc & 0xFF
+            pos += 1
+            acc = acc >> 8
+            nb -= 8
+        st = 1
+        if o == 2 and n > 1:
+            q = rb + 2 * j
+            v = (int(s[q]) | (int(s[q + 1]) << 8)) - (int(s[2 * j]) | (int(s[2 * j + 1]) << 8))
+            acc = acc | ((v & 0xFFFF) << nb)
+            nb += 16
+            while nb >= 8:
+                d[pos] = acc & 0xFF
+                pos += 1
+                acc = acc >> 8
+                nb -= 8
+            st = 2
+        i = st
+        while i < n:
+            e = i + 16
+            if e > n:
+                e = n
+            m = 0
+            k = i
+            while k < e:  # the group's width, then its residuals: the same residuals twice (no buffer)
+                q = k * rb + 2 * j
+                x = int(s[q]) | (int(s[q + 1]) << 8)
+                p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
+                v = x - p
+                if o == 2:
+                    v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
+                elif o == 3:
+                    v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
+                v = v & 0xFFFF
+                z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
+                if z > m:
+                    m = z
+                k += 1
+            wd = 0
+            while (m >> wd) != 0:
+                wd += 1
+            if wd == 15:
+                wd = 16
+            acc = acc | ((15 if wd == 16 else wd) << nb)
+            nb += 4
+            k = i
+            while k < e:
+                q = k * rb + 2 * j
+                x = int(s[q]) | (int(s[q + 1]) << 8)
+                p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
+                v = x - p
+                if o == 2:
+                    v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
+                elif o == 3:
+                    v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
+                v = v & 0xFFFF
+                acc = acc | ((((v << 1) ^ (0 - (v >> 15))) & 0xFFFF) << nb)
+                nb += wd
+                while nb >= 8:
+                    d[pos] = acc & 0xFF
+                    pos += 1
+                    acc = acc >> 8
+                    nb -= 8
+                k += 1
+            i = e
+        j += 1
+    if nb:
+        d[pos] = acc & 0xFF
+        pos += 1
+    return pos
+
+
+@micropython.viper
+def decode(src, a: int, b: int, w: int, out, o0: int, cap: int) -> int:
+    if b <= a or w < 1:
+        return -1
+    s = ptr8(src)
+    d = ptr8(out)
+    n = int(s[a])
+    rb = 2 * w
+    if n == 0:  # stored raw
+        k = b - a - 1
+        if k <= 0 or k > cap:
+            return -1
+        r = k // rb
+        if r * rb != k:
+            return -1
+        i = 0
+        while i < k:
+            d[o0 + i] = s[a + 1 + i]
+            i += 1
+        return r
+    if n * rb > cap:
+        return -1
+    pos = a + 1
+    acc = 0
+    nb = 0
+    j = 0
+    while j < w:
+        while nb < 18:
+            if pos >= b:
+                return -1
+            acc = acc | (int(s[pos]) << nb)
+            pos += 1
+            nb += 8
+        o = acc & 3
+        x = (acc >> 2) & 0xFFFF
+        acc = acc >> 18
+        nb -= 18
+        if o == 0 or (o == 3 and j == 0):
+            return -1
+        q = o0 + 2 * j
+        d[q] = x & 0xFF
+        d[q + 1] = x >> 8
+        dl = 0
+        i = 1
+        if o == 2 and n > 1:
+            while nb < 16:
+                if pos >= b:
+                    return -1
+                acc = acc | (int(s[pos]) << nb)
+                pos += 1
+                nb += 8
+            dl = acc & 0xFFFF
+            acc = acc >> 16
+            nb -= 16
+            x = (x + dl) & 0xFFFF
+            q += rb
+            d[q] = x & 0xFF
+            d[q + 1] = x >> 8
+            i = 2
+        while i < n:
+            e = i + 16
+            if e > n:
+                e = n
+            while nb < 4:
+                if pos >= b:
+                    return -1
+                acc = acc | (int(s[pos]) << nb)
+                pos += 1
+                nb += 8
+            wd = acc & 15
+            acc = acc >> 4
+            nb -= 4
+            if wd == 15:
+                wd = 16
+            mask = (1 << wd) - 1
+            while i < e:
+                while nb < wd:
+                    if pos >= b:
+                        return -1
+                    acc = acc | (int(s[pos]) << nb)
+                    pos += 1
+                    nb += 8
+                z = acc & mask
+                acc = acc >> wd
+                nb -= wd
+                r = ((z >> 1) ^ (0 - (z & 1))) & 0xFFFF
+                if o == 1:
+                    dl = r
+                elif o == 2:
+                    dl = (dl + r) & 0xFFFF
+                else:
+                    c = o0 + i * rb + 2 * j - 2
+                    dl = (r + (int(d[c]) | (int(d[c + 1]) << 8)) - (int(d[c - rb]) | (int(d[c - rb + 1]) << 8))) & 0xFFFF
+                x = (x + dl) & 0xFFFF
+                q += rb
+                d[q] = x & 0xFF
+                d[q + 1] = x >> 8
+                i += 1
+        j += 1
+    if pos != b or acc != 0:
+        return -1
+    return n

@@ -21,17 +21,30 @@ the ``X-Sensorbox-Next`` response header (the time of the last row sent) to fetc
 values int16), so ``numpy.load`` gives named columns and ``pandas.DataFrame(arr)`` a table. With
 ``max_points=N`` and more than N rows in range, the range is cut into N equal buckets and each bucket gives one
 row: ``t`` (bucket start), ``n`` (rows in it, 0 = none), then ``<col>_min`` and ``<col>_max``.
+
+``resolution`` (``soundlevel`` and ``predictions``): ``raw`` (the default), ``1m`` / ``1h`` (their rollups,
+``soundlevel_1m`` ...: the same as asking for those resources) or ``auto``: the coarsest whose rows are no coarser
+than the ``max_points`` buckets (raw without ``max_points``), then a coarser one while that reaches further back
+towards ``start`` (full-resolution rows age out first). The ``X-Sensorbox-Resolution`` header says which was read.
 """
 
 import json
 import os
 import struct
 
-from sensorbox.device.store.core import RATE, TIMED, QueryError, _i32, columns_of
-from sensorbox.device.store.reader import BLK, Reader, note_corrupt, text_row
+from micropython import const
+
+from sensorbox.device.store.core import QueryError, _i32, columns_of
+from sensorbox.device.store.reader import Reader, note_corrupt, text_row
 from sensorbox.shared import npy
 
+# the segment format's constants (as core.py defines them: no names to import)
+_BLK = const(8)
+_RATE = const(0)
+_TIMED = const(1)
+
 _CHUNK = 1024
+_RES = " raw 1m 1h auto "  # resolution's values (in one string: the device interns none of them)
 _T_MAX = 1 << 53
 
 
@@ -47,14 +60,14 @@ def _opened(p, g):
     return g
 
 
-def _close(p):
+def _shut(p):
     for g in p.gens:
         g.close()
     p.gens = []
 
 
-def _int(params, key, default, low, high, now):
-    v = params.get(key)
+def _int(args, key, default, lo, hi, now):
+    v = args.get(key)
     if v is None or v == "":
         return default
     try:
@@ -63,16 +76,16 @@ def _int(params, key, default, low, high, now):
         raise QueryError("{} must be an integer (epoch ms, or negative: ms before now)".format(key), key)
     if v < 0 and key in ("start", "end"):
         v += now
-    if v < low or v > high:
-        raise QueryError("{} is out of range {}..{}".format(key, low, high), key)
+    if v < lo or v > hi:
+        raise QueryError("{} is out of range {}..{}".format(key, lo, hi), key)
     return v
 
 
-def plan(store, name, params, now, counted=True):
-    """Validate a query; raises QueryError. ``params`` is a dict of strings. With ``counted=False`` the caller
+def plan(store, name, args, now, full=True):
+    """Validate a query; raises QueryError. ``args`` is a dict of strings. With ``full=False`` the caller
     must run ``prepare(store, plan)`` before ``stream`` (numeric resources)."""
-    for k in params:
-        if k not in ("start", "end", "columns", "format", "max_points", "since"):
+    for k in args:
+        if k not in ("start", "end", "columns", "format", "max_points", "since", "resolution"):
             raise QueryError("unknown parameter", k)
     p = Plan()
     p.gens = []
@@ -87,25 +100,36 @@ def plan(store, name, params, now, counted=True):
         p.r = r
         p.kind = r.kind
         cols = columns_of(r)
-    p.numeric = p.kind in (RATE, TIMED)
-    p.fmt = params.get("format") or ("npy" if p.numeric else "json")
-    if p.fmt not in (("npy", "csv") if p.kind in (RATE, TIMED) else ("json", "csv")):
+    p.numeric = p.kind in (_RATE, _TIMED)
+    p.fmt = args.get("format") or ("npy" if p.numeric else "json")
+    if p.fmt not in (("npy", "csv") if p.kind in (_RATE, _TIMED) else ("json", "csv")):
         raise QueryError("format must be one of: {}".format(
-            "npy, csv" if p.kind in (RATE, TIMED) else "json, csv"), "format")
-    # a text column, CSV only (sound classes: the same class table)
-    text = ("label",) if (name == "predictions" or name == "soundclass") and p.fmt == "csv" else ()
-    p.start = _int(params, "start", 0, 0, _T_MAX, now)
-    p.end = _int(params, "end", _T_MAX, 0, _T_MAX, now)
-    since = _int(params, "since", None, 0, _T_MAX, now)
+            "npy, csv" if p.kind in (_RATE, _TIMED) else "json, csv"), "format")
+    # a text column, CSV only (predictions, their rollups, sound classes: the class table names them)
+    text = ("label",) if (name[:11] == "predictions" or name == "soundclass") and p.fmt == "csv" else ()
+    p.start = _int(args, "start", 0, 0, _T_MAX, now)
+    p.end = _int(args, "end", _T_MAX, 0, _T_MAX, now)
+    since = _int(args, "since", None, 0, _T_MAX, now)
     if since is not None and since + 1 > p.start:
         p.start = since + 1
     p.since = since
     if p.end <= p.start and since is None:
         raise QueryError("end must be after start", "end")
-    p.max_points = _int(params, "max_points", 0, 2, 100000, now)
-    if p.max_points and p.kind not in (RATE, TIMED):
+    p.max_points = _int(args, "max_points", 0, 2, 100000, now)
+    if p.max_points and p.kind not in (_RATE, _TIMED):
         raise QueryError("max_points applies to numeric resources only", "max_points")
-    want = params.get("columns")
+    p.res = "raw"
+    res = args.get("resolution")
+    if res:
+        if name not in ("soundlevel", "predictions") or " " in res or _RES.find(" " + res + " ") < 0:
+            raise QueryError("resolution is raw, 1m, 1h or auto, for soundlevel and predictions", "resolution")
+        if res[0] == "a":  # auto
+            res = _auto(store, name, p, now)
+        if res[0] != "r":  # 1m, 1h
+            p.r = store.by_name[name + "_" + res]
+            cols = columns_of(p.r)
+        p.res = res
+    want = args.get("columns")
     allc = ("t",) + cols + text if p.kind >= 0 else cols
     if want:
         sel = []
@@ -118,7 +142,7 @@ def plan(store, name, params, now, counted=True):
         sel = list(allc)
     p.cols = sel
     p.names = None
-    if p.kind in (RATE, TIMED):
+    if p.kind in (_RATE, _TIMED):
         p.idx = [cols.index(c) for c in sel if c in cols]
         p.order = [cols.index(c) if c in cols else (-1 if c == "t" else -2) for c in sel]
         if "label" in sel:
@@ -128,10 +152,39 @@ def plan(store, name, params, now, counted=True):
                 p.names = lazy.load("sensorbox.device.store.classes").names(store)
             finally:
                 lazy.unload("sensorbox.device.store.classes")
-        if counted:
+        if full:
             for _ in prepare(store, p):
                 pass
     return p
+
+
+def _auto(store, name, p, now):
+    """The resolution ``resolution=auto`` reads: the coarsest no coarser than a ``max_points`` bucket (raw without
+    max_points), then coarser while that one does not reach back to ``start`` and a coarser one does (with at least
+    two of its periods in the range)."""
+    span = (p.end if p.end < _T_MAX else now) - p.start
+    rs = (store.by_name[name], store.by_name[name + "_" + _RES[5:7]], store.by_name[name + "_" + _RES[8:10]])
+    i = 0
+    if p.max_points:
+        for k in (1, 2):
+            if rs[k].period <= span // p.max_points and rs[k].last_t is not None:
+                i = k
+    while i < 2:
+        t = _oldest(store, rs[i])
+        if t is not None and t <= p.start:
+            break
+        t2 = _oldest(store, rs[i + 1])
+        if t2 is None or 2 * rs[i + 1].period > span or (t is not None and t2 + rs[i + 1].period > t):
+            break  # (the coarser one reaches back no more than one of its periods further)
+        i += 1
+    return _RES.split()[i]
+
+
+def _oldest(store, r):
+    """(About) the time of ``r``'s oldest row: its oldest segment's name (``Store.real``), or a rollup's stage."""
+    if r.first is not None:
+        return store.real(r.first)
+    return r.bt0 if r.period and r.brows else None
 
 
 def _index_at(h, x):
@@ -140,8 +193,8 @@ def _index_at(h, x):
     return 0 if d <= 0 else (d * h[3] + 999) // 1000
 
 
-def _segments(store, p, rd):
-    """Open in ``rd`` each segment that may hold rows in [p.start, p.end) and yield its name; None for a step
+def _segments(store, p, reader):
+    """Open in ``reader`` each segment that may hold rows in [p.start, p.end) and yield its name; None for a step
     (directory entries listed, a segment that could not be opened or holds another feature width)."""
     r = p.r
     names = []
@@ -153,32 +206,42 @@ def _segments(store, p, rd):
         if real(names[i]) >= p.end:
             break
         try:
-            h = rd.open("{}/{}.seg".format(r.dir, names[i]), store, names[i])
+            h = reader.open("{}/{}.seg".format(r.dir, names[i]), store, names[i])
         except (OSError, ValueError):
             yield None  # deleted meanwhile, or torn: open() deals with it at the next start
             continue
-        if h[2] != r.ncols and r.kind == TIMED:
-            rd.close()
+        if h[2] != r.ncols and r.kind == _TIMED:
+            reader.close()
             yield None  # an older feature width
             continue
         try:
             yield names[i]
         finally:
-            rd.close()
-            note_corrupt(store, r, names[i], rd)
+            reader.close()
+            note_corrupt(store, r, names[i], reader)
+    if r.period:  # a rollup's newest rows: in its stage (store/core.py), after every segment
+        try:
+            h = reader.open(r.dir + "/rollup-stage.seg", None, 0)  # (unknown clock: none staged, recover.resync)
+        except (OSError, ValueError):
+            return
+        try:
+            if h[5] < p.end:
+                yield -1  # (the stage)
+        finally:
+            reader.close()
 
 
-def _blocks(store, p, rd):
+def _blocks(store, p, reader):
     """Yield, for each good block of the segments in range, the rows in [p.start, p.end) as (first, stop):
     row indexes in the block (stop = first: none); None for a step without a block."""
-    for name in _opened(p, _segments(store, p, rd)):
+    for name in _opened(p, _segments(store, p, reader)):
         if name is None:
             yield None
             continue
-        h = rd.h
+        h = reader.h
         rb = h[4]
         while True:
-            n = rd.next()
+            n = reader.next()
             store.reading = store.clock()
             if n == 0:
                 break
@@ -187,16 +250,16 @@ def _blocks(store, p, rd):
                 continue
             k = n // rb
             if h[3]:  # rate rows: times follow from the index
-                a = _index_at(h, p.start) - rd.first
-                b = _index_at(h, p.end) - rd.first
+                a = _index_at(h, p.start) - reader.first
+                b = _index_at(h, p.end) - reader.first
                 yield (0 if a < 0 else (k if a > k else a)), (0 if b < 0 else (k if b > k else b))
             else:
-                buf = rd.buf
+                buf = reader.buf
                 a = 0
-                while a < k and h[5] + _i32(buf, BLK + a * rb) < p.start:
+                while a < k and h[5] + _i32(buf, _BLK + a * rb) < p.start:
                     a += 1
                 b = a
-                while b < k and h[5] + _i32(buf, BLK + b * rb) < p.end:
+                while b < k and h[5] + _i32(buf, _BLK + b * rb) < p.end:
                     b += 1
                 yield a, b
 
@@ -222,11 +285,11 @@ def _names(r, out):
     out.sort()
 
 
-def _time(h, rd, i):
-    """The time of row ``i`` of the block in ``rd``."""
+def _time(h, reader, i):
+    """The time of row ``i`` of the block in ``reader``."""
     if h[3]:
-        return h[5] + (rd.first + i) * 1000 // h[3]
-    return h[5] + _i32(rd.buf, BLK + i * h[4])
+        return h[5] + (reader.first + i) * 1000 // h[3]
+    return h[5] + _i32(reader.buf, _BLK + i * h[4])
 
 
 def prepare(store, p):
@@ -236,7 +299,7 @@ def prepare(store, p):
     try:
         yield from _prepare(store, p)
     finally:
-        _close(p)
+        _shut(p)
 
 
 def _prepare(store, p):
@@ -263,8 +326,9 @@ def _prepare(store, p):
 
 def headers(p):
     h = {}
-    if p.kind in (RATE, TIMED):
+    if p.kind in (_RATE, _TIMED):
         h["X-Sensorbox-Rows"] = str(p.buckets or p.rows)
+        h["X-Sensorbox-Resolution"] = p.res
         h["X-Sensorbox-Next"] = str(p.last if p.last is not None else (p.since if p.since is not None else ""))
         if p.buckets:
             h["X-Sensorbox-Decimated"] = str(p.width)
@@ -297,10 +361,10 @@ def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
     rd = Reader()
-    buf = rd.buf
     unpack = struct.unpack_from
     for blk in _opened(p, _blocks(store, p, rd)):
         if blk is not None:
+            buf = rd.buf
             h = rd.h
             fmt = "<{}h".format(h[2])
             rb = h[4]
@@ -309,10 +373,15 @@ def _rows(store, p):
             if rate:
                 j = rd.first
                 for i in range(blk[0], blk[1]):
-                    yield t0 + (j + i) * 1000 // rate, unpack(fmt, buf, BLK + i * rb)
+                    yield t0 + (j + i) * 1000 // rate, unpack(fmt, buf, _BLK + i * rb)
+            elif p.r.code in (7, 8):  # sound rollups keep 0.1 dB: given in centi-dB, as soundlevel (rollup.py)
+                for i in range(blk[0], blk[1]):
+                    o = _BLK + i * rb
+                    v = unpack(fmt, buf, o + 4)
+                    yield t0 + _i32(buf, o), (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
             else:
                 for i in range(blk[0], blk[1]):
-                    o = BLK + i * rb
+                    o = _BLK + i * rb
                     yield t0 + _i32(buf, o), unpack(fmt, buf, o + 4)
         yield None, None
 
@@ -322,7 +391,7 @@ def stream(store, p):
     try:
         yield from _stream(store, p)
     finally:
-        _close(p)
+        _shut(p)
 
 
 def _stream(store, p):
@@ -490,8 +559,8 @@ def _event_rows(store, p):
                 break
             if n > 0:
                 buf = rd.buf
-                o = BLK
-                end = BLK + n
+                o = _BLK
+                end = _BLK + n
                 while o < end:
                     t, tab, nl = text_row(buf, o, end)
                     t += rd.shift

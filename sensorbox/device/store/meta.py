@@ -4,10 +4,14 @@
 The file never needs to be in RAM whole: an 8-byte header (``SBL2``, a floor for the next id, uint32) and then
 one record per label, appended in the order the labels were made::
 
-    status (1 byte: "L" live, "X" deleted), name length (1), id (uint32), start, end (int64 epoch ms),
-    name (UTF-8), CRC-32 (uint32) of the record but its status byte
+    status (1 byte: "L" live, "U" live and unpinned, "X" deleted, "C" a capture), name length (1), id (uint32),
+    start, end (int64 epoch ms), name (UTF-8), CRC-32 (uint32) of the record but its status byte
 
-Adding appends a record; deleting overwrites its status byte in place. Every operation reads the file through
+Adding appends a record; deleting (or unpinning) overwrites its status byte in place. A live label pins the raw
+data in its range (retention keeps it) until ``sensorbox pull`` has fetched it or the label is unpinned (``pins``:
+the merged ranges the store keeps in RAM; ``retain.pinned``). A capture (``capture.py``) is a record of its own
+status: pinned the same way, never listed or counted as a label, dropped at the next rewrite once pulled, at most
+``capture._MAX_PINNED`` pinned (a new one releases the oldest: ``capture.record``). Every operation reads the file through
 one 256-byte buffer, so 500 labels take the RAM of one. A record reads right when its status, name length, name
 (printable UTF-8), id (above the one before), times (0..2^53) and CRC do; one that does not is skipped, and the
 records after it are found again by searching for the next that reads right, so damage hides only the bytes it
@@ -31,33 +35,33 @@ MAX_LABELS = 500
 _REC = "<BBIqq"  # 22 bytes: status, name bytes, id, start, end (then the name and the CRC)
 
 
-def pack(ident, start, end, name):
-    """A live label's record (``name``: str or bytes)."""
+def pack(ident, start, end, name, status=76):
+    """A live label's record (``name``: str or bytes; ``status`` 85: unpinned)."""
     b = name.encode() if isinstance(name, str) else bytes(name)
-    r = struct.pack(_REC, 76, len(b), ident, start, end) + b
+    r = struct.pack(_REC, status, len(b), ident, start, end) + b
     return r + struct.pack("<I", crc32(memoryview(r)[1:]))
 
 
-def header(nxt):
-    return b"SBL2" + struct.pack("<I", nxt)
+def header(n):
+    return b"SBL2" + struct.pack("<I", n)
 
 
 _REC_MAX = 22 + 160 + 4  # the longest record: its fields, a 160-byte name, its CRC (was 182: a long name after
 # others read as a torn end, and the next label added rewrote the file without it)
 
 
-def _ok(buf, o, n, prev, v=2):
+def _ok(buf, o, n, p, v=2):
     """The length of the record at ``buf[o]`` when it reads right and is whole in ``buf[:n]``; 0 when it is not a
-    record; -1 when it may be one that ``buf`` holds only part of. ``prev``: the id of the record before it; ``v``
+    record; -1 when it may be one that ``buf`` holds only part of. ``p``: the id of the record before it; ``v``
     the format (1: no CRC)."""
     if o + 22 > n:
         return -1
     ln = buf[o + 1]
-    if (buf[o] != 76 and buf[o] != 88) or not 0 < ln <= 160 or buf[o + 5] >= 0x40:
+    if (buf[o] != 76 and buf[o] != 88 and buf[o] != 85 and buf[o] != 67) or not 0 < ln <= 160 or buf[o + 5] >= 0x40:
         return 0
     if buf[o + 13] or buf[o + 12] >= 0x20 or buf[o + 21] or buf[o + 20] >= 0x20:  # times beyond 2^53
         return 0
-    if (buf[o + 2] | buf[o + 3] << 8 | buf[o + 4] << 16 | buf[o + 5] << 24) <= prev:
+    if (buf[o + 2] | buf[o + 3] << 8 | buf[o + 4] << 16 | buf[o + 5] << 24) <= p:
         return 0
     k = 22 + ln + (4 if v == 2 else 0)
     if o + k > n:
@@ -139,41 +143,32 @@ def _scan(store, find, info):
     nxt = 1
     at = -1
     for pos, st, ident, a, b, name in _recs(store, info):  # (``store.labels``: the live count, as read now)
-        if st == 76:
-            live += 1
+        if st == 88:
+            dead += 1
+        else:
+            live += st != 67  # (a capture is not a label)
             if ident == find:
                 at = pos
-        else:
-            dead += 1
         if ident >= nxt:
             nxt = ident + 1
     store.labels = live
     return live, dead, max(nxt, info[2]), at
 
 
-def check(store):
-    """When the store opens: a labels.bin with a torn tail or unreadable bytes, or of the previous format, is
-    rewritten with the records that read right (the file as it was goes to quarantine when some of it was
-    unreadable)."""
-    info = _info()
-    live, dead, nxt, at = _scan(store, -1, info)
-    if info[3] or info[4] or info[5] != 2:
-        _rewrite(store, nxt)
-    return live
-
-
 def label_rows(store, p):
-    """Yield (start, (end, name, id)) of the labels overlapping [p.start, p.end) in the order they were made,
-    and (None, None) after every 32 records read (a step for a streaming caller to yield on). Closing it closes
-    the file (MicroPython closes neither an abandoned generator nor the ones a closed one iterates)."""
+    """Yield (start, (end, name, id, pinned)) of the labels overlapping [p.start, p.end) in the order they were
+    made, and (None, None) after every 32 records read (a step for a streaming caller to yield on). ``pinned``:
+    the label still keeps its raw data from retention (not unpinned, not pulled yet). Closing it closes the file
+    (MicroPython closes neither an abandoned generator nor the ones a closed one iterates)."""
     k = live = 0
+    rel = _released(store, store.accel)
     g = _recs(store, _info())
     try:
         for pos, st, ident, a, b, name in g:
             k += 1
-            live += st == 76
-            if st == 76 and b > p.start and a < p.end:
-                yield a, (b, bytes(name).decode(), ident)
+            live += st != 88 and st != 67
+            if st != 88 and st != 67 and b > p.start and a < p.end:
+                yield a, (b, bytes(name).decode(), ident, st == 76 and b - 1 > rel)
             elif k % 32 == 0:
                 yield None, None
         store.labels = live  # (what the resource listing says: as the file reads now)
@@ -196,7 +191,7 @@ def labels_json(store):
             if a is None:
                 yield b""
             else:
-                yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1]}).encode()
+                yield sep + json.dumps({"id": r[2], "start": a, "end": r[0], "label": r[1], "pinned": r[3]}).encode()
                 sep = b","
     finally:
         g.close()
@@ -215,7 +210,7 @@ def label_add(store, body):
     for k in ("start", "end"):
         v = body.get(k)
         if v is True or v is False or not isinstance(v, int) or v < 0 or v > _T_MAX:
-            raise QueryError("{} must be an integer time in epoch ms".format(k), k)
+            raise QueryError("{} must be an integer: epoch ms".format(k), k)
     if body["end"] <= body["start"]:
         raise QueryError("end must be after start", "end")
     name = body.get("label")
@@ -240,35 +235,110 @@ def label_add(store, body):
     with open(store.root + "/labels.bin", "ab") as f:
         f.write(pack(nxt, body["start"], body["end"], name))
     store.labels = live + 1
+    pins(store)
     return {"id": nxt, "start": body["start"], "end": body["end"], "label": name}
 
 
-def _rewrite(store, nxt):
+def _rewrite(store, n):
     path = store.root + "/labels.bin"
     info = _info()
+    rel = _rel_all(store)
     g = _recs(store, info)
     with open(path + ".tmp", "wb") as out:
         try:
-            out.write(header(nxt))
+            out.write(header(n))
             for pos, st, ident, a, b, name in g:
-                if st == 76:
-                    out.write(pack(ident, a, b, name))
+                if st != 88 and (st != 67 or b - 1 > rel):  # (a pulled capture has done its work)
+                    out.write(pack(ident, a, b, name, st))
         finally:  # a failed write (full flash) leaves the generator, and its file, open
             g.close()
     if info[3]:
         store.quarantine(path, "labels", "{} bytes of labels.bin unreadable".format(info[3]))
     elif info[4]:
-        store.log.warning("store", "labels: a torn last record ({} bytes) dropped".format(info[4]))
+        store.log.warning("store", "labels: torn last record ({} bytes) dropped".format(info[4]))
     os.rename(path + ".tmp", path)
 
 
-def label_delete(store, ident):
-    """Mark label ``ident`` deleted (its status byte, in place). False when there is no such label."""
+def label_delete(store, ident, status=b"X"):
+    """Mark label ``ident`` deleted (its status byte, in place), or with ``status`` b"U" unpinned: its raw data
+    released to retention before it was pulled. False when there is no such label."""
     pos = _scan(store, ident, _info())[3]
     if pos < 0:
         return False
     with open(store.root + "/labels.bin", "r+b") as f:
         f.seek(pos)
-        f.write(b"X")
-    store.labels -= 1
+        if f.read(1) == b"C":
+            status = b"X"  # a capture unpinned is forgotten (its rows stay until retention needs them)
+        elif status == b"X":
+            store.labels -= 1
+        f.seek(pos)
+        f.write(status)
+    pins(store)
     return True
+
+
+def pins(store):
+    """The ranges of the pinned labels (not unpinned, not pulled yet by every resource stored) into
+    ``store.pins`` (start, end, ... sorted), merged: overlapping ones into one, and when there are more than it
+    holds, the two nearest into one (a wider range pins more, never less). One record at a time: no list."""
+    rel = _rel_all(store)
+    p = store.pins
+    cap = 8  # (core.PINS)
+    n = 0
+    for pos, st, ident, a, b, name in _recs(store, _info()):
+        if (st != 76 and st != 67) or b - 1 <= rel:
+            continue
+        if p is None:  # (made for the first pinned range; the store holds none while nothing is pinned)
+            import array
+
+            p = store.pins = array.array("q", bytes(16 * cap))
+        i = 0
+        while i < n and p[2 * i] < a:
+            i += 1
+        for j in range(n, i, -1):  # make room at i (the array has one pair to spare: see below)
+            p[2 * j] = p[2 * j - 2]
+            p[2 * j + 1] = p[2 * j - 1]
+        p[2 * i] = a
+        p[2 * i + 1] = b
+        n += 1
+        j = 0
+        while j + 1 < n:  # overlapping neighbours: one range
+            if p[2 * j + 2] <= p[2 * j + 1]:
+                if p[2 * j + 3] > p[2 * j + 1]:
+                    p[2 * j + 1] = p[2 * j + 3]
+                for k in range(j + 1, n - 1):
+                    p[2 * k] = p[2 * k + 2]
+                    p[2 * k + 1] = p[2 * k + 3]
+                n -= 1
+            else:
+                j += 1
+        if n == cap:  # full: the nearest two become one
+            best = 0
+            for j in range(1, n - 1):
+                if p[2 * j + 2] - p[2 * j + 1] < p[2 * best + 2] - p[2 * best + 1]:
+                    best = j
+            p[2 * best + 1] = p[2 * best + 3]
+            for k in range(best + 1, n - 1):
+                p[2 * k] = p[2 * k + 2]
+                p[2 * k + 1] = p[2 * k + 3]
+            n -= 1
+    store.npins = n
+    if not n:
+        store.pins = None
+    store.changes += 1  # (retention looks again)
+
+
+def _rel_all(store):
+    """Time up to which every full-resolution resource stored has been pulled; -1: not all of them."""
+    rel = None
+    for r in store.res:
+        if r.budget and not r.period:
+            x = _released(store, r)
+            rel = x if rel is None or x < rel else rel
+    return -1 if rel is None else rel
+
+
+def _released(store, r):
+    """Time up to which resource ``r``'s rows have been pulled (``POST /api/pulled``; retain.released); -1: none."""
+    c = store.cursors.get("pull." + r.name)
+    return c[1] if c is not None else -1

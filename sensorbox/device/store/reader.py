@@ -5,7 +5,7 @@ they run).
     rd = Reader()                      # or Reader(size): blocks of at most ``size`` payload bytes
     h = rd.open(path, store, name)     # header tuple (see check_header); OSError (gone) or ValueError(reason)
     while True:
-        n = rd.next()                  # a block checked by its CRC-32: n payload bytes at rd.buf[BLK:BLK + n]
+        n = rd.next()                  # a block checked by its CRC-32: n bytes of rows at rd.buf[BLK:BLK + n]
         if n == 0: break               # the end (rd.torn: bytes of a torn tail ignored)
         if n < 0: continue             # a corrupt stretch was skipped (rd.bad, rd.bad_bytes): call again
         ...                            # rows of rd.rb bytes (rate: rd.first is the first's index), or lines
@@ -15,30 +15,42 @@ A block that fails its check is never returned: the reader searches the bytes af
 CRC holds (a damaged length field cannot hide the rest of a segment), at most ``_SCAN`` bytes per call so a caller
 can yield between calls. Bytes at the end that are not a whole block are a torn tail (a crash or power cut while
 it was written), not corruption. Version 1 segments (no blocks) are read in pieces of whole rows, unchecked.
+
+Blocks of coded segments (codec 1) are read into the upper half of the buffer and decoded (``core.decode``:
+``sensorbox.shared.codec`` in viper) into its lower half, where the rows of any block are: the store writes coded
+blocks of at most half a reader's buffer (510 bytes of rows: ``rollup.ROWS_BYTES``). A block whose bytes pass the
+CRC but do not decode (or would not fit) counts as corrupt.
 """
 
 import struct
 
 from micropython import const
 
-from sensorbox.device.store.core import _HFMT, _MAGIC, BLK, BLOCK_MAX, HDR, crc32
+from sensorbox.device.store.core import _HFMT, _MAGIC, crc32, decode
+
+# the segment format's constants (as core.py defines them: no names to import)
+_HDR = const(32)
+_BLK = const(8)
+_BLOCK_MAX = const(1024)
+_BUS_BLOCK = const(520)
 
 _SCAN = const(1024)  # bytes searched per call for the next good block after a corrupt one
 
 
 def check_header(buf, n, size):
     """Validate the ``n`` header bytes read into ``buf`` of a segment of ``size`` bytes: (size, code, ncols,
-    rate, row_bytes, t0, seq0, gen, version); ValueError("torn" | reason) when it is not a segment's header."""
-    if n < HDR:
+    rate, row_bytes, t0, seq0, gen, version, codec); ValueError("torn" | reason) when it is not a segment's
+    header."""
+    if n < _HDR:
         raise ValueError("torn" if bytes(buf[:min(n, 4)]) == _MAGIC[:min(n, 4)] else "not a segment")
     h = struct.unpack_from(_HFMT, buf, 0)
     if h[0] != _MAGIC or not 1 <= h[1] <= 2:
         raise ValueError("not a segment")
     if struct.unpack_from("<I", buf, 28)[0] != crc32(memoryview(buf)[:28]):
         raise ValueError("header checksum")
-    if h[4]:  # v1: the high byte of a uint16 column count
+    if h[4] and (h[1] == 1 or h[4] > 1 or not h[6]):  # v1: the high byte of a uint16 column count
         raise ValueError("codec {} is not known to this version".format(h[4]))
-    return size, h[2], h[3], h[5], h[6], h[7], h[8], h[9], h[1]
+    return size, h[2], h[3], h[5], h[6], h[7], h[8], h[9], h[1], h[4]
 
 
 def read_header(path, buf):
@@ -46,18 +58,18 @@ def read_header(path, buf):
     with open(path, "rb") as f:
         size = f.seek(0, 2)
         f.seek(0)
-        return check_header(buf, f.readinto(buf, HDR) or 0, size)
+        return check_header(buf, f.readinto(buf, _HDR) or 0, size)
 
 
 class Reader:
     """Reads one segment at a time (``open`` again for the next), through one buffer of ``BLK + size`` bytes: a
-    reader of resources whose blocks are smaller (the bus resources' are at most ``core.BUS_BLOCK``) may take
+    reader of resources whose blocks are smaller (the bus resources' are at most ``_BUS_BLOCK``) may take
     less; a block that does not fit is not read (as if corrupt)."""
 
-    def __init__(self, size=BLOCK_MAX):
-        self.buf = bytearray(BLK + size)
+    def __init__(self, size=_BLOCK_MAX):
+        self.buf = bytearray(_BLK + size)
         self.mv = memoryview(self.buf)
-        self.pmv = self.mv[BLK:]
+        self.pmv = self.mv[_BLK:]
         self.f = None
 
     def open(self, path, st, n):
@@ -70,7 +82,7 @@ class Reader:
         try:
             size = f.seek(0, 2)
             f.seek(0)
-            h = check_header(self.buf, f.readinto(self.buf, HDR) or 0, size)
+            h = check_header(self.buf, f.readinto(self.buf, _HDR) or 0, size)
         except BaseException:
             f.close()
             raise
@@ -83,7 +95,8 @@ class Reader:
         self.rate = h[3]
         self.rb = h[4]
         self.v = h[8]
-        self.end = HDR  # where the next block starts
+        self.z = h[9]
+        self.end = _HDR  # where the next block starts
         self.pos = self.n = self.first = self.idx = 0
         self.scan = -1  # searching for a good block from here (after a corrupt stretch)
         self.badpos = 0
@@ -121,24 +134,38 @@ class Reader:
         return self._search()
 
     def _try(self, pos):
-        """The block at ``pos``: its payload bytes when whole and its CRC holds, 0 when it would end past the end
-        of the file (torn, or a damaged length), -1 when it is not a valid block."""
+        """The block at ``pos``: its rows' bytes when whole, its CRC holds (and it decodes), 0 when it would end
+        past the end of the file (torn, or a damaged length), -1 when it is not a valid block."""
         f = self.f
         buf = self.buf
         size = self.size
-        if pos + BLK > size:
+        if pos + _BLK > size:
             return 0
         f.seek(pos)
-        f.readinto(buf, BLK)
+        f.readinto(buf, _BLK)
         n = buf[4] | buf[5] << 8
-        if n == 0 or n > len(buf) - BLK or (self.rb and n % self.rb):
+        z = self.z
+        most = len(buf) - _BLK
+        if z:  # the payload above half, its rows below
+            most >>= 1
+        if n == 0 or n > most or (self.rb and n % self.rb and not z):
             return -1
-        if pos + BLK + n > size:
+        if pos + _BLK + n > size:
             return 0
-        if (f.readinto(self.pmv, n) or 0) < n or crc32(self.mv[4:BLK + n]) != struct.unpack_from("<I", buf, 0)[0]:
-            return -1
+        end = pos + _BLK + n
+        mv = self.mv
+        if z:
+            o = _BLK + most
+            if (f.readinto(mv[o:o + n]) or 0) < n or \
+                    crc32(mv[o:o + n], crc32(mv[4:_BLK])) != struct.unpack_from("<I", buf, 0)[0]:
+                return -1
+            n = decode(buf, o, o + n, self.rb >> 1, buf, _BLK, most) * self.rb
+            if n <= 0:
+                return -1
+        elif (f.readinto(self.pmv, n) or 0) < n or crc32(mv[4:_BLK + n]) != struct.unpack_from("<I", buf, 0)[0]:
+            return -1  # (a raw block: read in place, one memoryview made)
         self.pos = pos
-        self.end = pos + BLK + n
+        self.end = end
         self.n = n
         if self.rate:  # the row index: the next one expected, moved on by the skipped rows (mod 65536)
             self.first = self.idx + (((buf[6] | buf[7] << 8) - self.idx) & 0xFFFF)
@@ -150,16 +177,16 @@ class Reader:
         size = self.size
         rb = self.rb
         buf = self.buf
-        most = len(buf) - BLK
+        most = len(buf) - _BLK
         limit = q + _SCAN
-        while q + BLK <= size and q < limit:
+        while q + _BLK <= size and q < limit:
             self.f.seek(q)
             got = self.f.readinto(buf, min(len(buf), size - q)) or 0
             i = 0
             found = -1
-            while i + BLK <= got:
+            while i + _BLK <= got:
                 n = buf[i + 4] | buf[i + 5] << 8
-                if 0 < n <= most and (rb == 0 or n % rb == 0) and q + i + BLK + n <= size:
+                if 0 < n <= most and (rb == 0 or n % rb == 0 or self.z) and q + i + _BLK + n <= size:  # (_try checks)
                     found = q + i
                     break
                 i += 1
@@ -174,7 +201,7 @@ class Reader:
                 self.maybe_torn = False
                 return n
             q = found + 1
-        if q + BLK > size:  # nothing good after the stretch: a torn tail, or damage up to the end
+        if q + _BLK > size:  # nothing good after the stretch: a torn tail, or damage up to the end
             if self.maybe_torn:
                 self.torn = size - self.badpos
             else:
@@ -192,13 +219,13 @@ class Reader:
         if pos >= size:
             return 0
         self.f.seek(pos)
-        got = self.f.readinto(self.pmv, min(len(self.buf) - BLK, size - pos)) or 0
+        got = self.f.readinto(self.pmv, min(len(self.buf) - _BLK, size - pos)) or 0
         if self.rb:
             n = got // self.rb * self.rb
-            self.first = (pos - HDR) // self.rb
+            self.first = (pos - _HDR) // self.rb
         else:  # whole lines
             n = got
-            while n > 0 and self.buf[BLK + n - 1] != 10:
+            while n > 0 and self.buf[_BLK + n - 1] != 10:
                 n -= 1
         if n <= 0:
             if pos + got < size:  # a line longer than any the store writes
@@ -226,16 +253,18 @@ def text_row(buf, o, end):
     return t, tab, nl
 
 
-def note_corrupt(st, r, name, rd):
-    """Count the corrupt stretches ``rd`` found in segment ``name`` of resource ``r`` (once per segment)."""
-    if not rd.bad:
+def note_corrupt(st, r, name, reader):
+    """Count the corrupt stretches ``reader`` found in segment ``name`` of resource ``r`` (once per segment)."""
+    if not reader.bad:
         return
     key = "{}/{}".format(r.name, name)
     if key in st.bad_segs:
         return
+    if not st.bad_segs:
+        st.bad_segs = []
     st.bad_segs.append(key)
     if len(st.bad_segs) > 8:
         st.bad_segs.pop(0)
-    st.corrupt += rd.bad
+    st.corrupt += reader.bad
     st.log.error("store", "{}: {} corrupt stretch(es), {} bytes, in segment {} skipped".format(
-        r.name, rd.bad, rd.bad_bytes, name))
+        r.name, reader.bad, reader.bad_bytes, name))

@@ -11,7 +11,7 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
   other way round: moved to ``quarantine/`` (the newest 8 are kept), logged and counted in ``/api/status``.
 - ``cursors.json``: the cursors that read right are kept; if any did not (or the file is not JSON), the file is
   quarantined and the good ones saved again.
-- ``labels.bin``: read record by record (``meta.check``); unreadable stretches are quarantined, the labels
+- ``labels.bin``: read record by record (``_labels``); unreadable stretches are quarantined, the labels
   around them kept. A ``labels.json`` (the label table of older versions: one JSON document) is converted to
   ``labels.bin`` reading a few hundred bytes at a time, whatever its size, and then removed (quarantined instead
   when some of it could not be read, so nothing is lost).
@@ -19,6 +19,9 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
   was is quarantined.
 - ``timefix.json``: where rows stored while the clock was unknown belong (``resync``); read before the
   segments, quarantined when it does not read right (those rows then keep the times they were stored with).
+- A rollup's ``rollup-stage.seg`` (its rows not yet in a block, see ``rollup.py``): the rows newer than its segments' go
+  into a segment (``rollup.flush``), the stage is removed.
+- The pinned ranges are read from labels.bin (``meta.pins``), after the cursors (the pull cursors release them).
 """
 
 import json
@@ -26,12 +29,75 @@ import os
 import struct
 import time
 
+from micropython import const
+
 from sensorbox.device.files import rmtree as _rmtree
-from sensorbox.device.store.core import _ON_USE, HDR, RATE, RESOURCES, TIMED, Res, _i32, _mkdir, _rm
-from sensorbox.device.store.reader import BLK, Reader, note_corrupt, read_header
+from sensorbox.device.store.core import _ON_USE, Res, _i32, _mkdir, _rm
+from sensorbox.device.store.reader import Reader, note_corrupt, read_header
+
+# the segment format's constants (as core.py defines them: no names to import)
+_HDR = const(32)
+_BLK = const(8)
+_RATE = const(0)
+_TIMED = const(1)
 
 _DIR = 0x4000
+_CODEC = const(1)  # (core._CODEC)
 _FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt", "timefix.json")
+_TEXT = const(2)
+
+# The store's resources (core.py says what each holds): name, code, kind, columns (None: from the first value), RAM
+# buffer bytes and, for a rollup, the number of its columns (their names: ``core.columns_of``) and its period
+# (ms). Budgets: store.<name>_kb (config_schema). Here, not in core: the table is needed only while the store is made
+# (``resources``).
+RESOURCES = (
+    ("accel", 1, _RATE, ("x", "y", "z"), 0),
+    # (buffers for a few rows at the slowest flush, 5 s: fuller ones are written early, at the next row)
+    ("features", 2, _TIMED, None, 360),  # (two rows of 3 channels' features, one of 6)
+    ("predictions", 3, _TIMED, ("class", "confidence"), 128),
+    ("soundlevel", 4, _TIMED, ("leq", "lmin", "lmax", "l10", "l50", "l90"), 128),
+    ("events", 5, _TEXT, ("type", "data"), 520),  # a line: time, tab, TEXT_MAX bytes of JSON, newline
+    ("soundclass", 6, _TIMED, ("class", "confidence"), 128),  # as predictions, from the sound classifier
+    ("soundlevel_1m", 7, _TIMED, None, 7, 60000),  # (rollup.py: codes 7, 8 sound, 9, 10 classes)
+    ("soundlevel_1h", 8, _TIMED, None, 7, 3600000),
+    ("predictions_1m", 9, _TIMED, None, 5, 60000),
+    ("predictions_1h", 10, _TIMED, None, 5, 3600000),
+)
+
+
+def resources(root):
+    """The store's resources (``Store.__init__``), their files under ``root``; not those made on first use
+    (``core._ON_USE``: ``make``)."""
+    return [Res(s, root) for s in RESOURCES if s[0] not in _ON_USE]
+
+
+def configure(st, cfg):
+    """The store's settings (``Store.configure``): flush interval, free floor, codec, budgets and segment sizes,
+    the rollups' schedule, the SD card (``sd.py``, kept loaded: failed writes ask it) and event capture
+    (``capture.py``, kept loaded while it is on)."""
+
+    st.flush_ms = cfg.get("store.flush_ms")
+    st.min_free = cfg.get("store.min_free_kb") * 1024
+    codec = _CODEC if cfg.get("store.compress") else 0
+    if codec != st.codec:  # blocks are coded as their segment's header says
+        for r in st.res:
+            st._close_seg(r)
+    st.codec = codec
+    # (the budgets of the resources made on first use, not the config: a store kept alive would keep a config of
+    # its own alive too)
+    st._later = tuple(cfg.get("store." + n + "_kb") * 1024 for n in _ON_USE)
+    roll = False
+    for r in st.res:
+        b = cfg.get("store." + r.name + "_kb") * 1024
+        _budget(st, r, b)
+        roll = roll or (r.period and b)
+    st.roll_at = (st.roll_at or 0) if roll else None  # the rollups run while one has a budget (the first at once)
+    from sensorbox.device import lazy
+
+    if cfg.get("board.sdcard") and st.sd is None:  # (at boot: board.* keys apply after a restart)
+        st.sd = lazy.load("sensorbox.device.store.sd").start(cfg.get("board.sdcard"), st.flash_stats)
+    if st.cap is not None or cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
+        lazy.load("sensorbox.device.store.capture").configure(st, cfg)
 
 
 def open_store(st):
@@ -55,31 +121,61 @@ def open_store(st):
                 quarantine(st, path, "store", "a directory where a file belongs")
         else:
             quarantine(st, path, "store", "unknown entry")
-    _load_times(st)
-    rd = Reader()
-    for r in st.res:
-        _mkdir(r.dir)
-        _scan(st, r, rd)
-    rd = None
+    _load_times(st)  # (before the segments: their times)
+    if st.sd is not None:  # the segments on the SD card when it mounts (sd.py)
+        st.sd.boot(st)
+    scan(st)
     try:
         os.stat(st.root + "/labels.json")
         _migrate_labels(st)
     except OSError:
         pass
-    _check(st, "labels.bin", "sensorbox.device.store.meta")
+    _check(st, "labels.bin", "sensorbox.device.store.meta", _labels)
     _check(st, "classes.txt", "sensorbox.device.store.classes")
     _load_cursors(st)
+    _check(st, "labels.bin", "sensorbox.device.store.meta", "pins")  # (after the cursors: pulls release pins)
+
+
+def scan(st):
+    """Count every resource's segments where its directory is (at boot; ``sd.py`` when they move)."""
+    rd = Reader()
+    for r in st.res:
+        _mkdir(r.dir)
+        _scan_res(st, r, rd)
+    from sensorbox.device import lazy
+
+    for r in st.res:
+        if r.period:
+            try:
+                os.stat(r.dir + "/rollup-stage.seg")
+            except OSError:
+                continue
+            try:
+                lazy.load("sensorbox.device.store.rollup").flush(st, r, -1 if r.last_t is None else r.last_t)
+            finally:
+                lazy.unload("sensorbox.device.store.rollup")
+
+
+def _budget(st, r, b):
+    if b == 0:
+        st._close_seg(r)
+    r.budget = b
+    # Retention deletes whole segments: keep each to a quarter of a small budget (at least 1 KB). (Set only when it
+    # differs from Res's default: rollups are many, and their instance attributes few.)
+    m = min(st.seg_bytes, max(b // 4, 1024))
+    if m != r.seg_max:
+        r.seg_max = m
 
 
 def make(st, name):
     """Add the resource ``name`` (of ``RESOURCES``) to the store ``st``, with its directory and its budget."""
     for s in RESOURCES:
         if s[0] == name:
-            r = Res(s, st.root)
+            r = Res(s, st.accel.base)  # (where the segments are: internal flash or the SD card, sd.place)
     st.res.append(r)
     st.by_name[name] = r
     _mkdir(r.dir)
-    st._budget(r, st._later[_ON_USE.index(name)])
+    _budget(st, r, st._later[_ON_USE.index(name)])
     return r
 
 
@@ -133,7 +229,7 @@ def _load_times(st):
     except OSError:
         pass
     except (ValueError, RuntimeError, MemoryError) as e:
-        quarantine(st, path, "store", "unreadable times of rows stored while the clock was unknown ({})".format(e))
+        quarantine(st, path, "store", "unreadable ({})".format(e))
 
 
 def floor(clock, store, log):
@@ -154,8 +250,8 @@ def floor(clock, store, log):
         clock._ref_ms = clock._last = last + 1
         clock._ref_ticks = time.ticks_ms()
         clock.ahead_ms += moved
-        store.t_open = last + 1  # (bytes a day are counted from it)
-        log.warning("time", "the clock was {} ms behind the newest stored row: going on from it".format(moved))
+        store.started = last + 1  # (bytes a day are counted from it)
+        log.warning("time", "clock {} ms behind the newest stored row".format(moved))
     if not clock.known:
         store._shifts = list(store._shifts) + [[clock.epoch_ms(), None, None]]
     return moved
@@ -172,7 +268,14 @@ def resync(st, add):
     if o is None or o[2] is not None or add <= 0:
         return
     st.flush()
+    from sensorbox.device import lazy
+
     for r in st.res:
+        if r.period and r.brows:  # a rollup's staged rows into its segment (a stage is read with no shift)
+            try:
+                lazy.load("sensorbox.device.store.rollup").flush(st, r)
+            finally:
+                lazy.unload("sensorbox.device.store.rollup")
         st._close_seg(r)
     o[1] = st.clock() - add
     o[2] = add
@@ -182,6 +285,12 @@ def resync(st, add):
         if o[0] <= c[1] <= o[1]:
             c[1] += add
             moved += 1
+    for r in st.res:  # the newest rows' times as a restart would read them; a rollup's: the end of the period it
+        t = r.last_t  # summarised last, placed (it goes on after it: the rest of that period on the new clock is
+        if t is not None and o[0] <= t <= o[1]:  # left out, never summarised twice)
+            r.last_t = t + add if not r.period else t - t % r.period + r.period - 1 + add
+    if o[0] <= st.pin_open <= o[1]:
+        st.pin_open += add
     while len(st._shifts) > 32:
         st._shifts.pop(0)
     tmp = st.root + "/timefix.json.tmp"
@@ -190,18 +299,15 @@ def resync(st, add):
             f.write(json.dumps([e for e in st._shifts if e[2]]))
         os.rename(tmp, st.root + "/timefix.json")
     except OSError as e:
-        st.log.error("store", "cannot save the times of rows stored while the clock was unknown ({})".format(e))
+        st.log.error("store", "timefix.json not saved ({})".format(e))
     if moved:
         st.save_cursors()
-    st.t_open = st.clock()  # bytes a day: counted again from now (the time before was another clock's)
-    for r in st.res:
-        r.added = 0
-    st.log.info("store", "the time is known: what was stored since {} (clock unknown) placed {} s later".format(
-        o[0], add // 1000))
+    st.started += add  # (bytes a day: the time since the store opened, on the clock now known)
+    st.log.info("store", "rows since {} placed {} s later".format(o[0], add // 1000))
 
 
-def _check(st, name, module):
-    """Let ``module``'s ``check`` read ``name`` (when there is one) and keep what reads right."""
+def _check(st, name, module, fn="check"):
+    """Let ``module``'s ``check`` (or ``fn``) read ``name`` (when there is one) and keep what reads right."""
     try:
         os.stat(st.root + "/" + name)
     except OSError:
@@ -209,18 +315,41 @@ def _check(st, name, module):
     from sensorbox.device import lazy
 
     try:
-        lazy.load(module).check(st)
+        m = lazy.load(module)
+        fn(st, m) if callable(fn) else getattr(m, fn)(st)
     finally:
+        m = None
         lazy.unload(module)
 
 
-def _scan(st, r, rd):
-    r.bytes = r.nseg = 0
-    r.first = None
+def _labels(st, m):
+    """labels.bin with a torn tail or unreadable bytes, or of the previous format: rewritten with the records that
+    read right (the file as it was goes to quarantine when some of it was unreadable; ``meta``)."""
+    from sensorbox.device.store.meta import _info, _rewrite, _scan  # (loaded: ``m``)
+
+    info = _info()
+    nxt = _scan(st, -1, info)[2]
+    if info[3] or info[4] or info[5] != 2:
+        _rewrite(st, nxt)
+
+
+def _scan_res(st, r, reader):
+    if r.nseg:  # (instance attributes only where they differ from Res's defaults: rollups are many and light)
+        r.bytes = r.nseg = 0
+        r.first = None
     names = []
-    for e in list(os.ilistdir(r.dir)):
+    try:
+        ents = list(os.ilistdir(r.dir))
+    except OSError:  # could not be made (a full flash): nothing stored yet; writing it will fail and be counted
+        return
+    for e in ents:
         n = e[0]
         path = r.dir + "/" + n
+        if r.period and n == "rollup-stage.seg" and e[1] == 0x8000:
+            continue  # a rollup's staged rows: after the scan (open_store)
+        if n.endswith(".tmp"):  # <name>.seg.tmp: a recoding cut short (rollup.py): the segment is whole as it was
+            _rm(path)
+            continue
         if e[1] != 0x8000 or not n.endswith(".seg") or not n[:-4].isdigit():
             quarantine(st, path, r.name, "unknown file")
             continue
@@ -240,7 +369,7 @@ def _scan(st, r, rd):
         if h[1] != r.code:
             quarantine(st, path, r.name, "segment of another resource")
             continue
-        if h[0] == HDR:
+        if h[0] == _HDR:
             _rm(path)  # created, never written: nothing lost
             continue
         r.bytes += h[0]
@@ -250,18 +379,20 @@ def _scan(st, r, rd):
     while names:  # the newest segment with a row gives the time of the newest row
         name = names[-1]
         path = "{}/{}.seg".format(r.dir, name)
-        t = _last_time(st, r, rd, path, name)
+        t = _last_time(st, r, reader, path, name)
         if t is not None:
             r.newest = name
             r.last_t = t
-            if r.kind == TIMED and r.cols is None:
-                r.ncols = rd.h[2]
+            if r.kind == _TIMED and r.cols is None:
+                r.ncols = reader.h[2]
+            if r.kind == _RATE:
+                r.seg_rate = reader.h[3]  # (the rate its bytes a day are figured at until a segment opens)
             break
-        size = rd.h[0]
+        size = reader.h[0]
         names.pop()
         r.bytes -= size
         r.nseg -= 1
-        if rd.bad:
+        if reader.bad:
             quarantine(st, path, r.name, "no block reads right")
         else:
             note(st, "{}: removed segment {} with no whole block".format(r.name, name))
@@ -271,63 +402,68 @@ def _scan(st, r, rd):
         r.first = names[0]
 
 
-def _last_time(st, r, rd, path, name):
+def _last_time(st, r, reader, path, name):
     """The time of the last good row of segment ``path`` (every block checked), or None if it has none."""
-    h = rd.open(path, st, name)
+    h = reader.open(path, st, name)
     t = None
     try:
         while True:
-            n = rd.next()
+            n = reader.next()
             if n == 0:
                 break
             if n < 0:
                 continue
-            buf = rd.buf
-            if r.kind == RATE:
-                t = h[5] + (rd.first + n // h[4] - 1) * 1000 // h[3]
-            elif r.kind == TIMED:
-                t = h[5] + _i32(buf, BLK + n - h[4])
+            buf = reader.buf
+            if r.kind == _RATE:
+                t = h[5] + (reader.first + n // h[4] - 1) * 1000 // h[3]
+            elif r.kind == _TIMED:
+                t = h[5] + _i32(buf, _BLK + n - h[4])
             else:
-                end = BLK + n - 1  # the last line's "\n"
+                end = _BLK + n - 1  # the last line's "\n"
                 start = end
-                while start > BLK and buf[start - 1] != 10:
+                while start > _BLK and buf[start - 1] != 10:
                     start -= 1
                 tab = start
                 while tab < end and buf[tab] != 9:
                     tab += 1
                 try:
-                    t = int(bytes(buf[start:tab])) + rd.shift
+                    t = int(bytes(buf[start:tab])) + reader.shift
                 except ValueError:
                     pass
     finally:
-        rd.close()
-    if rd.torn:
+        reader.close()
+    if reader.torn:
         st.torn += 1
-        note(st, "{}: torn end of {} ignored ({} bytes)".format(r.name, name, rd.torn))
-    note_corrupt(st, r, name, rd)
+        note(st, "{}: torn end of {} ignored ({} bytes)".format(r.name, name, reader.torn))
+    note_corrupt(st, r, name, reader)
     return t
 
 
 def note(st, msg):
     st.log.warning("store", msg)
+    if not st.notes:
+        st.notes = []
     st.notes.append(msg)
     if len(st.notes) > 4:
         st.notes.pop(0)
 
 
-def quarantine(st, path, rname, reason):
-    q = st.root + "/quarantine"
+def quarantine(st, path, name, reason):
+    base = st.root  # (a segment on the SD card: its quarantine is on the card, sd.py)
+    if not path.startswith(base + "/"):
+        base = path[:path.rfind("/", 0, path.rfind("/"))]
+    q = base + "/quarantine"
     _mkdir(q)
     names = [e[0] for e in os.ilistdir(q)]
     names.sort()
     while len(names) >= 8:
         _rmtree(q + "/" + names.pop(0))
     try:
-        os.rename(path, "{}/{}-{}".format(q, st.clock(), path[len(st.root) + 1:].replace("/", "-")))
+        os.rename(path, "{}/{}-{}".format(q, st.clock(), path[len(base) + 1:].replace("/", "-")))
     except OSError:
         _rmtree(path)
     st.quarantined += 1
-    note(st, "{}: quarantined {} ({})".format(rname, path, reason))
+    note(st, "{}: quarantined {} ({})".format(name, path, reason))
     fl = getattr(st.log, "files", None)  # also in /api/status -> files, with the other files set aside
     if fl is not None:
         fl.append("{}: {}; kept in {}/quarantine".format(path, reason, st.root))
@@ -460,3 +596,13 @@ def _element_end(b):
             return -1
         i += 1
     return 0
+
+
+def crc32_py(data, c=0):
+    """CRC-32 (as zlib/binascii, ``c`` the CRC so far), for firmware built without ``binascii.crc32``."""
+    c ^= 0xFFFFFFFF
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
+    return c ^ 0xFFFFFFFF

@@ -1,0 +1,258 @@
+"""Rollups (issue 16.4): per-minute and per-hour sound levels and class summaries, computed from the stored
+full-resolution rows, equal a float64 recomputation from those rows (the unix port's floats are float64); they
+survive a restart without a period twice or missing; exports give their levels in centi-dB."""
+
+import array
+import gc
+import math
+
+from devtest import FakeClock, tmpdir
+from sensorbox.device.store import rollup
+from storetest import each_row, make, read_all
+
+HEAPSIZE = "160wK"  # (the recomputation holds hours of rollup rows as lists; the store itself: test_store.py)
+
+T0 = 1700000000000 - 1700000000000 % 3600000  # on an hour
+_LEQS = array.array("h", bytes(2 * 4000))  # an hour of levels to sort (made while the heap is whole)
+
+
+def _rng(seed):
+    x = [seed]
+
+    def rand(n):
+        x[0] = (x[0] * 1103515245 + 12345) & 0x7FFFFFFF
+        return (x[0] >> 8) % n
+
+    return rand
+
+
+def _feed(st, clk, t_end, rand, t_sound, t_pred):
+    """Sound rows every second (levels that wander, with loud moments and a few outside 0..150 dB), predictions
+    every 1280 ms (a class held for a while, some gaps, ten classes in one hour), until ``t_end``."""
+    lev = 5500
+    cls = 1
+    while t_sound < t_end or t_pred < t_end:
+        if t_sound <= t_pred:
+            lev += rand(201) - 100
+            loud = 2500 if rand(40) == 0 else 0
+            leq = lev + loud if rand(500) else (16000 if rand(2) else -300)
+            st.on_bus("soundlevel", t_sound, (leq, lev - 300 - rand(300), leq + rand(400), leq + 200, leq, lev - 250))
+            t_sound += 1000 if rand(300) else 47000  # (a gap now and then)
+        else:
+            if rand(60) == 0:
+                cls = rand(10) if (t_pred - T0) // 3600000 == 1 else rand(4)
+            st.on_bus("predictions", t_pred, (cls if rand(50) else -1, 300 + rand(700)))
+            t_pred += 1280 if rand(200) else 31000
+        clk.t = max(t_sound, t_pred)
+        if rand(20) == 0:
+            st.flush()
+    st.flush()
+    return t_sound, t_pred
+
+
+def _roll(st):
+    g = rollup.step(st, 0)
+    if g is not None:
+        for _ in g:
+            pass
+
+
+def _rows(st, name):
+    it = each_row(st, name)
+    next(it)
+    for r in it:
+        yield r[0], r[1:]
+
+
+def _heapsort(a, n):
+    """The first ``n`` items of array ``a`` sorted ascending in place (sorted() would make a list of an hour's
+    levels at once)."""
+
+    def down(i, end):
+        while 2 * i + 1 < end:
+            c = 2 * i + 1
+            if c + 1 < end and a[c + 1] > a[c]:
+                c += 1
+            if a[i] >= a[c]:
+                return
+            a[i], a[c] = a[c], a[i]
+            i = c
+
+    for i in range(n // 2 - 1, -1, -1):
+        down(i, n)
+    for end in range(n - 1, 0, -1):
+        a[0], a[end] = a[end], a[0]
+        down(0, end)
+    return a
+
+
+def _sound_expected(rows, period, upto):
+    """Per period: [start, n, leq, lmin, lmax, l10, l50, l90] recomputed in float64 (levels in centi-dB, as
+    exported: the rollup's 0.1 dB), from the rows streamed (``rows``: (t, values), in time order)."""
+    exp = []
+    cur = None
+    acc = [0.0, 0, 0, 0]  # energy (float64), lowest lmin, highest lmax, rows
+    leqs = _LEQS
+
+    def close():
+        n = acc[3]
+        asc = _heapsort(leqs, n)
+        ln = [min(max(asc[n * q // 100], 0) // 10, 1499) for q in (90, 50, 10)]
+        exp.append([cur, n, int(math.floor(1000 * math.log10(acc[0] / n) / 10 + 0.5)) * 10,
+                    (acc[1] + 5) // 10 * 10, (acc[2] + 5) // 10 * 10] + [x * 10 for x in ln])
+
+    for t, v in rows:
+        if t >= upto:
+            break
+        if t - t % period != cur:
+            if acc[3]:
+                close()
+            cur = t - t % period
+            acc = [0.0, v[1], v[2], 0]
+        leqs[acc[3]] = v[0]
+        acc[3] += 1
+        acc[0] += math.pow(10.0, v[0] / 1000.0)
+        acc[1] = min(acc[1], v[1])
+        acc[2] = max(acc[2], v[2])
+    if acc[3]:
+        close()
+    return exp
+
+
+def _pred_expected(rows, period, upto):
+    """Per period and class: [start + k, class, windows, permille, changes, confidence] (time in float64),
+    skipping periods with more than eight classes (checked on their own)."""
+    exp = []
+    cur = [None, {}]  # the open period: its start, {class: [windows, ms, changes, confidence sum]}
+    prev = None
+    last = None  # the row before, waiting for the next one's time
+
+    def close():
+        c = cur[1]
+        keys = sorted(c)
+        if len(keys) <= 8:
+            for k in range(len(keys)):
+                e = c[keys[k]]
+                exp.append([cur[0] + k, keys[k], e[0], int(math.floor(e[1] / (period / 1000.0) + 0.5)), e[2],
+                            int(math.floor(e[3] / e[0] + 0.5))])
+
+    for t, v in rows:
+        if last is not None:
+            last[1][1] += min(t - last[0], 15000)
+            last = None
+        if t >= upto:
+            break
+        if t - t % period != cur[0]:
+            if cur[1]:
+                close()
+            cur = [t - t % period, {}]
+        e = cur[1].setdefault(v[0], [0, 0.0, 0, 0])
+        e[0] += 1
+        if prev is not None and prev[1] != v[0] and t - prev[0] <= 15000:
+            e[2] += 1
+        e[3] += v[1]
+        prev = (t, v[0])
+        last = (t, e)
+    if last is not None:
+        last[1][1] += 15000
+    if cur[1]:
+        close()
+    return exp
+
+
+def test_rollups_equal_a_float64_recomputation_and_survive_a_restart():
+    clk = FakeClock(T0)
+    root = tmpdir("s")
+    big = {"store__soundlevel_kb": 512, "store__predictions_kb": 512}  # (every row kept: the recomputation's)
+    st = make(root, clk, **big)
+    rand = _rng(5)
+    ts, tp = _feed(st, clk, T0 + 90 * 60000, rand, T0 + 7, T0 + 300)  # 1.5 h
+    clk.t += 30000
+    _roll(st)
+    st.close()
+    st = None
+    st = make(root, clk, **big)  # a restart: the next rollups continue after the newest stored period
+    ts, tp = _feed(st, clk, T0 + 3 * 3600000 + 100, rand, clk.t + 1000, clk.t + 1700)  # (times go on from now)
+    clk.t = T0 + 3 * 3600000 + 25000
+    _roll(st)
+    upto = T0 + 3 * 3600000
+    got = read_all(st, "soundlevel_1m")[1]
+    want = _sound_expected(_rows(st, "soundlevel"), 60000, upto)
+    assert len(got) == len(want) > 170, (len(got), len(want))
+    for g, w in zip(got, want):
+        assert g[:2] == w[:2] and g[3:] == w[3:] and abs(g[2] - w[2]) <= 10, (g, w)  # leq: rounding at 0.1 dB
+    got = read_all(st, "soundlevel_1h")[1]
+    want = _sound_expected(_rows(st, "soundlevel"), 3600000, upto)
+    assert len(got) == len(want) == 3 and [g[:2] for g in got] == [w[:2] for w in want], (got, want)
+    for g, w in zip(got, want):
+        assert g[3:] == w[3:] and abs(g[2] - w[2]) <= 10, (g, w)
+    got = want = None
+    gc.collect()
+    for name, period in (("predictions_1m", 60000), ("predictions_1h", 3600000)):
+        want = _pred_expected(_rows(st, "predictions"), period, upto)
+        i = 0
+        for t, v in _rows(st, name):  # (streamed: hours of rows as lists would not fit this heap)
+            g = [t] + v
+            if period == 3600000 and t - t % period == T0 + 3600000:
+                continue  # (the hour with ten classes: below)
+            assert i < len(want) and g == want[i], (name, i, g, want[i:i + 1])
+            i += 1
+        assert i == len(want), (name, i, len(want))
+        want = None
+        gc.collect()
+    h2 = [g for g in read_all(st, "predictions_1h")[1] if T0 + 3600000 <= g[0] < T0 + 7200000]
+    assert len(h2) == 8 and h2[0][1] == -2, h2  # ten classes that hour: seven, and the rest as -2
+    n = 0
+    for t, v in _rows(st, "predictions"):
+        n += T0 + 3600000 <= t < T0 + 7200000
+    assert sum(g[2] for g in h2) == n  # every window of the hour counted once
+    # resolution=auto: the rollup whose rows are no finer than the buckets asked for
+    from sensorbox.device.store import export
+
+    for params, res, rows in (({"max_points": "20"}, "1m", 20), ({"max_points": "2"}, "1h", 2), ({}, "raw", None),
+                              ({"resolution": "1h", "columns": "t,leq"}, "1h", 3)):
+        q = dict({"resolution": "auto", "start": str(T0), "end": str(upto)}, **params)
+        p = export.plan(st, "soundlevel", q, upto + 30000)
+        h = export.headers(p)
+        assert h["X-Sensorbox-Resolution"] == res and (rows is None or int(h["X-Sensorbox-Rows"]) == rows), (q, h)
+    p = export.plan(st, "predictions", {"resolution": "1m", "format": "csv", "columns": "t,class,label"}, upto)
+    assert p.r.name == "predictions_1m" and p.cols == ["t", "class", "label"]
+    for bad in ({"resolution": "2m"}, {"resolution": "auto", "x": "1"}):
+        try:
+            export.plan(st, "soundlevel", bad, upto)
+            raise AssertionError(bad)
+        except ValueError:
+            pass
+    # run again: nothing new is over, nothing is added
+    n = len(read_all(st, "soundlevel_1m")[1])
+    _roll(st)
+    assert len(read_all(st, "soundlevel_1m")[1]) == n
+
+
+def test_staged_rows_survive_a_crash_and_compact_into_one_block():
+    import os
+
+    clk = FakeClock(T0)
+    root = tmpdir("s")
+    st = make(root, clk)
+    rand = _rng(9)
+    _feed(st, clk, T0 + 10 * 60000, rand, T0, T0 + 100)
+    clk.t = T0 + 10 * 60000 + 30000
+    _roll(st)
+    r = st.by_name["soundlevel_1m"]
+    assert r.brows == 10 and os.stat(r.dir + "/rollup-stage.seg")[6] == 32 + 10 * (8 + 18)  # staged, one row a block
+    rows = read_all(st, "soundlevel_1m")[1]
+    assert len(rows) == 10  # exports read the stage
+    with open(r.dir + "/rollup-stage.seg", "ab") as f:
+        f.write(b"\x01\x02\x03")  # a torn append at a crash
+    st = None  # (no close: a crash)
+    st = make(root, clk)  # the stage goes into a segment as one block
+    r = st.by_name["soundlevel_1m"]
+    assert "rollup-stage.seg" not in os.listdir(r.dir) and r.nseg == 1 and st.quarantined == 0
+    assert read_all(st, "soundlevel_1m")[1] == rows
+    _feed(st, clk, T0 + 60 * 60000, rand, T0 + 10 * 60000, T0 + 10 * 60000 + 100)
+    clk.t = T0 + 60 * 60000 + 30000
+    _roll(st)  # 50 more: 28 rows fill a block (510 bytes), the rest wait in the stage
+    assert r.nseg == 1 and r.brows == 50 - 28, r.brows
+    got = read_all(st, "soundlevel_1m")[1]
+    assert [g[0] for g in got] == [T0 + 60000 * i for i in range(60)] and got[:10] == rows

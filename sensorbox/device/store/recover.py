@@ -224,12 +224,12 @@ def _load_times(st):
         if not isinstance(v, list) or len(v) > 32 or not all(
                 isinstance(e, list) and len(e) == 3 and all(_int(x) for x in e) and e[0] <= e[1] and e[2] > 0
                 for e in v):
-            raise ValueError("not a list of [first, last, add]")
+            raise ValueError("not [[first, last, add], ...]")
         st._shifts = v
     except OSError:
         pass
     except (ValueError, RuntimeError, MemoryError) as e:
-        quarantine(st, path, "store", "unreadable ({})".format(e))
+        quarantine(st, path, "store", str(e))
 
 
 def floor(clock, store, log):
@@ -279,16 +279,15 @@ def resync(st, add):
         st._close_seg(r)
     o[1] = st.clock() - add
     o[2] = add
-    moved = 0
     for k in st.cursors:
         c = st.cursors[k]
         if o[0] <= c[1] <= o[1]:
             c[1] += add
-            moved += 1
     for r in st.res:  # the newest rows' times as a restart would read them; a rollup's: the end of the period it
         t = r.last_t  # summarised last, placed (it goes on after it: the rest of that period on the new clock is
         if t is not None and o[0] <= t <= o[1]:  # left out, never summarised twice)
-            r.last_t = t + add if not r.period else t - t % r.period + r.period - 1 + add
+            p = r.period
+            r.last_t = (t - t % p + p - 1 if p else t) + add
     if o[0] <= st.pin_open <= o[1]:
         st.pin_open += add
     while len(st._shifts) > 32:
@@ -300,10 +299,9 @@ def resync(st, add):
         os.rename(tmp, st.root + "/timefix.json")
     except OSError as e:
         st.log.error("store", "timefix.json not saved ({})".format(e))
-    if moved:
-        st.save_cursors()
+    st.save_cursors()
     st.started += add  # (bytes a day: the time since the store opened, on the clock now known)
-    st.log.info("store", "rows since {} placed {} s later".format(o[0], add // 1000))
+    st.log.info("store", "rows since {} placed {} ms later".format(o[0], add))
 
 
 def _check(st, name, module, fn="check"):

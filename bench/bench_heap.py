@@ -8,6 +8,8 @@ Per-part account (``bench/mp_heap.py``), the core app (sampling, store, analysis
   app stopped and taken apart: each part's objects as what freeing it gives back, the services' tasks;
 - every resident module's code (bytecode, functions, constants: what its import keeps, names excluded) in
   dependency order, and every cold module's heap while it is loaded for a request (``lazy``);
+- where the peak comes from (``load_peaks``): the live heap above idle with 1 to 4 live streams, and while each
+  request of the soak's loop runs alone in a loop, with and without the four streams (code from files and ROMFS);
 - the same app with its code imported from a ROMFS image of the bundle (``sensorbox build`` makes it;
   mounted on the unix port with ``vfs.VfsRom`` over the image in one bytearray, left out of the figures, as
   on a board whose image sits in a ``romfs`` flash partition), against code from the file system.
@@ -15,10 +17,10 @@ Per-part account (``bench/mp_heap.py``), the core app (sampling, store, analysis
 Soaks (tests/host/soak.py): every feature on (analysis, sound meter, store, MQTT to a real mosquitto, one webhook,
 four live streams, UI and API requests in a loop) at ``bundle.APP_HEAP``, and the core alone at
 ``bundle.CORE_HEAP``, for ``BENCH_SOAK_S`` seconds each (default 600): MemoryErrors, 503s, other errors,
-dropped samples (the microphone's too) and service restarts, which must all be 0; every feature at issue 13's
-112wK with the code in a ROMFS image (``tests/host/romfs_main.py``: the heap is 112wK plus the image's block);
-then each for a minute at issue 13's targets with code from the file system (112wK all features, 80wK core), to
-show how far the app is from them there.
+dropped samples (the microphone's too) and service restarts, which must all be 0; the same with the code in a
+ROMFS image (``tests/host/romfs_main.py``: the heap plus the image's block) at ``bundle.ROMFS_APP_HEAP`` and
+``bundle.ROMFS_CORE_HEAP``; then each for a minute at issue 13's targets (112wK all features, 80wK core), from
+ROMFS and from the file system, to show how far the app is from them.
 """
 
 import ast
@@ -72,14 +74,14 @@ class _Probe:
         return "\n".join(self._lines)
 
 
-def _start(args, data, port, heap):
+def _start(args, data, port, heap, extra=None):
     from conftest import ADMIN_PASSWORD
 
     out = bundle.build("unix")
-    env = bundle.micropython_env(out, {
+    env = bundle.micropython_env(out, dict({
         "SENSORBOX_DATA": data, "SENSORBOX_PORT": str(port), "SENSORBOX_HOST": "127.0.0.1",
         "SENSORBOX_REPLAY": os.path.join(REPO, "data", "watch_excerpt.npy"),
-        "SENSORBOX_ADMIN_PASSWORD": ADMIN_PASSWORD})
+        "SENSORBOX_ADMIN_PASSWORD": ADMIN_PASSWORD}, **(extra or {})))
     return subprocess.Popen([bundle.micropython_path(), "-X", "heapsize=" + heap, os.path.join(HERE, "mp_heap.py")]
                             + list(args), env=env, cwd=data, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -220,8 +222,9 @@ def dependency_order(modules):
     return done
 
 
-def code_account(resident):
-    """Each resident module's code and each cold module's heap while loaded (fresh interpreter)."""
+def code_account(resident, image=None):
+    """Each resident module's code and each cold module's heap while loaded (fresh interpreter); with ``image``
+    (a ROMFS image of the bundle) imported from it."""
     out = bundle.build("unix")
     lib = os.path.join(out, "lib")
     cold = []
@@ -236,7 +239,7 @@ def code_account(resident):
         f.write("".join("r {}\n".format(m) for m in dependency_order(resident)))
         f.write("".join("c {}\n".format(m) for m in cold))
     res = subprocess.run([bundle.micropython_path(), "-X", "heapsize=" + MEASURE_HEAP,
-                          os.path.join(HERE, "mp_heap.py"), "code", listfile],
+                          os.path.join(HERE, "mp_heap.py"), "code", listfile] + ([image] if image else []),
                          env=bundle.micropython_env(out), cwd=REPO, capture_output=True, text=True, timeout=300)
     os.remove(listfile)
     if res.returncode != 0:
@@ -283,6 +286,110 @@ def account_rows(app, code, label="", target=CORE_TARGET):
     if app["peak"]:
         rows.append((label + "live heap peak under load (4 streams + request loop) vs " + target, app["peak"],
                      heap_bytes(target), round(app["peak"] / heap_bytes(target), 3), "bytes"))
+    return rows
+
+
+def load_peaks(image=None, step_s=3):
+    """The live heap above idle while each load runs alone, one at a time (the app in mp_heap.py, its live heap
+    printed every 100 ms): 1 to 4 live streams, then each request of the soak's loop in a loop of its own for
+    ``step_s`` with the four streams open, and again without them. Returns [(load, peak above idle, with streams
+    above idle)] (bytes)."""
+    import json
+
+    import soak
+    from conftest import ADMIN_PASSWORD, free_port
+
+    data = tempfile.mkdtemp(prefix="bench-heap-")
+    port = free_port()
+    proc = _start(["app"] + ([image] if image else []), data, port, MEASURE_HEAP, {"SENSORBOX_TRACE": "1"})
+    lines = []
+    ready = threading.Event()
+
+    def reader():
+        for ln in proc.stdout:
+            lines.append((time.time(), ln.rstrip("\n")))
+            if ln.startswith("ready"):
+                ready.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    spans = []
+    stop = threading.Event()
+    threads = []
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the probe did not start:\n" + "\n".join(x[1] for x in lines[-30:]))
+        probe = _Probe(port, [])
+        cl = soak._Client(probe)
+
+        def phase(name, fn=None, secs=step_s):
+            t0 = time.time()
+            while time.time() - t0 < secs:
+                fn() if fn else time.sleep(0.1)
+            spans.append((name, t0, time.time()))
+
+        def req(method, path, body=None):
+            return lambda: cl.request(method, path, body)
+
+        def login():
+            st, ck, body = cl.request("POST", "/api/login", {"password": ADMIN_PASSWORD})
+            cl.cookie = ck.split(";")[0]
+            cl.csrf = json.loads(body)["csrf"]
+
+        def label():
+            now = int(time.time() * 1000)
+            st, _, body = cl.request("POST", "/api/labels", {"start": now - 3000, "end": now - 2000, "label": "x"})
+            cl.request("DELETE", "/api/labels/{}".format(json.loads(body)["id"]))
+
+        loads = [(p, req("GET", p)) for p in soak.PATHS] + [
+            ("PUT /api/config", req("PUT", "/api/config", {"log.level": "info"})), ("POST /api/login", login),
+            ("POST + DELETE /api/labels", label)]
+        phase("idle", secs=4)
+        for i in range(soak.STREAMS):
+            out = {"opened": 0, "drops": 0, "events": 0, "status": {}, "errors": []}
+            threads.append(threading.Thread(target=soak._stream, args=(probe, stop, out)))
+            threads[-1].start()
+            phase("{} live stream{}".format(i + 1, "s" if i else ""), secs=4)
+        login()
+        for name, fn in loads:
+            phase("+" + name, fn)
+        stop.set()
+        for t in threads:
+            t.join(40)
+        phase("streams closed", secs=4)
+        for name, fn in loads:
+            phase(name, fn)
+        open(os.path.join(data, ".probe-stop"), "w").close()
+        proc.wait(60)
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+    live = [(t, int(ln.split()[2])) for t, ln in lines if ln.startswith("live ")]
+
+    def peak(name):
+        for n, a, b in spans:
+            if n == name:
+                v = [m for t, m in live if a + 0.15 <= t <= b + 0.05]  # (a sample taken as the phase began: not it)
+                return max(v) if v else None
+
+    idle = min(m for t, m in live if spans[0][1] <= t <= spans[0][2])
+    out = [("{} live stream{}".format(i + 1, "s" if i else ""), peak("{} live stream{}".format(
+        i + 1, "s" if i else "")) - idle, None) for i in range(soak.STREAMS)]
+    for name, _ in loads:
+        a, b = peak(name), peak("+" + name)
+        out.append((name, a - idle if a else None, b - idle if b else None))
+    return out
+
+
+def peak_rows(image=None):
+    label = "ROMFS: " if image else ""
+    rows = []
+    for name, alone, with4 in load_peaks(image):
+        if with4 is None:
+            rows.append((label + "live heap above idle: " + name, alone, None, None, "bytes"))
+        else:
+            rows.append((label + "live heap above idle: " + name + " (alone; baseline: with 4 streams)", alone,
+                         with4, round(alone / with4, 3) if alone and with4 else None, "bytes"))
     return rows
 
 
@@ -343,11 +450,17 @@ def run():
                  round(rom["peak"] / app["peak"], 3), "bytes"))
     rows.append(("ROMFS: the image (lib/ of the unix bundle; not in the heap)", os.path.getsize(image), None, None,
                  "bytes"))
+    rows += peak_rows()
+    rows += peak_rows(image)
     seconds = int(os.environ.get("BENCH_SOAK_S", "600"))
     rows += soak_rows(True, bundle.APP_HEAP, seconds)
     rows += soak_rows(False, bundle.CORE_HEAP, seconds)
-    rows += soak_rows(True, FULL_TARGET, seconds, romfs=image)  # a board with the bundle in a romfs partition
-    short = min(seconds, 60)  # the targets from the file system, briefly: how far the app is from them
+    # a board with the bundle in a romfs partition
+    rows += soak_rows(True, bundle.ROMFS_APP_HEAP, seconds, romfs=image)
+    rows += soak_rows(False, bundle.ROMFS_CORE_HEAP, seconds, romfs=image)
+    short = min(seconds, 60)  # issue 13's targets, briefly: how far the app is from them
+    rows += soak_rows(True, FULL_TARGET, short, romfs=image)
+    rows += soak_rows(False, CORE_TARGET, short, romfs=image)
     rows += soak_rows(True, FULL_TARGET, short)
     rows += soak_rows(False, CORE_TARGET, short)
     return rows

@@ -1,7 +1,7 @@
 # The device app's heap, part by part (run by bench/bench_heap.py on the MicroPython unix port). Prints lines
 # "<kind> <name> <bytes> [<names>]" that the host turns into the per-part table.
 #
-#   mp_heap.py code LISTFILE   a fresh interpreter imports the modules named in LISTFILE ("r <module>" resident,
+#   mp_heap.py code LISTFILE [IMAGE]  a fresh interpreter imports the modules named in LISTFILE ("r <module>" resident,
 #                              in dependency order, then "c <module>" cold ones, each loaded and unloaded): the heap
 #                              each import keeps (code: bytecode, functions, constants) and the names it interns
 #   mp_heap.py app [IMAGE]     the real app booted as main() does, in steps (names, boot objects, running), then
@@ -13,6 +13,7 @@
 import gc
 import os
 import sys
+import time
 
 import micropython
 
@@ -30,8 +31,36 @@ def names():
     micropython.qstr_info()
 
 
-def code(listfile):
+def mount(image):
+    # the ROMFS image read into one bytearray (left out of every figure: flash on a board), mounted at /rom
+    global _image
+    import vfs
+
+    buf = bytearray(os.stat(image)[6])
+    with open(image, "rb") as f:
+        f.readinto(buf)
+    gc.collect()
+    _image = gc.mem_alloc()  # the image and the little allocated before it
+    vfs.mount(vfs.VfsRom(buf), "/rom")
+    sys.path.insert(0, "/rom/lib")
+    return buf
+
+
+def code(listfile, image=None):
+    img = mount(image) if image else None  # noqa: F841 - kept alive
     rows = [ln.split() for ln in open(listfile).read().split("\n") if ln.strip()]
+    if os.getenv("MP_HEAP_PREWARM"):  # every name interned first (as boot.warm does): code without name pools
+        before = set(sys.modules)
+        for kind, name in rows:
+            try:
+                __import__(name)
+            except Exception:
+                pass
+        for m in [m for m in sys.modules if m not in before]:
+            sys.modules.pop(m)
+            parent, _, child = m.rpartition(".")
+            if parent in sys.modules and child in sys.modules[parent].__dict__:
+                delattr(sys.modules[parent], child)
     print("mark start", mem())
     names()
     for kind, name in rows:
@@ -54,17 +83,7 @@ def code(listfile):
 
 
 def app(image=None):
-    global _image
-    if image:
-        import vfs
-
-        buf = bytearray(os.stat(image)[6])
-        with open(image, "rb") as f:
-            f.readinto(buf)
-        gc.collect()
-        _image = gc.mem_alloc()  # the image and the little allocated before it
-        vfs.mount(vfs.VfsRom(buf), "/rom")
-        sys.path.insert(0, "/rom/lib")
+    img = mount(image) if image else None  # noqa: F841 - kept alive
     import asyncio
 
     print("mark interpreter", mem())
@@ -90,13 +109,17 @@ def app(image=None):
         print("mark running", mem())
         print("ready", plat.http_port(0))
         peak = 0
+        trace = os.getenv("SENSORBOX_TRACE")  # each sample printed too ("live <ms> <bytes>"): peaks by load
         while True:  # the live heap every 100 ms while the load runs (housekeeping's every 5 s misses peaks)
             try:
                 os.stat(stop_file)
                 break
             except OSError:
                 await asyncio.sleep_ms(100)
-                peak = max(peak, mem())
+                m = mem()
+                peak = max(peak, m)
+                if trace:
+                    print("live", time.ticks_ms(), m)
         print("peak", peak)
         dev.stop()
 
@@ -137,7 +160,7 @@ def app(image=None):
 
 def main():
     if sys.argv[1] == "code":
-        code(sys.argv[2])
+        code(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
     else:
         app(sys.argv[2] if len(sys.argv) > 2 else None)
 

@@ -3,14 +3,15 @@
     import sensorbox.device.app as app
     app.main()            # what main.py does on the device and on the unix port
 
-Services (each supervised, see ``supervisor``): ``lag`` (loop-lag monitor), one sampler per sensor,
-``soundmeter``, ``pipeline``, ``store``, ``housekeeping`` (log to flash, heap figures), ``http`` (the API), and
+Services (each supervised, see ``supervisor``): one sampler per sensor, ``soundmeter``, ``pipeline``,
+``store``, ``housekeeping`` (log to flash, heap figures, the loop-lag probe), ``http`` (the API), and
 ``mqtt`` and ``webhook`` once enabled. Building the parts and starting the services is in ``boot``, loaded
 only for that; this module keeps what runs for as long as the device does.
 """
 
 import errno
 import gc
+import time
 
 import asyncio
 
@@ -69,9 +70,14 @@ class Device:
                 sup.add(name, fn, keys)
 
     async def _housekeeping(self):
+        # Also the loop-lag monitor's 1 s probe (``LagMonitor.run``'s turn, without a task of its own).
         n = 0
+        lag = self.lag
         while True:
-            await asyncio.sleep_ms(grid_ms(1000))  # with the other 1 s timers: no wake-up of its own
+            ms = grid_ms(1000)  # with the other 1 s timers: no wake-up of its own
+            t0 = time.ticks_us()
+            await asyncio.sleep_ms(ms)
+            lag.woke(t0, ms)
             self.health.sample_heap(True)
             n += 1
             if n % 2 == 0 and self.log.pending():

@@ -164,7 +164,7 @@ def _init_core(d, data, safe_mode):
     if getattr(d, "app", None) and d.app["trial"]:  # an update on trial: healthy within 10 minutes, else it goes back
         sup._deadline = time.ticks_add(time.ticks_ms(), sup.ms[3])
     d.bus = Bus(d.log)
-    d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and a 1 s probe
+    d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and housekeeping's 1 s turn
     for name in d.sensors:
         d.sensors[name].lag = d.lag
     d.auth = Auth(data + "/auth.json", d.log, getattr(d.platform, "admin_password", None))
@@ -196,7 +196,6 @@ async def start(d):
     asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
     gc.collect()
     sup = d.supervisor
-    sup.add("lag", d.lag.run)
     safe = sup.safe_mode
     if safe:
         print("\n*** SAFE MODE after {} unhealthy boots: {} ***\n".format(d.boot["count"], d.boot.get("reason")))

@@ -38,7 +38,7 @@ class Health:
         return free
 
     def status(self, full=True):
-        """The figures for ``/api/status`` (``health_cold.status``, loaded for the call)."""
+        """The figures for ``/api/status``: JSON text in pieces (``health_cold.status``, loaded for the call)."""
         try:
             return lazy.load(_COLD).status(self, full)
         finally:

@@ -1,7 +1,8 @@
-"""The ``/api/status`` document (loaded per request by ``health.Health.status``, then unloaded), and the readings
+"""The ``/api/status`` document, streamed (loaded per request by ``health.Health.status``, then unloaded), and the readings
 of the supervisor's and the lag monitor's figures that only it needs (kept out of the resident ``supervisor``)."""
 
 import gc
+import json
 import sys
 import time
 
@@ -10,47 +11,56 @@ from sensorbox.device import lazy
 
 
 def status(h, full):
-    """The figures for ``/api/status``. Without ``full`` (an unauthenticated health probe) only liveness and
-    health: what the device measures (the current class, sound levels) and its integrations (endpoints, their
-    errors) are for credentials only."""
+    """The figures for ``/api/status`` as JSON text in pieces, a part at a time, each part read when it is sent:
+    the document is never whole in RAM (it was ~5 KB of dicts at once). Without ``full`` (an unauthenticated
+    health probe) only liveness and health: what the device measures (the current class, sound levels) and its
+    integrations (endpoints, their errors) are for credentials only."""
+    sep = "{"
+    for k, v in _parts(h, full):
+        yield sep + json.dumps(k) + ":" + json.dumps(v)
+        sep = ","
+    yield "}"
+
+
+def _parts(h, full):
+    # (name, value) of each part of the document, made as it is asked for
     d = h.device
     sup = d.supervisor
+    impl = sys.implementation
+    yield "device", {"id": d.device_id, "name": d.config.get("device.name"), "version": sensorbox.__version__,
+                     "platform": d.platform.name}
+    yield "firmware", {"implementation": impl.name, "version": ".".join(str(v) for v in impl.version[:3]),
+                       "machine": getattr(impl, "_machine", sys.platform), "mpy": getattr(impl, "_mpy", None)}
+    yield "uptime_s", time.ticks_diff(time.ticks_ms(), h.boot_ticks) // 1000
+    yield "time_ms", d.platform.epoch_ms()
+    yield "time", {"known": d.platform.clock().known, "ahead_ms": d.platform.clock().ahead_ms}
     free = h.sample_heap()
     total = gc.mem_free() + gc.mem_alloc()  # read together: a collection between them would change the sum
+    yield "heap", {"free": free, "min_free": h.heap_min_free, "total": total, "used": h.heap_used,
+                   "peak_used": h.heap_peak_used, "reserve_used": lazy.used_reserve}
     try:
         flash_total, flash_free = d.platform.flash_stats()
     except OSError:
         flash_total = flash_free = None
-    impl = sys.implementation
+    yield "flash", {"total": flash_total, "free": flash_free}
+    yield "loop_lag", lag_status(d.lag)
+    yield "http", d.http.stats() if d.http is not None else None
+    yield "watchdog", {"feeds": sup.feeds, "timeout_ms": sup.ms[0] if sup._wdt else None, "unlogged": sup.unlogged,
+                       "revived": sup.revived}
+    yield "task_restarts", restarts(sup)
+    yield "tasks", tasks(sup)
     sensors = {}
     for name in d.sensors:
         sensors[name] = d.sensors[name].status()
-    out = {
-        "device": {"id": d.device_id, "name": d.config.get("device.name"), "version": sensorbox.__version__,
-                   "platform": d.platform.name},
-        "firmware": {"implementation": impl.name, "version": ".".join(str(v) for v in impl.version[:3]),
-                     "machine": getattr(impl, "_machine", sys.platform), "mpy": getattr(impl, "_mpy", None)},
-        "uptime_s": time.ticks_diff(time.ticks_ms(), h.boot_ticks) // 1000,
-        "time_ms": d.platform.epoch_ms(),
-        "time": {"known": d.platform.clock().known, "ahead_ms": d.platform.clock().ahead_ms},
-        "heap": {"free": free, "min_free": h.heap_min_free, "total": total,
-                 "used": h.heap_used, "peak_used": h.heap_peak_used, "reserve_used": lazy.used_reserve},
-        "flash": {"total": flash_total, "free": flash_free},
-        "loop_lag": lag_status(d.lag),
-        "http": d.http.stats() if d.http is not None else None,
-        "watchdog": {"feeds": sup.feeds, "timeout_ms": sup.ms[0] if sup._wdt else None, "unlogged": sup.unlogged,
-                     "revived": sup.revived},
-        "task_restarts": restarts(sup),
-        "tasks": tasks(sup),
-        "sensors": sensors,
-        "store": d.store.status() if getattr(d, "store", None) else None,
-        "log": {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped, "write_errors": d.log.write_errors},
-        "config": {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending},
-        "files": d.log.files,  # persisted files that were unreadable and set aside (device/files.py)
-    }
+    yield "sensors", sensors
+    yield "store", d.store.status() if getattr(d, "store", None) else None
+    yield "log", {"pending_bytes": d.log.pending(), "dropped_bytes": d.log.dropped,
+                  "write_errors": d.log.write_errors}
+    yield "config", {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending}
+    yield "files", d.log.files  # persisted files that were unreadable and set aside (device/files.py)
     r = getattr(d, "boot", None) or {"count": 0}  # the boot record as this boot found it (bootstate.init)
-    b = out["boot"] = {"safe_mode": sup.safe_mode, "healthy": sup.healthy, "unhealthy_boots": r["count"],
-                       "last_failure": r.get("reason")}
+    b = {"safe_mode": sup.safe_mode, "healthy": sup.healthy, "unhealthy_boots": r["count"],
+         "last_failure": r.get("reason")}
     if full:
         b["last_failure_at"] = r.get("t")
         b["unhealthy_now"] = None
@@ -60,20 +70,22 @@ def status(h, full):
             finally:
                 lazy.unload("sensorbox.device.bootstate")
         b["last_traceback"] = r.get("error")
-        # which app runs (the bundle's or an update's slot) and why (bootstate._app; None: the bundle's, no key)
-        out["app"] = getattr(d, "app", None) or {"slot": None, "version": sensorbox.__version__, "build": None,
-                                                 "trial": False, "why": None, "key": False}
+    yield "boot", b
+    if full:  # which app runs (the bundle's or an update's slot) and why (bootstate._app; None: the bundle's, no key)
+        yield "app", getattr(d, "app", None) or {"slot": None, "version": sensorbox.__version__, "build": None,
+                                                  "trial": False, "why": None, "key": False}
     more = getattr(d.platform, "status", None)
     if more is not None:  # what the board adds: Wi-Fi on an ESP32 (state, network, address, RSSI, set-up AP)
-        more(out)
-    if not full:
-        return out
-    out["soundlevel"] = d.soundmeter.status() if getattr(d, "soundmeter", None) else None
-    out["analysis"] = d.pipeline.status() if getattr(d, "pipeline", None) else None
-    out["mqtt"] = d.mqtt.status() if getattr(d, "mqtt", None) else {"enabled": d.config.get("mqtt.enabled")}
-    out["webhook"] = d.webhook.status() if getattr(d, "webhook", None) else {
-        "enabled": d.config.get("webhook.enabled")}
-    return out
+        b = {}
+        more(b)
+        for k in b:
+            yield k, b[k]
+    if full:
+        yield "soundlevel", d.soundmeter.status() if getattr(d, "soundmeter", None) else None
+        yield "analysis", d.pipeline.status() if getattr(d, "pipeline", None) else None
+        yield "mqtt", d.mqtt.status() if getattr(d, "mqtt", None) else {"enabled": d.config.get("mqtt.enabled")}
+        yield "webhook", d.webhook.status() if getattr(d, "webhook", None) else {
+            "enabled": d.config.get("webhook.enabled")}
 
 
 def tasks(sup):

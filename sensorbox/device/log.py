@@ -96,7 +96,7 @@ class Log:
 
         m = lazy.load(_READ)
         lazy.unload(_READ)
-        return m.entries(self, since, min_level)
+        return list(m.entries(self, since, min_level))
 
     def end(self):
         """The id the next entry will get: ``entries(since=end())`` later gives only what is new."""

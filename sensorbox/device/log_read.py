@@ -1,4 +1,5 @@
-"""Reading the log ring as entries (``Log.entries``, for ``GET /api/logs`` and tests): loaded only for the call.
+"""Reading the log ring as entries (``GET /api/logs``; ``Log.entries``, a list, for tests): loaded only for the
+call.
 
 Read record by record from the ring in place: no copy of all of it (that block may not be there in a busy heap)."""
 
@@ -6,7 +7,9 @@ from sensorbox.device.log import LEVELS
 
 
 def entries(log, since=0, min_level=0):
-    """Whole entries in the ring starting at or after byte offset ``since``, as dicts (for the API)."""
+    """Whole entries in the ring starting at or after byte offset ``since``, as dicts, one at a time as they are
+    asked for (``GET /api/logs`` streams them: one entry's dict in RAM, not all of them; ``Log.entries`` makes
+    the list): those logged by the time of the call; an entry the ring overwrites meanwhile ends it."""
     lo = max(log._end - log._size, log._base)
     end = log._end
     if not (since == log._base or lo < since <= end and _at_entry(log, since)):
@@ -21,13 +24,16 @@ def entries(log, since=0, min_level=0):
                 pos = nl + 1 if nl >= 0 else end
                 break
             pos = nl + 1
-    out = []
+    return _each(log, pos, end, min_level)
+
+
+def _each(log, pos, end, min_level):
     size = log._size
     mv = log._mv
-    while pos < end:
-        nl = _nl(log, pos)
+    while pos < end and pos >= log._end - size:  # (not overwritten by entries logged since)
+        nl = _nl(log, pos, end)
         while nl >= 0 and _cont(log, nl):
-            nl = _nl(log, nl + 1)
+            nl = _nl(log, nl + 1, end)
         if nl < 0:
             nl = end
         a = pos % size
@@ -40,15 +46,15 @@ def entries(log, since=0, min_level=0):
         if len(parts) == 4:
             level = LEVELS.get(parts[1], 0)
             if level >= min_level:
-                out.append({"id": pos, "t": int(parts[0]), "level": parts[1], "source": parts[2],
-                            "msg": parts[3].replace("\n| ", "\n")})
+                yield {"id": pos, "t": int(parts[0]), "level": parts[1], "source": parts[2],
+                       "msg": parts[3].replace("\n| ", "\n")}
         pos = nl + 1
-    return out
 
 
-def _nl(log, i):
-    # Absolute offset of the first newline at or after absolute offset i, or -1.
-    end = log._end
+def _nl(log, i, end=None):
+    # Absolute offset of the first newline at or after absolute offset i (before ``end``: the ring's end), or -1.
+    if end is None:
+        end = log._end
     size = log._size
     while i < end:
         a = i % size

@@ -94,13 +94,8 @@ class Pipeline:
     async def run(self):
         d = self.device
         cfg = d.config
-        if d.model is None and d.model_error is None:
-            try:
-                await lazy.load("sensorbox.device.models").boot(d)  # yields while it parses
-            except ValueError:  # models.ModelError: a model upload is loading one right now
-                pass
-            finally:
-                lazy.unload("sensorbox.device.models")
+        if d.model is None:
+            await self._boot_model()
         if not cfg.get("ml.enabled"):
             self.reason = "ml.enabled is off"
             while True:  # until the config changes (the supervisor restarts the service then)
@@ -164,6 +159,8 @@ class Pipeline:
                     m.gids = d.store.class_ids(m.classes)
                 if m is None:
                     self.reason = "no model loaded: " + str(d.model_error)
+                    if self.windows % 32 == 0:
+                        await self._boot_model()
                 elif m.window != window or len(feats) != m.trees.n_features:
                     self.reason = "model needs {}-frame windows of {} features".format(m.window, m.trees.n_features)
                 else:
@@ -175,6 +172,20 @@ class Pipeline:
                 keep = (window - hop) * ch
                 kernels.copy_i16(buf, window * ch - keep, buf, 0, keep)  # no memoryview slices (allocations)
                 filled = window - hop
+
+    async def _boot_model(self):
+        """Load the model to run (models.boot) when none was tried, or when the last try was short of memory
+        (a busy heap at start: tried again at a pipeline restart and every 32 windows, until one loads)."""
+        d = self.device
+        err = d.model_error
+        if err is not None and "RAM" not in err:
+            return  # refused for what it is: a new upload or activation loads another
+        try:
+            await lazy.load("sensorbox.device.models").boot(d)  # yields while it parses
+        except ValueError:  # models.ModelError: a model upload is loading one right now
+            pass
+        finally:
+            lazy.unload("sensorbox.device.models")
 
     def _classify(self, m, feats, hist, slot, count, threshold, t_ms):
         best, conf = classify(m, feats, hist, slot, count, threshold)

@@ -17,9 +17,10 @@ Steps, each one ``mpremote`` run (PyPI ``mpremote``; PORT is whatever ``mpremote
 4. make missing directories, copy the files whose hash differs or that are missing (``bundle.json`` last, so
    it marks a complete deploy), and delete files in those bundle-owned directories that the bundle no longer has
    (never anything else: the data directory ``/data``, with config, store and uploaded models, is left alone);
-   install the emlearn modules that differ into ``lib/``; with ``--romfs`` write the bundle's ROMFS image
-   (``<bundle>.romfs``, made by ``sensorbox build``) into the board's ``romfs`` partition, and leave the bundle's
-   ``lib/`` modules off the file system (they are imported from ``/rom/lib``);
+   install the emlearn modules that differ into ``lib/``; with ``--romfs``, or by default when the board's
+   firmware has a ``romfs`` partition the image fits in (``--no-romfs``: never), write the bundle's ROMFS image
+   (``<bundle>.romfs``, made by ``sensorbox build``) into it, and leave the bundle's ``lib/`` modules off the file
+   system (they are imported from ``/rom/lib``; the app then needs ``bundle.ROMFS_APP_HEAP``, not ``APP_HEAP``);
 5. optionally write ``data/wifi.json`` (``--wifi SSID``; the password from ``SENSORBOX_WIFI_PASSWORD`` or a
    prompt, never printed), the set-up access point's password (``--ap-password``, ``data/ap.json``) and the
    profile's sensor pins into ``data/config.json`` where it has none (``--pins``); a deploy that changed the app
@@ -129,6 +130,8 @@ try:
     import vfs
     if hasattr(vfs, 'rom_ioctl'):
         r['romfs'] = vfs.rom_ioctl(1)
+        if r['romfs'] > 0:
+            r['romfs_size'] = len(vfs.rom_ioctl(2, 0))
 except Exception:
     pass
 print('PROBE', json.dumps(r))
@@ -246,17 +249,27 @@ def probe(port):
     raise DeployError("the board did not answer the probe (output: {!r})".format(out[-300:]))
 
 
-def app_heap_bytes(word=4):
-    """The heap the app needs on a board with ``word``-byte words: ``bundle.APP_HEAP`` (``192wK``: 192 K words of 4
-    bytes, scaled by the word size like MicroPython's ``-X heapsize``)."""
-    h = bundle.APP_HEAP.upper()
+def app_heap_bytes(word=4, heap=None):
+    """The heap the app needs on a board with ``word``-byte words: ``heap`` (default ``bundle.APP_HEAP``; ``160wK``:
+    160 K words of 4 bytes, scaled by the word size like MicroPython's ``-X heapsize``)."""
+    h = (heap or bundle.APP_HEAP).upper()
     n = float(h.rstrip("KMW"))
     n *= 1024 if "K" in h else (1024 * 1024 if "M" in h else 1)
     return int(n * word / 4) if "W" in h else int(n)
 
 
-def check_board(profile, info, force=False, log=print):
-    """Refuse (DeployError) a board the profile does not fit: firmware version, .mpy version and ABI, heap."""
+def use_romfs(flag, info, image_bytes):
+    """Whether the bundle's code goes into the board's ROMFS partition: ``flag`` True (``--romfs``) or False
+    (``--no-romfs``) says so; None (the default) when the board's firmware has a ``romfs`` partition the image
+    fits in (``info``: the probe's answer). Stock ESP32 firmware has none: the code goes to the file system."""
+    if flag is not None:
+        return flag
+    return bool(info.get("romfs")) and image_bytes is not None and info.get("romfs_size", 0) >= image_bytes
+
+
+def check_board(profile, info, force=False, log=print, romfs=False):
+    """Refuse (DeployError) a board the profile does not fit: firmware version, .mpy version and ABI, heap (the
+    app with its code in ROMFS, ``romfs``, needs less: ``bundle.ROMFS_APP_HEAP``)."""
     name = profile["name"]
     ver = tuple(info.get("version") or (0, 0, 0))
     mv, arch, sub = boards.board_abi(info.get("mpy") or 0)
@@ -275,15 +288,16 @@ def check_board(profile, info, force=False, log=print):
                                       boards.MPY_SUB_VERSION,
                                       "use --board " + " or --board ".join(fits) if fits and sub ==
                                       boards.MPY_SUB_VERSION else "no profile fits this board"))
-    need = app_heap_bytes(info.get("word", 4))
+    heap, which = (bundle.ROMFS_APP_HEAP, "ROMFS_APP_HEAP") if romfs else (bundle.APP_HEAP, "APP_HEAP")
+    need = app_heap_bytes(info.get("word", 4), heap)
     free = info.get("heap_free", 0)
     if profile.get("heap") and free < profile["heap"] // 2:
         log("warning: {} KB heap free, profile {} expects about {} KB: is this the right profile (PSRAM "
             "enabled)?".format(free // 1024, name, profile["heap"] // 1024))
     if free < need:
-        msg = ("the board has {} KB of heap free at the REPL, the app needs {} KB (bundle.APP_HEAP {}); it would run "
+        msg = ("the board has {} KB of heap free at the REPL, the app needs {} KB (bundle.{} {}); it would run "
                "out of memory (README \"Heap budget\"). Use a board with more RAM".format(
-                   free // 1024, need // 1024, bundle.APP_HEAP))
+                   free // 1024, need // 1024, which, heap))
         if not force:
             raise DeployError(msg + ", or --force to copy anyway")
         log("warning: " + msg + " (--force: copying anyway)")
@@ -348,9 +362,11 @@ def _write_data(port, name, text):
 
 
 def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, batch=40, board=None, natmods_dir=None,
-           emlearn_url=None, no_natmods=False, romfs=False, pins=False, force=False, ap_password=None):
+           emlearn_url=None, no_natmods=False, romfs=None, pins=False, force=False, ap_password=None):
     """Bring the board at ``port`` to the bundle in ``out_dir``. ``board``: a profile name (boards.PROFILES):
-    check the board first and install emlearn's modules. Returns (copied, deleted) path lists (bundle files)."""
+    check the board first and install emlearn's modules. ``romfs``: the code as a ROMFS image (True), on the file
+    system (False), or (None) as the board's firmware allows (``use_romfs``; needs ``board``). Returns (copied,
+    deleted) path lists (bundle files)."""
     profile = None
     mods = []
     img = None
@@ -358,7 +374,12 @@ def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, bat
     if board is not None:
         profile = dict(boards.PROFILES[board], name=board)
         info = probe(port)
-        check_board(profile, info, force=force, log=log)
+        p = romfs_image(out_dir)
+        romfs = use_romfs(romfs, info, os.path.getsize(p) if os.path.exists(p) else None)
+        if romfs:
+            log("code: a ROMFS image in the board's romfs partition ({} KB; --no-romfs: on the file system)".format(
+                info.get("romfs_size", 0) // 1024))
+        check_board(profile, info, force=force, log=log, romfs=romfs)
         with open(os.path.join(out_dir, "bundle.json")) as f:
             fb = json.load(f).get("flash_bytes", 0)
         if fb > profile["flash_budget"]:
@@ -540,8 +561,11 @@ def add_parser(sub):
     d.add_argument("--emlearn-url", metavar="URL", help="base of emlearn's published builds (default {}/latest)"
                    .format(boards.EMLEARN_BUILDS))
     d.add_argument("--no-natmods", action="store_true", help="do not install emlearn's modules")
-    d.add_argument("--romfs", action="store_true", help="write the bundle's ROMFS image (from `sensorbox build`) "
-                   "into the board's romfs partition")
+    d.add_argument("--romfs", action="store_true", default=None, help="write the bundle's ROMFS image (from "
+                   "`sensorbox build`) into the board's romfs partition (default with --board: when the firmware "
+                   "has one the image fits in)")
+    d.add_argument("--no-romfs", dest="romfs", action="store_false", help="the code on the file system even when "
+                   "the board has a romfs partition")
     d.add_argument("--pins", action="store_true", help="write the profile's sensor pins into data/config.json "
                    "where it has none")
     d.add_argument("--force", action="store_true", help="copy even if the board has less heap than the app needs")

@@ -75,11 +75,18 @@ def dataset(cache_dir=None, rate=16000, progress=None):
     tmp = tempfile.mkdtemp(prefix="sounds-")
     try:
         layout(tmp)
-        part = out + ".part"
+        # One scratch folder per process: parallel test workers may import at the same time; the first to finish
+        # renames its folder into place and the others drop theirs.
+        part = "{}.part-{}".format(out, os.getpid())
         shutil.rmtree(part, ignore_errors=True)
         importer.import_recordings([tmp], part, progress=progress, sensor="sound", to_rate=rate,
                                    label_from="folder", group_pattern=GROUP_PATTERN)
-        os.replace(part, out)
+        try:
+            os.rename(part, out)
+        except OSError:
+            if not os.path.exists(os.path.join(out, "dataset.json")):
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(part, ignore_errors=True)
     return out

@@ -1,14 +1,14 @@
 """The device configuration schema and its validator: one declaration, used by the device, the host and the UI.
 
 A configuration is a flat mapping of dotted keys (``"accel.rate_hz"``) to values. Each key is declared once in
-``SPEC`` with its kind, default, bounds and whether a change applies live or needs a restart. ``validate``
+``SPECS`` with its kind, default, bounds and whether a change applies live or needs a restart. ``validate``
 checks a partial update against the schema and the current values and returns the merged configuration, or
 raises ``ConfigError`` naming the key and the reason. Nothing is ever half-applied.
 
-``SPEC`` is one string, a line per key: ``key kind default [low high | choices] [reboot]``, where default and
-choices are JSON tokens without spaces. A table of tuples would cost the device ~220 bytes of heap per key; this
-string costs its length, and a key's entry is parsed only when it is checked. Help texts are in config_docs.py.
-``SPEC_B``, ``SPEC_C`` and ``SPEC2`` hold more keys in the same form (see there: each under ~1 KB).
+``SPECS`` is a few strings, a line per key: ``key kind default [low high | choices] [reboot]``, where default
+and choices are JSON tokens without spaces. A table of tuples would cost the device ~220 bytes of heap per key;
+these strings cost their length, and a key's entry is parsed only when it is checked. Help texts are in
+config_docs.py.
 """
 
 import json
@@ -24,32 +24,34 @@ SECRET = "secret"  # a string that is accepted on write and never returned
 LIVE = 0  # applied without a restart (the services that use the key restart themselves)
 REBOOT = 1  # stored at once, takes effect after a restart
 
-SPEC = """
-device.name             str     "sensorbox"   1 32
-http.port               int     80            1 65535  reboot
-http.read_timeout_s     int     10            1 120
-http.cors_origin        str     ""            0 100
-log.level               choice  "info"        ["debug","info","warning","error"]
-log.file_kb             int     32            4 512
-accel.enabled           bool    true
-accel.rate_hz           choice  50            [25,50,100]
-accel.range_g           choice  8             [2,4,8,16]
-accel.poll_ms           int     1000          5 1000
-mic.enabled             bool    true
-mic.rate_hz             choice  16000         [8000,16000]
-mic.poll_ms             int     50            5 250
-sim.replay_gap_every_s  int     0             0 86400
-sim.replay_gap_ms       int     500           0 60000
-sim.replay_noise        int     0             0 4096
-sim.mic_signal          choice  "tone+noise"  ["tone","noise","tone+noise","silence"]
-sim.mic_tone_hz         int     1000          20 3980
-sim.mic_tone_dbfs       int     -20           -90 0
-sim.mic_noise_dbfs      int     -50           -90 0
-"""
-
-# The rest of the keys in further strings: each string is one block of heap while the schema is loaded, and
-# smaller blocks fit a fragmented heap where one larger would not (a 2.8 KB SPEC failed on a busy device).
-SPEC_B = """
+# Each string is one block of heap while the schema is loaded (for a config update), so each stays under ~460
+# bytes and its lines are not padded into columns: a busy heap at the app's size often had no block of ~1 KB (the
+# four strings of 0.8-1.1 KB this was failed 24 times a minute in the every-feature soak at 152wK, rescued by
+# lazy's reserve; two failures in a row gave PUT /api/config a 503). Keys of a topic together; a new key goes
+# into the last string, or a new string when that one would pass ~460 bytes.
+SPECS = ("""
+device.name str "sensorbox" 1 32
+http.port int 80 1 65535 reboot
+http.read_timeout_s int 10 1 120
+http.cors_origin str "" 0 100
+log.level choice "info" ["debug","info","warning","error"]
+log.file_kb int 32 4 512
+accel.enabled bool true
+accel.rate_hz choice 50 [25,50,100]
+accel.range_g choice 8 [2,4,8,16]
+accel.poll_ms int 1000 5 1000
+mic.enabled bool true
+mic.rate_hz choice 16000 [8000,16000]
+mic.poll_ms int 50 5 250
+""", """
+sim.replay_gap_every_s int 0 0 86400
+sim.replay_gap_ms int 500 0 60000
+sim.replay_noise int 0 0 4096
+sim.mic_signal choice "tone+noise" ["tone","noise","tone+noise","silence"]
+sim.mic_tone_hz int 1000 20 3980
+sim.mic_tone_dbfs int -20 -90 0
+sim.mic_noise_dbfs int -50 -90 0
+""", """
 ml.enabled bool true
 ml.window choice 128 [32,64,128,256]
 ml.hop int 64 8 256
@@ -60,6 +62,7 @@ sound.interval_s int 1 1 300
 sound.sensitivity_dbfs float -26.0 -80 0
 sound.weighting choice "A" ["A","Z"]
 sound.time_weighting choice "fast" ["fast","slow"]
+""", """
 store.flush_ms int 1000 200 5000
 store.min_free_kb int 64 0 65536
 store.accel_kb int 512 0 1048576
@@ -68,13 +71,19 @@ store.predictions_kb int 64 0 1048576
 store.soundlevel_kb int 64 0 1048576
 store.events_kb int 64 0 1048576
 store.compress bool true
+""", """
 store.soundlevel_1m_kb int 128 0 1048576
 store.soundlevel_1h_kb int 128 0 1048576
 store.predictions_1m_kb int 160 0 1048576
 store.predictions_1h_kb int 160 0 1048576
-"""
-
-SPEC_C = """
+capture.classes str "" 0 200
+capture.sound_db int 0 0 140
+capture.pre_s int 4 0 20
+capture.post_s int 10 1 600
+capture.only bool false
+board.sdcard str "" 0 40 reboot
+board.reset_pin int -1 -1 48 reboot
+""", """
 mqtt.enabled bool false
 mqtt.host str "" 0 64
 mqtt.port int 1883 1 65535
@@ -85,6 +94,7 @@ mqtt.prefix str "sensorbox" 1 64
 mqtt.commands bool false
 mqtt.command_token secret "" 0 64
 mqtt.replay_ms int 20 0 1000
+""", """
 webhook.enabled bool false
 webhook.url str "" 0 200
 webhook.secret secret "" 0 128
@@ -93,12 +103,7 @@ webhook.timeout_s int 10 1 120
 webhook.retry_max_s int 300 1 3600
 wifi.fallback_s int 300 0 86400
 time.ntp_host str "" 0 64
-"""
-
-# More keys, in a second string: each string is one block of heap while the schema is loaded, and two smaller
-# blocks fit a fragmented heap where one larger would not. Lines here (and in SPEC_B, SPEC_C) are not padded into
-# columns (padding is bytes of that block, and of flash). ``entries()`` lists SPEC's keys, then these.
-SPEC2 = """
+""", """
 mqtt.tls_ca str "" 0 4000
 mqtt.state_every_s int 10 0 3600
 webhook.events str "" 0 100
@@ -111,6 +116,7 @@ webhook.3.url str "" 0 200
 webhook.3.secret secret "" 0 128
 webhook.3.resources str "events" 1 40
 webhook.3.events str "" 0 100
+""", """
 accel.i2c_addr choice 106 [106,107]
 mic.channel choice "left" ["left","right"]
 board.i2c_sda int -1 -1 48 reboot
@@ -119,19 +125,13 @@ board.i2c_freq int 400000 10000 1000000 reboot
 board.i2s_sck int -1 -1 48 reboot
 board.i2s_ws int -1 -1 48 reboot
 board.i2s_sd int -1 -1 48 reboot
-capture.classes str "" 0 200
-capture.sound_db int 0 0 140
-capture.pre_s int 4 0 20
-capture.post_s int 10 1 600
-capture.only bool false
-board.sdcard str "" 0 40 reboot
-board.reset_pin int -1 -1 48 reboot
 sound.classify bool false
 sound.class_smooth int 3 1 16
 sound.class_unknown_permille int 500 0 1000
 store.soundclass_kb int 64 0 1048576
 sim.mic_wav str "" 0 200
-"""
+""")
+
 
 
 #: Frames in the microphone's sample ring (sensorbox/device/app.py allocates it once, at boot: 32 ms at 16 kHz).
@@ -173,7 +173,7 @@ def _parse(line):
 
 def entry(key):
     """(key, kind, default, low, high | choices, apply) for ``key``, or None."""
-    for spec in (SPEC, SPEC_B, SPEC_C, SPEC2):
+    for spec in SPECS:
         i = spec.find("\n" + key + " ")
         if i >= 0:
             e = _parse(spec[i + 1:spec.find("\n", i + 1)])
@@ -183,7 +183,7 @@ def entry(key):
 
 def entries():
     """Every entry, in declaration order."""
-    for spec in (SPEC, SPEC_B, SPEC_C, SPEC2):
+    for spec in SPECS:
         for line in spec.split("\n"):
             if line.strip():
                 yield _parse(line)

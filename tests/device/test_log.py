@@ -130,3 +130,22 @@ def test_a_cursor_before_a_wrapped_ring_skips_the_torn_entry():
     es = log.entries(log.end() + 5)
     assert es and es[-1]["msg"] == "wrapped entry 39"
     assert all(e["msg"].startswith("wrapped entry ") for e in es)
+
+
+def test_streamed_entries_end_where_the_call_was_and_stop_at_an_overwritten_one():
+    # GET /api/logs streams the entries one at a time (log_read.entries) while the device keeps logging: it gives
+    # what was logged by the call (the "next" it answers), and an entry overwritten meanwhile ends the stream
+    # rather than being read as garbage.
+    from sensorbox.device import log_read
+
+    log = _log(ring_bytes=512)
+    for i in range(5):
+        log.info("src", "entry {}".format(i))
+    it = log_read.entries(log)
+    log.info("src", "after the call")
+    assert [e["msg"] for e in it] == ["entry {}".format(i) for i in range(5)]
+    it = log_read.entries(log)
+    assert next(it)["msg"].startswith("entry ")
+    for i in range(40):  # the ring wraps over what the stream was to read
+        log.info("src", "later entry {}".format(i))
+    assert list(it) == []

@@ -145,6 +145,16 @@ async def test_unknown_below_threshold_and_no_model():
     await feed(dev.sensors["accel"].ring, frames, 128 + 64 * 15, 64)
     await until(lambda: pipe.windows == n + 1 and pipe.reason is not None)
     assert "no model" in pipe.status()["reason"] and len(preds) == 16
+    # a refused model stays refused; one that found no RAM at start is tried again (every 32 windows)
+    seq = 128 + 64 * 16
+    while pipe.windows < n + 40:  # (fed as the pipeline takes them: a window lost to a gap is not counted)
+        seq = await feed(dev.sensors["accel"].ring, frames, seq, 64 * 4)
+    assert dev.model is None
+    dev.model_error = "default model refused: not enough RAM to load the model"
+    n = pipe.windows
+    while dev.model is None and pipe.windows < n + 40:
+        seq = await feed(dev.sensors["accel"].ring, frames, seq, 64 * 4)
+    assert dev.model is not None, pipe.windows - n
     task.cancel()
     await asyncio.sleep_ms(0)
 

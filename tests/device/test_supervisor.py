@@ -131,11 +131,12 @@ async def test_lag_monitor_sees_a_blocking_task():
 
     lag = sv.LagMonitor(period_ms=2)
     t = asyncio.create_task(lag.run())
-    await asyncio.sleep_ms(50)
+    await until(lambda: lag.n > 10)  # (counted, not timed: a loaded machine may deschedule the process)
+    n = lag.n
     t0 = time.ticks_ms()
     while time.ticks_diff(time.ticks_ms(), t0) < 30:  # block the loop for 30 ms
         pass
-    await asyncio.sleep_ms(20)
+    await until(lambda: lag.n > n)  # the probe's wake-up after the stall
     t.cancel()
     from sensorbox.device import health_cold as hc
 

@@ -264,7 +264,7 @@ def one(base, case, work):
     files.load_json(work + "/wifi.json", dev.log, files.wifi_ok)  # (as the ESP32's station reads it: net/station.py)
     dev.log.info("test", "booted")
     dev.log.flush()
-    dev.health.status()
+    "".join(dev.health.status())  # (the document in pieces)
     check_rows(dev)  # (reads every segment: a corrupt block in any of them is counted)
     rep, said = reported(dev, 0)
     labels = [r[1][1] for r in meta.label_rows(dev.store, type("All", (), {"start": -1, "end": 1 << 60}))

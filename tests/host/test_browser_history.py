@@ -46,13 +46,17 @@ def test_history_beyond_raw_data_uses_summaries_and_says_so(chromium, tmp_path):
         assert {"walk", "run", "sit", "jump"} <= set(got["names"]), set(got["names"])
         legend = page.text_content("#hlegend")
         assert "walk" in legend and "jump" in legend, legend
-        # the chart is shaded where no raw data is stored
+        # the chart is shaded where no raw data is stored (most pixels of a row across that stretch: a grid line
+        # crosses it where the axis' ticks fall, which moves with the time the test runs)
         shade = page.evaluate("""() => {
-          const u = hist.plot, px = devicePixelRatio || 1, x = Math.round(u.bbox.left + u.bbox.width * 0.3);
-          const d = u.ctx.getImageData(x, Math.round(u.bbox.top + u.bbox.height * 0.35), 1, 1).data;
-          return [d[0], d[1], d[2]];
+          const u = hist.plot, x = Math.round(u.bbox.left + u.bbox.width * 0.25), w = Math.round(u.bbox.width * 0.1);
+          const d = u.ctx.getImageData(x, Math.round(u.bbox.top + u.bbox.height * 0.35), w, 1).data;
+          const out = [];
+          for (let i = 0; i < d.length; i += 4) out.push([d[i], d[i + 1], d[i + 2]]);
+          return out;
         }""")
-        assert shade == [0xee, 0xf0, 0xf4], shade
+        n = sum(1 for c in shade if c == [0xee, 0xf0, 0xf4])
+        assert n >= len(shade) * 0.8, shade
         assert int(page.evaluate("document.querySelector('#sndchart').dataset.points")) > 100
         # labelled data fill the accel budget: said, with what to do
         page.wait_for_selector("#hpins:not([hidden])")

@@ -1,6 +1,7 @@
 """The heap soak (tests/host/soak.py), short: the app at bundle.APP_HEAP with every feature on (analysis, sound
-meter, store, MQTT to a real mosquitto, one webhook, four live streams, UI and API requests in a loop), and
-the core alone at bundle.CORE_HEAP, each for ``SOAK_S`` seconds (60): no MemoryError, no 503 or other error,
+meter, store, MQTT to a real mosquitto, one webhook, four live streams, UI and API requests in a loop), the
+core alone at bundle.CORE_HEAP, and every feature with the code in a ROMFS image at bundle.ROMFS_APP_HEAP,
+each for ``SOAK_S`` seconds (60): no MemoryError, no 503 or other error,
 no service restart, no stream dropped, no sample dropped from the accelerometer (the microphone's 64 ms ring
 can lose samples when a busy machine deschedules the process: soak.problems; bench/bench_heap.py counts them
 too and runs the soaks for 10 minutes). Marked ``alone``: another test's CPU use shows here as 503s, so a
@@ -17,14 +18,15 @@ import soak
 SECONDS = int(os.environ.get("SOAK_S", "60"))
 
 
-def _run(tmp_path, heap, full):
-    s = soak.Soak(tmp_path / "dev", heap, full)
+def _run(tmp_path, heap, full, romfs=None):
+    s = soak.Soak(tmp_path / "dev", heap, full, romfs=romfs)
     try:
         fig = soak.run(s, SECONDS)
     finally:
         s.stop()
-    print("soak at {} ({}): {} requests, {} stream events, heap {}".format(
-        heap, "all features" if full else "core", fig["requests"], fig["stream_events"], fig["heap"]))
+    print("soak at {} ({}{}): {} requests, {} stream events, heap {}".format(
+        heap, "all features" if full else "core", ", code in ROMFS" if romfs else "", fig["requests"],
+        fig["stream_events"], fig["heap"]))
     assert soak.problems(fig) == [], fig
     assert fig["requests"] > 100 and fig["stream_events"] > 4 * SECONDS  # it really was busy
     return fig
@@ -39,3 +41,11 @@ def test_soak_every_feature_at_the_app_heap(tmp_path):
 @pytest.mark.alone
 def test_soak_core_at_the_core_heap(tmp_path):
     _run(tmp_path, bundle.CORE_HEAP, False)
+
+
+def test_soak_every_feature_from_romfs(tmp_path):
+    # The bundle's code in a ROMFS image (a board whose firmware has a romfs partition): every feature on at
+    # bundle.ROMFS_APP_HEAP (the heap plus the image's block, which is flash on a board).
+    image = bundle.build_romfs(bundle.build("unix"))
+    fig = _run(tmp_path, bundle.ROMFS_APP_HEAP, True, romfs=image)
+    assert fig["mqtt"]["state"] == "connected" and fig["mqtt_messages"] > 0 and fig["webhook_posts"] > 0, fig

@@ -31,6 +31,14 @@ def test_update_merges_without_touching_inputs():
     assert current == before
 
 
+def test_each_schema_string_is_a_small_block():
+    # Each string is one heap block while a config update runs: at ~1 KB a busy device often had none free.
+    assert len(schema.SPECS) > 1
+    for s in schema.SPECS:
+        assert s.startswith("\n") and s.endswith("\n") and len(s) <= 460, (len(s), s[:40])
+        assert "  " not in s, "padding costs bytes of the block"
+
+
 def test_unknown_key_is_named():
     _rejects({"accel.rate": 50}, "accel.rate", "unknown key")
     # Keys that contain a real key plus spacing must not match a line of the spec.

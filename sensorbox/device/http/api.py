@@ -7,7 +7,7 @@ import json
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import Response, error, guard, json_response, not_allowed, not_found, read_json
+from sensorbox.device.http.server import Response, error, guard, not_allowed, not_found, read_json
 
 _AUTHZ = const("sensorbox.device.http.authz")
 _STATIC = const("sensorbox.device.http.static")
@@ -21,7 +21,8 @@ async def handle(device, app, req):
             return not_allowed(req)
         # Open, as a health probe; what the device measures and its integrations only with a valid credential
         # (any scope). A wrong one gets the probe's answer, and counts as a failed login like anywhere else.
-        return json_response(device.health.status(await _credential_ok(device, req)))
+        return Response(device.health.status(await _credential_ok(device, req)), 200,
+                        {"Content-Type": "application/json"})
     if p not in ("/api/config", "/api/config/schema"):
         return not_found(req)
     if (m != "GET" and p == "/api/config/schema") or m not in ("GET", "PUT"):

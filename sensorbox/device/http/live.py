@@ -15,17 +15,18 @@ window's last frame, "window": the pipeline's window count, "am_mean", "am_std",
 in centi-Hz; the gravity direction, 4096 = 1) -- and, in the first and every ``_FULL_EVERY``-th features event
 of a stream, ``"all"``: base64 of the whole int16 vector (little-endian, in the order of
 ``features.names(channels)``; ``hello`` gives its length and the feature version).
-They are polled from the pipeline's and sound meter's latest results rather than subscribed on the bus: a
-subscription would grow the bus's lists while streams come and go, leaving small long-lived blocks that split
-the heap (measured: after one stream, a 2.5 KB allocation failed for good).
 
-Costs: each client preallocates its frame buffer when it connects; reading and decimating the ring allocate
-nothing per sample (one base64 string per event). The body is this module's own async iterator (not an SSE
-module's: no extra task, no extra module in RAM). The stream only reads the sample ring (readers keep
-their own position), so a slow client never holds up sampling: frames it was too slow for are skipped (counted
-in ``lost``), and a client whose socket stopped taking data for ``_STALL_MS`` is disconnected when another
-stream starts. At most ``MAX_CLIENTS`` streams at once (503 beyond). When the last stream ends this module
-unloads itself (``lazy``): the device carries it only while someone watches.
+One task (``_run``) serves every stream: each turn (``step``) it reads the new frames from the sample ring once, encodes
+each event once, and hands the same bytes to every client; the results are polled from the pipeline's and sound
+meter's latest values rather than subscribed on the bus (a subscription would grow the bus's lists while streams
+come and go, leaving small long-lived blocks that split the heap). A stream's connection is handed over by the
+HTTP server once the response head is out (``accept``): no task, request or response object per stream, only
+its ``_Client`` (the credential, the messages waiting for it) and its connection slot. Messages go out with
+non-blocking writes, so a slow client never holds up the others or sampling: it gets no new ``accel`` event
+while ``_QUEUE`` messages wait for it (the frames it missed are counted in the ``lost`` of its next one), and a
+client whose socket took nothing for ``_STALL_MS`` is disconnected. At most ``MAX_CLIENTS`` streams at once (503
+beyond). When the last stream ends this module unloads itself (``lazy``): the device carries it only while
+someone watches.
 
 A stream lasts only as long as the credential that opened it: every turn it checks again that its API token is
 still there (same id and secret), its session still open, or (HTTP Basic) the password unchanged; when not, it
@@ -42,7 +43,7 @@ import asyncio
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import error
+from sensorbox.device.http.server import error, release
 from sensorbox.shared import features
 
 MAX_CLIENTS = const(4)
@@ -50,6 +51,8 @@ _PERIOD_MS = const(200)
 _OUT_HZ = const(25)
 _FRAMES = const(64)  # frames read per turn (>= 100 Hz x 200 ms x 2)
 _STALL_MS = const(15000)
+_QUEUE = const(10)  # messages waiting for a client (~2 s of events) past which it gets no new accel event...
+_DROP = const(40)  # ...and past which it is disconnected as stalled
 _SOUND = ("leq", "lmin", "lmax", "l10", "l50", "l90")
 _FULL_EVERY = const(8)  # the whole feature vector in every 8th features event (~10 s at 50 Hz, hop 64)
 # "am" (the magnitude) is the 4th signal of features.signals(): its 20 features start at 60; of them mean is the
@@ -57,16 +60,139 @@ _FULL_EVERY = const(8)  # the whole feature vector in every 8th features event (
 # (tests/host/test_live_api.py checks these against features.names)
 _AM = const(60)
 _FEAT = '{{"t":{},"window":{},"am_mean":{},"am_std":{},"am_jerk":{},"am_domf":{},"grav_x":{},"grav_y":{},"grav_z":{}'
+_ACCEL = 'event: accel\ndata: {{"t":{},"dt":{},"n":{},"lost":{},"b64":"{}"}}\n\n'
+_END = const(b'event: end\ndata: {"reason":"credential revoked, session ended or password changed"}\n\n')
 
 streams = []  # the _Client of each open stream
+# What every stream shares while there are any (set up by the first, ``_start``): the device, its accelerometer,
+# the serving task's position in its ring and frame buffer, what it last saw of the analysis, and this turn's
+# encoded events (``step``).
+_dev = _sensor = _buf = _mv = None
+_seq = _gen = 0
+# the last prediction / sound level / features / sound class sent; the class
+_pred_t = _sound_t = _feat_t = _class_t = _label = None
+_news = []  # this turn's events for every client (bytes)
+_feats = None  # this turn's features event: [its text without the end, plain, with "all"] or None
+# this turn's accel event: (first seq read, end seq, its format arguments, (lost, bytes) of the event every client
+# in step with the task gets) or None
+_accel = None
+
+
+def _start(device):
+    global _dev, _sensor, _buf, _mv, _seq, _gen, _pred_t, _sound_t, _feat_t, _class_t, _label
+    _dev = device
+    _sensor = device.sensors["accel"]
+    _buf = array.array("h", bytes(2 * 3 * _FRAMES))
+    _mv = memoryview(_buf)
+    _sensor.pump()  # the stream starts now, not at the sampler's last read of the FIFO
+    _seq = _sensor.ring.head
+    _gen = _sensor.generation
+    _pred_t = _sound_t = _feat_t = _class_t = _label = None
+    asyncio.create_task(_run())
+
+
+def step():
+    """Read and encode what is new once, for every client (the serving task's turn, before each client's)."""
+    global _news, _feats, _accel, _pred_t, _sound_t, _feat_t, _class_t, _label
+    d = _dev
+    news = _news = []
+    _feats = None
+    p = d.pipeline.latest if d.pipeline is not None else None
+    if p is not None and p[0] != _pred_t:
+        _pred_t = p[0]
+        m = d.model
+        c = p[1]
+        name = m.classes[c] if (m is not None and 0 <= c < len(m.classes)) else "unknown"
+        news.append(_msg("prediction", json.dumps({"t": p[0], "class": name, "confidence": p[2] / 1000})))
+        if name != _label:
+            if _label is not None:
+                news.append(_msg("event", json.dumps({"t": p[0], "type": "class_change", "from": _label,
+                                                      "to": name, "confidence": p[2]})))
+            _label = name
+    s = d.soundmeter.latest
+    if s is not None and s[0] != _sound_t:
+        _sound_t = s[0]
+        v = {"t": s[0]}
+        for i in range(len(_SOUND)):
+            v[_SOUND[i]] = s[1][i]
+        news.append(_msg("soundlevel", json.dumps(v)))
+    c = d.soundmeter._classifier  # (soundclass.py: while sound.classify is on)
+    s = c.latest if c is not None else None
+    if s is not None and s[0] != _class_t:
+        _class_t = s[0]
+        m = c.model
+        news.append(_msg("soundclass", json.dumps({"t": s[0], "class": m.classes[s[1]] if (
+            m is not None and 0 <= s[1] < len(m.classes)) else "unknown", "confidence": s[2] / 1000})))
+    p = d.pipeline
+    if p is not None and p.feats_t is not None and p.feats_t != _feat_t:
+        _feat_t = p.feats_t
+        f = p.feats
+        n = len(f)
+        _feats = [_FEAT.format(p.feats_t, p.windows, f[_AM], f[_AM + 1], f[_AM + 11], f[_AM + 19], f[n - 3],
+                               f[n - 2], f[n - 1]), None, None]
+    _accel = _frames()
+
+
+def _feat(full):
+    # this turn's features event, formatted straight from the pipeline's array (no dict or list made), with the
+    # whole vector as base64 when ``full``; each variant made once, for the first client that needs it
+    f = _feats
+    i = 2 if full else 1
+    if f[i] is None:
+        v = f[0]
+        if full:
+            v += ',"all":"{}"}}'.format(binascii.b2a_base64(_dev.pipeline.feats).decode().strip())
+        else:
+            v += "}"
+        f[i] = _msg("features", v)
+    return f[i]
+
+
+def _frames():
+    # this turn's accel event (see _accel) with the new frames (decimated in _buf), or None
+    global _seq, _gen
+    s = _sensor
+    ring = s.ring
+    s.pump()  # the FIFO is read for the ring every accel.poll_ms (1 s): a watched chart wants it now
+    if s.generation != _gen:
+        _gen = s.generation
+        _seq = ring.head
+        for c in streams:
+            c.seq = ring.head
+    first, n = ring.read(_seq, _buf, _FRAMES)
+    if n == 0:
+        return None
+    step = ring.rate_hz // _OUT_HZ or 1
+    # keep frames whose sequence number is a multiple of step: the output grid stays aligned across reads
+    k0 = k = (step - first % step) % step
+    out = 0
+    b = _buf
+    while k < n:
+        i = k * 3
+        o = out * 3
+        b[o] = b[i]
+        b[o + 1] = b[i + 1]
+        b[o + 2] = b[i + 2]
+        out += 1
+        k += step
+    lost = first - _seq
+    _seq = first + n
+    t = ring.time_of(first + k0)
+    dt = step * 1000 // ring.rate_hz
+    b64 = binascii.b2a_base64(_mv[:out * 3]).decode().strip()
+    return (first, first + n, (t, dt, out, b64), (lost, _ACCEL.format(t, dt, out, lost, b64).encode()))
 
 
 class _Client:
-    """One stream: its position in the accelerometer ring, its buffer, what it has sent; and the response body."""
+    """One stream: the credential it was opened with, the messages waiting for it, and (once the HTTP server has
+    sent the head and handed it over: ``accept``) its connection. Also the response body until then."""
 
     def __init__(self, device, sock, req):
         self.device = device
-        self.sock = sock
+        self.conn = None  # the server's connection (server._Conn) once it is handed over (``accept``)
+        self.off = 0  # bytes of out[0] already written
+        self.nfeat = 0  # features events sent
+        self.done = False  # its credential no longer holds: closed once the end event is out
         # What the request authenticated with (web_lazy checked it): a token's (id, hash of its secret), the
         # session's sha256, or the password generation (Basic), to check again every turn (``valid``).
         a = req.headers.get("Authorization") or ""
@@ -77,99 +203,9 @@ class _Client:
             self.cred = device.auth.generation
         else:
             self.cred = hashlib.sha256((req.cookies.get("sb_session") or "").encode()).digest()
-        self.last = time.ticks_ms()  # last time the response writer asked for more (a stuck one stops asking)
-        self.queue = []
-        self.hello = True
-        self.closed = False
-        self.sensor = device.sensors["accel"]
-        self.buf = array.array("h", bytes(2 * 3 * _FRAMES))
-        self.mv = memoryview(self.buf)
-        self.sensor.pump()  # the stream starts now, not at the sampler's last read of the FIFO
-        self.seq = self.sensor.ring.head
-        self.gen = self.sensor.generation
-        # time of the last prediction / sound level / features / sound class sent
-        self.pred_t = self.sound_t = self.feat_t = self.class_t = None
-        self.nfeat = 0  # features events sent
-        self.label = None  # the class last sent (a change makes a class_change event)
-
-    def news(self):
-        """[(event name, dict)] of what the analysis produced since the last call (polled: no bus subscription,
-        so a stream leaves no long-lived object behind in the heap)."""
-        out = []
-        d = self.device
-        p = d.pipeline.latest if d.pipeline is not None else None
-        if p is not None and p[0] != self.pred_t:
-            self.pred_t = p[0]
-            m = d.model
-            c = p[1]
-            name = m.classes[c] if (m is not None and 0 <= c < len(m.classes)) else "unknown"
-            out.append(("prediction", {"t": p[0], "class": name, "confidence": p[2] / 1000}))
-            if name != self.label:
-                if self.label is not None:
-                    out.append(("event", {"t": p[0], "type": "class_change", "from": self.label, "to": name,
-                                          "confidence": p[2]}))
-                self.label = name
-        s = d.soundmeter.latest
-        if s is not None and s[0] != self.sound_t:
-            self.sound_t = s[0]
-            v = {"t": s[0]}
-            for i in range(len(_SOUND)):
-                v[_SOUND[i]] = s[1][i]
-            out.append(("soundlevel", v))
-        c = d.soundmeter._classifier  # (soundclass.py: while sound.classify is on)
-        s = c.latest if c is not None else None
-        if s is not None and s[0] != self.class_t:
-            self.class_t = s[0]
-            m = c.model
-            out.append(("soundclass", {"t": s[0], "class": m.classes[s[1]] if (m is not None and 0 <= s[1] < len(
-                m.classes)) else "unknown", "confidence": s[2] / 1000}))
-        p = d.pipeline
-        if p is not None and p.feats_t is not None and p.feats_t != self.feat_t:
-            self.feat_t = p.feats_t
-            out.append(("features", self.feat_event(p)))
-        return out
-
-    def feat_event(self, p):
-        """The ``features`` event's data (a str) for the pipeline's latest window: formatted straight from its
-        array (no dict or list made), with the whole vector as base64 now and then."""
-        f = p.feats
-        n = len(f)
-        v = _FEAT.format(p.feats_t, p.windows, f[_AM], f[_AM + 1], f[_AM + 11], f[_AM + 19], f[n - 3], f[n - 2], f[n - 1])
-        if self.nfeat % _FULL_EVERY == 0:
-            v += ',"all":"{}"}}'.format(binascii.b2a_base64(f).decode().strip())
-        else:
-            v += "}"
-        self.nfeat += 1
-        return v
-
-    def frames(self):
-        """(first_seq, n, step) of the new frames now in ``buf`` (decimated in place), n = 0 when none."""
-        s = self.sensor
-        ring = s.ring
-        s.pump()  # the FIFO is read for the ring every accel.poll_ms (1 s): a watched chart wants it now
-        if s.generation != self.gen:
-            self.gen = s.generation
-            self.seq = ring.head
-        first, n = ring.read(self.seq, self.buf, _FRAMES)
-        if n == 0:
-            return first, 0, 1, 0
-        step = ring.rate_hz // _OUT_HZ or 1
-        # keep frames whose sequence number is a multiple of step: the output grid stays aligned across reads
-        k0 = k = (step - first % step) % step
-        out = 0
-        b = self.buf
-        while k < n:
-            i = k * 3
-            o = out * 3
-            b[o] = b[i]
-            b[o + 1] = b[i + 1]
-            b[o + 2] = b[i + 2]
-            out += 1
-            k += step
-        lost = first - self.seq
-        self.seq = first + n
-        return first + k0, out, step, lost
-
+        self.moved = time.ticks_ms()  # when its socket last took bytes
+        self.out = []  # messages (bytes) waiting for it, oldest first
+        self.seq = None  # the accel frame its next accel event should start at (None: from the hub's)
 
     def valid(self):
         """Whether the credential that opened the stream still holds (allocates nothing)."""
@@ -187,55 +223,114 @@ class _Client:
                 return True
         return False
 
-    # --- the response body: an async iterator of SSE messages (MicroPython has no async generators) ---
+    def accept(self, conn):
+        """The HTTP server hands the connection over once the response head is out (``server.Response``)."""
+        self.conn = conn
+        if _dev is None:
+            _start(self.device)
+        p = self.device.pipeline
+        f = p.feats if p is not None else None
+        self.out.append(_msg("hello", json.dumps({
+            "rate_hz": _sensor.ring.rate_hz, "columns": ["x", "y", "z"], "out_hz": _OUT_HZ,
+            "features": len(f) if f is not None else 0, "feature_version": features.FEATURE_VERSION})))
+        self.seq = _seq
+        self.send(time.ticks_ms())
 
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        self.last = time.ticks_ms()
-        if self.queue:
-            return self.queue.pop(0)
-        if self.closed:
-            raise StopAsyncIteration
-        if self.hello:
-            self.hello = False
-            p = self.device.pipeline
-            f = p.feats if p is not None else None
-            return _msg("hello", json.dumps({"rate_hz": self.sensor.ring.rate_hz, "columns": ["x", "y", "z"],
-                                             "out_hz": _OUT_HZ, "features": len(f) if f is not None else 0,
-                                             "feature_version": features.FEATURE_VERSION}))
-        while True:
-            await asyncio.sleep_ms(_PERIOD_MS)
-            self.last = time.ticks_ms()
-            if self.closed:
-                raise StopAsyncIteration
+    def step(self, now):
+        """Queue this turn's events (``step()``, the module's) for the client and send what its socket takes."""
+        if self.conn is None:  # (its head is still being sent)
+            return
+        if self.conn.why:  # cut off by the server (idle, shutting down)
+            self.close()
+            return
+        out = self.out
+        if out and not self.send(now):  # what waits from earlier turns first
+            return
+        if not self.done:
             if not self.valid():  # revoked, logged out, the password changed: the last message, then the end
                 self.device.log.info("http", "live stream ended: its credential is no longer valid")
-                self.close()
-                return _msg("end", '{"reason":"credential revoked, session ended or password changed"}')
-            for ev, d in self.news():
-                self.queue.append(_msg(ev, d if isinstance(d, str) else json.dumps(d)))
-            first, n, step, lost = self.frames()
-            if n:
-                ring = self.sensor.ring
-                self.queue.append(_msg("accel", '{{"t":{},"dt":{},"n":{},"lost":{},"b64":"{}"}}'.format(
-                    ring.time_of(first), step * 1000 // ring.rate_hz, n, lost,
-                    binascii.b2a_base64(self.mv[:n * 3]).decode().strip())))
-            if self.queue:
-                return self.queue.pop(0)
+                self.done = True
+                out.append(_END)
+            else:
+                out.extend(_news)
+                if _feats is not None:
+                    out.append(_feat(self.nfeat % _FULL_EVERY == 0))
+                    self.nfeat += 1
+                a = _accel
+                if a is not None and len(out) < _QUEUE:  # (too slow: no new frames until it catches up)
+                    lost = a[0] - self.seq
+                    if lost == a[3][0]:
+                        out.append(a[3][1])
+                    else:  # it missed frames the others got: its own event says how many
+                        b = a[2]
+                        out.append(_ACCEL.format(b[0], b[1], b[2], lost, b[3]).encode())
+                    self.seq = a[1]
+        self.send(now)
 
-    async def aclose(self):
-        self.close()
+    def send(self, now):
+        """Write what the socket takes without blocking; disconnect a client that takes nothing for too long.
+        False when the stream is over."""
+        out = self.out
+        conn = self.conn
+        while out:
+            m = out[0]
+            try:
+                n = conn.raw.write(m, self.off, len(m) - self.off)
+            except OSError:  # the client went away
+                self.close()
+                return False
+            if not n:  # (None: its socket takes nothing now)
+                break
+            self.moved = conn.seen = now
+            self.off += n
+            if self.off < len(m):
+                break
+            out.pop(0)
+            self.off = 0
+        if not out:
+            if self.done:
+                self.close()
+                return False
+        elif time.ticks_diff(now, self.moved) > _STALL_MS or len(out) > _DROP:
+            self.device.log.warning("http", "live client stalled; disconnecting it")
+            self.close()
+            return False
+        return True
 
     def close(self):
         if self in streams:
             streams.remove(self)
             self.device.log.debug("http", "live stream ended ({} left)".format(len(streams)))
-        self.closed = True
-        self.queue = []
-        if not streams:  # the last stream: give this module's RAM back
+        self.out = []
+        c = self.conn
+        self.conn = None
+        if c is not None:
+            release(c)  # its slot freed, its socket closed
+        if not streams and _dev is None:  # (never handed over: nothing runs; give this module's RAM back)
             lazy.unload("sensorbox.device.http.live")
+
+
+async def _run():
+    # The one task of all streams: every _PERIOD_MS, what is new, encoded once, to each client.
+    global _dev, _news, _feats, _accel
+    try:
+        while streams:
+            await asyncio.sleep_ms(_PERIOD_MS)
+            try:
+                step()
+                now = time.ticks_ms()
+                for c in streams[:]:
+                    c.step(now)
+            except MemoryError:  # this turn's events are lost: the next accel event says how many frames
+                _news = []
+                _feats = _accel = None
+    except Exception as e:  # (a bug): every stream ends, said in the log, rather than all of them hanging
+        _dev.log.exception("http", "live streams failed", e)
+    finally:
+        _dev = None
+        for c in streams[:]:
+            c.close()
+        lazy.unload("sensorbox.device.http.live")  # the last stream ended: give this module's RAM back
 
 
 def _msg(event, data):
@@ -243,17 +338,8 @@ def _msg(event, data):
 
 
 def response(device, req):
-    now = time.ticks_ms()
-    for s in streams[:]:  # a stream whose client stopped reading (its write is stuck): disconnect it
-        if time.ticks_diff(now, s.last) > _STALL_MS:
-            device.log.warning("http", "live client stalled; disconnecting it")
-            s.close()
-            try:
-                s.sock.close()
-            except Exception:
-                pass
     if len(streams) >= MAX_CLIENTS:
         return error(503, "at most {} live streams at once; close one".format(MAX_CLIENTS))
-    s = _Client(device, req.sock[1], req)
+    s = _Client(device, None, req)
     streams.append(s)
     return s, 200, {"Content-Type": "text/event-stream", "Cache-Control": "no-store"}

@@ -36,6 +36,7 @@ _CORS = const("sensorbox.device.http.cors")
 _BODY = const("sensorbox.device.http.body")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
+_ADOPTED = const(3)  # _Conn.state of a connection a live stream took over (Response.write)
 
 
 class Request:
@@ -104,8 +105,10 @@ class _Headers(dict):
 
 class Response:
     """``body``: bytes or str, a file (sent in 512-byte reads, then closed), an iterator of str/bytes pieces (a
-    generator: closed when done or when the client goes) or an async iterator (a stream, ``aclose``d). A file's
-    response: ``static.send_file``; a cookie: ``web_admin``."""
+    generator: closed when done or when the client goes), an async iterator (a stream, ``aclose``d) or an object
+    with ``accept(conn)`` that takes the connection over once the head is out (its task then ends; it calls
+    ``release(conn)`` when done; else ``close()``d). A file's response: ``static.send_file``; a cookie:
+    ``web_admin``."""
 
     def __init__(self, body=b"", status_code=200, headers=None, reason=None):
         self.status_code = status_code
@@ -135,6 +138,10 @@ class Response:
                 if not head:
                     w.write(b)
                     await w.drain()
+            elif hasattr(b, "accept"):  # a live stream (http/live.py): the connection is handed over to it
+                w.state = _ADOPTED
+                b.accept(w)
+                b = None
             elif hasattr(b, "__anext__"):
                 async for x in b:
                     w.write(x)
@@ -402,7 +409,8 @@ class _Conn:
     read past a line wait in ``_buf`` for the next read (the body)."""
 
     why = 0  # why the server cut it off: 408 (deadline), 503 (evicted for another client), 1 (idle, closed)
-    state = 1  # 1 while its request is read (no credential checked yet), 2 while it is answered
+    state = 1  # 1 while its request is read (no credential checked yet), 2 while it is answered, 3 (_ADOPTED)
+    # once a live stream has taken it over
     task = None
 
     def __init__(self, sock, peer, now):
@@ -593,7 +601,8 @@ def _admit(app, sock, addr):
     _conns[free] = k
 
 
-def _release(c):
+def release(c):
+    """Free connection ``c``'s slot and close it (what ends every connection; a live stream's, by the stream)."""
     for i in range(MAX_CONNECTIONS):
         if _conns[i] is c:
             _conns[i] = None
@@ -639,7 +648,8 @@ def _sweep(app, now, limit):
         if k.why:
             if time.ticks_diff(now, k.seen) > _IDLE_MS:
                 _conns[i] = None
-                k.task.cancel()
+                if k.task is not None:
+                    k.task.cancel()
                 k.raw.close()
         elif k.state == 1:
             if time.ticks_diff(now, k.t0) > limit:
@@ -774,7 +784,13 @@ async def _serve_conn(app, c):
         except MemoryError:
             pass
     finally:
-        _release(c)
+        if c.state == _ADOPTED:  # a live stream's now: its slot stays taken until it ends
+            c.task = None
+        else:
+            release(c)
+        # The import reserve back at once if this request's retry used it: its garbage (or a collection) leaves
+        # the hole the next one may need (rearmed only by the supervisor's turn, it was there for 1 request a s).
+        lazy.rearm()
 
 
 class App:

@@ -33,11 +33,12 @@ from micropython import const
 from sensorbox.device import lazy
 from sensorbox.device.http import authz
 from sensorbox.device.http.server import BadRequest, error, json_response
-from sensorbox.device.http.static import static_file
 
 _ADMIN = const("sensorbox.device.http.web_admin")
 _DATA = const("sensorbox.device.http.data_api")
 _RETAIN = const("sensorbox.device.store.retain")
+_STATIC = const("sensorbox.device.http.static")
+_LOGS = const("sensorbox.device.log_read")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
 _ROUTES = {
     "login": (("POST",), None),
@@ -115,7 +116,9 @@ async def _handle(device, http, req, p):
 
         return live.response(device, req)
     if action == "openapi.json":
-        return static_file(device.platform.www_dir, "openapi.json", req)
+        m = lazy.load(_STATIC)  # (only here: the other routes of this module send no file)
+        lazy.unload(_STATIC)
+        return m.static_file(device.platform.www_dir, "openapi.json", req)
     if action == "session":
         a = req.headers.get("Authorization") or ""
         sid = req.cookies.get(authz.COOKIE)
@@ -130,7 +133,10 @@ async def _handle(device, http, req, p):
             raise BadRequest("since must be an entry id (an integer >= 0, as \"next\" gave it)", "since")
         # "next": where the following call should start (the end of what was logged so far). A since this boot
         # did not give (one from before a restart, say) answers the entries the ring holds and a new "next".
-        return json_response({"entries": device.log.entries(int(s)), "next": device.log.end()})
+        # The entries stream one at a time from the ring (log_read.entries), not as one list of ~30 dicts.
+        m = lazy.load(_LOGS)
+        lazy.unload(_LOGS)
+        return json_response({"entries": m.entries(device.log, int(s)), "next": device.log.end()})
     if action == "events":  # what the data route answers for the events resource
         m = lazy.load(_DATA)
         lazy.unload(_DATA)

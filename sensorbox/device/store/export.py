@@ -40,6 +40,8 @@ from sensorbox.shared import npy
 
 # the segment format's constants (as core.py defines them: no names to import)
 _BLK = const(8)
+_BLOCK_MAX = const(1024)
+_BUS_BLOCK = const(520)
 _RATE = const(0)
 _TIMED = const(1)
 
@@ -66,6 +68,21 @@ def _shut(p):
     p.gens = []
 
 
+def _reader(p):
+    """The plan's one segment reader, made on first use (``prepare`` and ``stream`` read through the same
+    buffer: one block of heap per export, not two), sized for the resource's blocks: the bus resources' are at
+    most ``_BUS_BLOCK`` (a 528-byte buffer, not 1 KB: a busy heap at the app's size often had no 1 KB block),
+    and their recoded blocks decode to at most half of it (``rollup.recode``); the accelerometer's, the
+    features' recoded ones and the rollups' (up to ``rollup.ROWS_BYTES``, coded: decoded in the buffer's lower
+    half) need the full size."""
+    rd = p.rd
+    if rd is None:
+        r = p.r
+        small = p.kind != _RATE and r is not None and not r.period and r.name != "features"
+        rd = p.rd = Reader(_BUS_BLOCK if small else _BLOCK_MAX)
+    return rd
+
+
 def _int(args, key, default, lo, hi, now):
     v = args.get(key)
     if v is None or v == "":
@@ -89,6 +106,7 @@ def plan(store, name, args, now, full=True):
             raise QueryError("unknown parameter", k)
     p = Plan()
     p.gens = []
+    p.rd = None
     if name == "labels":
         cols = ("start", "end", "label")
         p.r = None
@@ -305,7 +323,7 @@ def prepare(store, p):
 def _prepare(store, p):
     n = 0
     first = last = None
-    rd = Reader()
+    rd = _reader(p)
     for blk in _opened(p, _blocks(store, p, rd)):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
@@ -360,7 +378,7 @@ def out_columns(p):
 def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
-    rd = Reader()
+    rd = _reader(p)
     unpack = struct.unpack_from
     for blk in _opened(p, _blocks(store, p, rd)):
         if blk is not None:
@@ -548,7 +566,7 @@ def _csv_str(s):
 
 def _event_rows(store, p):
     """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
-    rd = Reader()
+    rd = _reader(p)
     for name in _opened(p, _segments(store, p, rd)):
         if name is None:
             yield None, None

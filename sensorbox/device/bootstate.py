@@ -14,7 +14,7 @@ An unreadable file counts as no unhealthy boot and is reported, never a reason n
 App slots (``ota.py`` writes them; ``pick`` chooses one at boot): ``<data>/app/state.json``, ``{"active": "a" |
 "b" | null, "previous": the slot to go back to, "trial": true until the update stayed healthy, "started": its
 first boot has begun, "version", "build", "why", "t"}``. An update on trial must stay healthy for a minute within
-10 minutes (``_confirm``) or it is rolled back (``rollback``); a firmware update through ``esp32.Partition``
+10 minutes (``ota.confirm``) or it is rolled back (``ota.rollback``); a firmware update through ``esp32.Partition``
 follows the same rule. Every write goes through a ``.tmp`` and a rename: a power cut leaves the old or the new file.
 """
 
@@ -160,7 +160,7 @@ def update(sup, now):
     dl = sup._deadline
     try:
         if dl is not None and not sup.healthy and time.ticks_diff(now, dl) >= 0:
-            rollback(d, "not healthy in time ({})".format(why or "not long enough"))
+            _ota(d, "not healthy in time ({})".format(why or "not long enough"))
         elif sup._bad is None and not sup.healthy:
             due = sup.ms[1] - el
             if due <= 0:
@@ -170,7 +170,7 @@ def update(sup, now):
                     d.log.info("boot", "healthy for a minute: boot counter cleared")
                 if dl is not None:
                     sup._deadline = dl = None
-                    _confirm(d)  # the app (or firmware) update on trial is good
+                    _ota(d)  # the app (or firmware) update on trial is good
                 due = _RETRY_MS - el if sup.safe_mode else None
         elif sup._bad is None and sup.safe_mode:  # healthy in safe mode for an hour: try a normal boot again
             due = _RETRY_MS - el
@@ -192,6 +192,20 @@ def update(sup, now):
         left = time.ticks_diff(dl, now)
         due = left if due is None or left < due else due
     sup._next = None if due is None else time.ticks_add(now, max(due, 0))
+
+
+def _ota(d, why=None):
+    # the update on trial confirmed (``why`` None) or rolled back: ota.py's, loaded only then
+    from sensorbox.device import lazy
+
+    try:
+        o = lazy.load("sensorbox.device.ota")
+        if why:
+            o.rollback(d, why)
+        else:
+            o.confirm(d)
+    finally:
+        lazy.unload("sensorbox.device.ota")
 
 
 # ---- the app's slots (ota.py writes them, pick chooses one at boot) ----
@@ -273,7 +287,7 @@ def update_key(data):
 
 
 def _app(d):
-    # ``d.app`` (``/api/status`` -> ``app``: which app runs and why, kept in RAM and updated by _confirm); "trial":
+    # ``d.app`` (``/api/status`` -> ``app``: which app runs and why, kept in RAM and updated by ota.confirm); "trial":
     # an update (of the app or the firmware) is on trial. None for the bundle's own app on a device that never had
     # an update nor a key (health_cold says so then: no RAM for it)
     data = d.platform.data_dir
@@ -296,57 +310,3 @@ def _app(d):
         a["firmware"] = {"running": fw(), "update": st.get("firmware")}
     if slot or a["why"] or a["key"] or fw is not None:
         d.app = a
-
-
-def _confirm(d):
-    """The running app (or firmware) stayed healthy: an update on trial is kept, and the other slot (the app
-    before it, nothing to go back to now) is deleted: its flash is free until the next update."""
-    data = d.platform.data_dir
-    st = read_state(data)
-    changed = False
-    old = None
-    if st.get("trial") and st.get("active") == running():
-        st["trial"] = st["started"] = False
-        st["previous"] = st["active"]
-        st["why"] = "update {} (slot {}) confirmed healthy".format(st.get("version"), st["active"])
-        changed = True
-        old = "b" if st["active"] == "a" else "a"
-    fw = st.get("firmware")
-    if fw and fw.get("pending"):
-        try:
-            d.platform.firmware(True)  # the bootloader keeps it
-            fw["pending"] = False
-            changed = True
-        except (AttributeError, OSError):
-            pass
-    if changed:
-        write_state(data, st)
-        d.log.info("app", st.get("why") or "firmware confirmed")
-        if old is not None:  # (after the state: a power cut in between leaves a slot nothing points to)
-            from sensorbox.device.files import rmtree
-
-            ok = "{}/app/{}/ok".format(data, old)
-            try:
-                os.remove(ok)  # first: never a slot marked complete with files missing
-            except OSError:
-                pass
-            rmtree(ok[:-3])
-        d.app["trial"] = False
-        d.app["why"] = st.get("why")
-        if fw and "firmware" in d.app:
-            d.app["firmware"]["update"] = fw
-
-
-def rollback(d, why):
-    """Give up the app on trial (not healthy in time): back to the one that was good, then a reset. A firmware on
-    trial is left to the bootloader, which goes back to the previous one when it boots unconfirmed."""
-    data = d.platform.data_dir
-    st = read_state(data)
-    if st.get("trial"):
-        st["why"] = "rolled back from update {} (slot {}): {}".format(st.get("version"), st.get("active"), why)
-        st["active"] = st.get("previous")
-        st["trial"] = st["started"] = False
-        write_state(data, st)
-    d.log.error("app", st.get("why") or why)
-    d.log.flush()
-    d.platform.reset()

@@ -11,7 +11,8 @@ anything is written; each file's size and SHA-256 as it is written into the inac
 ``b``); the slot's ``ok`` file is written after the last; then ``app/state.json`` is replaced by a rename: the one
 step that switches. Until then the running app is untouched; after it, the new app runs on trial (``main.py``):
 it must stay healthy for a minute (the health guard, ``supervisor.tick``) within 10 minutes (then
-``bootstate.confirm``), or it is rolled back: by itself when that time passes (``bootstate.rollback``), by the
+``confirm``), or it is rolled back: by itself when that time passes (``rollback``; both called by
+``bootstate.update``), by the
 loader when it crashed or was reset before. The key can be
 installed over the network only while none is set (``sensorbox deploy --ota`` does it the first time); after
 that only over USB (``sensorbox deploy PORT --ota-key``) or after a factory reset.
@@ -296,3 +297,55 @@ async def handle(device, app, req):
     if getattr(res, "status_code", 200) >= 400:
         await body.drain()
     return res
+
+
+def confirm(d):
+    """The running app (or firmware) stayed healthy: an update on trial is kept, and the other slot (the app
+    before it, nothing to go back to now) is deleted: its flash is free until the next update."""
+    data = d.platform.data_dir
+    st = read_state(data)
+    changed = False
+    old = None
+    if st.get("trial") and st.get("active") == running():
+        st["trial"] = st["started"] = False
+        st["previous"] = st["active"]
+        st["why"] = "update {} (slot {}) confirmed healthy".format(st.get("version"), st["active"])
+        changed = True
+        old = "b" if st["active"] == "a" else "a"
+    fw = st.get("firmware")
+    if fw and fw.get("pending"):
+        try:
+            d.platform.firmware(True)  # the bootloader keeps it
+            fw["pending"] = False
+            changed = True
+        except (AttributeError, OSError):
+            pass
+    if changed:
+        write_state(data, st)
+        d.log.info("app", st.get("why") or "firmware confirmed")
+        if old is not None:  # (after the state: a power cut in between leaves a slot nothing points to)
+            ok = "{}/app/{}/ok".format(data, old)
+            try:
+                os.remove(ok)  # first: never a slot marked complete with files missing
+            except OSError:
+                pass
+            rmtree(ok[:-3])
+        d.app["trial"] = False
+        d.app["why"] = st.get("why")
+        if fw and "firmware" in d.app:
+            d.app["firmware"]["update"] = fw
+
+
+def rollback(d, why):
+    """Give up the app on trial (not healthy in time): back to the one that was good, then a reset. A firmware on
+    trial is left to the bootloader, which goes back to the previous one when it boots unconfirmed."""
+    data = d.platform.data_dir
+    st = read_state(data)
+    if st.get("trial"):
+        st["why"] = "rolled back from update {} (slot {}): {}".format(st.get("version"), st.get("active"), why)
+        st["active"] = st.get("previous")
+        st["trial"] = st["started"] = False
+        write_state(data, st)
+    d.log.error("app", st.get("why") or why)
+    d.log.flush()
+    d.platform.reset()

@@ -243,7 +243,7 @@ async def _check_file(path, meta):
 
 def _claim(device):
     if getattr(device, "model_busy", False):
-        raise ModelError("a model is being loaded; try again in a moment")
+        raise ModelError("a model is being loaded; try again in a moment", "state")
     device.model_busy = True
 
 
@@ -381,7 +381,7 @@ def stage_chunk(device, offset, body):
     try:
         size = os.stat(path)[6]
     except OSError:
-        raise ModelError("no upload in progress: PUT meta.json first")
+        raise ModelError("no upload in progress: PUT meta.json first", "state")
     if offset != size:
         raise ModelError("offset {} but {} bytes are staged; continue at {}".format(offset, size, size), "offset")
     _room(device, size + len(body))
@@ -394,7 +394,7 @@ async def activate(device):
     """Validate the staged model; if good, run it from now on and keep the old one as previous."""
     st = _path(device, "staged")
     if not _exists(st + "/meta.json"):
-        raise ModelError("nothing staged to activate")
+        raise ModelError("nothing staged to activate", "state")
     _claim(device)
     try:
         new = await _replace(device, st, "uploaded")
@@ -417,7 +417,7 @@ async def rollback(device):
     prev = _path(device, "previous")
     origin = "uploaded" if _exists(prev + "/meta.json") else "default"
     if origin == "default" and not _exists(_path(device, "active")):
-        raise ModelError("no previous model to roll back to")
+        raise ModelError("no previous model to roll back to", "state")
     _claim(device)
     try:
         await _replace(device, prev if origin == "uploaded" else _path(device, "default"), origin)

@@ -29,7 +29,7 @@ from micropython import const
 
 from sensorbox.device.bootstate import read_state, running, update_key, write_state
 from sensorbox.device.files import rmtree
-from sensorbox.device.http.server import BadRequest, error, guard, read_json
+from sensorbox.device.http.server import BadRequest, error, guard, not_allowed, read_json
 
 _SBU = const(b"SBU1\n")
 _HEAD_MAX = const(16384)
@@ -259,10 +259,8 @@ async def handle(device, app, req):
     p = req.path[9:]  # after /api/ota/ (server.route sent only /api/ota and what is under it)
     m = req.method
     routes = {"": ("POST",), "key": ("PUT",), "firmware": ("POST",)}  # (which app runs: /api/status -> app)
-    if p not in routes:
-        return error(404, "no such endpoint: {}".format(req.path))
-    if m not in routes[p]:
-        return error(405, "method {} not allowed here".format(m))
+    if m not in routes.get(p, ()):
+        return not_allowed(req)  # (405 with Allow, or 404)
     refused = await guard(req, admin=True)
     if refused is not None:
         return refused

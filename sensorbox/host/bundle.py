@@ -143,6 +143,23 @@ def device_sources(host_only=False):
     return out
 
 
+def constants():
+    """{path in lib/: (name, value)}: module constants the bundle writes in from another source, where the module
+    has ``NAME = const("")``: the API's route list from the OpenAPI document (``host/apidoc.routes``), which
+    ``http/refuse.py`` reads for ``Allow`` (405, OPTIONS) and ``GET /api/routes``. A constant costs no file of its
+    own (a 4 KB block) and no heap but while the module is loaded (none from ROMFS)."""
+    from sensorbox.host import apidoc
+
+    return {"sensorbox/device/http/refuse.py": ("_ROUTES", apidoc.routes(apidoc.document()))}
+
+
+def _write_in(text, name, value, rel):
+    at = '{} = const("")'.format(name)
+    if text.count(at) != 1:
+        raise RuntimeError("{}: expected one {} for the bundle to write the value in".format(rel, at))
+    return text.replace(at, "{} = const({!r})".format(name, value))
+
+
 def put_file(path, data):
     """Write ``data`` (bytes) to ``path`` unless it holds them already, through a temporary file renamed over it:
     a device starting or serving from the bundle while another process builds it never reads half a file."""
@@ -271,6 +288,7 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     # The renames are worked out over every module a bundle may hold (HOST_ONLY, NOT_ON_BOARDS too), so that
     # every variant of the bundle renames alike.
     renames, key = _renames(device_sources(True), old)
+    consts = constants()
     for src, rel in device_sources(host_only):
         if (target != "unix" and rel in NOT_ON_BOARDS) or (target == "unix" and not host_only and
                                                             rel.startswith(BOARDS_ONLY)):
@@ -278,18 +296,22 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)
         ren = renames.get(rel)
+        const = consts.get(rel)
         if not fresh or not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src) or \
-                ren != old.get("renames", {}).get(rel):
+                ren != old.get("renames", {}).get(rel) or (const and list(const) != old.get("constants", {}).get(rel)):
             if not quiet:
                 print("mpy-cross", rel)
-            if ren:  # private names made short and shared (host/names.py): compiled from a rewritten copy
+            if ren or const:  # private names made short and shared (host/names.py), constants written in
                 from sensorbox.host import names
 
                 # next to the bundle, not in it; one per process (another build may be writing the same one)
                 tmp = os.path.join(out + ".src", "{}.{}.py".format(rel[:-3], os.getpid()))
                 os.makedirs(os.path.dirname(tmp), exist_ok=True)
                 with open(src) as f, open(tmp, "w") as g:
-                    g.write(names.rewrite(f.read(), ren))
+                    text = f.read()
+                    if const:
+                        text = _write_in(text, const[0], const[1], rel)
+                    g.write(names.rewrite(text, ren) if ren else text)
                 try:
                     compile_one(tmp, dst, arch, module_name(rel))
                 finally:
@@ -314,7 +336,7 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
                 "analysis": analysis,
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)},
-                "renames": renames, "renames_key": key}
+                "renames": renames, "renames_key": key, "constants": {k: list(v) for k, v in consts.items()}}
     manifest["bytes"] = sum(manifest["files"].values())
     host = {"lib/" + rel[:-3] + ".mpy" for rel in NOT_ON_BOARDS}
     manifest["flash_bytes"] = flash_bytes(v for k, v in manifest["files"].items() if k not in host)
@@ -404,8 +426,9 @@ def build_www(www, analysis=False, setup=True):
     path = os.path.join(www, "config-schema.json.gz")
     put_file(path, webassets.gzip_bytes(json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
                                                    separators=(",", ":")).encode()))
-    if os.path.exists(os.path.join(www, "config-schema.json")):  # (a bundle built before)
-        os.remove(os.path.join(www, "config-schema.json"))
+    for old in ("config-schema.json", "routes.txt"):  # (a bundle built before: the route list is in http/refuse)
+        if os.path.exists(os.path.join(www, old)):
+            os.remove(os.path.join(www, old))
     tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)
     try:
         out = [path]

@@ -72,12 +72,12 @@ def dataset(cache_dir=None, rate=16000, progress=None):
     out = os.path.join(cache_dir, "sounds-{}-v{}".format(rate, VERSION))
     if os.path.exists(os.path.join(out, "dataset.json")):
         return out
+    # One scratch folder per process: parallel test workers may import at the same time; the first to finish
+    # renames its folder into place and the others drop theirs.
+    part = "{}.part-{}".format(out, os.getpid())
     tmp = tempfile.mkdtemp(prefix="sounds-")
     try:
         layout(tmp)
-        # One scratch folder per process: parallel test workers may import at the same time; the first to finish
-        # renames its folder into place and the others drop theirs.
-        part = "{}.part-{}".format(out, os.getpid())
         shutil.rmtree(part, ignore_errors=True)
         importer.import_recordings([tmp], part, progress=progress, sensor="sound", to_rate=rate,
                                    label_from="folder", group_pattern=GROUP_PATTERN)

@@ -79,6 +79,12 @@ def test_labelled_rows_survive_a_budget_that_would_delete_them_until_pulled_or_u
     seq = _write(st, seq, 3000)  # over the budget again: the oldest unpinned segment now holds 1500..1600
     have = _Seqs(st)
     assert 1500 not in have and seq - 1 in have
+    # a time past the newest row counts as the newest row's: a label made later is pinned (a fuzzed 2**53 released
+    # every label to come, for good)
+    assert _pulled(st, {"accel": 1 << 53}) == {"pinned": [], "released": []}
+    assert st.cursors["pull.accel"][1] == st.accel.last_t
+    late = meta.label_add(st, {"start": st.accel.last_t - 1000, "end": st.accel.last_t + 60000, "label": "late"})
+    assert [x["pinned"] for x in _labels(st) if x["id"] == late["id"]] == [True]
     for bad, field in (({}, "(body)"), ({"nope": 1}, "nope"), ({"accel": "x"}, "accel"), ({"accel": -1}, "accel"),
                        ({"soundlevel_1m": 5}, "soundlevel_1m")):
         try:

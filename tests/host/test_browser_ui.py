@@ -563,6 +563,11 @@ def test_every_page_fits_a_phone(ui):
 
 def test_health_and_logs_page(ui):
     dev, page, errors = ui
+    # the module's device has logged a lot by now (its boot lines may have left the log's ring): a setting that
+    # restarts the accelerometer logs "sampling 50 Hz" again, newest
+    for v in (1, 0):
+        r = dev.put("/api/config", {"sim.replay_noise": v})
+        assert r.status == 200, r.body
     page.goto(dev.url + "/#health")
     page.wait_for_function("document.querySelector('#log').textContent.includes('sampling 50 Hz')")
     page.wait_for_selector("#tasks td:text('accel')")

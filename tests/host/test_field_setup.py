@@ -98,7 +98,13 @@ def test_setup_api_tests_before_saving_and_never_returns_credentials(fresh):
     r = dev.post("/api/wifi", {"ssid": "home", "password": "x"}, auth=False)
     assert r.status == 400 and r.json()["field"] == "password"
     r = dev.request("POST", "/api/wifi", b"ssid=home", auth=False, headers={"Content-Type": "text/plain"})
-    assert r.status == 400 and r.json()["field"] == "Content-Type"
+    assert r.status == 415 and r.json()["field"] == "Content-Type"
+    # a method a set-up path does not have: 405 with the OpenAPI document's Allow (http/refuse.py), on a board too
+    for method, path, allow in (("DELETE", "/api/wifi", "GET, HEAD, POST, OPTIONS"),
+                                ("POST", "/api/wifi/scan", "GET, HEAD, OPTIONS"), ("PUT", "/setup", "GET, HEAD, OPTIONS")):
+        r = dev.request(method, path, b"{}" if method != "DELETE" else None, auth=False)
+        assert r.status == 405 and r.headers["Allow"] == allow, (method, path, r.status, r.body)
+    assert dev.get("/api/wifi/nope", auth=False).status == 404
     ok = dev.post("/api/wifi", {"ssid": "home", "password": "correct-horse", "admin_password": "new-admin-pw",
                                  "name": "Bench 7"}, auth=False)
     assert ok.status == 200, ok.body

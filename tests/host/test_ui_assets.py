@@ -37,7 +37,7 @@ def test_openapi_documents_every_path_with_errors():
     assert spec["openapi"].startswith("3.")
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
-            assert op["summary"] and "200" in op["responses"], (path, method)
+            assert op["summary"] and any(c.startswith("2") for c in op["responses"]), (path, method)
             if op.get("security") != []:
                 assert "401" in op["responses"], (path, method)
 

@@ -13,7 +13,7 @@ Loaded for the request by ``server`` (``handle``), with the reader (``store.expo
 (``store.meta``) or the listing (``store.figures``), each unloaded at once (``lazy``): they cost heap only
 while a request runs. ``GET /api/labels`` is a generator reading the labels from flash as it is sent. Resource
 names are looked up in the store's table, never used as paths: no traversal.
-Bad parameters get ``400 {"error": reason, "field": name}``; a label that cannot be written or deleted because
+Bad parameters get ``400 {"error": reason, "field": name}`` (a resource the store does not have: 404); a label that cannot be written or deleted because
 the flash is full or failing gets ``507`` (nothing changed).
 """
 
@@ -56,10 +56,9 @@ async def handle(device, app, req):
             return not_found(req)
     elif n == 3:
         allowed = ("GET", "POST")
-    elif n == 4 and (parts[3].isdigit() or (parts[3][:1] == "-" and parts[3][1:].isdigit())):
-        allowed = ("DELETE",)
-    elif n == 5 and parts[3].isdigit() and parts[4] == "unpin":
-        allowed = ("POST",)
+    elif n in (4, 5) and (parts[3].isdigit() or (parts[3][:1] == "-" and parts[3][1:].isdigit())) and (
+            n == 4 or parts[4] == "unpin"):  # /api/labels/<id>, /api/labels/<id>/unpin
+        allowed = ("DELETE",) if n == 4 else ("POST",)
     else:
         return not_found(req)
     if meth not in allowed:
@@ -93,8 +92,8 @@ async def data(device, req, name):
     lazy.unload(_EX)  # unloaded at once; this handler keeps what it uses until it returns
     try:
         p = ex.plan(device.store, name, req.args, device.platform.epoch_ms(), False)
-    except QueryError as e:
-        return error(400, e.reason, e.field)
+    except QueryError as e:  # (no such resource: 404)
+        return error(404 if e.field == "name" else 400, e.reason, e.field)
     if p.numeric:  # count the rows (the .npy header needs them), a segment at a time
         g = ex.prepare(device.store, p)
         try:

@@ -8,11 +8,21 @@ second ``Content-Length``), 4002 (a ``Content-Length`` that is not a number), 40
 which is not text) and 4004 (a body nested deeper than 32 levels, found while reading it when there was no room to
 hold it) -- ``400 Bad Request`` --, or 408 (the request did not arrive whole within
 ``http.read_timeout_s``: ``408 Request Timeout``). The caller closes the connection.
+
+``handle(req)``: a method the path does not have (405 with ``Allow``), or a path the API does not have (404),
+from the route list, ``_ROUTES``, which the bundle writes in from the OpenAPI document (``host/apidoc.routes``,
+``bundle.constants``): in RAM only while this module is loaded (not at all from ROMFS). OPTIONS answers with the
+same ``Allow`` (``server._dispatch``); ``GET /api/routes`` lists it (``routes``).
 """
 
 import asyncio
 
-from sensorbox.device.http.server import Request, error
+from micropython import const
+
+from sensorbox.device.http.server import Request, error, not_found
+
+# a line per path of the OpenAPI document, the path then its methods ("/api/labels GET POST"): the bundle writes it in
+_ROUTES = const("")
 
 _WHY = {
     408: (408, "Request Timeout", "the request did not arrive whole within http.read_timeout_s"),
@@ -44,3 +54,49 @@ async def answer(why, reader, writer, log):
                     return
             except Exception:
                 return
+
+
+def routes():
+    """The API's route list, a line at a time split as ``[path, method, ...]`` (``/api/labels GET POST``)."""
+    i = 0
+    while i < len(_ROUTES):
+        j = _ROUTES.find("\n", i)
+        if j < 0:
+            j = len(_ROUTES)
+        p = _ROUTES[i:j].split()
+        i = j + 1
+        if p:
+            yield p
+
+
+def _allow(path):
+    """The ``Allow`` header's value for ``path`` (its methods, HEAD where GET is, OPTIONS) from the route list
+    (``{...}`` in a path matches one segment); None when no path matches."""
+    segs = path.split("/")
+    for p in routes():
+        t = p[0].split("/")
+        if len(t) != len(segs):
+            continue
+        for i in range(len(t)):
+            if t[i] != segs[i] and not (t[i][:1] == "{" and segs[i]):
+                break
+        else:
+            out = []
+            for m in p[1:]:
+                out.append(m)
+                if m == "GET":
+                    out.append("HEAD")
+            out.append("OPTIONS")
+            return ", ".join(out)
+    return None
+
+
+def handle(req):
+    """A request no route takes (``server.not_allowed``): 405 with ``Allow`` when ``req.path`` is one of the API's,
+    else 404."""
+    a = _allow(req.path)
+    if a is None:
+        return not_found(req)
+    res = error(405, "method {} not allowed here; allowed: {}".format(req.method, a))
+    res.headers["Allow"] = a
+    return res

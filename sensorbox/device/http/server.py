@@ -36,6 +36,12 @@ _CORS = const("sensorbox.device.http.cors")
 _BODY = const("sensorbox.device.http.body")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
+# The reason phrases of the status codes the device sends (RFC 9110), in one string (no digits in a phrase)
+_REASONS = const(",200 OK,201 Created,204 No Content,302 Found,400 Bad Request,401 Unauthorized,403 Forbidden,404 Not Found"
+                 ",405 Method Not Allowed,406 Not Acceptable,408 Request Timeout,409 Conflict,413 Content Too Large"
+                 ",414 URI Too Long,415 Unsupported Media Type,429 Too Many Requests"
+                 ",431 Request Header Fields Too Large,500 Internal Server Error,503 Service Unavailable"
+                 ",507 Insufficient Storage,")
 _ADOPTED = const(3)  # _Conn.state of a connection a live stream took over (Response.write)
 
 
@@ -119,12 +125,17 @@ class Response:
     async def write(self, w, head=False):
         h = self.headers
         b = self.body
-        if isinstance(b, (bytes, bytearray)) and "Content-Length" not in h:
-            h["Content-Length"] = len(b)
-        if "Content-Type" not in h:
-            h["Content-Type"] = "text/plain; charset=UTF-8"
-        out = ["HTTP/1.0 {} {}\r\n".format(self.status_code, self.reason or ("OK" if self.status_code == 200
-                                                                               else "N/A"))]
+        c = self.status_code
+        if c != 204:  # (204: no body, so neither of these)
+            if isinstance(b, (bytes, bytearray)) and "Content-Length" not in h:
+                h["Content-Length"] = len(b)
+            if "Content-Type" not in h:
+                h["Content-Type"] = "text/plain; charset=UTF-8"
+        r = self.reason
+        if r is None:  # the standard phrase
+            i = _REASONS.find(str(c))
+            r = _REASONS[i + 4:_REASONS.find(",", i)] if i >= 0 else ""
+        out = ["HTTP/1.0 {} {}\r\n".format(c, r)]
         for k in h:
             v = h[k]
             for x in (v if isinstance(v, list) else (v,)):
@@ -239,10 +250,13 @@ def read_json(req):
 
 
 class BadRequest(Exception):
-    def __init__(self, message, field=None):
+    """A request refused with ``status`` (400; 415 for a body of the wrong media type) and the reason."""
+
+    def __init__(self, message, field=None, status=400):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.status = status
 
 
 def not_found(req):
@@ -250,7 +264,11 @@ def not_found(req):
 
 
 def not_allowed(req):
-    return error(405, "method {} not allowed here".format(req.method))
+    """405 with ``Allow`` (the path's methods, from the route list on flash: ``refuse.handle``), or 404 when the
+    path is none of the API's."""
+    m = lazy.load(_REFUSE)
+    lazy.unload(_REFUSE)
+    return m.handle(req)
 
 
 async def guard(req, admin=False):
@@ -294,10 +312,13 @@ async def _dispatch(app, req):
     try:
         if req.content_length > Request.max_content_length and not req.path.startswith("/api/ota"):  # (streamed)
             return error(413, "request body too large (limit {} bytes)".format(Request.max_content_length))
-        if req.method == "OPTIONS":  # a preflight: no credentials (CORS headers below)
-            return Response(b"", 200, {"Allow": "GET, HEAD, POST, PUT, DELETE, OPTIONS"})
+        if req.method == "OPTIONS":  # the path's methods (also a CORS preflight: no credentials, headers below)
+            res = not_allowed(req)
+            if res.status_code == 405:
+                res = Response(b"", 204, {"Allow": res.headers["Allow"]})
+            return res
         if req.method not in ("GET", "POST", "PUT", "DELETE"):
-            return error(405, "method {} not allowed".format(req.method))
+            return not_allowed(req)
         name = _route(req.path)
         for retry in (False, True):
             try:
@@ -311,16 +332,16 @@ async def _dispatch(app, req):
                 if retry or req.method not in ("GET", "PUT") or not lazy.release():
                     raise
     except BadRequest as e:
-        return error(400, e.message, e.field)
+        return error(e.status, e.message, e.field)
     except MemoryError:
-        try:
-            app.log.error("http", "out of memory on {} {}".format(req.method, req.path))
+        try:  # (the path cut short: a long one took the log ring, or the memory the message needed)
+            app.log.error("http", "out of memory on {} {}".format(req.method, req.path[:64]))
             return error(503, "device is short of memory; retry")
         except MemoryError:  # not even for the answer: 503 as it is
             raise _OOM
     except Exception as e:
         try:
-            app.log.exception("http", "{} {} failed".format(req.method, req.path), e)
+            app.log.exception("http", "{} {} failed".format(req.method, req.path[:64]), e)
         except MemoryError:
             raise _OOM
         return error(500, "internal error; see the device log")

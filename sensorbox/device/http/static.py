@@ -2,20 +2,20 @@
 
 A client that accepts gzip gets the file as stored, with ``Content-Encoding: gzip``. One that does not (plain
 ``curl``, a script) gets it decompressed on the fly in 512-byte pieces (``server.Response``) through
-``deflate.DeflateIO``: the files are compressed with a ``WBITS`` window (1 KB, see ``host/webassets.py``), so
-that costs ~2.4 KB of heap on the unix port while the file is sent, where gzip's usual 32 KB window would need
+``deflate.DeflateIO``: the files are compressed with a ``WBITS`` window (2 KB, see ``host/webassets.py``), so
+that costs ~3.4 KB of heap on the unix port while the file is sent, where gzip's usual 32 KB window would need
 a 32 KB block. Both answers carry ``Vary: Accept-Encoding``.
 """
 
 from micropython import const
 
-from sensorbox.device.http.server import Response, error
+from sensorbox.device.http.server import Response, error, not_allowed
 
 # the types of the UI's files, by extension (one string: no dict, no interned names)
 _TYPES = const(" js=application/javascript css=text/css json=application/json svg=image/svg+xml png=image/png ")
 
 #: log2 of the deflate window the files were compressed with (host/webassets.py writes them with the same).
-WBITS = 10
+WBITS = 11
 
 
 def send_file(filename, status_code=200, content_type=None, stream=None, max_age=None, compressed=False):
@@ -74,4 +74,6 @@ def static_file(www, name, req):
 
 async def handle(device, http, req):
     p = req.path
+    if req.method != "GET":  # (HEAD arrives as GET)
+        return not_allowed(req)
     return static_file(device.platform.www_dir, p[8:] if len(p) > 1 else "index.html", req)

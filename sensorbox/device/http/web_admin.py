@@ -45,9 +45,10 @@ def _cookie(res, value):
 
 
 async def login(auth, req):
-    # JSON only: a cross-site HTML form cannot send it without a CORS preflight, which the device never grants.
-    if (req.content_type or "").split(";")[0].strip() != "application/json":
-        raise BadRequest("login needs a JSON body (Content-Type: application/json)", "Content-Type")
+    # JSON only: a cross-site HTML form cannot send it without a CORS preflight, which the device never grants
+    # (nor a body without a Content-Type, which fetch can send cross-site as a Blob).
+    if (req.content_type or "").split(";")[0].strip().lower() != "application/json":
+        raise BadRequest("login needs a JSON body (Content-Type: application/json)", "Content-Type", 415)
     body = read_json(req)
     pw = body.get("password") if isinstance(body, dict) else None
     if not isinstance(pw, str):
@@ -145,14 +146,17 @@ def tokens(device, auth, req, ident):
         body = read_json(req)
         if not isinstance(body, dict):
             raise BadRequest("expected a JSON object", "(body)")
+        for k in body:
+            if k not in ("name", "scope"):
+                raise BadRequest("unknown field", k)
         name = body.get("name")
         scope = body.get("scope")
         if scope not in SCOPES:
             raise BadRequest("scope must be one of: read, admin", "scope")
         if not isinstance(name, str) or not 0 < len(name) <= 32:
             raise BadRequest("name must be a string of 1 to 32 characters", "name")
-        if len(auth.tokens) >= MAX_TOKENS:
-            raise BadRequest("at most {} tokens; revoke one first".format(MAX_TOKENS), "name")
+        if len(auth.tokens) >= MAX_TOKENS:  # (valid, but not now: 409)
+            return error(409, "at most {} tokens; revoke one first".format(MAX_TOKENS), "name")
         ident = max([t["id"] for t in auth.tokens] + [0]) + 1
         secret = binascii.hexlify(os.urandom(16)).decode()
         t = {"id": ident, "name": name, "scope": scope,

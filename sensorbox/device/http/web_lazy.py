@@ -8,7 +8,7 @@
     GET    /api/tokens           API tokens (never their secrets)                                      admin
     POST   /api/tokens           {"name": ..., "scope": "read"|"admin"} -> 201 with the token, shown once   admin
     DELETE /api/tokens/<id>                                                                            admin
-    GET    /api/routes           every route of this app (``ROUTES``; tests check them against the OpenAPI) admin
+    GET    /api/routes           every path with its methods (the route list of ``refuse``, from the OpenAPI doc) admin
     GET    /api/logs?since=N     entries of the log ring from byte offset N (each has its "id"); "next": pass it
                                  as since to get only what is new
     GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
@@ -32,10 +32,11 @@ from micropython import const
 
 from sensorbox.device import lazy
 from sensorbox.device.http import authz
-from sensorbox.device.http.server import BadRequest, error, json_response
+from sensorbox.device.http.server import BadRequest, error, json_response, not_allowed, not_found
 
 _ADMIN = const("sensorbox.device.http.web_admin")
 _DATA = const("sensorbox.device.http.data_api")
+_REFUSE = const("sensorbox.device.http.refuse")
 _RETAIN = const("sensorbox.device.store.retain")
 _STATIC = const("sensorbox.device.http.static")
 _LOGS = const("sensorbox.device.log_read")
@@ -55,15 +56,6 @@ _ROUTES = {
     "debug/fault": (("POST",), True),
     "pulled": (("POST",), True),
 }
-# Every route of the app, for GET /api/routes (the modules that answer them: see server._route)
-ROUTES = ((("GET",), "/api/status"), (("GET",), "/api/config"), (("GET",), "/api/config/schema"),
-          (("PUT",), "/api/config"), (("GET",), "/api/model"),
-          (("GET", "PUT", "POST"), "/api/model/<action>"), (("GET",), "/api/resources"),
-          (("GET",), "/api/resources/<name>/data"), (("GET",), "/api/labels"), (("POST",), "/api/labels"),
-          (("DELETE",), "/api/labels/<int:ident>"), (("POST",), "/api/labels/<int:ident>/unpin"), (("GET",), "/"),
-          (("GET",), "/static/<name>"), (("DELETE",), "/api/tokens/<int:ident>"), (("GET",), "/setup"),
-          (("GET", "POST"), "/api/wifi"), (("GET",), "/api/wifi/scan"), (("POST",), "/api/wifi/test"),
-          (("POST",), "/api/ota"), (("PUT",), "/api/ota/key"), (("POST",), "/api/ota/firmware"))
 
 
 async def handle(device, http, req):
@@ -75,8 +67,6 @@ async def handle(device, http, req):
 
 
 async def _handle(device, http, req, p):
-    if req.method not in ("GET", "HEAD", "POST", "PUT", "DELETE"):
-        return error(405, "method {} not allowed".format(req.method))
     name = None
     if p.startswith("api/ota"):
         name = "sensorbox.device.ota"  # updates (ota.py)
@@ -93,19 +83,19 @@ async def _handle(device, http, req, p):
         try:
             ident = int(parts[2])
         except ValueError:
-            action = None
+            return not_found(req)
     elif p == "api/debug/fault":
         action = p[4:]
     elif len(parts) == 3 or req.method == "DELETE":
         action = None
     r = _ROUTES.get(action)
-    if r is None and parts[1:2] == ["wifi"]:  # the ESP32's Wi-Fi set-up (net/setup_http.py)
-        return await authz.check(device.auth, req, False) or error(
-            404, "no Wi-Fi to set up on {}".format(device.platform.name))
-    if r is None:
-        return error(404, "no such endpoint: {}".format(req.path))
-    if req.method not in r[0]:
-        return error(405, "method {} not allowed here".format(req.method))
+    if r is None or req.method not in r[0]:
+        res = not_allowed(req)  # 405 with Allow for a path the API has, else 404
+        if res.status_code == 405 and (p == "setup" or parts[1:2] == ["wifi"]) and req.method in res.headers["Allow"]:
+            # the ESP32's Wi-Fi set-up (net/setup_http.py) on a platform without Wi-Fi
+            res = (p != "setup" and await authz.check(device.auth, req, False)) or error(
+                404, "no Wi-Fi to set up on {}".format(device.platform.name))
+        return res
     auth = device.auth
     if r[1] is not None:
         refused = await authz.check(auth, req, r[1])
@@ -157,15 +147,15 @@ async def _handle(device, http, req, p):
             m = None
             lazy.unload(_RETAIN)
     if action == "routes":
-        out = [[list(m), p] for m, p in ROUTES]
-        for k in _ROUTES:
-            out.append([[m for m in _ROUTES[k][0] if m != "DELETE"] or ["GET"], "/api/" + k])
-        return json_response(out)
-    # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request; reset: in factory.py
-    if action == "reset":  # (factory.py: loaded only for it)
+        m = lazy.load(_REFUSE)
+        lazy.unload(_REFUSE)
+        return json_response([p[1:], p[0]] for p in m.routes())
+    if action == "reset":  # factory reset (factory.py: loaded only for it)
         m = lazy.load("sensorbox.device.factory")
         lazy.unload("sensorbox.device.factory")
         return m.handle(device, req)
+    # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
     return await m.handle(device, req, action, ident)
+

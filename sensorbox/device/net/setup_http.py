@@ -20,7 +20,8 @@ import os
 
 from micropython import const
 
-from sensorbox.device.http.server import BadRequest, Response, error, guard, json_response, read_json
+from sensorbox.device.http.server import (BadRequest, Response, error, guard, json_response, not_allowed,
+                                          read_json)
 
 # the connectivity probes of Android, Apple, Windows and Firefox (what makes a phone show "sign in to network")
 _PROBES = const(" /generate_204 /gen_204 /hotspot-detect.html /library/test/success.html /connecttest.txt "
@@ -36,17 +37,17 @@ async def handle(device, app, req):
         if st.portal is not None and (" " + p + " ") in _PROBES:
             return Response(b"", 302, {"Location": "http://{}/setup".format(st.portal.ip),
                                        "Cache-Control": "no-store"})
-        return error(404, "no such endpoint: {}".format(p))
+        return not_allowed(req)  # (404)
     if p == "/setup":
+        if req.method != "GET":
+            return not_allowed(req)
         from sensorbox.device.http.static import static_file
 
         return static_file(device.platform.www_dir, "setup.html", req)
     from sensorbox.device.net import station as st_mod  # (resident already where there is a station)
     action = p[9:]  # after /api/wifi
-    if action not in ("", "/scan", "/test"):
-        return error(404, "no such endpoint: {}".format(p))
-    if req.method not in (("GET", "POST") if action == "" else ("GET",) if action == "/scan" else ("POST",)):
-        return error(405, "method {} not allowed here".format(req.method))
+    if req.method not in {"": ("GET", "POST"), "/scan": ("GET",), "/test": ("POST",)}.get(action, ()):
+        return not_allowed(req)  # (405 with Allow, or 404)
     data = device.platform.data_dir
     first = not st_mod.load_networks(data, device.log) and st.state == "setup"
     if not first:
@@ -54,7 +55,7 @@ async def handle(device, app, req):
         if refused is not None:
             return refused
     elif req.method == "POST" and (req.content_type or "").split(";")[0].strip() != "application/json":
-        raise BadRequest("set-up needs a JSON body (Content-Type: application/json)", "Content-Type")
+        raise BadRequest("set-up needs a JSON body (Content-Type: application/json)", "Content-Type", 415)
     if action == "":
         if req.method == "GET":
             out = st.status()

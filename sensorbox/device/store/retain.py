@@ -130,9 +130,10 @@ def run(st, full=False):
 
 def pulled(store, body):
     """``POST /api/pulled`` ``{"<resource>": t, ...}``: ``sensorbox pull`` has every row of those resources up to
-    time ``t``. Moves each resource's ``pull.<name>`` cursor (a reader cursor: saved at once, and what it has not
-    read yet goes last when the free floor needs room) and releases the labelled data it passed. Returns the
-    labels still pinned and those released by this call."""
+    time ``t`` (a time after its newest row counts as that row's: no later label is released). Moves each
+    resource's ``pull.<name>`` cursor (a reader cursor: saved at once, and what it has not read yet goes last when
+    the free floor needs room) and releases the labelled data it passed. Returns the labels still pinned and those
+    released by this call."""
     from sensorbox.device.store.meta import _T_MAX, pins
 
     if not isinstance(body, dict) or not body:
@@ -145,9 +146,12 @@ def pulled(store, body):
         if v is True or v is False or not isinstance(v, int) or not 0 <= v <= _T_MAX:
             raise QueryError("{} must be an integer: epoch ms".format(k), k)
     before = _pinned_ids(store)
-    for k in body:
-        store.cursor("pull." + k, k, body[k])
-        store.advance("pull." + k, body[k])
+    for k in body:  # (no further than the newest row stored: a later time would release labels not made yet)
+        t = store.by_name[k].last_t
+        if t is not None:
+            t = body[k] if body[k] < t else t
+            store.cursor("pull." + k, k, t)
+            store.advance("pull." + k, t)
     store.save_cursors()
     pins(store)
     now = _pinned_ids(store)

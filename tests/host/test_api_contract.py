@@ -1,0 +1,505 @@
+"""Issue 19, items 1 and 2: the API is a contract, and load leaves nothing behind.
+
+The OpenAPI document (``web/openapi.json`` completed by ``sensorbox/host/apidoc.py``) is checked on its own, then
+against the real device app on the MicroPython unix port over real sockets: every documented path and method is
+answered and nothing else (405 with ``Allow``, OPTIONS, 404), standard reason phrases, 415 for a wrong body type;
+Schemathesis (PyPI) with all its checks and one of our own (every body valid UTF-8), bounded and seeded; a client
+generated from the document by openapi-python-client (PyPI; generated into a temporary folder, never committed)
+walks the README's journeys; and after a run of four Schemathesis workers the device answers every route as
+before, with its heap back where it was.
+
+``make test`` runs small sizes; ``make proof`` (``SENSORBOX_PROOF=full``) runs Schemathesis longer and the
+four-worker load for 10 minutes, as in the issue.
+"""
+
+import base64
+import http
+import importlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import ADMIN_PASSWORD, REPO, send_raw, wait_for
+
+from sensorbox.host import apidoc
+
+FULL = os.environ.get("SENSORBOX_PROOF") == "full"
+BIN = os.path.dirname(sys.executable)
+BASIC = "Basic " + base64.b64encode(("admin:" + ADMIN_PASSWORD).encode()).decode()
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE")
+# RFC 9110's reason phrases (Python's http.HTTPStatus still has the older ones of 413 and 414)
+PHRASES = {s.value: s.phrase for s in http.HTTPStatus}
+PHRASES.update({413: "Content Too Large", 414: "URI Too Long"})
+SAMPLE = {"name": "accel", "ident": "1"}  # path parameters for the probes
+
+
+def _doc():
+    return apidoc.document()
+
+
+def raw(port, method, path, headers=(), body=None, auth=True):
+    """(status, reason, headers, body) of one request made by hand."""
+    head = ["{} {} HTTP/1.0".format(method, path)] + (["Authorization: " + BASIC] if auth else []) + list(headers)
+    if body is not None:
+        head.append("Content-Length: {}".format(len(body)))
+    r = send_raw(port, ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
+    h, _, b = r.partition(b"\r\n\r\n")
+    lines = h.decode().split("\r\n")
+    status, reason = lines[0].split(" ", 2)[1:]
+    return int(status), reason, {k.lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:])}, b
+
+
+def test_document_is_a_contract():
+    """Every operation: an operationId (unique) and a tag, its scope, a 2xx with a media type and a schema, the
+    status codes the server can give (400/408/413/414/431/503 anywhere; 401/429 with a credential; 403 for
+    admin; 415 with a body), every error as JSON; schemas with required fields; it loads in Schemathesis."""
+    import schemathesis
+
+    doc = _doc()
+    assert doc["openapi"].startswith("3.1") and doc["info"]["version"] != "0"
+    ids = [op["operationId"] for _, _, op in apidoc.operations(doc)]
+    assert len(ids) == len(set(ids)) >= 30
+    tags = {t["name"] for t in doc["tags"]}
+    for method, path, op in apidoc.operations(doc):
+        where = (method, path)
+        assert op["summary"] and op["tags"] and set(op["tags"]) <= tags, where
+        scope = op.get("x-scope")
+        assert (op["security"] == []) == (scope is None), where
+        ok = [c for c in op["responses"] if c.startswith("2")]
+        assert ok, where
+        for c in ok:
+            r = op["responses"][c]
+            assert r.get("content"), where
+            for mt, m in r["content"].items():
+                assert "schema" in m, (where, c, mt)
+        need = set(apidoc.ANY) | ({"401", "429"} if scope else set()) | ({"403"} if scope == "admin" else set())
+        need |= {"415"} if "requestBody" in op else set()
+        assert need <= set(op["responses"]), (where, need - set(op["responses"]))
+        for c, r in op["responses"].items():
+            if not c.startswith("2"):
+                r = doc["components"]["responses"][r["$ref"].rsplit("/", 1)[1]] if "$ref" in r else r
+                assert list(r["content"]) == ["application/json"], (where, c)
+    for name, s in doc["components"]["schemas"].items():
+        if s.get("type") == "object" and s.get("properties") and name not in ("ConfigUpdate", "Pulled"):  # (any keys)
+            assert "required" in s, name
+    cfg = doc["components"]["schemas"]["ConfigUpdate"]
+    assert cfg["additionalProperties"] is False and cfg["properties"]["accel.rate_hz"]["enum"] == [25, 50, 100]
+    assert cfg["properties"]["http.port"]["maximum"] == 65535
+    live = doc["paths"]["/api/live"]["get"]
+    assert "text/event-stream" in live["responses"]["200"]["content"] and "features" in live["x-events"]
+    export = doc["paths"]["/api/resources/{name}/data"]["get"]["responses"]["200"]["content"]
+    assert {"application/octet-stream", "text/csv"} <= set(export)
+    schemathesis.openapi.from_dict(doc)  # (raises on a document it cannot load)
+
+
+def test_device_serves_the_document_without_its_prose(device_app):
+    """The device's copy (www/openapi.json.gz, three 4 KB blocks of flash where the full one took six) is the document
+    without the descriptions only people read: the same paths, operations, parameters, schemas and responses; the
+    summaries, OpenAPI's required response descriptions and info.description stay. The full one on the host:
+    ``python -m sensorbox.host.apidoc``."""
+    def bare(x):
+        if isinstance(x, dict):
+            return {k: bare(v) for k, v in x.items() if k != "description"}
+        return [bare(v) for v in x] if isinstance(x, list) else x
+
+    full = _doc()
+    served = json.loads(device_app.get("/api/openapi.json", auth=False).body)
+    assert served == apidoc.device_document(full) and bare(served) == bare(full)
+    assert served["info"]["description"] == full["info"]["description"]
+    add = "/api/labels"
+    assert full["paths"][add]["post"]["description"] and "description" not in served["paths"][add]["post"]
+    assert served["paths"][add]["post"]["responses"]["409"] == {"$ref": "#/components/responses/E409"}
+    assert served["components"]["responses"]["E409"]["description"]
+    p = subprocess.run([sys.executable, "-m", "sensorbox.host.apidoc"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and json.loads(p.stdout) == full, p.stderr
+
+
+def test_every_route_is_documented_and_nothing_else(device_app):
+    """Both ways: each documented method of each path is answered (never 404 "no such endpoint" or 405), each
+    other method gets 405 with exactly the documented ``Allow``, OPTIONS gives it too (204, no credential), other
+    paths get 404; /api/routes is the document's list; status lines carry the standard reason phrases."""
+    doc = _doc()
+    port = device_app.port
+    seen = {}
+    for path, item in doc["paths"].items():
+        concrete = re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], path)
+        documented = [m.upper() for m in apidoc.METHODS if m in item]
+        allow = []
+        for m in documented:
+            allow += [m, "HEAD"] if m == "GET" else [m]
+        allow.append("OPTIONS")
+        for m in METHODS:
+            if m in ("POST", "PUT") and m in documented and path in ("/api/restart",):
+                continue  # (answered: it restarts the device)
+            body = b"{}" if m in ("POST", "PUT", "PATCH") else None
+            hdr = ["Content-Type: application/json"] if body else []
+            if path == "/api/live" and m in ("GET", "HEAD"):
+                continue  # (a stream that does not end; tests/host/test_live_api.py)
+            if path == "/api/debug/fault" and m == "POST":
+                body = b'{"service": "no-such-service"}'
+            st, reason, h, b = raw(port, m, concrete + ("?start=-1000" if path.endswith("/data") else ""), hdr, body)
+            seen[st] = reason
+            where = (m, concrete, st, b[:200])
+            if m == "OPTIONS":
+                assert st == 204 and h["allow"] == ", ".join(allow) and not b, where
+            elif m in documented or (m == "HEAD" and "GET" in documented):
+                assert st not in (405, 501) and b"no such endpoint" not in b, where
+            else:
+                assert st == 405 and h["allow"] == ", ".join(allow), where
+    for m in METHODS:
+        for path in ("/api/nope", "/api/status/x", "/static", "/api/model/info", "/index.html", "/api/labels/x/y"):
+            st, reason, h, b = raw(port, m, path)
+            assert st == 404 and "allow" not in h, (m, path, st, b)
+    r = device_app.get("/api/routes")
+    assert r.json() == [[line.split()[1:], line.split()[0]] for line in apidoc.routes(doc).splitlines()]
+    for code, phrase in seen.items():
+        assert phrase == PHRASES[code], (code, phrase)
+    assert {200, 204, 400, 404, 405} <= set(seen)
+
+
+def test_bodies_of_the_wrong_type_get_415(device_app):
+    port = device_app.port
+    for ct in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json"):
+        for path, body in (("/api/config", b'{"log.level": "info"}'), ("/api/labels", b'{"start": 1, "end": 2}'),
+                           ("/api/tokens", b'{"name": "x", "scope": "read"}'), ("/api/login", b'{"password": "x"}')):
+            m = "PUT" if path == "/api/config" else "POST"
+            st, reason, h, b = raw(port, m, path, ["Content-Type: " + ct], body)
+            assert st == 415 and reason == "Unsupported Media Type", (m, path, ct, st, b)
+            assert json.loads(b)["field"] == "Content-Type"
+        st, _, _, b = raw(port, "PUT", "/api/model/model.csv?offset=0", ["Content-Type: " + ct], b"f,3\n")
+        assert st == 415, (ct, st, b)
+    # JSON with a charset, or no Content-Type at all (scripts): read as JSON
+    st, _, _, b = raw(port, "PUT", "/api/config", ["Content-Type: application/json; charset=utf-8"], b"{}")
+    assert st == 200, b
+    st, _, _, b = raw(port, "PUT", "/api/config", [], b'{"log.level": "info"}')
+    assert st == 200, b
+    # login takes JSON only, also without a Content-Type (a cross-site Blob has none)
+    st, _, _, b = raw(port, "POST", "/api/login", [], b'{"password": "x"}', auth=False)
+    assert st == 415, b
+    for ct in ("text/csv", "application/octet-stream"):  # model.csv's types: past the type check (no upload: 409)
+        st, _, _, b = raw(port, "PUT", "/api/model/model.csv?offset=0", ["Content-Type: " + ct], b"f,3\n")
+        assert st == 409 and json.loads(b)["field"] == "state", (ct, st, b)
+
+
+def test_long_and_non_ascii_targets_and_headers_up_to_the_limits(device_app):
+    """Issue 19: long non-ASCII URLs under the limit got 503, 500 or a dropped connection. Up to the documented
+    limits (a 1024-byte target, 2048-byte header fields) they get their normal answer; beyond, 414 and 431; every
+    answer valid UTF-8 JSON."""
+    from urllib.parse import quote
+
+    port = device_app.port
+
+    def target(base, n, pct):
+        tail = quote("é€😀" * 400) if pct else "é€😀" * 400
+        t = (base + tail).encode()[:n]
+        while True:  # whole characters (and whole escapes of whole characters)
+            try:
+                s = t.decode()
+            except UnicodeError:
+                t = t[:-1]
+                continue
+            if pct and "%" in s[-2:]:
+                s = s[:s.rfind("%")]
+            if pct:
+                from urllib.parse import unquote_to_bytes
+                try:
+                    unquote_to_bytes(s.split("=", 1)[-1]).decode()
+                except UnicodeError:
+                    t = s.encode()[:-3]
+                    continue
+            return s
+
+    for base, want in (("/api/status?q=", 200), ("/api/config?q=", 200), ("/api/logs?since=0&q=", 200),
+                       ("/api/labels?q=", 200), ("/static/", 404), ("/api/nope/", 404),
+                       ("/api/resources/accel/data?x=", 400)):
+        for n in (100, 600, 900, 1200):
+            for pct in (False, True):
+                t = target(base, n, pct)
+                st, _, _, b = raw(port, "GET", t)
+                ok = want if len(t.encode()) <= 1024 else 414
+                assert st == ok, (base, n, pct, len(t.encode()), st, b[:120])
+                json.loads(b.decode("utf-8"))
+    for n in (100, 1000, 2000, 2046):
+        value = ("ü€😀" * 700).encode()[:n - len("X-Note: ")].decode(errors="ignore")
+        st, _, _, b = raw(port, "GET", "/api/config", ["X-Note: " + value])
+        assert st == 200, (n, st, b[:120])
+    st, _, _, b = raw(port, "GET", "/api/config", ["X-Note: " + "ü" * 1100])
+    assert st == 431, (st, b)
+    # a key sent as an escaped astral character comes back as UTF-8 (it was CESU-8)
+    st, _, _, b = raw(port, "PUT", "/api/config", ["Content-Type: application/json"], b'{"\\ud83d\\ude00": 1}')
+    assert st == 400 and json.loads(b.decode("utf-8"))["field"] == "\U0001F600", b
+
+
+# ---------------------------------------------------------------- a client generated from the document
+
+@pytest.fixture(scope="module")
+def client_pkg(tmp_path_factory, device_app):
+    """The Python client openapi-python-client generates from the document the device serves."""
+    out = tmp_path_factory.mktemp("client")
+    doc = out / "openapi.json"
+    doc.write_bytes(device_app.get("/api/openapi.json", auth=False).body)
+    cfg = out / "config.json"
+    cfg.write_text(json.dumps({"project_name_override": "sbclient", "package_name_override": "sbclient",
+                               "post_hooks": [], "content_type_overrides": {"text/csv": "application/octet-stream"}}))
+    p = subprocess.run([os.path.join(BIN, "openapi-python-client"), "generate", "--path", str(doc), "--config",
+                        str(cfg), "--meta", "none", "--output-path", str(out / "sbclient")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Warning" not in p.stdout + p.stderr, p.stdout + p.stderr  # every schema understood
+    sys.path.insert(0, str(out))
+    try:
+        yield importlib.import_module("sbclient")
+    finally:
+        sys.path.remove(str(out))
+        for k in [k for k in sys.modules if k.split(".")[0] == "sbclient"]:
+            del sys.modules[k]
+
+
+def test_generated_client_walks_the_readme_journeys(client_pkg, device_app):
+    """Log in, read the status, change the config, export data, label a range (unpin it, report a pull), make a read
+    token and use it: with nothing but the generated client and the document's types."""
+    import numpy as np
+
+    c = client_pkg
+    from sbclient import api, models
+
+    ops = {name: importlib.import_module("sbclient.api.{}.{}".format(tag, name))
+           for tag in os.listdir(os.path.dirname(api.__file__)) if not tag.startswith("_")
+           for name in [f[:-3] for f in os.listdir(os.path.join(os.path.dirname(api.__file__), tag))
+                        if f.endswith(".py") and not f.startswith("_")]}
+    base = device_app.url
+    # login: the session cookie and the CSRF token for changes
+    r = ops["login"].sync_detailed(client=c.Client(base_url=base), body=models.Login(password=ADMIN_PASSWORD))
+    out = r.parsed
+    assert isinstance(out, models.LoggedIn) and out.scope == "admin" and out.csrf, r
+    sid = re.search(r"sb_session=(\w+)", r.headers["set-cookie"]).group(1)
+    session = c.Client(base_url=base, cookies={"sb_session": sid}, headers={"X-CSRF-Token": out.csrf})
+    who = ops["get_session"].sync(client=session)
+    assert who.via == "session" and who.csrf == out.csrf
+    # read the status
+    st = ops["get_status"].sync(client=session)
+    assert isinstance(st, models.Status) and st.uptime_s >= 0 and st.device.id
+    # change the config
+    res = ops["update_config"].sync(client=session, body=models.ConfigUpdate.from_dict({"log.level": "debug"}))
+    assert isinstance(res, models.ConfigChanged), res
+    view = ops["get_config"].sync(client=session)
+    assert view.config["log.level"] == "debug"
+    bad = ops["update_config"].sync_detailed(client=session, body=models.ConfigUpdate.from_dict({"ml.hop": 256}))
+    assert bad.status_code == 400 and bad.parsed.field.startswith("ml."), bad
+    # export data: the last minute of accelerometer data as .npy
+    device_app.wait_stored("accel", 10)
+    r = ops["export_data"].sync_detailed(client=session, name=models.ExportDataName.ACCEL, start=-60000)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    arr = np.load(io.BytesIO(r.content))
+    assert arr.dtype.names == ("t", "x", "y", "z") and len(arr) >= 10
+    csv = ops["export_data"].sync_detailed(client=session, name=models.ExportDataName.ACCEL, start=-60000,
+                                           format_=models.ExportDataFormat.CSV, columns="t,z", max_points=5)
+    assert csv.content.decode().splitlines()[0] == "t,n,z_min,z_max", csv.content[:100]
+    # labels: add one over that minute, list, delete
+    t1 = int(arr["t"][-1])
+    lab = ops["add_label"].sync(client=session, body=models.LabelNew(start=t1 - 5000, end=t1, label="walk é",
+                                                                   overlap=True))
+    assert isinstance(lab, models.Label) and lab.label == "walk é"
+    listed = ops["list_labels"].sync(client=session)
+    assert [x.pinned for x in listed.labels if x.id == lab.id] == [True]
+    # its raw data is kept until pulled: unpin it, and say how far a pull got (store2's routes)
+    un = ops["unpin_label"].sync(client=session, ident=lab.id)
+    assert isinstance(un, models.Unpinned) and un.id == lab.id and un.pinned is False
+    assert [x.pinned for x in ops["list_labels"].sync(client=session).labels if x.id == lab.id] == [False]
+    got = ops["report_pulled"].sync(client=session, body=models.Pulled(accel=t1))
+    assert isinstance(got, models.PinsReleased) and lab.id not in got.pinned, got
+    assert ops["delete_label"].sync(client=session, ident=lab.id).deleted == lab.id
+    gone = ops["delete_label"].sync_detailed(client=session, ident=lab.id)
+    assert gone.status_code == 404 and gone.parsed.field == "id"
+    # a read token, for a script: it reads, it may not change anything
+    tok = ops["create_token"].sync(client=session, body=models.TokenNew(name="notebook",
+                                                                       scope=models.TokenNewScope.READ))
+    reader = c.AuthenticatedClient(base_url=base, token=tok.token)
+    assert ops["get_config"].sync(client=reader).config["log.level"] == "debug"
+    no = ops["update_config"].sync_detailed(client=reader, body=models.ConfigUpdate.from_dict({"log.level": "info"}))
+    assert no.status_code == 403 and no.parsed.error
+    assert ops["revoke_token"].sync(client=session, ident=tok.id).revoked == tok.id
+    assert ops["update_config"].sync(client=session, body=models.ConfigUpdate.from_dict({"log.level": "info"}))
+    assert ops["logout"].sync(client=session).logged_out is True
+
+
+# ---------------------------------------------------------------- Schemathesis against the running device
+
+# Stateful runs follow the document's links only (inferred ones sent /api/resources/labels/data, a path of its
+# own, as the templated export). The coverage phase sends no methods a path does not have (every path and method
+# both ways: test_every_route_is_documented_and_nothing_else, with the exact Allow) and leaves out updateConfig,
+# whose boundary values of each of the ~80 keys made half of its ~2,000 requests (each key at and past its bounds,
+# with every service checked after each: test_config_fuzz.py; the whole configuration at once, with the longest
+# strings: _whole_config below; updateConfig's schemas: the examples and stateful phases and the fuzzing under
+# load). Per operation, the statuses a schema-valid request may get besides 2xx: the document says where the device
+# checks more than a schema can say (keys against each other, end after start, columns of the resource, a model
+# against this device, a resource not stored; the Wi-Fi set-up, which the unix port does not have: 404; an update
+# bundle that is not signed with this device's key, or no key: 403, 409); invalid data may also meet the request
+# limits (413, 414, 431).
+# Everything else is Schemathesis' default.
+ST_CONFIG = """
+[phases.stateful.inference]
+algorithms = []  # only the document's own links (a label or token made, then deleted)
+
+[phases.coverage]
+unexpected-methods = []
+
+[checks.not_a_server_error]
+expected-statuses = ["2xx", "3xx", "4xx", "503"]
+
+[checks.negative_data_rejection]  # (and the limits' refusals: a fuzzed query past 1024 bytes gets 414)
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429", "431", "5xx"]
+
+[[operations]]
+include-operation-id-regex = "^(updateConfig|addLabel|reportPulled|uploadModelMeta|activateModel|rollbackModel|exportData|exportEvents|exportLabels|listEvents|getSetupPage|getWifi|saveWifi|scanWifi|testWifi|installUpdate|setUpdateKey|installFirmware)$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-operation-id = "updateConfig"
+phases.coverage.enabled = false
+"""
+
+
+def schemathesis(dev, out, *, seed, examples, workers=1, max_time=None, phases="examples,coverage,fuzzing,stateful"):
+    """Run Schemathesis' CLI against ``dev`` with every check (restart, factory reset and fault injection left
+    out: they stop the device on purpose); returns (exit code, its output)."""
+    out.mkdir(exist_ok=True)
+    cfg = out / "schemathesis.toml"
+    cfg.write_text(ST_CONFIG)
+    cmd = [os.path.join(BIN, "schemathesis"), "--config-file", str(cfg), "--no-color", "run",
+           dev.url + "/api/openapi.json", "-a", "admin:" + ADMIN_PASSWORD, "--checks", "all",
+           "--seed", str(seed), "--max-examples", str(examples), "--workers", str(workers), "--phases", phases,
+           "--exclude-operation-id", "restart", "--exclude-operation-id", "injectFault",
+           "--exclude-operation-id", "factoryReset",
+           "--request-timeout", "30", "--max-failures", "20", "--output-truncate", "true",
+           "--suppress-health-check", "all"]
+    if max_time:
+        cmd += ["--max-time", str(max_time), "--generation-database", "none"]
+    else:
+        cmd += ["--generation-deterministic"]
+    env = dict(os.environ, SCHEMATHESIS_HOOKS="st_hooks",
+               PYTHONPATH=os.path.join(REPO, "tests", "host") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run(cmd, cwd=str(out), env=env, capture_output=True, text=True, timeout=(max_time or 600) + 300)
+    text = p.stdout + p.stderr
+    (out / "schemathesis.txt").write_text(text)
+    return p.returncode, text
+
+
+def _summary(text):
+    return text[text.find("SUMMARY"):][-6000:] if "SUMMARY" in text else text[-6000:]
+
+
+def _whole_config(dev):
+    """PUT /api/config with every key, twice: with the longest strings a body may carry (8 KB: a 2200-character CA
+    and one as long as the rest of 8 KB allows), then every default (which also undoes what Schemathesis set).
+    Issue 19: the ~6 KB whole-config PUT Schemathesis' coverage phase sent got 503 "short of memory" at APP_HEAP, the body's
+    decoded copy finding no block after a run (now parsed from the bytes, a string's characters checked without
+    a copy)."""
+    from sensorbox.shared import config_schema as schema
+
+    every = {e[0]: e[2] for e in schema.entries()}
+    long = dict(every, **{"webhook.tls_ca": "W" * 2200})
+    long["mqtt.tls_ca"] = "M" * min(4000, 8192 - len(json.dumps(long).encode()))  # (the body's limit)
+    assert len(long["mqtt.tls_ca"]) > 1500
+    for body in (long, every):
+        data = json.dumps(body).encode()
+        assert len(data) <= 8192
+        st, _, _, b = raw(dev.port, "PUT", "/api/config", ["Content-Type: application/json"], data)
+        assert st == 200, (len(data), st, b)
+    assert dev.get("/api/config").json()["config"]["mqtt.tls_ca"] == ""
+
+
+def _pins_hold(dev):
+    """After a schema-valid POST /api/pulled with the latest time there is (as fuzzing may send), a label over the
+    newest data is still pinned (kept until pulled): such a time released every label to come, for good, before it
+    counted as the newest row's."""
+    r = dev.post("/api/pulled", {k: 2 ** 53 - 1 for k in ("accel", "features", "predictions", "soundlevel",
+                                                          "events")})
+    assert r.status == 200, r.body
+    now = dev.get("/api/resources").json()["time_ms"]
+    r = dev.post("/api/labels", {"start": now - 2000, "end": now + 60000, "label": "after the run", "overlap": True})
+    assert r.status == 201, r.body
+    ident = r.json()["id"]
+    assert [x["pinned"] for x in dev.get("/api/labels").json()["labels"] if x["id"] == ident] == [True]
+    wait_for(lambda: dev.resource("accel"), "the label's accelerometer data pinned", lambda r: r["pinned_bytes"] > 0,
+             30, 0.5)
+    assert dev.request("DELETE", "/api/labels/{}".format(ident)).status == 200
+
+
+def _every_get_answers(dev):
+    """Each documented GET without path parameters answers 200 (not 503): the device is back to normal. (The
+    Wi-Fi set-up's, on the unix port: 404, it has no Wi-Fi.)"""
+    for _, path, op in apidoc.operations(_doc()):
+        if "{" in path or path in ("/api/live",) or not op["operationId"].startswith(("get", "list")):
+            continue
+        if "network" in op["tags"] or path == "/setup":
+            r = wait_for(lambda p=path: dev.get(p), "{} answers 404".format(path), lambda r: r.status == 404, 30, 0.5)
+            assert b"no Wi-Fi" in r.body, (path, r.body)
+            continue
+        if path == "/api/model/file":
+            path += "?which=default&name=meta.json"
+        r = wait_for(lambda p=path: dev.get(p), "{} answers 200".format(path), lambda r: r.status == 200, 30, 0.5)
+        assert r.status == 200, (path, r.status)
+
+
+@pytest.mark.proof
+@pytest.mark.slow
+def test_schemathesis_all_checks(device_app, tmp_path):
+    """Schemathesis (every phase, every check, our UTF-8 check), seeded and deterministic, finds nothing; the device
+    then answers every route, takes the whole configuration at once, and no service restarted. (After the
+    generated client: Schemathesis leaves the device's configuration, labels and tokens changed.)"""
+    fuzzed = device_app
+    # make test: the systematic phases (boundary values, missing parts; ~1,000 requests); the
+    # random fuzzing runs in the four-worker test below; make proof adds it here too
+    code, text = schemathesis(fuzzed, tmp_path / "st", seed=19, examples=100 if FULL else 8,
+                              phases="examples,coverage,fuzzing,stateful" if FULL else "examples,coverage,stateful")
+    print(_summary(text))
+    assert code == 0, _summary(text)
+    _every_get_answers(fuzzed)
+    _whole_config(fuzzed)
+    _pins_hold(fuzzed)
+    st = fuzzed.status()
+    assert st["task_restarts"] == 0, st["tasks"]
+
+
+@pytest.mark.proof
+@pytest.mark.slow
+def test_no_degradation_after_four_workers(device_app, tmp_path):
+    """Issue 19 item 2: four Schemathesis workers for a while (10 minutes at full size), then within seconds every
+    route answers as before, no service restarted (housekeeping crash-looped on MemoryError in the issue) and the
+    live heap is back where it was (each escaped astral character a client sent was interned for good: +18 KB)."""
+    fuzzed = device_app
+    _every_get_answers(fuzzed)
+    time.sleep(6)  # a collection by housekeeping (every 5 s): heap.used is measured right after one
+    before = fuzzed.status()
+    seconds = 600 if FULL else 20
+    code, text = schemathesis(fuzzed, tmp_path / "load", seed=1919, examples=1000, workers=4, max_time=seconds,
+                              phases="fuzzing")
+    m = re.search(r"(\d+) generated", text)
+    print("four workers for {} s: {} requests generated".format(seconds, m.group(1) if m else "?"))
+    assert code == 0, _summary(text)  # every check holds under load too
+    # and what the issue's fuzzer sent now and then, many times: keys that are escaped astral characters (each a
+    # name interned for good before: ~8 KB for these 600)
+    for i in range(60):
+        keys = ",".join('"\\u{:04x}\\u{:04x}": 1'.format(0xD840 + i, 0xDC00 + j) for j in range(10))
+        st, _, _, b = raw(fuzzed.port, "PUT", "/api/config", ["Content-Type: application/json"],
+                          ("{" + keys + "}").encode())
+        assert st == 400 and json.loads(b.decode("utf-8"))["error"] == "unknown key", (st, b)
+    t0 = time.time()
+    _every_get_answers(fuzzed)
+    print("every GET route answered 200 within {:.1f} s".format(time.time() - t0))
+    _whole_config(fuzzed)
+    _pins_hold(fuzzed)
+    time.sleep(6)
+    after = fuzzed.status()
+    assert after["task_restarts"] == before["task_restarts"], after["tasks"]
+    grown = after["heap"]["used"] - before["heap"]["used"]
+    print("live heap before {} after {} (+{} bytes)".format(before["heap"]["used"], after["heap"]["used"], grown))
+    assert grown < 4096, (before["heap"], after["heap"])
+    logs = fuzzed.get("/api/logs?since=0").json()["entries"]
+    assert not [e for e in logs if "MemoryError" in e["msg"] and e["source"] != "http"], logs

@@ -426,7 +426,8 @@ def build_www(www, analysis=False, setup=True):
     path = os.path.join(www, "config-schema.json.gz")
     put_file(path, webassets.gzip_bytes(json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
                                                    separators=(",", ":")).encode()))
-    for old in ("config-schema.json", "routes.txt"):  # (a bundle built before: the route list is in http/refuse)
+    # (a bundle built before: the route list is in http/refuse, uPlot's style sheet in app.css)
+    for old in ("config-schema.json", "routes.txt", "uplot.css.gz"):
         if os.path.exists(os.path.join(www, old)):
             os.remove(os.path.join(www, old))
     tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)

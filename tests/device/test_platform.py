@@ -4,7 +4,7 @@ import os
 import time
 
 from devtest import quiet_log, tmpdir
-from sensorbox.device.platform.clock import Clock
+from sensorbox.device.platform import Clock
 
 
 def test_clock_counts_from_its_reference_and_never_goes_back():

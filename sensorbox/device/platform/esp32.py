@@ -18,7 +18,7 @@ The wall clock is the RTC (``machine.RTC``), which NTP sets (``net/portal.py``'s
 import os
 import time
 
-from sensorbox.device.platform.clock import Clock
+from sensorbox.device.platform import Clock
 
 _SYNCED = b"sbt1"  # in the RTC's memory: NTP set the RTC since the last power cut
 _Y2024_MS = 1704067200000
@@ -64,7 +64,7 @@ class Platform:
         return self._clock.resync(epoch_ms)
 
     def clock(self):
-        """The wall clock (``platform/clock.Clock``: ``known``, ``ahead_ms``)."""
+        """The wall clock (``platform.Clock``: ``known``, ``ahead_ms``)."""
         return self._clock
 
     def epoch_ms(self):

@@ -14,7 +14,7 @@ import time
 
 from micropython import const
 
-from sensorbox.device.platform.clock import Clock
+from sensorbox.device.platform import Clock
 
 _WAV = const("sensorbox.device.sensors.sim_wav")
 
@@ -41,7 +41,7 @@ class Platform:
         return self._clock.epoch_ms()
 
     def clock(self):
-        """The wall clock (``platform/clock.Clock``): the host's time, known (the host keeps it with NTP)."""
+        """The wall clock (``platform.Clock``): the host's time, known (the host keeps it with NTP)."""
         return self._clock
 
     def unique_id(self, log):

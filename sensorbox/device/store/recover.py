@@ -233,7 +233,7 @@ def _load_times(st):
 
 
 def floor(clock, store, log):
-    """Time never goes back, across reboots too: a clock (``platform/clock.Clock``) behind the newest row stored
+    """Time never goes back, across reboots too: a clock (``platform.Clock``) behind the newest row stored
     (an RTC that restarted in 2000, a host clock set back) goes on from just after it, so stored rows, ``since``
     cursors and retention keep their order; how far it moved is added to ``clock.ahead_ms``. While the clock is
     not known, what is stored from now on is placed when it is (``store/recover.resync``). Returns how far it

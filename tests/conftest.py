@@ -11,7 +11,9 @@
   from .mpy) and ``[wasm]`` (MicroPython WebAssembly under Node, which has no viper/native emitters).
   Shared tests are synchronous and use plain ``assert``. A module lists data files it opens in ``DATA_FILES``.
 
-Tests run with the repository root as working directory. ``tests/support`` is on the path of device tests.
+Tests run with the repository root as working directory. ``tests/support`` is on the path of device tests; a
+module that sets ``BOARD = True`` also gets ``tests/support/board`` first: test doubles of the ESP32 port's
+``network``, ``machine`` and ``esp32`` modules (checked against MicroPython's stubs, tests/host/test_board_doubles.py).
 """
 
 import ast
@@ -142,6 +144,8 @@ class MicroPythonItem(pytest.Item):
             cmd = [bundle.micropython_path(), "-X", "heapsize=" + heap, os.path.join(REPO, "tests", "mp_runner.py"),
                    self.path.stem, self.test]
             path = (test_dir, _compiled_support())
+            if self.consts.get("BOARD"):  # the ESP32's network, machine and esp32 modules as test doubles
+                path = (_compiled_support("support/board"),) + path
             device = _kind(self.path) == "device"
             if device and self.consts.get("NATMODS") and not bundle.natmods_dir():
                 path += (_compiled_support("support/natmods"),)

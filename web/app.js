@@ -112,12 +112,13 @@ async function start() {
   } catch (e) { return; }
   $("#nav").hidden = $("#logout").hidden = false;
   route();
+  showSafeMode();
 }
 
 // Restart: say so, wait until the device answers again (its open health probe, with a smaller uptime), then come
 // back to the same page (a restart it was asked for keeps the UI's session).
-async function restartDevice() {
-  if (!confirm("Restart the device?")) return;
+async function restartDevice(ev, quiet) {
+  if (!quiet && !confirm("Restart the device?")) return;
   const page = (location.hash || "#dashboard").slice(1);
   const probe = () => fetch("/api/status", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)).catch(() => null);
   const boot = (s) => s.time_ms - s.uptime_s * 1000, before = await probe();
@@ -138,10 +139,23 @@ async function restartDevice() {
   ov.hidden = true;
   logState.since = 0; classInfo = null;
   try { await api("GET", "/api/session"); } catch (e) { showLogin("The device restarted. Log in again to return to " + page + "."); return; }
-  route();
+  route(); showSafeMode();
 }
 $("#restart").addEventListener("click", restartDevice);
 $("#pendingbtn").addEventListener("click", restartDevice);
+// Safe mode (after 3 boots that did not stay healthy): why, the traceback, and a way back to a normal boot.
+async function showSafeMode() {
+  const s = await api("GET", "/api/status").catch(() => null);
+  const b = s && s.boot;
+  $("#safe").hidden = !(b && b.safe_mode);
+  if (!b || !b.safe_mode) return;
+  $("#safewhy").textContent = "After " + b.unhealthy_boots + " boots that did not stay healthy. Last: " + (b.last_failure || "unknown") + ".";
+  $("#safetrace").textContent = b.last_traceback || "(none recorded)";
+}
+$("#saferestart").addEventListener("click", () => {
+  $("#safewhy").textContent = "Restarting normally…";
+  restartDevice(null, true);
+});
 
 function chartWidth(node) { return Math.max(240, node.clientWidth - 10); }
 window.addEventListener("resize", () => {
@@ -949,6 +963,13 @@ async function showHealth() {
   }
   for (const n in s.sensors) card("Sensor " + n, s.sensors[n].rate_hz + " Hz, received " + s.sensors[n].received + ", dropped " + s.sensors[n].dropped);
   card("Task restarts", String(s.task_restarts));
+  if (s.wifi) card("Wi-Fi", s.wifi.state + (s.wifi.ssid ? " · " + s.wifi.ssid : "") + (s.wifi.rssi != null ? " · " + s.wifi.rssi + " dBm" : "") +
+    (s.wifi.ip ? " · " + s.wifi.ip : "") + " · " + s.wifi.url + (s.wifi.last_error ? " · last error: " + s.wifi.last_error : ""));
+  if (s.boot) card("Boot", (s.boot.safe_mode ? "SAFE MODE · " : "") + (s.boot.healthy ? "healthy" : "not yet healthy" + (s.boot.unhealthy_now ? ": " + s.boot.unhealthy_now : "")) +
+    " · unhealthy boots before this one: " + s.boot.unhealthy_boots + (s.boot.last_failure ? " · last failure: " + s.boot.last_failure : ""));
+  if (s.app) $("#appinfo").textContent = "Running: " + (s.app.slot == null ? "the app deployed over USB" : "update slot " + s.app.slot) +
+    ", version " + s.app.version + (s.app.build ? " (build " + s.app.build + ")" : "") + (s.app.trial ? ", on trial" : "") +
+    (s.app.why ? ". " + s.app.why : "") + ". Update key: " + (s.app.key ? "set" : "not set") + ".";
   const tb = $("#tasks tbody"); tb.textContent = "";
   for (const n of Object.keys(s.tasks).sort()) {
     const t = s.tasks[n]; const tr = el("tr");
@@ -964,5 +985,25 @@ async function showHealth() {
   route.timer = setInterval(() => { if (!$("#health").hidden) showHealthQuiet(); }, 4000);
 }
 function showHealthQuiet() { clearInterval(route.timer); showHealth().catch(() => {}); }
+$("#otabtn").addEventListener("click", async () => {
+  const f = $("#otafile").files[0];
+  const msg = $("#otamsg");
+  if (!f) { msg.className = "err"; msg.textContent = "choose the signed update file first"; return; }
+  msg.className = ""; msg.textContent = "sending " + Math.round(f.size / 1024) + " KB…";
+  try {
+    const r = await api("POST", "/api/ota", f);
+    msg.className = "ok";
+    msg.textContent = "update " + r.version + " installed in slot " + r.slot + "; the device restarts into it (kept once it stays healthy)";
+    setTimeout(() => location.reload(), 10000);
+  } catch (e) { msg.className = "err"; msg.textContent = e.message; }
+});
+$("#factoryreset").addEventListener("click", async () => {
+  const s = await api("GET", "/api/status");
+  const id = prompt("Factory reset: the Wi-Fi networks, settings, admin password and API tokens are deleted; stored data is kept. " +
+    "Type this device's id (" + s.device.id + ") to go on:");
+  if (id === null) return;
+  try { await api("POST", "/api/reset", { confirm: id.trim() }); alert("Reset. The device restarts as new: its admin password is on its console."); }
+  catch (e) { alert(e.message); }
+});
 
 start();

@@ -16,17 +16,18 @@ import time
 import asyncio
 
 from sensorbox.device import lazy
-from sensorbox.device import platform as platform_mod
+from sensorbox.device import platform as _platform
 from sensorbox.device.supervisor import grid_ms
 
 _BOOT = "sensorbox.device.boot"
+_STATE = "sensorbox.device.bootstate"
 
 
 class Device:
-    exit_code = 0  # set when the app stops itself; main() exits with it (69: the HTTP port is in use)
+    _exit = 0  # set when the app stops itself; main() exits with it (69: the HTTP port is in use)
 
     def __init__(self, platform=None, echo_log=True):
-        self.platform = platform or platform_mod.get()
+        self.platform = platform or _platform.get()
         self.model = self.model_error = None  # the classifier in use (see models.py) / why there is none
         self.pipeline = None  # made when its service first starts (after the HTTP server has its RAM)
         self.http = None
@@ -60,6 +61,8 @@ class Device:
         # MQTT and webhooks get a service once enabled (at boot, or when a change enables them): a device that
         # does not use them carries no task for them.
         sup = self.supervisor
+        if self.store is None:  # safe mode: no integrations
+            return
         for name, fn, keys in (("mqtt", self._mqtt, ("mqtt.", "device.name")), ("webhook", self._webhook,
                                                                                    ("webhook.",))):
             if sup.get(name) is None and self.config.get(name + ".enabled") and (
@@ -92,7 +95,7 @@ class Device:
             # Another server holds the port (a second simulated device on one host; never on a board): retrying
             # cannot help, so the app stops with exit code 69, which `sensorbox run` turns into advice.
             self.log.error("http", "port {} is in use: stopping".format(port))
-            self.exit_code = 69
+            self._exit = 69
             self.stop()
             while True:
                 await asyncio.sleep_ms(60000)
@@ -102,9 +105,6 @@ class Device:
 
     def _beat(self):
         return self.http.beat  # the HTTP server's heartbeat (server.serve): the supervisor restarts it when it stops
-
-    def _watch(self):
-        return self.supervisor.watch(self.platform)  # services alive, then the platform watchdog fed
 
     async def _pipeline(self):
         if self.pipeline is None:
@@ -148,30 +148,33 @@ class Device:
             self._stop.set()
 
     async def shutdown(self):
-        self.log.info("app", "stopping")
-        if self.http is not None:
-            self.http.shutdown()  # (nothing to close when it never listened)
-        if self.mqtt is not None:
-            await self.mqtt.stop()  # retained "offline" before the clean DISCONNECT
-        await self.supervisor.stop()
-        self.store.close()
-        self.log.flush()
+        m = lazy.load(_STATE)  # (bootstate.py: the end of a run, like its start, is rare code)
+        lazy.unload(_STATE)
+        await m.shutdown(self)
 
 
 def main():
-    plat = platform_mod.get()
+    plat = _platform.get()
+    device = None
+    code = 75  # (a crash: said in boot.json for the next boot, then a restart)
     try:
-        lazy.load(_BOOT).warm(plat)  # first of all, while the heap is whole
-    finally:
-        lazy.unload(_BOOT)
-    gc.collect()
-    device = Device(plat)
-    try:
+        try:
+            lazy.load(_BOOT).warm(plat)  # first of all, while the heap is whole
+        finally:
+            lazy.unload(_BOOT)
+        gc.collect()
+        device = Device(plat)
         asyncio.run(device.run())
+        code = device._exit
     except KeyboardInterrupt:
-        pass
+        code = 0
+    except Exception as e:
+        lazy.load(_STATE).crashed(e)
     finally:
-        asyncio.run(device.shutdown())
-        asyncio.new_event_loop()
-    if device.exit_code:
-        raise SystemExit(device.exit_code)  # on a board: soft reset, then main.py again
+        try:
+            if device is not None:
+                asyncio.run(device.shutdown())
+            asyncio.new_event_loop()
+        finally:  # (here, so that a crash on the crash's path or in the shutdown restarts too)
+            if code:
+                raise SystemExit(code)  # on a board: soft reset, then main.py again; `sensorbox run` starts it again

@@ -7,6 +7,7 @@ so that unloading this module does not take them along (``lazy.unload`` drops wh
 import gc
 import os
 import sys
+import time
 
 import asyncio
 
@@ -14,6 +15,7 @@ from sensorbox.device import lazy  # resident (app imports it): not taken along 
 
 # Which config keys each sensor depends on: a change restarts its sampler.
 _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
+_STATE = "sensorbox.device.bootstate"
 
 
 # What ``warm`` leaves out (prefixes; a board adds its own ``warm_skip``): what this device never loads: the
@@ -28,10 +30,13 @@ _SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 # stores and reads with ``store/core``).
 WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
              "sensorbox.device.kernels_c", "sensorbox.device.platform.",
-             "sensorbox.shared.neighbors", "sensorbox.shared.analysis",
-             "sensorbox.device.soundclass", "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound",
-             "sensorbox.shared.wav", "sensorbox.device.store.capture", "sensorbox.device.store.sd",
-             "sensorbox.shared.codec")
+             "sensorbox.shared.neighbors", "sensorbox.shared.analysis", "sensorbox.device.soundclass",
+             "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound", "sensorbox.shared.wav",
+             "sensorbox.device.store.capture", "sensorbox.device.store.sd", "sensorbox.shared.codec",
+             "sensorbox.device.factory",  # runs only just before a reset: what it interns goes with the reset
+             # updates: loaded to install an update or its key (a restart follows); what a refused upload
+             # interns stays (~20 names: NAME_BUDGET's slack is for that)
+             "sensorbox.device.ota")
 
 
 def warm(plat):
@@ -91,15 +96,10 @@ def _makedirs(path):
 
 def init(d, echo_log):
     """Build the parts of device ``d`` (``d.platform`` set): log, sensors and their rings, config, store, ..."""
-    from sensorbox.device.auth import Auth
-    from sensorbox.device.bus import Bus
-    from sensorbox.device.config import Config
-    from sensorbox.device.health import Health
     from sensorbox.device.log import Log
     from sensorbox.device.sensors.sampler import Sensor
     from sensorbox.device.soundmeter import SoundMeter
     from sensorbox.device.store.core import Store
-    from sensorbox.device.supervisor import LagMonitor, Supervisor
     # The model evaluator's viper kernel, imported once for good: a running model uses it anyway, and a module
     # with native code imported again (by models.py, loaded per request) leaks every time (its native code and
     # BSS are kept for good: IRAM on an ESP32, a tracked root pointer per load in the GC heap).
@@ -108,29 +108,65 @@ def init(d, echo_log):
     data = d.platform.data_dir
     _makedirs(data)
     d.log = Log(d.platform.epoch_ms, data + "/log.txt", echo=echo_log)
+    # The boot counter first of all (bootstate.py): after 3 boots that did not stay healthy, safe mode; and which
+    # app runs (an update on trial must be healthy by a deadline or goes back).
+    try:
+        safe_mode = lazy.load(_STATE).init(d)
+    finally:
+        lazy.unload(_STATE)
     d.sensors = {}
+    d.store = d.soundmeter = None
+    if safe_mode:  # network, UI and updates only: no sensors, store, analysis or integrations
+        _init_core(d, data, safe_mode)
+        return
     # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 32 ms of sound at 16 kHz
     # (two of the chunks the sound meter reads the microphone's FIFO in). They are never reallocated.
     d.sensors["accel"] = Sensor("accel", d._driver_factory("accel"), d.log, 3, 500)
     # 512 = config_schema.MIC_RING_FRAMES (the schema is not loaded here)
     d.sensors["mic"] = Sensor("mic", d._driver_factory("mic"), d.log, 1, 512)
-    d.config = Config(data + "/config.json", d.log)
-    d.config.device = d
-    d.log.set_level(d.config.get("log.level"))
-    d.log.file_bytes = d.config.get("log.file_kb") * 1024
-    d.device_id = d.platform.unique_id(d.log)
-    d.supervisor = Supervisor(d.log)
-    d.bus = Bus(d.log)
+    _init_core(d, data, safe_mode)
     # The store: first subscriber of the analysis results (see store/core.py for the value shapes).
     d.store = Store(data + "/store", d.log, d.platform.epoch_ms, d.platform.flash_stats)
     d.store.configure(d.config)
     d.store.open()
+    try:  # time never goes back, across reboots too (store/recover.floor)
+        lazy.load("sensorbox.device.store.recover").floor(d.platform.clock(), d.store, d.log)
+    finally:
+        lazy.unload("sensorbox.device.store.recover")
     for topic in ("features", "predictions", "soundlevel", "events"):
         d.bus.subscribe(topic, d.store.on_bus)
+    d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
+
+
+def _init_core(d, data, safe_mode):
+    # what a device in safe mode has too: config, id, supervisor (the health guard), bus, lag monitor, auth, health
+    from sensorbox.device.auth import Auth
+    from sensorbox.device.bus import Bus
+    from sensorbox.device.config import Config
+    from sensorbox.device.health import Health
+    from sensorbox.device.supervisor import LagMonitor, Supervisor
+
+    d.config = Config(data + "/config.json", d.log)
+    if d.config.get("board.reset_pin") >= 0:  # the reset button held at power-on: factory settings, a first boot
+        try:
+            if lazy.load("sensorbox.device.factory").boot(d):
+                d.config = Config(data + "/config.json", d.log)
+        finally:
+            lazy.unload("sensorbox.device.factory")
+    d.config.device = d
+    d.log.set_level(d.config.get("log.level"))
+    d.log.file_bytes = d.config.get("log.file_kb") * 1024
+    d.device_id = d.platform.unique_id(d.log)
+    sup = d.supervisor = Supervisor(d.log, d)  # (and the health guard:)
+    if safe_mode:
+        sup.safe_mode = True
+        sup._crit = ("http",)
+    if getattr(d, "app", None) and d.app["trial"]:  # an update on trial: healthy within 10 minutes, else it goes back
+        sup._deadline = time.ticks_add(time.ticks_ms(), sup.ms[3])
+    d.bus = Bus(d.log)
     d.lag = LagMonitor()  # its samples: the samplers' and the sound meter's wake-ups, and housekeeping's 1 s turn
     for name in d.sensors:
         d.sensors[name].lag = d.lag
-    d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
     d.auth = Auth(data + "/auth.json", d.log, getattr(d.platform, "admin_password", None))
     try:  # files read later (per request, by a service): what is wrong with them is set aside and said now
         lazy.load("sensorbox.device.files").check_boot(d)
@@ -160,15 +196,20 @@ async def start(d):
     asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
     gc.collect()
     sup = d.supervisor
-    for name in d.sensors:
-        sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
-    sup.add("soundmeter", d.soundmeter.run, ("sound.",))
-    sup.add("pipeline", d._pipeline, ("ml.",))
-    sup.add("store", d._store, ("store.", "capture."))  # (a lambda here would keep this module's code alive)
+    safe = sup.safe_mode
+    if safe:
+        print("\n*** SAFE MODE after {} unhealthy boots: {} ***\n".format(d.boot["count"], d.boot.get("reason")))
+    else:
+        for name in d.sensors:
+            sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
+        sup.add("soundmeter", d.soundmeter.run, ("sound.",))
+        sup.add("pipeline", d._pipeline, ("ml.",))
+        sup.add("store", d._store, ("store.", "capture."))  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
-    await d.platform.start_network(d.config, d.log)
+    await d.platform.start_network(d)
     sup.add("http", d._serve, (), d._beat)  # restarted when its heartbeat stops
-    sup.add("watch", d._watch)  # ...and the platform watchdog fed (supervisor.watch)
-    d._integrations(())  # MQTT and webhooks, if enabled
+    sup.add("watch", sup.watch)  # ...and the health guard (supervisor.tick), the watchdog's one feeder
+    if not safe:
+        d._integrations(())  # MQTT and webhooks, if enabled
     gc.collect()
     gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())

@@ -134,7 +134,14 @@ def recording_ok(v):
 
 
 def wifi_ok(v):
-    return isinstance(v, dict) and _name(v.get("ssid"), 32) and isinstance(v.get("password", ""), str)
+    """The known Wi-Fi networks of a wifi.json value, [(ssid, password), ...] in its order (empty: not valid): a
+    list of ``{"ssid", "password"}``, or one (what ``sensorbox deploy --wifi`` writes); entries of another shape
+    are left out."""
+    out = []
+    for n in v if isinstance(v, list) else [v]:
+        if isinstance(n, dict) and _name(n.get("ssid"), 32) and isinstance(n.get("password", ""), str):
+            out.append((n["ssid"], n.get("password", "")))
+    return out
 
 
 def tokens(path, log):
@@ -153,6 +160,23 @@ def tokens(path, log):
         except OSError as e:
             log.error("files", "cannot write {} again ({})".format(path, e))
     return good
+
+
+def device_id(path, log):
+    """The simulated device's id, kept in ``path`` (a board reads its own from eFuse): made once at random; anything
+    but 1 to 32 letters and digits there (random bytes, a directory) is set aside and a new id made."""
+    b = read(path, log, 64)
+    if b is not None and b is not False:
+        v = b.strip()
+        if 0 < len(v) <= 32 and all(48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 for c in v):
+            return v.decode()
+        aside(path, log, "not a device id")
+    import binascii
+
+    v = binascii.hexlify(os.urandom(6)).decode()
+    with open(path, "w") as f:
+        f.write(v)
+    return v
 
 
 def check_boot(device):

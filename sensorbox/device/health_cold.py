@@ -8,7 +8,6 @@ import time
 
 import sensorbox
 from sensorbox.device import lazy
-from sensorbox.device.supervisor import WDT_MS
 
 
 def status(h, full):
@@ -34,6 +33,7 @@ def _parts(h, full):
                        "machine": getattr(impl, "_machine", sys.platform), "mpy": getattr(impl, "_mpy", None)}
     yield "uptime_s", time.ticks_diff(time.ticks_ms(), h.boot_ticks) // 1000
     yield "time_ms", d.platform.epoch_ms()
+    yield "time", {"known": d.platform.clock().known, "ahead_ms": d.platform.clock().ahead_ms}
     free = h.sample_heap()
     total = gc.mem_free() + gc.mem_alloc()  # read together: a collection between them would change the sum
     yield "heap", {"free": free, "min_free": h.heap_min_free, "total": total, "used": h.heap_used,
@@ -45,7 +45,7 @@ def _parts(h, full):
     yield "flash", {"total": flash_total, "free": flash_free}
     yield "loop_lag", lag_status(d.lag)
     yield "http", d.http.stats() if d.http is not None else None
-    yield "watchdog", {"feeds": sup.feeds, "timeout_ms": WDT_MS if sup.wdt else None, "unlogged": sup.unlogged,
+    yield "watchdog", {"feeds": sup.feeds, "timeout_ms": sup.ms[0] if sup._wdt else None, "unlogged": sup.unlogged,
                        "revived": sup.revived}
     yield "task_restarts", restarts(sup)
     yield "tasks", tasks(sup)
@@ -58,6 +58,28 @@ def _parts(h, full):
                   "write_errors": d.log.write_errors}
     yield "config", {"boot_error": d.config.boot_error, "reboot_pending": d.config.reboot_pending}
     yield "files", d.log.files  # persisted files that were unreadable and set aside (device/files.py)
+    r = getattr(d, "boot", None) or {"count": 0}  # the boot record as this boot found it (bootstate.init)
+    b = {"safe_mode": sup.safe_mode, "healthy": sup.healthy, "unhealthy_boots": r["count"],
+         "last_failure": r.get("reason")}
+    if full:
+        b["last_failure_at"] = r.get("t")
+        b["unhealthy_now"] = None
+        if sup._bad is not None:  # (only while not well: bootstate says why)
+            try:
+                b["unhealthy_now"] = lazy.load("sensorbox.device.bootstate").reason(sup)
+            finally:
+                lazy.unload("sensorbox.device.bootstate")
+        b["last_traceback"] = r.get("error")
+    yield "boot", b
+    if full:  # which app runs (the bundle's or an update's slot) and why (bootstate._app; None: the bundle's, no key)
+        yield "app", getattr(d, "app", None) or {"slot": None, "version": sensorbox.__version__, "build": None,
+                                                  "trial": False, "why": None, "key": False}
+    more = getattr(d.platform, "status", None)
+    if more is not None:  # what the board adds: Wi-Fi on an ESP32 (state, network, address, RSSI, set-up AP)
+        b = {}
+        more(b)
+        for k in b:
+            yield k, b[k]
     if full:
         yield "soundlevel", d.soundmeter.status() if getattr(d, "soundmeter", None) else None
         yield "analysis", d.pipeline.status() if getattr(d, "pipeline", None) else None

@@ -1,4 +1,7 @@
-# The device's main.py: MicroPython runs it at boot (from the bundle's root).
+# The device's main.py (the bundle's root; an app update never replaces it): bootstate.pick, from this bundle,
+# chooses the app to run (the bundle's own or an update's slot) and imports it, then the app starts (app.main; a
+# crash at import or at boot is said in boot.json, then the device restarts). Little more here: this file is
+# compiled at every boot and its code stays in RAM while the app runs.
 import sys
 
 if sys.platform == "linux":  # the simulator (unix port): its lib/ mounted at /lib, where a board holds it
@@ -12,6 +15,5 @@ if sys.platform == "linux":  # the simulator (unix port): its lib/ mounted at /l
         sys.path[sys.path.index(lib)] = "/lib"
     del lib, vfs
 
-import sensorbox.device.app  # noqa: E402
-
-sensorbox.device.app.main()
+__import__("sensorbox.device.bootstate").device.bootstate.pick()
+__import__("sensorbox.device.app").device.app.main()

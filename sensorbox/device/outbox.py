@@ -96,12 +96,12 @@ class Outbox:
             name = names[i]
             if hint is not None and name < hint[0]:
                 continue
-            if i + 1 < len(names) and names[i + 1] <= after:
+            if i + 1 < len(names) and self.store.real(names[i + 1]) <= after:
                 continue
             if r.f is not None and name == r.seg_name and r.dirty:
                 break  # rows written since the last flush point are not durable yet
             try:
-                h = rd.open("{}/{}.seg".format(r.dir, name))
+                h = rd.open("{}/{}.seg".format(r.dir, name), self.store, name)
             except (OSError, ValueError):
                 continue  # deleted by retention meanwhile, or torn: the store deals with it at the next start
             try:
@@ -132,6 +132,7 @@ class Outbox:
             while o < end and len(out) < n:
                 if text:
                     t, tab, nl = text_row(buf, o, end)
+                    t += reader.shift
                     if t > since:
                         out.append((t, bytes(buf[tab + 1:nl])))
                     o = nl + 1

@@ -10,8 +10,8 @@ The error path allocates as little as it can and survives a MemoryError: it give
 (``lazy._reserve``) to the heap before it logs, and when even that fails it keeps a preallocated message and counts the failure
 (``unlogged``), so the task that restarts services never ends (on a full heap it once did, and nothing served HTTP
 again). ``watch`` (a service of its own) checks every second that each service's keeper task is alive, restarts a
-service whose heartbeat (``add(..., beat=)``) stopped, and feeds the platform's watchdog only while all of that
-holds: a board whose supervisor or HTTP server no longer answers is reset by its hardware.
+service whose heartbeat (``add(..., beat=)``) stopped, and then is the health guard (``tick``): the one feeder of
+the platform's watchdog, and the judge of whether this boot is healthy (safe mode, updates on trial).
 """
 
 import array
@@ -29,7 +29,9 @@ _HEALTHY_MS = const(60000)
 WATCH_MS = const(1000)  # the watch loop's period
 STALE_MS = const(5000)  # a service whose heartbeat is this old is restarted...
 _DEAD_MS = const(20000)  # ...and once it is this old the watchdog is no longer fed
-WDT_MS = const(30000)  # the platform watchdog's timeout
+_CONFIRM_MS = const(600000)  # an update on trial must be healthy within this, else it is rolled back
+_WDT_MS = const(30000)  # the platform watchdog's timeout
+_BOOTSTATE = const("sensorbox.device.bootstate")
 _UNLOGGED = "failed; no memory to log why"  # last_error when even that could not be said
 _STUCK = "no heartbeat: restarted"
 
@@ -55,14 +57,32 @@ class Service:
 
 
 class Supervisor:
-    def __init__(self, log):
+    # the health guard's state (``tick``), defaults until they change (an instance's own attributes cost RAM)
+    feeds = 0  # times the platform watchdog was fed
+    healthy = False  # this boot stayed healthy for a minute in one stretch
+    _bad = None  # why it is not healthy now: the critical service that is failing, True for another reason
+    _since = None  # ticks_ms since when it is well (or not)
+    safe_mode = False  # network, UI and updates only (boot.py): only HTTP is critical
+    _crit = ("accel", "mic", "store", "http")  # the services a boot must keep running to be healthy
+    _fail = None  # (service name, exception) of the latest failure (a boot's traceback)
+    _next = None  # ticks_ms when bootstate.update has something to decide
+    _told = False  # the reason this boot went wrong is written
+    _deadline = None  # ticks_ms by which an update on trial must be healthy (boot.py), else it goes back
+    _wdt = None  # the platform watchdog (False: the platform has none), made at the first tick (bootstate.update)
+    # the watchdog's timeout, the healthy stretch, the pause after each step of an update (ota.py) and the time an
+    # update on trial has to stay healthy (a platform may change them: the simulated board of the end-to-end tests)
+    ms = (_WDT_MS, _HEALTHY_MS, 0, _CONFIRM_MS)
+
+    def __init__(self, log, device=None):
         self.log = log
         self.services = []
         self.stopping = False
         self.unlogged = 0  # failures that could not be logged for want of memory
         self.revived = 0  # keeper tasks found ended and started again (must stay 0)
-        self.feeds = 0  # times the platform watchdog was fed
-        self.wdt = None  # the platform watchdog, made at the first feed (None: the platform has none)
+        self.d = device  # (its platform: the watchdog; bootstate.update: its files, log, app)
+        ms = getattr(getattr(device, "platform", None), "ms", None)
+        if ms:
+            self.ms = ms
 
     def add(self, name, factory, prefixes=(), beat=None):
         """Run ``factory()`` as service ``name``; ``beat``: a function giving the ticks_ms of the service's last
@@ -81,89 +101,110 @@ class Supervisor:
                 return s
         return None
 
-    def _failed(self, svc, e, reason=None):
+    def _failed(self, s, e, reason=None):
         # A failure: counted, logged with its traceback. Nothing here may end the keeper: under a MemoryError the
         # import reserve goes first, and if logging still fails a preallocated message stands in.
-        svc.restarts += 1
+        s.restarts += 1
+        self._fail = (s.name, e)
         try:
             if isinstance(e, MemoryError):
                 lazy._reserve = None  # the import reserve to the heap (lazy.rearm, every watch turn, takes it back)
                 gc.collect()
-            svc.last_error = reason or "{}: {}".format(type(e).__name__, e)
+            s.last_error = reason or "{}: {}".format(type(e).__name__, e)
             self.log.exception("sup", "{} failed (restart {}){}".format(
-                svc.name, svc.restarts, ": " + reason if reason else ""), e)
+                s.name, s.restarts, ": " + reason if reason else ""), e)
         except Exception:
-            svc.last_error = _UNLOGGED
+            s.last_error = _UNLOGGED
             self.unlogged += 1
 
-    async def _keep(self, svc):
+    async def _keep(self, s):
         backoff = BACKOFF_MIN_MS
         while True:
             try:
-                svc.started = time.ticks_ms()
-                svc.running = True
+                s.started = time.ticks_ms()
+                s.running = True
                 try:
-                    await svc.factory()
-                    self.log.warning("sup", "{} returned; restarting".format(svc.name))
+                    await s.factory()
+                    self.log.warning("sup", "{} returned; restarting".format(s.name))
                 except Exception as e:  # CancelledError is a BaseException: it passes through
-                    self._failed(svc, e)
-                svc.running = False
-                if time.ticks_diff(time.ticks_ms(), svc.started) > _HEALTHY_MS:
+                    self._failed(s, e)
+                s.running = False
+                if time.ticks_diff(time.ticks_ms(), s.started) > _HEALTHY_MS:
                     backoff = BACKOFF_MIN_MS
                 await asyncio.sleep_ms(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_MS)
             except asyncio.CancelledError as e:
-                svc.running = False
-                if svc._fault:
+                s.running = False
+                if s._fault:
                     # An injected fault or a stopped heartbeat takes the same path as a real exception.
-                    why = svc._fault
-                    svc._fault = None
-                    self._failed(svc, e, why)
+                    why = s._fault
+                    s._fault = None
+                    self._failed(s, e, why)
                     await asyncio.sleep_ms(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX_MS)
                     continue
-                if not svc._reload:
+                if not s._reload:
                     if self.stopping:
                         raise
                     # Nobody here cancelled it: a stale asyncio.wait_for runner left by the service's previous run
                     # cancels the task it once waited in, i.e. this one (MicroPython; seen after a reload during
                     # a TLS connect). Restart at once (no await here: a second stray cancel would end the loop)
                     # instead of letting the service end silently.
-                    svc.restarts += 1
-                    svc.last_error = "cancelled from outside"
+                    s.restarts += 1
+                    s.last_error = "cancelled from outside"
                     try:
-                        self.log.warning("sup", "{} cancelled from outside; restarting".format(svc.name))
+                        self.log.warning("sup", "{} cancelled from outside; restarting".format(s.name))
                     except Exception:
                         self.unlogged += 1
                     continue
-                svc._reload = False
-                svc.reloads += 1
+                s._reload = False
+                s.reloads += 1
                 backoff = BACKOFF_MIN_MS
                 try:
-                    self.log.info("sup", "{} restarted for new config".format(svc.name))
+                    self.log.info("sup", "{} restarted for new config".format(s.name))
                 except Exception:
                     self.unlogged += 1
             except Exception:  # (the log itself failed on the "returned" path): never end the keeper
                 self.unlogged += 1
-                svc.running = False
+                s.running = False
                 await asyncio.sleep_ms(backoff)
 
-    async def watch(self, platform):
+    async def watch(self):
         """The supervisor's own turn, every ``WATCH_MS``: a keeper task found ended is started again; a service
-        whose heartbeat is older than ``STALE_MS`` is restarted (as a failure); the platform watchdog
-        (``platform.watchdog(WDT_MS)``, e.g. ``machine.WDT``) is fed only while every keeper runs and no
-        heartbeat is older than ``_DEAD_MS`` -- so a board whose event loop, supervisor or HTTP server is wedged
-        for good is reset by the watchdog. Also takes the import reserve back after an error path used it."""
+        whose heartbeat is older than ``STALE_MS`` is restarted (as a failure); then the health guard (``tick``),
+        which feeds the platform watchdog only while every keeper runs and no heartbeat is older than
+        ``_DEAD_MS`` -- so a board whose event loop, supervisor or HTTP server is wedged for good is reset by the
+        watchdog. Also takes the import reserve back after an error path used it."""
         while True:
             await asyncio.sleep_ms(WATCH_MS)
-            if self.check():
-                if self.wdt is None:
-                    make = getattr(platform, "watchdog", None)
-                    self.wdt = (make and make(WDT_MS)) or False
-                if self.wdt:
-                    self.wdt.feed()
-                    self.feeds += 1
+            self.tick(self.check())
             lazy.rearm()
+
+    def tick(self, ok):
+        """The health guard, once a second (``ok``: what ``check`` found). The platform watchdog
+        (``platform.watchdog``, ``machine.WDT``; started at the first tick, fed or not, so a boot that never gets
+        healthy is reset too) is fed only while ``ok`` holds and every critical service (samplers, store, HTTP;
+        only HTTP in safe mode) is running, not waiting out a failure: a wedged loop, or a critical service that
+        keeps failing for the watchdog's timeout, resets the board. What follows from how long it has been well or
+        not (a minute healthy: the boot counter cleared, an update on trial confirmed; going wrong: the reason and
+        traceback written for the next boot; an update not healthy by its deadline: rolled back) is decided by
+        ``bootstate.update``, loaded only when a decision is due (``_next``)."""
+        bad = None if ok else True  # (a keeper that ended or a heartbeat that stopped: check() dealt with it)
+        for s in self.services:
+            if not s.running and s.name in self._crit:
+                bad = s
+        now = time.ticks_ms()
+        if self._since is None or (bad is None) != (self._bad is None):  # well or not, since when
+            self._since = self._next = now
+        self._bad = bad
+        if bad is None and self._wdt:
+            self._wdt.feed()
+            self.feeds += 1
+        if self._next is not None and time.ticks_diff(now, self._next) >= 0:
+            try:
+                lazy.load(_BOOTSTATE).update(self, now)
+            finally:
+                lazy.unload(_BOOTSTATE)
 
     def check(self):
         """One look at every service (see ``watch``); True when all is well enough to feed the watchdog."""
@@ -202,13 +243,6 @@ class Supervisor:
                 svc._reload = True
                 svc.task.cancel()
 
-    def inject_fault(self, name):
-        """Interrupt service ``name`` as if it had raised (diagnostics and tests)."""
-        svc = self.get(name)
-        if svc is not None and svc.task is not None:
-            svc._fault = "injected fault"
-            svc.task.cancel()
-
     async def stop(self):
         self.stopping = True
         for svc in self.services:
@@ -241,9 +275,9 @@ class LagMonitor:
         self.n = 0
         self.max_us = 0
 
-    def woke(self, t0_us, ms):
-        """A task that went to sleep for ``ms`` at ``t0_us`` (``ticks_us``) is running again: record how late."""
-        lag = time.ticks_diff(time.ticks_us(), t0_us) - ms * 1000
+    def woke(self, t0, ms):
+        """A task that went to sleep for ``ms`` at ``t0`` (``ticks_us``) is running again: record how late."""
+        lag = time.ticks_diff(time.ticks_us(), t0) - ms * 1000
         if lag < 0:
             lag = 0
         self.samples[self.n % _LAG_N] = lag

@@ -3,7 +3,8 @@
 A profile says which bundle target (and so which native-code architecture) the board needs, the MicroPython
 firmware and partition table it is made for, the GC heap that firmware leaves to Python (published figures for
 stock firmware with Wi-Fi up; README "Deploying"), the flash the bundle may take and must leave for data, and
-example sensor pins (any free GPIO works; ``--pins`` writes them into the board's config where it has none).
+example sensor pins and the factory-reset button (any free GPIO works; ``--pins`` writes them into the board's
+config where it has none).
 
 Also the facts deploy needs about ``.mpy`` files and emlearn-micropython's published builds:
 
@@ -31,9 +32,11 @@ NATMODS = ("emlearn_trees", "emlearn_fft", "emlearn_iir")  # what sensorbox uses
 EMLEARN_BUILDS = "https://emlearn.github.io/emlearn-micropython/builds"
 EMLEARN_ARCHS = ("x64", "armv6m", "armv7m", "armv7emsp", "xtensawin", "rv32imc")
 
+# board.reset_pin: the BOOT button (GPIO0; GPIO9 on the C3), held at power-on for a factory reset
 _ESP32_PINS = {"board.i2c_sda": 21, "board.i2c_scl": 22, "board.i2s_sck": 14, "board.i2s_ws": 15,
-               "board.i2s_sd": 32}
-_S3_PINS = {"board.i2c_sda": 8, "board.i2c_scl": 9, "board.i2s_sck": 5, "board.i2s_ws": 6, "board.i2s_sd": 4}
+               "board.i2s_sd": 32, "board.reset_pin": 0}
+_S3_PINS = {"board.i2c_sda": 8, "board.i2c_scl": 9, "board.i2s_sck": 5, "board.i2s_ws": 6, "board.i2s_sd": 4,
+            "board.reset_pin": 0}
 
 PROFILES = {
     "esp32": {
@@ -57,7 +60,8 @@ PROFILES = {
         "flash": 4 * MB, "fs": 2 * MB,
         "partitions": "partitions-4MiBplus.csv: app 1984 KB, file system the remaining 2 MB",
         "heap": 128 * KB, "flash_budget": 512 * KB, "data_min": 1 * MB,
-        "pins": {"board.i2c_sda": 4, "board.i2c_scl": 5, "board.i2s_sck": 6, "board.i2s_ws": 7, "board.i2s_sd": 10},
+        "pins": {"board.i2c_sda": 4, "board.i2c_scl": 5, "board.i2s_sck": 6, "board.i2s_ws": 7, "board.i2s_sd": 10,
+                 "board.reset_pin": 9},
     },
     "unix": {
         "title": "the MicroPython unix port (a board without hardware: try deploy, tests over socat)",

@@ -5,7 +5,8 @@ Layout of a bundle (``build/<target>/``), which is also the device's file system
     main.py                      starts sensorbox.device.app
     www/config-schema.json.gz    the config schema with help texts, labels, units, groups (/api/config/schema)
     www/*.gz                     the web UI (web/ + uPlot), gzipped, and openapi.json.gz (host/webassets.py)
-    lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared
+    lib/sensorbox/...            .mpy of sensorbox/__init__, sensorbox/device, sensorbox/shared (no __init__ that
+                                 holds only a docstring: namespace packages)
     bundle.json                  what is in it, with sizes
 
 Targets: ``unix`` (x64 native code, for the simulated device and device tests), ``esp32`` (xtensawin: ESP32 and
@@ -43,6 +44,10 @@ NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/platform/unix
                  "sensorbox/device/sensors/sim_accel.py", "sensorbox/device/sensors/sim_mic.py",
                  "sensorbox/device/sensors/sim_fast.py", "sensorbox/device/sensors/sim_wav.py",
                  "sensorbox/shared/wav.py", "sensorbox/shared/codec.py", "sensorbox/shared/codec_enc.py")
+#: The ESP32's Wi-Fi (station, set-up access point and portal, NTP) and its set-up page: in boards' bundles and in
+#: the tests' copy (``host_only``: the simulated ESP32 of tests/host/fielddev.py), not in the unix bundle that
+#: ``sensorbox run`` runs (the host's network is up; flash: every file takes whole 4 KB blocks).
+BOARDS_ONLY = ("sensorbox/device/net/", "setup.html")
 # Files of the device that are not code: none yet (web assets arrive with the UI).
 
 #: Flash budget for everything the bundle puts on the device. An ESP32 with 4 MB of flash gives MicroPython's
@@ -113,8 +118,19 @@ def module_name(rel):
     return name[:-9] if name.endswith(".__init__") else name
 
 
+def _docstring_only(src):
+    # a package's __init__.py that holds nothing but its docstring
+    import ast
+
+    with open(src) as f:
+        body = ast.parse(f.read()).body
+    return not body or (len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant))
+
+
 def device_sources(host_only=False):
-    """(source path, path in lib/) of every device module (and of ``HOST_ONLY`` ones when asked)."""
+    """(source path, path in lib/) of every device module (and of ``HOST_ONLY`` ones when asked). A package whose
+    ``__init__.py`` holds only its docstring is left out: MicroPython imports the directory as a namespace package
+    the same, and each such .mpy (~40 bytes) took a whole 4 KB flash block (and three interned names)."""
     out = [(os.path.join(REPO, "sensorbox", "__init__.py"), "sensorbox/__init__.py")]
     for d in DEVICE_DIRS:
         for root, dirs, files in os.walk(os.path.join(REPO, d)):
@@ -123,7 +139,7 @@ def device_sources(host_only=False):
                 if f.endswith(".py") and f != "main.py":
                     src = os.path.join(root, f)
                     rel = os.path.relpath(src, REPO)
-                    if host_only or rel not in HOST_ONLY:
+                    if (host_only or rel not in HOST_ONLY) and not (f == "__init__.py" and _docstring_only(src)):
                         out.append((src, rel))
     return out
 
@@ -275,7 +291,8 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     renames, key = _renames(device_sources(True), old)
     consts = constants()
     for src, rel in device_sources(host_only):
-        if target != "unix" and rel in NOT_ON_BOARDS:
+        if (target != "unix" and rel in NOT_ON_BOARDS) or (target == "unix" and not host_only and
+                                                            rel.startswith(BOARDS_ONLY)):
             continue
         dst = os.path.join(lib, rel[:-3] + ".mpy")
         wanted.add(dst)
@@ -315,7 +332,7 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
     with open(os.path.join(REPO, "sensorbox", "device", "main.py"), "rb") as f:
         put_file(os.path.join(out, "main.py"), f.read())
     files.append(os.path.join(out, "main.py"))
-    files.extend(build_www(os.path.join(out, "www"), analysis))
+    files.extend(build_www(os.path.join(out, "www"), analysis, target != "unix" or host_only))
     files.extend(copy_default_model(os.path.join(out, "models", "default")))
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
                 "analysis": analysis,
@@ -398,9 +415,9 @@ def copy_default_model(dst):
     return out
 
 
-def build_www(www, analysis=False):
-    """Static files the device serves from flash (with the Analysis page's runtime when ``analysis``). Returns
-    their paths."""
+def build_www(www, analysis=False, setup=True):
+    """Static files the device serves from flash (with the Analysis page's runtime when ``analysis``; without the
+    Wi-Fi set-up page unless ``setup``: ``BOARDS_ONLY``). Returns their paths."""
     from sensorbox.shared import config_docs
 
     from sensorbox.host import webassets  # the web UI and openapi.json, gzipped
@@ -410,15 +427,21 @@ def build_www(www, analysis=False):
     path = os.path.join(www, "config-schema.json.gz")
     put_file(path, webassets.gzip_bytes(json.dumps({"schema": config_docs.describe(), "groups": config_docs.groups()},
                                                    separators=(",", ":")).encode()))
-    for old in ("config-schema.json", "routes.txt"):  # (a bundle built before: the route list is in http/refuse)
+    # (a bundle built before: the route list is in http/refuse, uPlot's style sheet in app.css)
+    for old in ("config-schema.json", "routes.txt", "uplot.css.gz"):
         if os.path.exists(os.path.join(www, old)):
             os.remove(os.path.join(www, old))
     tmp = tempfile.mkdtemp(prefix="sensorbox-www-")  # built aside, then put in place (see put_file)
     try:
         out = [path]
         for p in webassets.build(tmp, analysis):
+            dst = os.path.join(www, os.path.basename(p))
+            if not setup and os.path.basename(p).startswith(BOARDS_ONLY[1:]):
+                if os.path.exists(dst):
+                    os.remove(dst)
+                continue
             with open(p, "rb") as f:
-                out.append(put_file(os.path.join(www, os.path.basename(p)), f.read()))
+                out.append(put_file(dst, f.read()))
         if not analysis:
             webassets.remove_runtime(www)
         return out

@@ -22,7 +22,9 @@ Steps, each one ``mpremote`` run (PyPI ``mpremote``; PORT is whatever ``mpremote
    (``<bundle>.romfs``, made by ``sensorbox build``) into it, and leave the bundle's ``lib/`` modules off the file
    system (they are imported from ``/rom/lib``; the app then needs ``bundle.ROMFS_APP_HEAP``, not ``APP_HEAP``);
 5. optionally write ``data/wifi.json`` (``--wifi SSID``; the password from ``SENSORBOX_WIFI_PASSWORD`` or a
-   prompt, never printed) and the profile's sensor pins into ``data/config.json`` where it has none (``--pins``);
+   prompt, never printed), the set-up access point's password (``--ap-password``, ``data/ap.json``) and the
+   profile's sensor pins into ``data/config.json`` where it has none (``--pins``); a deploy that changed the app
+   also clears ``data/app/state.json``, so this app runs and not an earlier over-the-air update;
 6. reset the board (``--reset hard``, the default: ``machine.reset()``, which runs the new ``main.py``).
 
 Paths on the board are relative to its working directory: ``/`` on an ESP32. Tests point it at the unix port
@@ -54,6 +56,11 @@ EPILOG = """examples:
                                                   $SENSORBOX_WIFI_PASSWORD or a prompt) and the profile's pins
   sensorbox deploy /dev/ttyUSB0 --board esp32 --romfs      the bundle's modules as a ROMFS image (firmware
                                                   with a romfs partition; `sensorbox build` makes the image)
+  sensorbox deploy /dev/ttyUSB0 --board esp32 --ap-password 'a-long-one'   the set-up access point's WPA2
+                                                  password (else made at its first start, shown on the console)
+  sensorbox deploy --ota http://sensorbox-ab12.local/     update the app over Wi-Fi (signed; rolled back unless
+                                                  it stays healthy)
+  sensorbox deploy --ota http://bench.local/ --ota-file update.sbu   sign it only, to upload in the web UI
   sensorbox deploy socket://127.0.0.1:7777 --board unix --reset none    the unix port's REPL over TCP (socat)
 
 Only files whose SHA-256 differs are copied, so a second deploy of the same build copies nothing. Files in
@@ -347,8 +354,15 @@ def romfs_image(out_dir):
     return out_dir.rstrip("/" + os.sep) + ".romfs"
 
 
+def _write_data(port, name, text):
+    # Sent as a literal inside the script: it travels over the serial line only, and is never printed.
+    wr = ("import os\ntry:\n    os.mkdir('data')\nexcept OSError:\n    pass\n"
+          "with open('data/{}', 'w') as f:\n    f.write({!r})\n").format(name, text)
+    run_mpremote(port, ["exec", wr])
+
+
 def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, batch=40, board=None, natmods_dir=None,
-           emlearn_url=None, no_natmods=False, romfs=None, pins=False, force=False):
+           emlearn_url=None, no_natmods=False, romfs=None, pins=False, force=False, ap_password=None):
     """Bring the board at ``port`` to the bundle in ``out_dir``. ``board``: a profile name (boards.PROFILES):
     check the board first and install emlearn's modules. ``romfs``: the code as a ROMFS image (True), on the file
     system (False), or (None) as the board's firmware allows (``use_romfs``; needs ``board``). Returns (copied,
@@ -427,14 +441,18 @@ def deploy(port, out_dir, dry_run=False, reset="hard", wifi=None, log=print, bat
     if img:
         run_mpremote(port, ["romfs", "deploy", img], timeout=600)
         log("wrote the ROMFS image ({} bytes)".format(os.path.getsize(img)))
+    if copy or delete or img:  # the app deployed now runs next, not an earlier over-the-air update (device/ota.py)
+        out = run_mpremote(port, ["exec", "import os\ntry:\n    os.remove('data/app/state.json')\n    print('RESET')\n"
+                                          "except OSError:\n    pass\n"])
+        if "RESET" in (out or ""):
+            log("  reset  data/app/state.json (this app runs, not the earlier over-the-air update)")
     if wifi is not None:
         ssid, password = wifi
-        creds = json.dumps({"ssid": ssid, "password": password})
-        # Sent as a literal inside the script: it travels over the serial line only, and is never printed.
-        wr = ("import os\ntry:\n    os.mkdir('data')\nexcept OSError:\n    pass\n"
-              "with open('data/wifi.json', 'w') as f:\n    f.write({!r})\n").format(creds)
-        run_mpremote(port, ["exec", wr])
+        _write_data(port, "wifi.json", json.dumps({"ssid": ssid, "password": password}))
         log("  wrote  data/wifi.json (ssid {!r})".format(ssid))
+    if ap_password is not None:
+        _write_data(port, "ap.json", json.dumps({"ap_password": ap_password}))
+        log("  wrote  data/ap.json (the set-up access point's password)")
     if pins and profile is not None and profile["pins"]:
         out = run_mpremote(port, ["exec", "PINS = {!r}\n".format(profile["pins"]) + _PINS])
         if "PINS bad" in out:
@@ -477,7 +495,24 @@ def _install_natmods(port, mods, log):
         log("installed lib/{}.mpy ({})".format(m, "mip" if src in urls else "copied"))
 
 
+def _ap_password(v):
+    if not 8 <= len(v) <= 63:
+        import argparse
+
+        raise argparse.ArgumentTypeError("a WPA2 password has 8 to 63 characters")
+    return v
+
+
 def cmd_deploy(args):
+    if args.ota:  # over the air (host/ota.py): no serial port
+        from sensorbox.host import ota
+
+        pw = os.getenv("SENSORBOX_PASSWORD")
+        if pw is None and sys.stdin.isatty():
+            pw = getpass.getpass("admin password of {}: ".format(args.ota))
+        return ota.cmd(args, pw)
+    if not args.port:
+        sys.exit("error: give the board's serial port (PORT), or --ota URL to update a device over the network")
     try:
         if args.board is not None:  # with the Analysis page's runtime when the board's flash has room for it
             out = bundle.build_for(args.board)
@@ -499,7 +534,11 @@ def cmd_deploy(args):
     try:
         deploy(args.port, out, dry_run=args.dry_run, reset=args.reset, wifi=wifi, board=args.board,
                natmods_dir=args.natmods, emlearn_url=args.emlearn_url, no_natmods=args.no_natmods, romfs=args.romfs,
-               pins=args.pins, force=args.force)
+               pins=args.pins, force=args.force, ap_password=args.ap_password)
+        if args.ota_key:
+            from sensorbox.host import ota
+
+            ota.write_key_usb(args.port)
     except DeployError as e:
         sys.exit("error: {}".format(e))
     return 0
@@ -511,7 +550,8 @@ def add_parser(sub):
     d = sub.add_parser("deploy", help="check a board, copy the device bundle to it with mpremote (only changed "
                        "files), install emlearn's modules, reset", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    d.add_argument("port", metavar="PORT", help="serial port or mpremote device (/dev/ttyUSB0, socket://HOST:PORT)")
+    d.add_argument("port", metavar="PORT", nargs="?",
+                   help="serial port or mpremote device (/dev/ttyUSB0, socket://HOST:PORT); not with --ota")
     d.add_argument("--board", choices=list(boards.PROFILES), help="the board's profile (below): check it, build for "
                    "its architecture, install emlearn's modules")
     d.add_argument("--target", choices=sorted(bundle.TARGETS), default="esp32",
@@ -533,4 +573,14 @@ def add_parser(sub):
     d.add_argument("--reset", choices=("hard", "soft", "none"), default="hard",
                    help="how to restart the board afterwards (default hard: machine.reset())")
     d.add_argument("--wifi", metavar="SSID", help="also write data/wifi.json for this network")
+    d.add_argument("--ap-password", metavar="PW", type=_ap_password,
+                   help="the WPA2 password of the device's set-up access point (8-63 characters; else one is made "
+                        "at its first start and printed on its serial console)")
+    d.add_argument("--ota", metavar="URL", help="update the app of the device at URL over the network (signed, "
+                   "written to its inactive slot, rolled back unless it stays healthy); admin password from "
+                   "$SENSORBOX_PASSWORD or asked")
+    d.add_argument("--ota-file", metavar="FILE", help="with --ota: write the signed update to FILE instead of "
+                   "sending it (to upload on the device's Health page)")
+    d.add_argument("--ota-key", action="store_true", help="also write a new update key to the board over USB "
+                   "(and keep the host's copy in ~/.config/sensorbox/ota-keys)")
     d.set_defaults(func=cmd_deploy)

@@ -109,6 +109,9 @@ HELP = {
     "board.i2s_sck": "ESP32: GPIO of the microphone's I2S bit clock, SCK (-1 = no microphone wired)",
     "board.i2s_ws": "ESP32: GPIO of the microphone's I2S word select, WS (-1 = no microphone wired)",
     "board.i2s_sd": "ESP32: GPIO of the microphone's I2S data, SD (-1 = no microphone wired)",
+    "board.reset_pin": "ESP32: GPIO of a button (to GND) that, held at power-on for 5 s, resets the device to factory settings (-1 = none; 0 is the BOOT button of most boards)",
+    "wifi.fallback_s": "ESP32: without a Wi-Fi connection for this long, the set-up access point opens as well (s, 0 = never)",
+    "time.ntp_host": "NTP server the clock is set from at each connection and every 6 hours (\"\": pool.ntp.org; \"off\": none)",
 }
 
 
@@ -207,6 +210,9 @@ capture.pre_s           Before the event | s
 capture.post_s          After the event | s
 capture.only            Raw data only around captures | -
 board.sdcard                microSD card | - | advanced
+board.reset_pin         Factory reset button | GPIO | advanced
+wifi.fallback_s         Open the set-up access point after | s
+time.ntp_host           NTP server
 """
 
 #: The groups a key's first part names, in the order the UI shows them: ``prefix  title [| kind]`` where kind is
@@ -221,6 +227,8 @@ store    Storage on flash
 capture  Event capture
 http     Web server
 log      Log
+wifi     Wi-Fi (ESP32)
+time     Clock
 mqtt     MQTT | integration
 webhook  Webhooks | integration
 board    Board wiring (ESP32) | advanced

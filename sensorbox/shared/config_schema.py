@@ -82,6 +82,7 @@ capture.pre_s int 4 0 20
 capture.post_s int 10 1 600
 capture.only bool false
 board.sdcard str "" 0 40 reboot
+board.reset_pin int -1 -1 48 reboot
 """, """
 mqtt.enabled bool false
 mqtt.host str "" 0 64
@@ -100,6 +101,8 @@ webhook.secret secret "" 0 128
 webhook.resources str "events" 1 40
 webhook.timeout_s int 10 1 120
 webhook.retry_max_s int 300 1 3600
+wifi.fallback_s int 300 0 86400
+time.ntp_host str "" 0 64
 """, """
 mqtt.tls_ca str "" 0 4000
 mqtt.state_every_s int 10 0 3600

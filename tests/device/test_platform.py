@@ -4,7 +4,7 @@ import os
 import time
 
 from devtest import quiet_log, tmpdir
-from sensorbox.device.platform.clock import Clock, _EPOCH_2000_MS
+from sensorbox.device.platform import Clock
 
 
 def test_clock_counts_from_its_reference_and_never_goes_back():
@@ -21,11 +21,6 @@ def test_clock_counts_from_its_reference_and_never_goes_back():
     last = c.epoch_ms()
     c._ref_ms -= 10000  # even if the reference moved back, readings do not
     assert c.epoch_ms() >= last
-
-
-def test_clock_epoch_2000_offset():
-    c = Clock(0, _EPOCH_2000_MS)  # an ESP32 at 2000-01-01 00:00
-    assert abs(c.epoch_ms() - 946684800000) < 1000
 
 
 def test_clock_reanchors_before_ticks_wrap():

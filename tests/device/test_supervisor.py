@@ -2,8 +2,16 @@
 
 import asyncio
 
-from devtest import quiet_log, until
+from devtest import quiet_log, tmpdir, until
+
 from sensorbox.device import supervisor as sv
+
+
+def _inject(sup, name):
+    # what POST /api/debug/fault does (http/web_admin.fault): the service is interrupted as if it had raised
+    svc = sup.get(name)
+    svc._fault = "injected fault"
+    svc.task.cancel()
 
 
 async def test_failing_service_restarts_and_others_continue():
@@ -110,7 +118,7 @@ async def test_injected_fault_counts_as_failure():
     started = [0]
     s = sup.add("accel", _counting(started))
     await until(lambda: started[0] == 1)
-    sup.inject_fault("accel")
+    _inject(sup, "accel")
     await until(lambda: started[0] == 2, 2000)
     assert s.restarts == 1 and s.last_error == "injected fault"
     assert any("injected fault" in e["msg"] and "Traceback" in e["msg"] for e in log.entries())
@@ -247,8 +255,8 @@ async def test_the_keeper_survives_a_memory_error_in_its_own_error_path():
     svc = sup.add("http", fails)
     await until(lambda: runs[0] >= 4, 5000)  # restarted again and again (100, 200, 400 ms backoff)
     assert not svc.task.done() and svc.restarts >= 3
-    assert svc.last_error == sv._UNLOGGED and sup.unlogged >= 3
-    sup.inject_fault("http")  # the cancel path too
+    assert svc.last_error == "failed; no memory to log why" and sup.unlogged >= 3
+    _inject(sup, "http")  # the cancel path too
     await until(lambda: runs[0] >= 5, 5000)
     assert not svc.task.done()
     await sup.stop()
@@ -268,6 +276,7 @@ class _WDT:
 class _Platform:
     def __init__(self):
         self.wdt = None
+        self.data_dir = tmpdir()
 
     def watchdog(self, timeout_ms):
         self.wdt = _WDT(timeout=timeout_ms)
@@ -292,21 +301,25 @@ async def test_a_service_whose_heartbeat_stops_is_restarted_and_the_watchdog_sta
     beat[0] = None
     assert sup.check()  # stale: restarted, but the watchdog is still fed for a while
     await until(lambda: svc.restarts == 1 and runs[0] == 3, 2000)
-    assert svc.last_error == sv._STUCK
+    assert svc.last_error == "no heartbeat: restarted"
     assert any("no heartbeat" in e["msg"] for e in log.entries())
     assert sup.check() and svc.restarts == 1  # just restarted: given time before the next restart
     svc.seen = time.ticks_add(time.ticks_ms(), -21000)  # and it never beat again: dead, restarts or not
     assert not sup.check()
-    # The watch loop feeds only while check() holds
+    # The watch loop is the health guard (tick), the watchdog's only feeder: fed only while check() holds
     plat = _Platform()
+    sup.d = type("Device", (), {"platform": plat})()
     beat[0] = time.ticks_ms()
-    w = asyncio.create_task(sup.watch(plat))
-    await asyncio.sleep_ms(2300)
+    w = asyncio.create_task(sup.watch())
+    # (started at the first tick, by bootstate.update; fed from the next one on, once a second)
+    await until(lambda: plat.wdt is not None and plat.wdt.fed >= 2, 5000)
     fed = plat.wdt.fed
-    assert fed >= 2 and plat.wdt.timeout == sv.WDT_MS and sup.feeds == fed, (fed, sup.feeds)
+    from sensorbox.device import bootstate
+
+    assert fed >= 2 and plat.wdt.timeout == 30000 and sup.feeds == fed and bootstate.reason(sup) is None, fed
     svc.seen = beat[0] = time.ticks_add(time.ticks_ms(), -30000)
     await asyncio.sleep_ms(2100)
-    assert plat.wdt.fed == fed  # starved: a board would now be reset
+    assert plat.wdt.fed == fed and "no heartbeat" in bootstate.reason(sup)  # starved: a board would be reset
     w.cancel()
     await sup.stop()
 

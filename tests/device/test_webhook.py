@@ -212,8 +212,10 @@ async def test_sink_retries_through_errors_and_a_hang_then_delivers_in_order_and
     print("HEAP running sink with 2 outboxes (code + objects) {} B".format(f0 - f1))
     # with the outbox's checking segment reader (store/reader.py) and the wait for the store's flush point (23,328 B
     # measured when both were merged); the reader decoding coded blocks (issue 16) took it to 23,552 B here, the names
-    # its import interns included (on a device boot.warm interns them before: not the sink's)
-    assert f0 - f1 < 23600
+    # its import interns included (on a device boot.warm interns them before: not the sink's); the placing of rows
+    # stored while the clock was unknown (issue 14: Store.real, the reader's shift, their names) 23,712 B against
+    # store2's 23,616 B on the same machine (2026-12-06)
+    assert f0 - f1 < 23800
 
 
 async def test_idle_sink_waits_for_the_stores_flush_point_instead_of_polling():

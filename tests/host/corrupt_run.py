@@ -261,7 +261,7 @@ def one(base, case, work):
     sink = type("Sink", (), {"d": dev, "rec": [None, None, None]})()
     mqtt_cold.restore(sink)
     toks = authz.tokens(dev.auth)
-    files.load_json(work + "/wifi.json", dev.log, files.wifi_ok)  # (read by the ESP32 platform at boot)
+    files.load_json(work + "/wifi.json", dev.log, files.wifi_ok)  # (as the ESP32's station reads it: net/station.py)
     dev.log.info("test", "booted")
     dev.log.flush()
     "".join(dev.health.status())  # (the document in pieces)

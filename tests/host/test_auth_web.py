@@ -12,7 +12,7 @@ from conftest import ADMIN_PASSWORD, retry_503 as _retry
 
 # Routes that answer without credentials: the health probe, the UI's files, the API description, login/logout.
 OPEN = {("GET", "/api/status"), ("GET", "/"), ("GET", "/static/{name}"), ("GET", "/api/openapi.json"),
-        ("POST", "/api/login"), ("POST", "/api/logout")}
+        ("POST", "/api/login"), ("POST", "/api/logout"), ("GET", "/setup")}
 ADMIN_GET = {"/api/tokens", "/api/routes"}  # admin only even to read
 SAMPLE_ARGS = {"name": "accel", "ident": "1"}
 

@@ -123,8 +123,10 @@ def test_dry_run_changes_nothing_and_wifi_is_written_not_shown(board, tmp_path):
     logged = []
     copied, _ = deploy.deploy(port, src, dry_run=True, reset="none", log=logged.append)
     assert copied == ["main.py", "bundle.json"] and _tree(root) == {}
-    deploy.deploy(port, src, reset="none", wifi=("Lab net", "s3cret pw"), log=logged.append)
+    deploy.deploy(port, src, reset="none", wifi=("Lab net", "s3cret pw"), log=logged.append,
+                  ap_password="ap-s3cret-pw")
     assert json.loads((root / "data" / "wifi.json").read_text()) == {"ssid": "Lab net", "password": "s3cret pw"}
+    assert json.loads((root / "data" / "ap.json").read_text()) == {"ap_password": "ap-s3cret-pw"}
     assert not any("s3cret" in line for line in logged)
 
 

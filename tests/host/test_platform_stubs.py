@@ -1,81 +1,25 @@
-"""Board code against MicroPython's published ESP32 API: the ``micropython-esp32-esp32-generic-stubs`` package
-(PyPI; generated from the firmware). ``platform/esp32.py`` is type-checked with mypy against those stubs, so a
-call the firmware would refuse (``machine.WDT(timeout_ms=...)``, ``wdt.feed(1)``) fails here; and the unix port's
-watchdog (``platform/unix.py``'s ``WDT``, the double the simulated device runs) is checked to have the stub's
-interface, and its timer (``host/watchdog.py``, run by ``sensorbox run``) to really reset a process that stops
-feeding it."""
+"""The unix port's watchdog against MicroPython's published ESP32 API (``micropython-esp32-esp32-generic-stubs``,
+PyPI; generated from the firmware; helpers in esp32_stubs.py): ``platform/unix.py``'s ``WDT``, the double the
+simulated device runs, has the stub's interface, and its timer (``host/watchdog.py``, run by ``sensorbox run``)
+really resets a process that stops feeding it. (The board code itself, ``platform/esp32.py`` and ``net/``, is
+type-checked against the stubs in test_board_doubles.py.)"""
 
 import ast
-import importlib.metadata
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
+from esp32_stubs import REPO, check, defs, stub, stub_dir
 from sensorbox.host import bundle
-
-REPO = bundle.REPO
-STUBS = "micropython-esp32-esp32-generic-stubs"
-
-
-def _stub_dir(tmp):
-    # mypy reads the board's modules (machine, network, ...) from a path of their .pyi files and the MicroPython
-    # standard library from micropython-stdlib-stubs as its typeshed (as the stubs' documentation sets it up).
-    dist = importlib.metadata.distribution(STUBS)
-    site = str(dist.locate_file(""))
-    out = os.path.join(str(tmp), "stubs")
-    if os.path.isdir(out):
-        return site, out
-    for f in dist.files:
-        if str(f).endswith(".pyi"):
-            dst = os.path.join(out, str(f))
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copy(os.path.join(site, str(f)), dst)
-    shutil.copytree(os.path.join(site, "_mpy_shed"), os.path.join(out, "_mpy_shed"))
-    return site, out
-
-
-def _mypy(tmp, path):
-    site, stubs = _stub_dir(tmp)
-    res = subprocess.run([sys.executable, "-m", "mypy", "--custom-typeshed-dir", site, "--check-untyped-defs",
-                          "--follow-imports=skip", "--no-error-summary", "--cache-dir", os.path.join(str(tmp), "c"),
-                          path], env=dict(os.environ, MYPYPATH=stubs), capture_output=True, text=True, cwd=REPO)
-    # (the stubs themselves have a few errors of their own: only the checked file's count)
-    return [line for line in res.stdout.splitlines() if line.startswith(path + ":") and ": error:" in line]
-
-
-def test_esp32_platform_calls_match_the_firmware_stubs(tmp_path):
-    path = "sensorbox/device/platform/esp32.py"
-    assert "machine.WDT(timeout=" in open(os.path.join(REPO, path)).read()
-    errors = _mypy(tmp_path, path)
-    assert errors == [], "\n".join(errors)
-    # ...and the check can fail: the calls as the firmware would refuse them
-    probe = tmp_path / "probe.py"
-    probe.write_text("def f(ms):\n    import machine\n    w = machine.WDT(timeout_ms=ms)\n    w.feed(1)\n")
-    bad = _mypy(tmp_path, str(probe))
-    assert len(bad) == 2 and "timeout_ms" in bad[0] and "feed" in bad[1], bad
-
-
-def _signature(tree, cls, fn):
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.name == cls:
-            for f in node.body:
-                if isinstance(f, ast.FunctionDef) and f.name == fn:
-                    a = f.args
-                    return [x.arg for x in a.args + a.kwonlyargs if x.arg != "self"], len(a.defaults + a.kw_defaults)
-    raise AssertionError("{}.{} not found".format(cls, fn))
 
 
 def test_unix_watchdog_has_the_stub_interface(tmp_path):
-    site, stubs = _stub_dir(tmp_path)
-    stub = ast.parse(open(os.path.join(stubs, "machine.pyi")).read())
-    ours = ast.parse(open(os.path.join(REPO, "sensorbox/device/platform/unix.py")).read())
-    for fn in ("__init__", "feed"):
-        want, want_defaults = _signature(stub, "WDT", fn)
-        got, got_defaults = _signature(ours, "WDT", fn)
-        assert got == want and got_defaults == want_defaults, (fn, got, want)
+    ours = defs(ast.parse(open(os.path.join(REPO, "sensorbox/device/platform/unix.py")).read()).body)
+    assert "feed" in ours["WDT"][1]
+    problems = check({"WDT": ours["WDT"]}, stub(stub_dir(tmp_path), "machine"), "machine")
+    assert problems == [], "\n".join(problems)
 
 
 def _run_wdt(tmp_path, script, timeout=20):

@@ -37,7 +37,7 @@ _BODY = const("sensorbox.device.http.body")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
 # The reason phrases of the status codes the device sends (RFC 9110), in one string (no digits in a phrase)
-_REASONS = const(",200 OK,201 Created,204 No Content,400 Bad Request,401 Unauthorized,403 Forbidden,404 Not Found"
+_REASONS = const(",200 OK,201 Created,204 No Content,302 Found,400 Bad Request,401 Unauthorized,403 Forbidden,404 Not Found"
                  ",405 Method Not Allowed,406 Not Acceptable,408 Request Timeout,409 Conflict,413 Content Too Large"
                  ",414 URI Too Long,415 Unsupported Media Type,429 Too Many Requests"
                  ",431 Request Header Fields Too Large,500 Internal Server Error,503 Service Unavailable"
@@ -294,7 +294,8 @@ async def guard(req, admin=False):
 
 
 def _route(p):
-    # the module that answers path p (each answers 404/405 for what it does not know)
+    # the module that answers path p (each answers 404/405 for what it does not know; web_lazy: what is left,
+    # the Wi-Fi set-up and updates too)
     if p == "/" or p.startswith("/static/"):
         return "sensorbox.device.http.static"
     s = p[5:].partition("/")[0] if p.startswith("/api/") else None
@@ -309,7 +310,7 @@ def _route(p):
 
 async def _dispatch(app, req):
     try:
-        if req.content_length > Request.max_content_length:
+        if req.content_length > Request.max_content_length and not req.path.startswith("/api/ota"):  # (streamed)
             return error(413, "request body too large (limit {} bytes)".format(Request.max_content_length))
         if req.method == "OPTIONS":  # the path's methods (also a CORS preflight: no credentials, headers below)
             res = not_allowed(req)

@@ -80,6 +80,10 @@ def restart(device):
     except OSError as e:
         device.log.warning("auth", "sessions not kept across the restart: {}".format(e))
     device.log.flush()
+    if device.supervisor.safe_mode:  # the owner fixed what was wrong: the next boot is a normal one
+        from sensorbox.device import bootstate
+
+        bootstate.healthy(device.platform.data_dir)
 
     async def later():
         await asyncio.sleep_ms(300)  # let the answer go out first
@@ -107,7 +111,9 @@ def fault(device, req):
         while True:
             pass
     if mode == "raise":
-        sup.inject_fault(name)
+        svc = sup.get(name)  # as if it had raised: the supervisor's failure path, restart and backoff
+        svc._fault = "injected fault"
+        svc.task.cancel()
     else:
         device.http.fault = mode
     return {"injected": name, "mode": mode}

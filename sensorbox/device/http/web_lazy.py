@@ -14,7 +14,12 @@
     GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
     GET    /api/live             Server-Sent Events (see ``live``)
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
+    POST   /api/reset            {"confirm": <device id>, "erase_data": false}: factory reset, restart    admin
     POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
+    /api/ota...                  updates (``ota.py``, loaded for the request)
+    /setup, /api/wifi...         a board's Wi-Fi set-up and its captive portal (``net/setup_http.py``); here too
+                                 any path nothing else answers (a phone's connectivity probe) where there is a
+                                 station; without one, /api/wifi answers 404 after the credential check
     POST   /api/pulled           {"<resource>": t, ...}: the rows up to t were pulled (``sensorbox pull``): the
                                  labelled data they cover is no longer pinned (``store.retain.pulled``)     admin
 
@@ -47,6 +52,7 @@ _ROUTES = {
     "tokens": (("GET", "POST", "DELETE"), True),  # DELETE only as /api/tokens/<id>
     "routes": (("GET",), True),
     "restart": (("POST",), True),
+    "reset": (("POST",), True),
     "debug/fault": (("POST",), True),
     "pulled": (("POST",), True),
 }
@@ -61,6 +67,15 @@ async def handle(device, http, req):
 
 
 async def _handle(device, http, req, p):
+    name = None
+    if p.startswith("api/ota"):
+        name = "sensorbox.device.ota"  # updates (ota.py)
+    elif getattr(device.platform, "station", None) and (p[:4] != "api/" or p.startswith("api/wifi")):
+        name = "sensorbox.device.net.setup_http"  # a board's Wi-Fi set-up page, routes, captive portal's answers
+    if name is not None:
+        m = lazy.load(name)
+        lazy.unload(name)
+        return await m.handle(device, http, req)
     parts = p.split("/")
     action = parts[1] if len(parts) in (2, 3) and parts[0] == "api" else None
     ident = None
@@ -75,7 +90,12 @@ async def _handle(device, http, req, p):
         action = None
     r = _ROUTES.get(action)
     if r is None or req.method not in r[0]:
-        return not_allowed(req)  # 405 with Allow for a path the API has, else 404
+        res = not_allowed(req)  # 405 with Allow for a path the API has, else 404
+        if res.status_code == 405 and (p == "setup" or parts[1:2] == ["wifi"]) and req.method in res.headers["Allow"]:
+            # the ESP32's Wi-Fi set-up (net/setup_http.py) on a platform without Wi-Fi
+            res = (p != "setup" and await authz.check(device.auth, req, False)) or error(
+                404, "no Wi-Fi to set up on {}".format(device.platform.name))
+        return res
     auth = device.auth
     if r[1] is not None:
         refused = await authz.check(auth, req, r[1])
@@ -130,6 +150,10 @@ async def _handle(device, http, req, p):
         m = lazy.load(_REFUSE)
         lazy.unload(_REFUSE)
         return json_response([p[1:], p[0]] for p in m.routes())
+    if action == "reset":  # factory reset (factory.py: loaded only for it)
+        m = lazy.load("sensorbox.device.factory")
+        lazy.unload("sensorbox.device.factory")
+        return m.handle(device, req)
     # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)

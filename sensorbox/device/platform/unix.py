@@ -14,7 +14,7 @@ import time
 
 from micropython import const
 
-from sensorbox.device.platform.clock import Clock
+from sensorbox.device.platform import Clock
 
 _WAV = const("sensorbox.device.sensors.sim_wav")
 
@@ -23,6 +23,7 @@ class Platform:
     name = "unix"
     warm_skip = ("sensorbox.device.sensors.lsm6ds3", "sensorbox.device.sensors.i2s_mic",
                  "sensorbox.device.sensors.pcm_fast",  # board drivers: never loaded on the host
+                 "sensorbox.device.net.",  # the ESP32's Wi-Fi (the host's network is up)
                  "sensorbox.shared.analysis",  # the browser's (in this bundle for the tests only)
                  "sensorbox.device.sensors.sim_wav")  # replaying WAV files: only with sim.mic_wav set
 
@@ -39,30 +40,18 @@ class Platform:
     def epoch_ms(self):
         return self._clock.epoch_ms()
 
+    def clock(self):
+        """The wall clock (``platform.Clock``): the host's time, known (the host keeps it with NTP)."""
+        return self._clock
+
     def unique_id(self, log):
-        # A real board reads it from eFuse; here it is made once and kept with the data. Anything but 1 to 32
-        # letters and digits in device-id (random bytes, a directory) is set aside (``.bad``) and a new id made.
+        # A real board reads it from eFuse; here it is made once and kept with the data (files.device_id).
         if self._id is None:
-            path = self.data_dir + "/device-id"
             from sensorbox.device import lazy
 
             try:
-                fs = lazy.load("sensorbox.device.files")
-                b = fs.read(path, log, 64)
-                if b is not None and b is not False:
-                    v = b.strip()
-                    if 0 < len(v) <= 32 and _alnum(v):
-                        self._id = v.decode()
-                    else:
-                        fs.aside(path, log, "not a device id")
-                if self._id is None:
-                    import binascii
-
-                    self._id = binascii.hexlify(os.urandom(6)).decode()
-                    with open(path, "w") as f:
-                        f.write(self._id)
+                self._id = lazy.load("sensorbox.device.files").device_id(self.data_dir + "/device-id", log)
             finally:
-                fs = None
                 lazy.unload("sensorbox.device.files")
         return self._id
 
@@ -86,7 +75,7 @@ class Platform:
             return SignalMicrophone(config, self.epoch_ms)
         return None
 
-    async def start_network(self, config, log):
+    async def start_network(self, device):
         return True  # the host's network is up
 
     def wifi(self):
@@ -125,10 +114,3 @@ class WDT:
         self._n = (self._n + 1) % 1000000
         with open(self._path, "w") as f:
             f.write("{} {}".format(self._n, self.timeout))
-
-
-def _alnum(b):
-    for c in b:
-        if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122):
-            return False
-    return True

@@ -165,7 +165,7 @@ def _unref(st, used, old):
             continue
         for e in list(os.ilistdir(r.dir)):
             try:
-                h = rd.open(r.dir + "/" + e[0])
+                h = rd.open(r.dir + "/" + e[0], None, 0)  # (class ids only: no times)
             except (OSError, ValueError):
                 continue
             while True:

@@ -228,6 +228,9 @@ class Store:
     held = ()  # resources over budget with only pinned segments left to delete (a list once retention ran)
     errors = 0  # failed writes
     flushed = None  # an asyncio.Event set at each flush point, made when a sink first waits (outbox.flush_event)
+    # [first, last, add]: rows stored at times first..last, while the clock was unknown, belong ``add`` ms later
+    # (``real``); add is None until the time is known (recover.resync; kept in timefix.json). A list once any.
+    _shifts = ()
 
     def __init__(self, root, log, clock, flash_stats=None, seg_bytes=SEG_BYTES):
         self.root = root
@@ -309,6 +312,14 @@ class Store:
 
         lazy.load("sensorbox.device.store.recover").quarantine(self, path, name, reason)
         lazy.unload("sensorbox.device.store.recover")
+
+    def real(self, t):
+        """The time that stored time ``t`` (a row's, a segment's name) stands for: ``t``, or later for what was
+        stored while the clock was unknown and was placed when it became known (``_shifts``)."""
+        for s in self._shifts:
+            if s[2] and s[0] <= t <= s[1]:
+                return t + s[2]
+        return t
 
     def class_ids(self, names):
         """The stable ids (``array('h')``) of a model's class ``names``, in order; None (logged) when the class

@@ -188,20 +188,20 @@ def _auto(store, name, p, now):
             if rs[k].period <= span // p.max_points and rs[k].last_t is not None:
                 i = k
     while i < 2:
-        t = _oldest(rs[i])
+        t = _oldest(store, rs[i])
         if t is not None and t <= p.start:
             break
-        t2 = _oldest(rs[i + 1])
+        t2 = _oldest(store, rs[i + 1])
         if t2 is None or 2 * rs[i + 1].period > span or (t is not None and t2 + rs[i + 1].period > t):
             break  # (the coarser one reaches back no more than one of its periods further)
         i += 1
     return _RES.split()[i]
 
 
-def _oldest(r):
-    """(About) the time of ``r``'s oldest row: its oldest segment's name, or a rollup's stage."""
+def _oldest(store, r):
+    """(About) the time of ``r``'s oldest row: its oldest segment's name (``Store.real``), or a rollup's stage."""
     if r.first is not None:
-        return r.first
+        return store.real(r.first)
     return r.bt0 if r.period and r.brows else None
 
 
@@ -217,13 +217,14 @@ def _segments(store, p, reader):
     r = p.r
     names = []
     yield from _names(r, names)  # (closing this generator closes the listing too)
+    real = store.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
     for i in range(len(names)):
-        if i + 1 < len(names) and names[i + 1] <= p.start:
+        if i + 1 < len(names) and real(names[i + 1]) <= p.start:
             continue
-        if names[i] >= p.end:
+        if real(names[i]) >= p.end:
             break
         try:
-            h = reader.open("{}/{}.seg".format(r.dir, names[i]))
+            h = reader.open("{}/{}.seg".format(r.dir, names[i]), store, names[i])
         except (OSError, ValueError):
             yield None  # deleted meanwhile, or torn: open() deals with it at the next start
             continue
@@ -238,7 +239,7 @@ def _segments(store, p, reader):
             note_corrupt(store, r, names[i], reader)
     if r.period:  # a rollup's newest rows: in its stage (store/core.py), after every segment
         try:
-            h = reader.open(r.dir + "/rollup-stage.seg")
+            h = reader.open(r.dir + "/rollup-stage.seg", None, 0)  # (unknown clock: none staged, recover.resync)
         except (OSError, ValueError):
             return
         try:
@@ -580,6 +581,7 @@ def _event_rows(store, p):
                 end = _BLK + n
                 while o < end:
                     t, tab, nl = text_row(buf, o, end)
+                    t += rd.shift
                     if p.start <= t < p.end:
                         yield t, bytes(buf[tab + 1:nl])
                     o = nl + 1

@@ -27,7 +27,7 @@ def resources(store, now):
             "dtype": "int16" if r.kind != _TEXT else "json", "t_dtype": "int64 epoch ms",
             "rate_hz": r.seg_rate if r.kind == _RATE else None,
             "formats": ["npy", "csv"] if r.kind != _TEXT else ["json", "csv"],
-            "start": _first_time(r), "end": r.last_t, "segments": r.nseg,
+            "start": _first_time(store, r), "end": r.last_t, "segments": r.nseg,
             "bytes": r.bytes, "budget": r.budget, "stored": r.budget > 0,
             "bytes_per_day": per_day(store, r), "days_until_full": _days_left(store, r),
             "days_in_budget": round(r.budget / per_day(store, r), 5) if per_day(store, r) else None,
@@ -53,7 +53,7 @@ def _coverage(store, r, out):
     ``bytes_per_row`` on flash (blocks, coding) and ``compression`` (row bytes / flash bytes) of the rows written
     since boot; ``pinned_bytes`` of segments labelled data keep from retention (not pulled yet); ``over_budget``
     when only those are left. (Keys of more than 10 characters: the device interns none of them.)"""
-    start = _first_time(r)
+    start = _first_time(store, r)
     end = r.last_t
     out["days_covered"] = round((end - start) / 86400000, 3) if start is not None and end is not None else None
     out["bytes_per_row"] = round(r.added / r.rows, 2) if r.rows else None
@@ -71,8 +71,8 @@ def _coverage(store, r, out):
         try:
             pinned = lazy.load("sensorbox.device.store.retain").pinned
             for i in range(len(names)):
-                b = names[i + 1] if i + 1 < len(names) else (end or 0) + 1
-                if pinned(store, r, names[i], b):
+                b = store.real(names[i + 1]) if i + 1 < len(names) else (end or 0) + 1
+                if pinned(store, r, store.real(names[i]), b):
                     out["pinned_bytes"] += os.stat("{}/{}.seg".format(r.dir, names[i]))[6]
         except OSError:
             pass
@@ -92,16 +92,17 @@ def class_names(store):
         lazy.unload("sensorbox.device.store.classes")
 
 
-def _first_time(r):
-    """t0 of the oldest segment (bytes 12..19 of its header; the store checked the header when it opened)."""
+def _first_time(store, r):
+    """t0 of the oldest segment (bytes 12..19 of its header; the store checked the header when it opened), placed
+    where it belongs when it was stored while the clock was unknown (``Store.real``)."""
     if r.first is None:
         return r.bt0 if r.period and r.brows else None  # (a rollup's rows may all be in its stage)
     try:
         with open("{}/{}.seg".format(r.dir, r.first), "rb") as f:
             f.seek(12)
-            return struct.unpack("<q", f.read(8))[0]
+            return struct.unpack("<q", f.read(8))[0] + store.real(r.first) - r.first
     except (OSError, ValueError):
-        return r.first
+        return store.real(r.first)
 
 
 def per_day(st, r):

@@ -3,7 +3,7 @@ resource listing use. Loaded with them (the outbox keeps it while a sink runs; e
 they run).
 
     rd = Reader()                      # or Reader(size): blocks of at most ``size`` payload bytes
-    h = rd.open(path)                  # header tuple (see check_header); OSError (gone) or ValueError(reason)
+    h = rd.open(path, store, name)     # header tuple (see check_header); OSError (gone) or ValueError(reason)
     while True:
         n = rd.next()                  # a block checked by its CRC-32: n bytes of rows at rd.buf[BLK:BLK + n]
         if n == 0: break               # the end (rd.torn: bytes of a torn tail ignored)
@@ -72,7 +72,11 @@ class Reader:
         self.pmv = self.mv[_BLK:]
         self.f = None
 
-    def open(self, path):
+    def open(self, path, st, n):
+        """Open segment ``path`` (``<dir>/<n>.seg``): its header tuple. With the store ``st`` (None: times as
+        stored), a segment stored while the clock was unknown has its t0 (``h[5]``) placed where it belongs
+        (``Store.real``) and ``shift`` says by how much (text rows carry their own times: add it to them). No
+        default arguments: their tuple would cost a sink's heap."""
         self.close()
         f = open(path, "rb")
         try:
@@ -83,6 +87,9 @@ class Reader:
             f.close()
             raise
         self.f = f
+        self.shift = s = st.real(n) - n if st else 0
+        if s:
+            h = h[:5] + (h[5] + s,) + h[6:]
         self.h = h
         self.size = size
         self.rate = h[3]

@@ -17,6 +17,8 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
   when some of it could not be read, so nothing is lost).
 - ``classes.txt`` (the class table, ``classes.py``): lines that do not read right are left out, the file as it
   was is quarantined.
+- ``timefix.json``: where rows stored while the clock was unknown belong (``resync``); read before the
+  segments, quarantined when it does not read right (those rows then keep the times they were stored with).
 - A rollup's ``rollup-stage.seg`` (its rows not yet in a block, see ``rollup.py``): the rows newer than its segments' go
   into a segment (``rollup.flush``), the stage is removed.
 - The pinned ranges are read from labels.bin (``meta.pins``), after the cursors (the pull cursors release them).
@@ -25,6 +27,7 @@ quarantine what does not belong. Runs once per boot; ``Store.open`` loads it and
 import json
 import os
 import struct
+import time
 
 from micropython import const
 
@@ -40,7 +43,7 @@ _TIMED = const(1)
 
 _DIR = 0x4000
 _CODEC = const(1)  # (core._CODEC)
-_FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt")
+_FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt", "timefix.json")
 _TEXT = const(2)
 
 # The store's resources (core.py says what each holds): name, code, kind, columns (None: from the first value), RAM
@@ -118,6 +121,7 @@ def open_store(st):
                 quarantine(st, path, "store", "a directory where a file belongs")
         else:
             quarantine(st, path, "store", "unknown entry")
+    _load_times(st)  # (before the segments: their times)
     if st.sd is not None:  # the segments on the SD card when it mounts (sd.py)
         st.sd.boot(st)
     scan(st)
@@ -210,6 +214,94 @@ def _load_cursors(st):
 
 def _int(v):
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _load_times(st):
+    path = st.root + "/timefix.json"
+    try:
+        with open(path, "rb") as f:
+            v = json.loads(f.read())
+        if not isinstance(v, list) or len(v) > 32 or not all(
+                isinstance(e, list) and len(e) == 3 and all(_int(x) for x in e) and e[0] <= e[1] and e[2] > 0
+                for e in v):
+            raise ValueError("not [[first, last, add], ...]")
+        st._shifts = v
+    except OSError:
+        pass
+    except (ValueError, RuntimeError, MemoryError) as e:
+        quarantine(st, path, "store", str(e))
+
+
+def floor(clock, store, log):
+    """Time never goes back, across reboots too: a clock (``platform.Clock``) behind the newest row stored
+    (an RTC that restarted in 2000, a host clock set back) goes on from just after it, so stored rows, ``since``
+    cursors and retention keep their order; how far it moved is added to ``clock.ahead_ms``. While the clock is
+    not known, what is stored from now on is placed when it is (``store/recover.resync``). Returns how far it
+    moved (0: it was ahead already)."""
+    last = 0
+    for r in store.res:
+        for t in (r.last_t, r.newest):
+            if t is not None and t > last:
+                last = t
+    moved = 0
+    now = clock.epoch_ms()
+    if now <= last:  # (the clock's reference moved here, not in Clock: this runs once, at boot)
+        moved = last + 1 - now
+        clock._ref_ms = clock._last = last + 1
+        clock._ref_ticks = time.ticks_ms()
+        clock.ahead_ms += moved
+        store.started = last + 1  # (bytes a day are counted from it)
+        log.warning("time", "clock {} ms behind the newest stored row".format(moved))
+    if not clock.known:
+        store._shifts = list(store._shifts) + [[clock.epoch_ms(), None, None]]
+    return moved
+
+
+def resync(st, add):
+    """The clock became known (NTP: ``net/station.py``), ``add`` ms ahead of what the store ran on. What this boot
+    stored since it began with an unknown clock (the open entry of ``st._shifts``, which ``floor`` made) is
+    placed ``add`` ms later: the entry gets its last time and ``add``, which every reader applies (``Store.real``:
+    segment names, t0 in ``Reader.open``, text rows), and is kept in ``timefix.json``. No row is rewritten. The open
+    segments are closed first (rows from now on go to segments of their own), and the cursors in that stretch move
+    with it, so nothing is sent twice. Nothing to do when the time was known already (an NTP correction)."""
+    o = st._shifts[-1] if st._shifts else None
+    if o is None or o[2] is not None or add <= 0:
+        return
+    st.flush()
+    from sensorbox.device import lazy
+
+    for r in st.res:
+        if r.period and r.brows:  # a rollup's staged rows into its segment (a stage is read with no shift)
+            try:
+                lazy.load("sensorbox.device.store.rollup").flush(st, r)
+            finally:
+                lazy.unload("sensorbox.device.store.rollup")
+        st._close_seg(r)
+    o[1] = st.clock() - add
+    o[2] = add
+    for k in st.cursors:
+        c = st.cursors[k]
+        if o[0] <= c[1] <= o[1]:
+            c[1] += add
+    for r in st.res:  # the newest rows' times as a restart would read them; a rollup's: the end of the period it
+        t = r.last_t  # summarised last, placed (it goes on after it: the rest of that period on the new clock is
+        if t is not None and o[0] <= t <= o[1]:  # left out, never summarised twice)
+            p = r.period
+            r.last_t = (t - t % p + p - 1 if p else t) + add
+    if o[0] <= st.pin_open <= o[1]:
+        st.pin_open += add
+    while len(st._shifts) > 32:
+        st._shifts.pop(0)
+    tmp = st.root + "/timefix.json.tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps([e for e in st._shifts if e[2]]))
+        os.rename(tmp, st.root + "/timefix.json")
+    except OSError as e:
+        st.log.error("store", "timefix.json not saved ({})".format(e))
+    st.save_cursors()
+    st.started += add  # (bytes a day: the time since the store opened, on the clock now known)
+    st.log.info("store", "rows since {} placed {} ms later".format(o[0], add))
 
 
 def _check(st, name, module, fn="check"):
@@ -310,7 +402,7 @@ def _scan_res(st, r, reader):
 
 def _last_time(st, r, reader, path, name):
     """The time of the last good row of segment ``path`` (every block checked), or None if it has none."""
-    h = reader.open(path)
+    h = reader.open(path, st, name)
     t = None
     try:
         while True:
@@ -333,7 +425,7 @@ def _last_time(st, r, reader, path, name):
                 while tab < end and buf[tab] != 9:
                     tab += 1
                 try:
-                    t = int(bytes(buf[start:tab]))
+                    t = int(bytes(buf[start:tab])) + reader.shift
                 except ValueError:
                     pass
     finally:

@@ -43,7 +43,8 @@ def oldest(st, r):
         if r.f is not None and a == r.seg_name:
             return None
         b = names[i + 1] if i + 1 < n else None
-        if not pinned(st, r, a, b if b is not None else (r.last_t or 0) + 1):
+        # (segment names are stored times: rows stored while the clock was unknown belong later, Store.real)
+        if not pinned(st, r, st.real(a), st.real(b) if b is not None else (r.last_t or 0) + 1):
             return a, b, names[0] if i else b
     return None
 
@@ -72,7 +73,7 @@ def drop(st, r, old):
     r.first = first
     r.ret_segs += 1
     r.ret_bytes += size
-    cur = unread(st, r, b if b is not None else (r.last_t or 0) + 2)
+    cur = unread(st, r, st.real(b) if b is not None else (r.last_t or 0) + 2)
     if cur:
         r.forced += 1
         for c in cur:
@@ -109,7 +110,8 @@ def run(st, full=False):
         for r in st.res:
             old = oldest(st, r)
             if old is not None:
-                key = (1 if unread(st, r, old[1] if old[1] is not None else (r.last_t or 0) + 2) else 0, old[0])
+                key = (1 if unread(st, r, st.real(old[1]) if old[1] is not None else (r.last_t or 0) + 2) else 0,
+                       old[0])
                 if best is None or key < best[0]:
                     best = (key, r, old)
         if best is None:  # only open and pinned segments are left

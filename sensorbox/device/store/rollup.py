@@ -117,13 +117,14 @@ def rows(st, r, a, b):
     None after each block read. Timed resources without a stage only (the rollups' sources)."""
     names = seg_names(r)
     rd = Reader()
+    real = st.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
     for i in range(len(names)):
-        if a is not None and i + 1 < len(names) and names[i + 1] <= a:
+        if a is not None and i + 1 < len(names) and real(names[i + 1]) <= a:
             continue
-        if names[i] >= b:
+        if real(names[i]) >= b:
             break
         try:
-            h = rd.open("{}/{}.seg".format(r.dir, names[i]))
+            h = rd.open("{}/{}.seg".format(r.dir, names[i]), st, names[i])
         except (OSError, ValueError):
             continue
         fmt = "<{}h".format(h[2])
@@ -357,7 +358,7 @@ def _one(st, r, name, encode):
     path = "{}/{}.seg".format(r.dir, name)
     rd = Reader()
     try:
-        h = rd.open(path)
+        h = rd.open(path, None, 0)  # (the times as stored: the copy keeps them)
     except (OSError, ValueError):
         return
     hb = bytearray(rd.buf[:_HDR])

@@ -1,0 +1,106 @@
+"""Watchdog, boot counter and safe mode on a simulated ESP32 (tests/host/fielddev.py): a config that crashes a
+service at boot 3 times -> safe mode with the reason and the traceback, fixed through the API the UI uses,
+then a normal boot; an unreadable boot record is no reason not to start."""
+
+import json
+import os
+
+import pytest
+from fielddev import FieldDevice, ui_login, until
+from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all its users: one unit in a parallel run)
+
+HOME = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "ip": "10.0.0.7"}]
+FAST = {"SENSORBOX_WDT_MS": "3000", "SENSORBOX_HEALTHY_MS": "4000"}
+CONFIG = {"time.ntp_host": "off", "mic.enabled": False}
+
+
+def _wifi(root):
+    os.makedirs(os.path.join(str(root), "data"), exist_ok=True)
+    with open(os.path.join(str(root), "data", "wifi.json"), "w") as f:
+        json.dump([{"ssid": "home", "password": "correct-horse"}], f)
+
+
+
+@pytest.mark.slow  # (three boots that crash, then safe mode, a fix and a normal boot: ~25 s)
+def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path, chromium):  # noqa: F811
+    _wifi(tmp_path)
+    dev = FieldDevice(tmp_path, aps=HOME, config=dict(CONFIG, **{"accel.rate_hz": 100}), env=FAST)
+    try:
+        def safe():
+            s = dev.status()
+            return s if s["boot"]["safe_mode"] else None
+
+        s = until(safe, 120, "safe mode", dev)
+        assert dev.boots == 4 and dev.resets == ["watchdog"] * 3, (dev.boots, dev.resets)
+        b = s["boot"]
+        assert b["unhealthy_boots"] == 3
+        assert "accel" in b["last_failure"] and "driver bug" in b["last_failure"]
+        assert "RuntimeError: driver bug" in b["last_traceback"] and "Traceback" in b["last_traceback"]
+        assert "accel" not in s["tasks"] and "pipeline" not in s["tasks"] and "http" in s["tasks"]
+        until(lambda: dev.status()["wifi"]["state"] == "up", 20, "wifi", dev)  # network, UI and updates stay
+        probe = dev.get("/api/status", auth=False).json()["boot"]
+        assert probe["safe_mode"] and "last_traceback" not in probe  # the traceback only with a credential
+        assert "SAFE MODE after 3 unhealthy boots" in dev.output()
+        # stays in safe mode, healthy (the watchdog is fed: HTTP is up)
+        until(lambda: dev.status()["boot"]["healthy"], 20, "healthy safe mode", dev)
+        assert dev.boots == 4
+        # the fix, in the web UI (headless Chromium): the banner says why; the setting that crashed is changed on
+        # the Settings page; "Restart normally"; then a normal boot
+        _fix_in_the_ui(dev, chromium)
+        until(lambda: dev.boots == 5, 30, "restart", dev)
+
+        def normal():
+            s = dev.status()
+            return s if not s["boot"]["safe_mode"] and s["boot"]["healthy"] else None
+
+        s = until(normal, 60, "a healthy normal boot", dev)
+        assert s["boot"]["unhealthy_boots"] == 0 and "accel" in s["tasks"] and s["tasks"]["accel"]["running"]
+        with open(os.path.join(dev.data_dir, "boot.json")) as f:
+            assert json.load(f)["count"] == 0
+        assert dev.resets == ["watchdog"] * 3 + ["reset"]
+    finally:
+        dev.stop()
+
+
+def _fix_in_the_ui(dev, browser):
+    from conftest import ADMIN_PASSWORD
+
+    art = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "test-artifacts")
+    os.makedirs(art, exist_ok=True)
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        page = ctx.new_page()
+        ui_login(page, dev.url + "/#settings", ADMIN_PASSWORD)
+        page.wait_for_selector("#safe:not([hidden])")
+        assert "accel" in page.text_content("#safewhy") and "driver bug" in page.text_content("#safewhy")
+        assert "RuntimeError" in page.text_content("#safetrace")
+        sel = page.locator("#cfg-accel\\.rate_hz")
+        sel.wait_for()
+        page.screenshot(path=os.path.join(art, "safe-mode.png"), full_page=False)
+        sel.select_option("50")
+        page.locator('.field[data-key="accel.rate_hz"] .ok').wait_for()
+        # (the page asks for the restart after a status probe: the context stays open until the device answered it)
+        with page.expect_response(lambda r: r.url.endswith("/api/restart") and r.request.method == "POST") as restart:
+            page.click("#saferestart")
+        assert restart.value.ok, restart.value.status
+        page.wait_for_function("document.getElementById('safewhy').textContent.indexOf('Restarting') >= 0")
+    finally:
+        ctx.close()
+
+
+def test_unreadable_boot_record_is_reported_and_the_device_starts(tmp_path):
+    _wifi(tmp_path)
+    os.makedirs(os.path.join(str(tmp_path), "data"), exist_ok=True)
+    with open(os.path.join(str(tmp_path), "data", "boot.json"), "wb") as f:
+        f.write(b"\xff\x00{garbage")
+    dev = FieldDevice(tmp_path, aps=HOME, config=CONFIG, env=FAST)
+    try:
+        s = dev.status()
+        assert s["boot"]["safe_mode"] is False and s["boot"]["unhealthy_boots"] == 0
+        assert "boot.json unreadable" in dev.output()
+        until(lambda: dev.status()["boot"]["healthy"], 30, "healthy", dev)
+        with open(os.path.join(dev.data_dir, "boot.json")) as f:
+            assert json.load(f)["count"] == 0
+    finally:
+        dev.stop()

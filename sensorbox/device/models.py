@@ -258,10 +258,11 @@ def reserve(device):
     for which in ("active", "previous", "default"):
         try:
             m = _read_meta(_path(device, which))
-            ev = trees_fast.new(m["trees"], m["nodes"], m["leaves"])
-        except (ModelError, KeyError, TypeError, ValueError):  # damaged or absent: boot says why
+        except ModelError:  # absent or damaged: boot says why
             continue
-        except MemoryError:  # (boot tries again)
+        try:
+            ev = trees_fast.new(m["trees"], m["nodes"], m["leaves"])
+        except (KeyError, TypeError, ValueError, MemoryError):  # not a tree model's counts (boot says why)
             return
         if hasattr(ev, "reset"):
             device.spare = ev

@@ -138,23 +138,24 @@ class MqttSink:
             while True:
                 await asyncio.sleep_ms(60000)
         base = self.base = "{}/{}".format(cfg.get("mqtt.prefix"), d.device_id)
-        # One TLS context, kept from the first start on (tls.kept: its ~3 KB block may be missing later), used
-        # while mqtt.tls is on: verifying with mqtt.tls_ca when that is set.
-        on = cfg.get("mqtt.tls")
-        ca = cfg.get("mqtt.tls_ca") if on else ""
-        self.client = None  # (the last start's: it holds the old context)
-        from sensorbox.device import lazy
+        # One TLS context, kept from the first start with mqtt.tls on (tls.kept: its ~3 KB block may be missing
+        # later), verifying with mqtt.tls_ca when that is set. (Kept from every start, TLS on or not, it cost the
+        # 8 KB whole-config PUT of test_api_contract its block.)
+        ctx = None
+        if cfg.get("mqtt.tls"):
+            self.client = None  # (the last start's: it holds the old context)
+            from sensorbox.device import lazy
 
-        try:
-            ctx = lazy.load("sensorbox.device.integrations.tls").kept(d, self, ca, "mqtt.tls_ca")
-        except ValueError as e:
-            self.state = str(e)
-            d.log.error("mqtt", self.state)
-            while True:
-                await asyncio.sleep_ms(60000)
-        finally:
-            lazy.unload("sensorbox.device.integrations.tls")
-        ctx = ctx if on else None
+            try:
+                ctx = lazy.load("sensorbox.device.integrations.tls").kept(d, self, cfg.get("mqtt.tls_ca"),
+                                                                          "mqtt.tls_ca")
+            except ValueError as e:
+                self.state = str(e)
+                d.log.error("mqtt", self.state)
+                while True:
+                    await asyncio.sleep_ms(60000)
+            finally:
+                lazy.unload("sensorbox.device.integrations.tls")
         if self.outboxes is None:
             self.outboxes = [Outbox(d.store, "mqtt", r) for r in _RES]
             self.lost_seen = [ob.lost() for ob in self.outboxes]

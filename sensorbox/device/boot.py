@@ -186,6 +186,12 @@ async def start(d):
         print("\n*** admin password (shown once): {} ***\n".format(d.auth.generated_password))
     # Load all long-lived code before any service starts allocating, so code and buffers do not end up
     # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
+    from sensorbox.device import pipeline  # noqa: F401 - resident (the pipeline service's), models imports it
+
+    try:  # the model's arrays first (the pipeline's first run fills them): see models.reserve
+        lazy.load("sensorbox.device.models").reserve(d)
+    finally:
+        lazy.unload("sensorbox.device.models")
     from sensorbox.device.http.server import make_app
 
     d.http = make_app(d.auth, d.log)

@@ -160,7 +160,7 @@ def _follow(device, rate=False):
 def _read_meta(path):
     try:
         with open(path + "/meta.json", "rb") as f:
-            meta = json.loads(f.read())
+            meta = json.load(f)  # from the stream: no block of the file's size (2.3 KB for the default)
     except (OSError, ValueError, RuntimeError) as e:  # not UTF-8 (UnicodeError) or not JSON: ValueError
         raise ModelError("meta.json missing or not JSON ({})".format(e), None, True)
     if not isinstance(meta, dict):
@@ -277,7 +277,10 @@ def make(meta, evaluator, origin):
 
 async def _check(device, path, origin, spare=None):
     """Validate the model in ``path`` completely and return it loaded. Raises ModelError."""
-    meta = await _verify(device, path)
+    try:
+        meta = await _verify(device, path)
+    except MemoryError:  # (a reason the pipeline tries again for: "RAM")
+        raise ModelError("not enough RAM to check the model")
     return await _load(device, path, meta, origin, spare)
 
 
@@ -316,11 +319,34 @@ def _claim(device):
     device.model_busy = True
 
 
+def reserve(device):
+    """At start-up, while the heap is whole (``boot.start``, before the services): the arrays of the model ``boot`` will load (the first
+    of active, previous, default whose meta.json reads), as ``device.spare``. ``boot`` fills them: a heap that a
+    day of services and requests has cut into small pieces may have no block for them later (a model found none
+    after a restart with MQTT over TLS and three webhooks on). Nothing with emlearn_trees (its arrays are its own)."""
+    for which in ("active", "previous", "default"):
+        try:
+            m = _read_meta(_path(device, which))
+        except ModelError:  # absent or damaged: boot says why
+            continue
+        try:
+            ev = trees_fast.new(m["trees"], m["nodes"], m["leaves"])
+        except (KeyError, TypeError, ValueError, MemoryError):  # not a tree model's counts (boot says why)
+            return
+        if hasattr(ev, "reset"):
+            device.spare = ev
+        return
+
+
 async def boot(device):
-    """Load the model to run at start: active, else previous, else the bundled default."""
+    """Load the model to run at start: active, else previous, else the bundled default (into ``device.spare``,
+    the arrays ``reserve`` set aside, when it fits them)."""
     _claim(device)
     try:
-        await _boot(device)
+        spare = getattr(device, "spare", None)
+        await _boot(device, spare)
+        if spare is not None and device.model is not None:
+            device.spare = None  # the model's now (a later model too big for it frees it)
     finally:
         device.model_busy = False
     m = device.model

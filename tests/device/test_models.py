@@ -488,3 +488,42 @@ async def test_a_tree_model_on_a_part_of_the_features_votes_on_the_whole_vector_
     assert m.current.trees is ev  # refilled
     nc = len(m.current.classes)
     assert _votes(m.current, xs) == [[v[(c - 1) % nc] for c in range(nc)] for v in whole]
+
+
+async def test_the_model_loads_into_arrays_set_aside_at_start_on_a_heap_cut_into_small_pieces():
+    # models.reserve (boot.start, before any service runs) takes the arrays of the model boot will load while the
+    # heap is whole. The pipeline boots the model later, and again after a restart that found no RAM: the config
+    # fuzz saw 80 KB free in pieces of at most 1 KB then, and the default model (a 5 KB array) never loaded.
+    import gc
+
+    m = manager(refill=True)
+    await m.boot()  # once on a whole heap, as the device's boot.warm does: the names of the loading code interned
+    m = None
+    for reserved in (False, True):
+        m = manager(refill=True)
+        if reserved:
+            m.reserve()
+            spare = m.dev.spare
+            assert (spare.max_trees, spare.max_nodes, spare.max_leaves) == (20, 620, 7)
+        ballast = []
+        gc.collect()
+        try:
+            while True:
+                ballast.append(bytearray(1024))
+        except MemoryError:
+            pass
+        ballast.sort(key=id)  # in address order (id is the address here): every other one back, ~half the heap
+        for i in range(0, len(ballast), 2):  # free in pieces of at most 1 KB
+            ballast[i] = None
+        gc.collect()
+        assert gc.mem_free() >= 64 * 1024
+        try:
+            await m.boot()
+        finally:
+            ballast = None
+            gc.collect()
+        if not reserved:
+            assert m.current is None and "not enough RAM" in m.dev.model_error, m.dev.model_error
+            continue
+        assert m.current is not None and m.current.trees is spare and m.dev.spare is None, m.dev.model_error
+        assert m.current.n_trees == 20

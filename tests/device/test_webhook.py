@@ -294,6 +294,8 @@ def test_settings_slots_filters_and_errors_naming_the_key():
     d.store.cursors["webhook.events"] = ["events", 7, 0]
     s = S()
     s.d = d
+    s.tls = None
+    d.mqtt = d.webhook = None
     d.config = StubConfig(webhook__url="http://a:1/x", webhook__resources="events", webhook__events=" class_change, ",
                           webhook__3__url="ftp://b/", webhook__3__resources="events")
     slots, ctx = cold.settings(s)
@@ -318,4 +320,17 @@ def test_settings_slots_filters_and_errors_naming_the_key():
         raise AssertionError("accepted a bad CA")
     except ValueError as e:
         assert str(e).startswith("webhook.tls_ca: not a certificate"), e
+    # https: one context (not verifying without a CA), kept across restarts (a fragmented heap may lack its ~3 KB
+    # block later), made again only when the CA changes; the MQTT sink's when it has one for the same CA
+    d.config = StubConfig(webhook__url="https://h/", webhook__2__url="http://g/")
+    ctx = cold.settings(s)[1]
+    assert ctx is not None and s.tls == ("", ctx)
+    assert cold.settings(s)[1] is ctx
+    d.config = StubConfig(webhook__url="http://h/")
+    assert cold.settings(s)[1] is None and s.tls[1] is ctx
+    s.tls = None
+    d.mqtt = S()
+    d.mqtt.tls = ("", ctx)
+    d.config = StubConfig(webhook__url="https://h/")
+    assert cold.settings(s)[1] is ctx
     assert cold.types("") is None

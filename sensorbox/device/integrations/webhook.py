@@ -152,6 +152,7 @@ class WebhookSink:
         self.d = device
         self.state = "starting"
         self.hooks = []
+        self.tls = None  # (CA, ssl context): tls.kept
 
     def status(self):
         try:

@@ -48,16 +48,18 @@ def settings(sink):
                 d.store.drop_cursor(cur + r)  # do not hold back data nobody will read
     if not out:
         raise ValueError("no webhook URL is set (webhook.url, webhook.2.url, webhook.3.url)")
-    ctx = None
-    ca = cfg.get("webhook.tls_ca")
-    if https and ca:
-        from sensorbox.device import lazy
+    if not https:
+        return out, None
+    # One TLS context for every https receiver (verifying with webhook.tls_ca when set), kept from the first https
+    # start on (tls.kept: its ~3 KB block may be missing later; shared with the MQTT sink's when the CAs are the
+    # same; httpc would make one per POST without it).
+    from sensorbox.device import lazy
 
-        try:
-            ctx = lazy.load("sensorbox.device.integrations.tls").context(ca, "webhook.tls_ca")
-        finally:
-            lazy.unload("sensorbox.device.integrations.tls")
-    return out, ctx
+    try:
+        return out, lazy.load("sensorbox.device.integrations.tls").kept(d, sink, cfg.get("webhook.tls_ca"),
+                                                                        "webhook.tls_ca")
+    finally:
+        lazy.unload("sensorbox.device.integrations.tls")
 
 
 def hook_status(h):

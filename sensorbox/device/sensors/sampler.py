@@ -38,6 +38,7 @@ class Sensor:
         self.last_gap = None  # (t_ms, frames) of the latest gap
         self.poll_ms = 20
         self._batch = None  # while sampling
+        self._spare = None  # the batch, kept across restarts
         self._expected = 0  # sequence number of the next frame
 
     def pump(self, batches=0):
@@ -78,7 +79,10 @@ class Sensor:
             raise ValueError("{} driver has {} channels, the ring {}".format(self.name, ch, self.ring.channels))
         self.driver = drv
         self.ring.reset(drv.rate_hz)
-        batch = Batch(ch, drv.batch_frames)
+        batch = self._spare  # the last start's, when the driver reads batches of the same size: a restart asks
+        if batch is None or batch.capacity != drv.batch_frames:  # a heap cut into small pieces for no new block
+            self._spare = batch = None
+            batch = self._spare = Batch(ch, drv.batch_frames)
         self.generation += 1
         self._expected = 0
         drv.start()

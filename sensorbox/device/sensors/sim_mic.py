@@ -14,6 +14,7 @@ import math
 from micropython import const
 
 _TABLE_S_DIV = const(20)  # table length = rate / 20 (50 ms)
+_table = None  # the tone table, kept from one start to the next (SignalMicrophone.start)
 
 
 def tone_noise_py(tone, size, pos, out, n, half, rng):
@@ -61,8 +62,15 @@ class SignalMicrophone:
         self._tone = None
 
     def start(self):
+        global _table
         n = self.rate_hz // _TABLE_S_DIV
-        tone = array.array("h", bytes(2 * n))
+        tone = _table  # the last start's (a driver is made per start), refilled: 1.6 KB at 16 kHz in one block,
+        if tone is None or len(tone) != n:  # which a heap cut into small pieces may lack after a while
+            _table = tone = None
+            tone = _table = array.array("h", bytes(2 * n))
+        else:
+            for i in range(n):
+                tone[i] = 0
         if "tone" in self.signal:
             # dBFS is RMS relative to 32767, so the peak is sqrt(2) times the RMS (clipped at full scale).
             peak = 32767 * math.sqrt(2) * 10 ** (self.tone_dbfs / 20)

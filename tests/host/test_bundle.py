@@ -109,7 +109,9 @@ _ROMFS_PROBE = """
 import gc, sys, vfs
 img = sys.argv[1] if len(sys.argv) > 1 else None
 if img:
-    buf = bytearray(open(img, "rb").read())  # on a board: the romfs partition, memory-mapped flash
+    buf = bytearray(__import__("os").stat(img)[6])  # on a board: the romfs partition, memory-mapped flash
+    with open(img, "rb") as f:
+        f.readinto(buf)  # (not read(): the image twice over would not fit this heap)
     vfs.mount(vfs.VfsRom(buf), "/rom")
     sys.path.insert(0, "/rom/lib")
 gc.collect()

@@ -8,7 +8,7 @@ from sensorbox.device import kernels_fast as V
 from sensorbox.shared import features as F
 from sensorbox.shared import kernels as K
 from sensorbox.shared import kernels_py as P
-from sensorbox.shared.soundlevel import A_WEIGHTING
+from sensorbox.shared.dsp_setup import A_WEIGHTING
 
 
 def _data(seed, n, lo, hi):

@@ -10,7 +10,8 @@ import emlearn_trees
 from forestgen import Rng, forest_csv, inputs
 from sensorbox.device import kernels_c, trees_fast
 from sensorbox.shared import features, kernels, trees, trees_csv
-from sensorbox.shared.soundlevel import A_WEIGHTING, SoundLevelMeter
+from sensorbox.shared.dsp_setup import A_WEIGHTING
+from sensorbox.shared.soundlevel import SoundLevelMeter
 
 REAL = 0 if "bench-natmods" in getattr(emlearn_trees, "__file__", "bench-natmods") else 1
 print("real", REAL, 1, "flag")

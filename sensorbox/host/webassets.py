@@ -31,9 +31,9 @@ RUNTIME_NPM = "node_modules/@micropython/micropython-webassembly-pyscript/"
 RUNTIME = ((RUNTIME_NPM + "micropython.mjs", "mpy-runtime.js"), (RUNTIME_NPM + "micropython.wasm", "micropython.wasm"))
 PY_PACK = "analysis-py.bin"
 PY_MODULES = ("sensorbox/__init__.py", "sensorbox/shared/__init__.py", "sensorbox/shared/features.py",
-              "sensorbox/shared/kernels.py", "sensorbox/shared/kernels_py.py", "sensorbox/shared/trees.py",
-              "sensorbox/shared/trees_csv.py", "sensorbox/shared/model.py", "sensorbox/shared/npy.py",
-              "sensorbox/shared/analysis.py", "web/sbworker.py")
+              "sensorbox/shared/kernels.py", "sensorbox/shared/kernels_py.py", "sensorbox/shared/dsp_setup.py",
+              "sensorbox/shared/trees.py", "sensorbox/shared/trees_csv.py", "sensorbox/shared/model.py",
+              "sensorbox/shared/npy.py", "sensorbox/shared/analysis.py", "web/sbworker.py")
 #: The page's own code comes with the runtime: a UI without it has no use for it (index.html then loads none).
 PAGE = ("analysis.js", "analysis-worker.js")
 RUNTIME_NAMES = tuple(name for _, name in RUNTIME) + (PY_PACK,) + PAGE

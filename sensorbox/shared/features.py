@@ -17,7 +17,7 @@ and documented; these are:
   ``std`` = population standard deviation (floor), ``rms`` of the raw signal, percentiles nearest-rank.
 - ``jerk``: mean |x[i] - x[i-1]| in counts per sample, times 16; ``jerkmax``: max |x[i] - x[i-1]| (counts).
 - ``zc``: sign changes of the mean-removed signal in the window (a frequency proxy).
-- ``e0``..``e4``: energy of the mean-removed signal in the bands of ``BANDS_CHZ`` (0.3-1, 1-2.5, 2.5-5, 5-10,
+- ``e0``..``e4``: energy of the mean-removed signal in the bands of ``dsp_setup.BANDS_CHZ`` (0.3-1, 1-2.5, 2.5-5, 5-10,
   10-25 Hz) as 64*log2(counts**2) (the bands plus DC and the rest sum to the variance); -2048 when empty.
 - ``domf``: frequency of the strongest FFT bin above DC, in centi-Hz (0 for a flat signal).
 - ``<sensor>_corr_xy/xz/yz``: Pearson correlation of the axes, 4096 = 1.
@@ -38,39 +38,24 @@ RATE_HZ = 50
 
 SIGNAL_FEATURES = ("mean", "std", "min", "max", "p10", "p25", "p50", "p75", "p90", "iqr", "rms", "jerk",
                    "jerkmax", "zc", "e0", "e1", "e2", "e3", "e4", "domf")
-BANDS_CHZ = ((30, 100), (100, 250), (250, 500), (500, 1000), (1000, 2500))  # centi-Hz [low, high)
-PERCENTILES = (10, 25, 50, 75, 90)
 LOG_FLOOR = -2048
-_SENSORS = ("a", "g")
-_AXES = ("x", "y", "z", "m")
+# The bands (BANDS_CHZ), the percentiles and the names are made in ``sensorbox.shared.dsp_setup``: set-up code,
+# which a device loads only while an Extractor is made (kernels.setup).
 
 
 def signals(channels):
     """Signal names for ``channels`` (3: accelerometer, 6: accelerometer + gyroscope)."""
-    if channels not in (3, 6):
-        raise ValueError("features need 3 or 6 channels, got {}".format(channels))
-    out = []
-    for s in range(channels // 3):
-        for a in _AXES:
-            out.append(_SENSORS[s] + a)
-    return tuple(out)
+    return kernels.setup("signals", channels)
 
 
 def names(channels):
     """Feature names for a window of ``channels`` axes, in the order ``Extractor.extract`` writes them."""
-    return tuple(iter_names(channels))
+    return tuple(kernels.setup("iter_names", channels))
 
 
 def iter_names(channels):
     """``names(channels)`` one at a time, for comparing with a model's list without holding ~90 strings."""
-    for sig in signals(channels):
-        for f in SIGNAL_FEATURES:
-            yield sig + "_" + f
-    for s in range(channels // 3):
-        for pair in ("xy", "xz", "yz"):
-            yield _SENSORS[s] + "_corr_" + pair
-    for a in ("x", "y", "z"):
-        yield "grav_" + a
+    return kernels.setup("iter_names", channels)  # (a generator of dsp_setup's)
 
 
 _bitlen = kernels.bitlen  # bits of an int v >= 0
@@ -110,13 +95,11 @@ class Extractor:
     """Computes ``names(channels)`` for one window. All scratch buffers are allocated here, once."""
 
     def __init__(self, channels, window=WINDOW, rate_hz=RATE_HZ):
+        # (the set-up code: dsp_setup)
+        self.signals, self.n_features, self._bins, self._pidx, self._dshift = kernels.setup(
+            "extractor", channels, window, rate_hz)
         self.channels = channels
-        self.signals = signals(channels)
-        self.n_features = len(names(channels))
-        n = window
-        if n < 16 or n > kernels.FFT_MAX or n & (n - 1):
-            raise ValueError("window must be a power of two from 16 to {}, got {}".format(kernels.FFT_MAX, n))
-        self.window = n
+        self.window = n = window
         self.rate_hz = rate_hz
         self._fft = kernels.fft(n)  # emlearn_fft when installed, else the fixed-point fft_q15
         self._buf = array.array("h", bytes(2 * n))
@@ -124,17 +107,8 @@ class Extractor:
         self._im = array.array("h", bytes(2 * n))
         self._zero = array.array("h", bytes(2 * n))
         self._cen = [array.array("h", bytes(2 * n)) for _ in range(channels)]  # centred axes, for correlation
-        self._m = array.array("i", bytes(4 * max(6, len(BANDS_CHZ) + 1)))  # moments, then dots3 or spectrum
+        self._m = array.array("i", bytes(4 * 6))  # moments, then dots3 or the bands' powers and the top bin (6)
         self._means = array.array("i", bytes(4 * 3))
-        # FFT bins of each band: bin k is at k * rate / n Hz
-        bins = []
-        for lo, hi in BANDS_CHZ:
-            a = max(1, (lo * n + 100 * rate_hz - 1) // (100 * rate_hz))
-            b = min(n // 2, (hi * n + 100 * rate_hz - 1) // (100 * rate_hz))
-            bins.append((a, max(a, b)))
-        self._bins = tuple(bins)
-        self._pidx = tuple((p * (n - 1) + 50) // 100 for p in PERCENTILES)
-        self._dshift = _bitlen(n)
 
     def extract(self, frames, out):
         """Write the features of ``frames`` (int16, window*channels interleaved) into ``out`` (int16 array of
@@ -164,7 +138,7 @@ class Extractor:
                 k.gather(self._zero, 0, 1, n, im)
                 self._fft.run(re, im)
                 self._freq(re, im, out, o, self._fs)
-                o += len(SIGNAL_FEATURES)
+                o += 20  # (len(SIGNAL_FEATURES))
         self._pairs(self._cen, self._means, out, o)
         return out
 

@@ -18,6 +18,7 @@ float kernels with emlearn's API (``FFT``, ``IIR``, ``linear_map``) for host cod
 """
 
 import array
+import sys
 
 try:
     from sensorbox.device import kernels_fast as _k
@@ -95,42 +96,35 @@ def bitlen(v):
         n += 4
     return n + _NIBBLE_BITS[v]
 
-# Q15 sin(2 pi i / 512) for i = 0..128 (a quarter wave), as 4-digit hex. Integer tables make the fixed-point
-# FFT identical on every interpreter: computing them with math.sin on a float32 ESP32 would round some
-# entries differently from the host's float64.
-_SIN512 = (
-    "00000192032404b6064807d9096a0afb0c8c0e1c0fab113a12c8145515e2176e18f91a821c0b1d931f1a209f222323a6"
-    "252826a8282629a32b1f2c992e112f8730fb326e33df354d36ba3824398c3af23c563db83f17407341ce4325447a45cd"
-    "471c486949b44afb4c3f4d814ebf4ffb51335268539b54c955f5571d584259645a825b9c5cb35dc75ed75fe360eb61f0"
-    "62f163ee64e865dd66cf67bc68a6698b6a6d6b4a6c236cf86dc96e966f5e702270e2719d7254730773b5745f750475a5"
-    "764176d8776b77fa7884790979897a057a7c7aee7b5c7bc57c297c887ce37d397d897dd57e1d7e5f7e9c7ed57f097f37"
-    "7f617f867fa67fc17fd87fe97ff57ffd7fff"
-)
+
 FFT_MAX = 512
 
 
-def _sin512(j):
-    j &= 511
-    sign = 1
-    if j >= 256:
-        sign = -1
-        j -= 256
-    if j > 128:
-        j = 256 - j
-    return sign * int(_SIN512[4 * j:4 * j + 4], 16)
+def setup(fn, *args):
+    """``fn(*args)`` of ``sensorbox.shared.dsp_setup``: the set-up code of FFTQ, IIRQ, ``features.Extractor`` and
+    ``soundlevel.SoundLevelMeter``. On a device the module is loaded for the call only (``sensorbox.device.lazy``,
+    which the app has loaded: its reserve helps on a fragmented heap) and gives its heap back after; on
+    MicroPython without it (WebAssembly, a test of these modules alone) it is dropped from ``sys.modules`` after
+    too; CPython keeps it."""
+    name = "sensorbox.shared.dsp_setup"
+    lz = sys.modules.get("sensorbox.device.lazy")
+    try:
+        if lz is not None:
+            m = lz.load(name)
+        else:
+            m = __import__(name).shared.dsp_setup
+        return getattr(m, fn)(*args)
+    finally:
+        if lz is not None:
+            lz.unload(name)
+        elif sys.implementation.name == "micropython" and sys.modules.pop(name, None) is not None:
+            del sys.modules["sensorbox.shared"].dsp_setup
 
 
 def fft_table(n):
-    """Twiddles for ``fft_q15(re, im, n, tw)``: int16 array of n, Q15 cos(2 pi k/n) (k < n/2) then sin."""
-    if n < 2 or n > FFT_MAX or n & (n - 1):
-        raise ValueError("FFT size must be a power of two from 2 to {}, got {}".format(FFT_MAX, n))
-    step = FFT_MAX // n
-    half = n >> 1
-    tw = array.array("h", bytes(2 * n))
-    for k in range(half):
-        tw[k] = _sin512(k * step + 128)
-        tw[half + k] = _sin512(k * step)
-    return tw
+    """Twiddles for ``fft_q15(re, im, n, tw)``: int16 array of n, Q15 cos(2 pi k/n) (k < n/2) then sin (from a
+    table of integers: identical on every interpreter)."""
+    return setup("fft_table", n)
 
 
 class FFTQ:
@@ -168,17 +162,7 @@ Q28 = 1 << 28
 def iir_q_pack(q28):
     """Pack Q28 integer coefficients (b0, b1, b2, a1, a2 per section; a0 is 1) for ``iir_q``. Ship integer
     coefficients so every interpreter (float32 on an ESP32 included) runs exactly the same filter."""
-    if len(q28) % 5:
-        raise ValueError("iir_q coefficients come in fives (b0, b1, b2, a1, a2), got {}".format(len(q28)))
-    out = array.array("h", bytes(4 * len(q28)))
-    lim = 1 << 29
-    for i in range(len(q28)):
-        c = q28[i]
-        if c < -lim or c >= lim:
-            raise ValueError("iir_q coefficient {} is outside [-2, 2) (Q28 {})".format(i, c))
-        out[2 * i] = c >> 14
-        out[2 * i + 1] = c & 0x3FFF
-    return out
+    return setup("iir_q_pack", q28)
 
 
 class IIRQ:

@@ -36,7 +36,6 @@ Windows: ``WINDOW`` frames (272 ms), one every ``WINDOW_HOP`` frames (128 ms). P
 import array
 
 from sensorbox.shared import kernels
-from sensorbox.shared.kernels import _sin512
 
 _ks = None  # the sound kernels, imported with the first SoundFeatures (_kernels)
 
@@ -114,12 +113,9 @@ def mel_table(n, rate_hz, bands=BANDS):
 
 
 def hann(n):
-    """The periodic Hann window, Q15 (0 .. 32767), from the shared integer sine table."""
-    w = array.array("h", bytes(2 * n))
-    step = kernels.FFT_MAX // n
-    for i in range(n):
-        w[i] = (32767 - _sin512(i * step + 128)) >> 1
-    return w
+    """The periodic Hann window, Q15 (0 .. 32767), from the shared integer sine table (set-up code:
+    ``kernels.setup``)."""
+    return kernels.setup("hann", n)
 
 
 def _kernels():

@@ -8,11 +8,11 @@ Levels: dBFS here means RMS relative to 32767 (a full-scale sine is -3.01 dBFS, 
 defines it). ``sensitivity_dbfs`` is what the microphone reads for a 94 dB SPL tone at 1 kHz, so
 dB SPL = dBFS - sensitivity_dbfs + 94.
 
-Weighting: ``"A"`` runs the fixed-point biquad cascade ``A_WEIGHTING[rate]`` through ``kernels.iir_q`` (viper
-on the device): the low-frequency poles come from the bilinear transform of IEC 61672's analog A-weighting,
-the top section is fitted to the analog curve up to 0.45 fs, so the response stays within 0.3 dB of the IEC
-table (class 1 allows 0.7 to 2.5 dB) up to 6.3 kHz at 16 kHz and 3.15 kHz at 8 kHz
-(tests/host/test_soundlevel_host.py). The integer coefficients make the weighted signal bit-identical on
+Weighting: ``"A"`` runs the fixed-point biquad cascade ``dsp_setup.A_WEIGHTING[rate]`` through
+``kernels.iir_q`` (viper on the device): the low-frequency poles come from the bilinear transform of IEC
+61672's analog A-weighting, the top section is fitted to the analog curve up to 0.45 fs, so the response
+stays within 0.3 dB of the IEC table (class 1 allows 0.7 to 2.5 dB) up to 6.3 kHz at 16 kHz and 3.15 kHz at
+8 kHz (tests/host/test_soundlevel_host.py). The integer coefficients make the weighted signal bit-identical on
 every interpreter. A device with emlearn-micropython's ``emlearn_iir`` installed runs the same coefficients in
 float32 there (``kernels.iir``; levels within the tolerances of tests/device/test_emlearn.py). ``"Z"`` is
 unweighted.
@@ -53,21 +53,8 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-# A-weighting as Q28 integer biquads (b0, b1, b2, a1, a2 per section; a0 = 1), lowest-frequency poles first
-# so their rounding noise is high-passed by the next section's zeros at DC. Design: bilinear transform of the
-# analog poles at 20.6 (double), 107.7 and 737.9 Hz with four zeros at DC; the top section (the 12194 Hz pole
-# pair) is a scipy.optimize.least_squares fit of a free biquad to the analog curve in dB from 10 Hz to 0.45 fs;
-# the gain is normalised to 0 dB at 1 kHz. tests/host/test_soundlevel_host.py checks the result.
-A_WEIGHTING = {
-    16000: (268435456, -536870912, 268435456, -532545546, 264127514,
-            227766614, -455533227, 227766614, -457819256, 192196451,
-            295624071, 120855769, -1879920, 70011080, -7979953),
-    8000: (268435456, -536870912, 268435456, -528254889, 259888570,
-           196494961, -392989922, 196494961, -394481448, 135830278,
-           -151323257, 276434762, 93374984, -60976180, -33850110),
-}
-WEIGHTINGS = ("A", "Z")
-TIME_CONSTANTS_MS = {"fast": 125, "slow": 1000}
+# The A-weighting filter's coefficients (``A_WEIGHTING``) and the argument checks are in ``dsp_setup``: set-up
+# code, which a device loads only while a meter is made (kernels.setup).
 BLOCKS_PER_S = 125  # 8 ms blocks
 FLOOR_DBFS = -120.0
 _HIST_STEP = const(5)  # bins per dB (0.2 dB)
@@ -92,25 +79,15 @@ _bitlen = kernels.bitlen  # bits of an int v >= 0
 
 class SoundLevelMeter:
     def __init__(self, rate_hz, weighting="A", time_weighting="fast", sensitivity_dbfs=-26.0, interval_ms=1000):
-        if weighting not in WEIGHTINGS:
-            raise ValueError("weighting must be one of {}, got {!r}".format(", ".join(WEIGHTINGS), weighting))
-        if weighting == "A" and rate_hz not in A_WEIGHTING:
-            raise ValueError("A-weighting needs a rate of 8000 or 16000 Hz, got {}".format(rate_hz))
-        tau = TIME_CONSTANTS_MS.get(time_weighting)
-        if tau is None:
-            raise ValueError("time weighting must be fast or slow, got {!r}".format(time_weighting))
-        if rate_hz % BLOCKS_PER_S:
-            raise ValueError("rate must be a multiple of {} Hz, got {}".format(BLOCKS_PER_S, rate_hz))
+        # (the set-up code: dsp_setup)
+        q28, self.block, self.blocks_per_interval, self._alpha = kernels.setup(
+            "meter", rate_hz, weighting, time_weighting, interval_ms)
         self.rate_hz = rate_hz
         self.weighting = weighting
         self.time_weighting = time_weighting
         self.sensitivity_dbfs = sensitivity_dbfs
-        self.block = rate_hz // BLOCKS_PER_S
-        self.blocks_per_interval = max(1, (interval_ms * BLOCKS_PER_S + 500) // 1000)
         self.interval_ms = self.blocks_per_interval * 1000 // BLOCKS_PER_S
-        self.filter = kernels.iir(A_WEIGHTING[rate_hz]) if weighting == "A" else None  # emlearn_iir if installed
-        # Time-constant factor per block, Q20 (at init only: floats are fine here)
-        self._alpha = int((1.0 - math.exp(-1000.0 / BLOCKS_PER_S / tau)) * 1048576 + 0.5)
+        self.filter = kernels.iir(q28) if q28 is not None else None  # emlearn_iir if installed
         self._offset = 94.0 - sensitivity_dbfs  # dBFS -> dB SPL
         self._hist = array.array("H", bytes(2 * _HIST_BINS))
         self._sq = array.array("i", bytes(8))

@@ -31,7 +31,8 @@ from emlearn_api import API, CLASSES, TYPECODES
 from forestgen import Rng, forest_csv, inputs
 from sensorbox.device import trees_fast
 from sensorbox.shared import features, kernels, kernels_py, npy, trees, trees_csv
-from sensorbox.shared.soundlevel import A_WEIGHTING, SoundLevelMeter
+from sensorbox.shared.dsp_setup import A_WEIGHTING
+from sensorbox.shared.soundlevel import SoundLevelMeter
 
 NATMODS = True
 HEAPSIZE = "1024wK"

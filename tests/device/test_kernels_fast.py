@@ -72,7 +72,7 @@ def test_fft_allocates_nothing():
 
 
 def test_iir_identical_with_full_scale_input():
-    from sensorbox.shared.soundlevel import A_WEIGHTING
+    from sensorbox.shared.dsp_setup import A_WEIGHTING
 
     for rate in (16000, 8000):
         q = A_WEIGHTING[rate]

@@ -256,3 +256,44 @@ def test_staged_rows_survive_a_crash_and_compact_into_one_block():
     assert r.nseg == 1 and r.brows == 50 - 28, r.brows
     got = read_all(st, "soundlevel_1m")[1]
     assert [g[0] for g in got] == [T0 + 60000 * i for i in range(60)] and got[:10] == rows
+
+
+def test_a_job_short_of_memory_runs_once_more_with_the_reserve_then_waits():
+    # rollup.run: a job whose step runs out of memory (a reader's 1 KB on a fragmented heap) runs once more with
+    # lazy's reserve given up, as a request does; failing again, it is left for later (its bit returned, a
+    # warning logged), never failing the store service.
+    import asyncio
+
+    from sensorbox.device import lazy
+
+    st = make(tmpdir("m"), FakeClock(T0))
+    calls = []
+
+    def step(st_, k, fail):
+        calls.append(k)
+
+        def g():
+            if len(calls) <= fail:
+                raise MemoryError("memory allocation failed")
+            yield
+
+        return g()
+
+    real = rollup.step
+    try:
+        assert lazy.rearm()
+        used = lazy.used_reserve
+        rollup.step = lambda st_, k: step(st_, k, 1)
+        assert asyncio.run(rollup.run(st, 1)) == 0 and calls == [0, 0]  # the second try did it
+        assert lazy.used_reserve == used + 1 and lazy._reserve is None
+        assert not [e for e in st.log.entries() if "short of memory" in e["msg"]]
+        del calls[:]
+        rollup.step = lambda st_, k: step(st_, k, 9)
+        assert asyncio.run(rollup.run(st, 3)) == 3 and calls == [0, 1]  # no reserve left: both wait, once each
+        assert len([e for e in st.log.entries() if "short of memory: again later" in e["msg"]]) == 2
+        assert lazy.rearm()
+        del calls[:]
+        assert asyncio.run(rollup.run(st, 1)) == 1 and calls == [0, 0]  # with it back: tried twice, then later
+    finally:
+        rollup.step = real
+        lazy.rearm()

@@ -9,7 +9,7 @@ from scipy import signal
 from sensorbox.shared import kernels as K
 from sensorbox.shared import kernels_float as KF
 from sensorbox.shared import kernels_py as P
-from sensorbox.shared.soundlevel import A_WEIGHTING
+from sensorbox.shared.dsp_setup import A_WEIGHTING
 
 
 def _sos(q):

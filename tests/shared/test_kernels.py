@@ -76,7 +76,7 @@ def test_fft_q15_golden_256():
 def test_iir_q_close_to_float_and_golden():
     # A-weighting at 16 kHz (Q28) vs the same filter in float (transposed DF2).
     from sensorbox.shared import kernels_py
-    from sensorbox.shared.soundlevel import A_WEIGHTING
+    from sensorbox.shared.dsp_setup import A_WEIGHTING
 
     q = A_WEIGHTING[16000]
     sos = []
@@ -168,8 +168,8 @@ def test_fft_q15_many_equals_fft_q15():
     sizes = ((2, 130), (16, 5), (128, 3), (256, 1))
     if not (sys.implementation.name == "micropython" and sys.platform == "linux"):  # (not in a device's heap)
         sizes += ((128, 40), (512, 3))
-    for n, count in sizes:
-        tw = K.fft_table(n)
+    tws = [K.fft_table(n) for n, _ in sizes]  # (first: each loads the set-up code for a moment, dsp_setup)
+    for (n, count), tw in zip(sizes, tws):
         res = []
         ims = []
         for j in range(count):

@@ -36,7 +36,6 @@ from micropython import const
 
 from sensorbox.device.store.core import QueryError, _i32, columns_of
 from sensorbox.device.store.reader import Reader, note_corrupt, text_row
-from sensorbox.shared import npy
 
 # the segment format's constants (as core.py defines them: no names to import)
 _BLK = const(8)
@@ -426,7 +425,11 @@ def _stream(store, p):
         out[0:len(line)] = line.encode()
         o = len(line)
     else:  # the header in pieces: with 87 named feature columns it is ~1.7 KB, more than the buffer
-        for h in npy.header_pieces(cols, (p.buckets or p.rows,)):
+        from sensorbox.device import lazy  # (the .npy module only for .npy: ~4 KB less while a CSV streams)
+
+        pieces = lazy.load("sensorbox.shared.npy").header_pieces(cols, (p.buckets or p.rows,))
+        lazy.unload("sensorbox.shared.npy")
+        for h in pieces:
             if o + len(h) > len(out):
                 yield memoryview(out)[:o]
                 o = 0

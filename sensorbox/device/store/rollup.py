@@ -78,25 +78,36 @@ def step(st, k):
 
 async def run(st, n):
     """The store service's jobs due, ``n`` (bits: 1 << k for ``step`` k), a step per event-loop turn; returns the
-    bits of those that found the heap too fragmented for their buffers (a reader's 1 KB, the level histogram's parts): they
-    stop and run again later (they resume where the stored rows say), never failing the store service: sampling goes
-    on."""
+    bits of those that found the heap too fragmented for their buffers (a reader's 1 KB, the level histogram's
+    parts) even with lazy's reserve given up for a second try: they stop and run again later (they resume where
+    the stored rows say), never failing the store service: sampling goes on."""
     import asyncio
+
+    from sensorbox.device import lazy
 
     failed = 0
     for k in range(3):
-        g = step(st, k) if n >> k & 1 else None
-        if g is not None:
+        again = True  # once more with lazy's reserve given up (as a request that ran out of memory), then later
+        while again and n >> k & 1:
+            again = False
+            g = step(st, k)
+            if g is None:
+                break
             try:
                 for _ in g:
                     await asyncio.sleep_ms(0)
             except MemoryError:
-                failed |= 1 << k
-                if k == 2:
-                    st.sd.pending = True
-                st.log.warning("store", "job {} short of memory: again later".format(k))  # (see step)
-            finally:
                 g.close()
+                g = None
+                again = lazy.release()
+                if not again:
+                    failed |= 1 << k
+                    if k == 2:
+                        st.sd.pending = True
+                    st.log.warning("store", "job {} short of memory: again later".format(k))  # (see step)
+            finally:
+                if g is not None:
+                    g.close()
     return failed
 
 

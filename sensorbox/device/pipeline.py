@@ -103,7 +103,7 @@ class Pipeline:
         ring = sensor.ring
         ch = ring.channels
         ex = features.Extractor(ch, window, ring.rate_hz)  # (again if sampling restarts at another rate)
-        feats = array.array("h", bytes(2 * len(features.names(ch))))
+        feats = array.array("h", bytes(2 * ex.n_features))
         self.feats = feats
         buf = array.array("h", bytes(2 * window * ch))
         hist = None  # votes of the last `smooth` windows, smooth x n_classes

@@ -72,8 +72,9 @@ class Request:
             if kv:
                 k, _, v = kv.partition("=")
                 k = _unquote(k)
-                if k not in self.args:  # the first value of a repeated parameter
-                    self.args[k] = _unquote(v)
+                if k in self.args:  # (which value would count?)
+                    raise _Refuse(4005)
+                self.args[k] = _unquote(v)
         self.cookies = {}
         for c in (headers.get("Cookie") or "").split(";"):
             k, _, v = c.strip().partition("=")

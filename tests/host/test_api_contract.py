@@ -19,6 +19,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -235,6 +236,42 @@ def test_long_and_non_ascii_targets_and_headers_up_to_the_limits(device_app):
     assert st == 400 and json.loads(b.decode("utf-8"))["field"] == "\U0001F600", b
 
 
+def test_what_the_full_proof_run_found(device_app):
+    """The four mismatches of the full-size four-worker run (Schemathesis seed 1919). Accepted though the document
+    refuses them (ST201): an empty value of an integer or enum query parameter (``format=``, ``since=``,
+    ``resolution=``) was read as no parameter; now 400 naming it (an empty ``columns``, which its pattern
+    allows, is still every column). Refused though the document allowed it (ST202): a login body with other keys
+    than ``password`` (one held a number beyond 2**53, which every JSON body refuses); now the document says
+    ``additionalProperties: false`` and the device refuses any other key, as it does for a token. Also refused now,
+    as the document's types say, before another seed finds them: a parameter given twice, integers such as "+5"."""
+    port = device_app.port
+    for target, field in (("/api/events?format=&end=118", "format"), ("/api/resources/labels/data?since=", "since"),
+                          ("/api/resources/soundclass/data?resolution=", "resolution"),
+                          ("/api/resources/accel/data?start=", "start"), ("/api/resources/accel/data?end=", "end"),
+                          ("/api/resources/soundlevel/data?max_points=", "max_points"),
+                          ("/api/resources/events/data?format=", "format")):
+        st, _, _, b = raw(port, "GET", target)
+        assert st == 400 and json.loads(b)["field"] == field, (target, st, b[:200])
+    # and what a later seed could send as well: a parameter twice (the first value counted), an integer int() reads
+    # but the document does not ("+5", " 5")
+    for target in ("/api/events?since=5&since=6", "/api/resources/accel/data?format=npy&format=csv",
+                   "/api/logs?since=0&since=1", "/api/resources/accel/data?start=%2B5",
+                   "/api/resources/accel/data?start=%205", "/api/resources/accel/data?max_points=1_0"):
+        st, _, _, b = raw(port, "GET", target)
+        assert st == 400 and json.loads(b)["error"], (target, st, b[:200])
+    st, _, h, b = raw(port, "GET", "/api/resources/labels/data?columns=&format=csv")
+    assert st == 200 and b.decode().splitlines()[0] == "start,end,label", (st, b[:200])
+    for body, field in (({"password": "x", "": {"": 875695360607335949008896}}, None),
+                        ({"password": ADMIN_PASSWORD, "user": "a"}, "user")):
+        st, _, _, b = raw(port, "POST", "/api/login", ["Content-Type: application/json"], json.dumps(body).encode(),
+                          auth=False)
+        assert st == 400 and json.loads(b).get("field") == field, (body, st, b)
+    assert _doc()["components"]["schemas"]["Login"]["additionalProperties"] is False
+    st, _, h, b = raw(port, "POST", "/api/login", ["Content-Type: application/json"],
+                      json.dumps({"password": ADMIN_PASSWORD}).encode(), auth=False)
+    assert st == 200 and "sb_session=" in h["set-cookie"], (st, b)
+
+
 # ---------------------------------------------------------------- a client generated from the document
 
 @pytest.fixture(scope="module")
@@ -378,6 +415,8 @@ def schemathesis(dev, out, *, seed, examples, workers=1, max_time=None, phases="
            "--exclude-operation-id", "factoryReset",
            "--request-timeout", "30", "--max-failures", "20", "--output-truncate", "true",
            "--suppress-health-check", "all"]
+    # every failing case, whole (request, response, check), kept in test-artifacts/ (the text output shortens them)
+    cmd += ["--report", "junit,har", "--report-dir", str(out / "report")]
     if max_time:
         cmd += ["--max-time", str(max_time), "--generation-database", "none"]
     else:
@@ -387,11 +426,19 @@ def schemathesis(dev, out, *, seed, examples, workers=1, max_time=None, phases="
     p = subprocess.run(cmd, cwd=str(out), env=env, capture_output=True, text=True, timeout=(max_time or 600) + 300)
     text = p.stdout + p.stderr
     (out / "schemathesis.txt").write_text(text)
+    if p.returncode:
+        keep = os.path.join(REPO, "test-artifacts", "schemathesis", out.parent.name + "-" + out.name)
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.copytree(str(out), keep)
+        text += "\n(the whole output and a JUnit and HAR report of every request: {})".format(keep)
     return p.returncode, text
 
 
 def _summary(text):
-    return text[text.find("SUMMARY"):][-6000:] if "SUMMARY" in text else text[-6000:]
+    """What a failed run found: each failing case (the check, the request as a curl command, the response) and the
+    summary; the text before FAILURES is only progress."""
+    at = text.find("FAILURES")
+    return text[at:][-30000:] if at >= 0 else text[-6000:]
 
 
 def _whole_config(dev):
@@ -409,8 +456,16 @@ def _whole_config(dev):
     for body in (long, every):
         data = json.dumps(body).encode()
         assert len(data) <= 8192
-        st, _, _, b = raw(dev.port, "PUT", "/api/config", ["Content-Type: application/json"], data)
-        assert st == 200, (len(data), st, b)
+        # As every GET after a load (_every_get_answers): answered normally within seconds. The device's answer
+        # to a heap with no block for the 8 KB body at that moment is 503 "retry" (Retry-After: 1); more than
+        # that fails.
+        tries = []
+        st, _, _, b = wait_for(lambda: tries.append(1) or raw(dev.port, "PUT", "/api/config",
+                                                                 ["Content-Type: application/json"], data),
+                               "a whole-config PUT answered (not 503)", lambda r: r[0] != 503, 10, 1)
+        if len(tries) > 1:
+            print("the whole-config PUT ({} bytes) got 503 {} time(s) first".format(len(data), len(tries) - 1))
+        assert st == 200, (len(data), st, b, dev.status()["heap"])
     assert dev.get("/api/config").json()["config"]["mqtt.tls_ca"] == ""
 
 
@@ -478,7 +533,8 @@ def test_no_degradation_after_four_workers(device_app, tmp_path):
     time.sleep(6)  # a collection by housekeeping (every 5 s): heap.used is measured right after one
     before = fuzzed.status()
     seconds = 600 if FULL else 20
-    code, text = schemathesis(fuzzed, tmp_path / "load", seed=1919, examples=1000, workers=4, max_time=seconds,
+    seed = int(os.environ.get("SENSORBOX_ST_SEED", "1919"))  # (another seed: SENSORBOX_ST_SEED=N)
+    code, text = schemathesis(fuzzed, tmp_path / "load", seed=seed, examples=1000, workers=4, max_time=seconds,
                               phases="fuzzing")
     m = re.search(r"(\d+) generated", text)
     print("four workers for {} s: {} requests generated".format(seconds, m.group(1) if m else "?"))

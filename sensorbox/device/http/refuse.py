@@ -5,8 +5,8 @@
 over ``server._HEAD`` bytes) -- all three answered ``431 Request Header Fields Too Large`` --, 414 (a target over
 ``server._URL`` bytes) and 4141 (more than ``server._PARAMS`` query parameters) -- ``414 URI Too Long`` --, 4001 (a
 second ``Content-Length``), 4002 (a ``Content-Length`` that is not a number), 4003 (an encoded UTF-16 surrogate,
-which is not text) and 4004 (a body nested deeper than 32 levels, found while reading it when there was no room to
-hold it) -- ``400 Bad Request`` --, or 408 (the request did not arrive whole within
+which is not text), 4004 (a body nested deeper than 32 levels, found while reading it when there was no room to
+hold it) and 4005 (a query parameter given twice) -- ``400 Bad Request`` --, or 408 (the request did not arrive whole within
 ``http.read_timeout_s``: ``408 Request Timeout``). The caller closes the connection.
 
 ``handle(req)``: a method the path does not have (405 with ``Allow``), or a path the API does not have (404),
@@ -34,6 +34,7 @@ _WHY = {
     4002: (400, "Bad Request", "Content-Length is not a non-negative integer"),
     4003: (400, "Bad Request", "the request holds an encoded UTF-16 surrogate, which is not valid UTF-8 text"),
     4004: (400, "Bad Request", "request body is nested deeper than 32 levels"),
+    4005: (400, "Bad Request", "a query parameter given more than once"),
 }
 
 

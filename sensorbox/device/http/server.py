@@ -43,6 +43,7 @@ _REASONS = const(",200 OK,201 Created,204 No Content,302 Found,400 Bad Request,4
                  ",431 Request Header Fields Too Large,500 Internal Server Error,503 Service Unavailable"
                  ",507 Insufficient Storage,")
 _ADOPTED = const(3)  # _Conn.state of a connection a live stream took over (Response.write)
+_SENT = const(4)  # ... of one whose response head is out (Response.write): a failure after it only cuts it off
 
 
 class Request:
@@ -72,8 +73,9 @@ class Request:
             if kv:
                 k, _, v = kv.partition("=")
                 k = _unquote(k)
-                if k not in self.args:  # the first value of a repeated parameter
-                    self.args[k] = _unquote(v)
+                if k in self.args:  # (which value would count?)
+                    raise _Refuse(4005)
+                self.args[k] = _unquote(v)
         self.cookies = {}
         for c in (headers.get("Cookie") or "").split(";"):
             k, _, v = c.strip().partition("=")
@@ -145,6 +147,7 @@ class Response:
             w.write("".join(out).encode())
             out = None
             await w.drain()
+            w.state = _SENT
             if head or isinstance(b, (bytes, bytearray)):
                 if not head:
                     w.write(b)
@@ -430,8 +433,8 @@ class _Conn:
     read past a line wait in ``_buf`` for the next read (the body)."""
 
     why = 0  # why the server cut it off: 408 (deadline), 503 (evicted for another client), 1 (idle, closed)
-    state = 1  # 1 while its request is read (no credential checked yet), 2 while it is answered, 3 (_ADOPTED)
-    # once a live stream has taken it over
+    state = 1  # 1 while its request is read (no credential checked yet), 2 while it is answered, 4 (_SENT) once
+    # its response head is out, 3 (_ADOPTED) once a live stream has taken it over
     task = None
 
     def __init__(self, sock, peer, now):
@@ -793,8 +796,9 @@ async def _serve_conn(app, c):
         if c.why == 408:
             await _answer(408, c, log)
     except MemoryError:
-        try:
-            c.raw.write(_SHORT)
+        try:  # (after the head, a body cut short: never a second status line inside it)
+            if c.state != _SENT:
+                c.raw.write(_SHORT)
         except Exception:
             pass
     except (OSError, EOFError):  # the client went away

@@ -50,6 +50,9 @@ async def login(auth, req):
     if (req.content_type or "").split(";")[0].strip().lower() != "application/json":
         raise BadRequest("login needs a JSON body (Content-Type: application/json)", "Content-Type", 415)
     body = read_json(req)
+    for k in body if isinstance(body, dict) else ():
+        if k != "password":
+            raise BadRequest("unknown field", k)
     pw = body.get("password") if isinstance(body, dict) else None
     if not isinstance(pw, str):
         raise BadRequest("password missing", "password")

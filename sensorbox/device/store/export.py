@@ -84,9 +84,11 @@ def _reader(p):
 
 def _int(args, key, default, lo, hi, now):
     v = args.get(key)
-    if v is None or v == "":
+    if v is None:
         return default
     try:
+        if not (v[1:] if v[0] == "-" else v).isdigit():  # (int() takes "+1", " 1", "1_0": not the document's)
+            raise ValueError
         v = int(v)
     except ValueError:
         raise QueryError("{} must be an integer (epoch ms, or negative: ms before now)".format(key), key)
@@ -103,6 +105,8 @@ def plan(store, name, args, now, full=True):
     for k in args:
         if k not in ("start", "end", "columns", "format", "max_points", "since", "resolution"):
             raise QueryError("unknown parameter", k)
+        if not args[k] and k != "columns":  # (no documented value is empty; "columns=": every column)
+            raise QueryError("{} has no value".format(k), k)
     p = Plan()
     p.gens = []
     p.rd = None

@@ -294,7 +294,7 @@ class LagMonitor:
 
 
 async def _alarm(t, ms, w):
-    # wait_ms's timer for task t: once ms have passed, if t still waits (w[0]) and nobody cancelled it already,
+    # wait_for_ms's timer for task t: once ms have passed, if t still waits (w[0]) and nobody cancelled it already,
     # its wait ends in TimeoutError (thrown where it waits; a cancel that comes later replaces it)
     await asyncio.sleep_ms(ms)
     ce = asyncio.CancelledError
@@ -302,11 +302,11 @@ async def _alarm(t, ms, w):
         if t.data is ce:
             t.data = asyncio.TimeoutError()
             w[0] = 2
-        else:  # (the cancel went on to a task that t awaits: its CancelledError is turned round in wait_ms)
+        else:  # (the cancel went on to a task that t awaits: its CancelledError is turned round in wait_for_ms)
             w[0] = 3
 
 
-async def wait_ms(aw, ms):
+async def wait_for_ms(aw, ms):
     """``await aw`` (a coroutine) in the caller's own task, ``asyncio.TimeoutError`` after ``ms``: what
     ``asyncio.wait_for_ms`` does, without its stray cancel. That runs ``aw`` in a task of its own, and when the
     caller is cancelled while it waits (a service restarted for new config) the runner it leaves behind later

@@ -232,7 +232,7 @@ async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_end
 
 
 async def test_wait_ms_leaves_no_stray_cancel_after_a_reload():
-    """The same reload with ``supervisor.wait_ms``: the service's next run is not cancelled (with
+    """The same reload with ``supervisor.wait_for_ms``: the service's next run is not cancelled (with
     ``asyncio.wait_for_ms`` above it is: the config fuzz saw a webhook "cancelled from outside")."""
     log = quiet_log()
     sup = sv.Supervisor(log)
@@ -243,7 +243,7 @@ async def test_wait_ms_leaves_no_stray_cancel_after_a_reload():
         runs[0] += 1
         while True:
             try:
-                await sv.wait_ms(ev.wait(), 10000)
+                await sv.wait_for_ms(ev.wait(), 10000)
             except asyncio.TimeoutError:
                 pass
             await asyncio.sleep_ms(1)
@@ -271,21 +271,21 @@ async def test_wait_ms_result_timeout_error_and_cancel():
         await asyncio.sleep_ms(1)
         raise ValueError("no")
 
-    assert await sv.wait_ms(value(1, 7), 1000) == 7
+    assert await sv.wait_for_ms(value(1, 7), 1000) == 7
     t0 = time.ticks_ms()
     try:
-        await sv.wait_ms(value(5000, 7), 20)
+        await sv.wait_for_ms(value(5000, 7), 20)
         raise AssertionError("no timeout")
     except asyncio.TimeoutError:
         pass
     assert time.ticks_diff(time.ticks_ms(), t0) < 4000
     try:
-        await sv.wait_ms(fails(), 1000)
+        await sv.wait_for_ms(fails(), 1000)
         raise AssertionError("no ValueError")
     except ValueError:
         pass
     # a wait that ended leaves no timer that acts later: the task sleeps past the old deadline undisturbed
-    assert await sv.wait_ms(value(1, 1), 10) == 1
+    assert await sv.wait_for_ms(value(1, 1), 10) == 1
     await asyncio.sleep_ms(30)
     # a cancel from outside is a CancelledError, also when the timer falls due in the same turn, before the
     # cancel or after it (the task's wait is not turned into a timeout that would swallow it)
@@ -293,7 +293,7 @@ async def test_wait_ms_result_timeout_error_and_cancel():
 
     async def waiter():
         try:
-            await sv.wait_ms(value(5000, 0), 10)
+            await sv.wait_for_ms(value(5000, 0), 10)
         except BaseException as e:
             got.append(type(e).__name__)
 

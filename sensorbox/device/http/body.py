@@ -30,8 +30,18 @@ def read_json(req):
         raise BadRequest("the body must be JSON (Content-Type: application/json), not {}".format(ct[:64]),
                          "Content-Type", 415)
     body = req.body
+    if isinstance(body, list):  # a JSON object's members, read in pieces (``feed``): each parsed as an object
+        v = {}
+        for b in body:
+            if b.strip():  # (``{}``; and MicroPython's parser passes over a missing or extra comma, so here too)
+                v.update(_parse(b"{" + b + b"}"))
+        return v
     if not body:
         raise BadRequest("request body is empty; expected JSON")
+    return _parse(body)
+
+
+def _parse(body):
     if surrogate(body):
         raise BadRequest("request body is not valid UTF-8 (an encoded UTF-16 surrogate)")
     if b"\\ud" in body or b"\\uD" in body:
@@ -45,6 +55,67 @@ def read_json(req):
     if not _finite(v):
         raise BadRequest("request body holds a number that is not finite or beyond +-2**53")
     return v
+
+
+def start():
+    """The state of ``feed`` for a body read in pieces: [depth, deepest, in a string, after a backslash, the
+    members so far, the current member's parts, not an object]."""
+    return [0, 0, False, False, [], [], False]
+
+
+def feed(b, st):
+    """Advance over the next piece ``b`` of a body that had no block of its size (``server``, for ``PUT
+    /api/config``): a JSON object is cut into its members (``"key": value``) at its top-level commas, so that
+    ``read_json`` needs blocks of a member's size, not the body's. The nesting is followed as ``scan`` does
+    (``st[1]``: the deepest, stops past ``DEPTH``); a body that is not one object sets ``st[6]``."""
+    d, top, quoted, escaped, out, cur = st[:6]
+    i0 = 0
+    i = 0
+    for c in b:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif c == 92:
+                escaped = True
+            elif c == 34:
+                quoted = False
+        elif c == 34:
+            quoted = True
+            if d == 0:
+                st[6] = True
+        elif c == 91 or c == 123:
+            if d == 0:
+                if c == 91 or out or cur:
+                    st[6] = True
+                i0 = i + 1  # (the member starts after the object's brace)
+            d += 1
+            if d > top:
+                top = d
+                if top > DEPTH:
+                    break
+        elif c == 93 or c == 125:
+            d -= 1
+            if d == 0:
+                cur.append(b[i0:i])
+                out.append(b"".join(cur))
+                cur.clear()
+                i0 = i + 1
+            elif d < 0:
+                st[6] = True
+        elif c == 44 and d == 1:
+            cur.append(b[i0:i])
+            out.append(b"".join(cur))
+            cur.clear()
+            i0 = i + 1
+        elif d == 0 and c not in (32, 9, 10, 13):
+            st[6] = True
+        i += 1
+    if d > 0 and i0 < len(b):
+        cur.append(b[i0:])
+    st[0] = d
+    st[1] = top
+    st[2] = quoted
+    st[3] = escaped
 
 
 def _depth(b):

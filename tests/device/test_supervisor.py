@@ -200,11 +200,9 @@ def test_percentile_nearest_rank():
     assert top(lag2, 1) == 5 and top(lag2, 3) == 5 and top(lag2, 4) == 1
 
 
-async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_ending_it():
-    """A service reloaded while it waits in ``asyncio.wait_for_ms`` leaves a runner task behind that, on this
-    MicroPython, cancels the task it once waited in: the service's next run. The supervisor restarts it."""
-    log = quiet_log()
-    sup = sv.Supervisor(log)
+def _waiting_service(wait):
+    """(supervisor, service, runs): a service that waits in ``wait(ev.wait(), 10000)`` over and over, started."""
+    sup = sv.Supervisor(quiet_log())
     runs = [0]
     ev = asyncio.Event()
 
@@ -212,12 +210,18 @@ async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_end
         runs[0] += 1
         while True:
             try:
-                await asyncio.wait_for_ms(ev.wait(), 10000)
+                await wait(ev.wait(), 10000)
             except asyncio.TimeoutError:
                 pass
             await asyncio.sleep_ms(1)
 
-    svc = sup.add("w", waits, ("w.",))
+    return sup, sup.add("w", waits, ("w.",)), runs
+
+
+async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_ending_it():
+    """A service reloaded while it waits in ``asyncio.wait_for_ms`` leaves a runner task behind that, on this
+    MicroPython, cancels the task it once waited in: the service's next run. The supervisor restarts it."""
+    sup, svc, runs = _waiting_service(asyncio.wait_for_ms)
     await until(lambda: runs[0] == 1)
     await asyncio.sleep_ms(5)
     sup.config_changed(("w.x",))
@@ -231,24 +235,10 @@ async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_end
     assert not svc.running  # a stop still stops it
 
 
-async def test_wait_ms_leaves_no_stray_cancel_after_a_reload():
+async def test_wait_for_ms_leaves_no_stray_cancel_after_a_reload():
     """The same reload with ``supervisor.wait_for_ms``: the service's next run is not cancelled (with
     ``asyncio.wait_for_ms`` above it is: the config fuzz saw a webhook "cancelled from outside")."""
-    log = quiet_log()
-    sup = sv.Supervisor(log)
-    runs = [0]
-    ev = asyncio.Event()
-
-    async def waits():
-        runs[0] += 1
-        while True:
-            try:
-                await sv.wait_for_ms(ev.wait(), 10000)
-            except asyncio.TimeoutError:
-                pass
-            await asyncio.sleep_ms(1)
-
-    svc = sup.add("w", waits, ("w.",))
+    sup, svc, runs = _waiting_service(sv.wait_for_ms)
     await until(lambda: runs[0] == 1)
     await asyncio.sleep_ms(5)
     for i in range(3):
@@ -260,7 +250,7 @@ async def test_wait_ms_leaves_no_stray_cancel_after_a_reload():
     await sup.stop()
 
 
-async def test_wait_ms_result_timeout_error_and_cancel():
+async def test_wait_for_ms_result_timeout_error_and_cancel():
     import time
 
     async def value(ms, v):

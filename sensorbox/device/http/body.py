@@ -57,17 +57,18 @@ def _parse(body):
     return v
 
 
-def start():
-    """The state of ``feed`` for a body read in pieces: [depth, deepest, in a string, after a backslash, the
-    members so far, the current member's parts, not an object]."""
-    return [0, 0, False, False, [], [], False]
+def start(split=True):
+    """The state of ``feed`` over a body read in pieces: [depth, deepest, in a string, after a backslash, the
+    members so far (None: nesting only, ``split`` False), the current member's parts, not one object]."""
+    return [0, 0, False, False, [] if split else None, [], False]
 
 
 def feed(b, st):
-    """Advance over the next piece ``b`` of a body that had no block of its size (``server``, for ``PUT
-    /api/config``): a JSON object is cut into its members (``"key": value``) at its top-level commas, so that
-    ``read_json`` needs blocks of a member's size, not the body's. The nesting is followed as ``scan`` does
-    (``st[1]``: the deepest, stops past ``DEPTH``); a body that is not one object sets ``st[6]``."""
+    """Advance a scan over the next piece ``b`` of a body (``st``: ``start``): its nesting outside strings
+    (``st[1]``: the deepest; stops once it passes ``DEPTH``) and, for a body that had no block of its size
+    (``server``, ``PUT /api/config``), a JSON object cut into its members (``"key": value``) at its top-level
+    commas, so that ``read_json`` needs blocks of a member's size, not the body's; a body that is not one object
+    sets ``st[6]``."""
     d, top, quoted, escaped, out, cur = st[:6]
     i0 = 0
     i = 0
@@ -84,7 +85,7 @@ def feed(b, st):
             if d == 0:
                 st[6] = True
         elif c == 91 or c == 123:
-            if d == 0:
+            if d == 0 and out is not None:
                 if c == 91 or out or cur:
                     st[6] = True
                 i0 = i + 1  # (the member starts after the object's brace)
@@ -95,14 +96,14 @@ def feed(b, st):
                     break
         elif c == 93 or c == 125:
             d -= 1
-            if d == 0:
+            if d == 0 and out is not None:
                 cur.append(b[i0:i])
                 out.append(b"".join(cur))
                 cur.clear()
                 i0 = i + 1
             elif d < 0:
                 st[6] = True
-        elif c == 44 and d == 1:
+        elif c == 44 and d == 1 and out is not None:
             cur.append(b[i0:i])
             out.append(b"".join(cur))
             cur.clear()
@@ -110,7 +111,7 @@ def feed(b, st):
         elif d == 0 and c not in (32, 9, 10, 13):
             st[6] = True
         i += 1
-    if d > 0 and i0 < len(b):
+    if d > 0 and i0 < len(b) and out is not None:
         cur.append(b[i0:])
     st[0] = d
     st[1] = top
@@ -120,37 +121,9 @@ def feed(b, st):
 
 def _depth(b):
     # Deepest nesting of brackets outside strings, counted until it passes DEPTH.
-    st = [0, 0, False, False]
-    scan(b, st)
+    st = start(False)
+    feed(b, st)
     return st[1]
-
-
-def scan(b, st):
-    """Advance a nesting scan over the bytes ``b``: ``st`` = [depth, deepest, in a string, after a backslash],
-    kept between pieces of one body. Stops once the deepest passes ``DEPTH``."""
-    d, top, quoted, escaped = st
-    for c in b:
-        if quoted:
-            if escaped:
-                escaped = False
-            elif c == 92:
-                escaped = True
-            elif c == 34:
-                quoted = False
-        elif c == 34:
-            quoted = True
-        elif c == 91 or c == 123:
-            d += 1
-            if d > top:
-                top = d
-                if top > DEPTH:
-                    break
-        elif c == 93 or c == 125:
-            d -= 1
-    st[0] = d
-    st[1] = top
-    st[2] = quoted
-    st[3] = escaped
 
 
 def _hex4(b, i):

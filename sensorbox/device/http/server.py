@@ -513,15 +513,14 @@ class _Conn:
             # whole-config PUT's object is cut into its members (body.feed: read_json parses them one by one)
             m = lazy.load(_BODY)
             lazy.unload(_BODY)
-            st = m.start() if self.split else [0, 0, False, False]
-            f = m.feed if self.split else m.scan
-            f(b, st)
+            st = m.start(self.split)
+            m.feed(b, st)
             while n > len(b) and st[1] <= m.DEPTH:
                 n -= len(b)
                 b = await self._s.read(min(n, _CHUNK))
                 if not b:
                     raise EOFError
-                f(b, st)
+                m.feed(b, st)
             if st[1] > m.DEPTH:
                 raise _Refuse(4004)
             if not self.split or st[6] or st[0] or st[5]:  # (not one whole object)

@@ -28,6 +28,8 @@ import time
 import asyncio
 from micropython import const
 
+from sensorbox.device.supervisor import wait_for_ms  # (asyncio.wait_for_ms leaves a stray cancel behind)
+
 _IPPROTO_TCP = const(6)
 _TCP_NODELAY = const(1)
 # (this module's .mpy is ~4,090 bytes: past 4,096 it takes a second 4 KB flash block, tests/host/test_bundle.py)
@@ -105,9 +107,9 @@ class MQTTClient:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.verify_mode = ssl.CERT_NONE
         if ctx:
-            r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port, ssl=ctx), t)
+            r, w = await wait_for_ms(asyncio.open_connection(self.host, self.port, ssl=ctx), t)
         else:
-            r, w = await asyncio.wait_for_ms(asyncio.open_connection(self.host, self.port), t)
+            r, w = await wait_for_ms(asyncio.open_connection(self.host, self.port), t)
         self._r, self._w = r, w
         try:
             w.s.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
@@ -128,7 +130,7 @@ class MQTTClient:
         vh = b"\x00\x04MQTT\x04" + bytes((flags,)) + struct.pack("!H", self.keepalive)
         try:
             await self._send(b"\x10" + _len_bytes(len(vh) + len(pl)), vh, pl)
-            ack = await asyncio.wait_for_ms(r.readexactly(4), t)
+            ack = await wait_for_ms(r.readexactly(4), t)
         except Exception:
             self.close()
             raise
@@ -204,7 +206,7 @@ class MQTTClient:
             w.write(p)  # no await between the writes: a packet is never interleaved with another
         self._tx = time.ticks_ms()
         try:
-            await asyncio.wait_for_ms(w.drain(), self.timeout_ms)
+            await wait_for_ms(w.drain(), self.timeout_ms)
         except Exception as e:
             self.close("send failed: {}".format(e))
             raise
@@ -251,7 +253,7 @@ class MQTTClient:
 
     async def _acked(self, pid):
         try:
-            await asyncio.wait_for_ms(self._ev.wait(), self.timeout_ms)
+            await wait_for_ms(self._ev.wait(), self.timeout_ms)
         except asyncio.TimeoutError:
             return False
         return self.connected and self._wait_pid == -pid
@@ -276,7 +278,7 @@ class MQTTClient:
     # ---- receiving and keepalive ----
 
     async def _read(self, n):
-        return await asyncio.wait_for_ms(self._r.readexactly(n), self.keepalive * 1500)
+        return await wait_for_ms(self._r.readexactly(n), self.keepalive * 1500)
 
     async def _reader(self):
         try:

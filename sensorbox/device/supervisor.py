@@ -291,3 +291,36 @@ class LagMonitor:
             t0 = time.ticks_us()
             await asyncio.sleep_ms(ms)
             self.woke(t0, ms)
+
+
+async def _alarm(t, ms, w):
+    # wait_for_ms's timer for task t: once ms have passed, if t still waits (w[0]) and nobody cancelled it already,
+    # its wait ends in TimeoutError (thrown where it waits; a cancel that comes later replaces it)
+    await asyncio.sleep_ms(ms)
+    ce = asyncio.CancelledError
+    if w[0] and t.data is not ce and t.cancel():
+        if t.data is ce:
+            t.data = asyncio.TimeoutError()
+            w[0] = 2
+        else:  # (the cancel went on to a task that t awaits: its CancelledError is turned round in wait_for_ms)
+            w[0] = 3
+
+
+async def wait_for_ms(aw, ms):
+    """``await aw`` (a coroutine) in the caller's own task, ``asyncio.TimeoutError`` after ``ms``: what
+    ``asyncio.wait_for_ms`` does, without its stray cancel. That runs ``aw`` in a task of its own, and when the
+    caller is cancelled while it waits (a service restarted for new config) the runner it leaves behind later
+    cancels the task it once waited in, whatever that task is doing by then (MicroPython's ``wait_for``: a
+    waiter whose ``data`` is None), i.e. the service's next run ("cancelled from outside"). Here the timer is
+    a task that is cancelled as soon as the wait ends and that looks before it cancels."""
+    w = [1]
+    a = asyncio.create_task(_alarm(asyncio.current_task(), ms, w))
+    try:
+        return await aw
+    except asyncio.CancelledError:
+        if w[0] == 3:
+            raise asyncio.TimeoutError
+        raise
+    finally:
+        w[0] = 0
+        a.cancel()

@@ -37,6 +37,8 @@ def test_heap_of_client_outbox_and_sink_code():
     f0 = gc.mem_free()
     import asyncio  # noqa: F401
 
+    from sensorbox.device import supervisor  # noqa: F401 - resident in the app anyway (mqtt's wait_for_ms)
+
     gc.collect()
     f1 = gc.mem_free()
     from sensorbox.device import mqtt

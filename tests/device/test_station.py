@@ -10,6 +10,8 @@ import time
 
 import asyncio
 
+from sensorbox.device import supervisor  # noqa: F401 - resident in the app, imported before the rest as boot does
+
 import _board
 from devtest import StubConfig, quiet_log, tmpdir, until
 

@@ -200,11 +200,9 @@ def test_percentile_nearest_rank():
     assert top(lag2, 1) == 5 and top(lag2, 3) == 5 and top(lag2, 4) == 1
 
 
-async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_ending_it():
-    """A service reloaded while it waits in ``asyncio.wait_for_ms`` leaves a runner task behind that, on this
-    MicroPython, cancels the task it once waited in: the service's next run. The supervisor restarts it."""
-    log = quiet_log()
-    sup = sv.Supervisor(log)
+def _waiting_service(wait):
+    """(supervisor, service, runs): a service that waits in ``wait(ev.wait(), 10000)`` over and over, started."""
+    sup = sv.Supervisor(quiet_log())
     runs = [0]
     ev = asyncio.Event()
 
@@ -212,12 +210,18 @@ async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_end
         runs[0] += 1
         while True:
             try:
-                await asyncio.wait_for_ms(ev.wait(), 10000)
+                await wait(ev.wait(), 10000)
             except asyncio.TimeoutError:
                 pass
             await asyncio.sleep_ms(1)
 
-    svc = sup.add("w", waits, ("w.",))
+    return sup, sup.add("w", waits, ("w.",)), runs
+
+
+async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_ending_it():
+    """A service reloaded while it waits in ``asyncio.wait_for_ms`` leaves a runner task behind that, on this
+    MicroPython, cancels the task it once waited in: the service's next run. The supervisor restarts it."""
+    sup, svc, runs = _waiting_service(asyncio.wait_for_ms)
     await until(lambda: runs[0] == 1)
     await asyncio.sleep_ms(5)
     sup.config_changed(("w.x",))
@@ -229,6 +233,74 @@ async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_end
     await sup.stop()
     await asyncio.sleep_ms(5)
     assert not svc.running  # a stop still stops it
+
+
+async def test_wait_for_ms_leaves_no_stray_cancel_after_a_reload():
+    """The same reload with ``supervisor.wait_for_ms``: the service's next run is not cancelled (with
+    ``asyncio.wait_for_ms`` above it is: the config fuzz saw a webhook "cancelled from outside")."""
+    sup, svc, runs = _waiting_service(sv.wait_for_ms)
+    await until(lambda: runs[0] == 1)
+    await asyncio.sleep_ms(5)
+    for i in range(3):
+        sup.config_changed(("w.x",))
+        await until(lambda: svc.reloads == i + 1)
+        await asyncio.sleep_ms(50)
+    assert svc.running and runs[0] == 4, (runs, svc.restarts, svc.last_error)
+    assert svc.restarts == 0, svc.last_error
+    await sup.stop()
+
+
+async def test_wait_for_ms_result_timeout_error_and_cancel():
+    import time
+
+    async def value(ms, v):
+        await asyncio.sleep_ms(ms)
+        return v
+
+    async def fails():
+        await asyncio.sleep_ms(1)
+        raise ValueError("no")
+
+    assert await sv.wait_for_ms(value(1, 7), 1000) == 7
+    t0 = time.ticks_ms()
+    try:
+        await sv.wait_for_ms(value(5000, 7), 20)
+        raise AssertionError("no timeout")
+    except asyncio.TimeoutError:
+        pass
+    assert time.ticks_diff(time.ticks_ms(), t0) < 4000
+    try:
+        await sv.wait_for_ms(fails(), 1000)
+        raise AssertionError("no ValueError")
+    except ValueError:
+        pass
+    # a wait that ended leaves no timer that acts later: the task sleeps past the old deadline undisturbed
+    assert await sv.wait_for_ms(value(1, 1), 10) == 1
+    await asyncio.sleep_ms(30)
+    # a cancel from outside is a CancelledError, also when the timer falls due in the same turn, before the
+    # cancel or after it (the task's wait is not turned into a timeout that would swallow it)
+    got = []
+
+    async def waiter():
+        try:
+            await sv.wait_for_ms(value(5000, 0), 10)
+        except BaseException as e:
+            got.append(type(e).__name__)
+
+    for alarm_first in (False, True):
+        got.clear()
+        t = asyncio.create_task(waiter())
+        await asyncio.sleep_ms(1)  # t waits
+        t0 = time.ticks_ms()
+        while time.ticks_diff(time.ticks_ms(), t0) < 20:  # the timer falls due while this task runs
+            pass
+        if alarm_first:
+            await asyncio.sleep_ms(0)  # the timer (due earlier) runs first and ends t's wait
+        live = t.cancel()
+        await asyncio.sleep_ms(20)
+        assert got == (["CancelledError"] if live else ["TimeoutError"]), (alarm_first, live, got)
+        if not alarm_first:
+            assert live
 
 
 class _FailingLog:

@@ -5,6 +5,7 @@ import gc
 
 import asyncio
 
+from sensorbox.device import supervisor  # noqa: F401 - resident in the app, imported before the rest as boot does
 from sensorbox.device.integrations import httpc
 
 # RFC 4231 test cases 1, 2, 6 (key longer than the block) and 7: (key, data, HMAC-SHA256 hex)
@@ -304,15 +305,18 @@ def test_settings_slots_filters_and_errors_naming_the_key():
     assert slots[0][1:] == ("http://a:1/x", (False, "a", 1, "/x"), ["events"], ("class_change",), "", None)
     assert slots[1][6] == "webhook.3.url: must start with http:// or https://"
     assert "webhook2.events" not in d.store.cursors and "webhook.events" in d.store.cursors
+    d.config = None  # (the last one's table goes first: this test runs close to DEVICE_HEAP)
     d.config = StubConfig(webhook__2__url="http://h/", webhook__2__resources="events,sound")
     slots, ctx = cold.settings(s)
     assert slots[0][0] == 2 and slots[0][6].startswith("webhook.2.resources: unknown resource 'sound'")
+    d.config = None
     d.config = StubConfig()
     try:
         cold.settings(s)
         raise AssertionError("accepted no URL")
     except ValueError as e:
         assert "no webhook URL is set" in str(e)
+    d.config = None
     d.config = StubConfig(webhook__url="https://h/", webhook__tls_ca="-----BEGIN CERTIFICATE----- bm90IGEgY2VydA== "
                           "-----END CERTIFICATE-----")
     try:
@@ -322,15 +326,18 @@ def test_settings_slots_filters_and_errors_naming_the_key():
         assert str(e).startswith("webhook.tls_ca: not a certificate"), e
     # https: one context (not verifying without a CA), kept across restarts (a fragmented heap may lack its ~3 KB
     # block later), made again only when the CA changes; the MQTT sink's when it has one for the same CA
+    d.config = None
     d.config = StubConfig(webhook__url="https://h/", webhook__2__url="http://g/")
     ctx = cold.settings(s)[1]
     assert ctx is not None and s.tls == ("", ctx)
     assert cold.settings(s)[1] is ctx
+    d.config = None
     d.config = StubConfig(webhook__url="http://h/")
     assert cold.settings(s)[1] is None and s.tls[1] is ctx
     s.tls = None
     d.mqtt = S()
     d.mqtt.tls = ("", ctx)
+    d.config = None
     d.config = StubConfig(webhook__url="https://h/")
     assert cold.settings(s)[1] is ctx
     assert cold.types("") is None

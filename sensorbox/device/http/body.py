@@ -30,8 +30,18 @@ def read_json(req):
         raise BadRequest("the body must be JSON (Content-Type: application/json), not {}".format(ct[:64]),
                          "Content-Type", 415)
     body = req.body
+    if isinstance(body, list):  # a JSON object's members, read in pieces (``feed``): each parsed as an object
+        v = {}
+        for b in body:
+            if b.strip():  # (``{}``; and MicroPython's parser passes over a missing or extra comma, so here too)
+                v.update(_parse(b"{" + b + b"}"))
+        return v
     if not body:
         raise BadRequest("request body is empty; expected JSON")
+    return _parse(body)
+
+
+def _parse(body):
     if surrogate(body):
         raise BadRequest("request body is not valid UTF-8 (an encoded UTF-16 surrogate)")
     if b"\\ud" in body or b"\\uD" in body:
@@ -47,17 +57,21 @@ def read_json(req):
     return v
 
 
-def _depth(b):
-    # Deepest nesting of brackets outside strings, counted until it passes DEPTH.
-    st = [0, 0, False, False]
-    scan(b, st)
-    return st[1]
+def start(split=True):
+    """The state of ``feed`` over a body read in pieces: [depth, deepest, in a string, after a backslash, the
+    members so far (None: nesting only, ``split`` False), the current member's parts, not one object]."""
+    return [0, 0, False, False, [] if split else None, [], False]
 
 
-def scan(b, st):
-    """Advance a nesting scan over the bytes ``b``: ``st`` = [depth, deepest, in a string, after a backslash],
-    kept between pieces of one body. Stops once the deepest passes ``DEPTH``."""
-    d, top, quoted, escaped = st
+def feed(b, st):
+    """Advance a scan over the next piece ``b`` of a body (``st``: ``start``): its nesting outside strings
+    (``st[1]``: the deepest; stops once it passes ``DEPTH``) and, for a body that had no block of its size
+    (``server``, ``PUT /api/config``), a JSON object cut into its members (``"key": value``) at its top-level
+    commas, so that ``read_json`` needs blocks of a member's size, not the body's; a body that is not one object
+    sets ``st[6]``."""
+    d, top, quoted, escaped, out, cur = st[:6]
+    i0 = 0
+    i = 0
     for c in b:
         if quoted:
             if escaped:
@@ -68,7 +82,13 @@ def scan(b, st):
                 quoted = False
         elif c == 34:
             quoted = True
+            if d == 0:
+                st[6] = True
         elif c == 91 or c == 123:
+            if d == 0 and out is not None:
+                if c == 91 or out or cur:
+                    st[6] = True
+                i0 = i + 1  # (the member starts after the object's brace)
             d += 1
             if d > top:
                 top = d
@@ -76,10 +96,34 @@ def scan(b, st):
                     break
         elif c == 93 or c == 125:
             d -= 1
+            if d == 0 and out is not None:
+                cur.append(b[i0:i])
+                out.append(b"".join(cur))
+                cur.clear()
+                i0 = i + 1
+            elif d < 0:
+                st[6] = True
+        elif c == 44 and d == 1 and out is not None:
+            cur.append(b[i0:i])
+            out.append(b"".join(cur))
+            cur.clear()
+            i0 = i + 1
+        elif d == 0 and c not in (32, 9, 10, 13):
+            st[6] = True
+        i += 1
+    if d > 0 and i0 < len(b) and out is not None:
+        cur.append(b[i0:])
     st[0] = d
     st[1] = top
     st[2] = quoted
     st[3] = escaped
+
+
+def _depth(b):
+    # Deepest nesting of brackets outside strings, counted until it passes DEPTH.
+    st = start(False)
+    feed(b, st)
+    return st[1]
 
 
 def _hex4(b, i):

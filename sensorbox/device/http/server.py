@@ -436,6 +436,7 @@ class _Conn:
     state = 1  # 1 while its request is read (no credential checked yet), 2 while it is answered, 4 (_SENT) once
     # its response head is out, 3 (_ADOPTED) once a live stream has taken it over
     task = None
+    split = False  # its body (PUT /api/config) may be read as a JSON object's members (``readexactly``)
 
     def __init__(self, sock, peer, now):
         self.raw = sock
@@ -511,18 +512,24 @@ class _Conn:
             return b[:n]
         try:
             out = bytearray(n)
-        except MemoryError:  # no block for it now: read through, and an over-deep body still gets its 400
+        except MemoryError:  # no block for it now: read through, and an over-deep body still gets its 400; the
+            # whole-config PUT's object is cut into its members (body.feed: read_json parses them one by one)
             m = lazy.load(_BODY)
             lazy.unload(_BODY)
-            st = [0, 0, False, False]
-            m.scan(b, st)
+            st = m.start(self.split)
+            m.feed(b, st)
             while n > len(b) and st[1] <= m.DEPTH:
                 n -= len(b)
                 b = await self._s.read(min(n, _CHUNK))
                 if not b:
                     raise EOFError
-                m.scan(b, st)
-            raise _Refuse(4004 if st[1] > m.DEPTH else 503)
+                m.feed(b, st)
+            if st[1] > m.DEPTH:
+                raise _Refuse(4004)
+            if not self.split or st[6] or st[0] or st[5]:  # (not one whole object)
+                raise _Refuse(503)
+            self._buf = b""
+            return st[4]
         got = len(b)
         out[:got] = b
         self._buf = b""
@@ -756,6 +763,8 @@ async def _read(app, c):
     req = Request(app, method, url, h, c)
     n = req.content_length
     if 0 < n <= Request.max_content_length:
+        if method == "PUT" and req.path == "/api/config":
+            c.split = True
         req.body = await c.readexactly(n)
     return req
 

@@ -19,6 +19,8 @@ import hashlib
 
 import asyncio
 
+from sensorbox.device.supervisor import wait_for_ms  # (asyncio.wait_for_ms leaves a stray cancel behind)
+
 
 class Hmac:
     """HMAC-SHA256 (RFC 2104) with the key's pads computed once."""
@@ -58,9 +60,9 @@ async def post(url, body, headers, timeout_ms, content_type=b"application/json",
 
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.verify_mode = ssl.CERT_NONE
-        r, w = await asyncio.wait_for_ms(asyncio.open_connection(host, port, ssl=ctx), timeout_ms)
+        r, w = await wait_for_ms(asyncio.open_connection(host, port, ssl=ctx), timeout_ms)
     else:
-        r, w = await asyncio.wait_for_ms(asyncio.open_connection(host, port), timeout_ms)
+        r, w = await wait_for_ms(asyncio.open_connection(host, port), timeout_ms)
     try:
         hosth = host if port == (443 if tls else 80) else "{}:{}".format(host, port)
         w.write("POST {} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n".format(
@@ -69,8 +71,8 @@ async def post(url, body, headers, timeout_ms, content_type=b"application/json",
         w.write(headers)
         w.write(b"\r\n")
         w.write(body)
-        await asyncio.wait_for_ms(w.drain(), timeout_ms)
-        line = await asyncio.wait_for_ms(r.readline(), timeout_ms)
+        await wait_for_ms(w.drain(), timeout_ms)
+        line = await wait_for_ms(r.readline(), timeout_ms)
         p = line.split(None, 2)
         if len(p) < 2 or not p[0].startswith(b"HTTP/1."):
             raise ValueError("not an HTTP response: {!r}".format(line[:40]))
@@ -78,6 +80,6 @@ async def post(url, body, headers, timeout_ms, content_type=b"application/json",
     finally:
         w.close()
         try:
-            await asyncio.wait_for_ms(w.wait_closed(), 1000)
+            await wait_for_ms(w.wait_closed(), 1000)
         except Exception:
             pass

@@ -22,6 +22,8 @@ import asyncio
 from asyncio import core  # type: ignore[attr-defined]  # (MicroPython's asyncio/core.py: its I/O queue)
 from micropython import const
 
+from sensorbox.device.supervisor import wait_for_ms  # (asyncio.wait_for_ms leaves a stray cancel behind)
+
 _TTL = const(60)
 _NTP_1970 = const(2208988800)  # seconds from 1900 (NTP's era 0) to 1970
 _LETTERS = const("abcdefghjkmnpqrstuvwxyz23456789")  # no 0/o, 1/l/i: read off a serial console
@@ -161,7 +163,7 @@ async def query(host, port=123, timeout_ms=3000):
         q[0] = 0x23  # LI 0, version 4, mode 3 (client)
         t0 = time.ticks_ms()
         s.sendto(q, addr)
-        await asyncio.wait_for_ms(readable(s), timeout_ms)
+        await wait_for_ms(readable(s), timeout_ms)
         r = s.recv(48)
         rtt = time.ticks_diff(time.ticks_ms(), t0)
     finally:

@@ -319,7 +319,7 @@ def _claim(device):
     device.model_busy = True
 
 
-def reserve(device):
+def spare(device):
     """At start-up, while the heap is whole (``boot.start``, before the services): the arrays of the model ``boot`` will load (the first
     of active, previous, default whose meta.json reads), as ``device.spare``. ``boot`` fills them: a heap that a
     day of services and requests has cut into small pieces may have no block for them later (a model found none
@@ -340,7 +340,7 @@ def reserve(device):
 
 async def boot(device):
     """Load the model to run at start: active, else previous, else the bundled default (into ``device.spare``,
-    the arrays ``reserve`` set aside, when it fits them)."""
+    the arrays ``spare`` set aside, when it fits them)."""
     _claim(device)
     try:
         spare = getattr(device, "spare", None)

@@ -203,10 +203,8 @@ async def _load(device, path, meta, origin, spare=None):
         gc.collect()
         if nb:  # knn, anomaly: arrays made by the loader when it has read the counts; emlearn's C code holds the
             # examples when installed (it counts the votes of at most 10 classes)
-            try:
-                import emlearn_neighbors
-
-                cnew = emlearn_neighbors.new if len(meta["classes"]) <= 10 else None
+            try:  # (named by a string: interned when a neighbours model loads, as shared.neighbors* are)
+                cnew = __import__("emlearn_neighbors").new if len(meta["classes"]) <= 10 else None
             except ImportError:
                 cnew = None
             ld = lazy.load(csv).Loader((meta["items"], meta["inputs"], meta["k"], len(meta["classes"]),

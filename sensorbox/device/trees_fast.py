@@ -97,10 +97,10 @@ def smooth(out, flt: int, n_trees: int, hist, base: int, count: int, n_classes: 
 
 
 def new(max_trees, max_nodes, max_leaves):
-    try:
-        import emlearn_trees
+    try:  # (named by a string: interned where emlearn_trees is installed, not at every boot)
+        em = __import__("emlearn_trees")
     except ImportError:
         return trees.Trees(max_trees, max_nodes, max_leaves, vote)
     from sensorbox.device.kernels_c import CTrees
 
-    return CTrees(emlearn_trees.new(max_trees, max_nodes, max_leaves), max_trees, max_nodes, max_leaves)
+    return CTrees(em.new(max_trees, max_nodes, max_leaves), max_trees, max_nodes, max_leaves)

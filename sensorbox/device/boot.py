@@ -188,8 +188,8 @@ async def start(d):
     # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
     from sensorbox.device import pipeline  # noqa: F401 - resident (the pipeline service's), models imports it
 
-    try:  # the model's arrays first (the pipeline's first run fills them): see models.reserve
-        lazy.load("sensorbox.device.models").reserve(d)
+    try:  # the model's arrays first (the pipeline's first run fills them): see models.spare
+        lazy.load("sensorbox.device.models").spare(d)
     finally:
         lazy.unload("sensorbox.device.models")
     from sensorbox.device.http.server import make_app

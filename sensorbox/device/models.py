@@ -203,10 +203,8 @@ async def _load(device, path, meta, origin, spare=None):
         gc.collect()
         if nb:  # knn, anomaly: arrays made by the loader when it has read the counts; emlearn's C code holds the
             # examples when installed (it counts the votes of at most 10 classes)
-            try:
-                import emlearn_neighbors
-
-                cnew = emlearn_neighbors.new if len(meta["classes"]) <= 10 else None
+            try:  # (named by a string: interned when a neighbours model loads, as shared.neighbors* are)
+                cnew = __import__("emlearn_neighbors").new if len(meta["classes"]) <= 10 else None
             except ImportError:
                 cnew = None
             ld = lazy.load(csv).Loader((meta["items"], meta["inputs"], meta["k"], len(meta["classes"]),
@@ -319,7 +317,7 @@ def _claim(device):
     device.model_busy = True
 
 
-def reserve(device):
+def spare(device):
     """At start-up, while the heap is whole (``boot.start``, before the services): the arrays of the model ``boot`` will load (the first
     of active, previous, default whose meta.json reads), as ``device.spare``. ``boot`` fills them: a heap that a
     day of services and requests has cut into small pieces may have no block for them later (a model found none
@@ -340,7 +338,7 @@ def reserve(device):
 
 async def boot(device):
     """Load the model to run at start: active, else previous, else the bundled default (into ``device.spare``,
-    the arrays ``reserve`` set aside, when it fits them)."""
+    the arrays ``spare`` set aside, when it fits them)."""
     _claim(device)
     try:
         spare = getattr(device, "spare", None)

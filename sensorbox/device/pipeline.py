@@ -195,8 +195,7 @@ class Pipeline:
         if name != self.label:  # by name: an index of the model before a swap means nothing in this one
             e = {"type": "class_change", "from": self.label, "to": name, "confidence": conf}
             if m.step is not None:  # an anomaly model: its score and threshold too
-                t = m.trees
-                e["score"] = t.dist[t.found - 1]
-                e["threshold"] = t.threshold
+                e["score"] = m.trees.last
+                e["threshold"] = m.trees.threshold
             bus.publish("events", t_ms, e)
             self.label = name

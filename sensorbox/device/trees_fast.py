@@ -13,6 +13,7 @@ votes / n_trees, decoded exactly) into the smoothing history, and the class with
 """
 
 import micropython
+import sys
 
 from sensorbox.shared import trees
 
@@ -97,10 +98,10 @@ def smooth(out, flt: int, n_trees: int, hist, base: int, count: int, n_classes: 
 
 
 def new(max_trees, max_nodes, max_leaves):
-    try:
-        import emlearn_trees
+    try:  # (modules named by strings: their names interned where emlearn_trees is installed, not at every boot)
+        em = __import__("emlearn_trees")
     except ImportError:
         return trees.Trees(max_trees, max_nodes, max_leaves, vote)
-    from sensorbox.device.kernels_c import CTrees
-
-    return CTrees(emlearn_trees.new(max_trees, max_nodes, max_leaves), max_trees, max_nodes, max_leaves)
+    kc = "sensorbox.device.kernels_c"
+    __import__(kc)
+    return sys.modules[kc].CTrees(em.new(max_trees, max_nodes, max_leaves), max_trees, max_nodes, max_leaves)

@@ -4,7 +4,9 @@ feature names, band and percentile positions, argument checks), and nothing that
 
 On a device it is loaded for that moment and unloaded after (``kernels.setup``: ``sensorbox.device.lazy``), so its
 code takes no heap while the objects run. The public names
-(``fft_table``, ``iir_q_pack``, ``features.names``, ...) stay where they were documented and call in here.
+(``fft_table``, ``iir_q_pack``, ``features.names``, ...) stay where they were documented and call in here, by
+names the device interns anyway (``iir_q``, ``window``, ``features``, ``meter``: each name this module defines is
+interned for good when it loads, README "Interned names").
 """
 
 import array
@@ -48,7 +50,7 @@ def fft_table(n):
     return tw
 
 
-def iir_q_pack(q28):
+def iir_q(q28):
     """``kernels.iir_q_pack``: Q28 integer coefficients (b0, b1, b2, a1, a2 per section) as ``iir_q``'s int16
     pairs."""
     if len(q28) % 5:
@@ -64,7 +66,7 @@ def iir_q_pack(q28):
     return out
 
 
-def hann(n):
+def window(n):
     """``soundfeatures.hann``: the periodic Hann window of ``n`` points, Q15 (0 .. 32767)."""
     w = array.array("h", bytes(2 * n))
     step = FFT_MAX // n
@@ -106,7 +108,7 @@ def iter_names(channels):
         yield "grav_" + a
 
 
-def extractor(channels, n, rate_hz):
+def features(channels, n, rate_hz):
     """What ``features.Extractor(channels, n, rate_hz)`` holds: (signals, number of features, the FFT bins of
     each band, the percentiles' sorted positions, bits of ``n``)."""
     from sensorbox.shared.features import SIGNAL_FEATURES

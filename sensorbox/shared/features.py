@@ -97,7 +97,7 @@ class Extractor:
     def __init__(self, channels, window=WINDOW, rate_hz=RATE_HZ):
         # (the set-up code: dsp_setup)
         self.signals, self.n_features, self._bins, self._pidx, self._dshift = kernels.setup(
-            "extractor", channels, window, rate_hz)
+            "features", channels, window, rate_hz)
         self.channels = channels
         self.window = n = window
         self.rate_hz = rate_hz

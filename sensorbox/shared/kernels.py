@@ -162,7 +162,7 @@ Q28 = 1 << 28
 def iir_q_pack(q28):
     """Pack Q28 integer coefficients (b0, b1, b2, a1, a2 per section; a0 is 1) for ``iir_q``. Ship integer
     coefficients so every interpreter (float32 on an ESP32 included) runs exactly the same filter."""
-    return setup("iir_q_pack", q28)
+    return setup("iir_q", q28)
 
 
 class IIRQ:

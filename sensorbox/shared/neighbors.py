@@ -76,6 +76,7 @@ class Neighbors:
         self.dist = array.array("h", bytes(2 * k))  # their distances
         self.counts = array.array("H", bytes(2 * n_classes))  # the last classify's votes (``votes()``)
         self.found = 0
+        self.last = -1  # the last ``score``
 
     def setscale(self, src, off, mul, shift):
         """Append the scaling of the next used input (an ``s`` line)."""
@@ -209,6 +210,7 @@ class Neighbors:
 
     def score(self, x):
         """Anomaly score of ``x``: the distance to its k-th nearest example (the farthest found when fewer are
-        stored; -1 when none is). Compare with ``self.threshold``: above it is an anomaly."""
+        stored; -1 when none is), kept as ``self.last``. Compare with ``self.threshold``: above it is an anomaly."""
         n = self.nearest(self.scale(x))
-        return self.dist[n - 1] if n else -1
+        self.last = s = self.dist[n - 1] if n else -1
+        return s

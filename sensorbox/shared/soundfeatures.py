@@ -115,7 +115,7 @@ def mel_table(n, rate_hz, bands=BANDS):
 def hann(n):
     """The periodic Hann window, Q15 (0 .. 32767), from the shared integer sine table (set-up code:
     ``kernels.setup``)."""
-    return kernels.setup("hann", n)
+    return kernels.setup("window", n)
 
 
 def _kernels():

@@ -491,7 +491,7 @@ async def test_a_tree_model_on_a_part_of_the_features_votes_on_the_whole_vector_
 
 
 async def test_the_model_loads_into_arrays_set_aside_at_start_on_a_heap_cut_into_small_pieces():
-    # models.reserve (boot.start, before any service runs) takes the arrays of the model boot will load while the
+    # models.spare (boot.start, before any service runs) takes the arrays of the model boot will load while the
     # heap is whole. The pipeline boots the model later, and again after a restart that found no RAM: the config
     # fuzz saw 80 KB free in pieces of at most 1 KB then, and the default model (a 5 KB array) never loaded.
     import gc
@@ -502,7 +502,7 @@ async def test_the_model_loads_into_arrays_set_aside_at_start_on_a_heap_cut_into
     for reserved in (False, True):
         m = manager(refill=True)
         if reserved:
-            m.reserve()
+            m.spare()
             spare = m.dev.spare
             assert (spare.max_trees, spare.max_nodes, spare.max_leaves) == (20, 620, 7)
         ballast = []

@@ -47,7 +47,7 @@ class FieldDevice(conftest.Device):
         self._out_path = os.path.join(self.root, "console.txt")
         self._out = open(self._out_path, "ab")
         self.proc = None
-        self._start()
+        self._launch()
         self._thread = threading.Thread(target=self._run_board, daemon=True)
         self._thread.start()
         if wait:
@@ -61,7 +61,7 @@ class FieldDevice(conftest.Device):
         """The access points around the board: [{"ssid", "key", "rssi", "ip", ...}] (see the network double)."""
         self._put_board_file("air.json", {"aps": aps, "connect_ms": connect_ms, "ap_clients": clients})
 
-    def _start(self):
+    def _launch(self):
         # the tests' copy of the unix bundle: with the ESP32's net/ and set-up page (bundle.BOARDS_ONLY)
         out = bundle.build("unix", out_dir=os.path.join(bundle.BUILD, "unix-tests"), host_only=True)
         e = bundle.micropython_env(out, {
@@ -91,7 +91,7 @@ class FieldDevice(conftest.Device):
                 if code != 75 and not self._killed:
                     return  # it stopped for good (a crash the board would show on its console)
                 self._killed = False
-                self._start()
+                self._launch()
                 last, since = None, time.monotonic()
                 continue
             try:
@@ -106,7 +106,7 @@ class FieldDevice(conftest.Device):
                 self.resets.append("watchdog")
                 self.proc.kill()
                 self.proc.wait()
-                self._start()
+                self._launch()
                 last, since = None, time.monotonic()
 
     def power_cut(self):

@@ -305,9 +305,9 @@ class HomeAssistant:
 class Watch:
     def __init__(self, ha, path):
         self.path = str(path)
-        self._f = open(self.path, "wb")
+        self._log_file = open(self.path, "wb")
         self.proc = subprocess.Popen([PY, os.path.join(HERE, "ha_ws.py"), ha.url, ha._auth(), "watch"],
-                                     stdout=self._f, stderr=subprocess.PIPE)
+                                     stdout=self._log_file, stderr=subprocess.PIPE)
         t0 = time.time()
         while not self.changes(marker=True) and time.time() - t0 < 60:
             if self.proc.poll() is not None:
@@ -329,7 +329,7 @@ class Watch:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
-        self._f.close()
+        self._log_file.close()
 
 
 if __name__ == "__main__":

@@ -120,9 +120,9 @@ class Link:
         s.listen(8)
         s.settimeout(0.1)
         self.srv = s
-        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+        threading.Thread(target=self._accept_loop, args=(s,), daemon=True).start()
 
-    def _accept(self, s):
+    def _accept_loop(self, s):
         while self.srv is s:
             try:
                 a, _ = s.accept()

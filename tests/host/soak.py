@@ -93,13 +93,13 @@ class Soak:
         with open(os.path.join(str(data_dir), "config.json"), "w") as f:
             json.dump(cfg, f)
         try:
-            self._start(data_dir, heap, romfs)
+            self._launch(data_dir, heap, romfs)
         except BaseException:  # the device did not come up: nothing of the soak is left running
             self.dev = None
             self.stop()
             raise
 
-    def _start(self, data_dir, heap, romfs):
+    def _launch(self, data_dir, heap, romfs):
         if romfs is None:
             self.dev = Device(data_dir, heap=heap)
         else:

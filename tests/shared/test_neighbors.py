@@ -34,7 +34,7 @@ def test_distances_order_and_vote():
     # distances from (0, 0): 0, 5, 5, 10, 5, 141 -> nearest 0, then the 5s by index: 1, 2 (4 is 4th)
     assert list(m.near) == [0, 1, 2] and list(m.dist) == [0, 5, 5]
     assert list(m.votes()) == [1, 2, 0]
-    assert m.score(x) == 5
+    assert m.score(x) == 5 and m.last == 5  # (the pipeline's event reads it)
     # isqrt floors: (1, 1) is at distance 1 from item 0 (sqrt 2 = 1.41), 3 from item 1 (sqrt 13 = 3.6)
     x[1], x[3] = 1, 1
     assert m.classify(x) == 0 and list(m.dist) == [1, 3, 4] and list(m.near) == [0, 1, 4]  # 1 vote each

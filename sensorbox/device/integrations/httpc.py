@@ -9,7 +9,7 @@ One request per connection (``Connection: close``): a webhook sink sends one mes
 connection after a failure is what a retry wants anyway. Every network await (connect, send, status line) has
 the timeout; on a timeout ``asyncio.TimeoutError`` is raised and the connection is closed. Only the status code
 is read back (the receiver's body does not matter to the sender). TLS: ``https`` wraps the connection with the
-ssl module: with a context that verifies (``tls.context`` with a configured CA) the server's certificate and host
+ssl module: with a context that verifies (``tls.context`` of a configured CA) the server's certificate and host
 name are checked, without one (a device has no CA store) TLS protects the payload in transit only; the HMAC
 signature is what authenticates the device to the receiver.
 """

@@ -78,7 +78,7 @@ class MqttSink:
         self._stopping = False
         # [current label (cmd/label_set), start (epoch ms) and label of the open recording (cmd/record_start)]
         self.rec = [None, None, None]
-        self.tls = None  # (CA, ssl context): tls.kept
+        self.tls = None  # (CA, ssl context): tls.context
         self._cold("restore")  # saved before a restart (mqtt_cold)
 
     def status(self):
@@ -138,7 +138,7 @@ class MqttSink:
             while True:
                 await asyncio.sleep_ms(60000)
         base = self.base = "{}/{}".format(cfg.get("mqtt.prefix"), d.device_id)
-        # One TLS context, kept from the first start with mqtt.tls on (tls.kept: its ~3 KB block may be missing
+        # One TLS context, kept from the first start with mqtt.tls on (tls.context: its ~3 KB block may be missing
         # later), verifying with mqtt.tls_ca when that is set. (Kept from every start, TLS on or not, it cost the
         # 8 KB whole-config PUT of test_api_contract its block.)
         ctx = None
@@ -147,7 +147,7 @@ class MqttSink:
             from sensorbox.device import lazy
 
             try:
-                ctx = lazy.load("sensorbox.device.integrations.tls").kept(d, self, cfg.get("mqtt.tls_ca"),
+                ctx = lazy.load("sensorbox.device.integrations.tls").context(d, self, cfg.get("mqtt.tls_ca"),
                                                                           "mqtt.tls_ca")
             except ValueError as e:
                 self.state = str(e)

@@ -38,7 +38,7 @@ def _der(value, key):
     return der
 
 
-def context(ca, key):
+def _ssl_context(ca, key):
     """An ``ssl.SSLContext`` for a client: verifying against ``ca`` (the config value of ``key``) when it is set,
     else not verifying. Raises ValueError naming ``key`` when the CA cannot be used."""
     der = _der(ca, key) if ca else None  # (checked before the context's ~3 KB block is asked for)
@@ -55,8 +55,8 @@ def context(ca, key):
 
 
 
-def kept(device, sink, ca, key):
-    """The context for ``ca`` (``context``) that ``sink`` (the MQTT or the webhook sink) keeps as ``sink.tls`` =
+def context(device, sink, ca, key):
+    """The context for ``ca`` (``_ssl_context``) that ``sink`` (the MQTT or the webhook sink) keeps as ``sink.tls`` =
     (CA, context) for as long as it exists, from its first start, whether TLS is in use or not: the context is
     ~3 KB in one block, which a heap that services and requests have cut into small pieces may lack when TLS is
     turned on or a sink restarts (the config fuzz saw 80 KB free, the largest piece 1.5 KB). Shared with the other
@@ -71,5 +71,5 @@ def kept(device, sink, ca, key):
             sink.tls = o.tls
             return o.tls[1]
     gc.collect()
-    sink.tls = (ca, context(ca, key))
+    sink.tls = (ca, _ssl_context(ca, key))
     return sink.tls[1]

@@ -152,7 +152,7 @@ class WebhookSink:
         self.d = device
         self.state = "starting"
         self.hooks = []
-        self.tls = None  # (CA, ssl context): tls.kept
+        self.tls = None  # (CA, ssl context): tls.context
 
     def status(self):
         try:

@@ -51,12 +51,12 @@ def settings(sink):
     if not https:
         return out, None
     # One TLS context for every https receiver (verifying with webhook.tls_ca when set), kept from the first https
-    # start on (tls.kept: its ~3 KB block may be missing later; shared with the MQTT sink's when the CAs are the
+    # start on (tls.context: its ~3 KB block may be missing later; shared with the MQTT sink's when the CAs are the
     # same; httpc would make one per POST without it).
     from sensorbox.device import lazy
 
     try:
-        return out, lazy.load("sensorbox.device.integrations.tls").kept(d, sink, cfg.get("webhook.tls_ca"),
+        return out, lazy.load("sensorbox.device.integrations.tls").context(d, sink, cfg.get("webhook.tls_ca"),
                                                                         "webhook.tls_ca")
     finally:
         lazy.unload("sensorbox.device.integrations.tls")

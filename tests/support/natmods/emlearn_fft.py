@@ -16,17 +16,17 @@ from _double import require
 
 class FFT:
     def __init__(self, length):
-        self._half = length // 2
-        self._sin = array.array("f", bytes(4 * self._half))
-        self._cos = array.array("f", bytes(4 * self._half))
+        self._n_half = length // 2
+        self._sin = array.array("f", bytes(4 * self._n_half))
+        self._cos = array.array("f", bytes(4 * self._n_half))
         self._filled = False
 
     def fill(self, sin, cos):
         for a in (sin, cos):
             require(a, "f")
-            if len(a) != self._half:
+            if len(a) != self._n_half:
                 raise ValueError("wrong array length")
-        for i in range(self._half):
+        for i in range(self._n_half):
             self._sin[i] = sin[i]
             self._cos[i] = cos[i]
         self._filled = True
@@ -34,7 +34,7 @@ class FFT:
     def run(self, real, imag):
         if not self._filled:
             raise ValueError("fill() not called first")
-        n = 2 * self._half
+        n = 2 * self._n_half
         for a in (real, imag):
             require(a, "f")
             if len(a) != n:

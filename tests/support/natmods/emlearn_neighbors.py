@@ -38,10 +38,10 @@ class _Model:
     def __init__(self, max_items, n_features, k):
         self._max = max_items
         self._nf = n_features
-        self._k = k
+        self._k_neighbors = k
         self._n = 0
         self._data = array.array("h", bytes(2 * max_items * n_features))
-        self._labels = array.array("h", bytes(2 * max_items))
+        self._item_labels = array.array("h", bytes(2 * max_items))
         self._order = []  # (distance, -index) after predict
 
     def additem(self, values, label):
@@ -51,7 +51,7 @@ class _Model:
         i = self._n
         for j in range(self._nf):
             self._data[i * self._nf + j] = values[j]
-        self._labels[i] = label
+        self._item_labels[i] = label
         self._n = i + 1
         return i
 
@@ -79,8 +79,8 @@ class _Model:
         order.sort()
         self._order = order
         votes = [0] * _MAX_CLASSES
-        for d, i in order[:self._k]:
-            lab = self._labels[-i]
+        for d, i in order[:self._k_neighbors]:
+            lab = self._item_labels[-i]
             if lab < 0 or lab >= _MAX_CLASSES:
                 raise ValueError("EmlError")
             votes[lab] += 1
@@ -96,7 +96,7 @@ class _Model:
         if idx < 0 or idx >= self._n:
             raise ValueError("Index out of bounds")
         d, i = self._order[idx]
-        return (-i, d, self._labels[-i])
+        return (-i, d, self._item_labels[-i])
 
 
 def new(max_items, features, k_neighbors):

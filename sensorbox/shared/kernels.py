@@ -39,7 +39,8 @@ for _n in ("emlearn_fft", "emlearn_iir"):
 _c = None
 if EMLEARN:
     try:
-        from sensorbox.device import kernels_c as _c
+        __import__("sensorbox.device.kernels_c")  # (by a string: its name interned only where it is used)
+        _c = sys.modules["sensorbox.device.kernels_c"]
     except (ImportError, SyntaxError):  # not a device (no viper): the integer kernels
         EMLEARN = ()
 

@@ -197,6 +197,46 @@ def _from_imports(tree):
     return plain, other
 
 
+_BUILTINS = frozenset(dir(__import__("builtins"))) | {"const", "micropython"}
+
+
+def _spelled(trees):
+    """Names the sources spell other than as a local variable: keyword arguments, attributes, imports, ``def`` and
+    ``class`` names, ``global``/``nonlocal`` names."""
+    out = set()
+    for t in trees:
+        for x in ast.walk(t):
+            if isinstance(x, ast.keyword) and x.arg:
+                out.add(x.arg)
+            elif isinstance(x, ast.Attribute):
+                out.add(x.attr)
+            elif isinstance(x, (ast.Import, ast.ImportFrom)):
+                for a in x.names:
+                    out.update(a.name.split("."))
+                    out.add(a.asname)
+            elif isinstance(x, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                out.add(x.name)
+            elif isinstance(x, (ast.Global, ast.Nonlocal)):
+                out.update(x.names)
+    return out
+
+
+def _local_names(tree, spelled):
+    """Argument names of a module's functions that are spelled nowhere but as local variables: MicroPython keeps
+    each function's argument names (for calls by keyword), so every distinct one is an interned name. Such a
+    name is renamed in the whole module (every use of it there is a local variable): not one in ``spelled``
+    (``_spelled``, strings, module- and class-level names of every source), a builtin, nor an argument of a
+    decorated (viper, native) function."""
+    args = set()
+    deco = set()
+    for f in ast.walk(tree):
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names = {a.arg for a in f.args.posonlyargs + f.args.args + f.args.kwonlyargs}
+            (deco if f.decorator_list else args).update(names)
+    return sorted(x for x in args - deco - spelled - _BUILTINS
+                  if x != "self" and not x.startswith("__") and not (x[:1] == "_" and x[1:].isdigit()))
+
+
 def plan(device_files, other_files, modules=None, scripts=()):
     """{path: {"globals": {old: new}, "attrs": {old: new}}} for the device sources ``device_files`` (paths),
     checked against every source in ``device_files`` + ``other_files`` (tests, benchmark scripts). ``modules``:
@@ -273,6 +313,8 @@ def plan(device_files, other_files, modules=None, scripts=()):
         if not mine and (len(owners) != 1 or a in bound or any(st and not me for q, c, me, st in us)):
             continue  # read from outside: one class must own it, and nothing outside set it
         found.append(("a", a, tuple(sorted(owners)), sorted({q for q, c, me, st in us} | {q for q, c in owners})))
+    spelled = _spelled(trees.values()) | strings | bound | cls_bound
+    found.extend(("g", x, p, [p]) for p in device_files for x in _local_names(trees[p], spelled))
 
     out = {}
     used = {}  # ("g", path) or ("a", (path, class)) -> short names given there (a module's, a class's)

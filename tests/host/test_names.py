@@ -66,10 +66,51 @@ def test_only_provably_private_names_are_renamed(tmp_path):
     other = _write(tmp_path, "other.py", OTHER)
     plan = names.plan([mod], [other])[mod]
     # a const() name is gone after compiling anyway; Thing is used from outside (mod.Thing): it stays
-    assert set(plan["globals"]) == {"_CACHE", "_helper", "public", "Other"}
+    # (and x: an argument name spelled nowhere but as a local variable)
+    assert set(plan["globals"]) == {"_CACHE", "_helper", "public", "Other", "x"}
     assert set(plan["attrs"]) == {"_count", "_bump", "_own"}  # _shared is set from outside: it stays
     # per class, distinct names; across classes, shared ones
     assert len({plan["attrs"][a] for a in ("_count", "_bump")}) == 2 and plan["attrs"]["_own"] == "_0"
+
+
+ARGS = '''\
+import micropython
+
+
+def scale(value, factor, limit):
+    total = value * factor
+    return min(total, limit)
+
+
+def keyed(value, width):
+    return [value] * width
+
+
+@micropython.native
+def fast(value, count):
+    return value + count
+
+
+def shadow(max, n):
+    return max + n
+
+
+print(scale(2, 3, 5), keyed(1, width=2), fast(1, 2), shadow(1, 2), max(1, 2))
+'''
+
+
+def test_argument_names_spelled_only_as_locals_are_renamed(tmp_path):
+    # MicroPython keeps every function's argument names (calls by keyword): each distinct one is interned
+    path = _write(tmp_path, "args.py", ARGS)
+    plan = names.plan([path], [])[path]
+    # width is passed by keyword, value and count are arguments of a decorated (native) function, max a builtin
+    g = plan["globals"]
+    assert {"factor", "limit", "n"} <= set(g) and not {"width", "value", "count", "max"} & set(g), plan
+    out = names.rewrite(ARGS, plan)
+    assert "factor" not in out and "limit" not in out and "width" in out and "max(1, 2)" in out
+    got = [subprocess.run([bundle.micropython_path(), str(_write(tmp_path, name, text))], capture_output=True,
+                          text=True, timeout=30) for text, name in ((ARGS, "a.py"), (out, "b.py"))]
+    assert got[0].returncode == 0 and got[0].stdout == got[1].stdout, got
 
 
 def test_classes_in_a_hierarchy_keep_their_attributes(tmp_path):
@@ -88,7 +129,7 @@ def test_rewrite_keeps_lines_and_runs_the_same_on_micropython(tmp_path):
     out = names.rewrite(src, plan)
     assert out.count("\n") == src.count("\n")
     assert "_helper" not in out and "_count" not in out and "_own" not in out
-    assert "def {}(x)".format(plan["globals"]["_helper"]) in out
+    assert "def {}({})".format(plan["globals"]["_helper"], plan["globals"]["x"]) in out
     for text, name in ((src, "a.py"), (out, "b.py")):
         p = _write(tmp_path, name, "from micropython import const\n" + text)
         r = subprocess.run([bundle.micropython_path(), p], capture_output=True, text=True, timeout=30)

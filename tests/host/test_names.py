@@ -113,6 +113,39 @@ def test_argument_names_spelled_only_as_locals_are_renamed(tmp_path):
     assert got[0].returncode == 0 and got[0].stdout == got[1].stdout, got
 
 
+DEFAULTS = '''\
+class Sup:
+    _bad = None  # a private default, set and read from outside too
+    _crit = ("a", "b")
+    kept = 0
+
+    def check(self):
+        return self._bad, self._crit
+
+
+class Grid:
+    _step = 2  # read in the class body: stays
+    span = _step * 4
+
+
+def mark(s):
+    s._bad = "x"
+    return s._bad
+'''
+
+
+def test_private_class_defaults_are_renamed_with_their_attribute(tmp_path):
+    path = _write(tmp_path, "dflt.py", DEFAULTS)
+    plan = names.plan([path], [])[path]
+    assert {"_bad", "_crit"} <= set(plan["attrs"]) and "_step" not in plan["attrs"], plan
+    assert all(plan["globals"][a] == plan["attrs"][a] for a in ("_bad", "_crit"))  # the class body's line too
+    out = names.rewrite(DEFAULTS + "\nprint(mark(Sup()), Sup().check(), Grid.span)\n", plan)
+    assert "_bad" not in out and "_crit" not in out
+    got = subprocess.run([bundle.micropython_path(), str(_write(tmp_path, "b.py", out))], capture_output=True,
+                         text=True, timeout=30)
+    assert got.stdout.strip() == "x (None, ('a', 'b')) 8", got
+
+
 def test_classes_in_a_hierarchy_keep_their_attributes(tmp_path):
     mod = _write(tmp_path, "mod.py", MOD + SUB)
     plan = names.plan([mod], [])[mod]

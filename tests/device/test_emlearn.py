@@ -308,7 +308,7 @@ def test_pipeline_classify_step_matches_the_viper_evaluator():
     from sensorbox.device.bus import Bus
     from sensorbox.device.models import make
     from sensorbox.device.pipeline import Pipeline
-    from devtest import quiet_log
+    from devtest import inner, quiet_log
 
     meta = _shipped()
     meta["features"] = len(meta["features"])
@@ -332,8 +332,9 @@ def test_pipeline_classify_step_matches_the_viper_evaluator():
         Dev.bus.subscribe("events", lambda topic, t, val: seen.append((val["from"], val["to"])))
         hist = array.array("H", bytes(2 * 3 * nc))
         nh = 0
+        classify = inner(pipe, "_classify")
         for x in wins:
-            pipe._classify(m, x, hist, nh % 3, min(nh + 1, 3), 500, nh)
+            classify(m, x, hist, nh % 3, min(nh + 1, 3), 500, nh)
             nh += 1
         got.append(seen)
     assert len(got[0]) > 400 and got[0] == got[1]

@@ -12,7 +12,7 @@ import json
 
 import asyncio
 
-from devtest import ClassIds, RingSensor, StubConfig, quiet_log, tmpdir, until
+from devtest import ClassIds, RingSensor, StubConfig, inner, quiet_log, tmpdir, until
 from sensorbox.device.bus import Bus
 from sensorbox.device import models
 from sensorbox.device.pipeline import Pipeline
@@ -116,7 +116,7 @@ async def test_windows_features_predictions_events():
     assert pipe.gaps == 1
     # a new model (here: the same file loaded again) is used from the next window, smoothing restarts
     old = dev.model
-    dev.model = await models._check(dev, models._path(dev, "default"), "default")
+    dev.model = await inner(models, "_check")(dev, inner(models, "_path")(dev, "default"), "default")
     assert dev.model is not old
     await feed(ring, frames, 928, 64)
     await until(lambda: pipe.windows == before + 2)
@@ -206,7 +206,7 @@ async def test_a_model_with_fewer_classes_replaces_one_mid_run():
     assert events[-1]["to"] == "ROW" and dev.model.classes.index("ROW") >= 2
     path = tmpdir("two")
     _two_class_model(path, "PEN")  # ROW's votes go to "other"
-    await models._replace(dev, path, "uploaded")  # as an activation does: into the running model's arrays
+    await inner(models, "_replace")(dev, path, "uploaded")  # as an activation does: into the running model's arrays
     assert len(dev.model.classes) == 2
     await feed(ring, frames, seq, 64 * 3)
     await until(lambda: pipe.windows == 7 or task.done())

@@ -229,6 +229,9 @@ class MqttSink:
             a = self._announce
             self._announce = 0
             await self._send(c, "discovery", a)
+            # the health message and the update entity's state 1 s after it: a discovery update that Home
+            # Assistant applies after a state message sets the entity's release summary back to none
+            self._health_at = time.ticks_add(time.ticks_ms(), 1000)
         while self._cmds:
             await self._send(c, "command", *self._cmds.pop(0))
         if time.ticks_diff(time.ticks_ms(), self._health_at) >= 0:

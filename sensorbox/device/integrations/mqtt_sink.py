@@ -46,7 +46,7 @@ import asyncio
 from micropython import const
 
 from sensorbox.device.mqtt import MQTTClient
-from sensorbox.device.outbox import Outbox, flush_event, message
+from sensorbox.device.store.outbox import Outbox, flush_event, message
 
 _RES = ("predictions", "soundlevel", "events")
 _KEEPALIVE_S = 60

@@ -33,7 +33,8 @@ import random
 import asyncio
 
 from sensorbox.device.integrations import httpc
-from sensorbox.device.store.outbox import Outbox, flush_event, message
+from sensorbox.device.integrations import message
+from sensorbox.device.store.outbox import Outbox, flush_event
 
 
 class Hook:

@@ -266,7 +266,7 @@ async def heap(port, wport, hooks):
     gc.collect()
     f0 = gc.mem_free()
     from sensorbox.device import mqtt  # noqa: F401
-    from sensorbox.device.store import outbox  # noqa: F401
+    from sensorbox.device.integrations import outbox  # noqa: F401
     from sensorbox.device.integrations import mqtt_sink
 
     gc.collect()

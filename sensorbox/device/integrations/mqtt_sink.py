@@ -47,7 +47,7 @@ from micropython import const
 
 from sensorbox.device.integrations import message
 from sensorbox.device.mqtt import MQTTClient
-from sensorbox.device.store.outbox import Outbox, flush_event
+from sensorbox.device.integrations.outbox import Outbox, flush_event
 
 _RES = ("predictions", "soundlevel", "events")
 _KEEPALIVE_S = 60

@@ -34,7 +34,7 @@ import asyncio
 
 from sensorbox.device.integrations import httpc
 from sensorbox.device.integrations import message
-from sensorbox.device.store.outbox import Outbox, flush_event
+from sensorbox.device.integrations.outbox import Outbox, flush_event
 
 
 class Hook:

@@ -33,8 +33,7 @@ import random
 import asyncio
 
 from sensorbox.device.integrations import httpc
-from sensorbox.device.integrations import message
-from sensorbox.device.integrations.outbox import Outbox, flush_event
+from sensorbox.device.integrations.outbox import Outbox, flush_event, message
 
 
 class Hook:

@@ -34,7 +34,10 @@ class Device:
         self.mqtt = None  # the MQTT sink (integrations/mqtt_sink.py), made when mqtt.enabled is first on
         self.webhook = None  # the webhook sink (integrations/webhook.py), made when webhook.enabled is first on
         self._stop = None
-        lazy.call(_BOOT, "init", self, echo_log)  # log, sensors, config, store, auth, ... (boot.py)
+        try:
+            lazy.load(_BOOT).init(self, echo_log)  # log, sensors, config, store, auth, ... (boot.py)
+        finally:
+            lazy.unload(_BOOT)
 
     def _driver_factory(self, name):
         def make():
@@ -146,8 +149,9 @@ class Device:
             self._stop.set()
 
     async def shutdown(self):
-        # (bootstate.py: the end of a run, like its start, is rare code)
-        await lazy.call(_STATE, "shutdown", self)
+        m = lazy.load(_STATE)  # (bootstate.py: the end of a run, like its start, is rare code)
+        lazy.unload(_STATE)
+        await m.shutdown(self)
 
 
 def main():
@@ -155,7 +159,10 @@ def main():
     device = None
     code = 75  # (a crash: said in boot.json for the next boot, then a restart)
     try:
-        lazy.call(_BOOT, "warm", plat)  # first of all, while the heap is whole
+        try:
+            lazy.load(_BOOT).warm(plat)  # first of all, while the heap is whole
+        finally:
+            lazy.unload(_BOOT)
         gc.collect()
         device = Device(plat)
         asyncio.run(device.run())
@@ -163,7 +170,7 @@ def main():
     except KeyboardInterrupt:
         code = 0
     except Exception as e:
-        lazy.call(_STATE, "crashed", e)
+        lazy.load(_STATE).crashed(e)
     finally:
         try:
             if device is not None:

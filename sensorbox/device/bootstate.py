@@ -65,7 +65,10 @@ def init(d):
         os.stat(data + "/erase-data")  # a factory reset asked for the stored data to go too (factory.py)
         from sensorbox.device import lazy
 
-        lazy.call("sensorbox.device.factory", "boot", d)
+        try:
+            lazy.load("sensorbox.device.factory").boot(d)
+        finally:
+            lazy.unload("sensorbox.device.factory")
     except OSError:
         pass
     s, err = read(data)

@@ -39,4 +39,7 @@ class Health:
 
     def status(self, full=True):
         """The figures for ``/api/status``: JSON text in pieces (``health_cold.status``, loaded for the call)."""
-        return lazy.call(_COLD, "status", self, full)
+        try:
+            return lazy.load(_COLD).status(self, full)
+        finally:
+            lazy.unload(_COLD)

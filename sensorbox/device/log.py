@@ -94,7 +94,9 @@ class Log:
         place from the ring by ``log_read``, loaded for the call)."""
         from sensorbox.device import lazy
 
-        return list(lazy.call(_READ, "entries", self, since, min_level))
+        m = lazy.load(_READ)
+        lazy.unload(_READ)
+        return list(m.entries(self, since, min_level))
 
     def end(self):
         """The id the next entry will get: ``entries(since=end())`` later gives only what is new."""
@@ -110,7 +112,10 @@ class Log:
                 if os.stat(p)[0] & 0x4000:
                     from sensorbox.device import lazy
 
-                    lazy.call("sensorbox.device.files", "aside", p, self, "a directory where a log file belongs")
+                    try:
+                        lazy.load("sensorbox.device.files").aside(p, self, "a directory where a log file belongs")
+                    finally:
+                        lazy.unload("sensorbox.device.files")
             except OSError:
                 pass
 

@@ -372,7 +372,10 @@ async def _boot(device, spare=None):
             device.model_error = "{} model refused: {}".format(which, e.reason)
             device.log.error("model", device.model_error)
             if e.damaged and which != "default":
-                lazy.call("sensorbox.device.files", "aside", path, device.log, e.reason)
+                try:
+                    lazy.load("sensorbox.device.files").aside(path, device.log, e.reason)
+                finally:
+                    lazy.unload("sensorbox.device.files")
     return None
 
 

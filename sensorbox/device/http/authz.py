@@ -43,7 +43,10 @@ def tokens(auth):
     if getattr(auth, "tokens", None) is None:
         from sensorbox.device import lazy
 
-        auth.tokens = lazy.call("sensorbox.device.files", "tokens", tokens_path(auth), auth.log)
+        try:
+            auth.tokens = lazy.load("sensorbox.device.files").tokens(tokens_path(auth), auth.log)
+        finally:
+            lazy.unload("sensorbox.device.files")
     return auth.tokens
 
 

@@ -81,7 +81,8 @@ async def handle(device, app, req):
     if meth == "POST":
         res = _call(device, "label_add", read_json(req))
         return res if not isinstance(res, dict) else (res, 201)
-    body = lazy.call(_META, "labels_json", device.store)  # a generator: read from flash as it is sent
+    body = lazy.load(_META).labels_json(device.store)  # a generator: read from flash as it is sent
+    lazy.unload(_META)
     return body, 200, {"Content-Type": "application/json"}
 
 

@@ -232,9 +232,11 @@ def _json(payload):
     from sensorbox.device.http.server import BadRequest
 
     try:
-        return lazy.call("sensorbox.device.http.body", "read_json", _Body(payload))
+        return lazy.load("sensorbox.device.http.body").read_json(_Body(payload))
     except BadRequest as e:
         raise ValueError(e.message.replace("request body", "command"))
+    finally:
+        lazy.unload("sensorbox.device.http.body")
 
 
 def command(sink, name, payload):
@@ -343,4 +345,7 @@ def restore(sink):
 def _label_add(d, body):
     from sensorbox.device import lazy
 
-    return lazy.call("sensorbox.device.store.meta", "label_add", d.store, body)
+    try:
+        return lazy.load("sensorbox.device.store.meta").label_add(d.store, body)
+    finally:
+        lazy.unload("sensorbox.device.store.meta")

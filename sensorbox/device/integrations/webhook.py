@@ -165,7 +165,10 @@ class WebhookSink:
     def _cold(self, fn, *args):
         from sensorbox.device import lazy
 
-        return lazy.call("sensorbox.device.integrations.webhook_cold", fn, self, *args)
+        try:
+            return getattr(lazy.load("sensorbox.device.integrations.webhook_cold"), fn)(self, *args)
+        finally:
+            lazy.unload("sensorbox.device.integrations.webhook_cold")
 
     async def run(self):
         cfg = self.d.config

@@ -217,7 +217,10 @@ class Station:
             self.ntp_syncs += 1
             s = self.d.store
             if add and s is not None and s._shifts and s._shifts[-1][2] is None:  # stored while it was unknown
-                lazy.call(_RECOVER, "resync", s, add)
+                try:
+                    lazy.load(_RECOVER).resync(s, add)
+                finally:
+                    lazy.unload(_RECOVER)
 
     def _open_portal(self, why):
         if self.portal is None:

@@ -49,7 +49,10 @@ class Platform:
         if self._id is None:
             from sensorbox.device import lazy
 
-            self._id = lazy.call("sensorbox.device.files", "device_id", self.data_dir + "/device-id", log)
+            try:
+                self._id = lazy.load("sensorbox.device.files").device_id(self.data_dir + "/device-id", log)
+            finally:
+                lazy.unload("sensorbox.device.files")
         return self._id
 
     def flash_stats(self):

@@ -86,7 +86,10 @@ def class_names(store):
     """The class table's names by id (store/classes.py, loaded for the call)."""
     from sensorbox.device import lazy
 
-    return lazy.call("sensorbox.device.store.classes", "names", store)
+    try:
+        return lazy.load("sensorbox.device.store.classes").names(store)
+    finally:
+        lazy.unload("sensorbox.device.store.classes")
 
 
 def _first_time(store, r):

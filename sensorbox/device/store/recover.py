@@ -150,7 +150,10 @@ def scan(st):
                 os.stat(r.dir + "/rollup-stage.seg")
             except OSError:
                 continue
-            lazy.call("sensorbox.device.store.rollup", "flush", st, r, -1 if r.last_t is None else r.last_t)
+            try:
+                lazy.load("sensorbox.device.store.rollup").flush(st, r, -1 if r.last_t is None else r.last_t)
+            finally:
+                lazy.unload("sensorbox.device.store.rollup")
 
 
 def _budget(st, r, b):
@@ -269,7 +272,10 @@ def resync(st, add):
 
     for r in st.res:
         if r.period and r.brows:  # a rollup's staged rows into its segment (a stage is read with no shift)
-            lazy.call("sensorbox.device.store.rollup", "flush", st, r)
+            try:
+                lazy.load("sensorbox.device.store.rollup").flush(st, r)
+            finally:
+                lazy.unload("sensorbox.device.store.rollup")
         st._close_seg(r)
     o[1] = st.clock() - add
     o[2] = add

@@ -177,7 +177,10 @@ class Card:
 
         for r in st.res:
             if r.period and r.brows:  # staged rollup rows into a segment on flash first (moved with it)
-                lazy.call("sensorbox.device.store.rollup", "flush", st, r)
+                try:
+                    lazy.load("sensorbox.device.store.rollup").flush(st, r)
+                finally:
+                    lazy.unload("sensorbox.device.store.rollup")
         self._use(st, True, "card back in" if self.removals else "card inserted")
         rescan(st)
         self.pending = True
@@ -207,7 +210,10 @@ def rescan(st):
     from sensorbox.device import lazy
 
     last = [r.last_t for r in st.res]
-    lazy.call("sensorbox.device.store.recover", "scan", st)
+    try:
+        lazy.load("sensorbox.device.store.recover").scan(st)
+    finally:
+        lazy.unload("sensorbox.device.store.recover")
     for i in range(len(st.res)):  # (the newest row written stays the newest, wherever it is)
         r = st.res[i]
         if last[i] is not None and (r.last_t is None or r.last_t < last[i]):

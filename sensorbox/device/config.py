@@ -23,7 +23,7 @@ _ERR = object()  # get(): no default given
 
 
 class Config:
-    booted = None  # key -> the value in effect until the restart, for the keys in reboot_pending (config_file)
+    booted = None  # key -> the value in effect until the restart, for keys pending one (made when needed)
 
     def __init__(self, path, log):
         self.path = path
@@ -52,11 +52,26 @@ class Config:
             raise KeyError(key)
         return default
 
-    def replace(self, values):
-        """Make ``values`` (key -> value, each a known key and checked: ``config_file``) the values in force."""
+    def replace(self, values, later=()):
+        """Make ``values`` (key -> value, each a known key and checked: ``config_file``) the values in force. A key
+        in ``later`` applies at the next start: until then ``booted`` holds the value that runs and
+        ``reboot_pending`` names the key (no longer once it is set back to what runs)."""
         ks = self._keys
         for k in values:
-            self._vals[ks.count("\n", 0, ks.find("\n" + k + "\n"))] = values[k]
+            v = values[k]
+            if k in later:
+                b = self.booted
+                if b is None:
+                    b = self.booted = {}
+                if k not in b:
+                    b[k] = self.get(k)
+                if v == b[k]:  # set back to what runs: nothing pending
+                    del b[k]
+                    if k in self.reboot_pending:
+                        self.reboot_pending.remove(k)
+                elif k not in self.reboot_pending:
+                    self.reboot_pending.append(k)
+            self._vals[ks.count("\n", 0, ks.find("\n" + k + "\n"))] = v
 
     def as_dict(self):
         """Every key and its value, as a new dict."""

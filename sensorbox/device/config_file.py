@@ -80,20 +80,7 @@ def update(cfg, partial):
         _check_running(cfg.device, new, cfg.get)
     if changed:
         _save(cfg.path, new)
-        for k in changed:
-            if schema.needs_reboot(k):  # ``cfg.booted``: the value in effect until the restart (made when needed)
-                b = cfg.booted
-                if b is None:
-                    b = cfg.booted = {}
-                if k not in b:
-                    b[k] = cfg.get(k)
-                if values[k] == b[k]:  # set back to what runs: nothing pending
-                    del b[k]
-                    if k in cfg.reboot_pending:
-                        cfg.reboot_pending.remove(k)
-                elif k not in cfg.reboot_pending:
-                    cfg.reboot_pending.append(k)
-        cfg.replace(values)
+        cfg.replace(values, [k for k in changed if schema.needs_reboot(k)])
     return changed
 
 

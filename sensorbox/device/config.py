@@ -23,8 +23,6 @@ _ERR = object()  # get(): no default given
 
 
 class Config:
-    booted = None  # key -> the value in effect until the restart, for keys pending one (made when needed)
-
     def __init__(self, path, log):
         self.path = path
         self.log = log
@@ -52,26 +50,11 @@ class Config:
             raise KeyError(key)
         return default
 
-    def replace(self, values, later=()):
-        """Make ``values`` (key -> value, each a known key and checked: ``config_file``) the values in force. A key
-        in ``later`` applies at the next start: until then ``booted`` holds the value that runs and
-        ``reboot_pending`` names the key (no longer once it is set back to what runs)."""
+    def set_value(self, key, value):
+        """Make ``value`` (checked: ``config_file``) the value of ``key`` (a known key)."""
         ks = self._keys
-        for k in values:
-            v = values[k]
-            if k in later:
-                b = self.booted
-                if b is None:
-                    b = self.booted = {}
-                if k not in b:
-                    b[k] = self.get(k)
-                if v == b[k]:  # set back to what runs: nothing pending
-                    del b[k]
-                    if k in self.reboot_pending:
-                        self.reboot_pending.remove(k)
-                elif k not in self.reboot_pending:
-                    self.reboot_pending.append(k)
-            self._vals[ks.count("\n", 0, ks.find("\n" + k + "\n"))] = v
+        i = ks.find("\n" + key + "\n")
+        self._vals[ks.count("\n", 0, i)] = value
 
     def as_dict(self):
         """Every key and its value, as a new dict."""
@@ -100,25 +83,21 @@ class Config:
         self._vals = vals
 
     def listen(self, fn):
-        """``fn(changed_keys, services)`` is called after every accepted change: ``services`` names the services the
-        change restarts (``config_schema.restarts``)."""
+        """``fn(changed_keys)`` is called after every accepted change."""
         self._listeners.append(fn)
 
     def update(self, partial):
         """Validate and apply ``partial``; returns the list of changed keys. Raises ConfigError or OSError."""
         try:
-            e = lazy.load(_FILE)
-            changed = e.update(self, partial)
-            services = e.restarts(changed)
+            changed = lazy.load(_FILE).update(self, partial)
         finally:
-            e = None
             lazy.unload(_FILE)
         if not changed:
             return changed
         self.log.info("config", "changed: {}".format(", ".join(changed)))
         for fn in self._listeners:
             try:
-                fn(changed, services)
+                fn(changed)
             except Exception as e:
                 self.log.exception("config", "listener failed", e)
         return changed

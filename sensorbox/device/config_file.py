@@ -80,18 +80,21 @@ def update(cfg, partial):
         _check_running(cfg.device, new, cfg.get)
     if changed:
         _save(cfg.path, new)
-        cfg.replace(values, [k for k in changed if schema.needs_reboot(k)])
+        for k in changed:
+            if schema.needs_reboot(k):  # ``cfg.booted``: the value in effect until the restart (made when needed)
+                b = getattr(cfg, "booted", None)
+                if b is None:
+                    b = cfg.booted = {}
+                if k not in b:
+                    b[k] = cfg.get(k)
+                if values[k] == b[k]:  # set back to what runs: nothing pending
+                    del b[k]
+                    if k in cfg.reboot_pending:
+                        cfg.reboot_pending.remove(k)
+                elif k not in cfg.reboot_pending:
+                    cfg.reboot_pending.append(k)
+            cfg.set_value(k, values[k])
     return changed
-
-
-def restarts(changed):
-    """The services a change of the keys ``changed`` restarts (the schema says: ``config_schema.restarts``)."""
-    out = []
-    for k in changed:
-        s = schema.restarts(k)
-        if s is not None and s not in out:
-            out.append(s)
-    return out
 
 
 def _check_running(device, new, old):

@@ -90,30 +90,6 @@ def test_reboot_flag():
     assert not schema.needs_reboot("accel.rate_hz")
 
 
-#: The services the device app supervises that a config change can restart (tests/host/test_config_fuzz.py checks
-#: that the running app has them and restarts exactly the ones the schema names).
-SERVICES = ("accel", "mic", "soundmeter", "pipeline", "store", "mqtt", "webhook")
-
-
-def test_every_key_names_what_its_change_restarts():
-    # each block starts with the service its keys restart ("@-": none); a key's own "@service" overrides it
-    for s in schema.SPECS:
-        assert s.startswith("\n@"), s[:40]
-    got = {}
-    for k in schema.keys():
-        r = schema.restarts(k)
-        assert r is None or r in SERVICES, (k, r)
-        assert r is None or not schema.needs_reboot(k), k  # (applies at the next start: nothing to restart)
-        got[k] = r
-    assert got["accel.rate_hz"] == "accel" and got["sim.replay_noise"] == "accel" and got["mic.channel"] == "mic"
-    assert got["sim.mic_wav"] == "mic" and got["sound.classify"] == "soundmeter" and got["ml.hop"] == "pipeline"
-    assert got["capture.pre_s"] == "store" and got["store.compress"] == "store" and got["webhook.3.url"] == "webhook"
-    assert got["device.name"] == "mqtt"  # (its own, not its block's)
-    assert got["log.level"] is None and got["http.port"] is None and got["board.i2c_sda"] is None
-    assert sorted(set(r for r in got.values() if r)) == sorted(SERVICES)
-    assert schema.restarts("accel") is None and schema.restarts("@accel") is None and schema.restarts("x.y") is None
-
-
 def test_every_key_has_help():
     from sensorbox.shared import config_docs
 

@@ -265,7 +265,8 @@ async def heap(port, wport, hooks):
     d = Dev(root, Cfg(**kw))
     gc.collect()
     f0 = gc.mem_free()
-    from sensorbox.device import mqtt, outbox  # noqa: F401
+    from sensorbox.device import mqtt  # noqa: F401
+    from sensorbox.device.integrations import outbox  # noqa: F401
     from sensorbox.device.integrations import mqtt_sink
 
     gc.collect()

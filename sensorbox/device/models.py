@@ -133,7 +133,7 @@ def _compatible(device, meta):
 def _follow(device, rate=False):
     """Make ``ml.window`` the running model's window (and ``ml.hop`` at most that): a model that runs always gets
     the windows it was trained on; with ``rate`` (a model activated or rolled back to) ``accel.rate_hz`` its rate
-    too. The config change restarts the pipeline. Called once no load is in progress (config_edit refuses
+    too. The config change restarts the pipeline. Called once no load is in progress (config_file refuses
     ml.window changes while one is)."""
     m = device.model
     cfg = device.config

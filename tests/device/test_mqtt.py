@@ -52,7 +52,7 @@ def test_heap_of_client_outbox_and_sink_code():
 
     gc.collect()
     f4 = gc.mem_free()
-    from sensorbox.device import outbox  # noqa: F401
+    from sensorbox.device.integrations import outbox  # noqa: F401
 
     gc.collect()
     f5 = gc.mem_free()

@@ -200,7 +200,7 @@ def _v1_segment(path, code, ncols, rate, rb, t0, body):
 def test_segments_of_version_1_stay_readable_after_the_upgrade():
     """A store written by the previous version (segments of bare rows, a torn last row) opens, exports and feeds
     the outbox as before; what is written from then on goes into new (version 2) segments."""
-    from sensorbox.device.outbox import Outbox
+    from sensorbox.device.integrations.outbox import Outbox
 
     root = tmpdir("s")
     for d in ("accel", "predictions", "events"):

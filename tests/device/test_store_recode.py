@@ -46,7 +46,7 @@ def _fill(st, n, t=T0):
 
 
 def test_closed_segments_are_recoded_and_read_the_same():
-    from sensorbox.device.outbox import Outbox
+    from sensorbox.device.integrations.outbox import Outbox
 
     st = make(tmpdir("s"), store__predictions_kb=8, store__soundlevel_kb=64)  # predictions: 2 KB segments
     ob = Outbox(st, "mqtt", "predictions", start=0)

@@ -251,7 +251,7 @@ async def test_idle_sink_waits_for_the_stores_flush_point_instead_of_polling():
 
 def test_heap_of_client_and_sink_code():
     import asyncio  # noqa: F401
-    from sensorbox.device import outbox  # noqa: F401 - shared with the MQTT sink
+    from sensorbox.device.integrations import outbox  # noqa: F401 - shared with the MQTT sink
     from sensorbox.device.store import core  # noqa: F401 - resident in the app anyway
     from sensorbox.device import lazy
 

@@ -45,8 +45,8 @@ import time
 import asyncio
 from micropython import const
 
+from sensorbox.device.integrations.outbox import Outbox, flush_event, message
 from sensorbox.device.mqtt import MQTTClient
-from sensorbox.device.outbox import Outbox, flush_event, message
 
 _RES = ("predictions", "soundlevel", "events")
 _KEEPALIVE_S = 60

@@ -33,7 +33,7 @@ import random
 import asyncio
 
 from sensorbox.device.integrations import httpc
-from sensorbox.device.outbox import Outbox, flush_event, message
+from sensorbox.device.integrations.outbox import Outbox, flush_event, message
 
 
 class Hook:

@@ -34,11 +34,10 @@ import struct
 
 from micropython import const
 
-from sensorbox.device.store.core import QueryError, _i32, columns_of
-from sensorbox.device.store.reader import Reader, note_corrupt, text_row
+from sensorbox.device.store.core import QueryError, columns_of
+from sensorbox.device.store.reader import Reader, rows, segments
 
 # the segment format's constants (as core.py defines them: no names to import)
-_BLK = const(8)
 _BLOCK_MAX = const(1024)
 _BUS_BLOCK = const(520)
 _RATE = const(0)
@@ -215,31 +214,13 @@ def _index_at(h, x):
 
 
 def _segments(store, p, reader):
-    """Open in ``reader`` each segment that may hold rows in [p.start, p.end) and yield its name; None for a step
-    (directory entries listed, a segment that could not be opened or holds another feature width)."""
+    """Open in ``reader`` each segment that may hold rows in [p.start, p.end) and yield its name (the store's one
+    loop: ``reader.segments``); None for a step (directory entries listed, a segment that could not be opened or
+    holds another feature width)."""
     r = p.r
     names = []
     yield from _names(r, names)  # (closing this generator closes the listing too)
-    real = store.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
-    for i in range(len(names)):
-        if i + 1 < len(names) and real(names[i + 1]) <= p.start:
-            continue
-        if real(names[i]) >= p.end:
-            break
-        try:
-            h = reader.open("{}/{}.seg".format(r.dir, names[i]), store, names[i])
-        except (OSError, ValueError):
-            yield None  # deleted meanwhile, or torn: open() deals with it at the next start
-            continue
-        if h[2] != r.ncols and r.kind == _TIMED:
-            reader.close()
-            yield None  # an older feature width
-            continue
-        try:
-            yield names[i]
-        finally:
-            reader.close()
-            note_corrupt(store, r, names[i], reader)
+    yield from _opened(p, segments(store, r, names, p.start, p.end, reader, 0, False))
     if r.period:  # a rollup's newest rows: in its stage (store/core.py), after every segment
         try:
             h = reader.open(r.dir + "/rollup-stage.seg", None, 0)  # (unknown clock: none staged, recover.resync)
@@ -275,12 +256,11 @@ def _blocks(store, p, reader):
                 b = _index_at(h, p.end) - reader.first
                 yield (0 if a < 0 else (k if a > k else a)), (0 if b < 0 else (k if b > k else b))
             else:
-                buf = reader.buf
                 a = 0
-                while a < k and h[5] + _i32(buf, _BLK + a * rb) < p.start:
+                while a < k and reader.time(a) < p.start:
                     a += 1
                 b = a
-                while b < k and h[5] + _i32(buf, _BLK + b * rb) < p.end:
+                while b < k and reader.time(b) < p.end:
                     b += 1
                 yield a, b
 
@@ -306,13 +286,6 @@ def _names(r, out):
     out.sort()
 
 
-def _time(h, reader, i):
-    """The time of row ``i`` of the block in ``reader``."""
-    if h[3]:
-        return h[5] + (reader.first + i) * 1000 // h[3]
-    return h[5] + _i32(reader.buf, _BLK + i * h[4])
-
-
 def prepare(store, p):
     """Count the rows in range and note the last one's time (fixing p.end, so rows appended meanwhile are not
     sent: the .npy header says how many rows follow). A generator: it yields after each block so the HTTP
@@ -331,8 +304,8 @@ def _prepare(store, p):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
             if first is None:
-                first = _time(rd.h, rd, blk[0])
-            last = _time(rd.h, rd, blk[1] - 1)
+                first = rd.time(blk[0])
+            last = rd.time(blk[1] - 1)
         yield
     p.rows = n
     p.last = last
@@ -382,28 +355,15 @@ def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
     rd = _reader(p)
-    unpack = struct.unpack_from
     for blk in _opened(p, _blocks(store, p, rd)):
         if blk is not None:
-            buf = rd.buf
-            h = rd.h
-            fmt = "<{}h".format(h[2])
-            rb = h[4]
-            t0 = h[5]
-            rate = h[3]
-            if rate:
-                j = rd.first
+            if p.r.code in (7, 8):  # sound rollups keep 0.1 dB: given in centi-dB, as soundlevel (rollup.py)
                 for i in range(blk[0], blk[1]):
-                    yield t0 + (j + i) * 1000 // rate, unpack(fmt, buf, _BLK + i * rb)
-            elif p.r.code in (7, 8):  # sound rollups keep 0.1 dB: given in centi-dB, as soundlevel (rollup.py)
-                for i in range(blk[0], blk[1]):
-                    o = _BLK + i * rb
-                    v = unpack(fmt, buf, o + 4)
-                    yield t0 + _i32(buf, o), (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
+                    v = rd.values(i)
+                    yield rd.time(i), (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
             else:
                 for i in range(blk[0], blk[1]):
-                    o = _BLK + i * rb
-                    yield t0 + _i32(buf, o), unpack(fmt, buf, o + 4)
+                    yield rd.time(i), rd.values(i)
         yield None, None
 
 
@@ -583,13 +543,7 @@ def _event_rows(store, p):
             if n == 0:
                 break
             if n > 0:
-                buf = rd.buf
-                o = _BLK
-                end = _BLK + n
-                while o < end:
-                    t, tab, nl = text_row(buf, o, end)
-                    t += rd.shift
-                    if p.start <= t < p.end:
-                        yield t, bytes(buf[tab + 1:nl])
-                    o = nl + 1
+                for row in rows(rd):  # (t, the event's JSON bytes)
+                    if p.start <= row[0] < p.end:
+                        yield row
             yield None, None

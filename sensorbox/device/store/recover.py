@@ -32,8 +32,8 @@ import time
 from micropython import const
 
 from sensorbox.device.files import rmtree as _rmtree
-from sensorbox.device.store.core import _ON_USE, Res, _i32, _mkdir, _rm
-from sensorbox.device.store.reader import Reader, note_corrupt, read_header
+from sensorbox.device.store.core import _ON_USE, Res, _mkdir, _rm
+from sensorbox.device.store.reader import Reader, check_header, note_corrupt
 
 # the segment format's constants (as core.py defines them: no names to import)
 _HDR = const(32)
@@ -352,7 +352,7 @@ def _scan_res(st, r, reader):
             quarantine(st, path, r.name, "unknown file")
             continue
         try:
-            h = read_header(path, st._hdr)
+            h = _read_header(path, st._hdr)
         except OSError as ex:
             quarantine(st, path, r.name, "unreadable ({})".format(ex))
             continue
@@ -400,6 +400,14 @@ def _scan_res(st, r, reader):
         r.first = names[0]
 
 
+def _read_header(path, buf):
+    """The header tuple of segment ``path`` (see ``reader.check_header``)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        return check_header(buf, f.readinto(buf, _HDR) or 0, size)
+
+
 def _last_time(st, r, reader, path, name):
     """The time of the last good row of segment ``path`` (every block checked), or None if it has none."""
     h = reader.open(path, st, name)
@@ -411,12 +419,10 @@ def _last_time(st, r, reader, path, name):
                 break
             if n < 0:
                 continue
-            buf = reader.buf
-            if r.kind == _RATE:
-                t = h[5] + (reader.first + n // h[4] - 1) * 1000 // h[3]
-            elif r.kind == _TIMED:
-                t = h[5] + _i32(buf, _BLK + n - h[4])
+            if h[4]:  # rate and timed rows: the last one's
+                t = reader.time(n // h[4] - 1)
             else:
+                buf = reader.buf
                 end = _BLK + n - 1  # the last line's "\n"
                 start = end
                 while start > _BLK and buf[start - 1] != 10:

@@ -1,6 +1,6 @@
-"""Reading and changing ``config.json``: the parts of ``config.Config`` that need the schema, loaded together with
-it only while they run (at boot and for an update; see ``config`` and ``lazy``). ``GET /api/config`` needs
-neither: ``http/api.py`` streams it from the values."""
+"""Reading, checking and saving ``config.json``: the parts of ``config.Config`` that need the schema, loaded
+together with it only while they run (at boot and for an update; see ``config`` and ``lazy``). ``GET /api/config``
+needs neither: ``http/api.py`` streams it from the values."""
 
 import json
 import os

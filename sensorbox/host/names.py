@@ -28,7 +28,6 @@ function names there read ``_3``: ``bundle.json`` maps them back (``renames``). 
 
 import ast
 import io
-import os
 import re
 import tokenize
 

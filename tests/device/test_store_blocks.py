@@ -10,7 +10,7 @@ import os
 import struct
 
 from devtest import tmpdir
-from sensorbox.device.store import core, export
+from sensorbox.device.store import export
 from storetest import T0, count_labels, each_label, frames, last_row, make, rand_bytes, read_all
 
 # 112wK, not the 96wK of other device tests: these hold a store, its exports and a littlefs image in RAM at once,

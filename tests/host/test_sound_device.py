@@ -5,7 +5,6 @@ device classifies its stream continuously: classes in /api/status, stored as the
 events; its tree evaluator (viper, MicroPython) gives emlearn's C code's classes on every window of the real
 recordings. The resident heap the classifier adds is measured."""
 
-import json
 import os
 import subprocess
 import time

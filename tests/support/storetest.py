@@ -3,6 +3,7 @@ directory, and reading it back through export's CSV stream chunk by chunk (littl
 
 from devtest import StubConfig, quiet_log
 from sensorbox.device.store import core, export
+from testrng import rand_bytes  # noqa: F401 - (the store tests import it from here)
 
 T0 = 1700000000000
 
@@ -113,11 +114,4 @@ def read_labels_csv(st, **params):
     return lines[0], lines[1:-1]
 
 
-def rand_bytes(n, seed):
-    x = seed
-    out = bytearray(n)
-    for i in range(n):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        out[i] = (x >> 16) & 0xFF
-    return out
 

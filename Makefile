@@ -1,7 +1,7 @@
 # sensorbox: two commands on a fresh machine.
 #   make run    set everything up, start a simulated device (web on http://127.0.0.1:$(PORT))
 #   make test   set up what the tests need, ruff check, run the whole suite
-#   make test-fast  the suite without browser, end-to-end and slow tests (a developer's loop; docs/testing.md)
+#   make test-fast  the suite without browser, end-to-end, slow and proof tests (a developer's loop; docs/testing.md)
 #   make config-docs  regenerate docs/configuration.md from the config schema (a test fails while it is stale)
 #   make proof  the proof suite at full size (SENSORBOX_PROOF=full)
 #   make test-ha  the device in a real Home Assistant core (tests marked `ha`; make test leaves them out: the
@@ -61,12 +61,12 @@ test: $(STAMP) node_modules/.installed lint
 	@scripts/ensure-system-packages $(SOUND_DATA)
 	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not ha" $(PYTEST_ARGS)
 
-# Everything but the tests marked browser, e2e, slow (and ha): device, shared and host unit tests, ~2 minutes
+# Everything but the tests marked browser, e2e, slow, proof (and ha): device, shared and host unit tests
 test-fast: $(STAMP) node_modules/.installed lint
 	@scripts/ensure-system-packages /usr/sbin/mosquitto:mosquitto openssl
 	@scripts/ensure-system-packages socat
 	@scripts/ensure-system-packages $(SOUND_DATA)
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not ha and not browser and not e2e and not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not ha and not browser and not e2e and not slow and not proof" $(PYTEST_ARGS)
 
 config-docs: $(STAMP)
 	$(BIN)/python -m sensorbox.host.configref

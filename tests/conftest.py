@@ -213,6 +213,13 @@ def pytest_collection_modifyitems(config, items):
         for name in getattr(item, "fixturenames", ()):
             if name in FIXTURE_MARKERS:
                 item.add_marker(FIXTURE_MARKERS[name])
+        # a device or shared test module (which cannot import pytest) names its slow tests in ``SLOW``
+        if isinstance(item, MicroPythonItem):
+            slow = item.test in item.consts.get("SLOW", ())
+        else:
+            slow = getattr(item, "originalname", None) in getattr(getattr(item, "module", None), "SLOW", ())
+        if slow:
+            item.add_marker("slow")
     units = {}
     for item in items:
         units.setdefault(_unit(item), []).append(item)

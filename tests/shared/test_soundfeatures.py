@@ -13,6 +13,9 @@ from testrng import uniform
 DATA_FILES = ["/usr/share/pocketsphinx/test/data/cards/001.wav", "/usr/share/pocketsphinx/test/data/cards/005.wav",
               "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav"]
 SPEECH = tuple(DATA_FILES)
+# (tests/conftest.py marks these `slow`: more than ~15 s on WebAssembly)
+SLOW = ("test_parity_on_real_speech", "test_chunk_size_does_not_matter_and_window_ends_are_exact",
+        "test_clicks_show_in_flux_and_level_range", "test_tone_level_and_band")
 
 
 def _tone(rate, hz, dbfs, n, out=None, at=0):

@@ -6,6 +6,10 @@ import math
 from sensorbox.shared import soundlevel as S
 from testrng import uniform
 
+# (tests/conftest.py marks these `slow`: more than ~15 s on WebAssembly)
+SLOW = ("test_a_weighting_of_tones_within_class_1", "test_1khz_tone_reads_its_level_calibrated",
+        "test_process_allocates_nothing_between_interval_ends", "test_time_weighting_and_statistics_of_a_step")
+
 
 def _tone(rate, hz, dbfs, n, out=None, at=0):
     a = 32767 * math.sqrt(2) * 10 ** (dbfs / 20)

@@ -3,9 +3,16 @@ directory, and reading it back through export's CSV stream chunk by chunk (littl
 
 from devtest import StubConfig, quiet_log
 from sensorbox.device.store import core, export
-from testrng import rand_bytes  # noqa: F401 - (the store tests import it from here)
 
 T0 = 1700000000000
+
+
+def rand_bytes(n, seed):
+    """``n`` pseudo-random bytes (tests/support/testrng.py, loaded only here: some store tests run near their heap's
+    end, and every module a test loads takes its share)."""
+    from testrng import rand_bytes
+
+    return rand_bytes(n, seed)
 
 
 def frames(seq, n):

@@ -110,7 +110,7 @@ class Dev:
 
 
 async def mqtt_rates(port):
-    from sensorbox.device.mqtt import MQTTClient
+    from sensorbox.device.integrations.mqtt import MQTTClient
 
     c = MQTTClient("bench-rate", "127.0.0.1", port, keepalive=30)
     await c.connect()
@@ -265,7 +265,8 @@ async def heap(port, wport, hooks):
     d = Dev(root, Cfg(**kw))
     gc.collect()
     f0 = gc.mem_free()
-    from sensorbox.device import mqtt, outbox  # noqa: F401
+    from sensorbox.device import outbox
+    from sensorbox.device.integrations import mqtt  # noqa: F401
     from sensorbox.device.integrations import mqtt_sink
 
     gc.collect()

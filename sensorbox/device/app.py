@@ -108,7 +108,7 @@ class Device:
 
     async def _pipeline(self):
         if self.pipeline is None:
-            from sensorbox.device.pipeline import Pipeline
+            from sensorbox.device.analysis.pipeline import Pipeline
 
             self.pipeline = Pipeline(self)
         await self.pipeline.run()

@@ -5,9 +5,9 @@ activation (cancelled or out of RAM part-way, the old model runs again)."""
 import json
 
 from devtest import StubConfig, exists, quiet_log, tmpdir
-from sensorbox.device import models
+from sensorbox.device.analysis import models
 from sensorbox.device.store.core import Store
-from sensorbox.device.models import ModelError
+from sensorbox.device.analysis.models import ModelError
 from sensorbox.device.sensors.ring import SampleRing
 
 DEFAULT = "models/default"
@@ -51,12 +51,12 @@ class Manager:
 def manager(refill=False):
     if refill:
         # The refill path (a new model parsed into the running one's arrays) needs the viper evaluator: with
-        # SENSORBOX_NATMODS, trees_fast.new gives emlearn_trees, whose models cannot be emptied and refilled.
+        # SENSORBOX_NATMODS, device_trees.new gives emlearn_trees, whose models cannot be emptied and refilled.
         # (Each device test runs in its own process: the patch ends with the test.)
-        from sensorbox.device import trees_fast
+        from sensorbox.device.analysis import trees as device_trees
         from sensorbox.shared import trees
 
-        trees_fast.new = lambda t, n, v: trees.Trees(t, n, v, trees_fast.vote)
+        device_trees.new = lambda t, n, v: trees.Trees(t, n, v, device_trees.vote)
     return Manager()
 
 

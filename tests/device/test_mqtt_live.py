@@ -63,8 +63,8 @@ async def test_a_device_with_mqtt_off_holds_none_of_it():
     d = app.Device(plat, echo_log=False)
     run = asyncio.create_task(d.run())  # every service, as at boot
     await asyncio.sleep_ms(1500)
-    mods = ("sensorbox.device.integrations.mqtt_sink", "sensorbox.device.integrations.mqtt_cold",
-            "sensorbox.device.mqtt")
+    mods = ("sensorbox.device.integrations.mqtt_sink", "sensorbox.device.integrations.mqtt_control",
+            "sensorbox.device.integrations.mqtt")
     assert d.supervisor.get("pipeline") is not None and d.supervisor.get("mqtt") is None and d.mqtt is None
     assert [m for m in mods if m in sys.modules] == []
     d.config.update({"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": 1})  # (nobody listens)

@@ -14,8 +14,8 @@ import asyncio
 
 from devtest import ClassIds, RingSensor, StubConfig, quiet_log, tmpdir, until
 from sensorbox.device.bus import Bus
-from sensorbox.device import models
-from sensorbox.device.pipeline import Pipeline
+from sensorbox.device.analysis import models
+from sensorbox.device.analysis.pipeline import Pipeline
 from sensorbox.device.sensors.ring import Batch
 from sensorbox.shared import features, npy
 

@@ -8,9 +8,9 @@ import asyncio
 
 from devtest import ClassIds, RingSensor, StubConfig, quiet_log, tmpdir, until
 from sensorbox.device.bus import Bus
-from sensorbox.device.pipeline import Pipeline
+from sensorbox.device.analysis.pipeline import Pipeline
 from sensorbox.device.sensors.ring import Batch
-from sensorbox.device.trees_fast import smooth
+from sensorbox.device.analysis.trees import smooth
 from sensorbox.shared import analysis
 
 HEAPSIZE = "256wK"  # 3,000 recorded frames and their features held at once (a check of results, not of RAM)

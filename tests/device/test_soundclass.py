@@ -12,11 +12,11 @@ import os
 import asyncio
 
 from devtest import FakeClock, StubConfig, quiet_log, tmpdir, until
-from sensorbox.device import soundclass
+from sensorbox.device.analysis import soundclass
 from sensorbox.device.bus import Bus
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_wav import WavMicrophone
-from sensorbox.device.soundmeter import SoundMeter
+from sensorbox.device.analysis.soundmeter import SoundMeter
 from sensorbox.shared import config_schema, wav
 from sensorbox.shared import soundfeatures as sf
 
@@ -187,7 +187,7 @@ async def test_no_classifier_when_off_and_the_model_api_slot():
     tasks = sensor = None
     dev.sensors = None
     gc.collect()
-    from sensorbox.device import models
+    from sensorbox.device.analysis import models
 
     s = soundclass.slot(dev)
     assert models.info(s)["active"] is None and s.platform.data_dir == tmpdir() + "/sound"

@@ -30,7 +30,7 @@ def test_hmac_sha256_rfc4231_vectors_and_parts():
 
 
 def test_parse_url():
-    from sensorbox.device.integrations import webhook_cold as cold
+    from sensorbox.device.integrations import webhook_settings as cold
 
     assert cold.parse_url("http://127.0.0.1:8080/hook?a=1") == (False, "127.0.0.1", 8080, "/hook?a=1")
     assert cold.parse_url("https://example.org") == (True, "example.org", 443, "/")
@@ -280,7 +280,7 @@ def test_heap_of_client_and_sink_code():
 
 def test_settings_slots_filters_and_errors_naming_the_key():
     from devtest import StubConfig, quiet_log, tmpdir
-    from sensorbox.device.integrations import webhook_cold as cold
+    from sensorbox.device.integrations import webhook_settings as cold
     from sensorbox.device.store import core
 
     class D:

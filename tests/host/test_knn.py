@@ -115,7 +115,7 @@ def test_micropython_gives_the_same_answers(tmp_path):
 
 _STEP_SCRIPT = """
 import array, asyncio, sys
-from sensorbox.device import models, pipeline
+from sensorbox.device.analysis import models, pipeline
 
 
 class Dev:

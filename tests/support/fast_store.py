@@ -17,9 +17,9 @@ import sys
 import asyncio
 
 from devtest import FakeClock, StubConfig, quiet_log
-from sensorbox.device import pipeline as pipeline_mod
+from sensorbox.device.analysis import pipeline as pipeline_mod
 from sensorbox.device.bus import Bus
-from sensorbox.device.pipeline import Pipeline
+from sensorbox.device.analysis.pipeline import Pipeline
 from sensorbox.device.sensors import sampler as sampler_mod
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_accel import ReplayAccelerometer

@@ -1,6 +1,6 @@
 """API routes: status (open as a health probe; in full with a credential), config (read: authenticated; write:
 admin). Loaded for the request by ``server`` (``handle``) and unloaded at once. (Fault injection,
-``POST /api/debug/fault``, is answered by ``web_admin``, loaded per request.)"""
+``POST /api/debug/fault``, is answered by ``admin``, loaded per request.)"""
 
 import json
 

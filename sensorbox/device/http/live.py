@@ -193,7 +193,7 @@ class _Client:
         self.off = 0  # bytes of out[0] already written
         self.nfeat = 0  # features events sent
         self.done = False  # its credential no longer holds: closed once the end event is out
-        # What the request authenticated with (web_lazy checked it): a token's (id, hash of its secret), the
+        # What the request authenticated with (device_api checked it): a token's (id, hash of its secret), the
         # session's sha256, or the password generation (Basic), to check again every turn (``valid``).
         a = req.headers.get("Authorization") or ""
         if a.startswith("Bearer "):

@@ -1,3 +1,3 @@
 """Integrations that feed other systems from the store (store-and-forward): ``mqtt_sink`` (the MQTT service;
-``mqtt_cold``: discovery, commands, health, status, loaded only while used) and ``webhook`` (signed JSON POSTs
-over ``httpc``; ``webhook_cold``: settings and status). Imported only when enabled."""
+``mqtt_control``: discovery, commands, health, status, loaded only while used) and ``webhook`` (signed JSON POSTs
+over ``httpc``; ``webhook_settings``: settings and status). Imported only when enabled."""

@@ -24,7 +24,7 @@ reply) is retried, the same message first, after an exponential backoff (1 s dou
 ``webhook.retry_max_s``) with jitter (a random 50-100 % of it).
 
 Resident while enabled: this module and ``httpc`` (the client, HMAC). Settings parsing, TLS contexts and the
-status are in ``webhook_cold`` and ``tls`` (loaded only while they run).
+status are in ``webhook_settings`` and ``tls`` (loaded only while they run).
 """
 
 import json
@@ -166,9 +166,9 @@ class WebhookSink:
         from sensorbox.device import lazy
 
         try:
-            return getattr(lazy.load("sensorbox.device.integrations.webhook_cold"), fn)(self, *args)
+            return getattr(lazy.load("sensorbox.device.integrations.webhook_settings"), fn)(self, *args)
         finally:
-            lazy.unload("sensorbox.device.integrations.webhook_cold")
+            lazy.unload("sensorbox.device.integrations.webhook_settings")
 
     async def run(self):
         cfg = self.d.config

@@ -6,7 +6,7 @@ Layout under the data directory::
     models/previous/...                     the one before it, for rollback (absent: the bundled default)
     models/staged/...                       an upload in progress
 
-Kinds: ``trees`` (emlearn's tree CSV: ``trees_fast``, ``emlearn_trees`` when installed), ``knn`` and ``anomaly``
+Kinds: ``trees`` (emlearn's tree CSV: ``analysis.trees``, ``emlearn_trees`` when installed), ``knn`` and ``anomaly``
 (``sensorbox.shared.neighbors``, its examples in ``emlearn_neighbors`` when installed and the model has at most 10
 classes). The model's pipeline spec configures the analysis: its window (``ml.window`` follows it), its rate
 (``accel.rate_hz`` follows it when it is activated), its channels and its features (all the extractor computes, or
@@ -43,8 +43,9 @@ import os
 
 import asyncio
 
-from sensorbox.device import lazy, trees_fast
-from sensorbox.device.pipeline import Model  # defined there: resident, unlike this module
+from sensorbox.device import lazy
+from sensorbox.device.analysis import trees
+from sensorbox.device.analysis.pipeline import Model  # defined there: resident, unlike this module
 from sensorbox.shared import features
 
 _CHUNK = 512
@@ -214,7 +215,7 @@ async def _load(device, path, meta, origin, spare=None):
                 ev = spare
                 ev.reset()
             else:
-                ev = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
+                ev = trees.new(meta["trees"], meta["nodes"], meta["leaves"])
             ld = lazy.load(csv).Loader(ev, c)
         n = 0
         with open(path + "/model.csv") as f:
@@ -251,7 +252,7 @@ def make(meta, evaluator, origin):
     Model.serial += 1  # (the class's: models made so far)
     m.serial = Model.serial
     m.trees = evaluator
-    m.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (kernels_c.CTrees), else None
+    m.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (kernels_emlearn.CTrees), else None
     kind = meta.get("kind", "trees")
     m.classes = meta["classes"]
     m.n_trees = meta["trees"] if kind == "trees" else meta["k"]  # votes per window
@@ -328,7 +329,7 @@ def spare(device):
         except ModelError:  # absent or damaged: boot says why
             continue
         try:
-            ev = trees_fast.new(m["trees"], m["nodes"], m["leaves"])
+            ev = trees.new(m["trees"], m["nodes"], m["leaves"])
         except (KeyError, TypeError, ValueError, MemoryError):  # not a tree model's counts (boot says why)
             return
         if hasattr(ev, "reset"):

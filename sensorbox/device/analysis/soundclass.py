@@ -15,7 +15,7 @@ nothing is allocated, per window (every 128 ms) a prediction is made and publish
 ``sound.class_smooth`` windows of votes are summed before deciding; below ``sound.class_unknown_permille`` the
 class is "unknown". The model lives in ``<data>/sound/models/{active,previous,staged}`` and is uploaded, activated
 and rolled back through the model API with ``?sensor=sound`` (``sensorbox model push`` adds it for a model whose
-meta.json says ``"sensor": "sound"``); ``sensorbox.device.models`` does the work for both: the classifier is
+meta.json says ``"sensor": "sound"``); ``sensorbox.device.analysis.models`` does the work for both: the classifier is
 the device as it sees it for the sound model (``SoundClassifier``).
 
 Names: this module, the features and their kernels are not warmed at boot (``boot.WARM_SKIP``); loading them
@@ -29,10 +29,10 @@ import os
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.pipeline import UNKNOWN, classify
+from sensorbox.device.analysis.pipeline import UNKNOWN, classify
 from sensorbox.shared.soundfeatures import BANDS, FEATURE_VERSION, WINDOW, WINDOW_HOP, SoundFeatures, names
 
-_SELF = const("sensorbox.device.soundclass")
+_SELF = const("sensorbox.device.analysis.soundclass")
 
 
 async def configure(meter):
@@ -73,7 +73,7 @@ def slot(device, sensor="sound"):
     if sensor == "accel":
         return device
     if sensor != "sound":
-        from sensorbox.device.models import ModelError  # (the model API has it loaded)
+        from sensorbox.device.analysis.models import ModelError  # (the model API has it loaded)
 
         raise ModelError("no model for sensor {!r}: sensor=sound (the sound classifier's) or none (the activity "
                          "model's)".format(sensor), "sensor")
@@ -85,7 +85,7 @@ def slot(device, sensor="sound"):
 
 
 class SoundClassifier:
-    """The classifier, and the device as ``sensorbox.device.models`` sees it for the sound model: ``model``,
+    """The classifier, and the device as ``sensorbox.device.analysis.models`` sees it for the sound model: ``model``,
     ``model_error``, ``model_busy`` and ``platform`` (the model directories under ``<data>/sound``) are its
     own, everything else is the device's (``__getattr__``)."""
 
@@ -133,11 +133,11 @@ class SoundClassifier:
     async def load(self):
         """Load the sound model (active, else previous), yielding while it parses."""
         try:
-            await lazy.load("sensorbox.device.models").boot(self)
+            await lazy.load("sensorbox.device.analysis.models").boot(self)
         except ValueError:  # a model upload is loading one right now
             pass
         finally:
-            lazy.unload("sensorbox.device.models")
+            lazy.unload("sensorbox.device.analysis.models")
         if self.model is None and self.model_error is None:
             self.model_error = "none on the device: push one (sensorbox model push)"
 

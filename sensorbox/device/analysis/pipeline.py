@@ -26,7 +26,7 @@ import asyncio
 
 from sensorbox.device import lazy
 from sensorbox.device.supervisor import grid_ms
-from sensorbox.device.trees_fast import smooth
+from sensorbox.device.analysis.trees import smooth
 from sensorbox.shared import features, kernels
 from sensorbox.shared.trees import decide
 
@@ -35,7 +35,7 @@ UNKNOWN = "unknown"
 
 class Model:
     """A loaded model, made by ``models.make`` (kept here, resident, since that module is loaded only while it loads
-    one): ``trees`` its evaluator, ``emlearn`` emlearn_trees' own model (``kernels_c.CTrees``) or None, ``classes``,
+    one): ``trees`` its evaluator, ``emlearn`` emlearn_trees' own model (``kernels_emlearn.CTrees``) or None, ``classes``,
     ``n_trees`` (votes per window), ``window``, ``channels``, ``origin``, ``gids`` (the store's ids of its classes,
     ``store.class_ids``, given when it loads) and ``info`` (what ``GET /api/model`` shows). ``serial`` tells models
     apart without keeping a reference (``device.model`` is the only one: replacing a model frees it). A knn model's
@@ -179,11 +179,11 @@ class Pipeline:
         if err is not None and "RAM" not in err:
             return  # refused for what it is: a new upload or activation loads another
         try:
-            await lazy.load("sensorbox.device.models").boot(d)  # yields while it parses
+            await lazy.load("sensorbox.device.analysis.models").boot(d)  # yields while it parses
         except ValueError:  # models.ModelError: a model upload is loading one right now
             pass
         finally:
-            lazy.unload("sensorbox.device.models")
+            lazy.unload("sensorbox.device.analysis.models")
 
     def _classify(self, m, feats, hist, slot, count, threshold, t_ms):
         best, conf = classify(m, feats, hist, slot, count, threshold)

@@ -198,7 +198,7 @@ async def connect(sink, c):
     """Run once the client has connected. Commands without a token come only through a broker that authenticates
     its clients: the device checks that the broker refuses a CONNECT without credentials (CONNACK 4, bad user name
     or password, or 5, not authorised). True if it does; False if it let the probe in, or the probe failed."""
-    from sensorbox.device.mqtt import MQTTClient
+    from sensorbox.device.integrations.mqtt import MQTTClient
 
     p = MQTTClient(c.client_id + "-probe", c.host, c.port, ssl=c.ssl, timeout_ms=c.timeout_ms)
     try:

@@ -133,7 +133,7 @@ def test_rejected_update_changes_nothing():
             c.update(bad)
             raise AssertionError("accepted {}".format(bad))
         except ValueError as e:
-            assert e.key in bad
+            assert e.field in bad
     assert c.get("device.name") == "before" and c.get("accel.rate_hz") == 50
     assert _read(d + "/config.json") == on_disk
 
@@ -176,12 +176,12 @@ def test_an_update_is_checked_as_validate_checks_it():
         try:
             want = schema.validate(upd, current)
         except ValueError as e:
-            want = ("refused", getattr(e, "key", None))
+            want = ("refused", getattr(e, "field", None))
         try:
             c.update(upd)
             got = c.as_dict()
         except ValueError as e:
-            got = ("refused", getattr(e, "key", None))
+            got = ("refused", getattr(e, "field", None))
         assert got == want, (upd, got, want)
 
 
@@ -194,7 +194,7 @@ def _refused(c, update, key, words):
     try:
         c.update(update)
     except ValueError as e:
-        assert e.key == key and words in e.reason, (e.key, e.reason)
+        assert e.field == key and words in e.reason, (e.field, e.reason)
         return
     raise AssertionError("accepted {}".format(update))
 

@@ -44,21 +44,12 @@ import os
 import asyncio
 
 from sensorbox.device import lazy
-from sensorbox.device.analysis import trees
-from sensorbox.device.analysis.pipeline import Model  # defined there: resident, unlike this module
-from sensorbox.shared import features
+from sensorbox.device.analysis import pipeline, trees  # (pipeline.Model: resident there, unlike this module)
+from sensorbox.shared import ModelError, features
 
 _CHUNK = 512
 _YIELD_LINES = 8  # CSV lines parsed between yields: ~0.5 ms on the unix port (~25-50 ms on an ESP32)
 _YIELD_CHUNKS = 8  # file chunks hashed between yields
-
-
-class ModelError(ValueError):
-    def __init__(self, reason, field=None, damaged=False):
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
-        self.damaged = damaged  # its files are not what was stored: set aside at boot
 
 
 def _exists(path):
@@ -110,8 +101,6 @@ def _compatible(device, meta):
         ch = device.sensors["accel"].ring.channels
         cols = sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
                              device.config.get("ml.model_max_kb") * 1024)
-    except sm.ModelError as e:
-        raise ModelError(e.reason, e.field)
     except (TypeError, KeyError, IndexError, AttributeError) as e:  # a field of the wrong type or missing
         raise ModelError("meta.json: a field is missing or of the wrong type ({}: {})".format(
             type(e).__name__, e), "meta.json", True)
@@ -248,9 +237,10 @@ def make(meta, evaluator, origin):
     count, ``cols`` where its inputs are in the extractor's features or None for all of them). A knn or anomaly
     model's evaluator is a ``shared.neighbors.Neighbors``: a knn model votes as trees do (``votes()``), an
     anomaly model answers through ``step`` (its ``anomaly``)."""
-    m = Model()
-    Model.serial += 1  # (the class's: models made so far)
-    m.serial = Model.serial
+    M = pipeline.Model
+    m = M()
+    M.serial += 1  # (the class's: models made so far)
+    m.serial = M.serial
     m.trees = evaluator
     m.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (kernels_emlearn.CTrees), else None
     kind = meta.get("kind", "trees")

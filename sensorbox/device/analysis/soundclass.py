@@ -73,7 +73,7 @@ def slot(device, sensor="sound"):
     if sensor == "accel":
         return device
     if sensor != "sound":
-        from sensorbox.device.analysis.models import ModelError  # (the model API has it loaded)
+        from sensorbox.shared import ModelError
 
         raise ModelError("no model for sensor {!r}: sensor=sound (the sound classifier's) or none (the activity "
                          "model's)".format(sensor), "sensor")

@@ -252,13 +252,11 @@ def read_json(req):
     return m.read_json(req)
 
 
-class BadRequest(Exception):
-    """A request refused with ``status`` (400; 415 for a body of the wrong media type) and the reason."""
+class BadRequest(__import__("sensorbox.shared").shared.InputError):  # (the base, with no global for it here)
+    """A request refused with ``status`` (400; 415 for a body of the wrong media type), the reason and the field."""
 
-    def __init__(self, message, field=None, status=400):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+    def __init__(self, reason, field=None, status=400):
+        super().__init__(reason, field)
         self.status = status
 
 
@@ -335,7 +333,7 @@ async def _dispatch(app, req):
                 if retry or req.method not in ("GET", "PUT") or not lazy.release():
                     raise
     except BadRequest as e:
-        return error(e.status, e.message, e.field)
+        return error(e.status, e.reason, e.field)
     except MemoryError:
         try:  # (the path cut short: a long one took the log ring, or the memory the message needed)
             app.log.error("http", "out of memory on {} {}".format(req.method, req.path[:64]))

@@ -234,7 +234,7 @@ def _json(payload):
     try:
         return lazy.load("sensorbox.device.http.body").read_json(_Body(payload))
     except BadRequest as e:
-        raise ValueError(e.message.replace("request body", "command"))
+        raise ValueError(e.reason.replace("request body", "command"))
     finally:
         lazy.unload("sensorbox.device.http.body")
 

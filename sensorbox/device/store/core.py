@@ -87,6 +87,8 @@ import struct
 import micropython
 from micropython import const
 
+from sensorbox.shared import InputError
+
 _HDR = const(32)
 _BLK = const(8)  # block header: crc32, payload bytes, first
 _BLOCK_MAX = const(1024)  # payload bytes per block at most (a reader's buffer: BLK + BLOCK_MAX)
@@ -121,11 +123,8 @@ except ImportError:  # pragma: no cover - depends on the firmware build: the pla
     from sensorbox.device.store.recover import crc32_py as crc32
 
 
-class QueryError(ValueError):
-    def __init__(self, reason, field):
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
+class QueryError(InputError):
+    """A query of the store refused: ``reason``, and ``field`` the parameter."""
 
 
 def columns_of(r):

@@ -65,6 +65,13 @@ class Model:
     info = {"sha256": "0123456789abcdef"}
 
 
+
+class Slot:  # the device's model state (analysis/pipeline.ModelSlot) as the sinks read it (the pipeline: not loaded)
+    model = Model()
+    error = None
+    busy = False
+
+
 class Health:
     boot_ticks = 0
     heap_used = 0
@@ -102,8 +109,7 @@ class Dev:
         self.store.configure(cfg)
         self.store.open()
         self.bus = Bus(self.store)
-        self.model = Model()
-        self.model_error = None
+        self.ml = Slot()
         self.health = Health()
         self.lag = Lag()
         self.platform = Platform(root)

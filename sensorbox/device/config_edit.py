@@ -129,10 +129,10 @@ def _check_running(device, new, old):
                 raise schema.ConfigError("{} KB could never be free: the flash has {} KB free and the store holds "
                                          "{} KB, so retention would delete every stored row; less than {} KB".format(
                                              kb, free // 1024, most - free // 1024, most), "store.min_free_kb")
-    m = device.model
+    m = device.ml.model
     w = new("ml.window")
     if w != old("ml.window"):
-        if getattr(device, "model_busy", False):
+        if device.ml.held:
             raise schema.ConfigError("a model is being loaded; try again in a moment", "ml.window")
         if m is not None and m.window != w:
             raise schema.ConfigError("the active model was trained on {0}-frame windows, so ml.window "

@@ -296,9 +296,9 @@ def _votes_lanes(t, feats, nf, start, stop, out):
 
 
 def smooth(out, flt, n_trees, hist, base, count, n_classes):
-    """``sensorbox.device.analysis.trees.smooth`` in plain Python (same arguments, same result): this window's votes ``out`` (uint16
-    counts, ``flt`` 0; or emlearn_trees' float32 outputs votes / n_trees, ``flt`` 1, decoded from their bits as
-    the viper kernel does) into ``hist`` at ``base``, then the class with the most votes summed over the first
+    """``sensorbox.device.analysis.trees.smooth`` in plain Python (same arguments, same result): this window's votes
+    ``out`` (uint16 counts, ``flt`` 0; or emlearn_trees' float32 outputs votes / n_trees, ``flt`` 1, decoded from their
+    bits as the viper kernel does) into ``hist`` at ``base``, then the class with the most votes summed over the first
     ``count`` rows (the first such class; -1 if none) and that sum, as ``sum << 8 | (class + 1)``."""
     for c in range(n_classes):
         if flt:

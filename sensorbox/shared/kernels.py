@@ -11,9 +11,9 @@ kernels do in one pass, are made of the single kernels where a variant lacks the
 in every variant, so features and sound levels are the same on the device, the host and in the browser.
 
 ``fft(n)`` and ``iir(q28)`` make the FFT of the features and the sound meter's filter: emlearn-micropython's C
-modules ``emlearn_fft`` / ``emlearn_iir`` when a device has them installed (``sensorbox.shared.kernels_emlearn``, float32
-in C, the same arrays and scaling; ``EMLEARN`` names the modules in use), else ``FFTQ`` / ``IIRQ`` over the integer
-kernels. The C modules are faster but not bit-identical: tests/device/test_emlearn.py states the tolerances. The
+modules ``emlearn_fft`` / ``emlearn_iir`` when a device has them installed (``sensorbox.shared.kernels_emlearn``,
+float32 in C, the same arrays and scaling; ``EMLEARN`` names the modules in use), else ``FFTQ`` / ``IIRQ`` over the
+integer kernels. The C modules are faster but not bit-identical: tests/device/test_emlearn.py states the tolerances. The
 float kernels with emlearn's API (``FFT``, ``IIR``, ``linear_map``) for host code are in ``kernels_float``.
 """
 

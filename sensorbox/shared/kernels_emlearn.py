@@ -2,14 +2,14 @@
 the interfaces of ``kernels.FFTQ`` and ``kernels.IIRQ``: int16 arrays in and out, the same scaling, float32 in C;
 and ``emlearn_trees`` behind the evaluation interface of ``sensorbox.shared.trees.Trees`` (``CTrees``).
 
-Imported by ``sensorbox.shared.kernels`` when emlearn_fft or emlearn_iir is installed and by ``analysis.trees.new`` (device) when
-emlearn_trees is (``sensorbox deploy --board`` installs the three), so a device without them keeps none of this in
-RAM. The calls follow emlearn-micropython's ``stubs/emlearn_fft.py`` and ``stubs/emlearn_iir.py``:
+Imported by ``sensorbox.shared.kernels`` when emlearn_fft or emlearn_iir is installed and by the device's
+``analysis.trees.new`` when emlearn_trees is (``sensorbox deploy --board`` installs the three), so a device without them
+keeps none of this in RAM. The calls follow emlearn-micropython's ``stubs/emlearn_fft.py`` and ``stubs/emlearn_iir.py``:
 ``FFT(length)``, the module's ``fill(fft, n)``, ``run(real, imag)`` on two ``array('f')`` of exactly ``length``;
-``new(coefficients)`` with 6 floats per section in scipy.signal.sosfilt's order (b0, b1, b2, a0 = 1, a1, a2; the C
-code does not use a0), ``run(values)`` in place over the whole array. int16 <-> float32 conversions are the viper
-kernels ``to_f32``/``from_f32`` here, on the raw IEEE-754 bits: reading or writing an 'f' element from Python makes
-a float object (a heap allocation on an ESP32), they do not.
+``new(coefficients)`` with 6 floats per section in scipy.signal.sosfilt's order (b0, b1, b2, a0 = 1, a1, a2; the C code
+does not use a0), ``run(values)`` in place over the whole array. int16 <-> float32 conversions are the viper kernels
+``to_f32``/``from_f32`` here, on the raw IEEE-754 bits: reading or writing an 'f' element from Python makes a float
+object (a heap allocation on an ESP32), they do not.
 """
 
 import array

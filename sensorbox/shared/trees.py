@@ -51,9 +51,10 @@ def vote(nodes, roots, n_trees, leaves, x, votes, n_classes):
 
 
 def decide(r, count, n_trees, threshold):
-    """The pipeline's decision after smoothing (``sensorbox.device.analysis.trees.smooth``'s result ``r``: the winning class + 1 and its
-    votes summed over ``count`` windows, as ``sum << 8 | (class + 1)``): (class, confidence permille), the
-    confidence being the winner's share of all the votes, the class -1 ("unknown") below ``threshold``. The device
+    """The pipeline's decision after smoothing (``sensorbox.device.analysis.trees.smooth``'s result ``r``: the
+    winning class + 1 and its votes summed over ``count`` windows, as ``sum << 8 | (class + 1)``): (class,
+    confidence permille), the confidence being the winner's share of all the votes, the class -1 ("unknown") below
+    ``threshold``. The device
     and the browser (``sensorbox.shared.analysis``) decide with this one function."""
     conf = (r >> 8) * 1000 // (count * n_trees)
     return ((r & 0xFF) - 1 if conf >= threshold else -1), conf

@@ -4,8 +4,8 @@ live heap must come back to the same figure each time.
 
 A module that pulls in a module with native code (``@micropython.viper``) leaked on every load: the native
 code and its data are kept for good (IRAM on an ESP32, a tracked pointer per load in the GC heap here). So
-``models.py``, loaded for every ``GET /api/model``, leaked ~32 bytes a request by re-importing ``trees_fast`` (now ``analysis.trees``),
-until ``boot`` imported that once for good."""
+``models.py``, loaded for every ``GET /api/model``, leaked ~32 bytes a request by re-importing ``trees_fast`` (now
+``analysis.trees``), until ``boot`` imported that once for good."""
 
 import gc
 import os

@@ -11,7 +11,10 @@ class _Dev:
 
         self.config = StubConfig()
         self.log = quiet_log()
-        self.model = model
+        from sensorbox.device.analysis.pipeline import ModelSlot
+
+        self.ml = ModelSlot()
+        self.ml.model = model
         self.device_id = "0123456789ab"
 
         class P:
@@ -32,7 +35,7 @@ def test_live_rows_name_only_the_classes_discovery_announced():
         gids = array.array("h", [3, 5])  # their ids in the store's class table
 
     s = MqttSink(_Dev(M()))
-    m = s.d.model
+    m = s.d.ml.model
     s.classes = m.classes  # the last discovery listed this model's classes
     assert s._fits(0, (3, 900)) and s._fits(0, (5, 900)) and s._fits(0, (-1, 400))  # -1: unknown
     assert not s._fits(0, (4, 900))  # a class of an earlier model

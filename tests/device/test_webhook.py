@@ -134,6 +134,11 @@ class _Bus:
         self.published.append((topic, t, value))
 
 
+class _NoModel:  # the device's model state (analysis/pipeline.ModelSlot) with no model, without loading the pipeline
+    model = error = None
+    held = False
+
+
 class _Dev:
     """What the sink uses of the device: config, the real store, id, clock, model, bus."""
 
@@ -150,7 +155,7 @@ class _Dev:
         self.store.open()
         self.device_id = "dev1"
         self.platform = _Platform(self.clock)
-        self.model = self.model_error = None
+        self.ml = _NoModel()
         self.bus = _Bus()
 
 

@@ -213,8 +213,8 @@ def cases(base):
 def reported(dev, before):
     st = dev.store.status()
     said = list(dev.log.files) + ([dev.config.boot_error] if dev.config.boot_error else []) + \
-        ([dev.model_error] if dev.model_error else []) + list(st["notes"])
-    n = len(dev.log.files) + (dev.config.boot_error is not None) + (dev.model_error is not None) + \
+        ([dev.ml.error] if dev.ml.error else []) + list(st["notes"])
+    n = len(dev.log.files) + (dev.config.boot_error is not None) + (dev.ml.error is not None) + \
         st["quarantined"] + st["torn_tails"] + st["corrupt_blocks"]
     return n > 0, "; ".join(s for s in said if s)[:300]
 

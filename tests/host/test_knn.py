@@ -126,7 +126,7 @@ class Dev:
         self.sensors = {"accel": type("S", (), {"ring": ring})()}
         self.store = type("St", (), {"class_ids": lambda self, c: list(range(len(c)))})()
         self.log = type("L", (), {"info": lambda self, *a: None, "error": lambda self, *a: print("ERROR", a)})()
-        self.model = self.model_error = None
+        self.ml = pipeline.ModelSlot()
 
 
 async def main():

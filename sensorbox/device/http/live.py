@@ -100,7 +100,7 @@ def step():
     p = d.pipeline.latest if d.pipeline is not None else None
     if p is not None and p[0] != _pred_t:
         _pred_t = p[0]
-        m = d.model
+        m = d.ml.model
         c = p[1]
         name = m.classes[c] if (m is not None and 0 <= c < len(m.classes)) else "unknown"
         news.append(_msg("prediction", json.dumps({"t": p[0], "class": name, "confidence": p[2] / 1000})))

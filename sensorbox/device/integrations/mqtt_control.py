@@ -83,7 +83,7 @@ def discovery(sink, why):
     d = sink.d
     i = d.device_id
     v = sensorbox.__version__
-    m = d.model
+    m = d.ml.model
     old = sink.classes
     sink.classes = m.classes if m is not None else None
     sink.announced += 1
@@ -183,7 +183,7 @@ def health(sink):
         n += ob.sent
         lost += ob.lost()
     ip, rssi, mac = d.platform.wifi()
-    m = d.model
+    m = d.ml.model
     lag = d.lag  # the nearest-rank p99 of its recent samples (µs)
     k = min(lag.n, len(lag.samples))
     p99 = sorted(lag.samples[j] for j in range(k))[(k * 99 + 99) // 100 - 1] if k else 0
@@ -259,7 +259,7 @@ def command(sink, name, payload):
                              "mqtt.command_token, or give the broker accounts)")
         body.pop("token", None)
         if name == "reload_model":
-            d.model = d.model_error = None
+            d.ml.model = d.ml.error = None
             d.supervisor.config_changed(("ml.",))  # the pipeline restarts and loads the model
         elif name == "restart":
             d.log.warning("app", "restart requested over MQTT")

@@ -222,10 +222,10 @@ class MqttSink:
 
     async def _step(self, c):
         d = self.d
-        m = d.model
+        m = d.ml.model
         if m is not None and m.classes is not self.classes and not self._announce:
             self._announce = 1  # another model: the activity's classes in discovery change
-        if self._announce and (m is not None or d.model_error is not None):  # (not while a model loads)
+        if self._announce and (m is not None or d.ml.error is not None):  # (not while a model loads)
             a = self._announce
             self._announce = 0
             await self._send(c, "discovery", a)
@@ -240,7 +240,7 @@ class MqttSink:
         ev.clear()  # before looking: a flush point from here on wakes the wait below
         best = -1
         for i in range(len(_RES)):
-            if i == 0 and d.model is None and d.model_error is None:
+            if i == 0 and d.ml.model is None and d.ml.error is None:
                 continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
             q = self.queues[i]
             if not q:
@@ -282,7 +282,7 @@ class MqttSink:
             return True
         if r == 2 and b"class_change" not in v:
             return True
-        m = self.d.model
+        m = self.d.ml.model
         if m is None or m.classes is not self.classes:
             return False
         if r == 0:

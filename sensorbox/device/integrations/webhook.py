@@ -74,7 +74,7 @@ class Hook:
             ev.clear()  # before looking: a flush point from here on wakes the wait below
             best = -1
             for i in range(len(names)):
-                if names[i] == "predictions" and d.model is None and d.model_error is None:
+                if names[i] == "predictions" and d.ml.model is None and d.ml.error is None:
                     continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
                 q = queues[i]
                 if not q:

@@ -1,5 +1,4 @@
 # Runtime benchmarks on the MicroPython unix port (run by bench/bench_runtime.py). Prints "name value baseline unit".
-import array
 import time
 
 import asyncio

@@ -62,7 +62,7 @@ FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts wh
 #: ESP32 (conservatively: pointer-heavy objects take twice the bytes here, bytecode and arrays do not). It is
 #: what the all-features soak (MQTT to mosquitto, a webhook, four live streams, UI and API requests in a loop)
 #: proves clean: tests/host/test_soak.py (60 s), bench/bench_heap.py (10 min). It was 192wK. Issue 13's
-#: targets are 112wK with every feature on and 80wK for the core: the gap is in README "Heap budget".
+#: targets are 112wK with every feature on and 80wK for the core: the gap is in docs/heap.md.
 APP_HEAP = "160wK"
 
 #: Heap the core app (sampling, store, analysis, HTTP API and UI; no MQTT, no webhooks) runs the same soak in.
@@ -72,7 +72,7 @@ APP_HEAP = "160wK"
 #: predictions exports in a minute found no 2 KB block for the class table's names; with the DSP set-up code cold
 #: (~3.5 KB), exports that no longer load the .npy module (~3.8 KB less while a CSV streams) and the store's
 #: jobs retried with lazy's reserve: 128wK, clean in 4 runs of 60 s without even the reserve used (main: 41-82
-#: reserve uses a minute there; README "Heap budget").
+#: reserve uses a minute there; docs/heap.md).
 CORE_HEAP = "128wK"
 
 #: The same soaks with the code in a ROMFS image (``build_romfs``; a board whose firmware has a ``romfs``
@@ -93,7 +93,7 @@ HEAP_BUDGET = {"resident": 179 * 1024, "peak": 191 * 1024}
 
 
 #: Names ``boot.warm`` may intern on the unix port (tests/host/test_heap_budget.py). Its pools hold 1,260; the
-#: next one takes ~15 KB in one block (README "Heap budget"). The rest of the 1,260 is for the names the running
+#: next one takes ~15 KB in one block (docs/heap.md). The rest of the 1,260 is for the names the running
 #: app makes (module objects, the main script) and for slack.
 NAME_BUDGET = 1170
 
@@ -133,8 +133,7 @@ def module_name(rel):
     It is the source name mpy-cross records in each .mpy (``-s``), so tracebacks read
     ``File "sensorbox.device.store.core", line 12``. Importing the module interns exactly that name already, so
     the .mpy adds no qstr for it; a path would be one more interned string per module loaded (lazily loaded
-    ones included), kept for good: ~40 bytes each, and a step towards the qstr pool's next doubling (README,
-    "Heap budget")."""
+    ones included), kept for good: ~40 bytes each, and a step towards the qstr pool's next doubling (docs/heap.md)."""
     name = rel[:-3].replace("/", ".")
     return name[:-9] if name.endswith(".__init__") else name
 
@@ -377,7 +376,7 @@ def build_romfs(out_dir):
     returns its path. MicroPython >= 1.25 mounts such an image at ``/rom`` with ``/rom/lib`` on ``sys.path``
     ahead of ``/lib`` and imports bytecode from it in place: code and constant strings cost no heap (names
     still take their interning entries; native code is still copied to executable RAM). On an ESP32 the image
-    goes into a ``romfs`` partition (``mpremote romfs deploy build/esp32.romfs``; README "Heap budget")."""
+    goes into a ``romfs`` partition (``mpremote romfs deploy build/esp32.romfs``; docs/heap.md)."""
     from mpremote.romfs import VfsRomWriter  # the format mpremote and the firmware use
 
     w = VfsRomWriter()
@@ -489,7 +488,7 @@ def micropython_path():
 def natmods_dir():
     """The folder named by ``SENSORBOX_NATMODS`` (emlearn-micropython's native modules built for this machine's unix
     port: ``emlearn_trees.mpy``, ``emlearn_fft.mpy``, ``emlearn_iir.mpy``), or None. Never part of the repository;
-    README "Analysis" says how to build them."""
+    docs/analysis.md says how to build them."""
     d = os.environ.get("SENSORBOX_NATMODS")
     if not d:
         return None

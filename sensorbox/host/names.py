@@ -3,7 +3,7 @@ share.
 
 MicroPython interns every identifier a module uses (and every string literal of up to 10 characters) for good,
 in pools that double: past ~1,260 names the unix port allocates a pool for 1,280 more in one ~15 KB block
-(README "Heap budget"). Most names are public API, JSON keys or config keys and must stay; but a module's own
+(docs/heap.md). Most names are public API, JSON keys or config keys and must stay; but a module's own
 private globals (``_route``, ``_pieces``) and a class's own attributes (``self._ring``, ``self.heap_used``) are
 spelled nowhere else, so they can be renamed ``_0``, ``_1``, ... : names that every module then shares.
 
@@ -28,7 +28,6 @@ function names there read ``_3``: ``bundle.json`` maps them back (``renames``). 
 
 import ast
 import io
-import os
 import re
 import tokenize
 

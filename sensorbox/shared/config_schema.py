@@ -235,7 +235,7 @@ def check_value(key, value):
         if len(value) < low or len(value) > high:
             raise ConfigError("length {} is out of range {}..{}".format(len(value), low, high), key)
         # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
-        # for good, so any value's characters would fill the name pool (README "Interned names"). A lone
+        # for good, so any value's characters would fill the name pool (docs/heap.md "Interned names"). A lone
         # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
         b = value.encode("utf-8", "surrogatepass")
         for i in range(len(b)):

@@ -122,7 +122,7 @@ def _kernels():
     # The sound kernels: viper on a device (a module of their own: resident only while sound is classified), else
     # the plain ones (CPython, WebAssembly). Imported with the first SoundFeatures, not with this module: the
     # model API reads names() with the classifier off, and a module with native code imported again (this
-    # module is loaded per request then) would leak its code every time (README "Heap budget").
+    # module is loaded per request then) would leak its code every time (docs/heap.md).
     global _ks
     if _ks is None:
         try:

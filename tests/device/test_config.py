@@ -1,7 +1,6 @@
 """config.json on flash: defaults, a bad file moved aside at boot, atomic validated updates, listeners."""
 
 import json
-import os
 
 from devtest import exists, quiet_log, tmpdir
 from sensorbox.device.analysis.pipeline import ModelSlot

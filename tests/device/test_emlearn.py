@@ -2,7 +2,7 @@
 ``emlearn_fft`` (the features' FFT), ``emlearn_iir`` (the sound meter's A-weighting) and ``emlearn_neighbors``
 (knn and anomaly models: shared/neighbors.py), through the calls their stubs declare (tests/support/emlearn_api.py).
 
-Runs on the real modules when ``SENSORBOX_NATMODS`` names a folder of them (README "Analysis" says how to build
+Runs on the real modules when ``SENSORBOX_NATMODS`` names a folder of them (docs/analysis.md says how to build
 them), else on the test doubles of tests/support/natmods (``NATMODS``). Checked either way:
 
 - every call the stubs do not allow (wrong arity, typecode, length, order) is refused as the C code refuses it;

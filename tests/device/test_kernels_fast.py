@@ -6,14 +6,16 @@ import array
 from sensorbox.shared import kernels_viper as V
 from sensorbox.shared import kernels as K
 from sensorbox.shared import kernels_py as P
+from testrng import Rng
 
 EDGES = (-32768, -32767, -16385, -16384, -1, 0, 1, 16383, 16384, 32766, 32767)
 
 
 def _data(seed, n, lo=-32768, hi=32767, edges=True):
     out = array.array("h", bytes(2 * n))
+    rng = Rng(seed)
     for i in range(n):
-        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        seed = rng.next()
         if edges and seed % 5 == 0:
             v = EDGES[(seed >> 8) % len(EDGES)]
             out[i] = lo if v < lo else (hi if v > hi else v)

@@ -34,7 +34,6 @@ def test_strings_are_length_prefixed_in_utf8_bytes():
 
 def test_heap_of_client_outbox_and_sink_code():
     gc.collect()
-    f0 = gc.mem_free()
     import asyncio  # noqa: F401
 
     from sensorbox.device import supervisor  # noqa: F401 - resident in the app anyway (mqtt's wait_for_ms)

@@ -12,6 +12,7 @@ from sensorbox.device.analysis.pipeline import ModelSlot, Pipeline
 from sensorbox.device.sensors.ring import Batch
 from sensorbox.device.analysis.trees import smooth
 from sensorbox.shared import analysis
+from testrng import Rng
 
 HEAPSIZE = "256wK"  # 3,000 recorded frames and their features held at once (a check of results, not of RAM)
 
@@ -95,7 +96,7 @@ async def test_pipeline_and_analysis_agree_on_every_window():
 
 
 def test_viper_smoothing_equals_the_plain_kernel():
-    seed = 12345
+    rng = Rng(12345)
     for n_classes, n_trees, count in ((2, 1, 1), (7, 20, 3), (5, 255, 16), (127, 3, 2)):
         h1 = array.array("H", bytes(2 * n_classes * count))
         h2 = array.array("H", bytes(2 * n_classes * count))
@@ -103,8 +104,7 @@ def test_viper_smoothing_equals_the_plain_kernel():
             votes = array.array("H", bytes(2 * n_classes))
             outs = array.array("f", bytes(4 * n_classes))
             for _ in range(n_trees):
-                seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-                votes[(seed >> 8) % n_classes] += 1
+                votes[rng.below(n_classes)] += 1
             for c in range(n_classes):
                 outs[c] = votes[c] / n_trees
             base = (step % count) * n_classes

@@ -10,13 +10,13 @@ import os
 import struct
 
 from devtest import inner, tmpdir
-from sensorbox.device.store import core, export
+from sensorbox.device.store import export
 from storetest import T0, count_labels, each_label, frames, last_row, make, rand_bytes, read_all
 
 # 112wK, not the 96wK of other device tests: these hold a store, its exports and a littlefs image in RAM at once,
 # in a process that does not intern every name at boot as the app does (lazy.warm); at 96wK four of them already
 # ran out (a name pool or a 48 KB flash image finding no block) before issue 16 added ~4 KB of store (its rollup
-# resources and the codec's buffer; see README "Heap budget").
+# resources and the codec's buffer; see docs/heap.md).
 HEAPSIZE = "112wK"
 
 

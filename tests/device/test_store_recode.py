@@ -52,7 +52,7 @@ def test_closed_segments_are_recoded_and_read_the_same():
     ob = Outbox(st, "mqtt", "predictions", start=0)
     got = ob.read(7)  # (a position held in the first segment)
     assert len(got) == 0
-    t = _fill(st, 300)
+    _fill(st, 300)
     pr = st.by_name["predictions"]
     assert pr.nseg >= 2
     before = _crc(st, "predictions"), _crc(st, "soundlevel")

@@ -9,6 +9,7 @@ import math
 from devtest import FakeClock, tmpdir
 from sensorbox.device.store import rollup
 from storetest import each_row, make, read_all
+from testrng import Rng
 
 HEAPSIZE = "160wK"  # (the recomputation holds hours of rollup rows as lists; the store itself: test_store.py)
 
@@ -17,13 +18,7 @@ _LEQS = array.array("h", bytes(2 * 4000))  # an hour of levels to sort (made whi
 
 
 def _rng(seed):
-    x = [seed]
-
-    def rand(n):
-        x[0] = (x[0] * 1103515245 + 12345) & 0x7FFFFFFF
-        return (x[0] >> 8) % n
-
-    return rand
+    return Rng(seed).below
 
 
 def _feed(st, clk, t_end, rand, t_sound, t_pred):

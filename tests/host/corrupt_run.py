@@ -13,17 +13,14 @@ import json
 import os
 import sys
 
+sys.path.append(__file__.rpartition("/")[0] + "/../support")  # testrng: the tests' random numbers
+from testrng import Rng, spread  # noqa: E402
+
 T0 = 1700000000000
 WORK = sys.argv[1]
 FIRST = int(sys.argv[2])
 STEP = int(sys.argv[3])
-rng = (int(sys.argv[4]) if len(sys.argv) > 4 else 1) * 2654435761 % 4294967296 or 1
-
-
-def rand(n):
-    global rng
-    rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
-    return (rng >> 8) % n
+rand = Rng(spread(int(sys.argv[4]) if len(sys.argv) > 4 else 1)).below
 
 
 def rbytes(n):

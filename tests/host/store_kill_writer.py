@@ -23,6 +23,9 @@ from sensorbox.device.log import Log
 from sensorbox.device.store import core
 from writer_frames import batch
 
+sys.path.append(__file__.rpartition("/")[0] + "/../support")  # testrng: the tests' random numbers
+from testrng import Rng, spread  # noqa: E402
+
 T0 = 1700000000000
 out_dir = sys.argv[1]
 root = out_dir + "/store"  # the store; the device files (config, auth, tokens) beside it in out_dir
@@ -108,13 +111,7 @@ if len(sys.argv) > 3:
     print("D", st.torn, st.quarantined)
     sys.exit(0)
 
-rng = seed * 2654435761 % 4294967296 or 1
-
-
-def rand(n):
-    global rng
-    rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
-    return (rng >> 8) % n
+rand = Rng(spread(seed)).below
 
 
 from sensorbox.device.config import Config  # noqa: E402

@@ -5,7 +5,7 @@ against the real device app on the MicroPython unix port over real sockets: ever
 answered and nothing else (405 with ``Allow``, OPTIONS, 404), standard reason phrases, 415 for a wrong body type;
 Schemathesis (PyPI) with all its checks and one of our own (every body valid UTF-8), bounded and seeded; a client
 generated from the document by openapi-python-client (PyPI; generated into a temporary folder, never committed)
-walks the README's journeys; and after a run of four Schemathesis workers the device answers every route as
+walks the documented journeys; and after a run of four Schemathesis workers the device answers every route as
 before, with its heap back where it was.
 
 ``make test`` runs small sizes; ``make proof`` (``SENSORBOX_PROOF=full``) runs Schemathesis longer and the

@@ -19,8 +19,6 @@ import json
 import os
 import random
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 

@@ -5,6 +5,8 @@ no two distances tie at the k-th place; the anomaly threshold comes from held-ou
 import os
 import subprocess
 
+import pytest
+
 import numpy as np
 
 from sensorbox.host import bundle, export, knn
@@ -148,6 +150,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_the_devices_step_equals_the_host_on_real_windows(tmp_path):
     # issue 17: the pipeline's classification step on MicroPython (models.boot loading the files as a device does,
     # pipeline.classify: knn voting as trees do, anomaly through its step, knn and a tree model on a part of the

@@ -2,7 +2,6 @@
 with a paho-mqtt peer: auth, QoS 0/1, UTF-8 payloads, subscribe/inbound, keepalive, last will, reconnect."""
 
 import json
-import os
 import signal
 import subprocess
 import time

@@ -19,7 +19,7 @@ meta.json says ``"sensor": "sound"``); ``sensorbox.device.analysis.models`` does
 the device as it sees it for the sound model (``SoundClassifier``).
 
 Names: this module, the features and their kernels are not warmed at boot (``boot.WARM_SKIP``); loading them
-interns ~25 names then, into the ~60 the boot count leaves below the name pool's doubling (README "Interned
+interns ~25 names then, into the ~60 the boot count leaves below the name pool's doubling (docs/heap.md "Interned
 names"): so this module spells few names of its own.
 """
 

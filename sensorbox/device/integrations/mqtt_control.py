@@ -4,7 +4,7 @@ resident heap: Home Assistant discovery, the health message (once a minute), and
 labelled time range being open: ``record_start`` opens it at now with the current label (``label_set``) or the one
 given, ``record_stop`` closes it into a stored label (``store/meta.label_add``, as ``POST /api/labels``). The
 current label and an open recording are kept in ``recording.json`` in the data directory, so a restart does not
-lose them. (One module, not several: each lazily loaded module leaves its interned names behind; see README
+lose them. (One module, not several: each lazily loaded module leaves its interned names behind; see docs/heap.md
 "Interned names".) Each public function returns the messages to publish: ``[(topic, payload, retain, qos)]``.
 
 Discovery is device-based: topic ``homeassistant/device/<id>/config``, retained; payload ``dev`` (identifiers,
@@ -31,7 +31,7 @@ import sensorbox
 
 # Home Assistant's components as JSON text: "^" stands for the unique-id prefix, "~" for the base topic and "/".
 # Long string constants, so that their keys and values are not interned on the device (MicroPython interns every
-# name and every string constant of up to 10 characters, for good: README "Interned names").
+# name and every string constant of up to 10 characters, for good: docs/heap.md "Interned names").
 _ACTIVITY = ('"activity":{"p":"sensor","name":"Activity","uniq_id":"^activity","stat_t":"~state/predictions",'
              '"val_tpl":"{{ value_json.label if value_json.label is defined else None }}","dev_cla":"enum",'
              '"ic":"mdi:run","ops":')  # + the classes

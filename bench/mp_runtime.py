@@ -8,7 +8,7 @@ from sensorbox.device.sensors.ring import Batch, SampleRing
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
 from sensorbox.device.sensors.sim_mic import SignalMicrophone
-from sensorbox.device.health_cold import percentile
+from sensorbox.device.status import percentile
 from sensorbox.device.supervisor import LagMonitor
 from sensorbox.shared import config_schema
 

@@ -33,7 +33,7 @@ DEVICE_DIRS = ("sensorbox/device", "sensorbox/shared")
 #: the float kernels (host and browser code, ``kernels.py``; a device has its int16 ones and emlearn's C). Left
 #: out of device bundles (flash: every file takes whole 4 KB blocks); ``build(..., host_only=True)`` adds them for
 #: the tests that run shared code on MicroPython. (The k-nearest-neighbour evaluator and its loader are on devices:
-#: loaded only while a knn or anomaly model is, see ``device/models.py``.)
+#: loaded only while a knn or anomaly model is, see ``device/analysis/models.py``.)
 HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/kernels_float.py")
 #: Modules that only the host, the browser or the simulator run: in the unix bundle (tests, the simulator), not a
 #: board's, and not counted in its flash figure (``flash_bytes`` is what a board would hold; ``host_bytes`` these).
@@ -42,7 +42,7 @@ HOST_ONLY = ("sensorbox/shared/config_docs.py", "sensorbox/shared/kernels_float.
 #: and its reference encoder (a board stores and reads with ``store/core``, viper: every board target has the emitter).
 NOT_ON_BOARDS = ("sensorbox/shared/analysis.py", "sensorbox/device/platform/unix.py",
                  "sensorbox/device/sensors/sim_accel.py", "sensorbox/device/sensors/sim_mic.py",
-                 "sensorbox/device/sensors/sim_fast.py", "sensorbox/device/sensors/sim_wav.py",
+                 "sensorbox/device/sensors/sim_tone.py", "sensorbox/device/sensors/sim_wav.py",
                  "sensorbox/shared/wav.py", "sensorbox/shared/codec.py", "sensorbox/shared/codec_enc.py")
 #: The ESP32's Wi-Fi (station, set-up access point and portal, NTP) and its set-up page: in boards' bundles and in
 #: the tests' copy (``host_only``: the simulated ESP32 of tests/host/fielddev.py), not in the unix bundle that

@@ -17,7 +17,7 @@ from sensorbox.device.bus import Bus
 from sensorbox.device.sensors.ring import Batch, SampleRing
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_mic import SignalMicrophone
-from sensorbox.device.soundmeter import SoundMeter
+from sensorbox.device.analysis.soundmeter import SoundMeter
 
 
 def _fill(b, seq, n):

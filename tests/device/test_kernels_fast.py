@@ -3,7 +3,7 @@ runs, the largest inputs each kernel's contract allows)."""
 
 import array
 
-from sensorbox.device import kernels_fast as V
+from sensorbox.shared import kernels_viper as V
 from sensorbox.shared import kernels as K
 from sensorbox.shared import kernels_py as P
 from testrng import Rng
@@ -244,7 +244,7 @@ def test_plain_kernels_exact_where_they_take_shortcuts():
 
 def test_sound_feature_kernels_identical_at_their_limits():
     # window_q15, mel_q8, log2s_q6, pos_diff_sum (sensorbox.shared.soundfeatures): random and extreme inputs
-    from sensorbox.device import kernels_sound as VS
+    from sensorbox.shared import kernels_sound as VS
     from sensorbox.shared import soundfeatures as SF
 
     SF.SoundFeatures(16000)

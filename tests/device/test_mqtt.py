@@ -5,7 +5,7 @@ import gc
 
 
 def test_remaining_length_encoding():
-    from sensorbox.device.mqtt import _len_bytes
+    from sensorbox.device.integrations.mqtt import _len_bytes
 
     assert bytes(_len_bytes(0)) == b"\x00"
     assert bytes(_len_bytes(127)) == b"\x7f"
@@ -22,7 +22,7 @@ def test_remaining_length_encoding():
 
 
 def test_strings_are_length_prefixed_in_utf8_bytes():
-    from sensorbox.device.mqtt import _str
+    from sensorbox.device.integrations.mqtt import _str
 
     s = "25 \u00b0C \u00b5"  # 7 characters, 9 bytes
     assert len(s) == 7
@@ -40,7 +40,7 @@ def test_heap_of_client_outbox_and_sink_code():
 
     gc.collect()
     f1 = gc.mem_free()
-    from sensorbox.device import mqtt
+    from sensorbox.device.integrations import mqtt
 
     gc.collect()
     f2 = gc.mem_free()

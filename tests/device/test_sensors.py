@@ -208,7 +208,7 @@ def test_microphone_levels_match_the_config():
 
 
 def test_simulated_microphone_viper_kernel_matches_the_plain_one():
-    from sensorbox.device.sensors.sim_fast import tone_noise
+    from sensorbox.device.sensors.sim_tone import tone_noise
     from sensorbox.device.sensors.sim_mic import tone_noise_py
 
     size = 800

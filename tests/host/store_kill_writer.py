@@ -117,7 +117,7 @@ rand = Rng(spread(seed)).below
 from sensorbox.device.config import Config  # noqa: E402
 from sensorbox.device.store import meta  # noqa: E402
 from sensorbox.device.auth import Auth  # noqa: E402
-from sensorbox.device.http import authz, web_admin  # noqa: E402
+from sensorbox.device.http import authz, admin  # noqa: E402
 
 data = out_dir if not image else "/flash"
 cfg = Config(data + "/config.json", log)
@@ -182,7 +182,7 @@ while True:
         new = toks[-3:] + [{"id": max([t["id"] for t in toks] + [0]) + 1, "name": "k", "scope": "read",
                             "hash": "{:064x}".format(seq)}]
         print("t", ",".join(str(t["id"]) for t in new))
-        web_admin._save(auth, new)
+        admin._save(auth, new)
         toks = new
         print("T", ",".join(str(t["id"]) for t in toks))
     if image:

@@ -169,7 +169,7 @@ def test_names_of_the_whole_running_app(tmp_path):
     # natmods) and those it makes while it runs. Past bundle.NAME_POOL, the name that crosses it needs a ~15 KB
     # block at run time: a ratchet (bundle.APP_NAMES) until the next test holds.
     n, mods = whole_app_names(tmp_path)
-    assert "sensorbox.device.soundclass" in mods and "sensorbox.device.store.capture" in mods, mods
+    assert "sensorbox.device.analysis.soundclass" in mods and "sensorbox.device.store.capture" in mods, mods
     print("names of the whole running app:", n, "of", bundle.APP_NAMES, "(pool", bundle.NAME_POOL, ")")
     assert n <= bundle.APP_NAMES, (n, bundle.APP_NAMES)
 

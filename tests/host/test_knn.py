@@ -117,7 +117,7 @@ def test_micropython_gives_the_same_answers(tmp_path):
 
 _STEP_SCRIPT = """
 import array, asyncio, sys
-from sensorbox.device import models, pipeline
+from sensorbox.device.analysis import models, pipeline
 
 
 class Dev:
@@ -128,7 +128,7 @@ class Dev:
         self.sensors = {"accel": type("S", (), {"ring": ring})()}
         self.store = type("St", (), {"class_ids": lambda self, c: list(range(len(c)))})()
         self.log = type("L", (), {"info": lambda self, *a: None, "error": lambda self, *a: print("ERROR", a)})()
-        self.model = self.model_error = None
+        self.ml = pipeline.ModelSlot()
 
 
 async def main():

@@ -120,7 +120,7 @@ def db_text(v):
 def class_name(device, k):
     """The name of stored class id ``k``: from the running model when it has that class, else from the store's
     class table (a class of an earlier model); "unknown" for -1 (or an id the table lost)."""
-    m = device.model
+    m = device.ml.model
     g = m.gids if m is not None else None
     if g is not None:
         for i in range(len(g)):

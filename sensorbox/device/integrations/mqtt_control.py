@@ -92,7 +92,7 @@ def discovery(sink, why):
     had before as current) first ``{}`` on the state topics: "unknown" until the next live row."""
     d = sink.d
     i = d.device_id
-    m = d.model
+    m = d.ml.model
     old = sink.classes
     sink.classes = m.classes if m is not None else None
     sink.announced += 1
@@ -213,7 +213,7 @@ def health(sink):
         n += ob.sent
         lost += ob.lost()
     ip, rssi, mac = d.platform.wifi()
-    m = d.model
+    m = d.ml.model
     lag = d.lag  # the nearest-rank p99 of its recent samples (µs)
     k = min(lag.n, len(lag.samples))
     p99 = sorted(lag.samples[j] for j in range(k))[(k * 99 + 99) // 100 - 1] if k else 0
@@ -232,7 +232,7 @@ async def connect(sink, c):
     """Run once the client has connected. Commands without a token come only through a broker that authenticates
     its clients: the device checks that the broker refuses a CONNECT without credentials (CONNACK 4, bad user name
     or password, or 5, not authorised). True if it does; False if it let the probe in, or the probe failed."""
-    from sensorbox.device.mqtt import MQTTClient
+    from sensorbox.device.integrations.mqtt import MQTTClient
 
     p = MQTTClient(c.client_id + "-probe", c.host, c.port, ssl=c.ssl, timeout_ms=c.timeout_ms)
     try:
@@ -268,7 +268,7 @@ def _json(payload):
     try:
         return lazy.load("sensorbox.device.http.body").read_json(_Body(payload))
     except BadRequest as e:
-        raise ValueError(e.message.replace("request body", "command"))
+        raise ValueError(e.reason.replace("request body", "command"))
     finally:
         lazy.unload("sensorbox.device.http.body")
 
@@ -293,7 +293,7 @@ def command(sink, name, payload):
                              "mqtt.command_token, or give the broker accounts)")
         body.pop("token", None)
         if name == "reload_model":
-            d.model = d.model_error = None
+            d.ml.model = d.ml.error = None
             d.supervisor.config_changed(("ml.",))  # the pipeline restarts and loads the model
         elif name == "restart":
             d.log.warning("app", "restart requested over MQTT")

@@ -2,6 +2,7 @@
 together with it only while they run (at boot and for an update; see ``config`` and ``lazy``). ``GET /api/config``
 needs neither: ``http/api.py`` streams it from the values."""
 
+import binascii
 import json
 import os
 
@@ -66,11 +67,59 @@ def _aside(cfg, message):
     files.aside(cfg.path, cfg.log, message)
 
 
+def _dir(cfg):
+    # where config.json is, as the start of a path a CA value can be (config_schema: "/..." or "./...")
+    d = cfg.path[:cfg.path.rfind("/") + 1]
+    return d if d[:1] == "/" or d[:1] == "." else "." + "/" + d
+
+
+def _ca_files(cfg, partial, out):
+    # CA certificates (PEM text) of the update into files of their own beside config.json, the value their path:
+    # one a request streamed (``http/body.py``: (file, crc32, characters, its ends), checked here by the ends),
+    # or given as text. Adds (key, file written, its final path) to out; the update's values become the paths.
+    if not isinstance(partial, dict):
+        return
+    d = _dir(cfg)
+    for k in partial:
+        v = partial[k]
+        if k not in ("mqtt.tls_ca", "webhook.tls_ca"):  # (config_schema: the CA keys)
+            continue
+        if isinstance(v, tuple):
+            tmp, crc = v[0], v[1]
+            out.append((k, tmp, ""))
+            schema.check_value(k, v[3])  # the armour at both ends (body.py checked every character)
+        elif isinstance(v, str) and v and v == schema.check_value(k, v) and v.lstrip(" ")[:1] == "-":
+            tmp = d + k + ".tmp"
+            out.append((k, tmp, ""))
+            crc = binascii.crc32(v.encode())
+            with open(tmp, "w") as f:
+                for i in range(0, len(v), 512):
+                    f.write(v[i:i + 512])
+        else:
+            continue
+        partial[k] = d + "{}.{:08x}.pem".format(k, crc)
+        out[-1] = (k, tmp, partial[k])
+
+
 def update(cfg, partial):
     """Validate ``partial`` against ``cfg``, save the result and make it ``cfg``'s values. Returns the changed
     keys. Raises ConfigError or OSError, having changed nothing. Only the update's keys are handled (no dict of
-    the whole configuration is made: in a busy heap its ~1.2 KB table was what a config update failed on)."""
-    values = schema.check_update(partial, cfg.get)
+    the whole configuration is made: in a busy heap its ~1.2 KB table was what a config update failed on). A CA
+    certificate's text is kept in a file of its own, the value its path (``_ca_files``)."""
+    cas = []
+    try:
+        _ca_files(cfg, partial, cas)
+        return _update(cfg, partial, cas)
+    finally:
+        for k, tmp, path in cas:  # (what was not taken: a refused update, or the same certificate again)
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+
+
+def _update(cfg, partial, cas):
+    values = schema.check_update(partial, cfg.get, partial)  # (partial: the caller's, converted in place)
     changed = [e[0] for e in schema.entries() if e[0] in values and values[e[0]] != cfg.get(e[0])]
 
     def new(k):  # the configuration as it would be
@@ -78,8 +127,21 @@ def update(cfg, partial):
 
     if cfg.device is not None:
         _check_running(cfg.device, new, cfg.get)
+    for k, tmp, path in cas:
+        if k in changed:
+            try:
+                os.rename(tmp, path)
+            except OSError:
+                os.stat(path)  # (a retry of this update: renamed already)
+    d = _dir(cfg)
+    old = [cfg.get(k) for k in changed if str(cfg.get(k)).startswith(d + k + ".")]  # (a CA's file of our own)
     if changed:
         _save(cfg.path, new)
+        for v in old:  # certificate files no value names any more
+            try:
+                os.remove(v)
+            except OSError:
+                pass
         for k in changed:
             if schema.needs_reboot(k):  # ``cfg.booted``: the value in effect until the restart (made when needed)
                 b = getattr(cfg, "booted", None)

@@ -44,6 +44,11 @@ def operations(doc):
                 yield m.upper(), path, item[m]
 
 
+#: What a CA certificate key (``*.tls_ca``) takes, as ``config_schema.check_value`` checks it: "", the path of a
+#: PEM or DER file on the device (starting with / or .), or PEM text with its line breaks as spaces.
+CA_PATTERN = "^(|[/.][^\\u0000-\\u001f]*| *-----BEGIN CERTIFICATE-----[A-Za-z0-9+/= -]*-----END CERTIFICATE----- *)$"
+
+
 def _config_schema():
     from sensorbox.shared import config_docs
     from sensorbox.shared import config_schema as cs
@@ -62,6 +67,8 @@ def _config_schema():
             p = {"type": "string" if isinstance(high[0], str) else "integer", "enum": list(high)}
         else:  # str, secret: bounds on the length in characters
             p = {"type": "string", "minLength": low, "maxLength": high}
+            if key.endswith("tls_ca"):  # (config_schema._check_ca: PEM text, or a file's path)
+                p["pattern"] = CA_PATTERN
         text = d["label"] + (" (" + d["unit"] + ")" if d["unit"] else "") + "."  # (help: /api/config/schema)
         if kind == cs.SECRET:
             text += " Write-only: GET /api/config shows only {\"set\": true|false}."

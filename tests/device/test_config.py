@@ -27,8 +27,8 @@ def test_get_finds_every_key_whole():
     c = Config(tmpdir() + "/config.json", quiet_log())
     for e in config_schema.entries():  # keys that are the start or end of others among them (mqtt.tls/_ca)
         assert c.get(e[0]) == e[2], e[0]
-    c.update({"mqtt.tls_ca": "x", "webhook.2.url": "http://h/2", "log.level": "debug"})
-    assert c.get("mqtt.tls") is False and c.get("mqtt.tls_ca") == "x"
+    c.update({"mqtt.tls_ca": "/x.pem", "webhook.2.url": "http://h/2", "log.level": "debug"})
+    assert c.get("mqtt.tls") is False and c.get("mqtt.tls_ca") == "/x.pem"
     assert c.get("webhook.url") == "" and c.get("webhook.2.url") == "http://h/2"
     assert c.get("log.level") == "debug" and c.as_dict()["log.level"] == "debug"
     for bad in ("mqtt", "tls", "log.leve", "og.level", "device.name\nhttp.port", ""):
@@ -219,16 +219,42 @@ def test_ml_keys_are_checked_against_the_running_model():
     assert c.get("ml.window") == 64 and c.get("ml.hop") == 32
 
 
-def test_long_strings_are_saved_in_pieces_and_read_back():
-    path = tmpdir() + "/config.json"
+def test_a_ca_certificate_is_kept_in_a_file_of_its_own():
+    """A CA certificate's PEM text (mqtt.tls_ca, webhook.tls_ca: up to 4000 characters) is not held in RAM for
+    as long as the device runs nor written into config.json: it goes into a file beside config.json named by its
+    CRC, the value its path (the same text again: unchanged, the same file; another: a new file, the old one
+    removed; "": removed). Text that is not PEM is refused naming the key, the value in force kept."""
+    import os
+
+    d = tmpdir()
+    path = d + "/config.json"
     c = Config(path, quiet_log())
-    ca = ("-----BEGIN CERTIFICATE----- " + 'ab"c\\d/\u00e9\u00b5\u00b0 ' * 320)[:3990]
-    c.update({"mqtt.tls_ca": ca, "device.name": 'q"\\'})
-    assert json.loads(_read(path)) == {"mqtt.tls_ca": ca, "device.name": 'q"\\'}
+    ca = "-----BEGIN CERTIFICATE----- " + "MIIB/+a9=" * 400 + " -----END CERTIFICATE-----"
+    assert len(ca) <= 4000
+    assert c.update({"mqtt.tls_ca": ca, "device.name": 'q"\\'}) == ["device.name", "mqtt.tls_ca"]
+    f = c.get("mqtt.tls_ca")
+    assert f.startswith(d + "/mqtt.tls_ca.") and f.endswith(".pem") and len(f) == len(d) + 25
+    assert _read(f) == ca
+    assert json.loads(_read(path)) == {"mqtt.tls_ca": f, "device.name": 'q"\\'}
+    assert sorted(os.listdir(d)) == ["config.json", f[len(d) + 1:]]
+    assert c.update({"mqtt.tls_ca": ca}) == [] and sorted(os.listdir(d)) == ["config.json", f[len(d) + 1:]]
     c2 = Config(path, quiet_log())
-    assert c2.get("mqtt.tls_ca") == ca and c2.boot_error is None
-    c2.update({"mqtt.tls_ca": "", "device.name": "sensorbox"})
-    assert json.loads(_read(path)) == {}
+    assert c2.get("mqtt.tls_ca") == f and c2.boot_error is None
+    for bad, words in (("x", "expected PEM text"), (ca[:-10], "expected PEM text"),
+                       (ca.replace("MIIB", "MI.B", 1), "cannot hold at 30"), ("/y.pem\n", "control")):
+        try:
+            c2.update({"mqtt.tls_ca": bad})
+            raise AssertionError("took " + bad[:40])
+        except ValueError as e:
+            assert e.field == "mqtt.tls_ca" and words in e.reason, (e.reason, words)
+        assert c2.get("mqtt.tls_ca") == f and _read(f) == ca
+    assert sorted(os.listdir(d)) == ["config.json", f[len(d) + 1:]]
+    other = ca.replace("MIIB", "MIIC", 1)
+    assert c2.update({"mqtt.tls_ca": other, "webhook.tls_ca": ca}) == ["mqtt.tls_ca", "webhook.tls_ca"]
+    f2 = c2.get("mqtt.tls_ca")
+    assert f2 != f and _read(f2) == other and _read(c2.get("webhook.tls_ca")) == ca and not exists(f)
+    c2.update({"mqtt.tls_ca": "", "webhook.tls_ca": "", "device.name": "sensorbox"})
+    assert json.loads(_read(path)) == {} and os.listdir(d) == ["config.json"]
 
 
 def test_a_free_flash_floor_retention_could_never_reach_is_refused():

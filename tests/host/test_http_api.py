@@ -78,6 +78,39 @@ def test_bad_config_updates_name_the_key_and_change_nothing(device_app):
     assert _read(os.path.join(device_app.data_dir, "config.json")) == on_disk
 
 
+def test_a_ca_certificate_streams_to_a_file_and_reads_back_as_text(device_app, tmp_path):
+    """Issue 13/19: a CA certificate (mqtt.tls_ca, webhook.tls_ca: PEM text up to 4000 characters) goes from the
+    request into a file of its own beside config.json as it arrives, config.json names the file, and
+    GET /api/config shows the text as it was given. Text that is not PEM, PEM cut short, a character PEM cannot
+    hold, a value of 100 KB: 400 naming the key, the certificate in force kept, no file left behind."""
+    from mqtt_broker import Certs
+
+    certs = Certs(tmp_path / "certs")
+    data = device_app.data_dir
+    ca = Certs.one_line(certs.ca)
+    long = "-----BEGIN CERTIFICATE----- " + ("MIIB+/9a " * 440)[:3900] + " -----END CERTIFICATE-----"
+    r = device_app.put("/api/config", {"mqtt.tls_ca": ca, "webhook.tls_ca": long})
+    assert r.status == 200 and r.json()["changed"] == ["mqtt.tls_ca", "webhook.tls_ca"], r.body
+    got = device_app.get("/api/config").json()["config"]
+    assert got["mqtt.tls_ca"] == ca and got["webhook.tls_ca"] == long
+    saved = json.loads(_read(os.path.join(data, "config.json")))
+    files = sorted(f for f in os.listdir(data) if "tls_ca" in f)  # (the store's and log's files aside)
+    assert len(files) == 2, files
+    for k, v in (("mqtt.tls_ca", ca), ("webhook.tls_ca", long)):
+        assert os.path.dirname(saved[k]) == data and os.path.basename(saved[k]) in files
+        assert _read(saved[k]) == v
+    for value, words in (("not a certificate", "expected PEM text"), (long[:-30], "expected PEM text"),
+                         (long.replace("MIIB", "MI_B", 1), "cannot hold at 30"),
+                         ("-----BEGIN CERTIFICATE----- " + "A" * 100000, "longer than 4000 characters")):
+        r = device_app.put("/api/config", {"device.name": "changed", "webhook.tls_ca": value})
+        assert r.status == 400 and r.json()["field"] == "webhook.tls_ca" and words in r.json()["error"], r.body
+        after = device_app.get("/api/config").json()["config"]
+        assert after["webhook.tls_ca"] == long and after["device.name"] != "changed"
+        assert sorted(f for f in os.listdir(data) if "tls_ca" in f) == files
+    r = device_app.put("/api/config", {"mqtt.tls_ca": "", "webhook.tls_ca": ""})
+    assert r.status == 200 and not [f for f in os.listdir(data) if "tls_ca" in f], os.listdir(data)
+
+
 def test_malformed_bodies(device_app):
     r = device_app.request("PUT", "/api/config", body=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status == 400 and "not valid JSON" in r.json()["error"]
@@ -85,8 +118,9 @@ def test_malformed_bodies(device_app):
     assert r.status == 400
     r = device_app.put("/api/config", [1, 2])
     assert r.status == 400 and r.json()["field"] == "(body)"
-    # An oversized body is refused from its Content-Length, before the device reads any of it.
-    reply = _raw(device_app.port, b"PUT /api/config HTTP/1.0\r\nContent-Length: 20000\r\n\r\n")
+    # An oversized body is refused from its Content-Length, before the device reads any of it (PUT /api/config
+    # streams its CA certificates to files: 128 KB at most, 8 KB besides them).
+    reply = _raw(device_app.port, b"PUT /api/config HTTP/1.0\r\nContent-Length: 200000\r\n\r\n")
     assert reply.startswith(b"HTTP/1.0 413"), reply
     assert b"too large" in reply
     assert device_app.get("/api/nope").status == 404
@@ -219,7 +253,9 @@ def test_oversized_heads_get_431_and_bodies_413(device_app):
     assert reply.startswith(b"HTTP/1.0 200"), reply
     assert device_app.get("/api/config").json()["config"]["device.name"] == "pieces"
     # ...and a body over the cap still gets 413 from its Content-Length
-    reply = _raw(port, ("PUT /api/config HTTP/1.0\r\n{}\r\nContent-Length: 16385\r\n\r\n".format(auth)).encode())
+    reply = _raw(port, ("PUT /api/config HTTP/1.0\r\n{}\r\nContent-Length: 131073\r\n\r\n".format(auth)).encode())
+    assert reply.startswith(b"HTTP/1.0 413"), reply
+    reply = _raw(port, ("POST /api/labels HTTP/1.0\r\n{}\r\nContent-Length: 8193\r\n\r\n".format(auth)).encode())
     assert reply.startswith(b"HTTP/1.0 413"), reply
     st = device_app.status()
     assert st["sensors"]["accel"]["received"] > before and st["sensors"]["accel"]["dropped"] == 0

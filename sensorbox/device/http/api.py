@@ -7,10 +7,11 @@ import json
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import Response, error, guard, not_allowed, not_found, read_json
+from sensorbox.device.http.server import Response, error, guard, not_allowed, not_found
 
 _AUTHZ = const("sensorbox.device.http.authz")
 _STATIC = const("sensorbox.device.http.static")
+_BODY = const("sensorbox.device.http.body")
 
 
 async def handle(device, app, req):
@@ -39,7 +40,9 @@ async def handle(device, app, req):
     cfg = device.config
     if m == "GET":
         return Response(config_json(cfg, getattr(app, "port", None)), 200, {"Content-Type": "application/json"})
-    update = read_json(req)
+    m = lazy.load(_BODY)  # (server.read_json, with the members whose value is the one in force left out)
+    lazy.unload(_BODY)
+    update = m.read_json(req, _same(cfg))
     try:
         changed = cfg.update(update)
     except OSError as e:
@@ -47,6 +50,15 @@ async def handle(device, app, req):
     except ValueError as e:  # ConfigError: names the key
         return error(400, getattr(e, "reason", str(e)), getattr(e, "field", None))
     return {"changed": changed, "reboot_pending": cfg.reboot_pending}
+
+
+def _same(cfg):
+    # a key whose value is the one in force, of the same type (1 is not true, nor 2 2.0: those are checked)
+    def skip(k, v):
+        c = cfg.get(k, skip)
+        return c is not skip and type(c) is type(v) and c == v
+
+    return skip
 
 
 def config_json(cfg, port):
@@ -57,8 +69,24 @@ def config_json(cfg, port):
     yield '{"config":{'
     sep = ""
     for k, v in cfg.public():
-        yield sep + json.dumps(k) + ":" + json.dumps(v)
+        yield sep + json.dumps(k) + ":"
         sep = ","
+        if isinstance(v, str) and v.find("/" + k + ".") > 0:  # a CA certificate the
+            try:  # device keeps in a file of its own (config_file._ca_files): its text, as it was given
+                f = open(v)
+            except OSError:
+                f = None
+            if f is not None:
+                yield '"'
+                with f:
+                    while True:
+                        t = f.read(256)
+                        if not t:
+                            break
+                        yield json.dumps(t)[1:-1]
+                yield '"'
+                continue
+        yield json.dumps(v)
     yield '},"reboot_pending":' + json.dumps(cfg.reboot_pending) + ',"in_effect":{'
     sep = ""
     eff = getattr(cfg, "booted", None) or {}

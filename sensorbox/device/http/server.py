@@ -311,7 +311,8 @@ def _route(p):
 
 async def _dispatch(app, req):
     try:
-        if req.content_length > Request.max_content_length and not req.path.startswith("/api/ota"):  # (streamed)
+        if req.content_length > Request.max_content_length and not req.path.startswith("/api/ota") and not \
+                req.sock[0].split:  # (streamed)
             return error(413, "request body too large (limit {} bytes)".format(Request.max_content_length))
         if req.method == "OPTIONS":  # the path's methods (also a CORS preflight: no credentials, headers below)
             res = not_allowed(req)
@@ -371,6 +372,7 @@ _SHORT = const(b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/j
 _BAD = const(b"HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n\r\n"
              b'{"error":"bad request"}')
 _HEAD = const(4096)  # bytes of request line + header fields at most (431 beyond)
+_CONFIG_BODY = const(131072)  # bytes a PUT /api/config body may have (its CA certificates stream to files)
 _CHUNK = const(256)  # bytes read per socket read while the head is read
 
 _conns = [None] * MAX_CONNECTIONS  # the _Conn in each connection slot
@@ -434,7 +436,8 @@ class _Conn:
     state = 1  # 1 while its request is read (no credential checked yet), 2 while it is answered, 4 (_SENT) once
     # its response head is out, 3 (_ADOPTED) once a live stream has taken it over
     task = None
-    split = False  # its body (PUT /api/config) may be read as a JSON object's members (``readexactly``)
+    split = ""  # its body (PUT /api/config) is read as a JSON object's members, CA values into files beside
+    # this file (config.json: ``readexactly``)
 
     def __init__(self, sock, peer, now):
         self.raw = sock
@@ -509,9 +512,12 @@ class _Conn:
             self._buf = b[n:]
             return b[:n]
         try:
+            if self.split:  # PUT /api/config: never held whole (below)
+                raise MemoryError
             out = bytearray(n)
-        except MemoryError:  # no block for it now: read through, and an over-deep body still gets its 400; the
-            # whole-config PUT's object is cut into its members (body.feed: read_json parses them one by one)
+        except MemoryError:  # no block for it now: read through, and an over-deep body still gets its 400. The
+            # whole-config PUT's object is always cut into its members (body.feed: read_json parses them one by
+            # one), its CA certificates streamed into files as they arrive: no block larger than ~1 KB
             m = lazy.load(_BODY)
             lazy.unload(_BODY)
             st = m.start(self.split)
@@ -524,10 +530,10 @@ class _Conn:
                 m.feed(b, st)
             if st[1] > m.DEPTH:
                 raise _Refuse(4004)
-            if not self.split or st[6] or st[0] or st[5]:  # (not one whole object)
-                raise _Refuse(503)
             self._buf = b""
-            return st[4]
+            if not self.split:
+                raise _Refuse(503)
+            return m.end(st)
         got = len(b)
         out[:got] = b
         self._buf = b""
@@ -760,9 +766,9 @@ async def _read(app, c):
         h[k.strip().lower()] = v.strip()
     req = Request(app, method, url, h, c)
     n = req.content_length
-    if 0 < n <= Request.max_content_length:
-        if method == "PUT" and req.path == "/api/config":
-            c.split = True
+    if method == "PUT" and req.path == "/api/config" and app.device is not None and n <= _CONFIG_BODY:
+        c.split = app.device.config.path
+    if 0 < n <= Request.max_content_length or c.split:
         req.body = await c.readexactly(n)
     return req
 

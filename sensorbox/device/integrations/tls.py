@@ -2,9 +2,10 @@
 the peer's certificate chain and host name are verified, without one the connection is encrypted but not
 authenticated.
 
-The CA is a config value: PEM text (its line breaks may be given as spaces, since config strings hold no
-control characters), bare base64 of the DER, or the path of a PEM or DER file on the device (starting with
-``/``). It is handed to mbedTLS as DER: this port's ``load_verify_locations`` does not parse PEM.
+The CA is a config value: the path of a PEM or DER file on the device (one given, starting with ``/``, or
+the file the configuration keeps a PEM given as text in: ``config_file``), or PEM text (its line breaks may be
+given as spaces, since config strings hold no control characters: a configuration saved before the files).
+It is handed to mbedTLS as DER: this port's ``load_verify_locations`` does not parse PEM.
 """
 
 import binascii
@@ -13,7 +14,7 @@ import ssl
 
 
 def _der(value, key):
-    if value.startswith("/"):
+    if value[0] == "/" or value[0] == ".":  # (a PEM a request gave: config_file keeps it in a file of its own)
         try:
             with open(value, "rb") as f:
                 data = f.read()

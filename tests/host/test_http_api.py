@@ -109,6 +109,9 @@ def test_a_ca_certificate_streams_to_a_file_and_reads_back_as_text(device_app, t
         assert sorted(f for f in os.listdir(data) if "tls_ca" in f) == files
     r = device_app.put("/api/config", {"mqtt.tls_ca": "", "webhook.tls_ca": ""})
     assert r.status == 200 and not [f for f in os.listdir(data) if "tls_ca" in f], os.listdir(data)
+    # without a credential: 401, and no file left of what was streamed before the credential was checked
+    r = device_app.put("/api/config", {"mqtt.tls_ca": long, "device.name": "x"}, auth=False)
+    assert r.status == 401 and not [f for f in os.listdir(data) if "tls_ca" in f], os.listdir(data)
 
 
 def test_malformed_bodies(device_app):

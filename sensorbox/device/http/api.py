@@ -3,6 +3,7 @@ admin). Loaded for the request by ``server`` (``handle``) and unloaded at once. 
 ``POST /api/debug/fault``, is answered by ``admin``, loaded per request.)"""
 
 import json
+import os
 
 from micropython import const
 
@@ -30,6 +31,7 @@ async def handle(device, app, req):
         return not_allowed(req)
     refused = await guard(req)
     if refused is not None:
+        _drop(req)
         return refused
     if p == "/api/config/schema":
         # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM
@@ -42,14 +44,31 @@ async def handle(device, app, req):
         return Response(config_json(cfg, getattr(app, "port", None)), 200, {"Content-Type": "application/json"})
     m = lazy.load(_BODY)  # (server.read_json, with the members whose value is the one in force left out)
     lazy.unload(_BODY)
-    update = m.read_json(req, _same(cfg))
+    try:
+        update = m.read_json(req, _same(cfg))
+    except ValueError:  # BadRequest: 400 or 415, answered by the server
+        _drop(req)
+        raise
     try:
         changed = cfg.update(update)
     except OSError as e:
         return error(507, "cannot save the config on flash ({}); nothing changed".format(e))
     except ValueError as e:  # ConfigError: names the key
         return error(400, getattr(e, "reason", str(e)), getattr(e, "field", None))
+    finally:
+        _drop(req)
     return {"changed": changed, "reboot_pending": cfg.reboot_pending}
+
+
+def _drop(req):
+    # the files CA certificates were streamed into (http/body.py) that no update took (config_file renames those)
+    if isinstance(req.body, list):
+        for b in req.body:
+            if isinstance(b, tuple) and isinstance(b[1], tuple):
+                try:
+                    os.remove(b[1][0])
+                except OSError:
+                    pass
 
 
 def _same(cfg):

@@ -766,9 +766,10 @@ async def _read(app, c):
         h[k.strip().lower()] = v.strip()
     req = Request(app, method, url, h, c)
     n = req.content_length
-    if method == "PUT" and req.path == "/api/config" and app.device is not None and n <= _CONFIG_BODY:
+    if 0 < n <= _CONFIG_BODY and method == "PUT" and req.path == "/api/config" and app.device is not None:
         c.split = app.device.config.path
-    if 0 < n <= Request.max_content_length or c.split:
+        req.body = await c.readexactly(n)
+    elif 0 < n <= Request.max_content_length:
         req.body = await c.readexactly(n)
     return req
 

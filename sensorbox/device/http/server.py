@@ -512,7 +512,7 @@ class _Conn:
             self._buf = b[n:]
             return b[:n]
         try:
-            if self.split:  # PUT /api/config: never held whole (below)
+            if self.split and n > 1024:  # PUT /api/config: not held whole past 1 KB (below)
                 raise MemoryError
             out = bytearray(n)
         except MemoryError:  # no block for it now: read through, and an over-deep body still gets its 400. The

@@ -352,20 +352,23 @@ function classSegments(c) {
   }
   return segs;
 }
-// Rollup rows of predictions (t = a period's start (+k), class, permille of the period it covered; class -2: the
-// classes past the device's slots) as segments: each period's classes side by side, in proportion to their time.
+// Rollup rows of predictions (t = a period's start; seconds of it per class: unknown, c0, c1, ... by class id, other:
+// the ids past the device's columns) as segments: each period's classes side by side, in proportion to their time.
 function rollupSegments(c, period) {
   const t = c.t || [], segs = [];
-  let ps = null, off = 0;
+  const keys = Object.keys(c).filter((n) => /^c\d+$/.test(n)).sort((a, b) => a.slice(1) - b.slice(1));
+  keys.unshift("unknown");
+  keys.push("other");
   for (let i = 0; i < t.length; i++) {
-    const p0 = t[i] - (t[i] % period);
-    if (p0 !== ps) { ps = p0; off = 0; }
-    const d = (c.permille[i] * period) / 1000;
-    if (d <= 0) continue;
-    const k = c["class"][i] === -2 ? null : c["class"][i], t0 = ps + off, t1 = t0 + d;
-    off += d;
-    const last = segs[segs.length - 1];
-    if (last && last.k === k && t0 - last.t1 < 1000) last.t1 = t1; else segs.push({ k, t0, t1 });
+    let off = 0;
+    for (const key of keys) {
+      const d = c[key] ? c[key][i] * 1000 : 0;
+      if (!(d > 0)) continue;
+      const k = key === "other" ? null : key === "unknown" ? -1 : Number(key.slice(1)), t0 = t[i] + off, t1 = t0 + d;
+      off += d;
+      const last = segs[segs.length - 1];
+      if (last && last.k === k && t0 - last.t1 < 1000) last.t1 = t1; else segs.push({ k, t0, t1 });
+    }
   }
   return segs;
 }
@@ -560,9 +563,9 @@ async function showHistory() {
   const ev = await api("GET", "/api/events?start=-" + span).catch(() => []);
   let pred = null;
   const predRes = predResolution(span, now), PERIOD = { "1m": 60000, "1h": 3600000 };
-  try {  // stored rows (decimated), or a rollup's rows as they are (a row per class and period)
+  try {  // stored rows (decimated), or a rollup's rows as they are (a row per period: seconds per class)
     pred = await csvOf(predRes === "raw" ? "/api/resources/predictions/data?format=csv&max_points=400&start=-" + span
-      : "/api/resources/predictions_" + predRes + "/data?format=csv&columns=t,class,permille&start=-" + span);
+      : "/api/resources/predictions_" + predRes + "/data?format=csv&start=-" + span);
   } catch (e) { pred = {}; }
   hist.segs = predRes === "raw" ? classSegments(pred) : rollupSegments(pred, PERIOD[predRes]);
   hist.events = (ev || []).slice(-200);

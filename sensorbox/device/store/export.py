@@ -26,6 +26,9 @@ row: ``t`` (bucket start), ``n`` (rows in it, 0 = none), then ``<col>_min`` and 
 ``soundlevel_1m`` ...: the same as asking for those resources) or ``auto``: the coarsest whose rows are no coarser
 than the ``max_points`` buckets (raw without ``max_points``), then a coarser one while that reaches further back
 towards ``start`` (full-resolution rows age out first). The ``X-Sensorbox-Resolution`` header says which was read.
+A rollup's rows are stored without times, a block of them coded as one (``rollup.py``): ``_rollup_rows`` decodes a
+block into a buffer of the plan's (1 KB, made for the first) and gives the rows as the API has them; a class
+rollup's row has a column per class (seconds), so no ``label`` column.
 """
 
 import json
@@ -34,7 +37,7 @@ import struct
 
 from micropython import const
 
-from sensorbox.device.store.core import QueryError, _i32, columns_of
+from sensorbox.device.store.core import QueryError, _i32, columns_of, decode
 from sensorbox.device.store.reader import Reader, note_corrupt, text_row
 
 # the segment format's constants (as core.py defines them: no names to import)
@@ -43,6 +46,9 @@ _BLOCK_MAX = const(1024)
 _BUS_BLOCK = const(520)
 _RATE = const(0)
 _TIMED = const(1)
+_DENSE = const(3)  # a rollup segment's generation: rows without times, one per period (rollup.py)
+_STAGE = const(4)  # ... a rollup stage's (its rows with their times)
+_DROWS = const(1020)  # a rollup block's rows at most (rollup._DROWS)
 
 _CHUNK = 1024
 _RES = " raw 1m 1h auto "  # resolution's values (in one string: the device interns none of them)
@@ -110,6 +116,7 @@ def plan(store, name, args, now, full=True):
     p = Plan()
     p.gens = []
     p.rd = None
+    p.dbuf = None  # (a dense rollup block's rows, decoded: _rollup_rows)
     if name == "labels":
         cols = ("start", "end", "label")
         p.r = None
@@ -150,6 +157,8 @@ def plan(store, name, args, now, full=True):
             p.r = store.by_name[name + "_" + res]
             cols = columns_of(p.r)
         p.res = res
+    if p.r is not None and p.r.period:
+        text = ()  # (a class rollup's row has a column per class)
     want = args.get("columns")
     allc = ("t",) + cols + text if p.kind >= 0 else cols
     if want:
@@ -231,9 +240,9 @@ def _segments(store, p, reader):
         except (OSError, ValueError):
             yield None  # deleted meanwhile, or torn: open() deals with it at the next start
             continue
-        if h[2] != r.ncols and r.kind == _TIMED:
+        if (h[2] != r.ncols and r.kind == _TIMED and not r.period) or _old(r, h):
             reader.close()
-            yield None  # an older feature width
+            yield None  # an older feature width (or class rollup rows of the previous format: converted soon)
             continue
         try:
             yield names[i]
@@ -246,7 +255,7 @@ def _segments(store, p, reader):
         except (OSError, ValueError):
             return
         try:
-            if h[5] < p.end:
+            if h[5] < p.end and not _old(r, h):
                 yield -1  # (the stage)
         finally:
             reader.close()
@@ -268,6 +277,13 @@ def _blocks(store, p, reader):
                 break
             if n < 0:
                 yield None
+                continue
+            if h[7] == _DENSE and p.r.period:  # a rollup's rows, one per period from the block's first index
+                k = _dense(reader, h, n)
+                d = h[6]
+                a = (p.start - h[5] + d - 1) // d - (reader.buf[6] | reader.buf[7] << 8)
+                b = (p.end - h[5] + d - 1) // d - (reader.buf[6] | reader.buf[7] << 8)
+                yield (0 if a < 0 else (k if a > k else a)), (0 if b < 0 else (k if b > k else b))
                 continue
             k = n // rb
             if h[3]:  # rate rows: times follow from the index
@@ -310,7 +326,20 @@ def _time(h, reader, i):
     """The time of row ``i`` of the block in ``reader``."""
     if h[3]:
         return h[5] + (reader.first + i) * 1000 // h[3]
+    if h[7] == _DENSE:
+        return h[5] + ((reader.buf[6] | reader.buf[7] << 8) + i) * h[6]
     return h[5] + _i32(reader.buf, _BLK + i * h[4])
+
+
+def _dense(reader, h, n):
+    """The rows of the dense rollup block in ``reader`` (``n`` payload bytes: coded, or a 0 byte and the rows)."""
+    return reader.buf[_BLK] or (n - 1) // (2 * h[2])
+
+
+def _old(r, h):
+    """True for a class rollup's segment or stage of the previous format (a row per class and period: rollup.py
+    converts them at its first run after an upgrade)."""
+    return r.period and r.code > 8 and h[7] != _DENSE and h[7] != _STAGE
 
 
 def prepare(store, p):
@@ -395,16 +424,53 @@ def _rows(store, p):
                 j = rd.first
                 for i in range(blk[0], blk[1]):
                     yield t0 + (j + i) * 1000 // rate, unpack(fmt, buf, _BLK + i * rb)
-            elif p.r.code in (7, 8):  # sound rollups keep 0.1 dB: given in centi-dB, as soundlevel (rollup.py)
-                for i in range(blk[0], blk[1]):
-                    o = _BLK + i * rb
-                    v = unpack(fmt, buf, o + 4)
-                    yield t0 + _i32(buf, o), (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
+            elif p.r.period:
+                yield from _rollup_rows(p, rd, h, blk, fmt)
             else:
                 for i in range(blk[0], blk[1]):
                     o = _BLK + i * rb
                     yield t0 + _i32(buf, o), unpack(fmt, buf, o + 4)
         yield None, None
+
+
+def _rollup_rows(p, rd, h, blk, fmt):
+    """(t, values) of a rollup block's rows blk[0]..blk[1] as the API gives them: sound in centi-dB (stored to 0.1
+    dB, rollup.py) and the API's column order; classes with the time per class in seconds, padded to the newest
+    segment's classes. Dense blocks (rows without times) are decoded into a buffer of the plan's (``_DROWS``)."""
+    buf = rd.buf
+    rb = h[4]
+    w = h[2]
+    o = _BLK
+    if h[7] == _DENSE:
+        if p.dbuf is None:
+            p.dbuf = bytearray(_DROWS)
+        n = rd.n
+        if buf[_BLK]:
+            if decode(buf, _BLK, _BLK + n, w, p.dbuf, 0, _DROWS) <= 0:
+                return
+            buf = p.dbuf
+            o = 0
+        else:
+            o = _BLK + 1
+        rb = 2 * w
+    elif h[7] == _STAGE:
+        o = _BLK + 4
+    else:  # a sound rollup's segment of the previous format: timed rows in the API's order
+        for i in range(blk[0], blk[1]):
+            q = _BLK + i * rb
+            v = struct.unpack_from(fmt, buf, q + 4)
+            yield h[5] + _i32(buf, q), (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
+        return
+    sound = p.r.code < 9
+    u = 1 if p.r.period <= 60000 else 10  # (seconds a stored unit of a class's time: rollup.unit)
+    m = len(columns_of(p.r))
+    for i in range(blk[0], blk[1]):
+        v = struct.unpack_from(fmt, buf, o + i * rb)
+        t = _time(h, rd, i) if h[7] == _DENSE else h[5] + _i32(rd.buf, _BLK + i * h[4])
+        if sound:  # stored n, lmin, l90, l50, l10, leq, lmax
+            yield t, (v[0], v[5] * 10, v[1] * 10, v[6] * 10, v[4] * 10, v[3] * 10, v[2] * 10)
+        else:
+            yield t, tuple(v[j] * (u if j > 2 else 1) if j < w else 0 for j in range(m))
 
 
 def stream(store, p):

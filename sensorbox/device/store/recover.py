@@ -414,6 +414,9 @@ def _last_time(st, r, reader, path, name):
             buf = reader.buf
             if r.kind == _RATE:
                 t = h[5] + (reader.first + n // h[4] - 1) * 1000 // h[3]
+            elif h[7] == 3 and r.period:  # a rollup's rows, one per period from the block's first index (rollup.py)
+                k = buf[_BLK] or (n - 1) // (2 * h[2])  # (coded: its row count; else stored as they are)
+                t = h[5] + ((buf[6] | buf[7] << 8) + k - 1) * h[6]
             elif r.kind == _TIMED:
                 t = h[5] + _i32(buf, _BLK + n - h[4])
             else:

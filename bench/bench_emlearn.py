@@ -1,5 +1,5 @@
 """emlearn-micropython's native modules as sensorbox calls them, on the MicroPython unix port: the real modules when
-``SENSORBOX_NATMODS`` names a folder of them (README "Analysis"), else the test doubles of tests/support/natmods
+``SENSORBOX_NATMODS`` names a folder of them (docs/analysis.md), else the test doubles of tests/support/natmods
 (whose speed means nothing: the rows say which).
 
 - trees (a random forest of 10 trees, depth 8, 10 features; and the shipped model): the raw ``predict`` call, the

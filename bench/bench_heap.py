@@ -43,8 +43,8 @@ CORE_TARGET = "80wK"
 MEASURE_HEAP = "256wK"  # the account is taken with room to spare: nothing fails while it is measured
 WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
              "sensorbox.device.platform.esp32", "sensorbox.device.sensors.lsm6ds3",
-             "sensorbox.device.sensors.i2s_mic", "sensorbox.device.sensors.pcm_fast", "sensorbox.device.soundclass",
-             "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound", "sensorbox.shared.wav",
+             "sensorbox.device.sensors.i2s_mic", "sensorbox.device.sensors.pcm", "sensorbox.device.analysis.soundclass",
+             "sensorbox.shared.soundfeatures", "sensorbox.shared.kernels_sound", "sensorbox.shared.wav",
              "sensorbox.device.store.capture", "sensorbox.device.store.sd", "sensorbox.shared.codec")  # as boot.warm
 _QSTR = re.compile(r"n_qstr=(\d+).*n_total_bytes=(\d+)")
 

@@ -23,7 +23,8 @@ import time
 
 import asyncio
 
-from sensorbox.device import app, health_cold
+from sensorbox.device import app
+from sensorbox.device import status as status_doc
 
 _ticks = time.ticks_us
 _diff = time.ticks_diff
@@ -241,8 +242,8 @@ def _snap(dev, start=False):
             "tasks": {k: list(acc[k]) for k in acc},
             "sensors": {k: [dev.sensors[k].received, dev.sensors[k].dropped, dev.sensors[k].gaps]
                         for k in dev.sensors},
-            "lag": health_cold.lag_status(dev.lag), "sound_lost": dev.soundmeter.lost,
-            "store_lost": dev.store.status()["lost_rows"], "restarts": health_cold.restarts(dev.supervisor)}
+            "lag": status_doc.lag_status(dev.lag), "sound_lost": dev.soundmeter.lost,
+            "store_lost": dev.store.status()["lost_rows"], "restarts": status_doc.restarts(dev.supervisor)}
 
 
 async def _bench(dev):

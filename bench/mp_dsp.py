@@ -4,7 +4,7 @@ import array
 import gc
 import time
 
-from sensorbox.device import kernels_fast as V
+from sensorbox.shared import kernels_viper as V
 from sensorbox.shared import features as F
 from sensorbox.shared import kernels as K
 from sensorbox.shared import kernels_py as P

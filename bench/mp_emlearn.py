@@ -8,8 +8,8 @@ import time
 
 import emlearn_trees
 from forestgen import Rng, forest_csv, inputs
-from sensorbox.device import kernels_c, trees_fast
-from sensorbox.shared import features, kernels, trees, trees_csv
+from sensorbox.device.analysis import trees as device_trees
+from sensorbox.shared import features, kernels, kernels_emlearn, trees, trees_csv
 from sensorbox.shared.dsp_setup import A_WEIGHTING
 from sensorbox.shared.soundlevel import SoundLevelMeter
 
@@ -42,9 +42,9 @@ def alloc(fn, reps):
 
 
 def bench_trees(tag, lines, nt, nn, nl, nf, nc, xs):
-    c = trees_fast.new(nt, nn, nl)  # kernels_c.CTrees over emlearn_trees
+    c = device_trees.new(nt, nn, nl)  # kernels_emlearn.CTrees over emlearn_trees
     trees_csv.load(lines, c)
-    v = trees.Trees(nt, nn, nl, trees_fast.vote)
+    v = trees.Trees(nt, nn, nl, device_trees.vote)
     trees_csv.load(lines, v)
     m = c.model
     out = c.out
@@ -54,7 +54,7 @@ def bench_trees(tag, lines, nt, nn, nl, nf, nc, xs):
     for y in xs:
         if c.classify(y) != v.classify(y):
             raise SystemExit("emlearn_trees and viper disagree")
-    smooth = trees_fast.smooth
+    smooth = device_trees.smooth
 
     # Each loop feeds the same input array (as the pipeline does); all loops have the same shape.
     def raw(n):
@@ -99,7 +99,7 @@ def bench_fft():
     re = array.array("h", bytes(2 * n))
     im = array.array("h", bytes(2 * n))
     zero = array.array("h", bytes(2 * n))
-    e = kernels_c.FFT(n)
+    e = kernels_emlearn.FFT(n)
     q = kernels.FFTQ(n)
 
     def timed(fft):  # each call restores the input first (the transform is in place); timed alone as `copy`
@@ -125,7 +125,7 @@ def bench_iir():
     for i in range(n):
         src[i] = rng.below(40001) - 20000
     y = array.array("h", bytes(2 * n))
-    e = kernels_c.IIR(A_WEIGHTING[16000])
+    e = kernels_emlearn.IIR(A_WEIGHTING[16000])
     q = kernels.IIRQ(A_WEIGHTING[16000])
 
     def ie(k):

@@ -65,6 +65,13 @@ class Model:
     info = {"sha256": "0123456789abcdef"}
 
 
+
+class Slot:  # the device's model state (analysis/pipeline.ModelSlot) as the sinks read it (the pipeline: not loaded)
+    model = Model()
+    error = None
+    busy = False
+
+
 class Health:
     boot_ticks = 0
     heap_used = 0
@@ -102,15 +109,14 @@ class Dev:
         self.store.configure(cfg)
         self.store.open()
         self.bus = Bus(self.store)
-        self.model = Model()
-        self.model_error = None
+        self.ml = Slot()
         self.health = Health()
         self.lag = Lag()
         self.platform = Platform(root)
 
 
 async def mqtt_rates(port):
-    from sensorbox.device.mqtt import MQTTClient
+    from sensorbox.device.integrations.mqtt import MQTTClient
 
     c = MQTTClient("bench-rate", "127.0.0.1", port, keepalive=30)
     await c.connect()
@@ -265,7 +271,8 @@ async def heap(port, wport, hooks):
     d = Dev(root, Cfg(**kw))
     gc.collect()
     f0 = gc.mem_free()
-    from sensorbox.device import mqtt, outbox  # noqa: F401
+    from sensorbox.device.integrations import mqtt  # noqa: F401
+    from sensorbox.device.integrations import outbox  # noqa: F401
     from sensorbox.device.integrations import mqtt_sink
 
     gc.collect()

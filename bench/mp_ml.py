@@ -5,7 +5,7 @@ import sys
 import time
 
 from forestgen import Rng, forest_csv, inputs
-from sensorbox.device import trees_fast
+from sensorbox.device.analysis import trees as device_trees
 from sensorbox.shared import trees, trees_csv
 
 
@@ -22,7 +22,7 @@ def bench_trees():
     rng = Rng(11)
     lines = forest_csv(rng, n_trees=10, depth=8, n_features=10, n_classes=5)
     n = len([line for line in lines if line.startswith("n,")])
-    fast = trees.Trees(10, n, 5, trees_fast.vote)  # the viper evaluator (emlearn_trees: bench_emlearn.py)
+    fast = trees.Trees(10, n, 5, device_trees.vote)  # the viper evaluator (emlearn_trees: bench_emlearn.py)
     trees_csv.load(lines, fast)
     plain = trees.Trees(10, n, 5)
     trees_csv.load(lines, plain)
@@ -43,7 +43,7 @@ def bench_model_heap(csv_path, meta_path):
         meta = json.load(f)
     gc.collect()
     before = gc.mem_alloc()
-    t = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
+    t = device_trees.new(meta["trees"], meta["nodes"], meta["leaves"])
     with open(csv_path) as f:
         trees_csv.load(f, t)
     gc.collect()
@@ -59,7 +59,7 @@ def bench_window(csv_path, meta_path):
 
     with open(meta_path) as f:
         meta = json.load(f)
-    t = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
+    t = device_trees.new(meta["trees"], meta["nodes"], meta["leaves"])
     with open(csv_path) as f:
         model.load(f, meta, t)
     with open("data/watch_excerpt.npy", "rb") as f:

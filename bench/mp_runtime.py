@@ -1,5 +1,4 @@
 # Runtime benchmarks on the MicroPython unix port (run by bench/bench_runtime.py). Prints "name value baseline unit".
-import array
 import time
 
 import asyncio
@@ -9,7 +8,7 @@ from sensorbox.device.sensors.ring import Batch, SampleRing
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
 from sensorbox.device.sensors.sim_mic import SignalMicrophone
-from sensorbox.device.health_cold import percentile
+from sensorbox.device.status import percentile
 from sensorbox.device.supervisor import LagMonitor
 from sensorbox.shared import config_schema
 

@@ -6,10 +6,10 @@ import json
 import sys
 import time
 
-from sensorbox.device import kernels_sound as VS
-from sensorbox.device import trees_fast
-from sensorbox.device.models import make
-from sensorbox.device.pipeline import classify
+from sensorbox.shared import kernels_sound as VS
+from sensorbox.device.analysis import trees as device_trees
+from sensorbox.device.analysis.models import make
+from sensorbox.device.analysis.pipeline import classify
 from sensorbox.shared import kernels as K
 from sensorbox.shared import kernels_py as P
 from sensorbox.shared import model as model_fmt
@@ -88,7 +88,7 @@ def main():
     # the classifier's step per window: the model's trees, smoothing, decision
     with open(sys.argv[1] + "/meta.json") as fh:
         meta = json.load(fh)
-    ev = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
+    ev = device_trees.new(meta["trees"], meta["nodes"], meta["leaves"])
     with open(sys.argv[1] + "/model.csv") as fh:
         model_fmt.load(fh, meta, ev)
     m = make(meta, ev, "bench")

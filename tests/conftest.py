@@ -10,6 +10,7 @@
 - ``tests/shared/test_*.py``: shared code, run three times: CPython (plain pytest), ``[micropython]`` (unix port,
   from .mpy) and ``[wasm]`` (MicroPython WebAssembly under Node, which has no viper/native emitters).
   Shared tests are synchronous and use plain ``assert``. A module lists data files it opens in ``DATA_FILES``.
+  Random numbers in tests come from ``tests/support/testrng.py``, which every interpreter above sees.
 
 Tests run with the repository root as working directory. ``tests/support`` is on the path of device tests; a
 module that sets ``BOARD = True`` also gets ``tests/support/board`` first: test doubles of the ESP32 port's
@@ -26,6 +27,9 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+# tests/support/testrng.py, the tests' random numbers, for shared tests on CPython (MicroPython runs have
+# tests/support on their path; tests/wasm_runner.mjs copies it); appended, so it shadows nothing
+sys.path.append(os.path.join(REPO, "tests", "support"))
 
 from sensorbox.host import bundle  # noqa: E402
 
@@ -198,8 +202,24 @@ def _unit(item):
     return item.nodeid
 
 
+#: fixtures whose tests get a marker (pyproject.toml registers them; `make test-fast` leaves them out): Chromium,
+#: and the whole device app over real sockets (tests/host/conftest.py)
+FIXTURE_MARKERS = {"chromium": "browser", "device_app": "e2e", "device_factory": "e2e"}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name in getattr(item, "fixturenames", ()):
+            if name in FIXTURE_MARKERS:
+                item.add_marker(FIXTURE_MARKERS[name])
+        # a device or shared test module (which cannot import pytest) names its slow tests in ``SLOW``
+        if isinstance(item, MicroPythonItem):
+            slow = item.test in item.consts.get("SLOW", ())
+        else:
+            slow = getattr(item, "originalname", None) in getattr(getattr(item, "module", None), "SLOW", ())
+        if slow:
+            item.add_marker("slow")
     units = {}
     for item in items:
         units.setdefault(_unit(item), []).append(item)

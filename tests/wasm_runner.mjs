@@ -23,6 +23,8 @@ for (const f of readdirSync(join(repo, "sensorbox/shared"))) {
 }
 const mod = basename(testFile, ".py");
 mp.FS.writeFile("/lib/" + mod + ".py", readFileSync(testFile));
+// the tests' random numbers (tests/support/testrng.py), which shared tests import
+mp.FS.writeFile("/lib/testrng.py", readFileSync(join(repo, "tests/support/testrng.py")));
 mp.FS.mkdir("/repo");
 for (const rel of dataFiles) {
   // an absolute path (a file a system package installed) keeps its path; others go under /repo

@@ -7,7 +7,7 @@
 
 // ---------- where the device is: this origin (the UI's session), or another one (`sensorbox ui URL`) ----------
 // `sensorbox ui` serves this page on the host with ?device=URL and the credential in the fragment (#analysis&auth=…):
-// the page keeps it for the tab (sessionStorage) and sends it as its own Authorization header (README "CORS").
+// the page keeps it for the tab (sessionStorage) and sends it as its own Authorization header (docs/integrations.md "CORS").
 window.sbRemote = (() => {
   const q = new URLSearchParams(location.search), url = q.get("device");
   if (!url) return null;

@@ -28,7 +28,9 @@ class Device:
 
     def __init__(self, platform=None, echo_log=True):
         self.platform = platform or _platform.get()
-        self.model = self.model_error = None  # the classifier in use (see models.py) / why there is none
+        from sensorbox.device.analysis.pipeline import ModelSlot  # (resident: the pipeline's module)
+
+        self.ml = ModelSlot()  # the activity model: the one in use, why there is none, who loads one
         self.pipeline = None  # made when its service first starts (after the HTTP server has its RAM)
         self.http = None
         self.mqtt = None  # the MQTT sink (integrations/mqtt_sink.py), made when mqtt.enabled is first on
@@ -108,7 +110,7 @@ class Device:
 
     async def _pipeline(self):
         if self.pipeline is None:
-            from sensorbox.device.pipeline import Pipeline
+            from sensorbox.device.analysis.pipeline import Pipeline
 
             self.pipeline = Pipeline(self)
         await self.pipeline.run()

@@ -9,7 +9,7 @@ wait ``LOCKOUT_MS`` (doubling with each failure, up to a minute; after a quiet m
 verified is accepted from any address. The addresses are kept in a small fixed table (``PEERS``; a new one
 takes the entry of the address that failed longest ago), so a flood of addresses costs no memory.
 
-Also, for the web UI and scripts (code in ``http/authz.py`` and ``http/web_lazy.py``, loaded per request, so a
+Also, for the web UI and scripts (code in ``http/authz.py`` and ``http/device_api.py``, loaded per request, so a
 device nobody browses pays nothing for them; they keep their state on the ``Auth`` object):
 
 - Sessions: the UI's login (``POST /api/login``, checked through ``check_basic`` so it shares its lockout) makes

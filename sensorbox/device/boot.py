@@ -19,19 +19,19 @@ _STATE = "sensorbox.device.bootstate"
 
 
 # What ``warm`` leaves out (prefixes; a board adds its own ``warm_skip``): what this device never loads: the
-# plain-Python and float kernels (the browser's and host's), the config help texts (host and UI), ``kernels_c``
-# (only with emlearn_trees / emlearn_fft / emlearn_iir installed, then imported for good: loaded
-# now, their native code would stay in RAM for nothing), other boards' platform modules, the browser's
+# plain-Python and float kernels (the browser's and host's), the config help texts (host and UI), ``kernels_emlearn``
+# (only with emlearn_trees / emlearn_fft / emlearn_iir installed, then imported for good: loaded now, their native
+# code would stay in RAM for nothing) and ``kernels_sound`` (the sound classifier's, below): every ``kernels_*``
+# (the viper kernels are imported by ``kernels``, which is warmed); other boards' platform modules, the browser's
 # re-analysis (in the unix bundle only, for the tests), and the k-nearest-neighbour evaluator and its loader (only a
 # knn or anomaly model loads them: ~30 names, interned then, not for good on every device). The sound classifier's
 # modules too: loaded only while sound.classify is on (soundmeter), their names are interned then, into the pool
 # warming already grew, not for good on every device; and so the store's event capture and SD card (loaded only while ``capture.*`` /
 # ``board.sdcard`` have them on: ~45 names). And the plain codec and its reference encoder (a port with viper
 # stores and reads with ``store/core``).
-WARM_SKIP = ("sensorbox.shared.kernels_py", "sensorbox.shared.kernels_float", "sensorbox.shared.config_docs",
-             "sensorbox.device.kernels_c", "sensorbox.device.platform.",
-             "sensorbox.shared.neighbors", "sensorbox.shared.analysis", "sensorbox.device.soundclass",
-             "sensorbox.shared.soundfeatures", "sensorbox.device.kernels_sound", "sensorbox.shared.wav",
+WARM_SKIP = ("sensorbox.shared.kernels_", "sensorbox.shared.config_docs", "sensorbox.device.platform.",
+             "sensorbox.shared.neighbors", "sensorbox.shared.analysis", "sensorbox.device.analysis.soundclass",
+             "sensorbox.shared.soundfeatures", "sensorbox.shared.wav",
              "sensorbox.device.store.capture", "sensorbox.device.store.sd", "sensorbox.shared.codec",
              "sensorbox.device.factory",  # runs only just before a reset: what it interns goes with the reset
              # updates: loaded to install an update or its key (a restart follows); what a refused upload
@@ -98,12 +98,15 @@ def init(d, echo_log):
     """Build the parts of device ``d`` (``d.platform`` set): log, sensors and their rings, config, store, ..."""
     from sensorbox.device.log import Log
     from sensorbox.device.sensors.sampler import Sensor
-    from sensorbox.device.soundmeter import SoundMeter
+    from sensorbox.device.analysis.soundmeter import SoundMeter
     from sensorbox.device.store.core import Store
     # The model evaluator's viper kernel, imported once for good: a running model uses it anyway, and a module
     # with native code imported again (by models.py, loaded per request) leaks every time (its native code and
     # BSS are kept for good: IRAM on an ESP32, a tracked root pointer per load in the GC heap).
-    from sensorbox.device import trees_fast  # noqa: F401
+    from sensorbox.device.analysis import trees  # noqa: F401
+    from sensorbox.shared import kernels
+
+    kernels.lazy = lazy  # dsp_setup loaded through lazy (its reserve): shared code imports nothing of the device
 
     data = d.platform.data_dir
     _makedirs(data)
@@ -186,12 +189,12 @@ async def start(d):
         print("\n*** admin password (shown once): {} ***\n".format(d.auth.generated_password))
     # Load all long-lived code before any service starts allocating, so code and buffers do not end up
     # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
-    from sensorbox.device import pipeline  # noqa: F401 - resident (the pipeline service's), models imports it
+    from sensorbox.device.analysis import pipeline  # noqa: F401 - resident (the pipeline service's), models imports it
 
     try:  # the model's arrays first (the pipeline's first run fills them): see models.spare
-        lazy.load("sensorbox.device.models").spare(d)
+        lazy.load("sensorbox.device.analysis.models").spare(d)
     finally:
-        lazy.unload("sensorbox.device.models")
+        lazy.unload("sensorbox.device.analysis.models")
     from sensorbox.device.http.server import make_app
 
     d.http = make_app(d.auth, d.log)

@@ -289,7 +289,7 @@ def update_key(data):
 def _app(d):
     # ``d.app`` (``/api/status`` -> ``app``: which app runs and why, kept in RAM and updated by ota.confirm); "trial":
     # an update (of the app or the firmware) is on trial. None for the bundle's own app on a device that never had
-    # an update nor a key (health_cold says so then: no RAM for it)
+    # an update nor a key (status says so then: no RAM for it)
     data = d.platform.data_dir
     st = read_state(data)
     slot = running()

@@ -7,7 +7,7 @@ littlefs does atomically), and only then makes it the config in force and tells 
 A rejected update raises ``ValueError`` with ``key`` and ``reason`` and changes nothing.
 
 The schema module is loaded only while it is needed (boot, an update; see ``lazy``), and with it
-the code that reads and saves the file (``config_edit``): between those moments the device runs on the values
+the code that reads and saves the file (``config_file``): between those moments the device runs on the values
 alone and the schema's ~6 KB of heap stay free. They are kept compactly too: the keys in one string
 (``"\\nkey\\nkey\\n..."``) and the values in a list in the same order, 2.3 KB where a dict of ~70 str keys
 took 6 KB (x64) for as long as the device runs. ``get`` finds a key with ``str.find`` and allocates nothing;
@@ -18,7 +18,7 @@ from micropython import const
 
 from sensorbox.device import lazy
 
-_EDIT = const("sensorbox.device.config_edit")  # imports the schema: lazy.unload(_EDIT) drops both
+_FILE = const("sensorbox.device.config_file")  # imports the schema: lazy.unload(_FILE) drops both
 _ERR = object()  # get(): no default given
 
 
@@ -29,13 +29,13 @@ class Config:
         self.boot_error = None
         self.reboot_pending = []
         self._listeners = []
-        self.device = None  # set by the app: updates are also checked against its running model (config_edit)
+        self.device = None  # set by the app: updates are also checked against its running model (config_file)
         try:
-            e = lazy.load(_EDIT)
+            e = lazy.load(_FILE)
             self._store(e.load(self), e.secrets())
         finally:
             e = None
-            lazy.unload(_EDIT)
+            lazy.unload(_FILE)
 
     def get(self, key, default=_ERR):
         """The value of ``key``; for an unknown key ``default``, or KeyError without one."""
@@ -51,7 +51,7 @@ class Config:
         return default
 
     def set_value(self, key, value):
-        """Make ``value`` (checked: ``config_edit``) the value of ``key`` (a known key)."""
+        """Make ``value`` (checked: ``config_file``) the value of ``key`` (a known key)."""
         ks = self._keys
         i = ks.find("\n" + key + "\n")
         self._vals[ks.count("\n", 0, i)] = value
@@ -89,9 +89,9 @@ class Config:
     def update(self, partial):
         """Validate and apply ``partial``; returns the list of changed keys. Raises ConfigError or OSError."""
         try:
-            changed = lazy.load(_EDIT).update(self, partial)
+            changed = lazy.load(_FILE).update(self, partial)
         finally:
-            lazy.unload(_EDIT)
+            lazy.unload(_FILE)
         if not changed:
             return changed
         self.log.info("config", "changed: {}".format(", ".join(changed)))

@@ -86,10 +86,10 @@ def _held(gpio, machine, log):
 
 
 def handle(device, req):
-    """POST /api/reset (admin: web_lazy checked it): ``{"confirm": <device id>, "erase_data": false}``; then a
+    """POST /api/reset (admin: device_api checked it): ``{"confirm": <device id>, "erase_data": false}``; then a
     restart."""
     from sensorbox.device.http.server import BadRequest, read_json
-    from sensorbox.device.http.web_admin import restart
+    from sensorbox.device.http.admin import restart
 
     body = read_json(req)
     if not isinstance(body, dict) or body.get("confirm") != device.device_id:

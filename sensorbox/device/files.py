@@ -96,8 +96,8 @@ def _int(v, lo, hi):
 def _hex(v, n):
     if not isinstance(v, str) or len(v) != n:
         return False
-    for c in v:
-        if c not in "0123456789abcdef":
+    for c in v.encode():  # (bytes: a loop over a str interns each character as a name)
+        if c not in b"0123456789abcdef":
             return False
     return True
 

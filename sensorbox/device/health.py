@@ -1,6 +1,6 @@
 """Health figures for ``/api/status``: uptime, heap, flash, loop lag, services, sensors, versions, platform.
 
-The heap is sampled here (housekeeping); the status document is built by ``health_cold``, loaded per request."""
+The heap is sampled here (housekeeping); the status document is built by ``status``, loaded per request."""
 
 import gc
 import time
@@ -9,7 +9,7 @@ from micropython import const
 
 from sensorbox.device import lazy
 
-_COLD = const("sensorbox.device.health_cold")
+_COLD = const("sensorbox.device.status")
 
 
 class Health:
@@ -38,7 +38,7 @@ class Health:
         return free
 
     def status(self, full=True):
-        """The figures for ``/api/status``: JSON text in pieces (``health_cold.status``, loaded for the call)."""
+        """The figures for ``/api/status``: JSON text in pieces (``status.status``, loaded for the call)."""
         try:
             return lazy.load(_COLD).status(self, full)
         finally:

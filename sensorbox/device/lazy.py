@@ -3,7 +3,7 @@
 Modules loaded from .mpy keep their bytecode in the heap for as long as they are imported (~3x the .mpy size on
 the unix port). ``load`` imports a module; ``unload`` removes it from ``sys.modules`` and from its package so
 the garbage collector can free it (only interned names stay), together with the modules its import pulled in
-that were not loaded before (a cold module's own imports are cold too: ``web_lazy`` brings ``authz`` and
+that were not loaded before (a cold module's own imports are cold too: ``device_api`` brings ``authz`` and
 ``static``, which would otherwise stay for good). Call both in one synchronous stretch, with no ``await`` in
 between, so no other task can find the module half-gone; and keep no reference to it afterwards.
 

@@ -267,7 +267,7 @@ class LagMonitor:
     report theirs with ``woke``, and ``run`` adds a probe every ``period_ms`` on the same grid, so it rarely wakes
     the device by itself. A stall of the loop longer than the most frequent of those periods (the microphone's
     poll, 50 ms) always shows. Keeps the last 128 samples (µs) for the p99 and the maximum since boot; recording
-    and reading them allocates nothing. (Reading them, for ``/api/status``: ``health_cold``.)"""
+    and reading them allocates nothing. (Reading them, for ``/api/status``: ``status``.)"""
 
     def __init__(self, period_ms=1000):
         self.period_ms = period_ms

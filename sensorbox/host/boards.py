@@ -2,7 +2,7 @@
 
 A profile says which bundle target (and so which native-code architecture) the board needs, the MicroPython
 firmware and partition table it is made for, the GC heap that firmware leaves to Python (published figures for
-stock firmware with Wi-Fi up; README "Deploying"), the flash the bundle may take and must leave for data, and
+stock firmware with Wi-Fi up; docs/hardware.md "Deploying to a board"), the flash the bundle may take and must leave for data, and
 example sensor pins and the factory-reset button (any free GPIO works; ``--pins`` writes them into the board's
 config where it has none).
 
@@ -28,7 +28,7 @@ MPY_VERSION = 6
 MPY_SUB_VERSION = 3
 MIN_MICROPYTHON = (1, 23, 0)  # the first release with .mpy 6.3
 
-NATMODS = ("emlearn_trees", "emlearn_fft", "emlearn_iir")  # what sensorbox uses (README "Analysis")
+NATMODS = ("emlearn_trees", "emlearn_fft", "emlearn_iir")  # what sensorbox uses (docs/analysis.md)
 EMLEARN_BUILDS = "https://emlearn.github.io/emlearn-micropython/builds"
 EMLEARN_ARCHS = ("x64", "armv6m", "armv7m", "armv7emsp", "xtensawin", "rv32imc")
 
@@ -73,7 +73,7 @@ PROFILES = {
 
 
 # A generic ESP32 with a microSD card on the SPI slot's usual GPIOs (a DevKitC with a microSD breakout; the LOLIN
-# D32 Pro's slot is spi:18,23,19,4): the store keeps its segments on the card (README "SD cards").
+# D32 Pro's slot is spi:18,23,19,4): the store keeps its segments on the card (docs/storage.md "SD cards").
 PROFILES["esp32-sd"] = dict(PROFILES["esp32"], title="generic ESP32, 4 MB flash, microSD card on SPI (ESP32-DevKitC + "
                             "microSD breakout)", pins=dict(_ESP32_PINS, **{"board.sdcard": "spi:18,23,19,5"}),
                             sd="data on the card (FAT); internal flash while it is missing", card=4 * 1024 * MB)

@@ -296,7 +296,7 @@ def check_board(profile, info, force=False, log=print, romfs=False):
             "enabled)?".format(free // 1024, name, profile["heap"] // 1024))
     if free < need:
         msg = ("the board has {} KB of heap free at the REPL, the app needs {} KB (bundle.{} {}); it would run "
-               "out of memory (README \"Heap budget\"). Use a board with more RAM".format(
+               "out of memory (docs/heap.md). Use a board with more RAM".format(
                    free // 1024, need // 1024, which, heap))
         if not force:
             raise DeployError(msg + ", or --force to copy anyway")
@@ -318,7 +318,7 @@ def natmod_sources(profile, abi, natmods_dir=None, url=None, log=print):
                     break
             else:
                 raise DeployError("{} not found in {} (looked for {}/{}.mpy and {}.mpy): build or download "
-                                  "emlearn-micropython's modules for {} (README \"Analysis\")".format(
+                                  "emlearn-micropython's modules for {} (docs/analysis.md)".format(
                                       m, natmods_dir, sub, m, m, sub))
             with open(cand, "rb") as f:
                 data = f.read()

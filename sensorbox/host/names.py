@@ -3,7 +3,7 @@ share.
 
 MicroPython interns every identifier a module uses (and every string literal of up to 10 characters) for good,
 in pools that double: past ~1,260 names the unix port allocates a pool for 1,280 more in one ~15 KB block
-(README "Heap budget"). Most names are public API, JSON keys or config keys and must stay; but a module's own
+(docs/heap.md). Most names are public API, JSON keys or config keys and must stay; but a module's own
 private globals (``_route``, ``_pieces``) and a class's own attributes (``self._ring``, ``self.heap_used``) are
 spelled nowhere else, so they can be renamed ``_0``, ``_1``, ... : names that every module then shares.
 
@@ -28,7 +28,6 @@ function names there read ``_3``: ``bundle.json`` maps them back (``renames``). 
 
 import ast
 import io
-import os
 import re
 import tokenize
 
@@ -156,6 +155,48 @@ def _class_names(tree):
     return out
 
 
+#: The test helpers (``tests/support/devtest.py``) through which a test reads a device internal by the name the
+#: bundle gave it (``renamed("_fails")``, ``inner(auth, "_fails")``): the strings they are given keep no name.
+_HELPERS = ("renamed", "inner")
+
+
+def _asked(tree):
+    """ids of the string constants that calls of ``_HELPERS`` are given."""
+    return {id(a) for x in ast.walk(tree) if isinstance(x, ast.Call) and getattr(x.func, "id", "") in _HELPERS
+            for a in x.args if isinstance(a, ast.Constant)}
+
+
+def _class_defaults(tree):
+    """({name: {class}} of the private names a class body binds by a plain assignment, names read in class bodies
+    other than by those assignments' targets)."""
+    out, read = {}, set()
+    for c in ast.walk(tree):
+        if isinstance(c, ast.ClassDef):
+            for n in c.body:
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    for d in n.decorator_list:
+                        read.update(x.id for x in ast.walk(d) if isinstance(x, ast.Name))
+                    continue
+                simple = isinstance(n, ast.Assign) and all(isinstance(t, ast.Name) for t in n.targets)
+                for x in ast.walk(n):
+                    if isinstance(x, ast.Name):
+                        if simple and x in n.targets and _private(x.id):
+                            out.setdefault(x.id, set()).add(c.name)
+                        else:
+                            read.add(x.id)
+    return out, read
+
+
+def _plain_count(tree, name):
+    return sum(1 for x in ast.walk(tree) if isinstance(x, ast.Name) and x.id == name)
+
+
+def _binds(tree, name):
+    """How many class-body assignments bind ``name`` in ``tree``."""
+    return sum(1 for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in c.body
+               if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name) and t.id == name)
+
+
 def _attributes(tree):
     """[(attribute, class or None, through self, stored)] for every attribute use; the classes that have a
     base or are one; {method name: classes defining it}."""
@@ -197,6 +238,46 @@ def _from_imports(tree):
     return plain, other
 
 
+_BUILTINS = frozenset(dir(__import__("builtins"))) | {"const", "micropython"}
+
+
+def _spelled(trees):
+    """Names the sources spell other than as a local variable: keyword arguments, attributes, imports, ``def`` and
+    ``class`` names, ``global``/``nonlocal`` names."""
+    out = set()
+    for t in trees:
+        for x in ast.walk(t):
+            if isinstance(x, ast.keyword) and x.arg:
+                out.add(x.arg)
+            elif isinstance(x, ast.Attribute):
+                out.add(x.attr)
+            elif isinstance(x, (ast.Import, ast.ImportFrom)):
+                for a in x.names:
+                    out.update(a.name.split("."))
+                    out.add(a.asname)
+            elif isinstance(x, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                out.add(x.name)
+            elif isinstance(x, (ast.Global, ast.Nonlocal)):
+                out.update(x.names)
+    return out
+
+
+def _local_names(tree, spelled):
+    """Argument names of a module's functions that are spelled nowhere but as local variables: MicroPython keeps
+    each function's argument names (for calls by keyword), so every distinct one is an interned name. Such a
+    name is renamed in the whole module (every use of it there is a local variable): not one in ``spelled``
+    (``_spelled``, strings, module- and class-level names of every source), a builtin, nor an argument of a
+    decorated (viper, native) function."""
+    args = set()
+    deco = set()
+    for f in ast.walk(tree):
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names = {a.arg for a in f.args.posonlyargs + f.args.args + f.args.kwonlyargs}
+            (deco if f.decorator_list else args).update(names)
+    return sorted(x for x in args - deco - spelled - _BUILTINS
+                  if x != "self" and not x.startswith("__") and not (x[:1] == "_" and x[1:].isdigit()))
+
+
 def plan(device_files, other_files, modules=None, scripts=()):
     """{path: {"globals": {old: new}, "attrs": {old: new}}} for the device sources ``device_files`` (paths),
     checked against every source in ``device_files`` + ``other_files`` (tests, benchmark scripts). ``modules``:
@@ -215,7 +296,9 @@ def plan(device_files, other_files, modules=None, scripts=()):
     bound = set()  # module-level names anywhere: attributes of modules
     cls_bound = set()  # class-level names anywhere: class attributes
     for t in trees.values():
-        strings.update(x.value for x in ast.walk(t) if isinstance(x, ast.Constant) and isinstance(x.value, str))
+        asked = _asked(t)  # (a test's ``inner(obj, "_name")``: asks for the renamed name, does not keep it)
+        strings.update(x.value for x in ast.walk(t) if isinstance(x, ast.Constant) and isinstance(x.value, str) and
+                       id(x) not in asked)
         bound |= _module_names(t)
         cls_bound |= _class_names(t)
     for p in scripts:
@@ -258,26 +341,39 @@ def plan(device_files, other_files, modules=None, scripts=()):
             else:
                 again = {modules.get(q) for q in files[1:]}  # re-exported by an importer: left alone
                 if not any(m in again and n == x for q in trees for m, n in imports[q][0] | imports[q][1]):
-                    found.append(("g", x, p, files))
+                    found.append(("g", x, p, files, ()))
+    defaults, cls_read = {}, set()  # a class's private defaults (``_x = None`` in its body): {name: {(path, class)}}
+    for p, t in trees.items():
+        d, r = _class_defaults(t)
+        cls_read |= r
+        for a, cs in d.items():
+            defaults.setdefault(a, set()).update((p, c) for c in cs)
     for a in sorted(attr_uses.keys() | methods.keys()):
         us = attr_uses.get(a, [])
-        if a.startswith("__") or a in cls_bound or a in strings or any(q not in dev for q, c, me, st in us):
+        dflt = defaults.get(a, set())
+        if a in cls_bound and not (_private(a) and dflt and a not in cls_read and a not in bound and all(
+                q in dev and _plain_count(trees[q], a) == _binds(trees[q], a) for q, c in dflt)):
+            continue  # (a private class default spelled nowhere else in its module: renamed there too)
+        if a.startswith("__") or a in strings or any(q not in dev for q, c, me, st in us):
             continue
         defs = methods.get(a, set())
         mine = all(me for q, c, me, st in us)  # used only through self
         if not _private(a) and (defs or a in _RUNTIME or not mine):
             continue  # public: data attributes used only through self (a board's built-in objects have others)
-        owners = {(q, c) for q, c, me, st in us if me} | defs
+        owners = {(q, c) for q, c, me, st in us if me} | defs | dflt
         if any(c is None or c in based or q not in dev for q, c in owners):
             continue
-        if not mine and (len(owners) != 1 or a in bound or any(st and not me for q, c, me, st in us)):
-            continue  # read from outside: one class must own it, and nothing outside set it
-        found.append(("a", a, tuple(sorted(owners)), sorted({q for q, c, me, st in us} | {q for q, c in owners})))
+        if not mine and (len(owners) != 1 or a in bound or (not dflt and any(st and not me for q, c, me, st in us))):
+            continue  # read from outside: one class must own it, and nothing outside set it (but its default)
+        found.append(("a", a, tuple(sorted(owners)), sorted({q for q, c, me, st in us} | {q for q, c in owners}),
+                      sorted({q for q, c in dflt})))
+    spelled = _spelled(trees.values()) | strings | bound | cls_bound
+    found.extend(("g", x, p, [p], ()) for p in device_files for x in _local_names(trees[p], spelled))
 
     out = {}
     used = {}  # ("g", path) or ("a", (path, class)) -> short names given there (a module's, a class's)
-    for kind, old, owner, files in found:
-        spaces = [("g", q) for q in files] if kind == "g" else [("a", o) for o in owner]
+    for kind, old, owner, files, dflt in found:
+        spaces = [("g", q) for q in files] if kind == "g" else [("a", o) for o in owner] + [("g", q) for q in dflt]
         i = 0
         while True:
             new = _SHORT.format(i)
@@ -288,6 +384,8 @@ def plan(device_files, other_files, modules=None, scripts=()):
             used.setdefault(s, set()).add(new)
         for q in files:
             out.setdefault(q, {"globals": {}, "attrs": {}})["globals" if kind == "g" else "attrs"][old] = new
+        for q in dflt:  # the default's own line in the class body
+            out[q]["globals"][old] = new
     return out
 
 

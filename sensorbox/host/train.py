@@ -1071,7 +1071,6 @@ def evaluate(est, X, y, classes, accs, oof, meta, out_dir, plot=True, ch=None, d
 def report_text(rep):
     """The training report as text for people."""
     classes = rep["classes"]
-    w = max(6, max(len(c) for c in classes))
     kind = rep["training"].get("grouped_by", "subject")
     ch = rep["chance"]
     mk = rep.get("kind", "forest")

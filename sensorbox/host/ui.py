@@ -1,5 +1,5 @@
 """``sensorbox ui URL``: the web UI's Analysis page for a device, served from this computer with its runtime
-(MicroPython WebAssembly and the analysis modules), for boards whose flash has no room for it (README "Analysis in
+(MicroPython WebAssembly and the analysis modules), for boards whose flash has no room for it (docs/analysis.md "Analysis in
 the browser"). The page talks to the device's API directly: the device must allow this page's origin
 (``http.cors_origin``, which ``--allow-origin`` sets), and the page authenticates with its own Authorization header
 (an API token or the admin password, never a cookie)."""

@@ -2,10 +2,10 @@
 page runs this in MicroPython WebAssembly (``web/analysis*``); the host can run it on CPython.
 
 Host and browser only (the unix bundle carries it for the tests; a board's bundle does not): the device runs the
-same steps in ``sensorbox.device.pipeline`` with the same shared code (``features.Extractor``, ``trees.Trees``,
+same steps in ``sensorbox.device.analysis.pipeline`` with the same shared code (``features.Extractor``, ``trees.Trees``,
 ``trees.decide``). What this module adds is the pipeline's bookkeeping around them (sliding windows, the smoothing
 history) and ``smooth``, the plain-Python twin of the pipeline's viper smoothing kernel
-(``sensorbox.device.trees_fast.smooth``). ``tests/device/test_replay.py`` runs the pipeline and this module on the
+(``sensorbox.device.analysis.trees.smooth``). ``tests/device/test_replay.py`` runs the pipeline and this module on the
 same frames and finds the same class and confidence for every window.
 
 Data: ``frames`` are int16 x, y, z interleaved (``array('h')``); ``times`` their times in ms after a base time
@@ -296,9 +296,9 @@ def _votes_lanes(t, feats, nf, start, stop, out):
 
 
 def smooth(out, flt, n_trees, hist, base, count, n_classes):
-    """``trees_fast.smooth`` in plain Python (same arguments, same result): this window's votes ``out`` (uint16
-    counts, ``flt`` 0; or emlearn_trees' float32 outputs votes / n_trees, ``flt`` 1, decoded from their bits as
-    the viper kernel does) into ``hist`` at ``base``, then the class with the most votes summed over the first
+    """``sensorbox.device.analysis.trees.smooth`` in plain Python (same arguments, same result): this window's votes
+    ``out`` (uint16 counts, ``flt`` 0; or emlearn_trees' float32 outputs votes / n_trees, ``flt`` 1, decoded from their
+    bits as the viper kernel does) into ``hist`` at ``base``, then the class with the most votes summed over the first
     ``count`` rows (the first such class; -1 if none) and that sum, as ``sum << 8 | (class + 1)``."""
     for c in range(n_classes):
         if flt:

@@ -1,5 +1,5 @@
 """Help texts, human labels, units and groups for the configuration keys, and the schema as plain data, for the
-UI, the OpenAPI description and the README: the one place a key's wording lives. Kept apart from
+UI, the OpenAPI description and docs/configuration.md: the one place a key's wording lives. Kept apart from
 ``config_schema`` so the device does not hold these strings in RAM; the bundle build turns ``describe()`` and
 ``groups()`` into a static JSON file (``www/config-schema.json``) the device serves from flash."""
 

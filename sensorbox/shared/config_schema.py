@@ -13,6 +13,8 @@ config_docs.py.
 
 import json
 
+from sensorbox.shared import InputError
+
 # Kinds of value.
 INT = "int"
 FLOAT = "float"
@@ -148,13 +150,11 @@ ACCEL_RING_FRAMES = 500
 CAPTURE_HOLD_S = 2
 
 
-class ConfigError(ValueError):
-    """A configuration value was rejected. ``key`` names it, ``reason`` says why."""
+class ConfigError(InputError):
+    """A configuration value was rejected: ``field`` names the key, ``reason`` says why (its text: both)."""
 
-    def __init__(self, key, reason):
-        super().__init__("{}: {}".format(key, reason))
-        self.key = key
-        self.reason = reason
+    def __str__(self):
+        return "{}: {}".format(self.field, self.reason)
 
 
 def _parse(line):
@@ -207,49 +207,49 @@ def check_value(key, value):
     """Return ``value`` converted to the key's kind, or raise ConfigError."""
     e = entry(key) if isinstance(key, str) else None
     if e is None:
-        raise ConfigError(key, "unknown key")
+        raise ConfigError("unknown key", key)
     kind, low, high = e[1], e[3], e[4]
     isbool = value is True or value is False  # bool is an int subclass everywhere: keep it apart
     if kind == BOOL:
         if isbool:
             return value
-        raise ConfigError(key, "expected true or false, got {}".format(_show(value)))
+        raise ConfigError("expected true or false, got {}".format(_show(value)), key)
     if kind == INT:
         if isinstance(value, float) and value - value == 0 and value == int(value):  # (inf, nan: not converted)
             value = int(value)
         if isbool or not isinstance(value, int):
-            raise ConfigError(key, "expected an integer, got {}".format(_show(value)))
+            raise ConfigError("expected an integer, got {}".format(_show(value)), key)
         if value < low or value > high:
-            raise ConfigError(key, "{} is out of range {}..{}".format(value, low, high))
+            raise ConfigError("{} is out of range {}..{}".format(value, low, high), key)
         return value
     if kind == FLOAT:
         if isbool or not isinstance(value, (int, float)):
-            raise ConfigError(key, "expected a number, got {}".format(_show(value)))
+            raise ConfigError("expected a number, got {}".format(_show(value)), key)
         value = float(value)
         if value != value or value < low or value > high:
-            raise ConfigError(key, "{} is out of range {}..{}".format(value, low, high))
+            raise ConfigError("{} is out of range {}..{}".format(value, low, high), key)
         return value
     if kind == STR or kind == SECRET:
         if not isinstance(value, str):
-            raise ConfigError(key, "expected a string, got {}".format(_show(value)))
+            raise ConfigError("expected a string, got {}".format(_show(value)), key)
         if len(value) < low or len(value) > high:
-            raise ConfigError(key, "length {} is out of range {}..{}".format(len(value), low, high))
+            raise ConfigError("length {} is out of range {}..{}".format(len(value), low, high), key)
         # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
-        # for good, so any value's characters would fill the name pool (README "Interned names"). A lone
+        # for good, so any value's characters would fill the name pool (docs/heap.md "Interned names"). A lone
         # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
         b = value.encode("utf-8", "surrogatepass")
         for i in range(len(b)):
             if b[i] < 32:
-                raise ConfigError(key, "control characters are not allowed")
+                raise ConfigError("control characters are not allowed", key)
             if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
-                raise ConfigError(key, "a lone UTF-16 surrogate is not text")
+                raise ConfigError("a lone UTF-16 surrogate is not text", key)
         return value
     if kind == CHOICE:
         for c in high:
             if value == c and isbool == (c is True or c is False):
                 return c
-        raise ConfigError(key, "{} is not one of {}".format(_show(value), ", ".join(str(c) for c in high)))
-    raise ConfigError(key, "schema kind {} unknown".format(kind))
+        raise ConfigError("{} is not one of {}".format(_show(value), ", ".join(str(c) for c in high)), key)
+    raise ConfigError("schema kind {} unknown".format(kind), key)
 
 
 def validate(update, current=None):
@@ -280,11 +280,11 @@ def check_update(update, get):
     ConfigError for the first bad key in sorted order. No copy of the whole configuration is made: the device
     checks an update with this, not ``validate``."""
     if not isinstance(update, dict):
-        raise ConfigError("(body)", "expected a JSON object of key: value")
+        raise ConfigError("expected a JSON object of key: value", "(body)")
     values = {}
     for key in sorted(update, key=str):
         if not isinstance(key, str):
-            raise ConfigError(str(key), "keys must be strings")
+            raise ConfigError("keys must be strings", str(key))
         values[key] = check_value(key, update[key])
     view = _View(values, get)
     _check_ml(view, update)
@@ -295,7 +295,7 @@ def check_update(update, get):
         try:
             sd_args(sd)
         except ValueError as e:
-            raise ConfigError("board.sdcard", str(e))
+            raise ConfigError(str(e), "board.sdcard")
     return values
 
 
@@ -336,8 +336,8 @@ def _check_capture(config, update):
             if k in update and "capture.pre_s" not in update:
                 key = k
         most = ACCEL_RING_FRAMES * 4 // 5 // rate - CAPTURE_HOLD_S
-        raise ConfigError(key, "{} s before an event: the accelerometer's ring gives at most {} s at {} Hz{}".format(
-            pre, most, rate, ": lower capture.pre_s first" if key != "capture.pre_s" else ""))
+        raise ConfigError("{} s before an event: the accelerometer's ring gives at most {} s at {} Hz{}".format(
+            pre, most, rate, ": lower capture.pre_s first" if key != "capture.pre_s" else ""), key)
 
 
 def _check_ml(config, update):
@@ -347,8 +347,8 @@ def _check_ml(config, update):
     h = config.get("ml.hop")
     if w is not None and h is not None and h > w:
         key = "ml.hop" if "ml.hop" in update and "ml.window" not in update else "ml.window"
-        raise ConfigError(key, "ml.hop ({}) must not exceed ml.window ({}): {}".format(
-            h, w, "lower ml.hop first" if key == "ml.window" else "a window is cut every ml.hop frames"))
+        raise ConfigError("ml.hop ({}) must not exceed ml.window ({}): {}".format(
+            h, w, "lower ml.hop first" if key == "ml.window" else "a window is cut every ml.hop frames"), key)
 
 
 def _check_integrations(config, update=()):
@@ -364,21 +364,21 @@ def _check_integrations(config, update=()):
                 if url:
                     parse_url(url)
             except ValueError as e:
-                raise ConfigError(p + "url", str(e))
+                raise ConfigError(str(e), p + "url")
             try:
                 webhook_resources(config.get(p + "resources") or "", p + "resources")
             except ValueError as e:
-                raise ConfigError(p + "resources", str(e).partition(": ")[2] or str(e))
+                raise ConfigError(str(e).partition(": ")[2] or str(e), p + "resources")
     pre = config.get("mqtt.prefix")
     if pre is not None and ("+" in pre or "#" in pre or pre.startswith("/") or pre.endswith("/") or "//" in pre):
-        raise ConfigError("mqtt.prefix", "a topic prefix without wildcards (+ #) or empty levels, e.g. sensorbox")
+        raise ConfigError("a topic prefix without wildcards (+ #) or empty levels, e.g. sensorbox", "mqtt.prefix")
     # commands carry the token, or come through a broker that authenticates clients (the device logs in)
     if config.get("mqtt.commands") and not config.get("mqtt.command_token") and not config.get("mqtt.username"):
         for k in ("mqtt.command_token", "mqtt.username"):
             if k in update and "mqtt.commands" not in update:  # named: the key being changed
-                raise ConfigError(k, "mqtt.commands is on and needs a token or broker credentials: turn it off first")
-        raise ConfigError("mqtt.commands", "set mqtt.command_token first, or mqtt.username (a broker that "
-                          "authenticates its clients): commands need one to be authorised")
+                raise ConfigError("mqtt.commands is on and needs a token or broker credentials: turn it off first", k)
+        raise ConfigError("set mqtt.command_token first, or mqtt.username (a broker that "
+                          "authenticates its clients): commands need one to be authorised", "mqtt.commands")
 
 
 def public_view(config):

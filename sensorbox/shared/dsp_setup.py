@@ -6,7 +6,7 @@ On a device it is loaded for that moment and unloaded after (``kernels.setup``: 
 code takes no heap while the objects run. The public names
 (``fft_table``, ``iir_q_pack``, ``features.names``, ...) stay where they were documented and call in here, by
 names the device interns anyway (``iir_q``, ``window``, ``features``, ``meter``: each name this module defines is
-interned for good when it loads, README "Interned names").
+interned for good when it loads, docs/heap.md "Interned names").
 """
 
 import array

@@ -2,7 +2,7 @@
 
 It picks, once at import, the fastest implementation present:
 
-- ``sensorbox.device.kernels_fast`` (``@micropython.viper``: the unix port and ESP32s);
+- ``sensorbox.shared.kernels_viper`` (``@micropython.viper``: the unix port and ESP32s);
 - otherwise ``sensorbox.shared.kernels_py`` (plain Python: CPython and MicroPython WebAssembly).
 
 ``VARIANT`` names the kernels in use (``"viper"`` or ``"python"``); ``dots3`` and ``spectrum``, which the plain
@@ -11,9 +11,9 @@ kernels do in one pass, are made of the single kernels where a variant lacks the
 in every variant, so features and sound levels are the same on the device, the host and in the browser.
 
 ``fft(n)`` and ``iir(q28)`` make the FFT of the features and the sound meter's filter: emlearn-micropython's C
-modules ``emlearn_fft`` / ``emlearn_iir`` when a device has them installed (``sensorbox.device.kernels_c``, float32
-in C, the same arrays and scaling; ``EMLEARN`` names the modules in use), else ``FFTQ`` / ``IIRQ`` over the integer
-kernels. The C modules are faster but not bit-identical: tests/device/test_emlearn.py states the tolerances. The
+modules ``emlearn_fft`` / ``emlearn_iir`` when a device has them installed (``sensorbox.shared.kernels_emlearn``,
+float32 in C, the same arrays and scaling; ``EMLEARN`` names the modules in use), else ``FFTQ`` / ``IIRQ`` over the
+integer kernels. The C modules are faster but not bit-identical: tests/device/test_emlearn.py states the tolerances. The
 float kernels with emlearn's API (``FFT``, ``IIR``, ``linear_map``) for host code are in ``kernels_float``.
 """
 
@@ -21,7 +21,7 @@ import array
 import sys
 
 try:
-    from sensorbox.device import kernels_fast as _k
+    from sensorbox.shared import kernels_viper as _k
 
     VARIANT = "viper"
 except (ImportError, SyntaxError):  # CPython has no micropython module; WebAssembly no viper emitter
@@ -29,7 +29,7 @@ except (ImportError, SyntaxError):  # CPython has no micropython module; WebAsse
 
     VARIANT = "python"
 
-EMLEARN = ()  # emlearn-micropython's C DSP modules installed here, used through sensorbox.device.kernels_c
+EMLEARN = ()  # emlearn-micropython's C DSP modules installed here, used through sensorbox.shared.kernels_emlearn
 for _n in ("emlearn_fft", "emlearn_iir"):
     try:
         __import__(_n)
@@ -39,8 +39,8 @@ for _n in ("emlearn_fft", "emlearn_iir"):
 _c = None
 if EMLEARN:
     try:
-        __import__("sensorbox.device.kernels_c")  # (by a string: its name interned only where it is used)
-        _c = sys.modules["sensorbox.device.kernels_c"]
+        __import__("sensorbox.shared.kernels_emlearn")  # (by a string: its name interned only where it is used)
+        _c = sys.modules["sensorbox.shared.kernels_emlearn"]
     except (ImportError, SyntaxError):  # not a device (no viper): the integer kernels
         EMLEARN = ()
 
@@ -101,14 +101,18 @@ def bitlen(v):
 FFT_MAX = 512
 
 
+#: The device's module loader (``sensorbox.device.lazy``: ``load``/``unload``), which the device installs here at
+#: start (``boot.init``); None elsewhere. Shared code imports nothing of the device.
+lazy = None
+
+
 def setup(fn, *args):
     """``fn(*args)`` of ``sensorbox.shared.dsp_setup``: the set-up code of FFTQ, IIRQ, ``features.Extractor`` and
-    ``soundlevel.SoundLevelMeter``. On a device the module is loaded for the call only (``sensorbox.device.lazy``,
-    which the app has loaded: its reserve helps on a fragmented heap) and gives its heap back after; on
-    MicroPython without it (WebAssembly, a test of these modules alone) it is dropped from ``sys.modules`` after
-    too; CPython keeps it."""
+    ``soundlevel.SoundLevelMeter``. On a device the module is loaded for the call only (through ``lazy``, whose
+    reserve helps on a fragmented heap) and gives its heap back after; on MicroPython without it (WebAssembly, a
+    test of these modules alone) it is dropped from ``sys.modules`` after too; CPython keeps it."""
     name = "sensorbox.shared.dsp_setup"
-    lz = sys.modules.get("sensorbox.device.lazy")
+    lz = lazy
     try:
         if lz is not None:
             m = lz.load(name)

@@ -1,6 +1,6 @@
 """DSP kernels in plain Python: the reference implementations (CPython, MicroPython, MicroPython WebAssembly).
 
-``sensorbox/device/kernels_fast.py`` has the same integer kernels compiled with ``@micropython.viper``; both
+``sensorbox/shared/kernels_viper.py`` has the same integer kernels compiled with ``@micropython.viper``; both
 compute bit-identical results (tests/device/test_kernels_fast.py checks them against each other with edge
 values). Use them through ``sensorbox.shared.kernels``, which picks the fastest variant present.
 
@@ -72,7 +72,7 @@ def fft_q15(re, im, n, tw):
     pass loads four points, does the two butterflies of stage A (span h) and the two of stage B (span 2h) on
     them in locals and stores them once; twiddles are loaded once per pass and offset. Every butterfly and
     its rounding are those of the textbook stage-by-stage loop; an odd number of stages ends with one plain
-    radix-2 stage. ``kernels_fast.fft_q15`` is this code (plus a loop for each pass's first butterflies
+    radix-2 stage. ``kernels_viper.fft_q15`` is this code (plus a loop for each pass's first butterflies
     that leaves out the products by zero twiddle components).
     """
     _bit_reverse(re, im, n)

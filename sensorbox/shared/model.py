@@ -25,6 +25,7 @@
 """
 
 from sensorbox.shared import trees
+from sensorbox.shared import ModelError  # noqa: F401 - raised here; callers catch it as model.ModelError
 
 FORMAT = 1
 NODE_BYTES = 8
@@ -33,13 +34,6 @@ OVERHEAD_BYTES = 600
 
 _INTS = ("format", "feature_version", "channels", "window", "hop", "csv_bytes")
 _KIND_INTS = {"trees": ("trees", "nodes", "leaves"), "knn": ("k", "items"), "anomaly": ("k", "items", "threshold")}
-
-
-class ModelError(ValueError):
-    def __init__(self, reason, field=None):
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
 
 
 def ram_bytes(meta):

@@ -23,7 +23,7 @@ Energies are 64 * log2(mean square / 32767**2) of the unwindowed signal (the Han
 taken out), so 0 is a full-scale square wave, -64 a full-scale sine (-3.01 dBFS) and a value v is v * 3.0103 / 64
 dBFS (0.047 dB per unit). The floor is ``FLOOR`` (-144.5 dBFS): silence and empty bands read it. Everything is
 integer arithmetic through ``sensorbox.shared.kernels`` and the sound kernels (viper on a device:
-``sensorbox.device.kernels_sound``; else the plain ones of ``kernels_py``): no float, no int beyond 2**30 and no
+``sensorbox.shared.kernels_sound``; else the plain ones of ``kernels_py``): no float, no int beyond 2**30 and no
 allocation per frame (tests/shared/test_soundfeatures.py runs frames under ``micropython.heap_lock``),
 bit-identical everywhere except with ``emlearn_fft``, whose float32 FFT differs from ``fft_q15`` by a few units.
 
@@ -122,11 +122,11 @@ def _kernels():
     # The sound kernels: viper on a device (a module of their own: resident only while sound is classified), else
     # the plain ones (CPython, WebAssembly). Imported with the first SoundFeatures, not with this module: the
     # model API reads names() with the classifier off, and a module with native code imported again (this
-    # module is loaded per request then) would leak its code every time (README "Heap budget").
+    # module is loaded per request then) would leak its code every time (docs/heap.md).
     global _ks
     if _ks is None:
         try:
-            from sensorbox.device import kernels_sound as ks
+            from sensorbox.shared import kernels_sound as ks
         except (ImportError, SyntaxError):
             from sensorbox.shared import kernels_py as ks
         _ks = ks

@@ -13,7 +13,7 @@ loads, not for as long as one runs. Storage, 8 bytes per node like emlearn: ``no
 (feature, threshold, left, right) per node with children stored as absolute node indices (>= 0) or leaf codes
 (< 0); ``roots`` int16; ``leaves`` a bytearray of class indices. Once ``trees_csv`` has accepted a file every
 walk ends inside the arrays (children point strictly forward), so fast kernels over the same arrays
-(``sensorbox.device.trees_fast``) need no bounds checks.
+(``sensorbox.device.analysis.trees``) need no bounds checks.
 """
 
 import array
@@ -51,9 +51,10 @@ def vote(nodes, roots, n_trees, leaves, x, votes, n_classes):
 
 
 def decide(r, count, n_trees, threshold):
-    """The pipeline's decision after smoothing (``trees_fast.smooth``'s result ``r``: the winning class + 1 and its
-    votes summed over ``count`` windows, as ``sum << 8 | (class + 1)``): (class, confidence permille), the
-    confidence being the winner's share of all the votes, the class -1 ("unknown") below ``threshold``. The device
+    """The pipeline's decision after smoothing (``sensorbox.device.analysis.trees.smooth``'s result ``r``: the
+    winning class + 1 and its votes summed over ``count`` windows, as ``sum << 8 | (class + 1)``): (class,
+    confidence permille), the confidence being the winner's share of all the votes, the class -1 ("unknown") below
+    ``threshold``. The device
     and the browser (``sensorbox.shared.analysis``) decide with this one function."""
     conf = (r >> 8) * 1000 // (count * n_trees)
     return ((r & 0xFF) - 1 if conf >= threshold else -1), conf

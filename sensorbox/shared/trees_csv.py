@@ -12,10 +12,10 @@ an int (``int(float(t))``, as the device loader does). Only majority voting (``l
 ``Loader(builder)`` takes one line at a time (``feed``), so a caller can yield between lines, and checks each line
 as it comes in O(1) memory; ``finish()`` checks what needs the whole file (every child, root and leaf reference
 exists) and returns the counts. After ``finish`` every walk over the builder's arrays ends inside them (children
-point strictly forward), which is what the unchecked viper kernel (``sensorbox.device.trees_fast``) relies on.
+point strictly forward), which is what the unchecked viper kernel (``sensorbox.device.analysis.trees``) relies on.
 ``load(lines, builder)`` does both. Errors are ``trees.TreesError`` naming the line or node.
 
-The builder is an ``emlearn_trees`` model, or a ``trees.Trees`` / ``kernels_c.CTrees``, which is filled through
+The builder is an ``emlearn_trees`` model, or a ``trees.Trees`` / ``kernels_emlearn.CTrees``, which is filled through
 ``Builder``: the builder interface of ``emlearn_trees`` (``setdata(features, classes)``, ``addnode``, ``addroot``,
 ``addleaf``, as emlearn-micropython's stub declares them) with its checks, kept here so a running model's
 evaluator does not hold them in RAM. ``setdata`` comes before the first node, leaf or root (emlearn's own
@@ -39,7 +39,7 @@ def fields(line):
 class Builder:
     """``emlearn_trees``' builder interface (``setdata(features, classes)``, ``addnode(left, right, feature, value)``,
     ``addroot(root)``, ``addleaf(value)``, as in emlearn-micropython's ``stubs/emlearn_trees.py``) over a
-    ``trees.Trees`` or a ``kernels_c.CTrees`` (``t``), each call checked against the capacity and against what
+    ``trees.Trees`` or a ``kernels_emlearn.CTrees`` (``t``), each call checked against the capacity and against what
     emlearn's C code would silently truncate (int16 thresholds and children, int8 feature and class counts). A
     Trees' arrays are filled here; a CTrees' ``emlearn_trees`` model through its own calls. Also
     ``outputs``/``predict`` of ``t``, so it stands where a whole ``emlearn_trees`` model is expected."""

@@ -12,12 +12,12 @@ import asyncio
 import micropython
 import time
 
-from devtest import StubConfig, quiet_log, until
+from devtest import StubConfig, quiet_log, renamed, until
 from sensorbox.device.bus import Bus
 from sensorbox.device.sensors.ring import Batch, SampleRing
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_mic import SignalMicrophone
-from sensorbox.device.soundmeter import SoundMeter
+from sensorbox.device.analysis.soundmeter import SoundMeter
 
 
 def _fill(b, seq, n):
@@ -117,16 +117,17 @@ async def test_mic_sampling_and_sound_meter_run_without_allocating():
     tasks = [asyncio.create_task(sensor.run()), asyncio.create_task(sm.run())]
     await until(lambda: sm.meter is not None and sm.meter.level_cdb is not None, 30000)  # started, chunks through
     m = sm.meter
-    blocks = m._nblocks
+    nb = renamed("_nblocks")  # (looked up before the heap is locked)
+    blocks = getattr(m, nb)
     received = sensor.received
     gc.collect()
     waited = 0
     micropython.heap_lock()
     try:
-        while m._nblocks - blocks < 100 and waited < 10000 and not tasks[1].done():
+        while getattr(m, nb) - blocks < 100 and waited < 10000 and not tasks[1].done():
             await asyncio.sleep_ms(20)  # (a coroutine such as devtest.until would be an allocation)
             waited += 20
-        locked_blocks = m._nblocks - blocks
+        locked_blocks = getattr(m, nb) - blocks
         locked_frames = sensor.received - received
     finally:
         micropython.heap_unlock()

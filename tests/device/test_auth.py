@@ -5,7 +5,7 @@ import json
 import time
 
 import asyncio
-from devtest import quiet_log, tmpdir
+from devtest import inner, quiet_log, tmpdir
 from sensorbox.device.auth import Auth
 
 
@@ -74,7 +74,7 @@ def test_checking_yields_and_guesses_sent_together_meet_the_lockout():
     # the first guess was hashed (in slices: other tasks ran meanwhile); the others waited for it, then met the lockout
     assert got == [None, "wait", "wait"], got
     assert ok == "wait" and turns[0] >= 7, turns  # 2000 hashes in slices of 250
-    assert a._fails[a._find(None)] == 1
+    assert inner(a, "_fails")[inner(a, "_find")(None)] == 1
 
 
 def test_lockout_starts_over_after_a_quiet_minute():
@@ -83,13 +83,13 @@ def test_lockout_starts_over_after_a_quiet_minute():
     a = Auth(tmpdir() + "/auth.json", quiet_log(), "pw")
     for _ in range(5):
         assert check(a, _basic("admin", "nope")) is None
-        i = a._find(None)
-        a._until[i] = time.ticks_ms()  # (each lockout just over)
+        i = inner(a, "_find")(None)
+        inner(a, "_until")[i] = time.ticks_ms()  # (each lockout just over)
     assert check(a, _basic("admin", "nope")) is None
-    assert a._fails[i] == 6 and time.ticks_diff(a._until[i], time.ticks_ms()) > 15000  # 16 s
-    a._until[i] = time.ticks_add(time.ticks_ms(), -61000)  # ...and a quiet minute since
+    assert inner(a, "_fails")[i] == 6 and time.ticks_diff(inner(a, "_until")[i], time.ticks_ms()) > 15000  # 16 s
+    inner(a, "_until")[i] = time.ticks_add(time.ticks_ms(), -61000)  # ...and a quiet minute since
     assert check(a, _basic("admin", "nope")) is None
-    assert a._fails[i] == 1 and time.ticks_diff(a._until[i], time.ticks_ms()) <= 500
+    assert inner(a, "_fails")[i] == 1 and time.ticks_diff(inner(a, "_until")[i], time.ticks_ms()) <= 500
 
 
 def test_lockout_is_per_client_address():
@@ -119,7 +119,7 @@ def test_throttle_table_is_bounded():
     async def main():
         for n in range(40):
             assert await a.check_basic(_basic("admin", "guess"), bytes((10, 0, n // 256, n % 256))) is None
-        assert len(a._peer) == 8 and a._peer.count(None) == 0
+        assert len(inner(a, "_peer")) == 8 and inner(a, "_peer").count(None) == 0
         assert await a.check_basic(_basic("admin", "again"), bytes((10, 0, 0, 39))) == "wait"  # the latest: held
         assert await a.check_basic(_basic("admin", "again"), bytes((10, 0, 0, 0))) is None  # the first: forgotten
 
@@ -175,9 +175,9 @@ def test_a_live_stream_holds_only_while_its_credential_does():
     sid = "s" * 32
     a.sessions = [[hashlib.sha256(sid.encode()).digest(), time.ticks_ms()]]
     dev = _Device(a)
-    by_token = live._Client(dev, None, _Req("Bearer sb_3_" + secret))
-    by_session = live._Client(dev, None, _Req(cookie=sid))
-    by_basic = live._Client(dev, None, _Req(_basic("admin", "pw")))
+    by_token = inner(live, "_Client")(dev, None, _Req("Bearer sb_3_" + secret))
+    by_session = inner(live, "_Client")(dev, None, _Req(cookie=sid))
+    by_basic = inner(live, "_Client")(dev, None, _Req(_basic("admin", "pw")))
     assert by_token.valid() and by_session.valid() and by_basic.valid()
     a.tokens = a.tokens + [{"id": 4, "name": "u", "scope": "admin", "hash": "00"}]  # another token made: holds
     assert by_token.valid()
@@ -242,8 +242,9 @@ def test_csrf_compare():
     from sensorbox.device.http import authz
 
     t = authz.csrf_token("x" * 32)
-    assert authz._same(t, t) and not authz._same(t, t[:-1] + ("1" if t[-1] == "0" else "0")) and not authz._same(t, t[:-1]) and \
-        not authz._same("", t)
+    same = inner(authz, "_same")
+    assert same(t, t) and not same(t, t[:-1] + ("1" if t[-1] == "0" else "0")) and not same(t, t[:-1]) and \
+        not same("", t)
 
 
 def test_sessions_outlive_a_planned_restart_once():

@@ -4,8 +4,8 @@ live heap must come back to the same figure each time.
 
 A module that pulls in a module with native code (``@micropython.viper``) leaked on every load: the native
 code and its data are kept for good (IRAM on an ESP32, a tracked pointer per load in the GC heap here). So
-``models.py``, loaded for every ``GET /api/model``, leaked ~32 bytes a request by re-importing ``trees_fast``,
-until ``boot`` imported that once for good."""
+``models.py``, loaded for every ``GET /api/model``, leaked ~32 bytes a request by re-importing ``trees_fast`` (now
+``analysis.trees``), until ``boot`` imported that once for good."""
 
 import gc
 import os
@@ -16,7 +16,7 @@ from sensorbox.device import lazy
 HEAPSIZE = "160wK"
 from sensorbox.device.boot import WARM_SKIP as _NEVER  # (as boot.warm: not loaded on this device)
 
-_PER_REQUEST = ("sensorbox.device.soundclass", "sensorbox.shared.soundfeatures")
+_PER_REQUEST = ("sensorbox.device.analysis.soundclass", "sensorbox.shared.soundfeatures")
 
 
 def _modules(path, pkg):
@@ -36,7 +36,7 @@ def test_every_cold_module_gives_back_all_it_took():
     plat = unix.Platform()
     plat.data_dir = os.getenv("SENSORBOX_TEST_TMP") + "/dev"
     dev = app.Device(plat, echo_log=False)  # the parts, as at boot
-    from sensorbox.device import pipeline  # noqa: F401 - what the services load when they start
+    from sensorbox.device.analysis import pipeline  # noqa: F401 - what the services load when they start
     from sensorbox.device.http import server  # noqa: F401
     from sensorbox.shared import soundlevel  # noqa: F401
     from sensorbox.device.sensors import sim_mic  # noqa: F401 - the simulated microphone's sampler
@@ -47,8 +47,8 @@ def test_every_cold_module_gives_back_all_it_took():
     skip = tuple(p for p in _NEVER if p not in _PER_REQUEST) + tuple(plat.warm_skip)
     root = sensorbox.__path__ if isinstance(sensorbox.__path__, str) else sensorbox.__path__[0]
     cold = [m for m in _modules(root, "sensorbox") if m not in sys.modules and not m.startswith(skip)]
-    assert "sensorbox.device.models" in cold and "sensorbox.device.http.web_lazy" in cold, cold
-    assert "sensorbox.device.soundclass" in cold and "sensorbox.device.kernels_sound" not in cold, cold
+    assert "sensorbox.device.analysis.models" in cold and "sensorbox.device.http.device_api" in cold, cold
+    assert "sensorbox.device.analysis.soundclass" in cold and "sensorbox.shared.kernels_sound" not in cold, cold
     grew = []
     for name in cold:
         lazy.load(name)  # the first load interns the module's names for good

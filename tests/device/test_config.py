@@ -1,9 +1,9 @@
 """config.json on flash: defaults, a bad file moved aside at boot, atomic validated updates, listeners."""
 
 import json
-import os
 
 from devtest import exists, quiet_log, tmpdir
+from sensorbox.device.analysis.pipeline import ModelSlot
 from sensorbox.device.config import Config
 
 
@@ -133,7 +133,7 @@ def test_rejected_update_changes_nothing():
             c.update(bad)
             raise AssertionError("accepted {}".format(bad))
         except ValueError as e:
-            assert e.key in bad
+            assert e.field in bad
     assert c.get("device.name") == "before" and c.get("accel.rate_hz") == 50
     assert _read(d + "/config.json") == on_disk
 
@@ -176,12 +176,12 @@ def test_an_update_is_checked_as_validate_checks_it():
         try:
             want = schema.validate(upd, current)
         except ValueError as e:
-            want = ("refused", getattr(e, "key", None))
+            want = ("refused", getattr(e, "field", None))
         try:
             c.update(upd)
             got = c.as_dict()
         except ValueError as e:
-            got = ("refused", getattr(e, "key", None))
+            got = ("refused", getattr(e, "field", None))
         assert got == want, (upd, got, want)
 
 
@@ -194,7 +194,7 @@ def _refused(c, update, key, words):
     try:
         c.update(update)
     except ValueError as e:
-        assert e.key == key and words in e.reason, (e.key, e.reason)
+        assert e.field == key and words in e.reason, (e.field, e.reason)
         return
     raise AssertionError("accepted {}".format(update))
 
@@ -203,16 +203,17 @@ def test_ml_keys_are_checked_against_the_running_model():
     # ml.window 64 with a 128-frame model used to be accepted and stop analysis ("model needs 128-frame windows")
     c = Config(tmpdir() + "/config.json", quiet_log())
     dev = type("Dev", (), {})()
-    dev.model = _Model()
+    dev.ml = ModelSlot()
+    dev.ml.model = _Model()
     c.device = dev
     _refused(c, {"ml.window": 64}, "ml.window", "trained on 128-frame windows")
     _refused(c, {"ml.model_max_kb": 5}, "ml.model_max_kb", "needs 5607 bytes of RAM: at least 6 KB")
     assert c.update({"ml.model_max_kb": 6}) == ["ml.model_max_kb"]
     assert c.update({"ml.hop": 32, "ml.smooth": 5}) == ["ml.hop", "ml.smooth"]
-    dev.model_busy = True  # a model loading (at boot: no model yet) may be of another window
-    dev.model = None
+    dev.ml.held = True  # a model loading (at boot: no model yet) may be of another window
+    dev.ml.model = None
     _refused(c, {"ml.window": 64}, "ml.window", "being loaded")
-    dev.model_busy = False
+    dev.ml.held = False
     assert c.update({"ml.window": 64}) == ["ml.window"]  # no model runs: any window the extractor takes
     assert c.get("ml.window") == 64 and c.get("ml.hop") == 32
 
@@ -233,7 +234,7 @@ def test_a_free_flash_floor_retention_could_never_reach_is_refused():
     # store.min_free_kb beyond what the flash can ever have free made retention delete every stored row
     c = Config(tmpdir() + "/config.json", quiet_log())
     dev = type("Dev", (), {})()
-    dev.model = None
+    dev.ml = ModelSlot()
     dev.platform = type("P", (), {"flash_stats": lambda self: (2048 * 1024, 1500 * 1024)})()
     dev.store = type("S", (), {"res": [type("R", (), {"bytes": 300 * 1024})(), type("R", (), {"bytes": 100 * 1024})()]})()
     c.device = dev

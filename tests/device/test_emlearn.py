@@ -1,8 +1,8 @@
-"""emlearn-micropython's native modules as sensorbox uses them: ``emlearn_trees`` (kernels_c.CTrees, the pipeline),
+"""emlearn-micropython's native modules as sensorbox uses them: ``emlearn_trees`` (kernels_emlearn.CTrees, the pipeline),
 ``emlearn_fft`` (the features' FFT), ``emlearn_iir`` (the sound meter's A-weighting) and ``emlearn_neighbors``
 (knn and anomaly models: shared/neighbors.py), through the calls their stubs declare (tests/support/emlearn_api.py).
 
-Runs on the real modules when ``SENSORBOX_NATMODS`` names a folder of them (README "Analysis" says how to build
+Runs on the real modules when ``SENSORBOX_NATMODS`` names a folder of them (docs/analysis.md says how to build
 them), else on the test doubles of tests/support/natmods (``NATMODS``). Checked either way:
 
 - every call the stubs do not allow (wrong arity, typecode, length, order) is refused as the C code refuses it;
@@ -29,7 +29,7 @@ import micropython
 
 from emlearn_api import API, CLASSES, TYPECODES
 from forestgen import Rng, forest_csv, inputs
-from sensorbox.device import trees_fast
+from sensorbox.device.analysis import trees as device_trees
 from sensorbox.shared import features, kernels, kernels_py, npy, trees, trees_csv
 from sensorbox.shared.dsp_setup import A_WEIGHTING
 from sensorbox.shared.soundlevel import SoundLevelMeter
@@ -187,9 +187,9 @@ def _forests():
 def test_trees_agree_with_viper_and_plain_on_random_forests():
     checked = 0
     for rng, lines, n_trees, n_nodes, n_features, n_classes in _forests():
-        c = trees_fast.new(n_trees, n_nodes, n_classes)  # emlearn_trees is importable: kernels_c.CTrees
+        c = device_trees.new(n_trees, n_nodes, n_classes)  # emlearn_trees is importable: kernels_emlearn.CTrees
         assert type(c).__name__ == "CTrees"
-        v = trees.Trees(n_trees, n_nodes, n_classes, trees_fast.vote)
+        v = trees.Trees(n_trees, n_nodes, n_classes, device_trees.vote)
         p = trees.Trees(n_trees, n_nodes, n_classes)
         for t in (c, v, p):
             assert trees_csv.load(lines, t) == (n_features, n_classes, n_trees, n_nodes, n_classes)
@@ -203,7 +203,7 @@ def test_trees_agree_with_viper_and_plain_on_random_forests():
             assert v.classify(x) == want and list(v.votes()) == list(p.votes())
             assert c.classify(x) == want and list(c.votes()) == list(p.votes())
             own.predict(x, out)  # emlearn's outputs, votes / n_trees, decoded by the pipeline's kernel
-            r = trees_fast.smooth(out, 1, n_trees, hist, 0, 1, n_classes)
+            r = device_trees.smooth(out, 1, n_trees, hist, 0, 1, n_classes)
             assert (r & 0xFF) - 1 == want and list(hist) == list(p.votes())
             checked += 1
     assert checked == 1800
@@ -222,7 +222,7 @@ def test_float_outputs_decode_to_every_vote_count():
         for k in range(n + 1):
             x[0] = k
             m.predict(x, out)
-            trees_fast.smooth(out, 1, n, votes, 0, 1, 2)
+            device_trees.smooth(out, 1, n, votes, 0, 1, 2)
             assert list(votes) == [k, n - k], (n, k, list(out))
     # Every k / n for n up to 255 trees as float32 (k / n rounded once from double precision is the same float32
     # as the C code's float division for every n <= 1024: checked with numpy when this test was written).
@@ -231,7 +231,7 @@ def test_float_outputs_decode_to_every_vote_count():
     for n in range(1, 256):
         for k in range(n + 1):
             f[0] = k / n
-            trees_fast.smooth(f, 1, n, one, 0, 1, 1)
+            device_trees.smooth(f, 1, n, one, 0, 1, 1)
             assert one[0] == k, (n, k)
 
 
@@ -268,8 +268,8 @@ def test_shipped_model_agrees_on_every_window_and_the_pipeline_step_allocates_no
     meta = _shipped()
     nt, nn, nl = meta["trees"], meta["nodes"], meta["leaves"]
     nc = len(meta["classes"])
-    c = trees_fast.new(nt, nn, nl)
-    v = trees.Trees(nt, nn, nl, trees_fast.vote)
+    c = device_trees.new(nt, nn, nl)
+    v = trees.Trees(nt, nn, nl, device_trees.vote)
     for t in (c, v):
         with open("models/default/model.csv") as f:
             trees_csv.load(f, t)
@@ -296,7 +296,7 @@ def test_shipped_model_agrees_on_every_window_and_the_pipeline_step_allocates_no
             for j in range(len(x)):
                 x[j] = w[j]
             model.predict(x, out)
-            trees_fast.smooth(out, 1, nt, hist, (i % 3) * nc, 3, nc)
+            device_trees.smooth(out, 1, nt, hist, (i % 3) * nc, 3, nc)
             c.classify(x)
     finally:
         micropython.heap_unlock()
@@ -306,9 +306,9 @@ def test_pipeline_classify_step_matches_the_viper_evaluator():
     # pipeline.Pipeline._classify with a model whose evaluator is emlearn_trees, beside one with the viper Trees,
     # over the same features: the same predictions (class, confidence) and events for every window.
     from sensorbox.device.bus import Bus
-    from sensorbox.device.models import make
-    from sensorbox.device.pipeline import Pipeline
-    from devtest import quiet_log
+    from sensorbox.device.analysis.models import make
+    from sensorbox.device.analysis.pipeline import Pipeline
+    from devtest import inner, quiet_log
 
     meta = _shipped()
     meta["features"] = len(meta["features"])
@@ -316,7 +316,7 @@ def test_pipeline_classify_step_matches_the_viper_evaluator():
     nc = len(meta["classes"])
     got = []
     wins = _windows()
-    for ev in (trees_fast.new(nt, nn, nl), trees.Trees(nt, nn, nl, trees_fast.vote)):
+    for ev in (device_trees.new(nt, nn, nl), trees.Trees(nt, nn, nl, device_trees.vote)):
         with open("models/default/model.csv") as f:
             trees_csv.load(f, ev)
         m = make(meta, ev, "default")
@@ -332,8 +332,9 @@ def test_pipeline_classify_step_matches_the_viper_evaluator():
         Dev.bus.subscribe("events", lambda topic, t, val: seen.append((val["from"], val["to"])))
         hist = array.array("H", bytes(2 * 3 * nc))
         nh = 0
+        classify = inner(pipe, "_classify")
         for x in wins:
-            pipe._classify(m, x, hist, nh % 3, min(nh + 1, 3), 500, nh)
+            classify(m, x, hist, nh % 3, min(nh + 1, 3), 500, nh)
             nh += 1
         got.append(seen)
     assert len(got[0]) > 400 and got[0] == got[1]
@@ -341,14 +342,14 @@ def test_pipeline_classify_step_matches_the_viper_evaluator():
 
 
 def test_fft_within_4_units_of_fft_q15_and_features_close():
-    from sensorbox.device import kernels_c
+    from sensorbox.shared import kernels_emlearn
 
     assert "emlearn_fft" in kernels.EMLEARN
     rng = Rng(5)
     for n in (16, 64, 128, 256):
-        e = kernels_c.FFT(n)
+        e = kernels_emlearn.FFT(n)
         q = kernels.FFTQ(n)
-        assert type(kernels.fft(n)) is kernels_c.FFT
+        assert type(kernels.fft(n)) is kernels_emlearn.FFT
         worst = 0
         for case in range(20):
             re = array.array("h", bytes(2 * n))
@@ -363,7 +364,7 @@ def test_fft_within_4_units_of_fft_q15_and_features_close():
             q.run(r2, i2)
             kernels_py.fft_q15(r3, i3, n, q.tw)
             assert list(r2) == list(r3) and list(i2) == list(i3)  # viper and plain: identical
-            for i in range(n // 2 + 1):  # the one-sided spectrum kernels_c.FFT writes back
+            for i in range(n // 2 + 1):  # the one-sided spectrum kernels_emlearn.FFT writes back
                 worst = max(worst, abs(re[i] - r2[i]), abs(im[i] - i2[i]))
         print("FFT", n, "points: largest difference to fft_q15", worst, "units")
         assert worst <= 4, (n, worst)
@@ -378,9 +379,9 @@ def test_fft_within_4_units_of_fft_q15_and_features_close():
     ex_e = features.Extractor(3, 128)
     ex_q = features.Extractor(3, 128)
     ex_q._fft = kernels.FFTQ(128)
-    assert type(ex_e._fft) is kernels_c.FFT
+    assert type(ex_e._fft) is kernels_emlearn.FFT
     meta = _shipped()
-    t = trees.Trees(meta["trees"], meta["nodes"], meta["leaves"], trees_fast.vote)
+    t = trees.Trees(meta["trees"], meta["nodes"], meta["leaves"], device_trees.vote)
     with open("models/default/model.csv") as f:
         trees_csv.load(f, t)
     fr = array.array("h", bytes(2 * 128 * 3))
@@ -416,13 +417,13 @@ def _tone(n, freq, amp, rate=16000, phase=0.0):
 
 
 def test_iir_within_2_units_of_iir_q_and_sound_levels_within_0_02_db():
-    from sensorbox.device import kernels_c
+    from sensorbox.shared import kernels_emlearn
 
     assert "emlearn_iir" in kernels.EMLEARN
     rng = Rng(8)
     for rate in (16000, 8000):
         q28 = A_WEIGHTING[rate]
-        assert type(kernels.iir(q28)) is kernels_c.IIR
+        assert type(kernels.iir(q28)) is kernels_emlearn.IIR
         worst = 0
         signals = [_tone(4000, 1000, 32000, rate), _tone(4000, 100, 20000, rate), _tone(4000, 5000, 32767, rate)]
         noise = array.array("h", bytes(8000))
@@ -430,7 +431,7 @@ def test_iir_within_2_units_of_iir_q_and_sound_levels_within_0_02_db():
             noise[i] = rng.below(40001) - 20000
         signals.append(noise)
         for x in signals:
-            e = kernels_c.IIR(q28)
+            e = kernels_emlearn.IIR(q28)
             q = kernels.IIRQ(q28)
             ye = array.array("h", bytes(2 * len(x)))
             yq = array.array("h", bytes(2 * len(x)))
@@ -481,10 +482,10 @@ def test_iir_within_2_units_of_iir_q_and_sound_levels_within_0_02_db():
 
 
 def test_sound_meter_chunks_allocate_nothing_with_emlearn_iir():
-    from sensorbox.device import kernels_c
+    from sensorbox.shared import kernels_emlearn
 
     m = SoundLevelMeter(16000, "A", "fast", -26.0, 1000)
-    assert type(m.filter) is kernels_c.IIR
+    assert type(m.filter) is kernels_emlearn.IIR
     x = _tone(256, 1000, 8000)
     y = array.array("h", x)
     m.process(y, 255)  # every float buffer once (128 + 64 + ... + 1)
@@ -501,9 +502,9 @@ def test_sound_meter_chunks_allocate_nothing_with_emlearn_iir():
 
 
 def test_float32_conversions_agree_with_array_f():
-    # kernels_c.to_f32/from_f32 work on the raw bits of an array('f'); the array's own float conversion is the
+    # kernels_emlearn.to_f32/from_f32 work on the raw bits of an array('f'); the array's own float conversion is the
     # reference (independent of the doubles, which use these conversions themselves).
-    from sensorbox.device.kernels_c import from_f32, to_f32
+    from sensorbox.shared.kernels_emlearn import from_f32, to_f32
 
     h = array.array("h", [0])
     f = array.array("f", [0.0])

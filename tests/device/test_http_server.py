@@ -7,7 +7,7 @@ out of memory while its JSON was streamed, the server wrote its 503 answer, stat
 import asyncio
 import sys
 
-from devtest import quiet_log
+from devtest import inner, quiet_log, renamed
 from sensorbox.device.http import server
 
 
@@ -64,14 +64,14 @@ def _answer(handle, method=b"GET"):
         pass
 
     Route.handle = handle
-    route = server._route
+    route = inner(server, "_route")
     sys.modules["sbtest_route"] = Route
-    server._route = lambda p: "sbtest_route"
+    setattr(server, renamed("_route", "http/server.py"), lambda p: "sbtest_route")
     try:
         c = _Conn(method + b" /api/x HTTP/1.0\r\n")
-        asyncio.run(server._serve_conn(_App(), c))
+        asyncio.run(inner(server, "_serve_conn")(_App(), c))
     finally:
-        server._route = route
+        setattr(server, renamed("_route", "http/server.py"), route)
         sys.modules.pop("sbtest_route", None)
     return b"".join(c.out), c
 

@@ -5,10 +5,10 @@ import gc
 import sys
 
 from sensorbox.device import lazy
-from sensorbox.device.http import server  # noqa: F401 - resident in the app; web_lazy imports it
+from sensorbox.device.http import server  # noqa: F401 - resident in the app; device_api imports it
 
-_WEB = "sensorbox.device.http.web_lazy"
-_DEPS = ("sensorbox.device.http.authz",)  # (static too until web_lazy loaded it only for openapi.json)
+_WEB = "sensorbox.device.http.device_api"
+_DEPS = ("sensorbox.device.http.authz",)  # (static too until device_api loaded it only for openapi.json)
 
 
 def test_unload_takes_the_modules_the_load_pulled_in():
@@ -21,7 +21,7 @@ def test_unload_takes_the_modules_the_load_pulled_in():
     m = lazy.load(_WEB)
     assert callable(m.handle)
     for d in _DEPS:
-        assert d in sys.modules, d  # web_lazy imports it at its top
+        assert d in sys.modules, d  # device_api imports it at its top
     m = None
     lazy.unload(_WEB)
     for d in (_WEB,) + _DEPS:

@@ -1,6 +1,5 @@
 """The log: byte ring in RAM, batched writes to flash, rotation, counted loss, failing flash."""
 
-import os
 
 from devtest import exists, tmpdir
 from sensorbox.device.log import Log

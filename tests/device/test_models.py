@@ -4,10 +4,11 @@ activation (cancelled or out of RAM part-way, the old model runs again)."""
 
 import json
 
-from devtest import StubConfig, exists, quiet_log, tmpdir
-from sensorbox.device import models
+from devtest import StubConfig, exists, inner, quiet_log, tmpdir
+from sensorbox.device.analysis import models
 from sensorbox.device.store.core import Store
-from sensorbox.device.models import ModelError
+from sensorbox.device.analysis.models import ModelError
+from sensorbox.device.analysis.pipeline import ModelSlot
 from sensorbox.device.sensors.ring import SampleRing
 
 DEFAULT = "models/default"
@@ -29,7 +30,7 @@ class Dev:
         self.log = quiet_log()
         self.config = StubConfig()
         self.sensors = {"accel": type("S", (), {"ring": SampleRing(3, 8, 50)})()}
-        self.model = self.model_error = None
+        self.ml = ModelSlot()
         self.store = Store(tmpdir("store"), self.log, lambda: 0)  # its class table names the model's classes
 
 
@@ -43,7 +44,7 @@ class Manager:
 
     def __getattr__(self, name):
         if name == "current":
-            return self.dev.model
+            return self.dev.ml.model
         fn = getattr(models, name)
         return lambda *a: fn(self.dev, *a)
 
@@ -51,12 +52,12 @@ class Manager:
 def manager(refill=False):
     if refill:
         # The refill path (a new model parsed into the running one's arrays) needs the viper evaluator: with
-        # SENSORBOX_NATMODS, trees_fast.new gives emlearn_trees, whose models cannot be emptied and refilled.
+        # SENSORBOX_NATMODS, device_trees.new gives emlearn_trees, whose models cannot be emptied and refilled.
         # (Each device test runs in its own process: the patch ends with the test.)
-        from sensorbox.device import trees_fast
+        from sensorbox.device.analysis import trees as device_trees
         from sensorbox.shared import trees
 
-        trees_fast.new = lambda t, n, v: trees.Trees(t, n, v, trees_fast.vote)
+        device_trees.new = lambda t, n, v: trees.Trees(t, n, v, device_trees.vote)
     return Manager()
 
 
@@ -156,7 +157,7 @@ async def test_bad_models_are_refused_with_reasons_and_the_old_keeps_running():
     upload(m, read("meta.json"), tampered)
     await arefused(m.activate(), "csv_sha256")
     assert m.current is running and m.current.origin == "default"
-    assert "upload refused" in m.info()["last_error"] and m.dev.model_error
+    assert "upload refused" in m.info()["last_error"] and m.dev.ml.error
     await arefused(m.activate(), "nothing staged")
     await arefused(m.rollback(), "no previous model")
 
@@ -188,7 +189,7 @@ async def test_a_model_that_fails_to_parse_gives_the_old_one_back_from_flash():
     x = array.array("h", bytes(2 * running.trees.n_features))
     assert m.current.trees.classify(x) == running.trees.classify(x)
     assert "upload refused" in m.info()["last_error"] and not m.info()["staged"]
-    assert not m.dev.model_busy
+    assert not m.dev.ml.held
 
 
 async def test_loading_yields_to_other_tasks_and_one_load_at_a_time():
@@ -208,14 +209,14 @@ async def test_loading_yields_to_other_tasks_and_one_load_at_a_time():
     t = asyncio.create_task(ticker())
     load = asyncio.create_task(m.boot())
     await asyncio.sleep_ms(0)
-    assert m.dev.model_busy
+    assert m.dev.ml.held
     await arefused(m.boot(), "being loaded")
     await load
     stop[0] = True
     await t
     nodes = json.loads(read("meta.json"))["nodes"]
-    assert m.current is not None and not m.dev.model_busy
-    assert turns[0] >= nodes // models._YIELD_LINES, (turns[0], nodes)
+    assert m.current is not None and not m.dev.ml.held
+    assert turns[0] >= nodes // inner(models, "_YIELD_LINES"), (turns[0], nodes)
 
 
 # --- atomic activation: cancelled or failing part-way, the old model runs again ------------------------------
@@ -270,7 +271,7 @@ def _inputs(n_features):
 
 
 class Watch:
-    """A task that looks at device.model on every turn of the event loop and notes if it was ever None."""
+    """A task that looks at device.ml.model on every turn of the event loop and notes if it was ever None."""
 
     def __init__(self, dev):
         import asyncio
@@ -284,7 +285,7 @@ class Watch:
         import asyncio
 
         while not self.stop:
-            if self.dev.model is None:
+            if self.dev.ml.model is None:
                 self.none += 1
             await asyncio.sleep_ms(0)
 
@@ -308,7 +309,7 @@ async def test_a_cancelled_refill_gives_the_old_model_back():
     meta, csv = _variant(rotate=1)
     upload(m, meta, csv)
     task = asyncio.create_task(m.activate())
-    while m.dev.model is not None:  # checking size and hash, with the old model running
+    while m.dev.ml.model is not None:  # checking size and hash, with the old model running
         await asyncio.sleep_ms(0)
     for _ in range(5):  # a few turns (8 CSV lines each) into the refill
         await asyncio.sleep_ms(0)
@@ -319,9 +320,9 @@ async def test_a_cancelled_refill_gives_the_old_model_back():
         raise AssertionError("the activation was not cancelled")
     except asyncio.CancelledError:
         pass
-    assert m.dev.model_busy  # the restore task holds the lock ...
+    assert m.dev.ml.held  # the restore task holds the lock ...
     await arefused(m.activate(), "being loaded")  # ... so nothing else loads meanwhile
-    await until(lambda: not m.dev.model_busy)
+    await until(lambda: not m.dev.ml.held)
     assert m.current is not None and m.current.origin == "default"
     assert _votes(m.current, xs) == before
     assert m.info()["staged"] and not exists(m.dir + "/active") and m.info()["last_error"] is None
@@ -355,14 +356,14 @@ async def test_a_model_needing_new_arrays_loads_beside_the_running_one():
     task = asyncio.create_task(m.activate())
     for _ in range(40):
         await asyncio.sleep_ms(0)
-    assert not task.done() and m.dev.model_busy
+    assert not task.done() and m.dev.ml.held
     task.cancel()
     try:
         await task
         raise AssertionError("the activation was not cancelled")
     except asyncio.CancelledError:
         pass
-    assert m.current is small and not m.dev.model_busy
+    assert m.current is small and not m.dev.ml.held
     assert _votes(m.current, xs) == before
     # 2. MemoryError: the upload claims 7,900 nodes (63 KB of arrays, allowed by ml.model_max_kb = 64) and the
     # heap has no block that big (ballast fills it, then every other 16 KB block is given back); the
@@ -388,7 +389,7 @@ async def test_a_model_needing_new_arrays_loads_beside_the_running_one():
     finally:
         big = ballast = None
         gc.collect()
-    assert m.current is small and not m.dev.model_busy
+    assert m.current is small and not m.dev.ml.held
     assert _votes(m.current, xs) == before
     assert "not enough RAM" in m.info()["last_error"]
     # 3. uninterrupted: the default model replaces it
@@ -523,7 +524,7 @@ async def test_the_model_loads_into_arrays_set_aside_at_start_on_a_heap_cut_into
             ballast = None
             gc.collect()
         if not reserved:
-            assert m.current is None and "not enough RAM" in m.dev.model_error, m.dev.model_error
+            assert m.current is None and "not enough RAM" in m.dev.ml.error, m.dev.ml.error
             continue
-        assert m.current is not None and m.current.trees is spare and m.dev.spare is None, m.dev.model_error
+        assert m.current is not None and m.current.trees is spare and m.dev.spare is None, m.dev.ml.error
         assert m.current.n_trees == 20

@@ -5,7 +5,7 @@ import gc
 
 
 def test_remaining_length_encoding():
-    from sensorbox.device.mqtt import _len_bytes
+    from sensorbox.device.integrations.mqtt import _len_bytes
 
     assert bytes(_len_bytes(0)) == b"\x00"
     assert bytes(_len_bytes(127)) == b"\x7f"
@@ -22,7 +22,7 @@ def test_remaining_length_encoding():
 
 
 def test_strings_are_length_prefixed_in_utf8_bytes():
-    from sensorbox.device.mqtt import _str
+    from sensorbox.device.integrations.mqtt import _str
 
     s = "25 \u00b0C \u00b5"  # 7 characters, 9 bytes
     assert len(s) == 7
@@ -34,14 +34,13 @@ def test_strings_are_length_prefixed_in_utf8_bytes():
 
 def test_heap_of_client_outbox_and_sink_code():
     gc.collect()
-    f0 = gc.mem_free()
     import asyncio  # noqa: F401
 
     from sensorbox.device import supervisor  # noqa: F401 - resident in the app anyway (mqtt's wait_for_ms)
 
     gc.collect()
     f1 = gc.mem_free()
-    from sensorbox.device import mqtt
+    from sensorbox.device.integrations import mqtt
 
     gc.collect()
     f2 = gc.mem_free()
@@ -52,7 +51,7 @@ def test_heap_of_client_outbox_and_sink_code():
 
     gc.collect()
     f4 = gc.mem_free()
-    from sensorbox.device import outbox  # noqa: F401
+    from sensorbox.device.integrations import outbox  # noqa: F401
 
     gc.collect()
     f5 = gc.mem_free()

@@ -11,7 +11,10 @@ class _Dev:
 
         self.config = StubConfig()
         self.log = quiet_log()
-        self.model = model
+        from sensorbox.device.analysis.pipeline import ModelSlot
+
+        self.ml = ModelSlot()
+        self.ml.model = model
         self.device_id = "0123456789ab"
 
         class P:
@@ -25,6 +28,7 @@ def test_live_rows_name_only_the_classes_discovery_announced():
     # list: after a model change, the previous model's rows reach the data topics only
     import array
 
+    from devtest import inner
     from sensorbox.device.integrations.mqtt_sink import MqttSink
 
     class M:
@@ -32,19 +36,20 @@ def test_live_rows_name_only_the_classes_discovery_announced():
         gids = array.array("h", [3, 5])  # their ids in the store's class table
 
     s = MqttSink(_Dev(M()))
-    m = s.d.model
+    m = s.d.ml.model
     s.classes = m.classes  # the last discovery listed this model's classes
-    assert s._fits(0, (3, 900)) and s._fits(0, (5, 900)) and s._fits(0, (-1, 400))  # -1: unknown
-    assert not s._fits(0, (4, 900))  # a class of an earlier model
-    assert s._fits(1, (6000, 5000, 7000, 6500, 6000, 5500))
-    assert s._fits(2, b'{"type": "outbox_loss", "sink": "mqtt"}')
-    assert s._fits(2, b'{"type": "class_change", "from": "sit", "to": "run", "confidence": 900}')
-    assert s._fits(2, b'{"type": "class_change", "from": "run", "to": "unknown", "confidence": 300}')
-    assert not s._fits(2, b'{"type": "class_change", "from": "run", "to": "sit", "confidence": 900}')
+    fits = inner(s, "_fits")
+    assert fits(0, (3, 900)) and fits(0, (5, 900)) and fits(0, (-1, 400))  # -1: unknown
+    assert not fits(0, (4, 900))  # a class of an earlier model
+    assert fits(1, (6000, 5000, 7000, 6500, 6000, 5500))
+    assert fits(2, b'{"type": "outbox_loss", "sink": "mqtt"}')
+    assert fits(2, b'{"type": "class_change", "from": "sit", "to": "run", "confidence": 900}')
+    assert fits(2, b'{"type": "class_change", "from": "run", "to": "unknown", "confidence": 300}')
+    assert not fits(2, b'{"type": "class_change", "from": "run", "to": "sit", "confidence": 900}')
     s.classes = ["walk", "run"]  # a model is active whose classes were not announced yet (another list)
-    assert not s._fits(0, (3, 900)) and not s._fits(0, (-1, 400))
-    assert not s._fits(2, b'{"type": "class_change", "from": "sit", "to": "run", "confidence": 900}')
-    assert s._fits(1, (6000, 5000, 7000, 6500, 6000, 5500)) and s._fits(2, b'{"type": "outbox_loss"}')
+    assert not fits(0, (3, 900)) and not fits(0, (-1, 400))
+    assert not fits(2, b'{"type": "class_change", "from": "sit", "to": "run", "confidence": 900}')
+    assert fits(1, (6000, 5000, 7000, 6500, 6000, 5500)) and fits(2, b'{"type": "outbox_loss"}')
 
 
 async def test_a_device_with_mqtt_off_holds_none_of_it():
@@ -63,8 +68,8 @@ async def test_a_device_with_mqtt_off_holds_none_of_it():
     d = app.Device(plat, echo_log=False)
     run = asyncio.create_task(d.run())  # every service, as at boot
     await asyncio.sleep_ms(1500)
-    mods = ("sensorbox.device.integrations.mqtt_sink", "sensorbox.device.integrations.mqtt_cold",
-            "sensorbox.device.mqtt")
+    mods = ("sensorbox.device.integrations.mqtt_sink", "sensorbox.device.integrations.mqtt_control",
+            "sensorbox.device.integrations.mqtt")
     assert d.supervisor.get("pipeline") is not None and d.supervisor.get("mqtt") is None and d.mqtt is None
     assert [m for m in mods if m in sys.modules] == []
     d.config.update({"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": 1})  # (nobody listens)

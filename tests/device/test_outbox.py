@@ -4,7 +4,7 @@ ack/resume across a restart, events text, retention loss counted, and its heap."
 import gc
 
 from devtest import StubConfig, quiet_log, tmpdir
-from sensorbox.device.outbox import Outbox
+from sensorbox.device.integrations.outbox import Outbox
 from sensorbox.device.store import core
 
 T0 = 1700000000000

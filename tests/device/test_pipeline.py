@@ -12,10 +12,10 @@ import json
 
 import asyncio
 
-from devtest import ClassIds, RingSensor, StubConfig, quiet_log, tmpdir, until
+from devtest import ClassIds, RingSensor, StubConfig, inner, quiet_log, tmpdir, until
 from sensorbox.device.bus import Bus
-from sensorbox.device import models
-from sensorbox.device.pipeline import Pipeline
+from sensorbox.device.analysis import models
+from sensorbox.device.analysis.pipeline import ModelSlot, Pipeline
 from sensorbox.device.sensors.ring import Batch
 from sensorbox.shared import features, npy
 
@@ -35,7 +35,7 @@ class Dev:
         self.bus = Bus(self.log)
         self.platform = Plat()
         self.sensors = {"accel": RingSensor(50)}  # (frequency features at the rate the model was trained at)
-        self.model = self.model_error = None
+        self.ml = ModelSlot()
         self.store = ClassIds()
 
 
@@ -89,8 +89,8 @@ async def test_windows_features_predictions_events():
     for topic in got:
         dev.bus.subscribe(topic, keep)
     task = asyncio.create_task(pipe.run())
-    await until(lambda: dev.model is not None)
-    classes = dev.model.classes
+    await until(lambda: dev.ml.model is not None)
+    classes = dev.ml.model.classes
     ring = dev.sensors["accel"].ring
     await feed(ring, frames, 0, 128 + 64 * 9)
     await until(lambda: len(got["predictions"]) >= 10)
@@ -115,9 +115,9 @@ async def test_windows_features_predictions_events():
     await until(lambda: pipe.windows == before + 1)
     assert pipe.gaps == 1
     # a new model (here: the same file loaded again) is used from the next window, smoothing restarts
-    old = dev.model
-    dev.model = await models._check(dev, models._path(dev, "default"), "default")
-    assert dev.model is not old
+    old = dev.ml.model
+    dev.ml.model = await inner(models, "_check")(dev, inner(models, "_path")(dev, "default"), "default")
+    assert dev.ml.model is not old
     await feed(ring, frames, 928, 64)
     await until(lambda: pipe.windows == before + 2)
     assert pipe.latest[1] == row
@@ -133,14 +133,14 @@ async def test_unknown_below_threshold_and_no_model():
     preds = []
     dev.bus.subscribe("predictions", lambda t, ts, v: preds.append(v))
     task = asyncio.create_task(pipe.run())
-    await until(lambda: dev.model is not None)
+    await until(lambda: dev.ml.model is not None)
     await feed(dev.sensors["accel"].ring, frames, 0, 128 + 64 * 15)
     await until(lambda: len(preds) >= 16)
     assert all((c == -1) == (conf < 1000) for c, conf in preds), preds
     assert any(c == -1 for c, _ in preds)
     # without a model the pipeline still publishes features and says why it does not classify
-    dev.model = None
-    dev.model_error = "test"
+    dev.ml.model = None
+    dev.ml.error = "test"
     n = pipe.windows
     await feed(dev.sensors["accel"].ring, frames, 128 + 64 * 15, 64)
     await until(lambda: pipe.windows == n + 1 and pipe.reason is not None)
@@ -149,12 +149,12 @@ async def test_unknown_below_threshold_and_no_model():
     seq = 128 + 64 * 16
     while pipe.windows < n + 40:  # (fed as the pipeline takes them: a window lost to a gap is not counted)
         seq = await feed(dev.sensors["accel"].ring, frames, seq, 64 * 4)
-    assert dev.model is None
-    dev.model_error = "default model refused: not enough RAM to load the model"
+    assert dev.ml.model is None
+    dev.ml.error = "default model refused: not enough RAM to load the model"
     n = pipe.windows
-    while dev.model is None and pipe.windows < n + 40:
+    while dev.ml.model is None and pipe.windows < n + 40:
         seq = await feed(dev.sensors["accel"].ring, frames, seq, 64 * 4)
-    assert dev.model is not None, pipe.windows - n
+    assert dev.ml.model is not None, pipe.windows - n
     task.cancel()
     await asyncio.sleep_ms(0)
 
@@ -199,15 +199,15 @@ async def test_a_model_with_fewer_classes_replaces_one_mid_run():
     events = []
     dev.bus.subscribe("events", lambda topic, t, v: events.append(v))
     task = asyncio.create_task(pipe.run())
-    await until(lambda: dev.model is not None)
+    await until(lambda: dev.ml.model is not None)
     ring = dev.sensors["accel"].ring
     seq = await feed(ring, frames, 0, 128 + 64 * 3)
     await until(lambda: pipe.windows == 4)
-    assert events[-1]["to"] == "ROW" and dev.model.classes.index("ROW") >= 2
+    assert events[-1]["to"] == "ROW" and dev.ml.model.classes.index("ROW") >= 2
     path = tmpdir("two")
     _two_class_model(path, "PEN")  # ROW's votes go to "other"
-    await models._replace(dev, path, "uploaded")  # as an activation does: into the running model's arrays
-    assert len(dev.model.classes) == 2
+    await inner(models, "_replace")(dev, path, "uploaded")  # as an activation does: into the running model's arrays
+    assert len(dev.ml.model.classes) == 2
     await feed(ring, frames, seq, 64 * 3)
     await until(lambda: pipe.windows == 7 or task.done())
     assert not task.done(), "the pipeline stopped"

@@ -8,10 +8,11 @@ import asyncio
 
 from devtest import ClassIds, RingSensor, StubConfig, quiet_log, tmpdir, until
 from sensorbox.device.bus import Bus
-from sensorbox.device.pipeline import Pipeline
+from sensorbox.device.analysis.pipeline import ModelSlot, Pipeline
 from sensorbox.device.sensors.ring import Batch
-from sensorbox.device.trees_fast import smooth
+from sensorbox.device.analysis.trees import smooth
 from sensorbox.shared import analysis
+from testrng import Rng
 
 HEAPSIZE = "256wK"  # 3,000 recorded frames and their features held at once (a check of results, not of RAM)
 
@@ -23,7 +24,7 @@ class _Dev:
         self.bus = Bus(self.log)
         self.platform = type("P", (), {"data_dir": tmpdir(), "www_dir": "./www"})()
         self.sensors = {"accel": RingSensor(50)}  # (features at the rate the model was trained at)
-        self.model = self.model_error = None
+        self.ml = ModelSlot()
         self.store = ClassIds()
 
 
@@ -49,7 +50,7 @@ async def test_pipeline_and_analysis_agree_on_every_window():
     got = []
     dev.bus.subscribe("predictions", lambda topic, t, v: got.append((t, v[0], v[1])))
     task = asyncio.create_task(pipe.run())
-    await until(lambda: dev.model is not None)
+    await until(lambda: dev.ml.model is not None)
     with open("data/watch_excerpt.npy", "rb") as f:
         frames = analysis.read_frames(f, 5000, 3000)
     ring = dev.sensors["accel"].ring
@@ -77,7 +78,7 @@ async def test_pipeline_and_analysis_agree_on_every_window():
     stored_t = array.array("i", [p[0] for p in got])
     ends = analysis.device_ends(times, runs, stored_t, 128, 50)
     assert min(ends) >= 0
-    t = dev.model.trees
+    t = dev.ml.model.trees
     nf = t.n_features
     feats = analysis.extract(kept, ends, 128, 3, array.array("h", bytes(2 * nf * len(ends))))
     v = analysis.votes(t, feats, nf, 0, len(ends), array.array("H", bytes(2 * t.n_classes * len(ends))))
@@ -95,7 +96,7 @@ async def test_pipeline_and_analysis_agree_on_every_window():
 
 
 def test_viper_smoothing_equals_the_plain_kernel():
-    seed = 12345
+    rng = Rng(12345)
     for n_classes, n_trees, count in ((2, 1, 1), (7, 20, 3), (5, 255, 16), (127, 3, 2)):
         h1 = array.array("H", bytes(2 * n_classes * count))
         h2 = array.array("H", bytes(2 * n_classes * count))
@@ -103,8 +104,7 @@ def test_viper_smoothing_equals_the_plain_kernel():
             votes = array.array("H", bytes(2 * n_classes))
             outs = array.array("f", bytes(4 * n_classes))
             for _ in range(n_trees):
-                seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-                votes[(seed >> 8) % n_classes] += 1
+                votes[rng.below(n_classes)] += 1
             for c in range(n_classes):
                 outs[c] = votes[c] / n_trees
             base = (step % count) * n_classes

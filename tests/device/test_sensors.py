@@ -6,7 +6,7 @@ import struct
 
 import asyncio
 
-from devtest import FakeClock, StubConfig, quiet_log, until
+from devtest import FakeClock, StubConfig, inner, quiet_log, until
 from sensorbox.device.sensors.ring import Batch, SampleRing
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
@@ -107,7 +107,7 @@ def test_replay_loops_at_the_end_of_the_recording():
     clock = FakeClock()
     drv = ReplayAccelerometer(REPLAY, StubConfig(), clock)
     drv.start()
-    total = drv._src_frames
+    total = inner(drv, "_src_frames")
     drv._seq = total - 2  # fast-forward the sensor clock to just before the end
     clock.advance((total + 1) * 20)
     b = Batch(3, 32)
@@ -208,7 +208,7 @@ def test_microphone_levels_match_the_config():
 
 
 def test_simulated_microphone_viper_kernel_matches_the_plain_one():
-    from sensorbox.device.sensors.sim_fast import tone_noise
+    from sensorbox.device.sensors.sim_tone import tone_noise
     from sensorbox.device.sensors.sim_mic import tone_noise_py
 
     size = 800

@@ -12,11 +12,11 @@ import os
 import asyncio
 
 from devtest import FakeClock, StubConfig, quiet_log, tmpdir, until
-from sensorbox.device import soundclass
+from sensorbox.device.analysis import soundclass
 from sensorbox.device.bus import Bus
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_wav import WavMicrophone
-from sensorbox.device.soundmeter import SoundMeter
+from sensorbox.device.analysis.soundmeter import SoundMeter
 from sensorbox.shared import config_schema, wav
 from sensorbox.shared import soundfeatures as sf
 
@@ -138,7 +138,7 @@ async def test_device_windows_equal_the_shared_extractor_on_real_speech_and_clas
     await until(lambda: sm.meter is not None and sensor.pulled and soundclass.running(dev) is not None, 5000)
     hook()
     c = soundclass.running(dev)
-    assert c.model is not None and c.model.classes == ["quiet", "loud"], c.model_error
+    assert c.ml.model is not None and c.ml.model.classes == ["quiet", "loud"], c.ml.error
     assert dev.store.made == "soundclass"
     c = None
     for _ in range(45):  # 9 s of sound, 200 ms at a time: the five files (9.7 s) are one stream
@@ -187,14 +187,14 @@ async def test_no_classifier_when_off_and_the_model_api_slot():
     tasks = sensor = None
     dev.sensors = None
     gc.collect()
-    from sensorbox.device import models
+    from sensorbox.device.analysis import models
 
     s = soundclass.slot(dev)
     assert models.info(s)["active"] is None and s.platform.data_dir == tmpdir() + "/sound"
     # no sound model on flash: none is loaded, which is no error (the sound model's place has no bundled default)
-    s.model_error = None  # (as the classifier that sound.classify makes)
+    s.ml.error = None  # (as the classifier that sound.classify makes)
     await s.load()
-    assert s.model is None and "none on the device" in s.model_error, s.model_error
+    assert s.ml.model is None and "none on the device" in s.ml.error, s.ml.error
     assert dev.log.entries(0, 40) == [], dev.log.entries()
     with open("models/default/meta.json") as f:
         body = f.read()

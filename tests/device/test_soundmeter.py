@@ -9,7 +9,7 @@ from devtest import FakeClock, StubConfig, quiet_log, until
 from sensorbox.device.bus import Bus
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_mic import SignalMicrophone
-from sensorbox.device.soundmeter import SoundMeter
+from sensorbox.device.analysis.soundmeter import SoundMeter
 from sensorbox.shared import config_schema
 
 

@@ -9,14 +9,14 @@ predictions for good."""
 import os
 import struct
 
-from devtest import tmpdir
-from sensorbox.device.store import core, export
+from devtest import inner, tmpdir
+from sensorbox.device.store import export
 from storetest import T0, count_labels, each_label, frames, last_row, make, rand_bytes, read_all
 
 # 112wK, not the 96wK of other device tests: these hold a store, its exports and a littlefs image in RAM at once,
 # in a process that does not intern every name at boot as the app does (lazy.warm); at 96wK four of them already
 # ran out (a name pool or a 48 KB flash image finding no block) before issue 16 added ~4 KB of store (its rollup
-# resources and the codec's buffer; see README "Heap budget").
+# resources and the codec's buffer; see docs/heap.md).
 HEAPSIZE = "112wK"
 
 
@@ -200,7 +200,7 @@ def _v1_segment(path, code, ncols, rate, rb, t0, body):
 def test_segments_of_version_1_stay_readable_after_the_upgrade():
     """A store written by the previous version (segments of bare rows, a torn last row) opens, exports and feeds
     the outbox as before; what is written from then on goes into new (version 2) segments."""
-    from sensorbox.device.outbox import Outbox
+    from sensorbox.device.integrations.outbox import Outbox
 
     root = tmpdir("s")
     for d in ("accel", "predictions", "events"):
@@ -270,11 +270,12 @@ def test_class_table_gives_names_stable_ids_survives_damage_and_frees_unused_ids
     assert classes.names(st) == ["walk", "run", "sit", "jump", "x" * 64]  # names kept to 64 bytes
     # Random bytes, a line whose CRC does not hold (a letter changed), one that is not a name and one without its
     # end: the lines that read right are kept (the store opens as after a boot), the file goes to quarantine.
+    line = inner(classes, "_line")
     with open(root + "/classes.txt", "ab") as f:
-        bad = classes._line(8, "eight").replace(b"eight", b"Eight")
-        nota = classes._line(12, "x").replace(b'"x"', b"[1]")
-        f.write(classes._line(7, "ok") + rand_bytes(300, 5) + b"\n" + classes._line(9, "seven") + bad + nota +
-                classes._line(5, "torn")[:6])
+        bad = line(8, "eight").replace(b"eight", b"Eight")
+        nota = line(12, "x").replace(b'"x"', b"[1]")
+        f.write(line(7, "ok") + rand_bytes(300, 5) + b"\n" + line(9, "seven") + bad + nota +
+                line(5, "torn")[:6])
     st = make(root)
     assert classes.names(st)[:5] == ["walk", "run", "sit", "jump", "x" * 64] and st.quarantined == 1
     assert classes.names(st)[7] == "ok" and classes.names(st)[9] == "seven" and len(classes.names(st)) == 10

@@ -85,7 +85,6 @@ def test_captures_around_a_class_change_and_a_loud_sound_survive_retention_until
     cap = st.status()["capture"]
     assert cap["captures"] == 2 and cap["open"] is False and cap["classes"] == ["walk", "run"], cap
     # pulled: released, retention may have them
-    from sensorbox.device.store import meta
 
     _pulled(st, {r.name: T0 + 20 * seq for r in st.res if r.budget and not r.period})
     for _ in range(40):

@@ -8,16 +8,11 @@ from sensorbox.device.store import core as viper  # the store's viper encoder an
 
 codec_dec = viper
 from sensorbox.shared import codec, codec_enc
+from testrng import Rng, spread
 
 
 def _rng(seed):
-    x = [seed * 2654435761 % 4294967296 or 1]
-
-    def rand(n):
-        x[0] = (x[0] * 1103515245 + 12345) & 0x7FFFFFFF
-        return (x[0] >> 8) % n
-
-    return rand
+    return Rng(spread(seed)).below
 
 
 def _block(rand, n, w, kind):

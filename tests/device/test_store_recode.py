@@ -46,13 +46,13 @@ def _fill(st, n, t=T0):
 
 
 def test_closed_segments_are_recoded_and_read_the_same():
-    from sensorbox.device.outbox import Outbox
+    from sensorbox.device.integrations.outbox import Outbox
 
     st = make(tmpdir("s"), store__predictions_kb=8, store__soundlevel_kb=64)  # predictions: 2 KB segments
     ob = Outbox(st, "mqtt", "predictions", start=0)
     got = ob.read(7)  # (a position held in the first segment)
     assert len(got) == 0
-    t = _fill(st, 300)
+    _fill(st, 300)
     pr = st.by_name["predictions"]
     assert pr.nseg >= 2
     before = _crc(st, "predictions"), _crc(st, "soundlevel")

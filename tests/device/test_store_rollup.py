@@ -6,9 +6,10 @@ import array
 import gc
 import math
 
-from devtest import FakeClock, tmpdir
+from devtest import FakeClock, inner, tmpdir
 from sensorbox.device.store import rollup
 from storetest import each_row, make, read_all
+from testrng import Rng
 
 HEAPSIZE = "160wK"  # (the recomputation holds hours of rollup rows as lists; the store itself: test_store.py)
 
@@ -17,13 +18,7 @@ _LEQS = array.array("h", bytes(2 * 4000))  # an hour of levels to sort (made whi
 
 
 def _rng(seed):
-    x = [seed]
-
-    def rand(n):
-        x[0] = (x[0] * 1103515245 + 12345) & 0x7FFFFFFF
-        return (x[0] >> 8) % n
-
-    return rand
+    return Rng(seed).below
 
 
 def _feed(st, clk, t_end, rand, t_sound, t_pred):
@@ -305,8 +300,6 @@ def _old_seg(path, code, t0, rows, ncols, gen=0):
 def test_rollups_of_the_previous_format_are_converted_once():
     import os
 
-    from sensorbox.device.store import reader
-
     root = tmpdir("o")
     for d in ("/soundlevel_1m", "/predictions_1h", "/predictions_1m"):
         os.mkdir(root + d)
@@ -332,7 +325,7 @@ def test_rollups_of_the_previous_format_are_converted_once():
     for name in ("soundlevel_1m", "predictions_1h", "predictions_1m"):
         d = root + "/" + name
         segs = [n for n in os.listdir(d)]
-        assert len(segs) == 1 and reader.read_header(d + "/" + segs[0], bytearray(32))[7] == 3, (name, segs)
+        assert len(segs) == 1 and inner(rollup, "_header")(d + "/" + segs[0])[7] == 3, (name, segs)
     n = st.by_name["predictions_1h"].bytes
     st = None
     st = make(root, clk)

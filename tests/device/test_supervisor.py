@@ -8,7 +8,7 @@ from sensorbox.device import supervisor as sv
 
 
 def _inject(sup, name):
-    # what POST /api/debug/fault does (http/web_admin.fault): the service is interrupted as if it had raised
+    # what POST /api/debug/fault does (http/admin.fault): the service is interrupted as if it had raised
     svc = sup.get(name)
     svc._fault = "injected fault"
     svc.task.cancel()
@@ -34,9 +34,9 @@ async def test_failing_service_restarts_and_others_continue():
     svc = sup.add("flaky", flaky)
     await until(lambda: svc.restarts >= 3, 5000)
     assert runs[0] >= 3
-    from sensorbox.device import health_cold
+    from sensorbox.device import status as status_doc
 
-    assert health_cold.restarts(sup) >= 3
+    assert status_doc.restarts(sup) >= 3
     assert "ValueError: sensor bus glitch" in svc.last_error
     before = ticks[0]
     await asyncio.sleep_ms(30)
@@ -138,7 +138,7 @@ async def test_lag_monitor_sees_a_blocking_task():
         pass
     await until(lambda: lag.n > n)  # the probe's wake-up after the stall
     t.cancel()
-    from sensorbox.device import health_cold as hc
+    from sensorbox.device import status as hc
 
     st = hc.lag_status(lag)
     assert st["max_ms"] >= 25, st
@@ -184,7 +184,7 @@ async def test_samplers_wake_ups_are_the_lag_samples_and_show_a_stall():
 
 
 def test_percentile_nearest_rank():
-    from sensorbox.device.health_cold import percentile, top
+    from sensorbox.device.status import percentile, top
 
     lag = sv.LagMonitor()
     for v in range(1, 101):  # 1..100 µs

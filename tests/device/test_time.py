@@ -43,7 +43,7 @@ def _add_row(st, plat, k):
 def test_unknown_until_ntp_placed_when_known_and_a_step_back_across_a_power_cut():
     import machine
 
-    from sensorbox.device.outbox import Outbox
+    from sensorbox.device.integrations.outbox import Outbox
     from sensorbox.device.platform import esp32
     from sensorbox.device.store import figures
 

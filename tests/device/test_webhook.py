@@ -30,7 +30,7 @@ def test_hmac_sha256_rfc4231_vectors_and_parts():
 
 
 def test_parse_url():
-    from sensorbox.device.integrations import webhook_cold as cold
+    from sensorbox.device.integrations import webhook_settings as cold
 
     assert cold.parse_url("http://127.0.0.1:8080/hook?a=1") == (False, "127.0.0.1", 8080, "/hook?a=1")
     assert cold.parse_url("https://example.org") == (True, "example.org", 443, "/")
@@ -134,6 +134,11 @@ class _Bus:
         self.published.append((topic, t, value))
 
 
+class _NoModel:  # the device's model state (analysis/pipeline.ModelSlot) with no model, without loading the pipeline
+    model = error = None
+    held = False
+
+
 class _Dev:
     """What the sink uses of the device: config, the real store, id, clock, model, bus."""
 
@@ -150,7 +155,7 @@ class _Dev:
         self.store.open()
         self.device_id = "dev1"
         self.platform = _Platform(self.clock)
-        self.model = self.model_error = None
+        self.ml = _NoModel()
         self.bus = _Bus()
 
 
@@ -251,7 +256,7 @@ async def test_idle_sink_waits_for_the_stores_flush_point_instead_of_polling():
 
 def test_heap_of_client_and_sink_code():
     import asyncio  # noqa: F401
-    from sensorbox.device import outbox  # noqa: F401 - shared with the MQTT sink
+    from sensorbox.device.integrations import outbox  # noqa: F401 - shared with the MQTT sink
     from sensorbox.device.store import core  # noqa: F401 - resident in the app anyway
     from sensorbox.device import lazy
 
@@ -280,7 +285,7 @@ def test_heap_of_client_and_sink_code():
 
 def test_settings_slots_filters_and_errors_naming_the_key():
     from devtest import StubConfig, quiet_log, tmpdir
-    from sensorbox.device.integrations import webhook_cold as cold
+    from sensorbox.device.integrations import webhook_settings as cold
     from sensorbox.device.store import core
 
     class D:

@@ -13,17 +13,14 @@ import json
 import os
 import sys
 
+sys.path.append(__file__.rpartition("/")[0] + "/../support")  # testrng: the tests' random numbers
+from testrng import Rng, spread  # noqa: E402
+
 T0 = 1700000000000
 WORK = sys.argv[1]
 FIRST = int(sys.argv[2])
 STEP = int(sys.argv[3])
-rng = (int(sys.argv[4]) if len(sys.argv) > 4 else 1) * 2654435761 % 4294967296 or 1
-
-
-def rand(n):
-    global rng
-    rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
-    return (rng >> 8) % n
+rand = Rng(spread(int(sys.argv[4]) if len(sys.argv) > 4 else 1)).below
 
 
 def rbytes(n):
@@ -99,14 +96,14 @@ def make_base(data):
     """A data directory holding every kind of file the device keeps."""
     os.mkdir(data)
     dev = boot(data)
-    from sensorbox.device import models
-    from sensorbox.device.http import web_admin
+    from sensorbox.device.analysis import models
+    from sensorbox.device.http import admin
     from sensorbox.device.store import meta
 
     dev.config.update({"device.name": "base", "log.level": "debug"})
     for a, e, name in LABELS:
         meta.label_add(dev.store, {"start": a, "end": e, "label": name})
-    web_admin._save(dev.auth, [{"id": 1, "name": "one", "scope": "read", "hash": "ab" * 32},
+    admin._save(dev.auth, [{"id": 1, "name": "one", "scope": "read", "hash": "ab" * 32},
                                {"id": 2, "name": "two", "scope": "admin", "hash": "cd" * 32}])
     run(models.boot(dev))  # the class table gets the model's classes
     _write_rows(dev.store, 0, 600)
@@ -213,8 +210,8 @@ def cases(base):
 def reported(dev, before):
     st = dev.store.status()
     said = list(dev.log.files) + ([dev.config.boot_error] if dev.config.boot_error else []) + \
-        ([dev.model_error] if dev.model_error else []) + list(st["notes"])
-    n = len(dev.log.files) + (dev.config.boot_error is not None) + (dev.model_error is not None) + \
+        ([dev.ml.error] if dev.ml.error else []) + list(st["notes"])
+    n = len(dev.log.files) + (dev.config.boot_error is not None) + (dev.ml.error is not None) + \
         st["quarantined"] + st["torn_tails"] + st["corrupt_blocks"]
     return n > 0, "; ".join(s for s in said if s)[:300]
 
@@ -242,9 +239,10 @@ def check_rows(dev):
 
 
 def one(base, case, work):
-    from sensorbox.device import files, models
-    from sensorbox.device.http import authz, web_admin
-    from sensorbox.device.integrations import mqtt_cold
+    from sensorbox.device import files
+    from sensorbox.device.analysis import models
+    from sensorbox.device.http import authz, admin
+    from sensorbox.device.integrations import mqtt_control
     from sensorbox.device.store import meta
 
     target, rel, label, content = case
@@ -259,7 +257,7 @@ def one(base, case, work):
     dev = boot(work)
     run(models.boot(dev))
     sink = type("Sink", (), {"d": dev, "rec": [None, None, None]})()
-    mqtt_cold.restore(sink)
+    mqtt_control.restore(sink)
     toks = authz.tokens(dev.auth)
     files.load_json(work + "/wifi.json", dev.log, files.wifi_ok)  # (as the ESP32's station reads it: net/station.py)
     dev.log.info("test", "booted")
@@ -278,10 +276,10 @@ def one(base, case, work):
     # and the device writes on
     _write_rows(dev.store, 100000, 100)
     meta.label_add(dev.store, {"start": T0 + 10 ** 9, "end": T0 + 10 ** 9 + 1, "label": "after"})
-    web_admin._save(dev.auth, toks + [{"id": 9, "name": "new", "scope": "read", "hash": "ef" * 32}])
+    admin._save(dev.auth, toks + [{"id": 9, "name": "new", "scope": "read", "hash": "ef" * 32}])
     dev.config.update({"device.name": "after"})
     sink.rec = ["x", None, None]
-    mqtt_cold._record(sink, "label_set", {"label": "y"}, {})
+    mqtt_control._record(sink, "label_set", {"label": "y"}, {})
     dev.store.close()
     check_rows(dev)
     return rep, said

@@ -5,7 +5,7 @@ discovery JSON text, "samples": {topic: [message text, ...]}}`` prints a JSON re
 "components": {key: {"platform", "config", "dropped", "rendered"}}}`` (a component with only its platform, which
 Home Assistant removes, is reported with ``"removed": True``); ``rendered`` gives, for each sample message on the
 component's state topic, what its value template makes of it (as Home Assistant's MQTT entities render it, or the
-exception's text). The steps are those of
+exception's text; an update entity without a template: the JSON its state schema makes of the message). The steps are those of
 ``homeassistant.components.mqtt.discovery`` (abbreviations expanded, the device schema, each component's platform
 with the device's shared options merged in, then the platform's discovery schema). Home Assistant's discovery
 schemas drop keys they do not know without a word (``vol.REMOVE_EXTRA``): ``dropped`` lists them, so a misspelt
@@ -79,6 +79,14 @@ async def main():
                 rendered.append(Template(tpl, hass).async_render_with_possible_json_value(msg, "<default>"))
             except Exception as e:  # noqa: BLE001 - reported to the test
                 rendered.append("<error {}: {}>".format(type(e).__name__, e))
+        if platform == "update" and not tpl:  # its state is JSON that Home Assistant checks against its schema
+            from homeassistant.components.mqtt.update import MQTT_JSON_UPDATE_SCHEMA
+
+            for msg in samples.get(topic, ()):
+                try:
+                    rendered.append(json.dumps(MQTT_JSON_UPDATE_SCHEMA(json.loads(msg))))
+                except (vol.Invalid, ValueError) as e:
+                    rendered.append("<error {}: {}>".format(type(e).__name__, e))
         report["components"][key] = {"platform": platform, "dropped": dropped, "rendered": rendered,
                                      "config": json.loads(json.dumps(out, default=str))}
     print(json.dumps(report))

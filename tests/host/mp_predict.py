@@ -19,9 +19,9 @@ rows, cols = shape
 x = array.array("h", bytes(2 * cols))
 kernels = [("plain", trees.vote)]
 try:
-    from sensorbox.device import trees_fast
+    from sensorbox.device.analysis import trees as device_trees
 
-    kernels.append(("viper", trees_fast.vote))
+    kernels.append(("viper", device_trees.vote))
 except ImportError:
     pass
 for name, kernel in kernels:

@@ -21,16 +21,13 @@ from sensorbox.device.log import Log
 from sensorbox.device.store import core, export, meta
 from writer_frames import batch
 
+sys.path.append(__file__.rpartition("/")[0] + "/../support")  # testrng: the tests' random numbers
+from testrng import Rng, spread  # noqa: E402
+
 T0 = 1700000000000
 CUTS = int(sys.argv[1])
 seed = int(sys.argv[2])
-rng = seed * 2654435761 % 4294967296 or 1
-
-
-def rand(n):
-    global rng
-    rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
-    return (rng >> 8) % n
+rand = Rng(spread(seed)).below
 
 
 class Cut(Exception):

@@ -23,6 +23,9 @@ from sensorbox.device.log import Log
 from sensorbox.device.store import core
 from writer_frames import batch
 
+sys.path.append(__file__.rpartition("/")[0] + "/../support")  # testrng: the tests' random numbers
+from testrng import Rng, spread  # noqa: E402
+
 T0 = 1700000000000
 out_dir = sys.argv[1]
 root = out_dir + "/store"  # the store; the device files (config, auth, tokens) beside it in out_dir
@@ -108,19 +111,13 @@ if len(sys.argv) > 3:
     print("D", st.torn, st.quarantined)
     sys.exit(0)
 
-rng = seed * 2654435761 % 4294967296 or 1
-
-
-def rand(n):
-    global rng
-    rng = (rng * 1103515245 + 12345) & 0x7FFFFFFF
-    return (rng >> 8) % n
+rand = Rng(spread(seed)).below
 
 
 from sensorbox.device.config import Config  # noqa: E402
 from sensorbox.device.store import meta  # noqa: E402
 from sensorbox.device.auth import Auth  # noqa: E402
-from sensorbox.device.http import authz, web_admin  # noqa: E402
+from sensorbox.device.http import authz, admin  # noqa: E402
 
 data = out_dir if not image else "/flash"
 cfg = Config(data + "/config.json", log)
@@ -185,7 +182,7 @@ while True:
         new = toks[-3:] + [{"id": max([t["id"] for t in toks] + [0]) + 1, "name": "k", "scope": "read",
                             "hash": "{:064x}".format(seq)}]
         print("t", ",".join(str(t["id"]) for t in new))
-        web_admin._save(auth, new)
+        admin._save(auth, new)
         toks = new
         print("T", ",".join(str(t["id"]) for t in toks))
     if image:

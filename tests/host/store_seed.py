@@ -13,6 +13,9 @@ import sys
 from sensorbox.device.store import core, meta, rollup
 from sensorbox.shared import config_schema
 
+sys.path.append(__file__.rpartition("/")[0] + "/../support")  # testrng: the tests' random numbers
+from testrng import Rng  # noqa: E402
+
 data = sys.argv[1]
 now = int(sys.argv[2])
 cfg = config_schema.defaults()
@@ -54,14 +57,14 @@ def jobs():
     st.retain()
 
 
-x = 7
+rng = Rng(7)
 t = clock[0]
 tp = t
 end = now - 60000
 sound = preds = 0
 cls = 0
 while t < end:
-    x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+    x = rng.next()
     lev = 5500 + (x >> 8) % 600
     st.on_bus("soundlevel", t, (lev, lev - 300, lev + 400, lev + 200, lev, lev - 250))
     sound += 1
@@ -86,7 +89,7 @@ frames = array.array("h", bytes(300))
 n = 0
 for b in range(300):  # 5 minutes, in 1 s batches
     for i in range(150):  # (noise: the codec cannot make it much smaller)
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        x = rng.next()
         frames[i] = (x >> 12) % 4000 - 2000
     clock[0] = a0 + 1000 * b + 1000
     st.append_frames(a0 + 1000 * b, b * 50, 1, 50, memoryview(frames), 50)

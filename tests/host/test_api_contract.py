@@ -5,7 +5,7 @@ against the real device app on the MicroPython unix port over real sockets: ever
 answered and nothing else (405 with ``Allow``, OPTIONS, 404), standard reason phrases, 415 for a wrong body type;
 Schemathesis (PyPI) with all its checks and one of our own (every body valid UTF-8), bounded and seeded; a client
 generated from the document by openapi-python-client (PyPI; generated into a temporary folder, never committed)
-walks the README's journeys; and after a run of four Schemathesis workers the device answers every route as
+walks the documented journeys; and after a run of four Schemathesis workers the device answers every route as
 before, with its heap back where it was.
 
 ``make test`` runs small sizes; ``make proof`` (``SENSORBOX_PROOF=full``) runs Schemathesis longer and the
@@ -441,12 +441,22 @@ def _summary(text):
     return text[at:][-30000:] if at >= 0 else text[-6000:]
 
 
+def _short_of_memory(out):
+    """How many answers in Schemathesis' HAR report were 503 "short of memory" (a figure: under load, with the
+    configuration it set, the device may answer so; after it, never)."""
+    n = 0
+    for p in (out / "report").glob("har-*.json"):
+        for e in json.loads(p.read_text())["log"]["entries"]:
+            n += e["response"]["status"] == 503 and "short of memory" in (e["response"]["content"].get("text") or "")
+    return n
+
+
 def _whole_config(dev):
     """PUT /api/config with every key, twice: with the longest strings a body may carry (8 KB: a 2200-character CA
     and one as long as the rest of 8 KB allows), then every default (which also undoes what Schemathesis set).
     Issue 19: the ~6 KB whole-config PUT Schemathesis' coverage phase sent got 503 "short of memory" at APP_HEAP, the body's
     decoded copy finding no block after a run (now parsed from the bytes, a string's characters checked without
-    a copy)."""
+    a copy, and read in pieces when no block of its size is free)."""
     from sensorbox.shared import config_schema as schema
 
     every = {e[0]: e[2] for e in schema.entries()}
@@ -458,7 +468,9 @@ def _whole_config(dev):
         assert len(data) <= 8192
         # As every GET after a load (_every_get_answers): answered normally within seconds. The device's answer
         # to a heap with no block for the 8 KB body at that moment is 503 "retry" (Retry-After: 1); more than
-        # that fails.
+        # that fails. (Not tightened to the first try: then it failed at every size, 20 s and 10 minutes of
+        # load: the body's longest member, a 3.8 KB string, needs a block of its size, and after a load the
+        # largest free block was 1.6 KB of 97 KB free, with the interned-name pool at 1,260.)
         tries = []
         st, _, _, b = wait_for(lambda: tries.append(1) or raw(dev.port, "PUT", "/api/config",
                                                                  ["Content-Type: application/json"], data),
@@ -537,8 +549,10 @@ def test_no_degradation_after_four_workers(device_app, tmp_path):
     code, text = schemathesis(fuzzed, tmp_path / "load", seed=seed, examples=1000, workers=4, max_time=seconds,
                               phases="fuzzing")
     m = re.search(r"(\d+) generated", text)
-    print("four workers for {} s: {} requests generated".format(seconds, m.group(1) if m else "?"))
-    assert code == 0, _summary(text)  # every check holds under load too
+    print("four workers for {} s: {} requests generated, {} of them answered 503 \"short of memory\"".format(
+        seconds, m.group(1) if m else "?", _short_of_memory(tmp_path / "load")))
+    if code:  # (what it found is asserted last: first whether anything outlived the load)
+        print(_summary(text))
     # and what the issue's fuzzer sent now and then, many times: keys that are escaped astral characters (each a
     # name interned for good before: ~8 KB for these 600)
     for i in range(60):
@@ -559,3 +573,4 @@ def test_no_degradation_after_four_workers(device_app, tmp_path):
     assert grown < 4096, (before["heap"], after["heap"])
     logs = fuzzed.get("/api/logs?since=0").json()["entries"]
     assert not [e for e in logs if "MemoryError" in e["msg"] and e["source"] != "http"], logs
+    assert code == 0, _summary(text)  # every check holds under load too

@@ -18,7 +18,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from conftest import ADMIN_PASSWORD, REPO, Device, free_port, retry_503 as _retry
+from conftest import REPO, Device, free_port, retry_503 as _retry
 from test_browser_ui import chromium, login, shot  # noqa: F401 - the chromium fixture
 
 from sensorbox.host import bundle, ui

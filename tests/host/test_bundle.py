@@ -63,7 +63,7 @@ def test_bundle_fits_each_board_profile(board, built):
     assert m["flash_bytes"] <= p["flash_budget"], (board, m["flash_bytes"])
     if p["fs"]:
         assert m["flash_bytes"] + p["data_min"] <= p["fs"], board  # the bundle and the data it must leave fit
-    with open(os.path.join(out, "lib", "sensorbox", "device", "kernels_fast.mpy"), "rb") as f:
+    with open(os.path.join(out, "lib", "sensorbox", "shared", "kernels_viper.mpy"), "rb") as f:
         assert boards.mpy_header(f.read(4)) == (6, p["arch"], 3)  # viper code: native for the profile's chip
 
 

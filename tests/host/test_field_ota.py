@@ -17,6 +17,8 @@ from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all i
 from conftest import ADMIN_PASSWORD
 from sensorbox.host import bundle, ota
 
+pytestmark = pytest.mark.e2e  # the simulated ESP32's whole app (fielddev.py)
+
 HOME = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "ip": "10.0.0.7"}]
 CONFIG = {"time.ntp_host": "off", "mic.enabled": False}
 FAST = {"SENSORBOX_WDT_MS": "4000", "SENSORBOX_HEALTHY_MS": "3000", "SENSORBOX_CONFIRM_MS": "10000"}

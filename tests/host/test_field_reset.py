@@ -5,9 +5,13 @@ stored data unless asked; the next boot is a first boot (the set-up access point
 import json
 import os
 
+import pytest
+
 from fielddev import FieldDevice, until
 
 from conftest import ADMIN_PASSWORD
+
+pytestmark = pytest.mark.e2e  # the simulated ESP32's whole app (fielddev.py)
 
 HOME = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "ip": "10.0.0.7"}]
 

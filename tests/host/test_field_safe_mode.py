@@ -9,6 +9,8 @@ import pytest
 from fielddev import FieldDevice, ui_login, until
 from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all its users: one unit in a parallel run)
 
+pytestmark = pytest.mark.e2e  # the simulated ESP32's whole app (fielddev.py)
+
 HOME = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "ip": "10.0.0.7"}]
 FAST = {"SENSORBOX_WDT_MS": "3000", "SENSORBOX_HEALTHY_MS": "4000"}
 CONFIG = {"time.ntp_host": "off", "mic.enabled": False}

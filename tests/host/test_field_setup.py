@@ -13,6 +13,8 @@ from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all i
 
 from conftest import ADMIN_PASSWORD
 
+pytestmark = pytest.mark.e2e  # the simulated ESP32's whole app (fielddev.py)
+
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                          "test-artifacts")
 APS = [{"ssid": "home", "key": "correct-horse", "rssi": -55, "channel": 6, "security": 3, "ip": "10.0.0.7",

@@ -6,7 +6,8 @@ Checked in Home Assistant itself: the device (unique default name, configuration
 its entities (which are enabled, which are diagnostics), their states and units, the label set from a text entity
 and a recording started and stopped with its buttons (reaching the device: the label is stored), a class change
 as an event after the Reload model button, the device triggers, the controls leaving and coming back with a
-command token, availability across a device kill (last will) and no Home Assistant warning about the device.
+command token, availability across a device kill (last will) and no Home Assistant warning about the device; on a
+simulated ESP32, its MAC, Wi-Fi signal and the App update entity across an update (``sensorbox deploy --ota``).
 Full size (``make test-ha``, ``make proof``: ``SENSORBOX_PROOF=full``) adds: a broker restart (unavailable, then
 available again) with a loud sound level during the outage that the device replays as data but Home Assistant
 never shows; a model with other classes (the activity's options and the device triggers follow); and the Restart
@@ -20,7 +21,8 @@ import time
 import pytest
 
 import sensorbox
-from conftest import REPO
+from sensorbox.host import ota
+from conftest import ADMIN_PASSWORD, REPO
 from mqtt_broker import Broker
 from test_ha_discovery import push_renamed_model
 from test_mqtt_sink import MQTT_HEAP, PREFIX
@@ -112,7 +114,7 @@ def test_home_assistant_shows_and_controls_the_device(ha_env, device_factory, tm
         ents = ha.ws({"type": "config/entity_registry/list"})[0]["result"]
         return {e["unique_id"][len("sb_" + dev_id + "_"):]: e for e in ents if e["device_id"] == d["id"]}
 
-    ents = wait("21 entities", lambda: (lambda e: e if len(e) >= 21 else None)(entities()))
+    ents = wait("22 entities", lambda: (lambda e: e if len(e) >= 22 else None)(entities()))
     print("entities in Home Assistant ({}):".format(len(ents)))
     for k, e in sorted(ents.items(), key=lambda x: x[1]["entity_id"]):
         print("  {:48} {:12} {}".format(e["entity_id"], e["entity_category"] or "", e["disabled_by"] or "enabled"))
@@ -121,6 +123,7 @@ def test_home_assistant_shows_and_controls_the_device(ha_env, device_factory, tm
     assert {k for k, e in ents.items() if e["entity_category"] == "diagnostic"} == {
         "ip", "model", "mqtt_errors", "heap_used", "loop_lag", "uptime"}
     assert ents["leq"]["entity_id"] == leq and ents["activity"]["entity_id"] == act
+    assert ents["update"]["entity_category"] == "config" and ents["update"]["disabled_by"] is None
 
     # states and units
     s = wait("a sound level", lambda: (lambda x: x if numeric(x) is not None else None)(ha.state(leq)))
@@ -199,6 +202,54 @@ def test_home_assistant_shows_and_controls_the_device(ha_env, device_factory, tm
         "[homeassistant.components.mqtt.client]" in line and "connection" in line.lower())]  # (the broker restart)
     assert bad == [], "\n".join(bad)
     print("state changes Home Assistant recorded: {}".format(len(watch.changes())))
+
+
+def test_update_entity_follows_an_app_update(ha_env, tmp_path, monkeypatch):
+    """The App update entity on a simulated ESP32 (``fielddev``: Wi-Fi, MAC, app slots): the version it runs, up
+    to date (the device knows no newer one), no install button (an update is signed on the host), a link to the
+    web UI's App update; an update sent with ``sensorbox deploy --ota`` shows as installed, on trial or confirmed,
+    and as the device's software version."""
+    from test_field_ota import _app_bundle, _device
+
+    ha, broker, watch = ha_env
+    monkeypatch.setenv("SENSORBOX_KEYS", str(tmp_path / "keys"))
+    dev = _device(tmp_path / "field")
+    try:
+        dev_id = dev.status()["device"]["id"]
+        short = "sensorbox_" + dev_id[-4:]
+        r = dev.put("/api/config", {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
+                                    "mqtt.prefix": PREFIX, "mqtt.username": "box", "mqtt.password": "box-pw",
+                                    "mqtt.commands": True})
+        assert r.status == 200, r.body
+        d = wait("the device in Home Assistant", lambda: ha_device(ha, dev_id))
+        assert d["sw_version"] == sensorbox.__version__ and d["model_id"] == "esp32"
+        assert d["connections"] and d["connections"][0][0] == "mac"  # a board with Wi-Fi: its MAC
+        upd = "update.{}_app".format(short)
+        s = wait("the update entity", lambda: (lambda x: x if x and x["state"] == "off" else None)(ha.state(upd)))
+        a = s["attributes"]
+        assert a["installed_version"] == a["latest_version"] == sensorbox.__version__, a
+        assert a["supported_features"] & 1 == 0, a  # UpdateEntityFeature.INSTALL: none
+        assert a["release_summary"] == "the app deployed over USB" and a["release_url"].endswith(
+            ":{}/#health".format(dev.port)), a
+        assert a["title"] == "sensorbox app" and a["device_class"] == "firmware" and a["in_progress"] is False
+        rssi = wait("the Wi-Fi signal entity", lambda: [e for e in ha.ws({"type": "config/entity_registry/list"})[0][
+            "result"] if e["unique_id"] == "sb_{}_rssi".format(dev_id)])
+        assert rssi[0]["disabled_by"] == "integration" and rssi[0]["entity_category"] == "diagnostic", rssi
+        ota.deploy_ota(dev.url, _app_bundle(), password=ADMIN_PASSWORD, version="9.9.9-ha", log=print)
+        s = wait("the update installed in Home Assistant",
+                 lambda: (lambda x: x if x and x["attributes"]["installed_version"] == "9.9.9-ha" else None)(
+                     ha.state(upd)), timeout=90)
+        a = s["attributes"]
+        assert s["state"] == "off" and a["latest_version"] == "9.9.9-ha", s
+        assert a["release_summary"].startswith("on trial") or "confirmed healthy" in a["release_summary"], a
+        assert wait("the new software version", lambda: ha_device(ha, dev_id)["sw_version"] == "9.9.9-ha")
+        if FULL:  # confirmed after a minute's health: shown with the next health message (once a minute)
+            s = wait("the update confirmed in Home Assistant", lambda: (lambda x: x if "confirmed healthy" in (
+                x["attributes"]["release_summary"] or "") else None)(ha.state(upd)), timeout=150)
+            assert s["state"] == "off" and s["attributes"]["installed_version"] == "9.9.9-ha", s
+        print("update entity after the update: {}".format(a))
+    finally:
+        dev.stop()
 
 
 def _broker_restart_replays_nothing_stale(ha, broker, watch, dev, leq, short):

@@ -2,7 +2,7 @@
 and template engine, in the Home Assistant venv: ``ha_core.validate``) but without a running Home Assistant:
 the discovery payload of a device whose broker authenticates clients (controls included) and of one with a command
 token (none); every value template rendered on the messages the device really sent, the ``{}`` of a reconnect
-included; discovery sent again with the new classes when a model is activated; state topics throttled and never
+included, and the update entity's state checked by its state schema; discovery sent again with the new classes when a model is activated; state topics throttled and never
 fed from a replayed backlog. (``test_ha_core.py`` runs the real Home Assistant.)"""
 
 import json
@@ -63,7 +63,7 @@ def test_discovery_passes_home_assistants_schemas_and_its_templates_render_the_d
         # a class change, live: the replayed recording changes exercise every ~40 s; noise on the accelerometer
         # makes one sooner
         assert dev.put("/api/config", {"sim.replay_noise": 4096}).status == 200
-        want = ("state/predictions", "state/soundlevel", "state/events", "state/control", "health")
+        want = ("state/predictions", "state/soundlevel", "state/events", "state/control", "state/update", "health")
         col.wait(lambda m: all(any(x[0] == base + "/" + w and x[1] != b"{}" for x in m) for w in want), timeout=120)
         assert dev.put("/api/config", {"sim.replay_noise": 0}).status == 200
         raw = last(col, topic)
@@ -89,7 +89,7 @@ def test_discovery_passes_home_assistants_schemas_and_its_templates_render_the_d
         # the entities, what they read and what they render
         assert set(comps) >= {"activity", "confidence", "leq", "lmax", "lmin", "l10", "l50", "l90", "activity_change",
                               "ip", "model", "mqtt_errors", "heap_used", "loop_lag", "uptime", "recording", "label",
-                              "record_start", "record_stop", "reload_model", "restart"}
+                              "record_start", "record_stop", "reload_model", "restart", "update"}
         assert "rssi" not in comps  # the unix port has no Wi-Fi
         cfg = {k: c["config"] for k, c in comps.items()}
         assert cfg["activity"]["device_class"] == "enum" and cfg["activity"]["options"] == classes
@@ -105,6 +105,15 @@ def test_discovery_passes_home_assistants_schemas_and_its_templates_render_the_d
             assert cfg[k]["unit_of_measurement"] == "dB" and cfg[k]["device_class"] == "sound_pressure"
             assert cfg[k]["state_topic"] == base + "/state/soundlevel"
         assert cfg["label"]["command_topic"] == base + "/cmd/label_set" and cfg["label"]["max"] == 40
+        # the app's update entity: the version that runs, no install command (an update is signed on the host)
+        assert cfg["update"]["state_topic"] == base + "/state/update" and "command_topic" not in cfg["update"]
+        assert cfg["update"]["device_class"] == "firmware" and cfg["update"]["entity_category"] == "config"
+        assert cfg["update"]["title"] == "sensorbox app" and cfg["update"]["release_url"] == dev.url + "/#health"
+        assert cfg["update"]["release_summary"] == "the app deployed over USB"
+        upd = [json.loads(r) for r in comps["update"]["rendered"]]  # (as Home Assistant's state schema takes it)
+        assert upd and upd[-1] == {"installed_version": sensorbox.__version__, "latest_version": sensorbox.__version__,
+                                   "release_summary": "the app deployed over USB",
+                                   "release_url": dev.url + "/#health"}, comps["update"]["rendered"]
         sl = [json.loads(x) for x in samples[base + "/state/soundlevel"]]
         assert comps["leq"]["rendered"][0] == "None"  # {}: unknown
         for m, r in zip(sl[1:], comps["leq"]["rendered"][1:]):

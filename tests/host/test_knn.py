@@ -5,6 +5,8 @@ no two distances tie at the k-th place; the anomaly threshold comes from held-ou
 import os
 import subprocess
 
+import pytest
+
 import numpy as np
 
 from sensorbox.host import bundle, export, knn
@@ -115,7 +117,7 @@ def test_micropython_gives_the_same_answers(tmp_path):
 
 _STEP_SCRIPT = """
 import array, asyncio, sys
-from sensorbox.device import models, pipeline
+from sensorbox.device.analysis import models, pipeline
 
 
 class Dev:
@@ -126,7 +128,7 @@ class Dev:
         self.sensors = {"accel": type("S", (), {"ring": ring})()}
         self.store = type("St", (), {"class_ids": lambda self, c: list(range(len(c)))})()
         self.log = type("L", (), {"info": lambda self, *a: None, "error": lambda self, *a: print("ERROR", a)})()
-        self.model = self.model_error = None
+        self.ml = pipeline.ModelSlot()
 
 
 async def main():
@@ -148,6 +150,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_the_devices_step_equals_the_host_on_real_windows(tmp_path):
     # issue 17: the pipeline's classification step on MicroPython (models.boot loading the files as a device does,
     # pipeline.classify: knn voting as trees do, anomaly through its step, knn and a tree model on a part of the

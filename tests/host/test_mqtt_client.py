@@ -1,8 +1,7 @@
-"""The device's MQTT client (sensorbox/device/mqtt.py) on the MicroPython unix port against a real mosquitto,
+"""The device's MQTT client (sensorbox/device/integrations/mqtt.py) on the MicroPython unix port against a real mosquitto,
 with a paho-mqtt peer: auth, QoS 0/1, UTF-8 payloads, subscribe/inbound, keepalive, last will, reconnect."""
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -15,7 +14,7 @@ from mqtt_broker import Broker, Collector
 SCRIPT = r'''
 import sys
 import asyncio
-from sensorbox.device.mqtt import MQTTClient, MQTTError
+from sensorbox.device.integrations.mqtt import MQTTClient, MQTTError
 
 port, user, pw, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 got = []

@@ -24,12 +24,12 @@ def public(x):
 
 class Thing:
     def __init__(self):
-        self._count = 0
+        self._tally = 0
         self._shared = 1
 
     def _bump(self):
-        self._count += 1
-        return self._count
+        self._tally += 1
+        return self._tally
 
     def go(self):
         return self._bump() + self._shared
@@ -66,17 +66,91 @@ def test_only_provably_private_names_are_renamed(tmp_path):
     other = _write(tmp_path, "other.py", OTHER)
     plan = names.plan([mod], [other])[mod]
     # a const() name is gone after compiling anyway; Thing is used from outside (mod.Thing): it stays
-    assert set(plan["globals"]) == {"_CACHE", "_helper", "public", "Other"}
-    assert set(plan["attrs"]) == {"_count", "_bump", "_own"}  # _shared is set from outside: it stays
+    # (and x: an argument name spelled nowhere but as a local variable)
+    assert set(plan["globals"]) == {"_CACHE", "_helper", "public", "Other", "x"}
+    assert set(plan["attrs"]) == {"_tally", "_bump", "_own"}  # _shared is set from outside: it stays
     # per class, distinct names; across classes, shared ones
-    assert len({plan["attrs"][a] for a in ("_count", "_bump")}) == 2 and plan["attrs"]["_own"] == "_0"
+    assert len({plan["attrs"][a] for a in ("_tally", "_bump")}) == 2 and plan["attrs"]["_own"] == "_0"
+
+
+ARGS = '''\
+import micropython
+
+
+def qscale(qvalue, qfactor, qlimit):
+    qtotal = qvalue * qfactor
+    return min(qtotal, qlimit)
+
+
+def qkeyed(qvalue, qwidth):
+    return [qvalue] * qwidth
+
+
+@micropython.native
+def qfast(qvalue, qcount):
+    return qvalue + qcount
+
+
+def qshadow(max, qn):
+    return max + qn
+
+
+print(qscale(2, 3, 5), qkeyed(1, qwidth=2), qfast(1, 2), qshadow(1, 2), max(1, 2))
+'''
+
+
+def test_argument_names_spelled_only_as_locals_are_renamed(tmp_path):
+    # MicroPython keeps every function's argument names (calls by keyword): each distinct one is interned
+    path = _write(tmp_path, "args.py", ARGS)
+    plan = names.plan([path], [])[path]
+    # qwidth is passed by keyword, qvalue and qcount are arguments of a decorated (native) function, max a builtin
+    g = plan["globals"]
+    assert {"qfactor", "qlimit", "qn"} <= set(g) and not {"qwidth", "qvalue", "qcount", "max"} & set(g), plan
+    out = names.rewrite(ARGS, plan)
+    assert "qfactor" not in out and "qlimit" not in out and "qwidth" in out and "max(1, 2)" in out
+    got = [subprocess.run([bundle.micropython_path(), str(_write(tmp_path, name, text))], capture_output=True,
+                          text=True, timeout=30) for text, name in ((ARGS, "a.py"), (out, "b.py"))]
+    assert got[0].returncode == 0 and got[0].stdout == got[1].stdout, got
+
+
+DEFAULTS = '''\
+class qSup:
+    _qbad = None  # a private default, set and read from outside too
+    _qcrit = ("a", "b")
+    qkept = 0
+
+    def qcheck(self):
+        return self._qbad, self._qcrit
+
+
+class qGrid:
+    _qstep = 2  # read in the class body: stays
+    qspan = _qstep * 4
+
+
+def qmark(qs):
+    qs._qbad = "x"
+    return qs._qbad
+'''
+
+
+def test_private_class_defaults_are_renamed_with_their_attribute(tmp_path):
+    path = _write(tmp_path, "dflt.py", DEFAULTS)
+    plan = names.plan([path], [])[path]
+    assert {"_qbad", "_qcrit"} <= set(plan["attrs"]) and "_qstep" not in plan["attrs"], plan
+    assert all(plan["globals"][a] == plan["attrs"][a] for a in ("_qbad", "_qcrit"))  # the class body's line too
+    out = names.rewrite(DEFAULTS + "\nprint(qmark(qSup()), qSup().qcheck(), qGrid.qspan)\n", plan)
+    assert "_qbad" not in out and "_qcrit" not in out
+    got = subprocess.run([bundle.micropython_path(), str(_write(tmp_path, "b.py", out))], capture_output=True,
+                         text=True, timeout=30)
+    assert got.stdout.strip() == "x (None, ('a', 'b')) 8", got
 
 
 def test_classes_in_a_hierarchy_keep_their_attributes(tmp_path):
     mod = _write(tmp_path, "mod.py", MOD + SUB)
     plan = names.plan([mod], [])[mod]
     # Thing is Sub's base: their attributes share one namespace, so renaming either's could make them collide
-    assert not {"_count", "_bump", "_shared", "_mine"} & set(plan["attrs"]) and "_own" in plan["attrs"]
+    assert not {"_tally", "_bump", "_shared", "_mine"} & set(plan["attrs"]) and "_own" in plan["attrs"]
 
 
 def test_rewrite_keeps_lines_and_runs_the_same_on_micropython(tmp_path):
@@ -84,11 +158,11 @@ def test_rewrite_keeps_lines_and_runs_the_same_on_micropython(tmp_path):
     path = _write(tmp_path, "mod.py", src)
     plan = names.plan([path], [])[path]
     # _own is read from outside its class (Other()._own): renamed there alike, as only Other sets it
-    assert {"_count", "_bump", "_shared", "_own"} <= set(plan["attrs"])
+    assert {"_tally", "_bump", "_shared", "_own"} <= set(plan["attrs"])
     out = names.rewrite(src, plan)
     assert out.count("\n") == src.count("\n")
-    assert "_helper" not in out and "_count" not in out and "_own" not in out
-    assert "def {}(x)".format(plan["globals"]["_helper"]) in out
+    assert "_helper" not in out and "_tally" not in out and "_own" not in out
+    assert "def {}({})".format(plan["globals"]["_helper"], plan["globals"]["x"]) in out
     for text, name in ((src, "a.py"), (out, "b.py")):
         p = _write(tmp_path, name, "from micropython import const\n" + text)
         r = subprocess.run([bundle.micropython_path(), p], capture_output=True, text=True, timeout=30)
@@ -97,10 +171,10 @@ def test_rewrite_keeps_lines_and_runs_the_same_on_micropython(tmp_path):
 
 
 def test_strings_keywords_and_arguments_keep_a_name(tmp_path):
-    src = ("def _a(_b=1):\n    return _b\n\ndef _c():\n    return 1\n\nx = _a(_b=2)\ny = '_c'\n")
+    src = ("def _a(_kw=1):\n    return _kw\n\ndef _named():\n    return 1\n\nx = _a(_kw=2)\ny = '_named'\n")
     path = _write(tmp_path, "m.py", src)
     plan = names.plan([path], []).get(path, {"globals": {}})
-    assert "_c" not in plan["globals"]  # a string spells it (getattr, say)
+    assert "_named" not in plan["globals"]  # a string spells it (getattr, say)
     assert "_a" in plan["globals"]
 
 
@@ -213,3 +287,13 @@ def test_methods_named_in_the_class_body_keep_their_names(tmp_path):
     p = _write(tmp_path, "r.py", names.rewrite(PROP, plan))
     r = subprocess.run([bundle.micropython_path(), p], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0 and r.stdout.split() == ["4"], r.stdout + r.stderr
+
+
+def test_a_test_asking_for_a_renamed_name_keeps_it_renamed(tmp_path):
+    # devtest.inner(obj, "_qsecret") reads a device internal by the name the bundle gave it: not a use that keeps
+    # the name; a plain string or attribute in a test still is
+    mod = _write(tmp_path, "qdev.py", "class QBox:\n    def __init__(self):\n        self._qsecret = 1\n"
+                                      "        self._qplain = 2\n")
+    test = _write(tmp_path, "qtest.py", "import qdev\nb = qdev.QBox()\nprint(inner(b, '_qsecret'), b._qplain)\n")
+    plan = names.plan([mod], [test])[mod]
+    assert "_qsecret" in plan["attrs"] and "_qplain" not in plan["attrs"], plan

@@ -4,10 +4,13 @@ the documentation shows works with the Python API as it is."""
 import os
 import runpy
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOTEBOOK = os.path.join(HERE, "..", "..", "docs", "notebook.py")
 
 
+@pytest.mark.slow
 def test_example_notebook_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SENSORBOX_NOTEBOOK_DIR", str(tmp_path))
     monkeypatch.delenv("SENSORBOX_URL", raising=False)

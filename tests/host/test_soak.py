@@ -15,6 +15,8 @@ from sensorbox.host import bundle
 
 import soak
 
+pytestmark = pytest.mark.e2e  # the whole app under load (soak.py)
+
 SECONDS = int(os.environ.get("SOAK_S", "60"))
 
 

@@ -5,10 +5,11 @@ device classifies its stream continuously: classes in /api/status, stored as the
 events; its tree evaluator (viper, MicroPython) gives emlearn's C code's classes on every window of the real
 recordings. The resident heap the classifier adds is measured."""
 
-import json
 import os
 import subprocess
 import time
+
+import pytest
 
 import numpy as np
 
@@ -20,6 +21,7 @@ CARDS = "/usr/share/pocketsphinx/test/data/cards"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+@pytest.mark.slow
 def test_device_model_equals_emlearn_c_on_every_real_window(sounds_model, tmp_path):
     model_dir, rep = sounds_model
     assert rep["agreement"]["device_vs_emlearn_c"] == 1.0  # the shared evaluator (CPython) vs emlearn's C code

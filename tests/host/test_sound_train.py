@@ -84,6 +84,7 @@ def test_import_sound_keeps_pcm_resamples_and_mixes(tmp_path):
         datasets.import_recordings([str(csv)], str(tmp_path / "y"), sensor="sound", label="b")
 
 
+@pytest.mark.slow
 def test_train_sound_on_generated_signals_and_evaluate(tmp_path):
     _folder(tmp_path / "src")
     data = tmp_path / "ds"
@@ -111,6 +112,7 @@ def test_train_sound_on_generated_signals_and_evaluate(tmp_path):
     assert sorted(set((df["start_s"] * 16000).round().astype(int).tolist()))[:3] == [0, 2048, 4096]
 
 
+@pytest.mark.slow
 def test_train_on_the_real_recordings_debian_ships(sounds_model):
     assert sounds.missing() is None, sounds.missing()  # make test installs them
     _, rep = sounds_model  # (conftest: trained once, test_sound_device runs the model)

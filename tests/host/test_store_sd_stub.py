@@ -55,4 +55,4 @@ def test_sd_spec_forms_and_refusals():
             config_schema.validate({"board.sdcard": bad})
             raise AssertionError("accepted " + bad)
         except config_schema.ConfigError as e:
-            assert e.key == "board.sdcard" and "spi:SCK,MOSI,MISO,CS" in e.reason, e.reason
+            assert e.field == "board.sdcard" and "spi:SCK,MOSI,MISO,CS" in e.reason, e.reason

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from sensorbox.host import train
 from sensorbox.shared import features, model
 
@@ -47,6 +49,7 @@ def test_cli_errors_say_what_to_do(tmp_path):
     assert r.returncode != 0 and r.stderr.startswith("error: cannot read the model")
 
 
+@pytest.mark.slow
 def test_train_features_takes_a_part_and_evaluate_uses_it(tmp_path):
     # issue 17 item 4: `train --features GROUPS` (a model on a part of the features, in the extractor's order);
     # `sensorbox evaluate` hands the model that part; a 6-channel tree model within emlearn's 127 features; a term
@@ -239,6 +242,7 @@ def _mixed_rate_folder(folder):
     return t0
 
 
+@pytest.mark.slow
 def test_mixed_sample_rates_are_named_and_one_rate_is_used(tmp_path):
     folder = str(tmp_path / "pulled")
     _mixed_rate_folder(folder)
@@ -296,6 +300,7 @@ def test_rates_without_two_classes_and_sidecar_rates(tmp_path):
     assert rate == 50 and len(recs) == 3
 
 
+@pytest.mark.slow
 def test_below_chance_is_said_loudly_and_not_pushed(tmp_path):
     # Two sessions, one class each: grouped CV trains on one class and tests on the other, so every prediction
     # is wrong. The report, meta.json and stderr say so; --push refuses; `model push` warns.

@@ -36,6 +36,7 @@ def _slice_ts(src, dst, per_class):
         f.writelines(out)
 
 
+@pytest.mark.slow
 def test_basic_motions_import_train_evaluate_with_the_documented_commands(tmp_path):
     # BasicMotions (sktime's wheel, BSD-3-Clause): watch accelerometer + gyroscope at 10 Hz, m/s² and rad/s,
     # 4 classes; a slice of 4 training and 3 test recordings per class, through the commands docs/datasets.md gives

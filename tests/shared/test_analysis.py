@@ -9,6 +9,7 @@ import struct
 
 from sensorbox.shared import analysis as A
 from sensorbox.shared import features, npy, trees
+from testrng import Rng
 
 DATA_FILES = ["data/watch_excerpt.npy", "models/default/meta.json", "models/default/model.csv"]
 
@@ -120,10 +121,10 @@ def test_a_model_on_a_part_of_the_features_reads_them_from_the_whole_vector():
     n = len(ends)
     f3 = A.extract(frames, ends, 128, 3, array.array("h", bytes(2 * len(names3) * n)))
     f6 = array.array("h", bytes(2 * len(names6) * n))
-    seed = 3
+    rng = Rng(3)
     for i in range(n):
         for j in range(len(names6)):
-            seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+            seed = rng.next()
             nm = names6[j]
             f6[i * len(names6) + j] = f3[i * len(names3) + names3.index(nm)] if nm in names3 else seed % 65536 - 32768
     nc = t.n_classes
@@ -145,9 +146,9 @@ def test_votes_of_many_windows_equal_each_walk():
     nf = t.n_features
     n = 61
     feats = array.array("h", bytes(2 * nf * n))
-    seed = 7
+    rng = Rng(7)
     for i in range(n * nf):
-        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+        seed = rng.next()
         j = (seed >> 8) % t.n_nodes
         thr = t.nodes[4 * j + 1]
         pick = seed % 5

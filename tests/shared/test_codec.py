@@ -6,18 +6,13 @@ raise or write past the room it was given."""
 import struct
 
 from sensorbox.shared import codec, codec_enc
+from testrng import Rng
 
 DATA_FILES = ["data/watch_excerpt.npy"]
 
 
 def _rand(seed):
-    x = [seed]
-
-    def rand(n):
-        x[0] = (x[0] * 1103515245 + 12345) & 0x7FFFFFFF
-        return (x[0] >> 8) % n
-
-    return rand
+    return Rng(seed).below
 
 
 def _pack(vals):

@@ -8,7 +8,7 @@ def _rejects(update, key, words):
     try:
         schema.validate(update)
     except ConfigError as e:
-        assert e.key == key, (e.key, key)
+        assert e.field == key, (e.field, key)
         assert words in e.reason, (e.reason, words)
         return
     raise AssertionError("accepted {}".format(update))
@@ -81,7 +81,7 @@ def test_first_bad_key_wins_and_nothing_is_applied():
         schema.validate({"accel.rate_hz": 100, "zzz": 1}, current)
         raise AssertionError("accepted")
     except ConfigError as e:
-        assert e.key == "zzz"
+        assert e.field == "zzz"
     assert current["accel.rate_hz"] == 50
 
 
@@ -143,7 +143,7 @@ def test_integration_settings_are_checked_when_set_not_when_used():
         schema.validate({"webhook.url": "https://user:hunter2@hooks.example/services/T0/SECRET"})
         raise AssertionError("accepted user info")
     except ConfigError as e:
-        assert e.key == "webhook.url" and "hunter2" not in e.reason and "SECRET" not in e.reason, e.reason
+        assert e.field == "webhook.url" and "hunter2" not in e.reason and "SECRET" not in e.reason, e.reason
     ok = schema.validate({"webhook.url": "https://hooks.example:8443/x?token=1", "webhook.resources": "events",
                           "mqtt.commands": True, "mqtt.command_token": "t0ken", "mqtt.prefix": "lab/boxes"})
     assert ok["webhook.url"].endswith("token=1")
@@ -181,7 +181,7 @@ def test_cross_key_refusals_name_the_key_being_changed():
         schema.validate({"mqtt.command_token": ""}, cur)
         raise AssertionError("accepted")
     except ConfigError as e:
-        assert e.key == "mqtt.command_token" and "turn it off first" in e.reason, (e.key, e.reason)
+        assert e.field == "mqtt.command_token" and "turn it off first" in e.reason, (e.field, e.reason)
     _rejects({"mqtt.commands": True}, "mqtt.commands", "set mqtt.command_token first")
     # without a token, commands need a broker that authenticates clients (Home Assistant sends no token)
     cur = schema.validate({"mqtt.username": "box", "mqtt.commands": True})
@@ -190,7 +190,7 @@ def test_cross_key_refusals_name_the_key_being_changed():
         schema.validate({"mqtt.username": ""}, cur)
         raise AssertionError("accepted")
     except ConfigError as e:
-        assert e.key == "mqtt.username" and "token or broker credentials" in e.reason, (e.key, e.reason)
+        assert e.field == "mqtt.username" and "token or broker credentials" in e.reason, (e.field, e.reason)
 
 
 def test_numbers_past_the_float_range_and_lone_surrogates_are_refused():
@@ -219,7 +219,7 @@ def test_capture_pre_event_window_fits_the_accelerometer_ring():
         schema.validate({"accel.rate_hz": 100}, cur)
         raise AssertionError("accepted 5 s before events at 100 Hz")
     except ConfigError as e:
-        assert e.key == "accel.rate_hz" and "gives at most 2 s at 100 Hz" in e.reason, e.reason
+        assert e.field == "accel.rate_hz" and "gives at most 2 s at 100 Hz" in e.reason, e.reason
         assert "lower capture.pre_s first" in e.reason, e.reason
     _rejects({"capture.sound_db": 85, "accel.rate_hz": 100}, "accel.rate_hz", "at most 2 s")
     assert schema.validate({"capture.sound_db": 85, "accel.rate_hz": 25, "capture.pre_s": 14})
@@ -229,7 +229,7 @@ def test_capture_pre_event_window_fits_the_accelerometer_ring():
             schema.validate({key: value}, cur)
             raise AssertionError("accepted")
         except ConfigError as e:
-            assert e.key == key and "lower capture.pre_s first" in e.reason, (e.key, e.reason)
+            assert e.field == key and "lower capture.pre_s first" in e.reason, (e.field, e.reason)
 
 
 def test_a_string_value_interns_none_of_its_characters():

@@ -7,14 +7,11 @@ import sys
 
 from sensorbox.shared import kernels as K
 from sensorbox.shared import kernels_float as KF
+from testrng import int16s
 
-
-def _lcg(seed, n, lo, hi):
-    out = array.array("h", bytes(2 * n))
-    for i in range(n):
-        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-        out[i] = lo + (seed >> 8) % (hi - lo + 1)
-    return out
+# A check of results, not of RAM (the device runs the viper kernels): the plain kernels' lane arithmetic (big-int
+# temporaries of 1,024 lanes) left no 8 KB block at 96wK once the test helpers took ~1 KB more (testrng).
+HEAPSIZE = "112wK"
 
 
 def _checksum(*arrays):
@@ -49,8 +46,8 @@ def test_fft_table_matches_cos_sin():
 
 def test_fft_q15_against_float_dft():
     n = 64
-    re = _lcg(3, n, -16384, 16384)
-    im = _lcg(4, n, -16384, 16384)
+    re = int16s(3, n, -16384, 16384)
+    im = int16s(4, n, -16384, 16384)
     ref = []
     for k in range(n):
         sr = si = 0.0
@@ -67,8 +64,8 @@ def test_fft_q15_against_float_dft():
 def test_fft_q15_golden_256():
     # Bit-exact expected output (same on CPython, viper and WebAssembly), full-range input.
     n = 256
-    re = _lcg(1, n, -16384, 16384)
-    im = _lcg(2, n, -16384, 16384)
+    re = int16s(1, n, -16384, 16384)
+    im = int16s(2, n, -16384, 16384)
     K.fft_q15(re, im, n, K.fft_table(n))
     assert _checksum(re, im) == FFT256_CHECKSUM
 
@@ -83,7 +80,7 @@ def test_iir_q_close_to_float_and_golden():
     for s in range(3):
         c = q[5 * s:5 * s + 5]
         sos += [c[0] / K.Q28, c[1] / K.Q28, c[2] / K.Q28, 1.0, c[3] / K.Q28, c[4] / K.Q28]
-    x = _lcg(5, 800, -20000, 20000)
+    x = int16s(5, 800, -20000, 20000)
     f = K.IIRQ(q)
     y = array.array("h", bytes(1600))
     f.run(x, y, 400)
@@ -173,8 +170,8 @@ def test_fft_q15_many_equals_fft_q15():
         res = []
         ims = []
         for j in range(count):
-            re = _lcg(j + n, n, -16384, 16384)
-            im = _lcg(j + 99, n, -16384, 16384) if j % 3 == 1 else array.array("h", bytes(2 * n))
+            re = int16s(j + n, n, -16384, 16384)
+            im = int16s(j + 99, n, -16384, 16384) if j % 3 == 1 else array.array("h", bytes(2 * n))
             if j % 3 == 2:
                 for i in range(n):
                     re[i] = 16384 if (i * 7 + j) % 3 else -16384
@@ -195,14 +192,14 @@ def test_plain_kernels_fast_paths():
     # definitions, at their edges; the fused kernels against the single ones, plain and through the facade.
     from sensorbox.shared import kernels_py as P
 
-    fr = _lcg(7, 3 * 200 + 3, -15000, 15000)
+    fr = int16s(7, 3 * 200 + 3, -15000, 15000)
     for i, (a, b, c) in enumerate(((26753, 0, 0), (-26753, 0, 0), (26754, 0, 0), (15447, 15447, 15446),
                                    (15446, 15446, 15446), (-32768, -32768, -32768), (32767, 1, -1), (0, 0, 0))):
         fr[30 * i] = a
         fr[30 * i + 1] = b
         fr[30 * i + 2] = c
     for stride, n in ((3, 200), (6, 100), (3, 1500)):  # 1500: in pieces (struct argument lists)
-        src = fr if (n - 1) * stride + 3 <= len(fr) else _lcg(8, (n - 1) * stride + 3, -32768, 32767)
+        src = fr if (n - 1) * stride + 3 <= len(fr) else int16s(8, (n - 1) * stride + 3, -32768, 32767)
         mag = array.array("h", bytes(2 * n))
         P.magnitude(src, 0, stride, n, mag)
         for i in range(n):
@@ -212,7 +209,7 @@ def test_plain_kernels_fast_paths():
         P.gather(src, 1, stride, n, g)
         assert list(g) == [src[1 + i * stride] for i in range(n)]
     for n in (8, 9, 128, 1024, 1025):  # moments: lanes (8..1024 values), else a loop
-        x = _lcg(n, n, -32768, 32767)
+        x = int16s(n, n, -32768, 32767)
         x[n // 2] = -32768
         x[n // 2 + 1] = 32767
         x[n // 3] = 32767
@@ -221,7 +218,7 @@ def test_plain_kernels_fast_paths():
         P.moments(x, n, m)
         d = [abs(x[i] - x[i - 1]) for i in range(1, n)]
         assert list(m) == [sum(x), min(x), max(x), sum(d), max(d)], n
-    x = _lcg(9, 256, -32768, 32767)
+    x = int16s(9, 256, -32768, 32767)
     for mean in (-13574, -13573, 0, 13572, 13573):
         for sh in (0, 5):
             want = sum((min(abs(v - mean), 46340) ** 2) >> sh for v in x)
@@ -229,17 +226,17 @@ def test_plain_kernels_fast_paths():
     y = array.array("h", x)
     P.sort_i16(y, 255)
     assert list(y) == sorted(x[:255]) + [x[255]]
-    a = _lcg(10, 128, -16384, 16384)
-    b = _lcg(11, 128, -16384, 16384)
-    c = _lcg(12, 128, -16384, 16384)
+    a = int16s(10, 128, -16384, 16384)
+    b = int16s(11, 128, -16384, 16384)
+    c = int16s(12, 128, -16384, 16384)
     want = [K.dot(a, a, 128, 8), K.dot(b, b, 128, 8), K.dot(c, c, 128, 8), K.dot(a, b, 128, 8),
             K.dot(a, c, 128, 8), K.dot(b, c, 128, 8)]
     for f in (P.dots3, K.dots3):
         d = array.array("i", bytes(24))
         f(a, b, c, 128, 8, d)
         assert list(d) == want
-    re = _lcg(13, 128, -5000, 5000)  # (band powers below 2**31, as an FFT's of +-16384 input)
-    im = _lcg(14, 128, -5000, 5000)
+    re = int16s(13, 128, -5000, 5000)  # (band powers below 2**31, as an FFT's of +-16384 input)
+    im = int16s(14, 128, -5000, 5000)
     im[40] = 5000
     re[40] = 5000
     im[41] = -5000

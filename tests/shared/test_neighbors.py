@@ -6,6 +6,7 @@ import array
 
 from sensorbox.shared import neighbors as N
 from sensorbox.shared import neighbors_csv as NC
+from testrng import Rng
 
 # 2 inputs used as they are (offset 0, mul 8192, shift 13: x1), 3 classes, k = 3.
 MODEL = """k,3
@@ -80,13 +81,7 @@ def test_worst_case_sums_stay_small_ints():
 
 
 def _rng(seed):
-    state = [seed]
-
-    def nxt(n):
-        state[0] = (state[0] * 1103515245 + 12345) & 0x7FFFFFFF
-        return (state[0] >> 8) % n
-
-    return nxt
+    return Rng(seed).below
 
 
 def test_same_answers_everywhere():

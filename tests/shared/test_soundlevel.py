@@ -4,6 +4,11 @@ import array
 import math
 
 from sensorbox.shared import soundlevel as S
+from testrng import uniform
+
+# (tests/conftest.py marks these `slow`: more than ~15 s on WebAssembly)
+SLOW = ("test_a_weighting_of_tones_within_class_1", "test_1khz_tone_reads_its_level_calibrated",
+        "test_process_allocates_nothing_between_interval_ends", "test_time_weighting_and_statistics_of_a_step")
 
 
 def _tone(rate, hz, dbfs, n, out=None, at=0):
@@ -18,11 +23,7 @@ def _tone(rate, hz, dbfs, n, out=None, at=0):
 
 def _noise(dbfs, n, seed=1):
     half = int(32767 * math.sqrt(3) * 10 ** (dbfs / 20))
-    out = array.array("h", bytes(2 * n))
-    for i in range(n):
-        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-        out[i] = (seed >> 4) % (2 * half + 1) - half
-    return out
+    return uniform(seed, half, array.array("h", bytes(2 * n)))
 
 
 def _measure(x, rate, chunk=256, repeat=1, **kw):
@@ -52,6 +53,7 @@ def test_1khz_tone_reads_its_level_calibrated():
 
 def test_a_weighting_of_tones_within_class_1():
     # IEC 61672-1 nominal A-weighting and class 1 tolerance (dB)
+    x = None
     for hz, a, tol in ((31.5, -39.4, 1.5), (100, -19.1, 1.0), (250, -8.6, 1.0), (2000, 1.2, 1.0),
                        (4000, 1.0, 1.0)):
         x = _tone(16000, hz, -10, 16000, x if hz != 31.5 else None)

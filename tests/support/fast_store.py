@@ -17,9 +17,9 @@ import sys
 import asyncio
 
 from devtest import FakeClock, StubConfig, quiet_log
-from sensorbox.device import pipeline as pipeline_mod
+from sensorbox.device.analysis import pipeline as pipeline_mod
 from sensorbox.device.bus import Bus
-from sensorbox.device.pipeline import Pipeline
+from sensorbox.device.analysis.pipeline import Pipeline
 from sensorbox.device.sensors import sampler as sampler_mod
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_accel import ReplayAccelerometer
@@ -48,7 +48,7 @@ class Dev:
         self.config = StubConfig()
         self.bus = Bus(self.log)
         self.platform = Plat(data_dir)
-        self.model = self.model_error = None
+        self.ml = pipeline_mod.ModelSlot()
         replay = os.getenv("SENSORBOX_REPLAY") or "data/watch_excerpt.npy"
         self.sensors = {"accel": Sensor("accel", lambda: ReplayAccelerometer(replay, self.config, clock),
                                         self.log, 3, 500)}
@@ -72,7 +72,7 @@ async def main(data_dir, minutes, t0, gap_at_s, restart_at_s):
     tasks = [asyncio.create_task(sensor.run())]
     pipe = Pipeline(dev)
     tasks.append(asyncio.create_task(pipe.run()))
-    while dev.model is None or sensor.driver is None:
+    while dev.ml.model is None or sensor.driver is None:
         await asyncio.sleep_ms(1)
     end = t0 + minutes * 60000
     flushed = t0

@@ -1,16 +1,14 @@
 """Random tree ensembles in emlearn's CSV format, and random int16 inputs, for kernel tests and benchmarks.
-Deterministic (own LCG) so MicroPython and CPython make the same forests."""
+Deterministic (the tests' generator, testrng.py) so MicroPython and CPython make the same forests."""
 
 import array
 
+import testrng
 
-class Rng:
+
+class Rng(testrng.Rng):
     def __init__(self, seed=1):
-        self.s = seed & 0x7FFFFFFF or 1
-
-    def below(self, n):
-        self.s = (self.s * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self.s >> 4) % n
+        super().__init__(seed & 0x7FFFFFFF or 1, 4)
 
     def int16(self):
         # Mostly small values, sometimes the extremes, so edge cases get exercised.

@@ -7,6 +7,14 @@ from sensorbox.device.store import core, export
 T0 = 1700000000000
 
 
+def rand_bytes(n, seed):
+    """``n`` pseudo-random bytes (tests/support/testrng.py, loaded only here: some store tests run near their heap's
+    end, and every module a test loads takes its share)."""
+    from testrng import rand_bytes
+
+    return rand_bytes(n, seed)
+
+
 def frames(seq, n):
     """Deterministic accelerometer frames: every value is a function of its sequence number."""
     import array
@@ -112,11 +120,4 @@ def read_labels_csv(st, **params):
     return lines[0], lines[1:-1]
 
 
-def rand_bytes(n, seed):
-    x = seed
-    out = bytearray(n)
-    for i in range(n):
-        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
-        out[i] = (x >> 16) & 0xFF
-    return out
 

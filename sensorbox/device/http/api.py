@@ -1,6 +1,6 @@
 """API routes: status (open as a health probe; in full with a credential), config (read: authenticated; write:
 admin). Loaded for the request by ``server`` (``handle``) and unloaded at once. (Fault injection,
-``POST /api/debug/fault``, is answered by ``web_admin``, loaded per request.)"""
+``POST /api/debug/fault``, is answered by ``admin``, loaded per request.)"""
 
 import json
 
@@ -45,7 +45,7 @@ async def handle(device, app, req):
     except OSError as e:
         return error(507, "cannot save the config on flash ({}); nothing changed".format(e))
     except ValueError as e:  # ConfigError: names the key
-        return error(400, getattr(e, "reason", str(e)), getattr(e, "key", None))
+        return error(400, getattr(e, "reason", str(e)), getattr(e, "field", None))
     return {"changed": changed, "reboot_pending": cfg.reboot_pending}
 
 

@@ -100,7 +100,7 @@ def step():
     p = d.pipeline.latest if d.pipeline is not None else None
     if p is not None and p[0] != _pred_t:
         _pred_t = p[0]
-        m = d.model
+        m = d.ml.model
         c = p[1]
         name = m.classes[c] if (m is not None and 0 <= c < len(m.classes)) else "unknown"
         news.append(_msg("prediction", json.dumps({"t": p[0], "class": name, "confidence": p[2] / 1000})))
@@ -193,7 +193,7 @@ class _Client:
         self.off = 0  # bytes of out[0] already written
         self.nfeat = 0  # features events sent
         self.done = False  # its credential no longer holds: closed once the end event is out
-        # What the request authenticated with (web_lazy checked it): a token's (id, hash of its secret), the
+        # What the request authenticated with (device_api checked it): a token's (id, hash of its secret), the
         # session's sha256, or the password generation (Basic), to check again every turn (``valid``).
         a = req.headers.get("Authorization") or ""
         if a.startswith("Bearer "):

@@ -2,7 +2,7 @@
 
 HTTP/1.0, one request per connection (``Connection: close``), as the UI and the host tools use it. No route is
 registered in RAM: ``_route`` maps a path to the module that answers it (``api``: status, config, debug;
-``model_api``; ``data_api``: resources, labels; ``static``: the UI's files; ``web_lazy``: the rest), which is
+``model_api``; ``data_api``: resources, labels; ``static``: the UI's files; ``device_api``: the rest), which is
 loaded for the request and unloaded at once (``lazy``). Each has ``async def handle(device, app, req)``
 returning a ``Response``, a dict or list (sent as JSON), or ``(body, status[, headers])``.
 
@@ -30,7 +30,7 @@ from micropython import const
 from sensorbox.device import lazy
 
 _AUTHZ = const("sensorbox.device.http.authz")
-_WEB = const("sensorbox.device.http.web_lazy")
+_WEB = const("sensorbox.device.http.device_api")
 _REFUSE = const("sensorbox.device.http.refuse")
 _CORS = const("sensorbox.device.http.cors")
 _BODY = const("sensorbox.device.http.body")
@@ -116,7 +116,7 @@ class Response:
     generator: closed when done or when the client goes), an async iterator (a stream, ``aclose``d) or an object
     with ``accept(conn)`` that takes the connection over once the head is out (its task then ends; it calls
     ``release(conn)`` when done; else ``close()``d). A file's response: ``static.send_file``; a cookie:
-    ``web_admin``."""
+    ``admin``."""
 
     def __init__(self, body=b"", status_code=200, headers=None, reason=None):
         self.status_code = status_code
@@ -252,13 +252,11 @@ def read_json(req):
     return m.read_json(req)
 
 
-class BadRequest(Exception):
-    """A request refused with ``status`` (400; 415 for a body of the wrong media type) and the reason."""
+class BadRequest(__import__("sensorbox.shared").shared.InputError):  # (the base, with no global for it here)
+    """A request refused with ``status`` (400; 415 for a body of the wrong media type), the reason and the field."""
 
-    def __init__(self, message, field=None, status=400):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+    def __init__(self, reason, field=None, status=400):
+        super().__init__(reason, field)
         self.status = status
 
 
@@ -297,7 +295,7 @@ async def guard(req, admin=False):
 
 
 def _route(p):
-    # the module that answers path p (each answers 404/405 for what it does not know; web_lazy: what is left,
+    # the module that answers path p (each answers 404/405 for what it does not know; device_api: what is left,
     # the Wi-Fi set-up and updates too)
     if p == "/" or p.startswith("/static/"):
         return "sensorbox.device.http.static"
@@ -335,7 +333,7 @@ async def _dispatch(app, req):
                 if retry or req.method not in ("GET", "PUT") or not lazy.release():
                     raise
     except BadRequest as e:
-        return error(e.status, e.message, e.field)
+        return error(e.status, e.reason, e.field)
     except MemoryError:
         try:  # (the path cut short: a long one took the log ring, or the memory the message needed)
             app.log.error("http", "out of memory on {} {}".format(req.method, req.path[:64]))

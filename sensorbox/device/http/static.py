@@ -49,10 +49,12 @@ def static_file(www, name, req):
     """``www/<name>.gz`` (pre-gzipped) when ``name`` is a plain file name: letters, digits, ``-``, ``_`` and
     inner dots only, so no request path can reach outside ``www``; else 404. Decompressed for a request that
     does not accept gzip."""
-    if not 0 < len(name) <= 48 or name[0] == "." or ".." in name:
+    if not 0 < len(name) <= 48 or name[:1] == "." or ".." in name:
         return error(404, "no such file", "name")
-    for c in name:
-        if not (c.isalpha() or c.isdigit() or c in "._-") or ord(c) > 127:
+    # bytes, not characters: indexing or a loop over a str interns each character as a name, for good (a request
+    # path of other characters would grow the name pool)
+    for c in name.encode():
+        if not (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c in b"._-"):
             return error(404, "no such file", "name")
     try:
         f = open(www + "/" + name + ".gz", "rb")

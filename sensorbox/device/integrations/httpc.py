@@ -1,6 +1,6 @@
 """A small asyncio HTTP/1.1 client for the webhook sink (device side), and HMAC-SHA256 (MicroPython has no hmac).
 
-    url = (True, "example.org", 8443, "/hook")            # (tls, host, port, path): webhook_cold.parse_url
+    url = (True, "example.org", 8443, "/hook")            # (tls, host, port, path): webhook_settings.parse_url
     mac = Hmac(b"secret")
     sig = mac.hexdigest(b"1700000000", b".", body)       # HMAC-SHA256 over the concatenated parts
     status = await post(url, body, b"X-Foo: 1\\r\\n", 10000)

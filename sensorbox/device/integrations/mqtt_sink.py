@@ -16,7 +16,7 @@ Topics (``base`` = ``<mqtt.prefix>/<device id>``):
 - ``base/state/events`` (not retained, QoS 0): live events as they happen (Home Assistant's event entity and
   device triggers)
 - ``base/state/control`` (retained): ``{"label", "recording"}``, the current label and open recording
-- ``base/health``       diagnostics (QoS 0, retained, at connect and every minute; ``mqtt_cold.health``)
+- ``base/health``       diagnostics (QoS 0, retained, at connect and every minute; ``mqtt_control.health``)
 - ``base/status``       ``online`` / ``offline`` (retained; ``offline`` is the last will and is published
   explicitly at a clean stop, since a clean DISCONNECT discards the will)
 - ``base/cmd/<name>``   commands in (``mqtt.commands``; JSON object; retained commands are refused):
@@ -25,9 +25,9 @@ Topics (``base`` = ``<mqtt.prefix>/<device id>``):
   label, or ``{"label"}``), ``record_stop`` (closes it into a stored label, as ``POST /api/labels``). Who may
   send them: with ``mqtt.command_token`` set, whoever puts it in the JSON as ``"token"``; without one, any
   client of a broker that authenticates its clients (the device logs in with ``mqtt.username`` and, at every
-  connect, checks that a client without credentials is refused: ``mqtt_cold.connect``), the broker's ACL
+  connect, checks that a client without credentials is refused: ``mqtt_control.connect``), the broker's ACL
   deciding who may publish to the device's ``cmd`` topics. The result goes to ``base/cmd_result``.
-- ``homeassistant/device/<id>/config``: discovery (``mqtt_cold.py``), retained, sent again at each connect,
+- ``homeassistant/device/<id>/config``: discovery (``mqtt_control.py``), retained, sent again at each connect,
   when ``homeassistant/status`` says ``online`` and when another model is activated.
 
 Every data message is read from flash through an ``Outbox`` cursor and the cursor moves only after the broker's
@@ -45,8 +45,8 @@ import time
 import asyncio
 from micropython import const
 
-from sensorbox.device.mqtt import MQTTClient
-from sensorbox.device.outbox import Outbox, flush_event, message
+from sensorbox.device.integrations.mqtt import MQTTClient
+from sensorbox.device.integrations.outbox import Outbox, flush_event, message
 
 _RES = ("predictions", "soundlevel", "events")
 _KEEPALIVE_S = 60
@@ -79,7 +79,7 @@ class MqttSink:
         # [current label (cmd/label_set), start (epoch ms) and label of the open recording (cmd/record_start)]
         self.rec = [None, None, None]
         self.tls = None  # (CA, ssl context): tls.context
-        self._cold("restore")  # saved before a restart (mqtt_cold)
+        self._cold("restore")  # saved before a restart (mqtt_control)
 
     def status(self):
         c = self.client
@@ -106,12 +106,12 @@ class MqttSink:
         from sensorbox.device import lazy
 
         try:
-            return getattr(lazy.load("sensorbox.device.integrations.mqtt_cold"), fn)(self, *args)
+            return getattr(lazy.load("sensorbox.device.integrations.mqtt_control"), fn)(self, *args)
         finally:
-            lazy.unload("sensorbox.device.integrations.mqtt_cold")
+            lazy.unload("sensorbox.device.integrations.mqtt_control")
 
     async def _send(self, c, fn, *args):
-        # Publish what mqtt_cold's ``fn`` returns: [(topic, payload, retain, qos)]
+        # Publish what mqtt_control's ``fn`` returns: [(topic, payload, retain, qos)]
         try:
             msgs = self._cold(fn, *args)
         except MemoryError:  # no heap for its code right now: data goes on, the rest is tried again or refused
@@ -222,13 +222,16 @@ class MqttSink:
 
     async def _step(self, c):
         d = self.d
-        m = d.model
+        m = d.ml.model
         if m is not None and m.classes is not self.classes and not self._announce:
             self._announce = 1  # another model: the activity's classes in discovery change
-        if self._announce and (m is not None or d.model_error is not None):  # (not while a model loads)
+        if self._announce and (m is not None or d.ml.error is not None):  # (not while a model loads)
             a = self._announce
             self._announce = 0
             await self._send(c, "discovery", a)
+            # the health message and the update entity's state 1 s after it: a discovery update that Home
+            # Assistant applies after a state message sets the entity's release summary back to none
+            self._health_at = time.ticks_add(time.ticks_ms(), 1000)
         while self._cmds:
             await self._send(c, "command", *self._cmds.pop(0))
         if time.ticks_diff(time.ticks_ms(), self._health_at) >= 0:
@@ -240,7 +243,7 @@ class MqttSink:
         ev.clear()  # before looking: a flush point from here on wakes the wait below
         best = -1
         for i in range(len(_RES)):
-            if i == 0 and d.model is None and d.model_error is None:
+            if i == 0 and d.ml.model is None and d.ml.error is None:
                 continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
             q = self.queues[i]
             if not q:
@@ -282,7 +285,7 @@ class MqttSink:
             return True
         if r == 2 and b"class_change" not in v:
             return True
-        m = self.d.model
+        m = self.d.ml.model
         if m is None or m.classes is not self.classes:
             return False
         if r == 0:

@@ -24,7 +24,7 @@ reply) is retried, the same message first, after an exponential backoff (1 s dou
 ``webhook.retry_max_s``) with jitter (a random 50-100 % of it).
 
 Resident while enabled: this module and ``httpc`` (the client, HMAC). Settings parsing, TLS contexts and the
-status are in ``webhook_cold`` and ``tls`` (loaded only while they run).
+status are in ``webhook_settings`` and ``tls`` (loaded only while they run).
 """
 
 import json
@@ -33,7 +33,7 @@ import random
 import asyncio
 
 from sensorbox.device.integrations import httpc
-from sensorbox.device.outbox import Outbox, flush_event, message
+from sensorbox.device.integrations.outbox import Outbox, flush_event, message
 
 
 class Hook:
@@ -74,7 +74,7 @@ class Hook:
             ev.clear()  # before looking: a flush point from here on wakes the wait below
             best = -1
             for i in range(len(names)):
-                if names[i] == "predictions" and d.model is None and d.model_error is None:
+                if names[i] == "predictions" and d.ml.model is None and d.ml.error is None:
                     continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
                 q = queues[i]
                 if not q:
@@ -166,9 +166,9 @@ class WebhookSink:
         from sensorbox.device import lazy
 
         try:
-            return getattr(lazy.load("sensorbox.device.integrations.webhook_cold"), fn)(self, *args)
+            return getattr(lazy.load("sensorbox.device.integrations.webhook_settings"), fn)(self, *args)
         finally:
-            lazy.unload("sensorbox.device.integrations.webhook_cold")
+            lazy.unload("sensorbox.device.integrations.webhook_settings")
 
     async def run(self):
         cfg = self.d.config

@@ -22,7 +22,7 @@ _WAV = const("sensorbox.device.sensors.sim_wav")
 class Platform:
     name = "unix"
     warm_skip = ("sensorbox.device.sensors.lsm6ds3", "sensorbox.device.sensors.i2s_mic",
-                 "sensorbox.device.sensors.pcm_fast",  # board drivers: never loaded on the host
+                 "sensorbox.device.sensors.pcm",  # board drivers: never loaded on the host
                  "sensorbox.device.net.",  # the ESP32's Wi-Fi (the host's network is up)
                  "sensorbox.shared.analysis",  # the browser's (in this bundle for the tests only)
                  "sensorbox.device.sensors.sim_wav")  # replaying WAV files: only with sim.mic_wav set

@@ -11,7 +11,7 @@ slot are the int16 sample (the lower 8 bits of 24 are below the part's noise flo
 Reading never blocks the event loop: ``I2S.irq`` puts ``readinto`` in non-blocking mode, so the I2S driver
 fills one of two preallocated chunk buffers in the background and calls ``_done`` (scheduled, not a hard
 interrupt) when it is full; the callback starts the next chunk into the other buffer if it is free. ``read``
-converts a full chunk into the batch with ``pcm_fast.s32_to_s16`` (viper; plain fallback here) and frees it.
+converts a full chunk into the batch with ``pcm.s32_to_s16`` (viper; plain fallback here) and frees it.
 Between polls the I2S ring buffer (``ibuf``) holds the samples: ``_IBUF`` bytes, 128 ms at 16 kHz mono.
 
 Loss: the sample clock and ``ticks_ms`` run from the same crystal, so the frames made since ``start`` follow from
@@ -27,7 +27,7 @@ sequence number / rate, as in the simulator.
 from micropython import const
 
 try:
-    from sensorbox.device.sensors.pcm_fast import s32_to_s16 as _convert
+    from sensorbox.device.sensors.pcm import s32_to_s16 as _convert
 
     VARIANT = "viper"
 except (ImportError, SyntaxError):  # no viper emitter: the plain kernel below
@@ -41,7 +41,7 @@ CHANNELS = ("left", "right")
 
 
 def s32_to_s16_py(src, stride, off, dst, n):
-    """Plain version of ``pcm_fast.s32_to_s16`` over a bytes-like ``src``: the same results, no allocation."""
+    """Plain version of ``pcm.s32_to_s16`` over a bytes-like ``src``: the same results, no allocation."""
     j = 4 * off
     step = 4 * stride
     for i in range(n):

@@ -4,7 +4,7 @@ It models an I2S microphone read through a DMA buffer of ``fifo_frames`` samples
 microphone's clock; if the buffer is not read in time the oldest are overwritten (counted as dropped).
 The tone comes from a 50 ms table made at start (a whole number of periods, since the tone is rounded to 20 Hz);
 the noise is drawn per sample from an integer generator, so producing a batch does no float work and the noise
-never repeats. A batch is made by a viper kernel (``sim_fast.py``; the plain one here where viper is missing).
+never repeats. A batch is made by a viper kernel (``sim_tone.py``; the plain one here where viper is missing).
 Levels are dB full scale (RMS; a full-scale sine is -3 dBFS).
 """
 
@@ -18,7 +18,7 @@ _table = None  # the tone table, kept from one start to the next (SignalMicropho
 
 
 def tone_noise_py(tone, size, pos, out, n, half, rng):
-    """Plain version of ``sim_fast.tone_noise``: the same samples and LCG state."""
+    """Plain version of ``sim_tone.tone_noise``: the same samples and LCG state."""
     span = 2 * half + 1
     j = pos
     for i in range(n):
@@ -38,7 +38,7 @@ def tone_noise_py(tone, size, pos, out, n, half, rng):
 
 
 try:
-    from sensorbox.device.sensors.sim_fast import tone_noise as _fill
+    from sensorbox.device.sensors.sim_tone import tone_noise as _fill
 except (ImportError, SyntaxError):  # no viper emitter
     _fill = tone_noise_py
 

@@ -44,7 +44,7 @@ def _files(folder, rate_hz):
 
 def check(folder, rate_hz):
     """Raise ValueError (the reason) unless ``folder`` holds a file the microphone can replay at ``rate_hz``:
-    config_edit refuses ``sim.mic_wav`` (and ``mic.rate_hz`` while it is set) with it."""
+    config_file refuses ``sim.mic_wav`` (and ``mic.rate_hz`` while it is set) with it."""
     _files(folder, rate_hz)
 
 

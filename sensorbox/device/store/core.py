@@ -11,8 +11,8 @@ Resources (``recover.RESOURCES``) and the bus values the store expects from thei
   (``class_ids``; -1 = unknown), which names it for good whatever model runs later (``classes.py``).
 - ``soundlevel``: value = ``(leq, lmin, lmax, l10, l50, l90)`` ints in centi-dB (int16).
 - ``events``: value = a small JSON-able dict with a "type" key (at most 500 bytes as JSON).
-- ``soundclass``: as ``predictions``, from the sound classifier (``sensorbox.device.soundclass``). Made on first
-  use (``resource``: the classifier starts, a sink reads it) or at boot when it has a directory: a device that
+- ``soundclass``: as ``predictions``, from the sound classifier (``sensorbox.device.analysis.soundclass``). Made on
+  first use (``resource``: the classifier starts, a sink reads it) or at boot when it has a directory: a device that
   never classified sounds holds no RAM for it, and neither lists nor exports it.
 Values outside int16 are clamped. Times are epoch ms ints; within a resource they are made strictly increasing
 (a row up to 2 s older than the previous one is stored 1 ms after it; a bigger jump back starts a new segment).
@@ -87,6 +87,8 @@ import struct
 import micropython
 from micropython import const
 
+from sensorbox.shared import InputError
+
 _HDR = const(32)
 _BLK = const(8)  # block header: crc32, payload bytes, first
 _BLOCK_MAX = const(1024)  # payload bytes per block at most (a reader's buffer: BLK + BLOCK_MAX)
@@ -121,11 +123,8 @@ except ImportError:  # pragma: no cover - depends on the firmware build: the pla
     from sensorbox.device.store.recover import crc32_py as crc32
 
 
-class QueryError(ValueError):
-    def __init__(self, reason, field):
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
+class QueryError(InputError):
+    """A query of the store refused: ``reason``, and ``field`` the parameter."""
 
 
 def columns_of(r):
@@ -135,7 +134,7 @@ def columns_of(r):
         if r.code < 9:
             return ("n", "leq", "lmin", "lmax", "l10", "l50", "l90")
         return ("windows", "changes", "confidence", "other", "unknown") + tuple(
-            "c{}".format(i) for i in range(r.ncols - 5))
+            "c" + str(i) for i in range(r.ncols - 5))
     from sensorbox.shared import features  # resident anyway on the device (the pipeline's)
 
     for ch in (3, 6):

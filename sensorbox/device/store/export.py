@@ -27,7 +27,7 @@ row: ``t`` (bucket start), ``n`` (rows in it, 0 = none), then ``<col>_min`` and 
 than the ``max_points`` buckets (raw without ``max_points``), then a coarser one while that reaches further back
 towards ``start`` (full-resolution rows age out first). The ``X-Sensorbox-Resolution`` header says which was read.
 A rollup's rows are stored without times, a block of them coded as one (``rollup.py``): ``_rollup_rows`` decodes a
-block into a buffer of the plan's (1 KB, made for the first) and gives the rows as the API has them; a class
+block into a buffer of the export's (1 KB) and gives the rows as the API has them; a class
 rollup's row has a column per class (seconds), so no ``label`` column.
 """
 
@@ -37,8 +37,8 @@ import struct
 
 from micropython import const
 
-from sensorbox.device.store.core import QueryError, _i32, columns_of, decode
-from sensorbox.device.store.reader import Reader, note_corrupt, text_row
+from sensorbox.device.store.core import QueryError, columns_of, decode
+from sensorbox.device.store.reader import Reader, old_rollup, rows, segments
 
 # the segment format's constants (as core.py defines them: no names to import)
 _BLK = const(8)
@@ -116,7 +116,6 @@ def plan(store, name, args, now, full=True):
     p = Plan()
     p.gens = []
     p.rd = None
-    p.dbuf = None  # (a dense rollup block's rows, decoded: _rollup_rows)
     if name == "labels":
         cols = ("start", "end", "label")
         p.r = None
@@ -218,44 +217,28 @@ def _oldest(store, r):
 
 
 def _index_at(h, x):
-    """First row index of rate segment ``h`` with time >= x."""
+    """First row index of rate segment (or dense rollup segment) ``h`` with time >= x."""
     d = x - h[5]
-    return 0 if d <= 0 else (d * h[3] + 999) // 1000
+    if d <= 0:
+        return 0
+    return (d * h[3] + 999) // 1000 if h[3] else (d + h[6] - 1) // h[6]
 
 
 def _segments(store, p, reader):
-    """Open in ``reader`` each segment that may hold rows in [p.start, p.end) and yield its name; None for a step
-    (directory entries listed, a segment that could not be opened or holds another feature width)."""
+    """Open in ``reader`` each segment that may hold rows in [p.start, p.end) and yield its name (the store's one
+    loop: ``reader.segments``); None for a step (directory entries listed, a segment that could not be opened or
+    holds another feature width)."""
     r = p.r
     names = []
     yield from _names(r, names)  # (closing this generator closes the listing too)
-    real = store.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
-    for i in range(len(names)):
-        if i + 1 < len(names) and real(names[i + 1]) <= p.start:
-            continue
-        if real(names[i]) >= p.end:
-            break
-        try:
-            h = reader.open("{}/{}.seg".format(r.dir, names[i]), store, names[i])
-        except (OSError, ValueError):
-            yield None  # deleted meanwhile, or torn: open() deals with it at the next start
-            continue
-        if (h[2] != r.ncols and r.kind == _TIMED and not r.period) or _old(r, h):
-            reader.close()
-            yield None  # an older feature width (or class rollup rows of the previous format: converted soon)
-            continue
-        try:
-            yield names[i]
-        finally:
-            reader.close()
-            note_corrupt(store, r, names[i], reader)
+    yield from _opened(p, segments(store, r, names, p.start, p.end, reader, 0, False))
     if r.period:  # a rollup's newest rows: in its stage (store/core.py), after every segment
         try:
             h = reader.open(r.dir + "/rollup-stage.seg", None, 0)  # (unknown clock: none staged, recover.resync)
         except (OSError, ValueError):
             return
         try:
-            if h[5] < p.end and not _old(r, h):
+            if h[5] < p.end and not old_rollup(r, h):
                 yield -1  # (the stage)
         finally:
             reader.close()
@@ -269,7 +252,6 @@ def _blocks(store, p, reader):
             yield None
             continue
         h = reader.h
-        rb = h[4]
         while True:
             n = reader.next()
             store.reading = store.clock()
@@ -278,25 +260,17 @@ def _blocks(store, p, reader):
             if n < 0:
                 yield None
                 continue
-            if h[7] == _DENSE and p.r.period:  # a rollup's rows, one per period from the block's first index
-                k = _dense(reader, h, n)
-                d = h[6]
-                a = (p.start - h[5] + d - 1) // d - (reader.buf[6] | reader.buf[7] << 8)
-                b = (p.end - h[5] + d - 1) // d - (reader.buf[6] | reader.buf[7] << 8)
-                yield (0 if a < 0 else (k if a > k else a)), (0 if b < 0 else (k if b > k else b))
-                continue
-            k = n // rb
-            if h[3]:  # rate rows: times follow from the index
+            k = reader.count()
+            if h[3] or h[7] == _DENSE:  # rate rows, a rollup's dense rows: times follow from the index
                 a = _index_at(h, p.start) - reader.first
                 b = _index_at(h, p.end) - reader.first
                 yield (0 if a < 0 else (k if a > k else a)), (0 if b < 0 else (k if b > k else b))
             else:
-                buf = reader.buf
                 a = 0
-                while a < k and h[5] + _i32(buf, _BLK + a * rb) < p.start:
+                while a < k and reader.time(a) < p.start:
                     a += 1
                 b = a
-                while b < k and h[5] + _i32(buf, _BLK + b * rb) < p.end:
+                while b < k and reader.time(b) < p.end:
                     b += 1
                 yield a, b
 
@@ -322,26 +296,6 @@ def _names(r, out):
     out.sort()
 
 
-def _time(h, reader, i):
-    """The time of row ``i`` of the block in ``reader``."""
-    if h[3]:
-        return h[5] + (reader.first + i) * 1000 // h[3]
-    if h[7] == _DENSE:
-        return h[5] + ((reader.buf[6] | reader.buf[7] << 8) + i) * h[6]
-    return h[5] + _i32(reader.buf, _BLK + i * h[4])
-
-
-def _dense(reader, h, n):
-    """The rows of the dense rollup block in ``reader`` (``n`` payload bytes: coded, or a 0 byte and the rows)."""
-    return reader.buf[_BLK] or (n - 1) // (2 * h[2])
-
-
-def _old(r, h):
-    """True for a class rollup's segment or stage of the previous format (a row per class and period: rollup.py
-    converts them at its first run after an upgrade)."""
-    return r.period and r.code > 8 and h[7] != _DENSE and h[7] != _STAGE
-
-
 def prepare(store, p):
     """Count the rows in range and note the last one's time (fixing p.end, so rows appended meanwhile are not
     sent: the .npy header says how many rows follow). A generator: it yields after each block so the HTTP
@@ -360,8 +314,8 @@ def _prepare(store, p):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
             if first is None:
-                first = _time(rd.h, rd, blk[0])
-            last = _time(rd.h, rd, blk[1] - 1)
+                first = rd.time(blk[0])
+            last = rd.time(blk[1] - 1)
         yield
     p.rows = n
     p.last = last
@@ -411,63 +365,42 @@ def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
     rd = _reader(p)
-    unpack = struct.unpack_from
+    buf = bytearray(_DROWS) if p.r.period else None  # (a rollup's dense block, decoded: _rollup_rows)
     for blk in _opened(p, _blocks(store, p, rd)):
         if blk is not None:
-            buf = rd.buf
-            h = rd.h
-            fmt = "<{}h".format(h[2])
-            rb = h[4]
-            t0 = h[5]
-            rate = h[3]
-            if rate:
-                j = rd.first
-                for i in range(blk[0], blk[1]):
-                    yield t0 + (j + i) * 1000 // rate, unpack(fmt, buf, _BLK + i * rb)
-            elif p.r.period:
-                yield from _rollup_rows(p, rd, h, blk, fmt)
+            if p.r.period:
+                yield from _rollup_rows(p, rd, blk, buf)
             else:
                 for i in range(blk[0], blk[1]):
-                    o = _BLK + i * rb
-                    yield t0 + _i32(buf, o), unpack(fmt, buf, o + 4)
+                    yield rd.time(i), rd.values(i)
         yield None, None
 
 
-def _rollup_rows(p, rd, h, blk, fmt):
+def _rollup_rows(p, rd, blk, buf):
     """(t, values) of a rollup block's rows blk[0]..blk[1] as the API gives them: sound in centi-dB (stored to 0.1
     dB, rollup.py) and the API's column order; classes with the time per class in seconds, padded to the newest
-    segment's classes. Dense blocks (rows without times) are decoded into a buffer of the plan's (``_DROWS``)."""
-    buf = rd.buf
-    rb = h[4]
+    segment's classes. Dense blocks (rows without times) are decoded into ``buf`` (``_DROWS`` bytes)."""
+    h = rd.h
     w = h[2]
-    o = _BLK
+    src = None  # (stage rows and the previous format's: the reader's values)
     if h[7] == _DENSE:
-        if p.dbuf is None:
-            p.dbuf = bytearray(_DROWS)
-        n = rd.n
-        if buf[_BLK]:
-            if decode(buf, _BLK, _BLK + n, w, p.dbuf, 0, _DROWS) <= 0:
+        src = rd.buf
+        o = _BLK + 1  # (stored as they are, behind a 0 byte)
+        if src[_BLK]:
+            if decode(src, _BLK, _BLK + rd.n, w, buf, 0, _DROWS) <= 0:
                 return
-            buf = p.dbuf
+            src = buf
             o = 0
-        else:
-            o = _BLK + 1
-        rb = 2 * w
-    elif h[7] == _STAGE:
-        o = _BLK + 4
-    else:  # a sound rollup's segment of the previous format: timed rows in the API's order
-        for i in range(blk[0], blk[1]):
-            q = _BLK + i * rb
-            v = struct.unpack_from(fmt, buf, q + 4)
-            yield h[5] + _i32(buf, q), (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
-        return
+    old = h[7] != _DENSE and h[7] != _STAGE  # a sound rollup's segment of the previous format: the API's order
     sound = p.r.code < 9
-    u = 1 if p.r.period <= 60000 else 10  # (seconds a stored unit of a class's time: rollup.unit)
+    u = 1 if p.r.period <= 60000 else 10  # (seconds a stored unit of a class's time: rollup._unit)
     m = len(columns_of(p.r))
     for i in range(blk[0], blk[1]):
-        v = struct.unpack_from(fmt, buf, o + i * rb)
-        t = _time(h, rd, i) if h[7] == _DENSE else h[5] + _i32(rd.buf, _BLK + i * h[4])
-        if sound:  # stored n, lmin, l90, l50, l10, leq, lmax
+        v = rd.values(i) if src is None else struct.unpack_from(rd.fmt, src, o + 2 * w * i)
+        t = rd.time(i)
+        if old:
+            yield t, (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
+        elif sound:  # stored n, lmin, l90, l50, l10, leq, lmax
             yield t, (v[0], v[5] * 10, v[1] * 10, v[6] * 10, v[4] * 10, v[3] * 10, v[2] * 10)
         else:
             yield t, tuple(v[j] * (u if j > 2 else 1) if j < w else 0 for j in range(m))
@@ -649,13 +582,7 @@ def _event_rows(store, p):
             if n == 0:
                 break
             if n > 0:
-                buf = rd.buf
-                o = _BLK
-                end = _BLK + n
-                while o < end:
-                    t, tab, nl = text_row(buf, o, end)
-                    t += rd.shift
-                    if p.start <= t < p.end:
-                        yield t, bytes(buf[tab + 1:nl])
-                    o = nl + 1
+                for row in rows(rd):  # (t, the event's JSON bytes)
+                    if p.start <= row[0] < p.end:
+                        yield row
             yield None, None

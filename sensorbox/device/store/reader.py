@@ -1,6 +1,6 @@
-"""Reading store segments (the format is in ``core``): the one reader that export, the outbox, recovery and the
-resource listing use. Loaded with them (the outbox keeps it while a sink runs; export and recovery only while
-they run).
+"""Reading store segments (the format is in ``core``): the one reader, and the one loop over a resource's
+segments, that export, the outbox and recovery use (rollup and the class table read through the reader too).
+Loaded with them (the outbox keeps it while a sink runs; export and recovery only while they run).
 
     rd = Reader()                      # or Reader(size): blocks of at most ``size`` payload bytes
     h = rd.open(path, store, name)     # header tuple (see check_header); OSError (gone) or ValueError(reason)
@@ -8,8 +8,12 @@ they run).
         n = rd.next()                  # a block checked by its CRC-32: n bytes of rows at rd.buf[BLK:BLK + n]
         if n == 0: break               # the end (rd.torn: bytes of a torn tail ignored)
         if n < 0: continue             # a corrupt stretch was skipped (rd.bad, rd.bad_bytes): call again
-        ...                            # rows of rd.rb bytes (rate: rd.first is the first's index), or lines
+        for t, v in rows(rd): ...      # its rows as records (or rd.time(i), rd.values(i) for row i)
     rd.close()
+
+``segments(...)`` is that loop over the segments of a resource that may hold rows in a time range: it opens each
+in the reader, yields its name, closes it and counts its corrupt stretches in the store's status. Readers see
+records, never bytes: ``rows`` gives each row of a block as (t, values) or (t, JSON text).
 
 A block that fails its check is never returned: the reader searches the bytes after it for the next block whose
 CRC holds (a damaged length field cannot hide the rest of a segment), at most ``_SCAN`` bytes per call so a caller
@@ -26,13 +30,16 @@ import struct
 
 from micropython import const
 
-from sensorbox.device.store.core import _HFMT, _MAGIC, crc32, decode
+from sensorbox.device.store.core import _HFMT, _MAGIC, _i32, crc32, decode
 
 # the segment format's constants (as core.py defines them: no names to import)
 _HDR = const(32)
 _BLK = const(8)
 _BLOCK_MAX = const(1024)
 _BUS_BLOCK = const(520)
+_TIMED = const(1)
+_DENSE = const(3)  # a rollup segment's generation: rows without times, one per period (rollup.py)
+_STAGE = const(4)  # ... a rollup stage's (its rows with their times)
 
 _SCAN = const(1024)  # bytes searched per call for the next good block after a corrupt one
 
@@ -51,14 +58,6 @@ def check_header(buf, n, size):
     if h[4] and (h[1] == 1 or h[4] > 1 or not h[6]):  # v1: the high byte of a uint16 column count
         raise ValueError("codec {} is not known to this version".format(h[4]))
     return size, h[2], h[3], h[5], h[6], h[7], h[8], h[9], h[1], h[4]
-
-
-def read_header(path, buf):
-    """The header tuple of segment ``path`` (see check_header)."""
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        f.seek(0)
-        return check_header(buf, f.readinto(buf, _HDR) or 0, size)
 
 
 class Reader:
@@ -92,8 +91,8 @@ class Reader:
             h = h[:5] + (h[5] + s,) + h[6:]
         self.h = h
         self.size = size
-        self.rate = h[3]
         self.rb = h[4]
+        self.fmt = "<{}h".format(h[2])  # (a row's values; the rate: h[3])
         self.v = h[8]
         self.z = h[9]
         self.end = _HDR  # where the next block starts
@@ -114,6 +113,26 @@ class Reader:
         self.end = pos
         self.idx = first
         self.scan = -1
+
+    def time(self, i):
+        """The time of row ``i`` of the block loaded (rate, timed and dense rollup rows)."""
+        h = self.h
+        if h[3]:
+            return h[5] + (self.first + i) * 1000 // h[3]
+        if h[7] == _DENSE:  # one row per period (h[6]) from the block's first index
+            return h[5] + (self.first + i) * h[6]
+        return h[5] + _i32(self.buf, _BLK + i * self.rb)
+
+    def count(self):
+        """The rows of the block loaded (rate, timed and dense rollup rows: those are coded by the rollup, their
+        first byte the count, or a 0 byte and the rows as they are)."""
+        if self.rb:
+            return self.n // self.rb
+        return self.buf[_BLK] or (self.n - 1) // (2 * self.h[2])
+
+    def values(self, i):
+        """The values of row ``i`` of the block loaded, a tuple of ints (rate and timed rows)."""
+        return struct.unpack_from(self.fmt, self.buf, _BLK + i * self.rb + (0 if self.h[3] else 4))
 
     def next(self):
         """Load the next good block into ``buf[BLK:]``: its payload bytes (> 0), 0 at the end, -1 after skipping
@@ -167,9 +186,11 @@ class Reader:
         self.pos = pos
         self.end = end
         self.n = n
-        if self.rate:  # the row index: the next one expected, moved on by the skipped rows (mod 65536)
+        if self.h[3]:  # the row index: the next one expected, moved on by the skipped rows (mod 65536)
             self.first = self.idx + (((buf[6] | buf[7] << 8) - self.idx) & 0xFFFF)
             self.idx = self.first + n // self.rb
+        elif self.h[7] == _DENSE:  # (a rollup's: the index of its first row's period)
+            self.first = buf[6] | buf[7] << 8
         return n
 
     def _search(self):
@@ -241,16 +262,78 @@ class Reader:
         return n
 
 
-def text_row(buf, o, end):
-    """(t, tab, nl) of the text row ``<ms>\\t<json>\\n`` at ``buf[o]`` (a block's lines end before ``end``);
-    t = -1 when its time does not read."""
-    nl = buf.find(b"\n", o, end)
-    tab = buf.find(b"\t", o, nl)
-    try:
-        t = int(bytes(buf[o:tab]))
-    except ValueError:
-        t = -1
-    return t, tab, nl
+def rows(rd):
+    """(t, value) of each row of the block ``rd`` loaded, oldest first: the row's values (a tuple of ints), or for
+    a text resource (events) the event's JSON text (bytes)."""
+    if rd.rb:
+        for i in range(rd.n // rd.rb):
+            yield rd.time(i), rd.values(i)
+        return
+    buf = rd.buf  # text rows: ``<ms>\t<json>\n`` (t = -1 when its time does not read)
+    o = _BLK
+    end = _BLK + rd.n
+    while o < end:
+        nl = buf.find(b"\n", o, end)
+        tab = buf.find(b"\t", o, nl)
+        try:
+            t = int(bytes(buf[o:tab]))
+        except ValueError:
+            t = -1
+        yield t + rd.shift, bytes(buf[tab + 1:nl])
+        o = nl + 1
+
+
+_bus = None  # the reader every outbox shares (``bus_reader``)
+
+
+def bus_reader():
+    """The one reader of the bus resources' segments (blocks of at most ``_BUS_BLOCK`` bytes) that every outbox
+    shares, made on first use: an outbox reads without awaiting, so no two reads overlap."""
+    global _bus
+    if _bus is None:
+        _bus = Reader(_BUS_BLOCK)
+    return _bus
+
+
+def segments(st, r, names, start, end, rd, first, durable):
+    """The loop over the segments of resource ``r`` (``names``: their names, ascending) that may hold rows in
+    [start, end) (``end`` None: no end), from segment ``first`` on (0: the first): each is opened in ``rd`` and
+    its name yielded, then closed and its corrupt stretches counted (``note_corrupt``). None is yielded for a
+    segment that could not be opened (deleted by retention meanwhile, or torn: the store deals with it at the
+    next start). ``durable`` (the outbox): only rows a flush point passed, so the loop ends at the open segment
+    while it holds rows not yet flushed; else (an export) a timed segment of another width than the resource's
+    (an older feature vector; rollups' rows are as wide as their classes need) and a class rollup's segment of
+    the previous format (``old_rollup``) give None. Close the generator to stop early (MicroPython does not close an
+    abandoned one: its segment would stay open)."""
+    real = st.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
+    for i in range(len(names)):
+        name = names[i]
+        if name < first or (i + 1 < len(names) and real(names[i + 1]) <= start):
+            continue
+        if end is not None and real(name) >= end:
+            break
+        if durable and r.f is not None and name == r.seg_name and r.dirty:
+            break  # rows written since the last flush point are not durable yet
+        try:
+            h = rd.open("{}/{}.seg".format(r.dir, name), st, name)
+        except (OSError, ValueError):
+            yield None
+            continue
+        if not durable and ((h[2] != r.ncols and r.kind == _TIMED and not r.period) or old_rollup(r, h)):
+            rd.close()
+            yield None  # an older feature width (or class rollup rows of the previous format: converted soon)
+            continue
+        try:
+            yield name
+        finally:
+            rd.close()
+            note_corrupt(st, r, name, rd)
+
+
+def old_rollup(r, h):
+    """True for a class rollup's segment or stage (header ``h``) of the previous format (a row per class and
+    period: rollup.py converts them at its first run after an upgrade): exports skip them."""
+    return r.period and r.code > 8 and h[7] != _DENSE and h[7] != _STAGE
 
 
 def note_corrupt(st, r, name, reader):

@@ -32,14 +32,15 @@ import time
 from micropython import const
 
 from sensorbox.device.files import rmtree as _rmtree
-from sensorbox.device.store.core import _ON_USE, Res, _i32, _mkdir, _rm
-from sensorbox.device.store.reader import Reader, note_corrupt, read_header
+from sensorbox.device.store.core import _ON_USE, Res, _mkdir, _rm
+from sensorbox.device.store.reader import Reader, check_header, note_corrupt
 
 # the segment format's constants (as core.py defines them: no names to import)
 _HDR = const(32)
 _BLK = const(8)
 _RATE = const(0)
 _TIMED = const(1)
+_DENSE = const(3)  # (a rollup segment's generation: rollup.py)
 
 _DIR = 0x4000
 _CODEC = const(1)  # (core._CODEC)
@@ -352,7 +353,7 @@ def _scan_res(st, r, reader):
             quarantine(st, path, r.name, "unknown file")
             continue
         try:
-            h = read_header(path, st._hdr)
+            h = _read_header(path, st._hdr)
         except OSError as ex:
             quarantine(st, path, r.name, "unreadable ({})".format(ex))
             continue
@@ -400,6 +401,14 @@ def _scan_res(st, r, reader):
         r.first = names[0]
 
 
+def _read_header(path, buf):
+    """The header tuple of segment ``path`` (see ``reader.check_header``)."""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(0)
+        return check_header(buf, f.readinto(buf, _HDR) or 0, size)
+
+
 def _last_time(st, r, reader, path, name):
     """The time of the last good row of segment ``path`` (every block checked), or None if it has none."""
     h = reader.open(path, st, name)
@@ -411,15 +420,10 @@ def _last_time(st, r, reader, path, name):
                 break
             if n < 0:
                 continue
-            buf = reader.buf
-            if r.kind == _RATE:
-                t = h[5] + (reader.first + n // h[4] - 1) * 1000 // h[3]
-            elif h[7] == 3 and r.period:  # a rollup's rows, one per period from the block's first index (rollup.py)
-                k = buf[_BLK] or (n - 1) // (2 * h[2])  # (coded: its row count; else stored as they are)
-                t = h[5] + ((buf[6] | buf[7] << 8) + k - 1) * h[6]
-            elif r.kind == _TIMED:
-                t = h[5] + _i32(buf, _BLK + n - h[4])
+            if h[4] or h[7] == _DENSE:  # rate, timed and a rollup's dense rows: the last one's
+                t = reader.time(reader.count() - 1)
             else:
+                buf = reader.buf
                 end = _BLK + n - 1  # the last line's "\n"
                 start = end
                 while start > _BLK and buf[start - 1] != 10:

@@ -17,7 +17,7 @@ API's order, as ``soundlevel`` (``export.py``).
 
 Classes (from ``predictions``): ``windows`` (rows), ``changes`` (rows whose class differs from the row before, when
 that one is at most ``CAP`` ms earlier), ``confidence`` (mean, permille), then the time each class covered (a row
-covers the time to the next row, at most ``CAP`` ms) in ``unit``s (1 s of a minute, 10 s of an hour): of the class
+covers the time to the next row, at most ``CAP`` ms) in ``_unit``s (1 s of a minute, 10 s of an hour): of the class
 ids from ``_KMAX`` on together (``other``), of unknown (-1), of class 0, 1, ... (as many columns as the highest id
 seen needs: a wider row starts a new segment; exports name them ``c0``, ``c1``, ... in seconds).
 tests/device/test_store_rollup.py recomputes all of it in float64 from the full-resolution rows.
@@ -225,7 +225,7 @@ def _sound_row(st, r, p, n, s, t0, lo, hi, hist):
     _put_row(st, r, p, (n, (lo + 5) // 10, ln[2], ln[1], ln[0], int(math.floor(leq / 10 + 0.5)), (hi + 5) // 10))
 
 
-def unit(period):
+def _unit(period):
     """The ms of one unit of a class rollup's time per class: a second in a minute, 10 s in an hour."""
     return 1000 if period <= MINUTE else 10000
 
@@ -270,9 +270,9 @@ def _preds(st, r, src, a, b):
 
 
 def _pred_row(st, r, t0, cur, ms):
-    """The period's row: windows, changes, mean confidence (permille), then the time (in ``unit``) of the classes
+    """The period's row: windows, changes, mean confidence (permille), then the time (in ``_unit``s) of the classes
     past the columns (-2), of unknown (-1), of class 0, 1, ... (as many columns as the highest id seen needs)."""
-    q = unit(r.period)
+    q = _unit(r.period)
     w = 5
     for c in ms:
         if c + 6 > w:
@@ -370,7 +370,7 @@ def _old(r, rows):
     row per class seen, at start + 0, 1, ...: class, windows, permille, changes, confidence) as this one's: a
     generator over ``rows`` ((t, values) in time order; a None passes through)."""
     p = r.period
-    q = unit(p)
+    q = _unit(p)
     cur = None
     for x in rows:
         if x is None:
@@ -406,7 +406,7 @@ def _whole(cur):
 
 
 def flush(st, r, since=-1):
-    """Move the rows of rollup ``r``'s stage with t > ``since`` into its dense segment (``_write``), synced, then
+    """Move the rows of rollup ``r``'s stage with t > ``since`` into its dense segment (``_dense_write``), synced, then
     remove the stage."""
     path = r.dir + "/rollup-stage.seg"
     rows, size = staged(st, r, path, since)
@@ -418,7 +418,7 @@ def flush(st, r, since=-1):
                 w = len(v)
         if w > r.ncols:
             r.ncols = w
-        if _write(st, r, rows, w, None):
+        if _dense_write(st, r, rows, w, None):
             _rm(path)
     else:
         _rm(path)
@@ -427,7 +427,7 @@ def flush(st, r, since=-1):
     r.brows = 0
 
 
-def _write(st, r, rows, w, tmp):
+def _dense_write(st, r, rows, w, tmp):
     """Write ``rows`` ((t, values), periods in ascending order) as dense blocks of ``w`` columns: into the segment
     this boot writes to (appended while it is as this boot left it), else a new one; with ``tmp``, into that new
     file (a conversion). False (logged, counted) when the flash refused."""
@@ -443,10 +443,10 @@ def _write(st, r, rows, w, tmp):
         while i < len(rows):
             t = rows[i][0]
             if f is None:
-                f = _seg(st, r, t, w, tmp)
+                f = _dense_file(st, r, t, w, tmp)
             idx = (t - r.seg_t0) // p
             if idx >= 65536 and tmp is not None:
-                raise OSError("span")  # (a converted segment spans at most 20 days)
+                raise OSError(27)  # (EFBIG: a converted segment spans at most 65,536 periods)
             if tmp is None and (idx >= 65536 or r.seg_size + _BLK + _DCODED > r.seg_max):
                 f.close()
                 f = None
@@ -500,7 +500,7 @@ def _write(st, r, rows, w, tmp):
             f.close()
 
 
-def _seg(st, r, t, w, tmp):
+def _dense_file(st, r, t, w, tmp):
     """The file the rows from period ``t`` on go to (open, at its end): this boot's segment when it is as this boot
     left it and has ``w`` columns, else a new one (a segment header, generation 3: rows without times, one per period
     from the header's t0 and each block's first index; the period in the header's seq0)."""
@@ -544,25 +544,30 @@ def _seg(st, r, t, w, tmp):
 
 def _gen(r, name):
     """The generation of ``r``'s segment ``name`` (-1: unreadable)."""
-    from sensorbox.device.store.reader import read_header
-
     try:
-        return read_header("{}/{}.seg".format(r.dir, name), bytearray(_HDR))[7]
+        return _header("{}/{}.seg".format(r.dir, name))[7]
     except (OSError, ValueError):
         return -1
+
+
+def _header(path):
+    """The header tuple of segment ``path`` (``reader.check_header``), read through a reader of no blocks."""
+    rd = Reader(_HDR - _BLK)
+    try:
+        return rd.open(path, None, 0)
+    finally:
+        rd.close()
 
 
 def _convert(st, r):
     """Rewrite the rollup's segments of the previous format (a row per period, or per class and period, each with
     its time) in this one, once (the first rollup run after an upgrade): each into ``<name>.seg.tmp``, synced,
     renamed over it (a power cut leaves the old one whole: converted at the next start). A generator."""
-    from sensorbox.device.store.reader import read_header
-
     keep = (r.seg_name, r.seg_t0, r.seg_size, r.seg_ncols)
     for name in seg_names(r):
         path = "{}/{}.seg".format(r.dir, name)
         try:
-            h = read_header(path, bytearray(_HDR))
+            h = _header(path)
         except (OSError, ValueError):
             continue
         if h[7] == _DENSE:
@@ -583,14 +588,14 @@ def _convert(st, r):
                 if x is not None:
                     part.append(x)
                 if len(part) >= 64 or (x is None and part):
-                    if not _write(st, r, part, w, tmp):
+                    if not _dense_write(st, r, part, w, tmp):
                         raise OSError("write")
                     n += len(part)
                     part = []
                 if x is None:
                     yield
             if part:
-                if not _write(st, r, part, w, tmp):
+                if not _dense_write(st, r, part, w, tmp):
                     raise OSError("write")
                 n += len(part)
             if n:

@@ -7,7 +7,7 @@ used, as in the C code), ValueError for another typecode, a length that is not a
 ``run(values)`` filters the whole float array in place, the state carried from call to call.
 
 The C code filters in float32. This double computes the same cascade in sensorbox's Q28 fixed point
-(``kernels_fast.iir_q``) on the values rounded to int16 (what sensorbox gives it), so that ``run`` allocates
+(``kernels_viper.iir_q``) on the values rounded to int16 (what sensorbox gives it), so that ``run`` allocates
 nothing once it has seen its arrays, as the C code: results close to the C code's, not identical. Coefficients
 outside [-2, 2) raise NotImplementedError here.
 """
@@ -15,8 +15,8 @@ outside [-2, 2) raise NotImplementedError here.
 import array
 
 from _double import require
-from sensorbox.device.kernels_c import from_f32, to_f32
-from sensorbox.device.kernels_fast import iir_q
+from sensorbox.shared.kernels_emlearn import from_f32, to_f32
+from sensorbox.shared.kernels_viper import iir_q
 
 
 class _IIR:

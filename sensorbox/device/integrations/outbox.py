@@ -14,26 +14,16 @@ within a resource (the store guarantees it), so ``key(t)`` is a stable idempoten
 reboots, and the original timestamp travels with the row. Retention past the budget deletes unread segments:
 ``lost()`` counts them (the store's figure for this cursor).
 
-Rows are read through ``store/reader.py``: only from blocks whose CRC-32 holds (a corrupt block is skipped and
-counted in the store's status, never sent). Every outbox shares one reader (its buffer ``BLK + BUS_BLOCK`` bytes,
-made with the first outbox): ``read`` runs without awaiting, so no two reads overlap.
+Rows are read through ``store/reader.py`` (its loop over segments and its records: the outbox is a client of the
+store that sees no bytes), only from blocks whose CRC-32 holds (a corrupt block is skipped and counted in the
+store's status, never sent). Every outbox shares one reader (``reader.bus_reader``): ``read`` runs without
+awaiting, so no two reads overlap. ``message`` builds the JSON body every sink sends for a row.
 
 Values: tuples of ints for numeric resources (see store/core.py), the event's JSON text (bytes) for ``events``.
 """
 
-import struct
-
-from micropython import const
-
 from sensorbox.device.store.core import seg_names
-from sensorbox.device.store.reader import Reader, note_corrupt, text_row
-
-# the segment format's constants (as core.py defines them: no names to import)
-_BLK = const(8)
-_BUS_BLOCK = const(520)
-_TEXT = const(2)
-
-_one_reader = None  # the reader every outbox reads through (made with the first one)
+from sensorbox.device.store.reader import bus_reader, rows, segments
 
 
 def flush_event(store):
@@ -56,10 +46,7 @@ class Outbox:
         self.t = store.cursor(self.name, resource, start)
         self.sent = 0
         self._hint = None  # (segment name, offset of the block holding the next row, time before it, changes)
-        global _one_reader
-        if _one_reader is None:
-            _one_reader = Reader(_BUS_BLOCK)
-        self._reader = _one_reader
+        bus_reader()  # (made now, with the outbox, not at its first read)
 
     def lost(self):
         """Segments that retention deleted before this sink had delivered them."""
@@ -90,60 +77,35 @@ class Outbox:
         hint = self._hint
         if hint is not None and (hint[2] != after or hint[3] != self.store.changes):
             hint = None  # (segments opened or recoded since: block offsets may differ)
-        names = seg_names(r)
-        rd = self._reader
-        for i in range(len(names)):
-            name = names[i]
-            if hint is not None and name < hint[0]:
-                continue
-            if i + 1 < len(names) and self.store.real(names[i + 1]) <= after:
-                continue
-            if r.f is not None and name == r.seg_name and r.dirty:
-                break  # rows written since the last flush point are not durable yet
-            try:
-                h = rd.open("{}/{}.seg".format(r.dir, name), self.store, name)
-            except (OSError, ValueError):
-                continue  # deleted by retention meanwhile, or torn: the store deals with it at the next start
-            try:
+        rd = bus_reader()
+        g = segments(self.store, r, seg_names(r), after, None, rd, 0 if hint is None else hint[0], True)
+        try:
+            for name in g:
+                if name is None:
+                    continue
                 if hint is not None and hint[0] == name:
                     rd.seek(hint[1])
-                self._rows(rd, h, name, after, n, out)
-            finally:
-                rd.close()
-                note_corrupt(self.store, r, name, rd)
-            if len(out) >= n:
-                break
+                self._rows(rd, name, after, n, out)
+                if len(out) >= n:
+                    break
+        finally:
+            g.close()  # (closes the segment it stopped in)
         return out
 
-    def _rows(self, reader, h, name, since, n, out):
-        """Rows with t > ``since`` from the blocks of the open segment, until ``out`` holds ``n``."""
-        text = self.r.kind == _TEXT
-        fmt = None if text else "<i{}h".format(h[2])
-        rb = h[4]
-        buf = reader.buf
+    def _rows(self, rd, name, since, n, out):
+        """Rows with t > ``since`` from the blocks of the open segment ``name``, until ``out`` holds ``n``."""
         while len(out) < n:
-            k = reader.next()
+            k = rd.next()
             if k == 0:
                 return
             if k < 0:
                 continue
-            o = _BLK
-            end = _BLK + k
-            while o < end and len(out) < n:
-                if text:
-                    t, tab, nl = text_row(buf, o, end)
-                    t += reader.shift
-                    if t > since:
-                        out.append((t, bytes(buf[tab + 1:nl])))
-                    o = nl + 1
-                else:
-                    v = struct.unpack_from(fmt, buf, o)
-                    o += rb
-                    t = h[5] + v[0]
-                    if t > since:
-                        out.append((t, v[1:]))
-                if out and out[-1][0] == t:
-                    self._hint = (name, reader.pos, t, self.store.changes)
+            for row in rows(rd):  # (t, value)
+                if row[0] > since:
+                    out.append(row)
+                    self._hint = (name, rd.pos, row[0], self.store.changes)
+                    if len(out) >= n:
+                        return
 
 
 SOUNDLEVEL = ("leq", "lmin", "lmax", "l10", "l50", "l90")
@@ -158,7 +120,7 @@ def db_text(v):
 def class_name(device, k):
     """The name of stored class id ``k``: from the running model when it has that class, else from the store's
     class table (a class of an earlier model); "unknown" for -1 (or an id the table lost)."""
-    m = device.model
+    m = device.ml.model
     g = m.gids if m is not None else None
     if g is not None:
         for i in range(len(g)):

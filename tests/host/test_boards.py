@@ -1,4 +1,4 @@
-"""The budget planner per board profile (``sensorbox.host.boards.plan``, issue 16 item 5; README "Coverage per board
+"""The budget planner per board profile (``sensorbox.host.boards.plan``, issue 16 item 5; docs/storage.md "Coverage per board
 profile"): the budgets fit the profile's data space with the free floor, the rollups keep their defaults, the rest is
 shared in proportion to the defaults, and the days follow from the bytes a day."""
 
@@ -44,7 +44,7 @@ def test_a_card_holds_more_than_internal_flash_and_a_4mb_board_keeps_its_floor()
     s3 = boards.plan(boards.PROFILES["esp32s3"], per_day, d)
     for n in RAW:
         assert flash[n][0] < s3[n][0] < card[n][0], n
-    # what README's table says of the 4 MB board at the defaults: 1 MB of rollups (issue 16.4's target), 275 KB
-    # left for the accelerometer
+    # what docs/storage.md's table says of the 4 MB board at the defaults: 1 MB of rollups (issue 16.4's target),
+    # 275 KB left for the accelerometer
     assert sum(d["store.{}_kb".format(n)] for n in ROLLUPS) == 1024
     assert flash["accel"][0] == 275 and card["accel"][0] // 1024 // 1024 == 2

@@ -17,7 +17,7 @@ result is "unknown". Published on ``device.bus`` (subscribers copy what they kee
 t_ms is the epoch time of the window's last frame. It wakes with the accelerometer's FIFO reads (``accel.poll_ms``,
 on the device's timer grid) or once per hop if that is shorter, reads the FIFO into the ring and takes what is
 new. Each loop turn does at most one window's features, then yields, then classifies. The model can change at any
-time (``device.model``, see ``models``); the next window uses it.
+time (``device.ml.model``, see ``models``); the next window uses it.
 """
 
 import array
@@ -26,7 +26,7 @@ import asyncio
 
 from sensorbox.device import lazy
 from sensorbox.device.supervisor import grid_ms
-from sensorbox.device.trees_fast import smooth
+from sensorbox.device.analysis.trees import smooth
 from sensorbox.shared import features, kernels
 from sensorbox.shared.trees import decide
 
@@ -35,15 +35,32 @@ UNKNOWN = "unknown"
 
 class Model:
     """A loaded model, made by ``models.make`` (kept here, resident, since that module is loaded only while it loads
-    one): ``trees`` its evaluator, ``emlearn`` emlearn_trees' own model (``kernels_c.CTrees``) or None, ``classes``,
-    ``n_trees`` (votes per window), ``window``, ``channels``, ``origin``, ``gids`` (the store's ids of its classes,
-    ``store.class_ids``, given when it loads) and ``info`` (what ``GET /api/model`` shows). ``serial`` tells models
-    apart without keeping a reference (``device.model`` is the only one: replacing a model frees it). A knn model's
-    evaluator (``shared.neighbors``) votes as trees do; ``step``: an anomaly model's answer per window (its
+    one): ``trees`` its evaluator, ``emlearn`` emlearn_trees' own model (``kernels_emlearn.CTrees``) or None,
+    ``classes``, ``n_trees`` (votes per window), ``window``, ``channels``, ``origin``, ``gids`` (the store's ids of its
+    classes, ``store.class_ids``, given when it loads) and ``info`` (what ``GET /api/model`` shows). ``serial`` tells
+    models apart without keeping a reference (``device.ml.model`` is the only one: replacing a model frees it). A knn
+    model's evaluator (``shared.neighbors``) votes as trees do; ``step``: an anomaly model's answer per window (its
     evaluator's ``anomaly``), else None."""
 
     serial = 0  # (the class's: models made so far)
     step = None
+
+
+class ModelSlot:
+    """A model's state, as ``models`` manages it: the activity model's (``device.ml``) and the sound classifier's.
+
+    - ``model``: the ``Model`` running, or None (none loaded yet, or none could be);
+    - ``error``: why none runs, or why the last load, upload or activation was refused (a sentence), or None;
+    - ``held``: who holds the model's files: False (no one: a load, activation, rollback or upload may start);
+      True (one of those is running: another is refused with a reason); ``"restoring"`` (``models._RESTORING``: a
+      task reloads the model that ran before an activation that found no RAM; activation and rollback leave it
+      set, uploads are refused until it ends).
+
+    The states start as the class's (no ``__init__``: an instance holds only what was set on it)."""
+
+    model = None
+    error = None
+    held = False
 
 
 def classify(m, feats, hist, slot, count, threshold):
@@ -78,7 +95,7 @@ class Pipeline:
 
     def status(self):
         lt = self.latest
-        m = self.device.model
+        m = self.device.ml.model
         out = {"windows": self.windows, "gaps": self.gaps, "reason": self.reason, "prediction": None,
                "model": m.info["sha256"] if m else None}
         if lt is not None:
@@ -89,7 +106,7 @@ class Pipeline:
     async def run(self):
         d = self.device
         cfg = d.config
-        if d.model is None:
+        if d.ml.model is None:
             await self._boot_model()
         if not cfg.get("ml.enabled"):
             self.reason = "ml.enabled is off"
@@ -148,7 +165,7 @@ class Pipeline:
                 self.windows += 1
                 d.bus.publish("features", t_ms, feats)
                 await asyncio.sleep_ms(0)
-                m = d.model
+                m = d.ml.model
                 if (m.serial if m is not None else 0) != serial:  # new model: fresh smoothing state
                     serial = m.serial if m is not None else 0
                     nh = 0
@@ -156,7 +173,7 @@ class Pipeline:
                 if m is not None and m.gids is None and self.windows % 32 == 0:  # the class table was not writable
                     m.gids = d.store.class_ids(m.classes)
                 if m is None:
-                    self.reason = "no model loaded: " + str(d.model_error)
+                    self.reason = "no model loaded: " + str(d.ml.error)
                     if self.windows % 32 == 0:
                         await self._boot_model()
                 elif m.window != window or m.channels != ch:
@@ -175,15 +192,15 @@ class Pipeline:
         """Load the model to run (models.boot) when none was tried, or when the last try was short of memory
         (a busy heap at start: tried again at a pipeline restart and every 32 windows, until one loads)."""
         d = self.device
-        err = d.model_error
+        err = d.ml.error
         if err is not None and "RAM" not in err:
             return  # refused for what it is: a new upload or activation loads another
         try:
-            await lazy.load("sensorbox.device.models").boot(d)  # yields while it parses
+            await lazy.load("sensorbox.device.analysis.models").boot(d)  # yields while it parses
         except ValueError:  # models.ModelError: a model upload is loading one right now
             pass
         finally:
-            lazy.unload("sensorbox.device.models")
+            lazy.unload("sensorbox.device.analysis.models")
 
     def _classify(self, m, feats, hist, slot, count, threshold, t_ms):
         best, conf = classify(m, feats, hist, slot, count, threshold)

@@ -4,7 +4,7 @@ resident heap: Home Assistant discovery, the health message (once a minute), and
 labelled time range being open: ``record_start`` opens it at now with the current label (``label_set``) or the one
 given, ``record_stop`` closes it into a stored label (``store/meta.label_add``, as ``POST /api/labels``). The
 current label and an open recording are kept in ``recording.json`` in the data directory, so a restart does not
-lose them. (One module, not several: each lazily loaded module leaves its interned names behind; see README
+lose them. (One module, not several: each lazily loaded module leaves its interned names behind; see docs/heap.md
 "Interned names".) Each public function returns the messages to publish: ``[(topic, payload, retain, qos)]``.
 
 Discovery is device-based: topic ``homeassistant/device/<id>/config``, retained; payload ``dev`` (identifiers,
@@ -16,8 +16,12 @@ backlog is replayed to), the diagnostics ``<base>/health``. The controls (label,
 are listed only when Home Assistant's commands would be accepted: no ``mqtt.command_token`` (Home Assistant would
 have to publish it in its retained config) and a broker that authenticates its clients; else, and for the device
 triggers of classes the model before had, removals. It is returned as a list of small byte pieces that the
-client sends as one message without joining them (no large contiguous block of RAM). An update entity waits for app
-updates (there are none yet: a firmware/bundle update path would add ``p: update`` with ``installed_version``).
+client sends as one message without joining them (no large contiguous block of RAM). The update entity (App) reads
+``<base>/state/update`` (retained, sent with the health message): the app version that runs, whether it is on
+trial or why it runs (``d.app``: ``bootstate``, ``ota``), and a link to the web UI's App update. It has no
+install command: an update is a bundle signed with the device's key on the host that made it (``sensorbox deploy
+--ota``, or the web UI), so Home Assistant has nothing to install, and the device looks for no updates itself:
+the newest version it knows is the one it runs.
 """
 
 import json
@@ -27,7 +31,7 @@ import sensorbox
 
 # Home Assistant's components as JSON text: "^" stands for the unique-id prefix, "~" for the base topic and "/".
 # Long string constants, so that their keys and values are not interned on the device (MicroPython interns every
-# name and every string constant of up to 10 characters, for good: README "Interned names").
+# name and every string constant of up to 10 characters, for good: docs/heap.md "Interned names").
 _ACTIVITY = ('"activity":{"p":"sensor","name":"Activity","uniq_id":"^activity","stat_t":"~state/predictions",'
              '"val_tpl":"{{ value_json.label if value_json.label is defined else None }}","dev_cla":"enum",'
              '"ic":"mdi:run","ops":')  # + the classes
@@ -47,7 +51,8 @@ _SENSORS = (
     "heap_used;Heap used;health;value_json.heap_used;B;data_size;13;",
     "loop_lag;Loop lag (p99);health;value_json.loop_lag_ms;ms;duration;13;",
     "uptime;Uptime;health;value_json.uptime_s;s;duration;13;",
-    "rssi;Wi-Fi signal;health;value_json.rssi;dBm;signal_strength;13;",  # the last: boards with Wi-Fi only
+    # the last: boards with Wi-Fi only (a MAC), listed whether or not the station is connected at that moment
+    "rssi;Wi-Fi signal;health;value_json.rssi if value_json.rssi is defined else None;dBm;signal_strength;13;",
 )
 _SENSOR = '"%s":{"p":"sensor","name":"%s","uniq_id":"%s%s","stat_t":"%s%s","val_tpl":"{{ %s }}"'
 # the controls, when Home Assistant's commands would be accepted; else removed (a component with only its platform)
@@ -62,6 +67,11 @@ _CONTROLS = (
 _BUTTONS = ("record_start;Start recording;,\"ic\":\"mdi:record\"", "record_stop;Stop recording;,\"ic\":\"mdi:stop\"",
             "reload_model;Reload model;,\"ent_cat\":\"config\",\"ic\":\"mdi:reload\"",
             "restart;Restart;,\"ent_cat\":\"config\",\"dev_cla\":\"restart\"")
+# the app's update entity: its state from _UPDATE (below), no install command (module docstring); the release
+# summary and link in the config too (Home Assistant sets them back to the config's when it applies a discovery
+# update, which may come after the state message); + summary, link
+_APP = ('"update":{"p":"update","name":"App","uniq_id":"^update","stat_t":"~state/update","dev_cla":"firmware",'
+        '"ent_cat":"config","tit":"sensorbox app","rel_s":%s%s}')
 _BUTTON = '"%s":{"p":"button","name":"%s","uniq_id":"%s%s","cmd_t":"%scmd/%s","pl_prs":"{}"%s}'
 # a device trigger per class, "activity changed to <class>", keyed by a hash of its name (a class keeps its key);
 # % formatting: key, base, class, class
@@ -82,8 +92,7 @@ def discovery(sink, why):
     had before as current) first ``{}`` on the state topics: "unknown" until the next live row."""
     d = sink.d
     i = d.device_id
-    v = sensorbox.__version__
-    m = d.model
+    m = d.ml.model
     old = sink.classes
     sink.classes = m.classes if m is not None else None
     sink.announced += 1
@@ -98,25 +107,28 @@ def discovery(sink, why):
     import sys
 
     impl = sys.implementation
+    v, said = _app_state(d)  # (an update's version: the app that runs; what the update entity says of it)
+    v = json.dumps(v)
     hw = "{} (MicroPython {})".format(getattr(impl, "_machine", sys.platform),
                                       ".".join(str(x) for x in impl.version[:3]))
     b = json.dumps(sink.base + "/")[1:-1]  # the base topic inside JSON strings
     n = d.config.get("device.name")  # or sensorbox-XXXX while it is the default: two boxes never share a name
     n = "sensorbox-" + i[-4:] if n == "sensorbox" else n
     head = '{{"dev":{{"ids":["sensorbox_{0}"],"name":{1},"mf":"sensorbox","mdl":"sensorbox","mdl_id":"{2}",' \
-           '"sw":"{3}","sn":"{0}","hw":{4}'.format(i, json.dumps(n), d.platform.name, v, json.dumps(hw))
+           '"sw":{3},"sn":"{0}","hw":{4}'.format(i, json.dumps(n), d.platform.name, v, json.dumps(hw))
     if ip:
-        port = d.platform.http_port(d.config.get("http.port"))
-        head += ',"cu":"http://{}{}/"'.format(ip, "" if port == 80 else ":{}".format(port))
+        head = '{},"cu":"{}"'.format(head, _url(d, ip))  # (a constant of 10 characters would be interned)
     if mac:
         head += ',"cns":[["mac","{}"]]'.format(mac)
-    head += '}},"o":{{"name":"sensorbox","sw":"{}"}},"avty_t":"{}status","qos":1,"cmps":{{'.format(v, b)
+    head += '}},"o":{{"name":"sensorbox","sw":{}}},"avty_t":"{}status","qos":1,"cmps":{{'.format(v, b)
     pre = "sb_" + i + "_"
     cs = json.dumps(classes) + "}"
     # one piece per component (sent as one message without joining them: no large block of RAM)
     out = [head.encode(), (_ACTIVITY.replace("^", pre).replace("~", b) + cs).encode(),
-           (", " + _CHANGE.replace("^", pre).replace("~", b) + cs).encode()]
-    rows = _SENSORS[:-1] if rssi is None else _SENSORS
+           (", " + _CHANGE.replace("^", pre).replace("~", b) + cs).encode(),
+           (", " + _APP.replace("^", pre).replace("~", b) % (
+               json.dumps(said), ',"rel_u":"{}#health"'.format(_url(d, ip)) if ip else "")).encode()]
+    rows = _SENSORS[:-1] if mac is None else _SENSORS
     for k in ("leq", "lmax", "lmin", "l10", "l50", "l90"):  # Leq and Lmax on, the others off by default
         rows += ("{0};Sound level {1};state/soundlevel;value_json.{0} if value_json.{0} is defined else None;dB;"
                  "sound_pressure;{2};".format(k, k[0].upper() + k[1:], 1 if k in ("leq", "lmax") else 9),)
@@ -162,6 +174,21 @@ def discovery(sink, why):
     return msgs
 
 
+def _url(d, a):
+    # the web UI's address (Home Assistant's "Visit" link) at IP address ``a``
+    port = d.platform.http_port(d.config.get("http.port"))
+    return "http://{}{}/".format(a, "" if port == 80 else ":{}".format(port))
+
+
+def _app_state(d):
+    # (version, what Home Assistant's update entity says about it) of the app that runs
+    a = getattr(d, "app", None) or {}  # (None: the bundle's own app, deployed over USB; bootstate._app)
+    v = a.get("version") or sensorbox.__version__
+    if a.get("trial"):
+        return v, "on trial: kept once it has been healthy for a minute, else rolled back"
+    return v, a.get("why") or "the app deployed over USB"
+
+
 def _control(sink):
     rec = sink.rec
     return (sink.base + "/state/control", json.dumps({"label": rec[0], "recording": {"start": rec[1], "label": rec[2]}
@@ -171,10 +198,13 @@ def _control(sink):
 # the health message: JSON text (its keys in a long string constant, not interned)
 _HEALTH = ('{{"t":{},"uptime_s":{},"heap_free":{},"heap_used":{},"delivered":{},"lost_segments":{},'
            '"loop_lag_ms":{},"mqtt_errors":{},"ip":{},"model":{}{}}}')
+# the update entity's state: the newest version the device knows is the one it runs (module docstring)
+_UPDATE = '{{"installed_version":{0},"latest_version":{0},"release_summary":{1}{2}}}'
 
 
 def health(sink):
-    """The diagnostics message (``<base>/health``, retained)."""
+    """The diagnostics message (``<base>/health``, retained) and the update entity's state
+    (``<base>/state/update``, retained)."""
     import gc
 
     d = sink.d
@@ -183,22 +213,26 @@ def health(sink):
         n += ob.sent
         lost += ob.lost()
     ip, rssi, mac = d.platform.wifi()
-    m = d.model
+    m = d.ml.model
     lag = d.lag  # the nearest-rank p99 of its recent samples (µs)
     k = min(lag.n, len(lag.samples))
     p99 = sorted(lag.samples[j] for j in range(k))[(k * 99 + 99) // 100 - 1] if k else 0
+    v, said = _app_state(d)
     return [(sink.base + "/health", _HEALTH.format(
         d.platform.epoch_ms(), time.ticks_diff(time.ticks_ms(), d.health.boot_ticks) // 1000, gc.mem_free(),
         d.health.heap_used, n, lost, p99 / 1000, sink.errors, json.dumps(ip),
         json.dumps("{} {}".format(m.origin, m.info["sha256"][:8]) if m is not None else None),
-        ',"rssi":{}'.format(rssi) if rssi is not None else ""), True, 0)]
+        ',"rssi":{}'.format(rssi) if rssi is not None else ""), True, 0),
+            (sink.base + "/state/update", _UPDATE.format(
+                json.dumps(v), json.dumps(said), ',"release_url":"{}#health"'.format(_url(d, ip)) if ip else ""),
+             True, 0)]
 
 
 async def connect(sink, c):
     """Run once the client has connected. Commands without a token come only through a broker that authenticates
     its clients: the device checks that the broker refuses a CONNECT without credentials (CONNACK 4, bad user name
     or password, or 5, not authorised). True if it does; False if it let the probe in, or the probe failed."""
-    from sensorbox.device.mqtt import MQTTClient
+    from sensorbox.device.integrations.mqtt import MQTTClient
 
     p = MQTTClient(c.client_id + "-probe", c.host, c.port, ssl=c.ssl, timeout_ms=c.timeout_ms)
     try:
@@ -234,7 +268,7 @@ def _json(payload):
     try:
         return lazy.load("sensorbox.device.http.body").read_json(_Body(payload))
     except BadRequest as e:
-        raise ValueError(e.message.replace("request body", "command"))
+        raise ValueError(e.reason.replace("request body", "command"))
     finally:
         lazy.unload("sensorbox.device.http.body")
 
@@ -259,7 +293,7 @@ def command(sink, name, payload):
                              "mqtt.command_token, or give the broker accounts)")
         body.pop("token", None)
         if name == "reload_model":
-            d.model = d.model_error = None
+            d.ml.model = d.ml.error = None
             d.supervisor.config_changed(("ml.",))  # the pipeline restarts and loads the model
         elif name == "restart":
             d.log.warning("app", "restart requested over MQTT")

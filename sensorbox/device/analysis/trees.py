@@ -4,7 +4,7 @@
 ``sensorbox.shared.trees_csv`` and both with ``classify(x) -> class`` and ``votes()``:
 
 - ``emlearn_trees`` (emlearn's C code, a native module real devices install with mip) when importable,
-  behind ``kernels_c.CTrees``;
+  behind ``kernels_emlearn.CTrees``;
 - else ``Trees`` over the same compact arrays as the plain-Python version, walked by the viper kernel ``vote``.
 
 Both give the same votes as emlearn's C ``eml_trees_predict``: hard majority vote, first class with the most votes.
@@ -102,6 +102,7 @@ def new(max_trees, max_nodes, max_leaves):
         em = __import__("emlearn_trees")
     except ImportError:
         return trees.Trees(max_trees, max_nodes, max_leaves, vote)
-    kc = "sensorbox.device.kernels_c"
+    kc = "sensorbox.shared.kernels_emlearn"
     __import__(kc)
-    return sys.modules[kc].CTrees(em.new(max_trees, max_nodes, max_leaves), max_trees, max_nodes, max_leaves)
+    return sys.modules[kc].CTrees(em.new(max_trees, max_nodes, max_leaves), max_trees, max_nodes, max_leaves,
+                                  smooth)

@@ -2,21 +2,20 @@
 the interfaces of ``kernels.FFTQ`` and ``kernels.IIRQ``: int16 arrays in and out, the same scaling, float32 in C;
 and ``emlearn_trees`` behind the evaluation interface of ``sensorbox.shared.trees.Trees`` (``CTrees``).
 
-Imported by ``sensorbox.shared.kernels`` when emlearn_fft or emlearn_iir is installed and by ``trees_fast.new`` when
-emlearn_trees is (``sensorbox deploy --board`` installs the three), so a device without them keeps none of this in
-RAM. The calls follow emlearn-micropython's ``stubs/emlearn_fft.py`` and ``stubs/emlearn_iir.py``:
+Imported by ``sensorbox.shared.kernels`` when emlearn_fft or emlearn_iir is installed and by the device's
+``analysis.trees.new`` when emlearn_trees is (``sensorbox deploy --board`` installs the three), so a device without them
+keeps none of this in RAM. The calls follow emlearn-micropython's ``stubs/emlearn_fft.py`` and ``stubs/emlearn_iir.py``:
 ``FFT(length)``, the module's ``fill(fft, n)``, ``run(real, imag)`` on two ``array('f')`` of exactly ``length``;
-``new(coefficients)`` with 6 floats per section in scipy.signal.sosfilt's order (b0, b1, b2, a0 = 1, a1, a2; the C
-code does not use a0), ``run(values)`` in place over the whole array. int16 <-> float32 conversions are the viper
-kernels ``to_f32``/``from_f32`` here, on the raw IEEE-754 bits: reading or writing an 'f' element from Python makes
-a float object (a heap allocation on an ESP32), they do not.
+``new(coefficients)`` with 6 floats per section in scipy.signal.sosfilt's order (b0, b1, b2, a0 = 1, a1, a2; the C code
+does not use a0), ``run(values)`` in place over the whole array. int16 <-> float32 conversions are the viper kernels
+``to_f32``/``from_f32`` here, on the raw IEEE-754 bits: reading or writing an 'f' element from Python makes a float
+object (a heap allocation on an ESP32), they do not.
 """
 
 import array
 
 import micropython
 
-from sensorbox.device.trees_fast import smooth
 from sensorbox.shared.trees import TreesError
 
 # bits of v for v < 256 (bit length), for to_f32's exponent
@@ -177,13 +176,17 @@ class IIR:
 # the CSV), ``addroot(root)``, ``addleaf(value)``, ``outputs()``, ``predict(inputs, outputs)`` with an int16 input
 # and a float output of exactly ``outputs()``. ``sensorbox.shared.trees_csv`` fills it (its ``Builder`` checks what
 # the C code would silently truncate). The pipeline calls ``model.predict`` itself and decodes the float outputs
-# (votes / n_trees) in its smoothing kernel (``trees_fast.smooth``), so nothing runs between it and the C code.
+# (votes / n_trees) in its smoothing kernel (``smooth``: the device's, given to ``CTrees``), so nothing runs between it
+# and the C code.
 class CTrees:
     """An ``emlearn_trees`` model (``model``) with what the device needs around it: the counts ``trees_csv`` filled
-    it with, ``out`` (the float outputs ``model.predict`` writes), and ``classify(x) -> class`` / ``votes()``."""
+    it with, ``out`` (the float outputs ``model.predict`` writes), and ``classify(x) -> class`` / ``votes()``.
+    ``smooth``: the pipeline's smoothing kernel (``sensorbox.device.analysis.trees.smooth``), which ``classify``
+    decodes the outputs with (given, as ``trees.Trees`` is given its ``vote``: shared code imports no device code)."""
 
-    def __init__(self, model, max_trees, max_nodes, max_leaves):
+    def __init__(self, model, max_trees, max_nodes, max_leaves, smooth):
         self.model = model
+        self.smooth = smooth
         self.max_trees = max_trees
         self.max_nodes = max_nodes
         self.max_leaves = max_leaves
@@ -204,7 +207,7 @@ class CTrees:
             raise TreesError("{} features given, model needs {}".format(len(x), self.n_features))
         out = self.out
         self.model.predict(x, out)
-        return (smooth(out, 1, self.n_trees, self._votes, 0, 1, self.n_classes) & 0xFF) - 1
+        return (self.smooth(out, 1, self.n_trees, self._votes, 0, 1, self.n_classes) & 0xFF) - 1
 
     def votes(self):
         return self._votes

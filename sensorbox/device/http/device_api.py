@@ -15,7 +15,7 @@
     GET    /api/live             Server-Sent Events (see ``live``)
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
     POST   /api/reset            {"confirm": <device id>, "erase_data": false}: factory reset, restart    admin
-    POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see web_admin.fault)  admin
+    POST   /api/debug/fault      {"service": name, "mode": ...}: make a service fail (see admin.fault)  admin
     /api/ota...                  updates (``ota.py``, loaded for the request)
     /setup, /api/wifi...         a board's Wi-Fi set-up and its captive portal (``net/setup_http.py``); here too
                                  any path nothing else answers (a phone's connectivity probe) where there is a
@@ -23,7 +23,7 @@
     POST   /api/pulled           {"<resource>": t, ...}: the rows up to t were pulled (``sensorbox pull``): the
                                  labelled data they cover is no longer pinned (``store.retain.pulled``)     admin
 
-Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``web_admin`` (login, tokens,
+Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``admin`` (login, tokens,
 restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
 The UI's files (``/``, ``/static/<name>``) are served by ``static.py``.
 """
@@ -34,7 +34,7 @@ from sensorbox.device import lazy
 from sensorbox.device.http import authz
 from sensorbox.device.http.server import BadRequest, error, json_response, not_allowed, not_found
 
-_ADMIN = const("sensorbox.device.http.web_admin")
+_ADMIN = const("sensorbox.device.http.admin")
 _DATA = const("sensorbox.device.http.data_api")
 _REFUSE = const("sensorbox.device.http.refuse")
 _RETAIN = const("sensorbox.device.store.retain")
@@ -154,7 +154,7 @@ async def _handle(device, http, req, p):
         m = lazy.load("sensorbox.device.factory")
         lazy.unload("sensorbox.device.factory")
         return m.handle(device, req)
-    # login, logout, tokens, restart, debug/fault: in web_admin, loaded for the request
+    # login, logout, tokens, restart, debug/fault: in admin, loaded for the request
     m = lazy.load(_ADMIN)
     lazy.unload(_ADMIN)
     return await m.handle(device, req, action, ident)

@@ -1,6 +1,6 @@
 """Viper kernel for the simulated microphone (``sim_mic.py`` has the plain version, with the same results).
 
-Kept in a module of its own, like ``pcm_fast.py``, so that a build without the viper emitter falls back to the
+Kept in a module of its own, like ``pcm.py``, so that a build without the viper emitter falls back to the
 plain kernel instead of failing to import the simulator. It is simulator code: 16,000 samples a second through
 the plain loop cost ~0.6 % of a core here, through this one ~0.01 %.
 """

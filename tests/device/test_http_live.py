@@ -84,12 +84,17 @@ class _Meter:
     _classifier = None  # (soundclass.py's, while sound.classify is on)
 
 
+class _NoModel:  # the device's model state (analysis/pipeline.ModelSlot) with no model, without loading the pipeline
+    model = error = None
+    held = False
+
+
 class _Device:
     def __init__(self):
         self.auth = _Auth()
         self.sensors = {"accel": _Sensor()}
         self.pipeline = None
-        self.model = None
+        self.ml = _NoModel()
         self.soundmeter = _Meter()
         self.log = quiet_log()
 

@@ -1,6 +1,6 @@
-"""Reading and changing ``config.json``: the parts of ``config.Config`` that need the schema, loaded together with
-it only while they run (at boot and for an update; see ``config`` and ``lazy``). ``GET /api/config`` needs
-neither: ``http/api.py`` streams it from the values."""
+"""Reading, checking and saving ``config.json``: the parts of ``config.Config`` that need the schema, loaded
+together with it only while they run (at boot and for an update; see ``config`` and ``lazy``). ``GET /api/config``
+needs neither: ``http/api.py`` streams it from the values."""
 
 import json
 import os
@@ -38,7 +38,7 @@ def load(cfg):
         try:
             values = schema.validate(data)
         except ValueError as e:  # a ConfigError names its key
-            key = getattr(e, "key", None)
+            key = getattr(e, "field", None)
             if key not in data:
                 break
             reset.append("{} ({})".format(key, getattr(e, "reason", e)))
@@ -113,7 +113,7 @@ def _check_running(device, new, old):
             if sim is not None:
                 sim.check(w, new("mic.rate_hz"))
         except ValueError as e:  # named: the key the update changes
-            raise schema.ConfigError("sim.mic_wav" if w != old("sim.mic_wav") else "mic.rate_hz", str(e))
+            raise schema.ConfigError(str(e), "sim.mic_wav" if w != old("sim.mic_wav") else "mic.rate_hz")
         finally:
             sim = None
             lazy.unload(_SIM_WAV)
@@ -126,26 +126,26 @@ def _check_running(device, new, old):
         if free is not None:
             most = (free + sum(r.bytes for r in device.store.res)) // 1024
             if kb >= most:
-                raise schema.ConfigError("store.min_free_kb", "{} KB could never be free: the flash has {} KB free "
-                                         "and the store holds {} KB, so retention would delete every stored row; "
-                                         "less than {} KB".format(kb, free // 1024, most - free // 1024, most))
-    m = device.model
+                raise schema.ConfigError("{} KB could never be free: the flash has {} KB free and the store holds "
+                                         "{} KB, so retention would delete every stored row; less than {} KB".format(
+                                             kb, free // 1024, most - free // 1024, most), "store.min_free_kb")
+    m = device.ml.model
     w = new("ml.window")
     if w != old("ml.window"):
-        if getattr(device, "model_busy", False):
-            raise schema.ConfigError("ml.window", "a model is being loaded; try again in a moment")
+        if device.ml.held:
+            raise schema.ConfigError("a model is being loaded; try again in a moment", "ml.window")
         if m is not None and m.window != w:
-            raise schema.ConfigError("ml.window", "the active model was trained on {0}-frame windows, so ml.window "
+            raise schema.ConfigError("the active model was trained on {0}-frame windows, so ml.window "
                                      "stays {0} while it runs (activating a model sets ml.window to its window)"
-                                     .format(m.window))
+                                     .format(m.window), "ml.window")
     kb = new("ml.model_max_kb")
     if m is not None and kb < old("ml.model_max_kb"):
         from sensorbox.shared.model import ram_bytes
 
         need = ram_bytes(m.info)
         if need > kb * 1024:
-            raise schema.ConfigError("ml.model_max_kb", "the active model needs {} bytes of RAM: at least {} KB, or "
-                                     "it would be refused at the next start".format(need, (need + 1023) // 1024))
+            raise schema.ConfigError("the active model needs {} bytes of RAM: at least {} KB, or it would be "
+                                     "refused at the next start".format(need, (need + 1023) // 1024), "ml.model_max_kb")
 
 
 def _save(path, values):

@@ -6,7 +6,7 @@ Layout under the data directory::
     models/previous/...                     the one before it, for rollback (absent: the bundled default)
     models/staged/...                       an upload in progress
 
-Kinds: ``trees`` (emlearn's tree CSV: ``trees_fast``, ``emlearn_trees`` when installed), ``knn`` and ``anomaly``
+Kinds: ``trees`` (emlearn's tree CSV: ``analysis.trees``, ``emlearn_trees`` when installed), ``knn`` and ``anomaly``
 (``sensorbox.shared.neighbors``, its examples in ``emlearn_neighbors`` when installed and the model has at most 10
 classes). The model's pipeline spec configures the analysis: its window (``ml.window`` follows it), its rate
 (``accel.rate_hz`` follows it when it is activated), its channels and its features (all the extractor computes, or
@@ -29,12 +29,12 @@ set aside as ``<dir>.bad`` (``device/files.py``) and reported.
 
 Loading is a coroutine (``boot``, ``activate``, ``rollback``): it yields every few CSV lines and file chunks, so a
 model load (~40 ms of parsing on the unix port, seconds on an ESP32) never stalls the samplers. One load at a time
-(``device.model_busy``, also held by a restore task); a second request is refused with a reason.
+(``device.ml.held``, also by a restore task); a second request is refused with a reason.
 
 This module is loaded only while it works (``lazy.load``/``unload``: at boot and per API request); it and the CSV
 reader (``sensorbox.shared.trees_csv``) stay loaded across the awaits of one load, held by that coroutine, and are
-unloaded when it ends. What stays in RAM is ``device.model`` (a ``Model``: the evaluator and a few meta fields) and
-``device.model_error``. Every function takes the ``device`` (platform, config, log, sensors).
+unloaded when it ends. What stays in RAM is ``device.ml.model`` (a ``Model``: the evaluator and a few meta fields) and
+``device.ml.error``. Every function takes the ``device`` (platform, config, log, sensors).
 """
 
 import gc
@@ -43,21 +43,13 @@ import os
 
 import asyncio
 
-from sensorbox.device import lazy, trees_fast
-from sensorbox.device.pipeline import Model  # defined there: resident, unlike this module
-from sensorbox.shared import features
+from sensorbox.device import lazy
+from sensorbox.device.analysis import pipeline, trees  # (pipeline.Model: resident there, unlike this module)
+from sensorbox.shared import ModelError, features
 
 _CHUNK = 512
 _YIELD_LINES = 8  # CSV lines parsed between yields: ~0.5 ms on the unix port (~25-50 ms on an ESP32)
 _YIELD_CHUNKS = 8  # file chunks hashed between yields
-
-
-class ModelError(ValueError):
-    def __init__(self, reason, field=None, damaged=False):
-        super().__init__(reason)
-        self.reason = reason
-        self.field = field
-        self.damaged = damaged  # its files are not what was stored: set aside at boot
 
 
 def _exists(path):
@@ -109,8 +101,6 @@ def _compatible(device, meta):
         ch = device.sensors["accel"].ring.channels
         cols = sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
                              device.config.get("ml.model_max_kb") * 1024)
-    except sm.ModelError as e:
-        raise ModelError(e.reason, e.field)
     except (TypeError, KeyError, IndexError, AttributeError) as e:  # a field of the wrong type or missing
         raise ModelError("meta.json: a field is missing or of the wrong type ({}: {})".format(
             type(e).__name__, e), "meta.json", True)
@@ -133,9 +123,9 @@ def _compatible(device, meta):
 def _follow(device, rate=False):
     """Make ``ml.window`` the running model's window (and ``ml.hop`` at most that): a model that runs always gets
     the windows it was trained on; with ``rate`` (a model activated or rolled back to) ``accel.rate_hz`` its rate
-    too. The config change restarts the pipeline. Called once no load is in progress (config_edit refuses
+    too. The config change restarts the pipeline. Called once no load is in progress (config_file refuses
     ml.window changes while one is)."""
-    m = device.model
+    m = device.ml.model
     cfg = device.config
     if m is None or getattr(device, "sensor", None) is not None:
         return
@@ -214,7 +204,7 @@ async def _load(device, path, meta, origin, spare=None):
                 ev = spare
                 ev.reset()
             else:
-                ev = trees_fast.new(meta["trees"], meta["nodes"], meta["leaves"])
+                ev = trees.new(meta["trees"], meta["nodes"], meta["leaves"])
             ld = lazy.load(csv).Loader(ev, c)
         n = 0
         with open(path + "/model.csv") as f:
@@ -247,11 +237,12 @@ def make(meta, evaluator, origin):
     count, ``cols`` where its inputs are in the extractor's features or None for all of them). A knn or anomaly
     model's evaluator is a ``shared.neighbors.Neighbors``: a knn model votes as trees do (``votes()``), an
     anomaly model answers through ``step`` (its ``anomaly``)."""
-    m = Model()
-    Model.serial += 1  # (the class's: models made so far)
-    m.serial = Model.serial
+    M = pipeline.Model
+    m = M()
+    M.serial += 1  # (the class's: models made so far)
+    m.serial = M.serial
     m.trees = evaluator
-    m.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (kernels_c.CTrees), else None
+    m.emlearn = getattr(evaluator, "model", None)  # emlearn_trees' own model (kernels_emlearn.CTrees), else None
     kind = meta.get("kind", "trees")
     m.classes = meta["classes"]
     m.n_trees = meta["trees"] if kind == "trees" else meta["k"]  # votes per window
@@ -312,9 +303,10 @@ async def _check_file(path, meta):
 
 
 def _claim(device):
-    if getattr(device, "model_busy", False):
+    ml = device.ml
+    if ml.held:
         raise ModelError("a model is being loaded; try again in a moment", "state")
-    device.model_busy = True
+    ml.held = True
 
 
 def spare(device):
@@ -328,7 +320,7 @@ def spare(device):
         except ModelError:  # absent or damaged: boot says why
             continue
         try:
-            ev = trees_fast.new(m["trees"], m["nodes"], m["leaves"])
+            ev = trees.new(m["trees"], m["nodes"], m["leaves"])
         except (KeyError, TypeError, ValueError, MemoryError):  # not a tree model's counts (boot says why)
             return
         if hasattr(ev, "reset"):
@@ -339,15 +331,16 @@ def spare(device):
 async def boot(device):
     """Load the model to run at start: active, else previous, else the bundled default (into ``device.spare``,
     the arrays ``spare`` set aside, when it fits them)."""
+    ml = device.ml
     _claim(device)
     try:
         spare = getattr(device, "spare", None)
         await _boot(device, spare)
-        if spare is not None and device.model is not None:
+        if spare is not None and ml.model is not None:
             device.spare = None  # the model's now (a later model too big for it frees it)
     finally:
-        device.model_busy = False
-    m = device.model
+        ml.held = False
+    m = ml.model
     if m is not None and m.window != device.config.get("ml.window"):  # config.json edited or reset meanwhile
         asyncio.create_task(_follow_soon(device))  # from a task of its own: the change restarts the caller
     return m
@@ -358,19 +351,20 @@ async def _follow_soon(device):
 
 
 async def _boot(device, spare=None):
+    ml = device.ml
     for which in ("active", "previous", "default"):
         path = _path(device, which)
         # (the sound model's place has no bundled default: none is no error there)
         if (which != "default" or getattr(device, "sensor", None) is not None) and not _exists(path + "/meta.json"):
             continue
         try:
-            device.model = await _check(device, path, which if which == "default" else "uploaded", spare)
-            device.log.info("model", "running the {} model ({}, {})".format(which, device.model.info["kind"],
-                                                                           device.model.n_trees))
-            return device.model
+            ml.model = await _check(device, path, which if which == "default" else "uploaded", spare)
+            device.log.info("model", "running the {} model ({}, {})".format(which, ml.model.info["kind"],
+                                                                           ml.model.n_trees))
+            return ml.model
         except ModelError as e:
-            device.model_error = "{} model refused: {}".format(which, e.reason)
-            device.log.error("model", device.model_error)
+            ml.error = "{} model refused: {}".format(which, e.reason)
+            device.log.error("model", ml.error)
             if e.damaged and which != "default":
                 try:
                     lazy.load("sensorbox.device.files").aside(path, device.log, e.reason)
@@ -390,22 +384,23 @@ async def _replace(device, path, origin):
     the same way after the old one is released, into new arrays. The restore task is not part of the caller:
     cancelling the caller does not stop it. On an error the caller waits for it (so the error reports what runs);
     when cancelled it does not."""
+    ml = device.ml
     try:
         meta = await _verify(device, path)
     except MemoryError:
         raise ModelError("not enough RAM to check the model")
-    old = device.model
+    old = ml.model
     spare = old.trees if old is not None else None
     first = old is not None and (old.info["kind"] != "trees" or meta.get("kind", "trees") != "trees")  # release first
     if not first and not _fits(spare, meta):
         spare = None
         new = await _load(device, path, meta, origin)  # the old model runs on meanwhile (``old`` holds it)
-        device.model = new
+        ml.model = new
         return new
     if first:  # a neighbours model coming or going: the old one's arrays go before the new are made
         spare = None
     old = None
-    device.model = None  # its arrays are about to be overwritten; only ``spare`` holds them now
+    ml.model = None  # its arrays are about to be overwritten; only ``spare`` holds them now
     gc.collect()
     try:
         new = await _load(device, path, meta, origin, spare)
@@ -415,37 +410,39 @@ async def _replace(device, path, origin):
             done = asyncio.Event()
             asyncio.create_task(_restore(device, spare, done))
         except MemoryError:  # not even that: the old model comes back at the next start
-            device.model_error = "not enough RAM to reload the model that ran; it loads at the next start"
-            device.log.error("model", device.model_error)
+            ml.error = "not enough RAM to reload the model that ran; it loads at the next start"
+            device.log.error("model", ml.error)
             raise e
-        device.model_busy = _RESTORING  # the restore task's now: activate/rollback leave it set
+        ml.held = _RESTORING  # the restore task's now: activate/rollback leave it set
         spare = None
         if not isinstance(e, asyncio.CancelledError):
             await done.wait()
         raise e
-    device.model = new
+    ml.model = new
     return new
 
 
-_RESTORING = "restoring"  # device.model_busy while a restore task runs (truthy: other loads are refused)
+_RESTORING = "restoring"  # device.ml.held while a restore task runs (truthy: other loads are refused)
 
 
 async def _restore(device, spare, done):
     """Load the model that ran before an interrupted replacement again (the directories on flash are unchanged,
     so ``_boot`` finds it) into ``spare``, its arrays."""
-    err = device.model_error
+    ml = device.ml
+    err = ml.error
     try:
         await _boot(device, spare)
-        if device.model is not None:
-            device.model_error = err  # else _boot's reason stays: why no model runs now
+        if ml.model is not None:
+            ml.error = err  # else _boot's reason stays: why no model runs now
     finally:
-        device.model_busy = False
+        ml.held = False
         done.set()
 
 
 def _release(device):
-    if device.model_busy is True:  # not while a restore task owns it
-        device.model_busy = False
+    ml = device.ml
+    if ml.held is True:  # not while a restore task owns it
+        ml.held = False
 
 
 def stage_meta(device, body):
@@ -491,6 +488,7 @@ def stage_chunk(device, offset, body):
 
 async def activate(device):
     """Validate the staged model; if good, run it from now on and keep the old one as previous."""
+    ml = device.ml
     st = _path(device, "staged")
     if not _exists(st + "/meta.json"):
         raise ModelError("nothing staged to activate", "state")
@@ -498,15 +496,15 @@ async def activate(device):
     try:
         new = await _replace(device, st, "uploaded")
     except ModelError as e:
-        device.model_error = "upload refused: " + e.reason
-        device.log.warning("model", device.model_error)
+        ml.error = "upload refused: " + e.reason
+        device.log.warning("model", ml.error)
         _rmtree(st)
         raise
     finally:
         _release(device)
     _swap(device, "staged")
     _follow(device, True)
-    device.model_error = None
+    ml.error = None
     device.log.info("model", "activated an uploaded model ({}, {})".format(new.info["kind"], new.info["sha256"]))
     return info(device)
 
@@ -549,7 +547,7 @@ def _swap(device, src):
 def _running(device):
     """The running model's directory (the one whose hash is its, of those it may have been loaded from) and its
     meta.json, or None."""
-    m = device.model
+    m = device.ml.model
     for w in () if m is None else ("default",) if m.origin == "default" else ("active", "previous"):
         try:
             meta = _read_meta(_path(device, w))
@@ -563,7 +561,7 @@ def _running(device):
 def classes(device):
     """GET /api/model/classes: the running model's class codes with the display names and descriptions its
     meta.json may carry (read from flash now: they cost no RAM while the model runs)."""
-    m = device.model
+    m = device.ml.model
     r = _running(device)
     meta = r[1] if r else {}
     return {"classes": m.classes if m else None, "names": meta.get("class_names"),
@@ -571,10 +569,11 @@ def classes(device):
 
 
 def info(device):
-    cur = device.model
+    ml = device.ml
+    cur = ml.model
     return {"active": cur.info if cur else None,
             "previous": _exists(_path(device, "previous")) or (cur is not None and cur.origin != "default"),
-            "staged": _exists(_path(device, "staged") + "/meta.json"), "last_error": device.model_error}
+            "staged": _exists(_path(device, "staged") + "/meta.json"), "last_error": ml.error}
 
 
 def file_path(device, which, name):
@@ -583,7 +582,7 @@ def file_path(device, which, name):
     staged or default. Raises ModelError (field "model": 404) when there is no such file."""
     if name not in ("meta.json", "model.csv"):
         raise ModelError("name must be meta.json or model.csv", "name")
-    m = device.model
+    m = device.ml.model
     if which == "active":
         if m is None:
             raise ModelError("no model running", "model")

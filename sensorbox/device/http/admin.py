@@ -1,7 +1,7 @@
 """Login, logout, API tokens, restart and fault injection (``/api/login``, ``/api/logout``, ``/api/tokens``,
 ``/api/restart``: saves the UI's sessions for the next start, see ``authz.sessions``; ``/api/debug/fault``).
 
-Loaded for one request by ``web_lazy`` (which has checked the method and the credentials) and unloaded at once.
+Loaded for one request by ``device_api`` (which has checked the method and the credentials) and unloaded at once.
 Tokens: ``tokens.json`` next to ``auth.json`` holds ``[{"id", "name", "scope", "hash"}]`` where hash is the
 SHA-256 of the token's 128-bit random secret; the token itself is returned once, on creation, never stored.
 """

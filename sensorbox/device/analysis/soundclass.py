@@ -15,11 +15,11 @@ nothing is allocated, per window (every 128 ms) a prediction is made and publish
 ``sound.class_smooth`` windows of votes are summed before deciding; below ``sound.class_unknown_permille`` the
 class is "unknown". The model lives in ``<data>/sound/models/{active,previous,staged}`` and is uploaded, activated
 and rolled back through the model API with ``?sensor=sound`` (``sensorbox model push`` adds it for a model whose
-meta.json says ``"sensor": "sound"``); ``sensorbox.device.models`` does the work for both: the classifier is
+meta.json says ``"sensor": "sound"``); ``sensorbox.device.analysis.models`` does the work for both: the classifier is
 the device as it sees it for the sound model (``SoundClassifier``).
 
 Names: this module, the features and their kernels are not warmed at boot (``boot.WARM_SKIP``); loading them
-interns ~25 names then, into the ~60 the boot count leaves below the name pool's doubling (README "Interned
+interns ~25 names then, into the ~60 the boot count leaves below the name pool's doubling (docs/heap.md "Interned
 names"): so this module spells few names of its own.
 """
 
@@ -29,10 +29,10 @@ import os
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.pipeline import UNKNOWN, classify
+from sensorbox.device.analysis.pipeline import UNKNOWN, ModelSlot, classify
 from sensorbox.shared.soundfeatures import BANDS, FEATURE_VERSION, WINDOW, WINDOW_HOP, SoundFeatures, names
 
-_SELF = const("sensorbox.device.soundclass")
+_SELF = const("sensorbox.device.analysis.soundclass")
 
 
 async def configure(meter):
@@ -50,7 +50,7 @@ async def configure(meter):
         c = SoundClassifier(d)
         d.store.resource("soundclass")
         d.bus.subscribe("soundclass", c._sub)  # stored as the resource soundclass
-    if c.model is None:
+    if c.ml.model is None:
         await c.load()
     return c
 
@@ -73,20 +73,20 @@ def slot(device, sensor="sound"):
     if sensor == "accel":
         return device
     if sensor != "sound":
-        from sensorbox.device.models import ModelError  # (the model API has it loaded)
+        from sensorbox.shared import ModelError
 
         raise ModelError("no model for sensor {!r}: sensor=sound (the sound classifier's) or none (the activity "
                          "model's)".format(sensor), "sensor")
     c = device.soundmeter._classifier
     if c is None:
         c = SoundClassifier(device)
-        c.model_error = "sound.classify is off: the sound model on flash is loaded when it is turned on"
+        c.ml.error = "sound.classify is off: the sound model on flash is loaded when it is turned on"
     return c
 
 
 class SoundClassifier:
-    """The classifier, and the device as ``sensorbox.device.models`` sees it for the sound model: ``model``,
-    ``model_error``, ``model_busy`` and ``platform`` (the model directories under ``<data>/sound``) are its
+    """The classifier, and the device as ``sensorbox.device.analysis.models`` sees it for the sound model: ``ml``
+    (its model's ``pipeline.ModelSlot``) and ``platform`` (the model directories under ``<data>/sound``) are its
     own, everything else is the device's (``__getattr__``)."""
 
     sensor = "sound"
@@ -99,9 +99,7 @@ class SoundClassifier:
         except OSError:
             pass
         self.platform = _Platform(data)
-        self.model = None
-        self.model_error = None
-        self.model_busy = False
+        self.ml = ModelSlot()
         self.features = None  # SoundFeatures, made for the stream's rate and the model's window
         self.latest = None  # (t_ms, class index, confidence)
         self.label = UNKNOWN
@@ -133,19 +131,19 @@ class SoundClassifier:
     async def load(self):
         """Load the sound model (active, else previous), yielding while it parses."""
         try:
-            await lazy.load("sensorbox.device.models").boot(self)
+            await lazy.load("sensorbox.device.analysis.models").boot(self)
         except ValueError:  # a model upload is loading one right now
             pass
         finally:
-            lazy.unload("sensorbox.device.models")
-        if self.model is None and self.model_error is None:
-            self.model_error = "none on the device: push one (sensorbox model push)"
+            lazy.unload("sensorbox.device.analysis.models")
+        if self.ml.model is None and self.ml.error is None:
+            self.ml.error = "none on the device: push one (sensorbox model push)"
 
     def start(self, ring):
         """A new stream (sampling (re)started) from ``ring``: the features start afresh at its rate."""
         self._ring = ring
         rate = ring.rate_hz
-        m = self.model
+        m = self.ml.model
         window = m.window if m is not None else WINDOW
         hop = m.info["hop"] if m is not None else WINDOW_HOP
         f = self.features
@@ -160,7 +158,7 @@ class SoundClassifier:
             self.features = f
         f.reset()
         self._serial = 0  # smoothing afresh, sized by sound.class_smooth now
-        self.reason = None if m is not None else "no sound model: " + str(self.model_error)
+        self.reason = None if m is not None else "no sound model: " + str(self.ml.error)
 
     def feed(self, x, n, last):
         """The meter's chunk x[:n] (not yet weighted); ``last``: the sequence number of its last sample."""
@@ -172,7 +170,7 @@ class SoundClassifier:
     def _window(self, after):
         # SoundFeatures.on_window: classify the window that ended ``after`` samples before the chunk's end
         self.windows += 1
-        m = self.model
+        m = self.ml.model
         if m is None:
             return
         f = self.features
@@ -208,7 +206,7 @@ class SoundClassifier:
             self.label = name
 
     def status(self):
-        m = self.model
+        m = self.ml.model
         lt = self.latest
         out = {"windows": self.windows, "reason": self.reason, "model": m.info["sha256"] if m else None,
                "prediction": None}

@@ -28,7 +28,7 @@ from sensorbox.device import lazy
 from sensorbox.device.supervisor import grid_ms
 
 _CHUNK = const(256)
-_SOUND = const("sensorbox.device.soundclass")
+_SOUND = const("sensorbox.device.analysis.soundclass")
 _PER_TURN = const(4)  # chunks between yields: 64 ms of sound at 16 kHz, ~0.4 ms of work here (~15 ms on an ESP32)
 
 

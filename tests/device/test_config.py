@@ -3,7 +3,6 @@
 import json
 
 from devtest import exists, quiet_log, tmpdir
-from sensorbox.device.analysis.pipeline import ModelSlot
 from sensorbox.device.config import Config
 
 
@@ -202,6 +201,8 @@ def _refused(c, update, key, words):
 def test_ml_keys_are_checked_against_the_running_model():
     # ml.window 64 with a 128-frame model used to be accepted and stop analysis ("model needs 128-frame windows")
     c = Config(tmpdir() + "/config.json", quiet_log())
+    from sensorbox.device.analysis.pipeline import ModelSlot  # (here: 23 KB the module's other tests keep)
+
     dev = type("Dev", (), {})()
     dev.ml = ModelSlot()
     dev.ml.model = _Model()
@@ -233,6 +234,8 @@ def test_long_strings_are_saved_in_pieces_and_read_back():
 def test_a_free_flash_floor_retention_could_never_reach_is_refused():
     # store.min_free_kb beyond what the flash can ever have free made retention delete every stored row
     c = Config(tmpdir() + "/config.json", quiet_log())
+    from sensorbox.device.analysis.pipeline import ModelSlot  # (here: 23 KB the module's other tests keep)
+
     dev = type("Dev", (), {})()
     dev.ml = ModelSlot()
     dev.platform = type("P", (), {"flash_stats": lambda self: (2048 * 1024, 1500 * 1024)})()

@@ -156,9 +156,10 @@ async def test_a_whole_config_put_is_read_on_a_heap_without_a_block_of_its_size(
             self.i += len(b)
             return b
 
+    conn, refuse = inner(server, "_Conn"), inner(server, "_Refuse")  # (renames.txt read on the whole heap)
     body.read_json(Req(b'{"mqtt.tls_ca": "M"}'))  # (what a first call makes once)
     for split in (False, True):
-        c = inner(server, "_Conn")(None, "peer", 0)
+        c = conn(None, "peer", 0)
         c._s = Feed()
         c.split = split
         gc.collect()
@@ -188,7 +189,7 @@ async def test_a_whole_config_put_is_read_on_a_heap_without_a_block_of_its_size(
             v = body.read_json(Req(got))
             ok = len(v) == keys and len(v["mqtt.tls_ca"]) > 1500 and v["webhook.tls_ca"] == "W" * 2200
             got = v = None
-        except inner(server, "_Refuse") as e:
+        except refuse as e:
             ok = e.args[0]
         finally:
             big = small = None

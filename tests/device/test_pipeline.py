@@ -79,6 +79,7 @@ async def feed(ring, frames, first_seq, n_frames, batch_frames=32):
 
 async def test_windows_features_predictions_events():
     frames = segment("ROW", 1100)  # first, while the heap is whole (6.6 KB in one block)
+    check, path = inner(models, "_check"), inner(models, "_path")  # (renames.txt read before the model holds RAM)
     dev = Dev()
     pipe = Pipeline(dev)
     got = {"features": [], "predictions": [], "events": []}
@@ -116,7 +117,7 @@ async def test_windows_features_predictions_events():
     assert pipe.gaps == 1
     # a new model (here: the same file loaded again) is used from the next window, smoothing restarts
     old = dev.ml.model
-    dev.ml.model = await inner(models, "_check")(dev, inner(models, "_path")(dev, "default"), "default")
+    dev.ml.model = await check(dev, path(dev, "default"), "default")
     assert dev.ml.model is not old
     await feed(ring, frames, 928, 64)
     await until(lambda: pipe.windows == before + 2)

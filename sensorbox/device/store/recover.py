@@ -352,8 +352,11 @@ def _scan_res(st, r, reader):
         if e[1] != 0x8000 or not n.endswith(".seg") or not n[:-4].isdigit():
             quarantine(st, path, r.name, "unknown file")
             continue
-        try:
-            h = _read_header(path, st._hdr)
+        try:  # the header tuple (reader.check_header)
+            with open(path, "rb") as f:
+                sz = f.seek(0, 2)
+                f.seek(0)
+                h = check_header(st._hdr, f.readinto(st._hdr, _HDR) or 0, sz)
         except OSError as ex:
             quarantine(st, path, r.name, "unreadable ({})".format(ex))
             continue
@@ -399,14 +402,6 @@ def _scan_res(st, r, reader):
             _rm(path)
     if names:
         r.first = names[0]
-
-
-def _read_header(path, buf):
-    """The header tuple of segment ``path`` (see ``reader.check_header``)."""
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        f.seek(0)
-        return check_header(buf, f.readinto(buf, _HDR) or 0, size)
 
 
 def _last_time(st, r, reader, path, name):

@@ -285,11 +285,12 @@ def test_history_select_label_and_export(ui):
     # nowhere else; the segments reach back to the first stored prediction shown
     assert band["segs"] and band["inside"] > 0 and band["n"] >= 0.9 * band["inside"] - 2 * len(band["events"]), band
     assert band["outside"] <= 2 * len(band["segs"]), band
-    # every stored prediction of the chart's range lies on a segment (10 s of slack at the start: the page asked
-    # for "the last 5 minutes" a moment after its clock read them)
-    t0 = page.evaluate("hist.range[0]") + 10000
+    # every stored prediction of the chart's range lies on a segment (but the first 10 s of a range of "the last 5
+    # minutes": the page asked for them a moment after its clock read them)
+    r0, r1 = page.evaluate("hist.range")
     ts = [int(t) for t in _retry(dev.get, "/api/resources/predictions/data?format=csv&columns=t&start={}&end={}".format(
-        int(t0), band["segs"][-1]["t1"] - 1)).body.split()[1:]]
+        int(r0), band["segs"][-1]["t1"] - 1)).body.split()[1:]]
+    ts = [t for t in ts if t >= r1 - 290000]
     assert ts and all(any(sg["t0"] <= t < sg["t1"] for sg in band["segs"]) for t in ts), (band, ts)
     stored = _retry(dev.get, "/api/resources/predictions/data?format=csv&start=-300000").body.decode()
     stored_classes = {int(line.split(",")[1]) for line in stored.strip().split("\n")[1:]}

@@ -422,7 +422,8 @@ def test_upload_is_bounded_so_it_can_never_fill_the_flash():
 
 async def test_a_model_of_another_window_sets_ml_window_one_no_window_fits_is_refused():
     # The model's window becomes ml.window when it runs (before: a model of another window was refused, and
-    # ml.window could not be changed to its window while the old model ran).
+    # ml.window could not be changed to its window while the old model ran), and its hop ml.hop (issue 17: the
+    # hop it was trained with; before, ml.hop was lowered only when longer than the window).
     m = manager()
     await m.boot()
     meta, csv = _variant(rotate=1)
@@ -435,7 +436,10 @@ async def test_a_model_of_another_window_sets_ml_window_one_no_window_fits_is_re
     await m.activate()
     assert m.current.window == 64 and m.config.get("ml.window") == 64 and m.config.get("ml.hop") == 32
     await m.rollback()
-    assert m.current.window == 128 and m.config.get("ml.window") == 128 and m.config.get("ml.hop") == 32
+    assert m.current.window == 128 and m.config.get("ml.window") == 128 and m.config.get("ml.hop") == 64
+    m.config.values["ml.hop"] = 16  # the user's, after
+    await m.rollback()  # (to the 64-frame model: its hop again)
+    assert m.config.get("ml.window") == 64 and m.config.get("ml.hop") == 32
 
 
 def _part(trees, rotate=0):

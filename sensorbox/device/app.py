@@ -52,7 +52,9 @@ class Device:
 
         return make
 
-    def _on_config(self, changed):
+    def _on_config(self, changed, services):
+        # ``services``: the ones the change restarts (the config schema names them: config_schema.restarts)
+        self.supervisor.restart(services)
         if "log.level" in changed:
             self.log.set_level(self.config.get("log.level"))
         if "log.file_kb" in changed:
@@ -65,11 +67,10 @@ class Device:
         sup = self.supervisor
         if self.store is None:  # safe mode: no integrations
             return
-        for name, fn, keys in (("mqtt", self._mqtt, ("mqtt.", "device.name")), ("webhook", self._webhook,
-                                                                                   ("webhook.",))):
+        for name, fn in (("mqtt", self._mqtt), ("webhook", self._webhook)):
             if sup.get(name) is None and self.config.get(name + ".enabled") and (
                     not changed or name + ".enabled" in changed):
-                sup.add(name, fn, keys)
+                sup.add(name, fn)
 
     async def _housekeeping(self):
         # Also the loop-lag monitor's 1 s probe (``LagMonitor.run``'s turn, without a task of its own).

@@ -13,8 +13,6 @@ import asyncio
 
 from sensorbox.device import lazy  # resident (app imports it): not taken along when this module goes
 
-# Which config keys each sensor depends on: a change restarts its sampler.
-_SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 _STATE = "sensorbox.device.bootstate"
 
 
@@ -176,7 +174,6 @@ def _init_core(d, data, safe_mode):
     finally:
         lazy.unload("sensorbox.device.files")
     d.health = Health(d)
-    d.config.listen(d.supervisor.config_changed)
     d.config.listen(d._on_config)
 
 
@@ -209,14 +206,15 @@ async def start(d):
     if safe:
         print("\n*** SAFE MODE after {} unhealthy boots: {} ***\n".format(d.boot["count"], d.boot.get("reason")))
     else:
+        # (each named as the config schema names it: a change of its keys restarts it, config_schema.restarts)
         for name in d.sensors:
-            sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
-        sup.add("soundmeter", d.soundmeter.run, ("sound.",))
-        sup.add("pipeline", d._pipeline, ("ml.",))
-        sup.add("store", d._store, ("store.", "capture."))  # (a lambda here would keep this module's code alive)
+            sup.add(name, d.sensors[name].run)
+        sup.add("soundmeter", d.soundmeter.run)
+        sup.add("pipeline", d._pipeline)
+        sup.add("store", d._store)  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
     await d.platform.start_network(d)
-    sup.add("http", d._serve, (), d._beat)  # restarted when its heartbeat stops
+    sup.add("http", d._serve, d._beat)  # restarted when its heartbeat stops
     sup.add("watch", sup.watch)  # ...and the health guard (supervisor.tick), the watchdog's one feeder
     if not safe:
         d._integrations(())  # MQTT and webhooks, if enabled

@@ -294,7 +294,7 @@ def command(sink, name, payload):
         body.pop("token", None)
         if name == "reload_model":
             d.ml.model = d.ml.error = None
-            d.supervisor.config_changed(("ml.",))  # the pipeline restarts and loads the model
+            d.supervisor.restart(("pipeline",))  # the pipeline restarts and loads the model
         elif name == "restart":
             d.log.warning("app", "restart requested over MQTT")
             d.log.flush()

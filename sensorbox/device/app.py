@@ -36,10 +36,7 @@ class Device:
         self.mqtt = None  # the MQTT sink (integrations/mqtt_sink.py), made when mqtt.enabled is first on
         self.webhook = None  # the webhook sink (integrations/webhook.py), made when webhook.enabled is first on
         self._stop = None
-        try:
-            lazy.load(_BOOT).init(self, echo_log)  # log, sensors, config, store, auth, ... (boot.py)
-        finally:
-            lazy.unload(_BOOT)
+        lazy.call(_BOOT, "init", self, echo_log)  # log, sensors, config, store, auth, ... (boot.py)
 
     def _driver_factory(self, name):
         def make():
@@ -151,9 +148,8 @@ class Device:
             self._stop.set()
 
     async def shutdown(self):
-        m = lazy.load(_STATE)  # (bootstate.py: the end of a run, like its start, is rare code)
-        lazy.unload(_STATE)
-        await m.shutdown(self)
+        # (bootstate.py: the end of a run, like its start, is rare code)
+        await lazy.call(_STATE, "shutdown", self)
 
 
 def main():
@@ -161,10 +157,7 @@ def main():
     device = None
     code = 75  # (a crash: said in boot.json for the next boot, then a restart)
     try:
-        try:
-            lazy.load(_BOOT).warm(plat)  # first of all, while the heap is whole
-        finally:
-            lazy.unload(_BOOT)
+        lazy.call(_BOOT, "warm", plat)  # first of all, while the heap is whole
         gc.collect()
         device = Device(plat)
         asyncio.run(device.run())
@@ -172,7 +165,7 @@ def main():
     except KeyboardInterrupt:
         code = 0
     except Exception as e:
-        lazy.load(_STATE).crashed(e)
+        lazy.call(_STATE, "crashed", e)
     finally:
         try:
             if device is not None:

@@ -202,10 +202,7 @@ class Supervisor:
             self._wdt.feed()
             self.feeds += 1
         if self._next is not None and time.ticks_diff(now, self._next) >= 0:
-            try:
-                lazy.load(_BOOTSTATE).update(self, now)
-            finally:
-                lazy.unload(_BOOTSTATE)
+            lazy.call(_BOOTSTATE, "update", self, now)
 
     def check(self):
         """One look at every service (see ``watch``); True when all is well enough to feed the watchdog."""

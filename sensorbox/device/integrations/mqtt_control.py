@@ -266,11 +266,9 @@ def _json(payload):
     from sensorbox.device.http.server import BadRequest
 
     try:
-        return lazy.load("sensorbox.device.http.body").read_json(_Body(payload))
+        return lazy.call("sensorbox.device.http.body", "read_json", _Body(payload))
     except BadRequest as e:
         raise ValueError(e.reason.replace("request body", "command"))
-    finally:
-        lazy.unload("sensorbox.device.http.body")
 
 
 def command(sink, name, payload):
@@ -379,7 +377,4 @@ def restore(sink):
 def _label_add(d, body):
     from sensorbox.device import lazy
 
-    try:
-        return lazy.load("sensorbox.device.store.meta").label_add(d.store, body)
-    finally:
-        lazy.unload("sensorbox.device.store.meta")
+    return lazy.call("sensorbox.device.store.meta", "label_add", d.store, body)

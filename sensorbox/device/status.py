@@ -65,10 +65,7 @@ def _parts(h, full):
         b["last_failure_at"] = r.get("t")
         b["unhealthy_now"] = None
         if sup._bad is not None:  # (only while not well: bootstate says why)
-            try:
-                b["unhealthy_now"] = lazy.load("sensorbox.device.bootstate").reason(sup)
-            finally:
-                lazy.unload("sensorbox.device.bootstate")
+            b["unhealthy_now"] = lazy.call("sensorbox.device.bootstate", "reason", sup)
         b["last_traceback"] = r.get("error")
     yield "boot", b
     if full:  # which app runs (the bundle's or an update's slot) and why (bootstate._app; None: the bundle's, no key)

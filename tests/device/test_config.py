@@ -110,9 +110,9 @@ def test_update_validates_saves_atomically_and_notifies():
     d = tmpdir()
     c = Config(d + "/config.json", quiet_log())
     seen = []
-    c.listen(lambda keys: seen.append(keys))
+    c.listen(lambda keys, services: seen.append((keys, services)))
     assert c.update({"accel.rate_hz": 100, "device.name": "lab"}) == ["device.name", "accel.rate_hz"]
-    assert seen == [["device.name", "accel.rate_hz"]]
+    assert seen == [(["device.name", "accel.rate_hz"], ["mqtt", "wifi", "accel"])]  # and what they restart (the schema's)
     saved = json.loads(_read(d + "/config.json"))
     assert saved == {"accel.rate_hz": 100, "device.name": "lab"}  # only non-defaults
     assert not exists(d + "/config.json.tmp")

@@ -8,6 +8,12 @@ never freed. A client sending many such characters grew the name pool without bo
 from devtest import inner
 import gc
 
+# test_a_whole_config_put_...: its heap cut into 5 KB pieces must hold enough of them (it checks: _PIECES) for the
+# ~150 members' small strings, which take the lowest pieces first, and the long values' blocks; at 96wK (10
+# pieces) it passed or failed with the order of the config keys and the heap size +-1 KB.
+HEAPSIZE = "128wK"
+_PIECES = 13
+
 
 class Req:
     def __init__(self, body, content_type="application/json"):
@@ -177,6 +183,7 @@ async def test_a_whole_config_put_is_read_on_a_heap_without_a_block_of_its_size(
             pass
         for i in range(0, len(big), 2):  # every other 5 KB block back: no free piece as large as the body
             big[i] = None
+        assert (len(big) + 1) // 2 >= _PIECES, len(big)  # (room for the members, with margin: HEAPSIZE)
         small = small[len(small) // 2:]
         gc.collect()
         try:

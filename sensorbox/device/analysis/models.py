@@ -369,10 +369,7 @@ async def _boot(device, spare=None):
             ml.error = "{} model refused: {}".format(which, e.reason)
             device.log.error("model", ml.error)
             if e.damaged and which != "default":
-                try:
-                    lazy.load("sensorbox.device.files").aside(path, device.log, e.reason)
-                finally:
-                    lazy.unload("sensorbox.device.files")
+                lazy.call("sensorbox.device.files", "aside", path, device.log, e.reason)
     return None
 
 

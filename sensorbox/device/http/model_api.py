@@ -63,7 +63,7 @@ async def handle(device, app, req):
             return m.classes(device) if action == "classes" else m.info(device)
         if req.method == "GET" and action == "file":
             n = req.args.get("name")
-            st = lazy.load(_STATIC)
+            st = lazy.load(_STATIC)  # (lazy.call passes no keyword arguments)
             lazy.unload(_STATIC)
             return st.send_file(m.file_path(device, req.args.get("which"), n), max_age=0,
                                 content_type="application/json" if n == "meta.json" else "text/csv")

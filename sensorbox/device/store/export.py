@@ -177,10 +177,7 @@ def plan(store, name, args, now, full=True):
         if "label" in sel:
             from sensorbox.device import lazy
 
-            try:
-                p.names = lazy.load("sensorbox.device.store.classes").names(store)
-            finally:
-                lazy.unload("sensorbox.device.store.classes")
+            p.names = lazy.call("sensorbox.device.store.classes", "names", store)
         if full:
             for _ in prepare(store, p):
                 pass
@@ -430,8 +427,7 @@ def _stream(store, p):
     else:  # the header in pieces: with 87 named feature columns it is ~1.7 KB, more than the buffer
         from sensorbox.device import lazy  # (the .npy module only for .npy: ~4 KB less while a CSV streams)
 
-        pieces = lazy.load("sensorbox.shared.npy").header_pieces(cols, (p.buckets or p.rows,))
-        lazy.unload("sensorbox.shared.npy")
+        pieces = lazy.call("sensorbox.shared.npy", "header_pieces", cols, (p.buckets or p.rows,))
         for h in pieces:
             if o + len(h) > len(out):
                 yield memoryview(out)[:o]

@@ -86,10 +86,7 @@ def class_names(store):
     """The class table's names by id (store/classes.py, loaded for the call)."""
     from sensorbox.device import lazy
 
-    try:
-        return lazy.load("sensorbox.device.store.classes").names(store)
-    finally:
-        lazy.unload("sensorbox.device.store.classes")
+    return lazy.call("sensorbox.device.store.classes", "names", store)
 
 
 def _first_time(store, r):

@@ -151,10 +151,7 @@ def scan(st):
                 os.stat(r.dir + "/rollup-stage.seg")
             except OSError:
                 continue
-            try:
-                lazy.load("sensorbox.device.store.rollup").flush(st, r, -1 if r.last_t is None else r.last_t)
-            finally:
-                lazy.unload("sensorbox.device.store.rollup")
+            lazy.call("sensorbox.device.store.rollup", "flush", st, r, -1 if r.last_t is None else r.last_t)
 
 
 def _budget(st, r, b):
@@ -273,10 +270,7 @@ def resync(st, add):
 
     for r in st.res:
         if r.period and r.brows:  # a rollup's staged rows into its segment (a stage is read with no shift)
-            try:
-                lazy.load("sensorbox.device.store.rollup").flush(st, r)
-            finally:
-                lazy.unload("sensorbox.device.store.rollup")
+            lazy.call("sensorbox.device.store.rollup", "flush", st, r)
         st._close_seg(r)
     o[1] = st.clock() - add
     o[2] = add

@@ -27,10 +27,10 @@ PER_REQUEST = (
     "shared.integration_settings")
 #: A function's bytecode block (prelude, bytecode, line numbers), bytes of the unix .mpy (an ESP32's are the same).
 FUNCTION_MAX = 600
-#: Larger ones, as they are (a ratchet: none may grow, none may join): run at a connect or a model load, not per
-#: request.
-LARGER = {"device.integrations.mqtt_control.discovery": 1203, "shared.model.check_meta": 922,
-          "device.store.rollup._one": 615}
+#: Modules with one larger, as it is (a ratchet: none may grow, none may join): Home Assistant discovery (at a
+#: connect), a model's meta check (a model load) and a rollup step (once a minute). (Keyed by module: a private
+#: name spelled in a test's string would keep the bundle from renaming it, one more interned name.)
+LARGER = {"device.integrations.mqtt_control": 1203, "shared.model": 922, "device.store.rollup": 615}
 #: A module's globals at most: 37 fill a 37-slot table (592 bytes here); the 38th grows it to 47 (752 bytes).
 GLOBALS_MAX = 37
 #: More, as they are (a ratchet): ``models`` (per GET /api/model and model change), ``live`` (loaded when the
@@ -114,6 +114,7 @@ def function_names(source):
 def test_no_function_of_a_per_request_module_needs_a_large_block():
     out = bundle.build("unix")
     big = {}
+    grew = {}
     for mod in PER_REQUEST:
         rel = mod.replace(".", "/")
         with open(os.path.join(out, "lib", "sensorbox", rel + ".mpy"), "rb") as f:
@@ -124,7 +125,8 @@ def test_no_function_of_a_per_request_module_needs_a_large_block():
         for name, n in zip(names, sizes[1:]):
             if n > FUNCTION_MAX:
                 big[mod + "." + name] = n
-    grew = {k: v for k, v in big.items() if v > LARGER.get(k, FUNCTION_MAX)}
+                if n > LARGER.get(mod, FUNCTION_MAX):
+                    grew[mod + "." + name] = n
     print("functions over {} bytes: {}".format(FUNCTION_MAX, big))
     assert not grew, "split these functions (a cut-up heap lacks blocks this size): {}".format(grew)
 

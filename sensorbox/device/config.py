@@ -19,6 +19,8 @@ from micropython import const
 from sensorbox.device import lazy
 
 _FILE = const("sensorbox.device.config_file")  # imports the schema: lazy.unload(_FILE) drops both
+# imported by the schema's webhook checks while they run (after _FILE's load): dropped with it, else it stays (1.8 KB)
+_CHECKS = const("sensorbox.shared.integration_settings")
 _ERR = object()  # get(): no default given
 
 
@@ -38,6 +40,7 @@ class Config:
         finally:
             e = None
             lazy.unload(_FILE)
+            lazy.unload(_CHECKS)
 
     def get(self, key, default=_ERR):
         """The value of ``key``; for an unknown key ``default``, or KeyError without one."""
@@ -98,6 +101,7 @@ class Config:
         finally:
             e = None
             lazy.unload(_FILE)
+            lazy.unload(_CHECKS)
         if not changed:
             return changed
         self.log.info("config", "changed: {}".format(", ".join(changed)))

@@ -280,26 +280,32 @@ def check_value(key, value):
             raise ConfigError("{} is out of range {}..{}".format(value, low, high), key)
         return value
     if kind == STR or kind == SECRET:
-        if not isinstance(value, str):
-            raise ConfigError("expected a string, got {}".format(_show(value)), key)
-        if len(value) < low or len(value) > high:
-            raise ConfigError("length {} is out of range {}..{}".format(len(value), low, high), key)
-        # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
-        # for good, so any value's characters would fill the name pool (docs/heap.md "Interned names"). A lone
-        # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
-        b = value.encode("utf-8", "surrogatepass")
-        for i in range(len(b)):
-            if b[i] < 32:
-                raise ConfigError("control characters are not allowed", key)
-            if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
-                raise ConfigError("a lone UTF-16 surrogate is not text", key)
-        return value
+        return _check_text(key, value, e)
     if kind == CHOICE:
         for c in high:
             if value == c and isbool == (c is True or c is False):
                 return c
         raise ConfigError("{} is not one of {}".format(_show(value), ", ".join(str(c) for c in high)), key)
     raise ConfigError("schema kind {} unknown".format(kind), key)
+
+
+def _check_text(key, value, e):
+    # check_value's strings (apart: a function's bytecode is one block, which a cut-up heap lacks at ~540 bytes)
+    low, high = e[3], e[4]
+    if not isinstance(value, str):
+        raise ConfigError("expected a string, got {}".format(_show(value)), key)
+    if len(value) < low or len(value) > high:
+        raise ConfigError("length {} is out of range {}..{}".format(len(value), low, high), key)
+    # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
+    # for good, so any value's characters would fill the name pool (docs/heap.md "Interned names"). A lone
+    # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
+    b = value.encode("utf-8", "surrogatepass")
+    for i in range(len(b)):
+        if b[i] < 32:
+            raise ConfigError("control characters are not allowed", key)
+        if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
+            raise ConfigError("a lone UTF-16 surrogate is not text", key)
+    return value
 
 
 def validate(update, current=None):

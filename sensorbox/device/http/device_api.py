@@ -38,6 +38,7 @@ _ADMIN = const("sensorbox.device.http.admin")
 _DATA = const("sensorbox.device.http.data_api")
 _REFUSE = const("sensorbox.device.http.refuse")
 _RETAIN = const("sensorbox.device.store.retain")
+_META = const("sensorbox.device.store.meta")  # retain.pulled imports it while it runs: unloaded with _RETAIN
 _STATIC = const("sensorbox.device.http.static")
 _LOGS = const("sensorbox.device.log_read")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
@@ -94,11 +95,15 @@ async def _handle(device, http, req, p):
             res = (p != "setup" and await authz.check(device.auth, req, False)) or error(
                 404, "no Wi-Fi to set up on {}".format(device.platform.name))
         return res
-    auth = device.auth
     if r[1] is not None:
-        refused = await authz.check(auth, req, r[1])
+        refused = await authz.check(device.auth, req, r[1])
         if refused is not None:
             return refused
+    return await _action(device, req, action, ident)
+
+
+async def _action(device, req, action, ident):
+    # (apart from _handle: a function's bytecode is one block, which a cut-up heap lacks at ~1 KB)
     if action == "live":
         from sensorbox.device.http import live  # stays imported while streams may run
 
@@ -110,7 +115,7 @@ async def _handle(device, http, req, p):
         a = req.headers.get("Authorization") or ""
         sid = req.cookies.get(authz.COOKIE)
         if a.startswith("Bearer "):
-            return {"scope": authz.bearer_scope(auth, a), "via": "token"}
+            return {"scope": authz.bearer_scope(device.auth, a), "via": "token"}
         if a:
             return {"scope": "admin", "via": "basic"}
         return {"scope": "admin", "via": "session", "csrf": authz.csrf_token(sid)}
@@ -139,6 +144,7 @@ async def _handle(device, http, req, p):
         finally:
             m = None
             lazy.unload(_RETAIN)
+            lazy.unload(_META)
     if action == "routes":
         return json_response([p[1:], p[0]] for p in lazy.call(_REFUSE, "routes"))
     if action == "reset":  # factory reset (factory.py: loaded only for it)

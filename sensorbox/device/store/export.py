@@ -32,8 +32,6 @@ rollup's row has a column per class (seconds), so no ``label`` column.
 """
 
 import json
-import os
-import struct
 
 from micropython import const
 
@@ -50,27 +48,25 @@ _DENSE = const(3)  # a rollup segment's generation: rows without times, one per 
 _STAGE = const(4)  # ... a rollup stage's (its rows with their times)
 _DROWS = const(1020)  # a rollup block's rows at most (rollup._DROWS)
 
-_CHUNK = 1024
-_RES = " raw 1m 1h auto "  # resolution's values (in one string: the device interns none of them)
+# (consts, and os and struct imported where they are used: fewer module globals, whose table an import grows in
+# one block: at 41 it took 752 bytes, the block a busy heap lacked most often in the soaks; now 35, 592 bytes)
+_CHUNK = const(1024)
+_RES = const(" raw 1m 1h auto ")  # resolution's values (in one string: the device interns none of them)
 _T_MAX = 1 << 53
 
 
 class Plan:
-    pass
+    def _opened(p, g):
+        """``g``, noted in ``p`` so that closing ``stream`` or ``prepare`` closes it: MicroPython closes neither
+        an abandoned generator nor the ones a closed generator iterates, and each of these holds an open file or
+        directory until the next garbage collection."""
+        p.gens.append(g)
+        return g
 
-
-def _opened(p, g):
-    """``g``, noted in ``p`` so that closing ``stream`` or ``prepare`` closes it: MicroPython closes neither an
-    abandoned generator nor the ones a closed generator iterates, and each of these holds an open file or
-    directory until the next garbage collection."""
-    p.gens.append(g)
-    return g
-
-
-def _shut(p):
-    for g in p.gens:
-        g.close()
-    p.gens = []
+    def _shut(p):
+        for g in p.gens:
+            g.close()
+        p.gens = []
 
 
 def _reader(p):
@@ -145,6 +141,12 @@ def plan(store, name, args, now, full=True):
     p.max_points = _int(args, "max_points", 0, 2, 100000, now)
     if p.max_points and p.kind not in (_RATE, _TIMED):
         raise QueryError("max_points applies to numeric resources only", "max_points")
+    return _columns(store, name, args, now, full, p, cols, text)
+
+
+def _columns(store, name, args, now, full, p, cols, text):
+    # plan's second half: the resolution and the columns (apart: a function's bytecode is one block, which a
+    # cut-up heap lacks at ~760 bytes)
     p.res = "raw"
     res = args.get("resolution")
     if res:
@@ -228,7 +230,7 @@ def _segments(store, p, reader):
     r = p.r
     names = []
     yield from _names(r, names)  # (closing this generator closes the listing too)
-    yield from _opened(p, segments(store, r, names, p.start, p.end, reader, 0, False))
+    yield from p._opened(segments(store, r, names, p.start, p.end, reader, 0, False))
     if r.period:  # a rollup's newest rows: in its stage (store/core.py), after every segment
         try:
             h = reader.open(r.dir + "/rollup-stage.seg", None, 0)  # (unknown clock: none staged, recover.resync)
@@ -244,7 +246,7 @@ def _segments(store, p, reader):
 def _blocks(store, p, reader):
     """Yield, for each good block of the segments in range, the rows in [p.start, p.end) as (first, stop):
     row indexes in the block (stop = first: none); None for a step without a block."""
-    for name in _opened(p, _segments(store, p, reader)):
+    for name in p._opened(_segments(store, p, reader)):
         if name is None:
             yield None
             continue
@@ -275,6 +277,8 @@ def _blocks(store, p, reader):
 def _names(r, out):
     """Fill ``out`` with the segment names of ``r`` (ints, ascending), yielding None every 8 directory entries
     (listing a directory on flash is slow: ~0.1 ms an entry on the benchmark's littlefs)."""
+    import os
+
     k = 0
     it = os.ilistdir(r.dir)
     try:
@@ -300,14 +304,14 @@ def prepare(store, p):
     try:
         yield from _prepare(store, p)
     finally:
-        _shut(p)
+        p._shut()
 
 
 def _prepare(store, p):
     n = 0
     first = last = None
     rd = _reader(p)
-    for blk in _opened(p, _blocks(store, p, rd)):
+    for blk in p._opened(_blocks(store, p, rd)):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
             if first is None:
@@ -363,7 +367,7 @@ def _rows(store, p):
     opened (a step for the caller to yield on)."""
     rd = _reader(p)
     buf = bytearray(_DROWS) if p.r.period else None  # (a rollup's dense block, decoded: _rollup_rows)
-    for blk in _opened(p, _blocks(store, p, rd)):
+    for blk in p._opened(_blocks(store, p, rd)):
         if blk is not None:
             if p.r.period:
                 yield from _rollup_rows(p, rd, blk, buf)
@@ -408,7 +412,7 @@ def stream(store, p):
     try:
         yield from _stream(store, p)
     finally:
-        _shut(p)
+        p._shut()
 
 
 def _stream(store, p):
@@ -434,6 +438,8 @@ def _stream(store, p):
                 o = 0
             out[o:o + len(h)] = h
             o += len(h)
+    import struct
+
     fmt = "<" + "".join("q" if c[1] == "<i8" else ("i" if c[1] == "<i4" else "h") for c in cols)
     size = struct.calcsize(fmt)
     cap = len(out)
@@ -466,7 +472,7 @@ def _stream(store, p):
 def _select(store, p):
     order = p.order
     names = p.names
-    for t, v in _opened(p, _rows(store, p)):
+    for t, v in p._opened(_rows(store, p)):
         yield None if t is None else [v[i] if i >= 0 else (t if i == -1 else _label(names, v[0])) for i in order]
 
 
@@ -485,7 +491,7 @@ def _buckets(store, p):
     cur = 0
     n = 0
     w = p.width
-    for t, v in _opened(p, _rows(store, p)):
+    for t, v in p._opened(_rows(store, p)):
         if t is None:
             yield None
             continue
@@ -530,7 +536,7 @@ def _text(store, p):
         lazy.unload("sensorbox.device.store.meta")
     else:
         rows = _event_rows
-    for t, rest in _opened(p, rows(store, p)):
+    for t, rest in p._opened(rows(store, p)):
         if t is None:  # a step without a row
             yield b""
             continue
@@ -569,7 +575,7 @@ def _csv_str(s):
 def _event_rows(store, p):
     """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
     rd = _reader(p)
-    for name in _opened(p, _segments(store, p, rd)):
+    for name in p._opened(_segments(store, p, rd)):
         if name is None:
             yield None, None
             continue

@@ -76,8 +76,10 @@ class Card:
         if SDCard is None:
             self.state, self.error = "unsupported", "this firmware has no machine.SDCard"
             return False
-        from sensorbox.shared.config_schema import sd_args
+        from sensorbox.device import lazy
 
+        sd_args = lazy.load("sensorbox.shared.config_schema").sd_args  # (the schema: not kept, ~12 KB)
+        lazy.unload("sensorbox.shared.config_schema")
         try:
             self.dev = SDCard(**sd_args(self.spec))
             _mount(self.dev, MOUNT)

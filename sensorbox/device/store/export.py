@@ -381,6 +381,8 @@ def _rollup_rows(p, rd, blk, buf):
     """(t, values) of a rollup block's rows blk[0]..blk[1] as the API gives them: sound in centi-dB (stored to 0.1
     dB, rollup.py) and the API's column order; classes with the time per class in seconds, padded to the newest
     segment's classes. Dense blocks (rows without times) are decoded into ``buf`` (``_DROWS`` bytes)."""
+    import struct
+
     h = rd.h
     w = h[2]
     src = None  # (stage rows and the previous format's: the reader's values)

@@ -35,7 +35,7 @@ import json
 
 from micropython import const
 
-from sensorbox.device.store.core import QueryError, columns_of, decode
+from sensorbox.device.store.core import QueryError, columns_of
 from sensorbox.device.store.reader import Reader, old_rollup, rows, segments
 
 # the segment format's constants (as core.py defines them: no names to import)
@@ -382,6 +382,8 @@ def _rollup_rows(p, rd, blk, buf):
     dB, rollup.py) and the API's column order; classes with the time per class in seconds, padded to the newest
     segment's classes. Dense blocks (rows without times) are decoded into ``buf`` (``_DROWS`` bytes)."""
     import struct
+
+    from sensorbox.device.store.core import decode  # (here: one module global fewer, see above)
 
     h = rd.h
     w = h[2]

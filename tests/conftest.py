@@ -58,6 +58,10 @@ def pytest_sessionstart(session):
 def _module_info(path):
     tree = ast.parse(open(path).read(), str(path))
     names, consts = [], {}
+    # every identifier-like string the module spells ("_route" in inner(server, "_route")): the renames a test
+    # may ask devtest for (_renames_env)
+    consts["_STRINGS"] = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                          and n.value.isidentifier()}
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
             names.append(node.name)
@@ -125,6 +129,42 @@ def _compiled_support(sub="support"):
     return out
 
 
+def _heap(size):
+    """``size`` ("96wK") moved by SENSORBOX_HEAP_STEP_WK words x 1024 ("-2": 94wK): to show that a test passes
+    by design, not by where its heap happens to end (run it at its heap +-1, 2, 4 and with a short and a long
+    ``--basetemp``: docs/testing.md)."""
+    step = int(os.environ.get("SENSORBOX_HEAP_STEP_WK") or 0)
+    if not step:
+        return size
+    assert size.endswith("wK"), size
+    return "{}wK".format(int(size[:-2]) + step)
+
+
+_renames = {}  # renames.txt's mtime -> its lines as (module, old, new)
+
+
+def _renames_env(spelled):
+    """SENSORBOX_RENAMES for a device test that spells the strings ``spelled``: "module old new;..." for each
+    name of the test bundle's renames.txt among them. devtest reads it once, at import: a test asking
+    ``inner(obj, "_x")`` at any point of its run (on a heap it has cut up, with a model loaded) allocates
+    nothing for the lookup, and no test reads the whole renames.txt (~840 lines of garbage per call)."""
+    path = os.path.join(BUILD_TEST_BUNDLE, "renames.txt")
+    try:
+        key = os.path.getmtime(path)
+    except OSError:
+        return ""
+    if key not in _renames:
+        rows = []
+        with open(path) as f:
+            for line in f:
+                rel, _, old, new = line.split()
+                mod = rel[:-len("/__init__.py")] if rel.endswith("/__init__.py") else rel[:-3]
+                rows.append((mod.replace("/", "."), old, new))
+        _renames.clear()
+        _renames[key] = rows
+    return ";".join(" ".join(r) for r in _renames[key] if r[1] in spelled)
+
+
 class MicroPythonItem(pytest.Item):
     def __init__(self, *, test, variant, consts, **kw):
         super().__init__(**kw)
@@ -144,7 +184,7 @@ class MicroPythonItem(pytest.Item):
             env = dict(os.environ, NODE_PATH=os.path.join(REPO, "node_modules"))
         else:
             test_dir = _compile_test(self.path)
-            heap = self.consts.get("HEAPSIZE", DEVICE_HEAP)
+            heap = _heap(self.consts.get("HEAPSIZE", DEVICE_HEAP))
             cmd = [bundle.micropython_path(), "-X", "heapsize=" + heap, os.path.join(REPO, "tests", "mp_runner.py"),
                    self.path.stem, self.test]
             path = (test_dir, _compiled_support())
@@ -154,7 +194,8 @@ class MicroPythonItem(pytest.Item):
             if device and self.consts.get("NATMODS") and not bundle.natmods_dir():
                 path += (_compiled_support("support/natmods"),)
             # shared tests check that every interpreter computes the same: emlearn's float modules would not
-            env = bundle.micropython_env(BUILD_TEST_BUNDLE, {"SENSORBOX_TEST_TMP": tmp},
+            env = bundle.micropython_env(BUILD_TEST_BUNDLE, {"SENSORBOX_TEST_TMP": tmp, "SENSORBOX_RENAMES":
+                                                             _renames_env(self.consts["_STRINGS"])},
                                          path=path, natmods=device)
         try:
             res = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)

@@ -352,20 +352,23 @@ function classSegments(c) {
   }
   return segs;
 }
-// Rollup rows of predictions (t = a period's start (+k), class, permille of the period it covered; class -2: the
-// classes past the device's slots) as segments: each period's classes side by side, in proportion to their time.
+// Rollup rows of predictions (t = a period's start; seconds of it per class: unknown, c0, c1, ... by class id, other:
+// the ids past the device's columns) as segments: each period's classes side by side, in proportion to their time.
 function rollupSegments(c, period) {
   const t = c.t || [], segs = [];
-  let ps = null, off = 0;
+  const keys = Object.keys(c).filter((n) => /^c\d+$/.test(n)).sort((a, b) => a.slice(1) - b.slice(1));
+  keys.unshift("unknown");
+  keys.push("other");
   for (let i = 0; i < t.length; i++) {
-    const p0 = t[i] - (t[i] % period);
-    if (p0 !== ps) { ps = p0; off = 0; }
-    const d = (c.permille[i] * period) / 1000;
-    if (d <= 0) continue;
-    const k = c["class"][i] === -2 ? null : c["class"][i], t0 = ps + off, t1 = t0 + d;
-    off += d;
-    const last = segs[segs.length - 1];
-    if (last && last.k === k && t0 - last.t1 < 1000) last.t1 = t1; else segs.push({ k, t0, t1 });
+    let off = 0;
+    for (const key of keys) {
+      const d = c[key] ? c[key][i] * 1000 : 0;
+      if (!(d > 0)) continue;
+      const k = key === "other" ? null : key === "unknown" ? -1 : Number(key.slice(1)), t0 = t[i] + off, t1 = t0 + d;
+      off += d;
+      const last = segs[segs.length - 1];
+      if (last && last.k === k && t0 - last.t1 < 1000) last.t1 = t1; else segs.push({ k, t0, t1 });
+    }
   }
   return segs;
 }
@@ -385,11 +388,12 @@ function coverText(from, now, sndRes, predRes) {
   if (RES_TEXT[predRes]) parts.push("classes: " + RES_TEXT[predRes] + " (time per class)");
   return parts.length ? parts.join("; ") + "." : "";
 }
-// The predictions' resolution for a range: the stored rows when they reach back to its start (or nothing coarser is
-// stored), else per-minute summaries for up to a day and per-hour ones beyond.
+// The predictions' resolution for a range: the stored rows when they reach back to its start or as far back as the
+// summaries do (a young device: its first minutes' summaries begin at the first row's minute, and hold only the
+// minutes that are over), else per-minute summaries for up to a day and per-hour ones beyond.
 function predResolution(span, now) {
-  const has = (n) => hist.cov[n] && hist.cov[n].start !== null;
-  const raw = hist.cov.predictions;
+  const raw = hist.cov.predictions, P = { predictions_1m: 60000, predictions_1h: 3600000 };
+  const has = (n) => hist.cov[n] && hist.cov[n].start !== null && !(raw.start !== null && hist.cov[n].start + P[n] > raw.start);
   if (!raw || (raw.start !== null && raw.start <= now - span) || (!has("predictions_1m") && !has("predictions_1h"))) return "raw";
   if ((span <= 86400000 && has("predictions_1m")) || !has("predictions_1h")) return "1m";
   return "1h";
@@ -544,32 +548,38 @@ async function csvOf(path, info) {
   if (info) info.res = r.headers.get("X-Sensorbox-Resolution") || "raw";
   return parseCsv(await r.text());
 }
+// Loads follow each other (the page shown again, Load, another range): one started later makes an older one stop at
+// its next answer, before it changes anything.
 async function showHistory() {
+  const run = (hist.run = (hist.run || 0) + 1), stale = () => run !== hist.run;
   const span = Number($("#hrange").value);
   const now = Date.now();
   await loadClassInfo();
   // one request at a time: each loads the device's export code for its duration
   try {  // what is stored where (and the class table: names by id, for good)
     const r = await api("GET", "/api/resources");
+    if (stale()) return;
     hist.cov = {}; for (const x of r.resources) hist.cov[x.name] = x;
     hist.store = r.store;
     if (hist.cov.predictions) hist.classes = hist.cov.predictions.classes;
-  } catch (e) { hist.cov = {}; hist.store = null; }
+  } catch (e) { if (stale()) return; hist.cov = {}; hist.store = null; }
   let c;
   try { c = await csvOf("/api/resources/accel/data?format=csv&max_points=400&start=-" + span); } catch (e) { $("#hinfo").textContent = "could not load the data: " + e.message; return; }
   const ev = await api("GET", "/api/events?start=-" + span).catch(() => []);
   let pred = null;
   const predRes = predResolution(span, now), PERIOD = { "1m": 60000, "1h": 3600000 };
-  try {  // stored rows (decimated), or a rollup's rows as they are (a row per class and period)
+  try {  // stored rows (decimated), or a rollup's rows as they are (a row per period: seconds per class)
     pred = await csvOf(predRes === "raw" ? "/api/resources/predictions/data?format=csv&max_points=400&start=-" + span
-      : "/api/resources/predictions_" + predRes + "/data?format=csv&columns=t,class,permille&start=-" + span);
+      : "/api/resources/predictions_" + predRes + "/data?format=csv&start=-" + span);
   } catch (e) { pred = {}; }
+  if (stale()) return;
   hist.segs = predRes === "raw" ? classSegments(pred) : rollupSegments(pred, PERIOD[predRes]);
   hist.events = (ev || []).slice(-200);
   await loadLabels().catch((e) => { $("#labelerr").textContent = "could not load the labels: " + e.message; });
   let snd = {};
   const sres = {};  // sound levels: the resolution the device picks for 400 points over the range
   try { snd = await csvOf("/api/resources/soundlevel/data?format=csv&resolution=auto&max_points=400&start=-" + span, sres); } catch (e) { snd = {}; }
+  if (stale()) return;
   if (!c.t) { $("#hinfo").textContent = "unexpected answer from the device"; return; }
   const mid = (a) => (c[a + "_min"] ? c[a + "_min"].map((v, i) => (v + c[a + "_max"][i]) / 2 / G) : c[a].map((v) => v / G));
   const keep = c.n ? c.n.map((n) => n > 0) : c.t.map(() => true);
@@ -828,12 +838,20 @@ function groupBox(g, keys, st) {
   }
   return box;
 }
+// A section's name across renders: its group and its title.
+const secKey = (d) => { const g = d.parentNode.closest(".group"); return (g ? g.id : "") + "/" + d.firstChild.textContent; };
+// Renders follow each other (a page shown again, Restart): only the newest paints (an older one answered late would
+// replace it with older values), and the sections open on the page stay open.
 async function showSettings() {
+  const seq = (cfgState.seq = (cfgState.seq || 0) + 1);
   const sc = await api("GET", "/api/config/schema");
   const c = await api("GET", "/api/config");
   const st = await api("GET", "/api/status").catch(() => ({}));
+  if (seq !== cfgState.seq) return;
   Object.assign(cfgState, { sc, cf: c.config, eff: c.in_effect || {}, pending: c.reboot_pending || [] });
-  const form = $("#cfgform"); form.textContent = "";
+  const form = $("#cfgform");
+  const open = new Map([...form.querySelectorAll("details")].map((d) => [secKey(d), d.open]));
+  form.textContent = "";
   const known = sc.groups || [];
   const groups = new Map(known.map((g) => [g.prefix, Object.assign({ keys: [], adv: [] }, g)]));
   for (const d of sc.schema) {
@@ -857,7 +875,9 @@ async function showSettings() {
   adv.append(el("summary", "Advanced: tuning, board wiring, simulator (" + nadv + " settings)"));
   for (const g of groups.values()) if (g.adv.length) { const b = groupBox(g, g.adv, null); b.id = "adv-" + g.prefix; b.className = "group"; adv.append(b); }
   form.append(adv); chip("Advanced", adv); chip("API tokens", $("#tokens"));
+  for (const d of form.querySelectorAll("details")) { const o = open.get(secKey(d)); if (o !== undefined) d.open = o; }
   form.dataset.loads = (cfgState.loads = (cfgState.loads || 0) + 1);
+  cfgState.shown = seq;
   showPending();
   loadTokens().then(budgetsBuy).catch(() => {});
 }

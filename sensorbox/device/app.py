@@ -36,10 +36,7 @@ class Device:
         self.mqtt = None  # the MQTT sink (integrations/mqtt_sink.py), made when mqtt.enabled is first on
         self.webhook = None  # the webhook sink (integrations/webhook.py), made when webhook.enabled is first on
         self._stop = None
-        try:
-            lazy.load(_BOOT).init(self, echo_log)  # log, sensors, config, store, auth, ... (boot.py)
-        finally:
-            lazy.unload(_BOOT)
+        lazy.call(_BOOT, "init", self, echo_log)  # log, sensors, config, store, auth, ... (boot.py)
 
     def _driver_factory(self, name):
         def make():
@@ -52,7 +49,9 @@ class Device:
 
         return make
 
-    def _on_config(self, changed):
+    def _on_config(self, changed, services):
+        # ``services``: the ones the change restarts (the config schema names them: config_schema.restarts)
+        self.supervisor.restart(services)
         if "log.level" in changed:
             self.log.set_level(self.config.get("log.level"))
         if "log.file_kb" in changed:
@@ -65,11 +64,10 @@ class Device:
         sup = self.supervisor
         if self.store is None:  # safe mode: no integrations
             return
-        for name, fn, keys in (("mqtt", self._mqtt, ("mqtt.", "device.name")), ("webhook", self._webhook,
-                                                                                   ("webhook.",))):
+        for name, fn in (("mqtt", self._mqtt), ("webhook", self._webhook)):
             if sup.get(name) is None and self.config.get(name + ".enabled") and (
                     not changed or name + ".enabled" in changed):
-                sup.add(name, fn, keys)
+                sup.add(name, fn)
 
     async def _housekeeping(self):
         # Also the loop-lag monitor's 1 s probe (``LagMonitor.run``'s turn, without a task of its own).
@@ -150,9 +148,8 @@ class Device:
             self._stop.set()
 
     async def shutdown(self):
-        m = lazy.load(_STATE)  # (bootstate.py: the end of a run, like its start, is rare code)
-        lazy.unload(_STATE)
-        await m.shutdown(self)
+        # (bootstate.py: the end of a run, like its start, is rare code)
+        await lazy.call(_STATE, "shutdown", self)
 
 
 def main():
@@ -160,10 +157,7 @@ def main():
     device = None
     code = 75  # (a crash: said in boot.json for the next boot, then a restart)
     try:
-        try:
-            lazy.load(_BOOT).warm(plat)  # first of all, while the heap is whole
-        finally:
-            lazy.unload(_BOOT)
+        lazy.call(_BOOT, "warm", plat)  # first of all, while the heap is whole
         gc.collect()
         device = Device(plat)
         asyncio.run(device.run())
@@ -171,7 +165,7 @@ def main():
     except KeyboardInterrupt:
         code = 0
     except Exception as e:
-        lazy.load(_STATE).crashed(e)
+        lazy.call(_STATE, "crashed", e)
     finally:
         try:
             if device is not None:

@@ -13,8 +13,6 @@ import asyncio
 
 from sensorbox.device import lazy  # resident (app imports it): not taken along when this module goes
 
-# Which config keys each sensor depends on: a change restarts its sampler.
-_SENSOR_KEYS = {"accel": ("accel.", "sim.replay_"), "mic": ("mic.", "sim.mic_")}
 _STATE = "sensorbox.device.bootstate"
 
 
@@ -113,10 +111,7 @@ def init(d, echo_log):
     d.log = Log(d.platform.epoch_ms, data + "/log.txt", echo=echo_log)
     # The boot counter first of all (bootstate.py): after 3 boots that did not stay healthy, safe mode; and which
     # app runs (an update on trial must be healthy by a deadline or goes back).
-    try:
-        safe_mode = lazy.load(_STATE).init(d)
-    finally:
-        lazy.unload(_STATE)
+    safe_mode = lazy.call(_STATE, "init", d)
     d.sensors = {}
     d.store = d.soundmeter = None
     if safe_mode:  # network, UI and updates only: no sensors, store, analysis or integrations
@@ -132,10 +127,8 @@ def init(d, echo_log):
     d.store = Store(data + "/store", d.log, d.platform.epoch_ms, d.platform.flash_stats)
     d.store.configure(d.config)
     d.store.open()
-    try:  # time never goes back, across reboots too (store/recover.floor)
-        lazy.load("sensorbox.device.store.recover").floor(d.platform.clock(), d.store, d.log)
-    finally:
-        lazy.unload("sensorbox.device.store.recover")
+    # time never goes back, across reboots too (store/recover.floor)
+    lazy.call("sensorbox.device.store.recover", "floor", d.platform.clock(), d.store, d.log)
     for topic in ("features", "predictions", "soundlevel", "events"):
         d.bus.subscribe(topic, d.store.on_bus)
     d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
@@ -151,11 +144,8 @@ def _init_core(d, data, safe_mode):
 
     d.config = Config(data + "/config.json", d.log)
     if d.config.get("board.reset_pin") >= 0:  # the reset button held at power-on: factory settings, a first boot
-        try:
-            if lazy.load("sensorbox.device.factory").boot(d):
-                d.config = Config(data + "/config.json", d.log)
-        finally:
-            lazy.unload("sensorbox.device.factory")
+        if lazy.call("sensorbox.device.factory", "boot", d):
+            d.config = Config(data + "/config.json", d.log)
     d.config.device = d
     d.log.set_level(d.config.get("log.level"))
     d.log.file_bytes = d.config.get("log.file_kb") * 1024
@@ -171,12 +161,9 @@ def _init_core(d, data, safe_mode):
     for name in d.sensors:
         d.sensors[name].lag = d.lag
     d.auth = Auth(data + "/auth.json", d.log, getattr(d.platform, "admin_password", None))
-    try:  # files read later (per request, by a service): what is wrong with them is set aside and said now
-        lazy.load("sensorbox.device.files").check_boot(d)
-    finally:
-        lazy.unload("sensorbox.device.files")
+    # files read later (per request, by a service): what is wrong with them is set aside and said now
+    lazy.call("sensorbox.device.files", "check_boot", d)
     d.health = Health(d)
-    d.config.listen(d.supervisor.config_changed)
     d.config.listen(d._on_config)
 
 
@@ -191,17 +178,14 @@ async def start(d):
     # interleaved with short-lived objects (a fragmented heap fails large allocations with plenty free).
     from sensorbox.device.analysis import pipeline  # noqa: F401 - resident (the pipeline service's), models imports it
 
-    try:  # the model's arrays first (the pipeline's first run fills them): see models.spare
-        lazy.load("sensorbox.device.analysis.models").spare(d)
-    finally:
-        lazy.unload("sensorbox.device.analysis.models")
+    # the model's arrays first (the pipeline's first run fills them): see models.spare
+    lazy.call("sensorbox.device.analysis.models", "spare", d)
     from sensorbox.device.http.server import make_app
 
     d.http = make_app(d.auth, d.log)
     d.http.device = d  # no route is registered: each request loads the module that answers it
     # the UI's sessions that POST /api/restart saved: taken now, at boot, or never (http/authz.py sessions)
-    lazy.load("sensorbox.device.http.authz").sessions(d.auth, boot=True)
-    lazy.unload("sensorbox.device.http.authz")
+    lazy.call("sensorbox.device.http.authz", "sessions", d.auth, False, True)  # (save=False, boot=True)
     asyncio.start_server  # noqa: B018 - imports asyncio's stream module now
     gc.collect()
     sup = d.supervisor
@@ -209,14 +193,15 @@ async def start(d):
     if safe:
         print("\n*** SAFE MODE after {} unhealthy boots: {} ***\n".format(d.boot["count"], d.boot.get("reason")))
     else:
+        # (each named as the config schema names it: a change of its keys restarts it, config_schema.restarts)
         for name in d.sensors:
-            sup.add(name, d.sensors[name].run, _SENSOR_KEYS[name])
-        sup.add("soundmeter", d.soundmeter.run, ("sound.",))
-        sup.add("pipeline", d._pipeline, ("ml.",))
-        sup.add("store", d._store, ("store.", "capture."))  # (a lambda here would keep this module's code alive)
+            sup.add(name, d.sensors[name].run)
+        sup.add("soundmeter", d.soundmeter.run)
+        sup.add("pipeline", d._pipeline)
+        sup.add("store", d._store)  # (a lambda here would keep this module's code alive)
     sup.add("housekeeping", d._housekeeping)
     await d.platform.start_network(d)
-    sup.add("http", d._serve, (), d._beat)  # restarted when its heartbeat stops
+    sup.add("http", d._serve, d._beat)  # restarted when its heartbeat stops
     sup.add("watch", sup.watch)  # ...and the health guard (supervisor.tick), the watchdog's one feeder
     if not safe:
         d._integrations(())  # MQTT and webhooks, if enabled

@@ -65,10 +65,7 @@ def init(d):
         os.stat(data + "/erase-data")  # a factory reset asked for the stored data to go too (factory.py)
         from sensorbox.device import lazy
 
-        try:
-            lazy.load("sensorbox.device.factory").boot(d)
-        finally:
-            lazy.unload("sensorbox.device.factory")
+        lazy.call("sensorbox.device.factory", "boot", d)
     except OSError:
         pass
     s, err = read(data)

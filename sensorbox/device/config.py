@@ -19,10 +19,14 @@ from micropython import const
 from sensorbox.device import lazy
 
 _FILE = const("sensorbox.device.config_file")  # imports the schema: lazy.unload(_FILE) drops both
+# imported by the schema's webhook checks while they run (after _FILE's load): dropped with it, else it stays (1.8 KB)
+_CHECKS = const("sensorbox.shared.integration_settings")
 _ERR = object()  # get(): no default given
 
 
 class Config:
+    booted = None  # key -> the value in effect until the restart, for the keys in reboot_pending (config_file)
+
     def __init__(self, path, log):
         self.path = path
         self.log = log
@@ -36,6 +40,7 @@ class Config:
         finally:
             e = None
             lazy.unload(_FILE)
+            lazy.unload(_CHECKS)
 
     def get(self, key, default=_ERR):
         """The value of ``key``; for an unknown key ``default``, or KeyError without one."""
@@ -50,11 +55,11 @@ class Config:
             raise KeyError(key)
         return default
 
-    def set_value(self, key, value):
-        """Make ``value`` (checked: ``config_file``) the value of ``key`` (a known key)."""
+    def replace(self, values):
+        """Make ``values`` (key -> value, each a known key and checked: ``config_file``) the values in force."""
         ks = self._keys
-        i = ks.find("\n" + key + "\n")
-        self._vals[ks.count("\n", 0, i)] = value
+        for k in values:
+            self._vals[ks.count("\n", 0, ks.find("\n" + k + "\n"))] = values[k]
 
     def as_dict(self):
         """Every key and its value, as a new dict."""
@@ -83,21 +88,26 @@ class Config:
         self._vals = vals
 
     def listen(self, fn):
-        """``fn(changed_keys)`` is called after every accepted change."""
+        """``fn(changed_keys, services)`` is called after every accepted change: ``services`` names the services the
+        change restarts (``config_schema.restarts``)."""
         self._listeners.append(fn)
 
     def update(self, partial):
         """Validate and apply ``partial``; returns the list of changed keys. Raises ConfigError or OSError."""
         try:
-            changed = lazy.load(_FILE).update(self, partial)
+            e = lazy.load(_FILE)
+            changed = e.update(self, partial)
+            services = e.restarts(changed)
         finally:
+            e = None
             lazy.unload(_FILE)
+            lazy.unload(_CHECKS)
         if not changed:
             return changed
         self.log.info("config", "changed: {}".format(", ".join(changed)))
         for fn in self._listeners:
             try:
-                fn(changed)
+                fn(changed, services)
             except Exception as e:
                 self.log.exception("config", "listener failed", e)
         return changed

@@ -144,7 +144,7 @@ def _update(cfg, partial, cas):
                 pass
         for k in changed:
             if schema.needs_reboot(k):  # ``cfg.booted``: the value in effect until the restart (made when needed)
-                b = getattr(cfg, "booted", None)
+                b = cfg.booted
                 if b is None:
                     b = cfg.booted = {}
                 if k not in b:
@@ -155,8 +155,18 @@ def _update(cfg, partial, cas):
                         cfg.reboot_pending.remove(k)
                 elif k not in cfg.reboot_pending:
                     cfg.reboot_pending.append(k)
-            cfg.set_value(k, values[k])
+        cfg.replace(values)
     return changed
+
+
+def restarts(changed):
+    """The services a change of the keys ``changed`` restarts (the schema says: ``config_schema.restarts``)."""
+    out = []
+    for k in changed:
+        for s in schema.restarts(k):
+            if s not in out:
+                out.append(s)
+    return out
 
 
 def _check_running(device, new, old):

@@ -39,7 +39,4 @@ class Health:
 
     def status(self, full=True):
         """The figures for ``/api/status``: JSON text in pieces (``status.status``, loaded for the call)."""
-        try:
-            return lazy.load(_COLD).status(self, full)
-        finally:
-            lazy.unload(_COLD)
+        return lazy.call(_COLD, "status", self, full)

@@ -1,5 +1,12 @@
 """Load a module for a moment and give its RAM back: for code the device needs rarely (config validation, set-up).
 
+    x = lazy.call("sensorbox.device.store.recover", "floor", clock, store, log)   # loaded, called, unloaded
+    return await lazy.call(name, "handle", device, req)   # a coroutine: the module goes before it runs
+
+``call`` is the one way to run a cold module's function: it loads the module, calls the function and unloads the
+module when the call returns or raises. Code that needs several of a module's functions over a stretch uses
+``load`` and ``unload`` itself, the unload in a ``finally``.
+
 Modules loaded from .mpy keep their bytecode in the heap for as long as they are imported (~3x the .mpy size on
 the unix port). ``load`` imports a module; ``unload`` removes it from ``sys.modules`` and from its package so
 the garbage collector can free it (only interned names stay), together with the modules its import pulled in
@@ -50,6 +57,16 @@ def load(name):
     for part in name.split(".")[1:]:
         mod = getattr(mod, part)
     return mod
+
+
+def call(name, fn, *args):
+    """Call function ``fn`` of module ``name`` with ``args``: the module is loaded for the call and unloaded when it
+    returns or raises (with what its load pulled in). For a coroutine function the coroutine is made while the
+    module is loaded and returned once it is unloaded: the coroutine keeps the code it runs until it ends."""
+    try:
+        return getattr(load(name), fn)(*args)
+    finally:
+        unload(name)
 
 
 def release():

@@ -94,9 +94,7 @@ class Log:
         place from the ring by ``log_read``, loaded for the call)."""
         from sensorbox.device import lazy
 
-        m = lazy.load(_READ)
-        lazy.unload(_READ)
-        return list(m.entries(self, since, min_level))
+        return list(lazy.call(_READ, "entries", self, since, min_level))
 
     def end(self):
         """The id the next entry will get: ``entries(since=end())`` later gives only what is new."""
@@ -112,10 +110,7 @@ class Log:
                 if os.stat(p)[0] & 0x4000:
                     from sensorbox.device import lazy
 
-                    try:
-                        lazy.load("sensorbox.device.files").aside(p, self, "a directory where a log file belongs")
-                    finally:
-                        lazy.unload("sensorbox.device.files")
+                    lazy.call("sensorbox.device.files", "aside", p, self, "a directory where a log file belongs")
             except OSError:
                 pass
 

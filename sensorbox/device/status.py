@@ -49,6 +49,11 @@ def _parts(h, full):
                        "revived": sup.revived}
     yield "task_restarts", restarts(sup)
     yield "tasks", tasks(sup)
+    yield from _more_parts(d, sup, full)
+
+
+def _more_parts(d, sup, full):
+    # (apart from _parts: a function's bytecode is one block, which a cut-up heap lacks at ~1 KB)
     sensors = {}
     for name in d.sensors:
         sensors[name] = d.sensors[name].status()
@@ -65,10 +70,7 @@ def _parts(h, full):
         b["last_failure_at"] = r.get("t")
         b["unhealthy_now"] = None
         if sup._bad is not None:  # (only while not well: bootstate says why)
-            try:
-                b["unhealthy_now"] = lazy.load("sensorbox.device.bootstate").reason(sup)
-            finally:
-                lazy.unload("sensorbox.device.bootstate")
+            b["unhealthy_now"] = lazy.call("sensorbox.device.bootstate", "reason", sup)
         b["last_traceback"] = r.get("error")
     yield "boot", b
     if full:  # which app runs (the bundle's or an update's slot) and why (bootstate._app; None: the bundle's, no key)

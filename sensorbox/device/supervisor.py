@@ -1,10 +1,11 @@
 """Supervised asyncio services and the loop-lag monitor.
 
-A service is an ``async def`` that runs forever. ``Supervisor.add(name, factory, config_prefixes)`` starts it in
-its own task; if it raises, the traceback goes to the log, the restart is counted and the service starts again
-after a backoff (doubling from ``BACKOFF_MIN_MS`` to ``BACKOFF_MAX_MS``, reset after a healthy minute). Other
-services keep running. When a config key under one of ``config_prefixes`` changes, the service is restarted
-cleanly (not counted as a failure) so the new value applies without a reboot.
+A service is an ``async def`` that runs forever. ``Supervisor.add(name, factory)`` starts it in its own task; if
+it raises, the traceback goes to the log, the restart is counted and the service starts again after a backoff
+(doubling from ``BACKOFF_MIN_MS`` to ``BACKOFF_MAX_MS``, reset after a healthy minute). Other services keep
+running. When a config key changes that the schema says restarts a service (``config_schema.restarts``: each
+key names the service by the name it was added with), ``restart`` restarts it cleanly (not counted as a failure)
+so the new value applies without a reboot.
 
 The error path allocates as little as it can and survives a MemoryError: it gives the import reserve
 (``lazy._reserve``) to the heap before it logs, and when even that fails it keeps a preallocated message and counts the failure
@@ -50,10 +51,9 @@ class Service:
     seen = 0  # ticks_ms of the last heartbeat seen (of when it was added, before one)
     started = 0  # ticks_ms of its last start
 
-    def __init__(self, name, factory, prefixes):
+    def __init__(self, name, factory):
         self.name = name
         self.factory = factory
-        self.prefixes = prefixes
 
 
 class Supervisor:
@@ -84,10 +84,11 @@ class Supervisor:
         if ms:
             self.ms = ms
 
-    def add(self, name, factory, prefixes=(), beat=None):
-        """Run ``factory()`` as service ``name``; ``beat``: a function giving the ticks_ms of the service's last
+    def add(self, name, factory, beat=None):
+        """Run ``factory()`` as service ``name`` (the name the config schema gives for the keys whose change
+        restarts it: ``config_schema.restarts``); ``beat``: a function giving the ticks_ms of the service's last
         heartbeat (None before its first): the watch loop restarts the service when it stops."""
-        svc = Service(name, factory, prefixes)
+        svc = Service(name, factory)
         if beat is not None:
             svc.beat = beat
             svc.seen = time.ticks_ms()
@@ -201,10 +202,7 @@ class Supervisor:
             self._wdt.feed()
             self.feeds += 1
         if self._next is not None and time.ticks_diff(now, self._next) >= 0:
-            try:
-                lazy.load(_BOOTSTATE).update(self, now)
-            finally:
-                lazy.unload(_BOOTSTATE)
+            lazy.call(_BOOTSTATE, "update", self, now)
 
     def check(self):
         """One look at every service (see ``watch``); True when all is well enough to feed the watchdog."""
@@ -231,15 +229,10 @@ class Supervisor:
                     ok = False
         return ok
 
-    def config_changed(self, changed_keys):
-        """Restart the services that depend on any of ``changed_keys``."""
+    def restart(self, names):
+        """Restart the services named in ``names`` (for new config: ``Config.restarts``)."""
         for svc in self.services:
-            hit = False
-            for key in changed_keys:
-                for p in svc.prefixes:
-                    if key.startswith(p):
-                        hit = True
-            if hit and svc.task is not None and not svc._reload:
+            if svc.name in names and svc.task is not None and not svc._reload:
                 svc._reload = True
                 svc.task.cancel()
 

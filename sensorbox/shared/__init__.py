@@ -15,16 +15,15 @@ request, with its HTTP status).
 
 
 class InputError(ValueError):
-    def __init__(self, reason, field=None):
+    # (one __init__ for all: ``damaged`` is ModelError's; a second __init__ in ModelError cost ~160 bytes of heap
+    # in every process that imports a shared module, the device's included)
+    def __init__(self, reason, field=None, damaged=False):
         super().__init__(reason)
         self.reason = reason
         self.field = field
+        self.damaged = damaged
 
 
 class ModelError(InputError):
     """A model refused (``model.py`` checks it, ``device/analysis/models.py`` loads it). ``damaged``: its files are
     not what was stored (the device sets it aside at boot)."""
-
-    def __init__(self, reason, field=None, damaged=False):
-        super().__init__(reason, field)
-        self.damaged = damaged

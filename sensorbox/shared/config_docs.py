@@ -32,7 +32,8 @@ HELP = {
                    "instead of the signal (\"\" = the signal)",
     "ml.enabled": "Classify the accelerometer continuously (windows, features, model, events)",
     "ml.window": "Frames per analysis window: the running model's (activating a model sets it)",
-    "ml.hop": "Frames between the starts of consecutive windows, at most ml.window (window/2 = 50 % overlap)",
+    "ml.hop": "Frames between the starts of consecutive windows, at most ml.window: activating a model sets the hop "
+              "it was trained with",
     "ml.smooth": "Windows whose tree votes are summed before a class is decided (1 = no smoothing)",
     "ml.unknown_permille": "Below this confidence (share of votes, 0-1000) the result is 'unknown'",
     "ml.model_max_kb": "Largest model (RAM, KB) the device accepts; bigger uploads are refused, and so is a model.csv over 4x this many KB",

@@ -5,10 +5,12 @@ A configuration is a flat mapping of dotted keys (``"accel.rate_hz"``) to values
 checks a partial update against the schema and the current values and returns the merged configuration, or
 raises ``ConfigError`` naming the key and the reason. Nothing is ever half-applied.
 
-``SPECS`` is a few strings, a line per key: ``key kind default [low high | choices] [reboot]``, where default
-and choices are JSON tokens without spaces. A table of tuples would cost the device ~220 bytes of heap per key;
-these strings cost their length, and a key's entry is parsed only when it is checked. Help texts are in
-config_docs.py.
+``SPECS`` is a few strings, one block per component, a line per key: ``key kind default [low high | choices]
+[reboot] [@service]``, where default and choices are JSON tokens without spaces. Each block starts with
+``@service``: the supervised service (``supervisor``) that a change of its keys restarts (``@-``: none; the key is
+read where it is used, or with ``reboot`` applies at the next start); a key's own ``@service`` (or several:
+``@mqtt,wifi``) overrides its block's (``restarts``). A table of tuples would cost the device ~220 bytes of heap per key; these strings cost
+their length, and a key's entry is parsed only when it is checked. Help texts are in config_docs.py.
 """
 
 import json
@@ -29,87 +31,136 @@ REBOOT = 1  # stored at once, takes effect after a restart
 # Each string is one block of heap while the schema is loaded (for a config update), so each stays under ~460
 # bytes and its lines are not padded into columns: a busy heap at the app's size often had no block of ~1 KB (the
 # four strings of 0.8-1.1 KB this was failed 24 times a minute in the every-feature soak at 152wK, rescued by
-# lazy's reserve; two failures in a row gave PUT /api/config a 503). Keys of a topic together; a new key goes
-# into the last string, or a new string when that one would pass ~460 bytes.
-SPECS = ("""
-device.name str "sensorbox" 1 32
+# lazy's reserve; two failures in a row gave PUT /api/config a 503). A new key goes into its component's block,
+# or a new block (same ``@service``) when that one would pass ~460 bytes.
+SPECS = (
+    # the device: its name, HTTP server, log, WiFi fallback and clock (each read where it is used: no restart)
+    """
+@-
+device.name str "sensorbox" 1 32 @mqtt,wifi
 http.port int 80 1 65535 reboot
 http.read_timeout_s int 10 1 120
 http.cors_origin str "" 0 100
 log.level choice "info" ["debug","info","warning","error"]
 log.file_kb int 32 4 512
+wifi.fallback_s int 300 0 86400
+time.ntp_host str "" 0 64
+""",
+    # the board's wiring: pins and the SD card (all applied at the next start)
+    """
+@-
+board.sdcard str "" 0 40 reboot
+board.reset_pin int -1 -1 48 reboot
+board.i2c_sda int -1 -1 48 reboot
+board.i2c_scl int -1 -1 48 reboot
+board.i2c_freq int 400000 10000 1000000 reboot
+board.i2s_sck int -1 -1 48 reboot
+board.i2s_ws int -1 -1 48 reboot
+board.i2s_sd int -1 -1 48 reboot
+""",
+    # the accelerometer and its simulated replay (the accel sampler)
+    """
+@accel
 accel.enabled bool true
 accel.rate_hz choice 50 [25,50,100]
 accel.range_g choice 8 [2,4,8,16]
 accel.poll_ms int 1000 5 1000
-mic.enabled bool true
-mic.rate_hz choice 16000 [8000,16000]
-mic.poll_ms int 50 5 250
-""", """
+accel.i2c_addr choice 106 [106,107]
 sim.replay_gap_every_s int 0 0 86400
 sim.replay_gap_ms int 500 0 60000
 sim.replay_noise int 0 0 4096
+""",
+    # the microphone and the simulated one (the mic sampler)
+    """
+@mic
+mic.enabled bool true
+mic.rate_hz choice 16000 [8000,16000]
+mic.poll_ms int 50 5 250
+mic.channel choice "left" ["left","right"]
 sim.mic_signal choice "tone+noise" ["tone","noise","tone+noise","silence"]
 sim.mic_tone_hz int 1000 20 3980
 sim.mic_tone_dbfs int -20 -90 0
 sim.mic_noise_dbfs int -50 -90 0
-""", """
+sim.mic_wav str "" 0 200
+""",
+    # the sound meter and sound classifier (soundmeter)
+    """
+@soundmeter
+sound.interval_s int 1 1 300
+sound.sensitivity_dbfs float -26.0 -80 0
+sound.weighting choice "A" ["A","Z"]
+sound.time_weighting choice "fast" ["fast","slow"]
+sound.classify bool false
+sound.class_smooth int 3 1 16
+sound.class_unknown_permille int 500 0 1000
+""",
+    # the analysis pipeline: windows, model, smoothing (pipeline)
+    """
+@pipeline
 ml.enabled bool true
 ml.window choice 128 [32,64,128,256]
 ml.hop int 64 8 256
 ml.smooth int 3 1 16
 ml.unknown_permille int 500 0 1000
 ml.model_max_kb int 16 1 64
-sound.interval_s int 1 1 300
-sound.sensitivity_dbfs float -26.0 -80 0
-sound.weighting choice "A" ["A","Z"]
-sound.time_weighting choice "fast" ["fast","slow"]
-""", """
+""",
+    # the store: flushing, free flash, compression, each raw resource's budget (store)
+    """
+@store
 store.flush_ms int 1000 200 5000
 store.min_free_kb int 64 0 65536
+store.compress bool true
 store.accel_kb int 512 0 1048576
 store.features_kb int 128 0 1048576
 store.predictions_kb int 64 0 1048576
 store.soundlevel_kb int 64 0 1048576
+store.soundclass_kb int 64 0 1048576
 store.events_kb int 64 0 1048576
-store.compress bool true
-""", """
-store.soundlevel_1m_kb int 128 0 1048576
-store.soundlevel_1h_kb int 128 0 1048576
-store.predictions_1m_kb int 160 0 1048576
-store.predictions_1h_kb int 160 0 1048576
+""",
+    # the store's rollups and event capture (store)
+    """
+@store
+store.soundlevel_1m_kb int 200 0 1048576
+store.soundlevel_1h_kb int 232 0 1048576
+store.predictions_1m_kb int 352 0 1048576
+store.predictions_1h_kb int 240 0 1048576
 capture.classes str "" 0 200
 capture.sound_db int 0 0 140
 capture.pre_s int 4 0 20
 capture.post_s int 10 1 600
 capture.only bool false
-board.sdcard str "" 0 40 reboot
-board.reset_pin int -1 -1 48 reboot
-""", """
+""",
+    # MQTT: broker, connection, topics, commands, pacing (the mqtt sink)
+    """
+@mqtt
 mqtt.enabled bool false
 mqtt.host str "" 0 64
 mqtt.port int 1883 1 65535
 mqtt.tls bool false
+mqtt.tls_ca str "" 0 4000
 mqtt.username str "" 0 64
 mqtt.password secret "" 0 128
 mqtt.prefix str "sensorbox" 1 64
 mqtt.commands bool false
 mqtt.command_token secret "" 0 64
 mqtt.replay_ms int 20 0 1000
-""", """
+mqtt.state_every_s int 10 0 3600
+""",
+    # webhooks: the first endpoint and what all share (the webhook sink)
+    """
+@webhook
 webhook.enabled bool false
 webhook.url str "" 0 200
 webhook.secret secret "" 0 128
 webhook.resources str "events" 1 40
+webhook.events str "" 0 100
 webhook.timeout_s int 10 1 120
 webhook.retry_max_s int 300 1 3600
-wifi.fallback_s int 300 0 86400
-time.ntp_host str "" 0 64
-""", """
-mqtt.tls_ca str "" 0 4000
-mqtt.state_every_s int 10 0 3600
-webhook.events str "" 0 100
 webhook.tls_ca str "" 0 4000
+""",
+    # webhooks: the second and third endpoints (the webhook sink)
+    """
+@webhook
 webhook.2.url str "" 0 200
 webhook.2.secret secret "" 0 128
 webhook.2.resources str "events" 1 40
@@ -118,20 +169,6 @@ webhook.3.url str "" 0 200
 webhook.3.secret secret "" 0 128
 webhook.3.resources str "events" 1 40
 webhook.3.events str "" 0 100
-""", """
-accel.i2c_addr choice 106 [106,107]
-mic.channel choice "left" ["left","right"]
-board.i2c_sda int -1 -1 48 reboot
-board.i2c_scl int -1 -1 48 reboot
-board.i2c_freq int 400000 10000 1000000 reboot
-board.i2s_sck int -1 -1 48 reboot
-board.i2s_ws int -1 -1 48 reboot
-board.i2s_sd int -1 -1 48 reboot
-sound.classify bool false
-sound.class_smooth int 3 1 16
-sound.class_unknown_permille int 500 0 1000
-store.soundclass_kb int 64 0 1048576
-sim.mic_wav str "" 0 200
 """)
 
 
@@ -162,7 +199,7 @@ def _parse(line):
     kind = p[1]
     default = json.loads(p[2])
     low = high = None
-    apply = REBOOT if p[-1] == "reboot" else LIVE
+    apply = REBOOT if "reboot" in p[3:] else LIVE
     if kind == CHOICE:
         high = tuple(json.loads(p[3]))
     elif kind != BOOL:
@@ -185,8 +222,21 @@ def entries():
     """Every entry, in declaration order."""
     for spec in SPECS:
         for line in spec.split("\n"):
-            if line.strip():
+            if line.strip() and line[0] != "@":  # (a block's service)
                 yield _parse(line)
+
+
+def restarts(key):
+    """The services (``supervisor``) that a change of ``key`` restarts: the key's own ``@service`` (names
+    separated by ","), else its block's; () when it restarts none (or is not a key)."""
+    for spec in SPECS:
+        i = spec.find("\n" + key + " ")
+        if i >= 0:
+            line = spec[i + 1:spec.find("\n", i + 1)]
+            j = line.find(" @")
+            s = line[j + 2:] if j >= 0 else spec[2:spec.find("\n", 1)]
+            return () if s == "-" else tuple(s.split(","))
+    return ()
 
 
 def keys():
@@ -230,28 +280,34 @@ def check_value(key, value):
             raise ConfigError("{} is out of range {}..{}".format(value, low, high), key)
         return value
     if kind == STR or kind == SECRET:
-        if not isinstance(value, str):
-            raise ConfigError("expected a string, got {}".format(_show(value)), key)
-        if len(value) < low or len(value) > high:
-            raise ConfigError("length {} is out of range {}..{}".format(len(value), low, high), key)
-        # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
-        # for good, so any value's characters would fill the name pool (docs/heap.md "Interned names"). A lone
-        # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
-        b = value.encode("utf-8", "surrogatepass")
-        for i in range(len(b)):
-            if b[i] < 32:
-                raise ConfigError("control characters are not allowed", key)
-            if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
-                raise ConfigError("a lone UTF-16 surrogate is not text", key)
-        if key in ("mqtt.tls_ca", "webhook.tls_ca") and value and not _ca_path(value):  # (http/body.py: alike)
-            _check_ca(value, b, key)
-        return value
+        return _check_text(key, value, e)
     if kind == CHOICE:
         for c in high:
             if value == c and isbool == (c is True or c is False):
                 return c
         raise ConfigError("{} is not one of {}".format(_show(value), ", ".join(str(c) for c in high)), key)
     raise ConfigError("schema kind {} unknown".format(kind), key)
+
+
+def _check_text(key, value, e):
+    # check_value's strings (apart: a function's bytecode is one block, which a cut-up heap lacks at ~540 bytes)
+    low, high = e[3], e[4]
+    if not isinstance(value, str):
+        raise ConfigError("expected a string, got {}".format(_show(value)), key)
+    if len(value) < low or len(value) > high:
+        raise ConfigError("length {} is out of range {}..{}".format(len(value), low, high), key)
+    # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
+    # for good, so any value's characters would fill the name pool (docs/heap.md "Interned names"). A lone
+    # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
+    b = value.encode("utf-8", "surrogatepass")
+    for i in range(len(b)):
+        if b[i] < 32:
+            raise ConfigError("control characters are not allowed", key)
+        if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
+            raise ConfigError("a lone UTF-16 surrogate is not text", key)
+    if key in ("mqtt.tls_ca", "webhook.tls_ca") and value and not _ca_path(value):  # (http/body.py: alike)
+        _check_ca(value, b, key)
+    return value
 
 
 # A CA certificate value (``*.tls_ca``) that is not a file path: PEM text, its line breaks as spaces. The device

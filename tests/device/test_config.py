@@ -110,9 +110,9 @@ def test_update_validates_saves_atomically_and_notifies():
     d = tmpdir()
     c = Config(d + "/config.json", quiet_log())
     seen = []
-    c.listen(lambda keys: seen.append(keys))
+    c.listen(lambda keys, services: seen.append((keys, services)))
     assert c.update({"accel.rate_hz": 100, "device.name": "lab"}) == ["device.name", "accel.rate_hz"]
-    assert seen == [["device.name", "accel.rate_hz"]]
+    assert seen == [(["device.name", "accel.rate_hz"], ["mqtt", "wifi", "accel"])]  # and what they restart (the schema's)
     saved = json.loads(_read(d + "/config.json"))
     assert saved == {"accel.rate_hz": 100, "device.name": "lab"}  # only non-defaults
     assert not exists(d + "/config.json.tmp")
@@ -291,3 +291,17 @@ def test_in_effect_shows_a_secret_only_as_set():
     assert v["in_effect"] == {"mqtt.password": {"set": True}, "http.port": 80}, v["in_effect"]
     assert v["config"]["mqtt.password"] == {"set": True}
     assert "old-secret" not in json.dumps(v) and "new-secret" not in json.dumps(v)
+
+
+def test_the_webhook_checks_go_with_the_schema():
+    # The schema's webhook checks import integration_settings while they run (after config_file's load): it is
+    # dropped with config_file, else it stayed resident for good (1.8 KB on a device with a webhook; it did).
+    import sys
+
+    name = "sensorbox.shared.integration_settings"
+    d = tmpdir()
+    _write(d + "/config.json", json.dumps({"webhook.url": "http://h/1"}))
+    c = Config(d + "/config.json", quiet_log())
+    assert c.get("webhook.url") == "http://h/1" and name not in sys.modules
+    c.update({"webhook.2.url": "http://h/2"})
+    assert c.get("webhook.2.url") == "http://h/2" and name not in sys.modules

@@ -42,6 +42,25 @@ def test_a_module_loaded_before_stays():
     lazy.unload("sensorbox.device.http.static")
 
 
+def test_call_unloads_when_the_call_returns_and_when_it_raises():
+    # lazy.call: the one way to run a cold module's function (the module goes afterwards, also on an error)
+    codes = lazy.call("sensorbox.shared.config_schema", "keys")
+    assert "accel.rate_hz" in codes
+    assert "sensorbox.shared.config_schema" not in sys.modules
+    try:
+        lazy.call("sensorbox.shared.config_schema", "check_value", "accel.rate_hz", 7)
+        raise AssertionError("accepted")
+    except ValueError as e:
+        assert "accel.rate_hz" in str(e)
+    assert "sensorbox.shared.config_schema" not in sys.modules
+    try:
+        lazy.call("sensorbox.shared.config_schema", "no_such_function")
+        raise AssertionError("called")
+    except AttributeError:
+        pass
+    assert "sensorbox.shared.config_schema" not in sys.modules
+
+
 def _fill(blocks, size):
     # blocks[i] = a new bytearray(size) until the list or the heap is full; how many were made
     k = 0

@@ -422,7 +422,8 @@ def test_upload_is_bounded_so_it_can_never_fill_the_flash():
 
 async def test_a_model_of_another_window_sets_ml_window_one_no_window_fits_is_refused():
     # The model's window becomes ml.window when it runs (before: a model of another window was refused, and
-    # ml.window could not be changed to its window while the old model ran).
+    # ml.window could not be changed to its window while the old model ran), and its hop ml.hop (issue 17: the
+    # hop it was trained with; before, ml.hop was lowered only when longer than the window).
     m = manager()
     await m.boot()
     meta, csv = _variant(rotate=1)
@@ -435,7 +436,10 @@ async def test_a_model_of_another_window_sets_ml_window_one_no_window_fits_is_re
     await m.activate()
     assert m.current.window == 64 and m.config.get("ml.window") == 64 and m.config.get("ml.hop") == 32
     await m.rollback()
-    assert m.current.window == 128 and m.config.get("ml.window") == 128 and m.config.get("ml.hop") == 32
+    assert m.current.window == 128 and m.config.get("ml.window") == 128 and m.config.get("ml.hop") == 64
+    m.config.values["ml.hop"] = 16  # the user's, after
+    await m.rollback()  # (to the 64-frame model: its hop again)
+    assert m.config.get("ml.window") == 64 and m.config.get("ml.hop") == 32
 
 
 def _part(trees, rotate=0):
@@ -497,6 +501,8 @@ async def test_the_model_loads_into_arrays_set_aside_at_start_on_a_heap_cut_into
     # fuzz saw 80 KB free in pieces of at most 1 KB then, and the default model (a 5 KB array) never loaded.
     import gc
 
+    from sensorbox.device import lazy
+
     m = manager(refill=True)
     await m.boot()  # once on a whole heap, as the device's boot.warm does: the names of the loading code interned
     m = None
@@ -506,6 +512,10 @@ async def test_the_model_loads_into_arrays_set_aside_at_start_on_a_heap_cut_into
             m.spare()
             spare = m.dev.spare
             assert (spare.max_trees, spare.max_nodes, spare.max_leaves) == (20, 620, 7)
+        # What the test loaded that the device holds only while it runs goes first (StubConfig imports the config
+        # schema, which models.py loads and unloads): freed part-way through boot, its blocks would join the
+        # pieces below into one the model's arrays fit.
+        lazy.unload("sensorbox.shared.config_schema")
         ballast = []
         gc.collect()
         try:
@@ -518,6 +528,11 @@ async def test_the_model_loads_into_arrays_set_aside_at_start_on_a_heap_cut_into
             ballast[i] = None
         gc.collect()
         assert gc.mem_free() >= 64 * 1024
+        try:
+            bytearray(8 * 620)  # (the largest of the model's arrays: 620 nodes)
+            raise AssertionError("the cut heap still has a block for the model's nodes")
+        except MemoryError:
+            pass
         try:
             await m.boot()
         finally:

@@ -99,8 +99,10 @@ def test_recovery_torn_tails_and_quarantine():
     st2.append_frames(T0 + 10000, 0, 2, 50, memoryview(frames(0, 5)), 5)
     st2.flush()
     assert len(read_all(st2, "accel")[1]) == 105
+    st2 = None  # (a device has one store)
     st3 = make(root)
     assert st3.quarantined == 0 and st3.accel.nseg == 2
+    st3 = None
     # The quarantine keeps only the newest 8 files.
     for i in range(12):
         with open(root + "/accel/x{}".format(i), "w") as f:

@@ -6,7 +6,7 @@ import array
 import gc
 import math
 
-from devtest import FakeClock, tmpdir
+from devtest import FakeClock, inner, tmpdir
 from sensorbox.device.store import rollup
 from storetest import each_row, make, read_all
 from testrng import Rng
@@ -115,42 +115,43 @@ def _sound_expected(rows, period, upto):
 
 
 def _pred_expected(rows, period, upto):
-    """Per period and class: [start + k, class, windows, permille, changes, confidence] (time in float64),
-    skipping periods with more than eight classes (checked on their own)."""
+    """Per period: [start, windows, changes, confidence, then seconds per class: other, unknown, class 0, 1, ...]
+    recomputed in float64 (the time per class rounded to whole seconds in a minute, 10 s in an hour)."""
     exp = []
-    cur = [None, {}]  # the open period: its start, {class: [windows, ms, changes, confidence sum]}
+    cur = [None, [0, 0, 0], {}]  # the open period: its start, [windows, changes, confidence sum], {class: ms}
     prev = None
-    last = None  # the row before, waiting for the next one's time
+    last = None  # the row before, waiting for the next one's time: (t, its period's ms, class)
+    q = 1000.0 if period == 60000 else 10000.0
 
     def close():
-        c = cur[1]
-        keys = sorted(c)
-        if len(keys) <= 8:
-            for k in range(len(keys)):
-                e = c[keys[k]]
-                exp.append([cur[0] + k, keys[k], e[0], int(math.floor(e[1] / (period / 1000.0) + 0.5)), e[2],
-                            int(math.floor(e[3] / e[0] + 0.5))])
+        n, ch, cs = cur[1]
+        row = [cur[0], n, ch, int(math.floor(cs / n + 0.5)), 0, 0]
+        for c, ms in cur[2].items():
+            while len(row) < c + 7:
+                row.append(0)
+            row[c + 6] = int(math.floor(ms / q + 0.5)) * int(q / 1000)
+        exp.append(row)
 
     for t, v in rows:
         if last is not None:
-            last[1][1] += min(t - last[0], 15000)
+            last[1][last[2]] += min(t - last[0], 15000)
             last = None
         if t >= upto:
             break
         if t - t % period != cur[0]:
-            if cur[1]:
+            if cur[0] is not None:
                 close()
-            cur = [t - t % period, {}]
-        e = cur[1].setdefault(v[0], [0, 0.0, 0, 0])
-        e[0] += 1
+            cur = [t - t % period, [0, 0, 0], {}]
+        cur[2].setdefault(v[0], 0.0)
+        cur[1][0] += 1
         if prev is not None and prev[1] != v[0] and t - prev[0] <= 15000:
-            e[2] += 1
-        e[3] += v[1]
+            cur[1][1] += 1
+        cur[1][2] += v[1]
         prev = (t, v[0])
-        last = (t, e)
+        last = (t, cur[2], v[0])
     if last is not None:
-        last[1][1] += 15000
-    if cur[1]:
+        last[1][last[2]] += 15000
+    if cur[0] is not None:
         close()
     return exp
 
@@ -186,21 +187,23 @@ def test_rollups_equal_a_float64_recomputation_and_survive_a_restart():
     for name, period in (("predictions_1m", 60000), ("predictions_1h", 3600000)):
         want = _pred_expected(_rows(st, "predictions"), period, upto)
         i = 0
-        for t, v in _rows(st, name):  # (streamed: hours of rows as lists would not fit this heap)
-            g = [t] + v
-            if period == 3600000 and t - t % period == T0 + 3600000:
-                continue  # (the hour with ten classes: below)
-            assert i < len(want) and g == want[i], (name, i, g, want[i:i + 1])
+        it = each_row(st, name)  # (streamed: hours of rows as lists would not fit this heap)
+        cols = next(it)
+        assert cols == ["t", "windows", "changes", "confidence", "other", "unknown"] + [
+            "c{}".format(k) for k in range(10)], cols  # (ten classes in the second hour: a column each)
+        for g in it:
+            w = want[i] + [0] * (len(g) - len(want[i])) if i < len(want) else None
+            assert g == w, (name, i, g, w)
             i += 1
         assert i == len(want), (name, i, len(want))
         want = None
         gc.collect()
-    h2 = [g for g in read_all(st, "predictions_1h")[1] if T0 + 3600000 <= g[0] < T0 + 7200000]
-    assert len(h2) == 8 and h2[0][1] == -2, h2  # ten classes that hour: seven, and the rest as -2
     n = 0
     for t, v in _rows(st, "predictions"):
         n += T0 + 3600000 <= t < T0 + 7200000
-    assert sum(g[2] for g in h2) == n  # every window of the hour counted once
+    h2 = [g for g in read_all(st, "predictions_1h")[1] if T0 + 3600000 <= g[0] < T0 + 7200000]
+    assert len(h2) == 1 and h2[0][1] == n and h2[0][4] == 0, h2  # every window of the hour counted once
+    assert 3000 < sum(h2[0][5:]) <= 3600 + 11 * 5, h2  # (the hour but its gaps; 10 s units, rounded)
     # resolution=auto: the rollup whose rows are no finer than the buckets asked for
     from sensorbox.device.store import export
 
@@ -210,8 +213,13 @@ def test_rollups_equal_a_float64_recomputation_and_survive_a_restart():
         p = export.plan(st, "soundlevel", q, upto + 30000)
         h = export.headers(p)
         assert h["X-Sensorbox-Resolution"] == res and (rows is None or int(h["X-Sensorbox-Rows"]) == rows), (q, h)
-    p = export.plan(st, "predictions", {"resolution": "1m", "format": "csv", "columns": "t,class,label"}, upto)
-    assert p.r.name == "predictions_1m" and p.cols == ["t", "class", "label"]
+    p = export.plan(st, "predictions", {"resolution": "1m", "format": "csv", "columns": "t,c3,unknown"}, upto)
+    assert p.r.name == "predictions_1m" and p.cols == ["t", "c3", "unknown"]
+    try:
+        export.plan(st, "predictions", {"resolution": "1h", "format": "csv", "columns": "t,label"}, upto)
+        raise AssertionError("label")  # (a class rollup has a column per class: no label column)
+    except ValueError:
+        pass
     for bad in ({"resolution": "2m"}, {"resolution": "auto", "x": "1"}):
         try:
             export.plan(st, "soundlevel", bad, upto)
@@ -229,7 +237,7 @@ def test_staged_rows_survive_a_crash_and_compact_into_one_block():
 
     clk = FakeClock(T0)
     root = tmpdir("s")
-    st = make(root, clk)
+    st = make(root, clk, store__soundlevel_kb=512)
     rand = _rng(9)
     _feed(st, clk, T0 + 10 * 60000, rand, T0, T0 + 100)
     clk.t = T0 + 10 * 60000 + 30000
@@ -241,16 +249,88 @@ def test_staged_rows_survive_a_crash_and_compact_into_one_block():
     with open(r.dir + "/rollup-stage.seg", "ab") as f:
         f.write(b"\x01\x02\x03")  # a torn append at a crash
     st = None  # (no close: a crash)
-    st = make(root, clk)  # the stage goes into a segment as one block
+    st = make(root, clk, store__soundlevel_kb=512)  # the stage goes into a segment as one block
     r = st.by_name["soundlevel_1m"]
     assert "rollup-stage.seg" not in os.listdir(r.dir) and r.nseg == 1 and st.quarantined == 0
     assert read_all(st, "soundlevel_1m")[1] == rows
-    _feed(st, clk, T0 + 60 * 60000, rand, T0 + 10 * 60000, T0 + 10 * 60000 + 100)
-    clk.t = T0 + 60 * 60000 + 30000
-    _roll(st)  # 50 more: 28 rows fill a block (510 bytes), the rest wait in the stage
-    assert r.nseg == 1 and r.brows == 50 - 28, r.brows
+    _feed(st, clk, T0 + 110 * 60000, rand, T0 + 10 * 60000, T0 + 10 * 60000 + 100)
+    clk.t = T0 + 110 * 60000 + 30000
+    _roll(st)  # 100 more: 72 rows fill a block (1,020 bytes, no times), the rest wait in the stage
+    assert r.nseg == 1 and r.brows == 100 - 72, r.brows
     got = read_all(st, "soundlevel_1m")[1]
-    assert [g[0] for g in got] == [T0 + 60000 * i for i in range(60)] and got[:10] == rows
+    assert [g[0] for g in got] == [T0 + 60000 * i for i in range(110)] and got[:10] == rows
+    seg = r.dir + "/" + [n for n in os.listdir(r.dir) if n != "rollup-stage.seg"][0]
+    with open(seg, "rb") as f:
+        b = f.read()
+    n1 = b[36] | b[37] << 8  # two blocks of rows without times: their periods' indexes (0, 10) and row counts
+    assert b[24] == 3 and (b[38], b[39], b[40]) == (0, 0, 10) and (b[32 + 8 + n1 + 6], b[32 + 16 + n1]) == (10, 72)
+    assert len(b) == 32 + 16 + n1 + (b[32 + n1 + 12] | b[32 + n1 + 13] << 8)
+    # a power cut after the stage's rows went into the segment, before the stage was removed: the next start finds
+    # them there (the segment's last period) and stores none twice
+    stage = r.dir + "/rollup-stage.seg"
+    with open(stage, "rb") as f:
+        saved = f.read()
+    rollup.flush(st, r)
+    with open(stage, "wb") as f:
+        f.write(saved)
+    st = None
+    st = make(root, clk, store__soundlevel_kb=512)
+    assert read_all(st, "soundlevel_1m")[1] == got and "rollup-stage.seg" not in os.listdir(r.dir)
+
+
+def _old_seg(path, code, t0, rows, ncols, gen=0):
+    """A rollup segment (or, ``gen`` 1, a stage) of the previous format: timed rows, a raw block each."""
+    import struct
+
+    from sensorbox.device.store.core import crc32
+
+    h = bytearray(32)
+    struct.pack_into("<4sBBBBHHqII", h, 0, b"SBS1", 2, code, ncols, 0, 0, 4 + 2 * ncols, t0, 0, gen)
+    struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
+    with open(path, "wb") as f:
+        f.write(h)
+        for t, v in rows:
+            body = struct.pack("<i", t - t0) + struct.pack("<{}h".format(ncols), *v)
+            bh = struct.pack("<HH", len(body), (t - t0) & 0xFFFF)
+            f.write(struct.pack("<I", crc32(body, crc32(bh))))
+            f.write(bh)
+            f.write(body)
+
+
+def test_rollups_of_the_previous_format_are_converted_once():
+    import os
+
+    root = tmpdir("o")
+    for d in ("/soundlevel_1m", "/predictions_1h", "/predictions_1m"):
+        os.mkdir(root + d)
+    h = 3600000
+    _old_seg(root + "/soundlevel_1m/{}.seg".format(T0), 7, T0, [(T0 + 60000 * i, (60, 550 + i, 500, 600 + i, 570,
+                                                                                    550, 530)) for i in range(3)], 7)
+    _old_seg(root + "/predictions_1h/{}.seg".format(T0), 10, T0, [
+        (T0, (0, 100, 600, 3, 800)), (T0 + 1, (2, 50, 300, 2, 700)), (T0 + 2, (-1, 10, 100, 1, 500)),
+        (T0 + h, (1, 160, 1000, 0, 900)), (T0 + 2 * h, (40, 20, 500, 0, 600)), (T0 + 2 * h + 1, (1, 20, 500, 1, 700))], 5)
+    _old_seg(root + "/predictions_1m/rollup-stage.seg", 9, T0, [(T0, (3, 47, 1000, 0, 650))], 5, 1)
+    clk = FakeClock(T0 + 3 * h + 30000)
+    st = make(root, clk)  # (the old stage goes into a segment of the new format at once)
+    _roll(st)  # the first run converts
+    assert read_all(st, "soundlevel_1m")[1] == [[T0 + 60000 * i, 60, 5500 + 10 * i, 5000, 6000 + 10 * i, 5700, 5500,
+                                                 5300] for i in range(3)]
+    cols, got = read_all(st, "predictions_1h")
+    assert cols == ["t", "windows", "changes", "confidence", "other", "unknown", "c0", "c1", "c2"], cols
+    # seconds per class from permille of the hour; the confidence a mean over the windows; id 40: past the columns
+    assert got == [[T0, 160, 6, 750, 0, 360, 2160, 0, 1080], [T0 + h, 160, 0, 900, 0, 0, 0, 3600, 0],
+                   [T0 + 2 * h, 40, 1, 650, 1800, 0, 0, 1800, 0]], got
+    got = read_all(st, "predictions_1m")
+    assert got[1] == [[T0, 47, 0, 650, 0, 0, 0, 0, 0, 60]], got
+    for name in ("soundlevel_1m", "predictions_1h", "predictions_1m"):
+        d = root + "/" + name
+        segs = [n for n in os.listdir(d)]
+        assert len(segs) == 1 and inner(rollup, "_header")(d + "/" + segs[0])[7] == 3, (name, segs)
+    n = st.by_name["predictions_1h"].bytes
+    st = None
+    st = make(root, clk)
+    _roll(st)  # once: nothing left to convert
+    assert st.by_name["predictions_1h"].bytes == n and len(read_all(st, "predictions_1h")[1]) == 3
 
 
 def test_a_job_short_of_memory_runs_once_more_with_the_reserve_then_waits():

@@ -90,10 +90,10 @@ async def test_config_change_restarts_dependants_only():
 
         return run
 
-    a = sup.add("a", make("a"), ("accel.",))
-    b = sup.add("b", make("b"), ("mic.",))
+    a = sup.add("a", make("a"))
+    b = sup.add("b", make("b"))
     await until(lambda: starts["a"] == 1 and starts["b"] == 1)
-    sup.config_changed(["accel.rate_hz"])
+    sup.restart(["a"])
     await until(lambda: starts["a"] == 2)
     await asyncio.sleep_ms(20)
     assert starts["b"] == 1
@@ -215,7 +215,7 @@ def _waiting_service(wait):
                 pass
             await asyncio.sleep_ms(1)
 
-    return sup, sup.add("w", waits, ("w.",)), runs
+    return sup, sup.add("w", waits), runs
 
 
 async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_ending_it():
@@ -224,7 +224,7 @@ async def test_a_stray_cancel_after_a_reload_restarts_the_service_instead_of_end
     sup, svc, runs = _waiting_service(asyncio.wait_for_ms)
     await until(lambda: runs[0] == 1)
     await asyncio.sleep_ms(5)
-    sup.config_changed(("w.x",))
+    sup.restart(("w",))
     await until(lambda: svc.reloads == 1)
     await asyncio.sleep_ms(200)
     assert svc.running, (svc.reloads, svc.restarts, svc.last_error)
@@ -242,7 +242,7 @@ async def test_wait_for_ms_leaves_no_stray_cancel_after_a_reload():
     await until(lambda: runs[0] == 1)
     await asyncio.sleep_ms(5)
     for i in range(3):
-        sup.config_changed(("w.x",))
+        sup.restart(("w",))
         await until(lambda: svc.reloads == i + 1)
         await asyncio.sleep_ms(50)
     assert svc.running and runs[0] == 4, (runs, svc.restarts, svc.last_error)
@@ -362,7 +362,7 @@ async def test_a_service_whose_heartbeat_stops_is_restarted_and_the_watchdog_sta
     sup = sv.Supervisor(log)
     beat = [None]
     runs = [0]
-    svc = sup.add("http", _counting(runs), (), lambda: beat[0])
+    svc = sup.add("http", _counting(runs), lambda: beat[0])
     sup.add("steady", _counting(runs))
     await until(lambda: runs[0] == 2)
     now = time.ticks_ms()

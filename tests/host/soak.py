@@ -285,6 +285,7 @@ def run(soak, seconds):
         "dropped": {k: v["dropped"] for k, v in st["sensors"].items()},
         "loop_lag": st["loop_lag"],
         "memory_errors": console.count("MemoryError") + console.count("short of memory"),
+        "memory_error_lines": _lines_with(console, ("MemoryError", "short of memory")),
         "heap": st["heap"],
         "used_samples": used,
         "mqtt": st.get("mqtt"),
@@ -317,5 +318,16 @@ def problems(fig, mic=False):
     if lost:
         bad.append("dropped samples: {} (loop lag {})".format(lost, fig["loop_lag"]))
     if fig["memory_errors"]:
-        bad.append("MemoryErrors in the console: {}".format(fig["memory_errors"]))
+        bad.append("MemoryErrors in the console: {}:\n{}".format(fig["memory_errors"],
+                                                                 "\n".join(fig["memory_error_lines"])))
     return bad
+
+
+def _lines_with(console, words, around=3, most=5):
+    """The console's lines naming any of words, each with the lines before it (a traceback's frames), at most most."""
+    lines = console.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        if any(w in line for w in words) and len(out) < most:
+            out.append("\n".join(lines[max(0, i - around):i + 1]))
+    return out

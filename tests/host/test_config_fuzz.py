@@ -6,7 +6,8 @@ its Settings page sends: ``PUT /api/config`` with one key at a time. Phase 1 wal
 its boundary values, one value just outside its bounds (must be refused naming the key) and random valid ones,
 then sets the key back. Phase 2 sets random keys to random valid values without setting them back (keys
 interact: window vs hop vs model, rate vs poll interval, ...). After every accepted value no service may have
-failed (``tasks.<name>.restarts``; a restart for new config is a reload, and the service must be running again);
+failed (``tasks.<name>.restarts``; a restart for new config is a reload, and the service must be running again),
+and exactly the services the schema names for the changed keys (``config_schema.restarts``) reloaded;
 after every key, and at the end, analysis must produce new windows and classify them, and the sound meter new
 levels. A refusal must be a 400 naming the key. Then the device restarts on the configuration phase 2 left (with
 random pins: they apply at a start) and every service must run.
@@ -127,6 +128,7 @@ class Fuzz:
         self.short = 0  # large values answered 503 (short of memory) every time
         st = self.status()
         self.restarts = {n: t["restarts"] for n, t in st["tasks"].items()}
+        self.reloads = {n: t["reloads"] for n, t in st["tasks"].items()}
 
     def status(self):
         for _ in range(8):
@@ -163,8 +165,27 @@ class Fuzz:
             self.fail("{}={!r}: {}".format(key, value, (status, r.body[:300]) if status else repr(r)))
         if refused:
             self.fail("{}={!r} should have been refused, got {}".format(key, value, r.body[:300]))
-        time.sleep(0.05)  # services that reload for the key restart now (a failure stays counted: settle() sees it)
+        self.reloaded(r.json()["changed"], key, value)
         return True
+
+    def reloaded(self, changed, key, value):
+        """The services the schema names for the ``changed`` keys restart for them (a reload), and no other (a
+        service the change starts, as mqtt.enabled does, is new: not a reload)."""
+        want = set(s for k in changed for s in schema.restarts(k)) & set(self.reloads)
+        t0 = time.time()
+        while True:
+            tasks = self.status()["tasks"]
+            now = {n: t["reloads"] for n, t in tasks.items()}
+            more = set(n for n in now if now[n] != self.reloads.get(n, 0))
+            if more - want:
+                self.fail("{}={!r} (changed {}) restarted {}, the schema names {}".format(
+                    key, value, changed, sorted(more), sorted(want)))
+            if more == want:
+                self.reloads = now
+                return
+            if time.time() - t0 > 10:
+                self.fail("{}={!r} (changed {}): {} not restarted".format(key, value, changed, sorted(want - more)))
+            time.sleep(0.05)
 
     def settle(self, key, value):
         """Services that reload for the key come back; none may have failed."""
@@ -221,6 +242,9 @@ def test_every_accepted_value_leaves_every_service_running(device_factory, tmp_p
         if e[0] in BASELINE:
             assert fz.put(e[0], BASELINE[e[0]]), e[0]
     fz.analysis_runs("baseline")
+    tasks = fz.status()["tasks"]
+    for e in entries:  # every service the schema names is one the app runs (with MQTT and a webhook on; wifi: boards)
+        assert all(s in tasks or s == "wifi" for s in schema.restarts(e[0])), (e[0], schema.restarts(e[0]), tasks)
     # Phase 1: each key, in an order of the seed's, with every kind of value, then back to its baseline
     order = rng.sample(entries, len(entries))
     accepted = refused = 0

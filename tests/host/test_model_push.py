@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, REPO, retry_503
+from conftest import ADMIN_PASSWORD, REPO, retry_503, wait_for
 from sensorbox.host import export
 
 DEFAULT = os.path.join(REPO, "models", "default")
@@ -210,6 +210,47 @@ def test_models_of_fewer_classes_and_other_windows_switch_live(device_factory, t
     ev = ev.get("events", ev) if isinstance(ev, dict) else ev
     changes = [e for e in ev if e.get("type") == "class_change"]
     assert any(e["to"] in ("kept", "other") for e in changes), changes
+
+
+def _hop_frames(dev, since, n=12):
+    """Frames between consecutive analysis windows after epoch ms ``since``: from the stored features, a row per
+    window at its last frame's time (the median of ``n`` steps, in frames at the sensor's rate)."""
+    rate = dev.get("/api/config").json()["config"]["accel.rate_hz"]
+
+    def steps():
+        r = retry_503(dev.get, "/api/resources/features/data?format=csv&columns=t&start={}".format(since))
+        t = [int(x) for x in r.body.split()[1:]]
+        return [b - a for a, b in zip(t, t[1:])] if len(t) > n else None
+
+    d = sorted(wait_for(steps, "{} analysis windows stored".format(n + 1), timeout=120, every=1))
+    return round(d[len(d) // 2] * rate / 1000)
+
+
+@pytest.mark.light
+def test_the_device_cuts_windows_at_the_hop_the_model_was_trained_with(device_factory, tmp_path):
+    # issue 17: the model's pipeline spec names its hop; the device cut windows every ml.hop frames whatever the
+    # model said (it only lowered a hop longer than the model's window)
+    dev = device_factory()
+    wait_prediction(dev)
+    assert dev.status()["analysis"]["hop"] == 64  # the shipped model's
+    export.push(dev.url, str(_fewer_classes_other_window(tmp_path, 128, 32)), ADMIN_PASSWORD)
+    assert retry_503(dev.get, "/api/model").json()["active"]["hop"] == 32
+    assert dev.get("/api/config").json()["config"]["ml.hop"] == 32  # the config says which hop runs
+    wait_for(lambda: dev.status()["analysis"]["hop"] == 32, "the pipeline at hop 32")
+    a = dev.status()["analysis"]
+    assert (a["window"], a["hop"]) == (128, 32)
+    assert any("set to the model's" in e["msg"] and "'ml.hop': 32" in e["msg"]  # and why
+               for e in dev.get("/api/logs?since=0").json()["entries"])
+    assert _hop_frames(dev, dev.status()["time_ms"]) == 32  # a window every 32 frames
+    # set by the user after: that hop runs until the next model
+    assert dev.put("/api/config", {"ml.hop": 128}).status == 200
+    wait_for(lambda: dev.status()["analysis"]["hop"] == 128, "the pipeline at hop 128")
+    assert _hop_frames(dev, dev.status()["time_ms"]) == 128
+    export.device_call(dev.url, "rollback", ADMIN_PASSWORD)  # the shipped model again: its hop
+    assert dev.get("/api/config").json()["config"]["ml.hop"] == 64
+    wait_for(lambda: dev.status()["analysis"]["hop"] == 64, "the pipeline at hop 64")
+    assert _hop_frames(dev, dev.status()["time_ms"]) == 64
+    assert dev.status()["tasks"]["pipeline"]["restarts"] == 0
 
 
 def _retag(d, **changes):

@@ -115,3 +115,15 @@ def test_the_analysis_runtime_comes_with_its_page_and_no_cdn():
     for name, data in files.items():  # bytecode only (no architecture): what any MicroPython imports
         assert data[:3] == b"M\x06\x00", name
     assert "sensorbox/device" not in " ".join(files)  # no viper kernels: the browser has no native emitter
+
+
+def test_scripts_ship_without_their_comment_lines():
+    # the device's copy of each script is its source less the lines holding only a // comment (flash), nothing else
+    www = os.path.join(bundle.build("unix"), "www")
+    for name in ("app.js",):
+        src = open(os.path.join(webassets.WEB, name), "rb").read()
+        assert all(b"`" not in line.split(b"//")[0] for line in src.split(b"\n")), "a template literal: a // line may be text"
+        served = gzip.decompress(open(os.path.join(www, name + ".gz"), "rb").read())
+        kept = [line for line in src.split(b"\n") if not line.lstrip().startswith(b"//")]
+        assert served.split(b"\n") == kept and len(kept) < len(src.split(b"\n")), name
+    assert webassets.strip_comment_lines(b"a = 1;\n  // why\nb = 2; // kept\n//x") == b"a = 1;\nb = 2; // kept"

@@ -90,6 +90,32 @@ def test_reboot_flag():
     assert not schema.needs_reboot("accel.rate_hz")
 
 
+#: The services the device app supervises that a config change can restart (tests/host/test_config_fuzz.py checks
+#: that the running app restarts exactly the ones the schema names; "wifi" runs on boards only).
+SERVICES = ("accel", "mic", "soundmeter", "pipeline", "store", "mqtt", "webhook", "wifi")
+
+
+def test_every_key_names_what_its_change_restarts():
+    # each block starts with the service its keys restart ("@-": none); a key's own "@service" overrides it
+    for s in schema.SPECS:
+        assert s.startswith("\n@"), s[:40]
+    got = {}
+    for k in schema.keys():
+        r = schema.restarts(k)
+        assert isinstance(r, tuple) and all(s in SERVICES for s in r), (k, r)
+        assert not r or not schema.needs_reboot(k), k  # (applies at the next start: nothing to restart)
+        got[k] = r
+    assert got["accel.rate_hz"] == ("accel",) and got["sim.replay_noise"] == ("accel",)
+    assert got["mic.channel"] == ("mic",) and got["sim.mic_wav"] == ("mic",)
+    assert got["sound.classify"] == ("soundmeter",) and got["ml.hop"] == ("pipeline",)
+    assert got["capture.pre_s"] == ("store",) and got["store.compress"] == ("store",)
+    assert got["webhook.3.url"] == ("webhook",)
+    assert got["device.name"] == ("mqtt", "wifi")  # (its own, not its block's: the MQTT client id, the hostname)
+    assert got["log.level"] == () and got["http.port"] == () and got["board.i2c_sda"] == ()
+    assert sorted(set(s for r in got.values() for s in r)) == sorted(SERVICES)
+    assert schema.restarts("accel") == () and schema.restarts("@accel") == () and schema.restarts("x.y") == ()
+
+
 def test_every_key_has_help():
     from sensorbox.shared import config_docs
 

@@ -1,19 +1,45 @@
-"""Helpers for device tests (MicroPython): a scratch directory, a settable clock, a quiet log, a config stub."""
+"""Helpers for device tests (MicroPython): a scratch directory, a settable clock, a quiet log, a config stub.
 
-import array
+Importing this module costs little heap: what a helper needs (the log, the sample ring, the config schema) is
+imported when it is first used, so a test that uses only ``inner`` or ``tmpdir`` holds none of it."""
+
 import os
 
-import asyncio
 
-from sensorbox.device.log import Log
-from sensorbox.device.sensors.ring import SampleRing
-from sensorbox.shared import config_schema
+def _table():
+    # The renames a test may ask for, as (module, old, new): the harness (tests/conftest.py) passes those of the
+    # names its module spells in SENSORBOX_RENAMES ("module old new;..."), read once here, while the heap is
+    # whole; None when it does not (then renamed() reads the bundle's renames.txt on each call).
+    v = os.getenv("SENSORBOX_RENAMES")
+    if v is None:
+        return None
+    return tuple(tuple(e.split()) for e in v.split(";") if e)
+
+
+_RENAMES = _table()
+
+
+def _module(path):
+    # "sensorbox/device/http/server.py" -> "sensorbox.device.http.server" (a package: its folder)
+    if path.endswith("/__init__.py"):
+        path = path[:-12]
+    elif path.endswith(".py"):
+        path = path[:-3]
+    return path.replace("/", ".")
 
 
 def renamed(name, where=""):
     """The name the bundle gave the device's private ``name`` (sensorbox/host/names.py renames what only device
-    code spells, to intern fewer names; in a module whose path contains ``where``); ``name`` itself where
-    nothing renamed it (CPython, the browser, a bundle without ``renames.txt``)."""
+    code spells, to intern fewer names; in a module whose dotted name contains ``where``, which may also be
+    given as a path: "http/server.py"); ``name`` itself where nothing renamed it (CPython, the browser, a bundle
+    without ``renames.txt``)."""
+    if where.endswith(".py"):
+        where = _module(where)
+    if _RENAMES is not None:  # (no allocation: the table is the harness's, made at import)
+        for mod, old, new in _RENAMES:
+            if old == name and where in mod:
+                return new
+        return name
     www = os.getenv("SENSORBOX_WWW")
     try:
         f = open(www[:www.rfind("/")] + "/renames.txt")
@@ -22,7 +48,7 @@ def renamed(name, where=""):
     with f:
         for line in f:
             path, _, old, new = line.split()
-            if old == name and where in path:
+            if old == name and where in _module(path):
                 return new
     return name
 
@@ -32,7 +58,7 @@ def inner(obj, name, where=""):
     where ``obj`` is a module)."""
     mod = getattr(obj, "__name__", "")
     if not where and isinstance(mod, str) and mod.startswith("sensorbox."):
-        where = mod.replace(".", "/") + ".py"
+        where = mod
     return getattr(obj, renamed(name, where))
 
 
@@ -65,6 +91,8 @@ class StubConfig:
     """Config values (defaults plus overrides) with the ``get`` the drivers use."""
 
     def __init__(self, **overrides):
+        from sensorbox.shared import config_schema
+
         self.values = config_schema.defaults()
         for k in overrides:
             self.values[k.replace("__", ".")] = overrides[k]
@@ -74,6 +102,8 @@ class StubConfig:
 
     def update(self, partial):
         """Validate ``partial`` and apply it (no file, no listeners); returns the changed keys."""
+        from sensorbox.shared import config_schema
+
         merged = config_schema.validate(partial, self.values)
         changed = [k for k in merged if merged[k] != self.values[k]]
         self.values = merged
@@ -81,11 +111,15 @@ class StubConfig:
 
 
 def quiet_log(path=None):
+    from sensorbox.device.log import Log
+
     return Log(lambda: 0, path, echo=False)
 
 
 async def until(cond, timeout_ms=3000, step_ms=5):
     """Wait until cond() is true; fail after timeout_ms."""
+    import asyncio
+
     waited = 0
     while not cond():
         if waited >= timeout_ms:
@@ -107,6 +141,8 @@ class ClassIds:
     gives the first model 0, 1, ...; tests/device/test_store.py tests the table itself)."""
 
     def class_ids(self, names):
+        import array
+
         return array.array("h", range(len(names)))
 
 
@@ -116,6 +152,8 @@ class RingSensor:
     pipeline computes frequency features at the ring's rate (``rate``: 50 for features as trained)."""
 
     def __init__(self, rate=1000):
+        from sensorbox.device.sensors.ring import SampleRing
+
         self.ring = SampleRing(3, 500, rate)
         self.generation = 1
         self.driver = True

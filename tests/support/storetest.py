@@ -38,10 +38,9 @@ def make(root, clock=None, flash=None, seg=core.SEG_BYTES, **cfg):
 
 def each_row(st, name, **params):
     """Rows of a resource through export's CSV stream, parsed chunk by chunk (little RAM): yields the column
-    names, then each row as a list of ints (predictions and their rollups: without the text column ``label``)."""
-    if name[:11] == "predictions" and "columns" not in params and "max_points" not in params:
-        params = dict(params, columns="t,class,confidence" if name == "predictions" else
-                      "t,class,windows,permille,changes,confidence")
+    names, then each row as a list of ints (predictions: without the text column ``label``)."""
+    if name == "predictions" and "columns" not in params and "max_points" not in params:
+        params = dict(params, columns="t,class,confidence")
     p = export.plan(st, name, dict(params, format="csv"), T0)
     rest = b""
     head = True

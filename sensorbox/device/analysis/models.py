@@ -121,20 +121,23 @@ def _compatible(device, meta):
 
 
 def _follow(device, rate=False):
-    """Make ``ml.window`` the running model's window (and ``ml.hop`` at most that): a model that runs always gets
-    the windows it was trained on; with ``rate`` (a model activated or rolled back to) ``accel.rate_hz`` its rate
-    too. The config change restarts the pipeline. Called once no load is in progress (config_file refuses
-    ml.window changes while one is)."""
+    """Make ``ml.window`` the running model's window: a model that runs always gets the windows it was trained on;
+    with ``rate`` (a model activated or rolled back to) ``ml.hop`` its hop (the one it was trained with; set
+    another after, it stays until the next model) and ``accel.rate_hz`` its rate too; its hop whenever the window
+    changes. The config change restarts the pipeline.
+    Called once no load is in progress (config_file refuses ml.window changes while one is)."""
     m = device.ml.model
     cfg = device.config
     if m is None or getattr(device, "sensor", None) is not None:
         return
     up = {}
-    if cfg.get("ml.window") != m.window:
+    h = m.info["hop"]
+    h = h if 8 <= h <= m.window else m.window // 2  # (ml.hop's bounds)
+    w = cfg.get("ml.window") != m.window
+    if w:
         up["ml.window"] = m.window
-        if cfg.get("ml.hop") > m.window:
-            h = m.info["hop"]
-            up["ml.hop"] = h if 8 <= h <= m.window else m.window // 2
+    if (w or rate) and cfg.get("ml.hop") != h:
+        up["ml.hop"] = h
     r = m.info["rate_hz"]
     if rate and r is not None and cfg.get("accel.rate_hz") != r:
         up["accel.rate_hz"] = r
@@ -366,10 +369,7 @@ async def _boot(device, spare=None):
             ml.error = "{} model refused: {}".format(which, e.reason)
             device.log.error("model", ml.error)
             if e.damaged and which != "default":
-                try:
-                    lazy.load("sensorbox.device.files").aside(path, device.log, e.reason)
-                finally:
-                    lazy.unload("sensorbox.device.files")
+                lazy.call("sensorbox.device.files", "aside", path, device.log, e.reason)
     return None
 
 

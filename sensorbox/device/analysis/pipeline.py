@@ -92,12 +92,14 @@ class Pipeline:
         self.feats_t = None  # and the time of that window (polled by the live stream, http/live.py)
         self.label = UNKNOWN  # the class name of the last prediction (a name: the model may change meanwhile)
         self.reason = None  # why there are no predictions, if there are none
+        self.hop = None  # (window, hop) in effect: ml.window (the model's) and ml.hop (the model's when it was activated)
 
     def status(self):
         lt = self.latest
         m = self.device.ml.model
         out = {"windows": self.windows, "gaps": self.gaps, "reason": self.reason, "prediction": None,
-               "model": m.info["sha256"] if m else None}
+               "model": m.info["sha256"] if m else None, "window": self.hop and self.hop[0],
+               "hop": self.hop and self.hop[1]}
         if lt is not None:
             name = m.classes[lt[1]] if m is not None and 0 <= lt[1] < len(m.classes) else UNKNOWN
             out["prediction"] = {"t_ms": lt[0], "class": name, "index": lt[1], "confidence": lt[2]}
@@ -114,6 +116,7 @@ class Pipeline:
                 await asyncio.sleep_ms(60000)
         window = cfg.get("ml.window")
         hop = min(cfg.get("ml.hop"), window)
+        self.hop = (window, hop)
         smooth = cfg.get("ml.smooth")
         threshold = cfg.get("ml.unknown_permille")
         sensor = d.sensors["accel"]

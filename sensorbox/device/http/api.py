@@ -36,9 +36,7 @@ async def handle(device, app, req):
     if p == "/api/config/schema":
         # Built from config_docs.describe() by the bundle; served from flash so its help texts cost no RAM
         # (gzipped as the UI's files are: decompressed on the fly for a client that does not accept gzip)
-        st = lazy.load(_STATIC)
-        lazy.unload(_STATIC)
-        return st.static_file(device.platform.www_dir, "config-schema.json", req)
+        return lazy.call(_STATIC, "static_file", device.platform.www_dir, "config-schema.json", req)
     cfg = device.config
     if m == "GET":
         return Response(config_json(cfg, getattr(app, "port", None)), 200, {"Content-Type": "application/json"})
@@ -127,6 +125,4 @@ async def _credential_ok(device, req):
         return False
     if a and a.startswith("Basic "):
         return await device.auth.check_basic(a, req.client_addr) == "admin"
-    m = lazy.load(_AUTHZ)
-    lazy.unload(_AUTHZ)
-    return await m.check(device.auth, req, False) is None
+    return await lazy.call(_AUTHZ, "check", device.auth, req, False) is None

@@ -43,10 +43,7 @@ def tokens(auth):
     if getattr(auth, "tokens", None) is None:
         from sensorbox.device import lazy
 
-        try:
-            auth.tokens = lazy.load("sensorbox.device.files").tokens(tokens_path(auth), auth.log)
-        finally:
-            lazy.unload("sensorbox.device.files")
+        auth.tokens = lazy.call("sensorbox.device.files", "tokens", tokens_path(auth), auth.log)
     return auth.tokens
 
 

@@ -81,8 +81,7 @@ async def handle(device, app, req):
     if meth == "POST":
         res = _call(device, "label_add", read_json(req))
         return res if not isinstance(res, dict) else (res, 201)
-    body = lazy.load(_META).labels_json(device.store)  # a generator: read from flash as it is sent
-    lazy.unload(_META)
+    body = lazy.call(_META, "labels_json", device.store)  # a generator: read from flash as it is sent
     return body, 200, {"Content-Type": "application/json"}
 
 

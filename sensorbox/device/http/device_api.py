@@ -38,6 +38,7 @@ _ADMIN = const("sensorbox.device.http.admin")
 _DATA = const("sensorbox.device.http.data_api")
 _REFUSE = const("sensorbox.device.http.refuse")
 _RETAIN = const("sensorbox.device.store.retain")
+_META = const("sensorbox.device.store.meta")  # retain.pulled imports it while it runs: unloaded with _RETAIN
 _STATIC = const("sensorbox.device.http.static")
 _LOGS = const("sensorbox.device.log_read")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
@@ -73,9 +74,7 @@ async def _handle(device, http, req, p):
     elif getattr(device.platform, "station", None) and (p[:4] != "api/" or p.startswith("api/wifi")):
         name = "sensorbox.device.net.setup_http"  # a board's Wi-Fi set-up page, routes, captive portal's answers
     if name is not None:
-        m = lazy.load(name)
-        lazy.unload(name)
-        return await m.handle(device, http, req)
+        return await lazy.call(name, "handle", device, http, req)
     parts = p.split("/")
     action = parts[1] if len(parts) in (2, 3) and parts[0] == "api" else None
     ident = None
@@ -96,24 +95,27 @@ async def _handle(device, http, req, p):
             res = (p != "setup" and await authz.check(device.auth, req, False)) or error(
                 404, "no Wi-Fi to set up on {}".format(device.platform.name))
         return res
-    auth = device.auth
     if r[1] is not None:
-        refused = await authz.check(auth, req, r[1])
+        refused = await authz.check(device.auth, req, r[1])
         if refused is not None:
             return refused
+    return await _action(device, req, action, ident)
+
+
+async def _action(device, req, action, ident):
+    # (apart from _handle: a function's bytecode is one block, which a cut-up heap lacks at ~1 KB)
     if action == "live":
         from sensorbox.device.http import live  # stays imported while streams may run
 
         return live.response(device, req)
     if action == "openapi.json":
-        m = lazy.load(_STATIC)  # (only here: the other routes of this module send no file)
-        lazy.unload(_STATIC)
-        return m.static_file(device.platform.www_dir, "openapi.json", req)
+        # (only here: the other routes of this module send no file)
+        return lazy.call(_STATIC, "static_file", device.platform.www_dir, "openapi.json", req)
     if action == "session":
         a = req.headers.get("Authorization") or ""
         sid = req.cookies.get(authz.COOKIE)
         if a.startswith("Bearer "):
-            return {"scope": authz.bearer_scope(auth, a), "via": "token"}
+            return {"scope": authz.bearer_scope(device.auth, a), "via": "token"}
         if a:
             return {"scope": "admin", "via": "basic"}
         return {"scope": "admin", "via": "session", "csrf": authz.csrf_token(sid)}
@@ -124,13 +126,9 @@ async def _handle(device, http, req, p):
         # "next": where the following call should start (the end of what was logged so far). A since this boot
         # did not give (one from before a restart, say) answers the entries the ring holds and a new "next".
         # The entries stream one at a time from the ring (log_read.entries), not as one list of ~30 dicts.
-        m = lazy.load(_LOGS)
-        lazy.unload(_LOGS)
-        return json_response({"entries": m.entries(device.log, int(s)), "next": device.log.end()})
+        return json_response({"entries": lazy.call(_LOGS, "entries", device.log, int(s)), "next": device.log.end()})
     if action == "events":  # what the data route answers for the events resource
-        m = lazy.load(_DATA)
-        lazy.unload(_DATA)
-        return await m.data(device, req, "events")
+        return await lazy.call(_DATA, "data", device, req, "events")
     if action == "pulled":  # (store/retain.py, loaded for the request)
         from sensorbox.device.http.server import read_json
         from sensorbox.device.store.core import QueryError
@@ -146,16 +144,11 @@ async def _handle(device, http, req, p):
         finally:
             m = None
             lazy.unload(_RETAIN)
+            lazy.unload(_META)
     if action == "routes":
-        m = lazy.load(_REFUSE)
-        lazy.unload(_REFUSE)
-        return json_response([p[1:], p[0]] for p in m.routes())
+        return json_response([p[1:], p[0]] for p in lazy.call(_REFUSE, "routes"))
     if action == "reset":  # factory reset (factory.py: loaded only for it)
-        m = lazy.load("sensorbox.device.factory")
-        lazy.unload("sensorbox.device.factory")
-        return m.handle(device, req)
+        return lazy.call("sensorbox.device.factory", "handle", device, req)
     # login, logout, tokens, restart, debug/fault: in admin, loaded for the request
-    m = lazy.load(_ADMIN)
-    lazy.unload(_ADMIN)
-    return await m.handle(device, req, action, ident)
+    return await lazy.call(_ADMIN, "handle", device, req, action, ident)
 

@@ -120,7 +120,7 @@ def step():
     s = c.latest if c is not None else None
     if s is not None and s[0] != _class_t:
         _class_t = s[0]
-        m = c.model
+        m = c.ml.model
         news.append(_msg("soundclass", json.dumps({"t": s[0], "class": m.classes[s[1]] if (
             m is not None and 0 <= s[1] < len(m.classes)) else "unknown", "confidence": s[2] / 1000})))
     p = d.pipeline

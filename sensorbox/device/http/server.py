@@ -247,9 +247,7 @@ def error(status, message, field=None):
 def read_json(req):
     """The request body as JSON; raises BadRequest with a reason when it is not, or when it holds what would break
     a handler or a response (see ``http/body.py``, loaded for the call)."""
-    m = lazy.load(_BODY)
-    lazy.unload(_BODY)
-    return m.read_json(req)
+    return lazy.call(_BODY, "read_json", req)
 
 
 class BadRequest(__import__("sensorbox.shared").shared.InputError):  # (the base, with no global for it here)
@@ -267,9 +265,7 @@ def not_found(req):
 def not_allowed(req):
     """405 with ``Allow`` (the path's methods, from the route list on flash: ``refuse.handle``), or 404 when the
     path is none of the API's."""
-    m = lazy.load(_REFUSE)
-    lazy.unload(_REFUSE)
-    return m.handle(req)
+    return lazy.call(_REFUSE, "handle", req)
 
 
 async def guard(req, admin=False):
@@ -281,9 +277,7 @@ async def guard(req, admin=False):
     a = h.get("Authorization")
     auth = req.app.auth
     if "Origin" in h or "Sec-Fetch-Site" in h or "Cookie" in h or (a and not a.startswith("Basic ")):
-        m = lazy.load(_AUTHZ)
-        lazy.unload(_AUTHZ)
-        return await m.check(auth, req, admin)
+        return await lazy.call(_AUTHZ, "check", auth, req, admin)
     who = await auth.check_basic(a, req.client_addr)
     if who == "wait":
         return error(429, "too many failed logins; wait and retry")
@@ -324,13 +318,10 @@ async def _dispatch(app, req):
         name = _route(req.path)
         for retry in (False, True):
             try:
-                m = lazy.load(name)
-                lazy.unload(name)
-                return _response(await m.handle(app.device, app, req))
+                return _response(await lazy.call(name, "handle", app.device, app, req))
             except MemoryError:
                 # GET and PUT may run again (idempotent): once more with lazy's reserve given up, which leaves
                 # a hole of 2 KB (a config update needs blocks of ~1 KB that a busy heap may lack for a moment)
-                m = None
                 if retry or req.method not in ("GET", "PUT") or not lazy.release():
                     raise
     except BadRequest as e:
@@ -743,9 +734,7 @@ async def _answer(why, c, log):
         if why == 503:
             c.raw.write(_SHORT)
         else:
-            m = lazy.load(_REFUSE)
-            lazy.unload(_REFUSE)
-            await m.answer(why, c, c, log)
+            await lazy.call(_REFUSE, "answer", why, c, c, log)
     except (Exception, asyncio.CancelledError):
         pass
 
@@ -798,10 +787,7 @@ async def _serve_conn(app, c):
         cfg = app.device.config if app.device is not None else None
         o = cfg.get("http.cors_origin") if cfg else ""
         if o and "Origin" in req.headers:  # CORS headers (http.cors_origin), from a module loaded for it
-            m = lazy.load(_CORS)
-            lazy.unload(_CORS)
-            m.add(req, res, o)
-            m = None
+            lazy.call(_CORS, "add", req, res, o)
         req = None  # a long response (a live stream, an export) does not keep the request's objects
         await res.write(c, head)
     except _Refuse as e:  # 431, 414, 400 or 408 (cold code answers) or 503 while the request was read

@@ -266,11 +266,9 @@ def _json(payload):
     from sensorbox.device.http.server import BadRequest
 
     try:
-        return lazy.load("sensorbox.device.http.body").read_json(_Body(payload))
+        return lazy.call("sensorbox.device.http.body", "read_json", _Body(payload))
     except BadRequest as e:
         raise ValueError(e.reason.replace("request body", "command"))
-    finally:
-        lazy.unload("sensorbox.device.http.body")
 
 
 def command(sink, name, payload):
@@ -294,7 +292,7 @@ def command(sink, name, payload):
         body.pop("token", None)
         if name == "reload_model":
             d.ml.model = d.ml.error = None
-            d.supervisor.config_changed(("ml.",))  # the pipeline restarts and loads the model
+            d.supervisor.restart(("pipeline",))  # the pipeline restarts and loads the model
         elif name == "restart":
             d.log.warning("app", "restart requested over MQTT")
             d.log.flush()
@@ -379,7 +377,4 @@ def restore(sink):
 def _label_add(d, body):
     from sensorbox.device import lazy
 
-    try:
-        return lazy.load("sensorbox.device.store.meta").label_add(d.store, body)
-    finally:
-        lazy.unload("sensorbox.device.store.meta")
+    return lazy.call("sensorbox.device.store.meta", "label_add", d.store, body)

@@ -105,10 +105,7 @@ class MqttSink:
     def _cold(self, fn, *args):
         from sensorbox.device import lazy
 
-        try:
-            return getattr(lazy.load("sensorbox.device.integrations.mqtt_control"), fn)(self, *args)
-        finally:
-            lazy.unload("sensorbox.device.integrations.mqtt_control")
+        return lazy.call("sensorbox.device.integrations.mqtt_control", fn, self, *args)
 
     async def _send(self, c, fn, *args):
         # Publish what mqtt_control's ``fn`` returns: [(topic, payload, retain, qos)]
@@ -147,15 +144,13 @@ class MqttSink:
             from sensorbox.device import lazy
 
             try:
-                ctx = lazy.load("sensorbox.device.integrations.tls").context(d, self, cfg.get("mqtt.tls_ca"),
-                                                                          "mqtt.tls_ca")
+                ctx = lazy.call("sensorbox.device.integrations.tls", "context", d, self, cfg.get("mqtt.tls_ca"),
+                                "mqtt.tls_ca")
             except ValueError as e:
                 self.state = str(e)
                 d.log.error("mqtt", self.state)
                 while True:
                     await asyncio.sleep_ms(60000)
-            finally:
-                lazy.unload("sensorbox.device.integrations.tls")
         if self.outboxes is None:
             self.outboxes = [Outbox(d.store, "mqtt", r) for r in _RES]
             self.lost_seen = [ob.lost() for ob in self.outboxes]

@@ -165,10 +165,7 @@ class WebhookSink:
     def _cold(self, fn, *args):
         from sensorbox.device import lazy
 
-        try:
-            return getattr(lazy.load("sensorbox.device.integrations.webhook_settings"), fn)(self, *args)
-        finally:
-            lazy.unload("sensorbox.device.integrations.webhook_settings")
+        return lazy.call("sensorbox.device.integrations.webhook_settings", fn, self, *args)
 
     async def run(self):
         cfg = self.d.config

@@ -55,11 +55,8 @@ def settings(sink):
     # same; httpc would make one per POST without it).
     from sensorbox.device import lazy
 
-    try:
-        return out, lazy.load("sensorbox.device.integrations.tls").context(d, sink, cfg.get("webhook.tls_ca"),
-                                                                        "webhook.tls_ca")
-    finally:
-        lazy.unload("sensorbox.device.integrations.tls")
+    return out, lazy.call("sensorbox.device.integrations.tls", "context", d, sink, cfg.get("webhook.tls_ca"),
+                          "webhook.tls_ca")
 
 
 def hook_status(h):

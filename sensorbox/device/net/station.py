@@ -217,10 +217,7 @@ class Station:
             self.ntp_syncs += 1
             s = self.d.store
             if add and s is not None and s._shifts and s._shifts[-1][2] is None:  # stored while it was unknown
-                try:
-                    lazy.load(_RECOVER).resync(s, add)
-                finally:
-                    lazy.unload(_RECOVER)
+                lazy.call(_RECOVER, "resync", s, add)
 
     def _open_portal(self, why):
         if self.portal is None:

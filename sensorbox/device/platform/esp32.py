@@ -95,7 +95,7 @@ class Platform:
         from sensorbox.device.net.station import Station
 
         self.station = Station(device, network)
-        device.supervisor.add("wifi", self.station.run, ("wifi.", "device.name"))
+        device.supervisor.add("wifi", self.station.run)  # (restarted for device.name: config_schema)
 
     def status(self, out):
         """What this board adds to ``/api/status``: ``wifi`` (the station's state, ``net/station.py``)."""

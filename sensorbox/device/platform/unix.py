@@ -49,10 +49,7 @@ class Platform:
         if self._id is None:
             from sensorbox.device import lazy
 
-            try:
-                self._id = lazy.load("sensorbox.device.files").device_id(self.data_dir + "/device-id", log)
-            finally:
-                lazy.unload("sensorbox.device.files")
+            self._id = lazy.call("sensorbox.device.files", "device_id", self.data_dir + "/device-id", log)
         return self._id
 
     def flash_stats(self):

@@ -73,11 +73,9 @@ class Capture:
         from sensorbox.device import lazy
 
         try:
-            table = lazy.load("sensorbox.device.store.classes").names(st)
+            table = lazy.call("sensorbox.device.store.classes", "names", st)
         except OSError:
             table = []
-        finally:
-            lazy.unload("sensorbox.device.store.classes")
         for k in range(min(len(table), 256)):
             if table[k] in self.names:
                 ids[k >> 3] |= 1 << (k & 7)

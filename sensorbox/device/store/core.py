@@ -130,9 +130,11 @@ class QueryError(InputError):
 def columns_of(r):
     if r.cols is not None:
         return r.cols
-    if r.period:  # a rollup's: the sound (codes 7, 8) or the class rollups' (9, 10; rollup.py)
-        return (("n", "leq", "lmin", "lmax", "l10", "l50", "l90"),
-                ("class", "windows", "permille", "changes", "confidence"))[r.code > 8]
+    if r.period:  # a rollup's: the sound (codes 7, 8) or the class rollups' (9, 10: seconds per class; rollup.py)
+        if r.code < 9:
+            return ("n", "leq", "lmin", "lmax", "l10", "l50", "l90")
+        return ("windows", "changes", "confidence", "other", "unknown") + tuple(
+            "c" + str(i) for i in range(r.ncols - 5))
     from sensorbox.shared import features  # resident anyway on the device (the pipeline's)
 
     for ch in (3, 6):

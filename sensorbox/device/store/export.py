@@ -26,44 +26,47 @@ row: ``t`` (bucket start), ``n`` (rows in it, 0 = none), then ``<col>_min`` and 
 ``soundlevel_1m`` ...: the same as asking for those resources) or ``auto``: the coarsest whose rows are no coarser
 than the ``max_points`` buckets (raw without ``max_points``), then a coarser one while that reaches further back
 towards ``start`` (full-resolution rows age out first). The ``X-Sensorbox-Resolution`` header says which was read.
+A rollup's rows are stored without times, a block of them coded as one (``rollup.py``): ``_rollup_rows`` decodes a
+block into a buffer of the export's (1 KB) and gives the rows as the API has them; a class
+rollup's row has a column per class (seconds), so no ``label`` column.
 """
 
 import json
-import os
-import struct
 
 from micropython import const
 
 from sensorbox.device.store.core import QueryError, columns_of
-from sensorbox.device.store.reader import Reader, rows, segments
+from sensorbox.device.store.reader import Reader, old_rollup, rows, segments
 
 # the segment format's constants (as core.py defines them: no names to import)
+_BLK = const(8)
 _BLOCK_MAX = const(1024)
 _BUS_BLOCK = const(520)
 _RATE = const(0)
 _TIMED = const(1)
+_DENSE = const(3)  # a rollup segment's generation: rows without times, one per period (rollup.py)
+_STAGE = const(4)  # ... a rollup stage's (its rows with their times)
+_DROWS = const(1020)  # a rollup block's rows at most (rollup._DROWS)
 
-_CHUNK = 1024
-_RES = " raw 1m 1h auto "  # resolution's values (in one string: the device interns none of them)
+# (consts, and os and struct imported where they are used: fewer module globals, whose table an import grows in
+# one block: at 41 it took 752 bytes, the block a busy heap lacked most often in the soaks; now 35, 592 bytes)
+_CHUNK = const(1024)
+_RES = const(" raw 1m 1h auto ")  # resolution's values (in one string: the device interns none of them)
 _T_MAX = 1 << 53
 
 
 class Plan:
-    pass
+    def _opened(p, g):
+        """``g``, noted in ``p`` so that closing ``stream`` or ``prepare`` closes it: MicroPython closes neither
+        an abandoned generator nor the ones a closed generator iterates, and each of these holds an open file or
+        directory until the next garbage collection."""
+        p.gens.append(g)
+        return g
 
-
-def _opened(p, g):
-    """``g``, noted in ``p`` so that closing ``stream`` or ``prepare`` closes it: MicroPython closes neither an
-    abandoned generator nor the ones a closed generator iterates, and each of these holds an open file or
-    directory until the next garbage collection."""
-    p.gens.append(g)
-    return g
-
-
-def _shut(p):
-    for g in p.gens:
-        g.close()
-    p.gens = []
+    def _shut(p):
+        for g in p.gens:
+            g.close()
+        p.gens = []
 
 
 def _reader(p):
@@ -138,6 +141,12 @@ def plan(store, name, args, now, full=True):
     p.max_points = _int(args, "max_points", 0, 2, 100000, now)
     if p.max_points and p.kind not in (_RATE, _TIMED):
         raise QueryError("max_points applies to numeric resources only", "max_points")
+    return _columns(store, name, args, now, full, p, cols, text)
+
+
+def _columns(store, name, args, now, full, p, cols, text):
+    # plan's second half: the resolution and the columns (apart: a function's bytecode is one block, which a
+    # cut-up heap lacks at ~760 bytes)
     p.res = "raw"
     res = args.get("resolution")
     if res:
@@ -149,6 +158,8 @@ def plan(store, name, args, now, full=True):
             p.r = store.by_name[name + "_" + res]
             cols = columns_of(p.r)
         p.res = res
+    if p.r is not None and p.r.period:
+        text = ()  # (a class rollup's row has a column per class)
     want = args.get("columns")
     allc = ("t",) + cols + text if p.kind >= 0 else cols
     if want:
@@ -168,10 +179,7 @@ def plan(store, name, args, now, full=True):
         if "label" in sel:
             from sensorbox.device import lazy
 
-            try:
-                p.names = lazy.load("sensorbox.device.store.classes").names(store)
-            finally:
-                lazy.unload("sensorbox.device.store.classes")
+            p.names = lazy.call("sensorbox.device.store.classes", "names", store)
         if full:
             for _ in prepare(store, p):
                 pass
@@ -208,9 +216,11 @@ def _oldest(store, r):
 
 
 def _index_at(h, x):
-    """First row index of rate segment ``h`` with time >= x."""
+    """First row index of rate segment (or dense rollup segment) ``h`` with time >= x."""
     d = x - h[5]
-    return 0 if d <= 0 else (d * h[3] + 999) // 1000
+    if d <= 0:
+        return 0
+    return (d * h[3] + 999) // 1000 if h[3] else (d + h[6] - 1) // h[6]
 
 
 def _segments(store, p, reader):
@@ -220,14 +230,14 @@ def _segments(store, p, reader):
     r = p.r
     names = []
     yield from _names(r, names)  # (closing this generator closes the listing too)
-    yield from _opened(p, segments(store, r, names, p.start, p.end, reader, 0, False))
+    yield from p._opened(segments(store, r, names, p.start, p.end, reader, 0, False))
     if r.period:  # a rollup's newest rows: in its stage (store/core.py), after every segment
         try:
             h = reader.open(r.dir + "/rollup-stage.seg", None, 0)  # (unknown clock: none staged, recover.resync)
         except (OSError, ValueError):
             return
         try:
-            if h[5] < p.end:
+            if h[5] < p.end and not old_rollup(r, h):
                 yield -1  # (the stage)
         finally:
             reader.close()
@@ -236,12 +246,11 @@ def _segments(store, p, reader):
 def _blocks(store, p, reader):
     """Yield, for each good block of the segments in range, the rows in [p.start, p.end) as (first, stop):
     row indexes in the block (stop = first: none); None for a step without a block."""
-    for name in _opened(p, _segments(store, p, reader)):
+    for name in p._opened(_segments(store, p, reader)):
         if name is None:
             yield None
             continue
         h = reader.h
-        rb = h[4]
         while True:
             n = reader.next()
             store.reading = store.clock()
@@ -250,8 +259,8 @@ def _blocks(store, p, reader):
             if n < 0:
                 yield None
                 continue
-            k = n // rb
-            if h[3]:  # rate rows: times follow from the index
+            k = reader.count()
+            if h[3] or h[7] == _DENSE:  # rate rows, a rollup's dense rows: times follow from the index
                 a = _index_at(h, p.start) - reader.first
                 b = _index_at(h, p.end) - reader.first
                 yield (0 if a < 0 else (k if a > k else a)), (0 if b < 0 else (k if b > k else b))
@@ -268,6 +277,8 @@ def _blocks(store, p, reader):
 def _names(r, out):
     """Fill ``out`` with the segment names of ``r`` (ints, ascending), yielding None every 8 directory entries
     (listing a directory on flash is slow: ~0.1 ms an entry on the benchmark's littlefs)."""
+    import os
+
     k = 0
     it = os.ilistdir(r.dir)
     try:
@@ -293,14 +304,14 @@ def prepare(store, p):
     try:
         yield from _prepare(store, p)
     finally:
-        _shut(p)
+        p._shut()
 
 
 def _prepare(store, p):
     n = 0
     first = last = None
     rd = _reader(p)
-    for blk in _opened(p, _blocks(store, p, rd)):
+    for blk in p._opened(_blocks(store, p, rd)):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
             if first is None:
@@ -355,16 +366,49 @@ def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
     rd = _reader(p)
-    for blk in _opened(p, _blocks(store, p, rd)):
+    buf = bytearray(_DROWS) if p.r.period else None  # (a rollup's dense block, decoded: _rollup_rows)
+    for blk in p._opened(_blocks(store, p, rd)):
         if blk is not None:
-            if p.r.code in (7, 8):  # sound rollups keep 0.1 dB: given in centi-dB, as soundlevel (rollup.py)
-                for i in range(blk[0], blk[1]):
-                    v = rd.values(i)
-                    yield rd.time(i), (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
+            if p.r.period:
+                yield from _rollup_rows(p, rd, blk, buf)
             else:
                 for i in range(blk[0], blk[1]):
                     yield rd.time(i), rd.values(i)
         yield None, None
+
+
+def _rollup_rows(p, rd, blk, buf):
+    """(t, values) of a rollup block's rows blk[0]..blk[1] as the API gives them: sound in centi-dB (stored to 0.1
+    dB, rollup.py) and the API's column order; classes with the time per class in seconds, padded to the newest
+    segment's classes. Dense blocks (rows without times) are decoded into ``buf`` (``_DROWS`` bytes)."""
+    import struct
+
+    from sensorbox.device.store.core import decode  # (here: one module global fewer, see above)
+
+    h = rd.h
+    w = h[2]
+    src = None  # (stage rows and the previous format's: the reader's values)
+    if h[7] == _DENSE:
+        src = rd.buf
+        o = _BLK + 1  # (stored as they are, behind a 0 byte)
+        if src[_BLK]:
+            if decode(src, _BLK, _BLK + rd.n, w, buf, 0, _DROWS) <= 0:
+                return
+            src = buf
+            o = 0
+    old = h[7] != _DENSE and h[7] != _STAGE  # a sound rollup's segment of the previous format: the API's order
+    sound = p.r.code < 9
+    u = 1 if p.r.period <= 60000 else 10  # (seconds a stored unit of a class's time: rollup._unit)
+    m = len(columns_of(p.r))
+    for i in range(blk[0], blk[1]):
+        v = rd.values(i) if src is None else struct.unpack_from(rd.fmt, src, o + 2 * w * i)
+        t = rd.time(i)
+        if old:
+            yield t, (v[0], v[1] * 10, v[2] * 10, v[3] * 10, v[4] * 10, v[5] * 10, v[6] * 10)
+        elif sound:  # stored n, lmin, l90, l50, l10, leq, lmax
+            yield t, (v[0], v[5] * 10, v[1] * 10, v[6] * 10, v[4] * 10, v[3] * 10, v[2] * 10)
+        else:
+            yield t, tuple(v[j] * (u if j > 2 else 1) if j < w else 0 for j in range(m))
 
 
 def stream(store, p):
@@ -372,7 +416,7 @@ def stream(store, p):
     try:
         yield from _stream(store, p)
     finally:
-        _shut(p)
+        p._shut()
 
 
 def _stream(store, p):
@@ -391,14 +435,15 @@ def _stream(store, p):
     else:  # the header in pieces: with 87 named feature columns it is ~1.7 KB, more than the buffer
         from sensorbox.device import lazy  # (the .npy module only for .npy: ~4 KB less while a CSV streams)
 
-        pieces = lazy.load("sensorbox.shared.npy").header_pieces(cols, (p.buckets or p.rows,))
-        lazy.unload("sensorbox.shared.npy")
+        pieces = lazy.call("sensorbox.shared.npy", "header_pieces", cols, (p.buckets or p.rows,))
         for h in pieces:
             if o + len(h) > len(out):
                 yield memoryview(out)[:o]
                 o = 0
             out[o:o + len(h)] = h
             o += len(h)
+    import struct
+
     fmt = "<" + "".join("q" if c[1] == "<i8" else ("i" if c[1] == "<i4" else "h") for c in cols)
     size = struct.calcsize(fmt)
     cap = len(out)
@@ -431,7 +476,7 @@ def _stream(store, p):
 def _select(store, p):
     order = p.order
     names = p.names
-    for t, v in _opened(p, _rows(store, p)):
+    for t, v in p._opened(_rows(store, p)):
         yield None if t is None else [v[i] if i >= 0 else (t if i == -1 else _label(names, v[0])) for i in order]
 
 
@@ -450,7 +495,7 @@ def _buckets(store, p):
     cur = 0
     n = 0
     w = p.width
-    for t, v in _opened(p, _rows(store, p)):
+    for t, v in p._opened(_rows(store, p)):
         if t is None:
             yield None
             continue
@@ -495,7 +540,7 @@ def _text(store, p):
         lazy.unload("sensorbox.device.store.meta")
     else:
         rows = _event_rows
-    for t, rest in _opened(p, rows(store, p)):
+    for t, rest in p._opened(rows(store, p)):
         if t is None:  # a step without a row
             yield b""
             continue
@@ -534,7 +579,7 @@ def _csv_str(s):
 def _event_rows(store, p):
     """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
     rd = _reader(p)
-    for name in _opened(p, _segments(store, p, rd)):
+    for name in p._opened(_segments(store, p, rd)):
         if name is None:
             yield None, None
             continue

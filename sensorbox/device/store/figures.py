@@ -86,10 +86,7 @@ def class_names(store):
     """The class table's names by id (store/classes.py, loaded for the call)."""
     from sensorbox.device import lazy
 
-    try:
-        return lazy.load("sensorbox.device.store.classes").names(store)
-    finally:
-        lazy.unload("sensorbox.device.store.classes")
+    return lazy.call("sensorbox.device.store.classes", "names", store)
 
 
 def _first_time(store, r):
@@ -121,9 +118,8 @@ def per_day(st, r):
         return 0
     el = st.clock() - st.started
     if r.period:  # its rows a day (at least one a period; observed) times the bytes a row took coded
-        per = r.added // r.rows if r.rows else 2 + r.ncols  # (a guess until a block is written)
-        made = (r.rows + r.brows) * 86400000 // el if el >= 2 * r.period else 0
-        return per * max(made, 86400000 // r.period)
+        made = max((r.rows + r.brows) * 86400000 // el if el >= 2 * r.period else 0, 86400000 // r.period)
+        return r.added * made // r.rows if r.rows else (2 + r.ncols) * made  # (a guess until a block is written)
     return r.added * 86400000 // el if el > 60000 else 0
 
 

@@ -38,6 +38,8 @@ _BLK = const(8)
 _BLOCK_MAX = const(1024)
 _BUS_BLOCK = const(520)
 _TIMED = const(1)
+_DENSE = const(3)  # a rollup segment's generation: rows without times, one per period (rollup.py)
+_STAGE = const(4)  # ... a rollup stage's (its rows with their times)
 
 _SCAN = const(1024)  # bytes searched per call for the next good block after a corrupt one
 
@@ -113,11 +115,20 @@ class Reader:
         self.scan = -1
 
     def time(self, i):
-        """The time of row ``i`` of the block loaded (rate and timed rows)."""
+        """The time of row ``i`` of the block loaded (rate, timed and dense rollup rows)."""
         h = self.h
         if h[3]:
             return h[5] + (self.first + i) * 1000 // h[3]
+        if h[7] == _DENSE:  # one row per period (h[6]) from the block's first index
+            return h[5] + (self.first + i) * h[6]
         return h[5] + _i32(self.buf, _BLK + i * self.rb)
+
+    def count(self):
+        """The rows of the block loaded (rate, timed and dense rollup rows: those are coded by the rollup, their
+        first byte the count, or a 0 byte and the rows as they are)."""
+        if self.rb:
+            return self.n // self.rb
+        return self.buf[_BLK] or (self.n - 1) // (2 * self.h[2])
 
     def values(self, i):
         """The values of row ``i`` of the block loaded, a tuple of ints (rate and timed rows)."""
@@ -178,6 +189,8 @@ class Reader:
         if self.h[3]:  # the row index: the next one expected, moved on by the skipped rows (mod 65536)
             self.first = self.idx + (((buf[6] | buf[7] << 8) - self.idx) & 0xFFFF)
             self.idx = self.first + n // self.rb
+        elif self.h[7] == _DENSE:  # (a rollup's: the index of its first row's period)
+            self.first = buf[6] | buf[7] << 8
         return n
 
     def _search(self):
@@ -289,7 +302,8 @@ def segments(st, r, names, start, end, rd, first, durable):
     segment that could not be opened (deleted by retention meanwhile, or torn: the store deals with it at the
     next start). ``durable`` (the outbox): only rows a flush point passed, so the loop ends at the open segment
     while it holds rows not yet flushed; else (an export) a timed segment of another width than the resource's
-    (an older feature vector) gives None. Close the generator to stop early (MicroPython does not close an
+    (an older feature vector; rollups' rows are as wide as their classes need) and a class rollup's segment of
+    the previous format (``old_rollup``) give None. Close the generator to stop early (MicroPython does not close an
     abandoned one: its segment would stay open)."""
     real = st.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
     for i in range(len(names)):
@@ -305,15 +319,21 @@ def segments(st, r, names, start, end, rd, first, durable):
         except (OSError, ValueError):
             yield None
             continue
-        if not durable and h[2] != r.ncols and r.kind == _TIMED:
+        if not durable and ((h[2] != r.ncols and r.kind == _TIMED and not r.period) or old_rollup(r, h)):
             rd.close()
-            yield None  # an older feature width
+            yield None  # an older feature width (or class rollup rows of the previous format: converted soon)
             continue
         try:
             yield name
         finally:
             rd.close()
             note_corrupt(st, r, name, rd)
+
+
+def old_rollup(r, h):
+    """True for a class rollup's segment or stage (header ``h``) of the previous format (a row per class and
+    period: rollup.py converts them at its first run after an upgrade): exports skip them."""
+    return r.period and r.code > 8 and h[7] != _DENSE and h[7] != _STAGE
 
 
 def note_corrupt(st, r, name, reader):

@@ -40,6 +40,7 @@ _HDR = const(32)
 _BLK = const(8)
 _RATE = const(0)
 _TIMED = const(1)
+_DENSE = const(3)  # (a rollup segment's generation: rollup.py)
 
 _DIR = 0x4000
 _CODEC = const(1)  # (core._CODEC)
@@ -150,10 +151,7 @@ def scan(st):
                 os.stat(r.dir + "/rollup-stage.seg")
             except OSError:
                 continue
-            try:
-                lazy.load("sensorbox.device.store.rollup").flush(st, r, -1 if r.last_t is None else r.last_t)
-            finally:
-                lazy.unload("sensorbox.device.store.rollup")
+            lazy.call("sensorbox.device.store.rollup", "flush", st, r, -1 if r.last_t is None else r.last_t)
 
 
 def _budget(st, r, b):
@@ -272,10 +270,7 @@ def resync(st, add):
 
     for r in st.res:
         if r.period and r.brows:  # a rollup's staged rows into its segment (a stage is read with no shift)
-            try:
-                lazy.load("sensorbox.device.store.rollup").flush(st, r)
-            finally:
-                lazy.unload("sensorbox.device.store.rollup")
+            lazy.call("sensorbox.device.store.rollup", "flush", st, r)
         st._close_seg(r)
     o[1] = st.clock() - add
     o[2] = add
@@ -414,8 +409,8 @@ def _last_time(st, r, reader, path, name):
                 break
             if n < 0:
                 continue
-            if h[4]:  # rate and timed rows: the last one's
-                t = reader.time(n // h[4] - 1)
+            if h[4] or h[7] == _DENSE:  # rate, timed and a rollup's dense rows: the last one's
+                t = reader.time(reader.count() - 1)
             else:
                 buf = reader.buf
                 end = _BLK + n - 1  # the last line's "\n"

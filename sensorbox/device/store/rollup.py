@@ -5,27 +5,35 @@ runs them once a minute (``step``), loaded for it and unloaded after, so rollups
 nothing per row; a restart or a power cut loses nothing (the next run starts after the newest period stored).
 
 A period (a minute or an hour of epoch time) is summarised once it is over by ``GRACE`` ms, from the rows whose
-time falls in it; its rows are stored at the period's start (predictions: one row per class seen, at start,
-start + 1, ... in class id order). Rows that arrive later than that, or that retention
-deleted before, are not in it (``n`` / ``windows`` say how many rows were).
+time falls in it: one row per period. Rows that arrive later than that, or that retention deleted before, are not
+in it (``n`` / ``windows`` say how many rows were).
 
 Sound (from ``soundlevel``, centi-dB rows): ``n`` (rows), ``leq`` (energy average of the rows' Leq:
 1000 log10(mean(10^(leq/1000))), rounded), ``lmin`` / ``lmax`` (lowest Lmin, highest Lmax, rounded), ``l10`` /
 ``l50`` / ``l90`` (the Leq of the row of rank ``N * (100 - n) // 100`` in ascending order, truncated: from a
 histogram of 0.1 dB classes from 0 to 150 dB, levels outside counting in the end classes). Stored to 0.1 dB
-(deci-dB: a block of minutes codes into ~30 % fewer bytes than at 0.01 dB); exports give them in centi-dB, as
-``soundlevel`` (``export.py``).
+(deci-dB), in ascending order of level (n, lmin, l90, l50, l10, leq, lmax); exports give them in centi-dB and the
+API's order, as ``soundlevel`` (``export.py``).
 
-Predictions (from ``predictions``): per class id, in id order (at most ``SLOTS`` a period: the rest count as -2),
-``windows`` (rows), ``permille`` (the time the class covered, per mille of the period: a row covers the time to
-the next row, at most ``CAP`` ms), ``changes`` (rows whose class differs from the row before, when that one is at
-most ``CAP`` ms earlier), ``confidence`` (mean, permille). tests/device/test_store_rollup.py recomputes all of it
-in float64 from the full-resolution rows.
+Classes (from ``predictions``): ``windows`` (rows), ``changes`` (rows whose class differs from the row before, when
+that one is at most ``CAP`` ms earlier), ``confidence`` (mean, permille), then the time each class covered (a row
+covers the time to the next row, at most ``CAP`` ms) in ``_unit``s (1 s of a minute, 10 s of an hour): of the class
+ids from ``_KMAX`` on together (``other``), of unknown (-1), of class 0, 1, ... (as many columns as the highest id
+seen needs: a wider row starts a new segment; exports name them ``c0``, ``c1``, ... in seconds).
+tests/device/test_store_rollup.py recomputes all of it in float64 from the full-resolution rows.
 
-Storing: a row is appended at once, as it is, to its resource's ``rollup-stage.seg`` (a segment of one-row blocks,
-generation 1, closed after each row); exports read the stage after the other segments. When the stage holds as
-many rows as fit a block (``ROWS_BYTES``), ``flush`` moves them into the open segment as one (coded) block and
-removes the stage: a block per row would cost more than the row.
+Stored densely (generation 3 segments): no time per row; the header's t0 is the first period's start, its seq0 the
+period, and each block's ``first`` field the index of its first row's period: rows are consecutive periods (a
+period without rows ends the block; the next block says where rows resume). A block holds up to ``_DROWS`` bytes of
+rows (255 at most) coded by ``sensorbox.shared.codec`` in at most ``_DCODED`` bytes, which the segment reader
+returns as they are (codec 0 in the header) and the rollup readers decode (export into a buffer of their own):
+twice the rows of a block the reader decodes itself, so the per-column cost of a block (a first value) counts
+half. Rows are staged first: a row is appended at once to its resource's ``rollup-stage.seg`` (one-row blocks with
+their times, generation 4, synced); exports read the stage after the segments. When the stage holds a block's
+worth, ``flush`` writes it into this boot's segment (appended while the file is as this boot left it; else a new
+segment: never appended to after a restart) and removes the stage. Segments and stages of the previous format (a
+row per period, or per class and period, with its time) are converted once, at the first rollup run after an
+upgrade (``_convert``: a ``.tmp`` synced and renamed over the segment).
 
 Recoding (loaded by the store service after a segment of ``features``, ``predictions`` or ``soundlevel`` was
 closed: ``step``): those rows arrive a few a second, so each flush point writes a block of
@@ -57,12 +65,16 @@ MINUTE = const(60000)
 HOUR = const(3600000)
 GRACE = const(20000)  # a period is summarised this long after its end (its rows are on flash by then)
 CAP = const(15000)  # a prediction covers at most this long (less than GRACE: the next row is known by then)
-SLOTS = const(8)
+_KMAX = const(27)  # class ids with a column of their own (a class rollup row: at most 32 columns)
 BINS = const(1500)  # the histogram's classes: 0.1 dB from 0 to 150 dB (made while a rollup runs)
 _PART = const(250)  # ... in parts of this many (500 B each: no 3 KB block needed on a fragmented heap)
-ROWS_BYTES = const(510)  # rows of a stage moved into one block, of a recoded block (half a reader's buffer)
+ROWS_BYTES = const(510)  # rows of a recoded block (half a reader's buffer)
 _OUTBOX_BYTES = const(256)  # ... of the resources the outbox reads (predictions, soundlevel: its reader is half as big)
 _GEN = const(2)  # a recoded segment's generation
+_DENSE = const(3)  # a rollup segment's (rows without times, one per period)
+_STAGE = const(4)  # a rollup stage's (this format's rows, with their times; 1: the previous format's)
+_DROWS = const(1020)  # a rollup block's rows at most (decoded: export.py's buffer)
+_DCODED = const(512)  # ... coded, at most (a reader of half the 1 KB buffer reads it)
 
 
 def step(st, k):
@@ -115,6 +127,9 @@ def _rollups(st, now):
     """Summarise every period that is over (by GRACE) and not stored yet, for each rollup with a budget."""
     for r in st.res:
         if r.period and r.budget:
+            if r.first is not None and _gen(r, r.first) != _DENSE:  # (segments of the previous format: once)
+                for x in _convert(st, r):
+                    yield x
             src = st.by_name["soundlevel" if r.code < 9 else "predictions"]  # (7, 8: sound; 9, 10: classes)
             last = r.last_t
             a = last - last % r.period + r.period if last is not None else None
@@ -205,21 +220,29 @@ def _sound_row(st, r, p, n, s, t0, lo, hi, hist):
                 ln[j] = k
                 break
     leq = t0 + 1000 * math.log10(s / n)  # centi-dB: to deci-dB, rounded
-    _put_row(st, r, p, (n, int(math.floor(leq / 10 + 0.5)), (lo + 5) // 10, (hi + 5) // 10, ln[0], ln[1], ln[2]))
+    # stored in ascending order of level (lmin, L90, L50, L10, Leq, lmax: each column codes as the difference to
+    # its neighbour's change, ~7 % fewer bytes than in the API's order)
+    _put_row(st, r, p, (n, (lo + 5) // 10, ln[2], ln[1], ln[0], int(math.floor(leq / 10 + 0.5)), (hi + 5) // 10))
+
+
+def _unit(period):
+    """The ms of one unit of a class rollup's time per class: a second in a minute, 10 s in an hour."""
+    return 1000 if period <= MINUTE else 10000
 
 
 def _preds(st, r, src, a, b):
     p = r.period
     ps = -1
-    cls = []  # per class of the open period: [class, windows, ms, changes, confidence sum]
-    prev = None  # the row before: (t, class, its entry)
+    cur = [0, 0, 0]  # the open period: windows, changes, confidence sum
+    ms = {}  # ... and ms per class id (-1 unknown; ids past the columns: -2)
+    prev = None  # the row before: (t, class, its class's key in ms, or None before the first period)
     for x in rows(st, src, None if a is None else a - CAP, b + CAP):
         if x is None:
             yield
             continue
         t, v = x
         if prev is not None and prev[2] is not None:  # it covers the time to this row
-            prev[2][2] += min(t - prev[0], CAP)
+            ms[prev[2]] += min(t - prev[0], CAP)
         if t >= b:
             prev = None
             break
@@ -227,53 +250,62 @@ def _preds(st, r, src, a, b):
             prev = (t, v[0], None)
             continue
         if t - t % p != ps:
-            _pred_rows(st, r, ps, cls)
+            if cur[0]:
+                _pred_row(st, r, ps, cur, ms)
             ps = t - t % p
-            cls = []
-        e = None
-        for c in cls:
-            if c[0] == v[0]:
-                e = c
-                break
-        if e is None:
-            if len(cls) < SLOTS:
-                e = [v[0], 0, 0, 0, 0]
-                cls.append(e)
-            else:  # more classes than slots: the last one counts the rest
-                e = cls[-1]
-                e[0] = -2
-        e[1] += 1
-        e[4] += v[1]
+            cur = [0, 0, 0]
+            ms = {}
+        c = v[0] if v[0] < _KMAX else -2
+        if c not in ms:
+            ms[c] = 0
+        cur[0] += 1
+        cur[2] += v[1]
         if prev is not None and prev[1] != v[0] and t - prev[0] <= CAP:
-            e[3] += 1
-        prev = (t, v[0], e)
+            cur[1] += 1
+        prev = (t, v[0], c)
     if prev is not None and prev[2] is not None:  # no row after it (yet): it covers CAP (GRACE > CAP)
-        prev[2][2] += CAP
-    _pred_rows(st, r, ps, cls)
+        ms[prev[2]] += CAP
+    if cur[0]:
+        _pred_row(st, r, ps, cur, ms)
 
 
-def _pred_rows(st, r, t0, classes):
-    q = r.period // 1000  # (ms per mille: small ints on a 32-bit board)
-    classes.sort()  # (by class id)
-    for k in range(len(classes)):
-        c = classes[k]
-        w = c[1]
-        _put_row(st, r, t0 + k, (c[0], min(w, 32767), (c[2] + q // 2) // q, min(c[3], 32767), (c[4] + w // 2) // w))
+def _pred_row(st, r, t0, cur, ms):
+    """The period's row: windows, changes, mean confidence (permille), then the time (in ``_unit``s) of the classes
+    past the columns (-2), of unknown (-1), of class 0, 1, ... (as many columns as the highest id seen needs)."""
+    q = _unit(r.period)
+    w = 5
+    for c in ms:
+        if c + 6 > w:
+            w = c + 6
+    if w < r.ncols:
+        w = r.ncols
+    row = [0] * w
+    n = cur[0]
+    row[0] = n
+    row[1] = cur[1]
+    row[2] = (cur[2] + n // 2) // n
+    for c in ms:
+        row[c + 5] = (ms[c] + q // 2) // q
+    _put_row(st, r, t0, row)
 
 
 def _put_row(st, r, t, value):
-    """Append rollup row ``value`` at ``t`` (made later than the last row, as ``Store.put`` does) to ``r``'s stage,
-    synced; when the stage holds a block's worth, ``flush`` it."""
+    """Append rollup row ``value`` for the period at ``t`` (after the last one) to ``r``'s stage, synced; when the
+    stage holds a block's worth (or the row is wider than the stage's: a class id past its columns), ``flush``."""
     last = r.last_t
     if last is not None and t <= last:
-        t = last + 1
+        return  # (summarised already)
     n = len(value)
+    if r.brows and n != r.ncols:  # (the stage's rows are all as wide: rows are padded to the widest so far)
+        flush(st, r)
+    if n > r.ncols:
+        r.ncols = n  # (the columns exports give)
     rb = 4 + 2 * n
-    z = st._zbuf  # (nothing is being coded now)
+    z = bytearray(_HDR + _BLK + rb) if _HDR + _BLK + rb > len(st._zbuf) else st._zbuf  # (nothing is being coded now)
     o = 0
-    if r.brows == 0:  # a new stage: a segment header of its own (generation 1)
+    if r.brows == 0:  # a new stage: a segment header of its own (its rows with their times: generation 4)
         r.bt0 = t
-        struct.pack_into(_HFMT, z, 0, _MAGIC, _VERSION, r.code, n, 0, 0, rb, t, 0, 1)
+        struct.pack_into(_HFMT, z, 0, _MAGIC, _VERSION, r.code, n, 0, 0, rb, t, r.period, _STAGE)
         struct.pack_into("<I", z, 28, crc32(memoryview(z)[:28]) & 0xFFFFFFFF)
         o = _HDR
     struct.pack_into("<i", z, o + _BLK, t - r.bt0)
@@ -294,58 +326,314 @@ def _put_row(st, r, t, value):
     r.brows += 1
     r.bytes += o + _BLK + rb
     r.last_t = t
-    if (r.brows + 1) * rb > ROWS_BYTES:
+    if (r.brows + 1) * 2 * n > _DROWS:
         flush(st, r)
 
 
-def flush(st, r, since=-1):
-    """Move the rows of rollup ``r``'s stage with t > ``since`` into a segment as one block, then remove the stage.
-    A row whose block does not check is left out (counted as corrupt); a torn last one is ignored."""
-    path = r.dir + "/rollup-stage.seg"
-    rb = 4 + 2 * r.ncols
-    k = bad = size = 0
-    t0 = last = None
-    buf = bytearray(ROWS_BYTES)
+def staged(st, r, path, since):
+    """(t, values) of the rows of stage ``path`` with t > ``since`` (in order; a row that does not check is left out
+    and counted as corrupt, a torn last one ignored), and the stage's size. A stage of the previous format
+    (generation 1: rows as its segments had them) gives its rows converted (``_old``)."""
+    out = []
+    size = bad = 0
     try:
         with open(path, "rb") as f:
             size = f.seek(0, 2)
             f.seek(0)
-            h = st._hdr
-            if (f.readinto(h) or 0) == _HDR and h[:4] == _MAGIC and h[10] | h[11] << 8 == rb and \
+            h = bytearray(_HDR)
+            if (f.readinto(h) or 0) == _HDR and h[:4] == _MAGIC and \
                     struct.unpack_from("<I", h, 28)[0] == crc32(memoryview(h)[:28]):
+                rb = h[10] | h[11] << 8
                 t0 = struct.unpack_from("<q", h, 12)[0]
-                z = memoryview(st._zbuf)[:_BLK + rb]
-                while (k + 1) * rb <= len(buf) and (f.readinto(z) or 0) == _BLK + rb:
-                    if z[4] | z[5] << 8 != rb or crc32(z[4:]) != struct.unpack_from("<I", z, 0)[0]:
+                fmt = "<{}h".format(h[6])
+                z = bytearray(_BLK + rb)
+                while (f.readinto(z) or 0) == _BLK + rb:
+                    if z[4] | z[5] << 8 != rb or crc32(memoryview(z)[4:]) != struct.unpack_from("<I", z, 0)[0]:
                         bad += 1
                         continue
-                    t = t0 + _i32(z, _BLK)
-                    if t > since and (last is None or t > last):
-                        buf[k * rb:k * rb + rb] = z[_BLK:]
-                        last = t
-                        k += 1
+                    out.append((t0 + _i32(z, _BLK), struct.unpack_from(fmt, z, _BLK + 4)))
+                if struct.unpack_from("<I", h, 24)[0] != _STAGE:
+                    out = list(_old(r, out))
     except OSError:
         pass
     if bad:
         st.corrupt += bad
         st.log.error("store", "{}: {} staged rows did not check".format(r.name, bad))
-    staged = r.brows  # (0 at a start: the stage was not counted)
-    if k:
-        r.buf = buf
-        r.blen = k * rb
-        r.brows = k
-        r.bt0 = t0
-        r.bn = r.ncols
-        if r.last_t is None or last > r.last_t:
-            r.last_t = last
-        st._drain(r)
-        st._fsync(r)
-        r.buf = None
-        r.blen = r.brows = 0
-    _rm(path)
-    if staged:
+    k = 0
+    while k < len(out) and (out[k][0] <= since or (k and out[k][0] <= out[k - 1][0])):
+        k += 1
+    return out[k:] if k else out, size
+
+
+def _old(r, rows):
+    """Rows of the previous rollup format (a row at each period's start: sound in the API's column order; classes a
+    row per class seen, at start + 0, 1, ...: class, windows, permille, changes, confidence) as this one's: a
+    generator over ``rows`` ((t, values) in time order; a None passes through)."""
+    p = r.period
+    q = _unit(p)
+    cur = None
+    for x in rows:
+        if x is None:
+            yield None
+            continue
+        t, v = x
+        ps = t - t % p
+        if r.code < 9:
+            yield ps, (v[0], v[2], v[6], v[5], v[4], v[1], v[3])
+            continue
+        if cur is not None and ps != cur[0]:
+            yield _whole(cur)
+            cur = None
+        c = v[0] if v[0] < _KMAX else -2
+        if cur is None:
+            cur = [ps, [0] * 5]
+        row = cur[1]
+        if c + 6 > len(row):
+            row.extend([0] * (c + 6 - len(row)))
+        row[0] += v[1]
+        row[1] += v[3]
+        row[2] += v[4] * v[1]  # (a confidence sum: the mean once the period is whole)
+        row[c + 5] += (v[2] * p // 1000 + q // 2) // q
+    if cur is not None:
+        yield _whole(cur)
+
+
+def _whole(cur):
+    row = cur[1]
+    n = row[0]
+    row[2] = (row[2] + n // 2) // n if n else 0
+    return cur[0], tuple(row)
+
+
+def flush(st, r, since=-1):
+    """Move the rows of rollup ``r``'s stage with t > ``since`` into its dense segment (``_dense_write``), synced, then
+    remove the stage."""
+    path = r.dir + "/rollup-stage.seg"
+    rows, size = staged(st, r, path, since)
+    staged_rows = r.brows  # (0 at a start: the stage was not counted)
+    if rows:
+        w = 7 if r.code < 9 else 5
+        for t, v in rows:
+            if len(v) > w:
+                w = len(v)
+        if w > r.ncols:
+            r.ncols = w
+        if _dense_write(st, r, rows, w, None):
+            _rm(path)
+    else:
+        _rm(path)
+    if staged_rows:
         r.bytes -= size
     r.brows = 0
+
+
+def _dense_write(st, r, rows, w, tmp):
+    """Write ``rows`` ((t, values), periods in ascending order) as dense blocks of ``w`` columns: into the segment
+    this boot writes to (appended while it is as this boot left it), else a new one; with ``tmp``, into that new
+    file (a conversion). False (logged, counted) when the flash refused."""
+    from sensorbox.device.store.core import encode
+
+    p = r.period
+    buf = bytearray(_DROWS)  # a block's rows
+    out = bytearray(_DCODED)  # ... coded
+    bh = bytearray(_BLK)
+    f = None
+    i = 0
+    try:
+        while i < len(rows):
+            t = rows[i][0]
+            if f is None:
+                f = _dense_file(st, r, t, w, tmp)
+            idx = (t - r.seg_t0) // p
+            if idx >= 65536 and tmp is not None:
+                raise OSError(27)  # (EFBIG: a converted segment spans at most 65,536 periods)
+            if tmp is None and (idx >= 65536 or r.seg_size + _BLK + _DCODED > r.seg_max):
+                f.close()
+                f = None
+                r.seg_name = 0  # (a new segment for the rest)
+                continue
+            k = 0
+            while i + k < len(rows) and (k + 1) * 2 * w <= _DROWS and k < 255 and idx + k < 65536 and \
+                    rows[i + k][0] == t + k * p:
+                v = rows[i + k][1]
+                for j in range(w):
+                    struct.pack_into("<h", buf, 2 * (k * w + j), v[j] if j < len(v) else 0)
+                k += 1
+            while True:
+                m = encode(buf, k, w, out, _DCODED)
+                if m > 0:
+                    data = memoryview(out)[:m]
+                    break
+                if 2 * k * w < _DCODED:  # (as it is, behind a 0 byte: noise)
+                    out[0] = 0
+                    out[1:1 + 2 * k * w] = buf[:2 * k * w]
+                    m = 1 + 2 * k * w
+                    data = memoryview(out)[:m]
+                    break
+                k = (k + 1) // 2
+            struct.pack_into("<HH", bh, 4, m, idx)
+            struct.pack_into("<I", bh, 0, crc32(data, crc32(memoryview(bh)[4:])))
+            f.write(bh)
+            f.write(data)
+            r.seg_size += _BLK + m
+            if tmp is None:
+                r.bytes += _BLK + m
+                r.added += _BLK + m
+                r.rows += k
+            i += k
+            if r.last_t is None or rows[i - 1][0] > r.last_t:
+                r.last_t = rows[i - 1][0]
+        if f is not None:
+            f.close()
+            f = None
+        return True
+    except OSError as e:
+        st.errors += 1
+        if tmp is None:
+            r.lost_rows += len(rows) - i
+        r.seg_name = 0
+        st.log.error("store", "{}: cannot write rollup rows ({})".format(r.name, e))
+        st.retain(True)
+        return False
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _dense_file(st, r, t, w, tmp):
+    """The file the rows from period ``t`` on go to (open, at its end): this boot's segment when it is as this boot
+    left it and has ``w`` columns, else a new one (a segment header, generation 3: rows without times, one per period
+    from the header's t0 and each block's first index; the period in the header's seq0)."""
+    if tmp is not None and r.seg_name == -1:  # (a conversion's file, begun)
+        return open(tmp, "ab")
+    if tmp is None and r.seg_name > 0 and r.seg_ncols == w and t >= r.seg_t0 and st.real(r.seg_name) == r.seg_name:
+        # (not one stored while the clock was unknown and placed since: recover.resync)
+        path = "{}/{}.seg".format(r.dir, r.seg_name)
+        try:
+            if os.stat(path)[6] == r.seg_size:  # (not moved to the card, deleted or torn meanwhile)
+                return open(path, "ab")
+        except OSError:
+            pass
+    t0 = t - t % r.period
+    name = t0 if t0 > r.newest else r.newest + 1
+    path = tmp or "{}/{}.seg".format(r.dir, name)
+    h = bytearray(_HDR)
+    struct.pack_into(_HFMT, h, 0, _MAGIC, _VERSION, r.code, w, 0, 0, 0, t0, r.period, _DENSE)
+    struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
+    f = open(path, "wb")
+    try:
+        f.write(h)
+    except OSError:
+        f.close()
+        _rm(path)
+        raise
+    r.seg_t0 = t0
+    r.seg_size = _HDR
+    r.seg_ncols = w
+    r.seg_name = -1
+    if tmp is None:
+        r.seg_name = r.newest = name
+        r.bytes += _HDR
+        r.nseg += 1
+        if r.first is None:
+            r.first = name
+        st.changes += 1
+        st._rolled = True  # (retention looks at the budget at the next flush point)
+    return f
+
+
+def _gen(r, name):
+    """The generation of ``r``'s segment ``name`` (-1: unreadable)."""
+    try:
+        return _header("{}/{}.seg".format(r.dir, name))[7]
+    except (OSError, ValueError):
+        return -1
+
+
+def _header(path):
+    """The header tuple of segment ``path`` (``reader.check_header``), read through a reader of no blocks."""
+    rd = Reader(_HDR - _BLK)
+    try:
+        return rd.open(path, None, 0)
+    finally:
+        rd.close()
+
+
+def _convert(st, r):
+    """Rewrite the rollup's segments of the previous format (a row per period, or per class and period, each with
+    its time) in this one, once (the first rollup run after an upgrade): each into ``<name>.seg.tmp``, synced,
+    renamed over it (a power cut leaves the old one whole: converted at the next start). A generator."""
+    keep = (r.seg_name, r.seg_t0, r.seg_size, r.seg_ncols)
+    for name in seg_names(r):
+        path = "{}/{}.seg".format(r.dir, name)
+        try:
+            h = _header(path)
+        except (OSError, ValueError):
+            continue
+        if h[7] == _DENSE:
+            continue
+        w = 7 if r.code < 9 else 5  # (the class columns the segment needs: its highest id, read first)
+        if r.code > 8:
+            for x in _seg_rows(st, r, path, name):
+                if x is None:
+                    yield
+                elif x[1][0] < _KMAX and x[1][0] + 6 > w:
+                    w = x[1][0] + 6
+        tmp = path + ".tmp"
+        r.seg_name = 0
+        part = []
+        n = 0
+        try:
+            for x in _old(r, _seg_rows(st, r, path, name)):
+                if x is not None:
+                    part.append(x)
+                if len(part) >= 64 or (x is None and part):
+                    if not _dense_write(st, r, part, w, tmp):
+                        raise OSError("write")
+                    n += len(part)
+                    part = []
+                if x is None:
+                    yield
+            if part:
+                if not _dense_write(st, r, part, w, tmp):
+                    raise OSError("write")
+                n += len(part)
+            if n:
+                new = os.stat(tmp)[6]
+                os.rename(tmp, path)
+                if w > r.ncols:
+                    if r.brows:
+                        flush(st, r)  # (the stage's rows are as wide as r.ncols)
+                    r.ncols = w
+                r.bytes += new - h[0]
+                st.changes += 1
+                st.log.info("store", "{}: segment {} converted ({} periods)".format(r.name, name, n))
+        except OSError as e:
+            st.log.warning("store", "{}: segment {} not converted ({})".format(r.name, name, e))
+        finally:
+            _rm(tmp)
+        yield
+    r.seg_name, r.seg_t0, r.seg_size, r.seg_ncols = keep
+
+
+def _seg_rows(st, r, path, name):
+    """(t, values) of a segment of timed rows (the previous format), None after each block."""
+    rd = Reader()
+    try:
+        h = rd.open(path, st, name)
+        fmt = "<{}h".format(h[2])
+        while True:
+            n = rd.next()
+            if n == 0:
+                break
+            if n > 0:
+                for o in range(_BLK, _BLK + n, h[4]):
+                    yield h[5] + _i32(rd.buf, o), struct.unpack_from(fmt, rd.buf, o + 4)
+            yield None
+    except (OSError, ValueError):
+        return
+    finally:
+        rd.close()
 
 
 def _recode(st):

@@ -76,8 +76,10 @@ class Card:
         if SDCard is None:
             self.state, self.error = "unsupported", "this firmware has no machine.SDCard"
             return False
-        from sensorbox.shared.config_schema import sd_args
+        from sensorbox.device import lazy
 
+        sd_args = lazy.load("sensorbox.shared.config_schema").sd_args  # (the schema: not kept, ~12 KB)
+        lazy.unload("sensorbox.shared.config_schema")
         try:
             self.dev = SDCard(**sd_args(self.spec))
             _mount(self.dev, MOUNT)
@@ -177,10 +179,7 @@ class Card:
 
         for r in st.res:
             if r.period and r.brows:  # staged rollup rows into a segment on flash first (moved with it)
-                try:
-                    lazy.load("sensorbox.device.store.rollup").flush(st, r)
-                finally:
-                    lazy.unload("sensorbox.device.store.rollup")
+                lazy.call("sensorbox.device.store.rollup", "flush", st, r)
         self._use(st, True, "card back in" if self.removals else "card inserted")
         rescan(st)
         self.pending = True
@@ -210,10 +209,7 @@ def rescan(st):
     from sensorbox.device import lazy
 
     last = [r.last_t for r in st.res]
-    try:
-        lazy.load("sensorbox.device.store.recover").scan(st)
-    finally:
-        lazy.unload("sensorbox.device.store.recover")
+    lazy.call("sensorbox.device.store.recover", "scan", st)
     for i in range(len(st.res)):  # (the newest row written stays the newest, wherever it is)
         r = st.res[i]
         if last[i] is not None and (r.last_t is None or r.last_t < last[i]):

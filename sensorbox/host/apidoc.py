@@ -67,7 +67,7 @@ def _config_schema():
             p = {"type": "string" if isinstance(high[0], str) else "integer", "enum": list(high)}
         else:  # str, secret: bounds on the length in characters
             p = {"type": "string", "minLength": low, "maxLength": high}
-            if key.endswith("tls_ca"):  # (config_schema._check_ca: PEM text, or a file's path)
+            if key.endswith("tls_ca"):  # (integration_settings.ca_problem: PEM text, or a file's path)
                 p["pattern"] = CA_PATTERN
         text = d["label"] + (" (" + d["unit"] + ")" if d["unit"] else "") + "."  # (help: /api/config/schema)
         if kind == cs.SECRET:

@@ -305,36 +305,14 @@ def _check_text(key, value, e):
             raise ConfigError("control characters are not allowed", key)
         if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
             raise ConfigError("a lone UTF-16 surrogate is not text", key)
-    if key in ("mqtt.tls_ca", "webhook.tls_ca") and value and not _ca_path(value):  # (http/body.py: alike)
-        _check_ca(value, b, key)
+    if key in ("mqtt.tls_ca", "webhook.tls_ca") and value and value[0] != "/" and value[0] != ".":  # (not a file's
+        # path on the device: PEM text, checked with the other integration settings; http/body.py alike)
+        from sensorbox.shared.integration_settings import ca_problem
+
+        why = ca_problem(value, b)
+        if why:
+            raise ConfigError(why, key)
     return value
-
-
-# A CA certificate value (``*.tls_ca``) that is not a file path: PEM text, its line breaks as spaces. The device
-# streams it from a request into a file of its own as it arrives (``http/body.py`` checks the characters as
-# ``_ca_byte`` does, and keeps the ends, which ``config_file`` checks here), keeping the file's path as the value.
-_ARMOUR = ("-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----")
-
-
-def _ca_byte(c):
-    # whether the byte c may be in PEM text: base64, "-", space (http/body.py spells it alike)
-    return 48 <= c <= 57 or 65 <= (c & 0xDF) <= 90 or c == 43 or c == 47 or c == 61 or c == 32 or c == 45
-
-
-def _ca_path(value):
-    # a CA value that names a PEM or DER file on the device (absolute, or relative to where the device runs)
-    return value[0] == "/" or value[0] == "."
-
-
-def _check_ca(value, b, key):
-    # PEM text (b: its UTF-8): the armour at both ends, only base64 characters, spaces and dashes
-    s = value.strip(" ")
-    if not (s.startswith(_ARMOUR[0]) and s.endswith(_ARMOUR[1])) or len(s) < 52:
-        raise ConfigError("expected PEM text ({} ... {}, line breaks as spaces) or the path of a PEM or DER file "
-                          "on the device".format(*_ARMOUR), key)
-    for i in range(len(b)):
-        if not _ca_byte(b[i]):
-            raise ConfigError("a character PEM text cannot hold at {}".format(i), key)
 
 
 def validate(update, current=None):

@@ -52,3 +52,28 @@ def webhook_resources(spec, key="webhook.resources"):
     if not names:
         raise ValueError(key + " is empty")
     return [r for r in WEBHOOK_RESOURCES if r in names]
+
+
+# A CA certificate value (``mqtt.tls_ca``, ``webhook.tls_ca``) that is not a file path: PEM text, its line breaks as
+# spaces. The device streams it from a request into a file of its own as it arrives (``http/body.py`` checks the
+# characters as ``_ca_byte`` does, and keeps the ends, which ``config_file`` checks with ``ca_problem``), keeping the
+# file's path as the value. (Here, not in config_schema: the schema's module stays within its globals and blocks.)
+_ARMOUR = ("-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----")
+
+
+def _ca_byte(c):
+    # whether the byte c may be in PEM text: base64, "-", space (http/body.py spells it alike)
+    return 48 <= c <= 57 or 65 <= (c & 0xDF) <= 90 or c == 43 or c == 47 or c == 61 or c == 32 or c == 45
+
+
+def ca_problem(value, b):
+    """What is wrong with PEM text ``value`` (``b``: its UTF-8) as a CA certificate, or None: the armour at both
+    ends, only base64 characters, spaces and dashes."""
+    s = value.strip(" ")
+    if not (s.startswith(_ARMOUR[0]) and s.endswith(_ARMOUR[1])) or len(s) < 52:
+        return ("expected PEM text ({} ... {}, line breaks as spaces) or the path of a PEM or DER file on the "
+                "device".format(*_ARMOUR))
+    for i in range(len(b)):
+        if not _ca_byte(b[i]):
+            return "a character PEM text cannot hold at {}".format(i)
+    return None

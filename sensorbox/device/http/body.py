@@ -35,7 +35,7 @@ def read_json(req, skip=None):
     dict then holds what changes, not a table of ~80 keys: 1.5 KB on the unix port)."""
     ct = getattr(req, "content_type", None)  # (a handler's own stand-in for a request may have none)
     if ct is not None and ct.split(";")[0].strip().lower() != "application/json":
-        raise BadRequest("the body must be JSON (Content-Type: application/json), not {}".format(ct[:64]),
+        raise BadRequest("expected Content-Type: application/json, not {}".format(ct[:64]),
                          "Content-Type", 415)
     body = req.body
     if isinstance(body, list):  # a JSON object's members, read in pieces (``feed``): each parsed as an object
@@ -52,7 +52,7 @@ def read_json(req, skip=None):
                         v[k] = b[k]
         return v
     if not body:
-        raise BadRequest("request body is empty; expected JSON")
+        raise BadRequest("empty body; expected JSON")
     return _parse(body)
 
 
@@ -61,7 +61,10 @@ def _parse(body):
         raise BadRequest("request body is not valid UTF-8 (an encoded UTF-16 surrogate)")
     if b"\\ud" in body or b"\\uD" in body:
         body = _pairs(body)
-    if body.count(b"[") + body.count(b"{") > DEPTH and _depth(body) > DEPTH:
+    st = body.count(b"[") + body.count(b"{") > DEPTH and start(False)
+    if st:  # (deepest nesting outside strings, counted until it passes DEPTH)
+        feed(body, st)
+    if st and st[1] > DEPTH:
         raise BadRequest("request body is nested deeper than {} levels".format(DEPTH))
     try:  # parsed from the bytes as they are: a decoded copy needed a second block of the body's size (issue 19:
         v = json.loads(body)  # a 6 KB whole-config PUT found none). Strings that are not UTF-8: UnicodeError.
@@ -85,9 +88,9 @@ def end(st):
     """What ``read_json`` takes of a body ``feed`` read to its end: its members, or why it is not one object, or
     too much to hold."""
     if st[6] or st[0] or st[5]:
-        return [("(body)", ValueError("expected one JSON object of key: value"))]
+        return [("(body)", ValueError("expected one JSON object"))]
     if st[10] > _HELD:
-        return [(None, ValueError("over 128 keys or 8 KB besides CA certificates"))]
+        return [(None, ValueError("over 8 KB besides CA certificates"))]
     return st[4]
 
 
@@ -113,26 +116,19 @@ def feed(b, st):
             elif c == 34:
                 quoted = False
                 if sink is not None:
-                    sink.put(b[s0:i])
-                    out.append((sink.key, sink.close()))
+                    _ca_end(sink, b[s0:i], out, cur)
                     sink = None
-                    cur.clear()
                     i0 = i + 1
             elif sink is not None and sink.pos < 0 and not (48 <= c <= 57 or 65 <= (c & 0xDF) <= 90 or c == 43
                                                             or c == 47 or c == 61 or c == 32 or c == 45):
-                sink.pos = sink.count + i - s0  # (config_schema._ca_byte)
+                sink.pos = sink.count + i - s0  # (integration_settings._ca_byte)
         elif c == 34:
             quoted = True
             if d == 0:
                 st[6] = True
             elif d == 1 and st[9] and st[7] is not None and (not cur or cur[-1] is not None):
-                # a member's value: a CA's is streamed to a file
-                k = b"".join(cur) + b[i0:i]
-                k = k[:k.find(b":")].strip()
-                if k in (b'"mqtt.tls_ca"', b'"webhook.tls_ca"'):  # (config_schema: the CA keys)
-                    sink = _Long(st[7], k[1:-1].decode())
-                    s0 = i + 1
-                    cur.clear()
+                sink = _ca_sink(cur, b[i0:i], st[7])  # a member's value: a CA's is streamed to a file
+                s0 = i + 1
         elif c == 91 or c == 123:
             if d == 0 and out is not None:
                 if c == 91 or out or cur:
@@ -167,6 +163,24 @@ def feed(b, st):
     st[2] = quoted
     st[3] = escaped
     st[8] = sink
+
+
+def _ca_sink(cur, p, where):
+    # the file a CA value goes to, whose opening quote ends ``cur`` + ``p`` (its member so far: then cleared), or
+    # None for any other key's string (feed's, apart: a function's bytecode is one block of the heap)
+    k = b"".join(cur) + p
+    k = k[:k.find(b":")].strip()
+    if k in (b'"mqtt.tls_ca"', b'"webhook.tls_ca"'):  # (config_schema: the CA keys)
+        cur.clear()
+        return _Long(where, k[1:-1].decode())
+    return None
+
+
+def _ca_end(sink, p, out, cur):
+    # a CA value's last piece ``p``: its file closed, the member (key, what it became) out
+    sink.put(p)
+    out.append((sink.key, sink.close()))
+    cur.clear()
 
 
 def _hold(cur, p, st):
@@ -275,13 +289,6 @@ class _Long:
         except OSError:
             pass
         return ValueError(self.bad)
-
-
-def _depth(b):
-    # Deepest nesting of brackets outside strings, counted until it passes DEPTH.
-    st = start(False)
-    feed(b, st)
-    return st[1]
 
 
 def _hex4(b, i):

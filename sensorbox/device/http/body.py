@@ -119,9 +119,6 @@ def feed(b, st):
                     _ca_end(sink, b[s0:i], out, cur)
                     sink = None
                     i0 = i + 1
-            elif sink is not None and sink.pos < 0 and not (48 <= c <= 57 or 65 <= (c & 0xDF) <= 90 or c == 43
-                                                            or c == 47 or c == 61 or c == 32 or c == 45):
-                sink.pos = sink.count + i - s0  # (integration_settings._ca_byte)
         elif c == 34:
             quoted = True
             if d == 0:
@@ -212,7 +209,7 @@ def _member(out, cur, p, st):
 
 class _Long:
     """A CA value streamed from a request body into ``<key>.tmp`` beside config.json (``path``: its directory), checked as it
-    comes: at most ``_CA`` characters, only what PEM text holds (``pos``: where the first other byte is; no
+    comes: at most ``_CA`` characters, only what PEM text holds (else refused, where the first other byte is; no
     escapes but ``\\/``). A value of at most ``_HEAD`` bytes is kept in RAM instead (a path, ""), of a longer
     one its first 64 bytes and its last 32 for the armour check (``config_file``). ``put`` takes the JSON
     string's bytes as they come; ``close`` says what the value became."""
@@ -225,7 +222,6 @@ class _Long:
         self.count = 0  # bytes of the JSON string seen
         self._crc = 0
         self.head = self._tail = b""  # (head: the JSON string while it is short)
-        self.pos = -1
         self.bad = None
         self._esc = False  # a piece ended with a backslash
 
@@ -256,6 +252,12 @@ class _Long:
             if n > _CA:
                 self.bad = "longer than 4000 characters"
                 return
+            for j in range(len(p)):  # only what PEM text holds (integration_settings._ca_byte spells it alike)
+                c = p[j]
+                if not (48 <= c <= 57 or 65 <= (c & 0xDF) <= 90 or c == 43 or c == 47 or c == 61 or c == 32
+                        or c == 45):
+                    self.bad = "a character PEM text cannot hold at {}".format(self._n + j)
+                    return
             self._crc = crc32(p, self._crc)
             self._n = n
             if len(self.head) < 64:
@@ -280,8 +282,6 @@ class _Long:
             f.close()
         except OSError:
             self.bad = self.bad or "flash full"
-        if self.pos >= 0 and not self.bad:
-            self.bad = "a character PEM text cannot hold at {}".format(self.pos)
         if not self.bad:  # (its bytes are PEM text's: ASCII)
             return (self._tmp, self._crc, self._n, (self.head + b" " + self._tail).decode())
         try:

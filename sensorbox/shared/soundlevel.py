@@ -78,7 +78,10 @@ _bitlen = kernels.bitlen  # bits of an int v >= 0
 
 
 class SoundLevelMeter:
-    def __init__(self, rate_hz, weighting="A", time_weighting="fast", sensitivity_dbfs=-26.0, interval_ms=1000):
+    def __init__(self, rate_hz, weighting="A", time_weighting="fast", sensitivity_dbfs=-26.0, interval_ms=1000,
+                 _hist=None):
+        # (_hist: a previous meter's level histogram to reuse, cleared here: a device restarting its meter on a
+        # cut-up heap may lack the 1.3 KB block a new one takes; the config fuzz found it, seed 648106693)
         # (the set-up code: dsp_setup)
         q28, self.block, self.blocks_per_interval, self._alpha = kernels.setup(
             "meter", rate_hz, weighting, time_weighting, interval_ms)
@@ -89,7 +92,7 @@ class SoundLevelMeter:
         self.interval_ms = self.blocks_per_interval * 1000 // BLOCKS_PER_S
         self.filter = kernels.iir(q28) if q28 is not None else None  # emlearn_iir if installed
         self._offset = 94.0 - sensitivity_dbfs  # dBFS -> dB SPL
-        self._hist = array.array("H", bytes(2 * _HIST_BINS))
+        self._hist = array.array("H", bytes(2 * _HIST_BINS)) if _hist is None else _hist
         self._sq = array.array("i", bytes(8))
         # 10*log10 of a block's full-scale energy (block * 32767**2), Q16: a level is 10*log10(energy) - this
         fs = self.block * 32767 * 32767

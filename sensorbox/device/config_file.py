@@ -212,9 +212,7 @@ def _check_running(device, new, old):
                                      .format(m.window), "ml.window")
     kb = new("ml.model_max_kb")
     if m is not None and kb < old("ml.model_max_kb"):
-        from sensorbox.shared.model import ram_bytes
-
-        need = ram_bytes(m.info)
+        need = lazy.call("sensorbox.shared.model", "ram_bytes", m.info)  # (unloaded after: an import stays)
         if need > kb * 1024:
             raise schema.ConfigError("the active model needs {} bytes of RAM: at least {} KB, or it would be "
                                      "refused at the next start".format(need, (need + 1023) // 1024), "ml.model_max_kb")

@@ -30,6 +30,7 @@ from micropython import const
 from sensorbox.device.bootstate import read_state, running, update_key, write_state
 from sensorbox.device.files import rmtree
 from sensorbox.device.http.server import BadRequest, error, guard, not_allowed, read_json
+from sensorbox.device.integrations.httpc import Hmac  # (here, not in _header: lazy unloads what ota's load pulls in)
 
 _SBU = const(b"SBU1\n")
 _HEAD_MAX = const(16384)
@@ -98,8 +99,6 @@ class _Body:
 
 
 async def _header(data, body):
-    from sensorbox.device.integrations.httpc import Hmac
-
     k = update_key(data)
     if k is None:
         return None, error(409, "no update key on this device: install one with `sensorbox deploy --ota URL` "

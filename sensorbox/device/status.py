@@ -37,7 +37,7 @@ def _parts(h, full):
     free = h.sample_heap()
     total = gc.mem_free() + gc.mem_alloc()  # read together: a collection between them would change the sum
     yield "heap", {"free": free, "min_free": h.heap_min_free, "total": total, "used": h.heap_used,
-                   "peak_used": h.heap_peak_used, "reserve_used": lazy.used_reserve}
+                   "peak_used": h.heap_peak_used, "reserve_used": lazy.used_reserve, "modules": len(sys.modules)}
     try:
         flash_total, flash_free = d.platform.flash_stats()
     except OSError:

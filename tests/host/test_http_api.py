@@ -265,6 +265,27 @@ def test_oversized_heads_get_431_and_bodies_413(device_app):
     assert st["task_restarts"] == st0["task_restarts"]
 
 
+def test_requests_leave_no_module_loaded(device_app):
+    """A cold module a request loads goes after it with what it imported (``lazy``): a module imported later, in a
+    function, stayed in RAM for good. Found by the four-worker load (test_api_contract): an update upload kept the
+    webhook client (its HMAC), a refused request kept asyncio's ``funcs``, lowering ``ml.model_max_kb`` kept
+    ``shared.model`` (~9 KB)."""
+    before = device_app.status()["heap"]["modules"]
+    r = device_app.request("POST", "/api/ota", b"SBU1\n" + b"\0" * 60, headers={"Content-Type": "application/octet-stream"})
+    assert 400 <= r.status < 500, (r.status, r.body)
+    reply = _raw(device_app.port, b"GET /api/status HTTP/1.0\r\nX-Long: " + b"x" * 2100 + b"\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.0 431"), reply
+    try:
+        for kb in (15, 1):  # with the model running: its RAM is checked (1 KB: refused, it needs more)
+            r = device_app.put("/api/config", {"ml.model_max_kb": kb})
+            assert r.status in (200, 400), r.body
+        assert r.status == 400 and "needs" in r.json()["error"], r.body
+    finally:
+        assert device_app.put("/api/config", {"ml.model_max_kb": 16}).status == 200
+    after = device_app.status()["heap"]["modules"]
+    assert after == before, (before, after)
+
+
 def test_client_stalling_in_the_body_gets_408(device_app):
     assert device_app.put("/api/config", {"http.read_timeout_s": 1}).status == 200
     try:

@@ -15,11 +15,10 @@ from the route list, ``_ROUTES``, which the bundle writes in from the OpenAPI do
 same ``Allow`` (``server._dispatch``); ``GET /api/routes`` lists it (``routes``).
 """
 
-import asyncio
-
 from micropython import const
 
 from sensorbox.device.http.server import Request, error, not_found
+from sensorbox.device.supervisor import wait_for_ms  # (asyncio's would load asyncio.funcs for good, ~2 KB)
 
 # a line per path of the OpenAPI document, the path then its methods ("/api/labels GET POST"): the bundle writes it in
 _ROUTES = const("")
@@ -51,7 +50,7 @@ async def answer(why, reader, writer, log):
         # a socket with unread input resets the connection, and the client could lose the answer.
         for _ in range(32):
             try:
-                if not await asyncio.wait_for_ms(reader._s.read(512), 100):
+                if not await wait_for_ms(reader._s.read(512), 100):
                     return
             except Exception:
                 return

@@ -63,12 +63,8 @@ class Auth:
         self.generated_password = None
         from sensorbox.device import lazy
 
-        try:  # anything but a valid auth.json (not UTF-8, wrong types, a directory) is set aside as .bad
-            fs = lazy.load("sensorbox.device.files")
-            d = fs.load_json(path, log, fs.auth_ok)
-        finally:
-            fs = None
-            lazy.unload("sensorbox.device.files")
+        # anything but a valid auth.json (not UTF-8, wrong types, a directory) is set aside as .bad
+        d = lazy.call("sensorbox.device.files", "checked", path, log, "auth_ok")
         if d is not None:
             self._salt = binascii.unhexlify(d["salt"])
             self._hash = binascii.unhexlify(d["hash"])

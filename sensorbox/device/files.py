@@ -55,6 +55,15 @@ def load_json(path, log, check=None, limit=8192):
     return v
 
 
+def checked(path, log, ok):
+    """``load_json`` with the check of this module named ``ok`` ("auth_ok", ...), for a module that loads this one
+    just for the call (``lazy.call(FILES, "checked", path, log, "auth_ok")``); a wifi.json value comes back as
+    ``wifi_ok`` reads it."""
+    f = globals()[ok]
+    v = load_json(path, log, f)
+    return f(v) if v is not None and f is wifi_ok else v
+
+
 def aside(path, log, why):
     """Move ``path`` (a file or a directory) to ``path.bad`` and report why."""
     bad = path + ".bad"

@@ -1,7 +1,7 @@
 """DSP kernels in plain Python: the reference implementations (CPython, MicroPython, MicroPython WebAssembly).
 
 ``sensorbox/shared/kernels_viper.py`` has the same integer kernels compiled with ``@micropython.viper``; both
-compute bit-identical results (tests/device/test_kernels_fast.py checks them against each other with edge
+compute bit-identical results (tests/device/test_kernels_viper.py checks them against each other with edge
 values). Use them through ``sensorbox.shared.kernels``, which picks the fastest variant present.
 
 Integer kernels work on ``array('h')`` (int16) data and keep every intermediate value inside the signed 32-bit

@@ -1,6 +1,6 @@
 """The sound features' integer kernels (``window_q15``, ``mel_q8``, ``log2s_q6``, ``pos_diff_sum``; documented in
 ``sensorbox.shared.kernels_py``), compiled with ``@micropython.viper``, bit-identical to the plain versions
-(tests/device/test_kernels_fast.py). Apart from ``kernels_viper`` because only the sound classifier needs them:
+(tests/device/test_kernels_viper.py). Apart from ``kernels_viper`` because only the sound classifier needs them:
 ``sensorbox.shared.soundfeatures`` imports this module, which a device loads only while ``sound.classify`` is on,
 so their native code costs no resident heap otherwise. Viper notes as in ``kernels_viper``.
 """

@@ -1,6 +1,6 @@
 """The integer DSP kernels of ``sensorbox.shared.kernels_py``, compiled with ``@micropython.viper``.
 
-Same names, arguments and results as the plain versions, bit for bit (tests/device/test_kernels_fast.py).
+Same names, arguments and results as the plain versions, bit for bit (tests/device/test_kernels_viper.py).
 Device only: a port without the viper emitter (WebAssembly) raises SyntaxError on import, which
 ``sensorbox.shared.kernels`` catches. Viper notes: ``ptr16`` loads are unsigned, so int16 values are
 sign-extended with ``(v ^ 0x8000) - 0x8000``; pointers are not bounds-checked, so every function trusts its

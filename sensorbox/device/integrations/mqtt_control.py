@@ -362,12 +362,8 @@ def restore(sink):
     set aside as ``.bad``: ``device/files.py``)."""
     from sensorbox.device import lazy
 
-    try:
-        fs = lazy.load("sensorbox.device.files")
-        v = fs.load_json(sink.d.platform.data_dir + "/recording.json", sink.d.log, fs.recording_ok)
-    finally:
-        fs = None
-        lazy.unload("sensorbox.device.files")
+    v = lazy.call("sensorbox.device.files", "checked", sink.d.platform.data_dir + "/recording.json", sink.d.log,
+                  "recording_ok")
     if v is not None:
         sink.rec = v
         if v[1] is not None:

@@ -58,13 +58,8 @@ def load_networks(data_dir, log):
     """The known networks, [(ssid, password), ...] newest first; [] when there are none or the file is
     unreadable (``device/files.py``: it is then set aside as ``wifi.json.bad`` and reported, and the set-up access
     point opens)."""
-    try:
-        fs = lazy.load(_FILES)
-        v = fs.load_json(data_dir + "/wifi.json", log, fs.wifi_ok)
-        return fs.wifi_ok(v)[:MAX_NETWORKS] if v is not None else []
-    finally:
-        fs = None
-        lazy.unload(_FILES)
+    v = lazy.call(_FILES, "checked", data_dir + "/wifi.json", log, "wifi_ok")
+    return v[:MAX_NETWORKS] if v is not None else []
 
 
 class Station:

@@ -286,8 +286,7 @@ class Store:
         if r is None and name in _ON_USE:
             from sensorbox.device import lazy
 
-            r = lazy.load("sensorbox.device.store.recover").make(self, name)
-            lazy.unload("sensorbox.device.store.recover")
+            r = lazy.call("sensorbox.device.store.recover", "make", self, name)
         return r
 
     def configure(self, cfg):
@@ -295,24 +294,19 @@ class Store:
         boot and when the store service restarts for a change)."""
         from sensorbox.device import lazy
 
-        try:
-            lazy.load("sensorbox.device.store.recover").configure(self, cfg)
-        finally:
-            lazy.unload("sensorbox.device.store.recover")
+        lazy.call("sensorbox.device.store.recover", "configure", self, cfg)
 
     def open(self):
         """Scan the store after a (re)start: recover torn tails, quarantine what does not belong (the code for
         this runs once per boot, so it lives in ``recover`` and is unloaded afterwards)."""
         from sensorbox.device import lazy
 
-        lazy.load("sensorbox.device.store.recover").open_store(self)
-        lazy.unload("sensorbox.device.store.recover")
+        lazy.call("sensorbox.device.store.recover", "open_store", self)
 
     def quarantine(self, path, name, reason):
         from sensorbox.device import lazy
 
-        lazy.load("sensorbox.device.store.recover").quarantine(self, path, name, reason)
-        lazy.unload("sensorbox.device.store.recover")
+        lazy.call("sensorbox.device.store.recover", "quarantine", self, path, name, reason)
 
     def real(self, t):
         """The time that stored time ``t`` (a row's, a segment's name) stands for: ``t``, or later for what was

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 from sensorbox.host import bundle
 
@@ -152,29 +153,25 @@ def cmd_run(args):
     from sensorbox.host import watchdog
 
     running = [None]
-    stopping = []
+    stopping = []  # the time the first Ctrl-C or SIGTERM came
 
-    def on_term(signum, frame):
-        # SIGTERM (a service manager, kill): stop the device as Ctrl-C does, so it flushes and is not orphaned.
-        stopping.append(signum)
-        if running[0] is not None and running[0].poll() is None:
+    def on_stop(signum, frame):
+        # Ctrl-C in a terminal reaches the whole process group: the device got it too. SIGTERM (a service
+        # manager, kill) reaches this process only: the device is stopped as Ctrl-C does, so it flushes and is not
+        # orphaned. No KeyboardInterrupt: it could come after the device had already exited 0, and then the run
+        # ended without saying it was stopped (test_run_cli, once).
+        if not stopping:
+            stopping.append(time.monotonic())
+        if signum == signal.SIGTERM and running[0] is not None and running[0].poll() is None:
             running[0].send_signal(signal.SIGINT)
 
-    old_term = signal.signal(signal.SIGTERM, on_term)
+    old = signal.signal(signal.SIGTERM, on_stop), signal.signal(signal.SIGINT, on_stop)
     try:
         while True:
             proc = running[0] = subprocess.Popen(cmd, env=env, cwd=data)
             unwatch = watchdog.watch(proc, data)  # the board's watchdog: SIGALRM when the device stops feeding it
             try:
-                code = proc.wait()
-            except KeyboardInterrupt:
-                stopping.append(signal.SIGINT)
-                # The device got the same SIGINT from the terminal; give it time to stop cleanly.
-                try:
-                    code = proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.send_signal(signal.SIGKILL)
-                    code = proc.wait()
+                code = _wait(proc, stopping)
             finally:
                 unwatch()
             if stopping:
@@ -196,7 +193,19 @@ def cmd_run(args):
                 print("sensorbox: device exited with code {}".format(code), file=sys.stderr)
             return code
     finally:
-        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGTERM, old[0])
+        signal.signal(signal.SIGINT, old[1])
+
+
+def _wait(proc, stopping):
+    # the device's exit code; once asked to stop, it has 10 s to stop cleanly (log flushed), then it is killed
+    while True:
+        try:
+            return proc.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            if stopping and time.monotonic() - stopping[0] > 10:
+                proc.send_signal(signal.SIGKILL)
+                return proc.wait()
 
 
 def build_parser():

@@ -121,7 +121,7 @@ def test_architecture_layout_lists_every_module():
     assert not gone, "docs/architecture.md's layout lists what does not exist: {}".format(gone)
 
 
-def _model_rows(doc):
+def model_rows(doc):
     """{kind: (CV accuracy, test per window, per recording)} of the table rows that start with a `kind`."""
     rows = {}
     num = r" *(\d\.\d+(?: ± \d\.\d+)?) *"
@@ -133,5 +133,5 @@ def _model_rows(doc):
 def test_readme_model_figures_are_those_of_the_datasets_page():
     # issue 17: the README shows the BasicMotions figures next to the scikit-learn baseline; they are the ones
     # docs/datasets.md states for the same split (which tests/host/test_notebook.py reproduces)
-    readme, page = _model_rows("README.md"), _model_rows("docs/datasets.md")
+    readme, page = model_rows("README.md"), model_rows("docs/datasets.md")
     assert set(readme) == {"forest", "knn", "baseline"} and readme == page, (readme, page)

@@ -171,6 +171,10 @@ PUSH_CHUNK = 2048  # bytes of model.csv per request: small enough for a device's
 
 PushError = client.DeviceError
 
+# Why a device refuses a 6-channel model (docs/datasets.md "Six channels"): said with its 400.
+GYRO_REFUSAL = ("A 6-channel model needs the gyroscope, and no sensorbox device samples it (the LSM6DS3 driver keeps "
+                "it out of its FIFO): train with --channels 3 (the default) for a device")
+
 
 def push_refusal(kind):
     """Why a model of ``kind`` (meta.json's, or train's ``--kind``) cannot go to a device, or None."""
@@ -194,7 +198,12 @@ def push(url, model_dir, password=None, token=None, progress=False, ask=False):
         raw_meta = f.read()
     dev = url if isinstance(url, client.Client) else client.Client(url, password, token, ask=ask)
     q = "?sensor=sound" if meta.get("sensor") == "sound" else ""  # the sound classifier's model
-    dev.json("/api/model/meta.json" + q, "PUT", raw_meta)
+    try:
+        dev.json("/api/model/meta.json" + q, "PUT", raw_meta)
+    except PushError as e:
+        if meta.get("channels") == 6 and "channels" in str(e):  # (before any of model.csv was sent)
+            raise PushError("{}. {}".format(e, GYRO_REFUSAL))
+        raise
     n = (len(data) + PUSH_CHUNK - 1) // PUSH_CHUNK
     bar = client.Progress("upload", n, force=progress, unit="chunks")
     for off in range(0, len(data), PUSH_CHUNK):

@@ -998,7 +998,7 @@ def _check(out, chans, parts, scale, rel, opt, warnings, src_rates, units_used):
     low = [r for r in src_rates if r < 2 * 10.0]
     if low and opt.to_rate > min(low):
         warnings.append("{}: recorded at {:g} Hz: nothing above {:g} Hz was measured, so band features above it "
-                        "(e3: 5-10 Hz, e4: 10-25 Hz at 50 Hz) hold only interpolation".format(
+                        "(e3: 5-10 Hz, e4: 10-25 Hz) hold only interpolation".format(
                             rel, min(low), min(low) / 2))
     return gravity
 
@@ -1072,7 +1072,7 @@ def add_parser(sub):
     g.add_argument("--rate", type=float, metavar="HZ",
                    help="the inputs' sample rate (default: from a time column, the WAV header or a sidecar)")
     g.add_argument("--to-rate", type=float, default=feat.RATE_HZ, metavar="HZ",
-                   help="the device rate to resample to (default %(default)s, what the features assume)")
+                   help="the device rate to resample to (default %(default)s; a device samples at 25, 50 or 100 Hz)")
     g.add_argument("--time-column", metavar="NAME", help="the time column (default: detected: t, time, timestamp...)")
     g.add_argument("--time-unit", choices=("s", "ms", "us", "ns", "datetime"),
                    help="unit of the time column (default: guessed from its steps; the guess is printed)")

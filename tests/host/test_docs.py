@@ -119,3 +119,19 @@ def test_architecture_layout_lists_every_module():
     assert not unlisted, "docs/architecture.md's layout does not list {}".format(unlisted)
     gone = sorted(p for p in layout if not os.path.exists(os.path.join(REPO, p)))
     assert not gone, "docs/architecture.md's layout lists what does not exist: {}".format(gone)
+
+
+def model_rows(doc):
+    """{kind: (CV accuracy, test per window, per recording)} of the table rows that start with a `kind`."""
+    rows = {}
+    num = r" *(\d\.\d+(?: ± \d\.\d+)?) *"
+    for m in re.finditer(r"^\| `(forest|knn|baseline)`[^|]*\|{0}\|{0}\|{0}\|$".format(num), _text(doc), re.M):
+        rows[m.group(1)] = tuple(c.strip() for c in m.group(2, 3, 4))
+    return rows
+
+
+def test_readme_model_figures_are_those_of_the_datasets_page():
+    # issue 17: the README shows the BasicMotions figures next to the scikit-learn baseline; they are the ones
+    # docs/datasets.md states for the same split (which tests/host/test_notebook.py reproduces)
+    readme, page = model_rows("README.md"), model_rows("docs/datasets.md")
+    assert set(readme) == {"forest", "knn", "baseline"} and readme == page, (readme, page)

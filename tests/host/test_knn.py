@@ -59,6 +59,31 @@ def test_numpy_equals_shared_evaluator_and_emlearn_c(tmp_path):
     assert (c_pred[clear] == fast[clear]).all(), int((c_pred[clear] != fast[clear]).sum())
 
 
+def test_a_class_with_few_windows_keeps_them_all():
+    # few-shot ("teach by example"): a class with at most per_class windows keeps every one of them as an example,
+    # exactly (scaled); a class with more is summarised by per_class k-means centres; the examples taught are
+    # recognised again
+    X, y = blobs(n=900, seed=2)
+    few = np.flatnonzero(y == 3)[:5]
+    edge = np.flatnonzero(y == 2)[:20]
+    keep = np.concatenate([np.flatnonzero(y < 2), edge, few])
+    X, y = X[keep], y[keep]
+    model = knn.fit_knn(X, y, 4, k=3, per_class=20, features=10)
+    labels = model["labels"].tolist()
+    assert [labels.count(c) for c in range(4)] == [20, 20, 20, 5]
+    Q = knn.scale(X, model["scaling"])
+    for c, rows in ((3, Q[y == 3]), (2, Q[y == 2])):  # kept as they are, in order
+        assert (model["items"][model["labels"] == c] == rows).all()
+    big = model["items"][model["labels"] == 0]
+    assert len(big) == 20 < int((y == 0).sum())
+    assert not all((Q[y == 0] == r).all(axis=1).any() for r in big)  # centres, not a pick of windows
+    idx, dist = knn.nearest(Q[y == 3], model["items"], 1)  # each taught window is its own nearest example
+    assert (dist == 0).all() and (model["labels"][idx[:, 0]] == 3).all()
+    one = dict(model, k=1)  # and, with k 1, recognised as its class by the shared evaluator (what a device runs)
+    nb = neighbors_csv.load(knn.to_csv(one).splitlines())
+    assert (knn.device_predict(nb, X[y == 3]) == 3).all() and (knn.predict(one, X[y == 3]) == 3).all()
+
+
 def test_ties_are_broken_by_example_index():
     items = np.array([[0, 0], [3, 4], [-3, -4], [0, 5], [4, 3]])
     model = {"scaling": [(0, 0, 8192, 13), (1, 0, 8192, 13)], "items": items, "labels": np.array([0, 1, 2, 2, 1]),

@@ -22,3 +22,11 @@ def test_example_notebook_runs(tmp_path, monkeypatch, capsys):
     assert ns["ev"]["recording"]["n"] == 40 and ns["df"].shape[0] == 240
     for f in ("train/BasicMotions_TRAIN.npy", "model/model.csv", "model/report.txt", "model/evaluation/confusion.png"):
         assert os.path.getsize(tmp_path / f) > 0, f
+    # the figures docs/datasets.md (and, test_docs checks, the README) state are the ones these steps give
+    from test_docs import model_rows
+
+    rep = ns["report"]
+    got = {k: ("{:.3f} ± {:.3f}".format(v["accuracy_mean"], v["accuracy_std"]),
+               "{:.3f}".format(rep["test"]["kinds"][k]["window_accuracy"]),
+               "{:.3f}".format(rep["test"]["kinds"][k]["recording_accuracy"])) for k, v in rep["kinds"].items()}
+    assert got == model_rows("docs/datasets.md"), got

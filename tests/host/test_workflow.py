@@ -1,22 +1,24 @@
 """The data scientist's workflow: a public dataset a PyPI package ships (BasicMotions in sktime's wheel) through
-`sensorbox import` -> `train --test` -> `evaluate` with the documented commands; honest evaluation (groups named per
-fold, what was dropped counted, model kinds on the same folds, per-recording majority vote, chance warnings); the
-features table."""
+`sensorbox import` -> `train --test` -> `evaluate` -> `model push` (to the real device app) with the documented
+commands; honest evaluation (groups named per fold, what was dropped counted, model kinds on the same folds,
+per-recording majority vote, chance warnings); the features table."""
 
 import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
+from conftest import ADMIN_PASSWORD
 from sensorbox.host import datasets, evaluate, train
 
 
-def _cli(*args, timeout=300):
+def _cli(*args, timeout=300, env=None):
     return subprocess.run([sys.executable, "-m", "sensorbox.host.cli"] + [str(a) for a in args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
 
 
 def _slice_ts(src, dst, per_class):
@@ -37,7 +39,7 @@ def _slice_ts(src, dst, per_class):
 
 
 @pytest.mark.slow
-def test_basic_motions_import_train_evaluate_with_the_documented_commands(tmp_path):
+def test_basic_motions_import_train_evaluate_push_with_the_documented_commands(tmp_path, device_factory):
     # BasicMotions (sktime's wheel, BSD-3-Clause): watch accelerometer + gyroscope at 10 Hz, m/s² and rad/s,
     # 4 classes; a slice of 4 training and 3 test recordings per class, through the commands docs/datasets.md gives
     parts = {}
@@ -70,6 +72,42 @@ def test_basic_motions_import_train_evaluate_with_the_documented_commands(tmp_pa
     assert ev["window"]["accuracy"] == t["window"]["accuracy"] and ev["recording"]["n"] == 12
     assert os.path.getsize(tmp_path / "model" / "evaluation" / "confusion.png") > 0
     assert "per recording: accuracy" in r.stdout
+    # ... and the last documented step: push it to a device (the real app on the unix port), which then classifies
+    # with it; a 6-channel model of the same data is refused, saying that no device samples the gyroscope
+    dev = device_factory()
+    env = dict(os.environ, SENSORBOX_PASSWORD=ADMIN_PASSWORD)
+    r = _cli("model", "push", dev.url, tmp_path / "model", env=env)
+    assert r.returncode == 0, r.stderr + dev.output()[-3000:]
+    meta = json.loads((tmp_path / "model" / "meta.json").read_text())
+    assert "it runs now" in r.stdout and "active model: uploaded " + meta["csv_sha256"][:16] in r.stdout
+    a = _classifying_with(dev, meta["csv_sha256"][:16])
+    assert a["reason"] is None and a["prediction"]["class"] in rep["classes"] + ["unknown"], a
+    r = _cli("train", tmp_path / "train", "--channels", "6", "--features", "accel,gm", "--trees", "5",
+             "--out", tmp_path / "model6", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "model6" / "meta.json").read_text())["channels"] == 6
+    r = _cli("model", "push", dev.url, tmp_path / "model6", env=env)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "HTTP 400 model needs 6 channels, the sensor delivers 3" in r.stderr, r.stderr
+    assert "no sensorbox device samples it" in r.stderr and "--channels 3" in r.stderr, r.stderr
+    a = _classifying_with(dev, meta["csv_sha256"][:16])  # the pushed model keeps running
+    assert dev.status()["task_restarts"] == 0
+
+
+def _classifying_with(dev, model, timeout=60):
+    """The device's analysis status once it has classified two windows more with ``model`` (a sha256 prefix)."""
+    t0 = time.time()
+    seen = None
+    while time.time() - t0 < timeout:
+        a = dev.status()["analysis"]
+        if a and a["model"] == model and a["prediction"]:
+            if seen is None:
+                seen = a["windows"]
+            elif a["windows"] >= seen + 2:
+                return a
+        time.sleep(0.3)
+    raise AssertionError("not classifying with {} within {} s: {}\n{}".format(model, timeout, dev.status()["analysis"],
+                                                                            dev.output()[-3000:]))
 
 
 def _imported(folder, lengths, labels, groups):

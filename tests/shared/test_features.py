@@ -89,6 +89,29 @@ def test_values_of_known_signals():
     assert v["grav_x"] > 4080 and v["grav_y"] < -150
 
 
+def test_frequency_features_scale_with_the_rate():
+    # issue 17: at another sensor rate an FFT bin is another frequency; domf (centi-Hz) and the band that holds the
+    # energy (e0..e4 in Hz) follow the rate. A pure tone on bin k of a 128-frame window is k * rate / 128 Hz: bin 41
+    # at 25 Hz is 8.0 Hz (e3, 5-10 Hz; read as 50 Hz it would be 16 Hz, e4), bin 5 at 100 Hz is 3.9 Hz (e2; as
+    # 50 Hz: 1.95 Hz, e1), bin 26 at 100 Hz is 20.3 Hz (e4, above what 50 Hz can see)
+    import math
+
+    n = F.WINDOW
+    for rate, k, domf, band in ((25, 41, 800, 3), (100, 5, 390, 2), (100, 26, 2031, 4), (50, 10, 390, 2)):
+        fr = array.array("h", bytes(2 * 3 * n))
+        for i in range(n):
+            fr[3 * i] = 4096 + int(round(1000 * math.sin(2 * math.pi * k * i / n)))
+            fr[3 * i + 1] = -200
+            fr[3 * i + 2] = 300
+        ex = F.Extractor(3, n, rate)
+        v = dict(zip(F.names(3), ex.extract(fr, array.array("h", bytes(2 * len(F.names(3)))))))
+        assert v["ax_domf"] == domf == k * 100 * rate // n, (rate, k, v["ax_domf"])
+        e = [v["ax_e{}".format(b)] for b in range(5)]
+        # the tone's energy, 1000**2 / 2 counts**2 = 64 * log2(500000) ~ 1211, is all in its band
+        assert abs(e[band] - 1211) <= 16 and max(e[:band] + e[band + 1:]) < e[band] - 400, (rate, k, e)
+        assert v["ay_domf"] == 0 and v["ay_e0"] == F.LOG_FLOOR
+
+
 def test_extract_checks_sizes():
     ex = F.Extractor(3)
     try:

@@ -9,8 +9,8 @@ returning a ``Response``, a dict or list (sent as JSON), or ``(body, status[, he
 Every error is JSON: ``{"error": "<message>", "field": "<offending key or parameter>"}``. A handler raises
 ``BadRequest`` for 400; a MemoryError anywhere gets ``503 device is short of memory; retry``; any other
 exception is logged with its traceback and answered 500. ``guard`` checks credentials (``require`` of old): the
-route's, except a ``PUT /api/config``'s, checked by ``_read`` before its body (whose CA values would stream to
-flash) is read; a refusal there is the answer, the route never runs (docs/security.md).
+route's, except a ``PUT /api/config``'s (whose CA values would stream to flash) and any body's over 1 KB, checked
+by ``_read`` before the body is read; a refusal there is the answer, the route never runs (docs/security.md).
 
 Connections (``serve``): the server's own accept loop gives each connection one of ``MAX_CONNECTIONS`` slots (at
 most ``PER_CLIENT`` per client address) and a task; a full device or client makes room by evicting the longest
@@ -369,6 +369,7 @@ _BAD = const(b"HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n\r\
 _HEAD = const(4096)  # bytes of request line + header fields at most (431 beyond)
 _CONFIG_BODY = const(131072)  # bytes a PUT /api/config body may have (its CA certificates stream to files)
 _CHUNK = const(256)  # bytes read per socket read while the head is read
+_OPEN_BODY = const(1024)  # bytes of body at most read before the credential is checked (none for a config PUT)
 
 _conns = [None] * MAX_CONNECTIONS  # the _Conn in each connection slot
 _drain = bytearray(64)  # what a refused client sent already is read into it before its socket is closed
@@ -759,17 +760,18 @@ async def _read(app, c):
         h[k.strip().lower()] = v.strip()
     req = Request(app, method, url, h, c)
     n = req.content_length
-    if 0 < n <= _CONFIG_BODY and method == "PUT" and req.path == "/api/config" and app.device is not None:
-        # its credential before its body (CA values would stream to flash): a refusal is the answer, the route
-        # never runs (one failed login), the body is read through and dropped
+    cfg = method == "PUT" and req.path == "/api/config" and app.device is not None
+    if n <= 0 or n > (_CONFIG_BODY if cfg else Request.max_content_length):
+        return req  # (no body; or one answered 413, or read by the route: an update's)
+    if cfg or n > _OPEN_BODY and not c._drop:
+        # its credential before its body (a config PUT's CA values stream to flash; any body is held in RAM): a
+        # refusal is the answer, the route never runs (one failed login), the body is read through and dropped
         req.refused = await guard(req)
         if req.refused:
             c._drop = True
-        else:
+        elif cfg:
             c.split = app.device.config.path
-        req.body = await c.readexactly(n)
-    elif 0 < n <= Request.max_content_length:
-        req.body = await c.readexactly(n)
+    req.body = await c.readexactly(n)
     return req
 
 

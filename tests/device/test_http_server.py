@@ -1,5 +1,6 @@
 """The device's HTTP server (http/server.py) answering one request over a connection double: what goes out when
-the heap runs out in the middle of an answer. (tests/host/ run the real server over sockets.)
+the heap runs out in the middle of an answer; a request's credential checked before its body is read (a config
+PUT's CA values would go to flash, a large body would be held). (tests/host/ run the real server over sockets.)
 
 Issue 19's full proof run (four Schemathesis workers, seed 4242): a ``GET /api/routes`` answered 200 and then,
 out of memory while its JSON was streamed, the server wrote its 503 answer, status line and all, into that body."""
@@ -260,7 +261,7 @@ async def test_a_stranger_s_body_over_1_kb_is_never_held():
     for password in (b"guess", None):  # (measured on the first: a conservative collector's stale pointers to a
         req, s = await post(password, "10.0.0.7")  # request gone may keep its blocks for a while)
         assert req.refused.status_code == 401 and req.body == b"" and s.i == len(s.data), (req.refused, s.i)
-        assert held[1] - held[0] < 3000, held  # (before: the 8 KB body, in one block)
+        assert held[1] - held[0] < 5000, held  # (~1.8 KB: the request; before, +9.5 KB: the body in one block)
         assert inner(auth, "_fails")[inner(auth, "_find")("10.0.0.7")] == 1
         req = s = None
     req, s = await post(b"pw", "10.0.0.2")

@@ -74,6 +74,49 @@ def tmpdir(sub=""):
     return path
 
 
+def cut_heap(piece):
+    """The heap cut into free pieces of ``piece`` bytes (every other block of that size given back, and half the
+    small ones; then larger free pieces taken): a list of what holds the rest (clear() lets it go)."""
+    import gc
+
+    big = []
+    small = []
+    try:
+        while True:
+            big.append(bytearray(piece))
+    except MemoryError:
+        pass
+    try:
+        while True:
+            small.append(bytearray(64))
+    except MemoryError:
+        pass
+    for i in range(0, len(big), 2):
+        big[i] = None
+    small = small[len(small) // 2:]
+    gc.collect()
+    more = None
+    try:  # (and what pieces of garbage joined into more than that, taken: chained, no list to grow)
+        while True:
+            more = [bytearray(piece + 64), more]
+    except MemoryError:
+        pass
+    return [big, small, more]
+
+
+def largest_free():
+    """The size of the largest block the heap has free now (to 16 bytes), up to 9000."""
+    lo, hi = 16, 9000
+    while hi - lo > 16:
+        m = (lo + hi) // 2
+        try:
+            bytearray(m)
+            lo = m
+        except MemoryError:
+            hi = m
+    return lo
+
+
 class FakeClock:
     """Epoch ms that only moves when told to: drivers read time through it."""
 

@@ -8,7 +8,9 @@ returning a ``Response``, a dict or list (sent as JSON), or ``(body, status[, he
 
 Every error is JSON: ``{"error": "<message>", "field": "<offending key or parameter>"}``. A handler raises
 ``BadRequest`` for 400; a MemoryError anywhere gets ``503 device is short of memory; retry``; any other
-exception is logged with its traceback and answered 500. ``guard`` checks credentials (``require`` of old).
+exception is logged with its traceback and answered 500. ``guard`` checks credentials (``require`` of old): the
+route's, except a ``PUT /api/config``'s (whose CA values would stream to flash) and any body's over 1 KB, checked
+by ``_read`` before the body is read; a refusal there is the answer, the route never runs (docs/security.md).
 
 Connections (``serve``): the server's own accept loop gives each connection one of ``MAX_CONNECTIONS`` slots (at
 most ``PER_CLIENT`` per client address) and a task; a full device or client makes room by evicting the longest
@@ -49,13 +51,15 @@ _SENT = const(4)  # ... of one whose response head is out (Response.write): a fa
 class Request:
     """A parsed request: ``method``, ``path`` (not URL-decoded), ``args`` (the query, decoded), ``headers``
     (names in any case), ``cookies``, ``body`` (bytes), ``content_type``, ``sock`` (reader, writer: both the
-    connection's ``_Conn``), ``client_addr`` (the client's address without its port: ``peer_key``), ``app``."""
+    connection's ``_Conn``), ``client_addr`` (the client's address without its port: ``peer_key``), ``app``,
+    ``refused`` (the answer when its credential was refused before its body was read: ``_read``)."""
 
     # Limits: the device has tens of KB of heap; bodies past these are refused before they are read. 8 KB: four
     # times the largest body a client sends (a model's meta.json, a 2 KB model.csv chunk); at 16 KB a fragmented
     # heap often had no block for the body (503 where a 4xx was due).
     max_content_length = 8 * 1024
     max_readline = 2 * 1024
+    refused = None
 
     def __init__(self, app, method, url, headers, conn):
         self.app = app
@@ -365,6 +369,7 @@ _BAD = const(b"HTTP/1.0 400 Bad Request\r\nContent-Type: application/json\r\n\r\
 _HEAD = const(4096)  # bytes of request line + header fields at most (431 beyond)
 _CONFIG_BODY = const(131072)  # bytes a PUT /api/config body may have (its CA certificates stream to files)
 _CHUNK = const(256)  # bytes read per socket read while the head is read
+_OPEN_BODY = const(1024)  # bytes of body at most read before the credential is checked (none for a config PUT)
 
 _conns = [None] * MAX_CONNECTIONS  # the _Conn in each connection slot
 _drain = bytearray(64)  # what a refused client sent already is read into it before its socket is closed
@@ -755,11 +760,18 @@ async def _read(app, c):
         h[k.strip().lower()] = v.strip()
     req = Request(app, method, url, h, c)
     n = req.content_length
-    if 0 < n <= _CONFIG_BODY and method == "PUT" and req.path == "/api/config" and app.device is not None:
-        c.split = app.device.config.path
-        req.body = await c.readexactly(n)
-    elif 0 < n <= Request.max_content_length:
-        req.body = await c.readexactly(n)
+    cfg = method == "PUT" and req.path == "/api/config" and app.device is not None
+    if n <= 0 or n > (_CONFIG_BODY if cfg else Request.max_content_length):
+        return req  # (no body; or one answered 413, or read by the route: an update's)
+    if cfg or n > _OPEN_BODY and not c._drop:
+        # its credential before its body (a config PUT's CA values stream to flash; any body is held in RAM): a
+        # refusal is the answer, the route never runs (one failed login), the body is read through and dropped
+        req.refused = await guard(req)
+        if req.refused:
+            c._drop = True
+        elif cfg:
+            c.split = app.device.config.path
+    req.body = await c.readexactly(n)
     return req
 
 
@@ -783,7 +795,7 @@ async def _serve_conn(app, c):
         head = req.method == "HEAD"
         if head:
             req.method = "GET"
-        res = await _dispatch(app, req)
+        res = req.refused or await _dispatch(app, req)
         cfg = app.device.config if app.device is not None else None
         o = cfg.get("http.cors_origin") if cfg else ""
         if o and "Origin" in req.headers:  # CORS headers (http.cors_origin), from a module loaded for it

@@ -10,33 +10,60 @@ It is handed to mbedTLS as DER: this port's ``load_verify_locations`` does not p
 
 import binascii
 import gc
+import io
 import ssl
 
 
 def _der(value, key):
-    if value[0] == "/" or value[0] == ".":  # (a PEM a request gave: config_file keeps it in a file of its own)
-        try:
-            with open(value, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ValueError("{}: cannot read {} ({})".format(key, value, e))
-        if not data.lstrip().startswith(b"-----BEGIN"):
-            return data  # DER
-        value = data.decode()
-    i = value.find("-----BEGIN CERTIFICATE-----")
-    if i >= 0:
-        j = value.find("-----END CERTIFICATE-----", i)
-        if j < 0:
-            raise ValueError("{}: PEM without -----END CERTIFICATE-----".format(key))
-        value = value[i + 27:j]
-    b64 = "".join(value.split())
-    try:
-        der = binascii.a2b_base64(b64)
-    except ValueError:
-        der = b""
+    # The DER of ``key``'s CA value, decoded a piece at a time (``_decode``): no block but the DER's own, which
+    # mbedTLS takes only as one bytes object (a 4000-character PEM was read whole, cut and joined: ~4 KB thrice).
+    path = value[0] == "/" or value[0] == "."  # (a PEM a request gave: config_file keeps it in a file of its own)
+    try:  # (else PEM text or bare base64 in the config, of one saved before the files: read in place)
+        with open(value, "rb") if path else io.BytesIO(value.encode()) as f:
+            t = f.read(256)
+            if path and not t.lstrip().startswith(b"-----BEGIN"):
+                return t + f.read()  # DER
+            der = _decode(f.read, t, 0 if path or value.find("-----BEGIN CERTIFICATE-----") >= 0 else 1, key)
+    except OSError as e:
+        raise ValueError("{}: cannot read {} ({})".format(key, value, e))
     if len(der) < 64 or der[0] != 0x30:
         raise ValueError("{}: not a certificate (PEM, base64 DER or a file path)".format(key))
     return der
+
+
+def _decode(read, t, state, key):
+    # Text ``t`` and what ``read`` gives next, as base64: from ``state`` 0 PEM text's (its first certificate's,
+    # between its armour lines), from 1 all of it; each 256-byte piece decoded as it comes (characters short of a
+    # group of 4 carried on), joined once. (state: 0 before -----BEGIN CERTIFICATE-----, 1 in the base64, 2 at the
+    # end line.)
+    out = []
+    pem = state == 0
+    p = t
+    while p and (state < 2 or len(t) < 25):
+        p = read(256)
+        t += p
+        if state == 0:
+            i = t.find(b"-----BEGIN CERTIFICATE-----")
+            if i < 0:
+                t = t[-26:]
+                continue
+            t = t[i + 27:]
+            state = 1
+        if state == 1:
+            j = t.find(b"-") if pem else -1
+            b = b"".join((t if j < 0 else t[:j]).split())
+            k = len(b) - len(b) % 4 if j < 0 and p else len(b)
+            try:
+                out.append(binascii.a2b_base64(b[:k]))
+            except ValueError:
+                return b""
+            t = b[k:] if j < 0 else t[j:]
+            state += j >= 0
+    if state == 0:
+        return b""
+    if pem and not t.startswith(b"-----END CERTIFICATE-----"):
+        raise ValueError("{}: PEM without -----END CERTIFICATE-----".format(key))
+    return b"".join(out)
 
 
 def _ssl_context(ca, key):

@@ -64,7 +64,7 @@ class Auth:
         from sensorbox.device import lazy
 
         # anything but a valid auth.json (not UTF-8, wrong types, a directory) is set aside as .bad
-        d = lazy.call("sensorbox.device.files", "checked", path, log, "auth_ok")
+        d = lazy.call("sensorbox.device.files", "load_json", path, log, "auth_ok")
         if d is not None:
             self._salt = binascii.unhexlify(d["salt"])
             self._hash = binascii.unhexlify(d["hash"])

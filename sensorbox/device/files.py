@@ -38,7 +38,13 @@ def read(path, log, limit=8192):
 
 def load_json(path, log, check=None, limit=8192):
     """The JSON value in ``path`` for which ``check(value)`` is true (None when there is no file). Anything else
-    (not UTF-8, not JSON, the wrong shape) is set aside (None)."""
+    (not UTF-8, not JSON, the wrong shape) is set aside (None). ``check`` may name a check of this module, for a
+    module that loads this one just for the call (``lazy.call(FILES, "load_json", path, log, "auth_ok")``); a
+    wifi.json value then comes back as ``wifi_ok`` reads it."""
+    if isinstance(check, str):
+        check = globals()[check]
+        v = load_json(path, log, check, limit)
+        return check(v) if v is not None and check is wifi_ok else v
     b = read(path, log, limit)
     if not b:
         if b is not None and b is not False:  # an empty file
@@ -53,15 +59,6 @@ def load_json(path, log, check=None, limit=8192):
         aside(path, log, "not the expected JSON")
         return None
     return v
-
-
-def checked(path, log, ok):
-    """``load_json`` with the check of this module named ``ok`` ("auth_ok", ...), for a module that loads this one
-    just for the call (``lazy.call(FILES, "checked", path, log, "auth_ok")``); a wifi.json value comes back as
-    ``wifi_ok`` reads it."""
-    f = globals()[ok]
-    v = load_json(path, log, f)
-    return f(v) if v is not None and f is wifi_ok else v
 
 
 def aside(path, log, why):

@@ -362,7 +362,7 @@ def restore(sink):
     set aside as ``.bad``: ``device/files.py``)."""
     from sensorbox.device import lazy
 
-    v = lazy.call("sensorbox.device.files", "checked", sink.d.platform.data_dir + "/recording.json", sink.d.log,
+    v = lazy.call("sensorbox.device.files", "load_json", sink.d.platform.data_dir + "/recording.json", sink.d.log,
                   "recording_ok")
     if v is not None:
         sink.rec = v

@@ -58,7 +58,7 @@ def load_networks(data_dir, log):
     """The known networks, [(ssid, password), ...] newest first; [] when there are none or the file is
     unreadable (``device/files.py``: it is then set aside as ``wifi.json.bad`` and reported, and the set-up access
     point opens)."""
-    v = lazy.call(_FILES, "checked", data_dir + "/wifi.json", log, "wifi_ok")
+    v = lazy.call(_FILES, "load_json", data_dir + "/wifi.json", log, "wifi_ok")
     return v[:MAX_NETWORKS] if v is not None else []
 
 

@@ -12,8 +12,10 @@ after every key, and at the end, analysis must produce new windows and classify 
 levels. A refusal must be a 400 naming the key. Then the device restarts on the configuration phase 2 left (with
 random pins: they apply at a start) and every service must run.
 
-Size: ``SENSORBOX_PROOF=full`` walks more random values per key and more phase-2 steps. The seed is printed;
-``SENSORBOX_FUZZ_SEED=<seed>`` replays a run.
+Size: ``SENSORBOX_PROOF=full`` walks more random values per key and more phase-2 steps, from a new random seed
+each run (``make proof``: exploring); ``make test`` runs ``SEED``, the same every run (a run that passes or fails by
+the draw of its seed is a flaky test: seeds random runs found failing are fixed and stay green here by replaying
+them, ``SENSORBOX_FUZZ_SEED=<seed>``). The seed is printed.
 """
 
 import json
@@ -28,6 +30,8 @@ from sensorbox.shared import config_schema as schema
 from conftest import ADMIN_PASSWORD, free_port
 
 FULL = os.environ.get("SENSORBOX_PROOF") == "full"
+#: make test's seed (648106693: a random run's that stopped the sound meter on a cut-up heap, 910b8c0)
+SEED = 648106693
 RANDOM_PER_KEY = 6 if FULL else 1
 PHASE2_STEPS = 300 if FULL else 40
 
@@ -231,7 +235,7 @@ def _base(e):
 @pytest.mark.slow
 @pytest.mark.light
 def test_every_accepted_value_leaves_every_service_running(device_factory, tmp_path):
-    seed = int(os.environ.get("SENSORBOX_FUZZ_SEED") or random.SystemRandom().randrange(1 << 30))
+    seed = int(os.environ.get("SENSORBOX_FUZZ_SEED") or (random.SystemRandom().randrange(1 << 30) if FULL else SEED))
     print("config fuzz seed", seed)
     rng = random.Random(seed)
     data = tmp_path / "dev"

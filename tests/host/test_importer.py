@@ -348,7 +348,9 @@ def _mutants(raw, rng, n):
 def test_fuzzed_inputs_import_or_are_refused_never_a_traceback(tmp_path):
     import random
 
-    seed = int(os.environ.get("SENSORBOX_FUZZ_SEED") or random.SystemRandom().randrange(1 << 30))
+    # make test: the same seed every run (a test passing or failing by its draw is flaky); make proof: a new one
+    seed = int(os.environ.get("SENSORBOX_FUZZ_SEED") or (
+        random.SystemRandom().randrange(1 << 30) if os.environ.get("SENSORBOX_PROOF") == "full" else 20261206))
     print("import fuzz seed", seed, "cases per file", FUZZ_CASES)
     rng = random.Random(seed)
     a = np.round(_walk(200, 50) * 4096).astype("<i2")

@@ -186,6 +186,8 @@ def _wifi_card(dev, browser, form):
         card.wait_for()
         assert card.text_content() == "up · home · -55 dBm · 10.0.0.7 · http://field-unit.local/", \
             card.text_content()
+        # (its sensors are turned off: said so, not "null Hz")
+        assert page.text_content('#hstatus .card:has(.k:text-is("Sensor accel")) .s') == "off, received 0, dropped 0"
         page.screenshot(path=os.path.join(ARTIFACTS, "health-wifi-{}.png".format(form)), full_page=True)
         if form == "desktop":
             dev.air([dict(APS[0], rssi=-71)] + APS[1:])  # farther from the access point

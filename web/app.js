@@ -981,7 +981,10 @@ async function showHealth() {
       (sd.error ? " (" + sd.error + ")" : "")) + (sd.removals ? ", removed " + sd.removals + " times" : "") +
       (sd.moved_segments ? ", " + sd.moved_segments + " segments moved onto it" : ""));
   }
-  for (const n in s.sensors) card("Sensor " + n, s.sensors[n].rate_hz + " Hz, received " + s.sensors[n].received + ", dropped " + s.sensors[n].dropped);
+  for (const n in s.sensors) {  // (no driver: turned off, or none on this board)
+    const x = s.sensors[n];
+    card("Sensor " + n, (x.enabled ? x.rate_hz + " Hz" : "off") + ", received " + x.received + ", dropped " + x.dropped);
+  }
   card("Task restarts", String(s.task_restarts));
   if (s.wifi) card("Wi-Fi", s.wifi.state + (s.wifi.ssid ? " · " + s.wifi.ssid : "") + (s.wifi.rssi != null ? " · " + s.wifi.rssi + " dBm" : "") +
     (s.wifi.ip ? " · " + s.wifi.ip : "") + " · " + s.wifi.url + (s.wifi.last_error ? " · last error: " + s.wifi.last_error : ""));

@@ -87,13 +87,14 @@ def init(d):
     return safe
 
 
-def crashed(e):
-    """The app crashed at boot (``app.main``) or did not import (``pick``): the traceback on the console and, with
-    the reason, in boot.json for the next boot (safe mode counts it)."""
+def crashed(e, n=0):
+    """The app crashed at boot (``app.main``) or did not import (``pick``, ``n`` 1: the boot ended before ``init``
+    counted it): the traceback on the console and, with the reason, in boot.json for the next boot (safe mode
+    counts it)."""
     sys.print_exception(e)
     from sensorbox.device import platform
 
-    error(platform.get().data_dir, "crashed: {!r}".format(e), e)
+    error(platform.get().data_dir, "crashed: {!r}".format(e), e, None, n)
 
 
 async def shutdown(d):
@@ -117,9 +118,11 @@ def healthy(data_dir, n=0):
     write(data_dir, s)
 
 
-def error(data_dir, reason, exc=None, t=None):
-    """Why this boot is not healthy (and the exception's traceback), kept for the next boot to show."""
+def error(data_dir, reason, exc=None, t=None, n=0):
+    """Why this boot is not healthy (and the exception's traceback), kept for the next boot to show; ``n`` added to
+    the count."""
     s, _ = read(data_dir)
+    s["count"] += n
     s["reason"] = reason
     s["t"] = t
     if exc is not None:
@@ -244,7 +247,7 @@ def pick():
         __import__("sensorbox.device.app")
     except Exception as e:  # an app that does not import (an update on trial goes back at the next boot)
         try:
-            crashed(e)  # said in boot.json
+            crashed(e, 1)  # said in boot.json, and counted (init never ran)
         finally:
             sys.exit(75)  # a soft reset on a board (main.py again); on the unix port `sensorbox run` starts it again
 

@@ -1,6 +1,6 @@
 """The station service (net/station.py) on the board doubles: hostname before the interface, known networks
 strongest first, reconnection with backoff and jitter, the set-up access point without credentials and as a
-fallback, NTP at connect; the event loop never waits for any of it."""
+fallback, NTP at connect and every 6 hours; the event loop never waits for any of it."""
 
 import json
 import os
@@ -34,6 +34,8 @@ class _Plat:
 
 
 class _Dev:
+    store = None  # (none, as in safe mode; test_ntp_at_connect gives it one)
+
     def __init__(self, **cfg):
         cfg.setdefault("time__ntp_host", "off")
         self.config = StubConfig(**cfg)
@@ -191,20 +193,8 @@ async def test_fallback_access_point_after_wifi_fallback_s_while_the_station_kee
     task.cancel()
 
 
-async def _ntp_server(sock, t_s):
-    from sensorbox.device.net.portal import readable
-
-    while True:
-        await readable(sock)
-        q, addr = sock.recvfrom(48)
-        r = bytearray(48)
-        r[0] = 0x24  # version 4, mode 4 (server)
-        r[1] = 2
-        struct.pack_into("!II", r, 40, t_s + 2208988800, 1 << 31)  # .5 s
-        sock.sendto(r, addr)
-
-
-async def test_ntp_at_connect():
+def _ntp_socket():
+    # a UDP socket on 127.0.0.1 for a test's NTP server, and its port
     srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     srv.bind(socket.getaddrinfo("127.0.0.1", 0)[0][-1])
     port = srv.getsockname()[1] if hasattr(srv, "getsockname") else None
@@ -214,6 +204,26 @@ async def test_ntp_at_connect():
         port = 40000 + (time.ticks_ms() % 20000)
         srv.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
     srv.setblocking(False)
+    return srv, port
+
+
+async def _ntp_server(sock, t_s, queries=None):
+    from sensorbox.device.net.portal import readable
+
+    while True:
+        await readable(sock)
+        q, addr = sock.recvfrom(48)
+        if queries is not None:
+            queries.append(q)
+        r = bytearray(48)
+        r[0] = 0x24  # version 4, mode 4 (server)
+        r[1] = 2
+        struct.pack_into("!II", r, 40, t_s + 2208988800, 1 << 31)  # .5 s
+        sock.sendto(r, addr)
+
+
+async def test_ntp_at_connect():
+    srv, port = _ntp_socket()
     server = asyncio.create_task(_ntp_server(srv, 1893456000))  # 2030-01-01
     _air([{"ssid": "home", "key": "password1", "rssi": -60}])
     dev = _Dev(time__ntp_host="127.0.0.1:{}".format(port))
@@ -235,3 +245,58 @@ async def test_ntp_at_connect():
     task.cancel()
     server.cancel()
     srv.close()
+
+
+class _Later:
+    """``time`` for the station module, with its ``ticks_ms`` moved ``ahead`` ms (six hours go by at once); it
+    counts the reads (each turn of the station's loop while up reads it)."""
+
+    def __init__(self):
+        self.ahead = 0
+        self.reads = 0
+        self.ticks_add = time.ticks_add
+        self.ticks_diff = time.ticks_diff
+
+    def ticks_ms(self):
+        self.reads += 1
+        return time.ticks_add(time.ticks_ms(), self.ahead)
+
+
+async def test_ntp_again_every_6_hours_while_connected():
+    from sensorbox.device.net import station
+
+    srv, port = _ntp_socket()
+    queries = []
+    server = asyncio.create_task(_ntp_server(srv, 1893456000, queries))
+    _air([{"ssid": "home", "key": "password1", "rssi": -60}])
+    dev = _Dev(time__ntp_host="127.0.0.1:{}".format(port))
+    _wifi(dev, [("home", "password1")])
+    st = _station(dev)
+    later = station.time = _Later()
+    try:
+        task = asyncio.create_task(st.run())
+        await until(lambda: st.ntp_syncs == 1, 3000)
+        assert len(queries) == 1 and len(dev.platform.times) == 1
+
+        async def turns(n):  # n more turns of the station's loop while up (each reads the clock once at least)
+            r = later.reads
+            await until(lambda: later.reads >= r + n, 3000)
+
+        await turns(10)
+        assert st.ntp_syncs == 1 and len(queries) == 1  # not at every turn
+        later.ahead = station.NTP_EVERY_MS - 60000  # 5 h 59 min later: not yet
+        await turns(10)
+        assert st.ntp_syncs == 1 and len(queries) == 1
+        later.ahead = station.NTP_EVERY_MS + 1000  # 6 hours after the first: again
+        await until(lambda: st.ntp_syncs == 2, 3000)
+        assert len(queries) == 2 and len(dev.platform.times) == 2 and st.state == "up"
+        await turns(10)
+        assert st.ntp_syncs == 2  # and then not again until 6 hours after that one
+        later.ahead = 2 * station.NTP_EVERY_MS + 2000
+        await until(lambda: st.ntp_syncs == 3, 3000)
+        assert len(queries) == 3 and st.connects == 1  # (one connection all along)
+        task.cancel()
+    finally:
+        station.time = time
+        server.cancel()
+        srv.close()

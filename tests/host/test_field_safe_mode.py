@@ -1,6 +1,7 @@
 """Watchdog, boot counter and safe mode on a simulated ESP32 (tests/host/fielddev.py): a config that crashes a
 service at boot 3 times -> safe mode with the reason and the traceback, fixed through the API the UI uses,
-then a normal boot; an unreadable boot record is no reason not to start."""
+then a normal boot; an update sent in safe mode (the recovery route after a bad update) switched to and booted
+normally; an unreadable boot record is no reason not to start."""
 
 import json
 import os
@@ -8,6 +9,10 @@ import os
 import pytest
 from fielddev import FieldDevice, ui_login, until
 from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all its users: one unit in a parallel run)
+from test_field_ota import _app, _app_bundle, _bundle_copy
+
+from conftest import ADMIN_PASSWORD
+from sensorbox.host import ota
 
 pytestmark = pytest.mark.e2e  # the simulated ESP32's whole app (fielddev.py)
 
@@ -64,9 +69,55 @@ def test_boot_loop_goes_to_safe_mode_shows_why_and_a_fix_boots_normally(tmp_path
         dev.stop()
 
 
-def _fix_in_the_ui(dev, browser):
-    from conftest import ADMIN_PASSWORD
+@pytest.mark.slow  # (three boots that crash, safe mode, two updates and their boots: ~30 s)
+def test_an_update_sent_in_safe_mode_is_switched_to_and_boots_normally(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENSORBOX_KEYS", str(tmp_path / "keys"))
+    _wifi(tmp_path)
+    # (the accelerometer driver of the app deployed over USB crashes at 100 Hz; an update's has it fixed:
+    # tests/support/board/fieldplat.py)
+    dev = FieldDevice(tmp_path, aps=HOME, config=dict(CONFIG, **{"accel.rate_hz": 100}), env=FAST)
+    try:
+        until(lambda: dev.status()["boot"]["safe_mode"], 120, "safe mode", dev)
+        assert dev.boots == 4 and dev.resets == ["watchdog"] * 3, (dev.boots, dev.resets)
+        assert _app(dev)["slot"] is None
+        # an update that is no fix (it crashes at import) gets its one normal boot, then safe mode is back at once,
+        # on the app that was good
+        bad = _bundle_copy(tmp_path / "bad", {"sensorbox/device/app.mpy": "raise RuntimeError('not the fix')\n"})
+        log = []
+        r = ota.deploy_ota(dev.url, bad, password=ADMIN_PASSWORD, version="9.0-nofix", wait=False, log=log.append)
+        assert r["slot"] == "a", (r, log)
 
+        def back_in_safe_mode():
+            s = dev.status()
+            return s if s["boot"]["safe_mode"] and "rolled back" in (s["app"]["why"] or "") else None
+
+        s = until(back_in_safe_mode, 60, "safe mode again after the update that was no fix", dev)
+        assert s["app"]["slot"] is None and "9.0-nofix" in s["app"]["why"], s["app"]
+        assert "not the fix" in s["boot"]["last_failure"], s["boot"]
+        assert dev.boots == 6 and dev.resets == ["watchdog"] * 3 + ["reset"] * 2, (dev.boots, dev.resets)
+        # the fix
+        a = ota.deploy_ota(dev.url, _app_bundle(), password=ADMIN_PASSWORD, version="9.1-fix", log=log.append)
+        assert a["slot"] == "a" and a["version"] == "9.1-fix", (a, log)
+        assert dev.boots == 7 and dev.resets == ["watchdog"] * 3 + ["reset"] * 3
+
+        def confirmed():  # the update's boot: a normal one (the accelerometer up at 100 Hz), healthy, the update kept
+            s = dev.status()
+            return s if not s["app"]["trial"] and s["boot"]["healthy"] else None
+
+        s = until(confirmed, 60, "the update confirmed", dev)
+        # (one normal boot given to the update: the counter at SAFE_AFTER - 1, safe mode again had it not stayed
+        # healthy; healthy, it is 0 again)
+        assert s["boot"]["safe_mode"] is False and s["boot"]["unhealthy_boots"] == 2, s["boot"]
+        assert s["tasks"]["accel"]["running"] and "pipeline" in s["tasks"], s["tasks"]
+        assert s["app"]["slot"] == "a" and "confirmed healthy" in s["app"]["why"], s["app"]
+        with open(os.path.join(dev.data_dir, "boot.json")) as f:
+            assert json.load(f)["count"] == 0
+        assert dev.boots == 7  # (no boot in between: the update's first boot was the normal one)
+    finally:
+        dev.stop()
+
+
+def _fix_in_the_ui(dev, browser):
     art = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "test-artifacts")
     os.makedirs(art, exist_ok=True)

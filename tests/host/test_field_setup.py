@@ -1,14 +1,14 @@
 """First boot without credentials, on a simulated ESP32 (the real app, esp32 platform, board doubles): the WPA2
 set-up access point, the captive portal's DNS responder answering real DNS queries from CPython, the answers to
 the OS connectivity probes, and the set-up page driven in headless Chromium (desktop and phone) through scan ->
-credentials -> "connected"."""
+credentials -> "connected", then the Wi-Fi card of the web UI's Health page."""
 
 import json
 import os
 import struct
 
 import pytest
-from fielddev import FieldDevice
+from fielddev import FieldDevice, ui_login
 from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all its users: one unit in a parallel run)
 
 from conftest import ADMIN_PASSWORD
@@ -169,5 +169,29 @@ def test_setup_page_in_chromium(tmp_path, form, chromium):  # noqa: F811
         s = _wait_status(dev, lambda s: s["wifi"]["state"] == "up")
         assert s["wifi"]["hostname"] == "field-unit"
         assert dev.get("/api/config", password="browser-admin-pw").status == 200
+        _wifi_card(dev, chromium, form)
     finally:
         dev.stop()
+
+
+def _wifi_card(dev, browser, form):
+    # the station, connected, on the web UI's Health page: the Wi-Fi card says its state, network, RSSI, address
+    # and name (web/app.js showHealth); on the desktop it follows the RSSI as the signal weakens
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900}) if form == "desktop" else \
+        browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = ctx.new_page()
+        ui_login(page, dev.url + "/#health", "browser-admin-pw")
+        card = page.locator('#hstatus .card:has(.k:text-is("Wi-Fi")) .s')
+        card.wait_for()
+        assert card.text_content() == "up · home · -55 dBm · 10.0.0.7 · http://field-unit.local/", \
+            card.text_content()
+        # (its sensors are turned off: said so, not "null Hz")
+        assert page.text_content('#hstatus .card:has(.k:text-is("Sensor accel")) .s') == "off, received 0, dropped 0"
+        page.screenshot(path=os.path.join(ARTIFACTS, "health-wifi-{}.png".format(form)), full_page=True)
+        if form == "desktop":
+            dev.air([dict(APS[0], rssi=-71)] + APS[1:])  # farther from the access point
+            page.wait_for_function("document.querySelector('#hstatus').textContent.indexOf('home · -71 dBm') >= 0",
+                                   timeout=30000)
+    finally:
+        ctx.close()

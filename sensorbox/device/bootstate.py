@@ -118,6 +118,16 @@ def healthy(data_dir, n=0):
     write(data_dir, s)
 
 
+def trial(data_dir):
+    """An update is installed: its trial boot is a normal one. One sent in safe mode (or in the last unhealthy boot
+    before it) is the owner's fix: in safe mode it would never run what it fixes, and be confirmed unseen. The
+    count goes to SAFE_AFTER - 1, so if the update does not stay healthy the next boot is safe mode again, on the
+    app that was good (``pick`` rolls back). Written before an app's switch: a power cut in between leaves a normal
+    boot of the old app, as safe mode's hourly retry does."""
+    if read(data_dir)[0]["count"] >= SAFE_AFTER:
+        healthy(data_dir, SAFE_AFTER - 1)
+
+
 def error(data_dir, reason, exc=None, t=None, n=0):
     """Why this boot is not healthy (and the exception's traceback), kept for the next boot to show; ``n`` added to
     the count."""

@@ -27,7 +27,7 @@ import sys
 import asyncio
 from micropython import const
 
-from sensorbox.device.bootstate import SAFE_AFTER, read, read_state, running, update_key, write, write_state
+from sensorbox.device.bootstate import read_state, running, trial, update_key, write_state
 from sensorbox.device.files import rmtree
 from sensorbox.device.http.server import BadRequest, error, guard, not_allowed, read_json
 from sensorbox.device.integrations.httpc import Hmac  # (here, not in _header: lazy unloads what ota's load pulls in)
@@ -184,7 +184,7 @@ async def _install(device, req, body):
         rmtree(root + slot)  # half an app is never left in a slot
         raise
     await _mark(device, "slot complete")
-    _normal_boot(data)
+    trial(data)  # (an update sent in safe mode boots normally: bootstate.trial)
     write_state(data, {"active": slot, "previous": cur, "trial": True, "started": False, "version": h.get("version"),
                         "build": h.get("build"), "why": "update {} installed in slot {}".format(h.get("version"), slot),
                         "t": device.platform.epoch_ms()})
@@ -193,18 +193,6 @@ async def _install(device, req, body):
         h.get("version"), slot))
     _restart(device)
     return {"slot": slot, "version": h.get("version"), "build": h.get("build"), "restarting": True}
-
-
-def _normal_boot(data):
-    # An update sent in safe mode (or in the last unhealthy boot before it) is the owner's fix: its trial boot is a
-    # normal one (in safe mode it would never run what it fixes, and be confirmed unseen). One: the boot counter
-    # goes to SAFE_AFTER - 1, so if the update does not stay healthy the next boot is safe mode again, on the app
-    # that was good (``pick`` rolls back). Written before an app's switch: a power cut in between leaves a normal
-    # boot of the old app, as safe mode's hourly retry does.
-    s = read(data)[0]
-    if s["count"] >= SAFE_AFTER:
-        s["count"] = SAFE_AFTER - 1
-        write(data, s)
 
 
 def _restart(device):
@@ -257,7 +245,7 @@ async def _firmware(device, req, body):
         part.set_boot()  # ESP-IDF checks the image; a bad one is refused and never booted
     except OSError as e:
         return error(400, "the bootloader refused the image ({})".format(e), "firmware")
-    _normal_boot(data)
+    trial(data)  # (an update sent in safe mode boots normally: bootstate.trial)
     st = read_state(data)
     st["firmware"] = {"partition": part.info()[4], "version": h.get("version"), "pending": True}
     _mkdirs(data + "/app")

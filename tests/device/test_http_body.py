@@ -5,7 +5,7 @@ astral character sent as an escaped surrogate pair (``"\\ud83d\\ude00"``, as Pyt
 turned into text with ``chr()``, which on MicroPython interns the one-character string as a name (qstr) that is
 never freed. A client sending many such characters grew the name pool without bound."""
 
-from devtest import inner
+from devtest import cut_heap, inner
 import gc
 
 
@@ -133,34 +133,6 @@ def _pem(n, fill="MIIB/+a9="):
     return a + (fill * (n // len(fill) + 1))[:n - len(a) - len(b)] + b
 
 
-def _cut(piece):
-    # The heap cut into free pieces of ``piece`` bytes (every other block of that size given back, and half
-    # the small ones; then larger free pieces taken): a list of what holds the rest (clear() lets it go)
-    big = []
-    small = []
-    try:
-        while True:
-            big.append(bytearray(piece))
-    except MemoryError:
-        pass
-    try:
-        while True:
-            small.append(bytearray(64))
-    except MemoryError:
-        pass
-    for i in range(0, len(big), 2):
-        big[i] = None
-    small = small[len(small) // 2:]
-    gc.collect()
-    more = None
-    try:  # (and what pieces of garbage joined into more than that, taken: chained, no list to grow)
-        while True:
-            more = [bytearray(piece + 64), more]
-    except MemoryError:
-        pass
-    return [big, small, more]
-
-
 def _largest():
     lo, hi = 16, 9000
     while hi - lo > 16:
@@ -222,7 +194,7 @@ async def test_a_whole_config_put_needs_no_block_larger_than_1_kb():
         c._s = _Feed(data)
         c.split = split
         gc.collect()
-        held = _cut(1100)
+        held = cut_heap(1100)
         assert _largest() < 1300  # (no free piece of 1.3 KB: a CA's text needs 2.2 and 4 KB)
         gc.collect()
         try:

@@ -161,3 +161,34 @@ class RingSensor:
 
     def pump(self, batches=0):
         return 0
+
+
+def cut_heap(piece):
+    """The heap cut into free pieces of ``piece`` bytes, as a device's is after a load (every other block of that
+    size given back, and half the small ones; then larger free pieces taken): a list of what holds the rest
+    (``clear()`` lets it go)."""
+    import gc
+
+    big = []
+    small = []
+    try:
+        while True:
+            big.append(bytearray(piece))
+    except MemoryError:
+        pass
+    try:
+        while True:
+            small.append(bytearray(64))
+    except MemoryError:
+        pass
+    for i in range(0, len(big), 2):
+        big[i] = None
+    small = small[len(small) // 2:]
+    gc.collect()
+    more = None
+    try:  # (and what pieces of garbage joined into more than that, taken: chained, no list to grow)
+        while True:
+            more = [bytearray(piece + 64), more]
+    except MemoryError:
+        pass
+    return [big, small, more]

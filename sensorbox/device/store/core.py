@@ -464,8 +464,8 @@ class Store:
                     fails += 1
                     continue
             # (a block's rows and the byte before them when they do not code smaller; a coded one at most _ZBUF - 2
-            # bytes of rows: less than half a reader's buffer, reader.py)
-            k = ((_ZBUF - 2) if self.codec else (_BLOCK_MAX - 1)) // rb  # (a 6-channel block: 25 frames coded)
+            # bytes of rows: half an export's reader, export._RATE_BLOCK, whose buffer a raw one fills)
+            k = ((_ZBUF - 2) if self.codec else (2 * _ZBUF - 4)) // rb  # (a 6-channel block: 25 frames coded)
             k = (n - done + (n - done + k - 1) // k - 1) // ((n - done + k - 1) // k)  # (blocks of even size)
             k = min(k, (r.seg_max - r.seg_size - _BLK - 1) // rb)
             if self._block(r, data[done * ch:(done + k) * ch], k * rb, r.seg_rows, k):

@@ -347,8 +347,8 @@ def check_update(update, get, values=None):
             raise ConfigError("keys must be strings", str(key))
         values[key] = check_value(key, update[key])
     view = _View(values, get)
+    _check_capture(view, update)  # (ml.window/ml.hop, then capture: before the integrations, in the keys' order)
     _check_integrations(view, update)
-    _check_capture(view, update)
     sd = view.get("board.sdcard")
     if sd:
         try:

@@ -434,14 +434,6 @@ def _check_integrations(config, update=()):
                           "authenticates its clients): commands need one to be authorised", "mqtt.commands")
 
 
-def public_view(config):
-    """The configuration as the API shows it: secrets are replaced by whether they are set."""
-    out = {}
-    for e in entries():
-        out[e[0]] = {"set": bool(config.get(e[0]))} if e[1] == SECRET else config.get(e[0], e[2])
-    return out
-
-
 def _show(value):
     s = repr(value)
     return s if len(s) <= 40 else s[:37] + "..."

@@ -72,7 +72,9 @@ APP_HEAP = "160wK"
 #: predictions exports in a minute found no 2 KB block for the class table's names; with the DSP set-up code cold
 #: (~3.5 KB), exports that no longer load the .npy module (~3.8 KB less while a CSV streams) and the store's
 #: jobs retried with lazy's reserve: 128wK, clean in 4 runs of 60 s without even the reserve used (main: 41-82
-#: reserve uses a minute there; docs/heap.md).
+#: reserve uses a minute there; docs/heap.md). With the rollup job's and the accel export's blocks at most
+#: ~600 bytes and the config schema's and models' tables smaller (heap13): clean in 5 of 5 runs beside two busy
+#: loops (0-2 reserve uses); 120wK then: 2 of 4.
 CORE_HEAP = "128wK"
 
 #: The same soaks with the code in a ROMFS image (``build_romfs``; a board whose firmware has a ``romfs``

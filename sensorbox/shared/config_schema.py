@@ -13,8 +13,6 @@ read where it is used, or with ``reboot`` applies at the next start); a key's ow
 their length, and a key's entry is parsed only when it is checked. Help texts are in config_docs.py.
 """
 
-import json
-
 from sensorbox.shared import InputError
 
 # Kinds of value.
@@ -25,7 +23,7 @@ STR = "str"  # low/high bound the length
 CHOICE = "choice"
 SECRET = "secret"  # a string that is accepted on write and never returned
 
-LIVE = 0  # applied without a restart (the services that use the key restart themselves)
+# an entry's apply: 0 applied without a restart (the services that use the key restart themselves), or
 REBOOT = 1  # stored at once, takes effect after a restart
 
 # Each string is one block of heap while the schema is loaded (for a config update), so each stays under ~460
@@ -179,12 +177,11 @@ webhook.3.events str "" 0 100
 #: least twice per FIFO span), not by this ring. (It was 1024 frames, and the poll at most a third of it: 21 ms.)
 MIC_RING_FRAMES = 512
 
-#: Frames in the accelerometer's sample ring (sensorbox/device/app.py). Event capture with ``capture.only``
-#: leaves the newest ``capture.pre_s`` + ``CAPTURE_HOLD_S`` seconds of it unread for triggers still to come
-#: (a prediction is known a window after its first frame): at most 4/5 of the ring, the rest is the store's room
-#: between reads.
-ACCEL_RING_FRAMES = 500
-CAPTURE_HOLD_S = 2
+# The accelerometer's sample ring: 500 frames (sensorbox/device/boot.py), of which event capture with
+# ``capture.only`` leaves the newest ``capture.pre_s`` + 2 seconds unread for triggers still to come
+# (``store.capture.HOLD_S``: a prediction is known a window after its first frame): at most 4/5 of the ring,
+# the rest is the store's room between reads (``_check_capture``). (Named where they are used: a module of at
+# most 29 globals grows its table no further than 464 bytes when a config update loads it.)
 
 
 class ConfigError(InputError):
@@ -195,11 +192,13 @@ class ConfigError(InputError):
 
 
 def _parse(line):
+    import json
+
     p = line.split()
     kind = p[1]
     default = json.loads(p[2])
     low = high = None
-    apply = REBOOT if "reboot" in p[3:] else LIVE
+    apply = REBOOT if "reboot" in p[3:] else 0  # (live)
     if kind == CHOICE:
         high = tuple(json.loads(p[3]))
     elif kind != BOOL:
@@ -237,10 +236,6 @@ def restarts(key):
             s = line[j + 2:] if j >= 0 else spec[2:spec.find("\n", 1)]
             return () if s == "-" else tuple(s.split(","))
     return ()
-
-
-def keys():
-    return tuple(e[0] for e in entries())
 
 
 def defaults():
@@ -352,9 +347,8 @@ def check_update(update, get, values=None):
             raise ConfigError("keys must be strings", str(key))
         values[key] = check_value(key, update[key])
     view = _View(values, get)
-    _check_ml(view, update)
+    _check_capture(view, update)  # (ml.window/ml.hop, then capture: before the integrations, in the keys' order)
     _check_integrations(view, update)
-    _check_capture(view, update)
     sd = view.get("board.sdcard")
     if sd:
         try:
@@ -364,16 +358,13 @@ def check_update(update, get, values=None):
     return values
 
 
-#: ``board.sdcard``'s forms, each ``name=slot,width`` or ``name=slot,`` and the SPI pins' argument names (in one
-#: string: the device interns none of its short words, SDCard's arguments only when it mounts a card).
-_SD_FORMS = "mmc=1,1 mmc4=1,4 spi:=2,sck,mosi,miso,cs"
-
-
 def sd_args(spec):
     """``machine.SDCard`` arguments for a ``board.sdcard`` value: "mmc" (the SD/MMC slot 1, 1 data line, as most boards
     with a slot wire it), "mmc4" (4 lines), "spi:SCK,MOSI,MISO,CS" (SPI slot 2 on those GPIOs). ValueError naming
     what is expected."""
-    for form in _SD_FORMS.split(" "):
+    # the forms, each ``name=slot,width`` or ``name=slot,`` and the SPI pins' argument names (in one string: the
+    # device interns none of its short words, SDCard's arguments only when it mounts a card)
+    for form in "mmc=1,1 mmc4=1,4 spi:=2,sck,mosi,miso,cs".split(" "):
         name, _, v = form.partition("=")
         v = v.split(",")
         if name[-1] != ":":
@@ -391,21 +382,6 @@ def sd_args(spec):
 
 
 def _check_capture(config, update):
-    # the pre-event window comes from the accelerometer's ring (ACCEL_RING_FRAMES): named, the key being changed
-    pre = config.get("capture.pre_s")
-    rate = config.get("accel.rate_hz")
-    on = (config.get("capture.classes") or "").strip() or config.get("capture.sound_db")
-    if on and pre is not None and rate and (pre + CAPTURE_HOLD_S) * rate > ACCEL_RING_FRAMES * 4 // 5:
-        key = "capture.pre_s"  # (named: the key the update changes, capture.pre_s when that is among them)
-        for k in ("capture.classes", "capture.sound_db", "accel.rate_hz"):
-            if k in update and "capture.pre_s" not in update:
-                key = k
-        most = ACCEL_RING_FRAMES * 4 // 5 // rate - CAPTURE_HOLD_S
-        raise ConfigError("{} s before an event: the accelerometer's ring gives at most {} s at {} Hz{}".format(
-            pre, most, rate, ": lower capture.pre_s first" if key != "capture.pre_s" else ""), key)
-
-
-def _check_ml(config, update):
     # A window is cut every ml.hop frames: a hop longer than the window would skip frames (the pipeline used to
     # clamp it silently). Named: the key the update changes (ml.window when both or neither).
     w = config.get("ml.window")
@@ -414,6 +390,18 @@ def _check_ml(config, update):
         key = "ml.hop" if "ml.hop" in update and "ml.window" not in update else "ml.window"
         raise ConfigError("ml.hop ({}) must not exceed ml.window ({}): {}".format(
             h, w, "lower ml.hop first" if key == "ml.window" else "a window is cut every ml.hop frames"), key)
+    # the pre-event window comes from the accelerometer's ring (500 frames, 2 s held: above): named, the key being
+    # changed
+    pre = config.get("capture.pre_s")
+    rate = config.get("accel.rate_hz")
+    on = (config.get("capture.classes") or "").strip() or config.get("capture.sound_db")
+    if on and pre is not None and rate and (pre + 2) * rate > 400:
+        key = "capture.pre_s"  # (named: the key the update changes, capture.pre_s when that is among them)
+        for k in ("capture.classes", "capture.sound_db", "accel.rate_hz"):
+            if k in update and "capture.pre_s" not in update:
+                key = k
+        raise ConfigError("{} s before an event: the accelerometer's ring gives at most {} s at {} Hz{}".format(
+            pre, 400 // rate - 2, rate, ": lower capture.pre_s first" if key != "capture.pre_s" else ""), key)
 
 
 def _check_integrations(config, update=()):
@@ -444,14 +432,6 @@ def _check_integrations(config, update=()):
                 raise ConfigError("mqtt.commands is on and needs a token or broker credentials: turn it off first", k)
         raise ConfigError("set mqtt.command_token first, or mqtt.username (a broker that "
                           "authenticates its clients): commands need one to be authorised", "mqtt.commands")
-
-
-def public_view(config):
-    """The configuration as the API shows it: secrets are replaced by whether they are set."""
-    out = {}
-    for e in entries():
-        out[e[0]] = {"set": bool(config.get(e[0]))} if e[1] == SECRET else config.get(e[0], e[2])
-    return out
 
 
 def _show(value):

@@ -7,12 +7,13 @@ labels on a full littlefs file system (os.VfsLfs2 over a block device in RAM), a
 # (2026-12-05). The app's own heap is held by tests/host/test_heap_budget.py.
 HEAPSIZE = "112wK"
 
+import gc
 import os
 
 from ramflash import RamFlash
 from devtest import StubConfig, tmpdir
 from sensorbox.device.store import core, export
-from storetest import T0, count_labels, each_label, frames, last_row, make, meta_mod, read_all, \
+from storetest import T0, count_labels, each_label, each_row, frames, last_row, make, meta_mod, read_all, \
     read_labels_csv, times
 
 
@@ -56,6 +57,30 @@ def test_round_trip_and_reopen():
     assert cols == ["z", "t"] and [x[1] for x in rows] == [T0 + 100 + 20 * i for i in range(5)]
     cols, rows = read_all(st, "accel", since=str(T0 + 2980))
     assert rows[0][0] == T0 + 4000 and len(rows) == 10
+
+
+
+def test_an_accel_export_reads_through_a_reader_of_612_bytes():
+    # Issue 13: an export's 1 KB reader was what a cut-up heap at the core heap lacked most (120wK soaks). The
+    # accelerometer's blocks fit 604 bytes: coded ones at most 302 (decoded in the reader's lower half), raw ones
+    # (store.compress off) at most 100 frames of 3 channels, even when more frames come at once.
+    for compress in (True, False):
+        st = make(tmpdir("a{}".format(compress)), store__compress=compress)
+        st.append_frames(T0, 0, 1, 50, memoryview(frames(0, 340)), 340)
+        st.flush()
+        p = export.plan(st, "accel", {}, T0)
+        for c in export.stream(st, p):
+            pass
+        assert len(p.rd.buf) == 612, len(p.rd.buf)
+        want = frames(0, 340)
+        i = -1
+        for row in each_row(st, "accel"):
+            assert i < 0 or row == [T0 + 20 * i, want[3 * i], want[3 * i + 1], want[3 * i + 2]], (compress, i, row)
+            i += 1
+        assert i == 340, (compress, i)
+        st.close()
+        st = p = want = None
+        gc.collect()
 
 
 def test_recovery_torn_tails_and_quarantine():

@@ -18,7 +18,7 @@ def test_defaults_validate():
     d = schema.defaults()
     assert schema.validate({}, d) == d
     assert d["accel.rate_hz"] == 50
-    for key in schema.keys():
+    for key in (e[0] for e in schema.entries()):
         assert schema.check_value(key, d[key]) == d[key]
 
 
@@ -100,7 +100,7 @@ def test_every_key_names_what_its_change_restarts():
     for s in schema.SPECS:
         assert s.startswith("\n@"), s[:40]
     got = {}
-    for k in schema.keys():
+    for k in (e[0] for e in schema.entries()):
         r = schema.restarts(k)
         assert isinstance(r, tuple) and all(s in SERVICES for s in r), (k, r)
         assert not r or not schema.needs_reboot(k), k  # (applies at the next start: nothing to restart)
@@ -120,7 +120,7 @@ def test_every_key_has_help():
     from sensorbox.shared import config_docs
 
     described = config_docs.describe()
-    assert [d["key"] for d in described] == list(schema.keys())
+    assert [d["key"] for d in described] == [e[0] for e in schema.entries()]
     for d in described:
         assert d["help"], d["key"]
 

@@ -37,19 +37,21 @@ unloaded when it ends. What stays in RAM is ``device.ml.model`` (a ``Model``: th
 ``device.ml.error``. Every function takes the ``device`` (platform, config, log, sensors).
 """
 
-import gc
-import json
 import os
 
 import asyncio
+from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.analysis import pipeline, trees  # (pipeline.Model: resident there, unlike this module)
-from sensorbox.shared import ModelError, features
+from sensorbox.shared import ModelError
 
-_CHUNK = 512
+# (gc, json, the tree evaluator, the features and pipeline.Model imported where they are used: all resident or
+# built in, and a module of at most 37 globals grows its table no further than 592 bytes: test_heap_blocks)
+
+_CHUNK = const(512)
 _YIELD_LINES = 8  # CSV lines parsed between yields: ~0.5 ms on the unix port (~25-50 ms on an ESP32)
-_YIELD_CHUNKS = 8  # file chunks hashed between yields
+_YIELD_CHUNKS = const(8)  # file chunks hashed between yields
+_RESTORING = const("restoring")  # device.ml.held while a restore task runs (truthy: other loads are refused)
 
 
 def _exists(path):
@@ -90,6 +92,8 @@ def _compatible(device, meta):
     its rate ``accel.rate_hz``: ``_follow``). For the sound model (``device`` a ``soundclass.SoundClassifier``,
     which has a ``sensor``): its ``check_meta``. Returns None when the model takes all the extractor's features,
     else where its features are in them (``shared.model.check_meta``) and their count, the loaders' ``cols``."""
+    from sensorbox.shared import features
+
     sm = lazy.load("sensorbox.shared.model")
     try:
         if getattr(device, "sensor", None) is not None:  # another model's place: it knows what fits there
@@ -151,6 +155,8 @@ def _follow(device, rate=False):
 
 
 def _read_meta(path):
+    import json
+
     try:
         with open(path + "/meta.json", "rb") as f:
             meta = json.load(f)  # from the stream: no block of the file's size (2.3 KB for the default)
@@ -165,6 +171,8 @@ async def _verify(device, path):
     """Check meta.json and the file's size and hash (no model in RAM needed). Returns meta, slimmed to what a
     running model needs: ``features`` becomes the count of names (the list is ~5 KB of strings), ``training``
     and ``scaling`` are dropped. Raises ModelError."""
+    import gc
+
     meta = _read_meta(path)
     meta["cols"] = _compatible(device, meta)
     meta["features"] = len(meta["features"])
@@ -188,6 +196,10 @@ async def _load(device, path, meta, origin, spare=None):
     ``spare``: the released model's evaluator, refilled when the new model fits its capacity, so replacing a
     model needs no new large block of a fragmented heap. Otherwise the new arrays are allocated first, before
     the CSV reader is loaded."""
+    import gc
+
+    from sensorbox.device.analysis import trees
+
     ev = ld = None
     nb = meta.get("kind", "trees") != "trees"
     csv = "sensorbox.shared.neighbors_csv" if nb else "sensorbox.shared.trees_csv"
@@ -240,7 +252,8 @@ def make(meta, evaluator, origin):
     count, ``cols`` where its inputs are in the extractor's features or None for all of them). A knn or anomaly
     model's evaluator is a ``shared.neighbors.Neighbors``: a knn model votes as trees do (``votes()``), an
     anomaly model answers through ``step`` (its ``anomaly``)."""
-    M = pipeline.Model
+    from sensorbox.device.analysis.pipeline import Model as M
+
     m = M()
     M.serial += 1  # (the class's: models made so far)
     m.serial = M.serial
@@ -317,6 +330,8 @@ def spare(device):
     of active, previous, default whose meta.json reads), as ``device.spare``. ``boot`` fills them: a heap that a
     day of services and requests has cut into small pieces may have no block for them later (a model found none
     after a restart with MQTT over TLS and three webhooks on). Nothing with emlearn_trees (its arrays are its own)."""
+    from sensorbox.device.analysis import trees
+
     for which in ("active", "previous", "default"):
         try:
             m = _read_meta(_path(device, which))
@@ -384,6 +399,8 @@ async def _replace(device, path, origin):
     the same way after the old one is released, into new arrays. The restore task is not part of the caller:
     cancelling the caller does not stop it. On an error the caller waits for it (so the error reports what runs);
     when cancelled it does not."""
+    import gc
+
     ml = device.ml
     try:
         meta = await _verify(device, path)
@@ -422,8 +439,6 @@ async def _replace(device, path, origin):
     return new
 
 
-_RESTORING = "restoring"  # device.ml.held while a restore task runs (truthy: other loads are refused)
-
 
 async def _restore(device, spare, done):
     """Load the model that ran before an interrupted replacement again (the directories on flash are unchanged,
@@ -439,14 +454,10 @@ async def _restore(device, spare, done):
         done.set()
 
 
-def _release(device):
-    ml = device.ml
-    if ml.held is True:  # not while a restore task owns it
-        ml.held = False
-
-
 def stage_meta(device, body):
     """Start an upload with meta.json; checked at once so an incompatible model is refused before its data."""
+    import json
+
     st = _path(device, "staged")
     _rmtree(st)
     try:
@@ -501,7 +512,8 @@ async def activate(device):
         _rmtree(st)
         raise
     finally:
-        _release(device)
+        if ml.held is True:  # (not while a restore task owns it)
+            ml.held = False
     _swap(device, "staged")
     _follow(device, True)
     ml.error = None
@@ -519,7 +531,8 @@ async def rollback(device):
     try:
         await _replace(device, prev if origin == "uploaded" else _path(device, "default"), origin)
     finally:
-        _release(device)
+        if device.ml.held is True:  # (not while a restore task owns it)
+            device.ml.held = False
     _swap(device, "previous")
     _follow(device, True)
     device.log.info("model", "rolled back to the previous model ({})".format(origin))

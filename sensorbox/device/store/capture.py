@@ -21,7 +21,7 @@ sound level row, and reads the ring in capture-only mode); nothing of it is resi
 from micropython import const
 
 _MAX_PINNED = const(64)  # captures pinned at once (labels.bin records, status "C"; tests/device: 64 too)
-HOLD_S = const(2)  # seconds of frames beyond pre_s left unread in capture-only mode (config_schema.CAPTURE_HOLD_S)
+HOLD_S = const(2)  # seconds of frames beyond pre_s left unread in capture-only mode (config_schema._check_capture: 2 s)
 _FRAMES = const(50)  # frames per ring read (as core._FRAMES)
 
 

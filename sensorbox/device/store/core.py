@@ -355,19 +355,7 @@ class Store:
         # coded as written: accel (a block a flush point holds 50 frames at 50 Hz) and rollups; the other timed
         # resources' blocks hold a row or two: written as they are, recoded once closed (rollup.py)
         codec = self.codec if r.kind == _RATE or r.period else 0  # (configure closes segments when it changes)
-        h = self._hdr
-        struct.pack_into(_HFMT, h, 0, _MAGIC, _VERSION, r.code, ncols, codec, rate, rb, t0, seq & 0xFFFFFFFF,
-                         gen & 0xFFFFFFFF)
-        struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
-        path = "{}/{}.seg".format(r.dir, name)
-        f = open(path, "wb")
-        try:
-            f.write(h)
-        except OSError:
-            f.close()
-            _rm(path)
-            raise
-        r.f = f
+        r.f = _new_seg("{}/{}.seg".format(r.dir, name), self._hdr, r.code, ncols, codec, rate, rb, t0, seq, gen)
         r.seg_name = r.newest = name
         self.changes += 1
         r.seg_t0, r.seg_ncols = t0, ncols
@@ -470,8 +458,8 @@ class Store:
                     fails += 1
                     continue
             # (a block's rows and the byte before them when they do not code smaller; a coded one at most _ZBUF - 2
-            # bytes of rows: less than half a reader's buffer, reader.py)
-            k = ((_ZBUF - 2) if self.codec else (_BLOCK_MAX - 1)) // rb  # (a 6-channel block: 25 frames coded)
+            # bytes of rows: half an export's reader, export._RATE_BLOCK, whose buffer a raw one fills)
+            k = ((_ZBUF - 2) if self.codec else (2 * _ZBUF - 4)) // rb  # (a 6-channel block: 25 frames coded)
             k = (n - done + (n - done + k - 1) // k - 1) // ((n - done + k - 1) // k)  # (blocks of even size)
             k = min(k, (r.seg_max - r.seg_size - _BLK - 1) // rb)
             if self._block(r, data[done * ch:(done + k) * ch], k * rb, r.seg_rows, k):
@@ -819,6 +807,24 @@ def _rm(path):
         os.remove(path)
     except OSError:
         pass
+
+
+def _new_seg(path, h, code, ncols, codec, rate, rb, t0, seq, gen):
+    """A segment's header packed into ``h`` (32 bytes, its CRC last); with ``path``, a new segment file of it (open
+    at its end; one whose header cannot be written is removed). The store's and ``rollup.py``'s segments."""
+    struct.pack_into(_HFMT, h, 0, _MAGIC, _VERSION, code, ncols, codec, rate, rb, t0, seq & 0xFFFFFFFF,
+                     gen & 0xFFFFFFFF)
+    struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
+    if path is None:
+        return None
+    f = open(path, "wb")
+    try:
+        f.write(h)
+    except OSError:
+        f.close()
+        _rm(path)
+        raise
+    return f
 
 # ---- the block codec ----
 # The store's block encoder (``sensorbox.shared.codec_enc.encode``) and decoder (``sensorbox.shared.codec.decode``)

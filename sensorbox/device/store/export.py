@@ -42,6 +42,7 @@ from sensorbox.device.store.reader import Reader, old_rollup, rows, segments
 _BLK = const(8)
 _BLOCK_MAX = const(1024)
 _BUS_BLOCK = const(520)
+_RATE_BLOCK = const(604)  # ... the accelerometer's: 50 frames (core._FRAMES), raw of up to 6 channels or coded
 _RATE = const(0)
 _TIMED = const(1)
 _DENSE = const(3)  # a rollup segment's generation: rows without times, one per period (rollup.py)
@@ -73,14 +74,15 @@ def _reader(p):
     """The plan's one segment reader, made on first use (``prepare`` and ``stream`` read through the same
     buffer: one block of heap per export, not two), sized for the resource's blocks: the bus resources' are at
     most ``_BUS_BLOCK`` (a 528-byte buffer, not 1 KB: a busy heap at the app's size often had no 1 KB block),
-    and their recoded blocks decode to at most half of it (``rollup.recode``); the accelerometer's, the
-    features' recoded ones and the rollups' (up to ``rollup.ROWS_BYTES``, coded: decoded in the buffer's lower
-    half) need the full size."""
+    and their recoded blocks decode to at most half of it (``rollup.recode``); the accelerometer's at most
+    ``_RATE_BLOCK`` (coded ones at most 302 bytes, ``core._ZBUF``, decoded in the buffer's lower half: 612
+    bytes); the features' recoded ones and the rollups' (up to ``rollup.ROWS_BYTES``, coded: decoded in the
+    buffer's lower half) need the full size."""
     rd = p.rd
     if rd is None:
         r = p.r
         small = p.kind != _RATE and r is not None and not r.period and r.name != "features"
-        rd = p.rd = Reader(_BUS_BLOCK if small else _BLOCK_MAX)
+        rd = p.rd = Reader(_RATE_BLOCK if p.kind == _RATE else (_BUS_BLOCK if small else _BLOCK_MAX))
     return rd
 
 

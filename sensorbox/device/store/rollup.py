@@ -25,12 +25,12 @@ tests/device/test_store_rollup.py recomputes all of it in float64 from the full-
 Stored densely (generation 3 segments): no time per row; the header's t0 is the first period's start, its seq0 the
 period, and each block's ``first`` field the index of its first row's period: rows are consecutive periods (a
 period without rows ends the block; the next block says where rows resume). A block holds up to ``_DROWS`` bytes of
-rows (255 at most) coded by ``sensorbox.shared.codec`` in at most ``_DCODED`` bytes, which the segment reader
-returns as they are (codec 0 in the header) and the rollup readers decode (export into a buffer of their own):
-twice the rows of a block the reader decodes itself, so the per-column cost of a block (a first value) counts
-half. Rows are staged first: a row is appended at once to its resource's ``rollup-stage.seg`` (one-row blocks with
-their times, generation 4, synced); exports read the stage after the segments. When the stage holds a block's
-worth, ``flush`` writes it into this boot's segment (appended while the file is as this boot left it; else a new
+rows (255 at most; this version writes at most ``_DBUF``: the writer's buffer, the rows of a stage in two blocks or
+more, needs no 1 KB block) coded by ``sensorbox.shared.codec`` in at most ``_DCODED`` bytes, which the segment
+reader returns as they are (codec 0 in the header) and the rollup readers decode (export into a buffer of their
+own). Rows are staged first: a row is appended at once to its resource's ``rollup-stage.seg`` (one-row blocks with
+their times, generation 4, synced); exports read the stage after the segments. When the stage holds ``_DROWS``
+bytes of rows, ``flush`` writes them into this boot's segment (appended while the file is as this boot left it; else a new
 segment: never appended to after a restart) and removes the stage. Segments and stages of the previous format (a
 row per period, or per class and period, with its time) are converted once, at the first rollup run after an
 upgrade (``_convert``: a ``.tmp`` synced and renamed over the segment).
@@ -52,15 +52,15 @@ import struct
 
 from micropython import const
 
-from sensorbox.device.store.core import _HFMT, _MAGIC, _i32, _rm, crc32, seg_names
+from sensorbox.device.store.core import _MAGIC, _i32, _new_seg, _rm, crc32, seg_names
 from sensorbox.device.store.reader import Reader
 
 # the segment format's constants (as core.py defines them: no names to import)
 _HDR = const(32)
 _BLK = const(8)
 _TIMED = const(1)
+_BUS_BLOCK = const(520)
 
-_VERSION = const(2)  # (core._VERSION)
 MINUTE = const(60000)
 HOUR = const(3600000)
 GRACE = const(20000)  # a period is summarised this long after its end (its rows are on flash by then)
@@ -73,7 +73,8 @@ _OUTBOX_BYTES = const(256)  # ... of the resources the outbox reads (predictions
 _GEN = const(2)  # a recoded segment's generation
 _DENSE = const(3)  # a rollup segment's (rows without times, one per period)
 _STAGE = const(4)  # a rollup stage's (this format's rows, with their times; 1: the previous format's)
-_DROWS = const(1020)  # a rollup block's rows at most (decoded: export.py's buffer)
+_DROWS = const(1020)  # a rollup block's rows at most (decoded: export.py's buffer), and what a stage holds
+_DBUF = const(510)  # ... as this version writes them (a block of half that: no 1 KB block on a cut-up heap)
 _DCODED = const(512)  # ... coded, at most (a reader of half the 1 KB buffer reads it)
 
 
@@ -108,7 +109,7 @@ async def run(st, n):
             try:
                 for _ in g:
                     await asyncio.sleep_ms(0)
-            except MemoryError:
+            except MemoryError as e:
                 g.close()
                 g = None
                 again = lazy.release()
@@ -116,7 +117,7 @@ async def run(st, n):
                     failed |= 1 << k
                     if k == 2:
                         st.sd.pending = True
-                    st.log.warning("store", "job {} short of memory: again later".format(k))  # (see step)
+                    st.log.warning("store", "job {} short of memory: again later ({})".format(k, e))  # (see step)
             finally:
                 if g is not None:
                     g.close()
@@ -142,7 +143,7 @@ def rows(st, r, a, b):
     """(t, values) of resource ``r``'s stored rows with a <= t < b (a None: from the first), oldest first, and
     None after each block read. Timed resources without a stage only (the rollups' sources)."""
     names = seg_names(r)
-    rd = Reader()
+    rd = Reader(_BUS_BLOCK)
     real = st.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
     for i in range(len(names)):
         if a is not None and i + 1 < len(names) and real(names[i + 1]) <= a:
@@ -305,8 +306,7 @@ def _put_row(st, r, t, value):
     o = 0
     if r.brows == 0:  # a new stage: a segment header of its own (its rows with their times: generation 4)
         r.bt0 = t
-        struct.pack_into(_HFMT, z, 0, _MAGIC, _VERSION, r.code, n, 0, 0, rb, t, r.period, _STAGE)
-        struct.pack_into("<I", z, 28, crc32(memoryview(z)[:28]) & 0xFFFFFFFF)
+        _new_seg(None, z, r.code, n, 0, 0, rb, t, r.period, _STAGE)
         o = _HDR
     struct.pack_into("<i", z, o + _BLK, t - r.bt0)
     for i in range(n):
@@ -347,11 +347,15 @@ def staged(st, r, path, since):
                 t0 = struct.unpack_from("<q", h, 12)[0]
                 fmt = "<{}h".format(h[6])
                 z = bytearray(_BLK + rb)
+                out = [None] * ((size - _HDR) // (_BLK + rb))  # (as many as it holds: appends grew it to 1 KB)
+                n = 0
                 while (f.readinto(z) or 0) == _BLK + rb:
                     if z[4] | z[5] << 8 != rb or crc32(memoryview(z)[4:]) != struct.unpack_from("<I", z, 0)[0]:
                         bad += 1
                         continue
-                    out.append((t0 + _i32(z, _BLK), struct.unpack_from(fmt, z, _BLK + 4)))
+                    out[n] = (t0 + _i32(z, _BLK), struct.unpack_from(fmt, z, _BLK + 4))
+                    n += 1
+                del out[n:]
                 if struct.unpack_from("<I", h, 24)[0] != _STAGE:
                     out = list(_old(r, out))
     except OSError:
@@ -434,7 +438,7 @@ def _dense_write(st, r, rows, w, tmp):
     from sensorbox.device.store.core import encode
 
     p = r.period
-    buf = bytearray(_DROWS)  # a block's rows
+    buf = bytearray(_DBUF)  # a block's rows
     out = bytearray(_DCODED)  # ... coded
     bh = bytearray(_BLK)
     f = None
@@ -453,28 +457,13 @@ def _dense_write(st, r, rows, w, tmp):
                 r.seg_name = 0  # (a new segment for the rest)
                 continue
             k = 0
-            while i + k < len(rows) and (k + 1) * 2 * w <= _DROWS and k < 255 and idx + k < 65536 and \
+            while i + k < len(rows) and (k + 1) * 2 * w <= _DBUF and k < 255 and idx + k < 65536 and \
                     rows[i + k][0] == t + k * p:
                 v = rows[i + k][1]
                 for j in range(w):
                     struct.pack_into("<h", buf, 2 * (k * w + j), v[j] if j < len(v) else 0)
                 k += 1
-            while True:
-                m = encode(buf, k, w, out, _DCODED)
-                if m > 0:
-                    data = memoryview(out)[:m]
-                    break
-                if 2 * k * w < _DCODED:  # (as it is, behind a 0 byte: noise)
-                    out[0] = 0
-                    out[1:1 + 2 * k * w] = buf[:2 * k * w]
-                    m = 1 + 2 * k * w
-                    data = memoryview(out)[:m]
-                    break
-                k = (k + 1) // 2
-            struct.pack_into("<HH", bh, 4, m, idx)
-            struct.pack_into("<I", bh, 0, crc32(data, crc32(memoryview(bh)[4:])))
-            f.write(bh)
-            f.write(data)
+            m = _wblock(f, buf, 2 * k * w, w, 2 * w, out, bh, encode, idx)
             r.seg_size += _BLK + m
             if tmp is None:
                 r.bytes += _BLK + m
@@ -517,16 +506,7 @@ def _dense_file(st, r, t, w, tmp):
     t0 = t - t % r.period
     name = t0 if t0 > r.newest else r.newest + 1
     path = tmp or "{}/{}.seg".format(r.dir, name)
-    h = bytearray(_HDR)
-    struct.pack_into(_HFMT, h, 0, _MAGIC, _VERSION, r.code, w, 0, 0, 0, t0, r.period, _DENSE)
-    struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
-    f = open(path, "wb")
-    try:
-        f.write(h)
-    except OSError:
-        f.close()
-        _rm(path)
-        raise
+    f = _new_seg(path, bytearray(_HDR), r.code, w, 0, 0, 0, t0, r.period, _DENSE)
     r.seg_t0 = t0
     r.seg_size = _HDR
     r.seg_ncols = w
@@ -660,7 +640,6 @@ def _one(st, r, name, encode):
         h = rd.open(path, None, 0)  # (the times as stored: the copy keeps them)
     except (OSError, ValueError):
         return
-    hb = bytearray(rd.buf[:_HDR])
     if h[8] != 2 or h[7] == _GEN or h[4] == 0:
         rd.close()
         return
@@ -674,10 +653,7 @@ def _one(st, r, name, encode):
     tmp = path + ".tmp"
     f = None
     try:
-        f = open(tmp, "wb")
-        struct.pack_into(_HFMT, hb, 0, hb[:4], 2, h[1], h[2], 1, h[3], rb, h[5], h[6], _GEN)
-        struct.pack_into("<I", hb, 28, crc32(memoryview(hb)[:28]) & 0xFFFFFFFF)
-        f.write(hb)
+        f = _new_seg(tmp, bytearray(_HDR), h[1], h[2], 1, h[3], rb, h[5], h[6], _GEN)
         while True:
             n = rd.next()
             if n == 0:
@@ -686,14 +662,14 @@ def _one(st, r, name, encode):
                 continue
             for o in range(_BLK, _BLK + n, rb):
                 if k + rb > len(rows):
-                    _wblock(f, rows, k, w, rb, z, bh, encode)
+                    _wblock(f, rows, k, w, rb, z, bh, encode, _i32(rows, 0))
                     k = 0
                 rows[k:k + rb] = rd.buf[o:o + rb]
                 k += rb
                 got += 1
             yield
         if k:
-            _wblock(f, rows, k, w, rb, z, bh, encode)
+            _wblock(f, rows, k, w, rb, z, bh, encode, _i32(rows, 0))
         if not got:
             raise OSError("no row read")  # (never a segment replaced by an empty one)
         f.flush()
@@ -716,17 +692,18 @@ def _one(st, r, name, encode):
         _rm(tmp)
 
 
-def _wblock(f, rows, k, w, rb, z, buf, encode):
-    """Write ``k`` bytes of ``rows`` as one block (coded, or a 0 byte and the rows)."""
+def _wblock(f, rows, k, w, rb, z, buf, encode, first):
+    """Write ``k`` bytes of ``rows`` (rows of ``rb`` bytes, ``w`` int16 columns) as one block (coded into ``z``, or
+    a 0 byte and the rows when coding does not make them smaller), its header's first field ``first`` (16 bits;
+    ``buf``: the block header's 8 bytes). The bytes written after the header."""
     m = encode(rows, k // rb, w, z, len(z))
-    if m > 0:
-        data = memoryview(z)[:m]
-    else:
+    if m <= 0:
         z[0] = 0
         z[1:1 + k] = rows[:k]
         m = k + 1
-        data = memoryview(z)[:m]
-    struct.pack_into("<HH", buf, 4, m, _i32(rows, 0) & 0xFFFF)
+    data = memoryview(z)[:m]
+    struct.pack_into("<HH", buf, 4, m, first & 0xFFFF)
     struct.pack_into("<I", buf, 0, crc32(data, crc32(memoryview(buf)[4:])))
     f.write(buf)
     f.write(data)
+    return m

@@ -464,7 +464,7 @@ def _tokens(source):
 def _whole(out, trees, dev, modules, scripts, whole):
     """Adds to ``out`` (``plan``'s) the names of ``whole`` that only the device code spells, each renamed in every
     device module that spells it to the lowest short name that none of them uses, among the short names the plan
-    gave already (so that it costs no new name). Not renamed: a name any other source spells (a test, a helper
+    gave already (so that it costs no new name; where none is free, a new one shared by names of modules apart). Not renamed: a name any other source spells (a test, a helper
     script, a benchmark: any token, or any word of a string of a script), a word of a string of any source (but a
     docstring; ``getattr(x, "name")``), a builtin, a name MicroPython's C code looks up, a module's name, a
     ``const()`` (renamed ``_k``, it would be no global), a name the plan renamed already somewhere."""
@@ -548,17 +548,39 @@ def _whole(out, trees, dev, modules, scripts, whole):
         if files:
             todo.append((name, sorted(set(files).union(*[kin.get(p, ()) for p in files]))))
     todo.sort(key=lambda x: (-len(x[1]), x[0]))  # (the names of the most modules first: the fewest choices)
+
+    def give(name, files, new):
+        for p in files:
+            used[p].add(new)
+            if name in spells[p]:
+                r = out.setdefault(p, {"globals": {}, "attrs": {}})
+                r["globals"][name] = new
+                r["attrs"][name] = new
+
+    left = []
     for name, files in todo:
         for i in range(top + 1):
             new = _SHORT.format(i)
             if not any(new in used[p] for p in files):
+                give(name, files, new)
                 break
         else:
-            continue  # (a new short name would cost what it saves)
-        for p in files:
-            used[p].add(new)
-            if name not in spells[p]:
-                continue
-            r = out.setdefault(p, {"globals": {}, "attrs": {}})
-            r["globals"][name] = new
-            r["attrs"][name] = new
+            left.append((name, files))
+    # Names no short name had room for: new short names, each given to names of modules apart (a new name that
+    # renames two saves one; one that would rename only one name is not given).
+    i = top + 1
+    while left:
+        new = _SHORT.format(i)
+        mine, rest, taken = [], [], set()
+        for name, files in left:
+            if taken.isdisjoint(files) and not any(new in used[p] for p in files):
+                mine.append((name, files))
+                taken.update(files)
+            else:
+                rest.append((name, files))
+        if len(mine) < 2:
+            break
+        for name, files in mine:
+            give(name, files, new)
+        left = rest
+        i += 1

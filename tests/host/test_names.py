@@ -406,3 +406,19 @@ def test_names_of_the_whole_program_in_a_hierarchy_get_names_of_their_own(tmp_pa
     assert p[sub]["attrs"]["beta"] not in set(p[base]["attrs"].values()) | set(p[base]["globals"].values()), p
     # (Oops has no body of its own: ho.py is no kin of hb.py, gamma may have a short name hs.py gives too)
     assert p[other]["attrs"]["gamma"] in p[sub]["globals"].values(), p
+
+
+def test_names_of_the_whole_program_share_a_new_short_name_only_in_twos(tmp_path):
+    # where every short name is taken in a name's modules, a new one is given to names of modules apart; one that
+    # would rename a single name is not given (it would cost the name it saves)
+    sat = "".join("_{} = {}\n".format(i, i) for i in range(8)) + "\n\n"
+    m1 = _write(tmp_path, "m1.py", sat + "class Box:\n    def __init__(self):\n        self.ping = 1\n\n\n"
+                                         "print(Box().ping)\n")
+    m2 = _write(tmp_path, "m2.py", sat + "class Cup:\n    def __init__(self):\n        self.pong = 2\n\n\n"
+                                         "print(Cup().pong)\n")
+    mods = {m1: "m1", m2: "m2"}
+    p = names.plan([m1, m2], [], mods, whole=("ping", "pong"))
+    given = {int(v[1:]) for q in (m1, m2) for k, v in p[q]["globals"].items() if k not in ("ping", "pong")}
+    assert p[m1]["attrs"]["ping"] == p[m2]["attrs"]["pong"] == "_{}".format(max(given) + 1), p
+    p = names.plan([m1, m2], [], mods, whole=("ping",))
+    assert "ping" not in p[m1]["attrs"], p

@@ -464,10 +464,11 @@ def _tokens(source):
 def _whole(out, trees, dev, modules, scripts, whole):
     """Adds to ``out`` (``plan``'s) the names of ``whole`` that only the device code spells, each renamed in every
     device module that spells it to the lowest short name that none of them uses, among the short names the plan
-    gave already (so that it costs no new name; where none is free, a new one shared by names of modules apart). Not renamed: a name any other source spells (a test, a helper
-    script, a benchmark: any token, or any word of a string of a script), a word of a string of any source (but a
-    docstring; ``getattr(x, "name")``), a builtin, a name MicroPython's C code looks up, a module's name, a
-    ``const()`` (renamed ``_k``, it would be no global), a name the plan renamed already somewhere."""
+    gave already (so that it costs no new name; where none is free, a new one shared by names of modules apart).
+    Not renamed: a name any other source spells (a test, a helper script, a benchmark: any token, or any word of a
+    string of a script), a word of a string of any source (but a docstring; ``getattr(x, "name")``), a builtin, a
+    name MicroPython's C code looks up, a module's name, a ``const()`` (renamed ``_k``, it would be no global), a
+    name the plan renamed already somewhere."""
     sources = {}
     for p in trees:
         with open(p) as f:

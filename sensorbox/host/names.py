@@ -21,6 +21,9 @@ its tests and their helper scripts, the benchmark scripts):
   look up itself): the same, but used only through ``self`` in that class's methods (a board's built-in objects
   have public attributes of their own: ``wlan.active``).
 
+- a public name listed in ``WHOLE`` that only device code spells (no other source, no string): renamed in the
+  whole program, every spelling alike (``_whole``).
+
 Each renamed name gets the lowest short name that is free in every module it is spelled in (for attributes:
 among the attributes of each class that has it). Tokens are replaced in place, line by line, so line numbers in tracebacks stay true;
 function names there read ``_3``: ``bundle.json`` maps them back (``renames``). The map is deterministic.
@@ -278,11 +281,12 @@ def _local_names(tree, spelled):
                   if x != "self" and not x.startswith("__") and not (x[:1] == "_" and x[1:].isdigit()))
 
 
-def plan(device_files, other_files, modules=None, scripts=()):
+def plan(device_files, other_files, modules=None, scripts=(), whole=None):
     """{path: {"globals": {old: new}, "attrs": {old: new}}} for the device sources ``device_files`` (paths),
     checked against every source in ``device_files`` + ``other_files`` (tests, benchmark scripts). ``modules``:
     {path: dotted module name} of the device sources (for ``from module import name``). ``scripts``: further
-    sources (host tests, benchmarks) whose strings may hold MicroPython code: no name spelled in one is renamed."""
+    sources (host tests, benchmarks) whose strings may hold MicroPython code: no name spelled in one is renamed.
+    ``whole``: names renamed wherever the device code spells them (``WHOLE``, ``_whole``)."""
     modules = modules or {}
     trees = {}
     for p in list(device_files) + list(other_files):
@@ -386,6 +390,7 @@ def plan(device_files, other_files, modules=None, scripts=()):
             out.setdefault(q, {"globals": {}, "attrs": {}})["globals" if kind == "g" else "attrs"][old] = new
         for q in dflt:  # the default's own line in the class body
             out[q]["globals"][old] = new
+    _whole(out, trees, dev, modules, scripts, WHOLE if whole is None else whole)
     return out
 
 
@@ -418,3 +423,165 @@ def rewrite(source, renames):
             line = line[:col] + new + line[col + len(old):]
         lines[i] = line
     return "".join(lines)
+
+
+#: Public names renamed in the whole program (``_whole``): each is spelled only by device code (as a module's
+#: global, a class's attribute or method, an argument, a keyword), so renaming every one of its spellings alike
+#: keeps the program the same. Listed, not found, because what keeps a name is also the foreign objects the device
+#: code uses (a board's ``machine``, ``network``, ``esp32``, the sockets, emlearn's natmods): a name those have
+#: (the firmware's stubs; tests/host/test_names.py checks) must not be here. Names a test, a script or a string
+#: spells are left alone whatever this says. Each costs one interned name less where it gets a short name that
+#: the modules it is spelled in do not use yet.
+WHOLE = (
+    "COOKIE", "InputError", "MAX_CLASSES", "MAX_NODES", "REBOOT", "STR", "WEBHOOK_RESOURCES", "_RES", "_buf", "_drop",
+    "_far_leaf", "_far_node", "_fs", "_gen", "_hist", "_k", "_later", "_mv", "_next", "_node", "_pairs", "_ring",
+    "_rmtree", "_rolled", "_since", "_trusted", "bad_bytes", "bad_segs", "bitlen", "blen", "bn", "bt0", "buckets",
+    "check_update", "cnew", "configured", "content_length", "den", "drop_cursor", "feats_t", "file_bytes", "gens",
+    "heap_min_free", "heap_peak_used", "listening", "make_driver", "max_age", "max_content_length", "max_readline",
+    "n_items", "n_scales", "name_of", "ret_bytes", "roll_at", "sample_heap", "secrets", "seg_bytes", "seg_gen",
+    "seg_name", "seg_ncols", "seg_next", "seg_rate", "seg_rows", "seg_size", "send_file", "start_network", "synced",
+    "tokens_path", "webhook_resources", "woke")
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SHORT_RE = re.compile(r"_[0-9]+$")
+
+
+def _docstrings(tree):
+    """ids of the docstrings of a module, its classes and functions."""
+    out = set()
+    for x in ast.walk(tree):
+        if isinstance(x, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and x.body:
+            d = x.body[0]
+            if isinstance(d, ast.Expr) and isinstance(d.value, ast.Constant) and isinstance(d.value.value, str):
+                out.add(id(d.value))
+    return out
+
+
+def _tokens(source):
+    return [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.NAME]
+
+
+def _whole(out, trees, dev, modules, scripts, whole):
+    """Adds to ``out`` (``plan``'s) the names of ``whole`` that only the device code spells, each renamed in every
+    device module that spells it to the lowest short name that none of them uses, among the short names the plan
+    gave already (so that it costs no new name; where none is free, a new one shared by names of modules apart).
+    Not renamed: a name any other source spells (a test, a helper script, a benchmark: any token, or any word of a
+    string of a script), a word of a string of any source (but a docstring; ``getattr(x, "name")``), a builtin, a
+    name MicroPython's C code looks up, a module's name, a ``const()`` (renamed ``_k``, it would be no global), a
+    name the plan renamed already somewhere."""
+    sources = {}
+    for p in trees:
+        with open(p) as f:
+            sources[p] = f.read()
+    keep = set(_BUILTINS) | _RUNTIME
+    for m in modules.values():
+        keep.update(m.split("."))
+    for p, t in trees.items():
+        for n in ast.walk(t):  # (a const() renamed "_k" makes no global: a module importing it would fail)
+            if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call) and \
+                    getattr(n.value.func, "id", "") == "const":
+                keep.update(x.id for x in n.targets if isinstance(x, ast.Name))
+        docs = _docstrings(t)
+        for x in ast.walk(t):
+            if isinstance(x, ast.Constant) and isinstance(x.value, str) and id(x) not in docs:
+                keep.update(_WORD.findall(x.value))
+        if p not in dev:
+            keep.update(_tokens(sources[p]))
+    for p in scripts:
+        with open(p) as f:
+            s = f.read()
+        keep.update(_tokens(s))
+        for x in ast.walk(ast.parse(s, p)):
+            if isinstance(x, ast.Constant) and isinstance(x.value, str):
+                keep.update(_WORD.findall(x.value))
+    renamed = set()
+    for r in out.values():
+        renamed.update(r["globals"])
+        renamed.update(r["attrs"])
+    spells = {p: set(_tokens(sources[p])) for p in trees if p in dev}
+    used = {}  # path -> short names it spells once renamed
+    given = {}  # short name -> how many modules the plan gave it in
+    for p in spells:
+        r = out.get(p, {"globals": {}, "attrs": {}})
+        mine = set(r["globals"].values()) | set(r["attrs"].values())
+        used[p] = {x for x in spells[p] if _SHORT_RE.match(x)} | mine
+        for x in mine:
+            given[x] = given.get(x, 0) + 1
+    # (the short names of at least two modules: one module alone may be one no board loads)
+    top = max([-1] + [int(x[1:]) for x, n in given.items() if n > 1])
+    # A class that inherits from a device class, or is inherited from, may hold attributes named in another module
+    # than its own: the modules of a hierarchy's classes that have a method or a class attribute count as one (a
+    # short name given in one is taken in all of them; a class with neither, an exception, adds none).
+    top_of = {}  # device class name -> a name its hierarchy shares
+    rich = {}  # device class name -> modules where it is defined with a body of its own
+
+    def root(c):
+        while top_of.get(c, c) != c:
+            c = top_of[c]
+        return c
+
+    for p in spells:
+        for c in ast.walk(trees[p]):
+            if isinstance(c, ast.ClassDef):
+                top_of.setdefault(c.name, c.name)
+                if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Assign, ast.AnnAssign))
+                       for n in c.body):
+                    rich.setdefault(c.name, set()).add(p)
+    for p in spells:
+        for c in ast.walk(trees[p]):
+            if isinstance(c, ast.ClassDef):
+                for b in c.bases:  # (``Base`` or ``module.Base``)
+                    b = b.id if isinstance(b, ast.Name) else getattr(b, "attr", None)
+                    if b in top_of:
+                        top_of[root(c.name)] = root(b)
+    groups = {}
+    for c, ps in rich.items():
+        groups.setdefault(root(c), set()).update(ps)
+    kin = {}  # module -> modules of the hierarchies of its classes
+    for c, ps in rich.items():
+        for p in ps:
+            kin.setdefault(p, set()).update(groups[root(c)])
+    todo = []
+    for name in whole:
+        if name in keep or name in renamed or name.startswith("__"):
+            continue
+        files = sorted(p for p in spells if name in spells[p])
+        if files:
+            todo.append((name, sorted(set(files).union(*[kin.get(p, ()) for p in files]))))
+    todo.sort(key=lambda x: (-len(x[1]), x[0]))  # (the names of the most modules first: the fewest choices)
+
+    def give(name, files, new):
+        for p in files:
+            used[p].add(new)
+            if name in spells[p]:
+                r = out.setdefault(p, {"globals": {}, "attrs": {}})
+                r["globals"][name] = new
+                r["attrs"][name] = new
+
+    left = []
+    for name, files in todo:
+        for i in range(top + 1):
+            new = _SHORT.format(i)
+            if not any(new in used[p] for p in files):
+                give(name, files, new)
+                break
+        else:
+            left.append((name, files))
+    # Names no short name had room for: new short names, each given to names of modules apart (a new name that
+    # renames two saves one; one that would rename only one name is not given).
+    i = top + 1
+    while left:
+        new = _SHORT.format(i)
+        mine, rest, taken = [], [], set()
+        for name, files in left:
+            if taken.isdisjoint(files) and not any(new in used[p] for p in files):
+                mine.append((name, files))
+                taken.update(files)
+            else:
+                rest.append((name, files))
+        if len(mine) < 2:
+            break
+        for name, files in mine:
+            give(name, files, new)
+        left = rest
+        i += 1

@@ -174,8 +174,6 @@ def test_names_of_the_whole_running_app(tmp_path):
     assert n <= bundle.APP_NAMES, (n, bundle.APP_NAMES)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: the whole app interns ~1,275 names, past the 1,260 of the first "
-                                       "pools (bundle.APP_NAMES); remove this mark when it fits")
 def test_whole_running_app_fits_the_first_name_pools(tmp_path):
     n, _ = whole_app_names(tmp_path)
     assert n <= bundle.NAME_POOL - bundle.NAME_SLACK, (n, bundle.NAME_POOL, bundle.NAME_SLACK)

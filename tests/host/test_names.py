@@ -197,7 +197,9 @@ def test_the_bundle_records_its_renames():
     assert len(r["globals"]) > 10 and r["attrs"], r  # (no name spelled anywhere else: a string would keep it)
     for old, new in r["globals"].items():  # each maps back to what the source defines, for tracebacks
         assert new.startswith("_") and new[1:].isdigit() and ("def " + old in src or old + " = " in src or
-                                                              "class " + old in src), (old, new)
+                                                              "class " + old in src or
+                                                              old in names.WHOLE and old in src), (old, new)
+    assert set(names.WHOLE) & set(r["globals"]), r  # (and names renamed in the whole program: names.WHOLE)
 
 
 A = '''\
@@ -297,3 +299,126 @@ def test_a_test_asking_for_a_renamed_name_keeps_it_renamed(tmp_path):
     test = _write(tmp_path, "qtest.py", "import qdev\nb = qdev.QBox()\nprint(inner(b, '_qsecret'), b._qplain)\n")
     plan = names.plan([mod], [test])[mod]
     assert "_qsecret" in plan["attrs"] and "_qplain" not in plan["attrs"], plan
+
+
+WA = '''\
+LIMIT_MS = 5
+_1 = 10  # (a short name this module spells itself: given to no other name here)
+
+
+class Meter:
+    def __init__(self, seg_count=2):
+        self.seg_count = seg_count
+        self.kept = 1
+
+    def roll_at(self, t):
+        return t + self.seg_count + LIMIT_MS + _1
+'''
+
+WB = '''\
+import wa
+
+
+def use(m):
+    return m.roll_at(wa.LIMIT_MS) + m.seg_count + m.kept + wa.Meter(seg_count=3).seg_count
+'''
+
+FILL = "".join("_F{0} = {0}\n".format(i) for i in range(8)) + "print({})\n".format(
+    " + ".join("_F{}".format(i) for i in range(8)))
+
+
+def test_names_of_the_whole_program_are_renamed_alike(tmp_path):
+    # names.WHOLE: a public name spelled only by device code (a global read from another module, a method called
+    # and attributes read from another, an argument given by keyword) is renamed everywhere alike, to a short name
+    # the plan gave in other modules already and free in every module that spells it; one a test or a string
+    # spells stays
+    a = _write(tmp_path, "wa.py", WA)
+    b = _write(tmp_path, "wb.py", WB)
+    main = _write(tmp_path, "main.py", "import wb\nprint(wb.use(wb.wa.Meter()))\n")
+    fa, fb = _write(tmp_path, "wc.py", FILL), _write(tmp_path, "wd.py", FILL)  # (give _0.._7 in two modules)
+    whole = ("LIMIT_MS", "seg_count", "roll_at", "kept", "use", "Meter")
+    mods = {a: "wa", b: "wb", fa: "wc", fb: "wd"}
+    pa = names.plan([a, b, fa, fb], [main], mods, whole=whole)
+    given = {old: new for p in (a, b) for old, new in pa[p]["globals"].items() if old in whole}
+    assert set(given) == {"LIMIT_MS", "seg_count", "roll_at", "kept"}, pa  # (main.py spells use and Meter)
+    assert all(pa[p]["globals"][x] == pa[p]["attrs"][x] == given[x] for p in (a, b) for x in given), pa
+    assert len(set(given.values())) == 4 and "_1" not in given.values(), given  # (wa.py spells _1 itself)
+    assert all(int(v[1:]) <= 7 for v in given.values()), given  # (no short name no other module was given)
+    # a word of a string, or a test's token, keeps the name
+    t = _write(tmp_path, "t.py", "print('x.seg_count')\n")
+    pt = names.plan([a, b, fa, fb], [main, t], mods, whole=whole)
+    assert "seg_count" not in pt[a]["globals"] and "roll_at" in pt[a]["globals"], pt[a]
+    # and it runs the same, renamed
+    for d, srcs in (("plain", (WA, WB)), ("renamed", (names.rewrite(WA, pa[a]), names.rewrite(WB, pa[b])))):
+        os.makedirs(str(tmp_path / d))
+        for name, text in zip(("wa.py", "wb.py"), srcs):
+            (tmp_path / d / name).write_text(text)
+        (tmp_path / d / "main.py").write_text(open(main).read())
+        r = subprocess.run([bundle.micropython_path(), "main.py"], cwd=str(tmp_path / d), capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.split() == ["28"], (d, r.stdout, r.stderr)
+    assert "seg_count" not in names.rewrite(WA, pa[a]) and "roll_at" not in names.rewrite(WB, pa[b])
+
+
+def test_names_of_the_whole_program_are_no_foreign_objects_names():
+    # names.WHOLE is renamed wherever device code spells it, also where it is an attribute of a foreign object:
+    # none may be a name of MicroPython's ESP32 firmware or standard library (their published stubs), nor of
+    # emlearn's natmods (their doubles: tests/support/natmods, derived from the stubs)
+    import ast
+    import glob
+    import importlib.metadata
+
+    spelled = set()
+    files = []
+    for dist in ("micropython-esp32-esp32-generic-stubs", "micropython-stdlib-stubs"):
+        d = importlib.metadata.distribution(dist)
+        files += [str(d.locate_file(f)) for f in d.files if str(f).endswith((".pyi", ".py"))]
+    files += glob.glob(os.path.join(bundle.REPO, "tests", "support", "natmods", "*.py"))
+    assert len(files) > 50, files
+    for f in files:
+        with open(f) as h:
+            tree = ast.parse(h.read())
+        for x in ast.walk(tree):
+            if isinstance(x, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                spelled.add(x.name)
+            elif isinstance(x, ast.Name):
+                spelled.add(x.id)
+            elif isinstance(x, ast.Attribute):
+                spelled.add(x.attr)
+            elif isinstance(x, ast.arg):
+                spelled.add(x.arg)
+    assert spelled >= {"deinit", "settimeout", "setdata"}, len(spelled)
+    assert not set(names.WHOLE) & spelled, sorted(set(names.WHOLE) & spelled)
+
+
+def test_names_of_the_whole_program_in_a_hierarchy_get_names_of_their_own(tmp_path):
+    # a subclass in another module holds its base's attributes too: a name renamed in the base's module and one in
+    # the subclass's never share a short name (an exception's hierarchy, without attributes, joins no modules)
+    base = _write(tmp_path, "hb.py", "_P = 1\n_Q = 2\n_R = 3\n\n\nclass Base:\n    def __init__(self):\n"
+                                     "        self.alpha = 1\n\n\nclass Oops(Exception):\n    pass\n")
+    sub = _write(tmp_path, "hs.py", "import hb\n\n\nclass Sub(hb.Base):\n    pass\n\n\nclass Kid(Sub):\n"
+                                    "    def beta(self):\n        return 2\n")
+    other = _write(tmp_path, "ho.py", "import hb\n\n\nclass Odd(hb.Oops):\n    gamma = 2\n")
+    fa, fb = _write(tmp_path, "wc.py", FILL), _write(tmp_path, "wd.py", FILL)
+    mods = {base: "hb", sub: "hs", other: "ho", fa: "wc", fb: "wd"}
+    p = names.plan([base, sub, other, fa, fb], [], mods, whole=("alpha", "beta", "gamma"))
+    # (Kid has alpha, which the plan renamed in hb.py: beta, renamed in hs.py, takes none of hb.py's names)
+    assert p[sub]["attrs"]["beta"] not in set(p[base]["attrs"].values()) | set(p[base]["globals"].values()), p
+    # (Oops has no body of its own: ho.py is no kin of hb.py, gamma may have a short name hs.py gives too)
+    assert p[other]["attrs"]["gamma"] in p[sub]["globals"].values(), p
+
+
+def test_names_of_the_whole_program_share_a_new_short_name_only_in_twos(tmp_path):
+    # where every short name is taken in a name's modules, a new one is given to names of modules apart; one that
+    # would rename a single name is not given (it would cost the name it saves)
+    sat = "".join("_{} = {}\n".format(i, i) for i in range(8)) + "\n\n"
+    m1 = _write(tmp_path, "m1.py", sat + "class Box:\n    def __init__(self):\n        self.ping = 1\n\n\n"
+                                         "print(Box().ping)\n")
+    m2 = _write(tmp_path, "m2.py", sat + "class Cup:\n    def __init__(self):\n        self.pong = 2\n\n\n"
+                                         "print(Cup().pong)\n")
+    mods = {m1: "m1", m2: "m2"}
+    p = names.plan([m1, m2], [], mods, whole=("ping", "pong"))
+    given = {int(v[1:]) for q in (m1, m2) for k, v in p[q]["globals"].items() if k not in ("ping", "pong")}
+    assert p[m1]["attrs"]["ping"] == p[m2]["attrs"]["pong"] == "_{}".format(max(given) + 1), p
+    p = names.plan([m1, m2], [], mods, whole=("ping",))
+    assert "ping" not in p[m1]["attrs"], p

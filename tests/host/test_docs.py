@@ -135,3 +135,73 @@ def test_readme_model_figures_are_those_of_the_datasets_page():
     # docs/datasets.md states for the same split (which tests/host/test_notebook.py reproduces)
     readme, page = model_rows("README.md"), model_rows("docs/datasets.md")
     assert set(readme) == {"forest", "knn", "baseline"} and readme == page, (readme, page)
+
+
+def _cold_modules():
+    """{module: {device files that load it}}: every module device code loads with ``lazy.call`` or ``lazy.load``
+    (``boot.warm_package`` aside: it imports every module once at boot, for its names). A name is read from the
+    call: a string, or a name set to one in the file (a ``const``); for one set otherwise (a parameter, a choice),
+    every module named by a string in the file."""
+    import ast
+
+    mods = set()
+    for d, _, files in os.walk(os.path.join(REPO, "sensorbox")):
+        for f in files:
+            if f.endswith(".py"):
+                m = os.path.relpath(os.path.join(d, f), REPO)[:-3].replace(os.sep, ".")
+                mods.add(m[:-len(".__init__")] if m.endswith(".__init__") else m)
+    out = {}
+    for d, _, files in os.walk(os.path.join(REPO, "sensorbox", "device")):
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            rel = os.path.relpath(os.path.join(d, f), os.path.join(REPO, "sensorbox"))
+            tree = ast.parse(_text(os.path.join("sensorbox", rel)))
+            named = {}  # name -> the module names it is set to in this file
+            strings = set()  # every module named by a string in this file
+            imported = set()  # (a module's own ``__import__``: not a load for a while)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "__import__":
+                    imported.update(id(a) for a in node.args)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and node.value in mods and id(node) not in imported:
+                    strings.add(node.value)
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    v = node.value
+                    if isinstance(v, ast.Call) and getattr(v.func, "id", None) == "const" and v.args:
+                        v = v.args[0]
+                    if isinstance(v, ast.Constant) and v.value in mods:
+                        named.setdefault(node.targets[0].id, set()).add(v.value)
+            skip = set()
+            for fn in ast.walk(tree):
+                if isinstance(fn, ast.FunctionDef) and fn.name == "warm_package":
+                    skip.update(id(n) for n in ast.walk(fn))
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args
+                        and node.func.attr in ("call", "load") and getattr(node.func.value, "id", None) == "lazy"
+                        and id(node) not in skip):
+                    a = node.args[0]
+                    if isinstance(a, ast.Constant):
+                        got = {a.value}
+                    else:
+                        got = named.get(getattr(a, "id", None)) or strings
+                    assert got and got <= mods, (rel, node.lineno, got)
+                    for m in got:
+                        out.setdefault(m, set()).add(rel)
+    return out
+
+
+def test_cold_modules_table_lists_what_device_code_loads_for_a_while():
+    # docs/architecture.md's "Cold modules": a row per module device code loads for a call and unloads again
+    # (device/lazy.py), with the modules that load it; resident code is the rest of what boot imports
+    text = _text("docs/architecture.md").split("## Cold modules", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in text.splitlines():
+        m = re.match(r"^\| `(sensorbox\.[a-z0-9_.]+)` \| ([^|]*) \|", line)
+        if m:
+            rows[m.group(1)] = set(re.findall(r"`([a-z0-9_/]+\.py)`", m.group(2)))
+    cold = _cold_modules()
+    assert sorted(rows) == sorted(cold), ("only in the table:", sorted(set(rows) - set(cold)),
+                                          "only in the code:", sorted(set(cold) - set(rows)))
+    for m, by in cold.items():
+        assert rows[m] == by, (m, "table:", sorted(rows[m]), "code:", sorted(by))

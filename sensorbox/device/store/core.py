@@ -266,6 +266,9 @@ class Store:
         self.corrupt = 0  # corrupt stretches found in segments (recovery and readers; each segment counted once)
         self.bad_segs = ()  # the segments they were found in (newest 8; a list once there is one)
         self._zbuf = bytearray(_ZBUF)  # a block coded before it is written (and a rollup row staged)
+        # the rollup job's reader's block (rollup.rows), taken while the heap is whole: at CORE_HEAP under load the
+        # cut-up heap lacked a 528-byte piece for it now and then (the core soak: the job deferred)
+        self._rbuf = bytearray(_BLK + _BUS_BLOCK)
         self.codec = _CODEC
         self.pins = None  # merged pinned ranges: start, end, ... (array("q") while a label pins data: meta.pins)
         self.changes = self._looked = 0  # segments opened or recoded, pin changes; ... as retention last saw them

@@ -65,8 +65,8 @@ class Reader:
     reader of resources whose blocks are smaller (the bus resources' are at most ``_BUS_BLOCK``) may take
     less; a block that does not fit is not read (as if corrupt)."""
 
-    def __init__(self, size=_BLOCK_MAX):
-        self.buf = bytearray(_BLK + size)
+    def __init__(self, size=_BLOCK_MAX, buf=None):
+        self.buf = bytearray(_BLK + size) if buf is None else buf  # (``buf``: one of _BLK + size bytes, kept)
         self.mv = memoryview(self.buf)
         self.pmv = self.mv[_BLK:]
         self.f = None

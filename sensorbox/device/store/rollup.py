@@ -143,7 +143,7 @@ def rows(st, r, a, b):
     """(t, values) of resource ``r``'s stored rows with a <= t < b (a None: from the first), oldest first, and
     None after each block read. Timed resources without a stage only (the rollups' sources)."""
     names = seg_names(r)
-    rd = Reader(_BUS_BLOCK)
+    rd = Reader(_BUS_BLOCK, st._rbuf)  # (the store's: one job at a time reads through it)
     real = st.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
     for i in range(len(names)):
         if a is not None and i + 1 < len(names) and real(names[i + 1]) <= a:

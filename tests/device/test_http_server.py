@@ -99,6 +99,31 @@ def test_memory_running_out_before_the_head_is_a_503():
     assert out.count(b"HTTP/1.0") == 1 and c.raw.closed, out
 
 
+class _File:
+    """A file body whose first read finds no block (``deflate.DeflateIO`` takes its window at its first read)."""
+
+    closed = False
+
+    def readinto(self, buf):
+        raise MemoryError
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_file_whose_first_piece_finds_no_memory_is_a_503():
+    # fresh14's soak (every feature from ROMFS at 128wK): /static/app.js answered 200 with no body: the 512-byte
+    # buffer was allocated after the head had gone out
+    f = _File()
+
+    async def handle(device, app, req):
+        return server.Response(f, 200, {"Content-Type": "application/javascript"})
+
+    out, c = _answer(handle, b"POST")
+    assert out.startswith(b"HTTP/1.0 503 Service Unavailable\r\n") and b"short of memory" in out, out
+    assert out.count(b"HTTP/1.0") == 1 and c.raw.closed and f.closed, out
+
+
 class _Stream:
     """A client's socket as ``server._Conn`` reads it: ``data`` in reads of at most 256 bytes; before each read the
     files of directory ``d`` whose name holds "tls_ca" are noted (what the request wrote to flash so far)."""

@@ -47,8 +47,12 @@ def test_identity_when_gzip_is_not_accepted_with_a_small_window():
     assert peak < 5120, peak  # (4,096 here)
     res = static.static_file(WWW, "index.html", Req("deflate, gzip"))
     assert res.headers["Content-Encoding"] == "gzip"
-    head, _, _, _ = _body(res)
+    head, _, n, _ = _body(res)
     assert head[:2] == b"\x1f\x8b"
+    assert res.headers["Content-Length"] == n > 0, (res.headers, n)  # (a body cut short shows)
+    res = static.static_file(WWW, "openapi.json", Req())
+    assert "Content-Length" not in res.headers  # (decompressed: its size unknown)
+    res.body.close()
 
 
 def test_accept_encoding_parsing():

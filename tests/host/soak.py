@@ -218,7 +218,7 @@ def _loop(dev, stop, out):
             if st == 201:
                 st, _, body = cl.request("DELETE", "/api/labels/{}".format(json.loads(body)["id"]))
                 count(st, "DELETE /api/labels", body)
-        except OSError as e:
+        except (OSError, http.client.HTTPException) as e:  # (IncompleteRead: a body shorter than its length)
             out["errors"].append(repr(e))
             time.sleep(0.2)
         n += 1

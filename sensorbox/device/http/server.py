@@ -148,6 +148,10 @@ class Response:
                 out.append("{}: {}\r\n".format(k, x))
         out.append("\r\n")
         try:
+            if not head and hasattr(b, "readinto"):  # a file: its buffer and first piece before the head, so that
+                buf = bytearray(_BUF)  # no block for them is a 503, not a 200 with no body (fresh14's soak)
+                mv = memoryview(buf)
+                n = b.readinto(buf)
             w.write("".join(out).encode())
             out = None
             await w.drain()
@@ -165,14 +169,10 @@ class Response:
                     w.write(x)
                     await w.drain()
             elif hasattr(b, "readinto"):
-                buf = bytearray(_BUF)
-                mv = memoryview(buf)
-                while True:
-                    n = b.readinto(buf)
-                    if not n:
-                        break
+                while n:
                     w.write(mv[:n])
                     await w.drain()
+                    n = b.readinto(buf)
             else:
                 for x in b:
                     w.write(x.encode() if isinstance(x, str) else x)

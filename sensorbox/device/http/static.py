@@ -1,10 +1,10 @@
 """The web UI's files, pre-gzipped in ``www/`` (loaded per request by ``server``, then unloaded).
 
-A client that accepts gzip gets the file as stored, with ``Content-Encoding: gzip``. One that does not (plain
-``curl``, a script) gets it decompressed on the fly in 512-byte pieces (``server.Response``) through
-``deflate.DeflateIO``: the files are compressed with a ``WBITS`` window (2 KB, see ``host/webassets.py``), so
-that costs ~3.4 KB of heap on the unix port while the file is sent, where gzip's usual 32 KB window would need
-a 32 KB block. Both answers carry ``Vary: Accept-Encoding``.
+A client that accepts gzip gets the file as stored, with ``Content-Encoding: gzip`` and its ``Content-Length``
+(a body cut short shows). One that does not (plain ``curl``, a script) gets it decompressed on the fly in
+512-byte pieces (``server.Response``) through ``deflate.DeflateIO``: the files are compressed with a ``WBITS``
+window (2 KB, see ``host/webassets.py``), so that costs ~3.4 KB of heap on the unix port while the file is sent,
+where gzip's usual 32 KB window would need a 32 KB block. Both answers carry ``Vary: Accept-Encoding``.
 """
 
 from micropython import const
@@ -71,6 +71,9 @@ def static_file(www, name, req):
     res = send_file(name, stream=f, compressed=gz, max_age=0,
                     content_type="text/html; charset=UTF-8" if name.endswith(".html") else None)
     res.headers["Vary"] = "Accept-Encoding"
+    if gz:  # as stored: its length, so that a client tells a body cut short from a whole one
+        res.headers["Content-Length"] = f.seek(0, 2)
+        f.seek(0)
     return res
 
 

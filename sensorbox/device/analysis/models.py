@@ -103,6 +103,12 @@ def _compatible(device, meta):
             raise ModelError("a {0} model cannot run as the activity model: push it with ?sensor={0} (sensorbox "
                              "model push does)".format(s), "sensor")
         ch = device.sensors["accel"].ring.channels
+        if ch == 6 and meta.get("channels") == 3:  # (accel.gyro on: a 3-channel model takes the first 3)
+            ch = 3
+        elif ch == 3 and meta.get("channels") == 6:
+            raise ModelError("model needs 6 channels (accelerometer and gyroscope), the sensor delivers 3: {}".format(
+                "accel.gyro is on from the next restart" if device.config.get("accel.gyro") else
+                "turn on accel.gyro (it applies at the next restart)"), "channels")
         cols = sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
                              device.config.get("ml.model_max_kb") * 1024)
     except (TypeError, KeyError, IndexError, AttributeError) as e:  # a field of the wrong type or missing

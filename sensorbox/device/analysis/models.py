@@ -202,6 +202,7 @@ async def _load(device, path, meta, origin, spare=None):
     ``spare``: the released model's evaluator, refilled when the new model fits its capacity, so replacing a
     model needs no new large block of a fragmented heap. Otherwise the new arrays are allocated first, before
     the CSV reader is loaded."""
+    import array
     import gc
 
     from sensorbox.device.analysis import trees
@@ -210,6 +211,9 @@ async def _load(device, path, meta, origin, spare=None):
     nb = meta.get("kind", "trees") != "trees"
     csv = "sensorbox.shared.neighbors_csv" if nb else "sensorbox.shared.trees_csv"
     c = meta.get("cols")  # a model on a part of the features: the loaders number its inputs in the whole vector
+    # ... but a tree numbers at most 127 (shared.trees.MAX_FEATURES: an int8 in emlearn's node): a tree model on a
+    # part of a longer vector (6 channels: 169) reads its own inputs, which the pipeline gathers (Model.x)
+    big = not nb and c is not None and c[1] > 127
     try:
         gc.collect()
         if nb:  # knn, anomaly: arrays made by the loader when it has read the counts; emlearn's C code holds the
@@ -226,7 +230,7 @@ async def _load(device, path, meta, origin, spare=None):
                 ev.reset()
             else:
                 ev = trees.new(meta["trees"], meta["nodes"], meta["leaves"])
-            ld = lazy.load(csv).Loader(ev, c)
+            ld = lazy.load(csv).Loader(ev, None if big else c)
         n = 0
         with open(path + "/model.csv") as f:
             for line in f:
@@ -240,6 +244,9 @@ async def _load(device, path, meta, origin, spare=None):
         else:
             ld.finish((meta["features"], len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"]))
         m = make(meta, ev, origin)
+        if big:
+            m.cols = c[0]
+            m.x = array.array("h", bytes(2 * len(c[0])))
         m.gids = device.store.class_ids(m.classes)  # ids in the store's class table (None: the pipeline retries)
         return m
     except ValueError as e:  # trees.TreesError, neighbors.NeighborsError: a line, a reference or a count

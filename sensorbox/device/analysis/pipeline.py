@@ -44,6 +44,8 @@ class Model:
 
     serial = 0  # (the class's: models made so far)
     step = None
+    x = None  # a tree model on a part of more features than a tree numbers (127): its inputs, gathered per window
+    cols = None  # ... from these positions in the extractor's features (a bytearray)
 
 
 class ModelSlot:
@@ -67,6 +69,12 @@ def classify(m, feats, hist, slot, count, threshold):
     """(class index or -1, confidence permille) of the model ``m`` on ``feats``: its votes into row ``slot`` of the
     smoothing history ``hist`` (``count`` rows summed), decided against ``threshold``. Allocates nothing but the
     result (the pipeline's and the sound classifier's step)."""
+    x = m.x
+    if x is not None:  # (models._load: a 6-channel tree model on a part of the 169 features)
+        cols = m.cols
+        for i in range(len(x)):
+            x[i] = feats[cols[i]]
+        feats = x
     s = m.step
     if s is not None:  # anomaly: per window, not smoothed
         return s(feats)

@@ -26,6 +26,29 @@ def _gyro16(v):
     return max(-32768, min(32767, int(c + 0.5) if c >= 0 else -int(-c + 0.5)))
 
 
+def _drain(drv, batch, seq):
+    """Read the FIFO empty, checking that the frames follow ``seq`` and are the part's; the next seq."""
+    while True:
+        n = drv.read(batch)
+        if n == 0:
+            return seq
+        assert batch.seq == seq, (batch.seq, seq)
+        _check_frames(batch, seq)
+        seq += n
+
+
+def _read_in_steps(clock, part, drv, batch):
+    """Reads at uneven intervals, each taking every frame the part made since; the frames read."""
+    seq = 0
+    for step_ms in (10, 500, 37, 2000, 1, 333):
+        clock.advance(step_ms)
+        made = part.level() // batch.channels
+        got = _drain(drv, batch, seq) - seq
+        assert got == made, (got, made)
+        seq += got
+    return seq
+
+
 def _check_frames(batch, first):
     ch = batch.channels
     for i in range(batch.n):
@@ -109,21 +132,7 @@ def test_gyroscope_frames_read_equal_what_the_part_made_at_the_device_scale():
     part, drv = _driver(clock, rate=100, gyro=True)
     drv.start()
     batch = Batch(6, drv.batch_frames)
-    seq = 0
-    for step_ms in (10, 500, 37, 2000, 1, 333):
-        clock.advance(step_ms)
-        made = part.level() // 6
-        got = 0
-        while True:
-            n = drv.read(batch)
-            if n == 0:
-                break
-            assert batch.seq == seq, (batch.seq, seq)
-            _check_frames(batch, seq)
-            seq += n
-            got += n
-        assert got == made, (got, made)
-    assert seq == 2881 * 104 // 1000 and drv.lost == 0
+    assert _read_in_steps(clock, part, drv, batch) == 2881 * 104 // 1000 and drv.lost == 0
     src = array.array("h", [32767, -32768, 0, 1, 2, 3, 100, -100, 28539, 4, 5, 6])
     a = array.array("h", bytes(24))
     b = array.array("h", bytes(24))
@@ -154,15 +163,7 @@ def test_gyroscope_overflow_realigns_on_a_whole_frame():
     first = over // 6 + 1
     assert batch.seq == first and drv.lost == first, (batch.seq, first)
     _check_frames(batch, first)
-    seq = first + n
-    while True:
-        n = drv.read(batch)
-        if not n:
-            break
-        assert batch.seq == seq
-        _check_frames(batch, seq)
-        seq += n
-    assert seq == 1040
+    assert _drain(drv, batch, first + n) == 1040
 
 
 def test_original_lsm6ds3_is_recognised():
@@ -205,21 +206,7 @@ def test_frames_read_equal_what_the_part_made():
     drv.start()
     batch = Batch(3, drv.batch_frames)
     assert drv.read(batch) == 0
-    seq = 0
-    for step_ms in (10, 500, 37, 2000, 1, 333):
-        clock.advance(step_ms)
-        made = part.level() // 3
-        got = 0
-        while True:
-            n = drv.read(batch)
-            if n == 0:
-                break
-            assert batch.seq == seq, (batch.seq, seq)
-            _check_frames(batch, seq)
-            seq += n
-            got += n
-        assert got == made, (got, made)
-    assert seq == 2881 * 104 // 1000
+    assert _read_in_steps(clock, part, drv, batch) == 2881 * 104 // 1000
     assert drv.lost == 0 and drv.overruns == 0
     assert part.level() == 0
 
@@ -238,15 +225,7 @@ def test_overflow_is_detected_and_counted_as_a_sequence_jump():
     assert batch.seq == 358, batch.seq
     assert drv.lost == 358
     _check_frames(batch, 358)
-    seq = 358 + n
-    while True:
-        n = drv.read(batch)
-        if not n:
-            break
-        assert batch.seq == seq
-        _check_frames(batch, seq)
-        seq += n
-    assert seq == 1040 and drv.overruns == 1
+    assert _drain(drv, batch, 358 + n) == 1040 and drv.overruns == 1
 
 
 def test_full_fifo_reads_as_full_not_empty():

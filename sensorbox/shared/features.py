@@ -94,14 +94,11 @@ def _div_round(a, b):
 class Extractor:
     """Computes ``names(channels)`` for one window. All scratch buffers are allocated here, once."""
 
-    def __init__(self, channels, window=WINDOW, rate_hz=RATE_HZ, stride=0):
-        # ``stride``: values per frame in the input when it has more channels than these (the device's 6-channel
-        # frames for a 3-channel model: the first 3 of each, read in place); 0: ``channels``
+    def __init__(self, channels, window=WINDOW, rate_hz=RATE_HZ):
         # (the set-up code: dsp_setup)
         self.signals, self.n_features, self._bins, self._pidx, self._dshift = kernels.setup(
             "features", channels, window, rate_hz)
         self.channels = channels
-        self.stride = stride or channels
         self.window = n = window
         self.rate_hz = rate_hz
         self._fft = kernels.fft(n)  # emlearn_fft when installed, else the fixed-point fft_q15
@@ -114,16 +111,16 @@ class Extractor:
         self._means = array.array("i", bytes(4 * 3))
 
     def extract(self, frames, out):
-        """Write the features of ``frames`` (int16, window*stride interleaved) into ``out`` (int16 array of
+        """Write the features of ``frames`` (int16, window*channels interleaved) into ``out`` (int16 array of
         ``len(names(channels))``) and return ``out``."""
         n = self.window
-        ch = self.stride
+        ch = self.channels
         if len(frames) < n * ch or len(out) < self.n_features:
             raise ValueError("extract: need {} frames x {} channels and {} outputs, got {} values and {}".format(
                 n, ch, self.n_features, len(frames), len(out)))
         k = kernels
         o = 0
-        for s in range(self.channels // 3):
+        for s in range(ch // 3):
             for axis in range(4):
                 if axis < 3:
                     k.gather(frames, s * 3 + axis, ch, n, self._buf)

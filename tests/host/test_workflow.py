@@ -88,7 +88,7 @@ def test_basic_motions_import_train_evaluate_push_with_the_documented_commands(t
     assert json.loads((tmp_path / "model6" / "meta.json").read_text())["channels"] == 6
     r = _cli("model", "push", dev.url, tmp_path / "model6", env=env)
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
-    assert "HTTP 400 model needs 6 channels (accelerometer and gyroscope), the sensor delivers 3: turn on " \
+    assert "HTTP 400 model needs 6 channels, the sensor delivers 3: the gyroscope is off (turn on " \
            "accel.gyro" in r.stderr, r.stderr
     assert "restart the device" in r.stderr and "--channels 3" in r.stderr, r.stderr
     a = _classifying_with(dev, meta["csv_sha256"][:16])  # the pushed model keeps running

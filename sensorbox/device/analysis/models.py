@@ -103,12 +103,6 @@ def _compatible(device, meta):
             raise ModelError("a {0} model cannot run as the activity model: push it with ?sensor={0} (sensorbox "
                              "model push does)".format(s), "sensor")
         ch = device.sensors["accel"].ring.channels
-        if ch == 6 and meta.get("channels") == 3:  # (accel.gyro on: a 3-channel model takes the first 3)
-            ch = 3
-        elif ch == 3 and meta.get("channels") == 6:
-            raise ModelError("model needs 6 channels (accelerometer and gyroscope), the sensor delivers 3: {}".format(
-                "accel.gyro is on from the next restart" if device.config.get("accel.gyro") else
-                "turn on accel.gyro (it applies at the next restart)"), "channels")
         cols = sm.check_meta(meta, features.FEATURE_VERSION, features.iter_names(ch), ch, None,
                              device.config.get("ml.model_max_kb") * 1024)
     except (TypeError, KeyError, IndexError, AttributeError) as e:  # a field of the wrong type or missing
@@ -202,7 +196,6 @@ async def _load(device, path, meta, origin, spare=None):
     ``spare``: the released model's evaluator, refilled when the new model fits its capacity, so replacing a
     model needs no new large block of a fragmented heap. Otherwise the new arrays are allocated first, before
     the CSV reader is loaded."""
-    import array
     import gc
 
     from sensorbox.device.analysis import trees
@@ -211,9 +204,6 @@ async def _load(device, path, meta, origin, spare=None):
     nb = meta.get("kind", "trees") != "trees"
     csv = "sensorbox.shared.neighbors_csv" if nb else "sensorbox.shared.trees_csv"
     c = meta.get("cols")  # a model on a part of the features: the loaders number its inputs in the whole vector
-    # ... but a tree numbers at most 127 (shared.trees.MAX_FEATURES: an int8 in emlearn's node): a tree model on a
-    # part of a longer vector (6 channels: 169) reads its own inputs, which the pipeline gathers (Model.x)
-    big = not nb and c is not None and c[1] > 127
     try:
         gc.collect()
         if nb:  # knn, anomaly: arrays made by the loader when it has read the counts; emlearn's C code holds the
@@ -230,7 +220,7 @@ async def _load(device, path, meta, origin, spare=None):
                 ev.reset()
             else:
                 ev = trees.new(meta["trees"], meta["nodes"], meta["leaves"])
-            ld = lazy.load(csv).Loader(ev, None if big else c)
+            ld = lazy.load(csv).Loader(ev, c)
         n = 0
         with open(path + "/model.csv") as f:
             for line in f:
@@ -244,9 +234,7 @@ async def _load(device, path, meta, origin, spare=None):
         else:
             ld.finish((meta["features"], len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"]))
         m = make(meta, ev, origin)
-        if big:
-            m.cols = c[0]
-            m.x = array.array("h", bytes(2 * len(c[0])))
+        m.cols = ld.inputs  # (trees_csv.Loader: a tree model on a part of 169 features, which the pipeline gathers)
         m.gids = device.store.class_ids(m.classes)  # ids in the store's class table (None: the pipeline retries)
         return m
     except ValueError as e:  # trees.TreesError, neighbors.NeighborsError: a line, a reference or a count

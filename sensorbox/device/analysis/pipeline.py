@@ -44,8 +44,8 @@ class Model:
 
     serial = 0  # (the class's: models made so far)
     step = None
-    x = None  # a tree model on a part of more features than a tree numbers (127): its inputs, gathered per window
-    cols = None  # ... from these positions in the extractor's features (a bytearray)
+    cols = None  # a tree model on a part of more features than a tree numbers (127): where its inputs are in the
+    x = None  # extractor's features (a bytearray), and its inputs gathered from there per window (classify)
 
 
 class ModelSlot:
@@ -69,11 +69,13 @@ def classify(m, feats, hist, slot, count, threshold):
     """(class index or -1, confidence permille) of the model ``m`` on ``feats``: its votes into row ``slot`` of the
     smoothing history ``hist`` (``count`` rows summed), decided against ``threshold``. Allocates nothing but the
     result (the pipeline's and the sound classifier's step)."""
-    x = m.x
-    if x is not None:  # (models._load: a 6-channel tree model on a part of the 169 features)
-        cols = m.cols
+    c = m.cols
+    if c is not None:  # (models._load: a tree model on a part of a 6-channel sensor's 169 features)
+        x = m.x
+        if x is None:  # (once per model)
+            x = m.x = array.array("h", bytes(2 * len(c)))
         for i in range(len(x)):
-            x[i] = feats[cols[i]]
+            x[i] = feats[c[i]]
         feats = x
     s = m.step
     if s is not None:  # anomaly: per window, not smoothed
@@ -130,7 +132,9 @@ class Pipeline:
         sensor = d.sensors["accel"]
         ring = sensor.ring
         ch = ring.channels
-        ex = self._extractor(None, ch, window, ring.rate_hz)  # (again for another rate or model: _extractor)
+        ex = features.Extractor(ch, window, ring.rate_hz)  # (again if sampling restarts at another rate)
+        feats = array.array("h", bytes(2 * ex.n_features))
+        self.feats = feats
         buf = array.array("h", bytes(2 * window * ch))
         hist = None  # votes of the last `smooth` windows, smooth x n_classes
         serial = 0  # the model in use (Model.serial): no reference, so a replaced model can be freed
@@ -144,6 +148,9 @@ class Pipeline:
                     await asyncio.sleep_ms(grid_ms(1000))
                     continue
                 gen = sensor.generation
+                if ex.rate_hz != ring.rate_hz:  # frequency features in Hz at the sensor's rate
+                    ex = None
+                    ex = features.Extractor(ch, window, ring.rate_hz)
                 seq = ring.head
                 filled = 0
                 self.reason = None
@@ -166,8 +173,6 @@ class Pipeline:
                 if filled < window:
                     break
                 t_ms = ring.time_of(seq - 1)
-                ex = self._extractor(ex, ch, window, ring.rate_hz)
-                feats = self.feats
                 ex.extract(buf, feats)
                 self.feats_t = t_ms
                 self.windows += 1
@@ -184,7 +189,7 @@ class Pipeline:
                     self.reason = "no model loaded: " + str(d.ml.error)
                     if self.windows % 32 == 0:
                         await self._boot_model()
-                elif m.window != window or m.channels != ex.channels:
+                elif m.window != window or m.channels > ch:  # (a 3-channel model takes its part of 6 channels')
                     self.reason = "model needs {}-frame windows of {} channels{}".format(
                         m.window, m.channels, " (the gyroscope's: turn on accel.gyro)" if m.channels > ch else "")
                 else:
@@ -196,20 +201,6 @@ class Pipeline:
                 keep = (window - hop) * ch
                 kernels.copy_i16(buf, window * ch - keep, buf, 0, keep)  # no memoryview slices (allocations)
                 filled = window - hop
-
-    def _extractor(self, ex, ch, window, rate):
-        """The feature extractor for the model in use and ``ch``-channel frames at ``rate`` (frequency features in
-        Hz at the sensor's rate): ``ex`` when it is that, else a new one and its features' array (``self.feats``).
-        A 3-channel model on 6-channel frames (``accel.gyro`` on) gets the first 3 of each frame, read in place;
-        a window's features are those of the frames' channels otherwise (a 6-channel model on 3: refused)."""
-        m = self.device.ml.model
-        k = 3 if m is not None and m.channels == 3 else ch
-        if ex is not None and ex.channels == k and ex.rate_hz == rate:
-            return ex
-        ex = self.feats = None  # (the old arrays go before the new ones are made)
-        ex = features.Extractor(k, window, rate, ch)
-        self.feats = array.array("h", bytes(2 * ex.n_features))
-        return ex
 
     async def _boot_model(self):
         """Load the model to run (models.boot) when none was tried, or when the last try was short of memory

@@ -190,8 +190,7 @@ class Pipeline:
                     if self.windows % 32 == 0:
                         await self._boot_model()
                 elif m.window != window or m.channels > ch:  # (a 3-channel model takes its part of 6 channels')
-                    self.reason = "model needs {}-frame windows of {} channels{}".format(
-                        m.window, m.channels, " (the gyroscope's: turn on accel.gyro)" if m.channels > ch else "")
+                    self.reason = "model needs {}-frame windows of {} channels".format(m.window, m.channels)
                 else:
                     self.reason = None
                     self._classify(m, feats, hist, nh % smooth, min(nh + 1, smooth), threshold, t_ms)

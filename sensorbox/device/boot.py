@@ -114,17 +114,24 @@ def init(d, echo_log):
     safe_mode = lazy.call(_STATE, "init", d)
     d.sensors = {}
     d.store = d.soundmeter = None
+    _config(d, data)
     if safe_mode:  # network, UI and updates only: no sensors, store, analysis or integrations
         _init_core(d, data, safe_mode)
         return
-    # Rings first, while the heap is empty: 5 s of accelerometer at up to 100 Hz, 32 ms of sound at 16 kHz
-    # (two of the chunks the sound meter reads the microphone's FIFO in). They are never reallocated.
-    d.sensors["accel"] = Sensor("accel", d._driver_factory("accel"), d.log, 3, 500)
+    # Rings next, while the heap is empty (the config's file and schema are gone again): 5 s of accelerometer at up
+    # to 100 Hz, 32 ms of sound at 16 kHz (two of the chunks the sound meter reads the microphone's FIFO in). They
+    # are never reallocated: ``accel.gyro`` (6 channels: the gyroscope too) applies at the next start.
+    gc.collect()
+    d.sensors["accel"] = Sensor("accel", d._driver_factory("accel"), d.log, 6 if d.config.get("accel.gyro") else 3,
+                                500)
     # 512 = config_schema.MIC_RING_FRAMES (the schema is not loaded here)
     d.sensors["mic"] = Sensor("mic", d._driver_factory("mic"), d.log, 1, 512)
     _init_core(d, data, safe_mode)
     # The store: first subscriber of the analysis results (see store/core.py for the value shapes).
     d.store = Store(data + "/store", d.log, d.platform.epoch_ms, d.platform.flash_stats)
+    if d.sensors["accel"].ring.channels == 6:  # accel.gyro: the frames' gyroscope columns too (the drivers' names)
+        d.store.accel.cols = ("x", "y", "z", "gx", "gy", "gz")
+        d.store.accel.ncols = 6
     d.store.configure(d.config)
     d.store.open()
     # time never goes back, across reboots too (store/recover.floor)
@@ -134,18 +141,23 @@ def init(d, echo_log):
     d.soundmeter = SoundMeter(d)  # sound levels from the mic ring (sound.* config)
 
 
-def _init_core(d, data, safe_mode):
-    # what a device in safe mode has too: config, id, supervisor (the health guard), bus, lag monitor, auth, health
-    from sensorbox.device.auth import Auth
-    from sensorbox.device.bus import Bus
+def _config(d, data):
     from sensorbox.device.config import Config
-    from sensorbox.device.health import Health
-    from sensorbox.device.supervisor import LagMonitor, Supervisor
 
     d.config = Config(data + "/config.json", d.log)
     if d.config.get("board.reset_pin") >= 0:  # the reset button held at power-on: factory settings, a first boot
         if lazy.call("sensorbox.device.factory", "boot", d):
             d.config = Config(data + "/config.json", d.log)
+
+
+def _init_core(d, data, safe_mode):
+    # what a device in safe mode has too (its config read first: _config): id, supervisor (the health guard), bus,
+    # lag monitor, auth, health
+    from sensorbox.device.auth import Auth
+    from sensorbox.device.bus import Bus
+    from sensorbox.device.health import Health
+    from sensorbox.device.supervisor import LagMonitor, Supervisor
+
     d.config.device = d
     d.log.set_level(d.config.get("log.level"))
     d.log.file_bytes = d.config.get("log.file_kb") * 1024

@@ -171,7 +171,7 @@ def restarts(changed):
 
 def _check_running(device, new, old):
     """Refuse values that what runs cannot work with (the schema cannot know it; ``new``, ``old``: key -> value
-    after and before the update): the model's window, a RAM
+    after and before the update): the model's window, its gyroscope (``accel.gyro`` off under a 6-channel model), a RAM
     limit the model would not fit at the next start (activating a model sets ml.window to the model's, see
     models.py), a free-flash floor that retention could never reach (it would delete every stored row), and a
     WAV folder the simulated microphone could not replay (``sim.mic_wav``; the simulator's: not on boards)."""
@@ -210,6 +210,9 @@ def _check_running(device, new, old):
             raise schema.ConfigError("the active model was trained on {0}-frame windows, so ml.window "
                                      "stays {0} while it runs (activating a model sets ml.window to its window)"
                                      .format(m.window), "ml.window")
+    if m is not None and m.channels == 6 and not new("accel.gyro") and old("accel.gyro"):
+        raise schema.ConfigError("the active model needs the gyroscope (6 channels), or it would be refused at the "
+                                 "next start: activate a 3-channel model first", "accel.gyro")
     kb = new("ml.model_max_kb")
     if m is not None and kb < old("ml.model_max_kb"):
         need = lazy.call("sensorbox.shared.model", "ram_bytes", m.info)  # (unloaded after: an import stays)

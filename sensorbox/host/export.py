@@ -171,9 +171,10 @@ PUSH_CHUNK = 2048  # bytes of model.csv per request: small enough for a device's
 
 PushError = client.DeviceError
 
-# Why a device refuses a 6-channel model (docs/datasets.md "Six channels"): said with its 400.
-GYRO_REFUSAL = ("A 6-channel model needs the gyroscope, and no sensorbox device samples it (the LSM6DS3 driver keeps "
-                "it out of its FIFO): train with --channels 3 (the default) for a device")
+# What to do when a device refuses a 6-channel model (docs/datasets.md "Six channels"): said with its 400.
+GYRO_REFUSAL = ("A 6-channel model needs the gyroscope: turn it on (accel.gyro in the web UI's settings, or PUT "
+                "/api/config {\"accel.gyro\": true}), restart the device (POST /api/restart) and push again; or train "
+                "with --channels 3 (the default)")
 
 
 def push_refusal(kind):

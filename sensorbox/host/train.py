@@ -1201,7 +1201,8 @@ EPILOG_TRAIN = """examples:
   sensorbox train watch --features time,grav --out /tmp/m    a model on a part of the features: the time-domain
       ones and gravity (no frequency bands); --features am,grav (the magnitude's), --features 'a?_e*,domf'
   sensorbox train watch --channels 6 --features accel,gm --out /tmp/m6   a 6-channel model within the tree
-      format's 127 features (86 of the accelerometer, 20 of the gyroscope's magnitude)
+      format's 127 features (86 of the accelerometer, 20 of the gyroscope's magnitude): it runs on a device
+      with accel.gyro on
   sensorbox train pulled/ --rate 100 --out /tmp/m    only the data sampled at 100 Hz (when the devices changed rate)
   sensorbox train pulled/ --out models/mine --push http://127.0.0.1:8080 --token sb_2_...   train, then run it there
   sensorbox import BasicMotions_TRAIN.ts --out data/bm-train --rate 10 --units m/s2 --gyro-units rad/s
@@ -1335,7 +1336,7 @@ def add_commands(sub):
                    help="accel (default): the accelerometer's features; sound: the sound features of 16-bit PCM "
                         "recordings (sensorbox import --sensor sound; 'sounds': the recordings Debian ships)")
     t.add_argument("--channels", type=int, choices=(3, 6), default=3,
-                   help="3 = accelerometer (what the device samples), 6 = + gyroscope (default 3)")
+                   help="3 = accelerometer, 6 = + gyroscope (a device samples it with accel.gyro on; default 3)")
     t.add_argument("--window", type=int, choices=(32, 64, 128, 256), default=None,
                    help="frames per window (default 128; a device running the model sets ml.window to it)")
     t.add_argument("--hop", type=int, default=None, help="frames between windows (default window/2)")

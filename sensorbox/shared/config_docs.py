@@ -15,6 +15,9 @@ HELP = {
     "accel.enabled": "Sample the accelerometer",
     "accel.rate_hz": "Accelerometer output data rate (Hz)",
     "accel.range_g": "Accelerometer full-scale range (g); 16 bits span plus and minus this",
+    "accel.gyro": "Sample the gyroscope too (the LSM6DS3's, ±2000 dps, 16.4 counts per dps; the simulator replays "
+                  "the recording's gyroscope columns): the ring, the store's accel resource and the analysis carry 6 "
+                  "channels (x y z gx gy gz), which a 6-channel model needs",
     "accel.poll_ms": "Longest time between two reads of the accelerometer FIFO (ms); also read when the analysis, "
                      "the store or a live view wants fresh frames, and at least twice per FIFO span",
     "mic.enabled": "Sample the microphone",
@@ -131,6 +134,7 @@ log.file_kb             Log file size | KB | advanced
 accel.enabled           Accelerometer on
 accel.rate_hz           Sample rate | Hz
 accel.range_g           Range | g
+accel.gyro              Gyroscope on
 accel.poll_ms           FIFO read interval | ms | advanced
 mic.enabled             Microphone on
 mic.rate_hz             Sample rate | Hz

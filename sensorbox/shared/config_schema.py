@@ -62,6 +62,7 @@ board.i2s_sd int -1 -1 48 reboot
 accel.enabled bool true
 accel.rate_hz choice 50 [25,50,100]
 accel.range_g choice 8 [2,4,8,16]
+accel.gyro bool false reboot @-
 accel.poll_ms int 1000 5 1000
 accel.i2c_addr choice 106 [106,107]
 sim.replay_gap_every_s int 0 0 86400

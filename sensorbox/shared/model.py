@@ -48,6 +48,17 @@ def ram_bytes(meta):
     return 2 * m * f + 11 * m + 9 * f + 4 * meta["k"] + 2 * len(meta["classes"]) + OVERHEAD_BYTES
 
 
+def _channels(need, has):
+    # check_meta's refusal of a model of ``need`` channels on a sensor of ``has`` (apart: a function's bytecode is
+    # one block). A 3-channel model on a 6-channel sensor (accel.gyro) is none: it takes its features from the 6
+    # channels' (the accelerometer's: the same values, in the same order; check_meta gives their positions).
+    if need == 3 and has == 6:
+        return
+    raise ModelError("model needs {} channels, the sensor delivers {}{}".format(need, has, (
+        ": the gyroscope is off (turn on accel.gyro; it applies at the next restart)" if need == 6 and has == 3
+        else "")), "channels")
+
+
 def check_meta(meta, feature_version, feature_names, channels=None, window=None, max_bytes=None):
     """Raise ModelError unless ``meta`` describes a model that can run on features ``feature_names`` (any
     iterable, e.g. ``features.iter_names(channels)``) of ``feature_version`` (and ``channels``/``window`` when
@@ -74,8 +85,7 @@ def check_meta(meta, feature_version, feature_names, channels=None, window=None,
     if not isinstance(names, list):
         raise ModelError("meta.json: features missing", "features")
     if channels is not None and meta["channels"] != channels:
-        raise ModelError("model needs {} channels, the sensor delivers {}".format(meta["channels"], channels),
-                         "channels")
+        _channels(meta["channels"], channels)
     # the model's names in the device's order: all of them, or a part (then their positions)
     n = 0
     i = 0

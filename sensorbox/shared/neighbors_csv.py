@@ -15,6 +15,8 @@ class Loader(LineReader):
     ``cols``: as ``trees_csv.Loader``'s (a model on a part of the features picks its inputs out of the whole
     vector)."""
 
+    inputs = None  # (a trees_csv.Loader's, for a model on a part of more than 127 features: never here)
+
     error = NeighborsError
 
     def __init__(self, expect=None, cnew=None, cols=None):

@@ -142,7 +142,10 @@ class LineReader:
 
 class Loader(LineReader):
     """``cols``: for a model on a part of the features, the position of each of its inputs in the whole vector
-    and that vector's length, ``(positions, length)``: its nodes then read the whole vector (numbered there)."""
+    and that vector's length, ``(positions, length)``: its nodes then read the whole vector (numbered there). A
+    vector longer than a tree numbers (``MAX_FEATURES``; 6 channels' 169 features) is not: the nodes keep the
+    model's own numbering and ``inputs`` holds the positions, for the caller to hand the model its inputs in their
+    order (the device's pipeline: ``Model.cols``)."""
 
     def __init__(self, builder, cols=None):
         # A Trees or CTrees has no builder methods of its own; an emlearn_trees model (or a Builder) has. (Not
@@ -155,6 +158,10 @@ class Loader(LineReader):
         self.ready = False
         self.lineno = 0
         self.cols = cols
+        self.inputs = None
+        if cols is not None and cols[1] > MAX_FEATURES:
+            self.inputs = cols[0]
+            self.cols = None
         # the furthest reference seen so far, checked against the counts in finish(): (value, where)
         self._far_node = (-1, None)
         self._far_leaf = (-1, None)

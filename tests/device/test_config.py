@@ -186,6 +186,7 @@ def test_an_update_is_checked_as_validate_checks_it():
 
 class _Model:
     window = 128
+    channels = 3
     info = {"trees": 20, "nodes": 620, "leaves": 7}  # the shipped model's: 5607 bytes of RAM
 
 
@@ -211,6 +212,12 @@ def test_ml_keys_are_checked_against_the_running_model():
     _refused(c, {"ml.model_max_kb": 5}, "ml.model_max_kb", "needs 5607 bytes of RAM: at least 6 KB")
     assert c.update({"ml.model_max_kb": 6}) == ["ml.model_max_kb"]
     assert c.update({"ml.hop": 32, "ml.smooth": 5}) == ["ml.hop", "ml.smooth"]
+    # the gyroscope: off under a 6-channel model is refused (the model would not run after the restart)
+    assert c.update({"accel.gyro": True}) == ["accel.gyro"]
+    dev.ml.model.channels = 6
+    _refused(c, {"accel.gyro": False}, "accel.gyro", "needs the gyroscope (6 channels)")
+    dev.ml.model.channels = 3
+    assert c.update({"accel.gyro": False}) == ["accel.gyro"]
     dev.ml.held = True  # a model loading (at boot: no model yet) may be of another window
     dev.ml.model = None
     _refused(c, {"ml.window": 64}, "ml.window", "being loaded")

@@ -60,6 +60,27 @@ def test_round_trip_and_reopen():
 
 
 
+def test_six_channel_frames_and_frames_of_the_other_width():
+    # accel.gyro on: the accel resource stores x y z gx gy gz (boot.py sets its columns from the ring's channels);
+    # an export gives the frames of the current width, those stored before the change are left out
+    root = tmpdir("g")
+    st = make(root)
+    st.append_frames(T0, 0, 1, 50, memoryview(frames(0, 100)), 100)
+    st.close()
+    st = make(root)
+    st.accel.cols = ("x", "y", "z", "gx", "gy", "gz")
+    st.accel.ncols = 6
+    six = frames(0, 120)  # (read as 60 frames of 6 values)
+    st.append_frames(T0 + 5000, 0, 1, 50, memoryview(six), 60)
+    st.flush()
+    cols, rows = read_all(st, "accel")
+    assert cols == ["t", "x", "y", "z", "gx", "gy", "gz"], cols
+    assert len(rows) == 60 and rows[0][0] == T0 + 5000, (len(rows), rows[0])
+    for i in (0, 31, 59):
+        assert rows[i][1:] == list(six[6 * i:6 * i + 6]), (i, rows[i])
+    st.close()
+
+
 def test_an_accel_export_reads_through_a_reader_of_612_bytes():
     # Issue 13: an export's 1 KB reader was what a cut-up heap at the core heap lacked most (120wK soaks). The
     # accelerometer's blocks fit 604 bytes: coded ones at most 302 (decoded in the reader's lower half), raw ones

@@ -75,10 +75,11 @@ def full_config(mqtt_port, hook_port):
 class Soak:
     """A device at ``heap`` with everything on (``full``: MQTT to a mosquitto of its own and a webhook too)."""
 
-    def __init__(self, data_dir, heap, full, romfs=None):
+    def __init__(self, data_dir, heap, full, romfs=None, config=None, model=None):
         """``romfs``: the bundle's ROMFS image (bundle.build_romfs): the code is imported from it, as on a board
         with a romfs partition; the heap is ``heap`` plus the image's size (the image takes one block at its
-        start, as flash would take none)."""
+        start, as flash would take none). ``config``: more config keys; ``model``: a model directory the device
+        boots with (its active model)."""
         self.broker = self.hook = self.collector = None
         self.image = 0
         cfg = {}
@@ -89,9 +90,14 @@ class Soak:
             self.collector = Collector(self.broker.port, ("soak/#",))
             self.hook = Hook()
             cfg = full_config(self.broker.port, self.hook.port)
+        cfg.update(config or {})
         os.makedirs(str(data_dir), exist_ok=True)
         with open(os.path.join(str(data_dir), "config.json"), "w") as f:
             json.dump(cfg, f)
+        if model is not None:
+            import shutil
+
+            shutil.copytree(str(model), os.path.join(str(data_dir), "models", "active"))
         try:
             self._launch(data_dir, heap, romfs)
         except BaseException:  # the device did not come up: nothing of the soak is left running
@@ -289,6 +295,8 @@ def run(soak, seconds):
         "heap": st["heap"],
         "used_samples": used,
         "mqtt": st.get("mqtt"),
+        "analysis": st.get("analysis"),
+        "columns": st["sensors"]["accel"]["columns"],
         "webhook_posts": soak.hook.posts if soak.hook else None,
         "mqtt_messages": len(soak.collector.messages) if soak.collector else None,
     }

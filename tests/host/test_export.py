@@ -121,7 +121,9 @@ def test_meta_and_csv_agree_and_validate(tmp_path):
     assert "feature 2 is f2 in the model: not one of the 5 features" in reason(
         meta, feature_names=names[:2] + ["g"] + names[3:])
     assert "feature 2 is f2" in reason(meta, feature_names=[names[0]] + names[2:] + [names[1]])  # order
-    assert "needs 3 channels, the sensor delivers 6" in reason(meta, channels=6)
+    assert "needs 3 channels, the sensor delivers 1" in reason(meta, channels=1)
+    # a 3-channel model on a sensor with the gyroscope (accel.gyro): its part of the 6 channels' features
+    assert model_fmt.check_meta(meta, 1, names, channels=6) is None
     assert "bytes of RAM" in reason(meta, max_bytes=100)
     assert "format" in reason(dict(meta, format=9))
     assert "nodes missing" in reason({k: v for k, v in meta.items() if k != "nodes"})

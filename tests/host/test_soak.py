@@ -20,17 +20,17 @@ pytestmark = pytest.mark.e2e  # the whole app under load (soak.py)
 SECONDS = int(os.environ.get("SOAK_S", "60"))
 
 
-def _run(tmp_path, heap, full, romfs=None):
-    s = soak.Soak(tmp_path / "dev", heap, full, romfs=romfs)
+def _run(tmp_path, heap, full, romfs=None, seconds=SECONDS, **kw):
+    s = soak.Soak(tmp_path / "dev", heap, full, romfs=romfs, **kw)
     try:
-        fig = soak.run(s, SECONDS)
+        fig = soak.run(s, seconds)
     finally:
         s.stop()
     print("soak at {} ({}{}): {} requests, {} stream events, heap {}".format(
         heap, "all features" if full else "core", ", code in ROMFS" if romfs else "", fig["requests"],
         fig["stream_events"], fig["heap"]))
     assert soak.problems(fig) == [], fig
-    assert fig["requests"] > 100 and fig["stream_events"] > 4 * SECONDS  # it really was busy
+    assert fig["requests"] > 100 and fig["stream_events"] > 4 * seconds  # it really was busy
     return fig
 
 

@@ -73,7 +73,7 @@ def test_basic_motions_import_train_evaluate_push_with_the_documented_commands(t
     assert os.path.getsize(tmp_path / "model" / "evaluation" / "confusion.png") > 0
     assert "per recording: accuracy" in r.stdout
     # ... and the last documented step: push it to a device (the real app on the unix port), which then classifies
-    # with it; a 6-channel model of the same data is refused, saying that no device samples the gyroscope
+    # with it; a 6-channel model of the same data is refused, saying to turn on accel.gyro (tests/host/test_gyro.py: with it on, one runs)
     dev = device_factory()
     env = dict(os.environ, SENSORBOX_PASSWORD=ADMIN_PASSWORD)
     r = _cli("model", "push", dev.url, tmp_path / "model", env=env)
@@ -88,8 +88,9 @@ def test_basic_motions_import_train_evaluate_push_with_the_documented_commands(t
     assert json.loads((tmp_path / "model6" / "meta.json").read_text())["channels"] == 6
     r = _cli("model", "push", dev.url, tmp_path / "model6", env=env)
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
-    assert "HTTP 400 model needs 6 channels, the sensor delivers 3" in r.stderr, r.stderr
-    assert "no sensorbox device samples it" in r.stderr and "--channels 3" in r.stderr, r.stderr
+    assert "HTTP 400 model needs 6 channels, the sensor delivers 3: the gyroscope is off (turn on " \
+           "accel.gyro" in r.stderr, r.stderr
+    assert "restart the device" in r.stderr and "--channels 3" in r.stderr, r.stderr
     a = _classifying_with(dev, meta["csv_sha256"][:16])  # the pushed model keeps running
     assert dev.status()["task_restarts"] == 0
 

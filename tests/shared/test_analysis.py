@@ -138,6 +138,25 @@ def test_a_model_on_a_part_of_the_features_reads_them_from_the_whole_vector():
         assert "order" in str(e)
 
 
+def test_a_sensor_with_the_gyroscope_takes_three_channel_models_and_one_without_refuses_six():
+    # check_meta (the device's upload check): a 3-channel model on a 6-channel sensor (accel.gyro on) takes its part
+    # of the 6 channels' features, where they are (past the 127 a tree numbers: trees_csv.Loader.inputs); a
+    # 6-channel model on a 3-channel sensor is refused naming the key that turns the gyroscope on
+    from sensorbox.shared import model
+
+    t, meta = _model()
+    names6 = features.names(6)
+    cols = model.check_meta(meta, features.FEATURE_VERSION, features.iter_names(6), 6)
+    assert cols is not None and cols[1] == len(names6) == 169
+    assert [names6[p] for p in cols[0]] == meta["features"]
+    m6 = dict(meta, channels=6)
+    try:
+        model.check_meta(m6, features.FEATURE_VERSION, features.iter_names(3), 3)
+        raise AssertionError("a 6-channel model accepted on 3 channels")
+    except ValueError as e:
+        assert e.field == "channels" and "the gyroscope is off (turn on accel.gyro" in e.reason, e.reason
+
+
 def test_votes_of_many_windows_equal_each_walk():
     # The plain kernels walk each tree once for many windows (their lanes side by side): the same counts as
     # each window's own walk, for feature values at the thresholds (equal goes right), just below them, at the

@@ -90,6 +90,15 @@ def test_reboot_flag():
     assert not schema.needs_reboot("accel.rate_hz")
 
 
+def test_gyroscope_key():
+    # accel.gyro: off by default, a bool, applied at the next start (the sample ring is allocated once, at boot)
+    assert schema.defaults()["accel.gyro"] is False
+    assert schema.validate({"accel.gyro": True})["accel.gyro"] is True
+    assert schema.needs_reboot("accel.gyro") and schema.restarts("accel.gyro") == ()
+    _rejects({"accel.gyro": 1}, "accel.gyro", "expected true or false")
+    _rejects({"accel.gyro": "on"}, "accel.gyro", "expected true or false")
+
+
 #: The services the device app supervises that a config change can restart (tests/host/test_config_fuzz.py checks
 #: that the running app restarts exactly the ones the schema names; "wifi" runs on boards only).
 SERVICES = ("accel", "mic", "soundmeter", "pipeline", "store", "mqtt", "webhook", "wifi")

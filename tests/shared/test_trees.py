@@ -129,3 +129,23 @@ def test_short_input_is_refused():
         assert "needs 2" in str(e)
         return
     raise AssertionError("accepted one feature")
+
+
+def _fed(cols):
+    t = trees.Trees(4, 8, 4)
+    ld = trees_csv.Loader(t, cols)
+    for line in MODEL.split("\n"):
+        ld.feed(line)
+    return t, ld
+
+
+def test_a_part_of_a_longer_vector_than_a_tree_numbers_keeps_its_own_numbering():
+    # a model on 2 of 86 features: its nodes read them where they are in the whole vector (n_features 86); of 169
+    # (a 6-channel sensor's: past the 127 a tree numbers), its own numbering stays and ``inputs`` says where they are
+    t, ld = _fed((bytearray([5, 80]), 86))
+    assert t.n_features == 86 and t.nodes[0] == 5 and t.nodes[4] == 80 and ld.inputs is None
+    pos = bytearray([5, 130])
+    t, ld = _fed((pos, 169))
+    assert t.n_features == 2 and t.nodes[0] == 0 and t.nodes[4] == 1 and ld.inputs is pos
+    x = array.array("h", [12, -7])
+    assert t.classify(x) == reference(x)[0]

@@ -10,6 +10,11 @@ Only hardware is faked: the driver under test talks to this object exactly as to
 - a FIFO that fills at the accelerometer's ODR from a clock (epoch ms, like the board's) once FIFO_CTRL5 selects
   continuous mode with an ODR and FIFO_CTRL3 puts the accelerometer in the FIFO; each frame is three words
   (X, Y, Z) whose values ``frame(i)`` gives; ``ppm`` makes the part's clock run fast or slow against the board's;
+- the gyroscope in the FIFO too (FIFO_CTRL3's DEC_FIFO_GYRO = 001, CTRL2_G's ODR_G that of the accelerometer):
+  a frame is then six words, the gyroscope's data set first (X, Y, Z: ``frame(i, 3..5)``), then the
+  accelerometer's (the datasheet's FIFO pattern, LSM6DS3 DocID026899 8.4 / AN4650 "FIFO pattern": data sets in
+  the order gyroscope, accelerometer, external sensors, step counter). Anything else with the gyroscope in the
+  FIFO (another ODR, a decimation: other patterns) raises ``NotImplementedError``: the double does not model it;
 - continuous mode overflow: beyond ``fifo_words`` the oldest words are overwritten one by one (so the next word
   may be Y or Z of a set); OVER_RUN is set until data is read, FIFO_FULL while full; DIFF_FIFO is 11 bits on the
   TR-C and 12 on the LSM6DS3, so a completely full FIFO reads 0 as on the part; FIFO_PATTERN is the next word;
@@ -27,6 +32,7 @@ _WHO_AM_I = 0x0F
 _FIFO_CTRL3 = 0x08
 _FIFO_CTRL5 = 0x0A
 _CTRL1_XL = 0x10
+_CTRL2_G = 0x11
 _CTRL3_C = 0x12
 _FIFO_STATUS1 = 0x3A
 _FIFO_STATUS2 = 0x3B
@@ -39,7 +45,8 @@ ODR_HZ = (0, 13, 26, 52, 104, 208, 416, 833, 1660, 3330, 6660)  # by ODR code (1
 
 
 def frame(i, axis):
-    """The value the fake part outputs for axis 0..2 of frame ``i``: distinct, signed, full int16 range."""
+    """The value the fake part outputs for axis 0..2 (accelerometer) or 3..5 (gyroscope) of frame ``i``: distinct,
+    signed, full int16 range."""
     return ((i * (37 + 64 * axis) + 11 * axis) % 65536) - 32768
 
 
@@ -62,6 +69,7 @@ class FakeLSM6DS3:
         self._overrun = False
         self.overwritten = 0  # words lost to overflow
         self.fail_next = 0  # this many reads fail (EIO) from now on
+        self.set_words = 3  # words a frame (FIFO data sets of it: 1 or 2) since the FIFO started collecting
 
     # -- the part
 
@@ -69,6 +77,18 @@ class FakeLSM6DS3:
         r = self.regs
         return (r[_FIFO_CTRL5] & 0x07) == 6 and (r[_FIFO_CTRL5] >> 3) & 0x0F and (r[_CTRL1_XL] >> 4) \
             and (r[_FIFO_CTRL3] & 0x07) == 1
+
+    def _set_words(self):
+        """Words per frame the FIFO collects: 3 (the accelerometer's data set), 6 (the gyroscope's, then it)."""
+        r = self.regs
+        dec_g = (r[_FIFO_CTRL3] >> 3) & 0x07
+        if dec_g == 0:
+            return 3
+        if dec_g != 1 or (r[_CTRL2_G] >> 4) != (r[_CTRL1_XL] >> 4):
+            raise NotImplementedError("the double models the gyroscope in the FIFO only at the accelerometer's ODR, "
+                                      "undecimated (FIFO_CTRL3 0x{:02x}, CTRL2_G 0x{:02x}, CTRL1_XL 0x{:02x})"
+                                      .format(r[_FIFO_CTRL3], r[_CTRL2_G], r[_CTRL1_XL]))
+        return 6
 
     def odr_hz(self):
         return ODR_HZ[self.regs[_CTRL1_XL] >> 4]
@@ -79,7 +99,7 @@ class FakeLSM6DS3:
             return
         elapsed = self.clock() - self._t_start
         frames = elapsed * self.odr_hz() * (1000000 + self.ppm) // 1000000000
-        self._written = 3 * frames
+        self._written = self.set_words * frames
         over = self._written - self._rd - self.fifo_words
         if over > 0:
             self._rd += over
@@ -105,7 +125,7 @@ class FakeLSM6DS3:
                 v |= 0x40
             return v
         if reg == _FIFO_STATUS3:
-            return self._rd % 3 if level else 0
+            return self._rd % self.set_words if level else 0
         return 0  # FIFO_STATUS4: FIFO_PATTERN[9:8]
 
     def _pop(self):
@@ -115,7 +135,10 @@ class FakeLSM6DS3:
         w = self._rd
         self._rd = w + 1
         self._overrun = False
-        return frame(w // 3, w % 3)
+        k = self.set_words
+        if k == 3:
+            return frame(w // 3, w % 3)
+        return frame(w // 6, (w % 6 + 3) % 6)  # gyroscope (3..5) first, then the accelerometer (0..2)
 
     def _get(self, reg):
         if _FIFO_STATUS1 <= reg <= _FIFO_STATUS4:
@@ -125,14 +148,17 @@ class FakeLSM6DS3:
     def _set(self, reg, value):
         self.writes.append((reg, value))
         self.regs[reg] = value
-        if reg in (_FIFO_CTRL5, _CTRL1_XL, _FIFO_CTRL3):
+        if reg in (_FIFO_CTRL5, _CTRL1_XL, _FIFO_CTRL3, _CTRL2_G):
             if not self._collecting():
                 self._t_start = None  # bypass (or no ODR): the FIFO is emptied
                 self._written = self._rd = 0
                 self._overrun = False
             elif self._t_start is None:
+                self.set_words = self._set_words()
                 self._t_start = self.clock()
                 self._written = self._rd = 0
+            elif self._set_words() != self.set_words:
+                raise NotImplementedError("the FIFO's pattern changed while it collects")
 
     # -- machine.I2C
 

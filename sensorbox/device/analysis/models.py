@@ -234,6 +234,7 @@ async def _load(device, path, meta, origin, spare=None):
         else:
             ld.finish((meta["features"], len(meta["classes"]), meta["trees"], meta["nodes"], meta["leaves"]))
         m = make(meta, ev, origin)
+        m.cols = ld.inputs  # (trees_csv.Loader: a tree model on a part of 169 features, which the pipeline gathers)
         m.gids = device.store.class_ids(m.classes)  # ids in the store's class table (None: the pipeline retries)
         return m
     except ValueError as e:  # trees.TreesError, neighbors.NeighborsError: a line, a reference or a count

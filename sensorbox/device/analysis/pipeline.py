@@ -44,6 +44,8 @@ class Model:
 
     serial = 0  # (the class's: models made so far)
     step = None
+    cols = None  # a tree model on a part of more features than a tree numbers (127): where its inputs are in the
+    x = None  # extractor's features (a bytearray), and its inputs gathered from there per window (classify)
 
 
 class ModelSlot:
@@ -67,6 +69,14 @@ def classify(m, feats, hist, slot, count, threshold):
     """(class index or -1, confidence permille) of the model ``m`` on ``feats``: its votes into row ``slot`` of the
     smoothing history ``hist`` (``count`` rows summed), decided against ``threshold``. Allocates nothing but the
     result (the pipeline's and the sound classifier's step)."""
+    c = m.cols
+    if c is not None:  # (models._load: a tree model on a part of a 6-channel sensor's 169 features)
+        x = m.x
+        if x is None:  # (once per model)
+            x = m.x = array.array("h", bytes(2 * len(c)))
+        for i in range(len(x)):
+            x[i] = feats[c[i]]
+        feats = x
     s = m.step
     if s is not None:  # anomaly: per window, not smoothed
         return s(feats)
@@ -179,7 +189,7 @@ class Pipeline:
                     self.reason = "no model loaded: " + str(d.ml.error)
                     if self.windows % 32 == 0:
                         await self._boot_model()
-                elif m.window != window or m.channels != ch:
+                elif m.window != window or m.channels > ch:  # (a 3-channel model takes its part of 6 channels')
                     self.reason = "model needs {}-frame windows of {} channels".format(m.window, m.channels)
                 else:
                     self.reason = None

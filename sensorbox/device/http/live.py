@@ -49,7 +49,7 @@ from sensorbox.shared import features
 MAX_CLIENTS = const(4)
 _PERIOD_MS = const(200)
 _OUT_HZ = const(25)
-_FRAMES = const(64)  # frames read per turn (>= 100 Hz x 200 ms x 2)
+_FRAMES = const(64)  # frames read per turn (>= 100 Hz x 200 ms x 2; half with accel.gyro: 6 channels, same buffer)
 _STALL_MS = const(15000)
 _QUEUE = const(10)  # messages waiting for a client (~2 s of events) past which it gets no new accel event...
 _DROP = const(40)  # ...and past which it is disconnected as stalled
@@ -167,8 +167,9 @@ def _frames():
     k0 = k = (step - first % step) % step
     out = 0
     b = _buf
+    ch = ring.channels  # (6 with accel.gyro: the event has x, y, z; at most 32 frames a turn then)
     while k < n:
-        i = k * 3
+        i = k * ch
         o = out * 3
         b[o] = b[i]
         b[o + 1] = b[i + 1]

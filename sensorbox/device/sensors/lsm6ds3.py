@@ -9,12 +9,22 @@ DocID030071, section 9 "Register description"; FIFO behaviour from section 5.5 /
 - ``probe()``: WHO_AM_I (0Fh) must read 69h (LSM6DS3) or 6Ah (LSM6DS3TR-C); anything else, or no ACK on the
   bus, raises ``OSError`` naming the bus address and what was read.
 - ``start()``: CTRL3_C (12h) = BDU | IF_INC; FIFO_CTRL5 (0Ah) = bypass (empties the FIFO); CTRL2_G (11h) = 0
-  (gyroscope off); CTRL1_XL (10h) = ODR_XL[7:4] | FS_XL[3:2]; FIFO_CTRL3 (08h) = accelerometer in the FIFO
-  without decimation (DEC_FIFO_XL = 001), gyroscope not in the FIFO; FIFO_CTRL5 = ODR_FIFO[6:3] (the same rate)
-  | FIFO_MODE[2:0] = 110 (continuous: when full, the oldest data is overwritten).
+  (gyroscope off), or with ``accel.gyro`` ODR_G[7:4] (the accelerometer's rate) | FS_G[3:2] = 11 (2000 dps);
+  CTRL1_XL (10h) = ODR_XL[7:4] | FS_XL[3:2]; FIFO_CTRL3 (08h) = accelerometer in the FIFO without decimation
+  (DEC_FIFO_XL = 001) and the gyroscope not (DEC_FIFO_GYRO = 000), or with ``accel.gyro`` without decimation too
+  (001); FIFO_CTRL5 = ODR_FIFO[6:3] (the same rate) | FIFO_MODE[2:0] = 110 (continuous: when full, the oldest
+  data is overwritten).
 - ``read(batch)``: one 4-byte burst of FIFO_STATUS1..4 (3Ah..3Dh): DIFF_FIFO (unread 16-bit words), OVER_RUN,
-  FIFO_FULL, FIFO_PATTERN (which word comes next: 0 = X of an accelerometer data set); then bursts of whole
-  frames (X, Y, Z little-endian int16 = 6 bytes) from FIFO_DATA_OUT_L (3Eh) into a preallocated buffer.
+  FIFO_FULL, FIFO_PATTERN (which word comes next: 0 = the first of a frame); then bursts of whole frames from
+  FIFO_DATA_OUT_L (3Eh) into a preallocated buffer. A frame is the accelerometer's data set (X, Y, Z
+  little-endian int16 = 6 bytes), or with the gyroscope both data sets, the gyroscope's first (the datasheet's
+  FIFO pattern: the first data set is the gyroscope's, the second the accelerometer's): 12 bytes, which
+  ``pcm.imu_frames`` (viper; ``imu_frames_py`` here without it) turns into the frame x y z gx gy gz.
+
+Gyroscope scale: the device's gyroscope counts are 16.4 per dps (``shared/features.py``, ``host/importer.py``:
+the scale the models are trained on). The part at 2000 dps gives 70 mdps per count (its datasheet's G_So: 14.29
+per dps), so the driver multiplies by 37618/32768 (1.14801; 16.4 x 0.070 = 1.148), rounds and clamps: the part's 2293 dps
+full scale is cut at 1998 dps, which the importer clips imported data to as well (2000 dps).
 
 Rates: ODR_XL codes 2..7 are 26, 52, 104, 208, 416, 833 Hz; ``accel.rate_hz`` takes the nearest, and
 ``rate_hz`` is the part's real rate (50 -> 52 Hz), so timestamps and the store's segments follow the part.
@@ -46,6 +56,11 @@ from micropython import const
 
 from sensorbox.shared import kernels
 
+try:
+    from sensorbox.device.sensors.pcm import imu_frames as _imu
+except (ImportError, SyntaxError):  # no viper emitter: the plain kernel below
+    _imu = None
+
 _WHO_AM_I = const(0x0F)
 _FIFO_CTRL3 = const(0x08)
 _FIFO_CTRL5 = const(0x0A)
@@ -60,6 +75,8 @@ _ID_LSM6DS3TRC = const(0x6A)
 
 _CTRL3_BDU_IF_INC = const(0x44)  # BDU (bit 6) | IF_INC (bit 2)
 _FIFO_XL_NO_DEC = const(0x01)  # DEC_FIFO_XL[2:0] = 001, DEC_FIFO_GYRO[5:3] = 000
+_FIFO_XLG_NO_DEC = const(0x09)  # DEC_FIFO_XL[2:0] = 001, DEC_FIFO_GYRO[5:3] = 001
+_FS_G_2000 = const(0x0C)  # CTRL2_G FS_G[1:0] (bits 3:2) = 11: 2000 dps
 _FIFO_MODE_STREAM = const(0x06)  # FIFO_MODE[2:0] = 110: continuous
 _FIFO_MODE_BYPASS = const(0x00)
 
@@ -75,6 +92,24 @@ RANGES = (2, 4, 8, 16)
 _FS_CODES = b"\x00\x02\x03\x01"
 #: Rates the driver offers (Hz, as ints) for ODR_XL / ODR_FIFO codes 2..7.
 RATES = (26, 52, 104, 208, 416, 833)
+
+
+def imu_frames_py(src, dst, doff, n):
+    """Plain version of ``pcm.imu_frames``: the same results, no allocation."""
+    o = doff
+    for i in range(0, n * 6, 6):
+        dst[o] = src[i + 3]
+        dst[o + 1] = src[i + 4]
+        dst[o + 2] = src[i + 5]
+        for k in range(3):
+            v = src[i + k]
+            v += (v * 4850 + 16384) >> 15
+            dst[o + 3 + k] = 32767 if v > 32767 else (-32768 if v < -32768 else v)
+        o += 6
+
+
+if _imu is None:
+    _imu = imu_frames_py
 
 
 def nearest_rate(hz):
@@ -110,17 +145,21 @@ class LSM6DS3:
         self.range_g = config.get("accel.range_g")
         self._fs = range_code(self.range_g)
         self.poll_ms = config.get("accel.poll_ms")
+        fw = 6 if config.get("accel.gyro") else 3  # words (channels) per frame
+        self._fw = fw
+        if fw == 6:
+            self.columns = ("x", "y", "z", "gx", "gy", "gz")
         self.part = None
         self.fifo_frames = 0
         self._fifo_words = 0
         self._b1 = bytearray(1)
         self._st = bytearray(4)
-        skip = array.array("h", bytes(4))
-        self._skip_views = (None, memoryview(skip)[:1], skip)  # 1 or 2 words to read away
-        buf = array.array("h", bytes(6 * _CHUNK))
+        skip = memoryview(array.array("h", bytes(2 * fw - 2)))
+        self._skip_views = tuple(skip[:k] if k else None for k in range(fw))  # 1 .. fw - 1 words to read away
+        buf = array.array("h", bytes(2 * fw * _CHUNK))
         self._buf = buf
         mv = memoryview(buf)
-        self._views = (mv[:96], mv[:48], mv[:24], mv[:12], mv[:6], mv[:3])  # 32, 16, 8, 4, 2, 1 frames
+        self._views = tuple(mv[:fw * k] for k in (32, 16, 8, 4, 2, 1))  # 32, 16, 8, 4, 2, 1 frames
         self.overruns = 0  # OVER_RUN seen
         self.bus_errors = 0  # I2C errors while reading (each read that failed)
         self._errors = 0  # consecutive ones
@@ -157,7 +196,7 @@ class LSM6DS3:
         else:
             raise OSError("LSM6DS3: WHO_AM_I at I2C address 0x{:02x} reads 0x{:02x}, expected 0x69 (LSM6DS3) or "
                           "0x6a (LSM6DS3TR-C): another part answers there".format(self.addr, who))
-        self.fifo_frames = self._fifo_words // 3
+        self.fifo_frames = self._fifo_words // self._fw
         return self.part
 
     def start(self):
@@ -166,9 +205,10 @@ class LSM6DS3:
         w = self._write
         w(_CTRL3_C, _CTRL3_BDU_IF_INC)
         w(_FIFO_CTRL5, _FIFO_MODE_BYPASS)  # bypass empties the FIFO
-        w(_CTRL2_G, 0)
+        g = self._fw == 6
+        w(_CTRL2_G, ((self._odr << 4) | _FS_G_2000) if g else 0)
         w(_CTRL1_XL, (self._odr << 4) | (self._fs << 2))
-        w(_FIFO_CTRL3, _FIFO_XL_NO_DEC)
+        w(_FIFO_CTRL3, _FIFO_XLG_NO_DEC if g else _FIFO_XL_NO_DEC)
         w(_FIFO_CTRL5, (self._odr << 3) | _FIFO_MODE_STREAM)
         now = self.clock()
         self._seq = 0
@@ -181,6 +221,7 @@ class LSM6DS3:
         try:
             self._write(_FIFO_CTRL5, _FIFO_MODE_BYPASS)
             self._write(_CTRL1_XL, 0)  # power-down
+            self._write(_CTRL2_G, 0)
         except OSError:
             pass  # the part went away: nothing to stop
 
@@ -212,14 +253,15 @@ class LSM6DS3:
         if words == 0 and s2 & (_ST2_OVER_RUN | _ST2_FULL):
             words = self._fifo_words  # DIFF_FIFO wraps to 0 when the FIFO is completely full
         pattern = st[2] | ((st[3] & 0x03) << 8)
-        if pattern and words:  # the next word is Y or Z of a set whose X was overwritten: read it away
-            skip = 3 - pattern if pattern < 3 else 0
+        fw = self._fw
+        if pattern and words:  # the next word is not a frame's first (it was overwritten): read the rest away
+            skip = fw - pattern if pattern < fw else 0
             if skip > words:
                 skip = words
             if skip:
                 i2c.readfrom_mem_into(addr, _FIFO_DATA_OUT_L, self._skip_views[skip])
                 words -= skip
-        avail = words // 3
+        avail = words // fw
         rate = self.rate_hz
         seq = self._seq
         over = s2 & _ST2_OVER_RUN
@@ -250,7 +292,10 @@ class LSM6DS3:
         while done < n:
             if n - done >= size:
                 i2c.readfrom_mem_into(addr, _FIFO_DATA_OUT_L, views[k])
-                kernels.copy_i16(buf, 0, out, done * 3, size * 3)
+                if fw == 3:
+                    kernels.copy_i16(buf, 0, out, done * 3, size * 3)
+                else:
+                    _imu(buf, out, done * 6, size)
                 done += size
             else:
                 size >>= 1

@@ -3,7 +3,10 @@
 It models a FIFO accelerometer such as the LSM6DS3 in stream mode: frames arrive on the sensor's own clock
 whether or not anyone reads them; the FIFO holds ``fifo_frames``; on overflow the oldest frames are lost (the
 sequence number jumps, as the real part's overflow flag tells). The recording is 50 Hz at ±8 g (4096 LSB/g):
-other ranges rescale and clip as the real part would; other rates take the nearest source frame.
+other ranges rescale and clip as the real part would; other rates take the nearest source frame. With
+``accel.gyro`` on it is a 6-channel sensor (x y z gx gy gz, the LSM6DS3 driver's frames): the recording's columns
+4..6 are its gyroscope (16.4 counts per dps, as the driver delivers them; not rescaled by the range), or 0 when the
+recording has only 3 columns.
 Injected faults (config ``sim.*``): periodic stalls that lose frames, and noise.
 """
 
@@ -47,6 +50,8 @@ class ReplayAccelerometer:
         self.gap_every_ms = config.get("sim.replay_gap_every_s") * 1000
         self.gap_ms = config.get("sim.replay_gap_ms")
         self.noise = config.get("sim.replay_noise")
+        if config.get("accel.gyro"):
+            self.columns = ("x", "y", "z", "gx", "gy", "gz")
         self._f = None
         self._chunk = None
 
@@ -95,14 +100,19 @@ class ReplayAccelerometer:
         num = 8 // self.range_g if self.range_g <= 8 else 1
         den = self.range_g // 8 if self.range_g > 8 else 1
         noise = self.noise
+        ch = len(self.columns)
+        gyro = self._src_ch >= 6
         while seq < produced and n < cap:
             if self._in_gap(seq * 1000 // self.rate_hz):
                 break  # the stall starts: the batch ends here, the next read sees the jump
             src = self._row(self.source_index(seq))
             chunk = self._chunk
-            o = n * 3
-            for c in range(3):
-                v = chunk[src + c] * num // den
+            o = n * ch
+            for c in range(ch):
+                if c < 3:
+                    v = chunk[src + c] * num // den
+                else:
+                    v = chunk[src + c] if gyro else 0
                 if noise:
                     self._rng = (self._rng * 1103515245 + 12345) & 0x7FFFFFFF
                     v += (self._rng >> 8) % (2 * noise + 1) - noise

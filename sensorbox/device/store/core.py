@@ -2,7 +2,8 @@
 
 Resources (``recover.RESOURCES``) and the bus values the store expects from their producers:
 
-- ``accel``: int16 x, y, z at the sensor's rate, read from ``device.sensors["accel"].ring`` (not the bus).
+- ``accel``: int16 x, y, z (with ``accel.gyro`` also gx, gy, gz: the ring's channels, set at boot) at the sensor's
+  rate, read from ``device.sensors["accel"].ring`` (not the bus). Exports give the frames of the current width.
 - ``features``: bus topic "features", value = ``array('h')`` (or tuple of ints), one per window. The width is
   taken from the value (at boot from the newest segment, then from each new segment); a change of width starts a
   new segment and exports show the newest width. Column names: ``sensorbox.shared.features.names(channels)``

@@ -301,8 +301,9 @@ def segments(st, r, names, start, end, rd, first, durable):
     its name yielded, then closed and its corrupt stretches counted (``note_corrupt``). None is yielded for a
     segment that could not be opened (deleted by retention meanwhile, or torn: the store deals with it at the
     next start). ``durable`` (the outbox): only rows a flush point passed, so the loop ends at the open segment
-    while it holds rows not yet flushed; else (an export) a timed segment of another width than the resource's
-    (an older feature vector; rollups' rows are as wide as their classes need) and a class rollup's segment of
+    while it holds rows not yet flushed; else (an export) a timed or rate segment of another width than the resource's
+    (an older feature vector, frames from before ``accel.gyro`` changed; rollups' rows are as wide as their classes
+    need) and a class rollup's segment of
     the previous format (``old_rollup``) give None. Close the generator to stop early (MicroPython does not close an
     abandoned one: its segment would stay open)."""
     real = st.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
@@ -319,9 +320,10 @@ def segments(st, r, names, start, end, rd, first, durable):
         except (OSError, ValueError):
             yield None
             continue
-        if not durable and ((h[2] != r.ncols and r.kind == _TIMED and not r.period) or old_rollup(r, h)):
+        if not durable and ((h[2] != r.ncols and r.kind <= _TIMED and not r.period) or old_rollup(r, h)):
             rd.close()
-            yield None  # an older feature width (or class rollup rows of the previous format: converted soon)
+            yield None  # an older feature width or accelerometer width (accel.gyro changed: 3 or 6 channels), or
+            # class rollup rows of the previous format (converted soon)
             continue
         try:
             yield name

@@ -26,7 +26,7 @@ def resources(store, now):
             "name": r.name, "columns": _columns(r),
             "dtype": "int16" if r.kind != _TEXT else "json", "t_dtype": "int64 epoch ms",
             "rate_hz": r.seg_rate if r.kind == _RATE else None,
-            "formats": ["npy", "csv"] if r.kind != _TEXT else ["json", "csv"],
+            "formats": (["npy", "csv", "wav"] if r.raw else ["npy", "csv"]) if r.kind != _TEXT else ["json", "csv"],
             "start": _first_time(store, r), "end": r.last_t, "segments": r.nseg,
             "bytes": r.bytes, "budget": r.budget, "stored": r.budget > 0,
             "bytes_per_day": per_day(store, r), "days_until_full": _days_left(store, r),
@@ -108,7 +108,7 @@ def per_day(st, r):
     day of its period makes times their bytes; for the others observed since boot."""
     if r.budget == 0:
         return 0
-    if r.kind == _RATE:
+    if r.kind == _RATE and not r.raw:  # (audio clips: observed, as the bus resources)
         if r.seg_rate:  # a block per ring read (every flush point, at most _FRAMES rows), a header per segment
             if r.rows >= 500:
                 return (r.added * r.seg_rate * 86400 // r.rows) * (r.seg_max + _HDR) // r.seg_max
@@ -158,4 +158,6 @@ def status(st):
            "sd": st.sd.status() if st.sd is not None else None}
     if st.cap is not None:
         st.cap.status(out)  # "capture": while capture.* has it on (capture.py)
+    if st.clip is not None:
+        st.clip.status(out)  # "clips": while clip.enabled is on (clips.py)
     return out

@@ -63,6 +63,7 @@ RESOURCES = (
     ("soundlevel_1h", 8, _TIMED, None, 7, 3600000),
     ("predictions_1m", 9, _TIMED, None, 5, 60000),
     ("predictions_1h", 10, _TIMED, None, 5, 3600000),
+    ("clips", 11, _RATE, ("pcm",), 0),  # audio clips, a segment each (clips.py)
 )
 
 
@@ -99,6 +100,8 @@ def configure(st, cfg):
         st.sd = lazy.load("sensorbox.device.store.sd").start(cfg.get("board.sdcard"), st.flash_stats)
     if st.cap is not None or cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
         lazy.load("sensorbox.device.store.capture").configure(st, cfg)
+    if st.clip is not None or cfg.get("clip.enabled"):
+        lazy.load("sensorbox.device.store.clips").configure(st, cfg)
 
 
 def open_store(st):
@@ -112,7 +115,7 @@ def open_store(st):
                 note(st, "store: removed a file named quarantine")
         elif n.endswith(".tmp"):
             _rmtree(path)
-        elif n in _ON_USE and e[1] == _DIR:  # a resource made on first use, which was used: made now
+        elif n in _ON_USE and e[1] == _DIR and n not in st.by_name:  # made on first use, which was used: now
             make(st, n)
         elif n in st.by_name:
             if e[1] != _DIR:

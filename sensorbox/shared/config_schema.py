@@ -418,19 +418,16 @@ def _check_clips(config, update):
     # A clip's pre-trigger audio comes from a ring the board has RAM for (board.clip_ring_ms: its profile's) and is
     # part of the clip's length. Named: the key the update changes (clip.pre_ms when that is among them).
     pre = config.get("clip.pre_ms")
-    if not pre or not config.get("clip.enabled"):
-        return
     ring = config.get("board.clip_ring_ms")
     n = config.get("clip.length_ms")
-    if pre <= ring and pre < n:
-        return
-    key = "clip.pre_ms"
-    for k in ("clip.enabled", "board.clip_ring_ms", "clip.length_ms"):
-        if k in update and key not in update:
-            key = k
-    raise ConfigError("clip.pre_ms ({} ms) must be {}".format(pre, "at most board.clip_ring_ms ({} ms: the pre-trigger "
-                      "ring this board has RAM for)".format(ring) if pre > ring else
-                      "less than clip.length_ms ({} ms)".format(n)), key)
+    if pre and config.get("clip.enabled") and (pre > ring or pre >= n):
+        key = "clip.pre_ms"
+        for k in ("clip.enabled", "board.clip_ring_ms", "clip.length_ms"):
+            if k in update and key not in update:
+                key = k
+        raise ConfigError("clip.pre_ms ({} ms) must be {} ({} ms)".format(pre, "at most board.clip_ring_ms, the "
+                          "ring this board has RAM for" if pre > ring else "under clip.length_ms",
+                          ring if pre > ring else n), key)
 
 
 def _check_integrations(config, update=()):

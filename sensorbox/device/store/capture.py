@@ -31,6 +31,8 @@ def configure(st, cfg):
     module unloaded)."""
     from sensorbox.device import lazy
 
+    if st.clip is not None or cfg.get("clip.enabled"):  # audio clips (clips.py), which start with captures
+        lazy.load("sensorbox.device.store.clips").configure(st, cfg)
     old = st.cap
     if cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
         c = st.cap = Capture(st, cfg)
@@ -44,7 +46,8 @@ def configure(st, cfg):
             old.close()
         old.flush(st)  # (records the last one)
         st.cap = None
-    lazy.unload("sensorbox.device.store.capture")
+    if st.clip is None:  # (kept while clips are on: clips.py records its clips with ``record``)
+        lazy.unload("sensorbox.device.store.capture")
 
 
 class Capture:

@@ -28,8 +28,9 @@ labels.bin, never listed as a label, released when ``sensorbox pull`` has the cl
 pins with the captures) and announced as an event ``{"type": "clip", "start", "end", "trigger", "rate_hz"[,
 "class" | "leq_db"]}`` (History, exports, MQTT and webhooks get it like any event).
 
-Loaded by the store (``recover.configure``) while ``clip.enabled`` is on and kept in ``Store.clip``; off, nothing of
-it is resident (``listing`` is loaded for a ``GET /api/clips``).
+Loaded by the store (``capture.configure``, which ``recover.configure`` calls) while ``clip.enabled`` is on and kept
+in ``Store.clip`` (``capture.py`` with it); off, nothing of either is resident (``listing`` is loaded for a
+``GET /api/clips``).
 """
 
 import array
@@ -67,16 +68,11 @@ def configure(st, cfg):
 class Clips:
     def __init__(self, st, cfg):
         self.st = st
-        r = self.r = st.resource("clips")
-        r.raw = True
+        self.r = None  # the store's resource clips: made at the first clip (Store.resource)
         rate = self.rate = cfg.get("mic.rate_hz")
         self.n = cfg.get("clip.length_ms") * rate // 1000  # frames a clip
         self.pre = cfg.get("clip.pre_ms") * rate // 1000
         self.pre_ms = cfg.get("clip.pre_ms")
-        # one segment a clip (retention deletes whole clips)
-        m = _HDR + (self.n + _BLOCK - 1) // _BLOCK * (8 + 2 * _BLOCK)
-        if m > r.seg_max:
-            r.seg_max = m
         self.ring_error = None
         try:
             ring = array.array("h", bytes(2 * (self.pre + _MARGIN)))
@@ -138,6 +134,11 @@ class Clips:
         g = self.want
         self.want = 0
         self.t0 = mic.time_of(a)
+        r = self.r = self.st.resource("clips")
+        r.raw = True
+        m = _HDR + (self.n + _BLOCK - 1) // _BLOCK * (8 + 2 * _BLOCK)  # one segment a clip (retention: whole clips)
+        if m > r.seg_max:
+            r.seg_max = m
         try:
             self.st._open_seg(self.r, self.t0, 1, 0, g, self.rate)
         except OSError as e:
@@ -182,7 +183,7 @@ class Clips:
         """End the recording clip (what it wrote is kept; ``done`` for the flush point)."""
         if self.a < 0:
             return
-        r = self.r
+        r = self.r  # (made: a clip started)
         t1 = self.t0 + r.seg_rows * 1000 // self.rate
         if r.seg_rows:
             r.last_t = t1 - 1000 // self.rate
@@ -211,14 +212,12 @@ class Clips:
             name = "clip " + name
         from sensorbox.device import lazy
 
-        try:  # (capture.py's record, loaded for it unless capture is on: meta.py with it)
+        try:  # (capture.py's record: kept loaded while clips are on; meta.py loaded for it)
             lazy.load(_CAP).record(st, t0, t1, name[:40])
             self.made += 1
         except OSError as e:  # (a full flash: the clip stays until retention needs its room)
             st.log.error("store", "clip {}..{} not recorded ({})".format(t0, t1, e))
         finally:
-            if st.cap is None:
-                lazy.unload(_CAP)
             lazy.unload("sensorbox.device.store.meta")
         st.on_bus("events", st.clock(), ev)
 

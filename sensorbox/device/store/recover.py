@@ -75,8 +75,8 @@ def resources(root):
 
 def configure(st, cfg):
     """The store's settings (``Store.configure``): flush interval, free floor, codec, budgets and segment sizes,
-    the rollups' schedule, the SD card (``sd.py``, kept loaded: failed writes ask it) and event capture
-    (``capture.py``, kept loaded while it is on)."""
+    the rollups' schedule, the SD card (``sd.py``, kept loaded: failed writes ask it), event capture
+    (``capture.py``, kept loaded while it or clips are on) and audio clips (``clips.py``, kept while they are on)."""
 
     st.flush_ms = cfg.get("store.flush_ms")
     st.min_free = cfg.get("store.min_free_kb") * 1024
@@ -98,10 +98,8 @@ def configure(st, cfg):
 
     if cfg.get("board.sdcard") and st.sd is None:  # (at boot: board.* keys apply after a restart)
         st.sd = lazy.load("sensorbox.device.store.sd").start(cfg.get("board.sdcard"), st.flash_stats)
-    if st.cap is not None or cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
-        lazy.load("sensorbox.device.store.capture").configure(st, cfg)
-    if st.clip is not None or cfg.get("clip.enabled"):
-        lazy.load("sensorbox.device.store.clips").configure(st, cfg)
+    # event capture and audio clips: capture.py's configure (loaded for it; kept while either is on)
+    lazy.load("sensorbox.device.store.capture").configure(st, cfg)
 
 
 def open_store(st):
@@ -115,7 +113,7 @@ def open_store(st):
                 note(st, "store: removed a file named quarantine")
         elif n.endswith(".tmp"):
             _rmtree(path)
-        elif n in _ON_USE and e[1] == _DIR and n not in st.by_name:  # made on first use, which was used: now
+        elif n in _ON_USE and e[1] == _DIR:  # a resource made on first use, which was used: made now
             make(st, n)
         elif n in st.by_name:
             if e[1] != _DIR:

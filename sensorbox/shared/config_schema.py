@@ -116,7 +116,7 @@ store.soundlevel_kb int 64 0 1048576
 store.soundclass_kb int 64 0 1048576
 store.events_kb int 64 0 1048576
 """,
-    # the store's rollups and event capture (store)
+    # the store's rollups, event capture and audio clips (store)
     """
 @store
 store.soundlevel_1m_kb int 212 0 1048576
@@ -128,14 +128,10 @@ capture.sound_db int 0 0 140
 capture.pre_s int 4 0 20
 capture.post_s int 10 1 600
 capture.only bool false
-""",
-    # audio clips (store: store/clips.py)
-    """
-@store
-store.clips_kb int 256 0 1048576
 clip.enabled bool false
 clip.length_ms int 2000 1000 3000
 clip.pre_ms int 0 0 3000
+store.clips_kb int 256 0 1048576
 """,
     # MQTT: broker, connection, topics, commands, pacing (the mqtt sink)
     """

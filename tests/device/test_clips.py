@@ -144,9 +144,9 @@ async def test_a_clip_on_demand_is_the_replayed_audio_from_pre_ms_before_its_tri
     first_t = struct.unpack_from("<q", npy, 10 + hl)[0]
     assert first_t == t0 + a * 1000 // 16000 and struct.unpack_from("<h", npy, 18 + hl)[0] == _stream(a, 1)[0]
     # listed, pinned until pulled, announced
-    from sensorbox.device.store import clips
+    from sensorbox.device.store import figures
 
-    ls = list(clips.listing(st, 0, 1 << 53))
+    ls = list(figures.clips(st, 0, 1 << 53))
     assert len(ls) == 1 and ls[0]["frames"] == 32000 and ls[0]["trigger"] == "demand" and ls[0]["pre_ms"] == 500
     assert ls[0]["start"] == first_t and ls[0]["pinned"] and not ls[0]["recording"], ls
     from storetest import each_row
@@ -156,10 +156,9 @@ async def test_a_clip_on_demand_is_the_replayed_audio_from_pre_ms_before_its_tri
     from sensorbox.device.store import retain
 
     retain.pulled(st, {"clips": ls[0]["end"]})
-    assert not list(clips.listing(st, 0, 1 << 53))[0]["pinned"]
-    s = {}
-    c.status(s)
-    assert s["clips"]["clips"] == 1 and s["clips"]["pre_ms"] == 500
+    assert not list(figures.clips(st, 0, 1 << 53))[0]["pinned"]
+    s = figures.status(st)["clips"]
+    assert s["clips"] == 1 and s["pre_ms"] == 500 and s["lost_frames"] == 0
 
 
 def _events(st):
@@ -179,9 +178,9 @@ async def test_a_loud_sound_starts_a_clip_without_pre_trigger_audio_on_a_board_w
     assert sm.lost == 0 and sensor.dropped == 0
     c = st.clip
     assert c.made >= 2 and c.lost == 0, (c.made, c.lost)
-    from sensorbox.device.store import clips
+    from sensorbox.device.store import figures
 
-    ls = list(clips.listing(st, 0, 1 << 53))
+    ls = list(figures.clips(st, 0, 1 << 53))
     done = [x for x in ls if not x["recording"]]
     assert len(done) >= 2 and all(x["trigger"] == "sound" and x["pre_ms"] == 0 and x["frames"] == 16000 for x in done)
     # the first at the first sound level (the end of the first second): the audio from there, bit for bit

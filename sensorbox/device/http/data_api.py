@@ -29,7 +29,6 @@ from sensorbox.device.store.core import QueryError
 _EX = const("sensorbox.device.store.export")
 _META = const("sensorbox.device.store.meta")
 _FIG = const("sensorbox.device.store.figures")
-_CLIPS = const("sensorbox.device.store.clips")
 
 
 def _call(device, fn, *args):
@@ -115,13 +114,7 @@ def _clips(device, req):
             return error(400, "{} must be an integer (epoch ms, or negative: ms before now)".format(k), k)
         ab[k == "end"] = int(v) + (now if v[0] == "-" else 0)
     a, b = ab
-    m = lazy.load(_CLIPS)
-    try:
-        rows = m.listing(st, a, b)
-    finally:
-        m = None
-        if st.clip is None:  # (kept while clips are on: Store.clip)
-            lazy.unload(_CLIPS)
+    rows = lazy.call(_FIG, "clips", st, a, b)  # a generator: read from flash as it is sent
     return {"enabled": c is not None, "recording": c is not None and c.a >= 0, "clips": rows}
 
 

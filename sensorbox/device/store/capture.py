@@ -46,8 +46,7 @@ def configure(st, cfg):
             old.close()
         old.flush(st)  # (records the last one)
         st.cap = None
-    if st.clip is None:  # (kept while clips are on: clips.py records its clips with ``record``)
-        lazy.unload("sensorbox.device.store.capture")
+    lazy.unload("sensorbox.device.store.capture")  # (clips.py loads it for a moment to record a clip)
 
 
 class Capture:

@@ -20,7 +20,7 @@ Format: the store's resource ``clips`` (made when clips are first turned on): a 
 column ``pcm``, blocks stored uncoded (``Res.raw``; audio codes poorly and this costs no encoder time), all of
 ``_BLOCK`` frames but the last, so a clip's frames follow from its segment's size (``frames``). The header's
 ``seq0`` is 0 and its ``generation`` says why it was made: ``kind << 30 | pre_ms << 16 | value`` (kind 1 demand,
-2 sound, 3 class; value the level in centi-dB or the class id). Exports read clips like any rate resource
+2 sound, 3 class; value the level in centi-dB or the class id: ``figures.clips`` lists them so). Exports read clips like any rate resource
 (``GET /api/resources/clips/data?start=&end=&format=wav|npy``: ``export.py``).
 
 Kept: a finished clip is recorded at the store's next flush point as a pin (``capture.record``: a record in
@@ -29,8 +29,8 @@ pins with the captures) and announced as an event ``{"type": "clip", "start", "e
 "class" | "leq_db"]}`` (History, exports, MQTT and webhooks get it like any event).
 
 Loaded by the store (``capture.configure``, which ``recover.configure`` calls) while ``clip.enabled`` is on and kept
-in ``Store.clip`` (``capture.py`` with it); off, nothing of either is resident (``listing`` is loaded for a
-``GET /api/clips``).
+in ``Store.clip``; off, nothing of it is resident. Only the recording path is here: the listing (``GET /api/clips``)
+and the status are ``figures.py``'s, loaded per request.
 """
 
 import array
@@ -212,60 +212,13 @@ class Clips:
             name = "clip " + name
         from sensorbox.device import lazy
 
-        try:  # (capture.py's record: kept loaded while clips are on; meta.py loaded for it)
+        try:  # (capture.py's record, loaded for it unless capture is on; meta.py with it)
             lazy.load(_CAP).record(st, t0, t1, name[:40])
             self.made += 1
         except OSError as e:  # (a full flash: the clip stays until retention needs its room)
             st.log.error("store", "clip {}..{} not recorded ({})".format(t0, t1, e))
         finally:
+            if st.cap is None:
+                lazy.unload(_CAP)
             lazy.unload("sensorbox.device.store.meta")
         st.on_bus("events", st.clock(), ev)
-
-    def status(self, out):
-        """``out["clips"]``: the store's summary (``figures.status``) while clips are on."""
-        out["clips"] = {"length_ms": self.n * 1000 // self.rate, "pre_ms": self.pre * 1000 // self.rate,
-                        "rate_hz": self.rate, "recording": self.a >= 0, "clips": self.made,
-                        "skipped_triggers": self.skipped, "lost_frames": self.lost, "ring_error": self.ring_error}
-
-
-def frames(size):
-    """The frames a clip segment of ``size`` bytes holds (whole blocks of ``_BLOCK`` frames, the last one shorter)."""
-    b = 8 + 2 * _BLOCK
-    k = (size - _HDR) // b * _BLOCK
-    rem = (size - _HDR) % b
-    return k + ((rem - 8) // 2 if rem > 8 else 0)
-
-
-def listing(st, start, end):
-    """The clips in [start, end) (epoch ms), oldest first: a generator of dicts (``GET /api/clips``)."""
-    import os
-
-    from sensorbox.device.store.core import seg_names
-    from sensorbox.device.store.retain import pinned
-
-    r = st.by_name.get("clips")
-    if r is None:
-        return
-    import struct
-
-    h = bytearray(_HDR)
-    for name in seg_names(r):
-        path = "{}/{}.seg".format(r.dir, name)
-        try:
-            with open(path, "rb") as f:
-                f.readinto(h)
-            size = os.stat(path)[6]
-        except OSError:
-            continue
-        rate = struct.unpack_from("<H", h, 8)[0]
-        g = struct.unpack_from("<I", h, 24)[0]
-        n = frames(size)
-        t0 = st.real(name)
-        if not rate or not n or t0 >= end:
-            continue
-        t1 = t0 + n * 1000 // rate
-        if t1 <= start:
-            continue
-        yield {"start": t0, "end": t1, "rate_hz": rate, "frames": n, "trigger": _KINDS[g >> 30 & 3],
-               "pre_ms": g >> 16 & 0x3FFF, "value": g & 0xFFFF, "recording": r.f is not None and name == r.seg_name,
-               "pinned": pinned(st, r, t0, t1)}

@@ -134,8 +134,7 @@ class Clips:
         g = self.want
         self.want = 0
         self.t0 = mic.time_of(a)
-        r = self.r = self.st.resource("clips")
-        r.raw = True
+        r = self.r = self.st.resource("clips")  # (made with Res.raw set: recover.make)
         m = _HDR + (self.n + _BLOCK - 1) // _BLOCK * (8 + 2 * _BLOCK)  # one segment a clip (retention: whole clips)
         if m > r.seg_max:
             r.seg_max = m

@@ -171,6 +171,7 @@ def make(st, name):
     for s in RESOURCES:
         if s[0] == name:
             r = Res(s, st.accel.base)  # (where the segments are: internal flash or the SD card, sd.place)
+            r.raw = s[2] == _RATE  # (audio clips: stored uncoded, clips.py)
     st.res.append(r)
     st.by_name[name] = r
     _mkdir(r.dir)

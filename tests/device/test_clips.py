@@ -199,3 +199,25 @@ async def test_clips_off_leave_nothing_resident_and_the_api_refuses():
     dev = _Device(clock)
     assert dev.store.clip is None and "sensorbox.device.store.clips" not in sys.modules
     assert "clips" not in dev.store.by_name
+
+
+def test_an_idle_clip_ring_takes_chunks_without_allocating():
+    # clips on, none recording: each chunk goes into the pre-trigger ring, allocating nothing (the sound meter's
+    # per-chunk budget); recording costs a memoryview per 128-frame block, as the store's own blocks do
+    import micropython
+
+    from sensorbox.device.sensors.ring import SampleRing
+
+    clock = FakeClock(t0)
+    st = make(tmpdir("s"), clock=clock, clip__enabled=True, clip__pre_ms=100, board__clip_ring_ms=100)
+    c = st.clip
+    mic = SampleRing(1, 512, 16000)
+    buf = array.array("h", range(256))
+    c.feed(buf, 256, 255, mic)
+    micropython.heap_lock()
+    try:
+        for k in range(1, 20):
+            c.feed(buf, 256, 256 * k + 255, mic)
+    finally:
+        micropython.heap_unlock()
+    assert c.fill == len(c.ring) and c.a < 0

@@ -35,6 +35,7 @@ _PER_TURN = const(4)  # chunks between yields: 64 ms of sound at 16 kHz, ~0.4 ms
 
 class SoundMeter:
     _kept = None  # the meters' level histogram (SoundLevelMeter's _hist), kept across restarts
+    clip = None  # (as Store.clip, for a device without a store: run)
 
     def __init__(self, device):
         self.device = device
@@ -61,7 +62,7 @@ class SoundMeter:
         d = self.device
         cfg = d.config
         sensor = d.sensors["mic"]
-        store = d.store
+        store = getattr(d, "store", None) or self  # (its clips; a device without a store: this meter's, None)
         buf = self._buf
         if cfg.get("sound.classify") or self._classifier is not None:  # its module: only while it is on
             self._classifier = await lazy.load(_SOUND).configure(self)

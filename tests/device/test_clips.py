@@ -221,3 +221,18 @@ def test_an_idle_clip_ring_takes_chunks_without_allocating():
     finally:
         micropython.heap_unlock()
     assert c.fill == len(c.ring) and c.a < 0
+    # the microphone restarts at 8 kHz (the store does not): the next clip is at 8 kHz, its pre-trigger part too
+    mic = SampleRing(1, 512, 8000)
+    seq = 0
+    for k in range(8):
+        c.feed(buf, 256, seq + 255, mic)
+        seq += 256
+    assert c.trigger(1, 0)
+    while c.want or c.a >= 0:
+        c.feed(buf, 256, seq + 255, mic)
+        seq += 256
+    st.flush()
+    from sensorbox.device.store import figures
+
+    ls = list(figures.clips(st, 0, 1 << 53))
+    assert [(x["rate_hz"], x["frames"], x["pre_ms"]) for x in ls] == [(8000, 16000, 100)], ls

@@ -9,16 +9,17 @@ button: ``demand``) and event capture's (``capture.sound_db``: a sound level at 
 RAM. A generic ESP32 cannot hold seconds of audio (1 s at 16 kHz is 32 KB), so a clip is never held: the sound
 meter hands each 256-sample chunk it reads to ``feed`` before it weights it, and a recording clip writes the
 chunk straight to flash in blocks of ``_BLOCK`` frames (littlefs buffers them; the store's flush point syncs
-them). Pre-trigger audio needs a ring of the last ``clip.pre_ms``: its RAM is what ``board.clip_ring_ms`` (the
-board profile's: 0 on a generic ESP32, 3 s on a PSRAM board) allows; the ring is allocated when clips are turned on
-(``clip.pre_ms`` frames and a chunk's margin) and a board without the RAM runs without it (logged, and
-``/api/status`` -> ``store`` -> ``clips`` -> ``ring_error``), never a failing service. With a ring, a clip is
-written from the ring, at most ``_PER_FEED`` blocks a chunk: twice the microphone's rate, so the writer catches up
-with the pre-trigger audio within ``clip.pre_ms`` of the trigger while new chunks keep coming.
+them). The blocks are cut from a ring of the last chunks (``_MARGIN`` frames, 1 KB: whole blocks whatever the size
+of the meter's chunks) which also holds the pre-trigger audio, ``clip.pre_ms`` more: its RAM is what
+``board.clip_ring_ms`` (the board profile's: 0 on a generic ESP32, 3 s on a PSRAM board) allows; the ring is
+allocated when clips are turned on, and a board without the RAM for the pre-trigger part runs without it (logged,
+and ``/api/status`` -> ``store`` -> ``clips`` -> ``ring_error``), never a failing service. A clip is written from
+the ring at most ``_PER_FEED`` blocks a chunk: twice the microphone's rate, so the writer catches up with the
+pre-trigger audio within ``clip.pre_ms`` of the trigger while new chunks keep coming.
 
-Format: the store's resource ``clips`` (made when clips are first turned on): a rate segment per clip, one
-column ``pcm``, blocks stored uncoded (``Res.raw``; audio codes poorly and this costs no encoder time), all of
-``_BLOCK`` frames but the last, so a clip's frames follow from its segment's size (``frames``). The header's
+Format: the store's resource ``clips`` (made at the first clip): a rate segment per clip, one column ``pcm``,
+blocks stored uncoded (``Res.raw``; audio codes poorly and this costs no encoder time), all of ``_BLOCK`` frames but
+the last, so a clip's frames follow from its segment's size (``figures.clips``). The header's
 ``seq0`` is 0 and its ``generation`` says why it was made: ``kind << 30 | pre_ms << 16 | value`` (kind 1 demand,
 2 sound, 3 class; value the level in centi-dB or the class id: ``figures.clips`` lists them so). Exports read clips like any rate resource
 (``GET /api/resources/clips/data?start=&end=&format=wav|npy``: ``export.py``).
@@ -48,8 +49,8 @@ _CAP = const("sensorbox.device.store.capture")
 
 
 def configure(st, cfg):
-    """Clips on (``st.clip``: a clip recording goes on across a config change only if nothing it needs changed:
-    else it ends here) or off (the one recording ended, recorded at once, this module unloaded)."""
+    """Clips on (``st.clip``, made again for a config change: a clip recording ends here, recorded at the next flush
+    point) or off (the one recording ended and recorded at once, this module unloaded)."""
     from sensorbox.device import lazy
 
     old = st.clip
@@ -69,10 +70,9 @@ class Clips:
     def __init__(self, st, cfg):
         self.st = st
         self.r = None  # the store's resource clips: made at the first clip (Store.resource)
-        rate = self.rate = cfg.get("mic.rate_hz")
-        self.n = cfg.get("clip.length_ms") * rate // 1000  # frames a clip
-        self.pre = cfg.get("clip.pre_ms") * rate // 1000
+        self.ms = cfg.get("clip.length_ms")
         self.pre_ms = cfg.get("clip.pre_ms")
+        self._rate(cfg.get("mic.rate_hz"))
         self.ring_error = None
         try:
             ring = array.array("h", bytes(2 * (self.pre + _MARGIN)))
@@ -83,6 +83,7 @@ class Clips:
             self.pre = 0
             ring = array.array("h", bytes(2 * _MARGIN))
         self.ring = ring  # (blocks are written from it: whole ones, whatever the size of the meter's chunks)
+        self.held = len(ring) - _MARGIN  # pre-trigger frames it can hold (at the rate it was made for)
         self.rmv = memoryview(ring)
         self.wrap = array.array("h", bytes(2 * _BLOCK))  # a block across the ring's end
         self.wmv = memoryview(self.wrap)
@@ -95,13 +96,20 @@ class Clips:
         self.done = None  # a clip ended, to record at the flush point: (t0, t1, kind, value)
         self.made = self.skipped = self.lost = 0
 
+    def _rate(self, rate):
+        # the frames of a clip and of its pre-trigger part at ``rate`` (mic.rate_hz, which may change while clips
+        # are on: the microphone restarts, not the store)
+        self.rate = rate
+        self.n = self.ms * rate // 1000
+        self.pre = self.pre_ms * rate // 1000
+
     def trigger(self, kind, val):
         """Start a clip at the next chunk the sound meter reads (kind 1 demand, 2 sound, 3 class; value: centi-dB
         or class id). False (counted) when one is recording or about to."""
         if self.a >= 0 or self.want:
             self.skipped += 1
             return False
-        self.want = kind << 30 | (self.pre_ms << 16) | (val & 0xFFFF)
+        self.want = kind << 30 | (self.pre * 1000 // self.rate << 16) | (val & 0xFFFF)
         return True
 
     def feed(self, buf, n, last, mic):
@@ -113,6 +121,10 @@ class Clips:
                 self.lost += self.b - self.w
                 self.end(None)
             self.fill = 0
+            if mic.rate_hz != self.rate:
+                self._rate(mic.rate_hz)
+                if self.pre > self.held:  # (a ring made for 8 kHz holds half as long at 16 kHz)
+                    self.pre = self.held
         self.head = first + n
         ring = self.ring
         cap = len(ring)
@@ -122,7 +134,7 @@ class Clips:
         if k < n:
             kernels.copy_i16(buf, k, ring, 0, n - k)
         self.fill = cap if self.fill + n > cap else self.fill + n
-        if self.want and mic.rate_hz == self.rate:
+        if self.want:
             self._start(first, mic)
         if self.a >= 0:
             self._write()

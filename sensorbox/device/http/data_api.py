@@ -112,7 +112,9 @@ def _clips(device, req):
             return error(400, "unknown parameter", k)
         if not (v[1:] if v[:1] == "-" else v).isdigit():
             return error(400, "{} must be an integer (epoch ms, or negative: ms before now)".format(k), k)
-        ab[k == "end"] = int(v) + (now if v[0] == "-" else 0)
+        v = ab[k == "end"] = int(v) + (now if v[0] == "-" else 0)
+        if not 0 <= v <= 1 << 53:  # (as the export's: before 1970, or past 2**53)
+            return error(400, "{} is out of range 0..{}".format(k, 1 << 53), k)
     a, b = ab
     rows = lazy.call(_FIG, "clips", st, a, b)  # a generator: read from flash as it is sent
     return {"enabled": c is not None, "recording": c is not None and c.a >= 0, "clips": rows}

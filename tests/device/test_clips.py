@@ -10,7 +10,7 @@ import struct
 
 import asyncio
 
-from devtest import FakeClock, quiet_log, tmpdir, until
+from devtest import FakeClock, StubConfig, quiet_log, tmpdir, until
 from sensorbox.device.bus import Bus
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_wav import WavMicrophone
@@ -27,22 +27,12 @@ class _Device:
     def __init__(self, clock, **cfg):
         self.log = quiet_log()
         self.store = make(tmpdir("s"), clock=clock, sim__mic_wav=CARDS, **cfg)
-        self.config = _Cfg(self.store, cfg)
+        self.config = StubConfig(sim__mic_wav=CARDS, **cfg)
         self.bus = Bus(self.log)
         self.bus.subscribe("soundlevel", self.store.on_bus)
         self.sensors = {"mic": Sensor("mic", lambda: WavMicrophone(CARDS, self.config, clock), self.log, 1,
                                       config_schema.MIC_RING_FRAMES)}
         self.soundmeter = SoundMeter(self)
-
-
-class _Cfg:
-    def __init__(self, st, cfg):
-        from devtest import StubConfig
-
-        self.c = StubConfig(sim__mic_wav=CARDS, **cfg)
-
-    def get(self, key):
-        return self.c.get(key)
 
 
 def _stream(start, n):
@@ -149,9 +139,7 @@ async def test_a_clip_on_demand_is_the_replayed_audio_from_pre_ms_before_its_tri
     ls = list(figures.clips(st, 0, 1 << 53))
     assert len(ls) == 1 and ls[0]["frames"] == 32000 and ls[0]["trigger"] == "demand" and ls[0]["pre_ms"] == 500
     assert ls[0]["start"] == first_t and ls[0]["pinned"] and not ls[0]["recording"], ls
-    from storetest import each_row
-
-    evs = [json.loads(r) for r in _events(st)]
+    evs = _events(st)
     assert [(e["type"], e["start"], e["trigger"]) for e in evs] == [("clip", first_t, "demand")], evs
     from sensorbox.device.store import retain
 
@@ -167,7 +155,7 @@ def _events(st):
     p = export.plan(st, "events", {}, t0)
     body = b"".join(bytes(c) for c in export.stream(st, p))
     st.reading = None
-    return [json.dumps(e) for e in json.loads(body)]
+    return json.loads(body)
 
 
 async def test_a_loud_sound_starts_a_clip_without_pre_trigger_audio_on_a_board_without_a_ring():
@@ -188,7 +176,7 @@ async def test_a_loud_sound_starts_a_clip_without_pre_trigger_audio_on_a_board_w
     a = (first["start"] - t0) * 16
     head, size, digest = _export(st, "wav", start=str(first["start"]), end=str(first["end"]))
     assert wav.parse(head)[4] == 32000 and size == 44 + 32000 and digest == _ref(a, 16000)
-    evs = [json.loads(r) for r in _events(st)]
+    evs = _events(st)
     assert any(e["type"] == "clip" and e["trigger"] == "sound" and e["leq_db"] > 1 for e in evs), evs
 
 

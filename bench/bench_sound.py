@@ -2,7 +2,8 @@
 browser's) in the same run; features + classification of a 16 kHz stream as a share of one core here, with an
 ESP32 estimate at 50x (budget: 15 % of a core here); bytes allocated per second of sound; and the accuracy of a
 sound classifier on the real recordings Debian ships (sensorbox train sounds --sensor sound), grouped CV, next to
-scikit-learn's default forest on the same features and folds."""
+scikit-learn's default forest on the same features and folds; and the write throughput of audio clips (issue 18.1)
+against the microphone's rate."""
 
 import os
 
@@ -27,6 +28,12 @@ def run():
                  round(cpu, 2), round(feat, 2), None, "%"))
     rows.append(("the same on an ESP32 at 240 MHz, estimated at 50x (% of a core)", round(cpu * 50, 1), None, None,
                  "%"))
+    w, mic, _ = r["clip_write_Bps"]
+    rows.append(("audio clips: bytes/s written to the store (3 s clips, 16 kHz, 0.5 s pre-trigger) vs the mic's",
+                 round(w), mic, round(w / mic, 1), "B/s"))
+    us, chunk, _ = r["clip_chunk_us"]
+    rows.append(("audio clips: the sound meter's hook per 256-sample chunk while a clip records vs the chunk's 16 ms",
+                 round(us, 1), chunk, round(chunk / us, 1), "us"))
     for k in ("forest", "knn", "baseline"):
         v = rep["kinds"][k]
         rows.append(("sounds (press/release/speech), 5-fold CV by key/speaker: {}{}".format(

@@ -104,6 +104,63 @@ def main():
     per_s = RATE / (sf.WINDOW_HOP * 256)  # windows per second
     total = v + per_s * best  # us of CPU per second of sound
     print("cpu_16k_percent", total / 1e4, v / 1e4, "%")
+    _clips(x)
+
+
+class _Cfg:
+    # the config keys the store and its clips read (defaults, clips on, 0.5 s of pre-trigger audio)
+    def __init__(self):
+        from sensorbox.shared import config_schema
+
+        self.v = config_schema.defaults()
+        self.v.update({"clip.enabled": True, "clip.length_ms": 3000, "clip.pre_ms": 500, "board.clip_ring_ms": 500})
+
+    def get(self, k):
+        return self.v[k]
+
+
+def _clips(x):
+    # Audio clips (store/clips.py): 3 s clips of 16 kHz written by the sound meter's hook, a 256-sample chunk at a
+    # time, as fast as this process can: bytes a second to the store against the microphone's 32,000 (the ratio is
+    # how many times real time the writer keeps up), and the time per chunk while a clip records (a chunk is 16 ms
+    # of sound).
+    import os
+
+    from sensorbox.device.log import Log
+    from sensorbox.device.sensors.ring import SampleRing
+    from sensorbox.device.store import core
+
+    root = "/tmp/sensorbox-bench-clips"
+    try:
+        os.mkdir(root)
+    except OSError:
+        pass
+    st = core.Store(root + "/s{}".format(time.ticks_ms()), Log(lambda: 1700000000000, echo=False), lambda: 1700000000000, None)
+    st.configure(_Cfg())
+    st.open()
+    ring = SampleRing(1, 512, RATE)
+    chunk = array.array("h", bytes(512))
+    c = st.clip
+    seq = 0
+    busy = 0
+    made = 0
+    for _ in range(8):  # 8 clips of 3 s
+        c.trigger(1, 0)
+        while True:
+            K.copy_i16(x, (seq * 256) % (RATE - 256), chunk, 0, 256)
+            t0 = time.ticks_us()
+            c.feed(chunk, 256, seq + 255, ring)
+            busy += time.ticks_diff(time.ticks_us(), t0)
+            seq += 256
+            if c.a < 0 and not c.want:
+                break
+        st.flush()
+        made += 1
+    r = st.by_name["clips"]
+    written = r.added
+    print("clip_write_Bps", written * 1e6 / busy, RATE * 2, "B/s")
+    print("clip_chunk_us", busy / (seq // 256), 16000, "us")
+    print("clips_made", made, c.made, "clips")
 
 
 main()

@@ -183,6 +183,8 @@ function eventText(e) {
   if (e.type === "class_change") return "activity: " + displayName(e.from) + " → " + displayName(e.to) + (e.confidence !== undefined ? " (" + Math.round(e.confidence / 10) + " %)" : "");
   if (e.type === "capture") return "raw data captured around " + (e.trigger === "class" ? "a change to " + displayName(e.class) : "a sound level of " + e.leq_db + " dB") +
     ": " + new Date(e.start).toLocaleTimeString() + " – " + new Date(e.end).toLocaleTimeString() + " (kept until pulled)";
+  if (e.type === "clip") return "audio clip kept (" + fmtDur(e.end - e.start) + ", " + (e.trigger === "class" ? "at a change to " + displayName(e.class)
+    : e.trigger === "sound" ? "at a sound level of " + e.leq_db + " dB" : "on request") + "): " + new Date(e.start).toLocaleTimeString() + " (History: Audio clips)";
   if (e.type === "sound_change") return "sound: " + e.from + " → " + e.to + (e.confidence !== undefined ? " (" + Math.round(e.confidence / 10) + " %)" : "");
   const rest = Object.keys(e).filter((k) => k !== "t" && k !== "type").map((k) => k + " " + JSON.stringify(e[k]));
   return e.type + (rest.length ? ": " + rest.join(", ") : "");
@@ -330,7 +332,7 @@ async function showDashboard() {
 }
 
 // ---------- history ----------
-const hist = { plot: null, snd: null, sel: null, segs: [], events: [], classes: null, labels: [], counts: new Map(), pending: null };
+const hist = { plot: null, snd: null, sel: null, segs: [], events: [], classes: null, labels: [], clips: [], counts: new Map(), pending: null };
 const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f", "#e15759", "#bab0ac"];
 const classColor = (k) => (k === null ? "#c8ccd4" : k < 0 ? "#8a8f99" : PALETTE[k % PALETTE.length]);
 const className = (k) => (k === null ? "mixed" : k < 0 ? "unknown" : displayName((hist.classes && hist.classes[k]) || "class " + k));
@@ -455,6 +457,13 @@ function timelinePlugin(withClasses) {
         if (tw + 6 * px < w) ctx.fillText(text, x[0] + 3 * px, top + lh / 2 + px);
         u.labelBoxes.push({ id: l.id, x0: x[0], x1: x[0] + w, color: c });
       }
+      for (const c of hist.clips) {  // audio clips: a blue band across the chart, a solid edge at its foot
+        const x = xspan(u, c.start, c.end);
+        if (!x) continue;
+        const w = Math.max(2 * px, x[1] - x[0]);
+        ctx.fillStyle = "#2a62d322"; ctx.fillRect(x[0], top, w, u.bbox.height);
+        ctx.fillStyle = "#2a62d3"; ctx.fillRect(x[0], top + u.bbox.height - 3 * px, w, 3 * px);
+      }
       ctx.strokeStyle = "#1d2330"; ctx.fillStyle = "#1d2330"; ctx.lineWidth = px; ctx.setLineDash([3 * px, 3 * px]);
       for (const e of hist.events) {
         const x = Math.round(u.valToPos(e.t / 1000, "x", true));
@@ -576,6 +585,7 @@ async function showHistory() {
   hist.segs = predRes === "raw" ? classSegments(pred) : rollupSegments(pred, PERIOD[predRes]);
   hist.events = (ev || []).slice(-200);
   await loadLabels().catch((e) => { $("#labelerr").textContent = "could not load the labels: " + e.message; });
+  await loadClips(span).catch((e) => { $("#clipinfo").textContent = "could not load the clips: " + e.message; });
   let snd = {};
   const sres = {};  // sound levels: the resolution the device picks for 400 points over the range
   try { snd = await csvOf("/api/resources/soundlevel/data?format=csv&resolution=auto&max_points=400&start=-" + span, sres); } catch (e) { snd = {}; }
@@ -673,6 +683,39 @@ async function countSamples() {
     td.textContent = String(await sampleCount(l).catch(() => "?"));
   }
 }
+// Audio clips (GET /api/clips): a row each, newest first, with an <audio> element playing the device's WAV export of
+// it (the page's session cookie authenticates the request, as the export links above), the labels over it, and
+// "Select" to label it with the selection's controls.
+const TRIGGER = { demand: "on request", sound: "sound level", class: "class change" };
+async function loadClips(span) {
+  const r = await api("GET", "/api/clips?start=-" + span);
+  hist.clips = r.clips;
+  const tb = $("#clips tbody"); tb.textContent = "";
+  $("#clipbtn").disabled = !r.enabled;
+  $("#clipbtn").title = r.enabled ? "record clip.length_ms of sound now" : "turn Audio clips on in Settings first";
+  for (const c of r.clips.slice().reverse()) {
+    const tr = el("tr"); tr.dataset.start = c.start;
+    const au = el("audio"); au.controls = true; au.preload = "metadata";
+    if (!c.recording) au.src = "/api/resources/clips/data?format=wav&start=" + c.start + "&end=" + c.end;
+    const play = el("td"); play.append(c.recording ? el("span", "recording…", "s") : au);
+    const labs = hist.labels.filter((l) => l.start < c.end && l.end > c.start).map((l) => l.label).join(", ");
+    const sel = el("button", "Select", "plain"); sel.title = "select this clip's time range (then label it)";
+    sel.onclick = () => { hist.sel = [c.start, c.end]; hideConfirm(); updateSelection(); $("#labelname").focus(); };
+    const td = el("td"); td.append(sel);
+    tr.append(el("td", fmtT(c.start)), el("td", fmtDur(c.end - c.start), "num"),
+      el("td", (TRIGGER[c.trigger] || c.trigger) + (c.pre_ms ? " (" + c.pre_ms + " ms before)" : "")), play,
+      el("td", labs), el("td", c.pinned ? "until pulled" : "may age out", "kept"), td);
+    tb.append(tr);
+  }
+  $("#clips").dataset.clips = r.clips.length;
+}
+$("#clipbtn").addEventListener("click", async () => {
+  try {
+    const r = await api("POST", "/api/clips");
+    $("#clipinfo").textContent = "recording " + r.length_ms / 1000 + " s…";
+    setTimeout(async () => { $("#clipinfo").textContent = ""; await loadClips(Number($("#hrange").value)).catch(() => {}); redrawHist(); }, r.length_ms + 1500);
+  } catch (e) { $("#clipinfo").textContent = e.message; }
+});
 function redrawHist() { for (const u of [hist.plot, hist.snd]) if (u) u.redraw(false); if (hist.plot) { drawLegend(); $("#histchart").dataset.labels = hist.labels.length; } }
 $("#hload").addEventListener("click", showHistory);
 $("#hrange").addEventListener("change", showHistory);

@@ -4,7 +4,9 @@ A profile says which bundle target (and so which native-code architecture) the b
 firmware and partition table it is made for, the GC heap that firmware leaves to Python (published figures for
 stock firmware with Wi-Fi up; docs/hardware.md "Deploying to a board"), the flash the bundle may take and must leave for data, and
 example sensor pins and the factory-reset button (any free GPIO works; ``--pins`` writes them into the board's
-config where it has none).
+config where it has none), and the pre-trigger audio the board has RAM for (``board.clip_ring_ms``: none on a
+generic ESP32 or a C3, whose ~110-130 KB heap cannot spare 32 KB a second of 16 kHz audio; 0.5 s on an S3 without
+PSRAM; 3 s with PSRAM; audio clips, docs/sounds.md).
 
 Also the facts deploy needs about ``.mpy`` files and emlearn-micropython's published builds:
 
@@ -52,7 +54,8 @@ PROFILES = {
         "firmware": "ESP32_GENERIC_S3", "target": "esp32", "arch": "xtensawin",
         "flash": 8 * MB, "fs": 6 * MB,
         "partitions": "partitions-4MiBplus.csv on 8 MB: app 1984 KB, file system the remaining 6 MB",
-        "heap": 250 * KB, "flash_budget": 1 * MB, "data_min": 4 * MB, "pins": _S3_PINS,
+        "heap": 250 * KB, "flash_budget": 1 * MB, "data_min": 4 * MB,
+        "pins": dict(_S3_PINS, **{"board.clip_ring_ms": 500}),  # 16 KB of pre-trigger audio at 16 kHz
     },
     "esp32c3": {
         "title": "ESP32-C3, 4 MB flash (ESP32-C3-DevKitM-1)",
@@ -80,7 +83,7 @@ PROFILES["esp32-sd"] = dict(PROFILES["esp32"], title="generic ESP32, 4 MB flash,
 
 PROFILES["esp32s3-psram"] = dict(PROFILES["esp32s3"], title="ESP32-S3, 8 MB flash, 8 MB octal PSRAM "
                                  "(ESP32-S3-DevKitC-1 N8R8)", firmware="ESP32_GENERIC_S3 (SPIRAM_OCT variant)",
-                                 heap=2 * MB)
+                                 heap=2 * MB, pins=dict(_S3_PINS, **{"board.clip_ring_ms": 3000}))
 
 
 def mpy_header(data):

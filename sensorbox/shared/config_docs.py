@@ -77,6 +77,16 @@ HELP = {
     "capture.only": "Capture: store raw accelerometer data only around captures (for when continuous raw data "
                           "costs too much flash); off: continuously, the captures pinned in it",
     "store.soundclass_kb": "Store: flash budget for sound classes (KB, 0 = not stored)",
+    "store.clips_kb": "Store: flash budget for audio clips (KB; 3 s at 16 kHz is ~97 KB); clips are pinned until "
+                      "pulled, like labelled data",
+    "clip.enabled": "Clips: keep short audio clips of the microphone: on request (UI, API, MQTT command clip) and at "
+                    "each event capture's triggers (capture.sound_db, capture.classes of the activity model or the "
+                    "sound classifier)",
+    "clip.length_ms": "Clips: length of a clip (ms, at mic.rate_hz), its pre-trigger part included",
+    "clip.pre_ms": "Clips: ms of a clip from before its trigger (from a ring in RAM: at most board.clip_ring_ms; "
+                   "0 = the clip starts at its trigger)",
+    "board.clip_ring_ms": "Board: the pre-trigger audio the board has RAM for (ms; its profile's: 0 on a generic "
+                          "ESP32, 3000 with PSRAM); bounds clip.pre_ms",
     "mqtt.enabled": "MQTT: publish predictions, events, sound levels and health to a broker (store-and-forward)",
     "mqtt.host": "MQTT: broker host name or address",
     "mqtt.port": "MQTT: broker TCP port (1883 plain, 8883 usually TLS)",
@@ -214,6 +224,11 @@ capture.sound_db        At a sound level of | dB
 capture.pre_s           Before the event | s
 capture.post_s          After the event | s
 capture.only            Raw data only around captures | -
+store.clips_kb          Audio clips budget | KB
+clip.enabled            Keep audio clips | -
+clip.length_ms          Clip length | ms
+clip.pre_ms             Before the trigger | ms
+board.clip_ring_ms      Pre-trigger audio RAM | ms | advanced
 board.sdcard                microSD card | - | advanced
 board.reset_pin         Factory reset button | GPIO | advanced
 wifi.fallback_s         Open the set-up access point after | s
@@ -230,6 +245,7 @@ ml       Activity analysis
 sound    Sound level meter
 store    Storage on flash
 capture  Event capture
+clip     Audio clips
 http     Web server
 log      Log
 wifi     Wi-Fi (ESP32)

@@ -55,6 +55,7 @@ board.i2c_freq int 400000 10000 1000000 reboot
 board.i2s_sck int -1 -1 48 reboot
 board.i2s_ws int -1 -1 48 reboot
 board.i2s_sd int -1 -1 48 reboot
+board.clip_ring_ms int 0 0 3000 @store
 """,
     # the accelerometer and its simulated replay (the accel sampler)
     """
@@ -116,7 +117,7 @@ store.soundlevel_kb int 64 0 1048576
 store.soundclass_kb int 64 0 1048576
 store.events_kb int 64 0 1048576
 """,
-    # the store's rollups and event capture (store)
+    # the store's rollups, event capture and audio clips (store)
     """
 @store
 store.soundlevel_1m_kb int 212 0 1048576
@@ -128,6 +129,10 @@ capture.sound_db int 0 0 140
 capture.pre_s int 4 0 20
 capture.post_s int 10 1 600
 capture.only bool false
+clip.enabled bool false
+clip.length_ms int 2000 1000 3000
+clip.pre_ms int 0 0 3000
+store.clips_kb int 256 0 1048576
 """,
     # MQTT: broker, connection, topics, commands, pacing (the mqtt sink)
     """
@@ -349,6 +354,7 @@ def check_update(update, get, values=None):
         values[key] = check_value(key, update[key])
     view = _View(values, get)
     _check_capture(view, update)  # (ml.window/ml.hop, then capture: before the integrations, in the keys' order)
+    _check_clips(view, update)
     _check_integrations(view, update)
     sd = view.get("board.sdcard")
     if sd:
@@ -403,6 +409,22 @@ def _check_capture(config, update):
                 key = k
         raise ConfigError("{} s before an event: the accelerometer's ring gives at most {} s at {} Hz{}".format(
             pre, 400 // rate - 2, rate, ": lower capture.pre_s first" if key != "capture.pre_s" else ""), key)
+
+
+def _check_clips(config, update):
+    # A clip's pre-trigger audio comes from a ring the board has RAM for (board.clip_ring_ms: its profile's) and is
+    # part of the clip's length. Named: the key the update changes (clip.pre_ms when that is among them).
+    pre = config.get("clip.pre_ms")
+    ring = config.get("board.clip_ring_ms")
+    n = config.get("clip.length_ms")
+    if pre and config.get("clip.enabled") and (pre > ring or pre >= n):
+        key = "clip.pre_ms"
+        for k in ("clip.enabled", "board.clip_ring_ms", "clip.length_ms"):
+            if k in update and key not in update:
+                key = k
+        raise ConfigError("clip.pre_ms ({} ms) must be {} ({} ms)".format(pre, "at most board.clip_ring_ms, the "
+                          "ring this board has RAM for" if pre > ring else "under clip.length_ms",
+                          ring if pre > ring else n), key)
 
 
 def _check_integrations(config, update=()):

@@ -410,7 +410,7 @@ expected-statuses = ["2xx", "3xx", "4xx", "503"]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429", "431", "5xx"]
 
 [[operations]]
-include-operation-id-regex = "^(updateConfig|addLabel|reportPulled|uploadModelMeta|activateModel|rollbackModel|exportData|exportEvents|exportLabels|listEvents|getSetupPage|getWifi|saveWifi|scanWifi|testWifi|installUpdate|setUpdateKey|installFirmware)$"
+include-operation-id-regex = "^(updateConfig|addLabel|reportPulled|uploadModelMeta|activateModel|rollbackModel|exportData|exportEvents|exportLabels|listEvents|listClips|getSetupPage|getWifi|saveWifi|scanWifi|testWifi|installUpdate|setUpdateKey|installFirmware)$"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 
 [[operations]]

@@ -277,3 +277,37 @@ def test_long_and_non_ascii_command_inputs_get_a_clean_error(tmp_path, broker, d
         assert "MemoryError" not in dev.output()
     finally:
         col.close()
+
+
+def test_clip_command_records_an_audio_clip_announced_on_the_events_topic(tmp_path, broker, device_factory):
+    """The command ``clip`` (issue 18.1) records a clip as POST /api/clips does, authorised like the recording
+    commands (the token); the clip kept is an event on ``<base>/events``; with clips off it is refused, saying why."""
+    data = tmp_path / "dev"
+    data.mkdir()
+    (data / "config.json").write_text(json.dumps({"clip.enabled": True, "clip.length_ms": 1000,
+                                                  "sim.mic_wav": "/usr/share/pocketsphinx/test/data/cards"}))
+    dev = device_factory(data_dir=data, heap=MQTT_HEAP)
+    base = "{}/{}".format(PREFIX, dev.status()["device"]["id"])
+    col = Collector(broker.port, user="ops", password="ops-pw")
+    cmd = Commander(col, base)
+    try:
+        r = dev.put("/api/config", {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
+                                    "mqtt.prefix": PREFIX, "mqtt.username": "box", "mqtt.password": "box-pw",
+                                    "mqtt.commands": True, "mqtt.command_token": TOKEN})
+        assert r.status == 200, r.body
+        col.wait(lambda m: [x[1] for x in m if x[0] == base + "/status"][-1:] == [b"online"])
+        assert cmd("clip", token="nope") == {"cmd": "clip", "ok": False, "error": "not authorised"}
+        r = cmd("clip")
+        assert r == {"cmd": "clip", "ok": True, "clip": {"length_ms": 1000, "pre_ms": 0, "rate_hz": 16000}}, r
+        kept = lambda m: [json.loads(x[1]) for x in m if x[0] == base + "/events" and  # noqa: E731
+                          json.loads(x[1]).get("type") == "clip"]
+        col.wait(kept)
+        ev = kept(list(col.messages))
+        clips = dev.get("/api/clips").json()["clips"]
+        assert len(clips) == 1 and clips[0]["trigger"] == "demand" and clips[0]["frames"] == 16000
+        assert ev[0]["start"] == clips[0]["start"] and ev[0]["end"] == clips[0]["end"] and ev[0]["trigger"] == "demand"
+        assert dev.put("/api/config", {"clip.enabled": False}).status == 200
+        r = cmd("clip")
+        assert r == {"cmd": "clip", "ok": False, "error": "clips are off: set clip.enabled first"}, r
+    finally:
+        col.close()

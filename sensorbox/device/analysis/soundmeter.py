@@ -15,7 +15,8 @@ changes) the meter starts over; frames lost to a slow reader are counted in ``lo
 Per chunk nothing is allocated (tests/device/test_alloc.py): the ring is read with ``next_held``/``copy_out``
 and the epoch time, a heap int on a 32-bit board, is computed only when an interval is published.
 With ``sound.classify`` on, each chunk goes to the sound classifier first (``soundclass.py``, imported only then),
-before the meter weights it in place.
+and with ``clip.enabled`` on to the store's audio clips (``store/clips.py``: ``Store.clip``), before the meter
+weights it in place.
 """
 
 import array
@@ -34,6 +35,7 @@ _PER_TURN = const(4)  # chunks between yields: 64 ms of sound at 16 kHz, ~0.4 ms
 
 class SoundMeter:
     _kept = None  # the meters' level histogram (SoundLevelMeter's _hist), kept across restarts
+    clip = None  # (as Store.clip, for a device without a store: run)
 
     def __init__(self, device):
         self.device = device
@@ -60,6 +62,7 @@ class SoundMeter:
         d = self.device
         cfg = d.config
         sensor = d.sensors["mic"]
+        store = getattr(d, "store", None) or self  # (its clips; a device without a store: this meter's, None)
         buf = self._buf
         if cfg.get("sound.classify") or self._classifier is not None:  # its module: only while it is on
             self._classifier = await lazy.load(_SOUND).configure(self)
@@ -105,6 +108,8 @@ class SoundMeter:
                     self._last = seq - 1
                     if cls is not None:
                         cls.feed(buf, n, seq - 1)  # before the meter weights buf in place
+                    if store.clip is not None:  # audio clips (store/clips.py), while clip.enabled is on
+                        store.clip.feed(buf, n, seq - 1, ring)
                     meter.process(buf, n)
                     k += 1
                     if k == _PER_TURN:  # a poll's worth (50 ms) in one turn; a backlog in turns of 64 ms of sound

@@ -8,6 +8,8 @@ adding and deleting labels needs admin.
                                                409 when it overlaps a label (add "overlap": true to keep both)
     DELETE /api/labels/<id>
     POST   /api/labels/<id>/unpin              release a label's raw data to retention before it is pulled (admin)
+    GET    /api/clips                          ?start=&end= the audio clips stored (store/clips.py), streamed
+    POST   /api/clips                          record a clip now (admin; 409 while clip.enabled is off or one records)
 
 Loaded for the request by ``server`` (``handle``), with the reader (``store.export``), the labels
 (``store.meta``) or the listing (``store.figures``), each unloaded at once (``lazy``): they cost heap only
@@ -47,7 +49,11 @@ async def handle(device, app, req):
     parts = req.path.split("/")  # "", "api", "resources"|"labels", ...
     meth = req.method
     n = len(parts)
-    if parts[2] == "resources":
+    if parts[2] == "clips":
+        if n != 3:
+            return not_found(req)
+        allowed = ("GET", "POST")
+    elif parts[2] == "resources":
         if n == 3:
             allowed = ("GET",)
         elif n == 5 and parts[3] and parts[4] == "data":
@@ -66,6 +72,8 @@ async def handle(device, app, req):
     refused = await guard(req)
     if refused is not None:
         return refused
+    if parts[2] == "clips":
+        return _clips(device, req)
     if parts[2] == "resources":
         if n == 3:
             now = device.platform.epoch_ms()
@@ -83,6 +91,33 @@ async def handle(device, app, req):
         return res if not isinstance(res, dict) else (res, 201)
     body = lazy.call(_META, "labels_json", device.store)  # a generator: read from flash as it is sent
     return body, 200, {"Content-Type": "application/json"}
+
+
+def _clips(device, req):
+    """GET /api/clips (the clips stored, a generator: read from flash as it is sent), POST /api/clips (one now)."""
+    st = device.store
+    c = st.clip
+    if req.method == "POST":
+        if c is None:
+            return error(409, "clips are off: set clip.enabled first", "clip.enabled")
+        if not c.trigger(1, 0):
+            return error(409, "a clip is being recorded; try again when it ends", "clip")
+        return {"recording": True, "length_ms": c.n * 1000 // c.rate, "pre_ms": c.pre * 1000 // c.rate,
+                "rate_hz": c.rate}, 202
+    now = device.platform.epoch_ms()
+    ab = [0, 1 << 53]
+    for k in req.args:
+        v = req.args[k]
+        if k not in ("start", "end"):
+            return error(400, "unknown parameter", k)
+        if not (v[1:] if v[:1] == "-" else v).isdigit():
+            return error(400, "{} must be an integer (epoch ms, or negative: ms before now)".format(k), k)
+        v = ab[k == "end"] = int(v) + (now if v[0] == "-" else 0)
+        if not 0 <= v <= 1 << 53:  # (as the export's: before 1970, or past 2**53)
+            return error(400, "{} is out of range 0..{}".format(k, 1 << 53), k)
+    a, b = ab
+    rows = lazy.call(_FIG, "clips", st, a, b)  # a generator: read from flash as it is sent
+    return {"enabled": c is not None, "recording": c is not None and c.a >= 0, "clips": rows}
 
 
 async def data(device, req, name):

@@ -302,7 +302,7 @@ def _route(p):
         return "sensorbox.device.http.api"
     if s == "model":
         return "sensorbox.device.http.model_api"
-    if s in ("resources", "labels"):
+    if s in ("resources", "labels", "clips"):
         return "sensorbox.device.http.data_api"
     return _WEB
 

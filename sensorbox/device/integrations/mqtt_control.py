@@ -307,6 +307,13 @@ def command(sink, name, payload):
             res["label"] = _label_add(d, body)
         elif name in ("label_set", "record_start", "record_stop"):
             _record(sink, name, body, res)
+        elif name == "clip":  # an audio clip now (store/clips.py), as POST /api/clips
+            c = d.store.clip
+            if c is None:
+                raise ValueError("clips are off: set clip.enabled first")
+            if not c.trigger(1, 0):
+                raise ValueError("a clip is being recorded; try again when it ends")
+            res["clip"] = {"length_ms": c.n * 1000 // c.rate, "pre_ms": c.pre * 1000 // c.rate, "rate_hz": c.rate}
         else:
             raise ValueError("unknown command")
         res["ok"] = True

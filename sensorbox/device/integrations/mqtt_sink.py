@@ -22,7 +22,8 @@ Topics (``base`` = ``<mqtt.prefix>/<device id>``):
 - ``base/cmd/<name>``   commands in (``mqtt.commands``; JSON object; retained commands are refused):
   ``reload_model``, ``restart``, ``label`` (``{"start","end","label"}``), ``label_set`` (``{"label"}``: the
   current label; ``null`` or ``""`` clears it), ``record_start`` (opens a recording at now with the current
-  label, or ``{"label"}``), ``record_stop`` (closes it into a stored label, as ``POST /api/labels``). Who may
+  label, or ``{"label"}``), ``record_stop`` (closes it into a stored label, as ``POST /api/labels``), ``clip``
+  (an audio clip now, as ``POST /api/clips``: refused while ``clip.enabled`` is off or one records). Who may
   send them: with ``mqtt.command_token`` set, whoever puts it in the JSON as ``"token"``; without one, any
   client of a broker that authenticates its clients (the device logs in with ``mqtt.username`` and, at every
   connect, checks that a client without credentials is refused: ``mqtt_control.connect``), the broker's ACL

@@ -1,7 +1,8 @@
 """Event capture (``capture.*``): raw accelerometer data around events, kept like labelled data.
 
-An event is a prediction whose class changes into one of ``capture.classes`` (class names as the model
-gives them, comma separated) or a sound level whose Leq reaches ``capture.sound_db``. Its capture is the
+An event is a prediction (of the activity model or the sound classifier) whose class changes into one of
+``capture.classes`` (class names as the model gives them, comma separated) or a sound level whose Leq reaches
+``capture.sound_db``. With ``clip.enabled`` on, each event starts an audio clip too (``clips.py``). Its capture is the
 time from ``capture.pre_s`` before it to ``capture.post_s`` after it; an event inside an open capture
 extends it. A capture is pinned like a label until ``sensorbox pull`` has fetched it (``record``: a
 record in labels.bin that is never listed as a label; while it is open, ``pinned`` here), at most ``_MAX_PINNED``
@@ -30,11 +31,14 @@ def configure(st, cfg):
     module unloaded)."""
     from sensorbox.device import lazy
 
+    if st.clip is not None or cfg.get("clip.enabled"):  # audio clips (clips.py), which start with captures
+        lazy.load("sensorbox.device.store.clips").configure(st, cfg)
     old = st.cap
     if cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
         c = st.cap = Capture(st, cfg)
         if old is not None:
             c.a, c.b, c.kind, c.val, c.done, c.last = old.a, old.b, old.kind, old.val, old.done, old.last
+            c.slast = old.slast
             c.made, c.released, c.lost = old.made, old.released, old.lost
         return
     if old is not None:
@@ -42,7 +46,7 @@ def configure(st, cfg):
             old.close()
         old.flush(st)  # (records the last one)
         st.cap = None
-    lazy.unload("sensorbox.device.store.capture")
+    lazy.unload("sensorbox.device.store.capture")  # (clips.py loads it for a moment to record a clip)
 
 
 class Capture:
@@ -56,6 +60,8 @@ class Capture:
         self.window = cfg.get("capture.pre_s") + HOLD_S if self.only else 0
         self.ids = bytearray(32)  # the class ids that trigger, a bit each (the store's class table: 256 ids)
         self.last = -3  # class id of the last prediction
+        self.slast = -3  # ... and of the sound classifier's last
+        self.st = st  # (audio clips, st.clip, start with a capture's triggers: clips.py)
         self.a = self.b = -1  # the open capture (epoch ms; a < 0: none) ...
         self.kind = self.val = 0  # ... and its first trigger: 1 class (val: id), 2 sound (val: centi-dB)
         self.done = [-1, -1, 0, 0]  # a closed capture not recorded yet (a, b, kind, val)
@@ -82,15 +88,21 @@ class Capture:
 
     def on(self, topic, t, v):
         """A row on the bus (``Store.on_bus``): a trigger opens or extends a capture. Integers only."""
-        if topic == "predictions":
+        if topic == "predictions" or topic == "soundclass":
             k = v[0]
-            if k != self.last and 0 <= k < 256 and self.ids[k >> 3] & (1 << (k & 7)):
+            if k != (self.last if topic[1] == "r" else self.slast) and 0 <= k < 256 and \
+                    self.ids[k >> 3] & (1 << (k & 7)):
                 self._hit(t, 1, k)
-            self.last = k
+            if topic[1] == "r":
+                self.last = k
+            else:
+                self.slast = k
         elif topic == "soundlevel" and self.level and v[0] >= self.level:
             self._hit(t, 2, v[0])
 
     def _hit(self, t, kind, val):
+        if self.st.clip is not None:  # a clip too (clips.py: kind 2 sound, 3 class)
+            self.st.clip.trigger(3 if kind == 1 else 2, val)
         a = t - self._pre
         b = t + self.post
         if self.a >= 0 and a <= self.b:  # inside (or touching) the open capture: it lasts longer

@@ -113,7 +113,7 @@ _PINS = const(8)  # pinned ranges kept in RAM (meta.pins)
 _ZBUF = const(304)  # an accelerometer block coded (a raw one: _FRAMES frames of 3 channels and a 0 byte)
 # Resources made on first use (``Store.resource``: their producer starts, a sink reads them), or at boot when
 # their directory exists (``recover.open_store``): until then a device holds no RAM for them (~0.9 KB each here).
-_ON_USE = ("soundclass",)
+_ON_USE = ("soundclass", "clips")
 
 _Z0 = b"\x00"  # the payload's first byte of a block stored raw in a coded segment
 
@@ -188,6 +188,7 @@ class Res:
     ret_bytes = 0
     forced = 0  # ... of which a cursor still needed
     gaps = 0
+    raw = False  # segments stored uncoded (the audio clips': clips.py)
 
     @property
     def dir(self):
@@ -222,6 +223,7 @@ class Res:
 
 class Store:
     cap = None  # event capture (capture.py) while capture.* has it on
+    clip = None  # audio clips (clips.py) while clip.enabled is on
     sd = None  # the SD card (sd.py) when board.sdcard names one
     # until first set (the instance's attribute table stays a size smaller):
     npins = 0  # pinned ranges in pins
@@ -358,7 +360,7 @@ class Store:
         name = t0 if t0 > r.newest else r.newest + 1
         # coded as written: accel (a block a flush point holds 50 frames at 50 Hz) and rollups; the other timed
         # resources' blocks hold a row or two: written as they are, recoded once closed (rollup.py)
-        codec = self.codec if r.kind == _RATE or r.period else 0  # (configure closes segments when it changes)
+        codec = self.codec if (r.kind == _RATE or r.period) and not r.raw else 0  # (configure closes segments when it changes)
         r.f = _new_seg("{}/{}.seg".format(r.dir, name), self._hdr, r.code, ncols, codec, rate, rb, t0, seq, gen)
         r.seg_name = r.newest = name
         self.changes += 1
@@ -399,7 +401,7 @@ class Store:
         is; on failure close it (its tail may be torn) and free space."""
         h = self._bh
         z = None
-        if self.codec and (r.kind == _RATE or r.period):  # (as _open_seg wrote the segment's codec)
+        if self.codec and (r.kind == _RATE or r.period) and not r.raw:  # (as _open_seg wrote the segment's codec)
             o = self._zbuf
             if n + 2 > _ZBUF:  # (a rollup's block: rollup.flush, rarely)
                 o = bytearray(n + 2)
@@ -618,6 +620,8 @@ class Store:
         """The flush point: write buffered rows and sync every file written since the last one."""
         if self.cap is not None:
             self.cap.flush(self)
+        if self.clip is not None:
+            self.clip.flush(self)
         for r in self.res:
             if r.blen:
                 self._drain(r)

@@ -69,6 +69,20 @@ class Plan:
             g.close()
         p.gens = []
 
+    def _wav(p, store):
+        """An audio clip's samples (``clips``, one column of int16 at one rate) as a 16-bit PCM WAV: the header, then each
+        block's rows straight from the reader's buffer (the HTTP server writes a chunk before it asks for the next)."""
+        from sensorbox.device import lazy
+
+        yield lazy.call("sensorbox.shared.wav", "header", p.rate or 16000, 1, 2 * p.rows)
+        p.rate = 0  # (the first segment's rate again, as prepare found it)
+        rd = _reader(p)
+        for blk in p._opened(_blocks(store, p, rd)):
+            if blk is None or blk[1] <= blk[0]:
+                yield b""
+            else:
+                yield rd.mv[_BLK + 2 * blk[0]:_BLK + 2 * blk[1]]
+
 
 def _reader(p):
     """The plan's one segment reader, made on first use (``prepare`` and ``stream`` read through the same
@@ -127,9 +141,13 @@ def plan(store, name, args, now, full=True):
         cols = columns_of(r)
     p.numeric = p.kind in (_RATE, _TIMED)
     p.fmt = args.get("format") or ("npy" if p.numeric else "json")
-    if p.fmt not in (("npy", "csv") if p.kind in (_RATE, _TIMED) else ("json", "csv")):
-        raise QueryError("format must be one of: {}".format(
-            "npy, csv" if p.kind in (_RATE, _TIMED) else "json, csv"), "format")
+    p.rate = 0  # (a WAV's: its first segment's; segments at another rate are left out)
+    ok = ("npy", "csv", "wav") if p.kind == _RATE and p.r.raw else (("npy", "csv") if p.numeric else ("json", "csv"))
+    if p.fmt not in ok:
+        raise QueryError("format must be one of: {}".format(", ".join(ok)), "format")
+    if p.fmt == "wav" and (args.get("columns") or args.get("max_points")):
+        raise QueryError("a WAV holds the samples only: no columns or max_points", "columns" if args.get(
+            "columns") else "max_points")
     # a text column, CSV only (predictions, their rollups, sound classes: the class table names them)
     text = ("label",) if (name[:11] == "predictions" or name == "soundclass") and p.fmt == "csv" else ()
     p.start = _int(args, "start", 0, 0, _T_MAX, now)
@@ -253,6 +271,11 @@ def _blocks(store, p, reader):
             yield None
             continue
         h = reader.h
+        if p.fmt == "wav" and p.rate != h[3]:
+            if p.rate:  # (a WAV has one rate)
+                yield None
+                continue
+            p.rate = h[3]
         while True:
             n = reader.next()
             store.reading = store.clock()
@@ -341,6 +364,8 @@ def headers(p):
             h["X-Sensorbox-Decimated"] = str(p.width)
     if p.fmt == "npy":
         h["Content-Type"] = "application/octet-stream"
+    elif p.fmt == "wav":
+        h["Content-Type"] = "audio/wav"
     elif p.fmt == "csv":
         h["Content-Type"] = "text/csv"
     else:
@@ -425,6 +450,9 @@ def _stream(store, p):
     if not p.numeric:
         for c in _text(store, p):
             yield c
+        return
+    if p.fmt == "wav":  # (a method: one module global fewer, see above)
+        yield from p._wav(store)
         return
     out = bytearray(_CHUNK)
     o = 0

@@ -17,6 +17,8 @@ _RATE = const(0)
 _TEXT = const(2)
 
 _MAX_LABELS = 500  # store/meta.MAX_LABELS
+_KINDS = ("", "demand", "sound", "class")  # a clip's trigger (clips.py)
+_CLIP = const(128)  # frames in a clip's blocks but its last (clips._BLOCK)
 
 
 def resources(store, now):
@@ -26,7 +28,7 @@ def resources(store, now):
             "name": r.name, "columns": _columns(r),
             "dtype": "int16" if r.kind != _TEXT else "json", "t_dtype": "int64 epoch ms",
             "rate_hz": r.seg_rate if r.kind == _RATE else None,
-            "formats": ["npy", "csv"] if r.kind != _TEXT else ["json", "csv"],
+            "formats": (["npy", "csv", "wav"] if r.raw else ["npy", "csv"]) if r.kind != _TEXT else ["json", "csv"],
             "start": _first_time(store, r), "end": r.last_t, "segments": r.nseg,
             "bytes": r.bytes, "budget": r.budget, "stored": r.budget > 0,
             "bytes_per_day": per_day(store, r), "days_until_full": _days_left(store, r),
@@ -108,7 +110,7 @@ def per_day(st, r):
     day of its period makes times their bytes; for the others observed since boot."""
     if r.budget == 0:
         return 0
-    if r.kind == _RATE:
+    if r.kind == _RATE and not r.raw:  # (audio clips: observed, as the bus resources)
         if r.seg_rate:  # a block per ring read (every flush point, at most _FRAMES rows), a header per segment
             if r.rows >= 500:
                 return (r.added * r.seg_rate * 86400 // r.rows) * (r.seg_max + _HDR) // r.seg_max
@@ -158,4 +160,45 @@ def status(st):
            "sd": st.sd.status() if st.sd is not None else None}
     if st.cap is not None:
         st.cap.status(out)  # "capture": while capture.* has it on (capture.py)
+    c = st.clip  # audio clips (clips.py), while clip.enabled is on
+    if c is not None:
+        out["clips"] = {"length_ms": c.n * 1000 // c.rate, "pre_ms": c.pre * 1000 // c.rate, "rate_hz": c.rate,
+                        "recording": c.a >= 0, "clips": c.made, "skipped_triggers": c.skipped,
+                        "lost_frames": c.lost, "ring_error": c.ring_error}
     return out
+
+
+def clips(st, start, end):
+    """The audio clips (``clips.py``: a segment each) in [start, end) (epoch ms), oldest first: a generator of dicts
+    (``GET /api/clips``). A clip's frames follow from its segment's size (whole blocks of 128 frames, the last one
+    shorter: ``clips._BLOCK``); its header's generation says why it was made."""
+    import os
+
+    from sensorbox.device import lazy
+
+    r = st.by_name.get("clips")
+    if r is None:
+        return
+    pinned = lazy.load("sensorbox.device.store.retain").pinned  # (kept by this generator while it runs)
+    lazy.unload("sensorbox.device.store.retain")
+    h = bytearray(_HDR)
+    for name in seg_names(r):
+        path = "{}/{}.seg".format(r.dir, name)
+        try:
+            with open(path, "rb") as f:
+                f.readinto(h)
+            size = os.stat(path)[6] - _HDR
+        except OSError:
+            continue
+        rate = struct.unpack_from("<H", h, 8)[0]
+        g = struct.unpack_from("<I", h, 24)[0]
+        n = size // (_BLK + 2 * _CLIP) * _CLIP + ((size % (_BLK + 2 * _CLIP) - _BLK) // 2 if size % (
+            _BLK + 2 * _CLIP) > _BLK else 0)
+        t0 = st.real(name)
+        if not rate or not n or t0 >= end:
+            continue
+        t1 = t0 + n * 1000 // rate
+        if t1 > start:
+            yield {"start": t0, "end": t1, "rate_hz": rate, "frames": n, "trigger": _KINDS[g >> 30 & 3],
+                   "pre_ms": g >> 16 & 0x3FFF, "value": g & 0xFFFF,
+                   "recording": r.f is not None and name == r.seg_name, "pinned": pinned(st, r, t0, t1)}

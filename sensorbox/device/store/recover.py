@@ -63,6 +63,7 @@ RESOURCES = (
     ("soundlevel_1h", 8, _TIMED, None, 7, 3600000),
     ("predictions_1m", 9, _TIMED, None, 5, 60000),
     ("predictions_1h", 10, _TIMED, None, 5, 3600000),
+    ("clips", 11, _RATE, ("pcm",), 0),  # audio clips, a segment each (clips.py)
 )
 
 
@@ -74,8 +75,8 @@ def resources(root):
 
 def configure(st, cfg):
     """The store's settings (``Store.configure``): flush interval, free floor, codec, budgets and segment sizes,
-    the rollups' schedule, the SD card (``sd.py``, kept loaded: failed writes ask it) and event capture
-    (``capture.py``, kept loaded while it is on)."""
+    the rollups' schedule, the SD card (``sd.py``, kept loaded: failed writes ask it), event capture
+    (``capture.py``, kept loaded while it or clips are on) and audio clips (``clips.py``, kept while they are on)."""
 
     st.flush_ms = cfg.get("store.flush_ms")
     st.min_free = cfg.get("store.min_free_kb") * 1024
@@ -97,8 +98,8 @@ def configure(st, cfg):
 
     if cfg.get("board.sdcard") and st.sd is None:  # (at boot: board.* keys apply after a restart)
         st.sd = lazy.load("sensorbox.device.store.sd").start(cfg.get("board.sdcard"), st.flash_stats)
-    if st.cap is not None or cfg.get("capture.classes").strip() or cfg.get("capture.sound_db"):
-        lazy.load("sensorbox.device.store.capture").configure(st, cfg)
+    # event capture and audio clips: capture.py's configure (loaded for it; kept while either is on)
+    lazy.load("sensorbox.device.store.capture").configure(st, cfg)
 
 
 def open_store(st):
@@ -170,6 +171,7 @@ def make(st, name):
     for s in RESOURCES:
         if s[0] == name:
             r = Res(s, st.accel.base)  # (where the segments are: internal flash or the SD card, sd.place)
+            r.raw = s[2] == _RATE  # (audio clips: stored uncoded, clips.py)
     st.res.append(r)
     st.by_name[name] = r
     _mkdir(r.dir)

@@ -24,6 +24,8 @@ def pinned(st, r, a, b):
         return True
     if st.cap is not None and st.cap.pinned(a, b):  # a capture open or not recorded yet (capture.py)
         return True
+    if st.clip is not None and st.clip.pinned(a, b):  # a clip recording or not recorded yet (clips.py)
+        return True
     p = st.pins
     for i in range(0, 2 * st.npins, 2):
         if p[i] < b and p[i + 1] > a and (p[i + 1] if p[i + 1] < b else b) - 1 > rel:

@@ -267,8 +267,8 @@ def test_staged_rows_survive_a_crash_and_compact_into_one_block():
     while o < len(b):
         blocks.append((b[o + 6] | b[o + 7] << 8, b[o + 8]))
         o += 8 + (b[o + 4] | b[o + 5] << 8)
-    # the 72 in blocks of at most 510 bytes of rows (36 of 7 columns: the writer needs no 1 KB block)
-    assert b[24] == 3 and o == len(b) and blocks == [(0, 10), (10, 36), (46, 36)], blocks
+    # the 72 in one block (1,008 bytes of rows: the writer holds them in two buffers of 510, no 1 KB block)
+    assert b[24] == 3 and o == len(b) and blocks == [(0, 10), (10, 72)], blocks
     # a power cut after the stage's rows went into the segment, before the stage was removed: the next start finds
     # them there (the segment's last period) and stores none twice
     stage = r.dir + "/rollup-stage.seg"

@@ -35,7 +35,7 @@ its time offset. Rows:
 
 The payload is the rows as they are (codec 0) or, in segments of codec 1 (numeric resources while
 ``store.compress`` is on, the default), the block's rows coded by ``sensorbox.shared.codec``: columns delta- or
-delta-of-delta coded and bit-packed, each block decodable on its own (a row is 16-bit words: a timed row's time
+delta-of-delta coded and bit-packed (or sparse: those mostly 0), each block decodable on its own (a row is 16-bit words: a timed row's time
 offset is two of them), or a 0 byte and the rows as they are when coding would not make them smaller. Readers
 decode (``reader.py``); exports and everything after them see the same rows either way. A block holds at most
 ``BLOCK_MAX`` payload bytes (and at most ``BLOCK_MAX - 1`` bytes of rows). Readers (``reader.py``: export, the
@@ -402,7 +402,7 @@ class Store:
             o = self._zbuf
             if n + 2 > _ZBUF:  # (a rollup's block: rollup.flush, rarely)
                 o = bytearray(n + 2)
-            m = encode(data, rows, r.seg_ncols + (2 if r.kind == _TIMED else 0), o, len(o))
+            m = encode(data, rows, r.seg_ncols + (2 if r.kind == _TIMED else 0), o, len(o), data, 255)
             if m > 0:
                 data = memoryview(o)[:m]
                 n = m
@@ -838,14 +838,17 @@ def _new_seg(path, h, code, ncols, codec, rate, rb, t0, seq, gen):
 # the GC heap on an ESP32. The decoder bounds-checks every byte it reads and writes (viper pointers are not
 # checked). One function each and no calls: a viper call boxes its arguments, and a buffer passed as a pointer would
 # be an int object holding its address (a long int, allocated, on an ESP32). Every intermediate stays below 2**31
-# (at most 23 bits are pending in the bit accumulator), so the results are the same where viper ints wrap at 32 bits.
+# (at most 24 bits are pending in the bit accumulator), so the results are the same where viper ints wrap at 32 bits.
 
 
 @micropython.viper
-def encode(src, n: int, w: int, out, cap: int) -> int:
-    if n < 1 or n > 255:
+def encode(src, n: int, w: int, out, cap: int, src2, k2: int) -> int:
+    # (rows k2 and after are in ``src2``, from its start: a block of more rows than one buffer holds, the rollups';
+    # k2 >= n when there is no second part)
+    if n < 1 or n > 255 or k2 < 2:
         return -1
     s = ptr8(src)
+    s2 = ptr8(src2)
     d = ptr8(out)
     limit = 2 * n * w
     if cap < limit:
@@ -855,36 +858,64 @@ def encode(src, n: int, w: int, out, cap: int) -> int:
     acc = 0
     nb = 0
     rb = 2 * w
+    lim = k2 * rb  # (a row's offset in src, or less lim in src2)
     j = 0
     while j < w:
         # the bits each order costs (as codec.cost): 1 = delta, 2 = delta of delta, 3 = delta minus the previous
-        # column's delta in the same row
+        # column's delta in the same row; 4: the column coded sparse (order 0): a bit per row, and each value that is
+        # not 0, less one, in one width
         best = 0
         o = 1
         t = 1
-        while t <= 3:
+        sw = 0
+        while t <= 4:
             if t == 3 and j == 0:
-                break
+                t = 4
             st = 2 if t == 2 else 1
             bits = 18
             if t == 2 and n > 1:
                 bits = 34
+            if t == 4:
+                st = 0
+                bits = 6 + n
             i = st
             while i < n:
                 e = i + 16
-                if e > n:
+                if e > n or t == 4:
                     e = n
                 m = 0
+                c = 0
                 k = i
                 while k < e:
-                    q = k * rb + 2 * j
-                    x = int(s[q]) | (int(s[q + 1]) << 8)
-                    p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
+                    qa = k * rb + 2 * j
+                    a = s
+                    if qa >= lim:
+                        a = s2
+                        qa -= lim
+                    x = int(a[qa]) | (int(a[qa + 1]) << 8)
+                    if t == 4:
+                        if x != 0:
+                            c += 1
+                            if x - 1 > m:
+                                m = x - 1
+                        k += 1
+                        continue
+                    qb = k * rb - rb + 2 * j
+                    b = s
+                    if qb >= lim:
+                        b = s2
+                        qb -= lim
+                    p = int(b[qb]) | (int(b[qb + 1]) << 8)
                     v = x - p
                     if t == 2:
-                        v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
+                        qc = k * rb - rb - rb + 2 * j
+                        f = s
+                        if qc >= lim:
+                            f = s2
+                            qc -= lim
+                        v = v - p + (int(f[qc]) | (int(f[qc + 1]) << 8))
                     elif t == 3:
-                        v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
+                        v = v - (int(a[qa - 2]) | (int(a[qa - 1]) << 8)) + (int(b[qb - 2]) | (int(b[qb - 1]) << 8))
                     v = v & 0xFFFF
                     z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
                     if z > m:
@@ -895,14 +926,42 @@ def encode(src, n: int, w: int, out, cap: int) -> int:
                     wd += 1
                 if wd == 15:
                     wd = 16
-                bits += 4 + wd * (e - i)
+                if t == 4:
+                    bits += c * wd
+                    sw = wd
+                else:
+                    bits += 4 + wd * (e - i)
                 i = e
             if t == 1 or bits < best:
                 best = bits
-                o = t
+                o = t & 3
             t += 1
         if pos + (nb + best + 7) // 8 > limit:
             return -1
+        if o == 0:
+            acc = acc | ((15 if sw == 16 else sw) << (nb + 2))
+            nb += 6
+            i = 0
+            while i < n:
+                qa = i * rb + 2 * j
+                a = s
+                if qa >= lim:
+                    a = s2
+                    qa -= lim
+                x = int(a[qa]) | (int(a[qa + 1]) << 8)
+                if x != 0:
+                    acc = acc | ((1 | ((x - 1) << 1)) << nb)
+                    nb += 1 + sw
+                else:
+                    nb += 1
+                while nb >= 8:
+                    d[pos] = acc & 0xFF
+                    pos += 1
+                    acc = acc >> 8
+                    nb -= 8
+                i += 1
+            j += 1
+            continue
         acc = acc | (o << nb)
         nb += 2
         acc = acc | ((int(s[2 * j]) | (int(s[2 * j + 1]) << 8)) << nb)
@@ -929,48 +988,55 @@ def encode(src, n: int, w: int, out, cap: int) -> int:
             e = i + 16
             if e > n:
                 e = n
-            m = 0
-            k = i
-            while k < e:  # the group's width, then its residuals: the same residuals twice (no buffer)
-                q = k * rb + 2 * j
-                x = int(s[q]) | (int(s[q + 1]) << 8)
-                p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
-                v = x - p
-                if o == 2:
-                    v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
-                elif o == 3:
-                    v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
-                v = v & 0xFFFF
-                z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
-                if z > m:
-                    m = z
-                k += 1
-            wd = 0
-            while (m >> wd) != 0:
-                wd += 1
-            if wd == 15:
-                wd = 16
-            acc = acc | ((15 if wd == 16 else wd) << nb)
-            nb += 4
-            k = i
-            while k < e:
-                q = k * rb + 2 * j
-                x = int(s[q]) | (int(s[q + 1]) << 8)
-                p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
-                v = x - p
-                if o == 2:
-                    v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
-                elif o == 3:
-                    v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
-                v = v & 0xFFFF
-                acc = acc | ((((v << 1) ^ (0 - (v >> 15))) & 0xFFFF) << nb)
-                nb += wd
-                while nb >= 8:
-                    d[pos] = acc & 0xFF
-                    pos += 1
-                    acc = acc >> 8
-                    nb -= 8
-                k += 1
+            r = 0
+            while r < 2:  # the group's width (r 0), then its residuals (r 1): the same residuals twice (no buffer)
+                if r == 1:
+                    wd = 0
+                    while (m >> wd) != 0:
+                        wd += 1
+                    if wd == 15:
+                        wd = 16
+                    acc = acc | ((15 if wd == 16 else wd) << nb)
+                    nb += 4
+                m = 0
+                k = i
+                while k < e:
+                    qa = k * rb + 2 * j
+                    a = s
+                    if qa >= lim:
+                        a = s2
+                        qa -= lim
+                    qb = k * rb - rb + 2 * j
+                    b = s
+                    if qb >= lim:
+                        b = s2
+                        qb -= lim
+                    p = int(b[qb]) | (int(b[qb + 1]) << 8)
+                    v = (int(a[qa]) | (int(a[qa + 1]) << 8)) - p
+                    if o == 2:
+                        qc = k * rb - rb - rb + 2 * j
+                        f = s
+                        if qc >= lim:
+                            f = s2
+                            qc -= lim
+                        v = v - p + (int(f[qc]) | (int(f[qc + 1]) << 8))
+                    elif o == 3:
+                        v = v - (int(a[qa - 2]) | (int(a[qa - 1]) << 8)) + (int(b[qb - 2]) | (int(b[qb - 1]) << 8))
+                    v = v & 0xFFFF
+                    z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
+                    if r == 0:
+                        if z > m:
+                            m = z
+                    else:
+                        acc = acc | (z << nb)
+                        nb += wd
+                        while nb >= 8:
+                            d[pos] = acc & 0xFF
+                            pos += 1
+                            acc = acc >> 8
+                            nb -= 8
+                    k += 1
+                r += 1
             i = e
         j += 1
     if nb:
@@ -1006,19 +1072,59 @@ def decode(src, a: int, b: int, w: int, out, o0: int, cap: int) -> int:
     nb = 0
     j = 0
     while j < w:
-        while nb < 18:
+        while nb < 6:
             if pos >= b:
                 return -1
             acc = acc | (int(s[pos]) << nb)
             pos += 1
             nb += 8
         o = acc & 3
+        q = o0 + 2 * j
+        if o == 0:  # a sparse column: a bit per row, 1 followed by the value less one
+            wd = (acc >> 2) & 15
+            acc = acc >> 6
+            nb -= 6
+            if wd == 15:
+                wd = 16
+            mask = (1 << wd) - 1
+            i = 0
+            while i < n:
+                if nb == 0:
+                    if pos >= b:
+                        return -1
+                    acc = int(s[pos])
+                    pos += 1
+                    nb = 8
+                x = 0
+                if acc & 1:
+                    while nb <= wd:
+                        if pos >= b:
+                            return -1
+                        acc = acc | (int(s[pos]) << nb)
+                        pos += 1
+                        nb += 8
+                    x = (((acc >> 1) & mask) + 1) & 0xFFFF
+                    acc = acc >> wd
+                    nb -= wd
+                acc = acc >> 1
+                nb -= 1
+                d[q] = x & 0xFF
+                d[q + 1] = x >> 8
+                q += rb
+                i += 1
+            j += 1
+            continue
+        while nb < 18:
+            if pos >= b:
+                return -1
+            acc = acc | (int(s[pos]) << nb)
+            pos += 1
+            nb += 8
         x = (acc >> 2) & 0xFFFF
         acc = acc >> 18
         nb -= 18
-        if o == 0 or (o == 3 and j == 0):
+        if o == 3 and j == 0:
             return -1
-        q = o0 + 2 * j
         d[q] = x & 0xFF
         d[q + 1] = x >> 8
         dl = 0

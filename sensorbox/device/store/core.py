@@ -861,183 +861,134 @@ def encode(src, n: int, w: int, out, cap: int, src2, k2: int) -> int:
     lim = k2 * rb  # (a row's offset in src, or less lim in src2)
     j = 0
     while j < w:
-        # the bits each order costs (as codec.cost): 1 = delta, 2 = delta of delta, 3 = delta minus the previous
-        # column's delta in the same row; 4: the column coded sparse (order 0): a bit per row, and each value that is
-        # not 0, less one, in one width
+        # passes t 1..4: the bits each order costs (as codec.cost): 1 = delta, 2 = delta of delta, 3 = delta minus
+        # the previous column's delta in the same row, 4 = sparse (order 0: a bit per row, and each value that is
+        # not 0, less one, in one width); pass 5 writes the column in the cheapest (u: its pass), the same
+        # residuals again (no buffer): per group its largest first (its width), then each
         best = 0
         o = 1
-        t = 1
         sw = 0
-        while t <= 4:
+        wd = 0
+        t = 1
+        while t <= 5:
             if t == 3 and j == 0:
                 t = 4
-            st = 2 if t == 2 else 1
-            bits = 18
-            if t == 2 and n > 1:
-                bits = 34
-            if t == 4:
-                st = 0
-                bits = 6 + n
-            i = st
-            while i < n:
-                e = i + 16
-                if e > n or t == 4:
-                    e = n
-                m = 0
-                c = 0
-                k = i
-                while k < e:
-                    qa = k * rb + 2 * j
-                    a = s
-                    if qa >= lim:
-                        a = s2
-                        qa -= lim
-                    x = int(a[qa]) | (int(a[qa + 1]) << 8)
-                    if t == 4:
-                        if x != 0:
-                            c += 1
-                            if x - 1 > m:
-                                m = x - 1
-                        k += 1
-                        continue
-                    qb = k * rb - rb + 2 * j
-                    b = s
-                    if qb >= lim:
-                        b = s2
-                        qb -= lim
-                    p = int(b[qb]) | (int(b[qb + 1]) << 8)
-                    v = x - p
-                    if t == 2:
-                        qc = k * rb - rb - rb + 2 * j
-                        f = s
-                        if qc >= lim:
-                            f = s2
-                            qc -= lim
-                        v = v - p + (int(f[qc]) | (int(f[qc + 1]) << 8))
-                    elif t == 3:
-                        v = v - (int(a[qa - 2]) | (int(a[qa - 1]) << 8)) + (int(b[qb - 2]) | (int(b[qb - 1]) << 8))
-                    v = v & 0xFFFF
-                    z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
-                    if z > m:
-                        m = z
-                    k += 1
-                wd = 0
-                while (m >> wd) != 0:
-                    wd += 1
-                if wd == 15:
-                    wd = 16
-                if t == 4:
-                    bits += c * wd
-                    sw = wd
+            u = t
+            if t == 5:
+                u = o if o != 0 else 4
+                if pos + (nb + best + 7) // 8 > limit:
+                    return -1
+                if o == 0:
+                    acc = acc | ((15 if sw == 16 else sw) << (nb + 2))
+                    nb += 6
                 else:
-                    bits += 4 + wd * (e - i)
-                i = e
-            if t == 1 or bits < best:
-                best = bits
-                o = t & 3
-            t += 1
-        if pos + (nb + best + 7) // 8 > limit:
-            return -1
-        if o == 0:
-            acc = acc | ((15 if sw == 16 else sw) << (nb + 2))
-            nb += 6
-            i = 0
-            while i < n:
-                qa = i * rb + 2 * j
-                a = s
-                if qa >= lim:
-                    a = s2
-                    qa -= lim
-                x = int(a[qa]) | (int(a[qa + 1]) << 8)
-                if x != 0:
-                    acc = acc | ((1 | ((x - 1) << 1)) << nb)
-                    nb += 1 + sw
-                else:
-                    nb += 1
-                while nb >= 8:
-                    d[pos] = acc & 0xFF
-                    pos += 1
-                    acc = acc >> 8
-                    nb -= 8
-                i += 1
-            j += 1
-            continue
-        acc = acc | (o << nb)
-        nb += 2
-        acc = acc | ((int(s[2 * j]) | (int(s[2 * j + 1]) << 8)) << nb)
-        nb += 16
-        while nb >= 8:
-            d[pos] = acc & 0xFF
-            pos += 1
-            acc = acc >> 8
-            nb -= 8
-        st = 1
-        if o == 2 and n > 1:
-            q = rb + 2 * j
-            v = (int(s[q]) | (int(s[q + 1]) << 8)) - (int(s[2 * j]) | (int(s[2 * j + 1]) << 8))
-            acc = acc | ((v & 0xFFFF) << nb)
-            nb += 16
-            while nb >= 8:
-                d[pos] = acc & 0xFF
-                pos += 1
-                acc = acc >> 8
-                nb -= 8
-            st = 2
-        i = st
-        while i < n:
-            e = i + 16
-            if e > n:
-                e = n
-            r = 0
-            while r < 2:  # the group's width (r 0), then its residuals (r 1): the same residuals twice (no buffer)
-                if r == 1:
-                    wd = 0
-                    while (m >> wd) != 0:
-                        wd += 1
-                    if wd == 15:
-                        wd = 16
-                    acc = acc | ((15 if wd == 16 else wd) << nb)
-                    nb += 4
-                m = 0
-                k = i
-                while k < e:
-                    qa = k * rb + 2 * j
-                    a = s
-                    if qa >= lim:
-                        a = s2
-                        qa -= lim
-                    qb = k * rb - rb + 2 * j
-                    b = s
-                    if qb >= lim:
-                        b = s2
-                        qb -= lim
-                    p = int(b[qb]) | (int(b[qb + 1]) << 8)
-                    v = (int(a[qa]) | (int(a[qa + 1]) << 8)) - p
-                    if o == 2:
-                        qc = k * rb - rb - rb + 2 * j
-                        f = s
-                        if qc >= lim:
-                            f = s2
-                            qc -= lim
-                        v = v - p + (int(f[qc]) | (int(f[qc + 1]) << 8))
-                    elif o == 3:
-                        v = v - (int(a[qa - 2]) | (int(a[qa - 1]) << 8)) + (int(b[qb - 2]) | (int(b[qb - 1]) << 8))
-                    v = v & 0xFFFF
-                    z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
-                    if r == 0:
-                        if z > m:
-                            m = z
-                    else:
-                        acc = acc | (z << nb)
-                        nb += wd
+                    acc = acc | (o << nb) | ((int(s[2 * j]) | (int(s[2 * j + 1]) << 8)) << (nb + 2))
+                    nb += 18
+                    if o == 2 and n > 1:
                         while nb >= 8:
                             d[pos] = acc & 0xFF
                             pos += 1
                             acc = acc >> 8
                             nb -= 8
-                    k += 1
-                r += 1
-            i = e
+                        q = rb + 2 * j
+                        v = (int(s[q]) | (int(s[q + 1]) << 8)) - (int(s[2 * j]) | (int(s[2 * j + 1]) << 8))
+                        acc = acc | ((v & 0xFFFF) << nb)
+                        nb += 16
+                while nb >= 8:  # (at most 23 bits pending: no column may find more, 32-bit ints on a board)
+                    d[pos] = acc & 0xFF
+                    pos += 1
+                    acc = acc >> 8
+                    nb -= 8
+            bits = 18
+            i = 1
+            if u == 2:
+                i = 2
+                if n > 1:
+                    bits = 34
+            if u == 4:
+                i = 0
+                bits = 6 + n
+            while i < n:
+                e = i + 16
+                if e > n or u == 4:
+                    e = n
+                r = 0
+                while r < 2:
+                    if r == 1:
+                        if t < 5:
+                            break
+                        if u != 4:
+                            acc = acc | ((15 if wd == 16 else wd) << nb)
+                            nb += 4
+                    m = 0
+                    c = 0
+                    k = i
+                    while k < e:
+                        qa = k * rb + 2 * j
+                        a = s
+                        if qa >= lim:
+                            a = s2
+                            qa -= lim
+                        x = int(a[qa]) | (int(a[qa + 1]) << 8)
+                        if u == 4:
+                            z = 0
+                            if x != 0:
+                                c += 1
+                                z = x - 1
+                            if r == 1:
+                                if x != 0:
+                                    acc = acc | ((1 | (z << 1)) << nb)
+                                    nb += 1 + sw
+                                else:
+                                    nb += 1
+                        else:
+                            qb = qa - rb
+                            b = a
+                            if qb < 0:
+                                b = s
+                                qb += lim
+                            p = int(b[qb]) | (int(b[qb + 1]) << 8)
+                            v = x - p
+                            if u == 2:
+                                qc = qb - rb
+                                f = b
+                                if qc < 0:
+                                    f = s
+                                    qc += lim
+                                v = v - p + (int(f[qc]) | (int(f[qc + 1]) << 8))
+                            elif u == 3:
+                                v = v - (int(a[qa - 2]) | (int(a[qa - 1]) << 8)) + (int(b[qb - 2]) | (int(b[qb - 1]) << 8))
+                            v = v & 0xFFFF
+                            z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
+                            if r == 1:
+                                acc = acc | (z << nb)
+                                nb += wd
+                        if z > m:
+                            m = z
+                        while nb >= 8:
+                            d[pos] = acc & 0xFF
+                            pos += 1
+                            acc = acc >> 8
+                            nb -= 8
+                        k += 1
+                    if r == 0:
+                        wd = 0
+                        while (m >> wd) != 0:
+                            wd += 1
+                        if wd == 15:
+                            wd = 16
+                        if u == 4:
+                            bits += c * wd
+                        else:
+                            bits += 4 + wd * (e - i)
+                    r += 1
+                i = e
+            if t < 5 and (t == 1 or bits < best):
+                best = bits
+                o = t & 3
+                if t == 4:
+                    sw = wd
+            t += 1
         j += 1
     if nb:
         d[pos] = acc & 0xFF

@@ -393,6 +393,31 @@ def test_blocks_of_the_version_before_read_as_they_were():
     assert os.stat(root + "/predictions_1m/{}.seg".format(T0))[6] == size  # (as it was)
 
 
+def test_a_block_that_codes_too_big_goes_in_as_two():
+    # A stage's 72 rows of sound are one block of 1,008 bytes of rows in two buffers; rows too noisy to code within
+    # the 512 bytes a coded block may take go in as two blocks, one per buffer (as the version before wrote them).
+    import os
+
+    clk = FakeClock(T0 + 80 * 60000)
+    root = tmpdir("n")
+    st = make(root, clk, store__soundlevel_kb=512)
+    r = st.by_name["soundlevel_1m"]
+    rand = _rng(21)
+    rows = [(T0 + 60000 * i, tuple([60] + [rand(3000) for _ in range(6)])) for i in range(72)]
+    assert inner(rollup, "_dense_write")(st, r, rows, 7, None)
+    seg = r.dir + "/" + [n for n in os.listdir(r.dir) if n.endswith(".seg")][0]
+    with open(seg, "rb") as f:
+        b = f.read()
+    blocks = []
+    o = 32
+    while o < len(b):
+        blocks.append((b[o + 6] | b[o + 7] << 8, b[o + 8] or (b[o + 4] | b[o + 5] << 8) // 14))
+        o += 8 + (b[o + 4] | b[o + 5] << 8)
+    assert o == len(b) and blocks == [(0, 36), (36, 36)], blocks
+    got = read_all(st, "soundlevel_1m")[1]  # (exports: centi-dB, the API's order)
+    assert got == [[t, v[0], v[5] * 10, v[1] * 10, v[6] * 10, v[4] * 10, v[3] * 10, v[2] * 10] for t, v in rows], got[:2]
+
+
 def test_a_job_short_of_memory_runs_once_more_with_the_reserve_then_waits():
     # rollup.run: a job whose step runs out of memory (a reader's 1 KB on a fragmented heap) runs once more with
     # lazy's reserve given up, as a request does; failing again, it is left for later (its bit returned, a

@@ -38,9 +38,9 @@ LABELS = {
 }
 
 
-def _run(args):
-    return run_script("mp_store.py", heap="4096wK", args=args, path=(os.path.join(REPO, "tests", "support"),),
-                      timeout=1800)  # (plan: four simulated days of rollups)
+def _run(args, heap="4096wK"):
+    return run_script("mp_store.py", heap=heap, args=args, path=(os.path.join(REPO, "tests", "support"),),
+                      timeout=1800)  # (plan: six simulated days of rollups, on a flash of 4 MB in RAM)
 
 
 def _bound():
@@ -65,7 +65,7 @@ def run():
     r = _run([])
     r.update(_run(["heap"]))
     r.update(_run(["codec"]))
-    r.update(_run(["plan"]))
+    r.update(_run(["plan"], "16384wK"))
     bound = _bound()
     for c in ("x", "y", "z"):
         LABELS["codec_ratio_" + c] = "codec ratio, recording column {} (50-row blocks) vs the 2.5x target".format(c)

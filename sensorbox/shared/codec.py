@@ -13,6 +13,9 @@ A block is ``n`` rows of ``w`` 16-bit words, row-major, little-endian (as the st
         the first value (16 bits), with order 2 the first delta (16 bits, when n > 1),
         the residuals (zigzag of the 16-bit wrapped difference) in groups of 16: the group's width (4 bits:
         0..14 bits, 15 = 16 bits), then each residual in that many bits
+      or a sparse column (mostly zero: a rollup's seconds per class):
+        order 0 (2 bits), a width (4 bits, as above), then per row one bit: 0 for a 0, or 1 and the value less
+        one (16-bit wrapped, unsigned) in that many bits
     padded with zero bits to a whole byte
     or: 0 (uint8), then the rows as they are (a block the codec would not make smaller: noise)
 
@@ -46,20 +49,57 @@ def decode(src, a, b, w, out, o0, cap):
     acc = 0
     nb = 0
     for j in range(w):
-        # order and first value (18 bits), the first delta with order 2
-        while nb < 18:
+        # order (2 bits); then the first value (16 bits), the first delta with order 2; or a sparse column
+        while nb < 6:
             if pos >= b:
                 return -1
             acc |= src[pos] << nb
             pos += 1
             nb += 8
         o = acc & 3
+        q = o0 + 2 * j
+        if o == 0:  # sparse: the width (4 bits), then per row a bit (1: a value follows, 0: the value is 0)
+            wd = (acc >> 2) & 15
+            acc >>= 6
+            nb -= 6
+            if wd == 15:
+                wd = 16
+            mask = (1 << wd) - 1
+            for i in range(n):
+                if nb == 0:
+                    if pos >= b:
+                        return -1
+                    acc = src[pos]
+                    pos += 1
+                    nb = 8
+                x = 0
+                if acc & 1:
+                    while nb <= wd:
+                        if pos >= b:
+                            return -1
+                        acc |= src[pos] << nb
+                        pos += 1
+                        nb += 8
+                    x = (((acc >> 1) & mask) + 1) & 0xFFFF  # (a value v is coded as v - 1, unsigned)
+                    acc >>= wd
+                    nb -= wd
+                acc >>= 1
+                nb -= 1
+                out[q] = x & 0xFF
+                out[q + 1] = x >> 8
+                q += rb
+            continue
+        while nb < 18:
+            if pos >= b:
+                return -1
+            acc |= src[pos] << nb
+            pos += 1
+            nb += 8
         x = (acc >> 2) & 0xFFFF
         acc >>= 18
         nb -= 18
-        if o == 0 or (o == 3 and j == 0):
+        if o == 3 and j == 0:
             return -1
-        q = o0 + 2 * j
         out[q] = x & 0xFF
         out[q + 1] = x >> 8
         d = 0

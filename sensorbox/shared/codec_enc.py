@@ -34,8 +34,24 @@ def _res(src, n, w, j, o, i):
     return _zig(d)
 
 
+def _sparse(src, n, w, j):
+    """(bits, width) of column ``j`` coded sparse (order 0): a bit per row, and each value that is not 0, less one."""
+    m = 0
+    k = 0
+    for i in range(n):
+        v = _word(src, i * w + j)
+        if v:
+            k += 1
+            if v - 1 > m:
+                m = v - 1
+    wd = _width(m)
+    return 6 + n + k * wd, wd
+
+
 def cost(src, n, w, j, o):
     """Bits column ``j`` of a block costs coded with order ``o`` (the encoder's choice; also for tests)."""
+    if o == 0:
+        return _sparse(src, n, w, j)[0]
     s = 2 if o == 2 else 1
     bits = 18 + (16 if o == 2 and n > 1 else 0)
     i = s
@@ -74,10 +90,28 @@ def encode(src, n, w, out, cap):
         if j:
             c = cost(src, n, w, j, 3)
             if c < best:
+                best = c
                 o = 3
+        c, wd = _sparse(src, n, w, j)
+        if c < best:
+            best = c
+            o = 0
         if pos + (nb + best + 7) // 8 > limit:
             return -1
-        acc |= o << nb  # every field is followed by a flush: at most 23 bits are pending (32-bit ints suffice)
+        if o == 0:  # sparse: the width, then a bit per row and the values that are not 0, less one
+            acc |= (15 if wd == 16 else wd) << (nb + 2)
+            nb += 6
+            for i in range(n):
+                v = _word(src, i * w + j)
+                acc |= (1 | ((v - 1) << 1) if v else 0) << nb
+                nb += 1 + wd if v else 1
+                while nb >= 8:
+                    out[pos] = acc & 0xFF
+                    pos += 1
+                    acc >>= 8
+                    nb -= 8
+            continue
+        acc |= o << nb  # every field is followed by a flush: at most 24 bits are pending (32-bit ints suffice)
         nb += 2
         acc |= _word(src, j) << nb
         nb += 16

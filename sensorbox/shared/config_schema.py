@@ -120,10 +120,10 @@ store.events_kb int 64 0 1048576
     # the store's rollups, event capture and audio clips (store)
     """
 @store
-store.soundlevel_1m_kb int 212 0 1048576
-store.soundlevel_1h_kb int 194 0 1048576
-store.predictions_1m_kb int 384 0 1048576
-store.predictions_1h_kb int 234 0 1048576
+store.soundlevel_1m_kb int 228 0 1048576
+store.soundlevel_1h_kb int 294 0 1048576
+store.predictions_1m_kb int 222 0 1048576
+store.predictions_1h_kb int 280 0 1048576
 capture.classes str "" 0 200
 capture.sound_db int 0 0 140
 capture.pre_s int 4 0 20

@@ -267,8 +267,8 @@ def test_staged_rows_survive_a_crash_and_compact_into_one_block():
     while o < len(b):
         blocks.append((b[o + 6] | b[o + 7] << 8, b[o + 8]))
         o += 8 + (b[o + 4] | b[o + 5] << 8)
-    # the 72 in blocks of at most 510 bytes of rows (36 of 7 columns: the writer needs no 1 KB block)
-    assert b[24] == 3 and o == len(b) and blocks == [(0, 10), (10, 36), (46, 36)], blocks
+    # the 72 in one block (1,008 bytes of rows: the writer holds them in two buffers of 510, no 1 KB block)
+    assert b[24] == 3 and o == len(b) and blocks == [(0, 10), (10, 72)], blocks
     # a power cut after the stage's rows went into the segment, before the stage was removed: the next start finds
     # them there (the segment's last period) and stores none twice
     stage = r.dir + "/rollup-stage.seg"
@@ -335,6 +335,87 @@ def test_rollups_of_the_previous_format_are_converted_once():
     st = make(root, clk)
     _roll(st)  # once: nothing left to convert
     assert st.by_name["predictions_1h"].bytes == n and len(read_all(st, "predictions_1h")[1]) == 3
+
+
+def _class_row(i):
+    r = [46 + i % 2, 1 if i % 3 == 0 else 0, 700 + (i * 37) % 200, 0, 0] + [0] * 7
+    r[5 + (i // 3) % 7] += 60 - (i % 3) * 20
+    r[5 + (i // 3 + 1) % 7] += (i % 3) * 20
+    return r
+
+
+# _class_row(0..39) as the version before wrote them (blocks of 510 bytes of rows, no sparse columns: 21 + 19 rows)
+_BEFORE = (
+    "15b900889999999998150020611886618211af402a51a2448992a24a94285152548912254a946451254a94040000100000403c00769e27"
+    "000000000000000000600080a20100188aa2e77902000000000000000400600000a0287a9e27000000000010008001000000008aa2e779"
+    "02000040000006000000000000a0287a9e27000100180000000000000000008aa2a79d27000400600000000000000000000000a086a2e709",
+    "13bd0048666666a6640100128661182658db401655a24489122545952851a2a4a812254a94645125010000040000100f809de709000000"
+    "00000000000040000086a2e8799e00000000000000000100180000288a9ee70900000000000400600000000080a2e8799e000000100080"
+    "01000000000000288a9ee70940000006000000000000000080a2e869e71900800100000000000000000000801a8a02",
+)
+
+
+def test_blocks_of_the_version_before_read_as_they_were():
+    # This version's blocks hold twice the rows and code mostly-0 columns sparse; a segment the version before wrote
+    # is read as it is (the codec reads both: nothing to convert), and the rows after it go into a segment of their own.
+    import os
+    import struct
+
+    from sensorbox.device.store.core import crc32
+
+    root = tmpdir("b")
+    os.mkdir(root + "/predictions_1m")
+    h = bytearray(32)
+    struct.pack_into("<4sBBBBHHqII", h, 0, b"SBS1", 2, 9, 12, 0, 0, 0, T0, 60000, 3)
+    struct.pack_into("<I", h, 28, crc32(memoryview(h)[:28]) & 0xFFFFFFFF)
+    with open(root + "/predictions_1m/{}.seg".format(T0), "wb") as f:
+        f.write(h)
+        for first, hexed in ((0, _BEFORE[0]), (21, _BEFORE[1])):
+            body = bytes(int(hexed[i:i + 2], 16) for i in range(0, len(hexed), 2))
+            bh = struct.pack("<HH", len(body), first)
+            f.write(struct.pack("<I", crc32(body, crc32(bh)) & 0xFFFFFFFF))
+            f.write(bh)
+            f.write(body)
+    size = os.stat(root + "/predictions_1m/{}.seg".format(T0))[6]
+    clk = FakeClock(T0 + 40 * 60000)
+    st = make(root, clk)
+    cols, got = read_all(st, "predictions_1m")
+    assert cols[:6] == ["t", "windows", "changes", "confidence", "other", "unknown"] and len(cols) == 13, cols
+    assert got == [[T0 + 60000 * i] + _class_row(i) for i in range(40)], got[:3]
+    rand = _rng(5)
+    _feed(st, clk, T0 + 60 * 60000, rand, T0 + 40 * 60000, T0 + 40 * 60000 + 100)
+    clk.t = T0 + 60 * 60000 + 30000
+    _roll(st)
+    st = None
+    st = make(root, clk)  # (the stage's rows go into a segment of their own: this version's blocks)
+    got = read_all(st, "predictions_1m")[1]
+    assert got[:40] == [[T0 + 60000 * i] + _class_row(i) for i in range(40)] and len(got) == 60, len(got)
+    assert os.stat(root + "/predictions_1m/{}.seg".format(T0))[6] == size  # (as it was)
+
+
+def test_a_block_that_codes_too_big_goes_in_as_two():
+    # A stage's 72 rows of sound are one block of 1,008 bytes of rows in two buffers; rows too noisy to code within
+    # the 512 bytes a coded block may take go in as two blocks, one per buffer (as the version before wrote them).
+    import os
+
+    clk = FakeClock(T0 + 80 * 60000)
+    root = tmpdir("n")
+    st = make(root, clk, store__soundlevel_kb=512)
+    r = st.by_name["soundlevel_1m"]
+    rand = _rng(21)
+    rows = [(T0 + 60000 * i, tuple([60] + [rand(3000) for _ in range(6)])) for i in range(72)]
+    assert inner(rollup, "_dense_write")(st, r, rows, 7, None)
+    seg = r.dir + "/" + [n for n in os.listdir(r.dir) if n.endswith(".seg")][0]
+    with open(seg, "rb") as f:
+        b = f.read()
+    blocks = []
+    o = 32
+    while o < len(b):
+        blocks.append((b[o + 6] | b[o + 7] << 8, b[o + 8] or (b[o + 4] | b[o + 5] << 8) // 14))
+        o += 8 + (b[o + 4] | b[o + 5] << 8)
+    assert o == len(b) and blocks == [(0, 36), (36, 36)], blocks
+    got = read_all(st, "soundlevel_1m")[1]  # (exports: centi-dB, the API's order)
+    assert got == [[t, v[0], v[5] * 10, v[1] * 10, v[6] * 10, v[4] * 10, v[3] * 10, v[2] * 10] for t, v in rows], got[:2]
 
 
 def test_a_job_short_of_memory_runs_once_more_with_the_reserve_then_waits():

@@ -33,11 +33,15 @@ def _recording(rows):
     return bytes(out)
 
 
-# (rows, words, values) -> coded bytes (hex), made on CPython
+# (rows, words, values) -> coded bytes (hex), made on CPython; the third block is a class rollup's (windows, then
+# the seconds of two classes: sparse columns, order 0)
 GOLDEN = (
-    (3, 2, (0, 0, 1, -1, 2, -2), "0301008806001003"),
+    (3, 2, (0, 0, 1, -1, 2, -2), "03840e002006"),
     (4, 3, (1000, 7, -5, 1010, 7, -4, 1020, 7, -3, 1030, 7, -2), "04a10f14a5b4030068ff5f54"),
+    (6, 3, (47, 60, 0, 46, 0, 0, 47, 31, 29, 47, 0, 60, 46, 0, 0, 47, 0, 0), "06bd004892d85d0f18b93b"),
 )
+# ... as the version before sparse columns coded them: still read as they were
+OLD = ((3, 2, (0, 0, 1, -1, 2, -2), "0301008806001003"),)
 
 
 def test_golden_bytes_and_the_recording():
@@ -45,6 +49,10 @@ def test_golden_bytes_and_the_recording():
     for n, w, vals, want in GOLDEN:
         k = codec_enc.encode(_pack(vals), n, w, out, len(out))
         assert "".join("{:02x}".format(x) for x in out[:k]) == want, (n, w, out[:k])
+    for n, w, vals, hexed in GOLDEN + OLD:
+        src = bytes(int(hexed[i:i + 2], 16) for i in range(0, len(hexed), 2))
+        dec = bytearray(2 * n * w)
+        assert codec.decode(src, 0, len(src), w, dec, 0, len(dec)) == n and bytes(dec) == _pack(vals), hexed
     src = _recording(50)
     k = codec_enc.encode(src, 50, 3, out, len(out))
     assert 150 < k < 230, k  # 300 bytes of the recording: ~1.5x
@@ -60,20 +68,22 @@ def test_blocks_round_trip_and_noise_stays_raw():
     for t in range(60):
         n = 1 + rand(60)
         w = 1 + rand(5)
-        kind = t % 3
+        kind = t % 4
         vals = []
         for i in range(n * w):
             if kind == 0:
                 vals.append(rand(65536) - 32768)
             elif kind == 1:
                 vals.append((vals[i - w] if i >= w else 0) + rand(21) - 10 if i >= w else rand(65536) - 32768)
-            else:
+            elif kind == 2:
                 vals.append((32767, -32768, 0)[rand(3)])
+            else:  # mostly 0 (a rollup's seconds per class): sparse columns
+                vals.append(0 if rand(3) else (1, 60, 255, -1, -32768)[rand(5)])
         vals = [((v + 32768) & 0xFFFF) - 32768 for v in vals]
         src = _pack(vals)
         k = codec_enc.encode(src, n, w, out, len(out))
         if k < 0:
-            assert kind != 1 or n < 4, (t, n, w)
+            assert kind in (0, 2) or n < 4, (t, n, w)
             continue
         coded += 1
         assert k < 1 + 2 * n * w

@@ -36,7 +36,7 @@ its time offset. Rows:
 
 The payload is the rows as they are (codec 0) or, in segments of codec 1 (numeric resources while
 ``store.compress`` is on, the default), the block's rows coded by ``sensorbox.shared.codec``: columns delta- or
-delta-of-delta coded and bit-packed, each block decodable on its own (a row is 16-bit words: a timed row's time
+delta-of-delta coded and bit-packed (or sparse: those mostly 0), each block decodable on its own (a row is 16-bit words: a timed row's time
 offset is two of them), or a 0 byte and the rows as they are when coding would not make them smaller. Readers
 decode (``reader.py``); exports and everything after them see the same rows either way. A block holds at most
 ``BLOCK_MAX`` payload bytes (and at most ``BLOCK_MAX - 1`` bytes of rows). Readers (``reader.py``: export, the
@@ -405,7 +405,7 @@ class Store:
             o = self._zbuf
             if n + 2 > _ZBUF:  # (a rollup's block: rollup.flush, rarely)
                 o = bytearray(n + 2)
-            m = encode(data, rows, r.seg_ncols + (2 if r.kind == _TIMED else 0), o, len(o))
+            m = encode(data, rows, r.seg_ncols + (2 if r.kind == _TIMED else 0), o, len(o), data, 255)
             if m > 0:
                 data = memoryview(o)[:m]
                 n = m
@@ -843,14 +843,17 @@ def _new_seg(path, h, code, ncols, codec, rate, rb, t0, seq, gen):
 # the GC heap on an ESP32. The decoder bounds-checks every byte it reads and writes (viper pointers are not
 # checked). One function each and no calls: a viper call boxes its arguments, and a buffer passed as a pointer would
 # be an int object holding its address (a long int, allocated, on an ESP32). Every intermediate stays below 2**31
-# (at most 23 bits are pending in the bit accumulator), so the results are the same where viper ints wrap at 32 bits.
+# (at most 24 bits are pending in the bit accumulator), so the results are the same where viper ints wrap at 32 bits.
 
 
 @micropython.viper
-def encode(src, n: int, w: int, out, cap: int) -> int:
-    if n < 1 or n > 255:
+def encode(src, n: int, w: int, out, cap: int, src2, k2: int) -> int:
+    # (rows k2 and after are in ``src2``, from its start: a block of more rows than one buffer holds, the rollups';
+    # k2 >= n when there is no second part)
+    if n < 1 or n > 255 or k2 < 2:
         return -1
     s = ptr8(src)
+    s2 = ptr8(src2)
     d = ptr8(out)
     limit = 2 * n * w
     if cap < limit:
@@ -860,123 +863,137 @@ def encode(src, n: int, w: int, out, cap: int) -> int:
     acc = 0
     nb = 0
     rb = 2 * w
+    lim = k2 * rb  # (a row's offset in src, or less lim in src2)
     j = 0
     while j < w:
-        # the bits each order costs (as codec.cost): 1 = delta, 2 = delta of delta, 3 = delta minus the previous
-        # column's delta in the same row
+        # passes t 1..4: the bits each order costs (as codec.cost): 1 = delta, 2 = delta of delta, 3 = delta minus
+        # the previous column's delta in the same row, 4 = sparse (order 0: a bit per row, and each value that is
+        # not 0, less one, in one width); pass 5 writes the column in the cheapest (u: its pass), the same
+        # residuals again (no buffer): per group its largest first (its width), then each
         best = 0
         o = 1
+        sw = 0
+        wd = 0
         t = 1
-        while t <= 3:
+        while t <= 5:
             if t == 3 and j == 0:
-                break
-            st = 2 if t == 2 else 1
-            bits = 18
-            if t == 2 and n > 1:
-                bits = 34
-            i = st
-            while i < n:
-                e = i + 16
-                if e > n:
-                    e = n
-                m = 0
-                k = i
-                while k < e:
-                    q = k * rb + 2 * j
-                    x = int(s[q]) | (int(s[q + 1]) << 8)
-                    p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
-                    v = x - p
-                    if t == 2:
-                        v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
-                    elif t == 3:
-                        v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
-                    v = v & 0xFFFF
-                    z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
-                    if z > m:
-                        m = z
-                    k += 1
-                wd = 0
-                while (m >> wd) != 0:
-                    wd += 1
-                if wd == 15:
-                    wd = 16
-                bits += 4 + wd * (e - i)
-                i = e
-            if t == 1 or bits < best:
-                best = bits
-                o = t
-            t += 1
-        if pos + (nb + best + 7) // 8 > limit:
-            return -1
-        acc = acc | (o << nb)
-        nb += 2
-        acc = acc | ((int(s[2 * j]) | (int(s[2 * j + 1]) << 8)) << nb)
-        nb += 16
-        while nb >= 8:
-            d[pos] = acc & 0xFF
-            pos += 1
-            acc = acc >> 8
-            nb -= 8
-        st = 1
-        if o == 2 and n > 1:
-            q = rb + 2 * j
-            v = (int(s[q]) | (int(s[q + 1]) << 8)) - (int(s[2 * j]) | (int(s[2 * j + 1]) << 8))
-            acc = acc | ((v & 0xFFFF) << nb)
-            nb += 16
-            while nb >= 8:
-                d[pos] = acc & 0xFF
-                pos += 1
-                acc = acc >> 8
-                nb -= 8
-            st = 2
-        i = st
-        while i < n:
-            e = i + 16
-            if e > n:
-                e = n
-            m = 0
-            k = i
-            while k < e:  # the group's width, then its residuals: the same residuals twice (no buffer)
-                q = k * rb + 2 * j
-                x = int(s[q]) | (int(s[q + 1]) << 8)
-                p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
-                v = x - p
-                if o == 2:
-                    v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
-                elif o == 3:
-                    v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
-                v = v & 0xFFFF
-                z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
-                if z > m:
-                    m = z
-                k += 1
-            wd = 0
-            while (m >> wd) != 0:
-                wd += 1
-            if wd == 15:
-                wd = 16
-            acc = acc | ((15 if wd == 16 else wd) << nb)
-            nb += 4
-            k = i
-            while k < e:
-                q = k * rb + 2 * j
-                x = int(s[q]) | (int(s[q + 1]) << 8)
-                p = int(s[q - rb]) | (int(s[q - rb + 1]) << 8)
-                v = x - p
-                if o == 2:
-                    v = v - p + (int(s[q - rb - rb]) | (int(s[q - rb - rb + 1]) << 8))
-                elif o == 3:
-                    v = v - (int(s[q - 2]) | (int(s[q - 1]) << 8)) + (int(s[q - rb - 2]) | (int(s[q - rb - 1]) << 8))
-                v = v & 0xFFFF
-                acc = acc | ((((v << 1) ^ (0 - (v >> 15))) & 0xFFFF) << nb)
-                nb += wd
-                while nb >= 8:
+                t = 4
+            u = t
+            if t == 5:
+                u = o if o != 0 else 4
+                if pos + (nb + best + 7) // 8 > limit:
+                    return -1
+                if o == 0:
+                    acc = acc | ((15 if sw == 16 else sw) << (nb + 2))
+                    nb += 6
+                else:
+                    acc = acc | (o << nb) | ((int(s[2 * j]) | (int(s[2 * j + 1]) << 8)) << (nb + 2))
+                    nb += 18
+                    if o == 2 and n > 1:
+                        while nb >= 8:
+                            d[pos] = acc & 0xFF
+                            pos += 1
+                            acc = acc >> 8
+                            nb -= 8
+                        q = rb + 2 * j
+                        v = (int(s[q]) | (int(s[q + 1]) << 8)) - (int(s[2 * j]) | (int(s[2 * j + 1]) << 8))
+                        acc = acc | ((v & 0xFFFF) << nb)
+                        nb += 16
+                while nb >= 8:  # (at most 23 bits pending: no column may find more, 32-bit ints on a board)
                     d[pos] = acc & 0xFF
                     pos += 1
                     acc = acc >> 8
                     nb -= 8
-                k += 1
-            i = e
+            bits = 18
+            i = 1
+            if u == 2:
+                i = 2
+                if n > 1:
+                    bits = 34
+            if u == 4:
+                i = 0
+                bits = 6 + n
+            while i < n:
+                e = i + 16
+                if e > n or u == 4:
+                    e = n
+                r = 0
+                while r < 2:
+                    if r == 1:
+                        if t < 5:
+                            break
+                        if u != 4:
+                            acc = acc | ((15 if wd == 16 else wd) << nb)
+                            nb += 4
+                    m = 0
+                    c = 0
+                    k = i
+                    while k < e:
+                        qa = k * rb + 2 * j
+                        a = s
+                        if qa >= lim:
+                            a = s2
+                            qa -= lim
+                        x = int(a[qa]) | (int(a[qa + 1]) << 8)
+                        if u == 4:
+                            z = 0
+                            if x != 0:
+                                c += 1
+                                z = x - 1
+                            if r == 1:
+                                if x != 0:
+                                    acc = acc | ((1 | (z << 1)) << nb)
+                                    nb += 1 + sw
+                                else:
+                                    nb += 1
+                        else:
+                            qb = qa - rb
+                            b = a
+                            if qb < 0:
+                                b = s
+                                qb += lim
+                            p = int(b[qb]) | (int(b[qb + 1]) << 8)
+                            v = x - p
+                            if u == 2:
+                                qc = qb - rb
+                                f = b
+                                if qc < 0:
+                                    f = s
+                                    qc += lim
+                                v = v - p + (int(f[qc]) | (int(f[qc + 1]) << 8))
+                            elif u == 3:
+                                v = v - (int(a[qa - 2]) | (int(a[qa - 1]) << 8)) + (int(b[qb - 2]) | (int(b[qb - 1]) << 8))
+                            v = v & 0xFFFF
+                            z = ((v << 1) ^ (0 - (v >> 15))) & 0xFFFF
+                            if r == 1:
+                                acc = acc | (z << nb)
+                                nb += wd
+                        if z > m:
+                            m = z
+                        while nb >= 8:
+                            d[pos] = acc & 0xFF
+                            pos += 1
+                            acc = acc >> 8
+                            nb -= 8
+                        k += 1
+                    if r == 0:
+                        wd = 0
+                        while (m >> wd) != 0:
+                            wd += 1
+                        if wd == 15:
+                            wd = 16
+                        if u == 4:
+                            bits += c * wd
+                        else:
+                            bits += 4 + wd * (e - i)
+                    r += 1
+                i = e
+            if t < 5 and (t == 1 or bits < best):
+                best = bits
+                o = t & 3
+                if t == 4:
+                    sw = wd
+            t += 1
         j += 1
     if nb:
         d[pos] = acc & 0xFF
@@ -1011,19 +1028,59 @@ def decode(src, a: int, b: int, w: int, out, o0: int, cap: int) -> int:
     nb = 0
     j = 0
     while j < w:
-        while nb < 18:
+        while nb < 6:
             if pos >= b:
                 return -1
             acc = acc | (int(s[pos]) << nb)
             pos += 1
             nb += 8
         o = acc & 3
+        q = o0 + 2 * j
+        if o == 0:  # a sparse column: a bit per row, 1 followed by the value less one
+            wd = (acc >> 2) & 15
+            acc = acc >> 6
+            nb -= 6
+            if wd == 15:
+                wd = 16
+            mask = (1 << wd) - 1
+            i = 0
+            while i < n:
+                if nb == 0:
+                    if pos >= b:
+                        return -1
+                    acc = int(s[pos])
+                    pos += 1
+                    nb = 8
+                x = 0
+                if acc & 1:
+                    while nb <= wd:
+                        if pos >= b:
+                            return -1
+                        acc = acc | (int(s[pos]) << nb)
+                        pos += 1
+                        nb += 8
+                    x = (((acc >> 1) & mask) + 1) & 0xFFFF
+                    acc = acc >> wd
+                    nb -= wd
+                acc = acc >> 1
+                nb -= 1
+                d[q] = x & 0xFF
+                d[q + 1] = x >> 8
+                q += rb
+                i += 1
+            j += 1
+            continue
+        while nb < 18:
+            if pos >= b:
+                return -1
+            acc = acc | (int(s[pos]) << nb)
+            pos += 1
+            nb += 8
         x = (acc >> 2) & 0xFFFF
         acc = acc >> 18
         nb -= 18
-        if o == 0 or (o == 3 and j == 0):
+        if o == 3 and j == 0:
             return -1
-        q = o0 + 2 * j
         d[q] = x & 0xFF
         d[q + 1] = x >> 8
         dl = 0

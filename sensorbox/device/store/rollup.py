@@ -25,8 +25,10 @@ tests/device/test_store_rollup.py recomputes all of it in float64 from the full-
 Stored densely (generation 3 segments): no time per row; the header's t0 is the first period's start, its seq0 the
 period, and each block's ``first`` field the index of its first row's period: rows are consecutive periods (a
 period without rows ends the block; the next block says where rows resume). A block holds up to ``_DROWS`` bytes of
-rows (255 at most; this version writes at most ``_DBUF``: the writer's buffer, the rows of a stage in two blocks or
-more, needs no 1 KB block) coded by ``sensorbox.shared.codec`` in at most ``_DCODED`` bytes, which the segment
+rows (255 at most: a stage's rows in one block, what export decodes into its buffer; the writer holds them in two
+buffers of ``_DBUF``, the viper encoder reads across both: no 1 KB block on a cut-up heap; a version before wrote
+blocks of half as many rows, each with its headers and first values) coded by ``sensorbox.shared.codec`` (sparse
+columns for the seconds per class) in at most ``_DCODED`` bytes, which the segment
 reader returns as they are (codec 0 in the header) and the rollup readers decode (export into a buffer of their
 own). Rows are staged first: a row is appended at once to its resource's ``rollup-stage.seg`` (one-row blocks with
 their times, generation 4, synced); exports read the stage after the segments. When the stage holds ``_DROWS``
@@ -74,7 +76,7 @@ _GEN = const(2)  # a recoded segment's generation
 _DENSE = const(3)  # a rollup segment's (rows without times, one per period)
 _STAGE = const(4)  # a rollup stage's (this format's rows, with their times; 1: the previous format's)
 _DROWS = const(1020)  # a rollup block's rows at most (decoded: export.py's buffer), and what a stage holds
-_DBUF = const(510)  # ... as this version writes them (a block of half that: no 1 KB block on a cut-up heap)
+_DBUF = const(510)  # ... in two buffers of this many as this version writes them (no 1 KB block on a cut-up heap)
 _DCODED = const(512)  # ... coded, at most (a reader of half the 1 KB buffer reads it)
 
 
@@ -438,7 +440,9 @@ def _dense_write(st, r, rows, w, tmp):
     from sensorbox.device.store.core import encode
 
     p = r.period
-    buf = bytearray(_DBUF)  # a block's rows
+    half = _DBUF // (2 * w)  # rows a buffer holds: a block's first half in buf, the rest in buf2
+    buf = bytearray(_DBUF)  # a block's rows (two buffers of 510 bytes: no 1 KB block on a cut-up heap)
+    buf2 = bytearray(_DBUF)
     out = bytearray(_DCODED)  # ... coded
     bh = bytearray(_BLK)
     f = None
@@ -451,19 +455,14 @@ def _dense_write(st, r, rows, w, tmp):
             idx = (t - r.seg_t0) // p
             if idx >= 65536 and tmp is not None:
                 raise OSError(27)  # (EFBIG: a converted segment spans at most 65,536 periods)
-            if tmp is None and (idx >= 65536 or r.seg_size + _BLK + _DCODED > r.seg_max):
+            if tmp is None and (idx >= 65536 or r.seg_size > _HDR and r.seg_size + 2 * (_BLK + _DCODED) > r.seg_max):
+                # (a block, or two when not smaller coded, past the segment's size: a new one, unless it is new)
                 f.close()
                 f = None
                 r.seg_name = 0  # (a new segment for the rest)
                 continue
-            k = 0
-            while i + k < len(rows) and (k + 1) * 2 * w <= _DBUF and k < 255 and idx + k < 65536 and \
-                    rows[i + k][0] == t + k * p:
-                v = rows[i + k][1]
-                for j in range(w):
-                    struct.pack_into("<h", buf, 2 * (k * w + j), v[j] if j < len(v) else 0)
-                k += 1
-            m = _wblock(f, buf, 2 * k * w, w, 2 * w, out, bh, encode, idx)
+            k = _pack(rows, i, w, idx, p, half, buf, buf2)
+            m = _wblock(f, buf, 2 * k * w, w, 2 * w, out, bh, encode, idx, buf2, half)
             r.seg_size += _BLK + m
             if tmp is None:
                 r.bytes += _BLK + m
@@ -487,6 +486,21 @@ def _dense_write(st, r, rows, w, tmp):
     finally:
         if f is not None:
             f.close()
+
+
+def _pack(rows, i, w, idx, p, half, buf, buf2):
+    """Put the rows of consecutive periods from ``rows[i]`` on (period index ``idx`` in its segment, ``p`` ms each)
+    into a block's two buffers, ``half`` rows in each at most, ``w`` columns (padded with 0); returns how many."""
+    t = rows[i][0]
+    k = 0
+    while i + k < len(rows) and k < 2 * half and k < 255 and idx + k < 65536 and rows[i + k][0] == t + k * p:
+        v = rows[i + k][1]
+        b = buf if k < half else buf2
+        o = 2 * w * (k if k < half else k - half)
+        for j in range(w):
+            struct.pack_into("<h", b, o + 2 * j, v[j] if j < len(v) else 0)
+        k += 1
+    return k
 
 
 def _dense_file(st, r, t, w, tmp):
@@ -662,14 +676,14 @@ def _one(st, r, name, encode):
                 continue
             for o in range(_BLK, _BLK + n, rb):
                 if k + rb > len(rows):
-                    _wblock(f, rows, k, w, rb, z, bh, encode, _i32(rows, 0))
+                    _wblock(f, rows, k, w, rb, z, bh, encode, _i32(rows, 0), rows, 255)
                     k = 0
                 rows[k:k + rb] = rd.buf[o:o + rb]
                 k += rb
                 got += 1
             yield
         if k:
-            _wblock(f, rows, k, w, rb, z, bh, encode, _i32(rows, 0))
+            _wblock(f, rows, k, w, rb, z, bh, encode, _i32(rows, 0), rows, 255)
         if not got:
             raise OSError("no row read")  # (never a segment replaced by an empty one)
         f.flush()
@@ -692,11 +706,15 @@ def _one(st, r, name, encode):
         _rm(tmp)
 
 
-def _wblock(f, rows, k, w, rb, z, buf, encode, first):
-    """Write ``k`` bytes of ``rows`` (rows of ``rb`` bytes, ``w`` int16 columns) as one block (coded into ``z``, or
-    a 0 byte and the rows when coding does not make them smaller), its header's first field ``first`` (16 bits;
-    ``buf``: the block header's 8 bytes). The bytes written after the header."""
-    m = encode(rows, k // rb, w, z, len(z))
+def _wblock(f, rows, k, w, rb, z, buf, encode, first, rows2, k2):
+    """Write ``k`` bytes of rows (rows of ``rb`` bytes, ``w`` int16 columns: the first ``k2`` in ``rows``, the rest
+    from the start of ``rows2``) as one block (coded into ``z``, or a 0 byte and the rows when coding does not make
+    them smaller: then one block per buffer), its header's first field ``first`` (16 bits; ``buf``: the block
+    header's 8 bytes). The bytes written after the (first) header."""
+    m = encode(rows, k // rb, w, z, len(z), rows2, k2)
+    if m <= 0 and k > k2 * rb:  # (not smaller coded, and the rows are in two buffers)
+        m = _wblock(f, rows, k2 * rb, w, rb, z, buf, encode, first, rows, 255)
+        return m + _BLK + _wblock(f, rows2, k - k2 * rb, w, rb, z, buf, encode, first + k2, rows2, 255)
     if m <= 0:
         z[0] = 0
         z[1:1 + k] = rows[:k]

@@ -66,15 +66,16 @@ def _decode(read, t, state, key):
     return b"".join(out)
 
 
-def _ssl_context(der, key):
-    """An ``ssl.SSLContext`` for a client: verifying against ``der`` (the DER of the config value of ``key``,
-    ``_der``) when it is given, else not verifying. Raises ValueError naming ``key`` when mbedTLS refuses it."""
+def _ssl_context(ca, key):
+    """An ``ssl.SSLContext`` for a client: verifying against ``ca`` (the DER of the config value of ``key``,
+    ``_der``; named as that value is: one interned name fewer) when it is given, else not verifying. Raises
+    ValueError naming ``key`` when mbedTLS refuses it."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # (~3 KB in one block: the first thing asked for, see context)
-    if der is None:
+    if ca is None:
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     try:
-        ctx.load_verify_locations(cadata=der)
+        ctx.load_verify_locations(cadata=ca)
     except (ValueError, OSError) as e:
         raise ValueError("{}: the certificate was refused ({})".format(key, " ".join(str(e).split())))
     ctx.verify_mode = ssl.CERT_REQUIRED

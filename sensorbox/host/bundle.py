@@ -61,7 +61,9 @@ FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts wh
 #: and `w` scales by word size over 4 bytes: 160wK is a 320 KB heap here and models a 160 KB heap on a 32-bit
 #: ESP32 (conservatively: pointer-heavy objects take twice the bytes here, bytecode and arrays do not). It is
 #: what the all-features soak (MQTT to mosquitto, a webhook, four live streams, UI and API requests in a loop)
-#: proves clean: tests/host/test_soak.py (60 s), bench/bench_heap.py (10 min). It was 192wK. Issue 13's
+#: proves clean: tests/host/test_soak.py (60 s), bench/bench_heap.py (10 min). It was 192wK. At 152wK the soaks
+#: and the other end-to-end tests pass, the config fuzz does not (a webhook's first https start finds no 3,048-byte
+#: block for its TLS context on the heap the fuzz has cut up: docs/heap.md, heap13b). Issue 13's
 #: targets are 112wK with every feature on and 80wK for the core: the gap is in docs/heap.md.
 APP_HEAP = "160wK"
 
@@ -96,8 +98,9 @@ HEAP_BUDGET = {"resident": 179 * 1024, "peak": 191 * 1024}
 
 #: Names ``boot.warm`` may intern on the unix port (tests/host/test_heap_budget.py). Its pools hold 1,260; the
 #: next one takes ~15 KB in one block (docs/heap.md). The rest of the 1,260 is for the names the running
-#: app makes (module objects, the main script) and for slack.
-NAME_BUDGET = 1170
+#: app makes (module objects, the main script) and for slack. A ratchet kept close to the measure, so that growth
+#: shows: 1,103 measured (heap13b; was 1,170 over 1,104).
+NAME_BUDGET = 1115
 
 #: Names the first pools hold: MicroPython's dynamic pools double from 20 (py/qstr.c: twice the frozen pool's
 #: allocation, which tools/mpy-tool.py sets to 10, or MICROPY_ALLOC_QSTR_ENTRIES_INIT = 10 without frozen code),

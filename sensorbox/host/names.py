@@ -438,9 +438,9 @@ WHOLE = (
     "_rmtree", "_rolled", "_since", "_trusted", "bad_bytes", "bad_segs", "bitlen", "blen", "bn", "bt0", "buckets",
     "check_update", "cnew", "configured", "content_length", "den", "drop_cursor", "feats_t", "file_bytes", "gens",
     "heap_min_free", "heap_peak_used", "listening", "make_driver", "max_age", "max_content_length", "max_readline",
-    "n_items", "n_scales", "name_of", "ret_bytes", "roll_at", "sample_heap", "secrets", "seg_bytes", "seg_gen",
-    "seg_name", "seg_ncols", "seg_next", "seg_rate", "seg_rows", "seg_size", "send_file", "start_network", "synced",
-    "tokens_path", "webhook_resources", "woke")
+    "n_items", "n_scales", "name_of", "old_rollup", "ret_bytes", "roll_at", "sample_heap", "secrets", "seg_bytes",
+    "seg_gen", "seg_name", "seg_ncols", "seg_next", "seg_rate", "seg_rows", "seg_size", "send_file", "start_network",
+    "synced", "tokens_path", "webhook_resources", "woke")
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHORT_RE = re.compile(r"_[0-9]+$")

@@ -197,28 +197,12 @@ class ConfigError(InputError):
         return "{}: {}".format(self.field, self.reason)
 
 
-def _parse(line):
-    import json
-
-    p = line.split()
-    kind = p[1]
-    default = json.loads(p[2])
-    low = high = None
-    apply = REBOOT if "reboot" in p[3:] else 0  # (live)
-    if kind == CHOICE:
-        high = tuple(json.loads(p[3]))
-    elif kind != BOOL:
-        low = json.loads(p[3])
-        high = json.loads(p[4])
-    return (p[0], kind, default, low, high, apply)
-
-
 def entry(key):
     """(key, kind, default, low, high | choices, apply) for ``key``, or None."""
     for spec in SPECS:
         i = spec.find("\n" + key + " ")
         if i >= 0:
-            e = _parse(spec[i + 1:spec.find("\n", i + 1)])
+            e = _View._spec_line(spec[i + 1:spec.find("\n", i + 1)])
             return e if e[0] == key else None
     return None
 
@@ -228,7 +212,7 @@ def entries():
     for spec in SPECS:
         for line in spec.split("\n"):
             if line.strip() and line[0] != "@":  # (a block's service)
-                yield _parse(line)
+                yield _View._spec_line(line)
 
 
 def restarts(key):
@@ -264,56 +248,30 @@ def check_value(key, value):
     if kind == BOOL:
         if isbool:
             return value
-        raise ConfigError("expected true or false, got {}".format(_show(value)), key)
+        raise ConfigError("expected true or false, got {}".format(_View._show(value)), key)
     if kind == INT:
         if isinstance(value, float) and value - value == 0 and value == int(value):  # (inf, nan: not converted)
             value = int(value)
         if isbool or not isinstance(value, int):
-            raise ConfigError("expected an integer, got {}".format(_show(value)), key)
+            raise ConfigError("expected an integer, got {}".format(_View._show(value)), key)
         if value < low or value > high:
             raise ConfigError("{} is out of range {}..{}".format(value, low, high), key)
         return value
     if kind == FLOAT:
         if isbool or not isinstance(value, (int, float)):
-            raise ConfigError("expected a number, got {}".format(_show(value)), key)
+            raise ConfigError("expected a number, got {}".format(_View._show(value)), key)
         value = float(value)
         if value != value or value < low or value > high:
             raise ConfigError("{} is out of range {}..{}".format(value, low, high), key)
         return value
     if kind == STR or kind == SECRET:
-        return _check_text(key, value, e)
+        return _View._check_text(key, value, e)
     if kind == CHOICE:
         for c in high:
             if value == c and isbool == (c is True or c is False):
                 return c
-        raise ConfigError("{} is not one of {}".format(_show(value), ", ".join(str(c) for c in high)), key)
+        raise ConfigError("{} is not one of {}".format(_View._show(value), ", ".join(str(c) for c in high)), key)
     raise ConfigError("schema kind {} unknown".format(kind), key)
-
-
-def _check_text(key, value, e):
-    # check_value's strings (apart: a function's bytecode is one block, which a cut-up heap lacks at ~540 bytes)
-    low, high = e[3], e[4]
-    if not isinstance(value, str):
-        raise ConfigError("expected a string, got {}".format(_show(value)), key)
-    if len(value) < low or len(value) > high:
-        raise ConfigError("length {} is out of range {}..{}".format(len(value), low, high), key)
-    # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
-    # for good, so any value's characters would fill the name pool (docs/heap.md "Interned names"). A lone
-    # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
-    b = value.encode("utf-8", "surrogatepass")
-    for i in range(len(b)):
-        if b[i] < 32:
-            raise ConfigError("control characters are not allowed", key)
-        if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
-            raise ConfigError("a lone UTF-16 surrogate is not text", key)
-    if key in ("mqtt.tls_ca", "webhook.tls_ca") and value and value[0] != "/" and value[0] != ".":  # (not a file's
-        # path on the device: PEM text, checked with the other integration settings; http/body.py alike)
-        from sensorbox.shared.integration_settings import ca_problem
-
-        why = ca_problem(value, b)
-        if why:
-            raise ConfigError(why, key)
-    return value
 
 
 def validate(update, current=None):
@@ -328,7 +286,10 @@ def validate(update, current=None):
 
 
 class _View:
-    # the configuration as it would be after an update: the update's checked values over get(key)
+    # the configuration as it would be after an update: the update's checked values over get(key). And the
+    # module's private helpers, called through the class (_View._spec_line(line), ...): fewer module globals, whose
+    # table an import grows in one block (a config update's: at 28 globals 464 bytes, at 23 368, the block a
+    # cut-up heap at the core heap lacked most often; tests/host/test_heap_blocks.py)
     def __init__(self, values, get):
         self.values = values
         self.current = get
@@ -336,6 +297,117 @@ class _View:
     def get(self, key, default=None):
         v = self.values.get(key, self)
         return self.current(key, default) if v is self else v
+
+    def _spec_line(line):  # (a line of SPECS as an entry)
+        import json
+
+        p = line.split()
+        kind = p[1]
+        default = json.loads(p[2])
+        low = high = None
+        apply = REBOOT if "reboot" in p[3:] else 0  # (live)
+        if kind == CHOICE:
+            high = tuple(json.loads(p[3]))
+        elif kind != BOOL:
+            low = json.loads(p[3])
+            high = json.loads(p[4])
+        return (p[0], kind, default, low, high, apply)
+
+    def _check_text(key, value, e):
+        # check_value's strings (apart: a function's bytecode is one block, which a cut-up heap lacks at ~540 bytes)
+        low, high = e[3], e[4]
+        if not isinstance(value, str):
+            raise ConfigError("expected a string, got {}".format(_View._show(value)), key)
+        if len(value) < low or len(value) > high:
+            raise ConfigError("length {} is out of range {}..{}".format(len(value), low, high), key)
+        # Checked as UTF-8 bytes, not characters: MicroPython interns every character a loop over a str yields,
+        # for good, so any value's characters would fill the name pool (docs/heap.md "Interned names"). A lone
+        # surrogate encodes as ED A0..BF (MicroPython keeps them so; CPython with "surrogatepass").
+        b = value.encode("utf-8", "surrogatepass")
+        for i in range(len(b)):
+            if b[i] < 32:
+                raise ConfigError("control characters are not allowed", key)
+            if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
+                raise ConfigError("a lone UTF-16 surrogate is not text", key)
+        if key in ("mqtt.tls_ca", "webhook.tls_ca") and value and value[0] != "/" and value[0] != ".":  # (not a file's
+            # path on the device: PEM text, checked with the other integration settings; http/body.py alike)
+            from sensorbox.shared.integration_settings import ca_problem
+
+            why = ca_problem(value, b)
+            if why:
+                raise ConfigError(why, key)
+        return value
+
+    def _check_capture(config, update):
+        # A window is cut every ml.hop frames: a hop longer than the window would skip frames (the pipeline used to
+        # clamp it silently). Named: the key the update changes (ml.window when both or neither).
+        w = config.get("ml.window")
+        h = config.get("ml.hop")
+        if w is not None and h is not None and h > w:
+            key = "ml.hop" if "ml.hop" in update and "ml.window" not in update else "ml.window"
+            raise ConfigError("ml.hop ({}) must not exceed ml.window ({}): {}".format(
+                h, w, "lower ml.hop first" if key == "ml.window" else "a window is cut every ml.hop frames"), key)
+        # the pre-event window comes from the accelerometer's ring (500 frames, 2 s held: above): named, the key being
+        # changed
+        pre = config.get("capture.pre_s")
+        rate = config.get("accel.rate_hz")
+        on = (config.get("capture.classes") or "").strip() or config.get("capture.sound_db")
+        if on and pre is not None and rate and (pre + 2) * rate > 400:
+            key = "capture.pre_s"  # (named: the key the update changes, capture.pre_s when that is among them)
+            for k in ("capture.classes", "capture.sound_db", "accel.rate_hz"):
+                if k in update and "capture.pre_s" not in update:
+                    key = k
+            raise ConfigError("{} s before an event: the accelerometer's ring gives at most {} s at {} Hz{}".format(
+                pre, 400 // rate - 2, rate, ": lower capture.pre_s first" if key != "capture.pre_s" else ""), key)
+
+    def _check_clips(config, update):
+        # A clip's pre-trigger audio comes from a ring the board has RAM for (board.clip_ring_ms: its profile's) and
+        # is part of the clip's length. Named: the key the update changes (clip.pre_ms when that is among them).
+        pre = config.get("clip.pre_ms")
+        ring = config.get("board.clip_ring_ms")
+        n = config.get("clip.length_ms")
+        if pre and config.get("clip.enabled") and (pre > ring or pre >= n):
+            key = "clip.pre_ms"
+            for k in ("clip.enabled", "board.clip_ring_ms", "clip.length_ms"):
+                if k in update and key not in update:
+                    key = k
+            raise ConfigError("clip.pre_ms ({} ms) must be {} ({} ms)".format(pre, "at most board.clip_ring_ms, the "
+                              "ring this board has RAM for" if pre > ring else "under clip.length_ms",
+                              ring if pre > ring else n), key)
+
+    def _check_integrations(config, update):
+        # What the MQTT and webhook sinks would only find out when they start: refused here, naming the key.
+        for p in ("webhook.", "webhook.2.", "webhook.3."):
+            url = config.get(p + "url")
+            # (the checks' module is loaded only when a webhook is configured or its resources change: config
+            # updates stay light; a bad resources value is never stored, to be found only when a URL is set)
+            if url or p + "resources" in update:
+                from sensorbox.shared.integration_settings import parse_url, webhook_resources
+
+                try:
+                    if url:
+                        parse_url(url)
+                except ValueError as e:
+                    raise ConfigError(str(e), p + "url")
+                try:
+                    webhook_resources(config.get(p + "resources") or "", p + "resources")
+                except ValueError as e:
+                    raise ConfigError(str(e).partition(": ")[2] or str(e), p + "resources")
+        pre = config.get("mqtt.prefix")
+        if pre is not None and ("+" in pre or "#" in pre or pre.startswith("/") or pre.endswith("/") or "//" in pre):
+            raise ConfigError("a topic prefix without wildcards (+ #) or empty levels, e.g. sensorbox", "mqtt.prefix")
+        # commands carry the token, or come through a broker that authenticates clients (the device logs in)
+        if config.get("mqtt.commands") and not config.get("mqtt.command_token") and not config.get("mqtt.username"):
+            for k in ("mqtt.command_token", "mqtt.username"):
+                if k in update and "mqtt.commands" not in update:  # named: the key being changed
+                    raise ConfigError(
+                        "mqtt.commands is on and needs a token or broker credentials: turn it off first", k)
+            raise ConfigError("set mqtt.command_token first, or mqtt.username (a broker that "
+                              "authenticates its clients): commands need one to be authorised", "mqtt.commands")
+
+    def _show(value):
+        s = repr(value)
+        return s if len(s) <= 40 else s[:37] + "..."
 
 
 def check_update(update, get, values=None):
@@ -353,9 +425,9 @@ def check_update(update, get, values=None):
             raise ConfigError("keys must be strings", str(key))
         values[key] = check_value(key, update[key])
     view = _View(values, get)
-    _check_capture(view, update)  # (ml.window/ml.hop, then capture: before the integrations, in the keys' order)
-    _check_clips(view, update)
-    _check_integrations(view, update)
+    _View._check_capture(view, update)  # (ml.window/ml.hop, then capture: before the integrations, in the keys' order)
+    _View._check_clips(view, update)
+    _View._check_integrations(view, update)
     sd = view.get("board.sdcard")
     if sd:
         try:
@@ -388,75 +460,3 @@ def sd_args(spec):
     raise ValueError("expected mmc, mmc4 or spi:SCK,MOSI,MISO,CS (GPIOs, e.g. spi:18,23,19,5)")
 
 
-def _check_capture(config, update):
-    # A window is cut every ml.hop frames: a hop longer than the window would skip frames (the pipeline used to
-    # clamp it silently). Named: the key the update changes (ml.window when both or neither).
-    w = config.get("ml.window")
-    h = config.get("ml.hop")
-    if w is not None and h is not None and h > w:
-        key = "ml.hop" if "ml.hop" in update and "ml.window" not in update else "ml.window"
-        raise ConfigError("ml.hop ({}) must not exceed ml.window ({}): {}".format(
-            h, w, "lower ml.hop first" if key == "ml.window" else "a window is cut every ml.hop frames"), key)
-    # the pre-event window comes from the accelerometer's ring (500 frames, 2 s held: above): named, the key being
-    # changed
-    pre = config.get("capture.pre_s")
-    rate = config.get("accel.rate_hz")
-    on = (config.get("capture.classes") or "").strip() or config.get("capture.sound_db")
-    if on and pre is not None and rate and (pre + 2) * rate > 400:
-        key = "capture.pre_s"  # (named: the key the update changes, capture.pre_s when that is among them)
-        for k in ("capture.classes", "capture.sound_db", "accel.rate_hz"):
-            if k in update and "capture.pre_s" not in update:
-                key = k
-        raise ConfigError("{} s before an event: the accelerometer's ring gives at most {} s at {} Hz{}".format(
-            pre, 400 // rate - 2, rate, ": lower capture.pre_s first" if key != "capture.pre_s" else ""), key)
-
-
-def _check_clips(config, update):
-    # A clip's pre-trigger audio comes from a ring the board has RAM for (board.clip_ring_ms: its profile's) and is
-    # part of the clip's length. Named: the key the update changes (clip.pre_ms when that is among them).
-    pre = config.get("clip.pre_ms")
-    ring = config.get("board.clip_ring_ms")
-    n = config.get("clip.length_ms")
-    if pre and config.get("clip.enabled") and (pre > ring or pre >= n):
-        key = "clip.pre_ms"
-        for k in ("clip.enabled", "board.clip_ring_ms", "clip.length_ms"):
-            if k in update and key not in update:
-                key = k
-        raise ConfigError("clip.pre_ms ({} ms) must be {} ({} ms)".format(pre, "at most board.clip_ring_ms, the "
-                          "ring this board has RAM for" if pre > ring else "under clip.length_ms",
-                          ring if pre > ring else n), key)
-
-
-def _check_integrations(config, update=()):
-    # What the MQTT and webhook sinks would only find out when they start: refused here, naming the key.
-    for p in ("webhook.", "webhook.2.", "webhook.3."):
-        url = config.get(p + "url")
-        # (the checks' module is loaded only when a webhook is configured or its resources change: config
-        # updates stay light; a bad resources value is never stored, to be found only when a URL is set)
-        if url or p + "resources" in update:
-            from sensorbox.shared.integration_settings import parse_url, webhook_resources
-
-            try:
-                if url:
-                    parse_url(url)
-            except ValueError as e:
-                raise ConfigError(str(e), p + "url")
-            try:
-                webhook_resources(config.get(p + "resources") or "", p + "resources")
-            except ValueError as e:
-                raise ConfigError(str(e).partition(": ")[2] or str(e), p + "resources")
-    pre = config.get("mqtt.prefix")
-    if pre is not None and ("+" in pre or "#" in pre or pre.startswith("/") or pre.endswith("/") or "//" in pre):
-        raise ConfigError("a topic prefix without wildcards (+ #) or empty levels, e.g. sensorbox", "mqtt.prefix")
-    # commands carry the token, or come through a broker that authenticates clients (the device logs in)
-    if config.get("mqtt.commands") and not config.get("mqtt.command_token") and not config.get("mqtt.username"):
-        for k in ("mqtt.command_token", "mqtt.username"):
-            if k in update and "mqtt.commands" not in update:  # named: the key being changed
-                raise ConfigError("mqtt.commands is on and needs a token or broker credentials: turn it off first", k)
-        raise ConfigError("set mqtt.command_token first, or mqtt.username (a broker that "
-                          "authenticates its clients): commands need one to be authorised", "mqtt.commands")
-
-
-def _show(value):
-    s = repr(value)
-    return s if len(s) <= 40 else s[:37] + "..."

@@ -310,6 +310,53 @@ def test_features_export_in_the_same_boot_with_their_names():
     assert read_all(make(st.root), "features")[0][1:] == list(names)  # and after a restart the same
 
 
+def test_export_chunks_are_at_most_512_bytes_and_a_longer_csv_row_goes_alone():
+    # Issue 13: a numeric export's out buffer was 1 KB, a block a cut-up heap lacked (this module's features
+    # test once failed allocating 1,024 bytes in export at 96wK); 512 bytes now. A .npy row fits it (87 feature
+    # columns' minima and maxima: 360 bytes); a CSV row longer than it (and the header of 87 names) goes out as
+    # one chunk of its own, the rows unchanged.
+    from sensorbox.shared import features
+
+    names = features.names(3)
+    st = make(tmpdir("s"))
+    for i in range(40):
+        st.on_bus("features", T0 + 1000 * i, tuple(-30000 - i - k for k in range(len(names))))
+    st.flush()
+    long = 0
+    for params in ({"format": "csv"}, {"format": "csv", "max_points": "4"}, {}, {"max_points": "4"}):
+        p = export.plan(st, "features", params, T0)
+        n = 0
+        for c in export.stream(st, p):
+            c = bytes(c)
+            n += len(c)
+            if len(c) > 512:
+                assert params.get("format") == "csv" and c.count(b"\n") == 1 and c[-1:] == b"\n", (params, len(c))
+                long += 1
+        assert n > (4 if params.get("max_points") else 40) * len(names) * 2, (params, n)
+        assert len(p.rd.buf) <= 1032  # (the features' reader: recoded blocks need the full size)
+    assert long >= 40 + 4 + 2, long  # (every row, every bucket's, both headers)
+    # a .npy export streams on a heap cut into 900-byte pieces once planned (its reader made): the out buffer
+    # and a row's list (88 columns: one list refilled, where one made per row grew to a 1 KB block) fit them
+    from devtest import cut_heap
+
+    p = export.plan(st, "features", {}, T0)
+    gc.collect()
+    held = cut_heap(900)
+    try:
+        n = 0
+        for c in export.stream(st, p):
+            n += len(c)
+    finally:
+        held.clear()
+    assert n > 40 * (8 + 2 * len(names)), n
+    p = None
+    rows = 0
+    for row in each_row(st, "features"):
+        rows += 1
+        assert rows > 1 or row == ["t"] + list(names), row[:3]
+    assert rows == 41 and row == [T0 + 39000] + [-30039 - k for k in range(len(names))], (rows, row[:3])
+
+
 def _ticking(work):
     """Run coroutine ``work`` next to a task that counts its turns; returns (work's result, turns)."""
     import asyncio

@@ -80,3 +80,69 @@ def test_what_is_not_a_certificate_is_refused_naming_the_key():
             raise AssertionError(value[:40])
         except ValueError as e:
             assert str(e).startswith("webhook.tls_ca: " + words), (value[-40:], e)
+
+
+# Two test CAs (self-signed EC P-256 certificates, public parts only: ``openssl req -x509 -newkey ec``), the
+# config's form of a PEM given as text (line breaks as spaces).
+_CA_A = ("-----BEGIN CERTIFICATE----- "
+         "MIIBkjCCATmgAwIBAgIUPgjTrZw/KLfQHm3PYf95gqJ4a1kwCgYIKoZIzj0EAwIw"
+         "HjEcMBoGA1UEAwwTc2Vuc29yYm94IHRlc3QgQ0EgYTAgFw0yNjEyMDYyMDIwMzFa"
+         "GA8yMTI2MTExMjIwMjAzMVowHjEcMBoGA1UEAwwTc2Vuc29yYm94IHRlc3QgQ0Eg"
+         "YTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABEPlipqpjSVSzrpilQeq2XWKt82w"
+         "9TU54YzcRdxGQR54+D6+rfS5GO45fpxXKMbLSe41+ymy8Vq+g7iu32x1eIOjUzBR"
+         "MB0GA1UdDgQWBBTTk+sd946SnhJt3SMZiHPytjUrvjAfBgNVHSMEGDAWgBTTk+sd"
+         "946SnhJt3SMZiHPytjUrvjAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cA"
+         "MEQCIENkqwsjz3E6KBxw9gEdMNYdYyyPXjgyptNkhY6R5GKfAiAmxqPkUBihApZs"
+         "mo6DgLgwuh4sxXLjS1w8Y5X0NpbfBg=="
+         " -----END CERTIFICATE-----")
+_CA_B = ("-----BEGIN CERTIFICATE----- "
+         "MIIBkjCCATmgAwIBAgIUf71qQdvhqZV6OLqtqk/qCaVnB4IwCgYIKoZIzj0EAwIw"
+         "HjEcMBoGA1UEAwwTc2Vuc29yYm94IHRlc3QgQ0EgYjAgFw0yNjEyMDYyMDIwMzJa"
+         "GA8yMTI2MTExMjIwMjAzMlowHjEcMBoGA1UEAwwTc2Vuc29yYm94IHRlc3QgQ0Eg"
+         "YjBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABIm71pL/h6OrRCkR49s9nB4is4iD"
+         "UwviVIyDyDoRWFcMZsUl+//ipB9nX+UIZoQecaRs63P3DUi5+4Cxxn4NmSGjUzBR"
+         "MB0GA1UdDgQWBBRZ3KzWsdk1OPHn/rphq35gJ1ze7jAfBgNVHSMEGDAWgBRZ3KzW"
+         "sdk1OPHn/rphq35gJ1ze7jAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cA"
+         "MEQCIFQlfITcVMBMPBIc6p4n/0200nAvV34Riv/A2G22tYtOAiBaE6hJ3N6vXKUE"
+         "nruUMgz52VLMLONPMUhOytgzeKFWmw=="
+         " -----END CERTIFICATE-----")
+
+
+def test_a_changed_ca_gets_its_context_in_the_old_ones_block_on_a_cut_up_heap():
+    """A CA change makes the sink's TLS context again (~3 KB in one block, 3,048 bytes here). On a heap whose
+    free pieces are all under 2 KB the old context's block is the one place for it, but the new CA's DER and the
+    pieces it is decoded from were made after the old context was let go and took part of that block: the new
+    context found no 3,048 bytes (test_mqtt_tls at 152wK; MemoryError here before). Now the DER is made first,
+    then the old context let go and the new one asked for. A CA that is no certificate is refused naming the key,
+    and the old context stays kept, block and all."""
+    import gc
+    import ssl
+
+    from sensorbox.device.integrations import tls
+
+    class Sink:
+        tls = None
+
+    class Dev:
+        webhook = None
+
+    d = Dev()
+    s = d.mqtt = Sink()
+    a = tls.context(d, s, _CA_A, "mqtt.tls_ca")
+    assert s.tls[0] == _CA_A and s.tls[1] is a and a.verify_mode == ssl.CERT_REQUIRED
+    a = None
+    gc.collect()
+    held = cut_heap(2000)
+    try:
+        assert largest_free() < 2100
+        try:
+            tls.context(d, s, "-----BEGIN CERTIFICATE----- bm90 -----END CERTIFICATE-----", "mqtt.tls_ca")
+            raise AssertionError("took a CA that is no certificate")
+        except ValueError as e:
+            assert str(e) == "mqtt.tls_ca: not a certificate (PEM, base64 DER or a file path)", e
+        assert s.tls[0] == _CA_A
+        b = tls.context(d, s, _CA_B, "mqtt.tls_ca")  # (before: MemoryError, allocating 3048 bytes)
+        assert s.tls[0] == _CA_B and s.tls[1] is b and b.verify_mode == ssl.CERT_REQUIRED
+        assert tls.context(d, s, _CA_B, "mqtt.tls_ca") is b  # (kept: not made again)
+    finally:
+        held.clear()

@@ -35,6 +35,9 @@ LARGER = {"device.integrations.mqtt_control": 1203, "shared.model": 922}
 GLOBALS_MAX = 37
 #: More, as they are (a ratchet): ``live`` (loaded when the first live stream opens and kept while streams run).
 MORE_GLOBALS = {"device.http.live": 39}
+#: Fewer, as they are (a ratchet): the loads the core soaks at 120wK failed most often (heap13b), each at a table
+#: one step smaller: a config update's schema (23: 368 bytes, was 28: 464) and an export (29: 464, was 37: 592).
+FEWER_GLOBALS = {"shared.config_schema": 23, "device.store.export": 29}
 
 
 def _varint(b, p):
@@ -149,6 +152,6 @@ def test_per_request_modules_keep_their_globals_table_small(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     counts = {m: int(n) for m, n in re.findall(r"^globals (\S+) (\d+)$", r.stdout, re.M)}
     assert set(counts) == set(PER_REQUEST), counts
-    over = {m: n for m, n in counts.items() if n > MORE_GLOBALS.get(m, GLOBALS_MAX)}
+    over = {m: n for m, n in counts.items() if n > MORE_GLOBALS.get(m, FEWER_GLOBALS.get(m, GLOBALS_MAX))}
     print("globals:", sorted(counts.items(), key=lambda x: -x[1])[:6])
     assert not over, "fewer module globals (a cut-up heap lacks a 752-byte block): {}".format(over)

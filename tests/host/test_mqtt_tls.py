@@ -14,8 +14,9 @@ from sensorbox.host import bundle
 from mqtt_broker import Broker, Certs, Collector
 from test_mqtt_sink import PREFIX
 
-#: A TLS context takes one ~3 KB block of heap (plus the CA), made again at each CA change; this test changes the
-#: CA three times, which at 160wK a fragmented heap sometimes could not give. It runs at the app's heap.
+#: A TLS context takes one ~3 KB block of heap (plus the CA), made again at each CA change in the old one's block
+#: (integrations/tls.py); this test changes the CA three times, which at 152wK a fragmented heap could not give
+#: while the new CA's DER was made after the old context went. It runs at the app's heap.
 TLS_HEAP = bundle.APP_HEAP
 
 

@@ -67,37 +67,40 @@ def _decode(read, t, state, key):
 
 
 def _ssl_context(ca, key):
-    """An ``ssl.SSLContext`` for a client: verifying against ``ca`` (the config value of ``key``) when it is set,
-    else not verifying. Raises ValueError naming ``key`` when the CA cannot be used."""
-    der = _der(ca, key) if ca else None  # (checked before the context's ~3 KB block is asked for)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if der is None:
+    """An ``ssl.SSLContext`` for a client: verifying against ``ca`` (the DER of the config value of ``key``,
+    ``_der``; named as that value is: one interned name fewer) when it is given, else not verifying. Raises
+    ValueError naming ``key`` when mbedTLS refuses it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # (~3 KB in one block: the first thing asked for, see context)
+    if ca is None:
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     try:
-        ctx.load_verify_locations(cadata=der)
+        ctx.load_verify_locations(cadata=ca)
     except (ValueError, OSError) as e:
         raise ValueError("{}: the certificate was refused ({})".format(key, " ".join(str(e).split())))
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 
-
 def context(device, sink, ca, key):
     """The context for ``ca`` (``_ssl_context``) that ``sink`` (the MQTT or the webhook sink) keeps as ``sink.tls`` =
-    (CA, context) for as long as it exists, from its first start, whether TLS is in use or not: the context is
-    ~3 KB in one block, which a heap that services and requests have cut into small pieces may lack when TLS is
-    turned on or a sink restarts (the config fuzz saw 80 KB free, the largest piece 1.5 KB). Shared with the other
-    sink when their CAs are the same (the usual case: none). Made again only when ``ca`` changes, in the old one's
-    place (let go and collected first). Raises ValueError naming ``key`` when the CA cannot be used."""
+    (CA, context) for as long as it exists, from its first start with TLS: the context is ~3 KB in one block,
+    which a heap that services and requests have cut into small pieces may lack when TLS is turned on or a sink
+    restarts (the config fuzz saw 80 KB free, the largest piece 1.5 KB). Shared with the other sink when their CAs
+    are the same (the usual case: none). Made again only when ``ca`` changes, in the old one's block: the new CA's
+    DER is made first, while the old context still holds that block (made after it was let go, the DER and the
+    pieces it is decoded from took part of it, and the new context found no 3,048 bytes at 152wK:
+    tests/device/test_tls.py), then the old one is let go and collected and the new one asked for at once. A CA
+    that cannot be used raises ValueError naming ``key`` and leaves the old context (and its block) kept."""
     t = sink.tls
     if t is not None and t[0] == ca:
         return t[1]
-    sink.tls = t = None
     for o in (getattr(device, "mqtt", None), getattr(device, "webhook", None)):
         if o is not None and o is not sink and o.tls is not None and o.tls[0] == ca:
             sink.tls = o.tls
             return o.tls[1]
+    der = _der(ca, key) if ca else None
+    sink.tls = t = None
     gc.collect()
-    sink.tls = (ca, _ssl_context(ca, key))
+    sink.tls = (ca, _ssl_context(der, key))
     return sink.tls[1]

@@ -2,7 +2,7 @@
 
 Imported only when a request needs it (see ``http/data_api``). ``plan(store, name, params)`` validates the
 parameters (``QueryError(reason, field)`` when wrong) and returns a ``Plan``; ``stream(store, plan)`` is a
-generator of body chunks (at most ~1 KB each, from one buffer reused) that never holds a segment in RAM.
+generator of body chunks (at most 512 bytes each, from one buffer reused, but a CSV row longer than that) that never holds a segment in RAM.
 
 Segments are read through ``reader.Reader``: every block's CRC-32 is checked before its rows are used, so a
 corrupt block is skipped (and counted in the store's status), never exported; ``prepare`` and ``stream`` read
@@ -31,12 +31,10 @@ block into a buffer of the export's (1 KB) and gives the rows as the API has the
 rollup's row has a column per class (seconds), so no ``label`` column.
 """
 
-import json
-
 from micropython import const
 
+from sensorbox.device.store import reader
 from sensorbox.device.store.core import QueryError, columns_of
-from sensorbox.device.store.reader import Reader, old_rollup, rows, segments
 
 # the segment format's constants (as core.py defines them: no names to import)
 _BLK = const(8)
@@ -49,9 +47,10 @@ _DENSE = const(3)  # a rollup segment's generation: rows without times, one per 
 _STAGE = const(4)  # ... a rollup stage's (its rows with their times)
 _DROWS = const(1020)  # a rollup block's rows at most (rollup._DROWS)
 
-# (consts, and os and struct imported where they are used: fewer module globals, whose table an import grows in
-# one block: at 41 it took 752 bytes, the block a busy heap lacked most often in the soaks; now 35, 592 bytes)
-_CHUNK = const(1024)
+# (consts, the store's reader as a module, json, os, struct and core.decode imported where they are used, helpers
+# of one function each as Plan's methods: fewer module globals, whose table an import grows in one block: at 41 it took 752
+# bytes, the block a busy heap lacked most often in the soaks; 592 at 37; 464 now, at 29 with __name__ and __file__)
+_CHUNK = const(512)  # the numeric streams' out buffer (a row longer than it goes out on its own)
 _RES = const(" raw 1m 1h auto ")  # resolution's values (in one string: the device interns none of them)
 _T_MAX = 1 << 53
 
@@ -83,6 +82,33 @@ class Plan:
             else:
                 yield rd.mv[_BLK + 2 * blk[0]:_BLK + 2 * blk[1]]
 
+    # (helpers of one function each, methods here rather than module globals: see _CHUNK)
+    def _oldest(p, store, r):
+        """(About) the time of ``r``'s oldest row: its oldest segment's name (``Store.real``), or a rollup's stage."""
+        if r.first is not None:
+            return store.real(r.first)
+        return r.bt0 if r.period and r.brows else None
+
+    def _index_at(p, h, x):
+        """First row index of rate segment (or dense rollup segment) ``h`` with time >= x."""
+        d = x - h[5]
+        if d <= 0:
+            return 0
+        return (d * h[3] + 999) // 1000 if h[3] else (d + h[6] - 1) // h[6]
+
+    def _label(p, k):
+        names = p.names
+        if k < 0:
+            return "unknown"
+        return _csv_str(names[k]) if k < len(names) and names[k] is not None else ""
+
+    def _bucket_row(p, b, n, lo, hi):
+        row = [p.t0 + b * p.width, n]
+        for k in range(len(lo)):
+            row.append(lo[k] if n else 0)
+            row.append(hi[k] if n else 0)
+        return row
+
 
 def _reader(p):
     """The plan's one segment reader, made on first use (``prepare`` and ``stream`` read through the same
@@ -96,7 +122,7 @@ def _reader(p):
     if rd is None:
         r = p.r
         small = p.kind != _RATE and r is not None and not r.period and r.name != "features"
-        rd = p.rd = Reader(_RATE_BLOCK if p.kind == _RATE else (_BUS_BLOCK if small else _BLOCK_MAX))
+        rd = p.rd = reader.Reader(_RATE_BLOCK if p.kind == _RATE else (_BUS_BLOCK if small else _BLOCK_MAX))
     return rd
 
 
@@ -171,7 +197,8 @@ def _columns(store, name, args, now, full, p, cols, text):
     res = args.get("resolution")
     if res:
         if name not in ("soundlevel", "predictions") or " " in res or _RES.find(" " + res + " ") < 0:
-            raise QueryError("resolution is raw, 1m, 1h or auto, for soundlevel and predictions", "resolution")
+            raise QueryError("resolution is raw, 1m, 1h or auto, for soundlevel and predictions",
+                                  "resolution")
         if res[0] == "a":  # auto
             res = _auto(store, name, p, now)
         if res[0] != "r":  # 1m, 1h
@@ -187,15 +214,24 @@ def _columns(store, name, args, now, full, p, cols, text):
         for c in want.split(","):
             if c not in allc or c in sel:
                 raise QueryError("unknown or repeated column {}; columns are {}".format(c, ",".join(allc)),
-                                 "columns")
+                                      "columns")
             sel.append(c)
     else:
         sel = list(allc)
     p.cols = sel
     p.names = None
     if p.kind in (_RATE, _TIMED):
-        p.idx = [cols.index(c) for c in sel if c in cols]
-        p.order = [cols.index(c) if c in cols else (-1 if c == "t" else -2) for c in sel]
+        # (lists made at their size: a comprehension's of 88 feature columns grew to a 1 KB block)
+        p.order = order = [0] * len(sel)
+        for k in range(len(sel)):
+            c = sel[k]
+            order[k] = cols.index(c) if c in cols else (-1 if c == "t" else -2)
+        p.idx = idx = [0] * (len(sel) - ("t" in sel) - ("label" in sel))
+        k = 0
+        for i in order:
+            if i >= 0:
+                idx[k] = i
+                k += 1
         if "label" in sel:
             from sensorbox.device import lazy
 
@@ -218,83 +254,68 @@ def _auto(store, name, p, now):
             if rs[k].period <= span // p.max_points and rs[k].last_t is not None:
                 i = k
     while i < 2:
-        t = _oldest(store, rs[i])
+        t = p._oldest(store, rs[i])
         if t is not None and t <= p.start:
             break
-        t2 = _oldest(store, rs[i + 1])
+        t2 = p._oldest(store, rs[i + 1])
         if t2 is None or 2 * rs[i + 1].period > span or (t is not None and t2 + rs[i + 1].period > t):
             break  # (the coarser one reaches back no more than one of its periods further)
         i += 1
     return _RES.split()[i]
 
 
-def _oldest(store, r):
-    """(About) the time of ``r``'s oldest row: its oldest segment's name (``Store.real``), or a rollup's stage."""
-    if r.first is not None:
-        return store.real(r.first)
-    return r.bt0 if r.period and r.brows else None
-
-
-def _index_at(h, x):
-    """First row index of rate segment (or dense rollup segment) ``h`` with time >= x."""
-    d = x - h[5]
-    if d <= 0:
-        return 0
-    return (d * h[3] + 999) // 1000 if h[3] else (d + h[6] - 1) // h[6]
-
-
-def _segments(store, p, reader):
-    """Open in ``reader`` each segment that may hold rows in [p.start, p.end) and yield its name (the store's one
-    loop: ``reader.segments``); None for a step (directory entries listed, a segment that could not be opened or
+def _segments(store, p, rd):
+    """Open in ``rd`` (a ``reader.Reader``) each segment that may hold rows in [p.start, p.end) and yield its name
+    (the store's one loop: ``reader.segments``); None for a step (directory entries listed, a segment that could not be opened or
     holds another feature width)."""
     r = p.r
     names = []
     yield from _names(r, names)  # (closing this generator closes the listing too)
-    yield from p._opened(segments(store, r, names, p.start, p.end, reader, 0, False))
+    yield from p._opened(reader.segments(store, r, names, p.start, p.end, rd, 0, False))
     if r.period:  # a rollup's newest rows: in its stage (store/core.py), after every segment
         try:
-            h = reader.open(r.dir + "/rollup-stage.seg", None, 0)  # (unknown clock: none staged, recover.resync)
+            h = rd.open(r.dir + "/rollup-stage.seg", None, 0)  # (unknown clock: none staged, recover.resync)
         except (OSError, ValueError):
             return
         try:
-            if h[5] < p.end and not old_rollup(r, h):
+            if h[5] < p.end and not reader.old_rollup(r, h):
                 yield -1  # (the stage)
         finally:
-            reader.close()
+            rd.close()
 
 
-def _blocks(store, p, reader):
+def _blocks(store, p, rd):
     """Yield, for each good block of the segments in range, the rows in [p.start, p.end) as (first, stop):
     row indexes in the block (stop = first: none); None for a step without a block."""
-    for name in p._opened(_segments(store, p, reader)):
+    for name in p._opened(_segments(store, p, rd)):
         if name is None:
             yield None
             continue
-        h = reader.h
+        h = rd.h
         if p.fmt == "wav" and p.rate != h[3]:
             if p.rate:  # (a WAV has one rate)
                 yield None
                 continue
             p.rate = h[3]
         while True:
-            n = reader.next()
+            n = rd.next()
             store.reading = store.clock()
             if n == 0:
                 break
             if n < 0:
                 yield None
                 continue
-            k = reader.count()
+            k = rd.count()
             if h[3] or h[7] == _DENSE:  # rate rows, a rollup's dense rows: times follow from the index
-                a = _index_at(h, p.start) - reader.first
-                b = _index_at(h, p.end) - reader.first
+                a = p._index_at(h, p.start) - rd.first
+                b = p._index_at(h, p.end) - rd.first
                 yield (0 if a < 0 else (k if a > k else a)), (0 if b < 0 else (k if b > k else b))
             else:
                 a = 0
-                while a < k and reader.time(a) < p.start:
+                while a < k and rd.time(a) < p.start:
                     a += 1
                 b = a
-                while b < k and reader.time(b) < p.end:
+                while b < k and rd.time(b) < p.end:
                     b += 1
                 yield a, b
 
@@ -374,18 +395,22 @@ def headers(p):
 
 
 def out_columns(p):
-    """(name, npy descr) of each output column."""
-    out = []
+    """(name, npy descr) of each output column (a list made at its size: appends grew 88 columns' to 1 KB)."""
     if p.buckets:
-        out.append(("t", "<i8"))
-        out.append(("n", "<i4"))
+        out = [None] * (2 + 2 * len(p.idx))
+        out[0] = ("t", "<i8")
+        out[1] = ("n", "<i4")
+        k = 2
         for c in p.cols:
             if c != "t" and c != "label":
-                out.append((c + "_min", "<i2"))
-                out.append((c + "_max", "<i2"))
+                out[k] = (c + "_min", "<i2")
+                out[k + 1] = (c + "_max", "<i2")
+                k += 2
         return out
-    for c in p.cols:
-        out.append((c, "<i8" if c == "t" else ("text" if c == "label" else "<i2")))
+    out = [None] * len(p.cols)
+    for k in range(len(out)):
+        c = p.cols[k]
+        out[k] = (c, "<i8" if c == "t" else ("text" if c == "label" else "<i2"))
     return out
 
 
@@ -410,7 +435,7 @@ def _rollup_rows(p, rd, blk, buf):
     segment's classes. Dense blocks (rows without times) are decoded into ``buf`` (``_DROWS`` bytes)."""
     import struct
 
-    from sensorbox.device.store.core import decode  # (here: one module global fewer, see above)
+    from sensorbox.device.store.core import decode  # (here: one module global fewer, see _CHUNK)
 
     h = rd.h
     w = h[2]
@@ -454,14 +479,28 @@ def _stream(store, p):
     if p.fmt == "wav":  # (a method: one module global fewer, see above)
         yield from p._wav(store)
         return
-    out = bytearray(_CHUNK)
-    o = 0
+    import struct
+
     cols = out_columns(p)
+    fmt = bytearray(len(cols) + 1)  # (a join of 88 would take a 1 KB list)
+    fmt[0] = 60  # "<"
+    for k in range(len(cols)):
+        d = cols[k][1]
+        fmt[k + 1] = 113 if d == "<i8" else (105 if d == "<i4" else 104)  # q, i, h
+    fmt = fmt.decode()
+    size = struct.calcsize(fmt)
+    # (512 bytes: 1 KB was the block a heap cut up at 96wK lacked; a .npy row of 87 feature columns' minima and
+    # maxima is 360 bytes, a CSV row may be longer: it goes out on its own)
+    out = bytearray(size if size > _CHUNK else _CHUNK)
+    o = 0
     csv = p.fmt == "csv"
     if csv:
-        line = ",".join(c[0] for c in cols) + "\n"
-        out[0:len(line)] = line.encode()
-        o = len(line)
+        line = (",".join(c[0] for c in cols) + "\n").encode()
+        if len(line) > len(out):
+            yield line
+        else:
+            out[0:len(line)] = line
+            o = len(line)
     else:  # the header in pieces: with 87 named feature columns it is ~1.7 KB, more than the buffer
         from sensorbox.device import lazy  # (the .npy module only for .npy: ~4 KB less while a CSV streams)
 
@@ -472,10 +511,6 @@ def _stream(store, p):
                 o = 0
             out[o:o + len(h)] = h
             o += len(h)
-    import struct
-
-    fmt = "<" + "".join("q" if c[1] == "<i8" else ("i" if c[1] == "<i4" else "h") for c in cols)
-    size = struct.calcsize(fmt)
     cap = len(out)
     sent = False  # a chunk went out since the last step
     for row in (_buckets(store, p) if p.buckets else _select(store, p)):
@@ -486,34 +521,41 @@ def _stream(store, p):
             continue
         if csv:
             s = (",".join(str(v) for v in row) + "\n").encode()
-            if o + len(s) > cap:
-                yield memoryview(out)[:o]
-                sent = True
-                o = 0
-            out[o:o + len(s)] = s
-            o += len(s)
+            n = len(s)
         else:
-            if o + size > cap:
+            s = None
+            n = size
+        if o + n > cap:
+            if o:
                 yield memoryview(out)[:o]
                 sent = True
-                o = 0
+            o = 0
+            if n > cap:  # (a CSV row longer than the buffer)
+                yield s
+                sent = True
+                continue
+        if csv:
+            out[o:o + n] = s
+        else:
             struct.pack_into(fmt, out, o, *row)
-            o += size
+        o += n
     if o:
         yield memoryview(out)[:o]
 
 
 def _select(store, p):
+    # one list for every row, refilled (the stream uses a row before it asks for the next): a list made per row
+    # grew to a 1 KB block for a feature row of 88 columns
     order = p.order
-    names = p.names
+    row = [0] * len(order)
     for t, v in p._opened(_rows(store, p)):
-        yield None if t is None else [v[i] if i >= 0 else (t if i == -1 else _label(names, v[0])) for i in order]
-
-
-def _label(names, k):
-    if k < 0:
-        return "unknown"
-    return _csv_str(names[k]) if k < len(names) and names[k] is not None else ""
+        if t is None:
+            yield None
+            continue
+        for j in range(len(order)):
+            i = order[j]
+            row[j] = v[i] if i >= 0 else (t if i == -1 else p._label(v[0]))
+        yield row
 
 
 def _buckets(store, p):
@@ -531,7 +573,7 @@ def _buckets(store, p):
             continue
         b = (t - p.t0) // w
         while b > cur:
-            yield _bucket_row(p, cur, n, lo, hi)
+            yield p._bucket_row(cur, n, lo, hi)
             cur += 1
             n = 0
         for k in range(nc):
@@ -542,21 +584,15 @@ def _buckets(store, p):
                 hi[k] = x
         n += 1
     while cur < p.buckets:
-        yield _bucket_row(p, cur, n, lo, hi)
+        yield p._bucket_row(cur, n, lo, hi)
         cur += 1
         n = 0
 
 
-def _bucket_row(p, b, n, lo, hi):
-    row = [p.t0 + b * p.width, n]
-    for k in range(len(lo)):
-        row.append(lo[k] if n else 0)
-        row.append(hi[k] if n else 0)
-    return row
-
-
 def _text(store, p):
     """Events (JSON lines on flash) or labels as CSV or a JSON array, streamed."""
+    import json
+
     csv = p.fmt == "csv"
     if csv:
         yield (",".join(p.cols) + "\n").encode()
@@ -618,7 +654,7 @@ def _event_rows(store, p):
             if n == 0:
                 break
             if n > 0:
-                for row in rows(rd):  # (t, the event's JSON bytes)
+                for row in reader.rows(rd):  # (t, the event's JSON bytes)
                     if p.start <= row[0] < p.end:
                         yield row
             yield None, None

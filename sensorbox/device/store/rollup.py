@@ -649,7 +649,9 @@ def _recode(st):
 
 def _one(st, r, name, encode):
     path = "{}/{}.seg".format(r.dir, name)
-    rd = Reader()
+    # the levels' and predictions' blocks are at most _BUS_BLOCK: read through the store's 528-byte buffer (one job
+    # at a time reads through it), not a 1 KB reader of their own (the block the core soaks lacked); features' need 1 KB
+    rd = Reader() if r.name == "features" else Reader(_BUS_BLOCK, st._rbuf)
     try:
         h = rd.open(path, None, 0)  # (the times as stored: the copy keeps them)
     except (OSError, ValueError):

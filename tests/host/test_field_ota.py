@@ -15,7 +15,7 @@ from fielddev import FieldDevice, ui_login, until
 from test_browser_ui import chromium  # noqa: F401 - the chromium fixture (all its users: one unit in a parallel run)
 
 from conftest import ADMIN_PASSWORD
-from sensorbox.host import bundle, ota
+from sensorbox.host import bundle, names, ota
 
 pytestmark = pytest.mark.e2e  # the simulated ESP32's whole app (fielddev.py)
 
@@ -47,17 +47,27 @@ def _app(dev):
     return dev.get("/api/status").json()["app"]
 
 
-def _bundle_copy(tmp, replace=None):
+def _bundle_copy(tmp, replace=None, patch=None):
     """A copy of the unix bundle with some of its lib/ modules replaced by others compiled from ``replace``
-    ({module path in lib/: source})."""
+    ({module path in lib/: source}), or by their own source with ``patch``'s code after it ({module path in lib/:
+    code}: the module as it is, but for what that code changes, so a part made to fail keeps every attribute the
+    rest of the app reads; a stand-in written from scratch once lacked one the app's boot had come to read and
+    crashed it, which is another test). Names are renamed as the bundle renamed them (host/names.py)."""
     src = _app_bundle()
     out = str(tmp)
     shutil.copytree(src, out)
-    for rel, code in (replace or {}).items():
+    with open(os.path.join(out, "bundle.json")) as f:
+        renames = json.load(f)["renames"]
+    sources = dict(replace or {})
+    for rel, extra in (patch or {}).items():
+        with open(os.path.join(bundle.REPO, rel[:-4] + ".py")) as f:
+            sources[rel] = f.read() + "\n" + extra
+    for rel, code in sources.items():
         p = os.path.join(out, "lib", rel)
         s = p[:-4] + ".py"
+        ren = renames.get(rel[:-4] + ".py")
         with open(s, "w") as f:
-            f.write(code)
+            f.write(names.rewrite(code, ren) if ren else code)
         bundle.compile_one(s, p, "x64", rel[:-4].replace("/", "."))
         os.remove(s)
     return out
@@ -160,12 +170,11 @@ def test_an_app_that_crashes_at_import_is_rolled_back(tmp_path):
 
 
 def test_an_app_not_healthy_in_time_is_rolled_back(tmp_path):
-    sampler = ("class Sensor:\n    def __init__(self, name, make, log, ch, frames):\n        self.name = name\n"
-               "    async def run(self):\n        raise RuntimeError('the new sampler fails')\n"
-               "    def status(self):\n        return {}\n")
+    # the update's sampler is the real one but for its service, which fails at every start
+    sampler = "async def _fails(self):\n    raise RuntimeError('the new sampler fails')\n\n\nSensor.run = _fails\n"
     dev = _device(tmp_path / "dev", env={"SENSORBOX_WDT_MS": "600000"})  # (so the watchdog does not come first)
     try:
-        bad = _bundle_copy(tmp_path / "bad", {"sensorbox/device/sensors/sampler.mpy": sampler})
+        bad = _bundle_copy(tmp_path / "bad", patch={"sensorbox/device/sensors/sampler.mpy": sampler})
         ota.deploy_ota(dev.url, bad, password=ADMIN_PASSWORD, version="7.0-unhealthy", wait=False,
                        log=lambda *a: None)
 
@@ -175,6 +184,7 @@ def test_an_app_not_healthy_in_time_is_rolled_back(tmp_path):
 
         a = until(back, 90, "rollback", dev)
         assert "not healthy in time" in a["why"] and "is failing" in a["why"], a
+        assert "the new sampler fails" in a["why"], a  # (the patched service's own error: the update's app ran)
         assert dev.resets.count("reset") == 2  # into the update, and back
     finally:
         dev.stop()

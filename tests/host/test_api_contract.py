@@ -704,38 +704,33 @@ def _names(dev):
     return out[out.rfind("NAMES-BEGIN"):out.rfind("NAMES-END")]
 
 
-def test_text_a_client_sends_is_never_interned(tmp_path):
+def test_text_a_client_sends_is_never_interned(device_factory):
     """Fresh characters in every place a request carries text (``_hostile_requests``, from the document) leave
     no name in the device's name pool: MicroPython interns a str's character for good when code indexes the str
     or loops over it (and getattr's or a keyword's name), so each distinct character a client sent cost RAM for
     good, and past the pool's doubling a ~15 KB block (docs/heap.md). Issue 19: four Schemathesis workers grew
     the live heap with the run (the export's integer parameters kept the first character of each value:
     ``start=3``, ``start=«``; a CA value's first character, the CSRF token's characters)."""
-    from conftest import Device
-
     out = os.path.join(REPO, "build", "unix")
-    dev = Device(tmp_path / "dev", env={"SENSORBOX_MAIN": os.path.join(out, "main.py")},
-                 script=os.path.join(REPO, "tests", "host", "names_main.py"))
-    try:
-        r = dev.request("POST", "/api/login", {"password": ADMIN_PASSWORD}, auth=False)
-        assert r.status == 200, r.body
-        cookie = r.headers["Set-Cookie"].split(";")[0]
-        fresh = _Fresh()
-        before = _names(dev)
-        statuses = {}
-        for method, path, headers, body, auth, src in _hostile_requests(_doc(), fresh, cookie):
-            try:
-                st = raw(dev.port, method, path, headers, body, auth, src=src or "127.0.0.1", limit=4096,
-                         timeout=4)[0]
-            except (ValueError, IndexError):  # (no answer, or the live stream's first bytes only)
-                st = None
-            statuses[st] = statuses.get(st, 0) + 1
-        print("{} places, {} requests, statuses {}".format(len(set(fresh.where.values())),
-                                                          sum(statuses.values()), statuses))
-        after = _names(dev)
-        assert not [c for c in fresh.where if c in before]
-        interned = sorted({fresh.where[c] for c in fresh.where if c in after})
-        assert not interned, "names interned from: " + "; ".join(interned)
-        assert dev.status()["task_restarts"] == 0
-    finally:
-        dev.stop()
+    dev = device_factory(env={"SENSORBOX_MAIN": os.path.join(out, "main.py")},
+                         script=os.path.join(REPO, "tests", "host", "names_main.py"))
+    r = dev.request("POST", "/api/login", {"password": ADMIN_PASSWORD}, auth=False)
+    assert r.status == 200, r.body
+    cookie = r.headers["Set-Cookie"].split(";")[0]
+    fresh = _Fresh()
+    before = _names(dev)
+    statuses = {}
+    for method, path, headers, body, auth, src in _hostile_requests(_doc(), fresh, cookie):
+        try:
+            st = raw(dev.port, method, path, headers, body, auth, src=src or "127.0.0.1", limit=4096,
+                     timeout=4)[0]
+        except (ValueError, IndexError):  # (no answer, or the live stream's first bytes only)
+            st = None
+        statuses[st] = statuses.get(st, 0) + 1
+    print("{} places, {} requests, statuses {}".format(len(set(fresh.where.values())),
+                                                      sum(statuses.values()), statuses))
+    after = _names(dev)
+    assert not [c for c in fresh.where if c in before]
+    interned = sorted({fresh.where[c] for c in fresh.where if c in after})
+    assert not interned, "names interned from: " + "; ".join(interned)
+    assert dev.status()["task_restarts"] == 0

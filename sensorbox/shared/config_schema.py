@@ -329,7 +329,7 @@ class _View:
                 raise ConfigError("control characters are not allowed", key)
             if b[i] == 0xED and i + 1 < len(b) and b[i + 1] >= 0xA0:
                 raise ConfigError("a lone UTF-16 surrogate is not text", key)
-        if key in ("mqtt.tls_ca", "webhook.tls_ca") and value and value[0] != "/" and value[0] != ".":  # (not a file's
+        if key in ("mqtt.tls_ca", "webhook.tls_ca") and value and value[:1] not in ("/", "."):  # (not a file's
             # path on the device: PEM text, checked with the other integration settings; http/body.py alike)
             from sensorbox.shared.integration_settings import ca_problem
 

@@ -43,12 +43,12 @@ def _doc():
     return apidoc.document()
 
 
-def raw(port, method, path, headers=(), body=None, auth=True):
-    """(status, reason, headers, body) of one request made by hand."""
+def raw(port, method, path, headers=(), body=None, auth=True, **kw):
+    """(status, reason, headers, body) of one request made by hand (``kw``: ``send_raw``'s ``src``, ``limit``)."""
     head = ["{} {} HTTP/1.0".format(method, path)] + (["Authorization: " + BASIC] if auth else []) + list(headers)
     if body is not None:
         head.append("Content-Length: {}".format(len(body)))
-    r = send_raw(port, ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""))
+    r = send_raw(port, ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b""), **kw)
     h, _, b = r.partition(b"\r\n\r\n")
     lines = h.decode().split("\r\n")
     status, reason = lines[0].split(" ", 2)[1:]
@@ -585,7 +585,8 @@ def test_no_degradation_after_four_workers(device_app, tmp_path):
     _whole_config(fuzzed)
     _pins_hold(fuzzed)
     # the tokens the load created are state, not a leak (at most 8): revoked before the count (the full-size run,
-    # seed 1919: +6.3 KB with them, +4.1 KB without)
+    # seed 1919: +6.3 KB with them, +4.1 KB without; +3.2 KB once requests interned no names, seed 2026 +4.2 KB:
+    # docs/heap.md "Names from what clients sent")
     for t in fuzzed.get("/api/tokens").json()["tokens"]:
         if t["id"] not in tokens:
             assert fuzzed.request("DELETE", "/api/tokens/{}".format(t["id"])).status == 200
@@ -601,3 +602,136 @@ def test_no_degradation_after_four_workers(device_app, tmp_path):
     logs = fuzzed.get("/api/logs?since=0").json()["entries"]
     assert not [e for e in logs if "MemoryError" in e["msg"] and e["source"] != "http"], logs
     assert code == 0, _summary(text)  # every check holds under load too
+
+
+# ---------------------------------------------------------------- text a client sends is never interned
+
+class _Fresh:
+    """Characters no name holds (CJK ideographs from U+4E00 on), three a value (a loop over a str interns each
+    character, an index the one it reads), each remembered with the place of the request it went into."""
+
+    def __init__(self):
+        self.where = {}
+
+    def __call__(self, place, n=3):
+        s = "".join(chr(0x4E00 + len(self.where) + i) for i in range(n))
+        for c in s:
+            self.where[c] = place
+        return s
+
+
+def _filler(schema, doc):
+    # a value a property's schema may take, or its default (for the required fields beside the hostile one)
+    if "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    if "default" in schema:
+        return schema["default"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    return {"integer": schema.get("minimum", 1), "number": 1, "boolean": False, "array": [], "object": {}}.get(
+        schema.get("type"), "x")
+
+
+def _hostile_requests(doc, fresh, cookie):
+    """(method, path, headers, body, auth, src) of requests with fresh text in every place a request carries
+    text: each path parameter, each query parameter and a query name of every documented operation, each string
+    (and enum) member of each JSON body and a member name, the raw bodies, header names and values, the
+    credentials (Basic, Bearer, the session cookie and its CSRF token; from addresses of their own: a wrong
+    password locks its address out) and the method. Left out: restart and factory reset (they stop the
+    device)."""
+    from urllib.parse import quote
+
+    json_type = ["Content-Type: application/json"]
+    for method, path, op in apidoc.operations(doc):
+        oid = op["operationId"]
+        if oid in ("restart", "factoryReset"):
+            continue
+        p = re.sub(r"\{(\w+)\}", lambda m: quote(fresh("{} path {}".format(oid, m.group(1)))), path)
+        plain = re.sub(r"\{(\w+)\}", lambda m: SAMPLE[m.group(1)], path)
+        for q in op.get("parameters", []):
+            if q["in"] == "query":
+                yield method, "{}?{}={}".format(plain, q["name"], quote(fresh("{} query {}".format(oid, q["name"])))), \
+                    (), None, True, None
+        yield method, "{}?{}=1".format(p, quote(fresh(oid + " query name"))), (), None, True, None
+        content = op.get("requestBody", {}).get("content", {})
+        if "application/json" in content:
+            schema = content["application/json"]["schema"]
+            schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+            props = schema.get("properties", {})
+            need = {k: _filler(props[k], doc) for k in schema.get("required", ())}
+            for k, v in props.items():
+                if v.get("type") == "string" or "enum" in v:
+                    value = fresh("{} body {}".format(oid, k))
+                elif v.get("type") == "array":
+                    value = [fresh("{} body {}[]".format(oid, k))]
+                else:
+                    continue
+                body = dict(need, **{k: value})
+                yield method, plain, json_type, json.dumps(body, ensure_ascii=False).encode(), True, None
+            body = dict(need, **{fresh(oid + " body name"): 1})
+            yield method, plain, json_type, json.dumps(body, ensure_ascii=False).encode(), True, None
+        for ct in content:
+            if ct != "application/json":
+                yield method, plain, ["Content-Type: " + ct], fresh("{} body {}".format(oid, ct)).encode(), True, None
+    get, post = "/api/config", "/api/labels"
+    yield "GET", get, ["X-" + fresh("header name") + ": 1"], None, True, None
+    yield "GET", get, ["X-Thing: " + fresh("header value")], None, True, None
+    for h in ("Host", "Accept-Encoding", "Content-Type", "X-Requested-With", "Origin", "Sec-Fetch-Site"):
+        yield "GET", get, [h + ": " + fresh("header " + h)], None, True, None
+        yield "POST", post, json_type + [h + ": " + fresh("POST header " + h)], b"{}", True, None
+    yield "GET", "/", ["Accept-Encoding: " + fresh("UI Accept-Encoding")], None, True, None
+    yield "GET", "/api/live?" + quote(fresh("live query name")) + "=1", (), None, True, None
+    yield fresh("method"), get, (), None, True, None
+    yield "GET", get, ["Cookie: " + fresh("cookie name") + "=1"], None, False, None
+    yield "GET", get, ["Cookie: sb_session=" + fresh("session cookie", 32)], None, False, None
+    yield "POST", post, json_type + ["Cookie: " + cookie, "X-CSRF-Token: " + fresh("CSRF token", 32)], b"{}", \
+        False, None
+    yield "GET", get, ["Authorization: Bearer sb_{}_{}".format(fresh("token id"), fresh("token secret"))], None, \
+        False, None
+    yield "GET", get, ["Authorization: {} x".format(fresh("credential scheme"))], None, False, None
+    yield "GET", get, ["Authorization: Basic " + fresh("Basic, not base64")], None, False, "127.0.0.2"
+    for i, (user, pw) in enumerate((("admin", fresh("Basic password")), (fresh("Basic user"), ADMIN_PASSWORD))):
+        b64 = base64.b64encode("{}:{}".format(user, pw).encode()).decode()
+        yield "GET", get, ["Authorization: Basic " + b64], None, False, "127.0.0.{}".format(3 + i)
+
+
+def _names(dev):
+    """Every name the device's name pool holds (tests/host/names_main.py prints them when asked)."""
+    ask = os.path.join(dev.data_dir, ".names")
+    done = dev.output().count("NAMES-END")
+    open(ask, "w").close()
+    wait_for(lambda: dev.output().count("NAMES-END") > done, "the device printed its names", timeout=60)
+    out = dev.output()
+    return out[out.rfind("NAMES-BEGIN"):out.rfind("NAMES-END")]
+
+
+def test_text_a_client_sends_is_never_interned(device_factory):
+    """Fresh characters in every place a request carries text (``_hostile_requests``, from the document) leave
+    no name in the device's name pool: MicroPython interns a str's character for good when code indexes the str
+    or loops over it (and getattr's or a keyword's name), so each distinct character a client sent cost RAM for
+    good, and past the pool's doubling a ~15 KB block (docs/heap.md). Issue 19: four Schemathesis workers grew
+    the live heap with the run (the export's integer parameters kept the first character of each value:
+    ``start=3``, ``start=«``; a CA value's first character, the CSRF token's characters)."""
+    out = os.path.join(REPO, "build", "unix")
+    dev = device_factory(env={"SENSORBOX_MAIN": os.path.join(out, "main.py")},
+                         script=os.path.join(REPO, "tests", "host", "names_main.py"))
+    r = dev.request("POST", "/api/login", {"password": ADMIN_PASSWORD}, auth=False)
+    assert r.status == 200, r.body
+    cookie = r.headers["Set-Cookie"].split(";")[0]
+    fresh = _Fresh()
+    before = _names(dev)
+    statuses = {}
+    for method, path, headers, body, auth, src in _hostile_requests(_doc(), fresh, cookie):
+        try:
+            st = raw(dev.port, method, path, headers, body, auth, src=src or "127.0.0.1", limit=4096,
+                     timeout=4)[0]
+        except (ValueError, IndexError):  # (no answer, or the live stream's first bytes only)
+            st = None
+        statuses[st] = statuses.get(st, 0) + 1
+    print("{} places, {} requests, statuses {}".format(len(set(fresh.where.values())),
+                                                      sum(statuses.values()), statuses))
+    after = _names(dev)
+    assert not [c for c in fresh.where if c in before]
+    interned = sorted({fresh.where[c] for c in fresh.where if c in after})
+    assert not interned, "names interned from: " + "; ".join(interned)
+    assert dev.status()["task_restarts"] == 0

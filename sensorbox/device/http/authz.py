@@ -126,12 +126,15 @@ def _trusted(req, h):
 
 
 def _same(a, b):
-    # Compared in time that does not depend on where they differ.
+    # Compared in time that does not depend on where they differ; as UTF-8 bytes (indexing a str interns the
+    # character as a name, for good: each one a client sent)
+    a = a.encode()
+    b = b.encode()
     if len(a) != len(b):
         return False
     d = 0
     for i in range(len(a)):
-        d |= ord(a[i]) ^ ord(b[i])
+        d |= a[i] ^ b[i]
     return d == 0
 
 

@@ -244,11 +244,16 @@ async def connect(sink, c):
 
 
 def _same(a, b):
-    if not isinstance(a, str) or len(a) != len(b):
+    # (as UTF-8 bytes: indexing a str interns the character as a name, for good: each one a message sent)
+    if not isinstance(a, str):
+        return False
+    a = a.encode()
+    b = b.encode()
+    if len(a) != len(b):
         return False
     x = 0
     for i in range(len(a)):
-        x |= ord(a[i]) ^ ord(b[i])
+        x |= a[i] ^ b[i]
     return x == 0
 
 

@@ -17,7 +17,7 @@ import ssl
 def _der(value, key):
     # The DER of ``key``'s CA value, decoded a piece at a time (``_decode``): no block but the DER's own, which
     # mbedTLS takes only as one bytes object (a 4000-character PEM was read whole, cut and joined: ~4 KB thrice).
-    path = value[0] == "/" or value[0] == "."  # (a PEM a request gave: config_file keeps it in a file of its own)
+    path = value[:1] in ("/", ".")  # (a PEM a request gave: config_file keeps it in a file of its own)
     try:  # (else PEM text or bare base64 in the config, of one saved before the files: read in place)
         with open(value, "rb") if path else io.BytesIO(value.encode()) as f:
             t = f.read(256)

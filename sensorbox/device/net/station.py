@@ -42,13 +42,13 @@ REASONS = {201: "no access point found", 202: "wrong password", 203: "associatio
 def hostname(name, device_id):
     """The network name for ``device.name``: lower case letters, digits and '-' (at most 32); the default name
     gets the id's last 4 digits so that two new devices do not answer the same ``.local`` name."""
-    out = []
-    for c in name.lower():
-        if "a" <= c <= "z" or "0" <= c <= "9":
+    out = bytearray()
+    for c in name.lower().encode():  # (bytes: a loop over a str interns each character as a name, for good)
+        if 97 <= c <= 122 or 48 <= c <= 57:  # a-z, 0-9
             out.append(c)
-        elif out and out[-1] != "-":
-            out.append("-")
-    h = "".join(out).strip("-")[:32] or "sensorbox"
+        elif out and out[-1] != 45:  # "-"
+            out.append(45)
+    h = out.decode().strip("-")[:32] or "sensorbox"
     if h == "sensorbox":
         h = "sensorbox-" + device_id[-4:]
     return h

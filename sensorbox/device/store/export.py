@@ -131,7 +131,8 @@ def _int(args, key, default, lo, hi, now):
     if v is None:
         return default
     try:
-        if not (v[1:] if v[0] == "-" else v).isdigit():  # (int() takes "+1", " 1", "1_0": not the document's)
+        # (v[:1], not v[0]: indexing a str interns the character as a name, for good: each a client sent)
+        if not (v[1:] if v[:1] == "-" else v).isdigit():  # (int() takes "+1", " 1", "1_0": not the document's)
             raise ValueError
         v = int(v)
     except ValueError:

@@ -76,15 +76,15 @@ class Plan:
 
         yield lazy.call("sensorbox.shared.wav", "header", p.rate or 16000, 1, 2 * p.rows)
         p.rate = 0  # (the first segment's rate again, as prepare found it)
-        rd = _reader(p)
+        rd = _seg_reader(p)
         for blk in p._opened(_blocks(store, p, rd)):
             if blk is None or blk[1] <= blk[0]:
                 yield b""
             else:
-                yield rd.mv[_BLK + 2 * blk[0]:_BLK + 2 * blk[1]]
+                yield rd._mv[_BLK + 2 * blk[0]:_BLK + 2 * blk[1]]
 
 
-def _reader(p):
+def _seg_reader(p):
     """The plan's one segment reader, made on first use (``prepare`` and ``stream`` read through the same
     buffer: one block of heap per export, not two), sized for the resource's blocks: the bus resources' are at
     most ``_BUS_BLOCK`` (a 528-byte buffer, not 1 KB: a busy heap at the app's size often had no 1 KB block),
@@ -335,7 +335,7 @@ def prepare(store, p):
 def _prepare(store, p):
     n = 0
     first = last = None
-    rd = _reader(p)
+    rd = _seg_reader(p)
     for blk in p._opened(_blocks(store, p, rd)):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
@@ -392,7 +392,7 @@ def out_columns(p):
 def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
-    rd = _reader(p)
+    rd = _seg_reader(p)
     buf = bytearray(_DROWS) if p.r.period else None  # (a rollup's dense block, decoded: _rollup_rows)
     for blk in p._opened(_blocks(store, p, rd)):
         if blk is not None:
@@ -608,7 +608,7 @@ def _csv_str(s):
 
 def _event_rows(store, p):
     """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
-    rd = _reader(p)
+    rd = _seg_reader(p)
     for name in p._opened(_segments(store, p, rd)):
         if name is None:
             yield None, None

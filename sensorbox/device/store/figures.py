@@ -162,7 +162,7 @@ def status(st):
         st.cap.status(out)  # "capture": while capture.* has it on (capture.py)
     c = st.clip  # audio clips (clips.py), while clip.enabled is on
     if c is not None:
-        out["clips"] = {"length_ms": c.n * 1000 // c.rate, "pre_ms": c.pre * 1000 // c.rate, "rate_hz": c.rate,
+        out["clips"] = {"length_ms": c.n * 1000 // c.rate, "pre_ms": c._pre_n * 1000 // c.rate, "rate_hz": c.rate,
                         "recording": c.a >= 0, "clips": c.made, "skipped_triggers": c.skipped,
                         "lost_frames": c.lost, "ring_error": c.ring_error}
     return out

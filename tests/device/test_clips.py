@@ -11,7 +11,7 @@ import struct
 import asyncio
 
 from devtest import FakeClock, StubConfig, inner, quiet_log, tmpdir, until
-from sensorbox.device.bus import Bus
+from sensorbox.device.log import Bus
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_wav import WavMicrophone
 from sensorbox.device.analysis.soundmeter import SoundMeter

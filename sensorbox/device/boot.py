@@ -155,8 +155,7 @@ def _init_core(d, data, safe_mode):
     # lag monitor, auth, health
     from sensorbox.device.auth import Auth
     from sensorbox.device.log import Bus
-    from sensorbox.device.health import Health
-    from sensorbox.device.supervisor import LagMonitor, Supervisor
+    from sensorbox.device.supervisor import Health, LagMonitor, Supervisor
 
     d.config.device = d
     d.log.set_level(d.config.get("log.level"))

@@ -35,7 +35,7 @@ import json
 
 from micropython import const
 
-from sensorbox.device.store.core import QueryError, columns_of
+from sensorbox.device.store.core import QueryError
 from sensorbox.device.store.reader import Reader, old_rollup, rows, segments
 
 # the segment format's constants (as core.py defines them: no names to import)
@@ -138,7 +138,7 @@ def plan(store, name, args, now, full=True):
             raise QueryError("no resource {}; see /api/resources".format(name), "name")
         p.r = r
         p.kind = r.kind
-        cols = columns_of(r)
+        cols = _columns_of(r)
     p.numeric = p.kind in (_RATE, _TIMED)
     p.fmt = args.get("format") or ("npy" if p.numeric else "json")
     p.rate = 0  # (a WAV's: its first segment's; segments at another rate are left out)
@@ -164,6 +164,12 @@ def plan(store, name, args, now, full=True):
     return _columns(store, name, args, now, full, p, cols, text)
 
 
+def _columns_of(r):
+    from sensorbox.device import lazy
+
+    return lazy.call("sensorbox.device.store.figures", "columns_of", r)  # (cold: not in the resident core.py)
+
+
 def _columns(store, name, args, now, full, p, cols, text):
     # plan's second half: the resolution and the columns (apart: a function's bytecode is one block, which a
     # cut-up heap lacks at ~760 bytes)
@@ -176,7 +182,7 @@ def _columns(store, name, args, now, full, p, cols, text):
             res = _auto(store, name, p, now)
         if res[0] != "r":  # 1m, 1h
             p.r = store.by_name[name + "_" + res]
-            cols = columns_of(p.r)
+            cols = _columns_of(p.r)
         p.res = res
     if p.r is not None and p.r.period:
         text = ()  # (a class rollup's row has a column per class)
@@ -426,7 +432,7 @@ def _rollup_rows(p, rd, blk, buf):
     old = h[7] != _DENSE and h[7] != _STAGE  # a sound rollup's segment of the previous format: the API's order
     sound = p.r.code < 9
     u = 1 if p.r.period <= 60000 else 10  # (seconds a stored unit of a class's time: rollup._unit)
-    m = len(columns_of(p.r))
+    m = 7 if sound else p.r.ncols  # (figures.columns_of's)
     for i in range(blk[0], blk[1]):
         v = rd.values(i) if src is None else struct.unpack_from(rd.fmt, src, o + 2 * w * i)
         t = rd.time(i)

@@ -113,8 +113,8 @@ def open_store(st):
                 note(st, "store: removed a file named quarantine")
         elif n.endswith(".tmp"):
             _rmtree(path)
-        elif n in _ON_USE and e[1] == _DIR:  # a resource made on first use, which was used: made now
-            make(st, n)
+        elif n in _ON_USE and e[1] == _DIR and n not in st.by_name:  # made on first use, which was: made now
+            make(st, n)  # (unless a service asked for it before the store opened: it has it, and keeps it)
         elif n in st.by_name:
             if e[1] != _DIR:
                 quarantine(st, path, "store", "a file where a resource's directory belongs")

@@ -4,9 +4,9 @@ First start: the password is taken from the platform (``SENSORBOX_ADMIN_PASSWORD
 up at random and printed once on the console; it is never logged or written in clear. Requests authenticate
 with HTTP Basic (user ``admin``). Verifying a password costs ``ITERATIONS`` hashes, so a verified credential is
 remembered (by its SHA-256, never in clear). A wrong guess makes further logins *from the same client address*
-wait ``LOCKOUT_MS`` (doubling with each failure, up to a minute; after a quiet minute it starts again from
-``LOCKOUT_MS``): a stranger guessing cannot lock the owner out from another address, and a credential already
-verified is accepted from any address. The addresses are kept in a small fixed table (``PEERS``; a new one
+wait ``auth_check._LOCKOUT_MS`` (doubling with each failure, up to a minute; after a quiet minute it starts again from
+that): a stranger guessing cannot lock the owner out from another address, and a credential already
+verified is accepted from any address. The addresses are kept in a small fixed table (``_PEERS``; a new one
 takes the entry of the address that failed longest ago), so a flood of addresses costs no memory.
 
 Also, for the web UI and scripts (code in ``http/authz.py`` and ``http/device_api.py``, loaded per request, so a
@@ -30,15 +30,12 @@ import asyncio
 from micropython import const
 
 ITERATIONS = const(2000)
-SLICE = const(250)  # hashes between yields while a password is checked
-LOCKOUT_MS = const(500)
-LOCKOUT_MAX_MS = const(60000)
-PEERS = const(8)  # client addresses whose failed logins are remembered
+_PEERS = const(8)  # client addresses whose failed logins are remembered (the lockout's figures: auth_check.py)
 _CHECK = "sensorbox.device.auth_check"
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alike characters
 
 
-def _hash(salt, password, iterations):
+def _pw_hash(salt, password, iterations):
     h = hashlib.sha256(salt + password).digest()
     for _ in range(iterations - 1):
         h = hashlib.sha256(salt + h).digest()
@@ -56,9 +53,9 @@ class Auth:
         self.log = log
         self._verified = []  # sha256 of credentials already checked (bounded)
         self._lock = None  # one password check at a time (made on first use, inside the event loop)
-        self._peer = [None] * PEERS  # a client address (server.peer_key) with failed logins...
-        self._until = [0] * PEERS  # ...the ticks_ms until which its logins wait...
-        self._fails = bytearray(PEERS)  # ...and its failures in a row
+        self._peer = [None] * _PEERS  # a client address (server.peer_key) with failed logins...
+        self._until = [0] * _PEERS  # ...the ticks_ms until which its logins wait...
+        self._fails = bytearray(_PEERS)  # ...and its failures in a row
         self.generation = 0  # counts password changes: what a credential checked earlier is still valid for
         self.generated_password = None
         from sensorbox.device import lazy
@@ -67,7 +64,7 @@ class Auth:
         d = lazy.call("sensorbox.device.files", "load_json", path, log, "auth_ok")
         if d is not None:
             self._salt = binascii.unhexlify(d["salt"])
-            self._hash = binascii.unhexlify(d["hash"])
+            self._digest = binascii.unhexlify(d["hash"])
             self._iterations = d["iterations"]
         else:
             if log.files and path in log.files[-1]:
@@ -80,10 +77,10 @@ class Auth:
     def set_password(self, password):
         self._salt = os.urandom(16)
         self._iterations = ITERATIONS
-        self._hash = _hash(self._salt, password.encode(), self._iterations)
+        self._digest = _pw_hash(self._salt, password.encode(), self._iterations)
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"salt": binascii.hexlify(self._salt).decode(), "hash": binascii.hexlify(self._hash).decode(),
+            json.dump({"salt": binascii.hexlify(self._salt).decode(), "hash": binascii.hexlify(self._digest).decode(),
                        "iterations": self._iterations}, f)
         os.rename(tmp, self.path)
         self._verified = []
@@ -93,8 +90,8 @@ class Auth:
     async def check_basic(self, header, peer=None):
         """Check an ``Authorization: Basic ...`` header sent from client address ``peer``. Returns "admin", None
         (wrong or absent) or "wait" (this address is locked out after a failure). A credential not seen before
-        costs ``ITERATIONS`` hashes: they run in slices of ``SLICE`` with a yield between (~0.5 ms each here,
-        ~10 ms on an ESP32), one check at a time, so guesses sent together still meet the lockout one by one."""
+        costs ``ITERATIONS`` hashes: they run in slices of ``auth_check._SLICE`` with a yield between (~0.5 ms each
+        here, ~10 ms on an ESP32), one check at a time, so guesses sent together still meet the lockout one by one."""
         if not header or not header.startswith("Basic "):
             return None
         key = hashlib.sha256(header.encode()).digest()
@@ -113,7 +110,7 @@ class Auth:
             return await lazy.call(_CHECK, "check", self, header, key, peer)
 
     def _find(self, peer):
-        for i in range(PEERS):
+        for i in range(_PEERS):
             if self._fails[i] and self._peer[i] == peer:
                 return i
         return -1

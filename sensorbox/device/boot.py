@@ -154,9 +154,8 @@ def _init_core(d, data, safe_mode):
     # what a device in safe mode has too (its config read first: _config): id, supervisor (the health guard), bus,
     # lag monitor, auth, health
     from sensorbox.device.auth import Auth
-    from sensorbox.device.bus import Bus
-    from sensorbox.device.health import Health
-    from sensorbox.device.supervisor import LagMonitor, Supervisor
+    from sensorbox.device.log import Bus
+    from sensorbox.device.supervisor import Health, LagMonitor, Supervisor
 
     d.config.device = d
     d.log.set_level(d.config.get("log.level"))

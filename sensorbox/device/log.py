@@ -13,6 +13,15 @@ what is new to ``log.txt`` in one open/write/close (a littlefs open+write+close 
 too much per entry). When the file passes ``file_bytes`` it becomes ``log.1.txt`` (the previous one is dropped),
 so the log never takes more than twice that. Bytes that leave the ring before reaching flash are counted in
 ``dropped`` (bytes), never silently.
+
+Also here (every service gets it with the log; a module of its own took a 4 KB flash block for ~400 bytes):
+``Bus``, the in-process result bus: analysis services publish, the store and live readers subscribe.
+
+``bus.publish(topic, t_ms, value)`` calls every subscriber of ``topic`` synchronously, in subscription order.
+Topics are resource names ("features", "predictions", "events", "soundlevel", ...). A value is whatever the
+topic's producer documents (an int16 array, a tuple, a small dict for events); subscribers must copy what they
+keep, must not block and must not raise (an exception is logged and the other subscribers still run).
+The store subscribes first, so what a reader sees later has already been handed to the store.
 """
 
 import io
@@ -147,3 +156,29 @@ class Log:
                 print("error log cannot write {}: {}".format(self.path, e))
             return 0
         return n
+
+
+class Bus:
+    def __init__(self, log):
+        self.log = log
+        self._subs = {}  # topic -> list of callables
+        self.published = 0
+
+    def subscribe(self, topic, fn):
+        self._subs.setdefault(topic, []).append(fn)
+
+    def unsubscribe(self, topic, fn):
+        subs = self._subs.get(topic)
+        if subs and fn in subs:
+            subs.remove(fn)
+
+    def publish(self, topic, t_ms, value):
+        self.published += 1
+        subs = self._subs.get(topic)
+        if not subs:
+            return
+        for fn in subs:
+            try:
+                fn(topic, t_ms, value)
+            except Exception as e:
+                self.log.exception("bus", "subscriber of {} failed".format(topic), e)

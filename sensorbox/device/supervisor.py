@@ -13,6 +13,10 @@ The error path allocates as little as it can and survives a MemoryError: it give
 again). ``watch`` (a service of its own) checks every second that each service's keeper task is alive, restarts a
 service whose heartbeat (``add(..., beat=)``) stopped, and then is the health guard (``tick``): the one feeder of
 the platform's watchdog, and the judge of whether this boot is healthy (safe mode, updates on trial).
+
+Also here (resident alike; a module of its own took a 4 KB flash block and a module's RAM for ~500 bytes):
+``Health``, the figures for ``/api/status``: uptime, heap, flash, loop lag, services, sensors, versions, platform.
+The heap is sampled there (housekeeping); the status document is built by ``status``, loaded per request.
 """
 
 import array
@@ -33,6 +37,7 @@ _DEAD_MS = const(20000)  # ...and once it is this old the watchdog is no longer 
 _CONFIRM_MS = const(600000)  # an update on trial must be healthy within this, else it is rolled back
 _WDT_MS = const(30000)  # the platform watchdog's timeout
 _BOOTSTATE = const("sensorbox.device.bootstate")
+_STATUS = const("sensorbox.device.status")
 _UNLOGGED = "failed; no memory to log why"  # last_error when even that could not be said
 _STUCK = "no heartbeat: restarted"
 
@@ -317,3 +322,33 @@ async def wait_for_ms(aw, ms):
     finally:
         w[0] = 0
         a.cancel()
+
+
+class Health:
+    def __init__(self, device):
+        self.device = device
+        self.boot_ticks = time.ticks_ms()
+        self.heap_min_free = gc.mem_free()
+        self.heap_used = self.heap_peak_used = 0  # live bytes right after a collection (garbage excluded)
+        self._samples = 0
+
+    def sample_heap(self, tick=False):
+        """Housekeeping calls it with ``tick`` every second. ``free`` counts garbage not yet collected as used, so
+        every 5th tick (5 s) also collects and records the live heap: the figure a heap budget is about."""
+        if tick:
+            self._samples += 1
+        if tick and self._samples % 5 == 0:
+            lazy.rearm()  # the import reserve, if an import used it (see lazy)
+            gc.collect()  # ~1 ms here, a few ms on an ESP32's 64-128 KB heap: well inside the loop's budget
+            used = gc.mem_alloc()
+            self.heap_used = used
+            if used > self.heap_peak_used:
+                self.heap_peak_used = used
+        free = gc.mem_free()
+        if free < self.heap_min_free:
+            self.heap_min_free = free
+        return free
+
+    def status(self, full=True):
+        """The figures for ``/api/status``: JSON text in pieces (``status.status``, loaded for the call)."""
+        return lazy.call(_STATUS, "status", self, full)

@@ -433,14 +433,15 @@ def rewrite(source, renames):
 #: spells are left alone whatever this says. Each costs one interned name less where it gets a short name that
 #: the modules it is spelled in do not use yet.
 WHOLE = (
-    "COOKIE", "InputError", "MAX_CLASSES", "MAX_NODES", "REBOOT", "STR", "WEBHOOK_RESOURCES", "_RES", "_buf", "_drop",
-    "_far_leaf", "_far_node", "_fs", "_gen", "_hist", "_k", "_later", "_mv", "_next", "_node", "_pairs", "_ring",
-    "_rmtree", "_rolled", "_since", "_trusted", "bad_bytes", "bad_segs", "bitlen", "blen", "bn", "bt0", "buckets",
-    "check_update", "cnew", "configured", "content_length", "den", "drop_cursor", "feats_t", "file_bytes", "gens",
-    "heap_min_free", "heap_peak_used", "listening", "make_driver", "max_age", "max_content_length", "max_readline",
-    "n_items", "n_scales", "name_of", "old_rollup", "ret_bytes", "roll_at", "sample_heap", "secrets", "seg_bytes",
-    "seg_gen", "seg_name", "seg_ncols", "seg_next", "seg_rate", "seg_rows", "seg_size", "send_file", "start_network",
-    "synced", "tokens_path", "webhook_resources", "woke")
+    "COOKIE", "InputError", "MAX_CLASSES", "MAX_NODES", "REBOOT", "Reader", "STR", "WEBHOOK_RESOURCES", "_RES",
+    "_block", "_buf", "_drop", "_far_leaf", "_far_node", "_fs", "_gen", "_hist", "_k", "_later", "_mv", "_next",
+    "_node", "_pairs", "_ring", "_rmtree", "_rolled", "_since", "_size", "_slast", "_trusted", "bad_bytes", "bad_segs",
+    "bitlen", "blen", "bn", "bt0", "buckets", "check_update", "cnew", "configured", "content_length", "den",
+    "drop_cursor", "feats_t", "file_bytes", "gens", "heap_min_free", "heap_peak_used", "listening", "make_driver",
+    "max_age", "max_content_length", "max_readline", "n_items", "n_scales", "name_of", "old_rollup", "on_error",
+    "ret_bytes", "roll_at", "sample_heap", "secrets", "seg_bytes", "seg_gen", "seg_name", "seg_ncols", "seg_next",
+    "seg_rate", "seg_rows", "seg_size", "send_file", "start_network", "subs", "synced", "tokens_path",
+    "webhook_resources", "woke")
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SHORT_RE = re.compile(r"_[0-9]+$")

@@ -48,15 +48,16 @@ def ram_bytes(meta):
     return 2 * m * f + 11 * m + 9 * f + 4 * meta["k"] + 2 * len(meta["classes"]) + OVERHEAD_BYTES
 
 
-def _channels(need, has):
-    # check_meta's refusal of a model of ``need`` channels on a sensor of ``has`` (apart: a function's bytecode is
-    # one block). A 3-channel model on a 6-channel sensor (accel.gyro) is none: it takes its features from the 6
-    # channels' (the accelerometer's: the same values, in the same order; check_meta gives their positions).
-    if need == 3 and has == 6:
+def _channels(model_ch, sensor_ch):
+    # check_meta's refusal of a model of ``model_ch`` channels on a sensor of ``sensor_ch`` (apart: a function's
+    # bytecode is one block). A 3-channel model on a 6-channel sensor (accel.gyro) is none: it takes its features
+    # from the 6 channels' (the accelerometer's: the same values, in the same order; check_meta gives their
+    # positions). (Argument names no other source spells: the bundle renames them, no interned name each.)
+    if model_ch == 3 and sensor_ch == 6:
         return
-    raise ModelError("model needs {} channels, the sensor delivers {}{}".format(need, has, (
-        ": the gyroscope is off (turn on accel.gyro; it applies at the next restart)" if need == 6 and has == 3
-        else "")), "channels")
+    raise ModelError("model needs {} channels, the sensor delivers {}{}".format(model_ch, sensor_ch, (
+        ": the gyroscope is off (turn on accel.gyro; it applies at the next restart)"
+        if model_ch == 6 and sensor_ch == 3 else "")), "channels")
 
 
 def check_meta(meta, feature_version, feature_names, channels=None, window=None, max_bytes=None):

@@ -30,7 +30,7 @@ class Loader(LineReader):
     def line(self, kind, tok):
         """One line's fields into the model (``feed`` calls it)."""
         if kind in ("s", "i"):
-            m = self.model or self._make()
+            m = self.model or self._new_model()
             if kind == "s":
                 if len(tok) != 5:
                     raise NeighborsError("a scaling line has 5 fields")
@@ -55,7 +55,7 @@ class Loader(LineReader):
             self.head[kind] = int(tok[1])
         # other kinds are ignored, as emlearn's loaders do
 
-    def _make(self):
+    def _new_model(self):
         h = self.head
         for key in "kxfcm":
             if key not in h:

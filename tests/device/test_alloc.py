@@ -13,7 +13,7 @@ import micropython
 import time
 
 from devtest import StubConfig, quiet_log, renamed, until
-from sensorbox.device.bus import Bus
+from sensorbox.device.log import Bus
 from sensorbox.device.sensors.ring import Batch, SampleRing
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_mic import SignalMicrophone

@@ -145,6 +145,7 @@ class _Req:
 
 class _Ring:
     head = 0
+    rate_hz = 50
 
 
 class _Sensor:
@@ -156,6 +157,8 @@ class _Sensor:
 
 
 class _Device:
+    pipeline = None
+
     def __init__(self, auth):
         self.auth = auth
         self.sensors = {"accel": _Sensor()}
@@ -166,7 +169,12 @@ def test_a_live_stream_holds_only_while_its_credential_does():
     # it logs out, one opened with the password (Basic) when the password changes.
     import hashlib
 
-    from sensorbox.device.http import live
+    from sensorbox.device.http import device_api, live
+
+    def stream(req):  # as GET /api/live: device_api works out the credential, live keeps it
+        c = inner(device_api, "_live")(dev, req)[0]
+        live.streams.remove(c)
+        return c
 
     a = Auth(tmpdir() + "/auth.json", quiet_log(), "pw")
     secret = "0123456789abcdef0123456789abcdef"
@@ -175,9 +183,9 @@ def test_a_live_stream_holds_only_while_its_credential_does():
     sid = "s" * 32
     a.sessions = [[hashlib.sha256(sid.encode()).digest(), time.ticks_ms()]]
     dev = _Device(a)
-    by_token = inner(live, "_Client")(dev, None, _Req("Bearer sb_3_" + secret))
-    by_session = inner(live, "_Client")(dev, None, _Req(cookie=sid))
-    by_basic = inner(live, "_Client")(dev, None, _Req(_basic("admin", "pw")))
+    by_token = stream(_Req("Bearer sb_3_" + secret))
+    by_session = stream(_Req(cookie=sid))
+    by_basic = stream(_Req(_basic("admin", "pw")))
     assert by_token.valid() and by_session.valid() and by_basic.valid()
     a.tokens = a.tokens + [{"id": 4, "name": "u", "scope": "admin", "hash": "00"}]  # another token made: holds
     assert by_token.valid()

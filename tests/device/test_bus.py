@@ -1,7 +1,7 @@
 """The result bus: fan-out in order, a failing subscriber is logged and does not stop the others."""
 
 from devtest import quiet_log
-from sensorbox.device.bus import Bus
+from sensorbox.device.log import Bus
 
 
 def test_fan_out_in_order_and_isolated_failures():

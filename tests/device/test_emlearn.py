@@ -305,7 +305,7 @@ def test_shipped_model_agrees_on_every_window_and_the_pipeline_step_allocates_no
 def test_pipeline_classify_step_matches_the_viper_evaluator():
     # pipeline.Pipeline._classify with a model whose evaluator is emlearn_trees, beside one with the viper Trees,
     # over the same features: the same predictions (class, confidence) and events for every window.
-    from sensorbox.device.bus import Bus
+    from sensorbox.device.log import Bus
     from sensorbox.device.analysis.models import make
     from sensorbox.device.analysis.pipeline import Pipeline
     from devtest import inner, quiet_log

@@ -13,7 +13,7 @@ import json
 import asyncio
 
 from devtest import ClassIds, RingSensor, StubConfig, inner, quiet_log, tmpdir, until
-from sensorbox.device.bus import Bus
+from sensorbox.device.log import Bus
 from sensorbox.device.analysis import models
 from sensorbox.device.analysis.pipeline import ModelSlot, Pipeline
 from sensorbox.device.sensors.ring import Batch

@@ -7,7 +7,7 @@ import array
 import asyncio
 
 from devtest import ClassIds, RingSensor, StubConfig, quiet_log, tmpdir, until
-from sensorbox.device.bus import Bus
+from sensorbox.device.log import Bus
 from sensorbox.device.analysis.pipeline import ModelSlot, Pipeline
 from sensorbox.device.sensors.ring import Batch
 from sensorbox.device.analysis.trees import smooth

@@ -13,7 +13,7 @@ import asyncio
 
 from devtest import FakeClock, StubConfig, quiet_log, tmpdir, until
 from sensorbox.device.analysis import soundclass
-from sensorbox.device.bus import Bus
+from sensorbox.device.log import Bus
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_wav import WavMicrophone
 from sensorbox.device.analysis.soundmeter import SoundMeter

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from devtest import FakeClock, StubConfig, quiet_log, until
-from sensorbox.device.bus import Bus
+from sensorbox.device.log import Bus
 from sensorbox.device.sensors.sampler import Sensor
 from sensorbox.device.sensors.sim_mic import SignalMicrophone
 from sensorbox.device.analysis.soundmeter import SoundMeter

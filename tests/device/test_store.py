@@ -11,7 +11,7 @@ import gc
 import os
 
 from ramflash import RamFlash
-from devtest import StubConfig, tmpdir
+from devtest import StubConfig, quiet_log, tmpdir
 from sensorbox.device.store import core, export
 from storetest import T0, count_labels, each_label, each_row, frames, last_row, make, meta_mod, read_all, \
     read_labels_csv, times
@@ -575,3 +575,19 @@ async def test_store_service_reads_the_ring_before_it_is_overwritten():
     st.flush()
     assert st.accel.lost_rows == 0 and st.accel.gaps == 0, (st.accel.lost_rows, st.accel.gaps)
     assert times(st) == [T0 + 10 * s for s in range(200)]
+
+
+def test_a_resource_made_on_first_use_before_the_store_opens_is_not_made_again():
+    # (clips18's finding) a resource made on first use (the sound classifier's, the audio clips') that a service
+    # asks for before Store.open: open finds its directory from an earlier boot and must keep the one made
+    root = tmpdir()
+    st = make(root)
+    st.resource("soundclass")
+    st.close()
+    log = quiet_log()
+    st = core.Store(root, log, lambda: T0, None, core.SEG_BYTES)
+    st.configure(StubConfig())
+    r = st.resource("soundclass")
+    st.open()
+    assert st.by_name["soundclass"] is r, "the resource was made again"
+    assert [x.name for x in st.res].count("soundclass") == 1, [x.name for x in st.res]

@@ -15,7 +15,7 @@ def _rng(seed):
     return Rng(spread(seed)).below
 
 
-def _block(rand, n, w, kind):
+def _rand_block(rand, n, w, kind):
     a = array.array("h", bytes(2 * n * w))
     for i in range(n * w):
         if kind == 0:  # full-scale noise
@@ -40,7 +40,7 @@ def test_viper_encoder_writes_the_reference_bytes_and_blocks_round_trip():
     for t in range(200):
         n = 1 + rand(170)
         w = 1 + rand(6)
-        src = _block(rand, n, w, t % 5)
+        src = _rand_block(rand, n, w, t % 5)
         b = bytes(src)
         mv = viper.encode(src, n, w, out_v, 2100, src, 255)
         mp = codec_enc.encode(b, n, w, out_p, 2100)
@@ -71,7 +71,7 @@ def test_a_block_in_two_buffers_codes_as_in_one():
     for t in range(100):
         n = 1 + rand(120)
         w = 1 + rand(12)
-        src = bytes(_block(rand, n, w, (1, 3, 4)[t % 3]))
+        src = bytes(_rand_block(rand, n, w, (1, 3, 4)[t % 3]))
         k2 = 2 + rand(n)
         a = bytearray(src[:2 * w * k2]) + b"\xee" * 8  # (bytes after a part are never read)
         b = bytearray(src[2 * w * k2:]) + b"\xee" * 8
@@ -87,7 +87,7 @@ def test_encoding_a_block_allocates_nothing():
     import micropython
 
     rand = _rng(5)
-    src = _block(rand, 128, 3, 1)
+    src = _rand_block(rand, 128, 3, 1)
     mv = memoryview(src)
     out = bytearray(1024)
     micropython.heap_lock()
@@ -106,7 +106,7 @@ def test_viper_decoder_reads_and_refuses_as_the_reference():
     for t in range(150):
         n = 1 + rand(170)
         w = 1 + rand(6)
-        src = _block(rand, n, w, t % 5)
+        src = _rand_block(rand, n, w, t % 5)
         m = viper.encode(src, n, w, out, 2100, src, 255)
         if m < 0:
             m = 1 + 2 * n * w

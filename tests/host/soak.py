@@ -66,10 +66,12 @@ class Hook:
 
 
 def full_config(mqtt_port, hook_port):
-    """The config.json of a device with every feature on: MQTT to 127.0.0.1:mqtt_port, one webhook receiver."""
+    """The config.json of a device with every feature on: MQTT to 127.0.0.1:mqtt_port, one webhook receiver, audio
+    clips of 3 s (``run`` records one)."""
     return {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": mqtt_port, "mqtt.prefix": "soak",
             "webhook.enabled": True, "webhook.url": "http://127.0.0.1:{}/hook".format(hook_port),
-            "webhook.secret": "s", "webhook.resources": "events,soundlevel,predictions"}
+            "webhook.secret": "s", "webhook.resources": "events,soundlevel,predictions",
+            "clip.enabled": True, "clip.length_ms": 3000}
 
 
 class Soak:
@@ -253,6 +255,10 @@ def run(soak, seconds):
         if (st["analysis"] or {}).get("windows", 0) >= 2 and (st["soundlevel"] or {}).get("interval"):
             break
         time.sleep(0.2)
+    clip = None
+    if soak.hook is not None:  # every feature: an audio clip recorded while the load runs (issue 18.1)
+        r = dev.post("/api/clips", {})
+        clip = r.status if r.status != 202 else None
     stop = threading.Event()
     streams = [{"opened": 0, "drops": 0, "events": 0, "status": {}, "errors": [], "why": []} for _ in range(STREAMS)]
     loop = {"requests": 0, "status": {}, "errors": [], "why": [], "identity": []}
@@ -298,6 +304,8 @@ def run(soak, seconds):
         "analysis": st.get("analysis"),
         "columns": st["sensors"]["accel"]["columns"],
         "webhook_posts": soak.hook.posts if soak.hook else None,
+        "clips": (st.get("store") or {}).get("clips"),
+        "clip_refused": clip,
         "mqtt_messages": len(soak.collector.messages) if soak.collector else None,
     }
     out["non_2xx"] = sum(v for k, v in out["status"].items() if not 200 <= k < 300)
@@ -325,6 +333,9 @@ def problems(fig, mic=False):
     lost = {k: v for k, v in fig["dropped"].items() if v and (mic or k != "mic")}
     if lost:
         bad.append("dropped samples: {} (loop lag {})".format(lost, fig["loop_lag"]))
+    c = fig.get("clips")
+    if fig.get("clip_refused") or (c is not None and (c.get("lost_frames") or c.get("ring_error"))):
+        bad.append("audio clip: POST /api/clips {}, {}".format(fig.get("clip_refused"), c))
     if fig["memory_errors"]:
         bad.append("MemoryErrors in the console: {}:\n{}".format(fig["memory_errors"],
                                                                  "\n".join(fig["memory_error_lines"])))

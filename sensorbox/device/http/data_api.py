@@ -102,7 +102,7 @@ def _clips(device, req):
             return error(409, "clips are off: set clip.enabled first", "clip.enabled")
         if not c.trigger(1, 0):
             return error(409, "a clip is being recorded; try again when it ends", "clip")
-        return {"recording": True, "length_ms": c.n * 1000 // c.rate, "pre_ms": c.pre * 1000 // c.rate,
+        return {"recording": True, "length_ms": c.n * 1000 // c.rate, "pre_ms": c._pre_n * 1000 // c.rate,
                 "rate_hz": c.rate}, 202
     now = device.platform.epoch_ms()
     ab = [0, 1 << 53]

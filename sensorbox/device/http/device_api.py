@@ -28,11 +28,16 @@ restart): none of this stays in the device's heap; only ``live`` stays imported 
 The UI's files (``/``, ``/static/<name>``) are served by ``static.py``.
 """
 
+import binascii
+import hashlib
+import json
+
 from micropython import const
 
 from sensorbox.device import lazy
 from sensorbox.device.http import authz
 from sensorbox.device.http.server import BadRequest, error, json_response, not_allowed, not_found
+from sensorbox.shared import features
 
 _ADMIN = const("sensorbox.device.http.admin")
 _DATA = const("sensorbox.device.http.data_api")
@@ -102,12 +107,31 @@ async def _handle(device, http, req, p):
     return await _action(device, req, action, ident)
 
 
+def _live(device, req):
+    # GET /api/live: the stream's credential (a token's id and hash of its secret, the session's sha256 or the
+    # password generation: checked again every turn, live._Client.valid) and its hello, made here (loaded for the
+    # request) rather than in live.py (kept while streams run)
+    from sensorbox.device.http import live  # stays imported while streams may run
+
+    a = req.headers.get("Authorization") or ""
+    if a.startswith("Bearer "):
+        p = a[7:].split("_")
+        cred = (int(p[1]), binascii.hexlify(hashlib.sha256(p[2].encode()).digest()).decode())
+    elif a:
+        cred = device.auth.generation
+    else:
+        cred = hashlib.sha256((req.cookies.get("sb_session") or "").encode()).digest()
+    p = device.pipeline
+    f = p.feats if p is not None else None
+    return live.response(device, cred, live.msg("hello", json.dumps({
+        "rate_hz": device.sensors["accel"].ring.rate_hz, "columns": ["x", "y", "z"], "out_hz": live.OUT_HZ,
+        "features": len(f) if f is not None else 0, "feature_version": features.FEATURE_VERSION})))
+
+
 async def _action(device, req, action, ident):
     # (apart from _handle: a function's bytecode is one block, which a cut-up heap lacks at ~1 KB)
     if action == "live":
-        from sensorbox.device.http import live  # stays imported while streams may run
-
-        return live.response(device, req)
+        return _live(device, req)
     if action == "openapi.json":
         # (only here: the other routes of this module send no file)
         return lazy.call(_STATIC, "static_file", device.platform.www_dir, "openapi.json", req)

@@ -1,7 +1,7 @@
 """The live stream, ``GET /api/live``: Server-Sent Events for the dashboard (imported on the first request).
 
 Every ``_PERIOD_MS`` a client gets an ``accel`` event with the new accelerometer frames, decimated to about
-``_OUT_HZ``: ``{"t": epoch ms of the first frame, "dt": ms between frames, "n": frames, "lost": frames skipped
+``OUT_HZ``: ``{"t": epoch ms of the first frame, "dt": ms between frames, "n": frames, "lost": frames skipped
 since the last event, "b64": base64 of the int16 x,y,z frames, little-endian}``. Between them, as they happen:
 ``prediction`` ``{"t", "class", "confidence"}`` (confidence 0..1, class "unknown" below the threshold),
 ``soundlevel`` ``{"t", "leq", "lmin", "lmax", "l10", "l50", "l90"}`` (centi-dB SPL, ints: 6543 = 65.43 dB),
@@ -35,7 +35,6 @@ sends ``end`` ``{"reason": ...}`` and closes.
 
 import array
 import binascii
-import hashlib
 import json
 import time
 
@@ -44,11 +43,10 @@ from micropython import const
 
 from sensorbox.device import lazy
 from sensorbox.device.http.server import error, release
-from sensorbox.shared import features
 
 MAX_CLIENTS = const(4)
 _PERIOD_MS = const(200)
-_OUT_HZ = const(25)
+OUT_HZ = const(25)  # (device_api's hello says it)
 _FRAMES = const(64)  # frames read per turn (>= 100 Hz x 200 ms x 2; half with accel.gyro: 6 channels, same buffer)
 _STALL_MS = const(15000)
 _QUEUE = const(10)  # messages waiting for a client (~2 s of events) past which it gets no new accel event...
@@ -103,10 +101,10 @@ def step():
         m = d.ml.model
         c = p[1]
         name = m.classes[c] if (m is not None and 0 <= c < len(m.classes)) else "unknown"
-        news.append(_msg("prediction", json.dumps({"t": p[0], "class": name, "confidence": p[2] / 1000})))
+        news.append(msg("prediction", json.dumps({"t": p[0], "class": name, "confidence": p[2] / 1000})))
         if name != _label:
             if _label is not None:
-                news.append(_msg("event", json.dumps({"t": p[0], "type": "class_change", "from": _label,
+                news.append(msg("event", json.dumps({"t": p[0], "type": "class_change", "from": _label,
                                                       "to": name, "confidence": p[2]})))
             _label = name
     s = d.soundmeter.latest
@@ -115,13 +113,13 @@ def step():
         v = {"t": s[0]}
         for i in range(len(_SOUND)):
             v[_SOUND[i]] = s[1][i]
-        news.append(_msg("soundlevel", json.dumps(v)))
+        news.append(msg("soundlevel", json.dumps(v)))
     c = d.soundmeter._classifier  # (soundclass.py: while sound.classify is on)
     s = c.latest if c is not None else None
     if s is not None and s[0] != _class_t:
         _class_t = s[0]
         m = c.ml.model
-        news.append(_msg("soundclass", json.dumps({"t": s[0], "class": m.classes[s[1]] if (
+        news.append(msg("soundclass", json.dumps({"t": s[0], "class": m.classes[s[1]] if (
             m is not None and 0 <= s[1] < len(m.classes)) else "unknown", "confidence": s[2] / 1000})))
     p = d.pipeline
     if p is not None and p.feats_t is not None and p.feats_t != _feat_t:
@@ -144,7 +142,7 @@ def _feat(full):
             v += ',"all":"{}"}}'.format(binascii.b2a_base64(_dev.pipeline.feats).decode().strip())
         else:
             v += "}"
-        f[i] = _msg("features", v)
+        f[i] = msg("features", v)
     return f[i]
 
 
@@ -162,7 +160,7 @@ def _frames():
     first, n = ring.read(_seq, _buf, _FRAMES)
     if n == 0:
         return None
-    step = ring.rate_hz // _OUT_HZ or 1
+    step = ring.rate_hz // OUT_HZ or 1
     # keep frames whose sequence number is a multiple of step: the output grid stays aligned across reads
     k0 = k = (step - first % step) % step
     out = 0
@@ -188,24 +186,18 @@ class _Client:
     """One stream: the credential it was opened with, the messages waiting for it, and (once the HTTP server has
     sent the head and handed it over: ``accept``) its connection. Also the response body until then."""
 
-    def __init__(self, device, sock, req):
+    def __init__(self, device, cred, hello):
         self.device = device
         self.conn = None  # the server's connection (server._Conn) once it is handed over (``accept``)
         self.off = 0  # bytes of out[0] already written
         self.nfeat = 0  # features events sent
         self.done = False  # its credential no longer holds: closed once the end event is out
-        # What the request authenticated with (device_api checked it): a token's (id, hash of its secret), the
-        # session's sha256, or the password generation (Basic), to check again every turn (``valid``).
-        a = req.headers.get("Authorization") or ""
-        if a.startswith("Bearer "):
-            p = a[7:].split("_")
-            self.cred = (int(p[1]), binascii.hexlify(hashlib.sha256(p[2].encode()).digest()).decode())
-        elif a:
-            self.cred = device.auth.generation
-        else:
-            self.cred = hashlib.sha256((req.cookies.get("sb_session") or "").encode()).digest()
+        # What the request authenticated with (device_api checked it and works it out: ``_live``): a token's (id,
+        # hash of its secret), the session's sha256, or the password generation (Basic), to check again every turn
+        # (``valid``).
+        self.cred = cred
         self.moved = time.ticks_ms()  # when its socket last took bytes
-        self.out = []  # messages (bytes) waiting for it, oldest first
+        self.out = [hello]  # messages (bytes) waiting for it, oldest first: the hello (device_api) sent at accept
         self.seq = None  # the accel frame its next accel event should start at (None: from the hub's)
 
     def valid(self):
@@ -229,11 +221,6 @@ class _Client:
         self.conn = conn
         if _dev is None:
             _start(self.device)
-        p = self.device.pipeline
-        f = p.feats if p is not None else None
-        self.out.append(_msg("hello", json.dumps({
-            "rate_hz": _sensor.ring.rate_hz, "columns": ["x", "y", "z"], "out_hz": _OUT_HZ,
-            "features": len(f) if f is not None else 0, "feature_version": features.FEATURE_VERSION})))
         self.seq = _seq
         self.send(time.ticks_ms())
 
@@ -334,13 +321,15 @@ async def _run():
         lazy.unload("sensorbox.device.http.live")  # the last stream ended: give this module's RAM back
 
 
-def _msg(event, data):
+def msg(event, data):
     return "event: {}\ndata: {}\n\n".format(event, data).encode()
 
 
-def response(device, req):
+def response(device, cred, hello):
+    """A stream for ``device_api._live``: ``cred`` its credential (``_Client.valid``), ``hello`` its first message
+    (``msg``; made there, with the credential, so that this resident module's code and flash block stay small)."""
     if len(streams) >= MAX_CLIENTS:
         return error(503, "at most {} live streams at once; close one".format(MAX_CLIENTS))
-    s = _Client(device, None, req)
+    s = _Client(device, cred, hello)
     streams.append(s)
     return s, 200, {"Content-Type": "text/event-stream", "Cache-Control": "no-store"}

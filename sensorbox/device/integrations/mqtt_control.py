@@ -318,7 +318,7 @@ def command(sink, name, payload):
                 raise ValueError("clips are off: set clip.enabled first")
             if not c.trigger(1, 0):
                 raise ValueError("a clip is being recorded; try again when it ends")
-            res["clip"] = {"length_ms": c.n * 1000 // c.rate, "pre_ms": c.pre * 1000 // c.rate, "rate_hz": c.rate}
+            res["clip"] = {"length_ms": c.n * 1000 // c.rate, "pre_ms": c._pre_n * 1000 // c.rate, "rate_hz": c.rate}
         else:
             raise ValueError("unknown command")
         res["ok"] = True

@@ -26,7 +26,11 @@ _Y2024_MS = 1704067200000
 
 class Platform:
     name = "esp32"
-    warm_skip = ("sensorbox.device.sensors.sim_",)  # the host's simulated sensors
+    # the host's simulated sensors; and the drivers, imported for good just after boot.warm (``sensor``): pcm.py's
+    # viper code, which warm would load (and ``lazy.unload`` leave behind: native code is not freed) before the
+    # drivers load it again (gyro17's finding)
+    warm_skip = ("sensorbox.device.sensors.sim_", "sensorbox.device.sensors.pcm", "sensorbox.device.sensors.lsm6ds3",
+                 "sensorbox.device.sensors.i2s_mic")
     www_dir = "/www"
     http_host = "0.0.0.0"
     dns_port = 53  # the set-up portal's DNS responder

@@ -38,7 +38,7 @@ def configure(st, cfg):
         c = st.cap = Capture(st, cfg)
         if old is not None:
             c.a, c.b, c.kind, c.val, c.done, c.last = old.a, old.b, old.kind, old.val, old.done, old.last
-            c.slast = old.slast
+            c._slast = old._slast
             c.made, c.released, c.lost = old.made, old.released, old.lost
         return
     if old is not None:
@@ -60,7 +60,7 @@ class Capture:
         self.window = cfg.get("capture.pre_s") + HOLD_S if self.only else 0
         self.ids = bytearray(32)  # the class ids that trigger, a bit each (the store's class table: 256 ids)
         self.last = -3  # class id of the last prediction
-        self.slast = -3  # ... and of the sound classifier's last
+        self._slast = -3  # ... and of the sound classifier's last
         self.st = st  # (audio clips, st.clip, start with a capture's triggers: clips.py)
         self.a = self.b = -1  # the open capture (epoch ms; a < 0: none) ...
         self.kind = self.val = 0  # ... and its first trigger: 1 class (val: id), 2 sound (val: centi-dB)
@@ -90,13 +90,13 @@ class Capture:
         """A row on the bus (``Store.on_bus``): a trigger opens or extends a capture. Integers only."""
         if topic == "predictions" or topic == "soundclass":
             k = v[0]
-            if k != (self.last if topic[1] == "r" else self.slast) and 0 <= k < 256 and \
+            if k != (self.last if topic[1] == "r" else self._slast) and 0 <= k < 256 and \
                     self.ids[k >> 3] & (1 << (k & 7)):
                 self._hit(t, 1, k)
             if topic[1] == "r":
                 self.last = k
             else:
-                self.slast = k
+                self._slast = k
         elif topic == "soundlevel" and self.level and v[0] >= self.level:
             self._hit(t, 2, v[0])
 

@@ -75,24 +75,25 @@ class Clips:
         self._rate(cfg.get("mic.rate_hz"))
         self.ring_error = None
         try:
-            ring = array.array("h", bytes(2 * (self.pre + _MARGIN)))
+            ring = array.array("h", bytes(2 * (self._pre_n + _MARGIN)))
         except MemoryError:  # (this board has not the RAM board.clip_ring_ms says: clips without pre-trigger audio)
-            self.ring_error = "no {} bytes of RAM for {} ms of pre-trigger audio: clips start at their " \
-                              "trigger".format(2 * (self.pre + _MARGIN), self.pre_ms)
-            st.log.error("store", "clips: " + self.ring_error)
-            self.pre = 0
+            e = "clips: no {} bytes of RAM for {} ms of pre-trigger audio: clips start at their trigger".format(
+                2 * (self._pre_n + _MARGIN), self.pre_ms)
+            self.ring_error = e[7:]  # (without "clips: ", which would be one more interned name)
+            st.log.error("store", e)
+            self._pre_n = 0
             ring = array.array("h", bytes(2 * _MARGIN))
         self.ring = ring  # (blocks are written from it: whole ones, whatever the size of the meter's chunks)
         self.held = len(ring) - _MARGIN  # pre-trigger frames it can hold (at the rate it was made for)
         self.rmv = memoryview(ring)
-        self.wrap = array.array("h", bytes(2 * _BLOCK))  # a block across the ring's end
-        self.wmv = memoryview(self.wrap)
+        self._across = array.array("h", bytes(2 * _BLOCK))  # a block across the ring's end
+        self.wmv = memoryview(self._across)
         self.head = -1  # sequence number of the next microphone frame (-1: none seen yet)
         self.fill = 0  # frames of the ring that hold audio
         self.a = -1  # the recording clip's first frame (-1: none), ...
         self.b = self.w = 0  # ... the frame after its last, the next one to write
         self.t0 = 0  # ... and its time (epoch ms)
-        self.want = 0  # a trigger to start a clip at the next chunk: kind << 30 | value
+        self._trig = 0  # a trigger to start a clip at the next chunk: kind << 30 | value
         self.done = None  # a clip ended, to record at the flush point: (t0, t1, kind, value)
         self.made = self.skipped = self.lost = 0
 
@@ -101,15 +102,15 @@ class Clips:
         # are on: the microphone restarts, not the store)
         self.rate = rate
         self.n = self.ms * rate // 1000
-        self.pre = self.pre_ms * rate // 1000
+        self._pre_n = self.pre_ms * rate // 1000
 
     def trigger(self, kind, val):
         """Start a clip at the next chunk the sound meter reads (kind 1 demand, 2 sound, 3 class; value: centi-dB
         or class id). False (counted) when one is recording or about to."""
-        if self.a >= 0 or self.want:
+        if self.a >= 0 or self._trig:
             self.skipped += 1
             return False
-        self.want = kind << 30 | (self.pre * 1000 // self.rate << 16) | (val & 0xFFFF)
+        self._trig = kind << 30 | (self._pre_n * 1000 // self.rate << 16) | (val & 0xFFFF)
         return True
 
     def feed(self, buf, n, last, mic):
@@ -123,8 +124,8 @@ class Clips:
             self.fill = 0
             if mic.rate_hz != self.rate:
                 self._rate(mic.rate_hz)
-                if self.pre > self.held:  # (a ring made for 8 kHz holds half as long at 16 kHz)
-                    self.pre = self.held
+                if self._pre_n > self.held:  # (a ring made for 8 kHz holds half as long at 16 kHz)
+                    self._pre_n = self.held
         self.head = first + n
         ring = self.ring
         cap = len(ring)
@@ -134,17 +135,17 @@ class Clips:
         if k < n:
             kernels.copy_i16(buf, k, ring, 0, n - k)
         self.fill = cap if self.fill + n > cap else self.fill + n
-        if self.want:
-            self._start(first, mic)
+        if self._trig:
+            self._begin(first, mic)
         if self.a >= 0:
             self._write()
 
-    def _start(self, first, mic):
+    def _begin(self, first, mic):
         held = self.fill - (self.head - first)  # frames the ring holds from before this chunk
-        pre = self.pre if self.pre < held else held
+        pre = self._pre_n if self._pre_n < held else held
         a = first - (pre if pre > 0 else 0)
-        g = self.want
-        self.want = 0
+        g = self._trig
+        self._trig = 0
         self.t0 = mic.time_of(a)
         r = self.r = self.st.resource("clips")  # (made with Res.raw set: recover.make)
         m = _HDR + (self.n + _BLOCK - 1) // _BLOCK * (8 + 2 * _BLOCK)  # one segment a clip (retention: whole clips)
@@ -178,8 +179,8 @@ class Clips:
             o = w % cap
             mv = self.rmv
             if k > cap - o:  # (across the ring's end: the block's two pieces into one, never a short block)
-                kernels.copy_i16(self.ring, o, self.wrap, 0, cap - o)
-                kernels.copy_i16(self.ring, 0, self.wrap, cap - o, k - cap + o)
+                kernels.copy_i16(self.ring, o, self._across, 0, cap - o)
+                kernels.copy_i16(self.ring, 0, self._across, cap - o, k - cap + o)
                 mv = self.wmv
                 o = 0
             if not self.st._block(r, mv[o:o + k], 2 * k, r.seg_rows, k):
@@ -219,8 +220,8 @@ class Clips:
         if kind == 2:
             ev["leq_db"] = val / 100
         elif kind == 3:
-            ev["class"] = name = st.class_name(val) or "class {}".format(val)
-            name = "clip " + name
+            ev["class"] = c = st.class_name(val) or "class {}".format(val)
+            name = "{} {}".format(name, c)  # ("clip " would be one more interned name)
         from sensorbox.device import lazy
 
         try:  # (capture.py's record, loaded for it unless capture is on; meta.py with it)

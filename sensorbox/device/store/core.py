@@ -128,23 +128,6 @@ class QueryError(InputError):
     """A query of the store refused: ``reason``, and ``field`` the parameter."""
 
 
-def columns_of(r):
-    if r.cols is not None:
-        return r.cols
-    if r.period:  # a rollup's: the sound (codes 7, 8) or the class rollups' (9, 10: seconds per class; rollup.py)
-        if r.code < 9:
-            return ("n", "leq", "lmin", "lmax", "l10", "l50", "l90")
-        return ("windows", "changes", "confidence", "other", "unknown") + tuple(
-            "c" + str(i) for i in range(r.ncols - 5))
-    from sensorbox.shared import features  # resident anyway on the device (the pipeline's)
-
-    for ch in (3, 6):
-        names = features.names(ch)
-        if len(names) == r.ncols:
-            return names
-    return tuple("f{}".format(i) for i in range(r.ncols))
-
-
 def seg_names(r):
     """Segment names (ints, ascending) of resource ``r``."""
     out = []
@@ -205,7 +188,7 @@ class Res:
             self.ncols = len(spec[3])
         bufsize = spec[4]
         self.base = root
-        if len(spec) > 5:  # a rollup: the number of its columns in place of a buffer's size (their names: columns_of)
+        if len(spec) > 5:  # a rollup: the number of its columns in place of a buffer's size (names: figures.columns_of)
             self.period = spec[5]
             self.ncols = bufsize
             return

@@ -34,7 +34,7 @@ rollup's row has a column per class (seconds), so no ``label`` column.
 from micropython import const
 
 from sensorbox.device.store import reader
-from sensorbox.device.store.core import QueryError, columns_of
+from sensorbox.device.store.core import QueryError
 
 # the segment format's constants (as core.py defines them: no names to import)
 _BLK = const(8)
@@ -75,12 +75,12 @@ class Plan:
 
         yield lazy.call("sensorbox.shared.wav", "header", p.rate or 16000, 1, 2 * p.rows)
         p.rate = 0  # (the first segment's rate again, as prepare found it)
-        rd = _reader(p)
+        rd = _seg_reader(p)
         for blk in p._opened(_blocks(store, p, rd)):
             if blk is None or blk[1] <= blk[0]:
                 yield b""
             else:
-                yield rd.mv[_BLK + 2 * blk[0]:_BLK + 2 * blk[1]]
+                yield rd._mv[_BLK + 2 * blk[0]:_BLK + 2 * blk[1]]
 
     # (helpers of one function each, methods here rather than module globals: see _CHUNK)
     def _oldest(p, store, r):
@@ -110,7 +110,7 @@ class Plan:
         return row
 
 
-def _reader(p):
+def _seg_reader(p):
     """The plan's one segment reader, made on first use (``prepare`` and ``stream`` read through the same
     buffer: one block of heap per export, not two), sized for the resource's blocks: the bus resources' are at
     most ``_BUS_BLOCK`` (a 528-byte buffer, not 1 KB: a busy heap at the app's size often had no 1 KB block),
@@ -165,7 +165,7 @@ def plan(store, name, args, now, full=True):
             raise QueryError("no resource {}; see /api/resources".format(name), "name")
         p.r = r
         p.kind = r.kind
-        cols = columns_of(r)
+        cols = _columns_of(r)
     p.numeric = p.kind in (_RATE, _TIMED)
     p.fmt = args.get("format") or ("npy" if p.numeric else "json")
     p.rate = 0  # (a WAV's: its first segment's; segments at another rate are left out)
@@ -191,6 +191,12 @@ def plan(store, name, args, now, full=True):
     return _columns(store, name, args, now, full, p, cols, text)
 
 
+def _columns_of(r):
+    from sensorbox.device import lazy
+
+    return lazy.call("sensorbox.device.store.figures", "columns_of", r)  # (cold: not in the resident core.py)
+
+
 def _columns(store, name, args, now, full, p, cols, text):
     # plan's second half: the resolution and the columns (apart: a function's bytecode is one block, which a
     # cut-up heap lacks at ~760 bytes)
@@ -204,7 +210,7 @@ def _columns(store, name, args, now, full, p, cols, text):
             res = _auto(store, name, p, now)
         if res[0] != "r":  # 1m, 1h
             p.r = store.by_name[name + "_" + res]
-            cols = columns_of(p.r)
+            cols = _columns_of(p.r)
         p.res = res
     if p.r is not None and p.r.period:
         text = ()  # (a class rollup's row has a column per class)
@@ -357,7 +363,7 @@ def prepare(store, p):
 def _prepare(store, p):
     n = 0
     first = last = None
-    rd = _reader(p)
+    rd = _seg_reader(p)
     for blk in p._opened(_blocks(store, p, rd)):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
@@ -418,7 +424,7 @@ def out_columns(p):
 def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
-    rd = _reader(p)
+    rd = _seg_reader(p)
     buf = bytearray(_DROWS) if p.r.period else None  # (a rollup's dense block, decoded: _rollup_rows)
     for blk in p._opened(_blocks(store, p, rd)):
         if blk is not None:
@@ -452,7 +458,7 @@ def _rollup_rows(p, rd, blk, buf):
     old = h[7] != _DENSE and h[7] != _STAGE  # a sound rollup's segment of the previous format: the API's order
     sound = p.r.code < 9
     u = 1 if p.r.period <= 60000 else 10  # (seconds a stored unit of a class's time: rollup._unit)
-    m = len(columns_of(p.r))
+    m = 7 if sound else p.r.ncols  # (figures.columns_of's)
     for i in range(blk[0], blk[1]):
         v = rd.values(i) if src is None else struct.unpack_from(rd.fmt, src, o + 2 * w * i)
         t = rd.time(i)
@@ -645,7 +651,7 @@ def _csv_str(s):
 
 def _event_rows(store, p):
     """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
-    rd = _reader(p)
+    rd = _seg_reader(p)
     for name in p._opened(_segments(store, p, rd)):
         if name is None:
             yield None, None

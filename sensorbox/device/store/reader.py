@@ -67,8 +67,8 @@ class Reader:
 
     def __init__(self, size=_BLOCK_MAX, buf=None):
         self.buf = bytearray(_BLK + size) if buf is None else buf  # (``buf``: one of _BLK + size bytes, kept)
-        self.mv = memoryview(self.buf)
-        self.pmv = self.mv[_BLK:]
+        self._mv = memoryview(self.buf)
+        self.pmv = self._mv[_BLK:]
         self.f = None
 
     def open(self, path, st, n):
@@ -172,7 +172,7 @@ class Reader:
         if pos + _BLK + n > size:
             return 0
         end = pos + _BLK + n
-        mv = self.mv
+        mv = self._mv
         if z:
             o = _BLK + most
             if (f.readinto(mv[o:o + n]) or 0) < n or \

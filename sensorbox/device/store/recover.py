@@ -48,7 +48,7 @@ _FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt", "timefix.j
 _TEXT = const(2)
 
 # The store's resources (core.py says what each holds): name, code, kind, columns (None: from the first value), RAM
-# buffer bytes and, for a rollup, the number of its columns (their names: ``core.columns_of``) and its period
+# buffer bytes and, for a rollup, the number of its columns (their names: ``figures.columns_of``) and its period
 # (ms). Budgets: store.<name>_kb (config_schema). Here, not in core: the table is needed only while the store is made
 # (``resources``).
 RESOURCES = (
@@ -113,8 +113,8 @@ def open_store(st):
                 note(st, "store: removed a file named quarantine")
         elif n.endswith(".tmp"):
             _rmtree(path)
-        elif n in _ON_USE and e[1] == _DIR:  # a resource made on first use, which was used: made now
-            make(st, n)
+        elif n in _ON_USE and e[1] == _DIR and n not in st.by_name:  # made on first use, which was: made now
+            make(st, n)  # (unless a service asked for it before the store opened: it has it, and keeps it)
         elif n in st.by_name:
             if e[1] != _DIR:
                 quarantine(st, path, "store", "a file where a resource's directory belongs")

@@ -27,6 +27,8 @@ HEAPSIZE = "128wK"
 
 
 class _Store:
+    clip = None  # (Store's: audio clips off)
+
     def __init__(self):
         self.rows = []
 

@@ -225,7 +225,7 @@ class Cfg:
                 "store.events_kb": 4, "store.features_kb": 0, "store.soundlevel_kb": 0, "store.compress": True,
                 "store.soundlevel_1m_kb": 0, "store.soundlevel_1h_kb": 0, "store.predictions_1m_kb": 0,
                 "store.predictions_1h_kb": 0, "capture.classes": "", "capture.sound_db": 0, "board.sdcard": "",
-                "store.soundclass_kb": 0}[key]
+                "store.soundclass_kb": 0, "store.clips_kb": 0, "clip.enabled": False}[key]
 
 
 def fail(why):

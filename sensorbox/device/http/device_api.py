@@ -37,7 +37,6 @@ from micropython import const
 from sensorbox.device import lazy
 from sensorbox.device.http import authz
 from sensorbox.device.http.server import BadRequest, error, json_response, not_allowed, not_found
-from sensorbox.shared import features
 
 _ADMIN = const("sensorbox.device.http.admin")
 _DATA = const("sensorbox.device.http.data_api")
@@ -125,7 +124,7 @@ def _live(device, req):
     f = p.feats if p is not None else None
     return live.response(device, cred, live.msg("hello", json.dumps({
         "rate_hz": device.sensors["accel"].ring.rate_hz, "columns": ["x", "y", "z"], "out_hz": live.OUT_HZ,
-        "features": len(f) if f is not None else 0, "feature_version": features.FEATURE_VERSION})))
+        "features": len(f) if f is not None else 0, "feature_version": live.features.FEATURE_VERSION})))
 
 
 async def _action(device, req, action, ident):

@@ -43,6 +43,8 @@ from micropython import const
 
 from sensorbox.device import lazy
 from sensorbox.device.http.server import error, release
+from sensorbox.shared import features  # noqa: F401 (resident with live; device_api's hello reads its version here: imported
+# by a module loaded per request, it would be loaded and dropped with every request on a device without analysis)
 
 MAX_CLIENTS = const(4)
 _PERIOD_MS = const(200)

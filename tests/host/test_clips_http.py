@@ -1,7 +1,13 @@
 """Audio clips (issue 18.1) through the device app's HTTP API over real sockets, the app at bundle.APP_HEAP on the
 unix port, its microphone replaying real speech (Debian's pocketsphinx-testdata): recording a clip needs admin, it
 is listed, exported as a WAV that Python's ``wave`` reads and as .npy, and its samples are the replayed ones bit
-for bit, from clip.pre_ms before the request."""
+for bit, from clip.pre_ms before the request.
+
+The replay is the microphone's: a loop held up longer than its FIFO (256 ms at 16 kHz: seen at a load of 11 on two
+cores) loses frames there, as a real I2S buffer would, and a clip recording then ends at the gap (clips.py), shorter
+by what it lost. So the clip is compared with what the microphone delivered: its frames and the ones it lost make the
+clip's length, frames are lost only when the microphone dropped some, and what was kept is one gapless stretch of the
+replay."""
 
 import io
 import json
@@ -46,25 +52,30 @@ def test_a_clip_on_request_is_listed_and_exported_as_wav_and_npy_bit_for_bit(dev
     clips = wait_for(lambda: dev.get("/api/clips").json()["clips"], "the clip written",
                      lambda c: c and not c[0]["recording"])
     c = clips[0]
-    assert c["frames"] == 24000 and c["trigger"] == "demand" and c["pre_ms"] == 100 and c["pinned"], c
-    assert c["end"] - c["start"] == 1500
+    st = dev.status()
+    lost, mic = st["store"]["clips"]["lost_frames"], st["sensors"]["mic"]
+    n = c["frames"]  # 24000 unless the microphone lost frames while it recorded: then it ended at the gap
+    assert n + lost == 24000 and (lost == 0 or mic["gaps"] > 0) and n >= 64, (c, lost, mic)
+    assert c["trigger"] == "demand" and c["pre_ms"] == 100 and c["pinned"], c
+    assert c["end"] - c["start"] == n * 1000 // 16000
     r = dev.get("/api/resources/clips/data?format=wav&start={}&end={}".format(c["start"], c["end"]))
     assert r.status == 200 and r.headers.get("content-type", r.headers.get("Content-Type")) == "audio/wav"
     with wave.open(io.BytesIO(r.body)) as w:
-        assert (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()) == (1, 2, 16000, 24000)
-        got = np.frombuffer(w.readframes(24000), "<i2")
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()) == (1, 2, 16000, n)
+        got = np.frombuffer(w.readframes(n), "<i2")
     src = _replayed()
     loop = np.concatenate([src, src[:24000]])
     # where the clip is in the replayed stream: its first 64 samples occur once; then every sample matches
     hits = [i for i in np.flatnonzero(loop[:len(src)] == got[0]) if np.array_equal(loop[i:i + 64], got[:64])]
-    assert len(hits) == 1, hits
-    assert np.array_equal(loop[hits[0]:hits[0] + 24000], got)
+    assert len(hits) == 1, (hits, c, lost, mic)
+    assert np.array_equal(loop[hits[0]:hits[0] + n], got)
     r = dev.get("/api/resources/clips/data?start={}&end={}".format(c["start"], c["end"]))
     a = np.load(io.BytesIO(r.body))
     assert a.dtype.names == ("t", "pcm") and np.array_equal(a["pcm"], got) and a["t"][0] == c["start"]
-    # kept: an event says so; a bad query is a 400 naming the parameter
-    evs = dev.get("/api/events").json()
-    assert [e for e in evs if e["type"] == "clip" and e["start"] == c["start"] and e["trigger"] == "demand"], evs
+    # kept: an event says so (recorded at the store's next flush point, stored at the one after: in its own time,
+    # which a loaded machine makes longer than the export above); a bad query is a 400 naming the parameter
+    wait_for(lambda: dev.get("/api/events").json(), "the clip's event", lambda evs: [
+        e for e in evs if e["type"] == "clip" and e["start"] == c["start"] and e["trigger"] == "demand"])
     r = dev.get("/api/resources/clips/data?format=wav&columns=pcm")
     assert r.status == 400 and r.json()["field"] == "columns"
     r = dev.get("/api/clips?start=soon")

@@ -38,12 +38,15 @@ class Commander:
         return json.loads(self.col.on(self.base + "/cmd_result")[n][1].decode("utf-8"))
 
 
-def commands_on(dev, col, base, port):
-    """MQTT with commands and no token (the device logs in to the broker as "box"); returns once it is online."""
-    r = dev.put("/api/config", {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": port,
-                                "mqtt.prefix": PREFIX, "mqtt.username": "box", "mqtt.password": "box-pw",
-                                "mqtt.commands": True})
-    assert r.status == 200, r.body  # no token needed with broker credentials
+def commands_on(dev, col, base, port, token=None):
+    """MQTT with commands, with ``token`` as the command token or none (the device logs in to the broker as
+    "box"); returns once it is online."""
+    cfg = {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": port, "mqtt.prefix": PREFIX,
+           "mqtt.username": "box", "mqtt.password": "box-pw", "mqtt.commands": True}
+    if token:
+        cfg["mqtt.command_token"] = token
+    r = dev.put("/api/config", cfg)
+    assert r.status == 200, r.body  # (no token needed with broker credentials)
     col.wait(lambda m: [x[1] for x in m if x[0] == base + "/status"][-1:] == [b"online"])
     time.sleep(0.5)  # the device's subscription to cmd/+ follows its "online"
 
@@ -62,12 +65,7 @@ def test_label_set_record_start_stop_refusals_and_restart(tmp_path, broker, devi
     col = Collector(broker.port, user="ops", password="ops-pw")
     cmd = Commander(col, base)
     try:
-        r = dev.put("/api/config", {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
-                                    "mqtt.prefix": PREFIX, "mqtt.username": "box", "mqtt.password": "box-pw",
-                                    "mqtt.commands": True, "mqtt.command_token": TOKEN})
-        assert r.status == 200, r.body
-        # "online" comes after the device's subscriptions (to cmd/+) were acknowledged
-        col.wait(lambda m: [x[1] for x in m if x[0] == base + "/status"][-1:] == [b"online"])
+        commands_on(dev, col, base, broker.port, TOKEN)
         # refusals, each with its reason, before anything is set
         assert cmd("record_start") == {"cmd": "record_start", "ok": False,
                                        "error": "no label: set one with label_set or give \"label\""}
@@ -136,11 +134,7 @@ def test_commands_need_the_broker_credentials_and_the_prefix(tmp_path, broker, d
     base = "{}/{}".format(PREFIX, dev.status()["device"]["id"])
     col = Collector(broker.port, user="ops", password="ops-pw")
     try:
-        r = dev.put("/api/config", {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
-                                    "mqtt.prefix": PREFIX, "mqtt.username": "box", "mqtt.password": "box-pw",
-                                    "mqtt.commands": True, "mqtt.command_token": TOKEN})
-        assert r.status == 200, r.body
-        col.wait(lambda m: [x[1] for x in m if x[0] == base + "/status"][-1:] == [b"online"])
+        commands_on(dev, col, base, broker.port, TOKEN)
         anon = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="anon-cmd")
         res = []
         anon.on_connect = lambda c, u, f, rc, p: res.append(rc)
@@ -291,11 +285,7 @@ def test_clip_command_records_an_audio_clip_announced_on_the_events_topic(tmp_pa
     col = Collector(broker.port, user="ops", password="ops-pw")
     cmd = Commander(col, base)
     try:
-        r = dev.put("/api/config", {"mqtt.enabled": True, "mqtt.host": "127.0.0.1", "mqtt.port": broker.port,
-                                    "mqtt.prefix": PREFIX, "mqtt.username": "box", "mqtt.password": "box-pw",
-                                    "mqtt.commands": True, "mqtt.command_token": TOKEN})
-        assert r.status == 200, r.body
-        col.wait(lambda m: [x[1] for x in m if x[0] == base + "/status"][-1:] == [b"online"])
+        commands_on(dev, col, base, broker.port, TOKEN)
         assert cmd("clip", token="nope") == {"cmd": "clip", "ok": False, "error": "not authorised"}
         r = cmd("clip")
         assert r == {"cmd": "clip", "ok": True, "clip": {"length_ms": 1000, "pre_ms": 0, "rate_hz": 16000}}, r

@@ -707,6 +707,11 @@ async function loadClips(span) {
       el("td", labs), el("td", c.pinned ? "until pulled" : "may age out", "kept"), td);
     tb.append(tr);
   }
+  if (!r.clips.length) {  // say why the table is empty: none in the range, or clips off
+    const td = el("td", "No clips in this range" + (r.enabled ? "." : ": audio clips are off (Settings, Audio clips)."), "s");
+    td.colSpan = 7; td.id = "noclips";
+    const tr = el("tr"); tr.append(td); tb.append(tr);
+  }
   $("#clips").dataset.clips = r.clips.length;
 }
 $("#clipbtn").addEventListener("click", async () => {

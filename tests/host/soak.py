@@ -138,6 +138,7 @@ class _Client:
         self.dev = dev
         self.cookie = None
         self.csrf = None
+        self.last = None  # the last response's headers
 
     def request(self, method, path, body=None, headers=None):
         h = dict(headers or {})
@@ -157,6 +158,7 @@ class _Client:
             c.request(method, path, body, h)
             r = c.getresponse()
             data = r.read()
+            self.last = r.getheaders()  # (what a failure's message shows)
             return r.status, r.getheader("Set-Cookie"), data
         finally:
             c.close()
@@ -216,7 +218,7 @@ def _loop(dev, stop, out):
                 st, _, body = cl.request("GET", p)
                 count(st, "GET " + p, body)
                 if st == 200 and p in GZIPPED and body[:2] != b"\x1f\x8b":
-                    out["identity"].append(p)
+                    out["identity"].append("{} ({} bytes {!r}, headers {})".format(p, len(body), body[:48], cl.last))
             st, _, body = cl.request("PUT", "/api/config", {"log.level": "info"})
             count(st, "PUT /api/config", body)
             now = int(time.time() * 1000)

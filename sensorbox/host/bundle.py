@@ -89,11 +89,12 @@ ROMFS_CORE_HEAP = "112wK"
 #: What the app may use of APP_HEAP, in live bytes after a collection (``/api/status`` -> ``heap.used`` and
 #: ``peak_used``), checked by tests/host/test_heap_budget.py: resident once idle, and the peak with four live
 #: streams and API requests (core app). A ratchet: lower it when the app shrinks; raising it needs a reason in the
-#: commit. Measured: 176.8-177.1 KB resident, 186.9-187.3 KB peak with the four streams open (main at 53f63e5:
+#: commit. Without line numbers in the bytecode (``keep_lines``): 178,784/188,640 bytes, main the same hour with
+#: them 181,984/192,128 (budget 179/191 KB then). Measured before: 176.8-177.1 KB resident, 186.9-187.3 KB peak with the four streams open (main at 53f63e5:
 #: 180.3/190.6 KB under a budget of 182/194 KB, before the DSP set-up code went cold; the test used to end the
 #: streams before a sample: main measured 196.5 KB that way; was 232/264 KB with Microdot and 1,500 names; main had
 #: 236/264 KB with its hardening; 184/208 before the status readings and file/cookie helpers went cold).
-HEAP_BUDGET = {"resident": 179 * 1024, "peak": 191 * 1024}
+HEAP_BUDGET = {"resident": 176 * 1024, "peak": 188 * 1024}
 
 
 #: Names ``boot.warm`` may intern on the unix port (tests/host/test_heap_budget.py). Its pools hold 1,260; the
@@ -266,20 +267,29 @@ def _renames(sources, old):
     return _plans[key], key
 
 
-_mpy = {}  # (sha256 of a source, arch, name) -> the .mpy mpy-cross made of it in this process
+_mpy = {}  # (sha256 of a source, arch, name, lines) -> the .mpy mpy-cross made of it in this process
 
 
-def mpy_bytes(src, arch, name):
-    """The .mpy of ``src`` (``arch`` None: bytecode only). A source compiled before in this process is not compiled
-    again: bundles for several targets, their variants and directories share most modules."""
+def keep_lines():
+    """Whether device bundles keep bytecode line numbers: only when ``SENSORBOX_LINES=1`` (a debugging build).
+    Without them (``mpy-cross -O3``) every function's line table is gone: ~3 KB less heap for the resident code
+    on the unix port (180.6 -> 177.4 KB after boot), about as much on an ESP32 (the tables are bytes, not words),
+    and 6 % less flash; a traceback from the device then names each module and function with ``line 1``. The
+    tests' copy (``host_only``) and the browser's modules keep them."""
+    return os.environ.get("SENSORBOX_LINES") == "1"
+
+
+def mpy_bytes(src, arch, name, lines=True):
+    """The .mpy of ``src`` (``arch`` None: bytecode only; ``lines`` False: without line numbers, ``-O3``). A source
+    compiled before in this process is not compiled again: bundles for several targets, their variants and
+    directories share most modules."""
     with open(src, "rb") as f:
-        key = (hashlib.sha256(f.read()).hexdigest(), arch, name)
+        key = (hashlib.sha256(f.read()).hexdigest(), arch, name, lines)
     if key not in _mpy:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "m.mpy")
-            res = subprocess.run([mpy_cross_path()] + (["-march=" + arch] if arch else []) + ["-o", out, "-s", name,
-                                                                                            src],
-                                 capture_output=True, text=True)
+            res = subprocess.run([mpy_cross_path()] + (["-march=" + arch] if arch else []) + ([] if lines else ["-O3"])
+                                 + ["-o", out, "-s", name, src], capture_output=True, text=True)
             if res.returncode != 0:
                 raise BuildError("mpy-cross rejected {}:\n{}".format(os.path.relpath(src, REPO),
                                                                        res.stderr.strip()))
@@ -288,9 +298,9 @@ def mpy_bytes(src, arch, name):
     return _mpy[key]
 
 
-def compile_one(src, dst, arch, name):
+def compile_one(src, dst, arch, name, lines=True):
     os.makedirs(os.path.dirname(dst), exist_ok=True)
-    data = mpy_bytes(src, arch, name)
+    data = mpy_bytes(src, arch, name, lines)
     tmp = "{}.{}.tmp".format(dst, os.getpid())  # renamed into place: see put_file
     with open(tmp, "wb") as f:
         f.write(data)
@@ -311,7 +321,9 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
             old = json.load(f)
     except (OSError, ValueError):
         old = {}
-    fresh = old.get("source_names") == _SOURCE_NAMES  # else built before: recompile everything
+    lines = host_only or keep_lines()
+    # else built before, or with(out) line numbers: recompile everything
+    fresh = old.get("source_names") == _SOURCE_NAMES and old.get("lines", True) == lines
     # The renames are worked out over every module a bundle may hold (HOST_ONLY, NOT_ON_BOARDS too), so that
     # every variant of the bundle renames alike.
     renames, key = _renames(device_sources(True), old)
@@ -340,11 +352,11 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
                         text = _write_in(text, const[0], const[1], rel)
                     g.write(names.rewrite(text, ren) if ren else text)
                 try:
-                    compile_one(tmp, dst, arch, module_name(rel))
+                    compile_one(tmp, dst, arch, module_name(rel), lines)
                 finally:
                     os.remove(tmp)
             else:
-                compile_one(src, dst, arch, module_name(rel))
+                compile_one(src, dst, arch, module_name(rel), lines)
         files.append(dst)
     # Remove modules whose source is gone (and what an interrupted build left; not another one's work in progress).
     for root, _, names in os.walk(lib):
@@ -365,7 +377,7 @@ def build(target="unix", out_dir=None, quiet=True, host_only=False, analysis=Fal
             "{} {} {} {}\n".format(rel, k[0], old, new) for rel, r in sorted(renames.items())
             for k in ("globals", "attrs") for old, new in sorted(r[k].items())).encode())
     manifest = {"version": sensorbox.__version__, "target": target, "arch": arch, "source_names": _SOURCE_NAMES,
-                "analysis": analysis,
+                "analysis": analysis, "lines": lines,
                 "files": {os.path.relpath(f, out): os.path.getsize(f) for f in sorted(files)},
                 "renames": renames, "renames_key": key, "constants": {k: list(v) for k, v in consts.items()}}
     manifest["bytes"] = sum(manifest["files"].values())

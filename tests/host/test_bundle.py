@@ -3,6 +3,7 @@ budget of each board profile (sensorbox.host.boards) included."""
 
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -101,6 +102,29 @@ def test_a_module_mpy_cross_rejects_fails_the_build(tmp_path):
     with pytest.raises(bundle.BuildError) as e:
         bundle.compile_one(str(bad), str(tmp_path / "bad.mpy"), "x64", "bad.py")
     assert "bad.py" in str(e.value)
+
+
+def test_device_bundles_leave_line_numbers_out_unless_asked(tmp_path, monkeypatch):
+    # (docs/heap.md, "Line numbers") the app's bundle without them (~3 KB of heap), the tests' copy with them; a
+    # traceback from a module compiled without them still names the function
+    assert json.load(open(os.path.join(bundle.build("unix"), "bundle.json")))["lines"] is False
+    tests_copy = bundle.build("unix", out_dir=os.path.join(bundle.BUILD, "unix-tests"), host_only=True)
+    assert json.load(open(os.path.join(tests_copy, "bundle.json")))["lines"] is True
+    src = tmp_path / "boom.py"
+    src.write_text("def f():\n    x = 1\n    return x / 0\n")
+    tb = {}
+    for lines in (True, False):
+        d = tmp_path / str(lines)
+        bundle.compile_one(str(src), str(d / "boom.mpy"), "x64", "boom.py", lines)
+        r = subprocess.run([bundle.micropython_path(), "-c", "import boom; boom.f()"], cwd=str(d),
+                           capture_output=True, text=True, env=dict(os.environ, MICROPYPATH=str(d)))
+        tb[lines] = r.stdout + r.stderr
+    assert 'line 3, in f' in tb[True] and 'line 1, in f' in tb[False], tb
+    assert os.path.getsize(tmp_path / "False" / "boom.mpy") < os.path.getsize(tmp_path / "True" / "boom.mpy")
+    monkeypatch.setenv("SENSORBOX_LINES", "1")
+    assert bundle.keep_lines()
+    monkeypatch.delenv("SENSORBOX_LINES")
+    assert not bundle.keep_lines()
 
 
 def test_flash_accounting_rounds_to_blocks():

@@ -143,7 +143,7 @@ class MqttSink:
 
         ctx = None
         if not cfg.get("mqtt.tls"):
-            if getattr(d, "tls_spare", None) is None:
+            if lazy.tls_spare is None:
                 try:
                     lazy.call("sensorbox.device.integrations.tls", "spare", d)
                 except MemoryError:  # (no block for its code now: the next start tries again)

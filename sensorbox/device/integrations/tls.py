@@ -13,6 +13,8 @@ import gc
 import io
 import ssl
 
+from sensorbox.device import lazy
+
 
 def _der(value, key):
     # The DER of ``key``'s CA value, decoded a piece at a time (``_decode``): no block but the DER's own, which
@@ -93,14 +95,16 @@ def _any(device):
 def spare(device):
     """At a start of the MQTT or the webhook sink that needs no TLS, while neither keeps a context: a context that
     verifies nothing (the one an https receiver or ``mqtt.tls`` without a CA uses) made now and kept as
-    ``device.tls_spare``, so that the first TLS start, however late, has its block (``context``): turned on after
+    ``lazy.tls_spare``, so that the first TLS start, however late, has its block (``context``): turned on after
     hours of config changes and requests, it found no 3,048 bytes on the cut-up heap (the config fuzz at 152wK:
-    ``webhook.2.url`` set to an https URL after ~250 changes). Costs that block (3,048 bytes here, its object
-    included ~3.2 KB) while an integration is enabled without TLS. Made when the heap has the block, else not
-    (then the first TLS start asks for one, as before)."""
-    if getattr(device, "tls_spare", None) is None and not _any(device):
+    ``webhook.2.url`` set to an https URL after ~250 changes). Costs that block (3,168 bytes here with ``ssl``'s
+    object) while an integration is enabled without TLS; given up (``lazy.release``) when a request or import
+    runs out of memory with lazy's reserve used (the every-feature soak at 152wK: 6-8 503s a minute with it kept,
+    none without it), made again at a later start. Made when the heap has the block, else not (then the first TLS
+    start asks for one, as before)."""
+    if lazy.tls_spare is None and not _any(device):
         try:
-            device.tls_spare = _ssl_context(None, "")
+            lazy.tls_spare = _ssl_context(None, "")
         except MemoryError:
             pass
 
@@ -145,13 +149,13 @@ def _kept(device, sink, ca):
         if o is not None and o is not sink and o.tls is not None and o.tls[0] == ca:
             sink.tls = o.tls
             return o.tls[1]
-    if not ca and getattr(device, "tls_spare", None) is not None:
-        sink.tls = (ca, device.tls_spare)
-        device.tls_spare = None
+    if not ca and lazy.tls_spare is not None:
+        sink.tls = (ca, lazy.tls_spare)
+        lazy.tls_spare = None
         return sink.tls[1]
     return None
 
 
 def _let_go(device, sink):
     sink.tls = None
-    device.tls_spare = None
+    lazy.tls_spare = None

@@ -53,7 +53,7 @@ def settings(sink):
     from sensorbox.device import lazy
 
     if not https:
-        if getattr(d, "tls_spare", None) is None:
+        if lazy.tls_spare is None:
             try:
                 lazy.call("sensorbox.device.integrations.tls", "spare", d)
             except MemoryError:  # (no block for its code now: the next start tries again)

@@ -17,7 +17,9 @@ between, so no other task can find the module half-gone; and keep no reference t
 An import needs contiguous blocks (bytecode, constant strings), which a fragmented heap may lack with tens of KB
 free: requests then failed with 503 for seconds at a time. So a ``RESERVE``-byte block is held from boot; an import
 that runs out of memory releases it, collects and tries once more (so does a GET or PUT request, ``release``),
-and ``rearm`` (housekeeping) takes the block back as soon as the heap allows.
+and ``rearm`` (housekeeping) takes the block back as soon as the heap allows. With the reserve used, the TLS
+spare (``tls_spare``: the first TLS context's block, integrations/tls.spare) is given up in its place: a request
+or import saved now over a TLS start that may come (the sink's next start without TLS takes it again).
 """
 
 import gc
@@ -29,20 +31,17 @@ RESERVE = const(2048)
 _pulled = {}  # module name -> names of the modules its load imported for the first time
 _reserve = bytearray(RESERVE)
 used_reserve = 0  # times an import needed the reserve (in /api/status)
+tls_spare = None  # integrations/tls.spare's context: given up when the reserve is used (release)
 
 
 def load(name):
-    global _reserve, used_reserve
     before = None if name in sys.modules else list(sys.modules)
     try:
         try:
             mod = __import__(name)
         except MemoryError:
-            if _reserve is None:
+            if not release():
                 raise
-            _reserve = None
-            used_reserve += 1
-            gc.collect()
             mod = __import__(name)
             rearm()
     except BaseException:
@@ -70,12 +69,15 @@ def call(name, fn, *args):
 
 
 def release():
-    """Give up the reserve for a retry of whatever ran out of memory (an idempotent request, see
-    ``http/server.py``) and collect. False when it is already used."""
-    global _reserve, used_reserve
-    if _reserve is None:
+    """Give up the reserve (used already: the TLS spare) for a retry of whatever ran out of memory (an import, an
+    idempotent request, see ``http/server.py``) and collect. False when both are used."""
+    global _reserve, tls_spare, used_reserve
+    if _reserve is not None:
+        _reserve = None
+    elif tls_spare is not None:
+        tls_spare = None
+    else:
         return False
-    _reserve = None
     used_reserve += 1
     gc.collect()
     return True

@@ -128,9 +128,12 @@ def test_a_changed_ca_gets_its_context_in_the_old_ones_block_on_a_cut_up_heap():
 
     d = Dev()
     s = d.mqtt = Sink()
-    a = tls.context(d, s, _CA_A, "mqtt.tls_ca")
-    assert s.tls[0] == _CA_A and s.tls[1] is a and a.verify_mode == ssl.CERT_REQUIRED
-    a = None
+
+    def first():  # (a frame of its own: a stale copy of the context in this one's slots would keep its block)
+        a = tls.context(d, s, _CA_A, "mqtt.tls_ca")
+        assert s.tls[0] == _CA_A and s.tls[1] is a and a.verify_mode == ssl.CERT_REQUIRED
+
+    first()
     gc.collect()
     held = cut_heap(2000)
     try:
@@ -144,5 +147,93 @@ def test_a_changed_ca_gets_its_context_in_the_old_ones_block_on_a_cut_up_heap():
         b = tls.context(d, s, _CA_B, "mqtt.tls_ca")  # (before: MemoryError, allocating 3048 bytes)
         assert s.tls[0] == _CA_B and s.tls[1] is b and b.verify_mode == ssl.CERT_REQUIRED
         assert tls.context(d, s, _CA_B, "mqtt.tls_ca") is b  # (kept: not made again)
+    finally:
+        held.clear()
+
+
+class _Store:  # (what webhook_settings.settings asks of the store: cursors of receivers not in use dropped)
+    def drop_cursor(self, name):
+        pass
+
+
+def test_the_first_https_start_late_on_a_cut_up_heap_gets_the_block_a_start_without_tls_kept():
+    """The first TLS context comes late when TLS is turned on late: the config fuzz at 152wK set ``webhook.2.url``
+    to an https URL after ~250 config changes, and the webhook's start found no 3,048-byte block for its context on
+    the heap they had cut up (MemoryError here before: the block was asked for then). Now a sink's start without
+    TLS keeps a context that verifies nothing (``tls.spare``, ``lazy.tls_spare``) while no sink keeps one: the
+    first https start without a CA takes it as it is, one with a CA has its context made in its block (the CA's DER
+    first). One spare for both sinks; none while a sink keeps a context; a CA mbedTLS refuses gives the block
+    back to a spare."""
+    import gc
+    import ssl
+
+    from devtest import StubConfig
+    from sensorbox.device import lazy  # (resident on a device: its reserve taken at boot)
+    from sensorbox.device.integrations import tls, webhook_settings
+
+    class Sink:
+        tls = None
+
+    class Dev:
+        mqtt = None
+
+    def start(d, s, **cfg):  # the webhook sink's start: its settings, with the TLS context of an https receiver
+        d.config = None
+        d.config = StubConfig(**cfg)
+        return webhook_settings.settings(s)[1]
+
+    def boot(d, s):  # (a frame of its own: a stale copy of the spare in the test's slots would keep its block)
+        assert start(d, s, webhook__url="http://h/", webhook__2__url="") is None  # (the heap whole)
+        spare = lazy.tls_spare
+        assert s.tls is None and spare.verify_mode == ssl.CERT_NONE
+        m = d.mqtt = Sink()
+        tls.spare(d)  # (the MQTT sink's start without TLS: the one spare is kept)
+        assert lazy.tls_spare is spare and m.tls is None
+        d.mqtt = None
+
+    for ca in ("", _CA_A):
+        assert lazy.tls_spare is None
+        d = Dev()
+        d.store = _Store()
+        s = d.webhook = Sink()
+        s.d = d
+        boot(d, s)
+        gc.collect()
+        held = cut_heap(2000)
+        try:
+            assert largest_free() < 2100
+            ctx = start(d, s, webhook__url="http://h/", webhook__2__url="https://h:8443/x",
+                        webhook__tls_ca=ca)  # (before: MemoryError, allocating 3048 bytes)
+            assert s.tls == (ca, ctx) and lazy.tls_spare is None
+            assert ctx.verify_mode == (ssl.CERT_REQUIRED if ca else ssl.CERT_NONE)
+            assert start(d, s, webhook__url="http://h/") is None and s.tls[1] is ctx  # (kept, and no spare:)
+            assert lazy.tls_spare is None
+        finally:
+            held.clear()
+        s.tls = ctx = None
+        gc.collect()
+    # given up for a request or an import short of memory once lazy's reserve is used (and made at a later start)
+    d = Dev()
+    d.webhook = Sink()
+    tls.spare(d)
+    assert lazy.tls_spare is not None and lazy.release() and lazy.tls_spare is not None  # (the reserve first)
+    used = lazy.used_reserve
+    assert lazy.release() and lazy.tls_spare is None and lazy.used_reserve == used + 1
+    assert not lazy.release()
+    assert lazy.rearm()
+    d = Dev()  # a CA that mbedTLS refuses (a DER it cannot parse): the spare comes back, in its block
+    s = d.webhook = Sink()
+    tls.spare(d)
+    assert lazy.tls_spare is not None
+    gc.collect()
+    held = cut_heap(2000)
+    try:
+        try:
+            tls.context(d, s, binascii.b2a_base64(_cert(700)).decode(), "webhook.tls_ca")
+            raise AssertionError("mbedTLS took a DER that is no certificate")
+        except ValueError as e:
+            assert str(e).startswith("webhook.tls_ca: the certificate was refused"), e
+        assert s.tls is None and lazy.tls_spare is not None
+        assert tls.context(d, s, "", "webhook.tls_ca").verify_mode == ssl.CERT_NONE and lazy.tls_spare is None
     finally:
         held.clear()

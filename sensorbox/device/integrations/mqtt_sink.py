@@ -137,13 +137,19 @@ class MqttSink:
                 await asyncio.sleep_ms(60000)
         base = self.base = "{}/{}".format(cfg.get("mqtt.prefix"), d.device_id)
         # One TLS context, kept from the first start with mqtt.tls on (tls.context: its ~3 KB block may be missing
-        # later), verifying with mqtt.tls_ca when that is set. (Kept from every start, TLS on or not, it cost the
-        # 8 KB whole-config PUT of test_api_contract its block.)
-        ctx = None
-        if cfg.get("mqtt.tls"):
-            self.client = None  # (the last start's: it holds the old context)
-            from sensorbox.device import lazy
+        # later), verifying with mqtt.tls_ca when that is set; until a sink keeps one, a start without TLS keeps
+        # its block for it (tls.spare: the first TLS start may come late, on a cut-up heap).
+        from sensorbox.device import lazy
 
+        ctx = None
+        if not cfg.get("mqtt.tls"):
+            if lazy.tls_spare is None:
+                try:
+                    lazy.call("sensorbox.device.integrations.tls", "spare", d)
+                except MemoryError:  # (no block for its code now: the next start tries again)
+                    pass
+        else:
+            self.client = None  # (the last start's: it holds the old context)
             try:
                 ctx = lazy.call("sensorbox.device.integrations.tls", "context", d, self, cfg.get("mqtt.tls_ca"),
                                 "mqtt.tls_ca")

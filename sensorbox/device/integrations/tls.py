@@ -13,6 +13,8 @@ import gc
 import io
 import ssl
 
+from sensorbox.device import lazy
+
 
 def _der(value, key):
     # The DER of ``key``'s CA value, decoded a piece at a time (``_decode``): no block but the DER's own, which
@@ -82,16 +84,64 @@ def _ssl_context(ca, key):
     return ctx
 
 
+def _any(device):
+    # True when a sink keeps a context
+    for o in (getattr(device, "mqtt", None), getattr(device, "webhook", None)):
+        if o is not None and o.tls is not None:
+            return True
+    return False
+
+
+def spare(device):
+    """At a start of the MQTT or the webhook sink that needs no TLS, while neither keeps a context: a context that
+    verifies nothing (the one an https receiver or ``mqtt.tls`` without a CA uses) made now and kept as
+    ``lazy.tls_spare``, so that the first TLS start, however late, has its block (``context``): turned on after
+    hours of config changes and requests, it found no 3,048 bytes on the cut-up heap (the config fuzz at 152wK:
+    ``webhook.2.url`` set to an https URL after ~250 changes). Costs that block (3,168 bytes here with ``ssl``'s
+    object) while an integration is enabled without TLS; given up (``lazy.release``) when a request or import
+    runs out of memory with lazy's reserve used (the every-feature soak at 152wK: 6-8 503s a minute with it kept,
+    none without it), made again at a later start. Made when the heap has the block, else not (then the first TLS
+    start asks for one, as before)."""
+    if lazy.tls_spare is None and not _any(device):
+        try:
+            lazy.tls_spare = _ssl_context(None, "")
+        except MemoryError:
+            pass
+
+
 def context(device, sink, ca, key):
     """The context for ``ca`` (``_ssl_context``) that ``sink`` (the MQTT or the webhook sink) keeps as ``sink.tls`` =
     (CA, context) for as long as it exists, from its first start with TLS: the context is ~3 KB in one block,
     which a heap that services and requests have cut into small pieces may lack when TLS is turned on or a sink
     restarts (the config fuzz saw 80 KB free, the largest piece 1.5 KB). Shared with the other sink when their CAs
-    are the same (the usual case: none). Made again only when ``ca`` changes, in the old one's block: the new CA's
-    DER is made first, while the old context still holds that block (made after it was let go, the DER and the
-    pieces it is decoded from took part of it, and the new context found no 3,048 bytes at 152wK:
+    are the same (the usual case: none). The first one is the spare (``spare``) when there is one: itself
+    without a CA, else made in its block. Made again only when ``ca`` changes, in the old one's block: the new CA's
+    DER is made first, while the old context (or the spare) still holds that block (made after it was let go, the
+    DER and the pieces it is decoded from took part of it, and the new context found no 3,048 bytes at 152wK:
     tests/device/test_tls.py), then the old one is let go and collected and the new one asked for at once. A CA
-    that cannot be used raises ValueError naming ``key`` and leaves the old context (and its block) kept."""
+    that cannot be used raises ValueError naming ``key`` and leaves the old context (and its block) kept, or the
+    spare."""
+    c = _kept(device, sink, ca)
+    if c is not None:
+        return c
+    der = _der(ca, key) if ca else None
+    _let_go(device, sink)
+    gc.collect()
+    try:
+        sink.tls = (ca, _ssl_context(der, key))
+    except ValueError:  # mbedTLS refused the CA: its context (in the block) goes, the spare comes back there
+        der = None
+        gc.collect()
+        spare(device)
+        raise
+    return sink.tls[1]
+
+
+def _kept(device, sink, ca):
+    # The context kept for ``ca`` (the sink's, the other sink's, or the spare when ``ca`` is none: it verifies
+    # nothing), now the sink's; else None. (A function of its own, as _let_go: its frame, gone when context
+    # collects, is where the old context and the spare were read. The collector reads a frame's slots as it finds
+    # them: a stale copy in context's own frame would keep the block for that collection.)
     t = sink.tls
     if t is not None and t[0] == ca:
         return t[1]
@@ -99,8 +149,13 @@ def context(device, sink, ca, key):
         if o is not None and o is not sink and o.tls is not None and o.tls[0] == ca:
             sink.tls = o.tls
             return o.tls[1]
-    der = _der(ca, key) if ca else None
-    sink.tls = t = None
-    gc.collect()
-    sink.tls = (ca, _ssl_context(der, key))
-    return sink.tls[1]
+    if not ca and lazy.tls_spare is not None:
+        sink.tls = (ca, lazy.tls_spare)
+        lazy.tls_spare = None
+        return sink.tls[1]
+    return None
+
+
+def _let_go(device, sink):
+    sink.tls = None
+    lazy.tls_spare = None

@@ -46,15 +46,21 @@ def settings(sink):
         for r in _RES:
             if r not in names:
                 d.store.drop_cursor(cur + r)  # do not hold back data nobody will read
-    if not out:
-        raise ValueError("no webhook URL is set (webhook.url, webhook.2.url, webhook.3.url)")
-    if not https:
-        return out, None
     # One TLS context for every https receiver (verifying with webhook.tls_ca when set), kept from the first https
     # start on (tls.context: its ~3 KB block may be missing later; shared with the MQTT sink's when the CAs are the
-    # same; httpc would make one per POST without it).
+    # same; httpc would make one per POST without it); until a sink keeps one, a start without https keeps its
+    # block for it (tls.spare: the first https URL may come late, on a cut-up heap).
     from sensorbox.device import lazy
 
+    if not https:
+        if lazy.tls_spare is None:
+            try:
+                lazy.call("sensorbox.device.integrations.tls", "spare", d)
+            except MemoryError:  # (no block for its code now: the next start tries again)
+                pass
+        if not out:
+            raise ValueError("no webhook URL is set (webhook.url, webhook.2.url, webhook.3.url)")
+        return out, None
     return out, lazy.call("sensorbox.device.integrations.tls", "context", d, sink, cfg.get("webhook.tls_ca"),
                           "webhook.tls_ca")
 

@@ -260,7 +260,8 @@ def test_what_the_full_proof_run_found(device_app):
     allows, is still every column). Refused though the document allowed it (ST202): a login body with other keys
     than ``password`` (one held a number beyond 2**53, which every JSON body refuses); now the document says
     ``additionalProperties: false`` and the device refuses any other key, as it does for a token. Also refused now,
-    as the document's types say, before another seed finds them: a parameter given twice, integers such as "+5"."""
+    as the document's types say, before another seed finds them: a parameter given twice, integers such as "+5".
+    And of a later full-size run (seed 1919, 72,000 requests; ST201): a label's ``overlap`` given as a number."""
     port = device_app.port
     for target, field in (("/api/events?format=&end=118", "format"), ("/api/resources/labels/data?since=", "since"),
                           ("/api/resources/soundclass/data?resolution=", "resolution"),
@@ -284,6 +285,16 @@ def test_what_the_full_proof_run_found(device_app):
                           auth=False)
         assert st == 400 and json.loads(b).get("field") == field, (body, st, b)
     assert _doc()["components"]["schemas"]["Login"]["additionalProperties"] is False
+    # seed 1919 again, 72,000 requests later (ST201): a label's "overlap" as a number was read as true; now only
+    # true or false (the conflict without it is still 409)
+    for v in (46392, 1, 0, "true", None, []):
+        r = device_app.post("/api/labels", {"start": 120, "end": 109583870, "label": "&", "overlap": v})
+        assert r.status == 400 and r.json()["field"] == "overlap", (v, r.status, r.body)
+    r = device_app.post("/api/labels", {"start": 120, "end": 109583870, "label": "&", "overlap": True})
+    assert r.status == 201, r.body
+    r2 = device_app.post("/api/labels", {"start": 130, "end": 140, "label": "&"})
+    assert r2.status == 409 and r2.json()["field"] == "overlap", r2.body
+    assert device_app.request("DELETE", "/api/labels/{}".format(r.json()["id"])).status == 200
     st, _, h, b = raw(port, "POST", "/api/login", ["Content-Type: application/json"],
                       json.dumps({"password": ADMIN_PASSWORD}).encode(), auth=False)
     assert st == 200 and "sb_session=" in h["set-cookie"], (st, b)

@@ -36,8 +36,8 @@ def _call(device, fn, *args):
     m = lazy.load(mod)
     try:
         return getattr(m, fn)(device.store, *args)
-    except QueryError as e:  # 409: the label overlaps another (see store.meta.label_add)
-        return error(409 if e.field == "overlap" else 400, e.reason, e.field)
+    except QueryError as e:  # 409: the label overlaps another (see store.meta.label_add; 400: "overlap" not a bool)
+        return error(409 if e.field == "overlap" and e.reason[:9] == "overlaps " else 400, e.reason, e.field)
     except OSError as e:  # full flash (ENOSPC) or a failing one
         return error(507, "flash full or failing ({}); nothing changed".format(e))
     finally:

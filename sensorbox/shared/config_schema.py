@@ -446,7 +446,7 @@ def sd_args(spec):
     for form in "mmc=1,1 mmc4=1,4 spi:=2,sck,mosi,miso,cs".split(" "):
         name, _, v = form.partition("=")
         v = v.split(",")
-        if name[-1] != ":":
+        if not name.endswith(":"):  # (not name[-1]: indexing a str interns the character, "4" of mmc4)
             if spec == name:
                 return {"slot": int(v[0]), "width": int(v[1])}
         elif spec.startswith(name):

@@ -36,8 +36,8 @@ def _call(device, fn, *args):
     m = lazy.load(mod)
     try:
         return getattr(m, fn)(device.store, *args)
-    except QueryError as e:  # 409: the label overlaps another (see store.meta.label_add)
-        return error(409 if e.field == "overlap" else 400, e.reason, e.field)
+    except QueryError as e:  # 409: the label overlaps another (see store.meta.label_add; 400: "overlap" not a bool)
+        return error(409 if e.field == "overlap" and e.reason[:9] == "overlaps " else 400, e.reason, e.field)
     except OSError as e:  # full flash (ENOSPC) or a failing one
         return error(507, "flash full or failing ({}); nothing changed".format(e))
     finally:
@@ -110,9 +110,10 @@ def _clips(device, req):
         v = req.args[k]
         if k not in ("start", "end"):
             return error(400, "unknown parameter", k)
-        if not (v[1:] if v[:1] == "-" else v).isdigit():
+        neg = v[:1] == "-"  # (v[:1], not v[0]: indexing a str interns the character, each digit a client sent)
+        if not (v[1:] if neg else v).isdigit():
             return error(400, "{} must be an integer (epoch ms, or negative: ms before now)".format(k), k)
-        v = ab[k == "end"] = int(v) + (now if v[0] == "-" else 0)
+        v = ab[k == "end"] = int(v) + (now if neg else 0)
         if not 0 <= v <= 1 << 53:  # (as the export's: before 1970, or past 2**53)
             return error(400, "{} is out of range 0..{}".format(k, 1 << 53), k)
     a, b = ab

@@ -207,6 +207,9 @@ def label_add(store, body):
     for k in body:
         if k not in ("start", "end", "label", "overlap"):
             raise QueryError("unknown field", k)
+    v = body.get("overlap", False)
+    if v is not True and v is not False:  # (not a truthy number: the document says boolean)
+        raise QueryError("overlap must be true or false", "overlap")
     for k in ("start", "end"):
         v = body.get(k)
         if v is True or v is False or not isinstance(v, int) or v < 0 or v > _T_MAX:

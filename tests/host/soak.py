@@ -18,6 +18,8 @@ import time
 
 from conftest import ADMIN_PASSWORD, Device
 
+from sensorbox.host import bundle
+
 AUTH = "Basic " + base64.b64encode(("admin:" + ADMIN_PASSWORD).encode()).decode()
 STREAMS = 4
 #: GET paths of one loop (the UI's files and the API), besides the session, config write and labels
@@ -193,6 +195,24 @@ def _stream(dev, stop, out):
             c.close()
 
 
+def _files_of(dev):
+    # what the device process has open and the size of the UI's page on disk (a gzipped file once came back as a 200
+    # with Content-Length 0 and no body: CI, fresh25)
+    pid = dev.proc.pid
+    fds = {}
+    try:
+        for fd in os.listdir("/proc/{}/fd".format(pid)):
+            try:
+                fds[int(fd)] = os.readlink("/proc/{}/fd/{}".format(pid, fd))
+            except OSError:
+                pass
+    except OSError as e:
+        fds = repr(e)
+    page = os.path.join(bundle.build("unix"), "www", "index.html.gz")
+    return "index.html.gz {} bytes on disk, the device's files {}".format(
+        os.path.getsize(page) if os.path.exists(page) else None, fds)
+
+
 def _loop(dev, stop, out):
     cl = _Client(dev)
     n = 0
@@ -218,7 +238,8 @@ def _loop(dev, stop, out):
                 st, _, body = cl.request("GET", p)
                 count(st, "GET " + p, body)
                 if st == 200 and p in GZIPPED and body[:2] != b"\x1f\x8b":
-                    out["identity"].append("{} ({} bytes {!r}, headers {})".format(p, len(body), body[:48], cl.last))
+                    out["identity"].append("{} ({} bytes {!r}, headers {}; {})".format(
+                        p, len(body), body[:48], cl.last, _files_of(dev)))
             st, _, body = cl.request("PUT", "/api/config", {"log.level": "info"})
             count(st, "PUT /api/config", body)
             now = int(time.time() * 1000)

@@ -29,6 +29,8 @@ def _run(tmp_path, heap, full, romfs=None, seconds=SECONDS, **kw):
     print("soak at {} ({}{}): {} requests, {} stream events, heap {}".format(
         heap, "all features" if full else "core", ", code in ROMFS" if romfs else "", fig["requests"],
         fig["stream_events"], fig["heap"]))
+    for x in fig["identity"]:  # (whole: the assertion's message cuts long items short)
+        print("identity answer:", x)
     assert soak.problems(fig) == [], fig
     assert fig["requests"] > 100 and fig["stream_events"] > 4 * seconds  # it really was busy
     return fig

@@ -57,8 +57,13 @@ def gzip_bytes(data):
 
 
 def _write_gz(path, data):
-    with open(path, "wb") as f:
+    # written aside and renamed over the old file: a device serving this folder meanwhile (the host UI's, or a
+    # bundle's) reads the old file or the new one, never one cut short (a test rebuilding the shared bundle's UI in
+    # place gave a soak's device an empty index.html.gz: a 200 with no body)
+    tmp = "{}.{}.tmp".format(path, os.getpid())
+    with open(tmp, "wb") as f:
         f.write(gzip_bytes(data))
+    os.replace(tmp, path)
     return path
 
 

@@ -57,14 +57,12 @@ def gzip_bytes(data):
 
 
 def _write_gz(path, data):
-    # written aside and renamed over the old file: a device serving this folder meanwhile (the host UI's, or a
-    # bundle's) reads the old file or the new one, never one cut short (a test rebuilding the shared bundle's UI in
-    # place gave a soak's device an empty index.html.gz: a 200 with no body)
-    tmp = "{}.{}.tmp".format(path, os.getpid())
-    with open(tmp, "wb") as f:
-        f.write(gzip_bytes(data))
-    os.replace(tmp, path)
-    return path
+    # through bundle.put_file (written aside, renamed over the old file): a device serving this folder meanwhile
+    # (the host UI's, or a bundle's) reads the old file or the new one, never one cut short (a test rebuilding the
+    # shared bundle's UI in place gave a soak's device an empty index.html.gz: a 200 with no body)
+    from sensorbox.host import bundle
+
+    return bundle.put_file(path, gzip_bytes(data))
 
 
 def strip_comment_lines(js):

@@ -11,7 +11,8 @@ It is handed to mbedTLS as DER: this port's ``load_verify_locations`` does not p
 import binascii
 import gc
 import io
-import ssl
+
+import tls as mbedtls  # (MicroPython's built-in; its ``ssl`` is a Python wrapper around it: see _verify)
 
 from sensorbox.device import lazy
 
@@ -68,19 +69,20 @@ def _decode(read, t, state, key):
     return b"".join(out)
 
 
-def _ssl_context(ca, key):
-    """An ``ssl.SSLContext`` for a client: verifying against ``ca`` (the DER of the config value of ``key``,
-    ``_der``; named as that value is: one interned name fewer) when it is given, else not verifying. Raises
-    ValueError naming ``key`` when mbedTLS refuses it."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # (~3 KB in one block: the first thing asked for, see context)
+def _verify(ctx, ca, key):
+    """``ctx``, a client context (MicroPython's ``tls.SSLContext``, which ``asyncio.open_connection`` takes as
+    ``ssl``: ~3 KB in one block, 3,048 bytes here; not ``ssl.SSLContext``, whose Python wrapper object is made
+    before that block), verifying against ``ca`` (the DER of the config value of ``key``, ``_der``; named as that value is:
+    one interned name fewer) when it is given, else not verifying. Raises ValueError naming ``key`` when mbedTLS
+    refuses it."""
     if ca is None:
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx.verify_mode = mbedtls.CERT_NONE
         return ctx
     try:
-        ctx.load_verify_locations(cadata=ca)
+        ctx.load_verify_locations(ca)
     except (ValueError, OSError) as e:
         raise ValueError("{}: the certificate was refused ({})".format(key, " ".join(str(e).split())))
-    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.verify_mode = mbedtls.CERT_REQUIRED
     return ctx
 
 
@@ -97,20 +99,20 @@ def spare(device):
     verifies nothing (the one an https receiver or ``mqtt.tls`` without a CA uses) made now and kept as
     ``lazy.tls_spare``, so that the first TLS start, however late, has its block (``context``): turned on after
     hours of config changes and requests, it found no 3,048 bytes on the cut-up heap (the config fuzz at 152wK:
-    ``webhook.2.url`` set to an https URL after ~250 changes). Costs that block (3,168 bytes here with ``ssl``'s
-    object) while an integration is enabled without TLS; given up (``lazy.release``) when a request or import
+    ``webhook.2.url`` set to an https URL after ~250 changes). Costs that block (3,104 bytes here: MicroPython's
+    ``tls`` object) while an integration is enabled without TLS; given up (``lazy.release``) when a request or import
     runs out of memory with lazy's reserve used (the every-feature soak at 152wK: 6-8 503s a minute with it kept,
     none without it), made again at a later start. Made when the heap has the block, else not (then the first TLS
     start asks for one, as before)."""
     if lazy.tls_spare is None and not _any(device):
         try:
-            lazy.tls_spare = _ssl_context(None, "")
+            lazy.tls_spare = _verify(mbedtls.SSLContext(mbedtls.PROTOCOL_TLS_CLIENT), None, "")
         except MemoryError:
             pass
 
 
 def context(device, sink, ca, key):
-    """The context for ``ca`` (``_ssl_context``) that ``sink`` (the MQTT or the webhook sink) keeps as ``sink.tls`` =
+    """The context for ``ca`` (``_verify``) that ``sink`` (the MQTT or the webhook sink) keeps as ``sink.tls`` =
     (CA, context) for as long as it exists, from its first start with TLS: the context is ~3 KB in one block,
     which a heap that services and requests have cut into small pieces may lack when TLS is turned on or a sink
     restarts (the config fuzz saw 80 KB free, the largest piece 1.5 KB). Shared with the other sink when their CAs
@@ -118,7 +120,10 @@ def context(device, sink, ca, key):
     without a CA, else made in its block. Made again only when ``ca`` changes, in the old one's block: the new CA's
     DER is made first, while the old context (or the spare) still holds that block (made after it was let go, the
     DER and the pieces it is decoded from took part of it, and the new context found no 3,048 bytes at 152wK:
-    tests/device/test_tls.py), then the old one is let go and collected and the new one asked for at once. A CA
+    tests/device/test_tls.py), then the old one is let go and collected and the new one asked for at once, before
+    any call of a function of ours: MicroPython makes a frame larger than 11 words (one with a ``try``, a few
+    locals) on the heap, and that frame took the front of the block, 20 bytes more than the context (test_tls's CA
+    change at its heap +-1 and 2, by where its pieces fell; so did the ``ssl`` wrapper's object). A CA
     that cannot be used raises ValueError naming ``key`` and leaves the old context (and its block) kept, or the
     spare."""
     c = _kept(device, sink, ca)
@@ -128,9 +133,10 @@ def context(device, sink, ca, key):
     _let_go(device, sink)
     gc.collect()
     try:
-        sink.tls = (ca, _ssl_context(der, key))
+        c = mbedtls.SSLContext(mbedtls.PROTOCOL_TLS_CLIENT)
+        sink.tls = (ca, _verify(c, der, key))
     except ValueError:  # mbedTLS refused the CA: its context (in the block) goes, the spare comes back there
-        der = None
+        der = c = None
         gc.collect()
         spare(device)
         raise

@@ -252,3 +252,41 @@ def test_the_soundclass_resource_is_made_on_first_use_with_its_budget():
     assert st.by_name["soundclass"].budget == 16 * 1024
     rows = read_all(st, "soundclass", columns="t,class,confidence")[1]
     assert rows == [[T0 + 128, 1, 900], [T0 + 256, -1, 300]], rows
+
+
+def test_a_start_short_of_memory_says_so_and_is_tried_again_while_the_meter_goes_on():
+    # The classifier's features (frame buffers, the 1 KB Hann window) are made when the stream starts: a late
+    # start (sound.classify turned on after hours) on a cut-up heap once raised MemoryError out of the sound
+    # meter's service, which restarted. Now the reason says so, feeding goes on without features, and the start
+    # is tried again after soundclass._AGAIN chunks (250: a const, not a module attribute on MicroPython).
+    import gc
+
+    from devtest import cut_heap, largest_free
+    from sensorbox.device.sensors.ring import SampleRing
+
+    AGAIN = 250
+    dev = _Device(FakeClock(t0))
+    c = soundclass.slot(dev)
+    ring = SampleRing(1, 512, 16000)
+    x = array.array("h", bytes(512))
+    gc.collect()
+    held = cut_heap(400)
+    try:
+        assert largest_free() < 500
+        c.start(ring)
+        assert c.features is None and c.reason.startswith("short of memory for the sound features"), c.reason
+        for k in range(10):
+            c.feed(x, 256, 256 * (k + 1) - 1)  # (no features: nothing to do, nothing raised)
+        assert c.features is None
+    finally:
+        held.clear()
+    held = None
+    gc.collect()
+    for k in range(AGAIN - 11):
+        c.feed(x, 256, 256 * (k + 11) - 1)
+    assert c.features is None  # (not before _AGAIN chunks)
+    c.feed(x, 256, 256 * AGAIN - 1)
+    assert c.features is not None and not c.reason.startswith("short of memory"), c.reason
+    for k in range(40):
+        c.feed(x, 256, 256 * (AGAIN + k + 1) - 1)
+    assert c.windows >= 3, c.windows

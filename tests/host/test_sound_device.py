@@ -57,8 +57,9 @@ def test_device_classifies_the_microphone_stream(sounds_model, device_factory):
     assert dev.put("/api/config", {"sim.mic_wav": CARDS}).status == 200
     r = dev.put("/api/config", {"mic.rate_hz": 8000})  # the recordings are 16 kHz: nothing left to replay
     assert r.status == 400 and r.json()["field"] == "mic.rate_hz" and "8000 Hz" in r.json()["error"], r.json()
-    r = dev.get("/api/model?sensor=bogus")
-    assert r.status == 400 and r.json()["field"] == "sensor", r.json()
+    r = dev.get("/api/model?sensor=bogus")  # (refused before the sound classifier's module is loaded for it)
+    assert r.status == 400 and r.json()["field"] == "sensor" and "'bogus'" in r.json()["error"], r.json()
+    assert dev.get("/api/model?sensor=accel").json() == dev.get("/api/model").json()  # (the activity model)
     # the soundclass resource is made when the classifier first starts: until then, no RAM for it, not listed
     assert "soundclass" not in [x["name"] for x in dev.get("/api/resources").json()["resources"]]
     off = _heap(dev)

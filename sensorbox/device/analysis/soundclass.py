@@ -33,6 +33,7 @@ from sensorbox.device.analysis.pipeline import UNKNOWN, ModelSlot, classify
 from sensorbox.shared.soundfeatures import BANDS, FEATURE_VERSION, WINDOW, WINDOW_HOP, SoundFeatures, names
 
 _SELF = const("sensorbox.device.analysis.soundclass")
+_AGAIN = const(250)  # chunks (of the meter's 256 samples: 4 s at 16 kHz) before a start short of memory is tried again
 
 
 async def configure(meter):
@@ -67,16 +68,8 @@ class _Platform:
         self.www_dir = data + "/www"  # (its "default" model: <data>/sound/models/default, none unless put there)
 
 
-def slot(device, sensor="sound"):
-    """The place of the model API's ``?sensor=`` model: for "sound" the running classifier (a bare one when
-    off), for "accel" the device itself (the activity model). Raises ``ModelError`` for another sensor."""
-    if sensor == "accel":
-        return device
-    if sensor != "sound":
-        from sensorbox.shared import ModelError
-
-        raise ModelError("no model for sensor {!r}: sensor=sound (the sound classifier's) or none (the activity "
-                         "model's)".format(sensor), "sensor")
+def slot(device):
+    """The place of the model API's ``?sensor=sound`` model: the running classifier (a bare one when off)."""
     c = device.soundmeter._classifier
     if c is None:
         c = SoundClassifier(device)
@@ -110,6 +103,7 @@ class SoundClassifier:
         self._nh = 0
         self._ring = None
         self._last = 0
+        self._again = 0  # chunks until start tries again (short of memory for the features)
         self._sub = device.store.on_bus  # (configure: one bound method, which unsubscribe finds again)
 
     def __getattr__(self, name):  # (only what it has not itself: config, log, store, ...)
@@ -147,12 +141,17 @@ class SoundClassifier:
         window = m.window if m is not None else WINDOW
         hop = m.info["hop"] if m is not None else WINDOW_HOP
         f = self.features
+        self._again = 0
         if f is None or f.rate_hz != rate or f.window != window or f.hop != hop:
             self.features = None
             try:
                 f = SoundFeatures(rate, BANDS, window, hop)
             except ValueError as e:
                 self.reason = str(e)
+                return
+            except MemoryError:  # (its buffers, the 1 KB Hann window among them: a heap cut up late may lack them)
+                self._again = _AGAIN
+                self.reason = "short of memory for the sound features: trying again in a few seconds"
                 return
             f.on_window = self._window
             self.features = f
@@ -166,6 +165,10 @@ class SoundClassifier:
         if f is not None:
             self._last = last
             f.process(x, n)
+        elif self._again:  # short of memory at the start: tried again every _AGAIN chunks, the meter going on
+            self._again -= 1
+            if self._again == 0:
+                self.start(self._ring)
 
     def _window(self, after):
         # SoundFeatures.on_window: classify the window that ended ``after`` samples before the chunk's end
@@ -185,8 +188,13 @@ class SoundClassifier:
         cfg = d.config
         smooth = cfg.get("sound.class_smooth")
         if m.serial != self._serial:  # a new model: fresh smoothing
+            self._hist = None
+            try:
+                self._hist = array.array("H", bytes(2 * smooth * len(m.classes)))
+            except MemoryError:  # (tried again at the next window; the meter goes on)
+                self.reason = "short of memory for the class smoothing: trying again at the next window"
+                return
             self._serial = m.serial
-            self._hist = array.array("H", bytes(2 * smooth * len(m.classes)))
             self._nh = 0
         if m.gids is None and self.windows % 32 == 0:  # the class table was not writable when it loaded
             m.gids = d.store.class_ids(m.classes)

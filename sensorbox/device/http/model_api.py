@@ -59,11 +59,14 @@ async def handle(device, app, req):
 
 async def _model_call(device, app, req, action):
     # (apart from handle: a function's bytecode is one block, which a cut-up heap lacks at ~700 bytes)
-    m = lazy.load(_MANAGER)
     sensor = req.args.get("sensor")
+    if sensor not in (None, "sound", "accel"):  # (refused before a module is loaded for it)
+        return error(400, "no model for sensor {!r}: sensor=sound (the sound classifier's) or none (the activity "
+                     "model's)".format(sensor[:32]), "sensor")
+    m = lazy.load(_MANAGER)
     try:
-        if sensor is not None:  # ?sensor=sound: the sound classifier's model (soundclass.slot checks the name)
-            device = lazy.load(_SOUND).slot(device, sensor)
+        if sensor == "sound":  # the sound classifier's model
+            device = lazy.load(_SOUND).slot(device)
         if action in (None, "classes"):
             return m.classes(device) if action == "classes" else m.info(device)
         if req.method == "GET" and action == "file":
@@ -94,5 +97,5 @@ async def _model_call(device, app, req, action):
     finally:
         m = device = None
         lazy.unload(_MANAGER)
-        if sensor is not None and app.device.soundmeter._classifier is None:  # not running: its module goes
+        if sensor == "sound" and app.device.soundmeter._classifier is None:  # not running: its module goes
             lazy.unload(_SOUND)

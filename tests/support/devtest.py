@@ -147,7 +147,8 @@ class StubConfig:
         for k in overrides:
             self.values[k.replace("__", ".")] = overrides[k]
 
-    def get(self, key):
+    def get(self, key, default=KeyError):
+        """``key``'s value; for an unknown key ``default``, or KeyError without one (as the device's config)."""
         v = self.values.get(key, self)
         if v is not self:
             return v
@@ -155,19 +156,20 @@ class StubConfig:
 
         e = config_schema.entry(key)
         if e is None:
-            raise KeyError(key)
+            if default is KeyError:
+                raise KeyError(key)
+            return default
         return e[2]
 
     def update(self, partial):
-        """Validate ``partial`` and apply it (no file, no listeners); returns the changed keys."""
+        """Check ``partial`` against the values in force and apply it (no file, no listeners), as the device does
+        (``check_update``: no copy of the whole configuration); returns the changed keys."""
         from sensorbox.shared import config_schema
 
-        old = config_schema.defaults()
-        old.update(self.values)
-        merged = config_schema.validate(partial, old)
-        changed = [k for k in merged if merged[k] != old[k]]
+        checked = config_schema.check_update(partial, self.get)
+        changed = [k for k in checked if checked[k] != self.get(k)]
         for k in changed:
-            self.values[k] = merged[k]
+            self.values[k] = checked[k]
         return changed
 
 

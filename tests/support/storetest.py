@@ -41,10 +41,14 @@ def warm():
 
     if _warm[0]:
         _warm[0] = False
-        skip = lazy.load("sensorbox.device.boot").WARM_SKIP
-        lazy.call("sensorbox.device.boot", "warm_package", "sensorbox.device.store", skip)
-        lazy.load("sensorbox.shared.npy")
-        lazy.unload("sensorbox.shared.npy")
+        boot = lazy.load("sensorbox.device.boot")
+        try:
+            boot.warm_package("sensorbox.device.store", boot.WARM_SKIP)
+            lazy.load("sensorbox.shared.npy")
+            lazy.unload("sensorbox.shared.npy")
+        finally:
+            boot = None
+            lazy.unload("sensorbox.device.boot")
 
 
 def make(root, clock=None, flash=None, seg=core.SEG_BYTES, **cfg):

@@ -159,11 +159,13 @@ def test_labels_create_list_export_delete(dev):
 def test_tiny_budget_keeps_newest_reports_drops_keeps_sampling(device_factory, tmp_path):
     d = _start(device_factory, tmp_path, "tiny", {"store.accel_kb": 4, "accel.rate_hz": 100, "store.flush_ms": 200,
                                                    "mic.enabled": False})
+    # (the answer's "store" summary is taken when the answer starts, each resource's figures as it is sent: a
+    # segment retention deletes in between shows in the resource's and not yet in the summary: fresh38 saw 2 and 1)
     res = wait_for(lambda: d.get("/api/resources").json(), "two segments deleted",
-                   lambda res: res["resources"][0]["retention"]["deleted_segments"] >= 2)
+                   lambda res: res["resources"][0]["retention"]["deleted_segments"] >= 2
+                   and res["store"]["retention_deleted_segments"] >= 2)
     accel = res["resources"][0]
     assert accel["bytes"] <= 4096 + 1024 and accel["lost_rows"] == 0
-    assert res["store"]["retention_deleted_segments"] >= 2
     assert d.status()["store"]["retention_deleted_segments"] >= 2
     now_ms = d.status()["time_ms"]
     d.wait_stored("accel", after=now_ms)  # the newest data goes on flash (the oldest makes room)...

@@ -77,7 +77,7 @@ async def handle(device, app, req):
     if parts[2] == "resources":
         if n == 3:
             now = device.platform.epoch_ms()
-            res = _call(device, "resources", now)
+            res = _call(device, "resources", now)  # (each one's figures taken as it is sent; "store" at the start)
             return {"device": device.device_id, "time_ms": now, "resources": res, "store": device.store.status()}
         return await data(device, req, parts[3])
     if n >= 4:

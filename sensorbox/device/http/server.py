@@ -21,6 +21,7 @@ prepared 503. While it works the server beats (``app.beat``) for the supervisor'
 """
 
 import errno
+import gc
 import json
 import select
 import socket
@@ -307,6 +308,10 @@ def _route(p):
     return _WEB
 
 
+_TRIES = const(4)  # runs of a GET or PUT that found the heap short (_dispatch)
+_PAUSE_MS = const(60)  # ... and the pause before the third, twice it before the fourth
+
+
 async def _dispatch(app, req):
     try:
         if req.content_length > Request.max_content_length and not req.path.startswith("/api/ota") and not \
@@ -320,14 +325,19 @@ async def _dispatch(app, req):
         if req.method not in ("GET", "POST", "PUT", "DELETE"):
             return not_allowed(req)
         name = _route(req.path)
-        for retry in (False, True):
+        for retry in range(_TRIES):
             try:
                 return _response(await lazy.call(name, "handle", app.device, app, req))
             except MemoryError:
-                # GET and PUT may run again (idempotent): once more with lazy's reserve given up, which leaves
-                # a hole of 2 KB (a config update needs blocks of ~1 KB that a busy heap may lack for a moment)
-                if retry or req.method not in ("GET", "PUT") or not lazy.release():
+                # GET and PUT may run again (idempotent): with lazy's reserve given up, which leaves a hole of
+                # 2 KB (a config update needs blocks of ~1 KB that a busy heap may lack for a moment), then
+                # after a pause: the heap's peak is a moment's (a store job, an integration's send, another
+                # answer), and what they let go makes the blocks this one needs
+                if retry == _TRIES - 1 or req.method not in ("GET", "PUT"):
                     raise
+                if not lazy.release():
+                    await asyncio.sleep_ms(_PAUSE_MS * (retry + 1))
+                    gc.collect()
     except BadRequest as e:
         return error(e.status, e.reason, e.field)
     except MemoryError:

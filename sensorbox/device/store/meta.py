@@ -28,10 +28,13 @@ import json
 import os
 import struct
 
+from micropython import const
+
 from sensorbox.device.store.core import QueryError, crc32
 
 _T_MAX = 1 << 53
 MAX_LABELS = 500
+_PINS = const(8)  # pinned ranges kept in RAM (core._PINS)
 _REC = "<BBIqq"  # 22 bytes: status, name bytes, id, start, end (then the name and the CRC)
 
 
@@ -235,11 +238,26 @@ def label_add(store, body):
                     r[2], r[1], a, r[0]), "overlap")
     if not info[2] or info[3] or info[4] or info[5] != 2 or (dead >= 32 and dead >= live):  # (no header: new)
         _rewrite(store, nxt)
+    # what the answer needs and the new range's pin are made before the label is written: after it, running out of
+    # memory would answer 503 "retry" for a stored label, and leave its rows unpinned for retention
+    out = {"id": nxt, "start": body["start"], "end": body["end"], "label": name}
+    p = store.pins
+    if p is None:
+        import array
+
+        p = array.array("q", bytes(16 * _PINS))
+    rec = pack(nxt, body["start"], body["end"], name)
     with open(store.root + "/labels.bin", "ab") as f:
-        f.write(pack(nxt, body["start"], body["end"], name))
+        f.write(rec)
     store.labels = live + 1
-    pins(store)
-    return {"id": nxt, "start": body["start"], "end": body["end"], "label": name}
+    store.pins = p
+    store.npins = _pin(p, store.npins, body["start"], body["end"])  # (pins more, never less)
+    store.changes += 1
+    try:
+        pins(store)  # (read again: the pulls that released a range; merged as they are)
+    except MemoryError:
+        pass
+    return out
 
 
 def _rewrite(store, n):
@@ -282,11 +300,11 @@ def label_delete(store, ident, status=b"X"):
 
 def pins(store):
     """The ranges of the pinned labels (not unpinned, not pulled yet by every resource stored) into
-    ``store.pins`` (start, end, ... sorted), merged: overlapping ones into one, and when there are more than it
-    holds, the two nearest into one (a wider range pins more, never less). One record at a time: no list."""
+    ``store.pins`` (start, end, ... sorted), merged (``_pin``). One record at a time: no list. Read into an array of
+    their own and put in place at the end: a read cut short (no memory for a record, a failing flash) leaves the
+    ranges in force as they were."""
     rel = _rel_all(store)
-    p = store.pins
-    cap = 8  # (core.PINS)
+    p = None
     n = 0
     for pos, st, ident, a, b, name in _recs(store, _info()):
         if (st != 76 and st != 67) or b - 1 <= rel:
@@ -294,41 +312,48 @@ def pins(store):
         if p is None:  # (made for the first pinned range; the store holds none while nothing is pinned)
             import array
 
-            p = store.pins = array.array("q", bytes(16 * cap))
-        i = 0
-        while i < n and p[2 * i] < a:
-            i += 1
-        for j in range(n, i, -1):  # make room at i (the array has one pair to spare: see below)
-            p[2 * j] = p[2 * j - 2]
-            p[2 * j + 1] = p[2 * j - 1]
-        p[2 * i] = a
-        p[2 * i + 1] = b
-        n += 1
-        j = 0
-        while j + 1 < n:  # overlapping neighbours: one range
-            if p[2 * j + 2] <= p[2 * j + 1]:
-                if p[2 * j + 3] > p[2 * j + 1]:
-                    p[2 * j + 1] = p[2 * j + 3]
-                for k in range(j + 1, n - 1):
-                    p[2 * k] = p[2 * k + 2]
-                    p[2 * k + 1] = p[2 * k + 3]
-                n -= 1
-            else:
-                j += 1
-        if n == cap:  # full: the nearest two become one
-            best = 0
-            for j in range(1, n - 1):
-                if p[2 * j + 2] - p[2 * j + 1] < p[2 * best + 2] - p[2 * best + 1]:
-                    best = j
-            p[2 * best + 1] = p[2 * best + 3]
-            for k in range(best + 1, n - 1):
+            p = array.array("q", bytes(16 * _PINS))
+        n = _pin(p, n, a, b)
+    store.pins = p
+    store.npins = n
+    store.changes += 1  # (retention looks again)
+
+
+def _pin(p, n, a, b):
+    """Range ``a``..``b`` into the ``n`` merged ranges of ``p`` (start, end, ... sorted); returns their count:
+    overlapping ones merged into one, and at ``_PINS`` the two nearest into one (a wider range pins more, never
+    less). Allocates nothing."""
+    i = 0
+    while i < n and p[2 * i] < a:
+        i += 1
+    for j in range(n, i, -1):  # make room at i (the array has one pair to spare: see below)
+        p[2 * j] = p[2 * j - 2]
+        p[2 * j + 1] = p[2 * j - 1]
+    p[2 * i] = a
+    p[2 * i + 1] = b
+    n += 1
+    j = 0
+    while j + 1 < n:  # overlapping neighbours: one range
+        if p[2 * j + 2] <= p[2 * j + 1]:
+            if p[2 * j + 3] > p[2 * j + 1]:
+                p[2 * j + 1] = p[2 * j + 3]
+            for k in range(j + 1, n - 1):
                 p[2 * k] = p[2 * k + 2]
                 p[2 * k + 1] = p[2 * k + 3]
             n -= 1
-    store.npins = n
-    if not n:
-        store.pins = None
-    store.changes += 1  # (retention looks again)
+        else:
+            j += 1
+    if n == _PINS:  # full: the nearest two become one
+        best = 0
+        for j in range(1, n - 1):
+            if p[2 * j + 2] - p[2 * j + 1] < p[2 * best + 2] - p[2 * best + 1]:
+                best = j
+        p[2 * best + 1] = p[2 * best + 3]
+        for k in range(best + 1, n - 1):
+            p[2 * k] = p[2 * k + 2]
+            p[2 * k + 1] = p[2 * k + 3]
+        n -= 1
+    return n
 
 
 def _rel_all(store):

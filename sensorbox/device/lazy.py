@@ -16,10 +16,11 @@ between, so no other task can find the module half-gone; and keep no reference t
 
 An import needs contiguous blocks (bytecode, constant strings), which a fragmented heap may lack with tens of KB
 free: requests then failed with 503 for seconds at a time. So a ``RESERVE``-byte block is held from boot; an import
-that runs out of memory releases it, collects and tries once more (so does a GET or PUT request, ``release``, then after pauses: http/server.py),
-and ``rearm`` (housekeeping) takes the block back as soon as the heap allows. With the reserve used, the TLS
-spare (``tls_spare``: the first TLS context's block, integrations/tls.spare) is given up in its place: a request
-or import saved now over a TLS start that may come (the sink's next start without TLS takes it again).
+that runs out of memory releases it, collects and tries once more (so does a GET or PUT request, ``release``,
+then after pauses: http/server.py), and ``rearm`` (housekeeping) takes the block back as soon as the heap
+allows. With the reserve used, the TLS spare (``tls_spare``: the first TLS context's block,
+integrations/tls.spare) is given up in its place: a request or import saved now over a TLS start that may come
+(the sink's next start without TLS takes it again).
 """
 
 import gc

@@ -11,7 +11,6 @@
     GET    /api/routes           every path with its methods (the route list of ``refuse``, from the OpenAPI doc) admin
     GET    /api/logs?since=N     entries of the log ring from byte offset N (each has its "id"); "next": pass it
                                  as since to get only what is new
-    GET    /api/events?start=&end=   the stored events (what /api/resources/events/data answers; JSON)
     GET    /api/live             Server-Sent Events (see ``live``)
     POST   /api/restart          restart the device (platform.reset; ``sensorbox run`` restarts it)      admin
     POST   /api/reset            {"confirm": <device id>, "erase_data": false}: factory reset, restart    admin
@@ -39,7 +38,6 @@ from sensorbox.device.http import authz
 from sensorbox.device.http.server import BadRequest, error, json_response, not_allowed, not_found
 
 _ADMIN = const("sensorbox.device.http.admin")
-_DATA = const("sensorbox.device.http.data_api")
 _REFUSE = const("sensorbox.device.http.refuse")
 _RETAIN = const("sensorbox.device.store.retain")
 _META = const("sensorbox.device.store.meta")  # retain.pulled imports it while it runs: unloaded with _RETAIN
@@ -53,7 +51,6 @@ _ROUTES = {
     "live": (("GET",), False),
     "session": (("GET",), False),
     "logs": (("GET",), False),
-    "events": (("GET",), False),
     "tokens": (("GET", "POST", "DELETE"), True),  # DELETE only as /api/tokens/<id>
     "routes": (("GET",), True),
     "restart": (("POST",), True),
@@ -150,8 +147,6 @@ async def _action(device, req, action, ident):
         # did not give (one from before a restart, say) answers the entries the ring holds and a new "next".
         # The entries stream one at a time from the ring (log_read.entries), not as one list of ~30 dicts.
         return json_response({"entries": lazy.call(_LOGS, "entries", device.log, int(s)), "next": device.log.end()})
-    if action == "events":  # what the data route answers for the events resource
-        return await lazy.call(_DATA, "data", device, req, "events")
     if action == "pulled":  # (store/retain.py, loaded for the request)
         from sensorbox.device.http.server import read_json
         from sensorbox.device.store.core import QueryError

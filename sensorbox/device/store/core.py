@@ -188,7 +188,7 @@ class Res:
             self.ncols = len(spec[3])
         bufsize = spec[4]
         self.base = root
-        if len(spec) > 5:  # a rollup: the number of its columns in place of a buffer's size (names: figures.columns_of)
+        if len(spec) > 5:  # a rollup: the number of its columns in place of a buffer's size (names: columns.columns_of)
             self.period = spec[5]
             self.ncols = bufsize
             return

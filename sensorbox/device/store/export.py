@@ -194,7 +194,7 @@ def plan(store, name, args, now, full=True):
 def _columns_of(r):
     from sensorbox.device import lazy
 
-    return lazy.call("sensorbox.device.store.figures", "columns_of", r)  # (cold: not in the resident core.py)
+    return lazy.call("sensorbox.device.store.columns", "columns_of", r)  # (cold: not in the resident core.py)
 
 
 def _columns(store, name, args, now, full, p, cols, text):
@@ -458,7 +458,7 @@ def _rollup_rows(p, rd, blk, buf):
     old = h[7] != _DENSE and h[7] != _STAGE  # a sound rollup's segment of the previous format: the API's order
     sound = p.r.code < 9
     u = 1 if p.r.period <= 60000 else 10  # (seconds a stored unit of a class's time: rollup._unit)
-    m = 7 if sound else p.r.ncols  # (figures.columns_of's)
+    m = 7 if sound else p.r.ncols  # (columns.columns_of's)
     for i in range(blk[0], blk[1]):
         v = rd.values(i) if src is None else struct.unpack_from(rd.fmt, src, o + 2 * w * i)
         t = rd.time(i)

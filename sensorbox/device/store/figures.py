@@ -7,8 +7,8 @@ import struct
 
 from micropython import const
 
+from sensorbox.device.store.columns import columns_of
 from sensorbox.device.store.core import seg_names
-from sensorbox.shared import features
 
 # the segment format's constants (as core.py defines them: no names to import)
 _HDR = const(32)
@@ -203,19 +203,3 @@ def clips(st, start, end):
             yield {"start": t0, "end": t1, "rate_hz": rate, "frames": n, "trigger": _KINDS[g >> 30 & 3],
                    "pre_ms": g >> 16 & 0x3FFF, "value": g & 0xFFFF,
                    "recording": r.f is not None and name == r.seg_name, "pinned": pinned(st, r, t0, t1)}
-
-
-def columns_of(r):
-    """The names of resource ``r``'s columns (here, loaded per request: exports ask with ``lazy.call``)."""
-    if r.cols is not None:
-        return r.cols
-    if r.period:  # a rollup's: the sound (codes 7, 8) or the class rollups' (9, 10: seconds per class; rollup.py)
-        if r.code < 9:
-            return ("n", "leq", "lmin", "lmax", "l10", "l50", "l90")
-        return ("windows", "changes", "confidence", "other", "unknown") + tuple(
-            "c" + str(i) for i in range(r.ncols - 5))
-    for ch in (3, 6):
-        names = features.names(ch)
-        if len(names) == r.ncols:
-            return names
-    return tuple("f{}".format(i) for i in range(r.ncols))

@@ -1,4 +1,4 @@
-"""JSON request bodies (http/body.py): what a client sends must leave nothing behind in the heap once answered.
+"""JSON request bodies (http/json_body.py; read in pieces: http/body.py): what a client sends must leave nothing behind in the heap once answered.
 
 Issue 19: after a Schemathesis run the device's live heap stayed ~18 KB larger, for good: every distinct
 astral character sent as an escaped surrogate pair (``"\\ud83d\\ude00"``, as Python's json writes emoji) was
@@ -26,11 +26,11 @@ def _escaped(cp):
 
 
 def test_astral_characters_intern_no_names():
-    from sensorbox.device.http import body
+    from sensorbox.device.http import json_body
 
     def send(first, n):
         for cp in range(first, first + n):
-            v = body.read_json(Req(b'{"' + _escaped(cp) + b'": "x' + _escaped(cp + 7) + b'"}'))
+            v = json_body.read_json(Req(b'{"' + _escaped(cp) + b'": "x' + _escaped(cp + 7) + b'"}'))
             k = list(v)[0]
             assert k.encode() == bytes((0xF0 | cp >> 18, 0x80 | (cp >> 12) & 63, 0x80 | (cp >> 6) & 63,
                                         0x80 | cp & 63))
@@ -45,19 +45,19 @@ def test_astral_characters_intern_no_names():
 
 
 def test_escaped_pairs_become_utf8_and_lone_surrogates_are_refused():
-    from sensorbox.device.http import body
+    from sensorbox.device.http import json_body
 
-    v = body.read_json(Req(b'{"k": "a\\ud83d\\ude00b", "\\ud83d\\ude01": 1}'))
+    v = json_body.read_json(Req(b'{"k": "a\\ud83d\\ude00b", "\\ud83d\\ude01": 1}'))
     assert v["k"].encode() == b"a\xf0\x9f\x98\x80b"
     assert b"\xf0\x9f\x98\x81" in [k.encode() for k in v]
     for bad in (b'{"k": "\\ud83d"}', b'{"k": "\\ude00"}', b'{"k": "\\ud83d\\u0041"}'):
         try:
-            body.read_json(Req(bad))
+            json_body.read_json(Req(bad))
         except Exception as e:  # (BadRequest: answered 400)
             assert "surrogate" in e.reason and e.status == 400
         else:
             raise AssertionError(bad)
-    assert body.read_json(Req(b'{"k": "\\\\ud83d"}'))["k"] == "\\ud83d"  # an escaped backslash: plain text
+    assert json_body.read_json(Req(b'{"k": "\\\\ud83d"}'))["k"] == "\\ud83d"  # an escaped backslash: plain text
 
 
 def _allocated(fn):
@@ -79,7 +79,7 @@ def test_a_whole_configuration_needs_no_copy_of_the_body():
     ``encode()`` and a bytes' ``decode()`` share the data on MicroPython: no copy.)"""
     import json
 
-    from sensorbox.device.http import body
+    from sensorbox.device.http import json_body
     from sensorbox.shared import config_schema as schema
 
     every = {}
@@ -89,9 +89,9 @@ def test_a_whole_configuration_needs_no_copy_of_the_body():
     data = json.dumps(every).encode()
     every = None
     got = bytearray(data)  # (as the server reads a body)
-    body.read_json(Req(b'{"mqtt.tls_ca": "M"}'))  # (whatever a first call makes once)
+    json_body.read_json(Req(b'{"mqtt.tls_ca": "M"}'))  # (whatever a first call makes once)
     parse, _ = _allocated(lambda: json.loads(data))  # the parser's own (garbage included: the collector is off)
-    used, _ = _allocated(lambda: body.read_json(Req(got)))
+    used, _ = _allocated(lambda: json_body.read_json(Req(got)))
     print("body", len(data), "bytes; the parser allocates", parse, "bytes, read_json", used)
     assert used < parse + len(data) // 2, (len(data), parse, used)  # (with the copy: + len(data))
 
@@ -108,7 +108,7 @@ def _members(data, size):
 
 def test_an_object_read_in_pieces_is_cut_into_its_members():
 
-    from sensorbox.device.http import body
+    from sensorbox.device.http import json_body
     from sensorbox.device.http.server import BadRequest
 
     for data in (b'{"a": 1, "b": "x,}y\\"", "c": {"d": [1, 2, {"e": null}]}, "f": true}', b'{}', b' { "k" : "v" } ',
@@ -116,16 +116,16 @@ def test_an_object_read_in_pieces_is_cut_into_its_members():
         for size in (1, 3, 7, 256):
             got, st = _members(data, size)
             assert not st[6] and st[0] == 0 and not st[5], (data, size, st)
-            assert body.read_json(Req(got)) == body.read_json(Req(data)), (data, size, got)
+            assert json_body.read_json(Req(got)) == json_body.read_json(Req(data)), (data, size, got)
     for data in (b'[1, 2]', b'"x"', b'{"a": 1} {"b": 2}', b'{"a": 1'):
         got, st = _members(data, 3)
         assert st[6] or st[0] or st[5], (data, st)  # not one whole object: the server answers 503 as before
     for data in (b'{"a": 1,}', b'{,"a": 1}', b'{"a" 1}', b'{"a": 1 "b": 2}'):  # as MicroPython's parser takes them
-        assert body.read_json(Req(_members(data, 4)[0])) == body.read_json(Req(data)), data
+        assert json_body.read_json(Req(_members(data, 4)[0])) == json_body.read_json(Req(data)), data
     for data in (b'{"a": "\\ud800"}', b'{"a": 1e999}', b'{"a": {"b": tru}}'):
         for b in (data, _members(data, 4)[0]):
             try:
-                body.read_json(Req(b))
+                json_body.read_json(Req(b))
                 raise AssertionError("accepted {}".format(data))
             except BadRequest as e:
                 assert e.status == 400, data
@@ -160,7 +160,7 @@ async def test_a_whole_config_put_needs_no_block_larger_than_1_kb():
     import json
 
     from sensorbox.device.config import Config
-    from sensorbox.device.http import body, server
+    from sensorbox.device.http import json_body, server
     from sensorbox.shared import config_schema as schema
     from devtest import quiet_log, tmpdir
 
@@ -180,7 +180,7 @@ async def test_a_whole_config_put_needs_no_block_larger_than_1_kb():
     conn, refuse = inner(server, "_Conn"), inner(server, "_Refuse")  # (renames.txt read on the whole heap)
     same = inner(api, "_same")(cfg)  # (what PUT /api/config passes: members with the value in force left out)
     api = None
-    body.read_json(Req(b'{"mqtt.tls_ca": "M"}'))  # (what a first call makes once)
+    json_body.read_json(Req(b'{"mqtt.tls_ca": "M"}'))  # (what a first call makes once)
     for split in ("", d + "/"):
         c = conn(None, "peer", 0)
         c._s = _Feed(data)
@@ -191,7 +191,7 @@ async def test_a_whole_config_put_needs_no_block_larger_than_1_kb():
         gc.collect()
         try:
             got = await c.readexactly(len(data))
-            v = body.read_json(Req(got), same)
+            v = json_body.read_json(Req(got), same)
             got = None
             ok = (sorted(v), cfg.update(v))
             v = None
@@ -235,6 +235,7 @@ def test_a_ca_value_streamed_keeps_its_ends_wherever_the_pieces_are_cut():
     import json
 
     from sensorbox.device.http import body
+    from sensorbox.device.http import json_body
     from sensorbox.shared import config_schema as schema
     from devtest import tmpdir
 
@@ -246,7 +247,7 @@ def test_a_ca_value_streamed_keeps_its_ends_wherever_the_pieces_are_cut():
         b = b" " * pad + data
         for i in range(0, len(b), 256):
             body.feed(b[i:i + 256], st)
-        v = body.read_json(Req(st[4]))["mqtt.tls_ca"]
+        v = json_body.read_json(Req(st[4]))["mqtt.tls_ca"]
         assert v[2] == 700 and schema.check_value("mqtt.tls_ca", v[3]) == v[3], (pad, v)
         with open(v[0]) as f:
             assert f.read() == ca
@@ -261,7 +262,7 @@ async def test_a_bad_ca_value_is_refused_naming_its_key_and_the_value_in_force_k
     import os
 
     from sensorbox.device.config import Config
-    from sensorbox.device.http import body, server
+    from sensorbox.device.http import json_body, server
     from sensorbox.device.http.server import BadRequest
     from devtest import quiet_log, tmpdir
 
@@ -291,7 +292,7 @@ async def test_a_bad_ca_value_is_refused_naming_its_key_and_the_value_in_force_k
         c._s = data if isinstance(data, Long) else _Feed(data)
         c.split = d + "/"
         try:
-            return cfg.update(body.read_json(Req(await c.readexactly(len(data)))))
+            return cfg.update(json_body.read_json(Req(await c.readexactly(len(data)))))
         except (BadRequest, ValueError) as e:
             return e.field, getattr(e, "reason", None) or e.args[0]
 
@@ -362,6 +363,7 @@ def test_a_streamed_body_holds_members_of_1_kb_and_8_kb_of_them_at_most():
     import json
 
     from sensorbox.device.http import body
+    from sensorbox.device.http import json_body
     from sensorbox.device.http.server import BadRequest
     from devtest import tmpdir
 
@@ -380,7 +382,7 @@ def test_a_streamed_body_holds_members_of_1_kb_and_8_kb_of_them_at_most():
             for i in range(0, len(data), 256):
                 body.feed(data[i:i + 256], st)
         try:
-            body.read_json(Req(body.end(st)))
+            json_body.read_json(Req(body.end(st)))
             raise AssertionError(data[:40])
         except BadRequest as e:
             assert e.field == field and words in e.reason and e.status == 400, (e.field, e.reason)

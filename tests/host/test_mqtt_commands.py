@@ -246,7 +246,7 @@ def test_long_and_non_ascii_command_inputs_get_a_clean_error(tmp_path, broker, d
         why = "label must be a name of 1 to 40 printable characters"
         assert send("label_set", json.dumps({"label": long_label}, ensure_ascii=False).encode())["error"] == why
         assert send("label_set", json.dumps({"label": long_label}).encode())["error"] == why  # as \\u escapes
-        # checked as the HTTP API checks a JSON body (http/body.py)
+        # checked as the HTTP API checks a JSON body (http/json_body.py)
         assert send("label_set", b'{"label": "ab\\ud800cd"}')["error"] == (
             "command holds a lone surrogate escape (\\ud800), which is not text")
         assert send("label_set", b'{"label": "\\udc00"}')["ok"] is False

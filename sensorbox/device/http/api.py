@@ -12,7 +12,7 @@ from sensorbox.device.http.server import Response, error, guard, not_allowed, no
 
 _AUTHZ = const("sensorbox.device.http.authz")
 _STATIC = const("sensorbox.device.http.static")
-_BODY = const("sensorbox.device.http.body")
+_JSON = const("sensorbox.device.http.json_body")
 
 
 async def handle(device, app, req):
@@ -40,8 +40,8 @@ async def handle(device, app, req):
     cfg = device.config
     if m == "GET":
         return Response(config_json(cfg, getattr(app, "port", None)), 200, {"Content-Type": "application/json"})
-    m = lazy.load(_BODY)  # (server.read_json, with the members whose value is the one in force left out)
-    lazy.unload(_BODY)
+    m = lazy.load(_JSON)  # (server.read_json, with the members whose value is the one in force left out)
+    lazy.unload(_JSON)
     try:
         update = m.read_json(req, _same(cfg))
     except ValueError:  # BadRequest: 400 or 415, answered by the server

@@ -37,6 +37,7 @@ _WEB = const("sensorbox.device.http.device_api")
 _REFUSE = const("sensorbox.device.http.refuse")
 _CORS = const("sensorbox.device.http.cors")
 _BODY = const("sensorbox.device.http.body")
+_JSON = const("sensorbox.device.http.json_body")
 
 _BUF = const(512)  # files (UI assets, schema) go out in 512-byte reads: small blocks to find
 # The reason phrases of the status codes the device sends (RFC 9110), in one string (no digits in a phrase)
@@ -251,8 +252,8 @@ def error(status, message, field=None):
 
 def read_json(req):
     """The request body as JSON; raises BadRequest with a reason when it is not, or when it holds what would break
-    a handler or a response (see ``http/body.py``, loaded for the call)."""
-    return lazy.call(_BODY, "read_json", req)
+    a handler or a response (see ``http/json_body.py``, loaded for the call)."""
+    return lazy.call(_JSON, "read_json", req)
 
 
 class BadRequest(__import__("sensorbox.shared").shared.InputError):  # (the base, with no global for it here)
@@ -522,7 +523,7 @@ class _Conn:
                 raise MemoryError
             out = bytearray(n)
         except MemoryError:  # no block for it now: read through, and an over-deep body still gets its 400. The
-            # whole-config PUT's object is always cut into its members (body.feed: read_json parses them one by
+            # whole-config PUT's object is always cut into its members (body.feed: json_body.read_json parses them one by
             # one), its CA certificates streamed into files as they arrive: no block larger than ~1 KB
             m = lazy.load(_BODY)
             lazy.unload(_BODY)

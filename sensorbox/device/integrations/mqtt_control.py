@@ -258,20 +258,20 @@ def _same(a, b):
 
 
 class _Body:
-    # what http/body.read_json reads of a request
+    # what http/json_body.read_json reads of a request
     def __init__(self, b):
         self.body = b
 
 
 def _json(payload):
-    """A command's JSON, checked as a request body is (``http/body.py``): UTF-8 without surrogates (escaped pairs,
+    """A command's JSON, checked as a request body is (``http/json_body.py``): UTF-8 without surrogates (escaped pairs,
     what JSON encoders send for characters beyond U+FFFF, become their character), bounded nesting, finite
     numbers. Raises ValueError with the reason."""
     from sensorbox.device import lazy
     from sensorbox.device.http.server import BadRequest
 
     try:
-        return lazy.call("sensorbox.device.http.body", "read_json", _Body(payload))
+        return lazy.call("sensorbox.device.http.json_body", "read_json", _Body(payload))
     except BadRequest as e:
         raise ValueError(e.reason.replace("request body", "command"))
 

@@ -1,5 +1,5 @@
-"""Login, logout, API tokens, restart and fault injection (``/api/login``, ``/api/logout``, ``/api/tokens``,
-``/api/restart``: saves the UI's sessions for the next start, see ``authz.sessions``; ``/api/debug/fault``).
+"""API tokens, restart and fault injection (``/api/tokens``, ``/api/restart``: saves the UI's sessions for the
+next start, see ``authz.sessions``; ``/api/debug/fault``). The UI's login and logout: ``session.py``.
 
 Loaded for one request by ``device_api`` (which has checked the method and the credentials) and unloaded at once.
 Tokens: ``tokens.json`` next to ``auth.json`` holds ``[{"id", "name", "scope", "hash"}]`` where hash is the
@@ -14,7 +14,6 @@ import os
 from micropython import const
 
 from sensorbox.device.http import authz
-from sensorbox.device.http.authz import COOKIE, MAX_SESSIONS, csrf_token
 from sensorbox.device.http.server import BadRequest, error, json_response, read_json
 
 MAX_TOKENS = const(8)
@@ -22,56 +21,11 @@ SCOPES = ("read", "admin")
 
 
 async def handle(device, req, action, ident):
-    auth = device.auth
-    if action == "login":
-        return await login(auth, req)
-    if action == "logout":
-        sid = req.cookies.get(COOKIE) or ""
-        key = hashlib.sha256(sid.encode()).digest()
-        auth.sessions = [s for s in authz.sessions(auth) if s[0] != key]
-        res = json_response({"logged_out": True})
-        _cookie(res, "x; Max-Age=0")
-        return res
     if action == "restart":
         return restart(device)
     if action == "debug/fault":
         return fault(device, req)
-    return tokens(device, auth, req, ident)
-
-
-def _cookie(res, value):
-    # the session cookie (value and its further attributes), HttpOnly, for the whole site
-    res.headers["Set-Cookie"] = "{}={}; Path=/; HttpOnly".format(COOKIE, value)
-
-
-async def login(auth, req):
-    # JSON only: a cross-site HTML form cannot send it without a CORS preflight, which the device never grants
-    # (nor a body without a Content-Type, which fetch can send cross-site as a Blob).
-    if (req.content_type or "").split(";")[0].strip().lower() != "application/json":
-        raise BadRequest("login needs a JSON body (Content-Type: application/json)", "Content-Type", 415)
-    body = read_json(req)
-    for k in body if isinstance(body, dict) else ():
-        if k != "password":
-            raise BadRequest("unknown field", k)
-    pw = body.get("password") if isinstance(body, dict) else None
-    if not isinstance(pw, str):
-        raise BadRequest("password missing", "password")
-    # Checked as Basic credentials: the same hash, remembered credentials and failed-login lockout.
-    ok = await auth.check_basic("Basic " + binascii.b2a_base64(("admin:" + pw).encode()).decode().strip(),
-                               req.client_addr)
-    if ok == "wait":
-        return error(429, "too many failed logins; wait and retry")
-    if ok != "admin":
-        return error(401, "wrong password", "password")
-    sid = binascii.hexlify(os.urandom(16)).decode()
-    ss = authz.sessions(auth)
-    ss.append([hashlib.sha256(sid.encode()).digest(), __import__("time").ticks_ms()])
-    if len(ss) > MAX_SESSIONS:
-        ss.pop(0)
-    auth.log.info("auth", "UI login")
-    res = json_response({"scope": "admin", "csrf": csrf_token(sid)})
-    _cookie(res, sid + "; SameSite=Strict")
-    return res
+    return tokens(device, device.auth, req, ident)
 
 
 def restart(device):

@@ -2,8 +2,6 @@
 
     GET    /                     the single-page UI; GET /static/<name> its assets, pre-gzipped on flash
     GET    /api/openapi.json     the API description (written into www/ by the bundle builder)
-    POST   /api/login            {"password": ...} -> session cookie (HttpOnly, SameSite=Strict) + {"csrf": ...}
-    POST   /api/logout
     GET    /api/session          who is asking: {"scope", "via", "csrf"} (the UI's start-up check)
     GET    /api/tokens           API tokens (never their secrets)                                      admin
     POST   /api/tokens           {"name": ..., "scope": "read"|"admin"} -> 201 with the token, shown once   admin
@@ -22,9 +20,9 @@
     POST   /api/pulled           {"<resource>": t, ...}: the rows up to t were pulled (``sensorbox pull``): the
                                  labelled data they cover is no longer pinned (``store.retain.pulled``)     admin
 
-Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``admin`` (login, tokens,
-restart): none of this stays in the device's heap; only ``live`` stays imported while a stream runs.
-The UI's files (``/``, ``/static/<name>``) are served by ``static.py``.
+Loaded for one request and unloaded at once (``lazy``), as are ``authz`` and ``admin`` (tokens, restart):
+none of this stays in the device's heap; only ``live`` stays imported while a stream runs. The UI's files
+(``/``, ``/static/<name>``) are served by ``static.py``, the login and logout by ``session.py``.
 """
 
 import binascii
@@ -45,8 +43,6 @@ _STATIC = const("sensorbox.device.http.static")
 _LOGS = const("sensorbox.device.log_read")
 # action -> (methods, admin needed); absent actions are 404. None: no authentication (login, logout, openapi).
 _ROUTES = {
-    "login": (("POST",), None),
-    "logout": (("POST",), None),
     "openapi.json": (("GET",), None),
     "live": (("GET",), False),
     "session": (("GET",), False),
@@ -167,6 +163,6 @@ async def _action(device, req, action, ident):
         return json_response([p[1:], p[0]] for p in lazy.call(_REFUSE, "routes"))
     if action == "reset":  # factory reset (factory.py: loaded only for it)
         return lazy.call("sensorbox.device.factory", "handle", device, req)
-    # login, logout, tokens, restart, debug/fault: in admin, loaded for the request
+    # tokens, restart, debug/fault: in admin, loaded for the request
     return await lazy.call(_ADMIN, "handle", device, req, action, ident)
 

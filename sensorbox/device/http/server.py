@@ -2,7 +2,7 @@
 
 HTTP/1.0, one request per connection (``Connection: close``), as the UI and the host tools use it. No route is
 registered in RAM: ``_route`` maps a path to the module that answers it (``api``: status, config, debug;
-``model_api``; ``data_api``: resources, labels, clips, events; ``static``: the UI's files; ``device_api``: the rest), which is
+``model_api``; ``data_api``: resources, labels, clips, events; ``session``: login, logout; ``static``: the UI's files; ``device_api``: the rest), which is
 loaded for the request and unloaded at once (``lazy``). Each has ``async def handle(device, app, req)``
 returning a ``Response``, a dict or list (sent as JSON), or ``(body, status[, headers])``.
 
@@ -306,6 +306,8 @@ def _route(p):
         return "sensorbox.device.http.model_api"
     if s in ("resources", "labels", "clips", "events"):
         return "sensorbox.device.http.data_api"
+    if s in ("login", "logout"):
+        return "sensorbox.device.http.session"
     return _WEB
 
 

@@ -47,6 +47,8 @@ async def handle(device, app, req):
     except ValueError:  # BadRequest: 400 or 415, answered by the server
         _drop(req)
         raise
+    finally:
+        m = None  # (json_body's code collectable before the update loads config_file and the schema: its peak)
     try:
         changed = cfg.update(update)
     except OSError as e:

@@ -21,7 +21,7 @@ PER_REQUEST = (
     "device.http.device_api", "device.http.authz", "device.http.admin", "device.http.session", "device.http.body",
     "device.http.json_body", "device.http.refuse", "device.http.cors", "device.http.live", "device.status",
     "device.log_read", "device.auth_check",
-    "device.store.export", "device.store.figures", "device.store.meta", "device.store.classes",
+    "device.store.query", "device.store.export", "device.store.figures", "device.store.meta", "device.store.classes",
     "device.store.retain", "device.store.rollup", "device.config_file", "shared.config_schema",
     "device.analysis.models", "shared.model", "shared.npy", "shared.dsp_setup",
     "device.integrations.mqtt_control", "device.integrations.webhook_settings", "device.integrations.tls",

@@ -12,9 +12,9 @@ adding and deleting labels needs admin.
     GET    /api/clips                          ?start=&end= the audio clips stored (store/clips.py), streamed
     POST   /api/clips                          record a clip now (admin; 409 while clip.enabled is off or one records)
 
-Loaded for the request by ``server`` (``handle``), with the reader (``store.export``), the labels
-(``store.meta``) or the listing (``store.figures``), each unloaded at once (``lazy``): they cost heap only
-while a request runs. ``GET /api/labels`` is a generator reading the labels from flash as it is sent. Resource
+Loaded for the request by ``server`` (``handle``), with the query and the reader (``store.query``, then
+``store.export``), the labels (``store.meta``) or the listing (``store.figures``), each unloaded at once
+(``lazy``): they cost heap only while a request runs. ``GET /api/labels`` is a generator reading the labels from flash as it is sent. Resource
 names are looked up in the store's table, never used as paths: no traversal.
 Bad parameters get ``400 {"error": reason, "field": name}`` (a resource the store does not have: 404); a label that cannot be written or deleted because
 the flash is full or failing gets ``507`` (nothing changed).
@@ -28,6 +28,7 @@ from sensorbox.device.http.server import error, guard, not_allowed, not_found, r
 from sensorbox.device.store.core import QueryError
 
 _EX = const("sensorbox.device.store.export")
+_QUERY = const("sensorbox.device.store.query")
 _META = const("sensorbox.device.store.meta")
 _FIG = const("sensorbox.device.store.figures")
 
@@ -125,13 +126,14 @@ def _clips(device, req):
 
 
 async def data(device, req, name):
-    """GET /api/resources/<name>/data (also GET /api/events, for the events resource)."""
-    ex = lazy.load(_EX)
-    lazy.unload(_EX)  # unloaded at once; this handler keeps what it uses until it returns
+    """GET /api/resources/<name>/data (also GET /api/events, for the events resource): the query made a plan
+    (``store.query``), then the export (``store.export``), one module loaded after the other."""
     try:
-        p = ex.plan(device.store, name, req.args, device.platform.epoch_ms(), False)
+        p = lazy.call(_QUERY, "plan", device.store, name, req.args, device.platform.epoch_ms())
     except QueryError as e:  # (no such resource: 404)
         return error(404 if e.field == "name" else 400, e.reason, e.field)
+    ex = lazy.load(_EX)
+    lazy.unload(_EX)  # unloaded at once; this handler keeps what it uses until it returns
     if p.numeric:  # count the rows (the .npy header needs them), a segment at a time
         g = ex.prepare(device.store, p)
         try:

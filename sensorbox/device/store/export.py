@@ -1,7 +1,7 @@
 """Reading the store: query parameters, rows by time range, min/max decimation, .npy/CSV/JSON streams.
 
 Imported only when a request needs it (see ``http/data_api``). ``plan(store, name, params)`` validates the
-parameters (``QueryError(reason, field)`` when wrong) and returns a ``Plan``; ``stream(store, plan)`` is a
+parameters (``QueryError(reason, field)`` when wrong; ``query.py``, loaded for it) and returns a ``query.Plan``; ``stream(store, plan)`` is a
 generator of body chunks (at most 512 bytes each, from one buffer reused, but a CSV row longer than that) that never holds a segment in RAM.
 
 Segments are read through ``reader.Reader``: every block's CRC-32 is checked before its rows are used, so a
@@ -34,7 +34,6 @@ rollup's row has a column per class (seconds), so no ``label`` column.
 from micropython import const
 
 from sensorbox.device.store import reader
-from sensorbox.device.store.core import QueryError
 
 # the segment format's constants (as core.py defines them: no names to import)
 _BLK = const(8)
@@ -48,14 +47,14 @@ _STAGE = const(4)  # ... a rollup stage's (its rows with their times)
 _DROWS = const(1020)  # a rollup block's rows at most (rollup._DROWS)
 
 # (consts, the store's reader as a module, json, os, struct and core.decode imported where they are used, helpers
-# of one function each as Plan's methods: fewer module globals, whose table an import grows in one block: at 41 it took 752
-# bytes, the block a busy heap lacked most often in the soaks; 592 at 37; 464 now, at 29 with __name__ and __file__)
+# of one function each in _Plan: fewer module globals, whose table an import grows in one block: at 41 it took 752
+# bytes, the block a busy heap lacked most often in the soaks; 592 at 37; 464 at 29 with __name__ and __file__)
 _CHUNK = const(512)  # the numeric streams' out buffer (a row longer than it goes out on its own)
-_RES = const(" raw 1m 1h auto ")  # resolution's values (in one string: the device interns none of them)
-_T_MAX = 1 << 53
 
 
-class Plan:
+class _Plan:
+    # a plan's helpers (query.Plan has no methods: its module goes once the plan is made), called through the
+    # class with the plan first: one module global for seven
     def _opened(p, g):
         """``g``, noted in ``p`` so that closing ``stream`` or ``prepare`` closes it: MicroPython closes neither
         an abandoned generator nor the ones a closed generator iterates, and each of these holds an open file or
@@ -76,20 +75,14 @@ class Plan:
         yield lazy.call("sensorbox.shared.wav", "header", p.rate or 16000, 1, 2 * p.rows)
         p.rate = 0  # (the first segment's rate again, as prepare found it)
         rd = _seg_reader(p)
-        for blk in p._opened(_blocks(store, p, rd)):
+        for blk in _Plan._opened(p, _blocks(store, p, rd)):
             if blk is None or blk[1] <= blk[0]:
                 yield b""
             else:
                 yield rd._mv[_BLK + 2 * blk[0]:_BLK + 2 * blk[1]]
 
     # (helpers of one function each, methods here rather than module globals: see _CHUNK)
-    def _oldest(p, store, r):
-        """(About) the time of ``r``'s oldest row: its oldest segment's name (``Store.real``), or a rollup's stage."""
-        if r.first is not None:
-            return store.real(r.first)
-        return r.bt0 if r.period and r.brows else None
-
-    def _index_at(p, h, x):
+    def _index_at(h, x):
         """First row index of rate segment (or dense rollup segment) ``h`` with time >= x."""
         d = x - h[5]
         if d <= 0:
@@ -126,149 +119,16 @@ def _seg_reader(p):
     return rd
 
 
-def _int(args, key, default, lo, hi, now):
-    v = args.get(key)
-    if v is None:
-        return default
-    try:
-        # (v[:1], not v[0]: indexing a str interns the character as a name, for good: each a client sent)
-        if not (v[1:] if v[:1] == "-" else v).isdigit():  # (int() takes "+1", " 1", "1_0": not the document's)
-            raise ValueError
-        v = int(v)
-    except ValueError:
-        raise QueryError("{} must be an integer (epoch ms, or negative: ms before now)".format(key), key)
-    if v < 0 and key in ("start", "end"):
-        v += now
-    if v < lo or v > hi:
-        raise QueryError("{} is out of range {}..{}".format(key, lo, hi), key)
-    return v
-
-
 def plan(store, name, args, now, full=True):
-    """Validate a query; raises QueryError. ``args`` is a dict of strings. With ``full=False`` the caller
-    must run ``prepare(store, plan)`` before ``stream`` (numeric resources)."""
-    for k in args:
-        if k not in ("start", "end", "columns", "format", "max_points", "since", "resolution"):
-            raise QueryError("unknown parameter", k)
-        if not args[k] and k != "columns":  # (no documented value is empty; "columns=": every column)
-            raise QueryError("{} has no value".format(k), k)
-    p = Plan()
-    p.gens = []
-    p.rd = None
-    if name == "labels":
-        cols = ("start", "end", "label")
-        p.r = None
-        p.kind = -1
-    else:
-        r = store.by_name.get(name)
-        if r is None:
-            raise QueryError("no resource {}; see /api/resources".format(name), "name")
-        p.r = r
-        p.kind = r.kind
-        cols = _columns_of(r)
-    p.numeric = p.kind in (_RATE, _TIMED)
-    p.fmt = args.get("format") or ("npy" if p.numeric else "json")
-    p.rate = 0  # (a WAV's: its first segment's; segments at another rate are left out)
-    ok = ("npy", "csv", "wav") if p.kind == _RATE and p.r.raw else (("npy", "csv") if p.numeric else ("json", "csv"))
-    if p.fmt not in ok:
-        raise QueryError("format must be one of: {}".format(", ".join(ok)), "format")
-    if p.fmt == "wav" and (args.get("columns") or args.get("max_points")):
-        raise QueryError("a WAV holds the samples only: no columns or max_points", "columns" if args.get(
-            "columns") else "max_points")
-    # a text column, CSV only (predictions, their rollups, sound classes: the class table names them)
-    text = ("label",) if (name[:11] == "predictions" or name == "soundclass") and p.fmt == "csv" else ()
-    p.start = _int(args, "start", 0, 0, _T_MAX, now)
-    p.end = _int(args, "end", _T_MAX, 0, _T_MAX, now)
-    since = _int(args, "since", None, 0, _T_MAX, now)
-    if since is not None and since + 1 > p.start:
-        p.start = since + 1
-    p.since = since
-    if p.end <= p.start and since is None:
-        raise QueryError("end must be after start", "end")
-    p.max_points = _int(args, "max_points", 0, 2, 100000, now)
-    if p.max_points and p.kind not in (_RATE, _TIMED):
-        raise QueryError("max_points applies to numeric resources only", "max_points")
-    return _columns(store, name, args, now, full, p, cols, text)
-
-
-def _columns_of(r):
+    """Validate a query (``query.plan``, loaded for the call); raises QueryError. ``args`` is a dict of strings.
+    With ``full=False`` the caller must run ``prepare(store, plan)`` before ``stream`` (numeric resources)."""
     from sensorbox.device import lazy
 
-    return lazy.call("sensorbox.device.store.columns", "columns_of", r)  # (cold: not in the resident core.py)
-
-
-def _columns(store, name, args, now, full, p, cols, text):
-    # plan's second half: the resolution and the columns (apart: a function's bytecode is one block, which a
-    # cut-up heap lacks at ~760 bytes)
-    p.res = "raw"
-    res = args.get("resolution")
-    if res:
-        if name not in ("soundlevel", "predictions") or " " in res or _RES.find(" " + res + " ") < 0:
-            raise QueryError("resolution is raw, 1m, 1h or auto, for soundlevel and predictions",
-                                  "resolution")
-        if res[0] == "a":  # auto
-            res = _auto(store, name, p, now)
-        if res[0] != "r":  # 1m, 1h
-            p.r = store.by_name[name + "_" + res]
-            cols = _columns_of(p.r)
-        p.res = res
-    if p.r is not None and p.r.period:
-        text = ()  # (a class rollup's row has a column per class)
-    want = args.get("columns")
-    allc = ("t",) + cols + text if p.kind >= 0 else cols
-    if want:
-        sel = []
-        for c in want.split(","):
-            if c not in allc or c in sel:
-                raise QueryError("unknown or repeated column {}; columns are {}".format(c, ",".join(allc)),
-                                      "columns")
-            sel.append(c)
-    else:
-        sel = list(allc)
-    p.cols = sel
-    p.names = None
-    if p.kind in (_RATE, _TIMED):
-        # (lists made at their size: a comprehension's of 88 feature columns grew to a 1 KB block)
-        p.order = order = [0] * len(sel)
-        for k in range(len(sel)):
-            c = sel[k]
-            order[k] = cols.index(c) if c in cols else (-1 if c == "t" else -2)
-        p.idx = idx = [0] * (len(sel) - ("t" in sel) - ("label" in sel))
-        k = 0
-        for i in order:
-            if i >= 0:
-                idx[k] = i
-                k += 1
-        if "label" in sel:
-            from sensorbox.device import lazy
-
-            p.names = lazy.call("sensorbox.device.store.classes", "names", store)
-        if full:
-            for _ in prepare(store, p):
-                pass
+    p = lazy.call("sensorbox.device.store.query", "plan", store, name, args, now)
+    if full and p.numeric:
+        for _ in prepare(store, p):
+            pass
     return p
-
-
-def _auto(store, name, p, now):
-    """The resolution ``resolution=auto`` reads: the coarsest no coarser than a ``max_points`` bucket (raw without
-    max_points), then coarser while that one does not reach back to ``start`` and a coarser one does (with at least
-    two of its periods in the range)."""
-    span = (p.end if p.end < _T_MAX else now) - p.start
-    rs = (store.by_name[name], store.by_name[name + "_" + _RES[5:7]], store.by_name[name + "_" + _RES[8:10]])
-    i = 0
-    if p.max_points:
-        for k in (1, 2):
-            if rs[k].period <= span // p.max_points and rs[k].last_t is not None:
-                i = k
-    while i < 2:
-        t = p._oldest(store, rs[i])
-        if t is not None and t <= p.start:
-            break
-        t2 = p._oldest(store, rs[i + 1])
-        if t2 is None or 2 * rs[i + 1].period > span or (t is not None and t2 + rs[i + 1].period > t):
-            break  # (the coarser one reaches back no more than one of its periods further)
-        i += 1
-    return _RES.split()[i]
 
 
 def _segments(store, p, rd):
@@ -278,7 +138,7 @@ def _segments(store, p, rd):
     r = p.r
     names = []
     yield from _names(r, names)  # (closing this generator closes the listing too)
-    yield from p._opened(reader.segments(store, r, names, p.start, p.end, rd, 0, False))
+    yield from _Plan._opened(p, reader.segments(store, r, names, p.start, p.end, rd, 0, False))
     if r.period:  # a rollup's newest rows: in its stage (store/core.py), after every segment
         try:
             h = rd.open(r.dir + "/rollup-stage.seg", None, 0)  # (unknown clock: none staged, recover.resync)
@@ -294,7 +154,7 @@ def _segments(store, p, rd):
 def _blocks(store, p, rd):
     """Yield, for each good block of the segments in range, the rows in [p.start, p.end) as (first, stop):
     row indexes in the block (stop = first: none); None for a step without a block."""
-    for name in p._opened(_segments(store, p, rd)):
+    for name in _Plan._opened(p, _segments(store, p, rd)):
         if name is None:
             yield None
             continue
@@ -314,8 +174,8 @@ def _blocks(store, p, rd):
                 continue
             k = rd.count()
             if h[3] or h[7] == _DENSE:  # rate rows, a rollup's dense rows: times follow from the index
-                a = p._index_at(h, p.start) - rd.first
-                b = p._index_at(h, p.end) - rd.first
+                a = _Plan._index_at(h, p.start) - rd.first
+                b = _Plan._index_at(h, p.end) - rd.first
                 yield (0 if a < 0 else (k if a > k else a)), (0 if b < 0 else (k if b > k else b))
             else:
                 a = 0
@@ -357,14 +217,14 @@ def prepare(store, p):
     try:
         yield from _prepare(store, p)
     finally:
-        p._shut()
+        _Plan._shut(p)
 
 
 def _prepare(store, p):
     n = 0
     first = last = None
     rd = _seg_reader(p)
-    for blk in p._opened(_blocks(store, p, rd)):
+    for blk in _Plan._opened(p, _blocks(store, p, rd)):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
             if first is None:
@@ -426,7 +286,7 @@ def _rows(store, p):
     opened (a step for the caller to yield on)."""
     rd = _seg_reader(p)
     buf = bytearray(_DROWS) if p.r.period else None  # (a rollup's dense block, decoded: _rollup_rows)
-    for blk in p._opened(_blocks(store, p, rd)):
+    for blk in _Plan._opened(p, _blocks(store, p, rd)):
         if blk is not None:
             if p.r.period:
                 yield from _rollup_rows(p, rd, blk, buf)
@@ -475,7 +335,7 @@ def stream(store, p):
     try:
         yield from _stream(store, p)
     finally:
-        p._shut()
+        _Plan._shut(p)
 
 
 def _stream(store, p):
@@ -484,7 +344,7 @@ def _stream(store, p):
             yield c
         return
     if p.fmt == "wav":  # (a method: one module global fewer, see above)
-        yield from p._wav(store)
+        yield from _Plan._wav(p, store)
         return
     import struct
 
@@ -555,13 +415,13 @@ def _select(store, p):
     # grew to a 1 KB block for a feature row of 88 columns
     order = p.order
     row = [0] * len(order)
-    for t, v in p._opened(_rows(store, p)):
+    for t, v in _Plan._opened(p, _rows(store, p)):
         if t is None:
             yield None
             continue
         for j in range(len(order)):
             i = order[j]
-            row[j] = v[i] if i >= 0 else (t if i == -1 else p._label(v[0]))
+            row[j] = v[i] if i >= 0 else (t if i == -1 else _Plan._label(p, v[0]))
         yield row
 
 
@@ -574,13 +434,13 @@ def _buckets(store, p):
     cur = 0
     n = 0
     w = p.width
-    for t, v in p._opened(_rows(store, p)):
+    for t, v in _Plan._opened(p, _rows(store, p)):
         if t is None:
             yield None
             continue
         b = (t - p.t0) // w
         while b > cur:
-            yield p._bucket_row(cur, n, lo, hi)
+            yield _Plan._bucket_row(p, cur, n, lo, hi)
             cur += 1
             n = 0
         for k in range(nc):
@@ -591,7 +451,7 @@ def _buckets(store, p):
                 hi[k] = x
         n += 1
     while cur < p.buckets:
-        yield p._bucket_row(cur, n, lo, hi)
+        yield _Plan._bucket_row(p, cur, n, lo, hi)
         cur += 1
         n = 0
 
@@ -613,7 +473,7 @@ def _text(store, p):
         lazy.unload("sensorbox.device.store.meta")
     else:
         rows = _event_rows
-    for t, rest in p._opened(rows(store, p)):
+    for t, rest in _Plan._opened(p, rows(store, p)):
         if t is None:  # a step without a row
             yield b""
             continue
@@ -652,7 +512,7 @@ def _csv_str(s):
 def _event_rows(store, p):
     """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
     rd = _seg_reader(p)
-    for name in p._opened(_segments(store, p, rd)):
+    for name in _Plan._opened(p, _segments(store, p, rd)):
         if name is None:
             yield None, None
             continue

@@ -1,70 +1,17 @@
-"""Reading, checking and saving ``config.json``: the parts of ``config.Config`` that need the schema, loaded
-together with it only while they run (at boot and for an update; see ``config`` and ``lazy``). ``GET /api/config``
-needs neither: ``http/api.py`` streams it from the values."""
+"""Checking and saving a config update: the part of ``config.Config`` that needs the schema, loaded together with
+it only while an update runs (see ``config`` and ``lazy``). Reading the file at boot: ``config_load``; an update's
+checks against what runs (the model, the store, the simulated microphone): ``config_running``, loaded only when
+one of its keys changes. ``GET /api/config`` needs none of them: ``http/api.py`` streams it from the values."""
 
 import binascii
 import json
 import os
 
-from micropython import const
-
-from sensorbox.device import files, lazy
+from sensorbox.device import lazy
 from sensorbox.shared import config_schema as schema
 
-_SIM_WAV = const("sensorbox.device.sensors.sim_wav")
-
-
-def load(cfg):
-    """The values in ``cfg.path``, validated; the defaults when it is missing. A file that does not parse is
-    moved aside to ``.bad`` and the device starts on defaults. A file with keys that do not validate (a value out
-    of a range that a new version narrowed, a key it no longer knows) keeps every other key: the bad ones are
-    reset to their defaults, the file as it was is kept as ``.bad`` and the repaired one saved. Either way the
-    log and ``cfg.boot_error`` say what happened. Whatever the file holds (bytes that are not UTF-8, a directory
-    in its place), the device starts."""
-    text = files.read(cfg.path, cfg.log, 65536)
-    if text is None or text is False:
-        if text is False:  # a directory in its place, or too big: set aside
-            cfg.boot_error = cfg.log.files[-1]
-        cfg.log.info("config", "no {}: using defaults".format(cfg.path))
-        return schema.defaults()
-    try:
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, RuntimeError) as e:  # not UTF-8 (UnicodeError), not JSON, nested too deep
-        _aside(cfg, "{} is invalid ({}); kept as {}.bad, started on defaults".format(cfg.path, e, cfg.path))
-        return schema.defaults()
-    reset = []
-    for _ in range(len(data) + 1):
-        try:
-            values = schema.validate(data)
-        except ValueError as e:  # a ConfigError names its key
-            key = getattr(e, "field", None)
-            if key not in data:
-                break
-            reset.append("{} ({})".format(key, getattr(e, "reason", e)))
-            del data[key]
-            continue
-        if reset:
-            _aside(cfg, "{}: reset to defaults: {}; the file as it was is kept as {}.bad".format(
-                cfg.path, "; ".join(reset), cfg.path))
-            try:
-                _save(cfg.path, values)
-            except OSError as e2:
-                cfg.log.error("config", "cannot save the repaired config: {}".format(e2))
-        return values
-    _aside(cfg, "{} does not validate; kept as {}.bad, started on defaults".format(cfg.path, cfg.path))
-    return schema.defaults()
-
-
-def secrets():
-    """The secret keys (write-only: the API shows only whether they are set), as ``"\\nkey\\nkey\\n"``."""
-    return "\n" + "".join(e[0] + "\n" for e in schema.entries() if e[1] == schema.SECRET)
-
-
-def _aside(cfg, message):
-    cfg.boot_error = message
-    files.aside(cfg.path, cfg.log, message)
+# the keys whose change config_running checks against what runs (loaded only then)
+_RUNNING = ("sim.mic_wav", "mic.rate_hz", "store.min_free_kb", "ml.window", "accel.gyro", "ml.model_max_kb")
 
 
 def _dir(cfg):
@@ -125,8 +72,8 @@ def _update(cfg, partial, cas):
     def new(k):  # the configuration as it would be
         return values[k] if k in values else cfg.get(k)
 
-    if cfg.device is not None:
-        _check_running(cfg.device, new, cfg.get)
+    if cfg.device is not None and any(k in values for k in _RUNNING):  # (what config_running checks, changed)
+        lazy.call("sensorbox.device.config_running", "check", cfg.device, new, cfg.get)
     for k, tmp, path in cas:
         if k in changed:
             try:
@@ -136,7 +83,7 @@ def _update(cfg, partial, cas):
     d = _dir(cfg)
     old = [cfg.get(k) for k in changed if str(cfg.get(k)).startswith(d + k + ".")]  # (a CA's file of our own)
     if changed:
-        _save(cfg.path, new)
+        save(cfg.path, new)
         for v in old:  # certificate files no value names any more
             try:
                 os.remove(v)
@@ -169,59 +116,7 @@ def restarts(changed):
     return out
 
 
-def _check_running(device, new, old):
-    """Refuse values that what runs cannot work with (the schema cannot know it; ``new``, ``old``: key -> value
-    after and before the update): the model's window, its gyroscope (``accel.gyro`` off under a 6-channel model), a RAM
-    limit the model would not fit at the next start (activating a model sets ml.window to the model's, see
-    models.py), a free-flash floor that retention could never reach (it would delete every stored row), and a
-    WAV folder the simulated microphone could not replay (``sim.mic_wav``; the simulator's: not on boards)."""
-    w = new("sim.mic_wav")
-    if w and (w != old("sim.mic_wav") or new("mic.rate_hz") != old("mic.rate_hz")):
-        try:
-            sim = lazy.load(_SIM_WAV)
-        except ImportError:  # a board: no simulated microphone, the key does nothing
-            sim = None
-        try:
-            if sim is not None:
-                sim.check(w, new("mic.rate_hz"))
-        except ValueError as e:  # named: the key the update changes
-            raise schema.ConfigError(str(e), "sim.mic_wav" if w != old("sim.mic_wav") else "mic.rate_hz")
-        finally:
-            sim = None
-            lazy.unload(_SIM_WAV)
-    kb = new("store.min_free_kb")
-    if kb > old("store.min_free_kb"):
-        try:
-            free = device.platform.flash_stats()[1]
-        except OSError:
-            free = None
-        if free is not None:
-            most = (free + sum(r.bytes for r in device.store.res)) // 1024
-            if kb >= most:
-                raise schema.ConfigError("{} KB could never be free: the flash has {} KB free and the store holds "
-                                         "{} KB, so retention would delete every stored row; less than {} KB".format(
-                                             kb, free // 1024, most - free // 1024, most), "store.min_free_kb")
-    m = device.ml.model
-    w = new("ml.window")
-    if w != old("ml.window"):
-        if device.ml.held:
-            raise schema.ConfigError("a model is being loaded; try again in a moment", "ml.window")
-        if m is not None and m.window != w:
-            raise schema.ConfigError("the active model was trained on {0}-frame windows, so ml.window "
-                                     "stays {0} while it runs (activating a model sets ml.window to its window)"
-                                     .format(m.window), "ml.window")
-    if m is not None and m.channels == 6 and not new("accel.gyro") and old("accel.gyro"):
-        raise schema.ConfigError("the active model needs the gyroscope (6 channels), or it would be refused at the "
-                                 "next start: activate a 3-channel model first", "accel.gyro")
-    kb = new("ml.model_max_kb")
-    if m is not None and kb < old("ml.model_max_kb"):
-        need = lazy.call("sensorbox.shared.model", "ram_bytes", m.info)  # (unloaded after: an import stays)
-        if need > kb * 1024:
-            raise schema.ConfigError("the active model needs {} bytes of RAM: at least {} KB, or it would be "
-                                     "refused at the next start".format(need, (need + 1023) // 1024), "ml.model_max_kb")
-
-
-def _save(path, values):
+def save(path, values):
     # Only keys that differ from the default are written: the file stays small and new defaults apply. Written a
     # key at a time and long strings (a CA certificate: up to 4000 characters) in pieces: no block of the heap
     # as large as the file is needed (one was: 503 for a long mqtt.tls_ca on a fragmented heap). ``values``: a

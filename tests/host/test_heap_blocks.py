@@ -23,7 +23,7 @@ PER_REQUEST = (
     "device.log_read", "device.auth_check",
     "device.store.query", "device.store.export", "device.store.figures", "device.store.meta", "device.store.classes",
     "device.store.retain", "device.store.rollup", "device.config_file", "shared.config_schema",
-    "device.analysis.models", "shared.model", "shared.npy", "shared.dsp_setup",
+    "device.analysis.models", "shared.model", "shared.npy", "shared.dsp_setup", "device.config_running",
     "device.integrations.mqtt_control", "device.integrations.webhook_settings", "device.integrations.tls",
     "shared.integration_settings")
 #: A function's bytecode block (prelude, bytecode, line numbers), bytes of the unix .mpy (an ESP32's are the same).

@@ -43,6 +43,7 @@ import asyncio
 from micropython import const
 
 from sensorbox.device import lazy
+from sensorbox.device.analysis.model_files import exists, info, model_dir, read_meta
 from sensorbox.shared import ModelError
 
 # (gc, json, the tree evaluator, the features and pipeline.Model imported where they are used: all resident or
@@ -54,17 +55,9 @@ _YIELD_CHUNKS = const(8)  # file chunks hashed between yields
 _RESTORING = const("restoring")  # device.ml.held while a restore task runs (truthy: other loads are refused)
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def _rmtree(path):
     """Remove ``path``: a directory and what is in it, or a file in its place."""
-    if _exists(path):
+    if exists(path):
         try:
             os.remove(path)
             return
@@ -73,17 +66,6 @@ def _rmtree(path):
         for name in os.listdir(path):
             _rmtree(path + "/" + name)
         os.rmdir(path)
-
-
-def _path(device, which):
-    if which == "default":
-        # The bundle's root holds models/default (the device's file system root; on the unix port the bundle dir).
-        www = getattr(device.platform, "www_dir", "/www")
-        return (www[:www.rfind("/")] if "/" in www else ".") + "/models/default"
-    d = device.platform.data_dir + "/models"
-    if not _exists(d):
-        os.mkdir(d)
-    return d + "/" + which
 
 
 def _compatible(device, meta):
@@ -154,26 +136,13 @@ def _follow(device, rate=False):
         device.log.error("model", "cannot set {}: {}".format(up, e))
 
 
-def _read_meta(path):
-    import json
-
-    try:
-        with open(path + "/meta.json", "rb") as f:
-            meta = json.load(f)  # from the stream: no block of the file's size (2.3 KB for the default)
-    except (OSError, ValueError, RuntimeError) as e:  # not UTF-8 (UnicodeError) or not JSON: ValueError
-        raise ModelError("meta.json missing or not JSON ({})".format(e), None, True)
-    if not isinstance(meta, dict):
-        raise ModelError("meta.json is not a JSON object", None, True)
-    return meta
-
-
 async def _verify(device, path):
     """Check meta.json and the file's size and hash (no model in RAM needed). Returns meta, slimmed to what a
     running model needs: ``features`` becomes the count of names (the list is ~5 KB of strings), ``training``
     and ``scaling`` are dropped. Raises ModelError."""
     import gc
 
-    meta = _read_meta(path)
+    meta = read_meta(path)
     meta["cols"] = _compatible(device, meta)
     meta["features"] = len(meta["features"])
     if isinstance(meta.get("inputs"), list):
@@ -335,7 +304,7 @@ def spare(device):
 
     for which in ("active", "previous", "default"):
         try:
-            m = _read_meta(_path(device, which))
+            m = read_meta(model_dir(device, which))
         except ModelError:  # absent or damaged: boot says why
             continue
         try:
@@ -372,9 +341,9 @@ async def _follow_soon(device):
 async def _boot(device, spare=None):
     ml = device.ml
     for which in ("active", "previous", "default"):
-        path = _path(device, which)
+        path = model_dir(device, which)
         # (the sound model's place has no bundled default: none is no error there)
-        if (which != "default" or getattr(device, "sensor", None) is not None) and not _exists(path + "/meta.json"):
+        if (which != "default" or getattr(device, "sensor", None) is not None) and not exists(path + "/meta.json"):
             continue
         try:
             ml.model = await _check(device, path, which if which == "default" else "uploaded", spare)
@@ -459,7 +428,7 @@ def stage_meta(device, body):
     """Start an upload with meta.json; checked at once so an incompatible model is refused before its data."""
     import json
 
-    st = _path(device, "staged")
+    st = model_dir(device, "staged")
     _rmtree(st)
     try:
         meta = json.loads(body)
@@ -485,7 +454,7 @@ def _room(device, n):
 
 def stage_chunk(device, offset, body):
     """Append a chunk of model.csv at ``offset`` (must be the staged file's current size)."""
-    path = _path(device, "staged") + "/model.csv"
+    path = model_dir(device, "staged") + "/model.csv"
     try:
         size = os.stat(path)[6]
     except OSError:
@@ -501,8 +470,8 @@ def stage_chunk(device, offset, body):
 async def activate(device):
     """Validate the staged model; if good, run it from now on and keep the old one as previous."""
     ml = device.ml
-    st = _path(device, "staged")
-    if not _exists(st + "/meta.json"):
+    st = model_dir(device, "staged")
+    if not exists(st + "/meta.json"):
         raise ModelError("nothing staged to activate", "state")
     _claim(device)
     try:
@@ -524,13 +493,13 @@ async def activate(device):
 
 async def rollback(device):
     """Run the previous model again (the bundled default if none was kept); the current becomes previous."""
-    prev = _path(device, "previous")
-    origin = "uploaded" if _exists(prev + "/meta.json") else "default"
-    if origin == "default" and not _exists(_path(device, "active")):
+    prev = model_dir(device, "previous")
+    origin = "uploaded" if exists(prev + "/meta.json") else "default"
+    if origin == "default" and not exists(model_dir(device, "active")):
         raise ModelError("no previous model to roll back to", "state")
     _claim(device)
     try:
-        await _replace(device, prev if origin == "uploaded" else _path(device, "default"), origin)
+        await _replace(device, prev if origin == "uploaded" else model_dir(device, "default"), origin)
     finally:
         if device.ml.held is True:  # (not while a restore task owns it)
             device.ml.held = False
@@ -542,75 +511,17 @@ async def rollback(device):
 
 def _swap(device, src):
     """staged: previous <- active <- staged. previous: active <-> previous (a missing dir is the default)."""
-    a, p, t = _path(device, "active"), _path(device, "previous"), _path(device, "tmp")
+    a, p, t = model_dir(device, "active"), model_dir(device, "previous"), model_dir(device, "tmp")
     _rmtree(t)
     if src == "staged":
         _rmtree(p)
-        if _exists(a):
+        if exists(a):
             os.rename(a, p)
-        os.rename(_path(device, "staged"), a)
+        os.rename(model_dir(device, "staged"), a)
         return
-    if _exists(a):
+    if exists(a):
         os.rename(a, t)
-    if _exists(p):
+    if exists(p):
         os.rename(p, a)
-    if _exists(t):
+    if exists(t):
         os.rename(t, p)
-
-
-def _running(device):
-    """The running model's directory (the one whose hash is its, of those it may have been loaded from) and its
-    meta.json, or None."""
-    m = device.ml.model
-    for w in () if m is None else ("default",) if m.origin == "default" else ("active", "previous"):
-        try:
-            meta = _read_meta(_path(device, w))
-        except ModelError:
-            continue
-        if (meta.get("csv_sha256") or "")[:16] == m.info["sha256"]:
-            return _path(device, w), meta
-    return None
-
-
-def classes(device):
-    """GET /api/model/classes: the running model's class codes with the display names and descriptions its
-    meta.json may carry (read from flash now: they cost no RAM while the model runs)."""
-    m = device.ml.model
-    r = _running(device)
-    meta = r[1] if r else {}
-    return {"classes": m.classes if m else None, "names": meta.get("class_names"),
-            "descriptions": meta.get("class_descriptions")}
-
-
-def info(device):
-    ml = device.ml
-    cur = ml.model
-    return {"active": cur.info if cur else None,
-            "previous": _exists(_path(device, "previous")) or (cur is not None and cur.origin != "default"),
-            "staged": _exists(_path(device, "staged") + "/meta.json"), "last_error": ml.error}
-
-
-def file_path(device, which, name):
-    """GET /api/model/file: where a model's ``meta.json`` or ``model.csv`` is on flash (the Analysis page runs the
-    model in the browser). ``which``: active (the running model's files), previous (what a rollback would run),
-    staged or default. Raises ModelError (field "model": 404) when there is no such file."""
-    if name not in ("meta.json", "model.csv"):
-        raise ModelError("name must be meta.json or model.csv", "name")
-    m = device.ml.model
-    if which == "active":
-        if m is None:
-            raise ModelError("no model running", "model")
-        r = _running(device)
-        if r is None:
-            raise ModelError("the running model's files are not on flash", "model")
-        return r[0] + "/" + name
-    if which == "previous":
-        which = "previous" if _exists(_path(device, "previous") + "/meta.json") else "default"
-        if which == "default" and (m is None or m.origin == "default"):
-            raise ModelError("no previous model", "model")
-    elif which not in ("staged", "default"):
-        raise ModelError("which must be active, previous, staged or default", "which")
-    path = _path(device, which) + "/" + name
-    if not _exists(path):
-        raise ModelError("no {} model".format(which), "model")
-    return path

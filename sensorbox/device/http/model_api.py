@@ -15,8 +15,8 @@ uploading, activating and rolling back need admin.
 
 ``sensorbox model push URL MODEL_DIR`` drives the upload. Errors: ``{"error": reason, "field": ...}``; a request
 the device's state refuses now (nothing staged, no previous model, a model being loaded) gets 409, field "state".
-This module and the model manager (``sensorbox.device.analysis.models``) are loaded only for the request (``handle``):
-this API costs the device no RAM while idle.
+This module and the model manager (``sensorbox.device.analysis.models``; for a GET only ``model_files``) are loaded
+only for the request (``handle``): this API costs the device no RAM while idle.
 """
 
 from micropython import const
@@ -25,6 +25,7 @@ from sensorbox.device import lazy
 from sensorbox.device.http.server import error, guard, not_allowed, not_found, read_json
 
 _MANAGER = const("sensorbox.device.analysis.models")
+_FILES = const("sensorbox.device.analysis.model_files")  # (what a GET reads: not the manager)
 _SOUND = const("sensorbox.device.analysis.soundclass")
 _STATIC = const("sensorbox.device.http.static")
 
@@ -63,7 +64,8 @@ async def _model_call(device, app, req, action):
     if sensor not in (None, "sound", "accel"):  # (refused before a module is loaded for it)
         return error(400, "no model for sensor {!r}: sensor=sound (the sound classifier's) or none (the activity "
                      "model's)".format(sensor[:32]), "sensor")
-    m = lazy.load(_MANAGER)
+    name = _FILES if req.method == "GET" else _MANAGER
+    m = lazy.load(name)
     try:
         if sensor == "sound":  # the sound classifier's model
             device = lazy.load(_SOUND).slot(device)
@@ -96,6 +98,6 @@ async def _model_call(device, app, req, action):
         return error(507, "flash error while handling the model ({})".format(e))
     finally:
         m = device = None
-        lazy.unload(_MANAGER)
+        lazy.unload(name)
         if sensor == "sound" and app.device.soundmeter._classifier is None:  # not running: its module goes
             lazy.unload(_SOUND)

@@ -252,3 +252,17 @@ def test_an_idle_clip_ring_takes_chunks_without_allocating():
 
     ls = list(figures.clips(st, 0, 1 << 53))
     assert [(x["rate_hz"], x["frames"], x["pre_ms"]) for x in ls] == [(8000, 16000, 100)], ls
+
+
+def test_the_store_started_again_keeps_the_clip_buffers():
+    # The store service started again (a config change, a failure) makes its clips anew from the ones before: their
+    # ring and block buffers taken as they are when of the size needed. New ones (1 KB each) on a cut-up heap were
+    # not there: the every-feature soak at 144wK restarted the store 22 times, each failing at them.
+    clock = FakeClock(t0)
+    cfg = {"clip__enabled": True, "clip__pre_ms": 100, "board__clip_ring_ms": 100}
+    st = make(tmpdir("s"), clock=clock, **cfg)
+    c = st.clip
+    st.configure(StubConfig(**cfg))  # (as the service's run starts)
+    assert st.clip is not c and st.clip.ring is c.ring and inner(st.clip, "_across") is inner(c, "_across")
+    st.configure(StubConfig(clip__enabled=True, clip__pre_ms=200, board__clip_ring_ms=200))
+    assert len(st.clip.ring) > len(c.ring) and inner(st.clip, "_across") is inner(c, "_across")  # (a bigger ring)

@@ -485,3 +485,34 @@ def test_the_rollup_job_runs_on_a_heap_cut_into_small_pieces():
         r = st.by_name[name]
         assert r.nseg and 0 < r.brows < len(want) - 50, (name, r.nseg, r.brows)  # a stage's rows in a segment
         assert [g[0] for g in read_all(st, name)[1]] == want and len(want) > 80, name
+
+
+async def test_jobs_whose_code_finds_no_room_run_later_and_the_store_goes_on():
+    # rollup.py (the jobs' code) could not be loaded on a cut-up heap (its 592-byte table, the every-feature soak at
+    # 144wK): the store service failed with the MemoryError. Now the jobs wait for the next flush point or minute.
+    from sensorbox.device import lazy
+
+    clk = FakeClock(T0 + 3 * 60000 + 30000)
+    st = make(tmpdir("s"), clk, store__soundlevel_kb=512)
+    for i in range(180):
+        st.on_bus("soundlevel", T0 + 1000 * i, (5000, 4800, 5200, 5100, 5000, 4900))
+    st.flush()
+    st.roll_at = clk.t - 1  # (a rollup due)
+    st.recode_due = True
+    real = lazy.load
+
+    def short(name):
+        if name == "sensorbox.device.store.rollup":
+            raise MemoryError("memory allocation failed, allocating 592 bytes")
+        return real(name)
+
+    jobs = inner(st, "_jobs")
+    lazy.load = short
+    try:
+        await jobs()  # (raised before)
+    finally:
+        lazy.load = real
+    assert st.recode_due and read_all(st, "soundlevel_1m")[1] == []  # again later: nothing lost, nothing made
+    st.roll_at = clk.t - 1
+    await jobs()
+    assert len(read_all(st, "soundlevel_1m")[1]) == 3  # the minutes that are over

@@ -58,7 +58,7 @@ def configure(st, cfg):
         old.end(st)
         old.flush(st)
     if cfg.get("clip.enabled"):
-        c = st.clip = Clips(st, cfg)
+        c = st.clip = Clips(st, cfg, old)
         if old is not None:
             c.made, c.skipped, c.lost = old.made, old.skipped, old.lost
         return
@@ -67,7 +67,10 @@ def configure(st, cfg):
 
 
 class Clips:
-    def __init__(self, st, cfg):
+    def __init__(self, st, cfg, old=None):
+        """``old``: the clips of before a config change or the store service's restart (ended and recorded), whose
+        buffers are taken when they are of the size needed: a restart on a cut-up heap found no 1 KB block for
+        a new one (the every-feature soak at 144wK) and failed again at every try."""
         self.st = st
         self.r = None  # the store's resource clips: made at the first clip (Store.resource)
         self.ms = cfg.get("clip.length_ms")
@@ -75,7 +78,8 @@ class Clips:
         self._rate(cfg.get("mic.rate_hz"))
         self.ring_error = None
         try:
-            ring = array.array("h", bytes(2 * (self._pre_n + _MARGIN)))
+            n = self._pre_n + _MARGIN
+            ring = old.ring if old is not None and len(old.ring) == n else array.array("h", bytes(2 * n))
         except MemoryError:  # (this board has not the RAM board.clip_ring_ms says: clips without pre-trigger audio)
             e = "clips: no {} bytes of RAM for {} ms of pre-trigger audio: clips start at their trigger".format(
                 2 * (self._pre_n + _MARGIN), self.pre_ms)
@@ -86,7 +90,8 @@ class Clips:
         self.ring = ring  # (blocks are written from it: whole ones, whatever the size of the meter's chunks)
         self.held = len(ring) - _MARGIN  # pre-trigger frames it can hold (at the rate it was made for)
         self.rmv = memoryview(ring)
-        self._across = array.array("h", bytes(2 * _BLOCK))  # a block across the ring's end
+        # a block across the ring's end
+        self._across = array.array("h", bytes(2 * _BLOCK)) if old is None else old._across
         self.wmv = memoryview(self._across)
         self.head = -1  # sequence number of the next microphone frame (-1: none seen yet)
         self.fill = 0  # frames of the ring that hold audio

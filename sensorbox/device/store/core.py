@@ -686,7 +686,15 @@ class Store:
         if due:
             from sensorbox.device import lazy
 
-            m = lazy.load("sensorbox.device.store.rollup")
+            try:
+                m = lazy.load("sensorbox.device.store.rollup")
+            except MemoryError as e:  # no room for the jobs' code even with lazy's reserve given up: they run
+                # again later, as a job short of memory does (rollup.run), the service goes on (it failed here, and
+                # restarted on that heap failed again: 22 times in the every-feature soak at 144wK)
+                if due & 2:
+                    self.recode_due = True
+                self.log.warning("store", "jobs {} short of memory: again later ({})".format(due, e))
+                return
             lazy.unload("sensorbox.device.store.rollup")
             if await m.run(self, due) & 2:
                 self.recode_due = True  # (short of memory: again later)

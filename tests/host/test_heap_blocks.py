@@ -17,8 +17,9 @@ from sensorbox.host import bundle
 
 #: What requests and the services' periodic jobs load (``lazy``), and what those modules import with them.
 PER_REQUEST = (
-    "device.http.api", "device.http.model_api", "device.http.data_api", "device.http.static", "device.http.device_api",
-    "device.http.authz", "device.http.admin", "device.http.session", "device.http.body", "device.http.json_body",
+    "device.http.api", "device.http.model_api", "device.http.data_api", "device.http.labels_api", "device.http.static",
+    "device.http.device_api", "device.http.authz", "device.http.admin", "device.http.session", "device.http.body",
+    "device.http.json_body",
     "device.http.refuse", "device.http.cors", "device.http.live", "device.status", "device.log_read",
     "device.auth_check", "device.store.query", "device.store.export", "device.store.figures", "device.store.meta",
     "device.store.classes", "device.store.retain", "device.store.rollup", "device.config_file", "shared.config_schema",

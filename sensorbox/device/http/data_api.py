@@ -1,54 +1,33 @@
-"""Data API: the store's resources, their data as streamed .npy/CSV/JSON, and labels. Any credential may read;
-adding and deleting labels needs admin.
+"""Data API: the store's resources and their data as streamed .npy/CSV/JSON, the events and the audio clips. Any
+credential may read; recording a clip needs admin. The labels: ``labels_api.py``.
 
     GET    /api/resources                      schemas, time coverage, bytes, budget, bytes/day, days until full
     GET    /api/resources/<name>/data          ?start=&end=&columns=&format=npy|csv|json&max_points=&since=
-    GET    /api/labels                         all labels, streamed (also: /api/resources/labels/data?format=csv)
-    POST   /api/labels                         {"start": ms, "end": ms, "label": "walking"} -> 201 with its id;
-                                               409 when it overlaps a label (add "overlap": true to keep both)
-    DELETE /api/labels/<id>
-    POST   /api/labels/<id>/unpin              release a label's raw data to retention before it is pulled (admin)
+                                               (also the labels: /api/resources/labels/data?format=csv)
     GET    /api/events                         ?start=&end= the stored events (/api/resources/events/data, JSON)
     GET    /api/clips                          ?start=&end= the audio clips stored (store/clips.py), streamed
     POST   /api/clips                          record a clip now (admin; 409 while clip.enabled is off or one records)
 
 Loaded for the request by ``server`` (``handle``), with the query and the reader (``store.query``, then
-``store.export``), the labels (``store.meta``) or the listing (``store.figures``), each unloaded at once
-(``lazy``): they cost heap only while a request runs. ``GET /api/labels`` is a generator reading the labels from flash as it is sent. Resource
-names are looked up in the store's table, never used as paths: no traversal.
-Bad parameters get ``400 {"error": reason, "field": name}`` (a resource the store does not have: 404); a label that cannot be written or deleted because
-the flash is full or failing gets ``507`` (nothing changed).
+``store.export``) or the listing (``store.figures``), each unloaded at once (``lazy``): they cost heap only while
+a request runs. Resource names are looked up in the store's table, never used as paths: no traversal. Bad
+parameters get ``400 {"error": reason, "field": name}`` (a resource the store does not have: 404).
 """
 
 import asyncio
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.http.server import error, guard, not_allowed, not_found, read_json
+from sensorbox.device.http.server import error, guard, not_allowed, not_found
 from sensorbox.device.store.core import QueryError
 
 _EX = const("sensorbox.device.store.export")
 _QUERY = const("sensorbox.device.store.query")
-_META = const("sensorbox.device.store.meta")
 _FIG = const("sensorbox.device.store.figures")
 
 
-def _call(device, fn, *args):
-    mod = _FIG if fn == "resources" else _META
-    m = lazy.load(mod)
-    try:
-        return getattr(m, fn)(device.store, *args)
-    except QueryError as e:  # 409: the label overlaps another (see store.meta.label_add; 400: "overlap" not a bool)
-        return error(409 if e.field == "overlap" and e.reason[:9] == "overlaps " else 400, e.reason, e.field)
-    except OSError as e:  # full flash (ENOSPC) or a failing one
-        return error(507, "flash full or failing ({}); nothing changed".format(e))
-    finally:
-        m = None
-        lazy.unload(mod)
-
-
 async def handle(device, app, req):
-    parts = req.path.split("/")  # "", "api", "resources"|"labels", ...
+    parts = req.path.split("/")  # "", "api", "resources"|"clips"|"events", ...
     meth = req.method
     n = len(parts)
     if parts[2] in ("clips", "events"):
@@ -62,11 +41,6 @@ async def handle(device, app, req):
             allowed = ("GET",)
         else:
             return not_found(req)
-    elif n == 3:
-        allowed = ("GET", "POST")
-    elif n in (4, 5) and (parts[3].isdigit() or (parts[3][:1] == "-" and parts[3][1:].isdigit())) and (
-            n == 4 or parts[4] == "unpin"):  # /api/labels/<id>, /api/labels/<id>/unpin
-        allowed = ("DELETE",) if n == 4 else ("POST",)
     else:
         return not_found(req)
     if meth not in allowed:
@@ -78,23 +52,11 @@ async def handle(device, app, req):
         return _clips(device, req)
     if parts[2] == "events":  # (here, not through device_api: ~3 KB less at an events request's peak)
         return await data(device, req, "events")
-    if parts[2] == "resources":
-        if n == 3:
-            now = device.platform.epoch_ms()
-            res = _call(device, "resources", now)  # (each one's figures taken as it is sent; "store" at the start)
-            return {"device": device.device_id, "time_ms": now, "resources": res, "store": device.store.status()}
-        return await data(device, req, parts[3])
-    if n >= 4:
-        ident = int(parts[3])
-        res = _call(device, "label_delete", ident, b"U" if n == 5 else b"X")  # (U: unpinned, meta.py)
-        if res is True:
-            return {"id": ident, "pinned": False} if n == 5 else {"deleted": ident}
-        return res or error(404, "no label {}".format(ident), "id")
-    if meth == "POST":
-        res = _call(device, "label_add", read_json(req))
-        return res if not isinstance(res, dict) else (res, 201)
-    body = lazy.call(_META, "labels_json", device.store)  # a generator: read from flash as it is sent
-    return body, 200, {"Content-Type": "application/json"}
+    if n == 3:  # (each one's figures taken as it is sent; "store" at the start)
+        now = device.platform.epoch_ms()
+        res = lazy.call(_FIG, "resources", device.store, now)  # (a generator: figures' code held while it runs)
+        return {"device": device.device_id, "time_ms": now, "resources": res, "store": device.store.status()}
+    return await data(device, req, parts[3])
 
 
 def _clips(device, req):

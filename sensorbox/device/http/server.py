@@ -2,8 +2,8 @@
 
 HTTP/1.0, one request per connection (``Connection: close``), as the UI and the host tools use it. No route is
 registered in RAM: ``_route`` maps a path to the module that answers it (``api``: status, config, debug;
-``model_api``; ``data_api``: resources, labels, clips, events; ``session``: login, logout; ``static``: the UI's files; ``device_api``: the rest), which is
-loaded for the request and unloaded at once (``lazy``). Each has ``async def handle(device, app, req)``
+``model_api``; ``data_api``: resources, clips, events; ``labels_api``; ``session``: login, logout; ``static``:
+the UI's files; ``device_api``: the rest), which is loaded for the request and unloaded at once (``lazy``). Each has ``async def handle(device, app, req)``
 returning a ``Response``, a dict or list (sent as JSON), or ``(body, status[, headers])``.
 
 Every error is JSON: ``{"error": "<message>", "field": "<offending key or parameter>"}``. A handler raises
@@ -304,8 +304,10 @@ def _route(p):
         return "sensorbox.device.http.api"
     if s == "model":
         return "sensorbox.device.http.model_api"
-    if s in ("resources", "labels", "clips", "events"):
+    if s in ("resources", "clips", "events"):
         return "sensorbox.device.http.data_api"
+    if s == "labels":
+        return "sensorbox.device.http.labels_api"
     if s in ("login", "logout"):
         return "sensorbox.device.http.session"
     return _WEB

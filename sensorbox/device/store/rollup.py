@@ -69,7 +69,8 @@ GRACE = const(20000)  # a period is summarised this long after its end (its rows
 CAP = const(15000)  # a prediction covers at most this long (less than GRACE: the next row is known by then)
 _KMAX = const(27)  # class ids with a column of their own (a class rollup row: at most 32 columns)
 BINS = const(1500)  # the histogram's classes: 0.1 dB from 0 to 150 dB (made while a rollup runs)
-_PART = const(250)  # ... in parts of this many (500 B each: no 3 KB block needed on a fragmented heap)
+_PART = const(125)  # ... in parts of this many (250 B each: no 3 KB block on a fragmented heap; parts of 500 B
+# were missing 3 times in 10 minutes of the core soak from ROMFS at 88wK)
 ROWS_BYTES = const(510)  # rows of a recoded block (half a reader's buffer)
 _OUTBOX_BYTES = const(256)  # ... of the resources the outbox reads (predictions, soundlevel: its reader is half as big)
 _GEN = const(2)  # a recoded segment's generation

@@ -7,7 +7,7 @@ littlefs does atomically), and only then makes it the config in force and tells 
 A rejected update raises ``ValueError`` with ``key`` and ``reason`` and changes nothing.
 
 The schema module is loaded only while it is needed (boot, an update; see ``lazy``), and with it
-the code that reads and saves the file (``config_load``, ``config_file``): between those moments the device runs on the values
+the code that reads and saves the file (``config_file``): between those moments the device runs on the values
 alone and the schema's ~6 KB of heap stay free. They are kept compactly too: the keys in one string
 (``"\\nkey\\nkey\\n..."``) and the values in a list in the same order, 2.3 KB where a dict of ~70 str keys
 took 6 KB (x64) for as long as the device runs. ``get`` finds a key with ``str.find`` and allocates nothing;
@@ -19,7 +19,6 @@ from micropython import const
 from sensorbox.device import lazy
 
 _FILE = const("sensorbox.device.config_file")  # imports the schema: lazy.unload(_FILE) drops both
-_LOAD = const("sensorbox.device.config_load")  # (at boot: with config_file and the schema)
 # imported by the schema's webhook checks while they run (after _FILE's load): dropped with it, else it stays (1.8 KB)
 _CHECKS = const("sensorbox.shared.integration_settings")
 _ERR = object()  # get(): no default given
@@ -36,11 +35,11 @@ class Config:
         self._listeners = []
         self.device = None  # set by the app: updates are also checked against its running model (config_file)
         try:
-            e = lazy.load(_LOAD)
+            e = lazy.load(_FILE)
             self._store(e.load(self), e.secrets())
         finally:
             e = None
-            lazy.unload(_LOAD)
+            lazy.unload(_FILE)
             lazy.unload(_CHECKS)
 
     def get(self, key, default=_ERR):

@@ -79,7 +79,7 @@ async def feed(ring, frames, first_seq, n_frames, batch_frames=32):
 
 async def test_windows_features_predictions_events():
     frames = segment("ROW", 1100)  # first, while the heap is whole (6.6 KB in one block)
-    check, path = inner(models, "_check"), models.model_dir
+    check, path = inner(models, "_check"), inner(models, "_model_dir")
     dev = Dev()
     # The arrays of the model swapped in below, set aside now, while the heap is whole (as boot.start does for the
     # device's model: models.spare): loaded after the run has cut the heap up, with the first model still held, a

@@ -496,7 +496,7 @@ def test_labels_on_a_full_littlefs_answer_507_and_keep_what_is_stored():
     import asyncio
     import json
 
-    from sensorbox.device.http import data_api
+    from sensorbox.device.http import labels
 
     bd = RamFlash(16, 512)  # 8 KB of flash
     os.VfsLfs2.mkfs(bd)
@@ -511,7 +511,7 @@ def test_labels_on_a_full_littlefs_answer_507_and_keep_what_is_stored():
 
         app = type("A", (), {"auth": Auth()})()
 
-        class Req:  # what data_api.handle reads of a request (server.Request)
+        class Req:  # what labels.handle reads of a request (server.Request)
             def __init__(self, method, body=None):
                 self.method = method
                 self.path = "/api/labels"
@@ -522,7 +522,7 @@ def test_labels_on_a_full_littlefs_answer_507_and_keep_what_is_stored():
                 self.client_addr = "127.0.0.1"
 
         def call(method, body=None):
-            return asyncio.run(data_api.handle(dev, app, Req(method, body)))
+            return asyncio.run(labels.handle(dev, app, Req(method, body)))
 
         res = call("POST", {"start": 1, "end": 2, "label": "kept"})
         assert res[1] == 201, res

@@ -17,13 +17,13 @@ from sensorbox.host import bundle
 
 #: What requests and the services' periodic jobs load (``lazy``), and what those modules import with them.
 PER_REQUEST = (
-    "device.http.api", "device.http.model_api", "device.http.data_api", "device.http.labels_api", "device.http.static",
+    "device.http.api", "device.http.model_api", "device.http.data_api", "device.http.labels", "device.http.static",
     "device.http.device_api", "device.http.authz", "device.http.admin", "device.http.session", "device.http.body",
     "device.http.json_body",
-    "device.http.refuse", "device.http.cors", "device.http.live", "device.status", "device.log_read",
-    "device.auth_check", "device.store.query", "device.store.export", "device.store.figures", "device.store.meta",
+    "device.http.refuse", "device.http.live", "device.status", "device.log_read",
+    "device.auth_check", "device.store.plan", "device.store.export", "device.store.figures", "device.store.meta",
     "device.store.classes", "device.store.retain", "device.store.rollup", "device.config_file", "shared.config_schema",
-    "device.analysis.models", "device.analysis.model_files", "shared.model", "shared.npy", "shared.dsp_setup",
+    "device.analysis.models", "device.analysis.stored", "shared.model", "shared.npy", "shared.dsp_setup",
     "device.config_running", "device.integrations.mqtt_control", "device.integrations.webhook_settings",
     "device.integrations.tls", "shared.integration_settings")
 #: A function's bytecode block (prelude, bytecode, line numbers), bytes of the unix .mpy (an ESP32's are the same).

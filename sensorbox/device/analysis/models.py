@@ -43,7 +43,7 @@ import asyncio
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.analysis.model_files import exists, info, model_dir, read_meta
+from sensorbox.device.analysis.stored import _exists, _model_dir, _read_meta, info
 from sensorbox.shared import ModelError
 
 # (gc, json, the tree evaluator, the features and pipeline.Model imported where they are used: all resident or
@@ -57,7 +57,7 @@ _RESTORING = const("restoring")  # device.ml.held while a restore task runs (tru
 
 def _rmtree(path):
     """Remove ``path``: a directory and what is in it, or a file in its place."""
-    if exists(path):
+    if _exists(path):
         try:
             os.remove(path)
             return
@@ -142,7 +142,7 @@ async def _verify(device, path):
     and ``scaling`` are dropped. Raises ModelError."""
     import gc
 
-    meta = read_meta(path)
+    meta = _read_meta(path)
     meta["cols"] = _compatible(device, meta)
     meta["features"] = len(meta["features"])
     if isinstance(meta.get("inputs"), list):
@@ -304,7 +304,7 @@ def spare(device):
 
     for which in ("active", "previous", "default"):
         try:
-            m = read_meta(model_dir(device, which))
+            m = _read_meta(_model_dir(device, which))
         except ModelError:  # absent or damaged: boot says why
             continue
         try:
@@ -341,9 +341,9 @@ async def _follow_soon(device):
 async def _boot(device, spare=None):
     ml = device.ml
     for which in ("active", "previous", "default"):
-        path = model_dir(device, which)
+        path = _model_dir(device, which)
         # (the sound model's place has no bundled default: none is no error there)
-        if (which != "default" or getattr(device, "sensor", None) is not None) and not exists(path + "/meta.json"):
+        if (which != "default" or getattr(device, "sensor", None) is not None) and not _exists(path + "/meta.json"):
             continue
         try:
             ml.model = await _check(device, path, which if which == "default" else "uploaded", spare)
@@ -428,7 +428,7 @@ def stage_meta(device, body):
     """Start an upload with meta.json; checked at once so an incompatible model is refused before its data."""
     import json
 
-    st = model_dir(device, "staged")
+    st = _model_dir(device, "staged")
     _rmtree(st)
     try:
         meta = json.loads(body)
@@ -454,7 +454,7 @@ def _room(device, n):
 
 def stage_chunk(device, offset, body):
     """Append a chunk of model.csv at ``offset`` (must be the staged file's current size)."""
-    path = model_dir(device, "staged") + "/model.csv"
+    path = _model_dir(device, "staged") + "/model.csv"
     try:
         size = os.stat(path)[6]
     except OSError:
@@ -470,8 +470,8 @@ def stage_chunk(device, offset, body):
 async def activate(device):
     """Validate the staged model; if good, run it from now on and keep the old one as previous."""
     ml = device.ml
-    st = model_dir(device, "staged")
-    if not exists(st + "/meta.json"):
+    st = _model_dir(device, "staged")
+    if not _exists(st + "/meta.json"):
         raise ModelError("nothing staged to activate", "state")
     _claim(device)
     try:
@@ -493,13 +493,13 @@ async def activate(device):
 
 async def rollback(device):
     """Run the previous model again (the bundled default if none was kept); the current becomes previous."""
-    prev = model_dir(device, "previous")
-    origin = "uploaded" if exists(prev + "/meta.json") else "default"
-    if origin == "default" and not exists(model_dir(device, "active")):
+    prev = _model_dir(device, "previous")
+    origin = "uploaded" if _exists(prev + "/meta.json") else "default"
+    if origin == "default" and not _exists(_model_dir(device, "active")):
         raise ModelError("no previous model to roll back to", "state")
     _claim(device)
     try:
-        await _replace(device, prev if origin == "uploaded" else model_dir(device, "default"), origin)
+        await _replace(device, prev if origin == "uploaded" else _model_dir(device, "default"), origin)
     finally:
         if device.ml.held is True:  # (not while a restore task owns it)
             device.ml.held = False
@@ -511,17 +511,17 @@ async def rollback(device):
 
 def _swap(device, src):
     """staged: previous <- active <- staged. previous: active <-> previous (a missing dir is the default)."""
-    a, p, t = model_dir(device, "active"), model_dir(device, "previous"), model_dir(device, "tmp")
+    a, p, t = _model_dir(device, "active"), _model_dir(device, "previous"), _model_dir(device, "tmp")
     _rmtree(t)
     if src == "staged":
         _rmtree(p)
-        if exists(a):
+        if _exists(a):
             os.rename(a, p)
-        os.rename(model_dir(device, "staged"), a)
+        os.rename(_model_dir(device, "staged"), a)
         return
-    if exists(a):
+    if _exists(a):
         os.rename(a, t)
-    if exists(p):
+    if _exists(p):
         os.rename(p, a)
-    if exists(t):
+    if _exists(t):
         os.rename(t, p)

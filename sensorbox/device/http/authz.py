@@ -1,4 +1,5 @@
-"""Checking a request's credentials beyond plain HTTP Basic: API tokens, the UI's session, CSRF, cross-site.
+"""Checking a request's credentials beyond plain HTTP Basic: API tokens, the UI's session, CSRF, cross-site; and
+the CORS headers of a response (``cors``).
 
 Loaded per request (``lazy``) by ``server.make_app``'s guard whenever a request is not plain HTTP Basic (or no
 credential) from a non-browser client (no ``Origin``, ``Sec-Fetch-Site`` or ``Cookie`` header): only browsers
@@ -167,3 +168,30 @@ async def check(auth, req, admin):
     if scope != "admin" and (admin or unsafe):
         return error(403, "this needs an admin credential; the token's scope is {}".format(scope), "Authorization")
     return None
+
+
+def cors(req, res, o):
+    """Add the CORS headers for origin setting ``o`` (``http.cors_origin``: off by default) to ``res`` (a
+    Response) when ``req`` comes from it (``server`` calls this for a response to a request with an ``Origin``
+    header while the setting is on). ``""`` = off (no CORS headers at all: browsers keep cross-origin pages out,
+    which the login's JSON-only rule relies on); ``"*"`` = any origin may read (GET, HEAD); otherwise one exact
+    origin such as ``https://dash.example:8443``, which may also change state (``check`` lets it past the
+    cross-site rule when it sends ``Authorization``). Credentials mode is never granted (no
+    ``Access-Control-Allow-Credentials``), so the browser does not send the session cookie cross-origin: a page
+    from another origin authenticates with a Basic or token ``Authorization`` header of its own. The setting is
+    read on every response, so a change applies at once; preflights (``OPTIONS``) are answered by the server
+    without authentication, as browsers require. (Here rather than in a module of its own: every module interns
+    three names for good.)"""
+    origin = req.headers.get("Origin")
+    if not origin or (o != "*" and origin != o):
+        return
+    h = res.headers
+    h["Access-Control-Allow-Origin"] = o
+    if o != "*":
+        h["Vary"] = "Origin"
+    if req.method == "OPTIONS":
+        h["Access-Control-Allow-Methods"] = "GET, HEAD" if o == "*" else "GET, HEAD, POST, PUT, DELETE"
+        h["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        h["Access-Control-Max-Age"] = "600"
+    else:
+        h["Access-Control-Expose-Headers"] = "X-Sensorbox-Next"

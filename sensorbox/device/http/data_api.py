@@ -1,5 +1,5 @@
 """Data API: the store's resources and their data as streamed .npy/CSV/JSON, the events and the audio clips. Any
-credential may read; recording a clip needs admin. The labels: ``labels_api.py``.
+credential may read; recording a clip needs admin. The labels: ``labels.py``.
 
     GET    /api/resources                      schemas, time coverage, bytes, budget, bytes/day, days until full
     GET    /api/resources/<name>/data          ?start=&end=&columns=&format=npy|csv|json&max_points=&since=
@@ -8,7 +8,7 @@ credential may read; recording a clip needs admin. The labels: ``labels_api.py``
     GET    /api/clips                          ?start=&end= the audio clips stored (store/clips.py), streamed
     POST   /api/clips                          record a clip now (admin; 409 while clip.enabled is off or one records)
 
-Loaded for the request by ``server`` (``handle``), with the query and the reader (``store.query``, then
+Loaded for the request by ``server`` (``handle``), with the query and the reader (``store.plan``, then
 ``store.export``) or the listing (``store.figures``), each unloaded at once (``lazy``): they cost heap only while
 a request runs. Resource names are looked up in the store's table, never used as paths: no traversal. Bad
 parameters get ``400 {"error": reason, "field": name}`` (a resource the store does not have: 404).
@@ -22,7 +22,7 @@ from sensorbox.device.http.server import error, guard, not_allowed, not_found
 from sensorbox.device.store.core import QueryError
 
 _EX = const("sensorbox.device.store.export")
-_QUERY = const("sensorbox.device.store.query")
+_PLAN = const("sensorbox.device.store.plan")
 _FIG = const("sensorbox.device.store.figures")
 
 
@@ -89,9 +89,9 @@ def _clips(device, req):
 
 async def data(device, req, name):
     """GET /api/resources/<name>/data (also GET /api/events, for the events resource): the query made a plan
-    (``store.query``), then the export (``store.export``), one module loaded after the other."""
+    (``store.plan``), then the export (``store.export``), one module loaded after the other."""
     try:
-        p = lazy.call(_QUERY, "plan", device.store, name, req.args, device.platform.epoch_ms())
+        p = lazy.call(_PLAN, "plan", device.store, name, req.args, device.platform.epoch_ms())
     except QueryError as e:  # (no such resource: 404)
         return error(404 if e.field == "name" else 400, e.reason, e.field)
     ex = lazy.load(_EX)

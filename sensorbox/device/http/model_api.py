@@ -15,7 +15,7 @@ uploading, activating and rolling back need admin.
 
 ``sensorbox model push URL MODEL_DIR`` drives the upload. Errors: ``{"error": reason, "field": ...}``; a request
 the device's state refuses now (nothing staged, no previous model, a model being loaded) gets 409, field "state".
-This module and the model manager (``sensorbox.device.analysis.models``; for a GET only ``model_files``) are loaded
+This module and the model manager (``sensorbox.device.analysis.models``; for a GET only ``stored``) are loaded
 only for the request (``handle``): this API costs the device no RAM while idle.
 """
 
@@ -25,7 +25,7 @@ from sensorbox.device import lazy
 from sensorbox.device.http.server import error, guard, not_allowed, not_found, read_json
 
 _MANAGER = const("sensorbox.device.analysis.models")
-_FILES = const("sensorbox.device.analysis.model_files")  # (what a GET reads: not the manager)
+_FILES = const("sensorbox.device.analysis.stored")  # (what a GET reads: not the manager)
 _SOUND = const("sensorbox.device.analysis.soundclass")
 _STATIC = const("sensorbox.device.http.static")
 

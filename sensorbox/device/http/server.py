@@ -2,7 +2,7 @@
 
 HTTP/1.0, one request per connection (``Connection: close``), as the UI and the host tools use it. No route is
 registered in RAM: ``_route`` maps a path to the module that answers it (``api``: status, config, debug;
-``model_api``; ``data_api``: resources, clips, events; ``labels_api``; ``session``: login, logout; ``static``:
+``model_api``; ``data_api``: resources, clips, events; ``labels``; ``session``: login, logout; ``static``:
 the UI's files; ``device_api``: the rest), which is loaded for the request and unloaded at once (``lazy``). Each has ``async def handle(device, app, req)``
 returning a ``Response``, a dict or list (sent as JSON), or ``(body, status[, headers])``.
 
@@ -35,7 +35,6 @@ from sensorbox.device import lazy
 _AUTHZ = const("sensorbox.device.http.authz")
 _WEB = const("sensorbox.device.http.device_api")
 _REFUSE = const("sensorbox.device.http.refuse")
-_CORS = const("sensorbox.device.http.cors")
 _BODY = const("sensorbox.device.http.body")
 _JSON = const("sensorbox.device.http.json_body")
 
@@ -307,7 +306,7 @@ def _route(p):
     if s in ("resources", "clips", "events"):
         return "sensorbox.device.http.data_api"
     if s == "labels":
-        return "sensorbox.device.http.labels_api"
+        return "sensorbox.device.http.labels"
     if s in ("login", "logout"):
         return "sensorbox.device.http.session"
     return _WEB
@@ -813,8 +812,8 @@ async def _serve_conn(app, c):
         res = req.refused or await _dispatch(app, req)
         cfg = app.device.config if app.device is not None else None
         o = cfg.get("http.cors_origin") if cfg else ""
-        if o and "Origin" in req.headers:  # CORS headers (http.cors_origin), from a module loaded for it
-            lazy.call(_CORS, "add", req, res, o)
+        if o and "Origin" in req.headers:  # CORS headers (http.cors_origin: authz.cors, loaded for it)
+            lazy.call(_AUTHZ, "cors", req, res, o)
         req = None  # a long response (a live stream, an export) does not keep the request's objects
         await res.write(c, head)
     except _Refuse as e:  # 431, 414, 400 or 408 (cold code answers) or 503 while the request was read

@@ -15,11 +15,11 @@ from sensorbox.device.http.server import BadRequest, error, json_response, not_a
 
 
 async def handle(device, app, req):
-    p = req.path
-    if req.method != "POST" or p not in ("/api/login", "/api/logout"):
+    p = req.path  # /api/login or /api/logout (server._route), or a path below them
+    if req.method != "POST" or p.count("/") != 2:
         return not_allowed(req)  # (405 with Allow for these paths; 404 for one below them)
     auth = device.auth
-    if p == "/api/login":
+    if p[5:] == "login":  # (not the whole path: a string of up to 10 characters is interned for good)
         return await login(auth, req)
     sid = req.cookies.get(authz.COOKIE) or ""
     key = hashlib.sha256(sid.encode()).digest()
@@ -58,7 +58,7 @@ async def login(auth, req):
     ss.append([hashlib.sha256(sid.encode()).digest(), time.ticks_ms()])
     if len(ss) > authz.MAX_SESSIONS:
         ss.pop(0)
-    auth.log.info("auth", "UI login")
+    auth.log.info("auth", "UI session opened")
     res = json_response({"scope": "admin", "csrf": authz.csrf_token(sid)})
     _cookie(res, sid + "; SameSite=Strict")
     return res

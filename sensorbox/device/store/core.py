@@ -139,6 +139,26 @@ def seg_names(r):
     return out
 
 
+def columns_of(r):
+    """The names of resource ``r``'s columns (an export's header, ``GET /api/resources``; here, resident, rather
+    than a module of its own: every module interns three names for good, and the whole app's are near the pool's
+    doubling, docs/heap.md)."""
+    from sensorbox.shared import features  # (resident)
+
+    if r.cols is not None:
+        return r.cols
+    if r.period:  # a rollup's: the sound (codes 7, 8) or the class rollups' (9, 10: seconds per class; rollup.py)
+        if r.code < 9:
+            return ("n", "leq", "lmin", "lmax", "l10", "l50", "l90")
+        return ("windows", "changes", "confidence", "other", "unknown") + tuple(
+            "c" + str(i) for i in range(r.ncols - 5))
+    for ch in (3, 6):
+        names = features.names(ch)
+        if len(names) == r.ncols:
+            return names
+    return tuple("f{}".format(i) for i in range(r.ncols))
+
+
 class Res:
     """A resource's state. A rollup's (written once a minute, rollup.py) and the counters of rare events are class
     attributes until first set: an instance's attribute table holds only what it sets (~0.7 KB each on the unix
@@ -188,7 +208,7 @@ class Res:
             self.ncols = len(spec[3])
         bufsize = spec[4]
         self.base = root
-        if len(spec) > 5:  # a rollup: the number of its columns in place of a buffer's size (names: columns.columns_of)
+        if len(spec) > 5:  # a rollup: the number of its columns in place of a buffer's size (names: columns_of)
             self.period = spec[5]
             self.ncols = bufsize
             return

@@ -1,7 +1,7 @@
 """Reading the store: query parameters, rows by time range, min/max decimation, .npy/CSV/JSON streams.
 
 Imported only when a request needs it (see ``http/data_api``). ``plan(store, name, params)`` validates the
-parameters (``QueryError(reason, field)`` when wrong; ``query.py``, loaded for it) and returns a ``query.Plan``; ``stream(store, plan)`` is a
+parameters (``QueryError(reason, field)`` when wrong; ``plan.py``, loaded for it) and returns a ``plan.Plan``; ``stream(store, plan)`` is a
 generator of body chunks (at most 512 bytes each, from one buffer reused, but a CSV row longer than that) that never holds a segment in RAM.
 
 Segments are read through ``reader.Reader``: every block's CRC-32 is checked before its rows are used, so a
@@ -53,7 +53,7 @@ _CHUNK = const(512)  # the numeric streams' out buffer (a row longer than it goe
 
 
 class _Plan:
-    # a plan's helpers (query.Plan has no methods: its module goes once the plan is made), called through the
+    # a plan's helpers (plan.Plan has no methods: its module goes once the plan is made), called through the
     # class with the plan first: one module global for seven
     def _opened(p, g):
         """``g``, noted in ``p`` so that closing ``stream`` or ``prepare`` closes it: MicroPython closes neither
@@ -120,11 +120,11 @@ def _seg_reader(p):
 
 
 def plan(store, name, args, now, full=True):
-    """Validate a query (``query.plan``, loaded for the call); raises QueryError. ``args`` is a dict of strings.
+    """Validate a query (``plan.plan``, loaded for the call); raises QueryError. ``args`` is a dict of strings.
     With ``full=False`` the caller must run ``prepare(store, plan)`` before ``stream`` (numeric resources)."""
     from sensorbox.device import lazy
 
-    p = lazy.call("sensorbox.device.store.query", "plan", store, name, args, now)
+    p = lazy.call("sensorbox.device.store.plan", "plan", store, name, args, now)
     if full and p.numeric:
         for _ in prepare(store, p):
             pass
@@ -318,7 +318,7 @@ def _rollup_rows(p, rd, blk, buf):
     old = h[7] != _DENSE and h[7] != _STAGE  # a sound rollup's segment of the previous format: the API's order
     sound = p.r.code < 9
     u = 1 if p.r.period <= 60000 else 10  # (seconds a stored unit of a class's time: rollup._unit)
-    m = 7 if sound else p.r.ncols  # (columns.columns_of's)
+    m = 7 if sound else p.r.ncols  # (core.columns_of's)
     for i in range(blk[0], blk[1]):
         v = rd.values(i) if src is None else struct.unpack_from(rd.fmt, src, o + 2 * w * i)
         t = rd.time(i)

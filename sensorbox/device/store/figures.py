@@ -7,8 +7,7 @@ import struct
 
 from micropython import const
 
-from sensorbox.device.store.columns import columns_of
-from sensorbox.device.store.core import seg_names
+from sensorbox.device.store.core import columns_of, seg_names
 
 # the segment format's constants (as core.py defines them: no names to import)
 _HDR = const(32)

@@ -48,7 +48,7 @@ _FILES = ("cursors.json", "labels.json", "labels.bin", "classes.txt", "timefix.j
 _TEXT = const(2)
 
 # The store's resources (core.py says what each holds): name, code, kind, columns (None: from the first value), RAM
-# buffer bytes and, for a rollup, the number of its columns (their names: ``columns.columns_of``) and its period
+# buffer bytes and, for a rollup, the number of its columns (their names: ``core.columns_of``) and its period
 # (ms). Budgets: store.<name>_kb (config_schema). Here, not in core: the table is needed only while the store is made
 # (``resources``).
 RESOURCES = (

@@ -11,7 +11,7 @@ no methods, so a plan keeps none of this module's code.
 from micropython import const
 
 from sensorbox.device import lazy
-from sensorbox.device.store.core import QueryError
+from sensorbox.device.store.core import QueryError, columns_of
 
 _RATE = const(0)
 _TIMED = const(1)
@@ -66,7 +66,7 @@ def plan(store, name, args, now):
             raise QueryError("no resource {}; see /api/resources".format(name), "name")
         p.r = r
         p.kind = r.kind
-        cols = _columns_of(r)
+        cols = columns_of(r)
     p.numeric = p.kind in (_RATE, _TIMED)
     p.fmt = args.get("format") or ("npy" if p.numeric else "json")
     p.rate = 0  # (a WAV's: its first segment's; segments at another rate are left out)
@@ -92,10 +92,6 @@ def plan(store, name, args, now):
     return _columns(store, name, args, p, cols, text, now)
 
 
-def _columns_of(r):
-    return lazy.call("sensorbox.device.store.columns", "columns_of", r)  # (cold: not in the resident core.py)
-
-
 def _columns(store, name, args, p, cols, text, now):
     # plan's second half: the resolution and the columns (apart: a function's bytecode is one block, which a
     # cut-up heap lacks at ~760 bytes)
@@ -109,7 +105,7 @@ def _columns(store, name, args, p, cols, text, now):
             res = _auto(store, name, p, now)
         if res[0] != "r":  # 1m, 1h
             p.r = store.by_name[name + "_" + res]
-            cols = _columns_of(p.r)
+            cols = columns_of(p.r)
         p.res = res
     if p.r is not None and p.r.period:
         text = ()  # (a class rollup's row has a column per class)

@@ -10,7 +10,7 @@ import os
 from sensorbox.shared import ModelError
 
 
-def exists(p):
+def _exists(p):
     try:
         os.stat(p)
         return True
@@ -18,18 +18,18 @@ def exists(p):
         return False
 
 
-def model_dir(device, which):
+def _model_dir(device, which):
     if which == "default":
         # The bundle's root holds models/default (the device's file system root; on the unix port the bundle dir).
         www = getattr(device.platform, "www_dir", "/www")
         return (www[:www.rfind("/")] if "/" in www else ".") + "/models/default"
     d = device.platform.data_dir + "/models"
-    if not exists(d):
+    if not _exists(d):
         os.mkdir(d)
     return d + "/" + which
 
 
-def read_meta(path):
+def _read_meta(path):
     import json
 
     try:
@@ -48,11 +48,11 @@ def running(device):
     m = device.ml.model
     for w in () if m is None else ("default",) if m.origin == "default" else ("active", "previous"):
         try:
-            meta = read_meta(model_dir(device, w))
+            meta = _read_meta(_model_dir(device, w))
         except ModelError:
             continue
         if (meta.get("csv_sha256") or "")[:16] == m.info["sha256"]:
-            return model_dir(device, w), meta
+            return _model_dir(device, w), meta
     return None
 
 
@@ -70,8 +70,8 @@ def info(device):
     ml = device.ml
     cur = ml.model
     return {"active": cur.info if cur else None,
-            "previous": exists(model_dir(device, "previous")) or (cur is not None and cur.origin != "default"),
-            "staged": exists(model_dir(device, "staged") + "/meta.json"), "last_error": ml.error}
+            "previous": _exists(_model_dir(device, "previous")) or (cur is not None and cur.origin != "default"),
+            "staged": _exists(_model_dir(device, "staged") + "/meta.json"), "last_error": ml.error}
 
 
 def file_path(device, which, name):
@@ -89,12 +89,12 @@ def file_path(device, which, name):
             raise ModelError("the running model's files are not on flash", "model")
         return r[0] + "/" + name
     if which == "previous":
-        which = "previous" if exists(model_dir(device, "previous") + "/meta.json") else "default"
+        which = "previous" if _exists(_model_dir(device, "previous") + "/meta.json") else "default"
         if which == "default" and (m is None or m.origin == "default"):
             raise ModelError("no previous model", "model")
     elif which not in ("staged", "default"):
         raise ModelError("which must be active, previous, staged or default", "which")
-    path = model_dir(device, which) + "/" + name
-    if not exists(path):
+    path = _model_dir(device, which) + "/" + name
+    if not _exists(path):
         raise ModelError("no {} model".format(which), "model")
     return path

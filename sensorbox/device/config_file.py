@@ -7,7 +7,7 @@ import binascii
 import json
 import os
 
-from sensorbox.device import files, lazy
+from sensorbox.device import lazy
 from sensorbox.shared import config_schema as schema
 
 # the keys whose change config_running checks against what runs (loaded only then)
@@ -21,7 +21,8 @@ def load(cfg):
     reset to their defaults, the file as it was is kept as ``.bad`` and the repaired one saved. Either way the
     log and ``cfg.boot_error`` say what happened. Whatever the file holds (bytes that are not UTF-8, a directory
     in its place), the device starts."""
-    text = files.read(cfg.path, cfg.log, 65536)
+    text = lazy.call("sensorbox.device.files", "read", cfg.path, cfg.log, 65536)  # (not imported: an update
+    # would load it too, ~4 KB more at its peak)
     if text is None or text is False:
         if text is False:  # a directory in its place, or too big: set aside
             cfg.boot_error = cfg.log.files[-1]
@@ -64,7 +65,7 @@ def secrets():
 
 def _aside(cfg, message):
     cfg.boot_error = message
-    files.aside(cfg.path, cfg.log, message)
+    lazy.call("sensorbox.device.files", "aside", cfg.path, cfg.log, message)
 
 
 def _dir(cfg):

@@ -420,8 +420,8 @@ def test_a_block_that_codes_too_big_goes_in_as_two():
 
 def test_a_job_short_of_memory_runs_once_more_with_the_reserve_then_waits():
     # rollup.run: a job whose step runs out of memory (a reader's 1 KB on a fragmented heap) runs once more with
-    # lazy's reserve given up, as a request does; failing again, it is left for later (its bit returned, a
-    # warning logged), never failing the store service.
+    # lazy's reserve given up, as a request does, then after pauses (a request's peak passes), four runs in all;
+    # failing still, it is left for later (its bit returned, a warning logged), never failing the store service.
     import asyncio
 
     from sensorbox.device import lazy
@@ -448,12 +448,16 @@ def test_a_job_short_of_memory_runs_once_more_with_the_reserve_then_waits():
         assert lazy.used_reserve == used + 1 and lazy._reserve is None
         assert not [e for e in st.log.entries() if "short of memory" in e["msg"]]
         del calls[:]
-        rollup.step = lambda st_, k: step(st_, k, 9)
-        assert asyncio.run(rollup.run(st, 3)) == 3 and calls == [0, 1]  # no reserve left: both wait, once each
+        rollup.step = lambda st_, k: step(st_, k, 2)
+        assert asyncio.run(rollup.run(st, 1)) == 0 and calls == [0, 0, 0]  # no reserve left: done after a pause
+        assert not [e for e in st.log.entries() if "short of memory" in e["msg"]]
+        del calls[:]
+        rollup.step = lambda st_, k: step(st_, k, 99)
+        assert asyncio.run(rollup.run(st, 3)) == 3 and calls == [0] * 4 + [1] * 4  # both wait, after 4 runs each
         assert len([e for e in st.log.entries() if "short of memory: again later" in e["msg"]]) == 2
         assert lazy.rearm()
         del calls[:]
-        assert asyncio.run(rollup.run(st, 1)) == 1 and calls == [0, 0]  # with it back: tried twice, then later
+        assert asyncio.run(rollup.run(st, 1)) == 1 and calls == [0] * 4  # with it back: the reserve's run first
     finally:
         rollup.step = real
         lazy.rearm()

@@ -81,6 +81,10 @@ _DBUF = const(510)  # ... in two buffers of this many as this version writes the
 _DCODED = const(512)  # ... coded, at most (a reader of half the 1 KB buffer reads it)
 
 
+_TRIES = const(4)  # runs of a job that found the heap short (run): the reserve given up, then pauses
+_PAUSE_MS = const(100)  # ... the first pause, twice it the next
+
+
 def step(st, k):
     """The steps of store job ``k``, a generator to run to its end (None: nothing to do). 0: the rollups of every
     period that is over and not stored yet; 1: recoding the closed segments not recoded yet; 2: moving segments onto
@@ -95,16 +99,20 @@ def step(st, k):
 async def run(st, n):
     """The store service's jobs due, ``n`` (bits: 1 << k for ``step`` k), a step per event-loop turn; returns the
     bits of those that found the heap too fragmented for their buffers (a reader's 1 KB, the level histogram's
-    parts) even with lazy's reserve given up for a second try: they stop and run again later (they resume where
-    the stored rows say), never failing the store service: sampling goes on."""
+    parts) even with lazy's reserve given up for a second try and after pauses of 100-300 ms (up to ``_TRIES``
+    runs): they stop and run again later (they resume where the stored rows say), never failing the store
+    service: sampling goes on."""
+    import gc
+
     import asyncio
 
     from sensorbox.device import lazy
 
     failed = 0
     for k in range(3):
-        again = True  # once more with lazy's reserve given up (as a request that ran out of memory), then later
-        while again and n >> k & 1:
+        again = True  # once more with lazy's reserve given up (as a request that ran out of memory), then after
+        tries = 0  # pauses (a request's peak is a moment's: in 10 minutes of the core soak from ROMFS at 88wK
+        while again and n >> k & 1:  # the rollups found no block of 250-500 bytes 4 times), then later
             again = False
             g = step(st, k)
             if g is None:
@@ -115,7 +123,12 @@ async def run(st, n):
             except MemoryError as e:
                 g.close()
                 g = None
+                tries += 1
                 again = lazy.release()
+                if not again and tries < _TRIES:
+                    await asyncio.sleep_ms(_PAUSE_MS * tries)
+                    gc.collect()
+                    again = True
                 if not again:
                     failed |= 1 << k
                     if k == 2:

@@ -1,8 +1,9 @@
 """Reading the store: query parameters, rows by time range, min/max decimation, .npy/CSV/JSON streams.
 
 Imported only when a request needs it (see ``http/data_api``). ``plan(store, name, params)`` validates the
-parameters (``QueryError(reason, field)`` when wrong; ``plan.py``, loaded for it) and returns a ``plan.Plan``; ``stream(store, plan)`` is a
-generator of body chunks (at most 512 bytes each, from one buffer reused, but a CSV row longer than that) that never holds a segment in RAM.
+parameters (``QueryError(reason, field)`` when wrong; ``plan.py``, loaded for it) and returns a ``plan.Plan``;
+``stream(store, plan)`` is a generator of body chunks (at most 512 bytes each, from one buffer reused, but a CSV
+row longer than that) that never holds a segment in RAM.
 
 Segments are read through ``reader.Reader``: every block's CRC-32 is checked before its rows are used, so a
 corrupt block is skipped (and counted in the store's status), never exported; ``prepare`` and ``stream`` read

@@ -266,3 +266,28 @@ def test_the_store_started_again_keeps_the_clip_buffers():
     assert st.clip is not c and st.clip.ring is c.ring and inner(st.clip, "_across") is inner(c, "_across")
     st.configure(StubConfig(clip__enabled=True, clip__pre_ms=200, board__clip_ring_ms=200))
     assert len(st.clip.ring) > len(c.ring) and inner(st.clip, "_across") is inner(c, "_across")  # (a bigger ring)
+
+
+def test_clips_turned_on_without_ram_for_their_ring_stay_off_and_the_store_runs():
+    # The config fuzz at 144wK turned clip.enabled on late, on a heap cut into pieces smaller than the ring's 1 KB:
+    # the store service failed (the fallback asked for the same 1 KB again). Now clips stay off, said in the notes.
+    import gc
+
+    from devtest import cut_heap
+    from sensorbox.device import lazy
+
+    st = make(tmpdir("s"), clock=FakeClock(t0))
+    from sensorbox.device.store import capture, clips, recover  # noqa: F401 (loaded: only the ring's block is wanting)
+
+    lazy.rearm()
+    gc.collect()
+    held = cut_heap(600)
+    try:
+        st.configure(StubConfig(clip__enabled=True))  # (raised MemoryError before)
+    finally:
+        held.clear()
+        gc.collect()
+        lazy.rearm()
+    assert st.clip is None and "clips: no RAM" in st.notes[-1], st.notes
+    st.configure(StubConfig(clip__enabled=True))  # the store started again, with room: clips on
+    assert st.clip is not None

@@ -50,7 +50,10 @@ _CAP = const("sensorbox.device.store.capture")
 
 def configure(st, cfg):
     """Clips on (``st.clip``, made again for a config change: a clip recording ends here, recorded at the next flush
-    point) or off (the one recording ended and recorded at once, this module unloaded)."""
+    point) or off (the one recording ended and recorded at once, this module unloaded). Clips turned on where the
+    heap has no block for their 1 KB ring even with lazy's reserve given up stay off until the store starts again
+    (a config change), noted in ``/api/status`` -> ``store`` -> ``notes``: never a failing store (the config fuzz at
+    144wK turned them on late on a cut-up heap, and the store service failed)."""
     from sensorbox.device import lazy
 
     old = st.clip
@@ -58,10 +61,22 @@ def configure(st, cfg):
         old.end(st)
         old.flush(st)
     if cfg.get("clip.enabled"):
-        c = st.clip = Clips(st, cfg, old)
-        if old is not None:
-            c.made, c.skipped, c.lost = old.made, old.skipped, old.lost
-        return
+        c = None
+        for _ in range(2):
+            try:
+                c = Clips(st, cfg, old)
+                break
+            except MemoryError:
+                if not lazy.release():
+                    break
+        st.clip = c
+        if c is not None:
+            if old is not None:
+                c.made, c.skipped, c.lost = old.made, old.skipped, old.lost
+            return
+        from sensorbox.device.store.recover import note  # (loaded: recover.configure is what calls this)
+
+        note(st, "clips: no RAM for their 1 KB ring now: off until the store starts again")
     st.clip = None
     lazy.unload("sensorbox.device.store.clips")
 

@@ -88,7 +88,7 @@ APP_HEAP = "152wK"
 #: ~600 bytes and the config schema's and models' tables smaller (heap13): clean in 5 of 5 runs beside two busy
 #: loops (0-2 reserve uses); 120wK then: 2 of 4. With the request path leaner (2026-12-07: events, login, labels
 #: and GET /api/model answered by small modules of their own, an export's query apart from its stream, a config
-#: update without the boot-time reading and the running checks, a JSON body without the streamed PUT's code; the
+#: update without the checks against what runs and device/files.py, a JSON body without the streamed PUT's code; the
 #: largest request peaks from files 25-36 KB above idle, now ~22): 120wK, clean for 10 minutes (180,678
 #: requests, 41 reserve uses).
 CORE_HEAP = "120wK"

@@ -60,16 +60,16 @@ def configure(st, cfg):
     if old is not None:
         old.end(st)
         old.flush(st)
+        st.clip = None  # (the store's own attribute by now: no RAM)
     if cfg.get("clip.enabled"):
-        c = None
         for _ in range(2):
             try:
-                c = Clips(st, cfg, old)
+                st.clip = Clips(st, cfg, old)  # (set the first time, it grows the store's attribute table: RAM too)
                 break
             except MemoryError:
                 if not lazy.release():
                     break
-        st.clip = c
+        c = st.clip
         if c is not None:
             if old is not None:
                 c.made, c.skipped, c.lost = old.made, old.skipped, old.lost
@@ -77,7 +77,6 @@ def configure(st, cfg):
         from sensorbox.device.store.recover import note  # (loaded: recover.configure is what calls this)
 
         note(st, "clips: no RAM for their 1 KB ring now: off until the store starts again")
-    st.clip = None
     lazy.unload("sensorbox.device.store.clips")
 
 

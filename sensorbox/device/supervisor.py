@@ -207,7 +207,10 @@ class Supervisor:
             self._wdt.feed()
             self.feeds += 1
         if self._next is not None and time.ticks_diff(now, self._next) >= 0:
-            lazy.call(_BOOTSTATE, "update", self, now)
+            try:
+                lazy.call(_BOOTSTATE, "update", self, now)
+            except MemoryError:  # (a cut-up heap at a request's peak: the decision is taken at the next tick; the
+                pass  # watch task failing for it was a service restart, and the watchdog's feeding paused)
 
     def check(self):
         """One look at every service (see ``watch``); True when all is well enough to feed the watchdog."""

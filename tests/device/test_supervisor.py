@@ -410,3 +410,35 @@ async def test_a_keeper_found_ended_is_started_again():
     await until(lambda: runs[0] == 2)
     assert sup.check()
     await sup.stop()
+
+
+async def test_the_health_guard_takes_its_decision_at_the_next_tick_when_the_heap_is_short():
+    # The core soak at 80wK from ROMFS: the watch task failed when bootstate.py found no room to load (a request's
+    # peak), ten times in two minutes: each a service restart, the watchdog unfed meanwhile.
+    from sensorbox.device import lazy
+
+    sup = sv.Supervisor(quiet_log())
+    plat = _Platform()
+    sup.d = type("Device", (), {"platform": plat})()
+    real = lazy.call
+    short = [2]
+
+    def call(name, fn, *args):
+        if name.endswith("bootstate") and short[0]:
+            short[0] -= 1
+            raise MemoryError("memory allocation failed, allocating 1504 bytes")
+        return real(name, fn, *args)
+
+    lazy.call = call
+    try:
+        sup.tick(True)  # the first tick's decision (the watchdog started) put off...
+        assert short[0] == 1 and plat.wdt is None and sup._next is not None
+        sup.tick(True)
+        assert short[0] == 0 and plat.wdt is None
+        w = asyncio.create_task(sup.watch())  # ...and taken at the next that has room: the task never failed
+        await until(lambda: plat.wdt is not None and plat.wdt.fed >= 1, 5000)
+        assert not w.done()
+        w.cancel()
+    finally:
+        lazy.call = real
+    await sup.stop()

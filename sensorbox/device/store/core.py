@@ -704,17 +704,28 @@ class Store:
         if sd is not None and sd.pending:
             due |= 4
         if due:
+            import gc
+
+            import asyncio
+
             from sensorbox.device import lazy
 
-            try:
-                m = lazy.load("sensorbox.device.store.rollup")
-            except MemoryError as e:  # no room for the jobs' code even with lazy's reserve given up: they run
-                # again later, as a job short of memory does (rollup.run), the service goes on (it failed here, and
-                # restarted on that heap failed again: 22 times in the every-feature soak at 144wK)
-                if due & 2:
-                    self.recode_due = True
-                self.log.warning("store", "jobs {} short of memory: again later ({})".format(due, e))
-                return
+            for tries in range(4):
+                try:
+                    m = lazy.load("sensorbox.device.store.rollup")
+                    break
+                except MemoryError as e:  # no room for the jobs' code even with lazy's reserve given up: again
+                    # after pauses (a request's peak is a moment's; the gyroscope's soak at 144wK lacked 592 bytes
+                    # once), as a job short of memory does (rollup.run), then later; the service goes on (it failed
+                    # here, and restarted on that heap failed again: 22 times in the every-feature soak at 144wK)
+                    if tries < 3:
+                        await asyncio.sleep_ms(100 * (tries + 1))
+                        gc.collect()
+                        continue
+                    if due & 2:
+                        self.recode_due = True
+                    self.log.warning("store", "jobs {} short of memory: again later ({})".format(due, e))
+                    return
             lazy.unload("sensorbox.device.store.rollup")
             if await m.run(self, due) & 2:
                 self.recode_due = True  # (short of memory: again later)

@@ -310,6 +310,47 @@ def test_features_export_in_the_same_boot_with_their_names():
     assert read_all(make(st.root), "features")[0][1:] == list(names)  # and after a restart the same
 
 
+def test_resources_list_the_feature_names_one_at_a_time():
+    # GET /api/resources held the ~90 feature names as a tuple while it streamed (~6 KB on the unix port, twice that
+    # with the gyroscope's 6 axes, whose tuple was made after the 3-axis one), beside the DSP set-up code that
+    # names them while the tuple was made: now one name is alive at a time (and that code while they are counted
+    # and sent: from a ROMFS image, much less than the tuple).
+    import gc
+
+    from sensorbox.device.store import figures
+    from sensorbox.shared import features
+
+    for ch in (3, 6):
+        names = features.names(ch)
+        gc.collect()
+        base = gc.mem_alloc()
+        tup = features.names(ch)
+        gc.collect()
+        held = gc.mem_alloc() - base  # (what a tuple of them takes)
+        del tup
+        gen = features.iter_names(ch)
+        next(gen)
+        gc.collect()
+        code = gc.mem_alloc() - base  # (what the code naming them takes while it runs)
+        del gen
+        st = make(tmpdir("s"), accel__gyro=ch == 6)
+        st.on_bus("features", T0, tuple(range(len(names))))
+        st.flush()
+        e = [x for x in figures.resources(st, T0 + 1000) if x["name"] == "features"][0]
+        cols = e["columns"]
+        gc.collect()
+        base = gc.mem_alloc()
+        most = k = 0
+        for c in cols:
+            assert c == (names[k - 1] if k else "t"), (k, c)
+            k += 1
+            if k % 8 == 0:
+                gc.collect()
+                most = max(most, gc.mem_alloc() - base)
+        assert k == len(names) + 1 and most < code + held // 4, (ch, k, most, code, held)
+        st.close()
+
+
 def test_export_chunks_are_at_most_512_bytes_and_a_longer_csv_row_goes_alone():
     # Issue 13: a numeric export's out buffer was 1 KB, a block a cut-up heap lacked (this module's features
     # test once failed allocating 1,024 bytes in export at 96wK); 512 bytes now. A .npy row fits it (87 feature

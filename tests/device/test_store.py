@@ -11,10 +11,12 @@ import gc
 import os
 
 from ramflash import RamFlash
-from devtest import StubConfig, quiet_log, tmpdir
+from devtest import StubConfig, quiet_log, renamed, tmpdir
 from sensorbox.device.store import core, export
 from storetest import T0, count_labels, each_label, each_row, frames, last_row, make, meta_mod, read_all, \
     read_labels_csv, times
+
+_CORE = "sensorbox.device.store.core"  # (the store's private names are looked up as the bundle renamed them)
 
 
 def test_round_trip_and_reopen():
@@ -89,10 +91,27 @@ def test_an_accel_export_reads_through_a_reader_of_612_bytes():
         st = make(tmpdir("a{}".format(compress)), store__compress=compress)
         st.append_frames(T0, 0, 1, 50, memoryview(frames(0, 340)), 340)
         st.flush()
+        b = st.spare
+        assert len(b) == 612, len(b)
         p = export.plan(st, "accel", {}, T0)
+        assert p.rd is None and st.spare is b  # (its count of the rows read through it, then gave it back)
+        seen = None
         for c in export.stream(st, p):
-            pass
-        assert len(p.rd.buf) == 612, len(p.rd.buf)
+            if seen is None and p.rd is not None:
+                seen = p.rd.buf  # the store's spare buffer, lent to the export while no job runs
+                assert st.spare is None
+        assert seen is b and st.spare is b and p.rd is None  # and back at the end
+        # While the store's jobs run (they read through it), an export reads through 612 bytes of its own
+        setattr(st, renamed("_busy", _CORE), True)
+        p = export.plan(st, "accel", {}, T0)
+        g = export.stream(st, p)
+        for c in g:
+            if p.rd is not None:
+                break
+        assert p.rd.buf is not b and len(p.rd.buf) == 612 and st.spare is b
+        g.close()
+        assert st.spare is b  # (the store's kept)
+        setattr(st, renamed("_busy", _CORE), False)
         want = frames(0, 340)
         i = -1
         for row in each_row(st, "accel"):

@@ -273,8 +273,12 @@ class Store:
         self.bad_segs = ()  # the segments they were found in (newest 8; a list once there is one)
         self._zbuf = bytearray(_ZBUF)  # a block coded before it is written (and a rollup row staged)
         # the rollup job's reader's block (rollup.rows), taken while the heap is whole: at CORE_HEAP under load the
-        # cut-up heap lacked a 528-byte piece for it now and then (the core soak: the job deferred)
-        self._rbuf = bytearray(_BLK + _BUS_BLOCK)
+        # cut-up heap lacked a 528-byte piece for it now and then (the core soak: the job deferred). An export of
+        # the accelerometer (604-byte blocks: export._RATE_BLOCK) or a bus resource borrows it while no job runs
+        # (``_busy``; export._seg_reader): its own 612 or 528 bytes were what the ROMFS core soak at 84wK lacked
+        # most often after lazy's list of modules
+        self.spare = bytearray(_BLK + 604)
+        self._busy = False  # the jobs run (``_jobs``): they read through ``spare``
         self.codec = _CODEC
         self.pins = None  # merged pinned ranges: start, end, ... (array("q") while a label pins data: meta.pins)
         self.changes = self._looked = 0  # segments opened or recoded, pin changes; ... as retention last saw them
@@ -727,8 +731,12 @@ class Store:
                     self.log.warning("store", "jobs {} short of memory: again later ({})".format(due, e))
                     return
             lazy.unload("sensorbox.device.store.rollup")
-            if await m.run(self, due) & 2:
-                self.recode_due = True  # (short of memory: again later)
+            self._busy = True
+            try:
+                if await m.run(self, due) & 2:
+                    self.recode_due = True  # (short of memory: again later)
+            finally:
+                self._busy = False
 
     # ---- retention and cursors ----
 

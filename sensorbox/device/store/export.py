@@ -63,10 +63,14 @@ class _Plan:
         p.gens.append(g)
         return g
 
-    def _shut(p):
+    def _shut(p, store):
         for g in p.gens:
             g.close()
         p.gens = []
+        rd = p.rd  # (the store's spare buffer back, or one of its size: the next read makes its reader again)
+        if rd is not None and store.spare is None and len(rd.buf) == _BLK + _RATE_BLOCK:
+            store.spare = rd.buf
+            p.rd = None
 
     def _wav(p, store):
         """An audio clip's samples (``clips``, one column of int16 at one rate) as a 16-bit PCM WAV: the header, then each
@@ -75,7 +79,7 @@ class _Plan:
 
         yield lazy.call("sensorbox.shared.wav", "header", p.rate or 16000, 1, 2 * p.rows)
         p.rate = 0  # (the first segment's rate again, as prepare found it)
-        rd = _seg_reader(p)
+        rd = _seg_reader(store, p)
         for blk in _Plan._opened(p, _blocks(store, p, rd)):
             if blk is None or blk[1] <= blk[0]:
                 yield b""
@@ -104,19 +108,24 @@ class _Plan:
         return row
 
 
-def _seg_reader(p):
+def _seg_reader(store, p):
     """The plan's one segment reader, made on first use (``prepare`` and ``stream`` read through the same
     buffer: one block of heap per export, not two), sized for the resource's blocks: the bus resources' are at
     most ``_BUS_BLOCK`` (a 528-byte buffer, not 1 KB: a busy heap at the app's size often had no 1 KB block),
     and their recoded blocks decode to at most half of it (``rollup.recode``); the accelerometer's at most
     ``_RATE_BLOCK`` (coded ones at most 302 bytes, ``core._ZBUF``, decoded in the buffer's lower half: 612
     bytes); the features' recoded ones and the rollups' (up to ``rollup.ROWS_BYTES``, coded: decoded in the
-    buffer's lower half) need the full size."""
+    buffer's lower half) need the full size. The first two read through the store's spare 612 bytes when no
+    job runs and no other export has them (``Store.spare``; ``_Plan._shut`` gives them back): no block of their
+    own to find on a cut-up heap."""
     rd = p.rd
     if rd is None:
         r = p.r
         small = p.kind != _RATE and r is not None and not r.period and r.name != "features"
-        rd = p.rd = reader.Reader(_RATE_BLOCK if p.kind == _RATE else (_BUS_BLOCK if small else _BLOCK_MAX))
+        b = store.spare if (small or p.kind == _RATE) and not store._busy else None
+        if b is not None:
+            store.spare = None
+        rd = p.rd = reader.Reader(_RATE_BLOCK if p.kind == _RATE else (_BUS_BLOCK if small else _BLOCK_MAX), b)
     return rd
 
 
@@ -218,13 +227,13 @@ def prepare(store, p):
     try:
         yield from _prepare(store, p)
     finally:
-        _Plan._shut(p)
+        _Plan._shut(p, store)
 
 
 def _prepare(store, p):
     n = 0
     first = last = None
-    rd = _seg_reader(p)
+    rd = _seg_reader(store, p)
     for blk in _Plan._opened(p, _blocks(store, p, rd)):
         if blk is not None and blk[1] > blk[0]:
             n += blk[1] - blk[0]
@@ -285,7 +294,7 @@ def out_columns(p):
 def _rows(store, p):
     """Yield (t, values tuple) of every row in range, and (None, None) after each block read and each segment
     opened (a step for the caller to yield on)."""
-    rd = _seg_reader(p)
+    rd = _seg_reader(store, p)
     buf = bytearray(_DROWS) if p.r.period else None  # (a rollup's dense block, decoded: _rollup_rows)
     for blk in _Plan._opened(p, _blocks(store, p, rd)):
         if blk is not None:
@@ -336,7 +345,7 @@ def stream(store, p):
     try:
         yield from _stream(store, p)
     finally:
-        _Plan._shut(p)
+        _Plan._shut(p, store)
 
 
 def _stream(store, p):
@@ -512,7 +521,7 @@ def _csv_str(s):
 
 def _event_rows(store, p):
     """Yield (t, the event's JSON bytes) of the events in range, and (None, None) after each block."""
-    rd = _seg_reader(p)
+    rd = _seg_reader(store, p)
     for name in _Plan._opened(p, _segments(store, p, rd)):
         if name is None:
             yield None, None

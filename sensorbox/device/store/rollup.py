@@ -159,7 +159,7 @@ def rows(st, r, a, b):
     """(t, values) of resource ``r``'s stored rows with a <= t < b (a None: from the first), oldest first, and
     None after each block read. Timed resources without a stage only (the rollups' sources)."""
     names = seg_names(r)
-    rd = Reader(_BUS_BLOCK, st._rbuf)  # (the store's: one job at a time reads through it)
+    rd = Reader(_BUS_BLOCK, st.spare)  # (the store's: one job at a time reads through it)
     real = st.real  # (segment names are stored times: rows stored while the clock was unknown belong later)
     for i in range(len(names)):
         if a is not None and i + 1 < len(names) and real(names[i + 1]) <= a:
@@ -665,7 +665,7 @@ def _one(st, r, name, encode):
     path = "{}/{}.seg".format(r.dir, name)
     # the levels' and predictions' blocks are at most _BUS_BLOCK: read through the store's 528-byte buffer (one job
     # at a time reads through it), not a 1 KB reader of their own (the block the core soaks lacked); features' need 1 KB
-    rd = Reader() if r.name == "features" else Reader(_BUS_BLOCK, st._rbuf)
+    rd = Reader() if r.name == "features" else Reader(_BUS_BLOCK, st.spare)
     try:
         h = rd.open(path, None, 0)  # (the times as stored: the copy keeps them)
     except (OSError, ValueError):

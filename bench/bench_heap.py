@@ -87,9 +87,10 @@ def _start(args, data, port, heap, extra=None):
                             text=True)
 
 
-def app_account(load_s=15, image=None, heap=MEASURE_HEAP, full=False):
-    """Boot the app in mp_heap.py (``full``: with MQTT to a mosquitto of its own and a webhook), load it for
-    ``load_s`` seconds, stop it; returns its parsed lines and the load's figures."""
+def app_account(load_s=15, image=None, heap=MEASURE_HEAP, full=False, heapmap=False):
+    """Boot the app in mp_heap.py (``full``: with MQTT to a mosquitto of its own and a webhook; ``heapmap``: the
+    GC's block map printed once it runs, ``heap_map``), load it for ``load_s`` seconds, stop it; returns its
+    parsed lines and the load's figures."""
     import json
 
     import soak
@@ -104,7 +105,8 @@ def app_account(load_s=15, image=None, heap=MEASURE_HEAP, full=False):
         parts = (Broker(os.path.join(data, "broker")), soak.Hook())
         with open(os.path.join(data, "config.json"), "w") as f:
             json.dump(soak.full_config(parts[0].port, parts[1].port), f)
-    proc = _start(["app"] + ([image] if image else []), data, port, heap)
+    proc = _start(["app"] + ([image] if image else []), data, port, heap,
+                  {"SENSORBOX_HEAPMAP": "1"} if heapmap else None)
     lines = []
     ready = threading.Event()
 
@@ -136,12 +138,76 @@ def app_account(load_s=15, image=None, heap=MEASURE_HEAP, full=False):
     return _parse(lines), fig
 
 
+#: The GC block map's letters (py/gc.c, gc_dump_alloc_table): the kind of object that starts at a block
+_KINDS = {"h": "other: dict and set tables, raw code, qstr pools, buffers, instances", "B": "functions (bytecode)",
+          "S": "str and bytes objects", "D": "dict objects", "T": "tuples", "A": "bytearrays and arrays",
+          "M": "modules", "L": "lists", "F": "floats"}
+
+
+def heap_map(lines, image=0):
+    """The block map micropython.mem_info(1) printed (64 blocks a line; ``=`` a block continuing the one before,
+    ``.`` free) as {kind: [bytes, objects]} and {(kind, bytes): count}; an object of ``image`` bytes or more (the
+    ROMFS image's bytearray) is left out."""
+    cells = []
+    addrs = []
+    for ln in lines:
+        m = re.match(r"^([0-9a-f]{8}): (\S+)$", ln)
+        if m:
+            addrs.append(int(m.group(1), 16))
+            cells.append(m.group(2))
+        m = re.match(r"^\s*\((\d+) lines all free\)", ln)
+        if m:
+            cells.append("." * 64 * int(m.group(1)))
+    block = (addrs[1] - addrs[0]) // 64 if len(addrs) > 1 and addrs[1] - addrs[0] < 64 * 64 else 32
+    row = "".join(cells)
+    kinds, sizes = {}, {}
+    i = 0
+    while i < len(row):
+        c = row[i]
+        j = i + 1
+        while j < len(row) and row[j] == "=":
+            j += 1
+        if c not in ".=":
+            n = (j - i) * block
+            if not image or n < image:
+                k = kinds.setdefault(c, [0, 0])
+                k[0] += n
+                k[1] += 1
+                sizes[(c, n)] = sizes.get((c, n), 0) + 1
+        i = j
+    return kinds, sizes
+
+
+def map_rows(lines, image):
+    """The resident heap of the ROMFS app (booted, idle) by kind of object, from its block map, and the largest
+    size classes of the rest: where a cut has to come from (docs/heap.md)."""
+    kinds, sizes = heap_map(lines, image)
+    total = sum(v[0] for v in kinds.values())
+    rows = []
+    for k, (n, objs) in sorted(kinds.items(), key=lambda x: -x[1][0]):
+        rows.append(("ROMFS: resident heap by kind: {} ({} objects)".format(_KINDS.get(k, k), objs), n, total,
+                     round(n / total, 3) if total else None, "bytes"))
+    for (k, n), c in sorted(sizes.items(), key=lambda x: -x[0][1] * x[1])[:8]:
+        rows.append(("ROMFS: resident heap: {} objects of {} bytes ({})".format(c, n, _KINDS.get(k, k)[:40]),
+                     n * c, total, round(n * c / total, 3) if total else None, "bytes"))
+    return rows
+
+
 def _parse(lines):
-    """{"mark": {name: bytes}, "names": {after mark: (n, bytes)}, "obj": [(part, bytes)], ...}"""
-    r = {"mark": {}, "names": {}, "obj": [], "code": [], "cold": [], "modules": [], "peak": None}
+    """{"mark": {name: bytes}, "names": {after mark: (n, bytes)}, "obj": [(part, bytes)], "map": the block map's
+    lines, ...}"""
+    r = {"mark": {}, "names": {}, "obj": [], "code": [], "cold": [], "modules": [], "peak": None, "map": None}
     last = None
     prev = (0, 0)
+    in_map = False
     for ln in lines:
+        if ln in ("map start", "map end"):
+            in_map = ln == "map start"
+            r["map"] = [] if in_map else r["map"]
+            continue
+        if in_map:
+            r["map"].append(ln)
+            continue
         p = ln.split()
         if not p:
             continue
@@ -442,7 +508,7 @@ def run():
     rows.append(("all features: MQTT + webhook, resident (vs the core)", m["running"] - app["mark"]["running"],
                  app["mark"]["running"], round(m["running"] / app["mark"]["running"], 3), "bytes"))
     image = romfs_image()
-    rom, _ = app_account(image=image)
+    rom, _ = app_account(image=image, heapmap=True)
     rows.append(("ROMFS: resident after boot, code from a ROMFS image vs from the file system",
                  rom["mark"]["running"], app["mark"]["running"],
                  round(rom["mark"]["running"] / app["mark"]["running"], 3), "bytes"))
@@ -450,6 +516,7 @@ def run():
                  round(rom["peak"] / app["peak"], 3), "bytes"))
     rows.append(("ROMFS: the image (lib/ of the unix bundle; not in the heap)", os.path.getsize(image), None, None,
                  "bytes"))
+    rows += map_rows(rom["map"] or [], os.path.getsize(image))
     rows += peak_rows()
     rows += peak_rows(image)
     seconds = int(os.environ.get("BENCH_SOAK_S", "600"))

@@ -9,7 +9,9 @@
 #                              and taken apart service by service, each part's objects measured as what freeing it
 #                              gives back. IMAGE: a ROMFS image of the bundle, read into one bytearray first and
 #                              mounted at /rom (lib/ first on sys.path); its bytes are left out of every figure,
-#                              as on a board where the image sits in flash.
+#                              as on a board where the image sits in flash. With $SENSORBOX_HEAPMAP the GC's
+#                              block map is printed once the app runs (micropython.mem_info(1)): the resident heap
+#                              by kind of object (bench_heap.heap_map).
 import gc
 import os
 import sys
@@ -107,6 +109,11 @@ def app(image=None):
     async def probe():
         await asyncio.sleep_ms(6000)
         print("mark running", mem())
+        if os.getenv("SENSORBOX_HEAPMAP"):  # the GC's block map (one letter a block: its object's kind) at rest
+            gc.collect()
+            print("map start")
+            micropython.mem_info(1)
+            print("map end")
         print("ready", plat.http_port(0))
         peak = 0
         trace = os.getenv("SENSORBOX_TRACE")  # each sample printed too ("live <ms> <bytes>"): peaks by load

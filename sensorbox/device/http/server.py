@@ -312,7 +312,7 @@ def _route(p):
     return _WEB
 
 
-_TRIES = const(4)  # runs of a GET or PUT that found the heap short (_dispatch)
+_TRIES = const(4)  # runs of a GET or PUT that found the heap short, or of a request whose module did (_dispatch)
 _PAUSE_MS = const(60)  # ... and the pause before the third, twice it before the fourth
 
 
@@ -330,14 +330,17 @@ async def _dispatch(app, req):
             return not_allowed(req)
         name = _route(req.path)
         for retry in range(_TRIES):
+            c = None
             try:
-                return _response(await lazy.call(name, "handle", app.device, app, req))
+                c = lazy.call(name, "handle", app.device, app, req)
+                return _response(await c)
             except MemoryError:
-                # GET and PUT may run again (idempotent): with lazy's reserve given up, which leaves a hole of
-                # 2 KB (a config update needs blocks of ~1 KB that a busy heap may lack for a moment), then
-                # after a pause: the heap's peak is a moment's (a store job, an integration's send, another
-                # answer), and what they let go makes the blocks this one needs
-                if retry == _TRIES - 1 or req.method not in ("GET", "PUT"):
+                # GET and PUT may run again (idempotent), and any request whose module found no room to load
+                # (nothing of it ran: ``c`` not made; label POSTs and DELETEs failed so at 84wK from ROMFS): with
+                # lazy's reserve given up, which leaves a hole of 2 KB (a config update needs blocks of ~1 KB that
+                # a busy heap may lack for a moment), then after a pause: the heap's peak is a moment's (a store
+                # job, an integration's send, another answer), and what they let go makes the blocks this one needs
+                if retry == _TRIES - 1 or (c is not None and req.method not in ("GET", "PUT")):
                     raise
                 if not lazy.release():
                     await asyncio.sleep_ms(_PAUSE_MS * (retry + 1))

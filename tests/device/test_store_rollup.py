@@ -458,6 +458,19 @@ def test_a_job_short_of_memory_runs_once_more_with_the_reserve_then_waits():
         assert lazy.rearm()
         del calls[:]
         assert asyncio.run(rollup.run(st, 1)) == 1 and calls == [0] * 4  # with it back: the reserve's run first
+        # The step's generator itself found no block (the gyroscope's soak at 144wK: 464 bytes, and the store
+        # service failed): the same, not the service's failure
+        del calls[:]
+
+        def no_frame(st_, k):
+            if not calls:
+                calls.append(k)
+                raise MemoryError("memory allocation failed, allocating 464 bytes")
+            return step(st_, k, 0)
+
+        rollup.step = no_frame
+        got = asyncio.run(rollup.run(st, 1))
+        assert got == 0 and calls == [0, 0], (got, calls)
     finally:
         rollup.step = real
         lazy.rearm()
@@ -536,3 +549,15 @@ async def test_jobs_whose_code_finds_no_room_run_later_and_the_store_goes_on():
         lazy.load = real
     assert left[0] == 0 and len(read_all(st, "soundlevel_1m")[1]) == 3  # the minutes that are over
     assert len([e for e in st.log.entries() if e["msg"].startswith("jobs ")]) == 1
+
+    # The jobs' coroutine itself found no block (its frame: calling rollup.run allocates it): again later too
+    class NoFrame:
+        def run(st_, due):
+            raise MemoryError("memory allocation failed, allocating 464 bytes")
+
+    st.roll_at = clk.t - 1
+    lazy.load = lambda name: NoFrame if name == "sensorbox.device.store.rollup" else real(name)
+    try:
+        await jobs()  # (raised before)
+    finally:
+        lazy.load = real

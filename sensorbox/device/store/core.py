@@ -728,13 +728,19 @@ class Store:
                         continue
                     if due & 2:
                         self.recode_due = True
-                    self.log.warning("store", "jobs {} short of memory: again later ({})".format(due, e))
+                    try:  # (the message itself may find no room: never the service's failure)
+                        self.log.warning("store", "jobs {} short of memory: again later ({})".format(due, e))
+                    except MemoryError:
+                        pass
                     return
             lazy.unload("sensorbox.device.store.rollup")
             self._busy = True
             try:
                 if await m.run(self, due) & 2:
                     self.recode_due = True  # (short of memory: again later)
+            except MemoryError:  # (no block for the jobs' coroutine itself: they run again later, as above)
+                if due & 2:
+                    self.recode_due = True
             finally:
                 self._busy = False
 

@@ -114,14 +114,16 @@ async def run(st, n):
         tries = 0  # pauses (a request's peak is a moment's: in 10 minutes of the core soak from ROMFS at 88wK
         while again and n >> k & 1:  # the rollups found no block of 250-500 bytes 4 times), then later
             again = False
-            g = step(st, k)
-            if g is None:
-                break
+            g = None
             try:
+                g = step(st, k)  # (a generator: its frame is a block too, which a cut-up heap may lack: the
+                if g is None:  # gyroscope's soak at 144wK lost the store service to one of 464 bytes once)
+                    break
                 for _ in g:
                     await asyncio.sleep_ms(0)
             except MemoryError as e:
-                g.close()
+                if g is not None:
+                    g.close()
                 g = None
                 tries += 1
                 again = lazy.release()
@@ -133,7 +135,10 @@ async def run(st, n):
                     failed |= 1 << k
                     if k == 2:
                         st.sd.pending = True
-                    st.log.warning("store", "job {} short of memory: again later ({})".format(k, e))  # (see step)
+                    try:  # (the message itself may find no room: never the service's failure)
+                        st.log.warning("store", "job {} short of memory: again later ({})".format(k, e))
+                    except MemoryError:
+                        pass
             finally:
                 if g is not None:
                     g.close()

@@ -11,7 +11,7 @@ import gc
 import os
 
 from ramflash import RamFlash
-from devtest import StubConfig, quiet_log, renamed, tmpdir
+from devtest import StubConfig, inner, quiet_log, renamed, tmpdir
 from sensorbox.device.store import core, export
 from storetest import T0, count_labels, each_label, each_row, frames, last_row, make, meta_mod, read_all, \
     read_labels_csv, times
@@ -239,6 +239,23 @@ def test_cursor_holds_within_floor_and_counts_forced_loss():
     st.save_cursors()
     st2 = make(root)
     assert st2.cursors["outbox"][1] == T0 + 10000 and st2.cursors["outbox"][2] == ev.forced
+    # No room to save them (a cut-up heap at a request's peak): saved later, never the store service's failure
+    st.advance("outbox", T0 + 20000)
+
+    class NoRoom:
+        def dumps(obj):
+            raise MemoryError("memory allocation failed, allocating 464 bytes")
+
+    real = core.json
+    core.json = NoRoom
+    try:
+        st.save_cursors()  # (raised before)
+    finally:
+        core.json = real
+    assert make(root).cursors["outbox"][1] == T0 + 10000  # the file as it was
+    assert inner(st, "_cur_dirty", _CORE)
+    st.save_cursors()
+    assert make(root).cursors["outbox"][1] == T0 + 20000
 
 
 def test_bus_buffer_full_is_written_early_and_bad_rows_counted():

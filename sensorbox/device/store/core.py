@@ -813,13 +813,15 @@ class Store:
     def save_cursors(self):
         self._cur_saved = self.clock()
         self._cur_dirty = False
-        tmp = self.root + "/cursors.json.tmp"
         try:
+            tmp = self.root + "/cursors.json.tmp"
             with open(tmp, "w") as f:
                 f.write(json.dumps(self.cursors))
             os.rename(tmp, self.root + "/cursors.json")
         except OSError as e:
             self.log.error("store", "cannot save cursors ({})".format(e))
+        except MemoryError:  # (a cut-up heap at a request's peak: saved at a flush point ~10 s on; the store
+            self._cur_dirty = True  # service failing for it was a restart, every feature on)
 
     # ---- figures ----
 

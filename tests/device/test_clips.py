@@ -293,3 +293,39 @@ def test_clips_turned_on_without_ram_for_their_ring_stay_off_and_the_store_runs(
     assert st.clip is None and "clips: no RAM" in st.notes[-1], st.notes
     st.configure(StubConfig(clip__enabled=True))  # the store started again, with room: clips on
     assert st.clip is not None
+
+
+def test_a_trigger_with_no_room_for_its_segment_is_skipped_and_the_feed_goes_on():
+    # The gyroscope's every-feature soak at 136wK: the first clip's trigger made the clips resource (loading
+    # store/recover.py) inside the sound meter's feed, found no room and failed the sound meter service. Now the
+    # trigger is skipped (counted) and the next one records.
+    from sensorbox.device.sensors.ring import SampleRing
+
+    clock = FakeClock(t0)
+    st = make(tmpdir("s"), clock=clock, clip__enabled=True, clip__pre_ms=100, board__clip_ring_ms=100)
+    c = st.clip
+    mic = SampleRing(1, 512, 16000)
+    buf = array.array("h", range(256))
+    real = st.resource
+
+    def no_room(name):
+        raise MemoryError("memory allocation failed, allocating 368 bytes")
+
+    seq = 0
+    for k in range(4):
+        c.feed(buf, 256, seq + 255, mic)
+        seq += 256
+    assert c.trigger(1, 0)
+    st.resource = no_room
+    try:
+        c.feed(buf, 256, seq + 255, mic)  # (raised before)
+        seq += 256
+    finally:
+        st.resource = real
+    assert c.a < 0 and c.skipped == 1 and c.made == 0 and not inner(c, "_trig")
+    assert c.trigger(1, 0)
+    while inner(c, "_trig") or c.a >= 0:
+        c.feed(buf, 256, seq + 255, mic)
+        seq += 256
+    st.flush()
+    assert c.made == 1 and c.skipped == 1

@@ -166,17 +166,20 @@ class Clips:
         g = self._trig
         self._trig = 0
         self.t0 = mic.time_of(a)
-        r = self.r = self.st.resource("clips")  # (made with Res.raw set: recover.make)
-        m = _HDR + (self.n + _BLOCK - 1) // _BLOCK * (8 + 2 * _BLOCK)  # one segment a clip (retention: whole clips)
-        if m > r.seg_max:
-            r.seg_max = m
         try:
+            r = self.r = self.st.resource("clips")  # (made with Res.raw set: recover.make)
+            m = _HDR + (self.n + _BLOCK - 1) // _BLOCK * (8 + 2 * _BLOCK)  # one segment a clip (retention: whole
+            if m > r.seg_max:  # clips)
+                r.seg_max = m
             self.st._open_seg(self.r, self.t0, 1, 0, g, self.rate)
         except OSError as e:
             self.lost += self.n
             self.st.log.error("store", "clips: cannot open a segment ({})".format(e))
             self.st.retain(True)
             return
+        except MemoryError:  # no room for the resource's first making or the segment now (a cut-up heap): the
+            self.skipped += 1  # trigger is skipped, counted; the sound meter, which feeds this, goes on (it failed:
+            return  # the gyroscope's every-feature soak at 136wK)
         self.a = self.w = a
         self.b = a + self.n
         self.g = g

@@ -264,6 +264,37 @@ async def test_idle_sink_waits_for_the_stores_flush_point_instead_of_polling():
     assert looks[0] > idle
 
 
+async def test_a_sink_short_of_memory_pauses_and_delivers_what_waited():
+    # The gyroscope's every-feature soak at 136wK: an outbox read found no block (192 bytes) and the webhook
+    # service failed (a restart). Now the hook pauses; the rows wait in the outbox and go out after it.
+    from devtest import until
+    from sensorbox.device.integrations.webhook import WebhookSink
+
+    s = Server(())
+    await s.start()
+    d = _Dev(s.port)
+    sink = WebhookSink(d)
+    task = asyncio.create_task(sink.run())
+    await until(lambda: sink.state == "running" and sink.hooks)
+    hook = sink.hooks[0]
+    short = [1]
+    for ob in hook.outboxes:
+        def read(n, r=ob.read):
+            if short[0]:
+                short[0] -= 1
+                raise MemoryError("memory allocation failed, allocating 192 bytes")
+            return r(n)
+
+        ob.read = read
+    d.store.on_bus("soundlevel", d.clock.t, (6000, 5000, 7000, 6500, 6000, 5500))
+    d.store.flush()
+    await until(lambda: short[0] == 0 and hook.last_error == "device short of memory", 3000)
+    await until(lambda: len(s.requests) == 1, 5000)
+    assert not task.done()
+    task.cancel()
+    s.srv.close()
+
+
 def test_heap_of_client_and_sink_code():
     import asyncio  # noqa: F401
     from sensorbox.device.integrations import outbox  # noqa: F401 - shared with the MQTT sink

@@ -71,68 +71,73 @@ class Hook:
         queues = [[] for _ in names]
         ev = flush_event(d.store)
         while True:
-            ev.clear()  # before looking: a flush point from here on wakes the wait below
-            best = -1
-            for i in range(len(names)):
-                if names[i] == "predictions" and d.ml.model is None and d.ml.error is None:
-                    continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
-                q = queues[i]
-                if not q:
-                    q.extend(self.outboxes[i].read(4))
-                if q and (best < 0 or q[0][0] < queues[best][0][0]):
-                    best = i
-            if best < 0:  # nothing to send: until the store's next flush point (rows become readable only then)
-                await ev.wait()
-                continue
-            ob = self.outboxes[best]
-            t, v = queues[best][0]
-            if self.types is not None and ob.resource == "events" and not self._wanted(v):
+            try:
+                ev.clear()  # before looking: a flush point from here on wakes the wait below
+                best = -1
+                for i in range(len(names)):
+                    if names[i] == "predictions" and d.ml.model is None and d.ml.error is None:
+                        continue  # the model is loading (after a boot): it gives its classes ids (store.class_ids)
+                    q = queues[i]
+                    if not q:
+                        q.extend(self.outboxes[i].read(4))
+                    if q and (best < 0 or q[0][0] < queues[best][0][0]):
+                        best = i
+                if best < 0:  # nothing to send: until the store's next flush point (rows become readable only then)
+                    await ev.wait()
+                    continue
+                ob = self.outboxes[best]
+                t, v = queues[best][0]
+                if self.types is not None and ob.resource == "events" and not self._wanted(v):
+                    queues[best].pop(0)
+                    ob.ack(t)
+                    ob.sent -= 1  # passed over, not delivered
+                    self.skipped += 1
+                    await asyncio.sleep_ms(0)
+                    continue
+                key = ob.key(d.device_id, t)
+                body = self._payload(ob.resource, t, v, key)
+                ts = str(d.platform.epoch_ms() // 1000)
+                h = "X-Sensorbox-Timestamp: {}\r\nIdempotency-Key: {}\r\n".format(ts, key)
+                if self.mac is not None:
+                    h += "X-Sensorbox-Signature: sha256={}\r\n".format(self.mac.hexdigest(ts.encode(), b".", body))
+                self.attempts += 1
+                err = None
+                try:
+                    code = await httpc.post(self._u, body, h.encode(), timeout, ctx=ctx)
+                    if not 200 <= code < 300:
+                        err = "HTTP {}".format(code)
+                except asyncio.TimeoutError:
+                    err = "timeout"
+                except (OSError, ValueError) as e:  # a refused certificate is a ValueError (mbedTLS's words)
+                    err = "{}: {}".format(type(e).__name__, " ".join(str(e).split()))
+                if err is not None:
+                    self.failures += 1
+                    self.fails_in_row += 1
+                    self.last_error = err
+                    self.last_error_ms = d.platform.epoch_ms()
+                    self.state = "retrying"
+                    b = 1000 << min(self.fails_in_row - 1, 16)
+                    b = cap if b > cap else b
+                    self.retry_ms = b // 2 + (random.getrandbits(16) * (b // 2)) // 65536
+                    await asyncio.sleep_ms(self.retry_ms)
+                    continue
+                self.fails_in_row = 0
+                self.retry_ms = 0
+                self.state = "running"
+                self.last_ok_ms = d.platform.epoch_ms()
                 queues[best].pop(0)
                 ob.ack(t)
-                ob.sent -= 1  # passed over, not delivered
-                self.skipped += 1
+                lost = ob.lost()
+                if lost != self.lost_seen[best]:
+                    d.bus.publish("events", d.platform.epoch_ms(), {"type": "outbox_loss", "sink": "webhook",
+                                                                    "slot": self.slot, "resource": ob.resource,
+                                                                    "segments": lost - self.lost_seen[best]})
+                    self.lost_seen[best] = lost
                 await asyncio.sleep_ms(0)
-                continue
-            key = ob.key(d.device_id, t)
-            body = self._payload(ob.resource, t, v, key)
-            ts = str(d.platform.epoch_ms() // 1000)
-            h = "X-Sensorbox-Timestamp: {}\r\nIdempotency-Key: {}\r\n".format(ts, key)
-            if self.mac is not None:
-                h += "X-Sensorbox-Signature: sha256={}\r\n".format(self.mac.hexdigest(ts.encode(), b".", body))
-            self.attempts += 1
-            err = None
-            try:
-                code = await httpc.post(self._u, body, h.encode(), timeout, ctx=ctx)
-                if not 200 <= code < 300:
-                    err = "HTTP {}".format(code)
-            except asyncio.TimeoutError:
-                err = "timeout"
-            except (OSError, ValueError) as e:  # a refused certificate is a ValueError (mbedTLS's words)
-                err = "{}: {}".format(type(e).__name__, " ".join(str(e).split()))
-            if err is not None:
-                self.failures += 1
-                self.fails_in_row += 1
-                self.last_error = err
-                self.last_error_ms = d.platform.epoch_ms()
-                self.state = "retrying"
-                b = 1000 << min(self.fails_in_row - 1, 16)
-                b = cap if b > cap else b
-                self.retry_ms = b // 2 + (random.getrandbits(16) * (b // 2)) // 65536
-                await asyncio.sleep_ms(self.retry_ms)
-                continue
-            self.fails_in_row = 0
-            self.retry_ms = 0
-            self.state = "running"
-            self.last_ok_ms = d.platform.epoch_ms()
-            queues[best].pop(0)
-            ob.ack(t)
-            lost = ob.lost()
-            if lost != self.lost_seen[best]:
-                d.bus.publish("events", d.platform.epoch_ms(), {"type": "outbox_loss", "sink": "webhook",
-                                                                "slot": self.slot, "resource": ob.resource,
-                                                                "segments": lost - self.lost_seen[best]})
-                self.lost_seen[best] = lost
-            await asyncio.sleep_ms(0)
+            except MemoryError:  # (a cut-up heap at a request's peak: the rows wait in the outbox, read again after
+                self.state = "retrying"  # a pause; the service failing for it was a restart: the gyroscope's
+                self.last_error = "device short of memory"  # every-feature soak at 136wK)
+                await asyncio.sleep_ms(1000)
 
     def _wanted(self, v):
         try:

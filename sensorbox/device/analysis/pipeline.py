@@ -212,6 +212,9 @@ class Pipeline:
             await lazy.load("sensorbox.device.analysis.models").boot(d)  # yields while it parses
         except ValueError:  # models.ModelError: a model upload is loading one right now
             pass
+        except MemoryError:  # (the loader's own code found no room: as a model short of it, tried again; the
+            if d.ml.model is None:  # pipeline service failed for it, the core from ROMFS at 80wK)
+                d.ml.error = "not enough RAM to load the model now; tried again every 32 windows"
         finally:
             lazy.unload("sensorbox.device.analysis.models")
 

@@ -217,6 +217,15 @@ async def test_clips_off_leave_nothing_resident_and_the_api_refuses():
     assert "clips" not in dev.store.by_name
 
 
+def _clip_store():
+    """A store with clips on (100 ms before the trigger), a 16 kHz microphone ring and a chunk of 256 frames:
+    (store, clips, ring, chunk)."""
+    from sensorbox.device.sensors.ring import SampleRing
+
+    st = make(tmpdir("s"), clock=FakeClock(t0), clip__enabled=True, clip__pre_ms=100, board__clip_ring_ms=100)
+    return st, st.clip, SampleRing(1, 512, 16000), array.array("h", range(256))
+
+
 def test_an_idle_clip_ring_takes_chunks_without_allocating():
     # clips on, none recording: each chunk goes into the pre-trigger ring, allocating nothing (the sound meter's
     # per-chunk budget); recording costs a memoryview per 128-frame block, as the store's own blocks do
@@ -224,11 +233,7 @@ def test_an_idle_clip_ring_takes_chunks_without_allocating():
 
     from sensorbox.device.sensors.ring import SampleRing
 
-    clock = FakeClock(t0)
-    st = make(tmpdir("s"), clock=clock, clip__enabled=True, clip__pre_ms=100, board__clip_ring_ms=100)
-    c = st.clip
-    mic = SampleRing(1, 512, 16000)
-    buf = array.array("h", range(256))
+    st, c, mic, buf = _clip_store()
     c.feed(buf, 256, 255, mic)
     micropython.heap_lock()
     try:
@@ -299,13 +304,7 @@ def test_a_trigger_with_no_room_for_its_segment_is_skipped_and_the_feed_goes_on(
     # The gyroscope's every-feature soak at 136wK: the first clip's trigger made the clips resource (loading
     # store/recover.py) inside the sound meter's feed, found no room and failed the sound meter service. Now the
     # trigger is skipped (counted) and the next one records.
-    from sensorbox.device.sensors.ring import SampleRing
-
-    clock = FakeClock(t0)
-    st = make(tmpdir("s"), clock=clock, clip__enabled=True, clip__pre_ms=100, board__clip_ring_ms=100)
-    c = st.clip
-    mic = SampleRing(1, 512, 16000)
-    buf = array.array("h", range(256))
+    st, c, mic, buf = _clip_store()
     real = st.resource
 
     def no_room(name):

@@ -170,31 +170,19 @@ async def test_unknown_below_threshold_and_no_model():
 async def test_the_model_loader_short_of_memory_at_start_is_tried_again_and_the_pipeline_runs():
     # The core from ROMFS at 80wK: the model manager's own code found no room at the pipeline's start (696 bytes)
     # and the pipeline service failed. Now that is a model short of RAM: the pipeline runs, says so, tries again.
-    from sensorbox.device import lazy
+    from devtest import short_load
 
     frames = segment("ER", 600)
     dev = Dev()
     pipe = Pipeline(dev)
-    real = lazy.load
-    short = [1]
-
-    def load(name):
-        if name == "sensorbox.device.analysis.models" and short[0]:
-            short[0] -= 1
-            raise MemoryError("memory allocation failed, allocating 696 bytes")
-        return real(name)
-
-    lazy.load = load
-    try:
+    with short_load("sensorbox.device.analysis.models", 1, 696) as short:
         task = asyncio.create_task(pipe.run())
-        await until(lambda: short[0] == 0 and dev.ml.error is not None)
+        await until(lambda: short.fails == 1 and dev.ml.error is not None)
         assert "RAM" in dev.ml.error and dev.ml.model is None and not task.done(), dev.ml.error
         seq = 0
         while dev.ml.model is None and pipe.windows < 40:
             seq = await feed(dev.sensors["accel"].ring, frames, seq, 64 * 4)
         assert dev.ml.model is not None and not task.done(), pipe.windows
-    finally:
-        lazy.load = real
     task.cancel()
     await asyncio.sleep_ms(0)
 

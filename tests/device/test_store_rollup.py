@@ -507,47 +507,28 @@ def test_the_rollup_job_runs_on_a_heap_cut_into_small_pieces():
 async def test_jobs_whose_code_finds_no_room_run_later_and_the_store_goes_on():
     # rollup.py (the jobs' code) could not be loaded on a cut-up heap (its 592-byte table, the every-feature soak at
     # 144wK): the store service failed with the MemoryError. Now the jobs wait for the next flush point or minute.
+    from devtest import short_load
     from sensorbox.device import lazy
 
+    rollup_ = "sensorbox.device.store.rollup"
     clk = FakeClock(T0 + 3 * 60000 + 30000)
     st = make(tmpdir("s"), clk, store__soundlevel_kb=512)
     for i in range(180):
         st.on_bus("soundlevel", T0 + 1000 * i, (5000, 4800, 5200, 5100, 5000, 4900))
     st.flush()
     st.roll_at = clk.t - 1  # (a rollup due)
-    real = lazy.load
-
-    def short(name):
-        if name == "sensorbox.device.store.rollup":
-            raise MemoryError("memory allocation failed, allocating 592 bytes")
-        return real(name)
-
     jobs = inner(st, "_jobs")
-    lazy.load = short
-    try:
+    with short_load(rollup_, 99):
         await jobs()  # (raised before)
-    finally:
-        lazy.load = real
     assert read_all(st, "soundlevel_1m")[1] == []  # again later: nothing lost, nothing made
     warned = [e for e in st.log.entries() if e["msg"].startswith("jobs ") and "short of memory: again later" in e["msg"]]
     assert len(warned) == 1, warned
     # A moment's shortage (the gyroscope's soak at 144wK: a request's peak) is waited out: after pauses of 100 and
     # 200 ms the code loads and the jobs run now, not at the next minute, with nothing to warn about.
-    left = [2]
-
-    def once_short(name):
-        if name == "sensorbox.device.store.rollup" and left[0]:
-            left[0] -= 1
-            raise MemoryError("memory allocation failed, allocating 592 bytes")
-        return real(name)
-
     st.roll_at = clk.t - 1
-    lazy.load = once_short
-    try:
+    with short_load(rollup_, 2) as short:
         await jobs()
-    finally:
-        lazy.load = real
-    assert left[0] == 0 and len(read_all(st, "soundlevel_1m")[1]) == 3  # the minutes that are over
+    assert short.fails == 2 and len(read_all(st, "soundlevel_1m")[1]) == 3  # the minutes that are over
     assert len([e for e in st.log.entries() if e["msg"].startswith("jobs ")]) == 1
 
     # The jobs' coroutine itself found no block (its frame: calling rollup.run allocates it): again later too
@@ -556,7 +537,8 @@ async def test_jobs_whose_code_finds_no_room_run_later_and_the_store_goes_on():
             raise MemoryError("memory allocation failed, allocating 464 bytes")
 
     st.roll_at = clk.t - 1
-    lazy.load = lambda name: NoFrame if name == "sensorbox.device.store.rollup" else real(name)
+    real = lazy.load
+    lazy.load = lambda name: NoFrame if name == rollup_ else real(name)
     try:
         await jobs()  # (raised before)
     finally:

@@ -110,6 +110,37 @@ def cut_heap(piece):
     return [big, small, more]
 
 
+class short_load:
+    """``with short_load(name, times):`` -- ``lazy.load`` of module ``name`` raises the MemoryError a cut-up heap
+    gives (``allocating <size> bytes``) for its next ``times`` loads (the rest load as usual); ``.fails`` counts the
+    ones that failed. A moment's shortage made certain, for the paths that must survive it."""
+
+    def __init__(self, name, times=1, size=592):
+        self.name = name
+        self.times = times
+        self.size = size
+        self.fails = 0
+
+    def __enter__(self):
+        from sensorbox.device import lazy
+
+        real = self.real = lazy.load
+
+        def load(name):
+            if name == self.name and self.fails < self.times:
+                self.fails += 1
+                raise MemoryError("memory allocation failed, allocating {} bytes".format(self.size))
+            return real(name)
+
+        lazy.load = load
+        return self
+
+    def __exit__(self, *exc):
+        from sensorbox.device import lazy
+
+        lazy.load = self.real
+
+
 def largest_free():
     """The size of the largest block the heap has free now (to 16 bytes), up to 9000."""
     lo, hi = 16, 9000

@@ -60,7 +60,7 @@ FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts wh
 
 
 #: Heap the whole app runs in on the unix port (``make run``, the end-to-end tests). The unix port is 64-bit,
-#: and `w` scales by word size over 4 bytes: 144wK is a 288 KB heap here and models a 144 KB heap on a 32-bit
+#: and `w` scales by word size over 4 bytes: 152wK is a 304 KB heap here and models a 152 KB heap on a 32-bit
 #: ESP32 (conservatively: pointer-heavy objects take twice the bytes here, bytecode and arrays do not). It is
 #: what the all-features soak (MQTT to mosquitto, a webhook, four live streams, UI and API requests in a loop)
 #: proves clean: tests/host/test_soak.py (60 s), bench/bench_heap.py (10 min). It was 192wK, then 160wK. At
@@ -75,10 +75,12 @@ FLASH_BLOCK = 4096  # littlefs allocates whole 4 KB blocks; the budget counts wh
 #: (6 channels, a 6-channel model) got one 503 on an accelerometer .npy export in 30 s, and the config fuzz
 #: turned clips on late on a cut-up heap (fixed: clips.configure). The gyroscope's soak then failed by a
 #: rollup.py load that lacked 592 bytes once (now tried again after pauses: store/core.py) and clips turned off
-#: for want of RAM by the growth of the store's attribute table: with both fixed, 144wK (2026-12-07: the gyro
-#: soak 4 of 4 runs clean, the config fuzz clean, the every-feature soak clean for 10 minutes again: docs/heap.md).
+#: for want of RAM by the growth of the store's attribute table: with both fixed, 144wK for a day (2026-12-07:
+#: the every-feature soak clean for 10 minutes twice, the config fuzz clean), but in fresh clones beside other
+#: work the gyroscope's 30-s soak lost the store service to a MemoryError in 2 of 4 (464, then 532 bytes; the
+#: first fixed, the second not found yet): 152wK again until that soak is clean there.
 #: Issue 13's targets are 112wK with every feature on and 80wK for the core: the gap is in docs/heap.md.
-APP_HEAP = "144wK"
+APP_HEAP = "152wK"
 
 #: Heap the core app (sampling, store, analysis, HTTP API and UI; no MQTT, no webhooks) runs the same soak in.
 #: It was 128wK; main's hardening merged in (connection slots and deadlines, the watch loop, the store's class

@@ -219,8 +219,8 @@ def build_parser():
     r.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     r.add_argument("--data", default="./var", help="data directory: config, store, log (default ./var)")
     r.add_argument("--heap", default=bundle.APP_HEAP,
-                   help="MicroPython heap (default %(default)s: w scales by word size, so 144wK on this 64-bit "
-                        "port models an ESP32's 144 KB)")
+                   help="MicroPython heap (default %(default)s: w scales by word size, so 152wK on this 64-bit "
+                        "port models an ESP32's 152 KB)")
     r.add_argument("--replay", default=os.path.join(bundle.REPO, "data", "watch_excerpt.npy"),
                    help="int16 .npy recording (frames x channels) the simulated accelerometer replays")
     r.set_defaults(func=cmd_run)

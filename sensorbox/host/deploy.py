@@ -250,8 +250,8 @@ def probe(port):
 
 
 def app_heap_bytes(word=4, heap=None):
-    """The heap the app needs on a board with ``word``-byte words: ``heap`` (default ``bundle.APP_HEAP``; ``144wK``:
-    144 K words of 4 bytes, scaled by the word size like MicroPython's ``-X heapsize``)."""
+    """The heap the app needs on a board with ``word``-byte words: ``heap`` (default ``bundle.APP_HEAP``; ``152wK``:
+    152 K words of 4 bytes, scaled by the word size like MicroPython's ``-X heapsize``)."""
     h = (heap or bundle.APP_HEAP).upper()
     n = float(h.rstrip("KMW"))
     n *= 1024 if "K" in h else (1024 * 1024 if "M" in h else 1)
